@@ -1,0 +1,114 @@
+// conv2d with torch.nn.functional.conv2d semantics (cross-correlation, NCHW, groups), three
+// algorithms, and its backward. The output's array type follows the input's.
+
+import { Tensor, allocLike } from '../tensor/tensor.js';
+import { expectSameDtype, fmtShape } from '../tensor/check.js';
+import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
+import { conv2dBackwardIm2col, conv2dIm2col } from './conv2d_im2col.js';
+import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
+
+export type ConvAlgorithm = 'auto' | 'direct' | 'im2col' | 'winograd';
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Padding;
+  dilation?: Pair;
+  groups?: number;
+  /** 'auto' (default) picks the fastest applicable algorithm; the others throw where they do not apply. */
+  algorithm?: ConvAlgorithm;
+  /** Winograd output tile: 4 for F(4×4,3×3) (default), 2 for F(2×2,3×3). */
+  winogradTile?: WinogradTile;
+  /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
+  winogradWeights?: WinogradWeights;
+}
+
+export function winogradApplies(g: ConvGeometry): boolean {
+  return g.KH === 3 && g.KW === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1;
+}
+
+/** The algorithm 'auto' runs for this geometry (see bench/ for the measurements behind it). */
+export function autoAlgorithm(g: ConvGeometry): 'im2col' | 'winograd' {
+  // Winograd's transforms cost O(α²·(C+F)) per tile against O(α²·C·F) for its GEMMs, so it pays
+  // once channels are not tiny; for C/g, F/g ≤ 4 (depthwise-like) im2col wins.
+  return winogradApplies(g) && g.Cg >= 8 && g.Fg >= 8 ? 'winograd' : 'im2col';
+}
+
+function checkConvArgs(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): void {
+  expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
+  if (bias !== null) {
+    expectSameDtype(x, bias, 'conv2d input', 'conv2d bias');
+    if (bias.shape.length !== 1 || bias.shape[0] !== g.F) {
+      throw new Error(`conv2d: bias shape ${fmtShape(bias.shape)} does not match ${g.F} output channels`);
+    }
+  }
+}
+
+// x: (N, C, H, W), w: (F, C/g, kH, kW), bias: (F) | null → y: (N, F, Ho, Wo)
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const g = convGeometry(x.shape, w.shape, opts);
+  checkConvArgs(x, w, bias, g);
+  const y = allocLike(x.data, g.N * g.F * g.Ho * g.Wo);
+  const b = bias === null ? null : bias.data;
+  let algo = opts.algorithm ?? 'auto';
+  if (algo === 'auto') algo = opts.winogradWeights !== undefined && winogradApplies(g) ? 'winograd' : autoAlgorithm(g);
+  switch (algo) {
+    case 'direct':
+      conv2dDirect(g, x.data, w.data, b, y);
+      break;
+    case 'im2col':
+      conv2dIm2col(g, x.data, w.data, b, y);
+      break;
+    case 'winograd': {
+      if (!winogradApplies(g)) {
+        throw new Error(`conv2d: Winograd needs a 3×3 kernel with stride 1 and dilation 1, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, dilation ${g.dh}×${g.dw}`);
+      }
+      const tile = opts.winogradTile ?? 4;
+      if (tile !== 2 && tile !== 4) throw new Error(`conv2d: winogradTile must be 2 or 4, got ${String(tile)}`);
+      let U = opts.winogradWeights;
+      if (U === undefined) U = winogradWeights(w.data, g.F, g.Cg, g.groups, tile);
+      else if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups || (opts.winogradTile !== undefined && U.tile !== tile)) {
+        throw new Error('conv2d: winogradWeights do not match the weight shape, groups or tile');
+      }
+      conv2dWinograd(g, x.data, U, b, y);
+      break;
+    }
+    default:
+      throw new Error(`conv2d: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);
+  }
+  return new Tensor(y, [g.N, g.F, g.Ho, g.Wo]);
+}
+
+export interface Conv2dGrads {
+  dx: Tensor | null;
+  dw: Tensor | null;
+  db: Tensor | null;
+}
+
+// dy: (N, F, Ho, Wo) → dx: (N, C, H, W), dw: (F, C/g, kH, kW), db: (F)
+export function conv2dBackward(
+  dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions = {},
+  want: { dx?: boolean; dw?: boolean; db?: boolean } = {},
+): Conv2dGrads {
+  const g = convGeometry(x.shape, w.shape, opts);
+  expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
+  expectSameDtype(x, dy, 'conv2d input', 'conv2d grad_output');
+  if (dy.shape.length !== 4 || dy.shape[0] !== g.N || dy.shape[1] !== g.F || dy.shape[2] !== g.Ho || dy.shape[3] !== g.Wo) {
+    throw new Error(`conv2d backward: grad_output shape ${fmtShape(dy.shape)} does not match output shape ${fmtShape([g.N, g.F, g.Ho, g.Wo])}`);
+  }
+  const dx = want.dx === false ? null : allocLike(x.data, x.size);
+  const dW = want.dw === false ? null : allocLike(x.data, w.size);
+  const db = want.db === false ? null : allocLike(x.data, g.F);
+  const algo = opts.algorithm ?? 'auto';
+  if (algo === 'direct') conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
+  else if (algo === 'auto' || algo === 'im2col') conv2dBackwardIm2col(g, x.data, w.data, dy.data, dx, dW, db);
+  else throw new Error(`conv2d backward: algorithm '${String(algo)}' has no backward (use auto, direct or im2col)`);
+  return {
+    dx: dx === null ? null : new Tensor(dx, x.shape),
+    dw: dW === null ? null : new Tensor(dW, w.shape),
+    db: db === null ? null : new Tensor(db, [g.F]),
+  };
+}
+
+export type { ConvGeometry, Padding, Pair } from './conv2d_geometry.js';
+export { convGeometry, convMacs } from './conv2d_geometry.js';

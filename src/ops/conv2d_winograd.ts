@@ -1,0 +1,296 @@
+// Winograd minimal filtering F(m×m, 3×3) for 3×3 convs with stride 1 and dilation 1 (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016).
+//
+// 1-D F(m, 3) computes m outputs of a 3-tap correlation y_i = Σ_p d_{i+p}·g_p from α = m + 2 inputs
+// with α multiplications: interpret d and g as polynomial coefficients, evaluate at α points
+// (0, ±1, ±2, …, and ∞), multiply pointwise, interpolate back (Chinese remainder / Toom-Cook):
+//     y = Aᵀ [ (G g) ⊙ (Bᵀ d) ]
+// Nesting the 1-D algorithm gives 2-D: Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A, so an m×m output tile
+// costs α² multiplies instead of 9m²: 16 vs 36 for F(2×2) (2.25×), 36 vs 144 for F(4×4) (4×).
+// Summed over input channels, the ⊙ becomes α² independent GEMMs: M_ξη = U_ξη · V_ξη with
+// U_ξη (F/g × C/g) the transformed filters and V_ξη (C/g × tiles) the transformed input tiles.
+//
+// The transforms amplify magnitudes (entries up to 8 in Aᵀ for F(4×4)), so rounding error grows
+// faster than for direct convolution; the tests bound it by the same algorithm run on |·|.
+
+import type { FloatArray } from '../tensor/tensor.js';
+import { workspace64, workspaceLike } from '../tensor/workspace.js';
+import type { ConvGeometry } from './conv2d_geometry.js';
+import { gemm } from './gemm.js';
+
+export interface WinogradMatrices {
+  /** output tile size m */
+  m: number;
+  /** α = m + 2 */
+  alpha: number;
+  /** Bᵀ: α×α, input transform */
+  BT: readonly number[][];
+  /** G: α×3, filter transform */
+  G: readonly number[][];
+  /** Aᵀ: m×α, output transform */
+  AT: readonly number[][];
+}
+
+// F(2, 3), points 0, 1, −1, ∞.
+export const WINOGRAD_F2: WinogradMatrices = {
+  m: 2,
+  alpha: 4,
+  BT: [
+    [1, 0, -1, 0],
+    [0, 1, 1, 0],
+    [0, -1, 1, 0],
+    [0, 1, 0, -1],
+  ],
+  G: [
+    [1, 0, 0],
+    [1 / 2, 1 / 2, 1 / 2],
+    [1 / 2, -1 / 2, 1 / 2],
+    [0, 0, 1],
+  ],
+  AT: [
+    [1, 1, 1, 0],
+    [0, 1, -1, -1],
+  ],
+};
+
+// F(4, 3), points 0, 1, −1, 2, −2, ∞.
+export const WINOGRAD_F4: WinogradMatrices = {
+  m: 4,
+  alpha: 6,
+  BT: [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+  ],
+  G: [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+  ],
+  AT: [
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+  ],
+};
+
+export type WinogradTile = 2 | 4;
+
+export function winogradMatrices(tile: WinogradTile): WinogradMatrices {
+  return tile === 4 ? WINOGRAD_F4 : WINOGRAD_F2;
+}
+
+/** Filters transformed once: U[gi][ξ·α+η][f][c] = (G g_{f,c} Gᵀ)_ξη, the GEMM's A operands. */
+export interface WinogradWeights {
+  tile: WinogradTile;
+  F: number;
+  Cg: number;
+  groups: number;
+  data: FloatArray;
+}
+
+// w: (F, C/g, 3, 3) → U: (groups, α², F/g, C/g)
+export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: number, tile: WinogradTile): WinogradWeights {
+  const { alpha, G } = winogradMatrices(tile);
+  const A2 = alpha * alpha;
+  const Fg = F / groups;
+  const U = w instanceof Float64Array ? new Float64Array(groups * A2 * Fg * Cg) : new Float32Array(groups * A2 * Fg * Cg);
+  const Gg = new Float64Array(alpha * 3);
+  for (let f = 0; f < F; f++) {
+    const gi = Math.floor(f / Fg);
+    const fl = f - gi * Fg;
+    for (let c = 0; c < Cg; c++) {
+      const wo = (f * Cg + c) * 9;
+      // Gg = G · g (α×3)
+      for (let x = 0; x < alpha; x++) {
+        for (let q = 0; q < 3; q++) {
+          Gg[x * 3 + q] = G[x][0] * w[wo + q] + G[x][1] * w[wo + 3 + q] + G[x][2] * w[wo + 6 + q];
+        }
+      }
+      // U_ξη = Σ_q Gg[ξ][q] · G[η][q]
+      for (let x = 0; x < alpha; x++) {
+        for (let e = 0; e < alpha; e++) {
+          const u = Gg[x * 3] * G[e][0] + Gg[x * 3 + 1] * G[e][1] + Gg[x * 3 + 2] * G[e][2];
+          U[((gi * A2 + x * alpha + e) * Fg + fl) * Cg + c] = u;
+        }
+      }
+    }
+  }
+  return { tile, F, Cg, groups, data: U };
+}
+
+const TILE_BLOCK = 256;
+
+// x: (N, C, H, W), U from winogradWeights, b: (F) | null → y: (N, F, Ho, Wo)
+export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray): void {
+  const { N, C, H, W, F, groups, Cg, Fg, pt, pl, Ho, Wo } = g;
+  const m = U.tile;
+  const alpha = m + 2;
+  const A2 = alpha * alpha;
+  const th = Math.ceil(Ho / m), tw = Math.ceil(Wo / m);
+  const tilesPerImage = th * tw;
+  const T = N * tilesPerImage;
+  const TB = Math.min(TILE_BLOCK, T);
+  const V = workspaceLike('winograd.V', A2 * Cg * TB, x);
+  const M = workspaceLike('winograd.M', A2 * Fg * TB, x);
+  const d = workspace64('winograd.d', 2 * A2);
+  const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
+  const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
+  for (let t0 = 0; t0 < T; t0 += TB) {
+    const tb = Math.min(TB, T - t0);
+    for (let gi = 0; gi < groups; gi++) {
+      // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
+      for (let c = 0; c < Cg; c++) {
+        for (let t = 0; t < tb; t++) {
+          const tile = t0 + t;
+          const n = Math.floor(tile / tilesPerImage);
+          const r = tile - n * tilesPerImage;
+          const ty = Math.floor(r / tw);
+          const y0 = ty * m - pt, x0 = (r - ty * tw) * m - pl;
+          gatherTile(x, (n * C + gi * Cg + c) * H * W, H, W, y0, x0, alpha, d);
+          inputTransform(d, V, c * tb + t, Cg * tb);
+        }
+      }
+      // M_ξη (F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
+      for (let k = 0; k < A2; k++) {
+        gemm(Fg, tb, Cg,
+          { data: U.data, offset: (gi * A2 + k) * Fg * Cg, ld: Cg, trans: false },
+          { data: V, offset: k * Cg * tb, ld: tb, trans: false },
+          M, k * Fg * tb, tb, false);
+      }
+      // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
+      for (let fl = 0; fl < Fg; fl++) {
+        const f = gi * Fg + fl;
+        const bias = b === null ? 0 : b[f];
+        for (let t = 0; t < tb; t++) {
+          const tile = t0 + t;
+          const n = Math.floor(tile / tilesPerImage);
+          const r = tile - n * tilesPerImage;
+          const ty = Math.floor(r / tw);
+          const oy = ty * m, ox = (r - ty * tw) * m;
+          outputTransform(M, fl * tb + t, Fg * tb, d);
+          const yOff = (n * F + f) * Ho * Wo;
+          const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
+          for (let i = 0; i < mh; i++) {
+            const row = yOff + (oy + i) * Wo + ox;
+            for (let j = 0; j < mw; j++) y[row + j] = d[i * m + j] + bias;
+          }
+        }
+      }
+    }
+  }
+}
+
+// d[α×α] = x[c, y0.., x0..] with zeros outside the image (the padding).
+function gatherTile(x: FloatArray, xc: number, H: number, W: number, y0: number, x0: number, alpha: number, d: Float64Array): void {
+  if (y0 >= 0 && x0 >= 0 && y0 + alpha <= H && x0 + alpha <= W) {
+    for (let i = 0; i < alpha; i++) {
+      const src = xc + (y0 + i) * W + x0;
+      for (let j = 0; j < alpha; j++) d[i * alpha + j] = x[src + j];
+    }
+    return;
+  }
+  for (let i = 0; i < alpha; i++) {
+    const yy = y0 + i;
+    const rowIn = yy >= 0 && yy < H;
+    const src = xc + yy * W + x0;
+    for (let j = 0; j < alpha; j++) {
+      const xx = x0 + j;
+      d[i * alpha + j] = rowIn && xx >= 0 && xx < W ? x[src + j] : 0;
+    }
+  }
+}
+
+// V[off + k·stride] = (Bᵀ d B)_k for F(4×4, 3×3); d is 6×6 row-major, d[36..71] scratch.
+function inputTransformF4(d: Float64Array, V: FloatArray, off: number, stride: number): void {
+  // columns: t = Bᵀ d
+  for (let j = 0; j < 6; j++) {
+    const d0 = d[j], d1 = d[6 + j], d2 = d[12 + j], d3 = d[18 + j], d4 = d[24 + j], d5 = d[30 + j];
+    d[36 + j] = 4 * d0 - 5 * d2 + d4;
+    d[42 + j] = -4 * (d1 + d2) + d3 + d4;
+    d[48 + j] = 4 * (d1 - d2) - d3 + d4;
+    d[54 + j] = -2 * (d1 - d3) - d2 + d4;
+    d[60 + j] = 2 * (d1 - d3) - d2 + d4;
+    d[66 + j] = 4 * d1 - 5 * d3 + d5;
+  }
+  // rows: V = t B
+  for (let i = 0; i < 6; i++) {
+    const s = 36 + i * 6;
+    const r0 = d[s], r1 = d[s + 1], r2 = d[s + 2], r3 = d[s + 3], r4 = d[s + 4], r5 = d[s + 5];
+    const o = off + i * 6 * stride;
+    V[o] = 4 * r0 - 5 * r2 + r4;
+    V[o + stride] = -4 * (r1 + r2) + r3 + r4;
+    V[o + 2 * stride] = 4 * (r1 - r2) - r3 + r4;
+    V[o + 3 * stride] = -2 * (r1 - r3) - r2 + r4;
+    V[o + 4 * stride] = 2 * (r1 - r3) - r2 + r4;
+    V[o + 5 * stride] = 4 * r1 - 5 * r3 + r5;
+  }
+}
+
+// out[0..15] = (Aᵀ m A) for F(4×4, 3×3), m_k = M[off + k·stride]; out[16..39] scratch.
+function outputTransformF4(M: FloatArray, off: number, stride: number, out: Float64Array): void {
+  // columns: t = Aᵀ m (4×6)
+  for (let j = 0; j < 6; j++) {
+    const o = off + j * stride;
+    const m0 = M[o], m1 = M[o + 6 * stride], m2 = M[o + 12 * stride];
+    const m3 = M[o + 18 * stride], m4 = M[o + 24 * stride], m5 = M[o + 30 * stride];
+    const a = m1 + m2, s = m1 - m2, p = m3 + m4, q = m3 - m4;
+    out[16 + j] = m0 + a + p;
+    out[22 + j] = s + 2 * q;
+    out[28 + j] = a + 4 * p;
+    out[34 + j] = s + 8 * q + m5;
+  }
+  // rows: Y = t A (4×4)
+  for (let i = 0; i < 4; i++) {
+    const b = 16 + i * 6;
+    const t0 = out[b], t1 = out[b + 1], t2 = out[b + 2], t3 = out[b + 3], t4 = out[b + 4], t5 = out[b + 5];
+    const a = t1 + t2, s = t1 - t2, p = t3 + t4, q = t3 - t4;
+    out[i * 4] = t0 + a + p;
+    out[i * 4 + 1] = s + 2 * q;
+    out[i * 4 + 2] = a + 4 * p;
+    out[i * 4 + 3] = s + 8 * q + t5;
+  }
+}
+
+// V[off + k·stride] = (Bᵀ d B)_k for F(2×2, 3×3); d is 4×4 row-major, d[16..31] scratch.
+function inputTransformF2(d: Float64Array, V: FloatArray, off: number, stride: number): void {
+  for (let j = 0; j < 4; j++) {
+    const d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j];
+    d[16 + j] = d0 - d2;
+    d[20 + j] = d1 + d2;
+    d[24 + j] = d2 - d1;
+    d[28 + j] = d1 - d3;
+  }
+  for (let i = 0; i < 4; i++) {
+    const s = 16 + i * 4;
+    const r0 = d[s], r1 = d[s + 1], r2 = d[s + 2], r3 = d[s + 3];
+    const o = off + i * 4 * stride;
+    V[o] = r0 - r2;
+    V[o + stride] = r1 + r2;
+    V[o + 2 * stride] = r2 - r1;
+    V[o + 3 * stride] = r1 - r3;
+  }
+}
+
+// out[0..3] = (Aᵀ m A) for F(2×2, 3×3); out[4..11] scratch.
+function outputTransformF2(M: FloatArray, off: number, stride: number, out: Float64Array): void {
+  for (let j = 0; j < 4; j++) {
+    const o = off + j * stride;
+    const m0 = M[o], m1 = M[o + 4 * stride], m2 = M[o + 8 * stride], m3 = M[o + 12 * stride];
+    out[4 + j] = m0 + m1 + m2;
+    out[8 + j] = m1 - m2 - m3;
+  }
+  for (let i = 0; i < 2; i++) {
+    const b = 4 + i * 4;
+    const t0 = out[b], t1 = out[b + 1], t2 = out[b + 2], t3 = out[b + 3];
+    out[i * 2] = t0 + t1 + t2;
+    out[i * 2 + 1] = t1 - t2 - t3;
+  }
+}

@@ -1,0 +1,81 @@
+// Tensor: a contiguous row-major (NCHW for images) view over a Float32Array or Float64Array.
+// float32 is the default everywhere; float64 is the reference mode. Ops keep the input's array type.
+
+export type FloatArray = Float32Array | Float64Array;
+export type DType = 'float32' | 'float64';
+
+export class Tensor {
+  readonly data: FloatArray;
+  readonly shape: readonly number[];
+
+  constructor(data: FloatArray, shape: readonly number[]) {
+    if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) {
+      throw new Error('Tensor: data must be a Float32Array or a Float64Array');
+    }
+    if (!Array.isArray(shape)) throw new Error('Tensor: shape must be an array of non-negative integers');
+    let size = 1;
+    for (let i = 0; i < shape.length; i++) {
+      const d = shape[i];
+      if (!Number.isInteger(d) || d < 0) {
+        throw new Error(`Tensor: shape [${shape.join(', ')}] has an invalid dimension ${String(d)} at index ${i}`);
+      }
+      size *= d;
+    }
+    if (size !== data.length) {
+      throw new Error(`Tensor: shape [${shape.join(', ')}] holds ${size} elements but data has ${data.length}`);
+    }
+    this.data = data;
+    this.shape = Object.freeze(shape.slice());
+  }
+
+  get dtype(): DType {
+    return this.data instanceof Float64Array ? 'float64' : 'float32';
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** A new tensor sharing this one's data, with another shape of the same size. */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(this.data, shape);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.data.slice(), this.shape);
+  }
+
+  /** A copy in the given dtype (float64 → float32 rounds to nearest). */
+  to(dtype: DType): Tensor {
+    return new Tensor(dtype === 'float64' ? Float64Array.from(this.data) : Float32Array.from(this.data), this.shape);
+  }
+}
+
+export function allocArray(dtype: DType, n: number): FloatArray {
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+}
+
+/** An array of the same type as `like`, of length n. */
+export function allocLike(like: FloatArray, n: number): FloatArray {
+  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) n *= shape[i];
+  return n;
+}
+
+export function zeros(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return new Tensor(allocArray(dtype, shapeSize(shape)), shape);
+}
+
+export function full(shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor {
+  const t = zeros(shape, dtype);
+  t.data.fill(value);
+  return t;
+}
