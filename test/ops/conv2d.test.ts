@@ -1,0 +1,235 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { conv2d, conv2dBackward, type Conv2dOptions } from '../../src/ops/conv2d.js';
+import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../../src/ops/conv2d_winograd.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { U32, absConv, firstViolation, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+
+// Error model. Every algorithm computes y = Σ x·w + b in some order. A sum of K products computed
+// with n roundings (each |δ| ≤ u) has |Δ| ≤ γ_n·Σ|x·w| with γ_n = n·u/(1 − n·u) ≈ n·u. The direct
+// reference accumulates in float64 and rounds once, so it is within u·|y| of the exact value.
+//   im2col/GEMM:  n ≤ K + 2, K = C/g·kH·kW (a float32-accumulating GEMM's worst case; ours
+//                 accumulates in float64 and rounds once per 256-deep block, far below this).
+//   Winograd:     the transforms Aᵀ, G, Bᵀ are applied to |·|-sized values; per output pixel,
+//                 |Δ| ≤ n·u·Σ_c max|d_c|·max|g_c|·s², s = max_i Σ_{a,p} Σ_ξ |Aᵀ_iξ·Bᵀ_ξa·G_ξp|
+//                 (s = 8 for F(2×2), 48 for F(4×4): the larger constant F(4×4) needs), with
+//                 n = C/g + 8 roundings on the longest path (transforms, GEMM sum, bias).
+function winogradS(M: WinogradMatrices): number {
+  let s = 0;
+  for (let i = 0; i < M.m; i++) {
+    let t = 0;
+    for (let a = 0; a < M.alpha; a++) for (let p = 0; p < 3; p++) for (let x = 0; x < M.alpha; x++) t += Math.abs(M.AT[i][x] * M.BT[x][a] * M.G[x][p]);
+    s = Math.max(s, t);
+  }
+  return s;
+}
+
+function im2colBound(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions, ref: Tensor, u: number): (i: number) => number {
+  const S = absConv(x, w, b, opts);
+  const K = w.shape[1] * w.shape[2] * w.shape[3];
+  return (i) => (K + 2) * u * S.data[i] + u * Math.abs(ref.data[i]);
+}
+
+function winogradBound(x: Tensor, w: Tensor, b: Tensor | null, groups: number, tile: 2 | 4, ref: Tensor, u: number): (i: number) => number {
+  const s = winogradS(tile === 4 ? WINOGRAD_F4 : WINOGRAD_F2);
+  const Cg = w.shape[1];
+  const mx = maxAbs(x);
+  const F = w.shape[0];
+  const perF = new Float64Array(F);
+  for (let f = 0; f < F; f++) {
+    let mw = 0;
+    for (let k = 0; k < Cg * 9; k++) mw = Math.max(mw, Math.abs(w.data[f * Cg * 9 + k]));
+    perF[f] = (Cg + 8) * u * (Cg * mx * mw * s * s + (b === null ? 0 : Math.abs(b.data[f])));
+  }
+  const P = ref.shape[2] * ref.shape[3];
+  return (i) => perF[Math.floor(i / P) % F] + u * Math.abs(ref.data[i]);
+}
+
+const geometry = fc.record({
+  N: fc.integer({ min: 1, max: 2 }),
+  groups: fc.integer({ min: 1, max: 3 }),
+  Cg: fc.integer({ min: 1, max: 4 }),
+  Fg: fc.integer({ min: 1, max: 4 }),
+  kh: fc.integer({ min: 1, max: 4 }),
+  kw: fc.integer({ min: 1, max: 4 }),
+  sh: fc.integer({ min: 1, max: 3 }),
+  sw: fc.integer({ min: 1, max: 3 }),
+  dh: fc.integer({ min: 1, max: 2 }),
+  dw: fc.integer({ min: 1, max: 2 }),
+  pad: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+  extraH: fc.integer({ min: 0, max: 6 }),
+  extraW: fc.integer({ min: 0, max: 6 }),
+  bias: fc.boolean(),
+  seed: fc.integer({ min: 0, max: 1 << 30 }),
+});
+
+type Geo = typeof geometry extends fc.Arbitrary<infer T> ? T : never;
+
+function build(g: Geo, dtype: 'float32' | 'float64') {
+  const rng = new Rng(g.seed);
+  const [pt, pb, pl, pr] = g.pad;
+  const H = Math.max(1, g.dh * (g.kh - 1) + 1 - pt - pb + g.extraH);
+  const W = Math.max(1, g.dw * (g.kw - 1) + 1 - pl - pr + g.extraW);
+  const C = g.Cg * g.groups, F = g.Fg * g.groups;
+  const x = uniform([g.N, C, H, W], rng, -1, 1, dtype);
+  const w = uniform([F, g.Cg, g.kh, g.kw], rng, -1, 1, dtype);
+  const b = g.bias ? uniform([F], rng, -1, 1, dtype) : null;
+  const opts: Conv2dOptions = { stride: [g.sh, g.sw], dilation: [g.dh, g.dw], groups: g.groups, padding: [[pt, pb], [pl, pr]] };
+  return { x, w, b, opts };
+}
+
+describe('conv2d algorithms agree with the direct reference', () => {
+  it('im2col = direct within (K+2)·u·Σ|x·w| (float32), and ≤ 1e-12·max Σ|x·w| (float64)', () => {
+    fc.assert(fc.property(geometry, (g) => {
+      for (const dtype of ['float32', 'float64'] as const) {
+        const { x, w, b, opts } = build(g, dtype);
+        const ref = conv2d(x, w, b, { ...opts, algorithm: 'direct' });
+        const y = conv2d(x, w, b, { ...opts, algorithm: 'im2col' });
+        expect(y.shape).toEqual(ref.shape);
+        expect(y.data.constructor).toBe(x.data.constructor);
+        if (dtype === 'float32') {
+          expect(firstViolation(y, ref, im2colBound(x, w, b, opts, ref, U32))).toBeNull();
+        } else {
+          const S = maxAbs(absConv(x, w, b, opts));
+          expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual(1e-12 * S);
+        }
+      }
+    }), { numRuns: 150 });
+  });
+
+  const winoGeometry = fc.record({
+    N: fc.integer({ min: 1, max: 2 }),
+    groups: fc.integer({ min: 1, max: 3 }),
+    Cg: fc.integer({ min: 1, max: 6 }),
+    Fg: fc.integer({ min: 1, max: 6 }),
+    pad: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })),
+    H: fc.integer({ min: 1, max: 13 }),
+    W: fc.integer({ min: 1, max: 13 }),
+    tile: fc.constantFrom(2 as const, 4 as const),
+    bias: fc.boolean(),
+    seed: fc.integer({ min: 0, max: 1 << 30 }),
+  }).filter((g) => g.H + g.pad[0] + g.pad[1] >= 3 && g.W + g.pad[2] + g.pad[3] >= 3);
+
+  it('Winograd F(2×2) and F(4×4) = direct within the transform-amplified bound, any padding, groups, tiny sizes', () => {
+    fc.assert(fc.property(winoGeometry, (g) => {
+      for (const dtype of ['float32', 'float64'] as const) {
+        const rng = new Rng(g.seed);
+        const C = g.Cg * g.groups, F = g.Fg * g.groups;
+        const x = uniform([g.N, C, g.H, g.W], rng, -1, 1, dtype);
+        const w = uniform([F, g.Cg, 3, 3], rng, -1, 1, dtype);
+        const b = g.bias ? uniform([F], rng, -1, 1, dtype) : null;
+        const [pt, pb, pl, pr] = g.pad;
+        const opts: Conv2dOptions = { groups: g.groups, padding: [[pt, pb], [pl, pr]] };
+        const ref = conv2d(x, w, b, { ...opts, algorithm: 'direct' });
+        const y = conv2d(x, w, b, { ...opts, algorithm: 'winograd', winogradTile: g.tile });
+        expect(y.shape).toEqual(ref.shape);
+        if (dtype === 'float32') {
+          expect(firstViolation(y, ref, winogradBound(x, w, b, g.groups, g.tile, ref, U32))).toBeNull();
+        } else {
+          const S = maxAbs(absConv(x, w, b, opts));
+          expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual(1e-12 * S);
+        }
+      }
+    }), { numRuns: 150 });
+  });
+
+  it('the Winograd matrices compute a 3-tap correlation exactly (1-D identity on integers)', () => {
+    for (const M of [WINOGRAD_F2, WINOGRAD_F4]) {
+      const d = Array.from({ length: M.alpha }, (_, i) => 3 * i - 5);
+      const gk = [2, -7, 3];
+      for (let i = 0; i < M.m; i++) {
+        let y = 0;
+        for (let x = 0; x < M.alpha; x++) {
+          let bd = 0, gg = 0;
+          for (let a = 0; a < M.alpha; a++) bd += M.BT[x][a] * d[a];
+          for (let p = 0; p < 3; p++) gg += M.G[x][p] * gk[p];
+          y += M.AT[i][x] * bd * gg;
+        }
+        const exact = d[i] * gk[0] + d[i + 1] * gk[1] + d[i + 2] * gk[2];
+        expect(Math.abs(y - exact)).toBeLessThan(1e-12);
+      }
+    }
+  });
+});
+
+describe('conv2d matches PyTorch (golden fixtures)', () => {
+  const cases = ['groups', 'stride2', 'dilation', 'asym_padding', 'same_even', 'depthwise_1x1_s2', 'tiny_1x1_input'];
+  for (const name of cases) {
+    it(name, () => {
+      const fx = loadTorchFixture(`conv2d_${name}`);
+      const opts = fx.meta.options as Conv2dOptions;
+      const x = fx.t('x'), w = fx.t('w'), b = fx.t('b');
+      const ref = fx.t('y');
+      const algos: Conv2dOptions['algorithm'][] = ['direct', 'im2col', 'auto'];
+      const isWino = w.shape[2] === 3 && w.shape[3] === 3 && (opts.stride ?? 1) === 1 && (opts.dilation ?? 1) === 1;
+      if (isWino) algos.push('winograd');
+      for (const algorithm of algos) {
+        const y = conv2d(x, w, b, { ...opts, algorithm });
+        expect(y.shape).toEqual(ref.shape);
+        // PyTorch's own float32 conv also rounds: both are within (K+2)·u·S of the exact value.
+        const S = absConv(x, w, b, opts);
+        const K = w.shape[1] * w.shape[2] * w.shape[3];
+        const wino = algorithm === 'winograd' ? 2304 : 1; // s² for F(4×4), see the error model above
+        expect(firstViolation(y, ref, (i) => 2 * (K + 2) * U32 * S.data[i] * wino)).toBeNull();
+        // float64 path against PyTorch float64 on the same inputs
+        const y64 = conv2d(x.to('float64'), w.to('float64'), b.to('float64'), { ...opts, algorithm });
+        expect(y64.data).toBeInstanceOf(Float64Array);
+        expect(maxAbsDiff(y64, fx.t('y@f64'))).toBeLessThanOrEqual(1e-12 * maxAbs(S));
+      }
+      // Gradients against PyTorch autograd. Each gradient entry is a sum of at most P = N·Ho·Wo·F/g
+      // products of O(1) values: float32 tolerance 4·P·u·max|dy|·max(|x|,|w|) per entry's terms.
+      for (const algorithm of ['direct', 'im2col'] as const) {
+        for (const [dt, s] of [['float32', ''], ['float64', '@f64']] as const) {
+          const dy = fx.t('dy').to(dt);
+          const g = conv2dBackward(dy, x.to(dt), w.to(dt), { ...opts, algorithm });
+          const P = dy.size;
+          const tol = dt === 'float32' ? 4 * P * U32 : 1e-12 * P;
+          expect(maxAbsDiff(g.dx!, fx.t('dx' + s))).toBeLessThanOrEqual(tol);
+          expect(maxAbsDiff(g.dw!, fx.t('dw' + s))).toBeLessThanOrEqual(tol);
+          expect(maxAbsDiff(g.db!, fx.t('db' + s))).toBeLessThanOrEqual(tol);
+        }
+      }
+    });
+  }
+});
+
+describe('conv2d rejects bad arguments with clear errors', () => {
+  const rng = new Rng(1);
+  const x = uniform([1, 4, 5, 5], rng);
+  it('Winograd with stride 2 throws instead of falling back', () => {
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), null, { stride: 2, algorithm: 'winograd' })).toThrow(/Winograd needs a 3×3 kernel with stride 1/);
+  });
+  it('kernel larger than the padded input', () => {
+    expect(() => conv2d(x, uniform([2, 4, 7, 7], rng))).toThrow(/kernel 7×7 .* larger than the padded input 5×5/);
+  });
+  it('channels not divisible by groups', () => {
+    expect(() => conv2d(x, uniform([3, 4, 3, 3], rng), null, { groups: 3 })).toThrow(/not divisible by groups 3/);
+  });
+  it('mismatched weight shape', () => {
+    expect(() => conv2d(x, uniform([2, 3, 3, 3], rng))).toThrow(/weight shape \[2, 3, 3, 3\] expects 3 input channels/);
+  });
+  it('mixed dtypes, bad bias, bad stride, same with stride', () => {
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng, 0, 1, 'float64'))).toThrow(/dtype float64 does not match/);
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), uniform([3], rng))).toThrow(/bias shape \[3\]/);
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), null, { stride: 0 })).toThrow(/stride must be integers ≥ 1/);
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), null, { stride: 2, padding: 'same' })).toThrow(/'same' is not supported for strided/);
+    expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), null, { algorithm: 'fft' as never })).toThrow(/unknown algorithm 'fft'/);
+  });
+});
+
+describe('conv2d backward', () => {
+  it('im2col backward = direct backward (property, float64 ≤ 1e-12 relative)', () => {
+    fc.assert(fc.property(geometry, (g) => {
+      const { x, w, opts } = build(g, 'float64');
+      const y = conv2d(x, w, null, opts);
+      const dy = uniform(y.shape, new Rng(g.seed + 1), -1, 1, 'float64');
+      const ref = conv2dBackward(dy, x, w, { ...opts, algorithm: 'direct' });
+      const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' });
+      const scale = maxAbs(dy) * Math.max(maxAbs(x), maxAbs(w)) * (y.size + 1);
+      expect(maxAbsDiff(got.dx!, ref.dx!)).toBeLessThanOrEqual(1e-12 * scale);
+      expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * scale);
+      expect(maxAbsDiff(got.db!, ref.db!)).toBeLessThanOrEqual(1e-12 * scale);
+    }), { numRuns: 100 });
+  });
+});

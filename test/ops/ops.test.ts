@@ -1,0 +1,86 @@
+// BatchNorm, ReLU, pooling, linear and the loss against PyTorch (forward and backward).
+import { describe, expect, it } from 'vitest';
+import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
+import { relu, reluBackward } from '../../src/ops/relu.js';
+import { globalAvgPool, globalAvgPoolBackward } from '../../src/ops/pool.js';
+import { linear, linearBackward } from '../../src/ops/linear.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../../src/ops/loss.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+
+// Tolerances: these ops are short sums (≤ 72 terms per channel here) of O(1) values; two float32
+// implementations summing in different orders differ by at most ~n·u·Σ|terms| ≤ 72·6e-8·(Σ|·| ≤ 300)
+// ≈ 1.3e-3 in the worst case, typically far less. We use 1e-5·(1 + max|ref|)·√n, an order of
+// magnitude above the typical error (√n·u·|terms|) and well below any real bug.
+const F32_TOL = (ref: Tensor, n: number) => 1e-5 * (1 + maxAbs(ref)) * Math.sqrt(n);
+// float64 against PyTorch float64 on the same inputs: ≤ 1e-12 relative to the largest magnitude.
+const F64_TOL = (ref: Tensor) => 1e-12 * (1 + maxAbs(ref));
+
+describe.each(['train', 'eval'])('batch_norm (%s) matches PyTorch', (mode) => {
+  const training = mode === 'train';
+  for (const dtype of ['float32', 'float64'] as const) {
+    it(dtype, () => {
+      const fx = loadTorchFixture(`batchnorm_${mode}`);
+      const s = dtype === 'float64' ? '@f64' : '';
+      const cast = (k: string) => fx.t(k).to(dtype);
+      const params = { weight: cast('weight'), bias: cast('bias'), runningMean: cast('running_mean'), runningVar: cast('running_var') };
+      const x = cast('x');
+      const out = batchNorm2d(x, params, { training });
+      const tol = (ref: Tensor, n: number) => (dtype === 'float64' ? F64_TOL(ref) : F32_TOL(ref, n));
+      const M = x.shape[0] * x.shape[2] * x.shape[3];
+      expect(maxAbsDiff(out.y, fx.t('y' + s))).toBeLessThanOrEqual(tol(fx.t('y' + s), M));
+      expect(maxAbsDiff(params.runningMean, fx.t('running_mean_after' + s))).toBeLessThanOrEqual(tol(fx.t('running_mean_after' + s), M));
+      expect(maxAbsDiff(params.runningVar, fx.t('running_var_after' + s))).toBeLessThanOrEqual(tol(fx.t('running_var_after' + s), M));
+      if (!training) expect(Array.from(params.runningMean.data)).toEqual(Array.from(cast('running_mean').data));
+      const g = batchNorm2dBackward(cast('dy'), x, params.weight, out, training);
+      for (const [got, key] of [[g.dx, 'dx'], [g.dweight!, 'dweight'], [g.dbias!, 'dbias']] as const) {
+        expect(maxAbsDiff(got, fx.t(key + s))).toBeLessThanOrEqual(tol(fx.t(key + s), M));
+      }
+    });
+  }
+});
+
+describe('global average pooling, linear and cross-entropy match PyTorch', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const s = dtype === 'float64' ? '@f64' : '';
+    const tol = (ref: Tensor, n: number) => (dtype === 'float64' ? F64_TOL(ref) : F32_TOL(ref, n));
+    it(`global_avg_pool ${dtype}`, () => {
+      const fx = loadTorchFixture('global_avg_pool');
+      const x = fx.t('x').to(dtype);
+      expect(maxAbsDiff(globalAvgPool(x), fx.t('y' + s))).toBeLessThanOrEqual(tol(fx.t('y' + s), 35));
+      expect(maxAbsDiff(globalAvgPoolBackward(fx.t('dy').to(dtype), x.shape), fx.t('dx' + s))).toBeLessThanOrEqual(tol(fx.t('dx' + s), 1));
+    });
+    it(`linear ${dtype}`, () => {
+      const fx = loadTorchFixture('linear');
+      const x = fx.t('x').to(dtype), w = fx.t('w').to(dtype);
+      expect(maxAbsDiff(linear(x, w, fx.t('b').to(dtype)), fx.t('y' + s))).toBeLessThanOrEqual(tol(fx.t('y' + s), 6));
+      const g = linearBackward(fx.t('dy').to(dtype), x, w);
+      expect(maxAbsDiff(g.dx, fx.t('dx' + s))).toBeLessThanOrEqual(tol(fx.t('dx' + s), 3));
+      expect(maxAbsDiff(g.dw, fx.t('dw' + s))).toBeLessThanOrEqual(tol(fx.t('dw' + s), 4));
+      expect(maxAbsDiff(g.db, fx.t('db' + s))).toBeLessThanOrEqual(tol(fx.t('db' + s), 4));
+    });
+    it(`cross_entropy ${dtype} (labels stored as I64)`, () => {
+      const fx = loadTorchFixture('cross_entropy');
+      const labels = Array.from(fx.raw('labels').data as BigInt64Array, Number);
+      const { loss, probs } = softmaxCrossEntropy(fx.t('logits').to(dtype), labels);
+      expect(Math.abs(loss - fx.t('y' + s).data[0])).toBeLessThanOrEqual(tol(fx.t('y' + s), 4));
+      expect(maxAbsDiff(softmaxCrossEntropyBackward(probs, labels), fx.t('dlogits' + s))).toBeLessThanOrEqual(tol(fx.t('dlogits' + s), 4));
+    });
+  }
+  it('relu and its backward (exact)', () => {
+    const x = new Tensor(new Float32Array([-1, 0, 2, -0.5, 3]), [5]);
+    const y = relu(x);
+    expect(Array.from(y.data)).toEqual([0, 0, 2, 0, 3]);
+    expect(Array.from(reluBackward(new Tensor(new Float32Array([1, 1, 1, 1, 1]), [5]), y).data)).toEqual([0, 0, 1, 0, 1]);
+  });
+  it('errors name the shape at fault', () => {
+    const x = new Tensor(new Float32Array(8), [1, 2, 2, 2]);
+    const p = { weight: null, bias: null, runningMean: new Tensor(new Float32Array(3), [3]), runningVar: new Tensor(new Float32Array(2), [2]) };
+    expect(() => batchNorm2d(x, p, { training: false })).toThrow('running_mean shape [3] does not match 2 channels');
+    const one = new Tensor(new Float32Array(2), [1, 2, 1, 1]);
+    const q = { weight: null, bias: null, runningMean: new Tensor(new Float32Array(2), [2]), runningVar: new Tensor(new Float32Array(2), [2]) };
+    expect(() => batchNorm2d(one, q, { training: true })).toThrow('expected more than 1 value per channel');
+    expect(() => linear(new Tensor(new Float32Array(6), [2, 3]), new Tensor(new Float32Array(8), [2, 4]), null)).toThrow('input shape [2, 3] does not match weight shape [2, 4]');
+    expect(() => softmaxCrossEntropy(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow('label 2 at index 1 is outside [0, 2)');
+  });
+});
