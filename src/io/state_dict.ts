@@ -1,0 +1,126 @@
+// State dicts with PyTorch's key names, and RepVGG models inferred from a checkpoint's keys and shapes.
+
+import { Tensor, type DType } from '../tensor/tensor.js';
+import { fmtShape } from '../tensor/check.js';
+import type { Module } from '../nn/module.js';
+import { RepVGG } from '../nn/repvgg.js';
+import type { BlockSpec, RepVGGPlan } from '../nn/config.js';
+import { type SafeEntry, entryOf, int64Scalar } from './safetensors.js';
+
+/** PyTorch order: a module's own parameters, its own buffers, then each child's, recursively. */
+export function stateDict(m: Module, prefix = '', out = new Map<string, SafeEntry>()): Map<string, SafeEntry> {
+  for (const [n, p] of m.ownParameters()) out.set(prefix + n, entryOf(p.data));
+  for (const [n, b] of m.ownBuffers()) out.set(prefix + n, b.kind === 'tensor' ? entryOf(b.value) : int64Scalar(b.value));
+  for (const [n, c] of m.children()) stateDict(c, `${prefix}${n}.`, out);
+  return out;
+}
+
+/** Drop DataParallel's leading 'module.' from every key. */
+export function normalizeKeys(entries: Map<string, SafeEntry>): Map<string, SafeEntry> {
+  const all = [...entries.keys()].every((k) => k.startsWith('module.'));
+  if (!all) return entries;
+  return new Map([...entries].map(([k, v]) => [k.slice(7), v]));
+}
+
+function copyInto(dst: Tensor, e: SafeEntry, key: string): void {
+  if (e.shape.length !== dst.shape.length || e.shape.some((d, i) => d !== dst.shape[i])) {
+    throw new Error(`state dict: '${key}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
+  }
+  if (!(e.data instanceof Float32Array) && !(e.data instanceof Float64Array)) {
+    throw new Error(`state dict: '${key}' has integer dtype ${e.dtype}, expected a float tensor`);
+  }
+  dst.data.set(e.data);
+}
+
+/** Copy every entry into the model (strict: no key missing, none unexpected); dtypes convert to the model's. */
+export function loadStateDict(m: Module, entries: Map<string, SafeEntry>): void {
+  const src = normalizeKeys(entries);
+  const seen = new Set<string>();
+  const need = (key: string): SafeEntry => {
+    const e = src.get(key);
+    if (e === undefined) throw new Error(`state dict: missing key '${key}'`);
+    seen.add(key);
+    return e;
+  };
+  for (const [key, p] of m.namedParameters()) {
+    copyInto(p.data, need(key), key);
+    p.version++;
+  }
+  for (const [key, b] of m.namedBuffers()) {
+    if (b.kind === 'tensor') {
+      copyInto(b.value, need(key), key);
+    } else {
+      const e = src.get(key);
+      if (e === undefined) continue; // num_batches_tracked is optional (older checkpoints lack it)
+      seen.add(key);
+      if (e.shape.length !== 0 || e.data.length !== 1) throw new Error(`state dict: '${key}' must be a 0-dimensional counter, got shape ${fmtShape(e.shape)}`);
+      b.set(Number(e.data[0]));
+    }
+  }
+  const extra = [...src.keys()].filter((k) => !seen.has(k));
+  if (extra.length > 0) throw new Error(`state dict: unexpected key '${extra[0]}'${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
+}
+
+/** Infer the RepVGG plan from a checkpoint: deploy or training-time, groups, identity and 1×1 branches. */
+export function planFromStateDict(entries: Map<string, SafeEntry>): { plan: RepVGGPlan; deploy: boolean } {
+  const src = normalizeKeys(entries);
+  const shapeOf = (key: string): number[] => {
+    const e = src.get(key);
+    if (e === undefined) throw new Error(`checkpoint: missing key '${key}'`);
+    return e.shape;
+  };
+  const deploy = src.has('stage0.rbr_reparam.weight');
+  const convKey = (p: string) => (deploy ? `${p}.rbr_reparam.weight` : `${p}.rbr_dense.conv.weight`);
+  if (!deploy && !src.has('stage0.rbr_dense.conv.weight')) {
+    throw new Error("checkpoint: not a RepVGG state dict (neither 'stage0.rbr_dense.conv.weight' nor 'stage0.rbr_reparam.weight' is present)");
+  }
+  const block = (p: string, cin: number, stride: number): BlockSpec => {
+    const key = convKey(p);
+    const s = shapeOf(key);
+    if (s.length !== 4 || s[2] !== 3 || s[3] !== 3 || s[1] < 1 || cin % s[1] !== 0) {
+      throw new Error(`checkpoint: '${key}' has shape ${fmtShape(s)}, expected (out, ${cin}/groups, 3, 3)`);
+    }
+    const groups = cin / s[1];
+    const cout = s[0];
+    if (cout % groups !== 0) throw new Error(`checkpoint: '${key}' has shape ${fmtShape(s)}: ${cout} output channels are not divisible by groups ${groups}`);
+    const identity = !deploy && src.has(`${p}.rbr_identity.running_mean`);
+    const pointwise = !deploy && src.has(`${p}.rbr_1x1.conv.weight`);
+    if (pointwise) {
+      const k1 = `${p}.rbr_1x1.conv.weight`;
+      const s1 = shapeOf(k1);
+      if (s1.length !== 4 || s1[0] !== cout || s1[1] !== s[1] || s1[2] !== 1 || s1[3] !== 1) {
+        throw new Error(`checkpoint: '${k1}' has shape ${fmtShape(s1)}, expected ${fmtShape([cout, s[1], 1, 1])}`);
+      }
+    }
+    if (identity && (cin !== cout || stride !== 1)) throw new Error(`checkpoint: '${p}.rbr_identity' present but the block maps ${cin}→${cout} with stride ${stride}`);
+    return { inChannels: cin, outChannels: cout, stride, groups, identity, pointwise };
+  };
+  const s0 = shapeOf(convKey('stage0'));
+  if (s0.length !== 4) throw new Error(`checkpoint: '${convKey('stage0')}' has shape ${fmtShape(s0)}, expected 4-D`);
+  const inChannels = s0[1];
+  const stages: BlockSpec[][] = [[block('stage0', inChannels, 2)]];
+  let cin = stages[0][0].outChannels;
+  for (let s = 1; s <= 4; s++) {
+    const blocks: BlockSpec[] = [];
+    for (let i = 0; src.has(convKey(`stage${s}.${i}`)); i++) {
+      const b = block(`stage${s}.${i}`, cin, i === 0 ? 2 : 1);
+      blocks.push(b);
+      cin = b.outChannels;
+    }
+    if (blocks.length === 0) throw new Error(`checkpoint: missing key '${convKey(`stage${s}.0`)}'`);
+    stages.push(blocks);
+  }
+  const lw = shapeOf('linear.weight');
+  if (lw.length !== 2 || lw[1] !== cin) throw new Error(`checkpoint: 'linear.weight' has shape ${fmtShape(lw)}, expected (num_classes, ${cin})`);
+  return { plan: { inChannels, numClasses: lw[0], stages }, deploy };
+}
+
+/** A RepVGG built from a checkpoint's keys and loaded with its values. dtype defaults to the checkpoint's (F64 → float64). */
+export function modelFromStateDict(entries: Map<string, SafeEntry>, opts: { dtype?: DType } = {}): RepVGG {
+  const { plan, deploy } = planFromStateDict(entries);
+  const src = normalizeKeys(entries);
+  const dtype = opts.dtype ?? (src.get('linear.weight')?.dtype === 'F64' ? 'float64' : 'float32');
+  const model = new RepVGG(plan, { deploy, dtype });
+  loadStateDict(model, src);
+  return model;
+}

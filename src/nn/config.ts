@@ -1,0 +1,151 @@
+// RepVGG architecture: the public constructor's arguments, the model zoo, and the per-block plan.
+
+export interface RepVGGConfig {
+  num_blocks: readonly number[];
+  width_multiplier: readonly number[];
+  /** layer index (1-based, stage1's first block is layer 1) → groups */
+  override_groups_map?: Readonly<Record<string, number>>;
+  num_classes?: number;
+  in_channels?: number;
+  /** Ablation switches (not in the public constructor): keep the identity / 1×1 branches. */
+  use_identity?: boolean;
+  use_1x1?: boolean;
+}
+
+export interface BlockSpec {
+  inChannels: number;
+  outChannels: number;
+  stride: number;
+  groups: number;
+  /** identity BN branch (only possible when in = out and stride = 1) */
+  identity: boolean;
+  /** 1×1 conv + BN branch */
+  pointwise: boolean;
+}
+
+export interface RepVGGPlan {
+  inChannels: number;
+  numClasses: number;
+  /** stages[0] = [stage0 block], stages[1..4] = the four stages */
+  stages: BlockSpec[][];
+}
+
+const GROUPWISE_LAYERS = [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26];
+const groupsMap = (g: number): Record<string, number> => Object.fromEntries(GROUPWISE_LAYERS.map((l) => [String(l), g]));
+
+const A_BLOCKS = [2, 4, 14, 1];
+const B_BLOCKS = [4, 6, 16, 1];
+
+export const ZOO: Readonly<Record<string, RepVGGConfig>> = {
+  'RepVGG-A0': { num_blocks: A_BLOCKS, width_multiplier: [0.75, 0.75, 0.75, 2.5] },
+  'RepVGG-A1': { num_blocks: A_BLOCKS, width_multiplier: [1, 1, 1, 2.5] },
+  'RepVGG-A2': { num_blocks: A_BLOCKS, width_multiplier: [1.5, 1.5, 1.5, 2.75] },
+  'RepVGG-B0': { num_blocks: B_BLOCKS, width_multiplier: [1, 1, 1, 2.5] },
+  'RepVGG-B1': { num_blocks: B_BLOCKS, width_multiplier: [2, 2, 2, 4] },
+  'RepVGG-B1g2': { num_blocks: B_BLOCKS, width_multiplier: [2, 2, 2, 4], override_groups_map: groupsMap(2) },
+  'RepVGG-B1g4': { num_blocks: B_BLOCKS, width_multiplier: [2, 2, 2, 4], override_groups_map: groupsMap(4) },
+  'RepVGG-B2': { num_blocks: B_BLOCKS, width_multiplier: [2.5, 2.5, 2.5, 5] },
+  'RepVGG-B2g4': { num_blocks: B_BLOCKS, width_multiplier: [2.5, 2.5, 2.5, 5], override_groups_map: groupsMap(4) },
+  'RepVGG-B3': { num_blocks: B_BLOCKS, width_multiplier: [3, 3, 3, 5] },
+  'RepVGG-B3g4': { num_blocks: B_BLOCKS, width_multiplier: [3, 3, 3, 5], override_groups_map: groupsMap(4) },
+};
+
+/** 'A0', 'RepVGG-A0' and 'repvgg-a0' all name the same zoo entry. */
+export function zooConfig(name: string): RepVGGConfig {
+  const key = Object.keys(ZOO).find((k) => k.toLowerCase() === name.toLowerCase() || k.slice(7).toLowerCase() === name.toLowerCase());
+  if (key === undefined) throw new Error(`unknown architecture '${name}' (known: ${Object.keys(ZOO).join(', ')})`);
+  return ZOO[key];
+}
+
+export function validateConfig(cfg: RepVGGConfig): void {
+  const bad = (why: string): never => { throw new Error(`RepVGG config: ${why}`); };
+  if (!Array.isArray(cfg.num_blocks) || cfg.num_blocks.length !== 4 || !cfg.num_blocks.every((n) => Number.isInteger(n) && n >= 1)) {
+    bad(`num_blocks must be 4 positive integers, got ${JSON.stringify(cfg.num_blocks)}`);
+  }
+  if (!Array.isArray(cfg.width_multiplier) || cfg.width_multiplier.length !== 4 || !cfg.width_multiplier.every((w) => typeof w === 'number' && w > 0)) {
+    bad(`width_multiplier must be 4 positive numbers, got ${JSON.stringify(cfg.width_multiplier)}`);
+  }
+  for (const [k, v] of Object.entries(cfg.override_groups_map ?? {})) {
+    if (!Number.isInteger(Number(k)) || !Number.isInteger(v) || v < 1) bad(`override_groups_map entry ${k}: ${v} is not layer → positive integer groups`);
+  }
+  for (const [k, v] of [['num_classes', cfg.num_classes], ['in_channels', cfg.in_channels]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+}
+
+/** The public RepVGG constructor's layout: stage0 (one stride-2 block), then stages whose first block has stride 2. */
+export function planFromConfig(cfg: RepVGGConfig): RepVGGPlan {
+  validateConfig(cfg);
+  const wm = cfg.width_multiplier;
+  const inChannels = cfg.in_channels ?? 3;
+  const useId = cfg.use_identity ?? true;
+  const use1x1 = cfg.use_1x1 ?? true;
+  const groupsOf = (layer: number) => cfg.override_groups_map?.[String(layer)] ?? 1;
+  let inPlanes = Math.min(64, Math.trunc(64 * wm[0]));
+  const block = (cin: number, cout: number, stride: number, groups: number): BlockSpec => {
+    if (cin % groups !== 0 || cout % groups !== 0) throw new Error(`RepVGG config: ${cin}→${cout} channels are not divisible by groups ${groups}`);
+    return { inChannels: cin, outChannels: cout, stride, groups, identity: useId && cin === cout && stride === 1, pointwise: use1x1 };
+  };
+  const stages: BlockSpec[][] = [[block(inChannels, inPlanes, 2, 1)]];
+  const widths = [64, 128, 256, 512];
+  let layer = 1;
+  for (let s = 0; s < 4; s++) {
+    const planes = Math.trunc(widths[s] * wm[s]);
+    const blocks: BlockSpec[] = [];
+    for (let i = 0; i < cfg.num_blocks[s]; i++) {
+      blocks.push(block(inPlanes, planes, i === 0 ? 2 : 1, groupsOf(layer)));
+      inPlanes = planes;
+      layer++;
+    }
+    stages.push(blocks);
+  }
+  return { inChannels, numClasses: cfg.num_classes ?? 1000, stages };
+}
+
+export interface StageCount { stage: string; blocks: number; outChannels: number; outSize: number; trainParams: number; deployParams: number; macs: number }
+
+export interface Counts {
+  params: { train: number; deploy: number };
+  /** multiply-accumulates of the deploy model (convolutions and the linear head) */
+  macs: number;
+  /** stride-1 3×3 layers counted as Winograd F(2×2,3×3) does (MACs / 2.25), the rest directly */
+  winogradMuls: number;
+  stages: StageCount[];
+}
+
+/** Parameter and operation counts for one image of size inputSize×inputSize. */
+export function countPlan(plan: RepVGGPlan, inputSize = 224): Counts {
+  let size = inputSize;
+  let train = 0, deploy = 0, macs = 0, wino = 0;
+  const stages: StageCount[] = [];
+  plan.stages.forEach((blocks, s) => {
+    const row: StageCount = { stage: `stage${s}`, blocks: blocks.length, outChannels: 0, outSize: 0, trainParams: 0, deployParams: 0, macs: 0 };
+    for (const b of blocks) {
+      size = Math.floor((size + 2 - 3) / b.stride) + 1;
+      const k3 = (b.outChannels * b.inChannels * 9) / b.groups;
+      const k1 = (b.outChannels * b.inChannels) / b.groups;
+      const tp = k3 + 2 * b.outChannels + (b.pointwise ? k1 + 2 * b.outChannels : 0) + (b.identity ? 2 * b.inChannels : 0);
+      const dp = k3 + b.outChannels;
+      const m = k3 * size * size;
+      row.trainParams += tp;
+      row.deployParams += dp;
+      row.macs += m;
+      wino += b.stride === 1 ? m / 2.25 : m;
+      row.outChannels = b.outChannels;
+      row.outSize = size;
+    }
+    train += row.trainParams;
+    deploy += row.deployParams;
+    macs += row.macs;
+    stages.push(row);
+  });
+  const last = plan.stages[plan.stages.length - 1];
+  const feat = last[last.length - 1].outChannels;
+  const head = feat * plan.numClasses;
+  stages.push({ stage: 'linear', blocks: 1, outChannels: plan.numClasses, outSize: 1, trainParams: head + plan.numClasses, deployParams: head + plan.numClasses, macs: head });
+  train += head + plan.numClasses;
+  deploy += head + plan.numClasses;
+  macs += head;
+  wino += head;
+  return { params: { train, deploy }, macs, winogradMuls: wino, stages };
+}

@@ -1,0 +1,194 @@
+// Conv2d, BatchNorm2d, ReLU and Linear modules with PyTorch's arguments, defaults and state names.
+
+import { Tensor, full, zeros, type DType } from '../tensor/tensor.js';
+import { Rng, uniform } from '../tensor/rng.js';
+import { type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, winogradApplies } from '../ops/conv2d.js';
+import { convGeometry } from '../ops/conv2d_geometry.js';
+import { type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
+import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
+import { relu, reluBackward } from '../ops/relu.js';
+import { linear, linearBackward } from '../ops/linear.js';
+import { type Buffer, Module, Parameter, defaultInitBound } from './module.js';
+
+export interface Conv2dModuleOptions {
+  stride?: Pair;
+  padding?: Padding;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+  dtype?: DType;
+  rng?: Rng;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: Pair;
+  readonly padding: Padding;
+  readonly dilation: Pair;
+  readonly groups: number;
+  /** Forward algorithm; backward always uses the GEMM path. */
+  algorithm: ConvAlgorithm = 'auto';
+  private x: Tensor | null = null;
+  private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
+
+  // weight: (out, in/groups, k, k)
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
+    super();
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    this.groups = opts.groups ?? 1;
+    if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
+      throw new Error(`Conv2d: channels ${inChannels}→${outChannels} are not divisible by groups ${this.groups}`);
+    }
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.dilation = opts.dilation ?? 1;
+    const dtype = opts.dtype ?? 'float32';
+    const fanIn = (inChannels / this.groups) * kh * kw;
+    const bound = defaultInitBound(fanIn);
+    const rng = opts.rng ?? new Rng(0);
+    this.weight = new Parameter(uniform([outChannels, inChannels / this.groups, kh, kw], rng, -bound, bound, dtype));
+    this.bias = opts.bias === false ? null : new Parameter(uniform([outChannels], rng, -bound, bound, dtype));
+  }
+
+  override ownParameters(): [string, Parameter][] {
+    return this.bias === null ? [['weight', this.weight]] : [['weight', this.weight], ['bias', this.bias]];
+  }
+
+  private convOptions() {
+    return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
+  }
+
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo)
+  forward(x: Tensor): Tensor {
+    this.x = x;
+    const opts = { ...this.convOptions(), algorithm: this.algorithm };
+    const b = this.bias === null ? null : this.bias.data;
+    if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
+      // Inference: transform the filters once and reuse them while the weights are unchanged.
+      const g = convGeometry(x.shape, this.weight.data.shape, opts);
+      if (winogradApplies(g) && (this.algorithm === 'winograd' || g.Cg >= 8)) {
+        const w = this.weight;
+        if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data) {
+          this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, 4), version: w.version, data: w.data };
+        }
+        return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradWeights: this.wino.U });
+      }
+    }
+    return conv2d(x, this.weight.data, b, opts);
+  }
+
+  // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
+  backward(dy: Tensor): Tensor {
+    if (this.x === null) throw new Error('Conv2d.backward: call forward in training mode first');
+    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm === 'direct' ? 'direct' : 'im2col' }, { db: this.bias !== null });
+    this.weight.accumulate(g.dw!);
+    if (this.bias !== null) this.bias.accumulate(g.db!);
+    return g.dx!;
+  }
+}
+
+export interface BatchNormModuleOptions {
+  eps?: number;
+  momentum?: number;
+  dtype?: DType;
+}
+
+export class BatchNorm2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  numBatchesTracked = 0;
+  readonly eps: number;
+  readonly momentum: number;
+  private cache: { x: Tensor; mean: Float64Array; invStd: Float64Array; training: boolean } | null = null;
+
+  constructor(numFeatures: number, opts: BatchNormModuleOptions = {}) {
+    super();
+    const dtype = opts.dtype ?? 'float32';
+    this.eps = opts.eps ?? 1e-5;
+    this.momentum = opts.momentum ?? 0.1;
+    this.weight = new Parameter(full([numFeatures], 1, dtype));
+    this.bias = new Parameter(zeros([numFeatures], dtype));
+    this.runningMean = zeros([numFeatures], dtype);
+    this.runningVar = full([numFeatures], 1, dtype);
+  }
+
+  override ownParameters(): [string, Parameter][] {
+    return [['weight', this.weight], ['bias', this.bias]];
+  }
+
+  override ownBuffers(): [string, Buffer][] {
+    return [
+      ['running_mean', { kind: 'tensor', value: this.runningMean }],
+      ['running_var', { kind: 'tensor', value: this.runningVar }],
+      ['num_batches_tracked', { kind: 'int', value: this.numBatchesTracked, set: (v: number) => { this.numBatchesTracked = v; } }],
+    ];
+  }
+
+  // x: (N, C, H, W) → y: (N, C, H, W)
+  forward(x: Tensor): Tensor {
+    const params = { weight: this.weight.data, bias: this.bias.data, runningMean: this.runningMean, runningVar: this.runningVar };
+    const r = batchNorm2d(x, params, { training: this.training, momentum: this.momentum, eps: this.eps });
+    if (this.training) this.numBatchesTracked++;
+    this.cache = { x, mean: r.mean, invStd: r.invStd, training: this.training };
+    return r.y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.cache === null) throw new Error('BatchNorm2d.backward: call forward first');
+    const g = batchNorm2dBackward(dy, this.cache.x, this.weight.data, this.cache, this.cache.training);
+    this.weight.accumulate(g.dweight!);
+    this.bias.accumulate(g.dbias!);
+    return g.dx;
+  }
+}
+
+export class ReLU extends Module {
+  private y: Tensor | null = null;
+
+  forward(x: Tensor): Tensor {
+    const y = relu(x);
+    this.y = y;
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.y === null) throw new Error('ReLU.backward: call forward first');
+    return reluBackward(dy, this.y);
+  }
+}
+
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  private x: Tensor | null = null;
+
+  // weight: (out, in)
+  constructor(inFeatures: number, outFeatures: number, opts: { dtype?: DType; rng?: Rng } = {}) {
+    super();
+    const bound = defaultInitBound(inFeatures);
+    const rng = opts.rng ?? new Rng(0);
+    this.weight = new Parameter(uniform([outFeatures, inFeatures], rng, -bound, bound, opts.dtype ?? 'float32'));
+    this.bias = new Parameter(uniform([outFeatures], rng, -bound, bound, opts.dtype ?? 'float32'));
+  }
+
+  override ownParameters(): [string, Parameter][] {
+    return [['weight', this.weight], ['bias', this.bias]];
+  }
+
+  // x: (N, in) → y: (N, out)
+  forward(x: Tensor): Tensor {
+    this.x = x;
+    return linear(x, this.weight.data, this.bias.data);
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.x === null) throw new Error('Linear.backward: call forward first');
+    const g = linearBackward(dy, this.x, this.weight.data);
+    this.weight.accumulate(g.dw);
+    this.bias.accumulate(g.db);
+    return g.dx;
+  }
+}

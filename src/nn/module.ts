@@ -1,0 +1,86 @@
+// Module: forward(x) caches what backward(dy) needs; parameter gradients accumulate until zeroGrad().
+// Named parameters and buffers follow PyTorch's state-dict naming (children joined by '.').
+
+import { type DType, Tensor, allocArray } from '../tensor/tensor.js';
+
+export class Parameter {
+  data: Tensor;
+  grad: Tensor;
+  /** Bumped whenever data changes, so derived caches (Winograd filters) know to refresh. */
+  version = 0;
+
+  constructor(data: Tensor) {
+    this.data = data;
+    this.grad = new Tensor(allocArray(data.dtype, data.size), data.shape);
+  }
+
+  /** grad += g */
+  accumulate(g: Tensor): void {
+    const a = this.grad.data, b = g.data;
+    for (let i = 0; i < a.length; i++) a[i] += b[i];
+  }
+}
+
+/** A state-dict buffer: a float tensor, or an integer counter (num_batches_tracked, saved as I64). */
+export type Buffer = { kind: 'tensor'; value: Tensor } | { kind: 'int'; value: number; set(v: number): void };
+
+export abstract class Module {
+  training = true;
+
+  abstract forward(x: Tensor): Tensor;
+  abstract backward(dy: Tensor): Tensor;
+
+  /** Direct children, in state-dict order. */
+  children(): [string, Module][] {
+    return [];
+  }
+
+  ownParameters(): [string, Parameter][] {
+    return [];
+  }
+
+  ownBuffers(): [string, Buffer][] {
+    return [];
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const [, c] of this.children()) c.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [n, p] of this.ownParameters()) out.push([prefix + n, p]);
+    for (const [n, c] of this.children()) out.push(...c.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  namedBuffers(prefix = ''): [string, Buffer][] {
+    const out: [string, Buffer][] = [];
+    for (const [n, b] of this.ownBuffers()) out.push([prefix + n, b]);
+    for (const [n, c] of this.children()) out.push(...c.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
+  zeroGrad(): void {
+    for (const [, p] of this.namedParameters()) p.grad.data.fill(0);
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const [, p] of this.namedParameters()) n += p.data.size;
+    return n;
+  }
+}
+
+/** Kaiming-uniform with a = √5, PyTorch's default for Conv2d and Linear: U(−1/√fan_in, 1/√fan_in). */
+export function defaultInitBound(fanIn: number): number {
+  return 1 / Math.sqrt(fanIn);
+}
+
+export type { DType };

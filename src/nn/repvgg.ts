@@ -1,0 +1,191 @@
+// RepVGG, training-time and deploy-time, with the public implementation's module names:
+//   block (train):  y = ReLU( BN(conv3×3(x)) + BN(conv1×1(x)) + BN(x) )   → rbr_dense, rbr_1x1, rbr_identity
+//   block (deploy): y = ReLU( conv3×3(x) + b )                             → rbr_reparam
+//   model:          stage0 → stage1..4 → global average pool → linear
+
+import { Tensor, type DType } from '../tensor/tensor.js';
+import { Rng } from '../tensor/rng.js';
+import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
+import type { ConvAlgorithm } from '../ops/conv2d.js';
+import { fmtShape } from '../tensor/check.js';
+import { Module } from './module.js';
+import { BatchNorm2d, Conv2d, Linear, ReLU } from './layers.js';
+import { type BlockSpec, type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
+
+/** conv (no bias) followed by BatchNorm: the public `conv_bn` Sequential (children 'conv', 'bn'). */
+export class ConvBN extends Module {
+  readonly conv: Conv2d;
+  readonly bn: BatchNorm2d;
+
+  constructor(cin: number, cout: number, kernel: number, stride: number, padding: number, groups: number, dtype: DType, rng: Rng) {
+    super();
+    this.conv = new Conv2d(cin, cout, kernel, { stride, padding, groups, bias: false, dtype, rng });
+    this.bn = new BatchNorm2d(cout, { dtype });
+  }
+
+  override children(): [string, Module][] {
+    return [['conv', this.conv], ['bn', this.bn]];
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.bn.forward(this.conv.forward(x));
+  }
+
+  backward(dy: Tensor): Tensor {
+    return this.conv.backward(this.bn.backward(dy));
+  }
+}
+
+export interface ModelOptions {
+  dtype?: DType;
+  /** seed of the deterministic initialisation */
+  seed?: number;
+  rng?: Rng;
+}
+
+export class RepVGGBlock extends Module {
+  readonly spec: BlockSpec;
+  readonly rbrDense: ConvBN | null;
+  readonly rbr1x1: ConvBN | null;
+  readonly rbrIdentity: BatchNorm2d | null;
+  readonly rbrReparam: Conv2d | null;
+  private readonly nonlinearity = new ReLU();
+
+  constructor(spec: BlockSpec, opts: ModelOptions & { deploy?: boolean } = {}) {
+    super();
+    this.spec = spec;
+    const dtype = opts.dtype ?? 'float32';
+    const rng = opts.rng ?? new Rng(opts.seed ?? 0);
+    const { inChannels: cin, outChannels: cout, stride, groups } = spec;
+    if (spec.identity && (cin !== cout || stride !== 1)) throw new Error(`RepVGGBlock: an identity branch needs in = out channels and stride 1 (got ${cin}→${cout}, stride ${stride})`);
+    if (opts.deploy === true) {
+      this.rbrReparam = new Conv2d(cin, cout, 3, { stride, padding: 1, groups, bias: true, dtype, rng });
+      this.rbrDense = this.rbr1x1 = this.rbrIdentity = null;
+    } else {
+      this.rbrReparam = null;
+      this.rbrIdentity = spec.identity ? new BatchNorm2d(cin, { dtype }) : null;
+      this.rbrDense = new ConvBN(cin, cout, 3, stride, 1, groups, dtype, rng);
+      this.rbr1x1 = spec.pointwise ? new ConvBN(cin, cout, 1, stride, 0, groups, dtype, rng) : null;
+    }
+  }
+
+  get deploy(): boolean {
+    return this.rbrReparam !== null;
+  }
+
+  override children(): [string, Module][] {
+    if (this.rbrReparam !== null) return [['rbr_reparam', this.rbrReparam]];
+    const c: [string, Module][] = [];
+    if (this.rbrIdentity !== null) c.push(['rbr_identity', this.rbrIdentity]);
+    c.push(['rbr_dense', this.rbrDense!]);
+    if (this.rbr1x1 !== null) c.push(['rbr_1x1', this.rbr1x1]);
+    return c;
+  }
+
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo)
+  forward(x: Tensor): Tensor {
+    if (this.rbrReparam !== null) return this.nonlinearity.forward(this.rbrReparam.forward(x));
+    const sum = this.rbrDense!.forward(x);
+    const s = sum.data;
+    if (this.rbr1x1 !== null) {
+      const p = this.rbr1x1.forward(x).data;
+      for (let i = 0; i < s.length; i++) s[i] += p[i];
+    }
+    if (this.rbrIdentity !== null) {
+      const p = this.rbrIdentity.forward(x).data;
+      for (let i = 0; i < s.length; i++) s[i] += p[i];
+    }
+    return this.nonlinearity.forward(sum);
+  }
+
+  // dy → dx = Σ_branch branch.backward(dReLU)
+  backward(dy: Tensor): Tensor {
+    const ds = this.nonlinearity.backward(dy);
+    if (this.rbrReparam !== null) return this.rbrReparam.backward(ds);
+    const dx = this.rbrDense!.backward(ds);
+    const d = dx.data;
+    for (const branch of [this.rbr1x1, this.rbrIdentity]) {
+      if (branch === null) continue;
+      const p = branch.backward(ds).data;
+      for (let i = 0; i < d.length; i++) d[i] += p[i];
+    }
+    return dx;
+  }
+}
+
+export class RepVGG extends Module {
+  readonly plan: RepVGGPlan;
+  readonly stage0: RepVGGBlock;
+  /** stage1..stage4 */
+  readonly stages: RepVGGBlock[][];
+  readonly linear: Linear;
+  private featShape: readonly number[] | null = null;
+
+  constructor(plan: RepVGGPlan, opts: ModelOptions & { deploy?: boolean } = {}) {
+    super();
+    this.plan = plan;
+    const rng = opts.rng ?? new Rng(opts.seed ?? 0);
+    const o = { ...opts, rng };
+    this.stage0 = new RepVGGBlock(plan.stages[0][0], o);
+    this.stages = plan.stages.slice(1).map((blocks) => blocks.map((b) => new RepVGGBlock(b, o)));
+    const last = plan.stages[plan.stages.length - 1];
+    this.linear = new Linear(last[last.length - 1].outChannels, plan.numClasses, { dtype: opts.dtype, rng });
+  }
+
+  /** Build from the public constructor's arguments (num_blocks, width_multiplier, …). */
+  static fromConfig(cfg: RepVGGConfig, opts: ModelOptions & { deploy?: boolean } = {}): RepVGG {
+    return new RepVGG(planFromConfig(cfg), opts);
+  }
+
+  get deploy(): boolean {
+    return this.stage0.deploy;
+  }
+
+  get dtype(): DType {
+    return this.linear.weight.data.dtype;
+  }
+
+  override children(): [string, Module][] {
+    const c: [string, Module][] = [['stage0', this.stage0]];
+    this.stages.forEach((blocks, s) => blocks.forEach((b, i) => c.push([`stage${s + 1}.${i}`, b])));
+    c.push(['linear', this.linear]);
+    return c;
+  }
+
+  blocks(): RepVGGBlock[] {
+    return [this.stage0, ...this.stages.flat()];
+  }
+
+  /** Forward algorithm of every conv. */
+  setAlgorithm(algorithm: ConvAlgorithm): this {
+    for (const b of this.blocks()) {
+      for (const [, m] of b.children()) {
+        if (m instanceof Conv2d) m.algorithm = algorithm;
+        if (m instanceof ConvBN) m.conv.algorithm = algorithm;
+      }
+    }
+    return this;
+  }
+
+  // x: (N, in_channels, H, W) → logits: (N, num_classes)
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 4 || x.shape[1] !== this.plan.inChannels) {
+      throw new Error(`RepVGG: input shape ${fmtShape(x.shape)} does not match (N, ${this.plan.inChannels}, H, W)`);
+    }
+    if (x.dtype !== this.dtype) throw new Error(`RepVGG: input dtype ${x.dtype} does not match the model's ${this.dtype}`);
+    let h = this.stage0.forward(x);
+    for (const blocks of this.stages) for (const b of blocks) h = b.forward(h);
+    this.featShape = h.shape;
+    return this.linear.forward(globalAvgPool(h));
+  }
+
+  // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)
+  backward(dy: Tensor): Tensor {
+    if (this.featShape === null) throw new Error('RepVGG.backward: call forward first');
+    let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
+    for (let s = this.stages.length - 1; s >= 0; s--) {
+      for (let i = this.stages[s].length - 1; i >= 0; i--) d = this.stages[s][i].backward(d);
+    }
+    return this.stage0.backward(d);
+  }
+}
