@@ -50,11 +50,15 @@ export const ZOO: Readonly<Record<string, RepVGGConfig>> = {
   'RepVGG-B3g4': { num_blocks: B_BLOCKS, width_multiplier: [3, 3, 3, 5], override_groups_map: groupsMap(4) },
 };
 
-/** 'A0', 'RepVGG-A0' and 'repvgg-a0' all name the same zoo entry. */
-export function zooConfig(name: string): RepVGGConfig {
+/** The zoo's name for 'A0', 'RepVGG-A0' or 'repvgg-a0': 'RepVGG-A0'. */
+export function zooName(name: string): string {
   const key = Object.keys(ZOO).find((k) => k.toLowerCase() === name.toLowerCase() || k.slice(7).toLowerCase() === name.toLowerCase());
   if (key === undefined) throw new Error(`unknown architecture '${name}' (known: ${Object.keys(ZOO).join(', ')})`);
-  return ZOO[key];
+  return key;
+}
+
+export function zooConfig(name: string): RepVGGConfig {
+  return ZOO[zooName(name)];
 }
 
 export function validateConfig(cfg: RepVGGConfig): void {

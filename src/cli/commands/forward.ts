@@ -1,0 +1,29 @@
+import { type ParsedArgs, oneOf, required, str } from '../args.js';
+import type { Command, Io } from '../command.js';
+import { readNpyFile, readSafetensorsFile, writeNpyFile } from '../files.js';
+import { modelFromStateDict } from '../../io/state_dict.js';
+import type { ConvAlgorithm } from '../../ops/conv2d.js';
+
+export const forward: Command = {
+  spec: {
+    name: 'forward',
+    summary: 'run a checkpoint (training-time or deploy, recognised by its keys) on an input batch',
+    usage: 'repvgg forward CKPT.safetensors --input X.npy --out Y.npy [--mode eval|train] [--algorithm auto|direct|im2col|winograd]\n' +
+      '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
+      '  --mode train uses batch statistics, as PyTorch\'s model.train() does.',
+    flags: { input: 'string', out: 'string', mode: 'string', algorithm: 'string' },
+    positionals: 1,
+  },
+  run(a: ParsedArgs, io: Io): number {
+    const mode = oneOf(str(a, 'mode', 'eval'), ['eval', 'train'] as const, '--mode');
+    const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
+    const x = readNpyFile(required(a, 'input', 'forward'));
+    const out = required(a, 'out', 'forward');
+    const model = modelFromStateDict(readSafetensorsFile(a.positionals[0]), { dtype: x.dtype }).setAlgorithm(algorithm);
+    model.train(mode === 'train');
+    const y = model.forward(x);
+    writeNpyFile(out, y);
+    io.out(`wrote ${out}: shape [${y.shape.join(', ')}] ${y.dtype} (${model.deploy ? 'deploy' : 'training-time'} model, ${mode} mode)`);
+    return 0;
+  },
+};

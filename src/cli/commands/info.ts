@@ -1,0 +1,31 @@
+import { type ParsedArgs } from '../args.js';
+import { type Command, type Io, configFromArgs } from '../command.js';
+import { countPlan, planFromConfig } from '../../nn/config.js';
+
+export const info: Command = {
+  spec: {
+    name: 'info',
+    summary: 'parameter and operation counts of an architecture for one 224×224 image',
+    usage: 'repvgg info --arch NAME | --config FILE.json [--size 224] [--json]',
+    flags: { arch: 'string', config: 'string', json: 'boolean', size: 'number' },
+    positionals: 0,
+  },
+  run(a: ParsedArgs, io: Io): number {
+    const { name, config } = configFromArgs(a, 'info');
+    const size = (a.flags.get('size') as number | undefined) ?? 224;
+    const c = countPlan(planFromConfig(config), size);
+    if (a.flags.get('json') === true) {
+      io.out(JSON.stringify({ arch: name, params: c.params, macs: c.macs, winogradMuls: c.winogradMuls }));
+      return 0;
+    }
+    const rows = c.stages.map((s) => [s.stage, String(s.blocks), String(s.outChannels), `${s.outSize}×${s.outSize}`, s.trainParams.toLocaleString('en-US'), s.deployParams.toLocaleString('en-US'), s.macs.toLocaleString('en-US')]);
+    rows.push(['total', '', '', '', c.params.train.toLocaleString('en-US'), c.params.deploy.toLocaleString('en-US'), c.macs.toLocaleString('en-US')]);
+    const head = ['stage', 'blocks', 'channels', 'output', 'train params', 'deploy params', 'MACs'];
+    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    io.out(`${name} at ${size}×${size}`);
+    io.out(head.map((h, i) => h.padStart(w[i])).join('  '));
+    for (const r of rows) io.out(r.map((v, i) => v.padStart(w[i])).join('  '));
+    io.out(`deploy params ${(Math.trunc(c.params.deploy / 1e4) / 100).toFixed(2)} M (truncated, as the paper), ${(c.macs / 1e9).toFixed(2)} GMACs, Winograd F(2×2,3×3) multiplications ${(c.winogradMuls / 1e9).toFixed(2)} G`);
+    return 0;
+  },
+};

@@ -1,0 +1,24 @@
+import { type ParsedArgs, num, required } from '../args.js';
+import { type Command, type Io, configFromArgs } from '../command.js';
+import { writeSafetensorsFile } from '../files.js';
+import { RepVGG } from '../../nn/repvgg.js';
+import { stateDict } from '../../io/state_dict.js';
+
+export const init: Command = {
+  spec: {
+    name: 'init',
+    summary: 'write a freshly initialised training-time checkpoint (deterministic for a seed)',
+    usage: 'repvgg init --arch NAME | --config FILE.json [--seed N] [--float64] --out CKPT.safetensors',
+    flags: { arch: 'string', config: 'string', seed: 'number', out: 'string', float64: 'boolean' },
+    positionals: 0,
+  },
+  run(a: ParsedArgs, io: Io): number {
+    const { name, config } = configFromArgs(a, 'init');
+    const out = required(a, 'out', 'init');
+    const seed = num(a, 'seed', 0);
+    const model = RepVGG.fromConfig(config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });
+    writeSafetensorsFile(out, stateDict(model), { arch: name, seed: String(seed) });
+    io.out(`wrote ${out}: ${name}, ${model.parameterCount().toLocaleString('en-US')} parameters, seed ${seed}`);
+    return 0;
+  },
+};

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// repvgg: the command-line interface. Errors print one line on stderr and exit non-zero.
+
+import { UsageError, helpText, parseArgs } from './args.js';
+import type { Command, Io } from './command.js';
+import { COMMANDS } from './commands/index.js';
+
+function usage(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
+  return ['usage: repvgg <command> [options]   (repvgg <command> --help for details)', '', 'commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`)].join('\n');
+}
+
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd: Command | undefined = COMMANDS.find((c) => c.spec.name === name);
+  try {
+    if (cmd === undefined) throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')})`);
+    const args = parseArgs(cmd.spec, rest);
+    if (args.help) {
+      io.out(helpText(cmd.spec));
+      return 0;
+    }
+    return await cmd.run(args, io);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
+    io.err(`repvgg: ${msg}`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+const isMain = process.argv[1] !== undefined && /[\\/](main\.js|repvgg)$/.test(process.argv[1]);
+if (isMain) {
+  const tty = process.stderr.isTTY === true;
+  const io: Io = {
+    out: (l) => process.stdout.write(l + '\n'),
+    err: (l) => process.stderr.write(l + '\n'),
+    progress: (l) => { if (tty) process.stderr.write(`\r\x1b[2K${l}`); },
+  };
+  runCli(process.argv.slice(2), io).then((code) => { process.exitCode = code; }, (e: unknown) => {
+    process.stderr.write(`repvgg: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,119 @@
+// Mini-batch training and evaluation for classifiers.
+
+import { Tensor, allocLike } from '../tensor/tensor.js';
+import { Rng } from '../tensor/rng.js';
+import type { Module } from '../nn/module.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
+import { SGD, cosineLR } from './sgd.js';
+
+export interface Dataset {
+  /** (N, C, H, W) */
+  x: Tensor;
+  /** N labels */
+  y: Int32Array;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  seed?: number;
+  /** steps already taken (resuming): the cosine schedule continues from here */
+  startStep?: number;
+  onStep?: (p: StepInfo) => void;
+}
+
+export interface StepInfo {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  /** images processed in this step */
+  images: number;
+}
+
+export interface EpochStats {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+}
+
+/** Rows idx of (N, …) gathered into a new (idx.length, …) tensor. */
+export function gatherRows(t: Tensor, idx: ArrayLike<number>, from = 0, to = idx.length): Tensor {
+  const row = t.size / t.shape[0];
+  const out = allocLike(t.data, (to - from) * row);
+  for (let i = from; i < to; i++) out.set(t.data.subarray(idx[i] * row, (idx[i] + 1) * row), (i - from) * row);
+  return new Tensor(out, [to - from, ...t.shape.slice(1)]);
+}
+
+export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[] {
+  const N = data.x.shape[0];
+  if (data.y.length !== N) throw new Error(`fit: ${data.y.length} labels for ${N} images`);
+  const rng = new Rng(opts.seed ?? 0);
+  const params = model.namedParameters().map(([, p]) => p);
+  const opt = new SGD(params, { lr: opts.lr, momentum: opts.momentum ?? 0.9, weightDecay: opts.weightDecay ?? 1e-4 });
+  const stepsPerEpoch = Math.ceil(N / opts.batchSize);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  let step = opts.startStep ?? 0;
+  const order = Int32Array.from({ length: N }, (_, i) => i);
+  const history: EpochStats[] = [];
+  model.train();
+  const firstEpoch = Math.floor(step / stepsPerEpoch);
+  for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
+    rng.shuffle(order);
+    let lossSum = 0, correct = 0, seen = 0;
+    for (let b = 0; b < N; b += opts.batchSize) {
+      const end = Math.min(N, b + opts.batchSize);
+      if (end - b < 2) continue; // BatchNorm needs more than one value per channel
+      const xb = gatherRows(data.x, order, b, end);
+      const yb = Array.from(order.subarray(b, end), (i) => data.y[i]);
+      model.zeroGrad();
+      const logits = model.forward(xb);
+      const { loss, probs } = softmaxCrossEntropy(logits, yb);
+      model.backward(softmaxCrossEntropyBackward(probs, yb));
+      opt.lr = cosineLR(opts.lr, step, totalSteps);
+      opt.step();
+      lossSum += loss * (end - b);
+      correct += countCorrect(logits, yb);
+      seen += end - b;
+      step++;
+      opts.onStep?.({ epoch, step, totalSteps, loss, lr: opt.lr, images: end - b });
+    }
+    history.push({ epoch, loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen) });
+  }
+  return history;
+}
+
+function countCorrect(logits: Tensor, labels: ArrayLike<number>): number {
+  const [N, K] = logits.shape;
+  let c = 0;
+  for (let n = 0; n < N; n++) if (argmaxRow(logits, n, K) === labels[n]) c++;
+  return c;
+}
+
+export function argmaxRow(t: Tensor, n: number, K: number): number {
+  let best = 0;
+  for (let k = 1; k < K; k++) if (t.data[n * K + k] > t.data[n * K + best]) best = k;
+  return best;
+}
+
+/** Logits of the whole set in eval mode, in batches. */
+export function predict(model: Module, x: Tensor, batchSize = 256): Tensor {
+  model.eval();
+  const N = x.shape[0];
+  const parts: Tensor[] = [];
+  const idx = Int32Array.from({ length: N }, (_, i) => i);
+  for (let b = 0; b < N; b += batchSize) parts.push(model.forward(gatherRows(x, idx, b, Math.min(N, b + batchSize))));
+  const K = parts[0].shape[1];
+  const out = allocLike(parts[0].data, N * K);
+  let at = 0;
+  for (const p of parts) { out.set(p.data, at); at += p.size; }
+  return new Tensor(out, [N, K]);
+}
+
+export function accuracy(logits: Tensor, labels: ArrayLike<number>): number {
+  return countCorrect(logits, labels) / logits.shape[0];
+}

@@ -1,0 +1,157 @@
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { cli } from './run.js';
+import { ZOO } from '../../src/nn/config.js';
+import { parseNpy, serializeNpy } from '../../src/io/npy.js';
+import { parseSafetensors, serializeSafetensors, tensorOf, type SafeEntry } from '../../src/io/safetensors.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { stateDict } from '../../src/io/state_dict.js';
+import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import type { RepVGGConfig } from '../../src/nn/config.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'repvgg-cli-'));
+
+describe('repvgg info', () => {
+  it('A0 exactly: train 9,108,968, deploy 8,309,384 params, 1,361,451,008 MACs', async () => {
+    const r = await cli('info', '--arch', 'RepVGG-A0', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j).toEqual({ arch: 'RepVGG-A0', params: { train: 9108968, deploy: 8309384 }, macs: 1361451008, winogradMuls: j.winogradMuls });
+  });
+  // The RepVGG paper's Table 4: deploy params (M, truncated to 2 decimals), Theo FLOPs (B), Wino MULs (B).
+  const PAPER: Record<string, [string, number, number]> = {
+    A0: ['8.30', 1.4, 0.7], A1: ['12.78', 2.4, 1.3], A2: ['25.49', 5.1, 2.7], B0: ['14.33', 3.1, 1.6],
+    B1: ['51.82', 11.8, 5.9], B1g2: ['41.36', 8.8, 4.6], B1g4: ['36.12', 7.3, 3.9], B2: ['80.31', 18.4, 9.1],
+    B2g4: ['55.77', 11.3, 6.0], B3: ['110.96', 26.2, 12.9], B3g4: ['75.62', 16.1, 8.4],
+  };
+  for (const [arch, [params, flops, wino]] of Object.entries(PAPER)) {
+    it(`RepVGG-${arch} reproduces the paper's table`, async () => {
+      const j = JSON.parse((await cli('info', '--arch', arch, '--json')).out);
+      expect((Math.trunc(j.params.deploy / 1e4) / 100).toFixed(2)).toBe(params);
+      expect(Number((j.macs / 1e9).toFixed(1))).toBe(flops);
+      expect(Number((j.winogradMuls / 1e9).toFixed(1))).toBe(wino);
+    });
+  }
+  it('prints a readable per-stage table', async () => {
+    const r = await cli('info', '--arch', 'B0');
+    expect(r.out).toMatch(/stage3\s+16\s+256\s+14×14/);
+    expect(r.out).toContain('deploy params 14.33 M');
+  });
+  it('covers the whole zoo', () => expect(Object.keys(ZOO)).toHaveLength(11));
+});
+
+describe('repvgg init / forward / backward', () => {
+  const fx = loadTorchFixture('repvgg_small');
+  const cfg = fx.meta.config as RepVGGConfig;
+  const writeFixtureCheckpoint = (dir: string, prefix = '') => {
+    const st = new Map<string, SafeEntry>();
+    for (const key of stateDict(RepVGG.fromConfig(cfg)).keys()) st.set(prefix + key, fx.raw('state.' + key));
+    const p = join(dir, 'ckpt.safetensors');
+    writeFileSync(p, serializeSafetensors(st));
+    return p;
+  };
+
+  it('forward on a PyTorch-trained checkpoint matches PyTorch (eval and train, float32 and float64)', async () => {
+    const dir = tmp();
+    const ckpt = writeFixtureCheckpoint(dir, 'module.');
+    for (const [dtype, s] of [['float32', ''], ['float64', '@f64']] as const) {
+      writeFileSync(join(dir, 'x.npy'), serializeNpy(fx.t('input').to(dtype)));
+      for (const mode of ['eval', 'train']) {
+        const r = await cli('forward', ckpt, '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--mode', mode);
+        expect(r.err).toBe('');
+        expect(r.code).toBe(0);
+        const y = parseNpy(readFileSync(join(dir, 'y.npy')));
+        expect(y.dtype).toBe(dtype);
+        const ref = fx.t(`${mode}.output${s}`);
+        expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual((dtype === 'float32' ? 1e-4 : 1e-10) * maxAbs(ref)); // see test/nn/repvgg.test.ts
+      }
+    }
+  });
+
+  it('backward writes every parameter gradient and the input gradient, matching PyTorch', async () => {
+    const dir = tmp();
+    const ckpt = writeFixtureCheckpoint(dir);
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(fx.t('input')));
+    writeFileSync(join(dir, 'dy.npy'), serializeNpy(fx.t('grad_output')));
+    const r = await cli('backward', ckpt, '--input', join(dir, 'x.npy'), '--grad-output', join(dir, 'dy.npy'), '--out', join(dir, 'g.safetensors'));
+    expect(r.code).toBe(0);
+    const g = parseSafetensors(readFileSync(join(dir, 'g.safetensors'))).tensors;
+    const ref = fx.t('grad.input');
+    expect(maxAbsDiff(tensorOf(g.get('input')!, 'input'), ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+    let n = 0;
+    for (const [key, e] of g) {
+      if (key === 'input') continue;
+      const want = fx.t('grad.' + key);
+      expect(maxAbsDiff(tensorOf(e, key), want)).toBeLessThanOrEqual(1e-4 * Math.max(maxAbs(want), 1e-3));
+      n++;
+    }
+    expect(n).toBe(RepVGG.fromConfig(cfg).namedParameters().length);
+  });
+
+  it('init is deterministic for a seed and loads back; --config takes the constructor arguments', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'cfg.json'), JSON.stringify(cfg));
+    for (const name of ['a.safetensors', 'b.safetensors']) {
+      expect((await cli('init', '--config', join(dir, 'cfg.json'), '--seed', '7', '--out', join(dir, name))).code).toBe(0);
+    }
+    expect(readFileSync(join(dir, 'a.safetensors'))).toEqual(readFileSync(join(dir, 'b.safetensors')));
+    expect((await cli('init', '--arch', 'A0', '--seed', '1', '--out', join(dir, 'a0.safetensors'))).out).toContain('9,108,968 parameters');
+  });
+});
+
+describe('bad input: one line on stderr, non-zero exit, no clobbered output', () => {
+  const fx = loadTorchFixture('repvgg_small');
+  it('each failure names the problem and leaves an existing output untouched', async () => {
+    const dir = tmp();
+    const good = join(dir, 'good.safetensors');
+    expect((await cli('init', '--config', fixtureCfg(dir, fx), '--out', good)).code).toBe(0);
+    const x = join(dir, 'x.npy');
+    writeFileSync(x, serializeNpy(fx.t('input')));
+    const out = join(dir, 'y.npy');
+    writeFileSync(out, 'precious');
+    const bytes = readFileSync(good);
+    const trunc = join(dir, 'trunc.safetensors');
+    writeFileSync(trunc, bytes.subarray(0, bytes.length - 100));
+    const x1 = join(dir, 'x1.npy');
+    writeFileSync(x1, serializeNpy(fx.t('input').reshape([3, 1, 57, 17])));
+    const cases: [string[], RegExp][] = [
+      [['forward', trunc, '--input', x, '--out', out], /trunc\.safetensors: safetensors: .*run past the/],
+      [['forward', join(dir, 'missing.safetensors'), '--input', x, '--out', out], /checkpoint '.*missing\.safetensors' does not exist/],
+      [['forward', good, '--input', x1, '--out', out], /input shape \[3, 1, 57, 17\] does not match \(N, 3, H, W\)/],
+      [['forward', good, '--input', x, '--out', out, '--mode', 'test'], /--mode must be one of eval, train, got 'test'/],
+      [['forward', good, '--input', x, '--out', out, '--bogus', '1'], /unknown option --bogus/],
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['info', '--arch', 'Z9'], /unknown architecture 'Z9'/],
+    ];
+    for (const [argv, msg] of cases) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).not.toBe(0);
+      expect(r.err).toMatch(msg);
+      expect(r.err.split('\n')).toHaveLength(1);
+      expect(readFileSync(out, 'utf8')).toBe('precious');
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('the installed binary prints no stack trace', () => {
+    const bin = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    expect(existsSync(bin)).toBe(true); // npm test builds dist/ first
+    const r = spawnSync(process.execPath, [bin, 'forward', '/nonexistent.safetensors', '--input', '/nonexistent.npy', '--out', '/tmp/never.npy'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/);
+    const h = spawnSync(process.execPath, [bin, 'forward', '--help'], { encoding: 'utf8' });
+    expect(h.status).toBe(0);
+    expect(h.stdout).toContain('usage: repvgg forward CKPT.safetensors');
+  });
+});
+
+function fixtureCfg(dir: string, fx: ReturnType<typeof loadTorchFixture>): string {
+  const p = join(dir, 'cfg.json');
+  writeFileSync(p, JSON.stringify(fx.meta.config));
+  return p;
+}
