@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { SGD, cosineLR } from '../../src/train/sgd.js';
+import { fit, predict, accuracy } from '../../src/train/fit.js';
+import { gunzipIfNeeded, idxToDataset, parseIdx } from '../../src/train/idx.js';
+import { Parameter } from '../../src/nn/module.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { fixturePath } from '../helpers.js';
+
+describe('SGD (torch.optim.SGD semantics)', () => {
+  it('momentum and weight decay, step by step', () => {
+    const p = new Parameter(new Tensor(new Float64Array([1, -2]), [2]));
+    const opt = new SGD([p], { lr: 0.1, momentum: 0.9, weightDecay: 0.01 });
+    // step 1: d = g + λθ = [0.5 + 0.01, 1 − 0.02] = [0.51, 0.98]; v = d; θ = θ − 0.1·v
+    p.grad.data.set([0.5, 1]);
+    opt.step();
+    expect(p.data.data[0]).toBeCloseTo(1 - 0.051, 15);
+    expect(p.data.data[1]).toBeCloseTo(-2 - 0.098, 15);
+    // step 2: d = g + λθ; v = 0.9·v + d
+    const th = Array.from(p.data.data);
+    p.grad.data.set([0.5, 1]);
+    opt.step();
+    const d0 = 0.5 + 0.01 * th[0], v0 = 0.9 * 0.51 + d0;
+    expect(p.data.data[0]).toBeCloseTo(th[0] - 0.1 * v0, 15);
+    expect(p.version).toBe(2);
+  });
+  it('cosine schedule: η0 at 0, half at T/2, ηmin at T', () => {
+    expect(cosineLR(0.1, 0, 100)).toBe(0.1);
+    expect(cosineLR(0.1, 50, 100)).toBeCloseTo(0.05, 15);
+    expect(cosineLR(0.1, 100, 100, 0.001)).toBeCloseTo(0.001, 15);
+  });
+});
+
+describe('IDX reader', () => {
+  it('reads the bundled gzipped Fashion-MNIST subset', async () => {
+    const load = async (f: string) => parseIdx(await gunzipIfNeeded(new Uint8Array(readFileSync(fixturePath(`fashion-mnist/${f}`)))), f);
+    const images = await load('t10k-images-idx3-ubyte.gz');
+    const labels = await load('t10k-labels-idx1-ubyte.gz');
+    expect(images.shape).toEqual([1000, 28, 28]);
+    const ds = idxToDataset(images, labels);
+    expect(ds.x.shape).toEqual([1000, 1, 28, 28]);
+    expect(Array.from(ds.y.subarray(0, 10))).toEqual([9, 2, 1, 1, 6, 1, 4, 6, 5, 7]); // the test set's well-known first labels
+    let mx = 0;
+    for (const v of ds.x.data) mx = Math.max(mx, v);
+    expect(mx).toBe(1);
+  });
+  it('rejects bad files naming the byte offset', () => {
+    expect(() => parseIdx(new Uint8Array([1, 0, 8, 1]))).toThrow('bad magic at byte offset 0');
+    expect(() => parseIdx(new Uint8Array([0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]))).toThrow('element type 0xd at byte offset 2');
+    expect(() => parseIdx(new Uint8Array([0, 0, 8, 1, 0, 0, 0, 5, 1, 2]))).toThrow('shape [5] needs 5 bytes from byte offset 8, file has 2');
+  });
+});
+
+describe('fit', () => {
+  it('learns a separable toy problem (bright vs dark images) with a tiny RepVGG', () => {
+    const N = 64;
+    const x = new Float32Array(N * 8 * 8);
+    const y = new Int32Array(N);
+    for (let n = 0; n < N; n++) {
+      y[n] = n % 2;
+      for (let i = 0; i < 64; i++) x[n * 64 + i] = (y[n] === 1 ? 0.6 : -0.6) + 0.3 * Math.sin(n * 7 + i);
+    }
+    const data = { x: new Tensor(x, [N, 1, 8, 8]), y };
+    const model = RepVGG.fromConfig({ num_blocks: [1, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 2, in_channels: 1 }, { seed: 3 });
+    const before = accuracy(predict(model, data.x), y);
+    const hist = fit(model, data, { epochs: 8, batchSize: 16, lr: 0.05, seed: 1 });
+    expect(hist).toHaveLength(8);
+    expect(hist[7].loss).toBeLessThan(hist[0].loss);
+    expect(accuracy(predict(model, data.x), y)).toBe(1);
+    expect(before).toBeLessThan(1);
+  });
+});
