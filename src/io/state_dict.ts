@@ -120,7 +120,7 @@ export function modelFromStateDict(entries: Map<string, SafeEntry>, opts: { dtyp
   const { plan, deploy } = planFromStateDict(entries);
   const src = normalizeKeys(entries);
   const dtype = opts.dtype ?? (src.get('linear.weight')?.dtype === 'F64' ? 'float64' : 'float32');
-  const model = new RepVGG(plan, { deploy, dtype });
+  const model = new RepVGG(plan, { deploy, dtype, init: false });
   loadStateDict(model, src);
   return model;
 }

@@ -2,7 +2,7 @@
 
 import { Tensor, full, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, winogradApplies } from '../ops/conv2d.js';
+import { type ConvAlgorithm, type Padding, type Pair, autoAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
 import { type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
@@ -18,6 +18,8 @@ export interface Conv2dModuleOptions {
   bias?: boolean;
   dtype?: DType;
   rng?: Rng;
+  /** false: start from zeros (the values will be loaded); default true, PyTorch's default init */
+  init?: boolean;
 }
 
 export class Conv2d extends Module {
@@ -47,8 +49,9 @@ export class Conv2d extends Module {
     const fanIn = (inChannels / this.groups) * kh * kw;
     const bound = defaultInitBound(fanIn);
     const rng = opts.rng ?? new Rng(0);
-    this.weight = new Parameter(uniform([outChannels, inChannels / this.groups, kh, kw], rng, -bound, bound, dtype));
-    this.bias = opts.bias === false ? null : new Parameter(uniform([outChannels], rng, -bound, bound, dtype));
+    const make = (shape: number[]) => (opts.init === false ? zeros(shape, dtype) : uniform(shape, rng, -bound, bound, dtype));
+    this.weight = new Parameter(make([outChannels, inChannels / this.groups, kh, kw]));
+    this.bias = opts.bias === false ? null : new Parameter(make([outChannels]));
   }
 
   override ownParameters(): [string, Parameter][] {
@@ -67,7 +70,7 @@ export class Conv2d extends Module {
     if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
       // Inference: transform the filters once and reuse them while the weights are unchanged.
       const g = convGeometry(x.shape, this.weight.data.shape, opts);
-      if (winogradApplies(g) && (this.algorithm === 'winograd' || g.Cg >= 8)) {
+      if (this.algorithm === 'winograd' || autoAlgorithm(g) === 'winograd') {
         const w = this.weight;
         if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data) {
           this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, 4), version: w.version, data: w.data };
@@ -166,12 +169,14 @@ export class Linear extends Module {
   private x: Tensor | null = null;
 
   // weight: (out, in)
-  constructor(inFeatures: number, outFeatures: number, opts: { dtype?: DType; rng?: Rng } = {}) {
+  constructor(inFeatures: number, outFeatures: number, opts: { dtype?: DType; rng?: Rng; init?: boolean } = {}) {
     super();
     const bound = defaultInitBound(inFeatures);
     const rng = opts.rng ?? new Rng(0);
-    this.weight = new Parameter(uniform([outFeatures, inFeatures], rng, -bound, bound, opts.dtype ?? 'float32'));
-    this.bias = new Parameter(uniform([outFeatures], rng, -bound, bound, opts.dtype ?? 'float32'));
+    const dtype = opts.dtype ?? 'float32';
+    const make = (shape: number[]) => (opts.init === false ? zeros(shape, dtype) : uniform(shape, rng, -bound, bound, dtype));
+    this.weight = new Parameter(make([outFeatures, inFeatures]));
+    this.bias = new Parameter(make([outFeatures]));
   }
 
   override ownParameters(): [string, Parameter][] {

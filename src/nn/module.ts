@@ -5,13 +5,22 @@ import { type DType, Tensor, allocArray } from '../tensor/tensor.js';
 
 export class Parameter {
   data: Tensor;
-  grad: Tensor;
   /** Bumped whenever data changes, so derived caches (Winograd filters) know to refresh. */
   version = 0;
+  private g: Tensor | null = null;
 
   constructor(data: Tensor) {
     this.data = data;
-    this.grad = new Tensor(allocArray(data.dtype, data.size), data.shape);
+  }
+
+  /** The accumulated gradient, allocated (zeroed) on first use so inference-only models carry none. */
+  get grad(): Tensor {
+    if (this.g === null) this.g = new Tensor(allocArray(this.data.dtype, this.data.size), this.data.shape);
+    return this.g;
+  }
+
+  get hasGrad(): boolean {
+    return this.g !== null;
   }
 
   /** grad += g */
@@ -68,7 +77,7 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const [, p] of this.namedParameters()) p.grad.data.fill(0);
+    for (const [, p] of this.namedParameters()) if (p.hasGrad) p.grad.data.fill(0);
   }
 
   parameterCount(): number {

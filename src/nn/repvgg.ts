@@ -17,9 +17,9 @@ export class ConvBN extends Module {
   readonly conv: Conv2d;
   readonly bn: BatchNorm2d;
 
-  constructor(cin: number, cout: number, kernel: number, stride: number, padding: number, groups: number, dtype: DType, rng: Rng) {
+  constructor(cin: number, cout: number, kernel: number, stride: number, padding: number, groups: number, dtype: DType, rng: Rng, init?: boolean) {
     super();
-    this.conv = new Conv2d(cin, cout, kernel, { stride, padding, groups, bias: false, dtype, rng });
+    this.conv = new Conv2d(cin, cout, kernel, { stride, padding, groups, bias: false, dtype, rng, init });
     this.bn = new BatchNorm2d(cout, { dtype });
   }
 
@@ -41,6 +41,8 @@ export interface ModelOptions {
   /** seed of the deterministic initialisation */
   seed?: number;
   rng?: Rng;
+  /** false: zero parameters instead of PyTorch's default init (for models about to be loaded) */
+  init?: boolean;
 }
 
 export class RepVGGBlock extends Module {
@@ -59,13 +61,13 @@ export class RepVGGBlock extends Module {
     const { inChannels: cin, outChannels: cout, stride, groups } = spec;
     if (spec.identity && (cin !== cout || stride !== 1)) throw new Error(`RepVGGBlock: an identity branch needs in = out channels and stride 1 (got ${cin}→${cout}, stride ${stride})`);
     if (opts.deploy === true) {
-      this.rbrReparam = new Conv2d(cin, cout, 3, { stride, padding: 1, groups, bias: true, dtype, rng });
+      this.rbrReparam = new Conv2d(cin, cout, 3, { stride, padding: 1, groups, bias: true, dtype, rng, init: opts.init });
       this.rbrDense = this.rbr1x1 = this.rbrIdentity = null;
     } else {
       this.rbrReparam = null;
       this.rbrIdentity = spec.identity ? new BatchNorm2d(cin, { dtype }) : null;
-      this.rbrDense = new ConvBN(cin, cout, 3, stride, 1, groups, dtype, rng);
-      this.rbr1x1 = spec.pointwise ? new ConvBN(cin, cout, 1, stride, 0, groups, dtype, rng) : null;
+      this.rbrDense = new ConvBN(cin, cout, 3, stride, 1, groups, dtype, rng, opts.init);
+      this.rbr1x1 = spec.pointwise ? new ConvBN(cin, cout, 1, stride, 0, groups, dtype, rng, opts.init) : null;
     }
   }
 
@@ -129,7 +131,7 @@ export class RepVGG extends Module {
     this.stage0 = new RepVGGBlock(plan.stages[0][0], o);
     this.stages = plan.stages.slice(1).map((blocks) => blocks.map((b) => new RepVGGBlock(b, o)));
     const last = plan.stages[plan.stages.length - 1];
-    this.linear = new Linear(last[last.length - 1].outChannels, plan.numClasses, { dtype: opts.dtype, rng });
+    this.linear = new Linear(last[last.length - 1].outChannels, plan.numClasses, { dtype: opts.dtype, rng, init: opts.init });
   }
 
   /** Build from the public constructor's arguments (num_blocks, width_multiplier, …). */

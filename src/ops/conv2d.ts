@@ -30,8 +30,9 @@ export function winogradApplies(g: ConvGeometry): boolean {
 /** The algorithm 'auto' runs for this geometry (see bench/ for the measurements behind it). */
 export function autoAlgorithm(g: ConvGeometry): 'im2col' | 'winograd' {
   // Winograd's transforms cost O(α²·(C+F)) per tile against O(α²·C·F) for its GEMMs, so it pays
-  // once channels are not tiny; for C/g, F/g ≤ 4 (depthwise-like) im2col wins.
-  return winogradApplies(g) && g.Cg >= 8 && g.Fg >= 8 ? 'winograd' : 'im2col';
+  // once channels are not tiny; for C/g, F/g ≤ 4 (depthwise-like) im2col wins. Its filter transform
+  // costs as much as the GEMMs of one tile, so it also needs enough tiles (here ≥ 4 of 4×4).
+  return winogradApplies(g) && g.Cg >= 8 && g.Fg >= 8 && g.N * g.Ho * g.Wo >= 64 ? 'winograd' : 'im2col';
 }
 
 function checkConvArgs(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): void {

@@ -1,0 +1,135 @@
+// Structural re-parameterization, one algebraic step per function. A "linear branch" is a conv
+// kernel K (F, C/g, kH, kW) and a bias b (F): y = K ⊛ x + b. All arithmetic is float64; the result
+// is rounded once into the caller's dtype. Each step is exact in real arithmetic.
+
+import { Tensor, allocArray, type DType } from '../tensor/tensor.js';
+import { fmtShape } from '../tensor/check.js';
+
+export interface KernelBias {
+  /** (F, C/g, kH, kW) */
+  kernel: Tensor;
+  /** (F) */
+  bias: Tensor;
+}
+
+export interface BNStats {
+  gamma: Tensor;
+  beta: Tensor;
+  mean: Tensor;
+  variance: Tensor;
+  eps: number;
+}
+
+/**
+ * Fold a BatchNorm (eval mode) into the conv before it. With s = γ/√(σ² + ε):
+ *   BN(K ⊛ x + b) = s·(K ⊛ x + b − μ) + β  ⇒  K' = K·s (per output channel),  b' = β + (b − μ)·s
+ * With b = 0 this is the familiar W' = W·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε).
+ */
+export function fuseConvBN(branch: KernelBias, bn: BNStats, dtype: DType = branch.kernel.dtype): KernelBias {
+  const K = branch.kernel;
+  const F = K.shape[0];
+  if (bn.gamma.size !== F) throw new Error(`fuseConvBN: BN has ${bn.gamma.size} channels but the kernel ${fmtShape(K.shape)} has ${F} outputs`);
+  const per = K.size / F;
+  const k = allocArray(dtype, K.size);
+  const b = allocArray(dtype, F);
+  const kin = K.data, g = bn.gamma.data, beta = bn.beta.data, mu = bn.mean.data, v = bn.variance.data, b0 = branch.bias.data;
+  for (let f = 0; f < F; f++) {
+    const s = g[f] / Math.sqrt(v[f] + bn.eps);
+    const off = f * per;
+    for (let i = off; i < off + per; i++) k[i] = kin[i] * s;
+    b[f] = beta[f] + (b0[f] - mu[f]) * s;
+  }
+  return { kernel: new Tensor(k, K.shape), bias: new Tensor(b, [F]) };
+}
+
+/** A conv with no bias: b = 0. */
+export function withZeroBias(kernel: Tensor): KernelBias {
+  return { kernel, bias: new Tensor(allocArray(kernel.dtype, kernel.shape[0]), [kernel.shape[0]]) };
+}
+
+/**
+ * Zero-pad a kH×kW kernel to size×size, centred: a 1×1 kernel becomes a 3×3 one with its weight at
+ * the centre; 1×3 fills the middle row, 3×1 the middle column. (With padding kernel/2 on each conv,
+ * the centres align, so K_small ⊛ x = pad(K_small) ⊛ x.)
+ */
+export function padKernel(kernel: Tensor, size = 3): Tensor {
+  const [F, Cg, kh, kw] = kernel.shape;
+  if (kh > size || kw > size || (size - kh) % 2 !== 0 || (size - kw) % 2 !== 0) {
+    throw new Error(`padKernel: cannot centre a ${kh}×${kw} kernel (shape ${fmtShape(kernel.shape)}) in ${size}×${size}`);
+  }
+  const oh = (size - kh) / 2, ow = (size - kw) / 2;
+  const out = allocArray(kernel.dtype, F * Cg * size * size);
+  const src = kernel.data;
+  for (let fc = 0; fc < F * Cg; fc++) {
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) out[fc * size * size + (i + oh) * size + j + ow] = src[fc * kh * kw + i * kw + j];
+    }
+  }
+  return new Tensor(out, [F, Cg, size, size]);
+}
+
+/**
+ * The identity as a conv kernel (C, C/g, 3, 3): output channel i reads input channel i of its own
+ * group, i.e. in-group index i mod (C/g), with a 1 at the centre tap.
+ */
+export function identityKernel(channels: number, groups: number, dtype: DType = 'float32', size = 3): Tensor {
+  if (channels % groups !== 0) throw new Error(`identityKernel: ${channels} channels are not divisible by groups ${groups}`);
+  const Cg = channels / groups;
+  const k = allocArray(dtype, channels * Cg * size * size);
+  const c = (size - 1) / 2;
+  for (let i = 0; i < channels; i++) k[(i * Cg + (i % Cg)) * size * size + c * size + c] = 1;
+  return new Tensor(k, [channels, Cg, size, size]);
+}
+
+/** Parallel branches add: Σ (K_i ⊛ x + b_i) = (Σ K_i) ⊛ x + Σ b_i (same shapes required). */
+export function sumBranches(branches: readonly KernelBias[], dtype: DType = branches[0].kernel.dtype): KernelBias {
+  const first = branches[0].kernel;
+  const k = allocArray(dtype, first.size);
+  const b = allocArray(dtype, first.shape[0]);
+  for (const br of branches) {
+    if (br.kernel.shape.join() !== first.shape.join()) {
+      throw new Error(`sumBranches: kernel shape ${fmtShape(br.kernel.shape)} differs from ${fmtShape(first.shape)}; pad it first`);
+    }
+    const bk = br.kernel.data, bb = br.bias.data;
+    for (let i = 0; i < k.length; i++) k[i] += bk[i];
+    for (let i = 0; i < b.length; i++) b[i] += bb[i];
+  }
+  return { kernel: new Tensor(k, first.shape), bias: new Tensor(b, [first.shape[0]]) };
+}
+
+/**
+ * A 1×1 conv (D ← C) followed by a k×k conv (E ← D), both groups = 1, the k×k one unpadded:
+ *   K2 ⊛ (K1·x + b1) + b2 = (K2 ∘ K1) ⊛ x + (b2 + Σ_{d,taps} K2[e,d]·b1[d])
+ *   with (K2 ∘ K1)[e, c, i, j] = Σ_d K2[e, d, i, j]·K1[d, c]
+ * (With zero padding on the k×k conv the border would see 0 instead of b1; this merge is exact for
+ * the unpadded case, or when b1 = 0.)
+ */
+export function mergeSequential1x1kxk(first: KernelBias, second: KernelBias, dtype: DType = second.kernel.dtype): KernelBias {
+  const [D, C, h1, w1] = first.kernel.shape;
+  const [E, D2, kh, kw] = second.kernel.shape;
+  if (h1 !== 1 || w1 !== 1 || D2 !== D) {
+    throw new Error(`mergeSequential1x1kxk: expected a (D, C, 1, 1) kernel then an (E, D, k, k) one, got ${fmtShape(first.kernel.shape)} and ${fmtShape(second.kernel.shape)}`);
+  }
+  const T = kh * kw;
+  const k = allocArray(dtype, E * C * T);
+  const b = allocArray(dtype, E);
+  const K1 = first.kernel.data, K2 = second.kernel.data;
+  for (let e = 0; e < E; e++) {
+    let be = second.bias.data[e];
+    for (let d = 0; d < D; d++) {
+      const k2 = (e * D + d) * T;
+      for (let t = 0; t < T; t++) {
+        const w = K2[k2 + t];
+        be += w * first.bias.data[d];
+        for (let c = 0; c < C; c++) k[(e * C + c) * T + t] += w * K1[d * C + c];
+      }
+    }
+    b[e] = be;
+  }
+  return { kernel: new Tensor(k, [E, C, kh, kw]), bias: new Tensor(b, [E]) };
+}
+
+/** Cast a fused branch to a dtype (float64 → float32 rounds once, to nearest). */
+export function castKernelBias(kb: KernelBias, dtype: DType): KernelBias {
+  return kb.kernel.dtype === dtype ? kb : { kernel: kb.kernel.to(dtype), bias: kb.bias.to(dtype) };
+}

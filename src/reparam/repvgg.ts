@@ -1,0 +1,64 @@
+// RepVGG block → one 3×3 conv with bias:
+//   ReLU( BN₃(K₃ ⊛ x) + BN₁(K₁ ⊛ x) + BN_id(x) )
+//   = ReLU( fuseConvBN(K₃) ⊛ x  +  pad(fuseConvBN(K₁)) ⊛ x  +  fuseConvBN(I) ⊛ x )     (each + its bias)
+//   = ReLU( K' ⊛ x + b' )
+
+import type { DType } from '../tensor/tensor.js';
+import type { BatchNorm2d } from '../nn/layers.js';
+import { type ConvBN, RepVGG, type RepVGGBlock } from '../nn/repvgg.js';
+import { type BNStats, type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
+
+/** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
+export function bnStats(bn: BatchNorm2d, where: string): BNStats {
+  if (bn.training) {
+    throw new Error(`${where}: a BatchNorm in training mode cannot be fused (its output depends on the batch statistics); call eval() first`);
+  }
+  return { gamma: bn.weight.data, beta: bn.bias.data, mean: bn.runningMean, variance: bn.runningVar, eps: bn.eps };
+}
+
+// conv (no bias) → BN
+export function fuseConvBNBranch(branch: ConvBN, where: string): KernelBias {
+  return fuseConvBN(withZeroBias(branch.conv.weight.data), bnStats(branch.bn, `${where}.bn`), 'float64');
+}
+
+// A lone BN is a conv with the identity kernel: BN(x) = BN(I ⊛ x).
+export function fuseIdentityBN(bn: BatchNorm2d, channels: number, groups: number, where: string): KernelBias {
+  return fuseConvBN(withZeroBias(identityKernel(channels, groups, 'float64')), bnStats(bn, where), 'float64');
+}
+
+/** The deploy kernel and bias of a training-time block, in float64. */
+export function fuseRepVGGBlock(block: RepVGGBlock, where = 'block'): KernelBias {
+  if (block.rbrReparam !== null) {
+    return castKernelBias({ kernel: block.rbrReparam.weight.data, bias: block.rbrReparam.bias!.data }, 'float64');
+  }
+  const { outChannels, groups } = block.spec;
+  const branches: KernelBias[] = [fuseConvBNBranch(block.rbrDense!, `${where}.rbr_dense`)];
+  if (block.rbr1x1 !== null) {
+    const k1 = fuseConvBNBranch(block.rbr1x1, `${where}.rbr_1x1`);
+    branches.push({ kernel: padKernel(k1.kernel, 3), bias: k1.bias });
+  }
+  if (block.rbrIdentity !== null) branches.push(fuseIdentityBN(block.rbrIdentity, outChannels, groups, `${where}.rbr_identity`));
+  return sumBranches(branches, 'float64');
+}
+
+/**
+ * A new deploy-time RepVGG computing the same function as `model` in eval mode. `model` is not
+ * modified. Fusing runs in float64 and rounds once into `dtype` (default: the model's).
+ */
+export function convert(model: RepVGG, opts: { dtype?: DType } = {}): RepVGG {
+  if (model.training) throw new Error('convert: the model is in training mode; its BatchNorms use batch statistics and cannot be fused (call model.eval() first)');
+  const dtype = opts.dtype ?? model.dtype;
+  const deploy = new RepVGG(model.plan, { deploy: true, dtype, init: false });
+  const names = model.children().filter(([n]) => n.startsWith('stage')).map(([n]) => n);
+  const src = model.blocks();
+  const dst = deploy.blocks();
+  for (let i = 0; i < src.length; i++) {
+    const fused = castKernelBias(fuseRepVGGBlock(src[i], names[i]), dtype);
+    const conv = dst[i].rbrReparam!;
+    conv.weight.data.data.set(fused.kernel.data);
+    conv.bias!.data.data.set(fused.bias.data);
+  }
+  deploy.linear.weight.data.data.set(model.linear.weight.data.data);
+  deploy.linear.bias.data.data.set(model.linear.bias.data.data);
+  return deploy.eval();
+}

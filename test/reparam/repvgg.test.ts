@@ -1,0 +1,190 @@
+// The deploy model computes the training-time model's eval function.
+//
+// Error model (float32, u = 2⁻²⁴). Per output, write each branch b as s_b·(W_b ⊛ x − μ_b) + β_b with
+// s_b = γ_b/√(σ_b²+ε). The training-time path rounds a K-term conv (K = C/g·9), a BN scale and shift,
+// and a 3-term sum: ≤ (K + 8) roundings; the deploy path rounds the fused kernel once and a K-term
+// conv plus bias: ≤ (K + 3). Both are within γ_n·S of the exact value with
+//   S = Σ_b ( |s_b|·Σ|W_b|·|x| + |s_b·μ_b| + |β_b| ),
+// so |y_train − y_deploy| ≤ (2K + 12)·u·S. Whole models: each block's bound plus the propagation of
+// its input error; we use the same form per logit with S from the last layers and a model-level
+// factor (see below). float64: ≤ 1e-12 relative to S.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { RepVGG, RepVGGBlock } from '../../src/nn/repvgg.js';
+import { ZOO, type BlockSpec, type RepVGGConfig } from '../../src/nn/config.js';
+import { convert, fuseRepVGGBlock } from '../../src/reparam/repvgg.js';
+import { conv2d } from '../../src/ops/conv2d.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { U32, absTensor, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { randomizeBN, worstRatio } from './helpers.js';
+import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
+import type { SafeEntry } from '../../src/io/safetensors.js';
+
+function branchMagnitude(block: RepVGGBlock, x: Tensor): Tensor {
+  // S = Σ_b conv(|x|, |s_b·W_b|) + |s_b·μ_b| + |β_b|, in float64
+  const { stride, groups } = block.spec;
+  const ax = absTensor(x);
+  let S: Tensor | null = null;
+  const add = (w: Tensor, pad: number, bn: { weight: { data: Tensor }; bias: { data: Tensor }; runningMean: Tensor; runningVar: Tensor; eps: number }) => {
+    const F = bn.weight.data.size;
+    const per = w.size / F;
+    const aw = new Float64Array(w.size);
+    const ab = new Float64Array(F);
+    for (let f = 0; f < F; f++) {
+      const s = Math.abs(bn.weight.data.data[f] / Math.sqrt(bn.runningVar.data[f] + bn.eps));
+      for (let i = 0; i < per; i++) aw[f * per + i] = Math.abs(w.data[f * per + i]) * s;
+      ab[f] = Math.abs(bn.runningMean.data[f]) * s + Math.abs(bn.bias.data.data[f]);
+    }
+    const y = conv2d(ax, new Tensor(aw, w.shape), new Tensor(ab, [F]), { stride, padding: pad, groups, algorithm: 'direct' });
+    if (S === null) S = y;
+    else for (let i = 0; i < S.size; i++) S.data[i] += y.data[i];
+  };
+  add(block.rbrDense!.conv.weight.data, 1, block.rbrDense!.bn);
+  if (block.rbr1x1 !== null) add(block.rbr1x1.conv.weight.data, 0, block.rbr1x1.bn);
+  if (block.rbrIdentity !== null) {
+    const C = block.spec.inChannels, Cg = C / groups;
+    const id = new Float64Array(C * Cg);
+    for (let i = 0; i < C; i++) id[i * Cg + (i % Cg)] = 1;
+    add(new Tensor(id, [C, Cg, 1, 1]), 0, block.rbrIdentity);
+  }
+  return S!;
+}
+
+function deployBlock(block: RepVGGBlock, dtype: 'float32' | 'float64'): RepVGGBlock {
+  const d = new RepVGGBlock(block.spec, { deploy: true, dtype });
+  const f = fuseRepVGGBlock(block);
+  d.rbrReparam!.weight.data.data.set(f.kernel.data);
+  d.rbrReparam!.bias!.data.data.set(f.bias.data);
+  return d.eval();
+}
+
+const blockArb = fc.record({
+  Cg: fc.integer({ min: 1, max: 6 }),
+  groups: fc.constantFrom(1, 2, 4),
+  same: fc.boolean(),
+  Fg: fc.integer({ min: 1, max: 6 }),
+  stride: fc.constantFrom(1, 2),
+  N: fc.integer({ min: 1, max: 3 }),
+  H: fc.integer({ min: 1, max: 9 }),
+  W: fc.integer({ min: 1, max: 9 }),
+  pointwise: fc.boolean(),
+  seed: fc.integer({ min: 0, max: 1 << 30 }),
+});
+
+describe('fused block = training-time block in eval mode', () => {
+  it('property: channels, groups 1/2/4, stride 1/2, 1×1 and odd sizes, wide BN statistics (float32 and float64)', () => {
+    fc.assert(fc.property(blockArb, (g) => {
+      const cin = g.Cg * g.groups;
+      const cout = g.same ? cin : g.Fg * g.groups;
+      const spec: BlockSpec = { inChannels: cin, outChannels: cout, stride: g.stride, groups: g.groups, identity: cin === cout && g.stride === 1, pointwise: g.pointwise };
+      for (const dtype of ['float32', 'float64'] as const) {
+        const block = new RepVGGBlock(spec, { dtype, seed: g.seed });
+        randomizeBN(block, g.seed + 1);
+        block.eval();
+        const x = uniform([g.N, cin, g.H, g.W], new Rng(g.seed + 2), -1, 1, dtype);
+        const yTrain = block.forward(x);
+        const yDeploy = deployBlock(block, dtype).forward(x);
+        const S = branchMagnitude(block, x);
+        const K = g.Cg * 9;
+        if (dtype === 'float32') {
+          expect(worstRatio(yTrain, yDeploy, (i) => (2 * K + 12) * U32 * S.data[i] + 1e-30)).toBeLessThanOrEqual(1);
+        } else {
+          expect(maxAbsDiff(yTrain, yDeploy)).toBeLessThanOrEqual(1e-12 * maxAbs(S));
+        }
+      }
+    }), { numRuns: 150 });
+  });
+
+  it('refuses a BatchNorm in training mode, naming it', () => {
+    const block = new RepVGGBlock({ inChannels: 2, outChannels: 2, stride: 1, groups: 1, identity: true, pointwise: true });
+    expect(() => fuseRepVGGBlock(block, 'stage1.0')).toThrow('stage1.0.rbr_dense.bn: a BatchNorm in training mode cannot be fused');
+    const model = RepVGG.fromConfig({ num_blocks: [1, 1, 1, 1], width_multiplier: [0.0625, 0.0625, 0.0625, 0.0625], num_classes: 3 });
+    expect(() => convert(model)).toThrow('call model.eval() first');
+  });
+});
+
+// Whole models: errors from earlier blocks propagate through later ones (each a Lipschitz map with
+// constant ≤ Σ|s·W|), so we compare against the float64 fused model instead of a closed form: the
+// float32 deploy and training-time models must both sit within 1e-4·max|logit| (float32 rounding of
+// ~10 chained layers) of the float64 reference, and the float64 pair within 1e-12·max|logit|·depth.
+function checkModel(cfg: RepVGGConfig, seed: number, size: number, N = 2, float32 = true): void {
+  const m64 = RepVGG.fromConfig(cfg, { seed, dtype: 'float64' });
+  randomizeBN(m64, seed + 1);
+  for (const bn of m64.namedBuffers()) if (bn[0].endsWith('running_var') && bn[1].kind === 'tensor') {
+    // keep σ² ≥ 1e-3 for whole models: tiny variances amplify by 1/σ per layer and make logits huge
+    const v = bn[1].value.data;
+    for (let i = 0; i < v.length; i++) v[i] = Math.max(v[i], 1e-3);
+  }
+  m64.eval();
+  const x64 = uniform([N, cfg.in_channels ?? 3, size, size], new Rng(seed + 2), -1, 1, 'float64');
+  const ref = m64.forward(x64);
+  const d64 = convert(m64).forward(x64);
+  const depth = m64.blocks().length + 1;
+  expect(maxAbsDiff(d64, ref)).toBeLessThanOrEqual(1e-12 * depth * maxAbs(ref));
+  if (!float32) return;
+  const m32 = RepVGG.fromConfig(cfg, { dtype: 'float32', init: false });
+  loadStateDict(m32, stateDict(m64));
+  m32.eval();
+  const x32 = x64.to('float32');
+  const t32 = m32.forward(x32);
+  const d32 = convert(m32).forward(x32);
+  expect(maxAbsDiff(t32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+  expect(maxAbsDiff(d32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+}
+
+describe('fused model = training-time model', () => {
+  it('property: random small configurations with groups', () => {
+    fc.assert(fc.property(
+      fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })),
+      fc.constantFrom(0.0625, 0.125), fc.constantFrom(1, 2, 4), fc.integer({ min: 5, max: 23 }), fc.integer({ min: 0, max: 1 << 30 }),
+      (nb, wm, g, size, seed) => {
+        const groups: Record<string, number> = { 2: g, 4: g };
+        checkModel({ num_blocks: nb, width_multiplier: [wm, wm, wm, wm], override_groups_map: groups, num_classes: 7, in_channels: 3 }, seed, size);
+      }), { numRuns: 25 });
+  });
+
+  it('convert leaves its argument untouched and returns an eval-mode deploy model', () => {
+    const model = RepVGG.fromConfig({ num_blocks: [1, 2, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 4 }, { seed: 5 }).eval();
+    randomizeBN(model, 9);
+    const before = [...stateDict(model)].map(([k, e]) => [k, Array.from(e.data as Float32Array)]);
+    const deploy = convert(model);
+    expect([...stateDict(model)].map(([k, e]) => [k, Array.from(e.data as Float32Array)])).toEqual(before);
+    expect(deploy.deploy).toBe(true);
+    expect(deploy.training).toBe(false);
+    expect([...stateDict(deploy).keys()].slice(0, 3)).toEqual(['stage0.rbr_reparam.weight', 'stage0.rbr_reparam.bias', 'stage1.0.rbr_reparam.weight']);
+  });
+});
+
+// Full-width zoo models at 16×16: float64 for all (the ≤ 1e-12 check); float32 too for the A and B0
+// models (the wider B models repeat the same blocks, and allocating their float32 twins doubles the
+// run time on this machine's slow first-touch memory).
+describe('every zoo architecture fuses exactly (small input)', () => {
+  for (const name of Object.keys(ZOO)) {
+    it(name, () => checkModel({ ...ZOO[name], num_classes: 10 }, 11, 16, 1, /A\d|B0/.test(name)));
+  }
+});
+
+describe('golden deploy weights from PyTorch (model with groups 2 and 4)', () => {
+  it('matches the public switch_to_deploy fusion', () => {
+    const fx = loadTorchFixture('repvgg_small');
+    const cfg = fx.meta.config as RepVGGConfig;
+    for (const [dtype, s] of [['float32', ''], ['float64', '@f64']] as const) {
+      const model = RepVGG.fromConfig(cfg, { dtype });
+      const st = new Map<string, SafeEntry>();
+      for (const key of stateDict(model).keys()) st.set(key, fx.raw('state.' + key));
+      loadStateDict(model, st);
+      const deploy = convert(model.eval());
+      for (const [key, p] of deploy.namedParameters()) {
+        if (key.startsWith('linear')) continue;
+        const ref = fx.t(`deploy.${key}${s}`);
+        // PyTorch fuses in the model's dtype: float32 products and 3-term sums, ≤ 4 roundings of
+        // O(|ref|) values; float64 likewise at 2⁻⁵³.
+        expect(maxAbsDiff(p.data, ref)).toBeLessThanOrEqual((dtype === 'float32' ? 4 * U32 : 1e-15) * 4 * Math.max(1, maxAbs(ref)));
+      }
+      const y = deploy.forward(fx.t('input').to(dtype));
+      const ref = fx.t('eval.output' + s);
+      expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual((dtype === 'float32' ? 1e-4 : 1e-10) * maxAbs(ref));
+    }
+  });
+});
