@@ -99,7 +99,7 @@ export function parseSafetensors(bytes: Uint8Array): SafeFile {
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function decode(dtype: SafeDType, b: Uint8Array): SafeEntry['data'] {
-  const copy = new Uint8Array(b); // an owned, aligned copy (Buffer.slice would share memory)
+  const copy = new Uint8Array(b); // an owned, aligned copy (slicing a pooled Node buffer would share memory)
   if (!LITTLE_ENDIAN) throw new SafetensorsError('safetensors: big-endian hosts are not supported');
   switch (dtype) {
     case 'F64': return new Float64Array(copy.buffer);

@@ -8,7 +8,7 @@ import { type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { linear, linearBackward } from '../ops/linear.js';
-import { type Buffer, Module, Parameter, defaultInitBound } from './module.js';
+import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {
   stride?: Pair;
@@ -122,7 +122,7 @@ export class BatchNorm2d extends Module {
     return [['weight', this.weight], ['bias', this.bias]];
   }
 
-  override ownBuffers(): [string, Buffer][] {
+  override ownBuffers(): [string, StateBuffer][] {
     return [
       ['running_mean', { kind: 'tensor', value: this.runningMean }],
       ['running_var', { kind: 'tensor', value: this.runningVar }],

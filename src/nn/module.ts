@@ -31,7 +31,7 @@ export class Parameter {
 }
 
 /** A state-dict buffer: a float tensor, or an integer counter (num_batches_tracked, saved as I64). */
-export type Buffer = { kind: 'tensor'; value: Tensor } | { kind: 'int'; value: number; set(v: number): void };
+export type StateBuffer = { kind: 'tensor'; value: Tensor } | { kind: 'int'; value: number; set(v: number): void };
 
 export abstract class Module {
   training = true;
@@ -48,7 +48,7 @@ export abstract class Module {
     return [];
   }
 
-  ownBuffers(): [string, Buffer][] {
+  ownBuffers(): [string, StateBuffer][] {
     return [];
   }
 
@@ -69,8 +69,8 @@ export abstract class Module {
     return out;
   }
 
-  namedBuffers(prefix = ''): [string, Buffer][] {
-    const out: [string, Buffer][] = [];
+  namedBuffers(prefix = ''): [string, StateBuffer][] {
+    const out: [string, StateBuffer][] = [];
     for (const [n, b] of this.ownBuffers()) out.push([prefix + n, b]);
     for (const [n, c] of this.children()) out.push(...c.namedBuffers(`${prefix}${n}.`));
     return out;
