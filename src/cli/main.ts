@@ -35,6 +35,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
 
 const isMain = process.argv[1] !== undefined && /[\\/](main\.js|repvgg)$/.test(process.argv[1]);
 if (isMain) {
+  // A closed pipe (`repvgg explain | head`) ends the program quietly, not with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); });
   const tty = process.stderr.isTTY === true;
   const io: Io = {
     out: (l) => process.stdout.write(l + '\n'),

@@ -1,0 +1,101 @@
+// Walk one tiny block through every fusion step with real numbers.
+import type { Command, Io } from '../command.js';
+import { RepVGGBlock } from '../../nn/repvgg.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { Rng } from '../../tensor/rng.js';
+import { fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias, type KernelBias } from '../../reparam/kernels.js';
+import { bnStats } from '../../reparam/repvgg.js';
+import { conv2d } from '../../ops/conv2d.js';
+import { relu } from '../../ops/relu.js';
+
+const r2 = (rng: Rng, lo: number, hi: number) => Math.round((lo + (hi - lo) * rng.next()) * 100) / 100;
+
+function fmt(v: number): string {
+  const s = v.toFixed(3);
+  return (s.startsWith('-') ? s : ' ' + s).padStart(7);
+}
+
+/** Kernel (F, C, k, k) as rows of k×k blocks: one line per kernel row, channels side by side. */
+function showKernel(io: Io, title: string, k: Tensor): void {
+  const [F, C, kh, kw] = k.shape;
+  io.out(`  ${title}  shape (${k.shape.join(', ')})`);
+  for (let f = 0; f < F; f++) {
+    for (let i = 0; i < kh; i++) {
+      const parts: string[] = [];
+      for (let c = 0; c < C; c++) {
+        const row: string[] = [];
+        for (let j = 0; j < kw; j++) row.push(fmt(k.data[((f * C + c) * kh + i) * kw + j]));
+        parts.push(`[${row.join('')} ]`);
+      }
+      io.out(`    ${i === 0 ? `out ${f}:` : '      '} ${parts.join('  ')}`);
+    }
+  }
+}
+
+function showBias(io: Io, title: string, b: Tensor): void {
+  io.out(`  ${title}  [${Array.from(b.data, fmt).join('')} ]`);
+}
+
+export const explain: Command = {
+  spec: {
+    name: 'explain',
+    summary: 'walk a tiny 2-channel block through every re-parameterization step',
+    usage: 'repvgg explain [--seed N]',
+    flags: { seed: 'number' },
+    positionals: 0,
+  },
+  run(a, io: Io): number {
+    const rng = new Rng((a.flags.get('seed') as number | undefined) ?? 1);
+    const block = new RepVGGBlock({ inChannels: 2, outChannels: 2, stride: 1, groups: 1, identity: true, pointwise: true }, { dtype: 'float64', rng });
+    const round = (t: Tensor, lo: number, hi: number) => { for (let i = 0; i < t.size; i++) t.data[i] = r2(rng, lo, hi); };
+    round(block.rbrDense!.conv.weight.data, -1, 1);
+    round(block.rbr1x1!.conv.weight.data, -1, 1);
+    for (const bn of [block.rbrDense!.bn, block.rbr1x1!.bn, block.rbrIdentity!]) {
+      round(bn.weight.data, 0.5, 1.5); round(bn.bias.data, -0.5, 0.5); round(bn.runningMean, -0.5, 0.5); round(bn.runningVar, 0.5, 2);
+    }
+    block.eval();
+    io.out('RepVGG block, 2 → 2 channels, stride 1: y = ReLU( BN(W₃ ⊛ x) + BN(W₁ ⊛ x) + BN(x) )\n');
+    io.out('1. The three branches');
+    showKernel(io, 'W₃ (rbr_dense.conv.weight)', block.rbrDense!.conv.weight.data);
+    showKernel(io, 'W₁ (rbr_1x1.conv.weight)', block.rbr1x1!.conv.weight.data);
+    io.out('  identity: x itself, followed by its own BN (rbr_identity)\n');
+    io.out('2. Fold each BN into the conv before it: W\' = W·γ/√(σ²+ε), b\' = β − μ·γ/√(σ²+ε)');
+    const named: [string, ReturnType<typeof bnStats>][] = [
+      ['rbr_dense.bn', bnStats(block.rbrDense!.bn, 'rbr_dense.bn')],
+      ['rbr_1x1.bn', bnStats(block.rbr1x1!.bn, 'rbr_1x1.bn')],
+      ['rbr_identity', bnStats(block.rbrIdentity!, 'rbr_identity')],
+    ];
+    for (const [n, s] of named) {
+      io.out(`  ${n.padEnd(13)} γ ${Array.from(s.gamma.data, fmt).join('')}   β ${Array.from(s.beta.data, fmt).join('')}   μ ${Array.from(s.mean.data, fmt).join('')}   σ² ${Array.from(s.variance.data, fmt).join('')}`);
+    }
+    const d = fuseConvBN(withZeroBias(block.rbrDense!.conv.weight.data), named[0][1], 'float64');
+    const p = fuseConvBN(withZeroBias(block.rbr1x1!.conv.weight.data), named[1][1], 'float64');
+    showKernel(io, 'W₃\'', d.kernel); showBias(io, 'b₃\'', d.bias);
+    showKernel(io, 'W₁\'', p.kernel); showBias(io, 'b₁\'', p.bias);
+    io.out('\n3. Pad the 1×1 kernel to 3×3 (zeros around a centred weight)');
+    const p3: KernelBias = { kernel: padKernel(p.kernel, 3), bias: p.bias };
+    showKernel(io, 'pad(W₁\')', p3.kernel);
+    io.out('\n4. The identity as a 3×3 kernel (a 1 at the centre of channel i), then fold its BN');
+    const idK = identityKernel(2, 1, 'float64');
+    showKernel(io, 'I', idK);
+    const id = fuseConvBN(withZeroBias(idK), named[2][1], 'float64');
+    showKernel(io, 'I\'', id.kernel); showBias(io, 'b_id\'', id.bias);
+    io.out('\n5. Sum the branches: kernels add, biases add');
+    const fused = sumBranches([d, p3, id], 'float64');
+    showKernel(io, 'W = W₃\' + pad(W₁\') + I\'', fused.kernel); showBias(io, 'b = b₃\' + b₁\' + b_id\'', fused.bias);
+    io.out('\n6. Both models on one 1×2×3×3 input');
+    const x = new Tensor(Float64Array.from({ length: 18 }, () => r2(rng, -1, 1)), [1, 2, 3, 3]);
+    const yTrain = block.forward(x);
+    const yDeploy = relu(conv2d(x, fused.kernel, fused.bias, { padding: 1, algorithm: 'direct' }));
+    io.out('  channel  position   training-time block   deploy conv     |Δ|');
+    let worst = 0;
+    for (let i = 0; i < yTrain.size; i++) {
+      const c = Math.floor(i / 9), pos = i % 9;
+      const dlt = Math.abs(yTrain.data[i] - yDeploy.data[i]);
+      worst = Math.max(worst, dlt);
+      io.out(`  ${String(c).padStart(7)}  (${Math.floor(pos / 3)}, ${pos % 3})   ${yTrain.data[i].toFixed(12).padStart(19)}   ${yDeploy.data[i].toFixed(12).padStart(15)}   ${dlt.toExponential(1)}`);
+    }
+    io.out(`\nlargest |Δ| = ${worst.toExponential(2)} (float64): one 3×3 conv computes the three-branch block.`);
+    return 0;
+  },
+};
