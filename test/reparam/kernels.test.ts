@@ -1,0 +1,52 @@
+// Each algebraic step on its own, in float64 (exact up to a few roundings: ≤ 1e-12 relative).
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from '../../src/reparam/kernels.js';
+import { conv2d } from '../../src/ops/conv2d.js';
+import { batchNorm2d } from '../../src/ops/batchnorm.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { maxAbs, maxAbsDiff } from '../helpers.js';
+
+describe('reparam steps', () => {
+  it('identityKernel: conv with it is the identity, for any groups', () => {
+    for (const [C, g] of [[4, 1], [4, 2], [6, 3], [5, 5]]) {
+      const x = uniform([2, C, 3, 4], new Rng(C * g), -1, 1, 'float64');
+      expect(maxAbsDiff(conv2d(x, identityKernel(C, g, 'float64'), null, { padding: 1, groups: g }), x)).toBe(0);
+    }
+  });
+  it('padKernel: a centred 1×1, 1×3 or 3×1 kernel computes the same conv at 3×3', () => {
+    for (const [kh, kw] of [[1, 1], [1, 3], [3, 1], [3, 3]]) {
+      const rng = new Rng(kh * 10 + kw);
+      const x = uniform([1, 2, 5, 4], rng, -1, 1, 'float64');
+      const w = uniform([3, 2, kh, kw], rng, -1, 1, 'float64');
+      const y = conv2d(x, w, null, { padding: [(kh - 1) / 2, (kw - 1) / 2] });
+      expect(maxAbsDiff(conv2d(x, padKernel(w, 3), null, { padding: 1 }), y)).toBeLessThanOrEqual(1e-15);
+    }
+    expect(() => padKernel(uniform([1, 1, 2, 2], new Rng(0)), 3)).toThrow('cannot centre a 2×2 kernel');
+  });
+  it('fuseConvBN: BN(conv(x)) = conv(x, W\') + b\' in eval mode', () => {
+    const rng = new Rng(3);
+    const x = uniform([2, 3, 5, 5], rng, -1, 1, 'float64');
+    const w = uniform([4, 3, 3, 3], rng, -1, 1, 'float64');
+    const bn = { gamma: uniform([4], rng, 0.5, 1.5, 'float64'), beta: uniform([4], rng, -1, 1, 'float64'), mean: uniform([4], rng, -1, 1, 'float64'), variance: uniform([4], rng, 0.1, 2, 'float64'), eps: 1e-5 };
+    const ref = batchNorm2d(conv2d(x, w, null, { padding: 1 }), { weight: bn.gamma, bias: bn.beta, runningMean: bn.mean, runningVar: bn.variance }, { training: false }).y;
+    const f = fuseConvBN(withZeroBias(w), bn, 'float64');
+    expect(maxAbsDiff(conv2d(x, f.kernel, f.bias, { padding: 1 }), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
+  });
+  it('sumBranches refuses unpadded kernels of different sizes', () => {
+    const a = withZeroBias(uniform([2, 2, 3, 3], new Rng(1)));
+    const b = withZeroBias(uniform([2, 2, 1, 1], new Rng(2)));
+    expect(() => sumBranches([a, b])).toThrow('kernel shape [2, 2, 1, 1] differs from [2, 2, 3, 3]; pad it first');
+  });
+  it('mergeSequential1x1kxk: conv_k(conv_1x1(x) + b1) + b2 = one k×k conv (unpadded), property', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer(), (C, D, E, k, seed) => {
+      const rng = new Rng(seed);
+      const x = uniform([2, C, k + 3, k + 2], rng, -1, 1, 'float64');
+      const first = { kernel: uniform([D, C, 1, 1], rng, -1, 1, 'float64'), bias: uniform([D], rng, -1, 1, 'float64') };
+      const second = { kernel: uniform([E, D, k, k], rng, -1, 1, 'float64'), bias: uniform([E], rng, -1, 1, 'float64') };
+      const ref = conv2d(conv2d(x, first.kernel, first.bias), second.kernel, second.bias);
+      const m = mergeSequential1x1kxk(first, second, 'float64');
+      expect(maxAbsDiff(conv2d(x, m.kernel, m.bias), ref)).toBeLessThanOrEqual(1e-12 * (1 + maxAbs(ref)) * D * k * k);
+    }), { numRuns: 60 });
+  });
+});

@@ -1,0 +1,114 @@
+// The paper's other re-parameterizations: each fuses to one 3×3 conv computing the block's eval
+// function (bound as in repvgg.test.ts, with S the block run on |x| with |parameters|, i.e. the
+// magnitude of every term the float computation rounds), and each has a correct backward.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { VARIANTS, type VariantName, variantBlock, type BranchBlock } from '../../src/nn/variants.js';
+import { BatchNorm2d } from '../../src/nn/layers.js';
+import { fuseBranchBlock } from '../../src/reparam/branches.js';
+import { conv2d } from '../../src/ops/conv2d.js';
+import { relu } from '../../src/ops/relu.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { U32, absTensor, maxAbs, maxAbsDiff } from '../helpers.js';
+import { batchNorms, randomizeBN, worstRatio } from './helpers.js';
+
+const FUSABLE = VARIANTS.filter((v) => v !== '+ReLU in branch');
+const GROUPED = new Set<VariantName>(['RepVGG', 'Identity w/o BN', 'Post-addition BN', 'ACB']);
+
+/** S: the block evaluated on |x| with |W|, |a|, |b|, |γ|, |β| and μ → −|μ| (BN then adds |μ·s|). */
+function magnitude(block: BranchBlock, name: VariantName, groups: number, x: Tensor): Tensor {
+  const abs = variantBlock(name, block.channels, { dtype: 'float64', groups });
+  const src = new Map(block.namedParameters());
+  for (const [k, p] of abs.namedParameters()) for (let i = 0; i < p.data.size; i++) p.data.data[i] = Math.abs(src.get(k)!.data.data[i]);
+  const srcBN = batchNorms(block);
+  batchNorms(abs).forEach((bn: BatchNorm2d, i) => {
+    for (let c = 0; c < bn.runningMean.size; c++) {
+      bn.runningMean.data[c] = -Math.abs(srcBN[i].runningMean.data[c]);
+      bn.runningVar.data[c] = srcBN[i].runningVar.data[c];
+    }
+  });
+  return abs.eval().forward(absTensor(x));
+}
+
+describe('each variant fuses to one 3×3 conv', () => {
+  for (const name of FUSABLE) {
+    it(`${name}: property over channels, groups, batch, odd and 1×1 sizes, wide BN statistics`, () => {
+      fc.assert(fc.property(
+        fc.integer({ min: 1, max: 4 }), fc.constantFrom(1, 2), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 1 << 30 }),
+        (cg, g, N, H, W, seed) => {
+          const groups = GROUPED.has(name) ? g : 1;
+          const C = cg * groups;
+          for (const dtype of ['float32', 'float64'] as const) {
+            const block = variantBlock(name, C, { dtype, seed, groups });
+            randomizeBN(block, seed + 1);
+            block.eval();
+            const x = uniform([N, C, H, W], new Rng(seed + 2), -1, 1, dtype);
+            const y = block.forward(x);
+            const f = fuseBranchBlock(block);
+            const yf = relu(conv2d(x, f.kernel.to(dtype), f.bias.to(dtype), { padding: 1, groups }));
+            const S = magnitude(block, name, groups, x);
+            const K = (C / groups) * 9;
+            if (dtype === 'float32') expect(worstRatio(y, yf, (i) => (2 * K + 16) * U32 * S.data[i] + 1e-30)).toBeLessThanOrEqual(1);
+            else expect(maxAbsDiff(y, yf)).toBeLessThanOrEqual(1e-12 * maxAbs(S));
+          }
+        }), { numRuns: 40 });
+    });
+  }
+
+  it('+ReLU in branch is refused: the branch is nonlinear', () => {
+    const block = variantBlock('+ReLU in branch', 2).eval();
+    expect(() => fuseBranchBlock(block)).toThrow("branch0.2: a ReLU inside a branch makes it nonlinear ('+ReLU in branch')");
+  });
+  it('a BN in training mode is refused', () => {
+    expect(() => fuseBranchBlock(variantBlock('ACB', 2))).toThrow('branch0.1: a BatchNorm in training mode cannot be fused');
+  });
+  it('DiracNet: Ŵ = diag(a)·I + diag(b)·W_norm has unit-norm filters plus a at the centre', () => {
+    const block = variantBlock('DiracNet', 3, { dtype: 'float64', seed: 4 });
+    const dirac = block.branches[0][0] as import('../../src/nn/variants.js').DiracConv2d;
+    dirac.a!.data.data.set([2, 3, 4]);
+    dirac.b!.data.data.set([0.5, 1, 1]);
+    const k = dirac.effectiveKernel();
+    let ss = 0;
+    for (let i = 0; i < 27; i++) ss += (k.data[i] - (i === 4 ? 2 : 0)) ** 2;
+    expect(Math.sqrt(ss)).toBeCloseTo(0.5, 14);
+    expect(k.data[27 + 9 + 4] - dirac.weight.data.data[27 + 9 + 4] / Math.hypot(...dirac.weight.data.data.subarray(27, 54))).toBeCloseTo(3, 14);
+  });
+});
+
+// Finite differences in float64, as test/ops/gradcheck.test.ts (h = 1e-6, relative 1e-6).
+describe('variant backward = finite differences (training mode, float64)', () => {
+  for (const name of VARIANTS) {
+    it(name, () => {
+      const rng = new Rng(7);
+      const block = variantBlock(name, 3, { dtype: 'float64', seed: 3 });
+      const x = uniform([2, 3, 4, 5], rng, -1, 1, 'float64');
+      const r = uniform([2, 3, 4, 5], rng, -1, 1, 'float64');
+      const L = () => {
+        const y = block.forward(x);
+        let s = 0;
+        for (let i = 0; i < y.size; i++) s += y.data[i] * r.data[i];
+        return s;
+      };
+      L();
+      block.zeroGrad();
+      const dx = block.backward(r);
+      const check = (t: Tensor, analytic: Tensor) => {
+        let worst = 0, scale = 1;
+        for (let k = 0; k < 10; k++) {
+          const i = rng.int(t.size);
+          const v = t.data[i];
+          t.data[i] = v + 1e-6; const lp = L();
+          t.data[i] = v - 1e-6; const lm = L();
+          t.data[i] = v;
+          const num = (lp - lm) / 2e-6;
+          scale = Math.max(scale, Math.abs(num));
+          worst = Math.max(worst, Math.abs(num - analytic.data[i]));
+        }
+        expect(worst / scale).toBeLessThanOrEqual(1e-6);
+      };
+      check(x, dx);
+      for (const [, p] of block.namedParameters()) check(p.data, p.grad);
+    });
+  }
+});
