@@ -1,10 +1,38 @@
-// repvgg-ts public API.
+// repvgg-ts public API. Everything here runs in browsers and Node alike (no Node-only APIs).
+
+// tensors
 export { Tensor, zeros, full, type DType, type FloatArray } from './tensor/tensor.js';
 export { Rng, uniform } from './tensor/rng.js';
-export { conv2d, conv2dBackward, type Conv2dOptions, type ConvAlgorithm, type Padding, type Pair } from './ops/conv2d.js';
+
+// ops (forward and backward)
+export { conv2d, conv2dBackward, type Conv2dOptions, type Conv2dGrads, type ConvAlgorithm, type Padding, type Pair } from './ops/conv2d.js';
 export { WINOGRAD_F2, WINOGRAD_F4, winogradWeights, type WinogradMatrices, type WinogradWeights } from './ops/conv2d_winograd.js';
 export { batchNorm2d, batchNorm2dBackward, type BatchNormParams, type BatchNormOptions } from './ops/batchnorm.js';
 export { relu, reluBackward } from './ops/relu.js';
 export { globalAvgPool, globalAvgPoolBackward } from './ops/pool.js';
 export { linear, linearBackward } from './ops/linear.js';
 export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js';
+
+// modules and models
+export { Module, Parameter } from './nn/module.js';
+export { Conv2d, BatchNorm2d, ReLU, Linear } from './nn/layers.js';
+export { RepVGG, RepVGGBlock, ConvBN } from './nn/repvgg.js';
+export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
+export { BranchBlock, DiracConv2d, VARIANTS, variantBlock, type VariantName } from './nn/variants.js';
+
+// the fuser
+export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
+export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
+export { fuseBranchBlock, fuseChain } from './reparam/branches.js';
+
+// checkpoints and arrays
+export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntry, type SafeFile } from './io/safetensors.js';
+export { parseNpy, serializeNpy, NpyError } from './io/npy.js';
+export { stateDict, loadStateDict, modelFromStateDict, planFromStateDict } from './io/state_dict.js';
+export { compareArrays, ulpDistance, type Comparison } from './io/compare.js';
+
+// training
+export { SGD, cosineLR } from './train/sgd.js';
+export { fit, predict, accuracy, type Dataset, type FitOptions, type EpochStats } from './train/fit.js';
+export { parseIdx, gunzipIfNeeded, idxToDataset } from './train/idx.js';
+export { randomHorizontalFlip, randomShift } from './train/augment.js';

@@ -2,7 +2,7 @@
 
 import { Tensor, full, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type ConvAlgorithm, type Padding, type Pair, autoAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
+import { type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, measuredAlgorithm } from '../ops/conv2d.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
 import { type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
@@ -70,12 +70,14 @@ export class Conv2d extends Module {
     if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
       // Inference: transform the filters once and reuse them while the weights are unchanged.
       const g = convGeometry(x.shape, this.weight.data.shape, opts);
-      if (this.algorithm === 'winograd' || autoAlgorithm(g) === 'winograd') {
+      const choice = this.algorithm === 'winograd' ? { algorithm: 'winograd', winogradTile: 4 as const } : measuredAlgorithm(g, x.dtype);
+      if (choice !== undefined && choice.algorithm === 'winograd') {
         const w = this.weight;
-        if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data) {
-          this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, 4), version: w.version, data: w.data };
+        const tile = choice.winogradTile;
+        if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data || this.wino.U.tile !== tile) {
+          this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), version: w.version, data: w.data };
         }
-        return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradWeights: this.wino.U });
+        return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
     }
     return conv2d(x, this.weight.data, b, opts);

@@ -1,7 +1,7 @@
 // conv2d with torch.nn.functional.conv2d semantics (cross-correlation, NCHW, groups), three
 // algorithms, and its backward. The output's array type follows the input's.
 
-import { Tensor, allocLike } from '../tensor/tensor.js';
+import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
@@ -27,12 +27,57 @@ export function winogradApplies(g: ConvGeometry): boolean {
   return g.KH === 3 && g.KW === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1;
 }
 
-/** The algorithm 'auto' runs for this geometry (see bench/ for the measurements behind it). */
-export function autoAlgorithm(g: ConvGeometry): 'im2col' | 'winograd' {
-  // Winograd's transforms cost O(α²·(C+F)) per tile against O(α²·C·F) for its GEMMs, so it pays
-  // once channels are not tiny; for C/g, F/g ≤ 4 (depthwise-like) im2col wins. Its filter transform
-  // costs as much as the GEMMs of one tile, so it also needs enough tiles (here ≥ 4 of 4×4).
-  return winogradApplies(g) && g.Cg >= 8 && g.Fg >= 8 && g.N * g.Ho * g.Wo >= 64 ? 'winograd' : 'im2col';
+export interface AlgorithmChoice {
+  algorithm: 'im2col' | 'winograd';
+  winogradTile: WinogradTile;
+}
+
+/** 'auto' measures once per layer shape and dtype, then reuses the fastest (see bench/ for the tables). */
+const measured = new Map<string, AlgorithmChoice>();
+
+function shapeKey(g: ConvGeometry, dtype: string): string {
+  return [dtype, g.N, g.C, g.H, g.W, g.F, g.KH, g.KW, g.groups, g.sh, g.sw, g.dh, g.dw, g.pt, g.pb, g.pl, g.pr].join(',');
+}
+
+/** The measured choice for this geometry, if 'auto' has timed it already. */
+export function measuredAlgorithm(g: ConvGeometry, dtype: string): AlgorithmChoice | undefined {
+  return measured.get(shapeKey(g, dtype));
+}
+
+/** Forget the measurements (e.g. before benchmarking 'auto' afresh). */
+export function clearAlgorithmMeasurements(): void {
+  measured.clear();
+}
+
+const CANDIDATES: AlgorithmChoice[] = [
+  { algorithm: 'im2col', winogradTile: 4 },
+  { algorithm: 'winograd', winogradTile: 4 },
+  { algorithm: 'winograd', winogradTile: 2 },
+];
+
+// Time each applicable algorithm once on the real inputs (after one untimed warm-up of each) and
+// remember the fastest. Returns the chosen algorithm's output.
+function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray): void {
+  const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
+  if (candidates.length === 1) {
+    measured.set(shapeKey(g, x.dtype), candidates[0]);
+    conv2dIm2col(g, x.data, w.data, b, y);
+    return;
+  }
+  const run = (c: AlgorithmChoice) => {
+    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y);
+    else conv2dWinograd(g, x.data, winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), b, y);
+  };
+  let best = candidates[0], bestMs = Infinity;
+  for (const c of candidates) run(c);
+  for (const c of candidates) {
+    const t = performance.now();
+    run(c);
+    const ms = performance.now() - t;
+    if (ms < bestMs) { bestMs = ms; best = c; }
+  }
+  measured.set(shapeKey(g, x.dtype), best);
+  run(best);
 }
 
 function checkConvArgs(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): void {
@@ -52,7 +97,16 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   const y = allocLike(x.data, g.N * g.F * g.Ho * g.Wo);
   const b = bias === null ? null : bias.data;
   let algo = opts.algorithm ?? 'auto';
-  if (algo === 'auto') algo = opts.winogradWeights !== undefined && winogradApplies(g) ? 'winograd' : autoAlgorithm(g);
+  let tile = opts.winogradTile;
+  if (algo === 'auto') {
+    const m = measuredAlgorithm(g, x.dtype);
+    if (m === undefined) {
+      measureAndRun(g, x, w, b, y);
+      return new Tensor(y, [g.N, g.F, g.Ho, g.Wo]);
+    }
+    algo = m.algorithm;
+    tile = m.winogradTile;
+  }
   switch (algo) {
     case 'direct':
       conv2dDirect(g, x.data, w.data, b, y);
@@ -64,12 +118,12 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       if (!winogradApplies(g)) {
         throw new Error(`conv2d: Winograd needs a 3×3 kernel with stride 1 and dilation 1, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, dilation ${g.dh}×${g.dw}`);
       }
-      const tile = opts.winogradTile ?? 4;
-      if (tile !== 2 && tile !== 4) throw new Error(`conv2d: winogradTile must be 2 or 4, got ${String(tile)}`);
+      const t = tile ?? opts.winogradWeights?.tile ?? 4;
+      if (t !== 2 && t !== 4) throw new Error(`conv2d: winogradTile must be 2 or 4, got ${String(t)}`);
       let U = opts.winogradWeights;
-      if (U === undefined) U = winogradWeights(w.data, g.F, g.Cg, g.groups, tile);
-      else if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups || (opts.winogradTile !== undefined && U.tile !== tile)) {
-        throw new Error('conv2d: winogradWeights do not match the weight shape, groups or tile');
+      if (U === undefined || U.tile !== t) U = winogradWeights(w.data, g.F, g.Cg, g.groups, t);
+      else if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups) {
+        throw new Error('conv2d: winogradWeights do not match the weight shape or groups');
       }
       conv2dWinograd(g, x.data, U, b, y);
       break;

@@ -23,6 +23,10 @@ export interface FitOptions {
   /** steps already taken (resuming): the cosine schedule continues from here */
   startStep?: number;
   onStep?: (p: StepInfo) => void;
+  /** in-place augmentation of each gathered batch */
+  augment?: (x: Tensor, rng: Rng) => void;
+  /** after each epoch, e.g. to write a resumable checkpoint */
+  onEpoch?: (e: EpochStats, step: number) => void;
 }
 
 export interface StepInfo {
@@ -62,13 +66,15 @@ export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[
   const history: EpochStats[] = [];
   model.train();
   const firstEpoch = Math.floor(step / stepsPerEpoch);
+  for (let e = 0; e < firstEpoch; e++) rng.shuffle(order); // replay the shuffles a resumed run skipped
   for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
     rng.shuffle(order);
     let lossSum = 0, correct = 0, seen = 0;
     for (let b = 0; b < N; b += opts.batchSize) {
       const end = Math.min(N, b + opts.batchSize);
-      if (end - b < 2) continue; // BatchNorm needs more than one value per channel
+      if (end - b < 2) { step++; continue; } // BatchNorm needs more than one value per channel
       const xb = gatherRows(data.x, order, b, end);
+      opts.augment?.(xb, rng);
       const yb = Array.from(order.subarray(b, end), (i) => data.y[i]);
       model.zeroGrad();
       const logits = model.forward(xb);
@@ -83,6 +89,7 @@ export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[
       opts.onStep?.({ epoch, step, totalSteps, loss, lr: opt.lr, images: end - b });
     }
     history.push({ epoch, loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen) });
+    opts.onEpoch?.(history[history.length - 1], step);
   }
   return history;
 }

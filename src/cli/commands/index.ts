@@ -5,5 +5,10 @@ import { forward } from './forward.js';
 import { backward } from './backward.js';
 import { convert } from './convert.js';
 import { explain } from './explain.js';
+import { demo } from './demo.js';
+import { verify } from './verify.js';
+import { fixtures } from './fixtures.js';
+import { train } from './train.js';
+import { ablate } from './ablate.js';
 
-export const COMMANDS: Command[] = [info, init, forward, backward, convert, explain];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, forward, backward, convert, explain, verify, fixtures];

@@ -1,0 +1,39 @@
+// Training with a progress bar, shared by demo, train and ablate.
+
+import type { Io } from './command.js';
+import { progressBar } from './progress.js';
+import { type Dataset, type EpochStats, type FitOptions, fit } from '../train/fit.js';
+import type { Module } from '../nn/module.js';
+
+export interface TrainResult {
+  history: EpochStats[];
+  /** [step, loss] for every step */
+  stepLosses: [number, number][];
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export function trainWithProgress(model: Module, data: Dataset, opts: FitOptions, io: Io, label = 'train'): TrainResult {
+  const stepLosses: [number, number][] = [];
+  const t0 = performance.now();
+  let images = 0, lastDraw = 0, smooth = NaN;
+  const history = fit(model, data, {
+    ...opts,
+    onStep: (s) => {
+      images += s.images;
+      stepLosses.push([s.step, s.loss]);
+      smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
+      const now = performance.now();
+      if (now - lastDraw > 150 || s.step === s.totalSteps) {
+        lastDraw = now;
+        const ips = images / ((now - t0) / 1000);
+        io.progress(progressBar(`${label} epoch ${s.epoch + 1}/${opts.epochs}`, s.step / s.totalSteps, `loss ${smooth.toFixed(3)}  ${ips.toFixed(0)} img/s`));
+      }
+      opts.onStep?.(s);
+    },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  io.progress('');
+  for (const h of history) io.err(`${label} epoch ${h.epoch + 1}/${opts.epochs}: loss ${h.loss.toFixed(4)}, train accuracy ${(100 * h.accuracy).toFixed(2)}%`);
+  return { history, stepLosses, seconds, imagesPerSecond: images / seconds };
+}

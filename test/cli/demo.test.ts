@@ -1,0 +1,78 @@
+// demo, train and ablate on a tiny slice of the bundled data (uncompressed IDX, to cover that path).
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { cli } from './run.js';
+import { fixturePath } from '../helpers.js';
+import { parseSafetensors } from '../../src/io/safetensors.js';
+
+function tinyData(nTrain: number, nTest: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'repvgg-data-'));
+  const cut = (stem: string, n: number, item: number) => {
+    const raw = gunzipSync(readFileSync(fixturePath(`fashion-mnist/${stem}.gz`)));
+    const ndim = raw[3];
+    const head = Buffer.from(raw.subarray(0, 4 + 4 * ndim));
+    head.writeUInt32BE(n, 4);
+    writeFileSync(join(dir, stem), Buffer.concat([head, raw.subarray(4 + 4 * ndim, 4 + 4 * ndim + n * item)]));
+  };
+  cut('train-images-idx3-ubyte', nTrain, 784);
+  cut('train-labels-idx1-ubyte', nTrain, 1);
+  cut('t10k-images-idx3-ubyte', nTest, 784);
+  cut('t10k-labels-idx1-ubyte', nTest, 1);
+  return dir;
+}
+
+describe('repvgg demo', () => {
+  it('trains, converts, verifies and writes the report folder; --json prints the summary', async () => {
+    const data = tinyData(256, 100);
+    const out = join(mkdtempSync(join(tmpdir(), 'repvgg-demo-')), 'report');
+    const r = await cli('demo', '--data', data, '--epochs', '2', '--out', out, '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out);
+    expect(Object.keys(s).sort()).toEqual(['accuracy', 'agreement', 'maxAbsDiff', 'seconds', 'speedup']);
+    expect(s.agreement).toBe(1);
+    expect(s.maxAbsDiff).toBeLessThan(1e-3); // float32 through 7 fused blocks; see test/reparam
+    expect(s.accuracy.train).toBeGreaterThan(0.2); // 10 classes: chance is 0.1
+    expect(Math.abs(s.accuracy.train - s.accuracy.deploy)).toBeLessThanOrEqual(0.01);
+    for (const f of ['train.safetensors', 'deploy.safetensors', 'report.md', 'curves.svg']) expect(existsSync(join(out, f))).toBe(true);
+    expect(readFileSync(join(out, 'curves.svg'), 'utf8')).toMatch(/^<svg[^]*<polyline[^]*<\/svg>\n$/);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| test accuracy |');
+    expect(r.err).toMatch(/train epoch 2\/2: loss/);
+  });
+});
+
+describe('repvgg train', () => {
+  it('trains, checkpoints every epoch, and resumes where it stopped', async () => {
+    const data = tinyData(128, 50);
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-train-'));
+    const ck = join(dir, 'ck.safetensors');
+    const one = await cli('train', '--data', data, '--epochs', '1', '--batch-size', '32', '--out', ck);
+    expect(one.code).toBe(0);
+    expect(one.out).toMatch(/test accuracy \d+\.\d\d% on 50 images/);
+    expect(parseSafetensors(new Uint8Array(readFileSync(ck))).metadata.step).toBe('4');
+    const two = await cli('train', '--data', data, '--epochs', '2', '--batch-size', '32', '--resume', ck, '--out', ck);
+    expect(two.code).toBe(0);
+    expect(two.err).toContain('resuming from');
+    expect(parseSafetensors(new Uint8Array(readFileSync(ck))).metadata.step).toBe('8');
+    const bad = await cli('train', '--data', join(dir, 'nope'), '--out', ck);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/data directory '.*nope' does not exist/);
+    const wrongArch = await cli('train', '--data', data, '--arch', 'A0', '--epochs', '1', '--out', join(dir, 'a0.safetensors'));
+    expect(wrongArch.err).toContain('the model takes 3 input channels but the data has 1');
+  });
+});
+
+describe('repvgg ablate', () => {
+  it('trains the four branch variants with the same budget and prints them beside the paper', async () => {
+    const data = tinyData(96, 40);
+    const r = await cli('ablate', '--data', data, '--epochs', '1', '--json');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.out) as { name: string; accuracy: number; paper: number; params: number }[];
+    expect(rows.map((x) => x.paper)).toEqual([72.39, 74.79, 73.15, 75.14]);
+    expect(rows[0].params).toBeLessThan(rows[1].params);
+    expect(rows[1].params).toBeLessThan(rows[3].params);
+    for (const x of rows) expect(x.accuracy).toBeGreaterThanOrEqual(0);
+  });
+});
