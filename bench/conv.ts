@@ -1,22 +1,24 @@
-// Conv benchmark: every algorithm on the 3×3 shapes of RepVGG-A0 at 224×224, batch 1.
-// GFLOP/s = 2·N·F·Ho·Wo·(C/g)·k² / time. Run: npm run bench
-import { conv2d, type ConvAlgorithm } from '../src/ops/conv2d.js';
+// Conv benchmark: every distinct conv shape of RepVGG-A0 at 224×224 (the 3×3 convs of the deploy
+// model and the 1×1 convs of the training-time one), batch 1 and 8, each algorithm and the tfjs peer.
+// GFLOP/s = 2·N·F·Ho·Wo·(C/g)·k² / time.
+import { conv2d, winogradApplies, type ConvAlgorithm } from '../src/ops/conv2d.js';
 import { convGeometry, convMacs } from '../src/ops/conv2d_geometry.js';
-import { winogradApplies } from '../src/ops/conv2d.js';
+import { winogradWeights } from '../src/ops/conv2d_winograd.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { medians, table } from './harness.js';
+import { medians } from './harness.js';
+import { tfjsConv, tfjsReady } from './tfjs.js';
 
-export interface ConvShape { name: string; C: number; F: number; H: number; stride: number }
+export interface ConvShape { name: string; C: number; F: number; H: number; stride: number; k: 1 | 3 }
 
-export const A0_3X3: ConvShape[] = [
-  { name: '48→48 @56', C: 48, F: 48, H: 56, stride: 1 },
-  { name: '96→96 @28', C: 96, F: 96, H: 28, stride: 1 },
-  { name: '192→192 @14', C: 192, F: 192, H: 14, stride: 1 },
-  { name: '3→48 224→112', C: 3, F: 48, H: 224, stride: 2 },
-  { name: '48→48 112→56', C: 48, F: 48, H: 112, stride: 2 },
-  { name: '48→96 56→28', C: 48, F: 96, H: 56, stride: 2 },
-  { name: '96→192 28→14', C: 96, F: 192, H: 28, stride: 2 },
-  { name: '192→1280 14→7', C: 192, F: 1280, H: 14, stride: 2 },
+const T = (C: number, F: number, H: number, stride: number, k: 1 | 3): ConvShape =>
+  ({ name: `${k}×${k} ${C}→${F} @${H}${stride === 2 ? ` s2` : ''}`, C, F, H, stride, k });
+
+/** Distinct conv shapes of RepVGG-A0 at 224×224 (input size H; stride-2 halves it). */
+export const A0_SHAPES: ConvShape[] = [
+  T(3, 48, 224, 2, 3), T(48, 48, 112, 2, 3), T(48, 48, 56, 1, 3), T(48, 96, 56, 2, 3),
+  T(96, 96, 28, 1, 3), T(96, 192, 28, 2, 3), T(192, 192, 14, 1, 3), T(192, 1280, 14, 2, 3),
+  T(3, 48, 224, 2, 1), T(48, 48, 112, 2, 1), T(48, 48, 56, 1, 1), T(48, 96, 56, 2, 1),
+  T(96, 96, 28, 1, 1), T(96, 192, 28, 2, 1), T(192, 192, 14, 1, 1), T(192, 1280, 14, 2, 1),
 ];
 
 type Variant = { label: string; algorithm: ConvAlgorithm; winogradTile?: 2 | 4 };
@@ -27,34 +29,34 @@ const VARIANTS: Variant[] = [
   { label: 'winograd F4', algorithm: 'winograd', winogradTile: 4 },
 ];
 
-export async function benchConvShapes(shapes: ConvShape[], batch: number) {
+export interface ConvResult { shape: string; batch: number; k: number; stride: number; algo: string; ms: number; gflops: number }
+
+export async function benchConv(shapes: ConvShape[], batches: number[], opts: { direct?: boolean; tfjs?: boolean } = {}): Promise<ConvResult[]> {
   const rng = new Rng(0);
-  const results: { shape: string; algo: string; ms: number; gflops: number }[] = [];
-  for (const s of shapes) {
-    const x = uniform([batch, s.C, s.H, s.H], rng, -1, 1);
-    const w = uniform([s.F, s.C, 3, 3], rng, -1, 1);
-    const b = uniform([s.F], rng, -1, 1);
-    const opts = { stride: s.stride, padding: 1 };
-    const g = convGeometry(x.shape, w.shape, opts);
-    const flops = 2 * convMacs(g);
-    const tasks: [string, () => void][] = VARIANTS
-      .filter((v) => v.algorithm !== 'winograd' || winogradApplies(g))
-      .map((v) => [v.label, () => { conv2d(x, w, b, { ...opts, algorithm: v.algorithm, winogradTile: v.winogradTile }); }]);
-    for (const t of await medians(tasks, { time: 300, iterations: 3 })) {
-      results.push({ shape: s.name, algo: t.name, ms: t.medianMs, gflops: flops / (t.medianMs * 1e6) });
+  const out: ConvResult[] = [];
+  if (opts.tfjs !== false) await tfjsReady();
+  for (const batch of batches) {
+    for (const s of shapes) {
+      const pad = s.k === 3 ? 1 : 0;
+      const x = uniform([batch, s.C, s.H, s.H], rng, -1, 1);
+      const w = uniform([s.F, s.C, s.k, s.k], rng, -1, 1);
+      const conv = { stride: s.stride, padding: pad };
+      const g = convGeometry(x.shape, w.shape, conv);
+      const flops = 2 * convMacs(g);
+      const tasks: [string, () => void][] = VARIANTS
+        .filter((v) => (v.algorithm !== 'winograd' || winogradApplies(g)) && (v.algorithm !== 'direct' || opts.direct !== false))
+        .map((v) => {
+          // Winograd as a deploy model runs it: the filter transform is done once, outside the timing.
+          const U = v.algorithm === 'winograd' ? winogradWeights(w.data, g.F, g.Cg, g.groups, v.winogradTile!) : undefined;
+          return [v.label, () => { conv2d(x, w, null, { ...conv, algorithm: v.algorithm, winogradTile: v.winogradTile, winogradWeights: U }); }] as [string, () => void];
+        });
+      const peer = opts.tfjs === false ? null : tfjsConv(batch, s.C, s.H, s.F, s.k, s.stride, pad);
+      if (peer !== null) tasks.push(['tfjs-backend-cpu', peer.run]);
+      for (const t of await medians(tasks, { time: 250, iterations: 3 })) {
+        out.push({ shape: s.name, batch, k: s.k, stride: s.stride, algo: t.name, ms: t.medianMs, gflops: flops / (t.medianMs * 1e6) });
+      }
+      peer?.dispose();
     }
   }
-  return results;
+  return out;
 }
-
-async function main(): Promise<void> {
-  const res = await benchConvShapes(A0_3X3, 1);
-  console.log('conv2d, RepVGG-A0 3×3 shapes, batch 1, float32 (median of tinybench samples)\n');
-  console.log(table(res.map((r) => [r.shape, r.algo, r.ms, r.gflops]), ['shape', 'algorithm', 'median ms', 'GFLOP/s']));
-  const get = (shape: string, algo: string) => res.find((r) => r.shape === shape && r.algo === algo)!.ms;
-  const s = '48→48 @56';
-  console.log(`\n48→48 @56: im2col / direct speed-up ${(get(s, 'direct') / get(s, 'im2col')).toFixed(2)}× (target ≥ 4×), ` +
-    `Winograd F4 / im2col ${(get(s, 'im2col') / get(s, 'winograd F4')).toFixed(2)}× (target ≥ 1.8×)`);
-}
-
-if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) await main();

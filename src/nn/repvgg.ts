@@ -86,7 +86,14 @@ export class RepVGGBlock extends Module {
 
   // x: (N, C, H, W) → y: (N, F, Ho, Wo)
   forward(x: Tensor): Tensor {
-    if (this.rbrReparam !== null) return this.nonlinearity.forward(this.rbrReparam.forward(x));
+    if (this.rbrReparam !== null) {
+      const z = this.rbrReparam.forward(x);
+      if (this.training) return this.nonlinearity.forward(z);
+      // Inference on the plain topology: ReLU in place on the conv's fresh output, no second buffer.
+      const d = z.data;
+      for (let i = 0; i < d.length; i++) if (!(d[i] > 0)) d[i] = 0;
+      return z;
+    }
     const sum = this.rbrDense!.forward(x);
     const s = sum.data;
     if (this.rbr1x1 !== null) {

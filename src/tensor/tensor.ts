@@ -55,13 +55,21 @@ export class Tensor {
   }
 }
 
+let allocated = 0;
+
+/** Bytes allocated for tensor data since start (for the allocation benchmark). */
+export function allocatedBytes(): number {
+  return allocated;
+}
+
 export function allocArray(dtype: DType, n: number): FloatArray {
+  allocated += dtype === 'float64' ? 8 * n : 4 * n;
   return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
 }
 
 /** An array of the same type as `like`, of length n. */
 export function allocLike(like: FloatArray, n: number): FloatArray {
-  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+  return allocArray(like instanceof Float64Array ? 'float64' : 'float32', n);
 }
 
 export function shapeSize(shape: readonly number[]): number {

@@ -1,0 +1,45 @@
+// One whole-model measurement in its own process, so its peak RSS is its own.
+// argv: arch batch kind(train-eval|deploy|train-step) size
+import { RepVGG } from '../src/nn/repvgg.js';
+import { zooConfig, type RepVGGConfig } from '../src/nn/config.js';
+import { convert } from '../src/reparam/repvgg.js';
+import { Rng, uniform } from '../src/tensor/rng.js';
+import { allocatedBytes } from '../src/tensor/tensor.js';
+import { workspaceBytes } from '../src/tensor/workspace.js';
+import { SGD } from '../src/train/sgd.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
+import { medians } from './harness.js';
+
+const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
+
+const [arch, batchS, kind, sizeS] = process.argv.slice(2);
+const batch = Number(batchS), size = Number(sizeS);
+const cfg = arch === 'demo' ? DEMO : zooConfig(arch);
+const model = RepVGG.fromConfig(cfg, { seed: 1 });
+const x = uniform([batch, cfg.in_channels ?? 3, size, size], new Rng(2), -1, 1);
+let fn: () => void;
+if (kind === 'train-step') {
+  const labels = Array.from({ length: batch }, (_, i) => i % (cfg.num_classes ?? 1000));
+  const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+  model.train();
+  fn = () => {
+    model.zeroGrad();
+    const { probs } = softmaxCrossEntropy(model.forward(x), labels);
+    model.backward(softmaxCrossEntropyBackward(probs, labels));
+    opt.step();
+  };
+} else {
+  model.eval();
+  const m = kind === 'deploy' ? convert(model) : model;
+  fn = () => { m.forward(x); };
+}
+fn(); // warm-up: measures 'auto' per layer, grows workspaces, caches Winograd filters
+fn();
+const ws0 = workspaceBytes(), alloc0 = allocatedBytes();
+fn();
+const perStepAlloc = allocatedBytes() - alloc0, wsGrowth = workspaceBytes() - ws0;
+const [t] = await medians([[kind, fn]], { time: 1500, iterations: 3 });
+process.stdout.write(JSON.stringify({
+  arch, batch, kind, size, ms: t.medianMs, imagesPerSecond: (batch * 1000) / t.medianMs,
+  peakRssMiB: process.resourceUsage().maxRSS / 1024, tensorBytesPerStep: perStepAlloc, workspaceGrowthBytes: wsGrowth, workspaceBytes: workspaceBytes(),
+}) + '\n');

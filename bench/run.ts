@@ -1,0 +1,81 @@
+// npm run bench: conv kernels against direct, each other, the V8 ceiling and tfjs-backend-cpu; whole
+// models (training-time in eval mode vs deploy, and a training step) with peak RSS. Writes
+// bench/results.json and bench/results.svg. `npm run bench -- --quick` skips batch 8 and B0.
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchConv, A0_SHAPES, type ConvResult } from './conv.js';
+import { v8CeilingGflops } from './ceiling.js';
+import { table } from './harness.js';
+import { lineChart, svgDocument } from '../src/cli/svg.js';
+
+const quick = process.argv.includes('--quick');
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+const repo = (f: string) => fileURLToPath(new URL(`../../${f}`, import.meta.url));
+
+const ceiling = v8CeilingGflops();
+console.log(`V8 ceiling (4×4 register tile, 256-long panel in L1): ${ceiling.toFixed(2)} GFLOP/s\n`);
+
+const conv = await benchConv(A0_SHAPES, quick ? [1] : [1, 8], { direct: true });
+for (const batch of quick ? [1] : [1, 8]) {
+  const rows = conv.filter((r) => r.batch === batch);
+  console.log(`conv2d on RepVGG-A0 shapes, batch ${batch}, float32 (median ms, GFLOP/s, share of the V8 ceiling)`);
+  console.log(table(rows.map((r) => [r.shape, r.algo, r.ms, r.gflops, `${((100 * r.gflops) / ceiling).toFixed(0)}%`]), ['shape', 'algorithm', 'ms', 'GFLOP/s', 'ceiling']) + '\n');
+}
+
+const get = (shape: string, algo: string, batch = 1) => conv.find((r) => r.shape === shape && r.algo === algo && r.batch === batch);
+const best = (shape: string, batch = 1) => conv.filter((r) => r.shape === shape && r.batch === batch && r.algo !== 'tfjs-backend-cpu').sort((a, b) => a.ms - b.ms)[0];
+const ratio = (a?: ConvResult, b?: ConvResult) => (a !== undefined && b !== undefined ? b.ms / a.ms : NaN);
+const s48 = '3×3 48→48 @56', s192 = '3×3 192→192 @14';
+const stride1 = A0_SHAPES.filter((s) => s.k === 3 && s.stride === 1).map((s) => s.name);
+const threeByThree = A0_SHAPES.filter((s) => s.k === 3).map((s) => s.name);
+const im2colShare = threeByThree.map((n) => get(n, 'im2col')!.gflops / ceiling);
+const targets = {
+  im2colOverDirect48: ratio(get(s48, 'im2col'), get(s48, 'direct')),
+  winogradF4OverIm2col48: ratio(get(s48, 'winograd F4'), get(s48, 'im2col')),
+  bestOverTfjs48: ratio(best(s48), get(s48, 'tfjs-backend-cpu')),
+  bestOverTfjs192: ratio(best(s192), get(s192, 'tfjs-backend-cpu')),
+  im2colShareOfCeilingOn3x3: { min: Math.min(...im2colShare), median: im2colShare.slice().sort()[im2colShare.length >> 1], max: Math.max(...im2colShare) },
+  winogradF4OverIm2colStride1: Object.fromEntries(stride1.map((n) => [n, ratio(get(n, 'winograd F4'), get(n, 'im2col'))])),
+};
+
+const models: Record<string, unknown>[] = [];
+const runs: [string, number, string, number][] = [];
+for (const arch of quick ? ['A0'] : ['A0', 'B0']) for (const batch of quick ? [1] : [1, 8]) for (const kind of ['train-eval', 'deploy']) runs.push([arch, batch, kind, 224]);
+runs.push(['demo', 32, 'train-step', 28], ['A0', 8, 'train-step', 64]);
+for (const [arch, batch, kind, size] of runs) {
+  const outp = execFileSync(process.execPath, [here('./model_worker.js'), arch, String(batch), kind, String(size)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  models.push(JSON.parse(outp.trim().split('\n').pop()!));
+}
+console.log('whole models, float32 (each in its own process; peak RSS of that process)');
+console.log(table(models.map((m) => [`${m.arch}${m.kind === 'train-step' ? '' : ' @224'}`, String(m.batch), String(m.kind), m.imagesPerSecond as number, m.ms as number, m.peakRssMiB as number, String(m.workspaceGrowthBytes)]),
+  ['model', 'batch', 'run', 'images/s', 'ms', 'peak RSS MiB', 'workspace growth B']) + '\n');
+const speedups = Object.fromEntries((quick ? ['A0'] : ['A0', 'B0']).flatMap((arch) => (quick ? [1] : [1, 8]).map((batch) => {
+  const f = (kind: string) => models.find((m) => m.arch === arch && m.batch === batch && m.kind === kind)!.imagesPerSecond as number;
+  return [`${arch} batch ${batch}`, f('deploy') / f('train-eval')];
+})));
+
+console.log('targets (ratios from this run):');
+console.log(`  im2col / direct on 48→48 @56:            ${targets.im2colOverDirect48.toFixed(2)}× (≥ 4)`);
+console.log(`  Winograd F4 / im2col on 48→48 @56:       ${targets.winogradF4OverIm2col48.toFixed(2)}× (≥ 1.8)`);
+console.log(`  best / tfjs-backend-cpu, 48→48 @56:      ${targets.bestOverTfjs48.toFixed(2)}× (≥ 5)`);
+console.log(`  best / tfjs-backend-cpu, 192→192 @14:    ${targets.bestOverTfjs192.toFixed(2)}× (≥ 5)`);
+console.log(`  im2col share of the V8 ceiling, 3×3:     min ${(100 * targets.im2colShareOfCeilingOn3x3.min).toFixed(0)}%, median ${(100 * targets.im2colShareOfCeilingOn3x3.median).toFixed(0)}%, max ${(100 * targets.im2colShareOfCeilingOn3x3.max).toFixed(0)}% (≥ 60%)`);
+for (const [n, r] of Object.entries(targets.winogradF4OverIm2colStride1)) console.log(`  Winograd F4 / im2col, ${n}: ${r.toFixed(2)}× (≥ 1.8)`);
+for (const [k, v] of Object.entries(speedups)) console.log(`  deploy / training-time (eval) images/s, ${k}: ${v.toFixed(2)}× (≥ 1.7; paper B0: 1.71×)`);
+
+const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString() };
+writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, targets, speedups }, null, 1) + '\n');
+
+// Chart: GFLOP/s per 3×3 shape (batch 1), one line per algorithm, the ceiling as a flat line.
+const algos = ['direct', 'im2col', 'winograd F2', 'winograd F4', 'tfjs-backend-cpu'];
+const colors = ['#7f8c8d', '#2c7fb8', '#27ae60', '#c0392b', '#8e44ad'];
+const series = algos.map((a, i) => ({
+  name: a, color: colors[i],
+  points: threeByThree.map((n, j) => [j + 1, get(n, a)?.gflops ?? NaN] as [number, number]).filter((p) => !Number.isNaN(p[1])),
+}));
+series.push({ name: `V8 ceiling ${ceiling.toFixed(1)}`, color: '#333', points: [[1, ceiling], [threeByThree.length, ceiling]] });
+const body = lineChart(series, { title: 'conv2d GFLOP/s on RepVGG-A0 3×3 layers (batch 1)', xLabel: threeByThree.map((n, j) => `${j + 1}: ${n.slice(4)}`).join('  '), yLabel: 'GFLOP/s', width: 960, height: 420, yMin: 0 });
+writeFileSync(repo('bench/results.svg'), svgDocument(960, 420, body));
+console.log('\nwrote bench/results.json and bench/results.svg');
