@@ -76,6 +76,6 @@ const series = algos.map((a, i) => ({
   points: threeByThree.map((n, j) => [j + 1, get(n, a)?.gflops ?? NaN] as [number, number]).filter((p) => !Number.isNaN(p[1])),
 }));
 series.push({ name: `V8 ceiling ${ceiling.toFixed(1)}`, color: '#333', points: [[1, ceiling], [threeByThree.length, ceiling]] });
-const body = lineChart(series, { title: 'conv2d GFLOP/s on RepVGG-A0 3×3 layers (batch 1)', xLabel: threeByThree.map((n, j) => `${j + 1}: ${n.slice(4)}`).join('  '), yLabel: 'GFLOP/s', width: 960, height: 420, yMin: 0 });
+const body = lineChart(series, { title: 'conv2d GFLOP/s on RepVGG-A0 3×3 layers, batch 1 (Winograd: direct-equivalent FLOPs / time)', xLabel: threeByThree.map((n, j) => `${j + 1}: ${n.slice(4)}`).join('  '), yLabel: 'GFLOP/s', width: 960, height: 420, yMin: 0 });
 writeFileSync(repo('bench/results.svg'), svgDocument(960, 420, body));
 console.log('\nwrote bench/results.json and bench/results.svg');

@@ -18,12 +18,14 @@ async function readIdx(dir: string, stem: string): Promise<ReturnType<typeof par
   for (const name of [`${stem}.gz`, stem]) {
     const p = join(dir, name);
     if (existsSync(p)) {
-      const bytes = await gunzipIfNeeded(readBytes(p, 'IDX file'));
+      const raw = readBytes(p, 'IDX file');
+      let bytes: Uint8Array;
       try {
-        return parseIdx(bytes, p);
+        bytes = await gunzipIfNeeded(raw);
       } catch (e) {
-        throw new Error((e as Error).message);
+        throw new Error(`${p}: not a valid gzip file (${(e as Error).message})`);
       }
+      return parseIdx(bytes, p);
     }
   }
   throw new Error(`data directory '${dir}' has no ${stem}[.gz]`);

@@ -71,3 +71,17 @@ describe('fit', () => {
     expect(before).toBeLessThan(1);
   });
 });
+
+describe('IDX reader fuzz', () => {
+  it('arbitrary bytes either parse consistently or throw an Error naming the IDX file', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+      try {
+        const a = parseIdx(b);
+        expect(a.data.length).toBe(a.shape.reduce((x, y) => x * y, 1));
+      } catch (e) {
+        expect((e as Error).message).toMatch(/^IDX file: /);
+      }
+    }), { numRuns: 1000 });
+  });
+});
