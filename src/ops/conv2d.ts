@@ -44,11 +44,6 @@ export function measuredAlgorithm(g: ConvGeometry, dtype: string): AlgorithmChoi
   return measured.get(shapeKey(g, dtype));
 }
 
-/** Forget the measurements (e.g. before benchmarking 'auto' afresh). */
-export function clearAlgorithmMeasurements(): void {
-  measured.clear();
-}
-
 const CANDIDATES: AlgorithmChoice[] = [
   { algorithm: 'im2col', winogradTile: 4 },
   { algorithm: 'winograd', winogradTile: 4 },
@@ -56,7 +51,7 @@ const CANDIDATES: AlgorithmChoice[] = [
 ];
 
 // Time each applicable algorithm once on the real inputs (after one untimed warm-up of each) and
-// remember the fastest. Returns the chosen algorithm's output.
+// remember the fastest; y ends up holding the chosen algorithm's output.
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   if (candidates.length === 1) {

@@ -1,6 +1,6 @@
 // Shared by the fuser tests: random BN statistics over a wide range, and the error-model magnitude.
 import type { Module } from '../../src/nn/module.js';
-import { BatchNorm2d } from '../../src/nn/layers.js';
+import { BatchNorm2d, Conv2d } from '../../src/nn/layers.js';
 import { Rng } from '../../src/tensor/rng.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
@@ -32,4 +32,15 @@ export function worstRatio(a: Tensor, b: Tensor, bound: (i: number) => number): 
   let r = 0;
   for (let i = 0; i < a.size; i++) r = Math.max(r, Math.abs(a.data[i] - b.data[i]) / bound(i));
   return r;
+}
+
+/**
+ * Pin every Conv2d below m to im2col. The elementwise bounds in these tests are derived for
+ * summation-order algorithms; 'auto' may pick Winograd, whose (larger) bound is tested in
+ * test/ops/conv2d.test.ts.
+ */
+export function pinIm2col<T extends Module>(m: T): T {
+  if (m instanceof Conv2d) m.algorithm = 'im2col';
+  for (const [, c] of m.children()) pinIm2col(c);
+  return m;
 }

@@ -17,7 +17,7 @@ import { conv2d } from '../../src/ops/conv2d.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { U32, absTensor, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
-import { randomizeBN, worstRatio } from './helpers.js';
+import { pinIm2col, randomizeBN, worstRatio } from './helpers.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 
@@ -81,10 +81,10 @@ describe('fused block = training-time block in eval mode', () => {
       for (const dtype of ['float32', 'float64'] as const) {
         const block = new RepVGGBlock(spec, { dtype, seed: g.seed });
         randomizeBN(block, g.seed + 1);
-        block.eval();
+        pinIm2col(block).eval();
         const x = uniform([g.N, cin, g.H, g.W], new Rng(g.seed + 2), -1, 1, dtype);
         const yTrain = block.forward(x);
-        const yDeploy = deployBlock(block, dtype).forward(x);
+        const yDeploy = pinIm2col(deployBlock(block, dtype)).forward(x);
         const S = branchMagnitude(block, x);
         const K = g.Cg * 9;
         if (dtype === 'float32') {
