@@ -165,12 +165,16 @@ export class RepVGG extends Module {
     return [this.stage0, ...this.stages.flat()];
   }
 
-  /** Forward algorithm of every conv. */
+  /**
+   * Forward algorithm of every conv. 'winograd' applies to the 3×3 stride-1 convs and leaves the
+   * others (stride 2, 1×1) on im2col, since no RepVGG could run otherwise.
+   */
   setAlgorithm(algorithm: ConvAlgorithm): this {
     for (const b of this.blocks()) {
-      for (const [, m] of b.children()) {
-        if (m instanceof Conv2d) m.algorithm = algorithm;
-        if (m instanceof ConvBN) m.conv.algorithm = algorithm;
+      const convs = b.rbrReparam !== null ? [b.rbrReparam] : [b.rbrDense!.conv, ...(b.rbr1x1 !== null ? [b.rbr1x1.conv] : [])];
+      for (const c of convs) {
+        const winogradOk = b.spec.stride === 1 && c.weight.data.shape[2] === 3 && c.weight.data.shape[3] === 3;
+        c.algorithm = algorithm === 'winograd' && !winogradOk ? 'im2col' : algorithm;
       }
     }
     return this;

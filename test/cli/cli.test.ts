@@ -60,8 +60,8 @@ describe('repvgg init / forward / backward', () => {
     const ckpt = writeFixtureCheckpoint(dir, 'module.');
     for (const [dtype, s] of [['float32', ''], ['float64', '@f64']] as const) {
       writeFileSync(join(dir, 'x.npy'), serializeNpy(fx.t('input').to(dtype)));
-      for (const mode of ['eval', 'train']) {
-        const r = await cli('forward', ckpt, '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--mode', mode);
+      for (const [mode, algorithm] of [['eval', 'auto'], ['eval', 'winograd'], ['eval', 'direct'], ['train', 'im2col']]) {
+        const r = await cli('forward', ckpt, '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--mode', mode, '--algorithm', algorithm);
         expect(r.err).toBe('');
         expect(r.code).toBe(0);
         const y = parseNpy(readFileSync(join(dir, 'y.npy')));

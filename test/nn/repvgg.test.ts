@@ -41,7 +41,7 @@ describe.each(['float32', 'float64'] as const)('small RepVGG matches PyTorch (%s
   });
 
   it('eval forward, every algorithm', () => {
-    for (const algorithm of ['auto', 'direct', 'im2col'] as const) {
+    for (const algorithm of ['auto', 'direct', 'im2col', 'winograd'] as const) {
       const model = build().eval().setAlgorithm(algorithm);
       close(model.forward(fx.t('input').to(dtype)), fx.t('eval.output' + s), dtype);
     }

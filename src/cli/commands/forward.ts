@@ -10,7 +10,8 @@ export const forward: Command = {
     summary: 'run a checkpoint (training-time or deploy, recognised by its keys) on an input batch',
     usage: 'repvgg forward CKPT.safetensors --input X.npy --out Y.npy [--mode eval|train] [--algorithm auto|direct|im2col|winograd]\n' +
       '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
-      '  --mode train uses batch statistics, as PyTorch\'s model.train() does.',
+      '  --mode train uses batch statistics, as PyTorch\'s model.train() does.\n' +
+      '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.',
     flags: { input: 'string', out: 'string', mode: 'string', algorithm: 'string' },
     positionals: 1,
   },
