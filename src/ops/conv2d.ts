@@ -86,7 +86,12 @@ function checkConvArgs(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometr
 }
 
 // x: (N, C, H, W), w: (F, C/g, kH, kW), bias: (F) | null → y: (N, F, Ho, Wo)
+// An unbatched x: (C, H, W) gives y: (F, Ho, Wo), as in PyTorch.
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  if (x.shape.length === 3) {
+    const y = conv2d(x.reshape([1, ...x.shape]), w, bias, opts);
+    return y.reshape(y.shape.slice(1));
+  }
   const g = convGeometry(x.shape, w.shape, opts);
   checkConvArgs(x, w, bias, g);
   const y = allocLike(x.data, g.N * g.F * g.Ho * g.Wo);

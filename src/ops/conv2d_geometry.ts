@@ -31,7 +31,7 @@ export function convGeometry(
   xShape: readonly number[], wShape: readonly number[],
   opts: { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number },
 ): ConvGeometry {
-  if (xShape.length !== 4) throw new Error(`conv2d: input must be 4-D (N, C, H, W), got shape ${fmtShape(xShape)}`);
+  if (xShape.length !== 4) throw new Error(`conv2d: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape ${fmtShape(xShape)}`);
   if (wShape.length !== 4) throw new Error(`conv2d: weight must be 4-D (F, C/groups, kH, kW), got shape ${fmtShape(wShape)}`);
   const [N, C, H, W] = xShape;
   const [F, Cw, KH, KW] = wShape;

@@ -118,7 +118,22 @@ describe('bad input: one line on stderr, non-zero exit, no clobbered output', ()
     writeFileSync(trunc, bytes.subarray(0, bytes.length - 100));
     const x1 = join(dir, 'x1.npy');
     writeFileSync(x1, serializeNpy(fx.t('input').reshape([3, 1, 57, 17])));
+    const notJson = join(dir, 'notjson.safetensors');
+    const nj = new Uint8Array(8 + 9);
+    new DataView(nj.buffer).setBigUint64(0, 9n, true);
+    nj.set(new TextEncoder().encode('{not json'), 8);
+    writeFileSync(notJson, nj);
+    const st = parseSafetensors(new Uint8Array(bytes)).tensors;
+    const missing = new Map(st);
+    missing.delete('stage1.0.rbr_1x1.bn.running_mean');
+    writeFileSync(join(dir, 'missingkey.safetensors'), serializeSafetensors(missing));
+    const misshaped = new Map(st);
+    misshaped.set('linear.bias', { dtype: 'F32', shape: [7], data: new Float32Array(7) });
+    writeFileSync(join(dir, 'misshaped.safetensors'), serializeSafetensors(misshaped));
     const cases: [string[], RegExp][] = [
+      [['forward', notJson, '--input', x, '--out', out], /notjson\.safetensors: safetensors: header \(bytes 8\.\.17\) is not valid UTF-8 JSON/],
+      [['forward', join(dir, 'missingkey.safetensors'), '--input', x, '--out', out], /state dict: missing key 'stage1\.0\.rbr_1x1\.bn\.running_mean'/],
+      [['forward', join(dir, 'misshaped.safetensors'), '--input', x, '--out', out], /state dict: 'linear\.bias' has shape \[7\], expected \[5\]/],
       [['forward', trunc, '--input', x, '--out', out], /trunc\.safetensors: safetensors: .*run past the/],
       [['forward', join(dir, 'missing.safetensors'), '--input', x, '--out', out], /checkpoint '.*missing\.safetensors' does not exist/],
       [['forward', good, '--input', x1, '--out', out], /input shape \[3, 1, 57, 17\] does not match \(N, 3, H, W\)/],

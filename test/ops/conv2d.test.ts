@@ -209,6 +209,13 @@ describe('conv2d rejects bad arguments with clear errors', () => {
   it('mismatched weight shape', () => {
     expect(() => conv2d(x, uniform([2, 3, 3, 3], rng))).toThrow(/weight shape \[2, 3, 3, 3\] expects 3 input channels/);
   });
+  it('unbatched (C, H, W) input gives a (F, Ho, Wo) output, as PyTorch', () => {
+    const w = uniform([2, 4, 3, 3], rng);
+    const y3 = conv2d(x.reshape([4, 5, 5]), w, null, { padding: 1, algorithm: 'direct' });
+    expect(y3.shape).toEqual([2, 5, 5]);
+    expect(Array.from(y3.data)).toEqual(Array.from(conv2d(x, w, null, { padding: 1, algorithm: 'direct' }).data));
+    expect(() => conv2d(x.reshape([100]), w)).toThrow('input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape [100]');
+  });
   it('mixed dtypes, bad bias, bad stride, same with stride', () => {
     expect(() => conv2d(x, uniform([2, 4, 3, 3], rng, 0, 1, 'float64'))).toThrow(/dtype float64 does not match/);
     expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), uniform([3], rng))).toThrow(/bias shape \[3\]/);
