@@ -29,7 +29,7 @@ export class Conv2d extends Module {
   readonly padding: Padding;
   readonly dilation: Pair;
   readonly groups: number;
-  /** Forward algorithm; backward always uses the GEMM path. */
+  /** Conv algorithm: forward as named; backward computes dw on the GEMM path and dx with Winograd where forward uses it. */
   algorithm: ConvAlgorithm = 'auto';
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
@@ -86,7 +86,7 @@ export class Conv2d extends Module {
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward in training mode first');
-    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm === 'direct' ? 'direct' : 'im2col' }, { db: this.bias !== null });
+    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

@@ -155,14 +155,43 @@ export function conv2dBackward(
   const dW = want.dw === false ? null : allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';
-  if (algo === 'direct') conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
-  else if (algo === 'auto' || algo === 'im2col') conv2dBackwardIm2col(g, x.data, w.data, dy.data, dx, dW, db);
-  else throw new Error(`conv2d backward: algorithm '${String(algo)}' has no backward (use auto, direct or im2col)`);
+  if (algo === 'direct') {
+    conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
+  } else if (algo === 'im2col' || algo === 'auto' || algo === 'winograd') {
+    const padsOk = g.pt <= 2 && g.pb <= 2 && g.pl <= 2 && g.pr <= 2;
+    if (algo === 'winograd' && !(winogradApplies(g) && padsOk)) {
+      throw new Error(`conv2d backward: Winograd dx needs a 3×3 kernel, stride 1, dilation 1 and padding ≤ 2 per side, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, padding [${g.pt}, ${g.pb}, ${g.pl}, ${g.pr}]`);
+    }
+    const winoDx = dx !== null && (algo === 'winograd' || (algo === 'auto' && padsOk && measuredAlgorithm(g, x.dtype)?.algorithm === 'winograd'));
+    if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? measuredAlgorithm(g, x.dtype)?.winogradTile ?? 4);
+    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx ? null : dx, dW, db);
+  } else {
+    throw new Error(`conv2d backward: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);
+  }
   return {
     dx: dx === null ? null : new Tensor(dx, x.shape),
     dw: dW === null ? null : new Tensor(dW, w.shape),
     db: db === null ? null : new Tensor(db, [g.F]),
   };
+}
+
+// dx of a 3×3 stride-1 conv is itself one: dx = dy ⊛ W', W'[c, f] = W[f, c] rotated 180° (within
+// each group), with padding 2 − p on each side. So it can run on Winograd too.
+function conv2dInputGradWinograd(g: ConvGeometry, w: Tensor, dy: Tensor, dx: FloatArray, tile: WinogradTile): void {
+  const { C, F, Cg, Fg, groups } = g;
+  const wT = allocLike(w.data, w.size);
+  for (let gi = 0; gi < groups; gi++) {
+    for (let fl = 0; fl < Fg; fl++) {
+      for (let c = 0; c < Cg; c++) {
+        const src = ((gi * Fg + fl) * Cg + c) * 9;
+        const dst = ((gi * Cg + c) * Fg + fl) * 9;
+        for (let k = 0; k < 9; k++) wT[dst + k] = w.data[src + 8 - k];
+      }
+    }
+  }
+  const gT = convGeometry(dy.shape, [C, Fg, 3, 3], { groups, padding: [[2 - g.pt, 2 - g.pb], [2 - g.pl, 2 - g.pr]] });
+  if (gT.Ho !== g.H || gT.Wo !== g.W || gT.C !== F) throw new Error('conv2d backward: internal shape mismatch in the Winograd input gradient');
+  conv2dWinograd(gT, dy.data, winogradWeights(wT, C, Fg, groups, tile), null, dx);
 }
 
 export type { ConvGeometry, Padding, Pair } from './conv2d_geometry.js';

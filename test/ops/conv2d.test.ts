@@ -226,6 +226,29 @@ describe('conv2d rejects bad arguments with clear errors', () => {
 });
 
 describe('conv2d backward', () => {
+  it('Winograd dx (a 3×3 conv of dy with rotated, transposed filters) = direct dx, any padding ≤ 2, groups (float64)', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),
+      fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 11 }), fc.constantFrom(2 as const, 4 as const), fc.integer(),
+      (N, groups, Cg, Fg, [pt, pb, pl, pr], H, W, tile, seed) => {
+        fc.pre(H + pt + pb >= 3 && W + pl + pr >= 3);
+        const rng = new Rng(seed);
+        const x = uniform([N, Cg * groups, H, W], rng, -1, 1, 'float64');
+        const w = uniform([Fg * groups, Cg, 3, 3], rng, -1, 1, 'float64');
+        const opts: Conv2dOptions = { groups, padding: [[pt, pb], [pl, pr]] };
+        const dy = uniform(conv2d(x, w, null, opts).shape, rng, -1, 1, 'float64');
+        const ref = conv2dBackward(dy, x, w, { ...opts, algorithm: 'direct' });
+        const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'winograd', winogradTile: tile });
+        const scale = Fg * 9 * 48 * 48; // Σ over F/g·9 terms, amplified by at most s² (s = 48 for F(4×4))
+        expect(maxAbsDiff(got.dx!, ref.dx!)).toBeLessThanOrEqual(1e-14 * scale);
+        expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * dy.size);
+      }), { numRuns: 100 });
+    const rng = new Rng(1);
+    expect(() => conv2dBackward(uniform([1, 1, 3, 3], rng), uniform([1, 1, 5, 5], rng), uniform([1, 1, 3, 3], rng), { stride: 2, padding: 1, algorithm: 'winograd' }))
+      .toThrow('Winograd dx needs a 3×3 kernel, stride 1');
+  });
+
   it('im2col backward = direct backward (property, float64 ≤ 1e-12 relative)', () => {
     fc.assert(fc.property(geometry, (g) => {
       const { x, w, opts } = build(g, 'float64');
