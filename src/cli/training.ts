@@ -31,9 +31,14 @@ export function trainWithProgress(model: Module, data: Dataset, opts: FitOptions
       }
       opts.onStep?.(s);
     },
+    onEpoch: (h, step) => {
+      // one plain line per epoch as it ends (the bar above only draws on a terminal)
+      io.progress('');
+      const ips = images / ((performance.now() - t0) / 1000);
+      io.err(`${label} epoch ${h.epoch + 1}/${opts.epochs}: loss ${h.loss.toFixed(4)}, train accuracy ${(100 * h.accuracy).toFixed(2)}%, ${ips.toFixed(0)} images/s`);
+      opts.onEpoch?.(h, step);
+    },
   });
   const seconds = (performance.now() - t0) / 1000;
-  io.progress('');
-  for (const h of history) io.err(`${label} epoch ${h.epoch + 1}/${opts.epochs}: loss ${h.loss.toFixed(4)}, train accuracy ${(100 * h.accuracy).toFixed(2)}%`);
   return { history, stepLosses, seconds, imagesPerSecond: images / seconds };
 }
