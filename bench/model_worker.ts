@@ -18,6 +18,24 @@ const cfg = arch === 'demo' ? DEMO : zooConfig(arch);
 const model = RepVGG.fromConfig(cfg, { seed: 1 });
 const x = uniform([batch, cfg.in_channels ?? 3, size, size], new Rng(2), -1, 1);
 let fn: () => void;
+if (kind === 'compare') {
+  // training-time (eval) and deploy, alternating run by run so drifts on a noisy machine hit both
+  model.eval();
+  const deploy = convert(model);
+  const runs: [number[], number[]] = [[], []];
+  for (let r = 0; r < 2; r++) { model.forward(x); deploy.forward(x); }
+  const t0 = performance.now();
+  while (runs[0].length < 5 || (performance.now() - t0 < 4000 && runs[0].length < 30)) {
+    for (const [i, m] of [model, deploy].entries()) {
+      const t = performance.now();
+      m.forward(x);
+      runs[i].push(performance.now() - t);
+    }
+  }
+  const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
+  process.stdout.write(JSON.stringify({ arch, batch, kind, size, trainEvalMs: med(runs[0]), deployMs: med(runs[1]), samples: runs[0].length, ratio: med(runs[0]) / med(runs[1]) }) + '\n');
+  process.exit(0);
+}
 if (kind === 'train-step') {
   const labels = Array.from({ length: batch }, (_, i) => i % (cfg.num_classes ?? 1000));
   const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });

@@ -51,10 +51,16 @@ for (const [arch, batch, kind, size] of runs) {
 console.log('whole models, float32 (each in its own process; peak RSS of that process)');
 console.log(table(models.map((m) => [`${m.arch}${m.kind === 'train-step' ? '' : ' @224'}`, String(m.batch), String(m.kind), m.imagesPerSecond as number, m.ms as number, m.peakRssMiB as number, String(m.workspaceGrowthBytes)]),
   ['model', 'batch', 'run', 'images/s', 'ms', 'peak RSS MiB', 'workspace growth B']) + '\n');
-const speedups = Object.fromEntries((quick ? ['A0'] : ['A0', 'B0']).flatMap((arch) => (quick ? [1] : [1, 8]).map((batch) => {
-  const f = (kind: string) => models.find((m) => m.arch === arch && m.batch === batch && m.kind === kind)!.imagesPerSecond as number;
-  return [`${arch} batch ${batch}`, f('deploy') / f('train-eval')];
-})));
+// The speed-up itself is measured side by side: both models in one process, alternating runs.
+const compare: Record<string, unknown>[] = [];
+for (const arch of quick ? ['A0'] : ['A0', 'B0']) for (const batch of quick ? [1] : [1, 8]) {
+  const outp = execFileSync(process.execPath, [here('./model_worker.js'), arch, String(batch), 'compare', '224'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  compare.push(JSON.parse(outp.trim().split('\n').pop()!));
+}
+console.log('deploy vs training-time (eval), alternating runs in one process (median ms)');
+console.log(table(compare.map((c) => [`${c.arch} @224`, String(c.batch), c.trainEvalMs as number, c.deployMs as number, `${(c.ratio as number).toFixed(2)}×`, String(c.samples)]),
+  ['model', 'batch', 'training-time ms', 'deploy ms', 'speed-up', 'runs each']) + '\n');
+const speedups = Object.fromEntries(compare.map((c) => [`${c.arch} batch ${c.batch}`, c.ratio as number]));
 
 console.log('targets (ratios from this run):');
 console.log(`  im2col / direct on 48→48 @56:            ${targets.im2colOverDirect48.toFixed(2)}× (≥ 4)`);
@@ -66,7 +72,7 @@ for (const [n, r] of Object.entries(targets.winogradF4OverIm2colStride1)) consol
 for (const [k, v] of Object.entries(speedups)) console.log(`  deploy / training-time (eval) images/s, ${k}: ${v.toFixed(2)}× (≥ 1.7; paper B0: 1.71×)`);
 
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString() };
-writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, targets, speedups }, null, 1) + '\n');
+writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, compare, targets, speedups }, null, 1) + '\n');
 
 // Chart: GFLOP/s per 3×3 shape (batch 1), one line per algorithm, the ceiling as a flat line.
 const algos = ['direct', 'im2col', 'winograd F2', 'winograd F4', 'tfjs-backend-cpu'];

@@ -62,10 +62,10 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
   }
 
-  // x: (N, C, H, W) → y: (N, F, Ho, Wo)
-  forward(x: Tensor): Tensor {
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given
+  forward(x: Tensor, out?: Tensor): Tensor {
     this.x = x;
-    const opts = { ...this.convOptions(), algorithm: this.algorithm };
+    const opts = { ...this.convOptions(), algorithm: this.algorithm, out };
     const b = this.bias === null ? null : this.bias.data;
     if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
       // Inference: transform the filters once and reuse them while the weights are unchanged.

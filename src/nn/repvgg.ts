@@ -3,7 +3,7 @@
 //   block (deploy): y = ReLU( conv3×3(x) + b )                             → rbr_reparam
 //   model:          stage0 → stage1..4 → global average pool → linear
 
-import { Tensor, type DType } from '../tensor/tensor.js';
+import { Tensor, allocLike, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
@@ -84,10 +84,10 @@ export class RepVGGBlock extends Module {
     return c;
   }
 
-  // x: (N, C, H, W) → y: (N, F, Ho, Wo)
-  forward(x: Tensor): Tensor {
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo); a deploy block in eval mode may write into `out`
+  forward(x: Tensor, out?: Tensor): Tensor {
     if (this.rbrReparam !== null) {
-      const z = this.rbrReparam.forward(x);
+      const z = this.rbrReparam.forward(x, this.training ? undefined : out);
       if (this.training) return this.nonlinearity.forward(z);
       // Inference on the plain topology: ReLU in place on the conv's fresh output, no second buffer.
       const d = z.data;
@@ -186,10 +186,32 @@ export class RepVGG extends Module {
       throw new Error(`RepVGG: input shape ${fmtShape(x.shape)} does not match (N, ${this.plan.inChannels}, H, W)`);
     }
     if (x.dtype !== this.dtype) throw new Error(`RepVGG: input dtype ${x.dtype} does not match the model's ${this.dtype}`);
-    let h = this.stage0.forward(x);
-    for (const blocks of this.stages) for (const b of blocks) h = b.forward(h);
+    let h: Tensor;
+    if (this.deploy && !this.training) {
+      // Inference on the plain chain: activations ping-pong between two buffers the model keeps, so
+      // a steady-state forward allocates only the pooled features and the logits.
+      h = x;
+      this.blocks().forEach((b, i) => { h = b.forward(h, this.arenaSlot((i % 2) as 0 | 1, h, b.spec)); });
+    } else {
+      h = this.stage0.forward(x);
+      for (const blocks of this.stages) for (const b of blocks) h = b.forward(h);
+    }
     this.featShape = h.shape;
     return this.linear.forward(globalAvgPool(h));
+  }
+
+  private arena: [FloatArray | null, FloatArray | null] = [null, null];
+
+  // A view of arena buffer `slot` shaped as block b's output for input h (grown, never shrunk).
+  private arenaSlot(slot: 0 | 1, h: Tensor, b: BlockSpec): Tensor {
+    const [N, , H, W] = h.shape;
+    const Ho = Math.floor((H - 1) / b.stride) + 1, Wo = Math.floor((W - 1) / b.stride) + 1;
+    const n = N * b.outChannels * Ho * Wo;
+    let buf = this.arena[slot];
+    if (buf === null || buf.length < n || (buf instanceof Float64Array) !== (h.data instanceof Float64Array)) {
+      buf = this.arena[slot] = allocLike(h.data, Math.max(n, buf === null ? 0 : buf.length));
+    }
+    return new Tensor(buf.subarray(0, n), [N, b.outChannels, Ho, Wo]);
   }
 
   // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)

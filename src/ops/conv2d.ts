@@ -21,6 +21,8 @@ export interface Conv2dOptions {
   winogradTile?: WinogradTile;
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
+  /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
+  out?: Tensor;
 }
 
 export function winogradApplies(g: ConvGeometry): boolean {
@@ -85,6 +87,15 @@ function checkConvArgs(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometr
   }
 }
 
+function checkedOut(out: Tensor, x: Tensor, g: ConvGeometry): FloatArray {
+  const want = [g.N, g.F, g.Ho, g.Wo];
+  if (out.dtype !== x.dtype || out.shape.length !== 4 || out.shape.some((d, i) => d !== want[i])) {
+    throw new Error(`conv2d: out has shape ${fmtShape(out.shape)} ${out.dtype}, expected ${fmtShape(want)} ${x.dtype}`);
+  }
+  if (out.data.buffer === x.data.buffer) throw new Error('conv2d: out must not share memory with the input');
+  return out.data;
+}
+
 // x: (N, C, H, W), w: (F, C/g, kH, kW), bias: (F) | null → y: (N, F, Ho, Wo)
 // An unbatched x: (C, H, W) gives y: (F, Ho, Wo), as in PyTorch.
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
@@ -94,7 +105,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   }
   const g = convGeometry(x.shape, w.shape, opts);
   checkConvArgs(x, w, bias, g);
-  const y = allocLike(x.data, g.N * g.F * g.Ho * g.Wo);
+  const y = opts.out === undefined ? allocLike(x.data, g.N * g.F * g.Ho * g.Wo) : checkedOut(opts.out, x, g);
   const b = bias === null ? null : bias.data;
   let algo = opts.algorithm ?? 'auto';
   let tile = opts.winogradTile;

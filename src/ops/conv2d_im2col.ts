@@ -13,8 +13,9 @@ function isPointwise(g: ConvGeometry): boolean {
 }
 
 // First and one-past-last output index o with 0 ≤ o·s − p + t < L (t = tap offset).
+// Both lie in [0, O] (a tap that never lands inside the input gives an empty range at O).
 function validRange(L: number, s: number, p: number, t: number, O: number): [number, number] {
-  const lo = Math.max(0, Math.ceil((p - t) / s));
+  const lo = Math.min(O, Math.max(0, Math.ceil((p - t) / s)));
   const hi = Math.min(O, Math.floor((L - 1 + p - t) / s) + 1);
   return [lo, Math.max(lo, hi)];
 }

@@ -216,6 +216,16 @@ describe('conv2d rejects bad arguments with clear errors', () => {
     expect(Array.from(y3.data)).toEqual(Array.from(conv2d(x, w, null, { padding: 1, algorithm: 'direct' }).data));
     expect(() => conv2d(x.reshape([100]), w)).toThrow('input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape [100]');
   });
+  it('out: writes into a given tensor, checked for shape, dtype and aliasing', () => {
+    const w = uniform([2, 4, 3, 3], rng);
+    const out = new Tensor(new Float32Array(2 * 5 * 5), [1, 2, 5, 5]);
+    const y = conv2d(x, w, null, { padding: 1, algorithm: 'im2col', out });
+    expect(y.data).toBe(out.data);
+    expect(Array.from(out.data)).toEqual(Array.from(conv2d(x, w, null, { padding: 1, algorithm: 'im2col' }).data));
+    expect(() => conv2d(x, w, null, { padding: 0, out })).toThrow('out has shape [1, 2, 5, 5] float32, expected [1, 2, 3, 3] float32');
+    const alias = new Tensor(x.data.subarray(0, 50), [1, 2, 5, 5]);
+    expect(() => conv2d(x, w, null, { padding: 1, out: alias })).toThrow('out must not share memory with the input');
+  });
   it('mixed dtypes, bad bias, bad stride, same with stride', () => {
     expect(() => conv2d(x, uniform([2, 4, 3, 3], rng, 0, 1, 'float64'))).toThrow(/dtype float64 does not match/);
     expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), uniform([3], rng))).toThrow(/bias shape \[3\]/);
@@ -226,6 +236,21 @@ describe('conv2d rejects bad arguments with clear errors', () => {
 });
 
 describe('conv2d backward', () => {
+  it('regression: a tap row entirely outside the input, with images batched into one GEMM', () => {
+    // fast-check found this: kernel 2×1, dilation 2, padding top 2, 1×1 input, batch 2. im2col's
+    // zero fill for the dead tap ran past its row into the next image's columns.
+    const rng = new Rng(0);
+    const x = uniform([2, 1, 1, 1], rng, -1, 1, 'float64');
+    const w = uniform([1, 1, 2, 1], rng, -1, 1, 'float64');
+    const opts: Conv2dOptions = { dilation: [2, 1], padding: [[2, 0], [0, 0]] };
+    const dy = uniform(conv2d(x, w, null, opts).shape, rng, -1, 1, 'float64');
+    const ref = conv2dBackward(dy, x, w, { ...opts, algorithm: 'direct' });
+    const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' });
+    expect(maxAbsDiff(got.dx!, ref.dx!)).toBeLessThanOrEqual(1e-15);
+    expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-15);
+    expect(maxAbsDiff(conv2d(x, w, null, { ...opts, algorithm: 'im2col' }), conv2d(x, w, null, { ...opts, algorithm: 'direct' }))).toBeLessThanOrEqual(1e-15);
+  });
+
   it('Winograd dx (a 3×3 conv of dy with rotated, transposed filters) = direct dx, any padding ≤ 2, groups (float64)', () => {
     fc.assert(fc.property(
       fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),

@@ -150,6 +150,14 @@ describe('fused model = training-time model', () => {
     const deploy = convert(model);
     expect([...stateDict(model)].map(([k, e]) => [k, Array.from(e.data as Float32Array)])).toEqual(before);
     expect(deploy.deploy).toBe(true);
+    // inference reuses two activation buffers: repeated calls give identical, independent logits
+    const x = uniform([2, 3, 20, 20], new Rng(1), -1, 1);
+    const y1 = deploy.forward(x), y2 = deploy.forward(x);
+    expect(y1.data).not.toBe(y2.data);
+    expect(Array.from(y2.data)).toEqual(Array.from(y1.data));
+    const small = uniform([1, 3, 9, 9], new Rng(2), -1, 1);
+    const ref = model.forward(small); // randomizeBN's tiny variances make logits large: compare relatively
+    expect(maxAbsDiff(deploy.forward(small), ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
     expect(deploy.training).toBe(false);
     expect([...stateDict(deploy).keys()].slice(0, 3)).toEqual(['stage0.rbr_reparam.weight', 'stage0.rbr_reparam.bias', 'stage1.0.rbr_reparam.weight']);
   });
