@@ -5,7 +5,10 @@ import { type DType, Tensor, allocArray } from '../tensor/tensor.js';
 
 export class Parameter {
   data: Tensor;
-  /** Bumped whenever data changes, so derived caches (Winograd filters) know to refresh. */
+  /**
+   * Bumped whenever data changes (SGD.step, loadStateDict), so derived caches (a Conv2d's Winograd
+   * filters in eval mode) know to refresh. Code that edits `data` in place must bump it too.
+   */
   version = 0;
   private g: Tensor | null = null;
 
