@@ -56,6 +56,10 @@ describe('repvgg train', () => {
     expect(two.code).toBe(0);
     expect(two.err).toContain('resuming from');
     expect(parseSafetensors(new Uint8Array(readFileSync(ck))).metadata.step).toBe('8');
+    // the same seed gives the same model, byte for byte
+    const a = join(dir, 'a.safetensors'), b = join(dir, 'b.safetensors');
+    for (const f of [a, b]) expect((await cli('train', '--data', data, '--epochs', '1', '--seed', '3', '--out', f)).code).toBe(0);
+    expect(readFileSync(a)).toEqual(readFileSync(b));
     const bad = await cli('train', '--data', join(dir, 'nope'), '--out', ck);
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/data directory '.*nope' does not exist/);

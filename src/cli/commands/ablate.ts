@@ -27,7 +27,8 @@ export const ablate: Command = {
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
     const rows: { name: string; accuracy: number; paper: number; params: number; seconds: number }[] = [];
     for (const v of VARIANTS) {
-      const model = RepVGG.fromConfig({ ...DEMO_CONFIG, use_identity: v.identity, use_1x1: v.pointwise }, { seed });
+      // im2col throughout: every variant sees exactly the same arithmetic for the same seed
+      const model = RepVGG.fromConfig({ ...DEMO_CONFIG, use_identity: v.identity, use_1x1: v.pointwise }, { seed }).setAlgorithm('im2col');
       const run = trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, v.name);
       rows.push({ name: v.name, accuracy: accuracy(predict(model, test.x), test.y), paper: v.paper, params: model.parameterCount(), seconds: run.seconds });
     }

@@ -2,7 +2,7 @@
 // deploy model against it, time both, and write a report folder.
 import { join } from 'node:path';
 import { writeFileAtomic, writeSafetensorsFile } from '../files.js';
-import { type ParsedArgs, num, str } from '../args.js';
+import { type ParsedArgs, num, oneOf, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { BUNDLED_DATA, loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
@@ -44,22 +44,26 @@ export const demo: Command = {
   spec: {
     name: 'demo',
     summary: 'train, convert and verify a RepVGG on the bundled Fashion-MNIST subset, with a report',
-    usage: 'repvgg demo [--out DIR (./repvgg-demo)] [--epochs 6] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]',
-    flags: { out: 'string', epochs: 'number', 'batch-size': 'number', lr: 'number', seed: 'number', data: 'string', json: 'boolean' },
+    usage: 'repvgg demo [--out DIR (./repvgg-demo)] [--epochs 8] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]\n' +
+      '                   [--train-algorithm im2col|auto|direct|winograd]\n' +
+      '  Training uses im2col by default so that a seed always gives the same model (\'auto\' times the\n' +
+      '  algorithms on this machine, and their last-bit differences would change the trajectory).',
+    flags: { out: 'string', epochs: 'number', 'batch-size': 'number', lr: 'number', seed: 'number', data: 'string', json: 'boolean', 'train-algorithm': 'string' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const t0 = performance.now();
     const outDir = str(a, 'out', 'repvgg-demo');
-    const epochs = num(a, 'epochs', 6), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
+    const epochs = num(a, 'epochs', 8), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const json = a.flags.get('json') === true;
     const say = (l: string) => (json ? io.err(l) : io.out(l));
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
     say(`Fashion-MNIST: ${train.x.shape[0]} training and ${test.x.shape[0]} test images of 28×28`);
-    const model = RepVGG.fromConfig(DEMO_CONFIG, { seed });
+    const trainAlgorithm = oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm');
+    const model = RepVGG.fromConfig(DEMO_CONFIG, { seed }).setAlgorithm(trainAlgorithm);
     say(`training-time RepVGG: ${model.blocks().length} blocks, ${model.parameterCount().toLocaleString('en-US')} parameters; ${epochs} epochs, batch ${batchSize}, SGD lr ${lr} cosine, random horizontal flips`);
     const run = trainWithProgress(model, train, { epochs, batchSize, lr, seed, weightDecay: DEMO_WEIGHT_DECAY, augment: (x, rng) => randomHorizontalFlip(x, rng) }, io);
-    model.eval();
+    model.eval().setAlgorithm('auto');
     const deploy = convert(model);
     const tTrain = timeInference(model, test.x);
     const tDeploy = timeInference(deploy, test.x);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { type ParsedArgs, UsageError, num, required, str } from '../args.js';
+import { type ParsedArgs, UsageError, num, oneOf, required, str } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
 import { readBytes, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
@@ -18,8 +18,9 @@ export const train: Command = {
       '  DIR holds train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-…; the Debian package\n' +
       '  dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist. Without --arch/--config the\n' +
       '  demo\'s small RepVGG is used (1 input channel, 10 classes). A checkpoint is written after every epoch;\n' +
-      '  --resume continues its schedule and data order (momentum buffers restart from zero).',
-    flags: { data: 'string', arch: 'string', config: 'string', epochs: 'number', 'batch-size': 'number', lr: 'number', seed: 'number', out: 'string', resume: 'string' },
+      '  --resume continues its schedule and data order (momentum buffers restart from zero).\n' +
+      '  --train-algorithm: im2col (default: a seed always gives the same model), auto, direct or winograd.',
+    flags: { data: 'string', arch: 'string', config: 'string', epochs: 'number', 'batch-size': 'number', lr: 'number', seed: 'number', out: 'string', resume: 'string', 'train-algorithm': 'string' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
@@ -44,11 +45,12 @@ export const train: Command = {
       model = RepVGG.fromConfig(cfg, { seed });
       configJson = JSON.stringify(cfg);
     }
+    model.setAlgorithm(oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm'));
     const [, C, H, W] = trainSet.x.shape;
     if (model.plan.inChannels !== C) throw new Error(`the model takes ${model.plan.inChannels} input channels but the data has ${C} (${H}×${W} images); use a config with "in_channels": ${C}`);
     const save = (step: number, epoch: number) => writeSafetensorsFile(out, stateDict(model), { config: configJson, step: String(step), epoch: String(epoch), seed: String(seed), lr: String(lr) });
     const run = trainWithProgress(model, trainSet, { epochs, batchSize, lr, seed, startStep, onEpoch: (e, step) => save(step, e.epoch + 1) }, io);
-    const acc = accuracy(predict(model, test.x), test.y);
+    const acc = accuracy(predict(model.setAlgorithm('auto'), test.x), test.y);
     io.out(`test accuracy ${(100 * acc).toFixed(2)}% on ${test.x.shape[0]} images; ${run.seconds.toFixed(1)} s training (${run.imagesPerSecond.toFixed(0)} images/s); wrote ${out}`);
     return 0;
   },
