@@ -1,7 +1,13 @@
 // Shared by the fuser tests: random BN statistics over a wide range, and the error-model magnitude.
 import type { Module } from '../../src/nn/module.js';
 import { BatchNorm2d, Conv2d } from '../../src/nn/layers.js';
-import { Rng } from '../../src/tensor/rng.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import type { RepVGGConfig } from '../../src/nn/config.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
+import { expect } from 'vitest';
+import { maxAbs, maxAbsDiff } from '../helpers.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 /** Visit every BatchNorm2d below m. */
@@ -44,3 +50,32 @@ export function pinIm2col<T extends Module>(m: T): T {
   for (const [, c] of m.children()) pinIm2col(c);
   return m;
 }
+
+// Whole models: errors from earlier blocks propagate through later ones (each a Lipschitz map with
+// constant ≤ Σ|s·W|), so we compare against the float64 fused model instead of a closed form: the
+// float32 deploy and training-time models must both sit within 1e-4·max|logit| (float32 rounding of
+// ~10 chained layers) of the float64 reference, and the float64 pair within 1e-12·max|logit|.
+export function checkModel(cfg: RepVGGConfig, seed: number, size: number, N = 2, float32 = true): void {
+  const m64 = RepVGG.fromConfig(cfg, { seed, dtype: 'float64' });
+  randomizeBN(m64, seed + 1);
+  for (const bn of m64.namedBuffers()) if (bn[0].endsWith('running_var') && bn[1].kind === 'tensor') {
+    // keep σ² ≥ 1e-3 for whole models: tiny variances amplify by 1/σ per layer and make logits huge
+    const v = bn[1].value.data;
+    for (let i = 0; i < v.length; i++) v[i] = Math.max(v[i], 1e-3);
+  }
+  m64.eval();
+  const x64 = uniform([N, cfg.in_channels ?? 3, size, size], new Rng(seed + 2), -1, 1, 'float64');
+  const ref = m64.forward(x64);
+  const d64 = convert(m64).forward(x64);
+  expect(maxAbsDiff(d64, ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
+  if (!float32) return;
+  const m32 = RepVGG.fromConfig(cfg, { dtype: 'float32', init: false });
+  loadStateDict(m32, stateDict(m64));
+  m32.eval();
+  const x32 = x64.to('float32');
+  const t32 = m32.forward(x32);
+  const d32 = convert(m32).forward(x32);
+  expect(maxAbsDiff(t32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+  expect(maxAbsDiff(d32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+}
+
