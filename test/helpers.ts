@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseSafetensors, tensorOf, type SafeEntry } from '../src/io/safetensors.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import type { Rng } from '../src/tensor/rng.js';
 import { conv2d, type Conv2dOptions } from '../src/ops/conv2d.js';
 
 /** Unit roundoff of float32. */
@@ -69,3 +70,24 @@ export function firstViolation(a: Tensor, b: Tensor, bound: (i: number) => numbe
   }
   return null;
 }
+
+/** Central-difference step for float64 gradient checks (see test/ops/gradcheck.test.ts for its error). */
+const H = 1e-6;
+
+/** max_i |analytic_i − numeric_i| / max(1, max|numeric|) over sampled coordinates of `wrt`. */
+export function gradError(wrt: Tensor, analytic: Tensor, loss: () => number, rng: Rng, samples = 12): number {
+  let worst = 0, scale = 1;
+  const idx = Array.from({ length: Math.min(samples, wrt.size) }, () => rng.int(wrt.size));
+  const nums: number[] = [];
+  for (const i of idx) {
+    const v = wrt.data[i];
+    wrt.data[i] = v + H; const lp = loss();
+    wrt.data[i] = v - H; const lm = loss();
+    wrt.data[i] = v;
+    nums.push((lp - lm) / (2 * H));
+  }
+  for (const n of nums) scale = Math.max(scale, Math.abs(n));
+  idx.forEach((i, k) => { worst = Math.max(worst, Math.abs(analytic.data[i] - nums[k])); });
+  return worst / scale;
+}
+

@@ -12,30 +12,12 @@ import { relu, reluBackward } from '../../src/ops/relu.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../../src/ops/pool.js';
 import { linear, linearBackward } from '../../src/ops/linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../../src/ops/loss.js';
-
-const H = 1e-6;
+import { gradError } from '../helpers.js';
 
 function dot(a: Tensor, b: Tensor): number {
   let s = 0;
   for (let i = 0; i < a.size; i++) s += a.data[i] * b.data[i];
   return s;
-}
-
-/** max_i |analytic_i − numeric_i| / max(1, max|numeric|) over sampled coordinates of `wrt`. */
-function gradError(wrt: Tensor, analytic: Tensor, loss: () => number, rng: Rng, samples = 12): number {
-  let worst = 0, scale = 1;
-  const idx = Array.from({ length: Math.min(samples, wrt.size) }, () => rng.int(wrt.size));
-  const nums: number[] = [];
-  for (const i of idx) {
-    const v = wrt.data[i];
-    wrt.data[i] = v + H; const lp = loss();
-    wrt.data[i] = v - H; const lm = loss();
-    wrt.data[i] = v;
-    nums.push((lp - lm) / (2 * H));
-  }
-  for (const n of nums) scale = Math.max(scale, Math.abs(n));
-  idx.forEach((i, k) => { worst = Math.max(worst, Math.abs(analytic.data[i] - nums[k])); });
-  return worst / scale;
 }
 
 const REL = 1e-6;

@@ -10,7 +10,7 @@ import { conv2d } from '../../src/ops/conv2d.js';
 import { relu } from '../../src/ops/relu.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { U32, absTensor, maxAbs, maxAbsDiff } from '../helpers.js';
+import { U32, absTensor, gradError, maxAbs, maxAbsDiff } from '../helpers.js';
 import { batchNorms, pinIm2col, randomizeBN, worstRatio } from './helpers.js';
 
 const FUSABLE = VARIANTS.filter((v) => v !== '+ReLU in branch');
@@ -93,20 +93,7 @@ describe('variant backward = finite differences (training mode, float64)', () =>
       L();
       block.zeroGrad();
       const dx = block.backward(r);
-      const check = (t: Tensor, analytic: Tensor) => {
-        let worst = 0, scale = 1;
-        for (let k = 0; k < 10; k++) {
-          const i = rng.int(t.size);
-          const v = t.data[i];
-          t.data[i] = v + 1e-6; const lp = L();
-          t.data[i] = v - 1e-6; const lm = L();
-          t.data[i] = v;
-          const num = (lp - lm) / 2e-6;
-          scale = Math.max(scale, Math.abs(num));
-          worst = Math.max(worst, Math.abs(num - analytic.data[i]));
-        }
-        expect(worst / scale).toBeLessThanOrEqual(1e-6);
-      };
+      const check = (t: Tensor, analytic: Tensor) => expect(gradError(t, analytic, L, rng, 10)).toBeLessThanOrEqual(1e-6);
       check(x, dx);
       for (const [, p] of block.namedParameters()) check(p.data, p.grad);
     });
