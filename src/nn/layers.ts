@@ -85,7 +85,7 @@ export class Conv2d extends Module {
 
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
-    if (this.x === null) throw new Error('Conv2d.backward: call forward in training mode first');
+    if (this.x === null) throw new Error('Conv2d.backward: call forward first');
     const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);

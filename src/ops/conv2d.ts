@@ -173,8 +173,9 @@ export function conv2dBackward(
     if (algo === 'winograd' && !(winogradApplies(g) && padsOk)) {
       throw new Error(`conv2d backward: Winograd dx needs a 3×3 kernel, stride 1, dilation 1 and padding ≤ 2 per side, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, padding [${g.pt}, ${g.pb}, ${g.pl}, ${g.pr}]`);
     }
-    const winoDx = dx !== null && (algo === 'winograd' || (algo === 'auto' && padsOk && measuredAlgorithm(g, x.dtype)?.algorithm === 'winograd'));
-    if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? measuredAlgorithm(g, x.dtype)?.winogradTile ?? 4);
+    const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype) : undefined;
+    const winoDx = dx !== null && (algo === 'winograd' || (padsOk && m?.algorithm === 'winograd'));
+    if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? m?.winogradTile ?? 4);
     conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx ? null : dx, dW, db);
   } else {
     throw new Error(`conv2d backward: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);

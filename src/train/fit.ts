@@ -112,8 +112,12 @@ export function predict(model: Module, x: Tensor, batchSize = 256): Tensor {
   model.eval();
   const N = x.shape[0];
   const parts: Tensor[] = [];
-  const idx = Int32Array.from({ length: N }, (_, i) => i);
-  for (let b = 0; b < N; b += batchSize) parts.push(model.forward(gatherRows(x, idx, b, Math.min(N, b + batchSize))));
+  const row = x.size / N;
+  // consecutive rows are already a contiguous (n, …) batch: a view, no copy
+  for (let b = 0; b < N; b += batchSize) {
+    const end = Math.min(N, b + batchSize);
+    parts.push(model.forward(new Tensor(x.data.subarray(b * row, end * row), [end - b, ...x.shape.slice(1)])));
+  }
   const K = parts[0].shape[1];
   const out = allocLike(parts[0].data, N * K);
   let at = 0;
