@@ -3,22 +3,15 @@
 // then the byte buffer the offsets index (relative to its start). Pure: bytes in, bytes out.
 
 import { Tensor } from '../tensor/tensor.js';
+import { ITEM_SIZE, decodeLE, type SafeDType, type SafeEntry } from './dtypes.js';
 
-export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
-
-export interface SafeEntry {
-  dtype: SafeDType;
-  shape: number[];
-  /** F64 → Float64Array; F32, F16, BF16 → Float32Array; I64 → BigInt64Array; I32 → Int32Array */
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array;
-}
+export type { SafeDType, SafeEntry };
 
 export interface SafeFile {
   tensors: Map<string, SafeEntry>;
   metadata: Record<string, string>;
 }
 
-const ITEM_SIZE: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
 /** The reference implementation's limit; a larger header is not a real checkpoint. */
 const MAX_HEADER = 100_000_000;
 
@@ -91,44 +84,9 @@ export function parseSafetensors(bytes: Uint8Array): SafeFile {
   if (at !== bufLen) throw new SafetensorsError(`safetensors: data buffer is ${bufLen} bytes but the tensors index only ${at}`);
   for (const s of spans) {
     const e = tensors.get(s.key)!;
-    e.data = decode(e.dtype, bytes.subarray(bufStart + s.begin, bufStart + s.end));
+    e.data = decodeLE(e.dtype, bytes.subarray(bufStart + s.begin, bufStart + s.end));
   }
   return { tensors, metadata };
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-function decode(dtype: SafeDType, b: Uint8Array): SafeEntry['data'] {
-  const copy = new Uint8Array(b); // an owned, aligned copy (slicing a pooled Node buffer would share memory)
-  if (!LITTLE_ENDIAN) throw new SafetensorsError('safetensors: big-endian hosts are not supported');
-  switch (dtype) {
-    case 'F64': return new Float64Array(copy.buffer);
-    case 'F32': return new Float32Array(copy.buffer);
-    case 'I64': return new BigInt64Array(copy.buffer);
-    case 'I32': return new Int32Array(copy.buffer);
-    case 'F16': {
-      const h = new Uint16Array(copy.buffer);
-      const out = new Float32Array(h.length);
-      for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]);
-      return out;
-    }
-    case 'BF16': {
-      const h = new Uint16Array(copy.buffer);
-      const u = new Uint32Array(h.length);
-      for (let i = 0; i < h.length; i++) u[i] = h[i] << 16;
-      return new Float32Array(u.buffer);
-    }
-  }
-}
-
-// IEEE 754 binary16 → number: sign, 5-bit exponent (bias 15), 10-bit fraction.
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f === 0 ? s * Infinity : NaN;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 /** A float tensor as a safetensors entry (F32 or F64 by its array type). */

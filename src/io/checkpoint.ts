@@ -1,0 +1,117 @@
+// One entry point for every checkpoint a user may hold: the format is read from the bytes (never
+// the file name), the state dict found inside its wrapper, and its keys renamed from the dialect
+// they are written in to the official names the models use.
+//
+// Where the state dict is, in order: the dict named by `key` (dots descend: 'model.ema'); the top
+// level when every value in it is a tensor; else the first of WRAPPER_KEYS present. A leading
+// 'module.' (DataParallel) is removed when every key has it.
+
+import { type SafeEntry, ITEM_SIZE } from './dtypes.js';
+import { parseSafetensors } from './safetensors.js';
+import { PickleError, PyObject, type PyValue, typeName } from './pickle.js';
+import { type PthFormat, TorchTensor, pthFormat, readPth, serializePth } from './pth.js';
+import { type Dialect, detectDialect, renameKeys } from './dialects.js';
+import { normalizeKeys } from './state_dict.js';
+import { serializeSafetensors } from './safetensors.js';
+
+export type CheckpointFormat = 'safetensors' | PthFormat;
+
+/** Checked in this order when the top level is not itself a state dict. */
+export const WRAPPER_KEYS = ['state_dict', 'model', 'model_ema', 'ema', 'state_dict_ema'] as const;
+
+export interface Checkpoint {
+  format: CheckpointFormat;
+  /** the wrapper key the state dict came from (null: the top level) */
+  wrapperKey: string | null;
+  dialect: Dialect;
+  /** tensors under the official names, 'module.' removed */
+  entries: Map<string, SafeEntry>;
+  /** the wrapper's other top-level keys ('epoch', 'optimizer', 'meta', …), for inspection */
+  otherKeys: string[];
+  /** safetensors __metadata__ (empty for .pth) */
+  metadata: Record<string, string>;
+}
+
+function isSafetensors(bytes: Uint8Array): boolean {
+  if (bytes.length < 10) return false;
+  const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  return n > 0n && n <= BigInt(bytes.length - 8) && bytes[8] === 0x7b; // '{'
+}
+
+export function checkpointFormat(bytes: Uint8Array): CheckpointFormat {
+  const pth = pthFormat(bytes);
+  if (pth !== null) return pth;
+  if (isSafetensors(bytes)) return 'safetensors';
+  throw new Error('checkpoint: not a safetensors file, a torch.save zip archive or a legacy torch.save stream (unrecognised first bytes)');
+}
+
+const show = (k: PyValue): string => (typeof k === 'string' ? `'${k}'` : typeName(k));
+
+/** Find the state dict in a torch.save'd object. */
+function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } {
+  if (!(top instanceof Map)) {
+    const what = top instanceof PyObject ? `a pickled '${top.cls.qualname}' object (torch.save(model)?), not a dict` : `a ${typeName(top)}, not a dict`;
+    throw new Error(`checkpoint: the file holds ${what}; save model.state_dict() instead`);
+  }
+  const stringKeys = [...top.keys()].filter((k): k is string => typeof k === 'string');
+  const pick = (k: string): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } => {
+    let v: PyValue | undefined = top.get(k);
+    if (v === undefined && k.includes('.')) { // descend 'model.ema'
+      v = top;
+      for (const part of k.split('.')) v = v instanceof Map ? v.get(part) : undefined;
+    }
+    if (v === undefined) throw new Error(`checkpoint: no key '${k}' (top-level keys: ${stringKeys.map((s) => `'${s}'`).join(', ') || 'none'})`);
+    if (v === top) throw new Error(`checkpoint: '${k}' refers back to the top level (a cycle)`);
+    if (!(v instanceof Map)) throw new Error(`checkpoint: '${k}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a state dict`);
+    return { dict: v, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };
+  };
+  if (key !== undefined) return pick(key);
+  if (top.size > 0 && [...top.values()].every((v) => v instanceof TorchTensor)) return { dict: top, wrapperKey: null, otherKeys: [] };
+  const found = WRAPPER_KEYS.find((k) => top.has(k));
+  if (found === undefined) {
+    throw new Error(`checkpoint: no state dict found: the top level is not a dict of tensors and has none of ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')} (its keys: ${stringKeys.slice(0, 8).map((s) => `'${s}'`).join(', ') || 'none'}); name one with --key`);
+  }
+  return pick(found);
+}
+
+/** Copy a state dict's tensors out, after checking what that will cost. */
+function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string, SafeEntry> {
+  let need = 0;
+  for (const [k, v] of dict) {
+    if (typeof k !== 'string') throw new Error(`checkpoint: the state dict has a non-string key (${show(k)})`);
+    if (!(v instanceof TorchTensor)) throw new Error(`checkpoint: state dict key '${k}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a tensor`);
+    need += v.numel * Math.max(4, ITEM_SIZE[v.dtype]); // F16/BF16 widen to float32
+  }
+  // Views can make tensors overlap, so copies may outgrow the file; real checkpoints share little.
+  const limit = 4 * fileBytes + 64 * 2 ** 20;
+  if (need > limit) throw new PickleError(`checkpoint: its tensors would need ${(need / 2 ** 20).toFixed(1)} MiB copied out, more than 4× the ${(fileBytes / 2 ** 20).toFixed(1)} MiB file plus 64 MiB (overlapping views?); refused`);
+  const out = new Map<string, SafeEntry>();
+  for (const [k, v] of dict) out.set(k as string, (v as TorchTensor).toEntry());
+  return out;
+}
+
+/** Read any supported checkpoint; `key` picks the state dict inside a wrapper explicitly. */
+export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Checkpoint {
+  const format = checkpointFormat(bytes);
+  let raw: Map<string, SafeEntry>, wrapperKey: string | null = null, otherKeys: string[] = [], metadata: Record<string, string> = {};
+  if (format === 'safetensors') {
+    if (opts.key !== undefined) throw new Error(`checkpoint: --key '${opts.key}' given, but a safetensors file holds one flat state dict`);
+    const f = parseSafetensors(bytes);
+    raw = f.tensors;
+    metadata = f.metadata;
+  } else {
+    const found = findStateDict(readPth(bytes).value, opts.key);
+    raw = materialize(found.dict, bytes.length);
+    wrapperKey = found.wrapperKey;
+    otherKeys = found.otherKeys;
+  }
+  const stripped = normalizeKeys(raw);
+  const dialect = detectDialect(stripped.keys());
+  return { format, wrapperKey, dialect, entries: renameKeys(stripped, dialect, 'official'), otherKeys, metadata };
+}
+
+/** Official-named entries → bytes in `format`, with keys in `names`. */
+export function serializeCheckpoint(entries: Map<string, SafeEntry>, opts: { format: 'safetensors' | 'pth'; names?: Dialect; metadata?: Record<string, string> }): Uint8Array {
+  const renamed = renameKeys(entries, 'official', opts.names ?? 'official');
+  return opts.format === 'pth' ? serializePth(renamed) : serializeSafetensors(renamed, opts.metadata);
+}

@@ -1,0 +1,70 @@
+// Element types a checkpoint can hold, and their decoding from little-endian bytes. Shared by the
+// safetensors and PyTorch readers, so a dtype means the same thing whichever file it came from.
+
+/** safetensors' names; PyTorch's storages map onto them (FloatStorage → F32, LongStorage → I64, …). */
+export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export type EntryArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+
+export interface SafeEntry {
+  dtype: SafeDType;
+  shape: number[];
+  /** F64 → Float64Array; F32, F16, BF16 → Float32Array (widened); I64 → BigInt64Array; I32, I16, I8 → Int32/16/8Array; U8, BOOL → Uint8Array */
+  data: EntryArray;
+}
+
+export const ITEM_SIZE: Readonly<Record<SafeDType, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+// IEEE 754 binary16 → number: sign, 5-bit exponent (bias 15), 10-bit fraction.
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f === 0 ? s * Infinity : NaN;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * Little-endian bytes → an owned typed array (a copy: slicing a pooled Node buffer would share
+ * memory, and the copy is aligned). F16 and BF16 widen to float32 exactly (bfloat16 is the top
+ * half of a float32).
+ */
+export function decodeLE(dtype: SafeDType, b: Uint8Array): EntryArray {
+  if (!LITTLE_ENDIAN) throw new Error('big-endian hosts are not supported');
+  const copy = new Uint8Array(b);
+  switch (dtype) {
+    case 'F64': return new Float64Array(copy.buffer);
+    case 'F32': return new Float32Array(copy.buffer);
+    case 'I64': return new BigInt64Array(copy.buffer);
+    case 'I32': return new Int32Array(copy.buffer);
+    case 'I16': return new Int16Array(copy.buffer);
+    case 'I8': return new Int8Array(copy.buffer);
+    case 'U8': case 'BOOL': return copy;
+    case 'F16': {
+      const h = new Uint16Array(copy.buffer);
+      const out = new Float32Array(h.length);
+      for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]);
+      return out;
+    }
+    case 'BF16': {
+      const h = new Uint16Array(copy.buffer);
+      const u = new Uint32Array(h.length);
+      for (let i = 0; i < h.length; i++) u[i] = h[i] << 16;
+      return new Float32Array(u.buffer);
+    }
+  }
+}
+
+/** Reverse the bytes of every item in place (a big-endian file read on a little-endian host). */
+export function swapBytes(b: Uint8Array, itemSize: number): void {
+  for (let i = 0; i + itemSize <= b.length; i += itemSize) {
+    for (let lo = i, hi = i + itemSize - 1; lo < hi; lo++, hi--) {
+      const t = b[lo];
+      b[lo] = b[hi];
+      b[hi] = t;
+    }
+  }
+}

@@ -1,0 +1,127 @@
+// ONNX export of a RepVGG in eval mode (onnx.proto: ModelProto → GraphProto → NodeProto, TensorProto).
+//   deploy:          [Conv(3×3, bias) → Relu] per block → GlobalAveragePool → Flatten → Gemm
+//   training-time:   per block Conv→BatchNormalization (3×3), Conv→BatchNormalization (1×1),
+//                    BatchNormalization (identity), Add, Relu — the unfused graph, for backends that
+//                    want to test their own fusion against ours.
+// Initializers carry the state-dict names and raw little-endian data; the batch, height and width
+// of the input are symbolic ('N', 'H', 'W'), so one file serves every batch size and image size.
+
+import type { Tensor } from '../tensor/tensor.js';
+import { LITTLE_ENDIAN } from './dtypes.js';
+import { ProtoMessage } from './protobuf.js';
+import type { RepVGG, RepVGGBlock } from '../nn/repvgg.js';
+import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { VERSION } from '../version.js';
+
+/** opset → the IR version that introduced it (onnx/docs/Versioning.md). */
+const IR_VERSION: Readonly<Record<number, number>> = { 11: 6, 12: 7, 13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10 };
+export const ONNX_OPSETS = Object.keys(IR_VERSION).map(Number);
+export const DEFAULT_OPSET = 17;
+
+const FLOAT = 1, DOUBLE = 11; // TensorProto.DataType
+const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS = 7; // AttributeProto.AttributeType
+
+type Attr = [name: string, value: number | number[], kind?: 'float'];
+
+function attribute([name, value, kind]: Attr): ProtoMessage {
+  const a = new ProtoMessage().string(1, name);
+  if (Array.isArray(value)) {
+    for (const v of value) a.varint(8, v);
+    return a.varint(20, ATTR_INTS);
+  }
+  return kind === 'float' ? a.float(2, value).varint(20, ATTR_FLOAT) : a.varint(3, value).varint(20, ATTR_INT);
+}
+
+class GraphBuilder {
+  readonly graph = new ProtoMessage();
+  private readonly elemType: number;
+
+  constructor(readonly dtype: 'float32' | 'float64') {
+    this.elemType = dtype === 'float64' ? DOUBLE : FLOAT;
+  }
+
+  node(op: string, name: string, inputs: string[], output: string, attrs: Attr[] = []): string {
+    const n = new ProtoMessage();
+    for (const i of inputs) n.string(1, i);
+    n.string(2, output).string(3, name).string(4, op);
+    for (const a of attrs) n.message(5, attribute(a));
+    this.graph.message(1, n);
+    return output;
+  }
+
+  initializer(name: string, t: Tensor): string {
+    const p = new ProtoMessage();
+    for (const d of t.shape) p.varint(1, d);
+    p.varint(2, this.elemType).string(8, name);
+    p.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    this.graph.message(5, p);
+    return name;
+  }
+
+  // ValueInfoProto{name, TypeProto{tensor_type{elem_type, shape{dim: value | param}}}}
+  valueInfo(field: 11 | 12, name: string, dims: (number | string)[]): void {
+    const shape = new ProtoMessage();
+    for (const d of dims) shape.message(1, typeof d === 'number' ? new ProtoMessage().varint(1, d) : new ProtoMessage().string(2, d));
+    const tensorType = new ProtoMessage().varint(1, this.elemType).message(2, shape);
+    this.graph.message(field, new ProtoMessage().string(1, name).message(2, new ProtoMessage().message(1, tensorType)));
+  }
+
+  conv(prefix: string, c: Conv2d, x: string, out: string): string {
+    const [, , kh, kw] = c.weight.data.shape;
+    const pad = (kh - 1) / 2; // RepVGG's convs: 3×3 with padding 1, 1×1 with padding 0
+    const s = typeof c.stride === 'number' ? c.stride : c.stride[0];
+    const inputs = [x, this.initializer(`${prefix}.weight`, c.weight.data)];
+    if (c.bias !== null) inputs.push(this.initializer(`${prefix}.bias`, c.bias.data));
+    return this.node('Conv', prefix, inputs, out, [['kernel_shape', [kh, kw]], ['pads', [pad, pad, pad, pad]], ['strides', [s, s]], ['dilations', [1, 1]], ['group', c.groups]]);
+  }
+
+  batchNorm(prefix: string, bn: BatchNorm2d, x: string): string {
+    const inputs = [x, this.initializer(`${prefix}.weight`, bn.weight.data), this.initializer(`${prefix}.bias`, bn.bias.data),
+      this.initializer(`${prefix}.running_mean`, bn.runningMean), this.initializer(`${prefix}.running_var`, bn.runningVar)];
+    return this.node('BatchNormalization', prefix, inputs, `${prefix}.out`, [['epsilon', bn.eps, 'float']]);
+  }
+
+  // y = ReLU(Σ branches), or ReLU(conv + b) for a deploy block
+  block(prefix: string, b: RepVGGBlock, x: string): string {
+    if (b.rbrReparam !== null) return this.node('Relu', `${prefix}.relu`, [this.conv(`${prefix}.rbr_reparam`, b.rbrReparam, x, `${prefix}.rbr_reparam.out`)], `${prefix}.out`);
+    const branches = [this.batchNorm(`${prefix}.rbr_dense.bn`, b.rbrDense!.bn, this.conv(`${prefix}.rbr_dense.conv`, b.rbrDense!.conv, x, `${prefix}.rbr_dense.conv.out`))];
+    if (b.rbr1x1 !== null) branches.push(this.batchNorm(`${prefix}.rbr_1x1.bn`, b.rbr1x1.bn, this.conv(`${prefix}.rbr_1x1.conv`, b.rbr1x1.conv, x, `${prefix}.rbr_1x1.conv.out`)));
+    if (b.rbrIdentity !== null) branches.push(this.batchNorm(`${prefix}.rbr_identity`, b.rbrIdentity, x));
+    let sum = branches[0];
+    for (let i = 1; i < branches.length; i++) sum = this.node('Add', `${prefix}.add${i}`, [sum, branches[i]], `${prefix}.sum${i}`);
+    return this.node('Relu', `${prefix}.relu`, [sum], `${prefix}.out`);
+  }
+}
+
+export interface OnnxOptions {
+  /** ONNX operator set, 11 to 21 (default 17) */
+  opset?: number;
+}
+
+/**
+ * A RepVGG (deploy or training-time; always exported as in eval mode) as an ONNX model:
+ * input 'input' (N, C, H, W) → output 'logits' (N, num_classes), in the model's dtype.
+ */
+export function toOnnx(model: RepVGG, opts: OnnxOptions = {}): Uint8Array {
+  const opset = opts.opset ?? DEFAULT_OPSET;
+  if (!(opset in IR_VERSION)) throw new Error(`onnx: opset ${opset} is not supported (supported: ${ONNX_OPSETS[0]} to ${ONNX_OPSETS[ONNX_OPSETS.length - 1]})`);
+  if (!LITTLE_ENDIAN) throw new Error('onnx: big-endian hosts are not supported (raw_data is little-endian)');
+  const g = new GraphBuilder(model.dtype);
+  g.graph.string(2, model.deploy ? 'repvgg_deploy' : 'repvgg_train_eval');
+  let h = 'input';
+  model.children().forEach(([name, m]) => {
+    if (name !== 'linear') h = g.block(name, m as RepVGGBlock, h);
+  });
+  h = g.node('GlobalAveragePool', 'gap', [h], 'gap.out');
+  h = g.node('Flatten', 'flatten', [h], 'features', [['axis', 1]]);
+  g.node('Gemm', 'linear', [h, g.initializer('linear.weight', model.linear.weight.data), g.initializer('linear.bias', model.linear.bias.data)], 'logits', [['transB', 1]]);
+  g.valueInfo(11, 'input', ['N', model.plan.inChannels, 'H', 'W']);
+  g.valueInfo(12, 'logits', ['N', model.plan.numClasses]);
+  return new ProtoMessage()
+    .varint(1, IR_VERSION[opset])
+    .string(2, 'repvgg-ts')
+    .string(3, VERSION)
+    .message(7, g.graph)
+    .message(8, new ProtoMessage().string(1, '').varint(2, opset))
+    .encode();
+}
