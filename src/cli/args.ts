@@ -1,4 +1,5 @@
 // Minimal argument parser: positionals, --flag value, --flag=value, boolean --switches.
+import { DIALECTS, type Dialect } from '../io/dialects.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -82,4 +83,10 @@ export function required(a: ParsedArgs, name: string, cmd: string): string {
 export function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${what} must be one of ${allowed.join(', ')}, got '${value}'`);
   return value as T;
+}
+
+/** --names official|timm|mmpretrain: the key dialect of a checkpoint to write. */
+export function dialectFlag(a: ParsedArgs): Dialect | undefined {
+  const v = str(a, 'names');
+  return v === undefined ? undefined : oneOf(v, DIALECTS, '--names');
 }

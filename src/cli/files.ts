@@ -4,6 +4,8 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
+import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
+import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -30,6 +32,25 @@ function inFile<T>(path: string, f: () => T): T {
 export function readSafetensorsFile(path: string, what = 'checkpoint'): Map<string, SafeEntry> {
   const bytes = readBytes(path, what);
   return inFile(path, () => parseSafetensors(bytes).tensors);
+}
+
+/** Any checkpoint (safetensors, .pth zip or legacy), recognised by its bytes; keys in the official names. */
+export function readCheckpointFile(path: string, opts: { key?: string } = {}): Checkpoint {
+  const bytes = readBytes(path, 'checkpoint');
+  return inFile(path, () => parseCheckpoint(bytes, opts));
+}
+
+/** The format an output path's extension names. */
+export function checkpointFormatOf(path: string, flag: string): 'pth' | 'safetensors' {
+  if (/\.(pth|pt|bin)$/i.test(path)) return 'pth';
+  if (/\.safetensors$/i.test(path)) return 'safetensors';
+  throw new Error(`${flag} '${path}': name the output .pth, .pt or .bin (PyTorch) or .safetensors`);
+}
+
+/** Official-named entries written in the format the extension names, with keys in `names`. */
+export function writeCheckpointFile(path: string, entries: Map<string, SafeEntry>, opts: { names?: Dialect; metadata?: Record<string, string>; flag?: string } = {}): void {
+  const format = checkpointFormatOf(path, opts.flag ?? 'output');
+  writeFileAtomic(path, serializeCheckpoint(entries, { format, names: opts.names, metadata: opts.metadata }));
 }
 
 export function readNpyFile(path: string, what = 'input'): Tensor {

@@ -117,7 +117,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
   const call = (fn: PyValue, args: PyValue): PyValue => {
     if (!(fn instanceof PyGlobal)) return fail(`REDUCE calls a ${typeName(fn)}, not a global`);
     if (!Array.isArray(args)) return fail(`REDUCE's arguments are a ${typeName(args)}, not a tuple`);
-    const impl = opts.reducers?.get(fn.qualname);
+    const impl = opts.reducers?.get(fn.qualname) ?? DATA_REDUCERS.get(fn.qualname);
     return impl !== undefined ? impl(args) : new PyObject(fn, args);
   };
   const persistent = (pid: PyValue): PyValue => {
@@ -225,6 +225,16 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
     }
   }
 }
+
+/** Pure data conversions protocol 2 uses for builtin types; they compute, they call nothing. */
+const DATA_REDUCERS = new Map<string, (args: PyValue[]) => PyValue>([
+  // bytes under protocol 2: _codecs.encode(latin-1 text, 'latin1')
+  ['_codecs.encode', (args) => {
+    const [s, enc] = args;
+    if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) return new PyObject(new PyGlobal('_codecs', 'encode'), args);
+    return Uint8Array.from(s, (ch) => ch.charCodeAt(0) & 0xff);
+  }],
+]);
 
 function recall(memo: Map<number, PyValue>, i: number, fail: (why: string) => never): PyValue {
   const v = memo.get(i);

@@ -131,7 +131,7 @@ export function writeZip(entries: readonly (readonly [string, Uint8Array])[]): U
   entries.forEach(([, data], i) => {
     locals.push(at);
     const head = 30 + names[i].length;
-    let extra = (ALIGN - (head % ALIGN)) % ALIGN;
+    let extra = (ALIGN - ((at + head) % ALIGN)) % ALIGN;
     if (extra > 0 && extra < 4) extra += ALIGN; // an extra field needs 4 bytes for its own header
     extras.push(extra);
     at += head + extra + data.length;

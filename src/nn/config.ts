@@ -153,3 +153,13 @@ export function countPlan(plan: RepVGGPlan, inputSize = 224): Counts {
   wino += head;
   return { params: { train, deploy }, macs, winogradMuls: wino, stages };
 }
+
+/** The zoo architecture a plan has (channels, strides and groups of every block), or null. */
+export function zooNameOf(plan: RepVGGPlan): string | null {
+  const sameBlocks = (a: BlockSpec[][], b: BlockSpec[][]) => a.length === b.length && a.every((s, i) => s.length === b[i].length &&
+    s.every((x, j) => x.inChannels === b[i][j].inChannels && x.outChannels === b[i][j].outChannels && x.stride === b[i][j].stride && x.groups === b[i][j].groups));
+  for (const [name, cfg] of Object.entries(ZOO)) {
+    if (sameBlocks(plan.stages, planFromConfig({ ...cfg, num_classes: plan.numClasses, in_channels: plan.inChannels }).stages)) return name;
+  }
+  return null;
+}

@@ -1,6 +1,6 @@
-import { type ParsedArgs, required } from '../args.js';
+import { type ParsedArgs, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readNpyFile, readSafetensorsFile, writeSafetensorsFile } from '../files.js';
+import { readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { entryOf, type SafeEntry } from '../../io/safetensors.js';
 import { fmtShape } from '../../tensor/check.js';
@@ -9,9 +9,9 @@ export const backward: Command = {
   spec: {
     name: 'backward',
     summary: 'training-mode forward then backward; writes every parameter gradient and the input gradient',
-    usage: 'repvgg backward CKPT.safetensors --input X.npy --grad-output DY.npy --out GRADS.safetensors\n' +
+    usage: 'repvgg backward CKPT --input X.npy --grad-output DY.npy --out GRADS.safetensors\n' +
       '  GRADS holds each parameter\'s gradient under its state-dict key and the input\'s under "input".',
-    flags: { input: 'string', 'grad-output': 'string', out: 'string' },
+    flags: { key: 'string', input: 'string', 'grad-output': 'string', out: 'string' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {
@@ -19,7 +19,7 @@ export const backward: Command = {
     const dyPath = required(a, 'grad-output', 'backward');
     const dy = readNpyFile(dyPath, 'grad-output');
     const out = required(a, 'out', 'backward');
-    const model = modelFromStateDict(readSafetensorsFile(a.positionals[0]), { dtype: x.dtype }).train();
+    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype }).train();
     const y = model.forward(x);
     if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
       throw new Error(`grad-output '${dyPath}' has shape ${fmtShape(dy.shape)}, expected the output shape ${fmtShape(y.shape)}`);

@@ -1,6 +1,6 @@
-import { type ParsedArgs, num } from '../args.js';
+import { type ParsedArgs, dialectFlag, num, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readSafetensorsFile, writeSafetensorsFile } from '../files.js';
+import { checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
 import { Rng, uniform } from '../../tensor/rng.js';
@@ -9,15 +9,20 @@ export const convert: Command = {
   spec: {
     name: 'convert',
     summary: 'fuse a training-time checkpoint into a deploy checkpoint (one 3×3 conv per block)',
-    usage: 'repvgg convert TRAIN.safetensors DEPLOY.safetensors [--probe-size 32] [--probe-batch 2] [--seed 0]\n' +
+    usage: 'repvgg convert TRAIN DEPLOY [--names official|timm|mmpretrain] [--key NAME] [--probe-size 32] [--probe-batch 2] [--seed 0]\n' +
+      '  TRAIN: safetensors or a torch.save .pth (any naming; recognised by its bytes). DEPLOY is written as its\n' +
+      '  extension says (.pth/.pt/.bin or .safetensors) with keys in --names (default: the input\'s naming).\n' +
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).',
-    flags: { 'probe-size': 'number', 'probe-batch': 'number', seed: 'number' },
+    flags: { 'probe-size': 'number', 'probe-batch': 'number', seed: 'number', names: 'string', key: 'string' },
     positionals: 2,
   },
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
-    const model = modelFromStateDict(readSafetensorsFile(src));
-    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has rbr_reparam keys)`);
+    checkpointFormatOf(dst, 'DEPLOY');
+    const names = dialectFlag(a);
+    const ck = readCheckpointFile(src, { key: str(a, 'key') });
+    const model = modelFromStateDict(ck.entries);
+    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${ck.dialect === 'official' ? 'rbr_reparam' : ck.dialect === 'timm' ? 'reparam_conv' : 'branch_reparam'} keys)`);
     model.eval();
     const deploy = convertModel(model);
     const size = num(a, 'probe-size', 32), batch = num(a, 'probe-batch', 2);
@@ -28,8 +33,8 @@ export const convert: Command = {
       maxDiff = Math.max(maxDiff, Math.abs(y0.data[i] - y1.data[i]));
       maxAbs = Math.max(maxAbs, Math.abs(y0.data[i]));
     }
-    writeSafetensorsFile(dst, stateDict(deploy), { converted_from: src });
-    io.out(`wrote ${dst}: ${deploy.blocks().length} blocks fused, ${deploy.parameterCount().toLocaleString('en-US')} parameters (was ${model.parameterCount().toLocaleString('en-US')})`);
+    writeCheckpointFile(dst, stateDict(deploy), { names: names ?? ck.dialect, metadata: { converted_from: src }, flag: 'DEPLOY' });
+    io.out(`wrote ${dst}: ${deploy.blocks().length} blocks fused, ${deploy.parameterCount().toLocaleString('en-US')} parameters (was ${model.parameterCount().toLocaleString('en-US')}), ${names ?? ck.dialect} names`);
     io.out(`max |Δ logit| on a ${batch}×${model.plan.inChannels}×${size}×${size} probe batch: ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toExponential(3)})`);
     return 0;
   },

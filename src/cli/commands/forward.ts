@@ -1,6 +1,6 @@
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readNpyFile, readSafetensorsFile, writeNpyFile } from '../files.js';
+import { readNpyFile, readCheckpointFile, writeNpyFile } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import type { ConvAlgorithm } from '../../ops/conv2d.js';
 
@@ -8,11 +8,12 @@ export const forward: Command = {
   spec: {
     name: 'forward',
     summary: 'run a checkpoint (training-time or deploy, recognised by its keys) on an input batch',
-    usage: 'repvgg forward CKPT.safetensors --input X.npy --out Y.npy [--mode eval|train] [--algorithm auto|direct|im2col|winograd]\n' +
+    usage: 'repvgg forward CKPT --input X.npy --out Y.npy [--mode eval|train] [--algorithm auto|direct|im2col|winograd]\n' +
+      '  CKPT: safetensors or torch.save .pth (official, timm or MMPretrain names; --key picks the state dict in a wrapper).\n' +
       '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
       '  --mode train uses batch statistics, as PyTorch\'s model.train() does.\n' +
       '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.',
-    flags: { input: 'string', out: 'string', mode: 'string', algorithm: 'string' },
+    flags: { key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {
@@ -20,7 +21,7 @@ export const forward: Command = {
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
     const x = readNpyFile(required(a, 'input', 'forward'));
     const out = required(a, 'out', 'forward');
-    const model = modelFromStateDict(readSafetensorsFile(a.positionals[0]), { dtype: x.dtype }).setAlgorithm(algorithm);
+    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype }).setAlgorithm(algorithm);
     model.train(mode === 'train');
     const y = model.forward(x);
     writeNpyFile(out, y);

@@ -10,5 +10,7 @@ import { verify } from './verify.js';
 import { fixtures } from './fixtures.js';
 import { train } from './train.js';
 import { ablate } from './ablate.js';
+import { inspect } from './inspect.js';
+import { exportOnnx } from './export.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, forward, backward, convert, explain, verify, fixtures];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, explain, verify, fixtures];

@@ -1,6 +1,6 @@
-import { type ParsedArgs, num, required } from '../args.js';
+import { type ParsedArgs, dialectFlag, num, required } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { writeSafetensorsFile } from '../files.js';
+import { checkpointFormatOf, writeCheckpointFile } from '../files.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { stateDict } from '../../io/state_dict.js';
 
@@ -8,16 +8,19 @@ export const init: Command = {
   spec: {
     name: 'init',
     summary: 'write a freshly initialised training-time checkpoint (deterministic for a seed)',
-    usage: 'repvgg init --arch NAME | --config FILE.json [--seed N] [--float64] --out CKPT.safetensors',
-    flags: { arch: 'string', config: 'string', seed: 'number', out: 'string', float64: 'boolean' },
+    usage: 'repvgg init --arch NAME | --config FILE.json [--seed N] [--float64] [--names official|timm|mmpretrain] --out CKPT\n' +
+      '  CKPT is written as its extension says: .pth/.pt/.bin (torch.save zip) or .safetensors.',
+    flags: { arch: 'string', config: 'string', seed: 'number', out: 'string', float64: 'boolean', names: 'string' },
     positionals: 0,
   },
   run(a: ParsedArgs, io: Io): number {
     const { name, config } = configFromArgs(a, 'init');
     const out = required(a, 'out', 'init');
+    checkpointFormatOf(out, '--out');
+    const names = dialectFlag(a);
     const seed = num(a, 'seed', 0);
     const model = RepVGG.fromConfig(config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });
-    writeSafetensorsFile(out, stateDict(model), { arch: name, seed: String(seed) });
+    writeCheckpointFile(out, stateDict(model), { names, metadata: { arch: name, seed: String(seed) }, flag: '--out' });
     io.out(`wrote ${out}: ${name}, ${model.parameterCount().toLocaleString('en-US')} parameters, seed ${seed}`);
     return 0;
   },

@@ -1,0 +1,48 @@
+import { type ParsedArgs, str } from '../args.js';
+import type { Command, Io } from '../command.js';
+import { readCheckpointFile } from '../files.js';
+import { planFromStateDict } from '../../io/state_dict.js';
+import { zooNameOf } from '../../nn/config.js';
+
+export const inspect: Command = {
+  spec: {
+    name: 'inspect',
+    summary: 'what a checkpoint is: format, wrapper, key naming, architecture, training-time or deploy, dtypes, parameters',
+    usage: 'repvgg inspect CKPT [--key NAME] [--json]\n' +
+      '  CKPT: safetensors, a torch.save zip (.pth/.pt/.bin) or a legacy torch.save stream, recognised by its bytes.\n' +
+      '  The state dict is the top level if every value is a tensor, else the first of state_dict, model,\n' +
+      '  model_ema, ema, state_dict_ema; --key NAME (dots descend: model.ema) picks one explicitly.',
+    flags: { key: 'string', json: 'boolean' },
+    positionals: 1,
+  },
+  run(a: ParsedArgs, io: Io): number {
+    const path = a.positionals[0];
+    const ck = readCheckpointFile(path, { key: str(a, 'key') });
+    const { plan, deploy } = planFromStateDict(ck.entries);
+    const dtypes: Record<string, number> = {};
+    let params = 0;
+    for (const [k, e] of ck.entries) {
+      dtypes[e.dtype] = (dtypes[e.dtype] ?? 0) + 1;
+      if (!k.endsWith('running_mean') && !k.endsWith('running_var') && !k.endsWith('num_batches_tracked')) params += e.data.length;
+    }
+    const arch = zooNameOf(plan);
+    const blocks = plan.stages.map((s) => s.length);
+    const widths = plan.stages.map((s) => s[s.length - 1].outChannels);
+    const groups = [...new Set(plan.stages.flat().map((b) => b.groups))];
+    const info = { file: path, format: ck.format, wrapperKey: ck.wrapperKey, otherKeys: ck.otherKeys, names: ck.dialect, kind: deploy ? 'deploy' : 'training-time',
+      architecture: arch, blocks, widths, groups, inChannels: plan.inChannels, numClasses: plan.numClasses, dtypes, parameters: params, tensors: ck.entries.size };
+    if (a.flags.get('json') === true) {
+      io.out(JSON.stringify(info));
+      return 0;
+    }
+    io.out(`${path}`);
+    io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${ck.wrapperKey}')`}`);
+    if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.join(', ')}`);
+    io.out(`  names         ${ck.dialect}`);
+    io.out(`  model         ${deploy ? 'deploy (one 3×3 conv per block)' : 'training-time (3×3, 1×1 and identity branches)'}`);
+    io.out(`  architecture  ${arch ?? 'not a zoo model'}: blocks per stage ${blocks.join(', ')}, widths ${widths.join(', ')}, groups ${groups.join('/')}, ${plan.inChannels} input channels, ${plan.numClasses} classes`);
+    io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
+    io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
+    return 0;
+  },
+};
