@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { parseSafetensors, tensorOf, type SafeEntry } from '../src/io/safetensors.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import type { Rng } from '../src/tensor/rng.js';
-import { conv2d, type Conv2dOptions } from '../src/ops/conv2d.js';
+import { conv2d, conv2dBackward, type Conv2dOptions } from '../src/ops/conv2d.js';
+import { modelFromStateDict, stateDict } from '../src/io/state_dict.js';
+import { convert } from '../src/reparam/repvgg.js';
 import type { RepVGG, RepVGGBlock } from '../src/nn/repvgg.js';
 import type { BatchNorm2d } from '../src/nn/layers.js';
 
@@ -95,57 +97,70 @@ export function gradError(wrt: Tensor, analytic: Tensor, loss: () => number, rng
 }
 
 
-const gamma = (n: number, u: number) => (n * u) / (1 - n * u);
-
 /**
  * An elementwise bound on |logits − exact logits| for an eval-mode float32 forward of `model` on x,
  * whatever the summation order and whether or not BN is folded into the convs first (as
- * onnxruntime's optimizer does). Derivation (Higham, Accuracy and Stability, §3.1: a computed n-term
- * sum of products is within γₙ·Σ|terms| of exact, γₙ = nu/(1 − nu)):
- *  - a block is z = Σ_b s_b·(W_b ⊛ h − μ_b) + β_b then ReLU (the identity branch is W = I; a deploy
- *    block one branch with s = 1, μ = 0, β = bias). With A = Σ_b |s_b·W_b| and B = Σ_b |s_b·μ_b| + |β_b|,
- *    an input error e moves z by at most A ⊛ |e| (each branch is linear; ReLU is 1-Lipschitz), and
- *    rounding adds at most γ_{K+8}·(A ⊛ |ĥ| + B): K products, ≤ 4 roundings inside BN, 2 branch adds;
- *  - so with S = the same chain on |x| with A, B (every magnitude exact) and |ĥ| ≤ S + E:
- *    E_l = A ⊛ E_{l−1} + γ_{K+8}·(A ⊛ (S + E)_{l−1} + B);
- *  - global average pool: + γ_{HW}·(S + E); linear: |W|·E + γ_{F+2}·(|W|·(S + E) + |b|).
- * Two implementations each within E of exact differ by at most 2E.
+ * onnxruntime's optimizer does). First-order forward error analysis:
+ *  - block l computes z_l = Σ_b s_b·(W_b ⊛ h − μ_b) + β_b, h_l = ReLU(z_l) (identity branch: W = I;
+ *    deploy block: one branch, s = 1, μ = 0, β = bias). Its rounding error, given its input, is at most
+ *    r_l = γ_{K+8}·(A ⊛ |h_{l−1}| + B), A = Σ_b |s_b·W_b|, B = Σ_b |s_b·μ_b| + |β_b| (Higham,
+ *    Accuracy and Stability §3.1: an n-term sum of products is within γₙ·Σ|terms|, γₙ = nu/(1 − nu);
+ *    K products, ≤ 4 roundings in BN, 2 branch adds);
+ *  - an error δz_l reaches logit k as Σᵢ (∂y_k/∂z_l[i])·δz_l[i] + O(u²), with the Jacobian of the exact
+ *    network (backprop through the float64-fused model); ReLU's kink counts as open wherever
+ *    z_l > −r_l, since rounding can move z across zero by up to r_l;
+ *  - pooling adds γ_{HW}·mean|h| per channel, the classifier γ_{C+2}·(|W|·p + |b|).
+ * So |δy_k| ≤ Σ_l Σᵢ |∂y_k/∂z_l[i]|·r_l[i] + (pool and classifier terms). Unlike a bound through the
+ * network of absolute values (which multiplies by Σ|w| ≈ 4 per layer), signs in the Jacobian cancel
+ * as they do in the real computation. Two implementations each within it differ by at most twice it.
  */
 export function forwardErrorBound(model: RepVGG, x: Tensor): Float64Array {
   const u = 2 ** -24;
-  let S = absTensor(x);
-  let E = new Tensor(new Float64Array(x.size), x.shape);
-  for (const b of model.blocks()) {
-    const { A, B } = absoluteBlock(b);
-    const K = A.shape[1] * 9;
+  const g = (n: number) => (n * u) / (1 - n * u);
+  const f64 = modelFromStateDict(stateDict(model), { dtype: 'float64' }).eval();
+  const exact = f64.deploy ? f64 : convert(f64);
+  const blocks = exact.blocks(), absB = model.blocks().map(absoluteBlock);
+  const hs: Tensor[] = [x.to('float64')], zs: Tensor[] = [], rs: Float64Array[] = [];
+  blocks.forEach((b, l) => {
     const opts = { stride: b.spec.stride, padding: 1, groups: b.spec.groups, algorithm: 'direct' as const };
-    const SE = new Tensor(S.data.map((v, i) => v + E.data[i]), S.shape);
-    const mag = conv2d(SE, A, B, opts);
-    const prop = conv2d(E, A, null, opts);
-    S = conv2d(S, A, B, opts);
-    E = new Tensor(prop.data.map((v, i) => v + gamma(K + 8, u) * mag.data[i]), prop.shape);
+    const h = hs[l];
+    const z = conv2d(h, b.rbrReparam!.weight.data, b.rbrReparam!.bias!.data, opts);
+    const mag = conv2d(absTensor(h), absB[l].A, absB[l].B, opts);
+    rs.push(mag.data.map((v) => g(absB[l].A.shape[1] * 9 + 8) * v) as Float64Array);
+    zs.push(z);
+    hs.push(new Tensor(z.data.map((v) => (v > 0 ? v : 0)), z.shape));
+  });
+  const hL = hs[hs.length - 1];
+  const [N, C, H, W] = hL.shape;
+  const w = exact.linear.weight.data.data, bias = exact.linear.bias.data.data;
+  const F = exact.linear.weight.data.shape[0];
+  const p = new Float64Array(N * C), rp = new Float64Array(N * C);
+  for (let i = 0; i < N * C; i++) {
+    let s = 0;
+    for (let j = 0; j < H * W; j++) s += hL.data[i * H * W + j];
+    p[i] = s / (H * W);
+    rp[i] = g(H * W) * p[i]; // h ≥ 0, so mean|h| = p
   }
-  const [N, C, H, W] = S.shape;
-  const pool = (t: Tensor) => {
-    const out = new Float64Array(N * C);
-    for (let i = 0; i < N * C; i++) { let s = 0; for (let j = 0; j < H * W; j++) s += t.data[i * H * W + j]; out[i] = s / (H * W); }
-    return out;
-  };
-  const Sp = pool(S), Ep0 = pool(E);
-  const Ep = Ep0.map((e, i) => e + gamma(H * W, u) * (Sp[i] + e));
-  const w = model.linear.weight.data, bias = model.linear.bias.data;
-  const F = w.shape[0];
   const out = new Float64Array(N * F);
-  for (let n = 0; n < N; n++) {
-    for (let f = 0; f < F; f++) {
-      let prop = 0, mag = Math.abs(bias.data[f]);
-      for (let c = 0; c < C; c++) {
-        const a = Math.abs(w.data[f * C + c]);
-        prop += a * Ep[n * C + c];
-        mag += a * (Sp[n * C + c] + Ep[n * C + c]);
-      }
-      out[n * F + f] = prop + gamma(C + 2, u) * mag;
+  for (let k = 0; k < F; k++) {
+    // ∂y[n, k]/∂h_L: the classifier row spread evenly over the pooled positions
+    let gh = new Tensor(new Float64Array(hL.size), hL.shape);
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let j = 0; j < H * W; j++) gh.data[(n * C + c) * H * W + j] = w[k * C + c] / (H * W);
+    const acc = new Float64Array(N);
+    for (let n = 0; n < N; n++) {
+      let t = g(C + 2) * Math.abs(bias[k]);
+      for (let c = 0; c < C; c++) t += Math.abs(w[k * C + c]) * (rp[n * C + c] + g(C + 2) * p[n * C + c]);
+      acc[n] = t;
     }
+    for (let l = blocks.length - 1; l >= 0; l--) {
+      const z = zs[l], r = rs[l];
+      const gz = new Tensor(gh.data.map((v, i) => (z.data[i] > -r[i] ? v : 0)), z.shape);
+      const per = z.size / N;
+      for (let n = 0; n < N; n++) for (let i = n * per; i < (n + 1) * per; i++) acc[n] += Math.abs(gz.data[i]) * r[i];
+      const b = blocks[l];
+      gh = conv2dBackward(gz, hs[l], b.rbrReparam!.weight.data, { stride: b.spec.stride, padding: 1, groups: b.spec.groups }, { dx: true, dw: false, db: false }).dx!;
+    }
+    for (let n = 0; n < N; n++) out[n * F + k] = acc[n];
   }
   return out;
 }
