@@ -30,6 +30,11 @@ export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntr
 export { parseNpy, serializeNpy, NpyError } from './io/npy.js';
 export { stateDict, loadStateDict, modelFromStateDict, planFromStateDict } from './io/state_dict.js';
 export { compareArrays, ulpDistance, type Comparison } from './io/compare.js';
+export { parseCheckpoint, serializeCheckpoint, checkpointFormat, WRAPPER_KEYS, type Checkpoint, type CheckpointFormat } from './io/checkpoint.js';
+export { serializePth } from './io/pth.js';
+export { renameKeys, detectDialect, DIALECTS, type Dialect } from './io/dialects.js';
+export { toOnnx, type OnnxOptions } from './io/onnx.js';
+export { VERSION } from './version.js';
 
 // training
 export { SGD, cosineLR } from './train/sgd.js';
