@@ -146,6 +146,12 @@ describe('hostile and broken checkpoints', () => {
     expect(() => parseCheckpoint(zip)).toThrow(/would need 2000\.0 MiB copied out, more than 4× the 1\.\d MiB file/);
   });
 
+  it('a wrapper that refers back to itself (a cycle) gets a clear error, not a loop', () => {
+    // PROTO 2, EMPTY_DICT, BINPUT 0, BINUNICODE 'model', BINGET 0, SETITEM, STOP: d = {}; d['model'] = d
+    const pkl = Uint8Array.from([0x80, 2, 0x7d, 0x71, 0, 0x58, 5, 0, 0, 0, ...new TextEncoder().encode('model'), 0x68, 0, 0x73, 0x2e]);
+    expect(() => parseCheckpoint(writeZip([['a/data.pkl', pkl]]))).toThrow(/'model' refers back to the top level \(a cycle\)/);
+  });
+
   it('a tensor reaching past its storage is refused, naming the storage', () => {
     const w = new PickleWriter();
     w.global('collections', 'OrderedDict').emptyTuple().reduce().mark();
