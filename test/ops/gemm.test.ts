@@ -25,4 +25,37 @@ describe('gemm', () => {
         }
       }), { numRuns: 60 });
   });
+
+  // Past every blocking boundary of src/ops/gemm.ts (MC = 64 rows, NC = 1024 columns, KC = 256
+  // depth, 4×4 register tiles with ragged edges), on views (offsets, ld ≠ K, ldc ≠ N). Reference:
+  // the naive sum in float64. float64: as above. float32: C is rounded once per 256-deep block, so
+  // |Δ| ≤ ⌈K/256⌉·u₃₂·Σ|a·b| (+ the float64 sums, ≤ 1e-13·Σ|a·b|).
+  for (const dtype of ['float64', 'float32'] as const) {
+    it(`crosses every blocking boundary: M = 69, N = 1029, K = 261, views with ld ≠ K (${dtype})`, () => {
+      const M = 69, N = 1029, K = 261, lda = K + 3, ldb = N + 2, ldc = N + 1, aOff = 5, bOff = 2, cOff = 7;
+      const rng = new Rng(dtype === 'float32' ? 1 : 2);
+      const Arr = dtype === 'float32' ? Float32Array : Float64Array;
+      const rand = (n: number) => Arr.from({ length: n }, () => rng.next() * 2 - 1);
+      for (const trans of [false, true]) {
+        // trans: A stored K×M (ld = M + 3) and B stored N×K (ld = K + 2)
+        const la = trans ? M + 3 : lda, lb = trans ? K + 2 : ldb;
+        const a = rand(aOff + (trans ? K : M) * la), b = rand(bOff + (trans ? N : K) * lb);
+        const c = new Arr(cOff + M * ldc).fill(7); // must be overwritten (accumulate = false), padding untouched
+        gemm(M, N, K, { data: a, offset: aOff, ld: la, trans }, { data: b, offset: bOff, ld: lb, trans }, c, cOff, ldc, false);
+        const A = (i: number, k: number) => (trans ? a[aOff + k * la + i] : a[aOff + i * la + k]);
+        const B = (k: number, j: number) => (trans ? b[bOff + j * lb + k] : b[bOff + k * lb + j]);
+        let worst = 0;
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let s = 0, S = 0;
+            for (let k = 0; k < K; k++) { const p = A(i, k) * B(k, j); s += p; S += Math.abs(p); }
+            const bound = dtype === 'float32' ? Math.ceil(K / 256) * 2 ** -24 * S + 1e-13 * S : 1e-13 * (K * K + 1);
+            worst = Math.max(worst, Math.abs(c[cOff + i * ldc + j] - s) / bound);
+          }
+          if (i < M - 1) expect(c[cOff + i * ldc + N]).toBe(7); // the gap between rows (ldc > N) is not written
+        }
+        expect(worst, `trans ${trans}`).toBeLessThanOrEqual(1);
+      }
+    });
+  }
 });

@@ -67,6 +67,17 @@ describe('global average pooling, linear and cross-entropy match PyTorch', () =>
       expect(maxAbsDiff(softmaxCrossEntropyBackward(probs, labels), fx.t('dlogits' + s))).toBeLessThanOrEqual(tol(fx.t('dlogits' + s), 4));
     });
   }
+  it('cross-entropy of logits ±1e4 is finite and exact (max-subtraction; exp(1e4) overflows)', () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const logits = new Tensor(dtype === 'float32' ? new Float32Array([1e4, -1e4, 0, -1e4, 1e4, 0]) : new Float64Array([1e4, -1e4, 0, -1e4, 1e4, 0]), [2, 3]);
+      // sample 0, label 0: −log softmax = log(1 + e^−2e4 + e^−1e4) = 0; sample 1, label 2: 1e4 + log(1 + …) = 1e4
+      const { loss, probs } = softmaxCrossEntropy(logits, [0, 2]);
+      expect(loss).toBe(5000);
+      expect(Array.from(probs.data)).toEqual([1, 0, 0, 0, 1, 0]);
+      // d/dz (mean loss) = (softmax − onehot)/N
+      expect(Array.from(softmaxCrossEntropyBackward(probs, [0, 2]).data)).toEqual([0, 0, 0, 0, 0.5, -0.5]);
+    }
+  });
   it('relu and its backward (exact)', () => {
     const x = new Tensor(new Float32Array([-1, 0, 2, -0.5, 3]), [5]);
     const y = relu(x);

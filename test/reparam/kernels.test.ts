@@ -33,6 +33,23 @@ describe('reparam steps', () => {
     const f = fuseConvBN(withZeroBias(w), bn, 'float64');
     expect(maxAbsDiff(conv2d(x, f.kernel, f.bias, { padding: 1 }), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
   });
+  it('fuseConvBN honours the incoming conv bias and the BN\'s own eps (closed form, eps = 1e-3 as YOLOv6/v7)', () => {
+    const rng = new Rng(4);
+    const w = uniform([3, 2, 3, 3], rng, -1, 1, 'float64');
+    const b = uniform([3], rng, -1, 1, 'float64');
+    const bn = { gamma: uniform([3], rng, 0.5, 1.5, 'float64'), beta: uniform([3], rng, -1, 1, 'float64'), mean: uniform([3], rng, -1, 1, 'float64'), variance: uniform([3], rng, 1e-4, 1e-2, 'float64'), eps: 1e-3 };
+    const f = fuseConvBN({ kernel: w, bias: b }, bn, 'float64');
+    for (let o = 0; o < 3; o++) {
+      // K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε); σ² ~ 1e-3 makes ε matter at the 20–50% level
+      const s = bn.gamma.data[o] / Math.sqrt(bn.variance.data[o] + 1e-3);
+      for (let i = 0; i < 18; i++) expect(f.kernel.data[o * 18 + i]).toBeCloseTo(w.data[o * 18 + i] * s, 14);
+      expect(f.bias.data[o]).toBeCloseTo(bn.beta.data[o] + (b.data[o] - bn.mean.data[o]) * s, 14);
+    }
+    // and as a function: BN(conv(x) + b) with the same eps
+    const x = uniform([2, 2, 5, 5], rng, -1, 1, 'float64');
+    const ref = batchNorm2d(conv2d(x, w, b, { padding: 1 }), { weight: bn.gamma, bias: bn.beta, runningMean: bn.mean, runningVar: bn.variance }, { training: false, eps: 1e-3 }).y;
+    expect(maxAbsDiff(conv2d(x, f.kernel, f.bias, { padding: 1 }), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
+  });
   it('sumBranches refuses unpadded kernels of different sizes', () => {
     const a = withZeroBias(uniform([2, 2, 3, 3], new Rng(1)));
     const b = withZeroBias(uniform([2, 2, 1, 1], new Rng(2)));
