@@ -20,7 +20,11 @@ describe('repvgg info', () => {
     const r = await cli('info', '--arch', 'RepVGG-A0', '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j).toEqual({ arch: 'RepVGG-A0', params: { train: 9108968, deploy: 8309384 }, macs: 1361451008, winogradMuls: j.winogradMuls });
+    // Winograd F(2×2,3×3) multiplications, by hand: each stride-1 3×3 layer's MACs / 2.25 (16 instead of
+    // 36 per 2×2 tile), the stride-2 layers and the classifier as they are: stage0 16,257,024; stage1
+    // 65,028,096 + 28,901,376; stage2 32,514,048 + 3·28,901,376; stage3 32,514,048 + 13·28,901,376;
+    // stage4 108,380,160; linear 1,280,000 — 747,296,768 in all.
+    expect(j).toEqual({ arch: 'RepVGG-A0', params: { train: 9108968, deploy: 8309384 }, macs: 1361451008, winogradMuls: 747296768 });
   });
   // The RepVGG paper's Table 4: deploy params (M, truncated to 2 decimals), Theo FLOPs (B), Wino MULs (B).
   const PAPER: Record<string, [string, number, number]> = {

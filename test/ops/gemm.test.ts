@@ -35,7 +35,7 @@ describe('gemm', () => {
       const M = 69, N = 1029, K = 261, lda = K + 3, ldb = N + 2, ldc = N + 1, aOff = 5, bOff = 2, cOff = 7;
       const rng = new Rng(dtype === 'float32' ? 1 : 2);
       const Arr = dtype === 'float32' ? Float32Array : Float64Array;
-      const rand = (n: number) => Arr.from({ length: n }, () => rng.next() * 2 - 1);
+      const rand = (n: number) => { const a = new Arr(n); for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1; return a; };
       for (const trans of [false, true]) {
         // trans: A stored K×M (ld = M + 3) and B stored N×K (ld = K + 2)
         const la = trans ? M + 3 : lda, lb = trans ? K + 2 : ldb;
