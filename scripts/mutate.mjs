@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// Mutation testing: plant each bug below, one at a time, run the tests that should catch it, and
+// report which survive. A surviving mutant that changes results is a test to write.
+//   node scripts/mutate.mjs            all mutants, each against the test files listed with it
+//   node scripts/mutate.mjs --full     each against the whole suite (slower)
+//   node scripts/mutate.mjs 3 7        only mutants 3 and 7
+// The source is restored after every mutant (and on Ctrl-C). Not part of `npm test`.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+process.chdir(root);
+
+// [area, what, file, exact text, replacement, test files]
+const MUTANTS = [
+  // ops
+  ['ops', 'ReLU passes negatives', 'src/ops/relu.ts', 'y[i] = xd[i] > 0 ? xd[i] : 0;', 'y[i] = xd[i] > -0.01 ? xd[i] : 0;', ['test/ops']],
+  ['ops', 'ReLU backward ignores the mask', 'src/ops/relu.ts', 'dx[i] = yd[i] > 0 ? g[i] : 0;', 'dx[i] = g[i];', ['test/ops']],
+  ['ops', 'softmax without max-subtraction', 'src/ops/loss.ts', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k] - mx);', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k]);', ['test/ops']],
+  ['ops', 'BN eval ignores eps', 'src/ops/batchnorm.ts', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + 1e-5);', ['test/ops', 'test/reparam']],
+  ['ops', 'BN running var biased', 'src/ops/batchnorm.ts', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / (M - 1));', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / M);', ['test/ops', 'test/nn']],
+  ['ops', 'BN momentum reversed', 'src/ops/batchnorm.ts', 'rm[c] = (1 - momentum) * rm[c] + momentum * mu;', 'rm[c] = momentum * rm[c] + (1 - momentum) * mu;', ['test/ops', 'test/nn']],
+  ['ops', 'global pool divides by W only', 'src/ops/pool.ts', 'y[nc] = s / P;', 'y[nc] = s / W;', ['test/ops']],
+  ['ops', 'linear drops the bias', 'src/ops/linear.ts', 'for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y[n * O + o] += b.data[o];', '', ['test/ops']],
+  ['ops', 'conv output size off by one', 'src/ops/conv2d_geometry.ts', 'const Ho = Math.floor((Hp - effH) / sh) + 1;', 'const Ho = Math.floor((Hp - effH) / sh) + (sh > 1 ? 0 : 1);', ['test/ops']],
+  ['ops', 'GEMM column-block offset lost (N > 1024)', 'src/ops/gemm.ts', 'C, cOff + (ic + ir) * ldc + jc + jr, ldc, mr, nr, load);', 'C, cOff + (ic + ir) * ldc + jr, ldc, mr, nr, load);', ['test/ops/gemm.test.ts']],
+  ['ops', 'GEMM drops the K-block carry', 'src/ops/gemm.ts', 'const load = accumulate || pc > 0;', 'const load = accumulate;', ['test/ops/gemm.test.ts']],
+  ['ops', 'Winograd scratch in float32', 'src/ops/conv2d_winograd.ts', "const d = workspace64('winograd.d', 2 * A2);", "const d = workspaceLike('winograd.d', 2 * A2, x) as Float64Array;", ['test/ops/conv2d.test.ts']],
+  ['ops', 'Winograd filter transform in float32', 'src/ops/conv2d_winograd.ts', 'const Gg = new Float64Array(alpha * 3);', 'const Gg = new Float32Array(alpha * 3);', ['test/ops/conv2d.test.ts']],
+  ['ops', 'Winograd F4 output transform coefficient', 'src/ops/conv2d_winograd.ts', 'out[34 + j] = s + 8 * q + m5;', 'out[34 + j] = s + 8 * q;', ['test/ops']],
+  // fuser
+  ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
+  ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],
+  ['fuser', 'padKernel off-centre', 'src/reparam/kernels.ts', 'out[fc * size * size + (i + oh) * size + j + ow] = src[fc * kh * kw + i * kw + j];', 'out[fc * size * size + i * size + j] = src[fc * kh * kw + i * kw + j];', ['test/reparam']],
+  ['fuser', 'identity kernel ignores groups', 'src/reparam/kernels.ts', 'for (let i = 0; i < channels; i++) k[(i * Cg + (i % Cg)) * size * size + c * size + c] = 1;', 'for (let i = 0; i < channels; i++) k[(i * Cg + (i % channels) % Cg) * size * size + c * size + c] = i < Cg ? 1 : 0;', ['test/reparam']],
+  ['fuser', 'sumBranches drops the biases', 'src/reparam/kernels.ts', 'for (let i = 0; i < b.length; i++) b[i] += bb[i];', '', ['test/reparam']],
+  ['fuser', 'the 1×1 branch bias left out', 'src/reparam/repvgg.ts', 'branches.push({ kernel: padKernel(k1.kernel, 3), bias: k1.bias });', 'branches.push({ kernel: padKernel(k1.kernel, 3), bias: withZeroBias(k1.kernel).bias });', ['test/reparam']],
+  // I/O
+  ['io', 'dialect: timm BNs swapped between branches', 'src/io/dialects.ts', "{ official: 'rbr_1x1.bn', timm: 'conv_1x1.bn', mmpretrain: 'branch_1x1.norm' },", "{ official: 'rbr_1x1.bn', timm: 'conv_kxk.bn', mmpretrain: 'branch_1x1.norm' },", ['test/io']],
+  ['io', 'dialect: timm stages numbered from 1', 'src/io/dialects.ts', "head: 'head.fc.', stageFirst: 0 },", "head: 'head.fc.', stageFirst: 1 },", ['test/io']],
+  ['io', 'pth: storage offset ignored', 'src/io/pth.ts', 'let raw = s.bytes.subarray(offset * item, (offset + span) * item);', 'let raw = s.bytes.subarray(0, span * item);', ['test/io']],
+  ['io', 'pth: big-endian storages not swapped', 'src/io/pth.ts', '    s.bigEndian = bigEndian;\n  }\n  return value;', '    s.bigEndian = false;\n  }\n  return value;', ['test/io']],
+  ['io', 'zip: CRC not checked', 'src/io/zip.ts', 'if (crc32(data) !== crc) throw', 'if (false) throw', ['test/io']],
+  ['io', 'pickle: TUPLE2 reversed', 'src/io/pickle.ts', 'case 0x86: { const b = pop(), a = pop(); stack.push(tuple([a, b])); break; }', 'case 0x86: { const a = pop(), b = pop(); stack.push(tuple([a, b])); break; }', ['test/io']],
+  ['io', 'pickle: BININT read unsigned', 'src/io/pickle.ts', 'case 0x4a: stack.push(dv.getInt32(take(4), true)); break; // BININT', 'case 0x4a: stack.push(dv.getUint32(take(4), true)); break; // BININT', ['test/io']],
+  ['io', 'ONNX: Gemm without transB', 'src/io/onnx.ts', "'logits', [['transB', 1]]);", "'logits', [['transB', 0]]);", ['test/io/onnx.test.ts']],
+  ['io', 'ONNX: groups dropped', 'src/io/onnx.ts', "['dilations', [1, 1]], ['group', c.groups]]);", "['dilations', [1, 1]], ['group', 1]]);", ['test/io/onnx.test.ts']],
+  ['io', 'npy: Fortran order read as C order', 'src/io/npy.ts', "if (fortran === 'True') throw", "if (fortran === 'Maybe') throw", ['test/io']],
+  ['io', 'float16: exponent bias 14', 'src/io/dtypes.ts', 'return s * (1 + f / 1024) * 2 ** (e - 15);', 'return s * (1 + f / 1024) * 2 ** (e - 14);', ['test/io']],
+  ['io', 'IDX sizes read little-endian', 'src/train/idx.ts', 'shape.push(dv.getUint32(4 + 4 * i, false));', 'shape.push(dv.getUint32(4 + 4 * i, true));', ['test/train']],
+  ['io', 'state dict: unexpected keys accepted', 'src/io/state_dict.ts', 'if (extra.length > 0) throw', 'if (extra.length > 1e9) throw', ['test/io', 'test/nn']],
+  // training
+  // ('first ? d : mu·v + d' → 'mu·v + d' is equivalent: v starts at zero, so it is not listed)
+  ['train', 'SGD velocity forgets weight decay', 'src/train/sgd.ts', '          v[i] = d;', '          v[i] = g[i];', ['test/train']],
+  ['train', 'SGD weight decay with the wrong sign', 'src/train/sgd.ts', 'let d = g[i] + wd * th[i];', 'let d = g[i] - wd * th[i];', ['test/train']],
+  ['train', 'SGD forgets to bump Parameter.version', 'src/train/sgd.ts', '        th[i] -= lr * d;\n      }\n      p.version++;', '        th[i] -= lr * d;\n      }', ['test/train', 'test/nn']],
+  ['train', 'cosine schedule off by half a period', 'src/train/sgd.ts', '(1 + Math.cos((Math.PI * t) / Math.max(1, totalSteps)))', '(1 + Math.cos((Math.PI * t) / Math.max(1, 2 * totalSteps)))', ['test/train']],
+  ['train', 'horizontal flip leaves the middle pair', 'src/train/augment.ts', 'for (let i = 0, j = W - 1; i < j; i++, j--) {', 'for (let i = 0, j = W - 1; i < j - 1; i++, j--) {', ['test/train']],
+];
+
+const args = process.argv.slice(2);
+const full = args.includes('--full');
+const only = args.filter((a) => /^\d+$/.test(a)).map(Number);
+let restore = null;
+process.on('SIGINT', () => { restore?.(); process.exit(130); });
+
+const results = [];
+MUTANTS.forEach(([area, what, file, from, to, tests], i) => {
+  if (only.length > 0 && !only.includes(i + 1)) return;
+  const src = readFileSync(file, 'utf8');
+  const n = src.split(from).length - 1;
+  if (n !== 1) { results.push([i + 1, area, what, `STALE (text found ${n} times)`]); return; }
+  restore = () => writeFileSync(file, src);
+  writeFileSync(file, src.replace(from, to));
+  const t0 = Date.now();
+  const r = spawnSync('npx', ['vitest', 'run', ...(full ? [] : tests), '--reporter=dot'], { encoding: 'utf8', timeout: 600_000 });
+  restore();
+  restore = null;
+  const verdict = r.status === 0 ? 'SURVIVED' : 'caught';
+  results.push([i + 1, area, what, `${verdict} (${((Date.now() - t0) / 1000).toFixed(0)} s)`]);
+  console.log(`${String(i + 1).padStart(2)} ${area.padEnd(5)} ${what.padEnd(48)} ${results.at(-1)[3]}`);
+});
+const caught = results.filter((r) => r[3].startsWith('caught')).length;
+console.log(`\n${caught} of ${results.length} mutants caught`);
+for (const r of results.filter((r) => !r[3].startsWith('caught'))) console.log(`  ${r[3].split(' ')[0]}: #${r[0]} ${r[1]} — ${r[2]}`);
+process.exitCode = caught === results.length ? 0 : 1;
