@@ -11,7 +11,8 @@ import type { Tensor } from '../tensor/tensor.js';
 
 export function readBytes(path: string, what: string): Uint8Array {
   try {
-    return new Uint8Array(readFileSync(path));
+    const b = readFileSync(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a second copy of the file
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`${what} '${path}' does not exist`);
