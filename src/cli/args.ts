@@ -1,11 +1,13 @@
 // Minimal argument parser: positionals, --flag value, --flag=value, boolean --switches.
 import { DIALECTS, type Dialect } from '../io/dialects.js';
+import { type NumberKind, checkNumber } from '../tensor/check.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-export type FlagKind = 'string' | 'number' | 'boolean';
+/** string, boolean switch, or a number checked by its kind (src/tensor/check.ts: checkNumber). */
+export type FlagKind = 'string' | 'boolean' | NumberKind;
 
 export interface CommandSpec {
   name: string;
@@ -41,11 +43,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     }
     const raw = eq >= 0 ? a.slice(eq + 1) : argv[++i];
     if (raw === undefined) throw new UsageError(`${spec.name}: --${name} needs a value`);
-    if (kind === 'number') {
-      const v = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`${spec.name}: --${name} expects a number, got '${raw}'`);
-      flags.set(name, v);
-    } else flags.set(name, raw);
+    if (kind === 'string') flags.set(name, raw);
+    else flags.set(name, parseNumberArg(raw, kind, `${spec.name}: --${name}`));
   }
   if (!help) {
     const [lo, hi] = typeof spec.positionals === 'number' ? [spec.positionals, spec.positionals] : spec.positionals;
@@ -54,6 +53,23 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     }
   }
   return { positionals, flags, help };
+}
+
+/**
+ * The one parser for numbers from outside (flags, checkpoint metadata): plain decimal text only
+ * ('1e15' and '0x10' are refused for integer kinds), then the kind's rule.
+ */
+export function parseNumberArg(raw: string, kind: NumberKind, what: string): number {
+  const text = raw.trim();
+  const integer = kind === 'count' || kind === 'index' || kind === 'seed';
+  if (text === '' || (integer ? !/^[+-]?\d+$/.test(text) : !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text))) {
+    throw new UsageError(`${what} must be ${integer ? 'an integer' : 'a number'}, got '${raw}'`);
+  }
+  try {
+    return checkNumber(Number(text), kind, what);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export function helpText(spec: CommandSpec): string {

@@ -11,7 +11,7 @@ import { parseSafetensors } from './safetensors.js';
 import { PickleError, PyObject, type PyValue, typeName } from './pickle.js';
 import { type PthFormat, TorchTensor, pthFormat, readPth, serializePth } from './pth.js';
 import { type Dialect, detectDialect, renameKeys } from './dialects.js';
-import { normalizeKeys } from './state_dict.js';
+import { normalizeKeys, showKey } from './state_dict.js';
 import { serializeSafetensors } from './safetensors.js';
 
 export type CheckpointFormat = 'safetensors' | PthFormat;
@@ -45,7 +45,7 @@ export function checkpointFormat(bytes: Uint8Array): CheckpointFormat {
   throw new Error('checkpoint: not a safetensors file, a torch.save zip archive or a legacy torch.save stream (unrecognised first bytes)');
 }
 
-const show = (k: PyValue): string => (typeof k === 'string' ? `'${k}'` : typeName(k));
+const show = (k: PyValue): string => (typeof k === 'string' ? `'${showKey(k)}'` : typeName(k));
 
 /** Find the state dict in a torch.save'd object. */
 function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } {
@@ -60,7 +60,7 @@ function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyVal
       v = top;
       for (const part of k.split('.')) v = v instanceof Map ? v.get(part) : undefined;
     }
-    if (v === undefined) throw new Error(`checkpoint: no key '${k}' (top-level keys: ${stringKeys.map((s) => `'${s}'`).join(', ') || 'none'})`);
+    if (v === undefined) throw new Error(`checkpoint: no key '${k}' (top-level keys: ${stringKeys.map((s) => `'${showKey(s)}'`).join(', ') || 'none'})`);
     if (v === top) throw new Error(`checkpoint: '${k}' refers back to the top level (a cycle)`);
     if (!(v instanceof Map)) throw new Error(`checkpoint: '${k}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a state dict`);
     return { dict: v, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };
@@ -69,7 +69,7 @@ function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyVal
   if (top.size > 0 && [...top.values()].every((v) => v instanceof TorchTensor)) return { dict: top, wrapperKey: null, otherKeys: [] };
   const found = WRAPPER_KEYS.find((k) => top.has(k));
   if (found === undefined) {
-    throw new Error(`checkpoint: no state dict found: the top level is not a dict of tensors and has none of ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')} (its keys: ${stringKeys.slice(0, 8).map((s) => `'${s}'`).join(', ') || 'none'}); name one with --key`);
+    throw new Error(`checkpoint: no state dict found: the top level is not a dict of tensors and has none of ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')} (its keys: ${stringKeys.slice(0, 8).map((s) => `'${showKey(s)}'`).join(', ') || 'none'}); name one with --key`);
   }
   return pick(found);
 }
@@ -79,7 +79,7 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
   let need = 0;
   for (const [k, v] of dict) {
     if (typeof k !== 'string') throw new Error(`checkpoint: the state dict has a non-string key (${show(k)})`);
-    if (!(v instanceof TorchTensor)) throw new Error(`checkpoint: state dict key '${k}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a tensor`);
+    if (!(v instanceof TorchTensor)) throw new Error(`checkpoint: state dict key '${showKey(k as string)}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a tensor`);
     need += v.numel * Math.max(4, ITEM_SIZE[v.dtype]); // F16/BF16 widen to float32
   }
   // Views can make tensors overlap, so copies may outgrow the file; real checkpoints share little.

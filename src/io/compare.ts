@@ -41,6 +41,7 @@ export function ulpDistance(a: number, b: number, precision: 'float32' | 'float6
 }
 
 export function compareArrays(ref: FloatArray, out: FloatArray, rtol: number, atol: number): Comparison {
+  if (ref.length !== out.length) throw new Error(`compareArrays: the reference has ${ref.length} elements, the output ${out.length}`);
   const precision = out instanceof Float64Array ? 'float64' : 'float32';
   const c: Comparison = { count: ref.length, maxAbs: 0, maxRel: 0, maxUlp: 0, failures: 0, worstIndex: -1 };
   let worst = -Infinity;

@@ -19,7 +19,9 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
-export function parseSafetensors(bytes: Uint8Array): SafeFile {
+export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
+  const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
+  if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`safetensors: expected a Uint8Array or ArrayBuffer, got ${typeof input}`);
   if (bytes.length < 8) throw new SafetensorsError(`safetensors: file is ${bytes.length} bytes, too short for the 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = dv.getBigUint64(0, true);

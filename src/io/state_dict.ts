@@ -22,43 +22,66 @@ export function normalizeKeys(entries: Map<string, SafeEntry>): Map<string, Safe
   return new Map([...entries].map(([k, v]) => [k.slice(7), v]));
 }
 
-function copyInto(dst: Tensor, e: SafeEntry, key: string): void {
-  if (e.shape.length !== dst.shape.length || e.shape.some((d, i) => d !== dst.shape[i])) {
-    throw new Error(`state dict: '${key}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
-  }
-  if (!(e.data instanceof Float32Array) && !(e.data instanceof Float64Array)) {
-    throw new Error(`state dict: '${key}' has integer dtype ${e.dtype}, expected a float tensor`);
-  }
-  dst.data.set(e.data);
+/** Keys echoed in messages: control characters shown as \\uXXXX, long keys cut. */
+export function showKey(key: string): string {
+  const safe = key.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return safe.length > 200 ? `${safe.slice(0, 200)}…` : safe;
 }
 
-/** Copy every entry into the model (strict: no key missing, none unexpected); dtypes convert to the model's. */
+function checkTensor(dst: Tensor, e: SafeEntry, key: string): void {
+  if (e.shape.length !== dst.shape.length || e.shape.some((d, i) => d !== dst.shape[i])) {
+    throw new Error(`state dict: '${showKey(key)}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
+  }
+  if (!(e.data instanceof Float32Array) && !(e.data instanceof Float64Array)) {
+    throw new Error(`state dict: '${showKey(key)}' has integer dtype ${e.dtype}, expected a float tensor`);
+  }
+  const d = e.data;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i])) throw new Error(`state dict: '${showKey(key)}' holds ${d[i]} at flat index ${i}; refusing non-finite weights`);
+  }
+  if (key.endsWith('running_var')) {
+    for (let i = 0; i < d.length; i++) if (d[i] < 0) throw new Error(`state dict: '${showKey(key)}' holds a negative variance ${d[i]} at index ${i}`);
+  }
+}
+
+/**
+ * Copy every entry into the model (strict: no key missing, none unexpected); dtypes convert to the
+ * model's. Every key is checked (shape, dtype, finite values, variances ≥ 0, integer counters) before
+ * any is written, so a failed load leaves the model as it was.
+ */
 export function loadStateDict(m: Module, entries: Map<string, SafeEntry>): void {
   const src = normalizeKeys(entries);
   const seen = new Set<string>();
   const need = (key: string): SafeEntry => {
     const e = src.get(key);
-    if (e === undefined) throw new Error(`state dict: missing key '${key}'`);
+    if (e === undefined) throw new Error(`state dict: missing key '${showKey(key)}'`);
     seen.add(key);
     return e;
   };
+  const writes: (() => void)[] = [];
   for (const [key, p] of m.namedParameters()) {
-    copyInto(p.data, need(key), key);
-    p.version++;
+    const e = need(key);
+    checkTensor(p.data, e, key);
+    writes.push(() => { p.data.data.set(e.data as Float32Array | Float64Array); p.version++; });
   }
   for (const [key, b] of m.namedBuffers()) {
     if (b.kind === 'tensor') {
-      copyInto(b.value, need(key), key);
+      const e = need(key);
+      checkTensor(b.value, e, key);
+      writes.push(() => b.value.data.set(e.data as Float32Array | Float64Array));
     } else {
       const e = src.get(key);
       if (e === undefined) continue; // num_batches_tracked is optional (older checkpoints lack it)
       seen.add(key);
-      if (e.shape.length !== 0 || e.data.length !== 1) throw new Error(`state dict: '${key}' must be a 0-dimensional counter, got shape ${fmtShape(e.shape)}`);
-      b.set(Number(e.data[0]));
+      if (e.shape.length !== 0 || e.data.length !== 1) throw new Error(`state dict: '${showKey(key)}' must be a 0-dimensional counter, got shape ${fmtShape(e.shape)}`);
+      const v = Number(e.data[0]);
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`state dict: '${showKey(key)}' must be a non-negative integer counter, got ${String(e.data[0])}`);
+      writes.push(() => b.set(v));
     }
   }
   const extra = [...src.keys()].filter((k) => !seen.has(k));
-  if (extra.length > 0) throw new Error(`state dict: unexpected key '${extra[0]}'${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
+  if (extra.length > 0) throw new Error(`state dict: unexpected key '${showKey(extra[0])}'${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
+  for (const w of writes) w();
 }
 
 /** Infer the RepVGG plan from a checkpoint: deploy or training-time, groups, identity and 1×1 branches. */

@@ -61,8 +61,12 @@ export function zooConfig(name: string): RepVGGConfig {
   return ZOO[zooName(name)];
 }
 
+/** Parameters a config may need before repvgg-ts refuses it (float64: 8 bytes each); RepVGG-B3 has 0.12 G. */
+const MAX_PARAMETERS = 2e9;
+
 export function validateConfig(cfg: RepVGGConfig): void {
   const bad = (why: string): never => { throw new Error(`RepVGG config: ${why}`); };
+  if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) bad(`expected an object with num_blocks and width_multiplier, got ${cfg === null ? 'null' : Array.isArray(cfg) ? 'an array' : typeof cfg}`);
   if (!Array.isArray(cfg.num_blocks) || cfg.num_blocks.length !== 4 || !cfg.num_blocks.every((n) => Number.isInteger(n) && n >= 1)) {
     bad(`num_blocks must be 4 positive integers, got ${JSON.stringify(cfg.num_blocks)}`);
   }
@@ -74,6 +78,16 @@ export function validateConfig(cfg: RepVGGConfig): void {
   }
   for (const [k, v] of [['num_classes', cfg.num_classes], ['in_channels', cfg.in_channels]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  // Estimate before anything is allocated: per block at most 9 + 1 weights per (in, out) channel pair
+  // (3×3 and 1×1, groups 1) and a few BN vectors; the classifier num_classes × last width.
+  const widths = [64, 128, 256, 512].map((w, s) => Math.trunc(w * cfg.width_multiplier[s]));
+  let params = (cfg.in_channels ?? 3) * Math.min(64, widths[0]) * 10;
+  let cin = Math.min(64, widths[0]);
+  cfg.num_blocks.forEach((n, s) => { params += n * 10 * widths[s] * Math.max(cin, widths[s]) + n * 6 * widths[s]; cin = widths[s]; });
+  params += (cfg.num_classes ?? 1000) * (widths[3] + 1);
+  if (!(params <= MAX_PARAMETERS)) {
+    bad(`it would need up to ${params.toExponential(2)} parameters (${(params * 4 / 2 ** 30).toFixed(1)} GiB in float32, num_blocks ${JSON.stringify(cfg.num_blocks)}, widths ${widths.join('/')}, ${cfg.num_classes ?? 1000} classes); refusing more than ${MAX_PARAMETERS.toExponential(0)}`);
   }
 }
 

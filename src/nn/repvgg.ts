@@ -89,9 +89,10 @@ export class RepVGGBlock extends Module {
     if (this.rbrReparam !== null) {
       const z = this.rbrReparam.forward(x, this.training ? undefined : out);
       if (this.training) return this.nonlinearity.forward(z);
-      // Inference on the plain topology: ReLU in place on the conv's fresh output, no second buffer.
+      // Inference on the plain topology: ReLU in place on the conv's fresh output, no second buffer
+      // (as relu(): NaN stays NaN).
       const d = z.data;
-      for (let i = 0; i < d.length; i++) if (!(d[i] > 0)) d[i] = 0;
+      for (let i = 0; i < d.length; i++) if (d[i] < 0) d[i] = 0;
       return z;
     }
     const sum = this.rbrDense!.forward(x);

@@ -5,7 +5,7 @@
 // eval: μ, σ² are the running statistics. Statistics are computed in float64.
 
 import { Tensor, allocLike } from '../tensor/tensor.js';
-import { expectRank, fmtShape } from '../tensor/check.js';
+import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 
 export interface BatchNormParams {
   /** γ: (C) or null for affine=False */
@@ -40,6 +40,7 @@ function checkBN(x: Tensor, p: BatchNormParams): number {
     if (t !== null && (t.shape.length !== 1 || t.shape[0] !== C)) {
       throw new Error(`batch_norm: ${name} shape ${fmtShape(t.shape)} does not match ${C} channels of input shape ${fmtShape(x.shape)}`);
     }
+    if (t !== null) expectSameDtype(x, t, 'batch_norm input', `batch_norm ${name}`);
   }
   return C;
 }

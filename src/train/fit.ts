@@ -1,6 +1,8 @@
 // Mini-batch training and evaluation for classifiers.
 
 import { Tensor, allocLike } from '../tensor/tensor.js';
+import { checkNumber, fmtShape } from '../tensor/check.js';
+import { RepVGG } from '../nn/repvgg.js';
 import { Rng } from '../tensor/rng.js';
 import type { Module } from '../nn/module.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
@@ -54,6 +56,13 @@ export function gatherRows(t: Tensor, idx: ArrayLike<number>, from = 0, to = idx
 }
 
 export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[] {
+  checkNumber(opts.epochs, 'count', 'fit: epochs');
+  checkNumber(opts.batchSize, 'count', 'fit: batchSize');
+  checkNumber(opts.lr, 'positive', 'fit: lr');
+  if (opts.startStep !== undefined) checkNumber(opts.startStep, 'index', 'fit: startStep');
+  for (const [k, v] of [['momentum', opts.momentum], ['weightDecay', opts.weightDecay]] as const) if (v !== undefined) checkNumber(v, 'nonnegative', `fit: ${k}`);
+  checkLabels(data.y, model instanceof RepVGG ? model.plan.numClasses : Infinity, 'fit: training label');
+  refuseSingleValueBatches(model, data.x.shape, opts.batchSize);
   const N = data.x.shape[0];
   if (data.y.length !== N) throw new Error(`fit: ${data.y.length} labels for ${N} images`);
   const rng = new Rng(opts.seed ?? 0);
@@ -72,7 +81,6 @@ export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[
     let lossSum = 0, correct = 0, seen = 0;
     for (let b = 0; b < N; b += opts.batchSize) {
       const end = Math.min(N, b + opts.batchSize);
-      if (end - b < 2) { step++; continue; } // BatchNorm needs more than one value per channel
       const xb = gatherRows(data.x, order, b, end);
       opts.augment?.(xb, rng);
       const yb = Array.from(order.subarray(b, end), (i) => data.y[i]);
@@ -94,6 +102,36 @@ export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[
   return history;
 }
 
+/**
+ * BatchNorm in training mode needs more than one value per channel (PyTorch raises "Expected more than
+ * 1 value per channel when training"): a batch of one image fails where a map is 1×1. Checked before
+ * the first step, not discovered at the end of an epoch. For a RepVGG the smallest map follows from
+ * its strides; for any other module a batch of one is refused.
+ */
+function refuseSingleValueBatches(model: Module, shape: readonly number[], batchSize: number): void {
+  const N = shape[0];
+  const last = N % batchSize === 0 ? Math.min(batchSize, N) : N % batchSize;
+  if (Math.min(batchSize, N) !== 1 && last !== 1) return;
+  let area = 1;
+  if (model instanceof RepVGG) {
+    let h = shape[2], w = shape[3];
+    for (const b of model.blocks()) { h = Math.floor((h - 1) / b.spec.stride) + 1; w = Math.floor((w - 1) / b.spec.stride) + 1; }
+    area = h * w;
+  }
+  if (area === 1) {
+    const where = batchSize === 1 || N === 1 ? `--batch-size ${batchSize} gives batches of one image` : `${N} images in batches of ${batchSize} leave a last batch of one image`;
+    throw new Error(`fit: ${where}, and the model's last feature map is 1×1: BatchNorm in training mode needs more than one value per channel (PyTorch refuses it too); choose another batch size`);
+  }
+}
+
+/** Every label an integer in [0, classes). */
+export function checkLabels(labels: ArrayLike<number>, classes: number, what: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    if (!Number.isInteger(y) || y < 0 || y >= classes) throw new Error(`${what} ${y} at index ${i} is outside [0, ${classes})`);
+  }
+}
+
 function countCorrect(logits: Tensor, labels: ArrayLike<number>): number {
   const [N, K] = logits.shape;
   let c = 0;
@@ -109,6 +147,8 @@ export function argmaxRow(t: Tensor, n: number, K: number): number {
 
 /** Logits of the whole set in eval mode, in batches. */
 export function predict(model: Module, x: Tensor, batchSize = 256): Tensor {
+  if (x.shape.length === 0 || x.shape[0] === 0) throw new Error(`predict: the input ${fmtShape(x.shape)} holds no images`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`predict: batchSize must be a positive integer, got ${batchSize}`);
   model.eval();
   const N = x.shape[0];
   const parts: Tensor[] = [];
@@ -126,5 +166,7 @@ export function predict(model: Module, x: Tensor, batchSize = 256): Tensor {
 }
 
 export function accuracy(logits: Tensor, labels: ArrayLike<number>): number {
+  if (labels.length !== logits.shape[0]) throw new Error(`accuracy: ${labels.length} labels for ${logits.shape[0]} predictions`);
+  checkLabels(labels, logits.shape[1], 'accuracy: label');
   return countCorrect(logits, labels) / logits.shape[0];
 }

@@ -11,7 +11,7 @@ export const exportOnnx: Command = {
     usage: `repvgg export CKPT OUT.onnx [--opset ${DEFAULT_OPSET}] [--key NAME]\n` +
       '  Input "input" (N, C, H, W), output "logits" (N, classes); N, H and W are symbolic. Float64 checkpoints export\n' +
       '  as float64 (ONNX DOUBLE), the rest as float32. Initializers keep the state-dict names.',
-    flags: { opset: 'number', key: 'string' },
+    flags: { opset: 'count', key: 'string' },
     positionals: 2,
   },
   run(a: ParsedArgs, io: Io): number {

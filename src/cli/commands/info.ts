@@ -7,7 +7,7 @@ export const info: Command = {
     name: 'info',
     summary: 'parameter and operation counts of an architecture for one 224×224 image',
     usage: 'repvgg info --arch NAME | --config FILE.json [--size 224] [--json]',
-    flags: { arch: 'string', config: 'string', json: 'boolean', size: 'number' },
+    flags: { arch: 'string', config: 'string', json: 'boolean', size: 'count' },
     positionals: 0,
   },
   run(a: ParsedArgs, io: Io): number {

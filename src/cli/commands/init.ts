@@ -10,7 +10,7 @@ export const init: Command = {
     summary: 'write a freshly initialised training-time checkpoint (deterministic for a seed)',
     usage: 'repvgg init --arch NAME | --config FILE.json [--seed N] [--float64] [--names official|timm|mmpretrain] --out CKPT\n' +
       '  CKPT is written as its extension says: .pth/.pt/.bin (torch.save zip) or .safetensors.',
-    flags: { arch: 'string', config: 'string', seed: 'number', out: 'string', float64: 'boolean', names: 'string' },
+    flags: { arch: 'string', config: 'string', seed: 'seed', out: 'string', float64: 'boolean', names: 'string' },
     positionals: 0,
   },
   run(a: ParsedArgs, io: Io): number {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { type ParsedArgs, UsageError, num, oneOf, required, str } from '../args.js';
+import { type ParsedArgs, num, oneOf, parseNumberArg, required, str } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
 import { readBytes, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
@@ -20,13 +20,12 @@ export const train: Command = {
       '  demo\'s small RepVGG is used (1 input channel, 10 classes). A checkpoint is written after every epoch;\n' +
       '  --resume continues its schedule and data order (momentum buffers restart from zero).\n' +
       '  --train-algorithm: im2col (default: a seed always gives the same model), auto, direct or winograd.',
-    flags: { data: 'string', arch: 'string', config: 'string', epochs: 'number', 'batch-size': 'number', lr: 'number', seed: 'number', out: 'string', resume: 'string', 'train-algorithm': 'string' },
+    flags: { data: 'string', arch: 'string', config: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', out: 'string', resume: 'string', 'train-algorithm': 'string' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const out = required(a, 'out', 'train');
     const epochs = num(a, 'epochs', 10), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
-    for (const [k, v] of [['epochs', epochs], ['batch-size', batchSize]] as const) if (!Number.isInteger(v) || v < 1) throw new UsageError(`train: --${k} must be a positive integer, got ${v}`);
     const { train: trainSet, test } = await loadIdxDir(required(a, 'data', 'train'));
     const resume = str(a, 'resume');
     let model: RepVGG;
@@ -37,7 +36,7 @@ export const train: Command = {
       const file = parseSafetensors(readBytes(resume, 'checkpoint'));
       model = modelFromStateDict(file.tensors, { dtype: 'float32' });
       if (model.deploy) throw new Error(`'${resume}' is a deploy checkpoint; training needs the training-time one`);
-      startStep = Number(file.metadata.step ?? 0);
+      startStep = parseNumberArg(file.metadata.step ?? '0', 'index', `checkpoint '${resume}': metadata 'step'`);
       configJson = file.metadata.config ?? '';
       io.err(`resuming from ${resume} at step ${startStep}`);
     } else {
@@ -46,6 +45,11 @@ export const train: Command = {
       configJson = JSON.stringify(cfg);
     }
     model.setAlgorithm(oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm'));
+    const totalSteps = Math.ceil(trainSet.x.shape[0] / batchSize) * epochs;
+    if (startStep >= totalSteps) {
+      io.out(`nothing to do: '${resume}' is already at step ${startStep}, and ${epochs} epochs of ${Math.ceil(trainSet.x.shape[0] / batchSize)} steps end at step ${totalSteps}; wrote nothing (raise --epochs to train further)`);
+      return 0;
+    }
     const [, C, H, W] = trainSet.x.shape;
     if (model.plan.inChannels !== C) throw new Error(`the model takes ${model.plan.inChannels} input channels but the data has ${C} (${H}×${W} images); use a config with "in_channels": ${C}`);
     const save = (step: number, epoch: number) => writeSafetensorsFile(out, stateDict(model), { config: configJson, step: String(step), epoch: String(epoch), seed: String(seed), lr: String(lr) });

@@ -10,7 +10,7 @@ export const verify: Command = {
     summary: 'compare an output with a reference (.npy): max abs, max rel and ULP error; non-zero exit past tolerance',
     usage: 'repvgg verify REF.npy OUT.npy [--rtol 1e-5] [--atol 1e-8]\n' +
       '  passes when every element has |out − ref| ≤ atol + rtol·|ref| (numpy.allclose); ULPs are counted in OUT\'s precision.',
-    flags: { rtol: 'number', atol: 'number' },
+    flags: { rtol: 'nonnegative', atol: 'nonnegative' },
     positionals: 2,
   },
   run(a: ParsedArgs, io: Io): number {
