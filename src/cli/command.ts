@@ -33,3 +33,11 @@ export function configFromArgs(a: ParsedArgs, cmd: string): { name: string; conf
   validateConfig(config);
   return { name: file!, config };
 }
+
+/** What one command may allocate for a forward pass before it refuses (the machines here have 24 GiB). */
+export const FORWARD_LIMIT_BYTES = 8 * 2 ** 30;
+
+/** Refuse, with the estimate, a forward pass that would not fit. */
+export function refuseLargeForward(bytes: number, what: string): void {
+  if (bytes > FORWARD_LIMIT_BYTES) throw new Error(`${what} would need about ${(bytes / 2 ** 30).toFixed(1)} GiB for one forward pass (limit ${FORWARD_LIMIT_BYTES / 2 ** 30} GiB); use a smaller input`);
+}

@@ -21,9 +21,10 @@ async function readIdx(dir: string, stem: string): Promise<ReturnType<typeof par
       const raw = readBytes(p, 'IDX file');
       let bytes: Uint8Array;
       try {
-        bytes = await gunzipIfNeeded(raw);
+        bytes = await gunzipIfNeeded(raw, p);
       } catch (e) {
-        throw new Error(`${p}: not a valid gzip file (${(e as Error).message})`);
+        const m = (e as Error).message;
+        throw new Error(m.startsWith(p) ? m : `${p}: not a valid gzip file (${m})`);
       }
       return parseIdx(bytes, p);
     }

@@ -1,15 +1,23 @@
 // File I/O for the CLI: reads with errors naming the path, writes that never leave a partial or
 // clobbered file (write a temporary sibling, fsync, rename over the target).
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+function kindOf(st: Stats): string {
+  return st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'not a regular file';
+}
+
+/** Reads only regular files: a FIFO or a device would block or never end. */
 export function readBytes(path: string, what: string): Uint8Array {
+  let st: Stats | undefined;
+  try { st = statSync(path); } catch { /* the read below names the error */ }
+  if (st !== undefined && !st.isFile()) throw new Error(`${what} '${path}' is ${kindOf(st)}, not a regular file; refusing to read it`);
   try {
     const b = readFileSync(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a second copy of the file
@@ -59,7 +67,36 @@ export function readNpyFile(path: string, what = 'input'): Tensor {
   return inFile(path, () => parseNpy(bytes));
 }
 
+/**
+ * Refuse, before any work, an output that is one of the inputs (by device and inode, so symlinks,
+ * hard links and './' spellings are caught too) or that exists and is not a regular file (a device
+ * or FIFO would be replaced by the rename).
+ */
+export function checkOutputs(outputs: readonly [flag: string, path: string][], inputs: readonly [flag: string, path: string][]): void {
+  const ids = new Map<string, string>();
+  for (const [flag, p] of inputs) {
+    try {
+      const st = statSync(p);
+      ids.set(`${st.dev}:${st.ino}`, `${flag} '${p}'`);
+    } catch { /* a missing input is reported when it is read */ }
+  }
+  const seen = new Map<string, string>();
+  for (const [flag, p] of outputs) {
+    let st: Stats | undefined;
+    try { st = statSync(p); } catch { /* a new file */ }
+    if (st !== undefined) {
+      if (!st.isFile()) throw new Error(`${flag} '${p}' is ${kindOf(st)}, not a regular file; refusing to replace it (write to a regular file)`);
+      const same = ids.get(`${st.dev}:${st.ino}`);
+      if (same !== undefined) throw new Error(`${flag} '${p}' is the same file as ${same}; refusing to overwrite an input`);
+    }
+    const key = st !== undefined ? `${st.dev}:${st.ino}` : resolve(p);
+    if (seen.has(key)) throw new Error(`${flag} '${p}' is the same file as ${seen.get(key)}`);
+    seen.set(key, `${flag} '${p}'`);
+  }
+}
+
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  checkOutputs([['output', path]], []);
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
@@ -76,6 +113,43 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new Error(`cannot write '${path}': ${(e as Error).message}`);
+  }
+}
+
+/** An output folder may be new or an existing directory; anything else is refused up front. */
+export function checkFolderOutput(dir: string, flag: string): void {
+  let st: Stats | undefined;
+  try { st = statSync(dir); } catch { return; }
+  if (!st.isDirectory()) throw new Error(`${flag} '${dir}' is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder`);
+}
+
+/**
+ * Write a folder of files so that a kill at any moment leaves the previous complete folder or the
+ * new complete one: everything is written and fsynced in a sibling temporary folder, then the old
+ * folder is renamed aside, the new one renamed into place, and the old one removed. (Between the two
+ * renames, a matter of microseconds, the previous folder sits at DIR.<pid>.old.)
+ */
+export function writeFolderAtomic(dir: string, files: readonly [name: string, bytes: Uint8Array][]): void {
+  checkFolderOutput(dir, 'output folder');
+  const parent = dirname(resolve(dir));
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`), old = join(parent, `.${basename(dir)}.${process.pid}.old`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    mkdirSync(tmp);
+    for (const [name, bytes] of files) writeFileAtomic(join(tmp, name), bytes);
+    let moved = false;
+    try {
+      renameSync(dir, old);
+      moved = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    renameSync(tmp, dir);
+    if (moved) rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`cannot write folder '${dir}': ${(e as Error).message}`);
   }
 }
 

@@ -4,6 +4,7 @@
 import { UsageError, helpText, parseArgs } from './args.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { VERSION } from '../version.js';
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
@@ -13,6 +14,10 @@ function usage(): string {
 
 export async function runCli(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    io.out(`repvgg-ts ${VERSION}`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(usage());
     return name === undefined ? 2 : 0;

@@ -1,7 +1,7 @@
 // Training with a progress bar, shared by demo, train and ablate.
 
 import type { Io } from './command.js';
-import { progressBar } from './progress.js';
+import { clock, progressBar } from './progress.js';
 import { type Dataset, type EpochStats, type FitOptions, fit } from '../train/fit.js';
 import type { Module } from '../nn/module.js';
 
@@ -26,8 +26,11 @@ export function trainWithProgress(model: Module, data: Dataset, opts: FitOptions
       const now = performance.now();
       if (now - lastDraw > 150 || s.step === s.totalSteps) {
         lastDraw = now;
-        const ips = images / ((now - t0) / 1000);
-        io.progress(progressBar(`${label} epoch ${s.epoch + 1}/${opts.epochs}`, s.step / s.totalSteps, `loss ${smooth.toFixed(3)}  ${ips.toFixed(0)} img/s`));
+        const perEpoch = s.totalSteps / opts.epochs;
+        const done = s.step - (opts.startStep ?? 0);
+        const eta = ((now - t0) / 1000 / Math.max(1, done)) * (s.totalSteps - s.step);
+        const name = label === 'train' ? '' : `${label} `;
+        io.progress(progressBar(`${name}epoch ${s.epoch + 1}/${opts.epochs}`, (s.step - s.epoch * perEpoch) / perEpoch, `loss ${smooth.toFixed(3)} ETA ${clock(eta)}`));
       }
       opts.onStep?.(s);
     },

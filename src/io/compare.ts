@@ -41,12 +41,14 @@ export function ulpDistance(a: number, b: number, precision: 'float32' | 'float6
 }
 
 export function compareArrays(ref: FloatArray, out: FloatArray, rtol: number, atol: number): Comparison {
+  if (!(rtol >= 0) || !(atol >= 0) || !Number.isFinite(rtol) || !Number.isFinite(atol)) throw new Error(`compareArrays: tolerances must be finite and non-negative, got rtol ${rtol}, atol ${atol}`);
   if (ref.length !== out.length) throw new Error(`compareArrays: the reference has ${ref.length} elements, the output ${out.length}`);
   const precision = out instanceof Float64Array ? 'float64' : 'float32';
   const c: Comparison = { count: ref.length, maxAbs: 0, maxRel: 0, maxUlp: 0, failures: 0, worstIndex: -1 };
   let worst = -Infinity;
   for (let i = 0; i < ref.length; i++) {
     const r = ref[i], o = out[i];
+    if (o === r) continue; // equal, infinities included (numpy.allclose); NaN never equals
     const d = Math.abs(o - r);
     const nan = Number.isNaN(d);
     if (nan || d > c.maxAbs) c.maxAbs = nan ? NaN : Math.max(c.maxAbs, d);

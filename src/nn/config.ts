@@ -177,3 +177,19 @@ export function zooNameOf(plan: RepVGGPlan): string | null {
   }
   return null;
 }
+
+/**
+ * An upper estimate of the memory one forward pass needs (bytes): the largest block's input, output
+ * and im2col columns at once (N·C/g·9·Ho·Wo), in the given element size. Used to refuse, with the
+ * figure, inputs that could not run.
+ */
+export function forwardBytes(plan: RepVGGPlan, N: number, H: number, W: number, elementBytes: number): number {
+  let worst = 0, h = H, w = W;
+  for (const b of plan.stages.flat()) {
+    const ho = Math.floor((h - 1) / b.stride) + 1, wo = Math.floor((w - 1) / b.stride) + 1;
+    worst = Math.max(worst, N * (b.inChannels * h * w + b.outChannels * ho * wo + (b.inChannels / b.groups) * 9 * ho * wo));
+    h = ho;
+    w = wo;
+  }
+  return worst * elementBytes;
+}

@@ -27,10 +27,38 @@ export function parseIdx(bytes: Uint8Array, what = 'IDX file'): IdxArray {
   return { shape, data: bytes.subarray(dataStart) };
 }
 
-export async function gunzipIfNeeded(bytes: Uint8Array): Promise<Uint8Array> {
+/**
+ * Gunzip when the bytes are gzip (1f 8b), streaming: as soon as the IDX header (magic, ndim, sizes)
+ * has come out, the output may not grow past the header plus the data it declares, so a gzip bomb
+ * is refused after a few chunks instead of filling memory.
+ */
+export async function gunzipIfNeeded(bytes: Uint8Array, what = 'IDX file'): Promise<Uint8Array> {
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  const stream = new Blob([bytes.slice()]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const reader = new Blob([bytes.slice()]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0, limit = Infinity;
+  const head = new Uint8Array(4 + 4 * 255);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (total < head.length) head.set(value.subarray(0, head.length - total), total);
+    total += value.length;
+    chunks.push(value);
+    if (limit === Infinity && total >= 4 && total >= 4 + 4 * head[3]) {
+      const dv = new DataView(head.buffer);
+      let n = 1;
+      for (let i = 0; i < head[3]; i++) n *= dv.getUint32(4 + 4 * i, false);
+      limit = 4 + 4 * head[3] + n;
+    }
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`${what}: the gzip decompresses past the ${limit} bytes its IDX header declares; refused (a gzip bomb or a corrupt file)`);
+    }
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.length; }
+  return out;
 }
 
 /** Images (N, rows, cols) as float32 (N, 1, rows, cols) scaled to [0, 1]; labels as Int32Array. */

@@ -1,6 +1,6 @@
 import { type ParsedArgs, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
+import { checkOutputs, readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { entryOf, type SafeEntry } from '../../io/safetensors.js';
 import { fmtShape } from '../../tensor/check.js';
@@ -15,6 +15,7 @@ export const backward: Command = {
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {
+    checkOutputs([['--out', required(a, 'out', 'backward')]], [['CKPT', a.positionals[0]], ['--input', required(a, 'input', 'backward')], ['--grad-output', required(a, 'grad-output', 'backward')]]);
     const x = readNpyFile(required(a, 'input', 'backward'));
     const dyPath = required(a, 'grad-output', 'backward');
     const dy = readNpyFile(dyPath, 'grad-output');

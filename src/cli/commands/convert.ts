@@ -1,6 +1,7 @@
 import { type ParsedArgs, dialectFlag, num, str } from '../args.js';
-import type { Command, Io } from '../command.js';
-import { checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
+import { type Command, type Io, refuseLargeForward } from '../command.js';
+import { forwardBytes } from '../../nn/config.js';
+import { checkOutputs, checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
 import { Rng, uniform } from '../../tensor/rng.js';
@@ -19,6 +20,7 @@ export const convert: Command = {
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
     checkpointFormatOf(dst, 'DEPLOY');
+    checkOutputs([['DEPLOY', dst]], [['TRAIN', src]]);
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
     const model = modelFromStateDict(ck.entries);
@@ -26,10 +28,14 @@ export const convert: Command = {
     model.eval();
     const deploy = convertModel(model);
     const size = num(a, 'probe-size', 32), batch = num(a, 'probe-batch', 2);
+    refuseLargeForward(forwardBytes(model.plan, batch, size, size, model.dtype === 'float64' ? 8 : 4) * 3, `a ${batch}×${model.plan.inChannels}×${size}×${size} probe batch (--probe-size, --probe-batch; both models)`);
     const x = uniform([batch, model.plan.inChannels, size, size], new Rng(num(a, 'seed', 0)), -1, 1, model.dtype);
     const y0 = model.forward(x), y1 = deploy.forward(x);
     let maxDiff = 0, maxAbs = 0;
     for (let i = 0; i < y0.size; i++) {
+      if (!Number.isFinite(y0.data[i]) || !Number.isFinite(y1.data[i])) {
+        throw new Error(`the probe batch gives non-finite logits (training-time ${y0.data[i]}, deploy ${y1.data[i]} at index ${i}), so the fusion cannot be verified; nothing written`);
+      }
       maxDiff = Math.max(maxDiff, Math.abs(y0.data[i] - y1.data[i]));
       maxAbs = Math.max(maxAbs, Math.abs(y0.data[i]));
     }

@@ -1,7 +1,8 @@
 // The main job: train a small RepVGG on the bundled Fashion-MNIST subset, convert it, verify the
 // deploy model against it, time both, and write a report folder.
 import { join } from 'node:path';
-import { writeFileAtomic, writeSafetensorsFile } from '../files.js';
+import { checkFolderOutput, writeFolderAtomic } from '../files.js';
+import { serializeSafetensors } from '../../io/safetensors.js';
 import { type ParsedArgs, num, oneOf, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { BUNDLED_DATA, loadIdxDir } from '../data.js';
@@ -54,6 +55,7 @@ export const demo: Command = {
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const t0 = performance.now();
     const outDir = str(a, 'out', 'repvgg-demo');
+    checkFolderOutput(outDir, '--out'); // before training, not after
     const epochs = num(a, 'epochs', 8), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const json = a.flags.get('json') === true;
     const say = (l: string) => (json ? io.err(l) : io.out(l));
@@ -78,9 +80,12 @@ export const demo: Command = {
       speedup: tTrain.seconds / tDeploy.seconds,
       seconds: 0,
     };
-    writeSafetensorsFile(join(outDir, 'train.safetensors'), stateDict(model), { config: JSON.stringify(DEMO_CONFIG) });
-    writeSafetensorsFile(join(outDir, 'deploy.safetensors'), stateDict(deploy), { config: JSON.stringify(DEMO_CONFIG) });
-    writeFileAtomic(join(outDir, 'curves.svg'), new TextEncoder().encode(curves(run.stepLosses, run.history, summary, Math.ceil(train.x.shape[0] / batchSize))));
+    const meta = { config: JSON.stringify(DEMO_CONFIG) };
+    const files: [string, Uint8Array][] = [
+      ['train.safetensors', serializeSafetensors(stateDict(model), meta)],
+      ['deploy.safetensors', serializeSafetensors(stateDict(deploy), meta)],
+      ['curves.svg', new TextEncoder().encode(curves(run.stepLosses, run.history, summary, Math.ceil(train.x.shape[0] / batchSize)))],
+    ];
     summary.seconds = (performance.now() - t0) / 1000;
     const rows: [string, string, string][] = [
       ['test accuracy', pct(summary.accuracy.train), pct(summary.accuracy.deploy)],
@@ -99,7 +104,8 @@ export const demo: Command = {
       '| epoch | loss | train accuracy |', '|---:|---:|---:|', ...run.history.map((h) => `| ${h.epoch + 1} | ${h.loss.toFixed(4)} | ${pct(h.accuracy)} |`), '',
       `Total ${summary.seconds.toFixed(1)} s.`, '',
     ].join('\n');
-    writeFileAtomic(join(outDir, 'report.md'), new TextEncoder().encode(report));
+    files.push(['report.md', new TextEncoder().encode(report)]);
+    writeFolderAtomic(outDir, files);
     if (json) {
       io.out(JSON.stringify(summary));
     } else {

@@ -1,6 +1,6 @@
 import { type ParsedArgs, num, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readCheckpointFile, writeFileAtomic } from '../files.js';
+import { checkOutputs, readCheckpointFile, writeFileAtomic } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { DEFAULT_OPSET, toOnnx } from '../../io/onnx.js';
 
@@ -17,6 +17,7 @@ export const exportOnnx: Command = {
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
     if (!/\.onnx$/i.test(dst)) throw new Error(`OUT '${dst}': name the output .onnx`);
+    checkOutputs([['OUT', dst]], [['CKPT', src]]);
     const model = modelFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries).eval();
     const opset = num(a, 'opset', DEFAULT_OPSET);
     const bytes = toOnnx(model, { opset });

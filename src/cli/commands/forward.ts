@@ -1,7 +1,8 @@
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
-import type { Command, Io } from '../command.js';
-import { readNpyFile, readCheckpointFile, writeNpyFile } from '../files.js';
-import { modelFromStateDict } from '../../io/state_dict.js';
+import { type Command, type Io, refuseLargeForward } from '../command.js';
+import { forwardBytes } from '../../nn/config.js';
+import { checkOutputs, readNpyFile, readCheckpointFile, writeNpyFile } from '../files.js';
+import { modelFromStateDict, planFromStateDict } from '../../io/state_dict.js';
 import type { ConvAlgorithm } from '../../ops/conv2d.js';
 
 export const forward: Command = {
@@ -19,9 +20,13 @@ export const forward: Command = {
   run(a: ParsedArgs, io: Io): number {
     const mode = oneOf(str(a, 'mode', 'eval'), ['eval', 'train'] as const, '--mode');
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
-    const x = readNpyFile(required(a, 'input', 'forward'));
     const out = required(a, 'out', 'forward');
-    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype }).setAlgorithm(algorithm);
+    checkOutputs([['--out', out]], [['CKPT', a.positionals[0]], ['--input', required(a, 'input', 'forward')]]);
+    const x = readNpyFile(required(a, 'input', 'forward'));
+    const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
+    const { plan } = planFromStateDict(ck);
+    if (x.shape.length === 4) refuseLargeForward(forwardBytes(plan, x.shape[0], x.shape[2], x.shape[3], x.dtype === 'float64' ? 8 : 4), `the input ${x.shape.join('×')}`);
+    const model = modelFromStateDict(ck, { dtype: x.dtype }).setAlgorithm(algorithm);
     model.train(mode === 'train');
     const y = model.forward(x);
     writeNpyFile(out, y);

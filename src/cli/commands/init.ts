@@ -1,6 +1,6 @@
 import { type ParsedArgs, dialectFlag, num, required } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { checkpointFormatOf, writeCheckpointFile } from '../files.js';
+import { checkOutputs, checkpointFormatOf, writeCheckpointFile } from '../files.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { stateDict } from '../../io/state_dict.js';
 
@@ -17,6 +17,7 @@ export const init: Command = {
     const { name, config } = configFromArgs(a, 'init');
     const out = required(a, 'out', 'init');
     checkpointFormatOf(out, '--out');
+    checkOutputs([['--out', out]], []);
     const names = dialectFlag(a);
     const seed = num(a, 'seed', 0);
     const model = RepVGG.fromConfig(config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type ParsedArgs, num, oneOf, parseNumberArg, required, str } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { readBytes, writeSafetensorsFile } from '../files.js';
+import { checkOutputs, readBytes, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
 import { DEMO_CONFIG } from './demo.js';
@@ -25,6 +25,7 @@ export const train: Command = {
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const out = required(a, 'out', 'train');
+    checkOutputs([['--out', out]], []); // --out may be the --resume checkpoint: training continues into it
     const epochs = num(a, 'epochs', 10), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const { train: trainSet, test } = await loadIdxDir(required(a, 'data', 'train'));
     const resume = str(a, 'resume');

@@ -1,0 +1,283 @@
+// Hostile input, one test per class of fault (issue: nothing lost, nothing silent, no hang, no
+// out-of-memory crash, clear messages). Every failing command must print one line and exit non-zero.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { cli } from './run.js';
+import { serializeNpy } from '../../src/io/npy.js';
+import { serializeSafetensors, parseSafetensors } from '../../src/io/safetensors.js';
+import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
+import { compareArrays } from '../../src/io/compare.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { relu, reluBackward } from '../../src/ops/relu.js';
+import { batchNorm2d } from '../../src/ops/batchnorm.js';
+import { fit, predict } from '../../src/train/fit.js';
+import { Tensor, zeros } from '../../src/tensor/tensor.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { writeFolderAtomic } from '../../src/cli/files.js';
+import { progressBar, clock } from '../../src/cli/progress.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { VERSION } from '../../src/version.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'repvgg-faults-'));
+const TINY = { num_blocks: [1, 1, 1, 1], width_multiplier: [0.0625, 0.0625, 0.0625, 0.0625], num_classes: 3, in_channels: 1 };
+
+async function fails(argv: string[], msg: RegExp): Promise<void> {
+  const r = await cli(...argv);
+  expect(r.code, r.err).not.toBe(0);
+  expect(r.err.split('\n'), r.err).toHaveLength(1);
+  expect(r.err).toMatch(msg);
+  expect(r.err).not.toMatch(/\n\s+at |TypeError|RangeError|Invalid typed array length|Cannot read properties/);
+}
+
+/** A tiny IDX dataset (MNIST layout) of n 8×8 images with labels in [0, classes). */
+function tinyData(dir: string, n: number, labels: (i: number) => number): void {
+  const idx = (dims: number[], data: Uint8Array) => {
+    const head = new Uint8Array(4 + 4 * dims.length);
+    head.set([0, 0, 0x08, dims.length]);
+    const dv = new DataView(head.buffer);
+    dims.forEach((d, i) => dv.setUint32(4 + 4 * i, d, false));
+    return Buffer.concat([head, data]);
+  };
+  const rng = new Rng(5);
+  const img = Uint8Array.from({ length: n * 64 }, () => rng.int(256));
+  const lab = Uint8Array.from({ length: n }, (_, i) => labels(i));
+  for (const split of ['train', 't10k']) {
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([n, 8, 8], img));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], lab));
+  }
+}
+
+describe('never lose data', () => {
+  it('an output that is an input is refused before any work: same path, ./ spelling, symlink', async () => {
+    const dir = tmp();
+    const ck = join(dir, 'x.safetensors');
+    expect((await cli('init', '--config', writeConfig(dir), '--out', ck)).code).toBe(0);
+    const before = readFileSync(ck);
+    symlinkSync(ck, join(dir, 'link.safetensors'));
+    writeFileSync(join(dir, 'a.npy'), serializeNpy(uniform([1, 1, 8, 8], new Rng(1), -1, 1)));
+    await fails(['convert', ck, ck], /DEPLOY '.*x\.safetensors' is the same file as TRAIN/);
+    await fails(['convert', ck, join(dir, 'link.safetensors')], /is the same file as TRAIN/);
+    await fails(['forward', ck, '--input', join(dir, 'a.npy'), '--out', join(dir, '.', 'x.safetensors')], /--out .* is the same file as CKPT/);
+    await fails(['forward', ck, '--input', join(dir, 'a.npy'), '--out', join(dir, 'sub', '..', 'a.npy')], /--out .* is the same file as --input/);
+    expect(readFileSync(ck)).toEqual(before);
+  });
+
+  it('an existing output that is not a regular file (a device, a FIFO) is never replaced; reading one is refused, without hanging', async () => {
+    const dir = tmp();
+    const ck = join(dir, 'x.safetensors');
+    await cli('init', '--config', writeConfig(dir), '--out', ck);
+    writeFileSync(join(dir, 'a.npy'), serializeNpy(uniform([1, 1, 8, 8], new Rng(1), -1, 1)));
+    await fails(['forward', ck, '--input', join(dir, 'a.npy'), '--out', '/dev/null'], /--out '\/dev\/null' is a character device, not a regular file; refusing to replace it/);
+    const fifo = join(dir, 'pipe.safetensors');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await fails(['init', '--config', writeConfig(dir), '--out', fifo], /--out '.*pipe\.safetensors' is a FIFO, not a regular file; refusing to replace it/);
+    await fails(['inspect', fifo], /checkpoint '.*pipe\.safetensors' is a FIFO, not a regular file; refusing to read it/);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('a report folder is replaced whole or not at all', () => {
+    const parent = tmp(), dir = join(parent, 'report');
+    writeFolderAtomic(dir, [['a.txt', new TextEncoder().encode('old')], ['stale.txt', new Uint8Array(1)]]);
+    writeFolderAtomic(dir, [['a.txt', new TextEncoder().encode('new')], ['b.txt', new Uint8Array(2)]]);
+    expect(readdirSync(dir).sort()).toEqual(['a.txt', 'b.txt']);
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('new');
+    // a write that fails part-way (a name that cannot be created) leaves the previous folder as it was
+    expect(() => writeFolderAtomic(dir, [['a.txt', new Uint8Array(1)], ['bad\0name', new Uint8Array(1)]])).toThrow(/cannot write folder/);
+    expect(readdirSync(dir).sort()).toEqual(['a.txt', 'b.txt']);
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('new');
+    expect(readdirSync(parent)).toEqual(['report']); // no temporary folder left behind
+  });
+
+  it('demo --out FILE fails before training', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'file'), 'x');
+    const t = performance.now();
+    await fails(['demo', '--out', join(dir, 'file')], /--out '.*file' is a file, not a folder/);
+    expect(performance.now() - t).toBeLessThan(5000);
+  });
+});
+
+describe('nothing silent', () => {
+  it('NaN propagates through ReLU as in PyTorch (forward keeps NaN and −0; backward passes NaN\'s gradient)', () => {
+    const y = relu(new Tensor(new Float32Array([NaN, -0, -1, 2]), [4]));
+    expect(Number.isNaN(y.data[0])).toBe(true);
+    expect(Object.is(y.data[1], -0)).toBe(true);
+    expect(Array.from(y.data.slice(2))).toEqual([0, 2]);
+    expect(Array.from(reluBackward(new Tensor(new Float32Array([5, 5, 5, 5]), [4]), y).data)).toEqual([5, 0, 0, 5]); // torch: grad 1 at NaN
+  });
+
+  it('a NaN input gives NaN logits in the training-time and the fused model alike', () => {
+    const m = RepVGG.fromConfig(TINY, { seed: 1 }).eval();
+    const x = uniform([2, 1, 8, 8], new Rng(2), -1, 1);
+    x.data[0] = NaN; // image 0 only
+    for (const model of [m, convert(m)]) {
+      const y = model.forward(x);
+      expect(Array.from(y.data.slice(0, 3)).every(Number.isNaN)).toBe(true);
+      expect(Array.from(y.data.slice(3)).every(Number.isFinite)).toBe(true);
+    }
+  });
+
+  it('loading refuses non-finite weights, negative variances and fractional counters, naming the key, and changes nothing', () => {
+    const m = RepVGG.fromConfig(TINY, { seed: 1 });
+    const good = stateDict(RepVGG.fromConfig(TINY, { seed: 2 }));
+    const before = Array.from(m.linear.weight.data.data);
+    const cases: [string, (sd: typeof good) => void, RegExp][] = [
+      ['NaN', (sd) => { (sd.get('stage3.0.rbr_dense.conv.weight')!.data as Float32Array)[3] = NaN; }, /'stage3\.0\.rbr_dense\.conv\.weight' holds NaN at flat index 3/],
+      ['Inf', (sd) => { (sd.get('linear.bias')!.data as Float32Array)[0] = Infinity; }, /'linear\.bias' holds Infinity/],
+      ['negative var', (sd) => { (sd.get('stage1.0.rbr_1x1.bn.running_var')!.data as Float32Array)[1] = -0.5; }, /'stage1\.0\.rbr_1x1\.bn\.running_var' holds a negative variance -0\.5/],
+      ['fractional counter', (sd) => { sd.set('stage0.rbr_dense.bn.num_batches_tracked', { dtype: 'F32', shape: [], data: new Float32Array([1.5]) }); }, /num_batches_tracked' must be a non-negative integer counter, got 1\.5/],
+    ];
+    for (const [, spoil, msg] of cases) {
+      const sd = new Map([...good].map(([k, e]) => [k, { ...e, data: e.data.slice() }]));
+      spoil(sd as typeof good);
+      expect(() => loadStateDict(m, sd as typeof good)).toThrow(msg);
+      expect(Array.from(m.linear.weight.data.data)).toEqual(before); // the linear layer is written last: nothing was written
+    }
+  });
+
+  it('convert reports a probe with non-finite logits as a failure and writes nothing', async () => {
+    const dir = tmp();
+    const m = RepVGG.fromConfig(TINY, { seed: 1 });
+    for (const [k, p] of m.namedParameters()) if (k.endsWith('conv.weight')) p.data.data.fill(1e30); // overflows to Infinity
+    const ck = join(dir, 'big.safetensors');
+    writeFileSync(ck, serializeSafetensors(stateDict(m)));
+    await fails(['convert', ck, join(dir, 'd.safetensors')], /probe batch gives non-finite logits .*nothing written/);
+    expect(existsSync(join(dir, 'd.safetensors'))).toBe(false);
+  });
+
+  it('train: a batch of one against a 1×1 map is refused up front; resuming past --epochs does nothing; bad labels are refused', async () => {
+    const dir = tmp(), data = join(dir, 'data');
+    mkdirSync(data);
+    tinyData(data, 33, (i) => i % 3);
+    const cfg = writeConfig(dir);
+    const ck = join(dir, 'ck.safetensors');
+    // 8×8 input → 1×1 after the four stride-2 stages and stage0: 33 = 32 + 1 leaves a batch of one
+    await fails(['train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '32', '--out', ck], /33 images in batches of 32 leave a last batch of one image, and the model's last feature map is 1×1/);
+    expect(existsSync(ck)).toBe(false);
+    expect((await cli('train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '11', '--out', ck)).code).toBe(0);
+    const trained = readFileSync(ck);
+    const again = await cli('train', '--data', data, '--epochs', '1', '--batch-size', '11', '--resume', ck, '--out', ck);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/nothing to do: .* already at step 3, and 1 epochs of 3 steps end at step 3; wrote nothing/);
+    expect(readFileSync(ck)).toEqual(trained);
+    tinyData(data, 33, (i) => (i === 7 ? 9 : i % 3)); // a label 9 for a 3-class model
+    await fails(['train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '11', '--out', join(dir, 'b.safetensors')], /training label 9 at index 7 is outside \[0, 3\)/);
+  }, 20_000);
+
+  it('resume metadata is parsed like a flag: "1e15", "-100000" and "abc" are refused', async () => {
+    const dir = tmp(), data = join(dir, 'data');
+    mkdirSync(data);
+    tinyData(data, 22, (i) => i % 3);
+    for (const step of ['1e15', '-100000', 'abc']) {
+      const ck = join(dir, `s${step}.safetensors`);
+      writeFileSync(ck, serializeSafetensors(stateDict(RepVGG.fromConfig(TINY)), { step }));
+      await fails(['train', '--data', data, '--resume', ck, '--out', ck, '--epochs', '2'], /metadata 'step' must be (an|a non-negative) integer, got/);
+    }
+  });
+
+  it('verify treats equal infinities as equal (numpy.allclose) and refuses negative tolerances', async () => {
+    const c = compareArrays(new Float32Array([Infinity, -Infinity, 1]), new Float32Array([Infinity, -Infinity, 1]), 0, 0);
+    expect(c.failures).toBe(0);
+    expect(compareArrays(new Float32Array([Infinity]), new Float32Array([-Infinity]), 1, 1).failures).toBe(1);
+    expect(() => compareArrays(new Float32Array(2), new Float32Array(3), 0, 0)).toThrow(/the reference has 2 elements, the output 3/);
+    const dir = tmp();
+    writeFileSync(join(dir, 'a.npy'), serializeNpy(new Tensor(new Float32Array([Infinity, 1]), [2])));
+    expect((await cli('verify', join(dir, 'a.npy'), join(dir, 'a.npy'), '--rtol', '0', '--atol', '0')).code).toBe(0);
+    await fails(['verify', join(dir, 'a.npy'), join(dir, 'a.npy'), '--rtol', '-1'], /--rtol must be a non-negative finite number, got -1/);
+  });
+});
+
+describe('no hang, no out-of-memory crash: every numeric flag through one parser, estimates first', () => {
+  const CASES: [string[], RegExp][] = [
+    [['demo', '--batch-size', '0'], /demo: --batch-size must be a positive integer, got 0/],
+    [['ablate', '--batch-size', '0'], /ablate: --batch-size must be a positive integer, got 0/],
+    [['train', '--data', '.', '--out', 'x.safetensors', '--epochs', '1.5'], /train: --epochs must be an integer, got '1\.5'/],
+    [['train', '--data', '.', '--out', 'x.safetensors', '--epochs', '-1'], /--epochs must be a positive integer, got -1/],
+    [['train', '--data', '.', '--out', 'x.safetensors', '--epochs', '0'], /--epochs must be a positive integer, got 0/],
+    [['demo', '--lr', 'abc'], /--lr must be a number, got 'abc'/],
+    [['demo', '--lr', '0'], /--lr must be a positive finite number, got 0/],
+    [['init', '--arch', 'A0', '--seed', '1e15', '--out', 'x.safetensors'], /--seed must be an integer, got '1e15'/],
+    [['init', '--arch', 'A0', '--seed', '-1', '--out', 'x.safetensors'], /--seed must be an integer from 0 to 4294967295, got -1/],
+    [['info', '--arch', 'A0', '--size', '0'], /--size must be a positive integer, got 0/],
+    [['export', 'x.pth', 'x.onnx', '--opset', '1.5'], /--opset must be an integer, got '1\.5'/],
+  ];
+  for (const [argv, msg] of CASES) it(argv.join(' '), () => fails(argv, msg));
+
+  it('configs are estimated before anything is allocated', async () => {
+    const dir = tmp();
+    for (const [cfg, msg] of [
+      [{ num_blocks: [1e6, 1, 1, 1], width_multiplier: [1, 1, 1, 1] }, /would need up to 4\.13e\+10 parameters/],
+      [{ num_blocks: [1, 1, 1, 1], width_multiplier: [1e4, 1, 1, 1] }, /would need up to .* parameters .*refusing more than 2e\+9/],
+      [{ num_blocks: [1, 1, 1, 1], width_multiplier: [1, 1, 1, 1], num_classes: 1e9 }, /would need up to 5\.13e\+11 parameters .*1000000000 classes/],
+    ] as const) {
+      writeFileSync(join(dir, 'c.json'), JSON.stringify(cfg));
+      await fails(['init', '--config', join(dir, 'c.json'), '--out', join(dir, 'x.safetensors')], msg);
+    }
+    expect(() => RepVGG.fromConfig(null as never)).toThrow(/RepVGG config: expected an object with num_blocks and width_multiplier, got null/);
+  });
+
+  it('convert estimates the probe before allocating it (--probe-size 100000)', async () => {
+    const dir = tmp();
+    await cli('init', '--config', writeConfig(dir), '--out', join(dir, 'x.safetensors'));
+    await fails(['convert', join(dir, 'x.safetensors'), join(dir, 'd.safetensors'), '--probe-size', '100000'], /probe batch .* would need about \d+\.\d GiB for one forward pass \(limit 8 GiB\)/);
+  });
+});
+
+describe('clear messages and a usable package', () => {
+  it('keys echoed in messages are escaped (no terminal control characters)', async () => {
+    const dir = tmp();
+    const sd = stateDict(RepVGG.fromConfig(TINY));
+    sd.set('evil\u001b[31m\u0007key', sd.get('linear.bias')!);
+    writeFileSync(join(dir, 'e.safetensors'), serializeSafetensors(sd));
+    writeFileSync(join(dir, 'a.npy'), serializeNpy(uniform([1, 1, 8, 8], new Rng(1), -1, 1)));
+    await fails(['forward', join(dir, 'e.safetensors'), '--input', join(dir, 'a.npy'), '--out', join(dir, 'y.npy')], /unexpected key 'evil\\u001b\[31m\\u0007key'/);
+  });
+
+  it('library calls get clear errors too', () => {
+    const m = RepVGG.fromConfig(TINY);
+    expect(() => predict(m, new Tensor(new Float32Array(0), [0, 1, 8, 8]))).toThrow(/predict: the input \[0, 1, 8, 8\] holds no images/);
+    expect(() => fit(m, { x: zeros([4, 1, 8, 8]), y: new Int32Array(4) }, { epochs: 1, batchSize: 0, lr: 0.1 })).toThrow(/fit: batchSize must be a positive integer, got 0/);
+    expect(() => batchNorm2d(zeros([1, 2, 2, 2]), { weight: zeros([2], 'float64'), bias: null, runningMean: zeros([2]), runningVar: zeros([2]) }, { training: false })).toThrow(/dtype/);
+    expect(() => new Tensor(new Float32Array(3), [2, 2])).toThrow(/holds 4 elements but data has 3/);
+    const bytes = serializeSafetensors(stateDict(m));
+    expect(parseSafetensors(bytes.slice().buffer).tensors.size).toBe(parseSafetensors(bytes).tensors.size); // an ArrayBuffer just works
+  });
+
+  it('repvgg --version; require(\'repvgg-ts\') from CommonJS (Node ≥ 20.19); the version matches package.json', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(VERSION).toBe(pkg.version);
+    expect((await cli('--version')).out).toBe(`repvgg-ts ${pkg.version}`);
+    const r = spawnSync(process.execPath, ['-e', "const r = require('repvgg-ts'); console.log(typeof r.RepVGG, typeof r.toOnnx)"], { cwd: new URL('../..', import.meta.url), encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('function function');
+    expect(pkg.license).toBe('MIT');
+    expect(existsSync(new URL('../../LICENSE', import.meta.url))).toBe(true);
+  });
+
+  it('the progress bar shows this epoch\'s progress and an ETA within 60 columns', () => {
+    const line = progressBar('ablate identity epoch 12/120', 0.5, `loss 0.123 ETA ${clock(3725)}`);
+    expect(line.length).toBeLessThanOrEqual(60);
+    expect(progressBar('epoch 2/8', 0.5, 'loss 0.412 ETA 1:05')).toBe('epoch 2/8 [######------]  50% loss 0.412 ETA 1:05');
+    expect(clock(75)).toBe('1:15');
+    expect(clock(3725)).toBe('1:02:05');
+  });
+
+  it('a gzip whose output would exceed what its IDX header declares is refused while decompressing', async () => {
+    const dir = tmp();
+    const head = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 4]); // 1-D, 4 labels
+    writeFileSync(join(dir, 'train-labels-idx1-ubyte.gz'), gzipSync(Buffer.concat([head, Buffer.alloc(50_000_000)])));
+    const { gunzipIfNeeded } = await import('../../src/train/idx.js');
+    const t = performance.now();
+    await expect(gunzipIfNeeded(new Uint8Array(readFileSync(join(dir, 'train-labels-idx1-ubyte.gz'))), 'labels')).rejects.toThrow(/decompresses past the 12 bytes its IDX header declares/);
+    expect(performance.now() - t).toBeLessThan(2000);
+  });
+});
+
+function writeConfig(dir: string): string {
+  const p = join(dir, 'tiny.json');
+  writeFileSync(p, JSON.stringify(TINY));
+  return p;
+}
