@@ -1,7 +1,7 @@
 // File I/O for the CLI: reads with errors naming the path, writes that never leave a partial or
 // clobbered file (write a temporary sibling, fsync, rename over the target).
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseSafetensors, serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
@@ -95,11 +95,49 @@ export function checkOutputs(outputs: readonly [flag: string, path: string][], i
   }
 }
 
+/** Temporary files, folders and locks this process owns: what an interrupted command removes. */
+const owned = new Set<string>();
+
+/** Remove everything this process owns (SIGINT/SIGTERM handlers call it before exiting). */
+export function removeOwned(): void {
+  for (const p of owned) rmSync(p, { recursive: true, force: true });
+  owned.clear();
+}
+
+/**
+ * An exclusive lock beside `path` (PATH.lock, holding our pid) for as long as `work` runs; a second
+ * process is refused while the first is alive. A lock left by a process that no longer exists is taken over.
+ */
+export async function withLock<T>(path: string, work: () => Promise<T>): Promise<T> {
+  const lock = `${path}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw new Error(`cannot lock '${path}': ${(e as Error).message}`);
+      const pid = Number(readFileSync(lock, 'utf8').trim());
+      let alive = Number.isSafeInteger(pid) && pid > 0;
+      if (alive) try { process.kill(pid, 0); } catch (k) { alive = (k as NodeJS.ErrnoException).code === 'EPERM'; }
+      if (alive) throw new Error(`'${path}' is being written by another process (pid ${pid}, lock file '${lock}'); refusing to write it too`);
+      rmSync(lock, { force: true }); // stale: its process is gone
+    }
+  }
+  owned.add(lock);
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { force: true });
+    owned.delete(lock);
+  }
+}
+
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   checkOutputs([['output', path]], []);
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  owned.add(tmp);
   try {
     const fd = openSync(tmp, 'wx');
     try {
@@ -113,6 +151,8 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new Error(`cannot write '${path}': ${(e as Error).message}`);
+  } finally {
+    owned.delete(tmp);
   }
 }
 
@@ -135,6 +175,7 @@ export function writeFolderAtomic(dir: string, files: readonly [name: string, by
   mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`), old = join(parent, `.${basename(dir)}.${process.pid}.old`);
   rmSync(tmp, { recursive: true, force: true });
+  owned.add(tmp);
   try {
     mkdirSync(tmp);
     for (const [name, bytes] of files) writeFileAtomic(join(tmp, name), bytes);
@@ -150,6 +191,8 @@ export function writeFolderAtomic(dir: string, files: readonly [name: string, by
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw new Error(`cannot write folder '${dir}': ${(e as Error).message}`);
+  } finally {
+    owned.delete(tmp);
   }
 }
 

@@ -2,7 +2,8 @@
 
 import type { Io } from './command.js';
 import { clock, progressBar } from './progress.js';
-import { type Dataset, type EpochStats, type FitOptions, fit } from '../train/fit.js';
+import { removeOwned } from './files.js';
+import { type Dataset, type EpochStats, type FitOptions, fitAsync } from '../train/fit.js';
 import type { Module } from '../nn/module.js';
 
 export interface TrainResult {
@@ -13,35 +14,51 @@ export interface TrainResult {
   imagesPerSecond: number;
 }
 
-export function trainWithProgress(model: Module, data: Dataset, opts: FitOptions, io: Io, label = 'train'): TrainResult {
+export async function trainWithProgress(model: Module, data: Dataset, opts: FitOptions, io: Io, label = 'train'): Promise<TrainResult> {
   const stepLosses: [number, number][] = [];
   const t0 = performance.now();
   let images = 0, lastDraw = 0, smooth = NaN;
-  const history = fit(model, data, {
-    ...opts,
-    onStep: (s) => {
-      images += s.images;
-      stepLosses.push([s.step, s.loss]);
-      smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
-      const now = performance.now();
-      if (now - lastDraw > 150 || s.step === s.totalSteps) {
-        lastDraw = now;
-        const perEpoch = s.totalSteps / opts.epochs;
-        const done = s.step - (opts.startStep ?? 0);
-        const eta = ((now - t0) / 1000 / Math.max(1, done)) * (s.totalSteps - s.step);
-        const name = label === 'train' ? '' : `${label} `;
-        io.progress(progressBar(`${name}epoch ${s.epoch + 1}/${opts.epochs}`, (s.step - s.epoch * perEpoch) / perEpoch, `loss ${smooth.toFixed(3)} ETA ${clock(eta)}`));
-      }
-      opts.onStep?.(s);
-    },
-    onEpoch: (h, step) => {
-      // one plain line per epoch as it ends (the bar above only draws on a terminal)
-      io.progress('');
-      const ips = images / ((performance.now() - t0) / 1000);
-      io.err(`${label} epoch ${h.epoch + 1}/${opts.epochs}: loss ${h.loss.toFixed(4)}, train accuracy ${(100 * h.accuracy).toFixed(2)}%, ${ips.toFixed(0)} images/s`);
-      opts.onEpoch?.(h, step);
-    },
-  });
+  // Ctrl-C or SIGTERM between batches: remove temporary files and locks, keep the last complete
+  // checkpoint, exit 130/143 (fitAsync returns to the event loop often enough for this to run).
+  const onSignal = (sig: NodeJS.Signals) => {
+    removeOwned();
+    io.progress('');
+    io.err(`${label}: interrupted by ${sig}; the last checkpoint written is complete`);
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let history: EpochStats[];
+  try {
+    history = await fitAsync(model, data, {
+      ...opts,
+      onStep: (s) => {
+        images += s.images;
+        stepLosses.push([s.step, s.loss]);
+        smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
+        const now = performance.now();
+        if (now - lastDraw > 150 || s.step === s.totalSteps) {
+          lastDraw = now;
+          const perEpoch = s.totalSteps / opts.epochs;
+          const done = s.step - (opts.startStep ?? 0);
+          const eta = ((now - t0) / 1000 / Math.max(1, done)) * (s.totalSteps - s.step);
+          const name = label === 'train' ? '' : `${label} `;
+          io.progress(progressBar(`${name}epoch ${s.epoch + 1}/${opts.epochs}`, (s.step - s.epoch * perEpoch) / perEpoch, `loss ${smooth.toFixed(3)} ETA ${clock(eta)}`));
+        }
+        opts.onStep?.(s);
+      },
+      onEpoch: (h, step) => {
+        // one plain line per epoch as it ends (the bar above only draws on a terminal)
+        io.progress('');
+        const ips = images / ((performance.now() - t0) / 1000);
+        io.err(`${label} epoch ${h.epoch + 1}/${opts.epochs}: loss ${h.loss.toFixed(4)}, train accuracy ${(100 * h.accuracy).toFixed(2)}%, ${ips.toFixed(0)} images/s`);
+        opts.onEpoch?.(h, step);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   const seconds = (performance.now() - t0) / 1000;
   return { history, stepLosses, seconds, imagesPerSecond: images / seconds };
 }

@@ -55,7 +55,34 @@ export function gatherRows(t: Tensor, idx: ArrayLike<number>, from = 0, to = idx
   return new Tensor(out, [to - from, ...t.shape.slice(1)]);
 }
 
+/** Train; returns each epoch's mean loss and accuracy. */
 export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[] {
+  const steps = fitSteps(model, data, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/**
+ * The same training, returning to the event loop about every `yieldMs` milliseconds (between
+ * batches), so that timers and signal handlers run: a CLI can stop cleanly on Ctrl-C.
+ */
+export async function fitAsync(model: Module, data: Dataset, opts: FitOptions, yieldMs = 100): Promise<EpochStats[]> {
+  const steps = fitSteps(model, data, opts);
+  let last = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+    if (performance.now() - last >= yieldMs) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      last = performance.now();
+    }
+  }
+}
+
+// The training loop, one batch per step of the generator.
+function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<void, EpochStats[], void> {
   checkNumber(opts.epochs, 'count', 'fit: epochs');
   checkNumber(opts.batchSize, 'count', 'fit: batchSize');
   checkNumber(opts.lr, 'positive', 'fit: lr');
@@ -95,6 +122,7 @@ export function fit(model: Module, data: Dataset, opts: FitOptions): EpochStats[
       seen += end - b;
       step++;
       opts.onStep?.({ epoch, step, totalSteps, loss, lr: opt.lr, images: end - b });
+      yield;
     }
     history.push({ epoch, loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen) });
     opts.onEpoch?.(history[history.length - 1], step);

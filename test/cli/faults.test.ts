@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { cli } from './run.js';
@@ -34,7 +35,7 @@ async function fails(argv: string[], msg: RegExp): Promise<void> {
 }
 
 /** A tiny IDX dataset (MNIST layout) of n 8×8 images with labels in [0, classes). */
-function tinyData(dir: string, n: number, labels: (i: number) => number): void {
+function tinyData(dir: string, n: number, labels: (i: number) => number, testLabels = labels): void {
   const idx = (dims: number[], data: Uint8Array) => {
     const head = new Uint8Array(4 + 4 * dims.length);
     head.set([0, 0, 0x08, dims.length]);
@@ -44,10 +45,9 @@ function tinyData(dir: string, n: number, labels: (i: number) => number): void {
   };
   const rng = new Rng(5);
   const img = Uint8Array.from({ length: n * 64 }, () => rng.int(256));
-  const lab = Uint8Array.from({ length: n }, (_, i) => labels(i));
-  for (const split of ['train', 't10k']) {
+  for (const [split, f] of [['train', labels], ['t10k', testLabels]] as const) {
     writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([n, 8, 8], img));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], lab));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([n], Uint8Array.from({ length: n }, (_, i) => f(i))));
   }
 }
 
@@ -98,6 +98,43 @@ describe('never lose data', () => {
     const t = performance.now();
     await fails(['demo', '--out', join(dir, 'file')], /--out '.*file' is a file, not a folder/);
     expect(performance.now() - t).toBeLessThan(5000);
+  });
+});
+
+describe('signals and concurrent writers', () => {
+  const bin = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+  it('SIGTERM during training exits 143, leaves no temporary file or lock, and keeps the last checkpoint complete', async () => {
+    const dir = tmp(), data = join(dir, 'data');
+    mkdirSync(data);
+    tinyData(data, 200, (i) => i % 3);
+    const ck = join(dir, 'ck.safetensors');
+    const child = spawn(process.execPath, [bin, 'train', '--data', data, '--config', writeConfig(dir), '--epochs', '500', '--batch-size', '10', '--out', ck], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (b: Buffer) => {
+        err += b.toString();
+        if (/train epoch 2\/500:/.test(err) && !child.killed) child.kill('SIGTERM'); // two checkpoints written
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code, err).toBe(143);
+    expect(err).toMatch(/interrupted by SIGTERM; the last checkpoint written is complete/);
+    expect(readdirSync(dir).sort()).toEqual(['ck.safetensors', 'data', 'tiny.json']); // no .tmp, no .lock
+    expect(Number(parseSafetensors(readFileSync(ck)).metadata.epoch)).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
+  it('a second writer of one checkpoint is refused while the first is alive; a stale lock is taken over', async () => {
+    const dir = tmp(), data = join(dir, 'data');
+    mkdirSync(data);
+    tinyData(data, 22, (i) => i % 3);
+    const ck = join(dir, 'ck.safetensors');
+    writeFileSync(`${ck}.lock`, `${process.pid}\n`); // this test process: alive
+    await fails(['train', '--data', data, '--config', writeConfig(dir), '--epochs', '1', '--batch-size', '11', '--out', ck], new RegExp(`being written by another process \\(pid ${process.pid}, lock file`));
+    expect(existsSync(ck)).toBe(false);
+    writeFileSync(`${ck}.lock`, '2147483646\n'); // no such process
+    expect((await cli('train', '--data', data, '--config', writeConfig(dir), '--epochs', '1', '--batch-size', '11', '--out', ck)).code).toBe(0);
+    expect(existsSync(`${ck}.lock`)).toBe(false);
   });
 });
 
@@ -164,7 +201,9 @@ describe('nothing silent', () => {
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/nothing to do: .* already at step 3, and 1 epochs of 3 steps end at step 3; wrote nothing/);
     expect(readFileSync(ck)).toEqual(trained);
-    tinyData(data, 33, (i) => (i === 7 ? 9 : i % 3)); // a label 9 for a 3-class model
+    tinyData(data, 33, (i) => (i === 7 ? 9 : i % 3), (i) => (i === 4 ? 3 : i % 3)); // test set first: a label 3 for a 3-class model
+    await fails(['train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '11', '--out', join(dir, 'b.safetensors')], /test label 3 at index 4 is outside \[0, 3\)/);
+    tinyData(data, 33, (i) => (i === 7 ? 9 : i % 3), (i) => i % 3); // a training label 9 for a 3-class model
     await fails(['train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '11', '--out', join(dir, 'b.safetensors')], /training label 9 at index 7 is outside \[0, 3\)/);
   }, 20_000);
 

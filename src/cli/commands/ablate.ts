@@ -5,7 +5,7 @@ import { BUNDLED_DATA, loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
 import { DEMO_CONFIG } from './demo.js';
 import { RepVGG } from '../../nn/repvgg.js';
-import { accuracy, predict } from '../../train/fit.js';
+import { accuracy, checkLabels, predict } from '../../train/fit.js';
 
 const VARIANTS: { name: string; identity: boolean; pointwise: boolean; paper: number }[] = [
   { name: 'no extra branch (3×3 only)', identity: false, pointwise: false, paper: 72.39 },
@@ -25,11 +25,12 @@ export const ablate: Command = {
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const epochs = num(a, 'epochs', 3), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
+    checkLabels(test.y, DEMO_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
     const rows: { name: string; accuracy: number; paper: number; params: number; seconds: number }[] = [];
     for (const v of VARIANTS) {
       // im2col throughout: every variant sees exactly the same arithmetic for the same seed
       const model = RepVGG.fromConfig({ ...DEMO_CONFIG, use_identity: v.identity, use_1x1: v.pointwise }, { seed }).setAlgorithm('im2col');
-      const run = trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, v.name);
+      const run = await trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, v.name);
       rows.push({ name: v.name, accuracy: accuracy(predict(model, test.x), test.y), paper: v.paper, params: model.parameterCount(), seconds: run.seconds });
     }
     if (a.flags.get('json') === true) {

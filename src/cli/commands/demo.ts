@@ -11,7 +11,7 @@ import { lineChart, svgDocument } from '../svg.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import type { RepVGGConfig } from '../../nn/config.js';
 import { convert } from '../../reparam/repvgg.js';
-import { accuracy, argmaxRow, predict } from '../../train/fit.js';
+import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
 import { randomHorizontalFlip } from '../../train/augment.js';
 import { stateDict } from '../../io/state_dict.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -60,11 +60,12 @@ export const demo: Command = {
     const json = a.flags.get('json') === true;
     const say = (l: string) => (json ? io.err(l) : io.out(l));
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
+    checkLabels(test.y, DEMO_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
     say(`Fashion-MNIST: ${train.x.shape[0]} training and ${test.x.shape[0]} test images of 28×28`);
     const trainAlgorithm = oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm');
     const model = RepVGG.fromConfig(DEMO_CONFIG, { seed }).setAlgorithm(trainAlgorithm);
     say(`training-time RepVGG: ${model.blocks().length} blocks, ${model.parameterCount().toLocaleString('en-US')} parameters; ${epochs} epochs, batch ${batchSize}, SGD lr ${lr} cosine, random horizontal flips`);
-    const run = trainWithProgress(model, train, { epochs, batchSize, lr, seed, weightDecay: DEMO_WEIGHT_DECAY, augment: (x, rng) => randomHorizontalFlip(x, rng) }, io);
+    const run = await trainWithProgress(model, train, { epochs, batchSize, lr, seed, weightDecay: DEMO_WEIGHT_DECAY, augment: (x, rng) => randomHorizontalFlip(x, rng) }, io);
     model.eval().setAlgorithm('auto');
     const deploy = convert(model);
     const tTrain = timeInference(model, test.x);

@@ -1,14 +1,14 @@
 import { existsSync } from 'node:fs';
 import { type ParsedArgs, num, oneOf, parseNumberArg, required, str } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { checkOutputs, readBytes, writeSafetensorsFile } from '../files.js';
+import { checkOutputs, readBytes, withLock, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
 import { DEMO_CONFIG } from './demo.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
 import { parseSafetensors } from '../../io/safetensors.js';
-import { accuracy, predict } from '../../train/fit.js';
+import { accuracy, checkLabels, predict } from '../../train/fit.js';
 
 export const train: Command = {
   spec: {
@@ -46,6 +46,7 @@ export const train: Command = {
       configJson = JSON.stringify(cfg);
     }
     model.setAlgorithm(oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm'));
+    checkLabels(test.y, model.plan.numClasses, 'test label'); // before training, as the training labels are
     const totalSteps = Math.ceil(trainSet.x.shape[0] / batchSize) * epochs;
     if (startStep >= totalSteps) {
       io.out(`nothing to do: '${resume}' is already at step ${startStep}, and ${epochs} epochs of ${Math.ceil(trainSet.x.shape[0] / batchSize)} steps end at step ${totalSteps}; wrote nothing (raise --epochs to train further)`);
@@ -54,7 +55,8 @@ export const train: Command = {
     const [, C, H, W] = trainSet.x.shape;
     if (model.plan.inChannels !== C) throw new Error(`the model takes ${model.plan.inChannels} input channels but the data has ${C} (${H}×${W} images); use a config with "in_channels": ${C}`);
     const save = (step: number, epoch: number) => writeSafetensorsFile(out, stateDict(model), { config: configJson, step: String(step), epoch: String(epoch), seed: String(seed), lr: String(lr) });
-    const run = trainWithProgress(model, trainSet, { epochs, batchSize, lr, seed, startStep, onEpoch: (e, step) => save(step, e.epoch + 1) }, io);
+    // one writer per checkpoint: a second `train --resume` on it is refused while this one runs
+    const run = await withLock(out, () => trainWithProgress(model, trainSet, { epochs, batchSize, lr, seed, startStep, onEpoch: (e, step) => save(step, e.epoch + 1) }, io));
     const acc = accuracy(predict(model.setAlgorithm('auto'), test.x), test.y);
     io.out(`test accuracy ${(100 * acc).toFixed(2)}% on ${test.x.shape[0]} images; ${run.seconds.toFixed(1)} s training (${run.imagesPerSecond.toFixed(0)} images/s); wrote ${out}`);
     return 0;
