@@ -9,6 +9,25 @@ import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/**
+ * mkdir -p, one level at a time: Node 20's mkdirSync(…, { recursive: true }) never returns for some
+ * paths (under /proc, for one), which would hang a command on a bad --out.
+ */
+export function ensureDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      if (!statSync(d).isDirectory()) throw new Error(`'${d}' is not a directory`);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      missing.push(d);
+      if (dirname(d) === d) break;
+    }
+  }
+  for (const d of missing.reverse()) mkdirSync(d);
+}
+
 function kindOf(st: Stats): string {
   return st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'not a regular file';
 }
@@ -135,7 +154,11 @@ export async function withLock<T>(path: string, work: () => Promise<T>): Promise
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   checkOutputs([['output', path]], []);
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  try {
+    ensureDir(dir);
+  } catch (e) {
+    throw new Error(`cannot write '${path}': ${(e as Error).message}`);
+  }
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   owned.add(tmp);
   try {
@@ -172,7 +195,7 @@ export function checkFolderOutput(dir: string, flag: string): void {
 export function writeFolderAtomic(dir: string, files: readonly [name: string, bytes: Uint8Array][]): void {
   checkFolderOutput(dir, 'output folder');
   const parent = dirname(resolve(dir));
-  mkdirSync(parent, { recursive: true });
+  ensureDir(parent);
   const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`), old = join(parent, `.${basename(dir)}.${process.pid}.old`);
   rmSync(tmp, { recursive: true, force: true });
   owned.add(tmp);

@@ -79,6 +79,9 @@ export function validateConfig(cfg: RepVGGConfig): void {
   for (const [k, v] of [['num_classes', cfg.num_classes], ['in_channels', cfg.in_channels]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
   }
+  const stem = Math.min(64, Math.trunc(64 * cfg.width_multiplier[0]));
+  const narrow = [64, 128, 256, 512].findIndex((w, s) => Math.trunc(w * cfg.width_multiplier[s]) < 1);
+  if (stem < 1 || narrow >= 0) bad(`width_multiplier ${JSON.stringify(cfg.width_multiplier)} leaves stage ${stem < 1 ? 0 : narrow + 1} with no channels (64·2^s·w truncates to 0)`);
   // Estimate before anything is allocated: per block at most 9 + 1 weights per (in, out) channel pair
   // (3×3 and 1×1, groups 1) and a few BN vectors; the classifier num_classes × last width.
   const widths = [64, 128, 256, 512].map((w, s) => Math.trunc(w * cfg.width_multiplier[s]));

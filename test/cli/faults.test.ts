@@ -92,6 +92,13 @@ describe('never lose data', () => {
     expect(readdirSync(parent)).toEqual(['report']); // no temporary folder left behind
   });
 
+  it('an output folder that cannot be created is one line, not a hang (Node\'s recursive mkdir never returns under /proc)', async () => {
+    const dir = tmp();
+    const t = performance.now();
+    await fails(['init', '--config', writeConfig(dir), '--out', '/proc/repvgg-nope/x.pth'], /cannot write '\/proc\/repvgg-nope\/x\.pth': ENOENT/);
+    expect(performance.now() - t).toBeLessThan(5000);
+  });
+
   it('demo --out FILE fails before training', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'file'), 'x');
@@ -252,6 +259,7 @@ describe('no hang, no out-of-memory crash: every numeric flag through one parser
       [{ num_blocks: [1e6, 1, 1, 1], width_multiplier: [1, 1, 1, 1] }, /would need up to 4\.13e\+10 parameters/],
       [{ num_blocks: [1, 1, 1, 1], width_multiplier: [1e4, 1, 1, 1] }, /would need up to .* parameters .*refusing more than 2e\+9/],
       [{ num_blocks: [1, 1, 1, 1], width_multiplier: [1, 1, 1, 1], num_classes: 1e9 }, /would need up to 5\.13e\+11 parameters .*1000000000 classes/],
+      [{ num_blocks: [1, 1, 1, 1], width_multiplier: [0.001, 1, 1, 1] }, /leaves stage 0 with no channels/],
     ] as const) {
       writeFileSync(join(dir, 'c.json'), JSON.stringify(cfg));
       await fails(['init', '--config', join(dir, 'c.json'), '--out', join(dir, 'x.safetensors')], msg);
