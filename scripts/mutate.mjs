@@ -15,8 +15,10 @@ process.chdir(root);
 // [area, what, file, exact text, replacement, test files]
 const MUTANTS = [
   // ops
-  ['ops', 'ReLU passes negatives', 'src/ops/relu.ts', 'y[i] = xd[i] > 0 ? xd[i] : 0;', 'y[i] = xd[i] > -0.01 ? xd[i] : 0;', ['test/ops']],
-  ['ops', 'ReLU backward ignores the mask', 'src/ops/relu.ts', 'dx[i] = yd[i] > 0 ? g[i] : 0;', 'dx[i] = g[i];', ['test/ops']],
+  ['ops', 'ReLU passes negatives', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] < -0.01 ? 0 : xd[i];', ['test/ops']],
+  ['ops', 'ReLU backward ignores the mask', 'src/ops/relu.ts', 'dx[i] = yd[i] <= 0 ? 0 : g[i];', 'dx[i] = g[i];', ['test/ops']],
+  ['ops', 'ReLU turns NaN into 0', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] > 0 ? xd[i] : 0;', ['test/ops', 'test/cli/faults.test.ts']],
+  ['ops', 'deploy ReLU turns NaN into 0', 'src/nn/repvgg.ts', 'if (d[i] < 0) d[i] = 0;', 'if (!(d[i] > 0)) d[i] = 0;', ['test/cli/faults.test.ts']],
   ['ops', 'softmax without max-subtraction', 'src/ops/loss.ts', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k] - mx);', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k]);', ['test/ops']],
   ['ops', 'BN eval ignores eps', 'src/ops/batchnorm.ts', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + 1e-5);', ['test/ops', 'test/reparam']],
   ['ops', 'BN running var biased', 'src/ops/batchnorm.ts', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / (M - 1));', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / M);', ['test/ops', 'test/nn']],
@@ -50,6 +52,11 @@ const MUTANTS = [
   ['io', 'float16: exponent bias 14', 'src/io/dtypes.ts', 'return s * (1 + f / 1024) * 2 ** (e - 15);', 'return s * (1 + f / 1024) * 2 ** (e - 14);', ['test/io']],
   ['io', 'IDX sizes read little-endian', 'src/train/idx.ts', 'shape.push(dv.getUint32(4 + 4 * i, false));', 'shape.push(dv.getUint32(4 + 4 * i, true));', ['test/train']],
   ['io', 'state dict: unexpected keys accepted', 'src/io/state_dict.ts', 'if (extra.length > 0) throw', 'if (extra.length > 1e9) throw', ['test/io', 'test/nn']],
+  // faults
+  ['faults', 'an output may be an input', 'src/cli/files.ts', 'if (same !== undefined) throw', 'if (same === "never") throw', ['test/cli/faults.test.ts']],
+  ['faults', 'loading accepts NaN weights', 'src/io/state_dict.ts', 'if (!Number.isFinite(d[i])) throw', 'if (Number.isNaN(d[i] + 1) && false) throw', ['test/cli/faults.test.ts']],
+  ['faults', 'verify: equal infinities fail', 'src/io/compare.ts', '    if (o === r) continue;', '', ['test/cli/faults.test.ts', 'test/cli/oracle.test.ts']],
+  ['faults', 'batch of one silently allowed', 'src/train/fit.ts', 'if (Math.min(batchSize, N) !== 1 && last !== 1) return;', 'return;', ['test/cli/faults.test.ts']],
   // training
   // ('first ? d : mu·v + d' → 'mu·v + d' is equivalent: v starts at zero, so it is not listed)
   ['train', 'SGD velocity forgets weight decay', 'src/train/sgd.ts', '          v[i] = d;', '          v[i] = g[i];', ['test/train']],

@@ -151,7 +151,41 @@ export async function withLock<T>(path: string, work: () => Promise<T>): Promise
   }
 }
 
+/**
+ * Run a synchronous write with SIGINT/SIGTERM handled: a signal that arrives during it is delivered
+ * once it has finished (JavaScript cannot be interrupted mid-call), and then removes whatever this
+ * process still owns and exits 130/143. The handlers stay attached until a timer after the write, so
+ * a signal caught during the write is not lost when they are removed.
+ */
+let guards = 0;
+function onSignal(sig: NodeJS.Signals): void {
+  removeOwned();
+  process.stderr.write(`repvgg: interrupted by ${sig}; files already written are complete\n`);
+  process.exit(sig === 'SIGINT' ? 130 : 143);
+}
+
+function withSignalCleanup<T>(write: () => T): T {
+  if (guards++ === 0) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    return write();
+  } finally {
+    setTimeout(() => {
+      if (--guards === 0) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }, 20);
+  }
+}
+
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  withSignalCleanup(() => writeFileAtomicNow(path, bytes));
+}
+
+function writeFileAtomicNow(path: string, bytes: Uint8Array): void {
   checkOutputs([['output', path]], []);
   const dir = dirname(path);
   try {
@@ -193,6 +227,10 @@ export function checkFolderOutput(dir: string, flag: string): void {
  * renames, a matter of microseconds, the previous folder sits at DIR.<pid>.old.)
  */
 export function writeFolderAtomic(dir: string, files: readonly [name: string, bytes: Uint8Array][]): void {
+  withSignalCleanup(() => writeFolderAtomicNow(dir, files));
+}
+
+function writeFolderAtomicNow(dir: string, files: readonly [name: string, bytes: Uint8Array][]): void {
   checkFolderOutput(dir, 'output folder');
   const parent = dirname(resolve(dir));
   ensureDir(parent);
@@ -201,7 +239,7 @@ export function writeFolderAtomic(dir: string, files: readonly [name: string, by
   owned.add(tmp);
   try {
     mkdirSync(tmp);
-    for (const [name, bytes] of files) writeFileAtomic(join(tmp, name), bytes);
+    for (const [name, bytes] of files) writeFileAtomicNow(join(tmp, name), bytes);
     let moved = false;
     try {
       renameSync(dir, old);

@@ -131,6 +131,24 @@ describe('signals and concurrent writers', () => {
     expect(Number(parseSafetensors(readFileSync(ck)).metadata.epoch)).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
+  it('SIGTERM in the middle of a write: the write completes, nothing temporary remains, exit 143', async () => {
+    // JavaScript cannot be interrupted inside a synchronous write; the signal is handled right after
+    // it (the handlers outlive the write by a timer), so the file is whole and the temp file renamed.
+    const dir = tmp(), out = join(dir, 'big.bin');
+    const script = join(dir, 'w.mjs');
+    writeFileSync(script, `import { spawn } from 'node:child_process';
+import { writeFileAtomic } from ${JSON.stringify(fileURLToPath(new URL('../../dist/cli/files.js', import.meta.url)))};
+const bytes = new Uint8Array(160 * 2 ** 20).fill(7);
+spawn('sh', ['-c', 'sleep 0.05; kill -TERM ' + process.pid], { stdio: 'ignore' });
+writeFileAtomic(${JSON.stringify(out)}, bytes);
+setTimeout(() => console.error('signal lost'), 2000);`);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(143);
+    expect(r.stderr).toMatch(/interrupted by SIGTERM; files already written are complete/);
+    expect(statSync(out).size).toBe(160 * 2 ** 20);
+    expect(readdirSync(dir).sort()).toEqual(['big.bin', 'w.mjs']);
+  }, 30_000);
+
   it('a second writer of one checkpoint is refused while the first is alive; a stale lock is taken over', async () => {
     const dir = tmp(), data = join(dir, 'data');
     mkdirSync(data);
