@@ -16,7 +16,7 @@ export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js'
 // modules and models
 export { Module, Parameter } from './nn/module.js';
 export { Conv2d, BatchNorm2d, ReLU, Linear } from './nn/layers.js';
-export { RepVGG, RepVGGBlock, ConvBN } from './nn/repvgg.js';
+export { RepVGG, RepVGGBlock, ConvBN, type AlgorithmPlanEntry } from './nn/repvgg.js';
 export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
 export { BranchBlock, DiracConv2d, VARIANTS, variantBlock, type VariantName } from './nn/variants.js';
 

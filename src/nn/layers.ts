@@ -2,9 +2,9 @@
 
 import { Tensor, full, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, measuredAlgorithm } from '../ops/conv2d.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, measuredAlgorithm } from '../ops/conv2d.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
-import { type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
+import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { linear, linearBackward } from '../ops/linear.js';
@@ -31,6 +31,10 @@ export class Conv2d extends Module {
   readonly groups: number;
   /** Conv algorithm: forward as named; backward computes dw on the GEMM path and dx with Winograd where forward uses it. */
   algorithm: ConvAlgorithm = 'auto';
+  /** F(4×4,3×3) or F(2×2,3×3) when algorithm is 'winograd' */
+  winogradTile: WinogradTile = 4;
+  /** What the last forward actually ran ('auto' resolved), for RepVGG.algorithmPlan. */
+  used: AlgorithmChoice | { algorithm: 'direct'; winogradTile: WinogradTile } | null = null;
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
 
@@ -65,12 +69,13 @@ export class Conv2d extends Module {
   // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given
   forward(x: Tensor, out?: Tensor): Tensor {
     this.x = x;
-    const opts = { ...this.convOptions(), algorithm: this.algorithm, out };
+    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out };
     const b = this.bias === null ? null : this.bias.data;
+    const g = convGeometry(x.shape.length === 3 ? [1, ...x.shape] : x.shape, this.weight.data.shape, opts);
+    this.used = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm: this.algorithm, winogradTile: this.winogradTile };
     if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
       // Inference: transform the filters once and reuse them while the weights are unchanged.
-      const g = convGeometry(x.shape, this.weight.data.shape, opts);
-      const choice = this.algorithm === 'winograd' ? { algorithm: 'winograd', winogradTile: 4 as const } : measuredAlgorithm(g, x.dtype);
+      const choice = this.algorithm === 'winograd' ? { algorithm: 'winograd', winogradTile: this.winogradTile } : measuredAlgorithm(g, x.dtype);
       if (choice !== undefined && choice.algorithm === 'winograd') {
         const w = this.weight;
         const tile = choice.winogradTile;
@@ -80,13 +85,15 @@ export class Conv2d extends Module {
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
     }
-    return conv2d(x, this.weight.data, b, opts);
+    const y = conv2d(x, this.weight.data, b, opts);
+    if (this.used === null) this.used = measuredAlgorithm(g, x.dtype) ?? null; // 'auto' measured just now
+    return y;
   }
 
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm }, { db: this.bias !== null });
+    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

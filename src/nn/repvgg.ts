@@ -36,6 +36,13 @@ export class ConvBN extends Module {
   }
 }
 
+/** One conv's algorithm in a plan (RepVGG.algorithmPlan / setAlgorithmPlan; JSON as is). */
+export interface AlgorithmPlanEntry {
+  layer: string;
+  algorithm: 'direct' | 'im2col' | 'winograd';
+  winogradTile?: 2 | 4;
+}
+
 export interface ModelOptions {
   dtype?: DType;
   /** seed of the deterministic initialisation */
@@ -177,6 +184,56 @@ export class RepVGG extends Module {
         const winogradOk = b.spec.stride === 1 && c.weight.data.shape[2] === 3 && c.weight.data.shape[3] === 3;
         c.algorithm = algorithm === 'winograd' && !winogradOk ? 'im2col' : algorithm;
       }
+    }
+    return this;
+  }
+
+  /** Every conv with its state-dict prefix ('stage1.0.rbr_dense.conv'), in forward order. */
+  namedConvs(): [string, Conv2d][] {
+    const out: [string, Conv2d][] = [];
+    for (const [name, m] of this.children()) {
+      if (!(m instanceof RepVGGBlock)) continue;
+      if (m.rbrReparam !== null) out.push([`${name}.rbr_reparam`, m.rbrReparam]);
+      else {
+        out.push([`${name}.rbr_dense.conv`, m.rbrDense!.conv]);
+        if (m.rbr1x1 !== null) out.push([`${name}.rbr_1x1.conv`, m.rbr1x1.conv]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * What each conv ran in the last forward ('auto' resolved to what it measured), so a run can be
+   * reported, saved and pinned with setAlgorithmPlan. Throws before the first forward.
+   */
+  algorithmPlan(): AlgorithmPlanEntry[] {
+    return this.namedConvs().map(([layer, c]) => {
+      if (c.used === null) throw new Error(`RepVGG.algorithmPlan: '${layer}' has not run yet; call forward first`);
+      return c.used.algorithm === 'winograd' ? { layer, algorithm: 'winograd', winogradTile: c.used.winogradTile } : { layer, algorithm: c.used.algorithm };
+    });
+  }
+
+  /** Pin every conv to the plan's algorithm: no timing decides anything afterwards. */
+  setAlgorithmPlan(plan: readonly AlgorithmPlanEntry[]): this {
+    const convs = new Map(this.namedConvs());
+    if (!Array.isArray(plan)) throw new Error('algorithm plan: expected an array of { layer, algorithm, winogradTile? }');
+    const seen = new Set<string>();
+    for (const e of plan) {
+      const c = convs.get(e?.layer);
+      if (c === undefined) throw new Error(`algorithm plan: no conv '${String(e?.layer)}' in this model (its first: '${[...convs.keys()][0]}')`);
+      if (!['direct', 'im2col', 'winograd'].includes(e.algorithm)) throw new Error(`algorithm plan: '${e.layer}' has algorithm '${String(e.algorithm)}' (expected direct, im2col or winograd)`);
+      const [, , kh, kw] = c.weight.data.shape;
+      const s = typeof c.stride === 'number' ? [c.stride, c.stride] : c.stride;
+      if (e.algorithm === 'winograd' && (kh !== 3 || kw !== 3 || s[0] !== 1 || s[1] !== 1)) throw new Error(`algorithm plan: '${e.layer}' is ${kh}×${kw} with stride ${s.join('×')}; Winograd needs 3×3 and stride 1`);
+      if (e.algorithm === 'winograd' && e.winogradTile !== 2 && e.winogradTile !== 4) throw new Error(`algorithm plan: '${e.layer}' needs winogradTile 2 or 4`);
+      seen.add(e.layer);
+    }
+    const missing = [...convs.keys()].filter((k) => !seen.has(k));
+    if (missing.length > 0) throw new Error(`algorithm plan: no entry for '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+    for (const e of plan) {
+      const c = convs.get(e.layer)!;
+      c.algorithm = e.algorithm;
+      if (e.algorithm === 'winograd') c.winogradTile = e.winogradTile!;
     }
     return this;
   }

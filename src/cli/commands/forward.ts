@@ -1,9 +1,10 @@
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
-import { checkOutputs, readNpyFile, readCheckpointFile, writeNpyFile } from '../files.js';
+import { checkOutputs, readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';
 import { modelFromStateDict, planFromStateDict } from '../../io/state_dict.js';
 import type { ConvAlgorithm } from '../../ops/conv2d.js';
+import type { AlgorithmPlanEntry } from '../../nn/repvgg.js';
 
 export const forward: Command = {
   spec: {
@@ -13,8 +14,10 @@ export const forward: Command = {
       '  CKPT: safetensors or torch.save .pth (official, timm or MMPretrain names; --key picks the state dict in a wrapper).\n' +
       '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
       '  --mode train uses batch statistics, as PyTorch\'s model.train() does.\n' +
-      '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.',
-    flags: { key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string' },
+      '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.\n' +
+      '  --verbose prints the algorithm each conv ran (\'auto\' resolved); --save-plan FILE.json writes it, and\n' +
+      '  --plan FILE.json pins every conv to it, so that no timing decides the numerics of a run.',
+    flags: { key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {
@@ -27,9 +30,24 @@ export const forward: Command = {
     const { plan } = planFromStateDict(ck);
     if (x.shape.length === 4) refuseLargeForward(forwardBytes(plan, x.shape[0], x.shape[2], x.shape[3], x.dtype === 'float64' ? 8 : 4), `the input ${x.shape.join('×')}`);
     const model = modelFromStateDict(ck, { dtype: x.dtype }).setAlgorithm(algorithm);
+    const planFile = str(a, 'plan');
+    if (planFile !== undefined) {
+      let pinned: AlgorithmPlanEntry[];
+      try {
+        pinned = JSON.parse(new TextDecoder().decode(readBytes(planFile, 'plan')));
+      } catch (e) {
+        throw new Error(`plan '${planFile}' is not valid JSON: ${(e as Error).message}`);
+      }
+      model.setAlgorithmPlan(pinned);
+    }
+    const savePlan = str(a, 'save-plan');
+    if (savePlan !== undefined) checkOutputs([['--save-plan', savePlan]], [['CKPT', a.positionals[0]], ['--out', out]]);
     model.train(mode === 'train');
     const y = model.forward(x);
     writeNpyFile(out, y);
+    const used = model.algorithmPlan();
+    if (a.flags.get('verbose') === true) for (const e of used) io.err(`${e.layer.padEnd(24)} ${e.algorithm}${e.algorithm === 'winograd' ? ` F(${e.winogradTile}×${e.winogradTile},3×3)` : ''}`);
+    if (savePlan !== undefined) writeFileAtomic(savePlan, new TextEncoder().encode(JSON.stringify(used, null, 1) + '\n'));
     io.out(`wrote ${out}: shape [${y.shape.join(', ')}] ${y.dtype} (${model.deploy ? 'deploy' : 'training-time'} model, ${mode} mode)`);
     return 0;
   },

@@ -1,0 +1,93 @@
+// 'auto' and algorithm plans: what ran is reported, a plan pins it, and a pinned plan decides the
+// numerics bit for bit, whatever the timing would have chosen.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RepVGG, type AlgorithmPlanEntry } from '../../src/nn/repvgg.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { chooseWithMargin, conv2d } from '../../src/ops/conv2d.js';
+import { relu } from '../../src/ops/relu.js';
+import { globalAvgPool } from '../../src/ops/pool.js';
+import { linear } from '../../src/ops/linear.js';
+import { stateDict } from '../../src/io/state_dict.js';
+import { serializeSafetensors } from '../../src/io/safetensors.js';
+import { serializeNpy, parseNpy } from '../../src/io/npy.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { cli } from '../cli/run.js';
+
+const CFG = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 5, in_channels: 3 };
+
+describe('algorithm plans', () => {
+  it('the plan reports what each conv ran, and the outputs are exactly those of the convs run with it', () => {
+    const m = convert(RepVGG.fromConfig(CFG, { seed: 1 }).eval());
+    const [, c2] = m.namedConvs()[3]; // stage2.1 (stride 1): one conv pinned to F(2×2), the rest 'auto'
+    c2.algorithm = 'winograd';
+    c2.winogradTile = 2;
+    const x = uniform([2, 3, 40, 40], new Rng(2), -1, 1);
+    const y = m.forward(x);
+    const plan = m.algorithmPlan();
+    expect(plan[3]).toEqual({ layer: 'stage2.1.rbr_reparam', algorithm: 'winograd', winogradTile: 2 });
+    expect(plan.map((e) => e.layer)).toEqual(['stage0.rbr_reparam', 'stage1.0.rbr_reparam', 'stage2.0.rbr_reparam', 'stage2.1.rbr_reparam', 'stage3.0.rbr_reparam', 'stage4.0.rbr_reparam']);
+    for (const e of plan) expect(['im2col', 'winograd']).toContain(e.algorithm); // 'auto' resolved
+    expect(plan[0].algorithm).toBe('im2col'); // stride 2: Winograd does not apply
+    // replay: each conv called directly with the algorithm the plan reports, then the same pool and
+    // classifier ops; if the plan misreported any conv, the last bits would differ
+    let h = x;
+    m.namedConvs().forEach(([, c], i) => {
+      const e = plan[i];
+      h = relu(conv2d(h, c.weight.data, c.bias!.data, { stride: c.stride, padding: 1, groups: c.groups, algorithm: e.algorithm, winogradTile: e.winogradTile }));
+    });
+    expect(linear(globalAvgPool(h), m.linear.weight.data, m.linear.bias.data).data).toEqual(y.data);
+  });
+
+  it('a pinned plan gives the same bits on every run, and other plans differ only by rounding', () => {
+    const base = convert(RepVGG.fromConfig(CFG, { seed: 1 }).eval());
+    const x = uniform([2, 3, 40, 40], new Rng(2), -1, 1);
+    base.forward(x);
+    const s2 = (c: { stride: unknown }) => c.stride === 2;
+    const plans: AlgorithmPlanEntry[][] = [
+      base.namedConvs().map(([layer]) => ({ layer, algorithm: 'im2col' })),
+      base.namedConvs().map(([layer, c]) => (s2(c) ? { layer, algorithm: 'im2col' } : { layer, algorithm: 'winograd', winogradTile: 2 })),
+      base.namedConvs().map(([layer, c]) => (s2(c) ? { layer, algorithm: 'direct' } : { layer, algorithm: 'winograd', winogradTile: 4 })),
+    ];
+    const outs = plans.map((p) => {
+      const a = convert(RepVGG.fromConfig(CFG, { seed: 1 }).eval()).setAlgorithmPlan(p).forward(x).data.slice();
+      const b = convert(RepVGG.fromConfig(CFG, { seed: 1 }).eval()).setAlgorithmPlan(p).forward(x).data.slice();
+      expect(b).toEqual(a); // pinned: identical bits
+      return a;
+    });
+    expect(outs[1]).not.toEqual(outs[0]); // the algorithms really differ in their last bits
+  });
+
+  it('plans are validated: every conv named once, Winograd only where it applies', () => {
+    const m = RepVGG.fromConfig(CFG, { seed: 1 });
+    const names = m.namedConvs().map(([l]) => l);
+    const all = names.map((layer) => ({ layer, algorithm: 'im2col' as const }));
+    expect(() => m.setAlgorithmPlan(all.slice(1))).toThrow(/no entry for 'stage0\.rbr_dense\.conv'/);
+    expect(() => m.setAlgorithmPlan([...all, { layer: 'stage9.0.rbr_dense.conv', algorithm: 'im2col' }])).toThrow(/no conv 'stage9\.0\.rbr_dense\.conv'/);
+    expect(() => m.setAlgorithmPlan(all.map((e, i) => (i === 0 ? { ...e, algorithm: 'winograd', winogradTile: 4 } : e)))).toThrow(/'stage0\.rbr_dense\.conv' is 3×3 with stride 2×2; Winograd needs 3×3 and stride 1/);
+    expect(() => m.algorithmPlan()).toThrow(/has not run yet/);
+  });
+
+  it("'auto' keeps the more accurate algorithm unless another is faster by more than 5%", () => {
+    expect(chooseWithMargin(['im2col', 'F2', 'F4'], [10, 9.7, 9.6])).toBe('im2col'); // 4% faster: not enough
+    expect(chooseWithMargin(['im2col', 'F2', 'F4'], [10, 6, 5.9])).toBe('F2'); // F4 within 5% of F2
+    expect(chooseWithMargin(['im2col', 'F2', 'F4'], [10, 6, 3])).toBe('F4');
+  });
+
+  it('repvgg forward --verbose shows the plan, --save-plan writes it and --plan pins it (the same bits)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-plan-'));
+    const m = RepVGG.fromConfig(CFG, { seed: 3 });
+    writeFileSync(join(dir, 'm.safetensors'), serializeSafetensors(stateDict(m)));
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(uniform([1, 3, 40, 40], new Rng(4), -1, 1)));
+    const first = await cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y1.npy'), '--verbose', '--save-plan', join(dir, 'plan.json'));
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).toMatch(/stage0\.rbr_dense\.conv\s+im2col/);
+    const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as AlgorithmPlanEntry[];
+    expect(plan).toHaveLength(m.namedConvs().length);
+    const again = await cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y2.npy'), '--plan', join(dir, 'plan.json'));
+    expect(again.code, again.err).toBe(0);
+    expect(parseNpy(readFileSync(join(dir, 'y2.npy'))).data).toEqual(parseNpy(readFileSync(join(dir, 'y1.npy'))).data);
+  });
+});
