@@ -153,16 +153,21 @@ export function writeZip(entries: readonly (readonly [string, Uint8Array])[]): U
   const dv = new DataView(out.buffer);
   const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01, the earliest DOS date: the same bytes every run
   const crcs = entries.map(([, d]) => crc32(d));
+  // The run of fields both headers share, in the same order (the central one adds "version made by"
+  // before it): version needed 2.0, flags, method, time, date, CRC-32, both sizes, name length.
+  const shared = (at: number, i: number) => {
+    dv.setUint16(at, 20, true);
+    dv.setUint16(at + 4, METHOD_STORED, true);
+    dv.setUint16(at + 8, DOS_DATE, true);
+    dv.setUint32(at + 10, crcs[i], true);
+    dv.setUint32(at + 14, entries[i][1].length, true);
+    dv.setUint32(at + 18, entries[i][1].length, true);
+    dv.setUint16(at + 22, names[i].length, true);
+  };
   entries.forEach(([, data], i) => {
     let p = locals[i];
     dv.setUint32(p, SIG_LOCAL, true);
-    dv.setUint16(p + 4, 20, true); // version needed: 2.0
-    dv.setUint16(p + 8, METHOD_STORED, true);
-    dv.setUint16(p + 12, DOS_DATE, true);
-    dv.setUint32(p + 14, crcs[i], true);
-    dv.setUint32(p + 18, data.length, true);
-    dv.setUint32(p + 22, data.length, true);
-    dv.setUint16(p + 26, names[i].length, true);
+    shared(p + 4, i);
     dv.setUint16(p + 28, extras[i], true);
     out.set(names[i], p + 30);
     p += 30 + names[i].length;
@@ -174,16 +179,10 @@ export function writeZip(entries: readonly (readonly [string, Uint8Array])[]): U
     out.set(data, p);
   });
   let p = cdOffset;
-  entries.forEach(([, data], i) => {
+  entries.forEach((_, i) => {
     dv.setUint32(p, SIG_CENTRAL, true);
-    dv.setUint16(p + 4, 20, true);
-    dv.setUint16(p + 6, 20, true);
-    dv.setUint16(p + 10, METHOD_STORED, true);
-    dv.setUint16(p + 14, DOS_DATE, true);
-    dv.setUint32(p + 16, crcs[i], true);
-    dv.setUint32(p + 20, data.length, true);
-    dv.setUint32(p + 24, data.length, true);
-    dv.setUint16(p + 28, names[i].length, true);
+    dv.setUint16(p + 4, 20, true); // version made by
+    shared(p + 6, i);
     dv.setUint32(p + 42, locals[i], true);
     out.set(names[i], p + 46);
     p += 46 + names[i].length;
