@@ -3,7 +3,7 @@
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseSafetensors, serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
+import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
@@ -55,11 +55,6 @@ function inFile<T>(path: string, f: () => T): T {
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
-}
-
-export function readSafetensorsFile(path: string, what = 'checkpoint'): Map<string, SafeEntry> {
-  const bytes = readBytes(path, what);
-  return inFile(path, () => parseSafetensors(bytes).tensors);
 }
 
 /** Any checkpoint (safetensors, .pth zip or legacy), recognised by its bytes; keys in the official names. */

@@ -7,12 +7,11 @@
 // 'module.' (DataParallel) is removed when every key has it.
 
 import { type SafeEntry, ITEM_SIZE } from './dtypes.js';
-import { parseSafetensors } from './safetensors.js';
+import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { PickleError, PyObject, type PyValue, typeName } from './pickle.js';
 import { type PthFormat, TorchTensor, pthFormat, readPth, serializePth } from './pth.js';
 import { type Dialect, detectDialect, renameKeys } from './dialects.js';
 import { normalizeKeys, showKey } from './state_dict.js';
-import { serializeSafetensors } from './safetensors.js';
 
 export type CheckpointFormat = 'safetensors' | PthFormat;
 

@@ -68,6 +68,13 @@ function formatKey(k: { block: Block; branch: number; leaf: string }, d: Dialect
   return `${prefix}${BRANCHES[k.branch][d]}.${k.leaf}`;
 }
 
+/** A branch's name in a naming: branchName('rbr_reparam', 'timm') = 'reparam_conv'. */
+export function branchName(official: string, d: Dialect): string {
+  const b = BRANCHES.find((r) => r.official === official);
+  if (b === undefined) throw new Error(`no branch '${official}'`);
+  return b[d];
+}
+
 /** The dialect a state dict's keys are written in, from its top-level names. */
 export function detectDialect(keys: Iterable<string>): Dialect {
   const list = [...keys];

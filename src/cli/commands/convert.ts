@@ -3,6 +3,7 @@ import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
 import { checkOutputs, checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
+import { branchName } from '../../io/dialects.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
 import { Rng, uniform } from '../../tensor/rng.js';
 
@@ -24,7 +25,7 @@ export const convert: Command = {
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
     const model = modelFromStateDict(ck.entries);
-    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${ck.dialect === 'official' ? 'rbr_reparam' : ck.dialect === 'timm' ? 'reparam_conv' : 'branch_reparam'} keys)`);
+    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${branchName('rbr_reparam', ck.dialect)} keys)`);
     model.eval();
     const deploy = convertModel(model);
     const size = num(a, 'probe-size', 32), batch = num(a, 'probe-batch', 2);
