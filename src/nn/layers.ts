@@ -66,10 +66,12 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
   }
 
-  // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given
-  forward(x: Tensor, out?: Tensor): Tensor {
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given; relu: ReLU in the output
+  // pass (inference only: backward would need the pre-activation)
+  forward(x: Tensor, out?: Tensor, relu = false): Tensor {
+    if (relu && this.training) throw new Error('Conv2d.forward: a fused ReLU is for inference (call eval() first)');
     this.x = x;
-    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out };
+    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out, relu };
     const b = this.bias === null ? null : this.bias.data;
     const g = convGeometry(x.shape.length === 3 ? [1, ...x.shape] : x.shape, this.weight.data.shape, opts);
     this.used = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm: this.algorithm, winogradTile: this.winogradTile };

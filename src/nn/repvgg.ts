@@ -94,13 +94,10 @@ export class RepVGGBlock extends Module {
   // x: (N, C, H, W) → y: (N, F, Ho, Wo); a deploy block in eval mode may write into `out`
   forward(x: Tensor, out?: Tensor): Tensor {
     if (this.rbrReparam !== null) {
-      const z = this.rbrReparam.forward(x, this.training ? undefined : out);
-      if (this.training) return this.nonlinearity.forward(z);
-      // Inference on the plain topology: ReLU in place on the conv's fresh output, no second buffer
-      // (as relu(): NaN stays NaN).
-      const d = z.data;
-      for (let i = 0; i < d.length; i++) if (d[i] < 0) d[i] = 0;
-      return z;
+      if (this.training) return this.nonlinearity.forward(this.rbrReparam.forward(x));
+      // Inference on the plain topology: bias and ReLU in the conv's own output pass (the deploy
+      // epilogue), written into the model's ping-pong buffer; the same bits as conv then relu().
+      return this.rbrReparam.forward(x, out, true);
     }
     const sum = this.rbrDense!.forward(x);
     const s = sum.data;

@@ -23,6 +23,8 @@ export interface Conv2dOptions {
   winogradWeights?: WinogradWeights;
   /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
   out?: Tensor;
+  /** Apply ReLU in the output pass (bias and ReLU in one pass: the deploy epilogue); bits as relu(conv2d(…)). */
+  relu?: boolean;
 }
 
 export function winogradApplies(g: ConvGeometry): boolean {
@@ -66,12 +68,12 @@ const AUTO_SAMPLES = 3;
 // timing. Candidates are interleaved (a, b, c, a, b, c, …) so that machine noise hits all alike; the
 // median of each is compared, and a faster one must beat the preferred one by AUTO_MARGIN.
 // y ends up holding the chosen algorithm's output.
-function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray): void {
+function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile)]));
-  const run = (c: AlgorithmChoice) => {
-    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y);
-    else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y);
+  const run = (c: AlgorithmChoice, epilogue = false) => {
+    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, epilogue);
+    else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, epilogue);
   };
   let best = candidates[0];
   if (candidates.length > 1) {
@@ -88,7 +90,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
     best = chooseWithMargin(candidates, med);
   }
   measured.set(shapeKey(g, x.dtype), best);
-  run(best);
+  run(best, relu);
 }
 
 /** The fastest by median, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
@@ -133,18 +135,19 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   if (algo === 'auto') {
     const m = measuredAlgorithm(g, x.dtype);
     if (m === undefined) {
-      measureAndRun(g, x, w, b, y);
+      measureAndRun(g, x, w, b, y, opts.relu === true);
       return new Tensor(y, [g.N, g.F, g.Ho, g.Wo]);
     }
     algo = m.algorithm;
     tile = m.winogradTile;
   }
   switch (algo) {
-    case 'direct':
+    case 'direct': // the reference: ReLU as its own pass
       conv2dDirect(g, x.data, w.data, b, y);
+      if (opts.relu === true) for (let i = 0; i < y.length; i++) if (y[i] < 0) y[i] = 0;
       break;
     case 'im2col':
-      conv2dIm2col(g, x.data, w.data, b, y);
+      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true);
       break;
     case 'winograd': {
       if (!winogradApplies(g)) {
@@ -157,7 +160,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       else if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups) {
         throw new Error('conv2d: winogradWeights do not match the weight shape or groups');
       }
-      conv2dWinograd(g, x.data, U, b, y);
+      conv2dWinograd(g, x.data, U, b, y, opts.relu === true);
       break;
     }
     default:

@@ -82,7 +82,8 @@ function readsInPlace(g: ConvGeometry, P: number): boolean {
 
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 // Per chunk of nb images and group: Y_g (F/g × nb·P) = W_g (F/g × K) · col (K × nb·P).
-export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray): void {
+// relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
+export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false): void {
   const { N, C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
   const P = Ho * Wo;
@@ -109,7 +110,7 @@ export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: F
       }
     }
   }
-  if (b !== null) addBias(y, b, N, F, P);
+  if (b !== null || relu) biasRelu(y, b, N, F, P, relu);
 }
 
 // buf (Fg × nb·P) → y[n0 + i, f0 + f, p]
@@ -134,13 +135,24 @@ function gatherRows(dy: FloatArray, buf: FloatArray, Fg: number, nb: number, P: 
   }
 }
 
-// y[n, f, :] += b[f]
-export function addBias(y: FloatArray, b: FloatArray, N: number, F: number, P: number): void {
+// y[n, f, :] += b[f], then (relu) y = 0 where y < 0. The clamp reads the stored value, so the bits
+// are those of a separate ReLU pass (NaN stays NaN, −0 stays −0).
+export function biasRelu(y: FloatArray, b: FloatArray | null, N: number, F: number, P: number, relu: boolean): void {
   for (let n = 0; n < N; n++) {
     for (let f = 0; f < F; f++) {
-      const bf = b[f];
-      const off = (n * F + f) * P;
-      for (let p = 0; p < P; p++) y[off + p] += bf;
+      const off = (n * F + f) * P, end = off + P;
+      if (b === null) {
+        for (let p = off; p < end; p++) if (y[p] < 0) y[p] = 0; // relu only (no add: −0 stays −0)
+      } else if (!relu) {
+        const bf = b[f];
+        for (let p = off; p < end; p++) y[p] += bf;
+      } else {
+        const bf = b[f];
+        for (let p = off; p < end; p++) {
+          y[p] += bf;
+          if (y[p] < 0) y[p] = 0;
+        }
+      }
     }
   }
 }

@@ -129,7 +129,8 @@ export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: nu
 const TILE_BLOCK = 256;
 
 // x: (N, C, H, W), U from winogradWeights, b: (F) | null → y: (N, F, Ho, Wo)
-export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray): void {
+// relu: ReLU in the output transform's store (the deploy epilogue), with a separate pass's bits
+export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray, relu = false): void {
   const { N, C, H, W, F, groups, Cg, Fg, pt, pl, Ho, Wo } = g;
   const m = U.tile;
   const alpha = m + 2;
@@ -180,7 +181,12 @@ export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeight
           const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
           for (let i = 0; i < mh; i++) {
             const row = yOff + (oy + i) * Wo + ox;
-            for (let j = 0; j < mw; j++) y[row + j] = d[i * m + j] + bias;
+            if (relu) {
+              for (let j = 0; j < mw; j++) {
+                y[row + j] = d[i * m + j] + bias;
+                if (y[row + j] < 0) y[row + j] = 0;
+              }
+            } else for (let j = 0; j < mw; j++) y[row + j] = d[i * m + j] + bias;
           }
         }
       }

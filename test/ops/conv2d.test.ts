@@ -258,6 +258,27 @@ describe('conv2d matches PyTorch (golden fixtures)', () => {
 describe('conv2d rejects bad arguments with clear errors', () => {
   const rng = new Rng(1);
   const x = uniform([1, 4, 5, 5], rng);
+  it('the fused ReLU epilogue gives exactly relu(conv2d(…)): every algorithm and path, with and without bias, NaN kept', () => {
+    const cases: [string, number[], number[], Conv2dOptions][] = [
+      ['3×3 small maps batched (im2col chunks, Winograd)', [3, 4, 6, 5], [6, 4, 3, 3], { padding: 1 }],
+      ['1×1 read in place (im2col)', [1, 8, 24, 24], [5, 8, 1, 1], {}],
+      ['3×3 stride 2, groups 2', [2, 4, 9, 9], [6, 2, 3, 3], { padding: 1, stride: 2, groups: 2 }],
+    ];
+    for (const [what, xs, ws, o] of cases) {
+      const rng = new Rng(xs[1]);
+      const x = uniform(xs, rng, -1, 1), w = uniform(ws, rng, -1, 1), b = uniform([ws[0]], rng, -1, 1);
+      x.data[5] = NaN;
+      const stride1 = ws[2] === 3 && o.stride === undefined;
+      const algos: Conv2dOptions[] = [{ algorithm: 'direct' }, { algorithm: 'im2col' }, ...(stride1 ? [{ algorithm: 'winograd' as const, winogradTile: 2 as const }, { algorithm: 'winograd' as const, winogradTile: 4 as const }] : [])];
+      for (const a of algos) for (const bias of [b, null]) {
+        const sep = conv2d(x, w, bias, { ...o, ...a }).data.map((v) => (v < 0 ? 0 : v));
+        const fused = conv2d(x, w, bias, { ...o, ...a, relu: true }).data;
+        expect(Array.from(fused, (v) => Object.is(v, -0) ? '-0' : v), `${what} ${a.algorithm} ${a.winogradTile ?? ''} bias ${bias !== null}`).toEqual(Array.from(sep, (v) => Object.is(v, -0) ? '-0' : v));
+        expect(fused.some(Number.isNaN)).toBe(true);
+      }
+    }
+  });
+
   it('Winograd with stride 2 throws instead of falling back', () => {
     expect(() => conv2d(x, uniform([2, 4, 3, 3], rng), null, { stride: 2, algorithm: 'winograd' })).toThrow(/Winograd needs a 3×3 kernel with stride 1/);
   });
