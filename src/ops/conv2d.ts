@@ -63,10 +63,14 @@ const CANDIDATES: AlgorithmChoice[] = [
 export const AUTO_MARGIN = 0.05;
 /** Timed runs per candidate (after one warm-up each), interleaved, compared by their medians. */
 const AUTO_SAMPLES = 3;
+/** After one timed run each, a candidate this much faster than every other is chosen at once. */
+const AUTO_CLEAR_LEAD = 0.3;
 
 // Steady-state cost, as a model in eval mode pays it: Winograd filters are transformed once, before
 // timing. Candidates are interleaved (a, b, c, a, b, c, …) so that machine noise hits all alike; the
-// median of each is compared, and a faster one must beat the preferred one by AUTO_MARGIN.
+// median of each is compared, and a faster one must beat the preferred one by AUTO_MARGIN. A clear
+// lead after the first timed run (AUTO_CLEAR_LEAD; F(4×4) against im2col is usually 2–3×) ends the
+// measurement early, so a one-shot call pays two runs per candidate, as before.
 // y ends up holding the chosen algorithm's output.
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
@@ -85,6 +89,10 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
         run(c);
         samples[i].push(performance.now() - t);
       });
+      if (s === 0) {
+        const first = samples.map((v) => v[0]), lead = Math.min(...first);
+        if (first.filter((t) => t <= lead * (1 + AUTO_CLEAR_LEAD)).length === 1) break;
+      }
     }
     const med = samples.map((v) => v.sort((p, q) => p - q)[v.length >> 1]);
     best = chooseWithMargin(candidates, med);
