@@ -176,11 +176,25 @@ function withSignalCleanup<T>(write: () => T): T {
   }
 }
 
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+/** bytes: one array, or a sequence of chunks written in order (e.g. an encoder's output, never assembled). */
+export function writeFileAtomic(path: string, bytes: Uint8Array | Iterable<Uint8Array>): void {
   withSignalCleanup(() => writeFileAtomicNow(path, bytes));
 }
 
-function writeFileAtomicNow(path: string, bytes: Uint8Array): void {
+// Small chunks are gathered into 1 MiB writes; large ones are written from their own memory.
+function writeChunks(fd: number, chunks: Iterable<Uint8Array>): void {
+  const stage = new Uint8Array(2 ** 20);
+  let used = 0;
+  const put = (b: Uint8Array) => { for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off); };
+  for (const c of chunks) {
+    if (used + c.length > stage.length) { put(stage.subarray(0, used)); used = 0; }
+    if (c.length >= stage.length) put(c);
+    else { stage.set(c, used); used += c.length; }
+  }
+  put(stage.subarray(0, used));
+}
+
+function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Array>): void {
   checkOutputs([['output', path]], []);
   const dir = dirname(path);
   try {
@@ -193,8 +207,7 @@ function writeFileAtomicNow(path: string, bytes: Uint8Array): void {
   try {
     const fd = openSync(tmp, 'wx');
     try {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      writeChunks(fd, bytes instanceof Uint8Array ? [bytes] : bytes);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -89,7 +89,10 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
   return out;
 }
 
-/** Read any supported checkpoint; `key` picks the state dict inside a wrapper explicitly. */
+/**
+ * Read any supported checkpoint; `key` picks the state dict inside a wrapper explicitly. Tensors of
+ * a .pth may be views into `bytes` (no copy): copy an entry before changing `bytes` or the entry.
+ */
 export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Checkpoint {
   const format = checkpointFormat(bytes);
   let raw: Map<string, SafeEntry>, wrapperKey: string | null = null, otherKeys: string[] = [], metadata: Record<string, string> = {};

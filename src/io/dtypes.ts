@@ -58,6 +58,25 @@ export function decodeLE(dtype: SafeDType, b: Uint8Array): EntryArray {
   }
 }
 
+/**
+ * A typed-array view of little-endian bytes, without a copy, where the host order and the alignment
+ * allow it and no widening is needed (not F16/BF16); otherwise null (use decodeLE).
+ */
+export function viewLE(dtype: SafeDType, b: Uint8Array): EntryArray | null {
+  if (!LITTLE_ENDIAN || b.byteOffset % ITEM_SIZE[dtype] !== 0) return null;
+  const n = b.length / ITEM_SIZE[dtype];
+  switch (dtype) {
+    case 'F64': return new Float64Array(b.buffer, b.byteOffset, n);
+    case 'F32': return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'I64': return new BigInt64Array(b.buffer, b.byteOffset, n);
+    case 'I32': return new Int32Array(b.buffer, b.byteOffset, n);
+    case 'I16': return new Int16Array(b.buffer, b.byteOffset, n);
+    case 'I8': return new Int8Array(b.buffer, b.byteOffset, n);
+    case 'U8': case 'BOOL': return b;
+    default: return null;
+  }
+}
+
 /** Reverse the bytes of every item in place (a big-endian file read on a little-endian host). */
 export function swapBytes(b: Uint8Array, itemSize: number): void {
   for (let i = 0; i + itemSize <= b.length; i += itemSize) {

@@ -103,6 +103,11 @@ export interface OnnxOptions {
  * input 'input' (N, C, H, W) → output 'logits' (N, num_classes), in the model's dtype.
  */
 export function toOnnx(model: RepVGG, opts: OnnxOptions = {}): Uint8Array {
+  return onnxModelProto(model, opts).encode();
+}
+
+/** The ModelProto, unencoded: .chunks() streams it (initializers are views of the weights), .size() measures it. */
+export function onnxModelProto(model: RepVGG, opts: OnnxOptions = {}): ProtoMessage {
   const opset = opts.opset ?? DEFAULT_OPSET;
   if (!(opset in IR_VERSION)) throw new Error(`onnx: opset ${opset} is not supported (supported: ${ONNX_OPSETS[0]} to ${ONNX_OPSETS[ONNX_OPSETS.length - 1]})`);
   if (!LITTLE_ENDIAN) throw new Error('onnx: big-endian hosts are not supported (raw_data is little-endian)');
@@ -122,6 +127,5 @@ export function toOnnx(model: RepVGG, opts: OnnxOptions = {}): Uint8Array {
     .string(2, 'repvgg-ts')
     .string(3, VERSION)
     .message(7, g.graph)
-    .message(8, new ProtoMessage().string(1, '').varint(2, opset))
-    .encode();
+    .message(8, new ProtoMessage().string(1, '').varint(2, opset));
 }

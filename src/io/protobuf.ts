@@ -71,6 +71,15 @@ export class ProtoMessage {
     return this.cached;
   }
 
+  /** The encoding as a sequence of byte arrays, in order, without assembling it (large fields are the caller's own arrays). */
+  *chunks(): Generator<Uint8Array, void, void> {
+    this.flush();
+    for (const p of this.parts) {
+      if (p instanceof ProtoMessage) yield* p.chunks();
+      else yield p;
+    }
+  }
+
   encode(): Uint8Array {
     const out = new Uint8Array(this.size());
     this.writeInto(out, 0);

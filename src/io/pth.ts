@@ -10,7 +10,7 @@
 // out contiguous. Nothing in the pickle is ever called (see pickle.ts); only the rebuild functions
 // below are implemented, by us.
 
-import { ITEM_SIZE, decodeLE, swapBytes, type EntryArray, type SafeDType, type SafeEntry } from './dtypes.js';
+import { ITEM_SIZE, decodeLE, swapBytes, viewLE, type EntryArray, type SafeDType, type SafeEntry } from './dtypes.js';
 import { PickleError, PickleWriter, PyGlobal, PyObject, type PyValue, typeName, unpickle } from './pickle.js';
 import { isZip, readZip, writeZip } from './zip.js';
 
@@ -38,7 +38,10 @@ export class TorchTensor {
     return this.shape.reduce((a, b) => a * b, 1);
   }
 
-  /** A contiguous copy as a state-dict entry (F16/BF16 widened to float32). */
+  /**
+   * The tensor as a contiguous state-dict entry (F16/BF16 widened to float32). A contiguous,
+   * little-endian, aligned tensor is a view into the checkpoint's bytes (no copy); others are copied.
+   */
   toEntry(): SafeEntry {
     const { storage: s, offset, shape, stride } = this;
     const item = ITEM_SIZE[s.dtype];
@@ -48,12 +51,15 @@ export class TorchTensor {
     for (let k = 0; k < shape.length; k++) last += (shape[k] - 1) * stride[k];
     const span = n === 0 ? 0 : last + 1;
     let raw = s.bytes.subarray(offset * item, (offset + span) * item);
+    const contiguous = isContiguous(shape, stride);
+    const view = contiguous && !s.bigEndian ? viewLE(s.dtype, raw) : null;
+    if (view !== null) return { dtype: s.dtype, shape: shape.slice(), data: view };
     if (s.bigEndian) {
       raw = raw.slice();
       swapBytes(raw, item);
     }
     const flat = decodeLE(s.dtype, raw);
-    return { dtype: s.dtype, shape: shape.slice(), data: isContiguous(shape, stride) ? flat : gather(flat, shape, stride, n) };
+    return { dtype: s.dtype, shape: shape.slice(), data: contiguous ? flat : gather(flat, shape, stride, n) };
   }
 }
 

@@ -49,7 +49,7 @@ function checkTensor(dst: Tensor, e: SafeEntry, key: string): void {
  * model's. Every key is checked (shape, dtype, finite values, variances ≥ 0, integer counters) before
  * any is written, so a failed load leaves the model as it was.
  */
-export function loadStateDict(m: Module, entries: Map<string, SafeEntry>): void {
+export function loadStateDict(m: Module, entries: Map<string, SafeEntry>, opts: { share?: boolean } = {}): void {
   const src = normalizeKeys(entries);
   const seen = new Set<string>();
   const need = (key: string): SafeEntry => {
@@ -62,7 +62,13 @@ export function loadStateDict(m: Module, entries: Map<string, SafeEntry>): void 
   for (const [key, p] of m.namedParameters()) {
     const e = need(key);
     checkTensor(p.data, e, key);
-    writes.push(() => { p.data.data.set(e.data as Float32Array | Float64Array); p.version++; });
+    writes.push(() => {
+      // share: take the entry's array itself when it already has the parameter's type (no copy, and
+      // the fresh zero array the model was built with is never touched)
+      if (opts.share === true && e.data.constructor === p.data.data.constructor) p.data = new Tensor(e.data as Float32Array | Float64Array, p.data.shape);
+      else p.data.data.set(e.data as Float32Array | Float64Array);
+      p.version++;
+    });
   }
   for (const [key, b] of m.namedBuffers()) {
     if (b.kind === 'tensor') {
@@ -138,12 +144,16 @@ export function planFromStateDict(entries: Map<string, SafeEntry>): { plan: RepV
   return { plan: { inChannels, numClasses: lw[0], stages }, deploy };
 }
 
-/** A RepVGG built from a checkpoint's keys and loaded with its values. dtype defaults to the checkpoint's (F64 → float64). */
-export function modelFromStateDict(entries: Map<string, SafeEntry>, opts: { dtype?: DType } = {}): RepVGG {
+/**
+ * A RepVGG built from a checkpoint's keys and loaded with its values. dtype defaults to the checkpoint's
+ * (F64 → float64). share: parameters take the entries' arrays where their type matches instead of
+ * copying them (the model and the entries then share memory; for one-shot use such as the CLI).
+ */
+export function modelFromStateDict(entries: Map<string, SafeEntry>, opts: { dtype?: DType; share?: boolean } = {}): RepVGG {
   const { plan, deploy } = planFromStateDict(entries);
   const src = normalizeKeys(entries);
   const dtype = opts.dtype ?? (src.get('linear.weight')?.dtype === 'F64' ? 'float64' : 'float32');
   const model = new RepVGG(plan, { deploy, dtype, init: false });
-  loadStateDict(model, src);
+  loadStateDict(model, src, { share: opts.share });
   return model;
 }

@@ -92,6 +92,20 @@ describe('reading torch.save checkpoints', () => {
   });
 });
 
+describe('no copies where none are needed', () => {
+  it('contiguous tensors are views into the file; a shared-memory model computes exactly what a copying one does', () => {
+    const bytes = bytesOf('official_train.pth');
+    const entries = parseCheckpoint(bytes).entries;
+    const w = entries.get('stage1.0.rbr_dense.conv.weight')!;
+    expect(w.data.buffer).toBe(bytes.buffer); // a view, 64-byte aligned as torch.save writes it
+    const shared = modelFromStateDict(entries, { share: true }).eval().setAlgorithm('im2col');
+    const copied = modelFromStateDict(entries).eval().setAlgorithm('im2col');
+    expect(shared.stages[0][0].rbrDense!.conv.weight.data.data).toBe(w.data);
+    expect(copied.stages[0][0].rbrDense!.conv.weight.data.data).not.toBe(w.data);
+    expect(shared.forward(exp.t('input')).data).toEqual(copied.forward(exp.t('input')).data);
+  });
+});
+
 describe('hostile and broken checkpoints', () => {
   it('an os.system payload beside the weights stays an inert record: loads, and never runs', () => {
     rmSync(MARKER, { force: true });

@@ -20,7 +20,7 @@ export const backward: Command = {
     const dyPath = required(a, 'grad-output', 'backward');
     const dy = readNpyFile(dyPath, 'grad-output');
     const out = required(a, 'out', 'backward');
-    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype }).train();
+    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype, share: true }).train();
     const y = model.forward(x);
     if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
       throw new Error(`grad-output '${dyPath}' has shape ${fmtShape(dy.shape)}, expected the output shape ${fmtShape(y.shape)}`);

@@ -24,7 +24,7 @@ export const convert: Command = {
     checkOutputs([['DEPLOY', dst]], [['TRAIN', src]]);
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
-    const model = modelFromStateDict(ck.entries);
+    const model = modelFromStateDict(ck.entries, { share: true }); // one-shot: no copy of the weights
     if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${branchName('rbr_reparam', ck.dialect)} keys)`);
     model.eval();
     const deploy = convertModel(model);

@@ -2,7 +2,7 @@ import { type ParsedArgs, num, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { checkOutputs, readCheckpointFile, writeFileAtomic } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
-import { DEFAULT_OPSET, toOnnx } from '../../io/onnx.js';
+import { DEFAULT_OPSET, onnxModelProto } from '../../io/onnx.js';
 
 export const exportOnnx: Command = {
   spec: {
@@ -18,11 +18,13 @@ export const exportOnnx: Command = {
     const [src, dst] = a.positionals;
     if (!/\.onnx$/i.test(dst)) throw new Error(`OUT '${dst}': name the output .onnx`);
     checkOutputs([['OUT', dst]], [['CKPT', src]]);
-    const model = modelFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries).eval();
+    // one-shot: the model takes the parsed arrays (views into the file) and the ONNX streams to disk,
+    // so no second or third copy of the weights is made
+    const model = modelFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries, { share: true }).eval();
     const opset = num(a, 'opset', DEFAULT_OPSET);
-    const bytes = toOnnx(model, { opset });
-    writeFileAtomic(dst, bytes);
-    io.out(`wrote ${dst}: ${model.deploy ? 'deploy' : 'training-time (eval)'} graph, opset ${opset}, ${model.dtype}, ${(bytes.length / 2 ** 20).toFixed(2)} MiB`);
+    const proto = onnxModelProto(model, { opset });
+    writeFileAtomic(dst, proto.chunks());
+    io.out(`wrote ${dst}: ${model.deploy ? 'deploy' : 'training-time (eval)'} graph, opset ${opset}, ${model.dtype}, ${(proto.size() / 2 ** 20).toFixed(2)} MiB`);
     return 0;
   },
 };

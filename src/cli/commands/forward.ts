@@ -29,7 +29,7 @@ export const forward: Command = {
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
     const { plan } = planFromStateDict(ck);
     if (x.shape.length === 4) refuseLargeForward(forwardBytes(plan, x.shape[0], x.shape[2], x.shape[3], x.dtype === 'float64' ? 8 : 4), `the input ${x.shape.join('×')}`);
-    const model = modelFromStateDict(ck, { dtype: x.dtype }).setAlgorithm(algorithm);
+    const model = modelFromStateDict(ck, { dtype: x.dtype, share: true }).setAlgorithm(algorithm);
     const planFile = str(a, 'plan');
     if (planFile !== undefined) {
       let pinned: AlgorithmPlanEntry[];
