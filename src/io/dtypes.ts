@@ -27,6 +27,13 @@ function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+type ArrayOf = new (buffer: ArrayBufferLike, byteOffset?: number, length?: number) => EntryArray;
+
+/** The typed array each dtype is stored in as it is (F16/BF16 are widened instead). */
+const STORED: Partial<Record<SafeDType, ArrayOf>> = {
+  F64: Float64Array, F32: Float32Array, I64: BigInt64Array, I32: Int32Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array,
+};
+
 /**
  * Little-endian bytes → an owned typed array (a copy: slicing a pooled Node buffer would share
  * memory, and the copy is aligned). F16 and BF16 widen to float32 exactly (bfloat16 is the top
@@ -35,27 +42,17 @@ function halfToFloat(h: number): number {
 export function decodeLE(dtype: SafeDType, b: Uint8Array): EntryArray {
   if (!LITTLE_ENDIAN) throw new Error('big-endian hosts are not supported');
   const copy = new Uint8Array(b);
-  switch (dtype) {
-    case 'F64': return new Float64Array(copy.buffer);
-    case 'F32': return new Float32Array(copy.buffer);
-    case 'I64': return new BigInt64Array(copy.buffer);
-    case 'I32': return new Int32Array(copy.buffer);
-    case 'I16': return new Int16Array(copy.buffer);
-    case 'I8': return new Int8Array(copy.buffer);
-    case 'U8': case 'BOOL': return copy;
-    case 'F16': {
-      const h = new Uint16Array(copy.buffer);
-      const out = new Float32Array(h.length);
-      for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]);
-      return out;
-    }
-    case 'BF16': {
-      const h = new Uint16Array(copy.buffer);
-      const u = new Uint32Array(h.length);
-      for (let i = 0; i < h.length; i++) u[i] = h[i] << 16;
-      return new Float32Array(u.buffer);
-    }
+  const Stored = STORED[dtype];
+  if (Stored !== undefined) return new Stored(copy.buffer);
+  const h = new Uint16Array(copy.buffer);
+  if (dtype === 'F16') {
+    const out = new Float32Array(h.length);
+    for (let i = 0; i < h.length; i++) out[i] = halfToFloat(h[i]);
+    return out;
   }
+  const u = new Uint32Array(h.length); // BF16
+  for (let i = 0; i < h.length; i++) u[i] = h[i] << 16;
+  return new Float32Array(u.buffer);
 }
 
 /**
@@ -63,18 +60,9 @@ export function decodeLE(dtype: SafeDType, b: Uint8Array): EntryArray {
  * allow it and no widening is needed (not F16/BF16); otherwise null (use decodeLE).
  */
 export function viewLE(dtype: SafeDType, b: Uint8Array): EntryArray | null {
-  if (!LITTLE_ENDIAN || b.byteOffset % ITEM_SIZE[dtype] !== 0) return null;
-  const n = b.length / ITEM_SIZE[dtype];
-  switch (dtype) {
-    case 'F64': return new Float64Array(b.buffer, b.byteOffset, n);
-    case 'F32': return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'I64': return new BigInt64Array(b.buffer, b.byteOffset, n);
-    case 'I32': return new Int32Array(b.buffer, b.byteOffset, n);
-    case 'I16': return new Int16Array(b.buffer, b.byteOffset, n);
-    case 'I8': return new Int8Array(b.buffer, b.byteOffset, n);
-    case 'U8': case 'BOOL': return b;
-    default: return null;
-  }
+  const Stored = STORED[dtype];
+  if (!LITTLE_ENDIAN || Stored === undefined || b.byteOffset % ITEM_SIZE[dtype] !== 0) return null;
+  return new Stored(b.buffer, b.byteOffset, b.length / ITEM_SIZE[dtype]);
 }
 
 /** Reverse the bytes of every item in place (a big-endian file read on a little-endian host). */
