@@ -146,19 +146,22 @@ export async function withLock<T>(path: string, work: () => Promise<T>): Promise
   }
 }
 
+/** The one way an interrupted command ends: remove what it owns, say so, exit 130 (SIGINT) or 143. */
+export function exitInterrupted(sig: NodeJS.Signals, message: string): never {
+  removeOwned();
+  process.stderr.write(`${message}\n`);
+  process.exit(sig === 'SIGINT' ? 130 : 143);
+}
+
+let guards = 0;
+const onSignal = (sig: NodeJS.Signals) => exitInterrupted(sig, `repvgg: interrupted by ${sig}; files already written are complete`);
+
 /**
  * Run a synchronous write with SIGINT/SIGTERM handled: a signal that arrives during it is delivered
  * once it has finished (JavaScript cannot be interrupted mid-call), and then removes whatever this
  * process still owns and exits 130/143. The handlers stay attached until a timer after the write, so
  * a signal caught during the write is not lost when they are removed.
  */
-let guards = 0;
-function onSignal(sig: NodeJS.Signals): void {
-  removeOwned();
-  process.stderr.write(`repvgg: interrupted by ${sig}; files already written are complete\n`);
-  process.exit(sig === 'SIGINT' ? 130 : 143);
-}
-
 function withSignalCleanup<T>(write: () => T): T {
   if (guards++ === 0) {
     process.on('SIGINT', onSignal);
@@ -181,17 +184,20 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | Iterable<Uint8
   withSignalCleanup(() => writeFileAtomicNow(path, bytes));
 }
 
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off);
+}
+
 // Small chunks are gathered into 1 MiB writes; large ones are written from their own memory.
 function writeChunks(fd: number, chunks: Iterable<Uint8Array>): void {
   const stage = new Uint8Array(2 ** 20);
   let used = 0;
-  const put = (b: Uint8Array) => { for (let off = 0; off < b.length;) off += writeSync(fd, b, off, b.length - off); };
   for (const c of chunks) {
-    if (used + c.length > stage.length) { put(stage.subarray(0, used)); used = 0; }
-    if (c.length >= stage.length) put(c);
+    if (used + c.length > stage.length) { writeAll(fd, stage.subarray(0, used)); used = 0; }
+    if (c.length >= stage.length) writeAll(fd, c);
     else { stage.set(c, used); used += c.length; }
   }
-  put(stage.subarray(0, used));
+  writeAll(fd, stage.subarray(0, used));
 }
 
 function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Array>): void {
@@ -207,7 +213,8 @@ function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Arra
   try {
     const fd = openSync(tmp, 'wx');
     try {
-      writeChunks(fd, bytes instanceof Uint8Array ? [bytes] : bytes);
+      if (bytes instanceof Uint8Array) writeAll(fd, bytes); // one array: no staging copy
+      else writeChunks(fd, bytes);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -2,7 +2,7 @@
 
 import type { Io } from './command.js';
 import { clock, progressBar } from './progress.js';
-import { removeOwned } from './files.js';
+import { exitInterrupted } from './files.js';
 import { type Dataset, type EpochStats, type FitOptions, fitAsync } from '../train/fit.js';
 import type { Module } from '../nn/module.js';
 
@@ -21,10 +21,8 @@ export async function trainWithProgress(model: Module, data: Dataset, opts: FitO
   // Ctrl-C or SIGTERM between batches: remove temporary files and locks, keep the last complete
   // checkpoint, exit 130/143 (fitAsync returns to the event loop often enough for this to run).
   const onSignal = (sig: NodeJS.Signals) => {
-    removeOwned();
     io.progress('');
-    io.err(`${label}: interrupted by ${sig}; the last checkpoint written is complete`);
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    exitInterrupted(sig, `${label}: interrupted by ${sig}; the last checkpoint written is complete`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
