@@ -13,6 +13,9 @@ export { globalAvgPool, globalAvgPoolBackward } from './ops/pool.js';
 export { linear, linearBackward } from './ops/linear.js';
 export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js';
 
+// threads (one worker pool; results are bitwise identical for every count)
+export { setThreads, getThreads } from './backend/pool.js';
+
 // modules and models
 export { Module, Parameter } from './nn/module.js';
 export { Conv2d, BatchNorm2d, ReLU, Linear } from './nn/layers.js';

@@ -73,7 +73,9 @@ export function parseNumberArg(raw: string, kind: NumberKind, what: string): num
 }
 
 export function helpText(spec: CommandSpec): string {
-  return `repvgg ${spec.name}: ${spec.summary}\n\nusage: ${spec.usage}\n`;
+  const threads = spec.flags.threads === undefined ? ''
+    : '\n--threads N: threads for the convolutions (default: the cores, at most 8); results are the same bits for every N\n';
+  return `repvgg ${spec.name}: ${spec.summary}\n\nusage: ${spec.usage}\n${threads}`;
 }
 
 export function str(a: ParsedArgs, name: string): string | undefined;

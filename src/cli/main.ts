@@ -5,6 +5,7 @@ import { UsageError, helpText, parseArgs } from './args.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
+import { MAX_THREADS, setThreads } from '../backend/pool.js';
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
@@ -29,6 +30,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     if (args.help) {
       io.out(helpText(cmd.spec));
       return 0;
+    }
+    const threads = args.flags.get('threads');
+    if (typeof threads === 'number') {
+      if (threads > MAX_THREADS) throw new UsageError(`${name}: --threads must be at most ${MAX_THREADS}, got ${threads}`);
+      setThreads(threads);
     }
     return await cmd.run(args, io);
   } catch (e) {

@@ -1,9 +1,16 @@
-// im2col + GEMM convolution. Per image and group, the receptive fields are unrolled into a
-// (C/g·kH·kW) × (Ho·Wo) matrix `col`, and y_g = W_g · col. A 1×1 conv with stride 1 and no padding
-// is already a GEMM over the input (col = x_g), so it needs no copy.
+// im2col + GEMM convolution. Per group, the receptive fields of a run of output positions are
+// unrolled into a (C/g·kH·kW) × L matrix `col`, and y_g = W_g · col. Output positions are numbered
+// q = n·P + p over the whole batch (P = Ho·Wo), so a run may span images: small feature maps are
+// batched so that the GEMM is wide enough to amortise packing the weights. A 1×1 conv with stride 1
+// and no padding is already a GEMM over the input (col = x_g), so it needs no copy.
+//
+// Threads (src/backend/pool.ts): forward splits the output positions; backward splits dW by output
+// channel and dx by input channel. Neither split touches a sum, so every thread count gives the
+// same bits.
 
 import type { FloatArray } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
+import { collectOutput, defineKernel, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { gemm } from './gemm.js';
@@ -20,59 +27,89 @@ function validRange(L: number, s: number, p: number, t: number, O: number): [num
   return [lo, Math.max(lo, hi)];
 }
 
-// x: (N, C, H, W) image n, group gi → col rows r = (c, i, j), columns colOff + (oh·Wo + ow), row stride ld
-function im2col(g: ConvGeometry, x: FloatArray, n: number, gi: number, col: FloatArray, colOff: number, ld: number): void {
+// x: (N, C, H, W) image n, group gi, output positions [p0, p1) → col rows r = (c, i, j) for c in
+// [c0, c1) (r counted from c = 0), columns colOff + (p − p0), row stride ld
+function im2col(
+  g: ConvGeometry, x: FloatArray, n: number, gi: number, p0: number, p1: number,
+  col: FloatArray, colOff: number, ld: number, c0 = 0, c1 = g.Cg,
+): void {
   const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
-  const P = Ho * Wo;
-  let r = 0;
-  for (let c = 0; c < Cg; c++) {
+  for (let c = c0; c < c1; c++) {
     const xc = (n * C + gi * Cg + c) * H * W;
     for (let i = 0; i < KH; i++) {
       const [ohLo, ohHi] = validRange(H, sh, pt, i * dh, Ho);
-      for (let j = 0; j < KW; j++, r++) {
+      for (let j = 0; j < KW; j++) {
         const [owLo, owHi] = validRange(W, sw, pl, j * dw, Wo);
-        const row = r * ld + colOff;
-        col.fill(0, row, row + ohLo * Wo);
-        for (let oh = ohLo; oh < ohHi; oh++) {
-          const dst = row + oh * Wo;
-          const src = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
-          for (let ow = 0; ow < owLo; ow++) col[dst + ow] = 0;
-          for (let ow = owLo; ow < owHi; ow++) col[dst + ow] = x[src + ow * sw];
-          for (let ow = owHi; ow < Wo; ow++) col[dst + ow] = 0;
-        }
-        col.fill(0, row + ohHi * Wo, row + P);
-      }
-    }
-  }
-}
-
-// col (rows r = (c, i, j), columns colOff + p, row stride ld) → dx image n, group gi (+=)
-function col2im(g: ConvGeometry, col: FloatArray, colOff: number, ld: number, n: number, gi: number, dx: FloatArray): void {
-  const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
-  let r = 0;
-  for (let c = 0; c < Cg; c++) {
-    const xc = (n * C + gi * Cg + c) * H * W;
-    for (let i = 0; i < KH; i++) {
-      const [ohLo, ohHi] = validRange(H, sh, pt, i * dh, Ho);
-      for (let j = 0; j < KW; j++, r++) {
-        const [owLo, owHi] = validRange(W, sw, pl, j * dw, Wo);
-        const row = r * ld + colOff;
-        for (let oh = ohLo; oh < ohHi; oh++) {
-          const src = row + oh * Wo;
-          const dst = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
-          for (let ow = owLo; ow < owHi; ow++) dx[dst + ow * sw] += col[src + ow];
+        const base = ((c * KH + i) * KW + j) * ld + colOff - p0; // col index of position p: base + p
+        for (let p = p0; p < p1;) {
+          const oh = Math.floor(p / Wo);
+          const ow0 = p - oh * Wo, ow1 = Math.min(Wo, ow0 + p1 - p);
+          const dst = base + oh * Wo;
+          if (oh < ohLo || oh >= ohHi) {
+            col.fill(0, dst + ow0, dst + ow1);
+          } else {
+            const src = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
+            const a = Math.max(ow0, Math.min(owLo, ow1)), b = Math.max(a, Math.min(owHi, ow1));
+            for (let ow = ow0; ow < a; ow++) col[dst + ow] = 0;
+            for (let ow = a; ow < b; ow++) col[dst + ow] = x[src + ow * sw];
+            for (let ow = b; ow < ow1; ow++) col[dst + ow] = 0;
+          }
+          p += ow1 - ow0;
         }
       }
     }
   }
 }
 
-/** Elements of the batched col matrix per chunk: small feature maps are batched over images so the
- * GEMM is wide enough to amortise packing the weights; large ones go one image at a time. */
+// col (rows r = (c, i, j), columns colOff + (p − p0), row stride ld) for c in [c0, c1) → dx image n,
+// group gi (+=)
+function col2im(
+  g: ConvGeometry, col: FloatArray, colOff: number, ld: number, n: number, gi: number,
+  p0: number, p1: number, c0: number, c1: number, dx: FloatArray,
+): void {
+  const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
+  for (let c = c0; c < c1; c++) {
+    const xc = (n * C + gi * Cg + c) * H * W;
+    for (let i = 0; i < KH; i++) {
+      const [ohLo, ohHi] = validRange(H, sh, pt, i * dh, Ho);
+      for (let j = 0; j < KW; j++) {
+        const [owLo, owHi] = validRange(W, sw, pl, j * dw, Wo);
+        const base = ((c * KH + i) * KW + j) * ld + colOff - p0;
+        for (let p = p0; p < p1;) {
+          const oh = Math.floor(p / Wo);
+          const ow0 = p - oh * Wo, ow1 = Math.min(Wo, ow0 + p1 - p);
+          if (oh >= ohLo && oh < ohHi) {
+            const src = base + oh * Wo;
+            const dst = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
+            const hi = Math.min(owHi, ow1);
+            for (let ow = Math.max(ow0, owLo); ow < hi; ow++) dx[dst + ow * sw] += col[src + ow];
+          }
+          p += ow1 - ow0;
+        }
+      }
+    }
+  }
+}
+
+/** Elements of the col matrix per chunk (8 MiB as float32). */
 const COL_LIMIT = 1 << 21;
 
-function imagesPerChunk(g: ConvGeometry, K: number, P: number): number {
-  return Math.max(1, Math.min(g.N, Math.floor(COL_LIMIT / (K * P))));
+// A chunk of output positions starting at qa: at most COL_LIMIT/K columns (at least 64), and
+// a chunk that would end inside a later image ends at that image's start instead.
+function chunkEnd(qa: number, q1: number, K: number, P: number): number {
+  const qb = Math.min(q1, qa + Math.max(64, Math.floor(COL_LIMIT / K)));
+  const boundary = Math.floor(qb / P) * P;
+  return boundary > qa && boundary < qb ? boundary : qb;
+}
+
+// Calls f(n, p0, p1, colOff) for each image's share [p0, p1) of the positions [qa, qb).
+function forEachImage(qa: number, qb: number, P: number, f: (n: number, p0: number, p1: number, colOff: number) => void): void {
+  for (let q = qa; q < qb;) {
+    const n = Math.floor(q / P);
+    const p0 = q - n * P, p1 = Math.min(P, qb - n * P);
+    f(n, p0, p1, q - qa);
+    q += p1 - p0;
+  }
 }
 
 // A 1×1 stride-1 unpadded conv reads its input in place when the map is large enough to fill a GEMM.
@@ -80,125 +117,209 @@ function readsInPlace(g: ConvGeometry, P: number): boolean {
   return isPointwise(g) && P >= 256;
 }
 
-// x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
-// Per chunk of nb images and group: Y_g (F/g × nb·P) = W_g (F/g × K) · col (K × nb·P).
-// relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
-export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false): void {
-  const { N, C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
+interface ForwardArgs {
+  g: ConvGeometry; x: FloatArray; w: FloatArray; b: FloatArray | null; y: FloatArray; relu: boolean;
+}
+
+// y[n, f, p0..p1) for the output positions q in [q0, q1) (see conv2dIm2col)
+function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
+  const { g, x, w, b, y, relu } = a;
+  const { C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
   const P = Ho * Wo;
   if (readsInPlace(g, P)) {
-    for (let n = 0; n < N; n++) {
+    forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
-        gemm(Fg, P, K, { data: w, offset: gi * Fg * K, ld: K, trans: false },
-          { data: x, offset: (n * C + gi * Cg) * H * W, ld: P, trans: false }, y, (n * F + gi * Fg) * P, P, false);
+        const yOff = (n * F + gi * Fg) * P + p0;
+        gemm(Fg, p1 - p0, K, { data: w, offset: gi * Fg * K, ld: K, trans: false },
+          { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, yOff, P, false);
+        biasRelu(y, yOff, P, p1 - p0, Fg, b, gi * Fg, relu);
       }
-    }
-  } else {
-    const chunk = imagesPerChunk(g, K, P);
-    const col = workspaceLike('im2col.col', K * chunk * P, x);
-    const yb = chunk > 1 ? workspaceLike('im2col.y', Fg * chunk * P, x) : y;
-    for (let n0 = 0; n0 < N; n0 += chunk) {
-      const nb = Math.min(chunk, N - n0);
-      const L = nb * P;
-      for (let gi = 0; gi < groups; gi++) {
-        for (let i = 0; i < nb; i++) im2col(g, x, n0 + i, gi, col, i * P, L);
-        const direct = nb === 1;
-        gemm(Fg, L, K, { data: w, offset: gi * Fg * K, ld: K, trans: false }, { data: col, offset: 0, ld: L, trans: false },
-          direct ? y : yb, direct ? (n0 * F + gi * Fg) * P : 0, L, false);
-        if (!direct) scatterRows(yb, y, Fg, nb, P, n0, F, gi * Fg);
-      }
-    }
+    });
+    return;
   }
-  if (b !== null || relu) biasRelu(y, b, N, F, P, relu);
-}
-
-// buf (Fg × nb·P) → y[n0 + i, f0 + f, p]
-function scatterRows(buf: FloatArray, y: FloatArray, Fg: number, nb: number, P: number, n0: number, F: number, f0: number): void {
-  for (let f = 0; f < Fg; f++) {
-    for (let i = 0; i < nb; i++) {
-      const src = f * nb * P + i * P;
-      const dst = ((n0 + i) * F + f0 + f) * P;
-      for (let p = 0; p < P; p++) y[dst + p] = buf[src + p];
-    }
-  }
-}
-
-// dy[n0 + i, f0 + f, p] → buf (Fg × nb·P)
-function gatherRows(dy: FloatArray, buf: FloatArray, Fg: number, nb: number, P: number, n0: number, F: number, f0: number): void {
-  for (let f = 0; f < Fg; f++) {
-    for (let i = 0; i < nb; i++) {
-      const dst = f * nb * P + i * P;
-      const src = ((n0 + i) * F + f0 + f) * P;
-      for (let p = 0; p < P; p++) buf[dst + p] = dy[src + p];
-    }
-  }
-}
-
-// y[n, f, :] += b[f], then (relu) y = 0 where y < 0. The clamp reads the stored value, so the bits
-// are those of a separate ReLU pass (NaN stays NaN, −0 stays −0).
-export function biasRelu(y: FloatArray, b: FloatArray | null, N: number, F: number, P: number, relu: boolean): void {
-  for (let n = 0; n < N; n++) {
-    for (let f = 0; f < F; f++) {
-      const off = (n * F + f) * P, end = off + P;
-      if (b === null) {
-        for (let p = off; p < end; p++) if (y[p] < 0) y[p] = 0; // relu only (no add: −0 stays −0)
-      } else if (!relu) {
-        const bf = b[f];
-        for (let p = off; p < end; p++) y[p] += bf;
-      } else {
-        const bf = b[f];
-        for (let p = off; p < end; p++) {
-          y[p] += bf;
-          if (y[p] < 0) y[p] = 0;
+  const cols = Math.min(q1 - q0, Math.max(64, Math.floor(COL_LIMIT / K)));
+  const col = workspaceLike('im2col.col', K * cols, x);
+  for (let qa = q0; qa < q1;) {
+    const qb = chunkEnd(qa, q1, K, P);
+    const L = qb - qa;
+    const n0 = Math.floor(qa / P);
+    const oneImage = Math.floor((qb - 1) / P) === n0;
+    const yb = oneImage ? y : workspaceLike('im2col.y', Fg * L, x);
+    for (let gi = 0; gi < groups; gi++) {
+      forEachImage(qa, qb, P, (n, p0, p1, off) => im2col(g, x, n, gi, p0, p1, col, off, L));
+      // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered
+      const wRef = { data: w, offset: gi * Fg * K, ld: K, trans: false };
+      const colRef = { data: col, offset: 0, ld: L, trans: false };
+      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false);
+      else gemm(Fg, L, K, wRef, colRef, yb, 0, L, false);
+      forEachImage(qa, qb, P, (n, p0, p1, off) => {
+        const yOff = (n * F + gi * Fg) * P + p0;
+        if (!oneImage) {
+          for (let f = 0; f < Fg; f++) {
+            const src = f * L + off, dst = yOff + f * P;
+            for (let p = 0; p < p1 - p0; p++) y[dst + p] = yb[src + p];
+          }
         }
+        biasRelu(y, yOff, P, p1 - p0, Fg, b, gi * Fg, relu);
+      });
+    }
+    qa = qb;
+  }
+}
+
+// y[off + f·ld + (0..len)] += b[f0 + f] for f < Fg, then (relu) 0 where < 0. The clamp reads the
+// stored value, so the bits are those of a separate ReLU pass (NaN stays NaN, −0 stays −0).
+function biasRelu(y: FloatArray, off: number, ld: number, len: number, Fg: number, b: FloatArray | null, f0: number, relu: boolean): void {
+  if (b === null && !relu) return;
+  for (let f = 0; f < Fg; f++) {
+    const s = off + f * ld, end = s + len;
+    if (b === null) {
+      for (let p = s; p < end; p++) if (y[p] < 0) y[p] = 0; // relu only (no add: −0 stays −0)
+    } else if (!relu) {
+      const bf = b[f0 + f];
+      for (let p = s; p < end; p++) y[p] += bf;
+    } else {
+      const bf = b[f0 + f];
+      for (let p = s; p < end; p++) {
+        y[p] += bf;
+        if (y[p] < 0) y[p] = 0;
       }
     }
   }
 }
+
+const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: number, parts: number) => {
+  const [q0, q1] = partRange(a.g.N * a.g.Ho * a.g.Wo, part, parts);
+  forwardPositions(a, q0, q1);
+});
+
+// x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
+// Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).
+// relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
+export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false): void {
+  const Q = g.N * g.Ho * g.Wo;
+  const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, Q);
+  if (parts === 1) {
+    forwardPositions({ g, x, w, b, y, relu }, 0, Q);
+    return;
+  }
+  const ys = shareOutput('conv.y', y);
+  parallel(forwardKernel, { g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);
+  collectOutput(ys, y);
+}
+
+interface BackwardArgs {
+  g: ConvGeometry; x: FloatArray; w: FloatArray; dy: FloatArray;
+  dx: FloatArray | null; dW: FloatArray | null;
+  /** the chunk [qa, qb) of output positions and the group */
+  qa: number; qb: number; gi: number;
+  col: FloatArray; dyb: FloatArray; dcol: FloatArray;
+}
+
+// Phase 1 of a chunk: col (K × L) = im2col of the positions, and dyb (F/g × L) = dy gathered from
+// the images the chunk spans; each part takes a run of positions.
+const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, part: number, parts: number) => {
+  const { g, x, dy, qa, qb, gi, col, dyb } = a;
+  const { F, Fg, Ho, Wo } = g;
+  const P = Ho * Wo, L = qb - qa;
+  const [s0, s1] = partRange(L, part, parts);
+  const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
+  forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => {
+    if (a.dW !== null) im2col(g, x, n, gi, p0, p1, col, off + s0, L);
+    if (multi) {
+      for (let f = 0; f < Fg; f++) {
+        const src = (n * F + gi * Fg + f) * P + p0, dst = f * L + off + s0;
+        for (let p = 0; p < p1 - p0; p++) dyb[dst + p] = dy[src + p];
+      }
+    }
+  });
+});
+
+// Phase 2: dW rows of this part's output channels (+)= dy_g · colᵀ, and for this part's input
+// channels dcol = W_gᵀ · dy_g, added into dx by col2im.
+const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardArgs, part: number, parts: number) => {
+  const { g, w, dy, dx, dW, qa, qb, gi, col, dyb, dcol } = a;
+  const { F, KH, KW, Cg, Fg, Ho, Wo } = g;
+  const P = Ho * Wo, L = qb - qa, KK = KH * KW, K = Cg * KK;
+  const n0 = Math.floor(qa / P);
+  const multi = Math.floor((qb - 1) / P) !== n0;
+  // dy_g for the chunk: in place (one image, row stride P) or gathered (row stride L)
+  const dyRef = (f0: number) => multi
+    ? { data: dyb, offset: f0 * L, ld: L, trans: false }
+    : { data: dy, offset: (n0 * F + gi * Fg + f0) * P + qa - n0 * P, ld: P, trans: false };
+  if (dW !== null) {
+    const [f0, f1] = partRange(Fg, part, parts);
+    gemm(f1 - f0, K, L, dyRef(f0), { data: col, offset: 0, ld: L, trans: true }, dW, (gi * Fg + f0) * K, K, qa > 0);
+  }
+  if (dx !== null) {
+    const [c0, c1] = partRange(Cg, part, parts);
+    gemm((c1 - c0) * KK, L, Fg, { data: w, offset: gi * Fg * K + c0 * KK, ld: K, trans: true }, dyRef(0), dcol, c0 * KK * L, L, false);
+    forEachImage(qa, qb, P, (n, p0, p1, off) => col2im(g, dcol, off, L, n, gi, p0, p1, c0, c1, dx));
+  }
+});
+
+// The pointwise in-place case, all images at once: dW rows f (+)= Σ_n dy_n · x_nᵀ; dx rows c = W_gᵀ · dy_n.
+const backwardPointwise = defineKernel('im2col.backward.pointwise', (a: BackwardArgs, part: number, parts: number) => {
+  const { g, x, w, dy, dx, dW } = a;
+  const { N, C, H, W, F, groups, Cg, Fg, Ho, Wo } = g;
+  const P = Ho * Wo, K = Cg;
+  const [f0, f1] = partRange(Fg, part, parts);
+  const [c0, c1] = partRange(Cg, part, parts);
+  for (let n = 0; n < N; n++) {
+    for (let gi = 0; gi < groups; gi++) {
+      const xOff = (n * C + gi * Cg) * H * W;
+      if (dW !== null) {
+        gemm(f1 - f0, K, P, { data: dy, offset: (n * F + gi * Fg + f0) * P, ld: P, trans: false },
+          { data: x, offset: xOff, ld: P, trans: true }, dW, (gi * Fg + f0) * K, K, n > 0);
+      }
+      if (dx !== null) {
+        gemm(c1 - c0, P, Fg, { data: w, offset: gi * Fg * K + c0, ld: K, trans: true },
+          { data: dy, offset: (n * F + gi * Fg) * P, ld: P, trans: false }, dx, xOff + c0 * P, P, false);
+      }
+    }
+  }
+});
 
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W) = col2im(W_gᵀ·dy_g), dw: (F, C/g, kH, kW) = Σ dy_g·colᵀ, db: (F)
+// dW sums over output positions chunk by chunk; the chunks do not depend on the thread count.
 export function conv2dBackwardIm2col(
   g: ConvGeometry, x: FloatArray, w: FloatArray, dy: FloatArray,
   dx: FloatArray | null, dW: FloatArray | null, db: FloatArray | null,
 ): void {
-  const { N, C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
+  const { N, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
-  const P = Ho * Wo;
+  const P = Ho * Wo, Q = N * P;
   if (db !== null) biasGradient(g, dy, db);
+  if (dx === null && dW === null) return;
+  const parts = partsFor(2 * Q * F * K, Math.max(Fg, Cg));
+  const share = parts > 1;
+  const xs = share ? shareInput('conv.x', x) : x;
+  const ws = share ? shareInput('conv.w', w) : w;
+  const dys = share ? shareInput('conv.dy', dy) : dy;
+  const dxs = dx !== null && share ? shareOutput('conv.dx', dx) : dx;
+  const dWs = dW !== null && share ? shareOutput('conv.dW', dW) : dW;
+  const base = { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs };
   if (readsInPlace(g, P)) {
-    for (let n = 0; n < N; n++) {
+    parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, col: x, dyb: x, dcol: x }, parts);
+  } else {
+    if (dxs !== null) dxs.fill(0);
+    const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
+    const col = scratch('im2col.col', K * cols, x, parts);
+    const dyb = scratch('im2col.dy', Fg * cols, x, parts);
+    // dcol may share col's memory on one thread (dW has consumed col when dcol is written);
+    // on several, one part's dcol rows would overwrite col rows another part is still reading.
+    const dcol = parts > 1 ? scratch('im2col.dcol', K * cols, x, parts) : col;
+    for (let qa = 0; qa < Q;) {
+      const qb = chunkEnd(qa, Q, K, P);
       for (let gi = 0; gi < groups; gi++) {
-        const dyRef = { data: dy, offset: (n * F + gi * Fg) * P, ld: P, trans: false };
-        const xOff = (n * C + gi * Cg) * H * W;
-        if (dW !== null) gemm(Fg, K, P, dyRef, { data: x, offset: xOff, ld: P, trans: true }, dW, gi * Fg * K, K, n > 0);
-        if (dx !== null) gemm(K, P, Fg, { data: w, offset: gi * Fg * K, ld: K, trans: true }, dyRef, dx, xOff, P, false);
+        const args = { ...base, qa, qb, gi, col, dyb, dcol };
+        parallel(backwardGather, args, parts);
+        parallel(backwardProducts, args, parts);
       }
-    }
-    return;
-  }
-  if (dx !== null) dx.fill(0);
-  const chunk = imagesPerChunk(g, K, P);
-  const col = workspaceLike('im2col.col', K * chunk * P, x);
-  const dyb = workspaceLike('im2col.dy', Fg * chunk * P, x);
-  for (let n0 = 0; n0 < N; n0 += chunk) {
-    const nb = Math.min(chunk, N - n0);
-    const L = nb * P;
-    for (let gi = 0; gi < groups; gi++) {
-      let dyRef = { data: dy, offset: (n0 * F + gi * Fg) * P, ld: L, trans: false };
-      if (nb > 1) {
-        gatherRows(dy, dyb, Fg, nb, P, n0, F, gi * Fg);
-        dyRef = { data: dyb, offset: 0, ld: L, trans: false };
-      }
-      if (dW !== null) {
-        for (let i = 0; i < nb; i++) im2col(g, x, n0 + i, gi, col, i * P, L);
-        gemm(Fg, K, L, dyRef, { data: col, offset: 0, ld: L, trans: true }, dW, gi * Fg * K, K, n0 > 0);
-      }
-      if (dx !== null) {
-        // dcol reuses the col workspace: dW above has consumed it
-        gemm(K, L, Fg, { data: w, offset: gi * Fg * K, ld: K, trans: true }, dyRef, col, 0, L, false);
-        for (let i = 0; i < nb; i++) col2im(g, col, i * P, L, n0 + i, gi, dx);
-      }
+      qa = qb;
     }
   }
+  if (dx !== null) collectOutput(dxs!, dx);
+  if (dW !== null) collectOutput(dWs!, dW);
 }

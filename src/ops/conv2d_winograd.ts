@@ -17,6 +17,7 @@ import type { FloatArray } from '../tensor/tensor.js';
 import { workspace64, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, sharedArrayLike, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
   /** output tile size m */
@@ -101,7 +102,8 @@ export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: nu
   const { alpha, G } = winogradMatrices(tile);
   const A2 = alpha * alpha;
   const Fg = F / groups;
-  const U = w instanceof Float64Array ? new Float64Array(groups * A2 * Fg * Cg) : new Float32Array(groups * A2 * Fg * Cg);
+  // shared memory where it exists, so that the pool's workers read the filters without a copy
+  const U = sharedArrayLike(groups * A2 * Fg * Cg, w);
   const Gg = new Float64Array(alpha * 3);
   for (let f = 0; f < F; f++) {
     const gi = Math.floor(f / Fg);
@@ -128,24 +130,55 @@ export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: nu
 
 const TILE_BLOCK = 256;
 
+interface WinogradArgs {
+  g: ConvGeometry; x: FloatArray; U: WinogradWeights; b: FloatArray | null; y: FloatArray; relu: boolean;
+}
+
+// Tiles are numbered over the whole batch (n, tile row, tile column); each part takes a run of them.
+// A tile's output depends only on its own input and the filters, so the split leaves the bits alone.
+const winogradKernel = defineKernel('winograd.forward', (a: WinogradArgs, part: number, parts: number) => {
+  const m = a.U.tile;
+  const T = a.g.N * Math.ceil(a.g.Ho / m) * Math.ceil(a.g.Wo / m);
+  const [t0, t1] = partRange(T, part, parts);
+  winogradTiles(a, t0, t1);
+});
+
 // x: (N, C, H, W), U from winogradWeights, b: (F) | null → y: (N, F, Ho, Wo)
 // relu: ReLU in the output transform's store (the deploy epilogue), with a separate pass's bits
 export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray, relu = false): void {
-  const { N, C, H, W, F, groups, Cg, Fg, pt, pl, Ho, Wo } = g;
+  const m = U.tile;
+  const T = g.N * Math.ceil(g.Ho / m) * Math.ceil(g.Wo / m);
+  const alpha = m + 2;
+  // multiply-adds: the α² GEMMs, plus the transforms (~ α² per channel and tile, each way)
+  const parts = partsFor(T * alpha * alpha * (g.F * g.Cg + g.C + g.F), T);
+  if (parts === 1) {
+    winogradTiles({ g, x, U, b, y, relu }, 0, T);
+    return;
+  }
+  const ys = shareOutput('conv.y', y);
+  const Us = isShared(U.data) ? U : { ...U, data: shareInput('winograd.U', U.data) };
+  parallel(winogradKernel, { g, x: shareInput('conv.x', x), U: Us, b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);
+  collectOutput(ys, y);
+}
+
+// Tiles [tLo, tHi) of conv2dWinograd, in blocks of TILE_BLOCK.
+function winogradTiles(a: WinogradArgs, tLo: number, tHi: number): void {
+  const { g, x, U, b, y, relu } = a;
+  const { C, H, W, F, groups, Cg, Fg, pt, pl, Ho, Wo } = g;
   const m = U.tile;
   const alpha = m + 2;
   const A2 = alpha * alpha;
   const th = Math.ceil(Ho / m), tw = Math.ceil(Wo / m);
   const tilesPerImage = th * tw;
-  const T = N * tilesPerImage;
-  const TB = Math.min(TILE_BLOCK, T);
+  const TB = Math.min(TILE_BLOCK, tHi - tLo);
+  if (TB <= 0) return;
   const V = workspaceLike('winograd.V', A2 * Cg * TB, x);
   const M = workspaceLike('winograd.M', A2 * Fg * TB, x);
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
-  for (let t0 = 0; t0 < T; t0 += TB) {
-    const tb = Math.min(TB, T - t0);
+  for (let t0 = tLo; t0 < tHi; t0 += TB) {
+    const tb = Math.min(TB, tHi - t0);
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
       for (let c = 0; c < Cg; c++) {

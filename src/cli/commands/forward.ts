@@ -1,3 +1,4 @@
+import { getThreads } from '../../backend/pool.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
@@ -17,7 +18,7 @@ export const forward: Command = {
       '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.\n' +
       '  --verbose prints the algorithm each conv ran (\'auto\' resolved); --save-plan FILE.json writes it, and\n' +
       '  --plan FILE.json pins every conv to it, so that no timing decides the numerics of a run.',
-    flags: { key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
+    flags: { threads: 'count', key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {
@@ -46,6 +47,7 @@ export const forward: Command = {
     const y = model.forward(x);
     writeNpyFile(out, y);
     const used = model.algorithmPlan();
+    if (a.flags.get('verbose') === true) io.err(`threads: ${getThreads()}`);
     if (a.flags.get('verbose') === true) for (const e of used) io.err(`${e.layer.padEnd(24)} ${e.algorithm}${e.algorithm === 'winograd' ? ` F(${e.winogradTile}×${e.winogradTile},3×3)` : ''}`);
     if (savePlan !== undefined) writeFileAtomic(savePlan, new TextEncoder().encode(JSON.stringify(used, null, 1) + '\n'));
     io.out(`wrote ${out}: shape [${y.shape.join(', ')}] ${y.dtype} (${model.deploy ? 'deploy' : 'training-time'} model, ${mode} mode)`);

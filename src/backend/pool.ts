@@ -1,0 +1,369 @@
+// The one worker pool. A kernel's work is cut into parts; part 0 runs on the calling thread and the
+// others on workers (worker_threads in Node, module Web Workers in browsers) that see the operands
+// through SharedArrayBuffer. The calling thread blocks until every part is done, so the API stays
+// synchronous.
+//
+// Determinism: a kernel's parts write disjoint outputs, and every output element is computed by the
+// same sequence of floating-point operations whichever part computes it (parts split only dimensions
+// that are not summed over). So results are bitwise identical for every thread count.
+
+import { checkNumber } from '../tensor/check.js';
+import { workspaceLike } from '../tensor/workspace.js';
+
+type KernelFn<A> = (args: A, part: number, parts: number) => void;
+
+export interface Kernel<A> {
+  readonly name: string;
+  readonly run: KernelFn<A>;
+}
+
+const kernels = new Map<string, KernelFn<never>>();
+
+/** Registers a kernel under a name the workers can look up (they import the same modules). */
+export function defineKernel<A>(name: string, run: KernelFn<A>): Kernel<A> {
+  if (kernels.has(name)) throw new Error(`pool: kernel '${name}' defined twice`);
+  kernels.set(name, run as KernelFn<never>);
+  return { name, run };
+}
+
+/** [lo, hi) of part `part` when n items are cut into `parts` contiguous pieces. */
+export function partRange(n: number, part: number, parts: number): [number, number] {
+  return [Math.floor((n * part) / parts), Math.floor((n * (part + 1)) / parts)];
+}
+
+// ---- environment -------------------------------------------------------------------------------
+
+interface NodeWorker {
+  postMessage(m: unknown): void;
+  terminate(): Promise<number>;
+  unref(): void;
+  on(ev: string, f: (e: unknown) => void): void;
+}
+interface WorkerThreadsModule {
+  Worker: new (url: URL, opts?: object) => NodeWorker;
+  isMainThread: boolean;
+  parentPort: { on(ev: 'message', f: (m: unknown) => void): void } | null;
+}
+
+// Node's getBuiltinModule (Node ≥ 20.16) loads node:worker_threads synchronously, without a
+// top-level await (which would break loading this package with require) and without a bundler seeing it.
+const nodeProcess = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown; versions?: { node?: string } } }).process;
+const isNode = typeof nodeProcess?.versions?.node === 'string';
+
+function workerThreads(): WorkerThreadsModule | null {
+  const get = nodeProcess?.getBuiltinModule;
+  return typeof get === 'function' ? (get('node:worker_threads') as WorkerThreadsModule) : null;
+}
+
+function hardwareThreads(): number {
+  if (isNode) {
+    const os = nodeProcess?.getBuiltinModule?.('node:os') as { availableParallelism?: () => number } | undefined;
+    return os?.availableParallelism?.() ?? 1;
+  }
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return nav?.hardwareConcurrency ?? 1;
+}
+
+/** More threads than this are refused (a typo, not a machine). */
+export const MAX_THREADS = 256;
+
+/** Threads used when setThreads has not been called: the available cores, at most 8. */
+export const DEFAULT_MAX_THREADS = 8;
+
+// Why the pool cannot run (null: it can). Shared memory needs SharedArrayBuffer, which browsers only
+// give cross-origin-isolated pages; Node needs getBuiltinModule to start workers synchronously.
+let unavailable: string | null | undefined;
+function unavailableReason(): string | null {
+  if (unavailable === undefined) unavailable = findUnavailableReason();
+  return broken ?? unavailable;
+}
+function findUnavailableReason(): string | null {
+  if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') {
+    return 'SharedArrayBuffer is not available (in a browser, serve the page cross-origin isolated: COOP same-origin and COEP require-corp)';
+  }
+  if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) {
+    return 'the page is not cross-origin isolated (COOP same-origin and COEP require-corp), so memory cannot be shared';
+  }
+  if (isNode && workerThreads() === null) return 'this Node has no getBuiltinModule (Node ≥ 20.16 has it)';
+  if (!isNode && typeof (globalThis as { Worker?: unknown }).Worker !== 'function') return 'Web Workers are not available here';
+  return null;
+}
+
+// ---- state ----------------------------------------------------------------------------------------
+
+let requested = Math.max(1, Math.min(DEFAULT_MAX_THREADS, hardwareThreads()));
+let warned = false;
+let broken: string | null = null;
+let workers: { terminate(): void; post(m: unknown): void }[] = [];
+// ctrl[0]: parts still running on workers; ctrl[1]: 1 when a part failed
+let ctrl: Int32Array | null = null;
+// ready[i] = 1 once worker i serves kernels (workers start in the background: until they are
+// ready, kernels run on fewer threads, which changes no bits)
+let ready: Int32Array | null = null;
+let errText: Uint8Array | null = null;
+const ERR_BYTES = 1024;
+
+/**
+ * Threads for the heavy kernels (convolutions forward and backward): 1 = this thread only. The
+ * default is the available cores, at most 8. Outputs do not depend on it, bit for bit.
+ */
+export function setThreads(n: number): void {
+  checkNumber(n, 'count', 'setThreads: n');
+  if (n > MAX_THREADS) throw new Error(`setThreads: n must be at most ${MAX_THREADS}, got ${n}`);
+  requested = n;
+  if (workers.length > n - 1) stopWorkers();
+}
+
+/** The thread count the next parallel kernel may use (1 where workers cannot run here). */
+export function getThreads(): number {
+  return requested > 1 && unavailableReason() === null ? requested : 1;
+}
+
+/** Stops the workers (they restart on demand). Node exits without this: the workers are unref'd. */
+export function stopWorkers(): void {
+  for (const w of workers) w.terminate();
+  workers = [];
+  ready?.fill(0);
+}
+
+// Whether Atomics.wait may block here (not on a browser's main thread, where the caller spins).
+let canBlock: boolean | null = null;
+function waitForZero(a: Int32Array, i: number): void {
+  if (canBlock === null) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+      canBlock = true;
+    } catch {
+      canBlock = false;
+    }
+  }
+  for (let v = Atomics.load(a, i); v !== 0; v = Atomics.load(a, i)) {
+    if (canBlock) Atomics.wait(a, i, v);
+  }
+}
+
+function workerUrl(): URL {
+  // Tests run the TypeScript sources, whose workers must run the build (npm test builds first).
+  const here = import.meta.url;
+  return here.endsWith('.ts') ? new URL('../../dist/backend/worker.js', here) : new URL('./worker.js', here);
+}
+
+// The parent's Node options minus those that only make sense for the main script (a worker given
+// --input-type or --eval refuses to start).
+function workerExecArgv(): string[] {
+  const argv = (nodeProcess as { execArgv?: string[] } | undefined)?.execArgv ?? [];
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print' || a === '--input-type') { i++; continue; }
+    if (a.startsWith('--input-type=') || a.startsWith('--eval=') || a.startsWith('--print=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+function failed(why: string): void {
+  broken = why;
+  stopWorkers();
+  warnOnce(why);
+}
+
+// Starts workers up to `count` in the background.
+function spawnWorkers(count: number): void {
+  if (ctrl === null) {
+    ctrl = new Int32Array(new SharedArrayBuffer(8));
+    ready = new Int32Array(new SharedArrayBuffer(4 * MAX_THREADS));
+    errText = new Uint8Array(new SharedArrayBuffer(ERR_BYTES));
+  }
+  const url = workerUrl();
+  const wt = workerThreads();
+  for (let i = workers.length; i < count; i++) {
+    let w: { terminate(): void; post(m: unknown): void };
+    if (isNode && wt !== null) {
+      const nw = new wt.Worker(url, { execArgv: workerExecArgv() });
+      nw.unref(); // the library must not keep a Node process alive
+      nw.on('error', (e) => failed(`a worker thread failed: ${e instanceof Error ? e.message : String(e)}`));
+      w = { post: (m) => nw.postMessage(m), terminate: () => void nw.terminate() };
+    } else {
+      const W = (globalThis as unknown as { Worker: new (u: URL, o: object) => { postMessage(m: unknown): void; terminate(): void; onerror: unknown } }).Worker;
+      const bw = new W(url, { type: 'module' });
+      bw.onerror = (e: { message?: string }) => failed(`a worker failed: ${e.message ?? 'could not load it'}`);
+      w = { post: (m) => bw.postMessage(m), terminate: () => bw.terminate() };
+    }
+    w.post({ type: 'init', ctrl, errText, ready, index: i });
+    workers.push(w);
+  }
+}
+
+function readyWorkers(): number {
+  let k = 0;
+  while (k < workers.length && Atomics.load(ready!, k) === 1) k++;
+  return k;
+}
+
+/** Resolves once `n` workers serve kernels (tests and the bench wait for it; kernels need not). */
+export async function workersReady(n = requested - 1): Promise<void> {
+  if (n <= 0 || unavailableReason() !== null) return;
+  spawnWorkers(n);
+  while (readyWorkers() < n) {
+    if (broken !== null) throw new Error(broken);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function warnOnce(why: string): void {
+  if (warned) return;
+  warned = true;
+  console.warn(`repvgg-ts: running on one thread: ${why}`);
+}
+
+/**
+ * Runs kernel(args, p, parts) for p = 0 … parts − 1, part 0 here and the rest on workers, and returns
+ * when all are done. `args` must hold typed arrays over SharedArrayBuffer for everything the workers
+ * touch. parts is clamped to the threads available; with one part nothing leaves this thread.
+ */
+export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
+  parts = Math.max(1, Math.min(parts, getThreads()));
+  if (parts > 1) {
+    spawnWorkers(parts - 1);
+    parts = Math.min(parts, 1 + readyWorkers());
+  }
+  if (parts === 1) {
+    kernel.run(args, 0, 1);
+    return;
+  }
+  poolStats.workerParts += parts - 1;
+  const c = ctrl!;
+  Atomics.store(c, 0, parts - 1);
+  Atomics.store(c, 1, 0);
+  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts });
+  let failure: unknown = null;
+  try {
+    kernel.run(args, 0, parts);
+  } catch (e) {
+    failure = e;
+  }
+  waitForZero(c, 0);
+  if (failure !== null) throw failure;
+  if (Atomics.load(c, 1) !== 0) {
+    const bytes = errText!.slice();
+    const end = bytes.indexOf(0);
+    throw new Error(`worker: ${new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end))}`);
+  }
+}
+
+// ---- worker side ------------------------------------------------------------------------------------
+
+interface WorkerMessage {
+  type: 'init' | 'run';
+  ctrl?: Int32Array;
+  errText?: Uint8Array;
+  ready?: Int32Array;
+  index?: number;
+  kernel?: string;
+  args?: unknown;
+  part?: number;
+  parts?: number;
+}
+
+/** The worker's message loop (called by worker.ts after it has imported every kernel's module). */
+export function serveWorker(): void {
+  let c: Int32Array | null = null;
+  let text: Uint8Array | null = null;
+  const onMessage = (m: WorkerMessage): void => {
+    if (m.type === 'init') {
+      c = m.ctrl!;
+      text = m.errText!;
+      Atomics.store(m.ready!, m.index!, 1);
+      return;
+    }
+    try {
+      const run = kernels.get(m.kernel!);
+      if (run === undefined) throw new Error(`unknown kernel '${m.kernel!}'`);
+      run(m.args as never, m.part!, m.parts!);
+    } catch (e) {
+      if (Atomics.compareExchange(c!, 1, 0, 1) === 0) {
+        const msg = new TextEncoder().encode(e instanceof Error ? e.message : String(e)).subarray(0, ERR_BYTES - 1);
+        text!.fill(0);
+        text!.set(msg);
+      }
+    } finally {
+      Atomics.sub(c!, 0, 1);
+      Atomics.notify(c!, 0);
+    }
+  };
+  const port = isNode ? workerThreads()?.parentPort ?? null : null;
+  if (port !== null) port.on('message', (m) => onMessage(m as WorkerMessage));
+  else (globalThis as unknown as { onmessage: (e: { data: WorkerMessage }) => void }).onmessage = (e) => onMessage(e.data);
+}
+
+// ---- shared memory --------------------------------------------------------------------------------
+
+const sharedF32 = new Map<string, Float32Array>();
+const sharedF64 = new Map<string, Float64Array>();
+
+/** Parts run on workers, and bytes copied into and out of shared memory, so far (tests and bench). */
+export const poolStats = { workerParts: 0, copiedBytes: 0 };
+
+function sharedWorkspace(name: string, n: number, f64: boolean): Float32Array | Float64Array {
+  const map = f64 ? sharedF64 : sharedF32;
+  let buf = map.get(name);
+  if (buf === undefined || buf.length < n) {
+    const len = Math.max(n, buf === undefined ? 0 : buf.length * 2);
+    buf = f64 ? new Float64Array(new SharedArrayBuffer(len * 8)) : new Float32Array(new SharedArrayBuffer(len * 4));
+    map.set(name as never, buf as never);
+  }
+  return buf;
+}
+
+export function isShared(a: Float32Array | Float64Array): boolean {
+  return typeof SharedArrayBuffer === 'function' && a.buffer instanceof SharedArrayBuffer;
+}
+
+/** `a` itself if workers can see it, else its copy in the named shared workspace. */
+export function shareInput<T extends Float32Array | Float64Array>(name: string, a: T): T {
+  if (isShared(a)) return a;
+  const s = sharedWorkspace(name, a.length, a instanceof Float64Array).subarray(0, a.length) as T;
+  s.set(a);
+  poolStats.copiedBytes += a.byteLength;
+  return s;
+}
+
+/** Where workers can write an output of a's length: `a` itself if shared, else a named workspace. */
+export function shareOutput<T extends Float32Array | Float64Array>(name: string, a: T): T {
+  return isShared(a) ? a : (sharedWorkspace(name, a.length, a instanceof Float64Array).subarray(0, a.length) as T);
+}
+
+/** Copies a shared output back to the caller's array (no-op when it was written in place). */
+export function collectOutput<T extends Float32Array | Float64Array>(shared: T, a: T): void {
+  if (shared === a) return;
+  a.set(shared);
+  poolStats.copiedBytes += a.byteLength;
+}
+
+/** A zeroed array workers can see when shared memory exists (a plain one otherwise). */
+export function sharedArrayLike(n: number, like: Float32Array | Float64Array): Float32Array | Float64Array {
+  const f64 = like instanceof Float64Array;
+  if (typeof SharedArrayBuffer !== 'function') return f64 ? new Float64Array(n) : new Float32Array(n);
+  return f64 ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float32Array(new SharedArrayBuffer(n * 4));
+}
+
+/** Multiply-adds below which a part is not worth a message to a worker (~0.3 ms of scalar work). */
+const MIN_MACS_PER_PART = 1 << 20;
+
+/** How many parts to cut a kernel of `macs` multiply-adds and `units` independent pieces into. */
+export function partsFor(macs: number, units: number): number {
+  if (requested === 1) return 1;
+  const why = unavailableReason();
+  if (why !== null) {
+    warnOnce(why);
+    return 1;
+  }
+  const t = requested;
+  return Math.max(1, Math.min(t, units, Math.floor(macs / MIN_MACS_PER_PART)));
+}
+
+/** Scratch that every part can write (shared when parts > 1; the caller's own workspace otherwise). */
+export function scratch(name: string, n: number, like: Float32Array | Float64Array, parts: number): Float32Array | Float64Array {
+  return parts > 1 ? sharedWorkspace(name, n, like instanceof Float64Array) : workspaceLike(name, n, like);
+}

@@ -1,0 +1,7 @@
+// A pool worker: imports every module that defines a kernel (defineKernel registers it by name),
+// then serves the pool's messages. Started by src/backend/pool.ts; not part of the public API.
+import '../ops/conv2d_im2col.js';
+import '../ops/conv2d_winograd.js';
+import { serveWorker } from './pool.js';
+
+serveWorker();

@@ -1,0 +1,161 @@
+// The worker pool: the same bits for every thread count (the split never touches a sum), errors
+// from workers reach the caller, and a program that used the pool ends on its own.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
+import { defineKernel, getThreads, parallel, poolStats, setThreads, workersReady } from '../../src/backend/pool.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { cli } from '../cli/run.js';
+
+afterAll(() => setThreads(2));
+
+function rand(shape: number[], rng: Rng, f64 = false): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = f64 ? new Float64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) d[i] = rng.next() * 2 - 1;
+  return new Tensor(d, shape);
+}
+
+// Bitwise equality (NaN payloads and −0 included), with the first differing index in the message.
+function expectSameBits(a: Tensor | null, b: Tensor | null, what: string): void {
+  expect(a === null, what).toBe(b === null);
+  if (a === null || b === null) return;
+  const x = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  const y = new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength);
+  expect(x.length, what).toBe(y.length);
+  let first = -1;
+  for (let i = 0; i < x.length && first < 0; i++) if (x[i] !== y[i]) first = i;
+  expect(first, `${what}: first differing byte`).toBe(-1);
+}
+
+// Each case is big enough (≥ 2²⁰ multiply-adds per part) for the pool to split it three ways.
+const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?: boolean }[] = [
+  { name: 'im2col 3×3, padding 1, ReLU epilogue', x: [3, 16, 20, 19], w: [24, 16, 3, 3], opts: { padding: 1, algorithm: 'im2col', relu: true } },
+  { name: 'im2col 3×3, stride 2, groups 2', x: [6, 16, 30, 29], w: [32, 8, 3, 3], opts: { padding: 1, stride: 2, groups: 2, algorithm: 'im2col' } },
+  { name: 'im2col 1×1 read in place', x: [2, 64, 32, 32], w: [48, 64, 1, 1], opts: { algorithm: 'im2col' } },
+  { name: 'im2col 1×1, batched small maps', x: [40, 64, 7, 7], w: [64, 64, 1, 1], opts: { algorithm: 'im2col' } },
+  { name: 'Winograd F(4×4), ragged tiles, ReLU', x: [3, 32, 23, 21], w: [32, 32, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
+  { name: 'Winograd F(2×2), groups 4', x: [3, 32, 18, 17], w: [32, 8, 3, 3], opts: { padding: 1, groups: 4, algorithm: 'winograd', winogradTile: 2 } },
+  { name: 'Winograd F(4×4), float64', x: [2, 24, 20, 20], w: [32, 24, 3, 3], opts: { padding: 1, algorithm: 'winograd' }, f64: true },
+];
+
+describe('the same bits on 1, 2 and 3 threads', () => {
+  // Workers start in the background (kernels run on fewer threads until they are up): wait for them.
+  const threads = async (t: number) => {
+    setThreads(t);
+    await workersReady();
+  };
+
+  it.each(CASES)('conv2d forward and backward: $name', async ({ x: xs, w: ws, opts, f64 }) => {
+    const rng = new Rng(7);
+    const x = rand(xs, rng, f64), w = rand(ws, rng, f64), b = rand([ws[0]], rng, f64);
+    const runs = [];
+    for (const t of [1, 2, 3]) {
+      await threads(t);
+      const before = poolStats.workerParts;
+      const y = conv2d(x, w, b, opts);
+      const g = conv2dBackward(y, x, w, opts);
+      runs.push({ y, g, onWorkers: poolStats.workerParts - before });
+    }
+    expect(runs[0].onWorkers).toBe(0);
+    // forward split in 2 and 3 (plus backward's parts): the workers really did some of the work
+    expect(runs[1].onWorkers).toBeGreaterThanOrEqual(2);
+    expect(runs[2].onWorkers).toBeGreaterThan(runs[1].onWorkers);
+    for (const r of runs.slice(1)) {
+      expectSameBits(r.y, runs[0].y, 'y');
+      expectSameBits(r.g.dx, runs[0].g.dx, 'dx');
+      expectSameBits(r.g.dw, runs[0].g.dw, 'dw');
+      expectSameBits(r.g.db, runs[0].g.db, 'db');
+    }
+  });
+
+  it('NaN and −0 come through the workers unchanged', async () => {
+    const rng = new Rng(3);
+    const x = rand([3, 16, 20, 20], rng), w = rand([24, 16, 3, 3], rng);
+    x.data[5] = NaN;
+    x.data[2000] = -0;
+    const runs = [];
+    for (const t of [1, 2]) {
+      await threads(t);
+      runs.push(conv2d(x, w, null, { padding: 1, algorithm: 'im2col', relu: true }));
+    }
+    expect(runs[1].data.some(Number.isNaN)).toBe(true);
+    expectSameBits(runs[1], runs[0], 'y');
+  });
+
+  it('a RepVGG training step and its deploy forward', async () => {
+    const cfg = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.5, 0.5, 0.5, 0.5], num_classes: 10 };
+    const rng = new Rng(11);
+    const x = rand([4, 3, 32, 32], rng);
+    const dy = rand([4, 10], rng);
+    const runs: { y: Tensor; dx: Tensor; grads: Tensor[]; yd: Tensor }[] = [];
+    for (const t of [1, 2]) {
+      await threads(t);
+      const model = RepVGG.fromConfig(cfg, { seed: 5 }).train();
+      const y = model.forward(x);
+      const dx = model.backward(dy);
+      const grads = [...model.namedParameters()].map(([, p]) => p.grad);
+      const deploy = convert(model.eval()).setAlgorithm('winograd');
+      runs.push({ y, dx, grads, yd: deploy.forward(x) });
+    }
+    expectSameBits(runs[1].y, runs[0].y, 'train output');
+    expectSameBits(runs[1].dx, runs[0].dx, 'input gradient');
+    runs[0].grads.forEach((g, i) => expectSameBits(runs[1].grads[i], g, `parameter gradient ${i}`));
+    expectSameBits(runs[1].yd, runs[0].yd, 'deploy output');
+  });
+});
+
+describe('the pool', () => {
+  it('raises a worker\'s error on the caller, with its message', async () => {
+    setThreads(2);
+    await workersReady();
+    // workers register only the library's kernels, so this one fails on the worker's side
+    const k = defineKernel('test.only-here', () => {});
+    expect(() => parallel(k, {}, 2)).toThrow(/worker: unknown kernel 'test.only-here'/);
+    expect(() => parallel(k, {}, 2)).toThrow(/unknown kernel/); // and the pool still works after it
+  });
+
+  it('setThreads takes a positive integer up to 256', () => {
+    for (const bad of [0, -1, 1.5, NaN, 257]) expect(() => setThreads(bad)).toThrow(/setThreads: n must be/);
+    setThreads(3);
+    expect(getThreads()).toBe(3);
+  });
+
+  const dist = (p: string) => fileURLToPath(new URL(`../../dist/${p}`, import.meta.url));
+  const program = `
+    import { conv2d, Tensor, setThreads } from ${JSON.stringify(dist('index.js'))};
+    setThreads(2);
+    const x = new Tensor(new Float32Array(3 * 16 * 20 * 20).fill(0.5), [3, 16, 20, 20]);
+    const w = new Tensor(new Float32Array(24 * 16 * 9).fill(0.25), [24, 16, 3, 3]);
+    const y = conv2d(x, w, null, { padding: 1, algorithm: 'im2col' });
+    console.log(y.data[21]); // f 0, row 1, column 1: all 144 taps inside`;
+
+  it('does not keep a Node program alive after its work is done', () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', timeout: 30000 });
+    expect(r.error).toBeUndefined(); // a timeout would be ETIMEDOUT here
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(String(0.5 * 0.25 * 16 * 9)); // an interior pixel: all 144 taps
+    expect(r.stderr).toBe('');
+  });
+
+  it('runs on one thread without SharedArrayBuffer, and says so once', () => {
+    const twice = program + '\nconsole.log(conv2d(x, w, null, { padding: 1, algorithm: "im2col" }).data[0]);';
+    const r = spawnSync(process.execPath, ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', twice], { encoding: 'utf8', timeout: 30000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([String(18), String(0.5 * 0.25 * 16 * 4)]); // corner: 4 taps
+    expect(r.stderr.match(/running on one thread: SharedArrayBuffer is not available/g)?.length).toBe(1);
+  });
+
+  it('the CLI takes --threads through the shared number parser', async () => {
+    for (const bad of ['0', '1.5', 'two']) {
+      const r = await cli('explain', '--threads', bad);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^repvgg: explain: --threads must be/);
+    }
+    expect((await cli('explain', '--threads', '300')).err).toBe('repvgg: explain: --threads must be at most 256, got 300');
+  });
+});
