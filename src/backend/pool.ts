@@ -110,8 +110,7 @@ const ERR_BYTES = 1024;
 export function setThreads(n: number): void {
   checkNumber(n, 'count', 'setThreads: n');
   if (n > MAX_THREADS) throw new Error(`setThreads: n must be at most ${MAX_THREADS}, got ${n}`);
-  requested = n;
-  if (workers.length > n - 1) stopWorkers();
+  requested = n; // idle workers cost nothing and stay for the next raise
 }
 
 /** The thread count the next parallel kernel may use (1 where workers cannot run here). */

@@ -8,6 +8,7 @@ import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { linear, linearBackward } from '../ops/linear.js';
+import { getThreads, isShared, sharedArrayLike } from '../backend/pool.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {
@@ -37,6 +38,7 @@ export class Conv2d extends Module {
   used: AlgorithmChoice | { algorithm: 'direct'; winogradTile: WinogradTile } | null = null;
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
+  private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -66,14 +68,32 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
   }
 
+  // The weights where the pool's workers can read them. In eval mode, with threads: a copy in shared
+  // memory made once per weight version, like the Winograd filters (training copies per call, so
+  // in-place edits, as finite differences make, are always seen).
+  private poolWeight(): Tensor {
+    const w = this.weight;
+    if (this.training || getThreads() === 1 || isShared(w.data.data)) return w.data;
+    if (this.shared === null || this.shared.version !== w.version || this.shared.data !== w.data) {
+      const copy = sharedArrayLike(w.data.size, w.data.data);
+      copy.set(w.data.data);
+      this.shared = { copy: new Tensor(copy, w.data.shape), version: w.version, data: w.data };
+    }
+    return this.shared.copy;
+  }
+
   // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given; relu: ReLU in the output
-  // pass (inference only: backward would need the pre-activation)
+  // pass (inference only: backward would need the pre-activation). With threads, y lives in shared
+  // memory, so the next conv's workers read it without a copy.
   forward(x: Tensor, out?: Tensor, relu = false): Tensor {
     if (relu && this.training) throw new Error('Conv2d.forward: a fused ReLU is for inference (call eval() first)');
     this.x = x;
-    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out, relu };
     const b = this.bias === null ? null : this.bias.data;
-    const g = convGeometry(x.shape.length === 3 ? [1, ...x.shape] : x.shape, this.weight.data.shape, opts);
+    const g = convGeometry(x.shape.length === 3 ? [1, ...x.shape] : x.shape, this.weight.data.shape, this.convOptions());
+    if (out === undefined && x.shape.length === 4 && getThreads() > 1) {
+      out = new Tensor(sharedArrayLike(g.N * g.F * g.Ho * g.Wo, x.data), [g.N, g.F, g.Ho, g.Wo]);
+    }
+    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out, relu };
     this.used = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm: this.algorithm, winogradTile: this.winogradTile };
     if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
       // Inference: transform the filters once and reuse them while the weights are unchanged.
@@ -87,7 +107,7 @@ export class Conv2d extends Module {
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
     }
-    const y = conv2d(x, this.weight.data, b, opts);
+    const y = conv2d(x, this.poolWeight(), b, opts);
     if (this.used === null) this.used = measuredAlgorithm(g, x.dtype) ?? null; // 'auto' measured just now
     return y;
   }
@@ -95,7 +115,7 @@ export class Conv2d extends Module {
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.weight.data, { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile }, { db: this.bias !== null });
+    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

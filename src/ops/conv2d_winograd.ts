@@ -132,37 +132,52 @@ const TILE_BLOCK = 256;
 
 interface WinogradArgs {
   g: ConvGeometry; x: FloatArray; U: WinogradWeights; b: FloatArray | null; y: FloatArray; relu: boolean;
+  /** split the output channels (few tiles: each part transforms every tile) rather than the tiles */
+  byChannels: boolean;
 }
 
-// Tiles are numbered over the whole batch (n, tile row, tile column); each part takes a run of them.
-// A tile's output depends only on its own input and the filters, so the split leaves the bits alone.
+// Parts take a run of tiles (numbered over the whole batch) or, when the tiles are few, a run of each
+// group's output channels. Either way an output's value depends only on its tile's input and its
+// filters, through the same operations, so the split leaves the bits alone.
 const winogradKernel = defineKernel('winograd.forward', (a: WinogradArgs, part: number, parts: number) => {
-  const m = a.U.tile;
-  const T = a.g.N * Math.ceil(a.g.Ho / m) * Math.ceil(a.g.Wo / m);
-  const [t0, t1] = partRange(T, part, parts);
-  winogradTiles(a, t0, t1);
+  const T = tileCount(a.g, a.U.tile);
+  if (a.byChannels) {
+    const [f0, f1] = partRange(a.g.Fg, part, parts);
+    winogradTiles(a, 0, T, f0, f1);
+  } else {
+    const [t0, t1] = partRange(T, part, parts);
+    winogradTiles(a, t0, t1, 0, a.g.Fg);
+  }
 });
+
+function tileCount(g: ConvGeometry, m: number): number {
+  return g.N * Math.ceil(g.Ho / m) * Math.ceil(g.Wo / m);
+}
+
+/** Below this many tiles per part, parts split the output channels instead of the tiles. */
+const MIN_TILES_PER_PART = 64;
 
 // x: (N, C, H, W), U from winogradWeights, b: (F) | null → y: (N, F, Ho, Wo)
 // relu: ReLU in the output transform's store (the deploy epilogue), with a separate pass's bits
 export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray, relu = false): void {
-  const m = U.tile;
-  const T = g.N * Math.ceil(g.Ho / m) * Math.ceil(g.Wo / m);
-  const alpha = m + 2;
+  const T = tileCount(g, U.tile);
+  const alpha = U.tile + 2;
   // multiply-adds: the α² GEMMs, plus the transforms (~ α² per channel and tile, each way)
-  const parts = partsFor(T * alpha * alpha * (g.F * g.Cg + g.C + g.F), T);
+  const macs = T * alpha * alpha * (g.F * g.Cg + g.C + g.F);
+  const byChannels = T < MIN_TILES_PER_PART * partsFor(macs, Math.max(T, g.Fg));
+  const parts = partsFor(macs, byChannels ? g.Fg : T);
   if (parts === 1) {
-    winogradTiles({ g, x, U, b, y, relu }, 0, T);
+    winogradTiles({ g, x, U, b, y, relu, byChannels: false }, 0, T, 0, g.Fg);
     return;
   }
   const ys = shareOutput('conv.y', y);
   const Us = isShared(U.data) ? U : { ...U, data: shareInput('winograd.U', U.data) };
-  parallel(winogradKernel, { g, x: shareInput('conv.x', x), U: Us, b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);
+  parallel(winogradKernel, { g, x: shareInput('conv.x', x), U: Us, b: b === null ? null : shareInput('conv.b', b), y: ys, relu, byChannels }, parts);
   collectOutput(ys, y);
 }
 
-// Tiles [tLo, tHi) of conv2dWinograd, in blocks of TILE_BLOCK.
-function winogradTiles(a: WinogradArgs, tLo: number, tHi: number): void {
+// Tiles [tLo, tHi) and each group's output channels [f0, f1) of conv2dWinograd, in blocks of TILE_BLOCK tiles.
+function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1: number): void {
   const { g, x, U, b, y, relu } = a;
   const { C, H, W, F, groups, Cg, Fg, pt, pl, Ho, Wo } = g;
   const m = U.tile;
@@ -171,9 +186,10 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number): void {
   const th = Math.ceil(Ho / m), tw = Math.ceil(Wo / m);
   const tilesPerImage = th * tw;
   const TB = Math.min(TILE_BLOCK, tHi - tLo);
-  if (TB <= 0) return;
+  const Fp = f1 - f0;
+  if (TB <= 0 || Fp <= 0) return;
   const V = workspaceLike('winograd.V', A2 * Cg * TB, x);
-  const M = workspaceLike('winograd.M', A2 * Fg * TB, x);
+  const M = workspaceLike('winograd.M', A2 * Fp * TB, x);
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
@@ -192,15 +208,15 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number): void {
           inputTransform(d, V, c * tb + t, Cg * tb);
         }
       }
-      // M_ξη (F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
+      // M_ξη (rows f0..f1 of F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
       for (let k = 0; k < A2; k++) {
-        gemm(Fg, tb, Cg,
-          { data: U.data, offset: (gi * A2 + k) * Fg * Cg, ld: Cg, trans: false },
+        gemm(Fp, tb, Cg,
+          { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
           { data: V, offset: k * Cg * tb, ld: tb, trans: false },
-          M, k * Fg * tb, tb, false);
+          M, k * Fp * tb, tb, false);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
-      for (let fl = 0; fl < Fg; fl++) {
+      for (let fl = f0; fl < f1; fl++) {
         const f = gi * Fg + fl;
         const bias = b === null ? 0 : b[f];
         for (let t = 0; t < tb; t++) {
@@ -209,7 +225,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number): void {
           const r = tile - n * tilesPerImage;
           const ty = Math.floor(r / tw);
           const oy = ty * m, ox = (r - ty * tw) * m;
-          outputTransform(M, fl * tb + t, Fg * tb, d);
+          outputTransform(M, (fl - f0) * tb + t, Fp * tb, d);
           const yOff = (n * F + f) * Ho * Wo;
           const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
           for (let i = 0; i < mh; i++) {

@@ -33,14 +33,17 @@ function expectSameBits(a: Tensor | null, b: Tensor | null, what: string): void 
 }
 
 // Each case is big enough (≥ 2²⁰ multiply-adds per part) for the pool to split it three ways.
+// (Backward runs dx on Winograd where forward did, and dW on im2col.)
 const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?: boolean }[] = [
   { name: 'im2col 3×3, padding 1, ReLU epilogue', x: [3, 16, 20, 19], w: [24, 16, 3, 3], opts: { padding: 1, algorithm: 'im2col', relu: true } },
   { name: 'im2col 3×3, stride 2, groups 2', x: [6, 16, 30, 29], w: [32, 8, 3, 3], opts: { padding: 1, stride: 2, groups: 2, algorithm: 'im2col' } },
   { name: 'im2col 1×1 read in place', x: [2, 64, 32, 32], w: [48, 64, 1, 1], opts: { algorithm: 'im2col' } },
   { name: 'im2col 1×1, batched small maps', x: [40, 64, 7, 7], w: [64, 64, 1, 1], opts: { algorithm: 'im2col' } },
-  { name: 'Winograd F(4×4), ragged tiles, ReLU', x: [3, 32, 23, 21], w: [32, 32, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
+  // ≥ 64 tiles per part: parts split the tiles; fewer: they split the output channels
+  { name: 'Winograd F(4×4), ragged tiles, ReLU (tiles split)', x: [6, 16, 31, 29], w: [16, 16, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
+  { name: 'Winograd F(4×4), 16 tiles (channels split)', x: [1, 64, 14, 14], w: [96, 64, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
   { name: 'Winograd F(2×2), groups 4', x: [3, 32, 18, 17], w: [32, 8, 3, 3], opts: { padding: 1, groups: 4, algorithm: 'winograd', winogradTile: 2 } },
-  { name: 'Winograd F(4×4), float64', x: [2, 24, 20, 20], w: [32, 24, 3, 3], opts: { padding: 1, algorithm: 'winograd' }, f64: true },
+  { name: 'Winograd F(4×4), float64', x: [2, 24, 40, 40], w: [32, 24, 3, 3], opts: { padding: 1, algorithm: 'winograd' }, f64: true },
 ];
 
 describe('the same bits on 1, 2 and 3 threads', () => {
