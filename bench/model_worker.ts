@@ -1,5 +1,5 @@
 // One whole-model measurement in its own process, so its peak RSS is its own.
-// argv: arch batch kind(train-eval|deploy|train-step) size
+// argv: arch batch kind(train-eval|deploy|train-step|compare) size [threads (1)]
 import { RepVGG } from '../src/nn/repvgg.js';
 import { zooConfig, type RepVGGConfig } from '../src/nn/config.js';
 import { convert } from '../src/reparam/repvgg.js';
@@ -9,11 +9,14 @@ import { workspaceBytes } from '../src/tensor/workspace.js';
 import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { medians } from './harness.js';
+import { setThreads, workersReady } from '../src/backend/pool.js';
 
 const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
 
-const [arch, batchS, kind, sizeS] = process.argv.slice(2);
-const batch = Number(batchS), size = Number(sizeS);
+const [arch, batchS, kind, sizeS, threadsS] = process.argv.slice(2);
+const batch = Number(batchS), size = Number(sizeS), threads = Number(threadsS ?? 1);
+setThreads(threads);
+await workersReady();
 const cfg = arch === 'demo' ? DEMO : zooConfig(arch);
 const model = RepVGG.fromConfig(cfg, { seed: 1 });
 const x = uniform([batch, cfg.in_channels ?? 3, size, size], new Rng(2), -1, 1);
@@ -33,7 +36,7 @@ if (kind === 'compare') {
     }
   }
   const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-  process.stdout.write(JSON.stringify({ arch, batch, kind, size, trainEvalMs: med(runs[0]), deployMs: med(runs[1]), samples: runs[0].length, ratio: med(runs[0]) / med(runs[1]) }) + '\n');
+  process.stdout.write(JSON.stringify({ arch, batch, kind, size, threads, trainEvalMs: med(runs[0]), deployMs: med(runs[1]), samples: runs[0].length, ratio: med(runs[0]) / med(runs[1]) }) + '\n');
   process.exit(0);
 }
 if (kind === 'train-step') {
@@ -58,6 +61,6 @@ fn();
 const perStepAlloc = allocatedBytes() - alloc0, wsGrowth = workspaceBytes() - ws0;
 const [t] = await medians([[kind, fn]], { time: 1500, iterations: 3 });
 process.stdout.write(JSON.stringify({
-  arch, batch, kind, size, ms: t.medianMs, imagesPerSecond: (batch * 1000) / t.medianMs,
+  arch, batch, kind, size, threads, ms: t.medianMs, imagesPerSecond: (batch * 1000) / t.medianMs,
   peakRssMiB: process.resourceUsage().maxRSS / 1024, tensorBytesPerStep: perStepAlloc, workspaceGrowthBytes: wsGrowth, workspaceBytes: workspaceBytes(),
 }) + '\n');

@@ -12,7 +12,7 @@ import { RepVGG } from '../src/nn/repvgg.js';
 import { zooConfig } from '../src/nn/config.js';
 import { convert } from '../src/reparam/repvgg.js';
 import { toOnnx } from '../src/io/onnx.js';
-import { conv2d } from '../src/ops/conv2d.js';
+import { Conv2d } from '../src/nn/layers.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { poolStats, setThreads, workersReady } from '../src/backend/pool.js';
@@ -82,7 +82,6 @@ for (const arch of quick ? ['A0'] : ['A0', 'B0']) {
     const xt = nhwc(x);
     const xo = new ort.Tensor('float32', x.data as Float32Array, [...x.shape]);
     let ours: Float32Array = new Float32Array(0), theirs: Float32Array = new Float32Array(0), onnx: Float32Array = new Float32Array(0);
-    const copied0 = poolStats.copiedBytes;
     const ms = await alternate([
       ['ours 1 thread', () => { setThreads(1); ours = deploy.forward(x).data as Float32Array; }],
       ['ours 2 threads', () => { setThreads(2); deploy.forward(x); }],
@@ -101,7 +100,6 @@ for (const arch of quick ? ['A0'] : ['A0', 'B0']) {
     const c0 = poolStats.copiedBytes;
     deploy.forward(x);
     row.sharedCopyBytesPerRun = poolStats.copiedBytes - c0;
-    void copied0;
     models.push(row);
     console.error(JSON.stringify(row));
     xt.dispose();
@@ -116,10 +114,13 @@ for (const s of A0_SHAPES.filter((v) => v.k === 3)) {
   const w = uniform([s.F, s.C, 3, 3], rng, -1, 1);
   const b = uniform([s.F], rng, -1, 1);
   const xt = nhwc(x), wt = hwio(w), bt = tf.tensor1d(b.data as Float32Array);
-  const opts = { stride: s.stride, padding: 1, relu: true } as const;
+  // a Conv2d module in eval mode, as a deploy model runs it: 'auto', Winograd filters cached, fused ReLU
+  const conv = new Conv2d(s.C, s.F, 3, { stride: s.stride, padding: 1 }).eval();
+  conv.weight.data.data.set(w.data);
+  conv.bias!.data.data.set(b.data);
   const ms = await alternate([
-    ['ours 1 thread', () => { setThreads(1); conv2d(x, w, b, opts); }],
-    ['ours 2 threads', () => { setThreads(2); conv2d(x, w, b, opts); }],
+    ['ours 1 thread', () => { setThreads(1); conv.forward(x, undefined, true); }],
+    ['ours 2 threads', () => { setThreads(2); conv.forward(x, undefined, true); }],
     ['tfjs-backend-wasm', () => { const y = tf.fused.conv2d({ x: xt, filter: wt, strides: s.stride, pad: 1, bias: bt, activation: 'relu' }); y.dataSync(); y.dispose(); }],
   ], quick ? 800 : 1500);
   const row = { shape: s.name, batch: 1, ms };

@@ -9,11 +9,13 @@ import { benchConv, A0_SHAPES, type ConvResult } from './conv.js';
 import { v8CeilingGflops } from './ceiling.js';
 import { table } from './harness.js';
 import { lineChart, svgDocument } from '../src/cli/svg.js';
+import { setThreads } from '../src/backend/pool.js';
 
 const quick = process.argv.includes('--quick');
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const repo = (f: string) => fileURLToPath(new URL(`../../${f}`, import.meta.url));
 
+setThreads(1); // the kernel tables are single-threaded; the pool has its own rows below
 const ceiling = v8CeilingGflops();
 console.log(`V8 ceiling (4×4 register tile, 256-long panel in L1): ${ceiling.toFixed(2)} GFLOP/s\n`);
 
@@ -44,13 +46,16 @@ const models: Record<string, unknown>[] = [];
 const runs: [string, number, string, number][] = [];
 for (const arch of quick ? ['A0'] : ['A0', 'B0']) for (const batch of quick ? [1] : [1, 8]) for (const kind of ['train-eval', 'deploy']) runs.push([arch, batch, kind, 224]);
 runs.push(['demo', 32, 'train-step', 28], ['A0', 8, 'train-step', 64]);
-for (const [arch, batch, kind, size] of runs) {
-  const outp = execFileSync(process.execPath, [here('./model_worker.js'), arch, String(batch), kind, String(size)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  models.push(JSON.parse(outp.trim().split('\n').pop()!));
+const threadRuns = runs.slice();
+for (const [arch, batch, kind, size] of threadRuns) {
+  for (const threads of [1, 2]) {
+    const outp = execFileSync(process.execPath, [here('./model_worker.js'), arch, String(batch), kind, String(size), String(threads)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    models.push(JSON.parse(outp.trim().split('\n').pop()!));
+  }
 }
 console.log('whole models, float32 (each in its own process; peak RSS of that process)');
-console.log(table(models.map((m) => [`${m.arch}${m.kind === 'train-step' ? '' : ' @224'}`, String(m.batch), String(m.kind), m.imagesPerSecond as number, m.ms as number, m.peakRssMiB as number, String(m.workspaceGrowthBytes)]),
-  ['model', 'batch', 'run', 'images/s', 'ms', 'peak RSS MiB', 'workspace growth B']) + '\n');
+console.log(table(models.map((m) => [`${m.arch}${m.kind === 'train-step' ? '' : ' @224'}`, String(m.batch), String(m.kind), String(m.threads), m.imagesPerSecond as number, m.ms as number, m.peakRssMiB as number, String(m.workspaceGrowthBytes)]),
+  ['model', 'batch', 'run', 'threads', 'images/s', 'ms', 'peak RSS MiB', 'workspace growth B']) + '\n');
 // The speed-up itself is measured side by side: both models in one process, alternating runs.
 const compare: Record<string, unknown>[] = [];
 for (const arch of quick ? ['A0'] : ['A0', 'B0']) for (const batch of quick ? [1] : [1, 8]) {
@@ -62,6 +67,17 @@ console.log(table(compare.map((c) => [`${c.arch} @224`, String(c.batch), c.train
   ['model', 'batch', 'training-time ms', 'deploy ms', 'speed-up', 'runs each']) + '\n');
 const speedups = Object.fromEntries(compare.map((c) => [`${c.arch} batch ${c.batch}`, c.ratio as number]));
 
+// The peers, alternating with our deploy model on 1 and 2 threads in one process (bench/peers.ts).
+const peers = JSON.parse(execFileSync(process.execPath, [here('./peers.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!) as
+  { models: { arch: string; batch: number; ms: Record<string, number>; maxAbsDiffTfjs: number; maxAbsDiffOrt: number }[]; layers: { shape: string; ms: Record<string, number> }[] };
+const PEERS = ['ours 1 thread', 'ours 2 threads', 'tfjs-backend-wasm', 'onnxruntime-web'];
+console.log('deploy models against the WebAssembly peers (one thread each unless stated; alternating runs, median ms)');
+console.log(table(peers.models.map((m) => [`${m.arch} @224`, String(m.batch), ...PEERS.map((p) => m.ms[p]), `${(m.ms['ours 1 thread'] / m.ms['ours 2 threads']).toFixed(2)}×`, `${(m.ms['tfjs-backend-wasm'] / m.ms['ours 1 thread']).toFixed(2)}×`]),
+  ['model', 'batch', ...PEERS, '2 threads / 1', 'ours / tfjs-wasm (speed)']) + '\n');
+console.log(table(peers.layers.map((l) => [l.shape, ...PEERS.slice(0, 3).map((p) => l.ms[p]), `${(l.ms['ours 1 thread'] / l.ms['ours 2 threads']).toFixed(2)}×`]),
+  ['A0 layer, batch 1', ...PEERS.slice(0, 3), '2 threads / 1']) + '\n');
+const threadSpeedup = Object.fromEntries(peers.models.map((m) => [`${m.arch} batch ${m.batch}`, m.ms['ours 1 thread'] / m.ms['ours 2 threads']]));
+
 console.log('targets (ratios from this run):');
 console.log(`  im2col / direct on 48→48 @56:            ${targets.im2colOverDirect48.toFixed(2)}× (≥ 4)`);
 console.log(`  Winograd F4 / im2col on 48→48 @56:       ${targets.winogradF4OverIm2col48.toFixed(2)}× (≥ 1.8)`);
@@ -69,10 +85,11 @@ console.log(`  best / tfjs-backend-cpu, 48→48 @56:      ${targets.bestOverTfjs
 console.log(`  best / tfjs-backend-cpu, 192→192 @14:    ${targets.bestOverTfjs192.toFixed(2)}× (≥ 5)`);
 console.log(`  im2col share of the V8 ceiling, 3×3:     min ${(100 * targets.im2colShareOfCeilingOn3x3.min).toFixed(0)}%, median ${(100 * targets.im2colShareOfCeilingOn3x3.median).toFixed(0)}%, max ${(100 * targets.im2colShareOfCeilingOn3x3.max).toFixed(0)}% (≥ 60%)`);
 for (const [n, r] of Object.entries(targets.winogradF4OverIm2colStride1)) console.log(`  Winograd F4 / im2col, ${n}: ${r.toFixed(2)}× (≥ 1.8)`);
-for (const [k, v] of Object.entries(speedups)) console.log(`  deploy / training-time (eval) images/s, ${k}: ${v.toFixed(2)}× (≥ 1.7; paper B0: 1.71×)`);
+for (const [k, v] of Object.entries(speedups)) console.log(`  deploy / training-time (eval) images/s, ${k}: ${v.toFixed(2)}× (≥ 1.5 at batch 1)`);
+for (const [k, v] of Object.entries(threadSpeedup)) console.log(`  deploy, 2 threads / 1 thread, ${k}: ${v.toFixed(2)}× (≥ 1.7 at A0 batch 8)`);
 
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString() };
-writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, compare, targets, speedups }, null, 1) + '\n');
+writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, compare, peers, targets, speedups, threadSpeedup }, null, 1) + '\n');
 
 // Chart: GFLOP/s per 3×3 shape (batch 1), one line per algorithm, the ceiling as a flat line.
 const algos = ['direct', 'im2col', 'winograd F2', 'winograd F4', 'tfjs-backend-cpu'];

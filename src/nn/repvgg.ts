@@ -3,6 +3,7 @@
 //   block (deploy): y = ReLU( conv3×3(x) + b )                             → rbr_reparam
 //   model:          stage0 → stage1..4 → global average pool → linear
 
+import { getThreads, isShared, sharedArrayLike } from '../backend/pool.js';
 import { Tensor, allocLike, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
@@ -263,8 +264,10 @@ export class RepVGG extends Module {
     const Ho = Math.floor((H - 1) / b.stride) + 1, Wo = Math.floor((W - 1) / b.stride) + 1;
     const n = N * b.outChannels * Ho * Wo;
     let buf = this.arena[slot];
-    if (buf === null || buf.length < n || (buf instanceof Float64Array) !== (h.data instanceof Float64Array)) {
-      buf = this.arena[slot] = allocLike(h.data, Math.max(n, buf === null ? 0 : buf.length));
+    const shared = getThreads() > 1; // then in shared memory, where the pool's workers write directly
+    if (buf === null || buf.length < n || (buf instanceof Float64Array) !== (h.data instanceof Float64Array) || isShared(buf) !== shared) {
+      const len = Math.max(n, buf === null ? 0 : buf.length);
+      buf = this.arena[slot] = shared ? sharedArrayLike(len, h.data) : allocLike(h.data, len);
     }
     return new Tensor(buf.subarray(0, n), [N, b.outChannels, Ho, Wo]);
   }
