@@ -12,5 +12,6 @@ import { train } from './train.js';
 import { ablate } from './ablate.js';
 import { inspect } from './inspect.js';
 import { exportOnnx } from './export.js';
+import { web } from './web.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, explain, verify, fixtures];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, explain, verify, fixtures, web];
