@@ -85,6 +85,8 @@ export const explain: Command = {
     showKernel(io, 'W = W₃\' + pad(W₁\') + I\'', fused.kernel); showBias(io, 'b = b₃\' + b₁\' + b_id\'', fused.bias);
     io.out('\n6. Both models on one 1×2×3×3 input');
     const x = new Tensor(Float64Array.from({ length: 18 }, () => r2(rng, -1, 1)), [1, 2, 3, 3]);
+    // both sides on the direct reference, so that timing ('auto') never changes what is printed
+    for (const c of [block.rbrDense!.conv, block.rbr1x1!.conv]) c.algorithm = 'direct';
     const yTrain = block.forward(x);
     const yDeploy = relu(conv2d(x, fused.kernel, fused.bias, { padding: 1, algorithm: 'direct' }));
     io.out('  channel  position   training-time block   deploy conv     |Δ|');
