@@ -9,6 +9,7 @@
 
 import { checkNumber } from '../tensor/check.js';
 import { workspaceLike } from '../tensor/workspace.js';
+import { type Backend, getBackend, setBackend } from './backend.js';
 
 type KernelFn<A> = (args: A, part: number, parts: number) => void;
 
@@ -235,7 +236,9 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
   const c = ctrl!;
   Atomics.store(c, 0, parts - 1);
   Atomics.store(c, 1, 0);
-  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts });
+  // the caller's backend travels with the work, so that every part runs the same kernels
+  const backend = getBackend();
+  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts, backend });
   let failure: unknown = null;
   try {
     kernel.run(args, 0, parts);
@@ -263,6 +266,7 @@ interface WorkerMessage {
   args?: unknown;
   part?: number;
   parts?: number;
+  backend?: Backend;
 }
 
 /** The worker's message loop (called by worker.ts after it has imported every kernel's module). */
@@ -279,6 +283,7 @@ export function serveWorker(): void {
     try {
       const run = kernels.get(m.kernel!);
       if (run === undefined) throw new Error(`unknown kernel '${m.kernel!}'`);
+      setBackend(m.backend!);
       run(m.args as never, m.part!, m.parts!);
     } catch (e) {
       if (Atomics.compareExchange(c!, 1, 0, 1) === 0) {

@@ -6,6 +6,7 @@ import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { MAX_THREADS, setThreads } from '../backend/pool.js';
+import { setBackend } from '../backend/backend.js';
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
@@ -35,6 +36,11 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     if (typeof threads === 'number') {
       if (threads > MAX_THREADS) throw new UsageError(`${name}: --threads must be at most ${MAX_THREADS}, got ${threads}`);
       setThreads(threads);
+    }
+    const backend = args.flags.get('backend');
+    if (typeof backend === 'string') {
+      if (backend !== 'js' && backend !== 'wasm') throw new UsageError(`${name}: --backend must be js or wasm, got '${backend}'`);
+      setBackend(backend);
     }
     return await cmd.run(args, io);
   } catch (e) {

@@ -4,6 +4,7 @@
 import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { getBackend } from '../backend/backend.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -43,8 +44,9 @@ export interface AlgorithmChoice {
  */
 const measured = new Map<string, AlgorithmChoice>();
 
+// per backend too: the WebAssembly GEMM moves the balance between im2col and Winograd
 function shapeKey(g: ConvGeometry, dtype: string): string {
-  return [dtype, g.N, g.C, g.H, g.W, g.F, g.KH, g.KW, g.groups, g.sh, g.sw, g.dh, g.dw, g.pt, g.pb, g.pl, g.pr].join(',');
+  return [dtype, dtype === 'float32' ? getBackend() : 'js', g.N, g.C, g.H, g.W, g.F, g.KH, g.KW, g.groups, g.sh, g.sw, g.dh, g.dw, g.pt, g.pb, g.pl, g.pr].join(',');
 }
 
 /** The measured choice for this geometry, if 'auto' has timed it already. */

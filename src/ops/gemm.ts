@@ -5,6 +5,8 @@
 
 import type { FloatArray } from '../tensor/tensor.js';
 import { workspace64 } from '../tensor/workspace.js';
+import { getBackend } from '../backend/backend.js';
+import { gemmSimd } from '../backend/wasm/gemm_simd.js';
 
 const MR = 4;
 const NR = 4;
@@ -33,6 +35,10 @@ export function gemm(
   if (M === 0 || N === 0) return;
   if (K === 0) {
     if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    return;
+  }
+  if (C instanceof Float32Array && getBackend() === 'wasm') {
+    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate);
     return;
   }
   const Bp = workspace64('gemm.Bp', KC * (NC + NR));

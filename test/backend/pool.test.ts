@@ -7,11 +7,12 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { defineKernel, getThreads, parallel, poolStats, setThreads, workersReady } from '../../src/backend/pool.js';
+import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { cli } from '../cli/run.js';
 
-afterAll(() => setThreads(2));
+afterAll(() => { setThreads(2); setBackend('wasm'); });
 
 function rand(shape: number[], rng: Rng, f64 = false): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -53,10 +54,13 @@ describe('the same bits on 1, 2 and 3 threads', () => {
     await workersReady();
   };
 
-  it.each(CASES)('conv2d forward and backward: $name', async ({ x: xs, w: ws, opts, f64 }) => {
+  // every case on both GEMM backends: the workers must run the caller's
+  const BOTH = CASES.flatMap((c) => (['js', 'wasm'] as const).map((backend) => ({ ...c, backend })));
+  it.each(BOTH)('conv2d forward and backward: $name ($backend)', async ({ x: xs, w: ws, opts, f64, backend }) => {
     const rng = new Rng(7);
     const x = rand(xs, rng, f64), w = rand(ws, rng, f64), b = rand([ws[0]], rng, f64);
     const runs = [];
+    setBackend(backend);
     for (const t of [1, 2, 3]) {
       await threads(t);
       const before = poolStats.workerParts;

@@ -5,6 +5,7 @@ import { WINOGRAD_F2, WINOGRAD_F4, winogradWeights } from '../../src/ops/conv2d_
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { U32, absConv, firstViolation, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { type Backend, setBackend } from '../../src/backend/backend.js';
 
 // Error model. Every algorithm computes y = Σ x·w + b in some order. A sum of K products computed
 // with n roundings (each |δ| ≤ u) has |Δ| ≤ γ_n·Σ|x·w| with γ_n = n·u/(1 − n·u) ≈ n·u. The direct
@@ -29,8 +30,11 @@ function im2colBound(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions
  * + 1e-13·(Q + S) for the float64 arithmetic (≤ 256 + 36 terms at 2⁻⁵³). U, V and Q are recomputed
  * here in float64 from the matrices. A transform with a float32 intermediate would add roundings
  * of |Bᵀ||d||B|-sized values, which this bound does not allow.
+ * On the 'wasm' backend the GEMM accumulates in float32 (M̂ = fl(fl(Σ…) + …) term by term, each
+ * product rounded too): |M̂ − M| gains γ_{kc+1}·P, kc = min(C/g, 256), and the emulation rounds
+ * every product and every partial sum.
  */
-function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions, tile: 2 | 4, ref: Tensor, u: number): { bound: (i: number) => number; emulated: Float64Array } {
+function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions, tile: 2 | 4, ref: Tensor, u: number, backend: Backend): { bound: (i: number) => number; emulated: Float64Array } {
   const M = tile === 4 ? WINOGRAD_F4 : WINOGRAD_F2;
   const { m, alpha: a } = M;
   const [N, C, H, W] = x.shape;
@@ -75,7 +79,10 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
         let acc = 0;
         for (let c0 = 0; c0 < Cg; c0 += 256) {
           let blk = 0;
-          for (let c = c0; c < Math.min(Cg, c0 + 256); c++) blk += U32[(f * Cg + c) * a * a + k] * V32[c * a * a + k];
+          for (let c = c0; c < Math.min(Cg, c0 + 256); c++) {
+            if (backend === 'js') blk += U32[(f * Cg + c) * a * a + k] * V32[c * a * a + k];
+            else blk = Math.fround(blk + Math.fround(U32[(f * Cg + c) * a * a + k] * V32[c * a * a + k]));
+          }
           acc = Math.fround(acc + blk);
         }
         M32[k] = acc;
@@ -89,7 +96,8 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
           Q += Math.abs(M.AT[i][xi]) * P * Math.abs(M.AT[j][e]);
         }
         const o = ((n * F + f) * Ho + ty * m + i) * Wo + tx * m + j;
-        bound[o] = 2 * u * (1 + u) * Math.abs(ref.data[o]) + (3 + nb) * u * (1 + 4 * u) * Q + 1e-13 * (Q + S.data[o]);
+        const kc = Math.min(Cg, 256), inPanel = backend === 'wasm' ? ((kc + 1) * u / (1 - (kc + 1) * u)) * Q : 0;
+        bound[o] = 2 * u * (1 + u) * Math.abs(ref.data[o]) + (3 + nb) * u * (1 + 4 * u) * Q + inPanel + 1e-13 * (Q + S.data[o]);
         emulated[o] = Math.fround(t + (b === null ? 0 : b.data[f]));
       }
     }
@@ -131,7 +139,8 @@ function build(g: Geo, dtype: 'float32' | 'float64') {
 }
 
 describe('conv2d algorithms agree with the direct reference', () => {
-  it('im2col = direct within (K+2)·u·Σ|x·w| (float32), and ≤ 1e-12·max Σ|x·w| (float64)', () => {
+  it.each(['js', 'wasm'] as const)('im2col on %s = direct within (K+2)·u·Σ|x·w| (float32), and ≤ 1e-12·max Σ|x·w| (float64)', (backend) => {
+    setBackend(backend);
     fc.assert(fc.property(geometry, (g) => {
       for (const dtype of ['float32', 'float64'] as const) {
         const { x, w, b, opts } = build(g, dtype);
@@ -147,6 +156,7 @@ describe('conv2d algorithms agree with the direct reference', () => {
         }
       }
     }), { numRuns: 150 });
+    setBackend('wasm');
   });
 
   const winoGeometry = fc.record({
@@ -162,7 +172,8 @@ describe('conv2d algorithms agree with the direct reference', () => {
     seed: fc.integer({ min: 0, max: 1 << 30 }),
   }).filter((g) => g.H + g.pad[0] + g.pad[1] >= 3 && g.W + g.pad[2] + g.pad[3] >= 3);
 
-  it('Winograd F(2×2) and F(4×4) = direct within the bound of the roundings they make, and round where they say, any padding, groups, tiny sizes', () => {
+  it.each(['js', 'wasm'] as const)('Winograd F(2×2) and F(4×4) on %s = direct within the bound of the roundings they make, and round where they say, any padding, groups, tiny sizes', (backend) => {
+    setBackend(backend);
     fc.assert(fc.property(winoGeometry, (g) => {
       for (const dtype of ['float32', 'float64'] as const) {
         const rng = new Rng(g.seed);
@@ -176,7 +187,7 @@ describe('conv2d algorithms agree with the direct reference', () => {
         const y = conv2d(x, w, b, { ...opts, algorithm: 'winograd', winogradTile: g.tile });
         expect(y.shape).toEqual(ref.shape);
         if (dtype === 'float32') {
-          const model = winogradModel(x, w, b, opts, g.tile, ref, U32);
+          const model = winogradModel(x, w, b, opts, g.tile, ref, U32, backend);
           expect(firstViolation(y, ref, model.bound)).toBeNull();
           let off = 0;
           for (let i = 0; i < y.size; i++) {
@@ -193,6 +204,7 @@ describe('conv2d algorithms agree with the direct reference', () => {
         }
       }
     }), { numRuns: 150 });
+    setBackend('wasm');
   });
 
   it('the Winograd matrices compute a 3-tap correlation exactly (1-D identity on integers)', () => {

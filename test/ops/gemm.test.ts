@@ -2,6 +2,27 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { gemm } from '../../src/ops/gemm.js';
 import { Rng } from '../../src/tensor/rng.js';
+import { type Backend, getBackend, setBackend } from '../../src/backend/backend.js';
+
+const U32 = 2 ** -24;
+const gamma = (n: number) => (n * U32) / (1 - n * U32);
+
+// The float32 error bound of each backend, for a sum of K products with Σ|a·b| = S. C is rounded
+// once per 256-deep panel on both (⌈K/256⌉·u·S). 'js' accumulates a panel in float64 (≤ 1e-13·S);
+// 'wasm' in float32: a panel's kc ≤ 256 products and their sum carry γ₂₅₇ (Higham, eq. 3.4).
+function float32Bound(backend: Backend, K: number, S: number): number {
+  return Math.ceil(K / 256) * U32 * S + (backend === 'js' ? 1e-13 * S : gamma(257) * S);
+}
+
+function withBackend(b: Backend, f: () => void): void {
+  const before = getBackend();
+  setBackend(b);
+  try {
+    f();
+  } finally {
+    setBackend(before);
+  }
+}
 
 describe('gemm', () => {
   // float64 operands; the naive triple loop and the blocked kernel differ only in summation order:
@@ -26,12 +47,31 @@ describe('gemm', () => {
       }), { numRuns: 60 });
   });
 
-  // Past every blocking boundary of src/ops/gemm.ts (MC = 64 rows, NC = 1024 columns, KC = 256
-  // depth, 4×4 register tiles with ragged edges), on views (offsets, ld ≠ K, ldc ≠ N). Reference:
-  // the naive sum in float64. float64: as above. float32: C is rounded once per 256-deep block, so
-  // |Δ| ≤ ⌈K/256⌉·u₃₂·Σ|a·b| (+ the float64 sums, ≤ 1e-13·Σ|a·b|).
-  for (const dtype of ['float64', 'float32'] as const) {
-    it(`crosses every blocking boundary: M = 69, N = 1029, K = 261, views with ld ≠ K (${dtype})`, () => {
+  it.each(['js', 'wasm'] as const)('float32 on %s equals the naive product within its bound, every transpose, edges, accumulate', (backend) => {
+    withBackend(backend, () => fc.assert(fc.property(
+      fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 600 }),
+      fc.boolean(), fc.boolean(), fc.boolean(), fc.integer(),
+      (M, N, K, ta, tb, acc, seed) => {
+        const rng = new Rng(seed);
+        const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+        const a = rand(M * K), b = rand(K * N), c0 = rand(M * N);
+        const c = c0.slice();
+        gemm(M, N, K, { data: a, offset: 0, ld: ta ? M : K, trans: ta }, { data: b, offset: 0, ld: tb ? K : N, trans: tb }, c, 0, N, acc);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let s = acc ? c0[i * N + j] : 0, S = Math.abs(s);
+            for (let k = 0; k < K; k++) { const p = (ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]); s += p; S += Math.abs(p); }
+            expect(Math.abs(c[i * N + j] - s)).toBeLessThanOrEqual(float32Bound(backend, K, S) + U32 * S);
+          }
+        }
+      }), { numRuns: 40 }));
+  });
+
+  // Past every blocking boundary of src/ops/gemm.ts and the SIMD kernel (MC = 64 rows, NC = 1024
+  // columns, KC = 256 depth, 4×4 and 4×8 register tiles with ragged edges), on views (offsets,
+  // ld ≠ K, ldc ≠ N). Reference: the naive sum in float64. float64: as above. float32: float32Bound.
+  for (const [dtype, backend] of [['float64', 'js'], ['float32', 'js'], ['float32', 'wasm']] as const) {
+    it(`crosses every blocking boundary: M = 69, N = 1029, K = 261, views with ld ≠ K (${dtype}, ${backend})`, () => withBackend(backend, () => {
       const M = 69, N = 1029, K = 261, lda = K + 3, ldb = N + 2, ldc = N + 1, aOff = 5, bOff = 2, cOff = 7;
       const rng = new Rng(dtype === 'float32' ? 1 : 2);
       const Arr = dtype === 'float32' ? Float32Array : Float64Array;
@@ -49,13 +89,18 @@ describe('gemm', () => {
           for (let j = 0; j < N; j++) {
             let s = 0, S = 0;
             for (let k = 0; k < K; k++) { const p = A(i, k) * B(k, j); s += p; S += Math.abs(p); }
-            const bound = dtype === 'float32' ? Math.ceil(K / 256) * 2 ** -24 * S + 1e-13 * S : 1e-13 * (K * K + 1);
+            const bound = dtype === 'float32' ? float32Bound(backend, K, S) : 1e-13 * (K * K + 1);
             worst = Math.max(worst, Math.abs(c[cOff + i * ldc + j] - s) / bound);
           }
           if (i < M - 1) expect(c[cOff + i * ldc + N]).toBe(7); // the gap between rows (ldc > N) is not written
         }
         expect(worst, `trans ${trans}`).toBeLessThanOrEqual(1);
       }
-    });
+    }));
   }
+
+  it('setBackend takes js or wasm', () => {
+    expect(() => setBackend('gpu' as Backend)).toThrow(/expected 'js' or 'wasm'/);
+    expect(getBackend()).toBe('wasm'); // the default where WebAssembly SIMD exists (Node ≥ 20 has it)
+  });
 });

@@ -19,7 +19,7 @@ export const ablate: Command = {
     name: 'ablate',
     summary: "the paper's branch ablation (identity / 1×1 / both / neither) at small scale, same seed and budget",
     usage: 'repvgg ablate [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]',
-    flags: { threads: 'count', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
+    flags: { threads: 'count', backend: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {

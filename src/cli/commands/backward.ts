@@ -11,7 +11,7 @@ export const backward: Command = {
     summary: 'training-mode forward then backward; writes every parameter gradient and the input gradient',
     usage: 'repvgg backward CKPT --input X.npy --grad-output DY.npy --out GRADS.safetensors\n' +
       '  GRADS holds each parameter\'s gradient under its state-dict key and the input\'s under "input".',
-    flags: { threads: 'count', key: 'string', input: 'string', 'grad-output': 'string', out: 'string' },
+    flags: { threads: 'count', backend: 'string', key: 'string', input: 'string', 'grad-output': 'string', out: 'string' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {

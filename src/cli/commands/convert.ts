@@ -15,7 +15,7 @@ export const convert: Command = {
       '  TRAIN: safetensors or a torch.save .pth (any naming; recognised by its bytes). DEPLOY is written as its\n' +
       '  extension says (.pth/.pt/.bin or .safetensors) with keys in --names (default: the input\'s naming).\n' +
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).',
-    flags: { threads: 'count', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string' },
+    flags: { threads: 'count', backend: 'string', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string' },
     positionals: 2,
   },
   run(a: ParsedArgs, io: Io): number {

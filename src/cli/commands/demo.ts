@@ -49,7 +49,7 @@ export const demo: Command = {
       '                   [--train-algorithm im2col|auto|direct|winograd]\n' +
       '  Training uses im2col by default so that a seed always gives the same model (\'auto\' times the\n' +
       '  algorithms on this machine, and their last-bit differences would change the trajectory).',
-    flags: { threads: 'count', out: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean', 'train-algorithm': 'string' },
+    flags: { threads: 'count', backend: 'string', out: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean', 'train-algorithm': 'string' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {

@@ -41,7 +41,7 @@ export const explain: Command = {
     name: 'explain',
     summary: 'walk a tiny 2-channel block through every re-parameterization step',
     usage: 'repvgg explain [--seed N]',
-    flags: { threads: 'count', seed: 'seed' },
+    flags: { threads: 'count', backend: 'string', seed: 'seed' },
     positionals: 0,
   },
   run(a, io: Io): number {

@@ -53,7 +53,7 @@ export const fixtures: Command = {
     name: 'fixtures',
     summary: 'regenerate the golden cases from this engine in float64, with a manifest',
     usage: 'repvgg fixtures --out DIR',
-    flags: { threads: 'count', out: 'string' },
+    flags: { threads: 'count', backend: 'string', out: 'string' },
     positionals: 0,
   },
   run(a: ParsedArgs, io: Io): number {

@@ -18,7 +18,7 @@ export const forward: Command = {
       '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.\n' +
       '  --verbose prints the algorithm each conv ran (\'auto\' resolved); --save-plan FILE.json writes it, and\n' +
       '  --plan FILE.json pins every conv to it, so that no timing decides the numerics of a run.',
-    flags: { threads: 'count', key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
+    flags: { threads: 'count', backend: 'string', key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
     positionals: 1,
   },
   run(a: ParsedArgs, io: Io): number {

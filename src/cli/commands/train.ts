@@ -20,7 +20,7 @@ export const train: Command = {
       '  demo\'s small RepVGG is used (1 input channel, 10 classes). A checkpoint is written after every epoch;\n' +
       '  --resume continues its schedule and data order (momentum buffers restart from zero).\n' +
       '  --train-algorithm: im2col (default: a seed always gives the same model), auto, direct or winograd.',
-    flags: { threads: 'count', data: 'string', arch: 'string', config: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', out: 'string', resume: 'string', 'train-algorithm': 'string' },
+    flags: { threads: 'count', backend: 'string', data: 'string', arch: 'string', config: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', out: 'string', resume: 'string', 'train-algorithm': 'string' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {

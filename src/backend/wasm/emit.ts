@@ -1,0 +1,101 @@
+// A small WebAssembly bytecode emitter: just enough of the binary format (WebAssembly Core
+// Specification 2.0, §5) to write our SIMD kernels in TypeScript, with no toolchain and no committed
+// binary. A function body is built as a list of bytes through the Code builder's named instructions.
+
+/** Value types (§5.3.1). */
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+
+// unsigned and signed LEB128 (§5.2.2)
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+const name = (s: string): number[] => vec([...new TextEncoder().encode(s)].map((b) => [b]));
+
+/** Instructions of one function body; locals are numbered after the parameters. */
+export class Code {
+  readonly bytes: number[] = [];
+  private readonly op = (...b: number[]): this => { this.bytes.push(...b); return this; };
+  // SIMD instructions: prefix 0xfd, then the opcode as unsigned LEB128 (§5.4.8)
+  private readonly simd = (opcode: number, ...imm: number[]): this => this.op(0xfd, ...uleb(opcode), ...imm);
+  // memarg: alignment exponent, then offset (§5.4.6)
+  private readonly mem = (align: number, offset: number): number[] => [...uleb(align), ...uleb(offset)];
+
+  get(i: number): this { return this.op(0x20, ...uleb(i)); }
+  set(i: number): this { return this.op(0x21, ...uleb(i)); }
+  tee(i: number): this { return this.op(0x22, ...uleb(i)); }
+  i32(v: number): this { return this.op(0x41, ...sleb(v)); }
+  i32Add(): this { return this.op(0x6a); }
+  i32Sub(): this { return this.op(0x6b); }
+  i32Mul(): this { return this.op(0x6c); }
+  i32LtU(): this { return this.op(0x49); }
+  i32Eqz(): this { return this.op(0x45); }
+  /** block with no result */
+  block(): this { return this.op(0x02, 0x40); }
+  /** loop with no result */
+  loop(): this { return this.op(0x03, 0x40); }
+  end(): this { return this.op(0x0b); }
+  br(depth: number): this { return this.op(0x0c, ...uleb(depth)); }
+  brIf(depth: number): this { return this.op(0x0d, ...uleb(depth)); }
+  v128Load(offset = 0): this { return this.simd(0x00, ...this.mem(4, offset)); }
+  v128Store(offset = 0): this { return this.simd(0x0b, ...this.mem(4, offset)); }
+  /** load one f32 and splat it to four lanes */
+  v128Load32Splat(offset = 0): this { return this.simd(0x09, ...this.mem(2, offset)); }
+  /** all-zero v128 */
+  v128Zero(): this { return this.simd(0x0c, ...new Array<number>(16).fill(0)); }
+  f32x4Add(): this { return this.simd(0xe4); }
+  f32x4Mul(): this { return this.simd(0xe6); }
+}
+
+export interface FunctionDef {
+  name: string;
+  params: number[];
+  /** types of the extra locals, in order after the parameters */
+  locals: number[];
+  body: Code;
+}
+
+/** A module importing its memory as env.memory and exporting the functions (no results). */
+export function wasmModule(funcs: FunctionDef[]): Uint8Array {
+  const types = section(1, vec(funcs.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...uleb(0)])));
+  const imports = section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]])); // memory, min 1 page
+  const functions = section(3, vec(funcs.map((_, i) => uleb(i))));
+  const exports = section(7, vec(funcs.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])));
+  const bodies = funcs.map((f) => {
+    // consecutive locals of one type are declared as one (count, type) pair
+    const groups: number[][] = [];
+    for (const t of f.locals) {
+      const last = groups[groups.length - 1];
+      if (last !== undefined && last[1] === t) last[0]++;
+      else groups.push([1, t]);
+    }
+    const body = [...vec(groups.map(([n, t]) => [...uleb(n), t])), ...f.body.bytes, 0x0b];
+    return [...uleb(body.length), ...body];
+  });
+  const code = section(10, vec(bodies));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...functions, ...exports, ...code]);
+}

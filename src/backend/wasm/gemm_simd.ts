@@ -1,0 +1,187 @@
+// GEMM on WebAssembly SIMD: C (M×N) (+)= op(A) · op(B), float32, the same Goto-style blocking as
+// src/ops/gemm.ts (KC-long panels, C rounded once per panel) with a 4×8 register tile of f32x4
+// accumulators. Differences from the TypeScript kernel, which stays the reference:
+//  - products are accumulated in float32, not float64: a panel's sum of kc products carries the
+//    usual γ_kc = kc·u/(1 − kc·u) relative bound (u = 2⁻²⁴) instead of one rounding;
+//  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64).
+// Each output element still sees the same operations in the same order for any thread split.
+
+import type { MatRef } from '../../ops/gemm.js';
+import { Code, I32, V128, wasmModule } from './emit.js';
+
+const MR = 4;
+const NR = 8;
+const KC = 256;
+const MC = 64;
+const NC = 1024;
+
+// block(a, b, c, mStrips, nStrips, kc, ldcBytes): for every 4-row strip of the packed A block at a
+// and 8-column strip of the packed B panel at b, C tile (at c, row stride ldcBytes) += A strip · B strip.
+function blockKernel(): Code {
+  const [a, b, c, mStrips, nStrips, kc, ldc] = [0, 1, 2, 3, 4, 5, 6];
+  const [jr, ir, k, pa, pb, p] = [7, 8, 9, 10, 11, 12];
+  const acc = (i: number) => 13 + i; // 8 accumulators: row r, half h at 2r + h
+  const [b0, b1, s] = [21, 22, 23];
+  const x = new Code();
+  x.i32(0).set(jr);
+  x.loop(); // over 8-column strips
+  x.i32(0).set(ir);
+  x.loop(); // over 4-row strips
+  for (let i = 0; i < 8; i++) x.v128Zero().set(acc(i));
+  // pa = a + ir·kc·16, pb = b + jr·kc·32 (bytes)
+  x.get(a).get(ir).get(kc).i32Mul().i32(16).i32Mul().i32Add().set(pa);
+  x.get(b).get(jr).get(kc).i32Mul().i32(32).i32Mul().i32Add().set(pb);
+  x.get(kc).set(k);
+  x.loop(); // over k: acc[r][h] += a[k][r] · b[k][4h..4h+3]
+  x.get(pb).v128Load(0).set(b0);
+  x.get(pb).v128Load(16).set(b1);
+  for (let r = 0; r < 4; r++) {
+    x.get(pa).v128Load32Splat(4 * r).set(s);
+    x.get(acc(2 * r)).get(s).get(b0).f32x4Mul().f32x4Add().set(acc(2 * r));
+    x.get(acc(2 * r + 1)).get(s).get(b1).f32x4Mul().f32x4Add().set(acc(2 * r + 1));
+  }
+  x.get(pa).i32(16).i32Add().set(pa);
+  x.get(pb).i32(32).i32Add().set(pb);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  // C tile += acc: p = c + ir·4·ldc + jr·32
+  x.get(c).get(ir).i32(4).i32Mul().get(ldc).i32Mul().i32Add().get(jr).i32(32).i32Mul().i32Add().set(p);
+  for (let r = 0; r < 4; r++) {
+    for (let h = 0; h < 2; h++) x.get(p).get(p).v128Load(16 * h).get(acc(2 * r + h)).f32x4Add().v128Store(16 * h);
+    if (r < 3) x.get(p).get(ldc).i32Add().set(p);
+  }
+  x.get(ir).i32(1).i32Add().tee(ir).get(mStrips).i32LtU().brIf(0);
+  x.end();
+  x.get(jr).i32(1).i32Add().tee(jr).get(nStrips).i32LtU().brIf(0);
+  x.end();
+  return x;
+}
+
+/** The module's bytes (built once; also what `simdAvailable` validates). */
+export function gemmModuleBytes(): Uint8Array {
+  return wasmModule([{
+    name: 'block',
+    params: [I32, I32, I32, I32, I32, I32, I32],
+    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+    body: blockKernel(),
+  }]);
+}
+
+interface Instance {
+  memory: WebAssembly.Memory;
+  block: (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number) => void;
+  f32: Float32Array;
+}
+
+let instance: Instance | null = null;
+
+function getInstance(): Instance {
+  if (instance === null) {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
+    instance = { memory, block: inst.exports.block as Instance['block'], f32: new Float32Array(memory.buffer) };
+  }
+  return instance;
+}
+
+/** Bytes of WebAssembly memory this thread's GEMM holds (for the bench: it grows, never shrinks). */
+export function wasmMemoryBytes(): number {
+  return instance === null ? 0 : instance.memory.buffer.byteLength;
+}
+
+// The memory as floats, at least n long (growing it replaces the buffer: only our own views see it).
+function floats(n: number): Float32Array {
+  const inst = getInstance();
+  if (inst.f32.length < n) {
+    const pages = Math.ceil((n * 4 - inst.memory.buffer.byteLength) / 65536);
+    inst.memory.grow(pages);
+    inst.f32 = new Float32Array(inst.memory.buffer);
+  }
+  return inst.f32;
+}
+
+/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands. */
+export function gemmSimd(
+  M: number, N: number, K: number, A: MatRef, B: MatRef,
+  C: Float32Array, cOff: number, ldc: number, accumulate: boolean,
+): void {
+  const Mp = Math.ceil(M / MR) * MR;
+  for (let jc = 0; jc < N; jc += NC) {
+    const nc = Math.min(NC, N - jc);
+    const ncp = Math.ceil(nc / NR) * NR;
+    // memory layout (floats): C block Mp × ncp | B panel ncp × KC | A block MC × KC
+    const cW = 0, bW = Mp * ncp, aW = bW + ncp * KC;
+    const mem = floats(aW + MC * KC);
+    for (let i = 0; i < M; i++) {
+      const src = cOff + i * ldc + jc, dst = cW + i * ncp;
+      if (accumulate) for (let j = 0; j < nc; j++) mem[dst + j] = C[src + j];
+      else mem.fill(0, dst, dst + nc);
+    }
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = Math.min(KC, K - pc);
+      packB8(B, pc, jc, kc, nc, mem, bW);
+      for (let ic = 0; ic < M; ic += MC) {
+        const mc = Math.min(MC, M - ic);
+        packA4(A, ic, pc, mc, kc, mem, aW);
+        getInstance().block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
+      }
+    }
+    for (let i = 0; i < M; i++) {
+      const dst = cOff + i * ldc + jc, src = cW + i * ncp;
+      for (let j = 0; j < nc; j++) C[dst + j] = mem[src + j];
+    }
+  }
+}
+
+// mem[w + (jr/8)·kc·8 + k·8 + r] = B(pc + k, jc + jr + r), zero past the edge.
+function packB8(B: MatRef, pc: number, jc: number, kc: number, nc: number, mem: Float32Array, w: number): void {
+  const b = B.data, ld = B.ld, off = B.offset;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = Math.min(NR, nc - jr);
+    const p = w + jr * kc;
+    if (!B.trans) {
+      let src = off + pc * ld + jc + jr;
+      for (let k = 0, q = p; k < kc; k++, src += ld, q += NR) {
+        if (nr === NR) {
+          mem[q] = b[src]; mem[q + 1] = b[src + 1]; mem[q + 2] = b[src + 2]; mem[q + 3] = b[src + 3];
+          mem[q + 4] = b[src + 4]; mem[q + 5] = b[src + 5]; mem[q + 6] = b[src + 6]; mem[q + 7] = b[src + 7];
+        } else {
+          for (let r = 0; r < NR; r++) mem[q + r] = r < nr ? b[src + r] : 0;
+        }
+      }
+    } else {
+      for (let r = 0; r < NR; r++) {
+        if (r < nr) {
+          let src = off + (jc + jr + r) * ld + pc;
+          for (let k = 0, q = p + r; k < kc; k++, q += NR) mem[q] = b[src++];
+        } else {
+          for (let k = 0, q = p + r; k < kc; k++, q += NR) mem[q] = 0;
+        }
+      }
+    }
+  }
+}
+
+// mem[w + (ir/4)·kc·4 + k·4 + r] = A(ic + ir + r, pc + k), zero past the edge.
+function packA4(A: MatRef, ic: number, pc: number, mc: number, kc: number, mem: Float32Array, w: number): void {
+  const a = A.data, ld = A.ld, off = A.offset;
+  for (let ir = 0; ir < mc; ir += MR) {
+    const mr = Math.min(MR, mc - ir);
+    const p = w + ir * kc;
+    if (!A.trans) {
+      for (let r = 0; r < MR; r++) {
+        if (r < mr) {
+          let src = off + (ic + ir + r) * ld + pc;
+          for (let k = 0, q = p + r; k < kc; k++, q += MR) mem[q] = a[src++];
+        } else {
+          for (let k = 0, q = p + r; k < kc; k++, q += MR) mem[q] = 0;
+        }
+      }
+    } else {
+      let src = off + pc * ld + ic + ir;
+      for (let k = 0, q = p; k < kc; k++, src += ld, q += MR) {
+        for (let r = 0; r < MR; r++) mem[q + r] = r < mr ? a[src + r] : 0;
+      }
+    }
+  }
+}
