@@ -1,5 +1,5 @@
-// Deploy RepVGG against the WebAssembly peers, side by side in one process: our deploy model on 1 and
-// 2 threads, tfjs-backend-wasm (XNNPACK, SIMD, one thread) and onnxruntime-web (wasm, one thread)
+// Deploy RepVGG against the WebAssembly peers, side by side in one process: our deploy model on the
+// 'js' backend (one thread) and the 'wasm' backend (1 and 2 threads), tfjs-backend-wasm (XNNPACK, SIMD, one thread) and onnxruntime-web (wasm, one thread)
 // running the same weights, alternating run by run so that machine noise hits all alike; medians.
 // Also the 3×3 layers of RepVGG-A0 alone (ours vs tfjs-backend-wasm; bias and ReLU included).
 // argv: [--quick] (A0 batch 1 only). Prints one JSON line at the end (bench/run.ts collects it).
@@ -16,6 +16,7 @@ import { Conv2d } from '../src/nn/layers.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { poolStats, setThreads, workersReady } from '../src/backend/pool.js';
+import { setBackend } from '../src/backend/backend.js';
 import { A0_SHAPES } from './conv.js';
 
 const quick = process.argv.includes('--quick');
@@ -83,8 +84,9 @@ for (const arch of quick ? ['A0'] : ['A0', 'B0']) {
     const xo = new ort.Tensor('float32', x.data as Float32Array, [...x.shape]);
     let ours: Float32Array = new Float32Array(0), theirs: Float32Array = new Float32Array(0), onnx: Float32Array = new Float32Array(0);
     const ms = await alternate([
-      ['ours 1 thread', () => { setThreads(1); ours = deploy.forward(x).data as Float32Array; }],
-      ['ours 2 threads', () => { setThreads(2); deploy.forward(x); }],
+      ['ours js, 1 thread', () => { setBackend('js'); setThreads(1); deploy.forward(x); }],
+      ['ours wasm, 1 thread', () => { setBackend('wasm'); setThreads(1); ours = deploy.forward(x).data as Float32Array; }],
+      ['ours wasm, 2 threads', () => { setBackend('wasm'); setThreads(2); deploy.forward(x); }],
       ['tfjs-backend-wasm', () => { const y = tfm(xt); theirs = y.dataSync() as Float32Array; y.dispose(); }],
       ['onnxruntime-web', async () => { onnx = (await session.run({ input: xo })).logits.data as Float32Array; }],
     ], quick ? 4000 : 8000);
@@ -119,8 +121,9 @@ for (const s of A0_SHAPES.filter((v) => v.k === 3)) {
   conv.weight.data.data.set(w.data);
   conv.bias!.data.data.set(b.data);
   const ms = await alternate([
-    ['ours 1 thread', () => { setThreads(1); conv.forward(x, undefined, true); }],
-    ['ours 2 threads', () => { setThreads(2); conv.forward(x, undefined, true); }],
+    ['ours js, 1 thread', () => { setBackend('js'); setThreads(1); conv.forward(x, undefined, true); }],
+    ['ours wasm, 1 thread', () => { setBackend('wasm'); setThreads(1); conv.forward(x, undefined, true); }],
+    ['ours wasm, 2 threads', () => { setBackend('wasm'); setThreads(2); conv.forward(x, undefined, true); }],
     ['tfjs-backend-wasm', () => { const y = tf.fused.conv2d({ x: xt, filter: wt, strides: s.stride, pad: 1, bias: bt, activation: 'relu' }); y.dataSync(); y.dispose(); }],
   ], quick ? 800 : 1500);
   const row = { shape: s.name, batch: 1, ms };

@@ -10,12 +10,17 @@ import { v8CeilingGflops } from './ceiling.js';
 import { table } from './harness.js';
 import { lineChart, svgDocument } from '../src/cli/svg.js';
 import { setThreads } from '../src/backend/pool.js';
+import { setBackend } from '../src/backend/backend.js';
+import { benchGemm } from './gemm.js';
 
 const quick = process.argv.includes('--quick');
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const repo = (f: string) => fileURLToPath(new URL(`../../${f}`, import.meta.url));
 
-setThreads(1); // the kernel tables are single-threaded; the pool has its own rows below
+// The kernel tables: the TypeScript reference kernels on one thread, against the scalar V8 ceiling;
+// the WebAssembly SIMD GEMM and the pool have their own rows below.
+setThreads(1);
+setBackend('js');
 const ceiling = v8CeilingGflops();
 console.log(`V8 ceiling (4×4 register tile, 256-long panel in L1): ${ceiling.toFixed(2)} GFLOP/s\n`);
 
@@ -70,13 +75,18 @@ const speedups = Object.fromEntries(compare.map((c) => [`${c.arch} batch ${c.bat
 // The peers, alternating with our deploy model on 1 and 2 threads in one process (bench/peers.ts).
 const peers = JSON.parse(execFileSync(process.execPath, [here('./peers.js'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!) as
   { models: { arch: string; batch: number; ms: Record<string, number>; maxAbsDiffTfjs: number; maxAbsDiffOrt: number }[]; layers: { shape: string; ms: Record<string, number> }[] };
-const PEERS = ['ours 1 thread', 'ours 2 threads', 'tfjs-backend-wasm', 'onnxruntime-web'];
+const PEERS = ['ours js, 1 thread', 'ours wasm, 1 thread', 'ours wasm, 2 threads', 'tfjs-backend-wasm', 'onnxruntime-web'];
+const W1 = 'ours wasm, 1 thread', W2 = 'ours wasm, 2 threads';
 console.log('deploy models against the WebAssembly peers (one thread each unless stated; alternating runs, median ms)');
-console.log(table(peers.models.map((m) => [`${m.arch} @224`, String(m.batch), ...PEERS.map((p) => m.ms[p]), `${(m.ms['ours 1 thread'] / m.ms['ours 2 threads']).toFixed(2)}×`, `${(m.ms['tfjs-backend-wasm'] / m.ms['ours 1 thread']).toFixed(2)}×`]),
-  ['model', 'batch', ...PEERS, '2 threads / 1', 'ours / tfjs-wasm (speed)']) + '\n');
-console.log(table(peers.layers.map((l) => [l.shape, ...PEERS.slice(0, 3).map((p) => l.ms[p]), `${(l.ms['ours 1 thread'] / l.ms['ours 2 threads']).toFixed(2)}×`]),
-  ['A0 layer, batch 1', ...PEERS.slice(0, 3), '2 threads / 1']) + '\n');
-const threadSpeedup = Object.fromEntries(peers.models.map((m) => [`${m.arch} batch ${m.batch}`, m.ms['ours 1 thread'] / m.ms['ours 2 threads']]));
+console.log(table(peers.models.map((m) => [`${m.arch} @224`, String(m.batch), ...PEERS.map((p) => m.ms[p]), `${(m.ms[W1] / m.ms[W2]).toFixed(2)}×`, `${(m.ms['tfjs-backend-wasm'] / m.ms[W1]).toFixed(2)}×`]),
+  ['model', 'batch', ...PEERS, '2 threads / 1', 'ours wasm / tfjs-wasm (speed)']) + '\n');
+console.log(table(peers.layers.map((l) => [l.shape, ...PEERS.slice(0, 4).map((p) => l.ms[p]), `${(l.ms[W1] / l.ms[W2]).toFixed(2)}×`]),
+  ['A0 layer, batch 1', ...PEERS.slice(0, 4), '2 threads / 1']) + '\n');
+const threadSpeedup = Object.fromEntries(peers.models.map((m) => [`${m.arch} batch ${m.batch}`, m.ms[W1] / m.ms[W2]]));
+
+const gemmRows = await benchGemm();
+console.log('GEMM, float32, one thread (median ms, GFLOP/s, × the scalar V8 ceiling)');
+console.log(table(gemmRows.map((r) => [r.shape, r.backend, r.ms, r.gflops, `${(r.gflops / ceiling).toFixed(2)}×`]), ['M×N×K', 'backend', 'ms', 'GFLOP/s', '× ceiling']) + '\n');
 
 console.log('targets (ratios from this run):');
 console.log(`  im2col / direct on 48→48 @56:            ${targets.im2colOverDirect48.toFixed(2)}× (≥ 4)`);
@@ -89,7 +99,7 @@ for (const [k, v] of Object.entries(speedups)) console.log(`  deploy / training-
 for (const [k, v] of Object.entries(threadSpeedup)) console.log(`  deploy, 2 threads / 1 thread, ${k}: ${v.toFixed(2)}× (≥ 1.7 at A0 batch 8)`);
 
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString() };
-writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, compare, peers, targets, speedups, threadSpeedup }, null, 1) + '\n');
+writeFileSync(repo('bench/results.json'), JSON.stringify({ machine, ceilingGflops: ceiling, conv, models, compare, peers, gemm: gemmRows, targets, speedups, threadSpeedup }, null, 1) + '\n');
 
 // Chart: GFLOP/s per 3×3 shape (batch 1), one line per algorithm, the ceiling as a flat line.
 const algos = ['direct', 'im2col', 'winograd F2', 'winograd F4', 'tfjs-backend-cpu'];
