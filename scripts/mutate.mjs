@@ -12,14 +12,14 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
 
-// [area, what, file, exact text, replacement, test files]
+// [area, what, file, exact text, replacement, test files, 'build' when the mutant must reach dist/]
 const MUTANTS = [
   // ops
   ['ops', 'ReLU passes negatives', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] < -0.01 ? 0 : xd[i];', ['test/ops']],
   ['ops', 'ReLU backward ignores the mask', 'src/ops/relu.ts', 'dx[i] = yd[i] <= 0 ? 0 : g[i];', 'dx[i] = g[i];', ['test/ops']],
   ['ops', 'ReLU turns NaN into 0', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] > 0 ? xd[i] : 0;', ['test/ops', 'test/cli/faults.test.ts']],
   ['ops', 'deploy epilogue (Winograd) turns NaN into 0', 'src/ops/conv2d_winograd.ts', 'if (y[row + j] < 0) y[row + j] = 0;', 'if (!(y[row + j] > 0)) y[row + j] = 0;', ['test/cli/faults.test.ts', 'test/ops/conv2d.test.ts']],
-  ['ops', 'deploy epilogue (im2col) drops the bias', 'src/ops/conv2d_im2col.ts', '          y[p] += bf;\n          if (y[p] < 0) y[p] = 0;', '          if (y[p] < 0) y[p] = 0;', ['test/ops/conv2d.test.ts']],
+  ['ops', 'deploy epilogue (im2col) drops the bias', 'src/ops/conv2d_im2col.ts', '        y[p] += bf;\n        if (y[p] < 0) y[p] = 0;', '        if (y[p] < 0) y[p] = 0;', ['test/ops/conv2d.test.ts']],
   ['ops', 'softmax without max-subtraction', 'src/ops/loss.ts', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k] - mx);', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k]);', ['test/ops']],
   ['ops', 'BN eval ignores eps', 'src/ops/batchnorm.ts', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + 1e-5);', ['test/ops', 'test/reparam']],
   ['ops', 'BN running var biased', 'src/ops/batchnorm.ts', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / (M - 1));', 'rv[c] = (1 - momentum) * rv[c] + momentum * (ss / M);', ['test/ops', 'test/nn']],
@@ -32,6 +32,15 @@ const MUTANTS = [
   ['ops', 'Winograd scratch in float32', 'src/ops/conv2d_winograd.ts', "const d = workspace64('winograd.d', 2 * A2);", "const d = workspaceLike('winograd.d', 2 * A2, x) as Float64Array;", ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd filter transform in float32', 'src/ops/conv2d_winograd.ts', 'const Gg = new Float64Array(alpha * 3);', 'const Gg = new Float32Array(alpha * 3);', ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd F4 output transform coefficient', 'src/ops/conv2d_winograd.ts', 'out[34 + j] = s + 8 * q + m5;', 'out[34 + j] = s + 8 * q;', ['test/ops']],
+  ['ops', 'SIMD GEMM: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_simd.ts', 'x.get(acc(2 * r + 1)).get(s).get(b1)', 'x.get(acc(2 * r + 1)).get(s).get(r === 3 ? b0 : b1)', ['test/ops/gemm.test.ts']],
+  ['ops', 'im2col backward: dW forgets the previous chunks', 'src/ops/conv2d_im2col.ts', 'dW, (gi * Fg + f0) * K, K, qa > 0);', 'dW, (gi * Fg + f0) * K, K, false);', ['test/ops', 'test/backend']],
+  // threads (workers run the build: these rebuild dist/ with the mutant)
+  ['pool', 'workers ignore the caller\'s backend', 'src/backend/pool.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
+  ['pool', 'Winograd channel split misplaces M rows', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tb + t, Fp * tb, d);', 'outputTransform(M, fl * tb + t, Fp * tb, d);', ['test/backend'], 'build'],
+  ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);", "b: b === null ? null : shareInput('conv.b', b), y, relu }, parts);", ['test/backend'], 'build'],
+  // the learners' page (served from web/ over dist/)
+  ['web', 'page: the fused kernel leaves out the identity', 'web/lesson.js', "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');", "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }], 'float64');", ['test/web']],
+  ['web', 'page: test images not normalised as in training', 'web/app.js', '(v) => (v / 255 - 0.286) / 0.353)', '(v) => v / 255)', ['test/web']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],
@@ -74,13 +83,15 @@ let restore = null;
 process.on('SIGINT', () => { restore?.(); process.exit(130); });
 
 const results = [];
-MUTANTS.forEach(([area, what, file, from, to, tests], i) => {
+const build = () => spawnSync('npm', ['run', 'build', '--silent'], { encoding: 'utf8' });
+MUTANTS.forEach(([area, what, file, from, to, tests, rebuild], i) => {
   if (only.length > 0 && !only.includes(i + 1)) return;
   const src = readFileSync(file, 'utf8');
   const n = src.split(from).length - 1;
   if (n !== 1) { results.push([i + 1, area, what, `STALE (text found ${n} times)`]); return; }
-  restore = () => writeFileSync(file, src);
+  restore = () => { writeFileSync(file, src); if (rebuild) build(); };
   writeFileSync(file, src.replace(from, to));
+  if (rebuild) build();
   const t0 = Date.now();
   const r = spawnSync('npx', ['vitest', 'run', ...(full ? [] : tests), '--reporter=dot'], { encoding: 'utf8', timeout: 600_000 });
   restore();

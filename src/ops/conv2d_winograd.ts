@@ -17,6 +17,8 @@ import type { FloatArray } from '../tensor/tensor.js';
 import { workspace64, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
+import { getBackend } from '../backend/backend.js';
+import { packPanels } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, sharedArrayLike, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -95,6 +97,9 @@ export interface WinogradWeights {
   Cg: number;
   groups: number;
   data: FloatArray;
+  /** The same filters packed once for the SIMD GEMM (float32 on the 'wasm' backend; made on first use):
+   * U_ξη of group gi at ((gi·α² + ξα + η)·Fgp·Cg, Fgp = F/g rounded up to a multiple of 4. */
+  panels?: Float32Array;
 }
 
 // w: (F, C/g, 3, 3) → U: (groups, α², F/g, C/g)
@@ -142,8 +147,9 @@ interface WinogradArgs {
 const winogradKernel = defineKernel('winograd.forward', (a: WinogradArgs, part: number, parts: number) => {
   const T = tileCount(a.g, a.U.tile);
   if (a.byChannels) {
-    const [f0, f1] = partRange(a.g.Fg, part, parts);
-    winogradTiles(a, 0, T, f0, f1);
+    // whole 4-row strips, so that a part's rows start where the SIMD kernel's packed strips do
+    const [s0, s1] = partRange(Math.ceil(a.g.Fg / 4), part, parts);
+    winogradTiles(a, 0, T, 4 * s0, Math.min(a.g.Fg, 4 * s1));
   } else {
     const [t0, t1] = partRange(T, part, parts);
     winogradTiles(a, t0, t1, 0, a.g.Fg);
@@ -165,15 +171,29 @@ export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeight
   // multiply-adds: the α² GEMMs, plus the transforms (~ α² per channel and tile, each way)
   const macs = T * alpha * alpha * (g.F * g.Cg + g.C + g.F);
   const byChannels = T < MIN_TILES_PER_PART * partsFor(macs, Math.max(T, g.Fg));
-  const parts = partsFor(macs, byChannels ? g.Fg : T);
+  const parts = partsFor(macs, byChannels ? Math.ceil(g.Fg / 4) : T);
+  if (x instanceof Float32Array && getBackend() === 'wasm') packWinogradPanels(U);
   if (parts === 1) {
     winogradTiles({ g, x, U, b, y, relu, byChannels: false }, 0, T, 0, g.Fg);
     return;
   }
   const ys = shareOutput('conv.y', y);
   const Us = isShared(U.data) ? U : { ...U, data: shareInput('winograd.U', U.data) };
+  if (Us !== U) delete Us.panels; // made for another array
   parallel(winogradKernel, { g, x: shareInput('conv.x', x), U: Us, b: b === null ? null : shareInput('conv.b', b), y: ys, relu, byChannels }, parts);
   collectOutput(ys, y);
+}
+
+// The filters in the SIMD kernel's layout, once per WinogradWeights (a model caches those per weight
+// version): the GEMMs then copy each panel in one piece instead of gathering it.
+function packWinogradPanels(U: WinogradWeights): void {
+  if (U.panels !== undefined || !(U.data instanceof Float32Array)) return;
+  const A2 = (U.tile + 2) ** 2, Fg = U.F / U.groups, Fgp = Math.ceil(Fg / 4) * 4;
+  const panels = sharedArrayLike(U.groups * A2 * Fgp * U.Cg, U.data) as Float32Array;
+  for (let gk = 0; gk < U.groups * A2; gk++) {
+    packPanels(Fg, U.Cg, { data: U.data, offset: gk * Fg * U.Cg, ld: U.Cg, trans: false }, panels, gk * Fgp * U.Cg);
+  }
+  U.panels = panels;
 }
 
 // Tiles [tLo, tHi) and each group's output channels [f0, f1) of conv2dWinograd, in blocks of TILE_BLOCK tiles.
@@ -209,11 +229,13 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
         }
       }
       // M_ξη (rows f0..f1 of F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
+      const Fgp = Math.ceil(Fg / 4) * 4;
       for (let k = 0; k < A2; k++) {
+        const panels = U.panels === undefined ? undefined : { data: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
           { data: V, offset: k * Cg * tb, ld: tb, trans: false },
-          M, k * Fp * tb, tb, false);
+          M, k * Fp * tb, tb, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
       for (let fl = f0; fl < f1; fl++) {

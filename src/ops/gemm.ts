@@ -6,7 +6,7 @@
 import type { FloatArray } from '../tensor/tensor.js';
 import { workspace64 } from '../tensor/workspace.js';
 import { getBackend } from '../backend/backend.js';
-import { gemmSimd } from '../backend/wasm/gemm_simd.js';
+import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
 
 const MR = 4;
 const NR = 4;
@@ -31,6 +31,8 @@ export function gemm(
   A: MatRef, B: MatRef,
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
+  /** A pre-packed for the SIMD kernel (used on the 'wasm' backend; A must hold the same values) */
+  packedA?: PackedA,
 ): void {
   if (M === 0 || N === 0) return;
   if (K === 0) {
@@ -38,7 +40,7 @@ export function gemm(
     return;
   }
   if (C instanceof Float32Array && getBackend() === 'wasm') {
-    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate);
+    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate, packedA);
     return;
   }
   const Bp = workspace64('gemm.Bp', KC * (NC + NR));

@@ -100,10 +100,30 @@ function floats(n: number): Float32Array {
   return inst.f32;
 }
 
-/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands. */
+/**
+ * A matrix already in the kernel's A layout (a fixed operand, such as a layer's Winograd filters,
+ * packed once): for each KC-deep block starting at column pc, strips of 4 rows × kc at
+ * offset + pc·rowsPadded + row·kc, rows padded with zeros to rowsPadded (a multiple of 4).
+ * A GEMM uses rows row0 … row0 + M − 1 (row0 a multiple of 4).
+ */
+export interface PackedA {
+  data: Float32Array;
+  offset: number;
+  rowsPadded: number;
+  row0: number;
+}
+
+/** A (rows × K) in the PackedA layout, into out at offset (rowsPadded·K floats). */
+export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array, offset: number): void {
+  const rowsPadded = Math.ceil(rows / MR) * MR;
+  for (let pc = 0; pc < K; pc += KC) packA4(A, 0, pc, rows, Math.min(KC, K - pc), out, offset + pc * rowsPadded);
+}
+
+/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
+ * already packed (then A itself is not read). */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef,
-  C: Float32Array, cOff: number, ldc: number, accumulate: boolean,
+  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
   for (let jc = 0; jc < N; jc += NC) {
@@ -122,7 +142,12 @@ export function gemmSimd(
       packB8(B, pc, jc, kc, nc, mem, bW);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        packA4(A, ic, pc, mc, kc, mem, aW);
+        if (packed === undefined) packA4(A, ic, pc, mc, kc, mem, aW);
+        else {
+          // one contiguous copy: the strips of rows row0 + ic … in block pc
+          const src = packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
+          mem.set(packed.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
+        }
         getInstance().block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
       }
     }
@@ -162,7 +187,8 @@ function packB8(B: MatRef, pc: number, jc: number, kc: number, nc: number, mem: 
   }
 }
 
-// mem[w + (ir/4)·kc·4 + k·4 + r] = A(ic + ir + r, pc + k), zero past the edge.
+// mem[w + (ir/4)·kc·4 + k·4 + r] = A(ic + ir + r, pc + k), zero past the edge (rows; and the
+// strip padding up to a multiple of 4).
 function packA4(A: MatRef, ic: number, pc: number, mc: number, kc: number, mem: Float32Array, w: number): void {
   const a = A.data, ld = A.ld, off = A.offset;
   for (let ir = 0; ir < mc; ir += MR) {
