@@ -8,7 +8,7 @@ export const F32 = 0x7d;
 export const V128 = 0x7b;
 
 // unsigned and signed LEB128 (§5.2.2)
-function uleb(n: number): number[] {
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let byte = n & 0x7f;
@@ -19,7 +19,7 @@ function uleb(n: number): number[] {
   return out;
 }
 
-function sleb(n: number): number[] {
+export function sleb(n: number): number[] {
   const out: number[] = [];
   for (;;) {
     const byte = n & 0x7f;

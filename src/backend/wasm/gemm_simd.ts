@@ -84,7 +84,11 @@ function getInstance(): Instance {
   return instance;
 }
 
-/** Bytes of WebAssembly memory this thread's GEMM holds (for the bench: it grows, never shrinks). */
+/** Bytes copied into and out of this thread's WebAssembly memory so far (operands packed in, C in
+ * and out), for the bench and the tests. */
+export const simdStats = { bytesCopied: 0 };
+
+/** Bytes of WebAssembly memory this thread's GEMM holds (it grows to the largest GEMM, never shrinks). */
 export function wasmMemoryBytes(): number {
   return instance === null ? 0 : instance.memory.buffer.byteLength;
 }
@@ -155,6 +159,8 @@ export function gemmSimd(
       const dst = cOff + i * ldc + jc, src = cW + i * ncp;
       for (let j = 0; j < nc; j++) C[dst + j] = mem[src + j];
     }
+    // C in (when accumulating) and out; each panel of B and block of A in
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Math.ceil(nc / NC) * Mp * K);
   }
 }
 

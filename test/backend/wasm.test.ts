@@ -1,0 +1,67 @@
+// The WebAssembly side: the emitter's encodings against the specification's own examples, and the
+// SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
+import { describe, expect, it } from 'vitest';
+import { sleb, uleb } from '../../src/backend/wasm/emit.js';
+import { gemmModuleBytes, simdStats, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
+import { setBackend } from '../../src/backend/backend.js';
+import { setThreads } from '../../src/backend/pool.js';
+import { gemm } from '../../src/ops/gemm.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+
+describe('the WebAssembly emitter', () => {
+  it('encodes LEB128 as the specification does', () => {
+    // the DWARF / WebAssembly examples: 624485 = e5 8e 26, −123456 = c0 bb 78
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(uleb(0)).toEqual([0]);
+    expect(uleb(127)).toEqual([0x7f]);
+    expect(uleb(128)).toEqual([0x80, 0x01]);
+    expect(sleb(-1)).toEqual([0x7f]);
+    expect(sleb(64)).toEqual([0xc0, 0x00]); // bit 6 set: needs a second byte to stay positive
+  });
+
+  it('writes a module the engine validates, starting with the magic and version', () => {
+    const bytes = gemmModuleBytes();
+    expect([...bytes.subarray(0, 8)]).toEqual([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    expect(WebAssembly.validate(bytes as BufferSource)).toBe(true);
+  });
+});
+
+describe('the SIMD GEMM\'s memory', () => {
+  it('does not grow after warm-up, and never holds a user array', () => {
+    setBackend('wasm');
+    setThreads(1);
+    const model = convert(RepVGG.fromConfig({ num_blocks: [1, 2, 1, 1], width_multiplier: [0.5, 0.5, 0.5, 0.5], num_classes: 10 }, { seed: 2 }).eval());
+    const x = uniform([2, 3, 32, 32], new Rng(1), -1, 1);
+    model.forward(x);
+    const bytes = wasmMemoryBytes(), copied = simdStats.bytesCopied;
+    const y = model.forward(x);
+    expect(wasmMemoryBytes()).toBe(bytes);
+    expect(simdStats.bytesCopied).toBeGreaterThan(copied); // the GEMMs did run on WebAssembly
+    expect(y.data.buffer).not.toBeInstanceOf(WebAssembly.Memory);
+    expect(y.data.buffer.constructor === ArrayBuffer || y.data.buffer.constructor === SharedArrayBuffer).toBe(true);
+    setThreads(2);
+  });
+
+  it('growing it leaves earlier results intact (they are copies, not views)', () => {
+    setBackend('wasm');
+    const small = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7) % 5) - 2);
+    const a = small(4 * 8), b = small(8 * 4), c = new Float32Array(16);
+    gemm(4, 4, 8, { data: a, offset: 0, ld: 8, trans: false }, { data: b, offset: 0, ld: 4, trans: false }, c, 0, 4, false);
+    const before = Array.from(c);
+    const before64 = wasmMemoryBytes();
+    // a GEMM whose blocks need more memory than any before: M = 2000 rows of C, 1000 columns
+    const M = 2000, N = 1000, K = 3;
+    const big = new Float32Array(M * N);
+    gemm(M, N, K, { data: small(M * K), offset: 0, ld: K, trans: false }, { data: small(K * N), offset: 0, ld: N, trans: false }, big, 0, N, false);
+    expect(wasmMemoryBytes()).toBeGreaterThan(before64);
+    expect(c.byteLength).toBe(64); // not detached
+    expect(Array.from(c)).toEqual(before);
+    // and the small product is exact (integers): c[0] = Σ_k a[0, k]·b[k, 0]
+    let s = 0;
+    for (let k = 0; k < 8; k++) s += a[k] * b[k * 4];
+    expect(c[0]).toBe(s);
+  });
+});
