@@ -345,6 +345,21 @@ describe('conv2d backward', () => {
     expect(maxAbsDiff(conv2d(x, w, null, { ...opts, algorithm: 'im2col' }), conv2d(x, w, null, { ...opts, algorithm: 'direct' }))).toBeLessThanOrEqual(1e-15);
   });
 
+  it('dW sums over every chunk of output positions: a map too large for one im2col chunk (float64)', () => {
+    // K = 256·9 = 2304 rows of col: a chunk holds 2²¹/2304 = 910 positions, so 2 images of 24×24
+    // (1152 positions, and a chunk boundary inside the second image) take two chunks, and the second
+    // must add to the first. float64: summation order only, ≤ 1e-12·Σ|dy·x|.
+    const rng = new Rng(9);
+    const x = uniform([2, 256, 24, 24], rng, -1, 1, 'float64');
+    const w = uniform([4, 256, 3, 3], rng, -1, 1, 'float64');
+    const opts: Conv2dOptions = { padding: 1 };
+    const dy = uniform([2, 4, 24, 24], rng, -1, 1, 'float64');
+    const ref = conv2dBackward(dy, x, w, { ...opts, algorithm: 'direct' }, { dx: false });
+    const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' }, { dx: false });
+    expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * 2 * 24 * 24);
+    expect(maxAbs(ref.dw!)).toBeGreaterThan(1); // a real sum of ~1152 terms, not a vacuous zero
+  });
+
   it('Winograd dx (a 3×3 conv of dy with rotated, transposed filters) = direct dx, any padding ≤ 2, groups (float64)', () => {
     fc.assert(fc.property(
       fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),
