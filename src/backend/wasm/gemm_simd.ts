@@ -136,9 +136,10 @@ export function gemmSimd(
     // memory layout (floats): C block Mp × ncp | B panel ncp × KC | A block MC × KC
     const cW = 0, bW = Mp * ncp, aW = bW + ncp * KC;
     const mem = floats(aW + MC * KC);
+    // rows of C in and out with TypedArray.set (a memcpy), not element by element
     for (let i = 0; i < M; i++) {
       const src = cOff + i * ldc + jc, dst = cW + i * ncp;
-      if (accumulate) for (let j = 0; j < nc; j++) mem[dst + j] = C[src + j];
+      if (accumulate) mem.set(C.subarray(src, src + nc), dst);
       else mem.fill(0, dst, dst + nc);
     }
     for (let pc = 0; pc < K; pc += KC) {
@@ -155,10 +156,7 @@ export function gemmSimd(
         getInstance().block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
       }
     }
-    for (let i = 0; i < M; i++) {
-      const dst = cOff + i * ldc + jc, src = cW + i * ncp;
-      for (let j = 0; j < nc; j++) C[dst + j] = mem[src + j];
-    }
+    for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
     // C in (when accumulating) and out; each panel of B and block of A in
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Math.ceil(nc / NC) * Mp * K);
   }
