@@ -4,6 +4,7 @@
 // Accumulation is in float64 (JS numbers); C is rounded once per KC block when it is float32.
 
 import type { FloatArray } from '../tensor/tensor.js';
+import { packA } from './gemm_pack.js';
 import { workspace64 } from '../tensor/workspace.js';
 import { getBackend } from '../backend/backend.js';
 import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
@@ -53,7 +54,7 @@ export function gemm(
       const load = accumulate || pc > 0;
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        packA(A, ic, pc, mc, kc, Ap);
+        packA(A, ic, pc, mc, kc, Ap, 0);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = Math.min(NR, nc - jr);
           const pb = jr * kc;
@@ -98,34 +99,6 @@ function packB(B: MatRef, pc: number, jc: number, kc: number, nc: number, Bp: Fl
         } else {
           for (let k = 0, q = p + r; k < kc; k++, q += NR) Bp[q] = 0;
         }
-      }
-    }
-  }
-}
-
-// Ap[(ir/MR)·kc·MR + k·MR + r] = A(ic + ir + r, pc + k), zero past the edge.
-function packA(A: MatRef, ic: number, pc: number, mc: number, kc: number, Ap: Float64Array): void {
-  const a = A.data;
-  const ld = A.ld;
-  const off = A.offset;
-  for (let ir = 0; ir < mc; ir += MR) {
-    const mr = Math.min(MR, mc - ir);
-    const p = ir * kc;
-    if (!A.trans) {
-      for (let r = 0; r < MR; r++) {
-        if (r < mr) {
-          let src = off + (ic + ir + r) * ld + pc;
-          for (let k = 0, q = p + r; k < kc; k++, q += MR) Ap[q] = a[src++];
-        } else {
-          for (let k = 0, q = p + r; k < kc; k++, q += MR) Ap[q] = 0;
-        }
-      }
-    } else {
-      // A stored as K×M: A(i, k) = a[off + k·ld + i]
-      let src = off + pc * ld + ic + ir;
-      let q = p;
-      for (let k = 0; k < kc; k++, src += ld, q += MR) {
-        for (let r = 0; r < MR; r++) Ap[q + r] = r < mr ? a[src + r] : 0;
       }
     }
   }

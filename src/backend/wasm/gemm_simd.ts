@@ -7,6 +7,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 import type { MatRef } from '../../ops/gemm.js';
+import { packA } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 
 const MR = 4;
@@ -120,7 +121,7 @@ export interface PackedA {
 /** A (rows × K) in the PackedA layout, into out at offset (rowsPadded·K floats). */
 export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array, offset: number): void {
   const rowsPadded = Math.ceil(rows / MR) * MR;
-  for (let pc = 0; pc < K; pc += KC) packA4(A, 0, pc, rows, Math.min(KC, K - pc), out, offset + pc * rowsPadded);
+  for (let pc = 0; pc < K; pc += KC) packA(A, 0, pc, rows, Math.min(KC, K - pc), out, offset + pc * rowsPadded);
 }
 
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
@@ -147,7 +148,7 @@ export function gemmSimd(
       packB8(B, pc, jc, kc, nc, mem, bW);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
-        if (packed === undefined) packA4(A, ic, pc, mc, kc, mem, aW);
+        if (packed === undefined) packA(A, ic, pc, mc, kc, mem, aW);
         else {
           // one contiguous copy: the strips of rows row0 + ic … in block pc
           const src = packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
@@ -186,31 +187,6 @@ function packB8(B: MatRef, pc: number, jc: number, kc: number, nc: number, mem: 
         } else {
           for (let k = 0, q = p + r; k < kc; k++, q += NR) mem[q] = 0;
         }
-      }
-    }
-  }
-}
-
-// mem[w + (ir/4)·kc·4 + k·4 + r] = A(ic + ir + r, pc + k), zero past the edge (rows; and the
-// strip padding up to a multiple of 4).
-function packA4(A: MatRef, ic: number, pc: number, mc: number, kc: number, mem: Float32Array, w: number): void {
-  const a = A.data, ld = A.ld, off = A.offset;
-  for (let ir = 0; ir < mc; ir += MR) {
-    const mr = Math.min(MR, mc - ir);
-    const p = w + ir * kc;
-    if (!A.trans) {
-      for (let r = 0; r < MR; r++) {
-        if (r < mr) {
-          let src = off + (ic + ir + r) * ld + pc;
-          for (let k = 0, q = p + r; k < kc; k++, q += MR) mem[q] = a[src++];
-        } else {
-          for (let k = 0, q = p + r; k < kc; k++, q += MR) mem[q] = 0;
-        }
-      }
-    } else {
-      let src = off + pc * ld + ic + ir;
-      for (let k = 0, q = p; k < kc; k++, src += ld, q += MR) {
-        for (let r = 0; r < MR; r++) mem[q + r] = r < mr ? a[src + r] : 0;
       }
     }
   }

@@ -1,0 +1,37 @@
+// Packing A into 4-row strips, the layout both GEMM kernels read (src/ops/gemm.ts, and the SIMD
+// kernel in src/backend/wasm/gemm_simd.ts).
+
+import type { FloatArray } from '../tensor/tensor.js';
+import type { MatRef } from './gemm.js';
+
+const MR = 4;
+
+// Ap[w + (ir/4)·kc·4 + k·4 + r] = A(ic + ir + r, pc + k), zero past the edge (and in the padding
+// rows of the last strip). Float64 for the TypeScript kernel, float32 (WebAssembly memory) for SIMD.
+export function packA(A: MatRef, ic: number, pc: number, mc: number, kc: number, Ap: FloatArray, w: number): void {
+  const a = A.data;
+  const ld = A.ld;
+  const off = A.offset;
+  for (let ir = 0; ir < mc; ir += MR) {
+    const mr = Math.min(MR, mc - ir);
+    const p = w + ir * kc;
+    if (!A.trans) {
+      for (let r = 0; r < MR; r++) {
+        if (r < mr) {
+          let src = off + (ic + ir + r) * ld + pc;
+          for (let k = 0, q = p + r; k < kc; k++, q += MR) Ap[q] = a[src++];
+        } else {
+          for (let k = 0, q = p + r; k < kc; k++, q += MR) Ap[q] = 0;
+        }
+      }
+    } else {
+      // A stored as K×M: A(i, k) = a[off + k·ld + i]
+      let src = off + pc * ld + ic + ir;
+      let q = p;
+      for (let k = 0; k < kc; k++, src += ld, q += MR) {
+        for (let r = 0; r < MR; r++) Ap[q + r] = r < mr ? a[src + r] : 0;
+      }
+    }
+  }
+}
+
