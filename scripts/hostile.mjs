@@ -35,6 +35,15 @@ symlinkSync(ok, join(d, 'link.safetensors'));
 spawnSync('mkfifo', [join(d, 'fifo')]);
 
 const CASES = [
+  // threads, backend and the page's server
+  ['--threads 0', () => run('explain', '--threads', '0')],
+  ['--threads 1e3', () => run('explain', '--threads', '1e3')],
+  ['--threads 100000', () => run('explain', '--threads', '100000')],
+  ['--backend gpu', () => run('explain', '--backend', 'gpu')],
+  ['--backend with no value', () => run('explain', '--backend')],
+  ['web --port 65536', () => run('web', '--port', '65536')],
+  ['web --port -5', () => run('web', '--port', '-5')],
+  ['web --host that does not resolve', () => run('web', '--port', '0', '--host', '256.1.1.1')],
   // files that are not what they claim
   ['empty checkpoint', () => run('inspect', f('empty.pth', Buffer.alloc(0)))],
   ['text as checkpoint', () => run('inspect', f('t.pth', 'hello world, not a checkpoint'))],
