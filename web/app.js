@@ -1,7 +1,7 @@
 // The page: section 1 walks one block through the fusion with live numbers; section 2 runs a small
 // RepVGG trained on Fashion-MNIST, training-time and deploy, side by side. Plain DOM, no framework.
 import {
-  Tensor, convert, parseCheckpoint, modelFromStateDict, parseIdx, gunzipIfNeeded, getThreads, VERSION,
+  Tensor, convert, parseCheckpoint, modelFromStateDict, parseIdx, gunzipIfNeeded, getThreads, getBackend, VERSION,
 } from '../dist/index.js';
 import { BNS, BN_PARAMS, makeBlock, fusionSteps, bnScale, getBN, setBN, blockInput, runBranched, runFused, maxAbsDiff } from './lesson.js';
 
@@ -317,5 +317,6 @@ async function initModelSection() {
 
 $('#version').textContent = VERSION;
 $('#threads').textContent = String(getThreads());
+$('#backend').textContent = getBackend();
 initBlockSection();
 await initModelSection();

@@ -129,9 +129,10 @@ describe('repvgg web, in Chromium', () => {
     }
   });
 
-  it('runs its convolutions on the worker pool (the server makes the page cross-origin isolated)', async () => {
+  it('runs its convolutions on the worker pool (the server makes the page cross-origin isolated) and the SIMD GEMM', async () => {
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     expect(Number(await text('#threads'))).toBeGreaterThan(1);
+    expect(await text('#backend')).toBe('wasm'); // Chromium has WebAssembly SIMD: the page runs the SIMD GEMM
   });
 
   it('fits 375 px, no console errors, no request beyond the local server', async () => {
