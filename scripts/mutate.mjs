@@ -41,6 +41,7 @@ const MUTANTS = [
   // the learners' page (served from web/ over dist/)
   ['web', 'page: the fused kernel leaves out the identity', 'web/lesson.js', "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');", "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }], 'float64');", ['test/web']],
   ['web', 'page: test images not normalised as in training', 'web/app.js', '(v) => (v / 255 - 0.286) / 0.353)', '(v) => v / 255)', ['test/web']],
+  ['train', 'demo: the per-epoch test evaluation leaves the model in eval mode', 'src/cli/commands/demo.ts', '      testAccuracy.push(accuracy(predict(model, test.x), test.y));\n      model.train();', '      testAccuracy.push(accuracy(predict(model, test.x), test.y));', ['test/cli/demo.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

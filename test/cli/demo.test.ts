@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { cli } from './run.js';
 import { fixturePath } from '../helpers.js';
 import { parseSafetensors } from '../../src/io/safetensors.js';
+import { loadIdxDir } from '../../src/cli/data.js';
+import { parseCheckpoint } from '../../src/io/checkpoint.js';
+import { modelFromStateDict } from '../../src/io/state_dict.js';
+import { accuracy, predict } from '../../src/train/fit.js';
 
 function tinyData(nTrain: number, nTest: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'repvgg-data-'));
@@ -31,7 +35,19 @@ describe('repvgg demo', () => {
     const r = await cli('demo', '--data', data, '--epochs', '2', '--out', out, '--json');
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out);
-    expect(Object.keys(s).sort()).toEqual(['accuracy', 'agreement', 'maxAbsDiff', 'seconds', 'speedup']);
+    expect(Object.keys(s).sort()).toEqual(['accuracy', 'agreement', 'maxAbsDiff', 'seconds', 'speedup', 'testAccuracyPerEpoch']);
+    // test accuracy after every epoch; the last one recomputed here from the saved checkpoint, run
+    // as the demo evaluated it during training (im2col, eval mode): the same bits, the same count
+    expect(s.testAccuracyPerEpoch).toHaveLength(2);
+    const { test } = await loadIdxDir(data);
+    const model = modelFromStateDict(parseCheckpoint(new Uint8Array(readFileSync(join(out, 'train.safetensors')))).entries).setAlgorithm('im2col');
+    expect(s.testAccuracyPerEpoch[1]).toBe(accuracy(predict(model, test.x), test.y));
+    // and the evaluation between epochs left training alone: every BN saw every step in training
+    // mode (2 epochs × ⌈256/32⌉ batches), which an eval-mode epoch would not count
+    const st = parseSafetensors(new Uint8Array(readFileSync(join(out, 'train.safetensors'))));
+    const tracked = [...st.tensors.entries()].filter(([k]) => k.endsWith('num_batches_tracked'));
+    expect(tracked.length).toBeGreaterThan(0);
+    for (const [k, e] of tracked) expect(Number((e.data as BigInt64Array)[0]), k).toBe(16);
     expect(s.agreement).toBe(1);
     expect(s.maxAbsDiff).toBeLessThan(1e-3); // float32 through 7 fused blocks; see test/reparam
     expect(s.accuracy.train).toBeGreaterThan(0.2); // 10 classes: chance is 0.1
@@ -39,6 +55,8 @@ describe('repvgg demo', () => {
     for (const f of ['train.safetensors', 'deploy.safetensors', 'report.md', 'curves.svg']) expect(existsSync(join(out, f))).toBe(true);
     expect(readFileSync(join(out, 'curves.svg'), 'utf8')).toMatch(/^<svg[^]*<polyline[^]*<\/svg>\n$/);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| test accuracy |');
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| 2 \| \d\.\d{4} \| \d+\.\d\d% \| \d+\.\d\d% \|/); // epoch 2: loss, train, test
+    expect(readFileSync(join(out, 'curves.svg'), 'utf8')).toContain('test, after each epoch');
     expect(r.err).toMatch(/train epoch 2\/2: loss/);
   });
 });
