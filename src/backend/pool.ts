@@ -8,7 +8,7 @@
 // that are not summed over). So results are bitwise identical for every thread count.
 
 import { checkNumber } from '../tensor/check.js';
-import { workspaceLike } from '../tensor/workspace.js';
+import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { type Backend, getBackend, setBackend } from './backend.js';
 
 type KernelFn<A> = (args: A, part: number, parts: number) => void;
@@ -303,22 +303,8 @@ export function serveWorker(): void {
 
 // ---- shared memory --------------------------------------------------------------------------------
 
-const sharedF32 = new Map<string, Float32Array>();
-const sharedF64 = new Map<string, Float64Array>();
-
 /** Parts run on workers, and bytes copied into and out of shared memory, so far (tests and bench). */
 export const poolStats = { workerParts: 0, copiedBytes: 0 };
-
-function sharedWorkspace(name: string, n: number, f64: boolean): Float32Array | Float64Array {
-  const map = f64 ? sharedF64 : sharedF32;
-  let buf = map.get(name);
-  if (buf === undefined || buf.length < n) {
-    const len = Math.max(n, buf === undefined ? 0 : buf.length * 2);
-    buf = f64 ? new Float64Array(new SharedArrayBuffer(len * 8)) : new Float32Array(new SharedArrayBuffer(len * 4));
-    map.set(name as never, buf as never);
-  }
-  return buf;
-}
 
 export function isShared(a: Float32Array | Float64Array): boolean {
   return typeof SharedArrayBuffer === 'function' && a.buffer instanceof SharedArrayBuffer;
@@ -327,7 +313,7 @@ export function isShared(a: Float32Array | Float64Array): boolean {
 /** `a` itself if workers can see it, else its copy in the named shared workspace. */
 export function shareInput<T extends Float32Array | Float64Array>(name: string, a: T): T {
   if (isShared(a)) return a;
-  const s = sharedWorkspace(name, a.length, a instanceof Float64Array).subarray(0, a.length) as T;
+  const s = sharedWorkspaceLike(name, a.length, a).subarray(0, a.length) as T;
   s.set(a);
   poolStats.copiedBytes += a.byteLength;
   return s;
@@ -335,7 +321,7 @@ export function shareInput<T extends Float32Array | Float64Array>(name: string, 
 
 /** Where workers can write an output of a's length: `a` itself if shared, else a named workspace. */
 export function shareOutput<T extends Float32Array | Float64Array>(name: string, a: T): T {
-  return isShared(a) ? a : (sharedWorkspace(name, a.length, a instanceof Float64Array).subarray(0, a.length) as T);
+  return isShared(a) ? a : (sharedWorkspaceLike(name, a.length, a).subarray(0, a.length) as T);
 }
 
 /** Copies a shared output back to the caller's array (no-op when it was written in place). */
@@ -343,13 +329,6 @@ export function collectOutput<T extends Float32Array | Float64Array>(shared: T, 
   if (shared === a) return;
   a.set(shared);
   poolStats.copiedBytes += a.byteLength;
-}
-
-/** A zeroed array workers can see when shared memory exists (a plain one otherwise). */
-export function sharedArrayLike(n: number, like: Float32Array | Float64Array): Float32Array | Float64Array {
-  const f64 = like instanceof Float64Array;
-  if (typeof SharedArrayBuffer !== 'function') return f64 ? new Float64Array(n) : new Float32Array(n);
-  return f64 ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float32Array(new SharedArrayBuffer(n * 4));
 }
 
 /** Multiply-adds below which a part is not worth a message to a worker (~0.05 ms of scalar work).
@@ -370,5 +349,5 @@ export function partsFor(macs: number, units: number): number {
 
 /** Scratch that every part can write (shared when parts > 1; the caller's own workspace otherwise). */
 export function scratch(name: string, n: number, like: Float32Array | Float64Array, parts: number): Float32Array | Float64Array {
-  return parts > 1 ? sharedWorkspace(name, n, like instanceof Float64Array) : workspaceLike(name, n, like);
+  return parts > 1 ? sharedWorkspaceLike(name, n, like) : workspaceLike(name, n, like);
 }

@@ -1,6 +1,6 @@
 // Conv2d, BatchNorm2d, ReLU and Linear modules with PyTorch's arguments, defaults and state names.
 
-import { Tensor, full, zeros, type DType } from '../tensor/tensor.js';
+import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
 import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, measuredAlgorithm } from '../ops/conv2d.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
@@ -8,7 +8,7 @@ import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { linear, linearBackward } from '../ops/linear.js';
-import { getThreads, isShared, sharedArrayLike } from '../backend/pool.js';
+import { getThreads, isShared } from '../backend/pool.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {

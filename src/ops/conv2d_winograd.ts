@@ -13,13 +13,13 @@
 // The transforms amplify magnitudes (entries up to 8 in Aᵀ for F(4×4)), so rounding error grows
 // faster than for direct convolution; the tests bound it by the same algorithm run on |·|.
 
-import type { FloatArray } from '../tensor/tensor.js';
+import { type FloatArray, sharedArrayLike } from '../tensor/tensor.js';
 import { workspace64, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { packPanels } from '../backend/wasm/gemm_simd.js';
-import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, sharedArrayLike, shareInput, shareOutput } from '../backend/pool.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
   /** output tile size m */

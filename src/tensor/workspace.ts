@@ -1,10 +1,23 @@
 // Reusable scratch buffers, grown on demand and never shrunk, so steady-state calls allocate nothing.
 // Single-threaded JS makes a named buffer safe as long as no op re-enters itself with the same name.
+// The shared ones live in SharedArrayBuffer, for scratch that the worker pool's parts all write.
 
-import type { FloatArray } from './tensor.js';
+import { type FloatArray, sharedArrayLike } from './tensor.js';
 
-const f32 = new Map<string, Float32Array>();
-const f64 = new Map<string, Float64Array>();
+const f32 = new Map<string, FloatArray>();
+const f64 = new Map<string, FloatArray>();
+const shared32 = new Map<string, FloatArray>();
+const shared64 = new Map<string, FloatArray>();
+
+// The buffer named `name` in `map`, at least n long: grown (to max(n, 2× its length)) when shorter.
+function grown(map: Map<string, FloatArray>, name: string, n: number, make: (len: number) => FloatArray): FloatArray {
+  let buf = map.get(name);
+  if (buf === undefined || buf.length < n) {
+    buf = make(Math.max(n, buf === undefined ? 0 : buf.length * 2));
+    map.set(name, buf);
+  }
+  return buf;
+}
 
 /** A scratch array of at least n elements, of the same type as `like`. Contents are unspecified. */
 export function workspaceLike(name: string, n: number, like: FloatArray): FloatArray {
@@ -12,27 +25,21 @@ export function workspaceLike(name: string, n: number, like: FloatArray): FloatA
 }
 
 export function workspace64(name: string, n: number): Float64Array {
-  let buf = f64.get(name);
-  if (buf === undefined || buf.length < n) {
-    buf = new Float64Array(Math.max(n, buf === undefined ? 0 : buf.length * 2));
-    f64.set(name, buf);
-  }
-  return buf;
+  return grown(f64, name, n, (len) => new Float64Array(len)) as Float64Array;
 }
 
 export function workspace32(name: string, n: number): Float32Array {
-  let buf = f32.get(name);
-  if (buf === undefined || buf.length < n) {
-    buf = new Float32Array(Math.max(n, buf === undefined ? 0 : buf.length * 2));
-    f32.set(name, buf);
-  }
-  return buf;
+  return grown(f32, name, n, (len) => new Float32Array(len)) as Float32Array;
 }
 
-/** Total bytes held by workspaces (for the memory bench). */
+/** As workspaceLike, in shared memory (where SharedArrayBuffer exists), for the worker pool. */
+export function sharedWorkspaceLike(name: string, n: number, like: FloatArray): FloatArray {
+  return grown(like instanceof Float64Array ? shared64 : shared32, name, n, (len) => sharedArrayLike(len, like));
+}
+
+/** Total bytes held by workspaces, shared ones included (for the memory bench). */
 export function workspaceBytes(): number {
   let b = 0;
-  for (const a of f32.values()) b += a.byteLength;
-  for (const a of f64.values()) b += a.byteLength;
+  for (const m of [f32, f64, shared32, shared64]) for (const a of m.values()) b += a.byteLength;
   return b;
 }
