@@ -4,7 +4,7 @@
 // Accumulation is in float64 (JS numbers); C is rounded once per KC block when it is float32.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import { packA } from './gemm_pack.js';
+import { packA, packB } from './gemm_pack.js';
 import { workspace64 } from '../tensor/workspace.js';
 import { getBackend } from '../backend/backend.js';
 import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
@@ -50,7 +50,7 @@ export function gemm(
     const nc = Math.min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
-      packB(B, pc, jc, kc, nc, Bp);
+      packB(B, pc, jc, kc, nc, Bp, 0, NR);
       const load = accumulate || pc > 0;
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
@@ -62,42 +62,6 @@ export function gemm(
             const mr = Math.min(MR, mc - ir);
             kernel4x4(kc, Ap, ir * kc, Bp, pb, C, cOff + (ic + ir) * ldc + jc + jr, ldc, mr, nr, load);
           }
-        }
-      }
-    }
-  }
-}
-
-// Bp[(jr/NR)·kc·NR + k·NR + r] = B(pc + k, jc + jr + r), zero past the edge.
-function packB(B: MatRef, pc: number, jc: number, kc: number, nc: number, Bp: Float64Array): void {
-  const b = B.data;
-  const ld = B.ld;
-  const off = B.offset;
-  for (let jr = 0; jr < nc; jr += NR) {
-    const nr = Math.min(NR, nc - jr);
-    let p = jr * kc;
-    if (!B.trans) {
-      let src = off + pc * ld + jc + jr;
-      if (nr === NR) {
-        for (let k = 0; k < kc; k++, src += ld, p += NR) {
-          Bp[p] = b[src];
-          Bp[p + 1] = b[src + 1];
-          Bp[p + 2] = b[src + 2];
-          Bp[p + 3] = b[src + 3];
-        }
-      } else {
-        for (let k = 0; k < kc; k++, src += ld, p += NR) {
-          for (let r = 0; r < NR; r++) Bp[p + r] = r < nr ? b[src + r] : 0;
-        }
-      }
-    } else {
-      // B stored as N×K: B(k, j) = b[off + j·ld + k]
-      for (let r = 0; r < NR; r++) {
-        if (r < nr) {
-          let src = off + (jc + jr + r) * ld + pc;
-          for (let k = 0, q = p + r; k < kc; k++, q += NR) Bp[q] = b[src++];
-        } else {
-          for (let k = 0, q = p + r; k < kc; k++, q += NR) Bp[q] = 0;
         }
       }
     }

@@ -35,3 +35,33 @@ export function packA(A: MatRef, ic: number, pc: number, mc: number, kc: number,
   }
 }
 
+
+// Bp[w + (jr/nr)·kc·nr + k·nr + r] = B(pc + k, jc + jr + r): B in strips nr columns wide (4 for the
+// TypeScript kernel, 8 for SIMD), zero past the edge.
+export function packB(B: MatRef, pc: number, jc: number, kc: number, nc: number, Bp: FloatArray, w: number, NR: number): void {
+  const b = B.data;
+  const ld = B.ld;
+  const off = B.offset;
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = Math.min(NR, nc - jr);
+    const p = w + jr * kc;
+    if (!B.trans) {
+      let src = off + pc * ld + jc + jr;
+      if (nr === NR) {
+        for (let k = 0, q = p; k < kc; k++, src += ld, q += NR) for (let r = 0; r < NR; r++) Bp[q + r] = b[src + r];
+      } else {
+        for (let k = 0, q = p; k < kc; k++, src += ld, q += NR) for (let r = 0; r < NR; r++) Bp[q + r] = r < nr ? b[src + r] : 0;
+      }
+    } else {
+      // B stored as N×K: B(k, j) = b[off + j·ld + k]
+      for (let r = 0; r < NR; r++) {
+        if (r < nr) {
+          let src = off + (jc + jr + r) * ld + pc;
+          for (let k = 0, q = p + r; k < kc; k++, q += NR) Bp[q] = b[src++];
+        } else {
+          for (let k = 0, q = p + r; k < kc; k++, q += NR) Bp[q] = 0;
+        }
+      }
+    }
+  }
+}

@@ -7,7 +7,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 import type { MatRef } from '../../ops/gemm.js';
-import { packA } from '../../ops/gemm_pack.js';
+import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 
 const MR = 4;
@@ -58,9 +58,11 @@ function blockKernel(): Code {
   return x;
 }
 
-/** The module's bytes (built once; also what `simdAvailable` validates). */
+let moduleBytes: Uint8Array | null = null;
+
+/** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
 export function gemmModuleBytes(): Uint8Array {
-  return wasmModule([{
+  return moduleBytes ??= wasmModule([{
     name: 'block',
     params: [I32, I32, I32, I32, I32, I32, I32],
     locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
@@ -131,6 +133,7 @@ export function gemmSimd(
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
+  const block = getInstance().block;
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
@@ -145,7 +148,7 @@ export function gemmSimd(
     }
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
-      packB8(B, pc, jc, kc, nc, mem, bW);
+      packB(B, pc, jc, kc, nc, mem, bW, NR);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
         if (packed === undefined) packA(A, ic, pc, mc, kc, mem, aW);
@@ -154,40 +157,11 @@ export function gemmSimd(
           const src = packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
           mem.set(packed.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
         }
-        getInstance().block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
+        block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
       }
     }
     for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
     // C in (when accumulating) and out; each panel of B and block of A in
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Math.ceil(nc / NC) * Mp * K);
-  }
-}
-
-// mem[w + (jr/8)·kc·8 + k·8 + r] = B(pc + k, jc + jr + r), zero past the edge.
-function packB8(B: MatRef, pc: number, jc: number, kc: number, nc: number, mem: Float32Array, w: number): void {
-  const b = B.data, ld = B.ld, off = B.offset;
-  for (let jr = 0; jr < nc; jr += NR) {
-    const nr = Math.min(NR, nc - jr);
-    const p = w + jr * kc;
-    if (!B.trans) {
-      let src = off + pc * ld + jc + jr;
-      for (let k = 0, q = p; k < kc; k++, src += ld, q += NR) {
-        if (nr === NR) {
-          mem[q] = b[src]; mem[q + 1] = b[src + 1]; mem[q + 2] = b[src + 2]; mem[q + 3] = b[src + 3];
-          mem[q + 4] = b[src + 4]; mem[q + 5] = b[src + 5]; mem[q + 6] = b[src + 6]; mem[q + 7] = b[src + 7];
-        } else {
-          for (let r = 0; r < NR; r++) mem[q + r] = r < nr ? b[src + r] : 0;
-        }
-      }
-    } else {
-      for (let r = 0; r < NR; r++) {
-        if (r < nr) {
-          let src = off + (jc + jr + r) * ld + pc;
-          for (let k = 0, q = p + r; k < kc; k++, q += NR) mem[q] = b[src++];
-        } else {
-          for (let k = 0, q = p + r; k < kc; k++, q += NR) mem[q] = 0;
-        }
-      }
-    }
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Mp * K);
   }
 }
