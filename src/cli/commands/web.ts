@@ -13,6 +13,7 @@ import type { Command, Io } from '../command.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** What the page needs; nothing else in the package folder is served. */
 const SERVED = ['web', 'dist', join('fixtures', 'fashion-mnist')];
+let servedRoots: string[] | null = null; // SERVED under the package folder's real path, found once
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
@@ -35,7 +36,8 @@ function resolvePath(urlPath: string): string | null {
   } catch {
     return null;
   }
-  const inside = SERVED.some((d) => file.startsWith(join(realpathSync(ROOT), d) + sep));
+  servedRoots ??= SERVED.map((d) => join(realpathSync(ROOT), d) + sep);
+  const inside = servedRoots.some((r) => file.startsWith(r));
   return inside && statSync(file).isFile() ? file : null;
 }
 
