@@ -130,10 +130,9 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
   if (readsInPlace(g, P)) {
     forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
-        const yOff = (n * F + gi * Fg) * P + p0;
         gemm(Fg, p1 - p0, K, { data: w, offset: gi * Fg * K, ld: K, trans: false },
-          { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, yOff, P, false);
-        biasRelu(y, yOff, P, p1 - p0, Fg, b, gi * Fg, relu);
+          { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, (n * F + gi * Fg) * P + p0, P, false,
+          undefined, { bias: b, biasOff: gi * Fg, relu });
       }
     });
     return;
@@ -148,44 +147,20 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
     const yb = oneImage ? y : workspaceLike('im2col.y', Fg * L, x);
     for (let gi = 0; gi < groups; gi++) {
       forEachImage(qa, qb, P, (n, p0, p1, off) => im2col(g, x, n, gi, p0, p1, col, off, L));
-      // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered
+      // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered.
+      // Bias and ReLU are the GEMM's epilogue (the same bits as a separate pass over y).
       const wRef = { data: w, offset: gi * Fg * K, ld: K, trans: false };
       const colRef = { data: col, offset: 0, ld: L, trans: false };
-      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false);
-      else gemm(Fg, L, K, wRef, colRef, yb, 0, L, false);
-      forEachImage(qa, qb, P, (n, p0, p1, off) => {
-        const yOff = (n * F + gi * Fg) * P + p0;
-        if (!oneImage) {
-          for (let f = 0; f < Fg; f++) {
-            const src = f * L + off, dst = yOff + f * P;
-            for (let p = 0; p < p1 - p0; p++) y[dst + p] = yb[src + p];
-          }
-        }
-        biasRelu(y, yOff, P, p1 - p0, Fg, b, gi * Fg, relu);
-      });
-    }
-    qa = qb;
-  }
-}
-
-// y[off + f·ld + (0..len)] += b[f0 + f] for f < Fg, then (relu) 0 where < 0. The clamp reads the
-// stored value, so the bits are those of a separate ReLU pass (NaN stays NaN, −0 stays −0).
-function biasRelu(y: FloatArray, off: number, ld: number, len: number, Fg: number, b: FloatArray | null, f0: number, relu: boolean): void {
-  if (b === null && !relu) return;
-  for (let f = 0; f < Fg; f++) {
-    const s = off + f * ld, end = s + len;
-    if (b === null) {
-      for (let p = s; p < end; p++) if (y[p] < 0) y[p] = 0; // relu only (no add: −0 stays −0)
-    } else if (!relu) {
-      const bf = b[f0 + f];
-      for (let p = s; p < end; p++) y[p] += bf;
-    } else {
-      const bf = b[f0 + f];
-      for (let p = s; p < end; p++) {
-        y[p] += bf;
-        if (y[p] < 0) y[p] = 0;
+      const epi = { bias: b, biasOff: gi * Fg, relu };
+      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, undefined, epi);
+      else {
+        gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, undefined, epi);
+        forEachImage(qa, qb, P, (n, p0, p1, off) => {
+          for (let f = 0; f < Fg; f++) y.set(yb.subarray(f * L + off, f * L + off + p1 - p0), (n * F + gi * Fg + f) * P + p0);
+        });
       }
     }
+    qa = qb;
   }
 }
 

@@ -23,8 +23,15 @@ export interface MatRef {
   trans: boolean;
 }
 
+/** What a conv's output pass does to the product: C[i, j] = ReLU?(C[i, j] + bias[biasOff + i]). */
+export interface RowEpilogue {
+  bias: FloatArray | null;
+  biasOff: number;
+  relu: boolean;
+}
+
 /**
- * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N.
+ * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N, then the epilogue if given.
  * A(i,k) = trans ? a[off + k·ld + i] : a[off + i·ld + k], likewise B.
  */
 export function gemm(
@@ -34,16 +41,24 @@ export function gemm(
   accumulate: boolean,
   /** A pre-packed for the SIMD kernel (used on the 'wasm' backend; A must hold the same values) */
   packedA?: PackedA,
+  epi?: RowEpilogue,
 ): void {
   if (M === 0 || N === 0) return;
   if (K === 0) {
     if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
     return;
   }
   if (C instanceof Float32Array && getBackend() === 'wasm') {
-    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate, packedA);
+    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate, packedA, epi);
     return;
   }
+  gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
+  if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
+}
+
+// The TypeScript reference kernel: the blocked loops around kernel4x4.
+function gemmJs(M: number, N: number, K: number, A: MatRef, B: MatRef, C: FloatArray, cOff: number, ldc: number, accumulate: boolean): void {
   const Bp = workspace64('gemm.Bp', KC * (NC + NR));
   const Ap = workspace64('gemm.Ap', KC * (MC + MR));
   for (let jc = 0; jc < N; jc += NC) {
@@ -63,6 +78,29 @@ export function gemm(
             kernel4x4(kc, Ap, ir * kc, Bp, pb, C, cOff + (ic + ir) * ldc + jc + jr, ldc, mr, nr, load);
           }
         }
+      }
+    }
+  }
+}
+
+// C[off + f·ld + (0..len)] += bias[biasOff + f] for f < rows, then (relu) 0 where < 0. The clamp
+// reads the stored value, so the bits are those of a separate ReLU pass (NaN stays NaN, −0 stays −0),
+// and those of the SIMD kernel's f32x4.pmax(v, 0).
+export function biasRelu(y: FloatArray, off: number, ld: number, len: number, rows: number, epi: RowEpilogue): void {
+  const { bias: b, biasOff, relu } = epi;
+  if (b === null && !relu) return;
+  for (let f = 0; f < rows; f++) {
+    const s = off + f * ld, end = s + len;
+    if (b === null) {
+      for (let p = s; p < end; p++) if (y[p] < 0) y[p] = 0; // relu only (no add: −0 stays −0)
+    } else if (!relu) {
+      const bf = b[biasOff + f];
+      for (let p = s; p < end; p++) y[p] += bf;
+    } else {
+      const bf = b[biasOff + f];
+      for (let p = s; p < end; p++) {
+        y[p] += bf;
+        if (y[p] < 0) y[p] = 0;
       }
     }
   }

@@ -99,6 +99,36 @@ describe('gemm', () => {
     }));
   }
 
+  // The epilogue (a conv's output pass: + bias per row, then ReLU) must give exactly the bits of the
+  // same GEMM followed by a separate float32 pass written here, across KC = 256 panels (it belongs
+  // after the last one), with and without accumulation, bias and ReLU; NaN and −0 kept as ReLU
+  // `v < 0 ? 0 : v` keeps them.
+  it.each(['js', 'wasm'] as const)('the bias + ReLU epilogue equals a separate pass bit for bit on %s', (backend) => {
+    withBackend(backend, () => fc.assert(fc.property(
+      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 600 }),
+      fc.boolean(), fc.boolean(), fc.boolean(), fc.integer(),
+      (M, N, K, acc, withBias, relu, seed) => {
+        const rng = new Rng(seed);
+        const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+        const a = rand(M * K), b = rand(K * N), c0 = rand(M * N), bias = rand(M + 3);
+        if (K > 0) a[0] = NaN; // row 0 of C is NaN
+        c0[M * N - 1] = -0;
+        const epi = { bias: withBias ? bias : null, biasOff: 3, relu };
+        const sep = c0.slice(), fused = c0.slice();
+        gemm(M, N, K, { data: a, offset: 0, ld: K, trans: false }, { data: b, offset: 0, ld: N, trans: false }, sep, 0, N, acc);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let v = sep[i * N + j];
+            if (withBias) v = Math.fround(v + bias[3 + i]);
+            sep[i * N + j] = relu && v < 0 ? 0 : v;
+          }
+        }
+        gemm(M, N, K, { data: a, offset: 0, ld: K, trans: false }, { data: b, offset: 0, ld: N, trans: false }, fused, 0, N, acc, undefined, epi);
+        const show = (v: number) => (Object.is(v, -0) ? '-0' : v);
+        expect(Array.from(fused, show)).toEqual(Array.from(sep, show));
+      }), { numRuns: 60 }));
+  });
+
   it('setBackend takes js or wasm', () => {
     expect(() => setBackend('gpu' as Backend)).toThrow(/expected 'js' or 'wasm'/);
     expect(getBackend()).toBe('wasm'); // the default where WebAssembly SIMD exists (Node ≥ 20 has it)

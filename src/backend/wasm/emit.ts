@@ -69,6 +69,8 @@ export class Code {
   v128Zero(): this { return this.simd(0x0c, ...new Array<number>(16).fill(0)); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  /** pseudo-maximum pmax(a, b) = a < b ? b : a: with b = 0 it is a ReLU that keeps NaN and −0 */
+  f32x4Pmax(): this { return this.simd(0xeb); }
 }
 
 export interface FunctionDef {

@@ -6,7 +6,7 @@
 //  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64).
 // Each output element still sees the same operations in the same order for any thread split.
 
-import type { MatRef } from '../../ops/gemm.js';
+import type { MatRef, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 
@@ -16,13 +16,17 @@ const KC = 256;
 const MC = 64;
 const NC = 1024;
 
-// block(a, b, c, mStrips, nStrips, kc, ldcBytes): for every 4-row strip of the packed A block at a
-// and 8-column strip of the packed B panel at b, C tile (at c, row stride ldcBytes) += A strip · B strip.
-function blockKernel(): Code {
-  const [a, b, c, mStrips, nStrips, kc, ldc] = [0, 1, 2, 3, 4, 5, 6];
-  const [jr, ir, k, pa, pb, p] = [7, 8, 9, 10, 11, 12];
-  const acc = (i: number) => 13 + i; // 8 accumulators: row r, half h at 2r + h
-  const [b0, b1, s] = [21, 22, 23];
+// block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
+// at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
+// A strip · B strip: added to it (load) or stored (the first panel, so C needs no zeroing); on the
+// last panel, then + bias[row] (bias: the block's row 0) and ReLU, in that order, the epilogue of a
+// conv's output pass done while the tile is in registers. Each option is a separate function, so
+// the loop carries no branches.
+function blockKernel(load: boolean, bias: boolean, relu: boolean): Code {
+  const [a, b, c, mStrips, nStrips, kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [jr, ir, k, pa, pb, p] = [8, 9, 10, 11, 12, 13];
+  const acc = (i: number) => 14 + i; // 8 accumulators: row r, half h at 2r + h
+  const [b0, b1, s, bv] = [22, 23, 24, 25];
   const x = new Code();
   x.i32(0).set(jr);
   x.loop(); // over 8-column strips
@@ -45,10 +49,18 @@ function blockKernel(): Code {
   x.get(pb).i32(32).i32Add().set(pb);
   x.get(k).i32(1).i32Sub().tee(k).brIf(0);
   x.end();
-  // C tile += acc: p = c + ir·4·ldc + jr·32
+  // C tile (+)= acc, then + bias, then ReLU: p = c + ir·4·ldc + jr·32
   x.get(c).get(ir).i32(4).i32Mul().get(ldc).i32Mul().i32Add().get(jr).i32(32).i32Mul().i32Add().set(p);
   for (let r = 0; r < 4; r++) {
-    for (let h = 0; h < 2; h++) x.get(p).get(p).v128Load(16 * h).get(acc(2 * r + h)).f32x4Add().v128Store(16 * h);
+    if (bias) x.get(biasP).get(ir).i32(16).i32Mul().i32Add().v128Load32Splat(4 * r).set(bv);
+    for (let h = 0; h < 2; h++) {
+      x.get(p);
+      if (load) x.get(p).v128Load(16 * h).get(acc(2 * r + h)).f32x4Add();
+      else x.get(acc(2 * r + h));
+      if (bias) x.get(bv).f32x4Add();
+      if (relu) x.v128Zero().f32x4Pmax();
+      x.v128Store(16 * h);
+    }
     if (r < 3) x.get(p).get(ldc).i32Add().set(p);
   }
   x.get(ir).i32(1).i32Add().tee(ir).get(mStrips).i32LtU().brIf(0);
@@ -58,21 +70,27 @@ function blockKernel(): Code {
   return x;
 }
 
+// The variants, indexed by load·4 + bias·2 + relu.
+const VARIANTS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
+
 let moduleBytes: Uint8Array | null = null;
 
 /** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
 export function gemmModuleBytes(): Uint8Array {
-  return moduleBytes ??= wasmModule([{
-    name: 'block',
-    params: [I32, I32, I32, I32, I32, I32, I32],
-    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-    body: blockKernel(),
-  }]);
+  return moduleBytes ??= wasmModule(VARIANTS.map((v, i) => ({
+    name: `block${i}`,
+    params: [I32, I32, I32, I32, I32, I32, I32, I32],
+    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+    body: blockKernel(v.load, v.bias, v.relu),
+  })));
 }
+
+type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
 
 interface Instance {
   memory: WebAssembly.Memory;
-  block: (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number) => void;
+  /** the block kernels, indexed as VARIANTS */
+  blocks: BlockFn[];
   f32: Float32Array;
 }
 
@@ -82,7 +100,7 @@ function getInstance(): Instance {
   if (instance === null) {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
-    instance = { memory, block: inst.exports.block as Instance['block'], f32: new Float32Array(memory.buffer) };
+    instance = { memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), f32: new Float32Array(memory.buffer) };
   }
   return instance;
 }
@@ -127,27 +145,27 @@ export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array
 }
 
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
- * already packed (then A itself is not read). */
+ * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef,
-  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA,
+  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
-  const block = getInstance().block;
+  const blocks = getInstance().blocks;
+  const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
+  const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's variant bits
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
-    // memory layout (floats): C block Mp × ncp | B panel ncp × KC | A block MC × KC
-    const cW = 0, bW = Mp * ncp, aW = bW + ncp * KC;
-    const mem = floats(aW + MC * KC);
-    // rows of C in and out with TypedArray.set (a memcpy), not element by element
-    for (let i = 0; i < M; i++) {
-      const src = cOff + i * ldc + jc, dst = cW + i * ncp;
-      if (accumulate) mem.set(C.subarray(src, src + nc), dst);
-      else mem.fill(0, dst, dst + nc);
-    }
+    // memory layout (floats): C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
+    const cW = 0, bW = Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
+    const mem = floats(biasW + Mp);
+    // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
+    if (accumulate) for (let i = 0; i < M; i++) mem.set(C.subarray(cOff + i * ldc + jc, cOff + i * ldc + jc + nc), cW + i * ncp);
+    if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
+      const block = blocks[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
       packB(B, pc, jc, kc, nc, mem, bW, NR);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
@@ -157,11 +175,11 @@ export function gemmSimd(
           const src = packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
           mem.set(packed.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
         }
-        block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp);
+        block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
     for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
-    // C in (when accumulating) and out; each panel of B and block of A in
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Mp * K);
+    // C in (when accumulating) and out; each panel of B and block of A in; the bias
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Mp * K + (bias === null ? 0 : M));
   }
 }
