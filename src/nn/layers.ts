@@ -9,6 +9,8 @@ import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads, isShared } from '../backend/pool.js';
+import { getBackend } from '../backend/backend.js';
+import { im2colPanels } from '../ops/conv2d_im2col.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {
@@ -39,6 +41,7 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
   private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
+  private packed: { panels: Float32Array; version: number; data: Tensor } | null = null;
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -95,16 +98,22 @@ export class Conv2d extends Module {
     }
     const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out, relu };
     this.used = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm: this.algorithm, winogradTile: this.winogradTile };
-    if (!this.training && (this.algorithm === 'auto' || this.algorithm === 'winograd')) {
-      // Inference: transform the filters once and reuse them while the weights are unchanged.
-      const choice = this.algorithm === 'winograd' ? { algorithm: 'winograd', winogradTile: this.winogradTile } : measuredAlgorithm(g, x.dtype);
+    if (!this.training && this.algorithm !== 'direct') {
+      // Inference: transform or pack the filters once and reuse them while the weights are unchanged.
+      const choice = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) : { algorithm: this.algorithm, winogradTile: this.winogradTile };
+      const w = this.weight;
       if (choice !== undefined && choice.algorithm === 'winograd') {
-        const w = this.weight;
         const tile = choice.winogradTile;
         if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data || this.wino.U.tile !== tile) {
           this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), version: w.version, data: w.data };
         }
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
+      }
+      if (choice !== undefined && choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
+        if (this.packed === null || this.packed.version !== w.version || this.packed.data !== w.data) {
+          this.packed = { panels: im2colPanels(g, w.data.data), version: w.version, data: w.data };
+        }
+        return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colPanels: this.packed.panels });
       }
     }
     const y = conv2d(x, this.poolWeight(), b, opts);

@@ -6,7 +6,7 @@ import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
-import { conv2dBackwardIm2col, conv2dIm2col } from './conv2d_im2col.js';
+import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'im2col' | 'winograd';
@@ -22,6 +22,8 @@ export interface Conv2dOptions {
   winogradTile?: WinogradTile;
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
+  /** The weights already packed for im2col's SIMD GEMM (im2colPanels; a deploy model caches them); must match `w`. */
+  im2colPanels?: Float32Array;
   /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
   out?: Tensor;
   /** Apply ReLU in the output pass (bias and ReLU in one pass: the deploy epilogue); bits as relu(conv2d(…)). */
@@ -78,8 +80,10 @@ const AUTO_CLEAR_LEAD = 0.3;
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile)]));
+  // im2col with its weights packed once too, when its GEMM runs on WebAssembly
+  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data) : undefined;
   const run = (c: AlgorithmChoice, epilogue = false) => {
-    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, epilogue);
+    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, epilogue, panels);
     else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, epilogue);
   };
   let best = candidates[0];
@@ -160,7 +164,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       if (opts.relu === true) for (let i = 0; i < y.length; i++) if (y[i] < 0) y[i] = 0;
       break;
     case 'im2col':
-      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true);
+      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true, opts.im2colPanels);
       break;
     case 'winograd': {
       if (!winogradApplies(g)) {

@@ -8,12 +8,14 @@
 // channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import type { FloatArray } from '../tensor/tensor.js';
+import { type FloatArray, sharedArrayLike } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
-import { collectOutput, defineKernel, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
+import { getBackend } from '../backend/backend.js';
+import { packPanels } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
-import { gemm } from './gemm.js';
+import { type PanelSource, gemm } from './gemm.js';
 
 function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
@@ -91,6 +93,94 @@ function col2im(
   }
 }
 
+// The col matrix of image positions [qa, qa + L) (possibly spanning images) and group gi, never
+// stored: B(t, q) = x[n, gi·Cg + c, oh·sh − pt + i·dh, ow·sw − pl + j·dw] for tap t = (c, i, j) and
+// position qa + q = (n, oh, ow), 0 in the padding, packed straight into the GEMM's strips (the
+// layout of packB in gemm_pack.ts): one pass over the input instead of im2col's write, then packB's
+// read and write.
+class Im2colPanels implements PanelSource {
+  /** per tap t: x offset of (c, i·dh, j·dw) from the position's corner, and i·dh, j·dw */
+  private readonly tapOff: Int32Array;
+  private readonly tapDi: Int32Array;
+  private readonly tapDj: Int32Array;
+
+  constructor(private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number) {
+    const { H, W, KH, KW, Cg, dh, dw } = g;
+    const K = Cg * KH * KW;
+    this.tapOff = new Int32Array(K);
+    this.tapDi = new Int32Array(K);
+    this.tapDj = new Int32Array(K);
+    for (let c = 0, t = 0; c < Cg; c++) {
+      for (let i = 0; i < KH; i++) {
+        for (let j = 0; j < KW; j++, t++) {
+          this.tapDi[t] = i * dh;
+          this.tapDj[t] = j * dw;
+          this.tapOff[t] = c * H * W + i * dh * W + j * dw;
+        }
+      }
+    }
+  }
+
+  packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void {
+    const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = this.g;
+    const { x, tapOff, tapDi, tapDj } = this;
+    const P = Ho * Wo;
+    const spanH = (KH - 1) * dh, spanW = (KW - 1) * dw;
+    // per column: the x offset of its corner (n, gi·Cg, iy, ix), iy, ix; a strip is interior when
+    // every tap of every column lands inside the image
+    const base = this.cols(nc, 0), iy = this.cols(nc, 1), ix = this.cols(nc, 2);
+    const strips = Math.ceil(nc / NR);
+    const interior = this.strips(strips);
+    for (let s = 0; s < strips; s++) interior[s] = 1;
+    for (let c = 0; c < nc; c++) {
+      const q = this.qa + jc + c;
+      const n = Math.floor(q / P), p = q - n * P;
+      const oh = Math.floor(p / Wo);
+      const y0 = oh * sh - pt, x0 = (p - oh * Wo) * sw - pl;
+      iy[c] = y0;
+      ix[c] = x0;
+      base[c] = ((n * C + this.gi * Cg) * H + y0) * W + x0;
+      if (y0 < 0 || y0 + spanH >= H || x0 < 0 || x0 + spanW >= W) interior[Math.floor(c / NR)] = 0;
+    }
+    // blocks of 8 taps, strip by strip: a strip's rows of a block are 8 consecutive rows of its
+    // panel (256 contiguous bytes), and the block's taps read neighbouring parts of the input. (Tap
+    // by tap over all strips writes at a stride of kc·NR floats, which maps every write to a few
+    // cache sets; strip by strip over all taps reads every channel plane for each strip.)
+    for (let k0 = pc; k0 < pc + kc; k0 += 8) {
+      const k1 = Math.min(k0 + 8, pc + kc);
+      for (let s = 0, c0 = 0; s < strips; s++, c0 += NR) {
+        const nr = Math.min(NR, nc - c0);
+        let o = w + s * kc * NR + (k0 - pc) * NR;
+        for (let k = k0; k < k1; k++, o += NR) {
+          const to = tapOff[k];
+          if (interior[s] === 1) {
+            for (let r = 0; r < nr; r++) out[o + r] = x[base[c0 + r] + to];
+          } else {
+            const di = tapDi[k], dj = tapDj[k];
+            for (let r = 0; r < nr; r++) {
+              const c = c0 + r;
+              out[o + r] = (iy[c] + di) >>> 0 < H && (ix[c] + dj) >>> 0 < W ? x[base[c] + to] : 0;
+            }
+          }
+          for (let r = nr; r < NR; r++) out[o + r] = 0;
+        }
+      }
+    }
+  }
+
+  // per-column scratch (three rows of a grown Int32Array) and per-strip flags
+  private colBuf = new Int32Array(0);
+  private stripBuf = new Uint8Array(0);
+  private cols(nc: number, row: number): Int32Array {
+    if (this.colBuf.length < 3 * nc) this.colBuf = new Int32Array(3 * nc);
+    return this.colBuf.subarray(row * nc, (row + 1) * nc);
+  }
+  private strips(n: number): Uint8Array {
+    if (this.stripBuf.length < n) this.stripBuf = new Uint8Array(n);
+    return this.stripBuf;
+  }
+}
+
 /** Elements of the col matrix per chunk (8 MiB as float32). */
 const COL_LIMIT = 1 << 21;
 
@@ -119,26 +209,28 @@ function readsInPlace(g: ConvGeometry, P: number): boolean {
 
 interface ForwardArgs {
   g: ConvGeometry; x: FloatArray; w: FloatArray; b: FloatArray | null; y: FloatArray; relu: boolean;
+  /** w packed for the SIMD GEMM (im2colPanels), when the caller has it */
+  panels?: Float32Array;
 }
 
 // y[n, f, p0..p1) for the output positions q in [q0, q1) (see conv2dIm2col)
 function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
-  const { g, x, w, b, y, relu } = a;
+  const { g, x, w, b, y, relu, panels } = a;
   const { C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
   const P = Ho * Wo;
+  const Fgp = Math.ceil(Fg / 4) * 4;
+  const packed = (gi: number) => (panels === undefined ? undefined : { data: panels, offset: gi * Fgp * K, rowsPadded: Fgp, row0: 0 });
   if (readsInPlace(g, P)) {
     forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
         gemm(Fg, p1 - p0, K, { data: w, offset: gi * Fg * K, ld: K, trans: false },
           { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, (n * F + gi * Fg) * P + p0, P, false,
-          undefined, { bias: b, biasOff: gi * Fg, relu });
+          packed(gi), { bias: b, biasOff: gi * Fg, relu });
       }
     });
     return;
   }
-  const cols = Math.min(q1 - q0, Math.max(64, Math.floor(COL_LIMIT / K)));
-  const col = workspaceLike('im2col.col', K * cols, x);
   for (let qa = q0; qa < q1;) {
     const qb = chunkEnd(qa, q1, K, P);
     const L = qb - qa;
@@ -146,15 +238,14 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
     const oneImage = Math.floor((qb - 1) / P) === n0;
     const yb = oneImage ? y : workspaceLike('im2col.y', Fg * L, x);
     for (let gi = 0; gi < groups; gi++) {
-      forEachImage(qa, qb, P, (n, p0, p1, off) => im2col(g, x, n, gi, p0, p1, col, off, L));
       // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered.
       // Bias and ReLU are the GEMM's epilogue (the same bits as a separate pass over y).
       const wRef = { data: w, offset: gi * Fg * K, ld: K, trans: false };
-      const colRef = { data: col, offset: 0, ld: L, trans: false };
+      const colRef = new Im2colPanels(g, x, gi, qa);
       const epi = { bias: b, biasOff: gi * Fg, relu };
-      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, undefined, epi);
+      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, packed(gi), epi);
       else {
-        gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, undefined, epi);
+        gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
         forEachImage(qa, qb, P, (n, p0, p1, off) => {
           for (let f = 0; f < Fg; f++) y.set(yb.subarray(f * L + off, f * L + off + p1 - p0), (n * F + gi * Fg + f) * P + p0);
         });
@@ -172,16 +263,32 @@ const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: numb
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 // Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).
 // relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
-export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false): void {
+// packed: the weights already in the SIMD kernel's layout (im2colPanels; used on 'wasm' for float32)
+export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: Float32Array): void {
   const Q = g.N * g.Ho * g.Wo;
   const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, Q);
+  const panels = x instanceof Float32Array && getBackend() === 'wasm' ? packed : undefined;
   if (parts === 1) {
-    forwardPositions({ g, x, w, b, y, relu }, 0, Q);
+    forwardPositions({ g, x, w, b, y, relu, panels }, 0, Q);
     return;
   }
   const ys = shareOutput('conv.y', y);
-  parallel(forwardKernel, { g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);
+  parallel(forwardKernel, {
+    g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu,
+    panels: panels !== undefined && isShared(panels) ? panels : undefined, // workers see shared memory only
+  }, parts);
   collectOutput(ys, y);
+}
+
+// w: (F, C/g, kH, kW) → each group's W_g (F/g × K) in the SIMD GEMM's A layout, at gi·⌈F/g⌉₄·K, once
+// per weight version (the Conv2d module caches it, as it caches Winograd filters): a GEMM then
+// copies its blocks in one piece instead of gathering them, and a layer with large weights
+// (A0's 192→1280, 2.2M of them) stops re-packing them on every call.
+export function im2colPanels(g: ConvGeometry, w: Float32Array): Float32Array {
+  const K = g.Cg * g.KH * g.KW, Fgp = Math.ceil(g.Fg / 4) * 4;
+  const out = sharedArrayLike(g.groups * Fgp * K, w) as Float32Array;
+  for (let gi = 0; gi < g.groups; gi++) packPanels(g.Fg, K, { data: w, offset: gi * g.Fg * K, ld: K, trans: false }, out, gi * Fgp * K);
+  return out;
 }
 
 interface BackwardArgs {

@@ -23,6 +23,11 @@ export interface MatRef {
   trans: boolean;
 }
 
+/** A B operand never stored whole: it packs its own panels, as packB would pack the matrix (im2col's). */
+export interface PanelSource {
+  packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void;
+}
+
 /** What a conv's output pass does to the product: C[i, j] = ReLU?(C[i, j] + bias[biasOff + i]). */
 export interface RowEpilogue {
   bias: FloatArray | null;
@@ -36,7 +41,7 @@ export interface RowEpilogue {
  */
 export function gemm(
   M: number, N: number, K: number,
-  A: MatRef, B: MatRef,
+  A: MatRef, B: MatRef | PanelSource,
   C: FloatArray, cOff: number, ldc: number,
   accumulate: boolean,
   /** A pre-packed for the SIMD kernel (used on the 'wasm' backend; A must hold the same values) */
@@ -58,7 +63,7 @@ export function gemm(
 }
 
 // The TypeScript reference kernel: the blocked loops around kernel4x4.
-function gemmJs(M: number, N: number, K: number, A: MatRef, B: MatRef, C: FloatArray, cOff: number, ldc: number, accumulate: boolean): void {
+function gemmJs(M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource, C: FloatArray, cOff: number, ldc: number, accumulate: boolean): void {
   const Bp = workspace64('gemm.Bp', KC * (NC + NR));
   const Ap = workspace64('gemm.Ap', KC * (MC + MR));
   for (let jc = 0; jc < N; jc += NC) {

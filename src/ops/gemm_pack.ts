@@ -2,7 +2,7 @@
 // kernel in src/backend/wasm/gemm_simd.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { MatRef } from './gemm.js';
+import type { MatRef, PanelSource } from './gemm.js';
 
 const MR = 4;
 
@@ -38,7 +38,11 @@ export function packA(A: MatRef, ic: number, pc: number, mc: number, kc: number,
 
 // Bp[w + (jr/nr)·kc·nr + k·nr + r] = B(pc + k, jc + jr + r): B in strips nr columns wide (4 for the
 // TypeScript kernel, 8 for SIMD), zero past the edge.
-export function packB(B: MatRef, pc: number, jc: number, kc: number, nc: number, Bp: FloatArray, w: number, NR: number): void {
+export function packB(B: MatRef | PanelSource, pc: number, jc: number, kc: number, nc: number, Bp: FloatArray, w: number, NR: number): void {
+  if ('packB' in B) {
+    B.packB(pc, jc, kc, nc, Bp, w, NR);
+    return;
+  }
   const b = B.data;
   const ld = B.ld;
   const off = B.offset;

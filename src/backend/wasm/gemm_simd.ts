@@ -6,7 +6,7 @@
 //  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64).
 // Each output element still sees the same operations in the same order for any thread split.
 
-import type { MatRef, RowEpilogue } from '../../ops/gemm.js';
+import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 
@@ -147,7 +147,7 @@ export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
 export function gemmSimd(
-  M: number, N: number, K: number, A: MatRef, B: MatRef,
+  M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
