@@ -42,7 +42,7 @@ const MUTANTS = [
   // threads (workers run the build: these rebuild dist/ with the mutant)
   ['pool', 'workers ignore the caller\'s backend', 'src/backend/pool.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
   ['pool', 'Winograd channel split misplaces M rows', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tb + t, Fp * tb, d);', 'outputTransform(M, fl * tb + t, Fp * tb, d);', ['test/backend'], 'build'],
-  ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu }, parts);", "b: b === null ? null : shareInput('conv.b', b), y, relu }, parts);", ['test/backend'], 'build'],
+  ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu,", "b: b === null ? null : shareInput('conv.b', b), y, relu,", ['test/backend'], 'build'],
   // the learners' page (served from web/ over dist/)
   ['web', 'page: the fused kernel leaves out the identity', 'web/lesson.js', "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');", "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }], 'float64');", ['test/web']],
   ['web', 'page: test images not normalised as in training', 'web/app.js', '(v) => (v / 255 - 0.286) / 0.353)', '(v) => v / 255)', ['test/web']],
