@@ -11,6 +11,7 @@ import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads, isShared } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
 import { im2colPanels } from '../ops/conv2d_im2col.js';
+import type { Panels } from '../backend/wasm/gemm_simd.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {
@@ -41,7 +42,7 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
   private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
-  private packed: { panels: Float32Array; version: number; data: Tensor } | null = null;
+  private packed: { panels: Panels; version: number; data: Tensor } | null = null;
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -105,13 +106,13 @@ export class Conv2d extends Module {
       if (choice !== undefined && choice.algorithm === 'winograd') {
         const tile = choice.winogradTile;
         if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data || this.wino.U.tile !== tile) {
-          this.wino = { U: winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), version: w.version, data: w.data };
+          this.wino = { U: { ...winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), kept: true }, version: w.version, data: w.data };
         }
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
       if (choice !== undefined && choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
         if (this.packed === null || this.packed.version !== w.version || this.packed.data !== w.data) {
-          this.packed = { panels: im2colPanels(g, w.data.data), version: w.version, data: w.data };
+          this.packed = { panels: im2colPanels(g, w.data.data, true), version: w.version, data: w.data };
         }
         return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colPanels: this.packed.panels });
       }

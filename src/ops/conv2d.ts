@@ -5,6 +5,7 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
+import type { Panels } from '../backend/wasm/gemm_simd.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -23,7 +24,7 @@ export interface Conv2dOptions {
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
   /** The weights already packed for im2col's SIMD GEMM (im2colPanels; a deploy model caches them); must match `w`. */
-  im2colPanels?: Float32Array;
+  im2colPanels?: Panels;
   /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
   out?: Tensor;
   /** Apply ReLU in the output pass (bias and ReLU in one pass: the deploy epilogue); bits as relu(conv2d(…)). */
@@ -81,7 +82,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile)]));
   // im2col with its weights packed once too, when its GEMM runs on WebAssembly
-  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data) : undefined;
+  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, false) : undefined;
   const run = (c: AlgorithmChoice, epilogue = false) => {
     if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, epilogue, panels);
     else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, epilogue);

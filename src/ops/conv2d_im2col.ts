@@ -8,11 +8,11 @@
 // channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import { type FloatArray, sharedArrayLike } from '../tensor/tensor.js';
+import type { FloatArray } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
-import { packPanels } from '../backend/wasm/gemm_simd.js';
+import { type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { type PanelSource, gemm } from './gemm.js';
@@ -210,7 +210,7 @@ function readsInPlace(g: ConvGeometry, P: number): boolean {
 interface ForwardArgs {
   g: ConvGeometry; x: FloatArray; w: FloatArray; b: FloatArray | null; y: FloatArray; relu: boolean;
   /** w packed for the SIMD GEMM (im2colPanels), when the caller has it */
-  panels?: Float32Array;
+  panels?: Panels;
 }
 
 // y[n, f, p0..p1) for the output positions q in [q0, q1) (see conv2dIm2col)
@@ -220,7 +220,7 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
   const K = Cg * KH * KW;
   const P = Ho * Wo;
   const Fgp = Math.ceil(Fg / 4) * 4;
-  const packed = (gi: number) => (panels === undefined ? undefined : { data: panels, offset: gi * Fgp * K, rowsPadded: Fgp, row0: 0 });
+  const packed = (gi: number) => (panels === undefined ? undefined : { panels, offset: gi * Fgp * K, rowsPadded: Fgp, row0: 0 });
   if (readsInPlace(g, P)) {
     forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
@@ -264,7 +264,7 @@ const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: numb
 // Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).
 // relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
 // packed: the weights already in the SIMD kernel's layout (im2colPanels; used on 'wasm' for float32)
-export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: Float32Array): void {
+export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: Panels): void {
   const Q = g.N * g.Ho * g.Wo;
   const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, Q);
   const panels = x instanceof Float32Array && getBackend() === 'wasm' ? packed : undefined;
@@ -275,7 +275,7 @@ export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: F
   const ys = shareOutput('conv.y', y);
   parallel(forwardKernel, {
     g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu,
-    panels: panels !== undefined && isShared(panels) ? panels : undefined, // workers see shared memory only
+    panels: panels !== undefined && isShared(panels.data) ? panels : undefined, // workers see shared memory only
   }, parts);
   collectOutput(ys, y);
 }
@@ -284,10 +284,11 @@ export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: F
 // per weight version (the Conv2d module caches it, as it caches Winograd filters): a GEMM then
 // copies its blocks in one piece instead of gathering them, and a layer with large weights
 // (A0's 192→1280, 2.2M of them) stops re-packing them on every call.
-export function im2colPanels(g: ConvGeometry, w: Float32Array): Float32Array {
+// kept: a module's cache, used call after call (see Panels)
+export function im2colPanels(g: ConvGeometry, w: Float32Array, kept: boolean): Panels {
   const K = g.Cg * g.KH * g.KW, Fgp = Math.ceil(g.Fg / 4) * 4;
-  const out = sharedArrayLike(g.groups * Fgp * K, w) as Float32Array;
-  for (let gi = 0; gi < g.groups; gi++) packPanels(g.Fg, K, { data: w, offset: gi * g.Fg * K, ld: K, trans: false }, out, gi * Fgp * K);
+  const out = newPanels(g.groups * Fgp * K, kept);
+  for (let gi = 0; gi < g.groups; gi++) packPanels(g.Fg, K, { data: w, offset: gi * g.Fg * K, ld: K, trans: false }, out.data, gi * Fgp * K);
   return out;
 }
 

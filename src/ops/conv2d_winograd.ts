@@ -18,7 +18,7 @@ import { workspace64, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
-import { packPanels } from '../backend/wasm/gemm_simd.js';
+import { type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -97,9 +97,11 @@ export interface WinogradWeights {
   Cg: number;
   groups: number;
   data: FloatArray;
+  /** Kept across calls (a module's cache): its SIMD panels then stay in WebAssembly memory. */
+  kept?: boolean;
   /** The same filters packed once for the SIMD GEMM (float32 on the 'wasm' backend; made on first use):
    * U_ξη of group gi at ((gi·α² + ξα + η)·Fgp·Cg, Fgp = F/g rounded up to a multiple of 4. */
-  panels?: Float32Array;
+  panels?: Panels;
 }
 
 // w: (F, C/g, 3, 3) → U: (groups, α², F/g, C/g)
@@ -189,9 +191,9 @@ export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeight
 function packWinogradPanels(U: WinogradWeights): void {
   if (U.panels !== undefined || !(U.data instanceof Float32Array)) return;
   const A2 = (U.tile + 2) ** 2, Fg = U.F / U.groups, Fgp = Math.ceil(Fg / 4) * 4;
-  const panels = sharedArrayLike(U.groups * A2 * Fgp * U.Cg, U.data) as Float32Array;
+  const panels = newPanels(U.groups * A2 * Fgp * U.Cg, U.kept === true);
   for (let gk = 0; gk < U.groups * A2; gk++) {
-    packPanels(Fg, U.Cg, { data: U.data, offset: gk * Fg * U.Cg, ld: U.Cg, trans: false }, panels, gk * Fgp * U.Cg);
+    packPanels(Fg, U.Cg, { data: U.data, offset: gk * Fg * U.Cg, ld: U.Cg, trans: false }, panels.data, gk * Fgp * U.Cg);
   }
   U.panels = panels;
 }
@@ -231,7 +233,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
       // M_ξη (rows f0..f1 of F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
       const Fgp = Math.ceil(Fg / 4) * 4;
       for (let k = 0; k < A2; k++) {
-        const panels = U.panels === undefined ? undefined : { data: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
+        const panels = U.panels === undefined ? undefined : { panels: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
           { data: V, offset: k * Cg * tb, ld: tb, trans: false },

@@ -2,7 +2,7 @@
 // SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
-import { gemmModuleBytes, simdStats, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
+import { gemmModuleBytes, setArenaBytes, simdStats, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/pool.js';
 import { gemm } from '../../src/ops/gemm.js';
@@ -35,14 +35,50 @@ describe('the SIMD GEMM\'s memory', () => {
     setThreads(1);
     const model = convert(RepVGG.fromConfig({ num_blocks: [1, 2, 1, 1], width_multiplier: [0.5, 0.5, 0.5, 0.5], num_classes: 10 }, { seed: 2 }).eval());
     const x = uniform([2, 3, 32, 32], new Rng(1), -1, 1);
+    // warm-up: the first forward measures 'auto' per layer, the second fills the modules' caches
+    // (their packed filters are copied into WebAssembly memory once, to stay)
+    model.forward(x);
     model.forward(x);
     const bytes = wasmMemoryBytes(), copied = simdStats.bytesCopied;
+    model.forward(x);
     const y = model.forward(x);
     expect(wasmMemoryBytes()).toBe(bytes);
     expect(simdStats.bytesCopied).toBeGreaterThan(copied); // the GEMMs did run on WebAssembly
     expect(y.data.buffer).not.toBeInstanceOf(WebAssembly.Memory);
     expect(y.data.buffer.constructor === ArrayBuffer || y.data.buffer.constructor === SharedArrayBuffer).toBe(true);
     setThreads(2);
+  });
+
+  // A module's packed filters stay in WebAssembly memory (the arena) up to a limit; past it the arena
+  // starts over, and filters larger than it are copied block by block. All three must compute the
+  // same bits (the same kernel on the same values), and keeping them must save the copies.
+  it('keeps packed filters resident: the same bits whether they fit, start over or never fit', () => {
+    setBackend('wasm');
+    setThreads(1);
+    const model = convert(RepVGG.fromConfig({ num_blocks: [1, 2, 2, 1], width_multiplier: [0.5, 0.5, 0.5, 0.5], num_classes: 10 }, { seed: 3 }).eval());
+    // pinned, so that the panels' sizes are known: im2col's for stride 2, F(4×4)'s U (4× the weights) for stride 1
+    for (const [, c] of model.namedConvs()) c.algorithm = c.stride === 2 ? 'im2col' : 'winograd';
+    const x = uniform([1, 3, 32, 32], new Rng(4), -1, 1);
+    const run = (bytes: number) => {
+      setArenaBytes(bytes);
+      model.forward(x);
+      const c0 = simdStats.bytesCopied;
+      const y = Array.from(model.forward(x).data);
+      return { y, copied: simdStats.bytesCopied - c0 };
+    };
+    const fits = run(128 * 2 ** 20);
+    try {
+      // this model's panels, in order: 3.5, 37, 74, 590, 295, 2359 and 1180 kB; with 100 kB, 700 kB and
+      // 2.5 MB the arena starts over mid-pass, and some panels never fit
+      for (const bytes of [0, 8e3, 100e3, 700e3, 2.5e6]) {
+        const r = run(bytes);
+        expect(r.y, `arena of ${bytes} bytes`).toEqual(fits.y);
+        if (bytes === 0) expect(fits.copied).toBeLessThan(r.copied);
+      }
+    } finally {
+      setArenaBytes(128 * 2 ** 20);
+      setThreads(2);
+    }
   });
 
   it('growing it leaves earlier results intact (they are copies, not views)', () => {

@@ -9,6 +9,7 @@
 import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
+import { sharedArrayLike } from '../../tensor/tensor.js';
 
 const MR = 4;
 const NR = 8;
@@ -92,6 +93,24 @@ interface Instance {
   /** the block kernels, indexed as VARIANTS */
   blocks: BlockFn[];
   f32: Float32Array;
+  /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
+  arena: Map<number, number>;
+  arenaEnd: number;
+  /** the most scratch a GEMM has needed above the arena (floats): kept free when the arena grows,
+   * so that memory stops growing once a model's filters are all in */
+  scratch: number;
+}
+
+/** Bytes of packed filters each thread's WebAssembly memory keeps (RepVGG-A0's: 84 MB); past it, it starts over. */
+let arenaBytes = 128 * 2 ** 20;
+
+/** Sets that limit on this thread and empties the arena (for the tests of both paths). */
+export function setArenaBytes(n: number): void {
+  arenaBytes = n;
+  if (instance !== null) {
+    instance.arena.clear();
+    instance.arenaEnd = 0;
+  }
 }
 
 let instance: Instance | null = null;
@@ -100,7 +119,7 @@ function getInstance(): Instance {
   if (instance === null) {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
-    instance = { memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), f32: new Float32Array(memory.buffer) };
+    instance = { memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0 };
   }
   return instance;
 }
@@ -125,14 +144,52 @@ function floats(n: number): Float32Array {
   return inst.f32;
 }
 
+// The float offset of p's copy in this thread's memory, copied there on first use; −1 when it is
+// larger than the arena (then each GEMM copies the blocks it needs). A full arena starts over, so a
+// model larger than it copies its filters once per pass rather than once per GEMM.
+function resident(p: Panels): number {
+  const inst = getInstance();
+  const at = inst.arena.get(p.id);
+  if (at !== undefined) return at;
+  const n = Math.ceil(p.data.length / 4) * 4; // 16-byte aligned for v128 loads
+  if (4 * n > arenaBytes) return -1;
+  if (4 * (inst.arenaEnd + n) > arenaBytes) {
+    inst.arena.clear();
+    inst.arenaEnd = 0;
+  }
+  const off = inst.arenaEnd;
+  floats(off + n + inst.scratch).set(p.data, off);
+  inst.arena.set(p.id, off);
+  inst.arenaEnd = off + n;
+  simdStats.bytesCopied += 4 * p.data.length;
+  return off;
+}
+
 /**
- * A matrix already in the kernel's A layout (a fixed operand, such as a layer's Winograd filters,
- * packed once): for each KC-deep block starting at column pc, strips of 4 rows × kc at
- * offset + pc·rowsPadded + row·kc, rows padded with zeros to rowsPadded (a multiple of 4).
- * A GEMM uses rows row0 … row0 + M − 1 (row0 a multiple of 4).
+ * A fixed operand packed once (a layer's filters), in shared memory where it exists so that the
+ * pool's workers read it too. Its contents never change. Panels that are `kept` (a module's cache,
+ * used call after call) get a copy in each thread's WebAssembly memory, named by `id` (see
+ * `resident`), so the GEMMs that use them copy nothing; others are copied block by block.
+ */
+export interface Panels {
+  data: Float32Array;
+  id: number;
+  kept: boolean;
+}
+
+/** Panels of n floats, zeroed, in shared memory where it exists. */
+export function newPanels(n: number, kept: boolean): Panels {
+  // random ids: panels made on different threads never share one
+  return { data: sharedArrayLike(n, new Float32Array(0)) as Float32Array, id: Math.random(), kept };
+}
+
+/**
+ * A matrix already in the kernel's A layout: for each KC-deep block starting at column pc, strips of
+ * 4 rows × kc at offset + pc·rowsPadded + row·kc, rows padded with zeros to rowsPadded (a multiple
+ * of 4). A GEMM uses rows row0 … row0 + M − 1 (row0 a multiple of 4).
  */
 export interface PackedA {
-  data: Float32Array;
+  panels: Panels;
   offset: number;
   rowsPadded: number;
   row0: number;
@@ -151,14 +208,16 @@ export function gemmSimd(
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
-  const blocks = getInstance().blocks;
+  const inst = getInstance(), blocks = inst.blocks;
+  const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's variant bits
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
-    // memory layout (floats): C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
-    const cW = 0, bW = Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
+    // memory layout (floats), above the arena: C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
+    const cW = inst.arenaEnd, bW = cW + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
+    inst.scratch = Math.max(inst.scratch, biasW + Mp - cW);
     const mem = floats(biasW + Mp);
     // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
     if (accumulate) for (let i = 0; i < M; i++) mem.set(C.subarray(cOff + i * ldc + jc, cOff + i * ldc + jc + nc), cW + i * ncp);
@@ -169,17 +228,17 @@ export function gemmSimd(
       packB(B, pc, jc, kc, nc, mem, bW, NR);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
+        // the strips of rows row0 + ic … of block pc, where the packed operand keeps them
+        const src = packed === undefined ? 0 : packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
+        let a = aW;
         if (packed === undefined) packA(A, ic, pc, mc, kc, mem, aW);
-        else {
-          // one contiguous copy: the strips of rows row0 + ic … in block pc
-          const src = packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
-          mem.set(packed.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
-        }
-        block(4 * aW, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
+        else if (at >= 0) a = at + src;
+        else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
+        block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
     for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + Mp * K + (bias === null ? 0 : M));
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
 }
