@@ -12,7 +12,7 @@ import type { FloatArray } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
-import { type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
+import { type GatherSource, type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { type PanelSource, gemm } from './gemm.js';
@@ -104,7 +104,7 @@ class Im2colPanels implements PanelSource {
   private readonly tapDi: Int32Array;
   private readonly tapDj: Int32Array;
 
-  constructor(private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number) {
+  constructor(private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number, private readonly qb: number) {
     const { H, W, KH, KW, Cg, dh, dw } = g;
     const K = Cg * KH * KW;
     this.tapOff = new Int32Array(K);
@@ -166,6 +166,39 @@ class Im2colPanels implements PanelSource {
         }
       }
     }
+  }
+
+  // On WebAssembly the kernels gather the panels themselves from a zero-padded copy of the images
+  // the positions lie in (this group's channels): no bounds to check, 8 loads and stores per row
+  // of a strip. src[((n − n0)·Cg + c)·Hp·Wp + (iy + pt)·Wp + ix + pl] = x[n, gi·Cg + c, iy, ix].
+  get gather(): GatherSource {
+    const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pb, pl, pr, Ho, Wo } = this.g;
+    const P = Ho * Wo, Hp = H + pt + pb, Wp = W + pl + pr;
+    const n0 = Math.floor(this.qa / P), n1 = Math.floor((this.qb - 1) / P);
+    const taps = new Int32Array(Cg * KH * KW);
+    for (let c = 0, t = 0; c < Cg; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, t++) taps[t] = (c * Hp + i * dh) * Wp + j * dw;
+    const { x, gi, qa } = this;
+    return {
+      size: (n1 - n0 + 1) * Cg * Hp * Wp,
+      taps,
+      load(mem: Float32Array, at: number): void {
+        mem.fill(0, at, at + (n1 - n0 + 1) * Cg * Hp * Wp);
+        for (let n = n0; n <= n1; n++) {
+          for (let c = 0; c < Cg; c++) {
+            const src = (n * C + gi * Cg + c) * H * W, dst = at + ((n - n0) * Cg + c) * Hp * Wp + pt * Wp + pl;
+            for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
+          }
+        }
+      },
+      cols(jc: number, n: number, out: Int32Array): void {
+        for (let j = 0; j < n; j++) {
+          const q = qa + jc + j;
+          const im = Math.floor(q / P), p = q - im * P;
+          const oh = Math.floor(p / Wo);
+          out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp + (p - oh * Wo) * sw;
+        }
+      },
+    };
   }
 
   // per-column scratch (three rows of a grown Int32Array) and per-strip flags
@@ -241,7 +274,7 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
       // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered.
       // Bias and ReLU are the GEMM's epilogue (the same bits as a separate pass over y).
       const wRef = { data: w, offset: gi * Fg * K, ld: K, trans: false };
-      const colRef = new Im2colPanels(g, x, gi, qa);
+      const colRef = new Im2colPanels(g, x, gi, qa, qb);
       const epi = { bias: b, biasOff: gi * Fg, relu };
       if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, packed(gi), epi);
       else {

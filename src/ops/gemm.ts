@@ -7,7 +7,7 @@ import type { FloatArray } from '../tensor/tensor.js';
 import { packA, packB } from './gemm_pack.js';
 import { workspace64 } from '../tensor/workspace.js';
 import { getBackend } from '../backend/backend.js';
-import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
+import { type GatherSource, type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
 
 const MR = 4;
 const NR = 4;
@@ -26,6 +26,8 @@ export interface MatRef {
 /** A B operand never stored whole: it packs its own panels, as packB would pack the matrix (im2col's). */
 export interface PanelSource {
   packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void;
+  /** how the WebAssembly kernels gather it themselves instead (then packB is not called there) */
+  gather?: GatherSource;
 }
 
 /** What a conv's output pass does to the product: C[i, j] = ReLU?(C[i, j] + bias[biasOff + i]). */

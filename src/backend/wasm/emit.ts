@@ -61,6 +61,9 @@ export class Code {
   end(): this { return this.op(0x0b); }
   br(depth: number): this { return this.op(0x0c, ...uleb(depth)); }
   brIf(depth: number): this { return this.op(0x0d, ...uleb(depth)); }
+  i32Load(offset = 0): this { return this.op(0x28, ...this.mem(2, offset)); }
+  f32Load(offset = 0): this { return this.op(0x2a, ...this.mem(2, offset)); }
+  f32Store(offset = 0): this { return this.op(0x38, ...this.mem(2, offset)); }
   v128Load(offset = 0): this { return this.simd(0x00, ...this.mem(4, offset)); }
   v128Store(offset = 0): this { return this.simd(0x0b, ...this.mem(4, offset)); }
   /** load one f32 and splat it to four lanes */

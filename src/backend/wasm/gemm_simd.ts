@@ -71,6 +71,34 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean): Code {
   return x;
 }
 
+// gather(out, src, cols, taps, kc, strips): packs a B panel whose elements are read from memory
+// through two offset tables, B(k, j) = f32 at src + cols[j] + taps[k] (bytes): im2col's col matrix
+// from a zero-padded copy of the input, cols the positions' corners and taps the kernel's offsets,
+// so the matrix is never stored and no bounds are checked. The strips of 8 columns are written as
+// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8].
+function gatherKernel(): Code {
+  const [out, src, cols, taps, kc, strips] = [0, 1, 2, 3, 4, 5];
+  const [s, k, tp, t] = [6, 7, 8, 9];
+  const base = (r: number) => 10 + r; // the strip's 8 column offsets, + src
+  const x = new Code();
+  x.i32(0).set(s);
+  x.loop(); // over strips
+  for (let r = 0; r < 8; r++) x.get(cols).i32Load(4 * r).get(src).i32Add().set(base(r));
+  x.get(taps).set(tp);
+  x.get(kc).set(k);
+  x.loop(); // over the panel's rows
+  x.get(tp).i32Load(0).set(t);
+  for (let r = 0; r < 8; r++) x.get(out).get(base(r)).get(t).i32Add().f32Load(0).f32Store(4 * r);
+  x.get(out).i32(32).i32Add().set(out);
+  x.get(tp).i32(4).i32Add().set(tp);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(cols).i32(32).i32Add().set(cols);
+  x.get(s).i32(1).i32Add().tee(s).get(strips).i32LtU().brIf(0);
+  x.end();
+  return x;
+}
+
 // The variants, indexed by load·4 + bias·2 + relu.
 const VARIANTS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
@@ -78,20 +106,26 @@ let moduleBytes: Uint8Array | null = null;
 
 /** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
 export function gemmModuleBytes(): Uint8Array {
-  return moduleBytes ??= wasmModule(VARIANTS.map((v, i) => ({
-    name: `block${i}`,
-    params: [I32, I32, I32, I32, I32, I32, I32, I32],
-    locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-    body: blockKernel(v.load, v.bias, v.relu),
-  })));
+  return moduleBytes ??= wasmModule([
+    ...VARIANTS.map((v, i) => ({
+      name: `block${i}`,
+      params: [I32, I32, I32, I32, I32, I32, I32, I32],
+      locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+      body: blockKernel(v.load, v.bias, v.relu),
+    })),
+    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
+  ]);
 }
 
 type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
+
+type GatherFn = (out: number, src: number, cols: number, taps: number, kc: number, strips: number) => void;
 
 interface Instance {
   memory: WebAssembly.Memory;
   /** the block kernels, indexed as VARIANTS */
   blocks: BlockFn[];
+  gather: GatherFn;
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -119,7 +153,10 @@ function getInstance(): Instance {
   if (instance === null) {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
-    instance = { memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0 };
+    instance = {
+      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn,
+      f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
+    };
   }
   return instance;
 }
@@ -201,6 +238,20 @@ export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array
   for (let pc = 0; pc < K; pc += KC) packA(A, 0, pc, rows, Math.min(KC, K - pc), out, offset + pc * rowsPadded);
 }
 
+/**
+ * A B operand that the WebAssembly kernels gather themselves: `src` (size floats) is copied into
+ * memory once per GEMM, then B(k, j) = src[cols(j) + taps[k]] (im2col from a zero-padded input).
+ */
+export interface GatherSource {
+  size: number;
+  /** writes src into mem at `at` */
+  load(mem: Float32Array, at: number): void;
+  /** the row offsets, K of them */
+  taps: Int32Array;
+  /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
+  cols(jc: number, n: number, out: Int32Array): void;
+}
+
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
 export function gemmSimd(
@@ -212,20 +263,37 @@ export function gemmSimd(
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's variant bits
+  // memory layout (floats), above the arena: [a gathered B's source | its row offsets | its column
+  // offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
+  const g = 'packB' in B ? B.gather : undefined;
+  const srcW = inst.arenaEnd, tapsW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
+  const cW = colsW + (g === undefined ? 0 : NC), bW0 = cW;
+  let mem = floats(cW);
+  if (g !== undefined) {
+    g.load(mem, srcW);
+    simdStats.bytesCopied += 4 * g.size;
+    const ints = new Int32Array(mem.buffer);
+    for (let k = 0; k < K; k++) ints[tapsW + k] = 4 * g.taps[k];
+  }
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
-    // memory layout (floats), above the arena: C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
-    const cW = inst.arenaEnd, bW = cW + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
-    inst.scratch = Math.max(inst.scratch, biasW + Mp - cW);
-    const mem = floats(biasW + Mp);
+    const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
+    inst.scratch = Math.max(inst.scratch, biasW + Mp - srcW);
+    mem = floats(biasW + Mp);
+    if (g !== undefined) {
+      const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
+      g.cols(jc, nc, ints);
+      for (let j = 0; j < ncp; j++) ints[j] = 4 * (j < nc ? ints[j] : ints[nc - 1]); // padding columns read a real one
+    }
     // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
     if (accumulate) for (let i = 0; i < M; i++) mem.set(C.subarray(cOff + i * ldc + jc, cOff + i * ldc + jc + nc), cW + i * ncp);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
       const block = blocks[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
-      packB(B, pc, jc, kc, nc, mem, bW, NR);
+      if (g === undefined) packB(B, pc, jc, kc, nc, mem, bW, NR);
+      else inst.gather(4 * bW, 4 * srcW, 4 * colsW, 4 * (tapsW + pc), kc, ncp / NR);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
         // the strips of rows row0 + ic … of block pc, where the packed operand keeps them
@@ -239,6 +307,6 @@ export function gemmSimd(
     }
     for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + ncp * K + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
 }
