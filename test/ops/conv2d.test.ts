@@ -159,6 +159,24 @@ describe('conv2d algorithms agree with the direct reference', () => {
     setBackend('wasm');
   });
 
+  // The property above stays within one 1024-column panel of the GEMM. Here the output positions
+  // of a batch span two panels, the second ending in a ragged 8-column strip, and the chunk spans
+  // images (the SIMD kernel gathers from a padded copy of them: a padding column once read 4× its
+  // offset, outside memory). Bound as above.
+  it.each(['js', 'wasm'] as const)('im2col on %s past the GEMM\'s panel width, across images, groups 2', (backend) => {
+    setBackend(backend);
+    for (const [N, H, stride] of [[37, 13, 2], [9, 14, 1]] as const) {
+      const rng = new Rng(N);
+      const x = uniform([N, 4, H, H], rng, -1, 1), w = uniform([6, 2, 3, 3], rng, -1, 1), b = uniform([6], rng, -1, 1);
+      const opts: Conv2dOptions = { stride, padding: 1, groups: 2 };
+      const ref = conv2d(x, w, b, { ...opts, algorithm: 'direct' });
+      const y = conv2d(x, w, b, { ...opts, algorithm: 'im2col' });
+      expect(N * ref.shape[2] * ref.shape[3] % 8, 'a ragged last strip').not.toBe(0);
+      expect(firstViolation(y, ref, im2colBound(x, w, b, opts, ref, U32)), `N ${N}, stride ${stride}`).toBeNull();
+    }
+    setBackend('wasm');
+  });
+
   const winoGeometry = fc.record({
     N: fc.integer({ min: 1, max: 2 }),
     groups: fc.integer({ min: 1, max: 3 }),

@@ -268,12 +268,16 @@ export function gemmSimd(
   const g = 'packB' in B ? B.gather : undefined;
   const srcW = inst.arenaEnd, tapsW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
   const cW = colsW + (g === undefined ? 0 : NC), bW0 = cW;
-  let mem = floats(cW);
+  let mem = floats(cW), maxTap = 0;
   if (g !== undefined) {
     g.load(mem, srcW);
     simdStats.bytesCopied += 4 * g.size;
     const ints = new Int32Array(mem.buffer);
-    for (let k = 0; k < K; k++) ints[tapsW + k] = 4 * g.taps[k];
+    for (let k = 0; k < K; k++) {
+      if (!(g.taps[k] >= 0 && g.taps[k] < g.size)) throw new Error(`gemm: gathered row ${k} at offset ${g.taps[k]} lies outside its source of ${g.size} floats`);
+      ints[tapsW + k] = 4 * g.taps[k];
+      maxTap = Math.max(maxTap, g.taps[k]);
+    }
   }
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
@@ -284,7 +288,13 @@ export function gemmSimd(
     if (g !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
       g.cols(jc, nc, ints);
-      for (let j = 0; j < ncp; j++) ints[j] = 4 * (j < nc ? ints[j] : ints[nc - 1]); // padding columns read a real one
+      ints.fill(ints[nc - 1], nc, ncp); // the padding columns read a real one (their results are dropped)
+      for (let j = 0; j < ncp; j++) {
+        // every element the kernel reads must lie in the source: an offset past it would read other
+        // data (or trap at the end of memory) without a word
+        if (!(ints[j] >= 0 && ints[j] + maxTap < g.size)) throw new Error(`gemm: gathered column ${jc + j} at offset ${ints[j]} lies outside its source of ${g.size} floats`);
+        ints[j] *= 4; // bytes
+      }
     }
     // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
     if (accumulate) for (let i = 0; i < M; i++) mem.set(C.subarray(cOff + i * ldc + jc, cOff + i * ldc + jc + nc), cW + i * ncp);
