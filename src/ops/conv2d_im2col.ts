@@ -186,7 +186,8 @@ class Im2colPanels implements PanelSource {
         for (let n = n0; n <= n1; n++) {
           for (let c = 0; c < Cg; c++) {
             const src = (n * C + gi * Cg + c) * H * W, dst = at + ((n - n0) * Cg + c) * Hp * Wp + pt * Wp + pl;
-            for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
+            if (W >= 64) for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
+            else for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) mem[dst + i * Wp + j] = x[src + i * W + j]; // short rows: no subarray per row
           }
         }
       },
