@@ -73,6 +73,12 @@ const MUTANTS = [
   ['io', 'float16: exponent bias 14', 'src/io/dtypes.ts', 'return s * (1 + f / 1024) * 2 ** (e - 15);', 'return s * (1 + f / 1024) * 2 ** (e - 14);', ['test/io']],
   ['io', 'IDX sizes read little-endian', 'src/train/idx.ts', 'shape.push(dv.getUint32(4 + 4 * i, false));', 'shape.push(dv.getUint32(4 + 4 * i, true));', ['test/train']],
   ['io', 'state dict: unexpected keys accepted', 'src/io/state_dict.ts', 'if (extra.length > 0) throw', 'if (extra.length > 1e9) throw', ['test/io', 'test/nn']],
+  // the paper's ablations
+  ['nn', 'Residual Reorg: backward forgets the shortcut', 'src/nn/residual_reorg.ts', 'for (let i = 0; i < out.size; i++) out.data[i] += ds.data[i];', 'for (let i = 0; i < out.size; i++) out.data[i] += 0 * ds.data[i];', ['test/nn']],
+  ['nn', 'Residual Reorg: no ReLU between the two convs', 'src/nn/residual_reorg.ts', 'const main = this.conv2.forward(this.act1.forward(this.conv1.forward(x)));', 'const main = this.conv2.forward(this.conv1.forward(x));', ['test/nn']],
+  ['nn', 'variant block backward drops an element of a later branch', 'src/nn/variants.ts', '      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];', '      else for (let i = 0; i < dx.size - 1; i++) dx.data[i] += g.data[i];', ['test/nn', 'test/reparam']],
+  ['nn', 'DiracNet adds an identity to a stride-2 layer', 'src/nn/variants.ts', 'this.identity = inChannels === channels && this.stride === 1;', 'this.identity = inChannels === channels;', ['test/reparam/variants.test.ts']],
+  ['cli', 'ablate: population instead of sample standard deviation', 'src/cli/commands/ablate.ts', 'Math.sqrt(ss / (v.length - 1))', 'Math.sqrt(ss / v.length)', ['test/cli/demo.test.ts']],
   // faults
   ['faults', 'an output may be an input', 'src/cli/files.ts', 'if (same !== undefined) throw', 'if (same === "never") throw', ['test/cli/faults.test.ts']],
   ['faults', 'loading accepts NaN weights', 'src/io/state_dict.ts', 'if (!Number.isFinite(d[i])) throw', 'if (Number.isNaN(d[i] + 1) && false) throw', ['test/cli/faults.test.ts']],

@@ -23,12 +23,14 @@ export { Module, Parameter } from './nn/module.js';
 export { Conv2d, BatchNorm2d, ReLU, Linear } from './nn/layers.js';
 export { RepVGG, RepVGGBlock, ConvBN, type AlgorithmPlanEntry } from './nn/repvgg.js';
 export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
-export { BranchBlock, DiracConv2d, VARIANTS, variantBlock, type VariantName } from './nn/variants.js';
+export { BranchBlock, DiracConv2d, VARIANTS, variantBlock, type VariantName, type VariantBlockOptions } from './nn/variants.js';
+export { VariantNet } from './nn/variant_net.js';
+export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
 
 // the fuser
 export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
-export { fuseBranchBlock, fuseChain } from './reparam/branches.js';
+export { fuseBranchBlock, fuseChain, convertVariantNet } from './reparam/branches.js';
 
 // checkpoints and arrays
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntry, type SafeFile } from './io/safetensors.js';

@@ -5,43 +5,55 @@
 
 import { Tensor, allocArray, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { conv2d, conv2dBackward } from '../ops/conv2d.js';
+import { type ConvAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { Module, Parameter, defaultInitBound } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU } from './layers.js';
 
 /**
  * DiracNet's parameterisation of a 3×3 conv: Ŵ = diag(a)·I + diag(b)·W_norm, with W_norm the kernel
  * normalised per output filter (‖W_norm[f]‖₂ = 1) and I the identity kernel. With `trivial`, a = b = 1
- * and W is not normalised: Ŵ = I + W ('Trivial Re-param').
+ * and W is not normalised: Ŵ = I + W ('Trivial Re-param'). Where the layer changes the channel count
+ * or has stride 2 there is no identity to add: Ŵ = diag(b)·W_norm (trivial: Ŵ = W).
  */
 export class DiracConv2d extends Module {
   readonly weight: Parameter;
   readonly a: Parameter | null;
   readonly b: Parameter | null;
   readonly trivial: boolean;
+  readonly stride: number;
+  /** in = out channels and stride 1: the identity kernel is part of Ŵ */
+  readonly identity: boolean;
+  /** the conv algorithm of forward and backward (as Conv2d.algorithm) */
+  algorithm: ConvAlgorithm = 'auto';
   private x: Tensor | null = null;
   private norms: Float64Array | null = null;
 
-  // weight: (C, C, 3, 3)
-  constructor(channels: number, opts: { trivial?: boolean; dtype?: DType; rng?: Rng } = {}) {
+  // weight: (out, in, 3, 3); out = channels, in = opts.inChannels (default: channels)
+  constructor(channels: number, opts: { trivial?: boolean; dtype?: DType; rng?: Rng; inChannels?: number; stride?: number } = {}) {
     super();
     const dtype = opts.dtype ?? 'float32';
-    const bound = defaultInitBound(channels * 9);
+    const inChannels = opts.inChannels ?? channels;
+    const bound = defaultInitBound(inChannels * 9);
     this.trivial = opts.trivial ?? false;
-    this.weight = new Parameter(uniform([channels, channels, 3, 3], opts.rng ?? new Rng(0), -bound, bound, dtype));
-    this.a = this.trivial ? null : new Parameter(new Tensor(allocArray(dtype, channels).fill(1), [channels]));
+    this.stride = opts.stride ?? 1;
+    this.identity = inChannels === channels && this.stride === 1;
+    this.weight = new Parameter(uniform([channels, inChannels, 3, 3], opts.rng ?? new Rng(0), -bound, bound, dtype));
+    this.a = this.trivial || !this.identity ? null : new Parameter(new Tensor(allocArray(dtype, channels).fill(1), [channels]));
     this.b = this.trivial ? null : new Parameter(new Tensor(allocArray(dtype, channels).fill(1), [channels]));
   }
 
   override ownParameters(): [string, Parameter][] {
-    return this.trivial ? [['weight', this.weight]] : [['weight', this.weight], ['a', this.a!], ['b', this.b!]];
+    const own: [string, Parameter][] = [['weight', this.weight]];
+    if (this.a !== null) own.push(['a', this.a]);
+    if (this.b !== null) own.push(['b', this.b]);
+    return own;
   }
 
-  /** Ŵ (C, C, 3, 3); also remembers ‖W[f]‖ for the backward pass. */
+  /** Ŵ (out, in, 3, 3); also remembers ‖W[f]‖ for the backward pass. */
   effectiveKernel(dtype: DType = this.weight.data.dtype): Tensor {
     const W = this.weight.data;
-    const [C] = W.shape;
-    const per = C * 9;
+    const [C, Cin] = W.shape;
+    const per = Cin * 9;
     const out = allocArray(dtype, W.size);
     const norms = new Float64Array(C);
     for (let f = 0; f < C; f++) {
@@ -50,7 +62,7 @@ export class DiracConv2d extends Module {
       norms[f] = Math.sqrt(ss);
       const scale = this.trivial ? 1 : this.b!.data.data[f] / norms[f];
       for (let i = 0; i < per; i++) out[f * per + i] = W.data[f * per + i] * scale;
-      out[f * per + f * 9 + 4] += this.trivial ? 1 : this.a!.data.data[f];
+      if (this.identity) out[f * per + f * 9 + 4] += this.trivial ? 1 : this.a!.data.data[f];
     }
     this.norms = norms;
     return new Tensor(out, W.shape);
@@ -58,7 +70,7 @@ export class DiracConv2d extends Module {
 
   forward(x: Tensor): Tensor {
     this.x = x;
-    return conv2d(x, this.effectiveKernel(), null, { padding: 1 });
+    return conv2d(x, this.effectiveKernel(), null, { padding: 1, stride: this.stride, algorithm: this.algorithm });
   }
 
   // dŴ from the conv, then: da_f = dŴ[f, f, centre],  db_f = ⟨dŴ_f, ŵ_f⟩,
@@ -66,11 +78,11 @@ export class DiracConv2d extends Module {
   backward(dy: Tensor): Tensor {
     if (this.x === null || this.norms === null) throw new Error('DiracConv2d.backward: call forward first');
     const Wh = this.effectiveKernel();
-    const g = conv2dBackward(dy, this.x, Wh, { padding: 1 }, { db: false });
+    const g = conv2dBackward(dy, this.x, Wh, { padding: 1, stride: this.stride, algorithm: this.algorithm }, { db: false });
     const dWh = g.dw!.data;
     const W = this.weight.data.data;
-    const C = this.weight.data.shape[0];
-    const per = C * 9;
+    const [C, Cin] = this.weight.data.shape;
+    const per = Cin * 9;
     const dW = allocArray(this.weight.data.dtype, W.length);
     for (let f = 0; f < C; f++) {
       if (this.trivial) {
@@ -80,7 +92,7 @@ export class DiracConv2d extends Module {
       const n = this.norms[f];
       let dot = 0;
       for (let i = 0; i < per; i++) dot += (W[f * per + i] / n) * dWh[f * per + i];
-      this.a!.grad.data[f] += dWh[f * per + f * 9 + 4];
+      if (this.a !== null) this.a.grad.data[f] += dWh[f * per + f * 9 + 4];
       this.b!.grad.data[f] += dot;
       const bf = this.b!.data.data[f];
       for (let i = 0; i < per; i++) dW[f * per + i] = (bf / n) * (dWh[f * per + i] - (W[f * per + i] / n) * dot);
@@ -93,15 +105,20 @@ export class DiracConv2d extends Module {
 /** Σ_branches chain(x) → optional post-addition BN → ReLU. */
 export class BranchBlock extends Module {
   readonly variant: string;
+  /** output channels */
   readonly channels: number;
+  readonly inChannels: number;
+  readonly stride: number;
   readonly branches: Module[][];
   readonly postBN: BatchNorm2d | null;
   private readonly nonlinearity = new ReLU();
 
-  constructor(variant: string, channels: number, branches: Module[][], postBN: BatchNorm2d | null) {
+  constructor(variant: string, channels: number, branches: Module[][], postBN: BatchNorm2d | null, shape: { inChannels?: number; stride?: number } = {}) {
     super();
     this.variant = variant;
     this.channels = channels;
+    this.inChannels = shape.inChannels ?? channels;
+    this.stride = shape.stride ?? 1;
     this.branches = branches;
     this.postBN = postBN;
   }
@@ -128,13 +145,14 @@ export class BranchBlock extends Module {
   backward(dy: Tensor): Tensor {
     let d = this.nonlinearity.backward(dy);
     if (this.postBN !== null) d = this.postBN.backward(d);
-    const dx = new Tensor(allocArray(d.dtype, d.size), d.shape);
+    let dx: Tensor | null = null; // the input's shape: a stage's first block changes it
     for (const chain of this.branches) {
       let g = d;
       for (let j = chain.length - 1; j >= 0; j--) g = chain[j].backward(g);
-      for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];
+      if (dx === null) dx = g === d ? g.clone() : g;
+      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];
     }
-    return dx;
+    return dx!;
   }
 }
 
@@ -142,27 +160,46 @@ export class BranchBlock extends Module {
 export const VARIANTS = ['RepVGG', 'Identity w/o BN', 'Post-addition BN', '+ReLU in branch', 'DiracNet', 'Trivial Re-param', 'ACB'] as const;
 export type VariantName = (typeof VARIANTS)[number];
 
-export function variantBlock(name: VariantName, channels: number, opts: { dtype?: DType; seed?: number; groups?: number } = {}): BranchBlock {
+export interface VariantBlockOptions {
+  dtype?: DType;
+  seed?: number;
+  /** the parameters' generator (default: a new one from `seed`) */
+  rng?: Rng;
+  groups?: number;
+  /** input channels (default: `channels`) and stride (default 1): with in ≠ out or stride 2 (a
+   * stage's first block) the identity terms are left out, as RepVGG leaves out its identity branch */
+  inChannels?: number;
+  stride?: number;
+}
+
+// → a block mapping (N, inChannels, H, W) to (N, channels, ⌈H/stride⌉, ⌈W/stride⌉) ('same' padding)
+export function variantBlock(name: VariantName, channels: number, opts: VariantBlockOptions = {}): BranchBlock {
   const dtype = opts.dtype ?? 'float32';
-  const rng = new Rng(opts.seed ?? 0);
+  const rng = opts.rng ?? new Rng(opts.seed ?? 0);
   const groups = opts.groups ?? 1;
+  const inChannels = opts.inChannels ?? channels;
+  const stride = opts.stride ?? 1;
+  const identity = inChannels === channels && stride === 1;
   const conv = (kh: number, kw: number, bias = false) =>
-    new Conv2d(channels, channels, [kh, kw], { padding: [(kh - 1) / 2, (kw - 1) / 2], groups, bias, dtype, rng });
+    new Conv2d(inChannels, channels, [kh, kw], { padding: [(kh - 1) / 2, (kw - 1) / 2], stride, groups, bias, dtype, rng });
   const bn = () => new BatchNorm2d(channels, { dtype });
+  const dirac = (trivial: boolean) => new DiracConv2d(channels, { trivial, dtype, rng, inChannels, stride });
+  const withIdentity = (branches: Module[][], id: Module[]) => (identity ? [...branches, id] : branches);
+  const shape = { inChannels, stride };
   switch (name) {
     case 'RepVGG':
-      return new BranchBlock(name, channels, [[conv(3, 3), bn()], [conv(1, 1), bn()], [bn()]], null);
+      return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1), bn()]], [bn()]), null, shape);
     case 'Identity w/o BN':
-      return new BranchBlock(name, channels, [[conv(3, 3), bn()], [conv(1, 1), bn()], []], null);
+      return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1), bn()]], []), null, shape);
     case 'Post-addition BN':
-      return new BranchBlock(name, channels, [[conv(3, 3)], [conv(1, 1)], []], bn());
+      return new BranchBlock(name, channels, withIdentity([[conv(3, 3)], [conv(1, 1)]], []), bn(), shape);
     case '+ReLU in branch':
-      return new BranchBlock(name, channels, [[conv(3, 3), bn(), new ReLU()], [conv(1, 1), bn(), new ReLU()], [bn(), new ReLU()]], null);
+      return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn(), new ReLU()], [conv(1, 1), bn(), new ReLU()]], [bn(), new ReLU()]), null, shape);
     case 'DiracNet':
-      return new BranchBlock(name, channels, [[new DiracConv2d(channels, { dtype, rng }), bn()]], null);
+      return new BranchBlock(name, channels, [[dirac(false), bn()]], null, shape);
     case 'Trivial Re-param':
-      return new BranchBlock(name, channels, [[new DiracConv2d(channels, { trivial: true, dtype, rng }), bn()]], null);
+      return new BranchBlock(name, channels, [[dirac(true), bn()]], null, shape);
     case 'ACB':
-      return new BranchBlock(name, channels, [[conv(3, 3), bn()], [conv(1, 3), bn()], [conv(3, 1), bn()]], null);
+      return new BranchBlock(name, channels, [[conv(3, 3), bn()], [conv(1, 3), bn()], [conv(3, 1), bn()]], null, shape);
   }
 }

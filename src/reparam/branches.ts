@@ -8,6 +8,8 @@ import { type BranchBlock, DiracConv2d } from '../nn/variants.js';
 import type { Module } from '../nn/module.js';
 import { type KernelBias, castKernelBias, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
 import { bnStats } from './repvgg.js';
+import { RepVGG } from '../nn/repvgg.js';
+import type { VariantNet } from '../nn/variant_net.js';
 
 function convStage(m: Conv2d): KernelBias {
   const k = padKernel(m.weight.data, 3);
@@ -33,10 +35,31 @@ export function fuseChain(chain: readonly Module[], channels: number, groups: nu
   return acc ?? withZeroBias(identityKernel(channels, groups, 'float64'));
 }
 
-export function fuseBranchBlock(block: BranchBlock): KernelBias {
+// where: the block's name, prefixed to the names in errors
+export function fuseBranchBlock(block: BranchBlock, where = ''): KernelBias {
   const groups = groupsOf(block);
-  const sum = sumBranches(block.branches.map((chain, i) => fuseChain(chain, block.channels, groups, `branch${i}`)), 'float64');
-  return block.postBN === null ? sum : fuseConvBN(sum, bnStats(block.postBN, 'post_bn'), 'float64');
+  const at = where === '' ? '' : `${where}.`;
+  const sum = sumBranches(block.branches.map((chain, i) => fuseChain(chain, block.channels, groups, `${at}branch${i}`)), 'float64');
+  return block.postBN === null ? sum : fuseConvBN(sum, bnStats(block.postBN, `${at}post_bn`), 'float64');
+}
+
+/**
+ * A deploy RepVGG computing the same function as a VariantNet in eval mode (every Table 6 design but
+ * '+ReLU in branch' fuses to one 3×3 conv per block). The network is not modified.
+ */
+export function convertVariantNet(net: VariantNet): RepVGG {
+  if (net.training) throw new Error('convertVariantNet: the network is in training mode; its BatchNorms use batch statistics and cannot be fused (call eval() first)');
+  const dtype = net.linear.weight.data.dtype;
+  const deploy = new RepVGG(net.plan, { deploy: true, dtype, init: false });
+  const names = net.children().map(([n]) => n);
+  deploy.blocks().forEach((b, i) => {
+    const fused = castKernelBias(fuseBranchBlock(net.blocks[i], names[i]), dtype);
+    b.rbrReparam!.weight.data.data.set(fused.kernel.data);
+    b.rbrReparam!.bias!.data.data.set(fused.bias.data);
+  });
+  deploy.linear.weight.data.data.set(net.linear.weight.data.data);
+  deploy.linear.bias.data.data.set(net.linear.bias.data.data);
+  return deploy.eval();
 }
 
 function groupsOf(block: BranchBlock): number {

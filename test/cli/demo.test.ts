@@ -11,6 +11,7 @@ import { loadIdxDir } from '../../src/cli/data.js';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
 import { modelFromStateDict } from '../../src/io/state_dict.js';
 import { accuracy, predict } from '../../src/train/fit.js';
+import { meanStd } from '../../src/cli/commands/ablate.js';
 
 function tinyData(nTrain: number, nTest: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'repvgg-data-'));
@@ -87,14 +88,58 @@ describe('repvgg train', () => {
 });
 
 describe('repvgg ablate', () => {
-  it('trains the four branch variants with the same budget and prints them beside the paper', async () => {
-    const data = tinyData(96, 40);
-    const r = await cli('ablate', '--data', data, '--epochs', '1', '--json');
+  interface Row { name: string; paper: { accuracy: number; speed?: number }; params: number; fuses: boolean; note?: string; accuracy: number[]; mean: number; std: number; speed: { trainingTime: number[]; deploy: number[] | null }; deployAgreement: number[] | null }
+  const data = tinyData(96, 40);
+
+  it('fig6: the four branch variants over seeds, mean ± sample sd, speeds, beside the paper; a seed reproduces its row', async () => {
+    const r = await cli('ablate', '--data', data, '--epochs', '1', '--seeds', '2', '--json');
     expect(r.code).toBe(0);
-    const rows = JSON.parse(r.out) as { name: string; accuracy: number; paper: number; params: number }[];
-    expect(rows.map((x) => x.paper)).toEqual([72.39, 74.79, 73.15, 75.14]);
-    expect(rows[0].params).toBeLessThan(rows[1].params);
-    expect(rows[1].params).toBeLessThan(rows[3].params);
-    for (const x of rows) expect(x.accuracy).toBeGreaterThanOrEqual(0);
+    const o = JSON.parse(r.out) as { table: string; seeds: number[]; epochs: number; trainImages: number; testImages: number; seconds: number; rows: Row[] };
+    expect([o.table, o.seeds, o.epochs, o.trainImages, o.testImages]).toEqual(['fig6', [0, 1], 1, 96, 40]);
+    expect(o.rows.map((x) => x.paper)).toEqual([{ accuracy: 72.39, speed: 1810 }, { accuracy: 74.79, speed: 1569 }, { accuracy: 73.15, speed: 1230 }, { accuracy: 75.14, speed: 1061 }]);
+    expect(o.rows[0].params).toBeLessThan(o.rows[1].params);
+    expect(o.rows[1].params).toBeLessThan(o.rows[3].params);
+    for (const x of o.rows) {
+      expect(x.accuracy).toHaveLength(2);
+      for (const a of x.accuracy) expect(Math.abs(a * 40 - Math.round(a * 40))).toBeLessThan(1e-9); // k of 40 correct
+      // the mean and the sample standard deviation (n − 1) of the two seeds, computed here
+      const m = (x.accuracy[0] + x.accuracy[1]) / 2;
+      expect(x.mean).toBeCloseTo(m, 12);
+      expect(x.std).toBeCloseTo(Math.abs(x.accuracy[0] - x.accuracy[1]) / Math.SQRT2, 12);
+      expect(x.fuses).toBe(true);
+      expect(x.deployAgreement).toEqual([1, 1]); // the deployed network predicts the same class on every test image
+      for (const v of [...x.speed.trainingTime, ...x.speed.deploy!]) expect(v).toBeGreaterThan(0);
+    }
+    // same budget, data order and seed: seed 1 alone gives seed 1's accuracies again (the table, as printed)
+    const again = await cli('ablate', '--data', data, '--epochs', '1', '--seeds', '1', '--seed', '1');
+    const printed = again.out.split('\n').map((l) => l.match(/(\d+\.\d\d) ± 0\.00%/)?.[1]).filter((v) => v !== undefined);
+    expect(printed).toEqual(o.rows.map((x) => (100 * x.accuracy[1]).toFixed(2)));
+  });
+
+  it('fig7: the eight designs of Table 6 and Residual Reorg; the two that cannot fuse say so', async () => {
+    const r = await cli('ablate', '--table', 'fig7', '--data', data, '--epochs', '1', '--seeds', '1', '--json');
+    expect(r.code).toBe(0);
+    const rows = (JSON.parse(r.out) as { rows: Row[] }).rows;
+    expect(rows.map((x) => [x.name, x.paper.accuracy, x.fuses])).toEqual([
+      ['Identity w/o BN', 74.18, true], ['Post-addition BN', 73.52, true], ['RepVGG', 75.14, true], ['+ReLU in branch', 75.69, false],
+      ['DiracNet', 73.97, true], ['Trivial Re-param', 73.51, true], ['ACB', 73.58, true], ['Residual Reorg', 74.56, false],
+    ]);
+    for (const x of rows) {
+      expect(x.speed.deploy === null).toBe(!x.fuses);
+      if (x.fuses) expect(x.deployAgreement).toEqual([1]);
+      else expect(x.note).toMatch(/^cannot fuse: a ReLU/);
+    }
+  });
+
+  it('reports the sample standard deviation (n − 1), as the error bars of a few seeds need', () => {
+    // 1, 2, 3, 4: mean 2.5, Σ(x − x̄)² = 5, s = √(5/3)
+    expect(meanStd([1, 2, 3, 4])).toEqual({ mean: 2.5, std: Math.sqrt(5 / 3) });
+    expect(meanStd([0.8])).toEqual({ mean: 0.8, std: 0 });
+  });
+
+  it('refuses an unknown table', async () => {
+    const r = await cli('ablate', '--table', 'fig8');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--table must be one of fig6, fig7/);
   });
 });

@@ -1,47 +1,190 @@
-// The RepVGG paper's branch ablation (its Table 5 on RepVGG-B0), at small scale on the bundled data.
-import { type ParsedArgs, num, str } from '../args.js';
+// The RepVGG paper's ablations at small scale on the bundled data, with error bars over seeds:
+//   fig6: which branches a block has (none / identity / 1×1 / both), its accuracy and its speed
+//         without re-parameterization;
+//   fig7: the other block designs of its Table 6 (src/nn/variants.ts) and Residual Reorg
+//         (src/nn/residual_reorg.ts), all in the same network layout.
+// Every row trains with the same budget, data order and seeds; conv algorithms are pinned to im2col,
+// so rows differ only by their structure and a seed gives the same model on every run.
+import { type ParsedArgs, num, oneOf, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { BUNDLED_DATA, loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
-import { DEMO_CONFIG } from './demo.js';
 import { RepVGG } from '../../nn/repvgg.js';
-import { accuracy, checkLabels, predict } from '../../train/fit.js';
+import type { RepVGGConfig } from '../../nn/config.js';
+import type { Module } from '../../nn/module.js';
+import { VariantNet } from '../../nn/variant_net.js';
+import { ResidualReorg } from '../../nn/residual_reorg.js';
+import type { VariantName } from '../../nn/variants.js';
+import { convert } from '../../reparam/repvgg.js';
+import { convertVariantNet } from '../../reparam/branches.js';
+import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
+import type { Tensor } from '../../tensor/tensor.js';
 
-const VARIANTS: { name: string; identity: boolean; pointwise: boolean; paper: number }[] = [
-  { name: 'no extra branch (3×3 only)', identity: false, pointwise: false, paper: 72.39 },
-  { name: 'identity', identity: true, pointwise: false, paper: 74.79 },
-  { name: '1×1', identity: false, pointwise: true, paper: 73.15 },
-  { name: 'identity + 1×1 (RepVGG)', identity: true, pointwise: true, paper: 75.14 },
-];
+/**
+ * The network every row uses: RepVGG-B0's proportions (stages of 4, 6, 16, 1 layers: even counts in
+ * stages 1–3, so Residual Reorg can pair them) scaled down to 2, 2, 2, 1 at a quarter of the width,
+ * for 28×28 grey images and 10 classes.
+ */
+export const ABLATION_CONFIG: RepVGGConfig = { num_blocks: [2, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
+
+interface Row {
+  name: string;
+  /** the paper's RepVGG-B0 ImageNet top-1 (%) and, for fig6, its examples/s without re-parameterization */
+  paper: { accuracy: number; speed?: number };
+  /** a training-time network for a seed */
+  make: (seed: number) => Module;
+  /** its deploy network, or why there is none */
+  deploy: (m: Module) => Module | string;
+}
+
+const repvgg = (identity: boolean, pointwise: boolean) => (seed: number) =>
+  RepVGG.fromConfig({ ...ABLATION_CONFIG, use_identity: identity, use_1x1: pointwise }, { seed }).setAlgorithm('im2col');
+const fuseRepVGG = (m: Module) => convert(m as RepVGG).setAlgorithm('im2col');
+const variant = (name: VariantName, paper: number): Row => ({
+  name,
+  paper: { accuracy: paper },
+  make: (seed) => new VariantNet(name, ABLATION_CONFIG, { seed }).setAlgorithm('im2col'),
+  deploy: name === '+ReLU in branch'
+    ? () => 'cannot fuse: a ReLU inside each branch makes the block nonlinear'
+    : (m) => convertVariantNet(m as VariantNet).setAlgorithm('im2col'),
+});
+
+const TABLES: Record<'fig6' | 'fig7', { title: string; rows: Row[] }> = {
+  fig6: {
+    title: 'branch ablation (the paper\'s Fig. 6: RepVGG-B0, ImageNet top-1 and examples/s without re-parameterization)',
+    rows: [
+      { name: 'none (3×3 only)', paper: { accuracy: 72.39, speed: 1810 }, make: repvgg(false, false), deploy: fuseRepVGG },
+      { name: 'identity', paper: { accuracy: 74.79, speed: 1569 }, make: repvgg(true, false), deploy: fuseRepVGG },
+      { name: '1×1', paper: { accuracy: 73.15, speed: 1230 }, make: repvgg(false, true), deploy: fuseRepVGG },
+      { name: 'identity + 1×1 (RepVGG)', paper: { accuracy: 75.14, speed: 1061 }, make: repvgg(true, true), deploy: fuseRepVGG },
+    ],
+  },
+  fig7: {
+    title: 'block designs (the paper\'s Fig. 7 / Table 6: RepVGG-B0 variants, ImageNet top-1)',
+    rows: [
+      variant('Identity w/o BN', 74.18),
+      variant('Post-addition BN', 73.52),
+      { name: 'RepVGG', paper: { accuracy: 75.14 }, make: repvgg(true, true), deploy: fuseRepVGG },
+      variant('+ReLU in branch', 75.69),
+      variant('DiracNet', 73.97),
+      variant('Trivial Re-param', 73.51),
+      variant('ACB', 73.58),
+      {
+        name: 'Residual Reorg', paper: { accuracy: 74.56 },
+        make: (seed) => new ResidualReorg(ABLATION_CONFIG, { seed }).setAlgorithm('im2col'),
+        deploy: () => 'cannot fuse: a ReLU between the two convs of each residual block',
+      },
+    ],
+  },
+};
+
+export interface AblationRow {
+  name: string;
+  paper: { accuracy: number; speed?: number };
+  params: number;
+  fuses: boolean;
+  /** why not, when it does not */
+  note?: string;
+  /** test accuracy (fraction) per seed, and their mean and sample standard deviation */
+  accuracy: number[];
+  mean: number;
+  std: number;
+  /** inference on the test set, images/s per seed: training-time network (eval) and deploy network */
+  speed: { trainingTime: number[]; deploy: number[] | null };
+  /** per seed: the fraction of test images on which the deploy network predicts the same class */
+  deployAgreement: number[] | null;
+}
+
+/** Sample mean and standard deviation (n − 1; 0 for one value). */
+export function meanStd(v: readonly number[]): { mean: number; std: number } {
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  const ss = v.reduce((s, x) => s + (x - mean) ** 2, 0);
+  return { mean, std: v.length > 1 ? Math.sqrt(ss / (v.length - 1)) : 0 };
+}
+
+// images/s of predict on x: the median of 3 timed runs after one warm-up
+function imagesPerSecond(m: Module, x: Tensor): { logits: Tensor; ips: number } {
+  const logits = predict(m, x);
+  const t: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    predict(m, x);
+    t.push(performance.now() - t0);
+  }
+  return { logits, ips: x.shape[0] / (t.sort((a, b) => a - b)[1] / 1000) };
+}
+
+function agreement(a: Tensor, b: Tensor): number {
+  const [N, K] = a.shape;
+  let same = 0;
+  for (let n = 0; n < N; n++) if (argmaxRow(a, n, K) === argmaxRow(b, n, K)) same++;
+  return same / N;
+}
 
 export const ablate: Command = {
   spec: {
     name: 'ablate',
-    summary: "the paper's branch ablation (identity / 1×1 / both / neither) at small scale, same seed and budget",
-    usage: 'repvgg ablate [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]',
-    flags: { threads: 'count', backend: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
+    summary: "the paper's ablations (fig6: branches, fig7: block designs) at small scale: mean ± sd over seeds, and speed",
+    usage: 'repvgg ablate [--table fig6|fig7 (fig6)] [--seeds 3] [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]\n' +
+      '  Every row trains with the same budget, data order and seeds (--seed, --seed + 1, …) and is tested\n' +
+      '  on the test set: mean ± sample standard deviation beside the paper\'s figure, and inference speed\n' +
+      '  of the training-time network and, where it fuses, of the deployed one.',
+    flags: { threads: 'count', backend: 'string', table: 'string', seeds: 'count', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
     positionals: 0,
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
-    const epochs = num(a, 'epochs', 3), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
+    const table = oneOf(str(a, 'table', 'fig6'), ['fig6', 'fig7'] as const, '--table');
+    const seeds = num(a, 'seeds', 3), epochs = num(a, 'epochs', 3), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed0 = num(a, 'seed', 0);
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
-    checkLabels(test.y, DEMO_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
-    const rows: { name: string; accuracy: number; paper: number; params: number; seconds: number }[] = [];
-    for (const v of VARIANTS) {
-      // im2col throughout: every variant sees exactly the same arithmetic for the same seed
-      const model = RepVGG.fromConfig({ ...DEMO_CONFIG, use_identity: v.identity, use_1x1: v.pointwise }, { seed }).setAlgorithm('im2col');
-      const run = await trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, v.name);
-      rows.push({ name: v.name, accuracy: accuracy(predict(model, test.x), test.y), paper: v.paper, params: model.parameterCount(), seconds: run.seconds });
+    checkLabels(test.y, ABLATION_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
+    const { title, rows: specs } = TABLES[table];
+    const seedList = Array.from({ length: seeds }, (_, i) => seed0 + i);
+    const t0 = performance.now();
+    const rows: AblationRow[] = [];
+    for (const spec of specs) {
+      const acc: number[] = [], ipsTrain: number[] = [], ipsDeploy: number[] = [], agree: number[] = [];
+      let params = 0, note: string | undefined;
+      for (const seed of seedList) {
+        const model = spec.make(seed);
+        params = model.namedParameters().reduce((s, [, p]) => s + p.data.size, 0);
+        await trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, `${spec.name} seed ${seed}`);
+        const trained = imagesPerSecond(model, test.x);
+        acc.push(accuracy(trained.logits, test.y));
+        ipsTrain.push(trained.ips);
+        const deploy = spec.deploy(model.eval());
+        if (typeof deploy === 'string') note = deploy;
+        else {
+          const fused = imagesPerSecond(deploy, test.x);
+          ipsDeploy.push(fused.ips);
+          agree.push(agreement(trained.logits, fused.logits));
+        }
+      }
+      const fuses = note === undefined;
+      rows.push({
+        name: spec.name, paper: spec.paper, params, fuses, ...(fuses ? {} : { note }),
+        accuracy: acc, ...meanStd(acc),
+        speed: { trainingTime: ipsTrain, deploy: fuses ? ipsDeploy : null }, deployAgreement: fuses ? agree : null,
+      });
     }
+    const seconds = (performance.now() - t0) / 1000;
     if (a.flags.get('json') === true) {
-      io.out(JSON.stringify(rows));
+      io.out(JSON.stringify({
+        table, config: ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
+        trainImages: train.x.shape[0], testImages: test.x.shape[0], seconds, rows,
+      }));
       return 0;
     }
+    const pct = (v: number) => (100 * v).toFixed(2);
     const w = Math.max(...rows.map((r) => r.name.length));
-    io.out(`branch ablation: ${JSON.stringify(DEMO_CONFIG.num_blocks)} RepVGG, ${epochs} epochs on ${train.x.shape[0]} Fashion-MNIST images, seed ${seed}; test on ${test.x.shape[0]}`);
-    io.out(`${'branches'.padEnd(w)}  ours (test acc)  paper (B0, ImageNet top-1)  train params`);
-    for (const r of rows) io.out(`${r.name.padEnd(w)}  ${(100 * r.accuracy).toFixed(2).padStart(14)}%  ${r.paper.toFixed(2).padStart(25)}%  ${r.params.toLocaleString('en-US').padStart(12)}`);
-    io.out('All four deploy to the same plain 3×3 model; only training differs. One seed on a small subset: differences under ~1% are within run-to-run noise.');
+    io.out(`${table}: ${title}`);
+    io.out(`ours: ${JSON.stringify(ABLATION_CONFIG.num_blocks)} layers at width ×0.25, ${epochs} epochs on ${train.x.shape[0]} Fashion-MNIST images, seeds ${seedList.join(', ')}, tested on ${test.x.shape[0]}; ${seconds.toFixed(0)} s`);
+    io.out(`${'row'.padEnd(w)}  test acc (mean ± sd)  paper top-1  training-time img/s  deploy img/s${table === 'fig6' ? '  paper img/s' : ''}`);
+    for (const r of rows) {
+      const ipsT = meanStd(r.speed.trainingTime).mean, ipsD = r.speed.deploy === null ? null : meanStd(r.speed.deploy).mean;
+      io.out(`${r.name.padEnd(w)}  ${`${pct(r.mean)} ± ${pct(r.std)}%`.padStart(20)}  ${`${r.paper.accuracy.toFixed(2)}%`.padStart(11)}  ${ipsT.toFixed(0).padStart(19)}  ${(ipsD === null ? 'does not fuse' : ipsD.toFixed(0)).padStart(13)}${table === 'fig6' ? `  ${String(r.paper.speed).padStart(11)}` : ''}`);
+    }
+    for (const r of rows) if (r.note !== undefined) io.out(`${r.name}: ${r.note}`);
+    io.out(`Speeds: inference on the ${test.x.shape[0]} test images (median of 3), every conv on im2col, this machine. Differences smaller than the standard deviations are noise.`);
     return 0;
   },
 };

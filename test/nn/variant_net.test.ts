@@ -1,0 +1,65 @@
+// Whole networks of the paper's Table 6 blocks (the ablation's fig7): the RepVGG layout with every
+// block replaced, including the stride-2 first blocks that change the channel count.
+import { describe, expect, it } from 'vitest';
+import { VariantNet } from '../../src/nn/variant_net.js';
+import { VARIANTS } from '../../src/nn/variants.js';
+import { planFromConfig, type RepVGGConfig } from '../../src/nn/config.js';
+import { convertVariantNet } from '../../src/reparam/branches.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { gradError, maxAbs, maxAbsDiff } from '../helpers.js';
+import { batchNorms, randomizeBN } from '../reparam/helpers.js';
+
+const CFG: RepVGGConfig = { num_blocks: [2, 2, 2, 1], width_multiplier: [0.0625, 0.0625, 0.0625, 0.0625], num_classes: 5, in_channels: 2 };
+
+const dot = (a: Tensor, r: Tensor) => { let s = 0; for (let i = 0; i < a.size; i++) s += a.data[i] * r.data[i]; return s; };
+
+describe('VariantNet', () => {
+  it('has the RepVGG layout: the same blocks, channels and strides, in state-dict order', () => {
+    const net = new VariantNet('ACB', CFG);
+    const plan = planFromConfig(CFG).stages.flat();
+    expect(net.children().map(([n]) => n)).toEqual(['stage0', 'stage1.0', 'stage1.1', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0', 'linear']);
+    expect(net.blocks.map((b) => [b.inChannels, b.channels, b.stride])).toEqual(plan.map((b) => [b.inChannels, b.outChannels, b.stride]));
+    expect(net.forward(uniform([3, 2, 20, 20], new Rng(1), -1, 1)).shape).toEqual([3, 5]);
+  });
+
+  // Every fusable design deploys to a plain RepVGG computing the same function. float64 with wide
+  // BN statistics (σ² ≥ 1e-3, as test/reparam/helpers.ts checkModel keeps them for whole models):
+  // the two differ only by summation order, so ≤ 1e-12·max|logit| as there.
+  for (const name of VARIANTS.filter((v) => v !== '+ReLU in branch')) {
+    it(`${name}: convertVariantNet gives the same logits (float64, random BN statistics)`, () => {
+      const net = new VariantNet(name, CFG, { dtype: 'float64', seed: 3 }).setAlgorithm('im2col');
+      randomizeBN(net, 4);
+      for (const bn of batchNorms(net)) for (let c = 0; c < bn.runningVar.size; c++) bn.runningVar.data[c] = Math.max(bn.runningVar.data[c], 1e-3);
+      net.eval();
+      const x = uniform([2, 2, 20, 20], new Rng(5), -1, 1, 'float64');
+      const ref = net.forward(x);
+      const deploy = convertVariantNet(net).setAlgorithm('im2col');
+      expect(deploy.deploy).toBe(true);
+      expect(maxAbsDiff(deploy.forward(x), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
+    });
+  }
+
+  it('+ReLU in branch is refused, naming the block', () => {
+    const net = new VariantNet('+ReLU in branch', CFG).eval();
+    expect(() => convertVariantNet(net)).toThrow("stage0.branch0.2: a ReLU inside a branch makes it nonlinear ('+ReLU in branch')");
+  });
+
+  // Finite differences in float64 through the whole network, stride-2 blocks included (h = 1e-6,
+  // relative 1e-6: test/ops/gradcheck.test.ts derives it), training mode.
+  for (const name of ['DiracNet', 'ACB', 'Post-addition BN'] as const) {
+    it(`${name}: backward = finite differences (training mode, float64)`, () => {
+      const rng = new Rng(8);
+      const net = new VariantNet(name, CFG, { dtype: 'float64', seed: 9 });
+      const x = uniform([3, 2, 12, 12], rng, -1, 1, 'float64');
+      const r = uniform([3, 5], rng, -1, 1, 'float64');
+      const L = () => dot(net.forward(x), r);
+      L();
+      net.zeroGrad();
+      const dx = net.backward(r);
+      expect(dx.shape).toEqual(x.shape);
+      expect(gradError(x, dx, L, rng, 10)).toBeLessThanOrEqual(1e-6);
+      for (const [, p] of net.namedParameters()) expect(gradError(p.data, p.grad, L, rng, 4)).toBeLessThanOrEqual(1e-6);
+    });
+  }
+});
