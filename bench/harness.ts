@@ -18,6 +18,26 @@ export async function medians(tasks: [string, () => void][], opts: { time?: numb
   });
 }
 
+/**
+ * Runs each contender once per round, in turn, for at least `minRounds` rounds and about `ms`
+ * milliseconds (40 rounds at most), after two warm-up calls each; the median of each. Alternating
+ * makes the noise of this shared machine hit every contender alike, unlike timing them one after another.
+ */
+export async function alternate(contenders: [string, () => unknown][], ms: number, minRounds = 5): Promise<Record<string, number>> {
+  for (const [, f] of contenders) { await f(); await f(); } // warm-up ('auto', workspaces, JIT, packing)
+  const times = contenders.map(() => [] as number[]);
+  const t0 = performance.now();
+  while (times[0].length < minRounds || (performance.now() - t0 < ms && times[0].length < 40)) {
+    for (const [i, [, f]] of contenders.entries()) {
+      const t = performance.now();
+      await f();
+      times[i].push(performance.now() - t);
+    }
+  }
+  const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
+  return Object.fromEntries(contenders.map(([n], i) => [n, med(times[i])]));
+}
+
 export function table(rows: (string | number)[][], head: string[]): string {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));

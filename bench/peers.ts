@@ -18,6 +18,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { poolStats, setThreads, workersReady } from '../src/backend/pool.js';
 import { setBackend } from '../src/backend/backend.js';
 import { A0_SHAPES } from './conv.js';
+import { alternate } from './harness.js';
 
 const quick = process.argv.includes('--quick');
 const require = createRequire(import.meta.url);
@@ -30,23 +31,6 @@ await tf.setBackend('wasm');
 ort.env.wasm.numThreads = 1;
 setThreads(2);
 await workersReady(1);
-
-const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-
-// Runs each contender once per round, in turn, for at least 5 rounds and about `ms` milliseconds.
-async function alternate(contenders: [string, () => unknown][], ms: number): Promise<Record<string, number>> {
-  for (const [, f] of contenders) { await f(); await f(); } // warm-up ('auto', workspaces, JIT, XNNPACK packing)
-  const times = contenders.map(() => [] as number[]);
-  const t0 = performance.now();
-  while (times[0].length < 5 || (performance.now() - t0 < ms && times[0].length < 40)) {
-    for (const [i, [, f]] of contenders.entries()) {
-      const t = performance.now();
-      await f();
-      times[i].push(performance.now() - t);
-    }
-  }
-  return Object.fromEntries(contenders.map(([n], i) => [n, med(times[i])]));
-}
 
 // NCHW (ours, ONNX) → NHWC (tfjs); (F, C, kh, kw) → (kh, kw, C, F)
 function nhwc(x: Tensor): tf.Tensor4D {

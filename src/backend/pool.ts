@@ -211,6 +211,17 @@ export async function workersReady(n = requested - 1): Promise<void> {
   }
 }
 
+/** f() with every kernel on this thread ('auto' times its candidates so: see conv2d.ts). */
+export function onOneThread<T>(f: () => T): T {
+  const saved = requested;
+  requested = 1;
+  try {
+    return f();
+  } finally {
+    requested = saved;
+  }
+}
+
 function warnOnce(why: string): void {
   if (warned) return;
   warned = true;

@@ -5,7 +5,8 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import type { Panels } from '../backend/wasm/gemm_simd.js';
+import { type Panels, releasePanels } from '../backend/wasm/gemm_simd.js';
+import { onOneThread } from '../backend/pool.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -66,31 +67,53 @@ const CANDIDATES: AlgorithmChoice[] = [
 
 /** A more accurate algorithm is kept unless another is faster by more than this fraction. */
 export const AUTO_MARGIN = 0.05;
-/** Timed runs per candidate (after one warm-up each), interleaved, compared by their medians. */
-const AUTO_SAMPLES = 3;
-/** After two timed runs each, a candidate this much faster than every other (better of its two) is chosen at once. */
+/** Timed runs per candidate (after the warm-up), interleaved, compared by their fastest. */
+const AUTO_SAMPLES = 5;
+/** Warm-up calls per candidate at most (see measureAndRun). */
+const AUTO_WARMUP = 10;
+/** After two timed runs each, a candidate this much faster than every other is chosen at once. */
 const AUTO_CLEAR_LEAD = 0.3;
 
-// Steady-state cost, as a model in eval mode pays it: Winograd filters are transformed once, before
-// timing. Candidates are interleaved (a, b, c, a, b, c, …) so that machine noise hits all alike; the
-// median of each is compared, and a faster one must beat the preferred one by AUTO_MARGIN. A clear
-// lead after two timed runs (AUTO_CLEAR_LEAD; F(4×4) against im2col is usually 2–3×) ends the
-// measurement early, so a one-shot call pays three runs per candidate. (Deciding after one timed run
-// let a single slow sample pick F(2×2) on A0's 192→192 @14 layer: 68% over the best, on 'wasm'.)
+// Steady-state cost, as a model in eval mode pays it: filters are transformed and packed once, before
+// timing, and kept in WebAssembly memory as a module keeps its own (then released, so that the arena
+// holds only what modules keep). The candidates run on this thread alone: the choice then does not
+// depend on the thread count (nor do the bits that follow from it), and timings are not disturbed
+// by workers booting or by the other cores' load (timed on two threads of this 2-core machine,
+// choices were off by up to 30%; on one, within 4% of the best pinned algorithm). Candidates are
+// interleaved (a, b, c, a, b, c, …) and each is judged by its fastest run: interference only ever
+// adds time, and it often lasts longer than a run, so a median of a few runs still carries it. A
+// faster candidate must beat the preferred one by AUTO_MARGIN; a clear lead after two timed runs
+// (AUTO_CLEAR_LEAD) ends the measurement early.
 // y ends up holding the chosen algorithm's output.
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
-  const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile)]));
+  const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
   // im2col with its weights packed once too, when its GEMM runs on WebAssembly
-  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, false) : undefined;
-  const run = (c: AlgorithmChoice, epilogue = false) => {
-    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, epilogue, panels);
-    else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, epilogue);
+  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
+  // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
+  // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's); timing without it
+  // picked F(4×4) on B0's 64→64 @56 at 15–18% over im2col for a model's fused ReLU
+  const run = (c: AlgorithmChoice) => {
+    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, relu, panels);
+    else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, relu);
   };
   let best = candidates[0];
-  if (candidates.length > 1) {
+  if (candidates.length > 1) onOneThread(() => {
     const samples = candidates.map(() => [] as number[]);
-    for (const c of candidates) run(c);
+    // Warm-up until two calls in a row come no more than 10% under the fastest before them: a
+    // candidate's first calls in a process run code V8 has not optimised yet (Winograd's
+    // TypeScript transforms took 5 calls to reach their steady time here, the WebAssembly-heavy
+    // im2col 3), so timing after one call picked im2col on A0's 192→192 @14 at 105% over F(4×4).
+    for (const c of candidates) {
+      let fastest = Infinity;
+      for (let i = 0, flat = 0; i < AUTO_WARMUP && flat < 2; i++) {
+        const t = performance.now();
+        run(c);
+        const dt = performance.now() - t;
+        flat = dt < 0.9 * fastest ? 0 : flat + 1;
+        fastest = Math.min(fastest, dt);
+      }
+    }
     for (let s = 0; s < AUTO_SAMPLES; s++) {
       candidates.forEach((c, i) => {
         const t = performance.now();
@@ -98,20 +121,19 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
         samples[i].push(performance.now() - t);
       });
       if (s === 1) {
-        // each candidate's better of two samples, so that one pause (GC, another process) in one
-        // sample cannot decide alone
-        const best2 = samples.map((v) => Math.min(v[0], v[1])), lead = Math.min(...best2);
-        if (best2.filter((t) => t <= lead * (1 + AUTO_CLEAR_LEAD)).length === 1) break;
+        const fastest2 = samples.map((v) => Math.min(...v)), lead = Math.min(...fastest2);
+        if (fastest2.filter((t) => t <= lead * (1 + AUTO_CLEAR_LEAD)).length === 1) break;
       }
     }
-    const med = samples.map((v) => v.sort((p, q) => p - q)[v.length >> 1]);
-    best = chooseWithMargin(candidates, med);
-  }
+    best = chooseWithMargin(candidates, samples.map((v) => Math.min(...v)));
+  });
   measured.set(shapeKey(g, x.dtype), best);
-  run(best, relu);
+  run(best);
+  // in the reverse order of their first use (the candidates' order), so the arena shrinks back
+  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releasePanels(p);
 }
 
-/** The fastest by median, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
+/** The fastest, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
 export function chooseWithMargin<T>(candidates: readonly T[], medians: readonly number[]): T {
   const fastest = Math.min(...medians);
   const i = medians.findIndex((m) => m <= fastest * (1 + AUTO_MARGIN));

@@ -89,13 +89,13 @@ describe('repvgg train', () => {
 
 describe('repvgg ablate', () => {
   interface Row { name: string; paper: { accuracy: number; speed?: number }; params: number; fuses: boolean; note?: string; accuracy: number[]; mean: number; std: number; speed: { trainingTime: number[]; deploy: number[] | null }; deployAgreement: number[] | null }
-  const data = tinyData(96, 40);
+  const data = tinyData(64, 40);
 
   it('fig6: the four branch variants over seeds, mean ± sample sd, speeds, beside the paper; a seed reproduces its row', async () => {
     const r = await cli('ablate', '--data', data, '--epochs', '1', '--seeds', '2', '--json');
     expect(r.code).toBe(0);
     const o = JSON.parse(r.out) as { table: string; seeds: number[]; epochs: number; trainImages: number; testImages: number; seconds: number; rows: Row[] };
-    expect([o.table, o.seeds, o.epochs, o.trainImages, o.testImages]).toEqual(['fig6', [0, 1], 1, 96, 40]);
+    expect([o.table, o.seeds, o.epochs, o.trainImages, o.testImages]).toEqual(['fig6', [0, 1], 1, 64, 40]);
     expect(o.rows.map((x) => x.paper)).toEqual([{ accuracy: 72.39, speed: 1810 }, { accuracy: 74.79, speed: 1569 }, { accuracy: 73.15, speed: 1230 }, { accuracy: 75.14, speed: 1061 }]);
     expect(o.rows[0].params).toBeLessThan(o.rows[1].params);
     expect(o.rows[1].params).toBeLessThan(o.rows[3].params);

@@ -202,6 +202,16 @@ function resident(p: Panels): number {
   return off;
 }
 
+/** Forgets p in this thread's arena; the space returns when p is the last thing in it (release
+ * panels in the reverse order of their first use to get all of it back). */
+export function releasePanels(p: Panels): void {
+  if (instance === null) return;
+  const at = instance.arena.get(p.id);
+  if (at === undefined) return;
+  instance.arena.delete(p.id);
+  if (at + Math.ceil(p.data.length / 4) * 4 === instance.arenaEnd) instance.arenaEnd = at;
+}
+
 /**
  * A fixed operand packed once (a layer's filters), in shared memory where it exists so that the
  * pool's workers read it too. Its contents never change. Panels that are `kept` (a module's cache,
