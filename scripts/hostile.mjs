@@ -103,6 +103,12 @@ const CASES = [
   ['train with a deploy checkpoint', () => { run('convert', ok, join(d, 'dep.safetensors')); return run('train', '--data', d, '--resume', join(d, 'dep.safetensors'), '--out', join(d, 't.safetensors')); }],
   ['convert a deploy checkpoint', () => run('convert', join(d, 'dep.safetensors'), join(d, 'dd.safetensors'))],
   ['backward with a mis-shaped grad', () => run('backward', ok, '--input', x, '--grad-output', x, '--out', join(d, 'g.safetensors'))],
+  ['ablate --table fig8', () => run('ablate', '--table', 'fig8')],
+  ['ablate --table with no value', () => run('ablate', '--table')],
+  ['ablate --seeds 0', () => run('ablate', '--seeds', '0')],
+  ['ablate --seeds 2.5', () => run('ablate', '--seeds', '2.5')],
+  ['ablate --seeds -1', () => run('ablate', '--seeds', '-1')],
+  ['ablate on a missing data dir', () => run('ablate', '--table', 'fig7', '--data', join(d, 'nodata'))],
 ];
 
 let bad = 0;

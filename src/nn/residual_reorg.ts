@@ -8,10 +8,9 @@
 
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
-import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
+import { PooledClassifier } from './classifier.js';
 import { Linear, ReLU } from './layers.js';
 import { ConvBN } from './repvgg.js';
 import { type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
@@ -82,7 +81,7 @@ export class BasicBlock extends Module {
   }
 }
 
-export class ResidualReorg extends Module {
+export class ResidualReorg extends PooledClassifier {
   readonly plan: RepVGGPlan;
   readonly stem: ConvBNReLU;
   /** stages 1–3 as basic blocks */
@@ -90,7 +89,6 @@ export class ResidualReorg extends Module {
   /** the last stage's layers */
   readonly tail: ConvBNReLU[];
   readonly linear: Linear;
-  private featShape: readonly number[] | null = null;
 
   // cfg: a RepVGG configuration whose stages 1–3 have an even number of blocks (RepVGG-B0's 4, 6, 16)
   constructor(cfg: RepVGGConfig, opts: { dtype?: DType; seed?: number } = {}) {
@@ -129,25 +127,11 @@ export class ResidualReorg extends Module {
     return this;
   }
 
-  // x: (N, in_channels, H, W) → logits: (N, num_classes)
-  forward(x: Tensor): Tensor {
-    if (x.shape.length !== 4 || x.shape[1] !== this.plan.inChannels) {
-      throw new Error(`ResidualReorg: input shape ${fmtShape(x.shape)} does not match (N, ${this.plan.inChannels}, H, W)`);
-    }
-    let h = this.stem.forward(x);
-    for (const b of this.stages.flat()) h = b.forward(h);
-    for (const b of this.tail) h = b.forward(h);
-    this.featShape = h.shape;
-    return this.linear.forward(globalAvgPool(h));
+  protected features(): readonly Module[] {
+    return [this.stem, ...this.stages.flat(), ...this.tail];
   }
 
-  // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)
-  backward(dy: Tensor): Tensor {
-    if (this.featShape === null) throw new Error('ResidualReorg.backward: call forward first');
-    let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
-    for (let i = this.tail.length - 1; i >= 0; i--) d = this.tail[i].backward(d);
-    const blocks = this.stages.flat();
-    for (let i = blocks.length - 1; i >= 0; i--) d = blocks[i].backward(d);
-    return this.stem.backward(d);
+  protected get inChannels(): number {
+    return this.plan.inChannels;
   }
 }

@@ -3,24 +3,22 @@
 // one of the Table 6 block designs instead of RepVGG blocks. A stage's first block changes the
 // channels and the size, so its identity terms are left out, as RepVGG leaves out its identity branch.
 
-import type { Tensor, DType } from '../tensor/tensor.js';
+import type { DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
-import { fmtShape } from '../tensor/check.js';
-import { Module } from './module.js';
+import type { Module } from './module.js';
+import { PooledClassifier } from './classifier.js';
 import { Conv2d, Linear } from './layers.js';
 import { type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
 import { type BranchBlock, DiracConv2d, type VariantName, variantBlock } from './variants.js';
 
-export class VariantNet extends Module {
+export class VariantNet extends PooledClassifier {
   readonly variant: VariantName;
   readonly plan: RepVGGPlan;
   /** stage0, then the stages' blocks in order (state-dict names 'stage0', 'stage1.0', …) */
   readonly blocks: BranchBlock[];
   readonly linear: Linear;
   private readonly names: string[];
-  private featShape: readonly number[] | null = null;
 
   constructor(variant: VariantName, cfg: RepVGGConfig, opts: { dtype?: DType; seed?: number } = {}) {
     super();
@@ -47,23 +45,12 @@ export class VariantNet extends Module {
     return this;
   }
 
-  // x: (N, in_channels, H, W) → logits: (N, num_classes)
-  forward(x: Tensor): Tensor {
-    if (x.shape.length !== 4 || x.shape[1] !== this.plan.inChannels) {
-      throw new Error(`VariantNet: input shape ${fmtShape(x.shape)} does not match (N, ${this.plan.inChannels}, H, W)`);
-    }
-    let h = x;
-    for (const b of this.blocks) h = b.forward(h);
-    this.featShape = h.shape;
-    return this.linear.forward(globalAvgPool(h));
+  protected features(): readonly Module[] {
+    return this.blocks;
   }
 
-  // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)
-  backward(dy: Tensor): Tensor {
-    if (this.featShape === null) throw new Error('VariantNet.backward: call forward first');
-    let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
-    for (let i = this.blocks.length - 1; i >= 0; i--) d = this.blocks[i].backward(d);
-    return d;
+  protected get inChannels(): number {
+    return this.plan.inChannels;
   }
 }
 

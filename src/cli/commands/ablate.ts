@@ -95,6 +95,39 @@ export interface AblationRow {
   deployAgreement: number[] | null;
 }
 
+/** What `ablate --json` prints. */
+export interface AblationResult {
+  table: 'fig6' | 'fig7';
+  config: RepVGGConfig;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seeds: number[];
+  trainImages: number;
+  testImages: number;
+  seconds: number;
+  rows: AblationRow[];
+}
+
+/** The table `ablate` prints (from the same object `--json` prints). */
+export function formatAblation(r: AblationResult): string[] {
+  const pct = (v: number) => (100 * v).toFixed(2);
+  const fig6 = r.table === 'fig6';
+  const w = Math.max(...r.rows.map((x) => x.name.length));
+  const out = [
+    `${r.table}: ${TABLES[r.table].title}`,
+    `ours: ${JSON.stringify(r.config.num_blocks)} layers at width ×${r.config.width_multiplier[0]}, ${r.epochs} epochs on ${r.trainImages} Fashion-MNIST images, seeds ${r.seeds.join(', ')}, tested on ${r.testImages}; ${r.seconds.toFixed(0)} s`,
+    `${'row'.padEnd(w)}  test acc (mean ± sd)  paper top-1  training-time img/s  deploy img/s${fig6 ? '  paper img/s' : ''}`,
+  ];
+  for (const x of r.rows) {
+    const ipsT = meanStd(x.speed.trainingTime).mean, ipsD = x.speed.deploy === null ? null : meanStd(x.speed.deploy).mean;
+    out.push(`${x.name.padEnd(w)}  ${`${pct(x.mean)} ± ${pct(x.std)}%`.padStart(20)}  ${`${x.paper.accuracy.toFixed(2)}%`.padStart(11)}  ${ipsT.toFixed(0).padStart(19)}  ${(ipsD === null ? 'does not fuse' : ipsD.toFixed(0)).padStart(13)}${fig6 ? `  ${String(x.paper.speed).padStart(11)}` : ''}`);
+  }
+  for (const x of r.rows) if (x.note !== undefined) out.push(`${x.name}: ${x.note}`);
+  out.push(`Speeds: inference on the ${r.testImages} test images (median of 3), every conv on im2col, this machine. Differences smaller than the standard deviations are noise.`);
+  return out;
+}
+
 /** Sample mean and standard deviation (n − 1; 0 for one value). */
 export function meanStd(v: readonly number[]): { mean: number; std: number } {
   const mean = v.reduce((s, x) => s + x, 0) / v.length;
@@ -137,7 +170,7 @@ export const ablate: Command = {
     const seeds = num(a, 'seeds', 3), epochs = num(a, 'epochs', 3), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed0 = num(a, 'seed', 0);
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
     checkLabels(test.y, ABLATION_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
-    const { title, rows: specs } = TABLES[table];
+    const specs = TABLES[table].rows;
     const seedList = Array.from({ length: seeds }, (_, i) => seed0 + i);
     const t0 = performance.now();
     const rows: AblationRow[] = [];
@@ -166,25 +199,12 @@ export const ablate: Command = {
         speed: { trainingTime: ipsTrain, deploy: fuses ? ipsDeploy : null }, deployAgreement: fuses ? agree : null,
       });
     }
-    const seconds = (performance.now() - t0) / 1000;
-    if (a.flags.get('json') === true) {
-      io.out(JSON.stringify({
-        table, config: ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
-        trainImages: train.x.shape[0], testImages: test.x.shape[0], seconds, rows,
-      }));
-      return 0;
-    }
-    const pct = (v: number) => (100 * v).toFixed(2);
-    const w = Math.max(...rows.map((r) => r.name.length));
-    io.out(`${table}: ${title}`);
-    io.out(`ours: ${JSON.stringify(ABLATION_CONFIG.num_blocks)} layers at width ×0.25, ${epochs} epochs on ${train.x.shape[0]} Fashion-MNIST images, seeds ${seedList.join(', ')}, tested on ${test.x.shape[0]}; ${seconds.toFixed(0)} s`);
-    io.out(`${'row'.padEnd(w)}  test acc (mean ± sd)  paper top-1  training-time img/s  deploy img/s${table === 'fig6' ? '  paper img/s' : ''}`);
-    for (const r of rows) {
-      const ipsT = meanStd(r.speed.trainingTime).mean, ipsD = r.speed.deploy === null ? null : meanStd(r.speed.deploy).mean;
-      io.out(`${r.name.padEnd(w)}  ${`${pct(r.mean)} ± ${pct(r.std)}%`.padStart(20)}  ${`${r.paper.accuracy.toFixed(2)}%`.padStart(11)}  ${ipsT.toFixed(0).padStart(19)}  ${(ipsD === null ? 'does not fuse' : ipsD.toFixed(0)).padStart(13)}${table === 'fig6' ? `  ${String(r.paper.speed).padStart(11)}` : ''}`);
-    }
-    for (const r of rows) if (r.note !== undefined) io.out(`${r.name}: ${r.note}`);
-    io.out(`Speeds: inference on the ${test.x.shape[0]} test images (median of 3), every conv on im2col, this machine. Differences smaller than the standard deviations are noise.`);
+    const result: AblationResult = {
+      table, config: ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
+      trainImages: train.x.shape[0], testImages: test.x.shape[0], seconds: (performance.now() - t0) / 1000, rows,
+    };
+    if (a.flags.get('json') === true) io.out(JSON.stringify(result));
+    else for (const line of formatAblation(result)) io.out(line);
     return 0;
   },
 };

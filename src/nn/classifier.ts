@@ -1,0 +1,36 @@
+// The head every network here shares: a chain of feature modules, global average pooling, linear.
+
+import type { Tensor } from '../tensor/tensor.js';
+import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
+import { fmtShape } from '../tensor/check.js';
+import { Module } from './module.js';
+import type { Linear } from './layers.js';
+
+export abstract class PooledClassifier extends Module {
+  abstract readonly linear: Linear;
+  private featShape: readonly number[] | null = null;
+
+  /** the feature modules, in forward order */
+  protected abstract features(): readonly Module[];
+  protected abstract readonly inChannels: number;
+
+  // x: (N, in_channels, H, W) → logits: (N, num_classes)
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 4 || x.shape[1] !== this.inChannels) {
+      throw new Error(`${this.constructor.name}: input shape ${fmtShape(x.shape)} does not match (N, ${this.inChannels}, H, W)`);
+    }
+    let h = x;
+    for (const m of this.features()) h = m.forward(h);
+    this.featShape = h.shape;
+    return this.linear.forward(globalAvgPool(h));
+  }
+
+  // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)
+  backward(dy: Tensor): Tensor {
+    if (this.featShape === null) throw new Error(`${this.constructor.name}.backward: call forward first`);
+    let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
+    const f = this.features();
+    for (let i = f.length - 1; i >= 0; i--) d = f[i].backward(d);
+    return d;
+  }
+}
