@@ -124,7 +124,7 @@ export function formatAblation(r: AblationResult): string[] {
     out.push(`${x.name.padEnd(w)}  ${`${pct(x.mean)} ± ${pct(x.std)}%`.padStart(20)}  ${`${x.paper.accuracy.toFixed(2)}%`.padStart(11)}  ${ipsT.toFixed(0).padStart(19)}  ${(ipsD === null ? 'does not fuse' : ipsD.toFixed(0)).padStart(13)}${fig6 ? `  ${String(x.paper.speed).padStart(11)}` : ''}`);
   }
   for (const x of r.rows) if (x.note !== undefined) out.push(`${x.name}: ${x.note}`);
-  out.push(`Speeds: inference on the ${r.testImages} test images (median of 3), every conv on im2col, this machine. Differences smaller than the standard deviations are noise.`);
+  out.push(`Speeds: inference on the ${r.testImages} test images, median of ${SPEED_ROUNDS} passes with every network taking turns, every conv on im2col, this machine. Accuracy differences smaller than the standard deviations are noise.`);
   return out;
 }
 
@@ -135,16 +135,24 @@ export function meanStd(v: readonly number[]): { mean: number; std: number } {
   return { mean, std: v.length > 1 ? Math.sqrt(ss / (v.length - 1)) : 0 };
 }
 
-// images/s of predict on x: the median of 3 timed runs after one warm-up
-function imagesPerSecond(m: Module, x: Tensor): { logits: Tensor; ips: number } {
-  const logits = predict(m, x);
-  const t: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    predict(m, x);
-    t.push(performance.now() - t0);
+/** Timed passes over the test set per network in the speed phase (after one warm-up pass each). */
+const SPEED_ROUNDS = 5;
+
+// images/s of predict on x for each network: after every row has trained, all of them (training-time
+// and deploy, every row and seed) take turns, one pass each per round, and each gets its median.
+// Measuring each network right after its training put the same deploy network at 10–16 thousand
+// images/s from row to row: the machine's noise, not the structure.
+function speedPhase(nets: Module[], x: Tensor): number[] {
+  for (const m of nets) predict(m, x);
+  const t = nets.map(() => [] as number[]);
+  for (let r = 0; r < SPEED_ROUNDS; r++) {
+    nets.forEach((m, i) => {
+      const t0 = performance.now();
+      predict(m, x);
+      t[i].push(performance.now() - t0);
+    });
   }
-  return { logits, ips: x.shape[0] / (t.sort((a, b) => a - b)[1] / 1000) };
+  return t.map((v) => x.shape[0] / (v.sort((a, b) => a - b)[v.length >> 1] / 1000));
 }
 
 function agreement(a: Tensor, b: Tensor): number {
@@ -173,32 +181,44 @@ export const ablate: Command = {
     const specs = TABLES[table].rows;
     const seedList = Array.from({ length: seeds }, (_, i) => seed0 + i);
     const t0 = performance.now();
-    const rows: AblationRow[] = [];
+    // train and test every row and seed; keep the networks for the speed phase
+    const trained: { acc: number[]; nets: Module[]; deploys: (Module | null)[]; agree: number[]; params: number; note?: string }[] = [];
     for (const spec of specs) {
-      const acc: number[] = [], ipsTrain: number[] = [], ipsDeploy: number[] = [], agree: number[] = [];
-      let params = 0, note: string | undefined;
+      const row: (typeof trained)[number] = { acc: [], nets: [], deploys: [], agree: [], params: 0 };
       for (const seed of seedList) {
         const model = spec.make(seed);
-        params = model.namedParameters().reduce((s, [, p]) => s + p.data.size, 0);
+        row.params = model.namedParameters().reduce((s, [, p]) => s + p.data.size, 0);
         await trainWithProgress(model, train, { epochs, batchSize, lr, seed }, io, `${spec.name} seed ${seed}`);
-        const trained = imagesPerSecond(model, test.x);
-        acc.push(accuracy(trained.logits, test.y));
-        ipsTrain.push(trained.ips);
+        const logits = predict(model, test.x);
+        row.acc.push(accuracy(logits, test.y));
+        row.nets.push(model);
         const deploy = spec.deploy(model.eval());
-        if (typeof deploy === 'string') note = deploy;
-        else {
-          const fused = imagesPerSecond(deploy, test.x);
-          ipsDeploy.push(fused.ips);
-          agree.push(agreement(trained.logits, fused.logits));
+        if (typeof deploy === 'string') {
+          row.note = deploy;
+          row.deploys.push(null);
+        } else {
+          row.deploys.push(deploy);
+          row.agree.push(agreement(logits, predict(deploy, test.x)));
         }
       }
-      const fuses = note === undefined;
-      rows.push({
-        name: spec.name, paper: spec.paper, params, fuses, ...(fuses ? {} : { note }),
-        accuracy: acc, ...meanStd(acc),
-        speed: { trainingTime: ipsTrain, deploy: fuses ? ipsDeploy : null }, deployAgreement: fuses ? agree : null,
-      });
+      trained.push(row);
     }
+    io.progress('timing inference…');
+    const all = trained.flatMap((r) => [...r.nets, ...r.deploys.filter((d): d is Module => d !== null)]);
+    const ips = speedPhase(all, test.x);
+    io.progress('');
+    let k = 0;
+    const rows: AblationRow[] = trained.map((r, i) => {
+      const fuses = r.note === undefined;
+      const trainingTime = ips.slice(k, k + r.nets.length);
+      k += r.nets.length;
+      const deploy = fuses ? ips.slice(k, k + r.nets.length) : null;
+      if (fuses) k += r.nets.length;
+      return {
+        name: specs[i].name, paper: specs[i].paper, params: r.params, fuses, ...(fuses ? {} : { note: r.note }),
+        accuracy: r.acc, ...meanStd(r.acc), speed: { trainingTime, deploy }, deployAgreement: fuses ? r.agree : null,
+      };
+    });
     const result: AblationResult = {
       table, config: ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
       trainImages: train.x.shape[0], testImages: test.x.shape[0], seconds: (performance.now() - t0) / 1000, rows,
