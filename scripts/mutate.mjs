@@ -29,6 +29,7 @@ const MUTANTS = [
   ['ops', 'SIMD im2col gather: every image read as the first of the chunk', 'src/ops/conv2d_im2col.ts', 'out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp', 'out[j] = 0 * (im - n0) * Cg * Hp * Wp + oh * sh * Wp', ['test/ops']],
   ['ops', 'SIMD im2col gather ignores dilation across columns', 'src/ops/conv2d_im2col.ts', 'taps[t] = (c * Hp + i * dh) * Wp + j * dw;', 'taps[t] = (c * Hp + i * dh) * Wp + j;', ['test/ops']],
   ['ops', 'SIMD im2col gather: padding columns read 4× their offset (a crash the demo found)', 'src/backend/wasm/gemm_simd.ts', 'ints.fill(ints[nc - 1], nc, ncp);', 'ints.fill(4 * ints[nc - 1], nc, ncp);', ['test/ops/conv2d.test.ts']],
+  ['ops', "'auto' keeps its timing's filters in the arena", 'src/ops/conv2d.ts', '  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releasePanels(p);', '', ['test/backend/wasm.test.ts']],
   ['ops', 'deploy epilogue (GEMM, SIMD) drops the bias', 'src/backend/wasm/gemm_simd.ts', 'if (bias) x.get(bv).f32x4Add();', 'if (bias && false) x.get(bv).f32x4Add();', ['test/ops/gemm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'softmax without max-subtraction', 'src/ops/loss.ts', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k] - mx);', 'for (let k = 0; k < K; k++) s += Math.exp(z[off + k]);', ['test/ops']],
   ['ops', 'BN eval ignores eps', 'src/ops/batchnorm.ts', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);', 'invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + 1e-5);', ['test/ops', 'test/reparam']],

@@ -2,7 +2,8 @@
 // SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
-import { gemmModuleBytes, setArenaBytes, simdStats, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
+import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
+import { conv2d } from '../../src/ops/conv2d.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/pool.js';
 import { gemm } from '../../src/ops/gemm.js';
@@ -79,6 +80,19 @@ describe('the SIMD GEMM\'s memory', () => {
       setArenaBytes(128 * 2 ** 20);
       setThreads(2);
     }
+  });
+
+  // 'auto' times its candidates with their filters kept in the arena, as modules keep theirs, then
+  // releases them: only what modules keep may stay (a 7×7 map of 13 channels: a shape no other test measures)
+  it("'auto' leaves nothing of its timing in the arena", () => {
+    setBackend('wasm');
+    setThreads(1);
+    const rng = new Rng(6);
+    const x = uniform([1, 13, 7, 7], rng, -1, 1), w = uniform([13, 13, 3, 3], rng, -1, 1);
+    const before = wasmArenaBytes();
+    conv2d(x, w, null, { padding: 1 });
+    expect(wasmArenaBytes()).toBe(before);
+    setThreads(2);
   });
 
   it('growing it leaves earlier results intact (they are copies, not views)', () => {

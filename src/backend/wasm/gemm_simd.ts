@@ -165,6 +165,11 @@ function getInstance(): Instance {
  * and out), for the bench and the tests. */
 export const simdStats = { bytesCopied: 0 };
 
+/** Bytes of packed filters this thread's arena holds (see `resident`). */
+export function wasmArenaBytes(): number {
+  return instance === null ? 0 : 4 * instance.arenaEnd;
+}
+
 /** Bytes of WebAssembly memory this thread's GEMM holds (it grows to the largest GEMM, never shrinks). */
 export function wasmMemoryBytes(): number {
   return instance === null ? 0 : instance.memory.buffer.byteLength;
