@@ -342,9 +342,11 @@ export function collectOutput<T extends Float32Array | Float64Array>(shared: T, 
   poolStats.copiedBytes += a.byteLength;
 }
 
-/** Multiply-adds below which a part is not worth a message to a worker (~0.05 ms of scalar work).
- * Measured on the demo's training step (small convs): 1.14× on 2 threads at 2¹⁷, 1.09× at 2²⁰. */
-const MIN_MACS_PER_PART = 1 << 17;
+/** Multiply-adds below which a part is not worth a message to a worker: ~0.05 ms of work on either
+ * backend (the SIMD GEMM does them ~8× faster). On the demo's training step (small convs), 2¹⁷ on
+ * 'wasm' made two threads 0.9× one (a part's copies into shared memory and its message cost more
+ * than it saves); 2²⁰ there: measured below. */
+const MIN_MACS_PER_PART: Record<Backend, number> = { js: 1 << 17, wasm: 1 << 20 };
 
 /** How many parts to cut a kernel of `macs` multiply-adds and `units` independent pieces into. */
 export function partsFor(macs: number, units: number): number {
@@ -355,7 +357,7 @@ export function partsFor(macs: number, units: number): number {
     return 1;
   }
   const t = requested;
-  return Math.max(1, Math.min(t, units, Math.floor(macs / MIN_MACS_PER_PART)));
+  return Math.max(1, Math.min(t, units, Math.floor(macs / MIN_MACS_PER_PART[getBackend()])));
 }
 
 /** Scratch that every part can write (shared when parts > 1; the caller's own workspace otherwise). */

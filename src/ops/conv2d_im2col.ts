@@ -9,7 +9,7 @@
 // same bits.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import { workspaceLike } from '../tensor/workspace.js';
+import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
 import { type GatherSource, type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
@@ -107,9 +107,9 @@ class Im2colPanels implements PanelSource {
   constructor(private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number, private readonly qb: number) {
     const { H, W, KH, KW, Cg, dh, dw } = g;
     const K = Cg * KH * KW;
-    this.tapOff = new Int32Array(K);
-    this.tapDi = new Int32Array(K);
-    this.tapDj = new Int32Array(K);
+    this.tapOff = workspaceInt32('im2col.tapOff', K);
+    this.tapDi = workspaceInt32('im2col.tapDi', K);
+    this.tapDj = workspaceInt32('im2col.tapDj', K);
     for (let c = 0, t = 0; c < Cg; c++) {
       for (let i = 0; i < KH; i++) {
         for (let j = 0; j < KW; j++, t++) {
@@ -175,7 +175,7 @@ class Im2colPanels implements PanelSource {
     const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pb, pl, pr, Ho, Wo } = this.g;
     const P = Ho * Wo, Hp = H + pt + pb, Wp = W + pl + pr;
     const n0 = Math.floor(this.qa / P), n1 = Math.floor((this.qb - 1) / P);
-    const taps = new Int32Array(Cg * KH * KW);
+    const taps = workspaceInt32('im2col.taps', Cg * KH * KW);
     for (let c = 0, t = 0; c < Cg; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, t++) taps[t] = (c * Hp + i * dh) * Wp + j * dw;
     const { x, gi, qa } = this;
     return {
@@ -202,16 +202,12 @@ class Im2colPanels implements PanelSource {
     };
   }
 
-  // per-column scratch (three rows of a grown Int32Array) and per-strip flags
-  private colBuf = new Int32Array(0);
-  private stripBuf = new Uint8Array(0);
+  // per-column scratch (three rows of a workspace) and per-strip flags
   private cols(nc: number, row: number): Int32Array {
-    if (this.colBuf.length < 3 * nc) this.colBuf = new Int32Array(3 * nc);
-    return this.colBuf.subarray(row * nc, (row + 1) * nc);
+    return workspaceInt32('im2col.cols', 3 * nc).subarray(row * nc, (row + 1) * nc);
   }
-  private strips(n: number): Uint8Array {
-    if (this.stripBuf.length < n) this.stripBuf = new Uint8Array(n);
-    return this.stripBuf;
+  private strips(n: number): Int32Array {
+    return workspaceInt32('im2col.strips', n);
   }
 }
 

@@ -32,6 +32,18 @@ export function workspace32(name: string, n: number): Float32Array {
   return grown(f32, name, n, (len) => new Float32Array(len)) as Float32Array;
 }
 
+const i32 = new Map<string, Int32Array>();
+
+/** An Int32Array scratch of at least n elements (offset tables), grown like the others. */
+export function workspaceInt32(name: string, n: number): Int32Array {
+  let buf = i32.get(name);
+  if (buf === undefined || buf.length < n) {
+    buf = new Int32Array(Math.max(n, buf === undefined ? 0 : buf.length * 2));
+    i32.set(name, buf);
+  }
+  return buf;
+}
+
 /** As workspaceLike, in shared memory (where SharedArrayBuffer exists), for the worker pool. */
 export function sharedWorkspaceLike(name: string, n: number, like: FloatArray): FloatArray {
   return grown(like instanceof Float64Array ? shared64 : shared32, name, n, (len) => sharedArrayLike(len, like));
@@ -40,6 +52,6 @@ export function sharedWorkspaceLike(name: string, n: number, like: FloatArray): 
 /** Total bytes held by workspaces, shared ones included (for the memory bench). */
 export function workspaceBytes(): number {
   let b = 0;
-  for (const m of [f32, f64, shared32, shared64]) for (const a of m.values()) b += a.byteLength;
+  for (const m of [f32, f64, shared32, shared64, i32]) for (const a of m.values()) b += a.byteLength;
   return b;
 }
