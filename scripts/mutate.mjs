@@ -16,6 +16,8 @@ process.chdir(root);
 const MUTANTS = [
   // ops
   ['ops', 'ReLU passes negatives', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] < -0.01 ? 0 : xd[i];', ['test/ops']],
+  ['ops', 'float32 ReLU on bits lets −∞ through', 'src/ops/relu.ts', '  return b & ~(((u - 2139095040) & ~u) >> 31);', '  return b & ~(((u - 2139095039) & ~u) >> 31);', ['test/ops/ops.test.ts']],
+  ['ops', 'float32 ReLU on bits zeroes −0 and NaN', 'src/ops/relu.ts', '  const u = b + 2147483647;', '  const u = b + 2147483648;', ['test/ops/ops.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'ReLU backward ignores the mask', 'src/ops/relu.ts', 'dx[i] = yd[i] <= 0 ? 0 : g[i];', 'dx[i] = g[i];', ['test/ops']],
   ['ops', 'ReLU turns NaN into 0', 'src/ops/relu.ts', 'y[i] = xd[i] < 0 ? 0 : xd[i];', 'y[i] = xd[i] > 0 ? xd[i] : 0;', ['test/ops', 'test/cli/faults.test.ts']],
   ['ops', 'deploy epilogue (Winograd) turns NaN into 0', 'src/ops/conv2d_winograd.ts', 'if (y[row + j] < 0) y[row + j] = 0;', 'if (!(y[row + j] > 0)) y[row + j] = 0;', ['test/cli/faults.test.ts', 'test/ops/conv2d.test.ts']],

@@ -18,6 +18,7 @@ import { workspace64, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
+import { reluBits } from './relu.js';
 import { type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
@@ -214,6 +215,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const M = workspaceLike('winograd.M', A2 * Fp * TB, x);
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
+  const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
@@ -254,7 +256,13 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
           const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
           for (let i = 0; i < mh; i++) {
             const row = yOff + (oy + i) * Wo + ox;
-            if (relu) {
+            if (yi !== null) {
+              // float32 ReLU on the stored bits, without a branch (relu.ts)
+              for (let j = 0; j < mw; j++) {
+                y[row + j] = d[i * m + j] + bias;
+                yi[row + j] = reluBits(yi[row + j]);
+              }
+            } else if (relu) {
               for (let j = 0; j < mw; j++) {
                 y[row + j] = d[i * m + j] + bias;
                 if (y[row + j] < 0) y[row + j] = 0;

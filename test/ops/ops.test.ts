@@ -1,7 +1,8 @@
 // BatchNorm, ReLU, pooling, linear and the loss against PyTorch (forward and backward).
 import { describe, expect, it } from 'vitest';
 import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
-import { relu, reluBackward } from '../../src/ops/relu.js';
+import { relu, reluBackward, reluBits } from '../../src/ops/relu.js';
+import { Rng } from '../../src/tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../../src/ops/pool.js';
 import { linear, linearBackward } from '../../src/ops/linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../../src/ops/loss.js';
@@ -83,6 +84,29 @@ describe('global average pooling, linear and cross-entropy match PyTorch', () =>
     const y = relu(x);
     expect(Array.from(y.data)).toEqual([0, 0, 2, 0, 3]);
     expect(Array.from(reluBackward(new Tensor(new Float32Array([1, 1, 1, 1, 1]), [5]), y).data)).toEqual([0, 0, 1, 0, 1]);
+  });
+  // The float32 ReLU works on the bits (relu.ts reluBits); against the definition v < 0 ? 0 : v on
+  // every class of float32: ±0, ±denormals, ±normals, ±∞, NaNs of both signs and any payload, and
+  // 200 000 random bit patterns. NaN must come back with its bits unchanged.
+  it('the float32 ReLU on bits equals v < 0 ? 0 : v on every kind of float32, bit for bit', () => {
+    const f = new Float32Array(1), b = new Int32Array(f.buffer);
+    const rng = new Rng(5);
+    const patterns = [0, 0x80000000, 1, 0x80000001, 0x007fffff, 0x807fffff, 0x00800000, 0x80800000, 0x3f800000, 0xbf800000,
+      0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7f800001, 0xff800001, 0x7fc00000, 0xffc00000, 0x7fffffff, 0xffffffff];
+    for (let k = 0; k < 200_000; k++) patterns.push(Math.floor(rng.next() * 2 ** 32));
+    for (const p of patterns) {
+      b[0] = p | 0;
+      const v = f[0];
+      const want = new Float32Array([v < 0 ? 0 : v]);
+      const wantBits = Number.isNaN(v) ? p | 0 : new Int32Array(want.buffer)[0];
+      expect(reluBits(p | 0), `0x${(p >>> 0).toString(16)}`).toBe(wantBits);
+    }
+  });
+  it('relu keeps NaN and −0 (float32 and float64)', () => {
+    for (const Arr of [Float32Array, Float64Array]) {
+      const y = relu(new Tensor(new Arr([-1, -0, NaN, 2, -Infinity, Infinity]), [6])).data;
+      expect(Array.from(y, (v) => (Object.is(v, -0) ? '-0' : v))).toEqual([0, '-0', NaN, 2, 0, Infinity]);
+    }
   });
   it('errors name the shape at fault', () => {
     const x = new Tensor(new Float32Array(8), [1, 2, 2, 2]);
