@@ -345,7 +345,7 @@ export function collectOutput<T extends Float32Array | Float64Array>(shared: T, 
 /** Multiply-adds below which a part is not worth a message to a worker: ~0.05 ms of work on either
  * backend (the SIMD GEMM does them ~8× faster). On the demo's training step (small convs), 2¹⁷ on
  * 'wasm' made two threads 0.9× one (a part's copies into shared memory and its message cost more
- * than it saves); 2²⁰ there: measured below. */
+ * than it saves); at 2²⁰ two threads are level with one there, and A0's layers split as before. */
 const MIN_MACS_PER_PART: Record<Backend, number> = { js: 1 << 17, wasm: 1 << 20 };
 
 /** How many parts to cut a kernel of `macs` multiply-adds and `units` independent pieces into. */
