@@ -3,7 +3,10 @@
 // accumulators. Differences from the TypeScript kernel, which stays the reference:
 //  - products are accumulated in float32, not float64: a panel's sum of kc products carries the
 //    usual γ_kc = kc·u/(1 − kc·u) relative bound (u = 2⁻²⁴) instead of one rounding;
-//  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64).
+//  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64);
+//    a module's filters stay there between calls (the arena), and im2col's B panels are gathered
+//    there from a padded copy of the input (the `gather` function);
+//  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel.
 // Each output element still sees the same operations in the same order for any thread split.
 
 import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
