@@ -10,7 +10,7 @@ const shared32 = new Map<string, FloatArray>();
 const shared64 = new Map<string, FloatArray>();
 
 // The buffer named `name` in `map`, at least n long: grown (to max(n, 2× its length)) when shorter.
-function grown(map: Map<string, FloatArray>, name: string, n: number, make: (len: number) => FloatArray): FloatArray {
+function grown<T extends FloatArray | Int32Array>(map: Map<string, T>, name: string, n: number, make: (len: number) => T): T {
   let buf = map.get(name);
   if (buf === undefined || buf.length < n) {
     buf = make(Math.max(n, buf === undefined ? 0 : buf.length * 2));
@@ -36,12 +36,7 @@ const i32 = new Map<string, Int32Array>();
 
 /** An Int32Array scratch of at least n elements (offset tables), grown like the others. */
 export function workspaceInt32(name: string, n: number): Int32Array {
-  let buf = i32.get(name);
-  if (buf === undefined || buf.length < n) {
-    buf = new Int32Array(Math.max(n, buf === undefined ? 0 : buf.length * 2));
-    i32.set(name, buf);
-  }
-  return buf;
+  return grown(i32, name, n, (len) => new Int32Array(len));
 }
 
 /** As workspaceLike, in shared memory (where SharedArrayBuffer exists), for the worker pool. */
