@@ -72,13 +72,19 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
   }
 
+  // Whether a cache made from the weights (shared copy, Winograd filters, packed panels) still
+  // matches them: the same tensor at the same version (in-place edits bump the version).
+  private current<C extends { version: number; data: Tensor }>(cache: C | null): cache is C {
+    return cache !== null && cache.version === this.weight.version && cache.data === this.weight.data;
+  }
+
   // The weights where the pool's workers can read them. In eval mode, with threads: a copy in shared
   // memory made once per weight version, like the Winograd filters (training copies per call, so
   // in-place edits, as finite differences make, are always seen).
   private poolWeight(): Tensor {
     const w = this.weight;
     if (this.training || getThreads() === 1 || isShared(w.data.data)) return w.data;
-    if (this.shared === null || this.shared.version !== w.version || this.shared.data !== w.data) {
+    if (!this.current(this.shared)) {
       const copy = sharedArrayLike(w.data.size, w.data.data);
       copy.set(w.data.data);
       this.shared = { copy: new Tensor(copy, w.data.shape), version: w.version, data: w.data };
@@ -105,13 +111,13 @@ export class Conv2d extends Module {
       const w = this.weight;
       if (choice !== undefined && choice.algorithm === 'winograd') {
         const tile = choice.winogradTile;
-        if (this.wino === null || this.wino.version !== w.version || this.wino.data !== w.data || this.wino.U.tile !== tile) {
+        if (!this.current(this.wino) || this.wino.U.tile !== tile) {
           this.wino = { U: { ...winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), kept: true }, version: w.version, data: w.data };
         }
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
       if (choice !== undefined && choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
-        if (this.packed === null || this.packed.version !== w.version || this.packed.data !== w.data) {
+        if (!this.current(this.packed)) {
           this.packed = { panels: im2colPanels(g, w.data.data, true), version: w.version, data: w.data };
         }
         return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colPanels: this.packed.panels });
