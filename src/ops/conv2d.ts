@@ -88,8 +88,9 @@ const AUTO_CLEAR_LEAD = 0.3;
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
-  // im2col with its weights packed once too, when its GEMM runs on WebAssembly
-  const panels = w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
+  // im2col with its weights packed once too, when its GEMM runs on WebAssembly and there is a
+  // choice to time (alone, it runs once, and packing for one call would only add a copy)
+  const panels = candidates.length > 1 && w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
   // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
   // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's); timing without it
   // picked F(4×4) on B0's 64→64 @56 at 15–18% over im2col for a model's fused ReLU
@@ -134,9 +135,9 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
 }
 
 /** The fastest, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
-export function chooseWithMargin<T>(candidates: readonly T[], medians: readonly number[]): T {
-  const fastest = Math.min(...medians);
-  const i = medians.findIndex((m) => m <= fastest * (1 + AUTO_MARGIN));
+export function chooseWithMargin<T>(candidates: readonly T[], times: readonly number[]): T {
+  const fastest = Math.min(...times);
+  const i = times.findIndex((m) => m <= fastest * (1 + AUTO_MARGIN));
   return candidates[i];
 }
 

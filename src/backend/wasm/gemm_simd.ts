@@ -144,11 +144,16 @@ let arenaBytes = 128 * 2 ** 20;
 /** Sets that limit on this thread and empties the arena (for the tests of both paths). */
 export function setArenaBytes(n: number): void {
   arenaBytes = n;
-  if (instance !== null) {
-    instance.arena.clear();
-    instance.arenaEnd = 0;
-  }
+  if (instance !== null) emptyArena(instance);
 }
+
+function emptyArena(inst: Instance): void {
+  inst.arena.clear();
+  inst.arenaEnd = 0;
+}
+
+// The floats p takes in the arena: rounded up to 16 bytes, for v128 loads.
+const arenaFloats = (p: Panels): number => Math.ceil(p.data.length / 4) * 4;
 
 let instance: Instance | null = null;
 
@@ -196,12 +201,9 @@ function resident(p: Panels): number {
   const inst = getInstance();
   const at = inst.arena.get(p.id);
   if (at !== undefined) return at;
-  const n = Math.ceil(p.data.length / 4) * 4; // 16-byte aligned for v128 loads
+  const n = arenaFloats(p);
   if (4 * n > arenaBytes) return -1;
-  if (4 * (inst.arenaEnd + n) > arenaBytes) {
-    inst.arena.clear();
-    inst.arenaEnd = 0;
-  }
+  if (4 * (inst.arenaEnd + n) > arenaBytes) emptyArena(inst);
   const off = inst.arenaEnd;
   floats(off + n + inst.scratch).set(p.data, off);
   inst.arena.set(p.id, off);
@@ -217,7 +219,7 @@ export function releasePanels(p: Panels): void {
   const at = instance.arena.get(p.id);
   if (at === undefined) return;
   instance.arena.delete(p.id);
-  if (at + Math.ceil(p.data.length / 4) * 4 === instance.arenaEnd) instance.arenaEnd = at;
+  if (at + arenaFloats(p) === instance.arenaEnd) instance.arenaEnd = at;
 }
 
 /**
