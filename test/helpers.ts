@@ -9,6 +9,7 @@ import { modelFromStateDict, stateDict } from '../src/io/state_dict.js';
 import { convert } from '../src/reparam/repvgg.js';
 import type { RepVGG, RepVGGBlock } from '../src/nn/repvgg.js';
 import type { BatchNorm2d } from '../src/nn/layers.js';
+import type { Module } from '../src/nn/module.js';
 
 /** Unit roundoff of float32. */
 export const U32 = 2 ** -24;
@@ -74,6 +75,26 @@ export function firstViolation(a: Tensor, b: Tensor, bound: (i: number) => numbe
     if (!(d <= bound(i))) return `index ${i}: |${a.data[i]} − ${b.data[i]}| = ${d} > ${bound(i)}`;
   }
   return null;
+}
+
+/**
+ * A module's backward against finite differences, on the loss L = Σ r ⊙ m(x) (one scalar covers
+ * every output): gradError for the input (xSamples coordinates) and for every parameter (pSamples
+ * each), named ('input' or the state-dict key). Runs m in its current mode; float64 tensors.
+ */
+export function moduleGradErrors(m: Module, x: Tensor, r: Tensor, rng: Rng, xSamples: number, pSamples: number): { dx: Tensor; errors: [string, number][] } {
+  const L = () => {
+    const y = m.forward(x);
+    let s = 0;
+    for (let i = 0; i < y.size; i++) s += y.data[i] * r.data[i];
+    return s;
+  };
+  L();
+  m.zeroGrad();
+  const dx = m.backward(r);
+  const errors: [string, number][] = [['input', gradError(x, dx, L, rng, xSamples)]];
+  for (const [name, p] of m.namedParameters()) errors.push([name, gradError(p.data, p.grad, L, rng, pSamples)]);
+  return { dx, errors };
 }
 
 /** Central-difference step for float64 gradient checks (see test/ops/gradcheck.test.ts for its error). */

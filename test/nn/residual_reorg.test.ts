@@ -8,11 +8,10 @@ import { relu } from '../../src/ops/relu.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { ConvBN } from '../../src/nn/repvgg.js';
-import { gradError, maxAbs, maxAbsDiff } from '../helpers.js';
+import { maxAbs, maxAbsDiff, moduleGradErrors } from '../helpers.js';
 import { randomizeBN } from '../reparam/helpers.js';
 
 const CFG: RepVGGConfig = { num_blocks: [2, 4, 2, 1], width_multiplier: [0.0625, 0.0625, 0.0625, 0.0625], num_classes: 4, in_channels: 1 };
-const dot = (a: Tensor, r: Tensor) => { let s = 0; for (let i = 0; i < a.size; i++) s += a.data[i] * r.data[i]; return s; };
 
 describe('ResidualReorg', () => {
   it("pairs stages 1–3 into basic blocks: RepVGG-B0's 4, 6, 16 layers become 2, 3, 8 blocks, the 3×3 count unchanged", () => {
@@ -58,13 +57,8 @@ describe('ResidualReorg', () => {
     const net = new ResidualReorg(CFG, { dtype: 'float64', seed: 12 });
     const x = uniform([3, 1, 16, 16], rng, -1, 1, 'float64');
     const r = uniform([3, 4], rng, -1, 1, 'float64');
-    const L = () => dot(net.forward(x), r);
-    L();
-    net.zeroGrad();
-    const dx = net.backward(r);
-    expect(gradError(x, dx, L, rng, 10)).toBeLessThanOrEqual(1e-6);
-    const params = net.namedParameters();
-    expect(params.some(([n]) => n === 'stage2.0.shortcut.conv.weight')).toBe(true);
-    for (const [, p] of params) expect(gradError(p.data, p.grad, L, rng, 3)).toBeLessThanOrEqual(1e-6);
+    const { errors } = moduleGradErrors(net, x, r, rng, 10, 3);
+    expect(errors.some(([n]) => n === 'stage2.0.shortcut.conv.weight')).toBe(true);
+    for (const [name, e] of errors) expect(e, name).toBeLessThanOrEqual(1e-6);
   });
 });

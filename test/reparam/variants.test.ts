@@ -10,7 +10,7 @@ import { conv2d } from '../../src/ops/conv2d.js';
 import { relu } from '../../src/ops/relu.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { U32, absTensor, gradError, maxAbs, maxAbsDiff } from '../helpers.js';
+import { U32, absTensor, maxAbs, maxAbsDiff, moduleGradErrors } from '../helpers.js';
 import { batchNorms, pinIm2col, randomizeBN, worstRatio } from './helpers.js';
 
 const FUSABLE = VARIANTS.filter((v) => v !== '+ReLU in branch');
@@ -96,18 +96,7 @@ describe('variant backward = finite differences (training mode, float64)', () =>
       const block = variantBlock(name, 3, { dtype: 'float64', seed: 3, ...(down ? { inChannels: 2, stride: 2 } : {}) });
       const x = uniform([2, down ? 2 : 3, 4, 5], rng, -1, 1, 'float64');
       const r = uniform(down ? [2, 3, 2, 3] : [2, 3, 4, 5], rng, -1, 1, 'float64');
-      const L = () => {
-        const y = block.forward(x);
-        let s = 0;
-        for (let i = 0; i < y.size; i++) s += y.data[i] * r.data[i];
-        return s;
-      };
-      L();
-      block.zeroGrad();
-      const dx = block.backward(r);
-      const check = (t: Tensor, analytic: Tensor) => expect(gradError(t, analytic, L, rng, 10)).toBeLessThanOrEqual(1e-6);
-      check(x, dx);
-      for (const [, p] of block.namedParameters()) check(p.data, p.grad);
+      for (const [name, e] of moduleGradErrors(block, x, r, rng, 10, 10).errors) expect(e, name).toBeLessThanOrEqual(1e-6);
     });
   }
 });
