@@ -142,17 +142,17 @@ const SPEED_ROUNDS = 5;
 // and deploy, every row and seed) take turns, one pass each per round, and each gets its median.
 // Measuring each network right after its training put the same deploy network at 10–16 thousand
 // images/s from row to row: the machine's noise, not the structure.
-function speedPhase(nets: Module[], x: Tensor): number[] {
+function speedPhase(nets: Module[], x: Tensor): Map<Module, number> {
   for (const m of nets) predict(m, x);
-  const t = nets.map(() => [] as number[]);
+  const t = new Map(nets.map((m) => [m, [] as number[]]));
   for (let r = 0; r < SPEED_ROUNDS; r++) {
-    nets.forEach((m, i) => {
+    for (const m of nets) {
       const t0 = performance.now();
       predict(m, x);
-      t[i].push(performance.now() - t0);
-    });
+      t.get(m)!.push(performance.now() - t0);
+    }
   }
-  return t.map((v) => x.shape[0] / (v.sort((a, b) => a - b)[v.length >> 1] / 1000));
+  return new Map([...t].map(([m, v]) => [m, x.shape[0] / (v.sort((a, b) => a - b)[v.length >> 1] / 1000)]));
 }
 
 function agreement(a: Tensor, b: Tensor): number {
@@ -182,7 +182,7 @@ export const ablate: Command = {
     const seedList = Array.from({ length: seeds }, (_, i) => seed0 + i);
     const t0 = performance.now();
     // train and test every row and seed; keep the networks for the speed phase
-    const trained: { acc: number[]; nets: Module[]; deploys: (Module | null)[]; agree: number[]; params: number; note?: string }[] = [];
+    const trained: { acc: number[]; nets: Module[]; deploys: Module[]; agree: number[]; params: number; note?: string }[] = [];
     for (const spec of specs) {
       const row: (typeof trained)[number] = { acc: [], nets: [], deploys: [], agree: [], params: 0 };
       for (const seed of seedList) {
@@ -193,10 +193,8 @@ export const ablate: Command = {
         row.acc.push(accuracy(logits, test.y));
         row.nets.push(model);
         const deploy = spec.deploy(model.eval());
-        if (typeof deploy === 'string') {
-          row.note = deploy;
-          row.deploys.push(null);
-        } else {
+        if (typeof deploy === 'string') row.note = deploy;
+        else {
           row.deploys.push(deploy);
           row.agree.push(agreement(logits, predict(deploy, test.x)));
         }
@@ -204,19 +202,15 @@ export const ablate: Command = {
       trained.push(row);
     }
     io.progress('timing inference…');
-    const all = trained.flatMap((r) => [...r.nets, ...r.deploys.filter((d): d is Module => d !== null)]);
-    const ips = speedPhase(all, test.x);
+    const ips = speedPhase(trained.flatMap((r) => [...r.nets, ...r.deploys]), test.x);
     io.progress('');
-    let k = 0;
     const rows: AblationRow[] = trained.map((r, i) => {
       const fuses = r.note === undefined;
-      const trainingTime = ips.slice(k, k + r.nets.length);
-      k += r.nets.length;
-      const deploy = fuses ? ips.slice(k, k + r.nets.length) : null;
-      if (fuses) k += r.nets.length;
       return {
         name: specs[i].name, paper: specs[i].paper, params: r.params, fuses, ...(fuses ? {} : { note: r.note }),
-        accuracy: r.acc, ...meanStd(r.acc), speed: { trainingTime, deploy }, deployAgreement: fuses ? r.agree : null,
+        accuracy: r.acc, ...meanStd(r.acc),
+        speed: { trainingTime: r.nets.map((m) => ips.get(m)!), deploy: fuses ? r.deploys.map((m) => ips.get(m)!) : null },
+        deployAgreement: fuses ? r.agree : null,
       };
     });
     const result: AblationResult = {
