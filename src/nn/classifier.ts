@@ -5,10 +5,18 @@ import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
 import type { Linear } from './layers.js';
+import type { ConvAlgorithm } from '../ops/conv2d.js';
+import { setConvAlgorithm } from './conv_algorithm.js';
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;
   private featShape: readonly number[] | null = null;
+
+  /** Every conv's algorithm ('winograd' where it applies, im2col for the rest: setConvAlgorithm). */
+  setAlgorithm(algorithm: ConvAlgorithm): this {
+    setConvAlgorithm(this, algorithm);
+    return this;
+  }
 
   /** the feature modules, in forward order */
   protected abstract features(): readonly Module[];

@@ -12,6 +12,7 @@ import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
 import { BatchNorm2d, Conv2d, Linear, ReLU } from './layers.js';
 import { type BlockSpec, type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
+import { setConvAlgorithm } from './conv_algorithm.js';
 
 /** conv (no bias) followed by BatchNorm: the public `conv_bn` Sequential (children 'conv', 'bn'). */
 export class ConvBN extends Module {
@@ -176,13 +177,7 @@ export class RepVGG extends Module {
    * others (stride 2, 1×1) on im2col, since no RepVGG could run otherwise.
    */
   setAlgorithm(algorithm: ConvAlgorithm): this {
-    for (const b of this.blocks()) {
-      const convs = b.rbrReparam !== null ? [b.rbrReparam] : [b.rbrDense!.conv, ...(b.rbr1x1 !== null ? [b.rbr1x1.conv] : [])];
-      for (const c of convs) {
-        const winogradOk = b.spec.stride === 1 && c.weight.data.shape[2] === 3 && c.weight.data.shape[3] === 3;
-        c.algorithm = algorithm === 'winograd' && !winogradOk ? 'im2col' : algorithm;
-      }
-    }
+    setConvAlgorithm(this, algorithm);
     return this;
   }
 

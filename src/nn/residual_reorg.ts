@@ -8,13 +8,11 @@
 
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import type { ConvAlgorithm } from '../ops/conv2d.js';
 import { Module } from './module.js';
 import { PooledClassifier } from './classifier.js';
 import { Linear, ReLU } from './layers.js';
 import { ConvBN } from './repvgg.js';
 import { type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
-import { setConvAlgorithm } from './variant_net.js';
 
 /** conv3×3-BN-ReLU (stage0 and the last stage). */
 class ConvBNReLU extends Module {
@@ -120,11 +118,6 @@ export class ResidualReorg extends PooledClassifier {
   /** The number of 3×3 convs (the RepVGG configuration's layer count). */
   convLayers(): number {
     return 1 + 2 * this.stages.flat().length + this.tail.length;
-  }
-
-  setAlgorithm(algorithm: ConvAlgorithm): this {
-    setConvAlgorithm(this, algorithm);
-    return this;
   }
 
   protected features(): readonly Module[] {

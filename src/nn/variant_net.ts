@@ -5,12 +5,11 @@
 
 import type { DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import type { ConvAlgorithm } from '../ops/conv2d.js';
 import type { Module } from './module.js';
 import { PooledClassifier } from './classifier.js';
-import { Conv2d, Linear } from './layers.js';
+import { Linear } from './layers.js';
 import { type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
-import { type BranchBlock, DiracConv2d, type VariantName, variantBlock } from './variants.js';
+import { type BranchBlock, type VariantName, variantBlock } from './variants.js';
 
 export class VariantNet extends PooledClassifier {
   readonly variant: VariantName;
@@ -39,12 +38,6 @@ export class VariantNet extends PooledClassifier {
     return [...this.blocks.map((b, i): [string, Module] => [this.names[i], b]), ['linear', this.linear]];
   }
 
-  /** Every conv's algorithm (3×3 stride-1 ones may take 'winograd'; the others then run im2col). */
-  setAlgorithm(algorithm: ConvAlgorithm): this {
-    setConvAlgorithm(this, algorithm);
-    return this;
-  }
-
   protected features(): readonly Module[] {
     return this.blocks;
   }
@@ -52,19 +45,4 @@ export class VariantNet extends PooledClassifier {
   protected get inChannels(): number {
     return this.plan.inChannels;
   }
-}
-
-/** Sets the algorithm of every conv below `root`; 'winograd' only where it applies (3×3, stride 1). */
-export function setConvAlgorithm(root: Module, algorithm: ConvAlgorithm): void {
-  const visit = (m: Module) => {
-    if (m instanceof Conv2d) {
-      const [, , kh, kw] = m.weight.data.shape;
-      const stride1 = m.stride === 1 || (typeof m.stride !== 'number' && m.stride[0] === 1 && m.stride[1] === 1);
-      m.algorithm = algorithm === 'winograd' && !(kh === 3 && kw === 3 && stride1) ? 'im2col' : algorithm;
-    } else if (m instanceof DiracConv2d) {
-      m.algorithm = algorithm === 'winograd' && m.stride !== 1 ? 'im2col' : algorithm;
-    }
-    for (const [, c] of m.children()) visit(c);
-  };
-  visit(root);
 }
