@@ -7,8 +7,8 @@ import { BatchNorm2d, Conv2d, ReLU } from '../nn/layers.js';
 import { type BranchBlock, DiracConv2d } from '../nn/variants.js';
 import type { Module } from '../nn/module.js';
 import { type KernelBias, castKernelBias, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
-import { bnStats } from './repvgg.js';
-import { RepVGG } from '../nn/repvgg.js';
+import { bnStats, deployModel } from './repvgg.js';
+import type { RepVGG } from '../nn/repvgg.js';
 import type { VariantNet } from '../nn/variant_net.js';
 
 function convStage(m: Conv2d): KernelBias {
@@ -49,17 +49,8 @@ export function fuseBranchBlock(block: BranchBlock, where = ''): KernelBias {
  */
 export function convertVariantNet(net: VariantNet): RepVGG {
   if (net.training) throw new Error('convertVariantNet: the network is in training mode; its BatchNorms use batch statistics and cannot be fused (call eval() first)');
-  const dtype = net.linear.weight.data.dtype;
-  const deploy = new RepVGG(net.plan, { deploy: true, dtype, init: false });
   const names = net.children().map(([n]) => n);
-  deploy.blocks().forEach((b, i) => {
-    const fused = castKernelBias(fuseBranchBlock(net.blocks[i], names[i]), dtype);
-    b.rbrReparam!.weight.data.data.set(fused.kernel.data);
-    b.rbrReparam!.bias!.data.data.set(fused.bias.data);
-  });
-  deploy.linear.weight.data.data.set(net.linear.weight.data.data);
-  deploy.linear.bias.data.data.set(net.linear.bias.data.data);
-  return deploy.eval();
+  return deployModel(net.plan, net.linear.weight.data.dtype, (i) => fuseBranchBlock(net.blocks[i], names[i]), net.linear);
 }
 
 function groupsOf(block: BranchBlock): number {

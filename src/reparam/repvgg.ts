@@ -4,8 +4,9 @@
 //   = ReLU( K' ⊛ x + b' )
 
 import type { DType } from '../tensor/tensor.js';
-import type { BatchNorm2d } from '../nn/layers.js';
+import type { BatchNorm2d, Linear } from '../nn/layers.js';
 import { type ConvBN, RepVGG, type RepVGGBlock } from '../nn/repvgg.js';
+import type { RepVGGPlan } from '../nn/config.js';
 import { type BNStats, type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
 
 /** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
@@ -47,18 +48,20 @@ export function fuseRepVGGBlock(block: RepVGGBlock, where = 'block'): KernelBias
  */
 export function convert(model: RepVGG, opts: { dtype?: DType } = {}): RepVGG {
   if (model.training) throw new Error('convert: the model is in training mode; its BatchNorms use batch statistics and cannot be fused (call model.eval() first)');
-  const dtype = opts.dtype ?? model.dtype;
-  const deploy = new RepVGG(model.plan, { deploy: true, dtype, init: false });
   const names = model.children().filter(([n]) => n.startsWith('stage')).map(([n]) => n);
   const src = model.blocks();
-  const dst = deploy.blocks();
-  for (let i = 0; i < src.length; i++) {
-    const fused = castKernelBias(fuseRepVGGBlock(src[i], names[i]), dtype);
-    const conv = dst[i].rbrReparam!;
-    conv.weight.data.data.set(fused.kernel.data);
-    conv.bias!.data.data.set(fused.bias.data);
-  }
-  deploy.linear.weight.data.data.set(model.linear.weight.data.data);
-  deploy.linear.bias.data.data.set(model.linear.bias.data.data);
+  return deployModel(model.plan, opts.dtype ?? model.dtype, (i) => fuseRepVGGBlock(src[i], names[i]), model.linear);
+}
+
+/** A deploy RepVGG of `plan` in eval mode: block i is fused(i) (float64, rounded once into dtype), the classifier is `linear`'s. */
+export function deployModel(plan: RepVGGPlan, dtype: DType, fused: (i: number) => KernelBias, linear: Linear): RepVGG {
+  const deploy = new RepVGG(plan, { deploy: true, dtype, init: false });
+  deploy.blocks().forEach((b, i) => {
+    const f = castKernelBias(fused(i), dtype);
+    b.rbrReparam!.weight.data.data.set(f.kernel.data);
+    b.rbrReparam!.bias!.data.data.set(f.bias.data);
+  });
+  deploy.linear.weight.data.data.set(linear.weight.data.data);
+  deploy.linear.bias.data.data.set(linear.bias.data.data);
   return deploy.eval();
 }
