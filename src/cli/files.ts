@@ -159,8 +159,8 @@ const onSignal = (sig: NodeJS.Signals) => exitInterrupted(sig, `repvgg: interrup
 /**
  * Run a synchronous write with SIGINT/SIGTERM handled: a signal that arrives during it is delivered
  * once it has finished (JavaScript cannot be interrupted mid-call), and then removes whatever this
- * process still owns and exits 130/143. The handlers stay attached until a timer after the write, so
- * a signal caught during the write is not lost when they are removed.
+ * process still owns and exits 130/143. The handlers stay attached until the event loop has polled
+ * once after the write, so a signal caught during the write is not lost when they are removed.
  */
 function withSignalCleanup<T>(write: () => T): T {
   if (guards++ === 0) {
@@ -170,12 +170,15 @@ function withSignalCleanup<T>(write: () => T): T {
   try {
     return write();
   } finally {
-    setTimeout(() => {
+    // Node reads caught signals in the event loop's poll phase; once the last listener is removed, a
+    // signal caught but not yet read is dropped. Two immediates put a poll phase between the write's
+    // end and the removal whatever phase we are in (a timer did not: a late loop ran it first).
+    setImmediate(() => setImmediate(() => {
       if (--guards === 0) {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
-    }, 20);
+    }));
   }
 }
 

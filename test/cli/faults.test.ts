@@ -133,14 +133,20 @@ describe('signals and concurrent writers', () => {
 
   it('SIGTERM in the middle of a write: the write completes, nothing temporary remains, exit 143', async () => {
     // JavaScript cannot be interrupted inside a synchronous write; the signal is handled right after
-    // it (the handlers outlive the write by a timer), so the file is whole and the temp file renamed.
+    // it (the handlers outlive the write by one poll of the event loop), so the file is whole and the
+    // temp file renamed. The writer signals itself between two chunks: no timing decides where it lands.
     const dir = tmp(), out = join(dir, 'big.bin');
     const script = join(dir, 'w.mjs');
-    writeFileSync(script, `import { spawn } from 'node:child_process';
-import { writeFileAtomic } from ${JSON.stringify(fileURLToPath(new URL('../../dist/cli/files.js', import.meta.url)))};
-const bytes = new Uint8Array(160 * 2 ** 20).fill(7);
-spawn('sh', ['-c', 'sleep 0.05; kill -TERM ' + process.pid], { stdio: 'ignore' });
-writeFileAtomic(${JSON.stringify(out)}, bytes);
+    writeFileSync(script, `import { writeFileAtomic } from ${JSON.stringify(fileURLToPath(new URL('../../dist/cli/files.js', import.meta.url)))};
+const chunk = new Uint8Array(2 ** 20).fill(7);
+function* chunks() {
+  for (let i = 0; i < 160; i++) {
+    if (i === 80) process.kill(process.pid, 'SIGTERM');
+    yield chunk;
+  }
+}
+writeFileAtomic(${JSON.stringify(out)}, chunks());
+for (const t = Date.now(); Date.now() - t < 50;); // a late event loop, as on a busy machine
 setTimeout(() => console.error('signal lost'), 2000);`);
     const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status, r.stderr).toBe(143);
