@@ -9,7 +9,8 @@ export { conv2d, conv2dBackward, type Conv2dOptions, type Conv2dGrads, type Conv
 export { WINOGRAD_F2, WINOGRAD_F4, winogradWeights, type WinogradMatrices, type WinogradWeights } from './ops/conv2d_winograd.js';
 export { batchNorm2d, batchNorm2dBackward, type BatchNormParams, type BatchNormOptions } from './ops/batchnorm.js';
 export { relu, reluBackward } from './ops/relu.js';
-export { globalAvgPool, globalAvgPoolBackward } from './ops/pool.js';
+export { globalAvgPool, globalAvgPoolBackward, avgPool2d, avgPool2dBackward, type AvgPoolOptions } from './ops/pool.js';
+export { sigmoid, sigmoidBackward, silu, siluBackward } from './ops/sigmoid.js';
 export { linear, linearBackward } from './ops/linear.js';
 export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js';
 
@@ -20,17 +21,22 @@ export { setBackend, getBackend, type Backend } from './backend/backend.js';
 
 // modules and models
 export { Module, Parameter } from './nn/module.js';
-export { Conv2d, BatchNorm2d, ReLU, Linear } from './nn/layers.js';
+export { Conv2d, BatchNorm2d, ReLU, SiLU, Identity, AvgPool2d, Linear } from './nn/layers.js';
 export { RepVGG, RepVGGBlock, ConvBN, type AlgorithmPlanEntry } from './nn/repvgg.js';
 export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
-export { BranchBlock, DiracConv2d, VARIANTS, variantBlock, type VariantName, type VariantBlockOptions } from './nn/variants.js';
+export { DiracConv2d, VARIANTS, variantBlock, type VariantName, type VariantBlockOptions } from './nn/variants.js';
+export { BranchBlock, FusedBlock, type Activation, type LinearBranches, type BranchBlockOptions } from './nn/branch_block.js';
+export { FAMILIES, mobileOneBlock, repConv, qaRepVGGBlock, dbbBlock, repvggSEBlock, type FamilyOptions } from './nn/families.js';
+export { SqueezeExcite } from './nn/squeeze_excite.js';
+export { BNAndPad, IdentityConv1x1 } from './nn/dbb_layers.js';
 export { VariantNet } from './nn/variant_net.js';
 export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
 
 // the fuser
-export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
+export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
+export { fuseLinearBranches } from './reparam/fuse.js';
 export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
-export { fuseBranchBlock, fuseChain, convertVariantNet } from './reparam/branches.js';
+export { fuseBranchBlock, deployBlock, convertVariantNet } from './reparam/branches.js';
 
 // checkpoints and arrays
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntry, type SafeFile } from './io/safetensors.js';

@@ -7,6 +7,8 @@ import { convGeometry } from '../ops/conv2d_geometry.js';
 import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
+import { silu, siluBackward } from '../ops/sigmoid.js';
+import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads, isShared } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
@@ -207,6 +209,53 @@ export class ReLU extends Module {
   backward(dy: Tensor): Tensor {
     if (this.y === null) throw new Error('ReLU.backward: call forward first');
     return reluBackward(dy, this.y);
+  }
+}
+
+export class SiLU extends Module {
+  private x: Tensor | null = null;
+
+  forward(x: Tensor): Tensor {
+    this.x = x;
+    return silu(x);
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.x === null) throw new Error('SiLU.backward: call forward first');
+    return siluBackward(dy, this.x);
+  }
+}
+
+/** nn.Identity: what a block with no activation (or no SE) has in its place. */
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+
+  backward(dy: Tensor): Tensor {
+    return dy;
+  }
+}
+
+/** nn.AvgPool2d(kernel_size, stride, padding) with PyTorch's defaults (count_include_pad, floor). */
+export class AvgPool2d extends Module {
+  readonly options: AvgPoolOptions;
+  private shape: readonly number[] | null = null;
+
+  constructor(kernel: number, opts: { stride?: number; padding?: number } = {}) {
+    super();
+    this.options = { kernel, stride: opts.stride ?? kernel, padding: opts.padding ?? 0 };
+  }
+
+  // x: (N, C, H, W) → y: (N, C, Ho, Wo)
+  forward(x: Tensor): Tensor {
+    this.shape = x.shape;
+    return avgPool2d(x, this.options);
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.shape === null) throw new Error('AvgPool2d.backward: call forward first');
+    return avgPool2dBackward(dy, this.shape, this.options);
   }
 }
 

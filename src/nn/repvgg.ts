@@ -13,6 +13,7 @@ import { Module } from './module.js';
 import { BatchNorm2d, Conv2d, Linear, ReLU } from './layers.js';
 import { type BlockSpec, type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
 import { setConvAlgorithm } from './conv_algorithm.js';
+import type { LinearBranches } from './branch_block.js';
 
 /** conv (no bias) followed by BatchNorm: the public `conv_bn` Sequential (children 'conv', 'bn'). */
 export class ConvBN extends Module {
@@ -91,6 +92,19 @@ export class RepVGGBlock extends Module {
     c.push(['rbr_dense', this.rbrDense!]);
     if (this.rbr1x1 !== null) c.push(['rbr_1x1', this.rbr1x1]);
     return c;
+  }
+
+  /** The branches as the one fuser reads them (src/reparam/fuse.ts); a deploy block is its one conv. */
+  linearBranches(): LinearBranches {
+    const { inChannels, outChannels, groups, stride } = this.spec;
+    const branches: [string, Module][][] = this.rbrReparam !== null
+      ? [[['rbr_reparam', this.rbrReparam]]]
+      : [
+        [['rbr_dense.conv', this.rbrDense!.conv], ['rbr_dense.bn', this.rbrDense!.bn]],
+        ...(this.rbr1x1 === null ? [] : [[['rbr_1x1.conv', this.rbr1x1.conv], ['rbr_1x1.bn', this.rbr1x1.bn]] as [string, Module][]]),
+        ...(this.rbrIdentity === null ? [] : [[['rbr_identity', this.rbrIdentity]] as [string, Module][]]),
+      ];
+    return { inChannels, outChannels, groups, stride, kernelSize: 3, padding: 1, branches, post: null };
   }
 
   // x: (N, C, H, W) → y: (N, F, Ho, Wo); a deploy block in eval mode may write into `out`

@@ -9,7 +9,8 @@ import type { Module } from './module.js';
 import { PooledClassifier } from './classifier.js';
 import { Linear } from './layers.js';
 import { type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
-import { type BranchBlock, type VariantName, variantBlock } from './variants.js';
+import { type VariantName, variantBlock } from './variants.js';
+import type { BranchBlock } from './branch_block.js';
 
 export class VariantNet extends PooledClassifier {
   readonly variant: VariantName;

@@ -8,6 +8,7 @@ import { Rng, uniform } from '../tensor/rng.js';
 import { type ConvAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { Module, Parameter, defaultInitBound } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU } from './layers.js';
+import { BranchBlock } from './branch_block.js';
 
 /**
  * DiracNet's parameterisation of a 3×3 conv: Ŵ = diag(a)·I + diag(b)·W_norm, with W_norm the kernel
@@ -102,60 +103,6 @@ export class DiracConv2d extends Module {
   }
 }
 
-/** Σ_branches chain(x) → optional post-addition BN → ReLU. */
-export class BranchBlock extends Module {
-  readonly variant: string;
-  /** output channels */
-  readonly channels: number;
-  readonly inChannels: number;
-  readonly stride: number;
-  readonly branches: Module[][];
-  readonly postBN: BatchNorm2d | null;
-  private readonly nonlinearity = new ReLU();
-
-  constructor(variant: string, channels: number, branches: Module[][], postBN: BatchNorm2d | null, shape: { inChannels?: number; stride?: number } = {}) {
-    super();
-    this.variant = variant;
-    this.channels = channels;
-    this.inChannels = shape.inChannels ?? channels;
-    this.stride = shape.stride ?? 1;
-    this.branches = branches;
-    this.postBN = postBN;
-  }
-
-  override children(): [string, Module][] {
-    const c: [string, Module][] = [];
-    this.branches.forEach((chain, i) => chain.forEach((m, j) => c.push([`branch${i}.${j}`, m])));
-    if (this.postBN !== null) c.push(['post_bn', this.postBN]);
-    return c;
-  }
-
-  forward(x: Tensor): Tensor {
-    let sum: Tensor | null = null;
-    for (const chain of this.branches) {
-      let h = x;
-      for (const m of chain) h = m.forward(h);
-      if (sum === null) sum = h.clone(); // stages may keep their outputs for backward (ReLU does)
-      else for (let i = 0; i < sum.size; i++) sum.data[i] += h.data[i];
-    }
-    const z = this.postBN === null ? sum! : this.postBN.forward(sum!);
-    return this.nonlinearity.forward(z);
-  }
-
-  backward(dy: Tensor): Tensor {
-    let d = this.nonlinearity.backward(dy);
-    if (this.postBN !== null) d = this.postBN.backward(d);
-    let dx: Tensor | null = null; // the input's shape: a stage's first block changes it
-    for (const chain of this.branches) {
-      let g = d;
-      for (let j = chain.length - 1; j >= 0; j--) g = chain[j].backward(g);
-      if (dx === null) dx = g === d ? g.clone() : g;
-      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];
-    }
-    return dx!;
-  }
-}
-
 /** The block designs of the RepVGG paper's Table 6, by the paper's names. */
 export const VARIANTS = ['RepVGG', 'Identity w/o BN', 'Post-addition BN', '+ReLU in branch', 'DiracNet', 'Trivial Re-param', 'ACB'] as const;
 export type VariantName = (typeof VARIANTS)[number];
@@ -185,7 +132,7 @@ export function variantBlock(name: VariantName, channels: number, opts: VariantB
   const bn = () => new BatchNorm2d(channels, { dtype });
   const dirac = (trivial: boolean) => new DiracConv2d(channels, { trivial, dtype, rng, inChannels, stride });
   const withIdentity = (branches: Module[][], id: Module[]) => (identity ? [...branches, id] : branches);
-  const shape = { inChannels, stride };
+  const shape = { inChannels, stride, groups: name === 'DiracNet' || name === 'Trivial Re-param' ? 1 : groups };
   switch (name) {
     case 'RepVGG':
       return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1), bn()]], [bn()]), null, shape);

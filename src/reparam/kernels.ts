@@ -98,35 +98,47 @@ export function sumBranches(branches: readonly KernelBias[], dtype: DType = bran
 }
 
 /**
- * A 1×1 conv (D ← C) followed by a k×k conv (E ← D), both groups = 1, the k×k one unpadded:
+ * A 1×1 conv (D ← C) followed by a k×k conv (E ← D), both with `groups` groups, the k×k one unpadded:
  *   K2 ⊛ (K1·x + b1) + b2 = (K2 ∘ K1) ⊛ x + (b2 + Σ_{d,taps} K2[e,d]·b1[d])
- *   with (K2 ∘ K1)[e, c, i, j] = Σ_d K2[e, d, i, j]·K1[d, c]
+ *   with (K2 ∘ K1)[e, c, i, j] = Σ_d K2[e, d, i, j]·K1[d, c], d and c in e's group
  * (With zero padding on the k×k conv the border would see 0 instead of b1; this merge is exact for
- * the unpadded case, or when b1 = 0.)
+ * the unpadded case, or when the border holds the first conv's value at 0, as DBB's BNAndPad does.)
  */
-export function mergeSequential1x1kxk(first: KernelBias, second: KernelBias, dtype: DType = second.kernel.dtype): KernelBias {
-  const [D, C, h1, w1] = first.kernel.shape;
-  const [E, D2, kh, kw] = second.kernel.shape;
-  if (h1 !== 1 || w1 !== 1 || D2 !== D) {
-    throw new Error(`mergeSequential1x1kxk: expected a (D, C, 1, 1) kernel then an (E, D, k, k) one, got ${fmtShape(first.kernel.shape)} and ${fmtShape(second.kernel.shape)}`);
+export function mergeSequential1x1kxk(first: KernelBias, second: KernelBias, dtype: DType = second.kernel.dtype, groups = 1): KernelBias {
+  const [D, Cg, h1, w1] = first.kernel.shape;
+  const [E, Dg, kh, kw] = second.kernel.shape;
+  if (h1 !== 1 || w1 !== 1 || Dg * groups !== D || D % groups !== 0 || E % groups !== 0) {
+    throw new Error(`mergeSequential1x1kxk: expected a (D, C/g, 1, 1) kernel then an (E, D/g, k, k) one with g = ${groups}, got ${fmtShape(first.kernel.shape)} and ${fmtShape(second.kernel.shape)}`);
   }
-  const T = kh * kw;
-  const k = allocArray(dtype, E * C * T);
+  const T = kh * kw, Eg = E / groups;
+  const k = allocArray(dtype, E * Cg * T);
   const b = allocArray(dtype, E);
-  const K1 = first.kernel.data, K2 = second.kernel.data;
+  const K1 = first.kernel.data, K2 = second.kernel.data, b1 = first.bias.data;
   for (let e = 0; e < E; e++) {
+    const d0 = Math.floor(e / Eg) * Dg; // the first channel of e's group
     let be = second.bias.data[e];
-    for (let d = 0; d < D; d++) {
-      const k2 = (e * D + d) * T;
+    for (let dl = 0; dl < Dg; dl++) {
+      const k2 = (e * Dg + dl) * T, k1 = (d0 + dl) * Cg;
       for (let t = 0; t < T; t++) {
         const w = K2[k2 + t];
-        be += w * first.bias.data[d];
-        for (let c = 0; c < C; c++) k[(e * C + c) * T + t] += w * K1[d * C + c];
+        be += w * b1[d0 + dl];
+        for (let c = 0; c < Cg; c++) k[(e * Cg + c) * T + t] += w * K1[k1 + c];
       }
     }
     b[e] = be;
   }
-  return { kernel: new Tensor(k, [E, C, kh, kw]), bias: new Tensor(b, [E]) };
+  return { kernel: new Tensor(k, [E, Cg, kh, kw]), bias: new Tensor(b, [E]) };
+}
+
+/**
+ * AvgPool2d(k) (zeros of the padding counted) as a conv kernel (C, C/g, k, k): channel i reads its
+ * own input channel (in-group index i mod C/g, as identityKernel) with weight 1/k² on every tap.
+ */
+export function avgPoolKernel(channels: number, groups: number, k: number, dtype: DType = 'float64'): Tensor {
+  const id = identityKernel(channels, groups, dtype, 1);
+  const out = allocArray(dtype, id.size * k * k);
+  for (let i = 0; i < id.size; i++) if (id.data[i] !== 0) out.fill(1 / (k * k), i * k * k, (i + 1) * k * k);
+  return new Tensor(out, [channels, channels / groups, k, k]);
 }
 
 /** Cast a fused branch to a dtype (float64 → float32 rounds once, to nearest). */

@@ -7,15 +7,8 @@ import type { DType } from '../tensor/tensor.js';
 import type { BatchNorm2d, Linear } from '../nn/layers.js';
 import { type ConvBN, RepVGG, type RepVGGBlock } from '../nn/repvgg.js';
 import type { RepVGGPlan } from '../nn/config.js';
-import { type BNStats, type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
-
-/** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
-export function bnStats(bn: BatchNorm2d, where: string): BNStats {
-  if (bn.training) {
-    throw new Error(`${where}: a BatchNorm in training mode cannot be fused (its output depends on the batch statistics); call eval() first`);
-  }
-  return { gamma: bn.weight.data, beta: bn.bias.data, mean: bn.runningMean, variance: bn.runningVar, eps: bn.eps };
-}
+import { bnStats, fuseLinearBranches } from './fuse.js';
+import { type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
 
 // conv (no bias) → BN
 export function fuseConvBNBranch(branch: ConvBN, where: string): KernelBias {
@@ -50,7 +43,7 @@ export function convert(model: RepVGG, opts: { dtype?: DType } = {}): RepVGG {
   if (model.training) throw new Error('convert: the model is in training mode; its BatchNorms use batch statistics and cannot be fused (call model.eval() first)');
   const names = model.children().filter(([n]) => n.startsWith('stage')).map(([n]) => n);
   const src = model.blocks();
-  return deployModel(model.plan, opts.dtype ?? model.dtype, (i) => fuseRepVGGBlock(src[i], names[i]), model.linear);
+  return deployModel(model.plan, opts.dtype ?? model.dtype, (i) => fuseLinearBranches(src[i].linearBranches(), names[i]), model.linear);
 }
 
 /** A deploy RepVGG of `plan` in eval mode: block i is fused(i) (float64, rounded once into dtype), the classifier is `linear`'s. */

@@ -3,7 +3,8 @@
 // magnitude of every term the float computation rounds), and each has a correct backward.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { VARIANTS, type VariantName, variantBlock, type BranchBlock } from '../../src/nn/variants.js';
+import { VARIANTS, type VariantName, variantBlock } from '../../src/nn/variants.js';
+import type { BranchBlock } from '../../src/nn/branch_block.js';
 import { BatchNorm2d } from '../../src/nn/layers.js';
 import { fuseBranchBlock } from '../../src/reparam/branches.js';
 import { conv2d } from '../../src/ops/conv2d.js';

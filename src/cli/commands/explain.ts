@@ -4,7 +4,7 @@ import { RepVGGBlock } from '../../nn/repvgg.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { Rng } from '../../tensor/rng.js';
 import { fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias, type KernelBias } from '../../reparam/kernels.js';
-import { bnStats } from '../../reparam/repvgg.js';
+import { bnStats } from '../../reparam/fuse.js';
 import { conv2d } from '../../ops/conv2d.js';
 import { relu } from '../../ops/relu.js';
 

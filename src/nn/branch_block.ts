@@ -1,0 +1,166 @@
+// A re-parameterizable block, training-time and fused. Every family (RepVGG's Table 6 designs,
+// MobileOne, RepConv, QARepVGG, DBB) is the same shape:
+//   train:   y = act( SE( postBN( Σ_branches chain(x) ) ) )      chain: linear stages, empty = identity
+//   fused:   y = act( SE( conv_K(x) + b ) )
+// so one module, with the family's state-dict names, and one fuser (src/reparam/branches.ts).
+
+import type { Tensor } from '../tensor/tensor.js';
+import { Module } from './module.js';
+import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
+import type { SqueezeExcite } from './squeeze_excite.js';
+
+export type Activation = 'relu' | 'silu' | 'none';
+
+/** What the fuser needs to know of a block: its branches' stages and the fused conv's geometry. */
+export interface LinearBranches {
+  inChannels: number;
+  outChannels: number;
+  groups: number;
+  stride: number;
+  /** the fused conv: kernelSize × kernelSize, padding on each side */
+  kernelSize: number;
+  padding: number;
+  /** each branch: its named stages, applied left to right (none: the identity) */
+  branches: [string, Module][][];
+  /** a BN after the sum (before SE and the activation) */
+  post: [string, BatchNorm2d] | null;
+}
+
+export interface BranchBlockOptions {
+  inChannels?: number;
+  stride?: number;
+  groups?: number;
+  /** the fused conv's kernel size (default 3) and padding (default (kernelSize − 1)/2) */
+  kernelSize?: number;
+  padding?: number;
+  /** state-dict names: per branch, per stage (default `branch{i}.{j}`) */
+  names?: string[][];
+  postName?: string;
+  se?: SqueezeExcite | null;
+  seName?: string;
+  activation?: Activation;
+}
+
+function activationModule(a: Activation): Module {
+  return a === 'relu' ? new ReLU() : a === 'silu' ? new SiLU() : new Identity();
+}
+
+/** Σ_branches chain(x) → optional post-addition BN → optional SE → activation (default ReLU). */
+export class BranchBlock extends Module {
+  readonly variant: string;
+  /** output channels */
+  readonly channels: number;
+  readonly inChannels: number;
+  readonly stride: number;
+  readonly groups: number;
+  readonly kernelSize: number;
+  readonly padding: number;
+  readonly branches: Module[][];
+  readonly postBN: BatchNorm2d | null;
+  readonly se: SqueezeExcite | null;
+  readonly activation: Activation;
+  private readonly names: string[][];
+  private readonly postName: string;
+  readonly seName: string;
+  private readonly nonlinearity: Module;
+
+  constructor(variant: string, channels: number, branches: Module[][], postBN: BatchNorm2d | null, opts: BranchBlockOptions = {}) {
+    super();
+    this.variant = variant;
+    this.channels = channels;
+    this.inChannels = opts.inChannels ?? channels;
+    this.stride = opts.stride ?? 1;
+    this.groups = opts.groups ?? 1;
+    this.kernelSize = opts.kernelSize ?? 3;
+    this.padding = opts.padding ?? (this.kernelSize - 1) / 2;
+    this.branches = branches;
+    this.postBN = postBN;
+    this.se = opts.se ?? null;
+    this.activation = opts.activation ?? 'relu';
+    this.names = opts.names ?? branches.map((chain, i) => chain.map((_, j) => `branch${i}.${j}`));
+    this.postName = opts.postName ?? 'post_bn';
+    this.seName = opts.seName ?? 'se';
+    this.nonlinearity = activationModule(this.activation);
+  }
+
+  override children(): [string, Module][] {
+    const c: [string, Module][] = [];
+    this.branches.forEach((chain, i) => chain.forEach((m, j) => c.push([this.names[i][j], m])));
+    if (this.postBN !== null) c.push([this.postName, this.postBN]);
+    if (this.se !== null) c.push([this.seName, this.se]);
+    return c;
+  }
+
+  linearBranches(): LinearBranches {
+    return {
+      inChannels: this.inChannels, outChannels: this.channels, groups: this.groups, stride: this.stride,
+      kernelSize: this.kernelSize, padding: this.padding,
+      branches: this.branches.map((chain, i) => chain.map((m, j): [string, Module] => [this.names[i][j], m])),
+      post: this.postBN === null ? null : [this.postName, this.postBN],
+    };
+  }
+
+  // x: (N, inChannels, H, W) → y: (N, channels, Ho, Wo)
+  forward(x: Tensor): Tensor {
+    let sum: Tensor | null = null;
+    for (const chain of this.branches) {
+      let h = x;
+      for (const m of chain) h = m.forward(h);
+      if (sum === null) sum = h.clone(); // stages may keep their outputs for backward (ReLU does)
+      else for (let i = 0; i < sum.size; i++) sum.data[i] += h.data[i];
+    }
+    let z = this.postBN === null ? sum! : this.postBN.forward(sum!);
+    if (this.se !== null) z = this.se.forward(z);
+    return this.nonlinearity.forward(z);
+  }
+
+  backward(dy: Tensor): Tensor {
+    let d = this.nonlinearity.backward(dy);
+    if (this.se !== null) d = this.se.backward(d);
+    if (this.postBN !== null) d = this.postBN.backward(d);
+    let dx: Tensor | null = null; // the input's shape: a stage's first block changes it
+    for (const chain of this.branches) {
+      let g = d;
+      for (let j = chain.length - 1; j >= 0; j--) g = chain[j].backward(g);
+      if (dx === null) dx = g === d ? g.clone() : g;
+      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];
+    }
+    return dx!;
+  }
+}
+
+/** A fused block: act(SE(conv(x))) with the conv's bias; the conv's name is the family's deploy key. */
+export class FusedBlock extends Module {
+  readonly conv: Conv2d;
+  readonly se: SqueezeExcite | null;
+  readonly activation: Activation;
+  private readonly convName: string;
+  private readonly seName: string;
+  private readonly nonlinearity: Module;
+
+  constructor(conv: Conv2d, opts: { convName: string; se?: SqueezeExcite | null; seName?: string; activation: Activation }) {
+    super();
+    this.conv = conv;
+    this.se = opts.se ?? null;
+    this.activation = opts.activation;
+    this.convName = opts.convName;
+    this.seName = opts.seName ?? 'se';
+    this.nonlinearity = activationModule(this.activation);
+  }
+
+  override children(): [string, Module][] {
+    return this.se === null ? [[this.convName, this.conv]] : [[this.convName, this.conv], [this.seName, this.se]];
+  }
+
+  forward(x: Tensor): Tensor {
+    let z = this.conv.forward(x);
+    if (this.se !== null) z = this.se.forward(z);
+    return this.nonlinearity.forward(z);
+  }
+
+  backward(dy: Tensor): Tensor {
+    let d = this.nonlinearity.backward(dy);
+    if (this.se !== null) d = this.se.backward(d);
+    return this.conv.backward(d);
+  }
+}

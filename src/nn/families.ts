@@ -1,0 +1,170 @@
+// The re-parameterizable blocks people ship, each built as a BranchBlock with its public
+// implementation's state-dict names, so their checkpoints load as they are:
+//   MobileOne (apple/ml-mobileone; timm)   act(SE(Σ_k BN(conv_k×k) + BN(conv_1×1) + BN(x)))
+//   RepConv (YOLOv6, YOLOv7, Ultralytics)  act(BN(conv_k×k) + BN(conv_1×1) [+ BN(x)]), act SiLU or ReLU
+//   QARepVGG (YOLOv6)                      act(BN(BN(conv_3×3) + conv_1×1 + x))
+//   DBB (DingXiaoH/DiverseBranchBlock)     act(BN(conv_k×k) + BN(conv_1×1) + BN(avg(BNpad(conv_1×1)))
+//                                              + BN(conv_k×k(BNpad(conv_1×1))))
+//   RepVGG with SE (RepVGG-D2se)           ReLU(SE(BN(conv_3×3) + BN(conv_1×1) + BN(x)))
+// Each fuses through the one fuser into act(SE(conv_k×k(x) + b)) (src/reparam/branches.ts deployBlock).
+
+import type { DType } from '../tensor/tensor.js';
+import { Rng } from '../tensor/rng.js';
+import type { Module } from './module.js';
+import { AvgPool2d, BatchNorm2d, Conv2d } from './layers.js';
+import { type Activation, BranchBlock } from './branch_block.js';
+import { BNAndPad, IdentityConv1x1 } from './dbb_layers.js';
+import { SqueezeExcite } from './squeeze_excite.js';
+
+export interface FamilyOptions {
+  kernelSize?: number;
+  stride?: number;
+  groups?: number;
+  activation?: Activation;
+  /** BatchNorm eps (PyTorch's default 1e-5; YOLOv6/v7 and Ultralytics train with 1e-3) */
+  eps?: number;
+  dtype?: DType;
+  seed?: number;
+  rng?: Rng;
+}
+
+/** The families, their naming schemes and the key of the fused conv in each. */
+export const FAMILIES = {
+  mobileone: { names: ['official', 'timm'], deployKey: 'reparam_conv' },
+  repconv: { names: ['yolov7', 'ultralytics', 'yolov6'], deployKey: { yolov7: 'rbr_reparam', ultralytics: 'conv', yolov6: 'rbr_reparam' } },
+  qarepvgg: { names: ['yolov6'], deployKey: 'rbr_reparam' },
+  dbb: { names: ['official'], deployKey: 'dbb_reparam' },
+  repvgg: { names: ['official'], deployKey: 'rbr_reparam' },
+} as const;
+
+interface Parts {
+  cin: number;
+  cout: number;
+  k: number;
+  s: number;
+  g: number;
+  dtype: DType;
+  rng: Rng;
+  /** conv without bias; padding (k − 1)/2 unless given */
+  conv(cin: number, cout: number, k: number, padding?: number, stride?: number): Conv2d;
+  bn(channels: number): BatchNorm2d;
+  /** in = out and stride 1: an identity term exists */
+  identity: boolean;
+}
+
+function parts(cin: number, cout: number, o: FamilyOptions): Parts {
+  const k = o.kernelSize ?? 3, s = o.stride ?? 1, g = o.groups ?? 1;
+  if (k % 2 !== 1) throw new Error(`kernelSize ${k}: the families here use odd kernels (centred padding)`);
+  if (cin % g !== 0 || cout % g !== 0) throw new Error(`channels ${cin}→${cout} are not divisible by groups ${g}`);
+  const dtype = o.dtype ?? 'float32', rng = o.rng ?? new Rng(o.seed ?? 0);
+  return {
+    cin, cout, k, s, g, dtype, rng, identity: cin === cout && s === 1,
+    conv: (ci, co, kk, padding = (kk - 1) / 2, stride = s) => new Conv2d(ci, co, kk, { padding, stride, groups: g, bias: false, dtype, rng }),
+    bn: (c) => new BatchNorm2d(c, { dtype, eps: o.eps }),
+  };
+}
+
+// branches as [name, stage] chains → BranchBlock
+function block(variant: string, p: Parts, chains: [string, Module][][], o: FamilyOptions & { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; activation: Activation }): BranchBlock {
+  return new BranchBlock(variant, p.cout, chains.map((c) => c.map(([, m]) => m)), o.post?.[1] ?? null, {
+    inChannels: p.cin, stride: p.s, groups: p.g, kernelSize: p.k, padding: (p.k - 1) / 2,
+    names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, activation: o.activation,
+  });
+}
+
+/**
+ * MobileOne block (Vasu et al., 2023): `branches` k×k conv+BN branches (the paper's k), a 1×1 conv+BN
+ * "scale" branch when k > 1, a BN "skip" when in = out and stride 1. Depthwise: groups = channels;
+ * pointwise: kernelSize 1 (no scale branch). Names: 'official' (rbr_skip, rbr_conv.i, rbr_scale; the
+ * same in timm's FastViT) or 'timm' (identity, conv_kxk.i, conv_scale; timm's MobileOne/MobileCLIP).
+ */
+export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { branches?: number; se?: boolean; names?: 'official' | 'timm' } = {}): BranchBlock {
+  const p = parts(cin, cout, o);
+  const timm = (o.names ?? 'official') === 'timm';
+  const [skip, convs, scale] = timm ? ['identity', 'conv_kxk', 'conv_scale'] : ['rbr_skip', 'rbr_conv', 'rbr_scale'];
+  const chains: [string, Module][][] = [];
+  if (p.k > 1) chains.push([[`${scale}.conv`, p.conv(cin, cout, 1, 0)], [`${scale}.bn`, p.bn(cout)]]);
+  if (p.identity) chains.push([[skip, p.bn(cout)]]);
+  for (let i = 0; i < (o.branches ?? 1); i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
+  const se = o.se === true ? new SqueezeExcite(cout, Math.max(1, Math.floor(cout * 0.0625)), { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
+  return block('MobileOne', p, chains, { ...o, se, activation: o.activation ?? 'relu' });
+}
+
+/**
+ * RepConv: k×k conv+BN + 1×1 conv+BN (+ BN of x when in = out, stride 1 and `identity`), then the
+ * activation (SiLU by default, as YOLOv7 and Ultralytics; YOLOv6's RepVGGBlock uses ReLU). Names:
+ * 'yolov7' (rbr_dense.0/.1, rbr_1x1.0/.1, rbr_identity), 'ultralytics' (conv1.conv/.bn, conv2.conv/.bn,
+ * bn; its identity BN is off unless bn=True), 'yolov6' (rbr_dense.conv/.bn, …, as RepVGG). BN eps
+ * defaults to 1e-3, what these detectors train with.
+ */
+export function repConv(cin: number, cout: number, o: FamilyOptions & { names?: 'yolov7' | 'ultralytics' | 'yolov6'; identity?: boolean } = {}): BranchBlock {
+  const p = parts(cin, cout, { eps: 1e-3, ...o });
+  const names = o.names ?? 'yolov7';
+  const n = names === 'yolov7' ? ['rbr_dense.0', 'rbr_dense.1', 'rbr_1x1.0', 'rbr_1x1.1', 'rbr_identity']
+    : names === 'ultralytics' ? ['conv1.conv', 'conv1.bn', 'conv2.conv', 'conv2.bn', 'bn']
+      : ['rbr_dense.conv', 'rbr_dense.bn', 'rbr_1x1.conv', 'rbr_1x1.bn', 'rbr_identity'];
+  const chains: [string, Module][][] = [
+    [[n[0], p.conv(cin, cout, p.k)], [n[1], p.bn(cout)]],
+    [[n[2], p.conv(cin, cout, 1, 0)], [n[3], p.bn(cout)]],
+  ];
+  if (p.identity && (o.identity ?? names !== 'ultralytics')) chains.push([[n[4], p.bn(cout)]]);
+  return block('RepConv', p, chains, { ...o, activation: o.activation ?? (names === 'yolov6' ? 'relu' : 'silu') });
+}
+
+/**
+ * QARepVGG (Chu et al., 2023; YOLOv6's QARepVGGBlock): 3×3 conv+BN, a 1×1 conv without BN, the
+ * identity without BN, a BN after the sum, ReLU. The fused conv folds that BN too (YOLOv6's deploy
+ * model keeps it as a separate `bn`; folding it is exact in eval mode).
+ */
+export function qaRepVGGBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
+  const p = parts(cin, cout, { ...o, kernelSize: 3 });
+  const chains: [string, Module][][] = [
+    [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
+    [['rbr_1x1', p.conv(cin, cout, 1, 0)]],
+  ];
+  if (p.identity) chains.push([]);
+  return block('QARepVGG', p, chains, { ...o, post: ['bn', p.bn(cout)], activation: o.activation ?? 'relu' });
+}
+
+/**
+ * Diverse Branch Block (Ding et al., 2021) as DingXiaoH/DiverseBranchBlock builds it: k×k conv+BN
+ * (dbb_origin); 1×1 conv+BN (dbb_1x1, when groups < out); 1×1 conv → BNAndPad → k×k average pool → BN
+ * (dbb_avg; depthwise: the pool alone, with the padding); 1×1 (IdentityConv1x1 when the internal
+ * width is the input's) → BNAndPad → k×k conv unpadded → BN (dbb_1x1_kxk). Activation: none by default,
+ * as the public class (nonlinear=None).
+ */
+export function dbbBlock(cin: number, cout: number, o: FamilyOptions & { internalChannels?: number } = {}): BranchBlock {
+  const p = parts(cin, cout, o);
+  const pad = (p.k - 1) / 2;
+  const depthwise = p.g >= cout;
+  if (depthwise && cin !== cout) throw new Error(`dbbBlock: with groups ${p.g} ≥ out channels the average-pool branch pools the input, so in (${cin}) must equal out (${cout})`);
+  const internal = o.internalChannels ?? (depthwise ? 2 * cin : cin);
+  const chains: [string, Module][][] = [[['dbb_origin.conv', p.conv(cin, cout, p.k)], ['dbb_origin.bn', p.bn(cout)]]];
+  if (!depthwise) chains.push([['dbb_1x1.conv', p.conv(cin, cout, 1, 0)], ['dbb_1x1.bn', p.bn(cout)]]);
+  chains.push(depthwise
+    ? [['dbb_avg.avg', new AvgPool2d(p.k, { stride: p.s, padding: pad })], ['dbb_avg.avgbn', p.bn(cout)]]
+    : [['dbb_avg.conv', p.conv(cin, cout, 1, 0, 1)], ['dbb_avg.bn', new BNAndPad(cout, pad, { dtype: p.dtype, eps: o.eps })],
+      ['dbb_avg.avg', new AvgPool2d(p.k, { stride: p.s, padding: 0 })], ['dbb_avg.avgbn', p.bn(cout)]]);
+  chains.push([
+    internal === cin ? ['dbb_1x1_kxk.idconv1', new IdentityConv1x1(cin, p.g, { dtype: p.dtype })] : ['dbb_1x1_kxk.conv1', p.conv(cin, internal, 1, 0, 1)],
+    ['dbb_1x1_kxk.bn1', new BNAndPad(internal, pad, { dtype: p.dtype, eps: o.eps })],
+    ['dbb_1x1_kxk.conv2', p.conv(internal, cout, p.k, 0)],
+    ['dbb_1x1_kxk.bn2', p.bn(cout)],
+  ]);
+  return block('DBB', p, chains, { ...o, activation: o.activation ?? 'none' });
+}
+
+/**
+ * RepVGG block with squeeze-and-excitation (RepVGG-D2se): ReLU(SE(Σ branches)), SE hidden width
+ * out/16 ('se.down', 'se.up'). The SE stays after the fused conv.
+ */
+export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
+  const p = parts(cin, cout, { ...o, kernelSize: 3 });
+  const chains: [string, Module][][] = [
+    [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
+    [['rbr_1x1.conv', p.conv(cin, cout, 1, 0)], ['rbr_1x1.bn', p.bn(cout)]],
+  ];
+  if (p.identity) chains.push([['rbr_identity', p.bn(cout)]]);
+  const se = new SqueezeExcite(cout, Math.max(1, Math.floor(cout / 16)), { dtype: p.dtype, rng: p.rng, names: ['down', 'up'] });
+  return block('RepVGG-SE', p, chains, { ...o, se, activation: o.activation ?? 'relu' });
+}

@@ -1,0 +1,128 @@
+// The one fuser: a block's branches (src/nn/branch_block.ts LinearBranches) → one K×K conv with bias.
+//   stage by stage, each branch is an affine map x ↦ K ⊛ pad_p(x) + b with stride s:
+//     BN          fold:   K' = K·s, b' = β + (b − μ)·s, s = γ/√(σ²+ε)           (fuseConvBN)
+//     conv, pool  merge:  K' = K₂ ∘ K, b' = b₂ + Σ K₂·b  when K is 1×1, stride 1  (mergeSequential1x1kxk)
+//     padding     moves to the input, exact when what came before maps 0 to the border's value
+//   no stage: the identity kernel; AvgPool2d: 1/k² per tap; DiracConv2d: its Ŵ; IdentityConv1x1: W + I
+//   then Σ branches after centring each kernel in K×K (sumBranches), then the post-addition BN.
+// A nonlinearity inside a branch (ReLU, SiLU, SE) has no single conv: refused with its name.
+
+import { AvgPool2d, BatchNorm2d, Conv2d, ReLU, SiLU } from '../nn/layers.js';
+import { DiracConv2d } from '../nn/variants.js';
+import { BNAndPad, IdentityConv1x1 } from '../nn/dbb_layers.js';
+import { SqueezeExcite } from '../nn/squeeze_excite.js';
+import type { LinearBranches } from '../nn/branch_block.js';
+import type { Module } from '../nn/module.js';
+import type { Pair, Padding } from '../ops/conv2d_geometry.js';
+import { type BNStats, type KernelBias, avgPoolKernel, castKernelBias, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
+
+/** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
+export function bnStats(bn: BatchNorm2d, where: string): BNStats {
+  if (bn.training) {
+    throw new Error(`${where}: a BatchNorm in training mode cannot be fused (its output depends on the batch statistics); call eval() first`);
+  }
+  return { gamma: bn.weight.data, beta: bn.bias.data, mean: bn.runningMean, variance: bn.runningVar, eps: bn.eps };
+}
+
+/** A branch so far: y = kb.kernel ⊛ pad_pad(x) + kb.bias, with this stride and groups (float64). */
+interface Affine {
+  kb: KernelBias;
+  pad: [number, number];
+  stride: number;
+  groups: number;
+}
+
+function square(p: Pair, what: string, at: string): number {
+  if (typeof p === 'number') return p;
+  if (p[0] !== p[1]) throw new Error(`${at}: ${what} ${p[0]}×${p[1]} differs per axis; the fuser takes one value`);
+  return p[0];
+}
+
+function symmetricPadding(p: Padding, at: string): [number, number] {
+  if (p === 'valid') return [0, 0];
+  if (typeof p === 'number') return [p, p];
+  if (p !== 'same' && typeof p[0] === 'number') return [p[0], p[1] as number];
+  throw new Error(`${at}: padding ${JSON.stringify(p)} is not symmetric; only number or [h, w] padding fuses`);
+}
+
+/** A linear stage as an affine map of its own input, or null if it only rescales channels (BN). */
+function stageAffine(m: Module, channels: number, blockGroups: number, at: string): Affine {
+  if (m instanceof Conv2d) {
+    if (square(m.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
+    const k = castKernelBias(m.bias === null ? withZeroBias(m.weight.data) : { kernel: m.weight.data, bias: m.bias.data }, 'float64');
+    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups };
+  }
+  if (m instanceof IdentityConv1x1) return { kb: withZeroBias(m.actualKernel('float64')), pad: [0, 0], stride: 1, groups: m.groups };
+  if (m instanceof DiracConv2d) return { kb: withZeroBias(m.effectiveKernel('float64')), pad: [1, 1], stride: m.stride, groups: 1 };
+  if (m instanceof AvgPool2d) {
+    const { kernel, stride, padding } = m.options;
+    return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, kernel)), pad: [padding, padding], stride, groups: blockGroups };
+  }
+  if (m instanceof ReLU || m instanceof SiLU || m instanceof SqueezeExcite) {
+    throw new Error(`${at}: a ${m.constructor.name} inside a branch makes it nonlinear ('+ReLU in branch'); only linear branches can be fused into one conv`);
+  }
+  throw new Error(`${at}: cannot fuse a ${m.constructor.name}`);
+}
+
+function identityAffine(channels: number, groups: number): Affine {
+  return { kb: withZeroBias(identityKernel(channels, groups, 'float64', 1)), pad: [0, 0], stride: 1, groups };
+}
+
+// Padding what came before with p moves to its input only if it is pointwise (1×1, stride 1) and
+// maps 0 to the border's value: 0 for a conv's zero padding, BN(0) for BNAndPad (prior bias 0).
+function addPadding(acc: Affine, p: [number, number], at: string): Affine {
+  if (p[0] === 0 && p[1] === 0) return acc;
+  const [, , kh, kw] = acc.kb.kernel.shape;
+  if (kh !== 1 || kw !== 1 || acc.stride !== 1) throw new Error(`${at}: pads the output of a ${kh}×${kw}, stride ${acc.stride} stage; the border would not be a function of the input's border (only after 1×1 stride-1 stages)`);
+  if (acc.kb.bias.data.some((v) => v !== 0)) throw new Error(`${at}: pads with the value of 0 but the stages before it have a bias; the fused conv would see that bias at the border (DBB's BNAndPad pads with BN(0) for this reason)`);
+  return { ...acc, pad: [acc.pad[0] + p[0], acc.pad[1] + p[1]] };
+}
+
+/** One branch's stages as an affine map (float64), at its own kernel size and padding. */
+function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, where: string): Affine {
+  let acc: Affine | null = null; // null: the identity so far
+  let channels = lb.inChannels;
+  for (const [name, m] of stages) {
+    const at = `${where}${name}`;
+    if (m instanceof BatchNorm2d || m instanceof BNAndPad) {
+      const bn = m instanceof BNAndPad ? m.bn : m;
+      const base: Affine = acc ?? identityAffine(channels, lb.groups);
+      const padded: Affine = m instanceof BNAndPad ? addPadding(base, [m.pad, m.pad], at) : base; // BN(prior(0)) = BN(0) iff prior bias 0
+      acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64') };
+      continue;
+    }
+    const s = stageAffine(m, channels, lb.groups, at);
+    if (acc !== null) {
+      const prior = addPadding(acc, s.pad, at);
+      if (prior.kb.kernel.shape[2] !== 1 || prior.kb.kernel.shape[3] !== 1 || prior.stride !== 1) throw new Error(`${at}: follows a spatial stage; only a 1×1 stride-1 stage can precede a conv here`);
+      if (prior.groups !== s.groups) throw new Error(`${at}: groups ${s.groups} after a stage with groups ${prior.groups}; the merge needs equal groups`);
+      acc = { kb: mergeSequential1x1kxk(prior.kb, s.kb, 'float64', s.groups), pad: prior.pad, stride: s.stride, groups: s.groups };
+    } else {
+      acc = s;
+    }
+    channels = acc.kb.kernel.shape[0];
+  }
+  return acc ?? identityAffine(lb.inChannels, lb.groups);
+}
+
+// Centre a branch's kernel in the fused K×K: exact when (K − k)/2 = P − p on each axis (same centre).
+function centred(a: Affine, lb: LinearBranches, at: string): KernelBias {
+  const [F, , kh, kw] = a.kb.kernel.shape;
+  const K = lb.kernelSize, P = lb.padding;
+  if (F !== lb.outChannels || a.stride !== lb.stride || a.groups !== lb.groups) {
+    throw new Error(`${at}: gives ${F} channels, stride ${a.stride}, groups ${a.groups}; the block is ${lb.outChannels} channels, stride ${lb.stride}, groups ${lb.groups}`);
+  }
+  if (K - kh !== 2 * (P - a.pad[0]) || K - kw !== 2 * (P - a.pad[1])) {
+    throw new Error(`${at}: a ${kh}×${kw} kernel with padding ${a.pad.join('×')} is not centred like the fused ${K}×${K} conv with padding ${P}`);
+  }
+  return { kernel: padKernel(a.kb.kernel, K), bias: a.kb.bias };
+}
+
+/** The fused kernel (F, C/g, K, K) and bias of a block's branches, in float64. */
+export function fuseLinearBranches(lb: LinearBranches, where = ''): KernelBias {
+  const at = where === '' ? '' : `${where}.`;
+  const parts = lb.branches.map((stages, i) => centred(fuseChain(stages, lb, at), lb, stages.length > 0 ? `${at}${stages[0][0]}` : `${at}branch${i} (identity)`));
+  const sum = sumBranches(parts, 'float64');
+  return lb.post === null ? sum : fuseConvBN(sum, bnStats(lb.post[1], `${at}${lb.post[0]}`), 'float64');
+}
+
