@@ -22,6 +22,7 @@ export interface Fixture {
   t(key: string): Tensor;
   raw(key: string): SafeEntry;
   has(key: string): boolean;
+  keys: string[];
   meta: Record<string, unknown>;
 }
 
@@ -35,7 +36,7 @@ export function loadTorchFixture(name: string): Fixture {
     if (e === undefined) throw new Error(`fixture ${name}: no key ${key}`);
     return e;
   };
-  return { raw, t: (key) => tensorOf(raw(key), key), has: (key) => file.tensors.has(key), meta };
+  return { raw, t: (key) => tensorOf(raw(key), key), has: (key) => file.tensors.has(key), keys: [...file.tensors.keys()], meta };
 }
 
 export function maxAbsDiff(a: Tensor | ArrayLike<number>, b: Tensor | ArrayLike<number>): number {

@@ -65,7 +65,7 @@ function parts(cin: number, cout: number, o: FamilyOptions): Parts {
 }
 
 // branches as [name, stage] chains → BranchBlock
-function block(variant: string, p: Parts, chains: [string, Module][][], o: FamilyOptions & { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; activation: Activation }): BranchBlock {
+function block(variant: string, p: Parts, chains: [string, Module][][], o: { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; activation: Activation }): BranchBlock {
   return new BranchBlock(variant, p.cout, chains.map((c) => c.map(([, m]) => m)), o.post?.[1] ?? null, {
     inChannels: p.cin, stride: p.s, groups: p.g, kernelSize: p.k, padding: (p.k - 1) / 2,
     names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, activation: o.activation,
@@ -87,7 +87,7 @@ export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { b
   if (p.identity) chains.push([[skip, p.bn(cout)]]);
   for (let i = 0; i < (o.branches ?? 1); i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
   const se = o.se === true ? new SqueezeExcite(cout, Math.max(1, Math.floor(cout * 0.0625)), { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
-  return block('MobileOne', p, chains, { ...o, se, activation: o.activation ?? 'relu' });
+  return block('MobileOne', p, chains, { se, activation: o.activation ?? 'relu' });
 }
 
 /**
@@ -108,7 +108,7 @@ export function repConv(cin: number, cout: number, o: FamilyOptions & { names?: 
     [[n[2], p.conv(cin, cout, 1, 0)], [n[3], p.bn(cout)]],
   ];
   if (p.identity && (o.identity ?? names !== 'ultralytics')) chains.push([[n[4], p.bn(cout)]]);
-  return block('RepConv', p, chains, { ...o, activation: o.activation ?? (names === 'yolov6' ? 'relu' : 'silu') });
+  return block('RepConv', p, chains, { activation: o.activation ?? (names === 'yolov6' ? 'relu' : 'silu') });
 }
 
 /**
@@ -123,7 +123,7 @@ export function qaRepVGGBlock(cin: number, cout: number, o: FamilyOptions = {}):
     [['rbr_1x1', p.conv(cin, cout, 1, 0)]],
   ];
   if (p.identity) chains.push([]);
-  return block('QARepVGG', p, chains, { ...o, post: ['bn', p.bn(cout)], activation: o.activation ?? 'relu' });
+  return block('QARepVGG', p, chains, { post: ['bn', p.bn(cout)], activation: o.activation ?? 'relu' });
 }
 
 /**
@@ -151,20 +151,53 @@ export function dbbBlock(cin: number, cout: number, o: FamilyOptions & { interna
     ['dbb_1x1_kxk.conv2', p.conv(internal, cout, p.k, 0)],
     ['dbb_1x1_kxk.bn2', p.bn(cout)],
   ]);
-  return block('DBB', p, chains, { ...o, activation: o.activation ?? 'none' });
+  return block('DBB', p, chains, { activation: o.activation ?? 'none' });
 }
 
 /**
  * RepVGG block with squeeze-and-excitation (RepVGG-D2se): ReLU(SE(Σ branches)), SE hidden width
- * out/16 ('se.down', 'se.up'). The SE stays after the fused conv.
+ * out/16 ('se.down', 'se.up'). The SE stays after the fused conv. `se: false`: the plain RepVGG block.
  */
-export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
+export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions & { se?: boolean } = {}): BranchBlock {
   const p = parts(cin, cout, { ...o, kernelSize: 3 });
   const chains: [string, Module][][] = [
     [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
     [['rbr_1x1.conv', p.conv(cin, cout, 1, 0)], ['rbr_1x1.bn', p.bn(cout)]],
   ];
   if (p.identity) chains.push([['rbr_identity', p.bn(cout)]]);
-  const se = new SqueezeExcite(cout, Math.max(1, Math.floor(cout / 16)), { dtype: p.dtype, rng: p.rng, names: ['down', 'up'] });
-  return block('RepVGG-SE', p, chains, { ...o, se, activation: o.activation ?? 'relu' });
+  const se = o.se === false ? null : new SqueezeExcite(cout, Math.max(1, Math.floor(cout / 16)), { dtype: p.dtype, rng: p.rng, names: ['down', 'up'] });
+  return block(se === null ? 'RepVGG' : 'RepVGG-SE', p, chains, { se, activation: o.activation ?? 'relu' });
+}
+
+/** A family block by name, with the options as one record (the fixtures' and the CLI's form). */
+export interface FamilySpec extends Omit<FamilyOptions, 'rng'> {
+  family: keyof typeof FAMILIES;
+  in: number;
+  out: number;
+  /** MobileOne's k */
+  branches?: number;
+  se?: boolean;
+  names?: string;
+  /** RepConv: the BN of x (Ultralytics' bn=True; YOLOv7 and YOLOv6 have it whenever in = out, stride 1) */
+  identity?: boolean;
+}
+
+export function familyBlock(spec: FamilySpec): BranchBlock {
+  const { family, in: cin, out: cout } = spec;
+  const known = FAMILIES[family]?.names as readonly string[] | undefined;
+  if (known === undefined) throw new Error(`unknown block family '${String(family)}' (expected ${Object.keys(FAMILIES).join(', ')})`);
+  if (spec.names !== undefined && !known.includes(spec.names)) throw new Error(`${family}: unknown names '${spec.names}' (expected ${known.join(', ')})`);
+  switch (family) {
+    case 'mobileone': return mobileOneBlock(cin, cout, { ...spec, names: spec.names as 'official' | 'timm' | undefined });
+    case 'repconv': return repConv(cin, cout, { ...spec, names: spec.names as 'yolov7' | 'ultralytics' | 'yolov6' | undefined });
+    case 'qarepvgg': return qaRepVGGBlock(cin, cout, spec);
+    case 'dbb': return dbbBlock(cin, cout, spec);
+    case 'repvgg': return repvggSEBlock(cin, cout, spec);
+  }
+}
+
+/** The state-dict name of the fused conv in the family's deploy form. */
+export function deployKey(spec: Pick<FamilySpec, 'family' | 'names'>): string {
+  const k = FAMILIES[spec.family].deployKey;
+  return typeof k === 'string' ? k : k[(spec.names ?? 'yolov7') as keyof typeof k];
 }

@@ -1,0 +1,134 @@
+// The re-parameterization families against PyTorch (fixtures/make_family_fixtures.py): each public
+// block's state dict loads under its own names; eval and training forward, backward, running
+// statistics, the fused conv (against that repository's own fusion) and the deploy block agree.
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { Tensor, type DType } from '../../src/tensor/tensor.js';
+import type { SafeEntry } from '../../src/io/safetensors.js';
+import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
+import { type FamilySpec, deployKey, familyBlock } from '../../src/nn/families.js';
+import type { BranchBlock } from '../../src/nn/branch_block.js';
+import { Conv2d } from '../../src/nn/layers.js';
+import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
+import { U32, firstViolation, fixturePath, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+
+const manifest = JSON.parse(readFileSync(fixturePath('families/manifest.json'), 'utf8')) as { cases: { name: string; options: FamilySpec }[] };
+
+function build(name: string, dtype: DType): { block: BranchBlock; spec: FamilySpec; fx: ReturnType<typeof loadTorchFixture> } {
+  const fx = loadTorchFixture(`families/${name}`);
+  const spec = fx.meta.options as FamilySpec;
+  const block = familyBlock({ ...spec, dtype });
+  const state = new Map<string, SafeEntry>();
+  for (const key of fx.keys) if (key.startsWith('state.')) state.set(key.slice('state.'.length), fx.raw(key));
+  loadStateDict(block, state); // strict: a key missing on either side throws
+  return { block, spec, fx };
+}
+
+/**
+ * An upper bound S on the magnitude of every term summed for each output: the same block in float64
+ * on |x| with every weight, γ and β replaced by its absolute value and μ by −|μ| (so BN computes
+ * (|z| + |μ|)·|γ|/√(σ²+ε) + |β|), no SE (its gate is in (0, 1)) and no activation (|act(z)| ≤ |z|).
+ */
+function magnitude(spec: FamilySpec, block: BranchBlock, x: Tensor): Tensor {
+  const m = familyBlock({ ...spec, se: false, activation: 'none', dtype: 'float64' });
+  const src = stateDict(block), abs = new Map<string, SafeEntry>();
+  for (const key of stateDict(m).keys()) {
+    const e = src.get(key)!;
+    const data = e.dtype === 'I64' ? e.data : Float64Array.from(e.data as Float32Array, (v) => (key.endsWith('running_mean') ? -Math.abs(v) : Math.abs(v)));
+    abs.set(key, { ...e, dtype: e.dtype === 'I64' ? 'I64' : 'F64', data } as SafeEntry);
+  }
+  loadStateDict(m, abs);
+  return m.eval().forward(new Tensor(Float64Array.from(x.data, Math.abs), x.shape));
+}
+
+/** Rounded operations on the longest path to an output: every stage's terms (conv C/g·k², BN 3, pool k²), the branch sum, SE and activation. */
+function termsPerOutput(block: BranchBlock, x: Tensor): number {
+  let n = block.branches.length + 8;
+  for (const chain of block.branches) {
+    for (const m of chain) n += m instanceof Conv2d ? m.weight.data.size / m.weight.data.shape[0] : 9 * 3;
+  }
+  if (block.se !== null) n += x.shape[2] * x.shape[3] + block.channels + 8; // the gate's pooled mean and 1×1 convs
+  return n;
+}
+
+describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) => {
+  it('loads the public state dict, strictly, in float32 and float64; writes the same keys back', () => {
+    const { block, fx } = build(name, 'float32');
+    expect([...stateDict(block).keys()].sort()).toEqual(fx.keys.filter((k) => k.startsWith('state.')).map((k) => k.slice(6)).sort());
+    expect(() => build(name, 'float64')).not.toThrow();
+  });
+
+  it('eval and deploy forward: float64 to 1e-12, float32 within γ_n·S of the float64 values', () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      const { block, spec, fx } = build(name, dtype);
+      const s = '@f64';
+      const x = fx.t('x').to(dtype);
+      block.eval();
+      const y = block.forward(x);
+      const deploy = deployBlock(block, deployKey(spec));
+      const yd = deploy.forward(x);
+      if (dtype === 'float64') {
+        // float64: both sides compute the same real numbers with u = 2⁻⁵³ in a few dozen operations
+        for (const [got, key] of [[y, 'y_eval'], [yd, 'y_fused'], [yd, 'y_eval']] as const) {
+          expect(maxAbsDiff(got, fx.t(key + s)), key).toBeLessThanOrEqual(1e-12 * maxAbs(fx.t(key + s)));
+        }
+      } else {
+        // float32: |ŷ − y| ≤ γ_n·S per output (any summation order), n the terms on its longest path
+        const S = magnitude(spec, block, x), n = termsPerOutput(block, x);
+        const g = (n * U32) / (1 - n * U32);
+        expect(firstViolation(y, fx.t('y_eval' + s), (i) => g * S.data[i] + 1e-30)).toBeNull();
+        // the deploy conv: weights rounded once (u·|K|), then Cg·k² + 2 terms: within the same γ_n·S
+        expect(firstViolation(yd, fx.t('y_eval' + s), (i) => 2 * g * S.data[i] + 1e-30)).toBeNull();
+      }
+    }
+  });
+
+  it("the fused conv equals the public repository's own fusion (float64, 1e-12)", () => {
+    const { block, fx } = build(name, 'float32');
+    const f = fuseBranchBlock(block.eval());
+    // our float64 fuser on the float32 parameters computes what PyTorch's float64 run did on them
+    expect(maxAbsDiff(f.kernel, fx.t('fused.weight@f64'))).toBeLessThanOrEqual(1e-12 * maxAbs(fx.t('fused.weight@f64')));
+    expect(maxAbsDiff(f.bias, fx.t('fused.bias@f64'))).toBeLessThanOrEqual(1e-12 * maxAbs(fx.t('fused.bias@f64')));
+  });
+
+  it('training step: output, dx, every parameter gradient and the running statistics', () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      const { block, fx } = build(name, dtype);
+      // Compared with PyTorch's float64 run on the same float32 values (the exact result to ~1e-15).
+      // float64: 1e-12 relative (the issue's contract). float32: 1e-4 of the block's largest gradient
+      // (the whole-model fixtures' tolerance, fixtures/README.md): ~100 rounded terms × u ≈ 6e-6, times
+      // BN's 1/σ_batch amplification on a batch of 2 (≤ 10 here). The scale is the block's, not each
+      // tensor's: every gradient sums products of the same dy, x̂ and weights, and cancellation can
+      // make one tensor's exact value tiny (a bias before a training-mode BN has gradient exactly 0).
+      const tol = dtype === 'float64' ? 1e-12 : 1e-4;
+      const ref = (key: string) => fx.t(`${key}@f64`);
+      block.train();
+      const y = block.forward(fx.t('x').to(dtype));
+      expect(maxAbsDiff(y, ref('y_train')), 'y_train').toBeLessThanOrEqual(tol * maxAbs(ref('y_train')));
+      block.zeroGrad();
+      const dx = block.backward(fx.t('dy').to(dtype));
+      const grads: [string, Tensor][] = [['dx', dx], ...block.namedParameters().map(([k, p]): [string, Tensor] => [`grad.${k}`, p.grad])];
+      const scale = Math.max(...grads.map(([k]) => maxAbs(ref(k))));
+      for (const [k, g] of grads) expect(maxAbsDiff(g, ref(k)), k).toBeLessThanOrEqual(tol * scale);
+      for (const [key, b] of block.namedBuffers()) {
+        if (b.kind !== 'tensor') continue;
+        expect(maxAbsDiff(b.value, ref(`after.${key}`)), key).toBeLessThanOrEqual(tol * maxAbs(ref(`after.${key}`)));
+      }
+    }
+  });
+});
+
+describe('SE is kept after the fused conv', () => {
+  for (const name of manifest.cases.filter((c) => c.options.se === true).map((c) => c.name)) {
+    it(`${name}: dropping the SE (as MMPretrain's RepVGG-D2se deploy path does) is caught`, () => {
+      const { block, spec, fx } = build(name, 'float64');
+      const kept = deployBlock(block.eval(), deployKey(spec));
+      expect([...stateDict(kept).keys()].some((k) => k.startsWith('se.'))).toBe(true);
+      const ref = fx.t('y_eval@f64');
+      expect(maxAbsDiff(kept.forward(fx.t('x').to('float64')), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
+      const dropped = new (kept.constructor as typeof import('../../src/nn/branch_block.js').FusedBlock)(kept.conv, { convName: deployKey(spec), activation: kept.activation });
+      // the gate is σ(·) ∈ (0, 1) per channel: without it the outputs are off by a visible fraction
+      expect(maxAbsDiff(dropped.eval().forward(fx.t('x').to('float64')), ref)).toBeGreaterThan(0.05 * maxAbs(ref));
+    });
+  }
+});
