@@ -62,6 +62,14 @@ const MUTANTS = [
   ['fuser', 'identity kernel ignores groups', 'src/reparam/kernels.ts', 'for (let i = 0; i < channels; i++) k[(i * Cg + (i % Cg)) * size * size + c * size + c] = 1;', 'for (let i = 0; i < channels; i++) k[(i * Cg + (i % channels) % Cg) * size * size + c * size + c] = i < Cg ? 1 : 0;', ['test/reparam']],
   ['fuser', 'sumBranches drops the biases', 'src/reparam/kernels.ts', 'for (let i = 0; i < b.length; i++) b[i] += bb[i];', '', ['test/reparam']],
   ['fuser', 'the 1×1 branch bias left out', 'src/reparam/repvgg.ts', 'branches.push({ kernel: padKernel(k1.kernel, 3), bias: k1.bias });', 'branches.push({ kernel: padKernel(k1.kernel, 3), bias: withZeroBias(k1.kernel).bias });', ['test/reparam']],
+  ['families', 'grouped 1×1→k×k merge reads group 0 for every output', 'src/reparam/kernels.ts', 'const d0 = Math.floor(e / Eg) * Dg;', 'const d0 = 0;', ['test/reparam/fuse.test.ts', 'test/nn/families.test.ts']],
+  ['families', 'average pool as a kernel divides by k, not k²', 'src/reparam/kernels.ts', 'out.fill(1 / (k * k), i * k * k', 'out.fill(1 / k, i * k * k', ['test/reparam/fuse.test.ts', 'test/nn/families.test.ts']],
+  ['families', "padding not moved to the input (DBB's BN-valued border)", 'src/reparam/fuse.ts', 'return { ...acc, pad: [acc.pad[0] + p[0], acc.pad[1] + p[1]] };', 'return acc;', ['test/reparam/fuse.test.ts']],
+  ['families', 'BNAndPad fills its border with 0, not BN(0)', 'src/nn/dbb_layers.ts', 'y.fill(v[c], yo, yo + Hp * Wp);', 'y.fill(0, yo, yo + Hp * Wp);', ['test/nn/families.test.ts']],
+  ['families', 'IdentityConv1x1 forgets the identity', 'src/nn/dbb_layers.ts', 'k.data[i] += this.weight.data.data[i];', 'k.data[i] = this.weight.data.data[i];', ['test/nn/families.test.ts']],
+  ['families', 'SiLU backward as σ(x) only', 'src/ops/sigmoid.ts', 'dx[i] = g[i] * s * (1 + xd[i] * (1 - s));', 'dx[i] = g[i] * s;', ['test/nn/families.test.ts']],
+  ['families', 'SE backward loses the direct term dy·s', 'src/nn/squeeze_excite.ts', 'for (let i = nc * P; i < (nc + 1) * P; i++) dx.data[i] += dy.data[i] * v;', '', ['test/nn/families.test.ts']],
+  ['families', 'the deploy block drops the SE', 'src/reparam/branches.ts', 'const se = block.se === null ? null : block.se.copy();', 'const se = null;', ['test/reparam/fuse.test.ts', 'test/nn/families.test.ts']],
   // I/O
   ['io', 'dialect: timm BNs swapped between branches', 'src/io/dialects.ts', "{ official: 'rbr_1x1.bn', timm: 'conv_1x1.bn', mmpretrain: 'branch_1x1.norm' },", "{ official: 'rbr_1x1.bn', timm: 'conv_kxk.bn', mmpretrain: 'branch_1x1.norm' },", ['test/io']],
   ['io', 'dialect: timm stages numbered from 1', 'src/io/dialects.ts', "head: 'head.fc.', stageFirst: 0 },", "head: 'head.fc.', stageFirst: 1 },", ['test/io']],
@@ -79,7 +87,7 @@ const MUTANTS = [
   // the paper's ablations
   ['nn', 'Residual Reorg: backward forgets the shortcut', 'src/nn/residual_reorg.ts', 'for (let i = 0; i < out.size; i++) out.data[i] += ds.data[i];', 'for (let i = 0; i < out.size; i++) out.data[i] += 0 * ds.data[i];', ['test/nn']],
   ['nn', 'Residual Reorg: no ReLU between the two convs', 'src/nn/residual_reorg.ts', 'const main = this.conv2.forward(this.act1.forward(this.conv1.forward(x)));', 'const main = this.conv2.forward(this.conv1.forward(x));', ['test/nn']],
-  ['nn', 'variant block backward drops an element of a later branch', 'src/nn/variants.ts', '      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];', '      else for (let i = 0; i < dx.size - 1; i++) dx.data[i] += g.data[i];', ['test/nn', 'test/reparam']],
+  ['nn', 'variant block backward drops an element of a later branch', 'src/nn/branch_block.ts', '      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];', '      else for (let i = 0; i < dx.size - 1; i++) dx.data[i] += g.data[i];', ['test/nn', 'test/reparam']],
   ['nn', 'DiracNet adds an identity to a stride-2 layer', 'src/nn/variants.ts', 'this.identity = inChannels === channels && this.stride === 1;', 'this.identity = inChannels === channels;', ['test/reparam/variants.test.ts']],
   ['cli', 'ablate: population instead of sample standard deviation', 'src/cli/commands/ablate.ts', 'Math.sqrt(ss / (v.length - 1))', 'Math.sqrt(ss / v.length)', ['test/cli/demo.test.ts']],
   // faults

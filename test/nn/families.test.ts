@@ -8,9 +8,9 @@ import type { SafeEntry } from '../../src/io/safetensors.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
 import { type FamilySpec, deployKey, familyBlock } from '../../src/nn/families.js';
 import type { BranchBlock } from '../../src/nn/branch_block.js';
-import { Conv2d } from '../../src/nn/layers.js';
 import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
 import { U32, firstViolation, fixturePath, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { familyMagnitude, familyTerms } from '../reparam/helpers.js';
 
 const manifest = JSON.parse(readFileSync(fixturePath('families/manifest.json'), 'utf8')) as { cases: { name: string; options: FamilySpec }[] };
 
@@ -22,33 +22,6 @@ function build(name: string, dtype: DType): { block: BranchBlock; spec: FamilySp
   for (const key of fx.keys) if (key.startsWith('state.')) state.set(key.slice('state.'.length), fx.raw(key));
   loadStateDict(block, state); // strict: a key missing on either side throws
   return { block, spec, fx };
-}
-
-/**
- * An upper bound S on the magnitude of every term summed for each output: the same block in float64
- * on |x| with every weight, γ and β replaced by its absolute value and μ by −|μ| (so BN computes
- * (|z| + |μ|)·|γ|/√(σ²+ε) + |β|), no SE (its gate is in (0, 1)) and no activation (|act(z)| ≤ |z|).
- */
-function magnitude(spec: FamilySpec, block: BranchBlock, x: Tensor): Tensor {
-  const m = familyBlock({ ...spec, se: false, activation: 'none', dtype: 'float64' });
-  const src = stateDict(block), abs = new Map<string, SafeEntry>();
-  for (const key of stateDict(m).keys()) {
-    const e = src.get(key)!;
-    const data = e.dtype === 'I64' ? e.data : Float64Array.from(e.data as Float32Array, (v) => (key.endsWith('running_mean') ? -Math.abs(v) : Math.abs(v)));
-    abs.set(key, { ...e, dtype: e.dtype === 'I64' ? 'I64' : 'F64', data } as SafeEntry);
-  }
-  loadStateDict(m, abs);
-  return m.eval().forward(new Tensor(Float64Array.from(x.data, Math.abs), x.shape));
-}
-
-/** Rounded operations on the longest path to an output: every stage's terms (conv C/g·k², BN 3, pool k²), the branch sum, SE and activation. */
-function termsPerOutput(block: BranchBlock, x: Tensor): number {
-  let n = block.branches.length + 8;
-  for (const chain of block.branches) {
-    for (const m of chain) n += m instanceof Conv2d ? m.weight.data.size / m.weight.data.shape[0] : 9 * 3;
-  }
-  if (block.se !== null) n += x.shape[2] * x.shape[3] + block.channels + 8; // the gate's pooled mean and 1×1 convs
-  return n;
 }
 
 describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) => {
@@ -74,7 +47,7 @@ describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) =>
         }
       } else {
         // float32: |ŷ − y| ≤ γ_n·S per output (any summation order), n the terms on its longest path
-        const S = magnitude(spec, block, x), n = termsPerOutput(block, x);
+        const S = familyMagnitude(spec, block, x), n = familyTerms(block, x);
         const g = (n * U32) / (1 - n * U32);
         expect(firstViolation(y, fx.t('y_eval' + s), (i) => g * S.data[i] + 1e-30)).toBeNull();
         // the deploy conv: weights rounded once (u·|K|), then Cg·k² + 2 terms: within the same γ_n·S

@@ -8,7 +8,10 @@ import { convert } from '../../src/reparam/repvgg.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
 import { expect } from 'vitest';
 import { maxAbs, maxAbsDiff } from '../helpers.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import type { SafeEntry } from '../../src/io/safetensors.js';
+import { type FamilySpec, familyBlock } from '../../src/nn/families.js';
+import type { BranchBlock } from '../../src/nn/branch_block.js';
 
 /** Visit every BatchNorm2d below m. */
 export function batchNorms(m: Module): BatchNorm2d[] {
@@ -77,5 +80,33 @@ export function checkModel(cfg: RepVGGConfig, seed: number, size: number, N = 2,
   const d32 = convert(m32).forward(x32);
   expect(maxAbsDiff(t32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
   expect(maxAbsDiff(d32, ref)).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
+}
+
+
+/**
+ * An upper bound S on the magnitude of every term summed for each output: the same block in float64
+ * on |x| with every weight, γ and β replaced by its absolute value and μ by −|μ| (so BN computes
+ * (|z| + |μ|)·|γ|/√(σ²+ε) + |β|), no SE (its gate is in (0, 1)) and no activation (|act(z)| ≤ |z|).
+ */
+export function familyMagnitude(spec: FamilySpec, block: BranchBlock, x: Tensor): Tensor {
+  const m = familyBlock({ ...spec, se: false, activation: 'none', dtype: 'float64' });
+  const src = stateDict(block), abs = new Map<string, SafeEntry>();
+  for (const key of stateDict(m).keys()) {
+    const e = src.get(key)!;
+    const data = e.dtype === 'I64' ? e.data : Float64Array.from(e.data as Float32Array, (v) => (key.endsWith('running_mean') ? -Math.abs(v) : Math.abs(v)));
+    abs.set(key, { ...e, dtype: e.dtype === 'I64' ? 'I64' : 'F64', data } as SafeEntry);
+  }
+  loadStateDict(m, abs);
+  return m.eval().forward(new Tensor(Float64Array.from(x.data, Math.abs), x.shape));
+}
+
+/** Rounded operations on the longest path to an output: every stage's terms (conv C/g·k², BN 3, pool k²), the branch sum, SE and activation. */
+export function familyTerms(block: BranchBlock, x: Tensor): number {
+  let n = block.branches.length + 8;
+  for (const chain of block.branches) {
+    for (const m of chain) n += m instanceof Conv2d ? m.weight.data.size / m.weight.data.shape[0] : 9 * 3;
+  }
+  if (block.se !== null) n += x.shape[2] * x.shape[3] + block.channels + 8; // the gate's pooled mean and 1×1 convs
+  return n;
 }
 

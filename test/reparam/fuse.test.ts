@@ -1,0 +1,103 @@
+// The one fuser over every family: for random shapes, groups, strides, kernel sizes, eps and BN
+// statistics, the deploy block computes the training-time block's eval function (float64 to 1e-12
+// of the magnitude S, float32 within 2γ_n·S: each side within γ_n·S of the exact value, S and n as in
+// test/nn/families.test.ts). And what cannot be one conv is refused, naming the stage.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { type FamilySpec, deployKey, familyBlock } from '../../src/nn/families.js';
+import { BranchBlock } from '../../src/nn/branch_block.js';
+import { BatchNorm2d, Conv2d, SiLU } from '../../src/nn/layers.js';
+import { IdentityConv1x1 } from '../../src/nn/dbb_layers.js';
+import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { U32, maxAbs, maxAbsDiff } from '../helpers.js';
+import { familyMagnitude, familyTerms, pinIm2col, randomizeBN, worstRatio } from './helpers.js';
+import type { Module } from '../../src/nn/module.js';
+
+function randomizeIdentityConvs(m: Module, rng: Rng): void {
+  if (m instanceof IdentityConv1x1) for (let i = 0; i < m.weight.data.size; i++) m.weight.data.data[i] = (rng.next() - 0.5) * 0.4;
+  for (const [, c] of m.children()) randomizeIdentityConvs(c, rng);
+}
+
+// A random valid spec of each family: groups 1, 2 or depthwise; stride 1 or 2; in = out or not.
+const specArb = fc.record({
+  family: fc.constantFrom('mobileone', 'repconv', 'qarepvgg', 'dbb', 'repvgg'),
+  cg: fc.integer({ min: 1, max: 3 }), groupsKind: fc.constantFrom('one', 'two', 'depthwise'), stride: fc.constantFrom(1, 2), widen: fc.boolean(),
+  k: fc.constantFrom(1, 3, 5), branches: fc.integer({ min: 1, max: 3 }), se: fc.boolean(), eps: fc.constantFrom(1e-5, 1e-3, 0.1),
+  names: fc.integer({ min: 0, max: 2 }), activation: fc.constantFrom('relu', 'silu', 'none'),
+}).map((r): FamilySpec => {
+  const depthwise = r.groupsKind === 'depthwise' && (r.family === 'mobileone' || r.family === 'dbb');
+  const groups = depthwise ? 2 * r.cg : r.groupsKind === 'two' ? 2 : 1;
+  const cin = r.cg * groups, cout = depthwise ? cin : (r.widen ? r.cg + 1 : r.cg) * groups;
+  const k = r.family === 'mobileone' ? r.k : r.family === 'dbb' ? (r.k === 1 ? 3 : r.k) : 3;
+  const names = { mobileone: ['official', 'timm'], repconv: ['yolov7', 'ultralytics', 'yolov6'], qarepvgg: ['yolov6'], dbb: ['official'], repvgg: ['official'] }[r.family];
+  return {
+    family: r.family, in: cin, out: cout, kernelSize: k, stride: r.stride, groups, eps: r.eps, branches: r.branches,
+    se: r.family === 'repvgg' || r.family === 'mobileone' ? r.se && cout >= 1 : undefined,
+    names: names[r.names % names.length], activation: r.activation as FamilySpec['activation'], identity: true,
+  };
+});
+
+describe('every family fuses to one conv (property)', () => {
+  it('deploy block = training-time block in eval mode, float64 and float32', () => {
+    fc.assert(fc.property(specArb, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 1 << 30 }),
+      (spec, N, H, W, seed) => {
+        for (const dtype of ['float64', 'float32'] as const) {
+          const block = familyBlock({ ...spec, dtype, seed });
+          randomizeBN(block, seed + 1);
+          randomizeIdentityConvs(block, new Rng(seed + 3));
+          pinIm2col(block).eval();
+          const x = uniform([N, spec.in, H, W], new Rng(seed + 2), -1, 1, dtype);
+          const y = block.forward(x);
+          const deploy = pinIm2col(deployBlock(block, deployKey(spec)));
+          const yd = deploy.forward(x);
+          const S = familyMagnitude(spec, block, x);
+          if (dtype === 'float64') {
+            expect(maxAbsDiff(yd, y)).toBeLessThanOrEqual(1e-12 * maxAbs(S));
+          } else {
+            const n = familyTerms(block, x), g = (n * U32) / (1 - n * U32);
+            expect(worstRatio(yd, y, (i) => 2 * g * S.data[i] + 1e-30)).toBeLessThanOrEqual(1);
+          }
+        }
+      }), { numRuns: 60 });
+  });
+});
+
+describe('the fuser refuses what is not one conv, naming the stage', () => {
+  const rng = () => new Rng(1);
+  const conv = (cin: number, cout: number, k: number, padding: number, bias = false) => new Conv2d(cin, cout, k, { padding, bias, rng: rng() });
+  const blockOf = (branches: [string, Module][][], opts = {}) =>
+    new BranchBlock('test', 2, branches.map((b) => b.map(([, m]) => m)), null, { names: branches.map((b) => b.map(([n]) => n)), ...opts }).eval();
+
+  it('a 1×1 conv without bias, then a padded 3×3 conv fuses (the sequential merge the old fuser never reached)', () => {
+    const block = blockOf([[['first', conv(2, 2, 1, 0)], ['second', conv(2, 2, 3, 1, true)]]], { activation: 'none' });
+    const x = uniform([1, 2, 5, 4], new Rng(2), -1, 1, 'float64');
+    const f = fuseBranchBlock(block);
+    const y = block.forward(x.to('float32'));
+    const yd = deployBlock(block, 'conv').forward(x.to('float32'));
+    expect(f.kernel.shape).toEqual([2, 2, 3, 3]);
+    expect(maxAbsDiff(yd, y)).toBeLessThanOrEqual(64 * U32 * maxAbs(y)); // 18 + 2 terms of |·| ≤ 1 each way
+  });
+  it('zero padding after a stage with a bias is refused (the border would see the bias)', () => {
+    const block = blockOf([[['first', conv(2, 2, 1, 0, true)], ['second', conv(2, 2, 3, 1)]]]);
+    expect(() => fuseBranchBlock(block, 'blk')).toThrow("blk.second: pads with the value of 0 but the stages before it have a bias");
+  });
+  it('a conv after a spatial stage is refused', () => {
+    const block = blockOf([[['a', conv(2, 2, 3, 1)], ['b', conv(2, 2, 1, 0)]]]);
+    expect(() => fuseBranchBlock(block)).toThrow('b: follows a spatial stage');
+  });
+  it('a SiLU inside a branch is refused as nonlinear', () => {
+    const block = blockOf([[['a', conv(2, 2, 3, 1)], ['act', new SiLU()]]]);
+    expect(() => fuseBranchBlock(block)).toThrow("act: a SiLU inside a branch makes it nonlinear");
+  });
+  it('a kernel whose padding does not centre it in the fused conv is refused', () => {
+    const block = blockOf([[['a', conv(2, 2, 3, 1)]], [['b', conv(2, 2, 1, 1)]]]);
+    expect(() => fuseBranchBlock(block)).toThrow('b: a 1×1 kernel with padding 1×1 is not centred like the fused 3×3 conv with padding 1');
+  });
+  it('a BN in training mode and a block in training mode are refused', () => {
+    const block = blockOf([[['a', conv(2, 2, 3, 1)], ['bn', new BatchNorm2d(2)]]]);
+    block.train();
+    expect(() => fuseBranchBlock(block)).toThrow('bn: a BatchNorm in training mode cannot be fused');
+    expect(() => deployBlock(block, 'conv')).toThrow('deployBlock: the block is in training mode');
+  });
+});
