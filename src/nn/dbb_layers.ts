@@ -6,7 +6,7 @@
 // and running conv1×1 (no bias) → BN on it gives BN(0) there too.
 
 import { Tensor, allocLike, type DType, zeros } from '../tensor/tensor.js';
-import { conv2d, conv2dBackward } from '../ops/conv2d.js';
+import { type ConvAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { identityKernel } from '../reparam/kernels.js';
 import { Module, Parameter } from './module.js';
 import { BatchNorm2d } from './layers.js';
@@ -74,6 +74,8 @@ export class BNAndPad extends Module {
 export class IdentityConv1x1 extends Module {
   readonly weight: Parameter;
   readonly groups: number;
+  /** the conv algorithm of forward and backward (as Conv2d.algorithm) */
+  algorithm: ConvAlgorithm = 'auto';
   private x: Tensor | null = null;
 
   // weight: (C, C/g, 1, 1), zeros
@@ -99,13 +101,13 @@ export class IdentityConv1x1 extends Module {
   // x: (N, C, H, W) → y: (N, C, H, W)
   forward(x: Tensor): Tensor {
     this.x = x;
-    return conv2d(x, this.actualKernel(), null, { groups: this.groups });
+    return conv2d(x, this.actualKernel(), null, { groups: this.groups, algorithm: this.algorithm });
   }
 
   // d(W + I)/dW = 1: the kernel's gradient is W's
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('IdentityConv1x1.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.actualKernel(), { groups: this.groups }, { db: false });
+    const g = conv2dBackward(dy, this.x, this.actualKernel(), { groups: this.groups, algorithm: this.algorithm }, { db: false });
     this.weight.accumulate(g.dw!);
     return g.dx!;
   }

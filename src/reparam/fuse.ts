@@ -24,6 +24,14 @@ export function bnStats(bn: BatchNorm2d, where: string): BNStats {
   return { gamma: bn.weight.data, beta: bn.bias.data, mean: bn.runningMean, variance: bn.runningVar, eps: bn.eps };
 }
 
+/** One step of the fuser, for `repvgg explain` (what it did, to which stage, and the result). */
+export interface FuseStep {
+  at: string;
+  what: string;
+  kb: KernelBias;
+}
+export type FuseTrace = (step: FuseStep) => void;
+
 /** A branch so far: y = kb.kernel ⊛ pad_pad(x) + kb.bias, with this stride and groups (float64). */
 interface Affine {
   kb: KernelBias;
@@ -79,7 +87,7 @@ function addPadding(acc: Affine, p: [number, number], at: string): Affine {
 }
 
 /** One branch's stages as an affine map (float64), at its own kernel size and padding. */
-function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, where: string): Affine {
+function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, where: string, trace?: FuseTrace): Affine {
   let acc: Affine | null = null; // null: the identity so far
   let channels = lb.inChannels;
   for (const [name, m] of stages) {
@@ -88,7 +96,10 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       const bn = m instanceof BNAndPad ? m.bn : m;
       const base: Affine = acc ?? identityAffine(channels, lb.groups);
       const padded: Affine = m instanceof BNAndPad ? addPadding(base, [m.pad, m.pad], at) : base; // BN(prior(0)) = BN(0) iff prior bias 0
+      if (acc === null) trace?.({ at, what: 'no conv before this BN: start from the identity kernel I', kb: base.kb });
+      if (padded !== base) trace?.({ at, what: `its border is BN(0) and what came before maps 0 to 0: move the padding ${padded.pad[0] - base.pad[0]} to the input`, kb: base.kb });
       acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64') };
+      trace?.({ at, what: "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
       continue;
     }
     const s = stageAffine(m, channels, lb.groups, at);
@@ -97,11 +108,15 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       if (prior.kb.kernel.shape[2] !== 1 || prior.kb.kernel.shape[3] !== 1 || prior.stride !== 1) throw new Error(`${at}: follows a spatial stage; only a 1×1 stride-1 stage can precede a conv here`);
       if (prior.groups !== s.groups) throw new Error(`${at}: groups ${s.groups} after a stage with groups ${prior.groups}; the merge needs equal groups`);
       acc = { kb: mergeSequential1x1kxk(prior.kb, s.kb, 'float64', s.groups), pad: prior.pad, stride: s.stride, groups: s.groups };
+      const kind = m instanceof AvgPool2d ? 'the average pool as a kernel (1/k² on each tap of its own channel), merged' : 'merge';
+      trace?.({ at, what: `${kind} with the 1×1 map before it: K' = K₂ ∘ K₁ (Σ over the middle channels), b' = b₂ + Σ K₂·b₁`, kb: acc.kb });
     } else {
       acc = s;
+      trace?.({ at, what: m instanceof AvgPool2d ? 'the average pool as a kernel: 1/k² on every tap of the channel itself' : m instanceof IdentityConv1x1 ? 'W + I' : 'the conv kernel', kb: acc.kb });
     }
     channels = acc.kb.kernel.shape[0];
   }
+  if (acc === null) trace?.({ at: where.replace(/\.$/, ''), what: 'the identity branch: the identity kernel I', kb: identityAffine(lb.inChannels, lb.groups).kb });
   return acc ?? identityAffine(lb.inChannels, lb.groups);
 }
 
@@ -118,11 +133,32 @@ function centred(a: Affine, lb: LinearBranches, at: string): KernelBias {
   return { kernel: padKernel(a.kb.kernel, K), bias: a.kb.bias };
 }
 
+// A branch's name: its stages' common dotted prefix ('rbr_conv.0.conv', 'rbr_conv.0.bn' → 'rbr_conv.0').
+function branchName(names: string[]): string {
+  let parts = names[0].split('.');
+  for (const n of names.slice(1)) {
+    const q = n.split('.');
+    let k = 0;
+    while (k < parts.length && k < q.length && parts[k] === q[k]) k++;
+    parts = parts.slice(0, k);
+  }
+  return parts.length > 0 ? parts.join('.') : names[0];
+}
+
 /** The fused kernel (F, C/g, K, K) and bias of a block's branches, in float64. */
-export function fuseLinearBranches(lb: LinearBranches, where = ''): KernelBias {
+export function fuseLinearBranches(lb: LinearBranches, where = '', trace?: FuseTrace): KernelBias {
   const at = where === '' ? '' : `${where}.`;
-  const parts = lb.branches.map((stages, i) => centred(fuseChain(stages, lb, at), lb, stages.length > 0 ? `${at}${stages[0][0]}` : `${at}branch${i} (identity)`));
+  const parts = lb.branches.map((stages, i) => {
+    const name = stages.length > 0 ? `${at}${branchName(stages.map(([n]) => n))}` : `${at}branch${i} (identity)`;
+    const c = centred(fuseChain(stages, lb, at, trace), lb, name);
+    trace?.({ at: name, what: `centre the branch in ${lb.kernelSize}×${lb.kernelSize} (zeros around it)`, kb: c });
+    return c;
+  });
   const sum = sumBranches(parts, 'float64');
-  return lb.post === null ? sum : fuseConvBN(sum, bnStats(lb.post[1], `${at}${lb.post[0]}`), 'float64');
+  trace?.({ at: 'sum', what: 'add the branches: kernels add, biases add', kb: sum });
+  if (lb.post === null) return sum;
+  const post = fuseConvBN(sum, bnStats(lb.post[1], `${at}${lb.post[0]}`), 'float64');
+  trace?.({ at: lb.post[0], what: 'fold the BN after the sum like any other', kb: post });
+  return post;
 }
 

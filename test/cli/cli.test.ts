@@ -208,4 +208,15 @@ describe('repvgg convert / explain', () => {
     const worst = Number(/largest \|Δ\| = (\S+)/.exec(r.out)![1]);
     expect(worst).toBeLessThanOrEqual(1e-14); // float64, O(10) terms of O(1): ~10·2⁻⁵³ ≈ 1e-15
   });
+  it.each([
+    ['mobileone', ['rbr_scale.conv (Conv2d) → rbr_scale.bn', 'rbr_skip: no conv before this BN: start from the identity kernel I', 'rbr_conv.1.bn: fold the BN', 'rbr_conv.1: centre the branch in 3×3', "('reparam_conv') + ReLU"]],
+    ['repconv', ['rbr_dense.0 (Conv2d) → rbr_dense.1 (BatchNorm2d)', 'rbr_1x1: centre the branch in 3×3', "('rbr_reparam') + SiLU"]],
+    ['qarepvgg', ['rbr_1x1 (Conv2d)', '(identity, no parameters)', 'the identity branch: the identity kernel I', 'bn: fold the BN after the sum', "('rbr_reparam') + ReLU"]],
+    ['dbb', ['dbb_avg.avg: the average pool as a kernel (1/k² on each tap of its own channel), merged with the 1×1 map', 'dbb_1x1_kxk.bn1: its border is BN(0)', 'dbb_1x1_kxk.conv2: merge with the 1×1 map before it', "('dbb_reparam') + ReLU"]],
+  ])('explain --block %s walks the family through the one fuser', async (block, expected) => {
+    const r = await cli('explain', '--block', block);
+    expect(r.code, r.err).toBe(0);
+    for (const line of expected) expect(r.out).toContain(line);
+    expect(Number(/largest \|Δ\| = (\S+)/.exec(r.out)![1])).toBeLessThanOrEqual(1e-14); // float64, as above
+  });
 });

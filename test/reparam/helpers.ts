@@ -1,6 +1,7 @@
 // Shared by the fuser tests: random BN statistics over a wide range, and the error-model magnitude.
 import type { Module } from '../../src/nn/module.js';
 import { BatchNorm2d, Conv2d } from '../../src/nn/layers.js';
+import { setConvAlgorithm } from '../../src/nn/conv_algorithm.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import type { RepVGGConfig } from '../../src/nn/config.js';
@@ -49,8 +50,7 @@ export function worstRatio(a: Tensor, b: Tensor, bound: (i: number) => number): 
  * test/ops/conv2d.test.ts.
  */
 export function pinIm2col<T extends Module>(m: T): T {
-  if (m instanceof Conv2d) m.algorithm = 'im2col';
-  for (const [, c] of m.children()) pinIm2col(c);
+  setConvAlgorithm(m, 'im2col');
   return m;
 }
 

@@ -7,6 +7,14 @@ import { fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias, type 
 import { bnStats } from '../../reparam/fuse.js';
 import { conv2d } from '../../ops/conv2d.js';
 import { relu } from '../../ops/relu.js';
+import { oneOf } from '../args.js';
+import type { Module } from '../../nn/module.js';
+import { BatchNorm2d, Conv2d } from '../../nn/layers.js';
+import { IdentityConv1x1 } from '../../nn/dbb_layers.js';
+import { type FamilySpec, deployKey, familyBlock } from '../../nn/families.js';
+import { setConvAlgorithm } from '../../nn/conv_algorithm.js';
+import { fuseBranchBlock, deployBlock } from '../../reparam/branches.js';
+import { fuseLinearBranches } from '../../reparam/fuse.js';
 
 const r2 = (rng: Rng, lo: number, hi: number) => Math.round((lo + (hi - lo) * rng.next()) * 100) / 100;
 
@@ -36,16 +44,80 @@ function showBias(io: Io, title: string, b: Tensor): void {
   io.out(`  ${title}  [${Array.from(b.data, fmt).join('')} ]`);
 }
 
+const BLOCKS = ['repvgg', 'mobileone', 'repconv', 'qarepvgg', 'dbb'] as const;
+
+// The families' 2-channel examples and their training-time equations.
+const FAMILY_WALKS: Record<Exclude<(typeof BLOCKS)[number], 'repvgg'>, { spec: FamilySpec; title: string }> = {
+  mobileone: {
+    spec: { family: 'mobileone', in: 2, out: 2, kernelSize: 3, branches: 2 },
+    title: 'MobileOne block (k = 2), 2 → 2 channels: y = ReLU( BN(W₁ ⊛ x) + BN(x) + BN(W₃ᵃ ⊛ x) + BN(W₃ᵇ ⊛ x) )',
+  },
+  repconv: {
+    spec: { family: 'repconv', in: 2, out: 2, names: 'yolov7' },
+    title: 'RepConv (YOLOv7; BN eps 1e-3), 2 → 2 channels: y = SiLU( BN(W₃ ⊛ x) + BN(W₁ ⊛ x) + BN(x) )',
+  },
+  qarepvgg: {
+    spec: { family: 'qarepvgg', in: 2, out: 2 },
+    title: 'QARepVGG block, 2 → 2 channels: y = ReLU( BN( BN(W₃ ⊛ x) + W₁ ⊛ x + x ) )',
+  },
+  dbb: {
+    spec: { family: 'dbb', in: 2, out: 2, activation: 'relu' },
+    title: 'Diverse Branch Block, 2 → 2 channels: y = ReLU( BN(W₃ ⊛ x) + BN(W₁ ⊛ x) + BN(avg₃(BNpad(W₁ᵃ ⊛ x))) + BN(W₃ᵇ ⊛ BNpad((Wᶦ + I) ⊛ x)) )',
+  },
+};
+
+/** Two-decimal parameters, so the printed numbers can be checked by hand. */
+function roundParameters(m: Module, rng: Rng): void {
+  const round = (t: Tensor, lo: number, hi: number) => { for (let i = 0; i < t.size; i++) t.data[i] = r2(rng, lo, hi); };
+  if (m instanceof BatchNorm2d) {
+    round(m.weight.data, 0.5, 1.5); round(m.bias.data, -0.5, 0.5); round(m.runningMean, -0.5, 0.5); round(m.runningVar, 0.5, 2);
+  } else if (m instanceof Conv2d) round(m.weight.data, -1, 1);
+  else if (m instanceof IdentityConv1x1) round(m.weight.data, -0.2, 0.2);
+  for (const [, c] of m.children()) roundParameters(c, rng);
+}
+
+// The family's block through the one fuser's steps (src/reparam/fuse.ts), then both forms on one input.
+function walkFamily(io: Io, which: keyof typeof FAMILY_WALKS, rng: Rng): number {
+  const { spec, title } = FAMILY_WALKS[which];
+  const block = familyBlock({ ...spec, dtype: 'float64' });
+  roundParameters(block, rng);
+  block.eval();
+  setConvAlgorithm(block, 'direct'); // so that timing ('auto') never changes what is printed
+  io.out(`${title}
+`);
+  io.out('Branches (state-dict names as the public implementation):');
+  for (const chain of block.linearBranches().branches) io.out(`  ${chain.length === 0 ? '(identity, no parameters)' : chain.map(([n, m]) => `${n} (${m.constructor.name})`).join(' → ')}`);
+  io.out('');
+  let step = 0;
+  fuseLinearBranches(block.linearBranches(), '', (st) => {
+    io.out(`${++step}. ${st.at}: ${st.what}`);
+    showKernel(io, 'K', st.kb.kernel);
+    showBias(io, 'b', st.kb.bias);
+  });
+  const x = new Tensor(Float64Array.from({ length: 32 }, () => r2(rng, -1, 1)), [1, 2, 4, 4]);
+  const deploy = deployBlock(block, deployKey(spec));
+  setConvAlgorithm(deploy, 'direct');
+  const yTrain = block.forward(x), yDeploy = deploy.forward(x);
+  let worst = 0;
+  for (let i = 0; i < yTrain.size; i++) worst = Math.max(worst, Math.abs(yTrain.data[i] - yDeploy.data[i]));
+  const k = fuseBranchBlock(block).kernel.shape;
+  io.out(`
+Both forms on one 1×2×4×4 input: largest |Δ| = ${worst.toExponential(2)} (float64); the deploy form is one ${k[2]}×${k[3]} conv ('${deployKey(spec)}') + ${block.activation === 'silu' ? 'SiLU' : block.activation === 'relu' ? 'ReLU' : 'nothing'}.`);
+  return 0;
+}
+
 export const explain: Command = {
   spec: {
     name: 'explain',
     summary: 'walk a tiny 2-channel block through every re-parameterization step',
-    usage: 'repvgg explain [--seed N]',
-    flags: { threads: 'count', backend: 'string', seed: 'seed' },
+    usage: `repvgg explain [--block ${BLOCKS.join('|')}] [--seed N]`,
+    flags: { threads: 'count', backend: 'string', seed: 'seed', block: 'string' },
     positionals: 0,
   },
   run(a, io: Io): number {
     const rng = new Rng((a.flags.get('seed') as number | undefined) ?? 1);
+    const which = oneOf((a.flags.get('block') as string | undefined) ?? 'repvgg', BLOCKS, 'explain: --block');
+    if (which !== 'repvgg') return walkFamily(io, which, rng);
     const block = new RepVGGBlock({ inChannels: 2, outChannels: 2, stride: 1, groups: 1, identity: true, pointwise: true }, { dtype: 'float64', rng });
     const round = (t: Tensor, lo: number, hi: number) => { for (let i = 0; i < t.size; i++) t.data[i] = r2(rng, lo, hi); };
     round(block.rbrDense!.conv.weight.data, -1, 1);
