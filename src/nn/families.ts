@@ -52,8 +52,16 @@ interface Parts {
   identity: boolean;
 }
 
+function positiveInteger(v: number, what: string): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${what} must be a positive integer, got ${v}`);
+  return v;
+}
+
 function parts(cin: number, cout: number, o: FamilyOptions): Parts {
-  const k = o.kernelSize ?? 3, s = o.stride ?? 1, g = o.groups ?? 1;
+  const k = positiveInteger(o.kernelSize ?? 3, 'kernelSize'), s = positiveInteger(o.stride ?? 1, 'stride'), g = positiveInteger(o.groups ?? 1, 'groups');
+  positiveInteger(cin, 'in channels');
+  positiveInteger(cout, 'out channels');
+  if (o.eps !== undefined && !(o.eps > 0 && Number.isFinite(o.eps))) throw new Error(`eps must be a positive number, got ${o.eps}`);
   if (k % 2 !== 1) throw new Error(`kernelSize ${k}: the families here use odd kernels (centred padding)`);
   if (cin % g !== 0 || cout % g !== 0) throw new Error(`channels ${cin}→${cout} are not divisible by groups ${g}`);
   const dtype = o.dtype ?? 'float32', rng = o.rng ?? new Rng(o.seed ?? 0);
@@ -75,7 +83,8 @@ function block(variant: string, p: Parts, chains: [string, Module][][], o: { pos
 /**
  * MobileOne block (Vasu et al., 2023): `branches` k×k conv+BN branches (the paper's k), a 1×1 conv+BN
  * "scale" branch when k > 1, a BN "skip" when in = out and stride 1. Depthwise: groups = channels;
- * pointwise: kernelSize 1 (no scale branch). Names: 'official' (rbr_skip, rbr_conv.i, rbr_scale; the
+ * pointwise: kernelSize 1 (no scale branch). SE: hidden width ⌊out/16⌋, at least 1 (the official
+ * int(out·0.0625) is 0, and fails, below 16 channels). Names: 'official' (rbr_skip, rbr_conv.i, rbr_scale; the
  * same in timm's FastViT) or 'timm' (identity, conv_kxk.i, conv_scale; timm's MobileOne/MobileCLIP).
  */
 export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { branches?: number; se?: boolean; names?: 'official' | 'timm' } = {}): BranchBlock {
@@ -85,7 +94,9 @@ export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { b
   const chains: [string, Module][][] = [];
   if (p.k > 1) chains.push([[`${scale}.conv`, p.conv(cin, cout, 1, 0)], [`${scale}.bn`, p.bn(cout)]]);
   if (p.identity) chains.push([[skip, p.bn(cout)]]);
-  for (let i = 0; i < (o.branches ?? 1); i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
+  const k = o.branches ?? 1;
+  if (!Number.isSafeInteger(k) || k < 0) throw new Error(`mobileone: branches (the paper's k) must be an integer ≥ 0, got ${k}`);
+  for (let i = 0; i < k; i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
   const se = o.se === true ? new SqueezeExcite(cout, Math.max(1, Math.floor(cout * 0.0625)), { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
   return block('MobileOne', p, chains, { se, activation: o.activation ?? 'relu' });
 }
@@ -117,7 +128,8 @@ export function repConv(cin: number, cout: number, o: FamilyOptions & { names?: 
  * model keeps it as a separate `bn`; folding it is exact in eval mode).
  */
 export function qaRepVGGBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
-  const p = parts(cin, cout, { ...o, kernelSize: 3 });
+  if ((o.kernelSize ?? 3) !== 3) throw new Error(`qarepvgg: kernelSize is 3 (a 3×3 conv, a 1×1 and the identity), got ${o.kernelSize}`);
+  const p = parts(cin, cout, o);
   const chains: [string, Module][][] = [
     [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
     [['rbr_1x1', p.conv(cin, cout, 1, 0)]],
@@ -159,7 +171,8 @@ export function dbbBlock(cin: number, cout: number, o: FamilyOptions & { interna
  * out/16 ('se.down', 'se.up'). The SE stays after the fused conv. `se: false`: the plain RepVGG block.
  */
 export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions & { se?: boolean } = {}): BranchBlock {
-  const p = parts(cin, cout, { ...o, kernelSize: 3 });
+  if ((o.kernelSize ?? 3) !== 3) throw new Error(`repvgg: kernelSize is 3, got ${o.kernelSize}`);
+  const p = parts(cin, cout, o);
   const chains: [string, Module][][] = [
     [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
     [['rbr_1x1.conv', p.conv(cin, cout, 1, 0)], ['rbr_1x1.bn', p.bn(cout)]],

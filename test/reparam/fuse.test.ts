@@ -101,3 +101,20 @@ describe('the fuser refuses what is not one conv, naming the stage', () => {
     expect(() => deployBlock(block, 'conv')).toThrow('deployBlock: the block is in training mode');
   });
 });
+
+describe('family specs are validated', () => {
+  it.each([
+    [{ family: 'nope', in: 2, out: 2 }, "unknown block family 'nope'"],
+    [{ family: 'repconv', in: 2, out: 2, names: 'yolov9' }, "repconv: unknown names 'yolov9' (expected yolov7, ultralytics, yolov6)"],
+    [{ family: 'mobileone', in: 2, out: 2, kernelSize: 2 }, 'kernelSize 2: the families here use odd kernels'],
+    [{ family: 'mobileone', in: 0, out: 2 }, 'in channels must be a positive integer, got 0'],
+    [{ family: 'mobileone', in: 2, out: 2, branches: -1 }, "mobileone: branches (the paper's k) must be an integer ≥ 0, got -1"],
+    [{ family: 'dbb', in: 3, out: 2, groups: 2 }, 'channels 3→2 are not divisible by groups 2'],
+    [{ family: 'dbb', in: 4, out: 2, groups: 2 }, 'dbbBlock: with groups 2 ≥ out channels the average-pool branch pools the input'],
+    [{ family: 'qarepvgg', in: 2, out: 2, kernelSize: 5 }, 'qarepvgg: kernelSize is 3'],
+    [{ family: 'repconv', in: 2, out: 2, eps: 0 }, 'eps must be a positive number, got 0'],
+    [{ family: 'repconv', in: 2, out: 2, stride: 1.5 }, 'stride must be a positive integer, got 1.5'],
+  ] as [FamilySpec, string][])('%j', (spec, message) => {
+    expect(() => familyBlock(spec)).toThrow(message);
+  });
+});
