@@ -288,7 +288,7 @@ describe('conv2d matches PyTorch (golden fixtures)', () => {
 describe('conv2d rejects bad arguments with clear errors', () => {
   const rng = new Rng(1);
   const x = uniform([1, 4, 5, 5], rng);
-  it('the fused ReLU epilogue gives exactly relu(conv2d(…)): every algorithm and path, with and without bias, NaN kept', () => {
+  it.each(['float32', 'float64'] as const)('the fused ReLU epilogue gives exactly relu(conv2d(…)): every algorithm and path, with and without bias, NaN kept (%s)', (dtype) => {
     const cases: [string, number[], number[], Conv2dOptions][] = [
       ['3×3 small maps batched (im2col chunks, Winograd)', [3, 4, 6, 5], [6, 4, 3, 3], { padding: 1 }],
       ['1×1 read in place (im2col)', [1, 8, 24, 24], [5, 8, 1, 1], {}],
@@ -296,7 +296,7 @@ describe('conv2d rejects bad arguments with clear errors', () => {
     ];
     for (const [what, xs, ws, o] of cases) {
       const rng = new Rng(xs[1]);
-      const x = uniform(xs, rng, -1, 1), w = uniform(ws, rng, -1, 1), b = uniform([ws[0]], rng, -1, 1);
+      const x = uniform(xs, rng, -1, 1, dtype), w = uniform(ws, rng, -1, 1, dtype), b = uniform([ws[0]], rng, -1, 1, dtype);
       x.data[5] = NaN;
       const stride1 = ws[2] === 3 && o.stride === undefined;
       const algos: Conv2dOptions[] = [{ algorithm: 'direct' }, { algorithm: 'im2col' }, ...(stride1 ? [{ algorithm: 'winograd' as const, winogradTile: 2 as const }, { algorithm: 'winograd' as const, winogradTile: 4 as const }] : [])];
