@@ -29,40 +29,6 @@ function validRange(L: number, s: number, p: number, t: number, O: number): [num
   return [lo, Math.max(lo, hi)];
 }
 
-// x: (N, C, H, W) image n, group gi, output positions [p0, p1) → col rows r = (c, i, j) for c in
-// [c0, c1) (r counted from c = 0), columns colOff + (p − p0), row stride ld
-function im2col(
-  g: ConvGeometry, x: FloatArray, n: number, gi: number, p0: number, p1: number,
-  col: FloatArray, colOff: number, ld: number, c0 = 0, c1 = g.Cg,
-): void {
-  const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
-  for (let c = c0; c < c1; c++) {
-    const xc = (n * C + gi * Cg + c) * H * W;
-    for (let i = 0; i < KH; i++) {
-      const [ohLo, ohHi] = validRange(H, sh, pt, i * dh, Ho);
-      for (let j = 0; j < KW; j++) {
-        const [owLo, owHi] = validRange(W, sw, pl, j * dw, Wo);
-        const base = ((c * KH + i) * KW + j) * ld + colOff - p0; // col index of position p: base + p
-        for (let p = p0; p < p1;) {
-          const oh = Math.floor(p / Wo);
-          const ow0 = p - oh * Wo, ow1 = Math.min(Wo, ow0 + p1 - p);
-          const dst = base + oh * Wo;
-          if (oh < ohLo || oh >= ohHi) {
-            col.fill(0, dst + ow0, dst + ow1);
-          } else {
-            const src = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
-            const a = Math.max(ow0, Math.min(owLo, ow1)), b = Math.max(a, Math.min(owHi, ow1));
-            for (let ow = ow0; ow < a; ow++) col[dst + ow] = 0;
-            for (let ow = a; ow < b; ow++) col[dst + ow] = x[src + ow * sw];
-            for (let ow = b; ow < ow1; ow++) col[dst + ow] = 0;
-          }
-          p += ow1 - ow0;
-        }
-      }
-    }
-  }
-}
-
 // col (rows r = (c, i, j), columns colOff + (p − p0), row stride ld) for c in [c0, c1) → dx image n,
 // group gi (+=)
 function col2im(
@@ -97,14 +63,17 @@ function col2im(
 // stored: B(t, q) = x[n, gi·Cg + c, oh·sh − pt + i·dh, ow·sw − pl + j·dw] for tap t = (c, i, j) and
 // position qa + q = (n, oh, ow), 0 in the padding, packed straight into the GEMM's strips (the
 // layout of packB in gemm_pack.ts): one pass over the input instead of im2col's write, then packB's
-// read and write.
+// read and write. Transposed, it is colᵀ, what dW = dy·colᵀ reads: B(q, t), rows the positions.
 class Im2colPanels implements PanelSource {
   /** per tap t: x offset of (c, i·dh, j·dw) from the position's corner, and i·dh, j·dw */
   private readonly tapOff: Int32Array;
   private readonly tapDi: Int32Array;
   private readonly tapDj: Int32Array;
 
-  constructor(private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number, private readonly qb: number) {
+  constructor(
+    private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number, private readonly qb: number,
+    private readonly transposed = false,
+  ) {
     const { H, W, KH, KW, Cg, dh, dw } = g;
     const K = Cg * KH * KW;
     this.tapOff = workspaceInt32('im2col.tapOff', K);
@@ -122,6 +91,10 @@ class Im2colPanels implements PanelSource {
   }
 
   packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void {
+    if (this.transposed) {
+      this.packTransposed(pc, jc, kc, nc, out, w, NR);
+      return;
+    }
     const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = this.g;
     const { x, tapOff, tapDi, tapDj } = this;
     const P = Ho * Wo;
@@ -167,19 +140,68 @@ class Im2colPanels implements PanelSource {
     }
   }
 
+  // colᵀ rows pc … pc + kc (positions), columns jc … jc + nc (taps), position by position: a row of
+  // a strip is NR taps of one receptive field.
+  private packTransposed(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void {
+    const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = this.g;
+    const { x, tapOff, tapDi, tapDj } = this;
+    const P = Ho * Wo;
+    const spanH = (KH - 1) * dh, spanW = (KW - 1) * dw;
+    const strips = Math.ceil(nc / NR);
+    for (let k = 0; k < kc; k++) {
+      const q = this.qa + pc + k;
+      const n = Math.floor(q / P), p = q - n * P;
+      const oh = Math.floor(p / Wo);
+      const y0 = oh * sh - pt, x0 = (p - oh * Wo) * sw - pl;
+      const base = ((n * C + this.gi * Cg) * H + y0) * W + x0;
+      const interior = y0 >= 0 && y0 + spanH < H && x0 >= 0 && x0 + spanW < W;
+      for (let s = 0; s < strips; s++) {
+        const t0 = jc + s * NR, nr = Math.min(NR, nc - s * NR);
+        const o = w + s * kc * NR + k * NR;
+        if (interior) {
+          for (let r = 0; r < nr; r++) out[o + r] = x[base + tapOff[t0 + r]];
+        } else {
+          for (let r = 0; r < nr; r++) {
+            const t = t0 + r;
+            out[o + r] = (y0 + tapDi[t]) >>> 0 < H && (x0 + tapDj[t]) >>> 0 < W ? x[base + tapOff[t]] : 0;
+          }
+        }
+        for (let r = nr; r < NR; r++) out[o + r] = 0;
+      }
+    }
+  }
+
   // On WebAssembly the kernels gather the panels themselves from a zero-padded copy of the images
   // the positions lie in (this group's channels): no bounds to check, 8 loads and stores per row
   // of a strip. src[((n − n0)·Cg + c)·Hp·Wp + (iy + pt)·Wp + ix + pl] = x[n, gi·Cg + c, iy, ix].
+  // The gather reads src[row offset + column offset]: a sum, so colᵀ is the same gather with the
+  // positions' offsets as rows and the taps' as columns.
   get gather(): GatherSource {
     const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pb, pl, pr, Ho, Wo } = this.g;
     const P = Ho * Wo, Hp = H + pt + pb, Wp = W + pl + pr;
     const n0 = Math.floor(this.qa / P), n1 = Math.floor((this.qb - 1) / P);
-    const taps = workspaceInt32('im2col.taps', Cg * KH * KW);
-    for (let c = 0, t = 0; c < Cg; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, t++) taps[t] = (c * Hp + i * dh) * Wp + j * dw;
+    const K = Cg * KH * KW;
+    const tapOffsets = workspaceInt32('im2col.taps', K);
+    for (let c = 0, t = 0; c < Cg; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, t++) tapOffsets[t] = (c * Hp + i * dh) * Wp + j * dw;
     const { x, gi, qa } = this;
+    // offsets of the positions qa + jc … into out
+    const positions = (jc: number, n: number, out: Int32Array): void => {
+      for (let j = 0; j < n; j++) {
+        const q = qa + jc + j;
+        const im = Math.floor(q / P), p = q - im * P;
+        const oh = Math.floor(p / Wo);
+        out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp + (p - oh * Wo) * sw;
+      }
+    };
+    let rows = tapOffsets, cols = positions;
+    if (this.transposed) {
+      rows = workspaceInt32('im2col.positions', this.qb - qa);
+      positions(0, this.qb - qa, rows);
+      cols = (jc, n, out) => out.set(tapOffsets.subarray(jc, jc + n));
+    }
     return {
       size: (n1 - n0 + 1) * Cg * Hp * Wp,
-      taps,
+      taps: rows,
       load(mem: Float32Array, at: number): void {
         mem.fill(0, at, at + (n1 - n0 + 1) * Cg * Hp * Wp);
         for (let n = n0; n <= n1; n++) {
@@ -190,14 +212,7 @@ class Im2colPanels implements PanelSource {
           }
         }
       },
-      cols(jc: number, n: number, out: Int32Array): void {
-        for (let j = 0; j < n; j++) {
-          const q = qa + jc + j;
-          const im = Math.floor(q / P), p = q - im * P;
-          const oh = Math.floor(p / Wo);
-          out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp + (p - oh * Wo) * sw;
-        }
-      },
+      cols,
     };
   }
 
@@ -326,32 +341,29 @@ interface BackwardArgs {
   dx: FloatArray | null; dW: FloatArray | null;
   /** the chunk [qa, qb) of output positions and the group */
   qa: number; qb: number; gi: number;
-  col: FloatArray; dyb: FloatArray; dcol: FloatArray;
+  dyb: FloatArray; dcol: FloatArray;
 }
 
-// Phase 1 of a chunk: col (K × L) = im2col of the positions, and dyb (F/g × L) = dy gathered from
-// the images the chunk spans; each part takes a run of positions.
+// Phase 1 of a chunk that spans images: dyb (F/g × L) = dy gathered from them; each part takes a
+// run of positions.
 const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, part: number, parts: number) => {
-  const { g, x, dy, qa, qb, gi, col, dyb } = a;
+  const { g, dy, qa, qb, gi, dyb } = a;
   const { F, Fg, Ho, Wo } = g;
   const P = Ho * Wo, L = qb - qa;
   const [s0, s1] = partRange(L, part, parts);
-  const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
   forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => {
-    if (a.dW !== null) im2col(g, x, n, gi, p0, p1, col, off + s0, L);
-    if (multi) {
-      for (let f = 0; f < Fg; f++) {
-        const src = (n * F + gi * Fg + f) * P + p0, dst = f * L + off + s0;
-        for (let p = 0; p < p1 - p0; p++) dyb[dst + p] = dy[src + p];
-      }
+    for (let f = 0; f < Fg; f++) {
+      const src = (n * F + gi * Fg + f) * P + p0, dst = f * L + off + s0;
+      for (let p = 0; p < p1 - p0; p++) dyb[dst + p] = dy[src + p];
     }
   });
 });
 
-// Phase 2: dW rows of this part's output channels (+)= dy_g · colᵀ, and for this part's input
-// channels dcol = W_gᵀ · dy_g, added into dx by col2im.
+// Phase 2: dW rows of this part's output channels (+)= dy_g · colᵀ, colᵀ gathered from x straight
+// into the GEMM's panels (Im2colPanels, transposed), and for this part's input channels
+// dcol = W_gᵀ · dy_g, added into dx by col2im.
 const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardArgs, part: number, parts: number) => {
-  const { g, w, dy, dx, dW, qa, qb, gi, col, dyb, dcol } = a;
+  const { g, x, w, dy, dx, dW, qa, qb, gi, dyb, dcol } = a;
   const { F, KH, KW, Cg, Fg, Ho, Wo } = g;
   const P = Ho * Wo, L = qb - qa, KK = KH * KW, K = Cg * KK;
   const n0 = Math.floor(qa / P);
@@ -362,7 +374,7 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
     : { data: dy, offset: (n0 * F + gi * Fg + f0) * P + qa - n0 * P, ld: P, trans: false };
   if (dW !== null) {
     const [f0, f1] = partRange(Fg, part, parts);
-    gemm(f1 - f0, K, L, dyRef(f0), { data: col, offset: 0, ld: L, trans: true }, dW, (gi * Fg + f0) * K, K, qa > 0);
+    gemm(f1 - f0, K, L, dyRef(f0), new Im2colPanels(g, x, gi, qa, qb, true), dW, (gi * Fg + f0) * K, K, qa > 0);
   }
   if (dx !== null) {
     const [c0, c1] = partRange(Cg, part, parts);
@@ -413,20 +425,18 @@ export function conv2dBackwardIm2col(
   const dWs = dW !== null && share ? shareOutput('conv.dW', dW) : dW;
   const base = { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs };
   if (readsInPlace(g, P)) {
-    parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, col: x, dyb: x, dcol: x }, parts);
+    parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, dyb: x, dcol: x }, parts);
   } else {
     if (dxs !== null) dxs.fill(0);
     const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
-    const col = scratch('im2col.col', K * cols, x, parts);
     const dyb = scratch('im2col.dy', Fg * cols, x, parts);
-    // dcol may share col's memory on one thread (dW has consumed col when dcol is written);
-    // on several, one part's dcol rows would overwrite col rows another part is still reading.
-    const dcol = parts > 1 ? scratch('im2col.dcol', K * cols, x, parts) : col;
+    const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
     for (let qa = 0; qa < Q;) {
       const qb = chunkEnd(qa, Q, K, P);
+      const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
       for (let gi = 0; gi < groups; gi++) {
-        const args = { ...base, qa, qb, gi, col, dyb, dcol };
-        parallel(backwardGather, args, parts);
+        const args = { ...base, qa, qb, gi, dyb, dcol };
+        if (multi) parallel(backwardGather, args, parts);
         parallel(backwardProducts, args, parts);
       }
       qa = qb;
