@@ -55,6 +55,10 @@ const MUTANTS = [
   ['web', 'page: the fused kernel leaves out the identity', 'web/lesson.js', "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');", "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }], 'float64');", ['test/web']],
   ['web', 'page: test images not normalised as in training', 'web/app.js', '(v) => (v / 255 - 0.286) / 0.353)', '(v) => v / 255)', ['test/web']],
   ['train', 'demo: the per-epoch test evaluation leaves the model in eval mode', 'src/cli/commands/demo.ts', '      testAccuracy.push(accuracy(predict(model, test.x), test.y));\n      model.train();', '      testAccuracy.push(accuracy(predict(model, test.x), test.y));', ['test/cli/demo.test.ts']],
+  ['ops', 'dW: the transposed SIMD gather reads the first panel\'s taps for every panel', 'src/ops/conv2d_im2col.ts', '      cols = (jc, n, out) => out.set(tapOffsets.subarray(jc, jc + n));', '      cols = (jc, n, out) => out.set(tapOffsets.subarray(0, n));', ['test/ops/conv2d.test.ts']],
+  ['ops', 'dW: the transposed TypeScript gather ignores the panel\'s first tap', 'src/ops/conv2d_im2col.ts', '        const t0 = jc + s * NR, nr = Math.min(NR, nc - s * NR);', '        const t0 = s * NR, nr = Math.min(NR, nc - s * NR);', ['test/ops/conv2d.test.ts']],
+  ['ops', 'dx as a conv of dy: the kernel not rotated', 'src/ops/conv2d.ts', 'for (let k = 0; k < T; k++) wT[dst + k] = w[src + T - 1 - k];', 'for (let k = 0; k < T; k++) wT[dst + k] = w[src + k];', ['test/ops/conv2d.test.ts']],
+  ['ops', 'ReLU backward mask lets −∞ pass', 'src/ops/relu.ts', 'return ((-b & ~b) | (b & ~(b + 8388607))) >> 31;', 'return ((-b & ~b) | (b & ~(b + 8388608))) >> 31;', ['test/ops/ops.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

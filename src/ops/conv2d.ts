@@ -240,8 +240,10 @@ export function conv2dBackward(
     }
     const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype) : undefined;
     const winoDx = dx !== null && (algo === 'winograd' || (padsOk && m?.algorithm === 'winograd'));
+    const flipDx = dx !== null && !winoDx && flippedConvApplies(g);
     if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? m?.winogradTile ?? 4);
-    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx ? null : dx, dW, db);
+    else if (flipDx) conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, dx);
+    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx || flipDx ? null : dx, dW, db);
   } else {
     throw new Error(`conv2d backward: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);
   }
@@ -252,23 +254,41 @@ export function conv2dBackward(
   };
 }
 
-// dx of a 3×3 stride-1 conv is itself one: dx = dy ⊛ W', W'[c, f] = W[f, c] rotated 180° (within
-// each group), with padding 2 − p on each side. So it can run on Winograd too.
-function conv2dInputGradWinograd(g: ConvGeometry, w: Tensor, dy: Tensor, dx: FloatArray, tile: WinogradTile): void {
-  const { C, F, Cg, Fg, groups } = g;
-  const wT = allocLike(w.data, w.size);
+// dx of a stride-1 conv is itself one: dx = dy ⊛ W', W'[c, f] = W[f, c] rotated 180° (within each
+// group), with padding k − 1 − p on each side. So it runs on the forward kernels (Winograd, or
+// im2col's gather and GEMM: no col2im scatter).
+function flippedConvApplies(g: ConvGeometry): boolean {
+  return g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.KH * g.KW > 1 &&
+    Math.max(g.pt, g.pb) <= g.KH - 1 && Math.max(g.pl, g.pr) <= g.KW - 1;
+}
+
+// W (F, C/g, kH, kW) → W' (C, F/g, kH, kW), W'[c, f, i, j] = W[f, c, kH − 1 − i, kW − 1 − j] per group
+function flippedKernel(g: ConvGeometry, w: FloatArray): FloatArray {
+  const { Cg, Fg, groups, KH, KW } = g;
+  const T = KH * KW;
+  const wT = allocLike(w, w.length);
   for (let gi = 0; gi < groups; gi++) {
     for (let fl = 0; fl < Fg; fl++) {
       for (let c = 0; c < Cg; c++) {
-        const src = ((gi * Fg + fl) * Cg + c) * 9;
-        const dst = ((gi * Cg + c) * Fg + fl) * 9;
-        for (let k = 0; k < 9; k++) wT[dst + k] = w.data[src + 8 - k];
+        const src = ((gi * Fg + fl) * Cg + c) * T, dst = ((gi * Cg + c) * Fg + fl) * T;
+        for (let k = 0; k < T; k++) wT[dst + k] = w[src + T - 1 - k];
       }
     }
   }
-  const gT = convGeometry(dy.shape, [C, Fg, 3, 3], { groups, padding: [[2 - g.pt, 2 - g.pb], [2 - g.pl, 2 - g.pr]] });
-  if (gT.Ho !== g.H || gT.Wo !== g.W || gT.C !== F) throw new Error('conv2d backward: internal shape mismatch in the Winograd input gradient');
-  conv2dWinograd(gT, dy.data, winogradWeights(wT, C, Fg, groups, tile), null, dx);
+  return wT;
+}
+
+// the conv dy → dx with the flipped kernel
+function flippedGeometry(g: ConvGeometry, dyShape: readonly number[]): ConvGeometry {
+  const gT = convGeometry(dyShape, [g.C, g.Fg, g.KH, g.KW], {
+    groups: g.groups, padding: [[g.KH - 1 - g.pt, g.KH - 1 - g.pb], [g.KW - 1 - g.pl, g.KW - 1 - g.pr]],
+  });
+  if (gT.Ho !== g.H || gT.Wo !== g.W || gT.C !== g.F) throw new Error('conv2d backward: internal shape mismatch in the input gradient');
+  return gT;
+}
+
+function conv2dInputGradWinograd(g: ConvGeometry, w: Tensor, dy: Tensor, dx: FloatArray, tile: WinogradTile): void {
+  conv2dWinograd(flippedGeometry(g, dy.shape), dy.data, winogradWeights(flippedKernel(g, w.data), g.C, g.Fg, g.groups, tile), null, dx);
 }
 
 export type { ConvGeometry, Padding, Pair } from './conv2d_geometry.js';

@@ -4,7 +4,7 @@ import { conv2d, conv2dBackward, type Conv2dOptions } from '../../src/ops/conv2d
 import { WINOGRAD_F2, WINOGRAD_F4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { U32, absConv, firstViolation, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { U32, absConv, absTensor, firstViolation, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
 import { type Backend, setBackend } from '../../src/backend/backend.js';
 
 // Error model. Every algorithm computes y = Σ x·w + b in some order. A sum of K products computed
@@ -376,6 +376,24 @@ describe('conv2d backward', () => {
     const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' }, { dx: false });
     expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * 2 * 24 * 24);
     expect(maxAbs(ref.dw!)).toBeGreaterThan(1); // a real sum of ~1152 terms, not a vacuous zero
+  });
+
+  // dW = dy·colᵀ gathers colᵀ straight into the GEMM's panels, taps as columns: with 130·9 = 1170
+  // taps they span two 1024-column panels (the second starts at tap 1024). float32: each dW entry is
+  // a sum of L = 2·7·6 products, any order, so |Δ| ≤ γ_{L+2}·Σ|dy·x| (the direct backward of |dy|, |x|).
+  it.each(['js', 'wasm'] as const)('dW on %s with more taps than one GEMM panel holds, groups 2, stride 2 (float32)', (backend) => {
+    setBackend(backend);
+    const rng = new Rng(12);
+    const x = uniform([2, 260, 13, 11], rng, -1, 1), w = uniform([4, 130, 3, 3], rng, -1, 1);
+    const opts: Conv2dOptions = { padding: 1, stride: 2, groups: 2 };
+    const dy = uniform(conv2d(x, w, null, opts).shape, rng, -1, 1);
+    const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' }, { dx: false });
+    const o64 = { ...opts, algorithm: 'direct' as const };
+    const ref = conv2dBackward(dy.to('float64'), x.to('float64'), w.to('float64'), o64, { dx: false });
+    const S = conv2dBackward(absTensor(dy), absTensor(x), absTensor(w), o64, { dx: false }).dw!;
+    const L = dy.shape[0] * dy.shape[2] * dy.shape[3];
+    expect(firstViolation(got.dw!, ref.dw!, (i) => (L + 2) * U32 * S.data[i] + 1e-30)).toBeNull();
+    setBackend('wasm');
   });
 
   it('Winograd dx (a 3×3 conv of dy with rotated, transposed filters) = direct dx, any padding ≤ 2, groups (float64)', () => {
