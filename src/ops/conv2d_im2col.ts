@@ -291,7 +291,12 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
       else {
         gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
         forEachImage(qa, qb, P, (n, p0, p1, off) => {
-          for (let f = 0; f < Fg; f++) y.set(yb.subarray(f * L + off, f * L + off + p1 - p0), (n * F + gi * Fg + f) * P + p0);
+          const len = p1 - p0;
+          for (let f = 0; f < Fg; f++) {
+            const src = f * L + off, dst = (n * F + gi * Fg + f) * P + p0;
+            if (len >= 64) y.set(yb.subarray(src, src + len), dst);
+            else for (let p = 0; p < len; p++) y[dst + p] = yb[src + p]; // small maps: no subarray per row
+          }
         });
       }
     }

@@ -274,6 +274,19 @@ export interface GatherSource {
 
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
+// rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for long
+// rows; for short ones (small feature maps) a loop, cheaper than a subarray per row
+function copyRows(src: Float32Array, srcOff: number, srcLd: number, dst: Float32Array, dstOff: number, dstLd: number, rows: number, len: number): void {
+  if (len >= 64) {
+    for (let i = 0; i < rows; i++) dst.set(src.subarray(srcOff + i * srcLd, srcOff + i * srcLd + len), dstOff + i * dstLd);
+    return;
+  }
+  for (let i = 0; i < rows; i++) {
+    const s = srcOff + i * srcLd, d = dstOff + i * dstLd;
+    for (let j = 0; j < len; j++) dst[d + j] = src[s + j];
+  }
+}
+
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
@@ -317,7 +330,7 @@ export function gemmSimd(
       }
     }
     // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
-    if (accumulate) for (let i = 0; i < M; i++) mem.set(C.subarray(cOff + i * ldc + jc, cOff + i * ldc + jc + nc), cW + i * ncp);
+    if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
@@ -335,7 +348,7 @@ export function gemmSimd(
         block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
-    for (let i = 0; i < M; i++) C.set(mem.subarray(cW + i * ncp, cW + i * ncp + nc), cOff + i * ldc + jc);
+    copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
