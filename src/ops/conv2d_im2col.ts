@@ -207,7 +207,7 @@ class Im2colPanels implements PanelSource {
         for (let n = n0; n <= n1; n++) {
           for (let c = 0; c < Cg; c++) {
             const src = (n * C + gi * Cg + c) * H * W, dst = at + ((n - n0) * Cg + c) * Hp * Wp + pt * Wp + pl;
-            if (W >= 64) for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
+            if (W >= 16) for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
             else for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) mem[dst + i * Wp + j] = x[src + i * W + j]; // short rows: no subarray per row
           }
         }
@@ -294,7 +294,7 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
           const len = p1 - p0;
           for (let f = 0; f < Fg; f++) {
             const src = f * L + off, dst = (n * F + gi * Fg + f) * P + p0;
-            if (len >= 64) y.set(yb.subarray(src, src + len), dst);
+            if (len >= 16) y.set(yb.subarray(src, src + len), dst);
             else for (let p = 0; p < len; p++) y[dst + p] = yb[src + p]; // small maps: no subarray per row
           }
         });
