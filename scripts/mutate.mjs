@@ -59,6 +59,8 @@ const MUTANTS = [
   ['ops', 'dW: the transposed TypeScript gather ignores the panel\'s first tap', 'src/ops/conv2d_im2col.ts', '        const t0 = jc + s * NR, nr = Math.min(NR, nc - s * NR);', '        const t0 = s * NR, nr = Math.min(NR, nc - s * NR);', ['test/ops/conv2d.test.ts']],
   ['ops', 'dx as a conv of dy: the kernel not rotated', 'src/ops/conv2d.ts', 'for (let k = 0; k < T; k++) wT[dst + k] = w[src + T - 1 - k];', 'for (let k = 0; k < T; k++) wT[dst + k] = w[src + k];', ['test/ops/conv2d.test.ts']],
   ['ops', 'ReLU backward mask lets −∞ pass', 'src/ops/relu.ts', 'return ((-b & ~b) | (b & ~(b + 8388607))) >> 31;', 'return ((-b & ~b) | (b & ~(b + 8388608))) >> 31;', ['test/ops/ops.test.ts']],
+  ['ops', 'SIMD im2col source: planes placed without the left padding', 'src/ops/conv2d_im2col.ts', 'place(at + pt * Wp + pl, stage,', 'place(at + pt * Wp, stage,', ['test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD pad kernel: rows one float short', 'src/backend/wasm/gemm_simd.ts', '  x.get(W).set(j);\n', '  x.get(W).i32(1).i32Sub().set(j);\n', ['test/ops/conv2d.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

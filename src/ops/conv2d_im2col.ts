@@ -12,7 +12,7 @@ import type { FloatArray } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
-import { type GatherSource, type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
+import { type GatherSource, type Panels, type PlacePlanes, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { type PanelSource, gemm } from './gemm.js';
@@ -202,15 +202,15 @@ class Im2colPanels implements PanelSource {
     return {
       size: (n1 - n0 + 1) * Cg * Hp * Wp,
       taps: rows,
-      load(mem: Float32Array, at: number): void {
+      staging: (n1 - n0 + 1) * Cg * H * W,
+      // one memcpy per image of this group's planes, then WebAssembly places them in the padded rows
+      load(mem: Float32Array, at: number, stage: number, place: PlacePlanes): void {
         mem.fill(0, at, at + (n1 - n0 + 1) * Cg * Hp * Wp);
         for (let n = n0; n <= n1; n++) {
-          for (let c = 0; c < Cg; c++) {
-            const src = (n * C + gi * Cg + c) * H * W, dst = at + ((n - n0) * Cg + c) * Hp * Wp + pt * Wp + pl;
-            if (W >= 16) for (let i = 0; i < H; i++) mem.set(x.subarray(src + i * W, src + (i + 1) * W), dst + i * Wp);
-            else for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) mem[dst + i * Wp + j] = x[src + i * W + j]; // short rows: no subarray per row
-          }
+          const src = (n * C + gi * Cg) * H * W;
+          mem.set(x.subarray(src, src + Cg * H * W), stage + (n - n0) * Cg * H * W);
         }
+        place(at + pt * Wp + pl, stage, (n1 - n0 + 1) * Cg, H, W, Wp, Hp * Wp);
       },
       cols,
     };

@@ -102,6 +102,35 @@ function gatherKernel(): Code {
   return x;
 }
 
+// pad(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
+// another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
+// zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
+// enough that a copy per row from JavaScript would cost more than its floats are placed here.
+function padKernel(): Code {
+  const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
+  const [row, i, d, j] = [7, 8, 9, 10];
+  const x = new Code();
+  x.loop(); // over planes
+  x.get(dst).set(row);
+  x.get(H).set(i);
+  x.loop(); // over rows
+  x.get(row).set(d);
+  x.get(W).set(j);
+  x.loop(); // over the row's floats
+  x.get(d).get(src).f32Load(0).f32Store(0);
+  x.get(src).i32(4).i32Add().set(src);
+  x.get(d).i32(4).i32Add().set(d);
+  x.get(j).i32(1).i32Sub().tee(j).brIf(0);
+  x.end();
+  x.get(row).get(rowBytes).i32Add().set(row);
+  x.get(i).i32(1).i32Sub().tee(i).brIf(0);
+  x.end();
+  x.get(dst).get(planeBytes).i32Add().set(dst);
+  x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
+  x.end();
+  return x;
+}
+
 // The variants, indexed by load·4 + bias·2 + relu.
 const VARIANTS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
@@ -117,6 +146,7 @@ export function gemmModuleBytes(): Uint8Array {
       body: blockKernel(v.load, v.bias, v.relu),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
+    { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: padKernel() },
   ]);
 }
 
@@ -124,11 +154,17 @@ type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: numbe
 
 type GatherFn = (out: number, src: number, cols: number, taps: number, kc: number, strips: number) => void;
 
+type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+
+/** What a GatherSource's load gets to place H×W planes in rows Wp apart, planes Hp·Wp apart (floats). */
+export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
+
 interface Instance {
   memory: WebAssembly.Memory;
   /** the block kernels, indexed as VARIANTS */
   blocks: BlockFn[];
   gather: GatherFn;
+  pad: PadFn;
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -162,7 +198,7 @@ function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn,
+      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn,
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
   }
@@ -264,8 +300,10 @@ export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array
  */
 export interface GatherSource {
   size: number;
-  /** writes src into mem at `at` */
-  load(mem: Float32Array, at: number): void;
+  /** floats of scratch that load may use */
+  staging: number;
+  /** writes src into mem at `at`; `stage` is the scratch, `place` moves planes staged there into rows */
+  load(mem: Float32Array, at: number, stage: number, place: PlacePlanes): void;
   /** the row offsets, K of them */
   taps: Int32Array;
   /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
@@ -300,11 +338,17 @@ export function gemmSimd(
   // memory layout (floats), above the arena: [a gathered B's source | its row offsets | its column
   // offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
   const g = 'packB' in B ? B.gather : undefined;
-  const srcW = inst.arenaEnd, tapsW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
+  const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4);
+  const tapsW = stageW + (g === undefined ? 0 : Math.ceil(g.staging / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
   const cW = colsW + (g === undefined ? 0 : NC), bW0 = cW;
   let mem = floats(cW), maxTap = 0;
   if (g !== undefined) {
-    g.load(mem, srcW);
+    g.load(mem, srcW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
+      if (!(dst >= srcW && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= srcW + g.size && src >= stageW && src + planes * H * W <= stageW + g.staging)) {
+        throw new Error(`gemm: placing ${planes} planes of ${H}×${W} would leave the gathered source`);
+      }
+      inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+    });
     simdStats.bytesCopied += 4 * g.size;
     const ints = new Int32Array(mem.buffer);
     for (let k = 0; k < K; k++) {
