@@ -61,6 +61,8 @@ const MUTANTS = [
   ['ops', 'ReLU backward mask lets −∞ pass', 'src/ops/relu.ts', 'return ((-b & ~b) | (b & ~(b + 8388607))) >> 31;', 'return ((-b & ~b) | (b & ~(b + 8388608))) >> 31;', ['test/ops/ops.test.ts']],
   ['ops', 'SIMD im2col source: planes placed without the left padding', 'src/ops/conv2d_im2col.ts', 'place(at + pt * Wp + pl, stage,', 'place(at + pt * Wp, stage,', ['test/ops/conv2d.test.ts']],
   ['ops', 'SIMD pad kernel: rows one float short', 'src/backend/wasm/gemm_simd.ts', '  x.get(W).set(j);\n', '  x.get(W).i32(1).i32Sub().set(j);\n', ['test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD Winograd input transform stores V transposed', 'src/backend/wasm/winograd_simd.ts', 'x.get(vOut).get(kBytes).i32(6 * i + l).i32Mul().i32Add();', 'x.get(vOut).get(kBytes).i32(6 * l + i).i32Mul().i32Add();', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD Winograd input transform: the second tile of a pair reads the first', 'src/backend/wasm/winograd_simd.ts', 'x.get(tiles).i32Load(4).get(src).i32Add().set(a1);', 'x.get(tiles).i32Load(0).get(src).i32Add().set(a1);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

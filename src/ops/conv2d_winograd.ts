@@ -14,12 +14,12 @@
 // faster than for direct convolution; the tests bound it by the same algorithm run on |·|.
 
 import { type FloatArray, sharedArrayLike } from '../tensor/tensor.js';
-import { workspace64, workspaceLike } from '../tensor/workspace.js';
+import { workspace64, workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
-import { type Panels, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
+import { type Panels, type WinogradSource, newPanels, packPanels, winogradInputSimd } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -211,25 +211,31 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const TB = Math.min(TILE_BLOCK, tHi - tLo);
   const Fp = f1 - f0;
   if (TB <= 0 || Fp <= 0) return;
-  const V = workspaceLike('winograd.V', A2 * Cg * TB, x);
+  const V = workspaceLike('winograd.V', A2 * Cg * (TB + 1), x); // rows of tbE = tb rounded up to even
   const M = workspaceLike('winograd.M', A2 * Fp * TB, x);
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
+  const simdInput = m === 4 && x instanceof Float32Array && V instanceof Float32Array && getBackend() === 'wasm';
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
+    const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
-      for (let c = 0; c < Cg; c++) {
-        for (let t = 0; t < tb; t++) {
-          const tile = t0 + t;
-          const n = Math.floor(tile / tilesPerImage);
-          const r = tile - n * tilesPerImage;
-          const ty = Math.floor(r / tw);
-          const y0 = ty * m - pt, x0 = (r - ty * tw) * m - pl;
-          gatherTile(x, (n * C + gi * Cg + c) * H * W, H, W, y0, x0, alpha, d);
-          inputTransform(d, V, c * tb + t, Cg * tb);
+      if (simdInput) {
+        winogradInputSimd(winogradSource(g, x, gi, t0, tb, th, tw), V as Float32Array, 0);
+      } else {
+        for (let c = 0; c < Cg; c++) {
+          for (let t = 0; t < tb; t++) {
+            const tile = t0 + t;
+            const n = Math.floor(tile / tilesPerImage);
+            const r = tile - n * tilesPerImage;
+            const ty = Math.floor(r / tw);
+            const y0 = ty * m - pt, x0 = (r - ty * tw) * m - pl;
+            gatherTile(x, (n * C + gi * Cg + c) * H * W, H, W, y0, x0, alpha, d);
+            inputTransform(d, V, c * tbE + t, Cg * tbE);
+          }
         }
       }
       // M_ξη (rows f0..f1 of F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
@@ -238,7 +244,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
         const panels = U.panels === undefined ? undefined : { panels: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
-          { data: V, offset: k * Cg * tb, ld: tb, trans: false },
+          { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
           M, k * Fp * tb, tb, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
@@ -275,6 +281,29 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   }
 }
 
+// The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
+// group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
+// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself.
+function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number): WinogradSource {
+  const { C, H, W, Cg, pt, pl } = g;
+  const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
+  const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per), images = n1 - n0 + 1;
+  const tiles = workspaceInt32('winograd.tiles', tb + (tb & 1)).subarray(0, tb + (tb & 1)); // a workspace may be longer
+  for (let t = 0; t < tiles.length; t++) {
+    const tile = t0 + Math.min(t, tb - 1);
+    const n = Math.floor(tile / per), r = tile - n * per, ty = Math.floor(r / tw);
+    tiles[t] = (n - n0) * Cg * Hp * Wp + ty * 4 * Wp + (r - ty * tw) * 4;
+  }
+  return {
+    size: images * Cg * Hp * Wp, staging: images * Cg * H * W, tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
+    load(mem, at, stage, place) {
+      mem.fill(0, at, at + images * Cg * Hp * Wp);
+      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + gi * Cg) * H * W, (n * C + (gi + 1) * Cg) * H * W), stage + (n - n0) * Cg * H * W);
+      place(at + pt * Wp + pl, stage, images * Cg, H, W, Wp, Hp * Wp);
+    },
+  };
+}
+
 // d[α×α] = x[c, y0.., x0..] with zeros outside the image (the padding).
 function gatherTile(x: FloatArray, xc: number, H: number, W: number, y0: number, x0: number, alpha: number, d: Float64Array): void {
   if (y0 >= 0 && x0 >= 0 && y0 + alpha <= H && x0 + alpha <= W) {
@@ -296,7 +325,7 @@ function gatherTile(x: FloatArray, xc: number, H: number, W: number, y0: number,
 }
 
 // V[off + k·stride] = (Bᵀ d B)_k for F(4×4, 3×3); d is 6×6 row-major, d[36..71] scratch.
-function inputTransformF4(d: Float64Array, V: FloatArray, off: number, stride: number): void {
+export function inputTransformF4(d: Float64Array, V: FloatArray, off: number, stride: number): void {
   // columns: t = Bᵀ d
   for (let j = 0; j < 6; j++) {
     const d0 = d[j], d1 = d[6 + j], d2 = d[12 + j], d3 = d[18 + j], d4 = d[24 + j], d5 = d[30 + j];

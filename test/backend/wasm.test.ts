@@ -2,7 +2,8 @@
 // SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
-import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/gemm_simd.js';
+import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes, winogradInputSimd } from '../../src/backend/wasm/gemm_simd.js';
+import { inputTransformF4 } from '../../src/ops/conv2d_winograd.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/pool.js';
@@ -113,5 +114,47 @@ describe('the SIMD GEMM\'s memory', () => {
     let s = 0;
     for (let k = 0; k < 8; k++) s += a[k] * b[k * 4];
     expect(c[0]).toBe(s);
+  });
+});
+
+describe('the SIMD Winograd input transform', () => {
+  // It does the TypeScript transform's float64 operations in the same order, two tiles per f64x2,
+  // and rounds once: V must be the same bits, for tiles anywhere in a padded multi-image source,
+  // an odd count (the last paired with itself) and several channels.
+  it('writes bit for bit the values of the TypeScript transform (V = Bᵀ d B, F(4×4))', () => {
+    const rng = new Rng(3);
+    for (const [images, channels, Hp, Wp, count] of [[1, 1, 6, 6, 1], [2, 3, 10, 14, 7], [3, 2, 18, 10, 12]] as const) {
+      const size = images * channels * Hp * Wp;
+      const source = Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 6 - 3));
+      const tiles = Int32Array.from({ length: count + (count & 1) }, (_, t) => {
+        const i = Math.min(t, count - 1), n = i % images, ty = Math.floor(rng.next() * (Hp - 5)), tx = Math.floor(rng.next() * (Wp - 5));
+        return n * channels * Hp * Wp + ty * Wp + tx;
+      });
+      const tbE = tiles.length;
+      const V = new Float32Array(36 * channels * tbE);
+      winogradInputSimd({
+        size, staging: size, tiles, channels, planeStride: Hp * Wp, rowStride: Wp,
+        load(mem, at, stage, place) {
+          mem.set(source, stage);
+          place(at, stage, images * channels, Hp, Wp, Wp, Hp * Wp); // already padded: placed as is
+        },
+      }, V, 0);
+      const want = new Float32Array(V.length), d = new Float64Array(72);
+      const bits = new Int32Array(V.buffer), wantBits = new Int32Array(want.buffer);
+      for (let c = 0; c < channels; c++) {
+        for (let t = 0; t < count; t++) {
+          for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) d[i * 6 + j] = source[tiles[t] + c * Hp * Wp + i * Wp + j];
+          inputTransformF4(d, want, c * tbE + t, channels * tbE);
+        }
+      }
+      for (let k = 0; k < 36; k++) {
+        for (let c = 0; c < channels; c++) {
+          for (let t = 0; t < count; t++) {
+            const i = (k * channels + c) * tbE + t;
+            expect(bits[i], `k ${k}, channel ${c}, tile ${t}: ${V[i]} vs ${want[i]}`).toBe(wantBits[i]);
+          }
+        }
+      }
+    }
   });
 });

@@ -70,6 +70,23 @@ export class Code {
   v128Load32Splat(offset = 0): this { return this.simd(0x09, ...this.mem(2, offset)); }
   /** all-zero v128 */
   v128Zero(): this { return this.simd(0x0c, ...new Array<number>(16).fill(0)); }
+  /** load one f32 into lane `lane` of the v128 on the stack: [addr, v] → v */
+  v128Load32Lane(lane: number, offset = 0): this { return this.simd(0x56, ...this.mem(2, offset), lane); }
+  /** store lane `lane` of a v128 as 8 bytes (two f32 of a demoted pair): [addr, v] → */
+  v128Store64Lane(lane: number, offset = 0): this { return this.simd(0x5b, ...this.mem(3, offset), lane); }
+  f64Const(v: number): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    return this.op(0x44, ...b);
+  }
+  f64x2Splat(): this { return this.simd(0x14); }
+  f64x2Add(): this { return this.simd(0xf0); }
+  f64x2Sub(): this { return this.simd(0xf1); }
+  f64x2Mul(): this { return this.simd(0xf2); }
+  /** lanes 0 and 1 (f32) widened to f64: exact */
+  f64x2PromoteLowF32x4(): this { return this.simd(0x5f); }
+  /** the two f64 lanes rounded to f32 (to nearest) in lanes 0 and 1, lanes 2 and 3 zero */
+  f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
   /** pseudo-maximum pmax(a, b) = a < b ? b : a: with b = 0 it is a ReLU that keeps NaN and −0 */

@@ -12,6 +12,7 @@
 import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
+import { winogradInputF4Def } from './winograd_simd.js';
 import { sharedArrayLike } from '../../tensor/tensor.js';
 
 const MR = 4;
@@ -147,6 +148,7 @@ export function gemmModuleBytes(): Uint8Array {
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
     { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: padKernel() },
+    winogradInputF4Def(),
   ]);
 }
 
@@ -155,6 +157,8 @@ type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: numbe
 type GatherFn = (out: number, src: number, cols: number, taps: number, kc: number, strips: number) => void;
 
 type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+
+type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number) => void;
 
 /** What a GatherSource's load gets to place H×W planes in rows Wp apart, planes Hp·Wp apart (floats). */
 export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
@@ -165,6 +169,7 @@ interface Instance {
   blocks: BlockFn[];
   gather: GatherFn;
   pad: PadFn;
+  winogradInput: WinogradInputFn;
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -199,6 +204,7 @@ function getInstance(): Instance {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
       memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn,
+      winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
   }
@@ -312,6 +318,47 @@ export interface GatherSource {
 
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
+/** Where the tiles of a Winograd input transform come from: a zero-padded source (see GatherSource). */
+export interface WinogradSource {
+  size: number;
+  staging: number;
+  load: GatherSource['load'];
+  /** float offsets of the tiles' corners in the source, two per pair (the last pair may repeat a tile) */
+  tiles: Int32Array;
+  channels: number;
+  /** floats between channel planes and between rows of the source */
+  planeStride: number;
+  rowStride: number;
+}
+
+/**
+ * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts), into
+ * V[k·channels·2·pairs + c·2·pairs + t] (float32) at vOff: bit for bit the TypeScript transform's values.
+ */
+export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
+  const inst = getInstance();
+  const pairs = s.tiles.length / 2, tbE = 2 * pairs, vFloats = 36 * s.channels * tbE;
+  const srcW = inst.arenaEnd, stageW = srcW + Math.ceil(s.size / 4) * 4, tilesW = stageW + Math.ceil(s.staging / 4) * 4;
+  const vW = tilesW + Math.ceil(s.tiles.length / 4) * 4, end = vW + vFloats;
+  inst.scratch = Math.max(inst.scratch, end - srcW);
+  const mem = floats(end);
+  const reach = (s.channels - 1) * s.planeStride + 5 * s.rowStride + 5; // the last float a tile's windows read
+  const ints = new Int32Array(mem.buffer);
+  for (let i = 0; i < s.tiles.length; i++) {
+    if (!(s.tiles[i] >= 0 && s.tiles[i] + reach < s.size)) throw new Error(`winograd: tile ${i} at offset ${s.tiles[i]} reads outside its source of ${s.size} floats`);
+    ints[tilesW + i] = 4 * (srcW + s.tiles[i]);
+  }
+  s.load(mem, srcW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
+    if (!(dst >= srcW && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= srcW + s.size && src >= stageW && src + planes * H * W <= stageW + s.staging)) {
+      throw new Error(`winograd: placing ${planes} planes of ${H}×${W} would leave the source`);
+    }
+    inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+  });
+  inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.channels * tbE);
+  V.set(mem.subarray(vW, end), vOff);
+  simdStats.bytesCopied += 4 * (s.staging + vFloats);
+}
+
 // rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
 // of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
 // set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).

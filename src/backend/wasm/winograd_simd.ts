@@ -1,0 +1,84 @@
+// Winograd F(4×4, 3×3)'s input transform on WebAssembly SIMD, two tiles at a time in f64x2 lanes:
+// the same float64 operations in the same order as inputTransformF4 in src/ops/conv2d_winograd.ts,
+// then one rounding to float32 per value, so V is bit for bit what the TypeScript transform writes.
+//
+// winogradInputF4(v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes):
+//   for each pair of tiles (byte offsets of their corners in src, two i32 per pair at `tiles`) and
+//   each channel c (planes planeBytes apart): d = the 6×6 window (rows rowBytes apart), then
+//   V = Bᵀ d B, V_k (k = 6·i + j) stored at v + k·kBytes + c·(2·pairs·4) + 8·pair: the rows of V are
+//   2·pairs floats long, the two tiles of a pair side by side (one 8-byte store).
+
+import { Code, I32, V128, type FunctionDef } from './emit.js';
+
+// t = Bᵀ d on a column d0..d5 (and V = t B on a row): the rows of Bᵀ for F(4×4), as in the
+// TypeScript transform, each a tree of operations evaluated in JavaScript's order.
+type Expr = number | ['add' | 'sub', Expr, Expr] | ['mul', number, Expr];
+const BT: (d: number[]) => Expr[] = ([d0, d1, d2, d3, d4, d5]) => [
+  ['add', ['sub', ['mul', 4, d0], ['mul', 5, d2]], d4], //  4·d0 − 5·d2 + d4
+  ['add', ['add', ['mul', -4, ['add', d1, d2]], d3], d4], // −4·(d1 + d2) + d3 + d4
+  ['add', ['sub', ['mul', 4, ['sub', d1, d2]], d3], d4], //  4·(d1 − d2) − d3 + d4
+  ['add', ['sub', ['mul', -2, ['sub', d1, d3]], d2], d4], // −2·(d1 − d3) − d2 + d4
+  ['add', ['sub', ['mul', 2, ['sub', d1, d3]], d2], d4], //  2·(d1 − d3) − d2 + d4
+  ['add', ['sub', ['mul', 4, d1], ['mul', 5, d3]], d5], //  4·d1 − 5·d3 + d5
+];
+const CONSTANTS: readonly number[] = [4, 5, -4, -2, 2];
+
+export function winogradInputF4Def(): FunctionDef {
+  const [v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
+  let n = 8;
+  const [p, c, a0, a1, vOut, rowStride] = [n++, n++, n++, n++, n++, n++];
+  const r0 = Array.from({ length: 6 }, () => n++), r1 = Array.from({ length: 6 }, () => n++); // row addresses
+  const nI32 = n - 8;
+  const konst = new Map(CONSTANTS.map((k) => [k, n++]));
+  const col = Array.from({ length: 6 }, () => n++);
+  const t = Array.from({ length: 36 }, () => n++); // t[6k + j]
+  const tmp = n++;
+  const nV128 = n - 8 - nI32;
+  const x = new Code();
+  const emit = (e: Expr): void => {
+    if (typeof e === 'number') x.get(e);
+    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
+    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
+  };
+  for (const k of CONSTANTS) x.f64Const(k).f64x2Splat().set(konst.get(k)!);
+  x.get(pairs).i32(8).i32Mul().set(rowStride); // a channel's row of V: 2·pairs floats
+  x.i32(0).set(p);
+  x.loop(); // over pairs of tiles
+  x.get(tiles).i32Load(0).get(src).i32Add().set(a0);
+  x.get(tiles).i32Load(4).get(src).i32Add().set(a1);
+  x.get(v).get(p).i32(8).i32Mul().i32Add().set(vOut);
+  x.get(channels).set(c);
+  x.loop(); // over channels
+  for (let i = 0; i < 6; i++) {
+    x.get(a0).get(rowBytes).i32(i).i32Mul().i32Add().set(r0[i]);
+    x.get(a1).get(rowBytes).i32(i).i32Mul().i32Add().set(r1[i]);
+  }
+  // columns: t = Bᵀ d
+  for (let j = 0; j < 6; j++) {
+    for (let i = 0; i < 6; i++) {
+      x.get(r0[i]).v128Zero().v128Load32Lane(0, 4 * j).set(tmp);
+      x.get(r1[i]).get(tmp).v128Load32Lane(1, 4 * j).f64x2PromoteLowF32x4().set(col[i]);
+    }
+    BT(col).forEach((e, k) => { emit(e); x.set(t[6 * k + j]); });
+  }
+  // rows: V = t B, each value rounded once to float32; the pair's two values in one 8-byte store
+  for (let i = 0; i < 6; i++) {
+    BT(t.slice(6 * i, 6 * i + 6)).forEach((e, l) => {
+      x.get(vOut).get(kBytes).i32(6 * i + l).i32Mul().i32Add();
+      emit(e);
+      x.f32x4DemoteF64x2Zero().v128Store64Lane(0);
+    });
+  }
+  x.get(a0).get(planeBytes).i32Add().set(a0);
+  x.get(a1).get(planeBytes).i32Add().set(a1);
+  x.get(vOut).get(rowStride).i32Add().set(vOut);
+  x.get(c).i32(1).i32Sub().tee(c).brIf(0);
+  x.end();
+  x.get(tiles).i32(8).i32Add().set(tiles);
+  x.get(p).i32(1).i32Add().tee(p).get(pairs).i32LtU().brIf(0);
+  x.end();
+  return {
+    name: 'winogradInputF4', params: new Array<number>(8).fill(I32),
+    locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
+  };
+}
