@@ -19,7 +19,7 @@ import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
-import { type Panels, type WinogradSource, newPanels, packPanels, winogradInputSimd } from '../backend/wasm/gemm_simd.js';
+import { type Panels, type WinogradSource, newPanels, packPanels, packedPanels, winogradInputSimd } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -211,20 +211,23 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const TB = Math.min(TILE_BLOCK, tHi - tLo);
   const Fp = f1 - f0;
   if (TB <= 0 || Fp <= 0) return;
-  const V = workspaceLike('winograd.V', A2 * Cg * (TB + 1), x); // rows of tbE = tb rounded up to even
+  const V = workspaceLike('winograd.V', A2 * Cg * (TB + 7), x); // rows of tb rounded up to even (or, packed, to 8)
   const M = workspaceLike('winograd.M', A2 * Fp * TB, x);
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
   const simdInput = m === 4 && x instanceof Float32Array && V instanceof Float32Array && getBackend() === 'wasm';
+  // On SIMD, V_k is written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ 256)
+  const packed = simdInput && Cg <= 256;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
     const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
+    const tbP = Math.ceil(tb / 8) * 8; // packed: whole 8-column strips
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
       if (simdInput) {
-        winogradInputSimd(winogradSource(g, x, gi, t0, tb, th, tw), V as Float32Array, 0);
+        winogradInputSimd(winogradSource(g, x, gi, t0, tb, th, tw, packed), V as Float32Array, 0);
       } else {
         for (let c = 0; c < Cg; c++) {
           for (let t = 0; t < tb; t++) {
@@ -244,7 +247,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
         const panels = U.panels === undefined ? undefined : { panels: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
-          { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
+          packed ? packedPanels(V as Float32Array, k * Cg * tbP, Cg) : { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
           M, k * Fp * tb, tb, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
@@ -283,19 +286,29 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
 
 // The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
 // group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
-// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself.
-function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number): WinogradSource {
+// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
+// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the SIMD GEMM's panels
+// (V_k[t/8][c][t mod 8], strips of 8 tiles, C/g rows).
+function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean): WinogradSource {
   const { C, H, W, Cg, pt, pl } = g;
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
   const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per), images = n1 - n0 + 1;
-  const tiles = workspaceInt32('winograd.tiles', tb + (tb & 1)).subarray(0, tb + (tb & 1)); // a workspace may be longer
-  for (let t = 0; t < tiles.length; t++) {
+  const tbE = tb + (tb & 1), tbP = Math.ceil(tb / 8) * 8, pairs = tbE / 2;
+  const tiles = workspaceInt32('winograd.tiles', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
+  const corner = (t: number) => {
     const tile = t0 + Math.min(t, tb - 1);
     const n = Math.floor(tile / per), r = tile - n * per, ty = Math.floor(r / tw);
-    tiles[t] = (n - n0) * Cg * Hp * Wp + ty * 4 * Wp + (r - ty * tw) * 4;
+    return (n - n0) * Cg * Hp * Wp + ty * 4 * Wp + (r - ty * tw) * 4;
+  };
+  for (let p = 0; p < pairs; p++) {
+    tiles[3 * p] = corner(2 * p);
+    tiles[3 * p + 1] = corner(2 * p + 1);
+    tiles[3 * p + 2] = packed ? (2 * p >> 3) * Cg * 8 + (2 * p & 7) : 2 * p;
   }
+  const rowsOf = packed ? tbP : tbE;
   return {
     size: images * Cg * Hp * Wp, staging: images * Cg * H * W, tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
+    vFloats: 36 * Cg * rowsOf, kStride: Cg * rowsOf, channelStride: packed ? 8 : tbE,
     load(mem, at, stage, place) {
       mem.fill(0, at, at + images * Cg * Hp * Wp);
       for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + gi * Cg) * H * W, (n * C + (gi + 1) * Cg) * H * W), stage + (n - n0) * Cg * H * W);

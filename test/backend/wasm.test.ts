@@ -121,38 +121,34 @@ describe('the SIMD Winograd input transform', () => {
   // It does the TypeScript transform's float64 operations in the same order, two tiles per f64x2,
   // and rounds once: V must be the same bits, for tiles anywhere in a padded multi-image source,
   // an odd count (the last paired with itself) and several channels.
-  it('writes bit for bit the values of the TypeScript transform (V = Bᵀ d B, F(4×4))', () => {
+  it.each(['plain rows', 'GEMM panels'] as const)('writes bit for bit the values of the TypeScript transform (V = Bᵀ d B, F(4×4)), laid out as %s', (layout) => {
     const rng = new Rng(3);
-    for (const [images, channels, Hp, Wp, count] of [[1, 1, 6, 6, 1], [2, 3, 10, 14, 7], [3, 2, 18, 10, 12]] as const) {
+    for (const [images, channels, Hp, Wp, count] of [[1, 1, 6, 6, 1], [2, 3, 10, 14, 7], [3, 2, 18, 10, 19]] as const) {
       const size = images * channels * Hp * Wp;
       const source = Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 6 - 3));
-      const tiles = Int32Array.from({ length: count + (count & 1) }, (_, t) => {
-        const i = Math.min(t, count - 1), n = i % images, ty = Math.floor(rng.next() * (Hp - 5)), tx = Math.floor(rng.next() * (Wp - 5));
-        return n * channels * Hp * Wp + ty * Wp + tx;
-      });
-      const tbE = tiles.length;
-      const V = new Float32Array(36 * channels * tbE);
+      const pairs = Math.ceil(count / 2), packed = layout === 'GEMM panels';
+      const rowsOf = packed ? Math.ceil(count / 8) * 8 : 2 * pairs;
+      const corners = Array.from({ length: count }, (_, t) => t % images * channels * Hp * Wp + Math.floor(rng.next() * (Hp - 5)) * Wp + Math.floor(rng.next() * (Wp - 5)));
+      // where tile t's value of channel c lands in V_k (the reference layout the GEMM reads)
+      const place = (t: number, c: number) => (packed ? (t >> 3) * channels * 8 + c * 8 + (t & 7) : c * rowsOf + t);
+      const tiles = new Int32Array(3 * pairs);
+      for (let p = 0; p < pairs; p++) tiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], place(2 * p, 0)], 3 * p);
+      const V = new Float32Array(36 * channels * rowsOf);
       winogradInputSimd({
         size, staging: size, tiles, channels, planeStride: Hp * Wp, rowStride: Wp,
+        vFloats: V.length, kStride: channels * rowsOf, channelStride: packed ? 8 : rowsOf,
         load(mem, at, stage, place) {
           mem.set(source, stage);
           place(at, stage, images * channels, Hp, Wp, Wp, Hp * Wp); // already padded: placed as is
         },
       }, V, 0);
-      const want = new Float32Array(V.length), d = new Float64Array(72);
+      const want = new Float32Array(36), d = new Float64Array(72);
       const bits = new Int32Array(V.buffer), wantBits = new Int32Array(want.buffer);
       for (let c = 0; c < channels; c++) {
         for (let t = 0; t < count; t++) {
-          for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) d[i * 6 + j] = source[tiles[t] + c * Hp * Wp + i * Wp + j];
-          inputTransformF4(d, want, c * tbE + t, channels * tbE);
-        }
-      }
-      for (let k = 0; k < 36; k++) {
-        for (let c = 0; c < channels; c++) {
-          for (let t = 0; t < count; t++) {
-            const i = (k * channels + c) * tbE + t;
-            expect(bits[i], `k ${k}, channel ${c}, tile ${t}: ${V[i]} vs ${want[i]}`).toBe(wantBits[i]);
-          }
+          for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) d[i * 6 + j] = source[corners[t] + c * Hp * Wp + i * Wp + j];
+          inputTransformF4(d, want, 0, 1);
+          for (let k = 0; k < 36; k++) expect(bits[k * channels * rowsOf + place(t, c)], `k ${k}, channel ${c}, tile ${t}`).toBe(wantBits[k]);
         }
       }
     }

@@ -13,7 +13,7 @@ import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradInputF4Def } from './winograd_simd.js';
-import { sharedArrayLike } from '../../tensor/tensor.js';
+import { type FloatArray, sharedArrayLike } from '../../tensor/tensor.js';
 
 const MR = 4;
 const NR = 8;
@@ -158,7 +158,7 @@ type GatherFn = (out: number, src: number, cols: number, taps: number, kc: numbe
 
 type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
 
-type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number) => void;
+type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number, channelBytes: number) => void;
 
 /** What a GatherSource's load gets to place H×W planes in rows Wp apart, planes Hp·Wp apart (floats). */
 export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
@@ -318,35 +318,42 @@ export interface GatherSource {
 
 /** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
-/** Where the tiles of a Winograd input transform come from: a zero-padded source (see GatherSource). */
+/** Where the tiles of a Winograd input transform come from, and where V goes (floats throughout). */
 export interface WinogradSource {
   size: number;
   staging: number;
   load: GatherSource['load'];
-  /** float offsets of the tiles' corners in the source, two per pair (the last pair may repeat a tile) */
+  /** per pair of tiles: the offsets of its two corners in the source (the last pair may repeat a
+   * tile) and of its place in V */
   tiles: Int32Array;
   channels: number;
-  /** floats between channel planes and between rows of the source */
+  /** between channel planes and between rows of the source */
   planeStride: number;
   rowStride: number;
+  /** V: floats in all, between the 36 matrices V_k, and between channels */
+  vFloats: number;
+  kStride: number;
+  channelStride: number;
 }
 
 /**
- * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts), into
- * V[k·channels·2·pairs + c·2·pairs + t] (float32) at vOff: bit for bit the TypeScript transform's values.
+ * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
+ * laid out as `s` says: bit for bit the TypeScript transform's values.
  */
 export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
   const inst = getInstance();
-  const pairs = s.tiles.length / 2, tbE = 2 * pairs, vFloats = 36 * s.channels * tbE;
+  const pairs = s.tiles.length / 3;
   const srcW = inst.arenaEnd, stageW = srcW + Math.ceil(s.size / 4) * 4, tilesW = stageW + Math.ceil(s.staging / 4) * 4;
-  const vW = tilesW + Math.ceil(s.tiles.length / 4) * 4, end = vW + vFloats;
+  const vW = tilesW + Math.ceil(s.tiles.length / 4) * 4, end = vW + s.vFloats;
   inst.scratch = Math.max(inst.scratch, end - srcW);
   const mem = floats(end);
   const reach = (s.channels - 1) * s.planeStride + 5 * s.rowStride + 5; // the last float a tile's windows read
+  const vReach = 35 * s.kStride + (s.channels - 1) * s.channelStride + 1; // and the last a pair writes
   const ints = new Int32Array(mem.buffer);
   for (let i = 0; i < s.tiles.length; i++) {
-    if (!(s.tiles[i] >= 0 && s.tiles[i] + reach < s.size)) throw new Error(`winograd: tile ${i} at offset ${s.tiles[i]} reads outside its source of ${s.size} floats`);
-    ints[tilesW + i] = 4 * (srcW + s.tiles[i]);
+    const o = s.tiles[i], place = i % 3 === 2;
+    if (!(o >= 0 && o + (place ? vReach : reach) < (place ? s.vFloats : s.size))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${o} lies outside its ${place ? 'output' : 'source'}`);
+    ints[tilesW + i] = 4 * (place ? o : srcW + o);
   }
   s.load(mem, srcW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
     if (!(dst >= srcW && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= srcW + s.size && src >= stageW && src + planes * H * W <= stageW + s.staging)) {
@@ -354,9 +361,24 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
     }
     inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
   });
-  inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.channels * tbE);
+  inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
   V.set(mem.subarray(vW, end), vOff);
-  simdStats.bytesCopied += 4 * (s.staging + vFloats);
+  simdStats.bytesCopied += 4 * (s.staging + s.vFloats);
+}
+
+/**
+ * B already in the SIMD GEMM's panel layout (strips of NR columns, each `rows` rows of NR floats),
+ * one block of rows (rows ≤ KC): every panel is one contiguous copy. (Winograd's V, written that way
+ * by its transform.)
+ */
+export function packedPanels(data: Float32Array, offset: number, rows: number): PanelSource {
+  return {
+    packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, nr: number): void {
+      if (nr !== NR || pc !== 0 || kc !== rows || jc % NR !== 0) throw new Error(`packedPanels: a panel of rows ${pc}+${kc} of ${rows}, columns from ${jc}, strips of ${nr}: not the layout it holds`);
+      const at = offset + jc * kc;
+      out.set(data.subarray(at, at + Math.ceil(nc / NR) * NR * kc), w);
+    },
+  };
 }
 
 // rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows

@@ -2,11 +2,12 @@
 // the same float64 operations in the same order as inputTransformF4 in src/ops/conv2d_winograd.ts,
 // then one rounding to float32 per value, so V is bit for bit what the TypeScript transform writes.
 //
-// winogradInputF4(v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes):
-//   for each pair of tiles (byte offsets of their corners in src, two i32 per pair at `tiles`) and
-//   each channel c (planes planeBytes apart): d = the 6×6 window (rows rowBytes apart), then
-//   V = Bᵀ d B, V_k (k = 6·i + j) stored at v + k·kBytes + c·(2·pairs·4) + 8·pair: the rows of V are
-//   2·pairs floats long, the two tiles of a pair side by side (one 8-byte store).
+// winogradInputF4(v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes, channelBytes):
+//   for each pair of tiles (three i32 per pair at `tiles`: the byte offsets of the two corners in src
+//   and of the pair's place in V) and each channel c (planes planeBytes apart): d = the 6×6 window
+//   (rows rowBytes apart), then V = Bᵀ d B, V_k (k = 6·i + j) stored at
+//   v + place + k·kBytes + c·channelBytes, the pair's two values side by side (one 8-byte store).
+//   The caller's places lay V out as plain rows or as the SIMD GEMM's packed B panels.
 
 import { Code, I32, V128, type FunctionDef } from './emit.js';
 
@@ -24,16 +25,16 @@ const BT: (d: number[]) => Expr[] = ([d0, d1, d2, d3, d4, d5]) => [
 const CONSTANTS: readonly number[] = [4, 5, -4, -2, 2];
 
 export function winogradInputF4Def(): FunctionDef {
-  const [v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
-  let n = 8;
-  const [p, c, a0, a1, vOut, rowStride] = [n++, n++, n++, n++, n++, n++];
+  const [v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes, channelBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  let n = 9;
+  const [p, c, a0, a1, vOut] = [n++, n++, n++, n++, n++];
   const r0 = Array.from({ length: 6 }, () => n++), r1 = Array.from({ length: 6 }, () => n++); // row addresses
-  const nI32 = n - 8;
+  const nI32 = n - 9;
   const konst = new Map(CONSTANTS.map((k) => [k, n++]));
   const col = Array.from({ length: 6 }, () => n++);
   const t = Array.from({ length: 36 }, () => n++); // t[6k + j]
   const tmp = n++;
-  const nV128 = n - 8 - nI32;
+  const nV128 = n - 9 - nI32;
   const x = new Code();
   const emit = (e: Expr): void => {
     if (typeof e === 'number') x.get(e);
@@ -41,12 +42,11 @@ export function winogradInputF4Def(): FunctionDef {
     else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
   };
   for (const k of CONSTANTS) x.f64Const(k).f64x2Splat().set(konst.get(k)!);
-  x.get(pairs).i32(8).i32Mul().set(rowStride); // a channel's row of V: 2·pairs floats
   x.i32(0).set(p);
   x.loop(); // over pairs of tiles
   x.get(tiles).i32Load(0).get(src).i32Add().set(a0);
   x.get(tiles).i32Load(4).get(src).i32Add().set(a1);
-  x.get(v).get(p).i32(8).i32Mul().i32Add().set(vOut);
+  x.get(tiles).i32Load(8).get(v).i32Add().set(vOut);
   x.get(channels).set(c);
   x.loop(); // over channels
   for (let i = 0; i < 6; i++) {
@@ -71,14 +71,14 @@ export function winogradInputF4Def(): FunctionDef {
   }
   x.get(a0).get(planeBytes).i32Add().set(a0);
   x.get(a1).get(planeBytes).i32Add().set(a1);
-  x.get(vOut).get(rowStride).i32Add().set(vOut);
+  x.get(vOut).get(channelBytes).i32Add().set(vOut);
   x.get(c).i32(1).i32Sub().tee(c).brIf(0);
   x.end();
-  x.get(tiles).i32(8).i32Add().set(tiles);
+  x.get(tiles).i32(12).i32Add().set(tiles);
   x.get(p).i32(1).i32Add().tee(p).get(pairs).i32LtU().brIf(0);
   x.end();
   return {
-    name: 'winogradInputF4', params: new Array<number>(8).fill(I32),
+    name: 'winogradInputF4', params: new Array<number>(9).fill(I32),
     locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
   };
 }
