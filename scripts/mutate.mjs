@@ -63,6 +63,8 @@ const MUTANTS = [
   ['ops', 'SIMD pad kernel: rows one float short', 'src/backend/wasm/gemm_simd.ts', '  x.get(W).set(j);\n', '  x.get(W).i32(1).i32Sub().set(j);\n', ['test/ops/conv2d.test.ts']],
   ['ops', 'SIMD Winograd input transform stores V transposed', 'src/backend/wasm/winograd_simd.ts', 'x.get(vOut).get(kBytes).i32(6 * i + l).i32Mul().i32Add();', 'x.get(vOut).get(kBytes).i32(6 * l + i).i32Mul().i32Add();', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD Winograd input transform: the second tile of a pair reads the first', 'src/backend/wasm/winograd_simd.ts', 'x.get(tiles).i32Load(4).get(src).i32Add().set(a1);', 'x.get(tiles).i32Load(0).get(src).i32Add().set(a1);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD packA: the strip\'s rows read one row apart too few', 'src/backend/wasm/gemm_simd.ts', '    for (let i = 0; i < r; i++) x.get(ld).i32Add();', '    for (let i = 1; i < r; i++) x.get(ld).i32Add();', ['test/ops/gemm.test.ts']],
+  ['ops', 'SIMD packB: a strip\'s second half copied from the first', 'src/backend/wasm/gemm_simd.ts', '  x.get(out).get(r).v128Load(16).v128Store(16);', '  x.get(out).get(r).v128Load(0).v128Store(16);', ['test/ops/gemm.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

@@ -132,6 +132,55 @@ function padKernel(): Code {
   return x;
 }
 
+// packA(out, src, ldBytes, strips, kc): the A operand's 4-row strips from rows staged at src (row
+// stride ldBytes, the rows past the block's end zeroed by the caller) in the kernels' layout,
+// out[(s·kc + k)·4 + r] = src[(4s + r)·ld + k]: the same floats packA in gemm_pack.ts writes.
+function packAKernel(): Code {
+  const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
+  const [r0, k] = [5, 6];
+  const x = new Code();
+  x.loop(); // over strips
+  x.get(src).set(r0);
+  x.get(kc).set(k);
+  x.loop(); // over k: one float from each of the strip's 4 rows
+  for (let r = 0; r < 4; r++) {
+    x.get(out).get(r0);
+    for (let i = 0; i < r; i++) x.get(ld).i32Add();
+    x.f32Load(0).f32Store(4 * r);
+  }
+  x.get(out).i32(16).i32Add().set(out);
+  x.get(r0).i32(4).i32Add().set(r0);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(src).get(ld).i32(4).i32Mul().i32Add().set(src);
+  x.get(strips).i32(1).i32Sub().tee(strips).brIf(0);
+  x.end();
+  return x;
+}
+
+// packB(out, src, ldBytes, strips, kc): B's 8-column strips from rows staged at src (row stride
+// ldBytes, whole strips) in the kernels'
+// layout, out[(s·kc + k)·8 + c] = src[k·ld + 8s + c]: two v128 copies per row of a strip.
+function packBKernel(): Code {
+  const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
+  const [r, k] = [5, 6];
+  const x = new Code();
+  x.loop(); // over strips
+  x.get(src).set(r);
+  x.get(kc).set(k);
+  x.loop(); // over the strip's rows
+  x.get(out).get(r).v128Load(0).v128Store(0);
+  x.get(out).get(r).v128Load(16).v128Store(16);
+  x.get(out).i32(32).i32Add().set(out);
+  x.get(r).get(ld).i32Add().set(r);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(src).i32(32).i32Add().set(src);
+  x.get(strips).i32(1).i32Sub().tee(strips).brIf(0);
+  x.end();
+  return x;
+}
+
 // The variants, indexed by load·4 + bias·2 + relu.
 const VARIANTS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
@@ -149,12 +198,16 @@ export function gemmModuleBytes(): Uint8Array {
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
     { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: padKernel() },
     winogradInputF4Def(),
+    { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
+    { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
   ]);
 }
 
 type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
 
 type GatherFn = (out: number, src: number, cols: number, taps: number, kc: number, strips: number) => void;
+
+type PackAFn = (out: number, src: number, ldBytes: number, strips: number, kc: number) => void;
 
 type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
 
@@ -169,6 +222,8 @@ interface Instance {
   blocks: BlockFn[];
   gather: GatherFn;
   pad: PadFn;
+  packA: PackAFn;
+  packB: PackAFn;
   winogradInput: WinogradInputFn;
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
@@ -203,7 +258,7 @@ function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn,
+      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
@@ -381,6 +436,36 @@ export function packedPanels(data: Float32Array, offset: number, rows: number): 
   };
 }
 
+// A's block (rows ic…, columns pc…) packed into the kernels' strips at aW. Stored row-major, its rows
+// go to WebAssembly memory one memcpy each and the packA function interleaves them there (a
+// JavaScript loop writing every fourth float costs ~2.5 ns a float); stored transposed (K × M), the
+// TypeScript packA.
+function packABlock(inst: Instance, A: MatRef, ic: number, pc: number, mc: number, kc: number, mem: Float32Array, aW: number, stage: number): void {
+  if (A.trans || !(A.data instanceof Float32Array)) {
+    packA(A, ic, pc, mc, kc, mem, aW);
+    return;
+  }
+  const strips = Math.ceil(mc / MR);
+  copyRows(A.data, A.offset + ic * A.ld + pc, A.ld, mem, stage, kc, mc, kc);
+  mem.fill(0, stage + mc * kc, stage + strips * MR * kc); // the last strip's missing rows
+  inst.packA(4 * aW, 4 * stage, 4 * kc, strips, kc);
+}
+
+// B's panel (rows pc…, columns jc…) packed into 8-column strips at bW. Stored row-major, its rows go
+// to WebAssembly memory one memcpy each and packB copies the strips out of them there; a panel
+// source or a transposed B, the TypeScript packB.
+function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: number, kc: number, nc: number, mem: Float32Array, bW: number, stage: number): void {
+  if ('packB' in B || B.trans || !(B.data instanceof Float32Array)) {
+    packB(B, pc, jc, kc, nc, mem, bW, NR);
+    return;
+  }
+  const ncp = Math.ceil(nc / NR) * NR;
+  // the last strip's columns past nc keep whatever the stage held: their products land in C's
+  // padding columns, which are never copied out (each column of C reads only its own column of B)
+  copyRows(B.data, B.offset + pc * B.ld + jc, B.ld, mem, stage, ncp, kc, nc);
+  inst.packB(4 * bW, 4 * stage, 4 * ncp, ncp / NR, kc);
+}
+
 // rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
 // of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
 // set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).
@@ -429,9 +514,11 @@ export function gemmSimd(
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
-    const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC;
-    inst.scratch = Math.max(inst.scratch, biasW + Mp - srcW);
-    mem = floats(biasW + Mp);
+    // (+ a staging block for A's rows when it is packed here: MC × KC)
+    const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC, stageA = biasW + Mp, stageB = stageA + MC * KC;
+    const end = stageB + (g === undefined ? ncp * KC : 0);
+    inst.scratch = Math.max(inst.scratch, end - srcW);
+    mem = floats(end);
     if (g !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
       g.cols(jc, nc, ints);
@@ -449,14 +536,14 @@ export function gemmSimd(
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
       const block = blocks[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
-      if (g === undefined) packB(B, pc, jc, kc, nc, mem, bW, NR);
+      if (g === undefined) packBBlock(inst, B, pc, jc, kc, nc, mem, bW, stageB);
       else inst.gather(4 * bW, 4 * srcW, 4 * colsW, 4 * (tapsW + pc), kc, ncp / NR);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = Math.min(MC, M - ic);
         // the strips of rows row0 + ic … of block pc, where the packed operand keeps them
         const src = packed === undefined ? 0 : packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
         let a = aW;
-        if (packed === undefined) packA(A, ic, pc, mc, kc, mem, aW);
+        if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
         else if (at >= 0) a = at + src;
         else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
         block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
