@@ -65,6 +65,9 @@ const MUTANTS = [
   ['ops', 'SIMD Winograd input transform: the second tile of a pair reads the first', 'src/backend/wasm/winograd_simd.ts', 'x.get(tiles).i32Load(4).get(src).i32Add().set(a1);', 'x.get(tiles).i32Load(0).get(src).i32Add().set(a1);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD packA: the strip\'s rows read one row apart too few', 'src/backend/wasm/gemm_simd.ts', '    for (let i = 0; i < r; i++) x.get(ld).i32Add();', '    for (let i = 1; i < r; i++) x.get(ld).i32Add();', ['test/ops/gemm.test.ts']],
   ['ops', 'SIMD packB: a strip\'s second half copied from the first', 'src/backend/wasm/gemm_simd.ts', '  x.get(out).get(r).v128Load(16).v128Store(16);', '  x.get(out).get(r).v128Load(0).v128Store(16);', ['test/ops/gemm.test.ts']],
+  ['ops', 'SIMD Winograd output pass: every channel gets the first channel\'s bias', 'src/backend/wasm/winograd_simd.ts', '  x.get(bp).i32(4).i32Add().set(bp);', '', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD Winograd output pass: the second tile of a pair stored over the first', 'src/backend/wasm/winograd_simd.ts', "      for (const [lane, d] of [[0, d0], [1, d1]] as const) {", "      for (const [lane, d] of [[0, d0], [1, d0]] as const) {", ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD Winograd output pass: ReLU as pmax(0, v) (turns NaN and −0 into 0)', 'src/backend/wasm/winograd_simd.ts', '      if (relu) x.get(zero).f32x4Pmax();', '      if (relu) x.set(mv[1]).get(zero).get(mv[1]).f32x4Pmax();', ['test/backend/wasm.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],
   ['fuser', 'fuseConvBN ignores the conv bias', 'src/reparam/kernels.ts', 'b[f] = beta[f] + (b0[f] - mu[f]) * s;', 'b[f] = beta[f] - mu[f] * s;', ['test/reparam']],

@@ -19,7 +19,7 @@ import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
-import { type Panels, type WinogradSource, newPanels, packPanels, packedPanels, winogradInputSimd } from '../backend/wasm/gemm_simd.js';
+import { type Panels, type WinogradOutput, type WinogradSource, copyRows, newPanels, packPanels, packedPanels, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -212,7 +212,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const Fp = f1 - f0;
   if (TB <= 0 || Fp <= 0) return;
   const V = workspaceLike('winograd.V', A2 * Cg * (TB + 7), x); // rows of tb rounded up to even (or, packed, to 8)
-  const M = workspaceLike('winograd.M', A2 * Fp * TB, x);
+  const M = workspaceLike('winograd.M', A2 * Fp * (TB + 1), x); // rows of tb rounded up to even
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
@@ -248,9 +248,13 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
           packed ? packedPanels(V as Float32Array, k * Cg * tbP, Cg) : { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
-          M, k * Fp * tb, tb, false, panels);
+          M, k * Fp * tbE, tbE, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
+      if (simdInput) {
+        winogradOutputSimd(winogradOutput(g, M as Float32Array, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
+        continue;
+      }
       for (let fl = f0; fl < f1; fl++) {
         const f = gi * Fg + fl;
         const bias = b === null ? 0 : b[f];
@@ -260,7 +264,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
           const r = tile - n * tilesPerImage;
           const ty = Math.floor(r / tw);
           const oy = ty * m, ox = (r - ty * tw) * m;
-          outputTransform(M, (fl - f0) * tb + t, Fp * tb, d);
+          outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d);
           const yOff = (n * F + f) * Ho * Wo;
           const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
           for (let i = 0; i < mh; i++) {
@@ -317,6 +321,40 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
   };
 }
 
+// The output pass of tiles [t0, t0 + tb), channels f0 … f1 of group gi, for the SIMD output transform:
+// a block of the tile rows R0 … R1 they span (R = n·th + ty), each channel a plane of 4 rows per tile
+// row and tw·4 + 4 columns (the last 4 take the odd count's phantom tile), copied into y's rows after.
+function winogradOutput(
+  g: ConvGeometry, M: Float32Array, y: Float32Array, b: Float32Array | null, relu: boolean,
+  gi: number, f0: number, f1: number, t0: number, tb: number, th: number, tw: number,
+): WinogradOutput {
+  const { F, Fg, Ho, Wo } = g;
+  const tbE = tb + (tb & 1), pairs = tbE / 2, Fp = f1 - f0;
+  const R0 = Math.floor(t0 / tw), R1 = Math.floor((t0 + tb - 1) / tw);
+  const cols = tw * 4 + 4, planeStride = (R1 - R0 + 1) * 4 * cols;
+  const tiles = workspaceInt32('winograd.out', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
+  const corner = (t: number) => {
+    if (t >= tb) return tw * 4; // the phantom: its own spare column
+    const tile = t0 + t, R = Math.floor(tile / tw);
+    return (R - R0) * 4 * cols + (tile - R * tw) * 4;
+  };
+  for (let p = 0; p < pairs; p++) tiles.set([2 * p, corner(2 * p), corner(2 * p + 1)], 3 * p);
+  return {
+    M, mOffset: 0, channels: Fp, rowLength: tbE, tiles, outFloats: Fp * planeStride, planeStride, rowStride: cols,
+    bias: b, biasOffset: gi * Fg + f0, relu,
+    store(mem: Float32Array, at: number): void {
+      for (let R = R0; R <= R1; R++) {
+        const n = Math.floor(R / th), oy = (R - n * th) * 4, mh = Math.min(4, Ho - oy);
+        const a = Math.max(t0, R * tw) - R * tw, e = Math.min(t0 + tb, (R + 1) * tw) - R * tw; // the block's tiles in this row
+        const len = Math.min(e * 4, Wo) - a * 4;
+        for (let f = 0; f < Fp; f++) {
+          copyRows(mem, at + f * planeStride + (R - R0) * 4 * cols + a * 4, cols, y, (n * F + gi * Fg + f0 + f) * Ho * Wo + oy * Wo + a * 4, Wo, mh, len);
+        }
+      }
+    },
+  };
+}
+
 // d[α×α] = x[c, y0.., x0..] with zeros outside the image (the padding).
 function gatherTile(x: FloatArray, xc: number, H: number, W: number, y0: number, x0: number, alpha: number, d: Float64Array): void {
   if (y0 >= 0 && x0 >= 0 && y0 + alpha <= H && x0 + alpha <= W) {
@@ -364,7 +402,7 @@ export function inputTransformF4(d: Float64Array, V: FloatArray, off: number, st
 }
 
 // out[0..15] = (Aᵀ m A) for F(4×4, 3×3), m_k = M[off + k·stride]; out[16..39] scratch.
-function outputTransformF4(M: FloatArray, off: number, stride: number, out: Float64Array): void {
+export function outputTransformF4(M: FloatArray, off: number, stride: number, out: Float64Array): void {
   // columns: t = Aᵀ m (4×6)
   for (let j = 0; j < 6; j++) {
     const o = off + j * stride;

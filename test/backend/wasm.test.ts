@@ -2,8 +2,8 @@
 // SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
-import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes, winogradInputSimd } from '../../src/backend/wasm/gemm_simd.js';
-import { inputTransformF4 } from '../../src/ops/conv2d_winograd.js';
+import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes, winogradInputSimd, winogradOutputSimd } from '../../src/backend/wasm/gemm_simd.js';
+import { inputTransformF4, outputTransformF4 } from '../../src/ops/conv2d_winograd.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/pool.js';
@@ -149,6 +149,40 @@ describe('the SIMD Winograd input transform', () => {
           for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) d[i * 6 + j] = source[corners[t] + c * Hp * Wp + i * Wp + j];
           inputTransformF4(d, want, 0, 1);
           for (let k = 0; k < 36; k++) expect(bits[k * channels * rowsOf + place(t, c)], `k ${k}, channel ${c}, tile ${t}`).toBe(wantBits[k]);
+        }
+      }
+    }
+  });
+});
+
+describe('the SIMD Winograd output pass', () => {
+  // Y = Aᵀ M A in float64, + bias, one rounding, ReLU on the float32 (NaN and −0 kept): what the
+  // TypeScript output pass stores, bit for bit, for an odd tile count (the phantom tile writes only
+  // its spare column) with and without bias and ReLU.
+  it.each([[false, false], [true, false], [false, true], [true, true]] as const)('writes bit for bit what the TypeScript pass stores (bias %s, ReLU %s)', (withBias, relu) => {
+    const rng = new Rng(withBias ? 5 : 6);
+    const channels = 3, count = 5, rowLength = 6, pairs = 3, cols = 4 * count + 4, planeStride = 4 * cols;
+    const M = Float32Array.from({ length: 36 * channels * rowLength }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 4 - 2));
+    M[7] = NaN;
+    M[0] = -0;
+    const bias = withBias ? Float32Array.from({ length: channels + 2 }, () => rng.next() - 0.5) : null;
+    const tiles = new Int32Array(3 * pairs);
+    for (let p = 0; p < pairs; p++) tiles.set([2 * p, 8 * p, 2 * p + 1 < count ? 8 * p + 4 : 4 * count], 3 * p);
+    const out = new Float32Array(channels * planeStride);
+    winogradOutputSimd({
+      M, mOffset: 0, channels, rowLength, tiles, outFloats: out.length, planeStride, rowStride: cols,
+      bias, biasOffset: 2, relu, store: (mem, at) => out.set(mem.subarray(at, at + out.length)),
+    });
+    const bits = new Int32Array(out.buffer), d = new Float64Array(40), one = new Float32Array(1), oneBits = new Int32Array(one.buffer);
+    for (let f = 0; f < channels; f++) {
+      for (let t = 0; t < count; t++) {
+        outputTransformF4(M, f * rowLength + t, channels * rowLength, d);
+        for (let i = 0; i < 4; i++) {
+          for (let j = 0; j < 4; j++) {
+            one[0] = d[i * 4 + j] + (bias === null ? 0 : bias[2 + f]);
+            if (relu && one[0] < 0) one[0] = 0;
+            expect(bits[f * planeStride + i * cols + 4 * t + j], `channel ${f}, tile ${t}, (${i}, ${j})`).toBe(oneBits[0]);
+          }
         }
       }
     }

@@ -80,6 +80,12 @@ export class Code {
     return this.op(0x44, ...b);
   }
   f64x2Splat(): this { return this.simd(0x14); }
+  /** f32 → f64, exact */
+  f64PromoteF32(): this { return this.op(0xbb); }
+  /** load two f32 into lanes 0 and 1 (8 bytes), zeros above */
+  v128Load64Zero(offset = 0): this { return this.simd(0x5d, ...this.mem(3, offset)); }
+  /** store lane `lane` of a v128 as one f32: [addr, v] → */
+  v128Store32Lane(lane: number, offset = 0): this { return this.simd(0x5a, ...this.mem(2, offset), lane); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }

@@ -12,7 +12,7 @@
 import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
-import { winogradInputF4Def } from './winograd_simd.js';
+import { winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 import { type FloatArray, sharedArrayLike } from '../../tensor/tensor.js';
 
 const MR = 4;
@@ -198,6 +198,8 @@ export function gemmModuleBytes(): Uint8Array {
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
     { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: padKernel() },
     winogradInputF4Def(),
+    winogradOutputF4Def(false),
+    winogradOutputF4Def(true),
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
     { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
   ]);
@@ -210,6 +212,8 @@ type GatherFn = (out: number, src: number, cols: number, taps: number, kc: numbe
 type PackAFn = (out: number, src: number, ldBytes: number, strips: number, kc: number) => void;
 
 type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+
+type WinogradOutputFn = (m: number, tiles: number, pairs: number, channels: number, kBytes: number, mRowBytes: number, bias: number, y: number, yChannelBytes: number, yRowBytes: number) => void;
 
 type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number, channelBytes: number) => void;
 
@@ -225,6 +229,8 @@ interface Instance {
   packA: PackAFn;
   packB: PackAFn;
   winogradInput: WinogradInputFn;
+  /** without and with ReLU */
+  winogradOutput: [WinogradOutputFn, WinogradOutputFn];
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -260,6 +266,7 @@ function getInstance(): Instance {
     instance = {
       memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
+      winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
   }
@@ -421,6 +428,53 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
   simdStats.bytesCopied += 4 * (s.staging + s.vFloats);
 }
 
+/** Where Winograd's products come from and where the output tiles go (floats throughout). */
+export interface WinogradOutput {
+  /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 2·pairs) floats, k-major */
+  M: Float32Array;
+  mOffset: number;
+  channels: number;
+  rowLength: number;
+  /** per pair of tiles: its offset in a row of M and the offsets of its two tiles' corners in the output block */
+  tiles: Int32Array;
+  /** the output block: `channels` planes of planeStride floats, rows rowStride apart */
+  outFloats: number;
+  planeStride: number;
+  rowStride: number;
+  /** per channel, or null */
+  bias: Float32Array | null;
+  biasOffset: number;
+  relu: boolean;
+  /** takes the finished block (in WebAssembly memory at `at`) */
+  store(mem: Float32Array, at: number): void;
+}
+
+/**
+ * F(4×4, 3×3)'s Y = Aᵀ M A + bias (and ReLU) for every tile pair and channel (winograd_simd.ts):
+ * bit for bit what the TypeScript output pass stores.
+ */
+export function winogradOutputSimd(o: WinogradOutput): void {
+  const inst = getInstance();
+  const pairs = o.tiles.length / 3, mFloats = 36 * o.channels * o.rowLength;
+  const mW = inst.arenaEnd, tilesW = mW + Math.ceil(mFloats / 4) * 4, biasW = tilesW + Math.ceil(o.tiles.length / 4) * 4;
+  const outW = biasW + Math.ceil(o.channels / 4) * 4, end = outW + o.outFloats;
+  inst.scratch = Math.max(inst.scratch, end - mW);
+  const mem = floats(end);
+  const ints = new Int32Array(mem.buffer);
+  const reach = (o.channels - 1) * o.planeStride + 3 * o.rowStride + 3; // the last float a tile writes
+  for (let i = 0; i < o.tiles.length; i++) {
+    const v = o.tiles[i], inM = i % 3 === 0;
+    if (!(v >= 0 && (inM ? v + 1 < o.rowLength : v + reach < o.outFloats))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${v} lies outside its ${inM ? 'products' : 'output'}`);
+    ints[tilesW + i] = 4 * v;
+  }
+  mem.set(o.M.subarray(o.mOffset, o.mOffset + mFloats), mW);
+  if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
+  else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
+  inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, pairs, o.channels, 4 * o.channels * o.rowLength, 4 * o.rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
+  o.store(mem, outW);
+  simdStats.bytesCopied += 4 * (mFloats + o.outFloats);
+}
+
 /**
  * B already in the SIMD GEMM's panel layout (strips of NR columns, each `rows` rows of NR floats),
  * one block of rows (rows ≤ KC): every panel is one contiguous copy. (Winograd's V, written that way
@@ -469,7 +523,7 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 // rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
 // of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
 // set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).
-function copyRows(src: Float32Array, srcOff: number, srcLd: number, dst: Float32Array, dstOff: number, dstLd: number, rows: number, len: number): void {
+export function copyRows(src: Float32Array, srcOff: number, srcLd: number, dst: Float32Array, dstOff: number, dstLd: number, rows: number, len: number): void {
   if (len >= 16) {
     for (let i = 0; i < rows; i++) dst.set(src.subarray(srcOff + i * srcLd, srcOff + i * srcLd + len), dstOff + i * dstLd);
     return;

@@ -82,3 +82,91 @@ export function winogradInputF4Def(): FunctionDef {
     locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
   };
 }
+
+// winogradOutputF{4,4Relu}(m, tiles, pairs, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes):
+//   for each pair of tiles (three i32 per pair at `tiles`: the pair's byte offset in a row of M and
+//   the byte offsets of the two tiles' corners in y) and each output channel f (rows of M mRowBytes
+//   apart, planes of y yChannelBytes apart): m_k (k = 6·i + j) at m + k·kBytes, Y = Aᵀ m A (4×4),
+//   then Y + bias[f] rounded once to float32 (and ReLU as f32x4.pmax(v, 0), which keeps NaN and
+//   −0): outputTransformF4 and the store of conv2dWinograd, operation for operation.
+
+// t = Aᵀ m on a column m0..m5 (and Y = t A on a row), with the shared sums as the TypeScript has them
+const AT = (m: number[], sums: [number, number, number, number]): Expr[] => {
+  const [a, s, p, q] = sums;
+  return [
+    ['add', ['add', m[0], a], p], // m0 + a + p
+    ['add', s, ['mul', 2, q]], //     s + 2q
+    ['add', a, ['mul', 4, p]], //     a + 4p
+    ['add', ['add', s, ['mul', 8, q]], m[5]], // s + 8q + m5
+  ];
+};
+
+export function winogradOutputF4Def(relu: boolean): FunctionDef {
+  const [m, tiles, pairs, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  let n = 10;
+  const [p, f, mp, d0, d1, bp] = [n++, n++, n++, n++, n++, n++];
+  const nI32 = n - 10;
+  const konst = new Map([2, 4, 8].map((k) => [k, n++]));
+  const mv = Array.from({ length: 36 }, () => n++);
+  const t = Array.from({ length: 24 }, () => n++); // t[6i + j], i < 4
+  const [sa, ss, sp, sq, vb, zero] = [n++, n++, n++, n++, n++, n++];
+  const nV128 = n - 10 - nI32;
+  const x = new Code();
+  const emit = (e: Expr): void => {
+    if (typeof e === 'number') x.get(e);
+    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
+    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
+  };
+  // a = v1 + v2, s = v1 − v2, p = v3 + v4, q = v3 − v4
+  const sums = (v: number[]) => {
+    x.get(v[1]).get(v[2]).f64x2Add().set(sa);
+    x.get(v[1]).get(v[2]).f64x2Sub().set(ss);
+    x.get(v[3]).get(v[4]).f64x2Add().set(sp);
+    x.get(v[3]).get(v[4]).f64x2Sub().set(sq);
+  };
+  for (const k of [2, 4, 8]) x.f64Const(k).f64x2Splat().set(konst.get(k)!);
+  x.v128Zero().set(zero);
+  x.i32(0).set(p);
+  x.loop(); // over pairs of tiles
+  x.get(tiles).i32Load(0).get(m).i32Add().set(mp);
+  x.get(tiles).i32Load(4).get(y).i32Add().set(d0);
+  x.get(tiles).i32Load(8).get(y).i32Add().set(d1);
+  x.get(bias).set(bp);
+  x.i32(0).set(f);
+  x.loop(); // over output channels
+  for (let k = 0; k < 36; k++) x.get(mp).get(kBytes).i32(k).i32Mul().i32Add().v128Load64Zero().f64x2PromoteLowF32x4().set(mv[k]);
+  x.get(bp).f32Load(0).f64PromoteF32().f64x2Splat().set(vb);
+  // columns: t = Aᵀ m (4×6)
+  for (let j = 0; j < 6; j++) {
+    const col = [0, 1, 2, 3, 4, 5].map((i) => mv[6 * i + j]);
+    sums(col);
+    AT(col, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
+  }
+  // rows: Y = t A (4×4), + bias, rounded, (ReLU), stored for each tile of the pair
+  for (let i = 0; i < 4; i++) {
+    const row = t.slice(6 * i, 6 * i + 6);
+    sums(row);
+    AT(row, [sa, ss, sp, sq]).forEach((e, j) => {
+      emit(e);
+      x.get(vb).f64x2Add().f32x4DemoteF64x2Zero();
+      if (relu) x.get(zero).f32x4Pmax();
+      x.set(mv[0]); // reuse a dead register for the rounded pair
+      for (const [lane, d] of [[0, d0], [1, d1]] as const) {
+        x.get(d).get(yRowBytes).i32(i).i32Mul().i32Add().get(mv[0]).v128Store32Lane(lane, 4 * j);
+      }
+    });
+  }
+  x.get(mp).get(mRowBytes).i32Add().set(mp);
+  x.get(d0).get(yChannelBytes).i32Add().set(d0);
+  x.get(d1).get(yChannelBytes).i32Add().set(d1);
+  x.get(bp).i32(4).i32Add().set(bp);
+  x.get(f).i32(1).i32Add().tee(f).get(channels).i32LtU().brIf(0);
+  x.end();
+  x.get(tiles).i32(12).i32Add().set(tiles);
+  x.get(p).i32(1).i32Add().tee(p).get(pairs).i32LtU().brIf(0);
+  x.end();
+  return {
+    name: relu ? 'winogradOutputF4Relu' : 'winogradOutputF4', params: new Array<number>(10).fill(I32),
+    locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
+  };
+}
