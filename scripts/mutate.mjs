@@ -29,7 +29,7 @@ const MUTANTS = [
   ['ops', 'SIMD arena starts over without forgetting what it held', 'src/backend/wasm/gemm_simd.ts', '  inst.arena.clear();\n  inst.arenaEnd = 0;', '  inst.arenaEnd = 0;', ['test/backend/wasm.test.ts']],
   ['ops', 'SIMD arena: every block read from the start of the panels', 'src/backend/wasm/gemm_simd.ts', 'else if (at >= 0) a = at + src;', 'else if (at >= 0) a = at;', ['test/backend/wasm.test.ts', 'test/ops']],
   ['ops', 'SIMD im2col gather: every image read as the first of the chunk', 'src/ops/conv2d_im2col.ts', 'out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp', 'out[j] = 0 * (im - n0) * Cg * Hp * Wp + oh * sh * Wp', ['test/ops']],
-  ['ops', 'SIMD im2col gather ignores dilation across columns', 'src/ops/conv2d_im2col.ts', 'taps[t] = (c * Hp + i * dh) * Wp + j * dw;', 'taps[t] = (c * Hp + i * dh) * Wp + j;', ['test/ops']],
+  ['ops', 'SIMD im2col gather ignores dilation across columns', 'src/ops/conv2d_im2col.ts', 'tapOffsets[t] = (c * Hp + i * dh) * Wp + j * dw;', 'tapOffsets[t] = (c * Hp + i * dh) * Wp + j;', ['test/ops']],
   ['ops', 'SIMD im2col gather: padding columns read 4× their offset (a crash the demo found)', 'src/backend/wasm/gemm_simd.ts', 'ints.fill(ints[nc - 1], nc, ncp);', 'ints.fill(4 * ints[nc - 1], nc, ncp);', ['test/ops/conv2d.test.ts']],
   ['ops', "'auto' keeps its timing's filters in the arena", 'src/ops/conv2d.ts', '  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releasePanels(p);', '', ['test/backend/wasm.test.ts']],
   ['ops', 'deploy epilogue (GEMM, SIMD) drops the bias', 'src/backend/wasm/gemm_simd.ts', 'if (bias) x.get(bv).f32x4Add();', 'if (bias && false) x.get(bv).f32x4Add();', ['test/ops/gemm.test.ts', 'test/ops/conv2d.test.ts']],
@@ -49,7 +49,8 @@ const MUTANTS = [
   ['ops', 'im2col backward: dW forgets the previous chunks', 'src/ops/conv2d_im2col.ts', 'dW, (gi * Fg + f0) * K, K, qa > 0);', 'dW, (gi * Fg + f0) * K, K, false);', ['test/ops', 'test/backend']],
   // threads (workers run the build: these rebuild dist/ with the mutant)
   ['pool', 'workers ignore the caller\'s backend', 'src/backend/pool.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
-  ['pool', 'Winograd channel split misplaces M rows', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tb + t, Fp * tb, d);', 'outputTransform(M, fl * tb + t, Fp * tb, d);', ['test/backend'], 'build'],
+  ['pool', 'Winograd channel split misplaces M rows (TypeScript output pass)', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d);', 'outputTransform(M, fl * tbE + t, Fp * tbE, d);', ['test/backend'], 'build'],
+  ['pool', 'Winograd channel split writes the wrong output channels (SIMD output pass)', 'src/ops/conv2d_winograd.ts', '(n * F + gi * Fg + f0 + f) * Ho * Wo + oy * Wo + a * 4', '(n * F + gi * Fg + f) * Ho * Wo + oy * Wo + a * 4', ['test/backend'], 'build'],
   ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu,", "b: b === null ? null : shareInput('conv.b', b), y, relu,", ['test/backend'], 'build'],
   // the learners' page (served from web/ over dist/)
   ['web', 'page: the fused kernel leaves out the identity', 'web/lesson.js', "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');", "const sum = sumBranches([dense, { kernel: padded, bias: point.bias }], 'float64');", ['test/web']],
