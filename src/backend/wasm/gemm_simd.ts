@@ -159,8 +159,8 @@ function packAKernel(): Code {
 }
 
 // packB(out, src, ldBytes, strips, kc): B's 8-column strips from rows staged at src (row stride
-// ldBytes, whole strips) in the kernels'
-// layout, out[(s·kc + k)·8 + c] = src[k·ld + 8s + c]: two v128 copies per row of a strip.
+// ldBytes, whole strips) in the kernels' layout, out[(s·kc + k)·8 + c] = src[k·ld + 8s + c]: two
+// v128 copies per row of a strip.
 function packBKernel(): Code {
   const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
   const [r, k] = [5, 6];

@@ -24,6 +24,21 @@ const BT: (d: number[]) => Expr[] = ([d0, d1, d2, d3, d4, d5]) => [
 ];
 const CONSTANTS: readonly number[] = [4, 5, -4, -2, 2];
 
+// An expression tree on f64x2 values held in locals, in its order of operations; 'mul' multiplies by
+// a constant splatted once into its own local (konst: constant → local).
+function emitter(x: Code, konst: Map<number, number>): (e: Expr) => void {
+  const emit = (e: Expr): void => {
+    if (typeof e === 'number') x.get(e);
+    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
+    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
+  };
+  return emit;
+}
+
+function splatConstants(x: Code, konst: Map<number, number>): void {
+  for (const [k, local] of konst) x.f64Const(k).f64x2Splat().set(local);
+}
+
 export function winogradInputF4Def(): FunctionDef {
   const [v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes, channelBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   let n = 9;
@@ -36,12 +51,8 @@ export function winogradInputF4Def(): FunctionDef {
   const tmp = n++;
   const nV128 = n - 9 - nI32;
   const x = new Code();
-  const emit = (e: Expr): void => {
-    if (typeof e === 'number') x.get(e);
-    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
-    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
-  };
-  for (const k of CONSTANTS) x.f64Const(k).f64x2Splat().set(konst.get(k)!);
+  const emit = emitter(x, konst);
+  splatConstants(x, konst);
   x.i32(0).set(p);
   x.loop(); // over pairs of tiles
   x.get(tiles).i32Load(0).get(src).i32Add().set(a0);
@@ -112,11 +123,7 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
   const [sa, ss, sp, sq, vb, zero] = [n++, n++, n++, n++, n++, n++];
   const nV128 = n - 10 - nI32;
   const x = new Code();
-  const emit = (e: Expr): void => {
-    if (typeof e === 'number') x.get(e);
-    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
-    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
-  };
+  const emit = emitter(x, konst);
   // a = v1 + v2, s = v1 − v2, p = v3 + v4, q = v3 − v4
   const sums = (v: number[]) => {
     x.get(v[1]).get(v[2]).f64x2Add().set(sa);
@@ -124,7 +131,7 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
     x.get(v[3]).get(v[4]).f64x2Add().set(sp);
     x.get(v[3]).get(v[4]).f64x2Sub().set(sq);
   };
-  for (const k of [2, 4, 8]) x.f64Const(k).f64x2Splat().set(konst.get(k)!);
+  splatConstants(x, konst);
   x.v128Zero().set(zero);
   x.i32(0).set(p);
   x.loop(); // over pairs of tiles
