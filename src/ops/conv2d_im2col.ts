@@ -4,6 +4,8 @@
 // batched so that the GEMM is wide enough to amortise packing the weights. A 1×1 conv with stride 1
 // and no padding is already a GEMM over the input (col = x_g), so it needs no copy.
 //
+// Backward: dW = dy·colᵀ reads colᵀ gathered from x (never stored); dx of a stride-1 conv is the
+// forward conv of dy with the rotated kernel (src/ops/conv2d.ts), of a strided one W_gᵀ·dy then col2im.
 // Threads (src/backend/pool.ts): forward splits the output positions; backward splits dW by output
 // channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.

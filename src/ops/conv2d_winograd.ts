@@ -217,16 +217,17 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
-  const simdInput = m === 4 && x instanceof Float32Array && V instanceof Float32Array && getBackend() === 'wasm';
-  // On SIMD, V_k is written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ 256)
-  const packed = simdInput && Cg <= 256;
+  // F(4×4) in float32 on WebAssembly: both transforms there too (the same bits as below, winograd_simd.ts),
+  // and V_k written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ 256)
+  const simd = m === 4 && x instanceof Float32Array && V instanceof Float32Array && getBackend() === 'wasm';
+  const packed = simd && Cg <= 256;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
     const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
     const tbP = Math.ceil(tb / 8) * 8; // packed: whole 8-column strips
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
-      if (simdInput) {
+      if (simd) {
         winogradInputSimd(winogradSource(g, x, gi, t0, tb, th, tw, packed), V as Float32Array, 0);
       } else {
         for (let c = 0; c < Cg; c++) {
@@ -251,7 +252,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
           M, k * Fp * tbE, tbE, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
-      if (simdInput) {
+      if (simd) {
         winogradOutputSimd(winogradOutput(g, M as Float32Array, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
         continue;
       }

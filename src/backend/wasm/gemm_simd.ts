@@ -6,7 +6,10 @@
 //  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64);
 //    a module's filters stay there between calls (the arena), and im2col's B panels are gathered
 //    there from a padded copy of the input (the `gather` function);
-//  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel.
+//  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel;
+//  - operands given as plain arrays are copied in a row at a time and interleaved into strips by
+//    small WebAssembly functions (packA, packB); padded sources are placed by `pad`; Winograd's
+//    F(4×4) transforms run here too (winograd_simd.ts), with the TypeScript transforms' bits.
 // Each output element still sees the same operations in the same order for any thread split.
 
 import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
