@@ -42,7 +42,10 @@ export interface BranchBlockOptions {
 }
 
 function activationModule(a: Activation): Module {
-  return a === 'relu' ? new ReLU() : a === 'silu' ? new SiLU() : new Identity();
+  if (a === 'relu') return new ReLU();
+  if (a === 'silu') return new SiLU();
+  if (a === 'none') return new Identity();
+  throw new Error(`activation '${String(a)}' is not one of relu, silu, none`);
 }
 
 /** Σ_branches chain(x) → optional post-addition BN → optional SE → activation (default ReLU). */
