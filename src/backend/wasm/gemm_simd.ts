@@ -16,7 +16,7 @@ import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
 import { packA, packB } from '../../ops/gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
-import { type FloatArray, sharedArrayLike } from '../../tensor/tensor.js';
+import { type FloatArray, copyRows, sharedArrayLike } from '../../tensor/tensor.js';
 
 const MR = 4;
 const NR = 8;
@@ -381,8 +381,38 @@ export interface GatherSource {
   cols(jc: number, n: number, out: Int32Array): void;
 }
 
-/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
- * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
+/**
+ * The size, staging and load of a zero-padded source: images n0 … n1 of x (N, C, H, W), channels
+ * c0 … c0 + Cg, each plane Hp × Wp with the image at (pt, pl). The planes go in with one memcpy per
+ * image, and WebAssembly places them in the padded rows.
+ */
+export function paddedPlanes(
+  x: FloatArray, C: number, H: number, W: number, c0: number, Cg: number, n0: number, n1: number, Hp: number, Wp: number, pt: number, pl: number,
+): Pick<GatherSource, 'size' | 'staging' | 'load'> {
+  const planes = (n1 - n0 + 1) * Cg;
+  return {
+    size: planes * Hp * Wp,
+    staging: planes * H * W,
+    load(mem, at, stage, place) {
+      mem.fill(0, at, at + planes * Hp * Wp);
+      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), stage + (n - n0) * Cg * H * W);
+      place(at + pt * Wp + pl, stage, planes, H, W, Wp, Hp * Wp);
+    },
+  };
+}
+
+// The place function a source's load gets: planes staged in [stage, stage + staging) into rows
+// inside [at, at + size), by the pad kernel, once both ends are checked (an offset past them would
+// write over other data without a word).
+function placer(inst: Instance, at: number, size: number, stage: number, staging: number, who: string): PlacePlanes {
+  return (dst, src, planes, H, W, Wp, planeStride) => {
+    if (!(dst >= at && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= at + size && src >= stage && src + planes * H * W <= stage + staging)) {
+      throw new Error(`${who}: placing ${planes} planes of ${H}×${W} would leave the source of ${size} floats`);
+    }
+    inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+  };
+}
+
 /** Where the tiles of a Winograd input transform come from, and where V goes (floats throughout). */
 export interface WinogradSource {
   size: number;
@@ -420,12 +450,7 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
     if (!(o >= 0 && o + (place ? vReach : reach) < (place ? s.vFloats : s.size))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${o} lies outside its ${place ? 'output' : 'source'}`);
     ints[tilesW + i] = 4 * (place ? o : srcW + o);
   }
-  s.load(mem, srcW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
-    if (!(dst >= srcW && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= srcW + s.size && src >= stageW && src + planes * H * W <= stageW + s.staging)) {
-      throw new Error(`winograd: placing ${planes} planes of ${H}×${W} would leave the source`);
-    }
-    inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
-  });
+  s.load(mem, srcW, stageW, placer(inst, srcW, s.size, stageW, s.staging, 'winograd'));
   inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
   V.set(mem.subarray(vW, end), vOff);
   simdStats.bytesCopied += 4 * (s.staging + s.vFloats);
@@ -523,20 +548,9 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
   inst.packB(4 * bW, 4 * stage, 4 * ncp, ncp / NR, kc);
 }
 
-// rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
-// of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
-// set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).
-export function copyRows(src: Float32Array, srcOff: number, srcLd: number, dst: Float32Array, dstOff: number, dstLd: number, rows: number, len: number): void {
-  if (len >= 16) {
-    for (let i = 0; i < rows; i++) dst.set(src.subarray(srcOff + i * srcLd, srcOff + i * srcLd + len), dstOff + i * dstLd);
-    return;
-  }
-  for (let i = 0; i < rows; i++) {
-    const s = srcOff + i * srcLd, d = dstOff + i * dstLd;
-    for (let j = 0; j < len; j++) dst[d + j] = src[s + j];
-  }
-}
 
+/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
+ * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
@@ -546,20 +560,16 @@ export function gemmSimd(
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's variant bits
-  // memory layout (floats), above the arena: [a gathered B's source | its row offsets | its column
-  // offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp
+  // memory layout (floats), above the arena: [a gathered B's source | its staging | its row offsets |
+  // its column offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows
+  // staged MC × KC | [B's rows staged ncp × KC, when B is not gathered]
   const g = 'packB' in B ? B.gather : undefined;
   const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4);
   const tapsW = stageW + (g === undefined ? 0 : Math.ceil(g.staging / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
   const cW = colsW + (g === undefined ? 0 : NC), bW0 = cW;
   let mem = floats(cW), maxTap = 0;
   if (g !== undefined) {
-    g.load(mem, srcW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
-      if (!(dst >= srcW && dst + (planes - 1) * planeStride + (H - 1) * Wp + W <= srcW + g.size && src >= stageW && src + planes * H * W <= stageW + g.staging)) {
-        throw new Error(`gemm: placing ${planes} planes of ${H}×${W} would leave the gathered source`);
-      }
-      inst.pad(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
-    });
+    g.load(mem, srcW, stageW, placer(inst, srcW, g.size, stageW, g.staging, 'gemm'));
     simdStats.bytesCopied += 4 * g.size;
     const ints = new Int32Array(mem.buffer);
     for (let k = 0; k < K; k++) {
@@ -571,7 +581,6 @@ export function gemmSimd(
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
-    // (+ a staging block for A's rows when it is packed here: MC × KC)
     const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC, stageA = biasW + Mp, stageB = stageA + MC * KC;
     const end = stageB + (g === undefined ? ncp * KC : 0);
     inst.scratch = Math.max(inst.scratch, end - srcW);
@@ -587,7 +596,7 @@ export function gemmSimd(
         ints[j] *= 4; // bytes
       }
     }
-    // rows of C in with TypedArray.set (a memcpy), not element by element; the first panel stores
+    // rows of C in (when accumulating; otherwise the first panel stores)
     if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
     for (let pc = 0; pc < K; pc += KC) {
