@@ -1,6 +1,8 @@
 // Minimal argument parser: positionals, --flag value, --flag=value, boolean --switches.
 import { DIALECTS, type Dialect } from '../io/dialects.js';
 import { type NumberKind, checkNumber } from '../tensor/check.js';
+import type { CommandFile, FileRole } from './files.js';
+import { showText } from '../tensor/untrusted.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -16,6 +18,12 @@ export interface CommandSpec {
   flags: Record<string, FlagKind>;
   /** number of positional arguments: exact or [min, max] */
   positionals: number | [number, number];
+  /**
+   * The paths the command reads and writes (a flag's name or a positional's index), checked against
+   * each other before it runs (files.ts: checkCommandFiles). `label` names a positional in messages;
+   * `dflt` is the path used when the flag is absent; `names` are the files an out-dir receives.
+   */
+  files?: readonly { arg: string | number; role: FileRole; label?: string; dflt?: string; names?: readonly string[] }[];
 }
 
 export interface ParsedArgs {
@@ -34,7 +42,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     if (!a.startsWith('--')) { positionals.push(a); continue; }
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
-    const kind = spec.flags[name];
+    // own properties only: '--constructor' or '--__proto__' must not find Object.prototype's members
+    const kind = Object.hasOwn(spec.flags, name) ? spec.flags[name] : undefined;
     if (kind === undefined) throw new UsageError(`${spec.name}: unknown option --${name} (see repvgg ${spec.name} --help)`);
     if (kind === 'boolean') {
       if (eq >= 0) throw new UsageError(`${spec.name}: --${name} takes no value`);
@@ -55,6 +64,16 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   return { positionals, flags, help };
 }
 
+/** The command's declared files with the paths this call gives them. */
+export function commandFiles(spec: CommandSpec, a: ParsedArgs): CommandFile[] {
+  const out: CommandFile[] = [];
+  for (const f of spec.files ?? []) {
+    const path = typeof f.arg === 'number' ? a.positionals[f.arg] : (a.flags.get(f.arg) as string | undefined) ?? f.dflt;
+    if (path !== undefined) out.push({ flag: typeof f.arg === 'number' ? f.label ?? `argument ${f.arg + 1}` : `--${f.arg}`, path, role: f.role, names: f.names });
+  }
+  return out;
+}
+
 /**
  * The one parser for numbers from outside (flags, checkpoint metadata): plain decimal text only
  * ('1e15' and '0x10' are refused for integer kinds), then the kind's rule.
@@ -63,7 +82,7 @@ export function parseNumberArg(raw: string, kind: NumberKind, what: string): num
   const text = raw.trim();
   const integer = kind === 'count' || kind === 'index' || kind === 'seed';
   if (text === '' || (integer ? !/^[+-]?\d+$/.test(text) : !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text))) {
-    throw new UsageError(`${what} must be ${integer ? 'an integer' : 'a number'}, got '${raw}'`);
+    throw new UsageError(`${what} must be ${integer ? 'an integer' : 'a number'}, got '${showText(raw, 40)}'`);
   }
   try {
     return checkNumber(Number(text), kind, what);

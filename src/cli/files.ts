@@ -1,8 +1,9 @@
 // File I/O for the CLI: reads with errors naming the path, writes that never leave a partial or
 // clobbered file (write a temporary sibling, fsync, rename over the target).
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, unlinkSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { showText } from '../tensor/untrusted.js';
 import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import type { Dialect } from '../io/dialects.js';
@@ -81,31 +82,125 @@ export function readNpyFile(path: string, what = 'input'): Tensor {
   return inFile(path, () => parseNpy(bytes));
 }
 
+/** What a command does with a path it is given (CommandSpec.files). */
+export type FileRole =
+  /** a file it reads */
+  | 'in'
+  /** a folder whose files it reads (train --data) */
+  | 'in-dir'
+  /** a file it writes (atomically: a temporary sibling renamed over it) */
+  | 'out'
+  /** a file it reads that an output may name too (train --resume: training continues into it) */
+  | 'inout'
+  /** a folder it writes whole: it may be new, empty, or hold only files of `names` (a previous run's) */
+  | 'out-dir';
+
+export interface CommandFile {
+  /** how messages name it: '--out', 'CKPT' */
+  flag: string;
+  path: string;
+  role: FileRole;
+  /** out-dir: the files the command writes in it; anything else there makes it refuse */
+  names?: readonly string[];
+}
+
+const idOf = (st: Stats) => `${st.dev}:${st.ino}`;
+const statOrNull = (p: string): Stats | null => { try { return statSync(p); } catch { return null; } };
+
 /**
- * Refuse, before any work, an output that is one of the inputs (by device and inode, so symlinks,
- * hard links and './' spellings are caught too) or that exists and is not a regular file (a device
- * or FIFO would be replaced by the rename).
+ * Every check that protects a user's files, made before any work: no output is an input, a file in
+ * an input folder, or another output (by device and inode, so symlinks, hard links and './'
+ * spellings are caught); an existing output is a regular file (a device or FIFO would be replaced by
+ * the rename); an output folder holds nothing the command did not write; and every output's folder
+ * can be created and written (probed with a file that is removed again), so that a bad place fails
+ * now and not after an hour of training.
  */
-export function checkOutputs(outputs: readonly [flag: string, path: string][], inputs: readonly [flag: string, path: string][]): void {
-  const ids = new Map<string, string>();
-  for (const [flag, p] of inputs) {
-    try {
-      const st = statSync(p);
-      ids.set(`${st.dev}:${st.ino}`, `${flag} '${p}'`);
-    } catch { /* a missing input is reported when it is read */ }
-  }
-  const seen = new Map<string, string>();
-  for (const [flag, p] of outputs) {
-    let st: Stats | undefined;
-    try { st = statSync(p); } catch { /* a new file */ }
-    if (st !== undefined) {
-      if (!st.isFile()) throw new Error(`${flag} '${p}' is ${kindOf(st)}, not a regular file; refusing to replace it (write to a regular file)`);
-      const same = ids.get(`${st.dev}:${st.ino}`);
-      if (same !== undefined) throw new Error(`${flag} '${p}' is the same file as ${same}; refusing to overwrite an input`);
+export function checkCommandFiles(files: readonly CommandFile[]): void {
+  const inputs = new Map<string, string>(); // dev:ino → who reads it
+  const inout = new Set<string>();
+  for (const f of files) {
+    if (f.role !== 'in' && f.role !== 'in-dir' && f.role !== 'inout') continue;
+    const st = statOrNull(f.path);
+    if (st === null) continue; // a missing input is reported when it is read
+    inputs.set(idOf(st), `${f.flag} '${f.path}'`);
+    if (f.role === 'inout') inout.add(idOf(st));
+    if (f.role === 'in-dir' && st.isDirectory()) {
+      let names: string[] = [];
+      try { names = readdirSync(f.path); } catch { /* unreadable: reported when it is read */ }
+      for (const n of names) {
+        const e = statOrNull(join(f.path, n));
+        if (e !== null) inputs.set(idOf(e), `'${join(f.path, n)}' in ${f.flag} '${f.path}'`);
+      }
     }
-    const key = st !== undefined ? `${st.dev}:${st.ino}` : resolve(p);
-    if (seen.has(key)) throw new Error(`${flag} '${p}' is the same file as ${seen.get(key)}`);
-    seen.set(key, `${flag} '${p}'`);
+  }
+  const outputs = new Map<string, string>();
+  for (const f of files) {
+    if (f.role !== 'out' && f.role !== 'out-dir') continue;
+    const st = statOrNull(f.path);
+    const who = `${f.flag} '${f.path}'`;
+    if (st !== null) {
+      const same = inputs.get(idOf(st));
+      if (same !== undefined && !inout.has(idOf(st))) throw new Error(`${who} is the same ${st.isDirectory() ? 'folder' : 'file'} as ${same}; refusing to overwrite an input`);
+      if (f.role === 'out-dir') checkFolderOutput(f.path, f.flag, f.names, inputs);
+      else if (!st.isFile()) throw new Error(`${who} is ${kindOf(st)}, not a regular file; refusing to replace it (write to a regular file)`);
+    }
+    const key = st !== null ? idOf(st) : resolve(f.path);
+    if (outputs.has(key)) throw new Error(`${who} is the same file as ${outputs.get(key)}`);
+    outputs.set(key, who);
+    probeWritable(f.role === 'out-dir' ? f.path : dirname(resolve(f.path)), who);
+  }
+}
+
+/**
+ * Can files be written in `dir`? Creates the missing folders, writes and removes a probe file, and
+ * removes the folders it created: nothing is left behind either way.
+ */
+function probeWritable(dir: string, who: string): void {
+  const created: string[] = [];
+  try {
+    for (let d = resolve(dir); ; d = dirname(d)) {
+      const st = statOrNull(d);
+      if (st !== null) {
+        if (!st.isDirectory()) throw new Error(`'${d}' is ${kindOf(st)}`);
+        break;
+      }
+      created.push(d);
+      if (dirname(d) === d) break;
+    }
+    for (const d of created.slice().reverse()) mkdirSync(d);
+    const probe = join(dir, `.repvgg-probe.${process.pid}.tmp`);
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
+  } catch (e) {
+    throw new Error(`${who}: cannot write there (${showText((e as Error).message, 160)})`);
+  } finally {
+    for (const d of created) try { rmdirSync(d); } catch { /* not ours to force */ }
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+};
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * A writer killed with SIGKILL (or a power cut) cannot remove its temporary file (.NAME.PID.MS.tmp)
+ * or folder (.NAME.PID.tmp, .NAME.PID.old): the next write of NAME removes those of writers that no
+ * longer run. A `.old` folder is the previous output, renamed aside a moment before its replacement
+ * was renamed in: when NAME itself is missing it is the only copy, so it is put back, not removed.
+ */
+export function removeStaleTemps(dir: string, name: string): void {
+  const re = new RegExp(`^\\.${escapeRegExp(name)}\\.(\\d+)\\.(?:\\d+\\.)?(tmp|old)$`);
+  let entries: string[];
+  try { entries = readdirSync(dir); } catch { return; }
+  for (const e of entries) {
+    const m = re.exec(e);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || alive(pid)) continue;
+    const p = join(dir, e);
+    if (m[2] === 'old' && statOrNull(join(dir, name)) === null) { try { renameSync(p, join(dir, name)); continue; } catch { continue; } }
+    rmSync(p, { recursive: true, force: true });
   }
 }
 
@@ -204,13 +299,15 @@ function writeChunks(fd: number, chunks: Iterable<Uint8Array>): void {
 }
 
 function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Array>): void {
-  checkOutputs([['output', path]], []);
+  const st = statOrNull(path);
+  if (st !== null && !st.isFile()) throw new Error(`output '${path}' is ${kindOf(st)}, not a regular file; refusing to replace it (write to a regular file)`);
   const dir = dirname(path);
   try {
     ensureDir(dir);
   } catch (e) {
     throw new Error(`cannot write '${path}': ${(e as Error).message}`);
   }
+  removeStaleTemps(dir, basename(path));
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   owned.add(tmp);
   try {
@@ -231,11 +328,22 @@ function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Arra
   }
 }
 
-/** An output folder may be new or an existing directory; anything else is refused up front. */
-export function checkFolderOutput(dir: string, flag: string): void {
-  let st: Stats | undefined;
-  try { st = statSync(dir); } catch { return; }
+/**
+ * An output folder may be new, empty, or a previous output of the same command (only files in
+ * `names`, none of them an input); anything else is refused, so that replacing it never deletes a
+ * file the command did not write. Without `names` the folder is only checked to be a folder.
+ */
+export function checkFolderOutput(dir: string, flag: string, names?: readonly string[], inputs?: ReadonlyMap<string, string>): void {
+  const st = statOrNull(dir);
+  if (st === null) return;
   if (!st.isDirectory()) throw new Error(`${flag} '${dir}' is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder`);
+  if (names === undefined) return;
+  for (const n of readdirSync(dir)) {
+    if (!names.includes(n)) throw new Error(`${flag} '${dir}' holds '${showText(n)}', which this command did not write; refusing to replace a folder with other files in it (name a new or empty folder)`);
+    const e = statOrNull(join(dir, n));
+    const same = e === null ? undefined : inputs?.get(idOf(e));
+    if (same !== undefined) throw new Error(`${flag} '${dir}' holds '${showText(n)}', which is ${same}; refusing to overwrite an input`);
+  }
 }
 
 /**
@@ -249,9 +357,11 @@ export function writeFolderAtomic(dir: string, files: readonly [name: string, by
 }
 
 function writeFolderAtomicNow(dir: string, files: readonly [name: string, bytes: Uint8Array][]): void {
-  checkFolderOutput(dir, 'output folder');
+  // checked again now: a file put into the folder while the command ran is not ours to delete
+  checkFolderOutput(dir, 'output folder', files.map(([n]) => n));
   const parent = dirname(resolve(dir));
   ensureDir(parent);
+  removeStaleTemps(parent, basename(dir));
   const tmp = join(parent, `.${basename(dir)}.${process.pid}.tmp`), old = join(parent, `.${basename(dir)}.${process.pid}.old`);
   rmSync(tmp, { recursive: true, force: true });
   owned.add(tmp);

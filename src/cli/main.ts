@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // repvgg: the command-line interface. Errors print one line on stderr and exit non-zero.
 
-import { UsageError, helpText, parseArgs } from './args.js';
+import { UsageError, commandFiles, helpText, parseArgs } from './args.js';
+import { checkCommandFiles } from './files.js';
+import { describeValue, terminalSafe } from '../tensor/untrusted.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
@@ -14,7 +16,11 @@ function usage(): string {
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`)].join('\n');
 }
 
-export async function runCli(argv: string[], io: Io): Promise<number> {
+export async function runCli(argv: string[], rawIo: Io): Promise<number> {
+  // The one boundary where text leaves for a terminal: whatever a file put into a line (a key, a
+  // class name, a metadata value) arrives escaped; stderr lines stay one line. The progress bar's
+  // own escape sequences are ours and pass.
+  const io: Io = { out: (l) => rawIo.out(terminalSafe(l, true)), err: (l) => rawIo.err(terminalSafe(l, false)), progress: (l) => rawIo.progress(l) };
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-V') {
     io.out(`repvgg-ts ${VERSION}`);
@@ -42,9 +48,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       if (backend !== 'js' && backend !== 'wasm') throw new UsageError(`${name}: --backend must be js or wasm, got '${backend}'`);
       setBackend(backend);
     }
+    checkCommandFiles(commandFiles(cmd.spec, args)); // every output against every input, before any work
     return await cmd.run(args, io);
   } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
+    const msg = (e instanceof Error ? e.message : describeValue(e)).replace(/\s*\n\s*/g, ' ');
     io.err(`repvgg: ${msg}`);
     return e instanceof UsageError ? 2 : 1;
   }
@@ -61,7 +68,7 @@ if (isMain) {
     progress: (l) => { if (tty) process.stderr.write(`\r\x1b[2K${l}`); },
   };
   runCli(process.argv.slice(2), io).then((code) => { process.exitCode = code; }, (e: unknown) => {
-    process.stderr.write(`repvgg: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`repvgg: ${terminalSafe(e instanceof Error ? e.message : describeValue(e), false)}\n`);
     process.exitCode = 1;
   });
 }

@@ -8,10 +8,11 @@
 
 import { type SafeEntry, ITEM_SIZE } from './dtypes.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
-import { PickleError, PyObject, type PyValue, typeName } from './pickle.js';
+import { PickleError, PyObject, type PyValue } from './pickle.js';
 import { type PthFormat, TorchTensor, pthFormat, readPth, serializePth } from './pth.js';
 import { type Dialect, detectDialect, renameKeys } from './dialects.js';
-import { normalizeKeys, showKey } from './state_dict.js';
+import { normalizeKeys } from './state_dict.js';
+import { describeValue, showText } from '../tensor/untrusted.js';
 
 export type CheckpointFormat = 'safetensors' | PthFormat;
 
@@ -29,6 +30,34 @@ export interface Checkpoint {
   otherKeys: string[];
   /** safetensors __metadata__ (empty for .pth) */
   metadata: Record<string, string>;
+  /**
+   * Objects of classes outside the state dict (a wrapper's `epoch` as a numpy scalar, an argparse
+   * Namespace, a legacy stream's sys_info): kept as inert records, never imported or called. Where
+   * each is (`args`, `sys_info`, `optimizer.state[3]`) and the class it names; the first 50.
+   */
+  records: { at: string; cls: string }[];
+}
+
+/** Walk a value (iteratively: no recursion on a file's nesting, each object once) for pickled objects. */
+function inertRecords(roots: [string, PyValue][], skip: PyValue, out: { at: string; cls: string }[] = [], budget = 100_000): { at: string; cls: string }[] {
+  const seen = new Set<object>();
+  const todo: [string, PyValue][] = roots.slice().reverse();
+  while (todo.length > 0 && out.length < 50 && budget-- > 0) {
+    const [at, v] = todo.pop()!;
+    if (v === null || typeof v !== 'object' || v === skip || seen.has(v) || v instanceof TorchTensor || v instanceof Uint8Array) continue;
+    seen.add(v);
+    if (v instanceof PyObject) {
+      out.push({ at, cls: showText(v.cls.qualname, 120) });
+      todo.push([`${at}.__state__`, v.state], ...v.args.map((x, i) => [`${at}(${i})`, x] as [string, PyValue]).reverse());
+    } else if (v instanceof Map) {
+      const kids: [string, PyValue][] = [];
+      for (const [k, x] of v) kids.push([`${at}.${typeof k === 'string' ? showText(k, 40) : describeValue(k)}`, x]);
+      todo.push(...kids.reverse());
+    } else if (Array.isArray(v) || v instanceof Set) {
+      todo.push(...[...v].map((x, i) => [`${at}[${i}]`, x] as [string, PyValue]).reverse());
+    }
+  }
+  return out;
 }
 
 function isSafetensors(bytes: Uint8Array): boolean {
@@ -44,12 +73,12 @@ export function checkpointFormat(bytes: Uint8Array): CheckpointFormat {
   throw new Error('checkpoint: not a safetensors file, a torch.save zip archive or a legacy torch.save stream (unrecognised first bytes)');
 }
 
-const show = (k: PyValue): string => (typeof k === 'string' ? `'${showKey(k)}'` : typeName(k));
+const show = (k: PyValue): string => (typeof k === 'string' ? `'${showText(k)}'` : describeValue(k));
 
 /** Find the state dict in a torch.save'd object. */
 function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } {
   if (!(top instanceof Map)) {
-    const what = top instanceof PyObject ? `a pickled '${top.cls.qualname}' object (torch.save(model)?), not a dict` : `a ${typeName(top)}, not a dict`;
+    const what = top instanceof PyObject ? `${describeValue(top)} (torch.save(model)?), not a dict` : `${describeValue(top)}, not a dict`;
     throw new Error(`checkpoint: the file holds ${what}; save model.state_dict() instead`);
   }
   const stringKeys = [...top.keys()].filter((k): k is string => typeof k === 'string');
@@ -59,16 +88,22 @@ function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyVal
       v = top;
       for (const part of k.split('.')) v = v instanceof Map ? v.get(part) : undefined;
     }
-    if (v === undefined) throw new Error(`checkpoint: no key '${k}' (top-level keys: ${stringKeys.map((s) => `'${showKey(s)}'`).join(', ') || 'none'})`);
-    if (v === top) throw new Error(`checkpoint: '${k}' refers back to the top level (a cycle)`);
-    if (!(v instanceof Map)) throw new Error(`checkpoint: '${k}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a state dict`);
+    if (v === undefined) throw new Error(`checkpoint: no key '${showText(k)}' (top-level keys: ${stringKeys.map((s) => `'${showText(s)}'`).join(', ') || 'none'})`);
+    if (v === top) throw new Error(`checkpoint: '${showText(k)}' refers back to the top level (a cycle)`);
+    if (!(v instanceof Map)) throw new Error(`checkpoint: '${showText(k)}' holds ${describeValue(v)}, not a state dict`);
     return { dict: v, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };
   };
   if (key !== undefined) return pick(key);
   if (top.size > 0 && [...top.values()].every((v) => v instanceof TorchTensor)) return { dict: top, wrapperKey: null, otherKeys: [] };
   const found = WRAPPER_KEYS.find((k) => top.has(k));
+  const tensors = [...top.values()].filter((v) => v instanceof TorchTensor).length;
+  if (found === undefined && tensors > 0) {
+    // a plain state dict with something else in it: name the first key that is not a tensor
+    const [k, v] = [...top].find(([, x]) => !(x instanceof TorchTensor))!;
+    throw new Error(`checkpoint: the top level holds ${tensors} tensors, but key ${show(k)} holds ${describeValue(v)}, not a tensor`);
+  }
   if (found === undefined) {
-    throw new Error(`checkpoint: no state dict found: the top level is not a dict of tensors and has none of ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')} (its keys: ${stringKeys.slice(0, 8).map((s) => `'${showKey(s)}'`).join(', ') || 'none'}); name one with --key`);
+    throw new Error(`checkpoint: no state dict found: the top level is not a dict of tensors and has none of ${WRAPPER_KEYS.map((k) => `'${k}'`).join(', ')} (its keys: ${stringKeys.slice(0, 8).map((s) => `'${showText(s)}'`).join(', ') || 'none'}); name one with --key`);
   }
   return pick(found);
 }
@@ -78,7 +113,7 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
   let need = 0;
   for (const [k, v] of dict) {
     if (typeof k !== 'string') throw new Error(`checkpoint: the state dict has a non-string key (${show(k)})`);
-    if (!(v instanceof TorchTensor)) throw new Error(`checkpoint: state dict key '${showKey(k as string)}' holds ${v instanceof PyObject ? `a pickled '${v.cls.qualname}' object` : `a ${typeName(v)}`}, not a tensor`);
+    if (!(v instanceof TorchTensor)) throw new Error(`checkpoint: state dict key '${showText(k as string)}' holds ${describeValue(v)}, not a tensor`);
     need += v.numel * Math.max(4, ITEM_SIZE[v.dtype]); // F16/BF16 widen to float32
   }
   // Views can make tensors overlap, so copies may outgrow the file; real checkpoints share little.
@@ -96,20 +131,25 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
 export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Checkpoint {
   const format = checkpointFormat(bytes);
   let raw: Map<string, SafeEntry>, wrapperKey: string | null = null, otherKeys: string[] = [], metadata: Record<string, string> = {};
+  let records: { at: string; cls: string }[] = [];
   if (format === 'safetensors') {
     if (opts.key !== undefined) throw new Error(`checkpoint: --key '${opts.key}' given, but a safetensors file holds one flat state dict`);
     const f = parseSafetensors(bytes);
     raw = f.tensors;
     metadata = f.metadata;
   } else {
-    const found = findStateDict(readPth(bytes).value, opts.key);
+    const pth = readPth(bytes);
+    const found = findStateDict(pth.value, opts.key);
     raw = materialize(found.dict, bytes.length);
     wrapperKey = found.wrapperKey;
     otherKeys = found.otherKeys;
+    const top = pth.value as Map<PyValue, PyValue>;
+    records = inertRecords([...[...top].filter(([k]) => top.get(k) !== found.dict).map(([k, v]) => [typeof k === 'string' ? showText(k, 40) : describeValue(k), v] as [string, PyValue]),
+      ...(pth.sysInfo !== undefined ? [['sys_info', pth.sysInfo] as [string, PyValue]] : [])], found.dict);
   }
   const stripped = normalizeKeys(raw);
   const dialect = detectDialect(stripped.keys());
-  return { format, wrapperKey, dialect, entries: renameKeys(stripped, dialect, 'official'), otherKeys, metadata };
+  return { format, wrapperKey, dialect, entries: renameKeys(stripped, dialect, 'official'), otherKeys, metadata, records };
 }
 
 /** Official-named entries → bytes in `format`, with keys in `names`. */

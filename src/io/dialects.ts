@@ -13,7 +13,7 @@
 //   fused (deploy)   rbr_reparam        reparam_conv         branch_reparam
 
 import type { SafeEntry } from './dtypes.js';
-import { showKey } from './state_dict.js';
+import { showText } from '../tensor/untrusted.js';
 
 export type Dialect = 'official' | 'timm' | 'mmpretrain';
 export const DIALECTS: readonly Dialect[] = ['official', 'timm', 'mmpretrain'];
@@ -81,7 +81,7 @@ export function detectDialect(keys: Iterable<string>): Dialect {
   if (list.some((k) => k.startsWith('backbone.'))) return 'mmpretrain';
   if (list.some((k) => k.startsWith('stem.') || k.startsWith('stages.'))) return 'timm';
   if (list.some((k) => /^stage\d+\./.test(k))) return 'official';
-  throw new Error(`state dict: not a RepVGG state dict in any known naming (official 'stage0.rbr_dense.conv.weight', timm 'stem.conv_kxk.conv.weight', MMPretrain 'backbone.stem.branch_3x3.conv.weight'); its first keys: ${list.slice(0, 3).map((k) => `'${showKey(k)}'`).join(', ') || 'none'}`);
+  throw new Error(`state dict: not a RepVGG state dict in any known naming (official 'stage0.rbr_dense.conv.weight', timm 'stem.conv_kxk.conv.weight', MMPretrain 'backbone.stem.branch_3x3.conv.weight'); its first keys: ${list.slice(0, 3).map((k) => `'${showText(k)}'`).join(', ') || 'none'}`);
 }
 
 /** Rename every key from one dialect to another; a key that is not a RepVGG key of `from` is named. */
@@ -92,7 +92,7 @@ export function renameKeys(entries: Map<string, SafeEntry>, from: Dialect, to: D
     const k = parseKey(key, from);
     if (k === null) {
       const why = /(^|\.)se(_layer)?\./.test(key) || key.includes('.se.') ? ' (a squeeze-and-excitation block, which repvgg-ts does not model)' : '';
-      throw new Error(`state dict (${from} names): unexpected key '${showKey(key)}'${why}`);
+      throw new Error(`state dict (${from} names): unexpected key '${showText(key)}'${why}`);
     }
     out.set(formatKey(k, to), e);
   }

@@ -3,7 +3,10 @@
 // here a global is only a name. A caller supplies implementations for the few globals it trusts
 // (`reducers`, e.g. collections.OrderedDict); any other global becomes an inert PyObject that
 // records its name and arguments and is never called. The reader is iterative (no recursion on
-// nesting depth) and every read is bounds-checked against the input.
+// nesting depth), linear in its input (LONG1/LONG4 decode through one hex string, never a shift per
+// byte) and every read is bounds-checked against the input.
+
+import { showText } from '../tensor/untrusted.js';
 
 export class PickleError extends Error {
   override name = 'PickleError';
@@ -15,12 +18,19 @@ export class PyGlobal {
   get qualname(): string {
     return `${this.module}.${this.name}`;
   }
+  /** for messages: the name escaped and bounded (it comes from the file) */
+  get summary(): string {
+    return `global '${showText(this.qualname, 120)}'`;
+  }
 }
 
 /** What calling an unknown global would have built: an inert record of the call. */
 export class PyObject {
   state: PyValue = null;
   constructor(readonly cls: PyGlobal, readonly args: PyValue[]) {}
+  get summary(): string {
+    return `a pickled '${showText(this.cls.qualname, 120)}' object`;
+  }
 }
 
 /** Python dict (and OrderedDict): insertion-ordered; keys are JS primitives or the objects themselves. */
@@ -147,13 +157,13 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
       case 0x49: { // INT (protocol 0): "00"/"01" are False/True
         const s = line();
         if (s === '00' || s === '01') { stack.push(s === '01'); break; }
-        if (!/^[-+]?\d+$/.test(s)) fail(`INT argument '${s.slice(0, 20)}' is not an integer`);
+        if (!/^[-+]?\d+$/.test(s)) fail(`INT argument '${showText(s, 20)}' is not an integer`);
         stack.push(shrink(BigInt(s)));
         break;
       }
       case 0x4c: { // LONG (protocol 0): digits with a trailing 'L'
         const s = line().replace(/L$/, '');
-        if (!/^[-+]?\d+$/.test(s)) fail(`LONG argument '${s.slice(0, 20)}' is not an integer`);
+        if (!/^[-+]?\d+$/.test(s)) fail(`LONG argument '${showText(s, 20)}' is not an integer`);
         stack.push(shrink(BigInt(s)));
         break;
       }
@@ -243,14 +253,14 @@ function recall(memo: Map<number, PyValue>, i: number, fail: (why: string) => ne
 }
 
 function parseIndex(s: string, fail: (why: string) => never): number {
-  if (!/^\d+$/.test(s)) fail(`memo index '${s.slice(0, 20)}' is not a number`);
+  if (!/^\d+$/.test(s)) fail(`memo index '${showText(s, 20)}' is not a number`);
   return Number(s);
 }
 
 function textFloat(s: string, fail: (why: string) => never): number {
   const special: Record<string, number> = { nan: NaN, inf: Infinity, '-inf': -Infinity };
   const v = s.toLowerCase() in special ? special[s.toLowerCase()] : Number(s);
-  if (s.trim() === '' || (Number.isNaN(v) && s.toLowerCase() !== 'nan')) fail(`FLOAT argument '${s.slice(0, 20)}' is not a number`);
+  if (s.trim() === '' || (Number.isNaN(v) && s.toLowerCase() !== 'nan')) fail(`FLOAT argument '${showText(s, 20)}' is not a number`);
   return v;
 }
 
@@ -260,11 +270,17 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
-/** Little-endian two's complement (LONG1/LONG4) → number when exact, else bigint. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * Little-endian two's complement (LONG1/LONG4) → number when exact, else bigint. One hex string and
+ * one BigInt parse: linear in the length (a shift-and-or per byte is quadratic: 1 MB took minutes).
+ */
 function longLE(b: Uint8Array): number | bigint {
   if (b.length === 0) return 0;
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  const parts: string[] = new Array(b.length);
+  for (let i = 0; i < b.length; i++) parts[i] = HEX[b[b.length - 1 - i]];
+  let v = BigInt(`0x${parts.join('')}`);
   if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
   return shrink(v);
 }
@@ -278,8 +294,8 @@ export function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'list/tuple';
   if (v instanceof Map) return 'dict';
   if (v instanceof Uint8Array) return 'bytes';
-  if (v instanceof PyGlobal) return `global ${v.qualname}`;
-  if (v instanceof PyObject) return `${v.cls.qualname} object`;
+  if (v instanceof PyGlobal) return v.summary;
+  if (v instanceof PyObject) return `pickled '${showText(v.cls.qualname, 120)}' object`;
   if (v instanceof Set) return 'set';
   return typeof v;
 }

@@ -11,8 +11,9 @@
 // below are implemented, by us.
 
 import { ITEM_SIZE, decodeLE, swapBytes, viewLE, type EntryArray, type SafeDType, type SafeEntry } from './dtypes.js';
-import { PickleError, PickleWriter, PyGlobal, PyObject, type PyValue, typeName, unpickle } from './pickle.js';
+import { PickleError, PickleWriter, PyGlobal, type PyValue, unpickle } from './pickle.js';
 import { isZip, readZip, writeZip } from './zip.js';
+import { describeValue, showText } from '../tensor/untrusted.js';
 
 /** torch.<Name>Storage ↔ element type */
 const STORAGE_DTYPE: Readonly<Record<string, SafeDType>> = {
@@ -45,7 +46,7 @@ export class TorchTensor {
   toEntry(): SafeEntry {
     const { storage: s, offset, shape, stride } = this;
     const item = ITEM_SIZE[s.dtype];
-    if (s.bytes === null) throw new PickleError(`pth: storage '${s.key}' has no data`);
+    if (s.bytes === null) throw new PickleError(`pth: storage '${showText(s.key)}' has no data`);
     const n = this.numel;
     let last = 0; // highest element index the view touches, relative to offset
     for (let k = 0; k < shape.length; k++) last += (shape[k] - 1) * stride[k];
@@ -90,28 +91,47 @@ function gather(src: EntryArray, shape: number[], stride: number[], n: number): 
 }
 
 const isCount = (v: PyValue): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** PyTorch's own limit on a tensor's dimensions. */
+const MAX_RANK = 64;
+
+/** collections.OrderedDict(items): items is a list of (key, value) pairs, or nothing. */
+function orderedDict(args: PyValue[]): PyValue {
+  const items = args[0];
+  if (args.length === 0 || items === null) return new Map();
+  if (!Array.isArray(items)) throw new PickleError(`pth: OrderedDict is built from ${describeValue(items)}, not a list of (key, value) pairs`);
+  const out = new Map<PyValue, PyValue>();
+  for (let i = 0; i < items.length; i++) {
+    const kv = items[i];
+    if (!Array.isArray(kv) || kv.length !== 2) throw new PickleError(`pth: OrderedDict item ${i} is ${describeValue(kv)}, not a (key, value) pair`);
+    out.set(kv[0], kv[1]);
+  }
+  return out;
+}
 
 function rebuildTensor(args: PyValue[]): TorchTensor {
   const [storage, offset, size, stride] = args;
   if (!(storage instanceof TorchStorage)) {
-    const src = storage instanceof PyObject ? storage.cls.qualname : storage instanceof PyGlobal ? storage.qualname : typeName(storage);
-    throw new PickleError(`pth: a tensor's storage comes from '${src}', which this reader never calls; refused`);
+    throw new PickleError(`pth: a tensor's storage is ${describeValue(storage)}, which this reader never calls; refused`);
   }
-  if (!isCount(offset) || !Array.isArray(size) || !Array.isArray(stride) || size.length !== stride.length || !size.every(isCount) || !stride.every(isCount)) {
-    throw new PickleError(`pth: a tensor on storage '${storage.key}' has a malformed offset/size/stride (${JSON.stringify([offset, size, stride], (_, v) => (typeof v === 'bigint' ? String(v) : v))})`);
-  }
-  const t = new TorchTensor(storage, offset, size as number[], stride as number[]);
-  let last = offset;
-  for (let k = 0; k < size.length; k++) last += ((size[k] as number) - 1) * (stride[k] as number);
+  // Each argument is described by a bounded summary: a size may be a memo DAG or a cycle.
+  const bad = (what: string, v: PyValue): never => { throw new PickleError(`pth: a tensor on storage '${showText(storage.key)}' has a malformed ${what}: ${describeValue(v)}`); };
+  if (!isCount(offset)) bad('storage offset', offset);
+  if (!Array.isArray(size) || size.length > MAX_RANK || !size.every(isCount)) bad('size (want a tuple of at most 64 non-negative integers)', size);
+  const shape = size as number[];
+  if (!Array.isArray(stride) || stride.length !== shape.length || !stride.every(isCount)) bad(`stride (want ${shape.length} non-negative integers, as the size)`, stride);
+  const strides = stride as number[], start = offset as number;
+  const t = new TorchTensor(storage, start, shape, strides);
+  let last = start;
+  for (let k = 0; k < shape.length; k++) last += (shape[k] - 1) * strides[k];
   if (t.numel > 0 && last >= storage.numel) {
-    throw new PickleError(`pth: a tensor of shape (${size.join(', ')}) at offset ${offset} with strides (${stride.join(', ')}) reads element ${last} of storage '${storage.key}', which holds ${storage.numel}`);
+    throw new PickleError(`pth: a tensor of shape (${shape.join(', ')}) at offset ${start} with strides (${strides.join(', ')}) reads element ${last} of storage '${showText(storage.key)}', which holds ${storage.numel}`);
   }
   return t;
 }
 
 /** The globals a state dict needs, implemented here; every other global stays an inert PyObject. */
 const REDUCERS: ReadonlyMap<string, (args: PyValue[]) => PyValue> = new Map<string, (args: PyValue[]) => PyValue>([
-  ['collections.OrderedDict', (args) => new Map(Array.isArray(args[0]) ? (args[0] as PyValue[][]).map((kv) => [kv[0], kv[1]] as [PyValue, PyValue]) : [])],
+  ['collections.OrderedDict', orderedDict],
   ['torch._utils._rebuild_tensor', rebuildTensor],
   ['torch._utils._rebuild_tensor_v2', rebuildTensor],
   ['torch._utils._rebuild_parameter', (args) => args[0]],
@@ -119,23 +139,25 @@ const REDUCERS: ReadonlyMap<string, (args: PyValue[]) => PyValue> = new Map<stri
   // Tensor subclasses: _rebuild_from_type_v2(func, new_type, args, state) → func(*args)
   ['torch._tensor._rebuild_from_type_v2', (args) => {
     const [fn, , inner] = args;
+    if (args.length < 3) throw new PickleError(`pth: _rebuild_from_type_v2 takes (func, type, args, state), got ${args.length} argument(s)`);
     const impl = fn instanceof PyGlobal ? REDUCERS.get(fn.qualname) : undefined;
-    if (impl === undefined || !Array.isArray(inner)) throw new PickleError(`pth: a tensor is rebuilt by '${fn instanceof PyGlobal ? fn.qualname : typeName(fn)}', which this reader never calls; refused`);
+    if (impl === undefined) throw new PickleError(`pth: a tensor is rebuilt by ${describeValue(fn)}, which this reader never calls; refused`);
+    if (!Array.isArray(inner)) throw new PickleError(`pth: _rebuild_from_type_v2's arguments are ${describeValue(inner)}, not a tuple`);
     return impl(inner);
   }],
 ]);
 
 function storageFrom(pid: PyValue, storages: Map<string, TorchStorage>): TorchStorage {
-  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new PickleError(`pth: unsupported persistent id ${typeName(pid)} (expected a ('storage', type, key, location, numel) tuple)`);
+  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new PickleError(`pth: unsupported persistent id ${describeValue(pid)} (expected a ('storage', type, key, location, numel) tuple)`);
   const [, type, key, , numel] = pid as PyValue[];
-  if (!(type instanceof PyGlobal)) throw new PickleError(`pth: storage type is a ${typeName(type)}, not a torch storage class`);
-  const dtype = type.module === 'torch' ? STORAGE_DTYPE[type.name] : undefined;
-  if (dtype === undefined) throw new PickleError(`pth: storage type '${type.qualname}' is not a torch storage this reader knows (${Object.keys(STORAGE_DTYPE).map((s) => 'torch.' + s).join(', ')})`);
-  if (typeof key !== 'string' || !isCount(numel)) throw new PickleError(`pth: storage id with key ${typeName(key)} and size ${typeName(numel)} is malformed`);
-  if (pid.length > 5 && pid[5] !== null) throw new PickleError(`pth: storage '${key}' is a storage view (a pre-1.0 checkpoint); re-save it with a current torch`);
+  if (!(type instanceof PyGlobal)) throw new PickleError(`pth: storage type is ${describeValue(type)}, not a torch storage class`);
+  const dtype = type.module === 'torch' && Object.hasOwn(STORAGE_DTYPE, type.name) ? STORAGE_DTYPE[type.name] : undefined;
+  if (dtype === undefined) throw new PickleError(`pth: storage type ${type.summary} is not a torch storage this reader knows (${Object.keys(STORAGE_DTYPE).map((s) => 'torch.' + s).join(', ')})`);
+  if (typeof key !== 'string' || !isCount(numel)) throw new PickleError(`pth: storage id with key ${describeValue(key)} and size ${describeValue(numel)} is malformed`);
+  if (pid.length > 5 && pid[5] !== null) throw new PickleError(`pth: storage '${showText(key)}' is a storage view (a pre-1.0 checkpoint); re-save it with a current torch`);
   const old = storages.get(key);
   if (old !== undefined) {
-    if (old.dtype !== dtype) throw new PickleError(`pth: storage '${key}' is used as both ${old.dtype} and ${dtype}`);
+    if (old.dtype !== dtype) throw new PickleError(`pth: storage '${showText(key)}' is used as both ${old.dtype} and ${dtype}`);
     return old;
   }
   const s = new TorchStorage(key, dtype, numel);
@@ -145,27 +167,40 @@ function storageFrom(pid: PyValue, storages: Map<string, TorchStorage>): TorchSt
 
 export type PthFormat = 'pth-zip' | 'pth-legacy';
 
-/** 0x1950a86a20f9469cfc6c pickled with protocol 2: how a legacy torch.save stream begins. */
-const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+/**
+ * How a legacy torch.save stream begins: PROTO n (2 to 5; `pickle_protocol=` chooses it), from
+ * protocol 4 on a FRAME (0x95 and an 8-byte length), then the magic number 0x1950a86a20f9469cfc6c as
+ * LONG1 (0x8a, 10 bytes, little-endian).
+ */
+const LEGACY_MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+function isLegacyPth(bytes: Uint8Array): boolean {
+  if (bytes.length < 2 || bytes[0] !== 0x80 || bytes[1] < 2 || bytes[1] > 5) return false;
+  const at = bytes[1] >= 4 && bytes[2] === 0x95 ? 11 : 2;
+  return bytes.length >= at + LEGACY_MAGIC.length && LEGACY_MAGIC.every((b, i) => bytes[at + i] === b);
+}
 
 export function pthFormat(bytes: Uint8Array): PthFormat | null {
   if (isZip(bytes)) return 'pth-zip';
-  if (bytes.length >= LEGACY_MAGIC.length && LEGACY_MAGIC.every((b, i) => bytes[i] === b)) return 'pth-legacy';
+  if (isLegacyPth(bytes)) return 'pth-legacy';
   return null;
 }
 
-/** The unpickled object, with tensors as TorchTensor (copied out by toEntry()). */
-export function readPth(bytes: Uint8Array): { value: PyValue; format: PthFormat } {
+/**
+ * The unpickled object, with tensors as TorchTensor (copied out by toEntry()); for a legacy stream
+ * also its sys_info pickle (inert records only, as everything else here).
+ */
+export function readPth(bytes: Uint8Array): { value: PyValue; format: PthFormat; sysInfo?: PyValue } {
   const format = pthFormat(bytes);
   if (format === 'pth-zip') return { value: readZipPth(bytes), format };
-  if (format === 'pth-legacy') return { value: readLegacyPth(bytes), format };
+  if (format === 'pth-legacy') return { ...readLegacyPth(bytes), format };
   throw new PickleError('pth: neither a zip archive (torch.save since 1.6) nor a legacy torch.save stream (magic number)');
 }
 
 function readZipPth(bytes: Uint8Array): PyValue {
   const records = readZip(bytes);
   const pkls = [...records.keys()].filter((n) => n === 'data.pkl' || n.endsWith('/data.pkl'));
-  if (pkls.length !== 1) throw new PickleError(`pth: the archive has ${pkls.length} data.pkl records (expected one; records: ${[...records.keys()].slice(0, 5).join(', ')})`);
+  if (pkls.length !== 1) throw new PickleError(`pth: the archive has ${pkls.length} data.pkl records (expected one; records: ${[...records.keys()].slice(0, 5).map((n) => `'${showText(n)}'`).join(', ')})`);
   const prefix = pkls[0].slice(0, -'data.pkl'.length);
   const order = records.get(prefix + 'byteorder');
   const bigEndian = order !== undefined && new TextDecoder().decode(order).trim() === 'big';
@@ -174,18 +209,18 @@ function readZipPth(bytes: Uint8Array): PyValue {
   for (const s of storages.values()) {
     const rec = `${prefix}data/${s.key}`;
     const data = records.get(rec);
-    if (data === undefined) throw new PickleError(`pth: storage '${s.key}' has no record '${rec}' in the archive`);
-    if (data.length < s.numel * ITEM_SIZE[s.dtype]) throw new PickleError(`pth: record '${rec}' holds ${data.length} bytes, but storage '${s.key}' declares ${s.numel} ${s.dtype} elements (${s.numel * ITEM_SIZE[s.dtype]} bytes)`);
+    if (data === undefined) throw new PickleError(`pth: storage '${showText(s.key)}' has no record '${showText(rec)}' in the archive`);
+    if (data.length < s.numel * ITEM_SIZE[s.dtype]) throw new PickleError(`pth: record '${showText(rec)}' holds ${data.length} bytes, but storage '${showText(s.key)}' declares ${s.numel} ${s.dtype} elements (${s.numel * ITEM_SIZE[s.dtype]} bytes)`);
     s.bytes = data;
     s.bigEndian = bigEndian;
   }
   return value;
 }
 
-function readLegacyPth(bytes: Uint8Array): PyValue {
+function readLegacyPth(bytes: Uint8Array): { value: PyValue; sysInfo: PyValue } {
   let at = unpickle(bytes).end; // the magic number
   const proto = unpickle(bytes, {}, at);
-  if (proto.value !== 1001) throw new PickleError(`pth: legacy protocol version ${String(proto.value)}, expected 1001`);
+  if (proto.value !== 1001) throw new PickleError(`pth: legacy protocol version ${describeValue(proto.value)} at byte offset ${at}, expected 1001`);
   const info = unpickle(bytes, {}, proto.end);
   const bigEndian = info.value instanceof Map && info.value.get('little_endian') === false;
   const storages = new Map<string, TorchStorage>();
@@ -196,18 +231,18 @@ function readLegacyPth(bytes: Uint8Array): PyValue {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (const key of keys.value as string[]) {
     const s = storages.get(key);
-    if (s === undefined) throw new PickleError(`pth: legacy storage '${key}' is listed but no tensor uses it`);
-    if (at + 8 > bytes.length) throw new PickleError(`pth: legacy storage '${key}' size at byte offset ${at} runs past the end of the ${bytes.length}-byte file (truncated?)`);
+    if (s === undefined) throw new PickleError(`pth: legacy storage '${showText(key)}' is listed but no tensor uses it`);
+    if (at + 8 > bytes.length) throw new PickleError(`pth: legacy storage '${showText(key)}' size at byte offset ${at} runs past the end of the ${bytes.length}-byte file (truncated?)`);
     const n = dv.getBigInt64(at, !bigEndian);
-    if (n !== BigInt(s.numel)) throw new PickleError(`pth: legacy storage '${key}' at byte offset ${at} holds ${n} elements, but the pickle declares ${s.numel}`);
+    if (n !== BigInt(s.numel)) throw new PickleError(`pth: legacy storage '${showText(key)}' at byte offset ${at} holds ${n} elements, but the pickle declares ${s.numel}`);
     const nbytes = s.numel * ITEM_SIZE[s.dtype];
-    if (at + 8 + nbytes > bytes.length) throw new PickleError(`pth: legacy storage '${key}' (${nbytes} bytes from byte offset ${at + 8}) runs past the end of the ${bytes.length}-byte file (truncated?)`);
+    if (at + 8 + nbytes > bytes.length) throw new PickleError(`pth: legacy storage '${showText(key)}' (${nbytes} bytes from byte offset ${at + 8}) runs past the end of the ${bytes.length}-byte file (truncated?)`);
     s.bytes = bytes.subarray(at + 8, at + 8 + nbytes);
     s.bigEndian = bigEndian;
     at += 8 + nbytes;
   }
-  for (const s of storages.values()) if (s.bytes === null) throw new PickleError(`pth: legacy storage '${s.key}' is used but not in the storage list`);
-  return main.value;
+  for (const s of storages.values()) if (s.bytes === null) throw new PickleError(`pth: legacy storage '${showText(s.key)}' is used but not in the storage list`);
+  return { value: main.value, sysInfo: info.value };
 }
 
 const DTYPE_STORAGE: Partial<Record<SafeDType, string>> = { F32: 'FloatStorage', F64: 'DoubleStorage', I64: 'LongStorage', I32: 'IntStorage', I16: 'ShortStorage', I8: 'CharStorage', U8: 'ByteStorage', BOOL: 'BoolStorage' };

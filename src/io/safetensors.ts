@@ -4,6 +4,7 @@
 
 import { Tensor } from '../tensor/tensor.js';
 import { ITEM_SIZE, decodeLE, type SafeDType, type SafeEntry } from './dtypes.js';
+import { describeValue, showText } from '../tensor/untrusted.js';
 
 export type { SafeDType, SafeEntry };
 
@@ -19,6 +20,24 @@ export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
 }
 
+/** A real header nests 3 deep (object → entry → shape); JSON.parse recurses, so depth is checked first. */
+const MAX_DEPTH = 32;
+
+/** The deepest [ / { nesting of JSON text outside strings, in one pass; the offset where it passes `limit`, or -1. */
+function tooDeep(b: Uint8Array, start: number, end: number, limit: number): number {
+  let depth = 0, inString = false;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) { if (++depth > limit) return i; }
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return -1;
+}
+
 export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
   const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
   if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`safetensors: expected a Uint8Array or ArrayBuffer, got ${typeof input}`);
@@ -28,11 +47,13 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
   if (n64 > BigInt(MAX_HEADER)) throw new SafetensorsError(`safetensors: header length ${n64} at byte offset 0 exceeds the ${MAX_HEADER}-byte limit`);
   const n = Number(n64);
   if (8 + n > bytes.length) throw new SafetensorsError(`safetensors: header length ${n} at byte offset 0 runs past the end of the ${bytes.length}-byte file`);
+  const deep = tooDeep(bytes, 8, 8 + n, MAX_DEPTH);
+  if (deep >= 0) throw new SafetensorsError(`safetensors: header nests deeper than ${MAX_DEPTH} levels at byte offset ${deep} (a real header nests 3)`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
-    throw new SafetensorsError(`safetensors: header (bytes 8..${8 + n}) is not valid UTF-8 JSON: ${(e as Error).message}`);
+    throw new SafetensorsError(`safetensors: header (bytes 8..${8 + n}) is not valid UTF-8 JSON: ${showText((e as Error).message, 120)}`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new SafetensorsError('safetensors: header is not a JSON object');
@@ -46,31 +67,32 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
     if (key === '__metadata__') {
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError('safetensors: __metadata__ is not an object');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`safetensors: __metadata__ value for '${k}' is not a string`);
+        if (typeof v !== 'string') throw new SafetensorsError(`safetensors: __metadata__ value for '${showText(k)}' is ${describeValue(v)}, not a string`);
         metadata[k] = v;
       }
       continue;
     }
-    if (raw === null || typeof raw !== 'object') throw new SafetensorsError(`safetensors: entry '${key}' is not an object`);
+    const name = showText(key);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SafetensorsError(`safetensors: entry '${name}' is ${describeValue(raw)}, not an object`);
     const { dtype, shape, data_offsets: offs } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof dtype !== 'string' || !(dtype in ITEM_SIZE)) {
-      throw new SafetensorsError(`safetensors: tensor '${key}' has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(ITEM_SIZE).join(', ')})`);
+      throw new SafetensorsError(`safetensors: tensor '${name}' has ${dtype === undefined ? 'no dtype' : `unsupported dtype ${describeValue(dtype)}`} (supported: ${Object.keys(ITEM_SIZE).join(', ')})`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`safetensors: tensor '${key}' has an invalid shape ${JSON.stringify(shape)}`);
+      throw new SafetensorsError(`safetensors: tensor '${name}' has ${shape === undefined ? 'no shape' : `an invalid shape ${describeValue(shape)}`}`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]) {
-      throw new SafetensorsError(`safetensors: tensor '${key}' has invalid data_offsets ${JSON.stringify(offs)}`);
+      throw new SafetensorsError(`safetensors: tensor '${name}' has ${offs === undefined ? 'no data_offsets' : `invalid data_offsets ${describeValue(offs)}`}`);
     }
     const [begin, end] = offs as [number, number];
     if (end > bufLen) {
-      throw new SafetensorsError(`safetensors: tensor '${key}' data_offsets [${begin}, ${end}] run past the ${bufLen}-byte data buffer (file byte offset ${bufStart + end})`);
+      throw new SafetensorsError(`safetensors: tensor '${name}' data_offsets [${begin}, ${end}] run past the ${bufLen}-byte data buffer (file byte offset ${bufStart + end})`);
     }
     const item = ITEM_SIZE[dtype as SafeDType];
     let count = 1;
     for (const d of shape as number[]) count *= d;
     if (count * item !== end - begin) {
-      throw new SafetensorsError(`safetensors: tensor '${key}' shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${count * item} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+      throw new SafetensorsError(`safetensors: tensor '${name}' shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${count * item} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
     spans.push({ key, begin, end });
     tensors.set(key, { dtype: dtype as SafeDType, shape: (shape as number[]).slice(), data: new Float32Array(0) });
@@ -79,8 +101,8 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let at = 0;
   for (const s of spans) {
-    if (s.begin < at) throw new SafetensorsError(`safetensors: tensor '${s.key}' data_offsets [${s.begin}, ${s.end}] overlap the previous tensor (ending at ${at})`);
-    if (s.begin > at) throw new SafetensorsError(`safetensors: bytes ${at}..${s.begin} of the data buffer belong to no tensor (before '${s.key}')`);
+    if (s.begin < at) throw new SafetensorsError(`safetensors: tensor '${showText(s.key)}' data_offsets [${s.begin}, ${s.end}] overlap the previous tensor (ending at ${at})`);
+    if (s.begin > at) throw new SafetensorsError(`safetensors: bytes ${at}..${s.begin} of the data buffer belong to no tensor (before '${showText(s.key)}')`);
     at = s.end;
   }
   if (at !== bufLen) throw new SafetensorsError(`safetensors: data buffer is ${bufLen} bytes but the tensors index only ${at}`);
@@ -104,7 +126,7 @@ export function int64Scalar(v: number): SafeEntry {
 /** A float entry as a Tensor (F64 stays float64; F32/F16/BF16 are float32); throws on integer dtypes. */
 export function tensorOf(e: SafeEntry, key: string): Tensor {
   if (!(e.data instanceof Float32Array) && !(e.data instanceof Float64Array)) {
-    throw new SafetensorsError(`safetensors: tensor '${key}' has integer dtype ${e.dtype}, expected a float tensor`);
+    throw new SafetensorsError(`safetensors: tensor '${showText(key)}' has integer dtype ${e.dtype}, expected a float tensor`);
   }
   return new Tensor(e.data, e.shape);
 }

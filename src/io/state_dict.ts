@@ -2,6 +2,7 @@
 
 import { Tensor, type DType } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/check.js';
+import { showText } from '../tensor/untrusted.js';
 import type { Module } from '../nn/module.js';
 import { RepVGG } from '../nn/repvgg.js';
 import type { BlockSpec, RepVGGPlan } from '../nn/config.js';
@@ -22,25 +23,19 @@ export function normalizeKeys(entries: Map<string, SafeEntry>): Map<string, Safe
   return new Map([...entries].map(([k, v]) => [k.slice(7), v]));
 }
 
-/** Keys echoed in messages: control characters shown as \\uXXXX, long keys cut. */
-export function showKey(key: string): string {
-  const safe = key.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return safe.length > 200 ? `${safe.slice(0, 200)}…` : safe;
-}
-
 function checkTensor(dst: Tensor, e: SafeEntry, key: string): void {
   if (e.shape.length !== dst.shape.length || e.shape.some((d, i) => d !== dst.shape[i])) {
-    throw new Error(`state dict: '${showKey(key)}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
+    throw new Error(`state dict: '${showText(key)}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
   }
   if (!(e.data instanceof Float32Array) && !(e.data instanceof Float64Array)) {
-    throw new Error(`state dict: '${showKey(key)}' has integer dtype ${e.dtype}, expected a float tensor`);
+    throw new Error(`state dict: '${showText(key)}' has integer dtype ${e.dtype}, expected a float tensor`);
   }
   const d = e.data;
   for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i])) throw new Error(`state dict: '${showKey(key)}' holds ${d[i]} at flat index ${i}; refusing non-finite weights`);
+    if (!Number.isFinite(d[i])) throw new Error(`state dict: '${showText(key)}' holds ${d[i]} at flat index ${i}; refusing non-finite weights`);
   }
   if (key.endsWith('running_var')) {
-    for (let i = 0; i < d.length; i++) if (d[i] < 0) throw new Error(`state dict: '${showKey(key)}' holds a negative variance ${d[i]} at index ${i}`);
+    for (let i = 0; i < d.length; i++) if (d[i] < 0) throw new Error(`state dict: '${showText(key)}' holds a negative variance ${d[i]} at index ${i}`);
   }
 }
 
@@ -54,7 +49,7 @@ export function loadStateDict(m: Module, entries: Map<string, SafeEntry>, opts: 
   const seen = new Set<string>();
   const need = (key: string): SafeEntry => {
     const e = src.get(key);
-    if (e === undefined) throw new Error(`state dict: missing key '${showKey(key)}'`);
+    if (e === undefined) throw new Error(`state dict: missing key '${showText(key)}'`);
     seen.add(key);
     return e;
   };
@@ -79,15 +74,37 @@ export function loadStateDict(m: Module, entries: Map<string, SafeEntry>, opts: 
       const e = src.get(key);
       if (e === undefined) continue; // num_batches_tracked is optional (older checkpoints lack it)
       seen.add(key);
-      if (e.shape.length !== 0 || e.data.length !== 1) throw new Error(`state dict: '${showKey(key)}' must be a 0-dimensional counter, got shape ${fmtShape(e.shape)}`);
+      if (e.shape.length !== 0 || e.data.length !== 1) throw new Error(`state dict: '${showText(key)}' must be a 0-dimensional counter, got shape ${fmtShape(e.shape)}`);
       const v = Number(e.data[0]);
-      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`state dict: '${showKey(key)}' must be a non-negative integer counter, got ${String(e.data[0])}`);
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`state dict: '${showText(key)}' must be a non-negative integer counter, got ${String(e.data[0])}`);
       writes.push(() => b.set(v));
     }
   }
-  const extra = [...src.keys()].filter((k) => !seen.has(k));
-  if (extra.length > 0) throw new Error(`state dict: unexpected key '${showKey(extra[0])}'${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
+  refuseUnexpected(src, seen);
   for (const w of writes) w();
+}
+
+function refuseUnexpected(src: Map<string, SafeEntry>, seen: ReadonlySet<string>): void {
+  const extra = [...src.keys()].filter((k) => !seen.has(k));
+  if (extra.length > 0) throw new Error(`state dict: unexpected key '${showText(extra[0])}'${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}`);
+}
+
+/**
+ * The key check of loadStateDict alone (strict: none missing, none unexpected), for readers that
+ * describe a checkpoint without loading it (inspect): they accept exactly what loading accepts.
+ */
+export function checkStateDictKeys(m: Module, entries: Map<string, SafeEntry>): void {
+  const src = normalizeKeys(entries);
+  const seen = new Set<string>();
+  for (const [key] of m.namedParameters()) {
+    if (!src.has(key)) throw new Error(`state dict: missing key '${showText(key)}'`);
+    seen.add(key);
+  }
+  for (const [key, b] of m.namedBuffers()) {
+    if (b.kind === 'tensor' && !src.has(key)) throw new Error(`state dict: missing key '${showText(key)}'`);
+    if (src.has(key)) seen.add(key);
+  }
+  refuseUnexpected(src, seen);
 }
 
 /** Infer the RepVGG plan from a checkpoint: deploy or training-time, groups, identity and 1×1 branches. */

@@ -2,6 +2,8 @@
 // large, data aligned to 64 bytes. Reading returns views into the archive's bytes, so a checkpoint
 // is never held twice; nothing is decompressed, so no entry can expand beyond the file.
 
+import { showText } from '../tensor/untrusted.js';
+
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
 const SIG_EOCD = 0x06054b50;
@@ -87,7 +89,11 @@ export function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
     const nameLen = dv.getUint16(at + 28, true), extraLen = dv.getUint16(at + 30, true), commentLen = dv.getUint16(at + 32, true);
     let local = dv.getUint32(at + 42, true);
     need(at + 46, nameLen + extraLen + commentLen, `central directory entry ${e}'s name and extra fields`);
-    const name = utf8.decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    const raw = utf8.decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    const name = showText(raw); // every message below quotes the escaped form
+    // A record name is a relative path inside the archive: '..', an absolute path or a drive letter
+    // would point outside it if anything ever extracted it (torch's reader refuses them too).
+    if (/^[\\/]|^[A-Za-z]:|(^|[\\/])\.\.([\\/]|$)|\u0000/.test(raw)) throw new ZipError(`zip: entry ${e} at byte offset ${at} is named '${name}', a path outside the archive; refused`);
     // zip64 extended information: the 8-byte values, in this order, for the fields saturated at 0xFFFFFFFF.
     for (let x = at + 46 + nameLen, xEnd = x + extraLen; x + 4 <= xEnd;) {
       const id = dv.getUint16(x, true), size = dv.getUint16(x + 2, true);
@@ -108,10 +114,10 @@ export function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
     if (dv.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`zip: the local header of '${name}' at byte offset ${local} has a bad signature`);
     const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
     need(start, usize, `the data of '${name}' (${usize} bytes)`);
-    if (out.has(name)) throw new ZipError(`zip: entry '${name}' appears twice`);
+    if (out.has(raw)) throw new ZipError(`zip: entry '${name}' appears twice`);
     const data = bytes.subarray(start, start + usize);
     if (crc32(data) !== crc) throw new ZipError(`zip: entry '${name}' (byte offset ${start}) fails its CRC-32 check (corrupted)`);
-    out.set(name, data);
+    out.set(raw, data);
     spans.push({ name, start: local, end: start + usize });
     at += 46 + nameLen + extraLen + commentLen;
   }

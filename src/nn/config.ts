@@ -1,5 +1,7 @@
 // RepVGG architecture: the public constructor's arguments, the model zoo, and the per-block plan.
 
+import { describeValue, showText } from '../tensor/untrusted.js';
+
 export interface RepVGGConfig {
   num_blocks: readonly number[];
   width_multiplier: readonly number[];
@@ -68,20 +70,22 @@ export function validateConfig(cfg: RepVGGConfig): void {
   const bad = (why: string): never => { throw new Error(`RepVGG config: ${why}`); };
   if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) bad(`expected an object with num_blocks and width_multiplier, got ${cfg === null ? 'null' : Array.isArray(cfg) ? 'an array' : typeof cfg}`);
   if (!Array.isArray(cfg.num_blocks) || cfg.num_blocks.length !== 4 || !cfg.num_blocks.every((n) => Number.isInteger(n) && n >= 1)) {
-    bad(`num_blocks must be 4 positive integers, got ${JSON.stringify(cfg.num_blocks)}`);
+    bad(`num_blocks must be 4 positive integers, got ${describeValue(cfg.num_blocks)}`);
   }
   if (!Array.isArray(cfg.width_multiplier) || cfg.width_multiplier.length !== 4 || !cfg.width_multiplier.every((w) => typeof w === 'number' && w > 0)) {
-    bad(`width_multiplier must be 4 positive numbers, got ${JSON.stringify(cfg.width_multiplier)}`);
+    bad(`width_multiplier must be 4 positive numbers, got ${describeValue(cfg.width_multiplier)}`);
   }
-  for (const [k, v] of Object.entries(cfg.override_groups_map ?? {})) {
-    if (!Number.isInteger(Number(k)) || !Number.isInteger(v) || v < 1) bad(`override_groups_map entry ${k}: ${v} is not layer → positive integer groups`);
+  const groupsMap: unknown = cfg.override_groups_map ?? {};
+  if (groupsMap === null || typeof groupsMap !== 'object' || Array.isArray(groupsMap)) bad(`override_groups_map must be an object of layer → groups, got ${describeValue(groupsMap)}`);
+  for (const [k, v] of Object.entries(groupsMap as Record<string, unknown>)) {
+    if (!/^\d+$/.test(k) || !Number.isInteger(v) || (v as number) < 1) bad(`override_groups_map entry '${showText(k, 40)}': ${describeValue(v)} is not layer → positive integer groups`);
   }
   for (const [k, v] of [['num_classes', cfg.num_classes], ['in_channels', cfg.in_channels]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) bad(`${k} must be a positive integer, got ${describeValue(v)}`);
   }
   const stem = Math.min(64, Math.trunc(64 * cfg.width_multiplier[0]));
   const narrow = [64, 128, 256, 512].findIndex((w, s) => Math.trunc(w * cfg.width_multiplier[s]) < 1);
-  if (stem < 1 || narrow >= 0) bad(`width_multiplier ${JSON.stringify(cfg.width_multiplier)} leaves stage ${stem < 1 ? 0 : narrow + 1} with no channels (64·2^s·w truncates to 0)`);
+  if (stem < 1 || narrow >= 0) bad(`width_multiplier ${describeValue(cfg.width_multiplier)} leaves stage ${stem < 1 ? 0 : narrow + 1} with no channels (64·2^s·w truncates to 0)`);
   // Estimate before anything is allocated: per block at most 9 + 1 weights per (in, out) channel pair
   // (3×3 and 1×1, groups 1) and a few BN vectors; the classifier num_classes × last width.
   const widths = [64, 128, 256, 512].map((w, s) => Math.trunc(w * cfg.width_multiplier[s]));
@@ -90,7 +94,7 @@ export function validateConfig(cfg: RepVGGConfig): void {
   cfg.num_blocks.forEach((n, s) => { params += n * 10 * widths[s] * Math.max(cin, widths[s]) + n * 6 * widths[s]; cin = widths[s]; });
   params += (cfg.num_classes ?? 1000) * (widths[3] + 1);
   if (!(params <= MAX_PARAMETERS)) {
-    bad(`it would need up to ${params.toExponential(2)} parameters (${(params * 4 / 2 ** 30).toFixed(1)} GiB in float32, num_blocks ${JSON.stringify(cfg.num_blocks)}, widths ${widths.join('/')}, ${cfg.num_classes ?? 1000} classes); refusing more than ${MAX_PARAMETERS.toExponential(0)}`);
+    bad(`it would need up to ${params.toExponential(2)} parameters (${(params * 4 / 2 ** 30).toFixed(1)} GiB in float32, num_blocks ${describeValue(cfg.num_blocks)}, widths ${widths.join('/')}, ${cfg.num_classes ?? 1000} classes); refusing more than ${MAX_PARAMETERS.toExponential(0)}`);
   }
 }
 

@@ -5,6 +5,7 @@
 
 import { getThreads, isShared } from '../backend/pool.js';
 import { Tensor, allocLike, sharedArrayLike, type DType, type FloatArray } from '../tensor/tensor.js';
+import { describeValue, showText } from '../tensor/untrusted.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
@@ -225,10 +226,12 @@ export class RepVGG extends Module {
     const convs = new Map(this.namedConvs());
     if (!Array.isArray(plan)) throw new Error('algorithm plan: expected an array of { layer, algorithm, winogradTile? }');
     const seen = new Set<string>();
-    for (const e of plan) {
-      const c = convs.get(e?.layer);
-      if (c === undefined) throw new Error(`algorithm plan: no conv '${String(e?.layer)}' in this model (its first: '${[...convs.keys()][0]}')`);
-      if (!['direct', 'im2col', 'winograd'].includes(e.algorithm)) throw new Error(`algorithm plan: '${e.layer}' has algorithm '${String(e.algorithm)}' (expected direct, im2col or winograd)`);
+    for (const [i, e] of plan.entries()) {
+      // a plan comes from a file: every field is checked for its type before it is used or shown
+      if (e === null || typeof e !== 'object' || typeof e.layer !== 'string') throw new Error(`algorithm plan: entry ${i} is ${describeValue(e)}; expected { layer: string, algorithm, winogradTile? }`);
+      const c = convs.get(e.layer);
+      if (c === undefined) throw new Error(`algorithm plan: no conv '${showText(e.layer)}' in this model (its first: '${[...convs.keys()][0]}')`);
+      if (!['direct', 'im2col', 'winograd'].includes(e.algorithm)) throw new Error(`algorithm plan: '${e.layer}' has algorithm ${describeValue(e.algorithm)} (expected direct, im2col or winograd)`);
       const [, , kh, kw] = c.weight.data.shape;
       const s = typeof c.stride === 'number' ? [c.stride, c.stride] : c.stride;
       if (e.algorithm === 'winograd' && (kh !== 3 || kw !== 3 || s[0] !== 1 || s[1] !== 1)) throw new Error(`algorithm plan: '${e.layer}' is ${kh}×${kw} with stride ${s.join('×')}; Winograd needs 3×3 and stride 1`);

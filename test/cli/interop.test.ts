@@ -19,7 +19,8 @@ describe('repvgg inspect', () => {
     const r = await cli('inspect', pth('timm_train.pth'));
     expect(r.code).toBe(0);
     expect(r.out).toContain("format        pth-zip (state dict under 'state_dict')");
-    expect(r.out).toContain('also holds    epoch, arch, optimizer, version, args, metric, state_dict_ema');
+    expect(r.out).toContain("also holds    'epoch', 'arch', 'optimizer', 'version', 'args', 'metric', 'state_dict_ema'");
+    expect(r.out).toContain('records       args: argparse.Namespace (inert: never imported or called)');
     expect(r.out).toContain('names         timm');
     expect(r.out).toContain('model         training-time');
     expect(r.out).toContain('not a zoo model: blocks per stage 1, 2, 2, 1, 1, widths 8, 8, 16, 32, 64, groups 1/2/4, 3 input channels, 5 classes');

@@ -47,7 +47,7 @@ describe('wrappers and namings, each against PyTorch\'s output for the same weig
 
   it('--key errors name the keys there are; a key holding no dict says what it holds', () => {
     expect(() => read('train_run.pth', 'weights')).toThrow(/no key 'weights' \(top-level keys: 'model', 'optimizer', 'epoch', 'args'\)/);
-    expect(() => read('train_run.pth', 'epoch')).toThrow(/'epoch' holds a number, not a state dict/);
+    expect(() => read('train_run.pth', 'epoch')).toThrow(/'epoch' holds 3, not a state dict/);
     expect(() => read('train_run.pth', 'args')).toThrow(/'args' holds a pickled 'argparse\.Namespace' object, not a state dict/);
     expect(() => read('train_run.pth', 'optimizer')).toThrow(/'state' .*not a RepVGG state dict|non-string key|holds a dict|not a tensor/);
     expect(() => parseCheckpoint(bytesOf('timm_model.safetensors'), { key: 'model' })).toThrow(/safetensors file holds one flat state dict/);

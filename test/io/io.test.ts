@@ -47,7 +47,7 @@ describe('safetensors', () => {
     ['a header longer than the file', rawFile({}, new Uint8Array(0), 1000n), /header length 1000 at byte offset 0 runs past the end/],
     ['a header that is not JSON', rawFile('{not json'), /not valid UTF-8 JSON/],
     ['a header that is an array', rawFile([1, 2]), /not a JSON object/],
-    ['an unknown dtype', rawFile({ t: { dtype: 'Q7', shape: [1], data_offsets: [0, 4] } }, four.subarray(0, 4)), /tensor 't' has unsupported dtype "Q7"/],
+    ['an unknown dtype', rawFile({ t: { dtype: 'Q7', shape: [1], data_offsets: [0, 4] } }, four.subarray(0, 4)), /tensor 't' has unsupported dtype 'Q7'/],
     ['offsets out of range', rawFile({ t: { dtype: 'F32', shape: [4], data_offsets: [0, 32] } }, four), /'t' data_offsets \[0, 32\] run past the 16-byte data buffer \(file byte offset/],
     ['overlapping offsets', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, four), /overlap/],
     ['a hole in the buffer', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, four), /bytes 0..8 of the data buffer belong to no tensor/],

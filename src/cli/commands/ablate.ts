@@ -172,6 +172,7 @@ export const ablate: Command = {
       '  of the training-time network and, where it fuses, of the deployed one.',
     flags: { threads: 'count', backend: 'string', table: 'string', seeds: 'count', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
     positionals: 0,
+    files: [{ arg: 'data', role: 'in-dir' }],
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const table = oneOf(str(a, 'table', 'fig6'), ['fig6', 'fig7'] as const, '--table');

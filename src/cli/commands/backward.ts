@@ -1,6 +1,6 @@
 import { type ParsedArgs, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { checkOutputs, readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
+import { readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { entryOf, type SafeEntry } from '../../io/safetensors.js';
 import { fmtShape } from '../../tensor/check.js';
@@ -13,13 +13,13 @@ export const backward: Command = {
       '  GRADS holds each parameter\'s gradient under its state-dict key and the input\'s under "input".',
     flags: { threads: 'count', backend: 'string', key: 'string', input: 'string', 'grad-output': 'string', out: 'string' },
     positionals: 1,
+    files: [{ arg: 0, label: 'CKPT', role: 'in' }, { arg: 'input', role: 'in' }, { arg: 'grad-output', role: 'in' }, { arg: 'out', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
-    checkOutputs([['--out', required(a, 'out', 'backward')]], [['CKPT', a.positionals[0]], ['--input', required(a, 'input', 'backward')], ['--grad-output', required(a, 'grad-output', 'backward')]]);
-    const x = readNpyFile(required(a, 'input', 'backward'));
-    const dyPath = required(a, 'grad-output', 'backward');
-    const dy = readNpyFile(dyPath, 'grad-output');
     const out = required(a, 'out', 'backward');
+    const dyPath = required(a, 'grad-output', 'backward');
+    const x = readNpyFile(required(a, 'input', 'backward'));
+    const dy = readNpyFile(dyPath, 'grad-output');
     const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype, share: true }).train();
     const y = model.forward(x);
     if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {

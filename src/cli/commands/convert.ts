@@ -1,7 +1,7 @@
 import { type ParsedArgs, dialectFlag, num, str } from '../args.js';
 import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
-import { checkOutputs, checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
+import { checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
 import { branchName } from '../../io/dialects.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
@@ -17,11 +17,11 @@ export const convert: Command = {
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).',
     flags: { threads: 'count', backend: 'string', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string' },
     positionals: 2,
+    files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 1, label: 'DEPLOY', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
     checkpointFormatOf(dst, 'DEPLOY');
-    checkOutputs([['DEPLOY', dst]], [['TRAIN', src]]);
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
     const model = modelFromStateDict(ck.entries, { share: true }); // one-shot: no copy of the weights

@@ -1,7 +1,7 @@
 // The main job: train a small RepVGG on the bundled Fashion-MNIST subset, convert it, verify the
 // deploy model against it, time both, and write a report folder.
 import { join } from 'node:path';
-import { checkFolderOutput, writeFolderAtomic } from '../files.js';
+import { writeFolderAtomic } from '../files.js';
 import { serializeSafetensors } from '../../io/safetensors.js';
 import { type ParsedArgs, num, oneOf, str } from '../args.js';
 import type { Command, Io } from '../command.js';
@@ -18,6 +18,9 @@ import type { Tensor } from '../../tensor/tensor.js';
 
 /** A RepVGG for 1×28×28 inputs: stage0 16 channels, then 16, 32, 64, 128 (28 → 14 → 7 → 4 → 2 → 1). */
 export const DEMO_CONFIG: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
+
+/** What demo writes in its --out folder; a folder holding anything else is refused (never replaced). */
+export const DEMO_FILES = ['train.safetensors', 'deploy.safetensors', 'curves.svg', 'report.md'] as const;
 
 /** Chosen on the bundled subset (6 epochs): 1e-4 gave 86.8% test accuracy, 5e-4 with flips 87.3%. */
 const DEMO_WEIGHT_DECAY = 5e-4;
@@ -53,11 +56,11 @@ export const demo: Command = {
       '  algorithms on this machine, and their last-bit differences would change the trajectory).',
     flags: { threads: 'count', backend: 'string', out: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean', 'train-algorithm': 'string' },
     positionals: 0,
+    files: [{ arg: 'data', role: 'in-dir' }, { arg: 'out', role: 'out-dir', dflt: 'repvgg-demo', names: DEMO_FILES }],
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const t0 = performance.now();
     const outDir = str(a, 'out', 'repvgg-demo');
-    checkFolderOutput(outDir, '--out'); // before training, not after
     const epochs = num(a, 'epochs', 8), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const json = a.flags.get('json') === true;
     const say = (l: string) => (json ? io.err(l) : io.out(l));

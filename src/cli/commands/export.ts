@@ -1,6 +1,6 @@
 import { type ParsedArgs, num, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { checkOutputs, readCheckpointFile, writeFileAtomic } from '../files.js';
+import { readCheckpointFile, writeFileAtomic } from '../files.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { DEFAULT_OPSET, onnxModelProto } from '../../io/onnx.js';
 
@@ -13,11 +13,11 @@ export const exportOnnx: Command = {
       '  as float64 (ONNX DOUBLE), the rest as float32. Initializers keep the state-dict names.',
     flags: { opset: 'count', key: 'string' },
     positionals: 2,
+    files: [{ arg: 0, label: 'CKPT', role: 'in' }, { arg: 1, label: 'OUT', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
     if (!/\.onnx$/i.test(dst)) throw new Error(`OUT '${dst}': name the output .onnx`);
-    checkOutputs([['OUT', dst]], [['CKPT', src]]);
     // one-shot: the model takes the parsed arrays (views into the file) and the ONNX streams to disk,
     // so no second or third copy of the weights is made
     const model = modelFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries, { share: true }).eval();

@@ -55,6 +55,7 @@ export const fixtures: Command = {
     usage: 'repvgg fixtures --out DIR',
     flags: { threads: 'count', backend: 'string', out: 'string' },
     positionals: 0,
+    files: [{ arg: 'out', role: 'out-dir' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const dir = required(a, 'out', 'fixtures');

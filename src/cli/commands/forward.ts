@@ -2,7 +2,7 @@ import { getThreads } from '../../backend/pool.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
-import { checkOutputs, readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';
+import { readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';
 import { modelFromStateDict, planFromStateDict } from '../../io/state_dict.js';
 import type { ConvAlgorithm } from '../../ops/conv2d.js';
 import type { AlgorithmPlanEntry } from '../../nn/repvgg.js';
@@ -20,12 +20,12 @@ export const forward: Command = {
       '  --plan FILE.json pins every conv to it, so that no timing decides the numerics of a run.',
     flags: { threads: 'count', backend: 'string', key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
     positionals: 1,
+    files: [{ arg: 0, label: 'CKPT', role: 'in' }, { arg: 'input', role: 'in' }, { arg: 'plan', role: 'in' }, { arg: 'out', role: 'out' }, { arg: 'save-plan', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const mode = oneOf(str(a, 'mode', 'eval'), ['eval', 'train'] as const, '--mode');
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
     const out = required(a, 'out', 'forward');
-    checkOutputs([['--out', out]], [['CKPT', a.positionals[0]], ['--input', required(a, 'input', 'forward')]]);
     const x = readNpyFile(required(a, 'input', 'forward'));
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
     const { plan } = planFromStateDict(ck);
@@ -42,7 +42,6 @@ export const forward: Command = {
       model.setAlgorithmPlan(pinned);
     }
     const savePlan = str(a, 'save-plan');
-    if (savePlan !== undefined) checkOutputs([['--save-plan', savePlan]], [['CKPT', a.positionals[0]], ['--out', out]]);
     model.train(mode === 'train');
     const y = model.forward(x);
     writeNpyFile(out, y);

@@ -9,6 +9,7 @@ export const info: Command = {
     usage: 'repvgg info --arch NAME | --config FILE.json [--size 224] [--json]',
     flags: { arch: 'string', config: 'string', json: 'boolean', size: 'count' },
     positionals: 0,
+    files: [{ arg: 'config', role: 'in' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const { name, config } = configFromArgs(a, 'info');

@@ -1,6 +1,6 @@
 import { type ParsedArgs, dialectFlag, num, required } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { checkOutputs, checkpointFormatOf, writeCheckpointFile } from '../files.js';
+import { checkpointFormatOf, writeCheckpointFile } from '../files.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { stateDict } from '../../io/state_dict.js';
 
@@ -12,12 +12,12 @@ export const init: Command = {
       '  CKPT is written as its extension says: .pth/.pt/.bin (torch.save zip) or .safetensors.',
     flags: { arch: 'string', config: 'string', seed: 'seed', out: 'string', float64: 'boolean', names: 'string' },
     positionals: 0,
+    files: [{ arg: 'config', role: 'in' }, { arg: 'out', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const { name, config } = configFromArgs(a, 'init');
     const out = required(a, 'out', 'init');
     checkpointFormatOf(out, '--out');
-    checkOutputs([['--out', out]], []);
     const names = dialectFlag(a);
     const seed = num(a, 'seed', 0);
     const model = RepVGG.fromConfig(config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });

@@ -1,7 +1,9 @@
 import { type ParsedArgs, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readCheckpointFile } from '../files.js';
-import { planFromStateDict } from '../../io/state_dict.js';
+import { checkStateDictKeys, planFromStateDict } from '../../io/state_dict.js';
+import { RepVGG } from '../../nn/repvgg.js';
+import { showText } from '../../tensor/untrusted.js';
 import { zooNameOf } from '../../nn/config.js';
 
 export const inspect: Command = {
@@ -14,11 +16,14 @@ export const inspect: Command = {
       '  model_ema, ema, state_dict_ema; --key NAME (dots descend: model.ema) picks one explicitly.',
     flags: { key: 'string', json: 'boolean' },
     positionals: 1,
+    files: [{ arg: 0, label: 'CKPT', role: 'in' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const path = a.positionals[0];
     const ck = readCheckpointFile(path, { key: str(a, 'key') });
     const { plan, deploy } = planFromStateDict(ck.entries);
+    // what convert and forward would refuse, inspect refuses too (a partial 'module.' prefix, a stray key)
+    checkStateDictKeys(new RepVGG(plan, { deploy, init: false }), ck.entries);
     const dtypes: Record<string, number> = {};
     let params = 0;
     for (const [k, e] of ck.entries) {
@@ -29,15 +34,17 @@ export const inspect: Command = {
     const blocks = plan.stages.map((s) => s.length);
     const widths = plan.stages.map((s) => s[s.length - 1].outChannels);
     const groups = [...new Set(plan.stages.flat().map((b) => b.groups))];
-    const info = { file: path, format: ck.format, wrapperKey: ck.wrapperKey, otherKeys: ck.otherKeys, names: ck.dialect, kind: deploy ? 'deploy' : 'training-time',
+    const info = { file: path, format: ck.format, wrapperKey: ck.wrapperKey, otherKeys: ck.otherKeys, records: ck.records, names: ck.dialect, kind: deploy ? 'deploy' : 'training-time',
       architecture: arch, blocks, widths, groups, inChannels: plan.inChannels, numClasses: plan.numClasses, dtypes, parameters: params, tensors: ck.entries.size };
     if (a.flags.get('json') === true) {
       io.out(JSON.stringify(info));
       return 0;
     }
     io.out(`${path}`);
-    io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${ck.wrapperKey}')`}`);
-    if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.join(', ')}`);
+    io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${showText(ck.wrapperKey)}')`}`);
+    if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.map((k) => `'${showText(k, 60)}'`).join(', ')}`);
+    // objects of other classes: recorded by name, never imported or called (README: what is loaded)
+    if (ck.records.length > 0) io.out(`  records       ${ck.records.map((r) => `${r.at}: ${r.cls}`).join(', ')} (inert: never imported or called)`);
     io.out(`  names         ${ck.dialect}`);
     io.out(`  model         ${deploy ? 'deploy (one 3×3 conv per block)' : 'training-time (3×3, 1×1 and identity branches)'}`);
     io.out(`  architecture  ${arch ?? 'not a zoo model'}: blocks per stage ${blocks.join(', ')}, widths ${widths.join(', ')}, groups ${groups.join('/')}, ${plan.inChannels} input channels, ${plan.numClasses} classes`);

@@ -1,13 +1,11 @@
-import { existsSync } from 'node:fs';
 import { type ParsedArgs, num, oneOf, parseNumberArg, required, str } from '../args.js';
 import { type Command, type Io, configFromArgs } from '../command.js';
-import { checkOutputs, readBytes, withLock, writeSafetensorsFile } from '../files.js';
+import { readCheckpointFile, withLock, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
 import { DEMO_CONFIG } from './demo.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
-import { parseSafetensors } from '../../io/safetensors.js';
 import { accuracy, checkLabels, predict } from '../../train/fit.js';
 
 export const train: Command = {
@@ -22,10 +20,11 @@ export const train: Command = {
       '  --train-algorithm: im2col (default: a seed always gives the same model), auto, direct or winograd.',
     flags: { threads: 'count', backend: 'string', data: 'string', arch: 'string', config: 'string', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', out: 'string', resume: 'string', 'train-algorithm': 'string' },
     positionals: 0,
+    // --out may be the --resume checkpoint (training continues into it), never a --data file or the --config
+    files: [{ arg: 'data', role: 'in-dir' }, { arg: 'config', role: 'in' }, { arg: 'resume', role: 'inout' }, { arg: 'out', role: 'out' }],
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
     const out = required(a, 'out', 'train');
-    checkOutputs([['--out', out]], []); // --out may be the --resume checkpoint: training continues into it
     const epochs = num(a, 'epochs', 10), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const { train: trainSet, test } = await loadIdxDir(required(a, 'data', 'train'));
     const resume = str(a, 'resume');
@@ -33,9 +32,10 @@ export const train: Command = {
     let startStep = 0;
     let configJson: string;
     if (resume !== undefined) {
-      if (!existsSync(resume)) throw new Error(`checkpoint '${resume}' does not exist`);
-      const file = parseSafetensors(readBytes(resume, 'checkpoint'));
-      model = modelFromStateDict(file.tensors, { dtype: 'float32' });
+      // any checkpoint format, errors naming the file; step and config come from safetensors metadata
+      // (a .pth has none: it resumes at step 0)
+      const file = readCheckpointFile(resume);
+      model = modelFromStateDict(file.entries, { dtype: 'float32' });
       if (model.deploy) throw new Error(`'${resume}' is a deploy checkpoint; training needs the training-time one`);
       startStep = parseNumberArg(file.metadata.step ?? '0', 'index', `checkpoint '${resume}': metadata 'step'`);
       configJson = file.metadata.config ?? '';
