@@ -18,7 +18,12 @@ import { batchNorm2d } from '../../src/ops/batchnorm.js';
 import { fit, predict } from '../../src/train/fit.js';
 import { Tensor, zeros } from '../../src/tensor/tensor.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
-import { writeFolderAtomic } from '../../src/cli/files.js';
+import { checkCommandFiles, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../../src/cli/files.js';
+import { COMMANDS } from '../../src/cli/commands/index.js';
+import { DEMO_FILES } from '../../src/cli/commands/demo.js';
+import { PickleWriter } from '../../src/io/pickle.js';
+import { readZip, writeZip } from '../../src/io/zip.js';
+import { serializePth } from '../../src/io/pth.js';
 import { progressBar, clock } from '../../src/cli/progress.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { VERSION } from '../../src/version.js';
@@ -344,6 +349,174 @@ describe('clear messages and a usable package', () => {
     const t = performance.now();
     await expect(gunzipIfNeeded(new Uint8Array(readFileSync(join(dir, 'train-labels-idx1-ubyte.gz'))), 'labels')).rejects.toThrow(/decompresses past the 12 bytes its IDX header declares/);
     expect(performance.now() - t).toBeLessThan(2000);
+  });
+});
+
+// Faults III: the classes a hostile user found, each tested as a class (a sweep), not an instance.
+describe('Faults III: no output eats an input, nothing raw reaches a terminal', () => {
+  const PATH_FLAGS = ['input', 'out', 'config', 'data', 'plan', 'save-plan', 'resume', 'grad-output'];
+
+  it('every command declares every path it takes (so the one check sees them all)', () => {
+    for (const c of COMMANDS) {
+      const declared = new Set((c.spec.files ?? []).map((f) => f.arg));
+      for (const f of PATH_FLAGS) if (Object.hasOwn(c.spec.flags, f)) expect(declared.has(f), `${c.spec.name} --${f}`).toBe(true);
+      const n = typeof c.spec.positionals === 'number' ? c.spec.positionals : c.spec.positionals[1];
+      for (let i = 0; i < n; i++) expect(declared.has(i), `${c.spec.name} positional ${i + 1}`).toBe(true);
+    }
+  });
+
+  it('sweep: for every command, each output named as each of its inputs (or a file in an input folder) is refused before any work, and the input is unchanged', async () => {
+    let tried = 0;
+    for (const c of COMMANDS) {
+      const files = c.spec.files ?? [];
+      for (const o of files.filter((f) => f.role === 'out' || f.role === 'out-dir')) {
+        for (const i of files.filter((f) => f.role === 'in' || f.role === 'in-dir' || f.role === 'inout')) {
+          const dir = tmp();
+          // every declared path gets a distinct existing file (a folder for in-dir) so that only the clash is wrong
+          const paths = new Map<string | number, string>();
+          for (const f of files) {
+            const p = join(dir, `f${String(f.arg)}`);
+            if (f.role === 'in-dir') { mkdirSync(p); writeFileSync(join(p, 'train-images-idx3-ubyte'), 'data'); } else if (f.role !== 'out-dir') writeFileSync(p, `content of ${String(f.arg)}`);
+            paths.set(f.arg, p);
+          }
+          const target = i.role === 'in-dir' && o.role === 'out' ? join(paths.get(i.arg)!, 'train-images-idx3-ubyte') : paths.get(i.arg)!;
+          if (o.role === 'out-dir' && i.role !== 'in-dir') continue; // a file cannot be the folder; its own test covers 'is a file'
+          if (i.role === 'inout' && o.arg === 'out') continue; // train --out may be its --resume (continue into it)
+          paths.set(o.arg, target);
+          const before = i.role === 'in-dir' ? readFileSync(join(target, o.role === 'out-dir' ? 'train-images-idx3-ubyte' : '')) : readFileSync(target);
+          const argv = [c.spec.name];
+          const npos = typeof c.spec.positionals === 'number' ? c.spec.positionals : c.spec.positionals[0];
+          for (let k = 0; k < npos; k++) argv.push(paths.get(k) ?? join(dir, `p${k}`));
+          for (const f of files) if (typeof f.arg === 'string') argv.push(`--${f.arg}`, paths.get(f.arg)!);
+          const r = await cli(...argv);
+          expect(r.code, `${argv.join(' ')}: ${r.err}`).not.toBe(0);
+          expect(r.err, argv.join(' ')).toMatch(/is the same (file|folder) as|holds '.*', which this command did not write/);
+          expect(r.err.split('\n')).toHaveLength(1);
+          expect(i.role === 'in-dir' ? readFileSync(join(target, o.role === 'out-dir' ? 'train-images-idx3-ubyte' : '')) : readFileSync(target)).toEqual(before);
+          tried++;
+        }
+      }
+    }
+    expect(tried).toBe(15); // forward 2 outputs × 3 inputs, backward 3, train 2, convert, export, init, demo 1 each
+  });
+
+  it('demo --out: a folder holding a user\'s file, or the dataset itself, is refused before training; a previous report is replaced', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'thesis.tex'), 'years of work');
+    const t = performance.now();
+    await fails(['demo', '--out', dir], /--out '.*' holds 'thesis\.tex', which this command did not write; refusing to replace a folder with other files in it/);
+    expect(readFileSync(join(dir, 'thesis.tex'), 'utf8')).toBe('years of work');
+    const data = tmp();
+    tinyData(data, 8, (i) => i % 10);
+    await fails(['demo', '--data', data, '--out', data], /--out '.*' is the same folder as --data/);
+    expect(readdirSync(data).length).toBe(4);
+    await fails(['demo', '--out', '/proc/repvgg-nope/report'], /--out '\/proc\/repvgg-nope\/report': cannot write there/);
+    expect(performance.now() - t).toBeLessThan(5000); // all refused before any training
+    // a folder with only our own file names is a previous report: replaced whole (the writer's own test)
+    const prev = tmp();
+    for (const n of DEMO_FILES) writeFileSync(join(prev, n), 'old');
+    expect(() => checkCommandFiles([{ flag: '--out', path: prev, role: 'out-dir', names: DEMO_FILES }])).not.toThrow();
+  });
+
+  it('a writer killed with SIGKILL leaves temporaries that the next write of the same output removes (a live writer\'s are kept; a lone .old folder is put back)', () => {
+    const dir = tmp();
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout.trim());
+    writeFileSync(join(dir, `.x.safetensors.${deadPid}.1700000000000.tmp`), Buffer.alloc(1000));
+    writeFileSync(join(dir, `.x.safetensors.${process.pid}.1700000000000.tmp`), 'mine: in use');
+    writeFileSync(join(dir, `.other.safetensors.${deadPid}.1.tmp`), 'not this output');
+    writeFileAtomic(join(dir, 'x.safetensors'), new Uint8Array(4));
+    expect(readdirSync(dir).sort()).toEqual([`.other.safetensors.${deadPid}.1.tmp`, `.x.safetensors.${process.pid}.1700000000000.tmp`, 'x.safetensors']);
+    // a folder write killed between its two renames: the previous report sits alone at .NAME.PID.old
+    mkdirSync(join(dir, `.report.${deadPid}.old`));
+    writeFileSync(join(dir, `.report.${deadPid}.old`, 'a.txt'), 'previous');
+    mkdirSync(join(dir, `.report.${deadPid}.tmp`));
+    removeStaleTemps(dir, 'report');
+    expect(readFileSync(join(dir, 'report', 'a.txt'), 'utf8')).toBe('previous');
+    expect(existsSync(join(dir, `.report.${deadPid}.tmp`))).toBe(false);
+  });
+
+  it('sweep: a hostile string (ESC, BEL, CR, C1 CSI, a bidi override, a newline) in every place a file can put text reaches stdout and stderr escaped, stderr one line', async () => {
+    const H = 'k\u001b]0;owned\u0007\r\u009b2J\u202e\nINJECTED';
+    const dir = tmp();
+    const sd = stateDict(RepVGG.fromConfig(TINY));
+    const ck = join(dir, 'ok.safetensors');
+    writeFileSync(ck, serializeSafetensors(sd, { step: H }));
+    writeFileSync(join(dir, 'a.npy'), serializeNpy(uniform([1, 1, 8, 8], new Rng(1), -1, 1)));
+    const data = tmp();
+    tinyData(data, 8, (i) => i % 3);
+    const tensorPth = (storageType: string, key: string, dataName = `a/data/${key}`) => {
+      const w = new PickleWriter();
+      w.global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+      w.unicode('x').global('torch._utils', '_rebuild_tensor_v2').mark();
+      w.mark().unicode('storage').global('torch', storageType).unicode(key).unicode('cpu').int(1).tuple().binpersid();
+      w.int(0).mark().int(1).tuple().mark().int(1).tuple().bool(false).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+      w.setItems().stop();
+      return writeZip([['a/data.pkl', w.bytes()], [dataName, new Uint8Array(4)]]);
+    };
+    const file = (name: string, bytes: Uint8Array | string) => { const p = join(dir, name); writeFileSync(p, bytes); return p; };
+    // {'model': <the state dict>, H: an object of class 'evil.H'}: our own .pth's pickle body, wrapped
+    const records = readZip(serializePth(sd));
+    const body = records.get('archive/data.pkl')!.subarray(2, -1); // without PROTO 2 and STOP (no memo used)
+    const head = new PickleWriter().global('collections', 'OrderedDict').emptyTuple().reduce().mark().unicode('model').bytes();
+    const tail = new PickleWriter().unicode(H).global('evil', H.replace('\n', '')).emptyTuple().reduce().setItems().stop().bytes();
+    const wrapperPkl = Uint8Array.from([...head, ...body, ...tail.subarray(2)]);
+    const wrapperZip = writeZip([...records].map(([n, b]) => [n, n === 'archive/data.pkl' ? wrapperPkl : b] as [string, Uint8Array]));
+    const plainWithStray = new Map(sd);
+    plainWithStray.set(H, sd.get('linear.bias')!);
+    const CASES: [string, string[]][] = [
+      ['zip entry name', ['inspect', file('z.pth', writeZip([[H, new Uint8Array(1)]]))]],
+      ['pickled storage type (a global name: no newline in it)', ['inspect', file('g.pth', tensorPth(H.replace('\n', ''), '0'))]],
+      ['storage key', ['inspect', file('k.pth', tensorPth('FloatStorage', H, 'a/data/other'))]],
+      ['safetensors key', ['inspect', file('s.safetensors', serializeSafetensors(plainWithStray))]],
+      ['safetensors metadata (train --resume step)', ['train', '--data', data, '--resume', ck, '--out', join(dir, 't.safetensors')]],
+      ['plan layer name', ['forward', ck, '--input', join(dir, 'a.npy'), '--out', join(dir, 'y.npy'), '--plan', file('p.json', JSON.stringify([{ layer: H, algorithm: 'im2col' }]))]],
+      ['plan layer that is an object', ['forward', ck, '--input', join(dir, 'a.npy'), '--out', join(dir, 'y.npy'), '--plan', file('p2.json', JSON.stringify([{ layer: { toString: 1 }, algorithm: 'im2col' }]))]],
+      ['inspect\'s other keys and records (stdout)', ['inspect', file('w.pth', wrapperZip)]],
+      ['a config value', ['info', '--config', file('c.json', JSON.stringify({ num_blocks: [H, 1, 1, 1], width_multiplier: [1, 1, 1, 1] }))]],
+      ['a flag value', ['info', '--arch', H]],
+    ];
+    for (const [where, argv] of CASES) {
+      const r = await cli(...argv);
+      const both = `${r.out}\n${r.err}`;
+      if (!where.includes('an object')) expect(both, where).toContain('\\u001b'); // the hostile text arrived, escaped
+      expect(both, where).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+      expect(both, where).not.toMatch(/^INJECTED/m);
+      expect(r.err.split('\n').length, where).toBeLessThanOrEqual(1);
+      expect(r.err, where).not.toMatch(/Cannot convert|\[object Object\]|undefined|Cannot read/);
+    }
+  });
+
+  it('option names are looked up as the command\'s own, never Object.prototype\'s (--constructor, --__proto__, --toString, --hasOwnProperty)', async () => {
+    for (const f of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      await fails(['info', '--arch', 'A0', `--${f}`, 'x'], new RegExp(`info: unknown option --${f} `));
+    }
+  });
+
+  it('inspect accepts exactly what loading accepts: a partial \'module.\' prefix or a stray key is refused by both', async () => {
+    const dir = tmp();
+    const sd = stateDict(RepVGG.fromConfig(TINY));
+    // the BN statistics under 'module.', the conv weights (all inspect read before) without it
+    const partial = new Map([...sd].map(([k, v]) => [/running_|num_batches/.test(k) ? `module.${k}` : k, v]));
+    const p = join(dir, 'partial.safetensors');
+    writeFileSync(p, serializeSafetensors(partial));
+    await fails(['inspect', p], /missing key|unexpected key 'module\./);
+    await fails(['convert', p, join(dir, 'd.safetensors')], /missing key|unexpected key 'module\./);
+  });
+
+  it('a non-tensor value in a plain state dict is named by its key; train --resume names the file whatever its format', async () => {
+    const dir = tmp();
+    const w = new PickleWriter(); // {'w': tensor, 'note': 3}
+    w.global('collections', 'OrderedDict').emptyTuple().reduce().mark().unicode('w').global('torch._utils', '_rebuild_tensor_v2').mark();
+    w.mark().unicode('storage').global('torch', 'FloatStorage').unicode('0').unicode('cpu').int(1).tuple().binpersid();
+    w.int(0).mark().int(1).tuple().mark().int(1).tuple().bool(false).global('collections', 'OrderedDict').emptyTuple().reduce().tuple().reduce();
+    w.unicode('note').int(3).setItems().stop();
+    writeFileSync(join(dir, 'n.pth'), writeZip([['a/data.pkl', w.bytes()], ['a/data/0', new Uint8Array(4)]]));
+    await fails(['inspect', join(dir, 'n.pth')], /the top level holds 1 tensors, but key 'note' holds 3, not a tensor/);
+    const data = tmp();
+    tinyData(data, 8, (i) => i % 3);
+    writeFileSync(join(dir, 'bad.pth'), 'PK\u0003\u0004 not really a zip');
+    await fails(['train', '--data', data, '--resume', join(dir, 'bad.pth'), '--out', join(dir, 't.safetensors')], /bad\.pth: zip: no end-of-central-directory record/);
   });
 });
 

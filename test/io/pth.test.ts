@@ -40,6 +40,9 @@ describe('reading torch.save checkpoints', () => {
   // Each of these stores the same values differently; each must decode to exactly the same tensors.
   const SAME_VALUES: [file: string, format: string, what: string][] = [
     ['official_legacy.pth', 'pth-legacy', 'the legacy (pre-1.6) stream'],
+    ['official_legacy_p3.pth', 'pth-legacy', 'the legacy stream with pickle protocol 3'],
+    ['official_legacy_p4.pth', 'pth-legacy', 'the legacy stream with pickle protocol 4 (frames)'],
+    ['official_legacy_p5.pth', 'pth-legacy', 'the legacy stream with pickle protocol 5'],
     ['shared_storage.pth', 'pth-zip', 'every tensor a view at an offset into one shared storage'],
     ['noncontiguous.pth', 'pth-zip', 'permuted (non-contiguous) conv weights and transposed linear weight'],
     ['official_zip64.pth', 'pth-zip', 'zip64 records from Python\'s zipfile, archive prefix some/other-prefix/'],

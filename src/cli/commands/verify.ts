@@ -12,6 +12,7 @@ export const verify: Command = {
       '  passes when every element has |out − ref| ≤ atol + rtol·|ref| (numpy.allclose); ULPs are counted in OUT\'s precision.',
     flags: { rtol: 'nonnegative', atol: 'nonnegative' },
     positionals: 2,
+    files: [{ arg: 0, label: 'REF', role: 'in' }, { arg: 1, label: 'OUT', role: 'in' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const [refPath, outPath] = a.positionals;
