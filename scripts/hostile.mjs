@@ -3,7 +3,7 @@
 // special files, each with a 30 s limit, and flags any case that exits 0, hangs, prints more than one
 // line on stderr, or shows a stack trace or a raw JavaScript error. Not part of `npm test`.
 //   node scripts/hostile.mjs
-import { mkdirSync, mkdtempSync, writeFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, symlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,51 @@ const x = f('x.npy', npy([1, 1, 8, 8]));
 const pthBytes = (await import('node:fs')).readFileSync(okPth);
 symlinkSync(ok, join(d, 'link.safetensors'));
 spawnSync('mkfifo', [join(d, 'fifo')]);
+
+// Faults III material: hostile pickles, zips and headers built with the library's own writers
+const { PickleWriter } = await import(join(root, 'dist', 'io', 'pickle.js'));
+const { writeZip, readZip } = await import(join(root, 'dist', 'io', 'zip.js'));
+const { serializePth } = await import(join(root, 'dist', 'io', 'pth.js'));
+const { serializeSafetensors, parseSafetensors } = await import(join(root, 'dist', 'io', 'safetensors.js'));
+const H = 'k\u001b]0;owned\u0007\r\u009b2J\u202e\nINJECTED';
+const HG = H.replace('\n', ''); // a pickled global's name cannot hold a newline
+const enc = new TextEncoder();
+const u32 = (n) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
+const uni = (t) => { const b = enc.encode(t); return [0x58, ...u32(b.length), ...b]; };
+const glob = (m, n) => [0x63, ...enc.encode(`${m}\n${n}\n`)];
+// {'x': _rebuild_tensor_v2(storage, 0, SIZE, (1,), False, {})}; the storage's type and key may be hostile
+const tensorPkl = (size, type = 'FloatStorage', key = '0') => Uint8Array.from([0x80, 2, 0x7d, ...uni('x'), ...glob('torch._utils', '_rebuild_tensor_v2'), 0x28,
+  0x28, ...uni('storage'), ...glob('torch', type), ...uni(key), ...uni('cpu'), 0x4b, 4, 0x74, 0x51, 0x4b, 0, ...size, 0x28, 0x4b, 1, 0x74, 0x89, 0x7d, 0x74, 0x52, 0x73, 0x2e]);
+const pthOf = (pkl, extra = []) => writeZip([['a/data.pkl', pkl], ['a/data/0', new Uint8Array(16)], ...extra]);
+const laughs = [0x5d, 0x4b, 1, 0x61, 0x71, 0, 0x30];
+for (let i = 1; i <= 60; i++) laughs.push(0x28, 0x68, i - 1, 0x68, i - 1, 0x6c, 0x71, i, 0x30);
+laughs.push(0x68, 60);
+const deepSize = [...new Array(100_000).fill(0x5d), ...new Array(99_999).fill(0x61)];
+const stOf = (header) => { const j = enc.encode(typeof header === 'string' ? header : JSON.stringify(header)); const b = new Uint8Array(8 + j.length); new DataView(b.buffer).setBigUint64(0, BigInt(j.length), true); b.set(j, 8); return b; };
+const okEntries = parseSafetensors(readFileSync(ok)).tensors;
+const withStray = new Map(okEntries); withStray.set(H, okEntries.get('linear.bias'));
+const pthRecords = readZip(readFileSync(okPth));
+const pklName = [...pthRecords.keys()].find((n) => n.endsWith('data.pkl'));
+const body = pthRecords.get(pklName).subarray(2, -1);
+const wrapperPkl = Uint8Array.from([...new PickleWriter().global('collections', 'OrderedDict').emptyTuple().reduce().mark().unicode('model').bytes(), ...body,
+  ...new PickleWriter().unicode(H).global('evil', HG).emptyTuple().reduce().setItems().stop().bytes().subarray(2)]);
+const wrapper = f('wrapper.pth', writeZip([...pthRecords].map(([n, b]) => [n, n === pklName ? wrapperPkl : b])));
+// a real (tiny) IDX dataset: 8 images of 8×8, labels 0..2
+const data = join(d, 'data');
+mkdirSync(data);
+const idx = (dims, body) => { const h = Buffer.alloc(4 + 4 * dims.length); h[2] = 8; h[3] = dims.length; dims.forEach((v, i) => h.writeUInt32BE(v, 4 + 4 * i)); return Buffer.concat([h, Buffer.from(body)]); };
+for (const split of ['train', 't10k']) {
+  writeFileSync(join(data, `${split}-images-idx3-ubyte`), idx([8, 8, 8], Array.from({ length: 512 }, (_, i) => (i * 37) % 256)));
+  writeFileSync(join(data, `${split}-labels-idx1-ubyte`), idx([8], Array.from({ length: 8 }, (_, i) => i % 3)));
+}
+const userDir = join(d, 'user-folder');
+mkdirSync(userDir);
+writeFileSync(join(userDir, 'thesis.tex'), 'years of work');
+const plan = f('plan.json', '[]');
+const legacy = (p) => join(root, 'fixtures', 'pth', `official_legacy_p${p}.pth`);
+/** Cases that must succeed: exit 0 and what `check` asks of the output. */
+const okIf = (go, check) => () => { const r = go(); r.mustSucceed = true; r.extra = check(r); return r; };
+const unchanged = (path, go) => () => { const before = readFileSync(path); const r = go(); if (!readFileSync(path).equals(before)) r.extra = [`${path} was changed`]; return r; };
 
 const CASES = [
   // threads, backend and the page's server
@@ -111,17 +156,71 @@ const CASES = [
   ['ablate --seeds 2.5', () => run('ablate', '--seeds', '2.5')],
   ['ablate --seeds -1', () => run('ablate', '--seeds', '-1')],
   ['ablate on a missing data dir', () => run('ablate', '--table', 'fig7', '--data', join(d, 'nodata'))],
+  // Faults III, 1: no output may eat an input (each before any work)
+  ['demo --out a folder with a user file', unchanged(join(userDir, 'thesis.tex'), () => run('demo', '--out', userDir))],
+  ['demo --data D --out D', unchanged(join(data, 'train-images-idx3-ubyte'), () => run('demo', '--data', data, '--out', data))],
+  ['demo --out /proc/... (fails before training)', () => run('demo', '--out', '/proc/repvgg-nope/report')],
+  ['forward --save-plan = --input', unchanged(x, () => run('forward', ok, '--input', x, '--out', join(d, 'y1.npy'), '--save-plan', x))],
+  ['forward --out = --plan', unchanged(plan, () => run('forward', ok, '--input', x, '--out', plan, '--plan', plan))],
+  ['forward --save-plan = --out', () => run('forward', ok, '--input', x, '--out', join(d, 'same.npy'), '--save-plan', join(d, 'same.npy'))],
+  ['train --out = a file in --data', unchanged(join(data, 'train-images-idx3-ubyte'), () => run('train', '--data', data, '--out', join(data, 'train-images-idx3-ubyte')))],
+  ['train --out = --config', unchanged(tiny, () => run('train', '--data', data, '--config', tiny, '--out', tiny))],
+  ['backward --out = --grad-output', unchanged(x, () => run('backward', ok, '--input', join(d, 'x.npy'), '--grad-output', x, '--out', x))],
+  ['export OUT = CKPT', unchanged(ok, () => run('export', ok, ok))],
+  ['init --out = --config', unchanged(tiny, () => run('init', '--config', tiny, '--out', tiny))],
+  // 2: no small file may hang a parser; messages are bounded summaries
+  ['pickled size: billion laughs (memo DAG)', () => run('inspect', f('laughs.pth', pthOf(tensorPkl(laughs))))],
+  ['pickled size: a list containing itself', () => run('inspect', f('self.pth', pthOf(tensorPkl([0x5d, 0x71, 0, 0x68, 0, 0x61]))))],
+  ['pickled size: 10⁵ nested lists', () => run('inspect', f('deep.pth', pthOf(tensorPkl(deepSize))))],
+  ['pickled size: 10⁶ items', () => run('inspect', f('wide.pth', pthOf(tensorPkl([0x28, ...new Array(1_000_000).fill([0x4b, 1]).flat(), 0x6c]))))],
+  ['LONG4 of 1 MB (was quadratic)', () => run('inspect', f('long4.pth', pthOf(Uint8Array.from([0x80, 2, 0x8b, ...u32(1_000_000), ...new Uint8Array(1_000_000).fill(0x11), 0x2e]))))],
+  ['safetensors JSON nested 10⁵ deep', () => run('inspect', f('deepjson.safetensors', stOf(`{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`)))],
+  // 3: raw control characters from files never reach the terminal
+  ['control chars: zip entry name', () => run('inspect', f('zname.pth', writeZip([[H, new Uint8Array(1)]])))],
+  ['control chars: pickled global (storage type)', () => run('inspect', f('gname.pth', pthOf(tensorPkl([0x28, 0x4b, 1, 0x74], HG))))],
+  ['control chars: storage key', () => run('inspect', f('skey.pth', writeZip([['a/data.pkl', tensorPkl([0x28, 0x4b, 1, 0x74], 'FloatStorage', H)]])))],
+  ['control chars: safetensors key', () => run('inspect', f('stkey.safetensors', serializeSafetensors(withStray)))],
+  ['control chars: safetensors metadata key', () => run('inspect', f('stmeta.safetensors', stOf({ __metadata__: { [H]: 5 } })))],
+  ['control chars: resume metadata', () => run('train', '--data', data, '--resume', f('meta.safetensors', serializeSafetensors(okEntries, { step: H })), '--out', join(d, 'r.safetensors'))],
+  ['control chars: plan layer name', () => run('forward', ok, '--input', x, '--out', join(d, 'y2.npy'), '--plan', f('hplan.json', JSON.stringify([{ layer: H, algorithm: 'im2col' }])))],
+  ['control chars: inspect stdout (other keys, records)', okIf(() => run('inspect', wrapper), (r) => (/records {7}.*evil\.k\\u001b/.test(r.stdout) ? [] : ['records not listed']))],
+  // 4: no raw JavaScript error
+  ['OrderedDict([None])', () => run('inspect', f('od.pth', pthOf(Uint8Array.from([0x80, 2, ...glob('collections', 'OrderedDict'), 0x28, 0x28, 0x4e, 0x6c, 0x74, 0x52, 0x2e]))))],
+  ['plan whose layer is an object', () => run('forward', ok, '--input', x, '--out', join(d, 'y3.npy'), '--plan', f('oplan.json', JSON.stringify([{ layer: { toString: 1 }, algorithm: 'im2col' }])))],
+  ['_rebuild_from_type_v2()', () => run('inspect', f('rft.pth', pthOf(Uint8Array.from([0x80, 2, 0x7d, ...uni('x'), ...glob('torch._tensor', '_rebuild_from_type_v2'), 0x29, 0x52, 0x73, 0x2e]))))],
+  ['legacy stream whose protocol is an object', () => run('inspect', f('lproto.pth', Uint8Array.from([0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 2, 0x7d, 0x2e])))],
+  ['safetensors entry without dtype', () => run('inspect', f('nodtype.safetensors', stOf({ t: { shape: [0], data_offsets: [0, 0] } })))],
+  ['safetensors entry without shape', () => run('inspect', f('noshape.safetensors', stOf({ t: { dtype: 'F32', data_offsets: [0, 0] } })))],
+  ...['constructor', '__proto__', 'toString', 'hasOwnProperty'].map((o) => [`--${o} as an option`, () => run('info', '--arch', 'A0', `--${o}`, 'x')]),
+  // 5: valid files PyTorch reads are read
+  ...[3, 4, 5].map((p) => [`legacy .pth with pickle protocol ${p} (valid)`, okIf(() => run('inspect', legacy(p)), (r) => (r.stdout.includes('pth-legacy') ? [] : ['not read as pth-legacy']))]),
+  // 6: leftovers of a killed writer are removed by the next write
+  ['a SIGKILLed writer\'s temporary file', okIf(() => {
+    const pid = Number(spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim());
+    writeFileSync(join(d, `.left.safetensors.${pid}.1700000000000.tmp`), Buffer.alloc(1 << 20));
+    return run('init', '--config', tiny, '--out', join(d, 'left.safetensors'));
+  }, () => (readdirSync(d).some((n) => n.startsWith('.left.safetensors.')) ? ['stale temporary file left'] : []))],
+  // 7: strict where torch is strict, and informative
+  ["zip entry named '../../x'", () => run('inspect', f('dotdot.pth', writeZip([['../../x', new Uint8Array(1)]])))],
+  ['zip entry with an absolute path', () => run('inspect', f('abs.pth', writeZip([['/etc/x', new Uint8Array(1)]])))],
+  ["inspect: a partial 'module.' prefix", () => run('inspect', f('partial.safetensors', serializeSafetensors(new Map([...okEntries].map(([k, v]) => [/running_/.test(k) ? `module.${k}` : k, v])))))],
+  ['a non-tensor value in a plain state dict', () => run('inspect', f('nontensor.pth', pthOf(Uint8Array.from([...tensorPkl([0x28, 0x4b, 1, 0x74]).subarray(0, -1), ...uni('note'), 0x4b, 3, 0x73, 0x2e]))))],
+  ['train --resume a broken .pth names the file', () => run('train', '--data', data, '--resume', f('broken.pth', 'PK\u0003\u0004 not a zip'), '--out', join(d, 'r2.safetensors'))],
 ];
 
 let bad = 0;
 for (const [name, go] of CASES) {
   const r = go();
   const err = (r.stderr ?? '').trim();
-  const problems = [];
+  const problems = [...(r.extra ?? [])];
   if (r.error?.code === 'ETIMEDOUT' || r.signal !== null) problems.push(`did not finish (${r.signal ?? r.error?.code})`);
-  else if (r.status === 0) problems.push('exited 0');
+  else if (r.mustSucceed && r.status !== 0) problems.push(`exited ${r.status}: ${err.slice(0, 100)}`);
+  else if (!r.mustSucceed && r.status === 0) problems.push('exited 0');
+  // nothing a file wrote may reach the terminal raw: no control character but stdout's own newlines
+  if (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/.test(`${r.stdout ?? ''}${err}`) || /^INJECTED/m.test(r.stdout ?? '')) problems.push('raw control characters');
+  if (err.length > 1000) problems.push(`a ${err.length}-character message`);
   if (err.split('\n').length > 1) problems.push(`${err.split('\n').length} stderr lines`);
-  if (/\n\s+at |TypeError|RangeError|ReferenceError|Invalid typed array length|Cannot read properties|EEXIST|BigInt/.test(err)) problems.push('raw JavaScript error');
+  if (/\n\s+at |TypeError|RangeError|ReferenceError|Invalid typed array length|Cannot read properties|Cannot convert|\[object Object\]|undefined|circular structure|call stack|EEXIST|BigInt/.test(err)) problems.push('raw JavaScript error');
   if (problems.length > 0) bad++;
   console.log(`${problems.length === 0 ? 'ok  ' : 'BAD '} ${name.padEnd(40)} ${problems.join('; ') || err.slice(0, 110)}`);
 }

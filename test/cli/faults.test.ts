@@ -423,10 +423,13 @@ describe('Faults III: no output eats an input, nothing raw reaches a terminal', 
     const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
     const deadPid = Number(dead.stdout.trim());
     writeFileSync(join(dir, `.x.safetensors.${deadPid}.1700000000000.tmp`), Buffer.alloc(1000));
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']); // another writer, still running
+    writeFileSync(join(dir, `.x.safetensors.${live.pid}.1700000000000.tmp`), 'in use');
     writeFileSync(join(dir, `.x.safetensors.${process.pid}.1700000000000.tmp`), 'mine: in use');
     writeFileSync(join(dir, `.other.safetensors.${deadPid}.1.tmp`), 'not this output');
     writeFileAtomic(join(dir, 'x.safetensors'), new Uint8Array(4));
-    expect(readdirSync(dir).sort()).toEqual([`.other.safetensors.${deadPid}.1.tmp`, `.x.safetensors.${process.pid}.1700000000000.tmp`, 'x.safetensors']);
+    live.kill();
+    expect(readdirSync(dir).sort()).toEqual([`.other.safetensors.${deadPid}.1.tmp`, ...[live.pid!, process.pid].map((p) => `.x.safetensors.${p}.1700000000000.tmp`).sort(), 'x.safetensors']);
     // a folder write killed between its two renames: the previous report sits alone at .NAME.PID.old
     mkdirSync(join(dir, `.report.${deadPid}.old`));
     writeFileSync(join(dir, `.report.${deadPid}.old`, 'a.txt'), 'previous');

@@ -90,13 +90,13 @@ describe('messages describe untrusted values by bounded summaries, never by seri
 });
 
 describe('every parser is linear in its input', () => {
-  it('a LONG4 of 1 MB decodes in well under a second (a shift per byte took over a minute), to the right value', () => {
-    const n = 1_000_000;
+  it('a LONG4 of 200 kB decodes in well under a second (a shift per byte is quadratic: 1 MB took minutes), to the right value', () => {
+    const n = 200_000;
     const body = new Uint8Array(n).fill(0xff);
     body[n - 1] = 0x7f; // 2^(8n−1) − 1
     const t = performance.now();
     const v = unpickle(pk(PROTO2, 0x8b, ...u32(n), body, STOP)).value as bigint;
-    expect(performance.now() - t).toBeLessThan(2000); // ~30 ms here
+    expect(performance.now() - t).toBeLessThan(2000); // ~10 ms here; ~25 s quadratic
     expect(v).toBe((1n << BigInt(8 * n - 1)) - 1n);
     // and a negative one: two's complement, 0x80 0x00 … → −2^(8n−1)
     expect(unpickle(pk(PROTO2, 0x8b, ...u32(3), 0, 0, 0x80, STOP)).value).toBe(-(2 ** 23));
