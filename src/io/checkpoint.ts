@@ -88,7 +88,7 @@ function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyVal
       v = top;
       for (const part of k.split('.')) v = v instanceof Map ? v.get(part) : undefined;
     }
-    if (v === undefined) throw new Error(`checkpoint: no key '${showText(k)}' (top-level keys: ${stringKeys.map((s) => `'${showText(s)}'`).join(', ') || 'none'})`);
+    if (v === undefined) throw new Error(`checkpoint: no key '${showText(k)}' (top-level keys: ${stringKeys.slice(0, 8).map((s) => `'${showText(s, 60)}'`).join(', ') || 'none'}${stringKeys.length > 8 ? `, … ${stringKeys.length} in all` : ''})`);
     if (v === top) throw new Error(`checkpoint: '${showText(k)}' refers back to the top level (a cycle)`);
     if (!(v instanceof Map)) throw new Error(`checkpoint: '${showText(k)}' holds ${describeValue(v)}, not a state dict`);
     return { dict: v, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };

@@ -77,6 +77,17 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
     pos = end + 1;
     return s;
   };
+  const utf8Line = (): string => {
+    const end = bytes.indexOf(0x0a, pos);
+    if (end < 0) fail('truncated: a text argument has no terminating newline');
+    const at = pos;
+    pos = end + 1;
+    try {
+      return utf8.decode(bytes.subarray(at, end));
+    } catch {
+      return fail('a global\'s name is not valid UTF-8');
+    }
+  };
   const pop = (): PyValue => {
     if (stack.length === 0) fail('stack underflow');
     const v = stack.pop()!;
@@ -201,7 +212,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
       case 0x8f: stack.push(new Set()); break; // EMPTY_SET
       case 0x90: { const items = popMark(); appendItems(top(), items); break; } // ADDITEMS
       case 0x91: stack.push(new Set(popMark())); break; // FROZENSET
-      case 0x63: { const mod = line(); const name = line(); stack.push(new PyGlobal(mod, name)); break; } // GLOBAL
+      case 0x63: { const mod = utf8Line(); const name = utf8Line(); stack.push(new PyGlobal(mod, name)); break; } // GLOBAL (Python 3 reads its lines as UTF-8)
       case 0x93: { // STACK_GLOBAL
         const name = pop(), mod = pop();
         if (typeof mod !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
@@ -218,7 +229,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
         // dicts (OrderedDict's _metadata) and tensors carry no state we use
         break;
       }
-      case 0x69: { const mod = line(); const name = line(); const args = popMark(); stack.push(new PyObject(new PyGlobal(mod, name), args)); break; } // INST
+      case 0x69: { const mod = utf8Line(); const name = utf8Line(); const args = popMark(); stack.push(new PyObject(new PyGlobal(mod, name), args)); break; } // INST
       case 0x6f: { const items = popMark(); if (items.length === 0) fail('OBJ without a class'); const [cls, ...args] = items; stack.push(call(cls, tuple(args))); break; } // OBJ
       case 0x70: memo.set(parseIndex(line(), fail), top()); break; // PUT
       case 0x71: memo.set(bytes[take(1)], top()); break; // BINPUT

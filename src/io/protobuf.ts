@@ -1,9 +1,118 @@
-// Protocol Buffers wire format, encoding only (https://protobuf.dev/programming-guides/encoding/):
-// each field is a tag varint (field << 3 | wire type) then a varint (type 0), a 4-byte little-endian
-// value (type 5) or a varint length and that many bytes (type 2: strings, bytes, sub-messages).
-// Sub-messages are kept as a tree and written once into one buffer, so large tensors are copied once.
+// Protocol Buffers wire format (https://protobuf.dev/programming-guides/encoding/), both ways: each
+// field is a tag varint (field << 3 | wire type) then a varint (type 0), an 8-byte value (type 1), a
+// varint length and that many bytes (type 2: strings, bytes, packed repeated scalars, sub-messages)
+// or a 4-byte little-endian value (type 5). Writing: sub-messages are kept as a tree and written once
+// into one buffer, so large tensors are copied once. Reading: fields() walks one message's fields in
+// order without copying (a LEN field is a view), each read bounds-checked, every error naming the
+// byte offset; nested messages are read by their caller, so the reader itself never recurses.
 
-const VARINT = 0, LEN = 2, I32 = 5;
+const VARINT = 0, I64 = 1, LEN = 2, I32 = 5;
+
+export class ProtoError extends Error {
+  override name = 'ProtoError';
+}
+
+/** One field as read: its number, wire type, where it starts, and its value. */
+export interface ProtoField {
+  field: number;
+  wire: number;
+  /** byte offset of the tag in the whole input */
+  at: number;
+  /** VARINT: the raw 64-bit value; I64/I32: the 8 or 4 raw bytes; LEN: the payload (a view) */
+  varint: bigint;
+  bytes: Uint8Array;
+  /** byte offset of `bytes` in the whole input (LEN) */
+  bytesAt: number;
+}
+
+/**
+ * The fields of the message in bytes[start, end), in order. `base` is bytes' own offset in the
+ * input, so offsets in errors are file offsets.
+ */
+export function* protoFields(bytes: Uint8Array, start = 0, end = bytes.length, base = 0, what = 'message'): Generator<ProtoField, void, void> {
+  let pos = start;
+  const varint = (): bigint => {
+    let v = 0n, shift = 0n;
+    for (let i = 0; ; i++) {
+      if (pos >= end) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + pos} runs past the end of its message (byte offset ${base + end}; truncated?)`);
+      if (i === 10) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + pos} is longer than 10 bytes`);
+      const b = bytes[pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return BigInt.asUintN(64, v);
+      shift += 7n;
+    }
+  };
+  while (pos < end) {
+    const at = pos;
+    const tag = varint();
+    const field = Number(tag >> 3n), wire = Number(tag & 7n);
+    if (field === 0) throw new ProtoError(`protobuf: ${what}: field number 0 at byte offset ${base + at} (not a protobuf message, or corrupted)`);
+    const f: ProtoField = { field, wire, at: base + at, varint: 0n, bytes: EMPTY, bytesAt: 0 };
+    if (wire === VARINT) f.varint = varint();
+    else if (wire === I64 || wire === I32) {
+      const n = wire === I64 ? 8 : 4;
+      if (pos + n > end) throw new ProtoError(`protobuf: ${what}: field ${field} at byte offset ${base + at} needs ${n} bytes past the end of its message (truncated?)`);
+      f.bytes = bytes.subarray(pos, pos + n);
+      f.bytesAt = base + pos;
+      pos += n;
+    } else if (wire === LEN) {
+      const n = varint();
+      if (n > BigInt(end - pos)) throw new ProtoError(`protobuf: ${what}: field ${field} at byte offset ${base + at} declares ${n} bytes, past the end of its message (byte offset ${base + end}; truncated?)`);
+      f.bytes = bytes.subarray(pos, pos + Number(n));
+      f.bytesAt = base + pos;
+      pos += Number(n);
+    } else {
+      throw new ProtoError(`protobuf: ${what}: field ${field} at byte offset ${base + at} has wire type ${wire} (groups are not used by this format, or the data is corrupted)`);
+    }
+    yield f;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** int64 as protobuf writes it (two's complement in 64 bits) → a number; refuses what a double cannot hold exactly. */
+export function int64Of(f: ProtoField, what: string): number {
+  const v = BigInt.asIntN(64, f.varint);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new ProtoError(`protobuf: ${what} at byte offset ${f.at} is ${v}, beyond 2^53`);
+  return Number(v);
+}
+
+/** A repeated int64 field, packed (LEN) or not (one VARINT per element): the values it adds. */
+export function int64sOf(f: ProtoField, what: string): number[] {
+  if (f.wire === VARINT) return [int64Of(f, what)];
+  if (f.wire !== LEN) throw new ProtoError(`protobuf: ${what} at byte offset ${f.at} has wire type ${f.wire}, expected a varint or packed varints`);
+  const out: number[] = [];
+  for (const g of packedVarints(f.bytes, f.bytesAt, what)) out.push(int64Of(g, what));
+  return out;
+}
+
+function* packedVarints(b: Uint8Array, base: number, what: string): Generator<ProtoField, void, void> {
+  let pos = 0;
+  while (pos < b.length) {
+    let v = 0n, shift = 0n;
+    const at = pos;
+    for (let i = 0; ; i++) {
+      if (pos >= b.length || i === 10) throw new ProtoError(`protobuf: ${what}: a packed varint at byte offset ${base + at} is truncated or too long`);
+      const x = b[pos++];
+      v |= BigInt(x & 0x7f) << shift;
+      if ((x & 0x80) === 0) break;
+      shift += 7n;
+    }
+    yield { field: 0, wire: VARINT, at: base + at, varint: BigInt.asUintN(64, v), bytes: EMPTY, bytesAt: 0 };
+  }
+}
+
+/** A LEN field as UTF-8 text (invalid sequences refused, naming the offset). */
+export function stringOf(f: ProtoField, what: string): string {
+  if (f.wire !== LEN) throw new ProtoError(`protobuf: ${what} at byte offset ${f.at} has wire type ${f.wire}, expected a string`);
+  try {
+    return UTF8.decode(f.bytes);
+  } catch {
+    throw new ProtoError(`protobuf: ${what} at byte offset ${f.at} is not valid UTF-8`);
+  }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export class ProtoMessage {
   private readonly parts: (Uint8Array | ProtoMessage)[] = [];

@@ -1,0 +1,179 @@
+// ONNX's elementwise, activation, reduction and matrix ops (onnx/docs/Operators.md), forward only.
+// Each result is computed in float64 and stored in the run's precision: for +, −, ×, ÷ of two
+// float32 values that is exactly float32 arithmetic (a double holds the exact result to more than
+// 2·24 + 2 bits, so the one rounding to float32 is the correct one); transcendental functions differ
+// from a runtime's own approximations by a few ulp, which the tolerances state.
+
+import type { OnnxNode } from '../io/onnx_read.js';
+import { type OpContext, type Value, attrFloat, attrInt, attrInts, broadcastShape, broadcastStrides, input, intsOf, isFloat, nodeError, normAxis, numel, toFloat } from './value.js';
+import { gemm } from '../ops/gemm.js';
+
+type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
+
+/** out[i] = f(a[ia], b[ib]) over the broadcast shape; integer inputs stay integers (Div truncates, as C). */
+function binary(f: (x: number, y: number) => number, intF: (x: number, y: number) => number = f, boolResult = false): Op {
+  return (ctx, node, xs) => {
+    let a = input(node, xs, 0, 'A'), b = input(node, xs, 1, 'B');
+    const floats = isFloat(a) || isFloat(b);
+    if (floats) { a = toFloat(ctx, a); b = toFloat(ctx, b); }
+    const shape = broadcastShape(node, a.shape, b.shape);
+    const out = ctx.alloc(shape, floats && !boolResult ? 'float' : 'int');
+    const g = floats ? f : intF;
+    const ad = a.data, bd = b.data, n = out.length;
+    if (ad.length === n && bd.length === n) for (let i = 0; i < n; i++) out[i] = g(ad[i], bd[i]);
+    else if (bd.length === 1) { const y = bd[0]; for (let i = 0; i < n; i++) out[i] = g(ad[i], y); }
+    else if (ad.length === 1) { const x = ad[0]; for (let i = 0; i < n; i++) out[i] = g(x, bd[i]); }
+    else {
+      const sa = broadcastStrides(a.shape, shape), sb = broadcastStrides(b.shape, shape);
+      const r = shape.length, idx = new Array<number>(r).fill(0);
+      let ia = 0, ib = 0;
+      for (let i = 0; i < n; i++) {
+        out[i] = g(ad[ia], bd[ib]);
+        for (let k = r - 1; k >= 0; k--) { // odometer over the output index
+          if (++idx[k] < shape[k]) { ia += sa[k]; ib += sb[k]; break; }
+          ia -= (shape[k] - 1) * sa[k]; ib -= (shape[k] - 1) * sb[k]; idx[k] = 0;
+        }
+      }
+    }
+    return [{ dtype: boolResult ? 'bool' : floats ? ctx.float : a.dtype, shape, data: out }];
+  };
+}
+
+/** out[i] = f(x[i]) on the run's float precision. */
+function unary(f: (x: number, node: OnnxNode, xs: (Value | null)[]) => ((v: number) => number)): Op {
+  return (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    const g = f(0, node, xs);
+    const out = ctx.alloc(x.shape, 'float');
+    for (let i = 0; i < out.length; i++) out[i] = g(x.data[i]);
+    return [{ dtype: ctx.float, shape: x.shape, data: out }];
+  };
+}
+
+const scalarInput = (node: OnnxNode, xs: (Value | null)[], i: number, dflt: number): number => {
+  const v = xs[i];
+  if (v === null || v === undefined) return dflt;
+  if (v.data.length !== 1) throw nodeError(node, `input ${i} must be a scalar, got shape [${v.shape.join(', ')}]`);
+  return v.data[0];
+};
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+export const MATH_OPS: Record<string, Op> = {
+  Add: binary((x, y) => x + y),
+  Sub: binary((x, y) => x - y),
+  Mul: binary((x, y) => x * y),
+  Div: binary((x, y) => x / y, (x, y) => { if (y === 0) throw new Error('integer division by zero'); return Math.trunc(x / y); }),
+  Pow: binary((x, y) => x ** y),
+  Equal: binary((x, y) => (x === y ? 1 : 0), undefined, true),
+  Less: binary((x, y) => (x < y ? 1 : 0), undefined, true),
+  Greater: binary((x, y) => (x > y ? 1 : 0), undefined, true),
+  // max(0, x) that keeps NaN and −0 as PyTorch and onnxruntime do
+  Relu: unary(() => (x) => (x < 0 ? 0 : x)),
+  LeakyRelu: unary((_, node) => { const a = attrFloat(node, 'alpha', 0.01); return (x) => (x < 0 ? a * x : x); }),
+  Sigmoid: unary(() => sigmoid),
+  HardSigmoid: unary((_, node) => { const a = attrFloat(node, 'alpha', 0.2), b = attrFloat(node, 'beta', 0.5); return (x) => Math.max(0, Math.min(1, a * x + b)); }),
+  HardSwish: unary(() => (x) => x * Math.max(0, Math.min(1, x / 6 + 0.5))),
+  Tanh: unary(() => Math.tanh),
+  Exp: unary(() => Math.exp),
+  Sqrt: unary(() => Math.sqrt),
+  Neg: unary(() => (x) => -x),
+  Floor: unary(() => Math.floor),
+  Ceil: unary(() => Math.ceil),
+  // Clip: min/max as inputs 1 and 2 since opset 11 (empty: unbounded)
+  Clip: unary((_, node, xs) => { const lo = scalarInput(node, xs, 1, -Infinity), hi = scalarInput(node, xs, 2, Infinity); return (x) => (x < lo ? lo : x > hi ? hi : x); }),
+
+  Softmax: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'input'));
+    const r = x.shape.length;
+    // opset < 13: flatten to 2-D at axis (default 1) and normalise each row; ≥ 13: along axis (default −1)
+    const axis = normAxis(node, attrInt(node, 'axis', ctx.opset >= 13 ? -1 : 1), r);
+    const inner = ctx.opset >= 13 ? numel(x.shape.slice(axis + 1)) : 1;
+    const len = ctx.opset >= 13 ? x.shape[axis] : numel(x.shape.slice(axis));
+    const outer = x.data.length / (len * inner || 1);
+    const out = ctx.alloc(x.shape, 'float');
+    for (let o = 0; o < outer; o++) for (let j = 0; j < inner; j++) {
+      const base = o * len * inner + j;
+      let m = -Infinity, s = 0;
+      for (let k = 0; k < len; k++) m = Math.max(m, x.data[base + k * inner]);
+      for (let k = 0; k < len; k++) s += Math.exp(x.data[base + k * inner] - m);
+      for (let k = 0; k < len; k++) out[base + k * inner] = Math.exp(x.data[base + k * inner] - m) / s;
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: out }];
+  },
+
+  // mean over `axes` (attribute before opset 18, input from 18; none: all axes), keepdims default 1
+  ReduceMean: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'data'));
+    const r = x.shape.length;
+    const given = ctx.opset >= 18 ? (xs[1] ? intsOf(node, xs[1], 'axes') : undefined) : attrInts(node, 'axes');
+    const axes = given === undefined || given.length === 0 ? [...x.shape.keys()] : given.map((a) => normAxis(node, a, r));
+    const keep = attrInt(node, 'keepdims', 1) === 1;
+    const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const sums = new Float64Array(numel(outShape));
+    const st = broadcastStrides(outShape, x.shape);
+    const idx = new Array<number>(r).fill(0);
+    let o = 0;
+    for (let i = 0; i < x.data.length; i++) {
+      sums[o] += x.data[i];
+      for (let k = r - 1; k >= 0; k--) {
+        if (++idx[k] < x.shape[k]) { o += st[k]; break; }
+        o -= (x.shape[k] - 1) * st[k]; idx[k] = 0;
+      }
+    }
+    const count = x.data.length / (sums.length || 1);
+    const out = ctx.alloc(outShape, 'float');
+    for (let i = 0; i < out.length; i++) out[i] = sums[i] / count;
+    return [{ dtype: ctx.float, shape: keep ? outShape : x.shape.filter((_, i) => !axes.includes(i)), data: out }];
+  },
+
+  // Y = alpha·A'·B' + beta·C, A' = transA ? Aᵀ : A (2-D), C broadcast to (M, N)
+  Gemm: (ctx, node, xs) => {
+    const a = toFloat(ctx, input(node, xs, 0, 'A')), b = toFloat(ctx, input(node, xs, 1, 'B'));
+    if (a.shape.length !== 2 || b.shape.length !== 2) throw nodeError(node, `A and B must be 2-D, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+    const tA = attrInt(node, 'transA', 0) === 1, tB = attrInt(node, 'transB', 0) === 1;
+    const alpha = attrFloat(node, 'alpha', 1), beta = attrFloat(node, 'beta', 1);
+    const [M, K] = tA ? [a.shape[1], a.shape[0]] : a.shape;
+    const [K2, N] = tB ? [b.shape[1], b.shape[0]] : b.shape;
+    if (K !== K2) throw nodeError(node, `inner dimensions differ: A' is ${M}×${K}, B' is ${K2}×${N}`);
+    const y = matmul2d(ctx, a.data, b.data, M, K, N, tA, tB);
+    const c = xs[2] ?? null;
+    if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] *= alpha;
+    if (c !== null && beta !== 0) {
+      const cf = toFloat(ctx, c);
+      broadcastShape(node, [M, N], cf.shape);
+      const st = broadcastStrides(cf.shape, [M, N]);
+      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) y[m * N + n] += beta * cf.data[m * st[0] + n * st[1]];
+    }
+    return [{ dtype: ctx.float, shape: [M, N], data: y }];
+  },
+
+  // NumPy matmul: 1-D operands promoted and their axis dropped; leading dims broadcast
+  MatMul: (ctx, node, xs) => {
+    const a = toFloat(ctx, input(node, xs, 0, 'A')), b = toFloat(ctx, input(node, xs, 1, 'B'));
+    const as = a.shape.length === 1 ? [1, a.shape[0]] : a.shape, bs = b.shape.length === 1 ? [b.shape[0], 1] : b.shape;
+    const [M, K] = as.slice(-2), [K2, N] = bs.slice(-2);
+    if (K !== K2) throw nodeError(node, `inner dimensions differ: [${a.shape.join(', ')}] × [${b.shape.join(', ')}]`);
+    const batch = broadcastShape(node, as.slice(0, -2), bs.slice(0, -2));
+    const sa = broadcastStrides(as.slice(0, -2), batch), sb = broadcastStrides(bs.slice(0, -2), batch);
+    const nb = numel(batch);
+    const out = ctx.alloc([...batch, M, N], 'float');
+    const idx = new Array<number>(batch.length).fill(0);
+    for (let t = 0; t < nb; t++) {
+      let ia = 0, ib = 0;
+      for (let k = 0; k < batch.length; k++) { ia += idx[k] * sa[k]; ib += idx[k] * sb[k]; }
+      out.set(matmul2d(ctx, a.data.subarray(ia * M * K, (ia + 1) * M * K), b.data.subarray(ib * K * N, (ib + 1) * K * N), M, K, N, false, false), t * M * N);
+      for (let k = batch.length - 1; k >= 0; k--) { if (++idx[k] < batch[k]) break; idx[k] = 0; }
+    }
+    const shape = [...batch, ...(a.shape.length === 1 ? [] : [M]), ...(b.shape.length === 1 ? [] : [N])];
+    return [{ dtype: ctx.float, shape, data: out }];
+  },
+};
+
+/** (M×K)·(K×N) on the engine's GEMM (the same kernel the convolutions use), operands transposed by strides. */
+function matmul2d(ctx: OpContext, a: Float32Array | Float64Array, b: Float32Array | Float64Array, M: number, K: number, N: number, tA: boolean, tB: boolean): Float32Array | Float64Array {
+  const y = ctx.alloc([M, N], 'float');
+  // stored A is K×M when transposed (A(i,k) = a[k·M + i]), B is N×K (B(k,j) = b[j·K + k])
+  gemm(M, N, K, { data: a, offset: 0, ld: tA ? M : K, trans: tA }, { data: b, offset: 0, ld: tB ? K : N, trans: tB }, y, 0, N, false);
+  return y;
+}

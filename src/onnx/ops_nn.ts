@@ -1,0 +1,248 @@
+// ONNX's convolution, normalisation, pooling and resampling ops (onnx/docs/Operators.md), 2-D
+// (NCHW), forward only. Conv runs on the engine's conv2d (im2col/Winograd/direct, SIMD and threads
+// in float32; the float64 reference in float64); the others are plain loops accumulating in float64.
+
+import type { OnnxNode } from '../io/onnx_read.js';
+import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, input, intsOf, nodeError, toFloat } from './value.js';
+import { conv2d, type ConvAlgorithm } from '../ops/conv2d.js';
+import { Tensor } from '../tensor/tensor.js';
+
+type Op = (ctx: OpContext & { algorithm: ConvAlgorithm }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+
+const expect4d = (node: OnnxNode, v: Value, what: string): void => {
+  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (only 2-D spatial ops are supported)`);
+};
+
+interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
+
+/** kernel, strides, dilations and pads of a 2-D window op, with auto_pad resolved for input H×W. */
+function window2d(node: OnnxNode, H: number, W: number, kernel: number[] | undefined): Window {
+  const k = attrInts(node, 'kernel_shape') ?? kernel;
+  if (k === undefined || k.length !== 2) throw nodeError(node, `kernel_shape must have 2 values, got ${k === undefined ? 'none' : `[${k.join(', ')}]`}`);
+  const [sh, sw] = attrInts(node, 'strides') ?? [1, 1];
+  const [dh, dw] = attrInts(node, 'dilations') ?? [1, 1];
+  let [pt, pl, pb, pr] = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  const auto = attrString(node, 'auto_pad', 'NOTSET');
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
+    // total padding so that out = ceil(in / stride); the odd one goes at the end (UPPER) or beginning (LOWER)
+    const total = (n: number, s: number, kk: number, d: number) => Math.max(0, (Math.ceil(n / s) - 1) * s + (kk - 1) * d + 1 - n);
+    const th = total(H, sh, k[0], dh), tw = total(W, sw, k[1], dw);
+    [pt, pb] = auto === 'SAME_UPPER' ? [Math.floor(th / 2), th - Math.floor(th / 2)] : [th - Math.floor(th / 2), Math.floor(th / 2)];
+    [pl, pr] = auto === 'SAME_UPPER' ? [Math.floor(tw / 2), tw - Math.floor(tw / 2)] : [tw - Math.floor(tw / 2), Math.floor(tw / 2)];
+  } else if (auto === 'VALID') [pt, pl, pb, pr] = [0, 0, 0, 0];
+  else if (auto !== 'NOTSET') throw nodeError(node, `auto_pad '${auto}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID`);
+  for (const v of [k[0], k[1], sh, sw, dh, dw]) if (!Number.isInteger(v) || v < 1) throw nodeError(node, 'kernel, strides and dilations must be positive integers');
+  for (const v of [pt, pl, pb, pr]) if (!Number.isInteger(v) || v < 0) throw nodeError(node, 'pads must be non-negative integers');
+  return { kh: k[0], kw: k[1], sh, sw, dh, dw, pt, pl, pb, pr };
+}
+
+/** Output length of a pooling window: floor, or ceil where the last window still starts inside the input or its left padding (PyTorch's rule). */
+function pooledLength(n: number, k: number, s: number, d: number, p0: number, p1: number, ceil: boolean): number {
+  const span = n + p0 + p1 - ((k - 1) * d + 1);
+  let out = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
+  if (ceil && (out - 1) * s >= n + p0) out--;
+  return out;
+}
+
+/** Max or average over each window; windows are clipped to the padded input, and padding never wins a max. */
+function pool(kind: 'max' | 'avg'): Op {
+  return (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    expect4d(node, x, 'X');
+    const [N, C, H, W] = x.shape;
+    const w = window2d(node, H, W, undefined);
+    const ceil = attrInt(node, 'ceil_mode', 0) === 1, includePad = attrInt(node, 'count_include_pad', 0) === 1;
+    const Ho = pooledLength(H, w.kh, w.sh, w.dh, w.pt, w.pb, ceil), Wo = pooledLength(W, w.kw, w.sw, w.dw, w.pl, w.pr, ceil);
+    if (Ho < 1 || Wo < 1) throw nodeError(node, `input ${H}×${W} is smaller than the ${w.kh}×${w.kw} window`);
+    const y = ctx.alloc([N, C, Ho, Wo], 'float');
+    for (let nc = 0; nc < N * C; nc++) {
+      const xo = nc * H * W, yo = nc * Ho * Wo;
+      for (let oh = 0; oh < Ho; oh++) for (let ow = 0; ow < Wo; ow++) {
+        const h0 = oh * w.sh - w.pt, w0 = ow * w.sw - w.pl;
+        let m = -Infinity, s = 0, inside = 0, padded = 0;
+        for (let i = 0; i < w.kh; i++) {
+          const h = h0 + i * w.dh;
+          if (h >= H + w.pb) break;
+          for (let j = 0; j < w.kw; j++) {
+            const c = w0 + j * w.dw;
+            if (c >= W + w.pr) break;
+            padded++;
+            if (h < 0 || h >= H || c < 0 || c >= W) continue;
+            const v = x.data[xo + h * W + c];
+            inside++;
+            s += v;
+            if (v > m || Number.isNaN(v)) m = Number.isNaN(m) ? m : v; // NaN propagates, as in PyTorch
+          }
+        }
+        y[yo + oh * Wo + ow] = kind === 'max' ? m : s / (includePad ? padded : inside);
+      }
+    }
+    return [{ dtype: ctx.float, shape: [N, C, Ho, Wo], data: y }];
+  };
+}
+
+/** Mean (or max) over every spatial position, keeping the axes as size 1. */
+function globalPool(kind: 'max' | 'avg'): Op {
+  return (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    if (x.shape.length < 3) throw nodeError(node, `X must be at least 3-D, got [${x.shape.join(', ')}]`);
+    const NC = x.shape[0] * x.shape[1], P = x.data.length / (NC || 1);
+    const shape = [x.shape[0], x.shape[1], ...x.shape.slice(2).map(() => 1)];
+    const y = ctx.alloc(shape, 'float');
+    for (let nc = 0; nc < NC; nc++) {
+      let s = 0, m = -Infinity;
+      for (let i = nc * P; i < (nc + 1) * P; i++) { s += x.data[i]; m = Math.max(m, x.data[i]); }
+      y[nc] = kind === 'avg' ? s / P : m;
+    }
+    return [{ dtype: ctx.float, shape, data: y }];
+  };
+}
+
+export const NN_OPS: Record<string, Op> = {
+  Conv: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
+    expect4d(node, x, 'X');
+    expect4d(node, w, 'W');
+    const b = xs[2] ? toFloat(ctx, xs[2]) : null;
+    const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
+    if (win.kh !== w.shape[2] || win.kw !== w.shape[3]) throw nodeError(node, `kernel_shape [${win.kh}, ${win.kw}] does not match W [${w.shape.join(', ')}]`);
+    const groups = attrInt(node, 'group', 1);
+    try {
+      const y = conv2d(new Tensor(x.data, x.shape), new Tensor(w.data, w.shape), b === null ? null : new Tensor(b.data, b.shape), {
+        stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups,
+        algorithm: ctx.algorithm,
+        out: new Tensor(ctx.alloc(convShape(node, x.shape, w.shape, win, groups), 'float'), convShape(node, x.shape, w.shape, win, groups)),
+      });
+      return [{ dtype: ctx.float, shape: y.shape.slice(), data: y.data }];
+    } catch (e) {
+      throw nodeError(node, (e as Error).message);
+    }
+  },
+
+  // y = s·(H−1) + output_padding + (k−1)·d + 1 − pads; each input element scatters its kernel-weighted
+  // values into the output (the adjoint of Conv), accumulated in float64
+  ConvTranspose: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
+    expect4d(node, x, 'X');
+    expect4d(node, w, 'W');
+    if (node.attributes.has('output_shape')) throw nodeError(node, 'output_shape is not supported (export with explicit pads)');
+    const [N, C, H, W] = x.shape, [Cw, Fg, KH, KW] = w.shape;
+    const groups = attrInt(node, 'group', 1);
+    if (Cw !== C || C % groups !== 0) throw nodeError(node, `W [${w.shape.join(', ')}] does not match ${C} input channels in ${groups} groups`);
+    const [sh, sw] = attrInts(node, 'strides') ?? [1, 1], [dh, dw] = attrInts(node, 'dilations') ?? [1, 1];
+    const [pt, pl, pb, pr] = attrInts(node, 'pads') ?? [0, 0, 0, 0], [oph, opw] = attrInts(node, 'output_padding') ?? [0, 0];
+    if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') throw nodeError(node, 'auto_pad is not supported (export with explicit pads)');
+    const Ho = sh * (H - 1) + oph + (KH - 1) * dh + 1 - pt - pb, Wo = sw * (W - 1) + opw + (KW - 1) * dw + 1 - pl - pr;
+    const F = Fg * groups, Cg = C / groups;
+    if (Ho < 1 || Wo < 1) throw nodeError(node, `the output would be ${Ho}×${Wo}`);
+    const y = ctx.alloc([N, F, Ho, Wo], 'float');
+    const acc = ctx.alloc([N, F, Ho, Wo], 'int'); // a float64 accumulator ('int' values are float64)
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) {
+      const g = Math.floor(c / Cg);
+      for (let h = 0; h < H; h++) for (let ww = 0; ww < W; ww++) {
+        const v = x.data[((n * C + c) * H + h) * W + ww];
+        for (let f = 0; f < Fg; f++) {
+          const yo = (n * F + g * Fg + f) * Ho * Wo, wo = (c * Fg + f) * KH * KW;
+          for (let i = 0; i < KH; i++) {
+            const oh = h * sh - pt + i * dh;
+            if (oh < 0 || oh >= Ho) continue;
+            for (let j = 0; j < KW; j++) {
+              const ow = ww * sw - pl + j * dw;
+              if (ow >= 0 && ow < Wo) acc[yo + oh * Wo + ow] += v * w.data[wo + i * KW + j];
+            }
+          }
+        }
+      }
+    }
+    const b = xs[2] ? toFloat(ctx, xs[2]) : null;
+    for (let i = 0; i < y.length; i++) y[i] = acc[i] + (b === null ? 0 : b.data[Math.floor(i / (Ho * Wo)) % F]);
+    return [{ dtype: ctx.float, shape: [N, F, Ho, Wo], data: y }];
+  },
+
+  // inference: y = scale·(x − mean)/√(var + ε) + B per channel (axis 1), in float64 then rounded once
+  BatchNormalization: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => toFloat(ctx, input(node, xs, i, ['', 'scale', 'B', 'input_mean', 'input_var'][i])));
+    if (attrInt(node, 'training_mode', 0) !== 0) throw nodeError(node, 'training_mode = 1 is not supported (export the model in eval mode)');
+    const eps = attrFloat(node, 'epsilon', 1e-5);
+    const C = x.shape[1], P = x.data.length / ((x.shape[0] * C) || 1);
+    for (const [name, v] of [['scale', scale], ['B', bias], ['input_mean', mean], ['input_var', variance]] as const) if (v.data.length !== C) throw nodeError(node, `${name} has ${v.data.length} values for ${C} channels`);
+    const y = ctx.alloc(x.shape, 'float');
+    for (let c = 0; c < C; c++) {
+      const k = scale.data[c] / Math.sqrt(variance.data[c] + eps), mu = mean.data[c], beta = bias.data[c];
+      for (let n = 0; n < x.shape[0]; n++) for (let i = (n * C + c) * P, e = i + P; i < e; i++) y[i] = (x.data[i] - mu) * k + beta;
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: y }];
+  },
+
+  MaxPool: pool('max'),
+  AveragePool: pool('avg'),
+  GlobalAveragePool: globalPool('avg'),
+  GlobalMaxPool: globalPool('max'),
+
+  // Resize(X, roi, scales, sizes), 4-D, on H and W: nearest (four rounding modes) or linear, with the
+  // coordinate transformations PyTorch and TensorFlow export
+  Resize: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    expect4d(node, x, 'X');
+    const [N, C, H, W] = x.shape;
+    const scales = xs[2] && xs[2].data.length > 0 ? Array.from(xs[2].data) : null;
+    const sizes = xs[3] && xs[3].data.length > 0 ? intsOf(node, xs[3], 'sizes') : null;
+    if ((scales === null) === (sizes === null)) throw nodeError(node, 'give exactly one of scales and sizes');
+    if ((scales ?? sizes)!.length !== 4) throw nodeError(node, 'scales/sizes must have 4 values (N, C, H, W)');
+    const [Ho, Wo] = sizes !== null ? [sizes[2], sizes[3]] : [Math.floor(H * scales![2]), Math.floor(W * scales![3])];
+    if ((sizes !== null && (sizes[0] !== N || sizes[1] !== C)) || (scales !== null && (scales[0] !== 1 || scales[1] !== 1))) throw nodeError(node, 'only H and W may be resized');
+    const [fh, fw] = scales !== null ? [scales[2], scales[3]] : [Ho / H, Wo / W];
+    const mode = attrString(node, 'mode', 'nearest'), ct = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
+    const nearest = attrString(node, 'nearest_mode', 'round_prefer_floor');
+    const source = (o: number, scale: number, inLen: number, outLen: number): number => {
+      switch (ct) {
+        case 'half_pixel': return (o + 0.5) / scale - 0.5;
+        case 'pytorch_half_pixel': return outLen > 1 ? (o + 0.5) / scale - 0.5 : 0;
+        case 'align_corners': return outLen === 1 ? 0 : (o * (inLen - 1)) / (outLen - 1);
+        case 'asymmetric': return o / scale;
+        default: throw nodeError(node, `coordinate_transformation_mode '${ct}' is not supported`);
+      }
+    };
+    const round = (v: number): number => {
+      switch (nearest) {
+        case 'round_prefer_floor': return Math.ceil(v - 0.5);
+        case 'round_prefer_ceil': return Math.floor(v + 0.5);
+        case 'floor': return Math.floor(v);
+        case 'ceil': return Math.ceil(v);
+        default: throw nodeError(node, `nearest_mode '${nearest}' is not supported`);
+      }
+    };
+    if (mode !== 'nearest' && mode !== 'linear') throw nodeError(node, `mode '${mode}' is not supported (nearest, linear)`);
+    // per output row/column: the source index (nearest) or the two neighbours and the weight (linear)
+    const axis = (outLen: number, inLen: number, scale: number) => Array.from({ length: outLen }, (_, o) => {
+      const s = source(o, scale, inLen, outLen);
+      if (mode === 'nearest') { const i = Math.min(inLen - 1, Math.max(0, round(s))); return [i, i, 0]; }
+      const c = Math.min(inLen - 1, Math.max(0, s)), i0 = Math.floor(c);
+      return [i0, Math.min(i0 + 1, inLen - 1), c - i0];
+    });
+    const ah = axis(Ho, H, fh), aw = axis(Wo, W, fw);
+    const y = ctx.alloc([N, C, Ho, Wo], 'float');
+    for (let nc = 0; nc < N * C; nc++) {
+      const xo = nc * H * W, yo = nc * Ho * Wo;
+      for (let oh = 0; oh < Ho; oh++) {
+        const [h0, h1, th] = ah[oh];
+        for (let ow = 0; ow < Wo; ow++) {
+          const [w0, w1, tw] = aw[ow];
+          const top = x.data[xo + h0 * W + w0] * (1 - tw) + x.data[xo + h0 * W + w1] * tw;
+          const bottom = x.data[xo + h1 * W + w0] * (1 - tw) + x.data[xo + h1 * W + w1] * tw;
+          y[yo + oh * Wo + ow] = mode === 'nearest' ? x.data[xo + h0 * W + w0] : top * (1 - th) + bottom * th;
+        }
+      }
+    }
+    return [{ dtype: ctx.float, shape: [N, C, Ho, Wo], data: y }];
+  },
+};
+
+function convShape(node: OnnxNode, xs: number[], ws: number[], w: Window, groups: number): number[] {
+  const Ho = Math.floor((xs[2] + w.pt + w.pb - ((w.kh - 1) * w.dh + 1)) / w.sh) + 1;
+  const Wo = Math.floor((xs[3] + w.pl + w.pr - ((w.kw - 1) * w.dw + 1)) / w.sw) + 1;
+  if (Ho < 1 || Wo < 1) throw nodeError(node, `input ${xs[2]}×${xs[3]} is smaller than the ${w.kh}×${w.kw} kernel`);
+  if (xs[1] !== ws[1] * groups) throw nodeError(node, `X has ${xs[1]} channels but W [${ws.join(', ')}] expects ${ws[1]} × ${groups} groups`);
+  return [xs[0], ws[0], Ho, Wo];
+}

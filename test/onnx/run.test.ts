@@ -1,0 +1,68 @@
+// The ONNX evaluator on graphs from PyTorch's own exporter (fixtures/make_onnx_fixtures.py): every
+// fixture at opsets 11 and 17, in float64 against PyTorch's float64 output and in float32 against
+// PyTorch's float32 output and onnxruntime-web's.
+//
+// Tolerances (the model-level contract of test/nn/repvgg.test.ts, which these small networks share:
+// at most ~20 layers of float32 sums of ≤ 200 products of O(1) values): float64 within
+// 1e-10·max|ref| (u = 2⁻⁵³ ≈ 1.1e-16, times a summation depth of ≤ 200 per layer, ≤ 20 layers and a
+// growth of ≤ 10⁴ through the unnormalised BNs, leaves 10⁻¹⁰ with margin); float32 within
+// 1e-4·max|ref| (the same with u = 2⁻²⁴ ≈ 6e-8). A wrong op (a missing branch, a swapped axis, an
+// off-by-one window) moves the outputs by O(max|ref|), four orders above.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-web';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { fixturePath, loadTorchFixture } from '../helpers.js';
+
+ort.env.wasm.numThreads = 1;
+const manifest = JSON.parse(readFileSync(fixturePath('onnx/manifest.json'), 'utf8')).files as Record<string, { reference: string; opset: number; ops: Record<string, number>; float64?: boolean }>;
+
+const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i])); return m; };
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+function load(file: string, info: { reference: string; opset: number; ops: Record<string, number> }) {
+  const bytes = new Uint8Array(readFileSync(fixturePath(`onnx/${file}`)));
+  const model = readOnnx(bytes);
+  expect(model.opset).toBe(info.opset);
+  const counts: Record<string, number> = {};
+  for (const n of model.nodes) counts[n.opType] = (counts[n.opType] ?? 0) + 1;
+  expect(counts).toEqual(info.ops); // the reader saw every node the exporter wrote
+  return { bytes, model, ref: loadTorchFixture(`onnx/${info.reference.replace('.safetensors', '')}`) };
+}
+
+describe('runOnnx on PyTorch exports', () => {
+  for (const [file, info] of Object.entries(manifest)) {
+    if (info.float64 === true) {
+      // the exporter folded BN into the convs in double: y@f64 is this graph's exact output
+      it(`${file}: float64 matches PyTorch's float64 output`, () => {
+        const { model, ref } = load(file, info);
+        const y = runOnnx(model, { input: ref.t('x').to('float64') }, { dtype: 'float64' }).get('output')!;
+        const r = ref.t('y@f64');
+        expect(y.shape).toEqual(r.shape);
+        expect(y.data).toBeInstanceOf(Float64Array);
+        // The neck's LeakyRelu alpha (0.1) and HardSigmoid alpha (1/6) are float attributes, which ONNX
+        // stores as float32: that graph's slopes differ from the double model's by up to u32 ≈ 6e-8
+        // relative, so its bound is 1e-7·max|ref| (the others have no float attribute in the path).
+        const tol = file.startsWith('neck') ? 1e-7 : 1e-10;
+        expect(maxDiff(y.data, r.data)).toBeLessThanOrEqual(tol * maxAbs(r.data));
+        expect(maxAbs(r.data)).toBeGreaterThan(0.1); // not vacuous
+      });
+      continue;
+    }
+    it(`${file}: float32 matches PyTorch and onnxruntime-web`, async () => {
+      const { bytes, model, ref } = load(file, info);
+      const x = ref.t('x');
+      const y = runOnnx(model, { input: x }, { algorithm: 'im2col' }).get('output')!;
+      const r = ref.t('y');
+      expect(y.shape).toEqual(r.shape);
+      expect(y.data).toBeInstanceOf(Float32Array);
+      expect(maxDiff(y.data, r.data)).toBeLessThanOrEqual(1e-4 * maxAbs(r.data));
+      const session = await ort.InferenceSession.create(bytes);
+      const theirs = (await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) })).output.data as Float32Array;
+      await session.release();
+      expect(maxDiff(y.data, theirs)).toBeLessThanOrEqual(1e-4 * maxAbs(r.data));
+      expect(maxAbs(r.data)).toBeGreaterThan(0.1); // not vacuous
+    });
+  }
+});
