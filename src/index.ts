@@ -47,6 +47,8 @@ export { parseCheckpoint, serializeCheckpoint, checkpointFormat, WRAPPER_KEYS, t
 export { serializePth } from './io/pth.js';
 export { renameKeys, detectDialect, DIALECTS, type Dialect } from './io/dialects.js';
 export { toOnnx, type OnnxOptions } from './io/onnx.js';
+export { readOnnx, OnnxError, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo, type ReadOnnxOptions } from './io/onnx_read.js';
+export { runOnnx, unsupportedNodes, SUPPORTED_OPS, OnnxRunError, type RunOnnxOptions, type Value as OnnxValue } from './onnx/run.js';
 export { VERSION } from './version.js';
 
 // training

@@ -1,11 +1,12 @@
 // File I/O for the CLI: reads with errors naming the path, writes that never leave a partial or
 // clobbered file (write a temporary sibling, fsync, rename over the target).
 
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, unlinkSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, unlinkSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { showText } from '../tensor/untrusted.js';
 import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
+import { type OnnxModel, readOnnx } from '../io/onnx_read.js';
 import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -75,6 +76,40 @@ export function checkpointFormatOf(path: string, flag: string): 'pth' | 'safeten
 export function writeCheckpointFile(path: string, entries: Map<string, SafeEntry>, opts: { names?: Dialect; metadata?: Record<string, string>; flag?: string } = {}): void {
   const format = checkpointFormatOf(path, opts.flag ?? 'output');
   writeFileAtomic(path, serializeCheckpoint(entries, { format, names: opts.names, metadata: opts.metadata }));
+}
+
+/**
+ * An ONNX model and its external data (ONNX's convention for models over 2 GiB: tensors stored in
+ * files named relative to the model). A location must stay inside the model's folder: an absolute
+ * path, a '..' step or a symlink leading out is refused, as are ranges past the file's end; only the
+ * declared byte range is read.
+ */
+export function readOnnxFile(path: string): OnnxModel {
+  const bytes = readBytes(path, 'ONNX model');
+  const folder = realpathSync(dirname(resolve(path)));
+  const externalData = (location: string, offset: number, length: number): Uint8Array => {
+    const shown = `'${showText(location, 80)}'`;
+    if (location === '' || /^[\\/]|^[A-Za-z]:|(^|[\\/])\.\.([\\/]|$)|\u0000/.test(location)) throw new Error(`external data ${shown} is not a path inside the model's folder; refused`);
+    let real: string;
+    try { real = realpathSync(join(folder, location)); } catch { throw new Error(`external data ${shown} does not exist next to the model`); }
+    if (!real.startsWith(folder + '/')) throw new Error(`external data ${shown} leads outside the model's folder (through a link); refused`);
+    const fd = openSync(real, 'r');
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error(`external data ${shown} is ${kindOf(st)}, not a regular file`);
+      if (offset + length > st.size) throw new Error(`external data ${shown}: bytes ${offset} to ${offset + length} run past its ${st.size}-byte end`);
+      const out = new Uint8Array(length);
+      for (let at = 0; at < length;) {
+        const n = readSync(fd, out, at, length - at, offset + at);
+        if (n === 0) throw new Error(`external data ${shown} ended early`);
+        at += n;
+      }
+      return out;
+    } finally {
+      closeSync(fd);
+    }
+  };
+  return inFile(path, () => readOnnx(bytes, { externalData }));
 }
 
 export function readNpyFile(path: string, what = 'input'): Tensor {

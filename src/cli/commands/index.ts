@@ -13,5 +13,6 @@ import { ablate } from './ablate.js';
 import { inspect } from './inspect.js';
 import { exportOnnx } from './export.js';
 import { web } from './web.js';
+import { run } from './run.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, explain, verify, fixtures, web];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, explain, verify, fixtures, web];

@@ -1,0 +1,182 @@
+// Hostile and malformed ONNX files: one clear line naming the node, tensor or byte offset; nothing
+// allocated beyond what the file holds; no recursion on a file's nesting; unsupported ops refused up
+// front with their node names. (PyTorch's exports are read and run in test/onnx/run.test.ts.)
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ProtoMessage } from '../../src/io/protobuf.js';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { readOnnxFile } from '../../src/cli/files.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { cli } from '../cli/run.js';
+import { fixturePath } from '../helpers.js';
+
+const P = () => new ProtoMessage();
+const FLOAT = 1, INT64 = 7;
+type NodeSpec = { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: ProtoMessage[] };
+const node = (n: NodeSpec) => {
+  const m = P();
+  for (const i of n.inputs) m.string(1, i);
+  for (const o of n.outputs) m.string(2, o);
+  m.string(3, n.name ?? `${n.op}_${n.outputs[0]}`).string(4, n.op);
+  for (const a of n.attrs ?? []) m.message(5, a);
+  return m;
+};
+const tensor = (name: string, dims: number[], type: number, raw: Uint8Array | null, extra?: (m: ProtoMessage) => void) => {
+  const m = P();
+  for (const d of dims) m.varint(1, d);
+  m.varint(2, type).string(8, name);
+  if (raw !== null) m.bytes(9, raw);
+  extra?.(m);
+  return m;
+};
+const valueInfo = (name: string, dims: (number | string)[]) => {
+  const shape = P();
+  for (const d of dims) shape.message(1, typeof d === 'number' ? P().varint(1, d) : P().string(2, d));
+  return P().string(1, name).message(2, P().message(1, P().varint(1, FLOAT).message(2, shape)));
+};
+function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; opset?: number } = {}): Uint8Array {
+  const g = P();
+  for (const n of nodes) g.message(1, node(n));
+  g.string(2, 'g');
+  for (const t of opts.inits ?? []) g.message(5, t);
+  for (const v of opts.inputs ?? [valueInfo('x', [1, 2])]) g.message(11, v);
+  for (const o of opts.outputs ?? [nodes.at(-1)?.outputs[0] ?? 'x']) g.message(12, valueInfo(o, []));
+  return P().varint(1, 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
+}
+const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+
+/** Refused by our own error, in one short line without raw control characters. */
+function refused(f: () => unknown, msg: RegExp): void {
+  let err: Error | undefined;
+  try { f(); } catch (e) { err = e as Error; }
+  expect(err, 'it must throw').toBeInstanceOf(Error);
+  expect(err!.name).toMatch(/^(OnnxError|OnnxRunError|ProtoError|Error)$/);
+  expect(err!.message).not.toMatch(/\n|Cannot read|undefined|\[object|[\u0000-\u001f]/);
+  expect(err!.message.length).toBeLessThan(600);
+  expect(err!.message).toMatch(msg);
+}
+
+describe('malformed ONNX is refused in one line naming the node, tensor or byte offset', () => {
+  const good = new Uint8Array(readFileSync(fixturePath('onnx/resnet_basic_opset17.onnx')));
+
+  it('truncated, not protobuf, no graph, an old or future opset', () => {
+    refused(() => readOnnx(good.subarray(0, good.length >> 1)), /byte offset \d+.*truncated/);
+    refused(() => readOnnx(new TextEncoder().encode('hello, this is not a model')), /byte offset \d+|no graph/);
+    refused(() => readOnnx(P().varint(1, 8).encode()), /has no graph/);
+    refused(() => readOnnx(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'] }], { opset: 9 })), /opset 9 is outside the supported 11 to 21/);
+  });
+
+  it('dims that disagree with the data are refused before anything is allocated (a 10¹⁸-element initializer in a 100-byte file)', () => {
+    const t = performance.now();
+    refused(() => readOnnx(model([{ op: 'Add', inputs: ['x', 'w'], outputs: ['y'] }], { inits: [tensor('w', [1e9, 1e9], FLOAT, f32(1))] })), /tensor 'w' \(byte offset \d+\) has shape \[1000000000, 1000000000\] of float32: 4000000000000000000 bytes, but its data holds 4/);
+    refused(() => readOnnx(model([{ op: 'Add', inputs: ['x', 'w'], outputs: ['y'] }], { inits: [tensor('w', [1e9], FLOAT, null)] })), /tensor 'w' .* has 1000000000 elements by its dims but stores 0/);
+    expect(performance.now() - t).toBeLessThan(1000);
+  });
+
+  it('a dangling input, a value produced twice, a cycle and an output nothing produces name the node', () => {
+    refused(() => readOnnx(model([{ op: 'Add', inputs: ['x', 'nowhere'], outputs: ['y'], name: 'add1' }])), /node 'add1' \(Add\) reads 'nowhere', which no node, input or initializer produces/);
+    refused(() => readOnnx(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'a' }, { op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'b' }])), /tensor 'y' is produced twice \(node 'b' and node 'a'\)/);
+    refused(() => readOnnx(model([{ op: 'Add', inputs: ['x', 'q'], outputs: ['p'], name: 'n1' }, { op: 'Relu', inputs: ['p'], outputs: ['q'], name: 'n2' }], { outputs: ['q'] })), /the graph has a cycle through node 'n1'/);
+    refused(() => readOnnx(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'] }], { outputs: ['z'] })), /graph output 'z' is produced by no node/);
+  });
+
+  it('nodes out of order are sorted (the format asks for topological order; some tools do not keep it)', () => {
+    const m = readOnnx(model([{ op: 'Relu', inputs: ['a'], outputs: ['b'], name: 'second' }, { op: 'Neg', inputs: ['x'], outputs: ['a'], name: 'first' }], { outputs: ['b'] }));
+    expect(m.nodes.map((n) => n.name)).toEqual(['first', 'second']);
+    const y = runOnnx(m, { x: new Tensor(new Float32Array([1, -2]), [1, 2]) }).get('b')!;
+    expect(Array.from(y.data)).toEqual([0, 2]);
+  });
+
+  it('a subgraph nested 10⁵ deep costs nothing to read (never decoded), and its op is refused up front with every unsupported node named', () => {
+    // 10⁵ GraphProto/NodeProto levels as raw bytes (field 1 inside field 1 …), written in one pass from
+    // the lengths (our own writer recurses, so it cannot build this); the attribute's 'g' is field 6
+    const depth = 100_000, leaf = new TextEncoder().encode('leaf');
+    const varintLen = (n: number) => { let k = 1; while (n >= 128) { n = Math.floor(n / 128); k++; } return k; };
+    const lens = [leaf.length];
+    for (let k = 1; k <= depth; k++) lens.push(lens[k - 1] + 1 + varintLen(lens[k - 1]));
+    const deep = new Uint8Array(lens[depth]);
+    let at = 0;
+    for (let k = depth; k >= 1; k--) {
+      deep[at++] = 0x0a; // field 1, LEN
+      for (let n = lens[k - 1]; ; n = Math.floor(n / 128)) { if (n < 128) { deep[at++] = n; break; } deep[at++] = (n & 0x7f) | 0x80; }
+    }
+    deep.set(leaf, at);
+    const attr = P().string(1, 'then_branch').varint(20, 5).bytes(6, deep);
+    const bytes = model([{ op: 'If', inputs: ['x'], outputs: ['y'], name: 'cond', attrs: [attr] }, { op: 'NonMaxSuppression', inputs: ['y'], outputs: ['z'], name: 'nms' }]);
+    const t = performance.now(); // building the nested bytes above is the slow part; reading skips them
+    const m = readOnnx(bytes);
+    refused(() => runOnnx(m, { x: new Tensor(new Float32Array(2), [1, 2]) }), /2 node\(s\) use ops this evaluator does not run: If \('cond'\), NonMaxSuppression \('nms'\); nothing was run/);
+    expect(performance.now() - t).toBeLessThan(1000);
+  });
+
+  it('a run whose values would not fit is refused before allocating, with the estimate', () => {
+    const shape = tensor('s', [2], INT64, new Uint8Array(new BigInt64Array([100000n, 100000n]).buffer));
+    const m = readOnnx(model([{ op: 'ConstantOfShape', inputs: ['s'], outputs: ['big'] }, { op: 'Add', inputs: ['x', 'big'], outputs: ['y'] }], { inits: [shape] }));
+    refused(() => runOnnx(m, { x: new Tensor(new Float32Array(2), [1, 2]) }, { memoryLimit: 2 ** 30 }), /a value of shape \[100000, 100000\] would bring the memory held to 37\.25 GiB, over the 1\.0 GiB limit; refused before allocating/);
+  });
+
+  it('an input of the wrong shape, a missing input and a stray one are named', () => {
+    const m = readOnnx(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'] }], { inputs: [valueInfo('x', ['N', 2])] }));
+    refused(() => runOnnx(m, { x: new Tensor(new Float32Array(3), [1, 3]) }), /input 'x' has shape \[1, 3\], but the graph declares \[N, 2\]/);
+    refused(() => runOnnx(m, {}), /no value given for graph input 'x'/);
+    refused(() => runOnnx(m, { x: new Tensor(new Float32Array(2), [1, 2]), z: new Tensor(new Float32Array(1), [1]) }), /'z' is not an input of this graph/);
+    expect(Array.from(runOnnx(m, { x: new Tensor(new Float32Array([-1, 3]), [1, 2]) }).get('y')!.data)).toEqual([0, 3]);
+  });
+
+  it('1000 single-byte corruptions of a PyTorch export: each is read or refused cleanly', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: good.length - 1 }), fc.integer({ min: 0, max: 255 }), (at, v) => {
+      const b = good.slice();
+      b[at] = v;
+      try { readOnnx(b); } catch { refused(() => readOnnx(b), /./); }
+    }), { numRuns: 1000, seed: 21 });
+  });
+});
+
+describe('external data stays inside the model\'s folder', () => {
+  const ext = (location: string, length = 8) => model([{ op: 'Add', inputs: ['x', 'w'], outputs: ['y'] }], {
+    inits: [tensor('w', [1, 2], FLOAT, null, (m) => m.message(13, P().string(1, 'location').string(2, location)).message(13, P().string(1, 'length').string(2, String(length))).varint(14, 1))],
+  });
+
+  it('a tensor in a file beside the model is read (only its bytes); .., absolute paths and links out are refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-onnx-')), outside = mkdtempSync(join(tmpdir(), 'repvgg-outside-'));
+    writeFileSync(join(dir, 'weights.bin'), f32(0.5, -2));
+    writeFileSync(join(dir, 'ok.onnx'), ext('weights.bin'));
+    const m = readOnnxFile(join(dir, 'ok.onnx'));
+    expect(Array.from(runOnnx(m, { x: new Tensor(new Float32Array([1, 1]), [1, 2]) }).get('y')!.data)).toEqual([1.5, -1]);
+    writeFileSync(join(outside, 'secret.bin'), f32(1, 2));
+    symlinkSync(join(outside, 'secret.bin'), join(dir, 'link.bin'));
+    for (const [loc, msg] of [['../secret.bin', /not a path inside the model's folder/], [join(outside, 'secret.bin'), /not a path inside the model's folder/],
+      ['link.bin', /leads outside the model's folder \(through a link\)/], ['missing.bin', /does not exist next to the model/]] as const) {
+      writeFileSync(join(dir, 'm.onnx'), ext(loc));
+      refused(() => readOnnxFile(join(dir, 'm.onnx')), msg);
+    }
+    writeFileSync(join(dir, 'long.onnx'), ext('weights.bin', 8e9));
+    refused(() => readOnnxFile(join(dir, 'long.onnx')), /\(8 bytes\) but its external length is 8000000000/);
+  });
+});
+
+describe('repvgg run', () => {
+  it('runs a PyTorch export on an .npy and writes the output; refuses a model with unsupported ops, naming them, before reading the input', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-run-'));
+    const { serializeNpy, parseNpy } = await import('../../src/io/npy.js');
+    const { loadTorchFixture } = await import('../helpers.js');
+    const ref = loadTorchFixture('onnx/resnet_basic');
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(ref.t('x')));
+    const r = await cli('run', fixturePath('onnx/resnet_basic_opset17.onnx'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--algorithm', 'im2col');
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/wrote .*y\.npy: 'output' shape \[2, 5\] float32 \(17 nodes, opset 17\)/);
+    const y = parseNpy(new Uint8Array(readFileSync(join(dir, 'y.npy'))));
+    const want = ref.t('y');
+    let big = 0;
+    for (let i = 0; i < want.size; i++) big = Math.max(big, Math.abs(want.data[i]));
+    for (let i = 0; i < want.size; i++) expect(Math.abs(y.data[i] - want.data[i])).toBeLessThanOrEqual(1e-4 * big); // the model contract (test/onnx)
+    writeFileSync(join(dir, 'nms.onnx'), model([{ op: 'NonMaxSuppression', inputs: ['x'], outputs: ['y'], name: 'nms/1' }]));
+    const bad = await cli('run', join(dir, 'nms.onnx'), '--input', join(dir, 'nope.npy'), '--out', join(dir, 'z.npy'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/uses 1 op type\(s\) this evaluator does not run: NonMaxSuppression \(1 node\(s\), first 'nms\/1'\); nothing was run/);
+  });
+});
