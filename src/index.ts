@@ -48,6 +48,9 @@ export { serializePth } from './io/pth.js';
 export { renameKeys, detectDialect, DIALECTS, type Dialect } from './io/dialects.js';
 export { toOnnx, type OnnxOptions } from './io/onnx.js';
 export { readOnnx, OnnxError, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo, type ReadOnnxOptions } from './io/onnx_read.js';
+export { fuseOnnx, fuseBound, type FuseOnnxResult, type FusedPattern, type SkippedPattern, type FuseCheck } from './onnx/fuse.js';
+export { checkFused, probeShape } from './onnx/check.js';
+export { onnxProtoOf } from './io/onnx.js';
 export { runOnnx, unsupportedNodes, SUPPORTED_OPS, OnnxRunError, type RunOnnxOptions, type Value as OnnxValue } from './onnx/run.js';
 export { VERSION } from './version.js';
 

@@ -12,6 +12,8 @@ import { ProtoMessage } from './protobuf.js';
 import type { RepVGG, RepVGGBlock } from '../nn/repvgg.js';
 import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { VERSION } from '../version.js';
+import { ONNX_DTYPES, type OnnxAttribute, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from './onnx_read.js';
+import { showText } from '../tensor/untrusted.js';
 
 /** opset → the IR version that introduced it (onnx/docs/Versioning.md). */
 const IR_VERSION: Readonly<Record<number, number>> = { 11: 6, 12: 7, 13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10 };
@@ -128,4 +130,69 @@ export function onnxModelProto(model: RepVGG, opts: OnnxOptions = {}): ProtoMess
     .string(3, VERSION)
     .message(7, g.graph)
     .message(8, new ProtoMessage().string(1, '').varint(2, opset));
+}
+
+// ---- any graph read by readOnnx, written back (fuse-onnx's output) --------------------------------
+
+const DTYPE_CODE: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(ONNX_DTYPES).map(([code, name]) => [name, Number(code)]));
+
+/** A tensor as TensorProto: dims, type, name, little-endian raw_data (int64 from exact numbers). */
+function tensorProto(t: OnnxTensor): ProtoMessage {
+  if (t.dtype === 'float16' || t.dtype === 'bfloat16') throw new Error(`onnx: writing ${t.dtype} tensors is not supported (tensor '${showText(t.name)}')`);
+  const p = new ProtoMessage();
+  for (const d of t.dims) p.varint(1, d);
+  p.varint(2, DTYPE_CODE[t.dtype]).string(8, t.name);
+  const d = t.data;
+  const raw = t.dtype === 'int64' ? BigInt64Array.from(d as Float64Array, (v) => BigInt(v))
+    : t.dtype === 'uint64' ? BigUint64Array.from(d as Float64Array, (v) => BigInt(v)) : d;
+  return p.bytes(9, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+}
+
+function attributeProto(name: string, a: OnnxAttribute): ProtoMessage {
+  const m = new ProtoMessage().string(1, name);
+  switch (a.kind) {
+    case 'float': return m.float(2, a.value).varint(20, 1);
+    case 'int': return m.varint(3, a.value).varint(20, 2);
+    case 'string': return m.string(4, a.value).varint(20, 3);
+    case 'tensor': return m.message(5, tensorProto(a.value)).varint(20, 4);
+    case 'floats': for (const v of a.value) m.float(7, v); return m.varint(20, 6);
+    case 'ints': for (const v of a.value) m.varint(8, v); return m.varint(20, 7);
+    case 'strings': for (const v of a.value) m.string(9, v); return m.varint(20, 8);
+    default: throw new Error(`onnx: attribute '${showText(name)}' holds a subgraph or a type this writer does not keep`);
+  }
+}
+
+function valueInfoProto(v: OnnxValueInfo): ProtoMessage {
+  const m = new ProtoMessage().string(1, v.name);
+  if (v.dtype === null) return m;
+  const tensorType = new ProtoMessage().varint(1, DTYPE_CODE[v.dtype]);
+  if (v.dims !== null) {
+    const shape = new ProtoMessage();
+    for (const d of v.dims) shape.message(1, typeof d === 'number' ? new ProtoMessage().varint(1, d) : typeof d === 'string' ? new ProtoMessage().string(2, d) : new ProtoMessage());
+    tensorType.message(2, shape);
+  }
+  return m.message(2, new ProtoMessage().message(1, tensorType));
+}
+
+/** An OnnxModel (as readOnnx returns it, possibly rewritten) as a ModelProto. */
+export function onnxProtoOf(model: OnnxModel, producer = 'repvgg-ts'): ProtoMessage {
+  const g = new ProtoMessage();
+  for (const n of model.nodes) {
+    const m = new ProtoMessage();
+    for (const i of n.inputs) m.string(1, i);
+    for (const o of n.outputs) m.string(2, o);
+    m.string(3, n.name).string(4, n.opType);
+    if (n.domain !== '') m.string(7, n.domain);
+    for (const [k, a] of n.attributes) m.message(5, attributeProto(k, a));
+    g.message(1, m);
+  }
+  g.string(2, model.graphName);
+  for (const t of model.initializers.values()) g.message(5, tensorProto(t));
+  for (const v of model.inputs) g.message(11, valueInfoProto(v));
+  for (const v of model.outputs) g.message(12, valueInfoProto(v));
+  for (const v of model.valueInfo.values()) g.message(13, valueInfoProto(v));
+  const m = new ProtoMessage().varint(1, model.irVersion).string(2, producer).string(3, VERSION).message(7, g)
+    .message(8, new ProtoMessage().string(1, '').varint(2, model.opset));
+  for (const [domain, version] of model.otherOpsets) m.message(8, new ProtoMessage().string(1, domain).varint(2, version));
+  return m;
 }

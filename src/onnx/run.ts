@@ -32,8 +32,8 @@ export interface RunOnnxOptions {
   algorithm?: ConvAlgorithm;
   /** bytes the live values may take at once before the run is refused (default 8 GiB) */
   memoryLimit?: number;
-  /** called after each node with its index and the node count (progress) */
-  onNode?: (index: number, count: number, node: OnnxNode) => void;
+  /** called after each node with its index, the node count and the node's input and output values (progress, counting) */
+  onNode?: (index: number, count: number, node: OnnxNode, inputs: (Value | null)[], outputs: Value[]) => void;
 }
 
 /** The nodes whose op this evaluator does not run (every one, with its name): empty when the model runs. */
@@ -121,7 +121,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     });
     scratch = 0;
     for (const x of node.inputs) if (x !== '' && lastUse.get(x) === i && !keep.has(x) && !model.initializers.has(x) && env.has(x)) release(x);
-    opts.onNode?.(i, model.nodes.length, node);
+    opts.onNode?.(i, model.nodes.length, node, xs, ys);
   });
   const out = new Map<string, Value>();
   for (const o of model.outputs) out.set(o.name, env.get(o.name)!);

@@ -14,5 +14,6 @@ import { inspect } from './inspect.js';
 import { exportOnnx } from './export.js';
 import { web } from './web.js';
 import { run } from './run.js';
+import { fuseOnnxCommand } from './fuse_onnx.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, explain, verify, fixtures, web];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, explain, verify, fixtures, web];

@@ -1,0 +1,39 @@
+// Checking a rewritten graph against its original: both run in float64 (the reference mode) on one
+// random probe batch drawn from the graph input's declared shape.
+
+import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
+import { Rng, uniform } from '../tensor/rng.js';
+import { type Value, runOnnx } from './run.js';
+import { type FuseCheck, type FuseOnnxResult, fuseBound } from './fuse.js';
+import { showText } from '../tensor/untrusted.js';
+
+/** The probe's shape: the input's declared dims, a symbolic batch as 2 and other symbolic sizes as `size`. */
+export function probeShape(model: OnnxModel, size = 32): number[] {
+  if (model.inputs.length !== 1) throw new Error(`the graph has ${model.inputs.length} inputs; the probe feeds graphs with one`);
+  const dims = model.inputs[0].dims;
+  if (dims === null) throw new Error(`input '${showText(model.inputs[0].name)}' declares no shape; the probe needs one`);
+  return dims.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 2 : size));
+}
+
+export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number } = {}): FuseCheck {
+  const shape = probeShape(original, opts.size);
+  const x = uniform(shape, new Rng(opts.seed ?? 0), -1, 1, 'float64');
+  // multiply-adds of the convolutions: output elements × (C/groups)·kH·kW
+  const macs = [0, 0];
+  const counter = (k: number) => (_i: number, _n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
+    if (node.opType === 'Conv' && xs[1]) macs[k] += ys[0].data.length * xs[1].shape[1] * xs[1].shape[2] * xs[1].shape[3];
+  };
+  const a = runOnnx(original, [x], { dtype: 'float64', algorithm: 'im2col', onNode: counter(0) });
+  const b = runOnnx(result.model, [x], { dtype: 'float64', algorithm: 'im2col', onNode: counter(1) });
+  let diff = 0, big = 0;
+  for (const [name, ya] of a) {
+    const yb = b.get(name)!;
+    for (let i = 0; i < ya.data.length; i++) {
+      diff = Math.max(diff, Math.abs(ya.data[i] - yb.data[i]));
+      big = Math.max(big, Math.abs(ya.data[i]));
+      if (Number.isNaN(ya.data[i]) !== Number.isNaN(yb.data[i])) diff = Infinity;
+    }
+  }
+  const float64 = [...result.model.initializers.values()].some((t) => t.dtype === 'float64');
+  return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, float64, big), maxAbsOutput: big, probeShape: shape, macsBefore: macs[0], macsAfter: macs[1] };
+}

@@ -1,0 +1,102 @@
+// Graph-level re-parameterization (fuseOnnx) on PyTorch's exports: the expected node counts after
+// fusion (what onnx.checker accepted in fixtures/make_onnx_fixtures.py, recorded in the manifest),
+// the fused graph's outputs against PyTorch's and onnxruntime-web's on the fused file, and nothing
+// fused where fusing would change the function (a residual add across a ReLU, a nonlinear branch).
+//
+// Tolerance for the fused float32 graph against PyTorch (the unfused model): the model contract
+// 1e-4·max|ref| of test/onnx/run.test.ts (fusing moves each weight by one float32 rounding, far
+// below it). float64: the error model of fuseBound (src/onnx/fuse.ts).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-web';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { onnxProtoOf, toOnnx } from '../../src/io/onnx.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { fuseOnnx } from '../../src/onnx/fuse.js';
+import { checkFused } from '../../src/onnx/check.js';
+import { ProtoMessage } from '../../src/io/protobuf.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+import { fixturePath, loadTorchFixture } from '../helpers.js';
+
+ort.env.wasm.numThreads = 1;
+type Info = { reference: string; opset: number; float64?: boolean; fused?: { ops: Record<string, number> } };
+const manifest = JSON.parse(readFileSync(fixturePath('onnx/manifest.json'), 'utf8')).files as Record<string, Info>;
+const opCounts = (nodes: { opType: string }[]) => { const c: Record<string, number> = {}; for (const n of nodes) c[n.opType] = (c[n.opType] ?? 0) + 1; return c; };
+const maxAbs = (a: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i])); return m; };
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+describe('fuseOnnx on PyTorch exports', () => {
+  // what each family must become (the exporter already folded Conv+BN pairs; the rest is ours)
+  const EXPECTED: Record<string, { fused: number; conv: number }> = {
+    repvgg_train: { fused: 7, conv: 7 }, mobileone_stack: { fused: 3, conv: 5 }, yolov7_repconv: { fused: 2, conv: 2 }, yolov6_stack: { fused: 3, conv: 3 },
+    acb_block: { fused: 2, conv: 2 }, resnet_basic: { fused: 0, conv: 6 }, neck: { fused: 0, conv: 6 },
+    dbb_block: { fused: 1, conv: 5 }, // its BNAndPad exports as ScatterND shape arithmetic: only a Conv+BN pair fuses (said in the README)
+  };
+  for (const [file, info] of Object.entries(manifest)) {
+    if (info.float64 === true) continue;
+    const name = info.reference.replace('.safetensors', '');
+    it(`${file}: ${EXPECTED[name].fused} pattern(s) fused; the fused file runs in onnxruntime-web and matches PyTorch`, async () => {
+      const model = readOnnx(new Uint8Array(readFileSync(fixturePath(`onnx/${file}`))));
+      const r = fuseOnnx(model);
+      expect(r.fused.length).toBe(EXPECTED[name].fused);
+      expect(r.skipped).toEqual([]);
+      expect(opCounts(r.model.nodes)).toEqual(info.fused!.ops); // as onnx.checker saw our CLI's output
+      expect(opCounts(r.model.nodes).Conv).toBe(EXPECTED[name].conv);
+      if (r.fused.length === 0) expect(r.model.nodes).toEqual(model.nodes); // untouched, names and all
+      const check = checkFused(model, r);
+      expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+      const ref = loadTorchFixture(`onnx/${name}`);
+      const x = ref.t('x'), y = ref.t('y');
+      const bytes = onnxProtoOf(r.model).encode();
+      const again = readOnnx(bytes); // our writer's output reads back to the same graph
+      expect(opCounts(again.nodes)).toEqual(opCounts(r.model.nodes));
+      const ours = runOnnx(again, { input: x }, { algorithm: 'im2col' }).get('output')!;
+      expect(maxDiff(ours.data, y.data)).toBeLessThanOrEqual(1e-4 * maxAbs(y.data));
+      const session = await ort.InferenceSession.create(bytes);
+      const theirs = (await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) })).output.data as Float32Array;
+      await session.release();
+      expect(maxDiff(theirs, y.data)).toBeLessThanOrEqual(1e-4 * maxAbs(y.data));
+    });
+  }
+
+  it('the float64 export fuses to weights whose outputs match PyTorch\'s float64 ones (1e-10·max|ref|)', () => {
+    const model = readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/yolov6_stack_opset17_f64.onnx'))));
+    const r = fuseOnnx(model);
+    expect(r.fused.length).toBe(3);
+    const ref = loadTorchFixture('onnx/yolov6_stack');
+    const y = runOnnx(r.model, { input: ref.t('x').to('float64') }, { dtype: 'float64' }).get('output')!;
+    expect(maxDiff(y.data, ref.t('y@f64').data)).toBeLessThanOrEqual(1e-10 * maxAbs(ref.t('y@f64').data));
+  });
+
+  it('our own training-time export (Conv → BN pairs unfolded, identity BNs) becomes the deploy graph: one Conv per block', () => {
+    const cfg = { num_blocks: [2, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 4, in_channels: 3 };
+    const train = RepVGG.fromConfig(cfg, { seed: 3 }).eval();
+    for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0.1); bn.runningVar.data.fill(1.7); }
+    const model = readOnnx(toOnnx(train));
+    const r = fuseOnnx(model);
+    expect(opCounts(r.model.nodes)).toEqual({ Conv: 6, Relu: 6, GlobalAveragePool: 1, Flatten: 1, Gemm: 1 });
+    expect(opCounts(readOnnx(toOnnx(convert(train))).nodes)).toEqual(opCounts(r.model.nodes)); // the same graph convert() exports
+    const x = uniform([2, 3, 20, 20], new Rng(4), -1, 1);
+    const want = train.setAlgorithm('im2col').forward(x); // the branched model's own forward
+    const got = runOnnx(r.model, { input: x }, { algorithm: 'im2col' }).get('logits')!;
+    expect(maxDiff(got.data, want.data)).toBeLessThanOrEqual(1e-4 * maxAbs(want.data)); // the model contract
+  });
+
+  it('a branch with a ReLU inside is not fused (the sum is not of linear maps of one tensor)', () => {
+    const P = () => new ProtoMessage();
+    const f32 = (n: number) => new Uint8Array(uniform([n], new Rng(n), -1, 1).data.buffer);
+    const init = (name: string, dims: number[]) => { const m = P(); for (const d of dims) m.varint(1, d); return m.varint(2, 1).string(8, name).bytes(9, f32(dims.reduce((a, b) => a * b, 1))); };
+    const node = (op: string, ins: string[], out: string, attrs: ProtoMessage[] = []) => { const m = P(); for (const i of ins) m.string(1, i); m.string(2, out).string(3, out).string(4, op); for (const a of attrs) m.message(5, a); return m; };
+    const pads = P().string(1, 'pads').varint(8, 1).varint(8, 1).varint(8, 1).varint(8, 1).varint(20, 7);
+    const g = P().message(1, node('Conv', ['x', 'w1'], 'a', [pads])).message(1, node('Relu', ['a'], 'ra')).message(1, node('Conv', ['x', 'w2'], 'b')).message(1, node('Add', ['ra', 'b'], 'y'))
+      .string(2, 'g').message(5, init('w1', [2, 2, 3, 3])).message(5, init('w2', [2, 2, 1, 1]));
+    const vi = (n: string) => P().string(1, n).message(2, P().message(1, P().varint(1, 1).message(2, P().message(1, P().varint(1, 1)).message(1, P().varint(1, 2)).message(1, P().varint(1, 5)).message(1, P().varint(1, 5)))));
+    g.message(11, vi('x')).message(12, vi('y'));
+    const model = readOnnx(P().varint(1, 8).message(7, g).message(8, P().string(1, '').varint(2, 17)).encode());
+    const r = fuseOnnx(model);
+    expect(r.fused).toEqual([]);
+    expect(r.model.nodes).toEqual(model.nodes);
+  });
+});
