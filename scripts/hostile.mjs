@@ -75,6 +75,47 @@ mkdirSync(userDir);
 writeFileSync(join(userDir, 'thesis.tex'), 'years of work');
 const plan = f('plan.json', '[]');
 const legacy = (p) => join(root, 'fixtures', 'pth', `official_legacy_p${p}.pth`);
+// ONNX material, written with the library's own protobuf writer
+const { ProtoMessage } = await import(join(root, 'dist', 'io', 'protobuf.js'));
+const PM = () => new ProtoMessage();
+const onnxTensor = (name, dims, raw, type = 1, external = null) => {
+  const m = PM();
+  for (const v of dims) m.varint(1, v);
+  m.varint(2, type).string(8, name);
+  if (raw !== null) m.bytes(9, raw);
+  if (external !== null) m.message(13, PM().string(1, 'location').string(2, external)).varint(14, 1);
+  return m;
+};
+const onnxVi = (name, dims) => { const sh = PM(); for (const v of dims) sh.message(1, PM().varint(1, v)); return PM().string(1, name).message(2, PM().message(1, PM().varint(1, 1).message(2, sh))); };
+const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, opset = 17) => {
+  const g = PM();
+  for (const [op, ins, outs, name] of nodes) {
+    const n = PM();
+    for (const i of ins) n.string(1, i);
+    for (const o of outs) n.string(2, o);
+    n.string(3, name ?? `${op}_${outs[0]}`).string(4, op);
+    if (attr !== null) n.message(5, attr);
+    g.message(1, n);
+  }
+  g.string(2, 'g');
+  for (const t of inits) g.message(5, t);
+  g.message(11, onnxVi('x', [1, 2])).message(12, onnxVi(out, []));
+  return PM().varint(1, 8).message(7, g).message(8, PM().string(1, '').varint(2, opset)).encode();
+};
+const onnxX = f('onnx_x.npy', npy([1, 2]));
+const onnxGood = readFileSync(join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'));
+const deepAttr = (() => { // 10^5 nested messages as the attribute's subgraph, built in one pass from the lengths
+  const depth = 100_000, leaf = enc.encode('leaf');
+  const vlen = (n) => { let k = 1; while (n >= 128) { n = Math.floor(n / 128); k++; } return k; };
+  const lens = [leaf.length];
+  for (let k = 1; k <= depth; k++) lens.push(lens[k - 1] + 1 + vlen(lens[k - 1]));
+  const b = new Uint8Array(lens[depth]);
+  let at = 0;
+  for (let k = depth; k >= 1; k--) { b[at++] = 0x0a; for (let n = lens[k - 1]; ; n = Math.floor(n / 128)) { if (n < 128) { b[at++] = n; break; } b[at++] = (n & 0x7f) | 0x80; } }
+  b.set(leaf, at);
+  return PM().string(1, 'then_branch').varint(20, 5).bytes(6, b);
+})();
+
 /** Cases that must succeed: exit 0 and what `check` asks of the output. */
 const okIf = (go, check) => () => { const r = go(); r.mustSucceed = true; r.extra = check(r); return r; };
 const unchanged = (path, go) => () => { const before = readFileSync(path); const r = go(); if (!readFileSync(path).equals(before)) r.extra = [`${path} was changed`]; return r; };
@@ -206,6 +247,23 @@ const CASES = [
   ["inspect: a partial 'module.' prefix", () => run('inspect', f('partial.safetensors', serializeSafetensors(new Map([...okEntries].map(([k, v]) => [/running_/.test(k) ? `module.${k}` : k, v])))))],
   ['a non-tensor value in a plain state dict', () => run('inspect', f('nontensor.pth', pthOf(Uint8Array.from([...tensorPkl([0x28, 0x4b, 1, 0x74]).subarray(0, -1), ...uni('note'), 0x4b, 3, 0x73, 0x2e]))))],
   ['train --resume a broken .pth names the file', () => run('train', '--data', data, '--resume', f('broken.pth', 'PK\u0003\u0004 not a zip'), '--out', join(d, 'r2.safetensors'))],
+  // ONNX in: the reader, run and fuse-onnx
+  ['onnx: truncated model', () => run('run', f('trunc.onnx', onnxGood.subarray(0, onnxGood.length >> 1)), '--input', onnxX, '--out', join(d, 'o1.npy'))],
+  ['onnx: text as a model', () => run('fuse-onnx', f('text.onnx', 'not a protobuf at all'), join(d, 'o2.onnx'))],
+  ['onnx: 10^18-element initializer in 100 bytes', () => run('run', f('huge.onnx', onnxModel([['Add', ['x', 'w'], ['y']]], [onnxTensor('w', [1e9, 1e9], new Uint8Array(4))])), '--input', onnxX, '--out', join(d, 'o3.npy'))],
+  ['onnx: 10^10-element value at run time', () => run('run', f('bigrun.onnx', onnxModel([['ConstantOfShape', ['s'], ['big']], ['Add', ['x', 'big'], ['y']]], [onnxTensor('s', [2], new Uint8Array(new BigInt64Array([100000n, 100000n]).buffer), 7)])), '--input', onnxX, '--out', join(d, 'o4.npy'))],
+  ['onnx: a cycle', () => run('run', f('cycle.onnx', onnxModel([['Add', ['x', 'q'], ['p']], ['Relu', ['p'], ['q']]], [], 'q')), '--input', onnxX, '--out', join(d, 'o5.npy'))],
+  ['onnx: a dangling input', () => run('run', f('dangling.onnx', onnxModel([['Add', ['x', 'nowhere'], ['y']]])), '--input', onnxX, '--out', join(d, 'o6.npy'))],
+  ['onnx: unsupported ops (listed)', () => run('run', f('nms.onnx', onnxModel([['NonMaxSuppression', ['x'], ['y']]])), '--input', onnxX, '--out', join(d, 'o7.npy'))],
+  ['onnx: a subgraph nested 10^5 deep', () => run('run', f('deepgraph.onnx', onnxModel([['If', ['x'], ['y']]], [], 'y', deepAttr)), '--input', onnxX, '--out', join(d, 'o8.npy'))],
+  ['onnx: external data ../escape', () => run('run', f('escape.onnx', onnxModel([['Add', ['x', 'w'], ['y']]], [onnxTensor('w', [1, 2], null, 1, '../outside.bin')])), '--input', onnxX, '--out', join(d, 'o9.npy'))],
+  ['onnx: external data absolute path', () => run('run', f('abs.onnx', onnxModel([['Add', ['x', 'w'], ['y']]], [onnxTensor('w', [1, 2], null, 1, '/etc/passwd')])), '--input', onnxX, '--out', join(d, 'o10.npy'))],
+  ['onnx: external data past its file', () => { writeFileSync(join(d, 'small.bin'), Buffer.alloc(4)); return run('run', f('short.onnx', onnxModel([['Add', ['x', 'w'], ['y']]], [onnxTensor('w', [1, 1000], null, 1, 'small.bin')])), '--input', onnxX, '--out', join(d, 'o11.npy')); }],
+  ['onnx: control characters in node names', () => run('run', f('names.onnx', onnxModel([['NonMaxSuppression', ['x'], ['y'], H]])), '--input', onnxX, '--out', join(d, 'o12.npy'))],
+  ['onnx: input of the wrong shape', () => run('run', f('shape.onnx', onnxModel([['Relu', ['x'], ['y']]])), '--input', x, '--out', join(d, 'o13.npy'))],
+  ['onnx: opset 9', () => run('run', f('old.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 9)), '--input', onnxX, '--out', join(d, 'o14.npy'))],
+  ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
+  ['fuse-onnx of a real export (valid)', okIf(() => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'repvgg_train_opset17.onnx'), join(d, 'fused.onnx')), (r) => (/7 pattern\(s\) fused: 35 → 17 nodes/.test(r.stdout) ? [] : ['not fused as expected']))],
 ];
 
 let bad = 0;
