@@ -1,0 +1,40 @@
+// Small ONNX graphs for tests, written with the engine's protobuf writer (onnx.proto field numbers).
+import { ProtoMessage } from '../../src/io/protobuf.js';
+
+export const P = () => new ProtoMessage();
+export const FLOAT = 1, INT64 = 7;
+export type NodeSpec = { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: ProtoMessage[] };
+
+export const node = (n: NodeSpec) => {
+  const m = P();
+  for (const i of n.inputs) m.string(1, i);
+  for (const o of n.outputs) m.string(2, o);
+  m.string(3, n.name ?? `${n.op}_${n.outputs[0]}`).string(4, n.op);
+  for (const a of n.attrs ?? []) m.message(5, a);
+  return m;
+};
+export const intAttr = (name: string, v: number) => P().string(1, name).varint(3, v).varint(20, 2);
+export const intsAttr = (name: string, vs: number[]) => { const m = P().string(1, name); for (const v of vs) m.varint(8, v); return m.varint(20, 7); };
+export const tensor = (name: string, dims: number[], type: number, raw: Uint8Array | null, extra?: (m: ProtoMessage) => void) => {
+  const m = P();
+  for (const d of dims) m.varint(1, d);
+  m.varint(2, type).string(8, name);
+  if (raw !== null) m.bytes(9, raw);
+  extra?.(m);
+  return m;
+};
+export const valueInfo = (name: string, dims: (number | string)[]) => {
+  const shape = P();
+  for (const d of dims) shape.message(1, typeof d === 'number' ? P().varint(1, d) : P().string(2, d));
+  return P().string(1, name).message(2, P().message(1, P().varint(1, FLOAT).message(2, shape)));
+};
+export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; opset?: number } = {}): Uint8Array {
+  const g = P();
+  for (const n of nodes) g.message(1, node(n));
+  g.string(2, 'g');
+  for (const t of opts.inits ?? []) g.message(5, t);
+  for (const v of opts.inputs ?? [valueInfo('x', [1, 2])]) g.message(11, v);
+  for (const o of opts.outputs ?? [nodes.at(-1)?.outputs[0] ?? 'x']) g.message(12, valueInfo(o, []));
+  return P().varint(1, 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
+}
+export const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
