@@ -14,7 +14,7 @@ import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
 import { BatchNorm2d, Conv2d } from '../nn/layers.js';
-import { fuseLinearBranches } from '../reparam/fuse.js';
+import { type FuseTrace, fuseLinearBranches } from '../reparam/fuse.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { attrFloat, attrInt, attrInts, attrString } from './value.js';
@@ -46,8 +46,8 @@ interface Branch {
   root: string;
 }
 
-/** The fused graph; `model` is not changed. */
-export function fuseOnnx(model: OnnxModel): FuseOnnxResult {
+/** The fused graph; `model` is not changed. `trace` sees the fuser's steps for the first pattern fused (repvgg explain --onnx). */
+export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
   const readers = new Map<string, OnnxNode[]>();
   for (const n of model.nodes) {
@@ -125,7 +125,7 @@ export function fuseOnnx(model: OnnxModel): FuseOnnxResult {
     const convs = branches.flatMap((b) => b.nodes.filter((n) => n.opType === 'Conv'));
     try {
       const lb = linearBranchesOf(branches, post, convs, model);
-      const kb = fuseLinearBranches(lb, at);
+      const kb = fuseLinearBranches(lb, at, fused.length === 0 ? opts.trace : undefined);
       const dtype = model.initializers.get(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: dtype === 'float64' ? Float64Array.from(kb.kernel.data) : Float32Array.from(kb.kernel.data) });

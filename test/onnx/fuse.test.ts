@@ -100,3 +100,14 @@ describe('fuseOnnx on PyTorch exports', () => {
     expect(r.model.nodes).toEqual(model.nodes);
   });
 });
+
+describe('repvgg explain --onnx', () => {
+  it('lists every fusable pattern and walks the first through the fuser\'s steps, ending at the fused conv fuse-onnx writes', async () => {
+    const { cli } = await import('../cli/run.js');
+    const r = await cli('explain', '--onnx', fixturePath('onnx/yolov6_stack_opset17.onnx'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/19 nodes, opset 17; 3 pattern\(s\) fuse/);
+    expect(r.out).toMatch(/Conv 3×3 \| Conv 1×1 \| identity → BN ⇒ Conv 3×3 \(5 nodes → 1\)/);
+    expect(r.out).toMatch(/centre the branch in 3×3[\s\S]*add the branches[\s\S]*fold the BN after the sum/);
+  });
+});

@@ -15,6 +15,9 @@ import { type FamilySpec, deployKey, familyBlock } from '../../nn/families.js';
 import { setConvAlgorithm } from '../../nn/conv_algorithm.js';
 import { fuseBranchBlock, deployBlock } from '../../reparam/branches.js';
 import { fuseLinearBranches } from '../../reparam/fuse.js';
+import { fuseOnnx } from '../../onnx/fuse.js';
+import { readOnnxFile } from '../files.js';
+import { showText } from '../../tensor/untrusted.js';
 
 const r2 = (rng: Rng, lo: number, hi: number) => Math.round((lo + (hi - lo) * rng.next()) * 100) / 100;
 
@@ -106,15 +109,42 @@ Both forms on one 1×2×4×4 input: largest |Δ| = ${worst.toExponential(2)} (fl
   return 0;
 }
 
+// An ONNX graph's fusable patterns, and the first one through the fuser's steps with its numbers.
+function explainOnnx(io: Io, path: string): number {
+  const model = readOnnxFile(path);
+  let step = 0;
+  const shown: string[] = [];
+  const r = fuseOnnx(model, {
+    trace: (st) => {
+      shown.push(`${++step}. ${showText(st.at, 60)}: ${st.what}`);
+      const [F, C, kh, kw] = st.kb.kernel.shape;
+      if (F * C * kh * kw <= 2 * 2 * 3 * 3) { showKernel({ ...io, out: (l) => shown.push(l) }, 'K', st.kb.kernel); showBias({ ...io, out: (l) => shown.push(l) }, 'b', st.kb.bias); }
+      else shown.push(`  K (${st.kb.kernel.shape.join(', ')}): K[0, 0] = [${Array.from(st.kb.kernel.data.subarray(0, kh * kw), fmt).join('')} ]; b[0..2] = [${Array.from(st.kb.bias.data.subarray(0, 3), fmt).join('')} ]`);
+    },
+  });
+  io.out(`${path}: ${model.nodes.length} nodes, opset ${model.opset}; ${r.fused.length} pattern(s) fuse, ${r.skipped.length} kept with a reason`);
+  for (const f of r.fused) io.out(`  ${showText(f.at, 48).padEnd(48)} ${f.pattern} (${f.nodesBefore} nodes → 1)`);
+  for (const s of r.skipped) io.out(`  kept ${showText(s.at, 43).padEnd(43)} ${showText(s.why, 160)}`);
+  if (r.fused.length === 0) return 0;
+  io.out(`\nThe first one fused, '${showText(r.fused[0].at, 60)}', step by step (the same fuser as repvgg convert; float64):`);
+  for (const l of shown) io.out(l);
+  io.out(`\nrepvgg fuse-onnx ${path} OUT.onnx writes the fused graph after checking it against this one.`);
+  return 0;
+}
+
 export const explain: Command = {
   spec: {
     name: 'explain',
     summary: 'walk a tiny 2-channel block through every re-parameterization step',
-    usage: `repvgg explain [--block ${BLOCKS.join('|')}] [--seed N]`,
-    flags: { threads: 'count', backend: 'string', seed: 'seed', block: 'string' },
+    usage: `repvgg explain [--block ${BLOCKS.join('|')}] [--seed N] | --onnx MODEL.onnx\n` +
+      '  --onnx lists every fusable pattern in the graph and walks the first through the fuser\'s steps.',
+    flags: { threads: 'count', backend: 'string', seed: 'seed', block: 'string', onnx: 'string' },
     positionals: 0,
+    files: [{ arg: 'onnx', role: 'in' }],
   },
   run(a, io: Io): number {
+    const onnx = a.flags.get('onnx') as string | undefined;
+    if (onnx !== undefined) return explainOnnx(io, onnx);
     const rng = new Rng((a.flags.get('seed') as number | undefined) ?? 1);
     const which = oneOf((a.flags.get('block') as string | undefined) ?? 'repvgg', BLOCKS, 'explain: --block');
     if (which !== 'repvgg') return walkFamily(io, which, rng);
