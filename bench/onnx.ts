@@ -28,6 +28,7 @@ const evalVsForward = await alternate([
 ], 20_000);
 console.log(`A0 deploy, 224, batch 1, one thread: forward ${evalVsForward.forward.toFixed(1)} ms, runOnnx ${evalVsForward.runOnnx.toFixed(1)} ms (${(evalVsForward.runOnnx / evalVsForward.forward).toFixed(2)}× forward; target ≤ 1.2×)`);
 
+if (process.argv.includes("--eval-only")) process.exit(0);
 const b0 = RepVGG.fromConfig(zooConfig('B0'), { seed: 3 }).eval();
 const b0Bytes = toOnnx(b0);
 const fuseTimes: number[] = [];

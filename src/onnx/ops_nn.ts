@@ -4,10 +4,28 @@
 
 import type { OnnxNode } from '../io/onnx_read.js';
 import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, input, intsOf, nodeError, toFloat } from './value.js';
-import { conv2d, type ConvAlgorithm } from '../ops/conv2d.js';
+import type { ConvAlgorithm } from '../ops/conv2d.js';
+import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 
-type Op = (ctx: OpContext & { algorithm: ConvAlgorithm }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+type Op = (ctx: OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+
+/** Conv2d modules per node and precision, sharing the weight and bias arrays (an initializer's value is the same array every run). */
+const CONVS = new WeakMap<OnnxNode, Map<string, { conv: Conv2d; w: Value['data']; b: Value['data'] | null }>>();
+
+function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, groups: number, dtype: 'float32' | 'float64'): Conv2d {
+  let byDtype = CONVS.get(node);
+  if (byDtype === undefined) CONVS.set(node, byDtype = new Map());
+  const hit = byDtype.get(dtype);
+  if (hit !== undefined && hit.w === w.data && hit.b === (b?.data ?? null)) return hit.conv;
+  const conv = new Conv2d(w.shape[1] * groups, w.shape[0], [w.shape[2], w.shape[3]], {
+    stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups, bias: b !== null, dtype, init: false,
+  }).eval();
+  conv.weight.data = new Tensor(w.data, w.shape);
+  if (b !== null) conv.bias!.data = new Tensor(b.data, b.shape);
+  byDtype.set(dtype, { conv, w: w.data, b: b?.data ?? null });
+  return conv;
+}
 
 const expect4d = (node: OnnxNode, v: Value, what: string): void => {
   if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (only 2-D spatial ops are supported)`);
@@ -99,6 +117,9 @@ function globalPool(kind: 'max' | 'avg'): Op {
 }
 
 export const NN_OPS: Record<string, Op> = {
+  // On a Conv2d module built once per node and precision (prepared filters kept across runs, as a
+  // deploy model keeps them); a ReLU that alone reads the output runs in the conv's output pass
+  // (the same bits as a separate ReLU).
   Conv: (ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
     expect4d(node, x, 'X');
@@ -107,12 +128,11 @@ export const NN_OPS: Record<string, Op> = {
     const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
     if (win.kh !== w.shape[2] || win.kw !== w.shape[3]) throw nodeError(node, `kernel_shape [${win.kh}, ${win.kw}] does not match W [${w.shape.join(', ')}]`);
     const groups = attrInt(node, 'group', 1);
+    const shape = convShape(node, x.shape, w.shape, win, groups);
     try {
-      const y = conv2d(new Tensor(x.data, x.shape), new Tensor(w.data, w.shape), b === null ? null : new Tensor(b.data, b.shape), {
-        stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups,
-        algorithm: ctx.algorithm,
-        out: new Tensor(ctx.alloc(convShape(node, x.shape, w.shape, win, groups), 'float'), convShape(node, x.shape, w.shape, win, groups)),
-      });
+      const conv = preparedConv(node, w, b, win, groups, ctx.float);
+      conv.algorithm = ctx.algorithm;
+      const y = conv.forward(new Tensor(x.data, x.shape), new Tensor(ctx.alloc(shape, 'float'), shape), ctx.reluAfter === node);
       return [{ dtype: ctx.float, shape: y.shape.slice(), data: y.data }];
     } catch (e) {
       throw nodeError(node, (e as Error).message);

@@ -18,7 +18,11 @@ import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, n
 export { OnnxRunError } from './value.js';
 export type { Value } from './value.js';
 
-type Op = (ctx: OpContext & { algorithm: ConvAlgorithm }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode };
+type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
+
+/** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
+const INITS = new WeakMap<OnnxModel, Map<string, Map<string, Value>>>();
 
 const OPS: Readonly<Record<string, Op>> = { ...MATH_OPS, ...SHAPE_OPS, ...NN_OPS };
 
@@ -71,7 +75,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     const r = refs.get(v.data)! - 1;
     if (r === 0) { refs.delete(v.data); live -= v.data.byteLength; } else refs.set(v.data, r);
   };
-  const ctx: OpContext & { algorithm: ConvAlgorithm } = {
+  const ctx: Ctx = {
     float, opset: model.opset, algorithm: opts.algorithm ?? 'auto',
     alloc(shape, kind) {
       const n = numel(shape);
@@ -84,7 +88,23 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     },
   };
 
-  for (const [name, t] of model.initializers) { hold(name, valueOfTensor(ctx, t)); scratch = 0; }
+  let inits = INITS.get(model)?.get(float);
+  if (inits === undefined) {
+    inits = new Map([...model.initializers].map(([name, t]) => [name, valueOfTensor(ctx, t)]));
+    if (!INITS.has(model)) INITS.set(model, new Map());
+    INITS.get(model)!.set(float, inits);
+  }
+  for (const [name, v] of inits) { hold(name, v); scratch = 0; }
+  // a Conv whose output only a Relu reads runs the ReLU in its output pass; that Relu passes its input on
+  const readers = new Map<string, OnnxNode[]>();
+  for (const n of model.nodes) for (const i of n.inputs) if (i !== '') readers.set(i, [...(readers.get(i) ?? []), n]);
+  const outputs = new Set(model.outputs.map((o) => o.name));
+  const reluOf = new Map<OnnxNode, OnnxNode>();
+  for (const n of model.nodes) {
+    const r = readers.get(n.outputs[0]);
+    if (n.opType === 'Conv' && r?.length === 1 && r[0].opType === 'Relu' && !outputs.has(n.outputs[0])) reluOf.set(n, r[0]);
+  }
+  const fusedRelus = new Set(reluOf.values());
   const given = inputs instanceof Map ? inputs : Array.isArray(inputs) ? new Map(model.inputs.map((v, i) => [v.name, inputs[i]])) : new Map(Object.entries(inputs));
   for (const v of model.inputs) {
     const t = given.get(v.name);
@@ -109,7 +129,8 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     let ys: Value[];
     scratch = 0;
     try {
-      ys = OPS[node.opType](ctx, node, xs);
+      ctx.reluAfter = reluOf.has(node) ? node : undefined;
+      ys = fusedRelus.has(node) ? [xs[0]!] : OPS[node.opType](ctx, node, xs);
     } catch (e) {
       if (e instanceof OnnxRunError) throw e;
       throw nodeError(node, (e as Error).message);
