@@ -15,16 +15,19 @@ export function probeShape(model: OnnxModel, size = 32): number[] {
   return dims.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 2 : size));
 }
 
-export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number } = {}): FuseCheck {
+/** opts.progress: called after each node of each graph ('original' or 'fused', index, count). */
+export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number; progress?: (graph: string, i: number, n: number) => void } = {}): FuseCheck {
   const shape = probeShape(original, opts.size);
   const x = uniform(shape, new Rng(opts.seed ?? 0), -1, 1, 'float64');
   // multiply-adds of the convolutions: output elements × (C/groups)·kH·kW
   const macs = [0, 0];
-  const counter = (k: number) => (_i: number, _n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
+  const counter = (k: number) => (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
     if (node.opType === 'Conv' && xs[1]) macs[k] += ys[0].data.length * xs[1].shape[1] * xs[1].shape[2] * xs[1].shape[3];
+    opts.progress?.(k === 0 ? 'original' : 'fused', i, n);
   };
-  const a = runOnnx(original, [x], { dtype: 'float64', algorithm: 'im2col', onNode: counter(0) });
-  const b = runOnnx(result.model, [x], { dtype: 'float64', algorithm: 'im2col', onNode: counter(1) });
+  // no cache: each graph's float64 weights exist only while their layer runs (a B3 graph is 470 MiB in float32)
+  const a = runOnnx(original, [x], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode: counter(0) });
+  const b = runOnnx(result.model, [x], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode: counter(1) });
   let diff = 0, big = 0;
   for (const [name, ya] of a) {
     const yb = b.get(name)!;

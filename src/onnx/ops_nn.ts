@@ -8,13 +8,14 @@ import type { ConvAlgorithm } from '../ops/conv2d.js';
 import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 
-type Op = (ctx: OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+type Op = (ctx: OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheConvs?: boolean }, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Conv2d modules per node and precision, sharing the weight and bias arrays (an initializer's value is the same array every run). */
 const CONVS = new WeakMap<OnnxNode, Map<string, { conv: Conv2d; w: Value['data']; b: Value['data'] | null }>>();
 
-function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, groups: number, dtype: 'float32' | 'float64'): Conv2d {
+function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, groups: number, dtype: 'float32' | 'float64', keep: boolean): Conv2d {
   let byDtype = CONVS.get(node);
+  if (!keep) byDtype = new Map(); // a run that frees its weights after use must not keep them here
   if (byDtype === undefined) CONVS.set(node, byDtype = new Map());
   const hit = byDtype.get(dtype);
   if (hit !== undefined && hit.w === w.data && hit.b === (b?.data ?? null)) return hit.conv;
@@ -23,7 +24,7 @@ function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, gr
   }).eval();
   conv.weight.data = new Tensor(w.data, w.shape);
   if (b !== null) conv.bias!.data = new Tensor(b.data, b.shape);
-  byDtype.set(dtype, { conv, w: w.data, b: b?.data ?? null });
+  if (keep) byDtype.set(dtype, { conv, w: w.data, b: b?.data ?? null });
   return conv;
 }
 
@@ -130,7 +131,7 @@ export const NN_OPS: Record<string, Op> = {
     const groups = attrInt(node, 'group', 1);
     const shape = convShape(node, x.shape, w.shape, win, groups);
     try {
-      const conv = preparedConv(node, w, b, win, groups, ctx.float);
+      const conv = preparedConv(node, w, b, win, groups, ctx.float, ctx.cacheConvs !== false);
       conv.algorithm = ctx.algorithm;
       const y = conv.forward(new Tensor(x.data, x.shape), new Tensor(ctx.alloc(shape, 'float'), shape), ctx.reluAfter === node);
       return [{ dtype: ctx.float, shape: y.shape.slice(), data: y.data }];

@@ -18,7 +18,7 @@ import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, n
 export { OnnxRunError } from './value.js';
 export type { Value } from './value.js';
 
-type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode };
+type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheConvs?: boolean };
 type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
@@ -36,6 +36,13 @@ export interface RunOnnxOptions {
   algorithm?: ConvAlgorithm;
   /** bytes the live values may take at once before the run is refused (default 8 GiB) */
   memoryLimit?: number;
+  /**
+   * Keep the initializers' values (widened to the run's precision) and the convs' prepared filters
+   * with the model for the next run (default true). false: each initializer is made when first read
+   * and freed after its last reader, so a run holds little more than one layer's weights in float64
+   * beside the model (fuse-onnx's probe check of a large graph).
+   */
+  cache?: boolean;
   /** called after each node with its index, the node count and the node's input and output values (progress, counting) */
   onNode?: (index: number, count: number, node: OnnxNode, inputs: (Value | null)[], outputs: Value[]) => void;
 }
@@ -88,13 +95,15 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     },
   };
 
+  const cache = opts.cache ?? true;
+  ctx.cacheConvs = cache;
   let inits = INITS.get(model)?.get(float);
-  if (inits === undefined) {
+  if (cache && inits === undefined) {
     inits = new Map([...model.initializers].map(([name, t]) => [name, valueOfTensor(ctx, t)]));
     if (!INITS.has(model)) INITS.set(model, new Map());
     INITS.get(model)!.set(float, inits);
   }
-  for (const [name, v] of inits) { hold(name, v); scratch = 0; }
+  if (cache) for (const [name, v] of inits!) { hold(name, v); scratch = 0; }
   // a Conv whose output only a Relu reads runs the ReLU in its output pass; that Relu passes its input on
   const readers = new Map<string, OnnxNode[]>();
   for (const n of model.nodes) for (const i of n.inputs) if (i !== '') readers.set(i, [...(readers.get(i) ?? []), n]);
@@ -125,6 +134,9 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
   const keep = new Set(model.outputs.map((o) => o.name));
 
   model.nodes.forEach((node, i) => {
+    if (!cache) { // an initializer is made when first read (and freed after its last reader, below)
+      for (const name of node.inputs) if (!env.has(name) && model.initializers.has(name)) hold(name, valueOfTensor(ctx, model.initializers.get(name)!));
+    }
     const xs = node.inputs.map((name) => (name === '' ? null : env.get(name) ?? null));
     let ys: Value[];
     scratch = 0;
@@ -141,10 +153,10 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
       hold(name, ys[k]);
     });
     scratch = 0;
-    for (const x of node.inputs) if (x !== '' && lastUse.get(x) === i && !keep.has(x) && !model.initializers.has(x) && env.has(x)) release(x);
+    for (const x of node.inputs) if (x !== '' && lastUse.get(x) === i && !keep.has(x) && (!cache || !model.initializers.has(x)) && env.has(x)) release(x);
     opts.onNode?.(i, model.nodes.length, node, xs, ys);
   });
   const out = new Map<string, Value>();
-  for (const o of model.outputs) out.set(o.name, env.get(o.name)!);
+  for (const o of model.outputs) out.set(o.name, env.get(o.name) ?? valueOfTensor(ctx, model.initializers.get(o.name)!));
   return out;
 }

@@ -5,6 +5,7 @@ import { onnxProtoOf } from '../../io/onnx.js';
 import { fuseOnnx } from '../../onnx/fuse.js';
 import { checkFused } from '../../onnx/check.js';
 import { showText } from '../../tensor/untrusted.js';
+import { progressBar } from '../progress.js';
 
 export const fuseOnnxCommand: Command = {
   spec: {
@@ -27,7 +28,11 @@ export const fuseOnnxCommand: Command = {
     const t0 = performance.now();
     const model = readOnnxFile(src);
     const result = fuseOnnx(model);
-    const check = checkFused(model, result, { size: num(a, 'probe-size', 32), seed: num(a, 'seed', 0) });
+    const check = checkFused(model, result, {
+      size: num(a, 'probe-size', 32), seed: num(a, 'seed', 0),
+      progress: (graph, i, n) => io.progress(progressBar(`probe, ${graph} graph`, (i + 1) / n, `node ${i + 1}/${n}`)),
+    });
+    io.progress('');
     if (!(check.maxAbsDiff <= check.bound)) {
       throw new Error(`the fused graph differs from the original by ${check.maxAbsDiff.toExponential(3)} on the probe (bound ${check.bound.toExponential(3)}); nothing written`);
     }
