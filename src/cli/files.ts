@@ -376,6 +376,7 @@ export function checkFolderOutput(dir: string, flag: string, names?: readonly st
   for (const n of readdirSync(dir)) {
     if (!names.includes(n)) throw new Error(`${flag} '${dir}' holds '${showText(n)}', which this command did not write; refusing to replace a folder with other files in it (name a new or empty folder)`);
     const e = statOrNull(join(dir, n));
+    if (e !== null && !e.isFile()) throw new Error(`${flag} '${dir}' holds '${showText(n)}', which is ${kindOf(e)}, not a file this command wrote; refusing to replace the folder`);
     const same = e === null ? undefined : inputs?.get(idOf(e));
     if (same !== undefined) throw new Error(`${flag} '${dir}' holds '${showText(n)}', which is ${same}; refusing to overwrite an input`);
   }

@@ -7,7 +7,7 @@
 // folder. Subgraphs (If, Loop, Scan attributes) are kept as byte spans and never decoded: the
 // evaluator refuses those ops up front, so a deeply nested subgraph costs nothing.
 
-import { type ProtoField, ProtoError, int64Of, int64sOf, protoFields, stringOf } from './protobuf.js';
+import { type ProtoField, ProtoError, int64Of, int64sOf, int64sRawOf, protoFields, stringOf } from './protobuf.js';
 import { showText } from '../tensor/untrusted.js';
 
 export class OnnxError extends Error {
@@ -380,7 +380,8 @@ function decodeTyped(dtype: OnnxDType, fields: ProtoField[], numel: number, who:
       if (g.wire === 1) values.push(new DataView(g.bytes.buffer, g.bytes.byteOffset, 8).getFloat64(0, true));
       else if (g.wire === 2 && g.bytes.length % 8 === 0) { const dv = new DataView(g.bytes.buffer, g.bytes.byteOffset, g.bytes.length); for (let k = 0; k < g.bytes.length; k += 8) values.push(dv.getFloat64(k, true)); }
       else throw new OnnxError(`onnx: ${who}: double_data at byte offset ${g.at} is not packed 8-byte floats`);
-    } else values.push(...int64sOf(g, `${who} values`));
+    } else if (want === 7) values.push(...int64sRawOf(g, `${who} values`).map(exactInt)); // Slice's sentinels saturate, as from raw_data
+    else values.push(...int64sOf(g, `${who} values`));
     if (values.length > numel) break;
   }
   if (values.length !== numel) throw new OnnxError(`onnx: ${who} has ${numel} elements by its dims but stores ${values.length > numel ? 'more' : values.length}`);

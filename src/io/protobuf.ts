@@ -86,6 +86,13 @@ export function int64sOf(f: ProtoField, what: string): number[] {
   return out;
 }
 
+/** A repeated int64 field's raw values (two's complement in 64 bits), packed or not, for callers with their own range rule. */
+export function int64sRawOf(f: ProtoField, what: string): bigint[] {
+  if (f.wire === VARINT) return [BigInt.asIntN(64, f.varint)];
+  if (f.wire !== LEN) throw new ProtoError(`protobuf: ${what} at byte offset ${f.at} has wire type ${f.wire}, expected a varint or packed varints`);
+  return [...packedVarints(f.bytes, f.bytesAt, what)].map((g) => BigInt.asIntN(64, g.varint));
+}
+
 function* packedVarints(b: Uint8Array, base: number, what: string): Generator<ProtoField, void, void> {
   let pos = 0;
   while (pos < b.length) {

@@ -3,7 +3,7 @@
 // Reshape chains, which exporters emit for flatten and upsampling, are evaluated like any data.
 
 import { ONNX_DTYPES, type OnnxNode, type OnnxTensor } from '../io/onnx_read.js';
-import { type OpContext, type Value, attrInt, attrInts, input, intsOf, isFloat, nodeError, normAxis, numel } from './value.js';
+import { type OpContext, type Value, attrInt, attrInts, attrString, input, intsOf, isFloat, nodeError, normAxis, numel } from './value.js';
 
 type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
@@ -246,7 +246,7 @@ export const SHAPE_OPS: Record<string, Op> = {
   Pad: (ctx, node, xs) => {
     const x = input(node, xs, 0, 'data');
     const r = x.shape.length;
-    const mode = node.attributes.get('mode')?.kind === 'string' ? (node.attributes.get('mode')!.value as string) : 'constant';
+    const mode = attrString(node, 'mode', 'constant');
     const raw = intsOf(node, input(node, xs, 1, 'pads'), 'pads');
     const axes = xs[3] ? intsOf(node, xs[3], 'axes').map((a) => normAxis(node, a, r)) : [...x.shape.keys()];
     if (raw.length !== 2 * axes.length) throw nodeError(node, `pads has ${raw.length} values for ${axes.length} axes`);

@@ -54,8 +54,8 @@ export function unsupportedNodes(model: OnnxModel): OnnxNode[] {
 
 /**
  * Run `model` on `inputs` (graph input name → tensor, or an array in the graph's input order).
- * Returns every graph output by name: float outputs as Tensors in the run's precision, integer
- * outputs as float64 Tensors holding exact integers.
+ * Returns every graph output by name as a Value { dtype, shape, data }: floats in the run's precision,
+ * integers and bools as exact numbers in a Float64Array.
  */
 export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<string, Tensor> | Tensor[], opts: RunOnnxOptions = {}): Map<string, Value> {
   const bad = unsupportedNodes(model);

@@ -416,6 +416,11 @@ describe('Faults III: no output eats an input, nothing raw reaches a terminal', 
     const prev = tmp();
     for (const n of DEMO_FILES) writeFileSync(join(prev, n), 'old');
     expect(() => checkCommandFiles([{ flag: '--out', path: prev, role: 'out-dir', names: DEMO_FILES }])).not.toThrow();
+    // one of our names, but a folder of the user's: not a previous report
+    const trap = tmp();
+    mkdirSync(join(trap, 'report.md'));
+    writeFileSync(join(trap, 'report.md', 'notes.txt'), 'mine');
+    expect(() => checkCommandFiles([{ flag: '--out', path: trap, role: 'out-dir', names: DEMO_FILES }])).toThrow(/holds 'report\.md', which is a directory, not a file this command wrote/);
   });
 
   it('a writer killed with SIGKILL leaves temporaries that the next write of the same output removes (a live writer\'s are kept; a lone .old folder is put back)', () => {

@@ -145,3 +145,15 @@ describe('repvgg run', () => {
     expect(bad.err).toMatch(/uses 1 op type\(s\) this evaluator does not run: NonMaxSuppression \(1 node\(s\), first 'nms\/1'\); nothing was run/);
   });
 });
+
+describe('int64 values as a TensorProto stores them', () => {
+  it('int64_data (not raw), packed or not, with Slice\'s INT64_MAX sentinel saturating exactly like raw_data', () => {
+    const starts = tensor('starts', [1], INT64, null, (m) => m.varint(7, 1)); // one varint
+    // packed: INT64_MAX as a 9-byte varint inside one LEN field
+    const ends = tensor('ends', [1], INT64, null, (m) => m.bytes(7, Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])));
+    const m = readOnnx(model([{ op: 'Slice', inputs: ['x', 'starts', 'ends'], outputs: ['y'] }], { inits: [starts, ends], inputs: [valueInfo('x', [4])] }));
+    expect(Array.from(m.initializers.get('ends')!.data)).toEqual([Number.MAX_SAFE_INTEGER]);
+    const y = runOnnx(m, { x: new Tensor(new Float32Array([5, 6, 7, 8]), [4]) }).get('y')!;
+    expect(Array.from(y.data)).toEqual([6, 7, 8]);
+  });
+});
