@@ -247,6 +247,7 @@ const CASES = [
   ["inspect: a partial 'module.' prefix", () => run('inspect', f('partial.safetensors', serializeSafetensors(new Map([...okEntries].map(([k, v]) => [/running_/.test(k) ? `module.${k}` : k, v])))))],
   ['a non-tensor value in a plain state dict', () => run('inspect', f('nontensor.pth', pthOf(Uint8Array.from([...tensorPkl([0x28, 0x4b, 1, 0x74]).subarray(0, -1), ...uni('note'), 0x4b, 3, 0x73, 0x2e]))))],
   ['train --resume a broken .pth names the file', () => run('train', '--data', data, '--resume', f('broken.pth', 'PK\u0003\u0004 not a zip'), '--out', join(d, 'r2.safetensors'))],
+  ['a wrapper holding a 300 000-item list', () => run('inspect', f('biglist.pth', pthOf(Uint8Array.from([0x80, 2, 0x7d, ...uni('model'), 0x7d, 0x73, ...uni('big'), 0x5d, 0x28, ...new Array(300_000).fill([0x4b, 0]).flat(), 0x65, 0x73, 0x2e]))))],
   // ONNX in: the reader, run and fuse-onnx
   ['onnx: truncated model', () => run('run', f('trunc.onnx', onnxGood.subarray(0, onnxGood.length >> 1)), '--input', onnxX, '--out', join(d, 'o1.npy'))],
   ['onnx: text as a model', () => run('fuse-onnx', f('text.onnx', 'not a protobuf at all'), join(d, 'o2.onnx'))],

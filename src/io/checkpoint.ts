@@ -46,16 +46,18 @@ function inertRecords(roots: [string, PyValue][], skip: PyValue, out: { at: stri
     const [at, v] = todo.pop()!;
     if (v === null || typeof v !== 'object' || v === skip || seen.has(v) || v instanceof TorchTensor || v instanceof Uint8Array) continue;
     seen.add(v);
+    // children are pushed last-first one by one (a spread of a 10⁶-entry dict would overflow the call stack)
+    let kids: [string, PyValue][] = [];
     if (v instanceof PyObject) {
       out.push({ at, cls: showText(v.cls.qualname, 120) });
-      todo.push([`${at}.__state__`, v.state], ...v.args.map((x, i) => [`${at}(${i})`, x] as [string, PyValue]).reverse());
+      kids = [[`${at}.__state__`, v.state], ...v.args.map((x, i) => [`${at}(${i})`, x] as [string, PyValue])];
     } else if (v instanceof Map) {
-      const kids: [string, PyValue][] = [];
       for (const [k, x] of v) kids.push([`${at}.${typeof k === 'string' ? showText(k, 40) : describeValue(k)}`, x]);
-      todo.push(...kids.reverse());
     } else if (Array.isArray(v) || v instanceof Set) {
-      todo.push(...[...v].map((x, i) => [`${at}[${i}]`, x] as [string, PyValue]).reverse());
+      let i = 0;
+      for (const x of v) kids.push([`${at}[${i++}]`, x]);
     }
+    for (let i = kids.length - 1; i >= 0; i--) todo.push(kids[i]);
   }
   return out;
 }

@@ -168,6 +168,15 @@ describe('no raw JavaScript error escapes a reader, whatever the bytes', () => {
   });
 });
 
+describe('a wrapper\'s other values are walked without recursion or argument spreads', () => {
+  it('a 300 000-item list beside the state dict: the inert-record walk finishes, and the error is ours', () => {
+    const items = new Uint8Array(600_000);
+    for (let i = 0; i < items.length; i += 2) items[i] = 0x4b; // BININT1 0, 300 000 times
+    const pkl = pk(PROTO2, EMPTY_DICT, uni('model'), EMPTY_DICT, SETITEM, uni('big'), EMPTY_LIST, MARK, items, 0x65, SETITEM, STOP); // 0x65 APPENDS
+    refusedCleanly(() => parseCheckpoint(asPth(pkl)), /not a RepVGG state dict in any known naming/);
+  });
+});
+
 describe('zip entry names are paths inside the archive', () => {
   it("'..', absolute paths and drive letters are refused, naming the entry (escaped) and its byte offset", () => {
     for (const [name, shown] of [['../../etc/passwd', '../../etc/passwd'], ['/abs/data.pkl', '/abs/data.pkl'], ['a/../../x', 'a/../../x'], ['C:\\x', 'C:\\x'], ['a\\..\\b', 'a\\..\\b']]) {
