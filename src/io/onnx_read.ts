@@ -85,6 +85,11 @@ export interface ReadOnnxOptions {
 
 export const ONNX_OPSET_RANGE = [11, 21] as const;
 
+/** out.push(...xs) without spreading: a packed field of 10⁶ values would overflow the call stack. */
+function append<T>(out: T[], xs: readonly T[]): void {
+  for (const x of xs) out.push(x);
+}
+
 const q = (s: string) => `'${showText(s, 80)}'`;
 
 /** Parse a ModelProto. Every error names the node, tensor or byte offset at fault. */
@@ -223,8 +228,8 @@ function readAttribute(f: ProtoField, opts: ReadOnnxOptions): { name: string; va
     else if (g.field === 3) i = int64Of(g, 'attribute i');
     else if (g.field === 4) s = stringOf(g, 'attribute s');
     else if (g.field === 5) t = readTensor(g, opts);
-    else if (g.field === 7) floats.push(...float32s(g, 'attribute floats'));
-    else if (g.field === 8) ints.push(...int64sOf(g, 'attribute ints'));
+    else if (g.field === 7) append(floats, float32s(g, 'attribute floats'));
+    else if (g.field === 8) append(ints, int64sOf(g, 'attribute ints'));
     else if (g.field === 9) strings.push(stringOf(g, 'attribute strings'));
   }
   const kind = ATTR_KIND[type] ?? 'other';
@@ -282,7 +287,7 @@ function readTensor(f: ProtoField, opts: ReadOnnxOptions): OnnxTensor {
   const typed: ProtoField[] = [];
   const external = new Map<string, string>();
   for (const g of protoFields(f.bytes, 0, f.bytes.length, f.bytesAt, 'TensorProto')) {
-    if (g.field === 1) dims.push(...int64sOf(g, 'tensor dims'));
+    if (g.field === 1) append(dims, int64sOf(g, 'tensor dims'));
     else if (g.field === 2) type = int64Of(g, 'tensor data_type');
     else if (g.field === 8) name = stringOf(g, 'tensor name');
     else if (g.field === 9) raw = g;
@@ -375,13 +380,13 @@ function decodeTyped(dtype: OnnxDType, fields: ProtoField[], numel: number, who:
   const values: number[] = [];
   for (const g of fields) {
     if (g.field !== want) throw new OnnxError(`onnx: ${who} is ${dtype} but stores its values in field ${g.field}`);
-    if (want === 4) values.push(...float32s(g, 'float_data'));
+    if (want === 4) append(values, float32s(g, 'float_data'));
     else if (want === 10) {
       if (g.wire === 1) values.push(new DataView(g.bytes.buffer, g.bytes.byteOffset, 8).getFloat64(0, true));
       else if (g.wire === 2 && g.bytes.length % 8 === 0) { const dv = new DataView(g.bytes.buffer, g.bytes.byteOffset, g.bytes.length); for (let k = 0; k < g.bytes.length; k += 8) values.push(dv.getFloat64(k, true)); }
       else throw new OnnxError(`onnx: ${who}: double_data at byte offset ${g.at} is not packed 8-byte floats`);
-    } else if (want === 7) values.push(...int64sRawOf(g, `${who} values`).map(exactInt)); // Slice's sentinels saturate, as from raw_data
-    else values.push(...int64sOf(g, `${who} values`));
+    } else if (want === 7) append(values, int64sRawOf(g, `${who} values`).map(exactInt)); // Slice's sentinels saturate, as from raw_data
+    else append(values, int64sOf(g, `${who} values`));
     if (values.length > numel) break;
   }
   if (values.length !== numel) throw new OnnxError(`onnx: ${who} has ${numel} elements by its dims but stores ${values.length > numel ? 'more' : values.length}`);

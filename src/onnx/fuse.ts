@@ -52,7 +52,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
   const readers = new Map<string, OnnxNode[]>();
   for (const n of model.nodes) {
     for (const o of n.outputs) producer.set(o, n);
-    for (const i of n.inputs) if (i !== '') readers.set(i, [...(readers.get(i) ?? []), n]);
+    for (const i of n.inputs) if (i !== '') { const r = readers.get(i); if (r === undefined) readers.set(i, [n]); else r.push(n); } // push, not copy: a tensor may have 10⁵ readers
   }
   const graphOutputs = new Set(model.outputs.map((o) => o.name));
   /** read by exactly one node and not a graph output: it can disappear into a fused conv */
@@ -83,14 +83,18 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
     return { nodes, root: cur };
   };
 
-  /** The terms of an Add tree whose inner sums are private (Add(Add(a, b), c) → a, b, c). */
-  const addTerms = (add: OnnxNode, adds: OnnxNode[]): string[] => {
-    adds.push(add);
+  /** The terms of an Add tree whose inner sums are private (Add(Add(a, b), c) → a, b, c), in order; iterative (a file may chain 10⁵ Adds). */
+  const addTerms = (root: OnnxNode, adds: OnnxNode[]): string[] => {
     const terms: string[] = [];
-    for (const t of add.inputs) {
-      const p = producer.get(t);
-      if (p !== undefined && p.opType === 'Add' && private1(t) && !consumed.has(p)) terms.push(...addTerms(p, adds));
-      else terms.push(t);
+    const todo: (OnnxNode | string)[] = [root];
+    while (todo.length > 0) {
+      const item = todo.pop()!;
+      if (typeof item === 'string') { terms.push(item); continue; }
+      adds.push(item);
+      for (let k = item.inputs.length - 1; k >= 0; k--) {
+        const t = item.inputs[k], p = producer.get(t);
+        todo.push(p !== undefined && p.opType === 'Add' && private1(t) && !consumed.has(p) ? p : t);
+      }
     }
     return terms;
   };

@@ -106,7 +106,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
   if (cache) for (const [name, v] of inits!) { hold(name, v); scratch = 0; }
   // a Conv whose output only a Relu reads runs the ReLU in its output pass; that Relu passes its input on
   const readers = new Map<string, OnnxNode[]>();
-  for (const n of model.nodes) for (const i of n.inputs) if (i !== '') readers.set(i, [...(readers.get(i) ?? []), n]);
+  for (const n of model.nodes) for (const i of n.inputs) if (i !== '') { const r = readers.get(i); if (r === undefined) readers.set(i, [n]); else r.push(n); } // push, not copy: a tensor may have 10⁵ readers
   const outputs = new Set(model.outputs.map((o) => o.name));
   const reluOf = new Map<OnnxNode, OnnxNode>();
   for (const n of model.nodes) {

@@ -157,3 +157,18 @@ describe('int64 values as a TensorProto stores them', () => {
     expect(Array.from(y.data)).toEqual([6, 7, 8]);
   });
 });
+
+describe('no recursion or argument spread on a file\'s sizes', () => {
+  it('a tensor with 10⁶ packed dims is read; a chain of 2·10⁴ Adds (deeper than a recursive walk survives) is read, run and walked by fuse-onnx', async () => {
+    const { fuseOnnx } = await import('../../src/onnx/fuse.js');
+    const packed = new Uint8Array(1_000_000).fill(1); // one-byte varints: a million dims of 1
+    const t = tensor('w', [], FLOAT, f32(2), (m) => m.bytes(1, packed));
+    const m1 = readOnnx(model([{ op: 'Identity', inputs: ['w'], outputs: ['y'] }], { inits: [t] }));
+    expect(m1.initializers.get('w')!.dims.length).toBe(1_000_000);
+    const n = 20_000;
+    const nodes = Array.from({ length: n }, (_, i) => ({ op: 'Add', inputs: [i === 0 ? 'x' : `s${i - 1}`, 'x'], outputs: [`s${i}`] }));
+    const m2 = readOnnx(model(nodes));
+    expect(Array.from(runOnnx(m2, { x: new Tensor(new Float32Array([1, 2]), [1, 2]) }).get(`s${n - 1}`)!.data)).toEqual([n + 1, 2 * (n + 1)]);
+    expect(fuseOnnx(m2).fused).toEqual([]); // no Conv among the branches: nothing to fuse, and no stack overflow
+  });
+});
