@@ -13,9 +13,10 @@ import type { Tensor } from '../tensor/tensor.js';
 
 /**
  * mkdir -p, one level at a time: Node 20's mkdirSync(…, { recursive: true }) never returns for some
- * paths (under /proc, for one), which would hang a command on a bad --out.
+ * paths (under /proc, for one), which would hang a command on a bad --out. Returns the folders it
+ * created, deepest last; if one cannot be made, those made before it are removed again.
  */
-export function ensureDir(dir: string): void {
+export function ensureDir(dir: string): string[] {
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     try {
@@ -27,7 +28,19 @@ export function ensureDir(dir: string): void {
       if (dirname(d) === d) break;
     }
   }
-  for (const d of missing.reverse()) mkdirSync(d);
+  const created: string[] = [];
+  try {
+    for (const d of missing.reverse()) { mkdirSync(d); created.push(d); }
+  } catch (e) {
+    removeCreated(created);
+    throw e;
+  }
+  return created;
+}
+
+/** Remove folders ensureDir created (deepest first), if they are still empty. */
+function removeCreated(created: readonly string[]): void {
+  for (let i = created.length - 1; i >= 0; i--) try { rmdirSync(created[i]); } catch { /* not empty: not ours to force */ }
 }
 
 function kindOf(st: Stats): string {
@@ -191,25 +204,16 @@ export function checkCommandFiles(files: readonly CommandFile[]): void {
  * removes the folders it created: nothing is left behind either way.
  */
 function probeWritable(dir: string, who: string): void {
-  const created: string[] = [];
+  let created: string[] = [];
   try {
-    for (let d = resolve(dir); ; d = dirname(d)) {
-      const st = statOrNull(d);
-      if (st !== null) {
-        if (!st.isDirectory()) throw new Error(`'${d}' is ${kindOf(st)}`);
-        break;
-      }
-      created.push(d);
-      if (dirname(d) === d) break;
-    }
-    for (const d of created.slice().reverse()) mkdirSync(d);
+    created = ensureDir(dir);
     const probe = join(dir, `.repvgg-probe.${process.pid}.tmp`);
     writeFileSync(probe, '', { flag: 'wx' });
     unlinkSync(probe);
   } catch (e) {
     throw new Error(`${who}: cannot write there (${showText((e as Error).message, 160)})`);
   } finally {
-    for (const d of created) try { rmdirSync(d); } catch { /* not ours to force */ }
+    removeCreated(created);
   }
 }
 
