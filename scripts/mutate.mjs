@@ -136,7 +136,7 @@ const MUTANTS = [
   ['faults', 'OrderedDict items not checked', 'src/io/pth.ts', '    if (!Array.isArray(kv) || kv.length !== 2) throw', '    if (kv === undefined) throw', ['test/io/hostile.test.ts']],
   ['faults', 'legacy .pth: protocol 4\'s FRAME not skipped', 'src/io/pth.ts', "  const at = bytes[1] >= 4 && bytes[2] === 0x95 ? 11 : 2;", '  const at = 2;', ['test/io/pth.test.ts']],
   ['faults', 'safetensors depth not checked before JSON.parse', 'src/io/safetensors.ts', '  if (deep >= 0) throw', '  if (deep >= 1e9) throw', ['test/io/hostile.test.ts']],
-  ['faults', "zip names with '..' accepted", 'src/io/zip.ts', '|(^|[\\\\/])\\.\\.([\\\\/]|$)|', '|', ['test/io/hostile.test.ts']],
+  ['faults', "paths with '..' accepted (zip names, ONNX external data)", 'src/tensor/untrusted.ts', '|(^|[\\\\/])\\.\\.([\\\\/]|$)|', '|', ['test/io/hostile.test.ts', 'test/io/onnx_read.test.ts']],
   ['faults', 'a non-tensor in a plain state dict not named', 'src/io/checkpoint.ts', '  if (found === undefined && tensors > 0) {', '  if (found === undefined && tensors < 0) {', ['test/cli/faults.test.ts']],
   ['faults', 'inspect more lenient than loading', 'src/cli/commands/inspect.ts', '    checkStateDictKeys(new RepVGG(plan, { deploy, init: false }), ck.entries);', '', ['test/cli/faults.test.ts']],
   ['faults', 'loading accepts NaN weights', 'src/io/state_dict.ts', 'if (!Number.isFinite(d[i])) throw', 'if (Number.isNaN(d[i] + 1) && false) throw', ['test/cli/faults.test.ts']],

@@ -3,7 +3,7 @@
 
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, realpathSync, renameSync, rmSync, rmdirSync, unlinkSync, writeSync, writeFileSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { showText } from '../tensor/untrusted.js';
+import { leavesFolder, showText } from '../tensor/untrusted.js';
 import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import { type OnnxModel, readOnnx } from '../io/onnx_read.js';
@@ -102,7 +102,7 @@ export function readOnnxFile(path: string): OnnxModel {
   const folder = realpathSync(dirname(resolve(path)));
   const externalData = (location: string, offset: number, length: number): Uint8Array => {
     const shown = `'${showText(location, 80)}'`;
-    if (location === '' || /^[\\/]|^[A-Za-z]:|(^|[\\/])\.\.([\\/]|$)|\u0000/.test(location)) throw new Error(`external data ${shown} is not a path inside the model's folder; refused`);
+    if (location === '' || leavesFolder(location)) throw new Error(`external data ${shown} is not a path inside the model's folder; refused`);
     let real: string;
     try { real = realpathSync(join(folder, location)); } catch { throw new Error(`external data ${shown} does not exist next to the model`); }
     if (!real.startsWith(folder + '/')) throw new Error(`external data ${shown} leads outside the model's folder (through a link); refused`);

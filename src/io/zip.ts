@@ -2,7 +2,7 @@
 // large, data aligned to 64 bytes. Reading returns views into the archive's bytes, so a checkpoint
 // is never held twice; nothing is decompressed, so no entry can expand beyond the file.
 
-import { showText } from '../tensor/untrusted.js';
+import { leavesFolder, showText } from '../tensor/untrusted.js';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -93,7 +93,7 @@ export function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
     const name = showText(raw); // every message below quotes the escaped form
     // A record name is a relative path inside the archive: '..', an absolute path or a drive letter
     // would point outside it if anything ever extracted it (torch's reader refuses them too).
-    if (/^[\\/]|^[A-Za-z]:|(^|[\\/])\.\.([\\/]|$)|\u0000/.test(raw)) throw new ZipError(`zip: entry ${e} at byte offset ${at} is named '${name}', a path outside the archive; refused`);
+    if (leavesFolder(raw)) throw new ZipError(`zip: entry ${e} at byte offset ${at} is named '${name}', a path outside the archive; refused`);
     // zip64 extended information: the 8-byte values, in this order, for the fields saturated at 0xFFFFFFFF.
     for (let x = at + 46 + nameLen, xEnd = x + extraLen; x + 4 <= xEnd;) {
       const id = dv.getUint16(x, true), size = dv.getUint16(x + 2, true);

@@ -62,3 +62,11 @@ export function describeValue(v: unknown): string {
   };
   return go(v, 0);
 }
+
+/**
+ * Whether a path named inside a file (a zip entry, an ONNX external-data location) could point outside
+ * the folder it is relative to: absolute, a drive letter, a '..' step (either separator), or a NUL.
+ */
+export function leavesFolder(path: string): boolean {
+  return /^[\\/]|^[A-Za-z]:|(^|[\\/])\.\.([\\/]|$)|\u0000/.test(path);
+}
