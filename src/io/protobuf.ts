@@ -32,15 +32,9 @@ export interface ProtoField {
 export function* protoFields(bytes: Uint8Array, start = 0, end = bytes.length, base = 0, what = 'message'): Generator<ProtoField, void, void> {
   let pos = start;
   const varint = (): bigint => {
-    let v = 0n, shift = 0n;
-    for (let i = 0; ; i++) {
-      if (pos >= end) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + pos} runs past the end of its message (byte offset ${base + end}; truncated?)`);
-      if (i === 10) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + pos} is longer than 10 bytes`);
-      const b = bytes[pos++];
-      v |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return BigInt.asUintN(64, v);
-      shift += 7n;
-    }
+    const [v, next] = readVarint(bytes, pos, end, base, what);
+    pos = next;
+    return v;
   };
   while (pos < end) {
     const at = pos;
@@ -94,18 +88,35 @@ export function int64sRawOf(f: ProtoField, what: string): bigint[] {
 }
 
 function* packedVarints(b: Uint8Array, base: number, what: string): Generator<ProtoField, void, void> {
-  let pos = 0;
-  while (pos < b.length) {
-    let v = 0n, shift = 0n;
+  for (let pos = 0; pos < b.length;) {
     const at = pos;
-    for (let i = 0; ; i++) {
-      if (pos >= b.length || i === 10) throw new ProtoError(`protobuf: ${what}: a packed varint at byte offset ${base + at} is truncated or too long`);
-      const x = b[pos++];
-      v |= BigInt(x & 0x7f) << shift;
-      if ((x & 0x80) === 0) break;
-      shift += 7n;
-    }
-    yield { field: 0, wire: VARINT, at: base + at, varint: BigInt.asUintN(64, v), bytes: EMPTY, bytesAt: 0 };
+    const [v, next] = readVarint(b, pos, b.length, base, `${what} (packed)`);
+    pos = next;
+    yield { field: 0, wire: VARINT, at: base + at, varint: v, bytes: EMPTY, bytesAt: 0 };
+  }
+}
+
+/**
+ * The varint at bytes[pos] (before `end`) as its raw 64-bit value, and the position after it. Up to
+ * four bytes (28 bits: tags, lengths, small ints) are summed as a number, longer ones as a bigint.
+ */
+function readVarint(bytes: Uint8Array, pos: number, end: number, base: number, what: string): [bigint, number] {
+  const at = pos;
+  let small = 0;
+  for (let i = 0; i < 4; i++) {
+    if (pos >= end) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + at} runs past the end of its message (byte offset ${base + end}; truncated?)`);
+    const b = bytes[pos++];
+    small += (b & 0x7f) * 2 ** (7 * i);
+    if ((b & 0x80) === 0) return [BigInt(small), pos];
+  }
+  let v = BigInt(small), shift = 28n;
+  for (let i = 4; ; i++) {
+    if (pos >= end) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + at} runs past the end of its message (byte offset ${base + end}; truncated?)`);
+    if (i === 10) throw new ProtoError(`protobuf: ${what}: a varint at byte offset ${base + at} is longer than 10 bytes`);
+    const b = bytes[pos++];
+    v |= BigInt(b & 0x7f) << shift;
+    if ((b & 0x80) === 0) return [BigInt.asUintN(64, v), pos];
+    shift += 7n;
   }
 }
 
