@@ -4,7 +4,7 @@
 
 import type { OnnxNode } from '../io/onnx_read.js';
 import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, input, intsOf, nodeError, toFloat } from './value.js';
-import type { ConvAlgorithm } from '../ops/conv2d.js';
+import { type ConvAlgorithm, convGeometry } from '../ops/conv2d.js';
 import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -129,8 +129,10 @@ export const NN_OPS: Record<string, Op> = {
     const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
     if (win.kh !== w.shape[2] || win.kw !== w.shape[3]) throw nodeError(node, `kernel_shape [${win.kh}, ${win.kw}] does not match W [${w.shape.join(', ')}]`);
     const groups = attrInt(node, 'group', 1);
-    const shape = convShape(node, x.shape, w.shape, win, groups);
     try {
+      // the engine's own geometry (channel and group checks, output size) before the output is allocated
+      const g = convGeometry(x.shape, w.shape, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups });
+      const shape = [g.N, g.F, g.Ho, g.Wo];
       const conv = preparedConv(node, w, b, win, groups, ctx.float, ctx.cacheConvs !== false);
       conv.algorithm = ctx.algorithm;
       const y = conv.forward(new Tensor(x.data, x.shape), new Tensor(ctx.alloc(shape, 'float'), shape), ctx.reluAfter === node);
@@ -259,11 +261,3 @@ export const NN_OPS: Record<string, Op> = {
     return [{ dtype: ctx.float, shape: [N, C, Ho, Wo], data: y }];
   },
 };
-
-function convShape(node: OnnxNode, xs: number[], ws: number[], w: Window, groups: number): number[] {
-  const Ho = Math.floor((xs[2] + w.pt + w.pb - ((w.kh - 1) * w.dh + 1)) / w.sh) + 1;
-  const Wo = Math.floor((xs[3] + w.pl + w.pr - ((w.kw - 1) * w.dw + 1)) / w.sw) + 1;
-  if (Ho < 1 || Wo < 1) throw nodeError(node, `input ${xs[2]}×${xs[3]} is smaller than the ${w.kh}×${w.kw} kernel`);
-  if (xs[1] !== ws[1] * groups) throw nodeError(node, `X has ${xs[1]} channels but W [${ws.join(', ')}] expects ${ws[1]} × ${groups} groups`);
-  return [xs[0], ws[0], Ho, Wo];
-}
