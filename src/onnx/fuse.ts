@@ -17,7 +17,7 @@ import { BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { type FuseTrace, fuseLinearBranches } from '../reparam/fuse.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
-import { attrFloat, attrInt, attrInts, attrString } from './value.js';
+import { attrFloat, attrInt, attrInts, attrString, readersOf } from './value.js';
 
 /** One fused pattern: where it was, what it replaced, what it became. */
 export interface FusedPattern {
@@ -49,11 +49,8 @@ interface Branch {
 /** The fused graph; `model` is not changed. `trace` sees the fuser's steps for the first pattern fused (repvgg explain --onnx). */
 export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, OnnxNode[]>();
-  for (const n of model.nodes) {
-    for (const o of n.outputs) producer.set(o, n);
-    for (const i of n.inputs) if (i !== '') { const r = readers.get(i); if (r === undefined) readers.set(i, [n]); else r.push(n); } // push, not copy: a tensor may have 10⁵ readers
-  }
+  const readers = readersOf(model.nodes);
+  for (const n of model.nodes) for (const o of n.outputs) producer.set(o, n);
   const graphOutputs = new Set(model.outputs.map((o) => o.name));
   /** read by exactly one node and not a graph output: it can disappear into a fused conv */
   const private1 = (t: string) => (readers.get(t)?.length ?? 0) === 1 && !graphOutputs.has(t);

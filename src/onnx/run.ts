@@ -13,7 +13,7 @@ import { showText } from '../tensor/untrusted.js';
 import { MATH_OPS } from './ops_math.js';
 import { NN_OPS } from './ops_nn.js';
 import { SHAPE_OPS, valueOfTensor } from './ops_shape.js';
-import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, numel } from './value.js';
+import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, numel, readersOf } from './value.js';
 
 export { OnnxRunError } from './value.js';
 export type { Value } from './value.js';
@@ -105,8 +105,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
   }
   if (cache) for (const [name, v] of inits!) { hold(name, v); scratch = 0; }
   // a Conv whose output only a Relu reads runs the ReLU in its output pass; that Relu passes its input on
-  const readers = new Map<string, OnnxNode[]>();
-  for (const n of model.nodes) for (const i of n.inputs) if (i !== '') { const r = readers.get(i); if (r === undefined) readers.set(i, [n]); else r.push(n); } // push, not copy: a tensor may have 10⁵ readers
+  const readers = readersOf(model.nodes);
   const outputs = new Set(model.outputs.map((o) => o.name));
   const reluOf = new Map<OnnxNode, OnnxNode>();
   for (const n of model.nodes) {

@@ -117,3 +117,17 @@ export function toFloat(ctx: OpContext, v: Value): Value {
   const data = ctx.float === 'float32' ? Float32Array.from(v.data) : Float64Array.from(v.data);
   return { dtype: ctx.float, shape: v.shape, data };
 }
+
+/** tensor name → the nodes that read it, in graph order (lists pushed to, not copied: a tensor may have 10⁵ readers). */
+export function readersOf(nodes: readonly OnnxNode[]): Map<string, OnnxNode[]> {
+  const readers = new Map<string, OnnxNode[]>();
+  for (const n of nodes) {
+    for (const i of n.inputs) {
+      if (i === '') continue;
+      const r = readers.get(i);
+      if (r === undefined) readers.set(i, [n]);
+      else r.push(n);
+    }
+  }
+  return readers;
+}
