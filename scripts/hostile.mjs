@@ -87,7 +87,7 @@ const onnxTensor = (name, dims, raw, type = 1, external = null) => {
   return m;
 };
 const onnxVi = (name, dims) => { const sh = PM(); for (const v of dims) sh.message(1, PM().varint(1, v)); return PM().string(1, name).message(2, PM().message(1, PM().varint(1, 1).message(2, sh))); };
-const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, opset = 17) => {
+const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, opset = 17, xDims = [1, 2]) => {
   const g = PM();
   for (const [op, ins, outs, name] of nodes) {
     const n = PM();
@@ -99,7 +99,7 @@ const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, ops
   }
   g.string(2, 'g');
   for (const t of inits) g.message(5, t);
-  g.message(11, onnxVi('x', [1, 2])).message(12, onnxVi(out, []));
+  g.message(11, onnxVi('x', xDims)).message(12, onnxVi(out, []));
   return PM().varint(1, 8).message(7, g).message(8, PM().string(1, '').varint(2, opset)).encode();
 };
 const onnxX = f('onnx_x.npy', npy([1, 2]));
@@ -264,6 +264,11 @@ const CASES = [
   ['onnx: input of the wrong shape', () => run('run', f('shape.onnx', onnxModel([['Relu', ['x'], ['y']]])), '--input', x, '--out', join(d, 'o13.npy'))],
   ['onnx: opset 9', () => run('run', f('old.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 9)), '--input', onnxX, '--out', join(d, 'o14.npy'))],
   ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
+  // fuse-onnx's padding runs (Pad / ScatterND evaluated on a probe) and its probe
+  ['fuse-onnx: a 10^10-element probe input', () => run('fuse-onnx', f('bigprobe.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 17, [1, 1, 100000, 100000])), join(d, 'o15.onnx'))],
+  ['fuse-onnx: 10^5 Pad nodes in a row (valid)', okIf(() => run('fuse-onnx', f('pads.onnx', onnxModel(Array.from({ length: 100_000 }, (_, i) => ['Pad', [i === 0 ? 'x' : `p${i - 1}`, 'pads'], [`p${i}`]]), [onnxTensor('pads', [8], new Uint8Array(64), 7)], 'p99999', null, 17, [1, 1, 2, 2])), join(d, 'o16.onnx')), () => [])],
+  ['fuse-onnx: ScatterND updates of the wrong size', () => run('fuse-onnx', f('scatter.onnx', onnxModel([['Conv', ['x', 'w'], ['a']], ['ScatterND', ['a', 'idx', 'upd'], ['y']]], [onnxTensor('w', [1, 1, 1, 1], new Uint8Array(new Float32Array([2]).buffer)), onnxTensor('idx', [1, 4], new Uint8Array(32), 7), onnxTensor('upd', [3], new Uint8Array(12))], 'y', null, 17, [1, 1, 2, 2])), join(d, 'o17.onnx'))],
+  ['fuse-onnx of a DBB export (844 nodes → 4, valid)', okIf(() => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'dbb_block_opset17.onnx'), join(d, 'dbb.onnx')), (r) => (/1 pattern\(s\) fused: 844 → 4 nodes/.test(r.stdout) ? [] : ['not fused as expected']))],
   ['fuse-onnx of a real export (valid)', okIf(() => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'repvgg_train_opset17.onnx'), join(d, 'fused.onnx')), (r) => (/7 pattern\(s\) fused: 35 → 17 nodes/.test(r.stdout) ? [] : ['not fused as expected']))],
 ];
 

@@ -11,6 +11,56 @@ import { identityKernel } from '../reparam/kernels.js';
 import { Module, Parameter } from './module.js';
 import { BatchNorm2d } from './layers.js';
 
+// z: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw), the border of channel c filled with v[c]
+export function padChannels(z: Tensor, [ph, pw]: readonly [number, number], v: ArrayLike<number>): Tensor {
+  const [N, C, H, W] = z.shape;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw;
+  const y = allocLike(z.data, N * C * Hp * Wp);
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const yo = (n * C + c) * Hp * Wp, zo = (n * C + c) * H * W;
+      y.fill(v[c], yo, yo + Hp * Wp);
+      for (let i = 0; i < H; i++) y.set(z.data.subarray(zo + i * W, zo + (i + 1) * W), yo + (i + ph) * Wp + pw);
+    }
+  }
+  return new Tensor(y, [N, C, Hp, Wp]);
+}
+
+// dy: (N, C, H + 2·ph, W + 2·pw) → dz: (N, C, H, W), the interior (the border is constant: no gradient)
+function cropChannels(dy: Tensor, inner: readonly number[], [ph, pw]: readonly [number, number]): Tensor {
+  const [N, C, H, W] = inner;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw;
+  const dz = allocLike(dy.data, N * C * H * W);
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let i = 0; i < H; i++) dz.set(dy.data.subarray(nc * Hp * Wp + (i + ph) * Wp + pw, nc * Hp * Wp + (i + ph) * Wp + pw + W), (nc * H + i) * W);
+  }
+  return new Tensor(dz, inner);
+}
+
+/**
+ * Padding with one constant per channel: what an ONNX exporter makes of BNAndPad's border (a Pad and
+ * ScatterND writes, src/onnx/fuse.ts), as a stage the fuser takes. It has no parameters.
+ */
+export class ChannelPad2d extends Module {
+  private inner: readonly number[] | null = null;
+
+  constructor(readonly values: Float64Array, readonly pad: readonly [number, number]) {
+    super();
+  }
+
+  // x: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw)
+  forward(x: Tensor): Tensor {
+    if (x.shape[1] !== this.values.length) throw new Error(`ChannelPad2d: ${this.values.length} border values for ${x.shape[1]} channels`);
+    this.inner = x.shape;
+    return padChannels(x, this.pad, this.values);
+  }
+
+  backward(dy: Tensor): Tensor {
+    if (this.inner === null) throw new Error('ChannelPad2d.backward: call forward first');
+    return cropChannels(dy, this.inner, this.pad);
+  }
+}
+
 export class BNAndPad extends Module {
   readonly bn: BatchNorm2d;
   readonly pad: number;
@@ -41,19 +91,8 @@ export class BNAndPad extends Module {
     const z = this.bn.forward(x); // in training mode this updates the running statistics the border then uses
     const p = this.pad;
     if (p === 0) return z;
-    const [N, C, H, W] = z.shape;
-    const Hp = H + 2 * p, Wp = W + 2 * p;
     this.inner = z.shape;
-    const v = this.padValues();
-    const y = allocLike(z.data, N * C * Hp * Wp);
-    for (let n = 0; n < N; n++) {
-      for (let c = 0; c < C; c++) {
-        const yo = (n * C + c) * Hp * Wp, zo = (n * C + c) * H * W;
-        y.fill(v[c], yo, yo + Hp * Wp);
-        for (let i = 0; i < H; i++) y.set(z.data.subarray(zo + i * W, zo + (i + 1) * W), yo + (i + p) * Wp + p);
-      }
-    }
-    return new Tensor(y, [N, C, Hp, Wp]);
+    return padChannels(z, [p, p], this.padValues());
   }
 
   // The border is a constant of the running statistics: only the interior carries gradient.
@@ -61,13 +100,7 @@ export class BNAndPad extends Module {
     const p = this.pad;
     if (p === 0) return this.bn.backward(dy);
     if (this.inner === null) throw new Error('BNAndPad.backward: call forward first');
-    const [N, C, H, W] = this.inner;
-    const Hp = H + 2 * p, Wp = W + 2 * p;
-    const dz = allocLike(dy.data, N * C * H * W);
-    for (let nc = 0; nc < N * C; nc++) {
-      for (let i = 0; i < H; i++) dz.set(dy.data.subarray(nc * Hp * Wp + (i + p) * Wp + p, nc * Hp * Wp + (i + p) * Wp + p + W), (nc * H + i) * W);
-    }
-    return this.bn.backward(new Tensor(dz, this.inner));
+    return this.bn.backward(cropChannels(dy, this.inner, [p, p]));
   }
 }
 

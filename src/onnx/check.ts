@@ -3,8 +3,9 @@
 
 import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
 import { Rng, uniform } from '../tensor/rng.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type Value, runOnnx } from './run.js';
-import { type FuseCheck, type FuseOnnxResult, fuseBound } from './fuse.js';
+import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';
 
 /** The probe's shape: the input's declared dims, a symbolic batch as 2 and other symbolic sizes as `size`. */
@@ -15,10 +16,18 @@ export function probeShape(model: OnnxModel, size = 32): number[] {
   return dims.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 2 : size));
 }
 
+/** The probe batch: uniform in [−1, 1], float64, refused before allocating when over 1 GiB (static dims no --probe-size can shrink). */
+export function probeInput(model: OnnxModel, size = 32, seed = 0): Tensor {
+  const shape = probeShape(model, size);
+  const bytes = shape.reduce((a, b) => a * b, 8);
+  if (!(bytes <= 2 ** 30)) throw new Error(`the probe input [${shape.join(', ')}] would take ${(bytes / 2 ** 30).toPrecision(3)} GiB in float64; refused before allocating (a graph this large is not probed)`);
+  return uniform(shape, new Rng(seed), -1, 1, 'float64');
+}
+
 /** opts.progress: called after each node of each graph ('original' or 'fused', index, count). */
 export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number; progress?: (graph: string, i: number, n: number) => void } = {}): FuseCheck {
-  const shape = probeShape(original, opts.size);
-  const x = uniform(shape, new Rng(opts.seed ?? 0), -1, 1, 'float64');
+  const x = probeInput(original, opts.size, opts.seed);
+  const shape = x.shape.slice();
   // multiply-adds of the convolutions: output elements × (C/groups)·kH·kW
   const macs = [0, 0];
   const counter = (k: number) => (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
@@ -39,4 +48,28 @@ export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { 
   }
   const float64 = [...result.model.initializers.values()].some((t) => t.dtype === 'float64');
   return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, float64, big), maxAbsOutput: big, probeShape: shape, macsBefore: macs[0], macsAfter: macs[1] };
+}
+
+export interface FuseCheck {
+  /** largest |fused − original| over the outputs on the probe batch, both run in float64 */
+  maxAbsDiff: number;
+  /** the bound it is held to (see fuseBound) */
+  bound: number;
+  maxAbsOutput: number;
+  probeShape: number[];
+  /** the convolutions' multiply-adds on the probe batch */
+  macsBefore: number;
+  macsAfter: number;
+}
+
+/**
+ * The error model for a fused graph against its original, both evaluated in float64 on one probe:
+ * the fused weights are computed in float64 and stored once in the file's precision (u = 2⁻²⁴ for
+ * float32 files, 2⁻⁵³ for float64), so each fused layer's output moves by at most u·(|K| ⊛ |x| + |b|);
+ * taking |K| ⊛ |x| + |b| ≤ 16·max|y| per layer (cancellation in a conv rarely exceeds 16×) and L fused
+ * layers adding up, the bound is 16·L·u·max|y| plus the float64 evaluation's own 1e-12·max|y|.
+ */
+export function fuseBound(fusedLayers: number, float64: boolean, maxAbsOutput: number): number {
+  const u = float64 ? 2 ** -53 : 2 ** -24;
+  return 16 * Math.max(1, fusedLayers) * u * maxAbsOutput + 1e-12 * maxAbsOutput;
 }

@@ -1,10 +1,13 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
-// meet in Add with nothing nonlinear between (Conv, BatchNormalization, Identity, a branch that is
-// the tensor itself) becomes one Conv, through the same fuser the modules use (src/reparam/fuse.ts:
-// fuseLinearBranches). A BatchNormalization right after such a sum is folded in as the block's post
-// BN, and a lone Conv → BatchNormalization pair is the one-branch case. Everything else (SiLU, SE,
-// detection heads, a residual add across a ReLU, whose branches start from different tensors) is
-// left exactly as it was, and node names, inputs and outputs are kept.
+// meet in Add with nothing nonlinear between becomes one Conv, through the same fuser the modules use
+// (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with constant
+// parameters: Conv, BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant
+// scalar or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one
+// value: DBB's BNAndPad as exporters write it), or no stage at all (the tensor itself). A
+// BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
+// BN, BN → Conv when the BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch
+// case. Everything else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches
+// start from different tensors) is left exactly as it was, and node names, inputs and outputs are kept.
 //
 //   X ─┬─ Conv ─ BN ─┐                       X ─ Conv(K, b) ─ Y
 //      ├─ Conv ─ BN ─┼─ Add ─ Add ─ Y   ⇒      K = Σ centred(K_i·s_i), b = Σ β_i + (b_i − μ_i)·s_i
@@ -13,11 +16,14 @@
 import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
-import { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, fuseLinearBranches } from '../reparam/fuse.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
-import { attrFloat, attrInt, attrInts, attrString, readersOf } from './value.js';
+import { type Value, runOnnx } from './run.js';
+import { probeInput } from './check.js';
+import { attrFloat, attrInt, attrInts, attrString, numel, readersOf } from './value.js';
 
 /** One fused pattern: where it was, what it replaced, what it became. */
 export interface FusedPattern {
@@ -46,36 +52,84 @@ interface Branch {
   root: string;
 }
 
+/**
+ * A run of Pad (constant mode) and ScatterND nodes from `start` that pads each channel with one value,
+ * as evaluating it showed (borderOf). `side`: the nodes that only compute its indices and updates
+ * (from shapes and constants); they go when it goes.
+ */
+interface Border {
+  start: string;
+  nodes: OnnxNode[];
+  side: Set<OnnxNode>;
+  pad: [number, number];
+  values: Float64Array;
+}
+
+/** A constant operand: an initializer, or a Constant node's tensor. */
+function constantOf(model: OnnxModel, producer: Map<string, OnnxNode>, name: string): OnnxTensor | undefined {
+  const t = model.initializers.get(name);
+  if (t !== undefined) return t;
+  const p = producer.get(name);
+  if (p?.opType !== 'Constant') return undefined;
+  const a = p.attributes.get('value') ?? p.attributes.get('value_float');
+  if (a?.kind === 'tensor') return a.value;
+  if (a?.kind === 'float') return { name, dtype: 'float32', dims: [], data: Float32Array.of(a.value) };
+  return undefined;
+}
+
 /** The fused graph; `model` is not changed. `trace` sees the fuser's steps for the first pattern fused (repvgg explain --onnx). */
 export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
   const readers = readersOf(model.nodes);
   for (const n of model.nodes) for (const o of n.outputs) producer.set(o, n);
   const graphOutputs = new Set(model.outputs.map((o) => o.name));
-  /** read by exactly one node and not a graph output: it can disappear into a fused conv */
-  const private1 = (t: string) => (readers.get(t)?.length ?? 0) === 1 && !graphOutputs.has(t);
-  const constant = (t: string) => model.initializers.get(t);
-  const consumed = new Set<OnnxNode>(); // nodes already inside a fused pattern
+  const constant = (t: string) => constantOf(model, producer, t);
   const fused: FusedPattern[] = [], skipped: SkippedPattern[] = [];
+  const borders = findBorders(model, producer, readers, skipped);
+  const borderOf = new Map<OnnxNode, Border>(); // every member → its border
+  for (const b of borders) for (const n of b.nodes) borderOf.set(n, b);
+  const borderStarts = new Set(borders.map((b) => b.start));
+  /** read by exactly one node (a border's side nodes aside) and not a graph output: it can disappear into a fused conv */
+  const private1 = (t: string) => !graphOutputs.has(t) && ((readers.get(t)?.length ?? 0) === 1 || borderStarts.has(t));
+  const consumed = new Set<OnnxNode>(); // nodes already inside a fused pattern
   const replace = new Map<OnnxNode, OnnxNode | null>(); // node → its replacement (null: removed)
   const newInits = new Map<string, OnnxTensor>();
+
+  /** Mul by a constant scalar or per-channel (C,1,1)/(1,C,1,1) vector: the index of its data input, else -1. */
+  const scaleInput = (n: OnnxNode): number => {
+    if (n.opType !== 'Mul' || n.inputs.length !== 2) return -1;
+    const k = [0, 1].filter((i) => constant(n.inputs[i]) !== undefined);
+    if (k.length !== 1) return -1;
+    const d = constant(n.inputs[k[0]])!.dims;
+    const perChannel = (d.length === 3 || d.length === 4) && d.every((v, i) => v === 1 || i === d.length - 3);
+    return numel(d) === 1 && d.length <= 4 || perChannel ? 1 - k[0] : -1;
+  };
+  /** The input a stage transforms. */
+  const dataInput = (n: OnnxNode) => n.inputs[n.opType === 'Mul' ? scaleInput(n) : 0];
 
   /** A node that is linear with constant parameters (a candidate branch stage). */
   const linearStage = (n: OnnxNode): boolean =>
     (n.opType === 'Conv' && constant(n.inputs[1]) !== undefined && (n.inputs[2] === undefined || n.inputs[2] === '' || constant(n.inputs[2]) !== undefined))
     || (n.opType === 'BatchNormalization' && n.outputs.filter((o) => o !== '').length === 1 && [1, 2, 3, 4].every((i) => constant(n.inputs[i]) !== undefined))
-    || n.opType === 'Identity';
+    || n.opType === 'Identity' || scaleInput(n) >= 0 || averagePoolStage(n) || borderOf.has(n);
 
-  /** Walk back from a term through private linear stages to the tensor the branch reads. */
-  const branchOf = (term: string): Branch => {
+  /** Walk back from a term through private linear stages to the tensor the branch reads (`kept`: the term stays, as the fused conv's output, so others may read it). */
+  const branchOf = (term: string, kept = false): Branch => {
     const nodes: OnnxNode[] = [];
     let cur = term;
     for (;;) {
       const p = producer.get(cur);
       if (p === undefined || consumed.has(p) || !linearStage(p) || (cur !== term && !private1(cur))) break;
-      if (cur === term && nodes.length === 0 && !private1(cur)) break;
+      if (cur === term && !kept && !private1(cur)) break;
+      const border = borderOf.get(p);
+      if (border !== undefined) {
+        if (p !== border.nodes.at(-1)) break; // entered a border in the middle
+        nodes.unshift(...border.nodes);
+        cur = border.start;
+        continue;
+      }
       nodes.unshift(p);
-      cur = p.inputs[0];
+      cur = dataInput(p);
     }
     return { nodes, root: cur };
   };
@@ -103,7 +157,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
     if (outerAdd?.length === 1 && outerAdd[0].opType === 'Add' && private1(add.outputs[0]) && !consumed.has(outerAdd[0])) continue; // an inner sum: its root takes it
     const adds: OnnxNode[] = [];
     const terms = addTerms(add, adds);
-    const branches = terms.map(branchOf);
+    const branches = terms.map((t) => branchOf(t));
     const roots = new Set(branches.map((b) => b.root));
     if (roots.size !== 1) continue; // e.g. a residual add across a ReLU: the branches start from different tensors
     if (!branches.some((b) => b.nodes.some((n) => n.opType === 'Conv'))) continue;
@@ -112,22 +166,38 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
     let post: OnnxNode | null = null;
     const after = readers.get(out);
     if (after?.length === 1 && private1(out) && after[0].opType === 'BatchNormalization' && linearStage(after[0])) { post = after[0]; out = post.outputs[0]; }
-    tryFuse(adds[0].name, branches, adds, post, out);
+    const why = tryFuse(adds[0].name, branches, adds, post, out);
+    if (why !== null) skipped.push({ at: adds[0].name, why });
   }
-  // the one-branch case: Conv → BatchNormalization (an exporter in eval mode usually folds these already)
-  for (const bn of model.nodes) {
-    if (bn.opType !== 'BatchNormalization' || consumed.has(bn) || !linearStage(bn)) continue;
-    const b = branchOf(bn.outputs[0]);
-    if (b.nodes.length >= 2 && b.nodes.some((n) => n.opType === 'Conv')) tryFuse(bn.name, [b], [], null, bn.outputs[0]);
+  // The one-branch case: a chain with a Conv and something to fold into it (BN, Mul, a border), taken
+  // from its last stage; if the whole chain does not fuse (BN → Conv with a nonzero border), its
+  // longest tail that does. An exporter in eval mode has usually folded Conv → BN already.
+  for (const n of [...model.nodes].reverse()) {
+    if (consumed.has(n) || !linearStage(n) || (borderOf.has(n) && borderOf.get(n)!.nodes.at(-1) !== n)) continue;
+    const next = readers.get(n.outputs[0]);
+    if (next?.length === 1 && private1(n.outputs[0]) && linearStage(next[0]) && dataInput(next[0]) === n.outputs[0] && !consumed.has(next[0])) continue; // not the chain's end
+    const b = branchOf(n.outputs[0], true);
+    const folds = (nodes: OnnxNode[]) => nodes.some((x) => x.opType === 'Conv') && nodes.some((x) => x.opType === 'BatchNormalization' || x.opType === 'Mul' || borderOf.has(x));
+    let first: string | null = null;
+    for (let k = 0; k < b.nodes.length && folds(b.nodes.slice(k)); k++) {
+      if (k > 0 && borderOf.get(b.nodes[k]) === borderOf.get(b.nodes[k - 1]) && borderOf.has(b.nodes[k])) continue; // a border is one stage
+      const tail = b.nodes.slice(k);
+      const root = borderOf.get(tail[0])?.start ?? dataInput(tail[0]);
+      const why = tryFuse(n.name, [{ nodes: tail, root }], [], null, n.outputs[0]);
+      if (why === null) { first = null; break; }
+      first ??= why;
+    }
+    if (first !== null) skipped.push({ at: n.name, why: first });
   }
 
-  function tryFuse(at: string, branches: Branch[], adds: OnnxNode[], post: OnnxNode | null, out: string): void {
+  /** Fuse one pattern; the reason it does not fuse, or null. */
+  function tryFuse(at: string, branches: Branch[], adds: OnnxNode[], post: OnnxNode | null, out: string): string | null {
     const root = branches[0].root;
     const convs = branches.flatMap((b) => b.nodes.filter((n) => n.opType === 'Conv'));
     try {
-      const lb = linearBranchesOf(branches, post, convs, model);
-      const kb = fuseLinearBranches(lb, at, fused.length === 0 ? opts.trace : undefined);
-      const dtype = model.initializers.get(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
+      const lb = linearBranchesOf(branches, post, convs, constant, borderOf);
+      const kb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
+      const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: dtype === 'float64' ? Float64Array.from(kb.kernel.data) : Float32Array.from(kb.kernel.data) });
       newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? Float64Array.from(kb.bias.data) : Float32Array.from(kb.bias.data) });
@@ -138,12 +208,14 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
           ['strides', { kind: 'ints', value: [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: [1, 1] }], ['group', { kind: 'int', value: lb.groups }]]),
       };
       const gone = [...branches.flatMap((b) => b.nodes), ...adds, ...(post === null ? [] : [post])];
-      const last = gone.reduce((a, n) => (model.nodes.indexOf(n) > model.nodes.indexOf(a) ? n : a));
+      const index = new Map(model.nodes.map((n, i) => [n, i]));
+      const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
-      const describe = (b: Branch) => (b.nodes.length === 0 ? 'identity' : b.nodes.map((n) => (n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, model)}` : n.opType)).join('+'));
-      fused.push({ at, pattern: `${branches.map(describe).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${K}×${K}`, nodesBefore: gone.length });
+      for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
+      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${K}×${K}`, nodesBefore: gone.length });
+      return null;
     } catch (e) {
-      skipped.push({ at, why: (e as Error).message });
+      return (e as Error).message;
     }
   }
 
@@ -153,31 +225,218 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
     return n;
   }
 
-  const nodes: OnnxNode[] = [];
+  let nodes: OnnxNode[] = [];
   for (const n of model.nodes) {
     const r = replace.get(n);
     if (r === undefined) nodes.push(n);
     else if (r !== null) nodes.push(r);
   }
+  nodes = withoutNewlyDead(model, nodes);
   // initializers no node reads any more are dropped; the rest are kept as they were, then the new ones
   const used = new Set(nodes.flatMap((n) => n.inputs));
   const initializers = new Map<string, OnnxTensor>();
   for (const [k, t] of model.initializers) if (used.has(k) || graphOutputs.has(k)) initializers.set(k, t);
   for (const [k, t] of newInits) initializers.set(k, t);
   const alive = new Set([...nodes.flatMap((n) => n.outputs), ...model.inputs.map((v) => v.name)]);
+  for (const n of nodes) {
+    const lost = n.inputs.find((i) => i !== '' && !alive.has(i) && !initializers.has(i));
+    if (lost !== undefined) throw new Error(`fuse-onnx: node '${showText(n.name)}' would read '${showText(lost)}', which the fused graph no longer computes; nothing was written`);
+  }
   const valueInfo = new Map([...model.valueInfo].filter(([k]) => alive.has(k)));
   return { model: { ...model, nodes, initializers, valueInfo }, fused, skipped };
 }
 
-const convKernel = (n: OnnxNode, model: OnnxModel) => { const d = model.initializers.get(n.inputs[1])!.dims; return `${d[2]}×${d[3]}`; };
+/** Drop the nodes (Constant nodes of a Mul's scale) whose every output nobody reads any more but somebody did; dead nodes of the original stay. */
+function withoutNewlyDead(model: OnnxModel, nodes: OnnxNode[]): OnnxNode[] {
+  const outputs = new Set(model.outputs.map((o) => o.name));
+  const readBefore = new Set(model.nodes.flatMap((n) => n.inputs));
+  let out = nodes;
+  for (;;) {
+    const read = new Set(out.flatMap((n) => n.inputs));
+    const keep = out.filter((n) => n.outputs.some((o) => o !== '' && (read.has(o) || outputs.has(o) || !readBefore.has(o))));
+    if (keep.length === out.length) return out;
+    out = keep;
+  }
+}
 
-/** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d modules. */
-function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], model: OnnxModel): LinearBranches {
-  const init = (name: string) => model.initializers.get(name)!;
+/** AveragePool as a conv (1/k² on each tap): a square window, square strides, equal pads counted in the mean (or none), no ceil_mode or dilation. */
+function averagePoolStage(n: OnnxNode): boolean {
+  if (n.opType !== 'AveragePool') return false;
+  const k = attrInts(n, 'kernel_shape') ?? [], s = attrInts(n, 'strides') ?? [1, 1], p = attrInts(n, 'pads') ?? [0, 0, 0, 0], d = attrInts(n, 'dilations') ?? [1, 1];
+  return k.length === 2 && k[0] === k[1] && s.length === 2 && s[0] === s[1] && p.length === 4 && p.every((v) => v === p[0]) && d.every((v) => v === 1)
+    && (p[0] === 0 || attrInt(n, 'count_include_pad', 0) === 1) && attrInt(n, 'ceil_mode', 0) === 0 && attrString(n, 'auto_pad', 'NOTSET') === 'NOTSET';
+}
+
+/**
+ * Every run of Pad (constant mode) / ScatterND nodes that pads a 4-D tensor with one value per
+ * channel. Exporters write DBB's BNAndPad as a Pad then four ScatterND writes whose indices and
+ * updates come from Shape arithmetic; rather than match that text, each run is evaluated (float64)
+ * on two inputs of distinct values 2³⁰ + j and −2³¹ − 3j: Pad and ScatterND only copy input elements
+ * or write constants, so an output element equal to its input element in both runs is that element,
+ * and one equal in both runs to the same small number is a constant. The run is a border when the
+ * interior is the input shifted by (ph, pw) and each channel's border is one constant. Its indices
+ * and updates are computed on a probe of the graph's input, so the graph must declare static dims.
+ */
+function findBorders(model: OnnxModel, producer: Map<string, OnnxNode>, readers: Map<string, OnnxNode[]>, skipped: SkippedPattern[]): Border[] {
+  const member = (n: OnnxNode) => (n.opType === 'Pad' && attrString(n, 'mode', 'constant') === 'constant') || (n.opType === 'ScatterND' && attrString(n, 'reduction', 'none') === 'none');
+  const runs: OnnxNode[][] = [];
+  const taken = new Set<OnnxNode>();
+  for (const n of model.nodes) {
+    if (!member(n) || taken.has(n)) continue;
+    const run = [n];
+    taken.add(n);
+    for (;;) {
+      const next = (readers.get(run.at(-1)!.outputs[0]) ?? []).filter((r) => member(r) && r.inputs[0] === run.at(-1)!.outputs[0]);
+      if (next.length !== 1 || taken.has(next[0])) break;
+      run.push(next[0]);
+      taken.add(next[0]);
+    }
+    runs.push(run);
+  }
+  if (runs.length === 0) return [];
+  // the nodes that only feed a run's side inputs (indices, pads, updates), and whether those come from shapes and constants alone
+  const index = new Map(model.nodes.map((n, i) => [n, i]));
+  const shapeOnly = new Map<string, boolean>();
+  const isShapeOnly = (t: string): boolean => {
+    if (t === '' || model.initializers.has(t)) return true;
+    const known = shapeOnly.get(t);
+    if (known !== undefined) return known;
+    const stack = [t]; // iterative: a file may chain 10⁵ nodes
+    while (stack.length > 0) {
+      const u = stack.at(-1)!;
+      const p = producer.get(u);
+      if (p === undefined) { shapeOnly.set(u, model.initializers.has(u)); stack.pop(); continue; }
+      if (p.opType === 'Shape' || p.opType === 'Size' || p.opType === 'Constant') { shapeOnly.set(u, true); stack.pop(); continue; }
+      const todo = p.inputs.filter((i) => i !== '' && !model.initializers.has(i) && !shapeOnly.has(i));
+      if (todo.length > 0) { stack.push(...todo); continue; }
+      shapeOnly.set(u, p.inputs.every((i) => i === '' || model.initializers.has(i) || shapeOnly.get(i) === true));
+      stack.pop();
+    }
+    return shapeOnly.get(t)!;
+  };
+  const candidates: { run: OnnxNode[]; side: Set<OnnxNode> }[] = [];
+  // The side nodes are found walking back from the side inputs through shape-only tensors to the
+  // Shape/Size nodes (and a node right before one, whose output only a Shape reads: the exporter
+  // slices the padded tensor to measure it); the walks together may visit 10⁶ + 20·nodes steps.
+  let budget = 1e6 + 20 * model.nodes.length;
+  for (const run of runs) {
+    const inRun = new Set(run);
+    const sideInputs = run.flatMap((n) => n.inputs.slice(1)).filter((t) => t !== '');
+    if (!sideInputs.every(isShapeOnly)) continue;
+    const cone: OnnxNode[] = [], seen = new Set<OnnxNode>(), stack = [...sideInputs];
+    while (stack.length > 0 && budget-- > 0) {
+      const t = stack.pop()!;
+      const p = producer.get(t);
+      if (p === undefined || seen.has(p) || inRun.has(p)) continue;
+      seen.add(p);
+      cone.push(p);
+      if ((p.opType === 'Shape' || p.opType === 'Size') && !isShapeOnly(p.inputs[0])) {
+        const q = producer.get(p.inputs[0]);
+        if (q !== undefined && !inRun.has(q) && !seen.has(q) && q.outputs.every((o) => (readers.get(o) ?? []).every((r) => r.opType === 'Shape' || r.opType === 'Size'))) { seen.add(q); cone.push(q); }
+        continue;
+      }
+      for (const i of p.inputs) if (i !== '' && isShapeOnly(i)) stack.push(i);
+    }
+    if (budget <= 0) {
+      skipped.push({ at: run[0].name, why: 'padding runs whose index computations are too large to trace (over 10⁶ steps); not fused' });
+      break;
+    }
+    cone.sort((a, b) => index.get(b)! - index.get(a)!);
+    const side = new Set<OnnxNode>();
+    const sideRead = (r: OnnxNode, t: string) => side.has(r) || (inRun.has(r) && r.inputs.indexOf(t, 1) >= 1 && r.inputs[0] !== t);
+    for (const p of cone) {
+      if (p.outputs.every((o) => o === '' || (!model.outputs.some((g) => g.name === o) && (readers.get(o) ?? []).length > 0 && readers.get(o)!.every((r) => sideRead(r, o))))) side.add(p);
+    }
+    // every tensor of the run (its input too) is read only by the next member and side nodes
+    const chainTensors = [run[0].inputs[0], ...run.slice(0, -1).map((n) => n.outputs[0])];
+    const ok = chainTensors.every((t, i) => (readers.get(t) ?? []).every((r) => r === run[i] ? r.inputs.indexOf(t, 1) < 0 : side.has(r)) && !model.outputs.some((g) => g.name === t));
+    if (ok) candidates.push({ run, side });
+  }
+  if (candidates.length === 0) return [];
+  const dims = model.inputs.map((v) => v.dims);
+  if (dims.some((d) => d === null || d.some((x) => typeof x !== 'number' || x <= 0))) {
+    for (const c of candidates) skipped.push({ at: c.run[0].name, why: 'a padding run whose values are computed from shapes; the graph declares symbolic input dims, so it is not evaluated (export with static shapes to fuse it)' });
+    return [];
+  }
+  // one float64 probe of the whole graph gives each run's input shape and side values
+  const want = new Set(candidates.flatMap((c) => c.run));
+  const seenValues = new Map<OnnxNode, (Value | null)[]>();
+  try {
+    runOnnx(model, [probeInput(model)], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode: (_i, _n, node, xs) => { if (want.has(node)) seenValues.set(node, xs.map((x, i) => (x === null ? null : { ...x, data: i === 0 ? new Float64Array(0) : x.data.slice() }))); } });
+  } catch (e) {
+    for (const c of candidates) skipped.push({ at: c.run[0].name, why: `a padding run not evaluated: ${(e as Error).message}` });
+    return [];
+  }
+  const borders: Border[] = [];
+  for (const { run, side } of candidates) {
+    const x = seenValues.get(run[0])![0]!;
+    if (x.shape.length !== 4) continue;
+    const inits = new Map<string, OnnxTensor>();
+    for (const n of run) {
+      n.inputs.forEach((t, i) => {
+        const v = seenValues.get(n)![i];
+        if (i > 0 && t !== '' && v !== null) inits.set(t, { name: t, dtype: v.dtype === 'float32' ? 'float64' : v.dtype as OnnxTensor['dtype'], dims: v.shape, data: v.data });
+      });
+    }
+    const sub: OnnxModel = { ...model, nodes: run, initializers: inits, inputs: [{ name: run[0].inputs[0], dtype: 'float64', dims: x.shape }], outputs: [{ name: run.at(-1)!.outputs[0], dtype: null, dims: null }], valueInfo: new Map() };
+    const distinct = (f: (j: number) => number) => { const t = new Float64Array(numel(x.shape)); for (let j = 0; j < t.length; j++) t[j] = f(j); return new Tensor(t, x.shape); };
+    const a = distinct((j) => 2 ** 30 + j), b = distinct((j) => -(2 ** 31) - 3 * j);
+    const [ya, yb] = [a, b].map((t) => runOnnx(sub, [t], { dtype: 'float64', cache: false }).values().next().value as Value);
+    const border = borderFrom(x.shape, a.data, b.data, ya, yb);
+    if (typeof border === 'string') { skipped.push({ at: run[0].name, why: border }); continue; }
+    borders.push({ start: run[0].inputs[0], nodes: run, side, ...border });
+  }
+  return borders;
+}
+
+/** From the two evaluations: the padding and each channel's border value, or why the run is not a border. */
+function borderFrom(shape: readonly number[], xa: ArrayLike<number>, xb: ArrayLike<number>, ya: Value, yb: Value): { pad: [number, number]; values: Float64Array } | string {
+  const [N, C, H, W] = shape;
+  const [n2, c2, Ho, Wo] = ya.shape;
+  if (ya.shape.length !== 4 || n2 !== N || c2 !== C || (Ho - H) % 2 !== 0 || (Wo - W) % 2 !== 0 || Ho < H || Wo < W) {
+    return `a padding run from [${shape.join(', ')}] to [${ya.shape.join(', ')}]: not the same padding on both sides of H and W only`;
+  }
+  const ph = (Ho - H) / 2, pw = (Wo - W) / 2;
+  const values = new Float64Array(C).fill(NaN);
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+    const o = ((n * C + c) * Ho + i) * Wo + j;
+    const inside = i >= ph && i < H + ph && j >= pw && j < W + pw;
+    if (inside) {
+      const s = ((n * C + c) * H + i - ph) * W + j - pw;
+      if (ya.data[o] !== xa[s] || yb.data[o] !== xb[s]) return `a padding run that does not keep its input in place (at [${n}, ${c}, ${i}, ${j}] of its output)`;
+    } else {
+      if (ya.data[o] !== yb.data[o] || Number.isNaN(ya.data[o])) return `a padding run whose border is not a constant (at [${n}, ${c}, ${i}, ${j}] of its output)`;
+      if (Number.isNaN(values[c])) values[c] = ya.data[o];
+      else if (values[c] !== ya.data[o]) return `a padding run whose border differs within channel ${c}`;
+    }
+  }
+  for (let c = 0; c < C; c++) if (Number.isNaN(values[c])) values[c] = 0; // no border at all
+  return { pad: [ph, pw], values };
+}
+
+/** A branch for messages: 'Conv 1×1+BN+pad+AvgPool 3×3+BN'. */
+function describe(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>): string {
+  if (b.nodes.length === 0) return 'identity';
+  const parts: string[] = [];
+  b.nodes.forEach((n, i) => {
+    const border = borderOf.get(n);
+    if (border !== undefined) { if (border.nodes.at(-1) === n) parts.push(`pad ${border.pad.join('×')}`); return; }
+    if (i > 0 && borderOf.has(b.nodes[i - 1]) && borderOf.get(b.nodes[i - 1]) === border) return;
+    parts.push(n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, constant)}` : n.opType === 'AveragePool' ? `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}` : n.opType === 'Mul' ? 'scale' : n.opType);
+  });
+  return parts.join('+');
+}
+
+type Constant = (name: string) => OnnxTensor | undefined;
+const convKernel = (n: OnnxNode, constant: Constant) => { const d = constant(n.inputs[1])!.dims; return `${d[2]}×${d[3]}`; };
+
+/** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d / AvgPool2d / ChannelPad2d modules. */
+function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
+  const init = (name: string) => constant(name)!;
   const f64 = (t: OnnxTensor) => new Tensor(Float64Array.from(t.data), t.dims);
   const geometry = convs.map((n) => {
     const w = init(n.inputs[1]);
-    if (w.dims.length !== 4) throw new Error(`${n.name}: only 2-D convolutions fuse`);
+    if (w.dims.length !== 4) throw new Error(`${showText(n.name)}: only 2-D convolutions fuse`);
     const [sh, sw] = attrInts(n, 'strides') ?? [1, 1];
     const [dh, dw] = attrInts(n, 'dilations') ?? [1, 1];
     const [pt, pl, pb, pr] = attrInts(n, 'pads') ?? [0, 0, 0, 0];
@@ -185,18 +444,43 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     if (sh !== sw || dh !== 1 || dw !== 1 || pt !== pb || pl !== pr) throw new Error(`${showText(n.name)}: strides ${sh}×${sw}, dilations ${dh}×${dw}, pads [${pt}, ${pl}, ${pb}, ${pr}]: only square strides, no dilation and symmetric pads fuse`);
     return { n, w, stride: sh, pad: [pt, pl] as [number, number], groups: attrInt(n, 'group', 1) };
   });
-  const K = Math.max(...geometry.map((g) => Math.max(g.w.dims[2], g.w.dims[3])));
-  const widest = geometry.find((g) => g.w.dims[2] === K && g.w.dims[3] === K);
-  if (widest === undefined) throw new Error(`no branch has a square ${K}×${K} kernel to fuse into`);
+  // each branch's extent: its one spatial stage's kernel (conv or pool; the stages before it are 1×1),
+  // the padding of all its stages (a border's too) and their strides' product
+  const extent = branches.map((b) => {
+    let kh = 1, kw = 1, ph = 0, pw = 0, stride = 1, out = -1;
+    for (const n of b.nodes) {
+      const g = geometry.find((x) => x.n === n);
+      const border = borderOf.get(n);
+      if (g !== undefined) { kh = Math.max(kh, g.w.dims[2]); kw = Math.max(kw, g.w.dims[3]); ph += g.pad[0]; pw += g.pad[1]; stride *= g.stride; out = g.w.dims[0]; }
+      else if (n.opType === 'AveragePool') { const k = attrInts(n, 'kernel_shape')![0], p = (attrInts(n, 'pads') ?? [0])[0]; kh = Math.max(kh, k); kw = Math.max(kw, k); ph += p; pw += p; stride *= (attrInts(n, 'strides') ?? [1])[0]; }
+      else if (border !== undefined && border.nodes.at(-1) === n) { ph += border.pad[0]; pw += border.pad[1]; }
+    }
+    return { kh, kw, ph, pw, stride, out };
+  });
+  const K = Math.max(...extent.map((e) => Math.max(e.kh, e.kw)));
+  const widest = extent.find((e) => e.kh === K && e.kw === K && e.ph === e.pw);
+  if (widest === undefined) throw new Error(`no branch has a square ${K}×${K} kernel with equal padding on both axes to fuse into`);
   const groups = geometry[0].groups;
   if (geometry.some((g) => g.groups !== groups)) throw new Error(`the branches' convs have groups ${[...new Set(geometry.map((g) => g.groups))].join(' and ')}; one fused conv needs one value`);
-  const first = geometry[0];
-  const inChannels = first.w.dims[1] * groups;
-  const outChannels = widest.w.dims[0];
-  const module = (n: OnnxNode): Module => {
+  // the input's channels: the first conv's, through the stages before it (which keep the count)
+  const inChannels = geometry[0].w.dims[1] * groups;
+  const outChannels = widest.out >= 0 ? widest.out : extent.find((e) => e.out >= 0)!.out;
+  // a BN with these statistics is y = s·x exactly (√(1 + 0) = 1): how a constant Mul enters the fuser
+  const scaleAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
+    const t = n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
+    if (t.data.length !== 1 && t.data.length !== channels) throw new Error(`${showText(n.name)}: a scale of ${t.data.length} values on ${channels} channels`);
+    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
+    for (let c = 0; c < channels; c++) bn.weight.data.data[c] = t.data[t.data.length === 1 ? 0 : c];
+    bn.bias.data.data.fill(0);
+    bn.runningMean.data.fill(0);
+    bn.runningVar.data.fill(1);
+    return bn;
+  };
+  const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') {
       const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => f64(init(n.inputs[i])));
       if (attrInt(n, 'training_mode', 0) !== 0) throw new Error(`${showText(n.name)}: a BatchNormalization in training mode does not fuse`);
+      if (gamma.size !== channels) throw new Error(`${showText(n.name)}: a BatchNormalization of ${gamma.size} channels on ${channels}`);
       const bn = new BatchNorm2d(gamma.size, { dtype: 'float64', eps: attrFloat(n, 'epsilon', 1e-5) }).eval();
       bn.weight.data.data.set(gamma.data);
       bn.bias.data.data.set(beta.data);
@@ -204,40 +488,39 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
       bn.runningVar.data.set(variance.data);
       return bn;
     }
+    if (n.opType === 'Mul') return scaleAsBN(n, channels);
+    if (n.opType === 'AveragePool') {
+      const [k] = attrInts(n, 'kernel_shape')!;
+      return new AvgPool2d(k, { stride: (attrInts(n, 'strides') ?? [1])[0], padding: (attrInts(n, 'pads') ?? [0])[0] });
+    }
+    const border = borderOf.get(n);
+    if (border !== undefined) {
+      if (border.values.length !== channels) throw new Error(`${showText(n.name)}: a border of ${border.values.length} channels on ${channels}`);
+      return new ChannelPad2d(border.values, border.pad);
+    }
     const g = geometry.find((x) => x.n === n)!;
-    const bias = n.inputs[2] ? model.initializers.get(n.inputs[2]) : undefined;
+    const bias = n.inputs[2] ? constant(n.inputs[2]) : undefined;
     const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype: 'float64' });
     c.weight.data.data.set(f64(g.w).data);
     if (bias !== undefined) c.bias!.data.data.set(f64(bias).data);
     return c;
   };
-  return {
-    inChannels, outChannels, groups, stride: widest.stride, kernelSize: K, padding: widest.pad[0],
-    branches: branches.map((b) => b.nodes.filter((n) => n.opType !== 'Identity').map((n) => [showText(n.name), module(n)] as [string, Module])),
-    post: post === null ? null : [showText(post.name), module(post) as BatchNorm2d],
+  const stagesOf = (b: Branch): [string, Module][] => {
+    const stages: [string, Module][] = [];
+    let channels = inChannels;
+    for (const n of b.nodes) {
+      if (n.opType === 'Identity') continue;
+      const border = borderOf.get(n);
+      if (border !== undefined && border.nodes.at(-1) !== n) continue; // a border is one stage, at its last node
+      const m = module(n, channels);
+      if (m instanceof Conv2d) channels = m.weight.data.shape[0];
+      stages.push([showText(n.name), m]);
+    }
+    return stages;
   };
-}
-
-export interface FuseCheck {
-  /** largest |fused − original| over the outputs on the probe batch, both run in float64 */
-  maxAbsDiff: number;
-  /** the bound it is held to (see fuseBound) */
-  bound: number;
-  maxAbsOutput: number;
-  probeShape: number[];
-  /** the convolutions' multiply-adds on the probe batch */
-  macsBefore: number;
-  macsAfter: number;
-}
-
-/**
- * The error model for a fused graph against its original, both evaluated in float64 on one probe:
- * the fused weights are computed in float64 and stored once in the file's precision (u = 2⁻²⁴ for
- * float32 files, 2⁻⁵³ for float64), so each fused layer's output moves by at most u·(|K| ⊛ |x| + |b|);
- * taking |K| ⊛ |x| + |b| ≤ 16·max|y| per layer (cancellation in a conv rarely exceeds 16×) and L fused
- * layers adding up, the bound is 16·L·u·max|y| plus the float64 evaluation's own 1e-12·max|y|.
- */
-export function fuseBound(fusedLayers: number, float64: boolean, maxAbsOutput: number): number {
-  const u = float64 ? 2 ** -53 : 2 ** -24;
-  return 16 * Math.max(1, fusedLayers) * u * maxAbsOutput + 1e-12 * maxAbsOutput;
+  return {
+    inChannels, outChannels, groups, stride: widest.stride, kernelSize: K, padding: widest.ph,
+    branches: branches.map(stagesOf),
+    post: post === null ? null : [showText(post.name), module(post, outChannels) as BatchNorm2d],
+  };
 }

@@ -296,6 +296,7 @@ export const SHAPE_OPS: Record<string, Op> = {
     const k = ind.shape[ind.shape.length - 1];
     if (k === undefined || k > x.shape.length) throw nodeError(node, `indices of shape [${ind.shape.join(', ')}] do not index data of rank ${x.shape.length}`);
     const slice = numel(x.shape.slice(k)), st = stridesOf(x.shape);
+    if (upd.data.length !== (ind.data.length / k) * slice) throw nodeError(node, `updates of shape [${upd.shape.join(', ')}] for indices [${ind.shape.join(', ')}] into data [${x.shape.join(', ')}]: need indices.shape[:-1] + data.shape[${k}:]`);
     const out = ctx.alloc(x.shape, isFloat(x) ? 'float' : 'int');
     out.set(x.data);
     for (let u = 0; u < ind.data.length / k; u++) {

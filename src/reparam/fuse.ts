@@ -3,13 +3,14 @@
 //     BN          fold:   K' = K·s, b' = β + (b − μ)·s, s = γ/√(σ²+ε)           (fuseConvBN)
 //     conv, pool  merge:  K' = K₂ ∘ K, b' = b₂ + Σ K₂·b  when K is 1×1, stride 1  (mergeSequential1x1kxk)
 //     padding     moves to the input, exact when what came before maps 0 to the border's value
+//                 (zeros: no bias before it; BNAndPad: BN(0); ChannelPad2d: v, the bias before it)
 //   no stage: the identity kernel; AvgPool2d: 1/k² per tap; DiracConv2d: its Ŵ; IdentityConv1x1: W + I
 //   then Σ branches after centring each kernel in K×K (sumBranches), then the post-addition BN.
 // A nonlinearity inside a branch (ReLU, SiLU, SE) has no single conv: refused with its name.
 
 import { AvgPool2d, BatchNorm2d, Conv2d, ReLU, SiLU } from '../nn/layers.js';
 import { DiracConv2d } from '../nn/variants.js';
-import { BNAndPad, IdentityConv1x1 } from '../nn/dbb_layers.js';
+import { BNAndPad, ChannelPad2d, IdentityConv1x1 } from '../nn/dbb_layers.js';
 import { SqueezeExcite } from '../nn/squeeze_excite.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
@@ -77,12 +78,26 @@ function identityAffine(channels: number, groups: number): Affine {
 }
 
 // Padding what came before with p moves to its input only if it is pointwise (1×1, stride 1) and
-// maps 0 to the border's value: 0 for a conv's zero padding, BN(0) for BNAndPad (prior bias 0).
-function addPadding(acc: Affine, p: [number, number], at: string): Affine {
+// maps 0 to the border's value: then padding its input with zeros gives that value there. The border
+// is 0 for a conv's zero padding and BN(0) for BNAndPad (the prior's bias must be 0), and v for a
+// ChannelPad2d (the prior's bias must be v).
+function addPadding(acc: Affine, p: readonly [number, number], at: string, border: Float64Array | null = null): Affine {
   if (p[0] === 0 && p[1] === 0) return acc;
   const [, , kh, kw] = acc.kb.kernel.shape;
   if (kh !== 1 || kw !== 1 || acc.stride !== 1) throw new Error(`${at}: pads the output of a ${kh}×${kw}, stride ${acc.stride} stage; the border would not be a function of the input's border (only after 1×1 stride-1 stages)`);
-  if (acc.kb.bias.data.some((v) => v !== 0)) throw new Error(`${at}: pads with the value of 0 but the stages before it have a bias; the fused conv would see that bias at the border (DBB's BNAndPad pads with BN(0) for this reason)`);
+  const b = acc.kb.bias.data;
+  if (border === null) {
+    if (b.some((v) => v !== 0)) throw new Error(`${at}: pads with the value of 0 but the stages before it have a bias; the fused conv would see that bias at the border (DBB's BNAndPad pads with BN(0) for this reason)`);
+  } else {
+    if (border.length !== b.length) throw new Error(`${at}: ${border.length} border values for ${b.length} channels`);
+    // A file's border was computed by its exporter (in float32: a few roundings of terms the size of
+    // the largest bias), ours in float64; a real mismatch (zeros where the bias is not) is far larger.
+    // What the border then contributes is held to fuseBound by the probe check of src/onnx/check.ts.
+    let scale = 1;
+    for (let c = 0; c < b.length; c++) scale = Math.max(scale, Math.abs(b[c]), Math.abs(border[c]));
+    const c = b.findIndex((v, i) => !(Math.abs(v - border[i]) <= 2 ** -18 * scale));
+    if (c >= 0) throw new Error(`${at}: pads channel ${c} with ${border[c]}, but what comes before it maps 0 to ${b[c]}; only a border equal to that value moves to the input`);
+  }
   return { ...acc, pad: [acc.pad[0] + p[0], acc.pad[1] + p[1]] };
 }
 
@@ -100,6 +115,11 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       if (padded !== base) trace?.({ at, what: `its border is BN(0) and what came before maps 0 to 0: move the padding ${padded.pad[0] - base.pad[0]} to the input`, kb: base.kb });
       acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64') };
       trace?.({ at, what: "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
+      continue;
+    }
+    if (m instanceof ChannelPad2d) {
+      acc = addPadding(acc ?? identityAffine(channels, lb.groups), m.pad, at, m.values);
+      trace?.({ at, what: `its border is the value what came before gives for 0: move the padding ${m.pad.join('×')} to the input`, kb: acc.kb });
       continue;
     }
     const s = stageAffine(m, channels, lb.groups, at);

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { type FamilySpec, deployKey, familyBlock } from '../../src/nn/families.js';
 import { BranchBlock } from '../../src/nn/branch_block.js';
 import { BatchNorm2d, Conv2d, SiLU } from '../../src/nn/layers.js';
-import { IdentityConv1x1 } from '../../src/nn/dbb_layers.js';
+import { ChannelPad2d, IdentityConv1x1 } from '../../src/nn/dbb_layers.js';
 import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { U32, maxAbs, maxAbsDiff } from '../helpers.js';
@@ -81,6 +81,20 @@ describe('the fuser refuses what is not one conv, naming the stage', () => {
   it('zero padding after a stage with a bias is refused (the border would see the bias)', () => {
     const block = blockOf([[['first', conv(2, 2, 1, 0, true)], ['second', conv(2, 2, 3, 1)]]]);
     expect(() => fuseBranchBlock(block, 'blk')).toThrow("blk.second: pads with the value of 0 but the stages before it have a bias");
+  });
+  it('a border equal to the bias of the 1×1 stage before it moves to the input (an ONNX BNAndPad); any other border is refused', () => {
+    const first = conv(2, 2, 1, 0, true);
+    const b = Float64Array.from(first.bias!.data.data);
+    const block = blockOf([[['first', first], ['border', new ChannelPad2d(b, [1, 1])], ['second', conv(2, 2, 3, 0, true)]]], { activation: 'none' });
+    const x = uniform([1, 2, 5, 4], new Rng(2), -1, 1, 'float32');
+    const y = block.forward(x); // the border really is b: the modules pad, then convolve
+    const yd = deployBlock(block, 'conv').forward(x);
+    expect(fuseBranchBlock(block).kernel.shape).toEqual([2, 2, 3, 3]);
+    expect(maxAbsDiff(yd, y)).toBeLessThanOrEqual(64 * U32 * maxAbs(y)); // as above: 18 + 2 + 2 terms of |·| ≤ 1 each way
+    const off = Float64Array.from(b);
+    off[1] += 1e-3;
+    const wrong = blockOf([[['first', first], ['border', new ChannelPad2d(off, [1, 1])], ['second', conv(2, 2, 3, 0)]]]);
+    expect(() => fuseBranchBlock(wrong, 'blk')).toThrow(`blk.border: pads channel 1 with ${off[1]}, but what comes before it maps 0 to ${b[1]}`);
   });
   it('a conv after a spatial stage is refused', () => {
     const block = blockOf([[['a', conv(2, 2, 3, 1)], ['b', conv(2, 2, 1, 0)]]]);

@@ -124,7 +124,7 @@ function explainOnnx(io: Io, path: string): number {
   });
   io.out(`${path}: ${model.nodes.length} nodes, opset ${model.opset}; ${r.fused.length} pattern(s) fuse, ${r.skipped.length} kept with a reason`);
   for (const f of r.fused) io.out(`  ${showText(f.at, 48).padEnd(48)} ${f.pattern} (${f.nodesBefore} nodes → 1)`);
-  for (const s of r.skipped) io.out(`  kept ${showText(s.at, 43).padEnd(43)} ${showText(s.why, 160)}`);
+  for (const s of r.skipped) io.out(`  kept ${showText(s.at, 43).padEnd(43)} ${showText(s.why, 400)}`);
   if (r.fused.length === 0) return 0;
   io.out(`\nThe first one fused, '${showText(r.fused[0].at, 60)}', step by step (the same fuser as repvgg convert; float64):`);
   for (const l of shown) io.out(l);

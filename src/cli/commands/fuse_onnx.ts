@@ -13,8 +13,10 @@ export const fuseOnnxCommand: Command = {
     summary: 'structural re-parameterization of any ONNX graph: parallel linear branches that meet in Add become one Conv',
     usage: 'repvgg fuse-onnx IN.onnx OUT.onnx [--probe-size 32] [--seed 0] [--json]\n' +
       '  Finds every set of branches that read one tensor and meet in Add with nothing nonlinear between them\n' +
-      '  (Conv, BatchNormalization, Identity, the tensor itself), a BatchNormalization right after such a sum, and\n' +
-      '  Conv → BatchNormalization pairs, and fuses each into one Conv with the same fuser as `repvgg convert`.\n' +
+      '  (Conv, BatchNormalization, Identity, AveragePool, Mul by a constant scalar or per-channel vector, a\n' +
+      '  Pad/ScatterND border such as DBB\'s BNAndPad exports to, the tensor itself), a BatchNormalization right\n' +
+      '  after such a sum, and single chains (Conv → BN, BN → Conv where the border allows, Conv → Mul), and\n' +
+      '  fuses each into one Conv with the same fuser as `repvgg convert`.\n' +
       '  Everything else (SiLU, SE, heads, residual adds across a ReLU) is kept as it was, with its names.\n' +
       '  Both graphs then run in float64 on a random probe batch (symbolic sizes: batch 2, others --probe-size);\n' +
       '  if they differ by more than the error model allows, nothing is written.',
@@ -48,7 +50,7 @@ export const fuseOnnxCommand: Command = {
       return 0;
     }
     for (const f of result.fused) io.out(`fused   ${showText(f.at, 48).padEnd(48)} ${f.pattern}`);
-    for (const s of result.skipped) io.out(`kept    ${showText(s.at, 48).padEnd(48)} ${showText(s.why, 160)}`);
+    for (const s of result.skipped) io.out(`kept    ${showText(s.at, 48).padEnd(48)} ${showText(s.why, 400)}`);
     io.out(`${result.fused.length} pattern(s) fused: ${model.nodes.length} → ${result.model.nodes.length} nodes, ${(check.macsBefore / 1e6).toFixed(2)} → ${(check.macsAfter / 1e6).toFixed(2)} M conv multiply-adds on a [${check.probeShape.join(', ')}] probe`);
     io.out(`max |Δ| on the probe (float64) ${check.maxAbsDiff.toExponential(3)} (bound ${check.bound.toExponential(3)}, max |y| ${check.maxAbsOutput.toExponential(3)}); wrote ${dst} in ${seconds.toFixed(2)} s`);
     return 0;
