@@ -136,6 +136,26 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     expect(lopsided.fused).toEqual([]);
     expect(lopsided.skipped).toEqual([{ at: 'pad', why: 'a padding run from [1, 2, 5, 5] to [1, 2, 6, 5]: not the same padding on both sides of H and W only' }]);
   });
+  it('an AveragePool that leaves its padding out of the mean, and a border whose input another node reads, are not stages', () => {
+    const inits = [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('pads', [8], INT64, i64(0, 0, 1, 1, 0, 0, 1, 1))];
+    const excluded = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
+      { op: 'AveragePool', inputs: ['a'], outputs: ['y'], name: 'pool', attrs: [intsAttr('kernel_shape', [3, 3]), intsAttr('pads', [1, 1, 1, 1])] },
+      { op: 'Mul', inputs: ['y', 's'], outputs: ['z'], name: 'mul' },
+    ], { inits: [...inits, tensor('s', [], FLOAT, f32(2))], inputs: [valueInfo('x', [1, 2, 5, 5])] }));
+    const r = fuseOnnx(excluded); // count_include_pad = 0: the border taps divide by fewer than 9
+    expect(r.fused).toEqual([]);
+    expect(r.model.nodes).toEqual(excluded.nodes);
+    const shared = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
+      { op: 'Pad', inputs: ['a', 'pads'], outputs: ['p'], name: 'pad' },
+      { op: 'AveragePool', inputs: ['p'], outputs: ['y'], name: 'pool', attrs: [intsAttr('kernel_shape', [3, 3])] },
+      { op: 'Relu', inputs: ['a'], outputs: ['r'], name: 'relu' },
+    ], { inits, inputs: [valueInfo('x', [1, 2, 5, 5])], outputs: ['y', 'r'] }));
+    const q = fuseOnnx(shared); // the Relu still needs the conv's output
+    expect(q.fused).toEqual([]);
+    expect(q.model.nodes).toEqual(shared.nodes);
+  });
   it('Conv → Mul by a Constant node scalar folds the scale into the weights and bias; the Constant goes too', () => {
     const value = P().string(1, 'value').message(5, tensor('s', [], FLOAT, f32(2.5))).varint(20, 4);
     const m = readOnnx(graph([
