@@ -199,8 +199,8 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
       const kb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
       const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
-      newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: dtype === 'float64' ? Float64Array.from(kb.kernel.data) : Float32Array.from(kb.kernel.data) });
-      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? Float64Array.from(kb.bias.data) : Float32Array.from(kb.bias.data) });
+      newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.kernel.data) : new Float32Array(kb.kernel.data) });
+      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.bias.data) : new Float32Array(kb.bias.data) });
       const K = lb.kernelSize, P = lb.padding;
       const conv: OnnxNode = {
         name: at, opType: 'Conv', domain: '', inputs: [root, wName, bName], outputs: [out], at: -1,
@@ -433,7 +433,7 @@ const convKernel = (n: OnnxNode, constant: Constant) => { const d = constant(n.i
 /** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d / AvgPool2d / ChannelPad2d modules. */
 function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
   const init = (name: string) => constant(name)!;
-  const f64 = (t: OnnxTensor) => new Tensor(Float64Array.from(t.data), t.dims);
+  const f64 = (t: OnnxTensor) => new Tensor(new Float64Array(t.data), t.dims); // the typed-array constructor converts natively; .from iterates
   const geometry = convs.map((n) => {
     const w = init(n.inputs[1]);
     if (w.dims.length !== 4) throw new Error(`${showText(n.name)}: only 2-D convolutions fuse`);
@@ -500,8 +500,8 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     }
     const g = geometry.find((x) => x.n === n)!;
     const bias = n.inputs[2] ? constant(n.inputs[2]) : undefined;
-    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype: 'float64' });
-    c.weight.data.data.set(f64(g.w).data);
+    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype: 'float64', init: false });
+    c.weight.data.data.set(g.w.data); // widened exactly by set
     if (bias !== undefined) c.bias!.data.data.set(f64(bias).data);
     return c;
   };

@@ -114,7 +114,7 @@ export function broadcastStrides(shape: readonly number[], out: readonly number[
 /** Cast any value's numbers to the run's float precision (a new array, or the same one). */
 export function toFloat(ctx: OpContext, v: Value): Value {
   if (v.dtype === ctx.float) return v;
-  const data = ctx.float === 'float32' ? Float32Array.from(v.data) : Float64Array.from(v.data);
+  const data = ctx.float === 'float32' ? new Float32Array(v.data) : new Float64Array(v.data);
   return { dtype: ctx.float, shape: v.shape, data };
 }
 

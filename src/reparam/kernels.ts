@@ -60,6 +60,7 @@ export function padKernel(kernel: Tensor, size = 3): Tensor {
   const oh = (size - kh) / 2, ow = (size - kw) / 2;
   const out = allocArray(kernel.dtype, F * Cg * size * size);
   const src = kernel.data;
+  if (kh === size && kw === size) { out.set(src); return new Tensor(out, [F, Cg, size, size]); } // nothing to pad: a native copy
   for (let fc = 0; fc < F * Cg; fc++) {
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) out[fc * size * size + (i + oh) * size + j + ow] = src[fc * kh * kw + i * kw + j];
