@@ -77,8 +77,12 @@ function constantOf(model: OnnxModel, producer: Map<string, OnnxNode>, name: str
   return undefined;
 }
 
-/** The fused graph; `model` is not changed. `trace` sees the fuser's steps for the first pattern fused (repvgg explain --onnx). */
-export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): FuseOnnxResult {
+/**
+ * The fused graph; `model` is not changed. `trace` sees the fuser's steps for the first pattern fused
+ * (repvgg explain --onnx); `progress` is called after each pattern fused, with how far through the
+ * graph's nodes the search is (two passes: sums, then single chains).
+ */
+export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fraction: number) => void } = {}): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
   const readers = readersOf(model.nodes);
   for (const n of model.nodes) for (const o of n.outputs) producer.set(o, n);
@@ -168,6 +172,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
     if (after?.length === 1 && private1(out) && after[0].opType === 'BatchNormalization' && linearStage(after[0])) { post = after[0]; out = post.outputs[0]; }
     const why = tryFuse(adds[0].name, branches, adds, post, out);
     if (why !== null) skipped.push({ at: adds[0].name, why });
+    else opts.progress?.(0.5 * (1 - model.nodes.indexOf(add) / model.nodes.length));
   }
   // The one-branch case: a chain with a Conv and something to fold into it (BN, Mul, a border), taken
   // from its last stage; if the whole chain does not fuse (BN → Conv with a nonzero border), its
@@ -184,7 +189,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace } = {}): Fu
       const tail = b.nodes.slice(k);
       const root = borderOf.get(tail[0])?.start ?? dataInput(tail[0]);
       const why = tryFuse(n.name, [{ nodes: tail, root }], [], null, n.outputs[0]);
-      if (why === null) { first = null; break; }
+      if (why === null) { first = null; opts.progress?.(1 - 0.5 * model.nodes.indexOf(n) / model.nodes.length); break; }
       first ??= why;
     }
     if (first !== null) skipped.push({ at: n.name, why: first });

@@ -29,7 +29,7 @@ export const fuseOnnxCommand: Command = {
     if (!/\.onnx$/i.test(dst)) throw new Error(`OUT '${dst}': name the output .onnx`);
     const t0 = performance.now();
     const model = readOnnxFile(src);
-    const result = fuseOnnx(model);
+    const result = fuseOnnx(model, { progress: (f) => io.progress(progressBar('fusing', f, 'of the graph searched')) });
     const check = checkFused(model, result, {
       size: num(a, 'probe-size', 32), seed: num(a, 'seed', 0),
       progress: (graph, i, n) => io.progress(progressBar(`probe, ${graph} graph`, (i + 1) / n, `node ${i + 1}/${n}`)),
