@@ -23,6 +23,8 @@ export interface FamilyOptions {
   activation?: Activation;
   /** BatchNorm eps (PyTorch's default 1e-5; YOLOv6/v7 and Ultralytics train with 1e-3) */
   eps?: number;
+  /** BatchNorm momentum of the running statistics (PyTorch's default 0.1; YOLOv6's initialize_weights sets 0.03) */
+  momentum?: number;
   dtype?: DType;
   seed?: number;
   rng?: Rng;
@@ -62,13 +64,14 @@ function parts(cin: number, cout: number, o: FamilyOptions): Parts {
   positiveInteger(cin, 'in channels');
   positiveInteger(cout, 'out channels');
   if (o.eps !== undefined && !(o.eps > 0 && Number.isFinite(o.eps))) throw new Error(`eps must be a positive number, got ${o.eps}`);
+  if (o.momentum !== undefined && !(o.momentum >= 0 && o.momentum <= 1)) throw new Error(`momentum must be in [0, 1], got ${o.momentum}`);
   if (k % 2 !== 1) throw new Error(`kernelSize ${k}: the families here use odd kernels (centred padding)`);
   if (cin % g !== 0 || cout % g !== 0) throw new Error(`channels ${cin}→${cout} are not divisible by groups ${g}`);
   const dtype = o.dtype ?? 'float32', rng = o.rng ?? new Rng(o.seed ?? 0);
   return {
     cin, cout, k, s, g, dtype, rng, identity: cin === cout && s === 1,
     conv: (ci, co, kk, padding = (kk - 1) / 2, stride = s) => new Conv2d(ci, co, kk, { padding, stride, groups: g, bias: false, dtype, rng }),
-    bn: (c) => new BatchNorm2d(c, { dtype, eps: o.eps }),
+    bn: (c) => new BatchNorm2d(c, { dtype, eps: o.eps, momentum: o.momentum }),
   };
 }
 
@@ -125,11 +128,12 @@ export function repConv(cin: number, cout: number, o: FamilyOptions & { names?: 
 /**
  * QARepVGG (Chu et al., 2023; YOLOv6's QARepVGGBlock): 3×3 conv+BN, a 1×1 conv without BN, the
  * identity without BN, a BN after the sum, ReLU. The fused conv folds that BN too (YOLOv6's deploy
- * model keeps it as a separate `bn`; folding it is exact in eval mode).
+ * model keeps it as a separate `bn`; folding it is exact in eval mode). BN eps defaults to 1e-3 and
+ * momentum to 0.03, as YOLOv6 trains it.
  */
 export function qaRepVGGBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
   if ((o.kernelSize ?? 3) !== 3) throw new Error(`qarepvgg: kernelSize is 3 (a 3×3 conv, a 1×1 and the identity), got ${o.kernelSize}`);
-  const p = parts(cin, cout, o);
+  const p = parts(cin, cout, { eps: 1e-3, momentum: 0.03, ...o }); // YOLOv6's initialize_weights sets every BatchNorm2d's eps and momentum so
   const chains: [string, Module][][] = [
     [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
     [['rbr_1x1', p.conv(cin, cout, 1, 0)]],
