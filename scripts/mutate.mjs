@@ -118,6 +118,8 @@ const MUTANTS = [
   ['onnx', 'a per-channel Mul read as its first value', 'src/onnx/fuse.ts', 'bn.weight.data.data[c] = t.data[t.data.length === 1 ? 0 : c];', 'bn.weight.data.data[c] = t.data[0];', ['test/onnx/fuse.test.ts']],
   ['onnx', 'an AveragePool that leaves its padding out taken as a stage', 'src/onnx/fuse.ts', "(p[0] === 0 || attrInt(n, 'count_include_pad', 0) === 1)", 'true', ['test/onnx/fuse.test.ts']],
   ['onnx', "a chain's padding not summed over its stages", 'src/onnx/fuse.ts', "else if (border !== undefined && border.nodes.at(-1) === n) { ph += border.pad[0]; pw += border.pad[1]; }", '', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'adopted raw data moved even over the span before it', 'src/io/onnx_read.ts', '    if (at >= end) {', '    if (true) {', ['test/io/onnx_read.test.ts']],
+  ['onnx', 'adopted raw data viewed where it lies, unaligned bytes ignored', 'src/io/onnx_read.ts', "      if (at !== src.byteOffset) new Uint8Array(src.buffer).copyWithin(at, src.byteOffset, src.byteOffset + src.length);\n", '', ['test/io/onnx_read.test.ts']],
   ['families', "QARepVGG's BN eps back to PyTorch's 1e-5 (YOLOv6 sets 1e-3)", 'src/nn/families.ts', 'parts(cin, cout, { eps: 1e-3, momentum: 0.03, ...o });', 'parts(cin, cout, { momentum: 0.03, ...o });', ['test/nn/families.test.ts']],
   ['families', "a family's BN momentum not passed to its BatchNorms", 'src/nn/families.ts', 'eps: o.eps, momentum: o.momentum }),', 'eps: o.eps }),', ['test/nn/families.test.ts']],
   ['families', 'a border that differs from the bias before it accepted', 'src/reparam/fuse.ts', '    if (c >= 0) throw new Error(`${at}: pads channel', '    if (c >= 0 && false) throw new Error(`${at}: pads channel', ['test/reparam/fuse.test.ts']],

@@ -122,7 +122,7 @@ export function readOnnxFile(path: string): OnnxModel {
       closeSync(fd);
     }
   };
-  return inFile(path, () => readOnnx(bytes, { externalData }));
+  return inFile(path, () => readOnnx(bytes, { externalData, adoptBytes: true })); // the bytes are ours alone: tensors view them
 }
 
 export function readNpyFile(path: string, what = 'input'): Tensor {

@@ -81,6 +81,46 @@ export interface OnnxModel {
 export interface ReadOnnxOptions {
   /** External data: (location as written in the file, offset, length or -1 for "to the end") → bytes. */
   externalData?: (location: string, offset: number, length: number) => Uint8Array;
+  /**
+   * The caller gives `bytes` away (default false): tensors become views of it instead of copies, each
+   * one's bytes first moved down by at most 7 to align them (which overwrites protobuf headers already
+   * read). A 470 MiB model then takes 470 MiB, not twice that. Never pass true for bytes you use again.
+   */
+  adoptBytes?: boolean;
+}
+
+/** A tensor whose raw bytes, in the adopted buffer, become its data after the parse. */
+interface Pending {
+  tensor: OnnxTensor;
+  src: Uint8Array;
+}
+interface ReadState extends ReadOnnxOptions {
+  pending?: Pending[];
+}
+
+const VIEWS: Partial<Record<OnnxDType, new (b: ArrayBuffer, at: number, n: number) => OnnxData>> = {
+  float32: Float32Array, float64: Float64Array, int32: Int32Array, int16: Int16Array, uint16: Uint16Array, uint32: Uint32Array, int8: Int8Array, uint8: Uint8Array, bool: Uint8Array,
+};
+
+// In file order, each raw span moves down to the next multiple of its item size below it, unless
+// that would reach into the span before it (as moved), in which case it is copied as before. The
+// bytes it moves over are the protobuf tags and lengths in front of it, which the parse has read.
+function adoptSpans(pending: Pending[]): void {
+  pending.sort((a, b) => a.src.byteOffset - b.src.byteOffset);
+  let end = 0; // where the previous span ends, as placed
+  for (const { tensor, src } of pending) {
+    const item = BYTES[tensor.dtype], n = src.length / item;
+    const at = src.byteOffset - (src.byteOffset % item);
+    const View = VIEWS[tensor.dtype]!;
+    if (at >= end) {
+      if (at !== src.byteOffset) new Uint8Array(src.buffer).copyWithin(at, src.byteOffset, src.byteOffset + src.length);
+      tensor.data = new View(src.buffer as ArrayBuffer, at, n);
+      end = at + src.length;
+    } else {
+      tensor.data = new View(src.slice().buffer, 0, n);
+      end = Math.max(end, src.byteOffset + src.length);
+    }
+  }
 }
 
 export const ONNX_OPSET_RANGE = [11, 21] as const;
@@ -95,14 +135,17 @@ const q = (s: string) => `'${showText(s, 80)}'`;
 /** Parse a ModelProto. Every error names the node, tensor or byte offset at fault. */
 export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): OnnxModel {
   try {
-    return readModel(bytes, opts);
+    const state: ReadState = { ...opts, pending: opts.adoptBytes === true ? [] : undefined };
+    const model = readModel(bytes, state);
+    if (state.pending !== undefined) adoptSpans(state.pending);
+    return model;
   } catch (e) {
     if (e instanceof ProtoError) throw new OnnxError(`onnx: ${e.message.replace(/^protobuf: /, '')}`);
     throw e;
   }
 }
 
-function readModel(bytes: Uint8Array, opts: ReadOnnxOptions): OnnxModel {
+function readModel(bytes: Uint8Array, opts: ReadState): OnnxModel {
   let irVersion = 0, graph: ProtoField | null = null, producer = '';
   let opset: number | null = null;
   const otherOpsets = new Map<string, number>();
@@ -127,7 +170,7 @@ function readModel(bytes: Uint8Array, opts: ReadOnnxOptions): OnnxModel {
   return { irVersion, opset, otherOpsets, producer, ...readGraph(graph, opts) };
 }
 
-function readGraph(g: ProtoField, opts: ReadOnnxOptions): Omit<OnnxModel, 'irVersion' | 'opset' | 'otherOpsets' | 'producer'> {
+function readGraph(g: ProtoField, opts: ReadState): Omit<OnnxModel, 'irVersion' | 'opset' | 'otherOpsets' | 'producer'> {
   const nodes: OnnxNode[] = [];
   const initializers = new Map<string, OnnxTensor>();
   const declaredInputs: OnnxValueInfo[] = [], outputs: OnnxValueInfo[] = [];
@@ -198,7 +241,7 @@ function topologicalOrder(nodes: OnnxNode[], initializers: Map<string, OnnxTenso
   return order;
 }
 
-function readNode(f: ProtoField, opts: ReadOnnxOptions): OnnxNode {
+function readNode(f: ProtoField, opts: ReadState): OnnxNode {
   const n: OnnxNode = { name: '', opType: '', domain: '', inputs: [], outputs: [], attributes: new Map(), at: f.at };
   for (const g of protoFields(f.bytes, 0, f.bytes.length, f.bytesAt, 'NodeProto')) {
     if (g.field === 1) n.inputs.push(stringOf(g, 'node input'));
@@ -218,7 +261,7 @@ function readNode(f: ProtoField, opts: ReadOnnxOptions): OnnxNode {
 
 const ATTR_KIND: Readonly<Record<number, OnnxAttribute['kind']>> = { 1: 'float', 2: 'int', 3: 'string', 4: 'tensor', 5: 'graph', 6: 'floats', 7: 'ints', 8: 'strings' };
 
-function readAttribute(f: ProtoField, opts: ReadOnnxOptions): { name: string; value: OnnxAttribute } {
+function readAttribute(f: ProtoField, opts: ReadState): { name: string; value: OnnxAttribute } {
   let name = '', type = 0, fl = 0, i = 0, s = '', t: OnnxTensor | null = null;
   const floats: number[] = [], ints: number[] = [], strings: string[] = [];
   for (const g of protoFields(f.bytes, 0, f.bytes.length, f.bytesAt, 'AttributeProto')) {
@@ -281,7 +324,7 @@ function float32s(g: ProtoField, what: string): number[] {
 }
 
 /** A TensorProto: dims, type, and its data from raw_data, a typed field or external data, checked against the dims. */
-function readTensor(f: ProtoField, opts: ReadOnnxOptions): OnnxTensor {
+function readTensor(f: ProtoField, opts: ReadState): OnnxTensor {
   const dims: number[] = [];
   let type = 0, name = '', raw: ProtoField | null = null, location = 0;
   const typed: ProtoField[] = [];
@@ -321,6 +364,11 @@ function readTensor(f: ProtoField, opts: ReadOnnxOptions): OnnxTensor {
   }
   if (src !== null) {
     if (src.length !== numel * item) throw new OnnxError(`onnx: ${who} has shape [${dims.join(', ')}] of ${dtype}: ${numel * item} bytes, but its data holds ${src.length}`);
+    if (opts.pending !== undefined && location !== 1 && VIEWS[dtype] !== undefined) {
+      const tensor: OnnxTensor = { name, dtype, dims, data: new Uint8Array(0) }; // its data is set once the parse is done
+      opts.pending.push({ tensor, src });
+      return tensor;
+    }
     return { name, dtype, dims, data: decodeRaw(dtype, src, who) };
   }
   return { name, dtype, dims, data: decodeTyped(dtype, typed, numel, who) };

@@ -172,3 +172,29 @@ describe('no recursion or argument spread on a file\'s sizes', () => {
     expect(fuseOnnx(m2).fused).toEqual([]); // no Conv among the branches: nothing to fuse, and no stack overflow
   });
 });
+
+describe('adoptBytes: tensors view the file\'s buffer, moved to alignment, or are copied when moving would overlap', () => {
+  it('every fixture reads to the same tensors as the copying read', () => {
+    for (const name of ['dbb_block_opset17.onnx', 'neck_opset11.onnx', 'repvgg_train_opset17_f64.onnx']) {
+      const bytes = new Uint8Array(readFileSync(fixturePath(`onnx/${name}`)));
+      const copied = readOnnx(bytes);
+      const adopted = readOnnx(bytes.slice(), { adoptBytes: true });
+      expect([...adopted.initializers.keys()]).toEqual([...copied.initializers.keys()]);
+      for (const [k, t] of copied.initializers) expect(adopted.initializers.get(k)).toEqual(t);
+      expect(adopted.nodes).toEqual(copied.nodes); // Constant nodes' tensors too
+    }
+  });
+  it('raw data 4 bytes after the one before it (fields out of the usual order) is copied, not moved over it', () => {
+    const DOUBLE = 11;
+    const f64 = (...v: number[]) => new Uint8Array(new Float64Array(v).buffer);
+    for (let k = 0; k < 8; k++) { // every placement of b's data modulo 8: moving it down by 5–7 would overwrite a's last bytes
+      const pad = tensor('pad', [k], 2, new Uint8Array(k)); // uint8
+      const a = tensor('a', [3], 3, new Uint8Array(Int8Array.of(-7, 100, 5).buffer)); // int8 (never moved), raw_data last
+      const b = P().bytes(9, f64(3.125, 1e300)).varint(1, 2).varint(2, DOUBLE).string(8, 'b'); // raw_data first: 4 bytes after a's
+      const bytes = model([{ op: 'Add', inputs: ['a', 'b'], outputs: ['y'] }], { inits: [pad, a, b], inputs: [] });
+      const m = readOnnx(bytes, { adoptBytes: true });
+      expect([...m.initializers.get('a')!.data]).toEqual([-7, 100, 5]);
+      expect([...m.initializers.get('b')!.data]).toEqual([3.125, 1e300]);
+    }
+  });
+});
