@@ -264,6 +264,10 @@ const CASES = [
   ['onnx: input of the wrong shape', () => run('run', f('shape.onnx', onnxModel([['Relu', ['x'], ['y']]])), '--input', x, '--out', join(d, 'o13.npy'))],
   ['onnx: opset 9', () => run('run', f('old.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 9)), '--input', onnxX, '--out', join(d, 'o14.npy'))],
   ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
+  // the quantized ops (exact integer reference)
+  ['onnx: QuantizeLinear with a zero scale', () => run('run', f('q0.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(4))])), '--input', onnxX, '--out', join(d, 'o18.npy'))],
+  ['onnx: DequantizeLinear of a float tensor', () => run('run', f('dq.onnx', onnxModel([['DequantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer))])), '--input', onnxX, '--out', join(d, 'o19.npy'))],
+  ['onnx: QLinearMatMul with 10^6 zero points', () => run('run', f('qzp.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['q']], ['QLinearMatMul', ['q', 's', 'z', 'q', 's', 'z', 's', 'z'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer)), onnxTensor('z', [1000000], new Uint8Array(1000000), 2)])), '--input', onnxX, '--out', join(d, 'o20.npy'))],
   // fuse-onnx's padding runs (Pad / ScatterND evaluated on a probe) and its probe
   ['fuse-onnx: a 10^10-element probe input', () => run('fuse-onnx', f('bigprobe.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 17, [1, 1, 100000, 100000])), join(d, 'o15.onnx'))],
   ['fuse-onnx: 10^5 Pad nodes in a row (valid)', okIf(() => run('fuse-onnx', f('pads.onnx', onnxModel(Array.from({ length: 100_000 }, (_, i) => ['Pad', [i === 0 ? 'x' : `p${i - 1}`, 'pads'], [`p${i}`]]), [onnxTensor('pads', [8], new Uint8Array(64), 7)], 'p99999', null, 17, [1, 1, 2, 2])), join(d, 'o16.onnx')), () => [])],

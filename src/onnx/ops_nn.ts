@@ -28,14 +28,14 @@ function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, gr
   return conv;
 }
 
-const expect4d = (node: OnnxNode, v: Value, what: string): void => {
+export const expect4d = (node: OnnxNode, v: Value, what: string): void => {
   if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (only 2-D spatial ops are supported)`);
 };
 
-interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
+export interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
 
 /** kernel, strides, dilations and pads of a 2-D window op, with auto_pad resolved for input H×W. */
-function window2d(node: OnnxNode, H: number, W: number, kernel: number[] | undefined): Window {
+export function window2d(node: OnnxNode, H: number, W: number, kernel: number[] | undefined): Window {
   const k = attrInts(node, 'kernel_shape') ?? kernel;
   if (k === undefined || k.length !== 2) throw nodeError(node, `kernel_shape must have 2 values, got ${k === undefined ? 'none' : `[${k.join(', ')}]`}`);
   const [sh, sw] = attrInts(node, 'strides') ?? [1, 1];

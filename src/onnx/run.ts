@@ -12,6 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { MATH_OPS } from './ops_math.js';
 import { NN_OPS } from './ops_nn.js';
+import { QUANT_OPS } from './ops_quant.js';
 import { SHAPE_OPS, valueOfTensor } from './ops_shape.js';
 import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, numel, readersOf } from './value.js';
 
@@ -24,7 +25,7 @@ type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 /** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
 const INITS = new WeakMap<OnnxModel, Map<string, Map<string, Value>>>();
 
-const OPS: Readonly<Record<string, Op>> = { ...MATH_OPS, ...SHAPE_OPS, ...NN_OPS };
+const OPS: Readonly<Record<string, Op>> = { ...MATH_OPS, ...SHAPE_OPS, ...NN_OPS, ...QUANT_OPS };
 
 /** The op types runOnnx executes (default domain). */
 export const SUPPORTED_OPS: readonly string[] = Object.keys(OPS).sort();

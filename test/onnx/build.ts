@@ -2,7 +2,7 @@
 import { ProtoMessage } from '../../src/io/protobuf.js';
 
 export const P = () => new ProtoMessage();
-export const FLOAT = 1, INT64 = 7;
+export const FLOAT = 1, UINT8 = 2, INT8 = 3, INT32 = 6, INT64 = 7;
 export type NodeSpec = { op: string; inputs: string[]; outputs: string[]; name?: string; attrs?: ProtoMessage[] };
 
 export const node = (n: NodeSpec) => {
@@ -23,18 +23,22 @@ export const tensor = (name: string, dims: number[], type: number, raw: Uint8Arr
   extra?.(m);
   return m;
 };
-export const valueInfo = (name: string, dims: (number | string)[]) => {
-  const shape = P();
-  for (const d of dims) shape.message(1, typeof d === 'number' ? P().varint(1, d) : P().string(2, d));
-  return P().string(1, name).message(2, P().message(1, P().varint(1, FLOAT).message(2, shape)));
+export const valueInfo = (name: string, dims: (number | string)[] | null, elemType = FLOAT) => {
+  const type = P().varint(1, elemType);
+  if (dims !== null) {
+    const shape = P();
+    for (const d of dims) shape.message(1, typeof d === 'number' ? P().varint(1, d) : P().string(2, d));
+    type.message(2, shape);
+  }
+  return P().string(1, name).message(2, P().message(1, type));
 };
-export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; opset?: number } = {}): Uint8Array {
+export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; outputInfos?: ProtoMessage[]; opset?: number } = {}): Uint8Array {
   const g = P();
   for (const n of nodes) g.message(1, node(n));
   g.string(2, 'g');
   for (const t of opts.inits ?? []) g.message(5, t);
   for (const v of opts.inputs ?? [valueInfo('x', [1, 2])]) g.message(11, v);
-  for (const o of opts.outputs ?? [nodes.at(-1)?.outputs[0] ?? 'x']) g.message(12, valueInfo(o, []));
+  for (const v of opts.outputInfos ?? (opts.outputs ?? [nodes.at(-1)?.outputs[0] ?? 'x']).map((o) => valueInfo(o, []))) g.message(12, v);
   return P().varint(1, 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
 }
 export const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);

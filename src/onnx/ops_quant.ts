@@ -1,0 +1,193 @@
+// ONNX's quantized ops as exact integer references (onnx/docs/Operators.md): QuantizeLinear,
+// DequantizeLinear, QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger. Integers are exact
+// numbers in float64 arrays; a conv or matmul of integers runs on the engine's float64 im2col/GEMM
+// kernels, whose sums of integer products are exact in any order while they stay below 2⁵³
+// (|x − zp|·|w − zp| ≤ 2¹⁶ per term: 2³⁷ terms).
+//
+// Where ONNX leaves the arithmetic to the runtime we take onnxruntime's (MLAS), so that an INT8 kernel
+// can be checked bit for bit against it:
+//   quantize       q = sat(rte(fl(x / s)) + zp)       x and s as float32, fl = float32 division
+//   requantize     y = sat(rte(fl(fl(acc) · M)) + zp), M = fl(fl(s_x · s_w) / s_y), acc the int32 sum
+//                  with its int32 bias (fl(acc): int32 → float32, rounding beyond 2²⁴)
+//   dequantize     y = (q − zp) · s, rounded to float32 in a float32 run (exact in float64)
+// rte: round half to even; sat: clamp to the output type's range; NaN quantizes to the zero point.
+
+import type { OnnxDType, OnnxNode } from '../io/onnx_read.js';
+import { conv2d } from '../ops/conv2d.js';
+import { Tensor } from '../tensor/tensor.js';
+import { expect4d, window2d } from './ops_nn.js';
+import { MATH_OPS } from './ops_math.js';
+import { type OpContext, type Value, attrInt, input, nodeError, numel, normAxis } from './value.js';
+
+type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
+
+const RANGE: Readonly<Record<string, [number, number]>> = { uint8: [0, 255], int8: [-128, 127], int32: [-(2 ** 31), 2 ** 31 - 1] };
+const fl = Math.fround;
+
+/** Round half to even (the default rounding of IEEE and of x86/WebAssembly conversions). */
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v), d = v - f; // exact: the fractional part of a double is a double
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+function integerInput(node: OnnxNode, v: Value, what: string, types = ['uint8', 'int8']): Value {
+  if (!types.includes(v.dtype)) throw nodeError(node, `${what} is ${v.dtype}; it must be ${types.join(' or ')}`);
+  return v;
+}
+
+/** A scale or zero point: one value, or one per index of `axis` (length n); the other dims must be 1. */
+function perAxis(node: OnnxNode, v: Value | null, n: number, what: string, dflt: number): Float64Array {
+  if (v === null) return Float64Array.of(dflt);
+  const len = numel(v.shape);
+  if (len !== 1 && len !== n) throw nodeError(node, `${what} has ${len} values; it must have ${n === 1 ? 'one' : `1 or ${n}`}`);
+  const out = Float64Array.from(v.data);
+  if (what.includes('scale') && out.some((s) => !(s > 0) || !Number.isFinite(s))) throw nodeError(node, `${what} must be positive and finite`);
+  return out;
+}
+
+/** The axis the scales run along, and the element → index-along-it map, for a value of `shape`. */
+function axisOf(node: OnnxNode, shape: readonly number[], perChannel: boolean): { n: number; index: (i: number) => number } {
+  if (!perChannel) return { n: 1, index: () => 0 };
+  const axis = normAxis(node, attrInt(node, 'axis', 1), shape.length);
+  const n = shape[axis], inner = numel(shape.slice(axis + 1));
+  return { n, index: (i) => Math.floor(i / inner) % n };
+}
+
+function blockSizeRefused(node: OnnxNode): void {
+  if (attrInt(node, 'block_size', 0) !== 0) throw nodeError(node, 'blocked quantization (block_size) is not supported');
+}
+
+// y = sat(rte(fl(x / s)) + zp), x rounded to float32 first (the op's input type)
+const QuantizeLinear: Op = (ctx, node, xs) => {
+  blockSizeRefused(node);
+  const x = input(node, xs, 0, 'x'), s = input(node, xs, 1, 'y_scale'), z = xs[2] ?? null;
+  if (x.dtype !== 'float32' && x.dtype !== 'float64') throw nodeError(node, `x is ${x.dtype}; it must be float`);
+  const type = z?.dtype ?? 'uint8';
+  if (type !== 'uint8' && type !== 'int8') throw nodeError(node, `the zero point is ${type}; uint8 and int8 are supported`);
+  const per = numel(s.shape) > 1;
+  const { n, index } = axisOf(node, x.shape, per);
+  const scale = perAxis(node, s, n, 'y_scale', 1), zp = perAxis(node, z, n, 'y_zero_point', 0);
+  const [lo, hi] = RANGE[type];
+  const y = ctx.alloc(x.shape, 'int');
+  for (let i = 0; i < y.length; i++) {
+    const c = per ? index(i) : 0;
+    const q = roundHalfEven(fl(fl(x.data[i]) / fl(scale[c])));
+    y[i] = Number.isNaN(q) ? zp[zp.length === 1 ? 0 : c] : Math.min(hi, Math.max(lo, q + zp[zp.length === 1 ? 0 : c]));
+  }
+  return [{ dtype: type, shape: x.shape.slice(), data: y }];
+};
+
+// y = (x − zp)·s: exact in float64, rounded once to float32 in a float32 run
+const DequantizeLinear: Op = (ctx, node, xs) => {
+  blockSizeRefused(node);
+  const x = integerInput(node, input(node, xs, 0, 'x'), 'x', ['uint8', 'int8', 'int32']), s = input(node, xs, 1, 'x_scale'), z = xs[2] ?? null;
+  const per = numel(s.shape) > 1;
+  const { n, index } = axisOf(node, x.shape, per);
+  const scale = perAxis(node, s, n, 'x_scale', 1), zp = perAxis(node, z, n, 'x_zero_point', 0);
+  const y = ctx.alloc(x.shape, 'float');
+  for (let i = 0; i < y.length; i++) {
+    const c = per ? index(i) : 0;
+    y[i] = (x.data[i] - zp[zp.length === 1 ? 0 : c]) * scale[scale.length === 1 ? 0 : c];
+  }
+  return [{ dtype: ctx.float, shape: x.shape.slice(), data: y }];
+};
+
+/** x − zp as a float64 tensor (exact). */
+function shifted(ctx: OpContext, v: Value, zp: Float64Array, index: (i: number) => number): Float64Array {
+  const out = ctx.alloc(v.shape, 'int') as Float64Array;
+  for (let i = 0; i < out.length; i++) out[i] = v.data[i] - zp[zp.length === 1 ? 0 : index(i)];
+  return out;
+}
+
+/** Σ (x − x_zp)(w − w_zp[f]) over each window: int32 accumulators, exact. */
+function integerConv(ctx: OpContext, node: OnnxNode, x: Value, w: Value, xzp: Float64Array, wzp: Float64Array): Value {
+  expect4d(node, x, 'x');
+  expect4d(node, w, 'w');
+  if (xzp.length !== 1) throw nodeError(node, 'x_zero_point must be one value');
+  const F = w.shape[0], per = w.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (wzp.length !== 1 && wzp.length !== F) throw nodeError(node, `w_zero_point has ${wzp.length} values for ${F} output channels`);
+  const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
+  const groups = attrInt(node, 'group', 1);
+  const xs = new Tensor(shifted(ctx, x, xzp, () => 0), x.shape);
+  const ws = new Tensor(shifted(ctx, w, wzp, (i) => Math.floor(i / per)), w.shape);
+  try {
+    const y = conv2d(xs, ws, null, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups, algorithm: 'im2col' });
+    return { dtype: 'int32', shape: y.shape.slice(), data: y.data };
+  } catch (e) {
+    throw nodeError(node, (e as Error).message);
+  }
+}
+
+/** Σ_k (a − a_zp)(b − b_zp[n]) with NumPy matmul broadcasting, on the float64 GEMM (exact). */
+function integerMatMul(ctx: OpContext, node: OnnxNode, a: Value, b: Value, azp: Float64Array, bzp: Float64Array): Value {
+  const N = b.shape.at(-1)!;
+  if (azp.length !== 1) throw nodeError(node, 'a_zero_point must be one value');
+  if (bzp.length !== 1 && bzp.length !== N) throw nodeError(node, `b_zero_point has ${bzp.length} values for ${N} columns`);
+  const ctx64: OpContext = { ...ctx, float: 'float64', alloc: (shape) => ctx.alloc(shape, 'int') };
+  const av: Value = { dtype: 'float64', shape: a.shape, data: shifted(ctx, a, azp, () => 0) };
+  const bv: Value = { dtype: 'float64', shape: b.shape, data: shifted(ctx, b, bzp, (i) => i % N) };
+  const [y] = MATH_OPS.MatMul(ctx64, node, [av, bv]);
+  return { dtype: 'int32', shape: y.shape, data: y.data };
+}
+
+/** acc (int32, per channel `index`) → sat(rte(fl(fl(acc)·M)) + zp), M = fl(fl(s_a·s_b) / s_y). */
+function requantize(ctx: OpContext, node: OnnxNode, acc: Value, sa: number, sb: Float64Array, sy: number, zy: number, type: OnnxDType, index: (i: number) => number): Value {
+  const [lo, hi] = RANGE[type];
+  const M = Float64Array.from(sb, (s) => fl(fl(sa * s) / sy));
+  const y = ctx.alloc(acc.shape, 'int');
+  for (let i = 0; i < y.length; i++) {
+    const v = acc.data[i];
+    if (v < RANGE.int32[0] || v > RANGE.int32[1]) throw nodeError(node, `an accumulator reached ${v}, outside int32`);
+    y[i] = Math.min(hi, Math.max(lo, roundHalfEven(fl(fl(v) * M[M.length === 1 ? 0 : index(i)])) + zy));
+  }
+  return { dtype: type, shape: acc.shape, data: y };
+}
+
+const scalarOf = (node: OnnxNode, v: Value, what: string): number => {
+  if (numel(v.shape) !== 1) throw nodeError(node, `${what} must be one value`);
+  if (what.includes('scale') && !(v.data[0] > 0 && Number.isFinite(v.data[0]))) throw nodeError(node, `${what} must be positive and finite`);
+  return v.data[0];
+};
+
+export const QUANT_OPS: Record<string, Op> = {
+  QuantizeLinear,
+  DequantizeLinear,
+
+  ConvInteger: (ctx, node, xs) => {
+    const x = integerInput(node, input(node, xs, 0, 'x'), 'x'), w = integerInput(node, input(node, xs, 1, 'w'), 'w');
+    return [integerConv(ctx, node, x, w, perAxis(node, xs[2] ?? null, 1, 'x_zero_point', 0), perAxis(node, xs[3] ?? null, w.shape[0], 'w_zero_point', 0))];
+  },
+
+  MatMulInteger: (ctx, node, xs) => {
+    const a = integerInput(node, input(node, xs, 0, 'A'), 'A'), b = integerInput(node, input(node, xs, 1, 'B'), 'B');
+    return [integerMatMul(ctx, node, a, b, perAxis(node, xs[2] ?? null, 1, 'a_zero_point', 0), perAxis(node, xs[3] ?? null, b.shape.at(-1)!, 'b_zero_point', 0))];
+  },
+
+  // QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B): padding holds x_zp (real 0)
+  QLinearConv: (ctx, node, xs) => {
+    const x = integerInput(node, input(node, xs, 0, 'x'), 'x'), w = integerInput(node, input(node, xs, 3, 'w'), 'w');
+    const F = w.shape[0];
+    const acc = integerConv(ctx, node, x, w, perAxis(node, input(node, xs, 2, 'x_zero_point'), 1, 'x_zero_point', 0), perAxis(node, input(node, xs, 5, 'w_zero_point'), F, 'w_zero_point', 0));
+    const HW = acc.shape[2] * acc.shape[3];
+    const B = xs[8] ?? null;
+    if (B !== null) {
+      integerInput(node, B, 'B', ['int32']);
+      if (numel(B.shape) !== F) throw nodeError(node, `B has ${numel(B.shape)} values for ${F} output channels`);
+      for (let i = 0; i < acc.data.length; i++) acc.data[i] += B.data[Math.floor(i / HW) % F];
+    }
+    const yzp = input(node, xs, 7, 'y_zero_point');
+    return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'x_scale'), 'x_scale'), perAxis(node, input(node, xs, 4, 'w_scale'), F, 'w_scale', 1),
+      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, (i) => Math.floor(i / HW) % F)];
+  },
+
+  // QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)
+  QLinearMatMul: (ctx, node, xs) => {
+    const a = integerInput(node, input(node, xs, 0, 'a'), 'a'), b = integerInput(node, input(node, xs, 3, 'b'), 'b');
+    const N = b.shape.at(-1)!;
+    const acc = integerMatMul(ctx, node, a, b, perAxis(node, input(node, xs, 2, 'a_zero_point'), 1, 'a_zero_point', 0), perAxis(node, input(node, xs, 5, 'b_zero_point'), N, 'b_zero_point', 0));
+    const yzp = input(node, xs, 7, 'y_zero_point');
+    return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'a_scale'), 'a_scale'), perAxis(node, input(node, xs, 4, 'b_scale'), N, 'b_scale', 1),
+      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, (i) => i % N)];
+  },
+};
+

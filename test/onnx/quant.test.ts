@@ -1,0 +1,128 @@
+// The quantized ops as an exact integer reference: closed forms from onnx/docs/Operators.md, and bit
+// for bit against onnxruntime-web (an independent implementation: MLAS) on QDQ and QOperator graphs
+// with random data. Tolerance 0 everywhere: the outputs are integers (or their dequantized floats),
+// and the arithmetic where ONNX leaves a choice is onnxruntime's, said in src/onnx/ops_quant.ts.
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-web';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { roundHalfEven } from '../../src/onnx/ops_quant.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { FLOAT, INT32, INT8, UINT8, type NodeSpec, f32, intAttr, intsAttr, model, tensor, valueInfo } from './build.js';
+
+ort.env.wasm.numThreads = 1;
+type Out = { name: string; type: number; dims: number[] };
+const bytesOf = (a: ArrayLike<number>, T: Int8ArrayConstructor | Uint8ArrayConstructor | Int32ArrayConstructor) => new Uint8Array(T.from(a).buffer);
+const ints = (rng: Rng, n: number, lo: number, hi: number) => Array.from({ length: n }, () => lo + rng.int(hi - lo + 1));
+
+/** Our float32 run and onnxruntime-web's on the same bytes: every output, as numbers. */
+async function both(bytes: Uint8Array, x: Tensor, outs: Out[]): Promise<{ ours: number[][]; theirs: number[][] }> {
+  const got = runOnnx(readOnnx(bytes), { x }, { algorithm: 'im2col' });
+  const session = await ort.InferenceSession.create(bytes);
+  const r = await session.run({ x: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
+  await session.release();
+  return { ours: outs.map((o) => Array.from(got.get(o.name)!.data)), theirs: outs.map((o) => Array.from(r[o.name].data as ArrayLike<number>)) };
+}
+
+describe('QuantizeLinear and DequantizeLinear (closed forms)', () => {
+  it('round half to even, then the zero point, then saturation; dequantize is (q − zp)·s', () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, -2.5001].map(roundHalfEven)).toEqual([0, 2, 2, 0, -2, -2, 2, -3]);
+    const x = new Tensor(Float32Array.of(0.25, 0.75, -0.25, -0.75, 1.25, 1e9, -1e9, 63.75), [8]);
+    const bytes = model([
+      { op: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['q'] },
+      { op: 'DequantizeLinear', inputs: ['q', 's', 'z'], outputs: ['y'] },
+    ], { inits: [tensor('s', [], FLOAT, f32(0.5)), tensor('z', [], INT8, bytesOf([10], Int8Array))], inputs: [valueInfo('x', [8])], outputs: ['q', 'y'] });
+    const r = runOnnx(readOnnx(bytes), { x });
+    // x/s = 0.5, 1.5, −0.5, −1.5, 2.5, 2e9, −2e9, 127.5 → 0, 2, −0, −2, 2, sat, sat, 128; + 10; int8 range
+    expect(Array.from(r.get('q')!.data)).toEqual([10, 12, 10, 8, 12, 127, -128, 127]);
+    expect(r.get('q')!.dtype).toBe('int8');
+    expect(Array.from(r.get('y')!.data)).toEqual([0, 1, 0, -1, 1, 58.5, -69, 58.5]);
+  });
+});
+
+describe('bit for bit against onnxruntime-web', () => {
+  it('QDQ per-axis: QuantizeLinear / DequantizeLinear with one scale and int8 zero point per channel (axis 1)', async () => {
+    const rng = new Rng(5);
+    const x = new Tensor(Float32Array.from({ length: 2 * 3 * 4 * 5 }, () => (rng.next() - 0.5) * 40), [2, 3, 4, 5]);
+    const bytes = model([
+      { op: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['q'], attrs: [intAttr('axis', 1)] },
+      { op: 'DequantizeLinear', inputs: ['q', 's', 'z'], outputs: ['y'], attrs: [intAttr('axis', 1)] },
+    ], { inits: [tensor('s', [3], FLOAT, f32(0.1, 0.173, 0.5)), tensor('z', [3], INT8, bytesOf([-3, 0, 17], Int8Array))], inputs: [valueInfo('x', [2, 3, 4, 5])],
+    outputInfos: [valueInfo('q', [2, 3, 4, 5], INT8), valueInfo('y', [2, 3, 4, 5])], opset: 13 });
+    const { ours, theirs } = await both(bytes, x, [{ name: 'q', type: INT8, dims: [] }, { name: 'y', type: FLOAT, dims: [] }]);
+    expect(ours).toEqual(theirs);
+    expect(new Set(ours[0]).has(127) || new Set(ours[0]).has(-128)).toBe(true); // saturation was reached
+  });
+
+  for (const [name, geometry] of [['3×3, pads 1, groups 1', { groups: 1, stride: 1, pad: 1 }], ['3×3, stride 2, groups 2, no padding', { groups: 2, stride: 2, pad: 0 }]] as const) {
+    it(`QOperator: QuantizeLinear → QLinearConv (${name}; int8 weights, per-channel scales, int32 bias) → DequantizeLinear`, async () => {
+      const rng = new Rng(geometry.groups * 7 + geometry.stride);
+      const C = 4, F = 6, H = 9, W = 8, g = geometry.groups;
+      const x = new Tensor(Float32Array.from({ length: 2 * C * H * W }, () => rng.next() * 6 - 2), [2, C, H, W]);
+      const w = ints(rng, F * (C / g) * 9, -128, 127), B = ints(rng, F, -3000, 3000);
+      const ws = Array.from({ length: F }, () => 0.002 + rng.next() * 0.01);
+      const conv: NodeSpec = { op: 'QLinearConv', inputs: ['q', 'xs', 'xz', 'w', 'ws', 'wz', 'ys', 'yz', 'B'], outputs: ['qy'],
+        attrs: [intsAttr('kernel_shape', [3, 3]), intsAttr('pads', new Array(4).fill(geometry.pad)), intsAttr('strides', [geometry.stride, geometry.stride]), intAttr('group', g)] };
+      const Ho = Math.floor((H + 2 * geometry.pad - 3) / geometry.stride) + 1, Wo = Math.floor((W + 2 * geometry.pad - 3) / geometry.stride) + 1;
+      const bytes = model([
+        { op: 'QuantizeLinear', inputs: ['x', 'xs', 'xz'], outputs: ['q'] }, conv,
+        { op: 'DequantizeLinear', inputs: ['qy', 'ys', 'yz'], outputs: ['y'] },
+      ], {
+        inits: [tensor('xs', [], FLOAT, f32(0.025)), tensor('xz', [], UINT8, bytesOf([80], Uint8Array)), tensor('w', [F, C / g, 3, 3], INT8, bytesOf(w, Int8Array)),
+          tensor('ws', [F], FLOAT, f32(...ws)), tensor('wz', [F], INT8, bytesOf(new Array(F).fill(0), Int8Array)), tensor('ys', [], FLOAT, f32(0.07)),
+          tensor('yz', [], UINT8, bytesOf([128], Uint8Array)), tensor('B', [F], INT32, bytesOf(B, Int32Array))],
+        inputs: [valueInfo('x', [2, C, H, W])], outputInfos: [valueInfo('qy', [2, F, Ho, Wo], UINT8), valueInfo('y', [2, F, Ho, Wo])],
+      });
+      const { ours, theirs } = await both(bytes, x, [{ name: 'qy', type: UINT8, dims: [] }, { name: 'y', type: FLOAT, dims: [] }]);
+      expect(ours[0]).toEqual(theirs[0]);
+      expect(ours[1]).toEqual(theirs[1]);
+      expect(new Set(ours[0]).size).toBeGreaterThan(60); // a spread of codes, not a saturated block
+      // the float64 reference mode quantizes the float32-rounded input: the same integers
+      const q64 = runOnnx(readOnnx(bytes), { x: x.to('float64') }, { dtype: 'float64' }).get('qy')!;
+      expect(Array.from(q64.data)).toEqual(ours[0]);
+    });
+  }
+
+  it('QLinearMatMul (batched, broadcast), ConvInteger and MatMulInteger (int32 out)', async () => {
+    const rng = new Rng(11);
+    const x = new Tensor(Float32Array.from({ length: 2 * 3 * 5 }, () => rng.next() * 4 - 1), [2, 3, 5]);
+    const b = ints(rng, 5 * 4, 0, 255), wc = ints(rng, 2 * 3 * 1 * 3, 0, 255);
+    const bytes = model([
+      { op: 'QuantizeLinear', inputs: ['x', 'xs', 'xz'], outputs: ['q'] },
+      { op: 'QLinearMatMul', inputs: ['q', 'xs', 'xz', 'b', 'bs', 'bz', 'ys', 'yz'], outputs: ['qy'] },
+      { op: 'MatMulInteger', inputs: ['q', 'b', 'xz', 'bz'], outputs: ['acc'] },
+      { op: 'Unsqueeze', inputs: ['q', 'axes'], outputs: ['q4'] },
+      { op: 'ConvInteger', inputs: ['q4', 'wc', 'xz', 'wz'], outputs: ['cacc'], attrs: [intsAttr('kernel_shape', [1, 3]), intsAttr('pads', [0, 1, 0, 1])] },
+    ], {
+      inits: [tensor('xs', [], FLOAT, f32(0.02)), tensor('xz', [], UINT8, bytesOf([50], Uint8Array)), tensor('b', [5, 4], UINT8, bytesOf(b, Uint8Array)),
+        tensor('bs', [], FLOAT, f32(0.013)), tensor('bz', [], UINT8, bytesOf([120], Uint8Array)), tensor('ys', [], FLOAT, f32(0.9)), tensor('yz', [], UINT8, bytesOf([100], Uint8Array)),
+        tensor('axes', [1], 7, new Uint8Array(BigInt64Array.of(2n).buffer)), tensor('wc', [2, 3, 1, 3], UINT8, bytesOf(wc, Uint8Array)), tensor('wz', [], UINT8, bytesOf([128], Uint8Array))],
+      inputs: [valueInfo('x', [2, 3, 5])], opset: 13,
+      outputInfos: [valueInfo('qy', [2, 3, 4], UINT8), valueInfo('acc', [2, 3, 4], INT32), valueInfo('cacc', [2, 2, 1, 5], INT32)],
+    });
+    const outs = ['qy', 'acc', 'cacc'].map((name) => ({ name, type: 0, dims: [] }));
+    const { ours, theirs } = await both(bytes, x, outs);
+    expect(ours).toEqual(theirs);
+    expect(ours[1].some((v) => Math.abs(v) > 255)).toBe(true); // int32 accumulators, not bytes
+  });
+
+  it('the requantization multiplier is rounded to float32 as onnxruntime computes it: 43·248 lands on 199, where the exact multiplier gives 200', async () => {
+    // scales found by search so that fl(fl(s_a·s_b)/s_y) and (s_a·s_b)/s_y round fl(10664·M) to different integers
+    const bytes = model([{ op: 'QLinearMatMul', inputs: ['a', 'as', 'z', 'b', 'bs', 'z', 'ys', 'z'], outputs: ['qy'] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
+      inits: [tensor('a', [1, 1], UINT8, bytesOf([43], Uint8Array)), tensor('b', [1, 1], UINT8, bytesOf([248], Uint8Array)), tensor('z', [], UINT8, bytesOf([0], Uint8Array)),
+        tensor('as', [], FLOAT, f32(0.046185124665498734)), tensor('bs', [], FLOAT, f32(0.027362024411559105)), tensor('ys', [], FLOAT, f32(0.06755034625530243))],
+      inputs: [valueInfo('x', [1])], outputInfos: [valueInfo('qy', [1, 1], UINT8), valueInfo('xo', [1])],
+    });
+    const { ours, theirs } = await both(bytes, new Tensor(Float32Array.of(0), [1]), [{ name: 'qy', type: UINT8, dims: [] }]);
+    expect(ours).toEqual([[199]]);
+    expect(theirs).toEqual([[199]]);
+  });
+
+  it('refuses what it does not define: blocked quantization, a zero scale', () => {
+    const q = (attrs: NodeSpec['attrs'], scale: number) => runOnnx(readOnnx(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['q'], attrs }],
+      { inits: [tensor('s', [], FLOAT, f32(scale))], inputs: [valueInfo('x', [2])] })), { x: new Tensor(Float32Array.of(1, 2), [2]) });
+    expect(() => q([intAttr('block_size', 2)], 1)).toThrow("node 'QuantizeLinear_q' (QuantizeLinear): blocked quantization (block_size) is not supported");
+    expect(() => q([], 0)).toThrow('y_scale must be positive and finite');
+  });
+});
