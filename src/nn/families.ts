@@ -109,10 +109,10 @@ export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { b
  * activation (SiLU by default, as YOLOv7 and Ultralytics; YOLOv6's RepVGGBlock uses ReLU). Names:
  * 'yolov7' (rbr_dense.0/.1, rbr_1x1.0/.1, rbr_identity), 'ultralytics' (conv1.conv/.bn, conv2.conv/.bn,
  * bn; its identity BN is off unless bn=True), 'yolov6' (rbr_dense.conv/.bn, …, as RepVGG). BN eps
- * defaults to 1e-3, what these detectors train with.
+ * defaults to 1e-3 and momentum to 0.03, what these detectors train with.
  */
 export function repConv(cin: number, cout: number, o: FamilyOptions & { names?: 'yolov7' | 'ultralytics' | 'yolov6'; identity?: boolean } = {}): BranchBlock {
-  const p = parts(cin, cout, { eps: 1e-3, ...o });
+  const p = parts(cin, cout, { eps: 1e-3, momentum: 0.03, ...o }); // each detector's initialize_weights sets these on every BatchNorm2d
   const names = o.names ?? 'yolov7';
   const n = names === 'yolov7' ? ['rbr_dense.0', 'rbr_dense.1', 'rbr_1x1.0', 'rbr_1x1.1', 'rbr_identity']
     : names === 'ultralytics' ? ['conv1.conv', 'conv1.bn', 'conv2.conv', 'conv2.bn', 'bn']
