@@ -76,19 +76,20 @@ function parts(cin: number, cout: number, o: FamilyOptions): Parts {
 }
 
 // branches as [name, stage] chains → BranchBlock
-function block(variant: string, p: Parts, chains: [string, Module][][], o: { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; activation: Activation }): BranchBlock {
+function block(variant: string, p: Parts, chains: [string, Module][][], o: { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; seName?: string; activation: Activation }): BranchBlock {
   return new BranchBlock(variant, p.cout, chains.map((c) => c.map(([, m]) => m)), o.post?.[1] ?? null, {
     inChannels: p.cin, stride: p.s, groups: p.g, kernelSize: p.k, padding: (p.k - 1) / 2,
-    names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, activation: o.activation,
+    names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, seName: o.seName, activation: o.activation,
   });
 }
 
 /**
  * MobileOne block (Vasu et al., 2023): `branches` k×k conv+BN branches (the paper's k), a 1×1 conv+BN
  * "scale" branch when k > 1, a BN "skip" when in = out and stride 1. Depthwise: groups = channels;
- * pointwise: kernelSize 1 (no scale branch). SE: hidden width ⌊out/16⌋, at least 1 (the official
- * int(out·0.0625) is 0, and fails, below 16 channels). Names: 'official' (rbr_skip, rbr_conv.i, rbr_scale; the
- * same in timm's FastViT) or 'timm' (identity, conv_kxk.i, conv_scale; timm's MobileOne/MobileCLIP).
+ * pointwise: kernelSize 1 (no scale branch). Names: 'official' (rbr_skip, rbr_conv.i, rbr_scale, SE `se.reduce/
+ * expand` ⌊out/16⌋ wide, at least 1: the official int(out·0.0625) is 0, and fails, below 16 channels;
+ * apple's ml-mobileone and ml-fastvit) or 'timm' (identity, conv_kxk.i, conv_scale, SE `attn.fc1/fc2`
+ * make_divisible(out/16, 8) wide; timm's MobileOne, FastViT and MobileCLIP).
  */
 export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { branches?: number; se?: boolean; names?: 'official' | 'timm' } = {}): BranchBlock {
   const p = parts(cin, cout, o);
@@ -100,8 +101,10 @@ export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { b
   const k = o.branches ?? 1;
   if (!Number.isSafeInteger(k) || k < 0) throw new Error(`mobileone: branches (the paper's k) must be an integer ≥ 0, got ${k}`);
   for (let i = 0; i < k; i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
-  const se = o.se === true ? new SqueezeExcite(cout, Math.max(1, Math.floor(cout * 0.0625)), { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
-  return block('MobileOne', p, chains, { se, activation: o.activation ?? 'relu' });
+  // apple's SE is ⌊out/16⌋ wide; timm's SEModule make_divisible(out/16, 8) = max(8, ⌊out/16 + 4⌋ rounded down to 8)
+  const hidden = timm ? Math.max(8, Math.floor(Math.floor(cout / 16 + 4) / 8) * 8) : Math.max(1, Math.floor(cout * 0.0625));
+  const se = o.se === true ? new SqueezeExcite(cout, hidden, { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
+  return block('MobileOne', p, chains, { se, seName: timm ? 'attn' : 'se', activation: o.activation ?? 'relu' });
 }
 
 /**
