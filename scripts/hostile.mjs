@@ -164,6 +164,13 @@ const CASES = [
   ...['0', '-3', '1e400', 'x'].map((v) => [`demo --batch-size ${v}`, () => run('demo', '--batch-size', v)]),
   ...['0', '-0.1', 'NaN', 'Infinity'].map((v) => [`demo --lr ${v}`, () => run('demo', '--lr', v)]),
   ...['-1', '4294967296', '1.5'].map((v) => [`init --seed ${v}`, () => run('init', '--arch', 'A0', '--seed', v, '--out', join(d, 's.pth'))]),
+  // convert --blocks: any network's state dict
+  ['convert --blocks: 10^5 partial blocks', () => run('convert', f('partial.safetensors', serializeSafetensors(new Map(Array.from({ length: 100_000 }, (_, i) => [`m.${i}.rbr_dense.0.weight`, { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9) }])))), join(d, 'pb.safetensors'), '--blocks')],
+  ['convert --blocks: RepVGG keys without --eps', () => run('convert', ok, join(d, 'nb.safetensors'), '--blocks')],
+  ['convert --blocks: no block in it', () => run('convert', f('noblock.safetensors', serializeSafetensors(new Map([['fc.weight', { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) }]]))), join(d, 'nb2.safetensors'), '--blocks')],
+  ['convert --blocks: a 10^5-character prefix', () => run('convert', f('longkey.safetensors', serializeSafetensors(new Map([[`${'a.'.repeat(50_000)}conv1.conv.weight`, { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9) }]]))), join(d, 'lk.safetensors'), '--blocks')],
+  ['convert --eps without --blocks', () => run('convert', ok, join(d, 'ne.safetensors'), '--eps', '1e-3')],
+  ['convert --blocks --qarepvgg sideways', () => run('convert', ok, join(d, 'qs.safetensors'), '--blocks', '--qarepvgg', 'sideways')],
   ['convert --probe-size 100000', () => run('convert', ok, join(d, 'd.safetensors'), '--probe-size', '100000')],
   ['convert --probe-batch 1e9', () => run('convert', ok, join(d, 'd.safetensors'), '--probe-batch', '1000000000')],
   ['verify --rtol -1', () => run('verify', x, x, '--rtol', '-1')],

@@ -5,7 +5,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, read
 import { basename, dirname, join, resolve } from 'node:path';
 import { leavesFolder, showText } from '../tensor/untrusted.js';
 import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
-import { type Checkpoint, parseCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
+import { type Checkpoint, parseCheckpoint, parseRawCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import { type OnnxModel, readOnnx } from '../io/onnx_read.js';
 import type { Dialect } from '../io/dialects.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
@@ -76,6 +76,12 @@ function inFile<T>(path: string, f: () => T): T {
 export function readCheckpointFile(path: string, opts: { key?: string } = {}): Checkpoint {
   const bytes = readBytes(path, 'checkpoint');
   return inFile(path, () => parseCheckpoint(bytes, opts));
+}
+
+/** Any network's state dict, keys as the file has them (convert --blocks). */
+export function readRawCheckpointFile(path: string, opts: { key?: string } = {}): Omit<Checkpoint, 'dialect'> {
+  const bytes = readBytes(path, 'checkpoint');
+  return inFile(path, () => parseRawCheckpoint(bytes, opts));
 }
 
 /** The format an output path's extension names. */

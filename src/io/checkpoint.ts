@@ -131,6 +131,13 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
  * a .pth may be views into `bytes` (no copy): copy an entry before changing `bytes` or the entry.
  */
 export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Checkpoint {
+  const raw = parseRawCheckpoint(bytes, opts);
+  const dialect = detectDialect(raw.entries.keys());
+  return { ...raw, dialect, entries: renameKeys(raw.entries, dialect, 'official') };
+}
+
+/** The same, for any network's state dict: keys as the file has them (a leading 'module.' dropped), no RepVGG naming required. */
+export function parseRawCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Omit<Checkpoint, 'dialect'> {
   const format = checkpointFormat(bytes);
   let raw: Map<string, SafeEntry>, wrapperKey: string | null = null, otherKeys: string[] = [], metadata: Record<string, string> = {};
   let records: { at: string; cls: string }[] = [];
@@ -149,9 +156,7 @@ export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}):
     records = inertRecords([...[...top].filter(([k]) => top.get(k) !== found.dict).map(([k, v]) => [typeof k === 'string' ? showText(k, 40) : describeValue(k), v] as [string, PyValue]),
       ...(pth.sysInfo !== undefined ? [['sys_info', pth.sysInfo] as [string, PyValue]] : [])], found.dict);
   }
-  const stripped = normalizeKeys(raw);
-  const dialect = detectDialect(stripped.keys());
-  return { format, wrapperKey, dialect, entries: renameKeys(stripped, dialect, 'official'), otherKeys, metadata, records };
+  return { format, wrapperKey, entries: normalizeKeys(raw), otherKeys, metadata, records };
 }
 
 /** Official-named entries → bytes in `format`, with keys in `names`. */

@@ -1,7 +1,9 @@
 import { type ParsedArgs, dialectFlag, num, str } from '../args.js';
 import { type Command, type Io, refuseLargeForward } from '../command.js';
 import { forwardBytes } from '../../nn/config.js';
-import { checkpointFormatOf, readCheckpointFile, writeCheckpointFile } from '../files.js';
+import { checkpointFormatOf, readCheckpointFile, readRawCheckpointFile, writeCheckpointFile } from '../files.js';
+import { fuseStateDictBlocks } from '../../reparam/state_dict_blocks.js';
+import { showText } from '../../tensor/untrusted.js';
 import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
 import { branchName } from '../../io/dialects.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
@@ -12,16 +14,24 @@ export const convert: Command = {
     name: 'convert',
     summary: 'fuse a training-time checkpoint into a deploy checkpoint (one 3×3 conv per block)',
     usage: 'repvgg convert TRAIN DEPLOY [--names official|timm|mmpretrain] [--key NAME] [--probe-size 32] [--probe-batch 2] [--seed 0]\n' +
+      '       repvgg convert TRAIN DEPLOY --blocks [--eps 1e-3] [--qarepvgg yolov6|folded] [--key NAME]\n' +
       '  TRAIN: safetensors or a torch.save .pth (any naming; recognised by its bytes). DEPLOY is written as its\n' +
       '  extension says (.pth/.pt/.bin or .safetensors) with keys in --names (default: the input\'s naming).\n' +
-      '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).',
-    flags: { threads: 'count', backend: 'string', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string' },
+      '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).\n' +
+      '  --blocks: any network\'s state dict. Every Rep-block found by its keys at any prefix (RepVGG and YOLOv6\n' +
+      '  RepVGGBlock, RepConv as YOLOv7 and Ultralytics name it, QARepVGG, MobileOne as apple and timm name it)\n' +
+      '  becomes its deploy keys; every other key is written as it was. --eps: the BN eps of blocks named like\n' +
+      '  RepVGG (1e-5) and YOLOv6\'s RepVGGBlock (1e-3) alike; the others have their upstream\'s. --qarepvgg\n' +
+      '  yolov6 keeps its post-sum bn apart (YOLOv6\'s deploy model, the default); folded puts it in the conv.',
+    flags: { threads: 'count', backend: 'string', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string', blocks: 'boolean', eps: 'positive', qarepvgg: 'string' },
     positionals: 2,
     files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 1, label: 'DEPLOY', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const [src, dst] = a.positionals;
     checkpointFormatOf(dst, 'DEPLOY');
+    if (a.flags.get('blocks') === true) return convertBlocks(a, io);
+    for (const f of ['eps', 'qarepvgg']) if (a.flags.has(f)) throw new Error(`--${f} goes with --blocks`);
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
     const model = modelFromStateDict(ck.entries, { share: true }); // one-shot: no copy of the weights
@@ -46,3 +56,19 @@ export const convert: Command = {
     return 0;
   },
 };
+
+/** convert --blocks: fuse every Rep-block of any network's state dict in place (src/reparam/state_dict_blocks.ts). */
+function convertBlocks(a: ParsedArgs, io: Io): number {
+  const [src, dst] = a.positionals;
+  if (a.flags.has('names')) throw new Error('--names goes with RepVGG checkpoints; --blocks keeps the file\'s own keys');
+  const qa = str(a, 'qarepvgg', 'yolov6');
+  if (qa !== 'yolov6' && qa !== 'folded') throw new Error(`--qarepvgg must be yolov6 or folded, got '${qa}'`);
+  const ck = readRawCheckpointFile(src, { key: str(a, 'key') });
+  const { entries, blocks } = fuseStateDictBlocks(ck.entries, { eps: num(a, 'eps'), qarepvgg: qa });
+  if (blocks.length === 0) throw new Error(`'${src}': no Rep-block found by its keys (RepVGG/YOLOv6 rbr_dense.conv, YOLOv7 rbr_dense.0, Ultralytics conv1.conv + conv2.conv, QARepVGG, MobileOne rbr_conv / conv_kxk); nothing written`);
+  writeCheckpointFile(dst, entries, { names: 'official', metadata: { converted_from: src }, flag: 'DEPLOY' });
+  io.out(`${'block'.padEnd(24)} ${'family'.padEnd(28)} ${'in→out'.padEnd(9)} ${'kernel'.padEnd(6)} ${'groups'.padEnd(6)} eps`);
+  for (const b of blocks) io.out(`${showText(b.prefix.replace(/\.$/, '') || '(top)', 24).padEnd(24)} ${b.family.padEnd(28)} ${`${b.in}→${b.out}`.padEnd(9)} ${`${b.kernelSize}×${b.kernelSize}`.padEnd(6)} ${String(b.groups).padEnd(6)} ${b.eps.toExponential()}`);
+  io.out(`wrote ${dst}: ${blocks.length} block(s) fused, ${ck.entries.size} → ${entries.size} keys; every other key as it was`);
+  return 0;
+}

@@ -1,0 +1,86 @@
+// convert --blocks (src/reparam/state_dict_blocks.ts) on a YOLO-style state dict built from the
+// upstream-faithful block classes (fixtures/make_blocks_fixtures.py), against the deploy state dict
+// each upstream's own switch to deploy gives. Passed-through keys: bit for bit. Fused kernels and
+// biases: both sides compute in float64 from the same float32 parameters and round once to float32,
+// so they can differ only where float64's different summation order (~1e-16 relative) straddles a
+// float32 rounding boundary: at most 1 ulp.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseRawCheckpoint } from '../../src/io/checkpoint.js';
+import { parseSafetensors } from '../../src/io/safetensors.js';
+import { ulpDistance } from '../../src/io/compare.js';
+import type { SafeEntry } from '../../src/io/safetensors.js';
+import { fuseStateDictBlocks } from '../../src/reparam/state_dict_blocks.js';
+import { fixturePath } from '../helpers.js';
+
+const stack = () => parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack.pth')))).entries;
+const upstream = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack_deploy.safetensors')))).tensors;
+const without = (m: Map<string, SafeEntry>, ...keys: string[]) => new Map([...m].filter(([k]) => !keys.includes(k)));
+
+describe('convert --blocks: every Rep-block of a YOLO-style state dict, as each upstream deploys it', () => {
+  it('six blocks found by their keys, fused, and the result is the upstream deploy state dict (keys in order; values ≤ 1 ulp, the rest bit for bit)', () => {
+    const input = stack();
+    const { entries, blocks } = fuseStateDictBlocks(input, { eps: 1e-3 });
+    expect(blocks.map((b) => `${b.prefix} ${b.family} ${b.in}→${b.out} g${b.groups} ${b.eps}`)).toEqual([
+      'model.1. RepConv (Ultralytics) 8→8 g1 0.001', 'model.2. RepConv (YOLOv7) 8→16 g1 0.001', 'model.3. RepVGG / YOLOv6 RepVGGBlock 16→16 g1 0.001',
+      'model.4. QARepVGG (YOLOv6) 16→24 g1 0.001', 'model.5. MobileOne (apple) 24→24 g24 0.00001', 'model.6. MobileOne (timm) 24→32 g1 0.00001',
+    ]);
+    expect([...entries.keys()]).toEqual([...upstream.keys()]);
+    let worst = 0;
+    for (const [k, want] of upstream) {
+      const got = entries.get(k)!;
+      expect(got.shape, k).toEqual(want.shape);
+      const fused = /(rbr_reparam|reparam_conv|model\.1\.conv)\./.test(k);
+      if (!fused) expect(got.data, k).toEqual(input.get(k)!.data); // passed through untouched
+      for (let i = 0; i < want.data.length; i++) worst = Math.max(worst, fused ? ulpDistance(Number(got.data[i]), Number(want.data[i]), 'float32') : Number(got.data[i] !== want.data[i]) * Infinity || 0);
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+
+  it('a block at the top level beside other keys: only its branches are taken, the rest passes through', () => {
+    const input = new Map([...stack()].filter(([k]) => k.startsWith('model.2.') || k.startsWith('head.')).map(([k, e]) => [k.replace(/^model\.2\./, ''), e]));
+    const { entries, blocks } = fuseStateDictBlocks(input);
+    expect(blocks.map((b) => b.prefix)).toEqual(['']);
+    expect([...entries.keys()]).toEqual(['rbr_reparam.weight', 'rbr_reparam.bias', 'head.weight', 'head.bias']);
+    expect(entries.get('head.weight')).toBe(input.get('head.weight'));
+    for (const k of ['weight', 'bias']) {
+      const got = entries.get(`rbr_reparam.${k}`)!.data, want = upstream.get(`model.2.rbr_reparam.${k}`)!.data;
+      for (let i = 0; i < want.length; i++) expect(ulpDistance(Number(got[i]), Number(want[i]), 'float32')).toBeLessThanOrEqual(1); // as above
+    }
+  });
+
+  it('QARepVGG folded: its post-sum bn goes into rbr_reparam (one conv, not YOLOv6\'s deploy form)', () => {
+    const { entries } = fuseStateDictBlocks(stack(), { eps: 1e-3, qarepvgg: 'folded' });
+    expect([...entries.keys()].filter((k) => k.startsWith('model.4.'))).toEqual(['model.4.rbr_reparam.weight', 'model.4.rbr_reparam.bias']);
+  });
+
+  it('what the keys cannot say is refused with the block named, never guessed', () => {
+    expect(() => fuseStateDictBlocks(stack())).toThrow("block 'model.3': its rbr_dense.conv / rbr_1x1.conv names are RepVGG's (BN eps 1e-5) and YOLOv6's RepVGGBlock's (1e-3), and a state dict does not record eps; say which with --eps");
+    expect(() => fuseStateDictBlocks(without(stack(), 'model.2.rbr_1x1.1.running_var'), { eps: 1e-3 })).toThrow("block 'model.2': has rbr_dense.0.weight (RepConv (YOLOv7)) but not all of rbr_dense.1, rbr_1x1.0 and rbr_1x1.1; not fused");
+    const extra = new Map(stack());
+    extra.set('model.1.conv1.conv.bias', { dtype: 'F32', shape: [8], data: new Float32Array(8) });
+    expect(() => fuseStateDictBlocks(extra, { eps: 1e-3 })).toThrow("block 'model.1' (RepConv (Ultralytics), 8→8, 3×3): unexpected key 'conv1.conv.bias'; not fused");
+    // a QARepVGG block with in = out: its identity branch has no parameters and exists only at stride 1
+    const qa = new Map([...stack()].filter(([k]) => k.startsWith('model.4.')).map(([k, e]) => [k, k === 'model.4.rbr_dense.conv.weight' ? { ...e, shape: [24, 24, 3, 3], data: new Float32Array(24 * 24 * 9) } : e]));
+    expect(() => fuseStateDictBlocks(qa)).toThrow("block 'model.4': has rbr_dense.conv.weight (RepVGG / YOLOv6 RepVGGBlock or QARepVGG (YOLOv6)) but no rbr_1x1.conv.weight; in = out channels: its parameter-free identity branch exists only at stride 1, which a state dict does not record; not fused");
+  });
+});
+
+describe('repvgg convert --blocks', () => {
+  it('writes the fused state dict with the table of blocks; --eps alone is refused', async () => {
+    const { cli } = await import('../cli/run.js');
+    const { mkdtempSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const out = join(mkdtempSync(join(tmpdir(), 'blocks-')), 'deploy.safetensors');
+    const r = await cli('convert', fixturePath('blocks/yolo_stack.pth'), out, '--blocks', '--eps', '1e-3');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/model\.5\s+MobileOne \(apple\)\s+24→24\s+3×3\s+24\s+1e-5/);
+    expect(r.out).toMatch(/6 block\(s\) fused, 105 → 29 keys/);
+    const written = parseSafetensors(new Uint8Array(readFileSync(out))).tensors;
+    expect([...written.keys()]).toEqual([...upstream.keys()]);
+    const refused = await cli('convert', fixturePath('blocks/yolo_stack.pth'), `${out}2.safetensors`, '--eps', '1e-3');
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(/--eps goes with --blocks/);
+  });
+});
