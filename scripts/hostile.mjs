@@ -62,6 +62,31 @@ const body = pthRecords.get(pklName).subarray(2, -1);
 const wrapperPkl = Uint8Array.from([...new PickleWriter().global('collections', 'OrderedDict').emptyTuple().reduce().mark().unicode('model').bytes(), ...body,
   ...new PickleWriter().unicode(H).global('evil', HG).emptyTuple().reduce().setItems().stop().bytes().subarray(2)]);
 const wrapper = f('wrapper.pth', writeZip([...pthRecords].map(([n, b]) => [n, n === pklName ? wrapperPkl : b])));
+// pickled module trees (torch.save({'model': model})): NEWOBJ a class, BUILD its __dict__
+const moduleState = (modules) => [0x7d, ...uni('_parameters'), 0x7d, 0x73, ...uni('_buffers'), 0x7d, 0x73, ...uni('_modules'), ...modules, 0x73];
+const modulePkl = (body) => Uint8Array.from([0x80, 2, 0x7d, ...uni('model'), ...body, 0x73, 0x2e]);
+const newModule = (cls = ['torch.nn.modules.module', 'Module']) => [...glob(...cls), 0x29, 0x81];
+// a module whose _modules holds itself (memo 0 is the module before its BUILD)
+const cyclePkl = modulePkl([...newModule(), 0x71, 0, ...moduleState([0x7d, ...uni('self'), 0x68, 0, 0x73]), 0x62]);
+// a child whose state is a list
+const listStatePkl = modulePkl([...newModule(), ...moduleState([0x7d, ...uni('a'), ...newModule(), 0x5d, 0x62, 0x73]), 0x62]);
+// builtins.eval as the 'model', called with a string (inert: a record of the call)
+const evalPkl = modulePkl([...glob('builtins', 'eval'), ...uni('print(1)'), 0x85, 0x81]);
+// 10^6 + 1 children sharing one (memoized) class and state
+const manyModules = (() => {
+  const n = 1_000_001, parts = [0x80, 2, 0x7d, ...uni('model'), ...newModule(), 0x7d, ...uni('_parameters'), 0x7d, 0x73, ...uni('_modules'), 0x7d, 0x28];
+  const head = [...glob('torch.nn.modules.module', 'Module'), 0x72, ...u32(1), 0x30, 0x7d, ...uni('_parameters'), 0x7d, 0x73, 0x72, ...u32(2), 0x30];
+  const out = new Uint8Array(parts.length + head.length + n * 24 + 16);
+  let at = 0;
+  for (const b of [...parts, ...head]) out[at++] = b;
+  for (let i = 0; i < n; i++) {
+    const key = enc.encode(String(i));
+    out.set([0x58, ...u32(key.length), ...key, 0x6a, ...u32(1), 0x29, 0x81, 0x6a, ...u32(2), 0x62], at);
+    at += 5 + key.length + 5 + 2 + 5 + 1;
+  }
+  for (const b of [0x75, 0x73, 0x62, 0x73, 0x2e]) out[at++] = b;
+  return out.subarray(0, at);
+})();
 // a real (tiny) IDX dataset: 8 images of 8×8, labels 0..2
 const data = join(d, 'data');
 mkdirSync(data);
@@ -164,6 +189,12 @@ const CASES = [
   ...['0', '-3', '1e400', 'x'].map((v) => [`demo --batch-size ${v}`, () => run('demo', '--batch-size', v)]),
   ...['0', '-0.1', 'NaN', 'Infinity'].map((v) => [`demo --lr ${v}`, () => run('demo', '--lr', v)]),
   ...['-1', '4294967296', '1.5'].map((v) => [`init --seed ${v}`, () => run('init', '--arch', 'A0', '--seed', v, '--out', join(d, 's.pth'))]),
+  // pickled module trees
+  ['module tree: a module that holds itself', () => run('convert', f('cycle.pt', pthOf(cyclePkl)), join(d, 'mc.safetensors'), '--blocks')],
+  ['module tree: a child whose state is a list', () => run('inspect', f('liststate.pt', pthOf(listStatePkl)))],
+  ['module tree: builtins.eval as the model', () => run('inspect', f('eval.pt', pthOf(evalPkl)))],
+  ['module tree: 10^6 + 1 modules', () => run('convert', f('many.pt', pthOf(manyModules)), join(d, 'mm.safetensors'), '--blocks')],
+  ['module tree: a YOLO-style .pt (valid)', okIf(() => run('convert', join(root, 'fixtures', 'blocks', 'yolo_model.pt'), join(d, 'ym.safetensors'), '--blocks', '--eps', '1e-3'), (r) => (/6 block\(s\) fused, 105 → 29 keys/.test(r.stdout) ? [] : ['not fused as expected']))],
   // convert --blocks: any network's state dict
   ['convert --blocks: 10^5 partial blocks', () => run('convert', f('partial.safetensors', serializeSafetensors(new Map(Array.from({ length: 100_000 }, (_, i) => [`m.${i}.rbr_dense.0.weight`, { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9) }])))), join(d, 'pb.safetensors'), '--blocks')],
   ['convert --blocks: RepVGG keys without --eps', () => run('convert', ok, join(d, 'nb.safetensors'), '--blocks')],

@@ -77,14 +77,64 @@ export function checkpointFormat(bytes: Uint8Array): CheckpointFormat {
 
 const show = (k: PyValue): string => (typeof k === 'string' ? `'${showText(k)}'` : describeValue(k));
 
-/** Find the state dict in a torch.save'd object. */
-function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } {
+const isModule = (v: PyValue): boolean => v instanceof PyObject && v.state instanceof Map && (v.state.has('_parameters') || v.state.has('_modules'));
+
+/**
+ * A pickled torch.nn.Module (YOLOv5/v7/Ultralytics save {'model': Model, …}) → its state dict, as
+ * Module.state_dict() would name it: each module's _parameters and persistent _buffers under its
+ * path of _modules names. The module objects are inert records (their classes are never imported
+ * or called); only their pickled __dict__ is read. Iterative; at most 10⁶ modules; a module met twice
+ * (a cycle, or one module shared by two parents) is refused rather than followed.
+ */
+export function moduleStateDict(root: PyObject): { dict: Map<PyValue, PyValue>; classes: { at: string; cls: string }[] } {
+  const dict = new Map<PyValue, PyValue>(), classes: { at: string; cls: string }[] = [];
+  const seen = new Map<PyObject, string>();
+  const todo: [string, PyObject][] = [['', root]];
+  let budget = 1_000_000;
+  while (todo.length > 0) {
+    const [at, m] = todo.pop()!;
+    const where = `module '${showText(at.replace(/\.$/, '') || '(root)', 80)}' (${showText(m.cls.qualname, 80)})`;
+    if (budget-- <= 0) throw new Error('checkpoint: the module tree has more than 10⁶ modules; refused');
+    const first = seen.get(m);
+    if (first !== undefined) throw new Error(`checkpoint: ${where} is also module '${showText(first.replace(/\.$/, '') || '(root)', 80)}' (a cycle or a shared module), which this reader does not follow`);
+    seen.set(m, at);
+    if (!isModule(m)) throw new Error(`checkpoint: ${where} ${m.state instanceof Map ? 'has no _parameters or _modules' : `has state ${describeValue(m.state)}, not a dict`}: not a torch.nn.Module`);
+    if (classes.length < 50) classes.push({ at: at || '(root)', cls: showText(m.cls.qualname, 120) });
+    const state = m.state as Map<PyValue, PyValue>;
+    const part = (name: string): Map<PyValue, PyValue> => {
+      const v = state.get(name) ?? new Map();
+      if (!(v instanceof Map)) throw new Error(`checkpoint: ${where}: its ${name} is ${describeValue(v)}, not a dict`);
+      return v;
+    };
+    const skip = state.get('_non_persistent_buffers_set');
+    const transient = skip instanceof Set ? skip : new Set();
+    for (const [kind, entries] of [['_parameters', part('_parameters')], ['_buffers', part('_buffers')]] as const) {
+      for (const [name, t] of entries) {
+        if (t === null || (kind === '_buffers' && transient.has(name))) continue;
+        if (typeof name !== 'string' || !(t instanceof TorchTensor)) throw new Error(`checkpoint: ${where}: ${kind} entry ${show(name)} holds ${describeValue(t)}, not a tensor`);
+        dict.set(`${at}${name}`, t);
+      }
+    }
+    const kids = [...part('_modules')];
+    for (let i = kids.length - 1; i >= 0; i--) { // in order, depth first, as state_dict() walks
+      const [name, c] = kids[i];
+      if (c === null) continue;
+      if (typeof name !== 'string' || !(c instanceof PyObject)) throw new Error(`checkpoint: ${where}: _modules entry ${show(name)} holds ${describeValue(c)}, not a module`);
+      todo.push([`${at}${name}.`, c]);
+    }
+  }
+  return { dict, classes };
+}
+
+/** Find the state dict in a torch.save'd object (a pickled module tree is read as its state dict). */
+function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[]; classes?: { at: string; cls: string }[] } {
+  if (top instanceof PyObject && isModule(top) && key === undefined) return { ...moduleStateDict(top), wrapperKey: null, otherKeys: [] };
   if (!(top instanceof Map)) {
     const what = top instanceof PyObject ? `${describeValue(top)} (torch.save(model)?), not a dict` : `${describeValue(top)}, not a dict`;
     throw new Error(`checkpoint: the file holds ${what}; save model.state_dict() instead`);
   }
   const stringKeys = [...top.keys()].filter((k): k is string => typeof k === 'string');
-  const pick = (k: string): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[] } => {
+  const pick = (k: string): { dict: Map<PyValue, PyValue>; wrapperKey: string | null; otherKeys: string[]; classes?: { at: string; cls: string }[] } => {
     let v: PyValue | undefined = top.get(k);
     if (v === undefined && k.includes('.')) { // descend 'model.ema'
       v = top;
@@ -92,6 +142,10 @@ function findStateDict(top: PyValue, key: string | undefined): { dict: Map<PyVal
     }
     if (v === undefined) throw new Error(`checkpoint: no key '${showText(k)}' (top-level keys: ${stringKeys.slice(0, 8).map((s) => `'${showText(s, 60)}'`).join(', ') || 'none'}${stringKeys.length > 8 ? `, … ${stringKeys.length} in all` : ''})`);
     if (v === top) throw new Error(`checkpoint: '${showText(k)}' refers back to the top level (a cycle)`);
+    if (v instanceof PyObject && isModule(v)) {
+      const tree = moduleStateDict(v);
+      return { dict: tree.dict, classes: tree.classes, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };
+    }
     if (!(v instanceof Map)) throw new Error(`checkpoint: '${showText(k)}' holds ${describeValue(v)}, not a state dict`);
     return { dict: v, wrapperKey: k, otherKeys: stringKeys.filter((s) => s !== k) };
   };
@@ -153,8 +207,12 @@ export function parseRawCheckpoint(bytes: Uint8Array, opts: { key?: string } = {
     wrapperKey = found.wrapperKey;
     otherKeys = found.otherKeys;
     const top = pth.value as Map<PyValue, PyValue>;
-    records = inertRecords([...[...top].filter(([k]) => top.get(k) !== found.dict).map(([k, v]) => [typeof k === 'string' ? showText(k, 40) : describeValue(k), v] as [string, PyValue]),
-      ...(pth.sysInfo !== undefined ? [['sys_info', pth.sysInfo] as [string, PyValue]] : [])], found.dict);
+    const module = found.classes !== undefined ? (found.wrapperKey === null ? pth.value : (top as Map<PyValue, PyValue>).get(found.wrapperKey)) : undefined;
+    records = [
+      ...(found.classes ?? []).map((r) => ({ at: `${found.wrapperKey ?? 'model'}${r.at === '(root)' ? '' : `.${r.at.replace(/\.$/, '')}`}`, cls: r.cls })),
+      ...(top instanceof Map ? inertRecords([...[...top].filter(([k, v]) => v !== found.dict && v !== module).map(([k, v]) => [typeof k === 'string' ? showText(k, 40) : describeValue(k), v] as [string, PyValue]),
+        ...(pth.sysInfo !== undefined ? [['sys_info', pth.sysInfo] as [string, PyValue]] : [])], found.dict) : []),
+    ];
   }
   return { format, wrapperKey, entries: normalizeKeys(raw), otherKeys, metadata, records };
 }

@@ -255,6 +255,13 @@ const DATA_REDUCERS = new Map<string, (args: PyValue[]) => PyValue>([
     if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) return new PyObject(new PyGlobal('_codecs', 'encode'), args);
     return Uint8Array.from(s, (ch) => ch.charCodeAt(0) & 0xff);
   }],
+  // set and frozenset under protocol 2 (EMPTY_SET is protocol 4): builtins.set([items])
+  ...['builtins.set', '__builtin__.set', 'builtins.frozenset', '__builtin__.frozenset'].map((name): [string, (args: PyValue[]) => PyValue] => [name, (args) => {
+    const [items] = args;
+    if (args.length === 0) return new Set();
+    if (!Array.isArray(items)) return new PyObject(new PyGlobal(...(name.split('.') as [string, string])), args);
+    return new Set(items);
+  }]),
 ]);
 
 function recall(memo: Map<number, PyValue>, i: number, fail: (why: string) => never): PyValue {

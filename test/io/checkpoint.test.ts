@@ -2,7 +2,8 @@
 // checkpoints PyTorch wrote from modules laid out as the official repo, timm and MMPretrain lay them out.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkpointFormat, parseCheckpoint, serializeCheckpoint } from '../../src/io/checkpoint.js';
+import { checkpointFormat, parseCheckpoint, parseRawCheckpoint, serializeCheckpoint } from '../../src/io/checkpoint.js';
+import { parseSafetensors } from '../../src/io/safetensors.js';
 import { detectDialect, renameKeys } from '../../src/io/dialects.js';
 import { loadStateDict, modelFromStateDict, stateDict } from '../../src/io/state_dict.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
@@ -115,5 +116,25 @@ describe('formats come from the bytes', () => {
         for (const [k, e] of official) expect(back.entries.get(k)!.data, k).toEqual(e.data);
       }
     }
+  });
+});
+
+describe('a pickled module tree (torch.save({\'model\': model}), as the YOLO trainers save) is read as its state dict, never run', () => {
+  const pt = () => new Uint8Array(readFileSync(fixturePath('blocks/yolo_model.pt')));
+  const flat = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack.pth')))).entries;
+  it('model: the same keys, in state_dict() order, and values as model.state_dict() saved on its own; the classes are named, not imported', () => {
+    const ck = parseRawCheckpoint(pt());
+    expect(ck.wrapperKey).toBe('model');
+    expect(ck.otherKeys).toEqual(['epoch', 'optimizer', 'ema']);
+    expect([...ck.entries.keys()]).toEqual([...flat.keys()]);
+    for (const [k, e] of flat) expect(ck.entries.get(k)!.data, k).toEqual(e.data);
+    expect(ck.records.slice(0, 3)).toEqual([
+      { at: 'model', cls: 'torch.nn.modules.module.Module' }, { at: 'model.model', cls: 'torch.nn.modules.container.Sequential' }, { at: 'model.model.0', cls: '__main__.UltralyticsConv' }]);
+  });
+  it('--key ema: the float16 copy, widened exactly to float32 (as PyTorch\'s .float() gives)', () => {
+    const ck = parseRawCheckpoint(pt(), { key: 'ema' });
+    const want = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/yolo_model_ema_fp16.safetensors')))).tensors;
+    expect([...ck.entries.keys()]).toEqual([...want.keys()]);
+    for (const [k, e] of want) expect(ck.entries.get(k)!.data, k).toEqual(e.data);
   });
 });

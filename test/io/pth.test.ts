@@ -124,8 +124,11 @@ describe('hostile and broken checkpoints', () => {
     expect(existsSync(MARKER)).toBe(false);
   });
 
-  it('a pickled module (torch.save(model)) is named and refused', () => {
-    expect(() => read('whole_model.pth')).toThrow(/the file holds a pickled '\w+\.RepVGG' object \(torch\.save\(model\)\?\), not a dict; save model\.state_dict\(\) instead/);
+  it('a pickled module (torch.save(model)) is read as its state dict from the module tree, whose classes are named, never imported', () => {
+    const whole = read('whole_model.pth'), flat = read('official_train.pth');
+    expect([...whole.entries.keys()]).toEqual([...flat.entries.keys()]); // state_dict()'s keys and order
+    for (const [k, e] of whole.entries) expect(e.shape, k).toEqual(flat.entries.get(k)!.shape);
+    expect(whole.records[0]).toEqual({ at: 'model', cls: expect.stringMatching(/\.RepVGG$/) });
   });
 
   it('compressed entries are refused (torch.save never writes them)', () => {
