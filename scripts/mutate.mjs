@@ -135,6 +135,8 @@ const MUTANTS = [
   ['pickle', "a module tree's non-persistent buffers kept", 'src/io/checkpoint.ts', "if (t === null || (kind === '_buffers' && transient.has(name))) continue;", 'if (t === null) continue;', ['test/io/checkpoint.test.ts']],
   ['pickle', 'a module tree walked children last first', 'src/io/checkpoint.ts', '    for (let i = kids.length - 1; i >= 0; i--) { // in order, depth first', '    for (let i = 0; i < kids.length; i++) { // in order, depth first', ['test/io/checkpoint.test.ts', 'test/io/pth.test.ts']],
   ['pickle', 'protocol 2 sets read as inert records', 'src/io/pickle.ts', '    return new Set(items);\n', '    return new PyObject(new PyGlobal(...(name.split(\'.\') as [string, string])), args);\n', ['test/io/checkpoint.test.ts']],
+  ['quant', 'QDQ patterns run as the float graph by default', 'src/onnx/run.ts', "if ((opts.qdq ?? 'integer') === 'integer') {", "if ((opts.qdq ?? 'float') === 'integer') {", ['test/onnx/quant.test.ts']],
+  ['quant', "a QDQ conv's bias dropped when fused", 'src/onnx/qdq.ts', '        bias = [b.inputs[0]];', '        bias = [];', ['test/onnx/quant.test.ts']],
   ['families', "timm's MobileOne SE sized ⌊out/16⌋ like apple's", 'src/nn/families.ts', 'const hidden = timm ? Math.max(8, Math.floor(Math.floor(cout / 16 + 4) / 8) * 8) : ', 'const hidden = timm ? Math.max(1, Math.floor(cout * 0.0625)) : ', ['test/nn/families.test.ts']],
   ['families', "timm's MobileOne SE under apple's name 'se'", 'src/nn/families.ts', "seName: timm ? 'attn' : 'se',", "seName: 'se',", ['test/nn/families.test.ts']],
   ['families', "a family's BN momentum not passed to its BatchNorms", 'src/nn/families.ts', 'eps: o.eps, momentum: o.momentum }),', 'eps: o.eps }),', ['test/nn/families.test.ts']],

@@ -13,6 +13,7 @@ import { showText } from '../tensor/untrusted.js';
 import { MATH_OPS } from './ops_math.js';
 import { NN_OPS } from './ops_nn.js';
 import { QUANT_OPS } from './ops_quant.js';
+import { integerQdq } from './qdq.js';
 import { SHAPE_OPS, valueOfTensor } from './ops_shape.js';
 import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, numel, readersOf } from './value.js';
 
@@ -24,6 +25,8 @@ type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
 const INITS = new WeakMap<OnnxModel, Map<string, Map<string, Value>>>();
+/** Each model's QDQ patterns as integer ops (src/onnx/qdq.ts), made once. */
+const QDQ = new WeakMap<OnnxModel, OnnxModel>();
 
 const OPS: Readonly<Record<string, Op>> = { ...MATH_OPS, ...SHAPE_OPS, ...NN_OPS, ...QUANT_OPS };
 
@@ -44,6 +47,11 @@ export interface RunOnnxOptions {
    * beside the model (fuse-onnx's probe check of a large graph).
    */
   cache?: boolean;
+  /**
+   * QDQ patterns (DequantizeLinear → Conv/MatMul → QuantizeLinear): 'integer' (default) runs each as
+   * QLinearConv/QLinearMatMul, as onnxruntime does; 'float' runs the graph as written (src/onnx/qdq.ts).
+   */
+  qdq?: 'integer' | 'float';
   /** called after each node with its index, the node count and the node's input and output values (progress, counting) */
   onNode?: (index: number, count: number, node: OnnxNode, inputs: (Value | null)[], outputs: Value[]) => void;
 }
@@ -59,6 +67,11 @@ export function unsupportedNodes(model: OnnxModel): OnnxNode[] {
  * integers and bools as exact numbers in a Float64Array.
  */
 export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<string, Tensor> | Tensor[], opts: RunOnnxOptions = {}): Map<string, Value> {
+  if ((opts.qdq ?? 'integer') === 'integer') {
+    let rewritten = QDQ.get(model);
+    if (rewritten === undefined) QDQ.set(model, rewritten = integerQdq(model));
+    if (rewritten !== model) return runOnnx(rewritten, inputs, { ...opts, qdq: 'float' });
+  }
   const bad = unsupportedNodes(model);
   if (bad.length > 0) {
     const list = bad.slice(0, 8).map((n) => `${showText(n.domain === '' ? n.opType : `${n.domain}.${n.opType}`, 60)} ('${showText(n.name, 60)}')`).join(', ');

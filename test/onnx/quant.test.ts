@@ -119,6 +119,55 @@ describe('bit for bit against onnxruntime-web', () => {
     expect(theirs).toEqual([[199]]);
   });
 
+  it('QDQ: DequantizeLinear → Conv → QuantizeLinear runs as QLinearConv, as onnxruntime runs it: 163·121 − 412 lands on 61; the float graph as written gives 62', async () => {
+    // scales found by search so that the integer path (one rounding from the int32 accumulator) and
+    // the literal float path (dequantize, float32 conv, quantize) round to different integers
+    const sx = 0.006614768877625465, sw = 0.01842055469751358, ys = 0.03826018422842026;
+    const bytes = model([
+      { op: 'QuantizeLinear', inputs: ['x', 'sx', 'zx'], outputs: ['q'] },
+      { op: 'DequantizeLinear', inputs: ['q', 'sx', 'zx'], outputs: ['xd'] },
+      { op: 'DequantizeLinear', inputs: ['w', 'sw', 'zw'], outputs: ['wd'] },
+      { op: 'DequantizeLinear', inputs: ['B', 'sb', 'zb'], outputs: ['bd'] },
+      { op: 'Conv', inputs: ['xd', 'wd', 'bd'], outputs: ['y'] },
+      { op: 'QuantizeLinear', inputs: ['y', 'ys', 'zx'], outputs: ['qy'] },
+    ], {
+      inits: [tensor('sx', [], FLOAT, f32(sx)), tensor('zx', [], UINT8, bytesOf([0], Uint8Array)), tensor('w', [1, 1, 1, 1], INT8, bytesOf([121], Int8Array)), tensor('sw', [], FLOAT, f32(sw)),
+        tensor('zw', [], INT8, bytesOf([0], Int8Array)), tensor('B', [1], INT32, bytesOf([-412], Int32Array)), tensor('sb', [], FLOAT, f32(Math.fround(Math.fround(sx) * Math.fround(sw)))),
+        tensor('zb', [], INT32, bytesOf([0], Int32Array)), tensor('ys', [], FLOAT, f32(ys))],
+      inputs: [valueInfo('x', [1, 1, 1, 1])], outputInfos: [valueInfo('qy', [1, 1, 1, 1], UINT8)], opset: 13,
+    });
+    const x = new Tensor(Float32Array.of(Math.fround(163 * Math.fround(sx))), [1, 1, 1, 1]);
+    const { ours, theirs } = await both(bytes, x, [{ name: 'qy', type: UINT8, dims: [] }]);
+    expect(ours).toEqual([[61]]);
+    expect(theirs).toEqual([[61]]);
+    expect(Array.from(runOnnx(readOnnx(bytes), { x }, { qdq: 'float' }).get('qy')!.data)).toEqual([62]);
+  });
+
+  it('QDQ with per-channel int8 weights (axis 0), int32 bias, padding and groups: bit for bit on random data', async () => {
+    const rng = new Rng(21);
+    const C = 4, F = 6, H = 7, W = 6;
+    const x = new Tensor(Float32Array.from({ length: C * H * W }, () => rng.next() * 5 - 1), [1, C, H, W]);
+    const w = ints(rng, F * (C / 2) * 9, -127, 127), B = ints(rng, F, -2000, 2000);
+    const ws = Array.from({ length: F }, () => Math.fround(0.003 + rng.next() * 0.01));
+    const sx = Math.fround(0.02);
+    const bytes = model([
+      { op: 'QuantizeLinear', inputs: ['x', 'sx', 'zx'], outputs: ['q'] },
+      { op: 'DequantizeLinear', inputs: ['q', 'sx', 'zx'], outputs: ['xd'] },
+      { op: 'DequantizeLinear', inputs: ['w', 'ws', 'zw'], outputs: ['wd'], attrs: [intAttr('axis', 0)] },
+      { op: 'DequantizeLinear', inputs: ['B', 'bs', 'zb'], outputs: ['bd'], attrs: [intAttr('axis', 0)] },
+      { op: 'Conv', inputs: ['xd', 'wd', 'bd'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [3, 3]), intsAttr('pads', [1, 1, 1, 1]), intAttr('group', 2)] },
+      { op: 'QuantizeLinear', inputs: ['y', 'ys', 'zy'], outputs: ['qy'] },
+    ], {
+      inits: [tensor('sx', [], FLOAT, f32(sx)), tensor('zx', [], UINT8, bytesOf([60], Uint8Array)), tensor('w', [F, C / 2, 3, 3], INT8, bytesOf(w, Int8Array)), tensor('ws', [F], FLOAT, f32(...ws)),
+        tensor('zw', [F], INT8, bytesOf(new Array(F).fill(0), Int8Array)), tensor('B', [F], INT32, bytesOf(B, Int32Array)), tensor('bs', [F], FLOAT, f32(...ws.map((s) => Math.fround(sx * s)))),
+        tensor('zb', [F], INT32, bytesOf(new Array(F).fill(0), Int32Array)), tensor('ys', [], FLOAT, f32(0.06)), tensor('zy', [], UINT8, bytesOf([128], Uint8Array))],
+      inputs: [valueInfo('x', [1, C, H, W])], outputInfos: [valueInfo('qy', [1, F, H, W], UINT8)], opset: 13,
+    });
+    const { ours, theirs } = await both(bytes, x, [{ name: 'qy', type: UINT8, dims: [] }]);
+    expect(ours).toEqual(theirs);
+    expect(new Set(ours[0]).size).toBeGreaterThan(40);
+  });
+
   it('refuses what it does not define: blocked quantization, a zero scale', () => {
     const q = (attrs: NodeSpec['attrs'], scale: number) => runOnnx(readOnnx(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['q'], attrs }],
       { inits: [tensor('s', [], FLOAT, f32(scale))], inputs: [valueInfo('x', [2])] })), { x: new Tensor(Float32Array.of(1, 2), [2]) });

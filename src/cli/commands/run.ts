@@ -11,12 +11,15 @@ export const run: Command = {
   spec: {
     name: 'run',
     summary: 'run any ONNX graph of the CNN op set on an input (.npy): the reference outputs for a backend',
-    usage: 'repvgg run MODEL.onnx --input X.npy --out Y.npy [--output NAME] [--float64] [--algorithm auto|direct|im2col|winograd] [--verbose]\n' +
+    usage: 'repvgg run MODEL.onnx --input X.npy --out Y.npy [--output NAME] [--float64] [--algorithm auto|direct|im2col|winograd] [--qdq integer|float] [--verbose]\n' +
       '  X feeds the graph\'s one input; --output picks an output by name (default: the first). float32 runs on the\n' +
       '  fast kernels; --float64 runs the reference mode (every float initializer and X widened exactly).\n' +
       '  Ops it does not run are listed up front, with their node names; nothing is run then.\n' +
-      '  External data (models over 2 GiB) is read from files inside the model\'s folder only.',
-    flags: { threads: 'count', backend: 'string', input: 'string', out: 'string', output: 'string', float64: 'boolean', algorithm: 'string', verbose: 'boolean' },
+      '  External data (models over 2 GiB) is read from files inside the model\'s folder only.\n' +
+      '  INT8: quantized ops run as exact integers (onnxruntime\'s rounding where ONNX leaves a choice); a QDQ\n' +
+      '  DequantizeLinear → Conv/MatMul → QuantizeLinear runs as QLinearConv/QLinearMatMul as onnxruntime runs it\n' +
+      '  (--qdq integer, the default) or as the float graph it is written as (--qdq float).',
+    flags: { threads: 'count', backend: 'string', input: 'string', out: 'string', output: 'string', float64: 'boolean', algorithm: 'string', qdq: 'string', verbose: 'boolean' },
     positionals: 1,
     files: [{ arg: 0, label: 'MODEL', role: 'in' }, { arg: 'input', role: 'in' }, { arg: 'out', role: 'out' }],
   },
@@ -24,6 +27,7 @@ export const run: Command = {
     const out = required(a, 'out', 'run');
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
     const dtype = a.flags.get('float64') === true ? 'float64' : 'float32';
+    const qdq = oneOf(str(a, 'qdq', 'integer'), ['integer', 'float'] as const, '--qdq') as 'integer' | 'float';
     const t0 = performance.now();
     const model = readOnnxFile(a.positionals[0]);
     const bad = unsupportedNodes(model);
@@ -37,7 +41,7 @@ export const run: Command = {
     const x = readNpyFile(required(a, 'input', 'run'));
     const t1 = performance.now();
     const ys = runOnnx(model, [x.to(dtype)], {
-      dtype, algorithm,
+      dtype, algorithm, qdq,
       onNode: (i, n) => io.progress(progressBar('run', (i + 1) / n, `node ${i + 1}/${n}`)),
     });
     io.progress('');
