@@ -189,6 +189,13 @@ const CASES = [
   ...['0', '-3', '1e400', 'x'].map((v) => [`demo --batch-size ${v}`, () => run('demo', '--batch-size', v)]),
   ...['0', '-0.1', 'NaN', 'Infinity'].map((v) => [`demo --lr ${v}`, () => run('demo', '--lr', v)]),
   ...['-1', '4294967296', '1.5'].map((v) => [`init --seed ${v}`, () => run('init', '--arch', 'A0', '--seed', v, '--out', join(d, 's.pth'))]),
+  // quantize: calibration data and options
+  ['quantize: calibration data of the wrong rank', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', onnxX, '--out', join(d, 'q1.onnx'))],
+  ['quantize: --percentile 0', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q2.onnx'), '--method', 'percentile', '--percentile', '0')],
+  ['quantize: --calib-count past the file', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q3.onnx'), '--calib-count', '1000')],
+  ['quantize: calibration images of the wrong shape', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q4.onnx'))],
+  ['quantize: a training-time checkpoint', () => run('quantize', ok, '--calib', x, '--out', join(d, 'q5.onnx'))],
+  ['quantize: calibration with NaN', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', f('nan.npy', (() => { const b = npy([2, 3, 32, 30]); b.fill(0xff, b.length - 2 * 3 * 32 * 30 * 4); return b; })()), '--out', join(d, 'q6.onnx'))],
   // pickled module trees
   ['module tree: a module that holds itself', () => run('convert', f('cycle.pt', pthOf(cyclePkl)), join(d, 'mc.safetensors'), '--blocks')],
   ['module tree: a child whose state is a list', () => run('inspect', f('liststate.pt', pthOf(listStatePkl)))],

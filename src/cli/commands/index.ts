@@ -15,5 +15,6 @@ import { exportOnnx } from './export.js';
 import { web } from './web.js';
 import { run } from './run.js';
 import { fuseOnnxCommand } from './fuse_onnx.js';
+import { quantize } from './quantize.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, explain, verify, fixtures, web];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, quantize, explain, verify, fixtures, web];

@@ -1,0 +1,56 @@
+import { type ParsedArgs, num, oneOf, required, str } from '../args.js';
+import type { Command, Io } from '../command.js';
+import { readCheckpointFile, readNpyFile, readOnnxFile, writeFileAtomic } from '../files.js';
+import { readOnnx } from '../../io/onnx_read.js';
+import { onnxProtoOf, toOnnx } from '../../io/onnx.js';
+import { modelFromStateDict } from '../../io/state_dict.js';
+import { quantizeOnnx } from '../../onnx/quantize.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { showText } from '../../tensor/untrusted.js';
+
+export const quantize: Command = {
+  spec: {
+    name: 'quantize',
+    summary: 'post-training INT8 quantization of a deploy model into a QDQ ONNX file, calibrated on a batch',
+    usage: 'repvgg quantize DEPLOY --calib X.npy --out Q.onnx [--per-tensor] [--method minmax|percentile] [--percentile 99.99]\n' +
+      '                 [--activations uint8|int8] [--keep-first-float] [--calib-count N]\n' +
+      '  DEPLOY: an ONNX graph (e.g. from fuse-onnx) or a deploy RepVGG checkpoint. Every Conv gets int8 weights\n' +
+      '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
+      '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
+      '  graph: min-max, or each tail\'s --percentile. A Relu after a Conv is folded into its output\'s zero point;\n' +
+      '  other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.',
+    flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'calib-count': 'count', threads: 'count', backend: 'string' },
+    positionals: 1,
+    files: [{ arg: 0, label: 'DEPLOY', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'out', role: 'out' }],
+  },
+  run(a: ParsedArgs, io: Io): number {
+    const src = a.positionals[0], out = required(a, 'out', 'quantize');
+    if (!/\.onnx$/i.test(out)) throw new Error(`--out '${out}': name the output .onnx`);
+    const method = oneOf(str(a, 'method', 'minmax'), ['minmax', 'percentile'] as const, '--method') as 'minmax' | 'percentile';
+    const activations = oneOf(str(a, 'activations', 'uint8'), ['uint8', 'int8'] as const, '--activations') as 'uint8' | 'int8';
+    const percentile = num(a, 'percentile', 99.99);
+    if (a.flags.has('percentile') && method !== 'percentile') throw new Error('--percentile goes with --method percentile');
+    if (!(percentile > 50 && percentile <= 100)) throw new Error(`--percentile must be in (50, 100], got ${percentile}`);
+    let model;
+    if (/\.onnx$/i.test(src)) model = readOnnxFile(src);
+    else {
+      const net = modelFromStateDict(readCheckpointFile(src).entries, { share: true });
+      if (!net.deploy) throw new Error(`'${src}' is a training-time checkpoint; quantize the deploy model (repvgg convert first)`);
+      model = readOnnx(toOnnx(net.eval()));
+    }
+    let x = readNpyFile(required(a, 'calib', 'quantize'));
+    if (x.shape.length !== 4) throw new Error(`--calib: expected (N, C, H, W) images, got shape [${x.shape.join(', ')}]`);
+    const n = num(a, 'calib-count', x.shape[0]);
+    if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
+    if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);
+    const { model: q, layers } = quantizeOnnx(model, x.to('float32'), { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true });
+    writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
+    io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
+    for (const l of layers) {
+      const ws = `${Math.min(...l.weightScales).toExponential(2)}…${Math.max(...l.weightScales).toExponential(2)}`;
+      io.out(`${showText(l.conv, 28).padEnd(28)} ${`${l.input.scale.toExponential(3)}, ${l.input.zeroPoint}`.padEnd(18)} ${`[${l.output.range[0].toPrecision(3)}, ${l.output.range[1].toPrecision(3)}]`.padEnd(20)} ${`${l.output.scale.toExponential(3)}, ${l.output.zeroPoint}`.padEnd(18)} ${ws}${l.reluFolded ? '  (Relu folded)' : ''}`);
+    }
+    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${n} image(s)); other ops in float`);
+    return 0;
+  },
+};

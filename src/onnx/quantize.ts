@@ -1,0 +1,175 @@
+// Post-training quantization of a float ONNX graph into QDQ form (QuantizeLinear / DequantizeLinear
+// around each Conv), calibrated on a batch of inputs. The quantized file runs here as exact integers
+// and in onnxruntime bit for bit (src/onnx/qdq.ts: each DQ → Conv → Q is a QLinearConv).
+//
+//   weights   int8, symmetric: s_w = max|w|/127 per output channel (or per tensor), q = sat(rte(w/s_w))
+//   bias      int32 at scale s_x·s_w[c]: q = rte(b / (s_x·s_w[c]))
+//   tensors   uint8 (or int8), asymmetric over the calibrated range [lo, hi] ∋ 0:
+//             s = (hi − lo)/255, zp = rte(qmin − lo/s)
+//   range     min-max over the calibration batch, or the p-th percentile of each tail (e.g. 99.99)
+// A Relu right after a Conv goes: its output's range starts at 0, so the zero point is qmin and
+// quantizing saturates exactly where the Relu would clip (Q(relu(y)) = Q(y)). Every other op (pooling,
+// the classifier's Gemm) stays in float on the dequantized values.
+
+import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { roundHalfEven } from './ops_quant.js';
+import { runOnnx } from './run.js';
+import { readersOf } from './value.js';
+import { showText } from '../tensor/untrusted.js';
+
+export interface QuantizeOptions {
+  /** weights per output channel (default) or one scale per tensor */
+  perChannel?: boolean;
+  /** activations' type (default uint8) */
+  activations?: 'uint8' | 'int8';
+  /** 'minmax' (default) or 'percentile' */
+  method?: 'minmax' | 'percentile';
+  /** for 'percentile': the percentile of each tail kept (default 99.99) */
+  percentile?: number;
+  /** leave the first conv in float (its input and weights unquantized) */
+  keepFirstFloat?: boolean;
+}
+
+export interface QuantizedLayer {
+  conv: string;
+  /** the input's scale and zero point */
+  input: { scale: number; zeroPoint: number; range: [number, number] };
+  output: { scale: number; zeroPoint: number; range: [number, number] };
+  /** per output channel (one value when per tensor) */
+  weightScales: number[];
+  reluFolded: boolean;
+}
+
+const fl = Math.fround;
+
+/** Scale and zero point for [lo, hi] (widened to hold 0) in uint8 or int8, as float32 values. */
+export function affineParams(lo: number, hi: number, type: 'uint8' | 'int8'): { scale: number; zeroPoint: number } {
+  const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
+  const a = Math.min(lo, 0), b = Math.max(hi, 0);
+  const scale = fl(b > a ? (b - a) / (qmax - qmin) : 1);
+  const zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - a / scale)));
+  return { scale, zeroPoint };
+}
+
+/** The range of `values` kept by the method: all of it, or from the (100 − p)-th to the p-th percentile. */
+function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percentile', p: number): [number, number] {
+  if (method === 'minmax') {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < values.length; i++) { const v = values[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+    return [lo, hi];
+  }
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round((q / 100) * (sorted.length - 1))))];
+  return [at(100 - p), at(p)];
+}
+
+/**
+ * `model` (float) in QDQ form: every Conv with constant weights gets int8 weights, an int32 bias and
+ * quantized input and output tensors calibrated on `calib` (the graph's one input, a batch).
+ */
+export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOptions = {}): { model: OnnxModel; layers: QuantizedLayer[] } {
+  const perChannel = opts.perChannel ?? true, type = opts.activations ?? 'uint8', method = opts.method ?? 'minmax', p = opts.percentile ?? 99.99;
+  if (!(p > 50 && p <= 100)) throw new Error(`percentile must be in (50, 100], got ${p}`);
+  const bad = calib.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`the calibration data holds ${calib.data[bad]} at index ${bad}; calibrate on finite images`);
+  if (perChannel && model.opset < 13) throw new Error(`per-channel weights need opset 13 (DequantizeLinear's axis); the graph is opset ${model.opset}: re-export at 13 or more, or quantize per tensor`);
+  const readers = readersOf(model.nodes);
+  const graphOutputs = new Set(model.outputs.map((o) => o.name));
+  const convs = model.nodes.filter((n) => n.opType === 'Conv' && model.initializers.has(n.inputs[1]) && (!n.inputs[2] || model.initializers.has(n.inputs[2])))
+    .filter((_, i) => !(opts.keepFirstFloat === true && i === 0));
+  if (convs.length === 0) throw new Error('the graph has no Conv with constant weights to quantize');
+  // a Relu that alone reads a conv's output is folded into the quantization of its output
+  const reluOf = new Map<OnnxNode, OnnxNode>();
+  for (const c of convs) {
+    const r = readers.get(c.outputs[0]);
+    if (r?.length === 1 && r[0].opType === 'Relu' && !graphOutputs.has(c.outputs[0])) reluOf.set(c, r[0]);
+  }
+  // calibration: the float graph on the batch, keeping every tensor a quantized conv reads or writes
+  const want = new Set(convs.flatMap((c) => [c.inputs[0], (reluOf.get(c) ?? c).outputs[0]]));
+  const ranges = new Map<string, [number, number]>();
+  runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
+    node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p)); });
+  } });
+  for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p));
+  for (const [t, [lo, hi]] of ranges) if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`tensor '${showText(t)}' ranges over [${lo}, ${hi}] on the calibration data; its scale would not be finite`);
+
+  const inits = new Map(model.initializers);
+  const nodes: OnnxNode[] = [];
+  const layers: QuantizedLayer[] = [];
+  const scalar = (name: string, dtype: OnnxTensor['dtype'], v: number): string => {
+    inits.set(name, { name, dtype, dims: [], data: dtype === 'float32' ? Float32Array.of(v) : dtype === 'uint8' ? Uint8Array.of(v) : Int8Array.of(v) });
+    return name;
+  };
+  const node = (opType: string, name: string, inputs: string[], outputs: string[], axis?: number): OnnxNode =>
+    ({ name, opType, domain: '', inputs, outputs, at: -1, attributes: new Map(axis === undefined ? [] : [['axis', { kind: 'int', value: axis }]]) });
+  const quantized = new Map<string, { scale: string; zp: string; dq: string; params: { scale: number; zeroPoint: number }; range: [number, number] }>(); // float tensor → its Q/DQ
+  /** Q → DQ of a float tensor, once: the DQ's output is what quantized convs read. */
+  const qdqOf = (t: string, range: [number, number], dqName = `${t}.dq`): string => {
+    const have = quantized.get(t);
+    if (have !== undefined) return have.dq;
+    const params = affineParams(range[0], range[1], type);
+    const scale = scalar(`${t}.scale`, 'float32', params.scale), zp = scalar(`${t}.zero_point`, type, params.zeroPoint);
+    nodes.push(node('QuantizeLinear', `${t}.quantize`, [t, scale, zp], [`${t}.q`]), node('DequantizeLinear', `${t}.dequantize`, [`${t}.q`, scale, zp], [dqName]));
+    quantized.set(t, { scale, zp, dq: dqName, params, range });
+    return dqName;
+  };
+  const dropped = new Set<OnnxNode>(reluOf.values());
+  for (const n of model.nodes) {
+    if (dropped.has(n)) continue;
+    if (!convs.includes(n)) {
+      nodes.push(n);
+      continue;
+    }
+    const relu = reluOf.get(n);
+    const x = n.inputs[0], out = (relu ?? n).outputs[0];
+    const xdq = qdqOf(x, ranges.get(x)!);
+    const xq = quantized.get(x)!;
+    // weights: int8 symmetric, per output channel along axis 0
+    const w = model.initializers.get(n.inputs[1])!;
+    const F = w.dims[0], per = w.data.length / F;
+    const ws = new Float32Array(perChannel ? F : 1);
+    for (let f = 0; f < F; f++) {
+      let m = 0;
+      for (let i = f * per; i < (f + 1) * per; i++) m = Math.max(m, Math.abs(w.data[i]));
+      const c = perChannel ? f : 0;
+      ws[c] = Math.max(ws[c], m);
+    }
+    for (let c = 0; c < ws.length; c++) ws[c] = fl(ws[c] > 0 ? ws[c] / 127 : 1);
+    const wq = new Int8Array(w.data.length);
+    for (let i = 0; i < wq.length; i++) wq[i] = Math.min(127, Math.max(-127, roundHalfEven(fl(w.data[i] / ws[perChannel ? Math.floor(i / per) : 0]))));
+    const base = n.name || n.outputs[0];
+    const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
+    inits.set(wName, { name: wName, dtype: 'int8', dims: w.dims.slice(), data: wq });
+    inits.set(wsName, { name: wsName, dtype: 'float32', dims: perChannel ? [F] : [], data: ws });
+    inits.set(wzName, { name: wzName, dtype: 'int8', dims: perChannel ? [F] : [], data: new Int8Array(perChannel ? F : 1) });
+    nodes.push(node('DequantizeLinear', `${base}.weight_dequantize`, [wName, wsName, wzName], [`${base}.weight_dq`], perChannel ? 0 : undefined));
+    const convInputs = [xdq, `${base}.weight_dq`];
+    if (n.inputs[2]) { // bias: int32 at s_x·s_w[c]
+      const b = model.initializers.get(n.inputs[2])!;
+      const bs = Float32Array.from({ length: ws.length }, (_, c) => fl(xq.params.scale * ws[c]));
+      const bq = Int32Array.from(b.data, (v, f) => Math.min(2 ** 31 - 1, Math.max(-(2 ** 31), roundHalfEven(v / bs[perChannel ? f : 0]))));
+      const bName = `${base}.bias_quantized`, bsName = `${base}.bias_scale`, bzName = `${base}.bias_zero_point`;
+      inits.set(bName, { name: bName, dtype: 'int32', dims: b.dims.slice(), data: bq });
+      inits.set(bsName, { name: bsName, dtype: 'float32', dims: perChannel ? [F] : [], data: bs });
+      inits.set(bzName, { name: bzName, dtype: 'int32', dims: perChannel ? [F] : [], data: new Int32Array(perChannel ? F : 1) });
+      nodes.push(node('DequantizeLinear', `${base}.bias_dequantize`, [bName, bsName, bzName], [`${base}.bias_dq`], perChannel ? 0 : undefined));
+      convInputs.push(`${base}.bias_dq`);
+    }
+    const y = `${out}.float`; // the conv's float output, quantized at once; consumers read its DQ under the old name
+    nodes.push({ ...n, inputs: convInputs, outputs: [y] });
+    const range = ranges.get(out)!;
+    const yParams = affineParams(range[0], range[1], type);
+    const ys = scalar(`${out}.scale`, 'float32', yParams.scale), yz = scalar(`${out}.zero_point`, type, yParams.zeroPoint);
+    nodes.push(node('QuantizeLinear', `${out}.quantize`, [y, ys, yz], [`${out}.q`]), node('DequantizeLinear', `${out}.dequantize`, [`${out}.q`, ys, yz], [out]));
+    quantized.set(out, { scale: ys, zp: yz, dq: out, params: yParams, range });
+    layers.push({
+      conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yParams, range }, weightScales: Array.from(ws), reluFolded: relu !== undefined,
+    });
+  }
+  // nodes stay in the graph's order: each Q/DQ is placed right before the conv that reads it or right
+  // after the conv that writes it, so producers still precede readers
+  const used = new Set(nodes.flatMap((x) => x.inputs));
+  for (const k of [...inits.keys()]) if (!used.has(k) && !graphOutputs.has(k)) inits.delete(k);
+  return { model: { ...model, nodes, initializers: inits }, layers };
+}

@@ -1,0 +1,71 @@
+// Post-training quantization (src/onnx/quantize.ts): the weights' and biases' integers against their
+// closed forms, and the quantized deploy RepVGG run here and in onnxruntime-web: every quantized
+// activation bit for bit (tolerance 0: integers, onnxruntime's QDQ semantics, src/onnx/qdq.ts).
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-web';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { onnxProtoOf, toOnnx } from '../../src/io/onnx.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { convert } from '../../src/reparam/repvgg.js';
+import { affineParams, quantizeOnnx } from '../../src/onnx/quantize.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { roundHalfEven } from '../../src/onnx/ops_quant.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+
+ort.env.wasm.numThreads = 1;
+
+function deployGraph() {
+  const cfg = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 5, in_channels: 3 };
+  const train = RepVGG.fromConfig(cfg, { seed: 5 }).eval();
+  for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0.05); bn.runningVar.data.fill(0.8); }
+  return readOnnx(toOnnx(convert(train)));
+}
+
+describe('quantizeOnnx', () => {
+  it('scale and zero point: the range widened to hold 0, s = (hi − lo)/255, zp = rte(qmin − lo/s)', () => {
+    expect(affineParams(-1, 3, 'uint8')).toEqual({ scale: Math.fround(4 / 255), zeroPoint: 64 }); // 255/4 = 63.75 → 64
+    expect(affineParams(0.5, 2, 'uint8')).toEqual({ scale: Math.fround(2 / 255), zeroPoint: 0 }); // lo raised to 0
+    expect(affineParams(-2, 2, 'int8')).toEqual({ scale: Math.fround(4 / 255), zeroPoint: -1 }); // −128 + 2/fl(4/255) = −0.5000000x (the float32 scale) → −1
+  });
+
+  it('weights int8 per output channel at max|w|/127, biases int32 at s_x·s_w, every Relu folded into its output\'s zero point', () => {
+    const model = deployGraph();
+    const first = model.initializers.get(model.nodes.find((n) => n.opType === 'Conv')!.inputs[1])!;
+    first.data[first.data.length / first.dims[0] - 1] = -3; // channel 0's largest |w| is its last element
+    const calib = uniform([4, 3, 16, 16], new Rng(1), -1, 1);
+    const { model: q, layers } = quantizeOnnx(model, calib);
+    expect(layers.length).toBe(6); // stage0 and 1 + 2 + 1 + 1 blocks
+    expect(layers.every((l) => l.reluFolded && l.output.zeroPoint === 0 && l.output.range[0] >= 0)).toBe(true);
+    const conv = model.nodes.find((n) => n.opType === 'Conv')!;
+    const w = model.initializers.get(conv.inputs[1])!, b = model.initializers.get(conv.inputs[2])!;
+    const F = w.dims[0], per = w.data.length / F;
+    const wq = q.initializers.get(`${conv.name}.weight_quantized`)!.data, ws = q.initializers.get(`${conv.name}.weight_scale`)!.data;
+    const bq = q.initializers.get(`${conv.name}.bias_quantized`)!.data;
+    for (let f = 0; f < F; f++) {
+      const m = Math.max(...Array.from(w.data.subarray(f * per, (f + 1) * per), Math.abs));
+      expect(ws[f]).toBe(Math.fround(m / 127));
+      for (let i = f * per; i < (f + 1) * per; i++) expect(wq[i]).toBe(roundHalfEven(Math.fround(w.data[i] / ws[f])));
+      expect(Math.max(...Array.from(wq.subarray(f * per, (f + 1) * per), Math.abs))).toBe(127);
+      expect(bq[f]).toBe(roundHalfEven(b.data[f] / Math.fround(layers[0].input.scale * ws[f])));
+    }
+    expect(q.nodes.filter((n) => n.opType === 'Relu')).toEqual([]);
+  });
+
+  it('the quantized graph runs here and in onnxruntime-web to the same integers at every quantized activation', async () => {
+    const model = deployGraph();
+    const { model: q } = quantizeOnnx(model, uniform([4, 3, 16, 16], new Rng(2), -1, 1), { method: 'percentile', percentile: 99.9 });
+    const acts = q.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.outputs[0]);
+    const withActs = { ...q, outputs: [...q.outputs, ...acts.map((name) => ({ name, dtype: 'uint8' as const, dims: null }))] };
+    const bytes = onnxProtoOf(withActs).encode();
+    const x = uniform([2, 3, 16, 16], new Rng(3), -1, 1);
+    const ours = runOnnx(readOnnx(bytes), { input: x }, { algorithm: 'im2col' });
+    const session = await ort.InferenceSession.create(bytes);
+    const theirs = await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
+    await session.release();
+    for (const a of acts) expect(Array.from(ours.get(a)!.data), a).toEqual(Array.from(theirs[a].data as Uint8Array));
+    const float = runOnnx(model, { input: x }, { algorithm: 'im2col' }).get('logits')!.data, quant = ours.get('logits')!.data;
+    let err = 0, big = 0;
+    for (let i = 0; i < float.length; i++) { err = Math.max(err, Math.abs(float[i] - quant[i])); big = Math.max(big, Math.abs(float[i])); }
+    expect(err).toBeLessThan(0.2 * big); // a sanity bound only: 5 layers of 8-bit rounding on random weights
+  });
+});
