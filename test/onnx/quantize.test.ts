@@ -7,10 +7,11 @@ import { readOnnx } from '../../src/io/onnx_read.js';
 import { onnxProtoOf, toOnnx } from '../../src/io/onnx.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
-import { affineParams, quantizeOnnx } from '../../src/onnx/quantize.js';
+import { affineParams, quantizationMse, quantizeOnnx } from '../../src/onnx/quantize.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { roundHalfEven } from '../../src/onnx/ops_quant.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 ort.env.wasm.numThreads = 1;
 
@@ -51,6 +52,25 @@ describe('quantizeOnnx', () => {
     expect(q.nodes.filter((n) => n.opType === 'Relu')).toEqual([]);
   });
 
+  it('quantizationMse: 0 for values on the grid, (s/2)² for one half a step off', () => {
+    const { scale: s } = affineParams(0, 2.55, 'uint8');
+    expect(quantizationMse([0, s, 2 * s], 0, 2.55, 'uint8')).toBe(0);
+    expect(quantizationMse([Math.fround(0.5 * s)], 0, 2.55, 'uint8')).toBeCloseTo((0.5 * s) ** 2, 12); // rte(0.5) = 0
+  });
+
+  it('mse calibration clips the tails of a Gaussian (10⁵ values), and its error measured directly is below min-max\'s', () => {
+    const rng = new Rng(8), n = 100_000, g = new Float32Array(n);
+    for (let i = 0; i < n; i += 2) { // Box–Muller
+      const r = Math.sqrt(-2 * Math.log(1 - rng.next())), t = 2 * Math.PI * rng.next();
+      g[i] = r * Math.cos(t); g[i + 1] = r * Math.sin(t);
+    }
+    const model = deployGraph();
+    const calib = new Tensor(g.subarray(0, 3 * 16 * 16 * 130), [130, 3, 16, 16]);
+    const mm = quantizeOnnx(model, calib).layers[0].input, mse = quantizeOnnx(model, calib, { method: 'mse' }).layers[0].input;
+    expect(mse.range[1]).toBeLessThan(0.95 * mm.range[1]);
+    expect(quantizationMse(calib.data, ...mse.range, 'uint8')).toBeLessThan(quantizationMse(calib.data, ...mm.range, 'uint8'));
+  });
+
   it('the quantized graph runs here and in onnxruntime-web to the same integers at every quantized activation', async () => {
     const model = deployGraph();
     const { model: q } = quantizeOnnx(model, uniform([4, 3, 16, 16], new Rng(2), -1, 1), { method: 'percentile', percentile: 99.9 });
@@ -63,6 +83,17 @@ describe('quantizeOnnx', () => {
     const theirs = await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
     await session.release();
     for (const a of acts) expect(Array.from(ours.get(a)!.data), a).toEqual(Array.from(theirs[a].data as Uint8Array));
+    // the QOperator form: the same integers, from QLinearConv nodes on integer tensors
+    const { model: qop } = quantizeOnnx(model, uniform([4, 3, 16, 16], new Rng(2), -1, 1), { method: 'percentile', percentile: 99.9, form: 'qoperator' });
+    expect(qop.nodes.filter((n) => n.opType === 'QLinearConv').length).toBe(6);
+    expect(qop.nodes.filter((n) => n.opType === 'Conv')).toEqual([]);
+    const last = acts.at(-1)!;
+    const opBytes = onnxProtoOf({ ...qop, outputs: [...qop.outputs, { name: last, dtype: 'uint8', dims: null }] }).encode();
+    const s2 = await ort.InferenceSession.create(opBytes);
+    const theirs2 = await s2.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
+    await s2.release();
+    expect(Array.from(theirs2[last].data as Uint8Array)).toEqual(Array.from(ours.get(last)!.data));
+    expect(Array.from(runOnnx(readOnnx(opBytes), { input: x }).get(last)!.data)).toEqual(Array.from(ours.get(last)!.data));
     const float = runOnnx(model, { input: x }, { algorithm: 'im2col' }).get('logits')!.data, quant = ours.get('logits')!.data;
     let err = 0, big = 0;
     for (let i = 0; i < float.length; i++) { err = Math.max(err, Math.abs(float[i] - quant[i])); big = Math.max(big, Math.abs(float[i])); }

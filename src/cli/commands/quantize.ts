@@ -12,21 +12,23 @@ export const quantize: Command = {
   spec: {
     name: 'quantize',
     summary: 'post-training INT8 quantization of a deploy model into a QDQ ONNX file, calibrated on a batch',
-    usage: 'repvgg quantize DEPLOY --calib X.npy --out Q.onnx [--per-tensor] [--method minmax|percentile] [--percentile 99.99]\n' +
-      '                 [--activations uint8|int8] [--keep-first-float] [--calib-count N]\n' +
+    usage: 'repvgg quantize DEPLOY --calib X.npy --out Q.onnx [--per-tensor] [--method minmax|percentile|mse] [--percentile 99.99]\n' +
+      '                 [--activations uint8|int8] [--keep-first-float] [--calib-count N] [--qoperator]\n' +
       '  DEPLOY: an ONNX graph (e.g. from fuse-onnx) or a deploy RepVGG checkpoint. Every Conv gets int8 weights\n' +
       '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
       '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
-      '  graph: min-max, or each tail\'s --percentile. A Relu after a Conv is folded into its output\'s zero point;\n' +
-      '  other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.',
-    flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'calib-count': 'count', threads: 'count', backend: 'string' },
+      '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error).\n' +
+      '  A Relu after a Conv is folded into its output\'s zero point;\n' +
+      '  other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.\n' +
+      '  --qoperator writes each quantized conv as a QLinearConv on integer tensors instead of the QDQ form.',
+    flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'calib-count': 'count', qoperator: 'boolean', threads: 'count', backend: 'string' },
     positionals: 1,
     files: [{ arg: 0, label: 'DEPLOY', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'out', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const src = a.positionals[0], out = required(a, 'out', 'quantize');
     if (!/\.onnx$/i.test(out)) throw new Error(`--out '${out}': name the output .onnx`);
-    const method = oneOf(str(a, 'method', 'minmax'), ['minmax', 'percentile'] as const, '--method') as 'minmax' | 'percentile';
+    const method = oneOf(str(a, 'method', 'minmax'), ['minmax', 'percentile', 'mse'] as const, '--method') as 'minmax' | 'percentile' | 'mse';
     const activations = oneOf(str(a, 'activations', 'uint8'), ['uint8', 'int8'] as const, '--activations') as 'uint8' | 'int8';
     const percentile = num(a, 'percentile', 99.99);
     if (a.flags.has('percentile') && method !== 'percentile') throw new Error('--percentile goes with --method percentile');
@@ -43,14 +45,14 @@ export const quantize: Command = {
     const n = num(a, 'calib-count', x.shape[0]);
     if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
     if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);
-    const { model: q, layers } = quantizeOnnx(model, x.to('float32'), { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true });
+    const { model: q, layers } = quantizeOnnx(model, x.to('float32'), { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq' });
     writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
     io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
     for (const l of layers) {
       const ws = `${Math.min(...l.weightScales).toExponential(2)}…${Math.max(...l.weightScales).toExponential(2)}`;
       io.out(`${showText(l.conv, 28).padEnd(28)} ${`${l.input.scale.toExponential(3)}, ${l.input.zeroPoint}`.padEnd(18)} ${`[${l.output.range[0].toPrecision(3)}, ${l.output.range[1].toPrecision(3)}]`.padEnd(20)} ${`${l.output.scale.toExponential(3)}, ${l.output.zeroPoint}`.padEnd(18)} ${ws}${l.reluFolded ? '  (Relu folded)' : ''}`);
     }
-    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${n} image(s)); other ops in float`);
+    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${n} image(s)${a.flags.get('qoperator') === true ? ', QOperator form' : ', QDQ form'}); other ops in float`);
     return 0;
   },
 };
