@@ -141,6 +141,8 @@ const MUTANTS = [
   ['quant', 'bias quantized at the weight scale alone', 'src/onnx/quantize.ts', '(_, c) => fl(xq.params.scale * ws[c])', '(_, c) => ws[c]', ['test/onnx/quantize.test.ts']],
   ['quant', "a weight channel's scale misses its last element", 'src/onnx/quantize.ts', '      for (let i = f * per; i < (f + 1) * per; i++) m = Math.max(m, Math.abs(w.data[i]));', '      for (let i = f * per; i < (f + 1) * per - 1; i++) m = Math.max(m, Math.abs(w.data[i]));', ['test/onnx/quantize.test.ts']],
   ['quant', 'mse calibration tries no clipping', 'src/onnx/quantize.ts', '    for (let k = 100; k >= 20; k--) {', '    for (let k = 100; k >= 100; k--) {', ['test/onnx/quantize.test.ts']],
+  ['quant', "quant-report's BN scale without eps", 'src/onnx/quant_report.ts', 'Math.sqrt(bn.runningVar.data[c] + bn.eps)', 'Math.sqrt(bn.runningVar.data[c])', ['test/onnx/quant_report.test.ts']],
+  ['quant', 'quant-report sensitivity with every layer quantized', 'src/onnx/quant_report.ts', '{ only: [conv.name] }', '{}', ['test/onnx/quant_report.test.ts']],
   ['families', "timm's MobileOne SE sized ⌊out/16⌋ like apple's", 'src/nn/families.ts', 'const hidden = timm ? Math.max(8, Math.floor(Math.floor(cout / 16 + 4) / 8) * 8) : ', 'const hidden = timm ? Math.max(1, Math.floor(cout * 0.0625)) : ', ['test/nn/families.test.ts']],
   ['families', "timm's MobileOne SE under apple's name 'se'", 'src/nn/families.ts', "seName: timm ? 'attn' : 'se',", "seName: 'se',", ['test/nn/families.test.ts']],
   ['families', "a family's BN momentum not passed to its BatchNorms", 'src/nn/families.ts', 'eps: o.eps, momentum: o.momentum }),', 'eps: o.eps }),', ['test/nn/families.test.ts']],

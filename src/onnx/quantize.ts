@@ -30,6 +30,8 @@ export interface QuantizeOptions {
   percentile?: number;
   /** leave the first conv in float (its input and weights unquantized) */
   keepFirstFloat?: boolean;
+  /** quantize only the Convs with these node names (default: all) */
+  only?: readonly string[];
   /** 'qdq' (default): Q/DQ around float Convs; 'qoperator': each as a QLinearConv on integer tensors (the same rewrite runOnnx makes, src/onnx/qdq.ts) */
   form?: 'qdq' | 'qoperator';
 }
@@ -110,7 +112,8 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const readers = readersOf(model.nodes);
   const graphOutputs = new Set(model.outputs.map((o) => o.name));
   const convs = model.nodes.filter((n) => n.opType === 'Conv' && model.initializers.has(n.inputs[1]) && (!n.inputs[2] || model.initializers.has(n.inputs[2])))
-    .filter((_, i) => !(opts.keepFirstFloat === true && i === 0));
+    .filter((_, i) => !(opts.keepFirstFloat === true && i === 0))
+    .filter((n) => opts.only === undefined || opts.only.includes(n.name));
   if (convs.length === 0) throw new Error('the graph has no Conv with constant weights to quantize');
   // a Relu that alone reads a conv's output is folded into the quantization of its output
   const reluOf = new Map<OnnxNode, OnnxNode>();

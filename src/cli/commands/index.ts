@@ -16,5 +16,6 @@ import { web } from './web.js';
 import { run } from './run.js';
 import { fuseOnnxCommand } from './fuse_onnx.js';
 import { quantize } from './quantize.js';
+import { quantReportCommand } from './quant_report.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, quantize, explain, verify, fixtures, web];
+export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, quantize, quantReportCommand, explain, verify, fixtures, web];

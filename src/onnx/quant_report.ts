@@ -1,0 +1,139 @@
+// Why a fused RepVGG quantizes badly, layer by layer (the complaint behind QARepVGG): the fused kernel
+// K = fold(BN₃)(W₃) + pad(fold(BN₁)(W₁)) + fold(BN_id)(I) piles the 1×1 and identity branches onto
+// the centre tap, and a BN with a tiny σ² scales its channel by γ/√(σ²+ε); either widens a channel's
+// range, and per-channel int8 spends its 255 levels on it. For each block: that range against the
+// 3×3 branch's alone, the weights' SQNR (fused and 3×3 alone), the output activation's SQNR on the
+// calibration batch, and the sensitivity: the logits' change when that layer alone is quantized.
+
+import { readOnnx } from '../io/onnx_read.js';
+import { toOnnx } from '../io/onnx.js';
+import type { RepVGG } from '../nn/repvgg.js';
+import { bnStats } from '../reparam/fuse.js';
+import { castKernelBias, fuseConvBN, withZeroBias } from '../reparam/kernels.js';
+import { convert } from '../reparam/repvgg.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { roundHalfEven } from './ops_quant.js';
+import { affineParams, quantizeOnnx } from './quantize.js';
+import { runOnnx } from './run.js';
+
+export interface LayerQuantReport {
+  /** the fused conv's node name ('stage1.0.rbr_reparam') */
+  layer: string;
+  /** max over channels of max|K_c| / max|K3_c|, and that channel */
+  rangeRatio: number;
+  channel: number;
+  /** the largest BN scale γ/√(σ²+ε) in the block's branches */
+  bnScale: number;
+  /** SQNR (dB) of per-channel int8 weights: the fused kernel, and the 3×3 branch alone */
+  weightSqnr: number;
+  denseSqnr: number;
+  /**
+   * The worst channel's share of nonzero weights that round to 0 in int8: the fused kernel, and the
+   * 3×3 branch alone. SQNR can look fine when one tap dominates a channel (its energy is the signal)
+   * while every other tap of the channel is lost; this shows it.
+   */
+  zeroedTaps: number;
+  denseZeroedTaps: number;
+  /** SQNR (dB) of the block's uint8 output on the calibration batch (min-max) */
+  activationSqnr: number;
+  /** max |Δ logit| / max |logit| with this layer alone quantized */
+  sensitivity: number;
+  reason: string;
+}
+
+const sqnr = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * Math.log10(signal / noise));
+
+/** Per-channel int8 symmetric weights (as quantizeOnnx makes them): SQNR in dB. */
+export function weightSqnr(k: Float64Array | Float32Array, channels: number): number {
+  const per = k.length / channels;
+  let s = 0, e = 0;
+  for (let c = 0; c < channels; c++) {
+    let m = 0;
+    for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(k[i]));
+    const scale = Math.fround(m > 0 ? m / 127 : 1);
+    for (let i = c * per; i < (c + 1) * per; i++) {
+      const q = Math.min(127, Math.max(-127, roundHalfEven(Math.fround(k[i] / scale))));
+      s += k[i] ** 2;
+      e += (k[i] - q * scale) ** 2;
+    }
+  }
+  return sqnr(s, e);
+}
+
+/** The largest share, over channels, of nonzero weights that per-channel int8 rounds to 0. */
+export function zeroedTaps(k: Float64Array | Float32Array, channels: number): number {
+  const per = k.length / channels;
+  let worst = 0;
+  for (let c = 0; c < channels; c++) {
+    let m = 0, nonzero = 0, lost = 0;
+    for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(k[i]));
+    const scale = Math.fround(m > 0 ? m / 127 : 1);
+    for (let i = c * per; i < (c + 1) * per; i++) {
+      if (k[i] === 0) continue;
+      nonzero++;
+      if (roundHalfEven(Math.fround(k[i] / scale)) === 0) lost++;
+    }
+    if (nonzero > 0) worst = Math.max(worst, lost / nonzero);
+  }
+  return worst;
+}
+
+const absMaxPerChannel = (k: Float64Array | Float32Array, channels: number) => {
+  const per = k.length / channels, out = new Float64Array(channels);
+  for (let i = 0; i < k.length; i++) out[Math.floor(i / per)] = Math.max(out[Math.floor(i / per)], Math.abs(k[i]));
+  return out;
+};
+
+/** The report for a training-time RepVGG in eval mode on a calibration batch; `worst`: the three most sensitive layers. */
+export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantReport[]; worst: string[] } {
+  if (train.blocks().some((b) => b.rbrDense === null)) throw new Error('quant-report compares the fused kernel with its 3×3 branch: give the training-time checkpoint, not the deploy one');
+  const deploy = convert(train);
+  const model = readOnnx(toOnnx(deploy));
+  const convs = model.nodes.filter((n) => n.opType === 'Conv');
+  // float run: the logits and every block's output (the Relu after each conv)
+  const outs = new Map<string, Float32Array | Float64Array>();
+  const blockOut = new Set(convs.map((c) => model.nodes.find((n) => n.inputs[0] === c.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? c.outputs[0]));
+  const logitsName = model.outputs[0].name;
+  const y0 = runOnnx(model, [calib], { algorithm: 'im2col', onNode: (_i, _n, node, _xs, ys) => { if (blockOut.has(node.outputs[0])) outs.set(node.outputs[0], ys[0].data); } }).get(logitsName)!.data;
+  let big = 0;
+  for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
+  const layers = train.blocks().map((b, i): LayerQuantReport => {
+    const conv = convs[i];
+    const F = b.spec.outChannels;
+    const K = deploy.blocks()[i].rbrReparam!.weight.data.data;
+    const K3 = fuseConvBN(castKernelBias(withZeroBias(b.rbrDense!.conv.weight.data), 'float64'), bnStats(b.rbrDense!.bn, `${conv.name} rbr_dense`), 'float64').kernel.data;
+    const mk = absMaxPerChannel(K, F), m3 = absMaxPerChannel(K3, F);
+    let rangeRatio = 0, channel = 0;
+    for (let c = 0; c < F; c++) { const r = m3[c] > 0 ? mk[c] / m3[c] : Infinity; if (r > rangeRatio) { rangeRatio = r; channel = c; } }
+    let bnScale = 0;
+    for (const bn of [b.rbrDense!.bn, b.rbr1x1?.bn, b.rbrIdentity]) {
+      if (!bn) continue;
+      for (let c = 0; c < bn.weight.data.size; c++) bnScale = Math.max(bnScale, Math.abs(bn.weight.data.data[c]) / Math.sqrt(bn.runningVar.data[c] + bn.eps));
+    }
+    // the block's output in uint8 over its min-max range
+    const act = outs.get(model.nodes.find((n) => n.inputs[0] === conv.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? conv.outputs[0])!;
+    let lo = Infinity, hi = -Infinity;
+    for (let j = 0; j < act.length; j++) { lo = Math.min(lo, act[j]); hi = Math.max(hi, act[j]); }
+    const { scale, zeroPoint } = affineParams(lo, hi, 'uint8');
+    let s = 0, e = 0;
+    for (let j = 0; j < act.length; j++) {
+      const q = Math.min(255, Math.max(0, roundHalfEven(Math.fround(act[j] / scale)) + zeroPoint));
+      s += act[j] ** 2;
+      e += (act[j] - (q - zeroPoint) * scale) ** 2;
+    }
+    // this layer alone quantized
+    const yq = runOnnx(quantizeOnnx(model, calib, { only: [conv.name] }).model, [calib], { algorithm: 'im2col' }).get(logitsName)!.data;
+    let d = 0;
+    for (let j = 0; j < yq.length; j++) d = Math.max(d, Math.abs(yq[j] - y0[j]));
+    const r: LayerQuantReport = {
+      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: zeroedTaps(K3, F), activationSqnr: sqnr(s, e), sensitivity: big > 0 ? d / big : d, reason: '',
+    };
+    r.reason = bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`
+      : rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the 3×3 branch's: the 1×1 and identity branches pile onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps).toFixed(0)}% for the 3×3 alone)`
+        : r.activationSqnr < r.weightSqnr ? `its output's range is wide (activation SQNR ${r.activationSqnr.toFixed(1)} dB)`
+          : `weight rounding (SQNR ${r.weightSqnr.toFixed(1)} dB)`;
+    return r;
+  });
+  const worst = layers.slice().sort((a, b) => b.sensitivity - a.sensitivity).slice(0, 3).map((l) => l.layer);
+  return { layers, worst };
+}

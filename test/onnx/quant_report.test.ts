@@ -1,0 +1,40 @@
+// quant-report (src/onnx/quant_report.ts): the weights' SQNR against closed forms, and a block with a
+// planted BN of tiny σ² (its channel scaled by γ/√(σ²+ε) ≈ 301.5) named as the worst layer, for
+// that reason, with that scale.
+import { describe, expect, it } from 'vitest';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { quantReport, weightSqnr, zeroedTaps } from '../../src/onnx/quant_report.js';
+import { Rng, uniform } from '../../src/tensor/rng.js';
+
+describe('quant-report', () => {
+  it('weight SQNR: infinite on the int8 grid; 10·log10(Σw²/Σe²) off it', () => {
+    expect(weightSqnr(Float64Array.of(127, -64, 1, 0), 1)).toBe(Infinity); // scale 1: every value on the grid
+    // one channel [1, 0.5/127·… ]: scale 1/127; 0.3/127 rounds to 0 (error 0.3/127), 1 stays
+    const w = Float64Array.of(1, 0.3 / 127);
+    const s = Math.fround(1 / 127), e = (0.3 / 127) ** 2 + (1 - 127 * s) ** 2;
+    expect(weightSqnr(w, 1)).toBeCloseTo(10 * Math.log10((1 + (0.3 / 127) ** 2) / e), 9);
+  });
+
+  it('zeroed taps: the worst channel\'s share of nonzero weights rounding to 0', () => {
+    // channel 0: scale 300/127 ≈ 2.36, so 0.5 and −1 round to 0 (2 of 3 nonzero); channel 1: none
+    expect(zeroedTaps(Float64Array.of(300, 0.5, -1, 0, 1, 0.5, -1, 0.25), 2)).toBeCloseTo(2 / 3, 12);
+  });
+
+  it('a block whose identity BN has a tiny σ² is the most sensitive layer, and the report says why', () => {
+    const cfg = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 5, in_channels: 3 };
+    const train = RepVGG.fromConfig(cfg, { seed: 9 }).eval();
+    for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0); bn.runningVar.data.fill(0.1); } // BN scale 3.2: the signal survives the depth
+    const planted = train.blocks()[3]; // stage2.1: in = out, stride 1, so it has the identity BN
+    planted.rbrIdentity!.runningVar.data[0] = 1e-6;
+    const { layers, worst } = quantReport(train, uniform([4, 3, 16, 16], new Rng(1), -1, 1));
+    expect(layers.map((l) => l.layer)).toEqual(['stage0.rbr_reparam', 'stage1.0.rbr_reparam', 'stage2.0.rbr_reparam', 'stage2.1.rbr_reparam', 'stage3.0.rbr_reparam', 'stage4.0.rbr_reparam']);
+    const bad = layers[3];
+    expect(bad.bnScale).toBeCloseTo(1 / Math.sqrt(1e-6 + 1e-5), 3); // γ = 1, ε = 1e-5
+    expect(bad.reason).toMatch(/tiny σ² scales a channel by 301\.5/);
+    expect(bad.rangeRatio).toBeGreaterThan(10);
+    expect(bad.zeroedTaps).toBeGreaterThan(0.5); // the channel's other taps are lost beside its 301× centre
+    expect(bad.denseZeroedTaps).toBeLessThan(0.1);
+    expect(worst[0]).toBe('stage2.1.rbr_reparam');
+    for (const l of layers.filter((x) => x !== bad)) expect(l.bnScale).toBeLessThan(10);
+  });
+});
