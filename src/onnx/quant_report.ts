@@ -94,7 +94,16 @@ export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantR
   const outs = new Map<string, Float32Array | Float64Array>();
   const blockOut = new Set(convs.map((c) => model.nodes.find((n) => n.inputs[0] === c.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? c.outputs[0]));
   const logitsName = model.outputs[0].name;
-  const y0 = runOnnx(model, [calib], { algorithm: 'im2col', onNode: (_i, _n, node, _xs, ys) => { if (blockOut.has(node.outputs[0])) outs.set(node.outputs[0], ys[0].data); } }).get(logitsName)!.data;
+  // min-max ranges of every conv's input and block output, from this one run (quantizeOnnx then needs no calibration run of its own)
+  const ranges = new Map<string, [number, number]>();
+  const minmax = (d: ArrayLike<number>): [number, number] => { let lo = Infinity, hi = -Infinity; for (let j = 0; j < d.length; j++) { lo = Math.min(lo, d[j]); hi = Math.max(hi, d[j]); } return [lo, hi]; };
+  const convInputs = new Set(convs.map((c) => c.inputs[0]));
+  for (const v of model.inputs) if (convInputs.has(v.name)) ranges.set(v.name, minmax(calib.data));
+  const y0 = runOnnx(model, [calib], { algorithm: 'im2col', onNode: (_i, _n, node, _xs, ys) => {
+    const o = node.outputs[0];
+    if (blockOut.has(o)) outs.set(o, ys[0].data);
+    if (blockOut.has(o) || convInputs.has(o)) ranges.set(o, minmax(ys[0].data));
+  } }).get(logitsName)!.data;
   let big = 0;
   for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
   const layers = train.blocks().map((b, i): LayerQuantReport => {
@@ -122,7 +131,7 @@ export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantR
       e += (act[j] - (q - zeroPoint) * scale) ** 2;
     }
     // this layer alone quantized
-    const yq = runOnnx(quantizeOnnx(model, calib, { only: [conv.name] }).model, [calib], { algorithm: 'im2col' }).get(logitsName)!.data;
+    const yq = runOnnx(quantizeOnnx(model, calib, { only: [conv.name], ranges }).model, [calib], { algorithm: 'im2col' }).get(logitsName)!.data;
     let d = 0;
     for (let j = 0; j < yq.length; j++) d = Math.max(d, Math.abs(yq[j] - y0[j]));
     const r: LayerQuantReport = {

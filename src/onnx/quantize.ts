@@ -32,6 +32,8 @@ export interface QuantizeOptions {
   keepFirstFloat?: boolean;
   /** quantize only the Convs with these node names (default: all) */
   only?: readonly string[];
+  /** tensor name → calibrated [lo, hi], when the caller has them (quant-report): no calibration run */
+  ranges?: ReadonlyMap<string, [number, number]>;
   /** 'qdq' (default): Q/DQ around float Convs; 'qoperator': each as a QLinearConv on integer tensors (the same rewrite runOnnx makes, src/onnx/qdq.ts) */
   form?: 'qdq' | 'qoperator';
 }
@@ -123,11 +125,14 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   }
   // calibration: the float graph on the batch, keeping every tensor a quantized conv reads or writes
   const want = new Set(convs.flatMap((c) => [c.inputs[0], (reluOf.get(c) ?? c).outputs[0]]));
-  const ranges = new Map<string, [number, number]>();
-  runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
-    node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type)); });
-  } });
-  for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type));
+  const ranges = new Map<string, [number, number]>(opts.ranges ?? []);
+  if (opts.ranges === undefined) {
+    runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
+      node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type)); });
+    } });
+    for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type));
+  }
+  for (const t of want) if (!ranges.has(t)) throw new Error(`no calibrated range for tensor '${showText(t)}'`);
   for (const [t, [lo, hi]] of ranges) if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`tensor '${showText(t)}' ranges over [${lo}, ${hi}] on the calibration data; its scale would not be finite`);
 
   const inits = new Map(model.initializers);
