@@ -43,7 +43,7 @@ export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntr
 export { parseNpy, serializeNpy, NpyError } from './io/npy.js';
 export { stateDict, loadStateDict, modelFromStateDict, planFromStateDict } from './io/state_dict.js';
 export { compareArrays, ulpDistance, type Comparison } from './io/compare.js';
-export { parseCheckpoint, serializeCheckpoint, checkpointFormat, WRAPPER_KEYS, type Checkpoint, type CheckpointFormat } from './io/checkpoint.js';
+export { parseCheckpoint, parseRawCheckpoint, serializeCheckpoint, checkpointFormat, WRAPPER_KEYS, type Checkpoint, type CheckpointFormat } from './io/checkpoint.js';
 export { serializePth } from './io/pth.js';
 export { renameKeys, detectDialect, DIALECTS, type Dialect } from './io/dialects.js';
 export { toOnnx, type OnnxOptions } from './io/onnx.js';
@@ -52,6 +52,9 @@ export { fuseOnnx, type FuseOnnxResult, type FusedPattern, type SkippedPattern }
 export { checkFused, fuseBound, probeShape, type FuseCheck } from './onnx/check.js';
 export { onnxProtoOf } from './io/onnx.js';
 export { runOnnx, unsupportedNodes, SUPPORTED_OPS, OnnxRunError, type RunOnnxOptions, type Value as OnnxValue } from './onnx/run.js';
+export { quantizeOnnx, type QuantizeOptions, type QuantizedLayer } from './onnx/quantize.js';
+export { quantReport, type LayerQuantReport } from './onnx/quant_report.js';
+export { fuseStateDictBlocks, type FuseBlocksOptions, type FusedStateDictBlock } from './reparam/state_dict_blocks.js';
 export { VERSION } from './version.js';
 
 // training
