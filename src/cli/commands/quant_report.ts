@@ -23,6 +23,7 @@ export const quantReportCommand: Command = {
     if (model.deploy) throw new Error(`'${a.positionals[0]}' is a deploy checkpoint; quant-report compares the fused kernel with its 3×3 branch: give the training-time one`);
     let x = readNpyFile(required(a, 'calib', 'quant-report'));
     if (x.shape.length !== 4 || x.shape[1] !== model.plan.inChannels) throw new Error(`--calib: expected (N, ${model.plan.inChannels}, H, W) images, got shape [${x.shape.join(', ')}]`);
+    if (x.shape[0] === 0) throw new Error('--calib: the calibration file holds no images');
     const n = num(a, 'calib-count', x.shape[0]);
     if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
     if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);

@@ -42,6 +42,7 @@ export const quantize: Command = {
     }
     let x = readNpyFile(required(a, 'calib', 'quantize'));
     if (x.shape.length !== 4) throw new Error(`--calib: expected (N, C, H, W) images, got shape [${x.shape.join(', ')}]`);
+    if (x.shape[0] === 0) throw new Error('--calib: the calibration file holds no images');
     const n = num(a, 'calib-count', x.shape[0]);
     if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
     if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);
