@@ -33,13 +33,17 @@ export function integerQdq(model: OnnxModel): OnnxModel {
     if (!newInits.has(name)) newInits.set(name, { name, dtype: type === 'int8' ? 'int8' : 'uint8', dims: [], data: type === 'int8' ? new Int8Array(1) : new Uint8Array(1) });
     return name;
   };
-  /** A DequantizeLinear whose zero point (or its absence: uint8) says uint8/int8, and its zero point's name. */
+  /** A Q/DQ node's integer type as its zero point says (none: uint8), if uint8 or int8 and constant. */
+  const int8Type = (n: OnnxNode): string | null => {
+    const type = n.inputs[2] ? init(n.inputs[2])?.dtype : 'uint8';
+    return type !== undefined && INT8ISH.has(type) ? type : null;
+  };
+  /** A DequantizeLinear of uint8/int8 with a constant scale, and its zero point's name. */
   const dq = (t: string, constant: boolean): { node: OnnxNode; zp: string } | null => {
     const n = producer.get(t);
     if (n?.opType !== 'DequantizeLinear' || n.attributes.has('block_size')) return null;
-    const zp = init(n.inputs[2]);
-    const type = zp?.dtype ?? (n.inputs[2] ? undefined : 'uint8');
-    if (type === undefined || !INT8ISH.has(type) || init(n.inputs[1]) === undefined) return null;
+    const type = int8Type(n);
+    if (type === null || init(n.inputs[1]) === undefined) return null;
     if (constant && init(n.inputs[0]) === undefined) return null;
     return { node: n, zp: n.inputs[2] || zeroPoint(type) };
   };
@@ -48,9 +52,8 @@ export function integerQdq(model: OnnxModel): OnnxModel {
     if (n.opType !== 'Conv' && n.opType !== 'MatMul') continue;
     const q = readers.get(n.outputs[0]);
     if (q?.length !== 1 || q[0].opType !== 'QuantizeLinear' || outputs.has(n.outputs[0]) || q[0].attributes.has('block_size')) continue;
-    const qzp = init(q[0].inputs[2]);
-    const qtype = qzp?.dtype ?? (q[0].inputs[2] ? undefined : 'uint8');
-    if (qtype === undefined || !INT8ISH.has(qtype) || numel(init(q[0].inputs[1])) !== 1) continue;
+    const qtype = int8Type(q[0]);
+    if (qtype === null || numel(init(q[0].inputs[1])) !== 1) continue;
     const x = dq(n.inputs[0], false), w = dq(n.inputs[1], true);
     if (x === null || w === null || numel(init(x.node.inputs[1])) !== 1) continue;
     // weights: one scale, or one per output channel (a DQ along axis 0 for a conv); a matmul's per tensor only

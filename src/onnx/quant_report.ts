@@ -12,8 +12,7 @@ import { bnStats } from '../reparam/fuse.js';
 import { castKernelBias, fuseConvBN, withZeroBias } from '../reparam/kernels.js';
 import { convert } from '../reparam/repvgg.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { roundHalfEven } from './ops_quant.js';
-import { affineParams, quantizeOnnx } from './quantize.js';
+import { absMaxPerChannel, minMax, quantizationMse, quantizeOnnx, quantizeWeights } from './quantize.js';
 import { runOnnx } from './run.js';
 
 export interface LayerQuantReport {
@@ -45,44 +44,33 @@ const sqnr = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * M
 
 /** Per-channel int8 symmetric weights (as quantizeOnnx makes them): SQNR in dB. */
 export function weightSqnr(k: Float64Array | Float32Array, channels: number): number {
+  const { q, scales } = quantizeWeights(k, channels);
   const per = k.length / channels;
   let s = 0, e = 0;
-  for (let c = 0; c < channels; c++) {
-    let m = 0;
-    for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(k[i]));
-    const scale = Math.fround(m > 0 ? m / 127 : 1);
-    for (let i = c * per; i < (c + 1) * per; i++) {
-      const q = Math.min(127, Math.max(-127, roundHalfEven(Math.fround(k[i] / scale))));
-      s += k[i] ** 2;
-      e += (k[i] - q * scale) ** 2;
-    }
+  for (let i = 0; i < k.length; i++) {
+    s += k[i] ** 2;
+    e += (k[i] - q[i] * scales[Math.floor(i / per)]) ** 2;
   }
   return sqnr(s, e);
 }
 
 /** The largest share, over channels, of nonzero weights that per-channel int8 rounds to 0. */
 export function zeroedTaps(k: Float64Array | Float32Array, channels: number): number {
+  const { q } = quantizeWeights(k, channels);
   const per = k.length / channels;
   let worst = 0;
   for (let c = 0; c < channels; c++) {
-    let m = 0, nonzero = 0, lost = 0;
-    for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(k[i]));
-    const scale = Math.fround(m > 0 ? m / 127 : 1);
+    let nonzero = 0, lost = 0;
     for (let i = c * per; i < (c + 1) * per; i++) {
       if (k[i] === 0) continue;
       nonzero++;
-      if (roundHalfEven(Math.fround(k[i] / scale)) === 0) lost++;
+      if (q[i] === 0) lost++;
     }
     if (nonzero > 0) worst = Math.max(worst, lost / nonzero);
   }
   return worst;
 }
 
-const absMaxPerChannel = (k: Float64Array | Float32Array, channels: number) => {
-  const per = k.length / channels, out = new Float64Array(channels);
-  for (let i = 0; i < k.length; i++) out[Math.floor(i / per)] = Math.max(out[Math.floor(i / per)], Math.abs(k[i]));
-  return out;
-};
 
 /** The report for a training-time RepVGG in eval mode on a calibration batch; `worst`: the three most sensitive layers. */
 export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantReport[]; worst: string[] } {
@@ -92,17 +80,17 @@ export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantR
   const convs = model.nodes.filter((n) => n.opType === 'Conv');
   // float run: the logits and every block's output (the Relu after each conv)
   const outs = new Map<string, Float32Array | Float64Array>();
-  const blockOut = new Set(convs.map((c) => model.nodes.find((n) => n.inputs[0] === c.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? c.outputs[0]));
+  const outputOf = convs.map((c) => model.nodes.find((n) => n.inputs[0] === c.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? c.outputs[0]);
+  const blockOut = new Set(outputOf);
   const logitsName = model.outputs[0].name;
   // min-max ranges of every conv's input and block output, from this one run (quantizeOnnx then needs no calibration run of its own)
   const ranges = new Map<string, [number, number]>();
-  const minmax = (d: ArrayLike<number>): [number, number] => { let lo = Infinity, hi = -Infinity; for (let j = 0; j < d.length; j++) { lo = Math.min(lo, d[j]); hi = Math.max(hi, d[j]); } return [lo, hi]; };
   const convInputs = new Set(convs.map((c) => c.inputs[0]));
-  for (const v of model.inputs) if (convInputs.has(v.name)) ranges.set(v.name, minmax(calib.data));
+  for (const v of model.inputs) if (convInputs.has(v.name)) ranges.set(v.name, minMax(calib.data));
   const y0 = runOnnx(model, [calib], { algorithm: 'im2col', onNode: (_i, _n, node, _xs, ys) => {
     const o = node.outputs[0];
     if (blockOut.has(o)) outs.set(o, ys[0].data);
-    if (blockOut.has(o) || convInputs.has(o)) ranges.set(o, minmax(ys[0].data));
+    if (blockOut.has(o) || convInputs.has(o)) ranges.set(o, minMax(ys[0].data));
   } }).get(logitsName)!.data;
   let big = 0;
   for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
@@ -120,22 +108,16 @@ export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantR
       for (let c = 0; c < bn.weight.data.size; c++) bnScale = Math.max(bnScale, Math.abs(bn.weight.data.data[c]) / Math.sqrt(bn.runningVar.data[c] + bn.eps));
     }
     // the block's output in uint8 over its min-max range
-    const act = outs.get(model.nodes.find((n) => n.inputs[0] === conv.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? conv.outputs[0])!;
-    let lo = Infinity, hi = -Infinity;
-    for (let j = 0; j < act.length; j++) { lo = Math.min(lo, act[j]); hi = Math.max(hi, act[j]); }
-    const { scale, zeroPoint } = affineParams(lo, hi, 'uint8');
-    let s = 0, e = 0;
-    for (let j = 0; j < act.length; j++) {
-      const q = Math.min(255, Math.max(0, roundHalfEven(Math.fround(act[j] / scale)) + zeroPoint));
-      s += act[j] ** 2;
-      e += (act[j] - (q - zeroPoint) * scale) ** 2;
-    }
+    const act = outs.get(outputOf[i])!;
+    let signal = 0;
+    for (let j = 0; j < act.length; j++) signal += act[j] ** 2;
+    const activationSqnr = sqnr(signal / act.length, quantizationMse(act, ...ranges.get(outputOf[i])!, 'uint8'));
     // this layer alone quantized
     const yq = runOnnx(quantizeOnnx(model, calib, { only: [conv.name], ranges }).model, [calib], { algorithm: 'im2col' }).get(logitsName)!.data;
     let d = 0;
     for (let j = 0; j < yq.length; j++) d = Math.max(d, Math.abs(yq[j] - y0[j]));
     const r: LayerQuantReport = {
-      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: zeroedTaps(K3, F), activationSqnr: sqnr(s, e), sensitivity: big > 0 ? d / big : d, reason: '',
+      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: zeroedTaps(K3, F), activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
     };
     r.reason = bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`
       : rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the 3×3 branch's: the 1×1 and identity branches pile onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps).toFixed(0)}% for the 3×3 alone)`

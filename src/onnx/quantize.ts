@@ -59,6 +59,28 @@ export function affineParams(lo: number, hi: number, type: 'uint8' | 'int8'): { 
   return { scale, zeroPoint };
 }
 
+/** The smallest and largest of `values` (NaN is skipped). */
+export function minMax(values: ArrayLike<number>): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < values.length; i++) { const v = values[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+  return [lo, hi];
+}
+
+/** max |v| over each of `channels` equal slices of `v` (a kernel's output channels; 1: the whole tensor). */
+export function absMaxPerChannel(v: ArrayLike<number>, channels: number): Float64Array {
+  const per = v.length / channels, out = new Float64Array(channels);
+  for (let c = 0; c < channels; c++) for (let i = c * per; i < (c + 1) * per; i++) out[c] = Math.max(out[c], Math.abs(v[i]));
+  return out;
+}
+
+/** int8 symmetric weights with one scale per each of `channels` slices (1: per tensor): s = fl(max|w|/127) (1 for an all-zero slice), q = sat(rte(fl(w/s)), ±127). */
+export function quantizeWeights(w: ArrayLike<number>, channels: number): { q: Int8Array; scales: Float32Array } {
+  const scales = Float32Array.from(absMaxPerChannel(w, channels), (m) => (m > 0 ? m / 127 : 1));
+  const per = w.length / channels, q = new Int8Array(w.length);
+  for (let i = 0; i < q.length; i++) q[i] = Math.min(127, Math.max(-127, roundHalfEven(fl(w[i] / scales[Math.floor(i / per)]))));
+  return { q, scales };
+}
+
 /** The mean squared error of quantizing then dequantizing each value over [lo, hi] in `type` (values weighted by `counts` if given). */
 export function quantizationMse(values: ArrayLike<number>, lo: number, hi: number, type: 'uint8' | 'int8', counts?: ArrayLike<number>): number {
   const { scale, zeroPoint } = affineParams(lo, hi, type);
@@ -81,8 +103,7 @@ export function quantizationMse(values: ArrayLike<number>, lo: number, hi: numbe
  * 1/16 of the finest quantization step tried, so the error is measured to well within a step).
  */
 function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percentile' | 'mse', p: number, type: 'uint8' | 'int8'): [number, number] {
-  let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < values.length; i++) { const v = values[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+  const [lo, hi] = minMax(values);
   if (method === 'minmax' || !(hi > lo)) return [lo, hi];
   if (method === 'mse') {
     const B = 4096, width = (hi - lo) / B;
@@ -168,17 +189,8 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     const xq = quantized.get(x)!;
     // weights: int8 symmetric, per output channel along axis 0
     const w = model.initializers.get(n.inputs[1])!;
-    const F = w.dims[0], per = w.data.length / F;
-    const ws = new Float32Array(perChannel ? F : 1);
-    for (let f = 0; f < F; f++) {
-      let m = 0;
-      for (let i = f * per; i < (f + 1) * per; i++) m = Math.max(m, Math.abs(w.data[i]));
-      const c = perChannel ? f : 0;
-      ws[c] = Math.max(ws[c], m);
-    }
-    for (let c = 0; c < ws.length; c++) ws[c] = fl(ws[c] > 0 ? ws[c] / 127 : 1);
-    const wq = new Int8Array(w.data.length);
-    for (let i = 0; i < wq.length; i++) wq[i] = Math.min(127, Math.max(-127, roundHalfEven(fl(w.data[i] / ws[perChannel ? Math.floor(i / per) : 0]))));
+    const F = w.dims[0];
+    const { q: wq, scales: ws } = quantizeWeights(w.data, perChannel ? F : 1);
     const base = n.name || n.outputs[0];
     const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
     inits.set(wName, { name: wName, dtype: 'int8', dims: w.dims.slice(), data: wq });

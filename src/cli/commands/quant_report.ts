@@ -1,9 +1,9 @@
-import { type ParsedArgs, num, required } from '../args.js';
+import type { ParsedArgs } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readCheckpointFile, readNpyFile } from '../files.js';
+import { readCheckpointFile } from '../files.js';
+import { readCalibration } from '../calibration.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { quantReport } from '../../onnx/quant_report.js';
-import { Tensor } from '../../tensor/tensor.js';
 
 export const quantReportCommand: Command = {
   spec: {
@@ -21,13 +21,8 @@ export const quantReportCommand: Command = {
   run(a: ParsedArgs, io: Io): number {
     const model = modelFromStateDict(readCheckpointFile(a.positionals[0]).entries, { share: true });
     if (model.deploy) throw new Error(`'${a.positionals[0]}' is a deploy checkpoint; quant-report compares the fused kernel with its 3×3 branch: give the training-time one`);
-    let x = readNpyFile(required(a, 'calib', 'quant-report'));
-    if (x.shape.length !== 4 || x.shape[1] !== model.plan.inChannels) throw new Error(`--calib: expected (N, ${model.plan.inChannels}, H, W) images, got shape [${x.shape.join(', ')}]`);
-    if (x.shape[0] === 0) throw new Error('--calib: the calibration file holds no images');
-    const n = num(a, 'calib-count', x.shape[0]);
-    if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
-    if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);
-    const { layers, worst } = quantReport(model.eval(), x.to('float32'));
+    const x = readCalibration(a, 'quant-report', model.plan.inChannels);
+    const { layers, worst } = quantReport(model.eval(), x);
     if (a.flags.get('json') === true) {
       io.out(JSON.stringify({ layers, worst }, (_k, v) => (v === Infinity ? 'Infinity' : v), 1));
       return 0;

@@ -1,11 +1,11 @@
 import { type ParsedArgs, num, oneOf, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readCheckpointFile, readNpyFile, readOnnxFile, writeFileAtomic } from '../files.js';
+import { readCheckpointFile, readOnnxFile, writeFileAtomic } from '../files.js';
+import { readCalibration } from '../calibration.js';
 import { readOnnx } from '../../io/onnx_read.js';
 import { onnxProtoOf, toOnnx } from '../../io/onnx.js';
 import { modelFromStateDict } from '../../io/state_dict.js';
 import { quantizeOnnx } from '../../onnx/quantize.js';
-import { Tensor } from '../../tensor/tensor.js';
 import { showText } from '../../tensor/untrusted.js';
 
 export const quantize: Command = {
@@ -40,20 +40,15 @@ export const quantize: Command = {
       if (!net.deploy) throw new Error(`'${src}' is a training-time checkpoint; quantize the deploy model (repvgg convert first)`);
       model = readOnnx(toOnnx(net.eval()));
     }
-    let x = readNpyFile(required(a, 'calib', 'quantize'));
-    if (x.shape.length !== 4) throw new Error(`--calib: expected (N, C, H, W) images, got shape [${x.shape.join(', ')}]`);
-    if (x.shape[0] === 0) throw new Error('--calib: the calibration file holds no images');
-    const n = num(a, 'calib-count', x.shape[0]);
-    if (n > x.shape[0]) throw new Error(`--calib-count ${n}: the calibration file holds ${x.shape[0]} images`);
-    if (n < x.shape[0]) x = new Tensor(x.data.subarray(0, (n * x.size) / x.shape[0]), [n, ...x.shape.slice(1)]);
-    const { model: q, layers } = quantizeOnnx(model, x.to('float32'), { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq' });
+    const x = readCalibration(a, 'quantize');
+    const { model: q, layers } = quantizeOnnx(model, x, { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq' });
     writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
     io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
     for (const l of layers) {
       const ws = `${Math.min(...l.weightScales).toExponential(2)}…${Math.max(...l.weightScales).toExponential(2)}`;
       io.out(`${showText(l.conv, 28).padEnd(28)} ${`${l.input.scale.toExponential(3)}, ${l.input.zeroPoint}`.padEnd(18)} ${`[${l.output.range[0].toPrecision(3)}, ${l.output.range[1].toPrecision(3)}]`.padEnd(20)} ${`${l.output.scale.toExponential(3)}, ${l.output.zeroPoint}`.padEnd(18)} ${ws}${l.reluFolded ? '  (Relu folded)' : ''}`);
     }
-    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${n} image(s)${a.flags.get('qoperator') === true ? ', QOperator form' : ', QDQ form'}); other ops in float`);
+    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${x.shape[0]} image(s)${a.flags.get('qoperator') === true ? ', QOperator form' : ', QDQ form'}); other ops in float`);
     return 0;
   },
 };
