@@ -31,17 +31,18 @@ export { SqueezeExcite } from './nn/squeeze_excite.js';
 export { BNAndPad, IdentityConv1x1 } from './nn/dbb_layers.js';
 export { VariantNet } from './nn/variant_net.js';
 export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
+export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOneConfig, type MobileOnePlan, type MobileOneBlockSpec, type MobileOneOptions, type MobileOneCounts } from './nn/mobileone.js';
 
 // the fuser
 export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { fuseLinearBranches } from './reparam/fuse.js';
 export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
-export { fuseBranchBlock, deployBlock, convertVariantNet } from './reparam/branches.js';
+export { fuseBranchBlock, deployBlock, convertVariantNet, convertMobileOne } from './reparam/branches.js';
 
 // checkpoints and arrays
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntry, type SafeFile } from './io/safetensors.js';
 export { parseNpy, serializeNpy, NpyError } from './io/npy.js';
-export { stateDict, loadStateDict, modelFromStateDict, planFromStateDict } from './io/state_dict.js';
+export { stateDict, loadStateDict, modelFromStateDict, planFromStateDict, classifierFromStateDict, mobileOnePlanFromStateDict } from './io/state_dict.js';
 export { compareArrays, ulpDistance, type Comparison } from './io/compare.js';
 export { parseCheckpoint, parseRawCheckpoint, serializeCheckpoint, checkpointFormat, WRAPPER_KEYS, type Checkpoint, type CheckpointFormat } from './io/checkpoint.js';
 export { serializePth } from './io/pth.js';

@@ -86,9 +86,9 @@ export function readRawCheckpointFile(path: string, opts: { key?: string } = {})
 
 /** The format an output path's extension names. */
 export function checkpointFormatOf(path: string, flag: string): 'pth' | 'safetensors' {
-  if (/\.(pth|pt|bin)$/i.test(path)) return 'pth';
+  if (/\.(pth|pt|bin|pth\.tar)$/i.test(path)) return 'pth'; // .pth.tar: apple's MobileOne checkpoints, a torch.save zip despite the name
   if (/\.safetensors$/i.test(path)) return 'safetensors';
-  throw new Error(`${flag} '${path}': name the output .pth, .pt or .bin (PyTorch) or .safetensors`);
+  throw new Error(`${flag} '${path}': name the output .pth, .pt, .bin or .pth.tar (PyTorch) or .safetensors`);
 }
 
 /** Official-named entries written in the format the extension names, with keys in `names`. */

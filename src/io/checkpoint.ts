@@ -11,7 +11,7 @@ import { parseSafetensors, serializeSafetensors } from './safetensors.js';
 import { PickleError, PyObject, type PyValue } from './pickle.js';
 import { type PthFormat, TorchTensor, pthFormat, readPth, serializePth } from './pth.js';
 import { type Dialect, detectDialect, renameKeys } from './dialects.js';
-import { normalizeKeys } from './state_dict.js';
+import { mobileOneNamesOf, normalizeKeys } from './state_dict.js';
 import { describeValue, showText } from '../tensor/untrusted.js';
 
 export type CheckpointFormat = 'safetensors' | PthFormat;
@@ -186,6 +186,9 @@ function materialize(dict: Map<PyValue, PyValue>, fileBytes: number): Map<string
  */
 export function parseCheckpoint(bytes: Uint8Array, opts: { key?: string } = {}): Checkpoint {
   const raw = parseRawCheckpoint(bytes, opts);
+  // a MobileOne keeps its own keys (apple's or timm's; MobileOne is built with either naming)
+  const mobileOne = mobileOneNamesOf(raw.entries);
+  if (mobileOne !== null) return { ...raw, dialect: mobileOne };
   const dialect = detectDialect(raw.entries.keys());
   return { ...raw, dialect, entries: renameKeys(raw.entries, dialect, 'official') };
 }

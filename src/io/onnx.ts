@@ -1,16 +1,21 @@
-// ONNX export of a RepVGG in eval mode (onnx.proto: ModelProto → GraphProto → NodeProto, TensorProto).
+// ONNX export of a RepVGG or MobileOne in eval mode (onnx.proto: ModelProto → GraphProto → NodeProto, TensorProto).
 //   deploy:          [Conv(3×3, bias) → Relu] per block → GlobalAveragePool → Flatten → Gemm
 //   training-time:   per block Conv→BatchNormalization (3×3), Conv→BatchNormalization (1×1),
 //                    BatchNormalization (identity), Add, Relu — the unfused graph, for backends that
 //                    want to test their own fusion against ours.
+// MobileOne the same way: per block its branches (Conv→BatchNormalization each, the skip BN), Add,
+// then the SE (GlobalAveragePool → Conv → Relu → Conv → Sigmoid → Mul) and Relu; deployed, Conv (+ SE) + Relu.
 // Initializers carry the state-dict names and raw little-endian data; the batch, height and width
 // of the input are symbolic ('N', 'H', 'W'), so one file serves every batch size and image size.
 
 import type { Tensor } from '../tensor/tensor.js';
 import { LITTLE_ENDIAN } from './dtypes.js';
 import { ProtoMessage } from './protobuf.js';
-import type { RepVGG, RepVGGBlock } from '../nn/repvgg.js';
-import type { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { RepVGGBlock, type RepVGG } from '../nn/repvgg.js';
+import { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { BranchBlock, FusedBlock } from '../nn/branch_block.js';
+import type { MobileOne } from '../nn/mobileone.js';
+import type { SqueezeExcite } from '../nn/squeeze_excite.js';
 import { VERSION } from '../version.js';
 import { ONNX_DTYPES, type OnnxAttribute, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from './onnx_read.js';
 import { showText } from '../tensor/untrusted.js';
@@ -93,6 +98,34 @@ class GraphBuilder {
     for (let i = 1; i < branches.length; i++) sum = this.node('Add', `${prefix}.add${i}`, [sum, branches[i]], `${prefix}.sum${i}`);
     return this.node('Relu', `${prefix}.relu`, [sum], `${prefix}.out`);
   }
+
+  // s = σ(up(ReLU(down(mean_hw x)))), y = x ⊙ s (broadcast over H, W)
+  squeezeExcite(prefix: string, se: SqueezeExcite, x: string): string {
+    const pooled = this.node('GlobalAveragePool', `${prefix}.pool`, [x], `${prefix}.pool.out`);
+    const h = this.node('Relu', `${prefix}.relu`, [this.conv(`${prefix}.${se.names[0]}`, se.down, pooled, `${prefix}.${se.names[0]}.out`)], `${prefix}.relu.out`);
+    const s = this.node('Sigmoid', `${prefix}.sigmoid`, [this.conv(`${prefix}.${se.names[1]}`, se.up, h, `${prefix}.${se.names[1]}.out`)], `${prefix}.sigmoid.out`);
+    return this.node('Mul', `${prefix}.mul`, [x, s], `${prefix}.out`);
+  }
+
+  // a family block: act(SE(Σ branches)) with every branch a chain of convs and BNs, or act(SE(conv(x) + b)) fused
+  familyBlock(prefix: string, b: BranchBlock | FusedBlock, x: string): string {
+    let sum: string;
+    if (b instanceof FusedBlock) sum = this.conv(`${prefix}.${b.children()[0][0]}`, b.conv, x, `${prefix}.${b.children()[0][0]}.out`);
+    else {
+      if (b.postBN !== null) throw new Error(`onnx: block '${prefix}' has a BN after its sum; this exporter writes MobileOne and RepVGG`);
+      const named = b.linearBranches().branches;
+      const outs = named.map((chain) => chain.reduce((h, [n, m]) => {
+        if (m instanceof Conv2d) return this.conv(`${prefix}.${n}`, m, h, `${prefix}.${n}.out`);
+        if (m instanceof BatchNorm2d) return this.batchNorm(`${prefix}.${n}`, m, h);
+        throw new Error(`onnx: block '${prefix}' stage '${n}' (${m.constructor.name}) is not a conv or BN`);
+      }, x));
+      sum = outs[0];
+      for (let i = 1; i < outs.length; i++) sum = this.node('Add', `${prefix}.add${i}`, [sum, outs[i]], `${prefix}.sum${i}`);
+    }
+    if (b.se !== null) sum = this.squeezeExcite(`${prefix}.${b.seName}`, b.se, sum);
+    if (b.activation !== 'relu') throw new Error(`onnx: block '${prefix}' ends in ${b.activation}; this exporter writes ReLU blocks`);
+    return this.node('Relu', `${prefix}.relu`, [sum], `${prefix}.out`);
+  }
 }
 
 export interface OnnxOptions {
@@ -101,29 +134,31 @@ export interface OnnxOptions {
 }
 
 /**
- * A RepVGG (deploy or training-time; always exported as in eval mode) as an ONNX model:
+ * A RepVGG or MobileOne (deploy or training-time; always exported as in eval mode) as an ONNX model:
  * input 'input' (N, C, H, W) → output 'logits' (N, num_classes), in the model's dtype.
  */
-export function toOnnx(model: RepVGG, opts: OnnxOptions = {}): Uint8Array {
+export function toOnnx(model: RepVGG | MobileOne, opts: OnnxOptions = {}): Uint8Array {
   return onnxModelProto(model, opts).encode();
 }
 
 /** The ModelProto, unencoded: .chunks() streams it (initializers are views of the weights), .size() measures it. */
-export function onnxModelProto(model: RepVGG, opts: OnnxOptions = {}): ProtoMessage {
+export function onnxModelProto(model: RepVGG | MobileOne, opts: OnnxOptions = {}): ProtoMessage {
   const opset = opts.opset ?? DEFAULT_OPSET;
   if (!(opset in IR_VERSION)) throw new Error(`onnx: opset ${opset} is not supported (supported: ${ONNX_OPSETS[0]} to ${ONNX_OPSETS[ONNX_OPSETS.length - 1]})`);
   if (!LITTLE_ENDIAN) throw new Error('onnx: big-endian hosts are not supported (raw_data is little-endian)');
   const g = new GraphBuilder(model.dtype);
-  g.graph.string(2, model.deploy ? 'repvgg_deploy' : 'repvgg_train_eval');
-  let h = 'input';
-  model.children().forEach(([name, m]) => {
-    if (name !== 'linear') h = g.block(name, m as RepVGGBlock, h);
-  });
+  g.graph.string(2, `${'stages' in model ? 'repvgg' : 'mobileone'}_${model.deploy ? 'deploy' : 'train_eval'}`);
+  let h = 'input', head = 'linear';
+  for (const [name, m] of model.children()) {
+    if (m instanceof RepVGGBlock) h = g.block(name, m, h);
+    else if (m instanceof BranchBlock || m instanceof FusedBlock) h = g.familyBlock(name, m, h);
+    else head = name; // the classifier, last: 'linear' or timm's 'head.fc'
+  }
   h = g.node('GlobalAveragePool', 'gap', [h], 'gap.out');
   h = g.node('Flatten', 'flatten', [h], 'features', [['axis', 1]]);
-  g.node('Gemm', 'linear', [h, g.initializer('linear.weight', model.linear.weight.data), g.initializer('linear.bias', model.linear.bias.data)], 'logits', [['transB', 1]]);
-  g.valueInfo(11, 'input', ['N', model.plan.inChannels, 'H', 'W']);
-  g.valueInfo(12, 'logits', ['N', model.plan.numClasses]);
+  g.node('Gemm', head, [h, g.initializer(`${head}.weight`, model.linear.weight.data), g.initializer(`${head}.bias`, model.linear.bias.data)], 'logits', [['transB', 1]]);
+  g.valueInfo(11, 'input', ['N', model.inChannels, 'H', 'W']);
+  g.valueInfo(12, 'logits', ['N', model.numClasses]);
   return new ProtoMessage()
     .varint(1, IR_VERSION[opset])
     .string(2, 'repvgg-ts')

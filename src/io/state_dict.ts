@@ -6,6 +6,7 @@ import { showText } from '../tensor/untrusted.js';
 import type { Module } from '../nn/module.js';
 import { RepVGG } from '../nn/repvgg.js';
 import type { BlockSpec, RepVGGPlan } from '../nn/config.js';
+import { MOBILEONE_HEAD, MobileOne, type MobileOneBlockSpec, type MobileOnePlan, mobileOneBlockName } from '../nn/mobileone.js';
 import { type SafeEntry, entryOf, int64Scalar } from './safetensors.js';
 
 /** PyTorch order: a module's own parameters, its own buffers, then each child's, recursively. */
@@ -118,7 +119,7 @@ export function planFromStateDict(entries: Map<string, SafeEntry>): { plan: RepV
   const deploy = src.has('stage0.rbr_reparam.weight');
   const convKey = (p: string) => (deploy ? `${p}.rbr_reparam.weight` : `${p}.rbr_dense.conv.weight`);
   if (!deploy && !src.has('stage0.rbr_dense.conv.weight')) {
-    throw new Error("checkpoint: not a RepVGG state dict (neither 'stage0.rbr_dense.conv.weight' nor 'stage0.rbr_reparam.weight' is present)");
+    throw new Error("checkpoint: not a RepVGG or MobileOne state dict (none of 'stage0.rbr_dense.conv.weight', 'stage0.rbr_reparam.weight', 'stage0.rbr_conv.0.conv.weight', 'stem.conv_kxk.0.conv.weight' is present)");
   }
   const block = (p: string, cin: number, stride: number): BlockSpec => {
     const key = convKey(p);
@@ -171,6 +172,71 @@ export function modelFromStateDict(entries: Map<string, SafeEntry>, opts: { dtyp
   const src = normalizeKeys(entries);
   const dtype = opts.dtype ?? (src.get('linear.weight')?.dtype === 'F64' ? 'float64' : 'float32');
   const model = new RepVGG(plan, { deploy, dtype, init: false });
+  loadStateDict(model, src, { share: opts.share });
+  return model;
+}
+
+/** The key naming of a MobileOne state dict ('official': apple's stage0…, 'timm': byobnet's stem…), or null. */
+export function mobileOneNamesOf(entries: Map<string, SafeEntry>): 'official' | 'timm' | null {
+  const src = normalizeKeys(entries);
+  if (src.has('stage0.rbr_conv.0.conv.weight') || src.has('stage0.reparam_conv.weight')) return 'official';
+  if (src.has('stem.conv_kxk.0.conv.weight')) return 'timm';
+  // timm's deploy RepVGG has 'stem.reparam_conv' too, but only 3×3 kernels; MobileOne's second block is 1×1
+  if (src.has('stem.reparam_conv.weight') && src.get('stages.0.1.reparam_conv.weight')?.shape[2] === 1) return 'timm';
+  return null;
+}
+
+/**
+ * Infer a MobileOne plan from its keys: per block the k×k conv's shape (depthwise 3×3 and pointwise
+ * 1×1 alternate, as apple's _make_stage builds them), the number of conv branches and the SE. Strides
+ * are the layout's (stage0 and each stage's first block: 2), as they are in no state dict.
+ */
+export function mobileOnePlanFromStateDict(entries: Map<string, SafeEntry>): { plan: MobileOnePlan; deploy: boolean } {
+  const src = normalizeKeys(entries);
+  const names = mobileOneNamesOf(src);
+  if (names === null) throw new Error("checkpoint: not a MobileOne state dict (neither apple's 'stage0.rbr_conv.0.conv.weight' nor timm's 'stem.conv_kxk.0.conv.weight', nor their 'reparam_conv')");
+  const [convs, seName, fc1] = names === 'timm' ? ['conv_kxk', 'attn', 'fc1'] : ['rbr_conv', 'se', 'reduce'];
+  const deploy = src.has(`${mobileOneBlockName(names, 0, 0)}.reparam_conv.weight`);
+  const convKey = (p: string) => (deploy ? `${p}.reparam_conv.weight` : `${p}.${convs}.0.conv.weight`);
+  const block = (name: string, cin: number, stride: number, kind: 'stem' | 'dw' | 'pw'): MobileOneBlockSpec => {
+    const key = convKey(name);
+    const s = src.get(key)!.shape;
+    const k = kind === 'pw' ? 1 : 3;
+    const groups = kind === 'dw' ? cin : 1;
+    const expected = [kind === 'dw' ? cin : s[0], cin / groups, k, k];
+    if (s.length !== 4 || s.some((d, i) => d !== expected[i]) || s[0] < 1) {
+      throw new Error(`checkpoint: '${showText(key)}' has shape ${fmtShape(s)}, expected ${kind === 'dw' ? fmtShape(expected) : `(out, ${cin}, ${k}, ${k})`} (a MobileOne ${kind === 'dw' ? 'depthwise 3×3' : kind === 'pw' ? 'pointwise 1×1' : 'stem 3×3'} block)`);
+    }
+    let branches = deploy ? 1 : 0;
+    while (!deploy && src.has(`${name}.${convs}.${branches}.conv.weight`)) branches++;
+    return { name, inChannels: cin, outChannels: s[0], kernelSize: k, stride, groups, branches, se: src.has(`${name}.${seName}.${fc1}.weight`) };
+  };
+  const stem0 = src.get(convKey(mobileOneBlockName(names, 0, 0)))!.shape;
+  if (stem0.length !== 4) throw new Error(`checkpoint: '${convKey(mobileOneBlockName(names, 0, 0))}' has shape ${fmtShape(stem0)}, expected 4-D`);
+  const blocks = [block(mobileOneBlockName(names, 0, 0), stem0[1], 2, 'stem')];
+  for (let stage = 1; stage <= 4; stage++) {
+    let j = 0;
+    for (; src.has(convKey(mobileOneBlockName(names, stage, j))); j++) {
+      blocks.push(block(mobileOneBlockName(names, stage, j), blocks[blocks.length - 1].outChannels, j === 0 ? 2 : 1, j % 2 === 0 ? 'dw' : 'pw'));
+    }
+    if (j === 0 || j % 2 === 1) throw new Error(`checkpoint: missing key '${convKey(mobileOneBlockName(names, stage, j))}' (each MobileOne stage is pairs of a depthwise and a pointwise block)`);
+  }
+  const head = `${MOBILEONE_HEAD[names]}.weight`;
+  const lw = src.get(head)?.shape;
+  const feat = blocks[blocks.length - 1].outChannels;
+  if (lw === undefined) throw new Error(`checkpoint: missing key '${head}'`);
+  if (lw.length !== 2 || lw[1] !== feat) throw new Error(`checkpoint: '${head}' has shape ${fmtShape(lw)}, expected (num_classes, ${feat})`);
+  return { plan: { names, inChannels: stem0[1], numClasses: lw[0], blocks }, deploy };
+}
+
+/** A RepVGG or a MobileOne (recognised by its keys), built and loaded as modelFromStateDict does. */
+export function classifierFromStateDict(entries: Map<string, SafeEntry>, opts: { dtype?: DType; share?: boolean } = {}): RepVGG | MobileOne {
+  const src = normalizeKeys(entries);
+  const names = mobileOneNamesOf(src);
+  if (names === null) return modelFromStateDict(src, opts);
+  const { plan, deploy } = mobileOnePlanFromStateDict(src);
+  const dtype = opts.dtype ?? (src.get(`${MOBILEONE_HEAD[names]}.weight`)?.dtype === 'F64' ? 'float64' : 'float32');
+  const model = new MobileOne(plan, { deploy, dtype });
   loadStateDict(model, src, { share: opts.share });
   return model;
 }

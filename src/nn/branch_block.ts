@@ -138,7 +138,7 @@ export class FusedBlock extends Module {
   readonly se: SqueezeExcite | null;
   readonly activation: Activation;
   private readonly convName: string;
-  private readonly seName: string;
+  readonly seName: string;
   private readonly nonlinearity: Module;
 
   constructor(conv: Conv2d, opts: { convName: string; se?: SqueezeExcite | null; seName?: string; activation: Activation }) {

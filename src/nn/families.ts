@@ -101,10 +101,17 @@ export function mobileOneBlock(cin: number, cout: number, o: FamilyOptions & { b
   const k = o.branches ?? 1;
   if (!Number.isSafeInteger(k) || k < 0) throw new Error(`mobileone: branches (the paper's k) must be an integer ≥ 0, got ${k}`);
   for (let i = 0; i < k; i++) chains.push([[`${convs}.${i}.conv`, p.conv(cin, cout, p.k)], [`${convs}.${i}.bn`, p.bn(cout)]]);
-  // apple's SE is ⌊out/16⌋ wide; timm's SEModule make_divisible(out/16, 8) = max(8, ⌊out/16 + 4⌋ rounded down to 8)
-  const hidden = timm ? Math.max(8, Math.floor(Math.floor(cout / 16 + 4) / 8) * 8) : Math.max(1, Math.floor(cout * 0.0625));
-  const se = o.se === true ? new SqueezeExcite(cout, hidden, { dtype: p.dtype, rng: p.rng, names: timm ? ['fc1', 'fc2'] : ['reduce', 'expand'] }) : null;
+  const se = o.se === true ? mobileOneSE(cout, timm ? 'timm' : 'official', p.dtype, p.rng) : null;
   return block('MobileOne', p, chains, { se, seName: timm ? 'attn' : 'se', activation: o.activation ?? 'relu' });
+}
+
+/** MobileOne's SE width on `channels`: apple's ⌊c/16⌋ (at least 1); timm's SEModule make_divisible(c/16, 8) = max(8, ⌊c/16 + 4⌋ rounded down to 8). */
+export function mobileOneSEWidth(channels: number, names: 'official' | 'timm'): number {
+  return names === 'timm' ? Math.max(8, Math.floor(Math.floor(channels / 16 + 4) / 8) * 8) : Math.max(1, Math.floor(channels * 0.0625));
+}
+
+export function mobileOneSE(channels: number, names: 'official' | 'timm', dtype: DType, rng: Rng): SqueezeExcite {
+  return new SqueezeExcite(channels, mobileOneSEWidth(channels, names), { dtype, rng, names: names === 'timm' ? ['fc1', 'fc2'] : ['reduce', 'expand'] });
 }
 
 /**

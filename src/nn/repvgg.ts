@@ -5,7 +5,6 @@
 
 import { getThreads, isShared } from '../backend/pool.js';
 import { Tensor, allocLike, sharedArrayLike, type DType, type FloatArray } from '../tensor/tensor.js';
-import { describeValue, showText } from '../tensor/untrusted.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
@@ -13,7 +12,7 @@ import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
 import { BatchNorm2d, Conv2d, Linear, ReLU } from './layers.js';
 import { type BlockSpec, type RepVGGConfig, type RepVGGPlan, planFromConfig } from './config.js';
-import { setConvAlgorithm } from './conv_algorithm.js';
+import { type AlgorithmPlanEntry, algorithmPlanOf, pinAlgorithmPlan, setConvAlgorithm } from './conv_algorithm.js';
 import type { LinearBranches } from './branch_block.js';
 
 /** conv (no bias) followed by BatchNorm: the public `conv_bn` Sequential (children 'conv', 'bn'). */
@@ -40,12 +39,7 @@ export class ConvBN extends Module {
   }
 }
 
-/** One conv's algorithm in a plan (RepVGG.algorithmPlan / setAlgorithmPlan; JSON as is). */
-export interface AlgorithmPlanEntry {
-  layer: string;
-  algorithm: 'direct' | 'im2col' | 'winograd';
-  winogradTile?: 2 | 4;
-}
+export type { AlgorithmPlanEntry } from './conv_algorithm.js';
 
 export interface ModelOptions {
   dtype?: DType;
@@ -176,6 +170,14 @@ export class RepVGG extends Module {
     return this.linear.weight.data.dtype;
   }
 
+  get inChannels(): number {
+    return this.plan.inChannels;
+  }
+
+  get numClasses(): number {
+    return this.plan.numClasses;
+  }
+
   override children(): [string, Module][] {
     const c: [string, Module][] = [['stage0', this.stage0]];
     this.stages.forEach((blocks, s) => blocks.forEach((b, i) => c.push([`stage${s + 1}.${i}`, b])));
@@ -215,36 +217,12 @@ export class RepVGG extends Module {
    * reported, saved and pinned with setAlgorithmPlan. Throws before the first forward.
    */
   algorithmPlan(): AlgorithmPlanEntry[] {
-    return this.namedConvs().map(([layer, c]) => {
-      if (c.used === null) throw new Error(`RepVGG.algorithmPlan: '${layer}' has not run yet; call forward first`);
-      return c.used.algorithm === 'winograd' ? { layer, algorithm: 'winograd', winogradTile: c.used.winogradTile } : { layer, algorithm: c.used.algorithm };
-    });
+    return algorithmPlanOf(this.namedConvs(), 'RepVGG');
   }
 
   /** Pin every conv to the plan's algorithm: no timing decides anything afterwards. */
   setAlgorithmPlan(plan: readonly AlgorithmPlanEntry[]): this {
-    const convs = new Map(this.namedConvs());
-    if (!Array.isArray(plan)) throw new Error('algorithm plan: expected an array of { layer, algorithm, winogradTile? }');
-    const seen = new Set<string>();
-    for (const [i, e] of plan.entries()) {
-      // a plan comes from a file: every field is checked for its type before it is used or shown
-      if (e === null || typeof e !== 'object' || typeof e.layer !== 'string') throw new Error(`algorithm plan: entry ${i} is ${describeValue(e)}; expected { layer: string, algorithm, winogradTile? }`);
-      const c = convs.get(e.layer);
-      if (c === undefined) throw new Error(`algorithm plan: no conv '${showText(e.layer)}' in this model (its first: '${[...convs.keys()][0]}')`);
-      if (!['direct', 'im2col', 'winograd'].includes(e.algorithm)) throw new Error(`algorithm plan: '${e.layer}' has algorithm ${describeValue(e.algorithm)} (expected direct, im2col or winograd)`);
-      const [, , kh, kw] = c.weight.data.shape;
-      const s = typeof c.stride === 'number' ? [c.stride, c.stride] : c.stride;
-      if (e.algorithm === 'winograd' && (kh !== 3 || kw !== 3 || s[0] !== 1 || s[1] !== 1)) throw new Error(`algorithm plan: '${e.layer}' is ${kh}×${kw} with stride ${s.join('×')}; Winograd needs 3×3 and stride 1`);
-      if (e.algorithm === 'winograd' && e.winogradTile !== 2 && e.winogradTile !== 4) throw new Error(`algorithm plan: '${e.layer}' needs winogradTile 2 or 4`);
-      seen.add(e.layer);
-    }
-    const missing = [...convs.keys()].filter((k) => !seen.has(k));
-    if (missing.length > 0) throw new Error(`algorithm plan: no entry for '${missing[0]}'${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
-    for (const e of plan) {
-      const c = convs.get(e.layer)!;
-      c.algorithm = e.algorithm;
-      if (e.algorithm === 'winograd') c.winogradTile = e.winogradTile!;
-    }
+    pinAlgorithmPlan(this.namedConvs(), plan);
     return this;
   }
 

@@ -9,6 +9,7 @@ import { fuseLinearBranches } from './fuse.js';
 import { deployModel } from './repvgg.js';
 import type { RepVGG } from '../nn/repvgg.js';
 import type { VariantNet } from '../nn/variant_net.js';
+import { MobileOne } from '../nn/mobileone.js';
 
 // where: the block's name, prefixed to the names in errors
 export function fuseBranchBlock(block: BranchBlock, where = ''): KernelBias {
@@ -38,4 +39,15 @@ export function convertVariantNet(net: VariantNet): RepVGG {
   if (net.training) throw new Error('convertVariantNet: the network is in training mode; its BatchNorms use batch statistics and cannot be fused (call eval() first)');
   const names = net.children().map(([n]) => n);
   return deployModel(net.plan, net.linear.weight.data.dtype, (i) => fuseBranchBlock(net.blocks[i], names[i]), net.linear);
+}
+
+/** The deploy MobileOne of a training-time one in eval mode: each block fused (deployBlock), the head copied. */
+export function convertMobileOne(net: MobileOne): MobileOne {
+  if (net.training) throw new Error('convertMobileOne: the network is in training mode; its BatchNorms use batch statistics and cannot be fused (call eval() first)');
+  if (net.deploy) throw new Error('convertMobileOne: the network is already in its deploy form');
+  const out = new MobileOne(net.plan, { deploy: true, dtype: net.dtype });
+  net.blocks.forEach((b, i) => { out.blocks[i] = deployBlock(b as BranchBlock, 'reparam_conv', { dtype: net.dtype }); });
+  out.linear.weight.data.data.set(net.linear.weight.data.data);
+  out.linear.bias.data.data.set(net.linear.bias.data.data);
+  return out.eval();
 }

@@ -3,6 +3,7 @@
 import { Tensor, allocLike } from '../tensor/tensor.js';
 import { checkNumber, fmtShape } from '../tensor/check.js';
 import { RepVGG } from '../nn/repvgg.js';
+import { MobileOne } from '../nn/mobileone.js';
 import { Rng } from '../tensor/rng.js';
 import type { Module } from '../nn/module.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
@@ -88,7 +89,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   checkNumber(opts.lr, 'positive', 'fit: lr');
   if (opts.startStep !== undefined) checkNumber(opts.startStep, 'index', 'fit: startStep');
   for (const [k, v] of [['momentum', opts.momentum], ['weightDecay', opts.weightDecay]] as const) if (v !== undefined) checkNumber(v, 'nonnegative', `fit: ${k}`);
-  checkLabels(data.y, model instanceof RepVGG ? model.plan.numClasses : Infinity, 'fit: training label');
+  checkLabels(data.y, model instanceof RepVGG || model instanceof MobileOne ? model.numClasses : Infinity, 'fit: training label');
   refuseSingleValueBatches(model, data.x.shape, opts.batchSize);
   const N = data.x.shape[0];
   if (data.y.length !== N) throw new Error(`fit: ${data.y.length} labels for ${N} images`);
@@ -133,8 +134,8 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
 /**
  * BatchNorm in training mode needs more than one value per channel (PyTorch raises "Expected more than
  * 1 value per channel when training"): a batch of one image fails where a map is 1×1. Checked before
- * the first step, not discovered at the end of an epoch. For a RepVGG the smallest map follows from
- * its strides; for any other module a batch of one is refused.
+ * the first step, not discovered at the end of an epoch. For a RepVGG or MobileOne the smallest map
+ * follows from its strides; for any other module a batch of one is refused.
  */
 function refuseSingleValueBatches(model: Module, shape: readonly number[], batchSize: number): void {
   const N = shape[0];
@@ -144,6 +145,10 @@ function refuseSingleValueBatches(model: Module, shape: readonly number[], batch
   if (model instanceof RepVGG) {
     let h = shape[2], w = shape[3];
     for (const b of model.blocks()) { h = Math.floor((h - 1) / b.spec.stride) + 1; w = Math.floor((w - 1) / b.spec.stride) + 1; }
+    area = h * w;
+  } else if (model instanceof MobileOne) {
+    let h = shape[2], w = shape[3];
+    for (const b of model.plan.blocks) { h = Math.floor((h - 1) / b.stride) + 1; w = Math.floor((w - 1) / b.stride) + 1; } // k3 p1 and k1 p0 alike
     area = h * w;
   }
   if (area === 1) {

@@ -95,7 +95,7 @@ describe('repvgg export', () => {
 
 describe('bad interop input: one line naming the flag, key or file', () => {
   const CASES: [string[], RegExp][] = [
-    [['convert', pth('official_train.pth'), '/tmp/x.txt'], /DEPLOY '\/tmp\/x\.txt': name the output \.pth, \.pt or \.bin \(PyTorch\) or \.safetensors/],
+    [['convert', pth('official_train.pth'), '/tmp/x.txt'], /DEPLOY '\/tmp\/x\.txt': name the output \.pth, \.pt, \.bin or \.pth\.tar \(PyTorch\) or \.safetensors/],
     [['convert', pth('official_train.pth'), '/tmp/x.pth', '--names', 'keras'], /--names must be one of official, timm, mmpretrain, got 'keras'/],
     [['convert', pth('official_deploy.pth'), '/tmp/x.pth'], /already a deploy checkpoint \(it has rbr_reparam keys\)/],
     [['export', pth('official_train.pth'), '/tmp/x.bin'], /OUT '\/tmp\/x\.bin': name the output \.onnx/],

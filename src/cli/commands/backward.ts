@@ -1,7 +1,7 @@
 import { type ParsedArgs, required, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readNpyFile, readCheckpointFile, writeSafetensorsFile } from '../files.js';
-import { modelFromStateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict } from '../../io/state_dict.js';
 import { entryOf, type SafeEntry } from '../../io/safetensors.js';
 import { fmtShape } from '../../tensor/check.js';
 
@@ -20,7 +20,7 @@ export const backward: Command = {
     const dyPath = required(a, 'grad-output', 'backward');
     const x = readNpyFile(required(a, 'input', 'backward'));
     const dy = readNpyFile(dyPath, 'grad-output');
-    const model = modelFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype, share: true }).train();
+    const model = classifierFromStateDict(readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries, { dtype: x.dtype, share: true }).train();
     const y = model.forward(x);
     if (dy.shape.length !== y.shape.length || dy.shape.some((d, i) => d !== y.shape[i])) {
       throw new Error(`grad-output '${dyPath}' has shape ${fmtShape(dy.shape)}, expected the output shape ${fmtShape(y.shape)}`);

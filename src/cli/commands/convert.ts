@@ -1,10 +1,11 @@
 import { type ParsedArgs, dialectFlag, num, str } from '../args.js';
-import { type Command, type Io, refuseLargeForward } from '../command.js';
-import { forwardBytes } from '../../nn/config.js';
+import { type Command, type Io, classifierForwardBytes, refuseLargeForward } from '../command.js';
+import { MobileOne } from '../../nn/mobileone.js';
+import { convertMobileOne } from '../../reparam/branches.js';
 import { checkpointFormatOf, readCheckpointFile, readRawCheckpointFile, writeCheckpointFile } from '../files.js';
 import { fuseStateDictBlocks } from '../../reparam/state_dict_blocks.js';
 import { showText } from '../../tensor/untrusted.js';
-import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict, stateDict } from '../../io/state_dict.js';
 import { branchName } from '../../io/dialects.js';
 import { convert as convertModel } from '../../reparam/repvgg.js';
 import { Rng, uniform } from '../../tensor/rng.js';
@@ -12,11 +13,12 @@ import { Rng, uniform } from '../../tensor/rng.js';
 export const convert: Command = {
   spec: {
     name: 'convert',
-    summary: 'fuse a training-time checkpoint into a deploy checkpoint (one 3×3 conv per block)',
+    summary: 'fuse a training-time RepVGG or MobileOne checkpoint into a deploy checkpoint (one conv per block)',
     usage: 'repvgg convert TRAIN DEPLOY [--names official|timm|mmpretrain] [--key NAME] [--probe-size 32] [--probe-batch 2] [--seed 0]\n' +
       '       repvgg convert TRAIN DEPLOY --blocks [--eps 1e-3] [--qarepvgg yolov6|folded] [--key NAME]\n' +
       '  TRAIN: safetensors or a torch.save .pth (any naming; recognised by its bytes). DEPLOY is written as its\n' +
-      '  extension says (.pth/.pt/.bin or .safetensors) with keys in --names (default: the input\'s naming).\n' +
+      '  extension says (.pth/.pt/.bin/.pth.tar or .safetensors) with keys in --names (default: the input\'s naming).\n' +
+      '  A MobileOne (apple\'s or timm\'s keys) becomes apple\'s inference_mode model: reparam_conv per block, SE kept.\n' +
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).\n' +
       '  --blocks: any network\'s state dict. Every Rep-block found by its keys at any prefix (RepVGG and YOLOv6\n' +
       '  RepVGGBlock, RepConv as YOLOv7 and Ultralytics name it, QARepVGG, MobileOne as apple and timm name it)\n' +
@@ -34,13 +36,15 @@ export const convert: Command = {
     for (const f of ['eps', 'qarepvgg']) if (a.flags.has(f)) throw new Error(`--${f} goes with --blocks`);
     const names = dialectFlag(a);
     const ck = readCheckpointFile(src, { key: str(a, 'key') });
-    const model = modelFromStateDict(ck.entries, { share: true }); // one-shot: no copy of the weights
-    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${branchName('rbr_reparam', ck.dialect)} keys)`);
+    const model = classifierFromStateDict(ck.entries, { share: true }); // one-shot: no copy of the weights
+    const mobileOne = model instanceof MobileOne;
+    if (mobileOne && names !== undefined) throw new Error(`--names renames RepVGG keys; '${src}' is a MobileOne, written in its own (${ck.dialect === 'timm' ? 'timm\'s' : 'apple\'s'}) names`);
+    if (model.deploy) throw new Error(`'${src}' is already a deploy checkpoint (it has ${mobileOne ? 'reparam_conv' : branchName('rbr_reparam', ck.dialect)} keys)`);
     model.eval();
-    const deploy = convertModel(model);
+    const deploy = model instanceof MobileOne ? convertMobileOne(model) : convertModel(model);
     const size = num(a, 'probe-size', 32), batch = num(a, 'probe-batch', 2);
-    refuseLargeForward(forwardBytes(model.plan, batch, size, size, model.dtype === 'float64' ? 8 : 4) * 3, `a ${batch}×${model.plan.inChannels}×${size}×${size} probe batch (--probe-size, --probe-batch; both models)`);
-    const x = uniform([batch, model.plan.inChannels, size, size], new Rng(num(a, 'seed', 0)), -1, 1, model.dtype);
+    refuseLargeForward(classifierForwardBytes(model, batch, size, size) * 3, `a ${batch}×${model.inChannels}×${size}×${size} probe batch (--probe-size, --probe-batch; both models)`);
+    const x = uniform([batch, model.inChannels, size, size], new Rng(num(a, 'seed', 0)), -1, 1, model.dtype);
     const y0 = model.forward(x), y1 = deploy.forward(x);
     let maxDiff = 0, maxAbs = 0;
     for (let i = 0; i < y0.size; i++) {
@@ -50,9 +54,11 @@ export const convert: Command = {
       maxDiff = Math.max(maxDiff, Math.abs(y0.data[i] - y1.data[i]));
       maxAbs = Math.max(maxAbs, Math.abs(y0.data[i]));
     }
-    writeCheckpointFile(dst, stateDict(deploy), { names: names ?? ck.dialect, metadata: { converted_from: src }, flag: 'DEPLOY' });
-    io.out(`wrote ${dst}: ${deploy.blocks().length} blocks fused, ${deploy.parameterCount().toLocaleString('en-US')} parameters (was ${model.parameterCount().toLocaleString('en-US')}), ${names ?? ck.dialect} names`);
-    io.out(`max |Δ logit| on a ${batch}×${model.plan.inChannels}×${size}×${size} probe batch: ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toExponential(3)})`);
+    // a MobileOne's stateDict is already in its own naming (apple's or timm's)
+    writeCheckpointFile(dst, stateDict(deploy), { names: mobileOne ? undefined : names ?? ck.dialect, metadata: { converted_from: src }, flag: 'DEPLOY' });
+    const fused = deploy instanceof MobileOne ? deploy.blocks.length : deploy.blocks().length;
+    io.out(`wrote ${dst}: ${fused} blocks fused, ${deploy.parameterCount().toLocaleString('en-US')} parameters (was ${model.parameterCount().toLocaleString('en-US')}), ${mobileOne ? `MobileOne, ${ck.dialect === 'timm' ? 'timm' : 'apple (official)'}` : names ?? ck.dialect} names`);
+    io.out(`max |Δ logit| on a ${batch}×${model.inChannels}×${size}×${size} probe batch: ${maxDiff.toExponential(3)} (max |logit| ${maxAbs.toExponential(3)})`);
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 import { type ParsedArgs, num, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readCheckpointFile, writeFileAtomic } from '../files.js';
-import { modelFromStateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict } from '../../io/state_dict.js';
 import { DEFAULT_OPSET, onnxModelProto } from '../../io/onnx.js';
 
 export const exportOnnx: Command = {
@@ -20,7 +20,7 @@ export const exportOnnx: Command = {
     if (!/\.onnx$/i.test(dst)) throw new Error(`OUT '${dst}': name the output .onnx`);
     // one-shot: the model takes the parsed arrays (views into the file) and the ONNX streams to disk,
     // so no second or third copy of the weights is made
-    const model = modelFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries, { share: true }).eval();
+    const model = classifierFromStateDict(readCheckpointFile(src, { key: str(a, 'key') }).entries, { share: true }).eval();
     const opset = num(a, 'opset', DEFAULT_OPSET);
     const proto = onnxModelProto(model, { opset });
     writeFileAtomic(dst, proto.chunks());

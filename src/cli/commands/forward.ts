@@ -1,18 +1,18 @@
 import { getThreads } from '../../backend/pool.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
-import { type Command, type Io, refuseLargeForward } from '../command.js';
-import { forwardBytes } from '../../nn/config.js';
+import { type Command, type Io, classifierForwardBytes, refuseLargeForward } from '../command.js';
 import { readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';
-import { modelFromStateDict, planFromStateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict } from '../../io/state_dict.js';
 import type { ConvAlgorithm } from '../../ops/conv2d.js';
-import type { AlgorithmPlanEntry } from '../../nn/repvgg.js';
+import type { AlgorithmPlanEntry } from '../../nn/conv_algorithm.js';
 
 export const forward: Command = {
   spec: {
     name: 'forward',
-    summary: 'run a checkpoint (training-time or deploy, recognised by its keys) on an input batch',
+    summary: 'run a RepVGG or MobileOne checkpoint (training-time or deploy, recognised by its keys) on an input batch',
     usage: 'repvgg forward CKPT --input X.npy --out Y.npy [--mode eval|train] [--algorithm auto|direct|im2col|winograd]\n' +
-      '  CKPT: safetensors or torch.save .pth (official, timm or MMPretrain names; --key picks the state dict in a wrapper).\n' +
+      '  CKPT: safetensors or torch.save .pth: a RepVGG (official, timm or MMPretrain names) or a MobileOne (apple\'s or\n' +
+      '  timm\'s names); --key picks the state dict in a wrapper.\n' +
       '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
       '  --mode train uses batch statistics, as PyTorch\'s model.train() does.\n' +
       '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.\n' +
@@ -28,9 +28,8 @@ export const forward: Command = {
     const out = required(a, 'out', 'forward');
     const x = readNpyFile(required(a, 'input', 'forward'));
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
-    const { plan } = planFromStateDict(ck);
-    if (x.shape.length === 4) refuseLargeForward(forwardBytes(plan, x.shape[0], x.shape[2], x.shape[3], x.dtype === 'float64' ? 8 : 4), `the input ${x.shape.join('×')}`);
-    const model = modelFromStateDict(ck, { dtype: x.dtype, share: true }).setAlgorithm(algorithm);
+    const model = classifierFromStateDict(ck, { dtype: x.dtype, share: true }).setAlgorithm(algorithm);
+    if (x.shape.length === 4) refuseLargeForward(classifierForwardBytes(model, x.shape[0], x.shape[2], x.shape[3]), `the input ${x.shape.join('×')}`);
     const planFile = str(a, 'plan');
     if (planFile !== undefined) {
       let pinned: AlgorithmPlanEntry[];

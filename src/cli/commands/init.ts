@@ -1,7 +1,6 @@
 import { type ParsedArgs, dialectFlag, num, required } from '../args.js';
-import { type Command, type Io, configFromArgs } from '../command.js';
+import { type Command, type Io, configFromArgs, isMobileOneConfig, modelFromConfig } from '../command.js';
 import { checkpointFormatOf, writeCheckpointFile } from '../files.js';
-import { RepVGG } from '../../nn/repvgg.js';
 import { stateDict } from '../../io/state_dict.js';
 
 export const init: Command = {
@@ -9,7 +8,8 @@ export const init: Command = {
     name: 'init',
     summary: 'write a freshly initialised training-time checkpoint (deterministic for a seed)',
     usage: 'repvgg init --arch NAME | --config FILE.json [--seed N] [--float64] [--names official|timm|mmpretrain] --out CKPT\n' +
-      '  CKPT is written as its extension says: .pth/.pt/.bin (torch.save zip) or .safetensors.',
+      '  NAME: a RepVGG (A0 … B3g4) or a MobileOne (S0 … S4) of the zoos; FILE: either constructor\'s arguments.\n' +
+      '  CKPT is written as its extension says: .pth/.pt/.bin/.pth.tar (torch.save zip) or .safetensors.',
     flags: { arch: 'string', config: 'string', seed: 'seed', out: 'string', float64: 'boolean', names: 'string' },
     positionals: 0,
     files: [{ arg: 'config', role: 'in' }, { arg: 'out', role: 'out' }],
@@ -20,8 +20,11 @@ export const init: Command = {
     checkpointFormatOf(out, '--out');
     const names = dialectFlag(a);
     const seed = num(a, 'seed', 0);
-    const model = RepVGG.fromConfig(config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });
-    writeCheckpointFile(out, stateDict(model), { names, metadata: { arch: name, seed: String(seed) }, flag: '--out' });
+    const mobileOne = isMobileOneConfig(config);
+    // a MobileOne is built in apple's or timm's naming (their SE widths differ, so keys are not renamed after)
+    if (mobileOne && names === 'mmpretrain') throw new Error('--names: a MobileOne is named as apple (official) or timm names it; MMPretrain\'s is not modelled');
+    const model = modelFromConfig(mobileOne ? { ...config, names: (names as 'official' | 'timm' | undefined) ?? config.names } : config, { seed, dtype: a.flags.get('float64') === true ? 'float64' : 'float32' });
+    writeCheckpointFile(out, stateDict(model), { names: mobileOne ? undefined : names, metadata: { arch: name, seed: String(seed) }, flag: '--out' });
     io.out(`wrote ${out}: ${name}, ${model.parameterCount().toLocaleString('en-US')} parameters, seed ${seed}`);
     return 0;
   },

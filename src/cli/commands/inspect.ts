@@ -1,7 +1,9 @@
 import { type ParsedArgs, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readCheckpointFile } from '../files.js';
-import { checkStateDictKeys, planFromStateDict } from '../../io/state_dict.js';
+import type { Checkpoint } from '../../io/checkpoint.js';
+import { checkStateDictKeys, mobileOneNamesOf, mobileOnePlanFromStateDict, planFromStateDict } from '../../io/state_dict.js';
+import { MobileOne, mobileOneZooNameOf } from '../../nn/mobileone.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import { showText } from '../../tensor/untrusted.js';
 import { zooNameOf } from '../../nn/config.js';
@@ -21,15 +23,11 @@ export const inspect: Command = {
   run(a: ParsedArgs, io: Io): number {
     const path = a.positionals[0];
     const ck = readCheckpointFile(path, { key: str(a, 'key') });
+    if (mobileOneNamesOf(ck.entries) !== null) return inspectMobileOne(a, io, ck);
     const { plan, deploy } = planFromStateDict(ck.entries);
     // what convert and forward would refuse, inspect refuses too (a partial 'module.' prefix, a stray key)
     checkStateDictKeys(new RepVGG(plan, { deploy, init: false }), ck.entries);
-    const dtypes: Record<string, number> = {};
-    let params = 0;
-    for (const [k, e] of ck.entries) {
-      dtypes[e.dtype] = (dtypes[e.dtype] ?? 0) + 1;
-      if (!k.endsWith('running_mean') && !k.endsWith('running_var') && !k.endsWith('num_batches_tracked')) params += e.data.length;
-    }
+    const { dtypes, params } = tally(ck);
     const arch = zooNameOf(plan);
     const blocks = plan.stages.map((s) => s.length);
     const widths = plan.stages.map((s) => s[s.length - 1].outChannels);
@@ -40,11 +38,7 @@ export const inspect: Command = {
       io.out(JSON.stringify(info));
       return 0;
     }
-    io.out(`${path}`);
-    io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${showText(ck.wrapperKey)}')`}`);
-    if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.map((k) => `'${showText(k, 60)}'`).join(', ')}`);
-    // objects of other classes: recorded by name, never imported or called (README: what is loaded)
-    if (ck.records.length > 0) io.out(`  records       ${ck.records.map((r) => `${r.at}: ${r.cls}`).join(', ')} (inert: never imported or called)`);
+    fileLines(io, ck, path);
     io.out(`  names         ${ck.dialect}`);
     io.out(`  model         ${deploy ? 'deploy (one 3×3 conv per block)' : 'training-time (3×3, 1×1 and identity branches)'}`);
     io.out(`  architecture  ${arch ?? 'not a zoo model'}: blocks per stage ${blocks.join(', ')}, widths ${widths.join(', ')}, groups ${groups.join('/')}, ${plan.inChannels} input channels, ${plan.numClasses} classes`);
@@ -53,3 +47,49 @@ export const inspect: Command = {
     return 0;
   },
 };
+
+// dtypes by count, and the parameters (every tensor but BN's running statistics and counter)
+function tally(ck: Checkpoint): { dtypes: Record<string, number>; params: number } {
+  const dtypes: Record<string, number> = {};
+  let params = 0;
+  for (const [k, e] of ck.entries) {
+    dtypes[e.dtype] = (dtypes[e.dtype] ?? 0) + 1;
+    if (!k.endsWith('running_mean') && !k.endsWith('running_var') && !k.endsWith('num_batches_tracked')) params += e.data.length;
+  }
+  return { dtypes, params };
+}
+
+function fileLines(io: Io, ck: Checkpoint, path: string): void {
+  io.out(`${path}`);
+  io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${showText(ck.wrapperKey)}')`}`);
+  if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.map((k) => `'${showText(k, 60)}'`).join(', ')}`);
+  // objects of other classes: recorded by name, never imported or called (README: what is loaded)
+  if (ck.records.length > 0) io.out(`  records       ${ck.records.map((r) => `${r.at}: ${r.cls}`).join(', ')} (inert: never imported or called)`);
+}
+
+function inspectMobileOne(a: ParsedArgs, io: Io, ck: Checkpoint): number {
+  const path = a.positionals[0];
+  const { plan, deploy } = mobileOnePlanFromStateDict(ck.entries);
+  checkStateDictKeys(new MobileOne(plan, { deploy }), ck.entries);
+  const { dtypes, params } = tally(ck);
+  const arch = mobileOneZooNameOf(plan);
+  // units (a depthwise and a pointwise block) per stage, the stages' widths
+  const stageOf = (name: string) => name.slice(0, name.lastIndexOf('.'));
+  const stages = [...new Set(plan.blocks.slice(1).map((b) => stageOf(b.name)))];
+  const units = stages.map((s) => plan.blocks.filter((b) => stageOf(b.name) === s).length / 2);
+  const widths = stages.map((s) => plan.blocks.filter((b) => stageOf(b.name) === s).pop()!.outChannels);
+  const branches = Math.max(...plan.blocks.map((b) => b.branches)), se = plan.blocks.filter((b) => b.se).length;
+  const info = { file: path, format: ck.format, wrapperKey: ck.wrapperKey, otherKeys: ck.otherKeys, records: ck.records, names: ck.dialect, family: 'MobileOne', kind: deploy ? 'deploy' : 'training-time',
+    architecture: arch, blocks: units, widths, convBranches: branches, seBlocks: se, inChannels: plan.inChannels, numClasses: plan.numClasses, dtypes, parameters: params, tensors: ck.entries.size };
+  if (a.flags.get('json') === true) {
+    io.out(JSON.stringify(info));
+    return 0;
+  }
+  fileLines(io, ck, path);
+  io.out(`  names         MobileOne, ${ck.dialect === 'timm' ? 'timm (byobnet: stem, stages.i.j, head.fc)' : 'apple (official: stage0, stageN.j, linear)'}`);
+  io.out(`  model         ${deploy ? 'deploy (one conv per block: reparam_conv)' : `training-time (up to ${branches} k×k conv branch${branches === 1 ? '' : 'es'}, 1×1 scale and skip BN per block)`}`);
+  io.out(`  architecture  ${arch ?? 'not a zoo model'}: depthwise+pointwise units per stage ${units.join(', ')}, widths ${widths.join(', ')}, ${se} SE block(s), ${plan.inChannels} input channels, ${plan.numClasses} classes`);
+  io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
+  io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
+  return 0;
+}

@@ -4,7 +4,7 @@ import { readCheckpointFile, readOnnxFile, writeFileAtomic } from '../files.js';
 import { readCalibration } from '../calibration.js';
 import { readOnnx } from '../../io/onnx_read.js';
 import { onnxProtoOf, toOnnx } from '../../io/onnx.js';
-import { modelFromStateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict } from '../../io/state_dict.js';
 import { quantizeOnnx } from '../../onnx/quantize.js';
 import { showText } from '../../tensor/untrusted.js';
 
@@ -36,7 +36,7 @@ export const quantize: Command = {
     let model;
     if (/\.onnx$/i.test(src)) model = readOnnxFile(src);
     else {
-      const net = modelFromStateDict(readCheckpointFile(src).entries, { share: true });
+      const net = classifierFromStateDict(readCheckpointFile(src).entries, { share: true });
       if (!net.deploy) throw new Error(`'${src}' is a training-time checkpoint; quantize the deploy model (repvgg convert first)`);
       model = readOnnx(toOnnx(net.eval()));
     }

@@ -1,11 +1,12 @@
 import { type ParsedArgs, num, oneOf, parseNumberArg, required, str } from '../args.js';
-import { type Command, type Io, configFromArgs } from '../command.js';
+import { type Command, type Io, configFromArgs, modelFromConfig } from '../command.js';
 import { readCheckpointFile, withLock, writeSafetensorsFile } from '../files.js';
 import { loadIdxDir } from '../data.js';
 import { trainWithProgress } from '../training.js';
 import { DEMO_CONFIG } from './demo.js';
-import { RepVGG } from '../../nn/repvgg.js';
-import { modelFromStateDict, stateDict } from '../../io/state_dict.js';
+import type { RepVGG } from '../../nn/repvgg.js';
+import type { MobileOne } from '../../nn/mobileone.js';
+import { classifierFromStateDict, stateDict } from '../../io/state_dict.js';
 import { accuracy, checkLabels, predict } from '../../train/fit.js';
 
 export const train: Command = {
@@ -28,32 +29,32 @@ export const train: Command = {
     const epochs = num(a, 'epochs', 10), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed = num(a, 'seed', 0);
     const { train: trainSet, test } = await loadIdxDir(required(a, 'data', 'train'));
     const resume = str(a, 'resume');
-    let model: RepVGG;
+    let model: RepVGG | MobileOne;
     let startStep = 0;
     let configJson: string;
     if (resume !== undefined) {
       // any checkpoint format, errors naming the file; step and config come from safetensors metadata
       // (a .pth has none: it resumes at step 0)
       const file = readCheckpointFile(resume);
-      model = modelFromStateDict(file.entries, { dtype: 'float32' });
+      model = classifierFromStateDict(file.entries, { dtype: 'float32' });
       if (model.deploy) throw new Error(`'${resume}' is a deploy checkpoint; training needs the training-time one`);
       startStep = parseNumberArg(file.metadata.step ?? '0', 'index', `checkpoint '${resume}': metadata 'step'`);
       configJson = file.metadata.config ?? '';
       io.err(`resuming from ${resume} at step ${startStep}`);
     } else {
       const cfg = a.flags.has('arch') || a.flags.has('config') ? configFromArgs(a, 'train').config : DEMO_CONFIG;
-      model = RepVGG.fromConfig(cfg, { seed });
+      model = modelFromConfig(cfg, { seed });
       configJson = JSON.stringify(cfg);
     }
     model.setAlgorithm(oneOf(str(a, 'train-algorithm', 'im2col'), ['im2col', 'auto', 'direct', 'winograd'] as const, '--train-algorithm'));
-    checkLabels(test.y, model.plan.numClasses, 'test label'); // before training, as the training labels are
+    checkLabels(test.y, model.numClasses, 'test label'); // before training, as the training labels are
     const totalSteps = Math.ceil(trainSet.x.shape[0] / batchSize) * epochs;
     if (startStep >= totalSteps) {
       io.out(`nothing to do: '${resume}' is already at step ${startStep}, and ${epochs} epochs of ${Math.ceil(trainSet.x.shape[0] / batchSize)} steps end at step ${totalSteps}; wrote nothing (raise --epochs to train further)`);
       return 0;
     }
     const [, C, H, W] = trainSet.x.shape;
-    if (model.plan.inChannels !== C) throw new Error(`the model takes ${model.plan.inChannels} input channels but the data has ${C} (${H}×${W} images); use a config with "in_channels": ${C}`);
+    if (model.inChannels !== C) throw new Error(`the model takes ${model.inChannels} input channels but the data has ${C} (${H}×${W} images); use a config with "in_channels": ${C}`);
     const save = (step: number, epoch: number) => writeSafetensorsFile(out, stateDict(model), { config: configJson, step: String(step), epoch: String(epoch), seed: String(seed), lr: String(lr) });
     // one writer per checkpoint: a second `train --resume` on it is refused while this one runs
     const run = await withLock(out, () => trainWithProgress(model, trainSet, { epochs, batchSize, lr, seed, startStep, onEpoch: (e, step) => save(step, e.epoch + 1) }, io));
