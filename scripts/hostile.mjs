@@ -145,6 +145,16 @@ const deepAttr = (() => { // 10^5 nested messages as the attribute's subgraph, b
 const okIf = (go, check) => () => { const r = go(); r.mustSucceed = true; r.extra = check(r); return r; };
 const unchanged = (path, go) => () => { const before = readFileSync(path); const r = go(); if (!readFileSync(path).equals(before)) r.extra = [`${path} was changed`]; return r; };
 
+// MobileOne networks (recognised from their keys): a small valid one, then damaged copies
+const { MobileOne } = await import(join(root, 'dist', 'nn', 'mobileone.js'));
+const { stateDict } = await import(join(root, 'dist', 'io', 'state_dict.js'));
+const moEntries = stateDict(MobileOne.fromConfig({ width_multipliers: [0.125, 0.125, 0.125, 0.125], num_blocks_per_stage: [1, 1, 2, 1], use_se: true, num_classes: 3, in_channels: 1 }));
+const moWith = (name, edit) => { const m = new Map(moEntries); edit(m); return f(name, serializeSafetensors(m)); };
+const moShape = (key, shape) => (m) => { const e = m.get(key); m.set(key, { ...e, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) }); };
+const moNaN = (m) => { const e = m.get('stage2.1.rbr_conv.0.conv.weight'); const data = Float32Array.from(e.data); data[3] = NaN; m.set('stage2.1.rbr_conv.0.conv.weight', { ...e, data }); };
+const moMobileOne = moWith('mobileone.safetensors', () => {});
+const moConfig = (cfg) => f(`mo_${Math.random().toString(36).slice(2)}.json`, JSON.stringify(cfg));
+
 const CASES = [
   // threads, backend and the page's server
   ['--threads 0', () => run('explain', '--threads', '0')],
@@ -316,6 +326,19 @@ const CASES = [
   ['onnx: QuantizeLinear with a zero scale', () => run('run', f('q0.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(4))])), '--input', onnxX, '--out', join(d, 'o18.npy'))],
   ['onnx: DequantizeLinear of a float tensor', () => run('run', f('dq.onnx', onnxModel([['DequantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer))])), '--input', onnxX, '--out', join(d, 'o19.npy'))],
   ['onnx: QLinearMatMul with 10^6 zero points', () => run('run', f('qzp.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['q']], ['QLinearMatMul', ['q', 's', 'z', 'q', 's', 'z', 's', 'z'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer)), onnxTensor('z', [1000000], new Uint8Array(1000000), 2)])), '--input', onnxX, '--out', join(d, 'o20.npy'))],
+  // MobileOne networks
+  ['mobileone: depthwise conv of a dense shape', () => run('forward', moWith('mo_dw.safetensors', moShape('stage1.0.rbr_conv.0.conv.weight', [8, 2, 3, 3])), '--input', x, '--out', join(d, 'mo1.npy'))],
+  ['mobileone: a stage cut after its depthwise block', () => run('convert', moWith('mo_cut.safetensors', (m) => { for (const k of [...m.keys()]) if (k.startsWith('stage3.3.')) m.delete(k); }), join(d, 'mo2.pth'))],
+  ['mobileone: SE of the wrong width', () => run('forward', moWith('mo_se.safetensors', moShape('stage4.0.se.reduce.weight', [7, 64, 1, 1])), '--input', x, '--out', join(d, 'mo11.npy'))],
+  ['mobileone: NaN in a branch weight', () => run('convert', moWith('mo_nan.safetensors', moNaN), join(d, 'mo3.pth'))],
+  ['mobileone: a stray key with control characters', () => run('export', moWith('mo_stray.safetensors', (m) => m.set(H, m.get('linear.bias'))), join(d, 'mo4.onnx'))],
+  ['mobileone: a timm deploy stem beside apple keys', () => run('forward', moWith('mo_mixed.safetensors', (m) => m.set('stem.reparam_conv.weight', m.get('linear.bias'))), '--input', x, '--out', join(d, 'mo5.npy'))],
+  ['mobileone: --names on convert', () => run('convert', moMobileOne, join(d, 'mo6.pth'), '--names', 'mmpretrain')],
+  ['mobileone: a 10^6-wide config', () => run('info', '--config', moConfig({ width_multipliers: [1e6, 1e6, 1e6, 1e6] }))],
+  ['mobileone: use_se "yes"', () => run('init', '--config', moConfig({ width_multipliers: [1, 1, 1, 1], use_se: 'yes' }), '--out', join(d, 'mo7.pth'))],
+  ['mobileone: num_conv_branches 0', () => run('init', '--config', moConfig({ width_multipliers: [1, 1, 1, 1], num_conv_branches: 0 }), '--out', join(d, 'mo8.pth'))],
+  ['mobileone: a 10^6×10^6 probe', () => run('convert', moMobileOne, join(d, 'mo9.pth'), '--probe-size', '1000000')],
+  ['mobileone: convert (valid)', okIf(() => run('convert', moMobileOne, join(d, 'mo10.pth')), (r) => (/11 blocks fused/.test(r.stdout) ? [] : ['not fused as expected']))],
   // fuse-onnx's padding runs (Pad / ScatterND evaluated on a probe) and its probe
   ['fuse-onnx: a 10^10-element probe input', () => run('fuse-onnx', f('bigprobe.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 17, [1, 1, 100000, 100000])), join(d, 'o15.onnx'))],
   ['fuse-onnx: 10^5 Pad nodes in a row (valid)', okIf(() => run('fuse-onnx', f('pads.onnx', onnxModel(Array.from({ length: 100_000 }, (_, i) => ['Pad', [i === 0 ? 'x' : `p${i - 1}`, 'pads'], [`p${i}`]]), [onnxTensor('pads', [8], new Uint8Array(64), 7)], 'p99999', null, 17, [1, 1, 2, 2])), join(d, 'o16.onnx')), () => [])],

@@ -143,7 +143,7 @@ const MUTANTS = [
   ['quant', 'mse calibration tries no clipping', 'src/onnx/quantize.ts', '    for (let k = 100; k >= 20; k--) {', '    for (let k = 100; k >= 100; k--) {', ['test/onnx/quantize.test.ts']],
   ['quant', "quant-report's BN scale without eps", 'src/onnx/quant_report.ts', 'Math.sqrt(bn.runningVar.data[c] + bn.eps)', 'Math.sqrt(bn.runningVar.data[c])', ['test/onnx/quant_report.test.ts']],
   ['quant', 'quant-report sensitivity with every layer quantized', 'src/onnx/quant_report.ts', '{ only: [conv.name], ranges }', '{ ranges }', ['test/onnx/quant_report.test.ts']],
-  ['families', "timm's MobileOne SE sized ⌊out/16⌋ like apple's", 'src/nn/families.ts', 'const hidden = timm ? Math.max(8, Math.floor(Math.floor(cout / 16 + 4) / 8) * 8) : ', 'const hidden = timm ? Math.max(1, Math.floor(cout * 0.0625)) : ', ['test/nn/families.test.ts']],
+  ['families', "timm's MobileOne SE sized ⌊out/16⌋ like apple's", 'src/nn/families.ts', "names === 'timm' ? Math.max(8, Math.floor(Math.floor(channels / 16 + 4) / 8) * 8) : ", "names === 'timm' ? Math.max(1, Math.floor(channels * 0.0625)) : ", ['test/nn/families.test.ts']],
   ['families', "timm's MobileOne SE under apple's name 'se'", 'src/nn/families.ts', "seName: timm ? 'attn' : 'se',", "seName: 'se',", ['test/nn/families.test.ts']],
   ['families', "a family's BN momentum not passed to its BatchNorms", 'src/nn/families.ts', 'eps: o.eps, momentum: o.momentum }),', 'eps: o.eps }),', ['test/nn/families.test.ts']],
   ['families', 'a border that differs from the bias before it accepted', 'src/reparam/fuse.ts', '    if (c >= 0) throw new Error(`${at}: pads channel', '    if (c >= 0 && false) throw new Error(`${at}: pads channel', ['test/reparam/fuse.test.ts']],
@@ -183,6 +183,18 @@ const MUTANTS = [
   ['train', 'SGD forgets to bump Parameter.version', 'src/train/sgd.ts', '        th[i] -= lr * d;\n      }\n      p.version++;', '        th[i] -= lr * d;\n      }', ['test/train', 'test/nn']],
   ['train', 'cosine schedule off by half a period', 'src/train/sgd.ts', '(1 + Math.cos((Math.PI * t) / Math.max(1, totalSteps)))', '(1 + Math.cos((Math.PI * t) / Math.max(1, 2 * totalSteps)))', ['test/train']],
   ['train', 'horizontal flip leaves the middle pair', 'src/train/augment.ts', 'for (let i = 0, j = W - 1; i < j; i++, j--) {', 'for (let i = 0, j = W - 1; i < j - 1; i++, j--) {', ['test/train']],
+  // MobileOne networks (src/nn/mobileone.ts, its key inference, its ONNX export)
+  ['mobileone', 'S4 SE in every unit of stage 3', 'src/nn/mobileone.ts', '(i === 2 ? Math.floor(n / 2) : i === 3 ? n : 0)', '(i === 2 ? n : i === 3 ? n : 0)', ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'each stage downsamples in its pointwise block, not its depthwise one', 'src/nn/mobileone.ts', "kernelSize: 3, stride: u === 0 ? 2 : 1, groups: planes", "kernelSize: 3, stride: 1, groups: planes", ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'stage0 takes the k conv branches', 'src/nn/mobileone.ts', "outChannels: planes, kernelSize: 3, stride: 2, groups: 1, branches: 1, se: false }];", "outChannels: planes, kernelSize: 3, stride: 2, groups: 1, branches: k, se: false }];", ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'stem width not capped at 64', 'src/nn/mobileone.ts', 'let planes = Math.min(64, Math.trunc(64 * cfg.width_multipliers[0]));', 'let planes = Math.trunc(64 * cfg.width_multipliers[0]);', ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'MACs leave out the SE convs', 'src/nn/mobileone.ts', 'const m = wk * size * size + (b.se ? 2 * b.outChannels * hidden : 0);', 'const m = wk * size * size;', ['test/nn/mobileone.test.ts', 'test/cli/mobileone.test.ts']],
+  ['mobileone', 'key inference counts one conv branch too many', 'src/io/state_dict.ts', 'let branches = deploy ? 1 : 0;', 'let branches = deploy ? 1 : 1;', ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'key inference: the SE looked up under the wrong name', 'src/io/state_dict.ts', "['conv_kxk', 'attn', 'fc1'] : ['rbr_conv', 'se', 'reduce']", "['conv_kxk', 'attn', 'fc1'] : ['rbr_conv', 'se', 'expand']", ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'a timm deploy RepVGG taken for a MobileOne', 'src/io/state_dict.ts', "src.get('stages.0.1.reparam_conv.weight')?.shape[2] === 1) return 'timm';", "src.has('stages.0.1.reparam_conv.weight')) return 'timm';", ['test/io', 'test/cli/interop.test.ts']],
+  ['mobileone', 'ONNX export drops the SE', 'src/io/onnx.ts', '    if (b.se !== null) sum = this.squeezeExcite(`${prefix}.${b.seName}`, b.se, sum);\n', '', ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'convert leaves the head at its initial values', 'src/reparam/branches.ts', '  out.linear.weight.data.data.set(net.linear.weight.data.data);\n', '', ['test/nn/mobileone.test.ts']],
+  ['mobileone', 'timm SE width: make_divisible rounds up', 'src/nn/families.ts', "Math.max(8, Math.floor(Math.floor(channels / 16 + 4) / 8) * 8)", "Math.max(8, Math.ceil(channels / 16 / 8) * 8)", ['test/nn/families.test.ts', 'test/cli/mobileone.test.ts']],
 ];
 
 const args = process.argv.slice(2);

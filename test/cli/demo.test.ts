@@ -9,7 +9,7 @@ import { fixturePath } from '../helpers.js';
 import { parseSafetensors } from '../../src/io/safetensors.js';
 import { loadIdxDir } from '../../src/cli/data.js';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
-import { modelFromStateDict } from '../../src/io/state_dict.js';
+import { mobileOnePlanFromStateDict, modelFromStateDict } from '../../src/io/state_dict.js';
 import { accuracy, predict } from '../../src/train/fit.js';
 import { meanStd } from '../../src/cli/commands/ablate.js';
 
@@ -84,6 +84,19 @@ describe('repvgg train', () => {
     expect(bad.err).toMatch(/data directory '.*nope' does not exist/);
     const wrongArch = await cli('train', '--data', data, '--arch', 'A0', '--epochs', '1', '--out', join(dir, 'a0.safetensors'));
     expect(wrongArch.err).toContain('the model takes 3 input channels but the data has 1');
+  });
+
+  it('trains a MobileOne from its config (width_multipliers) and resumes it from the checkpoint\'s keys', async () => {
+    const data = tinyData(64, 20);
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-train-'));
+    const cfg = join(dir, 'mobileone.json'), ck = join(dir, 'mo.safetensors');
+    writeFileSync(cfg, JSON.stringify({ width_multipliers: [0.125, 0.125, 0.125, 0.125], num_blocks_per_stage: [1, 1, 1, 1], num_conv_branches: 2, use_se: true, in_channels: 1, num_classes: 10 }));
+    const one = await cli('train', '--data', data, '--config', cfg, '--epochs', '1', '--batch-size', '16', '--out', ck);
+    expect(one.code, one.err).toBe(0);
+    expect(mobileOnePlanFromStateDict(parseSafetensors(new Uint8Array(readFileSync(ck))).tensors).plan.blocks.map((b) => b.branches)).toEqual([1, 2, 2, 2, 2, 2, 2, 2, 2]);
+    const two = await cli('train', '--data', data, '--epochs', '2', '--batch-size', '16', '--resume', ck, '--out', ck);
+    expect(two.code, two.err).toBe(0);
+    expect(parseSafetensors(new Uint8Array(readFileSync(ck))).metadata.step).toBe('8');
   });
 });
 
