@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Tensor, type DType } from '../../src/tensor/tensor.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
-import { type FamilySpec, deployKey, familyBlock } from '../../src/nn/families.js';
+import { type FamilySpec, deployKey, familyBlock, mobileOneSEWidth } from '../../src/nn/families.js';
 import type { BranchBlock } from '../../src/nn/branch_block.js';
 import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
 import { U32, firstViolation, fixturePath, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
@@ -88,6 +88,15 @@ describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) =>
         expect(maxAbsDiff(b.value, ref(`after.${key}`)), key).toBeLessThanOrEqual(tol * maxAbs(ref(`after.${key}`)));
       }
     }
+  });
+});
+
+describe('MobileOne SE widths', () => {
+  it("timm's make_divisible(c/16, 8) = max(8, int(c/16 + 4) // 8 · 8), worked by hand; apple's int(c·0.0625)", () => {
+    // c = 24: int(5.5) // 8 = 0 → 8; 136: int(12.5) // 8 = 1 → 8; 144: int(13) // 8 = 1 → 8 (not 16: it rounds to
+    // nearest, not up); 200: int(16.5) // 8 = 2 → 16; 896: 56 → int(60) // 8 = 7 → 56; 2048: 128
+    expect([24, 136, 144, 200, 896, 2048].map((c) => mobileOneSEWidth(c, 'timm'))).toEqual([8, 8, 8, 16, 56, 128]);
+    expect([24, 136, 144, 200, 896, 2048].map((c) => mobileOneSEWidth(c, 'official'))).toEqual([1, 8, 9, 12, 56, 128]);
   });
 });
 

@@ -64,6 +64,16 @@ describe('MobileOne networks against PyTorch', () => {
       expect(rel(m32.forward(fx.t('x')), fx.t('y_eval@f64'))).toBeLessThanOrEqual(16 * rel(fx.t('y_eval'), fx.t('y_eval@f64')));
     });
 
+    it(`${name}: mobileOnePlan of the fixture's constructor arguments is the layout PyTorch built (keys, parameter count)`, () => {
+      const cfg = fx.meta.config as { width_multipliers: number[]; k?: number; use_se?: boolean; timm_names?: boolean };
+      const plan = mobileOnePlan({ width_multipliers: cfg.width_multipliers, num_conv_branches: cfg.k, use_se: cfg.use_se, num_classes: 10, names: cfg.timm_names === true ? 'timm' : 'official' });
+      expect(plan).toEqual(mobileOnePlanFromStateDict(checkpoint(name).entries).plan);
+      // every parameter of PyTorch's module has a gradient key; the closed-form count must add up to them
+      const torchParams = fx.keys.filter((k) => k.startsWith('grad.') && !k.endsWith('@f64')).reduce((n, k) => n + fx.raw(k).data.length, 0);
+      expect(countMobileOne(plan, 64).params.train).toBe(torchParams);
+      expect(countMobileOne(plan, 64).params.deploy).toBe(fx.keys.filter((k) => k.startsWith('deploy.')).reduce((n, k) => n + fx.raw(k).data.length, 0));
+    });
+
     it(`${name}: training-mode forward and backward (float64) are autograd's`, () => {
       const m = load(name, 'float64').train();
       const y = m.forward(fx.t('x').to('float64'));
