@@ -2,7 +2,7 @@ import type { ParsedArgs } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readCheckpointFile } from '../files.js';
 import { readCalibration } from '../calibration.js';
-import { modelFromStateDict } from '../../io/state_dict.js';
+import { mobileOneNamesOf, modelFromStateDict } from '../../io/state_dict.js';
 import { quantReport } from '../../onnx/quant_report.js';
 
 export const quantReportCommand: Command = {
@@ -19,9 +19,11 @@ export const quantReportCommand: Command = {
     files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 'calib', role: 'in' }],
   },
   run(a: ParsedArgs, io: Io): number {
-    const model = modelFromStateDict(readCheckpointFile(a.positionals[0]).entries, { share: true });
+    const entries = readCheckpointFile(a.positionals[0]).entries;
+    if (mobileOneNamesOf(entries) !== null) throw new Error(`'${a.positionals[0]}' is a MobileOne; quant-report reads RepVGG blocks (their fused kernel against the 3×3 branch). Quantize it with repvgg quantize after convert`);
+    const model = modelFromStateDict(entries, { share: true });
     if (model.deploy) throw new Error(`'${a.positionals[0]}' is a deploy checkpoint; quant-report compares the fused kernel with its 3×3 branch: give the training-time one`);
-    const x = readCalibration(a, 'quant-report', model.plan.inChannels);
+    const x = readCalibration(a, 'quant-report', model.inChannels);
     const { layers, worst } = quantReport(model.eval(), x);
     if (a.flags.get('json') === true) {
       io.out(JSON.stringify({ layers, worst }, (_k, v) => (v === Infinity ? 'Infinity' : v), 1));
