@@ -195,6 +195,11 @@ const MUTANTS = [
   ['mobileone', 'ONNX export drops the SE', 'src/io/onnx.ts', '    if (b.se !== null) sum = this.squeezeExcite(`${prefix}.${b.seName}`, b.se, sum);\n', '', ['test/nn/mobileone.test.ts']],
   ['mobileone', 'convert leaves the head at its initial values', 'src/reparam/branches.ts', '  out.linear.weight.data.data.set(net.linear.weight.data.data);\n', '', ['test/nn/mobileone.test.ts']],
   ['mobileone', 'timm SE width: make_divisible rounds up', 'src/nn/families.ts', "Math.max(8, Math.floor(Math.floor(channels / 16 + 4) / 8) * 8)", "Math.max(8, Math.ceil(channels / 16 / 8) * 8)", ['test/nn/families.test.ts']],
+  // fuse-onnx's memory (B3 under 2× its file): kernels written in place, the probe's scratch released
+  ['onnx', 'reuseStorage overwrites a weight another conv still reads', 'src/onnx/fuse.ts', ' && readers.get(t.name)?.length === 1 && !graphOutputs.has(t.name));', ' && !graphOutputs.has(t.name));', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'the probe keeps the scratch it grew', 'src/onnx/check.ts', '  } finally {\n    releaseWorkspaces();\n  }', '  } finally {\n  }', ['test/onnx/fuse.test.ts']],
+  ['reparam', 'the sum accumulates into a branch the fuser does not own (a module\'s weights)', 'src/reparam/fuse.ts', "sumBranches(parts.map((p) => p.kb), 'float64', parts[0].owned && trace === undefined)", "sumBranches(parts.map((p) => p.kb), 'float64', trace === undefined)", ['test/reparam']],
+  ['reparam', 'a float64 conv\'s own weights taken as the fuser\'s to fold in place', 'src/reparam/fuse.ts', "const owned = m.weight.data.dtype !== 'float64' && (m.bias === null || m.bias.data.dtype !== 'float64');", 'const owned = true;', ['test/reparam']],
 ];
 
 const args = process.argv.slice(2);

@@ -4,6 +4,8 @@
 import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
 import { Rng, uniform } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { releaseWorkspaces } from '../tensor/workspace.js';
+import { onOneThread } from '../backend/pool.js';
 import { type Value, runOnnx } from './run.js';
 import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';
@@ -24,22 +26,41 @@ export function probeInput(model: OnnxModel, size = 32, seed = 0): Tensor {
   return uniform(shape, new Rng(seed), -1, 1, 'float64');
 }
 
-/** opts.progress: called after each node of each graph ('original' or 'fused', index, count). */
-export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number; progress?: (graph: string, i: number, n: number) => void } = {}): FuseCheck {
-  const x = probeInput(original, opts.size, opts.seed);
-  const shape = x.shape.slice();
-  // multiply-adds of the convolutions: output elements × (C/groups)·kH·kW
-  const macs = [0, 0];
-  const counter = (k: number) => (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
-    if (node.opType === 'Conv' && xs[1]) macs[k] += ys[0].data.length * xs[1].shape[1] * xs[1].shape[2] * xs[1].shape[3];
-    opts.progress?.(k === 0 ? 'original' : 'fused', i, n);
+/** One graph's outputs on the probe batch, in float64, and its convolutions' multiply-adds. */
+export interface ProbeRun {
+  outputs: Map<string, Value>;
+  macs: number;
+  shape: number[];
+}
+
+/**
+ * Run a graph on the probe batch (float64, im2col). No cache: each weight exists in float64 only
+ * while its layer runs (a B3 graph is 470 MiB in float32), and the scratch the run grew is released
+ * after it. opts.progress: called after each node (index, count).
+ */
+export function probeRun(model: OnnxModel, opts: { size?: number; seed?: number; progress?: (i: number, n: number) => void } = {}): ProbeRun {
+  const x = probeInput(model, opts.size, opts.seed);
+  let macs = 0; // output elements × (C/groups)·kH·kW
+  const onNode = (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
+    if (node.opType === 'Conv' && xs[1]) macs += ys[0].data.length * xs[1].shape[1] * xs[1].shape[2] * xs[1].shape[3];
+    opts.progress?.(i, n);
   };
-  // no cache: each graph's float64 weights exist only while their layer runs (a B3 graph is 470 MiB in float32)
-  const a = runOnnx(original, [x], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode: counter(0) });
-  const b = runOnnx(result.model, [x], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode: counter(1) });
+  try {
+    // one thread: a probe batch is small against the weights (B3: 0.6 multiply-adds per weight byte), so
+    // workers would mostly copy float64 weights into shared memory: on two threads B3's probes took 2.4×
+    // as long and peaked at 1.7 GB instead of 0.74 GB (the result is the same bits on any thread count)
+    const outputs = onOneThread(() => runOnnx(model, [x], { dtype: 'float64', algorithm: 'im2col', cache: false, onNode }));
+    return { outputs, macs, shape: x.shape.slice() };
+  } finally {
+    releaseWorkspaces();
+  }
+}
+
+/** The fused graph's probe run against the original's, held to fuseBound. */
+export function compareProbes(original: ProbeRun, fused: ProbeRun, result: FuseOnnxResult): FuseCheck {
   let diff = 0, big = 0;
-  for (const [name, ya] of a) {
-    const yb = b.get(name)!;
+  for (const [name, ya] of original.outputs) {
+    const yb = fused.outputs.get(name)!;
     for (let i = 0; i < ya.data.length; i++) {
       diff = Math.max(diff, Math.abs(ya.data[i] - yb.data[i]));
       big = Math.max(big, Math.abs(ya.data[i]));
@@ -47,7 +68,14 @@ export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { 
     }
   }
   const float64 = [...result.model.initializers.values()].some((t) => t.dtype === 'float64');
-  return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, float64, big), maxAbsOutput: big, probeShape: shape, macsBefore: macs[0], macsAfter: macs[1] };
+  return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, float64, big), maxAbsOutput: big, probeShape: original.shape, macsBefore: original.macs, macsAfter: fused.macs };
+}
+
+/** opts.progress: called after each node of each graph ('original' or 'fused', index, count). */
+export function checkFused(original: OnnxModel, result: FuseOnnxResult, opts: { size?: number; seed?: number; progress?: (graph: string, i: number, n: number) => void } = {}): FuseCheck {
+  const a = probeRun(original, { size: opts.size, seed: opts.seed, progress: (i, n) => opts.progress?.('original', i, n) });
+  const b = probeRun(result.model, { size: opts.size, seed: opts.seed, progress: (i, n) => opts.progress?.('fused', i, n) });
+  return compareProbes(a, b, result);
 }
 
 export interface FuseCheck {

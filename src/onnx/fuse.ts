@@ -69,7 +69,13 @@ function constantOf(model: OnnxModel, producer: Map<string, OnnxNode>, name: str
  * (repvgg explain --onnx); `progress` is called after each pattern fused, with how far through the
  * graph's nodes the search is (two passes: sums, then single chains).
  */
-export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fraction: number) => void } = {}): FuseOnnxResult {
+/**
+ * opts.reuseStorage: the input model is consumed: a fused kernel is written over the storage of a conv
+ * weight it replaces when that weight is a float32 or float64 initializer of the same shape that no
+ * other node reads (RepVGG's 3×3 branch), so a large graph does not hold its old and new kernels at
+ * once. The input model must not be used afterwards (the CLI probes it first).
+ */
+export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fraction: number) => void; reuseStorage?: boolean } = {}): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
   const readers = readersOf(model.nodes);
   for (const n of model.nodes) for (const o of n.outputs) producer.set(o, n);
@@ -194,7 +200,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const kb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
       const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
-      newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.kernel.data) : new Float32Array(kb.kernel.data) });
+      newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: kernelStorage(convs, kb.kernel.shape, dtype, kb.kernel.data) });
       newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.bias.data) : new Float32Array(kb.bias.data) });
       const K = lb.kernelSize, P = lb.padding;
       const conv: OnnxNode = {
@@ -211,6 +217,15 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     } catch (e) {
       return (e as Error).message;
     }
+  }
+
+  /** The fused kernel's array: a replaced conv weight's own storage when opts.reuseStorage allows, else new. */
+  function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: 'float32' | 'float64', values: ArrayLike<number>): Float32Array | Float64Array {
+    const own = opts.reuseStorage !== true ? undefined : convs.map((c) => model.initializers.get(c.inputs[1])).find((t) => t !== undefined && t.dtype === dtype &&
+      t.dims.length === shape.length && t.dims.every((d, i) => d === shape[i]) && readers.get(t.name)?.length === 1 && !graphOutputs.has(t.name));
+    const data = own?.data as Float32Array | Float64Array | undefined ?? (dtype === 'float64' ? new Float64Array(values.length) : new Float32Array(values.length));
+    data.set(values);
+    return data;
   }
 
   function uniqueName(base: string): string {
@@ -347,9 +362,12 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     }
     const g = geometry.find((x) => x.n === n)!;
     const bias = n.inputs[2] ? constant(n.inputs[2]) : undefined;
-    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype: 'float64', init: false });
-    c.weight.data.data.set(g.w.data); // widened exactly by set
-    if (bias !== undefined) c.bias!.data.data.set(f64(bias).data);
+    // the conv holds the file's float32 or float64 weights themselves (no copy: a B3 layer is 59 MB in
+    // float32); the fuser widens them to float64 once, exactly, as it starts the branch
+    const dtype = g.w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? 'float32' : 'float64';
+    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype, init: false });
+    c.weight.data = new Tensor(dtype === 'float32' ? g.w.data as Float32Array : new Float64Array(g.w.data), g.w.dims);
+    if (bias !== undefined) c.bias!.data = new Tensor(dtype === 'float32' ? bias.data as Float32Array : f64(bias).data as Float64Array, bias.dims);
     return c;
   };
   const stagesOf = (b: Branch): [string, Module][] => {

@@ -39,6 +39,8 @@ interface Affine {
   pad: [number, number];
   stride: number;
   groups: number;
+  /** kb's arrays were made by the fuser for this branch alone: a BN or the sum may overwrite them */
+  owned: boolean;
 }
 
 function square(p: Pair, what: string, at: string): number {
@@ -58,14 +60,16 @@ function symmetricPadding(p: Padding, at: string): [number, number] {
 function stageAffine(m: Module, channels: number, blockGroups: number, at: string): Affine {
   if (m instanceof Conv2d) {
     if (square(m.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
+    // a float32 conv's weights are widened into new arrays (owned); a float64 conv's are its own
+    const owned = m.weight.data.dtype !== 'float64' && (m.bias === null || m.bias.data.dtype !== 'float64');
     const k = castKernelBias(m.bias === null ? withZeroBias(m.weight.data) : { kernel: m.weight.data, bias: m.bias.data }, 'float64');
-    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups };
+    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups, owned: owned && k.bias.dtype === 'float64' };
   }
-  if (m instanceof IdentityConv1x1) return { kb: withZeroBias(m.actualKernel('float64')), pad: [0, 0], stride: 1, groups: m.groups };
-  if (m instanceof DiracConv2d) return { kb: withZeroBias(m.effectiveKernel('float64')), pad: [1, 1], stride: m.stride, groups: 1 };
+  if (m instanceof IdentityConv1x1) return { kb: withZeroBias(m.actualKernel('float64')), pad: [0, 0], stride: 1, groups: m.groups, owned: false };
+  if (m instanceof DiracConv2d) return { kb: withZeroBias(m.effectiveKernel('float64')), pad: [1, 1], stride: m.stride, groups: 1, owned: false };
   if (m instanceof AvgPool2d) {
     const { kernel, stride, padding } = m.options;
-    return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, kernel)), pad: [padding, padding], stride, groups: blockGroups };
+    return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, kernel)), pad: [padding, padding], stride, groups: blockGroups, owned: true };
   }
   if (m instanceof ReLU || m instanceof SiLU || m instanceof SqueezeExcite) {
     throw new Error(`${at}: a ${m.constructor.name} inside a branch makes it nonlinear ('+ReLU in branch'); only linear branches can be fused into one conv`);
@@ -74,7 +78,7 @@ function stageAffine(m: Module, channels: number, blockGroups: number, at: strin
 }
 
 function identityAffine(channels: number, groups: number): Affine {
-  return { kb: withZeroBias(identityKernel(channels, groups, 'float64', 1)), pad: [0, 0], stride: 1, groups };
+  return { kb: withZeroBias(identityKernel(channels, groups, 'float64', 1)), pad: [0, 0], stride: 1, groups, owned: true };
 }
 
 // Padding what came before with p moves to its input only if it is pointwise (1×1, stride 1) and
@@ -113,7 +117,7 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       const padded: Affine = m instanceof BNAndPad ? addPadding(base, [m.pad, m.pad], at) : base; // BN(prior(0)) = BN(0) iff prior bias 0
       if (acc === null) trace?.({ at, what: 'no conv before this BN: start from the identity kernel I', kb: base.kb });
       if (padded !== base) trace?.({ at, what: `its border is BN(0) and what came before maps 0 to 0: move the padding ${padded.pad[0] - base.pad[0]} to the input`, kb: base.kb });
-      acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64') };
+      acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64', padded.owned && trace === undefined), owned: true };
       trace?.({ at, what: "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
       continue;
     }
@@ -127,7 +131,7 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       const prior = addPadding(acc, s.pad, at);
       if (prior.kb.kernel.shape[2] !== 1 || prior.kb.kernel.shape[3] !== 1 || prior.stride !== 1) throw new Error(`${at}: follows a spatial stage; only a 1×1 stride-1 stage can precede a conv here`);
       if (prior.groups !== s.groups) throw new Error(`${at}: groups ${s.groups} after a stage with groups ${prior.groups}; the merge needs equal groups`);
-      acc = { kb: mergeSequential1x1kxk(prior.kb, s.kb, 'float64', s.groups), pad: prior.pad, stride: s.stride, groups: s.groups };
+      acc = { kb: mergeSequential1x1kxk(prior.kb, s.kb, 'float64', s.groups), pad: prior.pad, stride: s.stride, groups: s.groups, owned: true };
       const kind = m instanceof AvgPool2d ? 'the average pool as a kernel (1/k² on each tap of its own channel), merged' : 'merge';
       trace?.({ at, what: `${kind} with the 1×1 map before it: K' = K₂ ∘ K₁ (Σ over the middle channels), b' = b₂ + Σ K₂·b₁`, kb: acc.kb });
     } else {
@@ -141,7 +145,7 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
 }
 
 // Centre a branch's kernel in the fused K×K: exact when (K − k)/2 = P − p on each axis (same centre).
-function centred(a: Affine, lb: LinearBranches, at: string): KernelBias {
+function centred(a: Affine, lb: LinearBranches, at: string): { kb: KernelBias; owned: boolean } {
   const [F, , kh, kw] = a.kb.kernel.shape;
   const K = lb.kernelSize, P = lb.padding;
   if (F !== lb.outChannels || a.stride !== lb.stride || a.groups !== lb.groups) {
@@ -150,7 +154,8 @@ function centred(a: Affine, lb: LinearBranches, at: string): KernelBias {
   if (K - kh !== 2 * (P - a.pad[0]) || K - kw !== 2 * (P - a.pad[1])) {
     throw new Error(`${at}: a ${kh}×${kw} kernel with padding ${a.pad.join('×')} is not centred like the fused ${K}×${K} conv with padding ${P}`);
   }
-  return { kernel: padKernel(a.kb.kernel, K), bias: a.kb.bias };
+  if (kh === K && kw === K) return { kb: a.kb, owned: a.owned }; // K×K already: no copy (a B3 kernel is 118 MB in float64)
+  return { kb: { kernel: padKernel(a.kb.kernel, K), bias: a.kb.bias }, owned: a.owned };
 }
 
 // A branch's name: its stages' common dotted prefix ('rbr_conv.0.conv', 'rbr_conv.0.bn' → 'rbr_conv.0').
@@ -171,13 +176,15 @@ export function fuseLinearBranches(lb: LinearBranches, where = '', trace?: FuseT
   const parts = lb.branches.map((stages, i) => {
     const name = stages.length > 0 ? `${at}${branchName(stages.map(([n]) => n))}` : `${at}branch${i} (identity)`;
     const c = centred(fuseChain(stages, lb, at, trace), lb, name);
-    trace?.({ at: name, what: `centre the branch in ${lb.kernelSize}×${lb.kernelSize} (zeros around it)`, kb: c });
+    trace?.({ at: name, what: `centre the branch in ${lb.kernelSize}×${lb.kernelSize} (zeros around it)`, kb: c.kb });
     return c;
   });
-  const sum = sumBranches(parts, 'float64');
+  // the sum goes into the first branch's arrays when the fuser made them (a large block then holds one
+  // float64 kernel, not three); a trace keeps every step's arrays as they were
+  const sum = sumBranches(parts.map((p) => p.kb), 'float64', parts[0].owned && trace === undefined);
   trace?.({ at: 'sum', what: 'add the branches: kernels add, biases add', kb: sum });
   if (lb.post === null) return sum;
-  const post = fuseConvBN(sum, bnStats(lb.post[1], `${at}${lb.post[0]}`), 'float64');
+  const post = fuseConvBN(sum, bnStats(lb.post[1], `${at}${lb.post[0]}`), 'float64', trace === undefined); // the sum's arrays are the fuser's either way
   trace?.({ at: lb.post[0], what: 'fold the BN after the sum like any other', kb: post });
   return post;
 }

@@ -25,13 +25,15 @@ export interface BNStats {
  *   BN(K ⊛ x + b) = s·(K ⊛ x + b − μ) + β  ⇒  K' = K·s (per output channel),  b' = β + (b − μ)·s
  * With b = 0 this is the familiar W' = W·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε).
  */
-export function fuseConvBN(branch: KernelBias, bn: BNStats, dtype: DType = branch.kernel.dtype): KernelBias {
+export function fuseConvBN(branch: KernelBias, bn: BNStats, dtype: DType = branch.kernel.dtype, inPlace = false): KernelBias {
   const K = branch.kernel;
   const F = K.shape[0];
   if (bn.gamma.size !== F) throw new Error(`fuseConvBN: BN has ${bn.gamma.size} channels but the kernel ${fmtShape(K.shape)} has ${F} outputs`);
+  if (inPlace && (K.dtype !== dtype || branch.bias.dtype !== dtype)) throw new Error(`fuseConvBN: in place needs the branch in ${dtype}`);
   const per = K.size / F;
-  const k = allocArray(dtype, K.size);
-  const b = allocArray(dtype, F);
+  // inPlace: the result overwrites the branch's own arrays (the fuser's intermediates: no second copy)
+  const k = inPlace ? K.data : allocArray(dtype, K.size);
+  const b = inPlace ? branch.bias.data : allocArray(dtype, F);
   const kin = K.data, g = bn.gamma.data, beta = bn.beta.data, mu = bn.mean.data, v = bn.variance.data, b0 = branch.bias.data;
   for (let f = 0; f < F; f++) {
     const s = g[f] / Math.sqrt(v[f] + bn.eps);
@@ -82,12 +84,16 @@ export function identityKernel(channels: number, groups: number, dtype: DType = 
   return new Tensor(k, [channels, Cg, size, size]);
 }
 
-/** Parallel branches add: Σ (K_i ⊛ x + b_i) = (Σ K_i) ⊛ x + Σ b_i (same shapes required). */
-export function sumBranches(branches: readonly KernelBias[], dtype: DType = branches[0].kernel.dtype): KernelBias {
+/**
+ * Parallel branches add: Σ (K_i ⊛ x + b_i) = (Σ K_i) ⊛ x + Σ b_i (same shapes required). inPlace: the
+ * sum is accumulated into the first branch's own arrays (the same additions in the same order).
+ */
+export function sumBranches(branches: readonly KernelBias[], dtype: DType = branches[0].kernel.dtype, inPlace = false): KernelBias {
   const first = branches[0].kernel;
-  const k = allocArray(dtype, first.size);
-  const b = allocArray(dtype, first.shape[0]);
-  for (const br of branches) {
+  if (inPlace && (first.dtype !== dtype || branches[0].bias.dtype !== dtype)) throw new Error(`sumBranches: in place needs the first branch in ${dtype}`);
+  const k = inPlace ? first.data : allocArray(dtype, first.size);
+  const b = inPlace ? branches[0].bias.data : allocArray(dtype, first.shape[0]);
+  for (const br of inPlace ? branches.slice(1) : branches) {
     if (br.kernel.shape.join() !== first.shape.join()) {
       throw new Error(`sumBranches: kernel shape ${fmtShape(br.kernel.shape)} differs from ${fmtShape(first.shape)}; pad it first`);
     }

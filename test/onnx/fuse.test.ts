@@ -14,6 +14,7 @@ import { onnxProtoOf, toOnnx } from '../../src/io/onnx.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { fuseOnnx } from '../../src/onnx/fuse.js';
 import { checkFused } from '../../src/onnx/check.js';
+import { workspaceBytes } from '../../src/tensor/workspace.js';
 import { ProtoMessage } from '../../src/io/protobuf.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
@@ -88,6 +89,41 @@ describe('fuseOnnx on PyTorch exports', () => {
     const want = train.setAlgorithm('im2col').forward(x); // the branched model's own forward
     const got = runOnnx(r.model, { input: x }, { algorithm: 'im2col' }).get('logits')!;
     expect(maxDiff(got.data, want.data)).toBeLessThanOrEqual(1e-4 * maxAbs(want.data)); // the model contract
+  });
+
+  it('reuseStorage: each fused kernel is written over the 3×3 weight it replaces, bit for bit the kernel of a fresh fuse; a weight another conv reads is left alone', () => {
+    const cfg = { num_blocks: [2, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 4, in_channels: 3 };
+    const bytes = toOnnx(RepVGG.fromConfig(cfg, { seed: 5 }).eval());
+    const fresh = fuseOnnx(readOnnx(bytes));
+    const consumed = readOnnx(bytes);
+    const dense = new Map([...consumed.initializers].filter(([k]) => k.endsWith('rbr_dense.conv.weight')).map(([k, t]) => [k, t.data]));
+    const r = fuseOnnx(consumed, { reuseStorage: true });
+    expect(r.fused.length).toBe(6);
+    for (const f of r.fused) {
+      const w = r.model.initializers.get(`${f.at}.fused.weight`)!;
+      expect(w.data).toEqual(fresh.model.initializers.get(`${f.at}.fused.weight`)!.data);
+      expect([...dense.values()].some((d) => d === w.data), f.at).toBe(true); // the very array of the replaced weight
+    }
+    // two convs reading one weight: fusing the first must not overwrite what the second still reads
+    const rnd = (n: number, seed: number) => new Uint8Array(uniform([n], new Rng(seed), -1, 1).data.buffer);
+    const w = rnd(36, 7), bn = (n: string) => [tensor(`${n}.s`, [2], FLOAT, rnd(2, 8)), tensor(`${n}.b`, [2], FLOAT, rnd(2, 9)), tensor(`${n}.m`, [2], FLOAT, rnd(2, 10)), tensor(`${n}.v`, [2], FLOAT, f32(1.5, 2))];
+    const shared = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], attrs: [intsAttr('pads', [1, 1, 1, 1])] },
+      { op: 'BatchNormalization', inputs: ['a', 'bn.s', 'bn.b', 'bn.m', 'bn.v'], outputs: ['y1'] },
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['y2'], attrs: [intsAttr('pads', [1, 1, 1, 1])] },
+    ], { inits: [tensor('w', [2, 2, 3, 3], FLOAT, w), ...bn('bn')], inputs: [valueInfo('x', [1, 2, 5, 5])], outputs: ['y1', 'y2'], outputInfos: [valueInfo('y1', [1, 2, 5, 5]), valueInfo('y2', [1, 2, 5, 5])] }));
+    const before = Float32Array.from(shared.initializers.get('w')!.data);
+    const s = fuseOnnx(shared, { reuseStorage: true });
+    expect(s.fused.length).toBe(1);
+    expect(s.model.initializers.get('w')!.data).toEqual(before);
+  });
+
+  it('the probe runs leave no scratch behind (a B3 probe grew ~1 GB of workspaces that stayed for the process)', () => {
+    const cfg = { num_blocks: [1, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 4, in_channels: 3 };
+    const model = readOnnx(toOnnx(RepVGG.fromConfig(cfg, { seed: 5 }).eval()));
+    const check = checkFused(model, fuseOnnx(model), { size: 16 });
+    expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    expect(workspaceBytes()).toBe(0);
   });
 
   it('a branch with a ReLU inside is not fused (the sum is not of linear maps of one tensor)', () => {

@@ -63,6 +63,28 @@ describe('every family fuses to one conv (property)', () => {
   });
 });
 
+describe('the fuser never writes into the modules it reads', () => {
+  it('a float64 block whose branches are bare convs and a BN after the sum: weights, biases and statistics unchanged; the closed form Σ K + b, then the BN', () => {
+    const rng = new Rng(31);
+    const c3 = new Conv2d(2, 3, 3, { padding: 1, bias: true, dtype: 'float64', rng }), c1 = new Conv2d(2, 3, 1, { bias: true, dtype: 'float64', rng });
+    const post = new BatchNorm2d(3, { dtype: 'float64' });
+    randomizeBN(post, 32);
+    const block = new BranchBlock('bare', 3, [[c3], [c1]], post.eval(), { inChannels: 2 });
+    const before = [c3.weight, c3.bias!, c1.weight, c1.bias!, post.weight, post.bias].map((p) => Float64Array.from(p.data.data));
+    const kb = fuseBranchBlock(block);
+    [c3.weight, c3.bias!, c1.weight, c1.bias!, post.weight, post.bias].forEach((p, i) => expect(p.data.data).toEqual(before[i]));
+    // K = pad(K1) + K3, b = b1 + b3, then BN: K' = K·s, b' = β + (b − μ)·s
+    for (let f = 0; f < 3; f++) {
+      const sc = post.weight.data.data[f] / Math.sqrt(post.runningVar.data[f] + post.eps);
+      for (let c = 0; c < 2; c++) for (let t = 0; t < 9; t++) {
+        const k = c3.weight.data.data[(f * 2 + c) * 9 + t] + (t === 4 ? c1.weight.data.data[f * 2 + c] : 0);
+        expect(kb.kernel.data[(f * 2 + c) * 9 + t]).toBeCloseTo(k * sc, 14);
+      }
+      expect(kb.bias.data[f]).toBeCloseTo(post.bias.data.data[f] + (c3.bias!.data.data[f] + c1.bias!.data.data[f] - post.runningMean.data[f]) * sc, 14);
+    }
+  });
+});
+
 describe('the fuser refuses what is not one conv, naming the stage', () => {
   const rng = () => new Rng(1);
   const conv = (cin: number, cout: number, k: number, padding: number, bias = false) => new Conv2d(cin, cout, k, { padding, bias, rng: rng() });

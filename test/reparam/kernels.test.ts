@@ -52,6 +52,27 @@ describe('reparam steps', () => {
     const ref = batchNorm2d(conv2d(x, w, b, { padding: 1 }), { weight: bn.gamma, bias: bn.beta, runningMean: bn.mean, runningVar: bn.variance }, { training: false, eps: 1e-3 }).y;
     expect(maxAbsDiff(conv2d(x, f.kernel, f.bias, { padding: 1 }), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
   });
+  it('in place (the fuser\'s own intermediates): fuseConvBN and sumBranches write the same closed forms into their input\'s arrays', () => {
+    const rng = new Rng(6);
+    const w = uniform([3, 2, 3, 3], rng, -1, 1, 'float64'), b = uniform([3], rng, -1, 1, 'float64');
+    const bn = { gamma: uniform([3], rng, 0.5, 1.5, 'float64'), beta: uniform([3], rng, -1, 1, 'float64'), mean: uniform([3], rng, -1, 1, 'float64'), variance: uniform([3], rng, 0.1, 2, 'float64'), eps: 1e-5 };
+    const w0 = Float64Array.from(w.data), b0 = Float64Array.from(b.data);
+    const f = fuseConvBN({ kernel: w, bias: b }, bn, 'float64', true);
+    expect(f.kernel.data).toBe(w.data);
+    expect(f.bias.data).toBe(b.data);
+    for (let o = 0; o < 3; o++) {
+      const sc = bn.gamma.data[o] / Math.sqrt(bn.variance.data[o] + 1e-5);
+      for (let i = 0; i < 18; i++) expect(f.kernel.data[o * 18 + i]).toBe(w0[o * 18 + i] * sc); // one product: exact to the bit
+      expect(f.bias.data[o]).toBe(bn.beta.data[o] + (b0[o] - bn.mean.data[o]) * sc);
+    }
+    const parts = [0, 1, 2].map((i) => ({ kernel: uniform([2, 2, 3, 3], new Rng(10 + i), -1, 1, 'float64'), bias: uniform([2], new Rng(20 + i), -1, 1, 'float64') }));
+    const want = parts[0].kernel.data.map((v, i) => v + parts[1].kernel.data[i] + parts[2].kernel.data[i]); // ((k0 + k1) + k2), as 0 + k0 + k1 + k2
+    const sum = sumBranches(parts, 'float64', true);
+    expect(sum.kernel.data).toBe(parts[0].kernel.data);
+    expect(sum.kernel.data).toEqual(want);
+    expect(() => sumBranches([withZeroBias(uniform([2, 2, 1, 1], rng))], 'float64', true)).toThrow('in place needs the first branch in float64');
+  });
+
   it('sumBranches refuses unpadded kernels of different sizes', () => {
     const a = withZeroBias(uniform([2, 2, 3, 3], new Rng(1)));
     const b = withZeroBias(uniform([2, 2, 1, 1], new Rng(2)));
