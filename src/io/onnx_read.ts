@@ -79,7 +79,10 @@ export interface OnnxModel {
 }
 
 export interface ReadOnnxOptions {
-  /** External data: (location as written in the file, offset, length or -1 for "to the end") → bytes. */
+  /**
+   * External data: (location as written in the file, offset, length or -1 for "to the end") → bytes,
+   * given away: a tensor views them where they are aligned to its item size (no second copy).
+   */
   externalData?: (location: string, offset: number, length: number) => Uint8Array;
   /**
    * The caller gives `bytes` away (default false): tensors become views of it instead of copies, each
@@ -369,6 +372,8 @@ function readTensor(f: ProtoField, opts: ReadState): OnnxTensor {
       opts.pending.push({ tensor, src });
       return tensor;
     }
+    // external data arrives in a fresh array of its own: a typed view of it, not a second copy
+    if (location === 1 && VIEWS[dtype] !== undefined && src.byteOffset % BYTES[dtype] === 0) return { name, dtype, dims, data: new VIEWS[dtype]!(src.buffer as ArrayBuffer, src.byteOffset, numel) };
     return { name, dtype, dims, data: decodeRaw(dtype, src, who) };
   }
   return { name, dtype, dims, data: decodeTyped(dtype, typed, numel, who) };
