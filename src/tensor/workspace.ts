@@ -53,7 +53,7 @@ export function workspaceBytes(): number {
 
 /**
  * Drop every workspace (they are grown, never shrunk): after a one-shot run of a large graph its
- * scratch would otherwise stay allocated for the life of the process. The next call grows them anew.
+ * scratch would otherwise stay allocated for as long as the program runs. The next call grows them anew.
  */
 export function releaseWorkspaces(): void {
   for (const m of [f32, f64, shared32, shared64, i32]) m.clear();
