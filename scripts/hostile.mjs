@@ -153,6 +153,9 @@ const moWith = (name, edit) => { const m = new Map(moEntries); edit(m); return f
 const moShape = (key, shape) => (m) => { const e = m.get(key); m.set(key, { ...e, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) }); };
 const moNaN = (m) => { const e = m.get('stage2.1.rbr_conv.0.conv.weight'); const data = Float32Array.from(e.data); data[3] = NaN; m.set('stage2.1.rbr_conv.0.conv.weight', { ...e, data }); };
 const moMobileOne = moWith('mobileone.safetensors', () => {});
+const { parseRawCheckpoint } = await import(join(root, 'dist', 'io', 'checkpoint.js'));
+const resnetEntries = parseRawCheckpoint(readFileSync(join(root, 'fixtures', 'blocks', 'resnet_dbb_acb.pth'))).entries;
+const resnetWith = (name, edit) => { const m = new Map(resnetEntries); edit(m); return f(name, serializeSafetensors(m)); };
 const moConfig = (cfg) => f(`mo_${Math.random().toString(36).slice(2)}.json`, JSON.stringify(cfg));
 
 const CASES = [
@@ -326,6 +329,11 @@ const CASES = [
   ['onnx: QuantizeLinear with a zero scale', () => run('run', f('q0.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(4))])), '--input', onnxX, '--out', join(d, 'o18.npy'))],
   ['onnx: DequantizeLinear of a float tensor', () => run('run', f('dq.onnx', onnxModel([['DequantizeLinear', ['x', 's'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer))])), '--input', onnxX, '--out', join(d, 'o19.npy'))],
   ['onnx: QLinearMatMul with 10^6 zero points', () => run('run', f('qzp.onnx', onnxModel([['QuantizeLinear', ['x', 's'], ['q']], ['QLinearMatMul', ['q', 's', 'z', 'q', 's', 'z', 's', 'z'], ['y']]], [onnxTensor('s', [], new Uint8Array(new Float32Array([1]).buffer)), onnxTensor('z', [1000000], new Uint8Array(1000000), 2)])), '--input', onnxX, '--out', join(d, 'o20.npy'))],
+  // convert --blocks on DBB / ACB (a ResNet-style state dict from fixtures/make_blocks_fixtures.py)
+  ['blocks: a DBB with its idconv of the wrong width', () => run('convert', resnetWith('rn_id.safetensors', (m) => { const e = m.get('layer1.0.conv1.dbb_1x1_kxk.idconv1.weight'); m.set('layer1.0.conv1.dbb_1x1_kxk.idconv1.weight', { ...e, shape: [6, 8, 1, 1], data: new Float32Array(48) }); }), join(d, 'rn1.safetensors'), '--blocks')],
+  ['blocks: a DBB conv2 reading 0 channels per group', () => run('convert', resnetWith('rn_g0.safetensors', (m) => { const e = m.get('dw.dbb_1x1_kxk.conv2.weight'); m.set('dw.dbb_1x1_kxk.conv2.weight', { ...e, shape: [16, 0, 3, 3], data: new Float32Array(0) }); }), join(d, 'rn2.safetensors'), '--blocks')],
+  ['blocks: an ACB with a stray key (control characters)', () => run('convert', resnetWith('rn_acb.safetensors', (m) => { m.set('layer1.0.conv2.ver_conv.' + H, m.get('fc.bias')); }), join(d, 'rn3.safetensors'), '--blocks')],
+  ['blocks: DBB and ACB (valid)', okIf(() => run('convert', join(root, 'fixtures', 'blocks', 'resnet_dbb_acb.pth'), join(d, 'rn4.safetensors'), '--blocks'), (r) => (/7 block\(s\) fused/.test(r.stdout) ? [] : ['not fused as expected']))],
   // MobileOne networks
   ['mobileone: depthwise conv of a dense shape', () => run('forward', moWith('mo_dw.safetensors', moShape('stage1.0.rbr_conv.0.conv.weight', [8, 2, 3, 3])), '--input', x, '--out', join(d, 'mo1.npy'))],
   ['mobileone: a stage cut after its depthwise block', () => run('convert', moWith('mo_cut.safetensors', (m) => { for (const k of [...m.keys()]) if (k.startsWith('stage3.3.')) m.delete(k); }), join(d, 'mo2.pth'))],

@@ -200,6 +200,10 @@ const MUTANTS = [
   ['onnx', 'the probe keeps the scratch it grew', 'src/onnx/check.ts', '  } finally {\n    releaseWorkspaces();\n  }', '  } finally {\n  }', ['test/onnx/fuse.test.ts']],
   ['reparam', 'the sum accumulates into a branch the fuser does not own (a module\'s weights)', 'src/reparam/fuse.ts', "sumBranches(parts.map((p) => p.kb), 'float64', parts[0].owned && trace === undefined)", "sumBranches(parts.map((p) => p.kb), 'float64', trace === undefined)", ['test/reparam']],
   ['reparam', 'a float64 conv\'s own weights taken as the fuser\'s to fold in place', 'src/reparam/fuse.ts', "const owned = m.weight.data.dtype !== 'float64' && (m.bias === null || m.bias.data.dtype !== 'float64');", 'const owned = true;', ['test/reparam']],
+  // convert --blocks: DBB and ACB (fixtures/blocks/resnet_dbb_acb.pth against DingXiaoH's fusions)
+  ['blocks', 'DBB groups read from conv1 instead of conv2', 'src/reparam/state_dict_blocks.ts', "const perGroup = shape('dbb_1x1_kxk.conv2.weight')[1];", "const perGroup = shape('dbb_1x1_kxk.conv1.weight')[1];", ['test/reparam/state_dict_blocks.test.ts']],
+  ['blocks', 'DBB with an idconv taken as groups 1', 'src/reparam/state_dict_blocks.ts', '[groups, internal] = [C / Cg, C];', '[groups, internal] = [1, C];', ['test/reparam/state_dict_blocks.test.ts']],
+  ['families', 'ACB: the k×1 branch padded on the wrong axis', 'src/nn/families.ts', "[['ver_conv', conv(p.k, 1)], ['ver_bn', p.bn(cout)]],", "[['ver_conv', conv(1, p.k)], ['ver_bn', p.bn(cout)]],", ['test/reparam/state_dict_blocks.test.ts', 'test/reparam/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -26,7 +26,7 @@ export { RepVGG, RepVGGBlock, ConvBN, type AlgorithmPlanEntry } from './nn/repvg
 export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
 export { DiracConv2d, VARIANTS, variantBlock, type VariantName, type VariantBlockOptions } from './nn/variants.js';
 export { BranchBlock, FusedBlock, type Activation, type LinearBranches, type BranchBlockOptions } from './nn/branch_block.js';
-export { FAMILIES, familyBlock, deployKey, mobileOneBlock, repConv, qaRepVGGBlock, dbbBlock, repvggSEBlock, type FamilyOptions, type FamilySpec } from './nn/families.js';
+export { FAMILIES, familyBlock, deployKey, mobileOneBlock, repConv, qaRepVGGBlock, dbbBlock, repvggSEBlock, acbBlock, type FamilyOptions, type FamilySpec } from './nn/families.js';
 export { SqueezeExcite } from './nn/squeeze_excite.js';
 export { BNAndPad, IdentityConv1x1 } from './nn/dbb_layers.js';
 export { VariantNet } from './nn/variant_net.js';

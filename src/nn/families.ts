@@ -6,6 +6,7 @@
 //   DBB (DingXiaoH/DiverseBranchBlock)     act(BN(conv_k×k) + BN(conv_1×1) + BN(avg(BNpad(conv_1×1)))
 //                                              + BN(conv_k×k(BNpad(conv_1×1))))
 //   RepVGG with SE (RepVGG-D2se)           ReLU(SE(BN(conv_3×3) + BN(conv_1×1) + BN(x)))
+//   ACB (DingXiaoH/ACNet)                  BN(conv_k×k) + BN(conv_k×1) + BN(conv_1×k)
 // Each fuses through the one fuser into act(SE(conv_k×k(x) + b)) (src/reparam/branches.ts deployBlock).
 
 import type { DType } from '../tensor/tensor.js';
@@ -37,6 +38,7 @@ export const FAMILIES = {
   qarepvgg: { names: ['yolov6'], deployKey: 'rbr_reparam' },
   dbb: { names: ['official'], deployKey: 'dbb_reparam' },
   repvgg: { names: ['official'], deployKey: 'rbr_reparam' },
+  acb: { names: ['official'], deployKey: 'fused_conv' },
 } as const;
 
 interface Parts {
@@ -196,6 +198,25 @@ export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions & { se
   return block(se === null ? 'RepVGG' : 'RepVGG-SE', p, chains, { se, activation: o.activation ?? 'relu' });
 }
 
+/**
+ * Asymmetric Convolution Block (Ding et al., 2019) as DingXiaoH/ACNet's ACBlock builds it: a k×k conv+BN
+ * (square_conv, square_bn) beside a k×1 (ver_conv, ver_bn; padding k/2 × 0) and a 1×k (hor_conv, hor_bn;
+ * padding 0 × k/2), summed; no activation (the public class has none). The k×1 and 1×k kernels sit
+ * on the k×k one's centre column and row.
+ */
+export function acbBlock(cin: number, cout: number, o: FamilyOptions = {}): BranchBlock {
+  const p = parts(cin, cout, o);
+  const pad = (p.k - 1) / 2;
+  const conv = (kh: number, kw: number) => new Conv2d(cin, cout, [kh, kw], { padding: [(kh - 1) / 2, (kw - 1) / 2], stride: p.s, groups: p.g, bias: false, dtype: p.dtype, rng: p.rng });
+  if (pad === 0) throw new Error('acb: kernelSize 1 has no asymmetric branches');
+  const chains: [string, Module][][] = [
+    [['square_conv', conv(p.k, p.k)], ['square_bn', p.bn(cout)]],
+    [['ver_conv', conv(p.k, 1)], ['ver_bn', p.bn(cout)]],
+    [['hor_conv', conv(1, p.k)], ['hor_bn', p.bn(cout)]],
+  ];
+  return block('ACB', p, chains, { activation: o.activation ?? 'none' });
+}
+
 /** A family block by name, with the options as one record (the fixtures' and the CLI's form). */
 export interface FamilySpec extends Omit<FamilyOptions, 'rng'> {
   family: keyof typeof FAMILIES;
@@ -220,6 +241,7 @@ export function familyBlock(spec: FamilySpec): BranchBlock {
     case 'qarepvgg': return qaRepVGGBlock(cin, cout, spec);
     case 'dbb': return dbbBlock(cin, cout, spec);
     case 'repvgg': return repvggSEBlock(cin, cout, spec);
+    case 'acb': return acbBlock(cin, cout, spec);
   }
 }
 

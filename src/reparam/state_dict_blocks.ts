@@ -10,6 +10,7 @@
 //     state dict, so a QARepVGG block with in = out is refused.
 //   - groups: from the identity BN when there is one (in = out); without an identity branch the fused
 //     kernel is the same for any groups (each branch's kernel has the same (F, C/g, k, k) shape).
+//     DBB's 1×1→k×k branch merges within groups, so its groups come from that branch's shapes.
 
 import type { SafeEntry } from '../io/safetensors.js';
 import { loadStateDict, stateDict } from '../io/state_dict.js';
@@ -83,6 +84,39 @@ const PATTERNS: Pattern[] = [
       const identity = bnOf(has, 'bn');
       const g = inAndGroups(F, Cg, identity);
       return typeof g === 'string' ? g : { family: 'repconv', out: F, kernelSize: k, stride: 1, ...g, identity, names: 'ultralytics' };
+    },
+  },
+  {
+    // groups from the 1×1→k×k branch: IdentityBasedConv1x1 is (C, C/g, 1, 1), else conv2 is (F, internal/g, k, k)
+    label: 'DBB', family: 'dbb', names: 'official', anchor: 'dbb_origin.conv.weight', roots: ['dbb_origin.', 'dbb_1x1.', 'dbb_avg.', 'dbb_1x1_kxk.'], eps: 1e-5,
+    spec(has, shape) {
+      const [F, Cg, k] = shape('dbb_origin.conv.weight');
+      const id = has('dbb_1x1_kxk.idconv1.weight');
+      if (!id && !(has('dbb_1x1_kxk.conv1.weight') && has('dbb_1x1_kxk.conv2.weight'))) return 'no dbb_1x1_kxk.idconv1 or conv1 and conv2';
+      if (!has('dbb_avg.avgbn.weight')) return 'no dbb_avg.avgbn';
+      let groups: number, internal: number;
+      if (id) {
+        const [C, idCg] = shape('dbb_1x1_kxk.idconv1.weight');
+        if (idCg !== Cg || C % Cg !== 0) return `dbb_1x1_kxk.idconv1 is ${C}×${idCg}, not (in, ${Cg}) like dbb_origin`;
+        [groups, internal] = [C / Cg, C];
+      } else {
+        internal = shape('dbb_1x1_kxk.conv1.weight')[0];
+        const perGroup = shape('dbb_1x1_kxk.conv2.weight')[1];
+        if (perGroup < 1 || internal % perGroup !== 0) return `dbb_1x1_kxk.conv1 gives ${internal} channels but conv2 reads ${perGroup} per group`;
+        groups = internal / perGroup;
+      }
+      // DingXiaoH's DBB has its 1×1 branch (and a conv before the pool) exactly when groups < out
+      if (has('dbb_1x1.conv.weight') !== groups < F) return `groups ${groups} with ${F} outputs ${groups < F ? 'needs' : 'has no'} a dbb_1x1 branch`;
+      return { family: 'dbb', in: Cg * groups, out: F, kernelSize: k, stride: 1, groups, internalChannels: internal };
+    },
+  },
+  {
+    // no identity: the fused kernel is the same for any groups (inAndGroups)
+    label: 'ACB (ACNet)', family: 'acb', names: 'official', anchor: 'square_conv.weight', roots: ['square_conv.', 'square_bn.', 'ver_conv.', 'ver_bn.', 'hor_conv.', 'hor_bn.'], eps: 1e-5,
+    spec(has, shape) {
+      if (!has('ver_conv.weight') || !has('hor_conv.weight')) return 'no ver_conv and hor_conv';
+      const [F, Cg, k] = shape('square_conv.weight');
+      return { family: 'acb', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1 };
     },
   },
   ...(['official', 'timm'] as const).map((names): Pattern => {

@@ -21,7 +21,7 @@ function randomizeIdentityConvs(m: Module, rng: Rng): void {
 
 // A random valid spec of each family: groups 1, 2 or depthwise; stride 1 or 2; in = out or not.
 const specArb = fc.record({
-  family: fc.constantFrom('mobileone', 'repconv', 'qarepvgg', 'dbb', 'repvgg'),
+  family: fc.constantFrom('mobileone', 'repconv', 'qarepvgg', 'dbb', 'repvgg', 'acb'),
   cg: fc.integer({ min: 1, max: 3 }), groupsKind: fc.constantFrom('one', 'two', 'depthwise'), stride: fc.constantFrom(1, 2), widen: fc.boolean(),
   k: fc.constantFrom(1, 3, 5), branches: fc.integer({ min: 1, max: 3 }), se: fc.boolean(), eps: fc.constantFrom(1e-5, 1e-3, 0.1),
   names: fc.integer({ min: 0, max: 2 }), activation: fc.constantFrom('relu', 'silu', 'none'),
@@ -29,8 +29,8 @@ const specArb = fc.record({
   const depthwise = r.groupsKind === 'depthwise' && (r.family === 'mobileone' || r.family === 'dbb');
   const groups = depthwise ? 2 * r.cg : r.groupsKind === 'two' ? 2 : 1;
   const cin = r.cg * groups, cout = depthwise ? cin : (r.widen ? r.cg + 1 : r.cg) * groups;
-  const k = r.family === 'mobileone' ? r.k : r.family === 'dbb' ? (r.k === 1 ? 3 : r.k) : 3;
-  const names = { mobileone: ['official', 'timm'], repconv: ['yolov7', 'ultralytics', 'yolov6'], qarepvgg: ['yolov6'], dbb: ['official'], repvgg: ['official'] }[r.family];
+  const k = r.family === 'mobileone' ? r.k : r.family === 'dbb' || r.family === 'acb' ? (r.k === 1 ? 3 : r.k) : 3;
+  const names = { mobileone: ['official', 'timm'], repconv: ['yolov7', 'ultralytics', 'yolov6'], qarepvgg: ['yolov6'], dbb: ['official'], repvgg: ['official'], acb: ['official'] }[r.family];
   return {
     family: r.family, in: cin, out: cout, kernelSize: k, stride: r.stride, groups, eps: r.eps, branches: r.branches,
     se: r.family === 'repvgg' || r.family === 'mobileone' ? r.se && cout >= 1 : undefined,

@@ -17,6 +17,33 @@ const stack = () => parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('
 const upstream = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack_deploy.safetensors')))).tensors;
 const without = (m: Map<string, SafeEntry>, ...keys: string[]) => new Map([...m].filter(([k]) => !keys.includes(k)));
 
+describe('convert --blocks: the DBB and ACB blocks of a ResNet-style state dict, as DingXiaoH\'s repositories deploy them', () => {
+  it('four DBBs (idconv, groups 2 stride 2, depthwise) and three ACBs found by their keys; the result is the upstream deploy state dict (≤ 1 ulp, the rest bit for bit)', () => {
+    const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb.pth')))).entries;
+    const want = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb_deploy.safetensors')))).tensors;
+    const { entries, blocks } = fuseStateDictBlocks(input);
+    expect(blocks.map((b) => `${b.prefix} ${b.family} ${b.in}→${b.out} g${b.groups}`)).toEqual([
+      'layer1.0.conv1. DBB 8→8 g1', 'layer1.0.conv2. ACB (ACNet) 8→8 g1', 'layer1.1.conv1. DBB 8→8 g1', 'layer1.1.conv2. ACB (ACNet) 8→8 g1',
+      'layer2.0.conv1. DBB 8→16 g2', 'layer2.0.conv2. ACB (ACNet) 16→16 g1', 'dw. DBB 16→16 g16',
+    ]);
+    expect([...entries.keys()]).toEqual([...want.keys()]);
+    let worst = 0;
+    for (const [k, w] of want) {
+      const got = entries.get(k)!;
+      expect(got.shape, k).toEqual(w.shape);
+      if (!/(dbb_reparam|fused_conv)\./.test(k)) { expect(got.data, k).toEqual(input.get(k)!.data); continue; }
+      for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, ulpDistance(Number(got.data[i]), Number(w.data[i]), 'float32'));
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+
+  it('a DBB whose 1×1 branch contradicts its groups, and an ACB without its 1×k conv, are refused by prefix', () => {
+    const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb.pth')))).entries;
+    expect(() => fuseStateDictBlocks(without(input, ...[...input.keys()].filter((k) => k.startsWith('layer1.0.conv1.dbb_1x1.'))))).toThrow(/^block 'layer1\.0\.conv1': has dbb_origin\.conv\.weight \(DBB\) but groups 1 with 8 outputs needs a dbb_1x1 branch; not fused$/);
+    expect(() => fuseStateDictBlocks(without(input, 'layer2.0.conv2.hor_conv.weight'))).toThrow(/^block 'layer2\.0\.conv2': has square_conv\.weight \(ACB \(ACNet\)\) but no ver_conv and hor_conv; not fused$/);
+  });
+});
+
 describe('convert --blocks: every Rep-block of a YOLO-style state dict, as each upstream deploys it', () => {
   it('six blocks found by their keys, fused, and the result is the upstream deploy state dict (keys in order; values ≤ 1 ulp, the rest bit for bit)', () => {
     const input = stack();

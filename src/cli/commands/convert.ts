@@ -21,7 +21,8 @@ export const convert: Command = {
       '  A MobileOne (apple\'s or timm\'s keys) becomes apple\'s inference_mode model: reparam_conv per block, SE kept.\n' +
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).\n' +
       '  --blocks: any network\'s state dict. Every Rep-block found by its keys at any prefix (RepVGG and YOLOv6\n' +
-      '  RepVGGBlock, RepConv as YOLOv7 and Ultralytics name it, QARepVGG, MobileOne as apple and timm name it)\n' +
+      '  RepVGGBlock, RepConv as YOLOv7 and Ultralytics name it, QARepVGG, MobileOne as apple and timm name it,\n' +
+      '  DBB and ACB as DingXiaoH\'s DiverseBranchBlock and ACNet name them)\n' +
       '  becomes its deploy keys; every other key is written as it was. --eps: the BN eps of blocks named like\n' +
       '  RepVGG (1e-5) and YOLOv6\'s RepVGGBlock (1e-3) alike; the others have their upstream\'s. --qarepvgg\n' +
       '  yolov6 keeps its post-sum bn apart (YOLOv6\'s deploy model, the default); folded puts it in the conv.',
@@ -71,7 +72,7 @@ function convertBlocks(a: ParsedArgs, io: Io): number {
   if (qa !== 'yolov6' && qa !== 'folded') throw new Error(`--qarepvgg must be yolov6 or folded, got '${qa}'`);
   const ck = readRawCheckpointFile(src, { key: str(a, 'key') });
   const { entries, blocks } = fuseStateDictBlocks(ck.entries, { eps: num(a, 'eps'), qarepvgg: qa });
-  if (blocks.length === 0) throw new Error(`'${src}': no Rep-block found by its keys (RepVGG/YOLOv6 rbr_dense.conv, YOLOv7 rbr_dense.0, Ultralytics conv1.conv + conv2.conv, QARepVGG, MobileOne rbr_conv / conv_kxk); nothing written`);
+  if (blocks.length === 0) throw new Error(`'${src}': no Rep-block found by its keys (RepVGG/YOLOv6 rbr_dense.conv, YOLOv7 rbr_dense.0, Ultralytics conv1.conv + conv2.conv, QARepVGG, MobileOne rbr_conv / conv_kxk, DBB dbb_origin, ACB square_conv); nothing written`);
   writeCheckpointFile(dst, entries, { names: 'official', metadata: { converted_from: src }, flag: 'DEPLOY' });
   io.out(`${'block'.padEnd(24)} ${'family'.padEnd(28)} ${'in→out'.padEnd(9)} ${'kernel'.padEnd(6)} ${'groups'.padEnd(6)} eps`);
   for (const b of blocks) io.out(`${showText(b.prefix.replace(/\.$/, '') || '(top)', 24).padEnd(24)} ${b.family.padEnd(28)} ${`${b.in}→${b.out}`.padEnd(9)} ${`${b.kernelSize}×${b.kernelSize}`.padEnd(6)} ${String(b.groups).padEnd(6)} ${b.eps.toExponential()}`);
