@@ -45,7 +45,7 @@ function activationModule(a: Activation): Module {
   if (a === 'relu') return new ReLU();
   if (a === 'silu') return new SiLU();
   if (a === 'none') return new Identity();
-  throw new Error(`activation '${String(a)}' is not one of relu, silu, none`);
+  throw new Error(`activation '${String(a)}' is not one of relu, silu, none${String(a).toLowerCase() === 'gelu' ? " (FastViT's MobileOne blocks use GELU, which is not built here; the fused conv is the same, as the activation is outside the sum: build the block with activation 'none' and apply GELU after it)" : ''}`);
 }
 
 /** Σ_branches chain(x) → optional post-addition BN → optional SE → activation (default ReLU). */

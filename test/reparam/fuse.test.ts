@@ -150,7 +150,7 @@ describe('family specs are validated', () => {
     [{ family: 'qarepvgg', in: 2, out: 2, kernelSize: 5 }, 'qarepvgg: kernelSize is 3'],
     [{ family: 'repconv', in: 2, out: 2, eps: 0 }, 'eps must be a positive number, got 0'],
     [{ family: 'repconv', in: 2, out: 2, stride: 1.5 }, 'stride must be a positive integer, got 1.5'],
-    [{ family: 'repconv', in: 2, out: 2, activation: 'gelu' }, "activation 'gelu' is not one of relu, silu, none"],
+    [{ family: 'repconv', in: 2, out: 2, activation: 'gelu' }, "activation 'gelu' is not one of relu, silu, none (FastViT's MobileOne blocks use GELU, which is not built here; the fused conv is the same, as the activation is outside the sum: build the block with activation 'none' and apply GELU after it)"],
   ] as [FamilySpec, string][])('%j', (spec, message) => {
     expect(() => familyBlock(spec)).toThrow(message);
   });

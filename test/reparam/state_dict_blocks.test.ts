@@ -4,7 +4,10 @@
 // biases: both sides compute in float64 from the same float32 parameters and round once to float32,
 // so they can differ only where float64's different summation order (~1e-16 relative) straddles a
 // float32 rounding boundary: at most 1 ulp.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from '../cli/run.js';
 import { describe, expect, it } from 'vitest';
 import { parseRawCheckpoint } from '../../src/io/checkpoint.js';
 import { parseSafetensors } from '../../src/io/safetensors.js';
@@ -41,6 +44,25 @@ describe('convert --blocks: the DBB and ACB blocks of a ResNet-style state dict,
     const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb.pth')))).entries;
     expect(() => fuseStateDictBlocks(without(input, ...[...input.keys()].filter((k) => k.startsWith('layer1.0.conv1.dbb_1x1.'))))).toThrow(/^block 'layer1\.0\.conv1': has dbb_origin\.conv\.weight \(DBB\) but groups 1 with 8 outputs needs a dbb_1x1 branch; not fused$/);
     expect(() => fuseStateDictBlocks(without(input, 'layer2.0.conv2.hor_conv.weight'))).toThrow(/^block 'layer2\.0\.conv2': has square_conv\.weight \(ACB \(ACNet\)\) but no ver_conv and hor_conv; not fused$/);
+  });
+});
+
+describe('convert --blocks writes what PyTorch loads strictly into the upstream deploy network', () => {
+  // fixtures/blocks/readback.json: torch.load(weights_only=True) of ours/NAME_deploy.pth, load_state_dict(strict=True)
+  // into the network with each block in its upstream deploy form, and its eval output against the training-time
+  // network's; held to the README's whole-model float32 bound 1e-4·max|y|. The files must be what convert writes today.
+  it('the YOLO-style stack and the DBB/ACB ResNet: byte for byte the files PyTorch read back', async () => {
+    const readback = JSON.parse(readFileSync(fixturePath('blocks/readback.json'), 'utf8')).files;
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-blocks-'));
+    for (const [name, extra] of [['yolo_stack', ['--eps', '1e-3']], ['resnet_dbb_acb', []]] as const) {
+      const r = readback[`${name}_deploy.pth`];
+      expect(r.strict_load).toBe(true);
+      expect(r.max_abs_diff_vs_training_time).toBeLessThanOrEqual(1e-4 * r.max_abs_y);
+      const out = join(dir, `${name}.pth`);
+      const c = await cli('convert', fixturePath(`blocks/${name}.pth`), out, '--blocks', ...extra);
+      expect(c.code, c.err).toBe(0);
+      expect(readFileSync(out).equals(readFileSync(fixturePath(`blocks/ours/${name}_deploy.pth`))), name).toBe(true);
+    }
   });
 });
 
