@@ -346,7 +346,8 @@ const CASES = [
   ['mobileone: use_se "yes"', () => run('init', '--config', moConfig({ width_multipliers: [1, 1, 1, 1], use_se: 'yes' }), '--out', join(d, 'mo7.pth'))],
   ['mobileone: num_conv_branches 0', () => run('init', '--config', moConfig({ width_multipliers: [1, 1, 1, 1], num_conv_branches: 0 }), '--out', join(d, 'mo8.pth'))],
   ['mobileone: a 10^6×10^6 probe', () => run('convert', moMobileOne, join(d, 'mo9.pth'), '--probe-size', '1000000')],
-  ['mobileone: quant-report (RepVGG blocks only)', () => run('quant-report', moMobileOne, '--calib', x)],
+  ['mobileone: quant-report, a calibration batch of 3 channels for 1', () => run('quant-report', moMobileOne, '--calib', f('x3.npy', npy([1, 3, 8, 8])))],
+  ['mobileone: quant-report (valid)', okIf(() => run('quant-report', moMobileOne, '--calib', x), (r) => (/worst:/.test(r.stdout) ? [] : ['no report']))],
   ['mobileone: convert (valid)', okIf(() => run('convert', moMobileOne, join(d, 'mo10.pth')), (r) => (/11 blocks fused/.test(r.stdout) ? [] : ['not fused as expected']))],
   // fuse-onnx's padding runs (Pad / ScatterND evaluated on a probe) and its probe
   ['fuse-onnx: a 10^10-element probe input', () => run('fuse-onnx', f('bigprobe.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 17, [1, 1, 100000, 100000])), join(d, 'o15.onnx'))],

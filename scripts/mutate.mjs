@@ -204,6 +204,7 @@ const MUTANTS = [
   ['blocks', 'DBB groups read from conv1 instead of conv2', 'src/reparam/state_dict_blocks.ts', "const perGroup = shape('dbb_1x1_kxk.conv2.weight')[1];", "const perGroup = shape('dbb_1x1_kxk.conv1.weight')[1];", ['test/reparam/state_dict_blocks.test.ts']],
   ['blocks', 'DBB with an idconv taken as groups 1', 'src/reparam/state_dict_blocks.ts', '[groups, internal] = [C / Cg, C];', '[groups, internal] = [1, C];', ['test/reparam/state_dict_blocks.test.ts']],
   ['families', 'ACB: the k×1 branch padded on the wrong axis', 'src/nn/families.ts', "[['ver_conv', conv(p.k, 1)], ['ver_bn', p.bn(cout)]],", "[['ver_conv', conv(1, p.k)], ['ver_bn', p.bn(cout)]],", ['test/reparam/state_dict_blocks.test.ts', 'test/reparam/fuse.test.ts']],
+  ['quant', 'quant-report compares the fused kernel with every branch, not the k×k ones', 'src/onnx/quant_report.ts', 'branches: lb.branches.filter(full), post: null', 'branches: lb.branches, post: null', ['test/onnx/quant_report.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -1,16 +1,20 @@
-// Why a fused RepVGG quantizes badly, layer by layer (the complaint behind QARepVGG): the fused kernel
-// K = fold(BN₃)(W₃) + pad(fold(BN₁)(W₁)) + fold(BN_id)(I) piles the 1×1 and identity branches onto
-// the centre tap, and a BN with a tiny σ² scales its channel by γ/√(σ²+ε); either widens a channel's
-// range, and per-channel int8 spends its 255 levels on it. For each block: that range against the
-// 3×3 branch's alone, the weights' SQNR (fused and 3×3 alone), the output activation's SQNR on the
-// calibration batch, and the sensitivity: the logits' change when that layer alone is quantized.
+// Why a fused RepVGG (or MobileOne) quantizes badly, layer by layer (the complaint behind QARepVGG): the
+// fused kernel K = fold(BN₃)(W₃) + pad(fold(BN₁)(W₁)) + fold(BN_id)(I) piles the 1×1 and identity
+// branches onto the centre tap, and a BN with a tiny σ² scales its channel by γ/√(σ²+ε); either widens a
+// channel's range, and per-channel int8 spends its 255 levels on it. For each block: that range against
+// its k×k branches' alone (RepVGG's 3×3, MobileOne's k over-parameterized ones), the weights' SQNR
+// (fused and k×k alone), the output activation's SQNR on the calibration batch, and the sensitivity:
+// the logits' change when that layer alone is quantized.
 
 import { readOnnx } from '../io/onnx_read.js';
 import { toOnnx } from '../io/onnx.js';
 import type { RepVGG } from '../nn/repvgg.js';
-import { bnStats } from '../reparam/fuse.js';
-import { castKernelBias, fuseConvBN, withZeroBias } from '../reparam/kernels.js';
+import { MobileOne } from '../nn/mobileone.js';
+import { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import type { BranchBlock, LinearBranches } from '../nn/branch_block.js';
+import { fuseLinearBranches } from '../reparam/fuse.js';
 import { convert } from '../reparam/repvgg.js';
+import { convertMobileOne } from '../reparam/branches.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { absMaxPerChannel, minMax, quantizationMse, quantizeOnnx, quantizeWeights } from './quantize.js';
 import { runOnnx } from './run.js';
@@ -23,7 +27,7 @@ export interface LayerQuantReport {
   channel: number;
   /** the largest BN scale γ/√(σ²+ε) in the block's branches */
   bnScale: number;
-  /** SQNR (dB) of per-channel int8 weights: the fused kernel, and the 3×3 branch alone */
+  /** SQNR (dB) of per-channel int8 weights: the fused kernel, and the k×k branches alone (RepVGG's 3×3) */
   weightSqnr: number;
   denseSqnr: number;
   /**
@@ -72,39 +76,57 @@ export function zeroedTaps(k: Float64Array | Float32Array, channels: number): nu
 }
 
 
-/** The report for a training-time RepVGG in eval mode on a calibration batch; `worst`: the three most sensitive layers. */
-export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantReport[]; worst: string[] } {
-  if (train.blocks().some((b) => b.rbrDense === null)) throw new Error('quant-report compares the fused kernel with its 3×3 branch: give the training-time checkpoint, not the deploy one');
-  const deploy = convert(train);
+/** The k×k branches of a block alone: those whose conv has the fused kernel's size (RepVGG's 3×3, MobileOne's rbr_conv.i). */
+function widestBranches(lb: LinearBranches): LinearBranches {
+  const full = (chain: LinearBranches['branches'][number]) => chain.some(([, m]) => m instanceof Conv2d && m.weight.data.shape[2] === lb.kernelSize && m.weight.data.shape[3] === lb.kernelSize);
+  return { ...lb, branches: lb.branches.filter(full), post: null };
+}
+
+/**
+ * The report for a training-time RepVGG or MobileOne in eval mode on a calibration batch; `worst`: the
+ * three most sensitive layers. A MobileOne's SE convs are not reported (each run quantizes one block's conv).
+ */
+export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers: LayerQuantReport[]; worst: string[] } {
+  if (train.deploy) throw new Error('quant-report compares the fused kernel with its k×k branches: give the training-time checkpoint, not the deploy one');
+  const mobileOne = train instanceof MobileOne;
+  const deploy = mobileOne ? convertMobileOne(train) : convert(train);
   const model = readOnnx(toOnnx(deploy));
-  const convs = model.nodes.filter((n) => n.opType === 'Conv');
-  // float run: the logits and every block's output (the Relu after each conv)
+  // each block: its name, its branches, its fused conv's node (named after the deploy key) and kernel
+  const names = train.children().slice(0, -1).map(([n]) => n); // the blocks in order, then the classifier
+  const lbs = train instanceof MobileOne ? train.blocks.map((b) => (b as BranchBlock).linearBranches()) : train.blocks().map((b) => b.linearBranches());
+  const blocks = names.map((name, i) => {
+    const lb = lbs[i];
+    const convName = `${name}.${mobileOne ? 'reparam_conv' : 'rbr_reparam'}`;
+    const conv = model.nodes.find((n) => n.opType === 'Conv' && n.name === convName)!;
+    const fused = mobileOne ? (deploy as MobileOne).blocks[i].children()[0][1] as Conv2d : (deploy as RepVGG).blocks()[i].rbrReparam!;
+    return { lb, conv, K: fused.weight.data.data, relu: model.nodes.find((n) => n.opType === 'Relu' && n.name === `${name}.relu`)! };
+  });
+  // float run: the logits and every block's output (its Relu)
   const outs = new Map<string, Float32Array | Float64Array>();
-  const outputOf = convs.map((c) => model.nodes.find((n) => n.inputs[0] === c.outputs[0] && n.opType === 'Relu')?.outputs[0] ?? c.outputs[0]);
+  const outputOf = blocks.map((b) => b.relu.outputs[0]);
   const blockOut = new Set(outputOf);
   const logitsName = model.outputs[0].name;
   // min-max ranges of every conv's input and block output, from this one run (quantizeOnnx then needs no calibration run of its own)
   const ranges = new Map<string, [number, number]>();
-  const convInputs = new Set(convs.map((c) => c.inputs[0]));
+  const convInputs = new Set(model.nodes.filter((n) => n.opType === 'Conv').map((c) => c.inputs[0])); // the SE's convs too: quantizeOnnx reads every conv's range
   for (const v of model.inputs) if (convInputs.has(v.name)) ranges.set(v.name, minMax(calib.data));
   const y0 = runOnnx(model, [calib], { algorithm: 'im2col', onNode: (_i, _n, node, _xs, ys) => {
     const o = node.outputs[0];
     if (blockOut.has(o)) outs.set(o, ys[0].data);
-    if (blockOut.has(o) || convInputs.has(o)) ranges.set(o, minMax(ys[0].data));
+    // a conv's own output matters where no Relu alone follows it (a MobileOne block's SE reads it)
+    if (blockOut.has(o) || convInputs.has(o) || (node.opType === 'Conv' && !ranges.has(o))) ranges.set(o, minMax(ys[0].data));
   } }).get(logitsName)!.data;
   let big = 0;
   for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
-  const layers = train.blocks().map((b, i): LayerQuantReport => {
-    const conv = convs[i];
-    const F = b.spec.outChannels;
-    const K = deploy.blocks()[i].rbrReparam!.weight.data.data;
-    const K3 = fuseConvBN(castKernelBias(withZeroBias(b.rbrDense!.conv.weight.data), 'float64'), bnStats(b.rbrDense!.bn, `${conv.name} rbr_dense`), 'float64').kernel.data;
+  const layers = blocks.map(({ lb, conv, K }, i): LayerQuantReport => {
+    const F = lb.outChannels;
+    const K3 = fuseLinearBranches(widestBranches(lb), conv.name).kernel.data;
     const mk = absMaxPerChannel(K, F), m3 = absMaxPerChannel(K3, F);
     let rangeRatio = 0, channel = 0;
     for (let c = 0; c < F; c++) { const r = m3[c] > 0 ? mk[c] / m3[c] : Infinity; if (r > rangeRatio) { rangeRatio = r; channel = c; } }
     let bnScale = 0;
-    for (const bn of [b.rbrDense!.bn, b.rbr1x1?.bn, b.rbrIdentity]) {
-      if (!bn) continue;
+    for (const [, bn] of lb.branches.flat()) {
+      if (!(bn instanceof BatchNorm2d)) continue;
       for (let c = 0; c < bn.weight.data.size; c++) bnScale = Math.max(bnScale, Math.abs(bn.weight.data.data[c]) / Math.sqrt(bn.runningVar.data[c] + bn.eps));
     }
     // the block's output in uint8 over its min-max range
@@ -120,7 +142,7 @@ export function quantReport(train: RepVGG, calib: Tensor): { layers: LayerQuantR
       layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: zeroedTaps(K3, F), activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
     };
     r.reason = bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`
-      : rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the 3×3 branch's: the 1×1 and identity branches pile onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps).toFixed(0)}% for the 3×3 alone)`
+      : rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the ${lb.kernelSize}×${lb.kernelSize} branches': the branches outside them (1×1, identity) add onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps).toFixed(0)}% for the ${lb.kernelSize}×${lb.kernelSize} alone)`
         : r.activationSqnr < r.weightSqnr ? `its output's range is wide (activation SQNR ${r.activationSqnr.toFixed(1)} dB)`
           : `weight rounding (SQNR ${r.weightSqnr.toFixed(1)} dB)`;
     return r;

@@ -5,6 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { quantReport, weightSqnr, zeroedTaps } from '../../src/onnx/quant_report.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
+import { readFileSync } from 'node:fs';
+import { parseCheckpoint } from '../../src/io/checkpoint.js';
+import { classifierFromStateDict } from '../../src/io/state_dict.js';
+import type { MobileOne } from '../../src/nn/mobileone.js';
+import { fixturePath, loadTorchFixture } from '../helpers.js';
 
 describe('quant-report', () => {
   it('weight SQNR: infinite on the int8 grid; 10·log10(Σw²/Σe²) off it', () => {
@@ -36,5 +41,30 @@ describe('quant-report', () => {
     expect(bad.denseZeroedTaps).toBeLessThan(0.1);
     expect(worst[0]).toBe('stage2.1.rbr_reparam');
     for (const l of layers.filter((x) => x !== bad)) expect(l.bnScale).toBeLessThan(10);
+  });
+
+  it('a MobileOne (apple\'s S0 layout from PyTorch): each block against its k conv branches alone, the range ratio in closed form', () => {
+    const sd = parseCheckpoint(new Uint8Array(readFileSync(fixturePath('networks/mobileone_s0.pth.tar')))).entries;
+    const fx = loadTorchFixture('networks/mobileone_s0');
+    const { layers } = quantReport((classifierFromStateDict(sd) as MobileOne).eval(), fx.t('x'));
+    expect(layers.length).toBe(43); // one per block: the head is not a layer
+    // stage1.2: depthwise 3×3 at stride 1, so rbr_conv.0–3, rbr_scale and rbr_skip. Closed form: the k×k
+    // branches alone K3 = Σᵢ W_i·γ_i/√(σ_i²+ε); the fused kernel is PyTorch's (apple's _get_kernel_bias)
+    const v = (k: string) => sd.get(`stage1.2.${k}`)!.data as Float32Array;
+    const K = fx.t('deploy.stage1.2.reparam_conv.weight').data, C = fx.t('deploy.stage1.2.reparam_conv.weight').shape[0];
+    let ratio = 0;
+    for (let c = 0; c < C; c++) {
+      let mk = 0, m3 = 0;
+      for (let t = 0; t < 9; t++) {
+        let k3 = 0;
+        for (let i = 0; i < 4; i++) k3 += v(`rbr_conv.${i}.conv.weight`)[c * 9 + t] * v(`rbr_conv.${i}.bn.weight`)[c] / Math.sqrt(v(`rbr_conv.${i}.bn.running_var`)[c] + 1e-5);
+        mk = Math.max(mk, Math.abs(K[c * 9 + t]));
+        m3 = Math.max(m3, Math.abs(k3));
+      }
+      ratio = Math.max(ratio, mk / m3);
+    }
+    // ours fuses to within 1 ulp of PyTorch's float32 kernel (test/nn/mobileone.test.ts): the ratio to 2⁻²³
+    const layer = layers.find((l) => l.layer === 'stage1.2.reparam_conv')!;
+    expect(Math.abs(layer.rangeRatio - ratio) / ratio).toBeLessThanOrEqual(2 ** -23);
   });
 });

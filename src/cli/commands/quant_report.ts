@@ -2,16 +2,17 @@ import type { ParsedArgs } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { readCheckpointFile } from '../files.js';
 import { readCalibration } from '../calibration.js';
-import { mobileOneNamesOf, modelFromStateDict } from '../../io/state_dict.js';
+import { classifierFromStateDict } from '../../io/state_dict.js';
 import { quantReport } from '../../onnx/quant_report.js';
 
 export const quantReportCommand: Command = {
   spec: {
     name: 'quant-report',
-    summary: 'why a fused RepVGG loses accuracy in INT8, layer by layer, on a calibration batch',
+    summary: 'why a fused RepVGG or MobileOne loses accuracy in INT8, layer by layer, on a calibration batch',
     usage: 'repvgg quant-report TRAIN --calib X.npy [--calib-count N] [--json]\n' +
-      '  TRAIN: a training-time RepVGG checkpoint (the 3×3 branch is compared with the fused kernel). Per block:\n' +
-      '  the fused kernel\'s channel range against the 3×3 branch\'s alone, the largest BN scale γ/√(σ²+ε), the\n' +
+      '  TRAIN: a training-time RepVGG or MobileOne checkpoint (its k×k branches are compared with the fused kernel:\n' +
+      '  RepVGG\'s 3×3, MobileOne\'s k conv branches). Per block: the fused kernel\'s channel range against the k×k\n' +
+      '  branches\' alone, the largest BN scale γ/√(σ²+ε), the\n' +
       '  weights\' int8 SQNR and the share of a channel\'s taps that round to 0, the output\'s uint8 SQNR, and the\n' +
       '  sensitivity: max |Δ logit| / max |logit| with that layer alone quantized. Names the three worst and why.',
     flags: { calib: 'string', 'calib-count': 'count', json: 'boolean', threads: 'count', backend: 'string' },
@@ -19,9 +20,7 @@ export const quantReportCommand: Command = {
     files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 'calib', role: 'in' }],
   },
   run(a: ParsedArgs, io: Io): number {
-    const entries = readCheckpointFile(a.positionals[0]).entries;
-    if (mobileOneNamesOf(entries) !== null) throw new Error(`'${a.positionals[0]}' is a MobileOne; quant-report reads RepVGG blocks (their fused kernel against the 3×3 branch). Quantize it with repvgg quantize after convert`);
-    const model = modelFromStateDict(entries, { share: true });
+    const model = classifierFromStateDict(readCheckpointFile(a.positionals[0]).entries, { share: true });
     if (model.deploy) throw new Error(`'${a.positionals[0]}' is a deploy checkpoint; quant-report compares the fused kernel with its 3×3 branch: give the training-time one`);
     const x = readCalibration(a, 'quant-report', model.inChannels);
     const { layers, worst } = quantReport(model.eval(), x);
