@@ -67,12 +67,13 @@ describe('convert --blocks writes what PyTorch loads strictly into the upstream 
 });
 
 describe('convert --blocks: every Rep-block of a YOLO-style state dict, as each upstream deploys it', () => {
-  it('six blocks found by their keys, fused, and the result is the upstream deploy state dict (keys in order; values ≤ 1 ulp, the rest bit for bit)', () => {
+  it('seven blocks found by their keys (one in the neck), fused, and the result is the upstream deploy state dict (keys in order; values ≤ 1 ulp, the rest bit for bit)', () => {
     const input = stack();
     const { entries, blocks } = fuseStateDictBlocks(input, { eps: 1e-3 });
     expect(blocks.map((b) => `${b.prefix} ${b.family} ${b.in}→${b.out} g${b.groups} ${b.eps}`)).toEqual([
       'model.1. RepConv (Ultralytics) 8→8 g1 0.001', 'model.2. RepConv (YOLOv7) 8→16 g1 0.001', 'model.3. RepVGG / YOLOv6 RepVGGBlock 16→16 g1 0.001',
       'model.4. QARepVGG (YOLOv6) 16→24 g1 0.001', 'model.5. MobileOne (apple) 24→24 g24 0.00001', 'model.6. MobileOne (timm) 24→32 g1 0.00001',
+      'model.9. RepConv (YOLOv7) 48→24 g1 0.001',
     ]);
     expect([...entries.keys()]).toEqual([...upstream.keys()]);
     let worst = 0;
@@ -125,7 +126,7 @@ describe('repvgg convert --blocks', () => {
     const r = await cli('convert', fixturePath('blocks/yolo_stack.pth'), out, '--blocks', '--eps', '1e-3');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/model\.5\s+MobileOne \(apple\)\s+24→24\s+3×3\s+24\s+1e-5/);
-    expect(r.out).toMatch(/6 block\(s\) fused, 105 → 29 keys/);
+    expect(r.out).toMatch(/7 block\(s\) fused, 117 → 31 keys/);
     const written = parseSafetensors(new Uint8Array(readFileSync(out))).tensors;
     expect([...written.keys()]).toEqual([...upstream.keys()]);
     const refused = await cli('convert', fixturePath('blocks/yolo_stack.pth'), `${out}2.safetensors`, '--eps', '1e-3');
