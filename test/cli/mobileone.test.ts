@@ -57,6 +57,23 @@ describe('repvgg on MobileOne checkpoints', () => {
     expect(rel(parseNpy(readFileSync(join(dir, 'yo.npy'))).data, fx.t('y_deploy@f64').data)).toBeLessThanOrEqual(16 * f32err('y_deploy'));
   }, 20_000);
 
+  it('quantize takes a deploy MobileOne (every conv: 43 blocks and the 12 SE blocks\' two), and forward pins its plan', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(fx.t('x')));
+    const q = await cli('quantize', net('ours/mobileone_s4_deploy.pth'), '--calib', join(dir, 'x.npy'), '--out', join(dir, 'q.onnx'));
+    expect(q.code, q.err).toBe(0);
+    expect(q.out).toMatch(/wrote .*q\.onnx: 67 conv\(s\) quantized/);
+    expect((await cli('run', join(dir, 'q.onnx'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'yq.npy'))).code).toBe(0);
+    // the algorithm plan: saved by one run, pinned in the next; every conv of PyTorch's module named, the SE's too
+    const a = await cli('forward', net('mobileone_s4.pth.tar'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y1.npy'), '--save-plan', join(dir, 'plan.json'));
+    expect(a.code, a.err).toBe(0);
+    const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8'));
+    expect(plan.length).toBe(fx.keys.filter((k) => /conv\.weight@f64$|se\.(reduce|expand)\.weight@f64$/.test(k)).length);
+    const b = await cli('forward', net('mobileone_s4.pth.tar'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y2.npy'), '--plan', join(dir, 'plan.json'));
+    expect(b.code, b.err).toBe(0);
+    expect(readFileSync(join(dir, 'y2.npy')).equals(readFileSync(join(dir, 'y1.npy')))).toBe(true);
+  });
+
   it('inspect names the family, its naming, the units per stage and the SE blocks', async () => {
     const r = await cli('inspect', net('mobileone_s4.pth.tar'));
     expect(r.out).toContain('names         MobileOne, apple (official: stage0, stageN.j, linear)');

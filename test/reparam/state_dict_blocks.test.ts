@@ -14,7 +14,7 @@ import { parseSafetensors } from '../../src/io/safetensors.js';
 import { ulpDistance } from '../../src/io/compare.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 import { fuseStateDictBlocks } from '../../src/reparam/state_dict_blocks.js';
-import { fixturePath } from '../helpers.js';
+import { fixturePath, loadTorchFixture } from '../helpers.js';
 
 const stack = () => parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack.pth')))).entries;
 const upstream = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack_deploy.safetensors')))).tensors;
@@ -44,6 +44,22 @@ describe('convert --blocks: the DBB and ACB blocks of a ResNet-style state dict,
     const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb.pth')))).entries;
     expect(() => fuseStateDictBlocks(without(input, ...[...input.keys()].filter((k) => k.startsWith('layer1.0.conv1.dbb_1x1.'))))).toThrow(/^block 'layer1\.0\.conv1': has dbb_origin\.conv\.weight \(DBB\) but groups 1 with 8 outputs needs a dbb_1x1 branch; not fused$/);
     expect(() => fuseStateDictBlocks(without(input, 'layer2.0.conv2.hor_conv.weight'))).toThrow(/^block 'layer2\.0\.conv2': has square_conv\.weight \(ACB \(ACNet\)\) but no ver_conv and hor_conv; not fused$/);
+  });
+});
+
+describe('convert --blocks: RepVGG with SE (RepVGG-D2se) under a prefix', () => {
+  it('rbr_* become rbr_reparam, the SE is kept bit for bit; the fused kernel is DingXiaoH\'s, in float64 rounded once (≤ 1 ulp)', () => {
+    const fx = loadTorchFixture('families/repvgg_se');
+    const entries = new Map<string, SafeEntry>([['stem.weight', fx.raw('x')]]);
+    for (const k of fx.keys.filter((k) => k.startsWith('state.'))) entries.set(`backbone.block.${k.slice(6)}`, fx.raw(k));
+    const { entries: out, blocks } = fuseStateDictBlocks(entries, { eps: 1e-5 });
+    expect(blocks.map((b) => `${b.prefix} ${b.family} ${b.in}→${b.out}`)).toEqual(['backbone.block. RepVGG / YOLOv6 RepVGGBlock 16→16']);
+    expect([...out.keys()]).toEqual(['stem.weight', 'backbone.block.rbr_reparam.weight', 'backbone.block.rbr_reparam.bias', 'backbone.block.se.down.weight', 'backbone.block.se.down.bias', 'backbone.block.se.up.weight', 'backbone.block.se.up.bias']);
+    for (const k of ['se.down.weight', 'se.down.bias', 'se.up.weight', 'se.up.bias']) expect(out.get(`backbone.block.${k}`)!.data).toBe(fx.raw(`state.${k}`).data);
+    for (const [ours, theirs] of [['rbr_reparam.weight', 'fused.weight@f64'], ['rbr_reparam.bias', 'fused.bias@f64']]) {
+      const got = out.get(`backbone.block.${ours}`)!.data, want = fx.raw(theirs).data;
+      for (let i = 0; i < want.length; i++) expect(ulpDistance(Number(got[i]), Math.fround(Number(want[i])), 'float32'), `${ours}[${i}]`).toBeLessThanOrEqual(1);
+    }
   });
 });
 
