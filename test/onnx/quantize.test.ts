@@ -12,6 +12,13 @@ import { runOnnx } from '../../src/onnx/run.js';
 import { roundHalfEven } from '../../src/onnx/ops_quant.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { readFileSync } from 'node:fs';
+import type { OnnxModel } from '../../src/io/onnx_read.js';
+import { parseCheckpoint } from '../../src/io/checkpoint.js';
+import { classifierFromStateDict } from '../../src/io/state_dict.js';
+import type { MobileOne } from '../../src/nn/mobileone.js';
+import { DEMO_CONFIG } from '../../src/cli/commands/demo.js';
+import { fixturePath } from '../helpers.js';
 
 ort.env.wasm.numThreads = 1;
 
@@ -99,4 +106,44 @@ describe('quantizeOnnx', () => {
     for (let i = 0; i < float.length; i++) { err = Math.max(err, Math.abs(float[i] - quant[i])); big = Math.max(big, Math.abs(float[i])); }
     expect(err).toBeLessThan(0.2 * big); // a sanity bound only: 5 layers of 8-bit rounding on random weights
   });
+
+  // The targets' fixtures: a grouped RepVGG, a MobileOne (depthwise and pointwise blocks, an SE left in
+  // float between quantized convs) and the demo's model; per channel and per tensor; uint8 and int8.
+  const fixtures: [string, () => OnnxModel, number[]][] = [
+    ['grouped RepVGG (groups 2 and 4)', () => {
+      const train = RepVGG.fromConfig({ num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], override_groups_map: { 2: 2, 3: 4 }, num_classes: 5 }, { seed: 6 }).eval();
+      for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0.05); bn.runningVar.data.fill(0.8); }
+      return readOnnx(toOnnx(convert(train)));
+    }, [2, 3, 16, 16]],
+    ['MobileOne, depthwise with SE', () => readOnnx(toOnnx(classifierFromStateDict(parseCheckpoint(new Uint8Array(readFileSync(fixturePath('networks/ours/mobileone_s4_deploy.pth')))).entries) as MobileOne)), [2, 3, 32, 32]],
+    ['the demo model', () => {
+      const train = RepVGG.fromConfig(DEMO_CONFIG, { seed: 7 }).eval();
+      for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0.05); bn.runningVar.data.fill(0.8); }
+      return readOnnx(toOnnx(convert(train)));
+    }, [2, 1, 28, 28]],
+  ];
+  for (const [name, make, shape] of fixtures) {
+    it(`${name}: 0 differing codes against onnxruntime-web per channel and per tensor, uint8 and int8; the fake-quantized float path within one step`, async () => {
+      const model = make();
+      const calib = uniform([4, ...shape.slice(1)], new Rng(8), -1, 1), x = uniform(shape, new Rng(9), -1, 1);
+      for (const perChannel of [true, false]) for (const activations of ['uint8', 'int8'] as const) {
+        const { model: q } = quantizeOnnx(model, calib, { perChannel, activations });
+        const acts = q.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.outputs[0]);
+        const bytes = onnxProtoOf({ ...q, outputs: [...q.outputs, ...acts.map((a) => ({ name: a, dtype: activations, dims: null }))] }).encode();
+        const ours = runOnnx(readOnnx(bytes), { input: x }, { algorithm: 'im2col' });
+        const session = await ort.InferenceSession.create(bytes);
+        const theirs = await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
+        await session.release();
+        let differing = 0, offByMore = 0;
+        // the fake-quantized path: every Q/DQ in float around float convs (runOnnx qdq 'float')
+        const fake = runOnnx(readOnnx(bytes), { input: x }, { algorithm: 'im2col', qdq: 'float' });
+        for (const a of acts) {
+          const o = ours.get(a)!.data, t = theirs[a].data as Uint8Array | Int8Array, f = fake.get(a)!.data;
+          for (let i = 0; i < o.length; i++) { if (o[i] !== t[i]) differing++; if (Math.abs(o[i] - f[i]) > 1) offByMore++; }
+        }
+        expect(differing, `${perChannel ? 'per channel' : 'per tensor'} ${activations}`).toBe(0);
+        expect(offByMore, `${perChannel ? 'per channel' : 'per tensor'} ${activations}: fake-quantized codes more than one step from the integer ones`).toBe(0);
+      }
+    }, 20_000);
+  }
 });
