@@ -205,6 +205,9 @@ const CASES = [
   // quantize: calibration data and options
   ['quantize: calibration data of the wrong rank', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', onnxX, '--out', join(d, 'q1.onnx'))],
   ['quantize: --percentile 0', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q2.onnx'), '--method', 'percentile', '--percentile', '0')],
+  ['quantize: --bits 9', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q4.onnx'), '--bits', '9')],
+  ['quantize: --bits 1', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q5.onnx'), '--bits', '1')],
+  ['quantize: --bits 4.5', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q6.onnx'), '--bits', '4.5')],
   ['quantize: --calib-count past the file', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q3.onnx'), '--calib-count', '1000')],
   ['quantize: calibration images of the wrong shape', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q4.onnx'))],
   ['quantize: a training-time checkpoint', () => run('quantize', ok, '--calib', x, '--out', join(d, 'q5.onnx'))],

@@ -6,6 +6,9 @@
 //   bias      int32 at scale s_x·s_w[c]: q = rte(b / (s_x·s_w[c]))
 //   tensors   uint8 (or int8), asymmetric over the calibrated range [lo, hi] ∋ 0:
 //             s = (hi − lo)/255, zp = rte(qmin − lo/s)
+//   bits b < 8 (2…8): the same containers, with b-bit grids: weights ±(2^(b−1) − 1), tensors 2^b codes
+//             from qmin (uint8 0…2^b − 1, int8 −2^(b−1)…2^(b−1) − 1); a value past its calibrated range
+//             saturates at the container's limit, as ONNX's QuantizeLinear defines it
 //   range     min-max over the calibration batch, or the p-th percentile of each tail (e.g. 99.99)
 // A Relu right after a Conv goes: its output's range starts at 0, so the zero point is qmin and
 // quantizing saturates exactly where the Relu would clip (Q(relu(y)) = Q(y)). Every other op (pooling,
@@ -36,6 +39,8 @@ export interface QuantizeOptions {
   ranges?: ReadonlyMap<string, [number, number]>;
   /** 'qdq' (default): Q/DQ around float Convs; 'qoperator': each as a QLinearConv on integer tensors (the same rewrite runOnnx makes, src/onnx/qdq.ts) */
   form?: 'qdq' | 'qoperator';
+  /** the grids' width, 2 to 8 (default 8), in int8/uint8 containers */
+  bits?: number;
 }
 
 export interface QuantizedLayer {
@@ -50,9 +55,20 @@ export interface QuantizedLayer {
 
 const fl = Math.fround;
 
-/** Scale and zero point for [lo, hi] (widened to hold 0) in uint8 or int8, as float32 values. */
-export function affineParams(lo: number, hi: number, type: 'uint8' | 'int8'): { scale: number; zeroPoint: number } {
-  const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
+/** The b-bit grid of a container: uint8 [0, 2^b − 1], int8 [−2^(b−1), 2^(b−1) − 1]. */
+function grid(type: 'uint8' | 'int8', bits: number): [number, number] {
+  return type === 'uint8' ? [0, 2 ** bits - 1] : [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1];
+}
+
+/** bits for a grid: an integer from 2 to 8, or refused in one line. */
+export function checkBits(bits: number): number {
+  if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new Error(`bits must be an integer from 2 to 8 (int8/uint8 containers), got ${bits}`);
+  return bits;
+}
+
+/** Scale and zero point for [lo, hi] (widened to hold 0) on the b-bit grid of uint8 or int8, as float32 values. */
+export function affineParams(lo: number, hi: number, type: 'uint8' | 'int8', bits = 8): { scale: number; zeroPoint: number } {
+  const [qmin, qmax] = grid(type, bits);
   const a = Math.min(lo, 0), b = Math.max(hi, 0);
   const scale = fl(b > a ? (b - a) / (qmax - qmin) : 1);
   const zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - a / scale)));
@@ -73,18 +89,19 @@ export function absMaxPerChannel(v: ArrayLike<number>, channels: number): Float6
   return out;
 }
 
-/** int8 symmetric weights with one scale per each of `channels` slices (1: per tensor): s = fl(max|w|/127) (1 for an all-zero slice), q = sat(rte(fl(w/s)), ±127). */
-export function quantizeWeights(w: ArrayLike<number>, channels: number): { q: Int8Array; scales: Float32Array } {
-  const scales = Float32Array.from(absMaxPerChannel(w, channels), (m) => (m > 0 ? m / 127 : 1));
+/** int8 symmetric weights with one scale per each of `channels` slices (1: per tensor): s = fl(max|w|/Q) (1 for an all-zero slice), q = sat(rte(fl(w/s)), ±Q), Q = 2^(b−1) − 1 (127). */
+export function quantizeWeights(w: ArrayLike<number>, channels: number, bits = 8): { q: Int8Array; scales: Float32Array } {
+  const Q = 2 ** (bits - 1) - 1;
+  const scales = Float32Array.from(absMaxPerChannel(w, channels), (m) => (m > 0 ? m / Q : 1));
   const per = w.length / channels, q = new Int8Array(w.length);
-  for (let i = 0; i < q.length; i++) q[i] = Math.min(127, Math.max(-127, roundHalfEven(fl(w[i] / scales[Math.floor(i / per)]))));
+  for (let i = 0; i < q.length; i++) q[i] = Math.min(Q, Math.max(-Q, roundHalfEven(fl(w[i] / scales[Math.floor(i / per)]))));
   return { q, scales };
 }
 
 /** The mean squared error of quantizing then dequantizing each value over [lo, hi] in `type` (values weighted by `counts` if given). */
-export function quantizationMse(values: ArrayLike<number>, lo: number, hi: number, type: 'uint8' | 'int8', counts?: ArrayLike<number>): number {
-  const { scale, zeroPoint } = affineParams(lo, hi, type);
-  const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
+export function quantizationMse(values: ArrayLike<number>, lo: number, hi: number, type: 'uint8' | 'int8', counts?: ArrayLike<number>, bits = 8): number {
+  const { scale, zeroPoint } = affineParams(lo, hi, type, bits);
+  const [qmin, qmax] = grid(type, bits);
   let e = 0, n = 0;
   for (let i = 0; i < values.length; i++) {
     const w = counts === undefined ? 1 : counts[i];
@@ -102,7 +119,7 @@ export function quantizationMse(values: ArrayLike<number>, lo: number, hi: numbe
  * quantization error over a 4096-bin histogram of the values (each bin at its centre: its width is
  * 1/16 of the finest quantization step tried, so the error is measured to well within a step).
  */
-function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percentile' | 'mse', p: number, type: 'uint8' | 'int8'): [number, number] {
+function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percentile' | 'mse', p: number, type: 'uint8' | 'int8', bits: number): [number, number] {
   const [lo, hi] = minMax(values);
   if (method === 'minmax' || !(hi > lo)) return [lo, hi];
   if (method === 'mse') {
@@ -112,7 +129,7 @@ function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percen
     for (let b = 0; b < B; b++) centres[b] = lo + (b + 0.5) * width;
     let best: [number, number] = [lo, hi], bestErr = Infinity;
     for (let k = 100; k >= 20; k--) {
-      const err = quantizationMse(centres, (lo * k) / 100, (hi * k) / 100, type, counts);
+      const err = quantizationMse(centres, (lo * k) / 100, (hi * k) / 100, type, counts, bits);
       if (err < bestErr) { bestErr = err; best = [(lo * k) / 100, (hi * k) / 100]; }
     }
     return best;
@@ -128,6 +145,7 @@ function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percen
  */
 export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOptions = {}): { model: OnnxModel; layers: QuantizedLayer[] } {
   const perChannel = opts.perChannel ?? true, type = opts.activations ?? 'uint8', method = opts.method ?? 'minmax', p = opts.percentile ?? 99.99;
+  const bits = checkBits(opts.bits ?? 8);
   if (!(p > 50 && p <= 100)) throw new Error(`percentile must be in (50, 100], got ${p}`);
   const bad = calib.data.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new Error(`the calibration data holds ${calib.data[bad]} at index ${bad}; calibrate on finite images`);
@@ -149,9 +167,9 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const ranges = new Map<string, [number, number]>(opts.ranges ?? []);
   if (opts.ranges === undefined) {
     runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
-      node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type)); });
+      node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type, bits)); });
     } });
-    for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type));
+    for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type, bits));
   }
   for (const t of want) if (!ranges.has(t)) throw new Error(`no calibrated range for tensor '${showText(t)}'`);
   for (const [t, [lo, hi]] of ranges) if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`tensor '${showText(t)}' ranges over [${lo}, ${hi}] on the calibration data; its scale would not be finite`);
@@ -170,7 +188,7 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const qdqOf = (t: string, range: [number, number], dqName = `${t}.dq`): string => {
     const have = quantized.get(t);
     if (have !== undefined) return have.dq;
-    const params = affineParams(range[0], range[1], type);
+    const params = affineParams(range[0], range[1], type, bits);
     const scale = scalar(`${t}.scale`, 'float32', params.scale), zp = scalar(`${t}.zero_point`, type, params.zeroPoint);
     nodes.push(node('QuantizeLinear', `${t}.quantize`, [t, scale, zp], [`${t}.q`]), node('DequantizeLinear', `${t}.dequantize`, [`${t}.q`, scale, zp], [dqName]));
     quantized.set(t, { scale, zp, dq: dqName, params, range });
@@ -190,7 +208,7 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     // weights: int8 symmetric, per output channel along axis 0
     const w = model.initializers.get(n.inputs[1])!;
     const F = w.dims[0];
-    const { q: wq, scales: ws } = quantizeWeights(w.data, perChannel ? F : 1);
+    const { q: wq, scales: ws } = quantizeWeights(w.data, perChannel ? F : 1, bits);
     const base = n.name || n.outputs[0];
     const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
     inits.set(wName, { name: wName, dtype: 'int8', dims: w.dims.slice(), data: wq });
@@ -212,7 +230,7 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     const y = `${out}.float`; // the conv's float output, quantized at once; consumers read its DQ under the old name
     nodes.push({ ...n, inputs: convInputs, outputs: [y] });
     const range = ranges.get(out)!;
-    const yParams = affineParams(range[0], range[1], type);
+    const yParams = affineParams(range[0], range[1], type, bits);
     const ys = scalar(`${out}.scale`, 'float32', yParams.scale), yz = scalar(`${out}.zero_point`, type, yParams.zeroPoint);
     nodes.push(node('QuantizeLinear', `${out}.quantize`, [y, ys, yz], [`${out}.q`]), node('DequantizeLinear', `${out}.dequantize`, [`${out}.q`, ys, yz], [out]));
     quantized.set(out, { scale: ys, zp: yz, dq: out, params: yParams, range });

@@ -30,6 +30,33 @@ function deployGraph() {
 }
 
 describe('quantizeOnnx', () => {
+  it('bits b: weights on ±(2^(b−1) − 1) at max|w|/(2^(b−1) − 1), activations on 2^b codes; outside 2–8 refused before any work', () => {
+    // b = 4: weights ±7, s = max|w|/7; uint8 [0, 15], s = (hi − lo)/15; int8 [−8, 7]
+    expect(affineParams(-1, 3, 'uint8', 4)).toEqual({ scale: Math.fround(4 / 15), zeroPoint: 4 }); // 15/4 = 3.75 → 4
+    expect(affineParams(-2, 2, 'int8', 4)).toEqual({ scale: Math.fround(4 / 15), zeroPoint: -1 }); // −8 + 2/fl(4/15) = −0.50000002 (fl rounds 4/15 up) → −1
+    const model = deployGraph();
+    const calib = uniform([4, 3, 16, 16], new Rng(2), -1, 1);
+    const { model: q } = quantizeOnnx(model, calib, { bits: 4 });
+    for (const [name, t] of q.initializers) {
+      if (!name.endsWith('.weight_quantized')) continue;
+      const conv = q.nodes.find((n) => n.inputs[1] === `${name.slice(0, -'.weight_quantized'.length)}.weight_dq`)!;
+      const w = model.initializers.get(model.nodes.find((n) => n.name === conv.name)!.inputs[1])!.data;
+      const scales = q.initializers.get(name.replace('_quantized', '_scale'))!.data;
+      const per = t.data.length / scales.length;
+      for (let c = 0; c < scales.length; c++) {
+        let m = 0;
+        for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(w[i]));
+        expect(scales[c]).toBe(Math.fround(m / 7));
+        for (let i = c * per; i < (c + 1) * per; i++) expect(Math.abs(t.data[i])).toBeLessThanOrEqual(7);
+      }
+    }
+    // the calibration batch itself lands on the 4-bit grid: codes 0…15
+    const acts = q.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.outputs[0]);
+    const run = runOnnx({ ...q, outputs: [...q.outputs, ...acts.map((a) => ({ name: a, dtype: 'uint8' as const, dims: null }))] }, { input: calib });
+    for (const a of acts) expect(Math.max(...run.get(a)!.data), a).toBeLessThanOrEqual(15);
+    for (const bits of [1, 9, 2.5]) expect(() => quantizeOnnx(model, new Tensor(Float32Array.of(NaN), [1, 1, 1, 1]), { bits })).toThrow(`bits must be an integer from 2 to 8 (int8/uint8 containers), got ${bits}`);
+  });
+
   it('scale and zero point: the range widened to hold 0, s = (hi − lo)/255, zp = rte(qmin − lo/s)', () => {
     expect(affineParams(-1, 3, 'uint8')).toEqual({ scale: Math.fround(4 / 255), zeroPoint: 64 }); // 255/4 = 63.75 → 64
     expect(affineParams(0.5, 2, 'uint8')).toEqual({ scale: Math.fround(2 / 255), zeroPoint: 0 }); // lo raised to 0
@@ -123,11 +150,11 @@ describe('quantizeOnnx', () => {
     }, [2, 1, 28, 28]],
   ];
   for (const [name, make, shape] of fixtures) {
-    it(`${name}: 0 differing codes against onnxruntime-web per channel and per tensor, uint8 and int8; the fake-quantized float path within one step`, async () => {
+    it(`${name}: 0 differing codes against onnxruntime-web per channel and per tensor, uint8 and int8, and on 4-bit grids; the fake-quantized float path within one step`, async () => {
       const model = make();
       const calib = uniform([4, ...shape.slice(1)], new Rng(8), -1, 1), x = uniform(shape, new Rng(9), -1, 1);
-      for (const perChannel of [true, false]) for (const activations of ['uint8', 'int8'] as const) {
-        const { model: q } = quantizeOnnx(model, calib, { perChannel, activations });
+      for (const [perChannel, activations, bits] of [[true, 'uint8', 8], [true, 'int8', 8], [false, 'uint8', 8], [false, 'int8', 8], [true, 'uint8', 4]] as const) {
+        const { model: q } = quantizeOnnx(model, calib, { perChannel, activations, bits });
         const acts = q.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.outputs[0]);
         const bytes = onnxProtoOf({ ...q, outputs: [...q.outputs, ...acts.map((a) => ({ name: a, dtype: activations, dims: null }))] }).encode();
         const ours = runOnnx(readOnnx(bytes), { input: x }, { algorithm: 'im2col' });
@@ -141,8 +168,8 @@ describe('quantizeOnnx', () => {
           const o = ours.get(a)!.data, t = theirs[a].data as Uint8Array | Int8Array, f = fake.get(a)!.data;
           for (let i = 0; i < o.length; i++) { if (o[i] !== t[i]) differing++; if (Math.abs(o[i] - f[i]) > 1) offByMore++; }
         }
-        expect(differing, `${perChannel ? 'per channel' : 'per tensor'} ${activations}`).toBe(0);
-        expect(offByMore, `${perChannel ? 'per channel' : 'per tensor'} ${activations}: fake-quantized codes more than one step from the integer ones`).toBe(0);
+        expect(differing, `${perChannel ? 'per channel' : 'per tensor'} ${activations} ${bits} bits`).toBe(0);
+        expect(offByMore, `${perChannel ? 'per channel' : 'per tensor'} ${activations} ${bits} bits: fake-quantized codes more than one step from the integer ones`).toBe(0);
       }
     }, 20_000);
   }
