@@ -205,7 +205,7 @@ const MUTANTS = [
   ['blocks', 'DBB with an idconv taken as groups 1', 'src/reparam/state_dict_blocks.ts', '[groups, internal] = [C / Cg, C];', '[groups, internal] = [1, C];', ['test/reparam/state_dict_blocks.test.ts']],
   ['families', 'ACB: the k×1 branch padded on the wrong axis', 'src/nn/families.ts', "[['ver_conv', conv(p.k, 1)], ['ver_bn', p.bn(cout)]],", "[['ver_conv', conv(1, p.k)], ['ver_bn', p.bn(cout)]],", ['test/reparam/state_dict_blocks.test.ts', 'test/reparam/fuse.test.ts']],
   ['quant', 'quant-report compares the fused kernel with every branch, not the k×k ones', 'src/onnx/quant_report.ts', 'branches: lb.branches.filter(full), post: null', 'branches: lb.branches, post: null', ['test/onnx/quant_report.test.ts']],
-  ['quant', 'narrow grids: weights still clamped at ±127', 'src/onnx/quantize.ts', '  for (let i = 0; i < q.length; i++) q[i] = Math.min(Q, Math.max(-Q, ', '  for (let i = 0; i < q.length; i++) q[i] = Math.min(127, Math.max(-127, ', ['test/onnx/quantize.test.ts']],
+  ['quant', 'narrow grids: weight scales still max|w|/127', 'src/onnx/quantize.ts', '(m) => (m > 0 ? m / Q : 1)', '(m) => (m > 0 ? m / 127 : 1)', ['test/onnx/quantize.test.ts']],
   ['quant', 'narrow grids: int8 activations centred one code off', 'src/onnx/quantize.ts', "[-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]", "[-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1]", ['test/onnx/quantize.test.ts']],
 ];
 
