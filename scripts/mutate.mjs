@@ -207,6 +207,7 @@ const MUTANTS = [
   ['quant', 'quant-report compares the fused kernel with every branch, not the k×k ones', 'src/onnx/quant_report.ts', 'branches: lb.branches.filter(full), post: null', 'branches: lb.branches, post: null', ['test/onnx/quant_report.test.ts']],
   ['quant', 'narrow grids: weight scales still max|w|/127', 'src/onnx/quantize.ts', '(m) => (m > 0 ? m / Q : 1)', '(m) => (m > 0 ? m / 127 : 1)', ['test/onnx/quantize.test.ts']],
   ['quant', 'narrow grids: int8 activations centred one code off', 'src/onnx/quantize.ts', "[-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]", "[-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1]", ['test/onnx/quantize.test.ts']],
+  ['quant', 'the classifier\'s weights quantized untransposed', 'src/onnx/quantize.ts', "const wt = transB ? Float64Array.from({ length: K * N }, (_, i) => Number(w.data[(i % N) * K + Math.floor(i / N)])) : w.data;", 'const wt = w.data;', ['test/onnx/quantize.test.ts']],
 ];
 
 const args = process.argv.slice(2);

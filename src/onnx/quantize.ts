@@ -11,15 +11,17 @@
 //             saturates at the container's limit, as ONNX's QuantizeLinear defines it
 //   range     min-max over the calibration batch, or the p-th percentile of each tail (e.g. 99.99)
 // A Relu right after a Conv goes: its output's range starts at 0, so the zero point is qmin and
-// quantizing saturates exactly where the Relu would clip (Q(relu(y)) = Q(y)). Every other op (pooling,
-// the classifier's Gemm) stays in float on the dequantized values.
+// quantizing saturates exactly where the Relu would clip (Q(relu(y)) = Q(y)). The classifier's Gemm
+// (y = x·Wᵀ + b, constant W and b) becomes DQ → MatMul → Q with int8 weights per tensor (a QLinearMatMul,
+// as onnxruntime runs it), then its bias added in float; every other op (pooling, SE) stays in float
+// on the dequantized values.
 
 import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { roundHalfEven } from './ops_quant.js';
 import { runOnnx } from './run.js';
 import { integerQdq } from './qdq.js';
-import { readersOf } from './value.js';
+import { attrFloat, attrInt, readersOf } from './value.js';
 import { showText } from '../tensor/untrusted.js';
 
 export interface QuantizeOptions {
@@ -33,6 +35,8 @@ export interface QuantizeOptions {
   percentile?: number;
   /** leave the first conv in float (its input and weights unquantized) */
   keepFirstFloat?: boolean;
+  /** leave the classifier (a Gemm with constant weights) in float */
+  keepLastFloat?: boolean;
   /** quantize only the Convs with these node names (default: all) */
   only?: readonly string[];
   /** tensor name → calibrated [lo, hi], when the caller has them (quant-report): no calibration run */
@@ -156,6 +160,10 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     .filter((_, i) => !(opts.keepFirstFloat === true && i === 0))
     .filter((n) => opts.only === undefined || opts.only.includes(n.name));
   if (convs.length === 0) throw new Error('the graph has no Conv with constant weights to quantize');
+  // the classifier: a Gemm x·Wᵀ + b (or x·W + b) with constant W and b, plain alpha/beta and a 2-D input
+  const gemms = opts.keepLastFloat === true ? [] : model.nodes.filter((n) => n.opType === 'Gemm' && model.initializers.has(n.inputs[1]) && model.initializers.get(n.inputs[1])!.dims.length === 2 &&
+    (!n.inputs[2] || (model.initializers.has(n.inputs[2]) && model.initializers.get(n.inputs[2])!.dims.length === 1)) && attrInt(n, 'transA', 0) === 0 &&
+    attrFloat(n, 'alpha', 1) === 1 && attrFloat(n, 'beta', 1) === 1 && !graphOutputs.has(n.inputs[0])).filter((n) => opts.only === undefined || opts.only.includes(n.name));
   // a Relu that alone reads a conv's output is folded into the quantization of its output
   const reluOf = new Map<OnnxNode, OnnxNode>();
   for (const c of convs) {
@@ -163,15 +171,20 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     if (r?.length === 1 && r[0].opType === 'Relu' && !graphOutputs.has(c.outputs[0])) reluOf.set(c, r[0]);
   }
   // calibration: the float graph on the batch, keeping every tensor a quantized conv reads or writes
-  const want = new Set(convs.flatMap((c) => [c.inputs[0], (reluOf.get(c) ?? c).outputs[0]]));
+  const want = new Set([...convs.flatMap((c) => [c.inputs[0], (reluOf.get(c) ?? c).outputs[0]]), ...gemms.map((g) => g.inputs[0])]);
+  const gemmOut = (g: OnnxNode) => `${g.outputs[0]}.matmul`; // x·W before the bias: what its Q sees
   const ranges = new Map<string, [number, number]>(opts.ranges ?? []);
   if (opts.ranges === undefined) {
     runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
       node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type, bits)); });
+      if (gemms.includes(node)) { // the product alone: the output less the bias on each row
+        const y = ys[0].data, b = node.inputs[2] ? model.initializers.get(node.inputs[2])!.data : null, N = ys[0].shape[1];
+        ranges.set(gemmOut(node), rangeOf(b === null ? y : Float64Array.from(y, (v, i) => v - Number(b[i % N])), method, p, type, bits));
+      }
     } });
     for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type, bits));
   }
-  for (const t of want) if (!ranges.has(t)) throw new Error(`no calibrated range for tensor '${showText(t)}'`);
+  for (const t of [...want, ...gemms.map(gemmOut)]) if (!ranges.has(t)) throw new Error(`no calibrated range for tensor '${showText(t)}'`);
   for (const [t, [lo, hi]] of ranges) if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`tensor '${showText(t)}' ranges over [${lo}, ${hi}] on the calibration data; its scale would not be finite`);
 
   const inits = new Map(model.initializers);
@@ -197,6 +210,10 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const dropped = new Set<OnnxNode>(reluOf.values());
   for (const n of model.nodes) {
     if (dropped.has(n)) continue;
+    if (gemms.includes(n)) {
+      quantizeGemm(n);
+      continue;
+    }
     if (!convs.includes(n)) {
       nodes.push(n);
       continue;
@@ -238,6 +255,32 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
       conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yParams, range }, weightScales: Array.from(ws), reluFolded: relu !== undefined,
     });
   }
+  // y = x·Wᵀ + b as DQ(x) → MatMul(DQ(W')) → Q → DQ → Add(b): W' = Wᵀ (K, N) int8 per tensor (QLinearMatMul
+  // takes one weight scale here: onnxruntime's per-column form is not what its QDQ pass emits for MatMul)
+  function quantizeGemm(n: OnnxNode): void {
+    const x = n.inputs[0], out = n.outputs[0];
+    const xdq = qdqOf(x, ranges.get(x)!);
+    const xq = quantized.get(x)!;
+    const w = model.initializers.get(n.inputs[1])!;
+    const transB = attrInt(n, 'transB', 0) === 1;
+    const [K, N] = transB ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]];
+    const wt = transB ? Float64Array.from({ length: K * N }, (_, i) => Number(w.data[(i % N) * K + Math.floor(i / N)])) : w.data;
+    const { q: wq, scales: ws } = quantizeWeights(wt, 1, bits);
+    const base = n.name || out;
+    const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
+    inits.set(wName, { name: wName, dtype: 'int8', dims: [K, N], data: wq });
+    inits.set(wsName, { name: wsName, dtype: 'float32', dims: [], data: ws });
+    inits.set(wzName, { name: wzName, dtype: 'int8', dims: [], data: new Int8Array(1) });
+    nodes.push(node('DequantizeLinear', `${base}.weight_dequantize`, [wName, wsName, wzName], [`${base}.weight_dq`]));
+    const m = gemmOut(n), range = ranges.get(m)!;
+    const yParams = affineParams(range[0], range[1], type, bits);
+    const ys = scalar(`${m}.scale`, 'float32', yParams.scale), yz = scalar(`${m}.zero_point`, type, yParams.zeroPoint);
+    nodes.push({ name: `${base}.matmul`, opType: 'MatMul', domain: '', inputs: [xdq, `${base}.weight_dq`], outputs: [`${m}.float`], at: -1, attributes: new Map() },
+      node('QuantizeLinear', `${m}.quantize`, [`${m}.float`, ys, yz], [`${m}.q`]), node('DequantizeLinear', `${m}.dequantize`, [`${m}.q`, ys, yz], [n.inputs[2] ? m : out]));
+    if (n.inputs[2]) nodes.push({ name: `${base}.bias_add`, opType: 'Add', domain: '', inputs: [m, n.inputs[2]], outputs: [out], at: -1, attributes: new Map() });
+    layers.push({ conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yParams, range }, weightScales: Array.from(ws), reluFolded: false });
+  }
+
   // nodes stay in the graph's order: each Q/DQ is placed right before the conv that reads it or right
   // after the conv that writes it, so producers still precede readers
   const used = new Set(nodes.flatMap((x) => x.inputs));

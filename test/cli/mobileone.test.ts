@@ -57,12 +57,12 @@ describe('repvgg on MobileOne checkpoints', () => {
     expect(rel(parseNpy(readFileSync(join(dir, 'yo.npy'))).data, fx.t('y_deploy@f64').data)).toBeLessThanOrEqual(16 * f32err('y_deploy'));
   }, 20_000);
 
-  it('quantize takes a deploy MobileOne (every conv: 43 blocks and the 12 SE blocks\' two), and forward pins its plan', async () => {
+  it('quantize takes a deploy MobileOne (every conv: 43 blocks and the 12 SE blocks\' two; the classifier), and forward pins its plan', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'x.npy'), serializeNpy(fx.t('x')));
     const q = await cli('quantize', net('ours/mobileone_s4_deploy.pth'), '--calib', join(dir, 'x.npy'), '--out', join(dir, 'q.onnx'));
     expect(q.code, q.err).toBe(0);
-    expect(q.out).toMatch(/wrote .*q\.onnx: 67 conv\(s\) quantized/);
+    expect(q.out).toMatch(/wrote .*q\.onnx: 68 layer\(s\) quantized/); // and the classifier
     expect((await cli('run', join(dir, 'q.onnx'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'yq.npy'))).code).toBe(0);
     // the algorithm plan: saved by one run, pinned in the next; every conv of PyTorch's module named, the SE's too
     const a = await cli('forward', net('mobileone_s4.pth.tar'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y1.npy'), '--save-plan', join(dir, 'plan.json'));

@@ -40,6 +40,7 @@ describe('quantizeOnnx', () => {
     for (const [name, t] of q.initializers) {
       if (!name.endsWith('.weight_quantized')) continue;
       const conv = q.nodes.find((n) => n.inputs[1] === `${name.slice(0, -'.weight_quantized'.length)}.weight_dq`)!;
+      if (conv.opType !== 'Conv') continue; // the classifier's MatMul: its transposed per-tensor weights are checked in the next test
       const w = model.initializers.get(model.nodes.find((n) => n.name === conv.name)!.inputs[1])!.data;
       const scales = q.initializers.get(name.replace('_quantized', '_scale'))!.data;
       const per = t.data.length / scales.length;
@@ -69,8 +70,17 @@ describe('quantizeOnnx', () => {
     first.data[first.data.length / first.dims[0] - 1] = -3; // channel 0's largest |w| is its last element
     const calib = uniform([4, 3, 16, 16], new Rng(1), -1, 1);
     const { model: q, layers } = quantizeOnnx(model, calib);
-    expect(layers.length).toBe(6); // stage0 and 1 + 2 + 1 + 1 blocks
-    expect(layers.every((l) => l.reluFolded && l.output.zeroPoint === 0 && l.output.range[0] >= 0)).toBe(true);
+    expect(layers.length).toBe(7); // stage0 and 1 + 2 + 1 + 1 blocks, then the classifier
+    expect(layers.slice(0, 6).every((l) => l.reluFolded && l.output.zeroPoint === 0 && l.output.range[0] >= 0)).toBe(true);
+    // the classifier y = x·Wᵀ + b: MatMul on W' = Wᵀ, int8 per tensor at max|W|/127, the bias added after in float
+    const gemm = model.nodes.find((n) => n.opType === 'Gemm')!, W = model.initializers.get(gemm.inputs[1])!;
+    const [N, K] = W.dims, Wq = q.initializers.get(`${gemm.name}.weight_quantized`)!, Ws = q.initializers.get(`${gemm.name}.weight_scale`)!.data[0];
+    expect(Wq.dims).toEqual([K, N]);
+    expect(Ws).toBe(Math.fround(Math.max(...Array.from(W.data, Math.abs)) / 127));
+    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) expect(Wq.data[k * N + n]).toBe(roundHalfEven(Math.fround(W.data[n * K + k] / Ws)));
+    expect(q.nodes.filter((n) => n.opType === 'Gemm')).toEqual([]);
+    expect(q.nodes.at(-1)).toMatchObject({ opType: 'Add', inputs: [`${gemm.outputs[0]}.matmul`, gemm.inputs[2]], outputs: gemm.outputs });
+    expect(quantizeOnnx(model, calib, { keepLastFloat: true }).layers.length).toBe(6);
     const conv = model.nodes.find((n) => n.opType === 'Conv')!;
     const w = model.initializers.get(conv.inputs[1])!, b = model.initializers.get(conv.inputs[2])!;
     const F = w.dims[0], per = w.data.length / F;
@@ -120,6 +130,7 @@ describe('quantizeOnnx', () => {
     // the QOperator form: the same integers, from QLinearConv nodes on integer tensors
     const { model: qop } = quantizeOnnx(model, uniform([4, 3, 16, 16], new Rng(2), -1, 1), { method: 'percentile', percentile: 99.9, form: 'qoperator' });
     expect(qop.nodes.filter((n) => n.opType === 'QLinearConv').length).toBe(6);
+    expect(qop.nodes.filter((n) => n.opType === 'QLinearMatMul').length).toBe(1); // the classifier
     expect(qop.nodes.filter((n) => n.opType === 'Conv')).toEqual([]);
     const last = acts.at(-1)!;
     const opBytes = onnxProtoOf({ ...qop, outputs: [...qop.outputs, { name: last, dtype: 'uint8', dims: null }] }).encode();

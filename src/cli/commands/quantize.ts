@@ -13,16 +13,17 @@ export const quantize: Command = {
     name: 'quantize',
     summary: 'post-training INT8 quantization of a deploy model into a QDQ ONNX file, calibrated on a batch',
     usage: 'repvgg quantize DEPLOY --calib X.npy --out Q.onnx [--per-tensor] [--method minmax|percentile|mse] [--percentile 99.99]\n' +
-      '                 [--activations uint8|int8] [--bits 8] [--keep-first-float] [--calib-count N] [--qoperator]\n' +
+      '                 [--activations uint8|int8] [--bits 8] [--keep-first-float] [--keep-last-float] [--calib-count N] [--qoperator]\n' +
       '  DEPLOY: an ONNX graph (e.g. from fuse-onnx) or a deploy RepVGG checkpoint. Every Conv gets int8 weights\n' +
       '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
       '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
       '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error).\n' +
-      '  A Relu after a Conv is folded into its output\'s zero point;\n' +
-      '  other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.\n' +
+      '  A Relu after a Conv is folded into its output\'s zero point. The classifier (a Gemm) becomes a MatMul on\n' +
+      '  int8 weights per tensor, its bias added in float (--keep-last-float: left float, as --keep-first-float the\n' +
+      '  first conv); other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.\n' +
       '  --qoperator writes each quantized conv as a QLinearConv on integer tensors instead of the QDQ form.\n' +
       '  --bits 2…8: narrower grids in the same containers (weights ±(2^(b−1) − 1), activations 2^b codes).',
-    flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'calib-count': 'count', qoperator: 'boolean', bits: 'count', threads: 'count', backend: 'string' },
+    flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'keep-last-float': 'boolean', 'calib-count': 'count', qoperator: 'boolean', bits: 'count', threads: 'count', backend: 'string' },
     positionals: 1,
     files: [{ arg: 0, label: 'DEPLOY', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'out', role: 'out' }],
   },
@@ -44,14 +45,14 @@ export const quantize: Command = {
       model = readOnnx(toOnnx(net.eval()));
     }
     const x = readCalibration(a, 'quantize');
-    const { model: q, layers } = quantizeOnnx(model, x, { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq', bits });
+    const { model: q, layers } = quantizeOnnx(model, x, { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, keepLastFloat: a.flags.get('keep-last-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq', bits });
     writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
     io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
     for (const l of layers) {
       const ws = `${Math.min(...l.weightScales).toExponential(2)}…${Math.max(...l.weightScales).toExponential(2)}`;
       io.out(`${showText(l.conv, 28).padEnd(28)} ${`${l.input.scale.toExponential(3)}, ${l.input.zeroPoint}`.padEnd(18)} ${`[${l.output.range[0].toPrecision(3)}, ${l.output.range[1].toPrecision(3)}]`.padEnd(20)} ${`${l.output.scale.toExponential(3)}, ${l.output.zeroPoint}`.padEnd(18)} ${ws}${l.reluFolded ? '  (Relu folded)' : ''}`);
     }
-    io.out(`wrote ${out}: ${layers.length} conv(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations${bits < 8 ? ` on ${bits}-bit grids` : ''}, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${x.shape[0]} image(s)${a.flags.get('qoperator') === true ? ', QOperator form' : ', QDQ form'}); other ops in float`);
+    io.out(`wrote ${out}: ${layers.length} layer(s) quantized (${a.flags.get('per-tensor') === true ? 'per tensor' : 'per channel'} int8 weights, ${activations} activations${bits < 8 ? ` on ${bits}-bit grids` : ''}, ${method}${method === 'percentile' ? ` ${percentile}` : ''} on ${x.shape[0]} image(s)${a.flags.get('qoperator') === true ? ', QOperator form' : ', QDQ form'}); other ops in float`);
     return 0;
   },
 };
