@@ -103,8 +103,12 @@ export class DiracConv2d extends Module {
   }
 }
 
-/** The block designs of the RepVGG paper's Table 6, by the paper's names. */
-export const VARIANTS = ['RepVGG', 'Identity w/o BN', 'Post-addition BN', '+ReLU in branch', 'DiracNet', 'Trivial Re-param', 'ACB'] as const;
+/**
+ * The block designs of the RepVGG paper's Table 6, by the paper's names, and QARepVGG (Chu et al., 2023:
+ * BN on the 3×3 branch only, a bare 1×1, the identity without BN, a BN after the sum), the design made
+ * to survive INT8 (`ablate --table int8` compares the two).
+ */
+export const VARIANTS = ['RepVGG', 'Identity w/o BN', 'Post-addition BN', '+ReLU in branch', 'DiracNet', 'Trivial Re-param', 'ACB', 'QARepVGG'] as const;
 export type VariantName = (typeof VARIANTS)[number];
 
 export interface VariantBlockOptions {
@@ -148,5 +152,7 @@ export function variantBlock(name: VariantName, channels: number, opts: VariantB
       return new BranchBlock(name, channels, [[dirac(true), bn()]], null, shape);
     case 'ACB':
       return new BranchBlock(name, channels, [[conv(3, 3), bn()], [conv(1, 3), bn()], [conv(3, 1), bn()]], null, shape);
+    case 'QARepVGG':
+      return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1)]], []), bn(), shape);
   }
 }

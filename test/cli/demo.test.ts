@@ -11,7 +11,7 @@ import { loadIdxDir } from '../../src/cli/data.js';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
 import { mobileOnePlanFromStateDict, modelFromStateDict } from '../../src/io/state_dict.js';
 import { accuracy, predict } from '../../src/train/fit.js';
-import { meanStd } from '../../src/cli/commands/ablate.js';
+import { type AblationResult, type AblationRow, formatAblation, meanStd } from '../../src/cli/commands/ablate.js';
 
 function tinyData(nTrain: number, nTest: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'repvgg-data-'));
@@ -103,6 +103,24 @@ describe('repvgg train', () => {
 describe('repvgg ablate', () => {
   interface Row { name: string; paper: { accuracy: number; speed?: number }; params: number; fuses: boolean; note?: string; accuracy: number[]; mean: number; std: number; speed: { trainingTime: number[]; deploy: number[] | null }; deployAgreement: number[] | null }
   const data = tinyData(64, 40);
+
+  it('int8: RepVGG and QARepVGG deployed in INT8 per tensor and per channel over seeds, the drops and a verdict held to the standard error', async () => {
+    const r = await cli('ablate', '--table', 'int8', '--data', data, '--epochs', '1', '--seeds', '2', '--json');
+    expect(r.code, r.err).toBe(0);
+    const o = JSON.parse(r.out) as AblationResult;
+    expect(o.rows.map((x) => [x.name, x.paper.accuracy])).toEqual([['RepVGG', 52.2], ['QARepVGG', 70.4]]);
+    for (const x of o.rows) {
+      for (const v of [...x.accuracy, ...x.int8!.perTensor, ...x.int8!.perChannel]) expect(Math.abs(v * 40 - Math.round(v * 40))).toBeLessThan(1e-9); // k of 40 correct
+      expect(x.int8!.perTensor).toHaveLength(2);
+      expect(x.int8!.perChannel).toHaveLength(2);
+    }
+    // the printed table from the same object: the drops are FP32 − INT8 per seed, and the verdict follows the standard error
+    const lines = formatAblation(o);
+    const drop = (x: AblationRow) => x.accuracy.map((a, i) => a - x.int8!.perTensor[i]);
+    const d = o.rows.map((x) => meanStd(drop(x))), diff = d[0].mean - d[1].mean, se = Math.sqrt((d[0].std ** 2 + d[1].std ** 2) / 2);
+    expect(lines.find((l) => l.startsWith('RepVGG '))).toContain(`${(100 * d[0].mean).toFixed(2)} ± ${(100 * d[0].std).toFixed(2)}`);
+    expect(lines.find((l) => l.startsWith("QARepVGG's claim"))).toMatch(diff > 2 * se ? /holds here/ : diff < -2 * se ? /does not hold here/ : /is not shown at this scale/);
+  });
 
   it('fig6: the four branch variants over seeds, mean ± sample sd, speeds, beside the paper; a seed reproduces its row', async () => {
     const r = await cli('ablate', '--data', data, '--epochs', '1', '--seeds', '2', '--json');

@@ -2,7 +2,9 @@
 //   fig6: which branches a block has (none / identity / 1×1 / both), its accuracy and its speed
 //         without re-parameterization;
 //   fig7: the other block designs of its Table 6 (src/nn/variants.ts) and Residual Reorg
-//         (src/nn/residual_reorg.ts), all in the same network layout.
+//         (src/nn/residual_reorg.ts), all in the same network layout;
+//   int8: RepVGG against QARepVGG deployed in INT8 (src/onnx/quantize.ts, run as exact integers):
+//         FP32, INT8 per tensor and per channel, and whether QARepVGG's smaller drop shows.
 // Every row trains with the same budget, data order and seeds; conv algorithms are pinned to im2col,
 // so rows differ only by their structure and a seed gives the same model on every run.
 import { type ParsedArgs, num, oneOf, str } from '../args.js';
@@ -18,7 +20,11 @@ import type { VariantName } from '../../nn/variants.js';
 import { convert } from '../../reparam/repvgg.js';
 import { convertVariantNet } from '../../reparam/branches.js';
 import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { readOnnx } from '../../io/onnx_read.js';
+import { toOnnx } from '../../io/onnx.js';
+import { quantizeOnnx } from '../../onnx/quantize.js';
+import { runOnnx } from '../../onnx/run.js';
 
 /**
  * The network every row uses: RepVGG-B0's proportions (stages of 4, 6, 16, 1 layers: even counts in
@@ -49,7 +55,7 @@ const variant = (name: VariantName, paper: number): Row => ({
     : (m) => convertVariantNet(m as VariantNet).setAlgorithm('im2col'),
 });
 
-const TABLES: Record<'fig6' | 'fig7', { title: string; rows: Row[] }> = {
+const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[] }> = {
   fig6: {
     title: 'branch ablation (the paper\'s Fig. 6: RepVGG-B0, ImageNet top-1 and examples/s without re-parameterization)',
     rows: [
@@ -76,7 +82,24 @@ const TABLES: Record<'fig6' | 'fig7', { title: string; rows: Row[] }> = {
       },
     ],
   },
+  int8: {
+    title: 'INT8 after fusion (Chu et al., AAAI 2024, Fig. 1: post-training INT8 ImageNet top-1 of RepVGG-A0 52.2%, of QARepVGG-A0 70.4%, at about equal FP32)',
+    rows: [
+      { name: 'RepVGG', paper: { accuracy: 52.2 }, make: repvgg(true, true), deploy: fuseRepVGG },
+      variant('QARepVGG', 70.4),
+    ],
+  },
 };
+
+/** Calibration images for the int8 table: the first of the training set (min-max ranges, as `quantize` by default). */
+const CALIBRATION_IMAGES = 256;
+
+// test accuracy of the deploy network quantized (per tensor or per channel) and run as exact integers
+function int8Accuracy(deploy: Module, calib: Tensor, test: { x: Tensor; y: ArrayLike<number> }, perChannel: boolean): number {
+  const { model } = quantizeOnnx(readOnnx(toOnnx(deploy as RepVGG)), calib, { perChannel });
+  const logits = runOnnx(model, { input: test.x }, { algorithm: 'im2col' }).get('logits')!;
+  return accuracy(new Tensor(logits.data, logits.shape), test.y);
+}
 
 export interface AblationRow {
   name: string;
@@ -93,11 +116,13 @@ export interface AblationRow {
   speed: { trainingTime: number[]; deploy: number[] | null };
   /** per seed: the fraction of test images on which the deploy network predicts the same class */
   deployAgreement: number[] | null;
+  /** the int8 table: test accuracy per seed of the deploy network in INT8, per tensor and per channel */
+  int8?: { perTensor: number[]; perChannel: number[] };
 }
 
 /** What `ablate --json` prints. */
 export interface AblationResult {
-  table: 'fig6' | 'fig7';
+  table: 'fig6' | 'fig7' | 'int8';
   config: RepVGGConfig;
   epochs: number;
   batchSize: number;
@@ -114,6 +139,7 @@ export function formatAblation(r: AblationResult): string[] {
   const pct = (v: number) => (100 * v).toFixed(2);
   const fig6 = r.table === 'fig6';
   const w = Math.max(...r.rows.map((x) => x.name.length));
+  if (r.table === 'int8') return formatInt8(r, w);
   const out = [
     `${r.table}: ${TABLES[r.table].title}`,
     `ours: ${JSON.stringify(r.config.num_blocks)} layers at width ×${r.config.width_multiplier[0]}, ${r.epochs} epochs on ${r.trainImages} Fashion-MNIST images, seeds ${r.seeds.join(', ')}, tested on ${r.testImages}; ${r.seconds.toFixed(0)} s`,
@@ -125,6 +151,36 @@ export function formatAblation(r: AblationResult): string[] {
   }
   for (const x of r.rows) if (x.note !== undefined) out.push(`${x.name}: ${x.note}`);
   out.push(`Speeds: inference on the ${r.testImages} test images, median of ${SPEED_ROUNDS} passes with every network taking turns, every conv on im2col, this machine. Accuracy differences smaller than the standard deviations are noise.`);
+  return out;
+}
+
+// FP32 against INT8 per tensor and per channel, each mean ± sd over seeds, the drops, and the verdict
+function formatInt8(r: AblationResult, w: number): string[] {
+  const pct = (v: number) => (100 * v).toFixed(2);
+  const ms = (v: number[]) => { const m = meanStd(v); return `${pct(m.mean)} ± ${pct(m.std)}%`.padStart(17); };
+  const drop = (x: AblationRow, q: number[]) => meanStd(x.accuracy.map((a, i) => a - q[i]));
+  const out = [
+    `int8: ${TABLES.int8.title}`,
+    `ours: ${JSON.stringify(r.config.num_blocks)} layers at width ×${r.config.width_multiplier[0]}, ${r.epochs} epochs on ${r.trainImages} Fashion-MNIST images, seeds ${r.seeds.join(', ')}, tested on ${r.testImages}; calibrated on ${Math.min(CALIBRATION_IMAGES, r.trainImages)} training images (min-max); ${r.seconds.toFixed(0)} s`,
+    `${'row'.padEnd(w)}  ${'FP32'.padStart(17)}  ${'INT8 per tensor'.padStart(17)}  ${'INT8 per channel'.padStart(17)}  drop per tensor  drop per channel`,
+  ];
+  for (const x of r.rows) {
+    const t = drop(x, x.int8!.perTensor), c = drop(x, x.int8!.perChannel);
+    out.push(`${x.name.padEnd(w)}  ${ms(x.accuracy)}  ${ms(x.int8!.perTensor)}  ${ms(x.int8!.perChannel)}  ${`${pct(t.mean)} ± ${pct(t.std)}`.padStart(15)}  ${`${pct(c.mean)} ± ${pct(c.std)}`.padStart(16)}`);
+  }
+  const [rep, qa] = r.rows;
+  if (rep !== undefined && qa !== undefined && r.seeds.length > 1) {
+    // the claim: a smaller INT8 drop (per tensor, where RepVGG suffers) at about equal FP32 accuracy; held to
+    // the standard error of the difference of the two mean drops
+    const a = drop(rep, rep.int8!.perTensor), b = drop(qa, qa.int8!.perTensor), n = r.seeds.length;
+    const se = Math.sqrt((a.std ** 2 + b.std ** 2) / n), diff = a.mean - b.mean;
+    out.push(diff > 2 * se
+      ? `QARepVGG's claim holds here: its per-tensor INT8 drop is ${pct(diff)} points smaller than RepVGG's (${(diff / (se || Infinity)).toFixed(1)} standard errors).`
+      : diff < -2 * se
+        ? `QARepVGG's claim does not hold here: its per-tensor INT8 drop is ${pct(-diff)} points larger than RepVGG's (${(-diff / (se || Infinity)).toFixed(1)} standard errors).`
+        : `QARepVGG's claim is not shown at this scale: the per-tensor INT8 drops differ by ${pct(diff)} points, within 2 standard errors (${pct(se)}); more seeds, epochs or data would be needed.`);
+  }
+  out.push('INT8: the deploy network quantized by `repvgg quantize` (int8 weights, uint8 activations, the classifier included) and run as exact integers (`repvgg run`).');
   return out;
 }
 
@@ -165,17 +221,18 @@ function agreement(a: Tensor, b: Tensor): number {
 export const ablate: Command = {
   spec: {
     name: 'ablate',
-    summary: "the paper's ablations (fig6: branches, fig7: block designs) at small scale: mean ± sd over seeds, and speed",
-    usage: 'repvgg ablate [--table fig6|fig7 (fig6)] [--seeds 3] [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]\n' +
+    summary: "the paper's ablations (fig6: branches, fig7: block designs; int8: RepVGG vs QARepVGG in INT8) at small scale: mean ± sd over seeds",
+    usage: 'repvgg ablate [--table fig6|fig7|int8 (fig6)] [--seeds 3] [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]\n' +
       '  Every row trains with the same budget, data order and seeds (--seed, --seed + 1, …) and is tested\n' +
       '  on the test set: mean ± sample standard deviation beside the paper\'s figure, and inference speed\n' +
-      '  of the training-time network and, where it fuses, of the deployed one.',
+      '  of the training-time network and, where it fuses, of the deployed one. int8: RepVGG and QARepVGG deployed\n' +
+      '  in INT8 (per tensor and per channel, calibrated on 256 training images, run as exact integers).',
     flags: { threads: 'count', backend: 'string', table: 'string', seeds: 'count', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
     positionals: 0,
     files: [{ arg: 'data', role: 'in-dir' }],
   },
   async run(a: ParsedArgs, io: Io): Promise<number> {
-    const table = oneOf(str(a, 'table', 'fig6'), ['fig6', 'fig7'] as const, '--table');
+    const table = oneOf(str(a, 'table', 'fig6'), ['fig6', 'fig7', 'int8'] as const, '--table');
     const seeds = num(a, 'seeds', 3), epochs = num(a, 'epochs', 3), batchSize = num(a, 'batch-size', 32), lr = num(a, 'lr', 0.05), seed0 = num(a, 'seed', 0);
     const { train, test } = await loadIdxDir(str(a, 'data', BUNDLED_DATA));
     checkLabels(test.y, ABLATION_CONFIG.num_classes ?? 1000, 'test label'); // before training, as the training labels are
@@ -183,9 +240,11 @@ export const ablate: Command = {
     const seedList = Array.from({ length: seeds }, (_, i) => seed0 + i);
     const t0 = performance.now();
     // train and test every row and seed; keep the networks for the speed phase
-    const trained: { acc: number[]; nets: Module[]; deploys: Module[]; agree: number[]; params: number; note?: string }[] = [];
+    const trained: { acc: number[]; nets: Module[]; deploys: Module[]; agree: number[]; params: number; note?: string; int8: { perTensor: number[]; perChannel: number[] } }[] = [];
+    const n = Math.min(CALIBRATION_IMAGES, train.x.shape[0]), per = train.x.size / train.x.shape[0];
+    const calib = new Tensor(train.x.data.slice(0, n * per), [n, ...train.x.shape.slice(1)]);
     for (const spec of specs) {
-      const row: (typeof trained)[number] = { acc: [], nets: [], deploys: [], agree: [], params: 0 };
+      const row: (typeof trained)[number] = { acc: [], nets: [], deploys: [], agree: [], params: 0, int8: { perTensor: [], perChannel: [] } };
       for (const seed of seedList) {
         const model = spec.make(seed);
         row.params = model.namedParameters().reduce((s, [, p]) => s + p.data.size, 0);
@@ -198,6 +257,11 @@ export const ablate: Command = {
         else {
           row.deploys.push(deploy);
           row.agree.push(agreement(logits, predict(deploy, test.x)));
+          if (table === 'int8') {
+            io.progress(`${spec.name} seed ${seed}: INT8 on the test set…`);
+            row.int8.perTensor.push(int8Accuracy(deploy, calib, test, false));
+            row.int8.perChannel.push(int8Accuracy(deploy, calib, test, true));
+          }
         }
       }
       trained.push(row);
@@ -212,6 +276,7 @@ export const ablate: Command = {
         accuracy: r.acc, ...meanStd(r.acc),
         speed: { trainingTime: r.nets.map((m) => ips.get(m)!), deploy: fuses ? r.deploys.map((m) => ips.get(m)!) : null },
         deployAgreement: fuses ? r.agree : null,
+        ...(table === 'int8' ? { int8: r.int8 } : {}),
       };
     });
     const result: AblationResult = {
