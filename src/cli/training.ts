@@ -5,6 +5,13 @@ import { clock, progressBar } from './progress.js';
 import { exitInterrupted } from './files.js';
 import { type Dataset, type EpochStats, type FitOptions, fitAsync } from '../train/fit.js';
 import type { Module } from '../nn/module.js';
+import type { RepVGG } from '../nn/repvgg.js';
+import { Tensor } from '../tensor/tensor.js';
+import { readOnnx } from '../io/onnx_read.js';
+import { toOnnx } from '../io/onnx.js';
+import { quantizeOnnx } from '../onnx/quantize.js';
+import { runOnnx } from '../onnx/run.js';
+import { accuracy } from '../train/fit.js';
 
 export interface TrainResult {
   history: EpochStats[];
@@ -59,4 +66,20 @@ export async function trainWithProgress(model: Module, data: Dataset, opts: FitO
   }
   const seconds = (performance.now() - t0) / 1000;
   return { history, stepLosses, seconds, imagesPerSecond: images / seconds };
+}
+
+/** Calibration images for INT8 accuracies (demo, ablate): the first of the training set, min-max ranges as `quantize` by default. */
+export const CALIBRATION_IMAGES = 256;
+
+/** The first CALIBRATION_IMAGES images of a set. */
+export function calibrationBatch(x: Tensor): Tensor {
+  const n = Math.min(CALIBRATION_IMAGES, x.shape[0]), per = x.size / x.shape[0];
+  return new Tensor(x.data.slice(0, n * per), [n, ...x.shape.slice(1)]);
+}
+
+/** Test accuracy of a deploy network quantized (per tensor or per channel) and run as exact integers, as `quantize` and `run` do. */
+export function int8Accuracy(deploy: RepVGG, calib: Tensor, test: Dataset, perChannel: boolean): number {
+  const { model } = quantizeOnnx(readOnnx(toOnnx(deploy)), calib, { perChannel });
+  const logits = runOnnx(model, { input: test.x }, { algorithm: 'im2col' }).get('logits')!;
+  return accuracy(new Tensor(logits.data, logits.shape), test.y);
 }

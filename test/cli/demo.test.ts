@@ -11,6 +11,8 @@ import { loadIdxDir } from '../../src/cli/data.js';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
 import { mobileOnePlanFromStateDict, modelFromStateDict } from '../../src/io/state_dict.js';
 import { accuracy, predict } from '../../src/train/fit.js';
+import { parseNpy, serializeNpy } from '../../src/io/npy.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import { type AblationResult, type AblationRow, formatAblation, meanStd } from '../../src/cli/commands/ablate.js';
 
 function tinyData(nTrain: number, nTest: number): string {
@@ -36,7 +38,7 @@ describe('repvgg demo', () => {
     const r = await cli('demo', '--data', data, '--epochs', '2', '--out', out, '--json');
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out);
-    expect(Object.keys(s).sort()).toEqual(['accuracy', 'agreement', 'maxAbsDiff', 'seconds', 'speedup', 'testAccuracyPerEpoch']);
+    expect(Object.keys(s).sort()).toEqual(['accuracy', 'agreement', 'int8', 'maxAbsDiff', 'seconds', 'speedup', 'testAccuracyPerEpoch']);
     // test accuracy after every epoch; the last one recomputed here from the saved checkpoint, run
     // as the demo evaluated it during training (im2col, eval mode): the same bits, the same count
     expect(s.testAccuracyPerEpoch).toHaveLength(2);
@@ -58,6 +60,17 @@ describe('repvgg demo', () => {
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| test accuracy |');
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| 2 \| \d\.\d{4} \| \d+\.\d\d% \| \d+\.\d\d% \|/); // epoch 2: loss, train, test
     expect(readFileSync(join(out, 'curves.svg'), 'utf8')).toContain('test, after each epoch');
+    // INT8: the saved deploy checkpoint through `quantize` (calibrated on the first 256 training images,
+    // all of this set) and `run`, as a user would: the accuracy the demo reports, per channel
+    const { train } = await loadIdxDir(data);
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-demo-int8-'));
+    writeFileSync(join(dir, 'calib.npy'), serializeNpy(train.x));
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(test.x));
+    expect((await cli('quantize', join(out, 'deploy.safetensors'), '--calib', join(dir, 'calib.npy'), '--out', join(dir, 'q.onnx'))).code).toBe(0);
+    expect((await cli('run', join(dir, 'q.onnx'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--algorithm', 'im2col')).code).toBe(0);
+    const y = parseNpy(readFileSync(join(dir, 'y.npy')));
+    expect(s.int8.perChannel).toBe(accuracy(new Tensor(y.data as Float32Array, y.shape), test.y));
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/INT8 deploy model \(repvgg quantize, calibrated on 256 training images; run as exact integers\): test accuracy \d+\.\d\d% per tensor, \d+\.\d\d% per channel\./);
     expect(r.err).toMatch(/train epoch 2\/2: loss/);
   });
 });

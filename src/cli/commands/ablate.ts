@@ -10,7 +10,7 @@
 import { type ParsedArgs, num, oneOf, str } from '../args.js';
 import type { Command, Io } from '../command.js';
 import { BUNDLED_DATA, loadIdxDir } from '../data.js';
-import { trainWithProgress } from '../training.js';
+import { CALIBRATION_IMAGES, calibrationBatch, int8Accuracy, trainWithProgress } from '../training.js';
 import { RepVGG } from '../../nn/repvgg.js';
 import type { RepVGGConfig } from '../../nn/config.js';
 import type { Module } from '../../nn/module.js';
@@ -20,11 +20,7 @@ import type { VariantName } from '../../nn/variants.js';
 import { convert } from '../../reparam/repvgg.js';
 import { convertVariantNet } from '../../reparam/branches.js';
 import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
-import { Tensor } from '../../tensor/tensor.js';
-import { readOnnx } from '../../io/onnx_read.js';
-import { toOnnx } from '../../io/onnx.js';
-import { quantizeOnnx } from '../../onnx/quantize.js';
-import { runOnnx } from '../../onnx/run.js';
+import type { Tensor } from '../../tensor/tensor.js';
 
 /**
  * The network every row uses: RepVGG-B0's proportions (stages of 4, 6, 16, 1 layers: even counts in
@@ -91,15 +87,6 @@ const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[] }> =
   },
 };
 
-/** Calibration images for the int8 table: the first of the training set (min-max ranges, as `quantize` by default). */
-const CALIBRATION_IMAGES = 256;
-
-// test accuracy of the deploy network quantized (per tensor or per channel) and run as exact integers
-function int8Accuracy(deploy: Module, calib: Tensor, test: { x: Tensor; y: ArrayLike<number> }, perChannel: boolean): number {
-  const { model } = quantizeOnnx(readOnnx(toOnnx(deploy as RepVGG)), calib, { perChannel });
-  const logits = runOnnx(model, { input: test.x }, { algorithm: 'im2col' }).get('logits')!;
-  return accuracy(new Tensor(logits.data, logits.shape), test.y);
-}
 
 export interface AblationRow {
   name: string;
@@ -241,8 +228,7 @@ export const ablate: Command = {
     const t0 = performance.now();
     // train and test every row and seed; keep the networks for the speed phase
     const trained: { acc: number[]; nets: Module[]; deploys: Module[]; agree: number[]; params: number; note?: string; int8: { perTensor: number[]; perChannel: number[] } }[] = [];
-    const n = Math.min(CALIBRATION_IMAGES, train.x.shape[0]), per = train.x.size / train.x.shape[0];
-    const calib = new Tensor(train.x.data.slice(0, n * per), [n, ...train.x.shape.slice(1)]);
+    const calib = calibrationBatch(train.x);
     for (const spec of specs) {
       const row: (typeof trained)[number] = { acc: [], nets: [], deploys: [], agree: [], params: 0, int8: { perTensor: [], perChannel: [] } };
       for (const seed of seedList) {
@@ -259,8 +245,8 @@ export const ablate: Command = {
           row.agree.push(agreement(logits, predict(deploy, test.x)));
           if (table === 'int8') {
             io.progress(`${spec.name} seed ${seed}: INT8 on the test set…`);
-            row.int8.perTensor.push(int8Accuracy(deploy, calib, test, false));
-            row.int8.perChannel.push(int8Accuracy(deploy, calib, test, true));
+            row.int8.perTensor.push(int8Accuracy(deploy as RepVGG, calib, test, false));
+            row.int8.perChannel.push(int8Accuracy(deploy as RepVGG, calib, test, true));
           }
         }
       }
