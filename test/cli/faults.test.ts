@@ -397,7 +397,7 @@ describe('Faults III: no output eats an input, nothing raw reaches a terminal', 
         }
       }
     }
-    expect(tried).toBe(20); // forward 2 outputs × 3 inputs, backward 3, train 2, run 2, quantize 2, convert, export, fuse-onnx, init, demo 1 each
+    expect(tried).toBe(22); // forward 2 outputs × 3 inputs, backward 3, train 2, run 2, quantize 2, quant-report (--svg) 2, convert, export, fuse-onnx, init, demo 1 each
   });
 
   it('demo --out: a folder holding a user\'s file, or the dataset itself, is refused before training; a previous report is replaced', async () => {

@@ -74,6 +74,21 @@ describe('repvgg on MobileOne checkpoints', () => {
     expect(readFileSync(join(dir, 'y2.npy')).equals(readFileSync(join(dir, 'y1.npy')))).toBe(true);
   });
 
+  it('quant-report --svg draws every layer\'s SQNRs and ratios and names the worst three', async () => {
+    const dir = tmp();
+    const s0 = loadTorchFixture('networks/mobileone_s0');
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(s0.t('x')));
+    const r = await cli('quant-report', net('mobileone_s0.pth.tar'), '--calib', join(dir, 'x.npy'), '--svg', join(dir, 'r.svg'), '--json');
+    expect(r.code, r.err).toBe(0);
+    const { layers, worst } = JSON.parse(r.out) as { layers: { layer: string }[]; worst: string[] };
+    const svg = readFileSync(join(dir, 'r.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg [^]*<\/svg>\n$/);
+    const lines = [...svg.matchAll(/<polyline [^>]*points="([^"]*)"/g)].map((m) => m[1].split(' ').length);
+    expect(lines).toEqual([43, 43, 43, 43, 43]); // five series, one point per layer
+    expect(layers).toHaveLength(43);
+    for (const w of worst) expect(svg).toContain(`: ${w} (layer ${layers.findIndex((l) => l.layer === w)})`);
+  });
+
   it('inspect names the family, its naming, the units per stage and the SE blocks', async () => {
     const r = await cli('inspect', net('mobileone_s4.pth.tar'));
     expect(r.out).toContain('names         MobileOne, apple (official: stage0, stageN.j, linear)');

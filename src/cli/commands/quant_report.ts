@@ -1,29 +1,33 @@
-import type { ParsedArgs } from '../args.js';
+import { type ParsedArgs, str } from '../args.js';
 import type { Command, Io } from '../command.js';
-import { readCheckpointFile } from '../files.js';
 import { readCalibration } from '../calibration.js';
 import { classifierFromStateDict } from '../../io/state_dict.js';
-import { quantReport } from '../../onnx/quant_report.js';
+import { type LayerQuantReport, quantReport } from '../../onnx/quant_report.js';
+import { lineChart, svgDocument } from '../svg.js';
+import { readCheckpointFile, writeFileAtomic } from '../files.js';
 
 export const quantReportCommand: Command = {
   spec: {
     name: 'quant-report',
     summary: 'why a fused RepVGG or MobileOne loses accuracy in INT8, layer by layer, on a calibration batch',
-    usage: 'repvgg quant-report TRAIN --calib X.npy [--calib-count N] [--json]\n' +
+    usage: 'repvgg quant-report TRAIN --calib X.npy [--calib-count N] [--json] [--svg FILE.svg]\n' +
       '  TRAIN: a training-time RepVGG or MobileOne checkpoint (its k×k branches are compared with the fused kernel:\n' +
       '  RepVGG\'s 3×3, MobileOne\'s k conv branches). Per block: the fused kernel\'s channel range against the k×k\n' +
       '  branches\' alone, the largest BN scale γ/√(σ²+ε), the\n' +
       '  weights\' int8 SQNR and the share of a channel\'s taps that round to 0, the output\'s uint8 SQNR, and the\n' +
-      '  sensitivity: max |Δ logit| / max |logit| with that layer alone quantized. Names the three worst and why.',
-    flags: { calib: 'string', 'calib-count': 'count', json: 'boolean', threads: 'count', backend: 'string' },
+      '  sensitivity: max |Δ logit| / max |logit| with that layer alone quantized. Names the three worst and why.\n' +
+      '  --svg: the same per layer, drawn: weight SQNR fused and k×k alone, output SQNR; range ratio and sensitivity.',
+    flags: { calib: 'string', 'calib-count': 'count', json: 'boolean', svg: 'string', threads: 'count', backend: 'string' },
     positionals: 1,
-    files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 'calib', role: 'in' }],
+    files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'svg', role: 'out' }],
   },
   run(a: ParsedArgs, io: Io): number {
     const model = classifierFromStateDict(readCheckpointFile(a.positionals[0]).entries, { share: true });
     if (model.deploy) throw new Error(`'${a.positionals[0]}' is a deploy checkpoint; quant-report compares the fused kernel with its 3×3 branch: give the training-time one`);
     const x = readCalibration(a, 'quant-report', model.inChannels);
     const { layers, worst } = quantReport(model.eval(), x);
+    const svg = str(a, 'svg');
+    if (svg !== undefined) writeFileAtomic(svg, new TextEncoder().encode(reportSvg(layers, worst)));
     if (a.flags.get('json') === true) {
       io.out(JSON.stringify({ layers, worst }, (_k, v) => (v === Infinity ? 'Infinity' : v), 1));
       return 0;
@@ -34,6 +38,26 @@ export const quantReportCommand: Command = {
     }
     io.out('worst:');
     for (const w of worst) io.out(`  ${w}: ${layers.find((l) => l.layer === w)!.reason}`);
+    if (svg !== undefined) io.out(`wrote ${svg}`);
     return 0;
   },
 };
+
+// Two panels over the layers (x: the layer's index in forward order): SQNRs in dB (weights fused and
+// k×k alone, the output activation), and the two ratios on a log₁₀ axis (the fused range against the
+// k×k branches', the sensitivity); the three worst layers named under them.
+function reportSvg(layers: LayerQuantReport[], worst: string[]): string {
+  const at = (f: (l: LayerQuantReport) => number) => layers.map((l, i) => [i, f(l)] as [number, number]).filter(([, v]) => Number.isFinite(v));
+  const left = lineChart([
+    { name: 'weights, fused (int8 per channel)', points: at((l) => l.weightSqnr), color: '#c0392b' },
+    { name: 'weights, k×k branches alone', points: at((l) => l.denseSqnr), color: '#2c7fb8' },
+    { name: 'output activation (uint8)', points: at((l) => l.activationSqnr), color: '#27ae60' },
+  ], { title: 'SQNR per layer', xLabel: 'layer (forward order)', yLabel: 'dB' });
+  const right = lineChart([
+    { name: 'log₁₀ fused range / k×k range', points: at((l) => Math.log10(l.rangeRatio)), color: '#8e44ad' },
+    { name: 'log₁₀ sensitivity (max |Δ logit| / max |logit|)', points: at((l) => Math.log10(l.sensitivity)), color: '#d35400' },
+  ], { title: 'Range ratio and sensitivity per layer', xLabel: 'layer (forward order)', yLabel: 'log₁₀' }, 480, 0);
+  const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const notes = worst.map((w, i) => `<text x="16" y="${322 + 16 * i}">${esc(`worst ${i + 1}: ${w} (layer ${layers.findIndex((l) => l.layer === w)}): ${layers.find((l) => l.layer === w)!.reason}`)}</text>`);
+  return svgDocument(960, 320 + 16 * worst.length + 8, [left, right, ...notes].join('\n'));
+}
