@@ -54,7 +54,7 @@ export { checkFused, fuseBound, probeShape, type FuseCheck } from './onnx/check.
 export { onnxProtoOf } from './io/onnx.js';
 export { runOnnx, unsupportedNodes, SUPPORTED_OPS, OnnxRunError, type RunOnnxOptions, type Value as OnnxValue } from './onnx/run.js';
 export { quantizeOnnx, type QuantizeOptions, type QuantizedLayer } from './onnx/quantize.js';
-export { quantReport, type LayerQuantReport } from './onnx/quant_report.js';
+export { quantReport, weightSqnr, type LayerQuantReport } from './onnx/quant_report.js';
 export { fuseStateDictBlocks, type FuseBlocksOptions, type FusedStateDictBlock } from './reparam/state_dict_blocks.js';
 export { VERSION } from './version.js';
 

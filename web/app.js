@@ -2,6 +2,7 @@
 // RepVGG trained on Fashion-MNIST, training-time and deploy, side by side. Plain DOM, no framework.
 import {
   Tensor, convert, parseCheckpoint, modelFromStateDict, parseIdx, gunzipIfNeeded, getThreads, getBackend, VERSION,
+  fuseConvBN, withZeroBias, weightSqnr,
 } from '../dist/index.js';
 import { BNS, BN_PARAMS, makeBlock, fusionSteps, bnScale, getBN, setBN, blockInput, runBranched, runFused, maxAbsDiff } from './lesson.js';
 
@@ -279,6 +280,69 @@ function runAll() {
     `${(100 * rightDeploy / N).toFixed(1)}% deploy; ${msTrain.toFixed(0)} ms vs ${msDeploy.toFixed(0)} ms for all ${N})`;
 }
 
+// ---- section 3: INT8 ------------------------------------------------------------------------------
+
+// block i's kernels in float64: the fused one (as deployed) and its 3×3 branch alone, BN folded
+function int8Kernels(i) {
+  const b = net.train.blocks()[i];
+  const dense = fuseConvBN(withZeroBias(b.rbrDense.conv.weight.data.to('float64')), { gamma: b.rbrDense.bn.weight.data, beta: b.rbrDense.bn.bias.data, mean: b.rbrDense.bn.runningMean, variance: b.rbrDense.bn.runningVar, eps: b.rbrDense.bn.eps }, 'float64').kernel;
+  return { fused: net.deploy.blocks()[i].rbrReparam.weight.data, dense };
+}
+
+const channelOf = (t, c) => t.data.subarray(c * (t.size / t.shape[0]), (c + 1) * (t.size / t.shape[0]));
+const absMax = (v) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+
+// One channel's values as a strip plot over [−r, r] (r: the fused channel's max|K|): a tick per weight,
+// fused above and 3×3 alone below, and the INT8 grid of each (its step max|K_c|/127) as faint lines.
+function histogram(fused, dense, label) {
+  const W = 640, H = 150, r = Math.max(absMax(fused), absMax(dense)) || 1, x = (v) => 20 + ((v + r) / (2 * r)) * (W - 40);
+  const parts = [];
+  const grid = (v, y0, y1, color) => {
+    const s = absMax(v) / 127;
+    if (s === 0) return;
+    for (let k = -127; k <= 127; k++) parts.push(`<line x1="${x(k * s).toFixed(1)}" x2="${x(k * s).toFixed(1)}" y1="${y0}" y2="${y1}" stroke="${color}" stroke-opacity="0.25"/>`);
+  };
+  grid(fused, 20, 70, '#c0392b');
+  grid(dense, 80, 130, '#2c7fb8');
+  for (const v of fused) parts.push(`<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="30" y2="60" stroke="#c0392b" stroke-width="2"/>`);
+  for (const v of dense) parts.push(`<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="90" y2="120" stroke="#2c7fb8" stroke-width="2"/>`);
+  parts.push(`<text x="20" y="14" font-size="11">fused: step ${(absMax(fused) / 127).toExponential(2)}</text>`, `<text x="20" y="146" font-size="11">3×3 branch alone: step ${(absMax(dense) / 127).toExponential(2)}</text>`);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" class="hist" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${label}">${parts.join('')}</svg>`;
+  const div = el('div');
+  div.innerHTML = svg;
+  const node = div.firstChild;
+  node.dataset.testid = 'int8-hist';
+  node.dataset.step = String(absMax(fused) / 127);
+  return node;
+}
+
+function showInt8() {
+  const i = Number($('#int8-layer').value);
+  const { fused, dense } = int8Kernels(i);
+  const pick = $('#int8-channel');
+  pick.max = String(fused.shape[0] - 1);
+  const c = Math.max(0, Math.min(fused.shape[0] - 1, Number(pick.value) | 0));
+  $('#int8-hist').replaceChildren(histogram(channelOf(fused, c), channelOf(dense, c), `layer ${i}, channel ${c}: fused kernel and 3×3 branch with their INT8 grids`));
+}
+
+function initInt8Section() {
+  const names = net.train.children().filter(([n]) => n !== 'linear').map(([n]) => n);
+  $('#int8-layer').replaceChildren(...names.map((n, i) => el('option', { value: String(i), textContent: n })));
+  const rows = names.map((n, i) => {
+    const { fused, dense } = int8Kernels(i);
+    const F = fused.shape[0];
+    let ratio = 0;
+    for (let c = 0; c < F; c++) ratio = Math.max(ratio, absMax(channelOf(fused, c)) / (absMax(channelOf(dense, c)) || Infinity));
+    const tr = el('tr', {}, el('td', { textContent: n }), el('td', { textContent: ratio.toFixed(2) }), el('td', { textContent: weightSqnr(fused.data, F).toFixed(1) }), el('td', { textContent: weightSqnr(dense.data, F).toFixed(1) }));
+    tr.dataset.sqnr = String(weightSqnr(fused.data, F));
+    return tr;
+  });
+  $('#int8-layers tbody').replaceChildren(...rows);
+  $('#int8-layer').addEventListener('change', showInt8);
+  $('#int8-channel').addEventListener('change', showInt8);
+  showInt8();
+}
+
 async function fetchBytes(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
@@ -309,6 +373,7 @@ async function initModelSection() {
     $('#run-all').addEventListener('click', runAll);
     $('#run-all').disabled = false;
     showImage(0);
+    initInt8Section();
   } catch (e) {
     status.textContent = `could not load the model: ${e.message}`;
     throw e;

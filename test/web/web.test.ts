@@ -14,6 +14,7 @@ import { makeBlock, setBN, getBN } from '../../web/lesson.js';
 import { BUNDLED_DATA, loadIdxDir } from '../../src/cli/data.js';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
 import { modelFromStateDict } from '../../src/io/state_dict.js';
+import { convert } from '../../src/reparam/repvgg.js';
 import { predict } from '../../src/train/fit.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
@@ -127,6 +128,23 @@ describe('repvgg web, in Chromium', () => {
     for (const which of ['data-correct-train', 'data-correct-deploy']) {
       expect(Math.abs(Number(await attr('[data-testid="model-agreement"]', which)) - correct)).toBeLessThanOrEqual(2);
     }
+  });
+
+  it('section 3: every layer\'s INT8 error, and one channel\'s values with its grid, from the same checkpoint', async () => {
+    // the layer names and the grid step against the checkpoint read here: step = max|K_c|/127 of the fused kernel (convert's)
+    const model = modelFromStateDict(parseCheckpoint(new Uint8Array(readFileSync(new URL('../../web/model/train.safetensors', import.meta.url)))).entries).eval();
+    const names = model.children().map(([n]) => n).filter((n) => n !== 'linear');
+    expect(await page.$$eval('[data-testid="int8-layers"] tbody tr td:first-child', (tds) => tds.map((t) => t.textContent))).toEqual(names);
+    const sqnr = (await page.$$eval('[data-testid="int8-layers"] tbody tr', (trs) => trs.map((t) => Number(t.getAttribute('data-sqnr')))));
+    for (const v of sqnr) expect(v).toBeGreaterThan(20); // 8-bit rounding: ~40 dB for spread weights, far above 20
+    const K = convert(model).blocks()[2].rbrReparam!.weight.data;
+    await page.select('#int8-layer', '2');
+    await page.$eval('#int8-channel', (e) => { (e as HTMLInputElement).value = '1'; e.dispatchEvent(new Event('change')); });
+    await page.waitForFunction(() => document.querySelector('[data-testid="int8-hist"]')?.getAttribute('aria-label')?.startsWith('layer 2, channel 1'));
+    const per = K.size / K.shape[0];
+    let m = 0;
+    for (let i = per; i < 2 * per; i++) m = Math.max(m, Math.abs(K.data[i]));
+    expect(Number(await attr('[data-testid="int8-hist"]', 'data-step'))).toBe(m / 127);
   });
 
   it('runs its convolutions on the worker pool (the server makes the page cross-origin isolated) and the SIMD GEMM', async () => {
