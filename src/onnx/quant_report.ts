@@ -22,21 +22,21 @@ import { runOnnx } from './run.js';
 export interface LayerQuantReport {
   /** the fused conv's node name ('stage1.0.rbr_reparam') */
   layer: string;
-  /** max over channels of max|K_c| / max|K3_c|, and that channel */
-  rangeRatio: number;
-  channel: number;
-  /** the largest BN scale γ/√(σ²+ε) in the block's branches */
-  bnScale: number;
+  /** max over channels of max|K_c| / max|K3_c|, and that channel (null for a deploy model: no branches to compare) */
+  rangeRatio: number | null;
+  channel: number | null;
+  /** the largest BN scale γ/√(σ²+ε) in the block's branches (null for a deploy model) */
+  bnScale: number | null;
   /** SQNR (dB) of per-channel int8 weights: the fused kernel, and the k×k branches alone (RepVGG's 3×3) */
   weightSqnr: number;
-  denseSqnr: number;
+  denseSqnr: number | null;
   /**
    * The worst channel's share of nonzero weights that round to 0 in int8: the fused kernel, and the
    * 3×3 branch alone. SQNR can look fine when one tap dominates a channel (its energy is the signal)
    * while every other tap of the channel is lost; this shows it.
    */
   zeroedTaps: number;
-  denseZeroedTaps: number;
+  denseZeroedTaps: number | null;
   /** SQNR (dB) of the block's uint8 output on the calibration batch (min-max) */
   activationSqnr: number;
   /** max |Δ logit| / max |logit| with this layer alone quantized */
@@ -83,19 +83,19 @@ function widestBranches(lb: LinearBranches): LinearBranches {
 }
 
 /**
- * The report for a training-time RepVGG or MobileOne in eval mode on a calibration batch; `worst`: the
- * three most sensitive layers. A MobileOne's SE convs are not reported (each run quantizes one block's conv).
+ * The report for a RepVGG or MobileOne in eval mode on a calibration batch; `worst`: the three most
+ * sensitive layers. A training-time model is also compared with its k×k branches; a deploy one has
+ * none, so those fields are null. A MobileOne's SE convs are not reported (each run quantizes one block's conv).
  */
 export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers: LayerQuantReport[]; worst: string[] } {
-  if (train.deploy) throw new Error('quant-report compares the fused kernel with its k×k branches: give the training-time checkpoint, not the deploy one');
   const mobileOne = train instanceof MobileOne;
-  const deploy = mobileOne ? convertMobileOne(train) : convert(train);
+  const deploy = train.deploy ? train : mobileOne ? convertMobileOne(train) : convert(train);
   const model = readOnnx(toOnnx(deploy));
   // each block: its name, its branches, its fused conv's node (named after the deploy key) and kernel
   const names = train.children().slice(0, -1).map(([n]) => n); // the blocks in order, then the classifier
-  const lbs = train instanceof MobileOne ? train.blocks.map((b) => (b as BranchBlock).linearBranches()) : train.blocks().map((b) => b.linearBranches());
+  const lbs = train.deploy ? null : train instanceof MobileOne ? train.blocks.map((b) => (b as BranchBlock).linearBranches()) : train.blocks().map((b) => b.linearBranches());
   const blocks = names.map((name, i) => {
-    const lb = lbs[i];
+    const lb = lbs?.[i] ?? null;
     const convName = `${name}.${mobileOne ? 'reparam_conv' : 'rbr_reparam'}`;
     const conv = model.nodes.find((n) => n.opType === 'Conv' && n.name === convName)!;
     const fused = mobileOne ? (deploy as MobileOne).blocks[i].children()[0][1] as Conv2d : (deploy as RepVGG).blocks()[i].rbrReparam!;
@@ -119,15 +119,19 @@ export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers:
   let big = 0;
   for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
   const layers = blocks.map(({ lb, conv, K }, i): LayerQuantReport => {
-    const F = lb.outChannels;
-    const K3 = fuseLinearBranches(widestBranches(lb), conv.name).kernel.data;
-    const mk = absMaxPerChannel(K, F), m3 = absMaxPerChannel(K3, F);
-    let rangeRatio = 0, channel = 0;
-    for (let c = 0; c < F; c++) { const r = m3[c] > 0 ? mk[c] / m3[c] : Infinity; if (r > rangeRatio) { rangeRatio = r; channel = c; } }
-    let bnScale = 0;
-    for (const [, bn] of lb.branches.flat()) {
-      if (!(bn instanceof BatchNorm2d)) continue;
-      for (let c = 0; c < bn.weight.data.size; c++) bnScale = Math.max(bnScale, Math.abs(bn.weight.data.data[c]) / Math.sqrt(bn.runningVar.data[c] + bn.eps));
+    const F = model.initializers.get(conv.inputs[1])!.dims[0];
+    // against the k×k branches alone (a training-time model only)
+    const K3 = lb === null ? null : fuseLinearBranches(widestBranches(lb), conv.name).kernel.data;
+    let rangeRatio: number | null = null, channel: number | null = null, bnScale: number | null = null;
+    if (lb !== null && K3 !== null) {
+      const mk = absMaxPerChannel(K, F), m3 = absMaxPerChannel(K3, F);
+      rangeRatio = 0;
+      for (let c = 0; c < F; c++) { const r = m3[c] > 0 ? mk[c] / m3[c] : Infinity; if (r > rangeRatio) { rangeRatio = r; channel = c; } }
+      bnScale = 0;
+      for (const [, bn] of lb.branches.flat()) {
+        if (!(bn instanceof BatchNorm2d)) continue;
+        for (let c = 0; c < bn.weight.data.size; c++) bnScale = Math.max(bnScale, Math.abs(bn.weight.data.data[c]) / Math.sqrt(bn.runningVar.data[c] + bn.eps));
+      }
     }
     // the block's output in uint8 over its min-max range
     const act = outs.get(outputOf[i])!;
@@ -139,10 +143,12 @@ export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers:
     let d = 0;
     for (let j = 0; j < yq.length; j++) d = Math.max(d, Math.abs(yq[j] - y0[j]));
     const r: LayerQuantReport = {
-      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: zeroedTaps(K3, F), activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
+      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: K3 === null ? null : weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: K3 === null ? null : zeroedTaps(K3, F), activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
     };
-    r.reason = bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`
-      : rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the ${lb.kernelSize}×${lb.kernelSize} branches': the branches outside them (1×1, identity) add onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps).toFixed(0)}% for the ${lb.kernelSize}×${lb.kernelSize} alone)`
+    const k = lb?.kernelSize ?? 3;
+    r.reason = bnScale !== null && bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`
+      : rangeRatio !== null && rangeRatio > 1.5 && r.zeroedTaps > r.denseZeroedTaps! ? `the fused range of channel ${channel} is ${rangeRatio.toFixed(1)}× the ${k}×${k} branches': the branches outside them (1×1, identity) add onto the centre tap (${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0, ${(100 * r.denseZeroedTaps!).toFixed(0)}% for the ${k}×${k} alone)`
+        : r.zeroedTaps > 0.25 ? `${(100 * r.zeroedTaps).toFixed(0)}% of a channel's taps round to 0 (a few large taps set its scale)`
         : r.activationSqnr < r.weightSqnr ? `its output's range is wide (activation SQNR ${r.activationSqnr.toFixed(1)} dB)`
           : `weight rounding (SQNR ${r.weightSqnr.toFixed(1)} dB)`;
     return r;

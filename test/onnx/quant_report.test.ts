@@ -65,6 +65,28 @@ describe('quant-report', () => {
     }
     // ours fuses to within 1 ulp of PyTorch's float32 kernel (test/nn/mobileone.test.ts): the ratio to 2⁻²³
     const layer = layers.find((l) => l.layer === 'stage1.2.reparam_conv')!;
-    expect(Math.abs(layer.rangeRatio - ratio) / ratio).toBeLessThanOrEqual(2 ** -23);
+    expect(Math.abs(layer.rangeRatio! - ratio) / ratio).toBeLessThanOrEqual(2 ** -23);
+  });
+
+  it('a deploy checkpoint (apple\'s fusion, from PyTorch): no branch columns; the weights\' SQNR in closed form', () => {
+    const fx = loadTorchFixture('networks/mobileone_s0');
+    const sd = new Map(fx.keys.filter((k) => k.startsWith('deploy.')).map((k) => [k.slice(7), fx.raw(k)]));
+    const { layers } = quantReport((classifierFromStateDict(sd) as MobileOne).eval(), fx.t('x'));
+    expect(layers).toHaveLength(43);
+    for (const l of layers) expect([l.rangeRatio, l.channel, l.bnScale, l.denseSqnr, l.denseZeroedTaps]).toEqual([null, null, null, null, null]);
+    // SQNR = 10·log10(Σ K² / Σ (K − q·s)²), s_c = fl(max|K_c|/127), q = rte(fl(K/s_c)) (|q| ≤ 127 by construction)
+    const K = fx.t('deploy.stage1.2.reparam_conv.weight'), F = K.shape[0], per = K.size / F;
+    let sig = 0, err = 0;
+    for (let c = 0; c < F; c++) {
+      let m = 0;
+      for (let i = c * per; i < (c + 1) * per; i++) m = Math.max(m, Math.abs(K.data[i]));
+      const s = Math.fround(m / 127);
+      for (let i = c * per; i < (c + 1) * per; i++) {
+        const t = Math.fround(K.data[i] / s), f = Math.floor(t), q = t - f === 0.5 ? (f % 2 === 0 ? f : f + 1) : Math.round(t);
+        sig += K.data[i] ** 2;
+        err += (K.data[i] - q * s) ** 2;
+      }
+    }
+    expect(layers.find((l) => l.layer === 'stage1.2.reparam_conv')!.weightSqnr).toBeCloseTo(10 * Math.log10(sig / err), 9);
   });
 });
