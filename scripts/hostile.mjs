@@ -205,6 +205,7 @@ const CASES = [
   // quantize: calibration data and options
   ['quantize: calibration data of the wrong rank', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', onnxX, '--out', join(d, 'q1.onnx'))],
   ['quantize: --percentile 0', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q2.onnx'), '--method', 'percentile', '--percentile', '0')],
+  ['quantize: --calib a folder without IDX files', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', join(root, 'fixtures', 'npy'), '--out', join(d, 'q7.onnx'))],
   ['quantize: --bits 9', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q4.onnx'), '--bits', '9')],
   ['quantize: --bits 1', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q5.onnx'), '--bits', '1')],
   ['quantize: --bits 4.5', () => run('quantize', join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'), '--calib', x, '--out', join(d, 'q6.onnx'), '--bits', '4.5')],

@@ -70,6 +70,9 @@ describe('repvgg demo', () => {
     expect((await cli('run', join(dir, 'q.onnx'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--algorithm', 'im2col')).code).toBe(0);
     const y = parseNpy(readFileSync(join(dir, 'y.npy')));
     expect(s.int8.perChannel).toBe(accuracy(new Tensor(y.data as Float32Array, y.shape), test.y));
+    // --calib DATA: the folder's first 256 training images, normalized as training reads them: the same file
+    expect((await cli('quantize', join(out, 'deploy.safetensors'), '--calib', data, '--out', join(dir, 'q2.onnx'))).code).toBe(0);
+    expect(readFileSync(join(dir, 'q2.onnx')).equals(readFileSync(join(dir, 'q.onnx')))).toBe(true);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/INT8 deploy model \(repvgg quantize, calibrated on 256 training images; run as exact integers\): test accuracy \d+\.\d\d% per tensor, \d+\.\d\d% per channel\./);
     expect(r.err).toMatch(/train epoch 2\/2: loss/);
   });

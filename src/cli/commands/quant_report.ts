@@ -10,7 +10,7 @@ export const quantReportCommand: Command = {
   spec: {
     name: 'quant-report',
     summary: 'why a fused RepVGG or MobileOne loses accuracy in INT8, layer by layer, on a calibration batch',
-    usage: 'repvgg quant-report CKPT --calib X.npy [--calib-count N] [--json] [--svg FILE.svg]\n' +
+    usage: 'repvgg quant-report CKPT --calib X.npy|DATA [--calib-count N] [--json] [--svg FILE.svg]\n' +
       '  CKPT: a RepVGG or MobileOne checkpoint; a training-time one also has its k×k branches compared with the fused kernel\n' +
       '  (a deploy one has none: those columns are –):\n' +
       '  RepVGG\'s 3×3, MobileOne\'s k conv branches). Per block: the fused kernel\'s channel range against the k×k\n' +
@@ -20,11 +20,11 @@ export const quantReportCommand: Command = {
       '  --svg: the same per layer, drawn: weight SQNR fused and k×k alone, output SQNR; range ratio and sensitivity.',
     flags: { calib: 'string', 'calib-count': 'count', json: 'boolean', svg: 'string', threads: 'count', backend: 'string' },
     positionals: 1,
-    files: [{ arg: 0, label: 'CKPT', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'svg', role: 'out' }],
+    files: [{ arg: 0, label: 'CKPT', role: 'in' }, { arg: 'calib', role: 'in-dir' }, { arg: 'svg', role: 'out' }],
   },
-  run(a: ParsedArgs, io: Io): number {
+  async run(a: ParsedArgs, io: Io): Promise<number> {
     const model = classifierFromStateDict(readCheckpointFile(a.positionals[0]).entries, { share: true });
-    const x = readCalibration(a, 'quant-report', model.inChannels);
+    const x = await readCalibration(a, 'quant-report', model.inChannels);
     const { layers, worst } = quantReport(model.eval(), x);
     const svg = str(a, 'svg');
     if (svg !== undefined) writeFileAtomic(svg, new TextEncoder().encode(reportSvg(layers, worst)));

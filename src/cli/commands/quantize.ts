@@ -12,12 +12,13 @@ export const quantize: Command = {
   spec: {
     name: 'quantize',
     summary: 'post-training INT8 quantization of a deploy model into a QDQ ONNX file, calibrated on a batch',
-    usage: 'repvgg quantize DEPLOY --calib X.npy --out Q.onnx [--per-tensor] [--method minmax|percentile|mse] [--percentile 99.99]\n' +
+    usage: 'repvgg quantize DEPLOY --calib X.npy|DATA --out Q.onnx [--per-tensor] [--method minmax|percentile|mse] [--percentile 99.99]\n' +
       '                 [--activations uint8|int8] [--bits 8] [--keep-first-float] [--keep-last-float] [--calib-count N] [--qoperator]\n' +
       '  DEPLOY: an ONNX graph (e.g. from fuse-onnx) or a deploy RepVGG checkpoint. Every Conv gets int8 weights\n' +
       '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
       '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
       '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error).\n' +
+      '  DATA: an IDX folder (as train takes): its first 256 training images (--calib-count), normalized as in training.\n' +
       '  A Relu after a Conv is folded into its output\'s zero point. The classifier (a Gemm) becomes a MatMul on\n' +
       '  int8 weights per tensor, its bias added in float (--keep-last-float: left float, as --keep-first-float the\n' +
       '  first conv); other ops stay float. The file runs in `repvgg run` as exact integers, bit for bit with onnxruntime.\n' +
@@ -25,9 +26,9 @@ export const quantize: Command = {
       '  --bits 2…8: narrower grids in the same containers (weights ±(2^(b−1) − 1), activations 2^b codes).',
     flags: { calib: 'string', out: 'string', 'per-tensor': 'boolean', method: 'string', percentile: 'positive', activations: 'string', 'keep-first-float': 'boolean', 'keep-last-float': 'boolean', 'calib-count': 'count', qoperator: 'boolean', bits: 'count', threads: 'count', backend: 'string' },
     positionals: 1,
-    files: [{ arg: 0, label: 'DEPLOY', role: 'in' }, { arg: 'calib', role: 'in' }, { arg: 'out', role: 'out' }],
+    files: [{ arg: 0, label: 'DEPLOY', role: 'in' }, { arg: 'calib', role: 'in-dir' }, { arg: 'out', role: 'out' }],
   },
-  run(a: ParsedArgs, io: Io): number {
+  async run(a: ParsedArgs, io: Io): Promise<number> {
     const src = a.positionals[0], out = required(a, 'out', 'quantize');
     if (!/\.onnx$/i.test(out)) throw new Error(`--out '${out}': name the output .onnx`);
     const method = oneOf(str(a, 'method', 'minmax'), ['minmax', 'percentile', 'mse'] as const, '--method') as 'minmax' | 'percentile' | 'mse';
@@ -44,7 +45,7 @@ export const quantize: Command = {
       if (!net.deploy) throw new Error(`'${src}' is a training-time checkpoint; quantize the deploy model (repvgg convert first)`);
       model = readOnnx(toOnnx(net.eval()));
     }
-    const x = readCalibration(a, 'quantize');
+    const x = await readCalibration(a, 'quantize');
     const { model: q, layers } = quantizeOnnx(model, x, { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, keepLastFloat: a.flags.get('keep-last-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq', bits });
     writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
     io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
