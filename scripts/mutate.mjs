@@ -208,6 +208,7 @@ const MUTANTS = [
   ['quant', 'narrow grids: weight scales still max|w|/127', 'src/onnx/quantize.ts', '(m) => (m > 0 ? m / Q : 1)', '(m) => (m > 0 ? m / 127 : 1)', ['test/onnx/quantize.test.ts']],
   ['quant', 'narrow grids: int8 activations centred one code off', 'src/onnx/quantize.ts', "[-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]", "[-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1]", ['test/onnx/quantize.test.ts']],
   ['quant', 'the classifier\'s weights quantized untransposed', 'src/onnx/quantize.ts', "const wt = transB ? Float64Array.from({ length: K * N }, (_, i) => Number(w.data[(i % N) * K + Math.floor(i / N)])) : w.data;", 'const wt = w.data;', ['test/onnx/quantize.test.ts']],
+  ['quant', 'ablate int8 trains the ablation network, not the demo\'s', 'src/cli/commands/ablate.ts', '    config: DEMO_CONFIG,\n', '', ['test/cli/demo.test.ts']],
 ];
 
 const args = process.argv.slice(2);

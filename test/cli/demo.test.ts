@@ -13,6 +13,7 @@ import { mobileOnePlanFromStateDict, modelFromStateDict } from '../../src/io/sta
 import { accuracy, predict } from '../../src/train/fit.js';
 import { parseNpy, serializeNpy } from '../../src/io/npy.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { DEMO_CONFIG } from '../../src/cli/commands/demo.js';
 import { type AblationResult, type AblationRow, formatAblation, meanStd } from '../../src/cli/commands/ablate.js';
 
 function tinyData(nTrain: number, nTest: number): string {
@@ -125,6 +126,8 @@ describe('repvgg ablate', () => {
     expect(r.code, r.err).toBe(0);
     const o = JSON.parse(r.out) as AblationResult;
     expect(o.rows.map((x) => [x.name, x.paper.accuracy])).toEqual([['RepVGG', 52.2], ['QARepVGG', 70.4]]);
+    expect(o.config).toEqual(DEMO_CONFIG); // the demo's model: its INT8 drop with error bars
+    expect(o.rows.map((x) => x.params)).toEqual([...new Set(o.rows.map((x) => x.params))]); // two designs, two parameter counts
     for (const x of o.rows) {
       for (const v of [...x.accuracy, ...x.int8!.perTensor, ...x.int8!.perChannel]) expect(Math.abs(v * 40 - Math.round(v * 40))).toBeLessThan(1e-9); // k of 40 correct
       expect(x.int8!.perTensor).toHaveLength(2);

@@ -19,6 +19,7 @@ import { ResidualReorg } from '../../nn/residual_reorg.js';
 import type { VariantName } from '../../nn/variants.js';
 import { convert } from '../../reparam/repvgg.js';
 import { convertVariantNet } from '../../reparam/branches.js';
+import { DEMO_CONFIG } from './demo.js';
 import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
@@ -39,19 +40,19 @@ interface Row {
   deploy: (m: Module) => Module | string;
 }
 
-const repvgg = (identity: boolean, pointwise: boolean) => (seed: number) =>
-  RepVGG.fromConfig({ ...ABLATION_CONFIG, use_identity: identity, use_1x1: pointwise }, { seed }).setAlgorithm('im2col');
+const repvgg = (identity: boolean, pointwise: boolean, cfg = ABLATION_CONFIG) => (seed: number) =>
+  RepVGG.fromConfig({ ...cfg, use_identity: identity, use_1x1: pointwise }, { seed }).setAlgorithm('im2col');
 const fuseRepVGG = (m: Module) => convert(m as RepVGG).setAlgorithm('im2col');
-const variant = (name: VariantName, paper: number): Row => ({
+const variant = (name: VariantName, paper: number, cfg = ABLATION_CONFIG): Row => ({
   name,
   paper: { accuracy: paper },
-  make: (seed) => new VariantNet(name, ABLATION_CONFIG, { seed }).setAlgorithm('im2col'),
+  make: (seed) => new VariantNet(name, cfg, { seed }).setAlgorithm('im2col'),
   deploy: name === '+ReLU in branch'
     ? () => 'cannot fuse: a ReLU inside each branch makes the block nonlinear'
     : (m) => convertVariantNet(m as VariantNet).setAlgorithm('im2col'),
 });
 
-const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[] }> = {
+const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[]; config?: RepVGGConfig }> = {
   fig6: {
     title: 'branch ablation (the paper\'s Fig. 6: RepVGG-B0, ImageNet top-1 and examples/s without re-parameterization)',
     rows: [
@@ -80,9 +81,11 @@ const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[] }> =
   },
   int8: {
     title: 'INT8 after fusion (Chu et al., AAAI 2024, Fig. 1: post-training INT8 ImageNet top-1 of RepVGG-A0 52.2%, of QARepVGG-A0 70.4%, at about equal FP32)',
+    // the demo's model (its INT8 drop with error bars), in RepVGG blocks and in QARepVGG blocks
+    config: DEMO_CONFIG,
     rows: [
-      { name: 'RepVGG', paper: { accuracy: 52.2 }, make: repvgg(true, true), deploy: fuseRepVGG },
-      variant('QARepVGG', 70.4),
+      { name: 'RepVGG', paper: { accuracy: 52.2 }, make: repvgg(true, true, DEMO_CONFIG), deploy: fuseRepVGG },
+      variant('QARepVGG', 70.4, DEMO_CONFIG),
     ],
   },
 };
@@ -212,8 +215,9 @@ export const ablate: Command = {
     usage: 'repvgg ablate [--table fig6|fig7|int8 (fig6)] [--seeds 3] [--epochs 3] [--batch-size 32] [--lr 0.05] [--seed 0] [--data DIR] [--json]\n' +
       '  Every row trains with the same budget, data order and seeds (--seed, --seed + 1, …) and is tested\n' +
       '  on the test set: mean ± sample standard deviation beside the paper\'s figure, and inference speed\n' +
-      '  of the training-time network and, where it fuses, of the deployed one. int8: RepVGG and QARepVGG deployed\n' +
-      '  in INT8 (per tensor and per channel, calibrated on 256 training images, run as exact integers).',
+      '  of the training-time network and, where it fuses, of the deployed one. int8: the demo\'s model in RepVGG and\n' +
+      '  in QARepVGG blocks, deployed in INT8 (per tensor and per channel, calibrated on 256 training images, run as\n' +
+      '  exact integers).',
     flags: { threads: 'count', backend: 'string', table: 'string', seeds: 'count', epochs: 'count', 'batch-size': 'count', lr: 'positive', seed: 'seed', data: 'string', json: 'boolean' },
     positionals: 0,
     files: [{ arg: 'data', role: 'in-dir' }],
@@ -266,7 +270,7 @@ export const ablate: Command = {
       };
     });
     const result: AblationResult = {
-      table, config: ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
+      table, config: TABLES[table].config ?? ABLATION_CONFIG, epochs, batchSize, lr, seeds: seedList,
       trainImages: train.x.shape[0], testImages: test.x.shape[0], seconds: (performance.now() - t0) / 1000, rows,
     };
     if (a.flags.get('json') === true) io.out(JSON.stringify(result));
