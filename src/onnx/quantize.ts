@@ -65,7 +65,7 @@ function grid(type: 'uint8' | 'int8', bits: number): [number, number] {
 }
 
 /** bits for a grid: an integer from 2 to 8, or refused in one line. */
-export function checkBits(bits: number): number {
+function checkBits(bits: number): number {
   if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new Error(`bits must be an integer from 2 to 8 (int8/uint8 containers), got ${bits}`);
   return bits;
 }
@@ -197,15 +197,31 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const node = (opType: string, name: string, inputs: string[], outputs: string[], axis?: number): OnnxNode =>
     ({ name, opType, domain: '', inputs, outputs, at: -1, attributes: new Map(axis === undefined ? [] : [['axis', { kind: 'int', value: axis }]]) });
   const quantized = new Map<string, { scale: string; zp: string; dq: string; params: { scale: number; zeroPoint: number }; range: [number, number] }>(); // float tensor → its Q/DQ
+  /** Q → DQ of the float tensor `x` over `range`, its scale, zero point and nodes named from `base`, the DQ writing `dq`. */
+  const addQdq = (x: string, base: string, dq: string, range: [number, number]) => {
+    const params = affineParams(range[0], range[1], type, bits);
+    const scale = scalar(`${base}.scale`, 'float32', params.scale), zp = scalar(`${base}.zero_point`, type, params.zeroPoint);
+    nodes.push(node('QuantizeLinear', `${base}.quantize`, [x, scale, zp], [`${base}.q`]), node('DequantizeLinear', `${base}.dequantize`, [`${base}.q`, scale, zp], [dq]));
+    return { scale, zp, dq, params, range };
+  };
   /** Q → DQ of a float tensor, once: the DQ's output is what quantized convs read. */
-  const qdqOf = (t: string, range: [number, number], dqName = `${t}.dq`): string => {
+  const qdqOf = (t: string, range: [number, number]): string => {
     const have = quantized.get(t);
     if (have !== undefined) return have.dq;
-    const params = affineParams(range[0], range[1], type, bits);
-    const scale = scalar(`${t}.scale`, 'float32', params.scale), zp = scalar(`${t}.zero_point`, type, params.zeroPoint);
-    nodes.push(node('QuantizeLinear', `${t}.quantize`, [t, scale, zp], [`${t}.q`]), node('DequantizeLinear', `${t}.dequantize`, [`${t}.q`, scale, zp], [dqName]));
-    quantized.set(t, { scale, zp, dq: dqName, params, range });
-    return dqName;
+    const q = addQdq(t, t, `${t}.dq`, range);
+    quantized.set(t, q);
+    return q.dq;
+  };
+  /** int8 symmetric weights and their DQ (`${base}.weight_dq`): one scale per output channel along axis 0 when `perChannel`, else one. */
+  const addWeights = (base: string, values: ArrayLike<number>, dims: number[], perChannel: boolean): Float32Array => {
+    const F = dims[0];
+    const { q, scales } = quantizeWeights(values, perChannel ? F : 1, bits);
+    const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
+    inits.set(wName, { name: wName, dtype: 'int8', dims, data: q });
+    inits.set(wsName, { name: wsName, dtype: 'float32', dims: perChannel ? [F] : [], data: scales });
+    inits.set(wzName, { name: wzName, dtype: 'int8', dims: perChannel ? [F] : [], data: new Int8Array(perChannel ? F : 1) });
+    nodes.push(node('DequantizeLinear', `${base}.weight_dequantize`, [wName, wsName, wzName], [`${base}.weight_dq`], perChannel ? 0 : undefined));
+    return scales;
   };
   const dropped = new Set<OnnxNode>(reluOf.values());
   for (const n of model.nodes) {
@@ -222,16 +238,10 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     const x = n.inputs[0], out = (relu ?? n).outputs[0];
     const xdq = qdqOf(x, ranges.get(x)!);
     const xq = quantized.get(x)!;
-    // weights: int8 symmetric, per output channel along axis 0
     const w = model.initializers.get(n.inputs[1])!;
     const F = w.dims[0];
-    const { q: wq, scales: ws } = quantizeWeights(w.data, perChannel ? F : 1, bits);
     const base = n.name || n.outputs[0];
-    const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
-    inits.set(wName, { name: wName, dtype: 'int8', dims: w.dims.slice(), data: wq });
-    inits.set(wsName, { name: wsName, dtype: 'float32', dims: perChannel ? [F] : [], data: ws });
-    inits.set(wzName, { name: wzName, dtype: 'int8', dims: perChannel ? [F] : [], data: new Int8Array(perChannel ? F : 1) });
-    nodes.push(node('DequantizeLinear', `${base}.weight_dequantize`, [wName, wsName, wzName], [`${base}.weight_dq`], perChannel ? 0 : undefined));
+    const ws = addWeights(base, w.data, w.dims.slice(), perChannel);
     const convInputs = [xdq, `${base}.weight_dq`];
     if (n.inputs[2]) { // bias: int32 at s_x·s_w[c]
       const b = model.initializers.get(n.inputs[2])!;
@@ -246,13 +256,10 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     }
     const y = `${out}.float`; // the conv's float output, quantized at once; consumers read its DQ under the old name
     nodes.push({ ...n, inputs: convInputs, outputs: [y] });
-    const range = ranges.get(out)!;
-    const yParams = affineParams(range[0], range[1], type, bits);
-    const ys = scalar(`${out}.scale`, 'float32', yParams.scale), yz = scalar(`${out}.zero_point`, type, yParams.zeroPoint);
-    nodes.push(node('QuantizeLinear', `${out}.quantize`, [y, ys, yz], [`${out}.q`]), node('DequantizeLinear', `${out}.dequantize`, [`${out}.q`, ys, yz], [out]));
-    quantized.set(out, { scale: ys, zp: yz, dq: out, params: yParams, range });
+    const yq = addQdq(y, out, out, ranges.get(out)!);
+    quantized.set(out, yq);
     layers.push({
-      conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yParams, range }, weightScales: Array.from(ws), reluFolded: relu !== undefined,
+      conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yq.params, range: yq.range }, weightScales: Array.from(ws), reluFolded: relu !== undefined,
     });
   }
   // y = x·Wᵀ + b as DQ(x) → MatMul(DQ(W')) → Q → DQ → Add(b): W' = Wᵀ (K, N) int8 per tensor (QLinearMatMul
@@ -265,20 +272,13 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
     const transB = attrInt(n, 'transB', 0) === 1;
     const [K, N] = transB ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]];
     const wt = transB ? Float64Array.from({ length: K * N }, (_, i) => Number(w.data[(i % N) * K + Math.floor(i / N)])) : w.data;
-    const { q: wq, scales: ws } = quantizeWeights(wt, 1, bits);
     const base = n.name || out;
-    const wName = `${base}.weight_quantized`, wsName = `${base}.weight_scale`, wzName = `${base}.weight_zero_point`;
-    inits.set(wName, { name: wName, dtype: 'int8', dims: [K, N], data: wq });
-    inits.set(wsName, { name: wsName, dtype: 'float32', dims: [], data: ws });
-    inits.set(wzName, { name: wzName, dtype: 'int8', dims: [], data: new Int8Array(1) });
-    nodes.push(node('DequantizeLinear', `${base}.weight_dequantize`, [wName, wsName, wzName], [`${base}.weight_dq`]));
-    const m = gemmOut(n), range = ranges.get(m)!;
-    const yParams = affineParams(range[0], range[1], type, bits);
-    const ys = scalar(`${m}.scale`, 'float32', yParams.scale), yz = scalar(`${m}.zero_point`, type, yParams.zeroPoint);
-    nodes.push({ name: `${base}.matmul`, opType: 'MatMul', domain: '', inputs: [xdq, `${base}.weight_dq`], outputs: [`${m}.float`], at: -1, attributes: new Map() },
-      node('QuantizeLinear', `${m}.quantize`, [`${m}.float`, ys, yz], [`${m}.q`]), node('DequantizeLinear', `${m}.dequantize`, [`${m}.q`, ys, yz], [n.inputs[2] ? m : out]));
+    const ws = addWeights(base, wt, [K, N], false);
+    const m = gemmOut(n);
+    nodes.push({ name: `${base}.matmul`, opType: 'MatMul', domain: '', inputs: [xdq, `${base}.weight_dq`], outputs: [`${m}.float`], at: -1, attributes: new Map() });
+    const yq = addQdq(`${m}.float`, m, n.inputs[2] ? m : out, ranges.get(m)!);
     if (n.inputs[2]) nodes.push({ name: `${base}.bias_add`, opType: 'Add', domain: '', inputs: [m, n.inputs[2]], outputs: [out], at: -1, attributes: new Map() });
-    layers.push({ conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yParams, range }, weightScales: Array.from(ws), reluFolded: false });
+    layers.push({ conv: n.name, input: { ...xq.params, range: xq.range }, output: { ...yq.params, range: yq.range }, weightScales: Array.from(ws), reluFolded: false });
   }
 
   // nodes stay in the graph's order: each Q/DQ is placed right before the conv that reads it or right
