@@ -46,33 +46,36 @@ export interface LayerQuantReport {
 
 const sqnr = (signal: number, noise: number) => (noise === 0 ? Infinity : 10 * Math.log10(signal / noise));
 
-/** Per-channel int8 symmetric weights (as quantizeOnnx makes them): SQNR in dB. */
-export function weightSqnr(k: Float64Array | Float32Array, channels: number): number {
+/**
+ * Per-channel int8 symmetric weights (as quantizeOnnx makes them), from one quantization: their SQNR
+ * in dB, and the largest share, over channels, of nonzero weights that round to 0.
+ */
+function int8Weights(k: Float64Array | Float32Array, channels: number): { sqnr: number; zeroed: number } {
   const { q, scales } = quantizeWeights(k, channels);
   const per = k.length / channels;
-  let s = 0, e = 0;
-  for (let i = 0; i < k.length; i++) {
-    s += k[i] ** 2;
-    e += (k[i] - q[i] * scales[Math.floor(i / per)]) ** 2;
-  }
-  return sqnr(s, e);
-}
-
-/** The largest share, over channels, of nonzero weights that per-channel int8 rounds to 0. */
-export function zeroedTaps(k: Float64Array | Float32Array, channels: number): number {
-  const { q } = quantizeWeights(k, channels);
-  const per = k.length / channels;
-  let worst = 0;
+  let s = 0, e = 0, worst = 0;
   for (let c = 0; c < channels; c++) {
     let nonzero = 0, lost = 0;
     for (let i = c * per; i < (c + 1) * per; i++) {
+      s += k[i] ** 2;
+      e += (k[i] - q[i] * scales[c]) ** 2;
       if (k[i] === 0) continue;
       nonzero++;
       if (q[i] === 0) lost++;
     }
     if (nonzero > 0) worst = Math.max(worst, lost / nonzero);
   }
-  return worst;
+  return { sqnr: sqnr(s, e), zeroed: worst };
+}
+
+/** Per-channel int8 symmetric weights (as quantizeOnnx makes them): SQNR in dB. */
+export function weightSqnr(k: Float64Array | Float32Array, channels: number): number {
+  return int8Weights(k, channels).sqnr;
+}
+
+/** The largest share, over channels, of nonzero weights that per-channel int8 rounds to 0. */
+export function zeroedTaps(k: Float64Array | Float32Array, channels: number): number {
+  return int8Weights(k, channels).zeroed;
 }
 
 
@@ -95,11 +98,10 @@ export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers:
   const names = train.children().slice(0, -1).map(([n]) => n); // the blocks in order, then the classifier
   const lbs = train.deploy ? null : train instanceof MobileOne ? train.blocks.map((b) => (b as BranchBlock).linearBranches()) : train.blocks().map((b) => b.linearBranches());
   const blocks = names.map((name, i) => {
-    const lb = lbs?.[i] ?? null;
     const convName = `${name}.${mobileOne ? 'reparam_conv' : 'rbr_reparam'}`;
     const conv = model.nodes.find((n) => n.opType === 'Conv' && n.name === convName)!;
-    const fused = mobileOne ? (deploy as MobileOne).blocks[i].children()[0][1] as Conv2d : (deploy as RepVGG).blocks()[i].rbrReparam!;
-    return { lb, conv, K: fused.weight.data.data, relu: model.nodes.find((n) => n.opType === 'Relu' && n.name === `${name}.relu`)! };
+    const K = model.initializers.get(conv.inputs[1])!; // the fused kernel, as exported (a view of the deploy model's)
+    return { lb: lbs?.[i] ?? null, conv, K: K.data as Float32Array | Float64Array, F: K.dims[0], relu: model.nodes.find((n) => n.opType === 'Relu' && n.name === `${name}.relu`)! };
   });
   // float run: the logits and every block's output (its Relu)
   const outs = new Map<string, Float32Array | Float64Array>();
@@ -118,8 +120,7 @@ export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers:
   } }).get(logitsName)!.data;
   let big = 0;
   for (let i = 0; i < y0.length; i++) big = Math.max(big, Math.abs(y0[i]));
-  const layers = blocks.map(({ lb, conv, K }, i): LayerQuantReport => {
-    const F = model.initializers.get(conv.inputs[1])!.dims[0];
+  const layers = blocks.map(({ lb, conv, K, F }, i): LayerQuantReport => {
     // against the k×k branches alone (a training-time model only)
     const K3 = lb === null ? null : fuseLinearBranches(widestBranches(lb), conv.name).kernel.data;
     let rangeRatio: number | null = null, channel: number | null = null, bnScale: number | null = null;
@@ -142,8 +143,9 @@ export function quantReport(train: RepVGG | MobileOne, calib: Tensor): { layers:
     const yq = runOnnx(quantizeOnnx(model, calib, { only: [conv.name], ranges }).model, [calib], { algorithm: 'im2col' }).get(logitsName)!.data;
     let d = 0;
     for (let j = 0; j < yq.length; j++) d = Math.max(d, Math.abs(yq[j] - y0[j]));
+    const fused = int8Weights(K, F), dense = K3 === null ? null : int8Weights(K3, F);
     const r: LayerQuantReport = {
-      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: weightSqnr(K, F), denseSqnr: K3 === null ? null : weightSqnr(K3, F), zeroedTaps: zeroedTaps(K, F), denseZeroedTaps: K3 === null ? null : zeroedTaps(K3, F), activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
+      layer: conv.name, rangeRatio, channel, bnScale, weightSqnr: fused.sqnr, denseSqnr: dense?.sqnr ?? null, zeroedTaps: fused.zeroed, denseZeroedTaps: dense?.zeroed ?? null, activationSqnr, sensitivity: big > 0 ? d / big : d, reason: '',
     };
     const k = lb?.kernelSize ?? 3;
     r.reason = bnScale !== null && bnScale > 10 ? `a BatchNorm with a tiny σ² scales a channel by ${bnScale.toFixed(1)}`

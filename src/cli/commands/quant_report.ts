@@ -11,11 +11,10 @@ export const quantReportCommand: Command = {
     name: 'quant-report',
     summary: 'why a fused RepVGG or MobileOne loses accuracy in INT8, layer by layer, on a calibration batch',
     usage: 'repvgg quant-report CKPT --calib X.npy|DATA [--calib-count N] [--json] [--svg FILE.svg]\n' +
-      '  CKPT: a RepVGG or MobileOne checkpoint; a training-time one also has its k×k branches compared with the fused kernel\n' +
-      '  (a deploy one has none: those columns are –):\n' +
-      '  RepVGG\'s 3×3, MobileOne\'s k conv branches). Per block: the fused kernel\'s channel range against the k×k\n' +
-      '  branches\' alone, the largest BN scale γ/√(σ²+ε), the\n' +
-      '  weights\' int8 SQNR and the share of a channel\'s taps that round to 0, the output\'s uint8 SQNR, and the\n' +
+      '  CKPT: a RepVGG or MobileOne checkpoint. Per block: the fused kernel\'s channel range against its k×k branches\'\n' +
+      '  alone (RepVGG\'s 3×3, MobileOne\'s k conv branches; a training-time checkpoint only, – for a deploy one), the\n' +
+      '  largest BN scale γ/√(σ²+ε) (the same), the weights\' int8 SQNR and the share of a channel\'s taps that round\n' +
+      '  to 0, the output\'s uint8 SQNR, and the\n' +
       '  sensitivity: max |Δ logit| / max |logit| with that layer alone quantized. Names the three worst and why.\n' +
       '  --svg: the same per layer, drawn: weight SQNR fused and k×k alone, output SQNR; range ratio and sensitivity.',
     flags: { calib: 'string', 'calib-count': 'count', json: 'boolean', svg: 'string', threads: 'count', backend: 'string' },
