@@ -60,10 +60,10 @@ function symmetricPadding(p: Padding, at: string): [number, number] {
 function stageAffine(m: Module, channels: number, blockGroups: number, at: string): Affine {
   if (m instanceof Conv2d) {
     if (square(m.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
-    // a float32 conv's weights are widened into new arrays (owned); a float64 conv's are its own
-    const owned = m.weight.data.dtype !== 'float64' && (m.bias === null || m.bias.data.dtype !== 'float64');
+    // a float32 conv's weights (and bias) are widened into new arrays (owned); a float64 conv's are its own
     const k = castKernelBias(m.bias === null ? withZeroBias(m.weight.data) : { kernel: m.weight.data, bias: m.bias.data }, 'float64');
-    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups, owned: owned && k.bias.dtype === 'float64' };
+    const owned = k.kernel !== m.weight.data && (m.bias === null || k.bias !== m.bias.data);
+    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups, owned };
   }
   if (m instanceof IdentityConv1x1) return { kb: withZeroBias(m.actualKernel('float64')), pad: [0, 0], stride: 1, groups: m.groups, owned: false };
   if (m instanceof DiracConv2d) return { kb: withZeroBias(m.effectiveKernel('float64')), pad: [1, 1], stride: m.stride, groups: 1, owned: false };
