@@ -4,7 +4,7 @@ import {
   Tensor, convert, parseCheckpoint, modelFromStateDict, parseIdx, gunzipIfNeeded, getThreads, getBackend, VERSION,
   fuseConvBN, withZeroBias, weightSqnr,
 } from '../dist/index.js';
-import { BNS, BN_PARAMS, makeBlock, fusionSteps, bnScale, getBN, setBN, blockInput, runBranched, runFused, maxAbsDiff } from './lesson.js';
+import { BNS, BN_PARAMS, makeBlock, fusionSteps, bnScale, getBN, setBN, blockInput, runBranched, runFused, maxAbsDiff, stats } from './lesson.js';
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...kids) => {
@@ -285,7 +285,7 @@ function runAll() {
 // block i's kernels in float64: the fused one (as deployed) and its 3×3 branch alone, BN folded
 function int8Kernels(i) {
   const b = net.train.blocks()[i];
-  const dense = fuseConvBN(withZeroBias(b.rbrDense.conv.weight.data.to('float64')), { gamma: b.rbrDense.bn.weight.data, beta: b.rbrDense.bn.bias.data, mean: b.rbrDense.bn.runningMean, variance: b.rbrDense.bn.runningVar, eps: b.rbrDense.bn.eps }, 'float64').kernel;
+  const dense = fuseConvBN(withZeroBias(b.rbrDense.conv.weight.data), stats(b.rbrDense.bn), 'float64').kernel;
   return { fused: net.deploy.blocks()[i].rbrReparam.weight.data, dense };
 }
 

@@ -52,7 +52,8 @@ export function makeBlock(channels, groups, seed) {
   return block.eval();
 }
 
-function stats(bn) {
+/** A BatchNorm's eval-mode statistics, as fuseConvBN takes them. */
+export function stats(bn) {
   return { gamma: bn.weight.data, beta: bn.bias.data, mean: bn.runningMean, variance: bn.runningVar, eps: bn.eps };
 }
 
