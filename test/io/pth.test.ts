@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseCheckpoint } from '../../src/io/checkpoint.js';
-import { readPth, serializePth } from '../../src/io/pth.js';
+import { readPth, serializePth, type TorchTensor } from '../../src/io/pth.js';
 import { readZip, writeZip, crc32 } from '../../src/io/zip.js';
 import { PickleWriter } from '../../src/io/pickle.js';
 import { modelFromStateDict } from '../../src/io/state_dict.js';
@@ -226,5 +226,38 @@ describe('a 0-d tensor and integer dtypes round-trip through our writer and read
     ]);
     const back = readPth(serializePth(entries)).value as Map<string, { toEntry(): SafeEntry }>;
     for (const [k, e] of entries) expect(back.get(k)!.toEntry()).toEqual(e);
+  });
+});
+
+// fixtures/make_pth_fixtures.py layouts(): views of a storage whose element i holds i, in all ten dtypes,
+// with the values PyTorch's tolist() gives for each. A reader that takes a strided view for a
+// contiguous one in any dimension, drops a storage offset or mis-sizes a 0-size/0-d tensor reads
+// other elements, and the values differ.
+describe('every tensor layout torch.save writes, in every dtype', () => {
+  type Ref = { shape: number[]; stride: number[]; offset: number; values: number[] };
+  const ref = JSON.parse(readFileSync(fixturePath('pth/layouts.json'), 'utf8')).tensors as Record<string, Ref>;
+  for (const file of ['layouts.pth', 'layouts_legacy.pth']) {
+    it(`${file}: each of ${Object.keys(ref).length} views reads to PyTorch's values, element by element`, () => {
+      const top = readPth(bytesOf(file)).value as Map<string, TorchTensor>;
+      expect([...top.keys()]).toEqual(Object.keys(ref));
+      for (const [key, want] of Object.entries(ref)) {
+        const t = top.get(key)!;
+        expect([t.shape, t.stride, t.offset], key).toEqual([want.shape, want.stride, want.offset]); // the fixture holds the layout it names
+        const e = t.toEntry();
+        expect(e.shape, key).toEqual(want.shape);
+        const got = Array.from(e.data as ArrayLike<number | bigint>, Number);
+        expect(got, key).toEqual(want.values);
+      }
+    });
+  }
+
+  it('the fixture covers what it claims: steps, stride 0, overlap, offsets, size 0 and rank 0', () => {
+    const r = (k: string) => ref[`f32.${k}`];
+    expect(r('step_dim1').stride).toEqual([30, 18, 1]);
+    expect(r('expand_dim1').stride[1]).toBe(0);
+    expect(r('overlap_rows')).toMatchObject({ shape: [7, 10], stride: [3, 1], offset: 5 });
+    expect(r('empty_dim1').shape).toEqual([4, 0, 6]);
+    expect(r('scalar_at_offset')).toMatchObject({ shape: [], offset: 3 * 30 + 6 + 4 });
+    expect(r('empty_at_end')).toMatchObject({ shape: [0], offset: 120 });
   });
 });
