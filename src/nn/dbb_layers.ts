@@ -66,7 +66,7 @@ export class BNAndPad extends Module {
   readonly pad: number;
   private inner: readonly number[] | null = null;
 
-  constructor(channels: number, pad: number, opts: { dtype?: DType; eps?: number } = {}) {
+  constructor(channels: number, pad: number, opts: { dtype?: DType; eps?: number; momentum?: number } = {}) {
     super();
     this.bn = new BatchNorm2d(channels, opts);
     this.pad = pad;

@@ -171,11 +171,11 @@ export function dbbBlock(cin: number, cout: number, o: FamilyOptions & { interna
   if (!depthwise) chains.push([['dbb_1x1.conv', p.conv(cin, cout, 1, 0)], ['dbb_1x1.bn', p.bn(cout)]]);
   chains.push(depthwise
     ? [['dbb_avg.avg', new AvgPool2d(p.k, { stride: p.s, padding: pad })], ['dbb_avg.avgbn', p.bn(cout)]]
-    : [['dbb_avg.conv', p.conv(cin, cout, 1, 0, 1)], ['dbb_avg.bn', new BNAndPad(cout, pad, { dtype: p.dtype, eps: o.eps })],
+    : [['dbb_avg.conv', p.conv(cin, cout, 1, 0, 1)], ['dbb_avg.bn', new BNAndPad(cout, pad, { dtype: p.dtype, eps: o.eps, momentum: o.momentum })],
       ['dbb_avg.avg', new AvgPool2d(p.k, { stride: p.s, padding: 0 })], ['dbb_avg.avgbn', p.bn(cout)]]);
   chains.push([
     internal === cin ? ['dbb_1x1_kxk.idconv1', new IdentityConv1x1(cin, p.g, { dtype: p.dtype })] : ['dbb_1x1_kxk.conv1', p.conv(cin, internal, 1, 0, 1)],
-    ['dbb_1x1_kxk.bn1', new BNAndPad(internal, pad, { dtype: p.dtype, eps: o.eps })],
+    ['dbb_1x1_kxk.bn1', new BNAndPad(internal, pad, { dtype: p.dtype, eps: o.eps, momentum: o.momentum })],
     ['dbb_1x1_kxk.conv2', p.conv(internal, cout, p.k, 0)],
     ['dbb_1x1_kxk.bn2', p.bn(cout)],
   ]);
