@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readZip, writeZip } from '../../src/io/zip.js';
 import { parseSafetensors } from '../../src/io/safetensors.js';
 import { parseNpy } from '../../src/io/npy.js';
-import { unpickle } from '../../src/io/pickle.js';
+import { type PyValue, unpickle } from '../../src/io/pickle.js';
 import { readOnnx } from '../../src/io/onnx_read.js';
 import { gunzipIfNeeded, parseIdx } from '../../src/train/idx.js';
 import { FLOAT, model, tensor } from '../onnx/build.js';
@@ -177,7 +177,7 @@ describe('npy and IDX: the data length against the header\'s shape, one byte eit
 describe('pickle: every truncation is refused', () => {
   it('prefixes of a torch.save data.pkl (every one within 64 bytes of either end) and every prefix of the smallest pickle (None) are refused, never read as a shorter value', () => {
     const pkl = readZip(fixture('pth/official_train.pth')).get('official_train/data.pkl')!;
-    const opts = { reducers: new Map([['collections.OrderedDict', () => new Map()], ['torch._utils._rebuild_tensor_v2', () => null]]), persistentLoad: () => null };
+    const opts = { reducers: new Map<string, () => PyValue>([['collections.OrderedDict', () => new Map()], ['torch._utils._rebuild_tensor_v2', () => null]]), persistentLoad: () => null };
     unpickle(pkl, opts);
     for (const bytes of [pkl, new Uint8Array([0x80, 2, 0x4e, 0x2e])]) {
       // every prefix near either end, every 13th between (each parse is linear: all 12 759 cost 2.4 s)

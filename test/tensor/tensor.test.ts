@@ -50,6 +50,17 @@ describe('Rng', () => {
     new Rng(5).shuffle(a);
     expect(Array.from(a).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
+  it('shuffle draws each of the 3! orders of 3 items equally often (Fisher–Yates, not Sattolo, which never leaves one in place)', () => {
+    const r = new Rng(11), counts = new Map<string, number>();
+    for (let t = 0; t < 60000; t++) {
+      const a = [0, 1, 2];
+      r.shuffle(a);
+      counts.set(a.join(''), (counts.get(a.join('')) ?? 0) + 1);
+    }
+    expect(counts.size).toBe(6);
+    // each count ~ Binomial(60000, 1/6): mean 10000, σ = √(60000·(1/6)·(5/6)) ≈ 91; ±550 ≈ 6σ
+    for (const n of counts.values()) expect(Math.abs(n - 10000)).toBeLessThan(550);
+  });
 });
 
 const GOLDEN_U32_SEED42 = [2837322924, 544945897, 479756282, 3500138142];
