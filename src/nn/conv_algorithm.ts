@@ -1,6 +1,6 @@
 // Pinning the conv algorithm of every conv in a network.
 
-import type { ConvAlgorithm } from '../ops/conv2d.js';
+import { type ConvAlgorithm, winogradRule } from '../ops/conv2d.js';
 import type { Module } from './module.js';
 import { Conv2d } from './layers.js';
 import { describeValue, showText } from '../tensor/untrusted.js';
@@ -8,20 +8,13 @@ import { DiracConv2d } from './variants.js';
 import { IdentityConv1x1 } from './dbb_layers.js';
 
 /**
- * Sets the forward algorithm of every conv below `root`. 'winograd' applies to the 3×3 stride-1
- * convs and leaves the others (stride 2, 1×1, 1×3, …) on im2col, since no network could run otherwise.
+ * Sets the algorithm of every conv below `root`. 'winograd' runs Winograd where it applies (ops'
+ * winogradApplies) and im2col elsewhere (stride 2, 1×1, 1×3, dilated, …): each conv resolves that
+ * itself when it runs, by the one rule.
  */
 export function setConvAlgorithm(root: Module, algorithm: ConvAlgorithm): void {
   const visit = (m: Module) => {
-    if (m instanceof Conv2d) {
-      const [, , kh, kw] = m.weight.data.shape;
-      const stride1 = m.stride === 1 || (typeof m.stride !== 'number' && m.stride[0] === 1 && m.stride[1] === 1);
-      m.algorithm = algorithm === 'winograd' && !(kh === 3 && kw === 3 && stride1) ? 'im2col' : algorithm;
-    } else if (m instanceof IdentityConv1x1) {
-      m.algorithm = algorithm === 'winograd' ? 'im2col' : algorithm; // 1×1
-    } else if (m instanceof DiracConv2d) {
-      m.algorithm = algorithm === 'winograd' && m.stride !== 1 ? 'im2col' : algorithm;
-    }
+    if (m instanceof Conv2d || m instanceof IdentityConv1x1 || m instanceof DiracConv2d) m.algorithm = algorithm;
     for (const [, c] of m.children()) visit(c);
   };
   visit(root);
@@ -56,9 +49,10 @@ export function pinAlgorithmPlan(named: readonly [string, Conv2d][], plan: reado
     const c = convs.get(e.layer);
     if (c === undefined) throw new Error(`algorithm plan: no conv '${showText(e.layer)}' in this model (its first: '${[...convs.keys()][0]}')`);
     if (!['direct', 'im2col', 'winograd'].includes(e.algorithm)) throw new Error(`algorithm plan: '${e.layer}' has algorithm ${describeValue(e.algorithm)} (expected direct, im2col or winograd)`);
-    const [, , kh, kw] = c.weight.data.shape;
-    const s = typeof c.stride === 'number' ? [c.stride, c.stride] : c.stride;
-    if (e.algorithm === 'winograd' && (kh !== 3 || kw !== 3 || s[0] !== 1 || s[1] !== 1)) throw new Error(`algorithm plan: '${e.layer}' is ${kh}×${kw} with stride ${s.join('×')}; Winograd needs 3×3 and stride 1`);
+    if (e.algorithm === 'winograd' && !c.winogradApplies) {
+      const [, , kh, kw] = c.weight.data.shape;
+      throw new Error(`algorithm plan: '${e.layer}' is ${kh}×${kw} with stride ${String(c.stride)}, dilation ${String(c.dilation)}, padding ${JSON.stringify(c.padding)}; Winograd needs a ${winogradRule}`);
+    }
     if (e.algorithm === 'winograd' && e.winogradTile !== 2 && e.winogradTile !== 4) throw new Error(`algorithm plan: '${e.layer}' needs winogradTile 2 or 4`);
     seen.add(e.layer);
   }

@@ -2,8 +2,8 @@
 
 import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, conv2d, conv2dBackward, measuredAlgorithm } from '../ops/conv2d.js';
-import { convGeometry } from '../ops/conv2d_geometry.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, algorithmFor, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
+import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
 import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
@@ -74,6 +74,16 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups };
   }
 
+  /** Whether Winograd can run this conv (ops' one rule: 3×3, stride 1, dilation 1, padding ≤ 2). */
+  get winogradApplies(): boolean {
+    return winogradApplies(kernelGeometry(this.weight.data.shape, this.convOptions()));
+  }
+
+  /** `algorithm` as it runs here: 'winograd' means im2col where Winograd does not apply. */
+  private runAlgorithm(): ConvAlgorithm {
+    return algorithmFor(this.algorithm, kernelGeometry(this.weight.data.shape, this.convOptions()));
+  }
+
   // Whether a cache made from the weights (shared copy, Winograd filters, packed panels) still
   // matches them: the same tensor at the same version (in-place edits bump the version).
   private current<C extends { version: number; data: Tensor }>(cache: C | null): cache is C {
@@ -105,11 +115,12 @@ export class Conv2d extends Module {
     if (out === undefined && x.shape.length === 4 && getThreads() > 1) {
       out = new Tensor(sharedArrayLike(g.N * g.F * g.Ho * g.Wo, x.data), [g.N, g.F, g.Ho, g.Wo]);
     }
-    const opts = { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile, out, relu };
-    this.used = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm: this.algorithm, winogradTile: this.winogradTile };
-    if (!this.training && this.algorithm !== 'direct') {
+    const algorithm = this.runAlgorithm();
+    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu };
+    this.used = algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm, winogradTile: this.winogradTile };
+    if (!this.training && algorithm !== 'direct') {
       // Inference: transform or pack the filters once and reuse them while the weights are unchanged.
-      const choice = this.algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) : { algorithm: this.algorithm, winogradTile: this.winogradTile };
+      const choice = algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) : { algorithm, winogradTile: this.winogradTile };
       const w = this.weight;
       if (choice !== undefined && choice.algorithm === 'winograd') {
         const tile = choice.winogradTile;
@@ -133,7 +144,7 @@ export class Conv2d extends Module {
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.algorithm, winogradTile: this.winogradTile }, { db: this.bias !== null });
+    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

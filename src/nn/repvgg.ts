@@ -190,8 +190,8 @@ export class RepVGG extends Module {
   }
 
   /**
-   * Forward algorithm of every conv. 'winograd' applies to the 3×3 stride-1 convs and leaves the
-   * others (stride 2, 1×1) on im2col, since no RepVGG could run otherwise.
+   * Algorithm of every conv. 'winograd' runs Winograd where it applies (the 3×3 stride-1 convs) and
+   * im2col for the others (stride 2, 1×1): each conv decides by ops' one rule, winogradApplies.
    */
   setAlgorithm(algorithm: ConvAlgorithm): this {
     setConvAlgorithm(this, algorithm);

@@ -5,7 +5,8 @@
 
 import { Tensor, allocArray, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type ConvAlgorithm, conv2d, conv2dBackward } from '../ops/conv2d.js';
+import { type ConvAlgorithm, algorithmFor, conv2d, conv2dBackward } from '../ops/conv2d.js';
+import { kernelGeometry } from '../ops/conv2d_geometry.js';
 import { Module, Parameter, defaultInitBound } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU } from './layers.js';
 import { BranchBlock } from './branch_block.js';
@@ -71,7 +72,8 @@ export class DiracConv2d extends Module {
 
   forward(x: Tensor): Tensor {
     this.x = x;
-    return conv2d(x, this.effectiveKernel(), null, { padding: 1, stride: this.stride, algorithm: this.algorithm });
+    const w = this.effectiveKernel();
+    return conv2d(x, w, null, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, { padding: 1, stride: this.stride })) });
   }
 
   // dŴ from the conv, then: da_f = dŴ[f, f, centre],  db_f = ⟨dŴ_f, ŵ_f⟩,
@@ -79,7 +81,7 @@ export class DiracConv2d extends Module {
   backward(dy: Tensor): Tensor {
     if (this.x === null || this.norms === null) throw new Error('DiracConv2d.backward: call forward first');
     const Wh = this.effectiveKernel();
-    const g = conv2dBackward(dy, this.x, Wh, { padding: 1, stride: this.stride, algorithm: this.algorithm }, { db: false });
+    const g = conv2dBackward(dy, this.x, Wh, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(Wh.shape, { padding: 1, stride: this.stride })) }, { db: false });
     const dWh = g.dw!.data;
     const W = this.weight.data.data;
     const [C, Cin] = this.weight.data.shape;

@@ -3,7 +3,7 @@
 
 import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
-import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
 import { type Panels, releasePanels } from '../backend/wasm/gemm_simd.js';
 import { onOneThread } from '../backend/pool.js';
@@ -32,9 +32,22 @@ export interface Conv2dOptions {
   relu?: boolean;
 }
 
-export function winogradApplies(g: ConvGeometry): boolean {
-  return g.KH === 3 && g.KW === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1;
+/**
+ * The one rule for where Winograd runs, forward and backward, in ops, modules, plans and 'auto':
+ * a 3×3 kernel, stride 1, dilation 1, and padding ≤ 2 per side (dx is the 3×3 conv of dy padded by
+ * 2 − p, which needs p ≤ 2).
+ */
+export function winogradApplies(g: KernelGeometry): boolean {
+  return g.KH === 3 && g.KW === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.pt <= 2 && g.pb <= 2 && g.pl <= 2 && g.pr <= 2;
 }
+
+/** 'winograd' asked of a whole model (or graph) means Winograd where it applies and im2col elsewhere. */
+export function algorithmFor(requested: ConvAlgorithm, g: KernelGeometry): ConvAlgorithm {
+  return requested === 'winograd' && !winogradApplies(g) ? 'im2col' : requested;
+}
+
+export const winogradRule = '3×3 kernel, stride 1, dilation 1 and padding ≤ 2 per side';
+const describeGeometry = (g: KernelGeometry) => `kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, dilation ${g.dh}×${g.dw}, padding [${g.pt}, ${g.pb}, ${g.pl}, ${g.pr}]`;
 
 export interface AlgorithmChoice {
   algorithm: 'im2col' | 'winograd';
@@ -192,7 +205,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       break;
     case 'winograd': {
       if (!winogradApplies(g)) {
-        throw new Error(`conv2d: Winograd needs a 3×3 kernel with stride 1 and dilation 1, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, dilation ${g.dh}×${g.dw}`);
+        throw new Error(`conv2d: Winograd needs a ${winogradRule}, got ${describeGeometry(g)}`);
       }
       const t = tile ?? opts.winogradWeights?.tile ?? 4;
       if (t !== 2 && t !== 4) throw new Error(`conv2d: winogradTile must be 2 or 4, got ${String(t)}`);
@@ -234,12 +247,9 @@ export function conv2dBackward(
   if (algo === 'direct') {
     conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
   } else if (algo === 'im2col' || algo === 'auto' || algo === 'winograd') {
-    const padsOk = g.pt <= 2 && g.pb <= 2 && g.pl <= 2 && g.pr <= 2;
-    if (algo === 'winograd' && !(winogradApplies(g) && padsOk)) {
-      throw new Error(`conv2d backward: Winograd dx needs a 3×3 kernel, stride 1, dilation 1 and padding ≤ 2 per side, got kernel ${g.KH}×${g.KW}, stride ${g.sh}×${g.sw}, padding [${g.pt}, ${g.pb}, ${g.pl}, ${g.pr}]`);
-    }
+    if (algo === 'winograd' && !winogradApplies(g)) throw new Error(`conv2d backward: Winograd dx needs a ${winogradRule}, got ${describeGeometry(g)}`);
     const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype) : undefined;
-    const winoDx = dx !== null && (algo === 'winograd' || (padsOk && m?.algorithm === 'winograd'));
+    const winoDx = dx !== null && (algo === 'winograd' || m?.algorithm === 'winograd');
     const flipDx = dx !== null && !winoDx && flippedConvApplies(g);
     if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? m?.winogradTile ?? 4);
     else if (flipDx) conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, dx);

@@ -27,22 +27,12 @@ function pair(v: Pair | undefined, dflt: number, what: string, min: number): [nu
   return p;
 }
 
-export function convGeometry(
-  xShape: readonly number[], wShape: readonly number[],
-  opts: { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number },
-): ConvGeometry {
-  if (xShape.length !== 4) throw new Error(`conv2d: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape ${fmtShape(xShape)}`);
-  if (wShape.length !== 4) throw new Error(`conv2d: weight must be 4-D (F, C/groups, kH, kW), got shape ${fmtShape(wShape)}`);
-  const [N, C, H, W] = xShape;
-  const [F, Cw, KH, KW] = wShape;
-  const groups = opts.groups ?? 1;
-  if (!Number.isInteger(groups) || groups < 1) throw new Error(`conv2d: groups must be a positive integer, got ${groups}`);
-  if (C % groups !== 0) throw new Error(`conv2d: input channels ${C} are not divisible by groups ${groups}`);
-  if (F % groups !== 0) throw new Error(`conv2d: output channels ${F} (weight shape ${fmtShape(wShape)}) are not divisible by groups ${groups}`);
-  if (Cw * groups !== C) {
-    throw new Error(`conv2d: weight shape ${fmtShape(wShape)} expects ${Cw * groups} input channels with groups=${groups}, but input shape ${fmtShape(xShape)} has ${C}`);
-  }
-  if (KH < 1 || KW < 1) throw new Error(`conv2d: weight shape ${fmtShape(wShape)} has an empty kernel`);
+/** What a conv's kernel and arguments fix, whatever the input: kernel, stride, dilation, padding (top, bottom, left, right). */
+export type KernelGeometry = Pick<ConvGeometry, 'KH' | 'KW' | 'sh' | 'sw' | 'dh' | 'dw' | 'pt' | 'pb' | 'pl' | 'pr'>;
+
+// w: (F, C/g, kH, kW) → the input-independent part of the geometry
+export function kernelGeometry(wShape: readonly number[], opts: { stride?: Pair; padding?: Padding; dilation?: Pair }): KernelGeometry {
+  const [, , KH, KW] = wShape;
   const [sh, sw] = pair(opts.stride, 1, 'stride', 1);
   const [dh, dw] = pair(opts.dilation, 1, 'dilation', 1);
   let pt: number, pb: number, pl: number, pr: number;
@@ -62,6 +52,26 @@ export function convGeometry(
     [pt, pl] = pair(pad as Pair, 0, 'padding', 0);
     pb = pt; pr = pl;
   }
+  return { KH, KW, sh, sw, dh, dw, pt, pb, pl, pr };
+}
+
+export function convGeometry(
+  xShape: readonly number[], wShape: readonly number[],
+  opts: { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number },
+): ConvGeometry {
+  if (xShape.length !== 4) throw new Error(`conv2d: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape ${fmtShape(xShape)}`);
+  if (wShape.length !== 4) throw new Error(`conv2d: weight must be 4-D (F, C/groups, kH, kW), got shape ${fmtShape(wShape)}`);
+  const [N, C, H, W] = xShape;
+  const [F, Cw, KH, KW] = wShape;
+  const groups = opts.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new Error(`conv2d: groups must be a positive integer, got ${groups}`);
+  if (C % groups !== 0) throw new Error(`conv2d: input channels ${C} are not divisible by groups ${groups}`);
+  if (F % groups !== 0) throw new Error(`conv2d: output channels ${F} (weight shape ${fmtShape(wShape)}) are not divisible by groups ${groups}`);
+  if (Cw * groups !== C) {
+    throw new Error(`conv2d: weight shape ${fmtShape(wShape)} expects ${Cw * groups} input channels with groups=${groups}, but input shape ${fmtShape(xShape)} has ${C}`);
+  }
+  if (KH < 1 || KW < 1) throw new Error(`conv2d: weight shape ${fmtShape(wShape)} has an empty kernel`);
+  const { sh, sw, dh, dw, pt, pb, pl, pr } = kernelGeometry(wShape, opts);
   const effH = dh * (KH - 1) + 1, effW = dw * (KW - 1) + 1;
   const Hp = H + pt + pb, Wp = W + pl + pr;
   if (effH > Hp || effW > Wp) {

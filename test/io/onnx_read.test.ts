@@ -11,6 +11,7 @@ import { readOnnx } from '../../src/io/onnx_read.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { readOnnxFile } from '../../src/cli/files.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { parseNpy, serializeNpy } from '../../src/io/npy.js';
 import { cli } from '../cli/run.js';
 import { fixturePath } from '../helpers.js';
 
@@ -125,6 +126,21 @@ describe('external data stays inside the model\'s folder', () => {
 });
 
 describe('repvgg run', () => {
+  it("--algorithm winograd runs Winograd where it applies and im2col elsewhere (a ResNet with a stride-2 stem and 1×1 shortcuts), as forward does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-run-wino-'));
+    const x = new Tensor(Float32Array.from({ length: 2 * 3 * 32 * 30 }, (_, i) => Math.sin(i)), [2, 3, 32, 30]);
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(x));
+    const model = fixturePath('onnx/resnet_basic_opset17.onnx');
+    for (const algorithm of ['winograd', 'im2col']) {
+      const r = await cli('run', model, '--input', join(dir, 'x.npy'), '--out', join(dir, `${algorithm}.npy`), '--algorithm', algorithm);
+      expect(r.code, r.err).toBe(0);
+    }
+    const [w, i] = ['winograd', 'im2col'].map((a) => parseNpy(readFileSync(join(dir, `${a}.npy`))));
+    let m = 0, d = 0;
+    for (let k = 0; k < i.size; k++) { m = Math.max(m, Math.abs(i.data[k])); d = Math.max(d, Math.abs(w.data[k] - i.data[k])); }
+    expect(d).toBeLessThanOrEqual(1e-4 * m); // float32 through the net's few layers: two summation orders (test/ops bounds each conv)
+  });
+
   it('runs a PyTorch export on an .npy and writes the output; refuses a model with unsupported ops, naming them, before reading the input', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'repvgg-run-'));
     const { serializeNpy, parseNpy } = await import('../../src/io/npy.js');

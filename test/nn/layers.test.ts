@@ -61,3 +61,35 @@ describe.each(CACHES)('Conv2d eval-mode cache: $what', ({ dtype, algorithm, rel 
     expect(maxAbsDiff(c.forward(x), direct(c, x))).toBeLessThanOrEqual(bound(c, x));
   });
 });
+
+// One rule (ops' winogradApplies) decides where Winograd runs; 'winograd' asked of a module where it
+// does not apply runs im2col, so the bits are exactly im2col's, forward and backward.
+describe("Conv2d with algorithm 'winograd' where Winograd does not apply", () => {
+  const CASES: [string, { stride?: number; padding?: number; dilation?: number }, number][] = [
+    ['stride 2', { stride: 2, padding: 1 }, 3], ['dilation 2', { dilation: 2, padding: 2 }, 3], ['padding 3', { padding: 3 }, 3], ['1×1', {}, 1],
+  ];
+  for (const [what, opts, k] of CASES) {
+    it(`${what}: runs im2col (the same bits, forward and backward), and says Winograd does not apply`, () => {
+      const x = uniform([2, 4, 9, 9], new Rng(1), -1, 1);
+      const dy = (c: Conv2d) => uniform(c.forward(x).shape, new Rng(2), -1, 1);
+      const run = (algorithm: 'winograd' | 'im2col') => {
+        const c = new Conv2d(4, 6, k, { ...opts, rng: new Rng(3) });
+        c.algorithm = algorithm;
+        const y = c.forward(x).data.slice();
+        const dx = c.backward(dy(c)).data.slice();
+        return { y, dx, dw: c.weight.grad.data.slice(), applies: c.winogradApplies, used: c.used?.algorithm };
+      };
+      const w = run('winograd'), i = run('im2col');
+      expect([w.applies, w.used]).toEqual([false, 'im2col']);
+      expect(w.y).toEqual(i.y);
+      expect(w.dx).toEqual(i.dx);
+      expect(w.dw).toEqual(i.dw);
+    });
+  }
+  it('3×3, stride 1, padding 1: Winograd applies and runs', () => {
+    const c = new Conv2d(4, 6, 3, { padding: 1 });
+    c.algorithm = 'winograd';
+    c.forward(uniform([1, 4, 8, 8], new Rng(1), -1, 1));
+    expect([c.winogradApplies, c.used?.algorithm]).toEqual([true, 'winograd']);
+  });
+});

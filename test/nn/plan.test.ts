@@ -66,7 +66,7 @@ describe('algorithm plans', () => {
     const all = names.map((layer) => ({ layer, algorithm: 'im2col' as const }));
     expect(() => m.setAlgorithmPlan(all.slice(1))).toThrow(/no entry for 'stage0\.rbr_dense\.conv'/);
     expect(() => m.setAlgorithmPlan([...all, { layer: 'stage9.0.rbr_dense.conv', algorithm: 'im2col' }])).toThrow(/no conv 'stage9\.0\.rbr_dense\.conv'/);
-    expect(() => m.setAlgorithmPlan(all.map((e, i) => (i === 0 ? { ...e, algorithm: 'winograd', winogradTile: 4 } : e)))).toThrow(/'stage0\.rbr_dense\.conv' is 3×3 with stride 2×2; Winograd needs 3×3 and stride 1/);
+    expect(() => m.setAlgorithmPlan(all.map((e, i) => (i === 0 ? { ...e, algorithm: 'winograd', winogradTile: 4 } : e)))).toThrow(/'stage0\.rbr_dense\.conv' is 3×3 with stride 2, dilation 1, padding 1; Winograd needs a 3×3 kernel, stride 1, dilation 1 and padding ≤ 2 per side/);
     const stride1 = names.findIndex((l) => l === 'stage2.1.rbr_dense.conv');
     expect(() => m.setAlgorithmPlan(all.map((e, i) => (i === stride1 ? { layer: e.layer, algorithm: 'winograd' as const } : e)))).toThrow(/'stage2\.1\.rbr_dense\.conv' needs winogradTile 2 or 4/);
     expect(() => m.algorithmPlan()).toThrow(/has not run yet/);
