@@ -17,7 +17,8 @@ import { getBackend } from '../backend/backend.js';
 import { type GatherSource, type Panels, newPanels, packPanels, paddedPlanes } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
-import { type PanelSource, gemm } from './gemm.js';
+import { gemm } from './gemm.js';
+import type { PanelSource } from '../backend/gemm_contract.js';
 
 function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
@@ -64,7 +65,7 @@ function col2im(
 // The col matrix of image positions [qa, qa + L) (possibly spanning images) and group gi, never
 // stored: B(t, q) = x[n, gi·Cg + c, oh·sh − pt + i·dh, ow·sw − pl + j·dw] for tap t = (c, i, j) and
 // position qa + q = (n, oh, ow), 0 in the padding, packed straight into the GEMM's strips (the
-// layout of packB in gemm_pack.ts): one pass over the input instead of im2col's write, then packB's
+// layout of packB in src/backend/gemm_pack.ts): one pass over the input instead of im2col's write, then packB's
 // read and write. Transposed, it is colᵀ, what dW = dy·colᵀ reads: B(q, t), rows the positions.
 class Im2colPanels implements PanelSource {
   /** per tap t: x offset of (c, i·dh, j·dw) from the position's corner, and i·dh, j·dw */

@@ -4,38 +4,17 @@
 // Accumulation is in float64 (JS numbers); C is rounded once per KC block when it is float32.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import { packA, packB } from './gemm_pack.js';
+import { packA, packB } from '../backend/gemm_pack.js';
+import type { MatRef, PanelSource, RowEpilogue } from '../backend/gemm_contract.js';
 import { workspace64 } from '../tensor/workspace.js';
 import { getBackend } from '../backend/backend.js';
-import { type GatherSource, type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
+import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
 
 const MR = 4;
 const NR = 4;
 const KC = 256;
 const MC = 64;
 const NC = 1024;
-
-export interface MatRef {
-  data: FloatArray;
-  offset: number;
-  /** Row stride of the stored (untransposed) matrix. */
-  ld: number;
-  trans: boolean;
-}
-
-/** A B operand never stored whole: it packs its own panels, as packB would pack the matrix (im2col's). */
-export interface PanelSource {
-  packB(pc: number, jc: number, kc: number, nc: number, out: FloatArray, w: number, NR: number): void;
-  /** how the WebAssembly kernels gather it themselves instead (then packB is not called there) */
-  gather?: GatherSource;
-}
-
-/** What a conv's output pass does to the product: C[i, j] = ReLU?(C[i, j] + bias[biasOff + i]). */
-export interface RowEpilogue {
-  bias: FloatArray | null;
-  biasOff: number;
-  relu: boolean;
-}
 
 /**
  * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N, then the epilogue if given.

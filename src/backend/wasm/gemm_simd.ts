@@ -12,8 +12,8 @@
 //    F(4×4) transforms run here too (winograd_simd.ts), with the TypeScript transforms' bits.
 // Each output element still sees the same operations in the same order for any thread split.
 
-import type { MatRef, PanelSource, RowEpilogue } from '../../ops/gemm.js';
-import { packA, packB } from '../../ops/gemm_pack.js';
+import type { MatRef, PanelSource, RowEpilogue } from '../gemm_contract.js';
+import { packA, packB } from '../gemm_pack.js';
 import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 import { type FloatArray, copyRows, sharedArrayLike } from '../../tensor/tensor.js';

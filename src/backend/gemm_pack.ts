@@ -1,8 +1,8 @@
-// Packing A into 4-row strips, the layout both GEMM kernels read (src/ops/gemm.ts, and the SIMD
-// kernel in src/backend/wasm/gemm_simd.ts).
+// Packing A into 4-row strips and B into NR-column strips, the layouts both GEMM kernels read
+// (src/ops/gemm.ts, and the SIMD kernel in wasm/gemm_simd.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { MatRef, PanelSource } from './gemm.js';
+import type { MatRef, PanelSource } from './gemm_contract.js';
 
 const MR = 4;
 
