@@ -138,14 +138,14 @@ export class IdentityConv1x1 extends Module {
   forward(x: Tensor): Tensor {
     this.x = x;
     const w = this.actualKernel();
-    return conv2d(x, w, null, { groups: this.groups, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, {})) });
+    return conv2d(x, w, null, { groups: this.groups, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, {})), weightsChange: this.training });
   }
 
   // d(W + I)/dW = 1: the kernel's gradient is W's
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('IdentityConv1x1.backward: call forward first');
     const w = this.actualKernel();
-    const g = conv2dBackward(dy, this.x, w, { groups: this.groups, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, {})) }, { db: false });
+    const g = conv2dBackward(dy, this.x, w, { groups: this.groups, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, {})), weightsChange: this.training }, { db: false });
     this.weight.accumulate(g.dw!);
     return g.dx!;
   }

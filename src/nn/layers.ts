@@ -2,7 +2,7 @@
 
 import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, algorithmFor, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
 import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
@@ -116,35 +116,38 @@ export class Conv2d extends Module {
       out = new Tensor(sharedArrayLike(g.N * g.F * g.Ho * g.Wo, x.data), [g.N, g.F, g.Ho, g.Wo]);
     }
     const algorithm = this.runAlgorithm();
-    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu };
-    this.used = algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) ?? null : { algorithm, winogradTile: this.winogradTile };
-    if (!this.training && algorithm !== 'direct') {
+    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu, weightsChange: this.training };
+    // 'auto': what it runs now (im2col until the shape is timed), or undefined: conv2d times it now
+    const choice = algorithm === 'auto' ? autoAlgorithm(g, x.dtype, this.training) : algorithm === 'direct' ? undefined : { algorithm, winogradTile: this.winogradTile };
+    this.used = algorithm === 'direct' ? { algorithm, winogradTile: this.winogradTile } : choice ?? null;
+    if (!this.training && choice !== undefined) {
       // Inference: transform or pack the filters once and reuse them while the weights are unchanged.
-      const choice = algorithm === 'auto' ? measuredAlgorithm(g, x.dtype) : { algorithm, winogradTile: this.winogradTile };
       const w = this.weight;
-      if (choice !== undefined && choice.algorithm === 'winograd') {
+      if (choice.algorithm === 'winograd') {
         const tile = choice.winogradTile;
         if (!this.current(this.wino) || this.wino.U.tile !== tile) {
           this.wino = { U: { ...winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), kept: true }, version: w.version, data: w.data };
         }
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
-      if (choice !== undefined && choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
+      if (choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
         if (!this.current(this.packed)) {
           this.packed = { panels: im2colPanels(g, w.data.data, true), version: w.version, data: w.data };
         }
         return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colPanels: this.packed.panels });
       }
     }
-    const y = conv2d(x, this.poolWeight(), b, opts);
-    if (this.used === null) this.used = measuredAlgorithm(g, x.dtype) ?? null; // 'auto' measured just now
+    // training, direct, float64 or the js backend: conv2d runs the choice ('auto' resolved as above,
+    // or timed now when choice is undefined)
+    const y = conv2d(x, this.poolWeight(), b, choice === undefined || algorithm === 'direct' ? opts : { ...opts, algorithm: choice.algorithm, winogradTile: choice.winogradTile });
+    if (this.used === null) this.used = measuredAlgorithm(g, x.dtype, this.training) ?? null; // 'auto' measured just now
     return y;
   }
 
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile }, { db: this.bias !== null });
+    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null });
     this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

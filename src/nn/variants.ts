@@ -73,7 +73,7 @@ export class DiracConv2d extends Module {
   forward(x: Tensor): Tensor {
     this.x = x;
     const w = this.effectiveKernel();
-    return conv2d(x, w, null, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, { padding: 1, stride: this.stride })) });
+    return conv2d(x, w, null, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(w.shape, { padding: 1, stride: this.stride })), weightsChange: this.training });
   }
 
   // dŴ from the conv, then: da_f = dŴ[f, f, centre],  db_f = ⟨dŴ_f, ŵ_f⟩,
@@ -81,7 +81,7 @@ export class DiracConv2d extends Module {
   backward(dy: Tensor): Tensor {
     if (this.x === null || this.norms === null) throw new Error('DiracConv2d.backward: call forward first');
     const Wh = this.effectiveKernel();
-    const g = conv2dBackward(dy, this.x, Wh, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(Wh.shape, { padding: 1, stride: this.stride })) }, { db: false });
+    const g = conv2dBackward(dy, this.x, Wh, { padding: 1, stride: this.stride, algorithm: algorithmFor(this.algorithm, kernelGeometry(Wh.shape, { padding: 1, stride: this.stride })), weightsChange: this.training }, { db: false });
     const dWh = g.dw!.data;
     const W = this.weight.data.data;
     const [C, Cin] = this.weight.data.shape;

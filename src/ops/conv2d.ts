@@ -22,6 +22,12 @@ export interface Conv2dOptions {
   algorithm?: ConvAlgorithm;
   /** Winograd output tile: 4 for F(4×4,3×3) (default), 2 for F(2×2,3×3). */
   winogradTile?: WinogradTile;
+  /**
+   * The weights change between calls (training): 'auto' then times each candidate with its filter
+   * preparation (Winograd's transform, im2col's packing) inside the call, as training pays it, and
+   * keeps that choice apart from the one for fixed weights.
+   */
+  weightsChange?: boolean;
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
   /** The weights already packed for im2col's SIMD GEMM (im2colPanels; a deploy model caches them); must match `w`. */
@@ -55,20 +61,48 @@ export interface AlgorithmChoice {
 }
 
 /**
- * 'auto' measures once per layer shape and dtype, then reuses the choice for the rest of the process
- * (see bench/ for the tables). The choice is visible (measuredAlgorithm; RepVGG.algorithmPlan) and a
- * model can be pinned to a plan (RepVGG.setAlgorithmPlan), so timing never has to decide numerics.
+ * 'auto' measures once per layer shape, dtype and weight regime (fixed, or changing every call as in
+ * training), then reuses the choice for the rest of the process (see bench/ for the tables). Timing
+ * costs tens of calls, so a shape is timed only once it has run AUTO_AFTER times: a one-shot call
+ * (a CLI run, a first forward) runs im2col, the most accurate and the one that needs no filter
+ * transform, and never pays for trials it cannot win back. The choice is visible
+ * (measuredAlgorithm; RepVGG.algorithmPlan) and a model can be pinned to a plan
+ * (RepVGG.setAlgorithmPlan), so timing never has to decide numerics.
  */
 const measured = new Map<string, AlgorithmChoice>();
+/** calls per shape key before it is timed */
+const calls = new Map<string, number>();
+/**
+ * Calls of one shape before 'auto' times it. Timing costs ~20 calls' worth (three candidates, each
+ * warmed up and sampled), so timing earlier could not pay back on a short run; more than the deepest
+ * zoo stage's equal layers (RepVGG-B3's stage 3: 15) so that one forward of a zoo model never times.
+ */
+export const AUTO_AFTER = 24;
+/** im2col: what 'auto' runs before a shape is timed. */
+const UNTIMED: AlgorithmChoice = { algorithm: 'im2col', winogradTile: 4 };
 
 // per backend too: the WebAssembly GEMM moves the balance between im2col and Winograd
-function shapeKey(g: ConvGeometry, dtype: string): string {
-  return [dtype, dtype === 'float32' ? getBackend() : 'js', g.N, g.C, g.H, g.W, g.F, g.KH, g.KW, g.groups, g.sh, g.sw, g.dh, g.dw, g.pt, g.pb, g.pl, g.pr].join(',');
+function shapeKey(g: ConvGeometry, dtype: string, weightsChange: boolean): string {
+  return [dtype, dtype === 'float32' ? getBackend() : 'js', weightsChange ? 'train' : 'eval', g.N, g.C, g.H, g.W, g.F, g.KH, g.KW, g.groups, g.sh, g.sw, g.dh, g.dw, g.pt, g.pb, g.pl, g.pr].join(',');
 }
 
 /** The measured choice for this geometry, if 'auto' has timed it already. */
-export function measuredAlgorithm(g: ConvGeometry, dtype: string): AlgorithmChoice | undefined {
-  return measured.get(shapeKey(g, dtype));
+export function measuredAlgorithm(g: ConvGeometry, dtype: string, weightsChange = false): AlgorithmChoice | undefined {
+  return measured.get(shapeKey(g, dtype, weightsChange));
+}
+
+/**
+ * What 'auto' runs for this call, counting it: the measured choice, im2col while the shape has run
+ * fewer than AUTO_AFTER times, or undefined when it is time to measure (conv2d then times the
+ * candidates and runs the winner).
+ */
+export function autoAlgorithm(g: ConvGeometry, dtype: string, weightsChange = false): AlgorithmChoice | undefined {
+  const key = shapeKey(g, dtype, weightsChange);
+  const m = measured.get(key);
+  if (m !== undefined) return m;
+  const n = (calls.get(key) ?? 0) + 1;
+  calls.set(key, n);
+  return n <= AUTO_AFTER ? UNTIMED : undefined;
 }
 
 /** In order of preference when their times are within AUTO_MARGIN: fewer roundings first. */
@@ -87,9 +121,11 @@ const AUTO_WARMUP = 10;
 /** After two timed runs each, a candidate this much faster than every other is chosen at once. */
 const AUTO_CLEAR_LEAD = 0.3;
 
-// Steady-state cost, as a model in eval mode pays it: filters are transformed and packed once, before
-// timing, and kept in WebAssembly memory as a module keeps its own (then released, so that the arena
-// holds only what modules keep). The candidates run on this thread alone: the choice then does not
+// Steady-state cost, as the caller pays it. Fixed weights (eval): filters are transformed and packed
+// once, before timing, and kept in WebAssembly memory as a module keeps its own (then released, so
+// that the arena holds only what modules keep). Changing weights (training): each timed call
+// transforms or packs its filters itself, as every training step does (timing eval's way picked
+// Winograd on A0 at 64×64 and made the training step 4.8× slower than im2col). The candidates run on this thread alone: the choice then does not
 // depend on the thread count (nor do the bits that follow from it), and timings are not disturbed
 // by workers booting or by the other cores' load (timed on two threads of this 2-core machine,
 // choices were off by up to 30%; on one, within 4% of the best pinned algorithm). Candidates are
@@ -98,18 +134,18 @@ const AUTO_CLEAR_LEAD = 0.3;
 // faster candidate must beat the preferred one by AUTO_MARGIN; a clear lead after two timed runs
 // (AUTO_CLEAR_LEAD) ends the measurement early.
 // y ends up holding the chosen algorithm's output.
-function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean): void {
+function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean, weightsChange: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
-  const U = new Map(candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
+  const U = new Map(weightsChange ? [] : candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
   // im2col with its weights packed once too, when its GEMM runs on WebAssembly and there is a
   // choice to time (alone, it runs once, and packing for one call would only add a copy)
-  const panels = candidates.length > 1 && w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
+  const panels = !weightsChange && candidates.length > 1 && w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
   // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
   // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's); timing without it
   // picked F(4×4) on B0's 64→64 @56 at 15–18% over im2col for a model's fused ReLU
   const run = (c: AlgorithmChoice) => {
     if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, relu, panels);
-    else conv2dWinograd(g, x.data, U.get(c.winogradTile)!, b, y, relu);
+    else conv2dWinograd(g, x.data, U.get(c.winogradTile) ?? winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), b, y, relu);
   };
   let best = candidates[0];
   if (candidates.length > 1) onOneThread(() => {
@@ -141,7 +177,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
     }
     best = chooseWithMargin(candidates, samples.map((v) => Math.min(...v)));
   });
-  measured.set(shapeKey(g, x.dtype), best);
+  measured.set(shapeKey(g, x.dtype, weightsChange), best);
   run(best);
   // in the reverse order of their first use (the candidates' order), so the arena shrinks back
   for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releasePanels(p);
@@ -187,9 +223,9 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   let algo = opts.algorithm ?? 'auto';
   let tile = opts.winogradTile;
   if (algo === 'auto') {
-    const m = measuredAlgorithm(g, x.dtype);
+    const m = autoAlgorithm(g, x.dtype, opts.weightsChange === true);
     if (m === undefined) {
-      measureAndRun(g, x, w, b, y, opts.relu === true);
+      measureAndRun(g, x, w, b, y, opts.relu === true, opts.weightsChange === true);
       return new Tensor(y, [g.N, g.F, g.Ho, g.Wo]);
     }
     algo = m.algorithm;
@@ -248,7 +284,7 @@ export function conv2dBackward(
     conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
   } else if (algo === 'im2col' || algo === 'auto' || algo === 'winograd') {
     if (algo === 'winograd' && !winogradApplies(g)) throw new Error(`conv2d backward: Winograd dx needs a ${winogradRule}, got ${describeGeometry(g)}`);
-    const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype) : undefined;
+    const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype, opts.weightsChange === true) : undefined; // what forward ran: Winograd's dx only after it
     const winoDx = dx !== null && (algo === 'winograd' || m?.algorithm === 'winograd');
     const flipDx = dx !== null && !winoDx && flippedConvApplies(g);
     if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? m?.winogradTile ?? 4);

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RepVGG, type AlgorithmPlanEntry } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
-import { chooseWithMargin, conv2d } from '../../src/ops/conv2d.js';
+import { AUTO_AFTER, chooseWithMargin, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
+import { convGeometry } from '../../src/ops/conv2d_geometry.js';
+import { Conv2d } from '../../src/nn/layers.js';
 import { relu } from '../../src/ops/relu.js';
 import { globalAvgPool } from '../../src/ops/pool.js';
 import { linear } from '../../src/ops/linear.js';
@@ -93,3 +95,29 @@ describe('algorithm plans', () => {
     expect(parseNpy(readFileSync(join(dir, 'y2.npy'))).data).toEqual(parseNpy(readFileSync(join(dir, 'y1.npy'))).data);
   });
 });
+
+// Each case below uses a shape no other test runs, since 'auto' counts and measures per shape for the process.
+describe("'auto' times a shape only once it has run AUTO_AFTER times, apart for fixed and changing weights", () => {
+  it('the first AUTO_AFTER calls run im2col (its bits) without timing; the next one times; the training regime is not timed by eval\'s calls', () => {
+    const rng = new Rng(7);
+    const x = uniform([1, 11, 9, 9], rng, -1, 1), w = uniform([11, 11, 3, 3], rng, -1, 1);
+    const g = convGeometry(x.shape, w.shape, { padding: 1 });
+    const pinned = conv2d(x, w, null, { padding: 1, algorithm: 'im2col' }).data;
+    for (let i = 0; i < AUTO_AFTER; i++) expect(conv2d(x, w, null, { padding: 1 }).data, `call ${i + 1}`).toEqual(pinned);
+    expect(measuredAlgorithm(g, 'float32')).toBeUndefined();
+    conv2d(x, w, null, { padding: 1 });
+    expect(measuredAlgorithm(g, 'float32')).toBeDefined();
+    expect(measuredAlgorithm(g, 'float32', true)).toBeUndefined(); // training's choice is its own
+  });
+
+  it("a module in training times its candidates with the filter transform each step pays: Winograd's F(4×4) transform of 192×192 filters dwarfs a 1×1 map's conv, so im2col", () => {
+    // per call: F(4×4) transforms 36 864 filters (36 outputs of ~9 terms each: ~12 M operations, in
+    // TypeScript) against 192·192·9 ≈ 0.33 M multiply-adds of the conv itself: ~40× apart, far beyond timing noise
+    const c = new Conv2d(192, 192, 3, { padding: 1, rng: new Rng(8) }).train();
+    const x = uniform([1, 192, 1, 1], new Rng(9), -1, 1);
+    for (let i = 0; i <= AUTO_AFTER; i++) c.forward(x);
+    expect(c.used).toEqual({ algorithm: 'im2col', winogradTile: 4 });
+    expect(measuredAlgorithm(convGeometry(x.shape, c.weight.data.shape, { padding: 1 }), 'float32', true)).toEqual({ algorithm: 'im2col', winogradTile: 4 });
+  });
+});
+
