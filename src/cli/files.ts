@@ -47,12 +47,17 @@ function kindOf(st: Stats): string {
   return st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'not a regular file';
 }
 
-/** Reads only regular files: a FIFO or a device would block or never end. */
-export function readBytes(path: string, what: string): Uint8Array {
+/**
+ * Reads only regular files: a FIFO or a device would block or never end. `shared`: into a
+ * SharedArrayBuffer (where it exists), so that tensors viewed in place (an aligned safetensors or
+ * .pth) are already memory the worker pool's threads can read, without a copy per weight.
+ */
+export function readBytes(path: string, what: string, shared = false): Uint8Array {
   let st: Stats | undefined;
   try { st = statSync(path); } catch { /* the read below names the error */ }
   if (st !== undefined && !st.isFile()) throw new Error(`${what} '${path}' is ${kindOf(st)}, not a regular file; refusing to read it`);
   try {
+    if (shared && st !== undefined && typeof SharedArrayBuffer === 'function') return readInto(path, new Uint8Array(new SharedArrayBuffer(st.size)));
     const b = readFileSync(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a second copy of the file
   } catch (e) {
@@ -60,6 +65,22 @@ export function readBytes(path: string, what: string): Uint8Array {
     if (code === 'ENOENT') throw new Error(`${what} '${path}' does not exist`);
     if (code === 'EISDIR') throw new Error(`${what} '${path}' is a directory`);
     throw new Error(`cannot read ${what} '${path}': ${(e as Error).message}`);
+  }
+}
+
+// The file's bytes into `out` (sized by a stat before); a file that shrank since is cut, one that grew is read to `out`'s length.
+function readInto(path: string, out: Uint8Array): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    let at = 0;
+    while (at < out.length) {
+      const n = readSync(fd, out, at, out.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return at === out.length ? out : out.subarray(0, at);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -74,7 +95,7 @@ function inFile<T>(path: string, f: () => T): T {
 
 /** Any checkpoint (safetensors, .pth zip or legacy), recognised by its bytes; keys in the official names. */
 export function readCheckpointFile(path: string, opts: { key?: string } = {}): Checkpoint {
-  const bytes = readBytes(path, 'checkpoint');
+  const bytes = readBytes(path, 'checkpoint', true);
   return inFile(path, () => parseCheckpoint(bytes, opts));
 }
 

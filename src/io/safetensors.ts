@@ -3,7 +3,7 @@
 // then the byte buffer the offsets index (relative to its start). Pure: bytes in, bytes out.
 
 import { Tensor } from '../tensor/tensor.js';
-import { ITEM_SIZE, decodeLE, type SafeDType, type SafeEntry } from './dtypes.js';
+import { ITEM_SIZE, decodeLE, type SafeDType, type SafeEntry, viewLE } from './dtypes.js';
 import { describeValue, showText } from '../tensor/untrusted.js';
 
 export type { SafeDType, SafeEntry };
@@ -38,6 +38,11 @@ function tooDeep(b: Uint8Array, start: number, end: number, limit: number): numb
   return -1;
 }
 
+/**
+ * A safetensors file's tensors and metadata, every offset and size checked. Aligned float32/float64/
+ * integer tensors are views into `input` (no copy: they change if it does; copy before mutating
+ * either), F16/BF16 are widened to float32 and misaligned ones copied.
+ */
 export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
   const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
   if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`safetensors: expected a Uint8Array or ArrayBuffer, got ${typeof input}`);
@@ -106,9 +111,12 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafeFile {
     at = s.end;
   }
   if (at !== bufLen) throw new SafetensorsError(`safetensors: data buffer is ${bufLen} bytes but the tensors index only ${at}`);
+  // Aligned little-endian tensors are views into the file's bytes (no copy, as the .pth reader's);
+  // F16/BF16 widen, and a misaligned offset is copied.
   for (const s of spans) {
     const e = tensors.get(s.key)!;
-    e.data = decodeLE(e.dtype, bytes.subarray(bufStart + s.begin, bufStart + s.end));
+    const raw = bytes.subarray(bufStart + s.begin, bufStart + s.end);
+    e.data = viewLE(e.dtype, raw) ?? decodeLE(e.dtype, raw);
   }
   return { tensors, metadata };
 }

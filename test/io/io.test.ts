@@ -31,6 +31,16 @@ describe('safetensors', () => {
     expect(f.tensors.get('n')!.data[0]).toBe(42n);
   });
 
+  it('aligned tensors are views into the file (no copy); a misaligned one is copied, with the same values', () => {
+    const w = Float32Array.from([1.5, -2, 3.25]);
+    const h = JSON.stringify({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } });
+    const pad = (8 - ((8 + h.length) % 8)) % 8; // data starts at 8 + header length
+    const even = rawFile(h + ' '.repeat(pad), new Uint8Array(w.buffer)), odd = rawFile(h + ' '.repeat(pad + 1), new Uint8Array(w.buffer));
+    const v = parseSafetensors(even).tensors.get('w')!.data, c = parseSafetensors(odd).tensors.get('w')!.data;
+    expect([v.buffer === even.buffer, c.buffer === odd.buffer]).toEqual([true, false]);
+    expect([Array.from(v as Float32Array), Array.from(c as Float32Array)]).toEqual([[1.5, -2, 3.25], [1.5, -2, 3.25]]);
+  });
+
   it('reads F16 and BF16 into float32 exactly as PyTorch converts them', () => {
     const f = parseSafetensors(new Uint8Array(readFileSync(fixturePath('torch/io_dtypes.safetensors'))));
     expect(f.tensors.get('f16')!.data).toEqual(f.tensors.get('f16_as_f32')!.data);

@@ -80,7 +80,7 @@ describe('algorithm plans', () => {
     expect(chooseWithMargin(['im2col', 'F2', 'F4'], [10, 6, 3])).toBe('F4');
   });
 
-  it('repvgg forward --verbose shows the plan, --save-plan writes it and --plan pins it (the same bits)', async () => {
+  it('repvgg forward --verbose shows its phases and the plan, --save-plan writes it and --plan pins it (the same bits)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'repvgg-plan-'));
     const m = RepVGG.fromConfig(CFG, { seed: 3 });
     writeFileSync(join(dir, 'm.safetensors'), serializeSafetensors(stateDict(m)));
@@ -88,6 +88,7 @@ describe('algorithm plans', () => {
     const first = await cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y1.npy'), '--verbose', '--save-plan', join(dir, 'plan.json'));
     expect(first.code, first.err).toBe(0);
     expect(first.err).toMatch(/stage0\.rbr_dense\.conv\s+im2col/);
+    expect(first.err).toMatch(/^phases: read \d+ ms \(checkpoint and input\), build \d+ ms .*, forward \d+ ms .*, write \d+ ms$/m);
     const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as AlgorithmPlanEntry[];
     expect(plan).toHaveLength(m.namedConvs().length);
     const again = await cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y2.npy'), '--plan', join(dir, 'plan.json'));

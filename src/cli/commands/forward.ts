@@ -16,7 +16,8 @@ export const forward: Command = {
       '  X is (N, C, H, W) float32 or float64; the model runs in the input\'s precision.\n' +
       '  --mode train uses batch statistics, as PyTorch\'s model.train() does.\n' +
       '  --algorithm winograd runs the 3×3 stride-1 convs with Winograd F(4×4,3×3) and the rest with im2col.\n' +
-      '  --verbose prints the algorithm each conv ran (\'auto\' resolved); --save-plan FILE.json writes it, and\n' +
+      '  --verbose prints the time of each phase (read, build, forward, write) and the algorithm each conv ran\n' +
+      '  (\'auto\' resolved); --save-plan FILE.json writes the algorithms, and\n' +
       '  --plan FILE.json pins every conv to it, so that no timing decides the numerics of a run.',
     flags: { threads: 'count', backend: 'string', key: 'string', input: 'string', out: 'string', mode: 'string', algorithm: 'string', plan: 'string', 'save-plan': 'string', verbose: 'boolean' },
     positionals: 1,
@@ -26,8 +27,10 @@ export const forward: Command = {
     const mode = oneOf(str(a, 'mode', 'eval'), ['eval', 'train'] as const, '--mode');
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
     const out = required(a, 'out', 'forward');
+    const t0 = performance.now();
     const x = readNpyFile(required(a, 'input', 'forward'));
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
+    const t1 = performance.now();
     const model = classifierFromStateDict(ck, { dtype: x.dtype, share: true }).setAlgorithm(algorithm);
     if (x.shape.length === 4) refuseLargeForward(classifierForwardBytes(model, x.shape[0], x.shape[2], x.shape[3]), `the input ${x.shape.join('×')}`);
     const planFile = str(a, 'plan');
@@ -42,9 +45,14 @@ export const forward: Command = {
     }
     const savePlan = str(a, 'save-plan');
     model.train(mode === 'train');
+    const t2 = performance.now();
     const y = model.forward(x);
+    const t3 = performance.now();
     writeNpyFile(out, y);
+    const t4 = performance.now();
     const used = model.algorithmPlan();
+    const ms = (t: number) => `${t.toFixed(0)} ms`;
+    if (a.flags.get('verbose') === true) io.err(`phases: read ${ms(t1 - t0)} (checkpoint and input), build ${ms(t2 - t1)} (model from the state dict, every value checked), forward ${ms(t3 - t2)} (a first forward also packs or transforms each conv's filters), write ${ms(t4 - t3)}`);
     if (a.flags.get('verbose') === true) io.err(`threads: ${getThreads()}`);
     if (a.flags.get('verbose') === true) for (const e of used) io.err(`${e.layer.padEnd(24)} ${e.algorithm}${e.algorithm === 'winograd' ? ` F(${e.winogradTile}×${e.winogradTile},3×3)` : ''}`);
     if (savePlan !== undefined) writeFileAtomic(savePlan, new TextEncoder().encode(JSON.stringify(used, null, 1) + '\n'));
