@@ -6,7 +6,7 @@ import { Rng, uniform } from '../src/tensor/rng.js';
 import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { medians, table } from './harness.js';
-import type { ConvAlgorithm } from '../src/ops/conv2d.js';
+import { AUTO_AFTER, type ConvAlgorithm } from '../src/ops/conv2d.js';
 
 const [arch = 'A0', size = '64', batch = '8'] = process.argv.slice(2);
 const N = Number(batch), S = Number(size);
@@ -22,7 +22,8 @@ function step(algorithm: ConvAlgorithm): () => void {
     model.backward(softmaxCrossEntropyBackward(probs, labels));
     opt.step();
   };
-  fn(); // warm-up (and 'auto' measurements)
+  // warm-up; 'auto' times each conv after AUTO_AFTER calls, so it runs that many steps first
+  for (let i = 0; i <= (algorithm === 'auto' ? AUTO_AFTER : 0); i++) fn();
   return fn;
 }
 const res = await medians([['im2col', step('im2col')], ['auto', step('auto')]], { time: 3000, iterations: 3 });

@@ -150,6 +150,7 @@ const MUTANTS = [
   ['speed', "'auto' times training's candidates with filters prepared once (as eval)", 'src/ops/conv2d.ts', '  const U = new Map(weightsChange ? [] :', '  const U = new Map(false ? [] :', ['test/nn/plan.test.ts']],
   ['speed', "'auto' times at the first call of a shape", 'src/ops/conv2d.ts', '  return n <= AUTO_AFTER ? UNTIMED : undefined;', '  return undefined;', ['test/nn/plan.test.ts', 'test/backend/wasm.test.ts']],
   ['speed', "'auto' shares one choice between fixed and changing weights", 'src/ops/conv2d.ts', "weightsChange ? 'train' : 'eval', g.N", "'any', g.N", ['test/nn/plan.test.ts']],
+  ['speed', "'auto' counts a module's calls with every other module's of the shape", 'src/nn/layers.ts', "autoAlgorithm(g, x.dtype, this.training, this.autoCalls)", "autoAlgorithm(g, x.dtype, this.training)", ['test/nn/plan.test.ts']],
   ['io', 'pth: big-endian storages not swapped', 'src/io/pth.ts', '    s.bigEndian = bigEndian;\n  }\n  return value;', '    s.bigEndian = false;\n  }\n  return value;', ['test/io']],
   ['io', 'zip: CRC not checked', 'src/io/zip.ts', 'if (crc32(data) !== crc) throw', 'if (false) throw', ['test/io']],
   ['io', 'pickle: TUPLE2 reversed', 'src/io/pickle.ts', 'case 0x86: { const b = pop(), a = pop(); stack.push(tuple([a, b])); break; }', 'case 0x86: { const a = pop(), b = pop(); stack.push(tuple([a, b])); break; }', ['test/io']],

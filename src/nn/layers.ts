@@ -41,6 +41,8 @@ export class Conv2d extends Module {
   winogradTile: WinogradTile = 4;
   /** What the last forward actually ran ('auto' resolved), for RepVGG.algorithmPlan. */
   used: AlgorithmChoice | { algorithm: 'direct'; winogradTile: WinogradTile } | null = null;
+  /** forwards run under 'auto' (it times this conv's shape only after AUTO_AFTER of them) */
+  private autoCalls = 0;
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
   private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
@@ -116,9 +118,10 @@ export class Conv2d extends Module {
       out = new Tensor(sharedArrayLike(g.N * g.F * g.Ho * g.Wo, x.data), [g.N, g.F, g.Ho, g.Wo]);
     }
     const algorithm = this.runAlgorithm();
-    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu, weightsChange: this.training };
+    if (algorithm === 'auto') this.autoCalls++;
+    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu, weightsChange: this.training, autoCalls: this.autoCalls };
     // 'auto': what it runs now (im2col until the shape is timed), or undefined: conv2d times it now
-    const choice = algorithm === 'auto' ? autoAlgorithm(g, x.dtype, this.training) : algorithm === 'direct' ? undefined : { algorithm, winogradTile: this.winogradTile };
+    const choice = algorithm === 'auto' ? autoAlgorithm(g, x.dtype, this.training, this.autoCalls) : algorithm === 'direct' ? undefined : { algorithm, winogradTile: this.winogradTile };
     this.used = algorithm === 'direct' ? { algorithm, winogradTile: this.winogradTile } : choice ?? null;
     if (!this.training && choice !== undefined) {
       // Inference: transform or pack the filters once and reuse them while the weights are unchanged.

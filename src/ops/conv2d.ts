@@ -28,6 +28,8 @@ export interface Conv2dOptions {
    * keeps that choice apart from the one for fixed weights.
    */
   weightsChange?: boolean;
+  /** 'auto': the calls the caller has made itself (a module's count; see autoAlgorithm) */
+  autoCalls?: number;
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
   /** The weights already packed for im2col's SIMD GEMM (im2colPanels; a deploy model caches them); must match `w`. */
@@ -63,14 +65,14 @@ export interface AlgorithmChoice {
 /**
  * 'auto' measures once per layer shape, dtype and weight regime (fixed, or changing every call as in
  * training), then reuses the choice for the rest of the process (see bench/ for the tables). Timing
- * costs tens of calls, so a shape is timed only once it has run AUTO_AFTER times: a one-shot call
- * (a CLI run, a first forward) runs im2col, the most accurate and the one that needs no filter
- * transform, and never pays for trials it cannot win back. The choice is visible
+ * costs tens of calls, so a conv is timed only once it has run AUTO_AFTER times: a short run (a CLI
+ * call, a few forwards) runs im2col, the most accurate and the one that needs no filter transform,
+ * and never pays for trials (nor keeps the candidates' filters) it cannot win back. The choice is visible
  * (measuredAlgorithm; RepVGG.algorithmPlan) and a model can be pinned to a plan
  * (RepVGG.setAlgorithmPlan), so timing never has to decide numerics.
  */
 const measured = new Map<string, AlgorithmChoice>();
-/** calls per shape key before it is timed */
+/** calls per shape key before it is timed (functional conv2d calls; modules count their own) */
 const calls = new Map<string, number>();
 /**
  * Calls of one shape before 'auto' times it. Timing costs ~20 calls' worth (three candidates, each
@@ -92,16 +94,21 @@ export function measuredAlgorithm(g: ConvGeometry, dtype: string, weightsChange 
 }
 
 /**
- * What 'auto' runs for this call, counting it: the measured choice, im2col while the shape has run
- * fewer than AUTO_AFTER times, or undefined when it is time to measure (conv2d then times the
- * candidates and runs the winner).
+ * What 'auto' runs for this call: the measured choice, im2col while fewer than AUTO_AFTER calls have
+ * been made, or undefined when it is time to measure (conv2d then times the candidates and runs the
+ * winner). `calls`: this caller's own count (a module counts its forwards, so that the 13 equal
+ * layers of a stage do not add up to a long run in two forwards); without it, the calls of the
+ * shape are counted here.
  */
-export function autoAlgorithm(g: ConvGeometry, dtype: string, weightsChange = false): AlgorithmChoice | undefined {
+export function autoAlgorithm(g: ConvGeometry, dtype: string, weightsChange = false, callerCalls?: number): AlgorithmChoice | undefined {
   const key = shapeKey(g, dtype, weightsChange);
   const m = measured.get(key);
   if (m !== undefined) return m;
-  const n = (calls.get(key) ?? 0) + 1;
-  calls.set(key, n);
+  let n = callerCalls;
+  if (n === undefined) {
+    n = (calls.get(key) ?? 0) + 1;
+    calls.set(key, n);
+  }
   return n <= AUTO_AFTER ? UNTIMED : undefined;
 }
 
@@ -223,7 +230,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
   let algo = opts.algorithm ?? 'auto';
   let tile = opts.winogradTile;
   if (algo === 'auto') {
-    const m = autoAlgorithm(g, x.dtype, opts.weightsChange === true);
+    const m = autoAlgorithm(g, x.dtype, opts.weightsChange === true, opts.autoCalls);
     if (m === undefined) {
       measureAndRun(g, x, w, b, y, opts.relu === true, opts.weightsChange === true);
       return new Tensor(y, [g.N, g.F, g.Ho, g.Wo]);

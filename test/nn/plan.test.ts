@@ -111,6 +111,14 @@ describe("'auto' times a shape only once it has run AUTO_AFTER times, apart for 
     expect(measuredAlgorithm(g, 'float32', true)).toBeUndefined(); // training's choice is its own
   });
 
+  it('a module counts its own calls: 3 equal layers run 10 times each (30 calls of the shape) stay untimed, on im2col', () => {
+    const x = uniform([1, 7, 6, 6], new Rng(10), -1, 1);
+    const layers = [0, 1, 2].map((i) => new Conv2d(7, 7, 3, { padding: 1, rng: new Rng(20 + i) }).eval());
+    for (let r = 0; r < 10; r++) for (const c of layers) c.forward(x);
+    expect(measuredAlgorithm(convGeometry(x.shape, [7, 7, 3, 3], { padding: 1 }), 'float32')).toBeUndefined();
+    expect(layers.map((c) => c.used)).toEqual(layers.map(() => ({ algorithm: 'im2col', winogradTile: 4 })));
+  });
+
   it("a module in training times its candidates with the filter transform each step pays: Winograd's F(4×4) transform of 192×192 filters dwarfs a 1×1 map's conv, so im2col", () => {
     // per call: F(4×4) transforms 36 864 filters (36 outputs of ~9 terms each: ~12 M operations, in
     // TypeScript) against 192·192·9 ≈ 0.33 M multiply-adds of the conv itself: ~40× apart, far beyond timing noise
