@@ -8,7 +8,7 @@ import { convGeometry } from '../src/ops/conv2d_geometry.js';
 import { Conv2d } from '../src/nn/layers.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { alternate, table } from './harness.js';
-import { setThreads } from '../src/backend/pool.js';
+import { setThreads } from '../src/backend/threads.js';
 
 // argv: [--threads N] (default: the library's default)
 const ti = process.argv.indexOf('--threads');

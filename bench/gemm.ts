@@ -2,7 +2,7 @@
 // Winograd: F × tiles × C per transform point). tinybench medians, side by side.
 import { gemm } from '../src/ops/gemm.js';
 import { setBackend } from '../src/backend/backend.js';
-import { setThreads } from '../src/backend/pool.js';
+import { setThreads } from '../src/backend/threads.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { medians } from './harness.js';
 

@@ -9,7 +9,7 @@ import { workspaceBytes } from '../src/tensor/workspace.js';
 import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { medians } from './harness.js';
-import { setThreads, workersReady } from '../src/backend/pool.js';
+import { setThreads, workersReady } from '../src/backend/threads.js';
 
 const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
 

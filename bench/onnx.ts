@@ -15,7 +15,7 @@ import { runOnnx } from '../src/onnx/run.js';
 import { fuseOnnx } from '../src/onnx/fuse.js';
 import { compareProbes, probeRun } from '../src/onnx/check.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { setThreads } from '../src/backend/pool.js';
+import { setThreads } from '../src/backend/threads.js';
 import { alternate } from './harness.js';
 
 setThreads(1);

@@ -15,7 +15,7 @@ import { toOnnx } from '../src/io/onnx.js';
 import { Conv2d } from '../src/nn/layers.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { poolStats, setThreads, workersReady } from '../src/backend/pool.js';
+import { poolStats, setThreads, workersReady } from '../src/backend/threads.js';
 import { setBackend } from '../src/backend/backend.js';
 import { A0_SHAPES } from './conv.js';
 import { alternate } from './harness.js';

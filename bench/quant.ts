@@ -11,7 +11,7 @@ import { readOnnx } from '../src/io/onnx_read.js';
 import { quantizeOnnx } from '../src/onnx/quantize.js';
 import { quantReport } from '../src/onnx/quant_report.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { setThreads } from '../src/backend/pool.js';
+import { setThreads } from '../src/backend/threads.js';
 import { onnxProtoOf } from '../src/io/onnx.js';
 import { runOnnx } from '../src/onnx/run.js';
 import * as ort from 'onnxruntime-web';

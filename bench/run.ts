@@ -9,7 +9,7 @@ import { benchConv, A0_SHAPES, type ConvResult } from './conv.js';
 import { v8CeilingGflops } from './ceiling.js';
 import { table } from './harness.js';
 import { lineChart, svgDocument } from '../src/cli/svg.js';
-import { setThreads } from '../src/backend/pool.js';
+import { setThreads } from '../src/backend/threads.js';
 import { setBackend } from '../src/backend/backend.js';
 import { benchGemm } from './gemm.js';
 

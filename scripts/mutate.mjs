@@ -48,7 +48,7 @@ const MUTANTS = [
   ['ops', 'SIMD GEMM: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_simd.ts', 'x.get(acc(2 * r + 1)).get(s).get(b1)', 'x.get(acc(2 * r + 1)).get(s).get(r === 3 ? b0 : b1)', ['test/ops/gemm.test.ts']],
   ['ops', 'im2col backward: dW forgets the previous chunks', 'src/ops/conv2d_im2col.ts', 'dW, (gi * Fg + f0) * K, K, qa > 0);', 'dW, (gi * Fg + f0) * K, K, false);', ['test/ops', 'test/backend']],
   // threads (workers run the build: these rebuild dist/ with the mutant)
-  ['pool', 'workers ignore the caller\'s backend', 'src/backend/pool.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
+  ['pool', 'workers ignore the caller\'s backend', 'src/backend/threads.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
   ['pool', 'Winograd channel split misplaces M rows (TypeScript output pass)', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d);', 'outputTransform(M, fl * tbE + t, Fp * tbE, d);', ['test/backend'], 'build'],
   ['pool', 'Winograd channel split writes the wrong output channels (SIMD output pass)', 'src/ops/conv2d_winograd.ts', '(n * F + gi * Fg + f0 + f) * Ho * Wo + oy * Wo + a * 4', '(n * F + gi * Fg + f) * Ho * Wo + oy * Wo + a * 4', ['test/backend'], 'build'],
   ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu,", "b: b === null ? null : shareInput('conv.b', b), y, relu,", ['test/backend'], 'build'],

@@ -15,7 +15,7 @@ export { linear, linearBackward } from './ops/linear.js';
 export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js';
 
 // threads (one worker pool; results are bitwise identical for every count)
-export { setThreads, getThreads } from './backend/pool.js';
+export { setThreads, getThreads } from './backend/threads.js';
 // GEMM kernels: 'wasm' (WebAssembly SIMD, default where available) or 'js' (the TypeScript reference)
 export { setBackend, getBackend, type Backend } from './backend/backend.js';
 

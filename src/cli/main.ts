@@ -7,7 +7,7 @@ import { describeValue, terminalSafe } from '../tensor/untrusted.js';
 import type { Command, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
-import { MAX_THREADS, setThreads } from '../backend/pool.js';
+import { MAX_THREADS, setThreads } from '../backend/threads.js';
 import { setBackend } from '../backend/backend.js';
 
 function usage(): string {

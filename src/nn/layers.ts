@@ -10,7 +10,7 @@ import { relu, reluBackward } from '../ops/relu.js';
 import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward } from '../ops/linear.js';
-import { getThreads, isShared } from '../backend/pool.js';
+import { getThreads, isShared } from '../backend/threads.js';
 import { getBackend } from '../backend/backend.js';
 import { im2colPanels } from '../ops/conv2d_im2col.js';
 import type { Panels } from '../backend/wasm/gemm_simd.js';

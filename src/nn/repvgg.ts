@@ -3,7 +3,7 @@
 //   block (deploy): y = ReLU( conv3×3(x) + b )                             → rbr_reparam
 //   model:          stage0 → stage1..4 → global average pool → linear
 
-import { getThreads, isShared } from '../backend/pool.js';
+import { getThreads, isShared } from '../backend/threads.js';
 import { Tensor, allocLike, sharedArrayLike, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';

@@ -5,7 +5,7 @@ import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
 import { Rng, uniform } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { releaseWorkspaces } from '../tensor/workspace.js';
-import { onOneThread } from '../backend/pool.js';
+import { onOneThread } from '../backend/threads.js';
 import { type Value, runOnnx } from './run.js';
 import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';

@@ -6,7 +6,7 @@ import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
 import { type Panels, releasePanels } from '../backend/wasm/gemm_simd.js';
-import { onOneThread } from '../backend/pool.js';
+import { onOneThread } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -131,16 +131,13 @@ const AUTO_CLEAR_LEAD = 0.3;
 // Steady-state cost, as the caller pays it. Fixed weights (eval): filters are transformed and packed
 // once, before timing, and kept in WebAssembly memory as a module keeps its own (then released, so
 // that the arena holds only what modules keep). Changing weights (training): each timed call
-// transforms or packs its filters itself, as every training step does (timing eval's way picked
-// Winograd on A0 at 64×64 and made the training step 4.8× slower than im2col). The candidates run on this thread alone: the choice then does not
-// depend on the thread count (nor do the bits that follow from it), and timings are not disturbed
-// by workers booting or by the other cores' load (timed on two threads of this 2-core machine,
-// choices were off by up to 30%; on one, within 4% of the best pinned algorithm). Candidates are
-// interleaved (a, b, c, a, b, c, …) and each is judged by its fastest run: interference only ever
-// adds time, and it often lasts longer than a run, so a median of a few runs still carries it. A
-// faster candidate must beat the preferred one by AUTO_MARGIN; a clear lead after two timed runs
-// (AUTO_CLEAR_LEAD) ends the measurement early.
-// y ends up holding the chosen algorithm's output.
+// transforms or packs its filters itself, as every training step does. The candidates run on this
+// thread alone, so the choice (and the bits that follow from it) does not depend on the thread count
+// and timings are not disturbed by workers or the other cores' load. Candidates are interleaved
+// (a, b, c, a, b, c, …) and each is judged by its fastest run: interference only ever adds time and
+// often lasts longer than a run. A faster candidate must beat the preferred one by AUTO_MARGIN; a
+// clear lead after two timed runs (AUTO_CLEAR_LEAD) ends the measurement early. What each of these
+// rules fixed, measured: docs/performance.md. y ends up holding the chosen algorithm's output.
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean, weightsChange: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
   const U = new Map(weightsChange ? [] : candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
@@ -148,8 +145,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   // choice to time (alone, it runs once, and packing for one call would only add a copy)
   const panels = !weightsChange && candidates.length > 1 && w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
   // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
-  // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's); timing without it
-  // picked F(4×4) on B0's 64→64 @56 at 15–18% over im2col for a model's fused ReLU
+  // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's)
   const run = (c: AlgorithmChoice) => {
     if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, relu, panels);
     else conv2dWinograd(g, x.data, U.get(c.winogradTile) ?? winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), b, y, relu);
@@ -158,9 +154,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   if (candidates.length > 1) onOneThread(() => {
     const samples = candidates.map(() => [] as number[]);
     // Warm-up until two calls in a row come no more than 10% under the fastest before them: a
-    // candidate's first calls in a process run code V8 has not optimised yet (Winograd's
-    // TypeScript transforms took 5 calls to reach their steady time here, the WebAssembly-heavy
-    // im2col 3), so timing after one call picked im2col on A0's 192→192 @14 at 105% over F(4×4).
+    // candidate's first calls in a process run code V8 has not optimised yet.
     for (const c of candidates) {
       let fastest = Infinity;
       for (let i = 0, flat = 0; i < AUTO_WARMUP && flat < 2; i++) {

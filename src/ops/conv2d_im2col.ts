@@ -6,13 +6,13 @@
 //
 // Backward: dW = dy·colᵀ reads colᵀ gathered from x (never stored); dx of a stride-1 conv is the
 // forward conv of dy with the rotated kernel (src/ops/conv2d.ts), of a strided one W_gᵀ·dy then col2im.
-// Threads (src/backend/pool.ts): forward splits the output positions; backward splits dW by output
+// Threads (src/backend/threads.ts): forward splits the output positions; backward splits dW by output
 // channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
-import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/pool.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/threads.js';
 import { getBackend } from '../backend/backend.js';
 import { type GatherSource, type Panels, newPanels, packPanels, paddedPlanes } from '../backend/wasm/gemm_simd.js';
 import type { ConvGeometry } from './conv2d_geometry.js';

@@ -20,7 +20,7 @@ import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
 import { type Panels, type WinogradOutput, type WinogradSource, newPanels, packPanels, packedPanels, paddedPlanes, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/gemm_simd.js';
-import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/pool.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
 
 export interface WinogradMatrices {
   /** output tile size m */

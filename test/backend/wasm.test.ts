@@ -7,7 +7,7 @@ import { inputTransformF4, outputTransformF4 } from '../../src/ops/conv2d_winogr
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
-import { setThreads } from '../../src/backend/pool.js';
+import { setThreads } from '../../src/backend/threads.js';
 import { gemm } from '../../src/ops/gemm.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';

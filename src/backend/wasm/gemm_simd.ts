@@ -110,7 +110,7 @@ function gatherKernel(): Code {
 // another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
 // zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
 // enough that a copy per row from JavaScript would cost more than its floats are placed here.
-function padKernel(): Code {
+function placePlanesCode(): Code {
   const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
   const [row, i, d, j] = [7, 8, 9, 10];
   const x = new Code();
@@ -185,21 +185,21 @@ function packBKernel(): Code {
 }
 
 // The variants, indexed by load·4 + bias·2 + relu.
-const VARIANTS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
+const EPILOGUES = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
 let moduleBytes: Uint8Array | null = null;
 
 /** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
 export function gemmModuleBytes(): Uint8Array {
   return moduleBytes ??= wasmModule([
-    ...VARIANTS.map((v, i) => ({
+    ...EPILOGUES.map((v, i) => ({
       name: `block${i}`,
       params: [I32, I32, I32, I32, I32, I32, I32, I32],
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
       body: blockKernel(v.load, v.bias, v.relu),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
-    { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: padKernel() },
+    { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),
@@ -225,7 +225,7 @@ export type PlacePlanes = (dst: number, src: number, planes: number, H: number, 
 
 interface Instance {
   memory: WebAssembly.Memory;
-  /** the block kernels, indexed as VARIANTS */
+  /** the block kernels, indexed as EPILOGUES */
   blocks: BlockFn[];
   gather: GatherFn;
   pad: PadFn;
@@ -267,7 +267,7 @@ function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: VARIANTS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      memory, blocks: EPILOGUES.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,

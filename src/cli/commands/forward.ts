@@ -1,4 +1,4 @@
-import { getThreads } from '../../backend/pool.js';
+import { getThreads } from '../../backend/threads.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, classifierForwardBytes, refuseLargeForward } from '../command.js';
 import { readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';

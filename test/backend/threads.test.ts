@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
-import { defineKernel, getThreads, parallel, poolStats, setThreads, workersReady } from '../../src/backend/pool.js';
+import { defineKernel, getThreads, parallel, poolStats, setThreads, workersReady } from '../../src/backend/threads.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
