@@ -1,5 +1,9 @@
 // Comparison metrics for oracle use: absolute, relative and ULP error, and numpy.allclose's test
-// |out − ref| ≤ atol + rtol·|ref|.
+// |out − ref| ≤ atol + rtol·|ref| — numpy.isclose(out, ref) and torch.isclose(out, ref), the test
+// torch.testing.assert_close(actual=out, expected=ref) applies: rtol scales the REFERENCE, an
+// infinity is close only to itself, NaN to nothing (equal_nan=False), tolerances 0 ask for equality
+// (fixtures/compare, test/io/compare.test.ts). Computed in float64, so float32 inputs are compared
+// exactly where numpy's float32 arithmetic would round.
 
 import type { FloatArray } from '../tensor/tensor.js';
 
@@ -54,7 +58,9 @@ export function compareArrays(ref: FloatArray, out: FloatArray, rtol: number, at
     if (nan || d > c.maxAbs) c.maxAbs = nan ? NaN : Math.max(c.maxAbs, d);
     if (r !== 0) c.maxRel = Math.max(c.maxRel, d / Math.abs(r));
     c.maxUlp = Math.max(c.maxUlp, ulpDistance(precision === 'float32' ? Math.fround(r) : r, o, precision));
-    const excess = nan ? Infinity : d - (atol + rtol * Math.abs(r));
+    // an infinite reference is matched only by itself (o === r above): anything else is infinitely
+    // outside (∞ − ∞ would give NaN and never rank as the worst)
+    const excess = nan || !Number.isFinite(r) ? Infinity : d - (atol + rtol * Math.abs(r));
     if (!(excess <= 0)) c.failures++;
     if (excess > worst) { worst = excess; c.worstIndex = i; }
   }

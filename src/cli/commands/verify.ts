@@ -9,7 +9,9 @@ export const verify: Command = {
     name: 'verify',
     summary: 'compare an output with a reference (.npy): max abs, max rel and ULP error; non-zero exit past tolerance',
     usage: 'repvgg verify REF.npy OUT.npy [--rtol 1e-5] [--atol 1e-8]\n' +
-      '  passes when every element has |out − ref| ≤ atol + rtol·|ref| (numpy.allclose); ULPs are counted in OUT\'s precision.',
+      '  passes when every element has |out − ref| ≤ atol + rtol·|ref|: numpy.allclose(OUT, REF) and\n' +
+      '  torch.testing.assert_close(OUT, REF) — rtol scales the reference, an infinity matches only itself, NaN nothing,\n' +
+      '  tolerances 0 ask for equality (computed in float64). ULPs are counted in OUT\'s precision.',
     flags: { rtol: 'nonnegative', atol: 'nonnegative' },
     positionals: 2,
     files: [{ arg: 0, label: 'REF', role: 'in' }, { arg: 1, label: 'OUT', role: 'in' }],
