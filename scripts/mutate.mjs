@@ -154,6 +154,8 @@ const MUTANTS = [
   ['io', 'compare: rtol scales the output instead of the reference', 'src/io/compare.ts', 'd - (atol + rtol * Math.abs(r));', 'd - (atol + rtol * Math.abs(o));', ['test/io/compare.test.ts']],
   ['io', 'compare: a tolerance boundary counted as a failure', 'src/io/compare.ts', '    if (!(excess <= 0)) c.failures++;', '    if (!(excess < 0)) c.failures++;', ['test/io/compare.test.ts']],
   ['io', 'compare: NaN equal to NaN', 'src/io/compare.ts', '    if (o === r) continue;', '    if (o === r || (o !== o && r !== r)) continue;', ['test/io/compare.test.ts']],
+  ['docs', 'an exported name the README uses is renamed', 'src/index.ts', "export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';", "export { convert as convertModel, fuseRepVGGBlock } from './reparam/repvgg.js';", ['test/docs.test.ts'], 'build'],
+  ['docs', "a command's usage text changes without the CLI reference", 'src/cli/commands/verify.ts', "tolerances 0 ask for equality (computed in float64)", "tolerances 0 ask for equality", ['test/cli/reference.test.ts']],
   ['io', 'pth: big-endian storages not swapped', 'src/io/pth.ts', '    s.bigEndian = bigEndian;\n  }\n  return value;', '    s.bigEndian = false;\n  }\n  return value;', ['test/io']],
   ['io', 'zip: CRC not checked', 'src/io/zip.ts', 'if (crc32(data) !== crc) throw', 'if (false) throw', ['test/io']],
   ['io', 'pickle: TUPLE2 reversed', 'src/io/pickle.ts', 'case 0x86: { const b = pop(), a = pop(); stack.push(tuple([a, b])); break; }', 'case 0x86: { const a = pop(), b = pop(); stack.push(tuple([a, b])); break; }', ['test/io']],
