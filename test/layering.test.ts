@@ -1,5 +1,5 @@
 // Layers point down: a folder of src/ imports (values, not types) only from itself and the folders
-// below it, so the architecture stays what the README's layout says. The one exception is named.
+// below it, so the architecture stays what docs/internals.md says. The one exception is named.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -2,8 +2,8 @@
 // the upstream-faithful block class, S0 and S4 at 1/8 width with the real depths 2, 8, 10, 1; S0 in
 // timm's byobnet names), and the parameter/MAC counts against the MobileOne paper's Table 8.
 //
-// Tolerances. float64: the README's whole-model bound 1e-10·max|ref| (u = 1.1e-16; every output is a
-// sum of at most 4·9 + 256 products per layer over 43 layers, far inside it). float32: the README's
+// Tolerances. float64: docs/oracle.md's whole-model bound 1e-10·max|ref| (u = 1.1e-16; every output is a
+// sum of at most 4·9 + 256 products per layer over 43 layers, far inside it). float32: docs/oracle.md's
 // 16 × PyTorch's own float32 error (its float32 run against its float64 one, 3e-6 to 3e-4·max|ref| here:
 // these eval networks with random BN statistics are ill-conditioned): two float32 implementations that
 // sum in different orders err by the same order, and a wrong term (a branch, a statistic) is O(1).

@@ -66,7 +66,7 @@ describe('convert --blocks: RepVGG with SE (RepVGG-D2se) under a prefix', () => 
 describe('convert --blocks writes what PyTorch loads strictly into the upstream deploy network', () => {
   // fixtures/blocks/readback.json: torch.load(weights_only=True) of ours/NAME_deploy.pth, load_state_dict(strict=True)
   // into the network with each block in its upstream deploy form, and its eval output against the training-time
-  // network's; held to the README's whole-model float32 bound 1e-4·max|y|. The files must be what convert writes today.
+  // network's; held to docs/oracle.md's whole-model float32 bound 1e-4·max|y|. The files must be what convert writes today.
   it('the YOLO-style stack and the DBB/ACB ResNet: byte for byte the files PyTorch read back', async () => {
     const readback = JSON.parse(readFileSync(fixturePath('blocks/readback.json'), 'utf8')).files;
     const dir = mkdtempSync(join(tmpdir(), 'repvgg-blocks-'));

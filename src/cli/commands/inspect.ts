@@ -63,7 +63,7 @@ function fileLines(io: Io, ck: Checkpoint, path: string): void {
   io.out(`${path}`);
   io.out(`  format        ${ck.format}${ck.wrapperKey === null ? ' (state dict at the top level)' : ` (state dict under '${showText(ck.wrapperKey)}')`}`);
   if (ck.otherKeys.length > 0) io.out(`  also holds    ${ck.otherKeys.map((k) => `'${showText(k, 60)}'`).join(', ')}`);
-  // objects of other classes: recorded by name, never imported or called (README: what is loaded)
+  // objects of other classes: recorded by name, never imported or called (docs/checkpoints.md: what is loaded)
   if (ck.records.length > 0) io.out(`  records       ${ck.records.map((r) => `${r.at}: ${r.cls}`).join(', ')} (inert: never imported or called)`);
 }
 
