@@ -1,7 +1,7 @@
 // Which kernels run the float32 GEMMs: 'js' (the TypeScript reference, float64 accumulation) or
 // 'wasm' (WebAssembly SIMD, f32x4, float32 accumulation; src/backend/wasm/gemm_simd.ts). float64
 // always runs on 'js'. The default is the fastest available: 'wasm' where WebAssembly SIMD exists.
-import { gemmModuleBytes } from './wasm/gemm_simd.js';
+import { gemmModuleBytes } from './wasm/gemm_code.js';
 
 export type Backend = 'js' | 'wasm';
 

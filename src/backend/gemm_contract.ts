@@ -4,7 +4,7 @@
 // so that the kernels need nothing from src/ops.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { GatherSource } from './wasm/gemm_simd.js';
+import type { GatherSource } from './wasm/gather.js';
 
 export interface MatRef {
   data: FloatArray;

@@ -13,7 +13,7 @@ import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads, isShared } from '../backend/threads.js';
 import { getBackend } from '../backend/backend.js';
 import { im2colPanels } from '../ops/conv2d_im2col.js';
-import type { Panels } from '../backend/wasm/gemm_simd.js';
+import type { Panels } from '../backend/wasm/instance.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 
 export interface Conv2dModuleOptions {

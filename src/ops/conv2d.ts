@@ -5,7 +5,7 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import { type Panels, releasePanels } from '../backend/wasm/gemm_simd.js';
+import { type Panels, releasePanels } from '../backend/wasm/instance.js';
 import { onOneThread } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';

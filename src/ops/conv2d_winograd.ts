@@ -19,7 +19,10 @@ import type { ConvGeometry } from './conv2d_geometry.js';
 import { gemm } from './gemm.js';
 import { getBackend } from '../backend/backend.js';
 import { reluBits } from './relu.js';
-import { type Panels, type WinogradOutput, type WinogradSource, newPanels, packPanels, packedPanels, paddedPlanes, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/gemm_simd.js';
+import { type Panels, newPanels } from '../backend/wasm/instance.js';
+import { paddedPlanes } from '../backend/wasm/gather.js';
+import { packPanels, packedPanels } from '../backend/wasm/gemm_simd.js';
+import { type WinogradOutput, type WinogradSource, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/winograd_drivers.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
 
 export interface WinogradMatrices {

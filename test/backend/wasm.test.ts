@@ -2,7 +2,9 @@
 // SIMD GEMM's memory: no growth after warm-up, no user array inside it, nothing detached by growth.
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
-import { gemmModuleBytes, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes, winogradInputSimd, winogradOutputSimd } from '../../src/backend/wasm/gemm_simd.js';
+import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
+import { setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
+import { winogradInputSimd, winogradOutputSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { inputTransformF4, outputTransformF4 } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';

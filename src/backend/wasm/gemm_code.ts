@@ -1,0 +1,190 @@
+// The WebAssembly module of the SIMD kernels, generated in code: the GEMM's block kernels (one per
+// epilogue), the im2col gather, the plane placer, packA/packB, and Winograd's F(4×4) transforms
+// (winograd_simd.ts). Built once; instance.ts compiles and instantiates it.
+
+import { Code, I32, V128, wasmModule } from './emit.js';
+import { winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
+
+// block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
+// at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
+// A strip · B strip: added to it (load) or stored (the first panel, so C needs no zeroing); on the
+// last panel, then + bias[row] (bias: the block's row 0) and ReLU, in that order, the epilogue of a
+// conv's output pass done while the tile is in registers. Each option is a separate function, so
+// the loop carries no branches.
+function blockKernel(load: boolean, bias: boolean, relu: boolean): Code {
+  const [a, b, c, mStrips, nStrips, kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [jr, ir, k, pa, pb, p] = [8, 9, 10, 11, 12, 13];
+  const acc = (i: number) => 14 + i; // 8 accumulators: row r, half h at 2r + h
+  const [b0, b1, s, bv] = [22, 23, 24, 25];
+  const x = new Code();
+  x.i32(0).set(jr);
+  x.loop(); // over 8-column strips
+  x.i32(0).set(ir);
+  x.loop(); // over 4-row strips
+  for (let i = 0; i < 8; i++) x.v128Zero().set(acc(i));
+  // pa = a + ir·kc·16, pb = b + jr·kc·32 (bytes)
+  x.get(a).get(ir).get(kc).i32Mul().i32(16).i32Mul().i32Add().set(pa);
+  x.get(b).get(jr).get(kc).i32Mul().i32(32).i32Mul().i32Add().set(pb);
+  x.get(kc).set(k);
+  x.loop(); // over k: acc[r][h] += a[k][r] · b[k][4h..4h+3]
+  x.get(pb).v128Load(0).set(b0);
+  x.get(pb).v128Load(16).set(b1);
+  for (let r = 0; r < 4; r++) {
+    x.get(pa).v128Load32Splat(4 * r).set(s);
+    x.get(acc(2 * r)).get(s).get(b0).f32x4Mul().f32x4Add().set(acc(2 * r));
+    x.get(acc(2 * r + 1)).get(s).get(b1).f32x4Mul().f32x4Add().set(acc(2 * r + 1));
+  }
+  x.get(pa).i32(16).i32Add().set(pa);
+  x.get(pb).i32(32).i32Add().set(pb);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  // C tile (+)= acc, then + bias, then ReLU: p = c + ir·4·ldc + jr·32
+  x.get(c).get(ir).i32(4).i32Mul().get(ldc).i32Mul().i32Add().get(jr).i32(32).i32Mul().i32Add().set(p);
+  for (let r = 0; r < 4; r++) {
+    if (bias) x.get(biasP).get(ir).i32(16).i32Mul().i32Add().v128Load32Splat(4 * r).set(bv);
+    for (let h = 0; h < 2; h++) {
+      x.get(p);
+      if (load) x.get(p).v128Load(16 * h).get(acc(2 * r + h)).f32x4Add();
+      else x.get(acc(2 * r + h));
+      if (bias) x.get(bv).f32x4Add();
+      if (relu) x.v128Zero().f32x4Pmax();
+      x.v128Store(16 * h);
+    }
+    if (r < 3) x.get(p).get(ldc).i32Add().set(p);
+  }
+  x.get(ir).i32(1).i32Add().tee(ir).get(mStrips).i32LtU().brIf(0);
+  x.end();
+  x.get(jr).i32(1).i32Add().tee(jr).get(nStrips).i32LtU().brIf(0);
+  x.end();
+  return x;
+}
+
+// gather(out, src, cols, taps, kc, strips): packs a B panel whose elements are read from memory
+// through two offset tables, B(k, j) = f32 at src + cols[j] + taps[k] (bytes): im2col's col matrix
+// from a zero-padded copy of the input, cols the positions' corners and taps the kernel's offsets,
+// so the matrix is never stored and no bounds are checked. The strips of 8 columns are written as
+// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8].
+function gatherKernel(): Code {
+  const [out, src, cols, taps, kc, strips] = [0, 1, 2, 3, 4, 5];
+  const [s, k, tp, t] = [6, 7, 8, 9];
+  const base = (r: number) => 10 + r; // the strip's 8 column offsets, + src
+  const x = new Code();
+  x.i32(0).set(s);
+  x.loop(); // over strips
+  for (let r = 0; r < 8; r++) x.get(cols).i32Load(4 * r).get(src).i32Add().set(base(r));
+  x.get(taps).set(tp);
+  x.get(kc).set(k);
+  x.loop(); // over the panel's rows
+  x.get(tp).i32Load(0).set(t);
+  for (let r = 0; r < 8; r++) x.get(out).get(base(r)).get(t).i32Add().f32Load(0).f32Store(4 * r);
+  x.get(out).i32(32).i32Add().set(out);
+  x.get(tp).i32(4).i32Add().set(tp);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(cols).i32(32).i32Add().set(cols);
+  x.get(s).i32(1).i32Add().tee(s).get(strips).i32LtU().brIf(0);
+  x.end();
+  return x;
+}
+
+// pad(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
+// another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
+// zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
+// enough that a copy per row from JavaScript would cost more than its floats are placed here.
+function placePlanesCode(): Code {
+  const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
+  const [row, i, d, j] = [7, 8, 9, 10];
+  const x = new Code();
+  x.loop(); // over planes
+  x.get(dst).set(row);
+  x.get(H).set(i);
+  x.loop(); // over rows
+  x.get(row).set(d);
+  x.get(W).set(j);
+  x.loop(); // over the row's floats
+  x.get(d).get(src).f32Load(0).f32Store(0);
+  x.get(src).i32(4).i32Add().set(src);
+  x.get(d).i32(4).i32Add().set(d);
+  x.get(j).i32(1).i32Sub().tee(j).brIf(0);
+  x.end();
+  x.get(row).get(rowBytes).i32Add().set(row);
+  x.get(i).i32(1).i32Sub().tee(i).brIf(0);
+  x.end();
+  x.get(dst).get(planeBytes).i32Add().set(dst);
+  x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
+  x.end();
+  return x;
+}
+
+// packA(out, src, ldBytes, strips, kc): the A operand's 4-row strips from rows staged at src (row
+// stride ldBytes, the rows past the block's end zeroed by the caller) in the kernels' layout,
+// out[(s·kc + k)·4 + r] = src[(4s + r)·ld + k]: the same floats packA in gemm_pack.ts writes.
+function packAKernel(): Code {
+  const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
+  const [r0, k] = [5, 6];
+  const x = new Code();
+  x.loop(); // over strips
+  x.get(src).set(r0);
+  x.get(kc).set(k);
+  x.loop(); // over k: one float from each of the strip's 4 rows
+  for (let r = 0; r < 4; r++) {
+    x.get(out).get(r0);
+    for (let i = 0; i < r; i++) x.get(ld).i32Add();
+    x.f32Load(0).f32Store(4 * r);
+  }
+  x.get(out).i32(16).i32Add().set(out);
+  x.get(r0).i32(4).i32Add().set(r0);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(src).get(ld).i32(4).i32Mul().i32Add().set(src);
+  x.get(strips).i32(1).i32Sub().tee(strips).brIf(0);
+  x.end();
+  return x;
+}
+
+// packB(out, src, ldBytes, strips, kc): B's 8-column strips from rows staged at src (row stride
+// ldBytes, whole strips) in the kernels' layout, out[(s·kc + k)·8 + c] = src[k·ld + 8s + c]: two
+// v128 copies per row of a strip.
+function packBKernel(): Code {
+  const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
+  const [r, k] = [5, 6];
+  const x = new Code();
+  x.loop(); // over strips
+  x.get(src).set(r);
+  x.get(kc).set(k);
+  x.loop(); // over the strip's rows
+  x.get(out).get(r).v128Load(0).v128Store(0);
+  x.get(out).get(r).v128Load(16).v128Store(16);
+  x.get(out).i32(32).i32Add().set(out);
+  x.get(r).get(ld).i32Add().set(r);
+  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(src).i32(32).i32Add().set(src);
+  x.get(strips).i32(1).i32Sub().tee(strips).brIf(0);
+  x.end();
+  return x;
+}
+
+// The variants, indexed by load·4 + bias·2 + relu.
+export const EPILOGUES = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
+
+let moduleBytes: Uint8Array | null = null;
+
+/** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
+export function gemmModuleBytes(): Uint8Array {
+  return moduleBytes ??= wasmModule([
+    ...EPILOGUES.map((v, i) => ({
+      name: `block${i}`,
+      params: [I32, I32, I32, I32, I32, I32, I32, I32],
+      locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+      body: blockKernel(v.load, v.bias, v.relu),
+    })),
+    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
+    { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
+    winogradInputF4Def(),
+    winogradOutputF4Def(false),
+    winogradOutputF4Def(true),
+    { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
+    { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
+  ]);
+}

@@ -1,0 +1,144 @@
+// This thread's instance of the SIMD module: its memory (grown to the largest GEMM, never shrunk),
+// the kernels' exports, and the arena that keeps a module's packed filters resident between calls.
+
+import { gemmModuleBytes, EPILOGUES } from './gemm_code.js';
+import { sharedArrayLike } from '../../tensor/tensor.js';
+
+type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
+
+type GatherFn = (out: number, src: number, cols: number, taps: number, kc: number, strips: number) => void;
+
+type PackAFn = (out: number, src: number, ldBytes: number, strips: number, kc: number) => void;
+
+type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+
+type WinogradOutputFn = (m: number, tiles: number, pairs: number, channels: number, kBytes: number, mRowBytes: number, bias: number, y: number, yChannelBytes: number, yRowBytes: number) => void;
+
+type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number, channelBytes: number) => void;
+
+/** What a GatherSource's load gets to place H×W planes in rows Wp apart, planes Hp·Wp apart (floats). */
+export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
+
+export interface Instance {
+  memory: WebAssembly.Memory;
+  /** the block kernels, indexed as EPILOGUES */
+  blocks: BlockFn[];
+  gather: GatherFn;
+  pad: PadFn;
+  packA: PackAFn;
+  packB: PackAFn;
+  winogradInput: WinogradInputFn;
+  /** without and with ReLU */
+  winogradOutput: [WinogradOutputFn, WinogradOutputFn];
+  f32: Float32Array;
+  /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
+  arena: Map<number, number>;
+  arenaEnd: number;
+  /** the most scratch a GEMM has needed above the arena (floats): kept free when the arena grows,
+   * so that memory stops growing once a model's filters are all in */
+  scratch: number;
+}
+
+/** Bytes of packed filters each thread's WebAssembly memory keeps (RepVGG-A0's: 84 MB); past it, it starts over. */
+let arenaBytes = 128 * 2 ** 20;
+
+/** Sets that limit on this thread and empties the arena (for the tests of both paths). */
+export function setArenaBytes(n: number): void {
+  arenaBytes = n;
+  if (instance !== null) emptyArena(instance);
+}
+
+function emptyArena(inst: Instance): void {
+  inst.arena.clear();
+  inst.arenaEnd = 0;
+}
+
+// The floats p takes in the arena: rounded up to 16 bytes, for v128 loads.
+const arenaFloats = (p: Panels): number => Math.ceil(p.data.length / 4) * 4;
+
+let instance: Instance | null = null;
+
+export function getInstance(): Instance {
+  if (instance === null) {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
+    instance = {
+      memory, blocks: EPILOGUES.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
+      winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
+      f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
+    };
+  }
+  return instance;
+}
+
+/** Bytes copied into and out of this thread's WebAssembly memory so far (operands packed in, C in
+ * and out), for the bench and the tests. */
+export const simdStats = { bytesCopied: 0 };
+
+/** Bytes of packed filters this thread's arena holds (see `resident`). */
+export function wasmArenaBytes(): number {
+  return instance === null ? 0 : 4 * instance.arenaEnd;
+}
+
+/** Bytes of WebAssembly memory this thread's GEMM holds (it grows to the largest GEMM, never shrinks). */
+export function wasmMemoryBytes(): number {
+  return instance === null ? 0 : instance.memory.buffer.byteLength;
+}
+
+// The memory as floats, at least n long (growing it replaces the buffer: only our own views see it).
+export function floats(n: number): Float32Array {
+  const inst = getInstance();
+  if (inst.f32.length < n) {
+    const pages = Math.ceil((n * 4 - inst.memory.buffer.byteLength) / 65536);
+    inst.memory.grow(pages);
+    inst.f32 = new Float32Array(inst.memory.buffer);
+  }
+  return inst.f32;
+}
+
+// The float offset of p's copy in this thread's memory, copied there on first use; −1 when it is
+// larger than the arena (then each GEMM copies the blocks it needs). A full arena starts over, so a
+// model larger than it copies its filters once per pass rather than once per GEMM.
+export function resident(p: Panels): number {
+  const inst = getInstance();
+  const at = inst.arena.get(p.id);
+  if (at !== undefined) return at;
+  const n = arenaFloats(p);
+  if (4 * n > arenaBytes) return -1;
+  if (4 * (inst.arenaEnd + n) > arenaBytes) emptyArena(inst);
+  const off = inst.arenaEnd;
+  floats(off + n + inst.scratch).set(p.data, off);
+  inst.arena.set(p.id, off);
+  inst.arenaEnd = off + n;
+  simdStats.bytesCopied += 4 * p.data.length;
+  return off;
+}
+
+/** Forgets p in this thread's arena; the space returns when p is the last thing in it (release
+ * panels in the reverse order of their first use to get all of it back). */
+export function releasePanels(p: Panels): void {
+  if (instance === null) return;
+  const at = instance.arena.get(p.id);
+  if (at === undefined) return;
+  instance.arena.delete(p.id);
+  if (at + arenaFloats(p) === instance.arenaEnd) instance.arenaEnd = at;
+}
+
+/**
+ * A fixed operand packed once (a layer's filters), in shared memory where it exists so that the
+ * pool's workers read it too. Its contents never change. Panels that are `kept` (a module's cache,
+ * used call after call) get a copy in each thread's WebAssembly memory, named by `id` (see
+ * `resident`), so the GEMMs that use them copy nothing; others are copied block by block.
+ */
+export interface Panels {
+  data: Float32Array;
+  id: number;
+  kept: boolean;
+}
+
+/** Panels of n floats, zeroed, in shared memory where it exists. */
+export function newPanels(n: number, kept: boolean): Panels {
+  // random ids: panels made on different threads never share one
+  return { data: sharedArrayLike(n, new Float32Array(0)) as Float32Array, id: Math.random(), kept };
+}
