@@ -9,6 +9,7 @@ import { Tensor, allocArray, allocLike, type DType, zeros } from '../tensor/tens
 import { type ConvAlgorithm, algorithmFor, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { kernelGeometry } from '../ops/conv2d_geometry.js';
 import { Module, Parameter } from './module.js';
+import type { FuseStage } from './fuse_stage.js';
 import { BatchNorm2d } from './layers.js';
 
 // z: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw), the border of channel c filled with v[c]
@@ -49,6 +50,10 @@ export class ChannelPad2d extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw)
+  override fuseStage(): FuseStage {
+    return { kind: 'border', pad: this.pad, values: this.values };
+  }
+
   forward(x: Tensor): Tensor {
     if (x.shape[1] !== this.values.length) throw new Error(`ChannelPad2d: ${this.values.length} border values for ${x.shape[1]} channels`);
     this.inner = x.shape;
@@ -87,6 +92,10 @@ export class BNAndPad extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, H + 2p, W + 2p)
+  override fuseStage(): FuseStage {
+    return { kind: 'bn', bn: this.bn, pad: this.pad, statsAt: '.bn' };
+  }
+
   forward(x: Tensor): Tensor {
     const z = this.bn.forward(x); // in training mode this updates the running statistics the border then uses
     const p = this.pad;
@@ -135,6 +144,10 @@ export class IdentityConv1x1 extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, H, W)
+  override fuseStage(): FuseStage {
+    return { kind: 'conv', weight: this.actualKernel('float64'), bias: null, padding: 0, stride: 1, dilation: 1, groups: this.groups, what: 'W + I' };
+  }
+
   forward(x: Tensor): Tensor {
     this.x = x;
     const w = this.actualKernel();

@@ -15,6 +15,7 @@ import { getBackend } from '../backend/backend.js';
 import { im2colPanels } from '../ops/conv2d_im2col.js';
 import type { Panels } from '../backend/wasm/instance.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
+import type { FuseStage } from './fuse_stage.js';
 
 export interface Conv2dModuleOptions {
   stride?: Pair;
@@ -109,6 +110,10 @@ export class Conv2d extends Module {
   // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given; relu: ReLU in the output
   // pass (inference only: backward would need the pre-activation). With threads, y lives in shared
   // memory, so the next conv's workers read it without a copy.
+  override fuseStage(): FuseStage {
+    return { kind: 'conv', weight: this.weight.data, bias: this.bias === null ? null : this.bias.data, padding: this.padding, stride: this.stride, dilation: this.dilation, groups: this.groups, what: 'the conv kernel' };
+  }
+
   forward(x: Tensor, out?: Tensor, relu = false): Tensor {
     if (relu && this.training) throw new Error('Conv2d.forward: a fused ReLU is for inference (call eval() first)');
     this.x = x;
@@ -197,6 +202,10 @@ export class BatchNorm2d extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, H, W)
+  override fuseStage(): FuseStage {
+    return { kind: 'bn', bn: this, pad: 0, statsAt: '' };
+  }
+
   forward(x: Tensor): Tensor {
     const params = { weight: this.weight.data, bias: this.bias.data, runningMean: this.runningMean, runningVar: this.runningVar };
     const r = batchNorm2d(x, params, { training: this.training, momentum: this.momentum, eps: this.eps });
@@ -217,6 +226,10 @@ export class BatchNorm2d extends Module {
 export class ReLU extends Module {
   private y: Tensor | null = null;
 
+  override fuseStage(): FuseStage {
+    return { kind: 'nonlinear' };
+  }
+
   forward(x: Tensor): Tensor {
     const y = relu(x);
     this.y = y;
@@ -231,6 +244,10 @@ export class ReLU extends Module {
 
 export class SiLU extends Module {
   private x: Tensor | null = null;
+
+  override fuseStage(): FuseStage {
+    return { kind: 'nonlinear' };
+  }
 
   forward(x: Tensor): Tensor {
     this.x = x;
@@ -265,6 +282,10 @@ export class AvgPool2d extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, Ho, Wo)
+  override fuseStage(): FuseStage {
+    return { kind: 'avgpool', ...this.options };
+  }
+
   forward(x: Tensor): Tensor {
     this.shape = x.shape;
     return avgPool2d(x, this.options);

@@ -1,6 +1,7 @@
 // Module: forward(x) caches what backward(dy) needs; parameter gradients accumulate until zeroGrad().
 // Named parameters and buffers follow PyTorch's state-dict naming (children joined by '.').
 
+import type { FuseStage } from './fuse_stage.js';
 import { type DType, Tensor, allocArray } from '../tensor/tensor.js';
 
 export class Parameter {
@@ -53,6 +54,11 @@ export abstract class Module {
 
   ownBuffers(): [string, StateBuffer][] {
     return [];
+  }
+
+  /** What this layer is to the fuser inside a branch (src/nn/fuse_stage.ts); null: it does not fuse. */
+  fuseStage(): FuseStage | null {
+    return null;
   }
 
   train(mode = true): this {

@@ -3,6 +3,7 @@
 // It multiplies the block's output by a function of that output, so it is not linear: a fused block
 // keeps it after its conv (MMPretrain's RepVGG-D2se deploy path drops it and changes the function).
 
+import type { FuseStage } from './fuse_stage.js';
 import { Tensor, allocLike, type DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
@@ -43,6 +44,10 @@ export class SqueezeExcite extends Module {
   }
 
   // x: (N, C, H, W) → y: (N, C, H, W)
+  override fuseStage(): FuseStage {
+    return { kind: 'nonlinear' };
+  }
+
   forward(x: Tensor): Tensor {
     const [N, C, H, W] = x.shape;
     const pooled = globalAvgPool(x).reshape([N, C, 1, 1]);

@@ -6,6 +6,7 @@
 import { Tensor, allocArray, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
 import { type ConvAlgorithm, algorithmFor, conv2d, conv2dBackward } from '../ops/conv2d.js';
+import type { FuseStage } from './fuse_stage.js';
 import { kernelGeometry } from '../ops/conv2d_geometry.js';
 import { Module, Parameter, defaultInitBound } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU } from './layers.js';
@@ -68,6 +69,10 @@ export class DiracConv2d extends Module {
     }
     this.norms = norms;
     return new Tensor(out, W.shape);
+  }
+
+  override fuseStage(): FuseStage {
+    return { kind: 'conv', weight: this.effectiveKernel('float64'), bias: null, padding: 1, stride: this.stride, dilation: 1, groups: 1, what: 'the conv kernel' };
   }
 
   forward(x: Tensor): Tensor {

@@ -6,12 +6,11 @@
 //                 (zeros: no bias before it; BNAndPad: BN(0); ChannelPad2d: v, the bias before it)
 //   no stage: the identity kernel; AvgPool2d: 1/k² per tap; DiracConv2d: its Ŵ; IdentityConv1x1: W + I
 //   then Σ branches after centring each kernel in K×K (sumBranches), then the post-addition BN.
-// A nonlinearity inside a branch (ReLU, SiLU, SE) has no single conv: refused with its name.
+// A nonlinearity inside a branch (ReLU, SiLU, SE) has no single conv: refused with its name. Each
+// layer describes itself (Module.fuseStage, src/nn/fuse_stage.ts): the fuser lists no layer classes.
 
-import { AvgPool2d, BatchNorm2d, Conv2d, ReLU, SiLU } from '../nn/layers.js';
-import { DiracConv2d } from '../nn/variants.js';
-import { BNAndPad, ChannelPad2d, IdentityConv1x1 } from '../nn/dbb_layers.js';
-import { SqueezeExcite } from '../nn/squeeze_excite.js';
+import type { BatchNorm2d } from '../nn/layers.js';
+import type { FuseStage } from '../nn/fuse_stage.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
 import type { Pair, Padding } from '../ops/conv2d_geometry.js';
@@ -56,25 +55,16 @@ function symmetricPadding(p: Padding, at: string): [number, number] {
   throw new Error(`${at}: padding ${JSON.stringify(p)} is not symmetric; only number or [h, w] padding fuses`);
 }
 
-/** A linear stage as an affine map of its own input, or null if it only rescales channels (BN). */
-function stageAffine(m: Module, channels: number, blockGroups: number, at: string): Affine {
-  if (m instanceof Conv2d) {
-    if (square(m.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
-    // a float32 conv's weights (and bias) are widened into new arrays (owned); a float64 conv's are its own
-    const k = castKernelBias(m.bias === null ? withZeroBias(m.weight.data) : { kernel: m.weight.data, bias: m.bias.data }, 'float64');
-    const owned = k.kernel !== m.weight.data && (m.bias === null || k.bias !== m.bias.data);
-    return { kb: k, pad: symmetricPadding(m.padding, at), stride: square(m.stride, 'stride', at), groups: m.groups, owned };
+/** A conv or pool stage (as the layer describes itself: src/nn/fuse_stage.ts) as an affine map of its own input. */
+function stageAffine(st: Extract<FuseStage, { kind: 'conv' | 'avgpool' }>, channels: number, blockGroups: number, at: string): Affine {
+  if (st.kind === 'avgpool') {
+    return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, st.kernel)), pad: [st.padding, st.padding], stride: st.stride, groups: blockGroups, owned: true };
   }
-  if (m instanceof IdentityConv1x1) return { kb: withZeroBias(m.actualKernel('float64')), pad: [0, 0], stride: 1, groups: m.groups, owned: false };
-  if (m instanceof DiracConv2d) return { kb: withZeroBias(m.effectiveKernel('float64')), pad: [1, 1], stride: m.stride, groups: 1, owned: false };
-  if (m instanceof AvgPool2d) {
-    const { kernel, stride, padding } = m.options;
-    return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, kernel)), pad: [padding, padding], stride, groups: blockGroups, owned: true };
-  }
-  if (m instanceof ReLU || m instanceof SiLU || m instanceof SqueezeExcite) {
-    throw new Error(`${at}: a ${m.constructor.name} inside a branch makes it nonlinear ('+ReLU in branch'); only linear branches can be fused into one conv`);
-  }
-  throw new Error(`${at}: cannot fuse a ${m.constructor.name}`);
+  if (square(st.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
+  // float32 weights (and bias) are widened into new arrays (owned); float64 ones are the layer's own
+  const k = castKernelBias(st.bias === null ? withZeroBias(st.weight) : { kernel: st.weight, bias: st.bias }, 'float64');
+  const owned = k.kernel !== st.weight && (st.bias === null || k.bias !== st.bias);
+  return { kb: k, pad: symmetricPadding(st.padding, at), stride: square(st.stride, 'stride', at), groups: st.groups, owned };
 }
 
 function identityAffine(channels: number, groups: number): Affine {
@@ -111,32 +101,34 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
   let channels = lb.inChannels;
   for (const [name, m] of stages) {
     const at = `${where}${name}`;
-    if (m instanceof BatchNorm2d || m instanceof BNAndPad) {
-      const bn = m instanceof BNAndPad ? m.bn : m;
+    const st = m.fuseStage();
+    if (st === null) throw new Error(`${at}: cannot fuse a ${m.constructor.name}`);
+    if (st.kind === 'nonlinear') throw new Error(`${at}: a ${m.constructor.name} inside a branch makes it nonlinear ('+ReLU in branch'); only linear branches can be fused into one conv`);
+    if (st.kind === 'bn') {
       const base: Affine = acc ?? identityAffine(channels, lb.groups);
-      const padded: Affine = m instanceof BNAndPad ? addPadding(base, [m.pad, m.pad], at) : base; // BN(prior(0)) = BN(0) iff prior bias 0
+      const padded: Affine = addPadding(base, [st.pad, st.pad], at); // BN(prior(0)) = BN(0) iff prior bias 0
       if (acc === null) trace?.({ at, what: 'no conv before this BN: start from the identity kernel I', kb: base.kb });
       if (padded !== base) trace?.({ at, what: `its border is BN(0) and what came before maps 0 to 0: move the padding ${padded.pad[0] - base.pad[0]} to the input`, kb: base.kb });
-      acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(bn, m instanceof BNAndPad ? `${at}.bn` : at), 'float64', padded.owned && trace === undefined), owned: true };
+      acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(st.bn, at + st.statsAt), 'float64', padded.owned && trace === undefined), owned: true };
       trace?.({ at, what: "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
       continue;
     }
-    if (m instanceof ChannelPad2d) {
-      acc = addPadding(acc ?? identityAffine(channels, lb.groups), m.pad, at, m.values);
-      trace?.({ at, what: `its border is the value what came before gives for 0: move the padding ${m.pad.join('×')} to the input`, kb: acc.kb });
+    if (st.kind === 'border') {
+      acc = addPadding(acc ?? identityAffine(channels, lb.groups), st.pad, at, st.values);
+      trace?.({ at, what: `its border is the value what came before gives for 0: move the padding ${st.pad.join('×')} to the input`, kb: acc.kb });
       continue;
     }
-    const s = stageAffine(m, channels, lb.groups, at);
+    const s = stageAffine(st, channels, lb.groups, at);
     if (acc !== null) {
       const prior = addPadding(acc, s.pad, at);
       if (prior.kb.kernel.shape[2] !== 1 || prior.kb.kernel.shape[3] !== 1 || prior.stride !== 1) throw new Error(`${at}: follows a spatial stage; only a 1×1 stride-1 stage can precede a conv here`);
       if (prior.groups !== s.groups) throw new Error(`${at}: groups ${s.groups} after a stage with groups ${prior.groups}; the merge needs equal groups`);
       acc = { kb: mergeSequential1x1kxk(prior.kb, s.kb, 'float64', s.groups), pad: prior.pad, stride: s.stride, groups: s.groups, owned: true };
-      const kind = m instanceof AvgPool2d ? 'the average pool as a kernel (1/k² on each tap of its own channel), merged' : 'merge';
+      const kind = st.kind === 'avgpool' ? 'the average pool as a kernel (1/k² on each tap of its own channel), merged' : 'merge';
       trace?.({ at, what: `${kind} with the 1×1 map before it: K' = K₂ ∘ K₁ (Σ over the middle channels), b' = b₂ + Σ K₂·b₁`, kb: acc.kb });
     } else {
       acc = s;
-      trace?.({ at, what: m instanceof AvgPool2d ? 'the average pool as a kernel: 1/k² on every tap of the channel itself' : m instanceof IdentityConv1x1 ? 'W + I' : 'the conv kernel', kb: acc.kb });
+      trace?.({ at, what: st.kind === 'avgpool' ? 'the average pool as a kernel: 1/k² on every tap of the channel itself' : st.what, kb: acc.kb });
     }
     channels = acc.kb.kernel.shape[0];
   }

@@ -12,7 +12,9 @@ import { deployBlock, fuseBranchBlock } from '../../src/reparam/branches.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { U32, maxAbs, maxAbsDiff } from '../helpers.js';
 import { familyMagnitude, familyTerms, pinIm2col, randomizeBN, worstRatio } from './helpers.js';
-import type { Module } from '../../src/nn/module.js';
+import { Module } from '../../src/nn/module.js';
+import type { FuseStage } from '../../src/nn/fuse_stage.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 function randomizeIdentityConvs(m: Module, rng: Rng): void {
   if (m instanceof IdentityConv1x1) for (let i = 0; i < m.weight.data.size; i++) m.weight.data.data[i] = (rng.next() - 0.5) * 0.4;
@@ -153,5 +155,39 @@ describe('family specs are validated', () => {
     [{ family: 'repconv', in: 2, out: 2, activation: 'gelu' }, "activation 'gelu' is not one of relu, silu, none (FastViT's MobileOne blocks use GELU, which is not built here; the fused conv is the same, as the activation is outside the sum: build the block with activation 'none' and apply GELU after it)"],
   ] as [FamilySpec, string][])('%j', (spec, message) => {
     expect(() => familyBlock(spec)).toThrow(message);
+  });
+});
+
+// A layer describes itself to the fuser (Module.fuseStage); a type the fuser has never seen fuses
+// without a line of the fuser changing, and one that does not describe itself is refused by name.
+describe('layers describe themselves to the fuser', () => {
+  // y = diag(s) x: a per-channel scale, written here as a new layer type
+  class ChannelScale extends Module {
+    constructor(readonly s: Float64Array) { super(); }
+    forward(x: Tensor): Tensor {
+      const P = x.shape[2] * x.shape[3], y = x.data.slice();
+      for (let i = 0; i < y.length; i++) y[i] *= this.s[Math.floor(i / P) % this.s.length];
+      return new Tensor(y, x.shape);
+    }
+    backward(dy: Tensor): Tensor { return dy; }
+    override fuseStage(): FuseStage {
+      const C = this.s.length, w = new Float64Array(C * C);
+      for (let c = 0; c < C; c++) w[c * C + c] = this.s[c];
+      return { kind: 'conv', weight: new Tensor(w, [C, C, 1, 1]), bias: null, padding: 0, stride: 1, dilation: 1, groups: 1, what: 'the scale as a 1×1 kernel' };
+    }
+  }
+  class Opaque extends Module {
+    forward(x: Tensor): Tensor { return x; }
+    backward(dy: Tensor): Tensor { return dy; }
+  }
+
+  it('a new layer type fuses (float64: within 1e-13·max|y| of the branched block) and an undescribed one is refused', () => {
+    const conv = new Conv2d(2, 2, 3, { padding: 1, bias: true, rng: new Rng(3), dtype: 'float64' });
+    const block = new BranchBlock('scaled', 2, [[new ChannelScale(Float64Array.of(0.5, -2)), conv], []], null, { activation: 'none' }).eval();
+    const x = uniform([1, 2, 5, 4], new Rng(4), -1, 1, 'float64');
+    const y = block.forward(x), yd = deployBlock(block, 'conv', { dtype: 'float64' }).forward(x);
+    expect(maxAbsDiff(yd, y)).toBeLessThanOrEqual(1e-13 * maxAbs(y)); // ~20 float64 terms of O(1): u·20 ≈ 2e-15
+    const bad = new BranchBlock('opaque', 2, [[new Opaque()]], null, { names: [['mystery']] }).eval();
+    expect(() => fuseBranchBlock(bad, 'blk')).toThrow('blk.mystery: cannot fuse a Opaque');
   });
 });
