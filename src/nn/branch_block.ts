@@ -2,7 +2,7 @@
 // MobileOne, RepConv, QARepVGG, DBB) is the same shape:
 //   train:   y = act( SE( postBN( Σ_branches chain(x) ) ) )      chain: linear stages, empty = identity
 //   fused:   y = act( SE( conv_K(x) + b ) )
-// so one module, with the family's state-dict names, and one fuser (src/reparam/branches.ts).
+// so one module, with the family's state-dict names, and one fuser (src/reparam/fuse.ts; src/reparam/branches.ts builds the deploy block).
 
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';

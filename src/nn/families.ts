@@ -7,7 +7,7 @@
 //                                              + BN(conv_k×k(BNpad(conv_1×1))))
 //   RepVGG with SE (RepVGG-D2se)           ReLU(SE(BN(conv_3×3) + BN(conv_1×1) + BN(x)))
 //   ACB (DingXiaoH/ACNet)                  BN(conv_k×k) + BN(conv_k×1) + BN(conv_1×k)
-// Each fuses through the one fuser into act(SE(conv_k×k(x) + b)) (src/reparam/branches.ts deployBlock).
+// Each fuses through the one fuser into act(SE(conv_k×k(x) + b)) (src/reparam/fuse.ts; the deploy block: src/reparam/branches.ts deployBlock).
 
 import type { DType } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
