@@ -23,8 +23,9 @@ export async function medians(tasks: [string, () => void][], opts: { time?: numb
  * milliseconds (40 rounds at most), after two warm-up calls each; the median of each. Alternating
  * makes the noise of this shared machine hit every contender alike, unlike timing them one after another.
  */
-export async function alternate(contenders: [string, () => unknown][], ms: number, minRounds = 5): Promise<Record<string, number>> {
-  for (const [, f] of contenders) { await f(); await f(); } // warm-up ('auto', workspaces, JIT, packing)
+export async function alternate(contenders: [string, () => unknown][], ms: number, minRounds = 5, warmup = 2): Promise<Record<string, number>> {
+  // warm-up (workspaces, JIT, packing; 'auto' needs AUTO_AFTER calls of a conv before it times it)
+  for (let r = 0; r < warmup; r++) for (const [, f] of contenders) await f();
   const times = contenders.map(() => [] as number[]);
   const t0 = performance.now();
   while (times[0].length < minRounds || (performance.now() - t0 < ms && times[0].length < 40)) {

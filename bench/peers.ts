@@ -13,6 +13,7 @@ import { zooConfig } from '../src/nn/config.js';
 import { convert } from '../src/reparam/repvgg.js';
 import { toOnnx } from '../src/io/onnx.js';
 import { Conv2d } from '../src/nn/layers.js';
+import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { poolStats, setThreads, workersReady } from '../src/backend/threads.js';
@@ -76,7 +77,7 @@ for (const arch of quick ? ['A0'] : ['A0', 'B0']) {
       ['ours wasm, 2 threads', () => { setBackend('wasm'); setThreads(2); deploy.forward(x); }],
       ['tfjs-backend-wasm', () => { const y = tfm(xt); theirs = y.dataSync() as Float32Array; y.dispose(); }],
       ['onnxruntime-web', async () => { onnx = (await session.run({ input: xo })).logits.data as Float32Array; }],
-    ], quick ? 4000 : 8000);
+    ], quick ? 4000 : 8000, 5, Math.ceil((AUTO_AFTER + 2) / 3) + 1); // the model's convs past AUTO_AFTER calls on each of our three contenders
     let dTf = 0, dOrt = 0, scale = 0;
     for (let i = 0; i < ours.length; i++) {
       dTf = Math.max(dTf, Math.abs(ours[i] - theirs[i]));
@@ -112,7 +113,7 @@ for (const s of A0_SHAPES.filter((v) => v.k === 3)) {
     ['ours wasm, 1 thread', () => { setBackend('wasm'); setThreads(1); conv.forward(x, undefined, true); }],
     ['ours wasm, 2 threads', () => { setBackend('wasm'); setThreads(2); conv.forward(x, undefined, true); }],
     ['tfjs-backend-wasm', () => { const y = tf.fused.conv2d({ x: xt, filter: wt, strides: s.stride, pad: 1, bias: bt, activation: 'relu' }); y.dataSync(); y.dispose(); }],
-  ], quick ? 800 : 1500);
+  ], quick ? 800 : 1500, 5, Math.ceil((AUTO_AFTER + 2) / 3) + 1);
   const row = { shape: s.name, batch: 1, ms };
   layers.push(row);
   console.error(JSON.stringify(row));
