@@ -1,0 +1,67 @@
+// npm run bench:torch — the engine beside PyTorch CPU (Debian's python3-torch, when /usr/bin/python3
+// has it) on the same models, weights and inputs, one after the other in one run, on 1 and 2
+// threads: RepVGG-A0 deploy at 224 (batch 1), a training step of the demo model (28×28, batch 32)
+// and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
+// Ours runs 'auto' past AUTO_AFTER calls (its steady state). Prints medians and ours/PyTorch speed.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RepVGG } from '../src/nn/repvgg.js';
+import { type RepVGGConfig, zooConfig } from '../src/nn/config.js';
+import { convert } from '../src/reparam/repvgg.js';
+import { stateDict } from '../src/io/state_dict.js';
+import { entryOf, serializeSafetensors } from '../src/io/safetensors.js';
+import { Rng, uniform } from '../src/tensor/rng.js';
+import { SGD } from '../src/train/sgd.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
+import { AUTO_AFTER } from '../src/ops/conv2d.js';
+import { setThreads } from '../src/backend/threads.js';
+import { medians, table } from './harness.js';
+
+const PY = '/usr/bin/python3';
+const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
+const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+if (!hasTorch) {
+  console.log('PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch); nothing to compare against');
+  process.exit(0);
+}
+const dir = mkdtempSync(join(tmpdir(), 'repvgg-bench-torch-'));
+const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
+const CASES: { name: string; kind: 'deploy' | 'train-step'; config: RepVGGConfig; shape: number[] }[] = [
+  { name: 'A0 deploy @224, batch 1', kind: 'deploy', config: { ...zooConfig('A0') }, shape: [1, 3, 224, 224] },
+  { name: 'demo training step @28, batch 32', kind: 'train-step', config: DEMO, shape: [32, 1, 28, 28] },
+  { name: 'A0 training step @64, batch 8', kind: 'train-step', config: { ...zooConfig('A0'), num_classes: 10 }, shape: [8, 3, 64, 64] },
+];
+
+const rows: (string | number)[][] = [];
+for (const c of CASES) {
+  const train = RepVGG.fromConfig(c.config, { seed: 1 });
+  const model = c.kind === 'deploy' ? convert(train.eval()) : train.train();
+  const x = uniform(c.shape, new Rng(2), -1, 1);
+  const weights = join(dir, `${rows.length}.safetensors`), input = join(dir, `${rows.length}_x.safetensors`);
+  writeFileSync(weights, serializeSafetensors(stateDict(model)));
+  writeFileSync(input, serializeSafetensors(new Map([['x', entryOf(x)]])));
+  const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
+  const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+  const step = c.kind === 'deploy' ? () => { model.forward(x); } : () => {
+    model.zeroGrad();
+    const { probs } = softmaxCrossEntropy(model.forward(x), labels);
+    model.backward(softmaxCrossEntropyBackward(probs, labels));
+    opt.step();
+  };
+  for (const threads of [1, 2]) {
+    setThreads(threads);
+    for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls
+    const [ours] = await medians([[c.name, step]], { time: 4000, iterations: 5 });
+    const caseFile = join(dir, 'case.json');
+    writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, threads, seconds: 4 }));
+    const r = spawnSync(PY, [peer, caseFile], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`torch_peer.py failed: ${r.stderr.slice(-500)}`);
+    const theirs = JSON.parse(r.stdout.trim().split('\n').pop()!) as { medianMs: number; torch: string };
+    rows.push([c.name, String(threads), ours.medianMs, theirs.medianMs, `${(theirs.medianMs / ours.medianMs).toFixed(2)}×`]);
+    console.error(`${c.name}, ${threads} thread(s): ours ${ours.medianMs.toFixed(1)} ms, PyTorch ${theirs.torch} ${theirs.medianMs.toFixed(1)} ms`);
+  }
+}
+console.log(table(rows, ['case', 'threads', 'ours ms', 'PyTorch ms', 'ours speed / PyTorch']));
