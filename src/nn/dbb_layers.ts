@@ -49,11 +49,11 @@ export class ChannelPad2d extends Module {
     super();
   }
 
-  // x: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw)
   override fuseStage(): FuseStage {
     return { kind: 'border', pad: this.pad, values: this.values };
   }
 
+  // x: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw)
   forward(x: Tensor): Tensor {
     if (x.shape[1] !== this.values.length) throw new Error(`ChannelPad2d: ${this.values.length} border values for ${x.shape[1]} channels`);
     this.inner = x.shape;
@@ -91,11 +91,11 @@ export class BNAndPad extends Module {
     return v;
   }
 
-  // x: (N, C, H, W) → y: (N, C, H + 2p, W + 2p)
   override fuseStage(): FuseStage {
     return { kind: 'bn', bn: this.bn, pad: this.pad, statsAt: '.bn' };
   }
 
+  // x: (N, C, H, W) → y: (N, C, H + 2p, W + 2p)
   forward(x: Tensor): Tensor {
     const z = this.bn.forward(x); // in training mode this updates the running statistics the border then uses
     const p = this.pad;
@@ -143,11 +143,11 @@ export class IdentityConv1x1 extends Module {
     return new Tensor(k, this.weight.data.shape);
   }
 
-  // x: (N, C, H, W) → y: (N, C, H, W)
   override fuseStage(): FuseStage {
     return { kind: 'conv', weight: this.actualKernel('float64'), bias: null, padding: 0, stride: 1, dilation: 1, groups: this.groups, what: 'W + I' };
   }
 
+  // x: (N, C, H, W) → y: (N, C, H, W)
   forward(x: Tensor): Tensor {
     this.x = x;
     const w = this.actualKernel();

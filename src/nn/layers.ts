@@ -107,13 +107,13 @@ export class Conv2d extends Module {
     return this.shared.copy;
   }
 
-  // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given; relu: ReLU in the output
-  // pass (inference only: backward would need the pre-activation). With threads, y lives in shared
-  // memory, so the next conv's workers read it without a copy.
   override fuseStage(): FuseStage {
     return { kind: 'conv', weight: this.weight.data, bias: this.bias === null ? null : this.bias.data, padding: this.padding, stride: this.stride, dilation: this.dilation, groups: this.groups, what: 'the conv kernel' };
   }
 
+  // x: (N, C, H, W) → y: (N, F, Ho, Wo), written into `out` when given; relu: ReLU in the output
+  // pass (inference only: backward would need the pre-activation). With threads, y lives in shared
+  // memory, so the next conv's workers read it without a copy.
   forward(x: Tensor, out?: Tensor, relu = false): Tensor {
     if (relu && this.training) throw new Error('Conv2d.forward: a fused ReLU is for inference (call eval() first)');
     this.x = x;
@@ -201,11 +201,11 @@ export class BatchNorm2d extends Module {
     ];
   }
 
-  // x: (N, C, H, W) → y: (N, C, H, W)
   override fuseStage(): FuseStage {
     return { kind: 'bn', bn: this, pad: 0, statsAt: '' };
   }
 
+  // x: (N, C, H, W) → y: (N, C, H, W)
   forward(x: Tensor): Tensor {
     const params = { weight: this.weight.data, bias: this.bias.data, runningMean: this.runningMean, runningVar: this.runningVar };
     const r = batchNorm2d(x, params, { training: this.training, momentum: this.momentum, eps: this.eps });
@@ -281,11 +281,11 @@ export class AvgPool2d extends Module {
     this.options = { kernel, stride: opts.stride ?? kernel, padding: opts.padding ?? 0 };
   }
 
-  // x: (N, C, H, W) → y: (N, C, Ho, Wo)
   override fuseStage(): FuseStage {
     return { kind: 'avgpool', ...this.options };
   }
 
+  // x: (N, C, H, W) → y: (N, C, Ho, Wo)
   forward(x: Tensor): Tensor {
     this.shape = x.shape;
     return avgPool2d(x, this.options);

@@ -43,11 +43,11 @@ export class SqueezeExcite extends Module {
     return [[this.names[0], this.down], [this.names[1], this.up]];
   }
 
-  // x: (N, C, H, W) → y: (N, C, H, W)
   override fuseStage(): FuseStage {
     return { kind: 'nonlinear' };
   }
 
+  // x: (N, C, H, W) → y: (N, C, H, W)
   forward(x: Tensor): Tensor {
     const [N, C, H, W] = x.shape;
     const pooled = globalAvgPool(x).reshape([N, C, 1, 1]);
