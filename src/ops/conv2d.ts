@@ -75,9 +75,10 @@ const measured = new Map<string, AlgorithmChoice>();
 /** calls per shape key before it is timed (functional conv2d calls; modules count their own) */
 const calls = new Map<string, number>();
 /**
- * Calls of one shape before 'auto' times it. Timing costs ~20 calls' worth (three candidates, each
- * warmed up and sampled), so timing earlier could not pay back on a short run; more than the deepest
- * zoo stage's equal layers (RepVGG-B3's stage 3: 15) so that one forward of a zoo model never times.
+ * Calls of a conv before 'auto' times it. Timing costs ~20 calls' worth (three candidates, each
+ * warmed up and sampled), so timing earlier could not pay back on a short run. A module counts its
+ * own forwards; functional conv2d calls count per shape, where 24 is still more than the deepest zoo
+ * stage's equal layers (RepVGG-B3's stage 3: 15).
  */
 export const AUTO_AFTER = 24;
 /** im2col: what 'auto' runs before a shape is timed. */
@@ -96,7 +97,7 @@ export function measuredAlgorithm(g: ConvGeometry, dtype: string, weightsChange 
 /**
  * What 'auto' runs for this call: the measured choice, im2col while fewer than AUTO_AFTER calls have
  * been made, or undefined when it is time to measure (conv2d then times the candidates and runs the
- * winner). `calls`: this caller's own count (a module counts its forwards, so that the 13 equal
+ * winner). `callerCalls`: this caller's own count (a module counts its forwards, so that the 13 equal
  * layers of a stage do not add up to a long run in two forwards); without it, the calls of the
  * shape are counted here.
  */
