@@ -5,7 +5,8 @@
 // The BN(0) border is what makes conv1×1 → BN → k×k exactly one k×k conv: padding x with zeros first
 // and running conv1×1 (no bias) → BN on it gives BN(0) there too.
 
-import { Tensor, allocArray, allocLike, type DType, zeros } from '../tensor/tensor.js';
+import { Tensor, allocLike, type DType, zeros } from '../tensor/tensor.js';
+import { identityKernel } from './identity_kernel.js';
 import { type ConvAlgorithm, algorithmFor, conv2d, conv2dBackward } from '../ops/conv2d.js';
 import { kernelGeometry } from '../ops/conv2d_geometry.js';
 import { Module, Parameter } from './module.js';
@@ -134,13 +135,10 @@ export class IdentityConv1x1 extends Module {
 
   /** W + I (C, C/g, 1, 1) */
   actualKernel(dtype: DType = this.weight.data.dtype): Tensor {
-    // I as a grouped 1×1 kernel: output channel i reads its own input channel, in-group index i mod C/g
-    // (src/reparam/kernels.ts identityKernel; written out here so that nn stays below reparam)
-    const [C, Cg] = this.weight.data.shape;
-    const k = allocArray(dtype, this.weight.data.size);
-    for (let i = 0; i < k.length; i++) k[i] = this.weight.data.data[i];
-    for (let i = 0; i < C; i++) k[i * Cg + (i % Cg)] += 1;
-    return new Tensor(k, this.weight.data.shape);
+    const [C] = this.weight.data.shape;
+    const k = identityKernel(C, this.groups, dtype, 1);
+    for (let i = 0; i < k.size; i++) k.data[i] += this.weight.data.data[i];
+    return k;
   }
 
   override fuseStage(): FuseStage {

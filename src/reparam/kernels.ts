@@ -4,6 +4,7 @@
 
 import { Tensor, allocArray, type DType } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/check.js';
+import { identityKernel } from '../nn/identity_kernel.js';
 
 export interface KernelBias {
   /** (F, C/g, kH, kW) */
@@ -71,18 +72,10 @@ export function padKernel(kernel: Tensor, size = 3): Tensor {
   return new Tensor(out, [F, Cg, size, size]);
 }
 
-/**
- * The identity as a conv kernel (C, C/g, 3, 3): output channel i reads input channel i of its own
- * group, i.e. in-group index i mod (C/g), with a 1 at the centre tap.
- */
-export function identityKernel(channels: number, groups: number, dtype: DType = 'float32', size = 3): Tensor {
-  if (channels % groups !== 0) throw new Error(`identityKernel: ${channels} channels are not divisible by groups ${groups}`);
-  const Cg = channels / groups;
-  const k = allocArray(dtype, channels * Cg * size * size);
-  const c = (size - 1) / 2;
-  for (let i = 0; i < channels; i++) k[(i * Cg + (i % Cg)) * size * size + c * size + c] = 1;
-  return new Tensor(k, [channels, Cg, size, size]);
-}
+// The identity as a conv kernel: I ⊛ x = x, a 1 at the centre tap of each channel's own input
+// (in-group index i mod C/g). Defined in src/nn (IdentityConv1x1's W + I needs it, and nn sits below
+// reparam); it is this file's step all the same.
+export { identityKernel } from '../nn/identity_kernel.js';
 
 /**
  * Parallel branches add: Σ (K_i ⊛ x + b_i) = (Σ K_i) ⊛ x + Σ b_i (same shapes required). inPlace: the
