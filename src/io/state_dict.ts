@@ -24,6 +24,14 @@ export function normalizeKeys(entries: Map<string, SafeEntry>): Map<string, Safe
   return new Map([...entries].map(([k, v]) => [k.slice(7), v]));
 }
 
+// Σ v·0 is 0 while every v is finite and NaN from the first ±∞ or NaN on: one multiply-add a float
+// without a branch (Number.isFinite per element made A0's build phase 51 of its 69 ms).
+function allFinite(d: Float32Array | Float64Array): boolean {
+  let z = 0;
+  for (let i = 0; i < d.length; i++) z += d[i] * 0;
+  return z === 0;
+}
+
 function checkTensor(dst: Tensor, e: SafeEntry, key: string): void {
   if (e.shape.length !== dst.shape.length || e.shape.some((d, i) => d !== dst.shape[i])) {
     throw new Error(`state dict: '${showText(key)}' has shape ${fmtShape(e.shape)}, expected ${fmtShape(dst.shape)}`);
@@ -32,8 +40,9 @@ function checkTensor(dst: Tensor, e: SafeEntry, key: string): void {
     throw new Error(`state dict: '${showText(key)}' has integer dtype ${e.dtype}, expected a float tensor`);
   }
   const d = e.data;
-  for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i])) throw new Error(`state dict: '${showText(key)}' holds ${d[i]} at flat index ${i}; refusing non-finite weights`);
+  if (!allFinite(d)) {
+    const i = d.findIndex((v) => !Number.isFinite(v));
+    throw new Error(`state dict: '${showText(key)}' holds ${d[i]} at flat index ${i}; refusing non-finite weights`);
   }
   if (key.endsWith('running_var')) {
     for (let i = 0; i < d.length; i++) if (d[i] < 0) throw new Error(`state dict: '${showText(key)}' holds a negative variance ${d[i]} at index ${i}`);
