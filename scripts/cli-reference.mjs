@@ -8,5 +8,5 @@ const file = fileURLToPath(new URL('../docs/cli.md', import.meta.url));
 const text = readFileSync(file, 'utf8');
 const a = text.indexOf(REFERENCE_BEGIN), b = text.indexOf(REFERENCE_END);
 if (a < 0 || b < a) throw new Error(`docs/cli.md: the generated part's markers are missing`);
-writeFileSync(file, text.slice(0, a) + cliReference() + text.slice(b + REFERENCE_END.length));
+writeFileSync(file, text.slice(0, a) + (await cliReference()) + text.slice(b + REFERENCE_END.length));
 console.log('wrote docs/cli.md');

@@ -5,15 +5,16 @@ import { UsageError, commandFiles, helpText, parseArgs } from './args.js';
 import { checkCommandFiles } from './files.js';
 import { describeValue, terminalSafe } from '../tensor/untrusted.js';
 import type { Command, Io } from './command.js';
-import { COMMANDS } from './commands/index.js';
+import { COMMANDS, loadCommands } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { MAX_THREADS, setThreads } from '../backend/threads.js';
 import { setBackend } from '../backend/backend.js';
 
-function usage(): string {
-  const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
+async function usage(): Promise<string> {
+  const commands = await loadCommands();
+  const w = Math.max(...commands.map((c) => c.spec.name.length));
   return ['usage: repvgg <command> [options]   (repvgg <command> --help for details)', '', 'commands:',
-    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`)].join('\n');
+    ...commands.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`)].join('\n');
 }
 
 export async function runCli(argv: string[], rawIo: Io): Promise<number> {
@@ -27,12 +28,13 @@ export async function runCli(argv: string[], rawIo: Io): Promise<number> {
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.out(usage());
+    io.out(await usage());
     return name === undefined ? 2 : 0;
   }
-  const cmd: Command | undefined = COMMANDS.find((c) => c.spec.name === name);
+  const entry = COMMANDS.find((c) => c.name === name);
   try {
-    if (cmd === undefined) throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.spec.name).join(', ')})`);
+    if (entry === undefined) throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    const cmd: Command = await entry.load();
     const args = parseArgs(cmd.spec, rest);
     if (args.help) {
       io.out(helpText(cmd.spec));

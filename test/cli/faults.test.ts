@@ -19,7 +19,7 @@ import { fit, predict } from '../../src/train/fit.js';
 import { Tensor, zeros } from '../../src/tensor/tensor.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { checkCommandFiles, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../../src/cli/files.js';
-import { COMMANDS } from '../../src/cli/commands/index.js';
+import { loadCommands } from '../../src/cli/commands/index.js';
 import { DEMO_FILES } from '../../src/cli/commands/demo.js';
 import { PickleWriter } from '../../src/io/pickle.js';
 import { readZip, writeZip } from '../../src/io/zip.js';
@@ -356,8 +356,8 @@ describe('clear messages and a usable package', () => {
 describe('Faults III: no output eats an input, nothing raw reaches a terminal', () => {
   const PATH_FLAGS = ['input', 'out', 'config', 'data', 'plan', 'save-plan', 'resume', 'grad-output'];
 
-  it('every command declares every path it takes (so the one check sees them all)', () => {
-    for (const c of COMMANDS) {
+  it('every command declares every path it takes (so the one check sees them all)', async () => {
+    for (const c of await loadCommands()) {
       const declared = new Set((c.spec.files ?? []).map((f) => f.arg));
       for (const f of PATH_FLAGS) if (Object.hasOwn(c.spec.flags, f)) expect(declared.has(f), `${c.spec.name} --${f}`).toBe(true);
       const n = typeof c.spec.positionals === 'number' ? c.spec.positionals : c.spec.positionals[1];
@@ -367,7 +367,7 @@ describe('Faults III: no output eats an input, nothing raw reaches a terminal', 
 
   it('sweep: for every command, each output named as each of its inputs (or a file in an input folder) is refused before any work, and the input is unchanged', async () => {
     let tried = 0;
-    for (const c of COMMANDS) {
+    for (const c of await loadCommands()) {
       const files = c.spec.files ?? [];
       for (const o of files.filter((f) => f.role === 'out' || f.role === 'out-dir')) {
         for (const i of files.filter((f) => f.role === 'in' || f.role === 'in-dir' || f.role === 'inout')) {

