@@ -110,7 +110,7 @@ const MUTANTS = [
   ['defaults', "MobileOne k defaults to 2", 'src/nn/families.ts', "  const k = o.branches ?? 1;", "  const k = o.branches ?? 2;", ['test/nn/defaults.test.ts']],
   ['defaults', "MobileOne SE width rounded, not truncated", 'src/nn/families.ts', "Math.max(1, Math.floor(channels * 0.0625))", "Math.max(1, Math.round(channels * 0.0625))", ['test/nn/defaults.test.ts']],
   ['defaults', "timm SE width rounded up to 8", 'src/nn/families.ts', "Math.max(8, Math.floor(Math.floor(channels / 16 + 4) / 8) * 8)", "Math.max(8, Math.ceil(channels / 16 / 8) * 8)", ['test/nn/defaults.test.ts']],
-  ['defaults', "RepVGG SE width rounded up", 'src/nn/families.ts', "Math.max(1, Math.floor(cout / 16))", "Math.max(1, Math.ceil(cout / 16))", ['test/nn/defaults.test.ts']],
+  ['defaults', "RepVGG SE width rounded up", 'src/nn/repvgg.ts', "Math.max(1, Math.floor(cout / 16))", "Math.max(1, Math.ceil(cout / 16))", ['test/nn/defaults.test.ts']],
   ['defaults', "DBB defaults to ReLU", 'src/nn/families.ts', "return block('DBB', p, chains, { activation: o.activation ?? 'none' });", "return block('DBB', p, chains, { activation: o.activation ?? 'relu' });", ['test/nn/defaults.test.ts']],
   ['defaults', "DBB depthwise internal width = in", 'src/nn/families.ts', "(depthwise ? 2 * cin : cin)", "cin", ['test/nn/defaults.test.ts']],
   ['defaults', "DBB BNAndPad ignores the momentum given", 'src/nn/families.ts', "new BNAndPad(internal, pad, { dtype: p.dtype, eps: o.eps, momentum: o.momentum })", "new BNAndPad(internal, pad, { dtype: p.dtype, eps: o.eps })", ['test/nn/defaults.test.ts']],
@@ -243,7 +243,7 @@ const MUTANTS = [
   ['faults', "paths with '..' accepted (zip names, ONNX external data)", 'src/tensor/untrusted.ts', '|(^|[\\\\/])\\.\\.([\\\\/]|$)|', '|', ['test/io/hostile.test.ts', 'test/io/onnx_read.test.ts']],
   ['faults', 'a non-tensor in a plain state dict not named', 'src/io/checkpoint.ts', '  if (found === undefined && tensors > 0) {', '  if (found === undefined && tensors < 0) {', ['test/cli/faults.test.ts']],
   ['faults', 'inspect more lenient than loading', 'src/cli/commands/inspect.ts', '    checkStateDictKeys(new RepVGG(plan, { deploy, init: false }), ck.entries);', '', ['test/cli/faults.test.ts']],
-  ['faults', 'loading accepts NaN weights', 'src/io/state_dict.ts', 'if (!Number.isFinite(d[i])) throw', 'if (Number.isNaN(d[i] + 1) && false) throw', ['test/cli/faults.test.ts']],
+  ['faults', 'loading accepts NaN weights', 'src/io/state_dict.ts', 'for (let i = 0; i < d.length; i++) z += d[i] * 0;', 'for (let i = 0; i < d.length; i++) z += 0;', ['test/cli/faults.test.ts']],
   ['faults', 'verify: equal infinities fail', 'src/io/compare.ts', '    if (o === r) continue;', '', ['test/cli/faults.test.ts', 'test/cli/oracle.test.ts']],
   ['faults', 'batch of one silently allowed', 'src/train/fit.ts', 'if (Math.min(batchSize, N) !== 1 && last !== 1) return;', 'return;', ['test/cli/faults.test.ts']],
   // training
@@ -279,6 +279,13 @@ const MUTANTS = [
   ['quant', 'narrow grids: int8 activations centred one code off', 'src/onnx/quantize.ts', "[-(2 ** (bits - 1)), 2 ** (bits - 1) - 1]", "[-(2 ** (bits - 1)) + 1, 2 ** (bits - 1) - 1]", ['test/onnx/quantize.test.ts']],
   ['quant', 'the classifier\'s weights quantized untransposed', 'src/onnx/quantize.ts', "const wt = transB ? Float64Array.from({ length: K * N }, (_, i) => Number(w.data[(i % N) * K + Math.floor(i / N)])) : w.data;", 'const wt = w.data;', ['test/onnx/quantize.test.ts']],
   ['quant', 'ablate int8 trains the ablation network, not the demo\'s', 'src/cli/commands/ablate.ts', '    config: DEMO_CONFIG,\n', '', ['test/cli/demo.test.ts']],
+  // house II: one RepVGG block (a BranchBlock), one network over a plan, one convert; one-shot start-up
+  ['house', 'a deploy RepVGG block with SE skips its SE in eval', 'src/nn/repvgg.ts', "if (this.rbrReparam !== null && !this.training && this.se === null && this.activation === 'relu')", "if (this.rbrReparam !== null && !this.training && this.activation === 'relu')", ['test/reparam/repvgg.test.ts']],
+  ['house', 'RepVGG registers rbr_dense before rbr_identity (not as repvgg.py)', 'src/nn/repvgg.ts', "    if (this.rbrIdentity !== null) c.push(['rbr_identity', this.rbrIdentity]);\n    c.push(['rbr_dense', this.rbrDense!]);", "    c.push(['rbr_dense', this.rbrDense!]);\n    if (this.rbrIdentity !== null) c.push(['rbr_identity', this.rbrIdentity]);", ['test/nn/defaults.test.ts']],
+  ['house', 'the worked example sums the identity first (not the one fuser\'s order)', 'src/reparam/repvgg.ts', '  if (block.rbrIdentity !== null) branches.push(fuseIdentityBN(', '  if (block.rbrIdentity !== null) branches.unshift(fuseIdentityBN(', ['test/reparam/repvgg.test.ts']],
+  ['house', 'setAlgorithm reaches only Conv2d (not DiracConv2d, IdentityConv1x1)', 'src/nn/conv_algorithm.ts', "  return 'algorithm' in m;", '  return m instanceof Conv2d;', ['test/nn', 'test/reparam']],
+  ['house', 'a command name loads another command', 'src/cli/commands/index.ts', "{ name: 'export', load: async () => (await import('./export.js')).exportOnnx },", "{ name: 'export', load: async () => (await import('./run.js')).run },", ['test/cli/reference.test.ts']],
+  ['speed', 'filter panels packed by WebAssembly land at the block, not the row', 'src/backend/wasm/gemm_simd.ts', 'offset + pc * rowsPadded + ic * kc);', 'offset + pc * rowsPadded);', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

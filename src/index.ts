@@ -37,7 +37,7 @@ export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOne
 export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { fuseLinearBranches } from './reparam/fuse.js';
 export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
-export { fuseBranchBlock, deployBlock, convertVariantNet, convertMobileOne } from './reparam/branches.js';
+export { fuseBranchBlock, deployBlock, convertMobileOne } from './reparam/branches.js';
 
 // checkpoints and arrays
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type SafeEntry, type SafeFile } from './io/safetensors.js';

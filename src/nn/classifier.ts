@@ -29,6 +29,11 @@ export abstract class PooledClassifier extends Module {
     }
     let h = x;
     for (const m of this.features()) h = m.forward(h);
+    return this.head(h);
+  }
+
+  // features: (N, C, H, W) → logits: (N, num_classes), remembering the shape for backward
+  protected head(h: Tensor): Tensor {
     this.featShape = h.shape;
     return this.linear.forward(globalAvgPool(h));
   }

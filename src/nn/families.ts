@@ -16,6 +16,7 @@ import { AvgPool2d, BatchNorm2d, Conv2d } from './layers.js';
 import { type Activation, BranchBlock } from './branch_block.js';
 import { BNAndPad, IdentityConv1x1 } from './dbb_layers.js';
 import { SqueezeExcite } from './squeeze_excite.js';
+import { RepVGGBlock } from './repvgg.js';
 
 export interface FamilyOptions {
   kernelSize?: number;
@@ -186,16 +187,11 @@ export function dbbBlock(cin: number, cout: number, o: FamilyOptions & { interna
  * RepVGG block with squeeze-and-excitation (RepVGG-D2se): ReLU(SE(Σ branches)), SE hidden width
  * out/16 ('se.down', 'se.up'). The SE stays after the fused conv. `se: false`: the plain RepVGG block.
  */
-export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions & { se?: boolean } = {}): BranchBlock {
+export function repvggSEBlock(cin: number, cout: number, o: FamilyOptions & { se?: boolean } = {}): RepVGGBlock {
   if ((o.kernelSize ?? 3) !== 3) throw new Error(`repvgg: kernelSize is 3, got ${o.kernelSize}`);
   const p = parts(cin, cout, o);
-  const chains: [string, Module][][] = [
-    [['rbr_dense.conv', p.conv(cin, cout, 3)], ['rbr_dense.bn', p.bn(cout)]],
-    [['rbr_1x1.conv', p.conv(cin, cout, 1, 0)], ['rbr_1x1.bn', p.bn(cout)]],
-  ];
-  if (p.identity) chains.push([['rbr_identity', p.bn(cout)]]);
-  const se = o.se === false ? null : new SqueezeExcite(cout, Math.max(1, Math.floor(cout / 16)), { dtype: p.dtype, rng: p.rng, names: ['down', 'up'] });
-  return block(se === null ? 'RepVGG' : 'RepVGG-SE', p, chains, { se, activation: o.activation ?? 'relu' });
+  const spec = { inChannels: cin, outChannels: cout, stride: p.s, groups: p.g, identity: p.identity, pointwise: true };
+  return new RepVGGBlock(spec, { dtype: p.dtype, rng: p.rng, eps: o.eps, momentum: o.momentum, se: o.se !== false, activation: o.activation });
 }
 
 /**

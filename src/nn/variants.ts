@@ -11,6 +11,7 @@ import { kernelGeometry } from '../ops/conv2d_geometry.js';
 import { Module, Parameter, defaultInitBound } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU } from './layers.js';
 import { BranchBlock } from './branch_block.js';
+import { RepVGGBlock } from './repvgg.js';
 
 /**
  * DiracNet's parameterisation of a 3×3 conv: Ŵ = diag(a)·I + diag(b)·W_norm, with W_norm the kernel
@@ -146,7 +147,7 @@ export function variantBlock(name: VariantName, channels: number, opts: VariantB
   const shape = { inChannels, stride, groups: name === 'DiracNet' || name === 'Trivial Re-param' ? 1 : groups };
   switch (name) {
     case 'RepVGG':
-      return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1), bn()]], [bn()]), null, shape);
+      return new RepVGGBlock({ inChannels, outChannels: channels, stride, groups, identity, pointwise: true }, { dtype, rng });
     case 'Identity w/o BN':
       return new BranchBlock(name, channels, withIdentity([[conv(3, 3), bn()], [conv(1, 1), bn()]], []), null, shape);
     case 'Post-addition BN':

@@ -6,9 +6,6 @@ import { type BranchBlock, FusedBlock } from '../nn/branch_block.js';
 import type { DType } from '../tensor/tensor.js';
 import { type KernelBias, castKernelBias } from './kernels.js';
 import { fuseLinearBranches } from './fuse.js';
-import { deployModel } from './repvgg.js';
-import type { RepVGG } from '../nn/repvgg.js';
-import type { VariantNet } from '../nn/variant_net.js';
 import { MobileOne } from '../nn/mobileone.js';
 
 // where: the block's name, prefixed to the names in errors
@@ -29,16 +26,6 @@ export function deployBlock(block: BranchBlock, convName: string, opts: { dtype?
   conv.bias!.data.data.set(f.bias.data);
   const se = block.se === null ? null : block.se.copy();
   return new FusedBlock(conv, { convName, se, seName: block.seName, activation: block.activation }).eval();
-}
-
-/**
- * A deploy RepVGG computing the same function as a VariantNet in eval mode (every Table 6 design but
- * '+ReLU in branch' fuses to one 3×3 conv per block). The network is not modified.
- */
-export function convertVariantNet(net: VariantNet): RepVGG {
-  if (net.training) throw new Error('convertVariantNet: the network is in training mode; its BatchNorms use batch statistics and cannot be fused (call eval() first)');
-  const names = net.children().map(([n]) => n);
-  return deployModel(net.plan, net.linear.weight.data.dtype, (i) => fuseBranchBlock(net.blocks[i], names[i]), net.linear);
 }
 
 /** The deploy MobileOne of a training-time one in eval mode: each block fused (deployBlock), the head copied. */

@@ -6,6 +6,8 @@
 import type { DType } from '../tensor/tensor.js';
 import type { BatchNorm2d, Linear } from '../nn/layers.js';
 import { type ConvBN, RepVGG, type RepVGGBlock } from '../nn/repvgg.js';
+import type { StageNet } from '../nn/stage_net.js';
+import type { BranchBlock } from '../nn/branch_block.js';
 import type { RepVGGPlan } from '../nn/config.js';
 import { bnStats, fuseLinearBranches } from './fuse.js';
 import { type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
@@ -36,10 +38,12 @@ export function fuseRepVGGBlock(block: RepVGGBlock, where = 'block'): KernelBias
 }
 
 /**
- * A new deploy-time RepVGG computing the same function as `model` in eval mode. `model` is not
- * modified. Fusing runs in float64 and rounds once into `dtype` (default: the model's).
+ * A new deploy-time RepVGG computing the same function as `model` in eval mode: a RepVGG, or a
+ * VariantNet of any Table 6 design whose branches are linear (all but '+ReLU in branch'). Each
+ * block goes through the one fuser. `model` is not modified. Fusing runs in float64 and rounds once
+ * into `dtype` (default: the model's).
  */
-export function convert(model: RepVGG, opts: { dtype?: DType } = {}): RepVGG {
+export function convert(model: StageNet<BranchBlock>, opts: { dtype?: DType } = {}): RepVGG {
   if (model.training) throw new Error('convert: the model is in training mode; its BatchNorms use batch statistics and cannot be fused (call model.eval() first)');
   const names = model.children().filter(([n]) => n.startsWith('stage')).map(([n]) => n);
   const src = model.blocks();

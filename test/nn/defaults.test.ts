@@ -74,6 +74,10 @@ describe('the families\' constructors, each option left out', () => {
     expect(repvggSEBlock(64, 64).se!.down.weight.data.shape).toEqual([4, 64, 1, 1]);
     expect(repvggSEBlock(72, 72).se!.down.weight.data.shape[0]).toBe(4); // 72 // 16 = 4, not 4.5 rounded
     expect(repvggSEBlock(8, 8, { se: false }).se).toBeNull();
+    // state-dict order as repvgg.py's RepVGGBlock registers its modules: nonlinearity, se, then
+    // rbr_identity, rbr_dense, rbr_1x1 (SEBlock: down, up)
+    expect(keys(se)).toEqual(['se.down.weight', 'se.down.bias', 'se.up.weight', 'se.up.bias', 'rbr_identity.weight', 'rbr_identity.bias',
+      'rbr_dense.conv.weight', 'rbr_dense.bn.weight', 'rbr_dense.bn.bias', 'rbr_1x1.conv.weight', 'rbr_1x1.bn.weight', 'rbr_1x1.bn.bias']);
   });
 
   it('MobileOne (apple/ml-mobileone mobileone.py): num_conv_branches=1, use_se=False, ReLU, rbr_skip iff in = out and stride 1, rbr_scale iff k > 1, SE int(c·0.0625); timm\'s SE make_divisible(c/16, 8)', () => {

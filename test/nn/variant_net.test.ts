@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { VariantNet } from '../../src/nn/variant_net.js';
 import { VARIANTS } from '../../src/nn/variants.js';
 import { planFromConfig, type RepVGGConfig } from '../../src/nn/config.js';
-import { convertVariantNet } from '../../src/reparam/branches.js';
+import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { maxAbs, maxAbsDiff, moduleGradErrors } from '../helpers.js';
 import { batchNorms, randomizeBN } from '../reparam/helpers.js';
@@ -16,7 +16,7 @@ describe('VariantNet', () => {
     const net = new VariantNet('ACB', CFG);
     const plan = planFromConfig(CFG).stages.flat();
     expect(net.children().map(([n]) => n)).toEqual(['stage0', 'stage1.0', 'stage1.1', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0', 'linear']);
-    expect(net.blocks.map((b) => [b.inChannels, b.channels, b.stride])).toEqual(plan.map((b) => [b.inChannels, b.outChannels, b.stride]));
+    expect(net.blocks().map((b) => [b.inChannels, b.channels, b.stride])).toEqual(plan.map((b) => [b.inChannels, b.outChannels, b.stride]));
     expect(net.forward(uniform([3, 2, 20, 20], new Rng(1), -1, 1)).shape).toEqual([3, 5]);
   });
 
@@ -24,14 +24,14 @@ describe('VariantNet', () => {
   // BN statistics (σ² ≥ 1e-3, as test/reparam/helpers.ts checkModel keeps them for whole models):
   // the two differ only by summation order, so ≤ 1e-12·max|logit| as there.
   for (const name of VARIANTS.filter((v) => v !== '+ReLU in branch')) {
-    it(`${name}: convertVariantNet gives the same logits (float64, random BN statistics)`, () => {
+    it(`${name}: convert gives the same logits (float64, random BN statistics)`, () => {
       const net = new VariantNet(name, CFG, { dtype: 'float64', seed: 3 }).setAlgorithm('im2col');
       randomizeBN(net, 4);
       for (const bn of batchNorms(net)) for (let c = 0; c < bn.runningVar.size; c++) bn.runningVar.data[c] = Math.max(bn.runningVar.data[c], 1e-3);
       net.eval();
       const x = uniform([2, 2, 20, 20], new Rng(5), -1, 1, 'float64');
       const ref = net.forward(x);
-      const deploy = convertVariantNet(net).setAlgorithm('im2col');
+      const deploy = convert(net).setAlgorithm('im2col');
       expect(deploy.deploy).toBe(true);
       expect(maxAbsDiff(deploy.forward(x), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
     });
@@ -39,7 +39,7 @@ describe('VariantNet', () => {
 
   it('+ReLU in branch is refused, naming the block', () => {
     const net = new VariantNet('+ReLU in branch', CFG).eval();
-    expect(() => convertVariantNet(net)).toThrow("stage0.branch0.2: a ReLU inside a branch makes it nonlinear ('+ReLU in branch')");
+    expect(() => convert(net)).toThrow("stage0.branch0.2: a ReLU inside a branch makes it nonlinear ('+ReLU in branch')");
   });
 
   // Finite differences in float64 through the whole network, stride-2 blocks included (h = 1e-6,

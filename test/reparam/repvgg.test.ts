@@ -13,6 +13,9 @@ import fc from 'fast-check';
 import { RepVGG, RepVGGBlock } from '../../src/nn/repvgg.js';
 import { type BlockSpec, type RepVGGConfig } from '../../src/nn/config.js';
 import { convert, fuseRepVGGBlock } from '../../src/reparam/repvgg.js';
+import { fuseLinearBranches } from '../../src/reparam/fuse.js';
+import { deployBlock as deployFamilyBlock } from '../../src/reparam/branches.js';
+import { repvggSEBlock } from '../../src/nn/families.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -156,5 +159,40 @@ describe('golden deploy weights from PyTorch (model with groups 2 and 4)', () =>
       const ref = fx.t('eval.output' + s);
       expect(maxAbsDiff(y, ref)).toBeLessThanOrEqual((dtype === 'float32' ? 1e-4 : 1e-10) * maxAbs(ref));
     }
+  });
+});
+
+// fuseRepVGGBlock is the readable five-step example (the page and `explain` walk it); convert uses
+// the one fuser (src/reparam/fuse.ts). Both do the same float64 operations in the same order:
+// fold each BN, centre the 1×1, the identity as a kernel, sum dense + 1×1 + identity.
+describe('the worked example and the one fuser', () => {
+  it('property: fuseRepVGGBlock gives the bits of fuseLinearBranches on the same block', () => {
+    fc.assert(fc.property(blockArb, (g) => {
+      const cin = g.Cg * g.groups;
+      const cout = g.same ? cin : g.Fg * g.groups;
+      const spec: BlockSpec = { inChannels: cin, outChannels: cout, stride: g.stride, groups: g.groups, identity: cin === cout && g.stride === 1, pointwise: g.pointwise };
+      const block = new RepVGGBlock(spec, { dtype: 'float32', seed: g.seed });
+      randomizeBN(block, g.seed + 1);
+      block.eval();
+      const a = fuseRepVGGBlock(block), b = fuseLinearBranches(block.linearBranches());
+      expect(Array.from(a.kernel.data)).toEqual(Array.from(b.kernel.data));
+      expect(Array.from(a.bias.data)).toEqual(Array.from(b.bias.data));
+    }), { numRuns: 60 });
+  });
+});
+
+// RepVGG-D2se's deploy block keeps its SE between the fused conv and the ReLU: a deploy RepVGGBlock
+// with SE must run conv + bias → SE → ReLU (not the plain block's conv-with-ReLU epilogue), the
+// operations of the families' FusedBlock, so the same bits.
+describe('a deploy RepVGG block with SE', () => {
+  it('runs conv → SE → ReLU: the bits of the fused family block', () => {
+    const train = repvggSEBlock(16, 16, { seed: 3 });
+    randomizeBN(train, 4);
+    const fused = deployFamilyBlock(train.eval(), 'rbr_reparam');
+    const block = new RepVGGBlock(train.spec, { deploy: true, se: true, init: false });
+    loadStateDict(block, stateDict(fused));
+    block.eval();
+    const x = uniform([2, 16, 6, 6], new Rng(5), -1, 1);
+    expect(Array.from(block.forward(x).data)).toEqual(Array.from(fused.forward(x).data));
   });
 });

@@ -18,7 +18,6 @@ import { VariantNet } from '../../nn/variant_net.js';
 import { ResidualReorg } from '../../nn/residual_reorg.js';
 import type { VariantName } from '../../nn/variants.js';
 import { convert } from '../../reparam/repvgg.js';
-import { convertVariantNet } from '../../reparam/branches.js';
 import { DEMO_CONFIG } from './demo.js';
 import { accuracy, argmaxRow, checkLabels, predict } from '../../train/fit.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -49,7 +48,7 @@ const variant = (name: VariantName, paper: number, cfg = ABLATION_CONFIG): Row =
   make: (seed) => new VariantNet(name, cfg, { seed }).setAlgorithm('im2col'),
   deploy: name === '+ReLU in branch'
     ? () => 'cannot fuse: a ReLU inside each branch makes the block nonlinear'
-    : (m) => convertVariantNet(m as VariantNet).setAlgorithm('im2col'),
+    : (m) => convert(m as VariantNet).setAlgorithm('im2col'),
 });
 
 const TABLES: Record<'fig6' | 'fig7' | 'int8', { title: string; rows: Row[]; config?: RepVGGConfig }> = {
