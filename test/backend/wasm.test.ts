@@ -11,6 +11,7 @@ import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/threads.js';
 import { gemm } from '../../src/ops/gemm.js';
+import { packPanels } from '../../src/backend/wasm/gemm_simd.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
@@ -190,5 +191,30 @@ describe('the SIMD Winograd output pass', () => {
         }
       }
     }
+  });
+});
+
+describe('packing filters for the SIMD GEMM', () => {
+  // The PackedA layout by its definition (gemm_simd.ts): for the KC-deep block at column pc, strips
+  // of 4 rows, Ap[offset + pc·rowsPadded + ⌊r/4⌋·kc·4 + k·4 + r mod 4] = A(r, pc + k), zero in the
+  // padding rows. 70 rows (past one 64-row chunk, not a multiple of 4) × 300 columns (two blocks).
+  it('writes every element where the layout says, for rows past the first chunk and columns past the first block', () => {
+    setBackend('wasm');
+    const rows = 70, K = 300, KC = 256, rowsPadded = 72, offset = 5;
+    const A = Float32Array.from({ length: rows * K }, (_, i) => i + 1); // every value distinct and exact
+    const out = new Float32Array(offset + rowsPadded * K).fill(-1);
+    packPanels(rows, K, { data: A, offset: 0, ld: K, trans: false }, out, offset);
+    let wrong = 0;
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = Math.min(KC, K - pc);
+      for (let r = 0; r < rowsPadded; r++) {
+        for (let k = 0; k < kc; k++) {
+          const at = offset + pc * rowsPadded + Math.floor(r / 4) * kc * 4 + k * 4 + (r % 4);
+          if (out[at] !== (r < rows ? A[r * K + pc + k] : 0)) wrong++;
+        }
+      }
+    }
+    expect(wrong).toBe(0);
+    expect(out.subarray(0, offset).every((v) => v === -1)).toBe(true); // nothing before the offset
   });
 });

@@ -2,7 +2,11 @@
 // block replaced, including the stride-2 first blocks that change the channel count.
 import { describe, expect, it } from 'vitest';
 import { VariantNet } from '../../src/nn/variant_net.js';
-import { VARIANTS } from '../../src/nn/variants.js';
+import { DiracConv2d, VARIANTS } from '../../src/nn/variants.js';
+import { setConvAlgorithm } from '../../src/nn/conv_algorithm.js';
+import { dbbBlock } from '../../src/nn/families.js';
+import { IdentityConv1x1 } from '../../src/nn/dbb_layers.js';
+import type { Module } from '../../src/nn/module.js';
 import { planFromConfig, type RepVGGConfig } from '../../src/nn/config.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
@@ -36,6 +40,21 @@ describe('VariantNet', () => {
       expect(maxAbsDiff(deploy.forward(x), ref)).toBeLessThanOrEqual(1e-12 * maxAbs(ref));
     });
   }
+
+  // Every layer that runs a conv takes the algorithm a network is set to, not only Conv2d: DiracNet's
+  // DiracConv2d and DBB's IdentityConv1x1 run their own convs.
+  it('setAlgorithm reaches every layer that runs a conv (DiracConv2d, IdentityConv1x1)', () => {
+    const layers = (root: Module, keep: (m: Module) => boolean): Module[] => [...(keep(root) ? [root] : []), ...root.children().flatMap(([, c]) => layers(c, keep))];
+    const net = new VariantNet('DiracNet', CFG).setAlgorithm('direct');
+    const dirac = layers(net, (m) => m instanceof DiracConv2d) as DiracConv2d[];
+    expect(dirac.length).toBe(8);
+    expect(dirac.every((d) => d.algorithm === 'direct')).toBe(true);
+    const dbb = dbbBlock(4, 4);
+    setConvAlgorithm(dbb, 'im2col');
+    const id = layers(dbb, (m) => m instanceof IdentityConv1x1) as IdentityConv1x1[];
+    expect(id.length).toBe(1);
+    expect(id[0].algorithm).toBe('im2col');
+  });
 
   it('+ReLU in branch is refused, naming the block', () => {
     const net = new VariantNet('+ReLU in branch', CFG).eval();
