@@ -36,7 +36,7 @@ export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOne
 // the fuser
 export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { fuseLinearBranches } from './reparam/fuse.js';
-export { convert, fuseRepVGGBlock } from './reparam/repvgg.js';
+export { convert, fuseRepVGGBlock, repvggFusionSteps, type RepVGGFusionSteps } from './reparam/repvgg.js';
 export { fuseBranchBlock, deployBlock, convertMobileOne } from './reparam/branches.js';
 
 // checkpoints and arrays

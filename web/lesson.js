@@ -2,7 +2,7 @@
 // training-time block, its three BatchNorms, and the fusion one step at a time. The browser test
 // imports this file too, so that the numbers it checks come from the same block.
 import {
-  RepVGGBlock, Rng, Tensor, conv2d, relu, fuseConvBN, withZeroBias, padKernel, identityKernel, sumBranches,
+  RepVGGBlock, Rng, Tensor, conv2d, relu, repvggFusionSteps,
 } from '../dist/index.js';
 
 /** The three BatchNorms of a block, in the order the page shows them. */
@@ -58,20 +58,14 @@ export function stats(bn) {
 }
 
 /**
- * Every step of the fusion, each from the library's function for it:
+ * Every step of the fusion, from the library's worked example (repvggFusionSteps, the steps of
+ * fuseRepVGGBlock):
  *   W₃', b₃' = fuseConvBN(W₃, BN₃)            W₁', b₁' = fuseConvBN(W₁, BN₁)
  *   P = padKernel(W₁')                          I = identityKernel(C, g)
  *   I', b_id' = fuseConvBN(I, BN_id)            K = W₃' + P + I',  b = b₃' + b₁' + b_id'
  */
 export function fusionSteps(block) {
-  const { outChannels: C, groups } = block.spec;
-  const dense = fuseConvBN(withZeroBias(block.rbrDense.conv.weight.data), stats(block.rbrDense.bn), 'float64');
-  const point = fuseConvBN(withZeroBias(block.rbr1x1.conv.weight.data), stats(block.rbr1x1.bn), 'float64');
-  const padded = padKernel(point.kernel, 3);
-  const I = identityKernel(C, groups, 'float64', 3);
-  const ident = fuseConvBN(withZeroBias(I), stats(block.rbrIdentity), 'float64');
-  const sum = sumBranches([dense, { kernel: padded, bias: point.bias }, ident], 'float64');
-  return { dense, point, padded, I, ident, sum };
+  return repvggFusionSteps(block);
 }
 
 /** s = γ/√(σ² + ε) of output channel f of BN number `which`. */

@@ -3,8 +3,8 @@
 //   = ReLU( fuseConvBN(K₃) ⊛ x  +  pad(fuseConvBN(K₁)) ⊛ x  +  fuseConvBN(I) ⊛ x )     (each + its bias)
 //   = ReLU( K' ⊛ x + b' )
 
-import type { DType } from '../tensor/tensor.js';
-import type { BatchNorm2d, Linear } from '../nn/layers.js';
+import type { DType, Tensor } from '../tensor/tensor.js';
+import type { Linear } from '../nn/layers.js';
 import { type ConvBN, RepVGG, type RepVGGBlock } from '../nn/repvgg.js';
 import type { StageNet } from '../nn/stage_net.js';
 import type { BranchBlock } from '../nn/branch_block.js';
@@ -17,24 +17,42 @@ export function fuseConvBNBranch(branch: ConvBN, where: string): KernelBias {
   return fuseConvBN(withZeroBias(branch.conv.weight.data), bnStats(branch.bn, `${where}.bn`), 'float64');
 }
 
-// A lone BN is a conv with the identity kernel: BN(x) = BN(I ⊛ x).
-export function fuseIdentityBN(bn: BatchNorm2d, channels: number, groups: number, where: string): KernelBias {
-  return fuseConvBN(withZeroBias(identityKernel(channels, groups, 'float64')), bnStats(bn, where), 'float64');
+/** Each step of fuseRepVGGBlock's fusion (float64), for the learners' page to show; null where the block has no such branch. */
+export interface RepVGGFusionSteps {
+  /** W₃', b₃' = fuseConvBN(W₃, BN₃) */
+  dense: KernelBias;
+  /** W₁', b₁' = fuseConvBN(W₁, BN₁) */
+  point: KernelBias | null;
+  /** P = W₁' padded to 3×3 */
+  padded: Tensor | null;
+  /** I, the identity as a 3×3 kernel */
+  I: Tensor | null;
+  /** I', b_id' = fuseConvBN(I, BN_id) */
+  ident: KernelBias | null;
+  /** K = W₃' + P + I',  b = b₃' + b₁' + b_id' */
+  sum: KernelBias;
 }
 
-/** The deploy kernel and bias of a training-time block, in float64. */
+/** The steps of fusing a training-time block (see RepVGGFusionSteps). */
+export function repvggFusionSteps(block: RepVGGBlock, where = 'block'): RepVGGFusionSteps {
+  if (block.rbrReparam !== null) throw new Error(`${where}: a deploy block has no branches to fuse`);
+  const { outChannels, groups } = block.spec;
+  const dense = fuseConvBNBranch(block.rbrDense!, `${where}.rbr_dense`);
+  const point = block.rbr1x1 === null ? null : fuseConvBNBranch(block.rbr1x1, `${where}.rbr_1x1`);
+  const padded = point === null ? null : padKernel(point.kernel, 3);
+  const I = block.rbrIdentity === null ? null : identityKernel(outChannels, groups, 'float64', 3);
+  // a lone BN is a conv with the identity kernel: BN(x) = BN(I ⊛ x)
+  const ident = I === null ? null : fuseConvBN(withZeroBias(I), bnStats(block.rbrIdentity!, `${where}.rbr_identity`), 'float64');
+  const branches = [dense, ...(point === null ? [] : [{ kernel: padded!, bias: point.bias }]), ...(ident === null ? [] : [ident])];
+  return { dense, point, padded, I, ident, sum: sumBranches(branches, 'float64') };
+}
+
+/** The deploy kernel and bias of a block, in float64 (a deploy block: its own conv's). */
 export function fuseRepVGGBlock(block: RepVGGBlock, where = 'block'): KernelBias {
   if (block.rbrReparam !== null) {
     return castKernelBias({ kernel: block.rbrReparam.weight.data, bias: block.rbrReparam.bias!.data }, 'float64');
   }
-  const { outChannels, groups } = block.spec;
-  const branches: KernelBias[] = [fuseConvBNBranch(block.rbrDense!, `${where}.rbr_dense`)];
-  if (block.rbr1x1 !== null) {
-    const k1 = fuseConvBNBranch(block.rbr1x1, `${where}.rbr_1x1`);
-    branches.push({ kernel: padKernel(k1.kernel, 3), bias: k1.bias });
-  }
-  if (block.rbrIdentity !== null) branches.push(fuseIdentityBN(block.rbrIdentity, outChannels, groups, `${where}.rbr_identity`));
-  return sumBranches(branches, 'float64');
+  return repvggFusionSteps(block, where).sum;
 }
 
 /**
