@@ -1,6 +1,6 @@
 // GEMM GFLOP/s on the two backends, one thread, shapes from RepVGG-A0's layers (im2col: F × Ho·Wo × C·9;
 // Winograd: F × tiles × C per transform point). tinybench medians, side by side.
-import { gemm } from '../src/ops/gemm.js';
+import { gemm } from '../src/backend/gemm.js';
 import { setBackend } from '../src/backend/backend.js';
 import { setThreads } from '../src/backend/threads.js';
 import { Rng, uniform } from '../src/tensor/rng.js';

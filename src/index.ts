@@ -30,6 +30,7 @@ export { FAMILIES, familyBlock, deployKey, mobileOneBlock, repConv, qaRepVGGBloc
 export { SqueezeExcite } from './nn/squeeze_excite.js';
 export { BNAndPad, IdentityConv1x1 } from './nn/dbb_layers.js';
 export { VariantNet } from './nn/variant_net.js';
+export { StageNet, type BlockBuilder, type ModelOptions } from './nn/stage_net.js';
 export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
 export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOneConfig, type MobileOnePlan, type MobileOneBlockSpec, type MobileOneOptions, type MobileOneCounts } from './nn/mobileone.js';
 

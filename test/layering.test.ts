@@ -33,6 +33,23 @@ function upwardImports(files: [path: string, text: string][]): string[] {
   return up;
 }
 
+/** The kernels' implementations (the SIMD module, the reference GEMM, its packing): only src/backend
+ * may import them, types included; everything above goes through the interface (backend/gemm.ts). */
+const IMPLEMENTATIONS = /^backend\/(wasm\/|gemm_ref\.ts$|gemm_pack\.ts$)/;
+
+/** Imports of a kernel implementation from outside src/backend. */
+function implementationImports(files: [path: string, text: string][]): string[] {
+  const out: string[] = [];
+  for (const [path, text] of files) {
+    if (path.startsWith('backend/')) continue;
+    for (const m of text.matchAll(IMPORT)) {
+      const target = posix.normalize(posix.join(posix.dirname(path), m[2])).replace(/\.js$/, '.ts');
+      if (IMPLEMENTATIONS.test(target)) out.push(`${path} -> ${target}`);
+    }
+  }
+  return out;
+}
+
 function sources(dir: string): [string, string][] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e): [string, string][] => {
     const p = join(dir, e.name);
@@ -46,6 +63,13 @@ describe('layering', () => {
     const files = sources(SRC);
     expect(files.length).toBeGreaterThan(100);
     expect(upwardImports(files)).toEqual([]);
+  });
+
+  it('above src/backend, the kernels are reached through their interface (backend/gemm.ts), never an implementation', () => {
+    expect(implementationImports(sources(SRC))).toEqual([]);
+    // and the guard sees one, type imports included
+    expect(implementationImports([['ops/x.ts', "import type { Panels } from '../backend/wasm/instance.js';"], ['nn/y.ts', "import { gemmJs } from '../backend/gemm_ref.js';"], ['backend/gemm.ts', "import { gemmSimd } from './wasm/gemm_simd.js';"]]))
+      .toEqual(['ops/x.ts -> backend/wasm/instance.ts', 'nn/y.ts -> backend/gemm_ref.ts']);
   });
 
   it('the guard catches an upward value import, and lets a type import and the named exception pass', () => {

@@ -1,10 +1,10 @@
-// The GEMM contract both kernels implement (the TypeScript reference in src/ops/gemm.ts, the
-// WebAssembly SIMD one in wasm/gemm_simd.ts): how an operand is referenced, how a B operand that is
-// never stored whole packs itself, and the output pass a conv asks for. It lives in the lower layer
-// so that the kernels need nothing from src/ops.
+// The contract of the kernels (the TypeScript reference in gemm_ref.ts, WebAssembly SIMD in wasm/),
+// in terms of the data, naming no implementation: how an operand is referenced, how a B operand that
+// is never stored whole packs itself or is gathered from zero-padded planes, the output pass a conv
+// asks for, and where Winograd's transforms read and write. Ops build these; the kernel interface
+// (gemm.ts) hands them to the implementation the backend selects.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { GatherSource } from './wasm/gather.js';
 
 export interface MatRef {
   data: FloatArray;
@@ -26,4 +26,82 @@ export interface RowEpilogue {
   bias: FloatArray | null;
   biasOff: number;
   relu: boolean;
+}
+
+/** What a gathered source's load gets to place H×W planes in rows Wp apart, planes planeStride apart (floats). */
+export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
+
+/**
+ * A B operand a kernel gathers itself: `src` (size floats) is copied into its memory once per GEMM,
+ * then B(k, j) = src[cols(j) + taps[k]] (im2col from a zero-padded input).
+ */
+export interface GatherSource {
+  size: number;
+  /** floats of scratch that load may use */
+  staging: number;
+  /** writes src into mem at `at`; `stage` is the scratch, `place` moves planes staged there into rows */
+  load(mem: Float32Array, at: number, stage: number, place: PlacePlanes): void;
+  /** the row offsets, K of them */
+  taps: Int32Array;
+  /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
+  cols(jc: number, n: number, out: Int32Array): void;
+}
+
+/**
+ * The size, staging and load of a zero-padded source: images n0 … n1 of x (N, C, H, W), channels
+ * c0 … c0 + Cg, each plane Hp × Wp with the image at (pt, pl). The planes go in with one memcpy per
+ * image, and `place` puts them in the padded rows.
+ */
+export function paddedPlanes(
+  x: FloatArray, C: number, H: number, W: number, c0: number, Cg: number, n0: number, n1: number, Hp: number, Wp: number, pt: number, pl: number,
+): Pick<GatherSource, 'size' | 'staging' | 'load'> {
+  const planes = (n1 - n0 + 1) * Cg;
+  return {
+    size: planes * Hp * Wp,
+    staging: planes * H * W,
+    load(mem, at, stage, place) {
+      mem.fill(0, at, at + planes * Hp * Wp);
+      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), stage + (n - n0) * Cg * H * W);
+      place(at + pt * Wp + pl, stage, planes, H, W, Wp, Hp * Wp);
+    },
+  };
+}
+
+/** Where the tiles of a Winograd input transform come from, and where V goes (floats throughout). */
+export interface WinogradSource {
+  size: number;
+  staging: number;
+  load: GatherSource['load'];
+  /** per pair of tiles: the offsets of its two corners in the source (the last pair may repeat a
+   * tile) and of its place in V */
+  tiles: Int32Array;
+  channels: number;
+  /** between channel planes and between rows of the source */
+  planeStride: number;
+  rowStride: number;
+  /** V: floats in all, between the 36 matrices V_k, and between channels */
+  vFloats: number;
+  kStride: number;
+  channelStride: number;
+}
+
+/** Where Winograd's products come from and where the output tiles go (floats throughout). */
+export interface WinogradOutput {
+  /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 2·pairs) floats, k-major */
+  M: Float32Array;
+  mOffset: number;
+  channels: number;
+  rowLength: number;
+  /** per pair of tiles: its offset in a row of M and the offsets of its two tiles' corners in the output block */
+  tiles: Int32Array;
+  /** the output block: `channels` planes of planeStride floats, rows rowStride apart */
+  outFloats: number;
+  planeStride: number;
+  rowStride: number;
+  /** per channel, or null */
+  bias: Float32Array | null;
+  biasOffset: number;
+  relu: boolean;
+  /** takes the finished block (in the kernel's memory at `at`) */
+  store(mem: Float32Array, at: number): void;
 }

@@ -1,5 +1,5 @@
 // Packing A into 4-row strips and B into NR-column strips, the layouts both GEMM kernels read
-// (src/ops/gemm.ts, and the SIMD kernel in wasm/gemm_simd.ts).
+// (the TypeScript reference in gemm_ref.ts, and the SIMD kernel in wasm/gemm_simd.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
 import type { MatRef, PanelSource } from './gemm_contract.js';

@@ -11,9 +11,8 @@ import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads, isShared } from '../backend/threads.js';
-import { getBackend } from '../backend/backend.js';
-import { im2colPanels } from '../ops/conv2d_im2col.js';
-import type { Panels } from '../backend/wasm/instance.js';
+import { type PreparedFilters, takesPreparedFilters } from '../backend/gemm.js';
+import { im2colFilters } from '../ops/conv2d_im2col.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 import type { FuseStage } from './fuse_stage.js';
 
@@ -47,7 +46,7 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
   private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
-  private packed: { panels: Panels; version: number; data: Tensor } | null = null;
+  private packed: { filters: PreparedFilters; version: number; data: Tensor } | null = null;
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -138,11 +137,11 @@ export class Conv2d extends Module {
         }
         return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
       }
-      if (choice.algorithm === 'im2col' && w.data.data instanceof Float32Array && getBackend() === 'wasm') {
+      if (choice.algorithm === 'im2col' && takesPreparedFilters(w.data.data)) {
         if (!this.current(this.packed)) {
-          this.packed = { panels: im2colPanels(g, w.data.data, true), version: w.version, data: w.data };
+          this.packed = { filters: im2colFilters(g, w.data.data as Float32Array, true), version: w.version, data: w.data };
         }
-        return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colPanels: this.packed.panels });
+        return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colFilters: this.packed.filters });
       }
     }
     // training, direct, float64 or the js backend: conv2d runs the choice ('auto' resolved as above,

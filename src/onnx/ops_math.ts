@@ -6,7 +6,7 @@
 
 import type { OnnxNode } from '../io/onnx_read.js';
 import { type OpContext, type Value, attrFloat, attrInt, attrInts, broadcastShape, broadcastStrides, input, intsOf, isFloat, nodeError, normAxis, numel, toFloat } from './value.js';
-import { gemm } from '../ops/gemm.js';
+import { gemm } from '../backend/gemm.js';
 
 type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
 

@@ -5,10 +5,10 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import { type Panels, releasePanels } from '../backend/wasm/instance.js';
+import { type PreparedFilters, releaseFilters, takesPreparedFilters } from '../backend/gemm.js';
 import { onOneThread } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
-import { conv2dBackwardIm2col, conv2dIm2col, im2colPanels } from './conv2d_im2col.js';
+import { conv2dBackwardIm2col, conv2dIm2col, im2colFilters } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'im2col' | 'winograd';
@@ -32,8 +32,8 @@ export interface Conv2dOptions {
   autoCalls?: number;
   /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
   winogradWeights?: WinogradWeights;
-  /** The weights already packed for im2col's SIMD GEMM (im2colPanels; a deploy model caches them); must match `w`. */
-  im2colPanels?: Panels;
+  /** The weights already prepared for im2col's GEMM (im2colFilters; a deploy model caches them); must match `w`. */
+  im2colFilters?: PreparedFilters;
   /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
   out?: Tensor;
   /** Apply ReLU in the output pass (bias and ReLU in one pass: the deploy epilogue); bits as relu(conv2d(…)). */
@@ -144,7 +144,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   const U = new Map(weightsChange ? [] : candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
   // im2col with its weights packed once too, when its GEMM runs on WebAssembly and there is a
   // choice to time (alone, it runs once, and packing for one call would only add a copy)
-  const panels = !weightsChange && candidates.length > 1 && w.data instanceof Float32Array && getBackend() === 'wasm' ? im2colPanels(g, w.data, true) : undefined;
+  const panels = !weightsChange && candidates.length > 1 && takesPreparedFilters(w.data) ? im2colFilters(g, w.data as Float32Array, true) : undefined;
   // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
   // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's)
   const run = (c: AlgorithmChoice) => {
@@ -182,7 +182,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   measured.set(shapeKey(g, x.dtype, weightsChange), best);
   run(best);
   // in the reverse order of their first use (the candidates' order), so the arena shrinks back
-  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releasePanels(p);
+  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releaseFilters(p);
 }
 
 /** The fastest, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
@@ -239,7 +239,7 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       if (opts.relu === true) for (let i = 0; i < y.length; i++) if (y[i] < 0) y[i] = 0;
       break;
     case 'im2col':
-      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true, opts.im2colPanels);
+      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true, opts.im2colFilters);
       break;
     case 'winograd': {
       if (!winogradApplies(g)) {

@@ -13,14 +13,9 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/threads.js';
-import { getBackend } from '../backend/backend.js';
-import { type GatherSource, paddedPlanes } from '../backend/wasm/gather.js';
-import { type Panels, newPanels } from '../backend/wasm/instance.js';
-import { packPanels } from '../backend/wasm/gemm_simd.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, filterRows, gemm, paddedPlanes, prepareFilters, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
-import { gemm } from './gemm.js';
-import type { PanelSource } from '../backend/gemm_contract.js';
 
 function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
@@ -244,8 +239,8 @@ function readsInPlace(g: ConvGeometry, P: number): boolean {
 
 interface ForwardArgs {
   g: ConvGeometry; x: FloatArray; w: FloatArray; b: FloatArray | null; y: FloatArray; relu: boolean;
-  /** w packed for the SIMD GEMM (im2colPanels), when the caller has it */
-  panels?: Panels;
+  /** w prepared for the GEMM (im2colFilters), when the caller has it */
+  panels?: PreparedFilters;
 }
 
 // y[n, f, p0..p1) for the output positions q in [q0, q1) (see conv2dIm2col)
@@ -254,8 +249,7 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
   const { C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
   const P = Ho * Wo;
-  const Fgp = Math.ceil(Fg / 4) * 4;
-  const packed = (gi: number) => (panels === undefined ? undefined : { panels, offset: gi * Fgp * K, rowsPadded: Fgp, row0: 0 });
+  const packed = (gi: number) => (panels === undefined ? undefined : filterRows(panels, gi));
   if (readsInPlace(g, P)) {
     forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
@@ -296,11 +290,11 @@ const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: numb
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 // Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).
 // relu: apply ReLU in the bias pass (the deploy epilogue: one pass over the output instead of two)
-// packed: the weights already in the SIMD kernel's layout (im2colPanels; used on 'wasm' for float32)
-export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: Panels): void {
+// packed: the weights prepared for the GEMM (im2colFilters; used where the kernel takes them)
+export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: PreparedFilters): void {
   const Q = g.N * g.Ho * g.Wo;
   const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, Q);
-  const panels = x instanceof Float32Array && getBackend() === 'wasm' ? packed : undefined;
+  const panels = takesPreparedFilters(x) ? packed : undefined;
   if (parts === 1) {
     forwardPositions({ g, x, w, b, y, relu, panels }, 0, Q);
     return;
@@ -308,21 +302,18 @@ export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: F
   const ys = shareOutput('conv.y', y);
   parallel(forwardKernel, {
     g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu,
-    panels: panels !== undefined && isShared(panels.data) ? panels : undefined, // workers see shared memory only
+    panels: panels !== undefined && isShared(panels.panels.data) ? panels : undefined, // workers see shared memory only
   }, parts);
   collectOutput(ys, y);
 }
 
-// w: (F, C/g, kH, kW) → each group's W_g (F/g × K) in the SIMD GEMM's A layout, at gi·⌈F/g⌉₄·K, once
+// w: (F, C/g, kH, kW) → each group's W_g (F/g × K) prepared for the GEMM (takesPreparedFilters), once
 // per weight version (the Conv2d module caches it, as it caches Winograd filters): a GEMM then
 // copies its blocks in one piece instead of gathering them, and a layer with large weights
 // (A0's 192→1280, 2.2M of them) stops re-packing them on every call.
-// kept: a module's cache, used call after call (see Panels)
-export function im2colPanels(g: ConvGeometry, w: Float32Array, kept: boolean): Panels {
-  const K = g.Cg * g.KH * g.KW, Fgp = Math.ceil(g.Fg / 4) * 4;
-  const out = newPanels(g.groups * Fgp * K, kept);
-  for (let gi = 0; gi < g.groups; gi++) packPanels(g.Fg, K, { data: w, offset: gi * g.Fg * K, ld: K, trans: false }, out.data, gi * Fgp * K);
-  return out;
+// kept: a module's cache, used call after call (see prepareFilters)
+export function im2colFilters(g: ConvGeometry, w: Float32Array, kept: boolean): PreparedFilters {
+  return prepareFilters(w, g.groups, g.Fg, g.Cg * g.KH * g.KW, kept);
 }
 
 interface BackwardArgs {

@@ -16,13 +16,11 @@
 import { type FloatArray, copyRows, sharedArrayLike } from '../tensor/tensor.js';
 import { workspace64, workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
-import { gemm } from './gemm.js';
-import { getBackend } from '../backend/backend.js';
+import {
+  PANEL_ROWS, PANEL_STRIP, type PreparedFilters, type WinogradOutput, type WinogradSource, bPanels, filterRows, gemm, paddedPlanes,
+  prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradInputF4, winogradOutputF4,
+} from '../backend/gemm.js';
 import { reluBits } from './relu.js';
-import { type Panels, newPanels } from '../backend/wasm/instance.js';
-import { paddedPlanes } from '../backend/wasm/gather.js';
-import { packPanels, packedPanels } from '../backend/wasm/gemm_simd.js';
-import { type WinogradOutput, type WinogradSource, winogradInputSimd, winogradOutputSimd } from '../backend/wasm/winograd_drivers.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
 
 export interface WinogradMatrices {
@@ -101,11 +99,11 @@ export interface WinogradWeights {
   Cg: number;
   groups: number;
   data: FloatArray;
-  /** Kept across calls (a module's cache): its SIMD panels then stay in WebAssembly memory. */
+  /** Kept across calls (a module's cache): its prepared filters then stay resident in the kernel's memory. */
   kept?: boolean;
-  /** The same filters packed once for the SIMD GEMM (float32 on the 'wasm' backend; made on first use):
-   * U_ξη of group gi at ((gi·α² + ξα + η)·Fgp·Cg, Fgp = F/g rounded up to a multiple of 4. */
-  panels?: Panels;
+  /** The same filters prepared for the GEMM where the kernel takes them (made on first use): block
+   * gi·α² + ξα + η is U_ξη of group gi. */
+  panels?: PreparedFilters;
 }
 
 // w: (F, C/g, 3, 3) → U: (groups, α², F/g, C/g)
@@ -178,7 +176,7 @@ export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeight
   const macs = T * alpha * alpha * (g.F * g.Cg + g.C + g.F);
   const byChannels = T < MIN_TILES_PER_PART * partsFor(macs, Math.max(T, g.Fg));
   const parts = partsFor(macs, byChannels ? Math.ceil(g.Fg / 4) : T);
-  if (x instanceof Float32Array && getBackend() === 'wasm') packWinogradPanels(U);
+  if (takesPreparedFilters(x)) prepareWinogradFilters(U);
   if (parts === 1) {
     winogradTiles({ g, x, U, b, y, relu, byChannels: false }, 0, T, 0, g.Fg);
     return;
@@ -190,16 +188,11 @@ export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeight
   collectOutput(ys, y);
 }
 
-// The filters in the SIMD kernel's layout, once per WinogradWeights (a model caches those per weight
+// The filters prepared for the GEMM, once per WinogradWeights (a model caches those per weight
 // version): the GEMMs then copy each panel in one piece instead of gathering it.
-function packWinogradPanels(U: WinogradWeights): void {
+function prepareWinogradFilters(U: WinogradWeights): void {
   if (U.panels !== undefined || !(U.data instanceof Float32Array)) return;
-  const A2 = (U.tile + 2) ** 2, Fg = U.F / U.groups, Fgp = Math.ceil(Fg / 4) * 4;
-  const panels = newPanels(U.groups * A2 * Fgp * U.Cg, U.kept === true);
-  for (let gk = 0; gk < U.groups * A2; gk++) {
-    packPanels(Fg, U.Cg, { data: U.data, offset: gk * Fg * U.Cg, ld: U.Cg, trans: false }, panels.data, gk * Fgp * U.Cg);
-  }
-  U.panels = panels;
+  U.panels = prepareFilters(U.data, U.groups * (U.tile + 2) ** 2, U.F / U.groups, U.Cg, U.kept === true);
 }
 
 // Tiles [tLo, tHi) and each group's output channels [f0, f1) of conv2dWinograd, in blocks of TILE_BLOCK tiles.
@@ -214,24 +207,24 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const TB = Math.min(TILE_BLOCK, tHi - tLo);
   const Fp = f1 - f0;
   if (TB <= 0 || Fp <= 0) return;
-  const V = workspaceLike('winograd.V', A2 * Cg * (TB + 7), x); // rows of tb rounded up to even (or, packed, to 8)
+  const V = workspaceLike('winograd.V', A2 * Cg * (TB + PANEL_STRIP - 1), x); // rows of tb rounded up to even (or, packed, to whole strips)
   const M = workspaceLike('winograd.M', A2 * Fp * (TB + 1), x); // rows of tb rounded up to even
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
-  // F(4×4) in float32 on WebAssembly: both transforms there too (the same bits as below, winograd_simd.ts),
-  // and V_k written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ 256)
-  const simd = m === 4 && x instanceof Float32Array && V instanceof Float32Array && getBackend() === 'wasm';
-  const packed = simd && Cg <= 256;
+  // F(4×4) where the kernels transform too (float32 on WebAssembly: the same bits as below), with
+  // V_k written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ PANEL_ROWS)
+  const simd = m === 4 && transformsWinogradF4(x) && V instanceof Float32Array;
+  const packed = simd && Cg <= PANEL_ROWS;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
     const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
-    const tbP = Math.ceil(tb / 8) * 8; // packed: whole 8-column strips
+    const tbP = Math.ceil(tb / PANEL_STRIP) * PANEL_STRIP; // packed: whole strips
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
       if (simd) {
-        winogradInputSimd(winogradSource(g, x, gi, t0, tb, th, tw, packed), V as Float32Array, 0);
+        winogradInputF4(winogradSource(g, x as Float32Array, gi, t0, tb, th, tw, packed), V as Float32Array, 0);
       } else {
         for (let c = 0; c < Cg; c++) {
           for (let t = 0; t < tb; t++) {
@@ -246,17 +239,16 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
         }
       }
       // M_ξη (rows f0..f1 of F/g × tb) = U_ξη (F/g × C/g) · V_ξη (C/g × tb)
-      const Fgp = Math.ceil(Fg / 4) * 4;
       for (let k = 0; k < A2; k++) {
-        const panels = U.panels === undefined ? undefined : { panels: U.panels, offset: (gi * A2 + k) * Fgp * Cg, rowsPadded: Fgp, row0: f0 };
+        const panels = U.panels === undefined ? undefined : filterRows(U.panels, gi * A2 + k, f0);
         gemm(Fp, tb, Cg,
           { data: U.data, offset: ((gi * A2 + k) * Fg + f0) * Cg, ld: Cg, trans: false },
-          packed ? packedPanels(V as Float32Array, k * Cg * tbP, Cg) : { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
+          packed ? bPanels(V as Float32Array, k * Cg * tbP, Cg) : { data: V, offset: k * Cg * tbE, ld: tbE, trans: false },
           M, k * Fp * tbE, tbE, false, panels);
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
       if (simd) {
-        winogradOutputSimd(winogradOutput(g, M as Float32Array, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
+        winogradOutputF4(winogradOutput(g, M as Float32Array, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
         continue;
       }
       for (let fl = f0; fl < f1; fl++) {
@@ -295,13 +287,14 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
 // The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
 // group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
 // tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
-// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the SIMD GEMM's panels
-// (V_k[t/8][c][t mod 8], strips of 8 tiles, C/g rows).
+// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the GEMM's panels (bPanels:
+// V_k[t/S][c][t mod S], strips of S = PANEL_STRIP tiles, C/g rows).
 function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean): WinogradSource {
   const { C, H, W, Cg, pt, pl } = g;
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
   const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per);
-  const tbE = tb + (tb & 1), tbP = Math.ceil(tb / 8) * 8, pairs = tbE / 2;
+  const S = PANEL_STRIP;
+  const tbE = tb + (tb & 1), tbP = Math.ceil(tb / S) * S, pairs = tbE / 2;
   const tiles = workspaceInt32('winograd.tiles', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
   const corner = (t: number) => {
     const tile = t0 + Math.min(t, tb - 1);
@@ -311,12 +304,12 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
   for (let p = 0; p < pairs; p++) {
     tiles[3 * p] = corner(2 * p);
     tiles[3 * p + 1] = corner(2 * p + 1);
-    tiles[3 * p + 2] = packed ? (2 * p >> 3) * Cg * 8 + (2 * p & 7) : 2 * p;
+    tiles[3 * p + 2] = packed ? Math.floor(2 * p / S) * Cg * S + (2 * p % S) : 2 * p;
   }
   const rowsOf = packed ? tbP : tbE;
   return {
     ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
-    vFloats: 36 * Cg * rowsOf, kStride: Cg * rowsOf, channelStride: packed ? 8 : tbE,
+    vFloats: 36 * Cg * rowsOf, kStride: Cg * rowsOf, channelStride: packed ? S : tbE,
   };
 }
 

@@ -2,7 +2,7 @@
 
 import { Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
-import { gemm } from './gemm.js';
+import { gemm } from '../backend/gemm.js';
 
 // x: (N, in), w: (out, in), b: (out) | null → y: (N, out)
 export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {

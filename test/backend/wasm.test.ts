@@ -10,7 +10,7 @@ import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/threads.js';
-import { gemm } from '../../src/ops/gemm.js';
+import { gemm } from '../../src/backend/gemm.js';
 import { packPanels } from '../../src/backend/wasm/gemm_simd.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';

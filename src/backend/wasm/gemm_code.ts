@@ -87,7 +87,7 @@ function gatherKernel(): Code {
   return x;
 }
 
-// pad(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
+// placePlanes(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
 // another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
 // zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
 // enough that a copy per row from JavaScript would cost more than its floats are placed here.
@@ -180,7 +180,7 @@ export function gemmModuleBytes(): Uint8Array {
       body: blockKernel(v.load, v.bias, v.relu),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
-    { name: 'pad', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
+    { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),

@@ -1,5 +1,5 @@
 // GEMM on WebAssembly SIMD: C (M×N) (+)= op(A) · op(B), float32, the same Goto-style blocking as
-// src/ops/gemm.ts (KC-long panels, C rounded once per panel) with a 4×8 register tile of f32x4
+// the TypeScript reference (../gemm_ref.ts) (KC-long panels, C rounded once per panel) with a 4×8 register tile of f32x4
 // accumulators. Differences from the TypeScript kernel, which stays the reference:
 //  - products are accumulated in float32, not float64: a panel's sum of kc products carries the
 //    usual γ_kc = kc·u/(1 − kc·u) relative bound (u = 2⁻²⁴) instead of one rounding;
@@ -8,7 +8,7 @@
 //    there from a padded copy of the input (the `gather` function);
 //  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel;
 //  - operands given as plain arrays are copied in a row at a time and interleaved into strips by
-//    small WebAssembly functions (packA, packB); padded sources are placed by `pad`; Winograd's
+//    small WebAssembly functions (packA, packB); padded sources are placed by `placePlanes`; Winograd's
 //    F(4×4) transforms run here too (winograd_simd.ts), with the TypeScript transforms' bits.
 // Each output element still sees the same operations in the same order for any thread split.
 
@@ -20,8 +20,9 @@ import { type Instance, type Panels, floats, getInstance, resident, simdStats } 
 import { placer } from './gather.js';
 
 const MR = 4;
-const NR = 8;
-const KC = 256;
+/** columns of a B strip and rows of a KC block: the panel layout (gemm.ts bPanels) */
+export const NR = 8;
+export const KC = 256;
 const MC = 64;
 const NC = 1024;
 
@@ -108,7 +109,7 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 }
 
 
-/** Same contract as gemm() in src/ops/gemm.ts, for float32 operands; `packed`, when given, is A
+/** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,

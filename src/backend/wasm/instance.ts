@@ -10,21 +10,19 @@ type GatherFn = (out: number, src: number, cols: number, taps: number, kc: numbe
 
 type PackAFn = (out: number, src: number, ldBytes: number, strips: number, kc: number) => void;
 
-type PadFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+type PlaceFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
 
 type WinogradOutputFn = (m: number, tiles: number, pairs: number, channels: number, kBytes: number, mRowBytes: number, bias: number, y: number, yChannelBytes: number, yRowBytes: number) => void;
 
 type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number, channelBytes: number) => void;
 
-/** What a GatherSource's load gets to place H×W planes in rows Wp apart, planes Hp·Wp apart (floats). */
-export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
 
 export interface Instance {
   memory: WebAssembly.Memory;
   /** the block kernels, indexed as EPILOGUES */
   blocks: BlockFn[];
   gather: GatherFn;
-  pad: PadFn;
+  placePlanes: PlaceFn;
   packA: PackAFn;
   packB: PackAFn;
   winogradInput: WinogradInputFn;
@@ -63,7 +61,7 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: EPILOGUES.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, pad: inst.exports.pad as PadFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      memory, blocks: EPILOGUES.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,

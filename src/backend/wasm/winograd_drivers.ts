@@ -2,25 +2,8 @@
 // where the products come from and where the output tiles go; the kernels are in winograd_simd.ts.
 
 import { floats, getInstance, simdStats } from './instance.js';
-import { type GatherSource, placer } from './gather.js';
-
-/** Where the tiles of a Winograd input transform come from, and where V goes (floats throughout). */
-export interface WinogradSource {
-  size: number;
-  staging: number;
-  load: GatherSource['load'];
-  /** per pair of tiles: the offsets of its two corners in the source (the last pair may repeat a
-   * tile) and of its place in V */
-  tiles: Int32Array;
-  channels: number;
-  /** between channel planes and between rows of the source */
-  planeStride: number;
-  rowStride: number;
-  /** V: floats in all, between the 36 matrices V_k, and between channels */
-  vFloats: number;
-  kStride: number;
-  channelStride: number;
-}
+import { placer } from './gather.js';
+import type { WinogradOutput, WinogradSource } from '../gemm_contract.js';
 
 /**
  * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
@@ -45,27 +28,6 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
   inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
   V.set(mem.subarray(vW, end), vOff);
   simdStats.bytesCopied += 4 * (s.staging + s.vFloats);
-}
-
-/** Where Winograd's products come from and where the output tiles go (floats throughout). */
-export interface WinogradOutput {
-  /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 2·pairs) floats, k-major */
-  M: Float32Array;
-  mOffset: number;
-  channels: number;
-  rowLength: number;
-  /** per pair of tiles: its offset in a row of M and the offsets of its two tiles' corners in the output block */
-  tiles: Int32Array;
-  /** the output block: `channels` planes of planeStride floats, rows rowStride apart */
-  outFloats: number;
-  planeStride: number;
-  rowStride: number;
-  /** per channel, or null */
-  bias: Float32Array | null;
-  biasOffset: number;
-  relu: boolean;
-  /** takes the finished block (in WebAssembly memory at `at`) */
-  store(mem: Float32Array, at: number): void;
 }
 
 /**

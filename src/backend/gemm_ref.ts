@@ -1,14 +1,13 @@
-// GEMM: C (M×N) = op(A) (M×K) · op(B) (K×N) [+ C], row-major, op = transpose or not.
-// Goto-style: B is packed into KC×NR strips and A into MR×KC strips (both as float64, so the
+// The TypeScript reference GEMM: C (M×N) (+)= op(A) (M×K) · op(B) (K×N), row-major, op = transpose
+// or not. Goto-style: B is packed into KC×NR strips and A into MR×KC strips (both as float64, so the
 // micro-kernel never converts), then a 4×4 register tile accumulates a rank-KC update.
 // Accumulation is in float64 (JS numbers); C is rounded once per KC block when it is float32.
+// Ops reach it through the kernel interface (./gemm.ts), which also runs the SIMD kernel.
 
 import type { FloatArray } from '../tensor/tensor.js';
-import { packA, packB } from '../backend/gemm_pack.js';
-import type { MatRef, PanelSource, RowEpilogue } from '../backend/gemm_contract.js';
+import { packA, packB } from './gemm_pack.js';
+import type { MatRef, PanelSource, RowEpilogue } from './gemm_contract.js';
 import { workspace64 } from '../tensor/workspace.js';
-import { getBackend } from '../backend/backend.js';
-import { type PackedA, gemmSimd } from '../backend/wasm/gemm_simd.js';
 
 const MR = 4;
 const NR = 4;
@@ -16,35 +15,8 @@ const KC = 256;
 const MC = 64;
 const NC = 1024;
 
-/**
- * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N, then the epilogue if given.
- * A(i,k) = trans ? a[off + k·ld + i] : a[off + i·ld + k], likewise B.
- */
-export function gemm(
-  M: number, N: number, K: number,
-  A: MatRef, B: MatRef | PanelSource,
-  C: FloatArray, cOff: number, ldc: number,
-  accumulate: boolean,
-  /** A pre-packed for the SIMD kernel (used on the 'wasm' backend; A must hold the same values) */
-  packedA?: PackedA,
-  epi?: RowEpilogue,
-): void {
-  if (M === 0 || N === 0) return;
-  if (K === 0) {
-    if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
-    if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
-    return;
-  }
-  if (C instanceof Float32Array && getBackend() === 'wasm') {
-    gemmSimd(M, N, K, A, B, C, cOff, ldc, accumulate, packedA, epi);
-    return;
-  }
-  gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
-  if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
-}
-
-// The TypeScript reference kernel: the blocked loops around kernel4x4.
-function gemmJs(M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource, C: FloatArray, cOff: number, ldc: number, accumulate: boolean): void {
+/** The reference kernel: the blocked loops around kernel4x4 (the epilogue is the caller's: biasRelu). */
+export function gemmJs(M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource, C: FloatArray, cOff: number, ldc: number, accumulate: boolean): void {
   const Bp = workspace64('gemm.Bp', KC * (NC + NR));
   const Ap = workspace64('gemm.Ap', KC * (MC + MR));
   for (let jc = 0; jc < N; jc += NC) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { gemm } from '../../src/ops/gemm.js';
+import { gemm } from '../../src/backend/gemm.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Backend, getBackend, setBackend } from '../../src/backend/backend.js';
 
@@ -67,7 +67,7 @@ describe('gemm', () => {
       }), { numRuns: 40 }));
   });
 
-  // Past every blocking boundary of src/ops/gemm.ts and the SIMD kernel (MC = 64 rows, NC = 1024
+  // Past every blocking boundary of the reference kernel (src/backend/gemm_ref.ts) and the SIMD kernel (MC = 64 rows, NC = 1024
   // columns, KC = 256 depth, 4×4 and 4×8 register tiles with ragged edges), on views (offsets,
   // ld ≠ K, ldc ≠ N). Reference: the naive sum in float64. float64: as above. float32: float32Bound.
   for (const [dtype, backend] of [['float64', 'js'], ['float32', 'js'], ['float32', 'wasm']] as const) {

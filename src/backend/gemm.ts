@@ -1,0 +1,119 @@
+// The kernel interface ops stand on: a GEMM with a conv's epilogue, a conv's filters prepared once
+// for it, and Winograd F(4×4)'s transforms, each run by the implementation the backend selects
+// (backend.ts): the TypeScript reference (gemm_ref.ts; Winograd's TypeScript transforms in src/ops
+// are the reference for theirs) or WebAssembly SIMD (wasm/). Ops describe their operands with the
+// contract (gemm_contract.ts); nothing outside src/backend imports an implementation
+// (test/layering.test.ts).
+
+import type { FloatArray } from '../tensor/tensor.js';
+import type { MatRef, PanelSource, RowEpilogue, WinogradOutput, WinogradSource } from './gemm_contract.js';
+import { getBackend } from './backend.js';
+import { biasRelu, gemmJs } from './gemm_ref.js';
+import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
+import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
+import { winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
+
+export type { GatherSource, MatRef, PanelSource, RowEpilogue, WinogradOutput, WinogradSource } from './gemm_contract.js';
+export { paddedPlanes } from './gemm_contract.js';
+
+// float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
+const simd = (a: FloatArray): boolean => a instanceof Float32Array && getBackend() === 'wasm';
+
+/** Rows of a prepared A operand (filterRows), as gemm takes them. */
+export type PreparedRows = PackedA;
+
+/**
+ * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N, then the epilogue if given.
+ * A(i,k) = trans ? a[off + k·ld + i] : a[off + i·ld + k], likewise B. `prepared`: A's rows already
+ * prepared (filterRows; A must hold the same values), used where the selected kernel takes them.
+ */
+export function gemm(
+  M: number, N: number, K: number,
+  A: MatRef, B: MatRef | PanelSource,
+  C: FloatArray, cOff: number, ldc: number,
+  accumulate: boolean,
+  prepared?: PreparedRows,
+  epi?: RowEpilogue,
+): void {
+  if (M === 0 || N === 0) return;
+  if (K === 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
+    return;
+  }
+  if (simd(C)) {
+    gemmSimd(M, N, K, A, B, C as Float32Array, cOff, ldc, accumulate, prepared, epi);
+    return;
+  }
+  gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
+  if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
+}
+
+/**
+ * A fixed A operand (a conv's filters) prepared once for the selected kernel: `blocks` matrices of
+ * `rows` × K (a group's filters, or a group's U_ξη for one of Winograd's α² products).
+ */
+export interface PreparedFilters {
+  panels: Panels;
+  blocks: number;
+  rows: number;
+  K: number;
+}
+
+/** Whether the kernel selected for arrays like `a` takes prepared filters (else gemm packs A itself). */
+export function takesPreparedFilters(a: FloatArray): boolean {
+  return simd(a);
+}
+
+// rows rounded up to the SIMD kernel's 4-row strips
+const stripRows = (rows: number): number => Math.ceil(rows / 4) * 4;
+
+/**
+ * `blocks` matrices of rows × K stored one after another in `a` (row-major), prepared for the
+ * selected kernel (takesPreparedFilters). kept: a module's cache, used call after call (then each
+ * thread keeps a copy resident), else used for one call; releaseFilters when done with either.
+ */
+export function prepareFilters(a: Float32Array, blocks: number, rows: number, K: number, kept: boolean): PreparedFilters {
+  const rp = stripRows(rows);
+  const panels = newPanels(blocks * rp * K, kept);
+  for (let b = 0; b < blocks; b++) packPanels(rows, K, { data: a, offset: b * rows * K, ld: K, trans: false }, panels.data, b * rp * K);
+  return { panels, blocks, rows, K };
+}
+
+/** Block `block` of p from row `row0` (a multiple of 4: parts split filters in strips of 4) on, as gemm's `prepared`. */
+export function filterRows(p: PreparedFilters, block: number, row0 = 0): PreparedRows {
+  const rp = stripRows(p.rows);
+  return { panels: p.panels, offset: block * rp * p.K, rowsPadded: rp, row0 };
+}
+
+/** Gives back what p holds in this thread's kernel memory (release in the reverse order of first use to get all of it back). */
+export function releaseFilters(p: PreparedFilters): void {
+  releasePanels(p.panels);
+}
+
+/** Whether Winograd F(4×4)'s transforms run on the selected kernels for arrays like x (else the TypeScript transforms in src/ops). */
+export function transformsWinogradF4(x: FloatArray): boolean {
+  return simd(x);
+}
+
+/** F(4×4, 3×3)'s V = Bᵀ d B for the tiles s describes, into V at vOff: bit for bit the TypeScript transform's values. */
+export function winogradInputF4(s: WinogradSource, V: Float32Array, vOff: number): void {
+  winogradInputSimd(s, V, vOff);
+}
+
+/** F(4×4, 3×3)'s Y = Aᵀ M A + bias (and ReLU) for the tiles o describes: bit for bit the TypeScript output pass. */
+export function winogradOutputF4(o: WinogradOutput): void {
+  winogradOutputSimd(o);
+}
+
+/**
+ * The SIMD kernel's B panel layout (bPanels): strips of PANEL_STRIP columns, each `rows` rows of
+ * PANEL_STRIP floats, rows ≤ PANEL_ROWS (one KC block). Winograd's SIMD input transform writes V there.
+ */
+export const PANEL_ROWS = KC;
+export const PANEL_STRIP = NR;
+
+/** B already in the SIMD kernel's panel layout at offset (see PANEL_ROWS). */
+export function bPanels(data: Float32Array, offset: number, rows: number): PanelSource {
+  return packedPanels(data, offset, rows);
+}
