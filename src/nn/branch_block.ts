@@ -48,6 +48,11 @@ function activationModule(a: Activation): Module {
   throw new Error(`activation '${String(a)}' is not one of relu, silu, none${String(a).toLowerCase() === 'gelu' ? " (FastViT's MobileOne blocks use GELU, which is not built here; the fused conv is the same, as the activation is outside the sum: build the block with activation 'none' and apply GELU after it)" : ''}`);
 }
 
+function freshOutput(chain: readonly Module[]): boolean {
+  const last = chain[chain.length - 1];
+  return last instanceof Conv2d || last instanceof BatchNorm2d;
+}
+
 /** Σ_branches chain(x) → optional post-addition BN → optional SE → activation (default ReLU). */
 export class BranchBlock extends Module {
   readonly variant: string;
@@ -109,7 +114,9 @@ export class BranchBlock extends Module {
     for (const chain of this.branches) {
       let h = x;
       for (const m of chain) h = m.forward(h);
-      if (sum === null) sum = h.clone(); // stages may keep their outputs for backward (ReLU does)
+      // the first branch's output becomes the sum: in place when its last stage is a conv or a BN (a
+      // fresh array neither keeps), a copy otherwise (the identity returns x itself, ReLU keeps its output)
+      if (sum === null) sum = freshOutput(chain) ? h : h.clone();
       else for (let i = 0; i < sum.size; i++) sum.data[i] += h.data[i];
     }
     let z = this.postBN === null ? sum! : this.postBN.forward(sum!);
