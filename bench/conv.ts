@@ -3,7 +3,7 @@
 // GFLOP/s = 2·N·F·Ho·Wo·(C/g)·k² / time.
 import { conv2d, winogradApplies, type ConvAlgorithm } from '../src/ops/conv2d.js';
 import { convGeometry, convMacs } from '../src/ops/conv2d_geometry.js';
-import { winogradWeights } from '../src/ops/conv2d_winograd.js';
+import { PreparedConv } from '../src/ops/conv2d_prepared.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { medians } from './harness.js';
 import { tfjsConv, tfjsReady } from './tfjs.js';
@@ -43,19 +43,19 @@ export async function benchConv(shapes: ConvShape[], batches: number[], opts: { 
       const conv = { stride: s.stride, padding: pad };
       const g = convGeometry(x.shape, w.shape, conv);
       const flops = 2 * convMacs(g);
+      // as a deploy model runs each algorithm: its filters prepared once (Winograd's transform, the
+      // GEMM's packing), outside the timing, the way Conv2d keeps them
+      const prepared = new PreparedConv(true).for(w, 0);
       const tasks: [string, () => void][] = VARIANTS
         .filter((v) => (v.algorithm !== 'winograd' || winogradApplies(g)) && (v.algorithm !== 'direct' || opts.direct !== false))
-        .map((v) => {
-          // Winograd as a deploy model runs it: the filter transform is done once, outside the timing.
-          const U = v.algorithm === 'winograd' ? winogradWeights(w.data, g.F, g.Cg, g.groups, v.winogradTile!) : undefined;
-          return [v.label, () => { conv2d(x, w, null, { ...conv, algorithm: v.algorithm, winogradTile: v.winogradTile, winogradWeights: U }); }] as [string, () => void];
-        });
+        .map((v) => [v.label, () => { conv2d(x, w, null, { ...conv, algorithm: v.algorithm, winogradTile: v.winogradTile, prepared }); }] as [string, () => void]);
       const peer = opts.tfjs === false ? null : tfjsConv(batch, s.C, s.H, s.F, s.k, s.stride, pad);
       if (peer !== null) tasks.push(['tfjs-backend-cpu', peer.run]);
       for (const t of await medians(tasks, { time: 250, iterations: 3 })) {
         out.push({ shape: s.name, batch, k: s.k, stride: s.stride, algo: t.name, ms: t.medianMs, gflops: flops / (t.medianMs * 1e6) });
       }
       peer?.dispose();
+      prepared.release();
     }
   }
   return out;

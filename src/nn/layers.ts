@@ -4,15 +4,14 @@ import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tens
 import { Rng, uniform } from '../tensor/rng.js';
 import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
-import { type WinogradTile, type WinogradWeights, winogradWeights } from '../ops/conv2d_winograd.js';
+import type { WinogradTile } from '../ops/conv2d_winograd.js';
+import { PreparedConv } from '../ops/conv2d_prepared.js';
 import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward } from '../ops/linear.js';
-import { getThreads, isShared } from '../backend/threads.js';
-import { type PreparedFilters, takesPreparedFilters } from '../backend/gemm.js';
-import { im2colFilters } from '../ops/conv2d_im2col.js';
+import { getThreads } from '../backend/threads.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
 import type { FuseStage } from './fuse_stage.js';
 
@@ -44,9 +43,8 @@ export class Conv2d extends Module {
   /** forwards run under 'auto' (it times this conv's shape only after AUTO_AFTER of them) */
   private autoCalls = 0;
   private x: Tensor | null = null;
-  private wino: { U: WinogradWeights; version: number; data: Tensor } | null = null;
-  private shared: { copy: Tensor; version: number; data: Tensor } | null = null;
-  private packed: { filters: PreparedFilters; version: number; data: Tensor } | null = null;
+  /** the weights prepared for inference (Winograd's U, im2col's filters, the workers' copy), per weight version */
+  private readonly prepared = new PreparedConv(true);
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -86,24 +84,13 @@ export class Conv2d extends Module {
     return algorithmFor(this.algorithm, kernelGeometry(this.weight.data.shape, this.convOptions()));
   }
 
-  // Whether a cache made from the weights (shared copy, Winograd filters, packed panels) still
-  // matches them: the same tensor at the same version (in-place edits bump the version).
-  private current<C extends { version: number; data: Tensor }>(cache: C | null): cache is C {
-    return cache !== null && cache.version === this.weight.version && cache.data === this.weight.data;
-  }
-
-  // The weights where the pool's workers can read them. In eval mode, with threads: a copy in shared
-  // memory made once per weight version, like the Winograd filters (training copies per call, so
-  // in-place edits, as finite differences make, are always seen).
+  // The weights where the pool's workers can read them. In eval mode, with threads: the copy in
+  // shared memory the prepared weights keep per version (training copies per call, so in-place
+  // edits, as finite differences make, are always seen).
   private poolWeight(): Tensor {
     const w = this.weight;
-    if (this.training || getThreads() === 1 || isShared(w.data.data)) return w.data;
-    if (!this.current(this.shared)) {
-      const copy = sharedArrayLike(w.data.size, w.data.data);
-      copy.set(w.data.data);
-      this.shared = { copy: new Tensor(copy, w.data.shape), version: w.version, data: w.data };
-    }
-    return this.shared.copy;
+    if (this.training || getThreads() === 1) return w.data;
+    return this.prepared.for(w.data, w.version).poolWeights();
   }
 
   override fuseStage(): FuseStage {
@@ -128,24 +115,12 @@ export class Conv2d extends Module {
     const choice = algorithm === 'auto' ? autoAlgorithm(g, x.dtype, this.training, this.autoCalls) : algorithm === 'direct' ? undefined : { algorithm, winogradTile: this.winogradTile };
     this.used = algorithm === 'direct' ? { algorithm, winogradTile: this.winogradTile } : choice ?? null;
     if (!this.training && choice !== undefined) {
-      // Inference: transform or pack the filters once and reuse them while the weights are unchanged.
+      // Inference: the filters transformed or prepared once, reused while the weights are unchanged.
       const w = this.weight;
-      if (choice.algorithm === 'winograd') {
-        const tile = choice.winogradTile;
-        if (!this.current(this.wino) || this.wino.U.tile !== tile) {
-          this.wino = { U: { ...winogradWeights(w.data.data, g.F, g.Cg, g.groups, tile), kept: true }, version: w.version, data: w.data };
-        }
-        return conv2d(x, w.data, b, { ...opts, algorithm: 'winograd', winogradTile: tile, winogradWeights: this.wino.U });
-      }
-      if (choice.algorithm === 'im2col' && takesPreparedFilters(w.data.data)) {
-        if (!this.current(this.packed)) {
-          this.packed = { filters: im2colFilters(g, w.data.data as Float32Array, true), version: w.version, data: w.data };
-        }
-        return conv2d(x, this.poolWeight(), b, { ...opts, algorithm: 'im2col', im2colFilters: this.packed.filters });
-      }
+      return conv2d(x, w.data, b, { ...opts, algorithm: choice.algorithm, winogradTile: choice.winogradTile, prepared: this.prepared.for(w.data, w.version) });
     }
-    // training, direct, float64 or the js backend: conv2d runs the choice ('auto' resolved as above,
-    // or timed now when choice is undefined)
+    // training or direct: conv2d runs the choice ('auto' resolved as above, or timed now when choice
+    // is undefined)
     const y = conv2d(x, this.poolWeight(), b, choice === undefined || algorithm === 'direct' ? opts : { ...opts, algorithm: choice.algorithm, winogradTile: choice.winogradTile });
     if (this.used === null) this.used = measuredAlgorithm(g, x.dtype, this.training) ?? null; // 'auto' measured just now
     return y;

@@ -5,11 +5,11 @@ import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import { type PreparedFilters, releaseFilters, takesPreparedFilters } from '../backend/gemm.js';
-import { onOneThread } from '../backend/threads.js';
+import { getThreads, onOneThread } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
-import { conv2dBackwardIm2col, conv2dIm2col, im2colFilters } from './conv2d_im2col.js';
-import { type WinogradTile, type WinogradWeights, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
+import { conv2dBackwardIm2col, conv2dIm2col } from './conv2d_im2col.js';
+import { type WinogradTile, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
+import { PreparedConv } from './conv2d_prepared.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'im2col' | 'winograd';
 
@@ -30,10 +30,8 @@ export interface Conv2dOptions {
   weightsChange?: boolean;
   /** 'auto': the calls the caller has made itself (a module's count; see autoAlgorithm) */
   autoCalls?: number;
-  /** Filters already transformed for Winograd (a deploy model caches them); must match `w`. */
-  winogradWeights?: WinogradWeights;
-  /** The weights already prepared for im2col's GEMM (im2colFilters; a deploy model caches them); must match `w`. */
-  im2colFilters?: PreparedFilters;
+  /** `w` prepared for the algorithms (PreparedConv.for(w, version): a module keeps one per conv); must be for `w`. */
+  prepared?: PreparedConv;
   /** Write the result here instead of a new tensor (shape (N, F, Ho, Wo), x's dtype; must not alias x). */
   out?: Tensor;
   /** Apply ReLU in the output pass (bias and ReLU in one pass: the deploy epilogue); bits as relu(conv2d(…)). */
@@ -141,15 +139,14 @@ const AUTO_CLEAR_LEAD = 0.3;
 // rules fixed, measured: docs/performance.md. y ends up holding the chosen algorithm's output.
 function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | null, y: FloatArray, relu: boolean, weightsChange: boolean): void {
   const candidates = CANDIDATES.filter((c) => c.algorithm !== 'winograd' || winogradApplies(g));
-  const U = new Map(weightsChange ? [] : candidates.filter((c) => c.algorithm === 'winograd').map((c) => [c.winogradTile, { ...winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), kept: true }]));
-  // im2col with its weights packed once too, when its GEMM runs on WebAssembly and there is a
-  // choice to time (alone, it runs once, and packing for one call would only add a copy)
-  const panels = !weightsChange && candidates.length > 1 && takesPreparedFilters(w.data) ? im2colFilters(g, w.data as Float32Array, true) : undefined;
+  // fixed weights: each candidate's filters prepared once, as a module keeps them (im2col's only when
+  // there is a choice to time: alone it runs once, and preparing for one call would only add a copy)
+  const prepared = weightsChange ? null : new PreparedConv(true).for(w, 0);
   // with the epilogue the caller asked for: it costs the algorithms differently (a branch per
   // output in Winograd's TypeScript output pass, a vector max in the SIMD GEMM's)
   const run = (c: AlgorithmChoice) => {
-    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, relu, panels);
-    else conv2dWinograd(g, x.data, U.get(c.winogradTile) ?? winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), b, y, relu);
+    if (c.algorithm === 'im2col') conv2dIm2col(g, x.data, w.data, b, y, relu, candidates.length > 1 ? prepared?.im2colFilters(g) : undefined);
+    else conv2dWinograd(g, x.data, prepared?.winogradFilters(g, c.winogradTile) ?? winogradWeights(w.data, g.F, g.Cg, g.groups, c.winogradTile), b, y, relu);
   };
   let best = candidates[0];
   if (candidates.length > 1) onOneThread(() => {
@@ -181,8 +178,7 @@ function measureAndRun(g: ConvGeometry, x: Tensor, w: Tensor, b: FloatArray | nu
   });
   measured.set(shapeKey(g, x.dtype, weightsChange), best);
   run(best);
-  // in the reverse order of their first use (the candidates' order), so the arena shrinks back
-  for (const p of [...[...U.values()].reverse().map((u) => u.panels), panels]) if (p !== undefined) releaseFilters(p);
+  prepared?.release(); // only what modules keep stays in the kernels' memory
 }
 
 /** The fastest, unless a candidate earlier in the list is within AUTO_MARGIN of it. */
@@ -238,20 +234,20 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, opts: C
       conv2dDirect(g, x.data, w.data, b, y);
       if (opts.relu === true) for (let i = 0; i < y.length; i++) if (y[i] < 0) y[i] = 0;
       break;
-    case 'im2col':
-      conv2dIm2col(g, x.data, w.data, b, y, opts.relu === true, opts.im2colFilters);
+    case 'im2col': {
+      // with threads, the weights where the workers read them (prepared once, not copied per call)
+      const wPool = opts.prepared !== undefined && getThreads() > 1 ? opts.prepared.poolWeights().data : w.data;
+      conv2dIm2col(g, x.data, wPool, b, y, opts.relu === true, opts.prepared?.im2colFilters(g));
       break;
+    }
     case 'winograd': {
       if (!winogradApplies(g)) {
         throw new Error(`conv2d: Winograd needs a ${winogradRule}, got ${describeGeometry(g)}`);
       }
-      const t = tile ?? opts.winogradWeights?.tile ?? 4;
+      const t = tile ?? 4;
       if (t !== 2 && t !== 4) throw new Error(`conv2d: winogradTile must be 2 or 4, got ${String(t)}`);
-      let U = opts.winogradWeights;
-      if (U === undefined || U.tile !== t) U = winogradWeights(w.data, g.F, g.Cg, g.groups, t);
-      else if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups) {
-        throw new Error('conv2d: winogradWeights do not match the weight shape or groups');
-      }
+      const U = opts.prepared?.winogradFilters(g, t) ?? winogradWeights(w.data, g.F, g.Cg, g.groups, t);
+      if (U.F !== g.F || U.Cg !== g.Cg || U.groups !== g.groups) throw new Error('conv2d: the prepared Winograd filters do not match the weight shape or groups');
       conv2dWinograd(g, x.data, U, b, y, opts.relu === true);
       break;
     }
