@@ -21,8 +21,8 @@ export const A0_SHAPES: ConvShape[] = [
   T(96, 96, 28, 1, 1), T(96, 192, 28, 2, 1), T(192, 192, 14, 1, 1), T(192, 1280, 14, 2, 1),
 ];
 
-type Variant = { label: string; algorithm: ConvAlgorithm; winogradTile?: 2 | 4 };
-const VARIANTS: Variant[] = [
+type Candidate = { label: string; algorithm: ConvAlgorithm; winogradTile?: 2 | 4 };
+const ALGORITHMS: Candidate[] = [
   { label: 'direct', algorithm: 'direct' },
   { label: 'im2col', algorithm: 'im2col' },
   { label: 'winograd F2', algorithm: 'winograd', winogradTile: 2 },
@@ -46,7 +46,7 @@ export async function benchConv(shapes: ConvShape[], batches: number[], opts: { 
       // as a deploy model runs each algorithm: its filters prepared once (Winograd's transform, the
       // GEMM's packing), outside the timing, the way Conv2d keeps them
       const prepared = new PreparedConv(true).for(w, 0);
-      const tasks: [string, () => void][] = VARIANTS
+      const tasks: [string, () => void][] = ALGORITHMS
         .filter((v) => (v.algorithm !== 'winograd' || winogradApplies(g)) && (v.algorithm !== 'direct' || opts.direct !== false))
         .map((v) => [v.label, () => { conv2d(x, w, null, { ...conv, algorithm: v.algorithm, winogradTile: v.winogradTile, prepared }); }] as [string, () => void]);
       const peer = opts.tfjs === false ? null : tfjsConv(batch, s.C, s.H, s.F, s.k, s.stride, pad);

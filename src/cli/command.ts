@@ -55,7 +55,7 @@ export function configFromArgs(a: ParsedArgs, cmd: string): { name: string; conf
   return { name: file!, config };
 }
 
-/** What one command may allocate for a forward pass before it refuses (the machines here have 24 GiB). */
+/** What one command may allocate for a forward pass before it refuses: more would exhaust a typical machine's memory (the refusal states the estimate). */
 export const FORWARD_LIMIT_BYTES = 8 * 2 ** 30;
 
 /** Refuse, with the estimate, a forward pass that would not fit. */

@@ -25,7 +25,7 @@ export function normalizeKeys(entries: Map<string, SafeEntry>): Map<string, Safe
 }
 
 // Σ v·0 is 0 while every v is finite and NaN from the first ±∞ or NaN on: one multiply-add a float
-// without a branch (Number.isFinite per element made A0's build phase 51 of its 69 ms).
+// without a branch or a call, then the slow scan only to name the first bad value.
 function allFinite(d: Float32Array | Float64Array): boolean {
   let z = 0;
   for (let i = 0; i < d.length; i++) z += d[i] * 0;

@@ -165,15 +165,16 @@ function packBKernel(): Code {
   return x;
 }
 
-// The variants, indexed by load·4 + bias·2 + relu.
-export const EPILOGUES = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
+// The block kernels, indexed by load·4 + bias·2 + relu: whether C is added to (every panel after the
+// first) and the epilogue of the last panel (bias, ReLU).
+export const BLOCK_KERNELS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
 let moduleBytes: Uint8Array | null = null;
 
 /** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
 export function gemmModuleBytes(): Uint8Array {
   return moduleBytes ??= wasmModule([
-    ...EPILOGUES.map((v, i) => ({
+    ...BLOCK_KERNELS.map((v, i) => ({
       name: `block${i}`,
       params: [I32, I32, I32, I32, I32, I32, I32, I32],
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],

@@ -40,9 +40,9 @@ export interface PackedA {
 
 /**
  * A (rows × K) in the PackedA layout, into out at offset (rowsPadded·K floats). A float32 row-major A
- * is interleaved by the WebAssembly packA above the arena, MC rows at a time, and copied out: the
- * TypeScript loop ran at 12–14 ns a float in a one-shot forward (A0's 7M filter floats: 95 ms),
- * before the JIT had settled on it.
+ * is interleaved by the WebAssembly packA above the arena, MC rows at a time, and copied out: a
+ * one-shot run packs every filter once, before the JIT has optimised a TypeScript loop for it
+ * (docs/performance.md has the figures).
  */
 export function packPanels(rows: number, K: number, A: MatRef, out: Float32Array, offset: number): void {
   const rowsPadded = Math.ceil(rows / MR) * MR;
@@ -119,7 +119,7 @@ export function gemmSimd(
   const inst = getInstance(), blocks = inst.blocks;
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
-  const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's variant bits
+  const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's bits of the block kernel index
   // memory layout (floats), above the arena: [a gathered B's source | its staging | its row offsets |
   // its column offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows
   // staged MC × KC | [B's rows staged ncp × KC, when B is not gathered]

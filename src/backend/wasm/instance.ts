@@ -1,7 +1,7 @@
 // This thread's instance of the SIMD module: its memory (grown to the largest GEMM, never shrunk),
 // the kernels' exports, and the arena that keeps a module's packed filters resident between calls.
 
-import { gemmModuleBytes, EPILOGUES } from './gemm_code.js';
+import { gemmModuleBytes, BLOCK_KERNELS } from './gemm_code.js';
 import { sharedArrayLike } from '../../tensor/tensor.js';
 
 type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
@@ -19,7 +19,7 @@ type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, ch
 
 export interface Instance {
   memory: WebAssembly.Memory;
-  /** the block kernels, indexed as EPILOGUES */
+  /** the block kernels, indexed as BLOCK_KERNELS */
   blocks: BlockFn[];
   gather: GatherFn;
   placePlanes: PlaceFn;
@@ -61,7 +61,7 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: EPILOGUES.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,

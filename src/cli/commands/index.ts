@@ -1,6 +1,5 @@
 // Every command, by name; a command's module is imported when it runs, so that one CLI call loads
-// only its own code and what that needs (`repvgg forward` started in 0.22 s with all eighteen
-// imported up front, 0.16 s with its own alone, on this machine).
+// only its own code and what that needs, not all eighteen commands' (docs/performance.md: start-up).
 import type { Command } from '../command.js';
 
 export interface CommandEntry {
