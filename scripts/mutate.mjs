@@ -221,7 +221,7 @@ const MUTANTS = [
   // the paper's ablations
   ['nn', 'Residual Reorg: backward forgets the shortcut', 'src/nn/residual_reorg.ts', 'for (let i = 0; i < out.size; i++) out.data[i] += ds.data[i];', 'for (let i = 0; i < out.size; i++) out.data[i] += 0 * ds.data[i];', ['test/nn']],
   ['nn', 'Residual Reorg: no ReLU between the two convs', 'src/nn/residual_reorg.ts', 'const main = this.conv2.forward(this.act1.forward(this.conv1.forward(x)));', 'const main = this.conv2.forward(this.conv1.forward(x));', ['test/nn']],
-  ['nn', 'variant block backward drops an element of a later branch', 'src/nn/branch_block.ts', '      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];', '      else for (let i = 0; i < dx.size - 1; i++) dx.data[i] += g.data[i];', ['test/nn', 'test/reparam']],
+  ['nn', 'variant block backward drops an element of a later branch', 'src/nn/branch_block.ts', 'const s = dx.data, t = g.data;\n        for (let i = 0; i < s.length; i++) s[i] += t[i];', 'const s = dx.data, t = g.data;\n        for (let i = 0; i < s.length - 1; i++) s[i] += t[i];', ['test/nn', 'test/reparam']],
   ['nn', 'DiracNet adds an identity to a stride-2 layer', 'src/nn/variants.ts', 'this.identity = inChannels === channels && this.stride === 1;', 'this.identity = inChannels === channels;', ['test/reparam/variants.test.ts']],
   ['cli', 'ablate: population instead of sample standard deviation', 'src/cli/commands/ablate.ts', 'Math.sqrt(ss / (v.length - 1))', 'Math.sqrt(ss / v.length)', ['test/cli/demo.test.ts']],
   // faults
@@ -248,9 +248,9 @@ const MUTANTS = [
   ['faults', 'batch of one silently allowed', 'src/train/fit.ts', 'if (Math.min(batchSize, N) !== 1 && last !== 1) return;', 'return;', ['test/cli/faults.test.ts']],
   // training
   // ('first ? d : mu·v + d' → 'mu·v + d' is equivalent: v starts at zero, so it is not listed)
-  ['train', 'SGD velocity forgets weight decay', 'src/train/sgd.ts', '          v[i] = d;', '          v[i] = g[i];', ['test/train']],
-  ['train', 'SGD weight decay with the wrong sign', 'src/train/sgd.ts', 'let d = g[i] + wd * th[i];', 'let d = g[i] - wd * th[i];', ['test/train']],
-  ['train', 'SGD forgets to bump Parameter.version', 'src/train/sgd.ts', '        th[i] -= lr * d;\n      }\n      p.version++;', '        th[i] -= lr * d;\n      }', ['test/train', 'test/nn']],
+  ['train', 'SGD velocity forgets weight decay', 'src/train/sgd.ts', '          const d = mu * v[i] + (g[i] + wd * th[i]);\n          v[i] = d;', '          const d = mu * v[i] + (g[i] + wd * th[i]);\n          v[i] = mu * v[i] + g[i];', ['test/train']],
+  ['train', 'SGD weight decay with the wrong sign', 'src/train/sgd.ts', 'const d = mu * v[i] + (g[i] + wd * th[i]);', 'const d = mu * v[i] + (g[i] - wd * th[i]);', ['test/train']],
+  ['train', 'SGD forgets to bump Parameter.version', 'src/train/sgd.ts', '      }\n      p.version++;', '      }', ['test/train', 'test/nn']],
   ['train', 'cosine schedule off by half a period', 'src/train/sgd.ts', '(1 + Math.cos((Math.PI * t) / Math.max(1, totalSteps)))', '(1 + Math.cos((Math.PI * t) / Math.max(1, 2 * totalSteps)))', ['test/train']],
   ['train', 'horizontal flip leaves the middle pair', 'src/train/augment.ts', 'for (let i = 0, j = W - 1; i < j; i++, j--) {', 'for (let i = 0, j = W - 1; i < j - 1; i++, j--) {', ['test/train']],
   // MobileOne networks (src/nn/mobileone.ts, its key inference, its ONNX export)
@@ -286,6 +286,12 @@ const MUTANTS = [
   ['house', 'setAlgorithm reaches only Conv2d (not DiracConv2d, IdentityConv1x1)', 'src/nn/conv_algorithm.ts', "  return 'algorithm' in m;", '  return m instanceof Conv2d;', ['test/nn', 'test/reparam']],
   ['house', 'a command name loads another command', 'src/cli/commands/index.ts', "{ name: 'export', load: async () => (await import('./export.js')).exportOnnx },", "{ name: 'export', load: async () => (await import('./run.js')).run },", ['test/cli/reference.test.ts']],
   ['speed', 'filter panels packed by WebAssembly land at the block, not the row', 'src/backend/wasm/gemm_simd.ts', 'offset + pc * rowsPadded + ic * kc);', 'offset + pc * rowsPadded);', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
+  // gradients written straight into a cleared gradient; SGD's loops per case
+  ['speed', 'a conv writes dW over a gradient it should add to', 'src/nn/module.ts', '    if (this.g !== null && !this.cleared) return null;', '    if (false) return null;', ['test/nn/layers.test.ts']],
+  ['speed', 'a gradient read after zeroGrad keeps its stale values', 'src/nn/module.ts', '    else if (this.cleared) this.g.data.fill(0);', '', ['test/nn/layers.test.ts']],
+  ['speed', 'conv2dBackward ignores dwInto (the gradient stays zero)', 'src/ops/conv2d.ts', 'want.dwInto ?? allocLike(x.data, w.size);', 'allocLike(x.data, w.size);', ['test/nn/layers.test.ts']],
+  ['speed', 'SGD without momentum drops the weight decay', 'src/train/sgd.ts', 'for (let i = 0; i < n; i++) th[i] -= lr * (g[i] + wd * th[i]);', 'for (let i = 0; i < n; i++) th[i] -= lr * g[i];', ['test/train']],
+  ['speed', 'SGD\'s first momentum step adds the weight decay twice', 'src/train/sgd.ts', '          const d = g[i] + wd * th[i];\n          v[i] = d;', '          const d = g[i] + 2 * wd * th[i];\n          v[i] = d;', ['test/train']],
 ];
 
 const args = process.argv.slice(2);

@@ -117,7 +117,10 @@ export class BranchBlock extends Module {
       // the first branch's output becomes the sum: in place when its last stage is a conv or a BN (a
       // fresh array neither keeps), a copy otherwise (the identity returns x itself, ReLU keeps its output)
       if (sum === null) sum = freshOutput(chain) ? h : h.clone();
-      else for (let i = 0; i < sum.size; i++) sum.data[i] += h.data[i];
+      else {
+        const s = sum.data, t = h.data;
+        for (let i = 0; i < s.length; i++) s[i] += t[i];
+      }
     }
     let z = this.postBN === null ? sum! : this.postBN.forward(sum!);
     if (this.se !== null) z = this.se.forward(z);
@@ -133,7 +136,10 @@ export class BranchBlock extends Module {
       let g = d;
       for (let j = chain.length - 1; j >= 0; j--) g = chain[j].backward(g);
       if (dx === null) dx = g === d ? g.clone() : g;
-      else for (let i = 0; i < dx.size; i++) dx.data[i] += g.data[i];
+      else {
+        const s = dx.data, t = g.data;
+        for (let i = 0; i < s.length; i++) s[i] += t[i];
+      }
     }
     return dx!;
   }

@@ -129,8 +129,10 @@ export class Conv2d extends Module {
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
   backward(dy: Tensor): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null });
-    this.weight.accumulate(g.dw!);
+    // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
+    const into = this.weight.takeClearedGrad();
+    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined });
+    if (into === null) this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;
   }

@@ -2,7 +2,7 @@
 // Named parameters and buffers follow PyTorch's state-dict naming (children joined by '.').
 
 import type { FuseStage } from './fuse_stage.js';
-import { type DType, Tensor, allocArray } from '../tensor/tensor.js';
+import { type DType, type FloatArray, Tensor, allocArray } from '../tensor/tensor.js';
 
 export class Parameter {
   data: Tensor;
@@ -12,6 +12,8 @@ export class Parameter {
    */
   version = 0;
   private g: Tensor | null = null;
+  /** zeroGrad since the last write: the buffer's values are stale and mean zero (see takeClearedGrad) */
+  private cleared = false;
 
   constructor(data: Tensor) {
     this.data = data;
@@ -20,7 +22,26 @@ export class Parameter {
   /** The accumulated gradient, allocated (zeroed) on first use so inference-only models carry none. */
   get grad(): Tensor {
     if (this.g === null) this.g = new Tensor(allocArray(this.data.dtype, this.data.size), this.data.shape);
+    else if (this.cleared) this.g.data.fill(0);
+    this.cleared = false;
     return this.g;
+  }
+
+  /** The gradient is zero from here (Module.zeroGrad): the buffer is kept, and zeroed only if read before a backward writes it. */
+  clearGrad(): void {
+    if (this.g !== null) this.cleared = true;
+  }
+
+  /**
+   * The gradient buffer when it holds zero (cleared, or new): the caller then writes its gradient
+   * there and must write every element (a conv's dW straight from its GEMM: no second array, no
+   * pass adding it to zeros). null when it holds a gradient: the caller adds with accumulate.
+   */
+  takeClearedGrad(): FloatArray | null {
+    if (this.g !== null && !this.cleared) return null;
+    this.g ??= new Tensor(allocArray(this.data.dtype, this.data.size), this.data.shape);
+    this.cleared = false;
+    return this.g.data;
   }
 
   get hasGrad(): boolean {
@@ -29,7 +50,13 @@ export class Parameter {
 
   /** grad += g */
   accumulate(g: Tensor): void {
-    const a = this.grad.data, b = g.data;
+    const b = g.data;
+    const into = this.takeClearedGrad();
+    if (into !== null) {
+      for (let i = 0; i < into.length; i++) into[i] = 0 + b[i]; // the bits of adding to zeros (−0 becomes +0)
+      return;
+    }
+    const a = this.g!.data;
     for (let i = 0; i < a.length; i++) a[i] += b[i];
   }
 }
@@ -86,7 +113,7 @@ export abstract class Module {
   }
 
   zeroGrad(): void {
-    for (const [, p] of this.namedParameters()) if (p.hasGrad) p.grad.data.fill(0);
+    for (const [, p] of this.namedParameters()) p.clearGrad();
   }
 
   parameterCount(): number {

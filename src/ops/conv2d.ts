@@ -264,9 +264,10 @@ export interface Conv2dGrads {
 }
 
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W), dw: (F, C/g, kH, kW), db: (F)
+// want.dwInto: write dw there (every element; a parameter's cleared gradient) instead of a new array
 export function conv2dBackward(
   dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions = {},
-  want: { dx?: boolean; dw?: boolean; db?: boolean } = {},
+  want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray } = {},
 ): Conv2dGrads {
   const g = convGeometry(x.shape, w.shape, opts);
   expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
@@ -275,7 +276,10 @@ export function conv2dBackward(
     throw new Error(`conv2d backward: grad_output shape ${fmtShape(dy.shape)} does not match output shape ${fmtShape([g.N, g.F, g.Ho, g.Wo])}`);
   }
   const dx = want.dx === false ? null : allocLike(x.data, x.size);
-  const dW = want.dw === false ? null : allocLike(x.data, w.size);
+  if (want.dwInto !== undefined && (want.dwInto.length !== w.size || (want.dwInto instanceof Float64Array) !== (x.data instanceof Float64Array))) {
+    throw new Error(`conv2d backward: dwInto holds ${want.dwInto.length} ${want.dwInto instanceof Float64Array ? 'float64' : 'float32'} values, expected ${w.size} ${x.dtype}`);
+  }
+  const dW = want.dw === false ? null : want.dwInto ?? allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';
   if (algo === 'direct') {

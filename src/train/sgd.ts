@@ -34,13 +34,22 @@ export class SGD {
       let v = this.velocity[k];
       const first = v === null;
       if (mu !== 0 && v === null) v = this.velocity[k] = th instanceof Float64Array ? new Float64Array(th.length) : new Float32Array(th.length);
-      for (let i = 0; i < th.length; i++) {
-        let d = g[i] + wd * th[i];
-        if (v !== null) {
-          d = first ? d : mu * v[i] + d;
+      // one loop per case (no branch inside): d = ∇ + λθ, then v = μv + d after the first step
+      const n = th.length;
+      if (v === null) {
+        for (let i = 0; i < n; i++) th[i] -= lr * (g[i] + wd * th[i]);
+      } else if (first) {
+        for (let i = 0; i < n; i++) {
+          const d = g[i] + wd * th[i];
           v[i] = d;
+          th[i] -= lr * d;
         }
-        th[i] -= lr * d;
+      } else {
+        for (let i = 0; i < n; i++) {
+          const d = mu * v[i] + (g[i] + wd * th[i]);
+          v[i] = d;
+          th[i] -= lr * d;
+        }
       }
       p.version++;
     }

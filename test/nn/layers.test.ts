@@ -2,7 +2,7 @@
 // (Winograd's U, and im2col's weights packed for the SIMD GEMM).
 import { describe, expect, it } from 'vitest';
 import { Conv2d } from '../../src/nn/layers.js';
-import { conv2d } from '../../src/ops/conv2d.js';
+import { conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { SGD } from '../../src/train/sgd.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
@@ -91,5 +91,38 @@ describe("Conv2d with algorithm 'winograd' where Winograd does not apply", () =>
     c.algorithm = 'winograd';
     c.forward(uniform([1, 4, 8, 8], new Rng(1), -1, 1));
     expect([c.winogradApplies, c.used?.algorithm]).toEqual([true, 'winograd']);
+  });
+});
+
+// Gradients accumulate as in PyTorch: grad += dW per backward, zero after zeroGrad. A conv writes
+// dW straight into a gradient that holds zero (no second array, no pass adding it to zeros), so the
+// checks are against the functional op's dW, computed on its own: after zeroGrad the gradient is
+// that dW bit for bit; a second backward adds in float32 (fl(dW₁ + dW₂)); a value written into the
+// gradient after zeroGrad is added to; reading it after zeroGrad gives zeros.
+describe('Conv2d gradients: written after zeroGrad, added to otherwise', () => {
+  it.each(['im2col', 'direct'] as const)('%s: dW₁, then fl(dW₁ + dW₂), zero again after zeroGrad, a written value kept', (algorithm) => {
+    const rng = new Rng(21);
+    const conv = new Conv2d(3, 4, 3, { padding: 1, rng });
+    conv.algorithm = algorithm;
+    const x1 = uniform([2, 3, 5, 5], rng, -1, 1), x2 = uniform([2, 3, 5, 5], rng, -1, 1);
+    const dy1 = uniform([2, 4, 5, 5], rng, -1, 1), dy2 = uniform([2, 4, 5, 5], rng, -1, 1);
+    const opts = { padding: 1, algorithm };
+    const dW1 = conv2dBackward(dy1, x1, conv.weight.data, opts, { dx: false, db: false }).dw!.data;
+    const dW2 = conv2dBackward(dy2, x2, conv.weight.data, opts, { dx: false, db: false }).dw!.data;
+    const step = (x: typeof x1, dy: typeof dy1) => { conv.forward(x); conv.backward(dy); };
+    step(x1, dy1);
+    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(dW1));
+    step(x2, dy2);
+    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(Float32Array.from(dW1, (v, i) => v + dW2[i])));
+    conv.zeroGrad();
+    expect(conv.weight.grad.data.every((v) => v === 0)).toBe(true);
+    conv.zeroGrad();
+    step(x2, dy2);
+    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(dW2));
+    conv.zeroGrad();
+    conv.weight.grad.data[0] = 5; // written after zeroGrad: the next backward adds to it
+    step(x1, dy1);
+    expect(conv.weight.grad.data[0]).toBe(Math.fround(5 + dW1[0]));
+    expect(Array.from(conv.weight.grad.data.subarray(1))).toEqual(Array.from(dW1.subarray(1), (v) => 0 + v));
   });
 });

@@ -24,6 +24,21 @@ describe('SGD (torch.optim.SGD semantics)', () => {
     const d0 = 0.5 + 0.01 * th[0], v0 = 0.9 * 0.51 + d0;
     expect(p.data.data[0]).toBeCloseTo(th[0] - 0.1 * v0, 15);
     expect(p.version).toBe(2);
+    // step 3: the velocity carried from step 2 holds its weight decay too
+    const th2 = p.data.data[0];
+    p.grad.data.set([0.5, 1]);
+    opt.step();
+    const v1 = 0.9 * v0 + (0.5 + 0.01 * th2);
+    expect(p.data.data[0]).toBeCloseTo(th2 - 0.1 * v1, 15);
+  });
+  it('weight decay without momentum: θ ← θ − η·(g + λθ)', () => {
+    const p = new Parameter(new Tensor(new Float64Array([1, -2]), [2]));
+    const opt = new SGD([p], { lr: 0.1, weightDecay: 0.01 });
+    p.grad.data.set([0.5, 1]);
+    opt.step();
+    // [1 − 0.1·(0.5 + 0.01), −2 − 0.1·(1 − 0.02)]
+    expect(p.data.data[0]).toBeCloseTo(0.949, 15);
+    expect(p.data.data[1]).toBeCloseTo(-2.098, 15);
   });
   it('cosine schedule: η0 at 0, half at T/2, ηmin at T', () => {
     expect(cosineLR(0.1, 0, 100)).toBe(0.1);
