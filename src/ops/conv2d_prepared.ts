@@ -1,9 +1,12 @@
 // A conv's weights prepared for the algorithms that run it, made once per weight version: Winograd's
 // transformed filters U (per tile; U is prepared for the GEMM on first use), im2col's filters
 // prepared for the GEMM, and a copy in shared memory where the pool's workers read the weights.
-// One object per conv owns them: Conv2d keeps one for its weights (kept: what it prepares stays
-// resident in each thread's kernel memory, call after call), 'auto' makes one for the candidates
-// it times and releases it, conv2d() takes one as an option (the bench's way to time a deploy conv).
+// One object per conv owns them: Conv2d keeps one for its weights (kept: from the second call on,
+// what it prepares stays resident in each thread's kernel memory), 'auto' makes one for the
+// candidates it times and releases it, conv2d() takes one as an option (the bench's way to time a
+// deploy conv). The first call copies the prepared filters block by block into the kernel's scratch
+// instead: a one-shot run grows no kernel memory for them (first-touched memory is the dearest part
+// of a one-shot run; docs/performance.md).
 
 import { Tensor, sharedArrayLike } from '../tensor/tensor.js';
 import { type PreparedFilters, releaseFilters, takesPreparedFilters } from '../backend/gemm.js';
@@ -19,9 +22,25 @@ export class PreparedConv {
   private readonly winograd = new Map<WinogradTile, WinogradWeights>();
   private im2col: PreparedFilters | undefined;
   private shared: Tensor | null = null;
+  /** calls that asked for prepared filters since the weights changed */
+  private calls = 0;
 
-  /** kept: used call after call (a module's weights), so the prepared filters stay resident */
+  /** kept: used call after call (a module's weights), so the prepared filters stay resident from the second call */
   constructor(readonly kept: boolean) {}
+
+  // the prepared filters made so far
+  private *filters(): Generator<PreparedFilters> {
+    for (const U of this.winograd.values()) if (U.panels !== undefined) yield U.panels;
+    if (this.im2col !== undefined) yield this.im2col;
+  }
+
+  // counts a call; at the second, what is prepared becomes resident (and what is prepared later is made so)
+  private use(): boolean {
+    this.calls++;
+    const resident = this.kept && this.calls >= 2;
+    if (resident) for (const p of this.filters()) p.panels.kept = true;
+    return resident;
+  }
 
   /**
    * This object for weights `w` at `version` (a Parameter's, bumped by every in-place edit): what it
@@ -43,9 +62,10 @@ export class PreparedConv {
 
   /** Winograd's U for this tile (w: (F, C/g, 3, 3) → (groups, α², F/g, C/g)). */
   winogradFilters(g: ConvGeometry, tile: WinogradTile): WinogradWeights {
+    const resident = this.use();
     let U = this.winograd.get(tile);
     if (U === undefined) {
-      U = { ...winogradWeights(this.weights().data, g.F, g.Cg, g.groups, tile), kept: this.kept };
+      U = { ...winogradWeights(this.weights().data, g.F, g.Cg, g.groups, tile), kept: resident };
       this.winograd.set(tile, U);
     }
     return U;
@@ -55,7 +75,8 @@ export class PreparedConv {
   im2colFilters(g: ConvGeometry): PreparedFilters | undefined {
     const w = this.weights();
     if (!takesPreparedFilters(w.data)) return undefined;
-    this.im2col ??= im2colFilters(g, w.data as Float32Array, this.kept);
+    const resident = this.use();
+    this.im2col ??= im2colFilters(g, w.data as Float32Array, resident);
     return this.im2col;
   }
 
@@ -84,5 +105,6 @@ export class PreparedConv {
     this.shared = null;
     this.source = null;
     this.version = -1;
+    this.calls = 0;
   }
 }
