@@ -4,8 +4,9 @@
 // One object per conv owns them: Conv2d keeps one for its weights (kept: from the second call on,
 // what it prepares stays resident in each thread's kernel memory), 'auto' makes one for the
 // candidates it times and releases it, conv2d() takes one as an option (the bench's way to time a
-// deploy conv). The first call copies the prepared filters block by block into the kernel's scratch
-// instead: a one-shot run grows no kernel memory for them (first-touched memory is the dearest part
+// deploy conv). At the first call im2col packs its filters in the GEMM, as a plain call does, and
+// Winograd's are copied block by block into the kernel's scratch: a one-shot run makes no prepared
+// copy of its weights and grows no kernel memory for them (first-touched memory is the dearest part
 // of a one-shot run; docs/performance.md).
 
 import { Tensor, sharedArrayLike } from '../tensor/tensor.js';
@@ -76,6 +77,9 @@ export class PreparedConv {
     const w = this.weights();
     if (!takesPreparedFilters(w.data)) return undefined;
     const resident = this.use();
+    // a kept conv's first call packs its filters in the GEMM, as a plain call does: a one-shot run
+    // makes no prepared copy of its weights
+    if (this.kept && !resident) return undefined;
     this.im2col ??= im2colFilters(g, w.data as Float32Array, resident);
     return this.im2col;
   }

@@ -13,6 +13,7 @@ import { setThreads } from '../../src/backend/threads.js';
 import { gemm } from '../../src/backend/gemm.js';
 import { packPanels } from '../../src/backend/wasm/gemm_simd.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
+import { Conv2d } from '../../src/nn/layers.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 
@@ -103,6 +104,20 @@ describe('the SIMD GEMM\'s memory', () => {
     const y2 = Array.from(model.forward(x).data);
     expect(wasmArenaBytes()).toBeGreaterThan(0);
     expect(y2).toEqual(y1); // the same bits either way
+    setThreads(2);
+  });
+
+  it.each(['im2col', 'winograd'] as const)('a %s conv: nothing resident after its first call, its filters after its second', (algorithm) => {
+    setBackend('wasm');
+    setThreads(1);
+    setArenaBytes(128 * 2 ** 20); // empties it
+    const conv = new Conv2d(8, 8, 3, { padding: 1, rng: new Rng(7) }).eval();
+    conv.algorithm = algorithm;
+    const x = uniform([1, 8, 12, 12], new Rng(8), -1, 1);
+    conv.forward(x);
+    expect(wasmArenaBytes()).toBe(0);
+    conv.forward(x);
+    expect(wasmArenaBytes()).toBeGreaterThan(0);
     setThreads(2);
   });
 
