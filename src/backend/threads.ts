@@ -342,11 +342,19 @@ export function collectOutput<T extends Float32Array | Float64Array>(shared: T, 
   poolStats.copiedBytes += a.byteLength;
 }
 
-/** Multiply-adds below which a part is not worth a message to a worker: ~0.05 ms of work on either
- * backend (the SIMD GEMM does them ~8× faster). On the demo's training step (small convs), 2¹⁷ on
- * 'wasm' made two threads 0.9× one (a part's copies into shared memory and its message cost more
- * than it saves); at 2²⁰ two threads are level with one there, and A0's layers split as before. */
-const MIN_MACS_PER_PART: Record<Backend, number> = { js: 1 << 17, wasm: 1 << 20 };
+/** Multiply-adds below which a part is not worth a message to a worker: a part must outweigh a
+ * message's round trip and its copies into shared memory. On 'wasm', lower split the demo's small
+ * training convs and two threads ran slower than one; higher, A0's middle layers stopped splitting
+ * (docs/performance.md: threads). 'js' kept its earlier value (its GEMM is several times slower per
+ * multiply-add, so less work fills the same time). */
+const MIN_MACS_PER_PART: Record<Backend, number> = { js: 1 << 17, wasm: 1 << 23 };
+
+/** Sets that threshold for a backend and returns the old one (for the tests, which split small cases to check the bits). */
+export function setMinMacsPerPart(backend: Backend, macs: number): number {
+  const old = MIN_MACS_PER_PART[backend];
+  MIN_MACS_PER_PART[backend] = macs;
+  return old;
+}
 
 /** How many parts to cut a kernel of `macs` multiply-adds and `units` independent pieces into. */
 export function partsFor(macs: number, units: number): number {

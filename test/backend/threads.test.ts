@@ -2,11 +2,11 @@
 // from workers reach the caller, and a program that used the pool ends on its own.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
-import { defineKernel, getThreads, parallel, poolStats, setThreads, workersReady } from '../../src/backend/threads.js';
+import { defineKernel, getThreads, parallel, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
@@ -33,7 +33,9 @@ function expectSameBits(a: Tensor | null, b: Tensor | null, what: string): void 
   expect(first, `${what}: first differing byte`).toBe(-1);
 }
 
-// Each case is big enough (≥ 2²⁰ multiply-adds per part) for the pool to split it three ways.
+// Each case is big enough (≥ 2²⁰ multiply-adds per part) for the pool to split it three ways, with
+// the 'wasm' threshold lowered to 2²⁰ for this file (setMinMacsPerPart): what is checked is how
+// parts split, not where splitting starts to pay, and 8× larger cases would only add seconds.
 // (Backward runs dx on Winograd where forward did, and dW on im2col.)
 const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?: boolean }[] = [
   { name: 'im2col 3×3, padding 1, ReLU epilogue', x: [3, 16, 20, 19], w: [24, 16, 3, 3], opts: { padding: 1, algorithm: 'im2col', relu: true } },
@@ -48,6 +50,9 @@ const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?
 ];
 
 describe('the same bits on 1, 2 and 3 threads', () => {
+  let saved = 0;
+  beforeAll(() => { saved = setMinMacsPerPart('wasm', 1 << 20); });
+  afterAll(() => { setMinMacsPerPart('wasm', saved); });
   // Workers start in the background (kernels run on fewer threads until they are up): wait for them.
   const threads = async (t: number) => {
     setThreads(t);
