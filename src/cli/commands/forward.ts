@@ -52,7 +52,7 @@ export const forward: Command = {
     const t4 = performance.now();
     const used = model.algorithmPlan();
     const ms = (t: number) => `${t.toFixed(0)} ms`;
-    if (a.flags.get('verbose') === true) io.err(`phases: read ${ms(t1 - t0)} (checkpoint and input), build ${ms(t2 - t1)} (model from the state dict, every value checked), forward ${ms(t3 - t2)} (a first forward also packs or transforms each conv's filters), write ${ms(t4 - t3)}`);
+    if (a.flags.get('verbose') === true) io.err(`phases: read ${ms(t1 - t0)} (checkpoint and input), build ${ms(t2 - t1)} (model from the state dict, every value checked), forward ${ms(t3 - t2)} (a first forward: each conv packs its filters in its GEMM, and memory is touched for the first time), write ${ms(t4 - t3)}`);
     if (a.flags.get('verbose') === true) io.err(`threads: ${getThreads()}`);
     if (a.flags.get('verbose') === true) for (const e of used) io.err(`${e.layer.padEnd(24)} ${e.algorithm}${e.algorithm === 'winograd' ? ` F(${e.winogradTile}×${e.winogradTile},3×3)` : ''}`);
     if (savePlan !== undefined) writeFileAtomic(savePlan, new TextEncoder().encode(JSON.stringify(used, null, 1) + '\n'));
