@@ -30,29 +30,40 @@ function validRange(L: number, s: number, p: number, t: number, O: number): [num
 }
 
 // col (rows r = (c, i, j), columns colOff + (p − p0), row stride ld) for c in [c0, c1) → dx image n,
-// group gi (+=)
+// group gi (+=). What does not depend on the channel is found once: each tap's valid output rows and
+// columns (validRange) and the output rows that [p0, p1) spans (oh, and its columns ow0 … ow1).
 function col2im(
   g: ConvGeometry, col: FloatArray, colOff: number, ld: number, n: number, gi: number,
   p0: number, p1: number, c0: number, c1: number, dx: FloatArray,
 ): void {
   const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
+  const rowLo = workspaceInt32('col2im.rows', 2 * KH), colLo = workspaceInt32('col2im.cols', 2 * KW);
+  for (let i = 0; i < KH; i++) [rowLo[2 * i], rowLo[2 * i + 1]] = validRange(H, sh, pt, i * dh, Ho);
+  for (let j = 0; j < KW; j++) [colLo[2 * j], colLo[2 * j + 1]] = validRange(W, sw, pl, j * dw, Wo);
+  const spans = workspaceInt32('col2im.spans', 3 * (Math.ceil((p1 - p0) / Wo) + 1));
+  let S = 0;
+  for (let p = p0; p < p1; S++) {
+    const oh = Math.floor(p / Wo);
+    const ow0 = p - oh * Wo, ow1 = Math.min(Wo, ow0 + p1 - p);
+    spans[3 * S] = oh;
+    spans[3 * S + 1] = ow0;
+    spans[3 * S + 2] = ow1;
+    p += ow1 - ow0;
+  }
   for (let c = c0; c < c1; c++) {
     const xc = (n * C + gi * Cg + c) * H * W;
     for (let i = 0; i < KH; i++) {
-      const [ohLo, ohHi] = validRange(H, sh, pt, i * dh, Ho);
+      const ohLo = rowLo[2 * i], ohHi = rowLo[2 * i + 1];
       for (let j = 0; j < KW; j++) {
-        const [owLo, owHi] = validRange(W, sw, pl, j * dw, Wo);
+        const owLo = colLo[2 * j], owHi = colLo[2 * j + 1];
         const base = ((c * KH + i) * KW + j) * ld + colOff - p0;
-        for (let p = p0; p < p1;) {
-          const oh = Math.floor(p / Wo);
-          const ow0 = p - oh * Wo, ow1 = Math.min(Wo, ow0 + p1 - p);
-          if (oh >= ohLo && oh < ohHi) {
-            const src = base + oh * Wo;
-            const dst = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
-            const hi = Math.min(owHi, ow1);
-            for (let ow = Math.max(ow0, owLo); ow < hi; ow++) dx[dst + ow * sw] += col[src + ow];
-          }
-          p += ow1 - ow0;
+        for (let t = 0; t < S; t++) {
+          const oh = spans[3 * t];
+          if (oh < ohLo || oh >= ohHi) continue;
+          const src = base + oh * Wo;
+          const dst = xc + (oh * sh - pt + i * dh) * W - pl + j * dw;
+          const hi = Math.min(owHi, spans[3 * t + 2]);
+          for (let ow = Math.max(spans[3 * t + 1], owLo); ow < hi; ow++) dx[dst + ow * sw] += col[src + ow];
         }
       }
     }
