@@ -295,6 +295,7 @@ const MUTANTS = [
   ['speed', 'prepared filters resident from a conv\'s first call (a one-shot run grows kernel memory)', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = this.kept;', ['test/backend/wasm.test.ts']],
   ['speed', 'prepared filters never resident', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = false;', ['test/backend/wasm.test.ts']],
   ['speed', 'Winograd filters prepared at a conv\'s first call never become resident', 'src/ops/conv2d_prepared.ts', 'if (resident) for (const p of this.filters()) p.panels.kept = true;', '', ['test/backend/wasm.test.ts']],
+  ['speed', 'a failed backward leaves stale values in a cleared gradient', 'src/nn/layers.ts', '      if (into !== null) this.weight.clearGrad(); // nothing', '      // nothing', ['test/nn/layers.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -2,7 +2,7 @@
 
 import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
 import { Rng, uniform } from '../tensor/rng.js';
-import { type AlgorithmChoice, type ConvAlgorithm, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
 import { PreparedConv } from '../ops/conv2d_prepared.js';
@@ -131,7 +131,13 @@ export class Conv2d extends Module {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
     // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
     const into = this.weight.takeClearedGrad();
-    const g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined });
+    let g: Conv2dGrads;
+    try {
+      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined });
+    } catch (e) {
+      if (into !== null) this.weight.clearGrad(); // nothing was written in full: the gradient is still zero
+      throw e;
+    }
     if (into === null) this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx!;

@@ -124,5 +124,10 @@ describe('Conv2d gradients: written after zeroGrad, added to otherwise', () => {
     step(x1, dy1);
     expect(conv.weight.grad.data[0]).toBe(Math.fround(5 + dW1[0]));
     expect(Array.from(conv.weight.grad.data.subarray(1))).toEqual(Array.from(dW1.subarray(1), (v) => 0 + v));
+    // a backward that fails (a grad_output of the wrong shape) leaves a cleared gradient zero
+    conv.zeroGrad();
+    conv.forward(x1);
+    expect(() => conv.backward(uniform([2, 4, 4, 4], rng, -1, 1))).toThrow('grad_output shape');
+    expect(conv.weight.grad.data.every((v) => v === 0)).toBe(true);
   });
 });
