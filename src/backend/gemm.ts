@@ -11,7 +11,7 @@ import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
-import { winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
+import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
 
 export type { GatherSource, MatRef, PanelSource, RowEpilogue, WinogradOutput, WinogradSource } from './gemm_contract.js';
 export { paddedPlanes } from './gemm_contract.js';
@@ -94,6 +94,11 @@ export function releaseFilters(p: PreparedFilters): void {
 /** Whether Winograd F(4×4)'s transforms run on the selected kernels for arrays like x (else the TypeScript transforms in src/ops). */
 export function transformsWinogradF4(x: FloatArray): boolean {
   return simd(x);
+}
+
+/** F(4×4, 3×3)'s U = G g Gᵀ of w (F, C/g, 3, 3) into U (groups, 36, F/g, C/g): bit for bit the TypeScript transform's values. */
+export function winogradFiltersF4(w: Float32Array, F: number, Cg: number, groups: number, U: Float32Array): void {
+  winogradFiltersSimd(w, F, Cg, groups, U);
 }
 
 /** F(4×4, 3×3)'s V = Bᵀ d B for the tiles s describes, into V at vOff: bit for bit the TypeScript transform's values. */

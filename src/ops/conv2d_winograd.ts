@@ -18,7 +18,7 @@ import { workspace64, workspaceInt32, workspaceLike } from '../tensor/workspace.
 import type { ConvGeometry } from './conv2d_geometry.js';
 import {
   PANEL_ROWS, PANEL_STRIP, type PreparedFilters, type WinogradOutput, type WinogradSource, bPanels, filterRows, gemm, paddedPlanes,
-  prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradInputF4, winogradOutputF4,
+  prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradFiltersF4, winogradInputF4, winogradOutputF4,
 } from '../backend/gemm.js';
 import { reluBits } from './relu.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
@@ -113,6 +113,10 @@ export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: nu
   const Fg = F / groups;
   // shared memory where it exists, so that the pool's workers read the filters without a copy
   const U = sharedArrayLike(groups * A2 * Fg * Cg, w);
+  if (tile === 4 && transformsWinogradF4(w)) {
+    winogradFiltersF4(w as Float32Array, F, Cg, groups, U as Float32Array); // the same values, on the kernels
+    return { tile, F, Cg, groups, data: U };
+  }
   const Gg = new Float64Array(alpha * 3);
   for (let f = 0; f < F; f++) {
     const gi = Math.floor(f / Fg);

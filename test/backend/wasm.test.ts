@@ -5,7 +5,7 @@ import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
 import { setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
 import { winogradInputSimd, winogradOutputSimd } from '../../src/backend/wasm/winograd_drivers.js';
-import { inputTransformF4, outputTransformF4 } from '../../src/ops/conv2d_winograd.js';
+import { inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
@@ -153,6 +153,29 @@ describe('the SIMD GEMM\'s memory', () => {
     let s = 0;
     for (let k = 0; k < 8; k++) s += a[k] * b[k * 4];
     expect(c[0]).toBe(s);
+  });
+});
+
+describe('the SIMD Winograd filter transform', () => {
+  // U = G g Gᵀ on the kernels does TypeScript's float64 operations in its order (zero coefficients
+  // included) and rounds once: the same bits ('js' runs the TypeScript transform, 'wasm' the kernel),
+  // NaN as NaN; an odd channel count (the last channel alone), groups, and 600 channels (9 filters
+  // per chunk: a group of 20 goes in 3 chunks, the last ragged); −0, ±∞ and NaN among the weights.
+  it('writes bit for bit the values of the TypeScript transform', () => {
+    const rng = new Rng(12);
+    let mismatches = 0, compared = 0;
+    for (const [F, Cg, groups] of [[4, 3, 1], [6, 5, 2], [20, 600, 1], [8, 2, 4]] as const) {
+      const w = Float32Array.from({ length: F * Cg * 9 }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 6 - 3));
+      w.set([-0, Infinity, -Infinity, NaN, 0], 7);
+      setBackend('js');
+      const ref = winogradWeights(w, F, Cg, groups, 4).data;
+      setBackend('wasm');
+      const got = winogradWeights(w, F, Cg, groups, 4).data;
+      expect(got.length).toBe(ref.length);
+      for (let i = 0; i < ref.length; i++, compared++) if (!Object.is(got[i], ref[i])) mismatches++;
+    }
+    expect(compared).toBeGreaterThan(400000);
+    expect(mismatches).toBe(0);
   });
 });
 

@@ -130,11 +130,12 @@ describe("'auto' times a shape only once it has run AUTO_AFTER times, apart for 
   });
 
   it('and where F(4×4) wins with its filters prepared once, training still pays the transform per step, so im2col', () => {
-    // 256→256 on a 16×16 map: per call F(4×4) transforms 65 536 filters (~30 ms here) against ~8 ms
-    // for im2col, while prepared once it takes ~3.6 ms; 3.6× one way and 2.2× the other, far beyond
-    // timing noise (AUTO_MARGIN is 5%): timed as eval runs, training would choose F(4×4)
+    // 256→256 on an 8×8 map: per call F(4×4) transforms 65 536 filters (~9 ms here, ~8 of them the
+    // transform) against ~2.5 ms for im2col, while prepared once it takes ~1.3 ms against ~2.1; 3.5×
+    // one way and 1.6× the other, far beyond timing noise (AUTO_MARGIN is 5%): timed as eval runs,
+    // training would choose F(4×4)
     const c = new Conv2d(256, 256, 3, { padding: 1, rng: new Rng(10) }).train();
-    const x = uniform([1, 256, 16, 16], new Rng(11), -1, 1);
+    const x = uniform([1, 256, 8, 8], new Rng(11), -1, 1);
     for (let i = 0; i <= AUTO_AFTER; i++) c.forward(x);
     expect(c.used).toEqual({ algorithm: 'im2col', winogradTile: 4 });
   });

@@ -3,7 +3,7 @@
 // (winograd_simd.ts). Built once; instance.ts compiles and instantiates it.
 
 import { Code, I32, V128, wasmModule } from './emit.js';
-import { winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
+import { winogradFiltersF4Def, winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 
 // block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
 // at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
@@ -185,6 +185,7 @@ export function gemmModuleBytes(): Uint8Array {
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),
+    winogradFiltersF4Def(),
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
     { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
   ]);

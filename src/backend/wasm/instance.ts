@@ -28,6 +28,7 @@ export interface Instance {
   winogradInput: WinogradInputFn;
   /** without and with ReLU */
   winogradOutput: [WinogradOutputFn, WinogradOutputFn];
+  winogradFilters: (w: number, u: number, count: number, channels: number, kBytes: number) => void;
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -64,6 +65,7 @@ export function getInstance(): Instance {
       memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
+      winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
   }

@@ -55,3 +55,28 @@ export function winogradOutputSimd(o: WinogradOutput): void {
   o.store(mem, outW);
   simdStats.bytesCopied += 4 * (mFloats + o.outFloats);
 }
+
+/** Floats of kernel scratch a chunk of filters may take (w in, U out): bounds what the transform grows memory by. */
+const FILTER_CHUNK_FLOATS = 1 << 18;
+
+/**
+ * F(4×4, 3×3)'s U = G g Gᵀ of w (F, C/g, 3, 3) into U (groups, 36, F/g, C/g) (winograd_simd.ts): bit
+ * for bit what winogradWeights computes in TypeScript. Filters go through in chunks of one group.
+ */
+export function winogradFiltersSimd(w: Float32Array, F: number, Cg: number, groups: number, U: Float32Array): void {
+  const inst = getInstance();
+  const Fg = F / groups;
+  const chunk = Math.max(1, Math.min(Fg, Math.floor(FILTER_CHUNK_FLOATS / (45 * Cg))));
+  const wW = inst.arenaEnd, uW = wW + Math.ceil((chunk * Cg * 9) / 4) * 4, end = uW + chunk * Cg * 36;
+  inst.scratch = Math.max(inst.scratch, end - wW);
+  const mem = floats(end);
+  for (let gi = 0; gi < groups; gi++) {
+    for (let f0 = 0; f0 < Fg; f0 += chunk) {
+      const n = Math.min(chunk, Fg - f0);
+      mem.set(w.subarray((gi * Fg + f0) * Cg * 9, (gi * Fg + f0 + n) * Cg * 9), wW);
+      inst.winogradFilters(4 * wW, 4 * uW, n, Cg, 4 * n * Cg);
+      for (let k = 0; k < 36; k++) U.set(mem.subarray(uW + k * n * Cg, uW + (k + 1) * n * Cg), ((gi * 36 + k) * Fg + f0) * Cg);
+    }
+  }
+  simdStats.bytesCopied += 4 * F * Cg * 45;
+}

@@ -177,3 +177,84 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
     locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
   };
 }
+
+// F(4×4, 3×3)'s filter transform U = G g Gᵀ, two input channels at a time in f64x2 lanes: the float64
+// operations of winogradWeights in src/ops/conv2d_winograd.ts in their order (zero coefficients
+// included: 0·w keeps its sign), then one rounding to float32 per value.
+//
+// winogradFiltersF4(w, u, count, channels, kBytes): for `count` filters of channels × 3×3 weights at
+// w (row-major), U_k (k = 6ξ + η) of filter r and channel c at u + k·kBytes + (r·channels + c)·4.
+const G4: readonly (readonly number[])[] = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+
+export function winogradFiltersF4Def(): FunctionDef {
+  const [w, u, count, channels, kBytes] = [0, 1, 2, 3, 4];
+  let n = 5;
+  const [r, c, pw, pu] = [n++, n++, n++, n++];
+  const nI32 = n - 5;
+  const konst = new Map([...new Set(G4.flat())].map((k) => [k, n++]));
+  const g = Array.from({ length: 9 }, () => n++);
+  const gg = Array.from({ length: 18 }, () => n++); // (G·g)[ξ][q] at 3ξ + q
+  const tmp = n++;
+  const nV128 = n - 5 - nI32;
+  const x = new Code();
+  const emit = emitter(x, konst);
+  splatConstants(x, konst);
+  // a·b + c·d + e·f evaluated as JavaScript does: ((a·b + c·d) + e·f)
+  const dot3 = (k: readonly number[], v: readonly number[]): Expr => ['add', ['add', ['mul', k[0], v[0]], ['mul', k[1], v[1]]], ['mul', k[2], v[2]]];
+  // the channels at pw (and pw + 36 bytes, or the same one again when single) → U at pu
+  const body = (single: boolean) => {
+    for (let k = 0; k < 9; k++) {
+      x.get(pw).v128Zero().v128Load32Lane(0, 4 * k).set(tmp);
+      x.get(pw).get(tmp).v128Load32Lane(1, single ? 4 * k : 36 + 4 * k).f64x2PromoteLowF32x4().set(g[k]);
+    }
+    // Gg[ξ][q] = G[ξ][0]·g[q] + G[ξ][1]·g[3 + q] + G[ξ][2]·g[6 + q]
+    for (let xi = 0; xi < 6; xi++) for (let q = 0; q < 3; q++) { emit(dot3(G4[xi], [g[q], g[3 + q], g[6 + q]])); x.set(gg[3 * xi + q]); }
+    // U_ξη = Gg[ξ][0]·G[η][0] + Gg[ξ][1]·G[η][1] + Gg[ξ][2]·G[η][2] (the products with the constant second, as written there)
+    for (let xi = 0; xi < 6; xi++) {
+      for (let eta = 0; eta < 6; eta++) {
+        x.get(pu).get(kBytes).i32(6 * xi + eta).i32Mul().i32Add();
+        const t = (i: number): Expr => ['mul', G4[eta][i], gg[3 * xi + i]];
+        emit(['add', ['add', t(0), t(1)], t(2)]);
+        x.f32x4DemoteF64x2Zero();
+        if (single) x.v128Store32Lane(0); else x.v128Store64Lane(0);
+      }
+    }
+  };
+  x.i32(0).set(r);
+  x.get(w).set(pw);
+  x.get(u).set(pu);
+  x.block();
+  x.get(count).i32Eqz().brIf(0);
+  x.loop(); // over filters
+  x.i32(0).set(c);
+  x.block();
+  x.loop(); // over pairs of channels
+  x.get(c).i32(1).i32Add().get(channels).i32LtU().i32Eqz().brIf(1);
+  body(false);
+  x.get(pw).i32(72).i32Add().set(pw);
+  x.get(pu).i32(8).i32Add().set(pu);
+  x.get(c).i32(2).i32Add().set(c);
+  x.br(0);
+  x.end();
+  x.end();
+  x.block(); // an odd last channel
+  x.get(c).get(channels).i32LtU().i32Eqz().brIf(0);
+  body(true);
+  x.get(pw).i32(36).i32Add().set(pw);
+  x.get(pu).i32(4).i32Add().set(pu);
+  x.end();
+  x.get(r).i32(1).i32Add().tee(r).get(count).i32LtU().brIf(0);
+  x.end();
+  x.end();
+  return {
+    name: 'winogradFiltersF4', params: new Array<number>(5).fill(I32),
+    locals: [...new Array<number>(nI32).fill(I32), ...new Array<number>(nV128).fill(V128)], body: x,
+  };
+}
