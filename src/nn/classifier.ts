@@ -1,6 +1,6 @@
 // The head every network here shares: a chain of feature modules, global average pooling, linear.
 
-import type { Tensor } from '../tensor/tensor.js';
+import type { DType, Tensor } from '../tensor/tensor.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
@@ -10,7 +10,21 @@ import { setConvAlgorithm } from './conv_algorithm.js';
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;
+  /** the network's plan: what it takes in and how many classes it gives out */
+  abstract readonly plan: { readonly inChannels: number; readonly numClasses: number };
   private featShape: readonly number[] | null = null;
+
+  get dtype(): DType {
+    return this.linear.weight.data.dtype;
+  }
+
+  get inChannels(): number {
+    return this.plan.inChannels;
+  }
+
+  get numClasses(): number {
+    return this.plan.numClasses;
+  }
 
   /** Every conv's algorithm ('winograd' where it applies, im2col for the rest: setConvAlgorithm). */
   setAlgorithm(algorithm: ConvAlgorithm): this {
@@ -20,7 +34,6 @@ export abstract class PooledClassifier extends Module {
 
   /** the feature modules, in forward order */
   protected abstract features(): readonly Module[];
-  protected abstract readonly inChannels: number;
 
   // x: (N, in_channels, H, W) → logits: (N, num_classes)
   forward(x: Tensor): Tensor {

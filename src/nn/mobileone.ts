@@ -149,18 +149,6 @@ export class MobileOne extends PooledClassifier {
     return this.blocks[0] instanceof FusedBlock;
   }
 
-  get dtype(): DType {
-    return this.linear.weight.data.dtype;
-  }
-
-  get inChannels(): number {
-    return this.plan.inChannels;
-  }
-
-  get numClasses(): number {
-    return this.plan.numClasses;
-  }
-
   override children(): [string, Module][] {
     return [...this.blocks.map((b, i): [string, Module] => [this.plan.blocks[i].name, b]), [MOBILEONE_HEAD[this.plan.names], this.linear]];
   }

@@ -123,8 +123,4 @@ export class ResidualReorg extends PooledClassifier {
   protected features(): readonly Module[] {
     return [this.stem, ...this.stages.flat(), ...this.tail];
   }
-
-  protected get inChannels(): number {
-    return this.plan.inChannels;
-  }
 }

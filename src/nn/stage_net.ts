@@ -41,18 +41,6 @@ export class StageNet<B extends BranchBlock> extends PooledClassifier {
     this.linear = new Linear(last[last.length - 1].outChannels, plan.numClasses, { dtype: opts.dtype, rng, init: opts.init });
   }
 
-  get dtype(): DType {
-    return this.linear.weight.data.dtype;
-  }
-
-  get inChannels(): number {
-    return this.plan.inChannels;
-  }
-
-  get numClasses(): number {
-    return this.plan.numClasses;
-  }
-
   override children(): [string, Module][] {
     const c: [string, Module][] = [['stage0', this.stage0]];
     this.stages.forEach((blocks, s) => blocks.forEach((b, i) => c.push([`stage${s + 1}.${i}`, b])));
