@@ -21,70 +21,12 @@ import {
   prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradFiltersF4, winogradInputF4, winogradOutputF4,
 } from '../backend/gemm.js';
 import { reluBits } from './relu.js';
+import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../backend/winograd_matrices.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
 
-export interface WinogradMatrices {
-  /** output tile size m */
-  m: number;
-  /** α = m + 2 */
-  alpha: number;
-  /** Bᵀ: α×α, input transform */
-  BT: readonly number[][];
-  /** G: α×3, filter transform */
-  G: readonly number[][];
-  /** Aᵀ: m×α, output transform */
-  AT: readonly number[][];
-}
-
-// F(2, 3), points 0, 1, −1, ∞.
-export const WINOGRAD_F2: WinogradMatrices = {
-  m: 2,
-  alpha: 4,
-  BT: [
-    [1, 0, -1, 0],
-    [0, 1, 1, 0],
-    [0, -1, 1, 0],
-    [0, 1, 0, -1],
-  ],
-  G: [
-    [1, 0, 0],
-    [1 / 2, 1 / 2, 1 / 2],
-    [1 / 2, -1 / 2, 1 / 2],
-    [0, 0, 1],
-  ],
-  AT: [
-    [1, 1, 1, 0],
-    [0, 1, -1, -1],
-  ],
-};
-
-// F(4, 3), points 0, 1, −1, 2, −2, ∞.
-export const WINOGRAD_F4: WinogradMatrices = {
-  m: 4,
-  alpha: 6,
-  BT: [
-    [4, 0, -5, 0, 1, 0],
-    [0, -4, -4, 1, 1, 0],
-    [0, 4, -4, -1, 1, 0],
-    [0, -2, -1, 2, 1, 0],
-    [0, 2, -1, -2, 1, 0],
-    [0, 4, 0, -5, 0, 1],
-  ],
-  G: [
-    [1 / 4, 0, 0],
-    [-1 / 6, -1 / 6, -1 / 6],
-    [-1 / 6, 1 / 6, -1 / 6],
-    [1 / 24, 1 / 12, 1 / 6],
-    [1 / 24, -1 / 12, 1 / 6],
-    [0, 0, 1],
-  ],
-  AT: [
-    [1, 1, 1, 1, 1, 0],
-    [0, 1, -1, 2, -2, 0],
-    [0, 1, 1, 4, 4, 0],
-    [0, 1, -1, 8, -8, 1],
-  ],
-};
+// The matrices live below ops (src/backend/winograd_matrices.ts) so that the SIMD kernels build their
+// transforms from the same numbers.
+export { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../backend/winograd_matrices.js';
 
 export type WinogradTile = 2 | 4;
 

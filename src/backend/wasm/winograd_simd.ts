@@ -10,6 +10,7 @@
 //   The caller's places lay V out as plain rows or as the SIMD GEMM's packed B panels.
 
 import { Code, I32, V128, type FunctionDef } from './emit.js';
+import { WINOGRAD_F4 } from '../winograd_matrices.js';
 
 // t = Bᵀ d on a column d0..d5 (and V = t B on a row): the rows of Bᵀ for F(4×4), as in the
 // TypeScript transform, each a tree of operations evaluated in JavaScript's order.
@@ -184,14 +185,7 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
 //
 // winogradFiltersF4(w, u, count, channels, kBytes): for `count` filters of channels × 3×3 weights at
 // w (row-major), U_k (k = 6ξ + η) of filter r and channel c at u + k·kBytes + (r·channels + c)·4.
-const G4: readonly (readonly number[])[] = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-];
+const G4 = WINOGRAD_F4.G;
 
 export function winogradFiltersF4Def(): FunctionDef {
   const [w, u, count, channels, kBytes] = [0, 1, 2, 3, 4];
