@@ -4,7 +4,7 @@
 // move by momentum: r ← (1 − m)·r + m·stat, with the unbiased σ²·M/(M − 1) for running_var;
 // eval: μ, σ² are the running statistics. Statistics are computed in float64.
 
-import { Tensor, allocLike } from '../tensor/tensor.js';
+import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 
 export interface BatchNormParams {
@@ -45,6 +45,66 @@ function checkBN(x: Tensor, p: BatchNormParams): number {
   return C;
 }
 
+// Per channel, in float64: Σ x and Σ (x − μ)², x: (N, C, P). Each channel's terms are added in (n, i)
+// order, one after another; four channels go through the loop together, so that four chains of
+// dependent additions overlap (one chain waits a float64 add's latency per term) and the sums are the
+// ones a loop over one channel gives, bit for bit.
+function channelSums(xd: FloatArray, N: number, C: number, P: number, sum: Float64Array): void {
+  let c = 0;
+  for (; c + 4 <= C; c += 4) {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let n = 0; n < N; n++) {
+      const o0 = (n * C + c) * P, o1 = o0 + P, o2 = o1 + P, o3 = o2 + P;
+      for (let i = 0; i < P; i++) {
+        s0 += xd[o0 + i];
+        s1 += xd[o1 + i];
+        s2 += xd[o2 + i];
+        s3 += xd[o3 + i];
+      }
+    }
+    sum[c] = s0; sum[c + 1] = s1; sum[c + 2] = s2; sum[c + 3] = s3;
+  }
+  for (; c < C; c++) {
+    let s = 0;
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * P;
+      for (let i = 0; i < P; i++) s += xd[off + i];
+    }
+    sum[c] = s;
+  }
+}
+
+function channelSquares(xd: FloatArray, N: number, C: number, P: number, mean: Float64Array, ss: Float64Array): void {
+  let c = 0;
+  for (; c + 4 <= C; c += 4) {
+    const m0 = mean[c], m1 = mean[c + 1], m2 = mean[c + 2], m3 = mean[c + 3];
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let n = 0; n < N; n++) {
+      const o0 = (n * C + c) * P, o1 = o0 + P, o2 = o1 + P, o3 = o2 + P;
+      for (let i = 0; i < P; i++) {
+        const d0 = xd[o0 + i] - m0, d1 = xd[o1 + i] - m1, d2 = xd[o2 + i] - m2, d3 = xd[o3 + i] - m3;
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+      }
+    }
+    ss[c] = s0; ss[c + 1] = s1; ss[c + 2] = s2; ss[c + 3] = s3;
+  }
+  for (; c < C; c++) {
+    const mu = mean[c];
+    let s = 0;
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * P;
+      for (let i = 0; i < P; i++) {
+        const d = xd[off + i] - mu;
+        s += d * d;
+      }
+    }
+    ss[c] = s;
+  }
+}
+
 // x: (N, C, H, W) → y: (N, C, H, W)
 export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOptions): BatchNormResult {
   const C = checkBN(x, p);
@@ -59,26 +119,15 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
   if (opts.training) {
     if (M <= 1) throw new Error(`batch_norm: expected more than 1 value per channel when training, got input shape ${fmtShape(x.shape)}`);
     const rm = p.runningMean.data, rv = p.runningVar.data;
+    channelSums(xd, N, C, P, mean);
+    for (let c = 0; c < C; c++) mean[c] /= M;
+    const ss = invStd;
+    channelSquares(xd, N, C, P, mean, ss);
     for (let c = 0; c < C; c++) {
-      let s = 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * P;
-        for (let i = 0; i < P; i++) s += xd[off + i];
-      }
-      const mu = s / M;
-      let ss = 0;
-      for (let n = 0; n < N; n++) {
-        const off = (n * C + c) * P;
-        for (let i = 0; i < P; i++) {
-          const d = xd[off + i] - mu;
-          ss += d * d;
-        }
-      }
-      const variance = ss / M;
-      mean[c] = mu;
-      invStd[c] = 1 / Math.sqrt(variance + eps);
+      const mu = mean[c], variance = ss[c] / M;
       rm[c] = (1 - momentum) * rm[c] + momentum * mu;
-      rv[c] = (1 - momentum) * rv[c] + momentum * (ss / (M - 1));
+      rv[c] = (1 - momentum) * rv[c] + momentum * (ss[c] / (M - 1));
+      invStd[c] = 1 / Math.sqrt(variance + eps);
     }
   } else {
     for (let c = 0; c < C; c++) {
@@ -104,6 +153,44 @@ export interface BatchNormGrads {
   dbias: Tensor | null;
 }
 
+// Per channel: Σ dy and Σ dy·x̂, each channel's terms in (n, i) order; two channels at a time (four
+// chains of dependent additions), as channelSums.
+function gradSums(
+  g: FloatArray, xd: FloatArray, N: number, C: number, P: number, mean: Float64Array, invStd: Float64Array,
+  sumDy: Float64Array, sumDyXhat: Float64Array,
+): void {
+  let c = 0;
+  for (; c + 2 <= C; c += 2) {
+    const m0 = mean[c], m1 = mean[c + 1], is0 = invStd[c], is1 = invStd[c + 1];
+    let b0 = 0, b1 = 0, s0 = 0, s1 = 0;
+    for (let n = 0; n < N; n++) {
+      const o0 = (n * C + c) * P, o1 = o0 + P;
+      for (let i = 0; i < P; i++) {
+        const d0 = g[o0 + i], d1 = g[o1 + i];
+        b0 += d0;
+        s0 += d0 * (xd[o0 + i] - m0) * is0;
+        b1 += d1;
+        s1 += d1 * (xd[o1 + i] - m1) * is1;
+      }
+    }
+    sumDy[c] = b0; sumDy[c + 1] = b1; sumDyXhat[c] = s0; sumDyXhat[c + 1] = s1;
+  }
+  for (; c < C; c++) {
+    const mu = mean[c], is = invStd[c];
+    let sb = 0, sg = 0;
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * P;
+      for (let i = 0; i < P; i++) {
+        const d = g[off + i];
+        sb += d;
+        sg += d * (xd[off + i] - mu) * is;
+      }
+    }
+    sumDy[c] = sb;
+    sumDyXhat[c] = sg;
+  }
+}
+
 // dy: (N, C, H, W) → dx: (N, C, H, W), dγ: (C), dβ: (C), with x̂ = (x − μ)·invStd:
 //   dβ = Σ dy,  dγ = Σ dy·x̂
 //   eval:     dx = γ·invStd·dy
@@ -121,17 +208,11 @@ export function batchNorm2dBackward(
   const dx = allocLike(xd, xd.length);
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
+  const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C);
+  gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
   for (let c = 0; c < C; c++) {
     const mu = saved.mean[c], is = saved.invStd[c];
-    let sb = 0, sg = 0;
-    for (let n = 0; n < N; n++) {
-      const off = (n * C + c) * P;
-      for (let i = 0; i < P; i++) {
-        const d = g[off + i];
-        sb += d;
-        sg += d * (xd[off + i] - mu) * is;
-      }
-    }
+    const sb = sumDy[c], sg = sumDyXhat[c];
     dbias[c] = sb;
     dweight[c] = sg;
     const k = (weight === null ? 1 : weight.data[c]) * is;
