@@ -38,6 +38,7 @@ spawnSync('mkfifo', [join(d, 'fifo')]);
 const { PickleWriter } = await import(join(root, 'dist', 'io', 'pickle.js'));
 const { writeZip, readZip } = await import(join(root, 'dist', 'io', 'zip.js'));
 const { serializePth } = await import(join(root, 'dist', 'io', 'pth.js'));
+const { fusedMultiplyAddAvailable } = await import(join(root, 'dist', 'backend', 'backend.js'));
 const { serializeSafetensors, parseSafetensors } = await import(join(root, 'dist', 'io', 'safetensors.js'));
 const H = 'k\u001b]0;owned\u0007\r\u009b2J\u202e\nINJECTED';
 const HG = H.replace('\n', ''); // a pickled global's name cannot hold a newline
@@ -165,6 +166,9 @@ const CASES = [
   ['--threads 100000', () => run('explain', '--threads', '100000')],
   ['--backend gpu', () => run('explain', '--backend', 'gpu')],
   ['--backend with no value', () => run('explain', '--backend')],
+  // where the engine cannot fuse (plain Node 20), the fused kernel is refused in one line
+  ...(fusedMultiplyAddAvailable() ? [] : [['--backend wasm-fused where the engine cannot fuse', () => run('explain', '--backend', 'wasm-fused')]]),
+  ['--backend WASM (case matters)', () => run('explain', '--backend', 'WASM')],
   ['explain --block yolo', () => run('explain', '--block', 'yolo')],
   ['explain --block with no value', () => run('explain', '--block')],
   ['web --port 65536', () => run('web', '--port', '65536')],

@@ -49,7 +49,8 @@ const MUTANTS = [
   ['ops', 'Winograd scratch in float32', 'src/ops/conv2d_winograd.ts', "const d = workspace64('winograd.d', 2 * A2);", "const d = workspaceLike('winograd.d', 2 * A2, x) as Float64Array;", ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd filter transform in float32', 'src/ops/conv2d_winograd.ts', 'const Gg = new Float64Array(alpha * 3);', 'const Gg = new Float32Array(alpha * 3);', ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd F4 output transform coefficient', 'src/ops/conv2d_winograd.ts', 'out[34 + j] = s + 8 * q + m5;', 'out[34 + j] = s + 8 * q;', ['test/ops']],
-  ['ops', 'SIMD GEMM: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_code.ts', 'x.get(acc(2 * r + 1)).get(s).get(b1)', 'x.get(acc(2 * r + 1)).get(s).get(r === 3 ? b0 : b1)', ['test/backend/gemm.test.ts']],
+  ['ops', 'SIMD GEMM: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_code.ts', '.get(h === 0 ? b0 : b1).f32x4Mul()', '.get(h === 0 || r === 3 ? b0 : b1).f32x4Mul()', ['test/backend/gemm.test.ts']],
+  ['ops', 'SIMD GEMM, fused: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_code.ts', '.get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd()', '.get(h === 0 || r === 3 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd()', ['test/backend/fma.test.ts']],
   ['ops', 'im2col backward: dW forgets the previous chunks', 'src/ops/conv2d_im2col.ts', 'dW, (gi * Fg + f0) * K, K, qa > 0);', 'dW, (gi * Fg + f0) * K, K, false);', ['test/ops', 'test/backend']],
   // threads (workers run the build: these rebuild dist/ with the mutant)
   ['pool', 'workers ignore the caller\'s backend', 'src/backend/threads.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
@@ -305,6 +306,10 @@ const MUTANTS = [
   ['speed', 'SIMD filter transform: an odd last channel steps a pair', 'src/backend/wasm/winograd_simd.ts', '  x.get(pw).i32(36).i32Add().set(pw);', '  x.get(pw).i32(72).i32Add().set(pw);', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD filter transform: G·g summed in another order', 'src/backend/wasm/winograd_simd.ts', "['add', ['add', ['mul', k[0], v[0]], ['mul', k[1], v[1]]], ['mul', k[2], v[2]]]", "['add', ['mul', k[0], v[0]], ['add', ['mul', k[1], v[1]], ['mul', k[2], v[2]]]]", ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD filter transform: a later chunk written over the first', 'src/backend/wasm/winograd_drivers.ts', '((gi * 36 + k) * Fg + f0) * Cg);', '((gi * 36 + k) * Fg) * Cg);', ['test/backend/wasm.test.ts']],
+  ['speed', 'fused GEMM kernel built with a multiply and an add', 'src/backend/wasm/gemm_code.ts', '      if (fused) x.get(s)', '      if (fused && false) x.get(s)', ['test/backend/fma.test.ts']],
+  ['speed', 'a change of GEMM kind keeps the old instance', 'src/backend/wasm/instance.ts', 'if (instance === null || instance.fused !== fused) {', 'if (instance === null) {', ['test/backend/fma.test.ts']],
+  ['speed', "workers run the unfused GEMM whatever the caller's kind", 'src/backend/threads.ts', 'setFusedMultiplyAdd(m.fused!);', 'setFusedMultiplyAdd(false);', ['test/backend/fma.test.ts'], 'build'],
+  ['faults', "workers started again with the V8 flags Node refused in their execArgv", 'src/backend/threads.ts', "const refused = new Set(String((e as Error).message).replace(/^[^:]*:\\s*/, '').split(/,\\s*/));", 'const refused = new Set<string>();', ['test/backend/threads.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

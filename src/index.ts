@@ -17,7 +17,7 @@ export { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './ops/loss.js'
 // threads (one worker pool; results are bitwise identical for every count)
 export { setThreads, getThreads } from './backend/threads.js';
 // GEMM kernels: 'wasm' (WebAssembly SIMD, default where available) or 'js' (the TypeScript reference)
-export { setBackend, getBackend, type Backend } from './backend/backend.js';
+export { setBackend, getBackend, setFusedMultiplyAdd, getFusedMultiplyAdd, type Backend } from './backend/backend.js';
 
 // modules and models
 export { Module, Parameter } from './nn/module.js';

@@ -216,3 +216,28 @@ function absoluteBlock(b: RepVGGBlock): { A: Tensor; B: Tensor } {
   }
   return { A: new Tensor(A, [F, Cg, 3, 3]), B: new Tensor(B, [F]) };
 }
+
+const bits64 = new DataView(new ArrayBuffer(8));
+
+/**
+ * fl₃₂(a·b + c) rounded once, for float32 a, b, c (what a fused multiply-add gives): a·b is exact in
+ * float64; the float64 sum is made round-to-odd (TwoSum's error says whether it was inexact and on
+ * which side), and round-to-odd in ≥ 24 + 2 bits followed by rounding to float32 is the correct
+ * rounding (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums", 2008).
+ */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b, s = p + c;
+  if (!Number.isFinite(s)) return Math.fround(s);
+  const bv = s - p, e = (p - (s - bv)) + (c - bv); // TwoSum: s + e = p + c exactly
+  if (e === 0) return Math.fround(s);
+  bits64.setFloat64(0, s);
+  const lo = bits64.getUint32(4);
+  if ((lo & 1) === 1) return Math.fround(s); // already odd
+  // one step toward the exact value: away from zero when e has s's sign, toward it otherwise
+  const away = (e > 0) === (s > 0);
+  const hi = bits64.getUint32(0);
+  const wide = BigInt(hi) * 4294967296n + BigInt(lo) + (away ? 1n : -1n);
+  bits64.setUint32(0, Number(wide >> 32n));
+  bits64.setUint32(4, Number(wide & 0xffffffffn));
+  return Math.fround(bits64.getFloat64(0));
+}

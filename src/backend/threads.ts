@@ -9,7 +9,7 @@
 
 import { checkNumber } from '../tensor/check.js';
 import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
-import { type Backend, getBackend, setBackend } from './backend.js';
+import { type Backend, getBackend, getFusedMultiplyAdd, setBackend, setFusedMultiplyAdd } from './backend.js';
 
 type KernelFn<A> = (args: A, part: number, parts: number) => void;
 
@@ -149,8 +149,13 @@ function workerUrl(): URL {
 }
 
 // The parent's Node options minus those that only make sense for the main script (a worker given
-// --input-type or --eval refuses to start).
+// --input-type or --eval refuses to start) and those a worker refuses (below).
+let execArgv: string[] | null = null;
 function workerExecArgv(): string[] {
+  return execArgv ??= mainScriptArgvRemoved();
+}
+
+function mainScriptArgvRemoved(): string[] {
   const argv = (nodeProcess as { execArgv?: string[] } | undefined)?.execArgv ?? [];
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -160,6 +165,20 @@ function workerExecArgv(): string[] {
     out.push(a);
   }
   return out;
+}
+
+// V8's flags (--expose-gc, --max-old-space-size, --experimental-wasm-relaxed-simd) apply to the whole
+// process, workers included, and Node refuses them in a worker's execArgv, naming them in the error
+// (ERR_WORKER_INVALID_EXEC_ARGV): the worker starts again without them, and so do the next ones.
+function startNodeWorker(wt: WorkerThreadsModule, url: URL): NodeWorker {
+  try {
+    return new wt.Worker(url, { execArgv: workerExecArgv() });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    const refused = new Set(String((e as Error).message).replace(/^[^:]*:\s*/, '').split(/,\s*/));
+    execArgv = workerExecArgv().filter((a) => !refused.has(a));
+    return new wt.Worker(url, { execArgv });
+  }
 }
 
 function failed(why: string): void {
@@ -180,7 +199,13 @@ function spawnWorkers(count: number): void {
   for (let i = workers.length; i < count; i++) {
     let w: { terminate(): void; post(m: unknown): void };
     if (isNode && wt !== null) {
-      const nw = new wt.Worker(url, { execArgv: workerExecArgv() });
+      let nw: NodeWorker;
+      try {
+        nw = startNodeWorker(wt, url);
+      } catch (e) {
+        failed(`a worker thread could not start: ${e instanceof Error ? e.message : String(e)}`);
+        return;
+      }
       nw.unref(); // the library must not keep a Node process alive
       nw.on('error', (e) => failed(`a worker thread failed: ${e instanceof Error ? e.message : String(e)}`));
       w = { post: (m) => nw.postMessage(m), terminate: () => void nw.terminate() };
@@ -247,9 +272,9 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
   const c = ctrl!;
   Atomics.store(c, 0, parts - 1);
   Atomics.store(c, 1, 0);
-  // the caller's backend travels with the work, so that every part runs the same kernels
-  const backend = getBackend();
-  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts, backend });
+  // the caller's backend and kind of GEMM travel with the work, so that every part runs the same kernels
+  const backend = getBackend(), fused = backend === 'wasm' && getFusedMultiplyAdd();
+  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts, backend, fused });
   let failure: unknown = null;
   try {
     kernel.run(args, 0, parts);
@@ -278,6 +303,7 @@ interface WorkerMessage {
   part?: number;
   parts?: number;
   backend?: Backend;
+  fused?: boolean;
 }
 
 /** The worker's message loop (called by worker.ts after it has imported every kernel's module). */
@@ -295,6 +321,7 @@ export function serveWorker(): void {
       const run = kernels.get(m.kernel!);
       if (run === undefined) throw new Error(`unknown kernel '${m.kernel!}'`);
       setBackend(m.backend!);
+      if (m.backend === 'wasm') setFusedMultiplyAdd(m.fused!);
       run(m.args as never, m.part!, m.parts!);
     } catch (e) {
       if (Atomics.compareExchange(c!, 1, 0, 1) === 0) {

@@ -8,7 +8,7 @@ import type { Command, Io } from './command.js';
 import { COMMANDS, loadCommands } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { MAX_THREADS, setThreads } from '../backend/threads.js';
-import { setBackend } from '../backend/backend.js';
+import { FUSED_MISSING, fusedMultiplyAddAvailable, setBackend, setFusedMultiplyAdd } from '../backend/backend.js';
 
 async function usage(): Promise<string> {
   const commands = await loadCommands();
@@ -47,8 +47,12 @@ export async function runCli(argv: string[], rawIo: Io): Promise<number> {
     }
     const backend = args.flags.get('backend');
     if (typeof backend === 'string') {
-      if (backend !== 'js' && backend !== 'wasm') throw new UsageError(`${name}: --backend must be js or wasm, got '${backend}'`);
-      setBackend(backend);
+      const kinds = ['js', 'wasm', 'wasm-fused', 'wasm-unfused'];
+      if (!kinds.includes(backend)) throw new UsageError(`${name}: --backend must be one of ${kinds.join(', ')}, got '${backend}'`);
+      setBackend(backend === 'js' ? 'js' : 'wasm');
+      if (backend === 'wasm-fused' && !fusedMultiplyAddAvailable()) throw new Error(`${name}: --backend wasm-fused: ${FUSED_MISSING}`);
+      // plain wasm: the default (fused where available), also after an earlier call pinned either
+      if (backend !== 'js') setFusedMultiplyAdd(backend === 'wasm-fused' || (backend === 'wasm' && fusedMultiplyAddAvailable()));
     }
     checkCommandFiles(commandFiles(cmd.spec, args)); // every output against every input, before any work
     return await cmd.run(args, io);

@@ -154,6 +154,19 @@ describe('the pool', () => {
     expect(r.stderr).toBe('');
   });
 
+  // V8's flags reach workers anyway (one process) and Node refuses them in a worker's execArgv: a
+  // program run with --expose-gc used to throw out of the first parallel kernel
+  it('starts its workers when Node was given V8 flags (--expose-gc, --max-old-space-size)', () => {
+    const split = program.replace('setThreads(2);', `setThreads(2);
+    const { poolStats, setMinMacsPerPart, workersReady } = await import(${JSON.stringify(dist('backend/threads.js'))});
+    setMinMacsPerPart('wasm', 1 << 10); setMinMacsPerPart('js', 1 << 10);
+    await workersReady();`) + '\nconsole.log(poolStats.workerParts, typeof gc);';
+    const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=400', '--input-type=module', '-e', split], { encoding: 'utf8', timeout: 30000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([String(0.5 * 0.25 * 16 * 9), '1 function']);
+  });
+
   it('runs on one thread without SharedArrayBuffer, and says so once', () => {
     const twice = program + '\nconsole.log(conv2d(x, w, null, { padding: 1, algorithm: "im2col" }).data[0]);';
     const r = spawnSync(process.execPath, ['--no-harmony-sharedarraybuffer', '--input-type=module', '-e', twice], { encoding: 'utf8', timeout: 30000 });

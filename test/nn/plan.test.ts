@@ -17,6 +17,7 @@ import { serializeSafetensors } from '../../src/io/safetensors.js';
 import { serializeNpy, parseNpy } from '../../src/io/npy.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { cli } from '../cli/run.js';
+import { FUSED_MISSING, fusedMultiplyAddAvailable } from '../../src/backend/backend.js';
 
 const CFG = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 5, in_channels: 3 };
 
@@ -89,11 +90,37 @@ describe('algorithm plans', () => {
     expect(first.code, first.err).toBe(0);
     expect(first.err).toMatch(/stage0\.rbr_dense\.conv\s+im2col/);
     expect(first.err).toMatch(/^phases: read \d+ ms \(checkpoint and input\), build \d+ ms .*, forward \d+ ms .*, write \d+ ms$/m);
+    expect(first.err).toMatch(new RegExp(`^threads: \\d+, kernels: wasm \\(SIMD, ${fusedMultiplyAddAvailable() ? 'fused multiply-add' : 'multiply then add'}\\)$`, 'm'));
     const plan = JSON.parse(readFileSync(join(dir, 'plan.json'), 'utf8')) as AlgorithmPlanEntry[];
     expect(plan).toHaveLength(m.namedConvs().length);
     const again = await cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y2.npy'), '--plan', join(dir, 'plan.json'));
     expect(again.code, again.err).toBe(0);
     expect(parseNpy(readFileSync(join(dir, 'y2.npy'))).data).toEqual(parseNpy(readFileSync(join(dir, 'y1.npy'))).data);
+  });
+
+  // --backend pins the kernels; wasm-fused refuses in one line where the engine cannot fuse (Node 20
+  // without --experimental-wasm-relaxed-simd), and plain wasm returns to the default after a pin
+  it('repvgg forward --backend js|wasm|wasm-fused|wasm-unfused: --verbose says which kernels ran', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-backend-'));
+    writeFileSync(join(dir, 'm.safetensors'), serializeSafetensors(stateDict(convert(RepVGG.fromConfig(CFG, { seed: 3 }).eval()))));
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(uniform([1, 3, 20, 20], new Rng(4), -1, 1)));
+    const run = (backend: string) => cli('forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--verbose', '--backend', backend);
+    const kernels = async (backend: string) => {
+      const r = await run(backend);
+      expect(r.code, r.err).toBe(0);
+      return /kernels: (.*)$/m.exec(r.err)![1];
+    };
+    const fusedHere = fusedMultiplyAddAvailable();
+    expect(await kernels('js')).toBe('js');
+    expect(await kernels('wasm-unfused')).toBe('wasm (SIMD, multiply then add)');
+    expect(await kernels('wasm')).toBe(fusedHere ? 'wasm (SIMD, fused multiply-add)' : 'wasm (SIMD, multiply then add)');
+    if (fusedHere) expect(await kernels('wasm-fused')).toBe('wasm (SIMD, fused multiply-add)');
+    else {
+      const r = await run('wasm-fused');
+      expect([r.code, r.err]).toEqual([1, `repvgg: forward: --backend wasm-fused: ${FUSED_MISSING}`]);
+    }
+    const bad = await run('gpu');
+    expect([bad.code, bad.err]).toEqual([2, "repvgg: forward: --backend must be one of js, wasm, wasm-fused, wasm-unfused, got 'gpu'"]);
   });
 });
 

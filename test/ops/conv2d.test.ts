@@ -4,8 +4,8 @@ import { conv2d, conv2dBackward, type Conv2dOptions } from '../../src/ops/conv2d
 import { WINOGRAD_F2, WINOGRAD_F4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { U32, absConv, absTensor, firstViolation, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
-import { type Backend, setBackend } from '../../src/backend/backend.js';
+import { U32, absConv, absTensor, firstViolation, fmaF32, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { type Backend, getFusedMultiplyAdd, setBackend } from '../../src/backend/backend.js';
 
 // Error model. Every algorithm computes y = Σ x·w + b in some order. A sum of K products computed
 // with n roundings (each |δ| ≤ u) has |Δ| ≤ γ_n·Σ|x·w| with γ_n = n·u/(1 − n·u) ≈ n·u. The direct
@@ -59,6 +59,7 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
     U32[((f * Cg + c) * a + xi) * a + e] = eng;
   }
   const bound = new Float64Array(ref.size), emulated = new Float64Array(ref.size);
+  const fused = backend === 'wasm' && getFusedMultiplyAdd();
   const absV = new Float64Array(Cg * a * a), V32 = new Float64Array(Cg * a * a), M32 = new Float64Array(a * a);
   for (let n = 0; n < N; n++) for (let gi = 0; gi < groups; gi++) for (let ty = 0; ty * m < Ho; ty++) for (let tx = 0; tx * m < Wo; tx++) {
     // V[c] = Bᵀ d B for this tile's zero-padded α×α input patch
@@ -74,13 +75,15 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
     }
     for (let fl = 0; fl < Fg; fl++) {
       const f = gi * Fg + fl;
-      // the rounding contract: M = fl(Σ_c fl(U)·fl(V)) per 256-deep block, y = fl(Aᵀ M A + b)
+      // the rounding contract: M = fl(Σ_c fl(U)·fl(V)) per 256-deep block (on 'wasm', each term's
+      // product and sum rounded apart, or once where the GEMM fuses them), y = fl(Aᵀ M A + b)
       for (let k = 0; k < a * a; k++) {
         let acc = 0;
         for (let c0 = 0; c0 < Cg; c0 += 256) {
           let blk = 0;
           for (let c = c0; c < Math.min(Cg, c0 + 256); c++) {
             if (backend === 'js') blk += U32[(f * Cg + c) * a * a + k] * V32[c * a * a + k];
+            else if (fused) blk = fmaF32(U32[(f * Cg + c) * a * a + k], V32[c * a * a + k], blk);
             else blk = Math.fround(blk + Math.fround(U32[(f * Cg + c) * a * a + k] * V32[c * a * a + k]));
           }
           acc = Math.fround(acc + blk);

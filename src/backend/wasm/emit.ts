@@ -95,6 +95,9 @@ export class Code {
   f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  /** relaxed SIMD's f32x4.relaxed_madd: [a, b, c] → a·b + c, rounded once where the hardware fuses
+   * the multiply and the add, twice where it does not (the engine's choice, fixed for a machine) */
+  f32x4RelaxedMadd(): this { return this.simd(0x105); }
   /** pseudo-maximum pmax(a, b) = a < b ? b : a: with b = 0 it is a ReLU that keeps NaN and −0 */
   f32x4Pmax(): this { return this.simd(0xeb); }
 }

@@ -10,8 +10,9 @@ import { winogradFiltersF4Def, winogradInputF4Def, winogradOutputF4Def } from '.
 // A strip · B strip: added to it (load) or stored (the first panel, so C needs no zeroing); on the
 // last panel, then + bias[row] (bias: the block's row 0) and ReLU, in that order, the epilogue of a
 // conv's output pass done while the tile is in registers. Each option is a separate function, so
-// the loop carries no branches.
-function blockKernel(load: boolean, bias: boolean, relu: boolean): Code {
+// the loop carries no branches. fused: each acc + a·b is one relaxed_madd (one rounding where the
+// hardware fuses it) instead of a multiply and an add (two roundings).
+function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean): Code {
   const [a, b, c, mStrips, nStrips, kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [jr, ir, k, pa, pb, p] = [8, 9, 10, 11, 12, 13];
   const acc = (i: number) => 14 + i; // 8 accumulators: row r, half h at 2r + h
@@ -31,8 +32,10 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean): Code {
   x.get(pb).v128Load(16).set(b1);
   for (let r = 0; r < 4; r++) {
     x.get(pa).v128Load32Splat(4 * r).set(s);
-    x.get(acc(2 * r)).get(s).get(b0).f32x4Mul().f32x4Add().set(acc(2 * r));
-    x.get(acc(2 * r + 1)).get(s).get(b1).f32x4Mul().f32x4Add().set(acc(2 * r + 1));
+    for (let h = 0; h < 2; h++) {
+      if (fused) x.get(s).get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd().set(acc(2 * r + h));
+      else x.get(acc(2 * r + h)).get(s).get(h === 0 ? b0 : b1).f32x4Mul().f32x4Add().set(acc(2 * r + h));
+    }
   }
   x.get(pa).i32(16).i32Add().set(pa);
   x.get(pb).i32(32).i32Add().set(pb);
@@ -169,16 +172,17 @@ function packBKernel(): Code {
 // first) and the epilogue of the last panel (bias, ReLU).
 export const BLOCK_KERNELS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4) !== 0, bias: (v & 2) !== 0, relu: (v & 1) !== 0 }));
 
-let moduleBytes: Uint8Array | null = null;
+const moduleBytes: (Uint8Array | null)[] = [null, null];
 
-/** The module's bytes, built once (what `wasmAvailable` validates and `getInstance` compiles). */
-export function gemmModuleBytes(): Uint8Array {
-  return moduleBytes ??= wasmModule([
+/** The module's bytes, built once per kind of block kernel: separate multiply and add (what
+ * `wasmAvailable` validates: WebAssembly SIMD), or relaxed SIMD's fused multiply-add. */
+export function gemmModuleBytes(fused = false): Uint8Array {
+  return moduleBytes[fused ? 1 : 0] ??= wasmModule([
     ...BLOCK_KERNELS.map((v, i) => ({
       name: `block${i}`,
       params: [I32, I32, I32, I32, I32, I32, I32, I32],
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-      body: blockKernel(v.load, v.bias, v.relu),
+      body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
     { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
@@ -189,4 +193,17 @@ export function gemmModuleBytes(): Uint8Array {
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
     { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
   ]);
+}
+
+// maddProbe(p): f32x4 at p ← relaxed_madd(f32x4 at p, f32x4 at p + 16, f32x4 at p + 32).
+function maddProbeCode(): Code {
+  const x = new Code();
+  x.get(0).get(0).v128Load(0).get(0).v128Load(16).get(0).v128Load(32).f32x4RelaxedMadd().v128Store(0);
+  return x;
+}
+
+/** A module with relaxed_madd alone: it validates where the engine has relaxed SIMD, and running it
+ * tells whether the machine fuses (a·b + c rounded once). */
+export function maddProbeBytes(): Uint8Array {
+  return wasmModule([{ name: 'maddProbe', params: [I32], locals: [], body: maddProbeCode() }]);
 }

@@ -3,6 +3,7 @@
 
 import { gemmModuleBytes, BLOCK_KERNELS } from './gemm_code.js';
 import { sharedArrayLike } from '../../tensor/tensor.js';
+import { getFusedMultiplyAdd } from '../backend.js';
 
 type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
 
@@ -18,6 +19,8 @@ type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, ch
 
 
 export interface Instance {
+  /** whether its block kernels fuse their multiply-adds */
+  fused: boolean;
   memory: WebAssembly.Memory;
   /** the block kernels, indexed as BLOCK_KERNELS */
   blocks: BlockFn[];
@@ -57,12 +60,14 @@ const arenaFloats = (p: Panels): number => Math.ceil(p.data.length / 4) * 4;
 
 let instance: Instance | null = null;
 
+// The instance of the kind of GEMM in use (a change of kind starts a new one: new memory, empty arena).
 export function getInstance(): Instance {
-  if (instance === null) {
+  const fused = getFusedMultiplyAdd();
+  if (instance === null || instance.fused !== fused) {
     const memory = new WebAssembly.Memory({ initial: 1 });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes() as BufferSource), { env: { memory } });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
-      memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],

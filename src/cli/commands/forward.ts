@@ -1,4 +1,5 @@
 import { getThreads } from '../../backend/threads.js';
+import { getBackend, getFusedMultiplyAdd } from '../../backend/backend.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, classifierForwardBytes, refuseLargeForward } from '../command.js';
 import { readBytes, readNpyFile, readCheckpointFile, writeFileAtomic, writeNpyFile } from '../files.js';
@@ -53,7 +54,7 @@ export const forward: Command = {
     const used = model.algorithmPlan();
     const ms = (t: number) => `${t.toFixed(0)} ms`;
     if (a.flags.get('verbose') === true) io.err(`phases: read ${ms(t1 - t0)} (checkpoint and input), build ${ms(t2 - t1)} (model from the state dict, every value checked), forward ${ms(t3 - t2)} (a first forward: each conv packs its filters in its GEMM, and memory is touched for the first time), write ${ms(t4 - t3)}`);
-    if (a.flags.get('verbose') === true) io.err(`threads: ${getThreads()}`);
+    if (a.flags.get('verbose') === true) io.err(`threads: ${getThreads()}, kernels: ${getBackend()}${getBackend() === 'wasm' ? (getFusedMultiplyAdd() ? ' (SIMD, fused multiply-add)' : ' (SIMD, multiply then add)') : ''}`);
     if (a.flags.get('verbose') === true) for (const e of used) io.err(`${e.layer.padEnd(24)} ${e.algorithm}${e.algorithm === 'winograd' ? ` F(${e.winogradTile}×${e.winogradTile},3×3)` : ''}`);
     if (savePlan !== undefined) writeFileAtomic(savePlan, new TextEncoder().encode(JSON.stringify(used, null, 1) + '\n'));
     io.out(`wrote ${out}: shape [${y.shape.join(', ')}] ${y.dtype} (${model.deploy ? 'deploy' : 'training-time'} model, ${mode} mode)`);
