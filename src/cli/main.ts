@@ -49,8 +49,8 @@ export async function runCli(argv: string[], rawIo: Io): Promise<number> {
     if (typeof backend === 'string') {
       const kinds = ['js', 'wasm', 'wasm-fused', 'wasm-unfused'];
       if (!kinds.includes(backend)) throw new UsageError(`${name}: --backend must be one of ${kinds.join(', ')}, got '${backend}'`);
-      setBackend(backend === 'js' ? 'js' : 'wasm');
       if (backend === 'wasm-fused' && !fusedMultiplyAddAvailable()) throw new Error(`${name}: --backend wasm-fused: ${FUSED_MISSING}`);
+      setBackend(backend === 'js' ? 'js' : 'wasm');
       // plain wasm: the default (fused where available), also after an earlier call pinned either
       if (backend !== 'js') setFusedMultiplyAdd(backend === 'wasm-fused' || (backend === 'wasm' && fusedMultiplyAddAvailable()));
     }
