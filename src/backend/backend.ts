@@ -77,6 +77,7 @@ export function setFusedMultiplyAdd(on: boolean): void {
   fma = on;
 }
 
+/** Whether the 'wasm' GEMM fuses its multiply-adds now (the default, or what setFusedMultiplyAdd pinned). */
 export function getFusedMultiplyAdd(): boolean {
   fma ??= fusedMultiplyAddAvailable();
   return fma;
