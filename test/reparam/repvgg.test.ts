@@ -75,12 +75,17 @@ const blockArb = fc.record({
   seed: fc.integer({ min: 0, max: 1 << 30 }),
 });
 
+// the block a drawn case describes: the identity branch wherever it can be (in = out, stride 1)
+function blockSpec(g: typeof blockArb extends fc.Arbitrary<infer T> ? T : never): BlockSpec {
+  const cin = g.Cg * g.groups;
+  const cout = g.same ? cin : g.Fg * g.groups;
+  return { inChannels: cin, outChannels: cout, stride: g.stride, groups: g.groups, identity: cin === cout && g.stride === 1, pointwise: g.pointwise };
+}
+
 describe('fused block = training-time block in eval mode', () => {
   it('property: channels, groups 1/2/4, stride 1/2, 1×1 and odd sizes, wide BN statistics (float32 and float64)', () => {
     fc.assert(fc.property(blockArb, (g) => {
-      const cin = g.Cg * g.groups;
-      const cout = g.same ? cin : g.Fg * g.groups;
-      const spec: BlockSpec = { inChannels: cin, outChannels: cout, stride: g.stride, groups: g.groups, identity: cin === cout && g.stride === 1, pointwise: g.pointwise };
+      const spec = blockSpec(g), cin = spec.inChannels;
       for (const dtype of ['float32', 'float64'] as const) {
         const block = new RepVGGBlock(spec, { dtype, seed: g.seed });
         randomizeBN(block, g.seed + 1);
@@ -168,9 +173,7 @@ describe('golden deploy weights from PyTorch (model with groups 2 and 4)', () =>
 describe('the worked example and the one fuser', () => {
   it('property: fuseRepVGGBlock gives the bits of fuseLinearBranches on the same block', () => {
     fc.assert(fc.property(blockArb, (g) => {
-      const cin = g.Cg * g.groups;
-      const cout = g.same ? cin : g.Fg * g.groups;
-      const spec: BlockSpec = { inChannels: cin, outChannels: cout, stride: g.stride, groups: g.groups, identity: cin === cout && g.stride === 1, pointwise: g.pointwise };
+      const spec = blockSpec(g);
       const block = new RepVGGBlock(spec, { dtype: 'float32', seed: g.seed });
       randomizeBN(block, g.seed + 1);
       block.eval();

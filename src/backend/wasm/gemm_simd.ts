@@ -1,6 +1,6 @@
-// GEMM on WebAssembly SIMD: C (M×N) (+)= op(A) · op(B), float32, the same Goto-style blocking as
-// the TypeScript reference (../gemm_ref.ts) (KC-long panels, C rounded once per panel) with a 4×8 register tile of f32x4
-// accumulators. Differences from the TypeScript kernel, which stays the reference:
+// GEMM on WebAssembly SIMD: C (M×N) (+)= op(A) · op(B), float32, the same Goto-style blocking as the
+// TypeScript reference in ../gemm_ref.ts (KC-long panels, C rounded once per panel) with a 4×8
+// register tile of f32x4 accumulators. Differences from the TypeScript kernel, which stays the reference:
 //  - products are accumulated in float32, not float64: a panel's sum of kc products carries the
 //    usual γ_kc = kc·u/(1 − kc·u) relative bound (u = 2⁻²⁴) instead of one rounding;
 //  - the operands are packed into WebAssembly memory as float32 (the TypeScript kernel packs float64);
