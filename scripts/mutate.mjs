@@ -73,6 +73,13 @@ const MUTANTS = [
   ['ops', 'SIMD packB: a strip\'s second half copied from the first', 'src/backend/wasm/gemm_code.ts', '  x.get(out).get(r).v128Load(16).v128Store(16);', '  x.get(out).get(r).v128Load(0).v128Store(16);', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD Winograd output pass: every channel gets the first channel\'s bias', 'src/backend/wasm/winograd_simd.ts', '  x.get(bp).i32(4).i32Add().set(bp);', '', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD Winograd output pass: the second tile of a pair stored over the first', 'src/backend/wasm/winograd_simd.ts', "      for (const [lane, d] of [[0, d0], [1, d1]] as const) {", "      for (const [lane, d] of [[0, d0], [1, d0]] as const) {", ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD BN sums: the second pair of a quad read from the first pair\'s planes', 'src/backend/wasm/batchnorm_simd.ts', '  accumulate(a23, m23, b2, b3);', '  accumulate(a23, m23, b0, b1);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD BN squares: the second pair around the first pair\'s means', 'src/backend/wasm/batchnorm_simd.ts', '  accumulate(a23, m23, b2, b3);', '  accumulate(a23, m01, b2, b3);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD BN element-wise passes skip the last P mod 4 elements of a plane', 'src/backend/wasm/batchnorm_simd.ts', '  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);', '  c.br(1);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD BN element-wise passes: the high half stored over the low half', 'src/backend/wasm/batchnorm_simd.ts', 'v128Store64Lane(0, 8)', 'v128Store64Lane(0, 0)', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD BN gradient sums read x from dy', 'src/backend/wasm/batchnorm_simd.ts', '  c.get(x).get(dy).i32Sub().set(delta);', '  c.i32(0).set(delta);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD BN gradient sums: invStd taken from the means', 'src/backend/wasm/batchnorm_drivers.ts', '      t[8 * q + 4 + k] = invStd[c];', '      t[8 * q + 4 + k] = mean[c];', ['test/backend/wasm.test.ts']],
+  ['ops', 'BN input gradient: Σ dy·x̂/M in place of Σ dy/M', 'src/ops/batchnorm.ts', '    a[c] = sumDy[c] / M;', '    a[c] = sumDyXhat[c] / M;', ['test/ops', 'test/backend/wasm.test.ts']],
   ['ops', 'SIMD Winograd output pass: ReLU as pmax(0, v) (turns NaN and −0 into 0)', 'src/backend/wasm/winograd_simd.ts', '      if (relu) x.get(zero).f32x4Pmax();', '      if (relu) x.set(mv[1]).get(zero).get(mv[1]).f32x4Pmax();', ['test/backend/wasm.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],

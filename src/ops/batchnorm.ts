@@ -6,6 +6,15 @@
 
 import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
+import { getBackend } from '../backend/backend.js';
+import { BatchNormSimd } from '../backend/wasm/batchnorm_drivers.js';
+
+// float32 data on the 'wasm' backend runs the same passes as WebAssembly SIMD kernels, with the
+// same bits (src/backend/wasm/batchnorm_simd.ts); float64, and 'js', run the TypeScript below.
+function simdPasses(x: FloatArray, N: number, C: number, P: number, more: FloatArray[] = []): BatchNormSimd | null {
+  if (!(x instanceof Float32Array) || getBackend() !== 'wasm' || !more.every((a) => a instanceof Float32Array)) return null;
+  return new BatchNormSimd(N, C, P, [...more as Float32Array[], x]);
+}
 
 export interface BatchNormParams {
   /** γ: (C) or null for affine=False */
@@ -116,13 +125,16 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
   const xd = x.data;
   const mean = new Float64Array(C);
   const invStd = new Float64Array(C);
+  const simd = simdPasses(xd, N, C, P);
   if (opts.training) {
     if (M <= 1) throw new Error(`batch_norm: expected more than 1 value per channel when training, got input shape ${fmtShape(x.shape)}`);
     const rm = p.runningMean.data, rv = p.runningVar.data;
-    channelSums(xd, N, C, P, mean);
+    if (simd !== null) simd.sums(mean);
+    else channelSums(xd, N, C, P, mean);
     for (let c = 0; c < C; c++) mean[c] /= M;
     const ss = invStd;
-    channelSquares(xd, N, C, P, mean, ss);
+    if (simd !== null) simd.sums(ss, mean);
+    else channelSquares(xd, N, C, P, mean, ss);
     for (let c = 0; c < C; c++) {
       const mu = mean[c], variance = ss[c] / M;
       rm[c] = (1 - momentum) * rm[c] + momentum * mu;
@@ -136,15 +148,25 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
     }
   }
   const y = allocLike(xd, xd.length);
+  const scale = new Float64Array(C), shift = new Float64Array(C);
   for (let c = 0; c < C; c++) {
-    const scale = (p.weight === null ? 1 : p.weight.data[c]) * invStd[c];
-    const shift = (p.bias === null ? 0 : p.bias.data[c]) - mean[c] * scale;
+    scale[c] = (p.weight === null ? 1 : p.weight.data[c]) * invStd[c];
+    shift[c] = (p.bias === null ? 0 : p.bias.data[c]) - mean[c] * scale[c];
+  }
+  if (simd !== null) simd.normalize(scale, shift, y as Float32Array);
+  else normalize(xd, N, C, P, scale, shift, y);
+  return { y: new Tensor(y, x.shape), mean, invStd };
+}
+
+// y = x·scale[c] + shift[c], in float64, rounded once to y's type
+function normalize(xd: FloatArray, N: number, C: number, P: number, scale: Float64Array, shift: Float64Array, y: FloatArray): void {
+  for (let c = 0; c < C; c++) {
+    const sc = scale[c], sh = shift[c];
     for (let n = 0; n < N; n++) {
       const off = (n * C + c) * P;
-      for (let i = 0; i < P; i++) y[off + i] = xd[off + i] * scale + shift;
+      for (let i = 0; i < P; i++) y[off + i] = xd[off + i] * sc + sh;
     }
   }
-  return { y: new Tensor(y, x.shape), mean, invStd };
 }
 
 export interface BatchNormGrads {
@@ -191,6 +213,25 @@ function gradSums(
   }
 }
 
+// dx = k·((dy − a) − ((x − μ)·invStd)·b) per channel (training; eval: dx = k·dy), in float64,
+// rounded once to dx's type
+function gradInput(
+  g: FloatArray, xd: FloatArray, N: number, C: number, P: number, training: boolean,
+  k: Float64Array, a: Float64Array, mean: Float64Array, invStd: Float64Array, b: Float64Array, dx: FloatArray,
+): void {
+  for (let c = 0; c < C; c++) {
+    const kc = k[c], ac = a[c], mu = mean[c], is = invStd[c], bc = b[c];
+    for (let n = 0; n < N; n++) {
+      const off = (n * C + c) * P;
+      if (training) {
+        for (let i = 0; i < P; i++) dx[off + i] = kc * (g[off + i] - ac - (xd[off + i] - mu) * is * bc);
+      } else {
+        for (let i = 0; i < P; i++) dx[off + i] = kc * g[off + i];
+      }
+    }
+  }
+}
+
 // dy: (N, C, H, W) → dx: (N, C, H, W), dγ: (C), dβ: (C), with x̂ = (x − μ)·invStd:
 //   dβ = Σ dy,  dγ = Σ dy·x̂
 //   eval:     dx = γ·invStd·dy
@@ -209,22 +250,20 @@ export function batchNorm2dBackward(
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
   const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C);
-  gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
+  const simd = simdPasses(xd, N, C, P, [g]);
+  if (simd !== null) simd.gradSums(saved.mean, saved.invStd, sumDy, sumDyXhat);
+  else gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
+  // per channel: k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M
+  const k = new Float64Array(C), a = new Float64Array(C), b = new Float64Array(C);
   for (let c = 0; c < C; c++) {
-    const mu = saved.mean[c], is = saved.invStd[c];
-    const sb = sumDy[c], sg = sumDyXhat[c];
-    dbias[c] = sb;
-    dweight[c] = sg;
-    const k = (weight === null ? 1 : weight.data[c]) * is;
-    for (let n = 0; n < N; n++) {
-      const off = (n * C + c) * P;
-      if (training) {
-        for (let i = 0; i < P; i++) dx[off + i] = k * (g[off + i] - sb / M - (xd[off + i] - mu) * is * (sg / M));
-      } else {
-        for (let i = 0; i < P; i++) dx[off + i] = k * g[off + i];
-      }
-    }
+    dbias[c] = sumDy[c];
+    dweight[c] = sumDyXhat[c];
+    k[c] = (weight === null ? 1 : weight.data[c]) * saved.invStd[c];
+    a[c] = sumDy[c] / M;
+    b[c] = sumDyXhat[c] / M;
   }
+  if (simd !== null && training) simd.gradInput(k, a, saved.mean, saved.invStd, b, dx as Float32Array);
+  else gradInput(g, xd, N, C, P, training, k, a, saved.mean, saved.invStd, b, dx);
   return {
     dx: new Tensor(dx, x.shape),
     dweight: weight === null ? null : new Tensor(dweight, [C]),

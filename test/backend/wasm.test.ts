@@ -16,6 +16,8 @@ import { RepVGG } from '../../src/nn/repvgg.js';
 import { Conv2d } from '../../src/nn/layers.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
 
 describe('the WebAssembly emitter', () => {
   it('encodes LEB128 as the specification does', () => {
@@ -273,5 +275,44 @@ describe('packing filters for the SIMD GEMM', () => {
     }
     expect(wrong).toBe(0);
     expect(out.subarray(0, offset).every((v) => v === -1)).toBe(true); // nothing before the offset
+  });
+});
+
+describe('the SIMD BatchNorm passes', () => {
+  // They do the TypeScript passes' float64 operations in the same order (each channel's sums in
+  // (n, i) order, four channels per loop in f64x2 lanes; x·scale + shift, and the input gradient's
+  // expression, per element) and round once: statistics, outputs and gradients must be the same
+  // bits on 'wasm' as on 'js', in training and eval mode. Channel counts around multiples of four
+  // (the last quad reads past the last channel), planes of 1 to 49 floats (four at a time, then one
+  // at a time), one image; values over 16 orders of magnitude, so that float64 sums of the float32
+  // inputs round and another order of terms would show; ±0, ±∞ and NaN in one channel.
+  it('write bit for bit the values of the TypeScript passes', () => {
+    const rng = new Rng(21);
+    const wide = () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 16 - 8);
+    let compared = 0, mismatches = 0;
+    for (const [N, C, H, W] of [[1, 1, 1, 2], [3, 5, 1, 3], [2, 4, 2, 2], [4, 9, 7, 7], [2, 7, 5, 1], [5, 12, 1, 1], [2, 3, 3, 5]] as const) {
+      const size = N * C * H * W;
+      const x = new Tensor(Float32Array.from({ length: size }, wide), [N, C, H, W]);
+      const dy = new Tensor(Float32Array.from({ length: size }, wide), [N, C, H, W]);
+      if (C >= 3) x.data.set([-0, Infinity, NaN], 2 * H * W); // channel 2 of image 0
+      const params = () => ({
+        weight: new Tensor(Float32Array.from({ length: C }, (_, c) => 0.5 + c / C), [C]), bias: new Tensor(Float32Array.from({ length: C }, (_, c) => c - 2), [C]),
+        runningMean: new Tensor(Float32Array.from({ length: C }, (_, c) => c / 3), [C]), runningVar: new Tensor(Float32Array.from({ length: C }, (_, c) => 1 + c), [C]),
+      });
+      for (const training of [true, false]) {
+        const run = (backend: 'js' | 'wasm') => {
+          setBackend(backend);
+          const p = params();
+          const out = batchNorm2d(x, p, { training });
+          const g = batchNorm2dBackward(dy, x, p.weight, out, training);
+          return [out.y.data, out.mean, out.invStd, p.runningMean.data, p.runningVar.data, g.dx.data, g.dweight!.data, g.dbias!.data];
+        };
+        const ref = run('js'), got = run('wasm');
+        ref.forEach((r, k) => { for (let i = 0; i < r.length; i++, compared++) if (!Object.is(got[k][i], r[i])) mismatches++; });
+      }
+    }
+    setBackend('wasm');
+    expect(compared).toBeGreaterThan(8000);
+    expect(mismatches).toBe(0);
   });
 });

@@ -5,6 +5,7 @@
 /** Value types (§5.3.1). */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 // unsigned and signed LEB128 (§5.2.2)
@@ -86,6 +87,16 @@ export class Code {
   v128Load64Zero(offset = 0): this { return this.simd(0x5d, ...this.mem(3, offset)); }
   /** store lane `lane` of a v128 as one f32: [addr, v] → */
   v128Store32Lane(lane: number, offset = 0): this { return this.simd(0x5a, ...this.mem(2, offset), lane); }
+  f64Load(offset = 0): this { return this.op(0x2b, ...this.mem(3, offset)); }
+  f64Add(): this { return this.op(0xa0); }
+  f64Sub(): this { return this.op(0xa1); }
+  f64Mul(): this { return this.op(0xa2); }
+  /** f64 → f32, rounded to nearest */
+  f32DemoteF64(): this { return this.op(0xb6); }
+  /** load one f64 and splat it to both lanes */
+  v128Load64Splat(offset = 0): this { return this.simd(0x0a, ...this.mem(3, offset)); }
+  /** i8x16.shuffle: [a, b] → lanes 2 and 3 of the f32x4 a in lanes 0 and 1 (and 2 and 3; b unused) */
+  f32x4HighToLow(): this { return this.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }

@@ -32,6 +32,14 @@ export interface Instance {
   /** without and with ReLU */
   winogradOutput: [WinogradOutputFn, WinogradOutputFn];
   winogradFilters: (w: number, u: number, count: number, channels: number, kBytes: number) => void;
+  /** BatchNorm's passes (batchnorm_simd.ts) */
+  bn: {
+    sums: (x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, out: number, mean: number) => void;
+    squares: (x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, out: number, mean: number) => void;
+    normalize: (x: number, y: number, N: number, C: number, pBytes: number, table: number) => void;
+    gradSums: (dy: number, x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, table: number, out: number) => void;
+    gradInput: (dy: number, x: number, dx: number, N: number, C: number, pBytes: number, table: number) => void;
+  };
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
   arena: Map<number, number>;
@@ -71,6 +79,11 @@ export function getInstance(): Instance {
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
+      bn: {
+        sums: inst.exports.bnSums as Instance['bn']['sums'], squares: inst.exports.bnSquares as Instance['bn']['squares'],
+        normalize: inst.exports.bnNormalize as Instance['bn']['normalize'], gradSums: inst.exports.bnGradSums as Instance['bn']['gradSums'],
+        gradInput: inst.exports.bnGradInput as Instance['bn']['gradInput'],
+      },
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
   }

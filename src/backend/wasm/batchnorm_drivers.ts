@@ -1,0 +1,95 @@
+// BatchNorm2d's passes on the SIMD kernels (batchnorm_simd.ts): the float32 arrays of one call are
+// copied into kernel memory once, above the arena, and each pass reads them there; what the passes
+// return is bit for bit what the TypeScript passes in src/ops/batchnorm.ts compute.
+
+import { floats, getInstance, simdStats, type Instance } from './instance.js';
+
+const up4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+/** One BN call's arrays (N, C, P) in kernel memory: `inputs` copied in at construction. */
+export class BatchNormSimd {
+  private readonly inst: Instance;
+  private readonly at: number[] = [];
+  private readonly outW: number;
+  private readonly tableW: number;
+  private readonly size: number;
+  private readonly quads: number;
+
+  constructor(private readonly N: number, private readonly C: number, private readonly P: number, inputs: Float32Array[]) {
+    const inst = this.inst = getInstance();
+    this.size = N * C * P;
+    this.quads = Math.ceil(C / 4);
+    // each array is followed by three planes the sums may read past its last channel (lanes unused)
+    const stride = up4(this.size + 3 * P);
+    let w = inst.arenaEnd;
+    for (let j = 0; j <= inputs.length; j++, w += stride) this.at.push(w); // the inputs, then the output
+    this.tableW = w;
+    this.outW = w + 16 * this.quads * 4; // table: up to 8 float64 per channel (16 floats)
+    const end = this.outW + 16 * this.quads * 4;
+    inst.scratch = Math.max(inst.scratch, end - inst.arenaEnd);
+    const mem = floats(end);
+    inputs.forEach((a, j) => mem.set(a, this.at[j]));
+    simdStats.bytesCopied += 4 * this.size * inputs.length;
+  }
+
+  private f64(at: number, n: number): Float64Array {
+    return new Float64Array(this.inst.f32.buffer, 4 * at, n);
+  }
+
+  /** sum[c] = Σ x over (n, i), or with `mean`, Σ (x − mean[c])² (input 0) */
+  sums(out: Float64Array, mean?: Float64Array): void {
+    const { N, C, P, quads } = this;
+    if (mean !== undefined) this.f64(this.tableW, C).set(mean);
+    (mean === undefined ? this.inst.bn.sums : this.inst.bn.squares)(4 * this.at[0], quads, N, 4 * P, 4 * C * P, 4 * P, 4 * this.outW, 4 * this.tableW);
+    out.set(this.f64(this.outW, C));
+  }
+
+  /** y = x·scale[c] + shift[c] (input 0) */
+  normalize(scale: Float64Array, shift: Float64Array, y: Float32Array): void {
+    const { N, C, P } = this;
+    const t = this.f64(this.tableW, 2 * C);
+    for (let c = 0; c < C; c++) {
+      t[2 * c] = scale[c];
+      t[2 * c + 1] = shift[c];
+    }
+    const yW = this.at[1];
+    this.inst.bn.normalize(4 * this.at[0], 4 * yW, N, C, 4 * P, 4 * this.tableW);
+    y.set(this.inst.f32.subarray(yW, yW + this.size));
+    simdStats.bytesCopied += 4 * this.size;
+  }
+
+  /** Σ dy and Σ dy·(x − μ)·invStd per channel (inputs dy, x) */
+  gradSums(mean: Float64Array, invStd: Float64Array, sumDy: Float64Array, sumDyXhat: Float64Array): void {
+    const { N, C, P, quads } = this;
+    const t = this.f64(this.tableW, 8 * quads);
+    for (let c = 0; c < C; c++) {
+      const q = c >> 2, k = c & 3;
+      t[8 * q + k] = mean[c];
+      t[8 * q + 4 + k] = invStd[c];
+    }
+    this.inst.bn.gradSums(4 * this.at[0], 4 * this.at[1], quads, N, 4 * P, 4 * C * P, 4 * P, 4 * this.tableW, 4 * this.outW);
+    const o = this.f64(this.outW, 8 * quads);
+    for (let c = 0; c < C; c++) {
+      const q = c >> 2, k = c & 3;
+      sumDy[c] = o[8 * q + k];
+      sumDyXhat[c] = o[8 * q + 4 + k];
+    }
+  }
+
+  /** dx = k·((dy − a) − ((x − μ)·invStd)·b), each constant per channel (inputs dy, x) */
+  gradInput(k: Float64Array, a: Float64Array, mean: Float64Array, invStd: Float64Array, b: Float64Array, dx: Float32Array): void {
+    const { N, C, P } = this;
+    const t = this.f64(this.tableW, 8 * C);
+    for (let c = 0; c < C; c++) {
+      t[8 * c] = k[c];
+      t[8 * c + 1] = a[c];
+      t[8 * c + 2] = mean[c];
+      t[8 * c + 3] = invStd[c];
+      t[8 * c + 4] = b[c];
+    }
+    const dxW = this.at[2];
+    this.inst.bn.gradInput(4 * this.at[0], 4 * this.at[1], 4 * dxW, N, C, 4 * P, 4 * this.tableW);
+    dx.set(this.inst.f32.subarray(dxW, dxW + this.size));
+    simdStats.bytesCopied += 4 * this.size;
+  }
+}

@@ -1,0 +1,210 @@
+// BatchNorm2d's passes over float32 (N, C, P) data on WebAssembly SIMD: the same float64 operations
+// in the same order as the TypeScript passes in src/ops/batchnorm.ts, so every value is bit for bit
+// what they compute (a float64 sum per channel; one rounding to float32 per stored value).
+//
+// Sums run four channels per loop in the two lanes of two f64x2 accumulators, each lane adding its
+// channel's terms in (n, i) order; element-wise passes run four elements of one channel per loop,
+// promoted to f64x2 in two halves, and the last P mod 4 elements of a plane one at a time.
+// Addresses are bytes; float64 tables are 16-byte aligned.
+
+import { Code, F64, I32, V128, type FunctionDef } from './emit.js';
+
+// [a, b] on the stack → an f64x2 of the f32 at a (lane 0) and at b (lane 1), both promoted exactly.
+function loadPair(x: Code, a: () => void, b: () => void): void {
+  b();
+  a();
+  x.v128Zero().v128Load32Lane(0).v128Load32Lane(1).f64x2PromoteLowF32x4();
+}
+
+/**
+ * bnSums(x, quads, N, pBytes, imageBytes, planeBytes, out, mean): for channels 4q … 4q + 3 of each
+ * quad q (planes planeBytes apart from x + 4q·planeBytes; images imageBytes apart; pBytes = 4P),
+ * out[4q + k] = Σ_n Σ_i x (squares: Σ (x − mean[4q + k])²), float64. The caller leaves readable
+ * memory after the last channel when C is not a multiple of 4 (those lanes are not used).
+ */
+export function bnSumsDef(squares: boolean): FunctionDef {
+  const [x, quads, N, pBytes, imageBytes, planeBytes, out, mean] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [n, i, b0, b1, b2, b3] = [8, 9, 10, 11, 12, 13];
+  const [a01, a23, m01, m23, d] = [14, 15, 16, 17, 18];
+  const c = new Code();
+  const at = (b: number) => () => c.get(b).get(i).i32Add();
+  const accumulate = (acc: number, m: number, p: number, q: number): void => {
+    c.get(acc);
+    loadPair(c, at(p), at(q));
+    if (squares) c.get(m).f64x2Sub().tee(d).get(d).f64x2Mul();
+    c.f64x2Add().set(acc);
+  };
+  c.loop(); // over quads of channels
+  c.v128Zero().set(a01).v128Zero().set(a23);
+  if (squares) c.get(mean).v128Load(0).set(m01).get(mean).v128Load(16).set(m23);
+  c.get(x).set(b0).get(N).set(n);
+  c.loop(); // over images
+  c.get(b0).get(planeBytes).i32Add().tee(b1).get(planeBytes).i32Add().tee(b2).get(planeBytes).i32Add().set(b3);
+  c.i32(0).set(i);
+  c.loop(); // over the plane
+  accumulate(a01, m01, b0, b1);
+  accumulate(a23, m23, b2, b3);
+  c.get(i).i32(4).i32Add().tee(i).get(pBytes).i32LtU().brIf(0);
+  c.end();
+  c.get(b0).get(imageBytes).i32Add().set(b0);
+  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  c.end();
+  c.get(out).get(a01).v128Store(0).get(out).get(a23).v128Store(16);
+  c.get(x).get(planeBytes).i32(4).i32Mul().i32Add().set(x);
+  c.get(out).i32(32).i32Add().set(out);
+  c.get(mean).i32(32).i32Add().set(mean);
+  c.get(quads).i32(1).i32Sub().tee(quads).brIf(0);
+  c.end();
+  return { name: squares ? 'bnSquares' : 'bnSums', params: new Array<number>(8).fill(I32), locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128], body: c };
+}
+
+// An element-wise pass over the planes of (N, C, P) data: per channel c, constants loaded from
+// table + c·tableStride (once per plane), then every element of the plane, four at a time in two
+// f64x2 halves (`half`: the promoted values on the stack → the float64 result) and the rest one at a
+// time (`one`, in f64). `inputs` are the planes read, at base + p (p the element's byte offset).
+interface ElementwisePass {
+  name: string;
+  inputs: number;
+  /** float64 constants per channel, splatted (f64x2) and scalar */
+  constants: number;
+  tableStride: number;
+  /** v: f64x2 locals holding the inputs' halves, k: the splatted constants → an f64x2 on the stack */
+  half: (c: Code, v: number[], k: number[]) => void;
+  /** v: f64 locals holding the inputs, k: the constants → an f64 on the stack */
+  one: (c: Code, v: number[], k: number[]) => void;
+}
+
+// params: inputs' bases…, out, N, C, pBytes, table
+function elementwiseDef(pass: ElementwisePass): FunctionDef {
+  const I = pass.inputs, K = pass.constants;
+  const inputs = Array.from({ length: I }, (_, j) => j);
+  const [out, N, C, pBytes, table] = [I, I + 1, I + 2, I + 3, I + 4];
+  let l = I + 5;
+  const [n, ch, p, end, t] = [l++, l++, l++, l++, l++];
+  const kv = Array.from({ length: K }, () => l++); // v128
+  const lo = Array.from({ length: I }, () => l++), hi = Array.from({ length: I }, () => l++), v4 = Array.from({ length: I }, () => l++); // v128
+  const ks = Array.from({ length: K }, () => l++), vs = Array.from({ length: I }, () => l++); // f64
+  const c = new Code();
+  c.i32(0).set(p);
+  c.get(N).set(n);
+  c.loop(); // over images
+  c.get(table).set(t).get(C).set(ch);
+  c.loop(); // over channels
+  for (let k = 0; k < K; k++) c.get(t).v128Load64Splat(8 * k).set(kv[k]).get(t).f64Load(8 * k).set(ks[k]);
+  c.get(p).get(pBytes).i32Add().set(end);
+  c.block().loop(); // four elements at a time while p + 16 ≤ end
+  c.get(end).get(p).i32(16).i32Add().i32LtU().brIf(1);
+  for (let j = 0; j < I; j++) {
+    c.get(inputs[j]).get(p).i32Add().v128Load(0).tee(v4[j]).f64x2PromoteLowF32x4().set(lo[j]);
+    c.get(v4[j]).get(v4[j]).f32x4HighToLow().f64x2PromoteLowF32x4().set(hi[j]);
+  }
+  c.get(out).get(p).i32Add();
+  pass.half(c, lo, kv);
+  c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 0);
+  c.get(out).get(p).i32Add();
+  pass.half(c, hi, kv);
+  c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 8);
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.block().loop(); // the rest, one at a time
+  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);
+  for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().f32Load(0).f64PromoteF32().set(vs[j]);
+  c.get(out).get(p).i32Add();
+  pass.one(c, vs, ks);
+  c.f32DemoteF64().f32Store(0);
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.get(t).i32(pass.tableStride).i32Add().set(t);
+  c.get(ch).i32(1).i32Sub().tee(ch).brIf(0);
+  c.end();
+  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  c.end();
+  return {
+    name: pass.name, params: new Array<number>(I + 5).fill(I32),
+    locals: [I32, I32, I32, I32, I32, ...new Array<number>(K + 3 * I).fill(V128), ...new Array<number>(K + I).fill(F64)],
+    body: c,
+  };
+}
+
+/** bnNormalize(x, y, N, C, pBytes, table): y = x·scale + shift, (scale, shift) = table[2c], table[2c + 1]. */
+export function bnNormalizeDef(): FunctionDef {
+  return elementwiseDef({
+    name: 'bnNormalize', inputs: 1, constants: 2, tableStride: 16,
+    half: (c, [x], [scale, shift]) => { c.get(x).get(scale).f64x2Mul().get(shift).f64x2Add(); },
+    one: (c, [x], [scale, shift]) => { c.get(x).get(scale).f64Mul().get(shift).f64Add(); },
+  });
+}
+
+/**
+ * bnGradInput(dy, x, dx, N, C, pBytes, table): training-mode BN backward's input gradient,
+ * dx = k·((dy − a) − ((x − μ)·invStd)·b) with (k, a, μ, invStd, b) = table[8c … 8c + 4]
+ * (k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M): the TypeScript expression's order of operations.
+ */
+export function bnGradInputDef(): FunctionDef {
+  const expr = (c: Code, [dy, x]: number[], [k, a, mu, is, b]: number[], simd: boolean): void => {
+    const sub = () => (simd ? c.f64x2Sub() : c.f64Sub()), mul = () => (simd ? c.f64x2Mul() : c.f64Mul());
+    c.get(k).get(dy).get(a);
+    sub();
+    c.get(x).get(mu);
+    sub();
+    c.get(is);
+    mul();
+    c.get(b);
+    mul();
+    sub();
+    mul();
+  };
+  return elementwiseDef({
+    name: 'bnGradInput', inputs: 2, constants: 5, tableStride: 64,
+    half: (c, v, k) => expr(c, v, k, true),
+    one: (c, v, k) => expr(c, v, k, false),
+  });
+}
+
+/**
+ * bnGradSums(dy, x, quads, N, pBytes, imageBytes, planeBytes, table, out): for channels 4q … 4q + 3,
+ * with (μ, invStd) from table (64 bytes per quad: μ ×4, invStd ×4), out (64 bytes per quad) gets
+ * Σ dy ×4 then Σ (dy·(x − μ))·invStd ×4, float64, each channel's terms in (n, i) order. x lies at
+ * the same offsets from its base as dy.
+ */
+export function bnGradSumsDef(): FunctionDef {
+  const [dy, x, quads, N, pBytes, imageBytes, planeBytes, table, out] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [n, i, b0, b1, b2, b3, delta] = [9, 10, 11, 12, 13, 14, 15];
+  const [s01, s23, g01, g23, m01, m23, is01, is23, d] = [16, 17, 18, 19, 20, 21, 22, 23, 24];
+  const c = new Code();
+  const at = (b: number, shift: boolean) => () => { c.get(b).get(i).i32Add(); if (shift) c.get(delta).i32Add(); };
+  const accumulate = (sum: number, grad: number, m: number, is: number, p: number, q: number): void => {
+    loadPair(c, at(p, false), at(q, false));
+    c.tee(d).get(sum).f64x2Add().set(sum);
+    c.get(grad).get(d);
+    loadPair(c, at(p, true), at(q, true));
+    c.get(m).f64x2Sub().f64x2Mul().get(is).f64x2Mul().f64x2Add().set(grad);
+  };
+  c.get(x).get(dy).i32Sub().set(delta);
+  c.loop(); // over quads of channels
+  c.v128Zero().set(s01).v128Zero().set(s23).v128Zero().set(g01).v128Zero().set(g23);
+  c.get(table).v128Load(0).set(m01).get(table).v128Load(16).set(m23);
+  c.get(table).v128Load(32).set(is01).get(table).v128Load(48).set(is23);
+  c.get(dy).set(b0).get(N).set(n);
+  c.loop(); // over images
+  c.get(b0).get(planeBytes).i32Add().tee(b1).get(planeBytes).i32Add().tee(b2).get(planeBytes).i32Add().set(b3);
+  c.i32(0).set(i);
+  c.loop(); // over the plane
+  accumulate(s01, g01, m01, is01, b0, b1);
+  accumulate(s23, g23, m23, is23, b2, b3);
+  c.get(i).i32(4).i32Add().tee(i).get(pBytes).i32LtU().brIf(0);
+  c.end();
+  c.get(b0).get(imageBytes).i32Add().set(b0);
+  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  c.end();
+  c.get(out).get(s01).v128Store(0).get(out).get(s23).v128Store(16);
+  c.get(out).get(g01).v128Store(32).get(out).get(g23).v128Store(48);
+  c.get(dy).get(planeBytes).i32(4).i32Mul().i32Add().set(dy);
+  c.get(table).i32(64).i32Add().set(table);
+  c.get(out).i32(64).i32Add().set(out);
+  c.get(quads).i32(1).i32Sub().tee(quads).brIf(0);
+  c.end();
+  return { name: 'bnGradSums', params: new Array<number>(9).fill(I32), locals: [...new Array<number>(7).fill(I32), ...new Array<number>(9).fill(V128)], body: c };
+}
