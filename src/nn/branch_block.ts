@@ -7,6 +7,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { Module } from './module.js';
 import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
+import { batchNormSum, batchNormSumBackward } from '../ops/batchnorm.js';
 import type { SqueezeExcite } from './squeeze_excite.js';
 
 export type Activation = 'relu' | 'silu' | 'none';
@@ -108,8 +109,29 @@ export class BranchBlock extends Module {
     };
   }
 
+  // The BNs that end every branch, when nothing but a ReLU (or no activation) follows the sum: then
+  // the BN outputs, their sum and the ReLU are one op (batchNormSum) instead of a pass each.
+  private bnTail(): BatchNorm2d[] | null {
+    if (this.postBN !== null || this.se !== null || this.activation === 'silu') return null;
+    const tail = this.branches.map((chain) => chain[chain.length - 1]);
+    return tail.every((m) => m instanceof BatchNorm2d) ? tail as BatchNorm2d[] : null;
+  }
+
   // x: (N, inChannels, H, W) → y: (N, channels, Ho, Wo)
   forward(x: Tensor): Tensor {
+    const bns = this.bnTail();
+    if (bns !== null) {
+      const hs = this.branches.map((chain) => {
+        let h = x;
+        for (let j = 0; j < chain.length - 1; j++) h = chain[j].forward(h);
+        return h;
+      });
+      const relu = this.activation === 'relu';
+      const { y, saved } = batchNormSum(hs, bns.map((bn) => bn.opParams()), bns.map((bn) => bn.opOptions()), relu);
+      bns.forEach((bn, b) => bn.recordForward(hs[b], saved[b]));
+      if (relu) (this.nonlinearity as ReLU).recordForward(y);
+      return y;
+    }
     let sum: Tensor | null = null;
     for (const chain of this.branches) {
       let h = x;
@@ -128,6 +150,24 @@ export class BranchBlock extends Module {
   }
 
   backward(dy: Tensor): Tensor {
+    const bns = this.bnTail();
+    if (bns !== null) {
+      // the tail's backward as one op (batchNormSumBackward): ReLU's gradient found once, each BN's from it
+      const records = bns.map((bn) => bn.forwardRecord());
+      const y = this.activation === 'relu' ? (this.nonlinearity as ReLU).forwardRecord() : null;
+      const grads = batchNormSumBackward(dy, y, records.map((r) => r.x), bns.map((bn) => bn.weight.data), records, records.map((r) => r.training));
+      let dx: Tensor | null = null;
+      this.branches.forEach((chain, b) => {
+        let g = bns[b].acceptGrads(grads[b]);
+        for (let j = chain.length - 2; j >= 0; j--) g = chain[j].backward(g);
+        if (dx === null) dx = g;
+        else {
+          const s = dx.data, t = g.data;
+          for (let i = 0; i < s.length; i++) s[i] += t[i];
+        }
+      });
+      return dx!;
+    }
     let d = this.nonlinearity.backward(dy);
     if (this.se !== null) d = this.se.backward(d);
     if (this.postBN !== null) d = this.postBN.backward(d);

@@ -6,7 +6,7 @@ import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Paddin
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
 import { PreparedConv } from '../ops/conv2d_prepared.js';
-import { batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
+import { type BatchNormGrads, type BatchNormOptions, type BatchNormParams, batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
 import { relu, reluBackward } from '../ops/relu.js';
 import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
@@ -187,21 +187,44 @@ export class BatchNorm2d extends Module {
     return { kind: 'bn', bn: this, pad: 0, statsAt: '' };
   }
 
+  /** The op's arguments: the parameters and running statistics (updated in place when training). */
+  opParams(): BatchNormParams {
+    return { weight: this.weight.data, bias: this.bias.data, runningMean: this.runningMean, runningVar: this.runningVar };
+  }
+
+  opOptions(): BatchNormOptions {
+    return { training: this.training, momentum: this.momentum, eps: this.eps };
+  }
+
+  /** What backward needs of a forward pass, whoever ran it (forward, or a block's batchNormSum). */
+  recordForward(x: Tensor, saved: { mean: Float64Array; invStd: Float64Array }): void {
+    if (this.training) this.numBatchesTracked++;
+    this.cache = { x, mean: saved.mean, invStd: saved.invStd, training: this.training };
+  }
+
   // x: (N, C, H, W) → y: (N, C, H, W)
   forward(x: Tensor): Tensor {
-    const params = { weight: this.weight.data, bias: this.bias.data, runningMean: this.runningMean, runningVar: this.runningVar };
-    const r = batchNorm2d(x, params, { training: this.training, momentum: this.momentum, eps: this.eps });
-    if (this.training) this.numBatchesTracked++;
-    this.cache = { x, mean: r.mean, invStd: r.invStd, training: this.training };
+    const r = batchNorm2d(x, this.opParams(), this.opOptions());
+    this.recordForward(x, r);
     return r.y;
   }
 
-  backward(dy: Tensor): Tensor {
+  /** What the last forward left for backward. */
+  forwardRecord(): { x: Tensor; mean: Float64Array; invStd: Float64Array; training: boolean } {
     if (this.cache === null) throw new Error('BatchNorm2d.backward: call forward first');
-    const g = batchNorm2dBackward(dy, this.cache.x, this.weight.data, this.cache, this.cache.training);
+    return this.cache;
+  }
+
+  /** Adds a backward pass's dγ and dβ (whoever ran it) to the gradients; returns dx. */
+  acceptGrads(g: BatchNormGrads): Tensor {
     this.weight.accumulate(g.dweight!);
     this.bias.accumulate(g.dbias!);
     return g.dx;
+  }
+
+  backward(dy: Tensor): Tensor {
+    const r = this.forwardRecord();
+    return this.acceptGrads(batchNorm2dBackward(dy, r.x, this.weight.data, r, r.training));
   }
 }
 
@@ -216,6 +239,17 @@ export class ReLU extends Module {
     const y = relu(x);
     this.y = y;
     return y;
+  }
+
+  /** What backward needs of a forward pass run by the block around it (batchNormSum): the output. */
+  recordForward(y: Tensor): void {
+    this.y = y;
+  }
+
+  /** The last forward's output (backward's mask). */
+  forwardRecord(): Tensor {
+    if (this.y === null) throw new Error('ReLU.backward: call forward first');
+    return this.y;
   }
 
   backward(dy: Tensor): Tensor {

@@ -6,15 +6,8 @@
 
 import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
-import { getBackend } from '../backend/backend.js';
-import { BatchNormSimd } from '../backend/wasm/batchnorm_drivers.js';
-
-// float32 data on the 'wasm' backend runs the same passes as WebAssembly SIMD kernels, with the
-// same bits (src/backend/wasm/batchnorm_simd.ts); float64, and 'js', run the TypeScript below.
-function simdPasses(x: FloatArray, N: number, C: number, P: number, more: FloatArray[] = []): BatchNormSimd | null {
-  if (!(x instanceof Float32Array) || getBackend() !== 'wasm' || !more.every((a) => a instanceof Float32Array)) return null;
-  return new BatchNormSimd(N, C, P, [...more as Float32Array[], x]);
-}
+import { type BatchNormPasses, batchNormPasses, batchNormSumGradPasses, batchNormSumPasses } from '../backend/batchnorm.js';
+import { relu as reluOp, reluBackward } from './relu.js';
 
 export interface BatchNormParams {
   /** γ: (C) or null for affine=False */
@@ -114,8 +107,17 @@ function channelSquares(xd: FloatArray, N: number, C: number, P: number, mean: F
   }
 }
 
-// x: (N, C, H, W) → y: (N, C, H, W)
-export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOptions): BatchNormResult {
+interface Normalization {
+  mean: Float64Array;
+  invStd: Float64Array;
+  /** y = x·scale + shift, per channel */
+  scale: Float64Array;
+  shift: Float64Array;
+}
+
+// μ and 1/√(σ² + ε) per channel (training: the batch's, and the running statistics move; eval: the
+// running ones), and the factors of y = x·scale + shift. `simd` holds x when the passes run there.
+function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, simd: BatchNormPasses | null): Normalization {
   const C = checkBN(x, p);
   const [N, , H, W] = x.shape;
   const P = H * W;
@@ -125,7 +127,6 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
   const xd = x.data;
   const mean = new Float64Array(C);
   const invStd = new Float64Array(C);
-  const simd = simdPasses(xd, N, C, P);
   if (opts.training) {
     if (M <= 1) throw new Error(`batch_norm: expected more than 1 value per channel when training, got input shape ${fmtShape(x.shape)}`);
     const rm = p.runningMean.data, rv = p.runningVar.data;
@@ -147,15 +148,65 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
       invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);
     }
   }
-  const y = allocLike(xd, xd.length);
   const scale = new Float64Array(C), shift = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     scale[c] = (p.weight === null ? 1 : p.weight.data[c]) * invStd[c];
     shift[c] = (p.bias === null ? 0 : p.bias.data[c]) - mean[c] * scale[c];
   }
+  return { mean, invStd, scale, shift };
+}
+
+// x: (N, C, H, W) → y: (N, C, H, W)
+export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOptions): BatchNormResult {
+  const C = checkBN(x, p);
+  const [N, , H, W] = x.shape;
+  const xd = x.data;
+  const simd = batchNormPasses([xd], N, C, H * W);
+  const { mean, invStd, scale, shift } = normalization(x, p, opts, simd);
+  const y = allocLike(xd, xd.length);
   if (simd !== null) simd.normalize(scale, shift, y as Float32Array);
-  else normalize(xd, N, C, P, scale, shift, y);
+  else normalize(xd, N, C, H * W, scale, shift, y);
   return { y: new Tensor(y, x.shape), mean, invStd };
+}
+
+/**
+ * The sum of several BatchNorms' outputs, then ReLU when `relu`: y = relu(Σ_b batch_norm(x_b)), the
+ * tail of a block whose branches each end in a BN. Each BN is batchNorm2d (statistics, running
+ * statistics, the same rounding of each output), the outputs added in branch order in the input's
+ * type: the same bits as calling batchNorm2d per branch and summing. On 'wasm' (float32) the outputs
+ * are never stored: each is added into a sum kept in WebAssembly memory as it is computed.
+ * xs: b × (N, C, H, W) → y: (N, C, H, W), and each BN's saved statistics (for batchNorm2dBackward).
+ */
+export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNormOptions[], relu: boolean): { y: Tensor; saved: { mean: Float64Array; invStd: Float64Array }[] } {
+  const x0 = xs[0];
+  if (xs.length === 0 || ps.length !== xs.length || opts.length !== xs.length) throw new Error('batch_norm sum: one set of parameters and options per input');
+  for (const x of xs) {
+    if (x.shape.length !== x0.shape.length || x.shape.some((d, i) => d !== x0.shape[i]) || x.dtype !== x0.dtype) {
+      throw new Error(`batch_norm sum: input shapes ${xs.map((t) => `${fmtShape(t.shape)} ${t.dtype}`).join(', ')} differ`);
+    }
+  }
+  const C = checkBN(x0, ps[0]);
+  const [N, , H, W] = x0.shape;
+  const P = H * W;
+  const sum = batchNormSumPasses(x0.data, N, C, P);
+  if (sum === null) {
+    const rs = xs.map((x, b) => batchNorm2d(x, ps[b], opts[b]));
+    const s = rs[0].y.data;
+    for (let b = 1; b < rs.length; b++) {
+      const t = rs[b].y.data;
+      for (let i = 0; i < s.length; i++) s[i] += t[i];
+    }
+    return { y: relu ? reluOp(rs[0].y) : rs[0].y, saved: rs.map(({ mean, invStd }) => ({ mean, invStd })) };
+  }
+  const saved = xs.map((x, b) => {
+    const passes = sum.branch(x.data as Float32Array);
+    const { mean, invStd, scale, shift } = normalization(x, ps[b], opts[b], passes);
+    passes.accumulate(scale, shift, sum, b === 0, relu && b === xs.length - 1);
+    return { mean, invStd };
+  });
+  const y = allocLike(x0.data, x0.size) as Float32Array;
+  sum.result(y);
+  return { y: new Tensor(y, x0.shape), saved };
 }
 
 // y = x·scale[c] + shift[c], in float64, rounded once to y's type
@@ -243,14 +294,21 @@ export function batchNorm2dBackward(
   if (dy.shape.length !== 4 || dy.shape[0] !== N || dy.shape[1] !== C || dy.shape[2] !== H || dy.shape[3] !== W) {
     throw new Error(`batch_norm backward: grad_output shape ${fmtShape(dy.shape)} does not match input shape ${fmtShape(x.shape)}`);
   }
+  return backwardWith(dy.data, x, weight, saved, training, batchNormPasses([dy.data, x.data], N, C, H * W));
+}
+
+// simd: the passes with dy and x in place (then g is not read when training), or null
+function backwardWith(
+  g: FloatArray, x: Tensor, weight: Tensor | null, saved: { mean: Float64Array; invStd: Float64Array }, training: boolean, simd: BatchNormPasses | null,
+): BatchNormGrads {
+  const [N, C, H, W] = x.shape;
   const P = H * W;
   const M = N * P;
-  const xd = x.data, g = dy.data;
+  const xd = x.data;
   const dx = allocLike(xd, xd.length);
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
   const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C);
-  const simd = simdPasses(xd, N, C, P, [g]);
   if (simd !== null) simd.gradSums(saved.mean, saved.invStd, sumDy, sumDyXhat);
   else gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
   // per channel: k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M
@@ -269,4 +327,26 @@ export function batchNorm2dBackward(
     dweight: weight === null ? null : new Tensor(dweight, [C]),
     dbias: new Tensor(dbias, [C]),
   };
+}
+
+/**
+ * batchNormSum's backward: dy → each branch's gradients (training: each BN's mode in its forward), as batchNorm2dBackward gives them, from
+ * d = dy, or ReLU's gradient of it when the forward applied ReLU (y: its output, else null). On
+ * 'wasm' (float32, training) d is found once in WebAssembly memory and every branch reads it there.
+ */
+export function batchNormSumBackward(
+  dy: Tensor, y: Tensor | null, xs: Tensor[], weights: (Tensor | null)[], saved: { mean: Float64Array; invStd: Float64Array }[], training: boolean[],
+): BatchNormGrads[] {
+  for (const t of [y, ...xs]) {
+    if (t !== null && (t.shape.length !== dy.shape.length || t.shape.some((d, i) => d !== dy.shape[i]))) {
+      throw new Error(`batch_norm sum backward: grad_output shape ${fmtShape(dy.shape)} does not match ${fmtShape(t.shape)}`);
+    }
+  }
+  const [N, C, H, W] = dy.shape;
+  const grad = training.every((t) => t) && xs.every((x) => x.data instanceof Float32Array) ? batchNormSumGradPasses(dy.data, y === null ? null : y.data, N, C, H * W) : null;
+  if (grad === null) {
+    const d = y === null ? dy : reluBackward(dy, y);
+    return xs.map((x, b) => batchNorm2dBackward(d, x, weights[b], saved[b], training[b]));
+  }
+  return xs.map((x, b) => backwardWith(dy.data, x, weights[b], saved[b], true, grad.branch(x.data as Float32Array)));
 }

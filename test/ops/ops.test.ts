@@ -1,6 +1,7 @@
 // BatchNorm, ReLU, pooling, linear and the loss against PyTorch (forward and backward).
 import { describe, expect, it } from 'vitest';
-import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
+import { batchNorm2d, batchNorm2dBackward, batchNormSum, batchNormSumBackward } from '../../src/ops/batchnorm.js';
+import { setBackend } from '../../src/backend/backend.js';
 import { relu, reluBackward, reluBits, reluGradMaskBits } from '../../src/ops/relu.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../../src/ops/pool.js';
@@ -68,6 +69,64 @@ describe('batch_norm sums each channel in (n, i) order', () => {
         expect(g.dx.data[at(1, 2)]).toBe(is * (dy.data[at(1, 2)] - sb / (N * P) - (x.data[at(1, 2)] - mu) * is * (sg / (N * P))));
       }
     }
+  });
+});
+
+// A block's tail as one op: batchNormSum is batchNorm2d per branch, the outputs added in branch order,
+// then ReLU; its backward is ReLU's gradient, then batchNorm2dBackward per branch. It must give those
+// ops' bits (on 'wasm' the BN outputs are never stored and ReLU's gradient is found once in WebAssembly
+// memory), running statistics included, on both backends, float32 and float64: 1 to 3 branches, with
+// and without ReLU, channel counts around multiples of four, planes of 1 to 49 floats, ±0, ±∞ and NaN
+// in the inputs (so outputs of exactly ±0 and NaN reach ReLU and its gradient).
+describe('batchNormSum (a block\'s BNs, their sum, ReLU) and its backward', () => {
+  it('give the bits of batchNorm2d per branch, summed in order, then relu; and of reluBackward, then batchNorm2dBackward per branch', () => {
+    const rng = new Rng(31);
+    let compared = 0, mismatches = 0;
+    for (const backend of ['wasm', 'js'] as const) {
+      setBackend(backend);
+      for (const dtype of ['float32', 'float64'] as const) {
+        for (const [B, N, C, H, W] of [[1, 2, 3, 1, 3], [2, 3, 5, 2, 2], [3, 4, 9, 7, 7], [3, 2, 4, 1, 1], [2, 5, 6, 3, 5]] as const) {
+          for (const withRelu of [true, false]) {
+            const size = N * C * H * W;
+            const make = (scale: number) => {
+              const t = new Tensor(Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * scale), [N, C, H, W]);
+              return dtype === 'float64' ? t.to('float64') : t;
+            };
+            const xs = Array.from({ length: B }, () => make(3));
+            if (C >= 3) xs[0].data.set([-0, Infinity, NaN], H * W); // channel 1 of image 0
+            const dy = make(1);
+            const vec = (f: (c: number) => number) => {
+              const t = new Tensor(Float32Array.from({ length: C }, (_, c) => f(c)), [C]);
+              return dtype === 'float64' ? t.to('float64') : t;
+            };
+            const gammas = xs.map(() => vec(() => 0.5 + rng.next()));
+            const params = () => xs.map((_, b) => ({ weight: gammas[b], bias: vec((c) => c - 1), runningMean: vec(() => b / 4), runningVar: vec(() => 1 + b) }));
+            const opts = xs.map(() => ({ training: true }));
+            // the ops one by one
+            const pa = params();
+            const outs = xs.map((x, b) => batchNorm2d(x, pa[b], opts[b]));
+            const sum = outs[0].y.data.slice();
+            for (let b = 1; b < B; b++) for (let i = 0; i < size; i++) sum[i] += outs[b].y.data[i];
+            const ref = withRelu ? relu(new Tensor(sum, [N, C, H, W])) : new Tensor(sum, [N, C, H, W]);
+            const d = withRelu ? reluBackward(dy, ref) : dy;
+            const refGrads = xs.map((x, b) => batchNorm2dBackward(d, x, pa[b].weight, outs[b], true));
+            // the fused op, on running statistics that start where the others did
+            const pb = params();
+            const got = batchNormSum(xs, pb, opts, withRelu);
+            const grads = batchNormSumBackward(dy, withRelu ? got.y : null, xs, pb.map((p) => p.weight), got.saved, xs.map(() => true));
+            const pairs: [ArrayLike<number>, ArrayLike<number>][] = [[got.y.data, ref.data]];
+            xs.forEach((_, b) => {
+              pairs.push([got.saved[b].mean, outs[b].mean], [got.saved[b].invStd, outs[b].invStd], [pb[b].runningMean.data, pa[b].runningMean.data], [pb[b].runningVar.data, pa[b].runningVar.data]);
+              pairs.push([grads[b].dx.data, refGrads[b].dx.data], [grads[b].dweight!.data, refGrads[b].dweight!.data], [grads[b].dbias!.data, refGrads[b].dbias!.data]);
+            });
+            for (const [g, r] of pairs) for (let i = 0; i < r.length; i++, compared++) if (!Object.is(g[i], r[i])) mismatches++;
+          }
+        }
+      }
+    }
+    setBackend('wasm');
+    expect(compared).toBeGreaterThan(50000);
+    expect(mismatches).toBe(0);
   });
 });
 

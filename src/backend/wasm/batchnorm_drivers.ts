@@ -6,7 +6,11 @@ import { floats, getInstance, simdStats, type Instance } from './instance.js';
 
 const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 
-/** One BN call's arrays (N, C, P) in kernel memory: `inputs` copied in at construction. */
+// floats from one array's start to the next: each is followed by three planes the sums may read
+// past its last channel (lanes unused)
+const arrayStride = (N: number, C: number, P: number): number => up4(N * C * P + 3 * P);
+
+/** One BN call's arrays (N, C, P) in kernel memory: `inputs` copied in at construction (null: already there). */
 export class BatchNormSimd {
   private readonly inst: Instance;
   private readonly at: number[] = [];
@@ -15,21 +19,25 @@ export class BatchNormSimd {
   private readonly size: number;
   private readonly quads: number;
 
-  constructor(private readonly N: number, private readonly C: number, private readonly P: number, inputs: Float32Array[]) {
+  // base: where its arrays start (a float offset; default just above the arena)
+  constructor(private readonly N: number, private readonly C: number, private readonly P: number, inputs: (Float32Array | null)[], base?: number) {
     const inst = this.inst = getInstance();
     this.size = N * C * P;
     this.quads = Math.ceil(C / 4);
-    // each array is followed by three planes the sums may read past its last channel (lanes unused)
-    const stride = up4(this.size + 3 * P);
-    let w = inst.arenaEnd;
+    const stride = arrayStride(N, C, P);
+    let w = base ?? inst.arenaEnd;
     for (let j = 0; j <= inputs.length; j++, w += stride) this.at.push(w); // the inputs, then the output
     this.tableW = w;
     this.outW = w + 16 * this.quads * 4; // table: up to 8 float64 per channel (16 floats)
     const end = this.outW + 16 * this.quads * 4;
     inst.scratch = Math.max(inst.scratch, end - inst.arenaEnd);
     const mem = floats(end);
-    inputs.forEach((a, j) => mem.set(a, this.at[j]));
-    simdStats.bytesCopied += 4 * this.size * inputs.length;
+    for (let j = 0; j < inputs.length; j++) {
+      const a = inputs[j];
+      if (a === null) continue;
+      mem.set(a, this.at[j]);
+      simdStats.bytesCopied += 4 * this.size;
+    }
   }
 
   private f64(at: number, n: number): Float64Array {
@@ -56,6 +64,17 @@ export class BatchNormSimd {
     this.inst.bn.normalize(4 * this.at[0], 4 * yW, N, C, 4 * P, 4 * this.tableW);
     y.set(this.inst.f32.subarray(yW, yW + this.size));
     simdStats.bytesCopied += 4 * this.size;
+  }
+
+  /** sum.out (+)= x·scale[c] + shift[c] (input 0), as bnNormalize rounds it, then ReLU (see BatchNormSumSimd) */
+  accumulate(scale: Float64Array, shift: Float64Array, sum: BatchNormSumSimd, first: boolean, relu: boolean): void {
+    const { N, C, P } = this;
+    const t = this.f64(this.tableW, 2 * C);
+    for (let c = 0; c < C; c++) {
+      t[2 * c] = scale[c];
+      t[2 * c + 1] = shift[c];
+    }
+    this.inst.bn.accumulate[(first ? 2 : 0) + (relu ? 1 : 0)](4 * this.at[0], 4 * sum.out, N, C, 4 * P, 4 * this.tableW);
   }
 
   /** Σ dy and Σ dy·(x − μ)·invStd per channel (inputs dy, x) */
@@ -91,5 +110,61 @@ export class BatchNormSimd {
     this.inst.bn.gradInput(4 * this.at[0], 4 * this.at[1], 4 * dxW, N, C, 4 * P, 4 * this.tableW);
     dx.set(this.inst.f32.subarray(dxW, dxW + this.size));
     simdStats.bytesCopied += 4 * this.size;
+  }
+}
+
+/**
+ * The sum of a block's branches that each end in a BN, never storing the BN outputs: `out` stays in
+ * kernel memory; each branch's input is copied in above it (`branch`), its statistics found, and
+ * its normalized values added (BatchNormSimd.accumulate); `result` copies the sum out.
+ */
+export class BatchNormSumSimd {
+  readonly out: number;
+  private readonly size: number;
+
+  constructor(private readonly N: number, private readonly C: number, private readonly P: number) {
+    const inst = getInstance();
+    this.out = inst.arenaEnd;
+    this.size = N * C * P;
+  }
+
+  /** The passes over one branch's input, laid out above the sum. */
+  branch(x: Float32Array): BatchNormSimd {
+    return new BatchNormSimd(this.N, this.C, this.P, [x], this.out + up4(this.size));
+  }
+
+  result(y: Float32Array): void {
+    const inst = getInstance();
+    y.set(inst.f32.subarray(this.out, this.out + this.size));
+    simdStats.bytesCopied += 4 * this.size;
+  }
+}
+
+/**
+ * The gradient flowing into a block's tail (batchNormSum) kept in kernel memory for its branches'
+ * BN backward passes: dy, or with the tail's ReLU output y, ReLU's gradient of it (reluGrad), found
+ * once and read there by every branch instead of copied in for each.
+ */
+export class BatchNormSumGradSimd {
+  private readonly at: number;
+
+  constructor(private readonly N: number, private readonly C: number, private readonly P: number, dy: Float32Array, y: Float32Array | null) {
+    const inst = getInstance();
+    this.at = inst.arenaEnd;
+    const stride = arrayStride(N, C, P), size = N * C * P;
+    inst.scratch = Math.max(inst.scratch, 2 * stride);
+    const mem = floats(this.at + 2 * stride);
+    mem.set(dy, this.at);
+    simdStats.bytesCopied += 4 * size;
+    if (y !== null) {
+      mem.set(y, this.at + stride); // where the branches' inputs go next
+      inst.bn.reluGrad(4 * this.at, 4 * (this.at + stride), 4 * this.at, 4 * size);
+      simdStats.bytesCopied += 4 * size;
+    }
+  }
+
+  /** The passes of one branch's BN backward: the gradient already in place, its input x copied in. */
+  branch(x: Float32Array): BatchNormSimd {
+    return new BatchNormSimd(this.N, this.C, this.P, [null, x], this.at);
   }
 }

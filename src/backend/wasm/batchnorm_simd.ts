@@ -208,3 +208,87 @@ export function bnGradSumsDef(): FunctionDef {
   c.end();
   return { name: 'bnGradSums', params: new Array<number>(9).fill(I32), locals: [...new Array<number>(7).fill(I32), ...new Array<number>(9).fill(V128)], body: c };
 }
+
+/**
+ * bnAccumulate(x, out, N, C, pBytes, table): the branch sum of a block whose branches end in BNs,
+ * one branch at a time: y = x·scale + shift (float64, rounded once, as bnNormalize), then
+ * out = y (`first`) or out + y (float32), and `relu`: out = out < 0 ? 0 : out (f32x4.pmax keeps NaN
+ * and −0) after the last branch. The same bits as the BN outputs summed in branch order, then ReLU.
+ */
+export function bnAccumulateDef(first: boolean, relu: boolean): FunctionDef {
+  const [x, out, N, C, pBytes, table] = [0, 1, 2, 3, 4, 5];
+  const [n, ch, p, end, t] = [6, 7, 8, 9, 10];
+  const [scale, shift, v, zero] = [11, 12, 13, 14];
+  const c = new Code();
+  // the f32x4 on the stack → (+ out at p) → ReLU, then stored by `store`
+  const finish = (store: () => void, load: () => void): void => {
+    if (!first) { load(); c.f32x4Add(); }
+    if (relu) c.get(zero).f32x4Pmax();
+    store();
+  };
+  const normalize = (): void => { c.get(scale).f64x2Mul().get(shift).f64x2Add().f32x4DemoteF64x2Zero(); };
+  c.v128Zero().set(zero);
+  c.i32(0).set(p);
+  c.get(N).set(n);
+  c.loop(); // over images
+  c.get(table).set(t).get(C).set(ch);
+  c.loop(); // over channels
+  c.get(t).v128Load64Splat(0).set(scale).get(t).v128Load64Splat(8).set(shift);
+  c.get(p).get(pBytes).i32Add().set(end);
+  c.block().loop(); // four elements at a time while p + 16 ≤ end
+  c.get(end).get(p).i32(16).i32Add().i32LtU().brIf(1);
+  c.get(out).get(p).i32Add(); // the store's address
+  c.get(x).get(p).i32Add().v128Load(0).tee(v).f64x2PromoteLowF32x4();
+  normalize();
+  c.get(v).get(v).f32x4HighToLow().f64x2PromoteLowF32x4();
+  normalize();
+  c.f32x4JoinLow();
+  finish(() => c.v128Store(0), () => c.get(out).get(p).i32Add().v128Load(0));
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.block().loop(); // the rest, one at a time in lane 0
+  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);
+  c.get(out).get(p).i32Add();
+  c.get(x).get(p).i32Add().v128Zero().v128Load32Lane(0).f64x2PromoteLowF32x4();
+  normalize();
+  finish(() => c.v128Store32Lane(0), () => c.get(out).get(p).i32Add().v128Zero().v128Load32Lane(0));
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.get(t).i32(16).i32Add().set(t);
+  c.get(ch).i32(1).i32Sub().tee(ch).brIf(0);
+  c.end();
+  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  c.end();
+  return { name: `bnAccumulate${first ? 'First' : ''}${relu ? 'Relu' : ''}`, params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128], body: c };
+}
+
+/**
+ * reluGrad(dy, y, out, bytes): ReLU's gradient as PyTorch's threshold_backward, on float32 arrays
+ * `bytes` long: out = dy where y > 0 or y is NaN, +0 where y ≤ 0 (dy with its bits cleared where
+ * f32x4.le(y, 0), which is false for NaN): the bits of reluBackward in src/ops/relu.ts.
+ */
+export function reluGradDef(): FunctionDef {
+  const [dy, y, out, bytes] = [0, 1, 2, 3];
+  const [p, zero] = [4, 5];
+  const c = new Code();
+  c.v128Zero().set(zero).i32(0).set(p);
+  c.block().loop(); // four at a time while p + 16 ≤ bytes
+  c.get(bytes).get(p).i32(16).i32Add().i32LtU().brIf(1);
+  c.get(out).get(p).i32Add();
+  c.get(dy).get(p).i32Add().v128Load(0).get(y).get(p).i32Add().v128Load(0).get(zero).f32x4Le().v128AndNot();
+  c.v128Store(0);
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.block().loop(); // the rest, one at a time in lane 0
+  c.get(p).get(bytes).i32LtU().i32Eqz().brIf(1);
+  c.get(out).get(p).i32Add();
+  c.get(dy).get(p).i32Add().v128Zero().v128Load32Lane(0).get(y).get(p).i32Add().v128Zero().v128Load32Lane(0).get(zero).f32x4Le().v128AndNot();
+  c.v128Store32Lane(0);
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  return { name: 'reluGrad', params: [I32, I32, I32, I32], locals: [I32, V128], body: c };
+}

@@ -97,6 +97,8 @@ export class Code {
   v128Load64Splat(offset = 0): this { return this.simd(0x0a, ...this.mem(3, offset)); }
   /** i8x16.shuffle: [a, b] → lanes 2 and 3 of the f32x4 a in lanes 0 and 1 (and 2 and 3; b unused) */
   f32x4HighToLow(): this { return this.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); }
+  /** i8x16.shuffle: [a, b] → (a₀, a₁, b₀, b₁) as f32x4 lanes */
+  f32x4JoinLow(): this { return this.simd(0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }
@@ -105,6 +107,10 @@ export class Code {
   /** the two f64 lanes rounded to f32 (to nearest) in lanes 0 and 1, lanes 2 and 3 zero */
   f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   f32x4Add(): this { return this.simd(0xe4); }
+  /** lanes a ≤ b as all ones, else 0 (false for NaN) */
+  f32x4Le(): this { return this.simd(0x45); }
+  /** [a, b] → a & ~b */
+  v128AndNot(): this { return this.simd(0x4f); }
   f32x4Mul(): this { return this.simd(0xe6); }
   /** relaxed SIMD's f32x4.relaxed_madd: [a, b, c] → a·b + c, rounded once where the hardware fuses
    * the multiply and the add, twice where it does not (the engine's choice, fixed for a machine) */

@@ -39,6 +39,9 @@ export interface Instance {
     normalize: (x: number, y: number, N: number, C: number, pBytes: number, table: number) => void;
     gradSums: (dy: number, x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, table: number, out: number) => void;
     gradInput: (dy: number, x: number, dx: number, N: number, C: number, pBytes: number, table: number) => void;
+    /** indexed first·2 + relu (bnAccumulateDef) */
+    accumulate: ((x: number, out: number, N: number, C: number, pBytes: number, table: number) => void)[];
+    reluGrad: (dy: number, y: number, out: number, bytes: number) => void;
   };
   f32: Float32Array;
   /** Panels kept in memory: id → float offset. They fill [0, arenaEnd); each GEMM's scratch lies above. */
@@ -83,6 +86,8 @@ export function getInstance(): Instance {
         sums: inst.exports.bnSums as Instance['bn']['sums'], squares: inst.exports.bnSquares as Instance['bn']['squares'],
         normalize: inst.exports.bnNormalize as Instance['bn']['normalize'], gradSums: inst.exports.bnGradSums as Instance['bn']['gradSums'],
         gradInput: inst.exports.bnGradInput as Instance['bn']['gradInput'],
+        accumulate: ['', 'Relu', 'First', 'FirstRelu'].map((v) => inst.exports[`bnAccumulate${v}`] as Instance['bn']['accumulate'][0]),
+        reluGrad: inst.exports.reluGrad as Instance['bn']['reluGrad'],
       },
       f32: new Float32Array(memory.buffer), arena: new Map(), arenaEnd: 0, scratch: 0,
     };
