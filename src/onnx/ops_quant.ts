@@ -45,12 +45,25 @@ function perAxis(node: OnnxNode, v: Value | null, n: number, what: string, dflt:
   return out;
 }
 
-/** The axis the scales run along, and the element → index-along-it map, for a value of `shape`. */
-function axisOf(node: OnnxNode, shape: readonly number[], perChannel: boolean): { n: number; index: (i: number) => number } {
-  if (!perChannel) return { n: 1, index: () => 0 };
+/** Where a scale or zero point changes along a value's elements: element i takes index
+ * ⌊i / inner⌋ mod n (n = 1: one for the whole tensor), so runs of `inner` elements share one. */
+interface AxisRuns {
+  n: number;
+  inner: number;
+}
+
+const PER_TENSOR: AxisRuns = { n: 1, inner: Infinity };
+
+/** The axis the scales run along, for a value of `shape`. */
+function axisOf(node: OnnxNode, shape: readonly number[], perChannel: boolean): AxisRuns {
+  if (!perChannel) return PER_TENSOR;
   const axis = normAxis(node, attrInt(node, 'axis', 1), shape.length);
-  const n = shape[axis], inner = numel(shape.slice(axis + 1));
-  return { n, index: (i) => Math.floor(i / inner) % n };
+  return { n: shape[axis], inner: numel(shape.slice(axis + 1)) };
+}
+
+/** f(start, end, k) for each run [start, end) of `total` elements that shares index k. */
+function forRuns(total: number, r: AxisRuns, f: (start: number, end: number, k: number) => void): void {
+  for (let start = 0, k = 0; start < total; start += r.inner, k = k + 1 === r.n ? 0 : k + 1) f(start, Math.min(total, start + r.inner), k);
 }
 
 function blockSizeRefused(node: OnnxNode): void {
@@ -64,16 +77,17 @@ const QuantizeLinear: Op = (ctx, node, xs) => {
   if (x.dtype !== 'float32' && x.dtype !== 'float64') throw nodeError(node, `x is ${x.dtype}; it must be float`);
   const type = z?.dtype ?? 'uint8';
   if (type !== 'uint8' && type !== 'int8') throw nodeError(node, `the zero point is ${type}; uint8 and int8 are supported`);
-  const per = numel(s.shape) > 1;
-  const { n, index } = axisOf(node, x.shape, per);
-  const scale = perAxis(node, s, n, 'y_scale', 1), zp = perAxis(node, z, n, 'y_zero_point', 0);
+  const runs = axisOf(node, x.shape, numel(s.shape) > 1);
+  const scale = perAxis(node, s, runs.n, 'y_scale', 1), zp = perAxis(node, z, runs.n, 'y_zero_point', 0);
   const [lo, hi] = RANGE[type];
   const y = ctx.alloc(x.shape, 'int');
-  for (let i = 0; i < y.length; i++) {
-    const c = per ? index(i) : 0;
-    const q = roundHalfEven(fl(fl(x.data[i]) / fl(scale[c])));
-    y[i] = Number.isNaN(q) ? zp[zp.length === 1 ? 0 : c] : Math.min(hi, Math.max(lo, q + zp[zp.length === 1 ? 0 : c]));
-  }
+  forRuns(y.length, runs, (start, end, c) => {
+    const sc = fl(scale[scale.length === 1 ? 0 : c]), z0 = zp[zp.length === 1 ? 0 : c];
+    for (let i = start; i < end; i++) {
+      const q = roundHalfEven(fl(fl(x.data[i]) / sc));
+      y[i] = Number.isNaN(q) ? z0 : Math.min(hi, Math.max(lo, q + z0));
+    }
+  });
   return [{ dtype: type, shape: x.shape.slice(), data: y }];
 };
 
@@ -81,21 +95,24 @@ const QuantizeLinear: Op = (ctx, node, xs) => {
 const DequantizeLinear: Op = (ctx, node, xs) => {
   blockSizeRefused(node);
   const x = integerInput(node, input(node, xs, 0, 'x'), 'x', ['uint8', 'int8', 'int32']), s = input(node, xs, 1, 'x_scale'), z = xs[2] ?? null;
-  const per = numel(s.shape) > 1;
-  const { n, index } = axisOf(node, x.shape, per);
-  const scale = perAxis(node, s, n, 'x_scale', 1), zp = perAxis(node, z, n, 'x_zero_point', 0);
+  const runs = axisOf(node, x.shape, numel(s.shape) > 1);
+  const scale = perAxis(node, s, runs.n, 'x_scale', 1), zp = perAxis(node, z, runs.n, 'x_zero_point', 0);
   const y = ctx.alloc(x.shape, 'float');
-  for (let i = 0; i < y.length; i++) {
-    const c = per ? index(i) : 0;
-    y[i] = (x.data[i] - zp[zp.length === 1 ? 0 : c]) * scale[scale.length === 1 ? 0 : c];
-  }
+  forRuns(y.length, runs, (start, end, c) => {
+    const z0 = zp[zp.length === 1 ? 0 : c], s0 = scale[scale.length === 1 ? 0 : c];
+    for (let i = start; i < end; i++) y[i] = (x.data[i] - z0) * s0;
+  });
   return [{ dtype: ctx.float, shape: x.shape.slice(), data: y }];
 };
 
-/** x − zp as a float64 tensor (exact). */
-function shifted(ctx: OpContext, v: Value, zp: Float64Array, index: (i: number) => number): Float64Array {
-  const out = ctx.alloc(v.shape, 'int') as Float64Array;
-  for (let i = 0; i < out.length; i++) out[i] = v.data[i] - zp[zp.length === 1 ? 0 : index(i)];
+/** x − zp as a float64 tensor (exact), zp per run of elements. */
+function shifted(ctx: OpContext, v: Value, zp: Float64Array, runs: AxisRuns): Float64Array {
+  const out = ctx.alloc(v.shape, 'int') as Float64Array, x = v.data;
+  const { n, inner } = zp.length === 1 ? PER_TENSOR : runs;
+  for (let start = 0, c = 0; start < out.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
+    const z0 = zp[zp.length === 1 ? 0 : c], end = Math.min(out.length, start + inner);
+    for (let i = start; i < end; i++) out[i] = x[i] - z0;
+  }
   return out;
 }
 
@@ -108,8 +125,8 @@ function integerConv(ctx: OpContext, node: OnnxNode, x: Value, w: Value, xzp: Fl
   if (wzp.length !== 1 && wzp.length !== F) throw nodeError(node, `w_zero_point has ${wzp.length} values for ${F} output channels`);
   const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
   const groups = attrInt(node, 'group', 1);
-  const xs = new Tensor(shifted(ctx, x, xzp, () => 0), x.shape);
-  const ws = new Tensor(shifted(ctx, w, wzp, (i) => Math.floor(i / per)), w.shape);
+  const xs = new Tensor(shifted(ctx, x, xzp, PER_TENSOR), x.shape);
+  const ws = new Tensor(shifted(ctx, w, wzp, { n: F, inner: per }), w.shape);
   try {
     const y = conv2d(xs, ws, null, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups, algorithm: 'im2col' });
     return { dtype: 'int32', shape: y.shape.slice(), data: y.data };
@@ -124,21 +141,26 @@ function integerMatMul(ctx: OpContext, node: OnnxNode, a: Value, b: Value, azp: 
   if (azp.length !== 1) throw nodeError(node, 'a_zero_point must be one value');
   if (bzp.length !== 1 && bzp.length !== N) throw nodeError(node, `b_zero_point has ${bzp.length} values for ${N} columns`);
   const ctx64: OpContext = { ...ctx, float: 'float64', alloc: (shape) => ctx.alloc(shape, 'int') };
-  const av: Value = { dtype: 'float64', shape: a.shape, data: shifted(ctx, a, azp, () => 0) };
-  const bv: Value = { dtype: 'float64', shape: b.shape, data: shifted(ctx, b, bzp, (i) => i % N) };
+  const av: Value = { dtype: 'float64', shape: a.shape, data: shifted(ctx, a, azp, PER_TENSOR) };
+  const bv: Value = { dtype: 'float64', shape: b.shape, data: shifted(ctx, b, bzp, { n: N, inner: 1 }) };
   const [y] = MATH_OPS.MatMul(ctx64, node, [av, bv]);
   return { dtype: 'int32', shape: y.shape, data: y.data };
 }
 
-/** acc (int32, per channel `index`) → sat(rte(fl(fl(acc)·M)) + zp), M = fl(fl(s_a·s_b) / s_y). */
-function requantize(ctx: OpContext, node: OnnxNode, acc: Value, sa: number, sb: Float64Array, sy: number, zy: number, type: OnnxDType, index: (i: number) => number): Value {
-  const [lo, hi] = RANGE[type];
+/** acc (int32, s_b per channel along `runs`) → sat(rte(fl(fl(acc)·M)) + zp), M = fl(fl(s_a·s_b) / s_y). */
+function requantize(ctx: OpContext, node: OnnxNode, acc: Value, sa: number, sb: Float64Array, sy: number, zy: number, type: OnnxDType, runs: AxisRuns): Value {
+  const [lo, hi] = RANGE[type], [min32, max32] = RANGE.int32;
   const M = Float64Array.from(sb, (s) => fl(fl(sa * s) / sy));
-  const y = ctx.alloc(acc.shape, 'int');
-  for (let i = 0; i < y.length; i++) {
-    const v = acc.data[i];
-    if (v < RANGE.int32[0] || v > RANGE.int32[1]) throw nodeError(node, `an accumulator reached ${v}, outside int32`);
-    y[i] = Math.min(hi, Math.max(lo, roundHalfEven(fl(fl(v) * M[M.length === 1 ? 0 : index(i)])) + zy));
+  const y = ctx.alloc(acc.shape, 'int'), a = acc.data;
+  // a plain loop over the runs, no callback: this is the hottest loop of an INT8 run
+  const { n, inner } = M.length === 1 ? PER_TENSOR : runs;
+  for (let start = 0, c = 0; start < y.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
+    const m = M[M.length === 1 ? 0 : c], end = Math.min(y.length, start + inner);
+    for (let i = start; i < end; i++) {
+      const v = a[i];
+      if (v < min32 || v > max32) throw nodeError(node, `an accumulator reached ${v}, outside int32`);
+      y[i] = Math.min(hi, Math.max(lo, roundHalfEven(fl(fl(v) * m)) + zy));
+    }
   }
   return { dtype: type, shape: acc.shape, data: y };
 }
@@ -173,11 +195,13 @@ export const QUANT_OPS: Record<string, Op> = {
     if (B !== null) {
       integerInput(node, B, 'B', ['int32']);
       if (numel(B.shape) !== F) throw nodeError(node, `B has ${numel(B.shape)} values for ${F} output channels`);
-      for (let i = 0; i < acc.data.length; i++) acc.data[i] += B.data[Math.floor(i / HW) % F];
+      forRuns(acc.data.length, { n: F, inner: HW }, (start, end, f) => {
+        for (let i = start; i < end; i++) acc.data[i] += B.data[f];
+      });
     }
     const yzp = input(node, xs, 7, 'y_zero_point');
     return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'x_scale'), 'x_scale'), perAxis(node, input(node, xs, 4, 'w_scale'), F, 'w_scale', 1),
-      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, (i) => Math.floor(i / HW) % F)];
+      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, { n: F, inner: HW })];
   },
 
   // QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)
@@ -187,7 +211,7 @@ export const QUANT_OPS: Record<string, Op> = {
     const acc = integerMatMul(ctx, node, a, b, perAxis(node, input(node, xs, 2, 'a_zero_point'), 1, 'a_zero_point', 0), perAxis(node, input(node, xs, 5, 'b_zero_point'), N, 'b_zero_point', 0));
     const yzp = input(node, xs, 7, 'y_zero_point');
     return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'a_scale'), 'a_scale'), perAxis(node, input(node, xs, 4, 'b_scale'), N, 'b_scale', 1),
-      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, (i) => i % N)];
+      scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, { n: N, inner: 1 })];
   },
 };
 
