@@ -87,6 +87,11 @@ const MUTANTS = [
   ['ops', 'BN sum backward on SIMD reads dy, not ReLU\'s gradient', 'src/backend/wasm/batchnorm_drivers.ts', '    if (y !== null) {', '    if (y !== null && false) {', ['test/ops/ops.test.ts']],
   ['nn', 'block tail: the BNs not told of the forward the block ran', 'src/nn/branch_block.ts', '      bns.forEach((bn, b) => bn.recordForward(hs[b], saved[b]));\n', '', ['test/nn']],
   ['nn', 'block tail backward: ReLU\'s gradient skipped', 'src/nn/branch_block.ts', "const y = this.activation === 'relu' ? (this.nonlinearity as ReLU).forwardRecord() : null;", "const y = this.activation === 'relu' ? null : null;", ['test/nn']],
+  ['ops', 'SIMD col2im: C\'s rows taken 4 bytes apart, not a row apart', 'src/backend/wasm/gemm_code.ts', '  x.get(c).get(ldc).i32Add().set(c);', '  x.get(c).i32(4).i32Add().set(c);', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
+  ['ops', 'SIMD col2im: every image of a chunk added into the first', 'src/ops/conv2d_im2col.ts', '        out[k] = (im - n0) * cs * Hp * Wp + oh * sh * Wp', '        out[k] = 0 * (im - n0) * cs * Hp * Wp + oh * sh * Wp', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
+  ['ops', 'SIMD col2im: a later chunk overwrites dx instead of adding', 'src/ops/conv2d_im2col.ts', '        if (whole) dx.set(', '        if (true) dx.set(', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
+  ['ops', 'SIMD col2im: taps ignore dilation across columns', 'src/ops/conv2d_im2col.ts', 'rows[r] = (c * Hp + i * dh) * Wp + j * dw;', 'rows[r] = (c * Hp + i * dh) * Wp + j;', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
+  ['ops', 'takePlanes walks the padded rows as if unpadded', 'src/backend/wasm/gemm_code.ts', '  const [padded, flat] = take ? [src, dst] : [dst, src];', '  const [padded, flat] = take ? [dst, src] : [dst, src];', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
   ['ops', 'SIMD Winograd output pass: ReLU as pmax(0, v) (turns NaN and −0 into 0)', 'src/backend/wasm/winograd_simd.ts', '      if (relu) x.get(zero).f32x4Pmax();', '      if (relu) x.set(mv[1]).get(zero).get(mv[1]).f32x4Pmax();', ['test/backend/wasm.test.ts']],
   // fuser
   ['fuser', 'fuseConvBN eps hard-coded', 'src/reparam/kernels.ts', 'const s = g[f] / Math.sqrt(v[f] + bn.eps);', 'const s = g[f] / Math.sqrt(v[f] + 1e-5);', ['test/reparam']],

@@ -6,14 +6,14 @@
 // (test/layering.test.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { MatRef, PanelSource, RowEpilogue, WinogradOutput, WinogradSource } from './gemm_contract.js';
+import type { MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
 
-export type { GatherSource, MatRef, PanelSource, RowEpilogue, WinogradOutput, WinogradSource } from './gemm_contract.js';
+export type { GatherSource, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
 export { paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
@@ -89,6 +89,17 @@ export function filterRows(p: PreparedFilters, block: number, row0 = 0): Prepare
 /** Gives back what p holds in this thread's kernel memory (release in the reverse order of first use to get all of it back). */
 export function releaseFilters(p: PreparedFilters): void {
   releasePanels(p.panels);
+}
+
+/** Whether the selected kernel for arrays like `a` adds a product into a ScatterTarget itself (gemmScatter). */
+export function scattersInKernel(a: FloatArray): boolean {
+  return simd(a);
+}
+
+/** Σ_k A(i,k)·B(k,j) added into `target` (col2im's scatter) instead of stored: where scattersInKernel. */
+export function gemmScatter(M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource, target: ScatterTarget): void {
+  if (M === 0 || N === 0) return;
+  gemmSimd(M, N, K, A, B, new Float32Array(0), 0, 0, false, undefined, undefined, target);
 }
 
 /** Whether Winograd F(4×4)'s transforms run on the selected kernels for arrays like x (else the TypeScript transforms in src/ops). */

@@ -48,6 +48,23 @@ export interface GatherSource {
 }
 
 /**
+ * Where a product goes when it is never stored whole (col2im's scatter, the transpose of a
+ * GatherSource): C(i, j) is added into a zeroed region of `size` floats at rows[i] + cols(j), rows
+ * in order, then `store` takes what the region holds (its interior planes, through `take`).
+ */
+export interface ScatterTarget {
+  size: number;
+  /** the row offsets, M of them */
+  rows: Int32Array;
+  /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
+  cols(jc: number, n: number, out: Int32Array): void;
+  /** the region at `at` in mem; `stage`, `staging` floats of scratch; `take` moves planes out of rows into it */
+  store(mem: Float32Array, at: number, stage: number, take: PlacePlanes): void;
+  /** floats of scratch that store may use */
+  staging: number;
+}
+
+/**
  * The size, staging and load of a zero-padded source: images n0 … n1 of x (N, C, H, W), channels
  * c0 … c0 + Cg, each plane Hp × Wp with the image at (pt, pl). The planes go in with one memcpy per
  * image, and `place` puts them in the padded rows.

@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, filterRows, gemm, paddedPlanes, prepareFilters, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 
@@ -222,6 +222,41 @@ class Im2colPanels implements PanelSource {
   }
 }
 
+// col2im inside the SIMD kernel (gemmScatter): dcol is never stored. The product's rows (c, i, j) for
+// c in [c0, c1) and columns the chunk's positions are added into zero-padded planes of the chunk's
+// images (n0 … n1, the part's channels), row (c, i, j) and position (n, oh, ow) meeting at
+//   ((n − n0)·(c1 − c0) + c − c0)·Hp·Wp + (oh·sh + i·dh)·Wp + ow·sw + j·dw
+// (a row offset plus a column offset, as the gather reads x), then the planes' interiors go to dx:
+// stored when the chunk is the whole batch (`whole`), else added (dx starts at 0).
+function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: number, c1: number, dx: FloatArray, whole: boolean): ScatterTarget {
+  const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pb, pl, pr, Ho, Wo } = g;
+  const P = Ho * Wo, Hp = H + pt + pb, Wp = W + pl + pr, cs = c1 - c0;
+  const n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
+  const rows = workspaceInt32('col2im.rows', cs * KH * KW);
+  for (let c = 0, r = 0; c < cs; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, r++) rows[r] = (c * Hp + i * dh) * Wp + j * dw;
+  return {
+    size: (n1 - n0 + 1) * cs * Hp * Wp,
+    rows,
+    staging: cs * H * W,
+    cols(jc, n, out) {
+      for (let k = 0; k < n; k++) {
+        const q = qa + jc + k;
+        const im = Math.floor(q / P), p = q - im * P;
+        const oh = Math.floor(p / Wo);
+        out[k] = (im - n0) * cs * Hp * Wp + oh * sh * Wp + (p - oh * Wo) * sw;
+      }
+    },
+    store(mem, at, stage, take) {
+      for (let n = n0; n <= n1; n++) {
+        take(stage, at + (n - n0) * cs * Hp * Wp + pt * Wp + pl, cs, H, W, Wp, Hp * Wp);
+        const d = (n * C + gi * Cg + c0) * H * W;
+        if (whole) dx.set(mem.subarray(stage, stage + cs * H * W), d);
+        else for (let k = 0; k < cs * H * W; k++) dx[d + k] += mem[stage + k];
+      }
+    },
+  };
+}
+
 /** Elements of the col matrix per chunk (8 MiB as float32). */
 const COL_LIMIT = 1 << 21;
 
@@ -364,8 +399,13 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
   }
   if (dx !== null) {
     const [c0, c1] = partRange(Cg, part, parts);
-    gemm((c1 - c0) * KK, L, Fg, { data: w, offset: gi * Fg * K + c0 * KK, ld: K, trans: true }, dyRef(0), dcol, c0 * KK * L, L, false);
-    forEachImage(qa, qb, P, (n, p0, p1, off) => col2im(g, dcol, off, L, n, gi, p0, p1, c0, c1, dx));
+    const wT = { data: w, offset: gi * Fg * K + c0 * KK, ld: K, trans: true };
+    if (scattersInKernel(dcol)) {
+      gemmScatter((c1 - c0) * KK, L, Fg, wT, dyRef(0), col2imTarget(g, qa, qb, gi, c0, c1, dx, qa === 0 && qb === g.N * P));
+    } else {
+      gemm((c1 - c0) * KK, L, Fg, wT, dyRef(0), dcol, c0 * KK * L, L, false);
+      forEachImage(qa, qb, P, (n, p0, p1, off) => col2im(g, dcol, off, L, n, gi, p0, p1, c0, c1, dx));
+    }
   }
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { gemm } from '../../src/backend/gemm.js';
+import { gemm, gemmScatter } from '../../src/backend/gemm.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Backend, getBackend, setBackend } from '../../src/backend/backend.js';
 
@@ -132,5 +132,56 @@ describe('gemm', () => {
   it('setBackend takes js or wasm', () => {
     expect(() => setBackend('gpu' as Backend)).toThrow(/expected 'js' or 'wasm'/);
     expect(getBackend()).toBe('wasm'); // the default where WebAssembly SIMD exists (Node ≥ 20 has it)
+  });
+});
+
+// col2im inside the SIMD kernel: each C(i, j) is added into target[rows[i] + cols(j)], many (i, j)
+// meeting on one element as taps and positions do. Against float64 sums of each element's products:
+// each C(i, j) carries the float32 GEMM bound above over its S_ij = Σ_k |a·b|, and an element that
+// adds m of them in float32 one more γ_m over their magnitudes (≤ Σ S_ij): so the bound per element
+// is (⌈K/256⌉·u + γ₂₅₇ + γ_m)·Σ S_ij. Columns past 1024 (the kernel's column blocks) included.
+describe('gemmScatter', () => {
+  it('adds each product into its target element within the float32 bound, with colliding offsets and several column blocks', () => {
+    withBackend('wasm', () => fc.assert(fc.property(
+      fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 2300 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 60 }), fc.boolean(), fc.integer(),
+      (M, N, K, size, ta, seed) => {
+        const rng = new Rng(seed);
+        const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+        const a = rand(M * K), b = rand(K * N);
+        const rowOff = Int32Array.from({ length: M }, () => Math.floor(rng.next() * size / 2));
+        const colOff = Int32Array.from({ length: N }, () => Math.floor(rng.next() * (size - size / 2)));
+        let got = new Float32Array(0);
+        gemmScatter(M, N, K, { data: a, offset: 0, ld: ta ? M : K, trans: ta }, { data: b, offset: 0, ld: N, trans: false }, {
+          size, rows: rowOff, staging: 0,
+          cols: (jc, n, out) => out.set(colOff.subarray(jc, jc + n)),
+          store: (mem, at) => { got = mem.slice(at, at + size); },
+        });
+        const want = new Float64Array(size), S = new Float64Array(size), m = new Float64Array(size);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            const t = rowOff[i] + colOff[j];
+            for (let k = 0; k < K; k++) {
+              const p = (ta ? a[k * M + i] : a[i * K + k]) * b[k * N + j];
+              want[t] += p;
+              S[t] += Math.abs(p);
+            }
+            m[t]++;
+          }
+        }
+        expect(got.length).toBe(size);
+        for (let t = 0; t < size; t++) expect(Math.abs(got[t] - want[t])).toBeLessThanOrEqual((Math.ceil(K / 256) * U32 + gamma(257) + gamma(m[t])) * S[t]);
+      }), { numRuns: 40 }));
+  });
+
+  it('refuses offsets that would leave the target, before the kernel runs', () => {
+    withBackend('wasm', () => {
+      const a = new Float32Array(4), b = new Float32Array(4);
+      const run = (rows: number[], cols: number[]) => () => gemmScatter(2, 2, 1, { data: a, offset: 0, ld: 1, trans: false }, { data: b, offset: 0, ld: 2, trans: false }, {
+        size: 10, rows: Int32Array.from(rows), staging: 0, cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)), store: () => undefined,
+      });
+      expect(run([0, 10], [0, 1])).toThrow(/scattered row 1 at offset 10 lies outside its target of 10 floats/);
+      expect(run([0, 6], [0, 4])).toThrow(/scattered column 1 at offset 4 lies outside its target of 10 floats/);
+      expect(run([0, 6], [0, 3])).not.toThrow();
+    });
   });
 });

@@ -384,6 +384,25 @@ describe('conv2d backward', () => {
     expect(maxAbs(ref.dw!)).toBeGreaterThan(1); // a real sum of ~1152 terms, not a vacuous zero
   });
 
+  // dx of a strided conv goes by col2im (inside the SIMD kernel on 'wasm'), chunk by chunk: K = 256·9
+  // = 2304 rows of col, so a chunk holds 910 positions, and one 64×64 image at stride 2 (1024
+  // positions) takes two, the boundary inside output row 28: the dx rows both chunks reach must get
+  // the sum of both. float32: each dx element sums at most F·9 = 36 products, any order, so
+  // |Δ| ≤ γ₃₈·Σ|w·dy| (the direct backward of |w|, |dy|).
+  it.each(['js', 'wasm'] as const)('dx on %s of a strided conv over two im2col chunks adds both (float32)', (backend) => {
+    setBackend(backend);
+    const rng = new Rng(13);
+    const x = uniform([1, 256, 64, 64], rng, -1, 1), w = uniform([4, 256, 3, 3], rng, -1, 1);
+    const opts: Conv2dOptions = { padding: 1, stride: 2 };
+    const dy = uniform(conv2d(x, w, null, opts).shape, rng, -1, 1);
+    const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' }, { dw: false, db: false });
+    const o64 = { ...opts, algorithm: 'direct' as const };
+    const ref = conv2dBackward(dy.to('float64'), x.to('float64'), w.to('float64'), o64, { dw: false, db: false });
+    const S = conv2dBackward(absTensor(dy), absTensor(x), absTensor(w), o64, { dw: false, db: false }).dx!;
+    expect(firstViolation(got.dx!, ref.dx!, (i) => 38 * U32 * S.data[i] + 1e-30)).toBeNull();
+    setBackend('wasm');
+  });
+
   // dW = dy·colᵀ gathers colᵀ straight into the GEMM's panels, taps as columns: with 130·9 = 1170
   // taps they span two 1024-column panels (the second starts at tap 1024). float32: each dW entry is
   // a sum of L = 2·7·6 products, any order, so |Δ| ≤ γ_{L+2}·Σ|dy·x| (the direct backward of |dy|, |x|).

@@ -63,6 +63,7 @@ export class Code {
   br(depth: number): this { return this.op(0x0c, ...uleb(depth)); }
   brIf(depth: number): this { return this.op(0x0d, ...uleb(depth)); }
   i32Load(offset = 0): this { return this.op(0x28, ...this.mem(2, offset)); }
+  f32Add(): this { return this.op(0x92); }
   f32Load(offset = 0): this { return this.op(0x2a, ...this.mem(2, offset)); }
   f32Store(offset = 0): this { return this.op(0x38, ...this.mem(2, offset)); }
   v128Load(offset = 0): this { return this.simd(0x00, ...this.mem(4, offset)); }

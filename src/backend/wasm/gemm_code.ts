@@ -95,27 +95,56 @@ function gatherKernel(): Code {
 // another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
 // zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
 // enough that a copy per row from JavaScript would cost more than its floats are placed here.
-function placePlanesCode(): Code {
+// takePlanes(dst, src, …): the reverse, the interior at src into planes one after another at dst.
+function planesCode(take: boolean): Code {
   const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
   const [row, i, d, j] = [7, 8, 9, 10];
+  const [padded, flat] = take ? [src, dst] : [dst, src];
   const x = new Code();
   x.loop(); // over planes
-  x.get(dst).set(row);
+  x.get(padded).set(row);
   x.get(H).set(i);
   x.loop(); // over rows
   x.get(row).set(d);
   x.get(W).set(j);
   x.loop(); // over the row's floats
-  x.get(d).get(src).f32Load(0).f32Store(0);
-  x.get(src).i32(4).i32Add().set(src);
+  if (take) x.get(flat).get(d).f32Load(0).f32Store(0);
+  else x.get(d).get(flat).f32Load(0).f32Store(0);
+  x.get(flat).i32(4).i32Add().set(flat);
   x.get(d).i32(4).i32Add().set(d);
   x.get(j).i32(1).i32Sub().tee(j).brIf(0);
   x.end();
   x.get(row).get(rowBytes).i32Add().set(row);
   x.get(i).i32(1).i32Sub().tee(i).brIf(0);
   x.end();
-  x.get(dst).get(planeBytes).i32Add().set(dst);
+  x.get(padded).get(planeBytes).i32Add().set(padded);
   x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
+  x.end();
+  return x;
+}
+
+// scatterAdd(target, c, rows, cols, M, nc, ldcBytes): the transpose of gather, col2im's scatter:
+// for each row i < M of the C block at c (rows ldcBytes apart) and column j < nc,
+// target[rows[i] + cols[j]] += C(i, j) (offsets in bytes), rows in order, columns in order.
+function scatterAddKernel(): Code {
+  const [target, c, rows, cols, M, nc, ldc] = [0, 1, 2, 3, 4, 5, 6];
+  const [t, cp, colp, j, a] = [7, 8, 9, 10, 11];
+  const x = new Code();
+  x.loop(); // over rows
+  x.get(rows).i32Load(0).get(target).i32Add().set(t);
+  x.get(c).set(cp);
+  x.get(cols).set(colp);
+  x.get(nc).set(j);
+  x.loop(); // over the row's columns
+  x.get(colp).i32Load(0).get(t).i32Add().tee(a);
+  x.get(a).f32Load(0).get(cp).f32Load(0).f32Add().f32Store(0);
+  x.get(cp).i32(4).i32Add().set(cp);
+  x.get(colp).i32(4).i32Add().set(colp);
+  x.get(j).i32(1).i32Sub().tee(j).brIf(0);
+  x.end();
+  x.get(c).get(ldc).i32Add().set(c);
+  x.get(rows).i32(4).i32Add().set(rows);
+  x.get(M).i32(1).i32Sub().tee(M).brIf(0);
   x.end();
   return x;
 }
@@ -186,7 +215,9 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
-    { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: placePlanesCode() },
+    { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(false) },
+    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(true) },
+    { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),

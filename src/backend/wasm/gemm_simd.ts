@@ -13,7 +13,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 
-import type { MatRef, PanelSource, RowEpilogue } from '../gemm_contract.js';
+import type { MatRef, PanelSource, RowEpilogue, ScatterTarget } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
@@ -110,10 +110,11 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 
 
 /** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
- * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result. */
+ * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result;
+ * `scatter`, where the product goes instead of C (then C is not written and accumulate is false). */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
-  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue,
+  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue, scatter?: ScatterTarget,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
   const inst = getInstance(), blocks = inst.blocks;
@@ -121,13 +122,17 @@ export function gemmSimd(
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's bits of the block kernel index
   // memory layout (floats), above the arena: [a gathered B's source | its staging | its row offsets |
-  // its column offsets] C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows
-  // staged MC × KC | [B's rows staged ncp × KC, when B is not gathered]
-  const g = 'packB' in B ? B.gather : undefined;
-  const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : Math.ceil(g.size / 4) * 4);
-  const tapsW = stageW + (g === undefined ? 0 : Math.ceil(g.staging / 4) * 4), colsW = tapsW + (g === undefined ? 0 : K);
-  const cW = colsW + (g === undefined ? 0 : NC), bW0 = cW;
-  let mem = floats(cW), maxTap = 0;
+  // its column offsets] [a scatter target | its staging | its row offsets | its column offsets]
+  // C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows staged MC × KC |
+  // [B's rows staged ncp × KC, when B is not gathered]
+  const g = 'packB' in B ? B.gather : undefined, t = scatter;
+  const up4 = (n: number) => Math.ceil(n / 4) * 4;
+  const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : up4(g.size));
+  const tapsW = stageW + (g === undefined ? 0 : up4(g.staging)), colsW = tapsW + (g === undefined ? 0 : K);
+  const tW = colsW + (g === undefined ? 0 : NC), tStageW = tW + (t === undefined ? 0 : up4(t.size));
+  const tRowsW = tStageW + (t === undefined ? 0 : up4(t.staging)), tColsW = tRowsW + (t === undefined ? 0 : M);
+  const cW = tColsW + (t === undefined ? 0 : NC), bW0 = cW;
+  let mem = floats(cW), maxTap = 0, maxRow = 0;
   if (g !== undefined) {
     g.load(mem, srcW, stageW, placer(inst, srcW, g.size, stageW, g.staging, 'gemm'));
     simdStats.bytesCopied += 4 * g.size;
@@ -136,6 +141,16 @@ export function gemmSimd(
       if (!(g.taps[k] >= 0 && g.taps[k] < g.size)) throw new Error(`gemm: gathered row ${k} at offset ${g.taps[k]} lies outside its source of ${g.size} floats`);
       ints[tapsW + k] = 4 * g.taps[k];
       maxTap = Math.max(maxTap, g.taps[k]);
+    }
+  }
+  if (t !== undefined) {
+    if (accumulate) throw new Error('gemm: a scatter target takes the product, not a sum onto C');
+    mem.fill(0, tW, tW + t.size);
+    const ints = new Int32Array(mem.buffer);
+    for (let i = 0; i < M; i++) {
+      if (!(t.rows[i] >= 0 && t.rows[i] < t.size)) throw new Error(`gemm: scattered row ${i} at offset ${t.rows[i]} lies outside its target of ${t.size} floats`);
+      ints[tRowsW + i] = 4 * t.rows[i];
+      maxRow = Math.max(maxRow, t.rows[i]);
     }
   }
   for (let jc = 0; jc < N; jc += NC) {
@@ -153,6 +168,14 @@ export function gemmSimd(
         // every element the kernel reads must lie in the source: an offset past it would read other
         // data (or trap at the end of memory) without a word
         if (!(ints[j] >= 0 && ints[j] + maxTap < g.size)) throw new Error(`gemm: gathered column ${jc + j} at offset ${ints[j]} lies outside its source of ${g.size} floats`);
+        ints[j] *= 4; // bytes
+      }
+    }
+    if (t !== undefined) {
+      const ints = new Int32Array(mem.buffer, 4 * tColsW, nc);
+      t.cols(jc, nc, ints);
+      for (let j = 0; j < nc; j++) {
+        if (!(ints[j] >= 0 && ints[j] + maxRow < t.size)) throw new Error(`gemm: scattered column ${jc + j} at offset ${ints[j]} lies outside its target of ${t.size} floats`);
         ints[j] *= 4; // bytes
       }
     }
@@ -175,8 +198,17 @@ export function gemmSimd(
         block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
-    copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
+    if (t === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
+    else inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : 1) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
+  }
+  if (t !== undefined) {
+    t.store(mem, tW, tStageW, (dst, src, planes, H, W, Wp, planeStride) => {
+      if (!(src >= tW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= tW + t.size && dst >= tStageW && dst + planes * H * W <= tStageW + t.staging)) {
+        throw new Error(`gemm: taking ${planes} planes of ${H}×${W} would leave the scatter target of ${t.size} floats`);
+      }
+      inst.takePlanes(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+    });
   }
 }
