@@ -150,37 +150,30 @@ export class BranchBlock extends Module {
   }
 
   backward(dy: Tensor): Tensor {
+    // each branch's gradient at its last stage's output (d), or, with a BN tail, at its last BN's
+    // input: the tail's backward as one op (batchNormSumBackward), ReLU's gradient found once
     const bns = this.bnTail();
+    let d = dy, tail: Tensor[] | null = null;
     if (bns !== null) {
-      // the tail's backward as one op (batchNormSumBackward): ReLU's gradient found once, each BN's from it
       const records = bns.map((bn) => bn.forwardRecord());
       const y = this.activation === 'relu' ? (this.nonlinearity as ReLU).forwardRecord() : null;
       const grads = batchNormSumBackward(dy, y, records.map((r) => r.x), bns.map((bn) => bn.weight.data), records, records.map((r) => r.training));
-      let dx: Tensor | null = null;
-      this.branches.forEach((chain, b) => {
-        let g = bns[b].acceptGrads(grads[b]);
-        for (let j = chain.length - 2; j >= 0; j--) g = chain[j].backward(g);
-        if (dx === null) dx = g;
-        else {
-          const s = dx.data, t = g.data;
-          for (let i = 0; i < s.length; i++) s[i] += t[i];
-        }
-      });
-      return dx!;
+      tail = grads.map((g, b) => bns[b].acceptGrads(g));
+    } else {
+      d = this.nonlinearity.backward(dy);
+      if (this.se !== null) d = this.se.backward(d);
+      if (this.postBN !== null) d = this.postBN.backward(d);
     }
-    let d = this.nonlinearity.backward(dy);
-    if (this.se !== null) d = this.se.backward(d);
-    if (this.postBN !== null) d = this.postBN.backward(d);
     let dx: Tensor | null = null; // the input's shape: a stage's first block changes it
-    for (const chain of this.branches) {
-      let g = d;
-      for (let j = chain.length - 1; j >= 0; j--) g = chain[j].backward(g);
+    this.branches.forEach((chain, b) => {
+      let g = tail === null ? d : tail[b];
+      for (let j = chain.length - (tail === null ? 1 : 2); j >= 0; j--) g = chain[j].backward(g);
       if (dx === null) dx = g === d ? g.clone() : g;
       else {
         const s = dx.data, t = g.data;
         for (let i = 0; i < s.length; i++) s[i] += t[i];
       }
-    }
+    });
     return dx!;
   }
 }

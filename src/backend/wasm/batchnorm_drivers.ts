@@ -52,14 +52,19 @@ export class BatchNormSimd {
     out.set(this.f64(this.outW, C));
   }
 
-  /** y = x·scale[c] + shift[c] (input 0) */
-  normalize(scale: Float64Array, shift: Float64Array, y: Float32Array): void {
-    const { N, C, P } = this;
-    const t = this.f64(this.tableW, 2 * C);
-    for (let c = 0; c < C; c++) {
+  // (scale, shift) per channel in the table, as bnNormalize and bnAccumulate read them
+  private scaleShiftTable(scale: Float64Array, shift: Float64Array): void {
+    const t = this.f64(this.tableW, 2 * this.C);
+    for (let c = 0; c < this.C; c++) {
       t[2 * c] = scale[c];
       t[2 * c + 1] = shift[c];
     }
+  }
+
+  /** y = x·scale[c] + shift[c] (input 0) */
+  normalize(scale: Float64Array, shift: Float64Array, y: Float32Array): void {
+    const { N, C, P } = this;
+    this.scaleShiftTable(scale, shift);
     const yW = this.at[1];
     this.inst.bn.normalize(4 * this.at[0], 4 * yW, N, C, 4 * P, 4 * this.tableW);
     y.set(this.inst.f32.subarray(yW, yW + this.size));
@@ -69,11 +74,7 @@ export class BatchNormSimd {
   /** sum.out (+)= x·scale[c] + shift[c] (input 0), as bnNormalize rounds it, then ReLU (see BatchNormSumSimd) */
   accumulate(scale: Float64Array, shift: Float64Array, sum: BatchNormSumSimd, first: boolean, relu: boolean): void {
     const { N, C, P } = this;
-    const t = this.f64(this.tableW, 2 * C);
-    for (let c = 0; c < C; c++) {
-      t[2 * c] = scale[c];
-      t[2 * c + 1] = shift[c];
-    }
+    this.scaleShiftTable(scale, shift);
     this.inst.bn.accumulate[(first ? 2 : 0) + (relu ? 1 : 0)](4 * this.at[0], 4 * sum.out, N, C, 4 * P, 4 * this.tableW);
   }
 

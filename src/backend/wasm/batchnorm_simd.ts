@@ -16,6 +16,59 @@ function loadPair(x: Code, a: () => void, b: () => void): void {
   x.v128Zero().v128Load32Lane(0).v128Load32Lane(1).f64x2PromoteLowF32x4();
 }
 
+// The (n, i) sweep of a sum over the planes of four channels: from base (channel 4q of image 0), b0 …
+// b3 (locals) hold the four channels' planes of image n, i the byte offset in them; `body` adds the
+// terms at (n, i), images in order, each plane in order.
+function quadSweep(c: Code, r: { base: number; N: number; pBytes: number; imageBytes: number; planeBytes: number; n: number; i: number; b: number[] }, body: () => void): void {
+  const [b0, b1, b2, b3] = r.b;
+  c.get(r.base).set(b0).get(r.N).set(r.n);
+  c.loop(); // over images
+  c.get(b0).get(r.planeBytes).i32Add().tee(b1).get(r.planeBytes).i32Add().tee(b2).get(r.planeBytes).i32Add().set(b3);
+  c.i32(0).set(r.i);
+  c.loop(); // over the plane
+  body();
+  c.get(r.i).i32(4).i32Add().tee(r.i).get(r.pBytes).i32LtU().brIf(0);
+  c.end();
+  c.get(b0).get(r.imageBytes).i32Add().set(b0);
+  c.get(r.n).i32(1).i32Sub().tee(r.n).brIf(0);
+  c.end();
+}
+
+// The sweep of an element-wise pass over the planes of (N, C, P) data, the byte offset p running
+// through all of them: per plane, `perChannel` (the channel's constants, from table + c·tableStride
+// in t), then `four` for each four elements while they fill a vector and `one` for each of the rest
+// (p the element's offset; end, the plane's end).
+function planeSweep(
+  c: Code, r: { N: number; C: number; pBytes: number; table: number; tableStride: number; n: number; ch: number; p: number; end: number; t: number },
+  perChannel: () => void, four: () => void, one: () => void,
+): void {
+  const { p, end } = r;
+  c.i32(0).set(p);
+  c.get(r.N).set(r.n);
+  c.loop(); // over images
+  c.get(r.table).set(r.t).get(r.C).set(r.ch);
+  c.loop(); // over channels
+  perChannel();
+  c.get(p).get(r.pBytes).i32Add().set(end);
+  c.block().loop(); // four elements at a time while p + 16 ≤ end
+  c.get(end).get(p).i32(16).i32Add().i32LtU().brIf(1);
+  four();
+  c.get(p).i32(16).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.block().loop(); // the rest, one at a time
+  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);
+  one();
+  c.get(p).i32(4).i32Add().set(p);
+  c.br(0);
+  c.end().end();
+  c.get(r.t).i32(r.tableStride).i32Add().set(r.t);
+  c.get(r.ch).i32(1).i32Sub().tee(r.ch).brIf(0);
+  c.end();
+  c.get(r.n).i32(1).i32Sub().tee(r.n).brIf(0);
+  c.end();
+}
+
 /**
  * bnSums(x, quads, N, pBytes, imageBytes, planeBytes, out, mean): for channels 4q … 4q + 3 of each
  * quad q (planes planeBytes apart from x + 4q·planeBytes; images imageBytes apart; pBytes = 4P),
@@ -37,18 +90,10 @@ export function bnSumsDef(squares: boolean): FunctionDef {
   c.loop(); // over quads of channels
   c.v128Zero().set(a01).v128Zero().set(a23);
   if (squares) c.get(mean).v128Load(0).set(m01).get(mean).v128Load(16).set(m23);
-  c.get(x).set(b0).get(N).set(n);
-  c.loop(); // over images
-  c.get(b0).get(planeBytes).i32Add().tee(b1).get(planeBytes).i32Add().tee(b2).get(planeBytes).i32Add().set(b3);
-  c.i32(0).set(i);
-  c.loop(); // over the plane
-  accumulate(a01, m01, b0, b1);
-  accumulate(a23, m23, b2, b3);
-  c.get(i).i32(4).i32Add().tee(i).get(pBytes).i32LtU().brIf(0);
-  c.end();
-  c.get(b0).get(imageBytes).i32Add().set(b0);
-  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
-  c.end();
+  quadSweep(c, { base: x, N, pBytes, imageBytes, planeBytes, n, i, b: [b0, b1, b2, b3] }, () => {
+    accumulate(a01, m01, b0, b1);
+    accumulate(a23, m23, b2, b3);
+  });
   c.get(out).get(a01).v128Store(0).get(out).get(a23).v128Store(16);
   c.get(x).get(planeBytes).i32(4).i32Mul().i32Add().set(x);
   c.get(out).i32(32).i32Add().set(out);
@@ -85,42 +130,25 @@ function elementwiseDef(pass: ElementwisePass): FunctionDef {
   const lo = Array.from({ length: I }, () => l++), hi = Array.from({ length: I }, () => l++), v4 = Array.from({ length: I }, () => l++); // v128
   const ks = Array.from({ length: K }, () => l++), vs = Array.from({ length: I }, () => l++); // f64
   const c = new Code();
-  c.i32(0).set(p);
-  c.get(N).set(n);
-  c.loop(); // over images
-  c.get(table).set(t).get(C).set(ch);
-  c.loop(); // over channels
-  for (let k = 0; k < K; k++) c.get(t).v128Load64Splat(8 * k).set(kv[k]).get(t).f64Load(8 * k).set(ks[k]);
-  c.get(p).get(pBytes).i32Add().set(end);
-  c.block().loop(); // four elements at a time while p + 16 ≤ end
-  c.get(end).get(p).i32(16).i32Add().i32LtU().brIf(1);
-  for (let j = 0; j < I; j++) {
-    c.get(inputs[j]).get(p).i32Add().v128Load(0).tee(v4[j]).f64x2PromoteLowF32x4().set(lo[j]);
-    c.get(v4[j]).get(v4[j]).f32x4HighToLow().f64x2PromoteLowF32x4().set(hi[j]);
-  }
-  c.get(out).get(p).i32Add();
-  pass.half(c, lo, kv);
-  c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 0);
-  c.get(out).get(p).i32Add();
-  pass.half(c, hi, kv);
-  c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 8);
-  c.get(p).i32(16).i32Add().set(p);
-  c.br(0);
-  c.end().end();
-  c.block().loop(); // the rest, one at a time
-  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);
-  for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().f32Load(0).f64PromoteF32().set(vs[j]);
-  c.get(out).get(p).i32Add();
-  pass.one(c, vs, ks);
-  c.f32DemoteF64().f32Store(0);
-  c.get(p).i32(4).i32Add().set(p);
-  c.br(0);
-  c.end().end();
-  c.get(t).i32(pass.tableStride).i32Add().set(t);
-  c.get(ch).i32(1).i32Sub().tee(ch).brIf(0);
-  c.end();
-  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
-  c.end();
+  planeSweep(c, { N, C, pBytes, table, tableStride: pass.tableStride, n, ch, p, end, t }, () => {
+    for (let k = 0; k < K; k++) c.get(t).v128Load64Splat(8 * k).set(kv[k]).get(t).f64Load(8 * k).set(ks[k]);
+  }, () => {
+    for (let j = 0; j < I; j++) {
+      c.get(inputs[j]).get(p).i32Add().v128Load(0).tee(v4[j]).f64x2PromoteLowF32x4().set(lo[j]);
+      c.get(v4[j]).get(v4[j]).f32x4HighToLow().f64x2PromoteLowF32x4().set(hi[j]);
+    }
+    c.get(out).get(p).i32Add();
+    pass.half(c, lo, kv);
+    c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 0);
+    c.get(out).get(p).i32Add();
+    pass.half(c, hi, kv);
+    c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 8);
+  }, () => {
+    for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().f32Load(0).f64PromoteF32().set(vs[j]);
+    c.get(out).get(p).i32Add();
+    pass.one(c, vs, ks);
+    c.f32DemoteF64().f32Store(0);
+  });
   return {
     name: pass.name, params: new Array<number>(I + 5).fill(I32),
     locals: [I32, I32, I32, I32, I32, ...new Array<number>(K + 3 * I).fill(V128), ...new Array<number>(K + I).fill(F64)],
@@ -187,18 +215,10 @@ export function bnGradSumsDef(): FunctionDef {
   c.v128Zero().set(s01).v128Zero().set(s23).v128Zero().set(g01).v128Zero().set(g23);
   c.get(table).v128Load(0).set(m01).get(table).v128Load(16).set(m23);
   c.get(table).v128Load(32).set(is01).get(table).v128Load(48).set(is23);
-  c.get(dy).set(b0).get(N).set(n);
-  c.loop(); // over images
-  c.get(b0).get(planeBytes).i32Add().tee(b1).get(planeBytes).i32Add().tee(b2).get(planeBytes).i32Add().set(b3);
-  c.i32(0).set(i);
-  c.loop(); // over the plane
-  accumulate(s01, g01, m01, is01, b0, b1);
-  accumulate(s23, g23, m23, is23, b2, b3);
-  c.get(i).i32(4).i32Add().tee(i).get(pBytes).i32LtU().brIf(0);
-  c.end();
-  c.get(b0).get(imageBytes).i32Add().set(b0);
-  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
-  c.end();
+  quadSweep(c, { base: dy, N, pBytes, imageBytes, planeBytes, n, i, b: [b0, b1, b2, b3] }, () => {
+    accumulate(s01, g01, m01, is01, b0, b1);
+    accumulate(s23, g23, m23, is23, b2, b3);
+  });
   c.get(out).get(s01).v128Store(0).get(out).get(s23).v128Store(16);
   c.get(out).get(g01).v128Store(32).get(out).get(g23).v128Store(48);
   c.get(dy).get(planeBytes).i32(4).i32Mul().i32Add().set(dy);
@@ -228,39 +248,22 @@ export function bnAccumulateDef(first: boolean, relu: boolean): FunctionDef {
   };
   const normalize = (): void => { c.get(scale).f64x2Mul().get(shift).f64x2Add().f32x4DemoteF64x2Zero(); };
   c.v128Zero().set(zero);
-  c.i32(0).set(p);
-  c.get(N).set(n);
-  c.loop(); // over images
-  c.get(table).set(t).get(C).set(ch);
-  c.loop(); // over channels
-  c.get(t).v128Load64Splat(0).set(scale).get(t).v128Load64Splat(8).set(shift);
-  c.get(p).get(pBytes).i32Add().set(end);
-  c.block().loop(); // four elements at a time while p + 16 ≤ end
-  c.get(end).get(p).i32(16).i32Add().i32LtU().brIf(1);
-  c.get(out).get(p).i32Add(); // the store's address
-  c.get(x).get(p).i32Add().v128Load(0).tee(v).f64x2PromoteLowF32x4();
-  normalize();
-  c.get(v).get(v).f32x4HighToLow().f64x2PromoteLowF32x4();
-  normalize();
-  c.f32x4JoinLow();
-  finish(() => c.v128Store(0), () => c.get(out).get(p).i32Add().v128Load(0));
-  c.get(p).i32(16).i32Add().set(p);
-  c.br(0);
-  c.end().end();
-  c.block().loop(); // the rest, one at a time in lane 0
-  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);
-  c.get(out).get(p).i32Add();
-  c.get(x).get(p).i32Add().v128Zero().v128Load32Lane(0).f64x2PromoteLowF32x4();
-  normalize();
-  finish(() => c.v128Store32Lane(0), () => c.get(out).get(p).i32Add().v128Zero().v128Load32Lane(0));
-  c.get(p).i32(4).i32Add().set(p);
-  c.br(0);
-  c.end().end();
-  c.get(t).i32(16).i32Add().set(t);
-  c.get(ch).i32(1).i32Sub().tee(ch).brIf(0);
-  c.end();
-  c.get(n).i32(1).i32Sub().tee(n).brIf(0);
-  c.end();
+  planeSweep(c, { N, C, pBytes, table, tableStride: 16, n, ch, p, end, t }, () => {
+    c.get(t).v128Load64Splat(0).set(scale).get(t).v128Load64Splat(8).set(shift);
+  }, () => {
+    c.get(out).get(p).i32Add(); // the store's address
+    c.get(x).get(p).i32Add().v128Load(0).tee(v).f64x2PromoteLowF32x4();
+    normalize();
+    c.get(v).get(v).f32x4HighToLow().f64x2PromoteLowF32x4();
+    normalize();
+    c.f32x4JoinLow();
+    finish(() => c.v128Store(0), () => c.get(out).get(p).i32Add().v128Load(0));
+  }, () => { // in lane 0
+    c.get(out).get(p).i32Add();
+    c.get(x).get(p).i32Add().v128Zero().v128Load32Lane(0).f64x2PromoteLowF32x4();
+    normalize();
+    finish(() => c.v128Store32Lane(0), () => c.get(out).get(p).i32Add().v128Zero().v128Load32Lane(0));
+  });
   return { name: `bnAccumulate${first ? 'First' : ''}${relu ? 'Relu' : ''}`, params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128], body: c };
 }
 
