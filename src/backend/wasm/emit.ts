@@ -9,8 +9,9 @@ export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 // unsigned and signed LEB128 (§5.2.2)
-export function uleb(n: number): number[] {
-  const out: number[] = [];
+// (appended to `out`, which is returned: the emitter runs once per thread at start-up, before the JIT
+// has optimised anything, so it appends in place rather than building and spreading small arrays)
+export function uleb(n: number, out: number[] = []): number[] {
   do {
     let byte = n & 0x7f;
     n >>>= 7;
@@ -20,8 +21,7 @@ export function uleb(n: number): number[] {
   return out;
 }
 
-export function sleb(n: number): number[] {
-  const out: number[] = [];
+export function sleb(n: number, out: number[] = []): number[] {
   for (;;) {
     const byte = n & 0x7f;
     n >>= 7;
@@ -33,23 +33,38 @@ export function sleb(n: number): number[] {
   }
 }
 
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => vec([...new TextEncoder().encode(s)].map((b) => [b]));
+// b appended to out, by a loop (a spread of an array costs more in code the JIT has not optimised)
+function append(out: number[], b: readonly number[]): number[] {
+  for (let i = 0; i < b.length; i++) out.push(b[i]);
+  return out;
+}
+// byte strings joined, each copied once (TypedArray.set)
+function cat(parts: ArrayLike<number>[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  for (let i = 0, at = 0; i < parts.length; at += parts[i].length, i++) out.set(parts[i], at);
+  return out;
+}
+const vec = (items: ArrayLike<number>[]): Uint8Array => cat([uleb(items.length), ...items]);
+const section = (id: number, body: Uint8Array): Uint8Array => cat([[id], uleb(body.length), body]);
+const name = (s: string): Uint8Array => cat([uleb(s.length), new TextEncoder().encode(s)]); // ASCII names
 
 /** Instructions of one function body; locals are numbered after the parameters. */
 export class Code {
   readonly bytes: number[] = [];
-  private readonly op = (...b: number[]): this => { this.bytes.push(...b); return this; };
+  private readonly op = (...b: number[]): this => { append(this.bytes, b); return this; };
+  // an opcode, then an unsigned LEB128 immediate
+  private readonly opU = (opcode: number, imm: number): this => { this.bytes.push(opcode); uleb(imm, this.bytes); return this; };
   // SIMD instructions: prefix 0xfd, then the opcode as unsigned LEB128 (§5.4.8)
-  private readonly simd = (opcode: number, ...imm: number[]): this => this.op(0xfd, ...uleb(opcode), ...imm);
+  private readonly simd = (opcode: number, ...imm: number[]): this => { append(this.opU(0xfd, opcode).bytes, imm); return this; };
   // memarg: alignment exponent, then offset (§5.4.6)
-  private readonly mem = (align: number, offset: number): number[] => [...uleb(align), ...uleb(offset)];
+  private readonly mem = (align: number, offset: number): number[] => uleb(offset, uleb(align));
 
-  get(i: number): this { return this.op(0x20, ...uleb(i)); }
-  set(i: number): this { return this.op(0x21, ...uleb(i)); }
-  tee(i: number): this { return this.op(0x22, ...uleb(i)); }
-  i32(v: number): this { return this.op(0x41, ...sleb(v)); }
+  get(i: number): this { return this.opU(0x20, i); }
+  set(i: number): this { return this.opU(0x21, i); }
+  tee(i: number): this { return this.opU(0x22, i); }
+  i32(v: number): this { this.bytes.push(0x41); sleb(v, this.bytes); return this; }
   i32Add(): this { return this.op(0x6a); }
   i32Sub(): this { return this.op(0x6b); }
   i32Mul(): this { return this.op(0x6c); }
@@ -60,8 +75,8 @@ export class Code {
   /** loop with no result */
   loop(): this { return this.op(0x03, 0x40); }
   end(): this { return this.op(0x0b); }
-  br(depth: number): this { return this.op(0x0c, ...uleb(depth)); }
-  brIf(depth: number): this { return this.op(0x0d, ...uleb(depth)); }
+  br(depth: number): this { return this.opU(0x0c, depth); }
+  brIf(depth: number): this { return this.opU(0x0d, depth); }
   i32Load(offset = 0): this { return this.op(0x28, ...this.mem(2, offset)); }
   f32Add(): this { return this.op(0x92); }
   f32Load(offset = 0): this { return this.op(0x2a, ...this.mem(2, offset)); }
@@ -130,10 +145,10 @@ export interface FunctionDef {
 
 /** A module importing its memory as env.memory and exporting the functions (no results). */
 export function wasmModule(funcs: FunctionDef[]): Uint8Array {
-  const types = section(1, vec(funcs.map((f) => [0x60, ...vec(f.params.map((t) => [t])), ...uleb(0)])));
-  const imports = section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]])); // memory, min 1 page
+  const types = section(1, vec(funcs.map((f) => cat([[0x60], vec(f.params.map((t) => [t])), uleb(0)]))));
+  const imports = section(2, vec([cat([name('env'), name('memory'), [0x02, 0x00], uleb(1)])])); // memory, min 1 page
   const functions = section(3, vec(funcs.map((_, i) => uleb(i))));
-  const exports = section(7, vec(funcs.map((f, i) => [...name(f.name), 0x00, ...uleb(i)])));
+  const exports = section(7, vec(funcs.map((f, i) => cat([name(f.name), [0x00], uleb(i)]))));
   const bodies = funcs.map((f) => {
     // consecutive locals of one type are declared as one (count, type) pair
     const groups: number[][] = [];
@@ -142,9 +157,9 @@ export function wasmModule(funcs: FunctionDef[]): Uint8Array {
       if (last !== undefined && last[1] === t) last[0]++;
       else groups.push([1, t]);
     }
-    const body = [...vec(groups.map(([n, t]) => [...uleb(n), t])), ...f.body.bytes, 0x0b];
-    return [...uleb(body.length), ...body];
+    const body = cat([vec(groups.map(([n, t]) => uleb(n).concat(t))), f.body.bytes, [0x0b]]);
+    return cat([uleb(body.length), body]);
   });
   const code = section(10, vec(bodies));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...functions, ...exports, ...code]);
+  return cat([[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], types, imports, functions, exports, code]);
 }
