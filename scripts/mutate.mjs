@@ -329,6 +329,10 @@ const MUTANTS = [
   ['speed', 'a change of GEMM kind keeps the old instance', 'src/backend/wasm/instance.ts', 'if (instance === null || instance.fused !== fused) {', 'if (instance === null) {', ['test/backend/fma.test.ts']],
   ['speed', "workers run the unfused GEMM whatever the caller's kind", 'src/backend/threads.ts', 'setFusedMultiplyAdd(m.fused!);', 'setFusedMultiplyAdd(false);', ['test/backend/fma.test.ts'], 'build'],
   ['faults', "workers started again with the V8 flags Node refused in their execArgv", 'src/backend/threads.ts', "const refused = new Set(String((e as Error).message).replace(/^[^:]*:\\s*/, '').split(/,\\s*/));", 'const refused = new Set<string>();', ['test/backend/threads.test.ts'], 'build'],
+  // one-shot reads: a file through a staging chunk, npy data by one copy
+  ['speed', 'a file read in chunks reads every chunk from the file\'s start', 'src/cli/files.ts', 'readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), at);', 'readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), 0);', ['test/cli/faults.test.ts']],
+  ['speed', 'npy: a misaligned buffer viewed as floats', 'src/io/npy.ts', '  if (little === LITTLE_ENDIAN && at % item === 0)', '  if (little === LITTLE_ENDIAN)', ['test/io/io.test.ts']],
+  ['speed', 'npy: big-endian data copied as it is', 'src/io/npy.ts', '  if (little === LITTLE_ENDIAN && at % item === 0)', '  if (at % item === 0)', ['test/io/io.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -236,6 +236,15 @@ export async function workersReady(n = requested - 1): Promise<void> {
   }
 }
 
+/**
+ * Starts the workers the next parallel kernel will use, in the background, and returns at once: a
+ * caller that is about to read files before its heavy work lets them start meanwhile (kernels do not
+ * wait for them either way).
+ */
+export function startWorkers(): void {
+  if (getThreads() > 1) spawnWorkers(getThreads() - 1);
+}
+
 /** f() with every kernel on this thread ('auto' times its candidates so: see conv2d.ts). */
 export function onOneThread<T>(f: () => T): T {
   const saved = requested;

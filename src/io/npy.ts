@@ -3,6 +3,7 @@
 // padded so the data starts on a 64-byte boundary, then the raw C-order data.
 
 import { Tensor } from '../tensor/tensor.js';
+import { LITTLE_ENDIAN } from './dtypes.js';
 
 export class NpyError extends Error {
   override name = 'NpyError';
@@ -47,8 +48,13 @@ export function parseNpy(bytes: Uint8Array): Tensor {
     throw new NpyError(`npy: shape (${shape.join(', ')}) of '${descr}' needs ${need} data bytes from byte offset ${dataStart}, file has ${bytes.length - dataStart}`);
   }
   const data = item === 4 ? new Float32Array(count) : new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    data[i] = item === 4 ? dv.getFloat32(dataStart + 4 * i, little) : dv.getFloat64(dataStart + 8 * i, little);
+  const at = bytes.byteOffset + dataStart;
+  // data in the host's byte order, aligned: one copy (memcpy), else element by element
+  if (little === LITTLE_ENDIAN && at % item === 0) data.set(item === 4 ? new Float32Array(bytes.buffer, at, count) : new Float64Array(bytes.buffer, at, count));
+  else {
+    for (let i = 0; i < count; i++) {
+      data[i] = item === 4 ? dv.getFloat32(dataStart + 4 * i, little) : dv.getFloat64(dataStart + 8 * i, little);
+    }
   }
   return new Tensor(data, shape);
 }

@@ -18,7 +18,7 @@ import { batchNorm2d } from '../../src/ops/batchnorm.js';
 import { fit, predict } from '../../src/train/fit.js';
 import { Tensor, zeros } from '../../src/tensor/tensor.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
-import { checkCommandFiles, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../../src/cli/files.js';
+import { checkCommandFiles, readBytes, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from '../../src/cli/files.js';
 import { loadCommands } from '../../src/cli/commands/index.js';
 import { DEMO_FILES } from '../../src/cli/commands/demo.js';
 import { PickleWriter } from '../../src/io/pickle.js';
@@ -57,6 +57,22 @@ function tinyData(dir: string, n: number, labels: (i: number) => number, testLab
 }
 
 describe('never lose data', () => {
+  it('a file is read whole, byte for byte, across the chunks it is read in (plain and shared memory)', () => {
+    const dir = tmp();
+    const chunk = 1 << 18; // files.ts reads a chunk at a time: sizes around its multiples
+    for (const size of [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 5]) {
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i++) bytes[i] = i % 251; // a prime period: no chunk reads like another
+      const path = join(dir, `f${size}.bin`);
+      writeFileSync(path, bytes);
+      for (const shared of [false, true]) {
+        const got = readBytes(path, 'file', shared);
+        expect(got.length).toBe(size);
+        expect(Buffer.from(got).equals(Buffer.from(bytes))).toBe(true);
+      }
+    }
+  });
+
   it('an output that is an input is refused before any work: same path, ./ spelling, symlink', async () => {
     const dir = tmp();
     const ck = join(dir, 'x.safetensors');

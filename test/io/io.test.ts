@@ -102,6 +102,19 @@ describe('npy', () => {
     const t1 = new Tensor(new Float64Array([1, 2, 3]), [3]);
     expect(parseNpy(serializeNpy(t1)).data).toEqual(t1.data);
   });
+  it('reads data that is not 4-byte aligned in its buffer, or big-endian, element by element', () => {
+    // independent values: the fixture's element i is float32(i / 7)
+    const np = new Uint8Array(readFileSync(fixturePath('npy/f4_2x3x4.npy')));
+    const expected = Array.from({ length: 24 }, (_, i) => Math.fround(i / 7));
+    const shifted = new Uint8Array(np.length + 1).subarray(1); // data at an odd address
+    shifted.set(np);
+    expect(Array.from(parseNpy(shifted).data)).toEqual(expected);
+    const big = np.slice();
+    big.set(enc.encode('>f4'), big.indexOf(0x3c)); // '<f4' → '>f4', then each element's bytes reversed
+    const at = big.length - 24 * 4;
+    for (let i = 0; i < 24; i++) big.subarray(at + 4 * i, at + 4 * i + 4).reverse();
+    expect(Array.from(parseNpy(big).data)).toEqual(expected);
+  });
   it('rejects bad files naming the byte offset', () => {
     expect(() => parseNpy(new Uint8Array(4))).toThrow('magic at byte offset 0');
     const good = serializeNpy(new Tensor(new Float32Array(6), [2, 3]));

@@ -1,4 +1,4 @@
-import { getThreads } from '../../backend/threads.js';
+import { getThreads, startWorkers } from '../../backend/threads.js';
 import { getBackend, getFusedMultiplyAdd } from '../../backend/backend.js';
 import { type ParsedArgs, oneOf, required, str } from '../args.js';
 import { type Command, type Io, classifierForwardBytes, refuseLargeForward } from '../command.js';
@@ -29,6 +29,7 @@ export const forward: Command = {
     const algorithm = oneOf(str(a, 'algorithm', 'auto'), ['auto', 'direct', 'im2col', 'winograd'] as const, '--algorithm') as ConvAlgorithm;
     const out = required(a, 'out', 'forward');
     const t0 = performance.now();
+    startWorkers(); // they start while the files are read
     const x = readNpyFile(required(a, 'input', 'forward'));
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
     const t1 = performance.now();
