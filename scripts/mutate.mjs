@@ -333,6 +333,10 @@ const MUTANTS = [
   ['speed', 'a file read in chunks reads every chunk from the file\'s start', 'src/cli/files.ts', 'readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), at);', 'readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), 0);', ['test/cli/faults.test.ts']],
   ['speed', 'npy: a misaligned buffer viewed as floats', 'src/io/npy.ts', '  if (little === LITTLE_ENDIAN && at % item === 0)', '  if (little === LITTLE_ENDIAN)', ['test/io/io.test.ts']],
   ['speed', 'npy: big-endian data copied as it is', 'src/io/npy.ts', '  if (little === LITTLE_ENDIAN && at % item === 0)', '  if (at % item === 0)', ['test/io/io.test.ts']],
+  ['speed', 'ONNX run: values in plain memory with workers (copied into and out of the pool)', 'src/onnx/run.ts', '  const shared = getThreads() > 1;', '  const shared = false;', ['test/onnx/run.test.ts']],
+  ['speed', 'ONNX run: initializers copied (the workers then get a second copy)', 'src/onnx/ops_shape.ts', "  if ((t.dtype === 'float32' && ctx.float === 'float32'", "  if ((t.dtype === 'never' && ctx.float === 'float32'", ['test/onnx/run.test.ts']],
+  ['speed', 'ONNX run: a float32 initializer shared into a float64 run', 'src/onnx/ops_shape.ts', "t.dtype === 'float32' && ctx.float === 'float32' && t.data instanceof Float32Array", "t.dtype === 'float32' && t.data instanceof Float32Array", ['test/onnx']],
+  ['speed', 'ONNX model read into plain memory (its weights copied for the workers)', 'src/cli/files.ts', "readBytes(path, 'ONNX model', true);", "readBytes(path, 'ONNX model');", ['test/onnx/run.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -133,7 +133,7 @@ export function writeCheckpointFile(path: string, entries: Map<string, SafeEntry
  * declared byte range is read.
  */
 export function readOnnxFile(path: string): OnnxModel {
-  const bytes = readBytes(path, 'ONNX model');
+  const bytes = readBytes(path, 'ONNX model', true); // shared: the pool's workers read the weights where they lie
   const folder = realpathSync(dirname(resolve(path)));
   const externalData = (location: string, offset: number, length: number): Uint8Array => {
     const shown = `'${showText(location, 80)}'`;
@@ -146,7 +146,7 @@ export function readOnnxFile(path: string): OnnxModel {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new Error(`external data ${shown} is ${kindOf(st)}, not a regular file`);
       if (offset + length > st.size) throw new Error(`external data ${shown}: bytes ${offset} to ${offset + length} run past its ${st.size}-byte end`);
-      const out = new Uint8Array(length);
+      const out = new Uint8Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(length) : new ArrayBuffer(length)); // as the model's bytes
       for (let at = 0; at < length;) {
         const n = readSync(fd, out, at, length - at, offset + at);
         if (n === 0) throw new Error(`external data ${shown} ended early`);

@@ -8,7 +8,8 @@
 
 import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, sharedArrayLike } from '../tensor/tensor.js';
+import { getThreads } from '../backend/threads.js';
 import { showText } from '../tensor/untrusted.js';
 import { MATH_OPS } from './ops_math.js';
 import { NN_OPS } from './ops_nn.js';
@@ -24,6 +25,7 @@ type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheCo
 type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
+const F32 = new Float32Array(0), F64 = new Float64Array(0);
 const INITS = new WeakMap<OnnxModel, Map<string, Map<string, Value>>>();
 /** Each model's QDQ patterns as integer ops (src/onnx/qdq.ts), made once. */
 const QDQ = new WeakMap<OnnxModel, OnnxModel>();
@@ -96,6 +98,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     const r = refs.get(v.data)! - 1;
     if (r === 0) { refs.delete(v.data); live -= v.data.byteLength; } else refs.set(v.data, r);
   };
+  const shared = getThreads() > 1;
   const ctx: Ctx = {
     float, opset: model.opset, algorithm: opts.algorithm ?? 'auto',
     alloc(shape, kind) {
@@ -105,6 +108,9 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
         throw new OnnxRunError(`onnx: a value of shape [${shape.join(', ')}] would bring the memory held to ${((live + scratch + bytes) / 2 ** 30).toFixed(2)} GiB, over the ${(limit / 2 ** 30).toFixed(1)} GiB limit; refused before allocating (use a smaller input)`);
       }
       scratch += bytes;
+      // floats in shared memory when the pool has workers: a conv's output is then written where they
+      // write it, and read where the next conv's workers read it (no copies into and out of the pool)
+      if (kind === 'float' && shared) return sharedArrayLike(n, float === 'float32' ? F32 : F64);
       return kind === 'float' && float === 'float32' ? new Float32Array(n) : new Float64Array(n) as FloatArray;
     },
   };

@@ -11,7 +11,7 @@
 
 import { Tensor, sharedArrayLike } from '../tensor/tensor.js';
 import { type PreparedFilters, releaseFilters, takesPreparedFilters } from '../backend/gemm.js';
-import { isShared } from '../backend/threads.js';
+import { isShared, poolStats } from '../backend/threads.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { im2colFilters } from './conv2d_im2col.js';
 import { type WinogradTile, type WinogradWeights, winogradWeights } from './conv2d_winograd.js';
@@ -91,6 +91,7 @@ export class PreparedConv {
     if (this.shared === null) {
       const copy = sharedArrayLike(w.size, w.data);
       copy.set(w.data);
+      poolStats.copiedBytes += copy.byteLength;
       this.shared = new Tensor(copy, w.shape);
     }
     return this.shared;
