@@ -4,7 +4,7 @@
 //   fused:   y = act( SE( conv_K(x) + b ) )
 // so one module, with the family's state-dict names, and one fuser (src/reparam/fuse.ts; src/reparam/branches.ts builds the deploy block).
 
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, addInto } from '../tensor/tensor.js';
 import { Module } from './module.js';
 import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
 import { batchNormSum, batchNormSumBackward } from '../ops/batchnorm.js';
@@ -140,8 +140,7 @@ export class BranchBlock extends Module {
       // fresh array neither keeps), a copy otherwise (the identity returns x itself, ReLU keeps its output)
       if (sum === null) sum = freshOutput(chain) ? h : h.clone();
       else {
-        const s = sum.data, t = h.data;
-        for (let i = 0; i < s.length; i++) s[i] += t[i];
+        addInto(sum.data, h.data);
       }
     }
     let z = this.postBN === null ? sum! : this.postBN.forward(sum!);
@@ -170,8 +169,7 @@ export class BranchBlock extends Module {
       for (let j = chain.length - (tail === null ? 1 : 2); j >= 0; j--) g = chain[j].backward(g);
       if (dx === null) dx = g === d ? g.clone() : g;
       else {
-        const s = dx.data, t = g.data;
-        for (let i = 0; i < s.length; i++) s[i] += t[i];
+        addInto(dx.data, g.data);
       }
     });
     return dx!;

@@ -4,7 +4,7 @@
 // move by momentum: r ← (1 − m)·r + m·stat, with the unbiased σ²·M/(M − 1) for running_var;
 // eval: μ, σ² are the running statistics. Statistics are computed in float64.
 
-import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
+import { type FloatArray, Tensor, addInto, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type BatchNormPasses, batchNormPasses, batchNormSumGradPasses, batchNormSumPasses } from '../backend/batchnorm.js';
 import { relu as reluOp, reluBackward } from './relu.js';
@@ -193,8 +193,7 @@ export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNor
     const rs = xs.map((x, b) => batchNorm2d(x, ps[b], opts[b]));
     const s = rs[0].y.data;
     for (let b = 1; b < rs.length; b++) {
-      const t = rs[b].y.data;
-      for (let i = 0; i < s.length; i++) s[i] += t[i];
+      addInto(s, rs[b].y.data);
     }
     return { y: relu ? reluOp(rs[0].y) : rs[0].y, saved: rs.map(({ mean, invStd }) => ({ mean, invStd })) };
   }

@@ -96,6 +96,17 @@ export function full(shape: readonly number[], value: number, dtype: DType = 'fl
   return t;
 }
 
+// s[i] += t[i] for every i < s.length, float32 arrays by their own loop: a loop that has seen both
+// element types runs at ~2.4 ns an element in V8, one that sees only Float32Array at ~1.2.
+export function addInto(s: FloatArray, t: FloatArray): void {
+  if (s instanceof Float32Array && t instanceof Float32Array) addFloat32(s, t);
+  else for (let i = 0; i < s.length; i++) s[i] += t[i];
+}
+function addFloat32(s: Float32Array, t: Float32Array): void {
+  const n = s.length;
+  for (let i = 0; i < n; i++) s[i] += t[i];
+}
+
 // rows × len floats from src (row stride srcLd) to dst (dstLd): TypedArray.set (a memcpy) for rows
 // of 16 floats or more; a loop below, cheaper than a subarray per row. Measured here: a subarray and
 // set ~40 ns per row whatever its length, the loop ~2.5 ns per float (so they cross near 16).
