@@ -4,5 +4,10 @@
 import '../ops/conv2d_im2col.js';
 import '../ops/conv2d_winograd.js';
 import { serveWorker } from './threads.js';
+import { wasmAvailable } from './backend.js';
+import { getInstance } from './wasm/instance.js';
 
+// The kernels' module built now, while the caller is likely still reading its files, rather than
+// inside the first part this worker runs (~20 ms on this project's machine).
+if (wasmAvailable()) getInstance();
 serveWorker();
