@@ -160,9 +160,9 @@ export function readOnnxFile(path: string): OnnxModel {
   return inFile(path, () => readOnnx(bytes, { externalData, adoptBytes: true })); // the bytes are ours alone: tensors view them
 }
 
-export function readNpyFile(path: string, what = 'input'): Tensor {
+export function readNpyFile(path: string, what = 'input', shared = false): Tensor {
   const bytes = readBytes(path, what);
-  return inFile(path, () => parseNpy(bytes));
+  return inFile(path, () => parseNpy(bytes, shared));
 }
 
 /** What a command does with a path it is given (CommandSpec.files). */

@@ -2,7 +2,7 @@
 // u32 after), a Python-literal dict {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
 // padded so the data starts on a 64-byte boundary, then the raw C-order data.
 
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, sharedArrayLike } from '../tensor/tensor.js';
 import { LITTLE_ENDIAN } from './dtypes.js';
 
 export class NpyError extends Error {
@@ -11,7 +11,8 @@ export class NpyError extends Error {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
-export function parseNpy(bytes: Uint8Array): Tensor {
+// shared: the data in a SharedArrayBuffer (where one exists), which the worker pool reads in place
+export function parseNpy(bytes: Uint8Array, shared = false): Tensor {
   if (bytes.length < 10 || MAGIC.some((m, i) => bytes[i] !== m)) throw new NpyError('npy: missing the \\x93NUMPY magic at byte offset 0');
   const major = bytes[6];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -47,7 +48,7 @@ export function parseNpy(bytes: Uint8Array): Tensor {
   if (bytes.length - dataStart !== need) {
     throw new NpyError(`npy: shape (${shape.join(', ')}) of '${descr}' needs ${need} data bytes from byte offset ${dataStart}, file has ${bytes.length - dataStart}`);
   }
-  const data = item === 4 ? new Float32Array(count) : new Float64Array(count);
+  const data = shared ? sharedArrayLike(count, item === 4 ? new Float32Array(0) : new Float64Array(0)) : item === 4 ? new Float32Array(count) : new Float64Array(count);
   const at = bytes.byteOffset + dataStart;
   // data in the host's byte order, aligned: one copy (memcpy), else element by element
   if (little === LITTLE_ENDIAN && at % item === 0) data.set(item === 4 ? new Float32Array(bytes.buffer, at, count) : new Float64Array(bytes.buffer, at, count));

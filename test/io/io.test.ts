@@ -114,6 +114,9 @@ describe('npy', () => {
     const at = big.length - 24 * 4;
     for (let i = 0; i < 24; i++) big.subarray(at + 4 * i, at + 4 * i + 4).reverse();
     expect(Array.from(parseNpy(big).data)).toEqual(expected);
+    const shared = parseNpy(np, true); // where the worker pool reads it in place
+    expect(shared.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(Array.from(shared.data)).toEqual(expected);
   });
   it('rejects bad files naming the byte offset', () => {
     expect(() => parseNpy(new Uint8Array(4))).toThrow('magic at byte offset 0');

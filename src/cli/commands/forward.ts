@@ -30,7 +30,7 @@ export const forward: Command = {
     const out = required(a, 'out', 'forward');
     const t0 = performance.now();
     startWorkers(); // they start while the files are read
-    const x = readNpyFile(required(a, 'input', 'forward'));
+    const x = readNpyFile(required(a, 'input', 'forward'), 'input', getThreads() > 1); // shared: the workers read it in place
     const ck = readCheckpointFile(a.positionals[0], { key: str(a, 'key') }).entries;
     const t1 = performance.now();
     const model = classifierFromStateDict(ck, { dtype: x.dtype, share: true }).setAlgorithm(algorithm);
