@@ -20,10 +20,12 @@ const ints = (ctx: OpContext, values: number[], shape = [values.length]): Value 
   return { dtype: 'int64', shape, data };
 };
 
-/** A value from a TensorProto (Constant's value, an initializer): floats in the run's precision. */
-// Floats already in the run's precision are the tensor's own array, not a copy: values are never
-// written in place (Reshape's output already shares its input's array), and a one-shot run of a
-// model with 33 MB of weights then holds them once, in the shared memory the file was read into.
+/**
+ * A value from a TensorProto (Constant's value, an initializer): floats in the run's precision.
+ * Floats already in it are the tensor's own array, not a copy: values are never written in place
+ * (Reshape's output already shares its input's array), and a one-shot run of a model with 33 MB of
+ * weights then holds them once, in the shared memory the file was read into.
+ */
 export function valueOfTensor(ctx: OpContext, t: OnnxTensor): Value {
   const float = t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16' || t.dtype === 'bfloat16';
   if ((t.dtype === 'float32' && ctx.float === 'float32' && t.data instanceof Float32Array) || (t.dtype === 'float64' && ctx.float === 'float64' && t.data instanceof Float64Array)) {
