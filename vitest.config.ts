@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // the run's temporary files under one folder, removed at the end
+    globalSetup: ['test/global_setup.ts'],
     testTimeout: 60_000,
     // both cores: vitest's default on a 2-core machine is one worker (cores − 1), which runs the files one
     // after another; the files are independent (each makes its own temporary folders and processes)

@@ -1,5 +1,15 @@
 // Thin tinybench wrapper: run named tasks side by side, return the median latency of each.
 import { Bench } from 'tinybench';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A new temporary folder, removed when this process exits (a bench's models can be gigabytes). */
+export function benchDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `repvgg-bench-${name}-`));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 export interface Timed {
   name: string;

@@ -5,8 +5,7 @@
 // alternate, so that the machine's noise hits each alike; medians and ranges of the wall time, and
 // peak RSS from GNU time where /usr/bin/time exists.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RepVGG } from '../src/nn/repvgg.js';
@@ -17,11 +16,11 @@ import { serializeSafetensors } from '../src/io/safetensors.js';
 import { serializeNpy } from '../src/io/npy.js';
 import { toOnnx } from '../src/io/onnx.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { table } from './harness.js';
+import { benchDir, table } from './harness.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'repvgg-bench-oneshot-'));
+const dir = benchDir('oneshot');
 const deploy = convert(RepVGG.fromConfig(zooConfig('A0'), { seed: 1 }).eval());
 const ckpt = join(dir, 'a0_deploy.safetensors'), onnx = join(dir, 'a0_deploy.onnx'), input = join(dir, 'x.npy');
 writeFileSync(ckpt, serializeSafetensors(stateDict(deploy)));

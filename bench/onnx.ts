@@ -16,18 +16,17 @@ import { fuseOnnx } from '../src/onnx/fuse.js';
 import { compareProbes, probeRun } from '../src/onnx/check.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { setThreads } from '../src/backend/threads.js';
-import { alternate } from './harness.js';
+import { alternate, benchDir } from './harness.js';
 
 setThreads(1);
 ort.env.wasm.numThreads = 1;
 
 // --memory: only the B3 peak-RSS measurement, first, while this process is small
 if (process.argv.includes('--memory')) {
-  const { mkdtempSync, statSync } = await import('node:fs');
+  const { statSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
   const { spawnSync } = await import('node:child_process');
-  const dir = mkdtempSync(join(tmpdir(), 'repvgg-b3-'));
+  const dir = benchDir('b3'); // ~1.8 GB of models, removed at exit
   const file = join(dir, 'b3.onnx');
   // made by CLI children, so that this process stays small: a child's maxRSS starts from its parent's at the fork
   const cliBin = new URL('../../dist/cli/main.js', import.meta.url).pathname;

@@ -4,8 +4,7 @@
 // and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
 // Ours runs 'auto' past AUTO_AFTER calls (its steady state). Prints medians and ours/PyTorch speed.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RepVGG } from '../src/nn/repvgg.js';
@@ -18,7 +17,7 @@ import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { setThreads } from '../src/backend/threads.js';
-import { medians, table } from './harness.js';
+import { benchDir, medians, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
@@ -27,7 +26,7 @@ if (!hasTorch) {
   console.log('PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch); nothing to compare against');
   process.exit(0);
 }
-const dir = mkdtempSync(join(tmpdir(), 'repvgg-bench-torch-'));
+const dir = benchDir('torch');
 const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
 const CASES: { name: string; kind: 'deploy' | 'train-step'; config: RepVGGConfig; shape: number[] }[] = [
   { name: 'A0 deploy @224, batch 1', kind: 'deploy', config: { ...zooConfig('A0') }, shape: [1, 3, 224, 224] },

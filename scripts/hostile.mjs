@@ -3,7 +3,7 @@
 // special files, each with a 30 s limit, and flags any case that exits 0, hangs, prints more than one
 // line on stderr, or shows a stack trace or a raw JavaScript error. Not part of `npm test`.
 //   node scripts/hostile.mjs
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'dist', 'cli', 'main.js');
 const d = mkdtempSync(join(tmpdir(), 'repvgg-hostile-'));
+process.on('exit', () => rmSync(d, { recursive: true, force: true }));
 const f = (name, bytes) => { const p = join(d, name); writeFileSync(p, bytes); return p; };
 const run = (...argv) => spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8', timeout: 30_000, cwd: d });
 

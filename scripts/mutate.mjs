@@ -338,6 +338,7 @@ const MUTANTS = [
   ['speed', 'ONNX run: a float32 initializer shared into a float64 run', 'src/onnx/ops_shape.ts', "t.dtype === 'float32' && ctx.float === 'float32' && t.data instanceof Float32Array", "t.dtype === 'float32' && t.data instanceof Float32Array", ['test/onnx']],
   ['speed', 'ONNX model read into plain memory (its weights copied for the workers)', 'src/cli/files.ts', "readBytes(path, 'ONNX model', true);", "readBytes(path, 'ONNX model');", ['test/onnx/run.test.ts']],
   ['speed', 'npy: shared data asked for, plain data given (the workers\' copy made again)', 'src/io/npy.ts', '  const data = shared ? sharedArrayLike(', '  const data = false ? sharedArrayLike(', ['test/io/io.test.ts']],
+  ['house', 'a test run\'s temporary files left in the system\'s temp folder', 'test/global_setup.ts', '  process.env.TMPDIR = dir;', '', ['test/cli/faults.test.ts']],
   ['house', 'addInto (float32) leaves the last element out of a branch sum', 'src/tensor/tensor.ts', '  const n = s.length;\n  for (let i = 0; i < n; i++) s[i] += t[i];', '  const n = s.length - 1;\n  for (let i = 0; i < n; i++) s[i] += t[i];', ['test/nn']],
 ];
 

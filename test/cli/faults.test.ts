@@ -2,7 +2,7 @@
 // out-of-memory crash, clear messages). Every failing command must print one line and exit non-zero.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -57,6 +57,11 @@ function tinyData(dir: string, n: number, labels: (i: number) => number, testLab
 }
 
 describe('never lose data', () => {
+  it('a test run keeps its temporary files in a folder of its own, removed when it ends (test/global_setup.ts)', () => {
+    expect(basename(tmpdir())).toMatch(/^repvgg-test-run-/);
+    expect(statSync(tmpdir()).isDirectory()).toBe(true);
+  });
+
   it('a file is read whole, byte for byte, across the chunks it is read in (plain and shared memory)', () => {
     const dir = tmp();
     const chunk = 1 << 18; // files.ts reads a chunk at a time: sizes around its multiples
