@@ -3,7 +3,7 @@
 // special files, each with a 30 s limit, and flags any case that exits 0, hangs, prints more than one
 // line on stderr, or shows a stack trace or a raw JavaScript error. Not part of `npm test`.
 //   node scripts/hostile.mjs
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, symlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +176,8 @@ const CASES = [
   ['web --port -5', () => run('web', '--port', '-5')],
   ['web --host that does not resolve', () => run('web', '--port', '0', '--host', '256.1.1.1')],
   // files that are not what they claim
+  ['a 3 GiB sparse .npy input (refused from its size)', () => { const p = f('big.npy', ''); truncateSync(p, 3 * 2 ** 30); return run('forward', join(d, 'ok.safetensors'), '--input', p, '--out', join(d, 'big_y.npy')); }],
+  ['a 3 GiB sparse .onnx model (refused from its size)', () => { const p = f('big.onnx', ''); truncateSync(p, 3 * 2 ** 30); return run('run', p, '--input', x, '--out', join(d, 'big_y.npy')); }],
   ['empty checkpoint', () => run('inspect', f('empty.pth', Buffer.alloc(0)))],
   ['text as checkpoint', () => run('inspect', f('t.pth', 'hello world, not a checkpoint'))],
   ['truncated .pth', () => run('inspect', f('trunc.pth', pthBytes.subarray(0, pthBytes.length >> 1)))],

@@ -336,9 +336,10 @@ const MUTANTS = [
   ['speed', 'ONNX run: values in plain memory with workers (copied into and out of the pool)', 'src/onnx/run.ts', '  const shared = getThreads() > 1;', '  const shared = false;', ['test/onnx/run.test.ts']],
   ['speed', 'ONNX run: initializers copied (the workers then get a second copy)', 'src/onnx/ops_shape.ts', "  if ((t.dtype === 'float32' && ctx.float === 'float32'", "  if ((t.dtype === 'never' && ctx.float === 'float32'", ['test/onnx/run.test.ts']],
   ['speed', 'ONNX run: a float32 initializer shared into a float64 run', 'src/onnx/ops_shape.ts', "t.dtype === 'float32' && ctx.float === 'float32' && t.data instanceof Float32Array", "t.dtype === 'float32' && t.data instanceof Float32Array", ['test/onnx']],
-  ['speed', 'ONNX model read into plain memory (its weights copied for the workers)', 'src/cli/files.ts', "readBytes(path, 'ONNX model', true);", "readBytes(path, 'ONNX model');", ['test/onnx/run.test.ts']],
+  ['speed', 'ONNX model read into plain memory (its weights copied for the workers)', 'src/cli/files.ts', "readBytes(path, 'ONNX model', true, MAX_PLAIN_READ);", "readBytes(path, 'ONNX model', false, MAX_PLAIN_READ);", ['test/onnx/run.test.ts']],
   ['speed', 'npy: shared data asked for, plain data given (the workers\' copy made again)', 'src/io/npy.ts', '  const data = shared ? sharedArrayLike(', '  const data = false ? sharedArrayLike(', ['test/io/io.test.ts']],
   ['house', 'a test run\'s temporary files left in the system\'s temp folder', 'test/global_setup.ts', '  process.env.TMPDIR = dir;', '', ['test/cli/faults.test.ts']],
+  ['faults', 'an input over 2 GiB read whole before it is parsed', 'src/cli/files.ts', '    if (st !== undefined && st.size > limit) throw', '    if (false) throw', ['test/cli/faults.test.ts']],
   ['house', 'addInto (float32) leaves the last element out of a branch sum', 'src/tensor/tensor.ts', '  const n = s.length;\n  for (let i = 0; i < n; i++) s[i] += t[i];', '  const n = s.length - 1;\n  for (let i = 0; i < n; i++) s[i] += t[i];', ['test/nn']],
 ];
 

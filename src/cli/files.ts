@@ -47,16 +47,23 @@ function kindOf(st: Stats): string {
   return st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'not a regular file';
 }
 
+// Node's own limit for reading a file whole (readFileSync's)
+const MAX_PLAIN_READ = 2 ** 31 - 1;
+
 /**
  * Reads only regular files: a FIFO or a device would block or never end. `shared`: into a
  * SharedArrayBuffer (where it exists), so that tensors viewed in place (an aligned safetensors or
- * .pth) are already memory the worker pool's threads can read, without a copy per weight.
+ * .pth) are already memory the worker pool's threads can read, without a copy per weight. A file
+ * larger than `limit` is refused from its size, unread (2 GiB unless shared: a 3 GB file given as an
+ * input would otherwise be read to the end before its first byte is checked; checkpoints, read
+ * shared, take any size).
  */
-export function readBytes(path: string, what: string, shared = false): Uint8Array {
+export function readBytes(path: string, what: string, shared = false, limit = shared ? Infinity : MAX_PLAIN_READ): Uint8Array {
   let st: Stats | undefined;
   try { st = statSync(path); } catch { /* the read below names the error */ }
   if (st !== undefined && !st.isFile()) throw new Error(`${what} '${path}' is ${kindOf(st)}, not a regular file; refusing to read it`);
   try {
+    if (st !== undefined && st.size > limit) throw new Error(`File size (${st.size}) is greater than ${limit === MAX_PLAIN_READ ? '2 GiB' : `${limit} bytes`}`);
     if (st !== undefined) return readInto(path, shared && typeof SharedArrayBuffer === 'function' ? new Uint8Array(new SharedArrayBuffer(st.size)) : new Uint8Array(st.size));
     const b = readFileSync(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a second copy of the file
@@ -133,7 +140,9 @@ export function writeCheckpointFile(path: string, entries: Map<string, SafeEntry
  * declared byte range is read.
  */
 export function readOnnxFile(path: string): OnnxModel {
-  const bytes = readBytes(path, 'ONNX model', true); // shared: the pool's workers read the weights where they lie
+  // shared: the pool's workers read the weights where they lie; at most 2 GiB, protobuf's own limit
+  // (larger models keep their weights in external data files)
+  const bytes = readBytes(path, 'ONNX model', true, MAX_PLAIN_READ);
   const folder = realpathSync(dirname(resolve(path)));
   const externalData = (location: string, offset: number, length: number): Uint8Array => {
     const shown = `'${showText(location, 80)}'`;

@@ -1,6 +1,6 @@
 // Hostile input, one test per class of fault (issue: nothing lost, nothing silent, no hang, no
 // out-of-memory crash, clear messages). Every failing command must print one line and exit non-zero.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -315,6 +315,22 @@ describe('no hang, no out-of-memory crash: every numeric flag through one parser
       await fails(['init', '--config', join(dir, 'c.json'), '--out', join(dir, 'x.safetensors')], msg);
     }
     expect(() => RepVGG.fromConfig(null as never)).toThrow(/RepVGG config: expected an object with num_blocks and width_multiplier, got null/);
+  });
+
+  it('an input file over 2 GiB is refused from its size, before a byte is read (a sparse 3 GiB .npy)', async () => {
+    const dir = tmp();
+    await cli('init', '--config', writeConfig(dir), '--out', join(dir, 'x.safetensors'));
+    const big = join(dir, 'big.npy');
+    writeFileSync(big, '');
+    truncateSync(big, 3 * 2 ** 30); // sparse: no disk, no time
+    const t0 = performance.now();
+    await fails(['forward', join(dir, 'x.safetensors'), '--input', big, '--out', join(dir, 'y.npy')], /cannot read input '.*big\.npy': File size \(3221225472\) is greater than 2 GiB/);
+    // an ONNX model too (protobuf's own limit; larger models keep their weights in external data)
+    const onnx = join(dir, 'big.onnx');
+    writeFileSync(onnx, '');
+    truncateSync(onnx, 3 * 2 ** 30);
+    await fails(['run', onnx, '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy')], /cannot read ONNX model '.*big\.onnx': File size \(3221225472\) is greater than 2 GiB/);
+    expect(performance.now() - t0).toBeLessThan(20_000); // reading one whole took ~19 s and 3.2 GB here
   });
 
   it('convert estimates the probe before allocating it (--probe-size 100000)', async () => {
