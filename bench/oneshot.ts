@@ -50,9 +50,9 @@ const CASES: [string, string[]][] = [
 
 // one call: wall ms, and peak RSS in MiB (null without GNU time)
 function call(args: string[]): { ms: number; rssMiB: number | null } {
-  const argv = timeBin === null ? [process.execPath, ...args] : ['-f', '%M', process.execPath, ...args];
+  const [cmd, ...argv] = timeBin === null ? [process.execPath, ...args] : [timeBin, '-f', '%M', process.execPath, ...args];
   const t = performance.now();
-  const r = spawnSync(timeBin ?? argv.shift()!, argv, { encoding: 'utf8' });
+  const r = spawnSync(cmd, argv, { encoding: 'utf8' });
   const ms = performance.now() - t;
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr.slice(-500)}`);
   const kb = timeBin === null ? NaN : Number(r.stderr.trim().split('\n').pop());

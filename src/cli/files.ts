@@ -53,18 +53,18 @@ const MAX_PLAIN_READ = 2 ** 31 - 1;
 /**
  * Reads only regular files: a FIFO or a device would block or never end. `shared`: into a
  * SharedArrayBuffer (where it exists), so that tensors viewed in place (an aligned safetensors or
- * .pth) are already memory the worker pool's threads can read, without a copy per weight. A file
- * larger than `limit` is refused from its size, unread (2 GiB unless shared: a 3 GB file given as an
- * input would otherwise be read to the end before its first byte is checked; checkpoints, read
- * shared, take any size).
+ * .pth) are already memory the worker pool's threads can read, without a copy per weight. `limited`
+ * (unless shared): a file over 2 GiB is refused from its size, unread; a 3 GB file given as an input
+ * would otherwise be read to the end before its first byte is checked (checkpoints, read shared,
+ * take any size).
  */
-export function readBytes(path: string, what: string, shared = false, limit = shared ? Infinity : MAX_PLAIN_READ): Uint8Array {
+export function readBytes(path: string, what: string, shared = false, limited = !shared): Uint8Array {
   let st: Stats | undefined;
   try { st = statSync(path); } catch { /* the read below names the error */ }
   if (st !== undefined && !st.isFile()) throw new Error(`${what} '${path}' is ${kindOf(st)}, not a regular file; refusing to read it`);
   try {
-    if (st !== undefined && st.size > limit) throw new Error(`File size (${st.size}) is greater than ${limit === MAX_PLAIN_READ ? '2 GiB' : `${limit} bytes`}`);
-    if (st !== undefined) return readInto(path, shared && typeof SharedArrayBuffer === 'function' ? new Uint8Array(new SharedArrayBuffer(st.size)) : new Uint8Array(st.size));
+    if (st !== undefined && limited && st.size > MAX_PLAIN_READ) throw new Error(`File size (${st.size}) is greater than 2 GiB`);
+    if (st !== undefined) return readWhole(path, bytesOf(st.size, shared));
     const b = readFileSync(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); // a view, not a second copy of the file
   } catch (e) {
@@ -75,28 +75,39 @@ export function readBytes(path: string, what: string, shared = false, limit = sh
   }
 }
 
+// n zeroed bytes, in a SharedArrayBuffer when asked for and one exists
+function bytesOf(n: number, shared: boolean): Uint8Array {
+  return new Uint8Array(shared && typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
+}
+
 // The file's bytes into `out` (sized by a stat before); a file that shrank since is cut, one that grew is read to `out`'s length.
-// Read a chunk at a time into one small buffer and copied from there: memory the kernel's read wrote
-// into directly was measured slow to read back the first time on this project's machine (a 33 MB
+function readWhole(path: string, out: Uint8Array): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const n = readAt(fd, out, 0);
+    return n === out.length ? out : out.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// Bytes of fd from `position` into `out`, until it is full or the file ends; returns how many. Read
+// a chunk at a time into one small buffer and copied from there: memory the kernel's read wrote into
+// directly was measured slow to read back the first time on this project's machine (a 33 MB
 // checkpoint: 122 ms to read, then 63 ms for the first pass of the finiteness check and 10 ms for
 // the second); copied by TypedArray.set, the same file took 131 ms and the check 9 ms.
 const READ_CHUNK = 1 << 18;
 let staging: Uint8Array | null = null;
-function readInto(path: string, out: Uint8Array): Uint8Array {
-  const fd = openSync(path, 'r');
+function readAt(fd: number, out: Uint8Array, position: number): number {
   const chunk = staging ??= new Uint8Array(READ_CHUNK);
-  try {
-    let at = 0;
-    while (at < out.length) {
-      const n = readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), at);
-      if (n === 0) break;
-      out.set(n === chunk.length ? chunk : chunk.subarray(0, n), at);
-      at += n;
-    }
-    return at === out.length ? out : out.subarray(0, at);
-  } finally {
-    closeSync(fd);
+  let at = 0;
+  while (at < out.length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, out.length - at), position + at);
+    if (n === 0) break;
+    out.set(n === chunk.length ? chunk : chunk.subarray(0, n), at);
+    at += n;
   }
+  return at;
 }
 
 /** Prefix a parser's error with the file it came from. */
@@ -142,7 +153,7 @@ export function writeCheckpointFile(path: string, entries: Map<string, SafeEntry
 export function readOnnxFile(path: string): OnnxModel {
   // shared: the pool's workers read the weights where they lie; at most 2 GiB, protobuf's own limit
   // (larger models keep their weights in external data files)
-  const bytes = readBytes(path, 'ONNX model', true, MAX_PLAIN_READ);
+  const bytes = readBytes(path, 'ONNX model', true, true);
   const folder = realpathSync(dirname(resolve(path)));
   const externalData = (location: string, offset: number, length: number): Uint8Array => {
     const shown = `'${showText(location, 80)}'`;
@@ -155,12 +166,8 @@ export function readOnnxFile(path: string): OnnxModel {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new Error(`external data ${shown} is ${kindOf(st)}, not a regular file`);
       if (offset + length > st.size) throw new Error(`external data ${shown}: bytes ${offset} to ${offset + length} run past its ${st.size}-byte end`);
-      const out = new Uint8Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(length) : new ArrayBuffer(length)); // as the model's bytes
-      for (let at = 0; at < length;) {
-        const n = readSync(fd, out, at, length - at, offset + at);
-        if (n === 0) throw new Error(`external data ${shown} ended early`);
-        at += n;
-      }
+      const out = bytesOf(length, true); // as the model's bytes
+      if (readAt(fd, out, offset) < length) throw new Error(`external data ${shown} ended early`);
       return out;
     } finally {
       closeSync(fd);

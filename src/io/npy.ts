@@ -2,8 +2,8 @@
 // u32 after), a Python-literal dict {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
 // padded so the data starts on a 64-byte boundary, then the raw C-order data.
 
-import { Tensor, sharedArrayLike } from '../tensor/tensor.js';
-import { LITTLE_ENDIAN } from './dtypes.js';
+import { Tensor, sharedArray } from '../tensor/tensor.js';
+import { viewLE } from './dtypes.js';
 
 export class NpyError extends Error {
   override name = 'NpyError';
@@ -48,10 +48,11 @@ export function parseNpy(bytes: Uint8Array, shared = false): Tensor {
   if (bytes.length - dataStart !== need) {
     throw new NpyError(`npy: shape (${shape.join(', ')}) of '${descr}' needs ${need} data bytes from byte offset ${dataStart}, file has ${bytes.length - dataStart}`);
   }
-  const data = shared ? sharedArrayLike(count, item === 4 ? new Float32Array(0) : new Float64Array(0)) : item === 4 ? new Float32Array(count) : new Float64Array(count);
-  const at = bytes.byteOffset + dataStart;
-  // data in the host's byte order, aligned: one copy (memcpy), else element by element
-  if (little === LITTLE_ENDIAN && at % item === 0) data.set(item === 4 ? new Float32Array(bytes.buffer, at, count) : new Float64Array(bytes.buffer, at, count));
+  const dtype = item === 4 ? 'float32' : 'float64';
+  const data = shared ? sharedArray(dtype, count) : dtype === 'float32' ? new Float32Array(count) : new Float64Array(count);
+  // little-endian data the host can view in place (its order, aligned): one copy (memcpy), else element by element
+  const view = little ? viewLE(item === 4 ? 'F32' : 'F64', bytes.subarray(dataStart)) : null;
+  if (view !== null) data.set(view as Float32Array | Float64Array); // F32, F64: float views
   else {
     for (let i = 0; i < count; i++) {
       data[i] = item === 4 ? dv.getFloat32(dataStart + 4 * i, little) : dv.getFloat64(dataStart + 8 * i, little);

@@ -8,7 +8,7 @@
 
 import type { OnnxModel, OnnxNode } from '../io/onnx_read.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
-import { type Tensor, sharedArrayLike } from '../tensor/tensor.js';
+import { type Tensor, sharedArray } from '../tensor/tensor.js';
 import { getThreads } from '../backend/threads.js';
 import { showText } from '../tensor/untrusted.js';
 import { MATH_OPS } from './ops_math.js';
@@ -25,7 +25,6 @@ type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheCo
 type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Initializer values per model and precision, made once: a second run reuses them (and the convs their prepared filters). */
-const F32 = new Float32Array(0), F64 = new Float64Array(0);
 const INITS = new WeakMap<OnnxModel, Map<string, Map<string, Value>>>();
 /** Each model's QDQ patterns as integer ops (src/onnx/qdq.ts), made once. */
 const QDQ = new WeakMap<OnnxModel, OnnxModel>();
@@ -110,7 +109,7 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
       scratch += bytes;
       // floats in shared memory when the pool has workers: a conv's output is then written where they
       // write it, and read where the next conv's workers read it (no copies into and out of the pool)
-      if (kind === 'float' && shared) return sharedArrayLike(n, float === 'float32' ? F32 : F64);
+      if (kind === 'float' && shared) return sharedArray(float, n);
       return kind === 'float' && float === 'float32' ? new Float32Array(n) : new Float64Array(n) as FloatArray;
     },
   };

@@ -72,12 +72,17 @@ export function allocLike(like: FloatArray, n: number): FloatArray {
   return allocArray(like instanceof Float64Array ? 'float64' : 'float32', n);
 }
 
-/** A zeroed array of the same type as `like` in shared memory, which the worker pool's workers see
- * (a plain one where SharedArrayBuffer does not exist). */
-export function sharedArrayLike(n: number, like: FloatArray): FloatArray {
-  const f64 = like instanceof Float64Array;
+/** A zeroed array of n elements of dtype in shared memory, which the worker pool's workers see (a
+ * plain one where SharedArrayBuffer does not exist). */
+export function sharedArray(dtype: DType, n: number): FloatArray {
+  const f64 = dtype === 'float64';
   if (typeof SharedArrayBuffer !== 'function') return f64 ? new Float64Array(n) : new Float32Array(n);
   return f64 ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float32Array(new SharedArrayBuffer(n * 4));
+}
+
+/** sharedArray of the same type as `like`. */
+export function sharedArrayLike(n: number, like: FloatArray): FloatArray {
+  return sharedArray(like instanceof Float64Array ? 'float64' : 'float32', n);
 }
 
 export function shapeSize(shape: readonly number[]): number {

@@ -2,7 +2,7 @@
 // the kernels' exports, and the arena that keeps a module's packed filters resident between calls.
 
 import { gemmModuleBytes, BLOCK_KERNELS } from './gemm_code.js';
-import { sharedArrayLike } from '../../tensor/tensor.js';
+import { sharedArray } from '../../tensor/tensor.js';
 import { getFusedMultiplyAdd } from '../backend.js';
 
 type BlockFn = (a: number, b: number, c: number, mStrips: number, nStrips: number, kc: number, ldc: number, bias: number) => void;
@@ -166,5 +166,5 @@ export interface Panels {
 /** Panels of n floats, zeroed, in shared memory where it exists. */
 export function newPanels(n: number, kept: boolean): Panels {
   // random ids: panels made on different threads never share one
-  return { data: sharedArrayLike(n, new Float32Array(0)) as Float32Array, id: Math.random(), kept };
+  return { data: sharedArray('float32', n) as Float32Array, id: Math.random(), kept };
 }
