@@ -6,8 +6,8 @@
 //
 // Backward: dW = dy·colᵀ reads colᵀ gathered from x (never stored); dx of a stride-1 conv is the
 // forward conv of dy with the rotated kernel (src/ops/conv2d.ts), of a strided one W_gᵀ·dy then col2im.
-// Threads (src/backend/threads.ts): forward splits the output positions; backward splits dW by output
-// channel and dx by input channel. Neither split touches a sum, so every thread count gives the
+// Threads (src/backend/threads.ts): forward splits the output positions (or, on small maps, the
+// output channels); backward splits dW by output channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
@@ -301,21 +301,35 @@ interface ForwardArgs {
   g: ConvGeometry; x: FloatArray; w: FloatArray; b: FloatArray | null; y: FloatArray; relu: boolean;
   /** w prepared for the GEMM (im2colFilters), when the caller has it */
   panels?: PreparedFilters;
+  /** parts split the output channels (else the output positions): see splitsChannels */
+  byChannel: boolean;
 }
 
-// y[n, f, p0..p1) for the output positions q in [q0, q1) (see conv2dIm2col)
-function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
+// Threads split a forward's output positions, so each part packs all of W_g (F/g × K) and gathers
+// its share of col (K × positions), or its output channels, so each packs its share of W_g and
+// gathers all of col. Without prepared filters (training: the weights change every call) the first
+// duplicates more when F/g > 2·positions (a gathered element costs about two packed ones): A0's
+// 192→1280 on a batch of 8 2×2 maps packed 2.2M weights in each part to compute 8 positions (4.2 →
+// 2.8 ms on two threads split by channel), while 192→192 on 8 4×4 maps (F/g = 192, 128 positions)
+// ran 1.16× slower split by channel. With prepared filters nothing is packed: positions.
+function splitsChannels(g: ConvGeometry, panels: PreparedFilters | undefined): boolean {
+  return panels === undefined && g.Fg > 2 * g.N * g.Ho * g.Wo;
+}
+
+// y[n, f, p0..p1) for the output positions q in [q0, q1) and the channels f0 ≤ f − gi·F/g < f1 of
+// every group gi (see conv2dIm2col)
+function forwardBlock(a: ForwardArgs, q0: number, q1: number, f0: number, f1: number): void {
   const { g, x, w, b, y, relu, panels } = a;
   const { C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
-  const P = Ho * Wo;
-  const packed = (gi: number) => (panels === undefined ? undefined : filterRows(panels, gi));
+  const P = Ho * Wo, M = f1 - f0;
+  const packed = (gi: number) => (panels === undefined ? undefined : filterRows(panels, gi, f0));
   if (readsInPlace(g, P)) {
     forEachImage(q0, q1, P, (n, p0, p1) => {
       for (let gi = 0; gi < groups; gi++) {
-        gemm(Fg, p1 - p0, K, { data: w, offset: gi * Fg * K, ld: K, trans: false },
-          { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, (n * F + gi * Fg) * P + p0, P, false,
-          packed(gi), { bias: b, biasOff: gi * Fg, relu });
+        gemm(M, p1 - p0, K, { data: w, offset: (gi * Fg + f0) * K, ld: K, trans: false },
+          { data: x, offset: (n * C + gi * Cg) * H * W + p0, ld: P, trans: false }, y, (n * F + gi * Fg + f0) * P + p0, P, false,
+          packed(gi), { bias: b, biasOff: gi * Fg + f0, relu });
       }
     });
     return;
@@ -325,17 +339,17 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
     const L = qb - qa;
     const n0 = Math.floor(qa / P);
     const oneImage = Math.floor((qb - 1) / P) === n0;
-    const yb = oneImage ? y : workspaceLike('im2col.y', Fg * L, x);
+    const yb = oneImage ? y : workspaceLike('im2col.y', M * L, x);
     for (let gi = 0; gi < groups; gi++) {
       // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered.
       // Bias and ReLU are the GEMM's epilogue (the same bits as a separate pass over y).
-      const wRef = { data: w, offset: gi * Fg * K, ld: K, trans: false };
+      const wRef = { data: w, offset: (gi * Fg + f0) * K, ld: K, trans: false };
       const colRef = new Im2colPanels(g, x, gi, qa, qb);
-      const epi = { bias: b, biasOff: gi * Fg, relu };
-      if (oneImage) gemm(Fg, L, K, wRef, colRef, y, (n0 * F + gi * Fg) * P + qa - n0 * P, P, false, packed(gi), epi);
+      const epi = { bias: b, biasOff: gi * Fg + f0, relu };
+      if (oneImage) gemm(M, L, K, wRef, colRef, y, (n0 * F + gi * Fg + f0) * P + qa - n0 * P, P, false, packed(gi), epi);
       else {
-        gemm(Fg, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
-        forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(yb, off, L, y, (n * F + gi * Fg) * P + p0, P, Fg, p1 - p0));
+        gemm(M, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
+        forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(yb, off, L, y, (n * F + gi * Fg + f0) * P + p0, P, M, p1 - p0));
       }
     }
     qa = qb;
@@ -343,9 +357,21 @@ function forwardPositions(a: ForwardArgs, q0: number, q1: number): void {
 }
 
 const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: number, parts: number) => {
-  const [q0, q1] = partRange(a.g.N * a.g.Ho * a.g.Wo, part, parts);
-  forwardPositions(a, q0, q1);
+  const Q = a.g.N * a.g.Ho * a.g.Wo;
+  if (a.byChannel) {
+    const [f0, f1] = stripRange(a.g.Fg, part, parts);
+    forwardBlock(a, 0, Q, f0, f1);
+  } else {
+    const [q0, q1] = partRange(Q, part, parts);
+    forwardBlock(a, q0, q1, 0, a.g.Fg);
+  }
 });
+
+// [lo, hi) of part `part` of n rows cut into whole strips of 4 (the SIMD kernel's tile height)
+function stripRange(n: number, part: number, parts: number): [number, number] {
+  const [s0, s1] = partRange(Math.ceil(n / 4), part, parts);
+  return [Math.min(n, 4 * s0), Math.min(n, 4 * s1)];
+}
 
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 // Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).
@@ -353,16 +379,18 @@ const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: numb
 // packed: the weights prepared for the GEMM (im2colFilters; used where the kernel takes them)
 export function conv2dIm2col(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray, relu = false, packed?: PreparedFilters): void {
   const Q = g.N * g.Ho * g.Wo;
-  const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, Q);
   const panels = takesPreparedFilters(x) ? packed : undefined;
+  const byChannel = splitsChannels(g, panels);
+  const parts = partsFor(Q * g.F * g.Cg * g.KH * g.KW, byChannel ? Math.ceil(g.Fg / 4) : Q);
   if (parts === 1) {
-    forwardPositions({ g, x, w, b, y, relu, panels }, 0, Q);
+    forwardBlock({ g, x, w, b, y, relu, panels, byChannel }, 0, Q, 0, g.Fg);
     return;
   }
   const ys = shareOutput('conv.y', y);
   parallel(forwardKernel, {
     g, x: shareInput('conv.x', x), w: shareInput('conv.w', w), b: b === null ? null : shareInput('conv.b', b), y: ys, relu,
     panels: panels !== undefined && isShared(panels.panels.data) ? panels : undefined, // workers see shared memory only
+    byChannel,
   }, parts);
   collectOutput(ys, y);
 }

@@ -42,6 +42,10 @@ const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?
   { name: 'im2col 3×3, stride 2, groups 2', x: [6, 16, 30, 29], w: [32, 8, 3, 3], opts: { padding: 1, stride: 2, groups: 2, algorithm: 'im2col' } },
   { name: 'im2col 1×1 read in place', x: [2, 64, 32, 32], w: [48, 64, 1, 1], opts: { algorithm: 'im2col' } },
   { name: 'im2col 1×1, batched small maps', x: [40, 64, 7, 7], w: [64, 64, 1, 1], opts: { algorithm: 'im2col' } },
+  // more filters (per group) than twice the output positions: parts split the channels, in strips
+  // of 4 (111 and 600 are not multiples of 4), over a chunk that spans images, and read in place
+  { name: 'im2col 3×3 on 3×3 maps, groups 2, ReLU (channels split)', x: [3, 128, 3, 3], w: [222, 64, 3, 3], opts: { padding: 1, groups: 2, algorithm: 'im2col', relu: true } },
+  { name: 'im2col 1×1 read in place (channels split)', x: [1, 64, 16, 16], w: [602, 64, 1, 1], opts: { algorithm: 'im2col' } },
   // ≥ 64 tiles per part: parts split the tiles; fewer: they split the output channels
   { name: 'Winograd F(4×4), ragged tiles, ReLU (tiles split)', x: [6, 16, 31, 29], w: [16, 16, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
   { name: 'Winograd F(4×4), 16 tiles (channels split)', x: [1, 64, 14, 14], w: [96, 64, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
