@@ -56,6 +56,9 @@ const MUTANTS = [
   ['pool', 'workers ignore the caller\'s backend', 'src/backend/threads.ts', '      setBackend(m.backend!);', '      void setBackend;', ['test/backend'], 'build'],
   ['pool', 'Winograd channel split misplaces M rows (TypeScript output pass)', 'src/ops/conv2d_winograd.ts', 'outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d);', 'outputTransform(M, fl * tbE + t, Fp * tbE, d);', ['test/backend'], 'build'],
   ['pool', 'Winograd channel split writes the wrong output channels (SIMD output pass)', 'src/ops/conv2d_winograd.ts', '(n * F + gi * Fg + f0 + f) * Ho * Wo + oy * Wo + a * 4', '(n * F + gi * Fg + f) * Ho * Wo + oy * Wo + a * 4', ['test/backend'], 'build'],
+  ['pool', 'im2col forward split by channel: every part adds the first channels\' bias', 'src/ops/conv2d_im2col.ts', 'const epi = { bias: b, biasOff: gi * Fg + f0, relu };', 'const epi = { bias: b, biasOff: gi * Fg, relu };', ['test/backend'], 'build'],
+  ['pool', 'im2col forward split by channel: a part stops a row short of its strips', 'src/ops/conv2d_im2col.ts', 'return [Math.min(n, 4 * s0), Math.min(n, 4 * s1)];', 'return [Math.min(n, 4 * s0), Math.min(n, 4 * s1 - 1)];', ['test/backend'], 'build'],
+  ['pool', 'im2col forward split by channel, read in place: every part writes the first channels', 'src/ops/conv2d_im2col.ts', 'y, (n * F + gi * Fg + f0) * P + p0, P, false,', 'y, (n * F + gi * Fg) * P + p0, P, false,', ['test/backend'], 'build'],
   ['pool', 'im2col forward: workers write a private copy of y', 'src/ops/conv2d_im2col.ts', "b: b === null ? null : shareInput('conv.b', b), y: ys, relu,", "b: b === null ? null : shareInput('conv.b', b), y, relu,", ['test/backend'], 'build'],
   // the learners' page (served from web/ over dist/)
   ['web', 'page: the fused kernel leaves out the identity', 'src/reparam/repvgg.ts', '...(ident === null ? [] : [ident])];', '];', ['test/reparam']],
