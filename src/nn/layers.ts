@@ -1,7 +1,7 @@
 // Conv2d, BatchNorm2d, ReLU and Linear modules with PyTorch's arguments, defaults and state names.
 
 import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
-import { Rng, uniform } from '../tensor/rng.js';
+import { Rng } from '../tensor/rng.js';
 import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
@@ -12,7 +12,7 @@ import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { getThreads } from '../backend/threads.js';
-import { type StateBuffer, Module, Parameter, defaultInitBound } from './module.js';
+import { type StateBuffer, Module, Parameter, defaultInitBound, newWeight } from './module.js';
 import type { FuseStage } from './fuse_stage.js';
 
 export interface Conv2dModuleOptions {
@@ -61,7 +61,7 @@ export class Conv2d extends Module {
     const fanIn = (inChannels / this.groups) * kh * kw;
     const bound = defaultInitBound(fanIn);
     const rng = opts.rng ?? new Rng(0);
-    const make = (shape: number[]) => (opts.init === false ? zeros(shape, dtype) : uniform(shape, rng, -bound, bound, dtype));
+    const make = (shape: number[]) => newWeight(shape, dtype, opts.init === false ? null : { rng, lo: -bound, hi: bound });
     this.weight = new Parameter(make([outChannels, inChannels / this.groups, kh, kw]));
     this.bias = opts.bias === false ? null : new Parameter(make([outChannels]));
   }
@@ -324,7 +324,7 @@ export class Linear extends Module {
     const bound = defaultInitBound(inFeatures);
     const rng = opts.rng ?? new Rng(0);
     const dtype = opts.dtype ?? 'float32';
-    const make = (shape: number[]) => (opts.init === false ? zeros(shape, dtype) : uniform(shape, rng, -bound, bound, dtype));
+    const make = (shape: number[]) => newWeight(shape, dtype, opts.init === false ? null : { rng, lo: -bound, hi: bound });
     this.weight = new Parameter(make([outFeatures, inFeatures]));
     this.bias = new Parameter(make([outFeatures]));
   }

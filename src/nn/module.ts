@@ -2,7 +2,9 @@
 // Named parameters and buffers follow PyTorch's state-dict naming (children joined by '.').
 
 import type { FuseStage } from './fuse_stage.js';
-import { type DType, type FloatArray, Tensor, allocArray } from '../tensor/tensor.js';
+import { type DType, type FloatArray, Tensor, allocArray, shapeSize, sharedArray } from '../tensor/tensor.js';
+import { type Rng, fillUniform } from '../tensor/rng.js';
+import { getThreads, isShared } from '../backend/threads.js';
 
 export class Parameter {
   data: Tensor;
@@ -21,7 +23,7 @@ export class Parameter {
 
   /** The accumulated gradient, allocated (zeroed) on first use so inference-only models carry none. */
   get grad(): Tensor {
-    if (this.g === null) this.g = new Tensor(allocArray(this.data.dtype, this.data.size), this.data.shape);
+    if (this.g === null) this.g = this.newGrad();
     else if (this.cleared) this.g.data.fill(0);
     this.cleared = false;
     return this.g;
@@ -39,9 +41,15 @@ export class Parameter {
    */
   takeClearedGrad(): FloatArray | null {
     if (this.g !== null && !this.cleared) return null;
-    this.g ??= new Tensor(allocArray(this.data.dtype, this.data.size), this.data.shape);
+    this.g ??= this.newGrad();
     this.cleared = false;
     return this.g.data;
+  }
+
+  // zeros, in shared memory beside shared values (a conv's workers write dW there in place)
+  private newGrad(): Tensor {
+    const n = this.data.size, dtype = this.data.dtype;
+    return new Tensor(isShared(this.data.data) ? sharedArray(dtype, n) : allocArray(dtype, n), this.data.shape);
   }
 
   get hasGrad(): boolean {
@@ -121,6 +129,19 @@ export abstract class Module {
     for (const [, p] of this.namedParameters()) n += p.data.size;
     return n;
   }
+}
+
+/**
+ * A new weight of `shape`: zeros, or U(lo, hi) draws. With the pool's workers (getThreads() > 1) in
+ * shared memory: a conv's parts then read it, and write its gradient, where it lies, and SGD's parts
+ * update it there, instead of a copy into the pool and back every step. Zeros are not written (a
+ * model built to receive a checkpoint's values never touches them).
+ */
+export function newWeight(shape: number[], dtype: DType, init: { rng: Rng; lo: number; hi: number } | null): Tensor {
+  const n = shapeSize(shape);
+  const data = getThreads() > 1 ? sharedArray(dtype, n) : allocArray(dtype, n);
+  if (init !== null) fillUniform(data, init.rng, init.lo, init.hi);
+  return new Tensor(data, shape);
 }
 
 /** Kaiming-uniform with a = √5, PyTorch's default for Conv2d and Linear: U(−1/√fan_in, 1/√fan_in). */

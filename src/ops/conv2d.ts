@@ -2,6 +2,7 @@
 // algorithms, and its backward. The output's array type follows the input's.
 
 import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
+import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
@@ -310,11 +311,12 @@ function flippedConvApplies(g: ConvGeometry): boolean {
     Math.max(g.pt, g.pb) <= g.KH - 1 && Math.max(g.pl, g.pr) <= g.KW - 1;
 }
 
-// W (F, C/g, kH, kW) → W' (C, F/g, kH, kW), W'[c, f, i, j] = W[f, c, kH − 1 − i, kW − 1 − j] per group
+// W (F, C/g, kH, kW) → W' (C, F/g, kH, kW), W'[c, f, i, j] = W[f, c, kH − 1 − i, kW − 1 − j] per group.
+// Into a workspace, shared with threads (the conv that reads it copies nothing into the pool).
 function flippedKernel(g: ConvGeometry, w: FloatArray): FloatArray {
   const { Cg, Fg, groups, KH, KW } = g;
   const T = KH * KW;
-  const wT = allocLike(w, w.length);
+  const wT = (getThreads() > 1 ? sharedWorkspaceLike : workspaceLike)('conv.flipped', w.length, w).subarray(0, w.length);
   for (let gi = 0; gi < groups; gi++) {
     for (let fl = 0; fl < Fg; fl++) {
       for (let c = 0; c < Cg; c++) {

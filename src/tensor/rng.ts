@@ -3,7 +3,7 @@
 // No transcendental functions (Math.log, Math.cos are not correctly rounded across engines),
 // hence uniform draws only: PyTorch's default Conv2d/Linear init is uniform too.
 
-import { type DType, Tensor, allocArray, shapeSize } from './tensor.js';
+import { type DType, type FloatArray, Tensor, allocArray, shapeSize } from './tensor.js';
 
 export class Rng {
   private s0: number;
@@ -72,9 +72,12 @@ function rotl(x: number, k: number): number {
 
 /** A tensor of independent U(lo, hi) draws. */
 export function uniform(shape: readonly number[], rng: Rng, lo = 0, hi = 1, dtype: DType = 'float32'): Tensor {
-  const n = shapeSize(shape);
-  const data = allocArray(dtype, n);
+  return new Tensor(fillUniform(allocArray(dtype, shapeSize(shape)), rng, lo, hi), shape);
+}
+
+/** data filled with independent U(lo, hi) draws, in order (the draws uniform makes). */
+export function fillUniform(data: FloatArray, rng: Rng, lo: number, hi: number): FloatArray {
   const span = hi - lo;
-  for (let i = 0; i < n; i++) data[i] = lo + span * rng.next();
-  return new Tensor(data, shape);
+  for (let i = 0; i < data.length; i++) data[i] = lo + span * rng.next();
+  return data;
 }

@@ -1,8 +1,11 @@
 // SGD with momentum and weight decay, as torch.optim.SGD (dampening 0, not Nesterov):
 //   g ← ∇ + λ·θ;   v ← μ·v + g (v = g on the first step);   θ ← θ − η·v
+// (the update itself, element by element and on threads: src/ops/sgd.ts)
 
 import type { Parameter } from '../nn/module.js';
-import type { FloatArray } from '../tensor/tensor.js';
+import { type FloatArray, allocLike, sharedArrayLike } from '../tensor/tensor.js';
+import { isShared } from '../backend/threads.js';
+import { type SgdArrays, sgdUpdate } from '../ops/sgd.js';
 
 export interface SGDOptions {
   lr: number;
@@ -28,31 +31,18 @@ export class SGD {
 
   step(): void {
     const { lr, momentum: mu, weightDecay: wd } = this;
+    const arrays: SgdArrays[] = [];
     for (let k = 0; k < this.params.length; k++) {
       const p = this.params[k];
-      const th = p.data.data, g = p.grad.data;
+      const th = p.data.data;
       let v = this.velocity[k];
       const first = v === null;
-      if (mu !== 0 && v === null) v = this.velocity[k] = th instanceof Float64Array ? new Float64Array(th.length) : new Float32Array(th.length);
-      // one loop per case (no branch inside): d = ∇ + λθ, then v = μv + d after the first step
-      const n = th.length;
-      if (v === null) {
-        for (let i = 0; i < n; i++) th[i] -= lr * (g[i] + wd * th[i]);
-      } else if (first) {
-        for (let i = 0; i < n; i++) {
-          const d = g[i] + wd * th[i];
-          v[i] = d;
-          th[i] -= lr * d;
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const d = mu * v[i] + (g[i] + wd * th[i]);
-          v[i] = d;
-          th[i] -= lr * d;
-        }
-      }
+      // beside shared values (a model built with workers), shared: the pool's threads then update it
+      if (mu !== 0 && v === null) v = this.velocity[k] = isShared(th) ? sharedArrayLike(th.length, th) : allocLike(th, th.length);
+      arrays.push({ theta: th, grad: p.grad.data, velocity: v, first });
       p.version++;
     }
+    sgdUpdate(arrays, lr, mu, wd);
   }
 }
 

@@ -1,0 +1,83 @@
+// SGD's update split among the pool's threads (src/ops/sgd.ts): every element against the closed
+// form of torch.optim.SGD's recurrence, and the parameters a model builds with workers in shared memory,
+// so that a conv's training step copies none of its weights into the pool.
+import { describe, expect, it } from 'vitest';
+import { Tensor, sharedArray } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Parameter } from '../../src/nn/module.js';
+import { Conv2d } from '../../src/nn/layers.js';
+import { SGD } from '../../src/train/sgd.js';
+import { isShared, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+
+// float32 values in [-1, 1), drawn here (not by the engine's initialiser)
+function values(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = 2 * rng.next() - 1;
+  return a;
+}
+
+describe('SGD on the pool\'s threads', () => {
+  it('splits shared parameters among the threads and updates every element as the recurrence says', async () => {
+    setThreads(2);
+    await workersReady();
+    const lr = 0.05, mu = 0.9, wd = 1e-3;
+    // 2¹⁹ + 3 elements: two parts (a part needs 2¹⁸), their boundary not on a round index; a small
+    // plain (unshared) parameter beside it is updated on this thread
+    const n = (1 << 19) + 3, m = 37;
+    const big = sharedArray('float32', n) as Float32Array;
+    big.set(values(n, 1));
+    const small = values(m, 2);
+    const ps = [new Parameter(new Tensor(big, [n])), new Parameter(new Tensor(small, [m]))];
+    expect(ps.map((p) => isShared(p.data.data))).toEqual([true, false]);
+    expect(isShared(ps[0].grad.data)).toBe(true); // a shared parameter's gradient is shared too
+    const opt = new SGD(ps, { lr, momentum: mu, weightDecay: wd });
+    // the recurrence, element by element: d = g + λθ (first step), else μv + (g + λθ); v = d; θ = θ − ηd,
+    // the arithmetic in float64 and each store rounded to float32 (Math.fround)
+    const theta = [Array.from(big), Array.from(small)], vel = [new Float64Array(n), new Float64Array(m)];
+    for (let step = 0; step < 3; step++) {
+      const grads = [values(n, 10 + step), values(m, 20 + step)];
+      ps.forEach((p, k) => p.grad.data.set(grads[k]));
+      const before = poolStats.workerParts;
+      opt.step();
+      expect(poolStats.workerParts - before, 'parts on a worker').toBe(1);
+      for (let k = 0; k < 2; k++) {
+        const th = theta[k], v = vel[k], g = grads[k];
+        for (let i = 0; i < th.length; i++) {
+          const d = step === 0 ? g[i] + wd * th[i] : mu * v[i] + (g[i] + wd * th[i]);
+          v[i] = Math.fround(d);
+          th[i] = Math.fround(th[i] - lr * d);
+        }
+        const got = ps[k].data.data;
+        let bad = -1;
+        for (let i = 0; i < th.length && bad < 0; i++) if (got[i] !== th[i]) bad = i;
+        expect(bad, `parameter ${k}, step ${step}: first element off the recurrence`).toBe(-1);
+      }
+    }
+  });
+
+  it('a conv built with workers keeps its weights in shared memory: a training step copies none of them into the pool', async () => {
+    setThreads(2);
+    await workersReady();
+    // weights (256·64·9 = 147,456 floats) far larger than x and dy (2·64·4·4, 2·256·4·4)
+    const conv = new Conv2d(64, 256, 3, { padding: 1, bias: false, rng: new Rng(3) }).train();
+    conv.algorithm = 'im2col';
+    expect(isShared(conv.weight.data.data)).toBe(true);
+    const x = new Tensor(values(2 * 64 * 16, 4), [2, 64, 4, 4]);
+    const dy = new Tensor(values(2 * 256 * 16, 5), [2, 256, 4, 4]);
+    // its 4.7M multiply-adds split with the threshold at 2²⁰ (what is checked is where the operands lie)
+    const saved = setMinMacsPerPart('wasm', 1 << 20);
+    const parts = poolStats.workerParts, copied = poolStats.copiedBytes;
+    try {
+      conv.forward(x);
+      conv.backward(dy);
+    } finally {
+      setMinMacsPerPart('wasm', saved);
+    }
+    expect(poolStats.workerParts - parts, 'parts on a worker').toBeGreaterThanOrEqual(2);
+    // x, dy, and dx out (4 KiB, 16 KiB, 4 KiB): with the weights copied in for forward and backward,
+    // their flipped copy and dW out, it would be ≥ 4 × 576 KiB
+    expect(poolStats.copiedBytes - copied).toBeLessThan(conv.weight.data.data.byteLength);
+    expect(isShared(conv.weight.grad.data)).toBe(true);
+  });
+});
