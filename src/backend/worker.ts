@@ -1,6 +1,7 @@
 // A pool worker: imports every module that defines a kernel (defineKernel registers it by name),
 // then serves the pool's messages. Started by src/backend/threads.ts; not part of the public API. These
-// three imports are the one place src/backend reaches up into src/ops (test/layering.test.ts allows it).
+// four imports are the one place src/backend reaches up into src/ops (test/layering.test.ts allows it).
+import '../ops/conv2d.js';
 import '../ops/conv2d_im2col.js';
 import '../ops/conv2d_winograd.js';
 import '../ops/sgd.js';

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
-import { defineKernel, getThreads, parallel, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+import { defineKernel, getThreads, isShared, parallel, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+import { Conv2d } from '../../src/nn/layers.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
@@ -126,6 +127,44 @@ describe('the same bits on 1, 2 and 3 threads', () => {
 });
 
 describe('the pool', () => {
+  it('a conv built with workers keeps its weights in shared memory: a training step copies none of them into the pool, and gives one thread\'s bits', async () => {
+    // weights (256·64·9 = 147,456 floats) far larger than x and dy (2·64·4·4, 2·256·4·4)
+    const build = () => {
+      const c = new Conv2d(64, 256, 3, { padding: 1, bias: false, rng: new Rng(3) }).train();
+      c.algorithm = 'im2col';
+      return c;
+    };
+    const x = rand([2, 64, 4, 4], new Rng(4));
+    const dy = rand([2, 256, 4, 4], new Rng(5));
+    setThreads(1);
+    const alone = build();
+    expect(isShared(alone.weight.data.data)).toBe(false);
+    const y1 = alone.forward(x), dx1 = alone.backward(dy), dw1 = alone.weight.grad;
+    setThreads(2);
+    await workersReady();
+    const conv = build();
+    expect(isShared(conv.weight.data.data)).toBe(true);
+    // its 4.7M multiply-adds split with the threshold at 2²⁰ (what is checked is where the operands lie)
+    const saved = setMinMacsPerPart('wasm', 1 << 20);
+    const parts = poolStats.workerParts, copied = poolStats.copiedBytes;
+    let y: Tensor, dx: Tensor;
+    try {
+      y = conv.forward(x);
+      dx = conv.backward(dy);
+    } finally {
+      setMinMacsPerPart('wasm', saved);
+    }
+    expect(poolStats.workerParts - parts, 'parts on a worker').toBeGreaterThanOrEqual(2);
+    // x, dy, and dx out (4 KiB, 16 KiB, 4 KiB): with the weights copied in for forward and backward,
+    // their flipped copy and dW out, it would be ≥ 4 × 576 KiB
+    expect(poolStats.copiedBytes - copied).toBeLessThan(conv.weight.data.data.byteLength);
+    expect(isShared(conv.weight.grad.data)).toBe(true);
+    // the same bits as on one thread (the stride-1 dx's flipped kernel, 147,456 weights, is written by two parts)
+    expectSameBits(y, y1, 'y');
+    expectSameBits(dx, dx1, 'dx');
+    expectSameBits(conv.weight.grad, dw1, 'dW');
+  });
+
   it('raises a worker\'s error on the caller, with its message', async () => {
     setThreads(2);
     await workersReady();

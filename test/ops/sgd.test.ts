@@ -1,13 +1,11 @@
-// SGD's update split among the pool's threads (src/ops/sgd.ts): every element against the closed
-// form of torch.optim.SGD's recurrence, and the parameters a model builds with workers in shared memory,
-// so that a conv's training step copies none of its weights into the pool.
+// SGD's update split among the pool's threads (src/ops/sgd.ts): every element against
+// torch.optim.SGD's recurrence.
 import { describe, expect, it } from 'vitest';
 import { Tensor, sharedArray } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Parameter } from '../../src/nn/module.js';
-import { Conv2d } from '../../src/nn/layers.js';
 import { SGD } from '../../src/train/sgd.js';
-import { isShared, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+import { isShared, poolStats, setThreads, workersReady } from '../../src/backend/threads.js';
 
 // float32 values in [-1, 1), drawn here (not by the engine's initialiser)
 function values(n: number, seed: number): Float32Array {
@@ -54,30 +52,5 @@ describe('SGD on the pool\'s threads', () => {
         expect(bad, `parameter ${k}, step ${step}: first element off the recurrence`).toBe(-1);
       }
     }
-  });
-
-  it('a conv built with workers keeps its weights in shared memory: a training step copies none of them into the pool', async () => {
-    setThreads(2);
-    await workersReady();
-    // weights (256·64·9 = 147,456 floats) far larger than x and dy (2·64·4·4, 2·256·4·4)
-    const conv = new Conv2d(64, 256, 3, { padding: 1, bias: false, rng: new Rng(3) }).train();
-    conv.algorithm = 'im2col';
-    expect(isShared(conv.weight.data.data)).toBe(true);
-    const x = new Tensor(values(2 * 64 * 16, 4), [2, 64, 4, 4]);
-    const dy = new Tensor(values(2 * 256 * 16, 5), [2, 256, 4, 4]);
-    // its 4.7M multiply-adds split with the threshold at 2²⁰ (what is checked is where the operands lie)
-    const saved = setMinMacsPerPart('wasm', 1 << 20);
-    const parts = poolStats.workerParts, copied = poolStats.copiedBytes;
-    try {
-      conv.forward(x);
-      conv.backward(dy);
-    } finally {
-      setMinMacsPerPart('wasm', saved);
-    }
-    expect(poolStats.workerParts - parts, 'parts on a worker').toBeGreaterThanOrEqual(2);
-    // x, dy, and dx out (4 KiB, 16 KiB, 4 KiB): with the weights copied in for forward and backward,
-    // their flipped copy and dW out, it would be ≥ 4 × 576 KiB
-    expect(poolStats.copiedBytes - copied).toBeLessThan(conv.weight.data.data.byteLength);
-    expect(isShared(conv.weight.grad.data)).toBe(true);
   });
 });
