@@ -105,8 +105,10 @@ let errText: Uint8Array | null = null;
 const ERR_BYTES = 1024;
 
 /**
- * Threads for the heavy kernels (convolutions forward and backward): 1 = this thread only. The
- * default is the available cores, at most 8. Outputs do not depend on it, bit for bit.
+ * Threads for the heavy kernels (convolutions forward and backward, SGD's update): 1 = this thread
+ * only. The default is the available cores, at most 8. Outputs do not depend on it, bit for bit.
+ * Conv2d and Linear modules built while it is above 1 keep their weights in shared memory, where
+ * the workers read and update them without a copy.
  */
 export function setThreads(n: number): void {
   checkNumber(n, 'count', 'setThreads: n');

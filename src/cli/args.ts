@@ -93,7 +93,7 @@ export function parseNumberArg(raw: string, kind: NumberKind, what: string): num
 
 export function helpText(spec: CommandSpec): string {
   const threads = spec.flags.threads === undefined ? ''
-    : '\n--threads N: threads for the convolutions (default: the cores, at most 8); results are the same bits for every N\n' +
+    : '\n--threads N: threads for the convolutions and SGD\'s update (default: the cores, at most 8); results are the same bits for every N\n' +
       '--backend js|wasm|wasm-fused|wasm-unfused: the float32 GEMM kernels (default wasm: WebAssembly SIMD, its\n' +
       '  multiply-adds fused where the engine has relaxed SIMD and the CPU fuses, else multiply then add; the\n' +
       '  two suffixes pin either, for the same bits across engines; js: the TypeScript reference)\n';
