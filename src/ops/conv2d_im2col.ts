@@ -196,14 +196,7 @@ class Im2colPanels implements PanelSource {
     for (let c = 0, t = 0; c < Cg; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, t++) tapOffsets[t] = (c * Hp + i * dh) * Wp + j * dw;
     const { x, gi, qa } = this;
     // offsets of the positions qa + jc … into out
-    const positions = (jc: number, n: number, out: Int32Array): void => {
-      for (let j = 0; j < n; j++) {
-        const q = qa + jc + j;
-        const im = Math.floor(q / P), p = q - im * P;
-        const oh = Math.floor(p / Wo);
-        out[j] = (im - n0) * Cg * Hp * Wp + oh * sh * Wp + (p - oh * Wo) * sw;
-      }
-    };
+    const positions = (jc: number, n: number, out: Int32Array): void => positionOffsets(qa + jc, n, Ho, Wo, n0, Cg * Hp * Wp, sh * Wp, sw, out);
     let rows = tapOffsets, cols = positions;
     if (this.transposed) {
       rows = workspaceInt32('im2col.positions', this.qb - qa);
@@ -242,12 +235,7 @@ function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: n
     rows,
     staging: cs * H * W,
     cols(jc, n, out) {
-      for (let k = 0; k < n; k++) {
-        const q = qa + jc + k;
-        const im = Math.floor(q / P), p = q - im * P;
-        const oh = Math.floor(p / Wo);
-        out[k] = (im - n0) * S + oh * sh * Wp + (p - oh * Wo) * sw;
-      }
+      positionOffsets(qa + jc, n, Ho, Wo, n0, S, sh * Wp, sw, out);
     },
     store(mem, at, stage, take) {
       for (let n = n0; n <= n1; n++) {
@@ -258,6 +246,26 @@ function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: n
       }
     },
   };
+}
+
+// out[j] = (n − n0)·S + oh·rowStep + ow·colStep for the output positions q0 + j = (n, oh, ow), j < count:
+// a gather's or a scatter's column offsets (S: an image's stride there), found by counting rows and
+// images instead of two divisions a position (the demo's stem, one input channel: ~1/4 of its time).
+function positionOffsets(q0: number, count: number, Ho: number, Wo: number, n0: number, S: number, rowStep: number, colStep: number, out: Int32Array): void {
+  const n = Math.floor(q0 / (Ho * Wo)), p = q0 - n * Ho * Wo;
+  let oh = Math.floor(p / Wo), ow = p - oh * Wo;
+  let row = (n - n0) * S + oh * rowStep;
+  for (let j = 0; j < count; j++) {
+    out[j] = row + ow * colStep;
+    if (++ow === Wo) {
+      ow = 0;
+      row += rowStep;
+      if (++oh === Ho) {
+        oh = 0;
+        row += S - Ho * rowStep;
+      }
+    }
+  }
 }
 
 /** Elements of the col matrix per chunk (8 MiB as float32). */
