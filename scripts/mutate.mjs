@@ -59,7 +59,7 @@ const MUTANTS = [
   ['pool', 'im2col forward split by channel: every part adds the first channels\' bias', 'src/ops/conv2d_im2col.ts', 'const epi = { bias: b, biasOff: gi * Fg + f0, relu };', 'const epi = { bias: b, biasOff: gi * Fg, relu };', ['test/backend'], 'build'],
   ['pool', 'im2col forward split by channel: a part stops a row short of its strips', 'src/ops/conv2d_im2col.ts', 'return [Math.min(n, 4 * s0), Math.min(n, 4 * s1)];', 'return [Math.min(n, 4 * s0), Math.min(n, 4 * s1 - 1)];', ['test/backend'], 'build'],
   ['pool', 'im2col forward split by channel, read in place: every part writes the first channels', 'src/ops/conv2d_im2col.ts', 'y, (n * F + gi * Fg + f0) * P + p0, P, false,', 'y, (n * F + gi * Fg) * P + p0, P, false,', ['test/backend'], 'build'],
-  ['pool', 'SGD on threads: every part updates the first part\'s elements', 'src/ops/sgd.ts', 'const [lo, hi] = partRange(t.theta.length, part, parts);', 'const [lo, hi] = partRange(t.theta.length, 0, parts);', ['test/ops/sgd.test.ts'], 'build'],
+  ['pool', 'SGD on threads: every part updates the first part\'s elements', 'src/ops/sgd.ts', 'const [lo, hi] = partRange(th.length, part, parts);', 'const [lo, hi] = partRange(th.length, 0, parts);', ['test/ops/sgd.test.ts'], 'build'],
   ['pool', 'weights built with workers in plain memory (copied into the pool every step)', 'src/nn/module.ts', 'const data = getThreads() > 1 ? sharedArray(dtype, n) : allocArray(dtype, n);', 'const data = allocArray(dtype, n);', ['test/backend/threads.test.ts']],
   ['pool', 'a shared weight\'s gradient in plain memory (dW copied out of the pool)', 'src/nn/module.ts', 'return new Tensor(isShared(this.data.data) ? sharedArray(dtype, n) : allocArray(dtype, n), this.data.shape);', 'return new Tensor(allocArray(dtype, n), this.data.shape);', ['test/backend/threads.test.ts']],
   ['pool', 'flipped kernel in plain memory with threads (copied into the pool)', 'src/ops/conv2d.ts', "(threads ? sharedWorkspaceLike : workspaceLike)('conv.flipped'", "workspaceLike('conv.flipped'", ['test/backend/threads.test.ts']],
@@ -282,7 +282,7 @@ const MUTANTS = [
   ['faults', 'batch of one silently allowed', 'src/train/fit.ts', 'if (Math.min(batchSize, N) !== 1 && last !== 1) return;', 'return;', ['test/cli/faults.test.ts']],
   // training
   // ('first ? d : mu·v + d' → 'mu·v + d' is equivalent: v starts at zero, so it is not listed)
-  ['train', 'SGD velocity forgets weight decay', 'src/ops/sgd.ts', '      const d = mu * v[i] + (g[i] + wd * th[i]);\n      v[i] = d;', '      const d = mu * v[i] + (g[i] + wd * th[i]);\n      v[i] = mu * v[i] + g[i];', ['test/train']],
+  ['train', 'SGD velocity forgets weight decay', 'src/ops/sgd.ts', '        const d = mu * v[i] + (g[i] + wd * th[i]);\n        v[i] = d;', '        const d = mu * v[i] + (g[i] + wd * th[i]);\n        v[i] = mu * v[i] + g[i];', ['test/train']],
   ['train', 'SGD weight decay with the wrong sign', 'src/ops/sgd.ts', 'const d = mu * v[i] + (g[i] + wd * th[i]);', 'const d = mu * v[i] + (g[i] - wd * th[i]);', ['test/train']],
   ['train', 'SGD forgets to bump Parameter.version', 'src/train/sgd.ts', '      arrays.push({ theta: th, grad: p.grad.data, velocity: v, first });\n      p.version++;', '      arrays.push({ theta: th, grad: p.grad.data, velocity: v, first });', ['test/train', 'test/nn']],
   ['train', 'cosine schedule off by half a period', 'src/train/sgd.ts', '(1 + Math.cos((Math.PI * t) / Math.max(1, totalSteps)))', '(1 + Math.cos((Math.PI * t) / Math.max(1, 2 * totalSteps)))', ['test/train']],
@@ -325,7 +325,7 @@ const MUTANTS = [
   ['speed', 'a gradient read after zeroGrad keeps its stale values', 'src/nn/module.ts', '    else if (this.cleared) this.g.data.fill(0);', '', ['test/nn/layers.test.ts']],
   ['speed', 'conv2dBackward ignores dwInto (the gradient stays zero)', 'src/ops/conv2d.ts', 'want.dwInto ?? allocLike(x.data, w.size);', 'allocLike(x.data, w.size);', ['test/nn/layers.test.ts']],
   ['speed', 'SGD without momentum drops the weight decay', 'src/ops/sgd.ts', 'for (let i = lo; i < hi; i++) th[i] -= lr * (g[i] + wd * th[i]);', 'for (let i = lo; i < hi; i++) th[i] -= lr * g[i];', ['test/train']],
-  ['speed', 'SGD\'s first momentum step adds the weight decay twice', 'src/ops/sgd.ts', '      const d = g[i] + wd * th[i];\n      v[i] = d;', '      const d = g[i] + 2 * wd * th[i];\n      v[i] = d;', ['test/train']],
+  ['speed', 'SGD\'s first momentum step adds the weight decay twice', 'src/ops/sgd.ts', '        const d = g[i] + wd * th[i];\n        v[i] = d;', '        const d = g[i] + 2 * wd * th[i];\n        v[i] = d;', ['test/train']],
   ['speed', 'prepared filters resident from a conv\'s first call (a one-shot run grows kernel memory)', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = this.kept;', ['test/backend/wasm.test.ts']],
   ['speed', 'prepared filters never resident', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = false;', ['test/backend/wasm.test.ts']],
   ['speed', 'Winograd filters prepared at a conv\'s first call never become resident', 'src/ops/conv2d_prepared.ts', 'if (resident) for (const p of this.filters()) p.panels.kept = true;', '', ['test/backend/wasm.test.ts']],

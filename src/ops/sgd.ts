@@ -21,32 +21,32 @@ interface SgdArgs {
   wd: number;
 }
 
-// elements [lo, hi) of one parameter; one loop per case, no branch inside
-function updateRange(a: SgdArrays, lr: number, mu: number, wd: number, lo: number, hi: number): void {
-  const { theta: th, grad: g, velocity: v } = a;
-  if (v === null) {
-    for (let i = lo; i < hi; i++) th[i] -= lr * (g[i] + wd * th[i]);
-  } else if (a.first) {
-    for (let i = lo; i < hi; i++) {
-      const d = g[i] + wd * th[i];
-      v[i] = d;
-      th[i] -= lr * d;
-    }
-  } else {
-    for (let i = lo; i < hi; i++) {
-      const d = mu * v[i] + (g[i] + wd * th[i]);
-      v[i] = d;
-      th[i] -= lr * d;
+// Part `part` of every array's elements: one loop per case, no branch inside. The element loops sit
+// inside the loop over arrays: with a function call per array, V8 ran the demo's 48 small arrays
+// 1.7× slower (1.02–1.05 ms against 0.60–0.62 a step, the two versions taking turns).
+function updateParts(arrays: SgdArrays[], lr: number, mu: number, wd: number, part: number, parts: number): void {
+  for (let k = 0; k < arrays.length; k++) {
+    const a = arrays[k], th = a.theta, g = a.grad, v = a.velocity;
+    const [lo, hi] = partRange(th.length, part, parts);
+    if (v === null) {
+      for (let i = lo; i < hi; i++) th[i] -= lr * (g[i] + wd * th[i]);
+    } else if (a.first) {
+      for (let i = lo; i < hi; i++) {
+        const d = g[i] + wd * th[i];
+        v[i] = d;
+        th[i] -= lr * d;
+      }
+    } else {
+      for (let i = lo; i < hi; i++) {
+        const d = mu * v[i] + (g[i] + wd * th[i]);
+        v[i] = d;
+        th[i] -= lr * d;
+      }
     }
   }
 }
 
-const sgdKernel = defineKernel('sgd.update', (a: SgdArgs, part: number, parts: number) => {
-  for (const t of a.arrays) {
-    const [lo, hi] = partRange(t.theta.length, part, parts);
-    updateRange(t, a.lr, a.mu, a.wd, lo, hi);
-  }
-});
+const sgdKernel = defineKernel('sgd.update', (a: SgdArgs, part: number, parts: number) => updateParts(a.arrays, a.lr, a.mu, a.wd, part, parts));
 
 /** Elements below which a part is not worth a worker's message (~0.6 ms of memory-bound updates). */
 const MIN_ELEMENTS_PER_PART = 1 << 18;
@@ -57,13 +57,14 @@ const MIN_ELEMENTS_PER_PART = 1 << 18;
  * of it than one (A0's 7.8M parameters: 20–31 → 14–16 ms). The rest are updated on this thread.
  */
 export function sgdUpdate(arrays: SgdArrays[], lr: number, mu: number, wd: number): void {
-  const shared: SgdArrays[] = [];
+  const shared: SgdArrays[] = [], local: SgdArrays[] = [];
   let n = 0;
   for (const a of arrays) {
     if (isShared(a.theta) && isShared(a.grad) && (a.velocity === null || isShared(a.velocity))) {
       shared.push(a);
       n += a.theta.length;
-    } else updateRange(a, lr, mu, wd, 0, a.theta.length);
+    } else local.push(a);
   }
+  updateParts(local, lr, mu, wd, 0, 1);
   if (shared.length > 0) parallel(sgdKernel, { arrays: shared, lr, mu, wd }, Math.floor(n / MIN_ELEMENTS_PER_PART));
 }
