@@ -1,6 +1,6 @@
 // Conv2d, BatchNorm2d, ReLU and Linear modules with PyTorch's arguments, defaults and state names.
 
-import { Tensor, full, sharedArrayLike, zeros, type DType } from '../tensor/tensor.js';
+import { Tensor, full, sharedArrayLike, zeros, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
@@ -126,14 +126,14 @@ export class Conv2d extends Module {
     return y;
   }
 
-  // dy: (N, F, Ho, Wo) → dx: (N, C, H, W); accumulates dW, db
-  backward(dy: Tensor): Tensor {
+  // dy: (N, F, Ho, Wo) → dx: (N, C, H, W), written into dxInto when given; accumulates dW, db
+  backward(dy: Tensor, dxInto?: FloatArray): Tensor {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
     // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
     const into = this.weight.takeClearedGrad();
     let g: Conv2dGrads;
     try {
-      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined });
+      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined, dxInto });
     } catch (e) {
       if (into !== null) this.weight.clearGrad(); // nothing was written in full: the gradient is still zero
       throw e;

@@ -296,15 +296,17 @@ export function batchNorm2dBackward(
   return backwardWith(dy.data, x, weight, saved, training, batchNormPasses([dy.data, x.data], N, C, H * W));
 }
 
-// simd: the passes with dy and x in place (then g is not read when training), or null
+// simd: the passes with dy and x in place (then g is not read when training), or null; dx written
+// into dxInto when given (x's length and type), else a new array
 function backwardWith(
   g: FloatArray, x: Tensor, weight: Tensor | null, saved: { mean: Float64Array; invStd: Float64Array }, training: boolean, simd: BatchNormPasses | null,
+  dxInto?: FloatArray,
 ): BatchNormGrads {
   const [N, C, H, W] = x.shape;
   const P = H * W;
   const M = N * P;
   const xd = x.data;
-  const dx = allocLike(xd, xd.length);
+  const dx = dxInto ?? allocLike(xd, xd.length);
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
   const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C);
@@ -332,20 +334,28 @@ function backwardWith(
  * batchNormSum's backward: dy → each branch's gradients (training: each BN's mode in its forward), as batchNorm2dBackward gives them, from
  * d = dy, or ReLU's gradient of it when the forward applied ReLU (y: its output, else null). On
  * 'wasm' (float32, training) d is found once in WebAssembly memory and every branch reads it there.
+ * dxInto: where each branch's dx goes (arrays of its x's length and type), else new arrays.
  */
 export function batchNormSumBackward(
   dy: Tensor, y: Tensor | null, xs: Tensor[], weights: (Tensor | null)[], saved: { mean: Float64Array; invStd: Float64Array }[], training: boolean[],
+  dxInto?: FloatArray[],
 ): BatchNormGrads[] {
   for (const t of [y, ...xs]) {
     if (t !== null && (t.shape.length !== dy.shape.length || t.shape.some((d, i) => d !== dy.shape[i]))) {
       throw new Error(`batch_norm sum backward: grad_output shape ${fmtShape(dy.shape)} does not match ${fmtShape(t.shape)}`);
     }
   }
+  xs.forEach((x, b) => {
+    const a = dxInto?.[b];
+    if (a !== undefined && (a.length !== x.size || (a instanceof Float64Array) !== (x.data instanceof Float64Array))) {
+      throw new Error(`batch_norm sum backward: dxInto[${b}] holds ${a.length} values, expected ${x.size} ${x.dtype}`);
+    }
+  });
   const [N, C, H, W] = dy.shape;
   const grad = training.every((t) => t) && xs.every((x) => x.data instanceof Float32Array) ? batchNormSumGradPasses(dy.data, y === null ? null : y.data, N, C, H * W) : null;
   if (grad === null) {
     const d = y === null ? dy : reluBackward(dy, y);
-    return xs.map((x, b) => batchNorm2dBackward(d, x, weights[b], saved[b], training[b]));
+    return xs.map((x, b) => backwardWith(d.data, x, weights[b], saved[b], training[b], batchNormPasses([d.data, x.data], N, C, H * W), dxInto?.[b]));
   }
-  return xs.map((x, b) => backwardWith(dy.data, x, weights[b], saved[b], true, grad.branch(x.data as Float32Array)));
+  return xs.map((x, b) => backwardWith(dy.data, x, weights[b], saved[b], true, grad.branch(x.data as Float32Array), dxInto?.[b]));
 }

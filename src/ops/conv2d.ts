@@ -265,10 +265,11 @@ export interface Conv2dGrads {
 }
 
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W), dw: (F, C/g, kH, kW), db: (F)
-// want.dwInto: write dw there (every element; a parameter's cleared gradient) instead of a new array
+// want.dwInto: write dw there (every element; a parameter's cleared gradient) instead of a new array;
+// want.dxInto: likewise dx (every element is written, whatever it held)
 export function conv2dBackward(
   dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions = {},
-  want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray } = {},
+  want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray; dxInto?: FloatArray } = {},
 ): Conv2dGrads {
   const g = convGeometry(x.shape, w.shape, opts);
   expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
@@ -276,10 +277,14 @@ export function conv2dBackward(
   if (dy.shape.length !== 4 || dy.shape[0] !== g.N || dy.shape[1] !== g.F || dy.shape[2] !== g.Ho || dy.shape[3] !== g.Wo) {
     throw new Error(`conv2d backward: grad_output shape ${fmtShape(dy.shape)} does not match output shape ${fmtShape([g.N, g.F, g.Ho, g.Wo])}`);
   }
-  const dx = want.dx === false ? null : allocLike(x.data, x.size);
-  if (want.dwInto !== undefined && (want.dwInto.length !== w.size || (want.dwInto instanceof Float64Array) !== (x.data instanceof Float64Array))) {
-    throw new Error(`conv2d backward: dwInto holds ${want.dwInto.length} ${want.dwInto instanceof Float64Array ? 'float64' : 'float32'} values, expected ${w.size} ${x.dtype}`);
-  }
+  const into = (a: FloatArray | undefined, n: number, name: string): FloatArray | undefined => {
+    if (a !== undefined && (a.length !== n || (a instanceof Float64Array) !== (x.data instanceof Float64Array))) {
+      throw new Error(`conv2d backward: ${name} holds ${a.length} ${a instanceof Float64Array ? 'float64' : 'float32'} values, expected ${n} ${x.dtype}`);
+    }
+    return a;
+  };
+  const dx = want.dx === false ? null : into(want.dxInto, x.size, 'dxInto') ?? allocLike(x.data, x.size);
+  into(want.dwInto, w.size, 'dwInto');
   const dW = want.dw === false ? null : want.dwInto ?? allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';

@@ -14,14 +14,14 @@ import { familyMagnitude, familyTerms } from '../reparam/helpers.js';
 
 const manifest = JSON.parse(readFileSync(fixturePath('families/manifest.json'), 'utf8')) as { cases: { name: string; options: FamilySpec }[] };
 
-function build(name: string, dtype: DType): { block: BranchBlock; spec: FamilySpec; fx: ReturnType<typeof loadTorchFixture> } {
+function build(name: string, dtype: DType): { block: BranchBlock; spec: FamilySpec; fx: ReturnType<typeof loadTorchFixture>; state: Map<string, SafeEntry> } {
   const fx = loadTorchFixture(`families/${name}`);
   const spec = fx.meta.options as FamilySpec;
   const block = familyBlock({ ...spec, dtype });
   const state = new Map<string, SafeEntry>();
   for (const key of fx.keys) if (key.startsWith('state.')) state.set(key.slice('state.'.length), fx.raw(key));
   loadStateDict(block, state); // strict: a key missing on either side throws
-  return { block, spec, fx };
+  return { block, spec, fx, state };
 }
 
 describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) => {
@@ -88,6 +88,40 @@ describe.each(manifest.cases.map((c) => c.name))('%s matches PyTorch', (name) =>
         expect(maxAbsDiff(b.value, ref(`after.${key}`)), key).toBeLessThanOrEqual(tol * maxAbs(ref(`after.${key}`)));
       }
     }
+  });
+});
+
+describe.each(manifest.cases.map((c) => c.name))('%s: steps after the first', (name) => {
+  // A block writes its tail convs' outputs and its gradients before the sum into arrays it keeps
+  // from one step to the next: a step after others (on another batch size, then other inputs of its
+  // own) must give PyTorch's values again, and what a step returned (y, dx) must not change under the
+  // next one.
+  it('the fixture step again, after steps on other inputs, matches PyTorch; earlier results stay as returned', () => {
+    const { block, fx, state } = build(name, 'float32');
+    const tol = 1e-4; // as the training step above (float32 against PyTorch's float64 run)
+    const ref = (key: string) => fx.t(`${key}@f64`);
+    const x = fx.t('x').to('float32'), dy = fx.t('dy').to('float32');
+    block.train();
+    const other = (n: number) => {
+      const shape = [n, ...x.shape.slice(1)];
+      const t = (s: number) => new Tensor(Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => Math.sin(s * i + 1)), shape);
+      const y = block.forward(t(0.7));
+      return { y, dx: block.backward(new Tensor(Float32Array.from({ length: y.size }, (_, i) => Math.cos(0.3 * i)), y.shape)) };
+    };
+    other(x.shape[0] + 1);
+    const first = other(x.shape[0]);
+    const kept = { y: Float32Array.from(first.y.data), dx: Float32Array.from(first.dx.data) };
+    other(x.shape[0]); // the same shapes: the block's kept arrays are written again
+    loadStateDict(block, state); // the running statistics back (DBB's padding reads them in training too)
+    const y = block.forward(x);
+    block.zeroGrad();
+    const dx = block.backward(dy);
+    expect(maxAbsDiff(y, ref('y_train')), 'y_train').toBeLessThanOrEqual(tol * maxAbs(ref('y_train')));
+    const grads: [string, Tensor][] = [['dx', dx], ...block.namedParameters().map(([k, p]): [string, Tensor] => [`grad.${k}`, p.grad])];
+    const scale = Math.max(...grads.map(([k]) => maxAbs(ref(k))));
+    for (const [k, g] of grads) expect(maxAbsDiff(g, ref(k)), k).toBeLessThanOrEqual(tol * scale);
+    expect(Array.from(first.y.data)).toEqual(Array.from(kept.y));
+    expect(Array.from(first.dx.data)).toEqual(Array.from(kept.dx));
   });
 });
 
