@@ -4,10 +4,10 @@
 //   fused:   y = act( SE( conv_K(x) + b ) )
 // so one module, with the family's state-dict names, and one fuser (src/reparam/fuse.ts; src/reparam/branches.ts builds the deploy block).
 
-import { Tensor, addInto, allocArray, sharedArray } from '../tensor/tensor.js';
+import { type FloatArray, Tensor, addInto } from '../tensor/tensor.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
-import { getThreads, isShared } from '../backend/threads.js';
 import { Module } from './module.js';
+import { KeptArrays } from './kept_arrays.js';
 import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
 import { batchNormSum, batchNormSumBackward } from '../ops/batchnorm.js';
 import type { SqueezeExcite } from './squeeze_excite.js';
@@ -74,8 +74,9 @@ export class BranchBlock extends Module {
   private readonly postName: string;
   readonly seName: string;
   private readonly nonlinearity: Module;
-  /** arrays the block writes step after step instead of new ones (see keptArray) */
-  private readonly kept = new Map<string, Tensor>();
+  /** its tail convs' outputs (each BN keeps its input for the backward of the same forward), its tail
+   * BNs' input gradients, a later branch's input gradient before the sum */
+  private readonly kept = new KeptArrays();
   private inputShape: readonly number[] = [];
 
   constructor(variant: string, channels: number, branches: Module[][], postBN: BatchNorm2d | null, opts: BranchBlockOptions = {}) {
@@ -122,8 +123,15 @@ export class BranchBlock extends Module {
     return tail.every((m) => m instanceof BatchNorm2d) ? tail as BatchNorm2d[] : null;
   }
 
-  // x: (N, inChannels, H, W) → y: (N, channels, Ho, Wo)
-  forward(x: Tensor): Tensor {
+  /** The output's shape for an input of shape (N, inChannels, H, W): (N, channels, Ho, Wo). */
+  outputShape(x: readonly number[]): number[] {
+    const o = (L: number) => Math.floor((L + 2 * this.padding - this.kernelSize) / this.stride) + 1;
+    return [x[0], this.channels, o(x[2]), o(x[3])];
+  }
+
+  // x: (N, inChannels, H, W) → y: (N, channels, Ho, Wo), which may be written into `out` (of that
+  // shape: the caller's array, kept from step to step; see PooledClassifier)
+  forward(x: Tensor, out?: Tensor): Tensor {
     this.inputShape = x.shape;
     const bns = this.bnTail();
     if (bns !== null) {
@@ -133,13 +141,13 @@ export class BranchBlock extends Module {
           const m = chain[j];
           if (j === chain.length - 2 && m instanceof Conv2d && h.shape.length === 4) {
             const { N, F, Ho, Wo } = convGeometry(h.shape, m.weight.data.shape, m);
-            h = m.forward(h, this.keptArray(`conv${b}`, [N, F, Ho, Wo], h));
+            h = m.forward(h, this.kept.get(`conv${b}`, [N, F, Ho, Wo], h.dtype));
           } else h = m.forward(h);
         }
         return h;
       });
       const relu = this.activation === 'relu';
-      const { y, saved } = batchNormSum(hs, bns.map((bn) => bn.opParams()), bns.map((bn) => bn.opOptions()), relu);
+      const { y, saved } = batchNormSum(hs, bns.map((bn) => bn.opParams()), bns.map((bn) => bn.opOptions()), relu, out?.data);
       bns.forEach((bn, b) => bn.recordForward(hs[b], saved[b]));
       if (relu) (this.nonlinearity as ReLU).recordForward(y);
       return y;
@@ -160,23 +168,9 @@ export class BranchBlock extends Module {
     return this.nonlinearity.forward(z);
   }
 
-  // An array of `shape` and like's dtype that the block keeps from one call to the next, for what
-  // only the block reads: a tail conv's output (its BN keeps it for the backward of the same forward),
-  // a tail BN's input gradient, a later branch's input gradient before the sum. In shared memory with
-  // threads, where the conv's parts read and write it in place. A fresh array each step costs page
-  // faults: A0 at 64×64, batch 8, on two threads touched 9.4 MB of new shared memory a step in conv
-  // outputs alone, ~1300 faults at ~11 µs each on this project's machine.
-  private keptArray(key: string, shape: readonly number[], like: Tensor): Tensor {
-    const shared = getThreads() > 1;
-    const t = this.kept.get(key);
-    if (t !== undefined && t.dtype === like.dtype && isShared(t.data) === shared && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
-    const n = shape.reduce((a, d) => a * d, 1);
-    const fresh = new Tensor(shared ? sharedArray(like.dtype, n) : allocArray(like.dtype, n), shape.slice());
-    this.kept.set(key, fresh);
-    return fresh;
-  }
-
-  backward(dy: Tensor): Tensor {
+  // dy: (N, channels, Ho, Wo) → dx: (N, inChannels, H, W), which may be written into dxInto (x's
+  // length and type: the caller's array)
+  backward(dy: Tensor, dxInto?: FloatArray): Tensor {
     // each branch's gradient at its last stage's output (d), or, with a BN tail, at its last BN's
     // input: the tail's backward as one op (batchNormSumBackward), ReLU's gradient found once
     const bns = this.bnTail();
@@ -184,7 +178,7 @@ export class BranchBlock extends Module {
     if (bns !== null) {
       const records = bns.map((bn) => bn.forwardRecord());
       const y = this.activation === 'relu' ? (this.nonlinearity as ReLU).forwardRecord() : null;
-      const into = records.map((r, b) => this.keptArray(`grad${b}`, r.x.shape, r.x).data);
+      const into = records.map((r, b) => this.kept.get(`grad${b}`, r.x.shape, r.x.dtype).data);
       const grads = batchNormSumBackward(dy, y, records.map((r) => r.x), bns.map((bn) => bn.weight.data), records, records.map((r) => r.training), into);
       tail = grads.map((g, b) => bns[b].acceptGrads(g));
     } else {
@@ -198,11 +192,20 @@ export class BranchBlock extends Module {
       const stages = chain.length - (tail === null ? 0 : 1); // those before the tail BN, if any
       for (let j = stages - 1; j >= 0; j--) {
         const m = chain[j];
-        // a later branch's conv writes its input gradient into a kept array, added into dx below
-        g = j === 0 && dx !== null && m instanceof Conv2d && this.inputShape.length === 4 ? m.backward(g, this.keptArray(`dx${b}`, this.inputShape, g).data) : m.backward(g);
+        // the first branch's conv writes its input gradient into dxInto, a later one's into a kept
+        // array, added into dx below
+        if (j === 0 && m instanceof Conv2d && this.inputShape.length === 4) g = m.backward(g, dx === null ? dxInto : this.kept.get(`dx${b}`, this.inputShape, g.dtype).data);
+        else g = m.backward(g);
       }
       // the first branch's gradient becomes dx: a copy where the block keeps or receives that array
-      if (dx === null) dx = g === d || stages === 0 ? g.clone() : g;
+      if (dx === null) {
+        if (g !== d && stages > 0) dx = g;
+        else if (dxInto === undefined) dx = g.clone();
+        else {
+          dxInto.set(g.data);
+          dx = new Tensor(dxInto, g.shape);
+        }
+      }
       else {
         addInto(dx.data, g.data);
       }

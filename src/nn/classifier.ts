@@ -7,12 +7,20 @@ import { Module } from './module.js';
 import type { Linear } from './layers.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
 import { setConvAlgorithm } from './conv_algorithm.js';
+import { BranchBlock } from './branch_block.js';
+import { KeptArrays } from './kept_arrays.js';
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;
   /** the network's plan: what it takes in and how many classes it gives out */
   abstract readonly plan: { readonly inChannels: number; readonly numClasses: number };
   private featShape: readonly number[] | null = null;
+  /** each feature module's input shape in the last forward */
+  private inShapes: (readonly number[])[] = [];
+  /** each block's output (the next block's input, which its convs and ReLU keep until backward) and
+   * the gradients passed between blocks, two arrays of each shape taking turns: a block's backward
+   * reads its dy, written by the block after it, and writes its dx into the other */
+  private readonly kept = new KeptArrays();
 
   get dtype(): DType {
     return this.linear.weight.data.dtype;
@@ -41,7 +49,10 @@ export abstract class PooledClassifier extends Module {
       throw new Error(`${this.constructor.name}: input shape ${fmtShape(x.shape)} does not match (N, ${this.inChannels}, H, W)`);
     }
     let h = x;
-    for (const m of this.features()) h = m.forward(h);
+    this.features().forEach((m, i) => {
+      this.inShapes[i] = h.shape;
+      h = m instanceof BranchBlock ? m.forward(h, this.kept.get(`y${i}`, m.outputShape(h.shape), h.dtype)) : m.forward(h);
+    });
     return this.head(h);
   }
 
@@ -56,7 +67,11 @@ export abstract class PooledClassifier extends Module {
     if (this.featShape === null) throw new Error(`${this.constructor.name}.backward: call forward first`);
     let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
     const f = this.features();
-    for (let i = f.length - 1; i >= 0; i--) d = f[i].backward(d);
+    for (let i = f.length - 1; i >= 0; i--) {
+      const m = f[i];
+      // the first module's dx is the caller's: a new array
+      d = m instanceof BranchBlock && i > 0 ? m.backward(d, this.kept.get(`dx${i % 2} ${this.inShapes[i].join('×')}`, this.inShapes[i], d.dtype).data) : m.backward(d);
+    }
     return d;
   }
 }

@@ -115,7 +115,7 @@ export class RepVGGBlock extends BranchBlock {
     // Inference on the plain topology: bias and ReLU in the conv's own output pass (the deploy
     // epilogue), written into the model's ping-pong buffer; the same bits as conv then relu().
     if (this.rbrReparam !== null && !this.training && this.se === null && this.activation === 'relu') return this.rbrReparam.forward(x, out, true);
-    return super.forward(x);
+    return super.forward(x, out);
   }
 }
 

@@ -176,8 +176,9 @@ export function batchNorm2d(x: Tensor, p: BatchNormParams, opts: BatchNormOption
  * type: the same bits as calling batchNorm2d per branch and summing. On 'wasm' (float32) the outputs
  * are never stored: each is added into a sum kept in WebAssembly memory as it is computed.
  * xs: b × (N, C, H, W) → y: (N, C, H, W), and each BN's saved statistics (for batchNorm2dBackward).
+ * into: an array of xs[0]'s length and type that y may be written into (on 'wasm' it is).
  */
-export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNormOptions[], relu: boolean): { y: Tensor; saved: { mean: Float64Array; invStd: Float64Array }[] } {
+export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNormOptions[], relu: boolean, into?: FloatArray): { y: Tensor; saved: { mean: Float64Array; invStd: Float64Array }[] } {
   const x0 = xs[0];
   if (xs.length === 0 || ps.length !== xs.length || opts.length !== xs.length) throw new Error('batch_norm sum: one set of parameters and options per input');
   for (const x of xs) {
@@ -186,6 +187,9 @@ export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNor
     }
   }
   const C = checkBN(x0, ps[0]);
+  if (into !== undefined && (into.length !== x0.size || (into instanceof Float64Array) !== (x0.data instanceof Float64Array))) {
+    throw new Error(`batch_norm sum: into holds ${into.length} values, expected ${x0.size} ${x0.dtype}`);
+  }
   const [N, , H, W] = x0.shape;
   const P = H * W;
   const sum = batchNormSumPasses(x0.data, N, C, P);
@@ -203,7 +207,7 @@ export function batchNormSum(xs: Tensor[], ps: BatchNormParams[], opts: BatchNor
     passes.accumulate(scale, shift, sum, b === 0, relu && b === xs.length - 1);
     return { mean, invStd };
   });
-  const y = allocLike(x0.data, x0.size) as Float32Array;
+  const y = (into ?? allocLike(x0.data, x0.size)) as Float32Array;
   sum.result(y);
   return { y: new Tensor(y, x0.shape), saved };
 }

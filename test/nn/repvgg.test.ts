@@ -6,7 +6,7 @@ import { planFromConfig, type RepVGGConfig } from '../../src/nn/config.js';
 import { loadStateDict, modelFromStateDict, stateDict } from '../../src/io/state_dict.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 const fx = loadTorchFixture('repvgg_small');
 const cfg = fx.meta.config as RepVGGConfig;
@@ -58,6 +58,31 @@ describe.each(['float32', 'float64'] as const)('small RepVGG matches PyTorch (%s
       if (b.kind === 'tensor') close(b.value, fx.t(`train.state.${key}${s}`), dtype);
       else expect(b.value).toBe(4); // 3 in the fixture + one training forward
     }
+  });
+
+  // The model writes its blocks' outputs and the gradients between blocks into arrays it keeps from
+  // step to step (src/nn/kept_arrays.ts): the fixture's step after steps on other inputs (another
+  // batch size, then the fixture's) gives PyTorch's values again, and what a step returned stays.
+  it('the training step again, after steps on other inputs, matches PyTorch; earlier results stay as returned', () => {
+    const model = build().train();
+    const x = fx.t('input').to(dtype), dy = fx.t('grad_output').to(dtype);
+    const other = (n: number, s0: number) => {
+      const shape = [n, ...x.shape.slice(1)];
+      const t = (f: (i: number) => number, sh: number[]) => new Tensor(dtype === 'float32' ? Float32Array.from({ length: sh.reduce((a, d) => a * d, 1) }, (_, i) => f(i)) : Float64Array.from({ length: sh.reduce((a, d) => a * d, 1) }, (_, i) => f(i)), sh);
+      const y = model.forward(t((i) => Math.sin(s0 * i + 1), shape));
+      return { y, dx: model.backward(t((i) => Math.cos(s0 * i), [...y.shape])) };
+    };
+    other(x.shape[0] + 1, 0.3);
+    const first = other(x.shape[0], 0.7);
+    const kept = { y: Array.from(first.y.data), dx: Array.from(first.dx.data) };
+    other(x.shape[0], 0.9); // the same shapes: the model's kept arrays are written again
+    loadStateDict(model, fixtureState()); // the fixture's parameters and running statistics back
+    model.zeroGrad();
+    close(model.forward(x), fx.t('train.output' + s), dtype);
+    close(model.backward(dy), fx.t('grad.input' + s), dtype);
+    for (const [key, p] of model.namedParameters()) close(p.grad, fx.t(`grad.${key}${s}`), dtype);
+    expect(Array.from(first.y.data)).toEqual(kept.y);
+    expect(Array.from(first.dx.data)).toEqual(kept.dx);
   });
 });
 
