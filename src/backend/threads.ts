@@ -32,6 +32,13 @@ export function partRange(n: number, part: number, parts: number): [number, numb
   return [Math.floor((n * part) / parts), Math.floor((n * (part + 1)) / parts)];
 }
 
+/** [lo, hi) of part `part` when n rows are cut into runs of whole 4-row strips (the SIMD GEMM's tile
+ * height: a part's rows then start where a prepared operand's packed strips do). */
+export function stripRange(n: number, part: number, parts: number): [number, number] {
+  const [s0, s1] = partRange(Math.ceil(n / 4), part, parts);
+  return [Math.min(n, 4 * s0), Math.min(n, 4 * s1)];
+}
+
 // ---- environment -------------------------------------------------------------------------------
 
 interface NodeWorker {

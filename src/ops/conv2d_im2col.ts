@@ -12,7 +12,7 @@
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
-import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput } from '../backend/threads.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
@@ -374,12 +374,6 @@ const forwardKernel = defineKernel('im2col.forward', (a: ForwardArgs, part: numb
     forwardBlock(a, q0, q1, 0, a.g.Fg);
   }
 });
-
-// [lo, hi) of part `part` of n rows cut into whole strips of 4 (the SIMD kernel's tile height)
-function stripRange(n: number, part: number, parts: number): [number, number] {
-  const [s0, s1] = partRange(Math.ceil(n / 4), part, parts);
-  return [Math.min(n, 4 * s0), Math.min(n, 4 * s1)];
-}
 
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 // Per chunk of output positions and group: Y_g (F/g × L) = W_g (F/g × K) · col (K × L).

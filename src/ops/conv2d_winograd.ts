@@ -22,7 +22,7 @@ import {
 } from '../backend/gemm.js';
 import { reluBits } from './relu.js';
 import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../backend/winograd_matrices.js';
-import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput } from '../backend/threads.js';
+import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 
 // The matrices live below ops (src/backend/winograd_matrices.ts) so that the SIMD kernels build their
 // transforms from the same numbers.
@@ -97,9 +97,8 @@ interface WinogradArgs {
 const winogradKernel = defineKernel('winograd.forward', (a: WinogradArgs, part: number, parts: number) => {
   const T = tileCount(a.g, a.U.tile);
   if (a.byChannels) {
-    // whole 4-row strips, so that a part's rows start where the SIMD kernel's packed strips do
-    const [s0, s1] = partRange(Math.ceil(a.g.Fg / 4), part, parts);
-    winogradTiles(a, 0, T, 4 * s0, Math.min(a.g.Fg, 4 * s1));
+    const [f0, f1] = stripRange(a.g.Fg, part, parts);
+    winogradTiles(a, 0, T, f0, f1);
   } else {
     const [t0, t1] = partRange(T, part, parts);
     winogradTiles(a, t0, t1, 0, a.g.Fg);
