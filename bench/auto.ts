@@ -84,7 +84,7 @@ for (const [name, config, shape] of STEPS) {
     const step = () => {
       model.zeroGrad();
       const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-      model.backward(softmaxCrossEntropyBackward(probs, labels));
+      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
       opt.step();
     };
     for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls, and timed

@@ -47,7 +47,7 @@ if (kind === 'train-step') {
   fn = () => {
     model.zeroGrad();
     const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-    model.backward(softmaxCrossEntropyBackward(probs, labels));
+    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
     opt.step();
   };
 } else {

@@ -47,7 +47,7 @@ let sgd = 0;
 const step = () => {
   model.zeroGrad();
   const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-  model.backward(softmaxCrossEntropyBackward(probs, labels));
+  model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
   const t = performance.now();
   opt.step();
   sgd += performance.now() - t;

@@ -47,7 +47,7 @@ for (const c of CASES) {
   const step = c.kind === 'deploy' ? () => { model.forward(x); } : () => {
     model.zeroGrad();
     const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-    model.backward(softmaxCrossEntropyBackward(probs, labels));
+    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
     opt.step();
   };
   for (const threads of [1, 2]) {

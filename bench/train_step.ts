@@ -19,7 +19,7 @@ function step(algorithm: ConvAlgorithm): () => void {
   const fn = () => {
     model.zeroGrad();
     const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-    model.backward(softmaxCrossEntropyBackward(probs, labels));
+    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
     opt.step();
   };
   // warm-up; 'auto' times each conv after AUTO_AFTER calls, so it runs that many steps first

@@ -171,6 +171,15 @@ export class BranchBlock extends Module {
   // dy: (N, channels, Ho, Wo) → dx: (N, inChannels, H, W), which may be written into dxInto (x's
   // length and type: the caller's array)
   backward(dy: Tensor, dxInto?: FloatArray): Tensor {
+    return this.backwardWith(dy, dxInto, true)!;
+  }
+
+  // dy: (N, channels, Ho, Wo): every parameter's gradient; the branches' first convs compute no dx
+  override backwardParameters(dy: Tensor): void {
+    this.backwardWith(dy, undefined, false);
+  }
+
+  private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean): Tensor | null {
     // each branch's gradient at its last stage's output (d), or, with a BN tail, at its last BN's
     // input: the tail's backward as one op (batchNormSumBackward), ReLU's gradient found once
     const bns = this.bnTail();
@@ -194,9 +203,12 @@ export class BranchBlock extends Module {
         const m = chain[j];
         // the first branch's conv writes its input gradient into dxInto, a later one's into a kept
         // array, added into dx below
-        if (j === 0 && m instanceof Conv2d && this.inputShape.length === 4) g = m.backward(g, dx === null ? dxInto : this.kept.get(`dx${b}`, this.inputShape, g.dtype).data);
+        if (j > 0) g = m.backward(g);
+        else if (!inputGradient) m.backwardParameters(g);
+        else if (m instanceof Conv2d && this.inputShape.length === 4) g = m.backward(g, dx === null ? dxInto : this.kept.get(`dx${b}`, this.inputShape, g.dtype).data);
         else g = m.backward(g);
       }
+      if (!inputGradient) return;
       // the first branch's gradient becomes dx: a copy where the block keeps or receives that array
       if (dx === null) {
         if (g !== d && stages > 0) dx = g;
@@ -210,7 +222,7 @@ export class BranchBlock extends Module {
         addInto(dx.data, g.data);
       }
     });
-    return dx!;
+    return dx;
   }
 }
 

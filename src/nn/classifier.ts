@@ -64,14 +64,25 @@ export abstract class PooledClassifier extends Module {
 
   // dlogits: (N, num_classes) → dx: (N, in_channels, H, W)
   backward(dy: Tensor): Tensor {
+    return this.backwardWith(dy, true)!;
+  }
+
+  // dlogits: (N, num_classes): every parameter's gradient, the input's not computed (a training step)
+  override backwardParameters(dy: Tensor): void {
+    this.backwardWith(dy, false);
+  }
+
+  private backwardWith(dy: Tensor, inputGradient: boolean): Tensor | null {
     if (this.featShape === null) throw new Error(`${this.constructor.name}.backward: call forward first`);
     let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
     const f = this.features();
-    for (let i = f.length - 1; i >= 0; i--) {
+    for (let i = f.length - 1; i > 0; i--) {
       const m = f[i];
-      // the first module's dx is the caller's: a new array
-      d = m instanceof BranchBlock && i > 0 ? m.backward(d, this.kept.get(`dx${i % 2} ${this.inShapes[i].join('×')}`, this.inShapes[i], d.dtype).data) : m.backward(d);
+      d = m instanceof BranchBlock ? m.backward(d, this.kept.get(`dx${i % 2} ${this.inShapes[i].join('×')}`, this.inShapes[i], d.dtype).data) : m.backward(d);
     }
-    return d;
+    // the first module's dx is the caller's (a new array), or not wanted
+    if (inputGradient) return f[0].backward(d);
+    f[0].backwardParameters(d);
+    return null;
   }
 }

@@ -128,19 +128,28 @@ export class Conv2d extends Module {
 
   // dy: (N, F, Ho, Wo) → dx: (N, C, H, W), written into dxInto when given; accumulates dW, db
   backward(dy: Tensor, dxInto?: FloatArray): Tensor {
+    return this.backwardWith(dy, dxInto, true)!;
+  }
+
+  // dy: (N, F, Ho, Wo): accumulates dW, db; dx not computed
+  override backwardParameters(dy: Tensor): void {
+    this.backwardWith(dy, undefined, false);
+  }
+
+  private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean): Tensor | null {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
     // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
     const into = this.weight.takeClearedGrad();
     let g: Conv2dGrads;
     try {
-      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { db: this.bias !== null, dwInto: into ?? undefined, dxInto });
+      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { dx: inputGradient, db: this.bias !== null, dwInto: into ?? undefined, dxInto });
     } catch (e) {
       if (into !== null) this.weight.clearGrad(); // nothing was written in full: the gradient is still zero
       throw e;
     }
     if (into === null) this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
-    return g.dx!;
+    return g.dx;
   }
 }
 

@@ -78,6 +78,15 @@ export abstract class Module {
   abstract forward(x: Tensor): Tensor;
   abstract backward(dy: Tensor): Tensor;
 
+  /**
+   * backward without the input's gradient: every parameter's gradient accumulates, and dx is not
+   * computed where a module can skip it (PyTorch's `loss.backward()` when the input does not require
+   * grad). Training loops call this; here, it runs backward and drops dx.
+   */
+  backwardParameters(dy: Tensor): void {
+    this.backward(dy);
+  }
+
   /** Direct children, in state-dict order. */
   children(): [string, Module][] {
     return [];

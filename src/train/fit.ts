@@ -115,7 +115,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
       model.zeroGrad();
       const logits = model.forward(xb);
       const { loss, probs } = softmaxCrossEntropy(logits, yb);
-      model.backward(softmaxCrossEntropyBackward(probs, yb));
+      model.backwardParameters(softmaxCrossEntropyBackward(probs, yb));
       opt.lr = cosineLR(opts.lr, step, totalSteps);
       opt.step();
       lossSum += loss * (end - b);

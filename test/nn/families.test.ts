@@ -123,6 +123,17 @@ describe.each(manifest.cases.map((c) => c.name))('%s: steps after the first', (n
     expect(Array.from(first.y.data)).toEqual(Array.from(kept.y));
     expect(Array.from(first.dx.data)).toEqual(Array.from(kept.dx));
   });
+
+  it("backwardParameters: every parameter's gradient as PyTorch's, without the input's", () => {
+    const { block, fx } = build(name, 'float32');
+    const ref = (key: string) => fx.t(`${key}@f64`);
+    block.train().forward(fx.t('x').to('float32'));
+    block.zeroGrad();
+    expect(block.backwardParameters(fx.t('dy').to('float32'))).toBeUndefined();
+    const grads = block.namedParameters().map(([k, p]): [string, Tensor] => [`grad.${k}`, p.grad]);
+    const scale = Math.max(...[['dx'], ...grads].map(([k]) => maxAbs(ref(k as string))));
+    for (const [k, g] of grads) expect(maxAbsDiff(g, ref(k)), k).toBeLessThanOrEqual(1e-4 * scale); // as the training step above
+  });
 });
 
 describe('MobileOne SE widths', () => {

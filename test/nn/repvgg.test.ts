@@ -6,7 +6,8 @@ import { planFromConfig, type RepVGGConfig } from '../../src/nn/config.js';
 import { loadStateDict, modelFromStateDict, stateDict } from '../../src/io/state_dict.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
-import { Tensor } from '../../src/tensor/tensor.js';
+import { type FloatArray, Tensor } from '../../src/tensor/tensor.js';
+import { Conv2d } from '../../src/nn/layers.js';
 
 const fx = loadTorchFixture('repvgg_small');
 const cfg = fx.meta.config as RepVGGConfig;
@@ -58,6 +59,25 @@ describe.each(['float32', 'float64'] as const)('small RepVGG matches PyTorch (%s
       if (b.kind === 'tensor') close(b.value, fx.t(`train.state.${key}${s}`), dtype);
       else expect(b.value).toBe(4); // 3 in the fixture + one training forward
     }
+  });
+
+  it("backwardParameters: every parameter's gradient as backward's (PyTorch's), the input's not computed", () => {
+    const model = build().train();
+    close(model.forward(fx.t('input').to(dtype)), fx.t('train.output' + s), dtype);
+    const asked: number[] = []; // the stem's convs: their dx is never asked for
+    const stem = new Set(model.stage0.branches.map((chain) => chain[0]));
+    const original = Conv2d.prototype.backward;
+    Conv2d.prototype.backward = function (this: Conv2d, dy: Tensor, into?: FloatArray) {
+      if (stem.has(this)) asked.push(1);
+      return original.call(this, dy, into);
+    };
+    try {
+      expect(model.backwardParameters(fx.t('grad_output').to(dtype))).toBeUndefined();
+    } finally {
+      Conv2d.prototype.backward = original;
+    }
+    expect(asked).toEqual([]);
+    for (const [key, p] of model.namedParameters()) close(p.grad, fx.t(`grad.${key}${s}`), dtype);
   });
 
   // The model writes its blocks' outputs and the gradients between blocks into arrays it keeps from
