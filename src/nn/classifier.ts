@@ -18,8 +18,9 @@ export abstract class PooledClassifier extends Module {
   /** each feature module's input shape in the last forward */
   private inShapes: (readonly number[])[] = [];
   /** each block's output (the next block's input, which its convs and ReLU keep until backward) and
-   * the gradients passed between blocks, two arrays of each shape taking turns: a block's backward
-   * reads its dy, written by the block after it, and writes its dx into the other */
+   * the gradients passed between blocks, two arrays of each map shape taking turns: a block's backward
+   * reads its dy, written by the block after it, and writes its dx into the other (the key leaves
+   * out the batch size: a new one replaces the arrays rather than adding to them) */
   private readonly kept = new KeptArrays();
 
   get dtype(): DType {
@@ -78,7 +79,7 @@ export abstract class PooledClassifier extends Module {
     const f = this.features();
     for (let i = f.length - 1; i > 0; i--) {
       const m = f[i];
-      d = m instanceof BranchBlock ? m.backward(d, this.kept.get(`dx${i % 2} ${this.inShapes[i].join('×')}`, this.inShapes[i], d.dtype).data) : m.backward(d);
+      d = m instanceof BranchBlock ? m.backward(d, this.kept.get(`dx${i % 2} ${this.inShapes[i].slice(1).join('×')}`, this.inShapes[i], d.dtype).data) : m.backward(d);
     }
     // the first module's dx is the caller's (a new array), or not wanted
     if (inputGradient) return f[0].backward(d);
