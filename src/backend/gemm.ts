@@ -6,14 +6,14 @@
 // (test/layering.test.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
+import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
 
-export type { GatherSource, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
+export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
 export { paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
@@ -26,6 +26,7 @@ export type PreparedRows = PackedA;
  * C[cOff + i·ldc + j] (+)= Σ_k A(i,k)·B(k,j) for i < M, j < N, then the epilogue if given.
  * A(i,k) = trans ? a[off + k·ld + i] : a[off + i·ld + k], likewise B. `prepared`: A's rows already
  * prepared (filterRows; A must hold the same values), used where the selected kernel takes them.
+ * `images`: C's columns laid out per image (ImageColumns; not accumulating), where storesImageColumns.
  */
 export function gemm(
   M: number, N: number, K: number,
@@ -34,15 +35,17 @@ export function gemm(
   accumulate: boolean,
   prepared?: PreparedRows,
   epi?: RowEpilogue,
+  images?: ImageColumns,
 ): void {
   if (M === 0 || N === 0) return;
+  if (images !== undefined && (accumulate || K === 0 || !storesImageColumns(C))) throw new Error('gemm: columns laid out per image need the SIMD kernel, K > 0 and a stored (not accumulated) product');
   if (K === 0) {
     if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
     if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
     return;
   }
   if (simd(C)) {
-    gemmSimd(M, N, K, A, B, C as Float32Array, cOff, ldc, accumulate, prepared, epi);
+    gemmSimd(M, N, K, A, B, C as Float32Array, cOff, ldc, accumulate, prepared, epi, undefined, images);
     return;
   }
   gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
@@ -89,6 +92,11 @@ export function filterRows(p: PreparedFilters, block: number, row0 = 0): Prepare
 /** Gives back what p holds in this thread's kernel memory (release in the reverse order of first use to get all of it back). */
 export function releaseFilters(p: PreparedFilters): void {
   releasePanels(p.panels);
+}
+
+/** Whether the selected kernel for arrays like `a` stores C's columns laid out per image itself (gemm's `images`). */
+export function storesImageColumns(a: FloatArray): boolean {
+  return simd(a);
 }
 
 /** Whether the selected kernel for arrays like `a` adds a product into a ScatterTarget itself (gemmScatter). */

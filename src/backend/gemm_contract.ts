@@ -28,6 +28,17 @@ export interface RowEpilogue {
   relu: boolean;
 }
 
+/**
+ * C's columns as a conv's output positions across images: column j is position q = q0 + j of a
+ * batch of images of P positions each, so C(i, j) lies at cOff + i·ldc + n·imageStride + p with
+ * n = ⌊q/P⌋, p = q − n·P (y: (N, F, P), rows ldc = P apart, images imageStride = F·P apart).
+ */
+export interface ImageColumns {
+  P: number;
+  q0: number;
+  imageStride: number;
+}
+
 /** What a gathered source's load gets to place H×W planes in rows Wp apart, planes planeStride apart (floats). */
 export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
 

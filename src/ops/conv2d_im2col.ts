@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 
@@ -280,9 +280,10 @@ function chunkEnd(qa: number, q1: number, K: number, P: number): number {
 }
 
 // The forward's chunks: where one image's map is wide enough to fill the GEMM's column blocks, a
-// chunk stays inside one image, so that the GEMM writes y's rows in place; a chunk across images
-// would be computed into a buffer as large as y and copied out (the stem of a batch of 224×224
-// images: 9.6 MB more memory touched and a copy). The forward's bits do not depend on its chunks
+// chunk stays inside one image, so that the GEMM writes y's rows in place; on the reference kernel a
+// chunk across images would be computed into a buffer as large as y and copied out (the stem of a
+// batch of 224×224 images: 9.6 MB more memory touched and a copy; the SIMD kernel stores each
+// image's columns in place either way). The forward's bits do not depend on its chunks
 // (each output sums over K in the same blocks); the backward's dW does, so it keeps chunkEnd.
 const WIDE_MAP = 1024;
 function forwardChunkEnd(qa: number, q1: number, K: number, P: number): number {
@@ -347,14 +348,17 @@ function forwardBlock(a: ForwardArgs, q0: number, q1: number, f0: number, f1: nu
     const L = qb - qa;
     const n0 = Math.floor(qa / P);
     const oneImage = Math.floor((qb - 1) / P) === n0;
-    const yb = oneImage ? y : workspaceLike('im2col.y', M * L, x);
+    const perImage = !oneImage && storesImageColumns(y);
+    const yb = oneImage || perImage ? y : workspaceLike('im2col.y', M * L, x);
     for (let gi = 0; gi < groups; gi++) {
-      // one image: the GEMM writes y's rows in place (row stride P); several: a buffer, then scattered.
+      // one image: the GEMM writes y's rows in place (row stride P); several: the SIMD kernel stores
+      // each image's share of the columns in place, the reference writes a buffer, then scattered.
       // Bias and ReLU are the GEMM's epilogue (the same bits as a separate pass over y).
       const wRef = { data: w, offset: (gi * Fg + f0) * K, ld: K, trans: false };
       const colRef = new Im2colPanels(g, x, gi, qa, qb);
       const epi = { bias: b, biasOff: gi * Fg + f0, relu };
       if (oneImage) gemm(M, L, K, wRef, colRef, y, (n0 * F + gi * Fg + f0) * P + qa - n0 * P, P, false, packed(gi), epi);
+      else if (perImage) gemm(M, L, K, wRef, colRef, y, (gi * Fg + f0) * P, P, false, packed(gi), epi, { P, q0: qa, imageStride: F * P });
       else {
         gemm(M, L, K, wRef, colRef, yb, 0, L, false, packed(gi), epi);
         forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(yb, off, L, y, (n * F + gi * Fg + f0) * P + p0, P, M, p1 - p0));

@@ -13,7 +13,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 
-import type { MatRef, PanelSource, RowEpilogue, ScatterTarget } from '../gemm_contract.js';
+import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
@@ -109,12 +109,26 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 }
 
 
+// C's columns jc … jc + nc − 1 out of the kernel's block (rows ncp apart at cW) into C laid out per
+// image: one copy of M rows per run of columns inside one image.
+function storeImageColumns(mem: Float32Array, cW: number, ncp: number, C: Float32Array, cOff: number, ldc: number, M: number, jc: number, nc: number, im: ImageColumns): void {
+  const { P, q0, imageStride } = im;
+  for (let j = jc; j < jc + nc;) {
+    const q = q0 + j, n = Math.floor(q / P), p = q - n * P;
+    const len = Math.min(P - p, jc + nc - j);
+    copyRows(mem, cW + j - jc, ncp, C, cOff + n * imageStride + p, ldc, M, len);
+    j += len;
+  }
+}
+
 /** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result;
- * `scatter`, where the product goes instead of C (then C is not written and accumulate is false). */
+ * `scatter`, where the product goes instead of C (then C is not written and accumulate is false);
+ * `images`, C's columns laid out per image (not accumulating). */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
   C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue, scatter?: ScatterTarget,
+  images?: ImageColumns,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
   const inst = getInstance(), blocks = inst.blocks;
@@ -198,8 +212,9 @@ export function gemmSimd(
         block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
-    if (t === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
-    else inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
+    if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
+    else if (images === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
+    else storeImageColumns(mem, cW, ncp, C, cOff, ldc, M, jc, nc, images);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
