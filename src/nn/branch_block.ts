@@ -198,6 +198,7 @@ export class BranchBlock extends Module {
     let dx: Tensor | null = null; // the input's shape: a stage's first block changes it
     this.branches.forEach((chain, b) => {
       let g = tail === null ? d : tail[b];
+      const start = g; // the caller's (or the block's own, kept) array: never returned as dx
       const stages = chain.length - (tail === null ? 0 : 1); // those before the tail BN, if any
       for (let j = stages - 1; j >= 0; j--) {
         const m = chain[j];
@@ -209,9 +210,9 @@ export class BranchBlock extends Module {
         else g = m.backward(g);
       }
       if (!inputGradient) return;
-      // the first branch's gradient becomes dx: a copy where the block keeps or receives that array
+      // the first branch's gradient becomes dx: a copy where no stage made a new array
       if (dx === null) {
-        if (g !== d && stages > 0) dx = g;
+        if (g !== start) dx = g;
         else if (dxInto === undefined) dx = g.clone();
         else {
           dxInto.set(g.data);
