@@ -14,7 +14,7 @@ import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
 
 export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
-export { paddedPlanes } from './gemm_contract.js';
+export { forEachImage, paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
 const simd = (a: FloatArray): boolean => a instanceof Float32Array && getBackend() === 'wasm';

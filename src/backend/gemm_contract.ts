@@ -39,6 +39,17 @@ export interface ImageColumns {
   imageStride: number;
 }
 
+/** Calls f(n, p0, p1, colOff) for each image's share [p0, p1) of the positions [qa, qb) of images of P
+ * positions (colOff: where that share starts among the columns qa … qb − 1). */
+export function forEachImage(qa: number, qb: number, P: number, f: (n: number, p0: number, p1: number, colOff: number) => void): void {
+  for (let q = qa; q < qb;) {
+    const n = Math.floor(q / P);
+    const p0 = q - n * P, p1 = Math.min(P, qb - n * P);
+    f(n, p0, p1, q - qa);
+    q += p1 - p0;
+  }
+}
+
 /** What a gathered source's load gets to place H×W planes in rows Wp apart, planes planeStride apart (floats). */
 export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
 

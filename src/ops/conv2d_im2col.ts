@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 
@@ -289,16 +289,6 @@ const WIDE_MAP = 1024;
 function forwardChunkEnd(qa: number, q1: number, K: number, P: number): number {
   const qb = chunkEnd(qa, q1, K, P);
   return P >= WIDE_MAP ? Math.min(qb, (Math.floor(qa / P) + 1) * P) : qb;
-}
-
-// Calls f(n, p0, p1, colOff) for each image's share [p0, p1) of the positions [qa, qb).
-function forEachImage(qa: number, qb: number, P: number, f: (n: number, p0: number, p1: number, colOff: number) => void): void {
-  for (let q = qa; q < qb;) {
-    const n = Math.floor(q / P);
-    const p0 = q - n * P, p1 = Math.min(P, qb - n * P);
-    f(n, p0, p1, q - qa);
-    q += p1 - p0;
-  }
 }
 
 // A 1×1 stride-1 unpadded conv reads its input in place when the map is large enough to fill a GEMM.

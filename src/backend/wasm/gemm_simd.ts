@@ -13,7 +13,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 
-import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget } from '../gemm_contract.js';
+import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
@@ -112,13 +112,8 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 // C's columns jc … jc + nc − 1 out of the kernel's block (rows ncp apart at cW) into C laid out per
 // image: one copy of M rows per run of columns inside one image.
 function storeImageColumns(mem: Float32Array, cW: number, ncp: number, C: Float32Array, cOff: number, ldc: number, M: number, jc: number, nc: number, im: ImageColumns): void {
-  const { P, q0, imageStride } = im;
-  for (let j = jc; j < jc + nc;) {
-    const q = q0 + j, n = Math.floor(q / P), p = q - n * P;
-    const len = Math.min(P - p, jc + nc - j);
-    copyRows(mem, cW + j - jc, ncp, C, cOff + n * imageStride + p, ldc, M, len);
-    j += len;
-  }
+  const q = im.q0 + jc;
+  forEachImage(q, q + nc, im.P, (n, p0, p1, off) => copyRows(mem, cW + off, ncp, C, cOff + n * im.imageStride + p0, ldc, M, p1 - p0));
 }
 
 /** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
