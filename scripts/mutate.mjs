@@ -105,6 +105,7 @@ const MUTANTS = [
   ['nn', 'backwardParameters: a block\'s first convs compute dx anyway', 'src/nn/branch_block.ts', '        else if (!inputGradient) m.backwardParameters(g);\n', '', ['test/nn/repvgg.test.ts']],
   ['nn', 'backwardParameters: a block skips its convs\' parameters', 'src/nn/branch_block.ts', 'else if (!inputGradient) m.backwardParameters(g);', 'else if (!inputGradient) void 0;', ['test/nn']],
   ['nn', 'block given dxInto: an identity-first block leaves it unwritten', 'src/nn/branch_block.ts', '          dxInto.set(g.data);\n', '', ['test/nn']],
+  ['nn', 'BN tails\' backward off WebAssembly (float64): every branch\'s dx into the first\'s array', 'src/ops/batchnorm.ts', 'training[b], dxInto?.[b]));', 'training[b], dxInto?.[0]));', ['test/nn']],
   ['nn', 'block tail backward: ReLU\'s gradient skipped', 'src/nn/branch_block.ts', "const y = this.activation === 'relu' ? (this.nonlinearity as ReLU).forwardRecord() : null;", "const y = this.activation === 'relu' ? null : null;", ['test/nn']],
   ['ops', 'SIMD col2im: C\'s rows taken 4 bytes apart, not a row apart', 'src/backend/wasm/gemm_code.ts', '  x.get(c).get(ldc).i32Add().set(c);', '  x.get(c).i32(4).i32Add().set(c);', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],
   ['ops', 'SIMD col2im: every image of a chunk added into the first', 'src/ops/conv2d_im2col.ts', 'positionOffsets(qa + jc, n, Ho, Wo, n0, S, sh * Wp, sw, out);', 'positionOffsets(qa + jc, n, Ho, Wo, n0, 0, sh * Wp, sw, out);', ['test/ops/conv2d.test.ts', 'test/backend/gemm.test.ts']],

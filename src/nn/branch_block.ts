@@ -123,10 +123,11 @@ export class BranchBlock extends Module {
     return tail.every((m) => m instanceof BatchNorm2d) ? tail as BatchNorm2d[] : null;
   }
 
-  /** The output's shape for an input of shape (N, inChannels, H, W): (N, channels, Ho, Wo). */
+  /** The output's shape for an input of shape (N, inChannels, H, W): (N, channels, Ho, Wo), the fused conv's. */
   outputShape(x: readonly number[]): number[] {
-    const o = (L: number) => Math.floor((L + 2 * this.padding - this.kernelSize) / this.stride) + 1;
-    return [x[0], this.channels, o(x[2]), o(x[3])];
+    const k = this.kernelSize;
+    const { N, F, Ho, Wo } = convGeometry(x, [this.channels, this.inChannels / this.groups, k, k], this);
+    return [N, F, Ho, Wo];
   }
 
   // x: (N, inChannels, H, W) → y: (N, channels, Ho, Wo), which may be written into `out` (of that

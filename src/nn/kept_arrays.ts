@@ -5,7 +5,7 @@
 // memory a step in conv outputs alone. In shared memory with threads, where the convs' parts read
 // and write them in place. What a module returns to its caller stays new: the caller may keep it.
 
-import { type DType, Tensor, allocArray, sharedArray } from '../tensor/tensor.js';
+import { type DType, Tensor, shapeSize, sharedArray, zeros } from '../tensor/tensor.js';
 import { getThreads, isShared } from '../backend/threads.js';
 
 export class KeptArrays {
@@ -16,8 +16,7 @@ export class KeptArrays {
     const shared = getThreads() > 1;
     const t = this.arrays.get(key);
     if (t !== undefined && t.dtype === dtype && isShared(t.data) === shared && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
-    const n = shape.reduce((a, d) => a * d, 1);
-    const fresh = new Tensor(shared ? sharedArray(dtype, n) : allocArray(dtype, n), shape.slice());
+    const fresh = shared ? new Tensor(sharedArray(dtype, shapeSize(shape)), shape.slice()) : zeros(shape, dtype);
     this.arrays.set(key, fresh);
     return fresh;
   }

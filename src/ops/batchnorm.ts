@@ -290,14 +290,15 @@ function gradInput(
 //   dβ = Σ dy,  dγ = Σ dy·x̂
 //   eval:     dx = γ·invStd·dy
 //   training: dx = γ·invStd·(dy − dβ/M − x̂·dγ/M)   (μ and σ² depend on x)
+// dxInto: where dx goes (x's length and type), else a new array
 export function batchNorm2dBackward(
-  dy: Tensor, x: Tensor, weight: Tensor | null, saved: { mean: Float64Array; invStd: Float64Array }, training: boolean,
+  dy: Tensor, x: Tensor, weight: Tensor | null, saved: { mean: Float64Array; invStd: Float64Array }, training: boolean, dxInto?: FloatArray,
 ): BatchNormGrads {
   const [N, C, H, W] = x.shape;
   if (dy.shape.length !== 4 || dy.shape[0] !== N || dy.shape[1] !== C || dy.shape[2] !== H || dy.shape[3] !== W) {
     throw new Error(`batch_norm backward: grad_output shape ${fmtShape(dy.shape)} does not match input shape ${fmtShape(x.shape)}`);
   }
-  return backwardWith(dy.data, x, weight, saved, training, batchNormPasses([dy.data, x.data], N, C, H * W));
+  return backwardWith(dy.data, x, weight, saved, training, batchNormPasses([dy.data, x.data], N, C, H * W), dxInto);
 }
 
 // simd: the passes with dy and x in place (then g is not read when training), or null; dx written
@@ -310,6 +311,9 @@ function backwardWith(
   const P = H * W;
   const M = N * P;
   const xd = x.data;
+  if (dxInto !== undefined && (dxInto.length !== xd.length || (dxInto instanceof Float64Array) !== (xd instanceof Float64Array))) {
+    throw new Error(`batch_norm backward: dxInto holds ${dxInto.length} values, expected ${xd.length} ${x.dtype}`);
+  }
   const dx = dxInto ?? allocLike(xd, xd.length);
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
@@ -349,17 +353,11 @@ export function batchNormSumBackward(
       throw new Error(`batch_norm sum backward: grad_output shape ${fmtShape(dy.shape)} does not match ${fmtShape(t.shape)}`);
     }
   }
-  xs.forEach((x, b) => {
-    const a = dxInto?.[b];
-    if (a !== undefined && (a.length !== x.size || (a instanceof Float64Array) !== (x.data instanceof Float64Array))) {
-      throw new Error(`batch_norm sum backward: dxInto[${b}] holds ${a.length} values, expected ${x.size} ${x.dtype}`);
-    }
-  });
   const [N, C, H, W] = dy.shape;
   const grad = training.every((t) => t) && xs.every((x) => x.data instanceof Float32Array) ? batchNormSumGradPasses(dy.data, y === null ? null : y.data, N, C, H * W) : null;
   if (grad === null) {
     const d = y === null ? dy : reluBackward(dy, y);
-    return xs.map((x, b) => backwardWith(d.data, x, weights[b], saved[b], training[b], batchNormPasses([d.data, x.data], N, C, H * W), dxInto?.[b]));
+    return xs.map((x, b) => batchNorm2dBackward(d, x, weights[b], saved[b], training[b], dxInto?.[b]));
   }
   return xs.map((x, b) => backwardWith(dy.data, x, weights[b], saved[b], true, grad.branch(x.data as Float32Array), dxInto?.[b]));
 }
