@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 
@@ -81,9 +81,10 @@ class Im2colPanels implements PanelSource {
   private readonly tapDi: Int32Array;
   private readonly tapDj: Int32Array;
 
+  // transposed: colᵀ (positions × taps) from its tap (column) col0 on
   constructor(
     private readonly g: ConvGeometry, private readonly x: FloatArray, private readonly gi: number, private readonly qa: number, private readonly qb: number,
-    private readonly transposed = false,
+    private readonly transposed = false, private readonly col0 = 0,
   ) {
     const { H, W, KH, KW, Cg, dh, dw } = g;
     const K = Cg * KH * KW;
@@ -167,7 +168,7 @@ class Im2colPanels implements PanelSource {
       const base = ((n * C + this.gi * Cg) * H + y0) * W + x0;
       const interior = y0 >= 0 && y0 + spanH < H && x0 >= 0 && x0 + spanW < W;
       for (let s = 0; s < strips; s++) {
-        const t0 = jc + s * NR, nr = Math.min(NR, nc - s * NR);
+        const t0 = this.col0 + jc + s * NR, nr = Math.min(NR, nc - s * NR);
         const o = w + s * kc * NR + k * NR;
         if (interior) {
           for (let r = 0; r < nr; r++) out[o + r] = x[base + tapOff[t0 + r]];
@@ -201,7 +202,8 @@ class Im2colPanels implements PanelSource {
     if (this.transposed) {
       rows = workspaceInt32('im2col.positions', this.qb - qa);
       positions(0, this.qb - qa, rows);
-      cols = (jc, n, out) => out.set(tapOffsets.subarray(jc, jc + n));
+      const col0 = this.col0;
+      cols = (jc, n, out) => out.set(tapOffsets.subarray(col0 + jc, col0 + jc + n));
     }
     return { ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), taps: rows, cols };
   }
@@ -418,9 +420,12 @@ const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, 
   forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => copyRows(dy, (n * F + gi * Fg) * P + p0, P, dyb, off + s0, L, Fg, p1 - p0));
 });
 
-// Phase 2: dW rows of this part's output channels (+)= dy_g · colᵀ, colᵀ gathered from x straight
-// into the GEMM's panels (Im2colPanels, transposed), and for this part's input channels
-// dcol = W_gᵀ · dy_g, added into dx by col2im.
+// Phase 2: dW's columns of this part (+)= dy_g · colᵀ, colᵀ gathered from x straight into the GEMM's
+// panels (Im2colPanels, transposed), and for this part's input channels dcol = W_gᵀ · dy_g, added
+// into dx by col2im. dW is split by its columns (taps), not its rows: each part then gathers only
+// its share of colᵀ (F/g × K from K × L positions, the larger operand) and packs all of dy_g (F/g × L);
+// a row split gathered all of colᵀ in every part (A0's 192→192 @4×4, batch 8: two threads 1.16× one).
+// Either way an element of dW sums its positions in the same order: the same bits.
 const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardArgs, part: number, parts: number) => {
   const { g, x, w, dy, dx, dW, qa, qb, gi, dyb, dcol } = a;
   const { F, KH, KW, Cg, Fg, Ho, Wo } = g;
@@ -432,8 +437,9 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
     ? { data: dyb, offset: f0 * L, ld: L, trans: false }
     : { data: dy, offset: (n0 * F + gi * Fg + f0) * P + qa - n0 * P, ld: P, trans: false };
   if (dW !== null) {
-    const [f0, f1] = partRange(Fg, part, parts);
-    gemm(f1 - f0, K, L, dyRef(f0), new Im2colPanels(g, x, gi, qa, qb, true), dW, (gi * Fg + f0) * K, K, qa > 0);
+    const [s0, s1] = partRange(Math.ceil(K / PANEL_STRIP), part, parts); // whole strips of the GEMM's panels
+    const k0 = Math.min(K, s0 * PANEL_STRIP), k1 = Math.min(K, s1 * PANEL_STRIP);
+    if (k1 > k0) gemm(Fg, k1 - k0, L, dyRef(0), new Im2colPanels(g, x, gi, qa, qb, true, k0), dW, gi * Fg * K + k0, K, qa > 0);
   }
   if (dx !== null) {
     const [c0, c1] = partRange(Cg, part, parts);
