@@ -6,14 +6,14 @@
 // (test/layering.test.ts).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
+import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
-import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd } from './wasm/winograd_drivers.js';
+import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
 
-export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradSource } from './gemm_contract.js';
+export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 export { forEachImage, paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
@@ -128,6 +128,15 @@ export function winogradInputF4(s: WinogradSource, V: Float32Array, vOff: number
 /** F(4×4, 3×3)'s Y = Aᵀ M A + bias (and ReLU) for the tiles o describes: bit for bit the TypeScript output pass. */
 export function winogradOutputF4(o: WinogradOutput): void {
   winogradOutputSimd(o);
+}
+
+/**
+ * F(4×4, 3×3) for one block of tiles, V and M kept in the kernel's memory: V = Bᵀ d B (s, V in the
+ * GEMM's panels), M_k = U_k · V_k for the 36 k (U: blocks firstBlock … of prepared `filters`, from
+ * row row0), Y = Aᵀ M A + bias (o). Bit for bit winogradInputF4, 36 gemm calls and winogradOutputF4.
+ */
+export function winogradTilesF4(s: WinogradSource, filters: PreparedFilters, firstBlock: number, row0: number, o: WinogradOutputTiles): void {
+  winogradTilesSimd(s, filterRows(filters, 0), firstBlock, row0, o);
 }
 
 /**

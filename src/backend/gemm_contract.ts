@@ -125,12 +125,16 @@ export interface WinogradSource {
 }
 
 /** Where Winograd's products come from and where the output tiles go (floats throughout). */
-export interface WinogradOutput {
+export interface WinogradOutput extends WinogradOutputTiles {
   /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 2·pairs) floats, k-major */
   M: Float32Array;
   mOffset: number;
-  channels: number;
   rowLength: number;
+}
+
+/** Where Winograd's output tiles go, from products the kernel keeps itself (winogradTilesF4). */
+export interface WinogradOutputTiles {
+  channels: number;
   /** per pair of tiles: its offset in a row of M and the offsets of its two tiles' corners in the output block */
   tiles: Int32Array;
   /** the output block: `channels` planes of planeStride floats, rows rowStride apart */

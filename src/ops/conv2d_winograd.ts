@@ -17,8 +17,8 @@ import { type FloatArray, copyRows, sharedArrayLike } from '../tensor/tensor.js'
 import { workspace64, workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import {
-  PANEL_ROWS, PANEL_STRIP, type PreparedFilters, type WinogradOutput, type WinogradSource, bPanels, filterRows, gemm, paddedPlanes,
-  prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradFiltersF4, winogradInputF4, winogradOutputF4,
+  PANEL_ROWS, PANEL_STRIP, type PreparedFilters, type WinogradOutputTiles, type WinogradSource, bPanels, filterRows, gemm, paddedPlanes,
+  prepareFilters, takesPreparedFilters, transformsWinogradF4, winogradFiltersF4, winogradInputF4, winogradOutputF4, winogradTilesF4,
 } from '../backend/gemm.js';
 import { reluBits } from './relu.js';
 import { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../backend/winograd_matrices.js';
@@ -152,16 +152,27 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   const TB = Math.min(TILE_BLOCK, tHi - tLo);
   const Fp = f1 - f0;
   if (TB <= 0 || Fp <= 0) return;
+  // F(4×4) where the kernels transform too (float32 on WebAssembly: the same bits as below), with
+  // V_k written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ PANEL_ROWS)
+  const simd = m === 4 && transformsWinogradF4(x) && x instanceof Float32Array;
+  const packed = simd && Cg <= PANEL_ROWS;
+  if (packed && U.panels !== undefined) {
+    // and with U prepared, V and M stay in the kernel's memory from transform to transform
+    for (let t0 = tLo; t0 < tHi; t0 += TB) {
+      const tb = Math.min(TB, tHi - t0);
+      for (let gi = 0; gi < groups; gi++) {
+        winogradTilesF4(winogradSource(g, x as Float32Array, gi, t0, tb, th, tw, true), U.panels, gi * A2, f0,
+          winogradOutputTiles(g, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
+      }
+    }
+    return;
+  }
   const V = workspaceLike('winograd.V', A2 * Cg * (TB + PANEL_STRIP - 1), x); // rows of tb rounded up to even (or, packed, to whole strips)
   const M = workspaceLike('winograd.M', A2 * Fp * (TB + 1), x); // rows of tb rounded up to even
   const d = workspace64('winograd.d', 2 * A2);
   const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
   const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
-  // F(4×4) where the kernels transform too (float32 on WebAssembly: the same bits as below), with
-  // V_k written straight in the GEMM's panel layout when its rows fit one panel (C/g ≤ PANEL_ROWS)
-  const simd = m === 4 && transformsWinogradF4(x) && V instanceof Float32Array;
-  const packed = simd && Cg <= PANEL_ROWS;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
     const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
@@ -193,7 +204,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
       }
       // Y = Aᵀ M A, cropped at the right and bottom edges, plus bias
       if (simd) {
-        winogradOutputF4(winogradOutput(g, M as Float32Array, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
+        winogradOutputF4({ ...winogradOutputTiles(g, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw), M: M as Float32Array, mOffset: 0, rowLength: tbE });
         continue;
       }
       for (let fl = f0; fl < f1; fl++) {
@@ -261,10 +272,10 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
 // The output pass of tiles [t0, t0 + tb), channels f0 … f1 of group gi, for the SIMD output transform:
 // a block of the tile rows R0 … R1 they span (R = n·th + ty), each channel a plane of 4 rows per tile
 // row and tw·4 + 4 columns (the last 4 take the odd count's phantom tile), copied into y's rows after.
-function winogradOutput(
-  g: ConvGeometry, M: Float32Array, y: Float32Array, b: Float32Array | null, relu: boolean,
+function winogradOutputTiles(
+  g: ConvGeometry, y: Float32Array, b: Float32Array | null, relu: boolean,
   gi: number, f0: number, f1: number, t0: number, tb: number, th: number, tw: number,
-): WinogradOutput {
+): WinogradOutputTiles {
   const { F, Fg, Ho, Wo } = g;
   const tbE = tb + (tb & 1), pairs = tbE / 2, Fp = f1 - f0;
   const R0 = Math.floor(t0 / tw), R1 = Math.floor((t0 + tb - 1) / tw);
@@ -277,7 +288,7 @@ function winogradOutput(
   };
   for (let p = 0; p < pairs; p++) tiles.set([2 * p, corner(2 * p), corner(2 * p + 1)], 3 * p);
   return {
-    M, mOffset: 0, channels: Fp, rowLength: tbE, tiles, outFloats: Fp * planeStride, planeStride, rowStride: cols,
+    channels: Fp, tiles, outFloats: Fp * planeStride, planeStride, rowStride: cols,
     bias: b, biasOffset: gi * Fg + f0, relu,
     store(mem: Float32Array, at: number): void {
       for (let R = R0; R <= R1; R++) {

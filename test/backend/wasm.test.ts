@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
 import { setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
-import { winogradInputSimd, winogradOutputSimd } from '../../src/backend/wasm/winograd_drivers.js';
+import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/threads.js';
-import { gemm } from '../../src/backend/gemm.js';
+import { bPanels, filterRows, gemm, prepareFilters } from '../../src/backend/gemm.js';
 import { packPanels } from '../../src/backend/wasm/gemm_simd.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { Conv2d } from '../../src/nn/layers.js';
@@ -250,6 +250,62 @@ describe('the SIMD Winograd output pass', () => {
         }
       }
     }
+  });
+});
+
+describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', () => {
+  // winogradTilesSimd runs the input transform, the 36 products and the output pass without V and M
+  // leaving WebAssembly memory: it must store the bits of the three passes through arrays (each tested
+  // above against TypeScript): V from winogradInputSimd, M_k = U_k · V_k by gemm, Y from
+  // winogradOutputSimd. 69 of 74 filters (two 64-row blocks of the kernel, not a multiple of 4) from row 4
+  // of the second group's blocks, an odd tile count (the phantom), with U resident in the arena and
+  // copied per product, bias and ReLU.
+  it.each([true, false])('stores what the passes through arrays store (filters kept resident: %s)', (kept) => {
+    setBackend('wasm');
+    setThreads(1);
+    const rng = new Rng(kept ? 31 : 32);
+    const images = 2, Cg = 5, Hp = 10, Wp = 14, count = 11, F = 74, row0 = 4, Fp = 69, groups = 2, gi = 1;
+    const size = images * Cg * Hp * Wp, pairs = Math.ceil(count / 2), tbP = 16, tbE = 2 * pairs;
+    const source = Float32Array.from({ length: size }, () => rng.next() * 2 - 1);
+    const corners = Array.from({ length: count }, (_, t) => t % images * Cg * Hp * Wp + Math.floor(rng.next() * (Hp - 5)) * Wp + Math.floor(rng.next() * (Wp - 5)));
+    const inTiles = new Int32Array(3 * pairs);
+    for (let p = 0; p < pairs; p++) inTiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], (2 * p >> 3) * Cg * 8 + (2 * p & 7)], 3 * p);
+    const src = {
+      size, staging: size, tiles: inTiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
+      vFloats: 36 * Cg * tbP, kStride: Cg * tbP, channelStride: 8,
+      load(mem: Float32Array, at: number, stage: number, place: (d: number, s: number, planes: number, H: number, W: number, Wp: number, ps: number) => void) {
+        mem.set(source, stage);
+        place(at, stage, images * Cg, Hp, Wp, Wp, Hp * Wp);
+      },
+    };
+    const U = Float32Array.from({ length: groups * 36 * F * Cg }, () => rng.next() * 2 - 1);
+    const prepared = prepareFilters(U, groups * 36, F, Cg, kept);
+    const cols = 4 * count + 4, planeStride = 4 * cols;
+    const outTiles = new Int32Array(3 * pairs);
+    for (let p = 0; p < pairs; p++) outTiles.set([2 * p, 8 * p, 2 * p + 1 < count ? 8 * p + 4 : 4 * count], 3 * p);
+    const bias = Float32Array.from({ length: F + 3 }, () => rng.next() - 0.5);
+    const output = (into: Float32Array) => ({
+      channels: Fp, tiles: outTiles, outFloats: Fp * planeStride, planeStride, rowStride: cols, bias, biasOffset: 3 + row0, relu: true,
+      store: (mem: Float32Array, at: number) => into.set(mem.subarray(at, at + into.length)),
+    });
+    // the passes through arrays
+    const want = new Float32Array(Fp * planeStride), V = new Float32Array(src.vFloats), M = new Float32Array(36 * Fp * tbE);
+    winogradInputSimd(src, V, 0);
+    for (let k = 0; k < 36; k++) {
+      gemm(Fp, count, Cg, { data: U, offset: ((gi * 36 + k) * F + row0) * Cg, ld: Cg, trans: false }, bPanels(V, k * Cg * tbP, Cg),
+        M, k * Fp * tbE, tbE, false, filterRows(prepared, gi * 36 + k, row0));
+    }
+    winogradOutputSimd({ ...output(want), M, mOffset: 0, rowLength: tbE });
+    // in the kernel's memory, twice (a second call finds kept filters resident)
+    for (let call = 0; call < 2; call++) {
+      const got = new Float32Array(want.length).fill(7);
+      winogradTilesSimd(src, filterRows(prepared, 0), gi * 36, row0, output(got));
+      // every real tile's outputs (the phantom's spare columns, 4·count on, are never stored into y)
+      const real = (a: Float32Array) => Array.from(new Int32Array(a.buffer)).filter((_, i) => i % cols < 4 * count);
+      expect(real(got), `call ${call}`).toEqual(real(want));
+    }
+    expect(want.some((v) => v > 0) && want.some((v) => v === 0)).toBe(true); // ReLU had both sides to work on
+    setThreads(2);
   });
 });
 

@@ -23,7 +23,8 @@ const MR = 4;
 /** columns of a B strip and rows of a KC block: the panel layout (gemm.ts bPanels) */
 export const NR = 8;
 export const KC = 256;
-const MC = 64;
+/** rows of A a block kernel call takes at most (its block stays in L1 with the B panel) */
+export const MC = 64;
 const NC = 1024;
 
 /**

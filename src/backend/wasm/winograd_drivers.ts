@@ -1,21 +1,23 @@
 // Winograd's F(4×4) transforms on WebAssembly SIMD: where the input tiles come from and where V goes,
 // where the products come from and where the output tiles go; the kernels are in winograd_simd.ts.
 
-import { floats, getInstance, simdStats } from './instance.js';
+import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
 import { placer } from './gather.js';
-import type { WinogradOutput, WinogradSource } from '../gemm_contract.js';
+import { KC, MC, NR } from './gemm_simd.js';
+import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gemm_contract.js';
 
-/**
- * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
- * laid out as `s` says: bit for bit the TypeScript transform's values.
- */
-export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
-  const inst = getInstance();
-  const pairs = s.tiles.length / 3;
-  const srcW = inst.arenaEnd, stageW = srcW + Math.ceil(s.size / 4) * 4, tilesW = stageW + Math.ceil(s.staging / 4) * 4;
-  const vW = tilesW + Math.ceil(s.tiles.length / 4) * 4, end = vW + s.vFloats;
-  inst.scratch = Math.max(inst.scratch, end - srcW);
-  const mem = floats(end);
+const up4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+// Floats of scratch the input transform takes above V (the padded source, its staging, the tiles) and
+// the output pass above M (the tiles, the bias, the output block).
+const inputScratch = (s: WinogradSource): number => up4(s.size) + up4(s.staging) + up4(s.tiles.length);
+const outputScratch = (o: WinogradOutputTiles): number => up4(o.tiles.length) + up4(o.channels) + o.outFloats;
+
+// The input transform of s into V at vW (floats) of the kernel's memory, its scratch from `at` on
+// (the memory already holds both). Every tile's offsets are checked first: the kernel trusts them.
+function inputTransformAt(inst: Instance, s: WinogradSource, vW: number, at: number): void {
+  const srcW = at, stageW = srcW + up4(s.size), tilesW = stageW + up4(s.staging);
+  const mem = inst.f32;
   const reach = (s.channels - 1) * s.planeStride + 5 * s.rowStride + 5; // the last float a tile's windows read
   const vReach = 35 * s.kStride + (s.channels - 1) * s.channelStride + 1; // and the last a pair writes
   const ints = new Int32Array(mem.buffer);
@@ -25,9 +27,46 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
     ints[tilesW + i] = 4 * (place ? o : srcW + o);
   }
   s.load(mem, srcW, stageW, placer(inst, srcW, s.size, stageW, s.staging, 'winograd'));
-  inst.winogradInput(4 * vW, 0, 4 * tilesW, pairs, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
-  V.set(mem.subarray(vW, end), vOff);
-  simdStats.bytesCopied += 4 * (s.staging + s.vFloats);
+  inst.winogradInput(4 * vW, 0, 4 * tilesW, s.tiles.length / 3, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
+  simdStats.bytesCopied += 4 * s.staging;
+}
+
+// The output pass of o from M at mW (M_k `kFloats` apart, rows `rowLength` apart), its scratch from `at` on.
+function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloats: number, rowLength: number, at: number): void {
+  const tilesW = at, biasW = tilesW + up4(o.tiles.length), outW = biasW + up4(o.channels);
+  const mem = inst.f32;
+  const ints = new Int32Array(mem.buffer);
+  const reach = (o.channels - 1) * o.planeStride + 3 * o.rowStride + 3; // the last float a tile writes
+  for (let i = 0; i < o.tiles.length; i++) {
+    const v = o.tiles[i], inM = i % 3 === 0;
+    if (!(v >= 0 && (inM ? v + 1 < rowLength : v + reach < o.outFloats))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${v} lies outside its ${inM ? 'products' : 'output'}`);
+    ints[tilesW + i] = 4 * v;
+  }
+  if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
+  else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
+  inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, o.tiles.length / 3, o.channels, 4 * kFloats, 4 * rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
+  o.store(mem, outW);
+  simdStats.bytesCopied += 4 * o.outFloats;
+}
+
+// The memory with `floats` of scratch above the arena (the most any call took is kept free when the
+// arena grows, so that memory stops growing once a model's filters are all in).
+function scratchOf(inst: Instance, floatsAbove: number): void {
+  inst.scratch = Math.max(inst.scratch, floatsAbove);
+  floats(inst.arenaEnd + floatsAbove);
+}
+
+/**
+ * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
+ * laid out as `s` says: bit for bit the TypeScript transform's values.
+ */
+export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
+  const inst = getInstance();
+  const vW = inst.arenaEnd;
+  scratchOf(inst, up4(s.vFloats) + inputScratch(s));
+  inputTransformAt(inst, s, vW, vW + up4(s.vFloats));
+  V.set(inst.f32.subarray(vW, vW + s.vFloats), vOff);
+  simdStats.bytesCopied += 4 * s.vFloats;
 }
 
 /**
@@ -36,24 +75,45 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
  */
 export function winogradOutputSimd(o: WinogradOutput): void {
   const inst = getInstance();
-  const pairs = o.tiles.length / 3, mFloats = 36 * o.channels * o.rowLength;
-  const mW = inst.arenaEnd, tilesW = mW + Math.ceil(mFloats / 4) * 4, biasW = tilesW + Math.ceil(o.tiles.length / 4) * 4;
-  const outW = biasW + Math.ceil(o.channels / 4) * 4, end = outW + o.outFloats;
-  inst.scratch = Math.max(inst.scratch, end - mW);
-  const mem = floats(end);
-  const ints = new Int32Array(mem.buffer);
-  const reach = (o.channels - 1) * o.planeStride + 3 * o.rowStride + 3; // the last float a tile writes
-  for (let i = 0; i < o.tiles.length; i++) {
-    const v = o.tiles[i], inM = i % 3 === 0;
-    if (!(v >= 0 && (inM ? v + 1 < o.rowLength : v + reach < o.outFloats))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${v} lies outside its ${inM ? 'products' : 'output'}`);
-    ints[tilesW + i] = 4 * v;
+  const mFloats = 36 * o.channels * o.rowLength, mW = inst.arenaEnd;
+  scratchOf(inst, up4(mFloats) + outputScratch(o));
+  inst.f32.set(o.M.subarray(o.mOffset, o.mOffset + mFloats), mW);
+  simdStats.bytesCopied += 4 * mFloats;
+  outputPassAt(inst, o, mW, o.channels * o.rowLength, o.rowLength, mW + up4(mFloats));
+}
+
+/**
+ * One block of F(4×4, 3×3) tiles with V and M kept in the kernel's memory: V = Bᵀ d B (s, V in the
+ * GEMM's panels: s.kStride / s.channels columns, whole strips), M_k = U_k · V_k for k < 36 (U: the
+ * prepared blocks firstBlock … firstBlock + 35 of `filters`, from row row0, o.channels rows), then
+ * Y = Aᵀ M A + bias (o). The same kernels on the same values as winogradInputSimd, 36 GEMMs and
+ * winogradOutputSimd, so the same bits, without V and M crossing into JavaScript arrays and back
+ * (4 copies of each; at batch 1 A0's 192→192 layers spent ~15% of their time in them).
+ */
+export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; rowsPadded: number }, firstBlock: number, row0: number, o: WinogradOutputTiles): void {
+  const inst = getInstance();
+  const at = filters.panels.kept ? resident(filters.panels) : -1; // before the layout: it may move the arena's end
+  const Cg = s.channels, cols = s.kStride / Cg, Fp = o.channels, Mp = up4(Fp);
+  if (!(Number.isInteger(cols) && cols % NR === 0 && Cg <= KC && s.channelStride === NR)) throw new Error(`winograd: V of ${Cg} channels and ${cols} columns is not in the GEMM's panels`);
+  const vW = inst.arenaEnd, mW = vW + up4(s.vFloats), aW = mW + 36 * Mp * cols;
+  const scratchW = aW + (at >= 0 ? 0 : Mp * Cg);
+  scratchOf(inst, scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
+  inputTransformAt(inst, s, vW, scratchW);
+  const mem = inst.f32, block = inst.blocks[0]; // a product stored, no epilogue
+  for (let k = 0; k < 36; k++) {
+    const src = (firstBlock + k) * filters.rowsPadded * Cg + row0 * Cg; // rows row0 … of block k (one KC block: Cg ≤ KC)
+    if (!(src >= 0 && src + Mp * Cg <= filters.panels.data.length)) throw new Error(`winograd: filter rows ${row0}…${row0 + Fp - 1} of block ${firstBlock + k} lie outside the prepared filters`);
+    let a = at + src;
+    if (at < 0) {
+      mem.set(filters.panels.data.subarray(src, src + Mp * Cg), aW);
+      simdStats.bytesCopied += 4 * Mp * Cg;
+      a = aW;
+    }
+    for (let ic = 0; ic < Fp; ic += MC) {
+      block(4 * (a + ic * Cg), 4 * (vW + k * s.kStride), 4 * (mW + (k * Mp + ic) * cols), Math.ceil(Math.min(MC, Fp - ic) / 4), cols / NR, Cg, 4 * cols, 0);
+    }
   }
-  mem.set(o.M.subarray(o.mOffset, o.mOffset + mFloats), mW);
-  if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
-  else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
-  inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, pairs, o.channels, 4 * o.channels * o.rowLength, 4 * o.rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
-  o.store(mem, outW);
-  simdStats.bytesCopied += 4 * (mFloats + o.outFloats);
+  outputPassAt(inst, o, mW, Mp * cols, cols, scratchW);
 }
 
 /** Floats of kernel scratch a chunk of filters may take (w in, U out): bounds what the transform grows memory by. */
