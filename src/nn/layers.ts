@@ -326,6 +326,9 @@ export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;
   private x: Tensor | null = null;
+  /** in eval mode, W prepared for the GEMM per weight version, as a 1×1 conv's filters on a 1×1 map
+   * (resident from the second call: A0's classifier re-packed 1.3M weights every call) */
+  private readonly prepared = new PreparedConv(true);
 
   // weight: (out, in)
   constructor(inFeatures: number, outFeatures: number, opts: { dtype?: DType; rng?: Rng; init?: boolean } = {}) {
@@ -345,7 +348,10 @@ export class Linear extends Module {
   // x: (N, in) → y: (N, out)
   forward(x: Tensor): Tensor {
     this.x = x;
-    return linear(x, this.weight.data, this.bias.data);
+    const w = this.weight.data;
+    if (this.training || x.shape.length !== 2 || w.shape[1] !== x.shape[1]) return linear(x, w, this.bias.data); // linear() names a mismatch
+    const g = convGeometry([x.shape[0], w.shape[1], 1, 1], [w.shape[0], w.shape[1], 1, 1], {});
+    return linear(x, w, this.bias.data, this.prepared.for(w, this.weight.version).im2colFilters(g));
   }
 
   backward(dy: Tensor): Tensor {

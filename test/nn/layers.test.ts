@@ -1,7 +1,7 @@
 // Module state that must follow the weights: the eval-mode caches of transformed or packed filters
-// (Winograd's U, and im2col's weights packed for the SIMD GEMM).
+// (Winograd's U, im2col's weights and Linear's packed for the SIMD GEMM).
 import { describe, expect, it } from 'vitest';
-import { Conv2d } from '../../src/nn/layers.js';
+import { Conv2d, Linear } from '../../src/nn/layers.js';
 import { conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { SGD } from '../../src/train/sgd.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
@@ -59,6 +59,49 @@ describe.each(CACHES)('Conv2d eval-mode cache: $what', ({ dtype, algorithm, rel 
     c.weight.data.data[0] += 1; // as an optimizer does: edit in place, then bump the version
     c.weight.version++;
     expect(maxAbsDiff(c.forward(x), direct(c, x))).toBeLessThanOrEqual(bound(c, x));
+  });
+});
+
+// Linear keeps W prepared for the GEMM in eval mode (resident from its second call), per weight
+// version. Against y = x·Wᵀ + b in float64 from the weights as they are now: the float32 GEMM's K
+// products and the bias add are within (K + 2)·u·Σ|x·w| + |b| (u = 2⁻²⁴), where stale weights would be
+// off by the whole update. A batch of 2 under 5 out_features: the side where W is the prepared operand.
+describe('Linear eval-mode cache: W prepared for the GEMM (wasm)', () => {
+  const K = 7;
+  const check = (l: Linear, x: ReturnType<typeof uniform>) => {
+    const y = l.forward(x), w = l.weight.data.data, b = l.bias.data.data;
+    let worst = 0, bound = 0;
+    for (let n = 0; n < 2; n++) {
+      for (let o = 0; o < 5; o++) {
+        let ref = b[o], mag = Math.abs(b[o]);
+        for (let k = 0; k < K; k++) {
+          ref += x.data[n * K + k] * w[o * K + k];
+          mag += Math.abs(x.data[n * K + k] * w[o * K + k]);
+        }
+        worst = Math.max(worst, Math.abs(y.data[n * 5 + o] - ref));
+        bound = Math.max(bound, (K + 2) * 2 ** -24 * mag);
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(bound);
+  };
+  it('eval (twice) → SGD step → eval, loadStateDict, and an in-place edit with a version bump: each uses the weights as they are', () => {
+    setBackend('wasm');
+    const rng = new Rng(13);
+    const l = new Linear(K, 5, { rng }).eval();
+    const x = uniform([2, K], rng, -1, 1);
+    check(l, x);
+    check(l, x); // the second call keeps W resident
+    l.train();
+    l.forward(x);
+    l.backward(uniform([2, 5], rng, -1, 1));
+    new SGD(l.namedParameters().map(([, p]) => p), { lr: 0.5 }).step();
+    l.eval();
+    check(l, x);
+    loadStateDict(l, stateDict(new Linear(K, 5, { rng: new Rng(14) })));
+    check(l, x);
+    l.weight.data.data[3] += 1;
+    l.weight.version++;
+    check(l, x);
   });
 });
 

@@ -149,6 +149,16 @@ describe('global average pooling, linear and cross-entropy match PyTorch', () =>
       expect(maxAbsDiff(g.dw, fx.t('dw' + s))).toBeLessThanOrEqual(tol(fx.t('dw' + s), 4));
       expect(maxAbsDiff(g.db, fx.t('db' + s))).toBeLessThanOrEqual(tol(fx.t('db' + s), 4));
     });
+    // batch 2 < 11 out_features: linear() computes yᵀ = W·xᵀ
+    it(`linear, batch smaller than out_features, ${dtype}`, () => {
+      const fx = loadTorchFixture('linear_wide');
+      const x = fx.t('x').to(dtype), w = fx.t('w').to(dtype);
+      expect(maxAbsDiff(linear(x, w, fx.t('b').to(dtype)), fx.t('y' + s))).toBeLessThanOrEqual(tol(fx.t('y' + s), 10)); // 9 products and the bias
+      const g = linearBackward(fx.t('dy').to(dtype), x, w);
+      expect(maxAbsDiff(g.dx, fx.t('dx' + s))).toBeLessThanOrEqual(tol(fx.t('dx' + s), 11));
+      expect(maxAbsDiff(g.dw, fx.t('dw' + s))).toBeLessThanOrEqual(tol(fx.t('dw' + s), 2));
+      expect(maxAbsDiff(g.db, fx.t('db' + s))).toBeLessThanOrEqual(tol(fx.t('db' + s), 2));
+    });
     it(`cross_entropy ${dtype} (labels stored as I64)`, () => {
       const fx = loadTorchFixture('cross_entropy');
       const labels = Array.from(fx.raw('labels').data as BigInt64Array, Number);

@@ -94,6 +94,13 @@ export const fixtures: Command = {
       const xl = uniform([4, 6], rng, -1, 1, 'float64'), wl = uniform([3, 6], rng, -1, 1, 'float64'), bl = uniform([3], rng, -1, 1, 'float64'), dyl = uniform([4, 3], rng, -1, 1, 'float64');
       const gl = linearBackward(dyl, xl, wl);
       write('linear', { x: xl, w: wl, b: bl, dy: dyl, y: linear(xl, wl, bl), dx: gl.dx, dw: gl.dw, db: gl.db }, { op: 'linear' }, { inputs: ['x', 'w', 'b', 'dy'], outputs: { y: 'x·wᵀ + b', dx: 'dL/dx', dw: 'dL/dw', db: 'dL/db' } });
+      {
+        // a batch smaller than out_features (linear() takes the other side transposed); its own stream
+        const r2 = new Rng(350);
+        const xw = uniform([2, 9], r2, -1, 1, 'float64'), ww = uniform([11, 9], r2, -1, 1, 'float64'), bw = uniform([11], r2, -1, 1, 'float64'), dyw = uniform([2, 11], r2, -1, 1, 'float64');
+        const gw = linearBackward(dyw, xw, ww);
+        write('linear_wide', { x: xw, w: ww, b: bw, dy: dyw, y: linear(xw, ww, bw), dx: gw.dx, dw: gw.dw, db: gw.db }, { op: 'linear' }, { inputs: ['x', 'w', 'b', 'dy'], outputs: { y: 'x·wᵀ + b, batch 2 < 11 out_features', dx: 'dL/dx', dw: 'dL/dw', db: 'dL/db' } });
+      }
       const z = uniform([5, 4], rng, -3, 3, 'float64');
       const labels = [0, 3, 1, 1, 2];
       const ce = softmaxCrossEntropy(z, labels);
