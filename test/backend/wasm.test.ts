@@ -18,6 +18,8 @@ import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
+import { sgdUpdate } from '../../src/ops/sgd.js';
+import { sgdOnKernel } from '../../src/backend/sgd.js';
 
 describe('the WebAssembly emitter', () => {
   it('encodes LEB128 as the specification does', () => {
@@ -331,6 +333,45 @@ describe('packing filters for the SIMD GEMM', () => {
     }
     expect(wrong).toBe(0);
     expect(out.subarray(0, offset).every((v) => v === -1)).toBe(true); // nothing before the offset
+  });
+});
+
+describe('the SIMD SGD update', () => {
+  // It does the TypeScript loop's float64 operations in its order (d = [μ·v +] (∇ + λ·θ), θ − η·d) and
+  // rounds once per store: θ and v must be the same bits on 'wasm' as on 'js', in each of the three
+  // cases, for arrays of 1 to 9001 elements (the four-at-a-time loop, the one-at-a-time rest, chunks
+  // of 4096 through kernel memory), a range that starts and ends mid-array (a pool part), values over
+  // 12 orders of magnitude with ±0, ±∞, NaN and a subnormal among them; nothing outside the range touched.
+  it('stores bit for bit what the TypeScript loop stores', () => {
+    const rng = new Rng(41);
+    const values = (n: number) => {
+      const a = Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 12 - 6));
+      const special = [-0, Infinity, NaN, 0, -Infinity, 1e-42].slice(0, n);
+      a.set(special, Math.floor((n - special.length) / 2));
+      return a;
+    };
+    let compared = 0;
+    for (const n of [1, 3, 4, 7, 4096, 4099, 9001]) {
+      for (const [withV, first] of [[false, false], [true, true], [true, false]]) {
+        const theta = values(n), grad = values(n), vel = withV ? values(n) : null;
+        const [lo, hi] = n > 8 ? [3, n - 2] : [0, n];
+        const copies = () => ({ theta: theta.slice(), grad: grad.slice(), velocity: vel === null ? null : vel.slice() });
+        // the TypeScript loop over elements lo … hi − 1 (an element's update reads only its own values)
+        setBackend('js');
+        const want = copies();
+        const part = (a: Float32Array | null) => (a === null ? null : a.subarray(lo, hi));
+        sgdUpdate([{ theta: part(want.theta)!, grad: part(want.grad)!, velocity: part(want.velocity), first }], 0.1, 0.9, 1e-3);
+        // the kernel over the same range, as a pool's part calls it
+        setBackend('wasm');
+        const got = copies();
+        expect(sgdOnKernel(got.theta, got.grad, got.velocity, first, lo, hi, 0.1, 0.9, 1e-3)).toBe(true);
+        expect(new Int32Array(got.theta.buffer), `θ, n ${n}, v ${withV}, first ${first}`).toEqual(new Int32Array(want.theta.buffer));
+        if (vel !== null) expect(new Int32Array(got.velocity!.buffer), `v, n ${n}, first ${first}`).toEqual(new Int32Array(want.velocity!.buffer));
+        compared += n;
+      }
+    }
+    expect(compared).toBeGreaterThan(50000);
+    setBackend('wasm');
   });
 });
 

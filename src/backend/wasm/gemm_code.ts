@@ -5,6 +5,7 @@
 import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradFiltersF4Def, winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 import { bnAccumulateDef, bnGradInputDef, bnGradSumsDef, bnNormalizeDef, bnSumsDef, reluGradDef } from './batchnorm_simd.js';
+import { sgdDef } from './sgd_simd.js';
 
 // block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
 // at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
@@ -234,6 +235,9 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     reluGradDef(),
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
     { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
+    sgdDef('plain'),
+    sgdDef('first'),
+    sgdDef('momentum'),
   ]);
 }
 

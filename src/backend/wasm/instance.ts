@@ -15,6 +15,8 @@ type PlaceFn = (dst: number, src: number, planes: number, H: number, W: number, 
 
 type WinogradOutputFn = (m: number, tiles: number, pairs: number, channels: number, kBytes: number, mRowBytes: number, bias: number, y: number, yChannelBytes: number, yRowBytes: number) => void;
 
+type SgdFn = (theta: number, grad: number, vel: number, bytes: number, lr: number, mu: number, wd: number) => void;
+
 type WinogradInputFn = (v: number, src: number, tiles: number, pairs: number, channels: number, planeBytes: number, rowBytes: number, kBytes: number, channelBytes: number) => void;
 
 
@@ -34,6 +36,8 @@ export interface Instance {
   /** without and with ReLU */
   winogradOutput: [WinogradOutputFn, WinogradOutputFn];
   winogradFilters: (w: number, u: number, count: number, channels: number, kBytes: number) => void;
+  /** SGD's update (sgd_simd.ts): without velocity, the first step, with momentum */
+  sgd: [SgdFn, SgdFn, SgdFn];
   /** BatchNorm's passes (batchnorm_simd.ts) */
   bn: {
     sums: (x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, out: number, mean: number) => void;
@@ -85,6 +89,7 @@ export function getInstance(): Instance {
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
+      sgd: [inst.exports.sgdPlain as SgdFn, inst.exports.sgdFirst as SgdFn, inst.exports.sgdMomentum as SgdFn],
       bn: {
         sums: inst.exports.bnSums as Instance['bn']['sums'], squares: inst.exports.bnSquares as Instance['bn']['squares'],
         normalize: inst.exports.bnNormalize as Instance['bn']['normalize'], gradSums: inst.exports.bnGradSums as Instance['bn']['gradSums'],
