@@ -10,7 +10,7 @@ import { type BatchNormGrads, type BatchNormOptions, type BatchNormParams, batch
 import { relu, reluBackward } from '../ops/relu.js';
 import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
-import { linear, linearBackward } from '../ops/linear.js';
+import { linear, linearBackward, linearPrepared, linearTakesW } from '../ops/linear.js';
 import { getThreads } from '../backend/threads.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound, newWeight } from './module.js';
 import type { FuseStage } from './fuse_stage.js';
@@ -349,9 +349,9 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     this.x = x;
     const w = this.weight.data;
-    if (this.training || x.shape.length !== 2 || w.shape[1] !== x.shape[1]) return linear(x, w, this.bias.data); // linear() names a mismatch
+    if (this.training || x.shape.length !== 2 || w.shape[1] !== x.shape[1] || !linearTakesW(x.shape[0], w.shape[0])) return linear(x, w, this.bias.data); // linear() names a mismatch
     const g = convGeometry([x.shape[0], w.shape[1], 1, 1], [w.shape[0], w.shape[1], 1, 1], {});
-    return linear(x, w, this.bias.data, this.prepared.for(w, this.weight.version).im2colFilters(g));
+    return linearPrepared(x, w, this.bias.data, this.prepared.for(w, this.weight.version).im2colFilters(g));
   }
 
   backward(dy: Tensor): Tensor {

@@ -5,14 +5,24 @@ import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type PreparedFilters, filterRows, gemm } from '../backend/gemm.js';
 import { workspaceLike } from '../tensor/workspace.js';
 
+/** Whether linear() multiplies by W as the GEMM's A operand (where prepared filters serve), for a batch of N and O out_features. */
+export function linearTakesW(N: number, O: number): boolean {
+  return N < O;
+}
+
 // x: (N, in), w: (out, in), b: (out) | null → y: (N, out)
 // y = x·Wᵀ, or yᵀ = W·xᵀ when the batch is the smaller side: the GEMM packs a transposed operand
 // element by element in TypeScript (~2.3 ns an element) and a row-major one a row at a time, so the
 // smaller of x and W is the one to take transposed (A0's classifier, 1000×1280, at batch 1: 3 ms of
 // a 41 ms forward, re-packed every call). Each element is the same sum of the same products in the
-// same order either way (a·b = b·a): the same bits. `prepared`: W prepared for the GEMM (a 1×1 conv's
-// im2col filters: PreparedConv), used on the yᵀ side, where W is A.
-export function linear(x: Tensor, w: Tensor, b: Tensor | null, prepared?: PreparedFilters): Tensor {
+// same order either way (a·b = b·a): the same bits.
+export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  return linearPrepared(x, w, b);
+}
+
+// linear, with W prepared for the GEMM (a 1×1 conv's im2col filters: PreparedConv), used where W is
+// the A operand (linearTakesW): the Linear module's eval mode
+export function linearPrepared(x: Tensor, w: Tensor, b: Tensor | null, prepared?: PreparedFilters): Tensor {
   expectRank(x, 2, 'linear input');
   expectRank(w, 2, 'linear weight');
   expectSameDtype(x, w, 'linear input', 'linear weight');
@@ -21,7 +31,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, prepared?: Prepar
   if (I !== Iw) throw new Error(`linear: input shape ${fmtShape(x.shape)} does not match weight shape ${fmtShape(w.shape)} (in_features ${Iw})`);
   if (b !== null && (b.shape.length !== 1 || b.shape[0] !== O)) throw new Error(`linear: bias shape ${fmtShape(b.shape)} does not match ${O} out_features`);
   const y = allocLike(x.data, N * O);
-  if (N < O) {
+  if (linearTakesW(N, O)) {
     const yT = workspaceLike('linear.yT', O * N, x.data);
     gemm(O, N, I, { data: w.data, offset: 0, ld: I, trans: false }, { data: x.data, offset: 0, ld: I, trans: true }, yT, 0, N, false, prepared === undefined ? undefined : filterRows(prepared, 0));
     for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y[n * O + o] = yT[o * N + n] + (b === null ? 0 : b.data[o]);
