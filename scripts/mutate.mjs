@@ -368,6 +368,7 @@ const MUTANTS = [
   ['speed', 'SIMD SGD: the first step keeps no velocity', 'src/backend/wasm/sgd_simd.ts', "if (kind !== 'plain') storeV(", "if (kind === 'momentum') storeV(", ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD SGD: momentum reads a velocity never copied in', 'src/backend/wasm/sgd_driver.ts', 'if (velocity !== null && !first) mem.set(', 'if (velocity !== null && first) mem.set(', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD SGD: every chunk of θ written back at the range\'s start', 'src/backend/wasm/sgd_driver.ts', 'theta.set(mem.subarray(tW, tW + n), i);', 'theta.set(mem.subarray(tW, tW + n), lo);', ['test/backend/wasm.test.ts']],
+  ['speed', 'kernel scratch not remembered: the arena grows over it and memory grows after warm-up', 'src/backend/wasm/instance.ts', '  inst.scratch = Math.max(inst.scratch, n);', '  inst.scratch = Math.max(inst.scratch, 0);', ['test/backend/wasm.test.ts']],
   ['speed', 'fused GEMM kernel built with a multiply and an add', 'src/backend/wasm/gemm_code.ts', '      if (fused) x.get(s)', '      if (fused && false) x.get(s)', ['test/backend/fma.test.ts']],
   ['speed', 'a change of GEMM kind keeps the old instance', 'src/backend/wasm/instance.ts', 'if (instance === null || instance.fused !== fused) {', 'if (instance === null) {', ['test/backend/fma.test.ts']],
   ['speed', "workers run the unfused GEMM whatever the caller's kind", 'src/backend/threads.ts', 'setFusedMultiplyAdd(m.fused!);', 'setFusedMultiplyAdd(false);', ['test/backend/fma.test.ts'], 'build'],

@@ -2,7 +2,7 @@
 // copied into kernel memory once, above the arena, and each pass reads them there; what the passes
 // return is bit for bit what the TypeScript passes in src/ops/batchnorm.ts compute.
 
-import { floats, getInstance, simdStats, type Instance } from './instance.js';
+import { getInstance, scratchAbove, simdStats, type Instance } from './instance.js';
 
 const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 
@@ -30,8 +30,7 @@ export class BatchNormSimd {
     this.tableW = w;
     this.outW = w + 16 * this.quads * 4; // table: up to 8 float64 per channel (16 floats)
     const end = this.outW + 16 * this.quads * 4;
-    inst.scratch = Math.max(inst.scratch, end - inst.arenaEnd);
-    const mem = floats(end);
+    const mem = scratchAbove(end - inst.arenaEnd);
     for (let j = 0; j < inputs.length; j++) {
       const a = inputs[j];
       if (a === null) continue;
@@ -153,8 +152,7 @@ export class BatchNormSumGradSimd {
     const inst = getInstance();
     this.at = inst.arenaEnd;
     const stride = arrayStride(N, C, P), size = N * C * P;
-    inst.scratch = Math.max(inst.scratch, 2 * stride);
-    const mem = floats(this.at + 2 * stride);
+    const mem = scratchAbove(2 * stride); // this.at: the arena's end
     mem.set(dy, this.at);
     simdStats.bytesCopied += 4 * size;
     if (y !== null) {

@@ -16,7 +16,7 @@
 import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
-import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
+import { type Instance, type Panels, floats, getInstance, resident, scratchAbove, simdStats } from './instance.js';
 import { placer } from './gather.js';
 
 const MR = 4;
@@ -168,8 +168,7 @@ export function gemmSimd(
     const ncp = Math.ceil(nc / NR) * NR;
     const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC, stageA = biasW + Mp, stageB = stageA + MC * KC;
     const end = stageB + (g === undefined ? ncp * KC : 0);
-    inst.scratch = Math.max(inst.scratch, end - srcW);
-    mem = floats(end);
+    mem = scratchAbove(end - srcW); // srcW: the arena's end
     if (g !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
       g.cols(jc, nc, ints);

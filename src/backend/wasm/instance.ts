@@ -128,6 +128,14 @@ export function floats(n: number): Float32Array {
   return inst.f32;
 }
 
+/** The memory as floats with `n` floats of scratch above the arena; the most any call took is kept
+ * free when the arena grows (`resident`), so that memory stops growing once a model's filters are all in. */
+export function scratchAbove(n: number): Float32Array {
+  const inst = getInstance();
+  inst.scratch = Math.max(inst.scratch, n);
+  return floats(inst.arenaEnd + n);
+}
+
 // The float offset of p's copy in this thread's memory, copied there on first use; −1 when it is
 // larger than the arena (then each GEMM copies the blocks it needs). A full arena starts over, so a
 // model larger than it copies its filters once per pass rather than once per GEMM.

@@ -1,7 +1,7 @@
 // Winograd's F(4×4) transforms on WebAssembly SIMD: where the input tiles come from and where V goes,
 // where the products come from and where the output tiles go; the kernels are in winograd_simd.ts.
 
-import { type Instance, type Panels, floats, getInstance, resident, simdStats } from './instance.js';
+import { type Instance, type Panels, getInstance, resident, scratchAbove, simdStats } from './instance.js';
 import { placer } from './gather.js';
 import { KC, MC, NR } from './gemm_simd.js';
 import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gemm_contract.js';
@@ -49,13 +49,6 @@ function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloat
   simdStats.bytesCopied += 4 * o.outFloats;
 }
 
-// The memory with `floats` of scratch above the arena (the most any call took is kept free when the
-// arena grows, so that memory stops growing once a model's filters are all in).
-function scratchOf(inst: Instance, floatsAbove: number): void {
-  inst.scratch = Math.max(inst.scratch, floatsAbove);
-  floats(inst.arenaEnd + floatsAbove);
-}
-
 /**
  * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
  * laid out as `s` says: bit for bit the TypeScript transform's values.
@@ -63,7 +56,7 @@ function scratchOf(inst: Instance, floatsAbove: number): void {
 export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
   const inst = getInstance();
   const vW = inst.arenaEnd;
-  scratchOf(inst, up4(s.vFloats) + inputScratch(s));
+  scratchAbove(up4(s.vFloats) + inputScratch(s));
   inputTransformAt(inst, s, vW, vW + up4(s.vFloats));
   V.set(inst.f32.subarray(vW, vW + s.vFloats), vOff);
   simdStats.bytesCopied += 4 * s.vFloats;
@@ -76,7 +69,7 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
 export function winogradOutputSimd(o: WinogradOutput): void {
   const inst = getInstance();
   const mFloats = 36 * o.channels * o.rowLength, mW = inst.arenaEnd;
-  scratchOf(inst, up4(mFloats) + outputScratch(o));
+  scratchAbove(up4(mFloats) + outputScratch(o));
   inst.f32.set(o.M.subarray(o.mOffset, o.mOffset + mFloats), mW);
   simdStats.bytesCopied += 4 * mFloats;
   outputPassAt(inst, o, mW, o.channels * o.rowLength, o.rowLength, mW + up4(mFloats));
@@ -97,7 +90,7 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
   if (!(Number.isInteger(cols) && cols % NR === 0 && Cg <= KC && s.channelStride === NR)) throw new Error(`winograd: V of ${Cg} channels and ${cols} columns is not in the GEMM's panels`);
   const vW = inst.arenaEnd, mW = vW + up4(s.vFloats), aW = mW + 36 * Mp * cols;
   const scratchW = aW + (at >= 0 ? 0 : Mp * Cg);
-  scratchOf(inst, scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
+  scratchAbove(scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
   inputTransformAt(inst, s, vW, scratchW);
   const mem = inst.f32, block = inst.blocks[0]; // a product stored, no epilogue
   for (let k = 0; k < 36; k++) {
@@ -128,8 +121,7 @@ export function winogradFiltersSimd(w: Float32Array, F: number, Cg: number, grou
   const Fg = F / groups;
   const chunk = Math.max(1, Math.min(Fg, Math.floor(FILTER_CHUNK_FLOATS / (45 * Cg))));
   const wW = inst.arenaEnd, uW = wW + Math.ceil((chunk * Cg * 9) / 4) * 4, end = uW + chunk * Cg * 36;
-  inst.scratch = Math.max(inst.scratch, end - wW);
-  const mem = floats(end);
+  const mem = scratchAbove(end - wW);
   for (let gi = 0; gi < groups; gi++) {
     for (let f0 = 0; f0 < Fg; f0 += chunk) {
       const n = Math.min(chunk, Fg - f0);
