@@ -91,16 +91,15 @@ export const fixtures: Command = {
       const rng = new Rng(300);
       const x = uniform([2, 3, 5, 7], rng, -1, 1, 'float64'), dy = uniform([2, 3], rng, -1, 1, 'float64');
       write('global_avg_pool', { x, dy, y: globalAvgPool(x), dx: globalAvgPoolBackward(dy, x.shape) }, { op: 'global_avg_pool' }, { inputs: ['x', 'dy'], outputs: { y: 'mean over H, W', dx: 'dL/dx' } });
-      const xl = uniform([4, 6], rng, -1, 1, 'float64'), wl = uniform([3, 6], rng, -1, 1, 'float64'), bl = uniform([3], rng, -1, 1, 'float64'), dyl = uniform([4, 3], rng, -1, 1, 'float64');
-      const gl = linearBackward(dyl, xl, wl);
-      write('linear', { x: xl, w: wl, b: bl, dy: dyl, y: linear(xl, wl, bl), dx: gl.dx, dw: gl.dw, db: gl.db }, { op: 'linear' }, { inputs: ['x', 'w', 'b', 'dy'], outputs: { y: 'x·wᵀ + b', dx: 'dL/dx', dw: 'dL/dw', db: 'dL/db' } });
-      {
-        // a batch smaller than out_features (linear() takes the other side transposed); its own stream
-        const r2 = new Rng(350);
-        const xw = uniform([2, 9], r2, -1, 1, 'float64'), ww = uniform([11, 9], r2, -1, 1, 'float64'), bw = uniform([11], r2, -1, 1, 'float64'), dyw = uniform([2, 11], r2, -1, 1, 'float64');
-        const gw = linearBackward(dyw, xw, ww);
-        write('linear_wide', { x: xw, w: ww, b: bw, dy: dyw, y: linear(xw, ww, bw), dx: gw.dx, dw: gw.dw, db: gw.db }, { op: 'linear' }, { inputs: ['x', 'w', 'b', 'dy'], outputs: { y: 'x·wᵀ + b, batch 2 < 11 out_features', dx: 'dL/dx', dw: 'dL/dw', db: 'dL/db' } });
-      }
+      // x·wᵀ + b of a batch of N with I in_features and O out_features, the inputs drawn from r
+      const linearCase = (name: string, r: Rng, N: number, I: number, O: number, yWhat: string) => {
+        const x = uniform([N, I], r, -1, 1, 'float64'), w = uniform([O, I], r, -1, 1, 'float64'), b = uniform([O], r, -1, 1, 'float64'), dy = uniform([N, O], r, -1, 1, 'float64');
+        const gl = linearBackward(dy, x, w);
+        write(name, { x, w, b, dy, y: linear(x, w, b), dx: gl.dx, dw: gl.dw, db: gl.db }, { op: 'linear' }, { inputs: ['x', 'w', 'b', 'dy'], outputs: { y: yWhat, dx: 'dL/dx', dw: 'dL/dw', db: 'dL/db' } });
+      };
+      linearCase('linear', rng, 4, 6, 3, 'x·wᵀ + b');
+      // a batch smaller than out_features (linear() takes the other side transposed); its own stream
+      linearCase('linear_wide', new Rng(350), 2, 9, 11, 'x·wᵀ + b, batch 2 < 11 out_features');
       const z = uniform([5, 4], rng, -3, 3, 'float64');
       const labels = [0, 3, 1, 1, 2];
       const ce = softmaxCrossEntropy(z, labels);
