@@ -70,6 +70,11 @@ export class Code {
   i32Mul(): this { return this.op(0x6c); }
   i32LtU(): this { return this.op(0x49); }
   i32Eqz(): this { return this.op(0x45); }
+  i32Eq(): this { return this.op(0x46); }
+  i32And(): this { return this.op(0x71); }
+  /** if with no result, then else and end */
+  if(): this { return this.op(0x04, 0x40); }
+  else(): this { return this.op(0x05); }
   /** block with no result */
   block(): this { return this.op(0x02, 0x40); }
   /** loop with no result */
@@ -115,6 +120,8 @@ export class Code {
   f32x4HighToLow(): this { return this.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); }
   /** i8x16.shuffle: [a, b] → (a₀, a₁, b₀, b₁) as f32x4 lanes */
   f32x4JoinLow(): this { return this.simd(0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); }
+  /** i8x16.shuffle: [a, b] → (a₀, a₂, b₀, b₂) as f32x4 lanes: every second float of the eight */
+  f32x4Evens(): this { return this.simd(0x0d, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }

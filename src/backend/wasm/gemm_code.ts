@@ -68,23 +68,56 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
 // through two offset tables, B(k, j) = f32 at src + cols[j] + taps[k] (bytes): im2col's col matrix
 // from a zero-padded copy of the input, cols the positions' corners and taps the kernel's offsets,
 // so the matrix is never stored and no bounds are checked. The strips of 8 columns are written as
-// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8].
+// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8]. A strip whose 8 columns lie in one output row
+// reads its row of the panel as 8 consecutive floats (stride 1: two vector loads) or every second
+// of 16 (stride 2: four loads, two shuffles; the 16th float, one past the strip's last, is read and
+// dropped), instead of 8 scalar loads; any other strip (one crossing a row, the last strip's
+// padding) element by element.
 function gatherKernel(): Code {
   const [out, src, cols, taps, kc, strips] = [0, 1, 2, 3, 4, 5];
   const [s, k, tp, t] = [6, 7, 8, 9];
   const base = (r: number) => 10 + r; // the strip's 8 column offsets, + src
+  const [d, even] = [18, 19]; // the step from one column to the next; 1 when it is the same across the strip
   const x = new Code();
+  // the panel's rows of one strip, `row` emitting one row's loads and stores (t: its tap, + base(0) when atBase)
+  const rows = (atBase: boolean, row: () => void) => {
+    x.loop();
+    x.get(tp).i32Load(0);
+    if (atBase) x.get(base(0)).i32Add();
+    x.set(t);
+    row();
+    x.get(out).i32(32).i32Add().set(out);
+    x.get(tp).i32(4).i32Add().set(tp);
+    x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+    x.end();
+  };
   x.i32(0).set(s);
   x.loop(); // over strips
   for (let r = 0; r < 8; r++) x.get(cols).i32Load(4 * r).get(src).i32Add().set(base(r));
   x.get(taps).set(tp);
   x.get(kc).set(k);
-  x.loop(); // over the panel's rows
-  x.get(tp).i32Load(0).set(t);
-  for (let r = 0; r < 8; r++) x.get(out).get(base(r)).get(t).i32Add().f32Load(0).f32Store(4 * r);
-  x.get(out).i32(32).i32Add().set(out);
-  x.get(tp).i32(4).i32Add().set(tp);
-  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+  x.get(base(1)).get(base(0)).i32Sub().set(d);
+  x.i32(1);
+  for (let r = 2; r < 8; r++) x.get(base(r)).get(base(0)).get(d).i32(r).i32Mul().i32Add().i32Eq().i32And();
+  x.set(even);
+  x.block(); // the strip's rows, by one of three loops
+  x.get(even).get(d).i32(4).i32Eq().i32And().if(); // consecutive floats
+  rows(true, () => {
+    x.get(out).get(t).v128Load(0).v128Store(0);
+    x.get(out).get(t).v128Load(16).v128Store(16);
+  });
+  x.br(1);
+  x.end();
+  x.get(even).get(d).i32(8).i32Eq().i32And().if(); // every second float
+  rows(true, () => {
+    x.get(out).get(t).v128Load(0).get(t).v128Load(16).f32x4Evens().v128Store(0);
+    x.get(out).get(t).v128Load(32).get(t).v128Load(48).f32x4Evens().v128Store(16);
+  });
+  x.br(1);
+  x.end();
+  rows(false, () => {
+    for (let r = 0; r < 8; r++) x.get(out).get(base(r)).get(t).i32Add().f32Load(0).f32Store(4 * r);
+  });
   x.end();
   x.get(cols).i32(32).i32Add().set(cols);
   x.get(s).i32(1).i32Add().tee(s).get(strips).i32LtU().brIf(0);
@@ -95,7 +128,8 @@ function gatherKernel(): Code {
 // placePlanes(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
 // another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
 // zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
-// enough that a copy per row from JavaScript would cost more than its floats are placed here.
+// enough that a copy per row from JavaScript would cost more than its floats are placed here, four
+// floats to a vector load (the two regions never overlap).
 // takePlanes(dst, src, …): the reverse, the interior at src into planes one after another at dst.
 function planesCode(take: boolean): Code {
   const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
@@ -108,12 +142,25 @@ function planesCode(take: boolean): Code {
   x.loop(); // over rows
   x.get(row).set(d);
   x.get(W).set(j);
-  x.loop(); // over the row's floats
+  x.block();
+  x.get(j).i32(4).i32LtU().brIf(0);
+  x.loop(); // over the row's floats, four at a time
+  if (take) x.get(flat).get(d).v128Load(0).v128Store(0);
+  else x.get(d).get(flat).v128Load(0).v128Store(0);
+  x.get(flat).i32(16).i32Add().set(flat);
+  x.get(d).i32(16).i32Add().set(d);
+  x.get(j).i32(4).i32Sub().tee(j).i32(4).i32LtU().i32Eqz().brIf(0);
+  x.end();
+  x.end();
+  x.block();
+  x.get(j).i32Eqz().brIf(0);
+  x.loop(); // the last W mod 4
   if (take) x.get(flat).get(d).f32Load(0).f32Store(0);
   else x.get(d).get(flat).f32Load(0).f32Store(0);
   x.get(flat).i32(4).i32Add().set(flat);
   x.get(d).i32(4).i32Add().set(d);
   x.get(j).i32(1).i32Sub().tee(j).brIf(0);
+  x.end();
   x.end();
   x.get(row).get(rowBytes).i32Add().set(row);
   x.get(i).i32(1).i32Sub().tee(i).brIf(0);
@@ -215,7 +262,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
       body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
-    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(12).fill(I32), body: gatherKernel() },
+    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(14).fill(I32), body: gatherKernel() },
     { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(false) },
     { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(true) },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
