@@ -184,4 +184,24 @@ describe('gemmScatter', () => {
       expect(run([0, 6], [0, 3])).not.toThrow();
     });
   });
+
+  it('reads a gathered B at source[cols[j] + taps[k]], and refuses offsets that would leave the source before the kernel runs', () => {
+    withBackend('wasm', () => {
+      const src = Float32Array.from({ length: 10 }, (_, i) => i + 1); // 1 … 10
+      const a = Float32Array.from([1, 2, 3, 4]); // A = [[1, 2], [3, 4]]
+      const run = (taps: number[], cols: number[]) => {
+        const c = new Float32Array(4);
+        gemm(2, 2, 2, { data: a, offset: 0, ld: 2, trans: false }, {
+          packB: () => { throw new Error('packB called'); },
+          gather: { size: 10, staging: 0, load: (mem, at) => mem.set(src, at), taps: Int32Array.from(taps), cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)) },
+        }, c, 0, 2, false);
+        return Array.from(c);
+      };
+      // B = [[src[0], src[3]], [src[6], src[9]]] = [[1, 4], [7, 10]]: exact small integers
+      expect(run([0, 6], [0, 3])).toEqual([1 * 1 + 2 * 7, 1 * 4 + 2 * 10, 3 * 1 + 4 * 7, 3 * 4 + 4 * 10]);
+      expect(() => run([0, 10], [0, 1])).toThrow(/gathered row 1 at offset 10 lies outside its source of 10 floats/);
+      expect(() => run([0, -1], [0, 1])).toThrow(/gathered row 1 at offset -1 lies outside its source of 10 floats/);
+      expect(() => run([0, 6], [0, 4])).toThrow(/gathered column 1 at offset 4 lies outside its source of 10 floats/);
+    });
+  });
 });
