@@ -111,10 +111,35 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 
 
 // C's columns jc … jc + nc − 1 out of the kernel's block (rows ncp apart at cW) into C laid out per
-// image: one copy of M rows per run of columns inside one image.
-function storeImageColumns(mem: Float32Array, cW: number, ncp: number, C: Float32Array, cOff: number, ldc: number, M: number, jc: number, nc: number, im: ImageColumns): void {
-  const q = im.q0 + jc;
-  forEachImage(q, q + nc, im.P, (n, p0, p1, off) => copyRows(mem, cW + off, ncp, C, cOff + n * im.imageStride + p0, ldc, M, p1 - p0));
+// image. A run of whole images (rows P apart in C) is first laid out at outW as C holds it, each
+// image's M rows of P one after another (takePlanes), then copied with one set per image, or one for
+// the run where the images lie back to back (M·P = imageStride): a set per row cost ~40 ns however
+// short, and small maps have many rows (the demo's 7×7: 32 images × 16 rows a layer). What is left
+// of an image at either end of the columns: one copy of M rows.
+function storeImageColumns(inst: Instance, mem: Float32Array, cW: number, ncp: number, C: Float32Array, cOff: number, ldc: number, M: number, jc: number, nc: number, im: ImageColumns, outW: number): void {
+  const { P, imageStride } = im;
+  const q = im.q0 + jc, block = M * P;
+  let first = 0, count = 0, firstOff = 0;
+  const storeRun = () => {
+    if (count === 0) return;
+    inst.takePlanes(4 * outW, 4 * (cW + firstOff), count, M, P, 4 * ncp, 4 * P);
+    if (block === imageStride) C.set(mem.subarray(outW, outW + count * block), cOff + first * imageStride);
+    else for (let i = 0; i < count; i++) C.set(mem.subarray(outW + i * block, outW + (i + 1) * block), cOff + (first + i) * imageStride);
+    count = 0;
+  };
+  forEachImage(q, q + nc, P, (n, p0, p1, off) => {
+    if (p0 === 0 && p1 === P && ldc === P) {
+      if (count === 0) {
+        first = n;
+        firstOff = off;
+      }
+      count++;
+      return;
+    }
+    storeRun();
+    copyRows(mem, cW + off, ncp, C, cOff + n * imageStride + p0, ldc, M, p1 - p0);
+  });
+  storeRun();
 }
 
 // n offsets (floats) from `from` into ints[at …] as bytes (from may be ints itself, at 0), each
@@ -151,7 +176,8 @@ export function gemmSimd(
   // memory layout (floats), above the arena: [a gathered B's source | its staging | its row offsets |
   // its column offsets] [a scatter target | its staging | its row offsets | its column offsets]
   // C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows staged MC × KC |
-  // [B's rows staged ncp × KC, when B is not gathered]
+  // [B's rows staged ncp × KC, when B is not gathered] [C's images as C holds them Mp × ncp, when
+  // C is laid out per image]
   const g = 'packB' in B ? B.gather : undefined, t = scatter;
   const up4 = (n: number) => Math.ceil(n / 4) * 4;
   const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : up4(g.size));
@@ -174,7 +200,7 @@ export function gemmSimd(
     const nc = Math.min(NC, N - jc);
     const ncp = Math.ceil(nc / NR) * NR;
     const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC, stageA = biasW + Mp, stageB = stageA + MC * KC;
-    const end = stageB + (g === undefined ? ncp * KC : 0);
+    const outW = stageB + (g === undefined ? ncp * KC : 0), end = outW + (images === undefined ? 0 : Mp * ncp);
     mem = scratchAbove(end - srcW); // srcW: the arena's end
     if (g !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
@@ -208,7 +234,7 @@ export function gemmSimd(
     }
     if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
     else if (images === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
-    else storeImageColumns(mem, cW, ncp, C, cOff, ldc, M, jc, nc, images);
+    else storeImageColumns(inst, mem, cW, ncp, C, cOff, ldc, M, jc, nc, images, outW);
     // C in (when accumulating) and out; each panel of B and block of A in; the bias
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
