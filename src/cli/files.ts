@@ -8,7 +8,7 @@ import { serializeSafetensors, type SafeEntry } from '../io/safetensors.js';
 import { type Checkpoint, parseCheckpoint, parseRawCheckpoint, serializeCheckpoint } from '../io/checkpoint.js';
 import { type OnnxModel, readOnnx } from '../io/onnx_read.js';
 import type { Dialect } from '../io/dialects.js';
-import { parseNpy, serializeNpy } from '../io/npy.js';
+import { parseNpyAdopting, serializeNpy } from '../io/npy.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -177,8 +177,8 @@ export function readOnnxFile(path: string): OnnxModel {
 }
 
 export function readNpyFile(path: string, what = 'input', shared = false): Tensor {
-  const bytes = readBytes(path, what);
-  return inFile(path, () => parseNpy(bytes, shared));
+  const bytes = readBytes(path, what, shared, true); // the 2 GiB refusal as before, shared or not
+  return inFile(path, () => parseNpyAdopting(bytes, shared));
 }
 
 /** What a command does with a path it is given (CommandSpec.files). */

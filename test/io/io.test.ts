@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { SafetensorsError, entryOf, int64Scalar, parseSafetensors, serializeSafetensors, tensorOf } from '../../src/io/safetensors.js';
-import { NpyError, parseNpy, serializeNpy } from '../../src/io/npy.js';
+import { NpyError, parseNpy, parseNpyAdopting, serializeNpy } from '../../src/io/npy.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { fixturePath } from '../helpers.js';
@@ -117,6 +117,35 @@ describe('npy', () => {
     const shared = parseNpy(np, true); // where the worker pool reads it in place
     expect(shared.data.buffer).toBeInstanceOf(SharedArrayBuffer);
     expect(Array.from(shared.data)).toEqual(expected);
+  });
+  it('adopts bytes given away (a file just read) where it can view them, and copies where it cannot', () => {
+    // independent values: the fixture's element i is float32(i / 7)
+    const np = new Uint8Array(readFileSync(fixturePath('npy/f4_2x3x4.npy')));
+    const expected = Array.from({ length: 24 }, (_, i) => Math.fround(i / 7));
+    const plain = new Uint8Array(np.length);
+    plain.set(np);
+    const viewed = parseNpyAdopting(plain);
+    expect(viewed.data.buffer).toBe(plain.buffer); // no copy: the tensor views the file's data
+    expect(Array.from(viewed.data)).toEqual(expected);
+    const sab = new Uint8Array(new SharedArrayBuffer(np.length));
+    sab.set(np);
+    const sharedView = parseNpyAdopting(sab, true);
+    expect(sharedView.data.buffer).toBe(sab.buffer);
+    expect(Array.from(sharedView.data)).toEqual(expected);
+    // the wrong kind of buffer, or data at an odd address: a copy of the kind asked for
+    const toShared = parseNpyAdopting(plain, true);
+    expect(toShared.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(Array.from(toShared.data)).toEqual(expected);
+    const toPlain = parseNpyAdopting(sab, false);
+    expect(toPlain.data.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(Array.from(toPlain.data)).toEqual(expected);
+    const shifted = new Uint8Array(np.length + 1).subarray(1);
+    shifted.set(np);
+    const copied = parseNpyAdopting(shifted);
+    expect(copied.data.buffer).not.toBe(shifted.buffer);
+    expect(Array.from(copied.data)).toEqual(expected);
+    // parseNpy itself never keeps the caller's bytes
+    expect(parseNpy(plain).data.buffer).not.toBe(plain.buffer);
   });
   it('rejects bad files naming the byte offset', () => {
     expect(() => parseNpy(new Uint8Array(4))).toThrow('magic at byte offset 0');
