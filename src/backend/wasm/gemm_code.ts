@@ -77,7 +77,7 @@ function gatherKernel(): Code {
   const [out, src, cols, taps, kc, strips] = [0, 1, 2, 3, 4, 5];
   const [s, k, tp, t] = [6, 7, 8, 9];
   const base = (r: number) => 10 + r; // the strip's 8 column offsets, + src
-  const [d, even] = [18, 19]; // the step from one column to the next; 1 when it is the same across the strip
+  const [d, even] = [18, 19]; // d: the step from the strip's first column to its second; even: 1 when every column is d from the one before
   const x = new Code();
   // the panel's rows of one strip, `row` emitting one row's loads and stores (t: its tap, + base(0) when atBase)
   const rows = (atBase: boolean, row: () => void) => {
