@@ -72,9 +72,8 @@ export class Code {
   i32Eqz(): this { return this.op(0x45); }
   i32Eq(): this { return this.op(0x46); }
   i32And(): this { return this.op(0x71); }
-  /** if with no result, then else and end */
+  /** if with no result (closed by end) */
   if(): this { return this.op(0x04, 0x40); }
-  else(): this { return this.op(0x05); }
   /** block with no result */
   block(): this { return this.op(0x02, 0x40); }
   /** loop with no result */
