@@ -121,7 +121,7 @@ const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, ops
     for (const i of ins) n.string(1, i);
     for (const o of outs) n.string(2, o);
     n.string(3, name ?? `${op}_${outs[0]}`).string(4, op);
-    if (attr !== null) n.message(5, attr);
+    if (attr !== null) for (const a of [attr].flat()) n.message(5, a);
     g.message(1, n);
   }
   g.string(2, 'g');
@@ -130,6 +130,7 @@ const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, ops
   return PM().varint(1, 8).message(7, g).message(8, PM().string(1, '').varint(2, opset)).encode();
 };
 const onnxX = f('onnx_x.npy', npy([1, 2]));
+const onnxX4 = f('onnx_x4.npy', npy([1, 2, 3, 3]));
 const onnxGood = readFileSync(join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'));
 const deepAttr = (() => { // 10^5 nested messages as the attribute's subgraph, built in one pass from the lengths
   const depth = 100_000, leaf = enc.encode('leaf');
@@ -334,6 +335,10 @@ const CASES = [
   ['onnx: external data past its file', () => { writeFileSync(join(d, 'small.bin'), Buffer.alloc(4)); return run('run', f('short.onnx', onnxModel([['Add', ['x', 'w'], ['y']]], [onnxTensor('w', [1, 1000], null, 1, 'small.bin')])), '--input', onnxX, '--out', join(d, 'o11.npy')); }],
   ['onnx: control characters in node names', () => run('run', f('names.onnx', onnxModel([['NonMaxSuppression', ['x'], ['y'], H]])), '--input', onnxX, '--out', join(d, 'o12.npy'))],
   ['onnx: input of the wrong shape', () => run('run', f('shape.onnx', onnxModel([['Relu', ['x'], ['y']]])), '--input', x, '--out', join(d, 'o13.npy'))],
+  // attributes past what Operators.md allows (once a raw JavaScript error, a NaN-sized estimate, −∞ outputs)
+  ['onnx: ConvTranspose group −2', () => run('run', f('ctg.onnx', onnxModel([['ConvTranspose', ['x', 'w'], ['y']]], [onnxTensor('w', [2, 1, 2, 2], new Uint8Array(32))], 'y', PM().string(1, 'group').varint(3, -2).varint(20, 2), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o21.npy'))],
+  ['onnx: ConvTranspose strides of one value for 2-D input', () => run('run', f('cts.onnx', onnxModel([['ConvTranspose', ['x', 'w'], ['y']]], [onnxTensor('w', [2, 1, 2, 2], new Uint8Array(32))], 'y', PM().string(1, 'strides').varint(8, 2).varint(20, 7), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o22.npy'))],
+  ['onnx: MaxPool pads as wide as its window', () => run('run', f('mpp.onnx', onnxModel([['MaxPool', ['x'], ['y']]], [], 'y', [PM().string(1, 'kernel_shape').varint(8, 2).varint(8, 2).varint(20, 7), PM().string(1, 'pads').varint(8, 2).varint(8, 2).varint(8, 2).varint(8, 2).varint(20, 7)], 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o23.npy'))],
   ['onnx: opset 9', () => run('run', f('old.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 9)), '--input', onnxX, '--out', join(d, 'o14.npy'))],
   ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
   // the quantized ops (exact integer reference)

@@ -34,13 +34,21 @@ export const expect4d = (node: OnnxNode, v: Value, what: string): void => {
 
 export interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
 
+// an ints attribute of a 2-D op, of the length its spatial rank asks for (a short list would leave
+// an axis undefined, not default)
+function attrList(node: OnnxNode, name: string, otherwise: number[]): number[] {
+  const v = attrInts(node, name) ?? otherwise;
+  if (v.length !== otherwise.length) throw nodeError(node, `${name} must have ${otherwise.length} values for 2-D input, got [${v.join(', ')}]`);
+  return v;
+}
+
 /** kernel, strides, dilations and pads of a 2-D window op, with auto_pad resolved for input H×W. */
 export function window2d(node: OnnxNode, H: number, W: number, kernel: number[] | undefined): Window {
   const k = attrInts(node, 'kernel_shape') ?? kernel;
   if (k === undefined || k.length !== 2) throw nodeError(node, `kernel_shape must have 2 values, got ${k === undefined ? 'none' : `[${k.join(', ')}]`}`);
-  const [sh, sw] = attrInts(node, 'strides') ?? [1, 1];
-  const [dh, dw] = attrInts(node, 'dilations') ?? [1, 1];
-  let [pt, pl, pb, pr] = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  const [sh, sw] = attrList(node, 'strides', [1, 1]);
+  const [dh, dw] = attrList(node, 'dilations', [1, 1]);
+  let [pt, pl, pb, pr] = attrList(node, 'pads', [0, 0, 0, 0]);
   const auto = attrString(node, 'auto_pad', 'NOTSET');
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
     // total padding so that out = ceil(in / stride); the odd one goes at the end (UPPER) or beginning (LOWER)
@@ -71,8 +79,13 @@ function pool(kind: 'max' | 'avg'): Op {
     const [N, C, H, W] = x.shape;
     const w = window2d(node, H, W, undefined);
     const ceil = attrInt(node, 'ceil_mode', 0) === 1, includePad = attrInt(node, 'count_include_pad', 0) === 1;
+    // the window's extent, dilated: (k − 1)·d + 1
+    const eh = (w.kh - 1) * w.dh + 1, ew = (w.kw - 1) * w.dw + 1, extent = `${eh}×${ew}${w.dh > 1 || w.dw > 1 ? ` (${w.kh}×${w.kw} dilated)` : ''}`;
+    // a pad as wide as the window puts a whole window in the padding: no input to take a max or mean of
+    // (onnxruntime refuses it too; PyTorch allows at most half the window)
+    if (Math.max(w.pt, w.pb) >= eh || Math.max(w.pl, w.pr) >= ew) throw nodeError(node, `pads [${w.pt}, ${w.pl}, ${w.pb}, ${w.pr}] must be smaller than the ${extent} window`);
     const Ho = pooledLength(H, w.kh, w.sh, w.dh, w.pt, w.pb, ceil), Wo = pooledLength(W, w.kw, w.sw, w.dw, w.pl, w.pr, ceil);
-    if (Ho < 1 || Wo < 1) throw nodeError(node, `input ${H}×${W} is smaller than the ${w.kh}×${w.kw} window`);
+    if (Ho < 1 || Wo < 1) throw nodeError(node, `input ${H}×${W} (padded ${H + w.pt + w.pb}×${W + w.pl + w.pr}) is smaller than the ${extent} window`);
     const y = ctx.alloc([N, C, Ho, Wo], 'float');
     for (let nc = 0; nc < N * C; nc++) {
       const xo = nc * H * W, yo = nc * Ho * Wo;
@@ -149,12 +162,19 @@ export const NN_OPS: Record<string, Op> = {
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
     if (node.attributes.has('output_shape')) throw nodeError(node, 'output_shape is not supported (export with explicit pads)');
+    if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') throw nodeError(node, 'auto_pad is not supported (export with explicit pads)');
     const [N, C, H, W] = x.shape, [Cw, Fg, KH, KW] = w.shape;
     const groups = attrInt(node, 'group', 1);
+    if (!Number.isInteger(groups) || groups < 1) throw nodeError(node, `group must be a positive integer, got ${groups}`);
     if (Cw !== C || C % groups !== 0) throw nodeError(node, `W [${w.shape.join(', ')}] does not match ${C} input channels in ${groups} groups`);
-    const [sh, sw] = attrInts(node, 'strides') ?? [1, 1], [dh, dw] = attrInts(node, 'dilations') ?? [1, 1];
-    const [pt, pl, pb, pr] = attrInts(node, 'pads') ?? [0, 0, 0, 0], [oph, opw] = attrInts(node, 'output_padding') ?? [0, 0];
-    if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') throw nodeError(node, 'auto_pad is not supported (export with explicit pads)');
+    // kernel (as W has it), strides, dilations and pads checked as every window op's are
+    const { kh, kw, sh, sw, dh, dw, pt, pl, pb, pr } = window2d(node, H, W, [KH, KW]);
+    if (kh !== KH || kw !== KW) throw nodeError(node, `kernel_shape [${kh}, ${kw}] does not match W [${w.shape.join(', ')}]`);
+    // PyTorch's rule: output padding below the stride or the dilation (it adds rows no input reaches otherwise)
+    const [oph, opw] = attrList(node, 'output_padding', [0, 0]);
+    if (!(Number.isInteger(oph) && oph >= 0 && oph < Math.max(sh, dh) && Number.isInteger(opw) && opw >= 0 && opw < Math.max(sw, dw))) {
+      throw nodeError(node, `output_padding [${oph}, ${opw}] must be non-negative and smaller than the stride or the dilation on each axis (strides [${sh}, ${sw}], dilations [${dh}, ${dw}])`);
+    }
     const Ho = sh * (H - 1) + oph + (KH - 1) * dh + 1 - pt - pb, Wo = sw * (W - 1) + opw + (KW - 1) * dw + 1 - pl - pr;
     const F = Fg * groups, Cg = C / groups;
     if (Ho < 1 || Wo < 1) throw nodeError(node, `the output would be ${Ho}×${Wo}`);

@@ -119,7 +119,11 @@ export const SHAPE_OPS: Record<string, Op> = {
 
   Flatten: (_, node, xs) => {
     const x = input(node, xs, 0, 'input');
-    const axis = normAxis(node, attrInt(node, 'axis', 1), x.shape.length + 1);
+    // axis in [−r, r] (r itself: everything in the first dimension); a negative one counts from the
+    // back of the input's r axes, not of r + 1
+    const r = x.shape.length, a = attrInt(node, 'axis', 1);
+    if (!Number.isInteger(a) || a < -r || a > r) throw nodeError(node, `axis ${a} is out of range [${-r}, ${r}] for rank ${r}`);
+    const axis = a < 0 ? a + r : a;
     return [same(x, [numel(x.shape.slice(0, axis)), numel(x.shape.slice(axis))])];
   },
 
@@ -200,7 +204,9 @@ export const SHAPE_OPS: Record<string, Op> = {
       const n = v.shape[axis], step = steps[k];
       if (step === 0) throw nodeError(node, 'a step of 0');
       const clamp = (p: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, p < 0 ? p + n : p));
-      const s = step > 0 ? clamp(starts[k], 0, n) : clamp(starts[k], -1, n - 1);
+      // Operators.md: a start is clamped to [0, n] stepping forward, [0, n − 1] stepping back; an end to
+      // [0, n] and [−1, n − 1] (−1 there: past the first element, not the last)
+      const s = step > 0 ? clamp(starts[k], 0, n) : clamp(starts[k], 0, n - 1);
       const e = step > 0 ? clamp(ends[k], 0, n) : clamp(ends[k], -1, n - 1);
       const idx: number[] = [];
       for (let i = s; step > 0 ? i < e : i > e; i += step) idx.push(i);
@@ -263,6 +269,9 @@ export const SHAPE_OPS: Record<string, Op> = {
     const shape = x.shape.map((d, i) => d + begin[i] + end[i]);
     if (shape.some((d) => d < 0)) throw nodeError(node, `pads [${raw.join(', ')}] leave a negative size`);
     if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw nodeError(node, `mode '${mode}' is not supported`);
+    // reflect and edge copy input elements outwards: an empty axis has none (NumPy's pad refuses it too)
+    const empty = x.shape.findIndex((d, i) => d === 0 && shape[i] > 0);
+    if (mode !== 'constant' && empty >= 0) throw nodeError(node, `mode '${mode}' cannot pad axis ${empty}, which has no elements`);
     const cv = xs[2] && xs[2].data.length > 0 ? xs[2].data[0] : 0;
     const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
     const xst = stridesOf(x.shape);
@@ -273,7 +282,7 @@ export const SHAPE_OPS: Record<string, Op> = {
         let j = idx[k] - begin[k];
         const n = x.shape[k];
         if (j < 0 || j >= n) {
-          if (mode === 'constant' || n === 0) { inside = false; break; }
+          if (mode === 'constant') { inside = false; break; }
           if (mode === 'edge') j = j < 0 ? 0 : n - 1;
           else { const period = 2 * (n - 1) || 1; j = ((j % period) + period) % period; if (j >= n) j = period - j; }
         }

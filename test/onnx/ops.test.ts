@@ -81,3 +81,82 @@ describe('op arguments at the edges of what the specification allows', () => {
     expect(() => reshape([1, 2])).toThrow(/node 'rs' \(Reshape\): shape must be 1-D, got shape \[1, 2\]/);
   });
 });
+
+// Found by running random small graphs of each op through both this evaluator and onnxruntime-web
+// (attributes drawn across their allowed ranges); each case below is worked out by hand from
+// Operators.md, not taken from either engine.
+describe('op semantics at the corners a differential run against onnxruntime-web found', () => {
+  const x24 = new Tensor(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+  const one = (nodes: NodeSpec[], x: Tensor, inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', x.shape)], inits }), x, 'y');
+  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
+
+  it('Flatten: a negative axis counts back from the input\'s rank r (−1 of (2, 3, 4) → (6, 4)); axis lies in [−r, r]', () => {
+    const flatten = (axis: number) => one([{ op: 'Flatten', inputs: ['x'], outputs: ['y'], name: 'fl', attrs: [intAttr('axis', axis)] }], x24);
+    expect(flatten(-1).shape).toEqual([6, 4]);
+    expect(flatten(-3).shape).toEqual([1, 24]);
+    expect(flatten(0).shape).toEqual([1, 24]);
+    expect(flatten(3).shape).toEqual([24, 1]);
+    expect(Array.from(flatten(-2).data)).toEqual(Array.from(x24.data)); // (2, 12): the data as it was
+    expect(() => flatten(-4)).toThrow(/node 'fl' \(Flatten\): axis -4 is out of range \[-3, 3\] for rank 3/);
+    expect(() => flatten(4)).toThrow(/axis 4 is out of range \[-3, 3\]/);
+  });
+
+  it('Slice stepping back clamps a start to [0, n − 1] and an end to [−1, n − 1]: start −100 of 5 is element 0', () => {
+    const x5 = new Tensor(Float32Array.from([10, 11, 12, 13, 14]), [5]);
+    const slice = (start: number, end: number, step: number) => one([{ op: 'Slice', inputs: ['x', 's', 'e', 'a', 't'], outputs: ['y'] }], x5,
+      [tensor('s', [1], INT64, i64(start)), tensor('e', [1], INT64, i64(end)), tensor('a', [1], INT64, i64(0)), tensor('t', [1], INT64, i64(step))]);
+    // start −100 + 5 = −95 → 0; end −2⁴⁰ + 5 → −1 (before the first element): one element, x[0]
+    expect(Array.from(slice(-100, -(2 ** 40), -1).data)).toEqual([10]);
+    // start 100 → 4; end −100 → −1: 4, 2, 0
+    expect(Array.from(slice(100, -100, -2).data)).toEqual([14, 12, 10]);
+    // stepping forward: start −100 → 0, end 2⁴⁰ → 5
+    expect(Array.from(slice(-100, 2 ** 40, 2).data)).toEqual([10, 12, 14]);
+  });
+
+  it('pooling: a pad as wide as the (dilated) window is refused, and a too-small input names the dilated window', () => {
+    const x = new Tensor(Float32Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4]);
+    const pool = (op: string, attrs: ReturnType<typeof intAttr>[]) => one([{ op, inputs: ['x'], outputs: ['y'], name: 'p', attrs }], x);
+    expect(() => pool('MaxPool', [intsAttr('kernel_shape', [2, 2]), intsAttr('pads', [2, 0, 0, 0])])).toThrow(/node 'p' \(MaxPool\): pads \[2, 0, 0, 0\] must be smaller than the 2×2 window/);
+    // dilation 2 makes a 2-tap window 3 wide: a pad of 2 still leaves its last tap on the input
+    // (out = 4 + 2 − 3 + 1 = 4; the first window's taps are rows −2 and 0: its max is x[0][0] = 0)
+    const y = pool('MaxPool', [intsAttr('kernel_shape', [2, 2]), intsAttr('dilations', [2, 2]), intsAttr('pads', [2, 2, 0, 0])]);
+    expect(y.shape).toEqual([1, 1, 4, 4]);
+    expect(y.data[0]).toBe(0);
+    expect(() => pool('AveragePool', [intsAttr('kernel_shape', [2, 2]), intsAttr('dilations', [4, 1])])).toThrow(/input 4×4 \(padded 4×4\) is smaller than the 5×2 \(2×2 dilated\) window/);
+    expect(() => pool('MaxPool', [intsAttr('kernel_shape', [2, 2]), intsAttr('strides', [2])])).toThrow(/strides must have 2 values for 2-D input, got \[2\]/);
+  });
+
+  it('MaxPool SAME_UPPER with a dilation pads for the dilated window: out = ⌈in / stride⌉ (onnxruntime-web 1.30 leaves the dilation out here)', () => {
+    // 5 wide, k 2, d 2, s 2: out ⌈5/2⌉ = 3, total pad (3 − 1)·2 + 3 − 5 = 2 → 1 before, 1 after;
+    // windows take columns {−1, 1}, {1, 3}, {3, 5}: the max of the columns inside
+    const x = new Tensor(Float32Array.from([3, 1, 4, 1, 5]), [1, 1, 1, 5]);
+    const y = one([{ op: 'MaxPool', inputs: ['x'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 2]), intsAttr('dilations', [1, 2]), intsAttr('strides', [1, 2]), P().string(1, 'auto_pad').bytes(4, new TextEncoder().encode('SAME_UPPER')).varint(20, 3)] }], x);
+    expect(y.shape).toEqual([1, 1, 1, 3]);
+    expect(Array.from(y.data)).toEqual([1, 1, 1]); // x[1], max(x[1], x[3]), x[3]
+  });
+
+  it('ConvTranspose checks its attributes as Conv does; output_padding must stay below the stride or the dilation (PyTorch\'s rule)', () => {
+    const x = new Tensor(Float32Array.from({ length: 4 }, (_, i) => i + 1), [1, 1, 2, 2]);
+    const w = tensor('w', [1, 1, 2, 2], FLOAT, f32(1, 1, 1, 1));
+    const ct = (attrs: ReturnType<typeof intAttr>[]) => one([{ op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], name: 'ct', attrs }], x, [w]);
+    // stride 1, dilation 2, output padding 1 (< the dilation): Ho = 1·(2 − 1) + 1 + (2 − 1)·2 + 1 = 5
+    const y = ct([intsAttr('dilations', [2, 2]), intsAttr('output_padding', [1, 1])]);
+    expect(y.shape).toEqual([1, 1, 5, 5]);
+    // each input element lands at (i + 2a, j + 2b) for a, b ∈ {0, 1}; row 0: x00, x01, x00, x01, 0
+    expect(Array.from(y.data.slice(0, 5))).toEqual([1, 2, 1, 2, 0]);
+    expect(() => ct([intsAttr('output_padding', [1, 0])])).toThrow(/node 'ct' \(ConvTranspose\): output_padding \[1, 0\] must be non-negative and smaller than the stride or the dilation/);
+    expect(() => ct([intsAttr('strides', [2, 2]), intsAttr('output_padding', [-1, 0])])).toThrow(/output_padding \[-1, 0\]/);
+    expect(() => ct([intsAttr('pads', [-1, 0, 0, 0])])).toThrow(/pads must be non-negative integers/);
+    expect(() => ct([intsAttr('strides', [0, 1])])).toThrow(/kernel, strides and dilations must be positive integers/);
+    expect(() => ct([intsAttr('kernel_shape', [2, 3])])).toThrow(/kernel_shape \[2, 3\] does not match W \[1, 1, 2, 2\]/);
+    expect(() => ct([intAttr('group', -2)])).toThrow(/group must be a positive integer, got -2/);
+  });
+
+  it('Pad in reflect or edge mode refuses an empty axis it would have to extend; constant fills it', () => {
+    const x = new Tensor(new Float32Array(0), [2, 0]);
+    const pad = (mode: string) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [P().string(1, 'mode').bytes(4, new TextEncoder().encode(mode)).varint(20, 3)] }], x, [tensor('p', [4], INT64, i64(0, 1, 0, 1))]);
+    expect(Array.from(pad('constant').data)).toEqual([0, 0, 0, 0]);
+    expect(() => pad('edge')).toThrow(/node 'pad' \(Pad\): mode 'edge' cannot pad axis 1, which has no elements/);
+    expect(() => pad('reflect')).toThrow(/mode 'reflect' cannot pad axis 1/);
+  });
+});
