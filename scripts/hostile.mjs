@@ -116,12 +116,12 @@ const onnxTensor = (name, dims, raw, type = 1, external = null) => {
 const onnxVi = (name, dims) => { const sh = PM(); for (const v of dims) sh.message(1, PM().varint(1, v)); return PM().string(1, name).message(2, PM().message(1, PM().varint(1, 1).message(2, sh))); };
 const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, opset = 17, xDims = [1, 2]) => {
   const g = PM();
-  for (const [op, ins, outs, name] of nodes) {
+  for (const [op, ins, outs, name, own] of nodes) { // own: this node's attributes (else `attr`, on every node)
     const n = PM();
     for (const i of ins) n.string(1, i);
     for (const o of outs) n.string(2, o);
     n.string(3, name ?? `${op}_${outs[0]}`).string(4, op);
-    if (attr !== null) for (const a of [attr].flat()) n.message(5, a);
+    for (const a of [own ?? attr ?? []].flat()) n.message(5, a);
     g.message(1, n);
   }
   g.string(2, 'g');
@@ -339,6 +339,7 @@ const CASES = [
   ['onnx: ConvTranspose group −2', () => run('run', f('ctg.onnx', onnxModel([['ConvTranspose', ['x', 'w'], ['y']]], [onnxTensor('w', [2, 1, 2, 2], new Uint8Array(32))], 'y', PM().string(1, 'group').varint(3, -2).varint(20, 2), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o21.npy'))],
   ['onnx: ConvTranspose strides of one value for 2-D input', () => run('run', f('cts.onnx', onnxModel([['ConvTranspose', ['x', 'w'], ['y']]], [onnxTensor('w', [2, 1, 2, 2], new Uint8Array(32))], 'y', PM().string(1, 'strides').varint(8, 2).varint(20, 7), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o22.npy'))],
   ['onnx: MaxPool pads as wide as its window', () => run('run', f('mpp.onnx', onnxModel([['MaxPool', ['x'], ['y']]], [], 'y', [PM().string(1, 'kernel_shape').varint(8, 2).varint(8, 2).varint(20, 7), PM().string(1, 'pads').varint(8, 2).varint(8, 2).varint(8, 2).varint(8, 2).varint(20, 7)], 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o23.npy'))],
+  ['onnx: Resize with antialias (an attribute it would skip)', () => run('run', f('aa.onnx', onnxModel([['Resize', ['x', '', 'sc'], ['y']]], [onnxTensor('sc', [4], new Uint8Array(new Float32Array([1, 1, 0.5, 0.5]).buffer))], 'y', [PM().string(1, 'mode').bytes(4, new TextEncoder().encode('linear')).varint(20, 3), PM().string(1, 'antialias').varint(3, 1).varint(20, 2)], 18, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o24.npy'))],
   ['onnx: opset 9', () => run('run', f('old.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 9)), '--input', onnxX, '--out', join(d, 'o14.npy'))],
   ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
   // the quantized ops (exact integer reference)
@@ -369,7 +370,7 @@ const CASES = [
   ['fuse-onnx: a 10^10-element probe input', () => run('fuse-onnx', f('bigprobe.onnx', onnxModel([['Relu', ['x'], ['y']]], [], 'y', null, 17, [1, 1, 100000, 100000])), join(d, 'o15.onnx'))],
   ['fuse-onnx: 10^5 Pad nodes in a row (valid)', okIf(() => run('fuse-onnx', f('pads.onnx', onnxModel(Array.from({ length: 100_000 }, (_, i) => ['Pad', [i === 0 ? 'x' : `p${i - 1}`, 'pads'], [`p${i}`]]), [onnxTensor('pads', [8], new Uint8Array(64), 7)], 'p99999', null, 17, [1, 1, 2, 2])), join(d, 'o16.onnx')), () => [])],
   ['fuse-onnx: ScatterND updates of the wrong size', () => run('fuse-onnx', f('scatter.onnx', onnxModel([['Conv', ['x', 'w'], ['a']], ['ScatterND', ['a', 'idx', 'upd'], ['y']]], [onnxTensor('w', [1, 1, 1, 1], new Uint8Array(new Float32Array([2]).buffer)), onnxTensor('idx', [1, 4], new Uint8Array(32), 7), onnxTensor('upd', [3], new Uint8Array(12))], 'y', null, 17, [1, 1, 2, 2])), join(d, 'o17.onnx'))],
-  ['fuse-onnx: 10^4 BNs before a conv that cannot take them (valid)', okIf(() => { const f1 = new Uint8Array(new Float32Array([1]).buffer); return run('fuse-onnx', f('bnchain.onnx', onnxModel([...Array.from({ length: 10_000 }, (_, i) => ['BatchNormalization', [i === 0 ? 'x' : `b${i - 1}`, 's', 'o', 'm', 'v'], [`b${i}`]]), ['Conv', ['b9999', 'w'], ['y']]], [onnxTensor('s', [1], f1), onnxTensor('o', [1], f1), onnxTensor('m', [1], new Uint8Array(4)), onnxTensor('v', [1], f1), onnxTensor('w', [1, 1, 3, 3], new Uint8Array(new Float32Array(9).fill(0.1).buffer))], 'y', PM().string(1, 'auto_pad').string(4, 'SAME_UPPER').varint(20, 3), 17, [1, 1, 4, 4])), join(d, 'o21.onnx')); }, (r) => (/kept/.test(r.stdout) ? [] : ['no reason given']))],
+  ['fuse-onnx: 10^4 BNs before a conv that cannot take them (valid)', okIf(() => { const f1 = new Uint8Array(new Float32Array([1]).buffer); return run('fuse-onnx', f('bnchain.onnx', onnxModel([...Array.from({ length: 10_000 }, (_, i) => ['BatchNormalization', [i === 0 ? 'x' : `b${i - 1}`, 's', 'o', 'm', 'v'], [`b${i}`]]), ['Conv', ['b9999', 'w'], ['y'], 'Conv_y', PM().string(1, 'auto_pad').string(4, 'SAME_UPPER').varint(20, 3)]], [onnxTensor('s', [1], f1), onnxTensor('o', [1], f1), onnxTensor('m', [1], new Uint8Array(4)), onnxTensor('v', [1], f1), onnxTensor('w', [1, 1, 3, 3], new Uint8Array(new Float32Array(9).fill(0.1).buffer))], 'y', null, 17, [1, 1, 4, 4])), join(d, 'o21.onnx')); }, (r) => (/kept/.test(r.stdout) ? [] : ['no reason given']))],
   // checkpoints read into shared memory and viewed in place; verify's semantics
   ['safetensors cut one byte short (read into shared memory)', () => { const b = readFileSync(ok); return run('forward', f('short.safetensors', b.subarray(0, b.length - 1)), '--input', x, '--out', join(d, 'ys.npy')); }],
   ['safetensors with a misaligned data start and a hostile key (copied, refused by shape)', () => { const m = new Map(okEntries); const e = m.get('linear.weight'); m.delete('linear.weight'); m.set(H, e); const b = serializeSafetensors(m); const j = JSON.parse(Buffer.from(b.subarray(8, 8 + Number(Buffer.from(b).readBigUInt64LE(0)))).toString()); const h = enc.encode(JSON.stringify(j) + '   '); const out = new Uint8Array(8 + h.length + (b.length - 8 - Number(Buffer.from(b).readBigUInt64LE(0)))); new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true); out.set(h, 8); out.set(b.subarray(8 + Number(Buffer.from(b).readBigUInt64LE(0))), 8 + h.length); return run('forward', f('misaligned.safetensors', out), '--input', x, '--out', join(d, 'ym.npy')); }],

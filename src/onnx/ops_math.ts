@@ -107,6 +107,8 @@ export const MATH_OPS: Record<string, Op> = {
     const x = toFloat(ctx, input(node, xs, 0, 'data'));
     const r = x.shape.length;
     const given = ctx.opset >= 18 ? (xs[1] ? intsOf(node, xs[1], 'axes') : undefined) : attrInts(node, 'axes');
+    // opset 18: with noop_with_empty_axes, no axes means no reduction (the input as it is)
+    if (attrInt(node, 'noop_with_empty_axes', 0) === 1 && (given === undefined || given.length === 0)) return [x];
     const axes = given === undefined || given.length === 0 ? [...x.shape.keys()] : given.map((a) => normAxis(node, a, r));
     const keep = attrInt(node, 'keepdims', 1) === 1;
     const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));

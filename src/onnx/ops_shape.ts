@@ -71,7 +71,12 @@ function transpose(ctx: OpContext, x: Value, perm: number[]): Value {
 
 export const SHAPE_OPS: Record<string, Op> = {
   Identity: (_, node, xs) => [input(node, xs, 0, 'input')],
-  Dropout: (_, node, xs) => [input(node, xs, 0, 'data')], // inference: the identity (the mask output is not produced)
+  // inference: the identity (the mask output is not produced); training_mode true (opset 12's third
+  // input) would drop at random, which no reference can reproduce
+  Dropout: (_, node, xs) => {
+    if (xs[2] && xs[2].data.length > 0 && xs[2].data[0] !== 0) throw nodeError(node, 'training_mode is true: a random dropout, not an inference op');
+    return [input(node, xs, 0, 'data')];
+  },
 
   Constant: (ctx, node) => {
     const [name, a] = [...node.attributes][0] ?? [];

@@ -15,6 +15,7 @@ import { MATH_OPS } from './ops_math.js';
 import { NN_OPS } from './ops_nn.js';
 import { QUANT_OPS } from './ops_quant.js';
 import { integerQdq } from './qdq.js';
+import { attributeProblems } from './attributes.js';
 import { SHAPE_OPS, valueOfTensor } from './ops_shape.js';
 import { type FloatArray, type OpContext, OnnxRunError, type Value, nodeError, numel, readersOf } from './value.js';
 
@@ -78,6 +79,8 @@ export function runOnnx(model: OnnxModel, inputs: Record<string, Tensor> | Map<s
     const list = bad.slice(0, 8).map((n) => `${showText(n.domain === '' ? n.opType : `${n.domain}.${n.opType}`, 60)} ('${showText(n.name, 60)}')`).join(', ');
     throw new OnnxRunError(`onnx: ${bad.length} node(s) use ops this evaluator does not run: ${list}${bad.length > 8 ? ', …' : ''}; nothing was run`);
   }
+  const unread = attributeProblems(model);
+  if (unread.length > 0) throw new OnnxRunError(`onnx: ${unread.slice(0, 4).join('; ')}${unread.length > 4 ? `; and ${unread.length - 4} more` : ''}; nothing was run`);
   const float = opts.dtype ?? 'float32';
   const limit = opts.memoryLimit ?? 8 * 2 ** 30;
   // Bytes held: every buffer some live name refers to (counted once however many names share it, as

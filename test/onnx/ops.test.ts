@@ -87,7 +87,7 @@ describe('op arguments at the edges of what the specification allows', () => {
 // Operators.md, not taken from either engine.
 describe('op semantics at the corners a differential run against onnxruntime-web found', () => {
   const x24 = new Tensor(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
-  const one = (nodes: NodeSpec[], x: Tensor, inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', x.shape)], inits }), x, 'y');
+  const one = (nodes: NodeSpec[], x: Tensor, inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', [...x.shape])], inits }), x, 'y');
   const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
 
   it('Flatten: a negative axis counts back from the input\'s rank r (−1 of (2, 3, 4) → (6, 4)); axis lies in [−r, r]', () => {
@@ -158,5 +158,50 @@ describe('op semantics at the corners a differential run against onnxruntime-web
     expect(Array.from(pad('constant').data)).toEqual([0, 0, 0, 0]);
     expect(() => pad('edge')).toThrow(/node 'pad' \(Pad\): mode 'edge' cannot pad axis 1, which has no elements/);
     expect(() => pad('reflect')).toThrow(/mode 'reflect' cannot pad axis 1/);
+  });
+});
+
+// An attribute the evaluator would skip changes the graph it answers for: refused before anything
+// runs, each naming its node, as an unsupported op is (src/onnx/attributes.ts).
+describe('attributes the evaluator does not honour are refused up front', () => {
+  const x = new Tensor(Float32Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4]);
+  const strAttr = (name: string, v: string) => P().string(1, name).bytes(4, new TextEncoder().encode(v)).varint(20, 3);
+  const resize = (extra: ReturnType<typeof intAttr>[]) => run1(model([{ op: 'Resize', inputs: ['x', '', 'sc'], outputs: ['y'], name: 'rs', attrs: [strAttr('mode', 'linear'), ...extra] }],
+    { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('sc', [4], FLOAT, f32(1, 1, 0.5, 0.5))], opset: 18 }), x, 'y');
+
+  it('Resize: antialias, keep_aspect_ratio_policy and axes are refused; cubic\'s own attributes under linear change nothing', () => {
+    expect(() => resize([intAttr('antialias', 1)])).toThrow(/node 'rs' \(Resize\): attribute antialias = 1 is not supported \(only 0\); nothing was run/);
+    expect(() => resize([strAttr('keep_aspect_ratio_policy', 'not_larger')])).toThrow(/keep_aspect_ratio_policy = not_larger is not supported \(only stretch\)/);
+    expect(() => resize([intsAttr('axes', [2, 3])])).toThrow(/attribute axes = \[2, 3\] is not supported \(only without it\)/);
+    // half_pixel, scale ½: output (o + ½)·2 − ½ = 0.5, 2.5 → rows and columns between 0–1 and 2–3
+    const plain = resize([]), cubic = resize([P().string(1, 'cubic_coeff_a').float(2, -0.5).varint(20, 1), intAttr('antialias', 0)]);
+    expect(Array.from(plain.data)).toEqual([2.5, 4.5, 10.5, 12.5]);
+    expect(Array.from(cubic.data)).toEqual([2.5, 4.5, 10.5, 12.5]);
+  });
+
+  it('an attribute no version of the op has is refused, naming the ones it has', () => {
+    const relu = () => run1(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'r', attrs: [P().string(1, 'alpha').float(2, 0.1).varint(20, 1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
+    expect(relu).toThrow(/node 'r' \(Relu\): attribute alpha is not one of Relu's in opsets 11–21 \(it has none\)/);
+    const flatten = () => run1(model([{ op: 'Flatten', inputs: ['x'], outputs: ['y'], name: 'f', attrs: [intAttr('axes', 1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
+    expect(flatten).toThrow(/attribute axes is not one of Flatten's in opsets 11–21 \(axis\)/);
+  });
+
+  it('QuantizeLinear\'s output_dtype (opset 21) is refused rather than read from a zero point that is not there', () => {
+    const q = () => run1(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['y'], name: 'q', attrs: [intAttr('output_dtype', 3)] }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('s', [], FLOAT, f32(1))], opset: 21 }), x, 'y');
+    expect(q).toThrow(/node 'q' \(QuantizeLinear\): attribute output_dtype = 3 is not supported \(only 0\)/);
+  });
+
+  it('ReduceMean (opset 18) with noop_with_empty_axes and no axes is the identity; without it, the mean of everything', () => {
+    const mean = (noop: number) => run1(model([{ op: 'ReduceMean', inputs: ['x'], outputs: ['y'], attrs: [intAttr('noop_with_empty_axes', noop)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])], opset: 18 }), x, 'y');
+    expect(Array.from(mean(1).data)).toEqual(Array.from(x.data));
+    expect(Array.from(mean(0).data)).toEqual([7.5]); // (0 + … + 15) / 16
+  });
+
+  it('Dropout with training_mode true is refused (a random mask); false is the identity', () => {
+    const drop = (train: number) => run1(model([{ op: 'Dropout', inputs: ['x', '', 't'], outputs: ['y'], name: 'd' }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('t', [], 9, new Uint8Array([train]))] }), x, 'y');
+    expect(Array.from(drop(0).data)).toEqual(Array.from(x.data));
+    expect(() => drop(1)).toThrow(/node 'd' \(Dropout\): training_mode is true/);
   });
 });
