@@ -69,6 +69,13 @@ function transpose(ctx: OpContext, x: Value, perm: number[]): Value {
   return { dtype: x.dtype, shape, data: out };
 }
 
+// axes given twice (3 and −1 of a rank-4 output name one axis): the specification makes that an
+// invalid graph, and inserting or removing one axis twice would change the rank
+function distinctAxes(node: OnnxNode, given: readonly number[], axes: readonly number[]): void {
+  const seen = axes.findIndex((a, i) => axes.indexOf(a) !== i);
+  if (seen >= 0) throw nodeError(node, `axes [${given.join(', ')}] name axis ${axes[seen]} more than once`);
+}
+
 export const SHAPE_OPS: Record<string, Op> = {
   Identity: (_, node, xs) => [input(node, xs, 0, 'input')],
   // inference: the identity (the mask output is not produced); training_mode true (opset 12's third
@@ -183,9 +190,12 @@ export const SHAPE_OPS: Record<string, Op> = {
     const n = x.shape[axis];
     let sizes = ctx.opset >= 13 ? (xs[1] ? intsOf(node, xs[1], 'split') : undefined) : attrInts(node, 'split');
     if (sizes === undefined) {
+      // equal parts; from opset 18 the last may be smaller (⌈n/k⌉ each before it), never absent
       const k = attrInt(node, 'num_outputs', node.outputs.length);
+      if (k !== node.outputs.length) throw nodeError(node, `num_outputs ${k} but ${node.outputs.length} outputs`);
       const part = Math.ceil(n / k);
-      sizes = Array.from({ length: k }, (_, i) => Math.max(0, Math.min(part, n - i * part)));
+      if (ctx.opset < 18 ? n % k !== 0 : k > 1 && (k - 1) * part >= n) throw nodeError(node, `an axis of ${n} does not split into ${k} parts${ctx.opset < 18 ? ' of equal size (before opset 18)' : ` of ${part} with a smaller last one`}`);
+      sizes = Array.from({ length: k }, (_, i) => Math.min(part, n - i * part));
     }
     if (sizes.reduce((a, b) => a + b, 0) !== n || sizes.some((s) => s < 0)) throw nodeError(node, `split sizes [${sizes.join(', ')}] do not add up to ${n}`);
     const outs: Value[] = [];
@@ -232,6 +242,7 @@ export const SHAPE_OPS: Record<string, Op> = {
     const x = input(node, xs, 0, 'data');
     const raw = ctx.opset >= 13 ? intsOf(node, input(node, xs, 1, 'axes'), 'axes') : attrInts(node, 'axes') ?? [];
     const axes = raw.map((a) => normAxis(node, a, x.shape.length + raw.length)); // axes index the output
+    distinctAxes(node, raw, axes);
     const shape = x.shape.slice();
     for (const a of [...axes].sort((p, q) => p - q)) shape.splice(a, 0, 1);
     return [same(x, shape)];
@@ -241,6 +252,7 @@ export const SHAPE_OPS: Record<string, Op> = {
     const x = input(node, xs, 0, 'data');
     const given = ctx.opset >= 13 ? (xs[1] ? intsOf(node, xs[1], 'axes') : undefined) : attrInts(node, 'axes');
     const axes = given === undefined ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : given.map((a) => normAxis(node, a, x.shape.length));
+    if (given !== undefined) distinctAxes(node, given, axes);
     for (const a of axes) if (x.shape[a] !== 1) throw nodeError(node, `axis ${a} has size ${x.shape[a]}, not 1`);
     return [same(x, x.shape.filter((_, i) => !axes.includes(i)))];
   },

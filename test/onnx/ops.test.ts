@@ -161,6 +161,31 @@ describe('op semantics at the corners a differential run against onnxruntime-web
   });
 });
 
+describe('Split and (Un)squeeze at the edges of their specification', () => {
+  const x = new Tensor(Float32Array.from([0, 1, 2, 3, 4]), [1, 5]);
+  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
+  const outs = (bytes: Uint8Array, names: string[]) => { const r = runOnnx(readOnnx(bytes), { x }); return names.map((n) => Array.from(r.get(n)!.data)); };
+  const split = (k: number, outputs: number, opset: number) => model([{ op: 'Split', inputs: ['x'], outputs: Array.from({ length: outputs }, (_, i) => `y${i}`), name: 'sp', attrs: [intAttr('axis', 1), ...(opset >= 18 ? [intAttr('num_outputs', k)] : [])] }],
+    { inputs: [valueInfo('x', [1, 5])], outputs: Array.from({ length: outputs }, (_, i) => `y${i}`), opset });
+
+  it('Split without sizes: equal parts before opset 18; from 18, ⌈n/k⌉ each and a smaller last one, never an empty one', () => {
+    expect(() => outs(split(2, 2, 17), ['y0'])).toThrow(/node 'sp' \(Split\): an axis of 5 does not split into 2 parts of equal size \(before opset 18\)/);
+    expect(outs(split(2, 2, 18), ['y0', 'y1'])).toEqual([[0, 1, 2], [3, 4]]);
+    expect(outs(split(3, 3, 18), ['y0', 'y1', 'y2'])).toEqual([[0, 1], [2, 3], [4]]);
+    expect(() => outs(split(4, 4, 18), ['y0'])).toThrow(/an axis of 5 does not split into 4 parts of 2 with a smaller last one/); // 2, 2, 1, 0
+    expect(() => outs(split(2, 3, 18), ['y0'])).toThrow(/num_outputs 2 but 3 outputs/);
+  });
+
+  it('Unsqueeze and Squeeze refuse an axis named twice (0 and −5 of a rank-5 output are one axis)', () => {
+    const x3 = new Tensor(Float32Array.from([1, 2]), [1, 2, 1]);
+    const op = (name: string, axes: number[]) => run1(model([{ op: name, inputs: ['x', 'a'], outputs: ['y'], name: 'q' }], { inputs: [valueInfo('x', [1, 2, 1])], inits: [tensor('a', [axes.length], INT64, i64(...axes))] }), x3, 'y');
+    expect(op('Unsqueeze', [0, 4]).shape).toEqual([1, 1, 2, 1, 1]);
+    expect(() => op('Unsqueeze', [0, -5])).toThrow(/node 'q' \(Unsqueeze\): axes \[0, -5\] name axis 0 more than once/);
+    expect(op('Squeeze', [0, -1]).shape).toEqual([2]);
+    expect(() => op('Squeeze', [2, -1])).toThrow(/node 'q' \(Squeeze\): axes \[2, -1\] name axis 2 more than once/);
+  });
+});
+
 // An attribute the evaluator would skip changes the graph it answers for: refused before anything
 // runs, each naming its node, as an unsupported op is (src/onnx/attributes.ts).
 describe('attributes the evaluator does not honour are refused up front', () => {
