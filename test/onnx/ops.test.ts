@@ -174,6 +174,10 @@ describe('Split and (Un)squeeze at the edges of their specification', () => {
     expect(outs(split(3, 3, 18), ['y0', 'y1', 'y2'])).toEqual([[0, 1], [2, 3], [4]]);
     expect(() => outs(split(4, 4, 18), ['y0'])).toThrow(/an axis of 5 does not split into 4 parts of 2 with a smaller last one/); // 2, 2, 1, 0
     expect(() => outs(split(2, 3, 18), ['y0'])).toThrow(/num_outputs 2 but 3 outputs/);
+    // 6 into 4: ⌈6/4⌉ = 2 leaves the fourth part empty (2, 2, 2, 0)
+    const x6 = new Tensor(Float32Array.from([0, 1, 2, 3, 4, 5]), [1, 6]);
+    const four = model([{ op: 'Split', inputs: ['x'], outputs: ['y0', 'y1', 'y2', 'y3'], name: 'sp', attrs: [intAttr('axis', 1), intAttr('num_outputs', 4)] }], { inputs: [valueInfo('x', [1, 6])], outputs: ['y0', 'y1', 'y2', 'y3'], opset: 18 });
+    expect(() => runOnnx(readOnnx(four), { x: x6 })).toThrow(/an axis of 6 does not split into 4 parts of 2 with a smaller last one/);
   });
 
   it('Unsqueeze and Squeeze refuse an axis named twice (0 and −5 of a rank-5 output are one axis)', () => {
