@@ -254,6 +254,7 @@ const MUTANTS = [
   ['onnx', 'the attribute check not run before the graph', 'src/onnx/run.ts', '  if (unread.length > 0) throw new OnnxRunError(', '  if (unread.length > 99) throw new OnnxRunError(', ['test/onnx/ops.test.ts']],
   ['onnx', 'ReduceMean ignores noop_with_empty_axes', 'src/onnx/ops_math.ts', "    if (attrInt(node, 'noop_with_empty_axes', 0) === 1 &&", "    if (attrInt(node, 'noop_with_empty_axes', 0) === 2 &&", ['test/onnx/ops.test.ts']],
   ['onnx', 'Dropout in training mode run as the identity', 'src/onnx/ops_shape.ts', '    if (xs[2] && xs[2].data.length > 0 && xs[2].data[0] !== 0) throw', '    if (xs[2] && xs[2].data.length > 0 && xs[2].data[0] === 2) throw', ['test/onnx/ops.test.ts']],
+  ['onnx', 'Clip with min above max gives min below it', 'src/onnx/ops_math.ts', 'return (x) => { const t = x < lo ? lo : x; return t > hi ? hi : t; };', 'return (x) => (x < lo ? lo : x > hi ? hi : x);', ['test/onnx/ops.test.ts']],
   ['onnx', 'Split before opset 18 splits unevenly', 'src/onnx/ops_shape.ts', 'if (ctx.opset < 18 ? n % k !== 0 :', 'if (ctx.opset < 0 ? n % k !== 0 :', ['test/onnx/ops.test.ts']],
   ['onnx', 'Split from opset 18 gives an empty last part', 'src/onnx/ops_shape.ts', ': k > 1 && (k - 1) * part >= n) throw', ': k > 1 && (k - 1) * part > n) throw', ['test/onnx/ops.test.ts']],
   ['onnx', 'Unsqueeze inserts an axis named twice twice', 'src/onnx/ops_shape.ts', '  if (seen >= 0) throw nodeError(node, `axes [', '  if (seen < -1) throw nodeError(node, `axes [', ['test/onnx/ops.test.ts']],

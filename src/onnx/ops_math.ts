@@ -81,7 +81,9 @@ export const MATH_OPS: Record<string, Op> = {
   Floor: unary(() => Math.floor),
   Ceil: unary(() => Math.ceil),
   // Clip: min/max as inputs 1 and 2 since opset 11 (empty: unbounded)
-  Clip: unary((_, node, xs) => { const lo = scalarInput(node, xs, 1, -Infinity), hi = scalarInput(node, xs, 2, Infinity); return (x) => (x < lo ? lo : x > hi ? hi : x); }),
+  // min(max(x, lo), hi): with lo > hi every element is hi, as in PyTorch's clamp, NumPy's clip and
+  // onnxruntime; NaN passes through
+  Clip: unary((_, node, xs) => { const lo = scalarInput(node, xs, 1, -Infinity), hi = scalarInput(node, xs, 2, Infinity); return (x) => { const t = x < lo ? lo : x; return t > hi ? hi : t; }; }),
 
   Softmax: (ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'input'));

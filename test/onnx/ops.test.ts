@@ -161,6 +161,14 @@ describe('op semantics at the corners a differential run against onnxruntime-web
   });
 });
 
+describe('Clip with min above max', () => {
+  it('gives max everywhere (PyTorch\'s clamp, NumPy\'s clip); NaN passes through', () => {
+    const x = new Tensor(Float32Array.from([-1, 0.3, 2, NaN]), [4]);
+    const y = run1(model([{ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] }], { inputs: [valueInfo('x', [4])], inits: [tensor('lo', [], FLOAT, f32(0.5)), tensor('hi', [], FLOAT, f32(0.25))] }), x, 'y');
+    expect(Array.from(y.data)).toEqual([0.25, 0.25, 0.25, NaN]);
+  });
+});
+
 describe('Split and (Un)squeeze at the edges of their specification', () => {
   const x = new Tensor(Float32Array.from([0, 1, 2, 3, 4]), [1, 5]);
   const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
