@@ -255,6 +255,8 @@ const MUTANTS = [
   ['onnx', 'ReduceMean ignores noop_with_empty_axes', 'src/onnx/ops_math.ts', "    if (attrInt(node, 'noop_with_empty_axes', 0) === 1 &&", "    if (attrInt(node, 'noop_with_empty_axes', 0) === 2 &&", ['test/onnx/ops.test.ts']],
   ['onnx', 'Dropout in training mode run as the identity', 'src/onnx/ops_shape.ts', '    if (xs[2] && xs[2].data.length > 0 && xs[2].data[0] !== 0) throw', '    if (xs[2] && xs[2].data.length > 0 && xs[2].data[0] === 2) throw', ['test/onnx/ops.test.ts']],
   ['onnx', 'Clip with min above max gives min below it', 'src/onnx/ops_math.ts', 'return (x) => { const t = x < lo ? lo : x; return t > hi ? hi : t; };', 'return (x) => (x < lo ? lo : x > hi ? hi : x);', ['test/onnx/ops.test.ts']],
+  ['onnx', 'Resize round_prefer_ceil rounds halves down', 'src/onnx/ops_nn.ts', "        case 'round_prefer_ceil': return Math.floor(v + 0.5);", "        case 'round_prefer_ceil': return Math.ceil(v - 0.5);", ['test/onnx/differential.test.ts']],
+  ['onnx', 'Gemm ignores beta', 'src/onnx/ops_math.ts', 'y[m * N + n] += beta * cf.data[m * st[0] + n * st[1]];', 'y[m * N + n] += cf.data[m * st[0] + n * st[1]];', ['test/onnx/differential.test.ts']],
   ['onnx', 'Split before opset 18 splits unevenly', 'src/onnx/ops_shape.ts', 'if (ctx.opset < 18 ? n % k !== 0 :', 'if (ctx.opset < 0 ? n % k !== 0 :', ['test/onnx/ops.test.ts']],
   ['onnx', 'Split from opset 18 gives an empty last part', 'src/onnx/ops_shape.ts', ': k > 1 && (k - 1) * part >= n) throw', ': k > 1 && (k - 1) * part > n) throw', ['test/onnx/ops.test.ts']],
   ['onnx', 'Unsqueeze inserts an axis named twice twice', 'src/onnx/ops_shape.ts', '  if (seen >= 0) throw nodeError(node, `axes [', '  if (seen < -1) throw nodeError(node, `axes [', ['test/onnx/ops.test.ts']],

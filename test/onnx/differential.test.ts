@@ -1,0 +1,198 @@
+// The evaluator against onnxruntime-web on random single-op graphs: each op's attributes drawn across
+// the ranges Operators.md allows (auto_pad, dilations, asymmetric pads, ceil_mode, negative axes and
+// steps, broadcasting, every Resize mode, the integer ops), 40 graphs an op family from a fixed seed.
+// The generators stay inside what both engines define, so every graph is compared: the corners where
+// onnxruntime-web 1.30 departs from the specification (SAME padding with a dilation, a negative SAME
+// padding, unimplemented integer type mixes) are pinned by hand in ops.test.ts instead.
+//
+// Tolerances. Inputs and weights are multiples of 1/64 in [−2, 2] (quantized inputs: integers), so
+// every product is exact in float32 and every sum of fewer than 2¹¹ of them is too (|Σ| ≤ 2¹⁰ at a
+// resolution of 2⁻¹², 23 bits): Conv, ConvTranspose, Gemm, MatMul, the pools' sums and the shape ops
+// must agree bit for bit, whatever order either engine adds in. What rounds: one division (the
+// pools' means, Div), one float32 rounding of a float64 result here against onnxruntime's float32
+// operations (Resize's interpolation weights, BatchNormalization's 1/√(v + ε)), and exp/tanh/sqrt,
+// whose float32 implementations in onnxruntime are within a few ulp. The bound is 2⁻¹⁸·max(1, |ref|)
+// per element (32 ulp of the largest magnitude), far under what a wrong op moves (a window, an axis,
+// a rounding mode: O(|ref|)). The integer ops (QuantizeLinear round-half-even and saturation,
+// ConvInteger, MatMulInteger) must agree exactly.
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-web';
+import { readOnnx } from '../../src/io/onnx_read.js';
+import { runOnnx } from '../../src/onnx/run.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { FLOAT, INT64, INT8, type NodeSpec, P, UINT8, intAttr, intsAttr, model, tensor, valueInfo } from './build.js';
+
+ort.env.wasm.numThreads = 1;
+
+type Init = ReturnType<typeof tensor>;
+interface Case { nodes: NodeSpec[]; inits: Init[]; x: number[]; opset?: number; exact?: boolean; scale?: number }
+
+// mulberry32: a fixed sequence from a fixed seed
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function generators(r: () => number): Record<string, () => Case> {
+  const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
+  const vals = (n: number) => Array.from({ length: n }, () => Math.round((r() * 4 - 2) * 64) / 64);
+  const f32 = (v: number[]) => new Uint8Array(Float32Array.from(v).buffer);
+  const i64 = (v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
+  const str = (name: string, v: string) => P().string(1, name).bytes(4, new TextEncoder().encode(v)).varint(20, 3);
+  const flt = (name: string, v: number) => P().string(1, name).float(2, v).varint(20, 1);
+  const size = (d: number[]) => d.reduce((a, b) => a * b, 1);
+  const w = (name: string, dims: number[]) => tensor(name, dims, FLOAT, f32(vals(size(dims))));
+  // a 2-D window op's attributes: SAME only undilated and with stride ≤ kernel (see the header)
+  const window = (k: number[], pool: boolean): ReturnType<typeof intAttr>[] => {
+    const a = [intsAttr('kernel_shape', k)];
+    const s = [ri(1, 3), ri(1, 3)], d = r() < 0.3 ? [ri(1, 2), ri(1, 2)] : [1, 1];
+    const same = d[0] === 1 && d[1] === 1 && s[0] <= k[0] && s[1] <= k[1] && r() < 0.3;
+    a.push(intsAttr('strides', s));
+    if (d[0] > 1 || d[1] > 1) a.push(intsAttr('dilations', d));
+    if (same) a.push(str('auto_pad', pick(['SAME_UPPER', 'SAME_LOWER'])));
+    else if (r() < 0.7) a.push(intsAttr('pads', [0, 1, 0, 1].map((_, i) => ri(0, pool ? k[i % 2] - 1 : 2))));
+    return a;
+  };
+  return {
+    Conv: () => {
+      const g = ri(1, 3), C = g * ri(1, 2), F = g * ri(1, 2), k = [ri(1, 3), ri(1, 3)];
+      const bias = r() < 0.5;
+      return { nodes: [{ op: 'Conv', inputs: bias ? ['x', 'w', 'b'] : ['x', 'w'], outputs: ['y'], attrs: [...window(k, false), intAttr('group', g)] }],
+        inits: [w('w', [F, C / g, ...k]), ...(bias ? [w('b', [F])] : [])], x: [ri(1, 2), C, ri(3, 8), ri(3, 8)] };
+    },
+    ConvTranspose: () => {
+      const g = ri(1, 2), C = g * ri(1, 2), F = g * ri(1, 2), k = [ri(1, 3), ri(1, 3)], s = [ri(1, 3), ri(1, 3)];
+      const attrs = [intsAttr('kernel_shape', k), intsAttr('strides', s), intAttr('group', g)];
+      if (r() < 0.5) attrs.push(intsAttr('pads', [0, 1, 0, 1].map((_, i) => ri(0, k[i % 2] - 1))));
+      if (r() < 0.5) attrs.push(intsAttr('output_padding', s.map((v) => ri(0, v - 1))));
+      return { nodes: [{ op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs }], inits: [w('w', [C, F / g, ...k])], x: [1, C, ri(1, 5), ri(1, 5)] };
+    },
+    Pool: () => {
+      const op = pick(['MaxPool', 'AveragePool']), k = [ri(1, 3), ri(1, 3)];
+      const attrs = window(k, true);
+      if (r() < 0.4) attrs.push(intAttr('ceil_mode', 1));
+      if (op === 'AveragePool' && r() < 0.5) attrs.push(intAttr('count_include_pad', 1));
+      // AveragePool has dilations from opset 19
+      return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x: [ri(1, 2), ri(1, 3), ri(4, 9), ri(4, 9)], opset: op === 'AveragePool' ? 19 : 17 };
+    },
+    Resize: () => {
+      const mode = pick(['nearest', 'linear']), attrs = [str('mode', mode), str('coordinate_transformation_mode', pick(['half_pixel', 'asymmetric', 'align_corners', 'pytorch_half_pixel']))];
+      if (mode === 'nearest') attrs.push(str('nearest_mode', pick(['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'])));
+      const bySizes = r() < 0.5, C = ri(1, 2);
+      const inits = bySizes ? [tensor('sz', [4], INT64, i64([1, C, ri(1, 10), ri(1, 10)]))] : [tensor('sc', [4], FLOAT, f32([1, 1, pick([0.5, 1.5, 2, 3, 0.75]), pick([0.5, 1.5, 2, 0.6, 1.7])]))];
+      return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13 };
+    },
+    Pad: () => {
+      const mode = pick(['constant', 'reflect', 'edge']), x = [1, ri(1, 2), ri(2, 5), ri(2, 5)];
+      // reflect: at most n − 1 on a side (onnxruntime's limit; NumPy reflects further); negative: constant only
+      const pad = (n: number) => mode === 'constant' ? ri(-1, 3) : ri(0, mode === 'reflect' ? n - 1 : 3);
+      const pads = [0, 0, pad(x[2]), pad(x[3]), 0, 0, pad(x[2]), pad(x[3])];
+      return { nodes: [{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], attrs: [str('mode', mode)] }], inits: [tensor('p', [8], INT64, i64(pads))], x };
+    },
+    Slice: () => {
+      const x = [ri(1, 3), ri(1, 4), ri(1, 6)], k = ri(1, 3), axes = [0, 1, 2].sort(() => r() - 0.5).slice(0, k);
+      const ints = (v: number[]) => i64(v);
+      return { nodes: [{ op: 'Slice', inputs: ['x', 's', 'e', 'a', 't'], outputs: ['y'] }], x, inits: [
+        tensor('s', [k], INT64, ints(axes.map(() => pick([0, 1, -1, -2, 3, 100, -100])))), tensor('e', [k], INT64, ints(axes.map(() => pick([0, 1, -1, 2, 5, 100, -100, 2 ** 40, -(2 ** 40)])))),
+        tensor('a', [k], INT64, ints(axes.map((a) => (r() < 0.3 ? a - 3 : a)))), tensor('t', [k], INT64, ints(axes.map(() => pick([1, 2, -1, -2, 3]))))] };
+    },
+    Gemm: () => {
+      const M = ri(1, 4), K = ri(1, 4), N = ri(1, 4), tA = ri(0, 1), tB = ri(0, 1), attrs = [intAttr('transA', tA), intAttr('transB', tB)];
+      if (r() < 0.5) attrs.push(flt('alpha', pick([0.5, 2, -1])));
+      if (r() < 0.5) attrs.push(flt('beta', pick([0.5, 2, 0])));
+      const c = pick([[M, N], [N], [1, N], [M, 1], [1], []]);
+      return { nodes: [{ op: 'Gemm', inputs: ['x', 'b', 'c'], outputs: ['y'], attrs }], inits: [w('b', tB ? [N, K] : [K, N]), w('c', c)], x: tA ? [K, M] : [M, K] };
+    },
+    Shapes: () => {
+      const x = [ri(1, 3), ri(1, 3), ri(1, 4)];
+      const op = pick(['Flatten', 'Transpose', 'Softmax', 'ReduceMean', 'Concat', 'Gather', 'Expand']);
+      if (op === 'Flatten') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intAttr('axis', ri(-3, 3))] }], inits: [], x };
+      if (op === 'Transpose') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intsAttr('perm', [0, 1, 2].sort(() => r() - 0.5))] }], inits: [], x };
+      if (op === 'Softmax') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intAttr('axis', ri(-3, 2))] }], inits: [], x, opset: pick([11, 13]) };
+      if (op === 'ReduceMean') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intsAttr('axes', [0, 1, 2].filter(() => r() < 0.5).map((a) => (r() < 0.3 ? a - 3 : a))), intAttr('keepdims', ri(0, 1))] }], inits: [], x, opset: 13 };
+      if (op === 'Concat') { const axis = ri(-3, 2), o = x.slice(); o[(axis + 3) % 3] = ri(1, 3); return { nodes: [{ op, inputs: ['x', 'b', 'x'], outputs: ['y'], attrs: [intAttr('axis', axis)] }], inits: [w('b', o)], x }; }
+      if (op === 'Gather') { const axis = ri(-3, 2), n = x[(axis + 3) % 3], idims = pick([[], [ri(1, 3)], [2, 2]]); return { nodes: [{ op, inputs: ['x', 'i'], outputs: ['y'], attrs: [intAttr('axis', axis)] }], inits: [tensor('i', idims, INT64, i64(Array.from({ length: size(idims) }, () => ri(-n, n - 1))))], x }; }
+      const to = [pick([1, 2]), ...x.map((d) => pick([1, d]))].slice(ri(0, 2));
+      return { nodes: [{ op, inputs: ['x', 's'], outputs: ['y'] }], inits: [tensor('s', [to.length], INT64, i64(to))], x: x.map((d) => (r() < 0.3 ? 1 : d)) };
+    },
+    Elementwise: () => {
+      const x = [ri(1, 2), ri(1, 3), ri(1, 4)], b = x.map((d) => pick([d, 1])).slice(ri(0, 2));
+      const op = pick(['Add', 'Sub', 'Mul', 'Div', 'MatMul', 'Clip', 'HardSigmoid', 'LeakyRelu', 'HardSwish', 'Sigmoid', 'Relu', 'Tanh', 'Exp', 'Neg', 'Floor', 'Ceil', 'Where']);
+      if (op === 'MatMul') return { nodes: [{ op, inputs: ['x', 'b'], outputs: ['y'] }], inits: [w('b', [...(r() < 0.5 ? [] : [pick([1, x[1]])]), x[2], ri(1, 3)])], x };
+      if (op === 'Clip') return { nodes: [{ op, inputs: ['x', 'lo', 'hi'], outputs: ['y'] }], inits: [w('lo', []), w('hi', [])], x };
+      if (op === 'Where') return { nodes: [{ op: pick(['Less', 'Greater', 'Equal']), inputs: ['x', 'b'], outputs: ['c'] }, { op, inputs: ['c', 'x', 'b'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(vals(size(b)).map((v) => Math.round(v * 4) / 4)))], x };
+      if (['Add', 'Sub', 'Mul', 'Div'].includes(op)) return { nodes: [{ op, inputs: r() < 0.5 ? ['x', 'b'] : ['b', 'x'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(vals(size(b)).map((v) => (op === 'Div' && v === 0 ? 0.5 : v))))], x };
+      const attrs = op === 'HardSigmoid' ? [flt('alpha', pick([0.2, 0.5])), flt('beta', pick([0.5, 0.25]))] : op === 'LeakyRelu' ? [flt('alpha', pick([0.125, 2]))] : [];
+      return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x };
+    },
+    Split: () => {
+      // k parts of ⌈n/k⌉ with a smaller, non-empty last one (k = 1 always is)
+      const x = [ri(1, 2), ri(2, 7), ri(1, 3)];
+      const k = pick([1, 2, 3].filter((v) => v === 1 || (v - 1) * Math.ceil(x[1] / v) < x[1]));
+      return { nodes: [{ op: 'Split', inputs: ['x'], outputs: Array.from({ length: k }, (_, i) => `y${i}`), attrs: [intAttr('axis', -2), intAttr('num_outputs', k)] }], inits: [], x, opset: 18 };
+    },
+    Quantize: () => {
+      const x = [1, ri(1, 3), ri(1, 3), ri(1, 3)], t = pick([UINT8, INT8]), perAxis = r() < 0.4, n = perAxis ? x[1] : 1, dims = perAxis ? [n] : [];
+      const zp = Uint8Array.from(Array.from({ length: n }, () => (t === UINT8 ? ri(0, 255) : ri(-128, 127) & 255)));
+      const s = tensor('s', dims, FLOAT, f32(Array.from({ length: n }, () => pick([0.5, 0.25, 1 / 3, 0.1, 2]))));
+      const attrs = perAxis ? [intAttr('axis', 1)] : [];
+      return { nodes: [{ op: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['q'], attrs }, { op: 'DequantizeLinear', inputs: ['q', 's', 'z'], outputs: ['y'], attrs }],
+        inits: [s, tensor('z', dims, t, zp)], x, exact: true, scale: 40 };
+    },
+    Integer: () => {
+      const tb = pick([UINT8, INT8]), q = (n: number) => Uint8Array.from(Array.from({ length: n }, () => (tb === UINT8 ? ri(0, 255) : ri(-128, 127) & 255)));
+      const quant = { op: 'QuantizeLinear', inputs: ['x', 'as', 'za'], outputs: ['q'] };
+      const front = [tensor('as', [], FLOAT, new Uint8Array(Float32Array.of(0.05).buffer)), tensor('za', [], UINT8, Uint8Array.of(ri(0, 255))), tensor('zb', [], tb, q(1))];
+      const cast = { op: 'Cast', inputs: ['i'], outputs: ['y'], attrs: [intAttr('to', FLOAT)] };
+      if (r() < 0.5) {
+        const C = ri(1, 3), F = ri(1, 3), k = ri(1, 3);
+        return { nodes: [quant, { op: 'ConvInteger', inputs: ['q', 'w', 'za', 'zb'], outputs: ['i'], attrs: [intsAttr('kernel_shape', [k, k])] }, cast], inits: [...front, tensor('w', [F, C, k, k], tb, q(F * C * k * k))], x: [1, C, ri(3, 5), ri(3, 5)], exact: true, scale: 8 };
+      }
+      const K = ri(1, 5), N = ri(1, 4);
+      return { nodes: [quant, { op: 'MatMulInteger', inputs: ['q', 'b', 'za', 'zb'], outputs: ['i'] }, cast], inits: [...front, tensor('b', [K, N], tb, q(K * N))], x: [ri(1, 4), K], exact: true, scale: 8 };
+    },
+  };
+}
+
+const CASES_PER_FAMILY = 40;
+
+describe('runOnnx against onnxruntime-web on random single-op graphs', () => {
+  const r = rng(20261206);
+  const gens = generators(r);
+  for (const family of Object.keys(gens)) {
+    it(`${family}: ${CASES_PER_FAMILY} graphs, the same shapes and values`, async () => {
+      let compared = 0;
+      for (let n = 0; n < CASES_PER_FAMILY; n++) {
+        const c = gens[family]();
+        c.nodes.forEach((nd, i) => { nd.name ??= `${nd.op}_${i}`; });
+        const outputs = c.nodes.at(-1)!.outputs;
+        const bytes = model(c.nodes, { inits: c.inits, inputs: [valueInfo('x', c.x)], outputInfos: outputs.map((o) => valueInfo(o, null)), opset: c.opset ?? 17 });
+        const xs = Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, () => Math.round((r() * 4 - 2) * 64) / 64 * (c.scale ?? 1));
+        const session = await ort.InferenceSession.create(bytes);
+        const theirs = await session.run({ x: new ort.Tensor('float32', xs, c.x) });
+        await session.release();
+        const ours = runOnnx(readOnnx(bytes), { x: new Tensor(xs.slice(), c.x) }, { algorithm: 'im2col' });
+        for (const o of outputs) {
+          const a = ours.get(o)!, b = theirs[o];
+          const where = `${family} #${n} (${c.nodes.map((nd) => nd.op).join('→')}, x [${c.x.join(', ')}]), output ${o}`;
+          expect(a.shape, where).toEqual(Array.from(b.dims));
+          const ref = Array.from(b.data as ArrayLike<number | bigint>, Number);
+          let big = 1;
+          for (const v of ref) if (Number.isFinite(v)) big = Math.max(big, Math.abs(v));
+          const tol = c.exact ? 0 : 2 ** -18 * big;
+          for (let i = 0; i < ref.length; i++) {
+            const p = a.data[i], q = ref[i];
+            if (!(p === q || (Number.isNaN(p) && Number.isNaN(q)) || Math.abs(p - q) <= tol)) throw new Error(`${where}: element ${i} is ${p}, onnxruntime-web gives ${q} (bound ${tol})`);
+          }
+        }
+        compared++;
+      }
+      expect(compared).toBe(CASES_PER_FAMILY);
+    });
+  }
+});
