@@ -145,7 +145,9 @@ export const MATH_OPS: Record<string, Op> = {
     if (alpha !== 1) for (let i = 0; i < y.length; i++) y[i] *= alpha;
     if (c !== null && beta !== 0) {
       const cf = toFloat(ctx, c);
-      broadcastShape(node, [M, N], cf.shape);
+      // C broadcasts to (M, N) one way: rank ≤ 2, each dimension 1 or the product's
+      const to = broadcastShape(node, [M, N], cf.shape);
+      if (to.length !== 2 || to[0] !== M || to[1] !== N) throw nodeError(node, `C [${cf.shape.join(', ')}] does not broadcast to the product's ${M}×${N}`);
       const st = broadcastStrides(cf.shape, [M, N]);
       for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) y[m * N + n] += beta * cf.data[m * st[0] + n * st[1]];
     }

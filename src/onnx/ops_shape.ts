@@ -3,7 +3,7 @@
 // Reshape chains, which exporters emit for flatten and upsampling, are evaluated like any data.
 
 import { ONNX_DTYPES, type OnnxNode, type OnnxTensor } from '../io/onnx_read.js';
-import { type OpContext, type Value, attrInt, attrInts, attrString, input, intsOf, isFloat, nodeError, normAxis, numel } from './value.js';
+import { type OpContext, type Value, attrInt, attrInts, attrString, broadcastShape, input, intsOf, isFloat, nodeError, normAxis, numel } from './value.js';
 
 type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
@@ -347,11 +347,11 @@ export const SHAPE_OPS: Record<string, Op> = {
 
   Where: (ctx, node, xs) => {
     const c = input(node, xs, 0, 'condition'), a = input(node, xs, 1, 'X'), b = input(node, xs, 2, 'Y');
-    const shape = [c.shape, a.shape, b.shape].reduce((s, t) => {
-      const r = Math.max(s.length, t.length);
-      return Array.from({ length: r }, (_, i) => Math.max(s[s.length - r + i] ?? 1, t[t.length - r + i] ?? 1));
-    });
-    const float = isFloat(a) || isFloat(b);
+    if (c.dtype !== 'bool') throw nodeError(node, `condition is ${c.dtype}; it must be bool`);
+    if (a.dtype !== b.dtype) throw nodeError(node, `X is ${a.dtype} and Y is ${b.dtype}; they must be one type`);
+    // the three shapes broadcast together (NumPy's rule, each pair checked)
+    const shape = broadcastShape(node, broadcastShape(node, c.shape, a.shape), b.shape);
+    const float = isFloat(a);
     const out = ctx.alloc(shape, float ? 'float' : 'int');
     const at = (v: Value, i: number) => { // broadcast read by unravelling i
       let src = 0, rest = i, mul = 1;

@@ -169,6 +169,27 @@ describe('Clip with min above max', () => {
   });
 });
 
+describe('Where and Gemm broadcast only as the specification allows', () => {
+  const x = new Tensor(Float32Array.from([1, 2, 3]), [3]);
+  const bool = (name: string, dims: number[], v: number[]) => tensor(name, dims, 9, Uint8Array.from(v));
+  const where = (cond: ReturnType<typeof tensor>, y: ReturnType<typeof tensor>) => run1(model([{ op: 'Where', inputs: ['c', 'x', 'b'], outputs: ['y'], name: 'w' }], { inputs: [valueInfo('x', [3])], inits: [cond, y] }), x, 'y');
+
+  it('Where: condition (2, 1) with X (3) and a scalar Y broadcast to (2, 3); shapes that do not broadcast, a float condition or mixed types are refused', () => {
+    // row 0 takes X, row 1 takes Y
+    expect(Array.from(where(bool('c', [2, 1], [1, 0]), tensor('b', [], FLOAT, f32(-1))).data)).toEqual([1, 2, 3, -1, -1, -1]);
+    expect(() => where(bool('c', [2, 4], [1, 0, 1, 0, 1, 0, 1, 0]), tensor('b', [], FLOAT, f32(-1)))).toThrow(/node 'w' \(Where\): shapes \[2, 4\] and \[3\] do not broadcast/);
+    expect(() => where(tensor('c', [3], FLOAT, f32(1, 0, 1)), tensor('b', [], FLOAT, f32(-1)))).toThrow(/condition is float32; it must be bool/);
+    expect(() => where(bool('c', [3], [1, 0, 1]), tensor('b', [], INT64, new Uint8Array(8)))).toThrow(/X is float32 and Y is int64; they must be one type/);
+  });
+
+  it('Gemm: C of rank 3 is refused even where its dimensions would broadcast', () => {
+    const a = new Tensor(Float32Array.from([1, 2, 3, 4]), [2, 2]);
+    const gemm = (c: number[]) => run1(model([{ op: 'Gemm', inputs: ['x', 'b', 'c'], outputs: ['y'], name: 'g' }], { inputs: [valueInfo('x', [2, 2])], inits: [tensor('b', [2, 2], FLOAT, f32(1, 0, 0, 1)), tensor('c', c, FLOAT, f32(...Array(c.reduce((p, q) => p * q, 1)).fill(10)))] }), a, 'y');
+    expect(Array.from(gemm([1, 2]).data)).toEqual([11, 12, 13, 14]);
+    expect(() => gemm([1, 2, 2])).toThrow(/node 'g' \(Gemm\): C \[1, 2, 2\] does not broadcast to the product's 2×2/);
+  });
+});
+
 describe('Split and (Un)squeeze at the edges of their specification', () => {
   const x = new Tensor(Float32Array.from([0, 1, 2, 3, 4]), [1, 5]);
   const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
