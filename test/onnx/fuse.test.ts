@@ -229,8 +229,7 @@ describe('repvgg explain --onnx', () => {
 // would differ by O(|y|). A chain with a BN between pads a biased input and must not fuse across it.
 describe('fuseOnnx on random multi-branch blocks (dyadic parameters: the fused function is exact)', () => {
   it('150 blocks: the fused graph computes the original function; most of them fuse', () => {
-    let seed = 20261206;
-    const r = () => { seed = (seed + 0x6d2b79f5) | 0; let t = Math.imul(seed ^ (seed >>> 15), 1 | seed); t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t; return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+    const gen = new Rng(20261206), r = () => gen.next();
     const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
     const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
     const intAttr = (name: string, v: number) => P().string(1, name).varint(3, v).varint(20, 2);
