@@ -242,6 +242,7 @@ const MUTANTS = [
   ['onnx', 'Flatten: a negative axis counted from rank + 1', 'src/onnx/ops_shape.ts', '    const axis = a < 0 ? a + r : a;', '    const axis = a < 0 ? a + r + 1 : a;', ['test/onnx/ops.test.ts']],
   ['onnx', 'Slice stepping back lets a start clamp to −1', 'src/onnx/ops_shape.ts', ': clamp(starts[k], 0, n - 1);', ': clamp(starts[k], -1, n - 1);', ['test/onnx/ops.test.ts']],
   ['onnx', 'Pad: edge and reflect fill an empty axis instead of refusing', 'src/onnx/ops_shape.ts', "    if (mode !== 'constant' && empty >= 0) throw", "    if (mode === 'never' && empty >= 0) throw", ['test/onnx/ops.test.ts']],
+  ['onnx', 'Pad reflects about the uncropped input, not what its negative pads leave', 'src/onnx/ops_shape.ts', 'const period = 2 * (m - 1) || 1;', 'const period = 2 * (x.shape[k] - 1) || 1;', ['test/onnx/ops.test.ts']],
   ['onnx', 'pooling: a window wholly in the padding allowed', 'src/onnx/ops_nn.ts', 'if (Math.max(w.pt, w.pb) >= eh || Math.max(w.pl, w.pr) >= ew) throw', 'if (Math.max(w.pt, w.pb) > eh || Math.max(w.pl, w.pr) > ew) throw', ['test/onnx/ops.test.ts']],
   ['onnx', 'pooling: a pad checked against the undilated window', 'src/onnx/ops_nn.ts', "    const eh = (w.kh - 1) * w.dh + 1, ew", "    const eh = w.kh, ew", ['test/onnx/ops.test.ts']],
   ['onnx', 'SAME padding computed for the undilated window', 'src/onnx/ops_nn.ts', 'Math.max(0, (Math.ceil(n / s) - 1) * s + (kk - 1) * d + 1 - n)', 'Math.max(0, (Math.ceil(n / s) - 1) * s + kk - n)', ['test/onnx/ops.test.ts']],

@@ -286,9 +286,14 @@ export const SHAPE_OPS: Record<string, Op> = {
     const shape = x.shape.map((d, i) => d + begin[i] + end[i]);
     if (shape.some((d) => d < 0)) throw nodeError(node, `pads [${raw.join(', ')}] leave a negative size`);
     if (mode !== 'constant' && mode !== 'reflect' && mode !== 'edge') throw nodeError(node, `mode '${mode}' is not supported`);
-    // reflect and edge copy input elements outwards: an empty axis has none (NumPy's pad refuses it too)
-    const empty = x.shape.findIndex((d, i) => d === 0 && shape[i] > 0);
-    if (mode !== 'constant' && empty >= 0) throw nodeError(node, `mode '${mode}' cannot pad axis ${empty}, which has no elements`);
+    // A negative pad crops first, and the positive pads then extend what is left, as onnxruntime does
+    // (np.pad of the slice): axis k keeps input elements [lo, lo + kept) and edge or reflect read only those.
+    const lo = begin.map((b) => Math.max(0, -b));
+    const kept = x.shape.map((d, k) => d - lo[k] - Math.max(0, -end[k]));
+    const before = begin.map((b) => Math.max(0, b));
+    // reflect and edge copy kept elements outwards: an axis with none left has nothing to copy (NumPy refuses too)
+    const empty = kept.findIndex((m, k) => m <= 0 && shape[k] > 0);
+    if (mode !== 'constant' && empty >= 0) throw nodeError(node, `mode '${mode}' cannot pad axis ${empty}, which has no elements${x.shape[empty] > 0 ? ' left after the negative pads' : ''}`);
     const cv = xs[2] && xs[2].data.length > 0 ? xs[2].data[0] : 0;
     const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
     const xst = stridesOf(x.shape);
@@ -296,14 +301,14 @@ export const SHAPE_OPS: Record<string, Op> = {
     for (let i = 0; i < out.length; i++) {
       let src = 0, inside = true;
       for (let k = 0; k < r; k++) {
-        let j = idx[k] - begin[k];
-        const n = x.shape[k];
-        if (j < 0 || j >= n) {
+        let j = idx[k] - before[k];
+        const m = kept[k];
+        if (j < 0 || j >= m) {
           if (mode === 'constant') { inside = false; break; }
-          if (mode === 'edge') j = j < 0 ? 0 : n - 1;
-          else { const period = 2 * (n - 1) || 1; j = ((j % period) + period) % period; if (j >= n) j = period - j; }
+          if (mode === 'edge') j = j < 0 ? 0 : m - 1;
+          else { const period = 2 * (m - 1) || 1; j = ((j % period) + period) % period; if (j >= m) j = period - j; }
         }
-        src += j * xst[k];
+        src += (lo[k] + j) * xst[k];
       }
       out[i] = inside ? x.data[src] : cv;
       for (let k = r - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }

@@ -89,9 +89,16 @@ function generators(r: () => number): Record<string, () => Case> {
     },
     Pad: () => {
       const mode = pick(['constant', 'reflect', 'edge']), x = [1, ri(1, 2), ri(2, 5), ri(2, 5)];
-      // reflect: at most n − 1 on a side (onnxruntime's limit; NumPy reflects further); negative: constant only
-      const pad = (n: number) => mode === 'constant' ? ri(-1, 3) : ri(0, mode === 'reflect' ? n - 1 : 3);
-      const pads = [0, 0, pad(x[2]), pad(x[3]), 0, 0, pad(x[2]), pad(x[3])];
+      // a negative pad crops first; reflect then takes at most kept − 1 on a side, of at least 2 kept
+      // (onnxruntime's limits; NumPy reflects further), edge needs one kept element
+      const axis = (n: number): [number, number] => {
+        for (;;) {
+          const b = ri(-1, 3), e = ri(-1, 3), kept = n - Math.max(0, -b) - Math.max(0, -e);
+          if (mode === 'constant' || (mode === 'edge' && kept >= 1) || (kept >= 2 && b <= kept - 1 && e <= kept - 1)) return [b, e];
+        }
+      };
+      const [h, w] = [axis(x[2]), axis(x[3])];
+      const pads = [0, 0, h[0], w[0], 0, 0, h[1], w[1]];
       return { nodes: [{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], attrs: [str('mode', mode)] }], inits: [tensor('p', [8], INT64, i64(pads))], x };
     },
     Slice: () => {

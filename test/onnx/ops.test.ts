@@ -159,6 +159,20 @@ describe('op semantics at the corners a differential run against onnxruntime-web
     expect(() => pad('edge')).toThrow(/node 'pad' \(Pad\): mode 'edge' cannot pad axis 1, which has no elements/);
     expect(() => pad('reflect')).toThrow(/mode 'reflect' cannot pad axis 1/);
   });
+
+  it('Pad crops by its negative pads first and extends what is left (np.pad of the slice, as onnxruntime)', () => {
+    const pad = (mode: string, n: number, b: number, e: number) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [P().string(1, 'mode').bytes(4, new TextEncoder().encode(mode)).varint(20, 3)] }],
+      new Tensor(Float32Array.from({ length: n }, (_, i) => i), [1, n]), [tensor('p', [4], INT64, i64(0, b, 0, e))]);
+    // [0 1 2 3] cropped to [1 2 3], reflected 3 on the right: np.pad([1, 2, 3], (0, 3), 'reflect') = [1 2 3 2 1 2]
+    expect(Array.from(pad('reflect', 4, -1, 3).data)).toEqual([1, 2, 3, 2, 1, 2]);
+    expect(Array.from(pad('reflect', 4, -2, 2).data)).toEqual([2, 3, 2, 3]);
+    // [0 1 2] cropped to [0]: reflect of one element repeats it (NumPy), never the cropped 1 and 2
+    expect(Array.from(pad('reflect', 3, 2, -2).data)).toEqual([0, 0, 0]);
+    expect(Array.from(pad('edge', 4, 2, -3).data)).toEqual([0, 0, 0]);
+    expect(Array.from(pad('edge', 4, -1, 2).data)).toEqual([1, 2, 3, 3, 3]);
+    expect(Array.from(pad('constant', 2, -3, 4).data)).toEqual([0, 0, 0]);
+    expect(() => pad('edge', 1, -1, 2)).toThrow(/mode 'edge' cannot pad axis 1, which has no elements left after the negative pads/);
+  });
 });
 
 describe('Clip with min above max', () => {
