@@ -48,6 +48,8 @@ const MUTANTS = [
   ['ops', 'GEMM drops the K-block carry', 'src/backend/gemm_ref.ts', 'const load = accumulate || pc > 0;', 'const load = accumulate;', ['test/backend/gemm.test.ts']],
   ['ops', 'Winograd scratch in float32', 'src/ops/conv2d_winograd.ts', "const d = workspace64('winograd.d', 2 * A2);", "const d = workspaceLike('winograd.d', 2 * A2, x) as Float64Array;", ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd filter transform in float32', 'src/ops/conv2d_winograd.ts', 'const Gg = new Float64Array(alpha * 3);', 'const Gg = new Float32Array(alpha * 3);', ['test/ops/conv2d.test.ts']],
+  ['ops', 'Winograd store of whole images skips the next tile row', 'src/ops/conv2d_winograd.ts', '          R += th - 1;', '          R += th;', ['test/ops/conv2d.test.ts']],
+  ['ops', 'Winograd store takes an image split across blocks as whole', 'src/ops/conv2d_winograd.ts', '(n + 1) * per <= t0 + tb;', 'n * per < t0 + tb;', ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd F4 output transform coefficient', 'src/ops/conv2d_winograd.ts', 'out[34 + j] = s + 8 * q + m5;', 'out[34 + j] = s + 8 * q;', ['test/ops']],
   ['ops', 'SIMD GEMM: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_code.ts', '.get(h === 0 ? b0 : b1).f32x4Mul()', '.get(h === 0 || r === 3 ? b0 : b1).f32x4Mul()', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD GEMM, fused: row 3 multiplies the wrong half of B', 'src/backend/wasm/gemm_code.ts', '.get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd()', '.get(h === 0 || r === 3 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd()', ['test/backend/fma.test.ts']],

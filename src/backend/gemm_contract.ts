@@ -145,6 +145,8 @@ export interface WinogradOutputTiles {
   bias: Float32Array | null;
   biasOffset: number;
   relu: boolean;
-  /** takes the finished block (in the kernel's memory at `at`) */
-  store(mem: Float32Array, at: number): void;
+  /** takes the finished block (in the kernel's memory at `at`); `stage`, `staging` floats of scratch; `take` moves planes out of rows into it */
+  store(mem: Float32Array, at: number, stage: number, take: PlacePlanes): void;
+  /** floats of scratch that store may use */
+  staging: number;
 }

@@ -228,6 +228,16 @@ describe('conv2d algorithms agree with the direct reference', () => {
     setBackend('wasm');
   });
 
+  it('F(4×4) on wasm stores a batch whose images straddle a block of 256 tiles (28 whole images of 9 tiles, then one split across two blocks)', () => {
+    const rng = new Rng(7);
+    const x = uniform([30, 2, 10, 10], rng, -1, 1), w = uniform([3, 2, 3, 3], rng, -1, 1), b = uniform([3], rng, -1, 1);
+    const opts: Conv2dOptions = { padding: [[1, 1], [1, 1]] };
+    const ref = conv2d(x, w, b, { ...opts, algorithm: 'direct' });
+    const y = conv2d(x, w, b, { ...opts, algorithm: 'winograd', winogradTile: 4 });
+    // the same derived bound as above: an image stored in another's place or a row left out is far outside it
+    expect(firstViolation(y, ref, winogradModel(x, w, b, opts, 4, ref, U32, 'wasm').bound)).toBeNull();
+  });
+
   it('the Winograd matrices compute a 3-tap correlation exactly (1-D identity on integers)', () => {
     for (const M of [WINOGRAD_F2, WINOGRAD_F4]) {
       const d = Array.from({ length: M.alpha }, (_, i) => 3 * i - 5);

@@ -11,7 +11,7 @@ const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 // Floats of scratch the input transform takes above V (the padded source, its staging, the tiles) and
 // the output pass above M (the tiles, the bias, the output block).
 const inputScratch = (s: WinogradSource): number => up4(s.size) + up4(s.staging) + up4(s.tiles.length);
-const outputScratch = (o: WinogradOutputTiles): number => up4(o.tiles.length) + up4(o.channels) + o.outFloats;
+const outputScratch = (o: WinogradOutputTiles): number => up4(o.tiles.length) + up4(o.channels) + up4(o.outFloats) + o.staging;
 
 // The input transform of s into V at vW (floats) of the kernel's memory, its scratch from `at` on
 // (the memory already holds both). Every tile's offsets are checked first: the kernel trusts them.
@@ -33,7 +33,7 @@ function inputTransformAt(inst: Instance, s: WinogradSource, vW: number, at: num
 
 // The output pass of o from M at mW (M_k `kFloats` apart, rows `rowLength` apart), its scratch from `at` on.
 function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloats: number, rowLength: number, at: number): void {
-  const tilesW = at, biasW = tilesW + up4(o.tiles.length), outW = biasW + up4(o.channels);
+  const tilesW = at, biasW = tilesW + up4(o.tiles.length), outW = biasW + up4(o.channels), stageW = outW + up4(o.outFloats);
   const mem = inst.f32;
   const ints = new Int32Array(mem.buffer);
   const reach = (o.channels - 1) * o.planeStride + 3 * o.rowStride + 3; // the last float a tile writes
@@ -45,7 +45,12 @@ function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloat
   if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
   else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
   inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, o.tiles.length / 3, o.channels, 4 * kFloats, 4 * rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
-  o.store(mem, outW);
+  o.store(mem, outW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
+    if (!(src >= outW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= outW + o.outFloats && dst >= stageW && dst + planes * H * W <= stageW + o.staging)) {
+      throw new Error(`winograd: taking ${planes} planes of ${H}×${W} would leave the output block of ${o.outFloats} floats`);
+    }
+    inst.takePlanes(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+  });
   simdStats.bytesCopied += 4 * o.outFloats;
 }
 
