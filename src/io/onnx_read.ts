@@ -120,7 +120,7 @@ function adoptSpans(pending: Pending[]): void {
       tensor.data = new View(src.buffer as ArrayBuffer, at, n);
       end = at + src.length;
     } else {
-      tensor.data = new View(src.slice().buffer, 0, n);
+      tensor.data = new View(new Uint8Array(src).buffer, 0, n);
       end = Math.max(end, src.byteOffset + src.length);
     }
   }
@@ -384,19 +384,23 @@ function nonNegative(s: string, what: string): number {
   return Number(s);
 }
 
-/** Little-endian bytes → the tensor's values (copied: the file's bytes need not be aligned). */
+/**
+ * Little-endian bytes → the tensor's values, copied: the file's bytes need not be aligned, and the copy
+ * is made by `new Uint8Array(b)`, never `b.slice()`, which on a Node Buffer (readFileSync's) is a view
+ * of the whole file, not a copy.
+ */
 function decodeRaw(dtype: OnnxDType, b: Uint8Array, who: string): OnnxData {
   const n = b.length / BYTES[dtype];
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   switch (dtype) {
-    case 'float32': return new Float32Array(b.slice().buffer);
-    case 'float64': return new Float64Array(b.slice().buffer);
-    case 'int32': return new Int32Array(b.slice().buffer);
-    case 'int16': return new Int16Array(b.slice().buffer);
-    case 'uint16': return new Uint16Array(b.slice().buffer);
-    case 'uint32': return new Uint32Array(b.slice().buffer);
-    case 'int8': return new Int8Array(b.slice().buffer);
-    case 'uint8': case 'bool': return b.slice();
+    case 'float32': return new Float32Array(new Uint8Array(b).buffer);
+    case 'float64': return new Float64Array(new Uint8Array(b).buffer);
+    case 'int32': return new Int32Array(new Uint8Array(b).buffer);
+    case 'int16': return new Int16Array(new Uint8Array(b).buffer);
+    case 'uint16': return new Uint16Array(new Uint8Array(b).buffer);
+    case 'uint32': return new Uint32Array(new Uint8Array(b).buffer);
+    case 'int8': return new Int8Array(new Uint8Array(b).buffer);
+    case 'uint8': case 'bool': return new Uint8Array(b);
     case 'float16': case 'bfloat16': {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = halfToFloat(dtype, dv.getUint16(2 * i, true));

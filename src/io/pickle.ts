@@ -193,9 +193,9 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}, start = 
         stack.push(m![2]);
         break;
       }
-      case 0x42: { const n = dv.getUint32(take(4), true); const at = take(n); stack.push(bytes.slice(at, at + n)); break; } // BINBYTES
-      case 0x43: { const n = bytes[take(1)]; const at = take(n); stack.push(bytes.slice(at, at + n)); break; } // SHORT_BINBYTES
-      case 0x8e: case 0x96: { const n = size64(); const at = take(n); stack.push(bytes.slice(at, at + n)); break; } // BINBYTES8, BYTEARRAY8
+      case 0x42: { const n = dv.getUint32(take(4), true); const at = take(n); stack.push(new Uint8Array(bytes.subarray(at, at + n))); break; } // BINBYTES
+      case 0x43: { const n = bytes[take(1)]; const at = take(n); stack.push(new Uint8Array(bytes.subarray(at, at + n))); break; } // SHORT_BINBYTES
+      case 0x8e: case 0x96: { const n = size64(); const at = take(n); stack.push(new Uint8Array(bytes.subarray(at, at + n))); break; } // BINBYTES8, BYTEARRAY8
       case 0x5d: stack.push([]); break; // EMPTY_LIST
       case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
       case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
