@@ -237,7 +237,7 @@ describe('the SIMD Winograd output pass', () => {
     const out = new Float32Array(channels * planeStride);
     winogradOutputSimd({
       M, mOffset: 0, channels, rowLength, tiles, outFloats: out.length, planeStride, rowStride: cols,
-      bias, biasOffset: 2, relu, store: (mem, at) => out.set(mem.subarray(at, at + out.length)),
+      bias, biasOffset: 2, relu, staging: 0, store: (mem, at) => out.set(mem.subarray(at, at + out.length)),
     });
     const bits = new Int32Array(out.buffer), d = new Float64Array(40), one = new Float32Array(1), oneBits = new Int32Array(one.buffer);
     for (let f = 0; f < channels; f++) {
@@ -288,7 +288,7 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
     const bias = Float32Array.from({ length: F + 3 }, () => rng.next() - 0.5);
     const output = (into: Float32Array) => ({
       channels: Fp, tiles: outTiles, outFloats: Fp * planeStride, planeStride, rowStride: cols, bias, biasOffset: 3 + row0, relu: true,
-      store: (mem: Float32Array, at: number) => into.set(mem.subarray(at, at + into.length)),
+      staging: 0, store: (mem: Float32Array, at: number) => into.set(mem.subarray(at, at + into.length)),
     });
     // the passes through arrays
     const want = new Float32Array(Fp * planeStride), V = new Float32Array(src.vFloats), M = new Float32Array(36 * Fp * tbE);
