@@ -386,7 +386,7 @@ function nonNegative(s: string, what: string): number {
 
 /**
  * Little-endian bytes → the tensor's values, copied: the file's bytes need not be aligned, and the copy
- * is made by `new Uint8Array(b)`, never `b.slice()`, which on a Node Buffer (readFileSync's) is a view
+ * is made by `new Uint8Array(b)`, never `b.slice()`, which on Node's buffers (readFileSync's) is a view
  * of the whole file, not a copy.
  */
 function decodeRaw(dtype: OnnxDType, b: Uint8Array, who: string): OnnxData {

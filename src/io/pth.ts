@@ -56,7 +56,7 @@ export class TorchTensor {
     const view = contiguous && !s.bigEndian ? viewLE(s.dtype, raw) : null;
     if (view !== null) return { dtype: s.dtype, shape: shape.slice(), data: view };
     if (s.bigEndian) {
-      raw = new Uint8Array(raw); // a copy (a Buffer's slice() is a view: the swap would write into the caller's file bytes)
+      raw = new Uint8Array(raw); // a copy (slice() of Node's buffers is a view: the swap would write into the caller's file bytes)
       swapBytes(raw, item);
     }
     const flat = decodeLE(s.dtype, raw);
