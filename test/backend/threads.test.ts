@@ -90,6 +90,24 @@ describe('the same bits on 1, 2 and 3 threads', () => {
     }
   });
 
+  it('Winograd split by channels over five parts with images straddling a block of 256 tiles: the same bits as one thread', async () => {
+    // 34 images of 9 tiles: 306 tiles, under 64 a part for five parts, so the parts split the output
+    // channels and each runs two blocks of tiles, the second starting inside image 28 (its rows are
+    // stored one by one, at the part's channel offset)
+    const rng = new Rng(5);
+    const x = rand([34, 32, 10, 10], rng), w = rand([64, 32, 3, 3], rng), b = rand([64], rng);
+    const opts: Conv2dOptions = { padding: 1, algorithm: 'winograd', relu: true };
+    const runs = [];
+    for (const t of [1, 5]) {
+      await threads(t);
+      const before = poolStats.workerParts;
+      runs.push({ y: conv2d(x, w, b, opts), onWorkers: poolStats.workerParts - before });
+    }
+    expect(runs[1].onWorkers).toBe(4);
+    expectSameBits(runs[1].y, runs[0].y, 'y');
+    await threads(1);
+  });
+
   it('NaN and −0 come through the workers unchanged', async () => {
     const rng = new Rng(3);
     const x = rand([3, 16, 20, 20], rng), w = rand([24, 16, 3, 3], rng);
