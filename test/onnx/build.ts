@@ -15,6 +15,8 @@ export const node = (n: NodeSpec) => {
 };
 export const intAttr = (name: string, v: number) => P().string(1, name).varint(3, v).varint(20, 2);
 export const intsAttr = (name: string, vs: number[]) => { const m = P().string(1, name); for (const v of vs) m.varint(8, v); return m.varint(20, 7); };
+export const floatAttr = (name: string, v: number) => P().string(1, name).float(2, v).varint(20, 1);
+export const strAttr = (name: string, v: string) => P().string(1, name).bytes(4, new TextEncoder().encode(v)).varint(20, 3);
 export const tensor = (name: string, dims: number[], type: number, raw: Uint8Array | null, extra?: (m: ProtoMessage) => void) => {
   const m = P();
   for (const d of dims) m.varint(1, d);
@@ -42,3 +44,4 @@ export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?
   return P().varint(1, 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
 }
 export const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+export const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);

@@ -23,7 +23,7 @@ import { readOnnx } from '../../src/io/onnx_read.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { FLOAT, INT64, INT8, type NodeSpec, P, UINT8, intAttr, intsAttr, model, tensor, valueInfo } from './build.js';
+import { FLOAT, INT64, INT8, type NodeSpec, UINT8, f32, floatAttr, i64, intAttr, intsAttr, model, strAttr, tensor, valueInfo } from './build.js';
 
 ort.env.wasm.numThreads = 1;
 
@@ -34,12 +34,8 @@ function generators(r: () => number): Record<string, () => Case> {
   const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
   const vals = (n: number) => Array.from({ length: n }, () => Math.round((r() * 4 - 2) * 64) / 64);
-  const f32 = (v: number[]) => new Uint8Array(Float32Array.from(v).buffer);
-  const i64 = (v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
-  const str = (name: string, v: string) => P().string(1, name).bytes(4, new TextEncoder().encode(v)).varint(20, 3);
-  const flt = (name: string, v: number) => P().string(1, name).float(2, v).varint(20, 1);
   const size = (d: number[]) => d.reduce((a, b) => a * b, 1);
-  const w = (name: string, dims: number[]) => tensor(name, dims, FLOAT, f32(vals(size(dims))));
+  const w = (name: string, dims: number[]) => tensor(name, dims, FLOAT, f32(...vals(size(dims))));
   // a 2-D window op's attributes (SAME only undilated and with stride ≤ kernel: see the header) and
   // an input at least as large as the dilated window
   const window = (k: number[], pool: boolean): { attrs: ReturnType<typeof intAttr>[]; hw: () => number[] } => {
@@ -49,7 +45,7 @@ function generators(r: () => number): Record<string, () => Case> {
     const same = d[0] === 1 && d[1] === 1 && s[0] <= k[0] && s[1] <= k[1] && r() < 0.3;
     a.push(intsAttr('strides', s));
     if (d[0] > 1 || d[1] > 1) a.push(intsAttr('dilations', d));
-    if (same) a.push(str('auto_pad', pick(['SAME_UPPER', 'SAME_LOWER'])));
+    if (same) a.push(strAttr('auto_pad', pick(['SAME_UPPER', 'SAME_LOWER'])));
     else if (r() < 0.7) a.push(intsAttr('pads', [0, 1, 0, 1].map((_, i) => ri(0, pool ? k[i % 2] - 1 : 2))));
     return { attrs: a, hw };
   };
@@ -77,14 +73,14 @@ function generators(r: () => number): Record<string, () => Case> {
       return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x: [ri(1, 2), ri(1, 3), ...win.hw()], opset: op === 'AveragePool' ? 19 : 17 };
     },
     Resize: () => {
-      const mode = pick(['nearest', 'linear']), attrs = [str('mode', mode), str('coordinate_transformation_mode', pick(['half_pixel', 'asymmetric', 'align_corners', 'pytorch_half_pixel']))];
-      if (mode === 'nearest') attrs.push(str('nearest_mode', pick(['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'])));
+      const mode = pick(['nearest', 'linear']), attrs = [strAttr('mode', mode), strAttr('coordinate_transformation_mode', pick(['half_pixel', 'asymmetric', 'align_corners', 'pytorch_half_pixel']))];
+      if (mode === 'nearest') attrs.push(strAttr('nearest_mode', pick(['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'])));
       // nearest: dyadic scales only. Its source index is ⌊(o + ½)/scale − ½⌋ (or a rounding of it),
       // which we compute in float64 from the float32 scale and onnxruntime in float32: for a scale of
       // 0.6 (0.60000002 as float32) and o = 1, 1.9999999 against 2.0, a different element. Linear
       // takes any scale (the two coordinates differ by an ulp, the weights by as little).
       const bySizes = mode === 'linear' && r() < 0.5, C = ri(1, 2);
-      const inits = bySizes ? [tensor('sz', [4], INT64, i64([1, C, ri(1, 10), ri(1, 10)]))] : [tensor('sc', [4], FLOAT, f32([1, 1, pick([0.5, 1.5, 2, 3, 0.75]), pick(mode === 'linear' ? [0.5, 1.5, 2, 0.6, 1.7] : [0.5, 1.5, 2, 0.25, 1.25])]))];
+      const inits = bySizes ? [tensor('sz', [4], INT64, i64(1, C, ri(1, 10), ri(1, 10)))] : [tensor('sc', [4], FLOAT, f32(1, 1, pick([0.5, 1.5, 2, 3, 0.75]), pick(mode === 'linear' ? [0.5, 1.5, 2, 0.6, 1.7] : [0.5, 1.5, 2, 0.25, 1.25])))];
       return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13 };
     },
     Pad: () => {
@@ -99,19 +95,19 @@ function generators(r: () => number): Record<string, () => Case> {
       };
       const [h, w] = [axis(x[2]), axis(x[3])];
       const pads = [0, 0, h[0], w[0], 0, 0, h[1], w[1]];
-      return { nodes: [{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], attrs: [str('mode', mode)] }], inits: [tensor('p', [8], INT64, i64(pads))], x };
+      return { nodes: [{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], attrs: [strAttr('mode', mode)] }], inits: [tensor('p', [8], INT64, i64(...pads))], x };
     },
     Slice: () => {
       const x = [ri(1, 3), ri(1, 4), ri(1, 6)], k = ri(1, 3), axes = [0, 1, 2].sort(() => r() - 0.5).slice(0, k);
-      const ints = (v: number[]) => i64(v);
+      const ints = (v: number[]) => i64(...v);
       return { nodes: [{ op: 'Slice', inputs: ['x', 's', 'e', 'a', 't'], outputs: ['y'] }], x, inits: [
         tensor('s', [k], INT64, ints(axes.map(() => pick([0, 1, -1, -2, 3, 100, -100])))), tensor('e', [k], INT64, ints(axes.map(() => pick([0, 1, -1, 2, 5, 100, -100, 2 ** 40, -(2 ** 40)])))),
         tensor('a', [k], INT64, ints(axes.map((a) => (r() < 0.3 ? a - 3 : a)))), tensor('t', [k], INT64, ints(axes.map(() => pick([1, 2, -1, -2, 3]))))] };
     },
     Gemm: () => {
       const M = ri(1, 4), K = ri(1, 4), N = ri(1, 4), tA = ri(0, 1), tB = ri(0, 1), attrs = [intAttr('transA', tA), intAttr('transB', tB)];
-      if (r() < 0.5) attrs.push(flt('alpha', pick([0.5, 2, -1])));
-      if (r() < 0.5) attrs.push(flt('beta', pick([0.5, 2, 0])));
+      if (r() < 0.5) attrs.push(floatAttr('alpha', pick([0.5, 2, -1])));
+      if (r() < 0.5) attrs.push(floatAttr('beta', pick([0.5, 2, 0])));
       const c = pick([[M, N], [N], [1, N], [M, 1], [1], []]);
       return { nodes: [{ op: 'Gemm', inputs: ['x', 'b', 'c'], outputs: ['y'], attrs }], inits: [w('b', tB ? [N, K] : [K, N]), w('c', c)], x: tA ? [K, M] : [M, K] };
     },
@@ -123,18 +119,18 @@ function generators(r: () => number): Record<string, () => Case> {
       if (op === 'Softmax') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intAttr('axis', ri(-3, 2))] }], inits: [], x, opset: pick([11, 13]) };
       if (op === 'ReduceMean') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intsAttr('axes', [0, 1, 2].filter(() => r() < 0.5).map((a) => (r() < 0.3 ? a - 3 : a))), intAttr('keepdims', ri(0, 1))] }], inits: [], x, opset: 13 };
       if (op === 'Concat') { const axis = ri(-3, 2), o = x.slice(); o[(axis + 3) % 3] = ri(1, 3); return { nodes: [{ op, inputs: ['x', 'b', 'x'], outputs: ['y'], attrs: [intAttr('axis', axis)] }], inits: [w('b', o)], x }; }
-      if (op === 'Gather') { const axis = ri(-3, 2), n = x[(axis + 3) % 3], idims = pick([[], [ri(1, 3)], [2, 2]]); return { nodes: [{ op, inputs: ['x', 'i'], outputs: ['y'], attrs: [intAttr('axis', axis)] }], inits: [tensor('i', idims, INT64, i64(Array.from({ length: size(idims) }, () => ri(-n, n - 1))))], x }; }
+      if (op === 'Gather') { const axis = ri(-3, 2), n = x[(axis + 3) % 3], idims = pick([[], [ri(1, 3)], [2, 2]]); return { nodes: [{ op, inputs: ['x', 'i'], outputs: ['y'], attrs: [intAttr('axis', axis)] }], inits: [tensor('i', idims, INT64, i64(...Array.from({ length: size(idims) }, () => ri(-n, n - 1))))], x }; }
       const to = [pick([1, 2]), ...x.map((d) => pick([1, d]))].slice(ri(0, 2));
-      return { nodes: [{ op, inputs: ['x', 's'], outputs: ['y'] }], inits: [tensor('s', [to.length], INT64, i64(to))], x: x.map((d) => (r() < 0.3 ? 1 : d)) };
+      return { nodes: [{ op, inputs: ['x', 's'], outputs: ['y'] }], inits: [tensor('s', [to.length], INT64, i64(...to))], x: x.map((d) => (r() < 0.3 ? 1 : d)) };
     },
     Elementwise: () => {
       const x = [ri(1, 2), ri(1, 3), ri(1, 4)], b = x.map((d) => pick([d, 1])).slice(ri(0, 2));
       const op = pick(['Add', 'Sub', 'Mul', 'Div', 'MatMul', 'Clip', 'HardSigmoid', 'LeakyRelu', 'HardSwish', 'Sigmoid', 'Relu', 'Tanh', 'Exp', 'Neg', 'Floor', 'Ceil', 'Where']);
       if (op === 'MatMul') return { nodes: [{ op, inputs: ['x', 'b'], outputs: ['y'] }], inits: [w('b', [...(r() < 0.5 ? [] : [pick([1, x[0]])]), x[2], ri(1, 3)])], x }; // x: batch x[0] of x[1]×x[2]
       if (op === 'Clip') return { nodes: [{ op, inputs: ['x', 'lo', 'hi'], outputs: ['y'] }], inits: [w('lo', []), w('hi', [])], x };
-      if (op === 'Where') return { nodes: [{ op: pick(['Less', 'Greater', 'Equal']), inputs: ['x', 'b'], outputs: ['c'] }, { op, inputs: ['c', 'x', 'b'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(vals(size(b)).map((v) => Math.round(v * 4) / 4)))], x };
-      if (['Add', 'Sub', 'Mul', 'Div'].includes(op)) return { nodes: [{ op, inputs: r() < 0.5 ? ['x', 'b'] : ['b', 'x'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(vals(size(b)).map((v) => (op === 'Div' && v === 0 ? 0.5 : v))))], x };
-      const attrs = op === 'HardSigmoid' ? [flt('alpha', pick([0.2, 0.5])), flt('beta', pick([0.5, 0.25]))] : op === 'LeakyRelu' ? [flt('alpha', pick([0.125, 2]))] : [];
+      if (op === 'Where') return { nodes: [{ op: pick(['Less', 'Greater', 'Equal']), inputs: ['x', 'b'], outputs: ['c'] }, { op, inputs: ['c', 'x', 'b'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(...vals(size(b)).map((v) => Math.round(v * 4) / 4)))], x };
+      if (['Add', 'Sub', 'Mul', 'Div'].includes(op)) return { nodes: [{ op, inputs: r() < 0.5 ? ['x', 'b'] : ['b', 'x'], outputs: ['y'] }], inits: [tensor('b', b, FLOAT, f32(...vals(size(b)).map((v) => (op === 'Div' && v === 0 ? 0.5 : v))))], x };
+      const attrs = op === 'HardSigmoid' ? [floatAttr('alpha', pick([0.2, 0.5])), floatAttr('beta', pick([0.5, 0.25]))] : op === 'LeakyRelu' ? [floatAttr('alpha', pick([0.125, 2]))] : [];
       return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x };
     },
     Split: () => {
@@ -146,7 +142,7 @@ function generators(r: () => number): Record<string, () => Case> {
     Quantize: () => {
       const x = [1, ri(1, 3), ri(1, 3), ri(1, 3)], t = pick([UINT8, INT8]), perAxis = r() < 0.4, n = perAxis ? x[1] : 1, dims = perAxis ? [n] : [];
       const zp = Uint8Array.from(Array.from({ length: n }, () => (t === UINT8 ? ri(0, 255) : ri(-128, 127) & 255)));
-      const s = tensor('s', dims, FLOAT, f32(Array.from({ length: n }, () => pick([0.5, 0.25, 1 / 3, 0.1, 2]))));
+      const s = tensor('s', dims, FLOAT, f32(...Array.from({ length: n }, () => pick([0.5, 0.25, 1 / 3, 0.1, 2]))));
       const attrs = perAxis ? [intAttr('axis', 1)] : [];
       return { nodes: [{ op: 'QuantizeLinear', inputs: ['x', 's', 'z'], outputs: ['q'], attrs }, { op: 'DequantizeLinear', inputs: ['q', 's', 'z'], outputs: ['y'], attrs }],
         inits: [s, tensor('z', dims, t, zp)], x, exact: true, scale: 40 };

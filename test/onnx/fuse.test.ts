@@ -20,7 +20,7 @@ import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { fixturePath, loadTorchFixture } from '../helpers.js';
-import { FLOAT, INT64, P, f32, intsAttr, model as graph, tensor, valueInfo } from './build.js';
+import { FLOAT, INT64, type NodeSpec, P, f32, floatAttr, i64, intAttr, intsAttr, model as graph, tensor, valueInfo } from './build.js';
 
 ort.env.wasm.numThreads = 1;
 type Info = { reference: string; opset: number; float64?: boolean; fused?: { ops: Record<string, number> } };
@@ -145,7 +145,6 @@ describe('fuseOnnx on PyTorch exports', () => {
 
 describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', () => {
   const w = [0.75, -1.5, 0.125, 2]; // a 1×1 conv 2 → 2, (F, C, 1, 1)
-  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
   const padRun = (pads: number[], dims: (number | string)[]) => readOnnx(graph([
     { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
     { op: 'Pad', inputs: ['a', 'pads'], outputs: ['p'], name: 'pad' },
@@ -232,12 +231,11 @@ describe('fuseOnnx on random multi-branch blocks (dyadic parameters: the fused f
     const gen = new Rng(20261206), r = () => gen.next();
     const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
     const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
-    const intAttr = (name: string, v: number) => P().string(1, name).varint(3, v).varint(20, 2);
-    const epsZero = P().string(1, 'epsilon').float(2, 0).varint(20, 1);
+    const epsZero = floatAttr('epsilon', 0);
     let fusedBlocks = 0;
     for (let t = 0; t < 150; t++) {
       const g = pick([1, 1, 2]), C = g * ri(1, 3), F = pick([C, g * ri(1, 3)]), s = pick([1, 1, 2]);
-      const nodes: { op: string; inputs: string[]; outputs: string[]; attrs?: ProtoMessage[] }[] = [], inits: ProtoMessage[] = [];
+      const nodes: NodeSpec[] = [], inits: ProtoMessage[] = [];
       let uid = 0;
       const init = (dims: number[], v: () => number) => { const name = `p${uid++}`; inits.push(tensor(name, dims, FLOAT, f32(...Array.from({ length: dims.reduce((a, b) => a * b, 1) }, v)))); return name; };
       const add = (op: string, inputs: string[], attrs: ProtoMessage[] = []) => { const out = `v${uid++}`; nodes.push({ op, inputs, outputs: [out], attrs }); return out; };

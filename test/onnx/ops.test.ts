@@ -6,9 +6,11 @@ import { onnxProtoOf } from '../../src/io/onnx.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { fuseOnnx } from '../../src/onnx/fuse.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { FLOAT, INT64, type NodeSpec, P, f32, intAttr, intsAttr, model, tensor, valueInfo } from './build.js';
+import { FLOAT, INT64, type NodeSpec, f32, floatAttr, i64, intAttr, intsAttr, model, strAttr, tensor, valueInfo } from './build.js';
 
 const run1 = (bytes: Uint8Array, x: Tensor, out: string) => runOnnx(readOnnx(bytes), { x }).get(out)!;
+// one graph on input x (its shape declared), output y
+const one = (nodes: NodeSpec[], x: Tensor, inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', [...x.shape])], inits }), x, 'y');
 
 describe('ONNX op semantics (closed forms)', () => {
   it('MaxPool ceil_mode drops a last window that would start in the right padding (PyTorch\'s rule): 5 wide, k 2, s 2, pad 1 → 3, not 4', () => {
@@ -51,9 +53,7 @@ describe('ONNX op semantics (closed forms)', () => {
 // shapes, 1-D integer lists, attributes of their declared type. Each edge case read, each one past it refused.
 describe('op arguments at the edges of what the specification allows', () => {
   const x = new Tensor(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]);
-  const floatAttr = (name: string, v: number) => P().string(1, name).float(2, v).varint(20, 1);
-  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
-  const runIt = (nodes: NodeSpec[], inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', [2, 3])], inits }), x, 'y');
+  const runIt = (nodes: NodeSpec[], inits: ReturnType<typeof tensor>[] = []) => one(nodes, x, inits);
 
   it('Concat axis −r is the first axis; −r − 1 and r are refused', () => {
     const concat = (axis: number) => runIt([{ op: 'Concat', inputs: ['x', 'x'], outputs: ['y'], name: 'cat', attrs: [intAttr('axis', axis)] }]);
@@ -87,8 +87,6 @@ describe('op arguments at the edges of what the specification allows', () => {
 // Operators.md, not taken from either engine.
 describe('op semantics at the corners a differential run against onnxruntime-web found', () => {
   const x24 = new Tensor(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
-  const one = (nodes: NodeSpec[], x: Tensor, inits: ReturnType<typeof tensor>[] = []) => run1(model(nodes, { inputs: [valueInfo('x', [...x.shape])], inits }), x, 'y');
-  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
 
   it('Flatten: a negative axis counts back from the input\'s rank r (−1 of (2, 3, 4) → (6, 4)); axis lies in [−r, r]', () => {
     const flatten = (axis: number) => one([{ op: 'Flatten', inputs: ['x'], outputs: ['y'], name: 'fl', attrs: [intAttr('axis', axis)] }], x24);
@@ -130,7 +128,7 @@ describe('op semantics at the corners a differential run against onnxruntime-web
     // 5 wide, k 2, d 2, s 2: out ⌈5/2⌉ = 3, total pad (3 − 1)·2 + 3 − 5 = 2 → 1 before, 1 after;
     // windows take columns {−1, 1}, {1, 3}, {3, 5}: the max of the columns inside
     const x = new Tensor(Float32Array.from([3, 1, 4, 1, 5]), [1, 1, 1, 5]);
-    const y = one([{ op: 'MaxPool', inputs: ['x'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 2]), intsAttr('dilations', [1, 2]), intsAttr('strides', [1, 2]), P().string(1, 'auto_pad').bytes(4, new TextEncoder().encode('SAME_UPPER')).varint(20, 3)] }], x);
+    const y = one([{ op: 'MaxPool', inputs: ['x'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 2]), intsAttr('dilations', [1, 2]), intsAttr('strides', [1, 2]), strAttr('auto_pad', 'SAME_UPPER')] }], x);
     expect(y.shape).toEqual([1, 1, 1, 3]);
     expect(Array.from(y.data)).toEqual([1, 1, 1]); // x[1], max(x[1], x[3]), x[3]
   });
@@ -154,14 +152,14 @@ describe('op semantics at the corners a differential run against onnxruntime-web
 
   it('Pad in reflect or edge mode refuses an empty axis it would have to extend; constant fills it', () => {
     const x = new Tensor(new Float32Array(0), [2, 0]);
-    const pad = (mode: string) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [P().string(1, 'mode').bytes(4, new TextEncoder().encode(mode)).varint(20, 3)] }], x, [tensor('p', [4], INT64, i64(0, 1, 0, 1))]);
+    const pad = (mode: string) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [strAttr('mode', mode)] }], x, [tensor('p', [4], INT64, i64(0, 1, 0, 1))]);
     expect(Array.from(pad('constant').data)).toEqual([0, 0, 0, 0]);
     expect(() => pad('edge')).toThrow(/node 'pad' \(Pad\): mode 'edge' cannot pad axis 1, which has no elements/);
     expect(() => pad('reflect')).toThrow(/mode 'reflect' cannot pad axis 1/);
   });
 
   it('Pad crops by its negative pads first and extends what is left (np.pad of the slice, as onnxruntime)', () => {
-    const pad = (mode: string, n: number, b: number, e: number) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [P().string(1, 'mode').bytes(4, new TextEncoder().encode(mode)).varint(20, 3)] }],
+    const pad = (mode: string, n: number, b: number, e: number) => one([{ op: 'Pad', inputs: ['x', 'p'], outputs: ['y'], name: 'pad', attrs: [strAttr('mode', mode)] }],
       new Tensor(Float32Array.from({ length: n }, (_, i) => i), [1, n]), [tensor('p', [4], INT64, i64(0, b, 0, e))]);
     // [0 1 2 3] cropped to [1 2 3], reflected 3 on the right: np.pad([1, 2, 3], (0, 3), 'reflect') = [1 2 3 2 1 2]
     expect(Array.from(pad('reflect', 4, -1, 3).data)).toEqual([1, 2, 3, 2, 1, 2]);
@@ -178,7 +176,7 @@ describe('op semantics at the corners a differential run against onnxruntime-web
 describe('Clip with min above max', () => {
   it('gives max everywhere (PyTorch\'s clamp, NumPy\'s clip); NaN passes through', () => {
     const x = new Tensor(Float32Array.from([-1, 0.3, 2, NaN]), [4]);
-    const y = run1(model([{ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] }], { inputs: [valueInfo('x', [4])], inits: [tensor('lo', [], FLOAT, f32(0.5)), tensor('hi', [], FLOAT, f32(0.25))] }), x, 'y');
+    const y = one([{ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] }], x, [tensor('lo', [], FLOAT, f32(0.5)), tensor('hi', [], FLOAT, f32(0.25))]);
     expect(Array.from(y.data)).toEqual([0.25, 0.25, 0.25, NaN]);
   });
 });
@@ -186,7 +184,7 @@ describe('Clip with min above max', () => {
 describe('Where and Gemm broadcast only as the specification allows', () => {
   const x = new Tensor(Float32Array.from([1, 2, 3]), [3]);
   const bool = (name: string, dims: number[], v: number[]) => tensor(name, dims, 9, Uint8Array.from(v));
-  const where = (cond: ReturnType<typeof tensor>, y: ReturnType<typeof tensor>) => run1(model([{ op: 'Where', inputs: ['c', 'x', 'b'], outputs: ['y'], name: 'w' }], { inputs: [valueInfo('x', [3])], inits: [cond, y] }), x, 'y');
+  const where = (cond: ReturnType<typeof tensor>, y: ReturnType<typeof tensor>) => one([{ op: 'Where', inputs: ['c', 'x', 'b'], outputs: ['y'], name: 'w' }], x, [cond, y]);
 
   it('Where: condition (2, 1) with X (3) and a scalar Y broadcast to (2, 3); shapes that do not broadcast, a float condition or mixed types are refused', () => {
     // row 0 takes X, row 1 takes Y
@@ -206,7 +204,6 @@ describe('Where and Gemm broadcast only as the specification allows', () => {
 
 describe('Split and (Un)squeeze at the edges of their specification', () => {
   const x = new Tensor(Float32Array.from([0, 1, 2, 3, 4]), [1, 5]);
-  const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);
   const outs = (bytes: Uint8Array, names: string[]) => { const r = runOnnx(readOnnx(bytes), { x }); return names.map((n) => Array.from(r.get(n)!.data)); };
   const split = (k: number, outputs: number, opset: number) => model([{ op: 'Split', inputs: ['x'], outputs: Array.from({ length: outputs }, (_, i) => `y${i}`), name: 'sp', attrs: [intAttr('axis', 1), ...(opset >= 18 ? [intAttr('num_outputs', k)] : [])] }],
     { inputs: [valueInfo('x', [1, 5])], outputs: Array.from({ length: outputs }, (_, i) => `y${i}`), opset });
@@ -225,7 +222,7 @@ describe('Split and (Un)squeeze at the edges of their specification', () => {
 
   it('Unsqueeze and Squeeze refuse an axis named twice (0 and −5 of a rank-5 output are one axis)', () => {
     const x3 = new Tensor(Float32Array.from([1, 2]), [1, 2, 1]);
-    const op = (name: string, axes: number[]) => run1(model([{ op: name, inputs: ['x', 'a'], outputs: ['y'], name: 'q' }], { inputs: [valueInfo('x', [1, 2, 1])], inits: [tensor('a', [axes.length], INT64, i64(...axes))] }), x3, 'y');
+    const op = (name: string, axes: number[]) => one([{ op: name, inputs: ['x', 'a'], outputs: ['y'], name: 'q' }], x3, [tensor('a', [axes.length], INT64, i64(...axes))]);
     expect(op('Unsqueeze', [0, 4]).shape).toEqual([1, 1, 2, 1, 1]);
     expect(() => op('Unsqueeze', [0, -5])).toThrow(/node 'q' \(Unsqueeze\): axes \[0, -5\] name axis 0 more than once/);
     expect(op('Squeeze', [0, -1]).shape).toEqual([2]);
@@ -237,7 +234,6 @@ describe('Split and (Un)squeeze at the edges of their specification', () => {
 // runs, each naming its node, as an unsupported op is (src/onnx/attributes.ts).
 describe('attributes the evaluator does not honour are refused up front', () => {
   const x = new Tensor(Float32Array.from({ length: 16 }, (_, i) => i), [1, 1, 4, 4]);
-  const strAttr = (name: string, v: string) => P().string(1, name).bytes(4, new TextEncoder().encode(v)).varint(20, 3);
   const resize = (extra: ReturnType<typeof intAttr>[]) => run1(model([{ op: 'Resize', inputs: ['x', '', 'sc'], outputs: ['y'], name: 'rs', attrs: [strAttr('mode', 'linear'), ...extra] }],
     { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('sc', [4], FLOAT, f32(1, 1, 0.5, 0.5))], opset: 18 }), x, 'y');
 
@@ -246,13 +242,13 @@ describe('attributes the evaluator does not honour are refused up front', () => 
     expect(() => resize([strAttr('keep_aspect_ratio_policy', 'not_larger')])).toThrow(/keep_aspect_ratio_policy = not_larger is not supported \(only stretch\)/);
     expect(() => resize([intsAttr('axes', [2, 3])])).toThrow(/attribute axes = \[2, 3\] is not supported \(only without it\)/);
     // half_pixel, scale ½: output (o + ½)·2 − ½ = 0.5, 2.5 → rows and columns between 0–1 and 2–3
-    const plain = resize([]), cubic = resize([P().string(1, 'cubic_coeff_a').float(2, -0.5).varint(20, 1), intAttr('antialias', 0)]);
+    const plain = resize([]), cubic = resize([floatAttr('cubic_coeff_a', -0.5), intAttr('antialias', 0)]);
     expect(Array.from(plain.data)).toEqual([2.5, 4.5, 10.5, 12.5]);
     expect(Array.from(cubic.data)).toEqual([2.5, 4.5, 10.5, 12.5]);
   });
 
   it('an attribute no version of the op has is refused, naming the ones it has', () => {
-    const relu = () => run1(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'r', attrs: [P().string(1, 'alpha').float(2, 0.1).varint(20, 1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
+    const relu = () => run1(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'r', attrs: [floatAttr('alpha', 0.1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
     expect(relu).toThrow(/node 'r' \(Relu\): attribute alpha is not one of Relu's in opsets 11–21 \(it has none\)/);
     const flatten = () => run1(model([{ op: 'Flatten', inputs: ['x'], outputs: ['y'], name: 'f', attrs: [intAttr('axes', 1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
     expect(flatten).toThrow(/attribute axes is not one of Flatten's in opsets 11–21 \(axis\)/);
