@@ -76,7 +76,7 @@ function hardwareThreads(): number {
 export const MAX_THREADS = 256;
 
 /** Threads used when setThreads has not been called: the available cores, at most 8. */
-export const DEFAULT_MAX_THREADS = 8;
+const DEFAULT_MAX_THREADS = 8;
 
 // Why the pool cannot run (null: it can). Shared memory needs SharedArrayBuffer, which browsers only
 // give cross-origin-isolated pages; Node needs getBuiltinModule to start workers synchronously.
@@ -129,7 +129,7 @@ export function getThreads(): number {
 }
 
 /** Stops the workers (they restart on demand). Node exits without this: the workers are unref'd. */
-export function stopWorkers(): void {
+function stopWorkers(): void {
   for (const w of workers) w.terminate();
   workers = [];
   ready?.fill(0);

@@ -56,7 +56,7 @@ export function configFromArgs(a: ParsedArgs, cmd: string): { name: string; conf
 }
 
 /** What one command may allocate for a forward pass before it refuses: more would exhaust a typical machine's memory (the refusal states the estimate). */
-export const FORWARD_LIMIT_BYTES = 8 * 2 ** 30;
+const FORWARD_LIMIT_BYTES = 8 * 2 ** 30;
 
 /** Refuse, with the estimate, a forward pass that would not fit. */
 export function refuseLargeForward(bytes: number, what: string): void {

@@ -16,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
  * paths (under /proc, for one), which would hang a command on a bad --out. Returns the folders it
  * created, deepest last; if one cannot be made, those made before it are removed again.
  */
-export function ensureDir(dir: string): string[] {
+function ensureDir(dir: string): string[] {
   const missing: string[] = [];
   for (let d = resolve(dir); ; d = dirname(d)) {
     try {
@@ -298,7 +298,7 @@ export function removeStaleTemps(dir: string, name: string): void {
 const owned = new Set<string>();
 
 /** Remove everything this process owns (SIGINT/SIGTERM handlers call it before exiting). */
-export function removeOwned(): void {
+function removeOwned(): void {
   for (const p of owned) rmSync(p, { recursive: true, force: true });
   owned.clear();
 }
@@ -423,7 +423,7 @@ function writeFileAtomicNow(path: string, bytes: Uint8Array | Iterable<Uint8Arra
  * `names`, none of them an input); anything else is refused, so that replacing it never deletes a
  * file the command did not write. Without `names` the folder is only checked to be a folder.
  */
-export function checkFolderOutput(dir: string, flag: string, names?: readonly string[], inputs?: ReadonlyMap<string, string>): void {
+function checkFolderOutput(dir: string, flag: string, names?: readonly string[], inputs?: ReadonlyMap<string, string>): void {
   const st = statOrNull(dir);
   if (st === null) return;
   if (!st.isDirectory()) throw new Error(`${flag} '${dir}' is ${st.isFile() ? 'a file' : kindOf(st)}, not a folder`);

@@ -86,7 +86,7 @@ const isModule = (v: PyValue): boolean => v instanceof PyObject && v.state insta
  * or called); only their pickled __dict__ is read. Iterative; at most 10⁶ modules; a module met twice
  * (a cycle, or one module shared by two parents) is refused rather than followed.
  */
-export function moduleStateDict(root: PyObject): { dict: Map<PyValue, PyValue>; classes: { at: string; cls: string }[] } {
+function moduleStateDict(root: PyObject): { dict: Map<PyValue, PyValue>; classes: { at: string; cls: string }[] } {
   const dict = new Map<PyValue, PyValue>(), classes: { at: string; cls: string }[] = [];
   const seen = new Map<PyObject, string>();
   const todo: [string, PyObject][] = [['', root]];

@@ -22,7 +22,7 @@ import { showText } from '../tensor/untrusted.js';
 
 /** opset → the IR version that introduced it (onnx/docs/Versioning.md). */
 const IR_VERSION: Readonly<Record<number, number>> = { 11: 6, 12: 7, 13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10 };
-export const ONNX_OPSETS = Object.keys(IR_VERSION).map(Number);
+const ONNX_OPSETS = Object.keys(IR_VERSION).map(Number);
 export const DEFAULT_OPSET = 17;
 
 const FLOAT = 1, DOUBLE = 11; // TensorProto.DataType

@@ -126,7 +126,7 @@ function adoptSpans(pending: Pending[]): void {
   }
 }
 
-export const ONNX_OPSET_RANGE = [11, 21] as const;
+const ONNX_OPSET_RANGE = [11, 21] as const;
 
 /** out.push(...xs) without spreading: a packed field of 10⁶ values would overflow the call stack. */
 function append<T>(out: T[], xs: readonly T[]): void {
@@ -458,9 +458,4 @@ function decodeTyped(dtype: OnnxDType, fields: ProtoField[], numel: number, who:
     case 'uint8': case 'bool': return Uint8Array.from(values);
     case 'float16': case 'bfloat16': return Float32Array.from(values, (v) => halfToFloat(dtype, v & 0xffff));
   }
-}
-
-/** Bytes per element of each ONNX type (for estimates before allocating). */
-export function onnxItemSize(dtype: OnnxDType): number {
-  return BYTES[dtype];
 }

@@ -307,7 +307,7 @@ function shrink(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-export function typeName(v: unknown): string {
+function typeName(v: unknown): string {
   if (v === null) return 'None';
   if (Array.isArray(v)) return 'list/tuple';
   if (v instanceof Map) return 'dict';

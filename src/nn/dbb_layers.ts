@@ -14,7 +14,7 @@ import type { FuseStage } from './fuse_stage.js';
 import { BatchNorm2d } from './layers.js';
 
 // z: (N, C, H, W) → y: (N, C, H + 2·ph, W + 2·pw), the border of channel c filled with v[c]
-export function padChannels(z: Tensor, [ph, pw]: readonly [number, number], v: ArrayLike<number>): Tensor {
+function padChannels(z: Tensor, [ph, pw]: readonly [number, number], v: ArrayLike<number>): Tensor {
   const [N, C, H, W] = z.shape;
   const Hp = H + 2 * ph, Wp = W + 2 * pw;
   const y = allocLike(z.data, N * C * Hp * Wp);

@@ -30,7 +30,7 @@ export { WINOGRAD_F2, WINOGRAD_F4, type WinogradMatrices } from '../backend/wino
 
 export type WinogradTile = 2 | 4;
 
-export function winogradMatrices(tile: WinogradTile): WinogradMatrices {
+function winogradMatrices(tile: WinogradTile): WinogradMatrices {
   return tile === 4 ? WINOGRAD_F4 : WINOGRAD_F2;
 }
 

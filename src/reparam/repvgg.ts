@@ -13,7 +13,7 @@ import { bnStats, fuseLinearBranches } from './fuse.js';
 import { type KernelBias, castKernelBias, fuseConvBN, identityKernel, padKernel, sumBranches, withZeroBias } from './kernels.js';
 
 // conv (no bias) → BN
-export function fuseConvBNBranch(branch: ConvBN, where: string): KernelBias {
+function fuseConvBNBranch(branch: ConvBN, where: string): KernelBias {
   return fuseConvBN(withZeroBias(branch.conv.weight.data), bnStats(branch.bn, `${where}.bn`), 'float64');
 }
 
@@ -69,7 +69,7 @@ export function convert(model: StageNet<BranchBlock>, opts: { dtype?: DType } = 
 }
 
 /** A deploy RepVGG of `plan` in eval mode: block i is fused(i) (float64, rounded once into dtype), the classifier is `linear`'s. */
-export function deployModel(plan: RepVGGPlan, dtype: DType, fused: (i: number) => KernelBias, linear: Linear): RepVGG {
+function deployModel(plan: RepVGGPlan, dtype: DType, fused: (i: number) => KernelBias, linear: Linear): RepVGG {
   const deploy = new RepVGG(plan, { deploy: true, dtype, init: false });
   deploy.blocks().forEach((b, i) => {
     const f = castKernelBias(fused(i), dtype);

@@ -28,7 +28,7 @@ export function workspace64(name: string, n: number): Float64Array {
   return grown(f64, name, n, (len) => new Float64Array(len)) as Float64Array;
 }
 
-export function workspace32(name: string, n: number): Float32Array {
+function workspace32(name: string, n: number): Float32Array {
   return grown(f32, name, n, (len) => new Float32Array(len)) as Float32Array;
 }
 

@@ -49,7 +49,7 @@ export interface EpochStats {
 }
 
 /** Rows idx of (N, …) gathered into a new (idx.length, …) tensor. */
-export function gatherRows(t: Tensor, idx: ArrayLike<number>, from = 0, to = idx.length): Tensor {
+function gatherRows(t: Tensor, idx: ArrayLike<number>, from = 0, to = idx.length): Tensor {
   const row = t.size / t.shape[0];
   const out = allocLike(t.data, (to - from) * row);
   for (let i = from; i < to; i++) out.set(t.data.subarray(idx[i] * row, (idx[i] + 1) * row), (i - from) * row);

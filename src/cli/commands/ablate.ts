@@ -27,7 +27,7 @@ import type { Tensor } from '../../tensor/tensor.js';
  * stages 1–3, so Residual Reorg can pair them) scaled down to 2, 2, 2, 1 at a quarter of the width,
  * for 28×28 grey images and 10 classes.
  */
-export const ABLATION_CONFIG: RepVGGConfig = { num_blocks: [2, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
+const ABLATION_CONFIG: RepVGGConfig = { num_blocks: [2, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
 
 interface Row {
   name: string;

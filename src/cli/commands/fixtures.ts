@@ -21,7 +21,7 @@ import { Tensor } from '../../tensor/tensor.js';
 export interface ConvCase { name: string; x: number[]; w: number[]; options: Conv2dOptions }
 
 /** The conv geometries of the PyTorch fixtures (fixtures/make_torch_fixtures.py). */
-export const CONV_CASES: ConvCase[] = [
+const CONV_CASES: ConvCase[] = [
   { name: 'groups', x: [2, 4, 7, 9], w: [6, 2, 3, 3], options: { stride: 1, padding: 1, dilation: 1, groups: 2 } },
   { name: 'stride2', x: [2, 3, 11, 10], w: [4, 3, 3, 3], options: { stride: 2, padding: [1, 2], dilation: 1, groups: 1 } },
   { name: 'dilation', x: [1, 4, 9, 8], w: [3, 4, 3, 2], options: { stride: 1, padding: [2, 1], dilation: 2, groups: 1 } },
@@ -31,7 +31,7 @@ export const CONV_CASES: ConvCase[] = [
   { name: 'tiny_1x1_input', x: [1, 4, 1, 1], w: [4, 2, 3, 3], options: { stride: 1, padding: 1, dilation: 1, groups: 2 } },
 ];
 
-export const SMALL_REPVGG = { num_blocks: [2, 2, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], override_groups_map: { 2: 2, 4: 4 }, num_classes: 5, in_channels: 3 };
+const SMALL_REPVGG = { num_blocks: [2, 2, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], override_groups_map: { 2: 2, 4: 4 }, num_classes: 5, in_channels: 3 };
 
 const TOL = '|out − expected| ≤ 1e-12·max|expected| in float64; float32 backends: see fixtures/README.md (k·u·Σ|x·w| per output)';
 
