@@ -233,7 +233,7 @@ const MUTANTS = [
   // ONNX in: reader, evaluator, fuse-onnx
   ['onnx', 'reader: nodes left in file order (no topological sort)', 'src/io/onnx_read.ts', '  return { graphName, nodes: topologicalOrder(nodes, initializers, inputs, outputs), initializers', '  topologicalOrder(nodes, initializers, inputs, outputs);\n  return { graphName, nodes, initializers', ['test/io/onnx_read.test.ts']],
   ['onnx', 'reader: external data through a link out accepted', 'src/cli/files.ts', "    if (!real.startsWith(folder + '/')) throw", '    if (false) throw', ['test/io/onnx_read.test.ts']],
-  ['onnx', 'BatchNormalization ignores epsilon', 'src/onnx/ops_nn.ts', "const eps = attrFloat(node, 'epsilon', 1e-5);", 'const eps = 1e-5;', ['test/onnx/run.test.ts']],
+  ['onnx', 'BatchNormalization ignores epsilon', 'src/onnx/ops_nn.ts', "const eps = attrFloat(node, 'epsilon', 1e-5);\n    const C = x.shape[1], P", 'const eps = 1e-5;\n    const C = x.shape[1], P', ['test/onnx/run.test.ts']],
   ['onnx', 'pooling: ceil_mode without PyTorch\'s last-window rule', 'src/onnx/ops_nn.ts', '  if (ceil && (out - 1) * s >= n + p0) out--;', '', ['test/onnx']],
   ['onnx', 'AveragePool divides by the padded window when count_include_pad = 0', 'src/onnx/ops_nn.ts', 's / (includePad ? padded : inside)', 's / padded', ['test/onnx/run.test.ts']],
   ['onnx', 'ConvTranspose kernel flipped', 'src/onnx/ops_nn.ts', 'acc[yo + oh * Wo + ow] += v * w.data[wo + i * KW + j];', 'acc[yo + oh * Wo + ow] += v * w.data[wo + (KH - 1 - i) * KW + (KW - 1 - j)];', ['test/onnx/run.test.ts']],
@@ -424,6 +424,22 @@ const MUTANTS = [
   ['house', 'a test run\'s temporary files left in the system\'s temp folder', 'test/global_setup.ts', '  process.env.TMPDIR = dir;', '', ['test/cli/faults.test.ts']],
   ['faults', 'an input over 2 GiB read whole before it is parsed', 'src/cli/files.ts', '    if (st !== undefined && limited && st.size > MAX_PLAIN_READ) throw', '    if (false) throw', ['test/cli/faults.test.ts']],
   ['house', 'addInto (float32) leaves the last element out of a branch sum', 'src/tensor/tensor.ts', '  const n = s.length;\n  for (let i = 0; i < n; i++) s[i] += t[i];', '  const n = s.length - 1;\n  for (let i = 0; i < n; i++) s[i] += t[i];', ['test/nn']],
+  // the ops beyond the first op set (erf, GELU, the norms, the block moves, the reductions, the variadic ops)
+  ['onnx', 'erf: the series without its alternating sign', 'src/onnx/ops_math.ts', 'term *= -x2 / n;', 'term *= x2 / n;', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'erf: the continued fraction with k for k/2', 'src/onnx/ops_math.ts', 't = a + k / 2 / t;', 't = a + k / t;', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'erf: e^(−x²) from the head of the split alone', 'src/onnx/ops_math.ts', 'Math.exp(-hi * hi) * Math.exp(-(2 * hi * lo + lo * lo))', 'Math.exp(-hi * hi)', ['test/onnx/ops.test.ts']],
+  ['onnx', 'Gelu tanh: 0.04715 for 0.044715', 'src/onnx/ops_math.ts', '(x + 0.044715 * x * x * x)', '(x + 0.04715 * x * x * x)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'Softplus: ln(1 + e^x) past 0 as x + ln(1 + e^x)', 'src/onnx/ops_math.ts', '(x > 0 ? x + Math.log1p(Math.exp(-x))', '(x > 0 ? x + Math.log1p(Math.exp(x))', ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
+  ['onnx', 'Elu: alpha·e^x instead of alpha·(e^x − 1)', 'src/onnx/ops_math.ts', "return (x) => (x < 0 ? a * Math.expm1(x) : x); }),", "return (x) => (x < 0 ? a * Math.exp(x) : x); }),", ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
+  ['onnx', 'PRelu: a slope that widens X accepted', 'src/onnx/ops_math.ts', 'if (to.length !== x.shape.length || to.some((d, i) => d !== x.shape[i])) throw', 'if (false) throw', ['test/onnx/ops.test.ts']],
+  ['onnx', 'Mean: the sum divided by one less than the count', 'src/onnx/ops_math.ts', 'out[i] = f64.data[i] / xs.length;', 'out[i] = f64.data[i] / Math.max(1, xs.length - 1);', ['test/onnx/differential.test.ts']],
+  ['onnx', 'ReduceL2 without its square root', 'src/onnx/ops_math.ts', ": kind === 'l2' ? Math.sqrt(acc[i]) : acc[i];", ": acc[i];", ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
+  ['onnx', 'ReduceMax starts from 0, not −∞', 'src/onnx/ops_math.ts', "fill(kind === 'max' ? -Infinity :", "fill(kind === 'max' ? 0 :", ['test/onnx/differential.test.ts', 'test/onnx/ops.test.ts']],
+  ['onnx', 'LayerNormalization: the variance without ε', 'src/onnx/ops_nn.ts', 'return [m, 1 / Math.sqrt(sq / len + eps)];', 'return [m, 1 / Math.sqrt(sq / len)];', ['test/onnx/differential.test.ts', 'test/onnx/ops.test.ts']],
+  ['onnx', 'LayerNormalization: Mean keeps the first normalised axis', 'src/onnx/ops_nn.ts', 'const statShape = x.shape.map((d, i) => (i < axis ? d : 1));', 'const statShape = x.shape.map((d, i) => (i <= axis ? d : 1));', ['test/onnx/ops.test.ts']],
+  ['onnx', 'InstanceNormalization: scale applied to every channel as the first one\'s', 'src/onnx/ops_nn.ts', 'y[i] = scale.data[c] * (x.data[i] - m) * inv + b.data[c];', 'y[i] = scale.data[0] * (x.data[i] - m) * inv + b.data[c];', ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
+  ['onnx', 'DepthToSpace DCR read as CRD', 'src/onnx/ops_shape.ts', '? transpose(ctx, same(x, [N, b, b, c, H, W]), [0, 3, 4, 1, 5, 2])', '? transpose(ctx, same(x, [N, c, b, b, H, W]), [0, 1, 4, 2, 5, 3])', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'SpaceToDepth: block rows and columns swapped', 'src/onnx/ops_shape.ts', '[0, 3, 5, 1, 2, 4]), [N, C * b * b, H / b, W / b])', '[0, 5, 3, 1, 2, 4]), [N, C * b * b, H / b, W / b])', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -16,6 +16,8 @@ type Rule = 'read' | 'inert' | { only: number | string };
 const WINDOW = { auto_pad: 'read', dilations: 'read', kernel_shape: 'read', pads: 'read', strides: 'read' } as const;
 const CONV = { ...WINDOW, group: 'read' } as const;
 
+const REDUCE = { axes: 'read', keepdims: 'read', noop_with_empty_axes: 'read' } as const;
+
 const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   AveragePool: { ...WINDOW, ceil_mode: 'read', count_include_pad: 'read' },
   BatchNormalization: { epsilon: 'read', momentum: 'inert', training_mode: 'read' },
@@ -26,18 +28,28 @@ const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   Conv: CONV,
   ConvInteger: CONV,
   ConvTranspose: { ...CONV, output_padding: 'read', output_shape: 'read' },
+  DepthToSpace: { blocksize: 'read', mode: 'read' },
   DequantizeLinear: { axis: 'read', block_size: 'read' },
   Dropout: { ratio: 'inert', seed: 'inert' },
+  Elu: { alpha: 'read' },
   Flatten: { axis: 'read' },
   Gather: { axis: 'read' },
+  Gelu: { approximate: 'read' },
   Gemm: { alpha: 'read', beta: 'read', transA: 'read', transB: 'read' },
   HardSigmoid: { alpha: 'read', beta: 'read' },
+  InstanceNormalization: { epsilon: 'read' },
+  LayerNormalization: { axis: 'read', epsilon: 'read', stash_type: 'inert' },
   LeakyRelu: { alpha: 'read' },
   MaxPool: { ...WINDOW, ceil_mode: 'read', storage_order: 'inert' },
   Pad: { mode: 'read' },
   QLinearConv: CONV,
   QuantizeLinear: { axis: 'read', block_size: 'read', saturate: 'inert', output_dtype: { only: 0 } },
-  ReduceMean: { axes: 'read', keepdims: 'read', noop_with_empty_axes: 'read' },
+  ReduceL2: REDUCE,
+  ReduceMax: REDUCE,
+  ReduceMean: REDUCE,
+  ReduceMin: REDUCE,
+  ReduceSum: REDUCE,
+  ReduceSumSquare: REDUCE,
   Reshape: { allowzero: 'read' },
   Resize: {
     mode: 'read', coordinate_transformation_mode: 'read', nearest_mode: 'read',
@@ -45,8 +57,10 @@ const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
     antialias: { only: 0 }, keep_aspect_ratio_policy: { only: 'stretch' }, axes: { only: 'absent' },
   },
   ScatterND: { reduction: 'read' },
+  Selu: { alpha: 'read', gamma: 'read' },
   Shape: { start: 'read', end: 'read' },
   Softmax: { axis: 'read' },
+  SpaceToDepth: { blocksize: 'read' },
   Split: { axis: 'read', split: 'read', num_outputs: 'read' },
   Squeeze: { axes: 'read' },
   Transpose: { perm: 'read' },

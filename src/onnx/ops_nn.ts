@@ -3,7 +3,7 @@
 // in float32; the float64 reference in float64); the others are plain loops accumulating in float64.
 
 import type { OnnxNode } from '../io/onnx_read.js';
-import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, input, intsOf, nodeError, toFloat } from './value.js';
+import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, broadcastShape, broadcastStrides, input, intsOf, nodeError, normAxis, numel, toFloat } from './value.js';
 import { type ConvAlgorithm, convGeometry } from '../ops/conv2d.js';
 import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -130,6 +130,17 @@ function globalPool(kind: 'max' | 'avg'): Op {
   };
 }
 
+// [μ, 1/√(σ² + ε)] of data[off … off + len − 1]: the mean, then the biased variance around it (two
+// passes in float64, no cancellation of E[x²] − μ²)
+function meanInvStd(data: ArrayLike<number>, off: number, len: number, eps: number): [number, number] {
+  let sum = 0;
+  for (let i = off; i < off + len; i++) sum += data[i];
+  const m = sum / len;
+  let sq = 0;
+  for (let i = off; i < off + len; i++) sq += (data[i] - m) * (data[i] - m);
+  return [m, 1 / Math.sqrt(sq / len + eps)];
+}
+
 export const NN_OPS: Record<string, Op> = {
   // On a Conv2d module built once per node and precision (prepared filters kept across runs, as a
   // deploy model keeps them); a ReLU that alone reads the output runs in the conv's output pass
@@ -214,6 +225,54 @@ export const NN_OPS: Record<string, Op> = {
     for (let c = 0; c < C; c++) {
       const k = scale.data[c] / Math.sqrt(variance.data[c] + eps), mu = mean.data[c], beta = bias.data[c];
       for (let n = 0; n < x.shape[0]; n++) for (let i = (n * C + c) * P, e = i + P; i < e; i++) y[i] = (x.data[i] - mu) * k + beta;
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: y }];
+  },
+
+  // y = (x − μ)/√(σ² + ε)·Scale + B over the axes from `axis` on (μ, σ² their mean and biased
+  // variance); Scale and B cover those axes (broadcast within them). Optional outputs Mean and
+  // InvStdDev, shaped as X with the normalised axes kept as 1. stash_type (the precision of μ and σ²)
+  // has no effect here: they are float64 either way.
+  LayerNormalization: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X')), scale = toFloat(ctx, input(node, xs, 1, 'Scale'));
+    const b = xs[2] ? toFloat(ctx, xs[2]) : null;
+    const r = x.shape.length, axis = normAxis(node, attrInt(node, 'axis', -1), r);
+    const eps = attrFloat(node, 'epsilon', 1e-5);
+    const inner = x.shape.slice(axis), len = numel(inner), rows = numel(x.shape.slice(0, axis));
+    const within = (v: Value, what: string): number[] => { // v's strides over the normalised axes
+      const to = v.shape.length <= inner.length ? broadcastShape(node, inner, v.shape) : null;
+      if (to === null || to.some((d, i) => d !== inner[i])) throw nodeError(node, `${what} [${v.shape.join(', ')}] does not broadcast to the normalised shape [${inner.join(', ')}]`);
+      return broadcastStrides(v.shape, inner);
+    };
+    const sScale = within(scale, 'Scale'), sB = b === null ? null : within(b, 'B');
+    const offsetIn = (st: number[], i: number) => { let o = 0; for (let k = inner.length - 1; k >= 0; k--) { o += (i % inner[k]) * st[k]; i = Math.floor(i / inner[k]); } return o; };
+    const scaleAt = Float64Array.from({ length: len }, (_, i) => scale.data[offsetIn(sScale, i)]);
+    const biasAt = Float64Array.from({ length: len }, (_, i) => (b === null ? 0 : b.data[offsetIn(sB!, i)]));
+    const y = ctx.alloc(x.shape, 'float');
+    const statShape = x.shape.map((d, i) => (i < axis ? d : 1));
+    const mean = ctx.alloc(statShape, 'float'), invStd = ctx.alloc(statShape, 'float');
+    for (let row = 0; row < rows; row++) {
+      const [m, inv] = meanInvStd(x.data, row * len, len, eps);
+      mean[row] = m;
+      invStd[row] = inv;
+      for (let i = 0, o = row * len; i < len; i++) y[o + i] = (x.data[o + i] - m) * inv * scaleAt[i] + biasAt[i];
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: y }, { dtype: ctx.float, shape: statShape, data: mean }, { dtype: ctx.float, shape: statShape, data: invStd }];
+  },
+
+  // y = scale·(x − μ)/√(σ² + ε) + B per image and channel, μ and σ² over that channel's map
+  InstanceNormalization: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'input'));
+    const scale = toFloat(ctx, input(node, xs, 1, 'scale')), b = toFloat(ctx, input(node, xs, 2, 'B'));
+    if (x.shape.length < 3) throw nodeError(node, `input must be (N, C, D1, …); got shape [${x.shape.join(', ')}]`);
+    const eps = attrFloat(node, 'epsilon', 1e-5);
+    const [N, C] = x.shape, P = numel(x.shape.slice(2));
+    for (const [name, v] of [['scale', scale], ['B', b]] as const) if (v.data.length !== C) throw nodeError(node, `${name} has ${v.data.length} values for ${C} channels`);
+    const y = ctx.alloc(x.shape, 'float');
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) {
+      const o = (n * C + c) * P;
+      const [m, inv] = meanInvStd(x.data, o, P, eps);
+      for (let i = o; i < o + P; i++) y[i] = scale.data[c] * (x.data[i] - m) * inv + b.data[c];
     }
     return [{ dtype: ctx.float, shape: x.shape, data: y }];
   },

@@ -3,6 +3,7 @@
 // Reshape chains, which exporters emit for flatten and upsampling, are evaluated like any data.
 
 import { ONNX_DTYPES, type OnnxNode, type OnnxTensor } from '../io/onnx_read.js';
+import { showText } from '../tensor/untrusted.js';
 import { type OpContext, type Value, attrInt, attrInts, attrString, broadcastShape, input, intsOf, isFloat, nodeError, normAxis, numel } from './value.js';
 
 type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
@@ -13,6 +14,14 @@ const stridesOf = (shape: readonly number[]): number[] => {
   for (let i = shape.length - 1, s = 1; i >= 0; i--) { st[i] = s; s *= shape[i]; }
   return st;
 };
+// DepthToSpace's and SpaceToDepth's input (4-D) and their required blocksize (≥ 1): [N, C, H, W, b]
+function blocks4d(node: OnnxNode, x: Value): number[] {
+  if (x.shape.length !== 4) throw nodeError(node, `input must be 4-D (N, C, H, W); got shape [${x.shape.join(', ')}]`);
+  if (!node.attributes.has('blocksize')) throw nodeError(node, 'attribute blocksize is required');
+  const b = attrInt(node, 'blocksize', 0);
+  if (!(b >= 1)) throw nodeError(node, `blocksize ${b} must be at least 1`);
+  return [...x.shape, b];
+}
 /** An integer tensor built from numbers. */
 const ints = (ctx: OpContext, values: number[], shape = [values.length]): Value => {
   const data = ctx.alloc(shape, 'int');
@@ -161,6 +170,30 @@ export const SHAPE_OPS: Record<string, Op> = {
     const perm = attrInts(node, 'perm') ?? [...x.shape.keys()].reverse();
     if (perm.length !== x.shape.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw nodeError(node, `perm [${perm.join(', ')}] is not a permutation of ${x.shape.length} axes`);
     return [transpose(ctx, x, perm)];
+  },
+
+  // (N, C, H, W) → (N, C/b², H·b, W·b), as the specification writes it: a reshape, a transpose, a
+  // reshape. DCR (the default) takes the b×b offsets from the outer channel index, CRD (PyTorch's
+  // PixelShuffle) from the inner one.
+  DepthToSpace: (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'input');
+    const [N, C, H, W, b] = blocks4d(node, x);
+    const mode = attrString(node, 'mode', 'DCR');
+    if (C % (b * b) !== 0) throw nodeError(node, `${C} channels do not divide into blocks of ${b}×${b}`);
+    const c = C / (b * b);
+    if (mode !== 'DCR' && mode !== 'CRD') throw nodeError(node, `mode '${showText(mode, 20)}' is not one of 'DCR', 'CRD'`);
+    const t = mode === 'DCR'
+      ? transpose(ctx, same(x, [N, b, b, c, H, W]), [0, 3, 4, 1, 5, 2])
+      : transpose(ctx, same(x, [N, c, b, b, H, W]), [0, 1, 4, 2, 5, 3]);
+    return [same(t, [N, c, H * b, W * b])];
+  },
+
+  // (N, C, H, W) → (N, C·b², H/b, W/b): DepthToSpace's DCR undone
+  SpaceToDepth: (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'input');
+    const [N, C, H, W, b] = blocks4d(node, x);
+    if (H % b !== 0 || W % b !== 0) throw nodeError(node, `a ${H}×${W} map does not divide into blocks of ${b}×${b}`);
+    return [same(transpose(ctx, same(x, [N, C, H / b, b, W / b, b]), [0, 3, 5, 1, 2, 4]), [N, C * b * b, H / b, W / b])];
   },
 
   Concat: (ctx, node, xs) => {

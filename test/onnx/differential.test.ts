@@ -12,10 +12,11 @@
 // resolution of 2⁻¹², 23 bits): Conv, ConvTranspose, Gemm, MatMul, the pools' sums and the shape ops
 // must agree bit for bit, whatever order either engine adds in. What rounds: one division (the
 // pools' means, Div), one float32 rounding of a float64 result here against onnxruntime's float32
-// operations (Resize's interpolation weights and coordinates, HardSigmoid's slope), and exp/tanh/sigmoid,
-// whose float32 implementations in onnxruntime are within a few ulp. The bound is 2⁻¹⁸·max(1, |ref|)
-// per element (32 ulp of the largest magnitude), far under what a wrong op moves (a window, an axis,
-// a rounding mode: O(|ref|)). The integer ops (QuantizeLinear round-half-even and saturation,
+// operations (Resize's interpolation weights and coordinates, HardSigmoid's slope, the normalisations'
+// means, variances and square roots), and exp/tanh/sigmoid/erf/log and what is built of them (GELU,
+// Mish, Softplus, ELU), whose float32 implementations in onnxruntime are within a few ulp. The bound
+// is 2⁻¹⁸·max(1, |ref|) per element (32 ulp of the largest magnitude), far under what a wrong op
+// moves (a window, an axis, a rounding mode: O(|ref|)). The integer ops (QuantizeLinear round-half-even and saturation,
 // ConvInteger, MatMulInteger) must agree exactly.
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-web';
@@ -158,6 +159,47 @@ function generators(r: () => number): Record<string, () => Case> {
       }
       const K = ri(1, 5), N = ri(1, 4);
       return { nodes: [quant, { op: 'MatMulInteger', inputs: ['q', 'b', 'za', 'zb'], outputs: ['i'] }, cast], inits: [...front, tensor('b', [K, N], tb, q(K * N))], x: [ri(1, 4), K], exact: true, scale: 8 };
+    },
+    // the families below came after the ones above (appended, so the earlier families draw the same graphs)
+    Activations: () => {
+      const x = [ri(1, 2), ri(1, 3), ri(1, 3), ri(1, 3)];
+      const op = pick(['Erf', 'Gelu', 'Softplus', 'Softsign', 'Mish', 'Elu', 'Selu', 'Abs', 'Reciprocal', 'Log', 'PRelu']);
+      if (op === 'PRelu') return { nodes: [{ op, inputs: ['x', 'a'], outputs: ['y'] }], inits: [w('a', pick([[x[1], 1, 1], [1], [x[3]], [x[2], x[3]]]))], x };
+      const attrs = op === 'Gelu' ? [strAttr('approximate', pick(['none', 'tanh']))] : op === 'Elu' ? [floatAttr('alpha', pick([1, 0.5, 2]))]
+        : op === 'Selu' && r() < 0.5 ? [floatAttr('alpha', 1.5), floatAttr('gamma', 0.75)] : [];
+      // Gelu is an op from opset 20, Mish from 18
+      return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x, opset: op === 'Gelu' ? 20 : op === 'Mish' ? 18 : 17, scale: op === 'Erf' || op === 'Gelu' ? 2 : 1 };
+    },
+    Variadic: () => {
+      const x = [ri(1, 2), ri(1, 3), ri(1, 4)], k = ri(0, 2);
+      const others = Array.from({ length: k }, () => x.map((d) => pick([d, 1])).slice(ri(0, 2)));
+      const op = pick(['Max', 'Min', 'Sum', 'Mean']);
+      return { nodes: [{ op, inputs: ['x', ...others.map((_, i) => `b${i}`)], outputs: ['y'] }], inits: others.map((d, i) => w(`b${i}`, d)), x };
+    },
+    Reductions: () => {
+      const x = [ri(1, 3), ri(1, 3), ri(1, 4)], keep = ri(0, 1);
+      const op = pick(['ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceSumSquare', 'ReduceMean']);
+      const axes = [0, 1, 2].filter(() => r() < 0.5).map((a) => (r() < 0.3 ? a - 3 : a));
+      // axes: an attribute until opset 18 (ReduceSum: 13), an input from then on
+      const opset = pick([13, 18]), asInput = opset >= (op === 'ReduceSum' ? 13 : 18);
+      if (!asInput) return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intsAttr('axes', axes), intAttr('keepdims', keep)] }], inits: [], x, opset };
+      return { nodes: [{ op, inputs: ['x', 'axes'], outputs: ['y'], attrs: [intAttr('keepdims', keep)] }], inits: [tensor('axes', [axes.length], INT64, i64(...axes))], x, opset };
+    },
+    Normalization: () => {
+      if (r() < 0.4) {
+        const C = ri(1, 3);
+        return { nodes: [{ op: 'InstanceNormalization', inputs: ['x', 's', 'b'], outputs: ['y'], attrs: r() < 0.5 ? [floatAttr('epsilon', 0.01)] : [] }], inits: [w('s', [C]), w('b', [C])], x: [ri(1, 2), C, ri(1, 4), ri(1, 4)] };
+      }
+      const x = [ri(1, 2), ri(1, 3), ri(1, 4)], axis = ri(-3, 2), inner = x.slice((axis + 3) % 3);
+      const within = () => inner.map((d) => pick([d, 1])).slice(ri(0, inner.length - 1));
+      const bias = r() < 0.7;
+      return { nodes: [{ op: 'LayerNormalization', inputs: bias ? ['x', 's', 'b'] : ['x', 's'], outputs: ['y'], attrs: [intAttr('axis', axis), ...(r() < 0.5 ? [floatAttr('epsilon', 0.01)] : [])] }],
+        inits: [w('s', within()), ...(bias ? [w('b', within())] : [])], x };
+    },
+    DepthSpace: () => {
+      const b = ri(1, 3), N = ri(1, 2);
+      if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };
+      return { nodes: [{ op: 'SpaceToDepth', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b)] }], inits: [], x: [N, ri(1, 2), b * ri(1, 3), b * ri(1, 3)] };
     },
   };
 }

@@ -38,6 +38,9 @@ describe('fuseOnnx on PyTorch exports', () => {
     dbb_block: { fused: 1, conv: 1 },
     // AvgPool (padding counted), scalar and per-channel Mul, BN → 1×1 conv; BN → 3×3 conv with padding 1 stays (BN(0) ≠ 0 at the border)
     branch_stages: { fused: 2, conv: 3, skipped: /pads with the value of 0 but the stages before it have a bias/ },
+    // RepViT's RepVGGDW (two depthwise convs and the input, a BN after the sum) and GELU's scalar ½ into the next 1×1 conv;
+    // nothing crosses PReLU, GELU, LayerNorm, InstanceNorm, Mish, ELU or Softplus
+    modern: { fused: 2, conv: 9 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;

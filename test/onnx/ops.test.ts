@@ -273,3 +273,87 @@ describe('attributes the evaluator does not honour are refused up front', () => 
     expect(() => drop(1)).toThrow(/node 'd' \(Dropout\): training_mode is true/);
   });
 });
+
+describe('the activations, normalisations and block moves of the CNNs people ship beyond the first op set', () => {
+  // erf against glibc's (Python's math.erf, printed with repr): its two ranges, the seam at 1.5, the
+  // tails, long mantissas and the edges. Bound: 8 ulp of float64 — the series side's error is its cancellation (the
+  // largest term at most 1.6× the result) times ~30 roundings, measured at most 6 ulp over 22,000
+  // points in [−7, 7]; the continued fraction's side measured 0.
+  const GLIBC_ERF = [[1e-300, 1.1283791670955126e-300], [-3e-9, -3.3851375012865378e-9], [0.001, 0.0011283787909692365], [0.1, 0.1124629160182849],
+    [-0.25, -0.2763263901682369], [0.5, 0.5204998778130465], [0.75, 0.7111556336535151], [1, 0.8427007929497149], [-1.25, -0.9229001282564582],
+    [1.4724543590249493, 0.9626908502594179], [1.4999999999999998, 0.9661051464753106], [1.5, 0.9661051464753108], [-1.75, -0.9866716712191824],
+    [2, 0.9953222650189527], [2.5, 0.999593047982555], [3, 0.9999779095030014], [-3.5, -0.9999992569016276], [4, 0.9999999845827421],
+    [5, 0.9999999999984626], [5.9, 0.9999999999999999], [5.999999999999999, 1],
+    // long mantissas past 1.5, where e^(−x²) needs x²'s low part (x = hi + lo with lo ≠ 0)
+    [1.7, 0.9837904585907745], [-2.3, -0.9988568234026434], [2.9, 0.9999589021219005], [3.3, 0.9999969422902035]];
+
+  it('Erf (float64) is within 8 ulp of glibc\'s erf; ±0 keep their sign, ±∞ give ±1, NaN stays NaN', () => {
+    const y = runOnnx(readOnnx(model([{ op: 'Erf', inputs: ['x'], outputs: ['y'] }], { inputs: [valueInfo('x', [GLIBC_ERF.length])] })),
+      { x: new Tensor(Float64Array.from(GLIBC_ERF, (p) => p[0]), [GLIBC_ERF.length]) }, { dtype: 'float64' }).get('y')!;
+    GLIBC_ERF.forEach(([x, ref], i) => {
+      const ulp = Math.max(2 ** (Math.floor(Math.log2(Math.abs(ref))) - 52), 2 ** -1074);
+      expect(Math.abs(y.data[i] - ref) / ulp, `erf(${x})`).toBeLessThanOrEqual(8);
+    });
+    const edges = runOnnx(readOnnx(model([{ op: 'Erf', inputs: ['x'], outputs: ['y'] }], { inputs: [valueInfo('x', [5])] })),
+      { x: new Tensor(Float64Array.of(0, -0, Infinity, -Infinity, NaN), [5]) }, { dtype: 'float64' }).get('y')!;
+    expect(Object.is(edges.data[0], 0) && Object.is(edges.data[1], -0)).toBe(true);
+    expect(Array.from(edges.data.subarray(2))).toEqual([1, -1, NaN]);
+  });
+
+  it('Gelu (opset 20): x·Φ(x) exactly, or its tanh approximation; another approximate is refused', () => {
+    const gelu = (how: string) => runOnnx(readOnnx(model([{ op: 'Gelu', inputs: ['x'], outputs: ['y'], name: 'g', attrs: [strAttr('approximate', how)] }], { inputs: [valueInfo('x', [3])], opset: 20 })),
+      { x: new Tensor(Float64Array.of(1, -1, 2), [3]) }, { dtype: 'float64' }).get('y')!;
+    // Φ(1) = 0.8413447460685429, 1 − Φ(1), 2·Φ(2): the normal distribution's table values
+    Array.from(gelu('none').data).forEach((v, i) => expect(v).toBeCloseTo([0.8413447460685429, -0.15865525393145707, 1.9544997361036416][i], 14));
+    Array.from(gelu('tanh').data).slice(0, 2).forEach((v, i) => expect(v).toBeCloseTo([0.8411919906082768, -0.15880800939172324][i], 14));
+    expect(() => gelu('erf')).toThrow(/node 'g' \(Gelu\): approximate 'erf' is not one of 'none', 'tanh'/);
+  });
+
+  it('LayerNormalization normalises the axes from axis on, and gives Mean and InvStdDev with those axes kept as 1', () => {
+    // rows [1, 2, 3, 4] and [2, 2, 2, 6]: means 2.5 and 3, biased variances 1.25 and 3
+    const x = new Tensor(Float32Array.of(1, 2, 3, 4, 2, 2, 2, 6), [2, 1, 4]);
+    const outs = runOnnx(readOnnx(model([{ op: 'LayerNormalization', inputs: ['x', 's', 'b'], outputs: ['y', 'm', 'inv'], attrs: [intAttr('axis', -1), floatAttr('epsilon', 0.25)] }],
+      { inputs: [valueInfo('x', [2, 1, 4])], inits: [tensor('s', [4], FLOAT, f32(1, 2, 1, 2)), tensor('b', [1], FLOAT, f32(10))], outputs: ['y', 'm', 'inv'], outputInfos: ['y', 'm', 'inv'].map((o) => valueInfo(o, null)) })),
+    { x }, { dtype: 'float64' });
+    const inv = [1 / Math.sqrt(1.25 + 0.25), 1 / Math.sqrt(3 + 0.25)];
+    expect(outs.get('m')!.shape).toEqual([2, 1, 1]);
+    expect(Array.from(outs.get('m')!.data)).toEqual([2.5, 3]);
+    Array.from(outs.get('inv')!.data).forEach((v, i) => expect(v).toBeCloseTo(inv[i], 14));
+    const want = [1, 2, 3, 4, 2, 2, 2, 6].map((v, i) => (v - [2.5, 3][i >> 2]) * inv[i >> 2] * [1, 2, 1, 2][i % 4] + 10);
+    Array.from(outs.get('y')!.data).forEach((v, i) => expect(v).toBeCloseTo(want[i], 13));
+  });
+
+  it('DepthToSpace takes the block offset from the outer channel index (DCR) or the inner one (CRD); SpaceToDepth undoes DCR', () => {
+    const x = new Tensor(Float32Array.from({ length: 8 }, (_, i) => i), [1, 8, 1, 1]); // 2 channels of 2×2 blocks
+    const d2s = (mode: string) => Array.from(one([{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', 2), strAttr('mode', mode)] }], x).data);
+    expect(d2s('DCR')).toEqual([0, 2, 4, 6, 1, 3, 5, 7]); // y[c, i, j] = x[(2i + j)·2 + c]
+    expect(d2s('CRD')).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // y[c, i, j] = x[4c + 2i + j]
+    const img = new Tensor(Float32Array.from({ length: 8 }, (_, i) => i), [1, 2, 2, 2]);
+    const s2d = one([{ op: 'SpaceToDepth', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', 2)] }], img);
+    expect(s2d.shape).toEqual([1, 8, 1, 1]);
+    expect(Array.from(s2d.data)).toEqual([0, 4, 1, 5, 2, 6, 3, 7]); // channel (2i + j)·2 + c holds x[c, i, j]
+    expect(() => one([{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], name: 'd', attrs: [intAttr('blocksize', 3)] }], x)).toThrow(/node 'd' \(DepthToSpace\): 8 channels do not divide into blocks of 3×3/);
+    expect(() => one([{ op: 'SpaceToDepth', inputs: ['x'], outputs: ['y'], name: 's' }], img)).toThrow(/node 's' \(SpaceToDepth\): attribute blocksize is required/);
+  });
+
+  it('Reduce ops: an empty set reduces to the identity of each (0, −∞, +∞), and axes given as an attribute where the opset takes an input is refused', () => {
+    const empty = new Tensor(new Float32Array(0), [2, 0]);
+    const red = (op: string, opset = 13) => Array.from(run1(model([{ op, inputs: ['x'], outputs: ['y'], name: 'r', attrs: [intsAttr('axes', [1])] }], { inputs: [valueInfo('x', [2, 0])], opset }), empty, 'y').data);
+    expect(red('ReduceMax')).toEqual([-Infinity, -Infinity]);
+    expect(red('ReduceMin')).toEqual([Infinity, Infinity]);
+    expect(red('ReduceL2')).toEqual([0, 0]);
+    expect(() => red('ReduceSum')).toThrow(/node 'r' \(ReduceSum\): axes is an input from opset 13, not an attribute/);
+    expect(() => red('ReduceMax', 18)).toThrow(/axes is an input from opset 18/);
+  });
+
+  it('Max and Min propagate NaN and broadcast any number of inputs; PRelu\'s slope must broadcast to X\'s own shape', () => {
+    const x = new Tensor(Float32Array.of(1, NaN, -3), [3]);
+    const inits = [tensor('a', [1], FLOAT, f32(0)), tensor('b', [2, 1], FLOAT, f32(-1, 5))];
+    const max = one([{ op: 'Max', inputs: ['x', 'a', 'b'], outputs: ['y'] }], x, inits);
+    expect(max.shape).toEqual([2, 3]);
+    expect(Array.from(max.data)).toEqual([1, NaN, 0, 5, NaN, 5]);
+    expect(Array.from(one([{ op: 'Min', inputs: ['x', 'a'], outputs: ['y'] }], x, inits).data)).toEqual([0, NaN, -3]);
+    expect(Array.from(one([{ op: 'PRelu', inputs: ['x', 'a'], outputs: ['y'] }], x, [tensor('a', [1], FLOAT, f32(0.5))]).data)).toEqual([1, NaN, -1.5]);
+    expect(() => one([{ op: 'PRelu', inputs: ['x', 'b'], outputs: ['y'], name: 'p' }], x, inits)).toThrow(/node 'p' \(PRelu\): slope \[2, 1\] does not broadcast to X \[3\]/);
+  });
+});
