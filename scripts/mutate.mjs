@@ -440,6 +440,12 @@ const MUTANTS = [
   ['onnx', 'InstanceNormalization: scale applied to every channel as the first one\'s', 'src/onnx/ops_nn.ts', 'y[i] = scale.data[c] * (x.data[i] - m) * inv + b.data[c];', 'y[i] = scale.data[0] * (x.data[i] - m) * inv + b.data[c];', ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
   ['onnx', 'DepthToSpace DCR read as CRD', 'src/onnx/ops_shape.ts', '? transpose(ctx, same(x, [N, b, b, c, H, W]), [0, 3, 4, 1, 5, 2])', '? transpose(ctx, same(x, [N, c, b, b, H, W]), [0, 1, 4, 2, 5, 3])', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'SpaceToDepth: block rows and columns swapped', 'src/onnx/ops_shape.ts', '[0, 3, 5, 1, 2, 4]), [N, C * b * b, H / b, W / b])', '[0, 5, 3, 1, 2, 4]), [N, C * b * b, H / b, W / b])', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'LogSoftmax without the log of the sum', 'src/onnx/ops_math.ts', 'out[base + k * inner] = log ? v - logS : Math.exp(v) / s;', 'out[base + k * inner] = log ? v : Math.exp(v) / s;', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'ArgMax: select_last_index ignored on ties', 'src/onnx/ops_math.ts', '|| (last && v === bv)) { best = k; bv = v; }', ') { best = k; bv = v; }', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'ArgMax: a NaN loses instead of winning', 'src/onnx/ops_math.ts', 'if (Number.isNaN(v) || sign * v > sign * bv', 'if (sign * v > sign * bv', ['test/onnx/ops.test.ts']],
+  ['onnx', 'LRN: an even window centred as an odd one', 'src/onnx/ops_nn.ts', 'above = Math.ceil((size - 1) / 2);', 'above = Math.floor((size - 1) / 2);', ['test/onnx/ops.test.ts']],
+  ['onnx', 'LRN: alpha not divided by the size', 'src/onnx/ops_nn.ts', 'Math.pow(bias + (alpha / size) * sq, beta)', 'Math.pow(bias + alpha * sq, beta)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'Tile repeats the last element instead of wrapping', 'src/onnx/ops_shape.ts', 'src += (idx[k] % x.shape[k]) * st[k];', 'src += Math.min(idx[k], x.shape[k] - 1) * st[k];', ['test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -19,6 +19,8 @@ const CONV = { ...WINDOW, group: 'read' } as const;
 const REDUCE = { axes: 'read', keepdims: 'read', noop_with_empty_axes: 'read' } as const;
 
 const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
+  ArgMax: { axis: 'read', keepdims: 'read', select_last_index: 'read' },
+  ArgMin: { axis: 'read', keepdims: 'read', select_last_index: 'read' },
   AveragePool: { ...WINDOW, ceil_mode: 'read', count_include_pad: 'read' },
   BatchNormalization: { epsilon: 'read', momentum: 'inert', training_mode: 'read' },
   Cast: { to: 'read', saturate: 'inert' },
@@ -40,6 +42,8 @@ const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   InstanceNormalization: { epsilon: 'read' },
   LayerNormalization: { axis: 'read', epsilon: 'read', stash_type: 'inert' },
   LeakyRelu: { alpha: 'read' },
+  LogSoftmax: { axis: 'read' },
+  LRN: { alpha: 'read', beta: 'read', bias: 'read', size: 'read' },
   MaxPool: { ...WINDOW, ceil_mode: 'read', storage_order: 'inert' },
   Pad: { mode: 'read' },
   QLinearConv: CONV,

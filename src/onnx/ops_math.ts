@@ -71,7 +71,7 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 // Against glibc's erf on 22,000 points in [−7, 7]: at most 6 ulp (the series near 1.5), 0 past it.
 const SPLIT = 134217729; // 2²⁷ + 1
 const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
-export function erf(x: number): number {
+function erf(x: number): number {
   const a = Math.abs(x);
   if (!(a < 6)) return Number.isNaN(x) ? x : Math.sign(x);
   if (a < 1.5) {
@@ -108,6 +108,58 @@ function variadic(name: string, f: (x: number, y: number) => number, mean = fals
     const f64 = toFloat(ctx, acc), out = ctx.alloc(f64.shape, 'float');
     for (let i = 0; i < out.length; i++) out[i] = f64.data[i] / xs.length;
     return [{ dtype: ctx.float, shape: f64.shape, data: out }];
+  };
+}
+
+// Softmax and LogSoftmax along an axis: opset < 13 flattens to 2-D at axis (default 1) and normalises
+// each row; ≥ 13 normalises along axis alone (default −1). m, the row's max, keeps e^(x − m) ≤ 1.
+function softmax(log: boolean): Op {
+  return (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'input'));
+    const r = x.shape.length;
+    const axis = normAxis(node, attrInt(node, 'axis', ctx.opset >= 13 ? -1 : 1), r);
+    const inner = ctx.opset >= 13 ? numel(x.shape.slice(axis + 1)) : 1;
+    const len = ctx.opset >= 13 ? x.shape[axis] : numel(x.shape.slice(axis));
+    const outer = x.data.length / (len * inner || 1);
+    const out = ctx.alloc(x.shape, 'float');
+    for (let o = 0; o < outer; o++) for (let j = 0; j < inner; j++) {
+      const base = o * len * inner + j;
+      let m = -Infinity, s = 0;
+      for (let k = 0; k < len; k++) m = Math.max(m, x.data[base + k * inner]);
+      for (let k = 0; k < len; k++) s += Math.exp(x.data[base + k * inner] - m);
+      const logS = Math.log(s);
+      for (let k = 0; k < len; k++) {
+        const v = x.data[base + k * inner] - m;
+        out[base + k * inner] = log ? v - logS : Math.exp(v) / s;
+      }
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: out }];
+  };
+}
+
+// ArgMax (sign 1) and ArgMin (−1) along axis (default 0) as int64, keepdims default 1; ties go to the
+// first index, or the last with select_last_index; a NaN wins, as in NumPy's argmax
+function argExtreme(sign: 1 | -1): Op {
+  return (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'data');
+    const r = x.shape.length;
+    const axis = normAxis(node, attrInt(node, 'axis', 0), r);
+    const last = attrInt(node, 'select_last_index', 0) === 1;
+    const len = x.shape[axis], inner = numel(x.shape.slice(axis + 1)), outer = numel(x.shape.slice(0, axis));
+    if (len === 0) throw nodeError(node, `axis ${axis} is empty: there is no index to return`);
+    const outShape = x.shape.map((d, i) => (i === axis ? 1 : d));
+    const out = ctx.alloc(outShape, 'int');
+    for (let o = 0; o < outer; o++) for (let j = 0; j < inner; j++) {
+      const base = o * len * inner + j;
+      let best = 0, bv = x.data[base];
+      for (let k = 1; k < len && !Number.isNaN(bv); k++) {
+        const v = x.data[base + k * inner];
+        if (Number.isNaN(v) || sign * v > sign * bv || (last && v === bv)) { best = k; bv = v; }
+      }
+      out[o * inner + j] = best;
+    }
+    const keep = attrInt(node, 'keepdims', 1) === 1;
+    return [{ dtype: 'int64', shape: keep ? outShape : x.shape.filter((_, i) => i !== axis), data: out }];
   };
 }
 
@@ -213,24 +265,11 @@ export const MATH_OPS: Record<string, Op> = {
   // onnxruntime; NaN passes through
   Clip: unary((_, node, xs) => { const lo = scalarInput(node, xs, 1, -Infinity), hi = scalarInput(node, xs, 2, Infinity); return (x) => { const t = x < lo ? lo : x; return t > hi ? hi : t; }; }),
 
-  Softmax: (ctx, node, xs) => {
-    const x = toFloat(ctx, input(node, xs, 0, 'input'));
-    const r = x.shape.length;
-    // opset < 13: flatten to 2-D at axis (default 1) and normalise each row; ≥ 13: along axis (default −1)
-    const axis = normAxis(node, attrInt(node, 'axis', ctx.opset >= 13 ? -1 : 1), r);
-    const inner = ctx.opset >= 13 ? numel(x.shape.slice(axis + 1)) : 1;
-    const len = ctx.opset >= 13 ? x.shape[axis] : numel(x.shape.slice(axis));
-    const outer = x.data.length / (len * inner || 1);
-    const out = ctx.alloc(x.shape, 'float');
-    for (let o = 0; o < outer; o++) for (let j = 0; j < inner; j++) {
-      const base = o * len * inner + j;
-      let m = -Infinity, s = 0;
-      for (let k = 0; k < len; k++) m = Math.max(m, x.data[base + k * inner]);
-      for (let k = 0; k < len; k++) s += Math.exp(x.data[base + k * inner] - m);
-      for (let k = 0; k < len; k++) out[base + k * inner] = Math.exp(x.data[base + k * inner] - m) / s;
-    }
-    return [{ dtype: ctx.float, shape: x.shape, data: out }];
-  },
+  Softmax: softmax(false),
+  // log(softmax(x)) = x − m − log Σ e^(x − m): no log of an underflowed 0
+  LogSoftmax: softmax(true),
+  ArgMax: argExtreme(1),
+  ArgMin: argExtreme(-1),
 
   ReduceMean: reduce('mean'),
   ReduceSum: reduce('sum'),

@@ -277,6 +277,29 @@ export const NN_OPS: Record<string, Op> = {
     return [{ dtype: ctx.float, shape: x.shape, data: y }];
   },
 
+  // local response normalisation across channels (AlexNet, GoogLeNet): y = x/(bias + α/size·Σ x²)^β,
+  // the sum over channels c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉ that exist
+  LRN: (ctx, node, xs) => {
+    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    if (x.shape.length < 3) throw nodeError(node, `X must be (N, C, D1, …); got shape [${x.shape.join(', ')}]`);
+    if (!node.attributes.has('size')) throw nodeError(node, 'attribute size is required');
+    const size = attrInt(node, 'size', 1);
+    if (!(size >= 1)) throw nodeError(node, `size ${size} must be at least 1`);
+    const alpha = attrFloat(node, 'alpha', 1e-4), beta = attrFloat(node, 'beta', 0.75), bias = attrFloat(node, 'bias', 1);
+    const [N, C] = x.shape, P = numel(x.shape.slice(2));
+    const below = Math.floor((size - 1) / 2), above = Math.ceil((size - 1) / 2);
+    const y = ctx.alloc(x.shape, 'float');
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) {
+      const c0 = Math.max(0, c - below), c1 = Math.min(C - 1, c + above), o = (n * C + c) * P;
+      for (let p = 0; p < P; p++) {
+        let sq = 0;
+        for (let k = c0; k <= c1; k++) { const v = x.data[(n * C + k) * P + p]; sq += v * v; }
+        y[o + p] = x.data[o + p] / Math.pow(bias + (alpha / size) * sq, beta);
+      }
+    }
+    return [{ dtype: ctx.float, shape: x.shape, data: y }];
+  },
+
   MaxPool: pool('max'),
   AveragePool: pool('avg'),
   GlobalAveragePool: globalPool('avg'),

@@ -196,6 +196,24 @@ export const SHAPE_OPS: Record<string, Op> = {
     return [same(transpose(ctx, same(x, [N, C, H / b, b, W / b, b]), [0, 3, 5, 1, 2, 4]), [N, C * b * b, H / b, W / b])];
   },
 
+  // each axis repeated: out[i] = x[i mod shape] (repeats: one non-negative int64 per axis)
+  Tile: (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'input'), reps = intsOf(node, input(node, xs, 1, 'repeats'), 'repeats');
+    const r = x.shape.length;
+    if (reps.length !== r) throw nodeError(node, `repeats has ${reps.length} values for an input of rank ${r}`);
+    if (reps.some((v) => !(v >= 0))) throw nodeError(node, `repeats [${reps.join(', ')}] must be non-negative`);
+    const shape = x.shape.map((d, i) => d * reps[i]);
+    const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
+    const st = stridesOf(x.shape), idx = new Array<number>(r).fill(0);
+    for (let i = 0; i < out.length; i++) {
+      let src = 0;
+      for (let k = 0; k < r; k++) src += (idx[k] % x.shape[k]) * st[k];
+      out[i] = x.data[src];
+      for (let k = r - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
+    }
+    return [{ dtype: x.dtype, shape, data: out }];
+  },
+
   Concat: (ctx, node, xs) => {
     const parts = xs.filter((v): v is Value => v !== null && v !== undefined);
     if (parts.length === 0) throw nodeError(node, 'has no inputs');

@@ -346,6 +346,21 @@ describe('the activations, normalisations and block moves of the CNNs people shi
     expect(() => red('ReduceMax', 18)).toThrow(/axes is an input from opset 18/);
   });
 
+  it('LRN with an even size sums channels c … c + 1 (the specification\'s ⌊(size−1)/2⌋ below, ⌈(size−1)/2⌉ above); ArgMax picks a NaN first, as NumPy', () => {
+    const x = new Tensor(Float32Array.of(1, 2, 3), [1, 3, 1, 1]);
+    const lrn = one([{ op: 'LRN', inputs: ['x'], outputs: ['y'], attrs: [intAttr('size', 2), floatAttr('alpha', 2), floatAttr('beta', 1), floatAttr('bias', 1)] }], x);
+    // α/size = 1: 1/(1 + 1 + 4), 2/(1 + 4 + 9), 3/(1 + 9)
+    Array.from(lrn.data).forEach((v, i) => expect(v).toBeCloseTo([1 / 6, 2 / 14, 3 / 10][i], 7));
+    const arg = (op: string, last: number, ...v: number[]) => Array.from(run1(model([{ op, inputs: ['x'], outputs: ['y'], attrs: [intAttr('select_last_index', last)] }],
+      { inputs: [valueInfo('x', [4])], outputInfos: [valueInfo('y', null, INT64)] }), new Tensor(Float32Array.from(v), [4]), 'y').data);
+    expect(arg('ArgMax', 0, 3, 1, NaN, 3)).toEqual([2]);
+    expect(arg('ArgMin', 1, 3, 1, NaN, 3)).toEqual([2]);
+    // ties: the first index, or the last with select_last_index
+    expect([arg('ArgMax', 0, 3, 1, 3, 1), arg('ArgMax', 1, 3, 1, 3, 1), arg('ArgMin', 0, 3, 1, 3, 1), arg('ArgMin', 1, 3, 1, 3, 1)]).toEqual([[0], [2], [1], [3]]);
+    const ls = one([{ op: 'LogSoftmax', inputs: ['x'], outputs: ['y'] }], new Tensor(Float32Array.of(0, Math.log(3)), [2]));
+    Array.from(ls.data).forEach((u, i) => expect(u).toBeCloseTo(Math.log([0.25, 0.75][i]), 6));
+  });
+
   it('Max and Min propagate NaN and broadcast any number of inputs; PRelu\'s slope must broadcast to X\'s own shape', () => {
     const x = new Tensor(Float32Array.of(1, NaN, -3), [3]);
     const inits = [tensor('a', [1], FLOAT, f32(0)), tensor('b', [2, 1], FLOAT, f32(-1, 5))];
