@@ -446,6 +446,7 @@ const MUTANTS = [
   ['onnx', 'LRN: an even window centred as an odd one', 'src/onnx/ops_nn.ts', 'above = Math.ceil((size - 1) / 2);', 'above = Math.floor((size - 1) / 2);', ['test/onnx/ops.test.ts']],
   ['onnx', 'LRN: alpha not divided by the size', 'src/onnx/ops_nn.ts', 'Math.pow(bias + (alpha / size) * sq, beta)', 'Math.pow(bias + alpha * sq, beta)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'Tile repeats the last element instead of wrapping', 'src/onnx/ops_shape.ts', 'src += (idx[k] % x.shape[k]) * st[k];', 'src += Math.min(idx[k], x.shape[k] - 1) * st[k];', ['test/onnx/differential.test.ts']],
+  ['onnx', 'fuse-onnx: a Sum of branches not taken for a sum', 'src/onnx/fuse.ts', "n.opType === 'Add' || (n.opType === 'Sum' &&", "n.opType === 'Add' || (n.opType === 'Never' &&", ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -1,5 +1,5 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
-// meet in Add with nothing nonlinear between becomes one Conv, through the same fuser the modules use
+// meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the modules use
 // (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with constant
 // parameters: Conv, BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant
 // scalar or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one
@@ -132,7 +132,10 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     return { nodes: nodes.reverse(), root: cur }; // walked from the term back: reversed once (unshift per stage is quadratic)
   };
 
-  /** The terms of an Add tree whose inner sums are private (Add(Add(a, b), c) → a, b, c), in order; iterative (a file may chain 10⁵ Adds). */
+  /** A sum of branches: Add, or Sum (any number of terms: what tf2onnx makes of Keras' Add layer with three inputs, TensorFlow's AddN). */
+  const isSum = (n: OnnxNode) => n.opType === 'Add' || (n.opType === 'Sum' && n.inputs.length > 0 && n.inputs.every((i) => i !== ''));
+
+  /** The terms of a tree of Add and Sum nodes whose inner sums are private (Add(Add(a, b), c) → a, b, c; Sum(a, b, c) → a, b, c), in order; iterative (a file may chain 10⁵ Adds). */
   const addTerms = (root: OnnxNode, adds: OnnxNode[]): string[] => {
     const terms: string[] = [];
     const todo: (OnnxNode | string)[] = [root];
@@ -142,7 +145,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       adds.push(item);
       for (let k = item.inputs.length - 1; k >= 0; k--) {
         const t = item.inputs[k], p = producer.get(t);
-        todo.push(p !== undefined && p.opType === 'Add' && private1(t) && !consumed.has(p) ? p : t);
+        todo.push(p !== undefined && isSum(p) && private1(t) && !consumed.has(p) ? p : t);
       }
     }
     return terms;
@@ -150,9 +153,9 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
 
   // Visit sums from the last backwards, so an Add tree is taken whole from its root.
   for (const add of [...model.nodes].reverse()) {
-    if (add.opType !== 'Add' || consumed.has(add)) continue;
+    if (!isSum(add) || consumed.has(add)) continue;
     const outerAdd = readers.get(add.outputs[0]);
-    if (outerAdd?.length === 1 && outerAdd[0].opType === 'Add' && private1(add.outputs[0]) && !consumed.has(outerAdd[0])) continue; // an inner sum: its root takes it
+    if (outerAdd?.length === 1 && isSum(outerAdd[0]) && private1(add.outputs[0]) && !consumed.has(outerAdd[0])) continue; // an inner sum: its root takes it
     const adds: OnnxNode[] = [];
     const terms = addTerms(add, adds);
     const branches = terms.map((t) => branchOf(t));

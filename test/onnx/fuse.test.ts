@@ -208,6 +208,20 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     expect(k).toEqual(w.map((v) => Math.fround(2.5 * v)));
     expect(bias).toEqual([1.25, -7.5]);
   });
+  it('a Sum of three branches (tf2onnx\'s AddN) fuses as an Add tree does: 1×1 conv | 1×1 conv | identity → one conv, W₁ + W₂ + I', () => {
+    const w2 = [0.5, 0.25, -0.25, 1];
+    const m = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv_a' },
+      { op: 'Conv', inputs: ['x', 'w2', 'b2'], outputs: ['c'], name: 'conv_c' },
+      { op: 'Sum', inputs: ['a', 'c', 'x'], outputs: ['y'], name: 'sum' },
+    ], { inits: [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('w2', [2, 2, 1, 1], FLOAT, f32(...w2)), tensor('b2', [2], FLOAT, f32(0.5, -3))], inputs: [valueInfo('x', [1, 2, 3, 3])] }));
+    const r = fuseOnnx(m);
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 1×1 | Conv 1×1 | identity ⇒ Conv 1×1']);
+    expect(r.model.nodes.map((n) => `${n.opType} ${n.name} ${n.outputs[0]}`)).toEqual(['Conv sum y']);
+    const [k, bias] = r.model.nodes[0].inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data]);
+    expect(k).toEqual(w.map((v, i) => v + w2[i] + (i === 0 || i === 3 ? 1 : 0))); // dyadic: exact
+    expect(bias).toEqual([0.5, -3]);
+  });
 });
 
 describe('repvgg explain --onnx', () => {

@@ -10,9 +10,9 @@ import { progressBar } from '../progress.js';
 export const fuseOnnxCommand: Command = {
   spec: {
     name: 'fuse-onnx',
-    summary: 'structural re-parameterization of any ONNX graph: parallel linear branches that meet in Add become one Conv',
+    summary: 'structural re-parameterization of any ONNX graph: parallel linear branches that meet in Add or Sum become one Conv',
     usage: 'repvgg fuse-onnx IN.onnx OUT.onnx [--probe-size 32] [--seed 0] [--json]\n' +
-      '  Finds every set of branches that read one tensor and meet in Add with nothing nonlinear between them\n' +
+      '  Finds every set of branches that read one tensor and meet in Add or Sum with nothing nonlinear between them\n' +
       '  (Conv, BatchNormalization, Identity, AveragePool, Mul by a constant scalar or per-channel vector, a\n' +
       '  Pad/ScatterND border such as DBB\'s BNAndPad exports to, the tensor itself), a BatchNormalization right\n' +
       '  after such a sum, and single chains (Conv → BN, BN → Conv where the border allows, Conv → Mul), and\n' +
