@@ -447,6 +447,8 @@ const MUTANTS = [
   ['onnx', 'LRN: alpha not divided by the size', 'src/onnx/ops_nn.ts', 'Math.pow(bias + (alpha / size) * sq, beta)', 'Math.pow(bias + alpha * sq, beta)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'Tile repeats the last element instead of wrapping', 'src/onnx/ops_shape.ts', 'src += (idx[k] % x.shape[k]) * st[k];', 'src += Math.min(idx[k], x.shape[k] - 1) * st[k];', ['test/onnx/differential.test.ts']],
   ['onnx', 'fuse-onnx: a Sum of branches not taken for a sum', 'src/onnx/fuse.ts', "n.opType === 'Add' || (n.opType === 'Sum' &&", "n.opType === 'Add' || (n.opType === 'Never' &&", ['test/onnx/fuse.test.ts']],
+  ['onnx', '1-D conv: the ReLU fused into it forgotten when the node is widened', 'src/onnx/ops_nn.ts', 'const ys = op(ctx.reluAfter === node ? { ...ctx, reluAfter: wide } : ctx, wide, xs.map(unit));', 'const ys = op(ctx, wide, xs.map(unit));', ['test/onnx/run.test.ts']],
+  ['onnx', '1-D pads [a, b] widened as [a, 0, b, 0]', 'src/onnx/ops_nn.ts', "attributes.set(name, { kind: 'ints', value: [0, a.value[0], 0, a.value[1]] });", "attributes.set(name, { kind: 'ints', value: [a.value[0], 0, a.value[1], 0] });", ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

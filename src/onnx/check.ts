@@ -7,6 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { releaseWorkspaces } from '../tensor/workspace.js';
 import { onOneThread } from '../backend/threads.js';
 import { type Value, runOnnx } from './run.js';
+import { numel } from './value.js';
 import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';
 
@@ -40,9 +41,9 @@ export interface ProbeRun {
  */
 export function probeRun(model: OnnxModel, opts: { size?: number; seed?: number; progress?: (i: number, n: number) => void } = {}): ProbeRun {
   const x = probeInput(model, opts.size, opts.seed);
-  let macs = 0; // output elements × (C/groups)·kH·kW
+  let macs = 0; // output elements × (C/groups)·kH·kW (·k for a 1-D conv)
   const onNode = (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
-    if (node.opType === 'Conv' && xs[1]) macs += ys[0].data.length * xs[1].shape[1] * xs[1].shape[2] * xs[1].shape[3];
+    if (node.opType === 'Conv' && xs[1]) macs += ys[0].data.length * numel(xs[1].shape.slice(1));
     opts.progress?.(i, n);
   };
   try {

@@ -28,8 +28,37 @@ function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, gr
   return conv;
 }
 
+// 1-D windows (N, C, L) run as 2-D ones of height 1: the node's window attributes widened to two
+// axes (kernel_shape, strides, dilations [v] → [1, v], pads [a, b] → [0, a, 0, b], output_padding
+// [p] → [0, p]), X and W given a unit axis 2 and the outputs' taken away again. The widened node is
+// made once per node, so the prepared-conv cache (keyed by node) keeps working across runs.
+const WIDENED = new WeakMap<OnnxNode, OnnxNode>();
+function widened(node: OnnxNode): OnnxNode {
+  let wide = WIDENED.get(node);
+  if (wide === undefined) {
+    const attributes = new Map(node.attributes);
+    for (const [name, a] of node.attributes) {
+      if (a.kind !== 'ints') continue;
+      if (a.value.length === 1 && ['kernel_shape', 'strides', 'dilations', 'output_padding'].includes(name)) attributes.set(name, { kind: 'ints', value: [name === 'output_padding' ? 0 : 1, a.value[0]] });
+      if (a.value.length === 2 && name === 'pads') attributes.set(name, { kind: 'ints', value: [0, a.value[0], 0, a.value[1]] });
+    }
+    WIDENED.set(node, wide = { ...node, attributes });
+  }
+  return wide;
+}
+/** `op` for 1-D input too: a 3-D X (and the weights at `weights`) through the 2-D op with a unit height. */
+export function oneD<C extends OpContext & { reluAfter?: OnnxNode }>(op: (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[], weights: number[]): (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[] {
+  return (ctx, node, xs) => {
+    if (xs[0]?.shape.length !== 3) return op(ctx, node, xs);
+    const wide = widened(node);
+    const unit = (v: Value | null, i: number): Value | null => (v !== null && v.shape.length === 3 && (i === 0 || weights.includes(i)) ? { ...v, shape: [v.shape[0], v.shape[1], 1, v.shape[2]] } : v);
+    const ys = op(ctx.reluAfter === node ? { ...ctx, reluAfter: wide } : ctx, wide, xs.map(unit)); // a ReLU fused into this conv stays fused
+    return ys.map((y) => (y.shape.length === 4 ? { ...y, shape: [y.shape[0], y.shape[1], y.shape[3]] } : y));
+  };
+}
+
 export const expect4d = (node: OnnxNode, v: Value, what: string): void => {
-  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (only 2-D spatial ops are supported)`);
+  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (1-D inputs (N, C, L) run too; 3-D convolutions and pooling are not supported)`);
 };
 
 export interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
@@ -145,7 +174,7 @@ export const NN_OPS: Record<string, Op> = {
   // On a Conv2d module built once per node and precision (prepared filters kept across runs, as a
   // deploy model keeps them); a ReLU that alone reads the output runs in the conv's output pass
   // (the same bits as a separate ReLU).
-  Conv: (ctx, node, xs) => {
+  Conv: oneD((ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
@@ -164,11 +193,11 @@ export const NN_OPS: Record<string, Op> = {
     } catch (e) {
       throw nodeError(node, (e as Error).message);
     }
-  },
+  }, [1]),
 
   // y = s·(H−1) + output_padding + (k−1)·d + 1 − pads; each input element scatters its kernel-weighted
   // values into the output (the adjoint of Conv), accumulated in float64
-  ConvTranspose: (ctx, node, xs) => {
+  ConvTranspose: oneD((ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
@@ -211,7 +240,7 @@ export const NN_OPS: Record<string, Op> = {
     const b = xs[2] ? toFloat(ctx, xs[2]) : null;
     for (let i = 0; i < y.length; i++) y[i] = acc[i] + (b === null ? 0 : b.data[Math.floor(i / (Ho * Wo)) % F]);
     return [{ dtype: ctx.float, shape: [N, F, Ho, Wo], data: y }];
-  },
+  }, [1]),
 
   // inference: y = scale·(x − mean)/√(var + ε) + B per channel (axis 1), in float64 then rounded once
   BatchNormalization: (ctx, node, xs) => {
@@ -300,8 +329,8 @@ export const NN_OPS: Record<string, Op> = {
     return [{ dtype: ctx.float, shape: x.shape, data: y }];
   },
 
-  MaxPool: pool('max'),
-  AveragePool: pool('avg'),
+  MaxPool: oneD(pool('max'), []),
+  AveragePool: oneD(pool('avg'), []),
   GlobalAveragePool: globalPool('avg'),
   GlobalMaxPool: globalPool('max'),
 

@@ -15,7 +15,7 @@
 import type { OnnxDType, OnnxNode } from '../io/onnx_read.js';
 import { conv2d } from '../ops/conv2d.js';
 import { Tensor } from '../tensor/tensor.js';
-import { expect4d, window2d } from './ops_nn.js';
+import { expect4d, oneD, window2d } from './ops_nn.js';
 import { MATH_OPS } from './ops_math.js';
 import { type OpContext, type Value, attrInt, input, nodeError, numel, normAxis } from './value.js';
 
@@ -175,10 +175,10 @@ export const QUANT_OPS: Record<string, Op> = {
   QuantizeLinear,
   DequantizeLinear,
 
-  ConvInteger: (ctx, node, xs) => {
+  ConvInteger: oneD((ctx, node, xs) => {
     const x = integerInput(node, input(node, xs, 0, 'x'), 'x'), w = integerInput(node, input(node, xs, 1, 'w'), 'w');
     return [integerConv(ctx, node, x, w, perAxis(node, xs[2] ?? null, 1, 'x_zero_point', 0), perAxis(node, xs[3] ?? null, w.shape[0], 'w_zero_point', 0))];
-  },
+  }, [1]),
 
   MatMulInteger: (ctx, node, xs) => {
     const a = integerInput(node, input(node, xs, 0, 'A'), 'A'), b = integerInput(node, input(node, xs, 1, 'B'), 'B');
@@ -186,7 +186,7 @@ export const QUANT_OPS: Record<string, Op> = {
   },
 
   // QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B): padding holds x_zp (real 0)
-  QLinearConv: (ctx, node, xs) => {
+  QLinearConv: oneD((ctx, node, xs) => {
     const x = integerInput(node, input(node, xs, 0, 'x'), 'x'), w = integerInput(node, input(node, xs, 3, 'w'), 'w');
     const F = w.shape[0];
     const acc = integerConv(ctx, node, x, w, perAxis(node, input(node, xs, 2, 'x_zero_point'), 1, 'x_zero_point', 0), perAxis(node, input(node, xs, 5, 'w_zero_point'), F, 'w_zero_point', 0));
@@ -202,7 +202,7 @@ export const QUANT_OPS: Record<string, Op> = {
     const yzp = input(node, xs, 7, 'y_zero_point');
     return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'x_scale'), 'x_scale'), perAxis(node, input(node, xs, 4, 'w_scale'), F, 'w_scale', 1),
       scalarOf(node, input(node, xs, 6, 'y_scale'), 'y_scale'), scalarOf(node, yzp, 'y_zero_point'), integerInput(node, yzp, 'y_zero_point').dtype, { n: F, inner: HW })];
-  },
+  }, [3]),
 
   // QLinearMatMul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)
   QLinearMatMul: (ctx, node, xs) => {

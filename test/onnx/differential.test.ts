@@ -207,6 +207,19 @@ function generators(r: () => number): Record<string, () => Case> {
       return { nodes: [{ op: 'Floor', inputs: ['x'], outputs: ['f'] }, { op, inputs: ['f'], outputs: ['y'], attrs: [intAttr('axis', ri(-4, 3)), intAttr('keepdims', ri(0, 1)), intAttr('select_last_index', ri(0, 1))] }],
         inits: [], x, exact: true, outType: INT64 };
     },
+    Window1d: () => { // (N, C, L): one-element kernel_shape, strides, dilations, two pads
+      const op = pick(['Conv', 'MaxPool', 'AveragePool', 'ConvTranspose']), k = ri(1, 3), s1 = ri(1, 3), C = ri(1, 3);
+      const attrs = [intsAttr('kernel_shape', [k]), intsAttr('strides', [s1])];
+      if (op === 'ConvTranspose') return { nodes: [{ op, inputs: ['x', 'w'], outputs: ['y'], attrs: [...attrs, intsAttr('pads', [ri(0, k - 1), 0])] }], inits: [w('w', [C, ri(1, 2), k])], x: [1, C, ri(1, 6)] };
+      const d = op === 'AveragePool' ? 1 : ri(1, 2);
+      if (d > 1) attrs.push(intsAttr('dilations', [d]));
+      attrs.push(intsAttr('pads', [ri(0, op === 'Conv' ? 2 : k - 1), ri(0, op === 'Conv' ? 2 : k - 1)]));
+      if (op !== 'Conv' && r() < 0.4) attrs.push(intAttr('ceil_mode', 1));
+      const x = [ri(1, 2), C, (k - 1) * d + 1 + ri(0, 5)];
+      const F = ri(1, 3);
+      if (op === 'Conv') return { nodes: [{ op, inputs: ['x', 'w', 'b'], outputs: ['y'], attrs }], inits: [w('w', [F, C, k]), w('b', [F])], x };
+      return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };

@@ -41,6 +41,8 @@ describe('fuseOnnx on PyTorch exports', () => {
     // RepViT's RepVGGDW (two depthwise convs and the input, a BN after the sum) and GELU's scalar ½ into the next 1×1 conv;
     // nothing crosses PReLU, GELU, LayerNorm, InstanceNorm, Mish, ELU or Softplus
     modern: { fused: 2, conv: 9 },
+    // a 1-D RepVGG-style block runs (as 2-D of height 1) but does not fuse: the fuser's stages are 2-D
+    sequence1d: { fused: 0, conv: 4, skipped: /only 2-D convolutions fuse/ },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
