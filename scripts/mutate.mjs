@@ -449,6 +449,12 @@ const MUTANTS = [
   ['onnx', 'fuse-onnx: a Sum of branches not taken for a sum', 'src/onnx/fuse.ts', "n.opType === 'Add' || (n.opType === 'Sum' &&", "n.opType === 'Add' || (n.opType === 'Never' &&", ['test/onnx/fuse.test.ts']],
   ['onnx', '1-D conv: the ReLU fused into it forgotten when the node is widened', 'src/onnx/ops_nn.ts', 'const ys = op(ctx.reluAfter === node ? { ...ctx, reluAfter: wide } : ctx, wide, xs.map(unit));', 'const ys = op(ctx, wide, xs.map(unit));', ['test/onnx/run.test.ts']],
   ['onnx', '1-D pads [a, b] widened as [a, 0, b, 0]', 'src/onnx/ops_nn.ts', "attributes.set(name, { kind: 'ints', value: [0, a.value[0], 0, a.value[1]] });", "attributes.set(name, { kind: 'ints', value: [a.value[0], 0, a.value[1], 0] });", ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'Round: halves away from zero instead of to even', 'src/onnx/ops_math.ts', 'Round: unary(() => roundHalfEven, true)', 'Round: unary(() => Math.round, true)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'Mod fmod 0 with the dividend\'s sign', 'src/onnx/ops_math.ts', 'return binary(fmod === 1 ? trunc : floored)', 'return binary(trunc)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'IsInf: detect_negative and detect_positive swapped', 'src/onnx/ops_math.ts', '(v === Infinity && pos) || (v === -Infinity && neg)', '(v === Infinity && neg) || (v === -Infinity && pos)', ['test/onnx/ops.test.ts']],
+  ['onnx', 'Xor as Or', 'src/onnx/ops_math.ts', 'Xor: logical((x, y) => x !== y)', 'Xor: logical((x, y) => x || y)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'Neg of an int64 made a float (shape arithmetic then refuses it)', 'src/onnx/ops_math.ts', 'Neg: unary(() => (x) => -x, true),', 'Neg: unary(() => (x) => -x),', ['test/onnx/ops.test.ts']],
+  ['onnx', 'LessOrEqual as Less', 'src/onnx/ops_math.ts', 'LessOrEqual: binary((x, y) => (x <= y ? 1 : 0), undefined, true),', 'LessOrEqual: binary((x, y) => (x < y ? 1 : 0), undefined, true),', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

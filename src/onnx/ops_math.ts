@@ -40,15 +40,50 @@ function binary(f: (x: number, y: number) => number, intF: (x: number, y: number
   };
 }
 
-/** out[i] = f(x[i]) on the run's float precision. */
-function unary(f: (x: number, node: OnnxNode, xs: (Value | null)[]) => ((v: number) => number)): Op {
+/** out[i] = f(x[i]) on the run's float precision; `ints`: an integer input keeps its type (f maps
+ * integers to integers: Abs, Neg, Sign, the roundings), else it is computed as a float. */
+function unary(f: (x: number, node: OnnxNode, xs: (Value | null)[]) => ((v: number) => number), ints = false): Op {
   return (ctx, node, xs) => {
-    const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    const raw = input(node, xs, 0, 'X'), keep = ints && !isFloat(raw) && raw.dtype !== 'bool';
+    const x = keep ? raw : toFloat(ctx, raw);
     const g = f(0, node, xs);
-    const out = ctx.alloc(x.shape, 'float');
+    const out = ctx.alloc(x.shape, keep ? 'int' : 'float');
     for (let i = 0; i < out.length; i++) out[i] = g(x.data[i]);
-    return [{ dtype: ctx.float, shape: x.shape, data: out }];
+    return [{ dtype: keep ? x.dtype : ctx.float, shape: x.shape, data: out }];
   };
+}
+
+/** A bool result of one float input (IsNaN, IsInf). */
+function test1(f: (node: OnnxNode) => (v: number) => boolean): Op {
+  return (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'X'), g = f(node);
+    const out = ctx.alloc(x.shape, 'int');
+    for (let i = 0; i < out.length; i++) out[i] = g(x.data[i]) ? 1 : 0;
+    return [{ dtype: 'bool', shape: x.shape, data: out }];
+  };
+}
+
+/** And, Or, Xor: bool inputs, broadcast, a bool result. */
+function logical(f: (x: boolean, y: boolean) => boolean): Op {
+  const pair = binary((x, y) => (f(x !== 0, y !== 0) ? 1 : 0), undefined, true);
+  return (ctx, node, xs) => {
+    const a = input(node, xs, 0, 'A'), b = input(node, xs, 1, 'B');
+    if (a.dtype !== 'bool' || b.dtype !== 'bool') throw nodeError(node, `inputs must be bool, got ${a.dtype} and ${b.dtype}`);
+    return pair(ctx, node, [a, b]);
+  };
+}
+
+// round half to even (ONNX's Round, NumPy's round): a tie goes to 2·round(x/2)
+const roundHalfEven = (x: number) => (Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x));
+
+// Mod: fmod = 0 takes the divisor's sign (Python's %, integers only), fmod = 1 the dividend's (C's fmod)
+function mod(ctx: OpContext, node: OnnxNode, xs: (Value | null)[]): Value[] {
+  const fmod = attrInt(node, 'fmod', 0);
+  const a = input(node, xs, 0, 'A'), b = input(node, xs, 1, 'B');
+  if (fmod === 0 && (isFloat(a) || isFloat(b))) throw nodeError(node, 'fmod = 0 is for integers; a float Mod needs fmod = 1');
+  const trunc = (x: number, y: number) => { if (y === 0 && !isFloat(a)) throw new Error('integer modulo by zero'); return x % y; };
+  const floored = (x: number, y: number) => { const r = trunc(x, y); return r !== 0 && (r < 0) !== (y < 0) ? r + y : r; };
+  return binary(fmod === 1 ? trunc : floored)(ctx, node, [a, b]);
 }
 
 const scalarInput = (node: OnnxNode, xs: (Value | null)[], i: number, dflt: number): number => {
@@ -211,9 +246,27 @@ export const MATH_OPS: Record<string, Op> = {
   Mul: binary((x, y) => x * y),
   Div: binary((x, y) => x / y, (x, y) => { if (y === 0) throw new Error('integer division by zero'); return Math.trunc(x / y); }),
   Pow: binary((x, y) => x ** y),
+  Mod: mod,
   Equal: binary((x, y) => (x === y ? 1 : 0), undefined, true),
   Less: binary((x, y) => (x < y ? 1 : 0), undefined, true),
   Greater: binary((x, y) => (x > y ? 1 : 0), undefined, true),
+  LessOrEqual: binary((x, y) => (x <= y ? 1 : 0), undefined, true),
+  GreaterOrEqual: binary((x, y) => (x >= y ? 1 : 0), undefined, true),
+  And: logical((x, y) => x && y),
+  Or: logical((x, y) => x || y),
+  Xor: logical((x, y) => x !== y),
+  Not: (ctx, node, xs) => {
+    const x = input(node, xs, 0, 'X');
+    if (x.dtype !== 'bool') throw nodeError(node, `input must be bool, got ${x.dtype}`);
+    const out = ctx.alloc(x.shape, 'int');
+    for (let i = 0; i < out.length; i++) out[i] = x.data[i] === 0 ? 1 : 0;
+    return [{ dtype: 'bool', shape: x.shape, data: out }];
+  },
+  IsNaN: test1(() => Number.isNaN),
+  IsInf: test1((node) => {
+    const neg = attrInt(node, 'detect_negative', 1) === 1, pos = attrInt(node, 'detect_positive', 1) === 1;
+    return (v) => (v === Infinity && pos) || (v === -Infinity && neg);
+  }),
   // max(0, x) that keeps NaN and −0 as PyTorch and onnxruntime do
   Relu: unary(() => (x) => (x < 0 ? 0 : x)),
   LeakyRelu: unary((_, node) => { const a = attrFloat(node, 'alpha', 0.01); return (x) => (x < 0 ? a * x : x); }),
@@ -223,10 +276,14 @@ export const MATH_OPS: Record<string, Op> = {
   Tanh: unary(() => Math.tanh),
   Exp: unary(() => Math.exp),
   Sqrt: unary(() => Math.sqrt),
-  Neg: unary(() => (x) => -x),
-  Floor: unary(() => Math.floor),
-  Ceil: unary(() => Math.ceil),
-  Abs: unary(() => Math.abs),
+  Neg: unary(() => (x) => -x, true),
+  Floor: unary(() => Math.floor, true),
+  Ceil: unary(() => Math.ceil, true),
+  Round: unary(() => roundHalfEven, true),
+  Sign: unary(() => Math.sign, true),
+  Sin: unary(() => Math.sin),
+  Cos: unary(() => Math.cos),
+  Abs: unary(() => Math.abs, true),
   Log: unary(() => Math.log),
   Reciprocal: unary(() => (x) => 1 / x),
   Erf: unary(() => erf),

@@ -220,6 +220,30 @@ function generators(r: () => number): Record<string, () => Case> {
       if (op === 'Conv') return { nodes: [{ op, inputs: ['x', 'w', 'b'], outputs: ['y'], attrs }], inits: [w('w', [F, C, k]), w('b', [F])], x };
       return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x };
     },
+    Logic: () => { // masks and integer arithmetic as exporters write them, each result cast to float
+      const x = [ri(1, 2), ri(1, 3), ri(1, 4)], b = x.map((d) => pick([d, 1])).slice(ri(0, 2));
+      const toFloat = (from: string) => ({ op: 'Cast', inputs: [from], outputs: ['y'], attrs: [intAttr('to', FLOAT)] });
+      const kind = pick(['compare', 'round', 'unary', 'special', 'fmod', 'mod']);
+      if (kind === 'compare') {
+        const nodes: NodeSpec[] = [{ op: pick(['GreaterOrEqual', 'LessOrEqual']), inputs: ['x', 'b'], outputs: ['p'] }, { op: 'Less', inputs: ['x', 'c'], outputs: ['q'] },
+          { op: pick(['And', 'Or', 'Xor']), inputs: ['p', 'q'], outputs: ['l'] }];
+        const not = r() < 0.5;
+        if (not) nodes.push({ op: 'Not', inputs: ['l'], outputs: ['n'] });
+        return { nodes: [...nodes, toFloat(not ? 'n' : 'l')], inits: [w('b', b), w('c', [])], x };
+      }
+      // halves (x·32 on the 1/64 grid) meet round-half-to-even's ties
+      if (kind === 'round') return { nodes: [{ op: 'Round', inputs: ['x'], outputs: ['y'] }], inits: [], x, scale: 32, exact: true };
+      if (kind === 'unary') return { nodes: [{ op: pick(['Sign', 'Sin', 'Cos']), inputs: ['x'], outputs: ['y'] }], inits: [], x };
+      if (kind === 'special') { // NaN and ±∞ made in the graph: log of a negative, 1/±0
+        const test = pick(['IsNaN', 'IsInf']);
+        const attrs = test === 'IsInf' ? [intAttr('detect_negative', ri(0, 1)), intAttr('detect_positive', ri(0, 1))] : [];
+        return { nodes: [{ op: pick(['Log', 'Reciprocal']), inputs: ['x'], outputs: ['s'] }, { op: test, inputs: ['s'], outputs: ['t'], attrs }, toFloat('t')], inits: [], x, scale: 0.5 };
+      }
+      const divisor = vals(size(b)).map((v) => (v === 0 ? 0.75 : v));
+      if (kind === 'fmod') return { nodes: [{ op: 'Mod', inputs: ['x', 'b'], outputs: ['y'], attrs: [intAttr('fmod', 1)] }], inits: [tensor('b', b, FLOAT, f32(...divisor))], x };
+      return { nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['i'], attrs: [intAttr('to', INT64)] }, { op: 'Mod', inputs: ['i', 'b'], outputs: ['m'] }, toFloat('m')],
+        inits: [tensor('b', b, INT64, i64(...divisor.map((v) => (Math.trunc(v * 4) || 3))))], x, scale: 8, exact: true };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };

@@ -361,6 +361,32 @@ describe('the activations, normalisations and block moves of the CNNs people shi
     Array.from(ls.data).forEach((u, i) => expect(u).toBeCloseTo(Math.log([0.25, 0.75][i]), 6));
   });
 
+  it('LessOrEqual and GreaterOrEqual hold on ties; And, Or, Xor and Not of their masks', () => {
+    const x = new Tensor(Float32Array.of(0, 1, 2), [3]);
+    const mask = (op: string) => Array.from(one([{ op: 'LessOrEqual', inputs: ['x', 'b'], outputs: ['p'] }, { op: 'GreaterOrEqual', inputs: ['x', 'b'], outputs: ['q'] },
+      { op, inputs: op === 'Not' ? ['p'] : ['p', 'q'], outputs: ['m'] }, { op: 'Cast', inputs: ['m'], outputs: ['y'], attrs: [intAttr('to', FLOAT)] }], x, [tensor('b', [], FLOAT, f32(1))]).data);
+    // x ≤ 1: [1, 1, 0]; x ≥ 1: [0, 1, 1]
+    expect(['And', 'Or', 'Xor', 'Not'].map(mask)).toEqual([[0, 1, 0], [1, 1, 1], [1, 0, 1], [0, 0, 1]]);
+  });
+
+  it('Round halves to even; Mod takes the divisor\'s sign (fmod 0, integers) or the dividend\'s (fmod 1); IsInf detects the signs asked for; Neg and Abs keep int64', () => {
+    const round = one([{ op: 'Round', inputs: ['x'], outputs: ['y'] }], new Tensor(Float32Array.of(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.6), [7]));
+    expect(Array.from(round.data)).toEqual([-2, -2, -0, 0, 2, 2, 3]);
+    const ints = (name: string, ...v: number[]) => tensor(name, [v.length], INT64, i64(...v));
+    const modOf = (fmod: number) => Array.from(runOnnx(readOnnx(model([{ op: 'Mod', inputs: ['a', 'b'], outputs: ['y'], attrs: [intAttr('fmod', fmod)] }],
+      { inputs: [], inits: [ints('a', -7, 7, -7, 7), ints('b', 3, -3, -3, 3)] })), {}).get('y')!.data);
+    expect(modOf(0)).toEqual([2, -2, -1, 1]); // Python's %: −7 % 3 = 2, 7 % −3 = −2
+    expect(modOf(1)).toEqual([-1, 1, -1, 1]); // C's fmod: the dividend's sign
+    const x = new Tensor(Float32Array.of(-Infinity, Infinity, NaN, 1), [4]);
+    const isInf = (neg: number, pos: number) => Array.from(run1(model([{ op: 'IsInf', inputs: ['x'], outputs: ['y'], attrs: [intAttr('detect_negative', neg), intAttr('detect_positive', pos)] }],
+      { inputs: [valueInfo('x', [4])], outputInfos: [valueInfo('y', null, 9)] }), x, 'y').data);
+    expect([isInf(1, 1), isInf(0, 1), isInf(1, 0)]).toEqual([[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]]);
+    for (const op of ['Neg', 'Abs']) {
+      const y = runOnnx(readOnnx(model([{ op, inputs: ['a'], outputs: ['y'] }], { inputs: [], inits: [ints('a', -3, 4)] })), {}).get('y')!;
+      expect([y.dtype, ...y.data]).toEqual(['int64', ...(op === 'Neg' ? [3, -4] : [3, 4])]);
+    }
+  });
+
   it('Max and Min propagate NaN and broadcast any number of inputs; PRelu\'s slope must broadcast to X\'s own shape', () => {
     const x = new Tensor(Float32Array.of(1, NaN, -3), [3]);
     const inits = [tensor('a', [1], FLOAT, f32(0)), tensor('b', [2, 1], FLOAT, f32(-1, 5))];
