@@ -455,6 +455,7 @@ const MUTANTS = [
   ['onnx', 'Xor as Or', 'src/onnx/ops_math.ts', 'Xor: logical((x, y) => x !== y)', 'Xor: logical((x, y) => x || y)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'Neg of an int64 made a float (shape arithmetic then refuses it)', 'src/onnx/ops_math.ts', 'Neg: unary(() => (x) => -x, true),', 'Neg: unary(() => (x) => -x),', ['test/onnx/ops.test.ts']],
   ['onnx', 'LessOrEqual as Less', 'src/onnx/ops_math.ts', 'LessOrEqual: binary((x, y) => (x <= y ? 1 : 0), undefined, true),', 'LessOrEqual: binary((x, y) => (x < y ? 1 : 0), undefined, true),', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', 'fuse-onnx 1-D: the fused kernel\'s first row written back instead of its middle one', 'src/onnx/fuse.ts', 'out[fc * K + j] = k.data[fc * K * K + mid * K + j];', 'out[fc * K + j] = k.data[fc * K * K + j];', ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -1,7 +1,7 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
-// meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the modules use
-// (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with constant
-// parameters: Conv, BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant
+// meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the
+// modules use (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with
+// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1), BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant
 // scalar or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one
 // value: DBB's BNAndPad as exporters write it), or no stage at all (the tensor itself). A
 // BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
@@ -200,7 +200,9 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const convs = branches.flatMap((b) => b.nodes.filter((n) => n.opType === 'Conv'));
     try {
       const lb = linearBranchesOf(branches, post, convs, constant, borderOf);
-      const kb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
+      const fusedKb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
+      const oneD = constant(convs[0].inputs[1])!.dims.length === 3;
+      const kb = oneD ? { kernel: middleRow(fusedKb.kernel), bias: fusedKb.bias } : fusedKb;
       const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: kernelStorage(convs, kb.kernel.shape, dtype, kb.kernel.data) });
@@ -208,14 +210,14 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const K = lb.kernelSize, P = lb.padding;
       const conv: OnnxNode = {
         name: at, opType: 'Conv', domain: '', inputs: [root, wName, bName], outputs: [out], at: -1,
-        attributes: new Map([['kernel_shape', { kind: 'ints', value: [K, K] }], ['pads', { kind: 'ints', value: [P, P, P, P] }],
-          ['strides', { kind: 'ints', value: [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: [1, 1] }], ['group', { kind: 'int', value: lb.groups }]]),
+        attributes: new Map([['kernel_shape', { kind: 'ints', value: oneD ? [K] : [K, K] }], ['pads', { kind: 'ints', value: oneD ? [P, P] : [P, P, P, P] }],
+          ['strides', { kind: 'ints', value: oneD ? [lb.stride] : [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: oneD ? [1] : [1, 1] }], ['group', { kind: 'int', value: lb.groups }]]),
       };
       const gone = [...branches.flatMap((b) => b.nodes), ...adds, ...(post === null ? [] : [post])];
       const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
       for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
-      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${K}×${K}`, nodesBefore: gone.length });
+      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${oneD ? K : `${K}×${K}`}`, nodesBefore: gone.length });
       return null;
     } catch (e) {
       return (e as Error).message;
@@ -271,6 +273,17 @@ function withoutNewlyDead(model: OnnxModel, nodes: OnnxNode[]): OnnxNode[] {
   }
 }
 
+// A 1-D block's fused (F, C/g, K, K) kernel → (F, C/g, K): its middle row, where every branch's 1×k
+// kernel was centred (the other rows are zeros, and must be: they would read rows a 1-D map has not).
+function middleRow(k: Tensor): Tensor {
+  const [F, Cg, K] = k.shape, mid = (K - 1) / 2, out = new Float64Array(F * Cg * K);
+  for (let fc = 0; fc < F * Cg; fc++) {
+    for (let i = 0; i < K * K; i++) if (Math.floor(i / K) !== mid && k.data[fc * K * K + i] !== 0) throw new Error('a 1-D block\'s fused kernel has taps off its middle row');
+    for (let j = 0; j < K; j++) out[fc * K + j] = k.data[fc * K * K + mid * K + j];
+  }
+  return new Tensor(out, [F, Cg, K]);
+}
+
 /** AveragePool as a conv (1/k² on each tap): a square window, square strides, equal pads counted in the mean (or none), no ceil_mode or dilation. */
 function averagePoolStage(n: OnnxNode): boolean {
   if (n.opType !== 'AveragePool') return false;
@@ -293,18 +306,24 @@ function describe(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>
 }
 
 type Constant = (name: string) => OnnxTensor | undefined;
-const convKernel = (n: OnnxNode, constant: Constant) => { const d = constant(n.inputs[1])!.dims; return `${d[2]}×${d[3]}`; };
+const convKernel = (n: OnnxNode, constant: Constant) => constant(n.inputs[1])!.dims.slice(2).join('×');
 
 /** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d / AvgPool2d / ChannelPad2d modules. */
 function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
   const init = (name: string) => constant(name)!;
   const f64 = (t: OnnxTensor) => new Tensor(new Float64Array(t.data), t.dims); // the typed-array constructor converts natively; .from iterates
+  // 1-D convs (weights (F, C/g, k)) fuse as 2-D ones of height 1: (F, C/g, 1, k), the stride on both
+  // axes (a map of height 1 keeps height 1 under any stride when the fused padding is (K − 1)/2), no
+  // padding on the height; tryFuse writes the fused kernel's middle row back as a 1-D conv
+  const oneD = convs.length > 0 && init(convs[0].inputs[1]).dims.length === 3;
   const geometry = convs.map((n) => {
-    const w = init(n.inputs[1]);
-    if (w.dims.length !== 4) throw new Error(`${showText(n.name)}: only 2-D convolutions fuse`);
-    const [sh, sw] = attrInts(n, 'strides') ?? [1, 1];
-    const [dh, dw] = attrInts(n, 'dilations') ?? [1, 1];
-    const [pt, pl, pb, pr] = attrInts(n, 'pads') ?? [0, 0, 0, 0];
+    const w0 = init(n.inputs[1]);
+    if (w0.dims.length !== (oneD ? 3 : 4)) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution among ${oneD ? '1' : '2'}-D ones; only 1-D or 2-D convolutions, one kind a block, fuse`);
+    const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
+    const one = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [name === 'strides' ? v[0] : 1, v[0]]; };
+    const [sh, sw] = oneD ? one('strides', [1, 1]) : attrInts(n, 'strides') ?? [1, 1];
+    const [dh, dw] = oneD ? one('dilations', [1, 1]) : attrInts(n, 'dilations') ?? [1, 1];
+    const [pt, pl, pb, pr] = oneD ? one('pads', [0, 0, 0, 0]) : attrInts(n, 'pads') ?? [0, 0, 0, 0];
     if (attrString(n, 'auto_pad', 'NOTSET') !== 'NOTSET') throw new Error(`${showText(n.name)}: auto_pad is not fused (export with explicit pads)`);
     if (sh !== sw || dh !== 1 || dw !== 1 || pt !== pb || pl !== pr) throw new Error(`${showText(n.name)}: strides ${sh}×${sw}, dilations ${dh}×${dw}, pads [${pt}, ${pl}, ${pb}, ${pr}]: only square strides, no dilation and symmetric pads fuse`);
     return { n, w, stride: sh, pad: [pt, pl] as [number, number], groups: attrInt(n, 'group', 1) };
@@ -323,8 +342,9 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     return { kh, kw, ph, pw, stride, out };
   });
   const K = Math.max(...extent.map((e) => Math.max(e.kh, e.kw)));
-  const widest = extent.find((e) => e.kh === K && e.kw === K && e.ph === e.pw);
+  const widest = oneD ? extent.find((e) => e.kw === K) : extent.find((e) => e.kh === K && e.kw === K && e.ph === e.pw);
   if (widest === undefined) throw new Error(`no branch has a square ${K}×${K} kernel with equal padding on both axes to fuse into`);
+  if (oneD && widest.pw !== (K - 1) / 2) throw new Error(`a 1-D block fuses with 'same' padding only: its widest kernel ${K} has padding ${widest.pw}, not ${(K - 1) / 2}`);
   const groups = geometry[0].groups;
   if (geometry.some((g) => g.groups !== groups)) throw new Error(`the branches' convs have groups ${[...new Set(geometry.map((g) => g.groups))].join(' and ')}; one fused conv needs one value`);
   // the input's channels: the first conv's, through the stages before it (which keep the count)
@@ -387,7 +407,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     return stages;
   };
   return {
-    inChannels, outChannels, groups, stride: widest.stride, kernelSize: K, padding: widest.ph,
+    inChannels, outChannels, groups, stride: widest.stride, kernelSize: K, padding: widest.pw,
     branches: branches.map(stagesOf),
     post: post === null ? null : [showText(post.name), module(post, outChannels) as BatchNorm2d],
   };
