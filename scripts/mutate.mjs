@@ -238,7 +238,7 @@ const MUTANTS = [
   ['onnx', 'AveragePool divides by the padded window when count_include_pad = 0', 'src/onnx/ops_nn.ts', 's / (includePad ? padded : inside)', 's / padded', ['test/onnx/run.test.ts']],
   ['onnx', 'ConvTranspose kernel flipped', 'src/onnx/ops_nn.ts', 'acc[yo + oh * Wo + ow] += v * w.data[wo + i * KW + j];', 'acc[yo + oh * Wo + ow] += v * w.data[wo + (KH - 1 - i) * KW + (KW - 1 - j)];', ['test/onnx/run.test.ts']],
   ['onnx', 'Resize asymmetric as half-pixel', 'src/onnx/ops_nn.ts', "        case 'asymmetric': return o / scale;", "        case 'asymmetric': return (o + 0.5) / scale - 0.5;", ['test/onnx/run.test.ts']],
-  ['onnx', 'Resize linear: the vertical weight unused', 'src/onnx/ops_nn.ts', ': top * (1 - th) + bottom * th;', ': top;', ['test/onnx/run.test.ts']],
+  ['onnx', 'Resize linear: the second neighbour read as the first', 'src/onnx/ops_nn.ts', 'return [[i0, 1 - (c - i0)], [Math.min(i0 + 1, inLen - 1), c - i0]];', 'return [[i0, 1 - (c - i0)], [i0, c - i0]];', ['test/onnx/run.test.ts']],
   ['onnx', 'Softmax before opset 13 along one axis only', 'src/onnx/ops_math.ts', "const len = ctx.opset >= 13 ? x.shape[axis] : numel(x.shape.slice(axis));", 'const len = x.shape[axis];', ['test/onnx']],
   ['onnx', 'Gemm ignores transB', 'src/onnx/ops_math.ts', "const tA = attrInt(node, 'transA', 0) === 1, tB = attrInt(node, 'transB', 0) === 1;", "const tA = attrInt(node, 'transA', 0) === 1, tB = false;", ['test/onnx/run.test.ts']],
   ['onnx', 'Slice ignores steps', 'src/onnx/ops_shape.ts', "    const steps = xs[4] ? intsOf(node, xs[4], 'steps') : starts.map(() => 1);", '    const steps = starts.map(() => 1);', ['test/onnx/run.test.ts']],
@@ -456,6 +456,9 @@ const MUTANTS = [
   ['onnx', 'Neg of an int64 made a float (shape arithmetic then refuses it)', 'src/onnx/ops_math.ts', 'Neg: unary(() => (x) => -x, true),', 'Neg: unary(() => (x) => -x),', ['test/onnx/ops.test.ts']],
   ['onnx', 'LessOrEqual as Less', 'src/onnx/ops_math.ts', 'LessOrEqual: binary((x, y) => (x <= y ? 1 : 0), undefined, true),', 'LessOrEqual: binary((x, y) => (x < y ? 1 : 0), undefined, true),', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'fuse-onnx 1-D: the fused kernel\'s first row written back instead of its middle one', 'src/onnx/fuse.ts', 'out[fc * K + j] = k.data[fc * K * K + mid * K + j];', 'out[fc * K + j] = k.data[fc * K * K + j];', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'Resize cubic: Keys\' outer piece with 4a for 8a', 'src/onnx/ops_nn.ts', '((a * d - 5 * a) * d + 8 * a) * d - 4 * a', '((a * d - 5 * a) * d + 4 * a) * d - 4 * a', ['test/onnx/differential.test.ts', 'test/onnx/run.test.ts']],
+  ['onnx', 'Resize cubic: exclude_outside drops taps without renormalising', 'src/onnx/ops_nn.ts', 'taps = taps.map(([i, w]) => [i, w / sum]);', 'taps = taps.map(([i, w]) => [i, w]);', ['test/onnx/differential.test.ts']],
+  ['onnx', 'Resize cubic: cubic_coeff_a ignored (always −0.75)', 'src/onnx/ops_nn.ts', "const a = attrFloat(node, 'cubic_coeff_a', -0.75),", 'const a = -0.75,', ['test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -9,7 +9,8 @@ import { showText } from '../tensor/untrusted.js';
 
 // 'read': every value the specification allows is honoured (or refused with a reason by the op);
 // 'inert': no effect on what an inference run computes here (a training ratio, a seed, float8
-// saturation, the Indices output's layout, cubic's coefficients when cubic is refused);
+// saturation, the Indices output's layout, the extrapolation value of tf_crop_and_resize, which is
+// refused);
 // { only }: supported at that value (the default) alone
 type Rule = 'read' | 'inert' | { only: number | string };
 
@@ -59,7 +60,7 @@ const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   Reshape: { allowzero: 'read' },
   Resize: {
     mode: 'read', coordinate_transformation_mode: 'read', nearest_mode: 'read',
-    cubic_coeff_a: 'inert', exclude_outside: 'inert', extrapolation_value: 'inert',
+    cubic_coeff_a: 'read', exclude_outside: 'read', extrapolation_value: 'inert',
     antialias: { only: 0 }, keep_aspect_ratio_policy: { only: 'stretch' }, axes: { only: 'absent' },
   },
   ScatterND: { reduction: 'read' },

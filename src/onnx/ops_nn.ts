@@ -367,25 +367,46 @@ export const NN_OPS: Record<string, Op> = {
         default: throw nodeError(node, `nearest_mode '${nearest}' is not supported`);
       }
     };
-    if (mode !== 'nearest' && mode !== 'linear') throw nodeError(node, `mode '${mode}' is not supported (nearest, linear)`);
-    // per output row/column: the source index (nearest) or the two neighbours and the weight (linear)
-    const axis = (outLen: number, inLen: number, scale: number) => Array.from({ length: outLen }, (_, o) => {
+    if (mode !== 'nearest' && mode !== 'linear' && mode !== 'cubic') throw nodeError(node, `mode '${mode}' is not supported (nearest, linear, cubic)`);
+    // cubic: Keys' kernel with a = cubic_coeff_a (−0.75, PyTorch's; TensorFlow's is −0.5) at the four
+    // taps ⌊s⌋ − 1 … ⌊s⌋ + 2, indices clamped to the edge (PyTorch and onnxruntime), or with
+    // exclude_outside the taps outside dropped and the rest renormalised to sum 1
+    const a = attrFloat(node, 'cubic_coeff_a', -0.75), exclude = attrInt(node, 'exclude_outside', 0) === 1;
+    const keys = (d: number) => (d <= 1 ? ((a + 2) * d - (a + 3)) * d * d + 1 : d < 2 ? ((a * d - 5 * a) * d + 8 * a) * d - 4 * a : 0);
+    // per output row/column, its taps: [source index, weight] — one (nearest), two (linear, the
+    // coordinate clamped to the input) or four (cubic)
+    const axis = (outLen: number, inLen: number, scale: number): [number, number][][] => Array.from({ length: outLen }, (_, o) => {
       const s = source(o, scale, inLen, outLen);
-      if (mode === 'nearest') { const i = Math.min(inLen - 1, Math.max(0, round(s))); return [i, i, 0]; }
-      const c = Math.min(inLen - 1, Math.max(0, s)), i0 = Math.floor(c);
-      return [i0, Math.min(i0 + 1, inLen - 1), c - i0];
+      if (mode === 'nearest') return [[Math.min(inLen - 1, Math.max(0, round(s))), 1]];
+      if (mode === 'linear') {
+        const c = Math.min(inLen - 1, Math.max(0, s)), i0 = Math.floor(c);
+        return [[i0, 1 - (c - i0)], [Math.min(i0 + 1, inLen - 1), c - i0]];
+      }
+      const i0 = Math.floor(s);
+      let taps: [number, number][] = [-1, 0, 1, 2].map((k) => [i0 + k, keys(Math.abs(s - (i0 + k)))]);
+      if (exclude) {
+        taps = taps.filter(([i]) => i >= 0 && i < inLen);
+        const sum = taps.reduce((t, [, w]) => t + w, 0);
+        taps = taps.map(([i, w]) => [i, w / sum]);
+      }
+      return taps.map(([i, w]) => [Math.min(inLen - 1, Math.max(0, i)), w]);
     });
     const ah = axis(Ho, H, fh), aw = axis(Wo, W, fw);
     const y = ctx.alloc([N, C, Ho, Wo], 'float');
+    // y = Σᵢ wᵢ·(Σⱼ wⱼ·x[hᵢ, wⱼ]): each row's taps first, then the rows (linear: the two rows' values, then between them)
     for (let nc = 0; nc < N * C; nc++) {
       const xo = nc * H * W, yo = nc * Ho * Wo;
       for (let oh = 0; oh < Ho; oh++) {
-        const [h0, h1, th] = ah[oh];
         for (let ow = 0; ow < Wo; ow++) {
-          const [w0, w1, tw] = aw[ow];
-          const top = x.data[xo + h0 * W + w0] * (1 - tw) + x.data[xo + h0 * W + w1] * tw;
-          const bottom = x.data[xo + h1 * W + w0] * (1 - tw) + x.data[xo + h1 * W + w1] * tw;
-          y[yo + oh * Wo + ow] = mode === 'nearest' ? x.data[xo + h0 * W + w0] : top * (1 - th) + bottom * th;
+          const th = ah[oh], tw = aw[ow];
+          let v = 0;
+          for (let i = 0; i < th.length; i++) {
+            const r = xo + th[i][0] * W;
+            let row = x.data[r + tw[0][0]] * tw[0][1]; // from the first term, not 0 + it: a −0 stays −0
+            for (let j = 1; j < tw.length; j++) row += x.data[r + tw[j][0]] * tw[j][1];
+            v = i === 0 ? row * th[i][1] : v + row * th[i][1];
+          }
+          y[yo + oh * Wo + ow] = v;
         }
       }
     }

@@ -244,6 +244,14 @@ function generators(r: () => number): Record<string, () => Case> {
       return { nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['i'], attrs: [intAttr('to', INT64)] }, { op: 'Mod', inputs: ['i', 'b'], outputs: ['m'] }, toFloat('m')],
         inits: [tensor('b', b, INT64, i64(...divisor.map((v) => (Math.trunc(v * 4) || 3))))], x, scale: 8, exact: true };
     },
+    ResizeCubic: () => { // Keys' cubic with PyTorch's a = −0.75 or TensorFlow's −0.5, edge taps clamped or excluded
+      const attrs = [strAttr('mode', 'cubic'), strAttr('coordinate_transformation_mode', pick(['half_pixel', 'asymmetric', 'align_corners', 'pytorch_half_pixel']))];
+      if (r() < 0.5) attrs.push(floatAttr('cubic_coeff_a', pick([-0.75, -0.5])));
+      if (r() < 0.4) attrs.push(intAttr('exclude_outside', 1));
+      const C = ri(1, 2), bySizes = r() < 0.5;
+      const inits = bySizes ? [tensor('sz', [4], INT64, i64(1, C, ri(1, 10), ri(1, 10)))] : [tensor('sc', [4], FLOAT, f32(1, 1, pick([0.5, 1.5, 2, 3]), pick([0.5, 1.5, 2, 0.6, 1.7])))];
+      return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13 };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };
