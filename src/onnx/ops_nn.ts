@@ -50,6 +50,7 @@ function widened(node: OnnxNode): OnnxNode {
 export function oneD<C extends OpContext & { reluAfter?: OnnxNode }>(op: (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[], weights: number[]): (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[] {
   return (ctx, node, xs) => {
     if (xs[0]?.shape.length !== 3) return op(ctx, node, xs);
+    for (const i of weights) if (xs[i] && xs[i]!.shape.length !== 3) throw nodeError(node, `a 1-D input (N, C, L) needs a 3-D weight, got [${xs[i]!.shape.join(', ')}]`);
     const wide = widened(node);
     const unit = (v: Value | null, i: number): Value | null => (v !== null && v.shape.length === 3 && (i === 0 || weights.includes(i)) ? { ...v, shape: [v.shape[0], v.shape[1], 1, v.shape[2]] } : v);
     const ys = op(ctx.reluAfter === node ? { ...ctx, reluAfter: wide } : ctx, wide, xs.map(unit)); // a ReLU fused into this conv stays fused

@@ -387,6 +387,18 @@ describe('the activations, normalisations and block moves of the CNNs people shi
     }
   });
 
+  it('a 1-D Conv (N, C, L) pads, strides and dilates along L as a 2-D one of height 1 would; a 4-D weight on a 1-D input is refused', () => {
+    // x = 0 … 6 on one channel, kernel (1, 2) dilated 2 (extent 3), stride 3, pads [1, 0]: ⌊(7 + 1 − 3)/3⌋ + 1 = 2
+    // windows, starting at −1 and 2: y = x[s] + 2·x[s + 2] = 0 + 2·1 and 2 + 2·4 (x[−1] is padding)
+    const x = new Tensor(Float32Array.from({ length: 7 }, (_, i) => i), [1, 1, 7]);
+    const conv = (wDims: number[]) => one([{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], name: 'c', attrs: [intsAttr('strides', [3]), intsAttr('dilations', [2]), intsAttr('pads', [1, 0])] }],
+      x, [tensor('w', wDims, FLOAT, f32(1, 2))]);
+    const y = conv([1, 1, 2]);
+    expect(y.shape).toEqual([1, 1, 2]);
+    expect(Array.from(y.data)).toEqual([2, 10]);
+    expect(() => conv([1, 1, 1, 2])).toThrow(/node 'c' \(Conv\): a 1-D input \(N, C, L\) needs a 3-D weight, got \[1, 1, 1, 2\]/);
+  });
+
   it('Max and Min propagate NaN and broadcast any number of inputs; PRelu\'s slope must broadcast to X\'s own shape', () => {
     const x = new Tensor(Float32Array.of(1, NaN, -3), [3]);
     const inits = [tensor('a', [1], FLOAT, f32(0)), tensor('b', [2, 1], FLOAT, f32(-1, 5))];
