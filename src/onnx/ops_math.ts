@@ -5,7 +5,7 @@
 // from a runtime's own approximations by a few ulp, which the tolerances state.
 
 import type { OnnxNode } from '../io/onnx_read.js';
-import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, broadcastShape, broadcastStrides, input, intsOf, isFloat, nodeError, normAxis, numel, toFloat } from './value.js';
+import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, broadcastShape, broadcastStrides, input, intsOf, isFloat, nodeError, normAxis, numel, roundHalfEven, toFloat } from './value.js';
 import { showText } from '../tensor/untrusted.js';
 import { gemm } from '../backend/gemm.js';
 
@@ -73,8 +73,8 @@ function logical(f: (x: boolean, y: boolean) => boolean): Op {
   };
 }
 
-// round half to even (ONNX's Round, NumPy's round): a tie goes to 2·round(x/2)
-const roundHalfEven = (x: number) => (Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x));
+// ONNX's Round: half to even, as NumPy's round; a negative that rounds to 0 gives −0, as NumPy does
+const roundOp = (x: number) => { const r = roundHalfEven(x); return r === 0 ? x * 0 : r; };
 
 // Mod: fmod = 0 takes the divisor's sign (Python's %, integers only), fmod = 1 the dividend's (C's fmod)
 function mod(ctx: OpContext, node: OnnxNode, xs: (Value | null)[]): Value[] {
@@ -279,7 +279,7 @@ export const MATH_OPS: Record<string, Op> = {
   Neg: unary(() => (x) => -x, true),
   Floor: unary(() => Math.floor, true),
   Ceil: unary(() => Math.ceil, true),
-  Round: unary(() => roundHalfEven, true),
+  Round: unary(() => roundOp, true),
   Sign: unary(() => Math.sign, true),
   Sin: unary(() => Math.sin),
   Cos: unary(() => Math.cos),

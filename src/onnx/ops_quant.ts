@@ -17,18 +17,12 @@ import { conv2d } from '../ops/conv2d.js';
 import { Tensor } from '../tensor/tensor.js';
 import { expect4d, oneD, window2d } from './ops_nn.js';
 import { MATH_OPS } from './ops_math.js';
-import { type OpContext, type Value, attrInt, input, nodeError, numel, normAxis } from './value.js';
+import { type OpContext, type Value, attrInt, input, nodeError, numel, normAxis, roundHalfEven } from './value.js';
 
 type Op = (ctx: OpContext, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 const RANGE: Readonly<Record<string, [number, number]>> = { uint8: [0, 255], int8: [-128, 127], int32: [-(2 ** 31), 2 ** 31 - 1] };
 const fl = Math.fround;
-
-/** Round half to even (the default rounding of IEEE and of x86/WebAssembly conversions). */
-export function roundHalfEven(v: number): number {
-  const f = Math.floor(v), d = v - f; // exact: the fractional part of a double is a double
-  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
-}
 
 function integerInput(node: OnnxNode, v: Value, what: string, types = ['uint8', 'int8']): Value {
   if (!types.includes(v.dtype)) throw nodeError(node, `${what} is ${v.dtype}; it must be ${types.join(' or ')}`);

@@ -17,11 +17,10 @@
 // on the dequantized values.
 
 import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { roundHalfEven } from './ops_quant.js';
+import { Tensor } from '../tensor/tensor.js';
 import { runOnnx } from './run.js';
 import { integerQdq } from './qdq.js';
-import { attrFloat, attrInt, readersOf } from './value.js';
+import { attrFloat, attrInt, numel, readersOf, roundHalfEven } from './value.js';
 import { showText } from '../tensor/untrusted.js';
 
 export interface QuantizeOptions {
@@ -143,6 +142,9 @@ function rangeOf(values: Float32Array | Float64Array, method: 'minmax' | 'percen
   return [at(100 - p), at(p)];
 }
 
+/** What 'percentile' and 'mse' calibration may keep of a fixed-batch graph's tensors across its runs. */
+const CALIBRATION_BYTES = 2 ** 30;
+
 /**
  * `model` (float) in QDQ form: every Conv with constant weights gets int8 weights, an int32 bias and
  * quantized input and output tensors calibrated on `calib` (the graph's one input, a batch).
@@ -175,13 +177,38 @@ export function quantizeOnnx(model: OnnxModel, calib: Tensor, opts: QuantizeOpti
   const gemmOut = (g: OnnxNode) => `${g.outputs[0]}.matmul`; // x·W before the bias: what its Q sees
   const ranges = new Map<string, [number, number]>(opts.ranges ?? []);
   if (opts.ranges === undefined) {
-    runOnnx(model, [calib], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
-      node.outputs.forEach((o, k) => { if (want.has(o)) ranges.set(o, rangeOf(ys[k].data, method, p, type, bits)); });
-      if (gemms.includes(node)) { // the product alone: the output less the bias on each row
-        const y = ys[0].data, b = node.inputs[2] ? model.initializers.get(node.inputs[2])!.data : null, N = ys[0].shape[1];
-        ranges.set(gemmOut(node), rangeOf(b === null ? y : Float64Array.from(y, (v, i) => v - Number(b[i % N])), method, p, type, bits));
+    // A graph exported with a fixed batch B (torch.onnx.export's default) runs the images B at a time:
+    // 'minmax' keeps each tensor's running min and max; 'percentile' and 'mse' need every value of a
+    // tensor at once, so they are kept (estimated after the first run, refused past CALIBRATION_BYTES)
+    const N = calib.shape[0], declared = model.inputs[0]?.dims?.[0];
+    const B = typeof declared === 'number' && declared > 0 && declared < N ? declared : N;
+    if (N % B !== 0) throw new Error(`the graph's input has a fixed batch of ${B}; calibrate on a multiple of ${B} images (got ${N}; e.g. --calib-count ${N - (N % B)})`);
+    const kept = new Map<string, (Float32Array | Float64Array)[]>();
+    const see = (t: string, v: Float32Array | Float64Array) => {
+      if (B === N) ranges.set(t, rangeOf(v, method, p, type, bits));
+      else if (method === 'minmax') { const [lo, hi] = minMax(v), r = ranges.get(t); ranges.set(t, r === undefined ? [lo, hi] : [Math.min(r[0], lo), Math.max(r[1], hi)]); }
+      else kept.set(t, [...(kept.get(t) ?? []), v.slice()]);
+    };
+    const image = numel(calib.shape.slice(1));
+    for (let n0 = 0; n0 < N; n0 += B) {
+      const chunk = B === N ? calib : new Tensor(calib.data.slice(n0 * image, (n0 + B) * image), [B, ...calib.shape.slice(1)]);
+      runOnnx(model, [chunk], { algorithm: 'im2col', cache: false, onNode: (_i, _n, node, _xs, ys) => {
+        node.outputs.forEach((o, k) => { if (want.has(o)) see(o, ys[k].data); });
+        if (gemms.includes(node)) { // the product alone: the output less the bias on each row
+          const y = ys[0].data, b = node.inputs[2] ? model.initializers.get(node.inputs[2])!.data : null, F = ys[0].shape[1];
+          see(gemmOut(node), b === null ? y : Float64Array.from(y, (v, i) => v - Number(b[i % F])));
+        }
+      } });
+      if (n0 === 0 && kept.size > 0) {
+        const bytes = [...kept.values()].reduce((t, [v]) => t + 8 * v.length, 0) * (N / B);
+        if (bytes > CALIBRATION_BYTES) throw new Error(`'${method}' on ${N} images of a graph with a fixed batch of ${B} keeps every calibrated tensor's values: ~${(bytes / 2 ** 30).toFixed(2)} GiB, over ${CALIBRATION_BYTES / 2 ** 30} GiB; use --method minmax or fewer images (--calib-count)`);
       }
-    } });
+    }
+    for (const [t, parts] of kept) {
+      const all = new Float64Array(parts.reduce((a, v) => a + v.length, 0));
+      parts.reduce((at, v) => { all.set(v, at); return at + v.length; }, 0);
+      ranges.set(t, rangeOf(all, method, p, type, bits));
+    }
     for (const v of model.inputs) if (want.has(v.name)) ranges.set(v.name, rangeOf(calib.data as Float32Array, method, p, type, bits));
   }
   for (const t of [...want, ...gemms.map(gemmOut)]) if (!ranges.has(t)) throw new Error(`no calibrated range for tensor '${showText(t)}'`);

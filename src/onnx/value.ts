@@ -35,6 +35,12 @@ export interface OpContext {
   opset: number;
 }
 
+/** Round half to even (the default rounding of IEEE and of x86/WebAssembly conversions). */
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v), d = v - f; // exact: the fractional part of a double is a double
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
 /** Errors from an op name the node and its type. */
 export function nodeError(node: OnnxNode, why: string): OnnxRunError {
   return new OnnxRunError(`onnx: node '${showText(node.name, 80)}' (${showText(node.opType, 40)}): ${why}`);

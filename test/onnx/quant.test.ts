@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-web';
 import { readOnnx } from '../../src/io/onnx_read.js';
 import { runOnnx } from '../../src/onnx/run.js';
-import { roundHalfEven } from '../../src/onnx/ops_quant.js';
+import { roundHalfEven } from '../../src/onnx/value.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { FLOAT, INT32, INT8, UINT8, type NodeSpec, f32, intAttr, intsAttr, model, tensor, valueInfo } from './build.js';

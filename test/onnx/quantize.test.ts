@@ -9,7 +9,7 @@ import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { affineParams, quantizationMse, quantizeOnnx } from '../../src/onnx/quantize.js';
 import { runOnnx } from '../../src/onnx/run.js';
-import { roundHalfEven } from '../../src/onnx/ops_quant.js';
+import { roundHalfEven } from '../../src/onnx/value.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { readFileSync } from 'node:fs';
@@ -30,6 +30,31 @@ function deployGraph() {
 }
 
 describe('quantizeOnnx', () => {
+  it('a graph exported with a fixed batch calibrates that many images a run: min-max over all of them, percentiles over every value; a count that is not a multiple is refused', () => {
+    const model = readOnnx(readFileSync(fixturePath('onnx/resnet_basic_opset17.onnx'))); // input [2, 3, 32, 30]
+    const calib = uniform([6, 3, 32, 30], new Rng(3), -1, 1), image = 3 * 32 * 30;
+    const { layers } = quantizeOnnx(model, calib);
+    // each conv's (and the classifier's) input range seen here directly: min and max of what it reads over the three runs of two images
+    const seen = new Map<string, [number, number]>(), values = new Map<string, number[]>();
+    for (let k = 0; k < 3; k++) {
+      runOnnx(model, [new Tensor(calib.data.slice(2 * k * image, 2 * (k + 1) * image), [2, 3, 32, 30])], { algorithm: 'im2col', onNode: (_i, _n, node, xs) => {
+        if (node.opType !== 'Conv' && node.opType !== 'Gemm') return;
+        const v = xs[0]!.data, r = seen.get(node.name) ?? [Infinity, -Infinity];
+        seen.set(node.name, [Math.min(r[0], ...v), Math.max(r[1], ...v)]);
+        values.set(node.name, [...(values.get(node.name) ?? []), ...v]);
+      } });
+    }
+    expect(layers.length).toBe(7); // 6 convs and the classifier
+    for (const l of layers) expect(l.input.range, l.conv).toEqual(seen.get(l.conv));
+    expect(() => quantizeOnnx(model, uniform([5, 3, 32, 30], new Rng(4), -1, 1))).toThrow("the graph's input has a fixed batch of 2; calibrate on a multiple of 2 images (got 5; e.g. --calib-count 4)");
+    // percentiles of all six images' values: the sorted values at round(q/100·(n − 1)), q = 1 and 99
+    const pct = quantizeOnnx(model, calib, { method: 'percentile', percentile: 99 }).layers;
+    for (const l of pct.slice(1)) {
+      const sorted = values.get(l.conv)!.sort((a, b) => a - b), at = (q: number) => sorted[Math.round((q / 100) * (sorted.length - 1))];
+      expect(l.input.range, l.conv).toEqual([at(1), at(99)]);
+    }
+  });
+
   it('bits b: weights on ±(2^(b−1) − 1) at max|w|/(2^(b−1) − 1), activations on 2^b codes; outside 2–8 refused before any work', () => {
     // b = 4: weights ±7, s = max|w|/7; uint8 [0, 15], s = (hi − lo)/15; int8 [−8, 7]
     expect(affineParams(-1, 3, 'uint8', 4)).toEqual({ scale: Math.fround(4 / 15), zeroPoint: 4 }); // 15/4 = 3.75 → 4

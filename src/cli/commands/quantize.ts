@@ -17,7 +17,8 @@ export const quantize: Command = {
       '  DEPLOY: an ONNX graph (e.g. from fuse-onnx) or a deploy RepVGG checkpoint. Every Conv gets int8 weights\n' +
       '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
       '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
-      '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error).\n' +
+      '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error). A graph\n' +
+      '  exported with a fixed batch B runs them B at a time (their count a multiple of B).\n' +
       '  DATA: an IDX folder (as train takes): its first 256 training images (--calib-count), normalized as in training.\n' +
       '  A Relu after a Conv is folded into its output\'s zero point. The classifier (a Gemm) becomes a MatMul on\n' +
       '  int8 weights per tensor, its bias added in float (--keep-last-float: left float, as --keep-first-float the\n' +
