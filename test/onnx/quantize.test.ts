@@ -171,7 +171,7 @@ describe('quantizeOnnx', () => {
   });
 
   // The targets' fixtures: a grouped RepVGG, a MobileOne (depthwise and pointwise blocks, an SE left in
-  // float between quantized convs) and the demo's model; per channel and per tensor; uint8 and int8.
+  // float between quantized convs), the demo's model and a 1-D CNN; per channel and per tensor; uint8 and int8.
   const fixtures: [string, () => OnnxModel, number[]][] = [
     ['grouped RepVGG (groups 2 and 4)', () => {
       const train = RepVGG.fromConfig({ num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], override_groups_map: { 2: 2, 3: 4 }, num_classes: 5 }, { seed: 6 }).eval();
@@ -184,6 +184,8 @@ describe('quantizeOnnx', () => {
       for (const b of train.blocks()) for (const bn of [b.rbrDense?.bn, b.rbr1x1?.bn, b.rbrIdentity]) if (bn) { bn.runningMean.data.fill(0.05); bn.runningVar.data.fill(0.8); }
       return readOnnx(toOnnx(convert(train)));
     }, [2, 1, 28, 28]],
+    // 1-D convs, exported by PyTorch with a fixed batch of 2 (the 4 calibration sequences run 2 at a time)
+    ['a 1-D CNN from PyTorch', () => readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/sequence1d_opset17.onnx')))), [2, 3, 37]],
   ];
   for (const [name, make, shape] of fixtures) {
     it(`${name}: 0 differing codes against onnxruntime-web (per channel and per tensor, uint8 and int8; 4-bit grids on the grouped one); the fake-quantized float path within one step`, async () => {

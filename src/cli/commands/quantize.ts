@@ -18,7 +18,7 @@ export const quantize: Command = {
       '  (symmetric, per output channel unless --per-tensor), an int32 bias and uint8 (or int8) input and output\n' +
       '  tensors whose ranges come from running X (N, C, H, W; the first --calib-count images) through the float\n' +
       '  graph: min-max, each tail\'s --percentile, or mse (the clipping with the least quantization error). A graph\n' +
-      '  exported with a fixed batch B runs them B at a time (their count a multiple of B).\n' +
+      '  exported with a fixed batch B runs them B at a time (their count a multiple of B). A 1-D graph takes (N, C, L).\n' +
       '  DATA: an IDX folder (as train takes): its first 256 training images (--calib-count), normalized as in training.\n' +
       '  A Relu after a Conv is folded into its output\'s zero point. The classifier (a Gemm) becomes a MatMul on\n' +
       '  int8 weights per tensor, its bias added in float (--keep-last-float: left float, as --keep-first-float the\n' +
@@ -46,7 +46,7 @@ export const quantize: Command = {
       if (!net.deploy) throw new Error(`'${src}' is a training-time checkpoint; quantize the deploy model (repvgg convert first)`);
       model = readOnnx(toOnnx(net.eval()));
     }
-    const x = await readCalibration(a, 'quantize');
+    const x = await readCalibration(a, 'quantize', undefined, model.inputs[0]?.dims?.length === 3 ? 3 : 4);
     const { model: q, layers } = quantizeOnnx(model, x, { perChannel: a.flags.get('per-tensor') !== true, activations, method, percentile, keepFirstFloat: a.flags.get('keep-first-float') === true, keepLastFloat: a.flags.get('keep-last-float') === true, form: a.flags.get('qoperator') === true ? 'qoperator' : 'qdq', bits });
     writeFileAtomic(out, onnxProtoOf(q, 'repvgg-ts quantize').chunks());
     io.out(`${'conv'.padEnd(28)} ${'input s, zp'.padEnd(18)} ${'output range'.padEnd(20)} ${'output s, zp'.padEnd(18)} weight scales`);
