@@ -1,9 +1,10 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
 // meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the
 // modules use (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with
-// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1), BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant
-// scalar or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one
-// value: DBB's BNAndPad as exporters write it), or no stage at all (the tensor itself). A
+// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1), BatchNormalization, Identity,
+// AveragePool (the padding counted), Mul by a constant scalar or per-channel vector, and a border
+// (Pad / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters write
+// it), or no stage at all (the tensor itself). A
 // BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
 // BN, BN → Conv when the BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch
 // case. Everything else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches
@@ -320,10 +321,11 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     const w0 = init(n.inputs[1]);
     if (w0.dims.length !== (oneD ? 3 : 4)) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution among ${oneD ? '1' : '2'}-D ones; only 1-D or 2-D convolutions, one kind a block, fuse`);
     const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
-    const one = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [name === 'strides' ? v[0] : 1, v[0]]; };
-    const [sh, sw] = oneD ? one('strides', [1, 1]) : attrInts(n, 'strides') ?? [1, 1];
-    const [dh, dw] = oneD ? one('dilations', [1, 1]) : attrInts(n, 'dilations') ?? [1, 1];
-    const [pt, pl, pb, pr] = oneD ? one('pads', [0, 0, 0, 0]) : attrInts(n, 'pads') ?? [0, 0, 0, 0];
+    // a 1-D conv's [v] as the 2-D one of height 1 has it: strides [v, v], dilations [1, v], pads [0, a, 0, b]
+    const as2d = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [name === 'strides' ? v[0] : 1, v[0]]; };
+    const [sh, sw] = oneD ? as2d('strides', [1, 1]) : attrInts(n, 'strides') ?? [1, 1];
+    const [dh, dw] = oneD ? as2d('dilations', [1, 1]) : attrInts(n, 'dilations') ?? [1, 1];
+    const [pt, pl, pb, pr] = oneD ? as2d('pads', [0, 0, 0, 0]) : attrInts(n, 'pads') ?? [0, 0, 0, 0];
     if (attrString(n, 'auto_pad', 'NOTSET') !== 'NOTSET') throw new Error(`${showText(n.name)}: auto_pad is not fused (export with explicit pads)`);
     if (sh !== sw || dh !== 1 || dw !== 1 || pt !== pb || pl !== pr) throw new Error(`${showText(n.name)}: strides ${sh}×${sw}, dilations ${dh}×${dw}, pads [${pt}, ${pl}, ${pb}, ${pr}]: only square strides, no dilation and symmetric pads fuse`);
     return { n, w, stride: sh, pad: [pt, pl] as [number, number], groups: attrInt(n, 'group', 1) };
