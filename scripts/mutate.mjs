@@ -461,6 +461,7 @@ const MUTANTS = [
   ['onnx', 'Resize cubic: cubic_coeff_a ignored (always −0.75)', 'src/onnx/ops_nn.ts', "const a = attrFloat(node, 'cubic_coeff_a', -0.75),", 'const a = -0.75,', ['test/onnx/differential.test.ts']],
   ['quant', 'fixed-batch calibration keeps the first run\'s min-max only', 'src/onnx/quantize.ts', 'ranges.set(t, r === undefined ? [lo, hi] : [Math.min(r[0], lo), Math.max(r[1], hi)]);', 'ranges.set(t, r === undefined ? [lo, hi] : r);', ['test/onnx/quantize.test.ts']],
   ['quant', 'fixed-batch percentile calibration on the last run\'s values only', 'src/onnx/quantize.ts', 'else kept.set(t, [...(kept.get(t) ?? []), v.slice()]);', 'else kept.set(t, [v.slice()]);', ['test/onnx/quantize.test.ts']],
+  ['onnx', 'ConvTranspose output_shape: the odd pad at the end, as SAME_UPPER, for every mode', 'src/onnx/ops_nn.ts', "const split = (total: number): [number, number] => (auto === 'SAME_UPPER' ?", "const split = (total: number): [number, number] => (true ?", ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

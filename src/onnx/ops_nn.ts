@@ -7,6 +7,7 @@ import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, b
 import { type ConvAlgorithm, convGeometry } from '../ops/conv2d.js';
 import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
+import { showText } from '../tensor/untrusted.js';
 
 type Op = (ctx: OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheConvs?: boolean }, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
@@ -29,8 +30,8 @@ function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, gr
 }
 
 // 1-D windows (N, C, L) run as 2-D ones of height 1: the node's window attributes widened to two
-// axes (kernel_shape, strides, dilations [v] → [1, v], pads [a, b] → [0, a, 0, b], output_padding
-// [p] → [0, p]), X and W given a unit axis 2 and the outputs' taken away again. The widened node is
+// axes (kernel_shape, strides, dilations, output_shape [v] → [1, v], pads [a, b] → [0, a, 0, b],
+// output_padding [p] → [0, p]), X and W given a unit axis 2 and the outputs' taken away again. The widened node is
 // made once per node, so the prepared-conv cache (keyed by node) keeps working across runs.
 const WIDENED = new WeakMap<OnnxNode, OnnxNode>();
 function widened(node: OnnxNode): OnnxNode {
@@ -39,7 +40,7 @@ function widened(node: OnnxNode): OnnxNode {
     const attributes = new Map(node.attributes);
     for (const [name, a] of node.attributes) {
       if (a.kind !== 'ints') continue;
-      if (a.value.length === 1 && ['kernel_shape', 'strides', 'dilations', 'output_padding'].includes(name)) attributes.set(name, { kind: 'ints', value: [name === 'output_padding' ? 0 : 1, a.value[0]] });
+      if (a.value.length === 1 && ['kernel_shape', 'strides', 'dilations', 'output_padding', 'output_shape'].includes(name)) attributes.set(name, { kind: 'ints', value: [name === 'output_padding' ? 0 : 1, a.value[0]] });
       if (a.value.length === 2 && name === 'pads') attributes.set(name, { kind: 'ints', value: [0, a.value[0], 0, a.value[1]] });
     }
     WIDENED.set(node, wide = { ...node, attributes });
@@ -202,21 +203,36 @@ export const NN_OPS: Record<string, Op> = {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
-    if (node.attributes.has('output_shape')) throw nodeError(node, 'output_shape is not supported (export with explicit pads)');
-    if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') throw nodeError(node, 'auto_pad is not supported (export with explicit pads)');
     const [N, C, H, W] = x.shape, [Cw, Fg, KH, KW] = w.shape;
     const groups = attrInt(node, 'group', 1);
     if (!Number.isInteger(groups) || groups < 1) throw nodeError(node, `group must be a positive integer, got ${groups}`);
     if (Cw !== C || C % groups !== 0) throw nodeError(node, `W [${w.shape.join(', ')}] does not match ${C} input channels in ${groups} groups`);
-    // kernel (as W has it), strides, dilations and pads checked as every window op's are
-    const { kh, kw, sh, sw, dh, dw, pt, pl, pb, pr } = window2d(node, H, W, [KH, KW]);
+    // kernel (as W has it), strides, dilations and pads checked as every window op's are (auto_pad
+    // below: a transposed conv's SAME is not Conv's)
+    const auto = attrString(node, 'auto_pad', 'NOTSET'), target = attrInts(node, 'output_shape');
+    if (!['NOTSET', 'SAME_UPPER', 'SAME_LOWER', 'VALID'].includes(auto)) throw nodeError(node, `auto_pad '${showText(auto, 20)}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID`);
+    const win = window2d(auto === 'NOTSET' ? node : { ...node, attributes: new Map([...node.attributes].filter(([k]) => k !== 'auto_pad')) }, H, W, [KH, KW]);
+    const { kh, kw, sh, sw, dh, dw } = win;
+    let { pt, pl, pb, pr } = win;
     if (kh !== KH || kw !== KW) throw nodeError(node, `kernel_shape [${kh}, ${kw}] does not match W [${w.shape.join(', ')}]`);
     // PyTorch's rule: output padding below the stride or the dilation (it adds rows no input reaches otherwise)
     const [oph, opw] = attrList(node, 'output_padding', [0, 0]);
     if (!(Number.isInteger(oph) && oph >= 0 && oph < Math.max(sh, dh) && Number.isInteger(opw) && opw >= 0 && opw < Math.max(sw, dw))) {
       throw nodeError(node, `output_padding [${oph}, ${opw}] must be non-negative and smaller than the stride or the dilation on each axis (strides [${sh}, ${sw}], dilations [${dh}, ${dw}])`);
     }
-    const Ho = sh * (H - 1) + oph + (KH - 1) * dh + 1 - pt - pb, Wo = sw * (W - 1) + opw + (KW - 1) * dw + 1 - pl - pr;
+    // the unpadded output s·(n − 1) + output_padding + (k − 1)·d + 1, padded down to output_shape (its
+    // spatial dims), or with SAME to n·s; the pads then split as the specification says: the odd one
+    // at the end for SAME_UPPER, at the start otherwise
+    const full = [sh * (H - 1) + oph + (KH - 1) * dh + 1, sw * (W - 1) + opw + (KW - 1) * dw + 1];
+    if (auto === 'VALID') [pt, pl, pb, pr] = [0, 0, 0, 0];
+    const want = target !== undefined ? target.slice(-2) : auto === 'SAME_UPPER' || auto === 'SAME_LOWER' ? [H * sh, W * sw] : null;
+    if (want !== null) {
+      if (want.length !== 2 || want.some((v, i) => !Number.isInteger(v) || v < 1 || v > full[i])) throw nodeError(node, `output_shape [${want.join(', ')}] must be 2 spatial sizes from 1 to what the transposed conv reaches, [${full.join(', ')}]`);
+      const split = (total: number): [number, number] => (auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)]);
+      [pt, pb] = split(full[0] - want[0]);
+      [pl, pr] = split(full[1] - want[1]);
+    }
+    const Ho = full[0] - pt - pb, Wo = full[1] - pl - pr;
     const F = Fg * groups, Cg = C / groups;
     if (Ho < 1 || Wo < 1) throw nodeError(node, `the output would be ${Ho}×${Wo}`);
     const y = ctx.alloc([N, F, Ho, Wo], 'float');

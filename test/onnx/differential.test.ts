@@ -252,6 +252,15 @@ function generators(r: () => number): Record<string, () => Case> {
       const inits = bySizes ? [tensor('sz', [4], INT64, i64(1, C, ri(1, 10), ri(1, 10)))] : [tensor('sc', [4], FLOAT, f32(1, 1, pick([0.5, 1.5, 2, 3]), pick([0.5, 1.5, 2, 0.6, 1.7])))];
       return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13 };
     },
+    ConvTransposeShape: () => { // the output's size asked for (output_shape) or SAME (n·s): the pads derived
+      const k = [ri(1, 3), ri(1, 3)], s2 = [ri(1, 3), ri(1, 3)], C = ri(1, 2), F = ri(1, 2), hw = [ri(1, 4), ri(1, 4)];
+      const full = hw.map((n, i) => s2[i] * (n - 1) + k[i]);
+      const attrs = [intsAttr('kernel_shape', k), intsAttr('strides', s2)];
+      const how = pick(['output_shape', 'SAME_UPPER', 'SAME_LOWER', 'VALID']);
+      if (how === 'output_shape') attrs.push(intsAttr('output_shape', full.map((f) => ri(Math.max(1, f - 3), f))));
+      else if (how === 'VALID' || hw.every((n, i) => n * s2[i] <= full[i])) attrs.push(strAttr('auto_pad', how));
+      return { nodes: [{ op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs }], inits: [w('w', [C, F, ...k])], x: [1, C, ...hw] };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };

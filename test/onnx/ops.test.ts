@@ -399,6 +399,18 @@ describe('the activations, normalisations and block moves of the CNNs people shi
     expect(() => conv([1, 1, 1, 2])).toThrow(/node 'c' \(Conv\): a 1-D input \(N, C, L\) needs a 3-D weight, got \[1, 1, 1, 2\]/);
   });
 
+  it('ConvTranspose: output_shape and SAME crop the full output, the odd pad at the end for SAME_UPPER and at the start otherwise', () => {
+    // x = [1, 2] scattering [1, 10, 100] with stride 2: the full output [1, 10, 102, 20, 200], one element too many for 4
+    const x = new Tensor(Float32Array.of(1, 2), [1, 1, 1, 2]);
+    const ct = (attr: ReturnType<typeof intAttr>) => Array.from(one([{ op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], name: 't', attrs: [intsAttr('strides', [1, 2]), attr] }],
+      x, [tensor('w', [1, 1, 1, 3], FLOAT, f32(1, 10, 100))]).data);
+    expect(ct(intsAttr('output_shape', [1, 4]))).toEqual([10, 102, 20, 200]);
+    expect(ct(strAttr('auto_pad', 'SAME_LOWER'))).toEqual([10, 102, 20, 200]);
+    expect(ct(strAttr('auto_pad', 'SAME_UPPER'))).toEqual([1, 10, 102, 20]);
+    expect(ct(strAttr('auto_pad', 'VALID'))).toEqual([1, 10, 102, 20, 200]);
+    expect(() => ct(intsAttr('output_shape', [1, 6]))).toThrow(/node 't' \(ConvTranspose\): output_shape \[1, 6\] must be 2 spatial sizes from 1 to what the transposed conv reaches, \[1, 5\]/);
+  });
+
   it('Max and Min propagate NaN and broadcast any number of inputs; PRelu\'s slope must broadcast to X\'s own shape', () => {
     const x = new Tensor(Float32Array.of(1, NaN, -3), [3]);
     const inits = [tensor('a', [1], FLOAT, f32(0)), tensor('b', [2, 1], FLOAT, f32(-1, 5))];
