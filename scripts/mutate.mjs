@@ -462,6 +462,10 @@ const MUTANTS = [
   ['quant', 'fixed-batch calibration keeps the first run\'s min-max only', 'src/onnx/quantize.ts', 'ranges.set(t, r === undefined ? [lo, hi] : [Math.min(r[0], lo), Math.max(r[1], hi)]);', 'ranges.set(t, r === undefined ? [lo, hi] : r);', ['test/onnx/quantize.test.ts']],
   ['quant', 'fixed-batch percentile calibration on the last run\'s values only', 'src/onnx/quantize.ts', 'else kept.set(t, [...(kept.get(t) ?? []), v.slice()]);', 'else kept.set(t, [v.slice()]);', ['test/onnx/quantize.test.ts']],
   ['onnx', 'ConvTranspose output_shape: the odd pad at the end, as SAME_UPPER, for every mode', 'src/onnx/ops_nn.ts', "const split = (total: number): [number, number] => (auto === 'SAME_UPPER' ?", "const split = (total: number): [number, number] => (true ?", ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', '3-D plane: the height and width pads taken from the wrong places', 'src/onnx/ops_nn.ts', "value: [a.value[1], a.value[2], a.value[4], a.value[5]] });", "value: [a.value[0], a.value[1], a.value[3], a.value[4]] });", ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', '3-D conv: the depth padding ignored when picking a tap\'s slice', 'src/onnx/ops_nn.ts', "    for (let k = 0; k < KD; k++) {\n      const i = o * ax.s - ax.p0 + k * ax.d;", "    for (let k = 0; k < KD; k++) {\n      const i = o * ax.s + k * ax.d;", ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
+  ['onnx', '3-D average pool: count_include_pad ignored on the depth axis', 'src/onnx/ops_nn.ts', 'out[to + q] /= includePad ? padded : inside;', 'out[to + q] /= inside;', ['test/onnx/differential.test.ts']],
+  ['onnx', '3-D conv: a ReLU fused into it not applied', 'src/onnx/ops_nn.ts', 'out[i] = relu && v < 0 ? 0 : v;', 'out[i] = v;', ['test/onnx/run.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -319,7 +319,8 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
   const oneD = convs.length > 0 && init(convs[0].inputs[1]).dims.length === 3;
   const geometry = convs.map((n) => {
     const w0 = init(n.inputs[1]);
-    if (w0.dims.length !== (oneD ? 3 : 4)) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution among ${oneD ? '1' : '2'}-D ones; only 1-D or 2-D convolutions, one kind a block, fuse`);
+    if (w0.dims.length !== 3 && w0.dims.length !== 4) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution; only 1-D and 2-D ones fuse`);
+    if (w0.dims.length !== (oneD ? 3 : 4)) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution among ${oneD ? '1' : '2'}-D ones; one fused conv needs one kind`);
     const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
     // a 1-D conv's [v] as the 2-D one of height 1 has it: strides [v, v], dilations [1, v], pads [0, a, 0, b]
     const as2d = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [name === 'strides' ? v[0] : 1, v[0]]; };

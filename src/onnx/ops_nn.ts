@@ -3,13 +3,14 @@
 // in float32; the float64 reference in float64); the others are plain loops accumulating in float64.
 
 import type { OnnxNode } from '../io/onnx_read.js';
-import { type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, broadcastShape, broadcastStrides, input, intsOf, nodeError, normAxis, numel, toFloat } from './value.js';
-import { type ConvAlgorithm, convGeometry } from '../ops/conv2d.js';
+import { type FloatArray, type OpContext, type Value, attrFloat, attrInt, attrInts, attrString, broadcastShape, broadcastStrides, input, intsOf, nodeError, normAxis, numel, toFloat } from './value.js';
+import { type ConvAlgorithm, conv2d, convGeometry } from '../ops/conv2d.js';
 import { Conv2d } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 
-type Op = (ctx: OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheConvs?: boolean }, node: OnnxNode, xs: (Value | null)[]) => Value[];
+type Ctx = OpContext & { algorithm: ConvAlgorithm; reluAfter?: OnnxNode; cacheConvs?: boolean };
+type Op = (ctx: Ctx, node: OnnxNode, xs: (Value | null)[]) => Value[];
 
 /** Conv2d modules per node and precision, sharing the weight and bias arrays (an initializer's value is the same array every run). */
 const CONVS = new WeakMap<OnnxNode, Map<string, { conv: Conv2d; w: Value['data']; b: Value['data'] | null }>>();
@@ -59,8 +60,126 @@ export function oneD<C extends OpContext & { reluAfter?: OnnxNode }>(op: (ctx: C
   };
 }
 
+// 3-D windows (N, C, D, H, W): the depth axis is looped here and each depth slice goes through the
+// 2-D kernels on the node's height and width attributes (`plane`: the node with its 3-value lists cut
+// to their last two), so a 3-D conv runs on the same SIMD GEMM as a 2-D one.
+const PLANES = new WeakMap<OnnxNode, OnnxNode>();
+function plane(node: OnnxNode): OnnxNode {
+  let p = PLANES.get(node);
+  if (p === undefined) {
+    const attributes = new Map(node.attributes);
+    for (const [name, a] of node.attributes) {
+      if (a.kind !== 'ints') continue;
+      if (a.value.length === 3 && ['kernel_shape', 'strides', 'dilations'].includes(name)) attributes.set(name, { kind: 'ints', value: a.value.slice(1) });
+      if (a.value.length === 6 && name === 'pads') attributes.set(name, { kind: 'ints', value: [a.value[1], a.value[2], a.value[4], a.value[5]] });
+    }
+    PLANES.set(node, p = { ...node, attributes });
+  }
+  return p;
+}
+interface Axis { k: number; s: number; d: number; p0: number; p1: number }
+/** The depth axis of a 3-D window op (its first kernel, stride, dilation and pads), auto_pad resolved for depth D. */
+function depthAxis(node: OnnxNode, D: number, kernel: number | undefined): Axis {
+  const list = (name: string, n: number, dflt: number[]) => {
+    const v = attrInts(node, name) ?? dflt;
+    if (v.length !== n) throw nodeError(node, `${name} must have ${n} values for 3-D input, got [${v.join(', ')}]`);
+    return v;
+  };
+  const ks = attrInts(node, 'kernel_shape');
+  if (ks === undefined && kernel === undefined) throw nodeError(node, 'kernel_shape is required');
+  const k = ks === undefined ? kernel! : list('kernel_shape', 3, [])[0], s = list('strides', 3, [1, 1, 1])[0], d = list('dilations', 3, [1, 1, 1])[0];
+  let [p0, , , p1] = list('pads', 6, [0, 0, 0, 0, 0, 0]);
+  const auto = attrString(node, 'auto_pad', 'NOTSET');
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') { // as window2d: out = ⌈D / s⌉
+    const total = Math.max(0, (Math.ceil(D / s) - 1) * s + (k - 1) * d + 1 - D);
+    [p0, p1] = auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+  } else if (auto === 'VALID') [p0, p1] = [0, 0];
+  if (![k, s, d].every((v) => Number.isInteger(v) && v >= 1) || ![p0, p1].every((v) => Number.isInteger(v) && v >= 0)) throw nodeError(node, 'kernel, strides, dilations and pads must be positive (pads non-negative) integers');
+  return { k, s, d, p0, p1 };
+}
+/** x[:, :, i] of a 5-D value as a 4-D one (N, C, H, W). */
+function depthSlice(ctx: OpContext, x: Value, i: number): Value {
+  const [N, C, D, H, W] = x.shape, P = H * W, out = ctx.alloc([N, C, H, W], 'float');
+  for (let nc = 0; nc < N * C; nc++) out.set(x.data.subarray((nc * D + i) * P, (nc * D + i + 1) * P), nc * P);
+  return { dtype: x.dtype, shape: [N, C, H, W], data: out };
+}
+
+// y[:, :, o] = b + Σₖ conv2d(x[:, :, o·s − p + k·d], W[:, :, k]) over the depth taps inside the input
+// (the depth padding adds nothing), summed in float64 and rounded once
+function conv3d(ctx: Ctx, node: OnnxNode, x: Value, w: Value, b: Value | null): Value {
+  if (w.shape.length !== 5) throw nodeError(node, `a 3-D input needs a 5-D weight, got [${w.shape.join(', ')}]`);
+  const [N, , D, H, W] = x.shape, [F, Cg, KD, KH, KW] = w.shape;
+  const ax = depthAxis(node, D, KD);
+  if (ax.k !== KD) throw nodeError(node, `kernel_shape's depth ${ax.k} does not match W [${w.shape.join(', ')}]`);
+  const win = window2d(plane(node), H, W, [KH, KW]);
+  const Do = Math.floor((D + ax.p0 + ax.p1 - ((KD - 1) * ax.d + 1)) / ax.s) + 1;
+  if (Do < 1) throw nodeError(node, `input depth ${D} (padded ${D + ax.p0 + ax.p1}) is smaller than the kernel's ${(KD - 1) * ax.d + 1}`);
+  const opts = { stride: [win.sh, win.sw] as [number, number], dilation: [win.dh, win.dw] as [number, number], padding: [[win.pt, win.pb], [win.pl, win.pr]] as [[number, number], [number, number]], groups: attrInt(node, 'group', 1), algorithm: ctx.algorithm };
+  // W[:, :, k] as (F, C/g, kH, kW) tensors
+  const taps = Array.from({ length: KD }, (_, k) => {
+    const t = ctx.alloc([F, Cg, KH, KW], 'float');
+    for (let fc = 0; fc < F * Cg; fc++) t.set(w.data.subarray((fc * KD + k) * KH * KW, (fc * KD + k + 1) * KH * KW), fc * KH * KW);
+    return new Tensor(t, [F, Cg, KH, KW]);
+  });
+  let Ho: number, Wo: number;
+  try { ({ Ho, Wo } = convGeometry([N, x.shape[1], H, W], [F, Cg, KH, KW], opts)); } catch (e) { throw nodeError(node, (e as Error).message); }
+  const acc = ctx.alloc([N, F, Do, Ho, Wo], 'int'), P = Ho * Wo; // a float64 accumulator ('int' values are float64); a depth in the padding keeps 0
+  for (let o = 0; o < Do; o++) {
+    for (let k = 0; k < KD; k++) {
+      const i = o * ax.s - ax.p0 + k * ax.d;
+      if (i < 0 || i >= D) continue;
+      const xs = depthSlice(ctx, x, i);
+      const y = conv2d(new Tensor(xs.data, xs.shape), taps[k], null, opts);
+      for (let nf = 0; nf < N * F; nf++) for (let q = 0, to = (nf * Do + o) * P, from = nf * P; q < P; q++) acc[to + q] += y.data[from + q];
+    }
+  }
+  const out = ctx.alloc([N, F, Do, Ho, Wo], 'float'), per = Do * Ho * Wo, relu = ctx.reluAfter === node; // a ReLU that alone reads y, in this pass
+  for (let i = 0; i < out.length; i++) {
+    const v = acc[i] + (b === null ? 0 : b.data[Math.floor(i / per) % F]);
+    out[i] = relu && v < 0 ? 0 : v;
+  }
+  return { dtype: ctx.float, shape: [N, F, Do, Ho, Wo], data: out };
+}
+
+// Max and average pooling of (N, C, D, H, W): the 2-D pool of each depth slice, then over the depth
+// window: the max of those maxima, or the mean of those means divided by the depth taps counted
+// (inside the input, or with count_include_pad inside the padded input): a box window's count is the
+// product of its axes' counts, so Σ_d sum_hw / (count_d·count_hw) = Σ_d mean_hw / count_d
+function pool3d(ctx: Ctx, node: OnnxNode, x: Value, kind: 'max' | 'avg', pool2d: Op): Value {
+  const [N, C, D] = x.shape;
+  const ax = depthAxis(node, D, undefined);
+  const ceil = attrInt(node, 'ceil_mode', 0) === 1, includePad = attrInt(node, 'count_include_pad', 0) === 1;
+  const extent = (ax.k - 1) * ax.d + 1;
+  if (Math.max(ax.p0, ax.p1) >= extent) throw nodeError(node, `depth pads [${ax.p0}, ${ax.p1}] must be smaller than the depth window ${extent}`);
+  const Do = pooledLength(D, ax.k, ax.s, ax.d, ax.p0, ax.p1, ceil);
+  if (Do < 1) throw nodeError(node, `input depth ${D} (padded ${D + ax.p0 + ax.p1}) is smaller than the depth window ${extent}`);
+  const slices = new Map<number, Value>(); // each input depth's 2-D pool, made once
+  const slice = (i: number) => { let v = slices.get(i); if (v === undefined) slices.set(i, v = pool2d(ctx, plane(node), [depthSlice(ctx, x, i)])[0]); return v; };
+  let out: FloatArray | null = null, P = 0, shape: number[] = [];
+  for (let o = 0; o < Do; o++) {
+    let inside = 0, padded = 0;
+    for (let k = 0; k < ax.k; k++) {
+      const i = o * ax.s - ax.p0 + k * ax.d;
+      if (i >= D + ax.p1) break;
+      padded++;
+      if (i < 0 || i >= D) continue;
+      const y = slice(i);
+      if (out === null) { P = y.shape[2] * y.shape[3]; shape = [N, C, Do, y.shape[2], y.shape[3]]; out = ctx.alloc(shape, 'float').fill(kind === 'max' ? -Infinity : 0); }
+      for (let nc = 0; nc < N * C; nc++) for (let q = 0, to = (nc * Do + o) * P, from = nc * P; q < P; q++) {
+        const v = y.data[from + q];
+        if (kind === 'avg') out[to + q] += v;
+        else if (v > out[to + q] || Number.isNaN(v)) out[to + q] = Number.isNaN(out[to + q]) ? out[to + q] : v; // NaN propagates
+      }
+      inside++;
+    }
+    if (kind === 'avg' && out !== null) for (let nc = 0; nc < N * C; nc++) for (let q = 0, to = (nc * Do + o) * P; q < P; q++) out[to + q] /= includePad ? padded : inside;
+  }
+  if (out === null) throw nodeError(node, 'every output depth lies in the padding');
+  return { dtype: ctx.float, shape, data: out };
+}
+
 export const expect4d = (node: OnnxNode, v: Value, what: string): void => {
-  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (1-D inputs (N, C, L) run too; 3-D convolutions and pooling are not supported)`);
+  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (1-D (N, C, L) runs too, and 3-D (N, C, D, H, W) in Conv, MaxPool and AveragePool)`);
 };
 
 export interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
@@ -104,8 +223,9 @@ function pooledLength(n: number, k: number, s: number, d: number, p0: number, p1
 
 /** Max or average over each window; windows are clipped to the padded input, and padding never wins a max. */
 function pool(kind: 'max' | 'avg'): Op {
-  return (ctx, node, xs) => {
+  const self: Op = (ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'X'));
+    if (x.shape.length === 5) return [pool3d(ctx, node, x, kind, self)];
     expect4d(node, x, 'X');
     const [N, C, H, W] = x.shape;
     const w = window2d(node, H, W, undefined);
@@ -142,6 +262,7 @@ function pool(kind: 'max' | 'avg'): Op {
     }
     return [{ dtype: ctx.float, shape: [N, C, Ho, Wo], data: y }];
   };
+  return self;
 }
 
 /** Mean (or max) over every spatial position, keeping the axes as size 1. */
@@ -178,9 +299,10 @@ export const NN_OPS: Record<string, Op> = {
   // (the same bits as a separate ReLU).
   Conv: oneD((ctx, node, xs) => {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
+    const b = xs[2] ? toFloat(ctx, xs[2]) : null;
+    if (x.shape.length === 5) return [conv3d(ctx, node, x, w, b)];
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
-    const b = xs[2] ? toFloat(ctx, xs[2]) : null;
     const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
     if (win.kh !== w.shape[2] || win.kw !== w.shape[3]) throw nodeError(node, `kernel_shape [${win.kh}, ${win.kw}] does not match W [${w.shape.join(', ')}]`);
     const groups = attrInt(node, 'group', 1);

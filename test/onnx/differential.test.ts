@@ -261,6 +261,21 @@ function generators(r: () => number): Record<string, () => Case> {
       else if (how === 'VALID' || hw.every((n, i) => n * s2[i] <= full[i])) attrs.push(strAttr('auto_pad', how));
       return { nodes: [{ op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['y'], attrs }], inits: [w('w', [C, F, ...k])], x: [1, C, ...hw] };
     },
+    Window3d: () => { // (N, C, D, H, W): Conv, MaxPool, AveragePool with three-value attributes
+      const op = pick(['Conv', 'MaxPool', 'AveragePool']), k = [ri(1, 3), ri(1, 3), ri(1, 3)], st = [ri(1, 2), ri(1, 2), ri(1, 2)];
+      const d = op === 'AveragePool' ? [1, 1, 1] : [ri(1, 2), 1, ri(1, 2)];
+      const attrs = [intsAttr('kernel_shape', k), intsAttr('strides', st)];
+      if (d.some((v) => v > 1)) attrs.push(intsAttr('dilations', d));
+      const pads = [0, 1, 2, 0, 1, 2].map((i) => ri(0, op === 'Conv' ? 1 : k[i] - 1));
+      if (op === 'Conv' && d.every((v) => v === 1) && st.every((v, i) => v <= k[i]) && r() < 0.3) attrs.push(strAttr('auto_pad', pick(['SAME_UPPER', 'SAME_LOWER'])));
+      else attrs.push(intsAttr('pads', pads));
+      if (op !== 'Conv' && r() < 0.4) attrs.push(intAttr('ceil_mode', 1));
+      if (op === 'AveragePool' && r() < 0.5) attrs.push(intAttr('count_include_pad', 1));
+      const g = op === 'Conv' ? ri(1, 2) : 1, C = g * ri(1, 2), x = [ri(1, 2), C, ...k.map((kk, i) => (kk - 1) * d[i] + 1 + ri(0, 3))];
+      if (op !== 'Conv') return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }], inits: [], x };
+      const F = g * ri(1, 2);
+      return { nodes: [{ op, inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: [...attrs, intAttr('group', g)] }], inits: [w('w', [F, C / g, ...k]), w('b', [F])], x };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };

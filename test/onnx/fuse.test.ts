@@ -43,6 +43,8 @@ describe('fuseOnnx on PyTorch exports', () => {
     modern: { fused: 2, conv: 9 },
     // a 1-D RepVGG-style block (k3 | k1 | identity BN) fuses as 2-D of height 1, written back as one 1-D conv
     sequence1d: { fused: 1, conv: 3 },
+    // a 3-D CNN: its residual add is across a ReLU; nothing fuses, and the graph runs (depth slices through the 2-D kernels)
+    volume3d: { fused: 0, conv: 3 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
