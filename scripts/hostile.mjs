@@ -131,6 +131,7 @@ const onnxModel = (nodes, inits = [], out = nodes.at(-1)[2][0], attr = null, ops
 };
 const onnxX = f('onnx_x.npy', npy([1, 2]));
 const onnxX4 = f('onnx_x4.npy', npy([1, 2, 3, 3]));
+const onnxX5 = f('onnx_x5.npy', npy([1, 2, 2, 3, 3]));
 const onnxGood = readFileSync(join(root, 'fixtures', 'onnx', 'resnet_basic_opset17.onnx'));
 const deepAttr = (() => { // 10^5 nested messages as the attribute's subgraph, built in one pass from the lengths
   const depth = 100_000, leaf = enc.encode('leaf');
@@ -345,6 +346,8 @@ const CASES = [
   ['onnx: SpaceToDepth blocksize 0', () => run('run', f('s2d.onnx', onnxModel([['SpaceToDepth', ['x'], ['y']]], [], 'y', PM().string(1, 'blocksize').varint(3, 0).varint(20, 2), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o26.npy'))],
   ['onnx: LayerNormalization axis 7 of a rank-4 input', () => run('run', f('ln.onnx', onnxModel([['LayerNormalization', ['x', 's'], ['y']]], [onnxTensor('s', [3], new Uint8Array(12))], 'y', PM().string(1, 'axis').varint(3, 7).varint(20, 2), 17, [1, 2, 3, 3])), '--input', onnxX4, '--out', join(d, 'o27.npy'))],
   ['onnx: Tile by 10^9 × 10^9 (refused from its estimate)', () => run('run', f('tile.onnx', onnxModel([['Tile', ['x', 'r'], ['y']]], [onnxTensor('r', [2], new Uint8Array(new BigInt64Array([1000000000n, 1000000000n]).buffer), 7)])), '--input', onnxX, '--out', join(d, 'o29.npy'))],
+  ['onnx: a 3-D Conv whose kernel is deeper than the padded input', () => run('run', f('c3d.onnx', onnxModel([['Conv', ['x', 'w'], ['y']]], [onnxTensor('w', [1, 2, 5, 1, 1], new Uint8Array(40))], 'y', null, 17, [1, 2, 2, 3, 3])), '--input', onnxX5, '--out', join(d, 'o30.npy'))],
+  ['onnx: a 3-D MaxPool with 2-value pads', () => run('run', f('p3d.onnx', onnxModel([['MaxPool', ['x'], ['y']]], [], 'y', [PM().string(1, 'kernel_shape').varint(8, 2).varint(8, 2).varint(8, 2).varint(20, 7), PM().string(1, 'pads').varint(8, 1).varint(8, 1).varint(20, 7)], 17, [1, 2, 2, 3, 3])), '--input', onnxX5, '--out', join(d, 'o31.npy'))],
   ['onnx: ReduceSum axes as an attribute at opset 13', () => run('run', f('rsum.onnx', onnxModel([['ReduceSum', ['x'], ['y']]], [], 'y', PM().string(1, 'axes').varint(8, 1).varint(20, 7), 13)), '--input', onnxX, '--out', join(d, 'o28.npy'))],
   ['fuse-onnx OUT = IN', unchanged(join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), () => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx'), join(root, 'fixtures', 'onnx', 'acb_block_opset17.onnx')))],
   // the quantized ops (exact integer reference)
