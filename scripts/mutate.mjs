@@ -466,6 +466,7 @@ const MUTANTS = [
   ['onnx', '3-D conv: the depth padding ignored when picking a tap\'s slice', 'src/onnx/ops_nn.ts', "    for (let k = 0; k < KD; k++) {\n      const i = o * ax.s - ax.p0 + k * ax.d;", "    for (let k = 0; k < KD; k++) {\n      const i = o * ax.s + k * ax.d;", ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', '3-D average pool: count_include_pad ignored on the depth axis', 'src/onnx/ops_nn.ts', 'out[to + q] /= includePad ? padded : inside;', 'out[to + q] /= inside;', ['test/onnx/differential.test.ts']],
   ['onnx', '3-D conv: a ReLU fused into it not applied', 'src/onnx/ops_nn.ts', 'out[i] = relu && v < 0 ? 0 : v;', 'out[i] = v;', ['test/onnx/run.test.ts']],
+  ['onnx', '3-D ConvTranspose: the depth padding added instead of cropped', 'src/onnx/ops_nn.ts', 'const o = i * ax.s - p0 + k * ax.d;', 'const o = i * ax.s + p0 + k * ax.d;', ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -70,7 +70,7 @@ function plane(node: OnnxNode): OnnxNode {
     const attributes = new Map(node.attributes);
     for (const [name, a] of node.attributes) {
       if (a.kind !== 'ints') continue;
-      if (a.value.length === 3 && ['kernel_shape', 'strides', 'dilations'].includes(name)) attributes.set(name, { kind: 'ints', value: a.value.slice(1) });
+      if (a.value.length === 3 && ['kernel_shape', 'strides', 'dilations', 'output_padding', 'output_shape'].includes(name)) attributes.set(name, { kind: 'ints', value: a.value.slice(1) });
       if (a.value.length === 6 && name === 'pads') attributes.set(name, { kind: 'ints', value: [a.value[1], a.value[2], a.value[4], a.value[5]] });
     }
     PLANES.set(node, p = { ...node, attributes });
@@ -141,6 +141,52 @@ function conv3d(ctx: Ctx, node: OnnxNode, x: Value, w: Value, b: Value | null): 
   return { dtype: ctx.float, shape: [N, F, Do, Ho, Wo], data: out };
 }
 
+// The adjoint of conv3d: each input depth i scatters through depth tap k to output depth
+// i·s − p₀ + k·d, as the 2-D transposed conv of its slice with W[:, :, k] (no bias; added once at the
+// end), summed in float64. The depth's output size as for 2-D: s·(D − 1) + output_padding + (k − 1)·d + 1
+// less the pads, or output_shape / SAME (D·s) with the pads split as the specification says.
+function convTranspose3d(ctx: Ctx, node: OnnxNode, x: Value, w: Value, b: Value | null, convTranspose2d: Op): Value {
+  if (w.shape.length !== 5) throw nodeError(node, `a 3-D input needs a 5-D weight, got [${w.shape.join(', ')}]`);
+  const [N, , D] = x.shape, [Cw, Fg, KD, KH, KW] = w.shape;
+  const auto = attrString(node, 'auto_pad', 'NOTSET');
+  const ax = depthAxis(auto === 'NOTSET' || auto === 'VALID' ? node : { ...node, attributes: new Map([...node.attributes].filter(([k]) => k !== 'auto_pad')) }, D, KD);
+  if (ax.k !== KD) throw nodeError(node, `kernel_shape's depth ${ax.k} does not match W [${w.shape.join(', ')}]`);
+  const op = (attrInts(node, 'output_padding') ?? [0, 0, 0])[0], target = attrInts(node, 'output_shape');
+  if (!(Number.isInteger(op) && op >= 0 && op < Math.max(ax.s, ax.d))) throw nodeError(node, `output_padding's depth ${op} must be non-negative and smaller than the depth stride or dilation`);
+  const full = ax.s * (D - 1) + op + (KD - 1) * ax.d + 1;
+  let [p0, p1] = [ax.p0, ax.p1];
+  const want = target !== undefined ? target.at(-3) : auto === 'SAME_UPPER' || auto === 'SAME_LOWER' ? D * ax.s : undefined;
+  if (want !== undefined) {
+    if (!(Number.isInteger(want) && want >= 1 && want <= full)) throw nodeError(node, `output depth ${want} must be from 1 to what the transposed conv reaches, ${full}`);
+    const total = full - want;
+    [p0, p1] = auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+  }
+  const Do = full - p0 - p1;
+  if (Do < 1) throw nodeError(node, `the output depth would be ${Do}`);
+  const flat = plane(node);
+  const tapOf = (k: number): Value => { // W[:, :, k] as (C, F/g, kH, kW)
+    const t = ctx.alloc([Cw, Fg, KH, KW], 'float');
+    for (let cf = 0; cf < Cw * Fg; cf++) t.set(w.data.subarray((cf * KD + k) * KH * KW, (cf * KD + k + 1) * KH * KW), cf * KH * KW);
+    return { dtype: w.dtype, shape: [Cw, Fg, KH, KW], data: t };
+  };
+  // the plane's output size from one 2-D call (the 2-D op resolves its pads, output_shape and SAME)
+  const first = convTranspose2d(ctx, flat, [depthSlice(ctx, x, 0), tapOf(0)])[0];
+  const [, F, Ho, Wo] = first.shape, P = Ho * Wo, shape = [N, F, Do, Ho, Wo];
+  const acc = ctx.alloc(shape, 'int'); // float64; an output depth no input reaches keeps 0 (then the bias)
+  for (let k = 0; k < KD; k++) {
+    const tap = tapOf(k);
+    for (let i = 0; i < D; i++) {
+      const o = i * ax.s - p0 + k * ax.d;
+      if (o < 0 || o >= Do) continue;
+      const y = k === 0 && i === 0 ? first : convTranspose2d(ctx, flat, [depthSlice(ctx, x, i), tap])[0];
+      for (let nf = 0; nf < N * F; nf++) for (let q = 0, to = (nf * Do + o) * P, from = nf * P; q < P; q++) acc[to + q] += y.data[from + q];
+    }
+  }
+  const out = ctx.alloc(shape, 'float'), per = Do * P;
+  for (let i = 0; i < out.length; i++) out[i] = acc[i] + (b === null ? 0 : b.data[Math.floor(i / per) % F]);
+  return { dtype: ctx.float, shape, data: out };
+}
+
 // Max and average pooling of (N, C, D, H, W): the 2-D pool of each depth slice, then over the depth
 // window: the max of those maxima, or the mean of those means divided by the depth taps counted
 // (inside the input, or with count_include_pad inside the padded input): a box window's count is the
@@ -179,7 +225,7 @@ function pool3d(ctx: Ctx, node: OnnxNode, x: Value, kind: 'max' | 'avg', pool2d:
 }
 
 export const expect4d = (node: OnnxNode, v: Value, what: string): void => {
-  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (1-D (N, C, L) runs too, and 3-D (N, C, D, H, W) in Conv, MaxPool and AveragePool)`);
+  if (v.shape.length !== 4) throw nodeError(node, `${what} must be 4-D (N, C, H, W); got shape [${v.shape.join(', ')}] (1-D (N, C, L) runs too, and 3-D (N, C, D, H, W) in Conv, ConvTranspose, MaxPool and AveragePool)`);
 };
 
 export interface Window { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pt: number; pl: number; pb: number; pr: number }
@@ -321,8 +367,9 @@ export const NN_OPS: Record<string, Op> = {
 
   // y = s·(H−1) + output_padding + (k−1)·d + 1 − pads; each input element scatters its kernel-weighted
   // values into the output (the adjoint of Conv), accumulated in float64
-  ConvTranspose: oneD((ctx, node, xs) => {
+  ConvTranspose: oneD(function convTranspose(ctx, node, xs): Value[] {
     const x = toFloat(ctx, input(node, xs, 0, 'X')), w = toFloat(ctx, input(node, xs, 1, 'W'));
+    if (x.shape.length === 5) return [convTranspose3d(ctx, node, x, w, xs[2] ? toFloat(ctx, xs[2]) : null, convTranspose)];
     expect4d(node, x, 'X');
     expect4d(node, w, 'W');
     const [N, C, H, W] = x.shape, [Cw, Fg, KH, KW] = w.shape;

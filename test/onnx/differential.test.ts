@@ -276,6 +276,18 @@ function generators(r: () => number): Record<string, () => Case> {
       const F = g * ri(1, 2);
       return { nodes: [{ op, inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: [...attrs, intAttr('group', g)] }], inits: [w('w', [F, C / g, ...k]), w('b', [F])], x };
     },
+    ConvTranspose3d: () => { // (N, C, D, H, W): pads, output_padding, output_shape or SAME on three axes
+      const k = [ri(1, 3), ri(1, 2), ri(1, 3)], st = [ri(1, 3), ri(1, 2), ri(1, 2)], g = ri(1, 2), C = g * ri(1, 2), F = g * ri(1, 2), dhw = [ri(1, 3), ri(1, 3), ri(1, 3)];
+      const attrs = [intsAttr('kernel_shape', k), intsAttr('strides', st), intAttr('group', g)];
+      const full = dhw.map((n, i) => st[i] * (n - 1) + k[i]);
+      const how = pick(['pads', 'output_shape', 'SAME']);
+      if (how === 'pads') {
+        attrs.push(intsAttr('pads', [0, 1, 2, 0, 1, 2].map((i, j) => (j < 3 ? ri(0, k[i] - 1) : 0))));
+        if (r() < 0.5) attrs.push(intsAttr('output_padding', st.map((v) => ri(0, v - 1))));
+      } else if (how === 'output_shape') attrs.push(intsAttr('output_shape', full.map((f) => ri(Math.max(1, f - 2), f))));
+      else if (dhw.every((n, i) => n * st[i] <= full[i])) attrs.push(strAttr('auto_pad', pick(['SAME_UPPER', 'SAME_LOWER'])));
+      return { nodes: [{ op: 'ConvTranspose', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs }], inits: [w('w', [C, F / g, ...k]), w('b', [F])], x: [1, C, ...dhw] };
+    },
     DepthSpace: () => {
       const b = ri(1, 3), N = ri(1, 2);
       if (r() < 0.5) return { nodes: [{ op: 'DepthToSpace', inputs: ['x'], outputs: ['y'], attrs: [intAttr('blocksize', b), strAttr('mode', pick(['DCR', 'CRD']))] }], inits: [], x: [N, b * b * ri(1, 2), ri(1, 3), ri(1, 3)] };
