@@ -29,7 +29,7 @@ import { FLOAT, INT64, INT8, type NodeSpec, UINT8, f32, floatAttr, i64, intAttr,
 ort.env.wasm.numThreads = 1;
 
 type Init = ReturnType<typeof tensor>;
-interface Case { nodes: NodeSpec[]; inits: Init[]; x: number[]; opset?: number; exact?: boolean; scale?: number; outType?: number }
+interface Case { nodes: NodeSpec[]; inits: Init[]; x: number[]; opset?: number; exact?: boolean; scale?: number; outType?: number; looser?: number }
 
 function generators(r: () => number): Record<string, () => Case> {
   const ri = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
@@ -185,15 +185,19 @@ function generators(r: () => number): Record<string, () => Case> {
       if (!asInput) return { nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs: [intsAttr('axes', axes), intAttr('keepdims', keep)] }], inits: [], x, opset };
       return { nodes: [{ op, inputs: ['x', 'axes'], outputs: ['y'], attrs: [intAttr('keepdims', keep)] }], inits: [tensor('axes', [axes.length], INT64, i64(...axes))], x, opset };
     },
+    // ε of 0.1 or 0.5: onnxruntime's float32 variance is off by ~u·E[x²] ≤ 2.4e-7 (E[x²] − μ², which
+    // cancels: 3e-6 relative on two values 1/64 apart at the default ε of 10⁻⁵, measured), and against
+    // σ² + ε ≥ 0.1 that moves y by ≤ 1.2e-6·|y|, inside the bound. The default ε runs against PyTorch
+    // in the fixtures (run.test.ts), whose values are not that close.
     Normalization: () => {
       if (r() < 0.4) {
         const C = ri(1, 3);
-        return { nodes: [{ op: 'InstanceNormalization', inputs: ['x', 's', 'b'], outputs: ['y'], attrs: r() < 0.5 ? [floatAttr('epsilon', 0.01)] : [] }], inits: [w('s', [C]), w('b', [C])], x: [ri(1, 2), C, ri(1, 4), ri(1, 4)] };
+        return { nodes: [{ op: 'InstanceNormalization', inputs: ['x', 's', 'b'], outputs: ['y'], attrs: [floatAttr('epsilon', pick([0.1, 0.5]))] }], inits: [w('s', [C]), w('b', [C])], x: [ri(1, 2), C, ri(1, 4), ri(1, 4)] };
       }
       const x = [ri(1, 2), ri(1, 3), ri(1, 4)], axis = ri(-3, 2), inner = x.slice((axis + 3) % 3);
       const within = () => inner.map((d) => pick([d, 1])).slice(ri(0, inner.length - 1));
       const bias = r() < 0.7;
-      return { nodes: [{ op: 'LayerNormalization', inputs: bias ? ['x', 's', 'b'] : ['x', 's'], outputs: ['y'], attrs: [intAttr('axis', axis), ...(r() < 0.5 ? [floatAttr('epsilon', 0.01)] : [])] }],
+      return { nodes: [{ op: 'LayerNormalization', inputs: bias ? ['x', 's', 'b'] : ['x', 's'], outputs: ['y'], attrs: [intAttr('axis', axis), floatAttr('epsilon', pick([0.1, 0.5]))] }],
         inits: [w('s', within()), ...(bias ? [w('b', within())] : [])], x };
     },
     Classic: () => {
@@ -244,13 +248,16 @@ function generators(r: () => number): Record<string, () => Case> {
       return { nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['i'], attrs: [intAttr('to', INT64)] }, { op: 'Mod', inputs: ['i', 'b'], outputs: ['m'] }, toFloat('m')],
         inits: [tensor('b', b, INT64, i64(...divisor.map((v) => (Math.trunc(v * 4) || 3))))], x, scale: 8, exact: true };
     },
-    ResizeCubic: () => { // Keys' cubic with PyTorch's a = −0.75 or TensorFlow's −0.5, edge taps clamped or excluded
+    // Keys' cubic with PyTorch's a = −0.75 or TensorFlow's −0.5, edge taps clamped or excluded. Bound 4×
+    // the others': onnxruntime's float32 coordinate (≤ 16, ~1e-6 off) moves each weight by |k′|·δ ≤ 2e-6
+    // (|k′| ≤ 2), over 4 taps an axis of |x| ≤ 2 and both axes: ≤ 2⁻¹⁶·max(1, |ref|)
+    ResizeCubic: () => {
       const attrs = [strAttr('mode', 'cubic'), strAttr('coordinate_transformation_mode', pick(['half_pixel', 'asymmetric', 'align_corners', 'pytorch_half_pixel']))];
       if (r() < 0.5) attrs.push(floatAttr('cubic_coeff_a', pick([-0.75, -0.5])));
       if (r() < 0.4) attrs.push(intAttr('exclude_outside', 1));
       const C = ri(1, 2), bySizes = r() < 0.5;
       const inits = bySizes ? [tensor('sz', [4], INT64, i64(1, C, ri(1, 10), ri(1, 10)))] : [tensor('sc', [4], FLOAT, f32(1, 1, pick([0.5, 1.5, 2, 3]), pick([0.5, 1.5, 2, 0.6, 1.7])))];
-      return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13 };
+      return { nodes: [{ op: 'Resize', inputs: bySizes ? ['x', '', '', 'sz'] : ['x', '', 'sc'], outputs: ['y'], attrs }], inits, x: [1, C, ri(1, 6), ri(1, 6)], opset: 13, looser: 4 };
     },
     ConvTransposeShape: () => { // the output's size asked for (output_shape) or SAME (n·s): the pads derived
       const k = [ri(1, 3), ri(1, 3)], s2 = [ri(1, 3), ri(1, 3)], C = ri(1, 2), F = ri(1, 2), hw = [ri(1, 4), ri(1, 4)];
@@ -332,7 +339,7 @@ describe('runOnnx against onnxruntime-web on random single-op graphs', () => {
           const ref = Array.from(b.data as ArrayLike<number | bigint>, Number);
           let big = 1;
           for (const v of ref) if (Number.isFinite(v)) big = Math.max(big, Math.abs(v));
-          const tol = c.exact ? 0 : 2 ** -18 * big;
+          const tol = c.exact ? 0 : 2 ** -18 * (c.looser ?? 1) * big;
           for (let i = 0; i < ref.length; i++) {
             const p = a.data[i], q = ref[i];
             if (!(p === q || (Number.isNaN(p) && Number.isNaN(q)) || Math.abs(p - q) <= tol)) throw new Error(`${where}: element ${i} is ${p}, onnxruntime-web gives ${q} (bound ${tol})`);
