@@ -30,24 +30,29 @@ function preparedConv(node: OnnxNode, w: Value, b: Value | null, win: Window, gr
   return conv;
 }
 
-// 1-D windows (N, C, L) run as 2-D ones of height 1: the node's window attributes widened to two
-// axes (kernel_shape, strides, dilations, output_shape [v] → [1, v], pads [a, b] → [0, a, 0, b],
-// output_padding [p] → [0, p]), X and W given a unit axis 2 and the outputs' taken away again. The widened node is
-// made once per node, so the prepared-conv cache (keyed by node) keeps working across runs.
-const WIDENED = new WeakMap<OnnxNode, OnnxNode>();
-function widened(node: OnnxNode): OnnxNode {
-  let wide = WIDENED.get(node);
-  if (wide === undefined) {
+// A node whose window lists are rewritten for the 2-D ops, made once per node (so the prepared-conv
+// cache, keyed by node, keeps working across runs): `list` rewrites kernel_shape, strides, dilations,
+// output_padding and output_shape, `pads` the pads; each returns undefined to keep a list as it is.
+const WINDOW_LISTS = ['kernel_shape', 'strides', 'dilations', 'output_padding', 'output_shape'];
+function rewritten(cache: WeakMap<OnnxNode, OnnxNode>, node: OnnxNode, list: (name: string, v: number[]) => number[] | undefined, pads: (v: number[]) => number[] | undefined): OnnxNode {
+  let out = cache.get(node);
+  if (out === undefined) {
     const attributes = new Map(node.attributes);
     for (const [name, a] of node.attributes) {
       if (a.kind !== 'ints') continue;
-      if (a.value.length === 1 && ['kernel_shape', 'strides', 'dilations', 'output_padding', 'output_shape'].includes(name)) attributes.set(name, { kind: 'ints', value: [name === 'output_padding' ? 0 : 1, a.value[0]] });
-      if (a.value.length === 2 && name === 'pads') attributes.set(name, { kind: 'ints', value: [0, a.value[0], 0, a.value[1]] });
+      const v = name === 'pads' ? pads(a.value) : WINDOW_LISTS.includes(name) ? list(name, a.value) : undefined;
+      if (v !== undefined) attributes.set(name, { kind: 'ints', value: v });
     }
-    WIDENED.set(node, wide = { ...node, attributes });
+    cache.set(node, out = { ...node, attributes });
   }
-  return wide;
+  return out;
 }
+
+// 1-D windows (N, C, L) run as 2-D ones of height 1: the window lists widened to two axes ([v] →
+// [1, v], output_padding [p] → [0, p], pads [a, b] → [0, a, 0, b]), X and W given a unit axis 2 and
+// the outputs' taken away again.
+const WIDENED = new WeakMap<OnnxNode, OnnxNode>();
+const widened = (node: OnnxNode) => rewritten(WIDENED, node, (name, v) => (v.length === 1 ? [name === 'output_padding' ? 0 : 1, v[0]] : undefined), (v) => (v.length === 2 ? [0, v[0], 0, v[1]] : undefined));
 /** `op` for 1-D input too: a 3-D X (and the weights at `weights`) through the 2-D op with a unit height. */
 export function oneD<C extends OpContext & { reluAfter?: OnnxNode }>(op: (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[], weights: number[]): (ctx: C, node: OnnxNode, xs: (Value | null)[]) => Value[] {
   return (ctx, node, xs) => {
@@ -62,21 +67,10 @@ export function oneD<C extends OpContext & { reluAfter?: OnnxNode }>(op: (ctx: C
 
 // 3-D windows (N, C, D, H, W): the depth axis is looped here and each depth slice goes through the
 // 2-D kernels on the node's height and width attributes (`plane`: the node with its 3-value lists cut
-// to their last two), so a 3-D conv runs on the same SIMD GEMM as a 2-D one.
+// to their last two, pads [d₀, h₀, w₀, d₁, h₁, w₁] to [h₀, w₀, h₁, w₁]), so a 3-D conv runs on the
+// same SIMD GEMM as a 2-D one.
 const PLANES = new WeakMap<OnnxNode, OnnxNode>();
-function plane(node: OnnxNode): OnnxNode {
-  let p = PLANES.get(node);
-  if (p === undefined) {
-    const attributes = new Map(node.attributes);
-    for (const [name, a] of node.attributes) {
-      if (a.kind !== 'ints') continue;
-      if (a.value.length === 3 && ['kernel_shape', 'strides', 'dilations', 'output_padding', 'output_shape'].includes(name)) attributes.set(name, { kind: 'ints', value: a.value.slice(1) });
-      if (a.value.length === 6 && name === 'pads') attributes.set(name, { kind: 'ints', value: [a.value[1], a.value[2], a.value[4], a.value[5]] });
-    }
-    PLANES.set(node, p = { ...node, attributes });
-  }
-  return p;
-}
+const plane = (node: OnnxNode) => rewritten(PLANES, node, (_, v) => (v.length === 3 ? v.slice(1) : undefined), (v) => (v.length === 6 ? [v[1], v[2], v[4], v[5]] : undefined));
 interface Axis { k: number; s: number; d: number; p0: number; p1: number }
 /** The depth axis of a 3-D window op (its first kernel, stride, dilation and pads), auto_pad resolved for depth D. */
 function depthAxis(node: OnnxNode, D: number, kernel: number | undefined): Axis {
