@@ -276,9 +276,9 @@ describe('attributes the evaluator does not honour are refused up front', () => 
 
 describe('the activations, normalisations and block moves of the CNNs people ship beyond the first op set', () => {
   // erf against glibc's (Python's math.erf, printed with repr): its two ranges, the seam at 1.5, the
-  // tails, long mantissas and the edges. Bound: 8 ulp of float64 — the series side's error is its cancellation (the
-  // largest term at most 1.6× the result) times ~30 roundings, measured at most 6 ulp over 22,000
-  // points in [−7, 7]; the continued fraction's side measured 0.
+  // tails, long mantissas and the edges. Bound: 8 ulp of float64 — the series side's error is its
+  // cancellation (the largest term under 2× the sum) times ~30 roundings, measured at most 6 ulp over
+  // 22,000 points in [−7, 7]; the continued fraction's side measured 0.
   const GLIBC_ERF = [[1e-300, 1.1283791670955126e-300], [-3e-9, -3.3851375012865378e-9], [0.001, 0.0011283787909692365], [0.1, 0.1124629160182849],
     [-0.25, -0.2763263901682369], [0.5, 0.5204998778130465], [0.75, 0.7111556336535151], [1, 0.8427007929497149], [-1.25, -0.9229001282564582],
     [1.4724543590249493, 0.9626908502594179], [1.4999999999999998, 0.9661051464753106], [1.5, 0.9661051464753108], [-1.75, -0.9866716712191824],
