@@ -84,9 +84,8 @@ function depthAxis(node: OnnxNode, D: number, kernel: number | undefined): Axis 
   const k = ks === undefined ? kernel! : list('kernel_shape', 3, [])[0], s = list('strides', 3, [1, 1, 1])[0], d = list('dilations', 3, [1, 1, 1])[0];
   let [p0, , , p1] = list('pads', 6, [0, 0, 0, 0, 0, 0]);
   const auto = attrString(node, 'auto_pad', 'NOTSET');
-  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') { // as window2d: out = ⌈D / s⌉
-    const total = Math.max(0, (Math.ceil(D / s) - 1) * s + (k - 1) * d + 1 - D);
-    [p0, p1] = auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') { // as window2d
+    [p0, p1] = splitPad(samePad(D, s, k, d), auto);
   } else if (auto === 'VALID') [p0, p1] = [0, 0];
   if (![k, s, d].every((v) => Number.isInteger(v) && v >= 1) || ![p0, p1].every((v) => Number.isInteger(v) && v >= 0)) throw nodeError(node, 'kernel, strides, dilations and pads must be positive (pads non-negative) integers');
   return { k, s, d, p0, p1 };
@@ -152,8 +151,7 @@ function convTranspose3d(ctx: Ctx, node: OnnxNode, x: Value, w: Value, b: Value 
   const want = target !== undefined ? target.at(-3) : auto === 'SAME_UPPER' || auto === 'SAME_LOWER' ? D * ax.s : undefined;
   if (want !== undefined) {
     if (!(Number.isInteger(want) && want >= 1 && want <= full)) throw nodeError(node, `output depth ${want} must be from 1 to what the transposed conv reaches, ${full}`);
-    const total = full - want;
-    [p0, p1] = auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+    [p0, p1] = splitPad(full - want, auto);
   }
   const Do = full - p0 - p1;
   if (Do < 1) throw nodeError(node, `the output depth would be ${Do}`);
@@ -232,6 +230,13 @@ function attrList(node: OnnxNode, name: string, otherwise: number[]): number[] {
   return v;
 }
 
+// auto_pad: the total padding SAME gives a conv axis of n (so that out = ⌈n / s⌉; none where the
+// stride exceeds the window, as TensorFlow), and how a total splits: the odd one at the end for
+// SAME_UPPER, at the start otherwise (SAME_LOWER, and a transposed conv's output_shape)
+const samePad = (n: number, s: number, k: number, d: number): number => Math.max(0, (Math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n);
+const splitPad = (total: number, auto: string): [number, number] =>
+  (auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)]);
+
 /** kernel, strides, dilations and pads of a 2-D window op, with auto_pad resolved for input H×W. */
 export function window2d(node: OnnxNode, H: number, W: number, kernel: number[] | undefined): Window {
   const k = attrInts(node, 'kernel_shape') ?? kernel;
@@ -241,11 +246,8 @@ export function window2d(node: OnnxNode, H: number, W: number, kernel: number[] 
   let [pt, pl, pb, pr] = attrList(node, 'pads', [0, 0, 0, 0]);
   const auto = attrString(node, 'auto_pad', 'NOTSET');
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
-    // total padding so that out = ceil(in / stride); the odd one goes at the end (UPPER) or beginning (LOWER)
-    const total = (n: number, s: number, kk: number, d: number) => Math.max(0, (Math.ceil(n / s) - 1) * s + (kk - 1) * d + 1 - n);
-    const th = total(H, sh, k[0], dh), tw = total(W, sw, k[1], dw);
-    [pt, pb] = auto === 'SAME_UPPER' ? [Math.floor(th / 2), th - Math.floor(th / 2)] : [th - Math.floor(th / 2), Math.floor(th / 2)];
-    [pl, pr] = auto === 'SAME_UPPER' ? [Math.floor(tw / 2), tw - Math.floor(tw / 2)] : [tw - Math.floor(tw / 2), Math.floor(tw / 2)];
+    [pt, pb] = splitPad(samePad(H, sh, k[0], dh), auto);
+    [pl, pr] = splitPad(samePad(W, sw, k[1], dw), auto);
   } else if (auto === 'VALID') [pt, pl, pb, pr] = [0, 0, 0, 0];
   else if (auto !== 'NOTSET') throw nodeError(node, `auto_pad '${auto}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID`);
   for (const v of [k[0], k[1], sh, sw, dh, dw]) if (!Number.isInteger(v) || v < 1) throw nodeError(node, 'kernel, strides and dilations must be positive integers');
@@ -391,9 +393,8 @@ export const NN_OPS: Record<string, Op> = {
     const want = target !== undefined ? target.slice(-2) : auto === 'SAME_UPPER' || auto === 'SAME_LOWER' ? [H * sh, W * sw] : null;
     if (want !== null) {
       if (want.length !== 2 || want.some((v, i) => !Number.isInteger(v) || v < 1 || v > full[i])) throw nodeError(node, `output_shape [${want.join(', ')}] must be 2 spatial sizes from 1 to what the transposed conv reaches, [${full.join(', ')}]`);
-      const split = (total: number): [number, number] => (auto === 'SAME_UPPER' ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)]);
-      [pt, pb] = split(full[0] - want[0]);
-      [pl, pr] = split(full[1] - want[1]);
+      [pt, pb] = splitPad(full[0] - want[0], auto);
+      [pl, pr] = splitPad(full[1] - want[1], auto);
     }
     const Ho = full[0] - pt - pb, Wo = full[1] - pl - pr;
     const F = Fg * groups, Cg = C / groups;

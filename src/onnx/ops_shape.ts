@@ -45,18 +45,35 @@ export function valueOfTensor(ctx: OpContext, t: OnnxTensor): Value {
   return { dtype: float ? ctx.float : t.dtype, shape: t.dims.slice(), data };
 }
 
-/** Gather along `axis` for every index in `idx` (each in [−n, n)), in row-major order of (outer, idx, inner). */
-function take(ctx: OpContext, node: OnnxNode, x: Value, axis: number, idx: number[], idxShape: number[]): Value {
-  const n = x.shape[axis];
+/** Gather along `axis` the indices at(0) … at(m − 1) (each in [−n, n)) for an index tensor of shape
+ * idxShape (m elements), in row-major order of (outer, index, inner); no list of the indices is made. */
+function take(ctx: OpContext, node: OnnxNode, x: Value, axis: number, idxShape: number[], at: (j: number) => number): Value {
+  const n = x.shape[axis], m = numel(idxShape);
   const outer = numel(x.shape.slice(0, axis)), inner = numel(x.shape.slice(axis + 1));
   const shape = [...x.shape.slice(0, axis), ...idxShape, ...x.shape.slice(axis + 1)];
   const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
   let o = 0;
-  for (let a = 0; a < outer; a++) for (const i of idx) {
+  for (let a = 0; a < outer; a++) for (let j = 0; j < m; j++) {
+    const i = at(j);
     if (!Number.isInteger(i) || i < -n || i >= n) throw nodeError(node, `index ${i} is out of range for a dimension of ${n}`);
     const src = (a * n + (i < 0 ? i + n : i)) * inner;
     out.set(x.data.subarray(src, src + inner), o);
     o += inner;
+  }
+  return { dtype: x.dtype, shape, data: out };
+}
+
+/** out (of `shape`, x's rank) with out[i₀, i₁, …] = x[from(0, i₀), from(1, i₁), …], allocated once, so
+ * that the memory guard sees the whole output before any work (Expand: 0 on a broadcast axis; Tile:
+ * i mod n). */
+function replicate(ctx: OpContext, x: Value, shape: number[], from: (axis: number, i: number) => number): Value {
+  const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
+  const r = shape.length, st = stridesOf(x.shape), idx = new Array<number>(r).fill(0);
+  for (let i = 0; i < out.length; i++) {
+    let src = 0;
+    for (let k = 0; k < r; k++) src += from(k, idx[k]) * st[k];
+    out[i] = x.data[src];
+    for (let k = r - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
   }
   return { dtype: x.dtype, shape, data: out };
 }
@@ -199,19 +216,9 @@ export const SHAPE_OPS: Record<string, Op> = {
   // each axis repeated: out[i] = x[i mod shape] (repeats: one non-negative int64 per axis)
   Tile: (ctx, node, xs) => {
     const x = input(node, xs, 0, 'input'), reps = intsOf(node, input(node, xs, 1, 'repeats'), 'repeats');
-    const r = x.shape.length;
-    if (reps.length !== r) throw nodeError(node, `repeats has ${reps.length} values for an input of rank ${r}`);
+    if (reps.length !== x.shape.length) throw nodeError(node, `repeats has ${reps.length} values for an input of rank ${x.shape.length}`);
     if (reps.some((v) => !(v >= 0))) throw nodeError(node, `repeats [${reps.join(', ')}] must be non-negative`);
-    const shape = x.shape.map((d, i) => d * reps[i]);
-    const out = ctx.alloc(shape, isFloat(x) ? 'float' : 'int');
-    const st = stridesOf(x.shape), idx = new Array<number>(r).fill(0);
-    for (let i = 0; i < out.length; i++) {
-      let src = 0;
-      for (let k = 0; k < r; k++) src += (idx[k] % x.shape[k]) * st[k];
-      out[i] = x.data[src];
-      for (let k = r - 1; k >= 0; k--) { if (++idx[k] < shape[k]) break; idx[k] = 0; }
-    }
-    return [{ dtype: x.dtype, shape, data: out }];
+    return [replicate(ctx, x, x.shape.map((d, k) => d * reps[k]), (k, i) => i % x.shape[k])];
   },
 
   Concat: (ctx, node, xs) => {
@@ -252,7 +259,8 @@ export const SHAPE_OPS: Record<string, Op> = {
     const outs: Value[] = [];
     let start = 0;
     for (const s of sizes) {
-      outs.push(take(ctx, node, x, axis, Array.from({ length: s }, (_, i) => start + i), [s]));
+      const first = start;
+      outs.push(take(ctx, node, x, axis, [s], (i) => first + i));
       start += s;
     }
     return outs;
@@ -274,9 +282,8 @@ export const SHAPE_OPS: Record<string, Op> = {
       // [0, n] and [−1, n − 1] (−1 there: past the first element, not the last)
       const s = step > 0 ? clamp(starts[k], 0, n) : clamp(starts[k], 0, n - 1);
       const e = step > 0 ? clamp(ends[k], 0, n) : clamp(ends[k], -1, n - 1);
-      const idx: number[] = [];
-      for (let i = s; step > 0 ? i < e : i > e; i += step) idx.push(i);
-      v = take(ctx, node, v, axis, idx, [idx.length]);
+      const count = Math.max(0, Math.ceil((e - s) / step)); // s, s + step, … short of e
+      v = take(ctx, node, v, axis, [count], (j) => s + j * step);
     });
     return [v];
   },
@@ -285,7 +292,7 @@ export const SHAPE_OPS: Record<string, Op> = {
   Gather: (ctx, node, xs) => {
     const x = input(node, xs, 0, 'data'), ind = input(node, xs, 1, 'indices');
     if (isFloat(ind)) throw nodeError(node, 'indices must be integers');
-    return [take(ctx, node, x, normAxis(node, attrInt(node, 'axis', 0), x.shape.length), Array.from(ind.data), ind.shape)];
+    return [take(ctx, node, x, normAxis(node, attrInt(node, 'axis', 0), x.shape.length), ind.shape, (j) => ind.data[j])];
   },
 
   // axes as an attribute before opset 13, an input from 13
@@ -318,10 +325,8 @@ export const SHAPE_OPS: Record<string, Op> = {
       if (a !== b && a !== 1 && b !== 1) throw nodeError(node, `cannot expand [${x.shape.join(', ')}] to [${want.join(', ')}]`);
       shape.push(a === 1 ? b : a);
     }
-    const ones = new Array(r - x.shape.length).fill(1);
-    let v: Value = same(x, [...ones, ...x.shape]);
-    for (let axis = 0; axis < r; axis++) if (v.shape[axis] !== shape[axis]) v = take(ctx, node, v, axis, new Array(shape[axis]).fill(0), [shape[axis]]);
-    return [v];
+    const v = same(x, [...new Array<number>(r - x.shape.length).fill(1), ...x.shape]);
+    return [replicate(ctx, v, shape, (k, i) => (v.shape[k] === 1 ? 0 : i))];
   },
 
   // Pad(data, pads [x1_begin, x2_begin, …, x1_end, …], constant_value, axes): constant, reflect or edge
