@@ -102,9 +102,12 @@ export function findBorders(model: OnnxModel, producer: Map<string, OnnxNode>, r
     for (const p of cone) {
       if (p.outputs.every((o) => o === '' || (!model.outputs.some((g) => g.name === o) && (readers.get(o) ?? []).length > 0 && readers.get(o)!.every((r) => sideRead(r, o))))) side.add(p);
     }
-    // every tensor of the run (its input too) is read only by the next member and side nodes
-    const chainTensors = [run[0].inputs[0], ...run.slice(0, -1).map((n) => n.outputs[0])];
-    const ok = chainTensors.every((t, i) => (readers.get(t) ?? []).every((r) => r === run[i] ? r.inputs.indexOf(t, 1) < 0 : side.has(r)) && !model.outputs.some((g) => g.name === t));
+    // every tensor inside the run is read only by the next member and side nodes; its input may have
+    // other readers (a ZeroPad2d → Conv branch beside a 1×1 one, both reading the block's input), but
+    // the first member reads it as its data only
+    const inner = run.slice(0, -1).map((n) => n.outputs[0]);
+    const ok = run[0].inputs.indexOf(run[0].inputs[0], 1) < 0
+      && inner.every((t, i) => (readers.get(t) ?? []).every((r) => r === run[i + 1] ? r.inputs.indexOf(t, 1) < 0 : side.has(r)) && !model.outputs.some((g) => g.name === t));
     if (ok) candidates.push({ run, side });
   }
   if (candidates.length === 0) return [];

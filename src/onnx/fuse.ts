@@ -20,6 +20,7 @@ import type { Module } from '../nn/module.js';
 import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, fuseLinearBranches } from '../reparam/fuse.js';
+import { undilateKernel } from '../reparam/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
@@ -86,7 +87,8 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   const borders = findBorders(model, producer, readers, skipped);
   const borderOf = new Map<OnnxNode, Border>(); // every member → its border
   for (const b of borders) for (const n of b.nodes) borderOf.set(n, b);
-  const borderStarts = new Set(borders.map((b) => b.start));
+  // a border's input read only by the border and its side nodes (which measure it: Shape), so private to it
+  const borderStarts = new Set(borders.filter((b) => (readers.get(b.start) ?? []).every((r) => b.nodes.includes(r) || b.side.has(r))).map((b) => b.start));
   /** read by exactly one node (a border's side nodes aside) and not a graph output: it can disappear into a fused conv */
   const private1 = (t: string) => !graphOutputs.has(t) && ((readers.get(t)?.length ?? 0) === 1 || borderStarts.has(t));
   const consumed = new Set<OnnxNode>(); // nodes already inside a fused pattern
@@ -203,22 +205,31 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const lb = linearBranchesOf(branches, post, convs, constant, borderOf);
       const fusedKb = fuseLinearBranches(lb, adds.length > 0 ? at : '', fused.length === 0 ? opts.trace : undefined); // a chain's stage names are its nodes'
       const oneD = constant(convs[0].inputs[1])!.dims.length === 3;
-      const kb = oneD ? { kernel: middleRow(fusedKb.kernel), bias: fusedKb.bias } : fusedKb;
+      // (F, C/g, K, K), or the 1-D block's middle row as (F, C/g, 1, K)
+      const dense = oneD ? middleRow(fusedKb.kernel) : fusedKb.kernel;
+      // branches whose spatial convs all have one dilation r > 1 (and 1×1 ones, the same at any r) sum
+      // to a kernel that is zero off the lattice r·(i, j): written back dilated, r² fewer taps
+      const rs = new Set(convs.filter((c) => constant(c.inputs[1])!.dims.slice(2).some((d) => d > 1)).map((c) => (attrInts(c, 'dilations') ?? [1])[0]));
+      const r = rs.size === 1 ? [...rs][0] : 1;
+      const lattice = r > 1 ? undilateKernel(dense, r) : null;
+      const dilation = lattice === null ? 1 : r;
+      const k4 = lattice ?? dense, K = k4.shape[3];
+      const kb = { kernel: oneD ? k4.reshape([k4.shape[0], k4.shape[1], K]) : k4, bias: fusedKb.bias };
       const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: kernelStorage(convs, kb.kernel.shape, dtype, kb.kernel.data) });
       newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.bias.data) : new Float32Array(kb.bias.data) });
-      const K = lb.kernelSize, P = lb.padding;
+      const P = lb.padding;
       const conv: OnnxNode = {
         name: at, opType: 'Conv', domain: '', inputs: [root, wName, bName], outputs: [out], at: -1,
         attributes: new Map([['kernel_shape', { kind: 'ints', value: oneD ? [K] : [K, K] }], ['pads', { kind: 'ints', value: oneD ? [P, P] : [P, P, P, P] }],
-          ['strides', { kind: 'ints', value: oneD ? [lb.stride] : [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: oneD ? [1] : [1, 1] }], ['group', { kind: 'int', value: lb.groups }]]),
+          ['strides', { kind: 'ints', value: oneD ? [lb.stride] : [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: oneD ? [dilation] : [dilation, dilation] }], ['group', { kind: 'int', value: lb.groups }]]),
       };
       const gone = [...branches.flatMap((b) => b.nodes), ...adds, ...(post === null ? [] : [post])];
       const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
       for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
-      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${oneD ? K : `${K}×${K}`}`, nodesBefore: gone.length });
+      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${oneD ? K : `${K}×${K}`}${dilation > 1 ? ` dilation ${dilation}` : ''}`, nodesBefore: gone.length });
       return null;
     } catch (e) {
       return (e as Error).message;
@@ -274,7 +285,7 @@ function withoutNewlyDead(model: OnnxModel, nodes: OnnxNode[]): OnnxNode[] {
   }
 }
 
-// A 1-D block's fused (F, C/g, K, K) kernel → (F, C/g, K): its middle row, where every branch's 1×k
+// A 1-D block's fused (F, C/g, K, K) kernel → (F, C/g, 1, K): its middle row, where every branch's 1×k
 // kernel was centred (the other rows are zeros, and must be: they would read rows a 1-D map has not).
 function middleRow(k: Tensor): Tensor {
   const [F, Cg, K] = k.shape, mid = (K - 1) / 2, out = new Float64Array(F * Cg * K);
@@ -282,7 +293,27 @@ function middleRow(k: Tensor): Tensor {
     for (let i = 0; i < K * K; i++) if (Math.floor(i / K) !== mid && k.data[fc * K * K + i] !== 0) throw new Error('a 1-D block\'s fused kernel has taps off its middle row');
     for (let j = 0; j < K; j++) out[fc * K + j] = k.data[fc * K * K + mid * K + j];
   }
-  return new Tensor(out, [F, Cg, K]);
+  return new Tensor(out, [F, Cg, 1, K]);
+}
+
+/**
+ * A conv's auto_pad (tf2onnx writes it for Keras' 'same' and 'valid') as explicit [top, left, bottom,
+ * right] pads, or undefined for NOTSET (the pads attribute holds them). VALID pads nothing. SAME pads
+ * (⌈n/s⌉ − 1)·s + (k − 1)·d + 1 − n in all, which at stride 1 is (k − 1)·d whatever the input's size
+ * n: split evenly for an odd kernel, so the explicit pads compute the same function on every input.
+ * At a larger stride the total depends on n (and on an even kernel SAME puts the odd one on one side):
+ * refused, since the fused conv would then be right for one input size only.
+ */
+function autoPads(n: OnnxNode, k: readonly [number, number], s: readonly [number, number], d: readonly [number, number]): number[] | undefined {
+  const mode = attrString(n, 'auto_pad', 'NOTSET');
+  if (mode === 'NOTSET') return undefined;
+  if (mode === 'VALID') return [0, 0, 0, 0];
+  if (mode !== 'SAME_UPPER' && mode !== 'SAME_LOWER') throw new Error(`${showText(n.name)}: auto_pad '${showText(mode)}' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID`);
+  const total = [0, 1].map((a) => (k[a] - 1) * d[a]);
+  if (s[0] !== 1 || s[1] !== 1 || total.some((t) => t % 2 !== 0)) {
+    throw new Error(`${showText(n.name)}: auto_pad ${showText(mode)} with strides ${s.join('×')} and a ${k.join('×')} kernel pads by the input's size or unevenly; only stride 1 with an odd kernel fuses (export with explicit pads)`);
+  }
+  return [total[0] / 2, total[1] / 2, total[0] / 2, total[1] / 2];
 }
 
 /** AveragePool as a conv (1/k² on each tap): a square window, square strides, equal pads counted in the mean (or none), no ceil_mode or dilation. */
@@ -307,7 +338,10 @@ function describe(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>
 }
 
 type Constant = (name: string) => OnnxTensor | undefined;
-const convKernel = (n: OnnxNode, constant: Constant) => constant(n.inputs[1])!.dims.slice(2).join('×');
+const convKernel = (n: OnnxNode, constant: Constant) => {
+  const d = (attrInts(n, 'dilations') ?? [1])[0];
+  return `${constant(n.inputs[1])!.dims.slice(2).join('×')}${d > 1 ? ` dilation ${d}` : ''}`;
+};
 
 /** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d / AvgPool2d / ChannelPad2d modules. */
 function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
@@ -322,14 +356,16 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     if (w0.dims.length !== 3 && w0.dims.length !== 4) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution; only 1-D and 2-D ones fuse`);
     if (w0.dims.length !== (oneD ? 3 : 4)) throw new Error(`${showText(n.name)}: a ${w0.dims.length - 2}-D convolution among ${oneD ? '1' : '2'}-D ones; one fused conv needs one kind`);
     const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
-    // a 1-D conv's [v] as the 2-D one of height 1 has it: strides [v, v], dilations [1, v], pads [0, a, 0, b]
-    const as2d = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [name === 'strides' ? v[0] : 1, v[0]]; };
+    // a 1-D conv's [v] as the 2-D one of height 1 has it: strides and dilations [v, v] (the height
+    // has one tap and one row), pads [0, a, 0, b]
+    const as2d = (name: string, dflt: number[]) => { const v = attrInts(n, name); return v === undefined ? dflt : name === 'pads' ? [0, v[0], 0, v[1]] : [v[0], v[0]]; };
     const [sh, sw] = oneD ? as2d('strides', [1, 1]) : attrInts(n, 'strides') ?? [1, 1];
     const [dh, dw] = oneD ? as2d('dilations', [1, 1]) : attrInts(n, 'dilations') ?? [1, 1];
-    const [pt, pl, pb, pr] = oneD ? as2d('pads', [0, 0, 0, 0]) : attrInts(n, 'pads') ?? [0, 0, 0, 0];
-    if (attrString(n, 'auto_pad', 'NOTSET') !== 'NOTSET') throw new Error(`${showText(n.name)}: auto_pad is not fused (export with explicit pads)`);
-    if (sh !== sw || dh !== 1 || dw !== 1 || pt !== pb || pl !== pr) throw new Error(`${showText(n.name)}: strides ${sh}×${sw}, dilations ${dh}×${dw}, pads [${pt}, ${pl}, ${pb}, ${pr}]: only square strides, no dilation and symmetric pads fuse`);
-    return { n, w, stride: sh, pad: [pt, pl] as [number, number], groups: attrInt(n, 'group', 1) };
+    const [pt, pl, pb, pr] = autoPads(n, [w.dims[2], w.dims[3]], [sh, sw], [dh, dw]) ?? (oneD ? as2d('pads', [0, 0, 0, 0]) : attrInts(n, 'pads') ?? [0, 0, 0, 0]);
+    if (sh !== sw || dh !== dw || pt !== pb || pl !== pr) throw new Error(`${showText(n.name)}: strides ${sh}×${sw}, dilations ${dh}×${dw}, pads [${pt}, ${pl}, ${pb}, ${pr}]: only square strides and dilations and symmetric pads fuse`);
+    // the extent of its window: a dilated kernel reads (k − 1)·d + 1 rows and columns
+    const span = [dh * (w.dims[2] - 1) + 1, dh * (w.dims[3] - 1) + 1];
+    return { n, w, stride: sh, dilation: dh, span, pad: [pt, pl] as [number, number], groups: attrInt(n, 'group', 1) };
   });
   // each branch's extent: its one spatial stage's kernel (conv or pool; the stages before it are 1×1),
   // the padding of all its stages (a border's too) and their strides' product
@@ -338,13 +374,20 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     for (const n of b.nodes) {
       const g = geometry.find((x) => x.n === n);
       const border = borderOf.get(n);
-      if (g !== undefined) { kh = Math.max(kh, g.w.dims[2]); kw = Math.max(kw, g.w.dims[3]); ph += g.pad[0]; pw += g.pad[1]; stride *= g.stride; out = g.w.dims[0]; }
+      if (g !== undefined) { kh = Math.max(kh, g.span[0]); kw = Math.max(kw, g.span[1]); ph += g.pad[0]; pw += g.pad[1]; stride *= g.stride; out = g.w.dims[0]; }
       else if (n.opType === 'AveragePool') { const k = attrInts(n, 'kernel_shape')![0], p = (attrInts(n, 'pads') ?? [0])[0]; kh = Math.max(kh, k); kw = Math.max(kw, k); ph += p; pw += p; stride *= (attrInts(n, 'strides') ?? [1])[0]; }
       else if (border !== undefined && border.nodes.at(-1) === n) { ph += border.pad[0]; pw += border.pad[1]; }
     }
     return { kh, kw, ph, pw, stride, out };
   });
   const K = Math.max(...extent.map((e) => Math.max(e.kh, e.kw)));
+  // a dilation sets the dense kernel's size, not the file's bytes: estimated before anything is
+  // allocated (UniRepLKNet's largest, 13×13 on 1024 depthwise channels, is 1.4 MB in float64)
+  const dilated = geometry.find((g) => g.dilation > 1);
+  if (dilated !== undefined) {
+    const bytes = 8 * extent.reduce((m, e) => Math.max(m, e.out), 1) * dilated.w.dims[1] * K * K;
+    if (bytes > 2 ** 28) throw new Error(`${showText(dilated.n.name)}: dilation ${dilated.dilation} makes the fused kernel ${K}×${K}, ${(bytes / 2 ** 30).toFixed(2)} GiB in float64 (over 0.25 GiB); not fused`);
+  }
   const widest = oneD ? extent.find((e) => e.kw === K) : extent.find((e) => e.kh === K && e.kw === K && e.ph === e.pw);
   if (widest === undefined) throw new Error(`no branch has a square ${K}×${K} kernel with equal padding on both axes to fuse into`);
   if (oneD && widest.pw !== (K - 1) / 2) throw new Error(`a 1-D block fuses with 'same' padding only: its widest kernel ${K} has padding ${widest.pw}, not ${(K - 1) / 2}`);
@@ -391,7 +434,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     // the conv holds the file's float32 or float64 weights themselves (no copy: a B3 layer is 59 MB in
     // float32); the fuser widens them to float64 once, exactly, as it starts the branch
     const dtype = g.w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? 'float32' : 'float64';
-    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, groups: g.groups, bias: bias !== undefined, dtype, init: false });
+    const c = new Conv2d(g.w.dims[1] * g.groups, g.w.dims[0], [g.w.dims[2], g.w.dims[3]], { stride: g.stride, padding: g.pad, dilation: g.dilation, groups: g.groups, bias: bias !== undefined, dtype, init: false });
     c.weight.data = new Tensor(dtype === 'float32' ? g.w.data as Float32Array : new Float64Array(g.w.data), g.w.dims);
     if (bias !== undefined) c.bias!.data = new Tensor(dtype === 'float32' ? bias.data as Float32Array : f64(bias).data as Float64Array, bias.dims);
     return c;

@@ -4,6 +4,7 @@
 //     conv, pool  merge:  K' = K₂ ∘ K, b' = b₂ + Σ K₂·b  when K is 1×1, stride 1  (mergeSequential1x1kxk)
 //     padding     moves to the input, exact when what came before maps 0 to the border's value
 //                 (zeros: no bias before it; BNAndPad: BN(0); ChannelPad2d: v, the bias before it)
+//   dilation r  K'[r·i, r·j] = K[i, j], zeros between (dilateKernel)
 //   no stage: the identity kernel; AvgPool2d: 1/k² per tap; DiracConv2d: its Ŵ; IdentityConv1x1: W + I
 //   then Σ branches after centring each kernel in K×K (sumBranches), then the post-addition BN.
 // A nonlinearity inside a branch (ReLU, SiLU, SE) has no single conv: refused with its name. Each
@@ -14,7 +15,7 @@ import type { FuseStage } from '../nn/fuse_stage.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
 import type { Pair, Padding } from '../ops/conv2d_geometry.js';
-import { type BNStats, type KernelBias, avgPoolKernel, castKernelBias, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
+import { type BNStats, type KernelBias, avgPoolKernel, castKernelBias, dilateKernel, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
 
 /** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
 export function bnStats(bn: BatchNorm2d, where: string): BNStats {
@@ -60,11 +61,12 @@ function stageAffine(st: Extract<FuseStage, { kind: 'conv' | 'avgpool' }>, chann
   if (st.kind === 'avgpool') {
     return { kb: withZeroBias(avgPoolKernel(channels, blockGroups, st.kernel)), pad: [st.padding, st.padding], stride: st.stride, groups: blockGroups, owned: true };
   }
-  if (square(st.dilation, 'dilation', at) !== 1) throw new Error(`${at}: a dilated conv does not fuse here`);
   // float32 weights (and bias) are widened into new arrays (owned); float64 ones are the layer's own
   const k = castKernelBias(st.bias === null ? withZeroBias(st.weight) : { kernel: st.weight, bias: st.bias }, 'float64');
-  const owned = k.kernel !== st.weight && (st.bias === null || k.bias !== st.bias);
-  return { kb: k, pad: symmetricPadding(st.padding, at), stride: square(st.stride, 'stride', at), groups: st.groups, owned };
+  const r = square(st.dilation, 'dilation', at);
+  const kernel = r === 1 ? k.kernel : dilateKernel(k.kernel, r);
+  const owned = kernel !== st.weight && (st.bias === null || k.bias !== st.bias);
+  return { kb: { kernel, bias: k.bias }, pad: symmetricPadding(st.padding, at), stride: square(st.stride, 'stride', at), groups: st.groups, owned };
 }
 
 function identityAffine(channels: number, groups: number): Affine {
@@ -128,7 +130,9 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       trace?.({ at, what: `${kind} with the 1×1 map before it: K' = K₂ ∘ K₁ (Σ over the middle channels), b' = b₂ + Σ K₂·b₁`, kb: acc.kb });
     } else {
       acc = s;
-      trace?.({ at, what: st.kind === 'avgpool' ? 'the average pool as a kernel: 1/k² on every tap of the channel itself' : st.what, kb: acc.kb });
+      const r = st.kind === 'conv' ? square(st.dilation, 'dilation', at) : 1;
+      const what = st.kind === 'avgpool' ? 'the average pool as a kernel: 1/k² on every tap of the channel itself' : r > 1 ? `${st.what} with dilation ${r} as a plain kernel: K'[${r}i, ${r}j] = K[i, j], zeros between` : st.what;
+      trace?.({ at, what, kb: acc.kb });
     }
     channels = acc.kb.kernel.shape[0];
   }

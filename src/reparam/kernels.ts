@@ -72,6 +72,42 @@ export function padKernel(kernel: Tensor, size = 3): Tensor {
   return new Tensor(out, [F, Cg, size, size]);
 }
 
+/**
+ * A conv with dilation r as the plain conv it equals: tap (i, j) of a kh×kw kernel reads the input r·i,
+ * r·j from the window's corner, so K'[r·i, r·j] = K[i, j] on an (r(kh − 1) + 1)×(r(kw − 1) + 1) kernel,
+ * zeros between (UniRepLKNet's dilated branches, merged into its large kernel). The padding stays.
+ */
+export function dilateKernel(kernel: Tensor, r: number): Tensor {
+  const [F, Cg, kh, kw] = kernel.shape;
+  const H = r * (kh - 1) + 1, W = r * (kw - 1) + 1;
+  const out = allocArray(kernel.dtype, F * Cg * H * W);
+  const src = kernel.data;
+  for (let fc = 0; fc < F * Cg; fc++) {
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) out[(fc * H + r * i) * W + r * j] = src[(fc * kh + i) * kw + j];
+  }
+  return new Tensor(out, [F, Cg, H, W]);
+}
+
+/**
+ * The inverse where it exists: a kernel whose every tap off the lattice r·(i, j) is zero is the
+ * ((H − 1)/r + 1)×((W − 1)/r + 1) kernel of its lattice taps with dilation r (the same function on
+ * any input, r² fewer multiply-adds); null when a tap off the lattice is not zero.
+ */
+export function undilateKernel(kernel: Tensor, r: number): Tensor | null {
+  const [F, Cg, H, W] = kernel.shape;
+  if ((H - 1) % r !== 0 || (W - 1) % r !== 0) return null;
+  const kh = (H - 1) / r + 1, kw = (W - 1) / r + 1;
+  const src = kernel.data;
+  for (let fc = 0; fc < F * Cg; fc++) {
+    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) if ((i % r !== 0 || j % r !== 0) && src[(fc * H + i) * W + j] !== 0) return null;
+  }
+  const out = allocArray(kernel.dtype, F * Cg * kh * kw);
+  for (let fc = 0; fc < F * Cg; fc++) {
+    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) out[(fc * kh + i) * kw + j] = src[(fc * H + r * i) * W + r * j];
+  }
+  return new Tensor(out, [F, Cg, kh, kw]);
+}
+
 // The identity as a conv kernel: I ⊛ x = x, a 1 at the centre tap of each channel's own input
 // (in-group index i mod C/g). Defined in src/nn (IdentityConv1x1's W + I needs it, and nn sits below
 // reparam); it is this file's step all the same.

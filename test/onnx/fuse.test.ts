@@ -20,7 +20,7 @@ import { RepVGG } from '../../src/nn/repvgg.js';
 import { convert } from '../../src/reparam/repvgg.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { fixturePath, loadTorchFixture } from '../helpers.js';
-import { FLOAT, INT64, type NodeSpec, P, f32, floatAttr, i64, intAttr, intsAttr, model as graph, tensor, valueInfo } from './build.js';
+import { FLOAT, INT64, type NodeSpec, P, f32, floatAttr, i64, intAttr, intsAttr, model as graph, strAttr, tensor, valueInfo } from './build.js';
 
 ort.env.wasm.numThreads = 1;
 type Info = { reference: string; opset: number; float64?: boolean; fused?: { ops: Record<string, number> } };
@@ -45,6 +45,9 @@ describe('fuseOnnx on PyTorch exports', () => {
     sequence1d: { fused: 1, conv: 3 },
     // a 3-D CNN: its residual add is across a ReLU; nothing fuses, and the graph runs (depth slices through the 2-D kernels)
     volume3d: { fused: 0, conv: 3 },
+    // UniRepLKNet's dilated re-param block (7×7 | 5×5 | 3×3 dilation 2 | 3×3 dilation 3) → one 7×7 depthwise conv; branches that all
+    // dilate by 2 → one 3×3 conv with dilation 2; a ZeroPad2d → 3×3 branch beside a 1×1 (the Pad reads the input the 1×1 reads) → one 3×3
+    dilated: { fused: 3, conv: 4 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
@@ -74,6 +77,18 @@ describe('fuseOnnx on PyTorch exports', () => {
       expect(maxDiff(theirs, y.data)).toBeLessThanOrEqual(1e-4 * maxAbs(y.data));
     });
   }
+
+  it('dilated: each pattern as fuse-onnx names it; the lattice block is written back with dilation 2 (9 taps, not 25)', () => {
+    const r = fuseOnnx(readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/dilated_opset17.onnx')))));
+    expect(r.fused.map((p) => p.pattern)).toEqual([
+      'pad 1×1+Conv 3×3 | Conv 1×1 ⇒ Conv 3×3',
+      'Conv 3×3 dilation 2 | Conv 1×1 | identity ⇒ Conv 3×3 dilation 2',
+      'Conv 7×7 | Conv 5×5 | Conv 3×3 dilation 2 | Conv 3×3 dilation 3 ⇒ Conv 7×7',
+    ]);
+    const attrs = (at: string) => { const n = r.model.nodes.find((m) => m.name === at)!; return ['kernel_shape', 'dilations', 'pads', 'group'].map((a) => n.attributes.get(a)?.value); };
+    expect(attrs(r.fused[1].at)).toEqual([[3, 3], [2, 2], [2, 2, 2, 2], 1]);
+    expect(attrs(r.fused[2].at)).toEqual([[7, 7], [1, 1], [3, 3, 3, 3], 8]);
+  });
 
   it('the float64 export fuses to weights whose outputs match PyTorch\'s float64 ones (1e-10·max|ref|)', () => {
     const model = readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/yolov6_stack_opset17_f64.onnx'))));
@@ -178,7 +193,7 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     expect(lopsided.fused).toEqual([]);
     expect(lopsided.skipped).toEqual([{ at: 'pad', why: 'a padding run from [1, 2, 5, 5] to [1, 2, 6, 5]: not the same padding on both sides of H and W only' }]);
   });
-  it('an AveragePool that leaves its padding out of the mean, and a border whose input another node reads, are not stages', () => {
+  it('an AveragePool that leaves its padding out of the mean is not a stage, and a chain stops at a border whose input another node reads', () => {
     const inits = [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('pads', [8], INT64, i64(0, 0, 1, 1, 0, 0, 1, 1))];
     const excluded = readOnnx(graph([
       { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
@@ -194,9 +209,53 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
       { op: 'AveragePool', inputs: ['p'], outputs: ['y'], name: 'pool', attrs: [intsAttr('kernel_shape', [3, 3])] },
       { op: 'Relu', inputs: ['a'], outputs: ['r'], name: 'relu' },
     ], { inits, inputs: [valueInfo('x', [1, 2, 5, 5])], outputs: ['y', 'r'] }));
-    const q = fuseOnnx(shared); // the Relu still needs the conv's output
+    const q = fuseOnnx(shared); // the Relu still needs the conv's output: the border is a stage, the conv before it is not
     expect(q.fused).toEqual([]);
     expect(q.model.nodes).toEqual(shared.nodes);
+    const inner = readOnnx(graph([ // two Pads, the Relu reading between them: the run is no border
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
+      { op: 'Pad', inputs: ['a', 'pads'], outputs: ['p'], name: 'pad' },
+      { op: 'Pad', inputs: ['p', 'pads'], outputs: ['p2'], name: 'pad2' },
+      { op: 'AveragePool', inputs: ['p2'], outputs: ['y'], name: 'pool', attrs: [intsAttr('kernel_shape', [3, 3])] },
+      { op: 'Relu', inputs: ['p'], outputs: ['r'], name: 'relu' },
+    ], { inits, inputs: [valueInfo('x', [1, 2, 5, 5])], outputs: ['y', 'r'] }));
+    const t = fuseOnnx(inner);
+    expect(t.fused).toEqual([]);
+    expect(t.model.nodes).toEqual(inner.nodes);
+  });
+  it('auto_pad (as tf2onnx writes Keras\' padding): SAME at stride 1 on an odd kernel is its explicit pads, VALID none; SAME at stride 2 or on an even kernel is refused', () => {
+    const w3 = [0.5, -0.25, 0.75, 1, -1, 0.125, 0.25, 0.5, -0.5], w1 = [0.75, -1.5, 0.125, 2];
+    const sameBlock = (mode: string, stride: number, k: number) => readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'wk'], outputs: ['a'], name: 'conv_k', attrs: [strAttr('auto_pad', mode), intsAttr('strides', [stride, stride])] },
+      { op: 'Conv', inputs: ['x', 'w1'], outputs: ['b'], name: 'conv_1', attrs: [strAttr('auto_pad', 'VALID'), intsAttr('strides', [stride, stride])] },
+      { op: 'Add', inputs: ['a', 'b'], outputs: ['y'], name: 'add' },
+    ], { inits: [tensor('wk', [2, 2, k, k], FLOAT, f32(...Array.from({ length: 4 * k * k }, (_, i) => w3[i % 9]))), tensor('w1', [2, 2, 1, 1], FLOAT, f32(...w1))], inputs: [valueInfo('x', [1, 2, 6, 7])] }));
+    for (const mode of ['SAME_UPPER', 'SAME_LOWER']) {
+      const m = sameBlock(mode, 1, 3);
+      const r = fuseOnnx(m);
+      expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 3×3 | Conv 1×1 ⇒ Conv 3×3']);
+      const conv = r.model.nodes[0];
+      expect([conv.attributes.get('pads')?.value, conv.attributes.has('auto_pad')]).toEqual([[1, 1, 1, 1], false]);
+      const k = [...r.model.initializers.get(conv.inputs[1])!.data];
+      expect(k).toEqual(Array.from({ length: 36 }, (_, i) => w3[i % 9] + (i % 9 === 4 ? w1[Math.floor(i / 9)] : 0))); // dyadic: exact
+      const check = checkFused(m, r);
+      expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    }
+    const stride2 = fuseOnnx(sameBlock('SAME_UPPER', 2, 3));
+    expect(stride2.fused).toEqual([]);
+    expect(stride2.skipped).toEqual([{ at: 'add', why: "conv_k: auto_pad SAME_UPPER with strides 2×2 and a 3×3 kernel pads by the input's size or unevenly; only stride 1 with an odd kernel fuses (export with explicit pads)" }]);
+    const even = fuseOnnx(sameBlock('SAME_LOWER', 1, 2));
+    expect(even.skipped.map((p) => p.why)).toEqual([expect.stringMatching(/^conv_k: auto_pad SAME_LOWER with strides 1×1 and a 2×2 kernel/)]);
+  });
+  it('a dilation that would make the fused kernel huge is refused from its estimate (nothing allocated)', () => {
+    const D = 100_000; // dense 200001×200001: 298 GiB in float64
+    const r = fuseOnnx(readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w3'], outputs: ['a'], name: 'wide', attrs: [intsAttr('dilations', [D, D]), intsAttr('pads', [D, D, D, D])] },
+      { op: 'Conv', inputs: ['x', 'w1'], outputs: ['b'], name: 'one' },
+      { op: 'Add', inputs: ['a', 'b'], outputs: ['y'], name: 'add' },
+    ], { inits: [tensor('w3', [1, 1, 3, 3], FLOAT, f32(...new Array(9).fill(0.5))), tensor('w1', [1, 1, 1, 1], FLOAT, f32(2))], inputs: [valueInfo('x', [1, 1, 4, 4])] })));
+    expect(r.fused).toEqual([]);
+    expect(r.skipped).toEqual([{ at: 'add', why: 'wide: dilation 100000 makes the fused kernel 200001×200001, 298.03 GiB in float64 (over 0.25 GiB); not fused' }]);
   });
   it('Conv → Mul by a Constant node scalar folds the scale into the weights and bias; the Constant goes too', () => {
     const value = P().string(1, 'value').message(5, tensor('s', [], FLOAT, f32(2.5))).varint(20, 4);

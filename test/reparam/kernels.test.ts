@@ -1,7 +1,7 @@
 // Each algebraic step on its own, in float64 (exact up to a few roundings: ≤ 1e-12 relative).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from '../../src/reparam/kernels.js';
+import { dilateKernel, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, undilateKernel, withZeroBias } from '../../src/reparam/kernels.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { batchNorm2d } from '../../src/ops/batchnorm.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
@@ -25,6 +25,24 @@ describe('reparam steps', () => {
       expect(maxAbsDiff(conv2d(x, padKernel(w, 3), null, { padding: 1, algorithm: 'direct' }), y)).toBeLessThanOrEqual(1e-15);
     }
     expect(() => padKernel(uniform([1, 1, 2, 2], new Rng(0)), 3)).toThrow('cannot centre a 2×2 kernel');
+  });
+  it('dilateKernel: a conv with dilation r is the plain conv of its kernel with r − 1 zeros between taps; undilateKernel gives it back', () => {
+    for (const [k, r] of [[3, 2], [3, 3], [5, 2], [2, 3]]) {
+      const rng = new Rng(k * 10 + r);
+      const x = uniform([1, 2, 13, 12], rng, -1, 1, 'float64');
+      const w = uniform([3, 2, k, k], rng, -1, 1, 'float64');
+      const p = Math.floor(r * (k - 1) / 2);
+      const wide = dilateKernel(w, r);
+      expect(wide.shape).toEqual([3, 2, r * (k - 1) + 1, r * (k - 1) + 1]);
+      // the same products in the same order, exact zeros between them: as padKernel's, ≤ 1e-15
+      const y = conv2d(x, w, null, { padding: p, dilation: r, algorithm: 'direct' });
+      expect(maxAbsDiff(conv2d(x, wide, null, { padding: p, algorithm: 'direct' }), y)).toBeLessThanOrEqual(1e-15);
+      expect([...undilateKernel(wide, r)!.data]).toEqual([...w.data]);
+    }
+    const w = dilateKernel(uniform([1, 1, 3, 3], new Rng(5), 1, 2, 'float64'), 2);
+    expect(undilateKernel(w, 3)).toBeNull(); // a 5×5 kernel has no lattice of step 3
+    w.data[1] = 0.5; // a tap between the lattice's
+    expect(undilateKernel(w, 2)).toBeNull();
   });
   it('fuseConvBN: BN(conv(x)) = conv(x, W\') + b\' in eval mode', () => {
     const rng = new Rng(3);
