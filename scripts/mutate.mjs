@@ -477,6 +477,9 @@ const MUTANTS = [
   ['onnx', 'a border whose input another node reads is not a stage', 'src/onnx/borders.ts', 'const ok = run[0].inputs.indexOf(run[0].inputs[0], 1) < 0', "const ok = (readers.get(run[0].inputs[0]) ?? []).every((r) => r === run[0] || side.has(r)) && run[0].inputs.indexOf(run[0].inputs[0], 1) < 0", ['test/onnx/fuse.test.ts']],
   ['onnx', "a border's input counted private though others read it", 'src/onnx/fuse.ts', 'const borderStarts = new Set(borders.filter((b) => (readers.get(b.start) ?? []).every((r) => b.nodes.includes(r) || b.side.has(r))).map((b) => b.start));', 'const borderStarts = new Set(borders.map((b) => b.start));', ['test/onnx/fuse.test.ts']],
   ['onnx', "fuse-onnx: a dilated kernel's size not estimated before the fuser allocates it", 'src/onnx/fuse.ts', 'if (bytes > 2 ** 28) throw new Error', 'if (bytes > 2 ** 60) throw new Error', ['test/onnx/fuse.test.ts']],
+  ['onnx', "ConvTranspose → BN: every input channel's group taken as the first", 'src/onnx/fuse.ts', '    const gi = Math.floor(c / Cg), cl = c - gi * Cg;\n    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[', '    const gi = 0, cl = c - gi * Cg;\n    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[', ['test/onnx/fuse.test.ts']],
+  ['onnx', "ConvTranspose → BN drops the ConvTranspose's own bias", 'src/onnx/fuse.ts', 'const bias = b === undefined ? new Tensor(new Float64Array(F), [F]) : new Tensor(new Float64Array(b.data), [F]);', 'const bias = new Tensor(new Float64Array(F), [F]);', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'ConvTranspose → BN folded though the ConvTranspose output is read elsewhere', 'src/onnx/fuse.ts', "if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization'", "if (bn?.length !== 1 || bn[0].opType !== 'BatchNormalization'", ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -1,14 +1,15 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
 // meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the
 // modules use (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with
-// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1), BatchNormalization, Identity,
-// AveragePool (the padding counted), Mul by a constant scalar or per-channel vector, and a border
-// (Pad / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters write
-// it), or no stage at all (the tensor itself). A
+// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1; dilated ones as their plain
+// kernels), BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant scalar
+// or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one value:
+// DBB's BNAndPad as exporters write it, a ZeroPad2d), or no stage at all (the tensor itself). A
 // BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
 // BN, BN → Conv when the BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch
-// case. Everything else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches
-// start from different tensors) is left exactly as it was, and node names, inputs and outputs are kept.
+// case, and a ConvTranspose → BN pair (which exporters leave) folds into the ConvTranspose. Everything
+// else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches start from different
+// tensors) is left exactly as it was, and node names, inputs and outputs are kept.
 //
 //   X ─┬─ Conv ─ BN ─┐                       X ─ Conv(K, b) ─ Y
 //      ├─ Conv ─ BN ─┼─ Add ─ Add ─ Y   ⇒      K = Σ centred(K_i·s_i), b = Σ β_i + (b_i − μ_i)·s_i
@@ -19,8 +20,8 @@ import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
 import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
-import { type FuseTrace, fuseLinearBranches } from '../reparam/fuse.js';
-import { undilateKernel } from '../reparam/kernels.js';
+import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
+import { fuseConvBN, undilateKernel } from '../reparam/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
@@ -197,6 +198,26 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     if (first !== null) skipped.push({ at: n.name, why: first });
   }
 
+  // ConvTranspose → BatchNormalization: the BN folded into the transposed conv's weights and bias
+  for (const n of model.nodes) {
+    if (n.opType !== 'ConvTranspose' || consumed.has(n)) continue;
+    const bn = readers.get(n.outputs[0]);
+    if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization' || !linearStage(bn[0]) || bn[0].inputs[0] !== n.outputs[0] || consumed.has(bn[0])) continue;
+    try {
+      const { weight, bias } = foldTransposedBN(n, bn[0], constant);
+      const wName = uniqueName(`${bn[0].name}.fused.weight`), bName = uniqueName(`${bn[0].name}.fused.bias`);
+      newInits.set(wName, { ...weight, name: wName });
+      newInits.set(bName, { ...bias, name: bName });
+      for (const m of [n, bn[0]]) consumed.add(m);
+      replace.set(n, null);
+      replace.set(bn[0], { ...n, name: bn[0].name, inputs: [n.inputs[0], wName, bName], outputs: [bn[0].outputs[0]], at: -1 });
+      const k = weight.dims.slice(2).join('×');
+      fused.push({ at: bn[0].name, pattern: `ConvTranspose ${k}+BN ⇒ ConvTranspose ${k}`, nodesBefore: 2 });
+    } catch (e) {
+      skipped.push({ at: bn[0].name, why: (e as Error).message });
+    }
+  }
+
   /** Fuse one pattern; the reason it does not fuse, or null. */
   function tryFuse(at: string, branches: Branch[], adds: OnnxNode[], post: OnnxNode | null, out: string): string | null {
     const root = branches[0].root;
@@ -316,6 +337,49 @@ function autoPads(n: OnnxNode, k: readonly [number, number], s: readonly [number
   return [total[0] / 2, total[1] / 2, total[0] / 2, total[1] / 2];
 }
 
+/** A BatchNormalization node (inference, constant parameters) as a float64 BatchNorm2d of `channels` channels. */
+function batchNormOf(n: OnnxNode, channels: number, constant: Constant): BatchNorm2d {
+  const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => constant(n.inputs[i])!);
+  if (attrInt(n, 'training_mode', 0) !== 0) throw new Error(`${showText(n.name)}: a BatchNormalization in training mode does not fuse`);
+  if (gamma.data.length !== channels) throw new Error(`${showText(n.name)}: a BatchNormalization of ${gamma.data.length} channels on ${channels}`);
+  const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: attrFloat(n, 'epsilon', 1e-5) }).eval();
+  bn.weight.data.data.set(gamma.data);
+  bn.bias.data.data.set(beta.data);
+  bn.runningMean.data.set(mean.data);
+  bn.runningVar.data.set(variance.data);
+  return bn;
+}
+
+/**
+ * A ConvTranspose's BN after it, folded (torch.onnx.export folds Conv → BN but leaves this pair:
+ * decoders, pose and detection heads). With s = γ/√(σ² + ε) per output channel f, BN(W ⊛ᵀ x + b) =
+ * (W·s) ⊛ᵀ x + β + (b − μ)·s: fuseConvBN's step, on W viewed as a conv's (F, C/g, taps) (a ConvTranspose
+ * holds W as (C, F/g, taps): channel c of group c·g/C to that group's outputs), then laid back.
+ */
+function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor } {
+  const w = constant(ct.inputs[1]), b = ct.inputs[2] ? constant(ct.inputs[2]) : undefined;
+  if (w === undefined || (ct.inputs[2] && b === undefined)) throw new Error(`${showText(ct.name)}: its weight or bias is computed in the graph, not a constant`);
+  const g = attrInt(ct, 'group', 1), [C, Fg] = w.dims, F = Fg * g, Cg = C / g, taps = numel(w.dims.slice(2));
+  if (!Number.isInteger(Cg) || w.dims.length < 3) throw new Error(`${showText(ct.name)}: a weight of shape [${w.dims.join(', ')}] for ${g} groups`);
+  const kc = new Float64Array(F * Cg * taps); // (F, C/g, taps) ← (C, F/g, taps)
+  for (let c = 0; c < C; c++) {
+    const gi = Math.floor(c / Cg), cl = c - gi * Cg;
+    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[((gi * Fg + j) * Cg + cl) * taps + t] = w.data[(c * Fg + j) * taps + t];
+  }
+  const bias = b === undefined ? new Tensor(new Float64Array(F), [F]) : new Tensor(new Float64Array(b.data), [F]);
+  const f = fuseConvBN({ kernel: new Tensor(kc, [F, Cg, taps]), bias }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float64', true);
+  const dtype = w.dtype === 'float64' ? 'float64' : 'float32';
+  const out = dtype === 'float64' ? new Float64Array(w.data.length) : new Float32Array(w.data.length);
+  for (let c = 0; c < C; c++) {
+    const gi = Math.floor(c / Cg), cl = c - gi * Cg;
+    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) out[(c * Fg + j) * taps + t] = f.kernel.data[((gi * Fg + j) * Cg + cl) * taps + t];
+  }
+  return {
+    weight: { name: '', dtype, dims: w.dims.slice(), data: out },
+    bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(f.bias.data) : new Float32Array(f.bias.data) },
+  };
+}
+
 /** AveragePool as a conv (1/k² on each tap): a square window, square strides, equal pads counted in the mean (or none), no ceil_mode or dilation. */
 function averagePoolStage(n: OnnxNode): boolean {
   if (n.opType !== 'AveragePool') return false;
@@ -408,17 +472,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     return bn;
   };
   const module = (n: OnnxNode, channels: number): Module => {
-    if (n.opType === 'BatchNormalization') {
-      const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => f64(init(n.inputs[i])));
-      if (attrInt(n, 'training_mode', 0) !== 0) throw new Error(`${showText(n.name)}: a BatchNormalization in training mode does not fuse`);
-      if (gamma.size !== channels) throw new Error(`${showText(n.name)}: a BatchNormalization of ${gamma.size} channels on ${channels}`);
-      const bn = new BatchNorm2d(gamma.size, { dtype: 'float64', eps: attrFloat(n, 'epsilon', 1e-5) }).eval();
-      bn.weight.data.data.set(gamma.data);
-      bn.bias.data.data.set(beta.data);
-      bn.runningMean.data.set(mean.data);
-      bn.runningVar.data.set(variance.data);
-      return bn;
-    }
+    if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
     if (n.opType === 'Mul') return scaleAsBN(n, channels);
     if (n.opType === 'AveragePool') {
       const [k] = attrInts(n, 'kernel_shape')!;

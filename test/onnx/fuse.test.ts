@@ -48,6 +48,8 @@ describe('fuseOnnx on PyTorch exports', () => {
     // UniRepLKNet's dilated re-param block (7×7 | 5×5 | 3×3 dilation 2 | 3×3 dilation 3) → one 7×7 depthwise conv; branches that all
     // dilate by 2 → one 3×3 conv with dilation 2; a ZeroPad2d → 3×3 branch beside a 1×1 (the Pad reads the input the 1×1 reads) → one 3×3
     dilated: { fused: 3, conv: 4 },
+    // SimpleBaseline's head: each ConvTranspose → BN (which the exporter leaves, one without bias, one grouped) folded into the ConvTranspose
+    pose_head: { fused: 2, conv: 2 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
@@ -88,6 +90,24 @@ describe('fuseOnnx on PyTorch exports', () => {
     const attrs = (at: string) => { const n = r.model.nodes.find((m) => m.name === at)!; return ['kernel_shape', 'dilations', 'pads', 'group'].map((a) => n.attributes.get(a)?.value); };
     expect(attrs(r.fused[1].at)).toEqual([[3, 3], [2, 2], [2, 2, 2, 2], 1]);
     expect(attrs(r.fused[2].at)).toEqual([[7, 7], [1, 1], [3, 3, 3, 3], 8]);
+  });
+
+  it('pose_head: each ConvTranspose takes the BN after it (weights and bias scaled per output channel, its attributes kept)', () => {
+    const model = readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/pose_head_opset17.onnx'))));
+    const r = fuseOnnx(model);
+    expect(r.fused.map((p) => p.pattern)).toEqual(['ConvTranspose 4×4+BN ⇒ ConvTranspose 4×4', 'ConvTranspose 4×4+BN ⇒ ConvTranspose 4×4']);
+    const before = model.nodes.filter((n) => n.opType === 'ConvTranspose'), after = r.model.nodes.filter((n) => n.opType === 'ConvTranspose');
+    expect(after.map((n) => [...n.attributes])).toEqual(before.map((n) => [...n.attributes]));
+    expect(after.map((n) => n.inputs.length)).toEqual([3, 3]); // the bias-free one has a bias now: β − μ·s
+    // a ConvTranspose whose output is also a graph output keeps its BN apart
+    const bn = ['s', 'b', 'm', 'v'].map((k, i) => tensor(k, [2], FLOAT, f32(...[[1.5, 0.5], [0.25, -1], [0.5, 0], [2, 1]][i])));
+    const both = readOnnx(graph([
+      { op: 'ConvTranspose', inputs: ['x', 'w'], outputs: ['t'], name: 'up', attrs: [intsAttr('strides', [2, 2])] },
+      { op: 'BatchNormalization', inputs: ['t', 's', 'b', 'm', 'v'], outputs: ['y'], name: 'bn' },
+    ], { inits: [tensor('w', [2, 2, 2, 2], FLOAT, f32(...new Array(16).fill(0.5))), ...bn], inputs: [valueInfo('x', [1, 2, 3, 3])], outputs: ['t', 'y'] }));
+    const q = fuseOnnx(both);
+    expect(q.fused).toEqual([]);
+    expect(q.model.nodes).toEqual(both.nodes);
   });
 
   it('the float64 export fuses to weights whose outputs match PyTorch\'s float64 ones (1e-10·max|ref|)', () => {
