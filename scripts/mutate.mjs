@@ -480,6 +480,10 @@ const MUTANTS = [
   ['onnx', "ConvTranspose → BN: every input channel's group taken as the first", 'src/onnx/fuse.ts', '    const gi = Math.floor(c / Cg), cl = c - gi * Cg;\n    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[', '    const gi = 0, cl = c - gi * Cg;\n    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[', ['test/onnx/fuse.test.ts']],
   ['onnx', "ConvTranspose → BN drops the ConvTranspose's own bias", 'src/onnx/fuse.ts', 'const bias = b === undefined ? new Tensor(new Float64Array(F), [F]) : new Tensor(new Float64Array(b.data), [F]);', 'const bias = new Tensor(new Float64Array(F), [F]);', ['test/onnx/fuse.test.ts']],
   ['onnx', 'ConvTranspose → BN folded though the ConvTranspose output is read elsewhere', 'src/onnx/fuse.ts', "if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization'", "if (bn?.length !== 1 || bn[0].opType !== 'BatchNormalization'", ['test/onnx/fuse.test.ts']],
+  ['onnx', 'Gemm → BN: C taken per column whatever its shape', 'src/onnx/fuse.ts', 'const perColumn = C !== undefined && numel(C.dims) === F && C.dims[C.dims.length - 1] === F;', 'const perColumn = C !== undefined && numel(C.dims) === F;', ['test/onnx/fuse.test.ts']],
+  ['onnx', "Gemm → BN keeps the Gemm's beta on the folded C", 'src/onnx/fuse.ts', "attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]),", 'attributes: gemm.attributes,', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'Gemm → BN reads B as if transB were 0', 'src/onnx/fuse.ts', 'for (let k = 0; k < K; k++) kf[f * K + k] = B.data[transB ? f * K + k : k * F + f];', 'for (let k = 0; k < K; k++) kf[f * K + k] = B.data[k * F + f];', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'a constant behind an Identity node not seen', 'src/onnx/fuse.ts', "for (let hops = 0; p?.opType === 'Identity' && hops < 64; hops++)", "for (let hops = 0; p?.opType === 'Identity' && hops < 0; hops++)", ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@
 // DBB's BNAndPad as exporters write it, a ZeroPad2d), or no stage at all (the tensor itself). A
 // BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
 // BN, BN → Conv when the BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch
-// case, and a ConvTranspose → BN pair (which exporters leave) folds into the ConvTranspose. Everything
+// case, and ConvTranspose → BN and Gemm → BN pairs (which exporters leave) fold into the first. Everything
 // else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches start from different
 // tensors) is left exactly as it was, and node names, inputs and outputs are kept.
 //
@@ -55,11 +55,13 @@ interface Branch {
 }
 
 
-/** A constant operand: an initializer, or a Constant node's tensor. */
+/** A constant operand: an initializer, or a Constant node's tensor, or either through Identity nodes
+ * (torch.onnx.export writes one initializer for equal ones and Identity nodes for the others). */
 function constantOf(model: OnnxModel, producer: Map<string, OnnxNode>, name: string): OnnxTensor | undefined {
+  let p = producer.get(name);
+  for (let hops = 0; p?.opType === 'Identity' && hops < 64; hops++) { name = p.inputs[0]; p = producer.get(name); }
   const t = model.initializers.get(name);
   if (t !== undefined) return t;
-  const p = producer.get(name);
   if (p?.opType !== 'Constant') return undefined;
   const a = p.attributes.get('value') ?? p.attributes.get('value_float');
   if (a?.kind === 'tensor') return a.value;
@@ -198,21 +200,21 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     if (first !== null) skipped.push({ at: n.name, why: first });
   }
 
-  // ConvTranspose → BatchNormalization: the BN folded into the transposed conv's weights and bias
+  // ConvTranspose → BatchNormalization and Gemm → BatchNormalization: the BN folded into the weights and bias
   for (const n of model.nodes) {
-    if (n.opType !== 'ConvTranspose' || consumed.has(n)) continue;
+    if ((n.opType !== 'ConvTranspose' && n.opType !== 'Gemm') || consumed.has(n)) continue;
     const bn = readers.get(n.outputs[0]);
     if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization' || !linearStage(bn[0]) || bn[0].inputs[0] !== n.outputs[0] || consumed.has(bn[0])) continue;
     try {
-      const { weight, bias } = foldTransposedBN(n, bn[0], constant);
+      const { weight, bias, attributes } = n.opType === 'Gemm' ? foldGemmBN(n, bn[0], constant) : { ...foldTransposedBN(n, bn[0], constant), attributes: n.attributes };
       const wName = uniqueName(`${bn[0].name}.fused.weight`), bName = uniqueName(`${bn[0].name}.fused.bias`);
       newInits.set(wName, { ...weight, name: wName });
       newInits.set(bName, { ...bias, name: bName });
       for (const m of [n, bn[0]]) consumed.add(m);
       replace.set(n, null);
-      replace.set(bn[0], { ...n, name: bn[0].name, inputs: [n.inputs[0], wName, bName], outputs: [bn[0].outputs[0]], at: -1 });
-      const k = weight.dims.slice(2).join('×');
-      fused.push({ at: bn[0].name, pattern: `ConvTranspose ${k}+BN ⇒ ConvTranspose ${k}`, nodesBefore: 2 });
+      replace.set(bn[0], { ...n, name: bn[0].name, inputs: [n.inputs[0], wName, bName], outputs: [bn[0].outputs[0]], attributes, at: -1 });
+      const k = n.opType === 'Gemm' ? '' : ` ${weight.dims.slice(2).join('×')}`;
+      fused.push({ at: bn[0].name, pattern: `${n.opType}${k}+BN ⇒ ${n.opType}${k}`, nodesBefore: 2 });
     } catch (e) {
       skipped.push({ at: bn[0].name, why: (e as Error).message });
     }
@@ -377,6 +379,37 @@ function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): {
   return {
     weight: { name: '', dtype, dims: w.dims.slice(), data: out },
     bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(f.bias.data) : new Float32Array(f.bias.data) },
+  };
+}
+
+/**
+ * A Gemm's BN after it (Linear → BatchNorm1d: insightface's embedding head, projection MLPs), folded.
+ * Y = α·A·B + β_g·C, so BN(Y) = α·A·(B·s) + s·(β_g·C − μ) + β per output column f: fuseConvBN's step
+ * on B's columns as a (F, K) kernel with bias β_g·C, laid back as B is stored (transB); beta becomes 1.
+ */
+function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; attributes: OnnxNode['attributes'] } {
+  const B = constant(gemm.inputs[1]), C = gemm.inputs[2] ? constant(gemm.inputs[2]) : undefined;
+  if (B === undefined || (gemm.inputs[2] && C === undefined)) throw new Error(`${showText(gemm.name)}: its B or C is computed in the graph, not a constant`);
+  const transB = attrInt(gemm, 'transB', 0) !== 0;
+  if (B.dims.length !== 2) throw new Error(`${showText(gemm.name)}: a B of shape [${B.dims.join(', ')}]`);
+  const [K, F] = transB ? [B.dims[1], B.dims[0]] : B.dims;
+  // C broadcasts over the rows: one value, or one per output column ([F] or [1, F]); a C per row does not fold into a per-column bias
+  const perColumn = C !== undefined && numel(C.dims) === F && C.dims[C.dims.length - 1] === F;
+  if (C !== undefined && numel(C.dims) !== 1 && !perColumn) throw new Error(`${showText(gemm.name)}: a C of shape [${C.dims.join(', ')}] differs per row; only one value or one per output column folds`);
+  const betaG = attrFloat(gemm, 'beta', 1);
+  const kf = new Float64Array(F * K), b = new Float64Array(F);
+  for (let f = 0; f < F; f++) {
+    for (let k = 0; k < K; k++) kf[f * K + k] = B.data[transB ? f * K + k : k * F + f];
+    b[f] = C === undefined ? 0 : betaG * C.data[perColumn ? f : 0];
+  }
+  const r = fuseConvBN({ kernel: new Tensor(kf, [F, K]), bias: new Tensor(b, [F]) }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float64', true);
+  const dtype = B.dtype === 'float64' ? 'float64' : 'float32';
+  const out = dtype === 'float64' ? new Float64Array(F * K) : new Float32Array(F * K);
+  for (let f = 0; f < F; f++) for (let k = 0; k < K; k++) out[transB ? f * K + k : k * F + f] = r.kernel.data[f * K + k];
+  return {
+    weight: { name: '', dtype, dims: B.dims.slice(), data: out },
+    bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(r.bias.data) : new Float32Array(r.bias.data) },
+    attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]),
   };
 }
 

@@ -267,6 +267,27 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const even = fuseOnnx(sameBlock('SAME_LOWER', 1, 2));
     expect(even.skipped.map((p) => p.why)).toEqual([expect.stringMatching(/^conv_k: auto_pad SAME_LOWER with strides 1×1 and a 2×2 kernel/)]);
   });
+  it('Gemm → BatchNormalization (Linear → BatchNorm1d) folds: B′ = B·s per output column, C′ = s·(β_g·C − μ) + β, beta 1; a BN parameter behind an Identity is a constant too', () => {
+    const gemmBn = (cDims: number[], c: number[]) => readOnnx(graph([
+      { op: 'Identity', inputs: ['mu'], outputs: ['mu_alias'], name: 'alias' }, // torch.onnx.export's form for equal initializers
+      { op: 'Gemm', inputs: ['x', 'B', 'C'], outputs: ['g'], name: 'fc', attrs: [intAttr('transB', 1), floatAttr('alpha', 0.5), floatAttr('beta', 2)] },
+      { op: 'BatchNormalization', inputs: ['g', 'gamma', 'beta', 'mu_alias', 'var'], outputs: ['y'], name: 'bn', attrs: [floatAttr('epsilon', 1)] },
+    ], { inits: [tensor('B', [2, 3], FLOAT, f32(1, -0.5, 0.25, 2, 0.75, -1)), tensor('C', cDims, FLOAT, f32(...c)), tensor('gamma', [2], FLOAT, f32(1.5, 0.5)), tensor('beta', [2], FLOAT, f32(0.25, -1)),
+      tensor('mu', [2], FLOAT, f32(0.5, 0)), tensor('var', [2], FLOAT, f32(3, 0))], inputs: [valueInfo('x', [2, 3])] }));
+    const m = gemmBn([2], [0.5, -1]);
+    const r = fuseOnnx(m);
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Gemm+BN ⇒ Gemm']);
+    expect(r.model.nodes.map((n) => `${n.opType} ${n.name}`)).toEqual(['Gemm bn']); // the Identity went with the BN
+    const g = r.model.nodes[0];
+    // s = γ/√(σ² + ε) = [0.75, 0.5]; dyadic, so exact
+    expect(g.inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data])).toEqual([[0.75, -0.375, 0.1875, 1, 0.375, -0.5], [0.625, -2]]);
+    expect(['alpha', 'beta', 'transB'].map((a) => g.attributes.get(a)?.value)).toEqual([0.5, 1, 1]);
+    const check = checkFused(m, r);
+    expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    const perRow = fuseOnnx(gemmBn([2, 1], [0.5, -1])); // C broadcast down the columns: one value per row
+    expect(perRow.fused).toEqual([]);
+    expect(perRow.skipped).toEqual([{ at: 'bn', why: 'fc: a C of shape [2, 1] differs per row; only one value or one per output column folds' }]);
+  });
   it('a dilation that would make the fused kernel huge is refused from its estimate (nothing allocated)', () => {
     const D = 100_000; // dense 200001×200001: 298 GiB in float64
     const r = fuseOnnx(readOnnx(graph([
