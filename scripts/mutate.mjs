@@ -446,7 +446,7 @@ const MUTANTS = [
   ['onnx', 'LRN: an even window centred as an odd one', 'src/onnx/ops_nn.ts', 'above = Math.ceil((size - 1) / 2);', 'above = Math.floor((size - 1) / 2);', ['test/onnx/ops.test.ts']],
   ['onnx', 'LRN: alpha not divided by the size', 'src/onnx/ops_nn.ts', 'Math.pow(bias + (alpha / size) * sq, beta)', 'Math.pow(bias + alpha * sq, beta)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'Tile repeats the last element instead of wrapping', 'src/onnx/ops_shape.ts', '(k, i) => i % x.shape[k])];', '(k, i) => Math.min(i, x.shape[k] - 1))];', ['test/onnx/differential.test.ts']],
-  ['onnx', 'fuse-onnx: a Sum of branches not taken for a sum', 'src/onnx/fuse.ts', "n.opType === 'Add' || (n.opType === 'Sum' &&", "n.opType === 'Add' || (n.opType === 'Never' &&", ['test/onnx/fuse.test.ts']],
+  ['onnx', 'fuse-onnx: a Sum of branches not taken for a sum', 'src/onnx/fuse.ts', "n.opType === 'Sub' || (n.opType === 'Sum' &&", "n.opType === 'Sub' || (n.opType === 'Never' &&", ['test/onnx/fuse.test.ts']],
   ['onnx', '1-D conv: the ReLU fused into it forgotten when the node is widened', 'src/onnx/ops_nn.ts', 'const ys = op(ctx.reluAfter === node ? { ...ctx, reluAfter: wide } : ctx, wide, xs.map(unit));', 'const ys = op(ctx, wide, xs.map(unit));', ['test/onnx/run.test.ts']],
   ['onnx', '1-D pads [a, b] widened as [a, 0, b, 0]', 'src/onnx/ops_nn.ts', '(v) => (v.length === 2 ? [0, v[0], 0, v[1]] : undefined)', '(v) => (v.length === 2 ? [v[0], 0, v[1], 0] : undefined)', ['test/onnx/run.test.ts', 'test/onnx/differential.test.ts']],
   ['onnx', 'Round: halves away from zero instead of to even', 'src/onnx/ops_math.ts', 'Round: unary(() => roundOp, true)', 'Round: unary(() => Math.round, true)', ['test/onnx/ops.test.ts', 'test/onnx/differential.test.ts']],
@@ -484,6 +484,9 @@ const MUTANTS = [
   ['onnx', "Gemm → BN keeps the Gemm's beta on the folded C", 'src/onnx/fuse.ts', "attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]),", 'attributes: gemm.attributes,', ['test/onnx/fuse.test.ts']],
   ['onnx', 'Gemm → BN reads B as if transB were 0', 'src/onnx/fuse.ts', 'for (let k = 0; k < K; k++) kf[f * K + k] = B.data[transB ? f * K + k : k * F + f];', 'for (let k = 0; k < K; k++) kf[f * K + k] = B.data[k * F + f];', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a constant behind an Identity node not seen', 'src/onnx/fuse.ts', "for (let hops = 0; p?.opType === 'Identity' && hops < 64; hops++)", "for (let hops = 0; p?.opType === 'Identity' && hops < 0; hops++)", ['test/onnx/fuse.test.ts']],
+  ['onnx', "a Sub's right side added, not subtracted", 'src/onnx/fuse.ts', "const f = item.opType === 'Sub' && k === 1 ? [...factors, { negatedBy: item }] : factors;", 'const f = factors;', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'a constant Mul of a sum drops its scale', 'src/onnx/fuse.ts', "todo.push([producer.get(item.inputs[scaleInput(item)])!, [...factors, { scaledBy: item }]]);", 'todo.push([producer.get(item.inputs[scaleInput(item)])!, factors]);', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'a constant Mul taken as a scaled sum though the sum is read elsewhere', 'src/onnx/fuse.ts', 'return p !== undefined && isSum(p) && private1(n.inputs[k]) && !consumed.has(p);', 'return p !== undefined && isSum(p) && !consumed.has(p);', ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

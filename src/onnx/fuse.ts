@@ -1,6 +1,7 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
-// meet in Add (or Sum) with nothing nonlinear between becomes one Conv, through the same fuser the
-// modules use (src/reparam/fuse.ts: fuseLinearBranches). A branch is a chain of linear stages with
+// meet in Add, Sum or Sub (a sum may be scaled by a constant Mul) with nothing nonlinear between
+// becomes one Conv, through the same fuser the modules use (src/reparam/fuse.ts:
+// fuseLinearBranches). A branch is a chain of linear stages with
 // constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1; dilated ones as their plain
 // kernels), BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant scalar
 // or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one value:
@@ -52,7 +53,12 @@ interface Branch {
   /** the chain's nodes from the root's reader to the term, in order (empty: the root itself) */
   nodes: OnnxNode[];
   root: string;
+  /** what the sum tree does to this term after the chain: a Sub's −1, a constant Mul on a sum */
+  factors?: Factor[];
 }
+
+/** A term's coefficient in a sum tree: the Sub it is subtracted by, or the constant Mul it is scaled by. */
+type Factor = { negatedBy: OnnxNode } | { scaledBy: OnnxNode };
 
 
 /** A constant operand: an initializer, or a Constant node's tensor, or either through Identity nodes
@@ -139,19 +145,33 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   };
 
   /** A sum of branches: Add, or Sum (any number of terms: what tf2onnx makes of Keras' Add layer with three inputs, TensorFlow's AddN). */
-  const isSum = (n: OnnxNode) => n.opType === 'Add' || (n.opType === 'Sum' && n.inputs.length > 0 && n.inputs.every((i) => i !== ''));
+  const isSum = (n: OnnxNode) => n.opType === 'Add' || n.opType === 'Sub' || (n.opType === 'Sum' && n.inputs.length > 0 && n.inputs.every((i) => i !== ''));
+  /** A constant Mul of a private sum (FastViT's layer_scale·(mixer(x) − norm(x))): it scales every term of the sum. */
+  const scaledSum = (n: OnnxNode) => {
+    const k = scaleInput(n);
+    if (k < 0) return false;
+    const p = producer.get(n.inputs[k]);
+    return p !== undefined && isSum(p) && private1(n.inputs[k]) && !consumed.has(p);
+  };
+  const sumLike = (n: OnnxNode) => isSum(n) || scaledSum(n);
 
-  /** The terms of a tree of Add and Sum nodes whose inner sums are private (Add(Add(a, b), c) → a, b, c; Sum(a, b, c) → a, b, c), in order; iterative (a file may chain 10⁵ Adds). */
-  const addTerms = (root: OnnxNode, adds: OnnxNode[]): string[] => {
-    const terms: string[] = [];
-    const todo: (OnnxNode | string)[] = [root];
+  /**
+   * The terms of a tree of Add, Sum and Sub nodes and constant Muls of them, whose inner nodes are
+   * private (Add(Add(a, b), c) → a, b, c; Sub(a, b) → a, −b; s·(a − b) → s·a, −s·b), in order, each
+   * with its factors; iterative (a file may chain 10⁵ Adds).
+   */
+  const addTerms = (root: OnnxNode, adds: OnnxNode[]): { term: string; factors: Factor[] }[] => {
+    const terms: { term: string; factors: Factor[] }[] = [];
+    const todo: [OnnxNode | string, Factor[]][] = [[root, []]];
     while (todo.length > 0) {
-      const item = todo.pop()!;
-      if (typeof item === 'string') { terms.push(item); continue; }
+      const [item, factors] = todo.pop()!;
+      if (typeof item === 'string') { terms.push({ term: item, factors }); continue; }
       adds.push(item);
+      if (item.opType === 'Mul') { todo.push([producer.get(item.inputs[scaleInput(item)])!, [...factors, { scaledBy: item }]]); continue; }
       for (let k = item.inputs.length - 1; k >= 0; k--) {
         const t = item.inputs[k], p = producer.get(t);
-        todo.push(p !== undefined && isSum(p) && private1(t) && !consumed.has(p) ? p : t);
+        const f = item.opType === 'Sub' && k === 1 ? [...factors, { negatedBy: item }] : factors;
+        todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) ? p : t, f]);
       }
     }
     return terms;
@@ -159,12 +179,12 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
 
   // Visit sums from the last backwards, so an Add tree is taken whole from its root.
   for (const add of [...model.nodes].reverse()) {
-    if (!isSum(add) || consumed.has(add)) continue;
+    if (!sumLike(add) || consumed.has(add)) continue;
     const outerAdd = readers.get(add.outputs[0]);
-    if (outerAdd?.length === 1 && isSum(outerAdd[0]) && private1(add.outputs[0]) && !consumed.has(outerAdd[0])) continue; // an inner sum: its root takes it
+    if (outerAdd?.length === 1 && sumLike(outerAdd[0]) && private1(add.outputs[0]) && !consumed.has(outerAdd[0])) continue; // an inner sum: its root takes it
     const adds: OnnxNode[] = [];
     const terms = addTerms(add, adds);
-    const branches = terms.map((t) => branchOf(t));
+    const branches = terms.map(({ term, factors }) => ({ ...branchOf(term), factors }));
     const roots = new Set(branches.map((b) => b.root));
     if (roots.size !== 1) continue; // e.g. a residual add across a ReLU: the branches start from different tensors
     if (!branches.some((b) => b.nodes.some((n) => n.opType === 'Conv'))) continue;
@@ -291,6 +311,8 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const lost = n.inputs.find((i) => i !== '' && !alive.has(i) && !initializers.has(i));
     if (lost !== undefined) throw new Error(`fuse-onnx: node '${showText(n.name)}' would read '${showText(lost)}', which the fused graph no longer computes; nothing was written`);
   }
+  const gone = model.outputs.find((o) => !alive.has(o.name) && !initializers.has(o.name));
+  if (gone !== undefined) throw new Error(`fuse-onnx: the graph output '${showText(gone.name)}' would no longer be computed; nothing was written`);
   const valueInfo = new Map([...model.valueInfo].filter(([k]) => alive.has(k)));
   return { model: { ...model, nodes, initializers, valueInfo }, fused, skipped };
 }
@@ -423,6 +445,12 @@ function averagePoolStage(n: OnnxNode): boolean {
 
 /** A branch for messages: 'Conv 1×1+BN+pad+AvgPool 3×3+BN'. */
 function describe(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>): string {
+  const sign = (b.factors ?? []).filter((f) => 'negatedBy' in f).length % 2 === 1 ? '−' : '';
+  const scaled = (b.factors ?? []).some((f) => 'scaledBy' in f) ? '·scale' : '';
+  return `${sign}${chainOf(b, constant, borderOf)}${scaled}`;
+}
+
+function chainOf(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>): string {
   if (b.nodes.length === 0) return 'identity';
   const parts: string[] = [];
   b.nodes.forEach((n, i) => {
@@ -504,6 +532,14 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     bn.runningVar.data.fill(1);
     return bn;
   };
+  const negationAsBN = (channels: number): BatchNorm2d => {
+    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
+    bn.weight.data.data.fill(-1);
+    bn.bias.data.data.fill(0);
+    bn.runningMean.data.fill(0);
+    bn.runningVar.data.fill(1);
+    return bn;
+  };
   const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
     if (n.opType === 'Mul') return scaleAsBN(n, channels);
@@ -537,6 +573,8 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
       if (m instanceof Conv2d) channels = m.weight.data.shape[0];
       stages.push([showText(n.name), m]);
     }
+    // the sum tree's factors on this term, as BNs of γ = the factor (−1 for a Sub's right side), β = μ = 0, σ² = 1, ε = 0: exact scalings
+    for (const f of b.factors ?? []) stages.push('scaledBy' in f ? [showText(f.scaledBy.name), scaleAsBN(f.scaledBy, channels)] : [`${showText(f.negatedBy.name)} (−)`, negationAsBN(channels)]);
     return stages;
   };
   return {

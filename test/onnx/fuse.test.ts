@@ -50,6 +50,8 @@ describe('fuseOnnx on PyTorch exports', () => {
     dilated: { fused: 3, conv: 4 },
     // SimpleBaseline's head: each ConvTranspose → BN (which the exporter leaves, one without bias, one grouped) folded into the ConvTranspose
     pose_head: { fused: 2, conv: 2 },
+    // FastViT's RepMixer x + γ·(mixer(x) − norm(x)) (a Sub, and a per-channel Mul of it) and without γ, and RepCPE x + dwconv7×7(x): one depthwise conv each
+    fastvit: { fused: 3, conv: 4 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
@@ -108,6 +110,15 @@ describe('fuseOnnx on PyTorch exports', () => {
     const q = fuseOnnx(both);
     expect(q.fused).toEqual([]);
     expect(q.model.nodes).toEqual(both.nodes);
+  });
+
+  it('fastvit: RepMixer with and without its layer scale and RepCPE, each as fuse-onnx names it', () => {
+    const r = fuseOnnx(readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/fastvit_opset17.onnx')))));
+    expect(r.fused.map((p) => p.pattern)).toEqual([
+      'identity | Conv 7×7 ⇒ Conv 7×7',
+      'identity | Conv 1×1 | BN | Conv 3×3 | −BN ⇒ Conv 3×3',
+      'identity | Conv 1×1·scale | BN·scale | Conv 3×3·scale | −BN·scale ⇒ Conv 3×3',
+    ]);
   });
 
   it('the float64 export fuses to weights whose outputs match PyTorch\'s float64 ones (1e-10·max|ref|)', () => {
@@ -287,6 +298,26 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const perRow = fuseOnnx(gemmBn([2, 1], [0.5, -1])); // C broadcast down the columns: one value per row
     expect(perRow.fused).toEqual([]);
     expect(perRow.skipped).toEqual([{ at: 'bn', why: 'fc: a C of shape [2, 1] differs per row; only one value or one per output column folds' }]);
+  });
+  it('a Sub subtracts a branch and a constant Mul of a sum scales each of its terms (FastViT\'s RepMixer): s·(conv(x) − x) becomes one conv, s·(W − I) and s·b', () => {
+    const scaledDiff = (outputs: string[]) => readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['a'], name: 'conv' },
+      { op: 'Sub', inputs: ['a', 'x'], outputs: ['d'], name: 'sub' },
+      { op: 'Mul', inputs: ['d', 's'], outputs: ['y'], name: 'mul' },
+    ], { inits: [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('b', [2], FLOAT, f32(0.5, -3)), tensor('s', [1, 2, 1, 1], FLOAT, f32(0.5, -2))], inputs: [valueInfo('x', [1, 2, 3, 3])], outputs }));
+    const m = scaledDiff(['y']);
+    const r = fuseOnnx(m);
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 1×1·scale | −identity·scale ⇒ Conv 1×1']);
+    expect(r.model.nodes.map((n) => `${n.opType} ${n.name} ${n.outputs[0]}`)).toEqual(['Conv mul y']);
+    const [k, bias] = r.model.nodes[0].inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data]);
+    expect(k).toEqual([-0.125, -0.75, -0.25, -2]); // s_f·(W − I)[f, c], dyadic: exact
+    expect(bias).toEqual([0.25, 6]);
+    const check = checkFused(m, r);
+    expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    // the difference is a graph output too: it is fused on its own, and the Mul stays after it
+    const kept = fuseOnnx(scaledDiff(['y', 'd']));
+    expect(kept.fused.map((p) => `${p.at}: ${p.pattern}`)).toEqual(['sub: Conv 1×1 | −identity ⇒ Conv 1×1']);
+    expect(kept.model.nodes.map((n) => `${n.opType} ${n.outputs[0]}`)).toEqual(['Conv d', 'Mul y']);
   });
   it('a dilation that would make the fused kernel huge is refused from its estimate (nothing allocated)', () => {
     const D = 100_000; // dense 200001×200001: 298 GiB in float64
