@@ -1,16 +1,16 @@
 // Structural re-parameterization of any ONNX graph: every set of branches that read one tensor and
 // meet in Add, Sum or Sub (a sum may be scaled by a constant Mul) with nothing nonlinear between
-// becomes one Conv, through the same fuser the modules use (src/reparam/fuse.ts:
-// fuseLinearBranches). A branch is a chain of linear stages with
-// constant parameters: Conv (2-D, or 1-D fused as 2-D of height 1; dilated ones as their plain
-// kernels), BatchNormalization, Identity, AveragePool (the padding counted), Mul by a constant scalar
-// or per-channel vector, and a border (Pad / ScatterND writes that pad each channel with one value:
-// DBB's BNAndPad as exporters write it, a ZeroPad2d), or no stage at all (the tensor itself). A
-// BatchNormalization right after the sum is folded in as the block's post BN; a lone chain (Conv →
-// BN, BN → Conv when the BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch
-// case, and ConvTranspose → BN and Gemm → BN pairs (which exporters leave) fold into the first. Everything
-// else (SiLU, SE, detection heads, a residual add across a ReLU, whose branches start from different
-// tensors) is left exactly as it was, and node names, inputs and outputs are kept.
+// becomes one Conv, through the same fuser the modules use (src/reparam/fuse.ts: fuseLinearBranches).
+// A branch is a chain of linear stages with constant parameters: Conv (2-D, or 1-D fused as 2-D of
+// height 1; dilated ones as their plain kernels), BatchNormalization, Identity, AveragePool (the
+// padding counted), Mul and Add (or Sub) of a constant scalar or per-channel vector, and a border (Pad
+// / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters write it, a
+// ZeroPad2d), or no stage at all (the tensor itself). BN, constant Mul and Add right after the sum
+// are folded in as the block's post map; a lone chain (Conv → BN, BN → Conv when the BN's border is
+// zero-padding-safe, a Conv scaled by a Mul) is the one-branch case, and ConvTranspose → BN and
+// Gemm → BN pairs (which exporters leave) fold into the first. Everything else (SiLU, SE, detection
+// heads, a residual add across a ReLU, whose branches start from different tensors) is left exactly
+// as it was, and node names, inputs and outputs are kept.
 //
 //   X ─┬─ Conv ─ BN ─┐                       X ─ Conv(K, b) ─ Y
 //      ├─ Conv ─ BN ─┼─ Add ─ Add ─ Y   ⇒      K = Σ centred(K_i·s_i), b = Σ β_i + (b_i − μ_i)·s_i
@@ -105,23 +105,31 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   const replace = new Map<OnnxNode, OnnxNode | null>(); // node → its replacement (null: removed)
   const newInits = new Map<string, OnnxTensor>();
 
-  /** Mul by a constant scalar or per-channel (C,1,1)/(1,C,1,1) vector: the index of its data input, else -1. */
-  const scaleInput = (n: OnnxNode): number => {
-    if (n.opType !== 'Mul' || n.inputs.length !== 2) return -1;
+  /** The one input of a two-input node that is a constant scalar or per-channel (C,1,1)/(1,C,1,1) vector, else -1. */
+  const channelConstant = (n: OnnxNode): number => {
+    if (n.inputs.length !== 2) return -1;
     const k = [0, 1].filter((i) => constant(n.inputs[i]) !== undefined);
     if (k.length !== 1) return -1;
     const d = constant(n.inputs[k[0]])!.dims;
     const perChannel = (d.length === 3 || d.length === 4) && d.every((v, i) => v === 1 || i === d.length - 3);
-    return numel(d) === 1 && d.length <= 4 || perChannel ? 1 - k[0] : -1;
+    return numel(d) === 1 && d.length <= 4 || perChannel ? k[0] : -1;
+  };
+  /** Mul by a constant scalar or per-channel vector: the index of its data input, else -1. */
+  const scaleInput = (n: OnnxNode): number => (n.opType === 'Mul' && channelConstant(n) >= 0 ? 1 - channelConstant(n) : -1);
+  /** Add of a constant scalar or per-channel vector (PP-HGNet's learnable affine block: s·x + b), or Sub of one on its right: the index of its data input, else -1. */
+  const shiftInput = (n: OnnxNode): number => {
+    if (n.opType !== 'Add' && n.opType !== 'Sub') return -1;
+    const k = channelConstant(n);
+    return k < 0 || (n.opType === 'Sub' && k !== 1) ? -1 : 1 - k;
   };
   /** The input a stage transforms. */
-  const dataInput = (n: OnnxNode) => n.inputs[n.opType === 'Mul' ? scaleInput(n) : 0];
+  const dataInput = (n: OnnxNode) => n.inputs[n.opType === 'Mul' ? scaleInput(n) : n.opType === 'Add' || n.opType === 'Sub' ? shiftInput(n) : 0];
 
   /** A node that is linear with constant parameters (a candidate branch stage). */
   const linearStage = (n: OnnxNode): boolean =>
     (n.opType === 'Conv' && constant(n.inputs[1]) !== undefined && (n.inputs[2] === undefined || n.inputs[2] === '' || constant(n.inputs[2]) !== undefined))
     || (n.opType === 'BatchNormalization' && n.outputs.filter((o) => o !== '').length === 1 && [1, 2, 3, 4].every((i) => constant(n.inputs[i]) !== undefined))
-    || n.opType === 'Identity' || scaleInput(n) >= 0 || averagePoolStage(n) || borderOf.has(n);
+    || n.opType === 'Identity' || scaleInput(n) >= 0 || shiftInput(n) >= 0 || averagePoolStage(n) || borderOf.has(n);
 
   /** Walk back from a term through private linear stages to the tensor the branch reads (`kept`: the term stays, as the fused conv's output, so others may read it). */
   const branchOf = (term: string, kept = false): Branch => {
@@ -145,7 +153,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   };
 
   /** A sum of branches: Add, or Sum (any number of terms: what tf2onnx makes of Keras' Add layer with three inputs, TensorFlow's AddN). */
-  const isSum = (n: OnnxNode) => n.opType === 'Add' || n.opType === 'Sub' || (n.opType === 'Sum' && n.inputs.length > 0 && n.inputs.every((i) => i !== ''));
+  const isSum = (n: OnnxNode) => ((n.opType === 'Add' || n.opType === 'Sub') && shiftInput(n) < 0) || (n.opType === 'Sum' && n.inputs.length > 0 && n.inputs.every((i) => i !== ''));
   /** A constant Mul of a private sum (FastViT's layer_scale·(mixer(x) − norm(x))): it scales every term of the sum. */
   const scaledSum = (n: OnnxNode) => {
     const k = scaleInput(n);
@@ -188,11 +196,16 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const roots = new Set(branches.map((b) => b.root));
     if (roots.size !== 1) continue; // e.g. a residual add across a ReLU: the branches start from different tensors
     if (!branches.some((b) => b.nodes.some((n) => n.opType === 'Conv'))) continue;
-    // a BatchNormalization right after the sum (QARepVGG) is the block's post BN
+    // per-channel affine stages right after the sum (QARepVGG's BN; PP-HGNet's and PP-LCNetV3's
+    // learnable affine block s·x + b) are the block's post map
     let out = add.outputs[0];
-    let post: OnnxNode | null = null;
-    const after = readers.get(out);
-    if (after?.length === 1 && private1(out) && after[0].opType === 'BatchNormalization' && linearStage(after[0])) { post = after[0]; out = post.outputs[0]; }
+    const post: OnnxNode[] = [];
+    for (let after = readers.get(out); after?.length === 1 && private1(out) && !consumed.has(after[0]); after = readers.get(out)) {
+      const a = after[0];
+      if (!((a.opType === 'BatchNormalization' && linearStage(a)) || scaleInput(a) >= 0 || shiftInput(a) >= 0) || dataInput(a) !== out) break;
+      post.push(a);
+      out = a.outputs[0];
+    }
     const why = tryFuse(adds[0].name, branches, adds, post, out);
     if (why !== null) skipped.push({ at: adds[0].name, why });
     else opts.progress?.(0.5 * (1 - index.get(add)! / model.nodes.length));
@@ -205,7 +218,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const next = readers.get(n.outputs[0]);
     if (next?.length === 1 && private1(n.outputs[0]) && linearStage(next[0]) && dataInput(next[0]) === n.outputs[0] && !consumed.has(next[0])) continue; // not the chain's end
     const b = branchOf(n.outputs[0], true);
-    const folds = (nodes: OnnxNode[]) => nodes.some((x) => x.opType === 'Conv') && nodes.some((x) => x.opType === 'BatchNormalization' || x.opType === 'Mul' || borderOf.has(x));
+    const folds = (nodes: OnnxNode[]) => nodes.some((x) => x.opType === 'Conv') && nodes.some((x) => x.opType === 'BatchNormalization' || x.opType === 'Mul' || x.opType === 'Add' || x.opType === 'Sub' || borderOf.has(x));
     let first: string | null = null;
     // at most 8 tails (a file may chain 10⁵ BNs before a padded conv: every tail would fail)
     for (let k = 0, tries = 0; k < b.nodes.length && tries < 8 && folds(b.nodes.slice(k)); k++) {
@@ -213,7 +226,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const tail = b.nodes.slice(k);
       const root = borderOf.get(tail[0])?.start ?? dataInput(tail[0]);
       tries++;
-      const why = tryFuse(n.name, [{ nodes: tail, root }], [], null, n.outputs[0]);
+      const why = tryFuse(n.name, [{ nodes: tail, root }], [], [], n.outputs[0]);
       if (why === null) { first = null; opts.progress?.(1 - 0.5 * index.get(n)! / model.nodes.length); break; }
       first ??= why;
     }
@@ -241,7 +254,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   }
 
   /** Fuse one pattern; the reason it does not fuse, or null. */
-  function tryFuse(at: string, branches: Branch[], adds: OnnxNode[], post: OnnxNode | null, out: string): string | null {
+  function tryFuse(at: string, branches: Branch[], adds: OnnxNode[], post: OnnxNode[], out: string): string | null {
     const root = branches[0].root;
     const convs = branches.flatMap((b) => b.nodes.filter((n) => n.opType === 'Conv'));
     try {
@@ -268,11 +281,12 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
         attributes: new Map([['kernel_shape', { kind: 'ints', value: oneD ? [K] : [K, K] }], ['pads', { kind: 'ints', value: oneD ? [P, P] : [P, P, P, P] }],
           ['strides', { kind: 'ints', value: oneD ? [lb.stride] : [lb.stride, lb.stride] }], ['dilations', { kind: 'ints', value: oneD ? [dilation] : [dilation, dilation] }], ['group', { kind: 'int', value: lb.groups }]]),
       };
-      const gone = [...branches.flatMap((b) => b.nodes), ...adds, ...(post === null ? [] : [post])];
+      const gone = [...branches.flatMap((b) => b.nodes), ...adds, ...post];
       const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
       for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
-      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post === null ? '' : ' → BN'} ⇒ Conv ${oneD ? K : `${K}×${K}`}${dilation > 1 ? ` dilation ${dilation}` : ''}`, nodesBefore: gone.length });
+      const postName = post.map((n) => (n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Mul' ? 'scale' : 'shift')).join('+');
+      fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post.length === 0 ? '' : ` → ${postName}`} ⇒ Conv ${oneD ? K : `${K}×${K}`}${dilation > 1 ? ` dilation ${dilation}` : ''}`, nodesBefore: gone.length });
       return null;
     } catch (e) {
       return (e as Error).message;
@@ -359,6 +373,28 @@ function autoPads(n: OnnxNode, k: readonly [number, number], s: readonly [number
     throw new Error(`${showText(n.name)}: auto_pad ${showText(mode)} with strides ${s.join('×')} and a ${k.join('×')} kernel pads by the input's size or unevenly; only stride 1 with an odd kernel fuses (export with explicit pads)`);
   }
   return [total[0] / 2, total[1] / 2, total[0] / 2, total[1] / 2];
+}
+
+/**
+ * Per-channel affine maps in a row (BNs: x ↦ a·x + c with a = γ/√(σ² + ε), c = β − μ·a) as one BN of
+ * γ = a₂·a₁, β = a₂·c₁ + c₂, μ = 0, σ² = 1, ε = 0 (float64: a rounding or two on each term).
+ */
+function composedAffine(bns: BatchNorm2d[]): BatchNorm2d {
+  const C = bns[0].weight.data.size, a = new Float64Array(C).fill(1), c = new Float64Array(C);
+  for (const bn of bns) {
+    const st = bnStats(bn, 'post');
+    for (let i = 0; i < C; i++) {
+      const s = st.gamma.data[i] / Math.sqrt(st.variance.data[i] + st.eps);
+      a[i] *= s;
+      c[i] = s * c[i] + st.beta.data[i] - st.mean.data[i] * s;
+    }
+  }
+  const out = new BatchNorm2d(C, { dtype: 'float64', eps: 0 }).eval();
+  out.weight.data.data.set(a);
+  out.bias.data.data.set(c);
+  out.runningMean.data.fill(0);
+  out.runningVar.data.fill(1);
+  return out;
 }
 
 /** A BatchNormalization node (inference, constant parameters) as a float64 BatchNorm2d of `channels` channels. */
@@ -457,7 +493,8 @@ function chainOf(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>)
     const border = borderOf.get(n);
     if (border !== undefined) { if (border.nodes.at(-1) === n) parts.push(`pad ${border.pad.join('×')}`); return; }
     if (i > 0 && borderOf.has(b.nodes[i - 1]) && borderOf.get(b.nodes[i - 1]) === border) return;
-    parts.push(n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, constant)}` : n.opType === 'AveragePool' ? `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}` : n.opType === 'Mul' ? 'scale' : n.opType);
+    parts.push(n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, constant)}` : n.opType === 'AveragePool' ? `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}`
+      : n.opType === 'Mul' ? 'scale' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : n.opType);
   });
   return parts.join('+');
 }
@@ -469,7 +506,7 @@ const convKernel = (n: OnnxNode, constant: Constant) => {
 };
 
 /** The branches as the fuser's LinearBranches: ONNX nodes become float64 Conv2d / BatchNorm2d / AvgPool2d / ChannelPad2d modules. */
-function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
+function linearBranchesOf(branches: Branch[], post: OnnxNode[], convs: OnnxNode[], constant: Constant, borderOf: Map<OnnxNode, Border>): LinearBranches {
   const init = (name: string) => constant(name)!;
   const f64 = (t: OnnxTensor) => new Tensor(new Float64Array(t.data), t.dims); // the typed-array constructor converts natively; .from iterates
   // 1-D convs (weights (F, C/g, k)) fuse as 2-D ones of height 1: (F, C/g, 1, k), the stride on both
@@ -532,6 +569,18 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
     bn.runningVar.data.fill(1);
     return bn;
   };
+  // an Add (or Sub) of a constant c is a BN with γ = 1, β = ±c, μ = 0, σ² = 1, ε = 0: y = x ± c exactly
+  const shiftAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
+    const t = n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
+    if (t.data.length !== 1 && t.data.length !== channels) throw new Error(`${showText(n.name)}: a shift of ${t.data.length} values on ${channels} channels`);
+    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
+    const sign = n.opType === 'Sub' ? -1 : 1;
+    bn.weight.data.data.fill(1);
+    for (let c = 0; c < channels; c++) bn.bias.data.data[c] = sign * t.data[t.data.length === 1 ? 0 : c];
+    bn.runningMean.data.fill(0);
+    bn.runningVar.data.fill(1);
+    return bn;
+  };
   const negationAsBN = (channels: number): BatchNorm2d => {
     const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
     bn.weight.data.data.fill(-1);
@@ -543,6 +592,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
   const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
     if (n.opType === 'Mul') return scaleAsBN(n, channels);
+    if (n.opType === 'Add' || n.opType === 'Sub') return shiftAsBN(n, channels);
     if (n.opType === 'AveragePool') {
       const [k] = attrInts(n, 'kernel_shape')!;
       return new AvgPool2d(k, { stride: (attrInts(n, 'strides') ?? [1])[0], padding: (attrInts(n, 'pads') ?? [0])[0] });
@@ -580,6 +630,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode | null, convs: Onnx
   return {
     inChannels, outChannels, groups, stride: widest.stride, kernelSize: K, padding: widest.pw,
     branches: branches.map(stagesOf),
-    post: post === null ? null : [showText(post.name), module(post, outChannels) as BatchNorm2d],
+    post: post.length === 0 ? null : post.length === 1 ? [showText(post[0].name), module(post[0], outChannels) as BatchNorm2d]
+      : [post.map((n) => showText(n.name)).join(' → '), composedAffine(post.map((n) => module(n, outChannels) as BatchNorm2d))],
   };
 }

@@ -52,6 +52,8 @@ describe('fuseOnnx on PyTorch exports', () => {
     pose_head: { fused: 2, conv: 2 },
     // FastViT's RepMixer x + γ·(mixer(x) − norm(x)) (a Sub, and a per-channel Mul of it) and without γ, and RepCPE x + dwconv7×7(x): one depthwise conv each
     fastvit: { fused: 3, conv: 4 },
+    // PP-LCNetV3's LearnableRepLayer: identity BN | 1×1 | two k×k (its `0 +` start a shift by 0), then the learnable affine block s·x + b folded in; the one after Hardswish stays
+    pplcnet: { fused: 3, conv: 4 },
   };
   for (const [file, info] of Object.entries(manifest)) {
     if (info.float64 === true) continue;
@@ -318,6 +320,45 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const kept = fuseOnnx(scaledDiff(['y', 'd']));
     expect(kept.fused.map((p) => `${p.at}: ${p.pattern}`)).toEqual(['sub: Conv 1×1 | −identity ⇒ Conv 1×1']);
     expect(kept.model.nodes.map((n) => `${n.opType} ${n.outputs[0]}`)).toEqual(['Conv d', 'Mul y']);
+  });
+  it('an Add or Sub of a constant is a shift stage (b ∓ c), and affine stages after a sum (BN, scale, shift) are its post map; c − x is not a shift', () => {
+    const inits = [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('b', [2], FLOAT, f32(0.5, -3)), tensor('c', [1, 2, 1, 1], FLOAT, f32(0.25, 1)), tensor('two', [], FLOAT, f32(2))];
+    const shifted = (sub: NodeSpec) => readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['a'], name: 'conv' }, sub,
+      { op: 'Mul', inputs: ['d', 'two'], outputs: ['y'], name: 'mul' },
+    ], { inits, inputs: [valueInfo('x', [1, 2, 3, 3])] }));
+    const m = shifted({ op: 'Sub', inputs: ['a', 'c'], outputs: ['d'], name: 'sub' });
+    const r = fuseOnnx(m);
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 1×1+shift+scale ⇒ Conv 1×1']);
+    expect(r.model.nodes[0].inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data])).toEqual([w.map((v) => 2 * v), [0.5, -8]]); // 2·(b − c)
+    const flipped = shifted({ op: 'Sub', inputs: ['c', 'a'], outputs: ['d'], name: 'sub' }); // c − conv(x): a negation, not a shift
+    const q = fuseOnnx(flipped);
+    expect(q.fused).toEqual([]);
+    expect(q.model.nodes).toEqual(flipped.nodes);
+    // conv(x) + x → BN → ·2 → + 0.5: a = γ/√(σ² + ε) = [0.75, 0.5] then ·2, c = β − μ·a = [−0.125, −1] then ·2 + 0.5
+    const bn = ['g', 'be', 'mu', 'v'].map((k, i) => tensor(k, [2], FLOAT, f32(...[[1.5, 0.5], [0.25, -1], [0.5, 0], [3, 0]][i])));
+    const post = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
+      { op: 'Add', inputs: ['a', 'x'], outputs: ['s'], name: 'add' },
+      { op: 'BatchNormalization', inputs: ['s', 'g', 'be', 'mu', 'v'], outputs: ['n'], name: 'bn', attrs: [floatAttr('epsilon', 1)] },
+      { op: 'Mul', inputs: ['n', 'two'], outputs: ['m'], name: 'mul' },
+      { op: 'Add', inputs: ['m', 'half'], outputs: ['y'], name: 'shift' },
+    ], { inits: [...inits, ...bn, tensor('half', [1], FLOAT, f32(0.5))], inputs: [valueInfo('x', [1, 2, 3, 3])] }));
+    const p = fuseOnnx(post);
+    expect(p.fused.map((f) => `${f.at}: ${f.pattern}`)).toEqual(['add: Conv 1×1 | identity → BN+scale+shift ⇒ Conv 1×1']);
+    expect(p.model.nodes.map((n) => `${n.opType} ${n.outputs[0]}`)).toEqual(['Conv y']);
+    expect(p.model.nodes[0].inputs.slice(1).map((t) => [...p.model.initializers.get(t)!.data])).toEqual([[2.625, -2.25, 0.125, 3], [0.25, -1.5]]); // a·(W + I), c: dyadic, exact
+    const check = checkFused(post, p);
+    expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+  });
+  it('pplcnet: the learnable affine block after the sum folds in; the one after Hardswish stays', () => {
+    const r = fuseOnnx(readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/pplcnet_opset17.onnx')))));
+    expect(r.fused.map((p) => p.pattern)).toEqual([
+      'Conv 1×1+shift·scale | Conv 3×3·scale | Conv 3×3·scale → shift ⇒ Conv 3×3',
+      'Conv 1×1+shift·scale | Conv 1×1·scale → shift ⇒ Conv 1×1',
+      'BN+shift·scale | Conv 1×1·scale | Conv 3×3·scale | Conv 3×3·scale → shift ⇒ Conv 3×3',
+    ]);
+    expect(opCounts(r.model.nodes)).toMatchObject({ HardSwish: 2, Mul: 2, Add: 2 });
   });
   it('a dilation that would make the fused kernel huge is refused from its estimate (nothing allocated)', () => {
     const D = 100_000; // dense 200001×200001: 298 GiB in float64
