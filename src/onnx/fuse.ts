@@ -3,9 +3,9 @@
 // becomes one Conv, through the same fuser the modules use (src/reparam/fuse.ts: fuseLinearBranches).
 // A branch is a chain of linear stages with constant parameters: Conv (2-D, or 1-D fused as 2-D of
 // height 1; dilated ones as their plain kernels), BatchNormalization, Identity, AveragePool (the
-// padding counted), Mul and Add (or Sub) of a constant scalar or per-channel vector, and a border (Pad
-// / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters write it, a
-// ZeroPad2d), or no stage at all (the tensor itself). BN, constant Mul and Add right after the sum
+// padding counted), Mul, Div and Add (or Sub) of a constant scalar or per-channel vector, Neg, a
+// border (Pad / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters
+// write it, a ZeroPad2d), or no stage at all (the tensor itself). BN, constant Mul and Add right after the sum
 // are folded in as the block's post map; a lone chain (Conv → BN, BN → Conv when the BN's border is
 // zero-padding-safe, a Conv scaled by a Mul) is the one-branch case, and ConvTranspose → BN and
 // Gemm → BN pairs (which exporters leave) fold into the first. Everything else (SiLU, SE, detection
@@ -114,8 +114,13 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const perChannel = (d.length === 3 || d.length === 4) && d.every((v, i) => v === 1 || i === d.length - 3);
     return numel(d) === 1 && d.length <= 4 || perChannel ? k[0] : -1;
   };
-  /** Mul by a constant scalar or per-channel vector: the index of its data input, else -1. */
-  const scaleInput = (n: OnnxNode): number => (n.opType === 'Mul' && channelConstant(n) >= 0 ? 1 - channelConstant(n) : -1);
+  /** Mul by a constant scalar or per-channel vector, Div by one (on its right), or Neg: the index of its data input, else -1. */
+  const scaleInput = (n: OnnxNode): number => {
+    if (n.opType === 'Neg') return n.inputs.length === 1 ? 0 : -1;
+    const k = n.opType === 'Mul' || n.opType === 'Div' ? channelConstant(n) : -1;
+    return k < 0 || (n.opType === 'Div' && k !== 1) ? -1 : 1 - k;
+  };
+  const isScale = (n: OnnxNode) => n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg';
   /** Add of a constant scalar or per-channel vector (PP-HGNet's learnable affine block: s·x + b), or Sub of one on its right: the index of its data input, else -1. */
   const shiftInput = (n: OnnxNode): number => {
     if (n.opType !== 'Add' && n.opType !== 'Sub') return -1;
@@ -123,7 +128,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     return k < 0 || (n.opType === 'Sub' && k !== 1) ? -1 : 1 - k;
   };
   /** The input a stage transforms. */
-  const dataInput = (n: OnnxNode) => n.inputs[n.opType === 'Mul' ? scaleInput(n) : n.opType === 'Add' || n.opType === 'Sub' ? shiftInput(n) : 0];
+  const dataInput = (n: OnnxNode) => n.inputs[isScale(n) ? scaleInput(n) : n.opType === 'Add' || n.opType === 'Sub' ? shiftInput(n) : 0];
 
   /** A node that is linear with constant parameters (a candidate branch stage). */
   const linearStage = (n: OnnxNode): boolean =>
@@ -175,7 +180,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const [item, factors] = todo.pop()!;
       if (typeof item === 'string') { terms.push({ term: item, factors }); continue; }
       adds.push(item);
-      if (item.opType === 'Mul') { todo.push([producer.get(item.inputs[scaleInput(item)])!, [...factors, { scaledBy: item }]]); continue; }
+      if (isScale(item)) { todo.push([producer.get(item.inputs[scaleInput(item)])!, [...factors, { scaledBy: item }]]); continue; }
       for (let k = item.inputs.length - 1; k >= 0; k--) {
         const t = item.inputs[k], p = producer.get(t);
         const f = item.opType === 'Sub' && k === 1 ? [...factors, { negatedBy: item }] : factors;
@@ -218,7 +223,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const next = readers.get(n.outputs[0]);
     if (next?.length === 1 && private1(n.outputs[0]) && linearStage(next[0]) && dataInput(next[0]) === n.outputs[0] && !consumed.has(next[0])) continue; // not the chain's end
     const b = branchOf(n.outputs[0], true);
-    const folds = (nodes: OnnxNode[]) => nodes.some((x) => x.opType === 'Conv') && nodes.some((x) => x.opType === 'BatchNormalization' || x.opType === 'Mul' || x.opType === 'Add' || x.opType === 'Sub' || borderOf.has(x));
+    const folds = (nodes: OnnxNode[]) => nodes.some((x) => x.opType === 'Conv') && nodes.some((x) => x.opType === 'BatchNormalization' || isScale(x) || x.opType === 'Add' || x.opType === 'Sub' || borderOf.has(x));
     let first: string | null = null;
     // at most 8 tails (a file may chain 10⁵ BNs before a padded conv: every tail would fail)
     for (let k = 0, tries = 0; k < b.nodes.length && tries < 8 && folds(b.nodes.slice(k)); k++) {
@@ -285,7 +290,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
       for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
-      const postName = post.map((n) => (n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Mul' ? 'scale' : 'shift')).join('+');
+      const postName = post.map((n) => (n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : 'scale')).join('+');
       fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post.length === 0 ? '' : ` → ${postName}`} ⇒ Conv ${oneD ? K : `${K}×${K}`}${dilation > 1 ? ` dilation ${dilation}` : ''}`, nodesBefore: gone.length });
       return null;
     } catch (e) {
@@ -494,7 +499,7 @@ function chainOf(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>)
     if (border !== undefined) { if (border.nodes.at(-1) === n) parts.push(`pad ${border.pad.join('×')}`); return; }
     if (i > 0 && borderOf.has(b.nodes[i - 1]) && borderOf.get(b.nodes[i - 1]) === border) return;
     parts.push(n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, constant)}` : n.opType === 'AveragePool' ? `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}`
-      : n.opType === 'Mul' ? 'scale' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : n.opType);
+      : n.opType === 'Mul' || n.opType === 'Div' ? 'scale' : n.opType === 'Neg' ? 'negate' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : n.opType);
   });
   return parts.join('+');
 }
@@ -559,11 +564,16 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode[], convs: OnnxNode[
   const inChannels = geometry[0].w.dims[1] * groups;
   const outChannels = widest.out >= 0 ? widest.out : extent.find((e) => e.out >= 0)!.out;
   // a BN with these statistics is y = s·x exactly (√(1 + 0) = 1): how a constant Mul enters the fuser
+  // (Div by c: γ = 1/c, one rounding in float64; Neg: γ = −1)
   const scaleAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
-    const t = n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
+    const t = n.opType === 'Neg' ? { data: [-1] } : n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
     if (t.data.length !== 1 && t.data.length !== channels) throw new Error(`${showText(n.name)}: a scale of ${t.data.length} values on ${channels} channels`);
     const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
-    for (let c = 0; c < channels; c++) bn.weight.data.data[c] = t.data[t.data.length === 1 ? 0 : c];
+    for (let c = 0; c < channels; c++) {
+      const v = t.data[t.data.length === 1 ? 0 : c];
+      if (n.opType === 'Div' && v === 0) throw new Error(`${showText(n.name)}: divides channel ${c} by 0; no finite scale`);
+      bn.weight.data.data[c] = n.opType === 'Div' ? 1 / v : v;
+    }
     bn.bias.data.data.fill(0);
     bn.runningMean.data.fill(0);
     bn.runningVar.data.fill(1);
@@ -591,7 +601,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode[], convs: OnnxNode[
   };
   const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
-    if (n.opType === 'Mul') return scaleAsBN(n, channels);
+    if (n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg') return scaleAsBN(n, channels);
     if (n.opType === 'Add' || n.opType === 'Sub') return shiftAsBN(n, channels);
     if (n.opType === 'AveragePool') {
       const [k] = attrInts(n, 'kernel_shape')!;

@@ -351,6 +351,21 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const check = checkFused(post, p);
     expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
   });
+  it('a Div by a constant is a scale of 1/c and a Neg one of −1: conv(x)/4 − x becomes W/4 − I, b/4; a Div by 0 is kept with the reason', () => {
+    const divNeg = (c: number, ins = ['a', 'c']) => readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['a'], name: 'conv' },
+      { op: 'Div', inputs: ins, outputs: ['q'], name: 'div' },
+      { op: 'Neg', inputs: ['x'], outputs: ['n'], name: 'neg' },
+      { op: 'Add', inputs: ['q', 'n'], outputs: ['y'], name: 'add' },
+    ], { inits: [tensor('w', [2, 2, 1, 1], FLOAT, f32(...w)), tensor('b', [2], FLOAT, f32(0.5, -3)), tensor('c', [], FLOAT, f32(c))], inputs: [valueInfo('x', [1, 2, 3, 3])] }));
+    const r = fuseOnnx(divNeg(4));
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 1×1+scale | negate ⇒ Conv 1×1']);
+    expect(r.model.nodes[0].inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data])).toEqual([[0.1875 - 1, -0.375, 0.03125, 0.5 - 1], [0.125, -0.75]]);
+    const why = 'div: divides channel 0 by 0; no finite scale'; // the sum, then the Conv → Div chain alone
+    expect(fuseOnnx(divNeg(0)).skipped).toEqual([{ at: 'add', why }, { at: 'div', why }]);
+    const inverse = divNeg(4, ['c', 'a']); // 4 / conv(x): not linear in x
+    expect(fuseOnnx(inverse).fused).toEqual([]);
+  });
   it('pplcnet: the learnable affine block after the sum folds in; the one after Hardswish stays', () => {
     const r = fuseOnnx(readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/pplcnet_opset17.onnx')))));
     expect(r.fused.map((p) => p.pattern)).toEqual([
