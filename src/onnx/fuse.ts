@@ -394,12 +394,17 @@ function composedAffine(bns: BatchNorm2d[]): BatchNorm2d {
       c[i] = s * c[i] + st.beta.data[i] - st.mean.data[i] * s;
     }
   }
-  const out = new BatchNorm2d(C, { dtype: 'float64', eps: 0 }).eval();
-  out.weight.data.data.set(a);
-  out.bias.data.data.set(c);
-  out.runningMean.data.fill(0);
-  out.runningVar.data.fill(1);
-  return out;
+  return affineAsBN(a, c);
+}
+
+/** x ↦ γ·x + β per channel as a BN with those γ and β, μ = 0, σ² = 1, ε = 0 (√(1 + 0) = 1: exactly that map). */
+function affineAsBN(gamma: Float64Array, beta: Float64Array): BatchNorm2d {
+  const bn = new BatchNorm2d(gamma.length, { dtype: 'float64', eps: 0 }).eval();
+  bn.weight.data.data.set(gamma);
+  bn.bias.data.data.set(beta);
+  bn.runningMean.data.fill(0);
+  bn.runningVar.data.fill(1);
+  return bn;
 }
 
 /** A BatchNormalization node (inference, constant parameters) as a float64 BatchNorm2d of `channels` channels. */
@@ -563,42 +568,32 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode[], convs: OnnxNode[
   // the input's channels: the first conv's, through the stages before it (which keep the count)
   const inChannels = geometry[0].w.dims[1] * groups;
   const outChannels = widest.out >= 0 ? widest.out : extent.find((e) => e.out >= 0)!.out;
-  // a BN with these statistics is y = s·x exactly (√(1 + 0) = 1): how a constant Mul enters the fuser
-  // (Div by c: γ = 1/c, one rounding in float64; Neg: γ = −1)
-  const scaleAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
-    const t = n.opType === 'Neg' ? { data: [-1] } : n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
-    if (t.data.length !== 1 && t.data.length !== channels) throw new Error(`${showText(n.name)}: a scale of ${t.data.length} values on ${channels} channels`);
-    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
-    for (let c = 0; c < channels; c++) {
-      const v = t.data[t.data.length === 1 ? 0 : c];
-      if (n.opType === 'Div' && v === 0) throw new Error(`${showText(n.name)}: divides channel ${c} by 0; no finite scale`);
-      bn.weight.data.data[c] = n.opType === 'Div' ? 1 / v : v;
-    }
-    bn.bias.data.data.fill(0);
-    bn.runningMean.data.fill(0);
-    bn.runningVar.data.fill(1);
-    return bn;
-  };
-  // an Add (or Sub) of a constant c is a BN with γ = 1, β = ±c, μ = 0, σ² = 1, ε = 0: y = x ± c exactly
-  const shiftAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
+  // a constant operand's values per channel: one for all, or one each; on a 1-D map (N, C, L) only one
+  // (a (C,1,1) constant there would broadcast (N, C, L) to another shape, not scale its channels)
+  const perChannel = (n: OnnxNode, channels: number, what: string): (c: number) => number => {
     const t = n.inputs.map((i) => constant(i)).find((c) => c !== undefined)!;
-    if (t.data.length !== 1 && t.data.length !== channels) throw new Error(`${showText(n.name)}: a shift of ${t.data.length} values on ${channels} channels`);
-    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
-    const sign = n.opType === 'Sub' ? -1 : 1;
-    bn.weight.data.data.fill(1);
-    for (let c = 0; c < channels; c++) bn.bias.data.data[c] = sign * t.data[t.data.length === 1 ? 0 : c];
-    bn.runningMean.data.fill(0);
-    bn.runningVar.data.fill(1);
-    return bn;
+    if (t.data.length !== 1 && (oneD || t.data.length !== channels)) throw new Error(`${showText(n.name)}: a ${what} of ${t.data.length} values on ${channels} channels${oneD ? ' of a 1-D map' : ''}`);
+    return (c) => t.data[t.data.length === 1 ? 0 : c];
   };
-  const negationAsBN = (channels: number): BatchNorm2d => {
-    const bn = new BatchNorm2d(channels, { dtype: 'float64', eps: 0 }).eval();
-    bn.weight.data.data.fill(-1);
-    bn.bias.data.data.fill(0);
-    bn.runningMean.data.fill(0);
-    bn.runningVar.data.fill(1);
-    return bn;
+  // constant Mul by s: γ = s (Div by c: γ = 1/c, one rounding in float64; Neg: γ = −1)
+  const scaleAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
+    const s = n.opType === 'Neg' ? () => -1 : perChannel(n, channels, 'scale');
+    const gamma = new Float64Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const v = s(c);
+      if (n.opType === 'Div' && v === 0) throw new Error(`${showText(n.name)}: divides channel ${c} by 0; no finite scale`);
+      gamma[c] = n.opType === 'Div' ? 1 / v : v;
+    }
+    return affineAsBN(gamma, new Float64Array(channels));
   };
+  // an Add (or Sub) of a constant c: γ = 1, β = ±c
+  const shiftAsBN = (n: OnnxNode, channels: number): BatchNorm2d => {
+    const v = perChannel(n, channels, 'shift'), sign = n.opType === 'Sub' ? -1 : 1;
+    const beta = new Float64Array(channels);
+    for (let c = 0; c < channels; c++) beta[c] = sign * v(c);
+    return affineAsBN(new Float64Array(channels).fill(1), beta);
+  };
+  const negationAsBN = (channels: number): BatchNorm2d => affineAsBN(new Float64Array(channels).fill(-1), new Float64Array(channels));
   const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
     if (n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg') return scaleAsBN(n, channels);

@@ -366,6 +366,15 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const inverse = divNeg(4, ['c', 'a']); // 4 / conv(x): not linear in x
     expect(fuseOnnx(inverse).fused).toEqual([]);
   });
+  it('on a 1-D map only a scalar constant is a scale: a (C,1,1) one broadcasts (N, C, L) to another shape', () => {
+    const m = readOnnx(graph([
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], name: 'conv' },
+      { op: 'Mul', inputs: ['a', 's'], outputs: ['y'], name: 'mul' },
+    ], { inits: [tensor('w', [2, 2, 1], FLOAT, f32(...w)), tensor('s', [2, 1, 1], FLOAT, f32(0.5, 2))], inputs: [valueInfo('x', [1, 2, 5])] }));
+    const r = fuseOnnx(m);
+    expect(r.fused).toEqual([]);
+    expect(r.skipped).toEqual([{ at: 'mul', why: 'mul: a scale of 2 values on 2 channels of a 1-D map' }]);
+  });
   it('pplcnet: the learnable affine block after the sum folds in; the one after Hardswish stays', () => {
     const r = fuseOnnx(readOnnx(new Uint8Array(readFileSync(fixturePath('onnx/pplcnet_opset17.onnx')))));
     expect(r.fused.map((p) => p.pattern)).toEqual([
