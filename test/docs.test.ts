@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { SUPPORTED_OPS } from '../src/onnx/run.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
@@ -85,6 +86,12 @@ describe('docs that run', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+
+  it('README.md counts the evaluator\'s ops as it has them, and docs/onnx.md names every one', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8'), guide = readFileSync(join(ROOT, 'docs', 'onnx.md'), 'utf8');
+    expect(/an ONNX evaluator \((\d+) ops\)/.exec(readme)?.[1]).toBe(String(SUPPORTED_OPS.length));
+    expect([...SUPPORTED_OPS].filter((op) => !new RegExp(`\\b${op}\\b`).test(guide))).toEqual([]);
   });
 
   it('the block reader sees a not-run reason and an output block', () => {
