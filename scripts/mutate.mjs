@@ -494,6 +494,7 @@ const MUTANTS = [
   ['onnx', 'a Div by a constant taken as a Mul by it', 'src/onnx/fuse.ts', "gamma[c] = n.opType === 'Div' ? 1 / v : v;", 'gamma[c] = v;', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a constant divided by a branch taken as the branch divided by it', 'src/onnx/fuse.ts', "return k < 0 || (n.opType === 'Div' && k !== 1) ? -1 : 1 - k;", 'return k < 0 ? -1 : 1 - k;', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a (C,1,1) constant on a 1-D map taken as a per-channel scale', 'src/onnx/fuse.ts', 'if (t.data.length !== 1 && (oneD || t.data.length !== channels))', 'if (t.data.length !== 1 && (t.data.length !== channels))', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'a Sub or scaled-sum tree expanded however deep', 'src/onnx/fuse.ts', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) && f.length <= MAX_FACTORS ? p : t, f]);', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) ? p : t, f]);', ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -59,6 +59,8 @@ interface Branch {
 
 /** A term's coefficient in a sum tree: the Sub it is subtracted by, or the constant Mul it is scaled by. */
 type Factor = { negatedBy: OnnxNode } | { scaledBy: OnnxNode };
+/** The most factors a sum tree gives a term (FastViT's RepMixer gives two). */
+const MAX_FACTORS = 16;
 
 
 /** A constant operand: an initializer, or a Constant node's tensor, or either through Identity nodes
@@ -181,10 +183,12 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       if (typeof item === 'string') { terms.push({ term: item, factors }); continue; }
       adds.push(item);
       if (isScale(item)) { todo.push([producer.get(item.inputs[scaleInput(item)])!, [...factors, { scaledBy: item }]]); continue; }
+      // past MAX_FACTORS factors a sum is taken as a term (a file may nest 10⁵ Subs or scaled sums: each
+      // term's factors would be copied at every level, and each made a stage)
       for (let k = item.inputs.length - 1; k >= 0; k--) {
         const t = item.inputs[k], p = producer.get(t);
         const f = item.opType === 'Sub' && k === 1 ? [...factors, { negatedBy: item }] : factors;
-        todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) ? p : t, f]);
+        todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) && f.length <= MAX_FACTORS ? p : t, f]);
       }
     }
     return terms;
