@@ -5,12 +5,12 @@
 // height 1; dilated ones as their plain kernels), BatchNormalization, Identity, AveragePool (the
 // padding counted), Mul, Div and Add (or Sub) of a constant scalar or per-channel vector, Neg, a
 // border (Pad / ScatterND writes that pad each channel with one value: DBB's BNAndPad as exporters
-// write it, a ZeroPad2d), or no stage at all (the tensor itself). BN, constant Mul and Add right after the sum
-// are folded in as the block's post map; a lone chain (Conv → BN, BN → Conv when the BN's border is
-// zero-padding-safe, a Conv scaled by a Mul) is the one-branch case, and ConvTranspose → BN and
-// Gemm → BN pairs (which exporters leave) fold into the first. Everything else (SiLU, SE, detection
-// heads, a residual add across a ReLU, whose branches start from different tensors) is left exactly
-// as it was, and node names, inputs and outputs are kept.
+// write it, a ZeroPad2d), or no stage at all (the tensor itself). BN, constant Mul and Add right
+// after the sum are folded in as the block's post map; a lone chain (Conv → BN, BN → Conv when the
+// BN's border is zero-padding-safe, a Conv scaled by a Mul) is the one-branch case, and ConvTranspose
+// → BN and Gemm → BN pairs (which exporters leave) fold into the first. Everything else (SiLU, SE,
+// detection heads, a residual add across a ReLU, whose branches start from different tensors) is
+// left exactly as it was, and node names, inputs and outputs are kept.
 //
 //   X ─┬─ Conv ─ BN ─┐                       X ─ Conv(K, b) ─ Y
 //      ├─ Conv ─ BN ─┼─ Add ─ Add ─ Y   ⇒      K = Σ centred(K_i·s_i), b = Σ β_i + (b_i − μ_i)·s_i
