@@ -495,6 +495,7 @@ const MUTANTS = [
   ['onnx', 'a constant divided by a branch taken as the branch divided by it', 'src/onnx/fuse.ts', "return k < 0 || (n.opType === 'Div' && k !== 1) ? -1 : 1 - k;", 'return k < 0 ? -1 : 1 - k;', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a (C,1,1) constant on a 1-D map taken as a per-channel scale', 'src/onnx/fuse.ts', 'if (t.data.length !== 1 && (oneD || t.data.length !== channels))', 'if (t.data.length !== 1 && (t.data.length !== channels))', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a Sub or scaled-sum tree expanded however deep', 'src/onnx/fuse.ts', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) && f.length <= MAX_FACTORS ? p : t, f]);', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) ? p : t, f]);', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'ConvTranspose → BN folded in float32 (within the float32 tests, not the float64 ones)', 'src/onnx/fuse.ts', "const f = fuseConvBN({ kernel: new Tensor(kc, [F, Cg, taps]), bias }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float64', true);", "const f = fuseConvBN({ kernel: new Tensor(kc, [F, Cg, taps]), bias }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float32', false);", ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);
