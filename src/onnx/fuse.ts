@@ -22,7 +22,7 @@ import type { Module } from '../nn/module.js';
 import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
-import { fuseConvBN, undilateKernel } from '../reparam/kernels.js';
+import { type KernelBias, fuseConvBN, undilateKernel } from '../reparam/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
@@ -248,7 +248,8 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const bn = readers.get(n.outputs[0]);
     if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization' || !linearStage(bn[0]) || bn[0].inputs[0] !== n.outputs[0] || consumed.has(bn[0])) continue;
     try {
-      const { weight, bias, attributes } = n.opType === 'Gemm' ? foldGemmBN(n, bn[0], constant) : { ...foldTransposedBN(n, bn[0], constant), attributes: n.attributes };
+      const { weight, bias, attributes, folded } = n.opType === 'Gemm' ? foldGemmBN(n, bn[0], constant) : { ...foldTransposedBN(n, bn[0], constant), attributes: n.attributes };
+      if (fused.length === 0) opts.trace?.({ at: showText(bn[0].name), what: `fold the BN into the ${n.opType}'s output channels (${n.opType === 'Gemm' ? "B's columns" : "W's second axis"}, shown as a conv's rows): K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)`, kb: folded });
       const wName = uniqueName(`${bn[0].name}.fused.weight`), bName = uniqueName(`${bn[0].name}.fused.bias`);
       newInits.set(wName, { ...weight, name: wName });
       newInits.set(bName, { ...bias, name: bName });
@@ -430,7 +431,7 @@ function batchNormOf(n: OnnxNode, channels: number, constant: Constant): BatchNo
  * (W·s) ⊛ᵀ x + β + (b − μ)·s: fuseConvBN's step, on W viewed as a conv's (F, C/g, taps) (a ConvTranspose
  * holds W as (C, F/g, taps): channel c of group c·g/C to that group's outputs), then laid back.
  */
-function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor } {
+function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; folded: KernelBias } {
   const w = constant(ct.inputs[1]), b = ct.inputs[2] ? constant(ct.inputs[2]) : undefined;
   if (w === undefined || (ct.inputs[2] && b === undefined)) throw new Error(`${showText(ct.name)}: its weight or bias is computed in the graph, not a constant`);
   const g = attrInt(ct, 'group', 1), [C, Fg] = w.dims, F = Fg * g, Cg = C / g, taps = numel(w.dims.slice(2));
@@ -451,6 +452,7 @@ function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): {
   return {
     weight: { name: '', dtype, dims: w.dims.slice(), data: out },
     bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(f.bias.data) : new Float32Array(f.bias.data) },
+    folded: { kernel: f.kernel.reshape([F, Cg, ...(w.dims.length === 4 ? w.dims.slice(2) : [1, taps])]), bias: f.bias },
   };
 }
 
@@ -459,7 +461,7 @@ function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): {
  * Y = α·A·B + β_g·C, so BN(Y) = α·A·(B·s) + s·(β_g·C − μ) + β per output column f: fuseConvBN's step
  * on B's columns as a (F, K) kernel with bias β_g·C, laid back as B is stored (transB); beta becomes 1.
  */
-function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; attributes: OnnxNode['attributes'] } {
+function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; attributes: OnnxNode['attributes']; folded: KernelBias } {
   const B = constant(gemm.inputs[1]), C = gemm.inputs[2] ? constant(gemm.inputs[2]) : undefined;
   if (B === undefined || (gemm.inputs[2] && C === undefined)) throw new Error(`${showText(gemm.name)}: its B or C is computed in the graph, not a constant`);
   const transB = attrInt(gemm, 'transB', 0) !== 0;
@@ -482,6 +484,7 @@ function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { wei
     weight: { name: '', dtype, dims: B.dims.slice(), data: out },
     bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(r.bias.data) : new Float32Array(r.bias.data) },
     attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]),
+    folded: { kernel: r.kernel.reshape([F, K, 1, 1]), bias: r.bias },
   };
 }
 

@@ -447,6 +447,9 @@ describe('repvgg explain --onnx', () => {
     expect(r.out).toMatch(/19 nodes, opset 17; 3 pattern\(s\) fuse/);
     expect(r.out).toMatch(/Conv 3×3 \| Conv 1×1 \| identity → BN ⇒ Conv 3×3 \(5 nodes → 1\)/);
     expect(r.out).toMatch(/centre the branch in 3×3[\s\S]*add the branches[\s\S]*fold the BN after the sum/);
+    const t = await cli('explain', '--onnx', fixturePath('onnx/pose_head_opset17.onnx')); // a first pattern that is a ConvTranspose → BN fold
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/step by step[^\n]*\n1\. \/up1\/up1\.1\/BatchNormalization: fold the BN into the ConvTranspose's output channels[^\n]*\n  K \(8, 8, 4, 4\)/);
   });
 });
 
