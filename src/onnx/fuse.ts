@@ -23,7 +23,7 @@ import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
 import { type KernelBias, fuseConvBN, undilateKernel } from '../reparam/kernels.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, allocArray } from '../tensor/tensor.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
 import { attrFloat, attrInt, attrInts, attrString, numel, readersOf } from './value.js';
@@ -61,6 +61,9 @@ interface Branch {
 type Factor = { negatedBy: OnnxNode } | { scaledBy: OnnxNode };
 /** The most factors a sum tree gives a term (FastViT's RepMixer gives two). */
 const MAX_FACTORS = 16;
+
+/** The ops a scale stage may be (a Mul or Div by a constant, a Neg: scaleInput says whether this one is). */
+const isScale = (n: OnnxNode) => n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg';
 
 
 /** A constant operand: an initializer, or a Constant node's tensor, or either through Identity nodes
@@ -122,7 +125,6 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
     const k = n.opType === 'Mul' || n.opType === 'Div' ? channelConstant(n) : -1;
     return k < 0 || (n.opType === 'Div' && k !== 1) ? -1 : 1 - k;
   };
-  const isScale = (n: OnnxNode) => n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg';
   /** Add of a constant scalar or per-channel vector (PP-HGNet's learnable affine block: s·x + b), or Sub of one on its right: the index of its data input, else -1. */
   const shiftInput = (n: OnnxNode): number => {
     if (n.opType !== 'Add' && n.opType !== 'Sub') return -1;
@@ -284,7 +286,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: kernelStorage(convs, kb.kernel.shape, dtype, kb.kernel.data) });
-      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: dtype === 'float64' ? new Float64Array(kb.bias.data) : new Float32Array(kb.bias.data) });
+      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: kb.bias.to(dtype).data });
       const P = lb.padding;
       const conv: OnnxNode = {
         name: at, opType: 'Conv', domain: '', inputs: [root, wName, bName], outputs: [out], at: -1,
@@ -295,7 +297,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
       const last = gone.reduce((a, n) => (index.get(n)! > index.get(a)! ? n : a));
       for (const n of gone) { consumed.add(n); replace.set(n, n === last ? conv : null); }
       for (const b of new Set(gone.map((n) => borderOf.get(n)).filter((b) => b !== undefined))) for (const n of b.side) replace.set(n, null);
-      const postName = post.map((n) => (n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : 'scale')).join('+');
+      const postName = post.map((n) => stageName(n, constant)).join('+');
       fused.push({ at, pattern: `${branches.map((b) => describe(b, constant, borderOf)).join(' | ')}${post.length === 0 ? '' : ` → ${postName}`} ⇒ Conv ${oneD ? K : `${K}×${K}`}${dilation > 1 ? ` dilation ${dilation}` : ''}`, nodesBefore: gone.length });
       return null;
     } catch (e) {
@@ -307,7 +309,7 @@ export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?:
   function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: 'float32' | 'float64', values: ArrayLike<number>): Float32Array | Float64Array {
     const own = opts.reuseStorage !== true ? undefined : convs.map((c) => model.initializers.get(c.inputs[1])).find((t) => t !== undefined && t.dtype === dtype &&
       t.dims.length === shape.length && t.dims.every((d, i) => d === shape[i]) && readers.get(t.name)?.length === 1 && !graphOutputs.has(t.name));
-    const data = own?.data as Float32Array | Float64Array | undefined ?? (dtype === 'float64' ? new Float64Array(values.length) : new Float32Array(values.length));
+    const data = own?.data as Float32Array | Float64Array | undefined ?? allocArray(dtype, values.length);
     data.set(values);
     return data;
   }
@@ -429,31 +431,19 @@ function batchNormOf(n: OnnxNode, channels: number, constant: Constant): BatchNo
  * A ConvTranspose's BN after it, folded (torch.onnx.export folds Conv → BN but leaves this pair:
  * decoders, pose and detection heads). With s = γ/√(σ² + ε) per output channel f, BN(W ⊛ᵀ x + b) =
  * (W·s) ⊛ᵀ x + β + (b − μ)·s: fuseConvBN's step, on W viewed as a conv's (F, C/g, taps) (a ConvTranspose
- * holds W as (C, F/g, taps): channel c of group c·g/C to that group's outputs), then laid back.
+ * holds W as (C, F/g, taps): channel c of group c·g/C to that group's outputs).
  */
-function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; folded: KernelBias } {
+function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): FoldedBN {
   const w = constant(ct.inputs[1]), b = ct.inputs[2] ? constant(ct.inputs[2]) : undefined;
   if (w === undefined || (ct.inputs[2] && b === undefined)) throw new Error(`${showText(ct.name)}: its weight or bias is computed in the graph, not a constant`);
   const g = attrInt(ct, 'group', 1), [C, Fg] = w.dims, F = Fg * g, Cg = C / g, taps = numel(w.dims.slice(2));
   if (!Number.isInteger(Cg) || w.dims.length < 3) throw new Error(`${showText(ct.name)}: a weight of shape [${w.dims.join(', ')}] for ${g} groups`);
-  const kc = new Float64Array(F * Cg * taps); // (F, C/g, taps) ← (C, F/g, taps)
+  const place = new Int32Array(w.data.length); // W[c, j, t] → the conv view's [g_c·F/g + j, c mod C/g, t]
   for (let c = 0; c < C; c++) {
     const gi = Math.floor(c / Cg), cl = c - gi * Cg;
-    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) kc[((gi * Fg + j) * Cg + cl) * taps + t] = w.data[(c * Fg + j) * taps + t];
+    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) place[(c * Fg + j) * taps + t] = ((gi * Fg + j) * Cg + cl) * taps + t;
   }
-  const bias = b === undefined ? new Tensor(new Float64Array(F), [F]) : new Tensor(new Float64Array(b.data), [F]);
-  const f = fuseConvBN({ kernel: new Tensor(kc, [F, Cg, taps]), bias }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float64', true);
-  const dtype = w.dtype === 'float64' ? 'float64' : 'float32';
-  const out = dtype === 'float64' ? new Float64Array(w.data.length) : new Float32Array(w.data.length);
-  for (let c = 0; c < C; c++) {
-    const gi = Math.floor(c / Cg), cl = c - gi * Cg;
-    for (let j = 0; j < Fg; j++) for (let t = 0; t < taps; t++) out[(c * Fg + j) * taps + t] = f.kernel.data[((gi * Fg + j) * Cg + cl) * taps + t];
-  }
-  return {
-    weight: { name: '', dtype, dims: w.dims.slice(), data: out },
-    bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(f.bias.data) : new Float32Array(f.bias.data) },
-    folded: { kernel: f.kernel.reshape([F, Cg, ...(w.dims.length === 4 ? w.dims.slice(2) : [1, taps])]), bias: f.bias },
-  };
+  return foldThroughView(w, place, [F, Cg, ...(w.dims.length === 4 ? w.dims.slice(2) : [1, taps])], b === undefined ? new Float64Array(F) : Float64Array.from(b.data), bnNode, constant);
 }
 
 /**
@@ -461,7 +451,7 @@ function foldTransposedBN(ct: OnnxNode, bnNode: OnnxNode, constant: Constant): {
  * Y = α·A·B + β_g·C, so BN(Y) = α·A·(B·s) + s·(β_g·C − μ) + β per output column f: fuseConvBN's step
  * on B's columns as a (F, K) kernel with bias β_g·C, laid back as B is stored (transB); beta becomes 1.
  */
-function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { weight: OnnxTensor; bias: OnnxTensor; attributes: OnnxNode['attributes']; folded: KernelBias } {
+function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): FoldedBN & { attributes: OnnxNode['attributes'] } {
   const B = constant(gemm.inputs[1]), C = gemm.inputs[2] ? constant(gemm.inputs[2]) : undefined;
   if (B === undefined || (gemm.inputs[2] && C === undefined)) throw new Error(`${showText(gemm.name)}: its B or C is computed in the graph, not a constant`);
   const transB = attrInt(gemm, 'transB', 0) !== 0;
@@ -471,20 +461,35 @@ function foldGemmBN(gemm: OnnxNode, bnNode: OnnxNode, constant: Constant): { wei
   const perColumn = C !== undefined && numel(C.dims) === F && C.dims[C.dims.length - 1] === F;
   if (C !== undefined && numel(C.dims) !== 1 && !perColumn) throw new Error(`${showText(gemm.name)}: a C of shape [${C.dims.join(', ')}] differs per row; only one value or one per output column folds`);
   const betaG = attrFloat(gemm, 'beta', 1);
-  const kf = new Float64Array(F * K), b = new Float64Array(F);
+  const place = new Int32Array(F * K), b = new Float64Array(F); // B[k, f] (or B[f, k] with transB) → the view's [f, k]
   for (let f = 0; f < F; f++) {
-    for (let k = 0; k < K; k++) kf[f * K + k] = B.data[transB ? f * K + k : k * F + f];
+    for (let k = 0; k < K; k++) place[transB ? f * K + k : k * F + f] = f * K + k;
     b[f] = C === undefined ? 0 : betaG * C.data[perColumn ? f : 0];
   }
-  const r = fuseConvBN({ kernel: new Tensor(kf, [F, K]), bias: new Tensor(b, [F]) }, bnStats(batchNormOf(bnNode, F, constant), showText(bnNode.name)), 'float64', true);
-  const dtype = B.dtype === 'float64' ? 'float64' : 'float32';
-  const out = dtype === 'float64' ? new Float64Array(F * K) : new Float32Array(F * K);
-  for (let f = 0; f < F; f++) for (let k = 0; k < K; k++) out[transB ? f * K + k : k * F + f] = r.kernel.data[f * K + k];
+  return { ...foldThroughView(B, place, [F, K, 1, 1], b, bnNode, constant), attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]) };
+}
+
+interface FoldedBN {
+  /** the folded weight, laid out as the file's, and bias, in the file's precision */
+  weight: OnnxTensor;
+  bias: OnnxTensor;
+  /** the folded kernel and bias as a conv's (F, C/g, kh, kw), float64 (for repvgg explain) */
+  folded: KernelBias;
+}
+
+// w's values moved to a conv's layout (element i to place[i]), with this bias; the BN folded by
+// fuseConvBN (float64); moved back and rounded once to w's precision.
+function foldThroughView(w: OnnxTensor, place: Int32Array, viewShape: number[], bias: Float64Array, bnNode: OnnxNode, constant: Constant): FoldedBN {
+  const view = new Float64Array(place.length);
+  for (let i = 0; i < place.length; i++) view[place[i]] = w.data[i];
+  const f = fuseConvBN({ kernel: new Tensor(view, viewShape), bias: new Tensor(bias, [viewShape[0]]) }, bnStats(batchNormOf(bnNode, viewShape[0], constant), showText(bnNode.name)), 'float64', true);
+  const dtype = w.dtype === 'float64' ? 'float64' : 'float32';
+  const out = allocArray(dtype, place.length);
+  for (let i = 0; i < place.length; i++) out[i] = f.kernel.data[place[i]];
   return {
-    weight: { name: '', dtype, dims: B.dims.slice(), data: out },
-    bias: { name: '', dtype, dims: [F], data: dtype === 'float64' ? new Float64Array(r.bias.data) : new Float32Array(r.bias.data) },
-    attributes: new Map([...gemm.attributes, ['beta', { kind: 'float', value: 1 }]]),
-    folded: { kernel: r.kernel.reshape([F, K, 1, 1]), bias: r.bias },
+    weight: { name: '', dtype, dims: w.dims.slice(), data: out },
+    bias: { name: '', dtype, dims: [viewShape[0]], data: f.bias.to(dtype).data },
+    folded: f,
   };
 }
 
@@ -510,10 +515,18 @@ function chainOf(b: Branch, constant: Constant, borderOf: Map<OnnxNode, Border>)
     const border = borderOf.get(n);
     if (border !== undefined) { if (border.nodes.at(-1) === n) parts.push(`pad ${border.pad.join('×')}`); return; }
     if (i > 0 && borderOf.has(b.nodes[i - 1]) && borderOf.get(b.nodes[i - 1]) === border) return;
-    parts.push(n.opType === 'BatchNormalization' ? 'BN' : n.opType === 'Conv' ? `Conv ${convKernel(n, constant)}` : n.opType === 'AveragePool' ? `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}`
-      : n.opType === 'Mul' || n.opType === 'Div' ? 'scale' : n.opType === 'Neg' ? 'negate' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : n.opType);
+    parts.push(stageName(n, constant));
   });
   return parts.join('+');
+}
+
+/** A stage for messages: 'BN', 'Conv 3×3 dilation 2', 'AvgPool 3×3', 'scale', 'negate', 'shift'. */
+function stageName(n: OnnxNode, constant: Constant): string {
+  if (n.opType === 'BatchNormalization') return 'BN';
+  if (n.opType === 'Conv') return `Conv ${convKernel(n, constant)}`;
+  if (n.opType === 'AveragePool') return `AvgPool ${attrInts(n, 'kernel_shape')!.join('×')}`;
+  if (n.opType === 'Neg') return 'negate';
+  return isScale(n) ? 'scale' : n.opType === 'Add' || n.opType === 'Sub' ? 'shift' : n.opType;
 }
 
 type Constant = (name: string) => OnnxTensor | undefined;
@@ -603,7 +616,7 @@ function linearBranchesOf(branches: Branch[], post: OnnxNode[], convs: OnnxNode[
   const negationAsBN = (channels: number): BatchNorm2d => affineAsBN(new Float64Array(channels).fill(-1), new Float64Array(channels));
   const module = (n: OnnxNode, channels: number): Module => {
     if (n.opType === 'BatchNormalization') return batchNormOf(n, channels, constant);
-    if (n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg') return scaleAsBN(n, channels);
+    if (isScale(n)) return scaleAsBN(n, channels);
     if (n.opType === 'Add' || n.opType === 'Sub') return shiftAsBN(n, channels);
     if (n.opType === 'AveragePool') {
       const [k] = attrInts(n, 'kernel_shape')!;
