@@ -496,6 +496,12 @@ const MUTANTS = [
   ['onnx', 'a (C,1,1) constant on a 1-D map taken as a per-channel scale', 'src/onnx/fuse.ts', 'if (t.data.length !== 1 && (oneD || t.data.length !== channels))', 'if (t.data.length !== 1 && (t.data.length !== channels))', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a Sub or scaled-sum tree expanded however deep', 'src/onnx/fuse.ts', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) && f.length <= MAX_FACTORS ? p : t, f]);', 'todo.push([p !== undefined && sumLike(p) && private1(t) && !consumed.has(p) ? p : t, f]);', ['test/onnx/fuse.test.ts']],
   ['onnx', "a ConvTranspose or Gemm → BN folded in float32 (within the float32 tests, not the float64 ones)", 'src/onnx/fuse.ts', "bnStats(batchNormOf(bnNode, viewShape[0], constant), showText(bnNode.name)), 'float64', true);", "bnStats(batchNormOf(bnNode, viewShape[0], constant), showText(bnNode.name)), 'float32', false);", ['test/onnx/fuse.test.ts']],
+  ['onnx', 'a node with one input more than its op takes is run', 'src/onnx/attributes.ts', 'if (most !== undefined && n.inputs.length > most)', 'if (most !== undefined && n.inputs.length > most + 1)', ['test/onnx/ops.test.ts']],
+  ['onnx', "ReduceMean's axes input accepted from opset 13 (an input the op does not take there)", 'src/onnx/attributes.ts', 'ReduceMean: from(18, 1, 2)', 'ReduceMean: from(13, 1, 2)', ['test/onnx/ops.test.ts']],
+  ['onnx', "QuantizeLinear's precision (opset 23) read at any value", 'src/onnx/attributes.ts', 'precision: { only: 0 }', "precision: 'read'", ['test/onnx/ops.test.ts']],
+  ['onnx', 'opset 27 read though its changes are unchecked', 'src/io/onnx_read.ts', 'const ONNX_OPSET_RANGE = [11, 26] as const;', 'const ONNX_OPSET_RANGE = [11, 27] as const;', ['test/io/onnx_read.test.ts']],
+  ['onnx', 'IR version 14 read', 'src/io/onnx_read.ts', 'irVersion < 3 || irVersion > 13)', 'irVersion < 3 || irVersion > 14)', ['test/io/onnx_read.test.ts']],
+  ['onnx', 'a cast to an integer keeps −0 (a later cast back to float would too)', 'src/onnx/ops_shape.ts', 'Math.trunc(x.data[i]) + 0;', 'Math.trunc(x.data[i]);', ['test/onnx/ops.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -126,7 +126,9 @@ function adoptSpans(pending: Pending[]): void {
   }
 }
 
-const ONNX_OPSET_RANGE = [11, 21] as const;
+// 22–26: what changed for the ops the evaluator runs is in src/onnx/attributes.ts. ONNX 1.22's
+// opset 27 is not read until its changes are checked the same way.
+const ONNX_OPSET_RANGE = [11, 26] as const;
 
 /** out.push(...xs) without spreading: a packed field of 10⁶ values would overflow the call stack. */
 function append<T>(out: T[], xs: readonly T[]): void {
@@ -167,7 +169,9 @@ function readModel(bytes: Uint8Array, opts: ReadState): OnnxModel {
     }
   }
   if (graph === null || graph.wire !== 2) throw new OnnxError('onnx: the file has no graph (not an ONNX ModelProto, or truncated)');
-  if (irVersion < 3 || irVersion > 10) throw new OnnxError(`onnx: IR version ${irVersion} is not one this reader knows (3 to 10)`);
+  // IR 11–13 (opsets 23–26) add element types (refused where a tensor uses them) and fields for
+  // multi-device execution, which an evaluator on one device skips
+  if (irVersion < 3 || irVersion > 13) throw new OnnxError(`onnx: IR version ${irVersion} is not one this reader knows (3 to 13)`);
   if (opset === null) throw new OnnxError('onnx: the model imports no opset of the default domain (ai.onnx)');
   if (opset < ONNX_OPSET_RANGE[0] || opset > ONNX_OPSET_RANGE[1]) throw new OnnxError(`onnx: opset ${opset} is outside the supported ${ONNX_OPSET_RANGE[0]} to ${ONNX_OPSET_RANGE[1]} (re-export with opset_version=17)`);
   return { irVersion, opset, otherOpsets, producer, ...readGraph(graph, opts) };

@@ -142,7 +142,8 @@ export const SHAPE_OPS: Record<string, Op> = {
   Cast: (ctx, node, xs) => {
     const x = input(node, xs, 0, 'input');
     const to = attrInt(node, 'to', 1);
-    // float types run in the run's precision; integers truncate toward zero, as C casts do; bool is x ≠ 0
+    // float types run in the run's precision; integers truncate toward zero, as C casts do (+ 0: an
+    // integer has no −0, which a later cast back to float would otherwise keep); bool is x ≠ 0
     if (to === 1 || to === 10 || to === 11 || to === 16) {
       const d = ctx.alloc(x.shape, 'float');
       d.set(x.data);
@@ -151,7 +152,7 @@ export const SHAPE_OPS: Record<string, Op> = {
     const dtype = ONNX_DTYPES[to];
     if (dtype === undefined || dtype === 'float32') throw nodeError(node, `cast to data type ${to} is not supported`);
     const d = ctx.alloc(x.shape, 'int');
-    for (let i = 0; i < d.length; i++) d[i] = dtype === 'bool' ? (x.data[i] !== 0 ? 1 : 0) : Math.trunc(x.data[i]);
+    for (let i = 0; i < d.length; i++) d[i] = dtype === 'bool' ? (x.data[i] !== 0 ? 1 : 0) : Math.trunc(x.data[i]) + 0;
     return [{ dtype, shape: x.shape, data: d }];
   },
 

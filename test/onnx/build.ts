@@ -34,14 +34,14 @@ export const valueInfo = (name: string, dims: (number | string)[] | null, elemTy
   }
   return P().string(1, name).message(2, P().message(1, type));
 };
-export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; outputInfos?: ProtoMessage[]; opset?: number } = {}): Uint8Array {
+export function model(nodes: NodeSpec[], opts: { inits?: ProtoMessage[]; inputs?: ProtoMessage[]; outputs?: string[]; outputInfos?: ProtoMessage[]; opset?: number; ir?: number } = {}): Uint8Array {
   const g = P();
   for (const n of nodes) g.message(1, node(n));
   g.string(2, 'g');
   for (const t of opts.inits ?? []) g.message(5, t);
   for (const v of opts.inputs ?? [valueInfo('x', [1, 2])]) g.message(11, v);
   for (const v of opts.outputInfos ?? (opts.outputs ?? [nodes.at(-1)?.outputs[0] ?? 'x']).map((o) => valueInfo(o, []))) g.message(12, v);
-  return P().varint(1, 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
+  return P().varint(1, opts.ir ?? 8).string(2, 'test').message(7, g).message(8, P().string(1, '').varint(2, opts.opset ?? 17)).encode();
 }
 export const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
 export const i64 = (...v: number[]) => new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer);

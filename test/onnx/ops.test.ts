@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { readOnnx } from '../../src/io/onnx_read.js';
 import { onnxProtoOf } from '../../src/io/onnx.js';
-import { runOnnx } from '../../src/onnx/run.js';
+import { SUPPORTED_OPS, runOnnx } from '../../src/onnx/run.js';
+import { maxInputs } from '../../src/onnx/attributes.js';
 import { fuseOnnx } from '../../src/onnx/fuse.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { FLOAT, INT64, type NodeSpec, f32, floatAttr, i64, intAttr, intsAttr, model, strAttr, tensor, valueInfo } from './build.js';
@@ -249,15 +250,45 @@ describe('attributes the evaluator does not honour are refused up front', () => 
 
   it('an attribute no version of the op has is refused, naming the ones it has', () => {
     const relu = () => run1(model([{ op: 'Relu', inputs: ['x'], outputs: ['y'], name: 'r', attrs: [floatAttr('alpha', 0.1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
-    expect(relu).toThrow(/node 'r' \(Relu\): attribute alpha is not one of Relu's in opsets 11–21 \(it has none\)/);
+    expect(relu).toThrow(/node 'r' \(Relu\): attribute alpha is not one of Relu's in opsets 11–26 \(it has none\)/);
     const flatten = () => run1(model([{ op: 'Flatten', inputs: ['x'], outputs: ['y'], name: 'f', attrs: [intAttr('axes', 1)] }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
-    expect(flatten).toThrow(/attribute axes is not one of Flatten's in opsets 11–21 \(axis\)/);
+    expect(flatten).toThrow(/attribute axes is not one of Flatten's in opsets 11–26 \(axis\)/);
   });
 
   it('QuantizeLinear\'s output_dtype (opset 21) is refused rather than read from a zero point that is not there', () => {
     const q = () => run1(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['y'], name: 'q', attrs: [intAttr('output_dtype', 3)] }],
       { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('s', [], FLOAT, f32(1))], opset: 21 }), x, 'y');
     expect(q).toThrow(/node 'q' \(QuantizeLinear\): attribute output_dtype = 3 is not supported \(only 0\)/);
+  });
+
+  it('opsets 23–26: QuantizeLinear\'s precision and DequantizeLinear\'s output_dtype only at their defaults; Cast\'s round_mode (float8e8m0 only) changes nothing', () => {
+    const q = (attrs: ReturnType<typeof intAttr>[]) => run1(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['y'], name: 'q', attrs }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('s', [], FLOAT, f32(2))], opset: 23 }), x, 'y');
+    // y = sat(rte(x / 2)) for x = 0 … 15 (uint8, no zero point): halves round to even
+    expect(Array.from(q([]).data)).toEqual([0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6, 6, 6, 7, 8]);
+    expect(() => q([intAttr('precision', 1)])).toThrow(/node 'q' \(QuantizeLinear\): attribute precision = 1 is not supported \(only 0\)/);
+    const dq = (attrs: ReturnType<typeof intAttr>[]) => run1(model([{ op: 'QuantizeLinear', inputs: ['x', 's'], outputs: ['q'], name: 'q' }, { op: 'DequantizeLinear', inputs: ['q', 's'], outputs: ['y'], name: 'dq', attrs }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('s', [], FLOAT, f32(2))], opset: 25 }), x, 'y');
+    expect(Array.from(dq([]).data)).toEqual([0, 0, 2, 4, 4, 4, 6, 8, 8, 8, 10, 12, 12, 12, 14, 16]); // 2·rte(x / 2)
+    expect(() => dq([intAttr('output_dtype', 10)])).toThrow(/node 'dq' \(DequantizeLinear\): attribute output_dtype = 10 is not supported \(only 0\)/);
+    const cast = (attrs: ReturnType<typeof intAttr>[]) => run1(model([{ op: 'Cast', inputs: ['x'], outputs: ['y'], name: 'c', attrs: [intAttr('to', 6), ...attrs] }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], opset: 25 }), new Tensor(Float32Array.from({ length: 16 }, (_, i) => i / 4 - 2), [1, 1, 4, 4]), 'y');
+    // int32 casts truncate toward zero (−0.75 → 0, not −0: an integer has no sign of zero)
+    expect(Array.from(cast([strAttr('round_mode', 'down')]).data)).toEqual(Array.from(cast([]).data));
+    expect(Array.from(cast([]).data)).toEqual([-2, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
+  });
+
+  it('a node with more inputs than its op takes at the graph\'s opset is refused (a later version\'s input would be skipped)', () => {
+    const relu = () => run1(model([{ op: 'Relu', inputs: ['x', 'x'], outputs: ['y'], name: 'r' }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
+    expect(relu).toThrow(/node 'r' \(Relu\) has 2 inputs; Relu takes at most 1 at opset 17/);
+    // ReduceMean's axes became an input at opset 18: at 13 it is refused, at 18 it is read
+    const mean = (opset: number) => run1(model([{ op: 'ReduceMean', inputs: ['x', 'a'], outputs: ['y'], name: 'm', attrs: [intAttr('keepdims', 0)] }],
+      { inputs: [valueInfo('x', [1, 1, 4, 4])], inits: [tensor('a', [2], INT64, i64(0, 1))], opset }), x, 'y');
+    expect(() => mean(13)).toThrow(/node 'm' \(ReduceMean\) has 2 inputs; ReduceMean takes at most 1 at opset 13/);
+    // mean over axes 0 and 1 of a (1, 1, 4, 4) tensor: x itself, as (4, 4)
+    expect(Array.from(mean(18).data)).toEqual(Array.from(x.data));
+    // every op the evaluator runs has its count: a new op cannot arrive without one
+    for (const op of SUPPORTED_OPS) expect(maxInputs(op, 26), op).toBeGreaterThanOrEqual(op === 'Constant' ? 0 : 1);
   });
 
   it('ReduceMean (opset 18) with noop_with_empty_axes and no axes is the identity; without it, the mean of everything', () => {

@@ -152,6 +152,17 @@ describe('quantizeOnnx', () => {
     const theirs = await session.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
     await session.release();
     for (const a of acts) expect(Array.from(ours.get(a)!.data), a).toEqual(Array.from(theirs[a].data as Uint8Array));
+    // the same graph as opset 26 (IR 13): QuantizeLinear and DequantizeLinear at their version 25, which
+    // adds element types and attributes left at their defaults here: the same integers, here and there
+    const bytes26 = onnxProtoOf({ ...withActs, opset: 26, irVersion: 13 }).encode();
+    const ours26 = runOnnx(readOnnx(bytes26), { input: x }, { algorithm: 'im2col' });
+    const s26 = await ort.InferenceSession.create(bytes26);
+    const theirs26 = await s26.run({ input: new ort.Tensor('float32', x.data as Float32Array, x.shape as number[]) });
+    await s26.release();
+    for (const a of acts) {
+      expect(Array.from(theirs26[a].data as Uint8Array), `${a} at opset 26`).toEqual(Array.from(theirs[a].data as Uint8Array));
+      expect(Array.from(ours26.get(a)!.data), `${a} at opset 26`).toEqual(Array.from(theirs26[a].data as Uint8Array));
+    }
     // the QOperator form: the same integers, from QLinearConv nodes on integer tensors
     const { model: qop } = quantizeOnnx(model, uniform([4, 3, 16, 16], new Rng(2), -1, 1), { method: 'percentile', percentile: 99.9, form: 'qoperator' });
     expect(qop.nodes.filter((n) => n.opType === 'QLinearConv').length).toBe(6);
