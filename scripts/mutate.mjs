@@ -502,6 +502,8 @@ const MUTANTS = [
   ['onnx', 'opset 27 read though its changes are unchecked', 'src/io/onnx_read.ts', 'const ONNX_OPSET_RANGE = [11, 26] as const;', 'const ONNX_OPSET_RANGE = [11, 27] as const;', ['test/io/onnx_read.test.ts']],
   ['onnx', 'IR version 14 read', 'src/io/onnx_read.ts', 'irVersion < 3 || irVersion > 13)', 'irVersion < 3 || irVersion > 14)', ['test/io/onnx_read.test.ts']],
   ['onnx', 'a cast to an integer keeps −0 (a later cast back to float would too)', 'src/onnx/ops_shape.ts', 'Math.trunc(x.data[i]) + 0;', 'Math.trunc(x.data[i]);', ['test/onnx/ops.test.ts']],
+  ['fuse', 'one pass only: a sum around a fused sum stays', 'src/onnx/fuse.ts', 'for (; r.fused.length > 0 && budget >= r.model.nodes.length; passes++)', 'for (; false && r.fused.length > 0 && budget >= r.model.nodes.length; passes++)', ['test/onnx/fuse.test.ts']],
+  ['fuse', "the last pass's skipped patterns dropped", 'src/onnx/fuse.ts', 'const skipped = r.fused.length === 0 ? r.skipped', 'const skipped = r.fused.length === 0 ? []', ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

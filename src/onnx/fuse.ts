@@ -92,6 +92,26 @@ function constantOf(model: OnnxModel, producer: Map<string, OnnxNode>, name: str
  * once. The input model must not be used afterwards (the CLI probes it first).
  */
 export function fuseOnnx(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fraction: number) => void; reuseStorage?: boolean } = {}): FuseOnnxResult {
+  let r = fusePass(model, opts);
+  const fused = [...r.fused];
+  // Again until a pass fuses nothing: a sum whose terms a pass fused into one conv, x + BN(conv(x) +
+  // conv₁(x)), is a sum of the identity and a conv for the next. What is left is the last pass's.
+  let passes = 1, budget = PASS_BUDGET;
+  for (; r.fused.length > 0 && budget >= r.model.nodes.length; passes++) {
+    budget -= r.model.nodes.length;
+    r = fusePass(r.model, { reuseStorage: opts.reuseStorage });
+    fused.push(...r.fused);
+  }
+  const skipped = r.fused.length === 0 ? r.skipped
+    : [...r.skipped, { at: 'fuse-onnx', why: `stopped after ${passes} passes over the graph (sums nested that deep fuse a level a pass): fuse-onnx on the output fuses more` }];
+  return { model: r.model, fused, skipped };
+}
+
+/** Nodes the passes after the first may visit in all (~17 µs a node a pass): real graphs nest their
+ * sums a few levels deep and have ≤ 10⁴ nodes; 10⁵ levels of x + BN(…) would otherwise take 10⁵ passes. */
+const PASS_BUDGET = 200_000;
+
+function fusePass(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fraction: number) => void; reuseStorage?: boolean }): FuseOnnxResult {
   const producer = new Map<string, OnnxNode>();
   const readers = readersOf(model.nodes);
   for (const n of model.nodes) for (const o of n.outputs) producer.set(o, n);
