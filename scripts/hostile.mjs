@@ -396,6 +396,16 @@ const CASES = [
     const one = (v) => new Uint8Array(new Float32Array([v]).buffer);
     return run('fuse-onnx', f('deepnest.onnx', onnxModel(nodes, [onnxTensor('w', [1, 1, 1, 1], one(0.5)), onnxTensor('g', [1], one(0.5)), onnxTensor('be', [1], one(0)), onnxTensor('mu', [1], one(0)), onnxTensor('var', [1], one(1))], 's100000', null, 17, [1, 1, 2, 2])), join(d, 'o_deepnest.onnx'));
   }, (r) => (/stopped after \d+ passes over the graph/.test(r.stdout) ? [] : ['no word of the passes it stopped at']))],
+  ['fuse-onnx of a float16 graph: 3×3 | 1×1 | identity (valid; written back as float16)', okIf(() => {
+    const vi16 = (name) => PM().string(1, name).message(2, PM().message(1, PM().varint(1, 10).message(2, [1, 1, 3, 3].reduce((sh, v) => sh.message(1, PM().varint(1, v)), PM()))));
+    const g = PM();
+    for (const [op, ins, outs, own] of [['Conv', ['x', 'w3'], ['a'], [(() => { const m = PM().string(1, 'pads'); for (const v of [1, 1, 1, 1]) m.varint(8, v); return m.varint(20, 7); })()]], ['Conv', ['x', 'w1'], ['c'], []], ['Add', ['a', 'c'], ['s'], []], ['Add', ['s', 'x'], ['y'], []]]) {
+      const n = PM(); for (const i of ins) n.string(1, i); n.string(2, outs[0]).string(3, `${op}_${outs[0]}`).string(4, op); for (const a of own) n.message(5, a); g.message(1, n);
+    }
+    g.string(2, 'g').message(5, onnxTensor('w3', [1, 1, 3, 3], new Uint8Array(new Uint16Array(9).fill(0x3800).buffer), 10)).message(5, onnxTensor('w1', [1, 1, 1, 1], new Uint8Array(new Uint16Array([0x3801]).buffer), 10));
+    g.message(11, vi16('x')).message(12, vi16('y'));
+    return run('fuse-onnx', f('f16.onnx', PM().varint(1, 8).message(7, g).message(8, PM().string(1, '').varint(2, 17)).encode()), join(d, 'o_f16.onnx'));
+  }, (r) => (/1 pattern\(s\) fused/.test(r.stdout) ? [] : ['not fused']))],
   ['fuse-onnx: 10^5 nested scaled sums 0.5·(x + 0.5·(x + …)) (valid)', okIf(() => run('fuse-onnx', f('nestedmul.onnx', onnxModel([['Conv', ['x', 'w'], ['m0']], ...Array.from({ length: 100_000 }, (_, i) => [['Add', ['x', `m${i}`], [`s${i + 1}`]], ['Mul', [`s${i + 1}`, 'w'], [`m${i + 1}`]]]).flat()], [onnxTensor('w', [1, 1, 1, 1], new Uint8Array(new Float32Array([0.5]).buffer))], 'm100000', null, 17, [1, 1, 2, 2])), join(d, 'o_nestedmul.onnx')), () => [])],
   ['fuse-onnx of a DBB export (844 nodes → 4, valid)', okIf(() => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'dbb_block_opset17.onnx'), join(d, 'dbb.onnx')), (r) => (/1 pattern\(s\) fused: 844 → 4 nodes/.test(r.stdout) ? [] : ['not fused as expected']))],
   ['fuse-onnx of a real export (valid)', okIf(() => run('fuse-onnx', join(root, 'fixtures', 'onnx', 'repvgg_train_opset17.onnx'), join(d, 'fused.onnx')), (r) => (/7 pattern\(s\) fused: 35 → 17 nodes/.test(r.stdout) ? [] : ['not fused as expected']))],

@@ -271,7 +271,7 @@ const MUTANTS = [
   ['onnx', 'Unsqueeze inserts an axis named twice twice', 'src/onnx/ops_shape.ts', '  if (seen >= 0) throw nodeError(node, `axes [', '  if (seen < -1) throw nodeError(node, `axes [', ['test/onnx/ops.test.ts']],
   ['onnx', 'fuse-onnx drops the post-sum stages (a BN, an affine block)', 'src/onnx/fuse.ts', "      post.push(a);\n      out = a.outputs[0];", "      break;", ['test/onnx/fuse.test.ts']],
   ['onnx', 'fuse-onnx walks through a tensor another node also reads', 'src/onnx/fuse.ts', "      if (p === undefined || consumed.has(p) || !linearStage(p) || (cur !== term && !private1(cur))) break;", '      if (p === undefined || consumed.has(p) || !linearStage(p)) break;', ['test/onnx']],
-  ['onnx', 'fuse-onnx error model as if float32 files were float64', 'src/onnx/check.ts', '  const u = float64 ? 2 ** -53 : 2 ** -24;', '  const u = 2 ** -53;', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'fuse-onnx error model as if float32 files were float64', 'src/onnx/check.ts', 'const UNIT_ROUNDOFF: Readonly<Record<StoredFloat, number>> = { float64: 2 ** -53, float32: 2 ** -24,', 'const UNIT_ROUNDOFF: Readonly<Record<StoredFloat, number>> = { float64: 2 ** -53, float32: 2 ** -53,', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a padding run read one row too far into the interior', 'src/onnx/borders.ts', 'const inside = i >= ph && i < H + ph && j >= pw && j < W + pw;', 'const inside = i >= ph && i <= H + ph && j >= pw && j < W + pw;', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a tensor inside a padding run may be read by other data nodes', 'src/onnx/borders.ts', "(readers.get(t) ?? []).every((r) => r === run[i + 1] ? r.inputs.indexOf(t, 1) < 0 : side.has(r))", '(readers.get(t) ?? []).every((r) => r === run[i + 1] ? r.inputs.indexOf(t, 1) < 0 : true)', ['test/onnx/fuse.test.ts']],
   ['onnx', 'a per-channel Mul read as its first value', 'src/onnx/fuse.ts', 'return (c) => t.data[t.data.length === 1 ? 0 : c];', 'return () => t.data[0];', ['test/onnx/fuse.test.ts']],
@@ -504,6 +504,11 @@ const MUTANTS = [
   ['onnx', 'a cast to an integer keeps −0 (a later cast back to float would too)', 'src/onnx/ops_shape.ts', 'Math.trunc(x.data[i]) + 0;', 'Math.trunc(x.data[i]);', ['test/onnx/ops.test.ts']],
   ['fuse', 'one pass only: a sum around a fused sum stays', 'src/onnx/fuse.ts', 'for (; r.fused.length > 0 && budget >= r.model.nodes.length; passes++)', 'for (; false && r.fused.length > 0 && budget >= r.model.nodes.length; passes++)', ['test/onnx/fuse.test.ts']],
   ['fuse', "the last pass's skipped patterns dropped", 'src/onnx/fuse.ts', 'const skipped = r.fused.length === 0 ? r.skipped', 'const skipped = r.fused.length === 0 ? []', ['test/onnx/fuse.test.ts']],
+  ['onnx', 'float16 tensors written as their widened float32 bytes', 'src/io/onnx.ts', ": t.dtype === 'float16' ? Uint16Array.from(d, halfBits)", ": t.dtype === 'float16x' ? Uint16Array.from(d, halfBits)", ['test/onnx/fuse.test.ts']],
+  ['fuse', "a float16 graph's fused weights made float32 (the graph mixes types)", 'src/onnx/fuse.ts', "(w.dtype === 'float64' || w.dtype === 'float16' || w.dtype === 'bfloat16' ? w.dtype : 'float32')", "(w.dtype === 'float64' || w.dtype === 'bfloat16' ? w.dtype : 'float32')", ['test/onnx/fuse.test.ts']],
+  ['fuse', "a float16 fused weight kept unrounded in memory (the probe checks a graph the file does not hold)", 'src/io/dtypes.ts', "if (dtype === 'float16') for (let i = 0;", "if (dtype === 'float16x') for (let i = 0;", ['test/onnx/fuse.test.ts', 'test/io/dtypes.test.ts']],
+  ['check', "a float16 graph held to float32's u", 'src/onnx/check.ts', 'float16: 2 ** -11,', 'float16: 2 ** -24,', ['test/onnx/fuse.test.ts']],
+  ['io', 'float16 ties rounded away from even', 'src/io/dtypes.ts', 'if (rest > 0.5 || (rest === 0.5 && (m & 1) === 1)) m++;', 'if (rest >= 0.5) m++;', ['test/io/dtypes.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -18,13 +18,64 @@ export const ITEM_SIZE: Readonly<Record<SafeDType, number>> = { F64: 8, F32: 4, 
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // IEEE 754 binary16 → number: sign, 5-bit exponent (bias 15), 10-bit fraction.
-function halfToFloat(h: number): number {
+export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const f = h & 0x3ff;
   if (e === 0) return s * f * 2 ** -24;
   if (e === 31) return f === 0 ? s * Infinity : NaN;
   return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** bfloat16 → number: the top half of a float32. */
+export function bfloat16ToFloat(h: number): number {
+  return BF16_VIEW_F32[(BF16_VIEW_U32[0] = h << 16, 0)];
+}
+const BF16_VIEW_U32 = new Uint32Array(1), BF16_VIEW_F32 = new Float32Array(BF16_VIEW_U32.buffer);
+
+// A binary format of `fraction` fraction bits and `exponent` exponent bits (IEEE-style: bias
+// 2^(exponent−1) − 1, subnormals, ∞, NaN): the bits of v rounded to nearest, ties to even, from v's
+// exact value (never through float32, which would round twice). NaN is the quiet NaN.
+function smallFloatBits(v: number, fraction: number, exponent: number): number {
+  const emax = 2 ** (exponent - 1) - 1, emin = 1 - emax;
+  const sign = v < 0 || Object.is(v, -0) ? 1 << (fraction + exponent) : 0, inf = ((1 << exponent) - 1) << fraction;
+  if (Number.isNaN(v)) return inf | (1 << (fraction - 1));
+  const a = Math.abs(v);
+  if (a === Infinity) return sign | inf;
+  // the exponent of a's leading bit, at least emin (below it: subnormal, one spacing 2^(emin − fraction))
+  let e = Math.max(emin, Math.floor(Math.log2(a)));
+  if (e > emin && 2 ** e > a) e--; // log2 rounded up at a power of two's edge
+  else if (2 ** (e + 1) <= a) e++;
+  const scaled = a / 2 ** (e - fraction); // exact: a division by a power of two
+  let m = Math.floor(scaled);
+  const rest = scaled - m;
+  if (rest > 0.5 || (rest === 0.5 && (m & 1) === 1)) m++;
+  // m counts spacings: a normal number has m ∈ [2^fraction, 2^(fraction+1)), a subnormal m < 2^fraction;
+  // m = 2^(fraction+1) carries into the next exponent, and past emax is ∞
+  if (m === 2 ** (fraction + 1)) { m /= 2; e++; }
+  if (e > emax) return sign | inf;
+  const biased = m < 2 ** fraction ? 0 : e - emin + 1;
+  return sign | (biased << fraction) | (m & ((1 << fraction) - 1));
+}
+
+/** The binary16 bits of v, rounded to nearest even (ONNX's float16 in raw_data). */
+export function halfBits(v: number): number {
+  return smallFloatBits(v, 10, 5);
+}
+
+/** The bfloat16 bits of v, rounded to nearest even. */
+export function bfloat16Bits(v: number): number {
+  return smallFloatBits(v, 7, 8);
+}
+
+/** Values rounded once to a file's float type, held as a float32 one holds them (float16 and
+ * bfloat16 widened exactly) or as float64: what the file will hold, before it is written. */
+export function storedFloats(dtype: 'float64' | 'float32' | 'float16' | 'bfloat16', values: ArrayLike<number>, into?: Float32Array | Float64Array): Float32Array | Float64Array {
+  const out = into ?? (dtype === 'float64' ? new Float64Array(values.length) : new Float32Array(values.length));
+  if (dtype === 'float16') for (let i = 0; i < values.length; i++) out[i] = halfToFloat(halfBits(values[i]));
+  else if (dtype === 'bfloat16') for (let i = 0; i < values.length; i++) out[i] = bfloat16ToFloat(bfloat16Bits(values[i]));
+  else out.set(values); // a float32 array rounds each value to nearest even as it stores it
+  return out;
 }
 
 type ArrayOf = new (buffer: ArrayBufferLike, byteOffset?: number, length?: number) => EntryArray;

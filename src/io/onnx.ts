@@ -9,7 +9,7 @@
 // of the input are symbolic ('N', 'H', 'W'), so one file serves every batch size and image size.
 
 import type { Tensor } from '../tensor/tensor.js';
-import { LITTLE_ENDIAN } from './dtypes.js';
+import { LITTLE_ENDIAN, bfloat16Bits, halfBits } from './dtypes.js';
 import { ProtoMessage } from './protobuf.js';
 import { RepVGGBlock, type RepVGG } from '../nn/repvgg.js';
 import { BatchNorm2d, Conv2d } from '../nn/layers.js';
@@ -171,15 +171,17 @@ export function onnxModelProto(model: RepVGG | MobileOne, opts: OnnxOptions = {}
 
 const DTYPE_CODE: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(ONNX_DTYPES).map(([code, name]) => [name, Number(code)]));
 
-/** A tensor as TensorProto: dims, type, name, little-endian raw_data (int64 from exact numbers). */
+/** A tensor as TensorProto: dims, type, name, little-endian raw_data (int64 from exact numbers;
+ * float16 and bfloat16, held widened, rounded to nearest even: exact for values read from a file). */
 function tensorProto(t: OnnxTensor): ProtoMessage {
-  if (t.dtype === 'float16' || t.dtype === 'bfloat16') throw new Error(`onnx: writing ${t.dtype} tensors is not supported (tensor '${showText(t.name)}')`);
   const p = new ProtoMessage();
   for (const d of t.dims) p.varint(1, d);
   p.varint(2, DTYPE_CODE[t.dtype]).string(8, t.name);
   const d = t.data;
   const raw = t.dtype === 'int64' ? BigInt64Array.from(d as Float64Array, (v) => BigInt(v))
-    : t.dtype === 'uint64' ? BigUint64Array.from(d as Float64Array, (v) => BigInt(v)) : d;
+    : t.dtype === 'uint64' ? BigUint64Array.from(d as Float64Array, (v) => BigInt(v))
+    : t.dtype === 'float16' ? Uint16Array.from(d, halfBits)
+    : t.dtype === 'bfloat16' ? Uint16Array.from(d, bfloat16Bits) : d;
   return p.bytes(9, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
 }
 

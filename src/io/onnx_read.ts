@@ -7,6 +7,7 @@
 // folder. Subgraphs (If, Loop, Scan attributes) are kept as byte spans and never decoded: the
 // evaluator refuses those ops up front, so a deeply nested subgraph costs nothing.
 
+import { bfloat16ToFloat, halfToFloat as halfFloat } from './dtypes.js';
 import { type ProtoField, ProtoError, int64Of, int64sOf, int64sRawOf, protoFields, stringOf } from './protobuf.js';
 import { showText } from '../tensor/untrusted.js';
 
@@ -428,11 +429,7 @@ function exactInt(v: bigint): number {
 }
 
 function halfToFloat(dtype: 'float16' | 'bfloat16', h: number): number {
-  if (dtype === 'bfloat16') return new Float32Array(new Uint32Array([h << 16]).buffer)[0];
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m === 0 ? s * Infinity : NaN;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
+  return dtype === 'bfloat16' ? bfloat16ToFloat(h) : halfFloat(h);
 }
 
 /** The typed fields (float_data, int32_data, int64_data, double_data, uint64_data), each checked for its element count. */

@@ -68,8 +68,10 @@ export function compareProbes(original: ProbeRun, fused: ProbeRun, result: FuseO
       if (Number.isNaN(ya.data[i]) !== Number.isNaN(yb.data[i])) diff = Infinity;
     }
   }
-  const float64 = [...result.model.initializers.values()].some((t) => t.dtype === 'float64');
-  return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, float64, big), maxAbsOutput: big, probeShape: original.shape, macsBefore: original.macs, macsAfter: fused.macs };
+  // the coarsest float type the graph stores (a float16 graph's fused weights are float16)
+  const floats = [...result.model.initializers.values()].map((t) => t.dtype).filter((d): d is StoredFloat => d in UNIT_ROUNDOFF);
+  const stored = floats.reduce<StoredFloat>((a, d) => (UNIT_ROUNDOFF[d] > UNIT_ROUNDOFF[a] ? d : a), floats.length === 0 ? 'float32' : floats[0]);
+  return { maxAbsDiff: diff, bound: fuseBound(result.fused.length, stored, big), maxAbsOutput: big, probeShape: original.shape, macsBefore: original.macs, macsAfter: fused.macs };
 }
 
 /** opts.progress: called after each node of each graph ('original' or 'fused', index, count). */
@@ -91,14 +93,19 @@ export interface FuseCheck {
   macsAfter: number;
 }
 
+/** The float types a graph stores weights in, and their unit roundoff u (half a spacing at 1). */
+type StoredFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
+const UNIT_ROUNDOFF: Readonly<Record<StoredFloat, number>> = { float64: 2 ** -53, float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
+
 /**
  * The error model for a fused graph against its original, both evaluated in float64 on one probe:
  * the fused weights are computed in float64 and stored once in the file's precision (u = 2⁻²⁴ for
- * float32 files, 2⁻⁵³ for float64), so each fused layer's output moves by at most u·(|K| ⊛ |x| + |b|);
- * taking |K| ⊛ |x| + |b| ≤ 16·max|y| per layer (cancellation in a conv rarely exceeds 16×) and L fused
- * layers adding up, the bound is 16·L·u·max|y| plus the float64 evaluation's own 1e-12·max|y|.
+ * float32 files, 2⁻⁵³ for float64, 2⁻¹¹ for float16, 2⁻⁸ for bfloat16), so each fused layer's output
+ * moves by at most u·(|K| ⊛ |x| + |b|); taking |K| ⊛ |x| + |b| ≤ 16·max|y| per layer (cancellation in
+ * a conv rarely exceeds 16×) and L fused layers adding up, the bound is 16·L·u·max|y| plus the float64
+ * evaluation's own 1e-12·max|y|. `stored`: the weights' type (true: float64, false: float32, as before).
  */
-export function fuseBound(fusedLayers: number, float64: boolean, maxAbsOutput: number): number {
-  const u = float64 ? 2 ** -53 : 2 ** -24;
+export function fuseBound(fusedLayers: number, stored: StoredFloat | boolean, maxAbsOutput: number): number {
+  const u = UNIT_ROUNDOFF[stored === true ? 'float64' : stored === false ? 'float32' : stored];
   return 16 * Math.max(1, fusedLayers) * u * maxAbsOutput + 1e-12 * maxAbsOutput;
 }

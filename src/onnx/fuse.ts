@@ -23,7 +23,8 @@ import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
 import { type KernelBias, fuseConvBN, undilateKernel } from '../reparam/kernels.js';
-import { Tensor, allocArray } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { storedFloats } from '../io/dtypes.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
 import { attrFloat, attrInt, attrInts, attrString, numel, readersOf } from './value.js';
@@ -61,6 +62,10 @@ interface Branch {
 type Factor = { negatedBy: OnnxNode } | { scaledBy: OnnxNode };
 /** The most factors a sum tree gives a term (FastViT's RepMixer gives two). */
 const MAX_FACTORS = 16;
+
+/** A fused weight is stored in its conv's float type: float32, float64, or float16 and bfloat16 (held widened, rounded once as the file will hold them). */
+type FileFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
+const fileFloat = (w: OnnxTensor): FileFloat => (w.dtype === 'float64' || w.dtype === 'float16' || w.dtype === 'bfloat16' ? w.dtype : 'float32');
 
 /** The ops a scale stage may be (a Mul or Div by a constant, a Neg: scaleInput says whether this one is). */
 const isScale = (n: OnnxNode) => n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg';
@@ -303,10 +308,10 @@ function fusePass(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fract
       const dilation = lattice === null ? 1 : r;
       const k4 = lattice ?? dense, K = k4.shape[3];
       const kb = { kernel: oneD ? k4.reshape([k4.shape[0], k4.shape[1], K]) : k4, bias: fusedKb.bias };
-      const dtype = constant(convs[0].inputs[1])!.dtype === 'float64' ? 'float64' : 'float32';
+      const dtype = fileFloat(constant(convs[0].inputs[1])!);
       const wName = uniqueName(`${at}.fused.weight`), bName = uniqueName(`${at}.fused.bias`);
       newInits.set(wName, { name: wName, dtype, dims: kb.kernel.shape.slice(), data: kernelStorage(convs, kb.kernel.shape, dtype, kb.kernel.data) });
-      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: kb.bias.to(dtype).data });
+      newInits.set(bName, { name: bName, dtype, dims: kb.bias.shape.slice(), data: storedFloats(dtype, kb.bias.data) });
       const P = lb.padding;
       const conv: OnnxNode = {
         name: at, opType: 'Conv', domain: '', inputs: [root, wName, bName], outputs: [out], at: -1,
@@ -326,12 +331,10 @@ function fusePass(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fract
   }
 
   /** The fused kernel's array: a replaced conv weight's own storage when opts.reuseStorage allows, else new. */
-  function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: 'float32' | 'float64', values: ArrayLike<number>): Float32Array | Float64Array {
+  function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: FileFloat, values: ArrayLike<number>): Float32Array | Float64Array {
     const own = opts.reuseStorage !== true ? undefined : convs.map((c) => model.initializers.get(c.inputs[1])).find((t) => t !== undefined && t.dtype === dtype &&
       t.dims.length === shape.length && t.dims.every((d, i) => d === shape[i]) && readers.get(t.name)?.length === 1 && !graphOutputs.has(t.name));
-    const data = own?.data as Float32Array | Float64Array | undefined ?? allocArray(dtype, values.length);
-    data.set(values);
-    return data;
+    return storedFloats(dtype, values, own?.data as Float32Array | Float64Array | undefined);
   }
 
   function uniqueName(base: string): string {
@@ -503,12 +506,12 @@ function foldThroughView(w: OnnxTensor, place: Int32Array, viewShape: number[], 
   const view = new Float64Array(place.length);
   for (let i = 0; i < place.length; i++) view[place[i]] = w.data[i];
   const f = fuseConvBN({ kernel: new Tensor(view, viewShape), bias: new Tensor(bias, [viewShape[0]]) }, bnStats(batchNormOf(bnNode, viewShape[0], constant), showText(bnNode.name)), 'float64', true);
-  const dtype = w.dtype === 'float64' ? 'float64' : 'float32';
-  const out = allocArray(dtype, place.length);
-  for (let i = 0; i < place.length; i++) out[i] = f.kernel.data[place[i]];
+  const dtype = fileFloat(w);
+  const moved = new Float64Array(place.length);
+  for (let i = 0; i < place.length; i++) moved[i] = f.kernel.data[place[i]];
   return {
-    weight: { name: '', dtype, dims: w.dims.slice(), data: out },
-    bias: { name: '', dtype, dims: [viewShape[0]], data: f.bias.to(dtype).data },
+    weight: { name: '', dtype, dims: w.dims.slice(), data: storedFloats(dtype, moved) },
+    bias: { name: '', dtype, dims: [viewShape[0]], data: storedFloats(dtype, f.bias.data) },
     folded: f,
   };
 }

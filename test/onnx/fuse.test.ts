@@ -478,6 +478,59 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
   });
 });
 
+describe('float16 graphs', () => {
+  // float16 bits by hand (IEEE 754 binary16): the fuser's sums rounded once to nearest even, then written as float16
+  const F16 = 10, h16 = (...bits: number[]) => new Uint8Array(new Uint16Array(bits).buffer);
+  // 3×3 taps 0.25, 0, −0.5, 1, 0.5, 0, 0, 0.125, −1; the 1×1 weight 0.5 + 2⁻¹¹ (0x3801)
+  const w3 = h16(0x3400, 0, 0xb800, 0x3c00, 0x3800, 0, 0, 0x3000, 0xbc00), w1 = h16(0x3801);
+  const bytes = graph([
+    { op: 'Conv', inputs: ['x', 'w3'], outputs: ['a'], name: 'conv3', attrs: [intsAttr('pads', [1, 1, 1, 1])] },
+    { op: 'Conv', inputs: ['x', 'w1'], outputs: ['c'], name: 'conv1' },
+    { op: 'Add', inputs: ['a', 'c'], outputs: ['s'], name: 'add1' },
+    { op: 'Add', inputs: ['s', 'x'], outputs: ['y'], name: 'add2' },
+  ], { inits: [tensor('w3', [1, 1, 3, 3], F16, w3), tensor('w1', [1, 1, 1, 1], F16, w1)], inputs: [valueInfo('x', [1, 1, 3, 3], F16)], outputInfos: [valueInfo('y', [1, 1, 3, 3], F16)] });
+
+  it('fuse into float16 weights, the centre 0.5 + (0.5 + 2⁻¹¹) + 1 rounded to 2 (a tie, to even); written as float16 that onnxruntime-web runs', async () => {
+    const r = fuseOnnx(readOnnx(bytes));
+    expect(r.fused.map((p) => p.pattern)).toEqual(['Conv 3×3 | Conv 1×1 | identity ⇒ Conv 3×3']);
+    const [wt, bt] = r.model.nodes[0].inputs.slice(1).map((t) => r.model.initializers.get(t)!);
+    expect([wt.dtype, bt.dtype]).toEqual(['float16', 'float16']);
+    const K = [0.25, 0, -0.5, 1, 2, 0, 0, 0.125, -1];
+    expect(Array.from(wt.data)).toEqual(K);
+    expect(Array.from(bt.data)).toEqual([0]);
+    // the written file holds those float16 bits, and reads back to the same graph
+    const out = onnxProtoOf(r.model).encode();
+    const back = readOnnx(out);
+    expect(back.initializers.get(wt.name)!.dtype).toBe('float16');
+    expect(Array.from(back.initializers.get(wt.name)!.data)).toEqual(K);
+    // onnxruntime-web runs the fused float16 graph: small integers in, every sum exact in float16
+    // (multiples of 1/8 below 2¹¹/8), so its output is the exact convolution, summed here in float64
+    const x = [1, -2, 3, 0, 4, -1, 2, 1, -3];
+    const session = await ort.InferenceSession.create(out);
+    const y = (await session.run({ x: new ort.Tensor('float16', new Uint16Array(h16(0x3c00, 0xc000, 0x4200, 0, 0x4400, 0xbc00, 0x4000, 0x3c00, 0xc200).buffer), [1, 1, 3, 3]) })).y;
+    await session.release();
+    const want: number[] = [];
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
+      let sum = 0;
+      for (let di = -1; di <= 1; di++) for (let dj = -1; dj <= 1; dj++) if (i + di >= 0 && i + di < 3 && j + dj >= 0 && j + dj < 3) sum += K[(di + 1) * 3 + dj + 1] * x[(i + di) * 3 + j + dj];
+      want.push(sum);
+    }
+    expect(y.type).toBe('float16');
+    const halves = new Uint16Array((y.data as Uint16Array).buffer, (y.data as Uint16Array).byteOffset, 9);
+    const { halfToFloat } = await import('../../src/io/dtypes.js');
+    expect(Array.from(halves, halfToFloat)).toEqual(want);
+  });
+
+  it('the probe holds a float16 graph to u = 2⁻¹¹ (its weights are float16), not float32\'s 2⁻²⁴', () => {
+    const original = readOnnx(bytes), r = fuseOnnx(readOnnx(bytes));
+    const check = checkFused(original, r, { size: 3 });
+    // the rounding of the centre moved outputs by 2⁻¹¹·|x| at most; the bound 16·1·2⁻¹¹·max|y| is above it, float32's would not be
+    expect(check.maxAbsDiff).toBeGreaterThan(16 * 2 ** -24 * check.maxAbsOutput);
+    expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    expect(check.bound).toBeCloseTo(16 * 2 ** -11 * check.maxAbsOutput + 1e-12 * check.maxAbsOutput, 12);
+  });
+});
+
 describe('repvgg explain --onnx', () => {
   it('lists every fusable pattern and walks the first through the fuser\'s steps, ending at the fused conv fuse-onnx writes', async () => {
     const { cli } = await import('../cli/run.js');
