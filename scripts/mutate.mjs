@@ -509,6 +509,8 @@ const MUTANTS = [
   ['fuse', "a float16 fused weight kept unrounded in memory (the probe checks a graph the file does not hold)", 'src/io/dtypes.ts', "if (dtype === 'float16') for (let i = 0;", "if (dtype === 'float16x') for (let i = 0;", ['test/onnx/fuse.test.ts', 'test/io/dtypes.test.ts']],
   ['check', "a float16 graph held to float32's u", 'src/onnx/check.ts', 'float16: 2 ** -11,', 'float16: 2 ** -24,', ['test/onnx/fuse.test.ts']],
   ['io', 'float16 ties rounded away from even', 'src/io/dtypes.ts', 'if (rest > 0.5 || (rest === 0.5 && (m & 1) === 1)) m++;', 'if (rest >= 0.5) m++;', ['test/io/dtypes.test.ts']],
+  ['train', 'training stays on two threads where no kernel can split (shared memory for nothing)', 'src/train/fit.ts', 'oneThread ||= getThreads() > 1 && !threadsPay(model, params);', 'oneThread ||= false && getThreads() > 1 && !threadsPay(model, params);', ['test/train/train.test.ts']],
+  ['train', 'no conv judged able to split (a model whose convs split trains on one thread)', 'src/backend/threads.ts', 'return getThreads() > 1 && macs >= MIN_MACS_PER_PART[getBackend()];', 'return getThreads() > 1 && macs >= 2 ** 40;', ['test/train/train.test.ts']],
 ];
 
 const args = process.argv.slice(2);

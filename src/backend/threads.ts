@@ -413,6 +413,12 @@ export function partsFor(macs: number, units: number): number {
   return Math.max(1, Math.min(t, units, Math.floor(macs / MIN_MACS_PER_PART[getBackend()])));
 }
 
+/** Whether a conv of `macs` multiply-adds may be cut into parts on the threads set: its backward
+ * (which passes twice its multiply-adds to partsFor) splits from one threshold's worth. */
+export function convCouldSplit(macs: number): boolean {
+  return getThreads() > 1 && macs >= MIN_MACS_PER_PART[getBackend()];
+}
+
 /** Scratch that every part can write (shared when parts > 1; the caller's own workspace otherwise). */
 export function scratch(name: string, n: number, like: Float32Array | Float64Array, parts: number): Float32Array | Float64Array {
   return parts > 1 ? sharedWorkspaceLike(name, n, like) : workspaceLike(name, n, like);

@@ -3,7 +3,7 @@
 import { Tensor, full, sharedArrayLike, zeros, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
 import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
-import { convGeometry, kernelGeometry } from '../ops/conv2d_geometry.js';
+import { convGeometry, convMacs, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
 import { PreparedConv } from '../ops/conv2d_prepared.js';
 import { type BatchNormGrads, type BatchNormOptions, type BatchNormParams, batchNorm2d, batchNorm2dBackward } from '../ops/batchnorm.js';
@@ -68,6 +68,12 @@ export class Conv2d extends Module {
 
   override ownParameters(): [string, Parameter][] {
     return this.bias === null ? [['weight', this.weight]] : [['weight', this.weight], ['bias', this.bias]];
+  }
+
+  /** Multiply-adds of the last forward (0 before any), from its input's shape. */
+  lastMacs(): number {
+    if (this.x === null) return 0;
+    return convMacs(convGeometry(this.x.shape.length === 3 ? [1, ...this.x.shape] : this.x.shape, this.weight.data.shape, this.convOptions()));
   }
 
   private convOptions() {

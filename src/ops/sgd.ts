@@ -6,7 +6,7 @@
 // element in V8, is compute-bound, not memory-bound: A0's 7.8M parameters 1.08–1.11× a step).
 
 import type { FloatArray } from '../tensor/tensor.js';
-import { defineKernel, isShared, parallel, partRange } from '../backend/threads.js';
+import { defineKernel, getThreads, isShared, parallel, partRange } from '../backend/threads.js';
 import { sgdOnKernel } from '../backend/sgd.js';
 
 /** One parameter's arrays, updated in place. velocity: null without momentum; first: v holds nothing yet. */
@@ -54,6 +54,11 @@ const sgdKernel = defineKernel('sgd.update', (a: SgdArgs, part: number, parts: n
 
 /** Elements below which a part is not worth a worker's message (~0.6 ms of memory-bound updates). */
 const MIN_ELEMENTS_PER_PART = 1 << 18;
+
+/** Whether an update of n shared parameters may be cut into parts (on the threads set). */
+export function sgdCouldSplit(n: number): boolean {
+  return getThreads() > 1 && Math.floor(n / MIN_ELEMENTS_PER_PART) > 1;
+}
 
 /**
  * Every parameter's update, in place. Arrays in shared memory (a model built with workers: see

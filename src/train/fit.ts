@@ -8,6 +8,10 @@ import { Rng } from '../tensor/rng.js';
 import type { Module } from '../nn/module.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
 import { SGD, cosineLR } from './sgd.js';
+import { Conv2d } from '../nn/layers.js';
+import { namedConvsOf } from '../nn/conv_algorithm.js';
+import { convCouldSplit, getThreads, onOneThread } from '../backend/threads.js';
+import { sgdCouldSplit } from '../ops/sgd.js';
 
 export interface Dataset {
   /** (N, C, H, W) */
@@ -102,6 +106,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   const order = Int32Array.from({ length: N }, (_, i) => i);
   const history: EpochStats[] = [];
   model.train();
+  let oneThread = false;
   const firstEpoch = Math.floor(step / stepsPerEpoch);
   for (let e = 0; e < firstEpoch; e++) rng.shuffle(order); // replay the shuffles a resumed run skipped
   for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
@@ -112,12 +117,21 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
       const xb = gatherRows(data.x, order, b, end);
       opts.augment?.(xb, rng);
       const yb = Array.from(order.subarray(b, end), (i) => data.y[i]);
-      model.zeroGrad();
-      const logits = model.forward(xb);
-      const { loss, probs } = softmaxCrossEntropy(logits, yb);
-      model.backwardParameters(softmaxCrossEntropyBackward(probs, yb));
-      opt.lr = cosineLR(opts.lr, step, totalSteps);
-      opt.step();
+      const trainStep = () => {
+        model.zeroGrad();
+        const logits = model.forward(xb);
+        const { loss, probs } = softmaxCrossEntropy(logits, yb);
+        model.backwardParameters(softmaxCrossEntropyBackward(probs, yb));
+        opt.lr = cosineLR(opts.lr, step, totalSteps);
+        opt.step();
+        return { logits, loss };
+      };
+      const { logits, loss } = oneThread ? onOneThread(trainStep) : trainStep();
+      // After the first step (each conv has seen its input): where no kernel of the step can split,
+      // the rest run on this thread alone. Shared memory, which the pool needs, makes every copy into
+      // and out of the kernels ~3.6× slower than plain memory (docs/performance.md: the demo's step
+      // ran ~8% slower on two threads than on one); the same bits either way.
+      oneThread ||= getThreads() > 1 && !threadsPay(model, params);
       lossSum += loss * (end - b);
       correct += countCorrect(logits, yb);
       seen += end - b;
@@ -129,6 +143,13 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
     opts.onEpoch?.(history[history.length - 1], step);
   }
   return history;
+}
+
+/** Whether any kernel of a training step may split among the threads: a conv (by its last forward's
+ * multiply-adds) or SGD's update (by the parameter count). */
+function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
+  const convs = model instanceof Conv2d ? [model] : namedConvsOf(model).map(([, c]) => c);
+  return convs.some((c) => convCouldSplit(c.lastMacs())) || sgdCouldSplit(params.reduce((n, p) => n + p.data.size, 0));
 }
 
 /**

@@ -6,6 +6,7 @@ import { gunzipIfNeeded, idxToDataset, parseIdx } from '../../src/train/idx.js';
 import { Parameter } from '../../src/nn/module.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { getThreads, setMinMacsPerPart, setThreads } from '../../src/backend/threads.js';
 import { fixturePath } from '../helpers.js';
 
 describe('SGD (torch.optim.SGD semantics)', () => {
@@ -84,6 +85,36 @@ describe('fit', () => {
     expect(hist[7].loss).toBeLessThan(hist[0].loss);
     expect(accuracy(predict(model, data.x), y)).toBe(1);
     expect(before).toBeLessThan(1);
+  });
+
+  // Two threads pay only where a kernel splits; shared memory costs every copy into the kernels
+  // (docs/performance.md). A model whose convs all stay under the pool's threshold trains its steps
+  // after the first on this thread; the same bits as a run on one thread all along.
+  it('on two threads, a model none of whose kernels can split trains on the calling thread after its first step; one whose convs can, on two', () => {
+    const N = 64, x = new Float32Array(N * 8 * 8), y = new Int32Array(N);
+    for (let n = 0; n < N; n++) { y[n] = n % 2; for (let i = 0; i < 64; i++) x[n * 64 + i] = Math.sin(n * 7 + i); }
+    const data = { x: new Tensor(x, [N, 1, 8, 8]), y };
+    const config = { num_blocks: [1, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 2, in_channels: 1 };
+    const before = getThreads();
+    const train = (threads: number, minMacs?: number) => {
+      setThreads(threads);
+      const old = minMacs === undefined ? undefined : setMinMacsPerPart('wasm', minMacs);
+      try {
+        const model = RepVGG.fromConfig(config, { seed: 3 });
+        const seen: number[] = [], forward = model.forward.bind(model);
+        model.forward = (t: Tensor) => { seen.push(getThreads()); return forward(t); };
+        fit(model, data, { epochs: 1, batchSize: 16, lr: 0.05, seed: 1 });
+        return { seen, weights: model.namedParameters().map(([, p]) => Array.from(p.data.data)) };
+      } finally {
+        if (old !== undefined) setMinMacsPerPart('wasm', old);
+        setThreads(before);
+      }
+    };
+    const small = train(2), one = train(1), split = train(2, 1);
+    expect(small.seen).toEqual([2, 1, 1, 1]); // 8×8 images at 1/8 width: no conv near 2²³ multiply-adds
+    expect(split.seen).toEqual([2, 2, 2, 2]); // every conv may split at a threshold of 1
+    expect(small.weights).toEqual(one.weights);
+    expect(split.weights).toEqual(one.weights);
   });
 });
 
