@@ -511,6 +511,8 @@ const MUTANTS = [
   ['io', 'float16 ties rounded away from even', 'src/io/dtypes.ts', 'if (rest > 0.5 || (rest === 0.5 && (m & 1) === 1)) m++;', 'if (rest >= 0.5) m++;', ['test/io/dtypes.test.ts']],
   ['train', 'training stays on two threads where no kernel can split (shared memory for nothing)', 'src/train/fit.ts', 'oneThread ||= getThreads() > 1 && !threadsPay(model, params);', 'oneThread ||= false && getThreads() > 1 && !threadsPay(model, params);', ['test/train/train.test.ts']],
   ['train', 'no conv judged able to split (a model whose convs split trains on one thread)', 'src/backend/threads.ts', 'return getThreads() > 1 && macs >= MIN_MACS_PER_PART[getBackend()];', 'return getThreads() > 1 && macs >= 2 ** 40;', ['test/train/train.test.ts']],
+  ['check', "a transposed conv's multiply-adds counted from its output, as a conv's", 'src/onnx/check.ts', "case 'ConvTranspose': return a.data.length * numel(w.shape.slice(1));", "case 'ConvTranspose': return y.data.length * numel(w.shape.slice(1));", ['test/onnx/fuse.test.ts']],
+  ['check', "a Gemm's multiply-adds left out of the count", 'src/onnx/check.ts', "case 'Gemm': return y.data.length * a.shape[attrInt(node, 'transA', 0) === 1 ? 0 : 1];", "case 'Gemm': return 0;", ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { releaseWorkspaces } from '../tensor/workspace.js';
 import { onOneThread } from '../backend/threads.js';
 import { type Value, runOnnx } from './run.js';
-import { numel } from './value.js';
+import { attrInt, numel } from './value.js';
 import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';
 
@@ -27,9 +27,10 @@ export function probeInput(model: OnnxModel, size = 32, seed = 0): Tensor {
   return uniform(shape, new Rng(seed), -1, 1, 'float64');
 }
 
-/** One graph's outputs on the probe batch, in float64, and its convolutions' multiply-adds. */
+/** One graph's outputs on the probe batch, in float64, and its multiply-adds. */
 export interface ProbeRun {
   outputs: Map<string, Value>;
+  /** of its Conv, ConvTranspose, Gemm and MatMul nodes */
   macs: number;
   shape: number[];
 }
@@ -41,9 +42,9 @@ export interface ProbeRun {
  */
 export function probeRun(model: OnnxModel, opts: { size?: number; seed?: number; progress?: (i: number, n: number) => void } = {}): ProbeRun {
   const x = probeInput(model, opts.size, opts.seed);
-  let macs = 0; // output elements × (C/groups)·kH·kW (·k for a 1-D conv)
+  let macs = 0;
   const onNode = (i: number, n: number, node: OnnxNode, xs: (Value | null)[], ys: Value[]) => {
-    if (node.opType === 'Conv' && xs[1]) macs += ys[0].data.length * numel(xs[1].shape.slice(1));
+    macs += multiplyAdds(node, xs, ys);
     opts.progress?.(i, n);
   };
   try {
@@ -54,6 +55,21 @@ export function probeRun(model: OnnxModel, opts: { size?: number; seed?: number;
     return { outputs, macs, shape: x.shape.slice() };
   } finally {
     releaseWorkspaces();
+  }
+}
+
+// A node's multiply-adds: a conv's output elements × (C/groups)·k…; a transposed conv's input elements
+// × (F/groups)·k… (each input element meets its whole kernel slice); a Gemm's or MatMul's output
+// elements × the summed dimension.
+function multiplyAdds(node: OnnxNode, xs: (Value | null)[], ys: Value[]): number {
+  const [a, w] = xs, y = ys[0];
+  if (a === null || a === undefined || w === null || w === undefined || y === undefined) return 0;
+  switch (node.opType) {
+    case 'Conv': return y.data.length * numel(w.shape.slice(1));
+    case 'ConvTranspose': return a.data.length * numel(w.shape.slice(1));
+    case 'Gemm': return y.data.length * a.shape[attrInt(node, 'transA', 0) === 1 ? 0 : 1];
+    case 'MatMul': return y.data.length * a.shape[a.shape.length - 1];
+    default: return 0;
   }
 }
 

@@ -13,7 +13,7 @@ import { readOnnx } from '../../src/io/onnx_read.js';
 import { onnxProtoOf, toOnnx } from '../../src/io/onnx.js';
 import { runOnnx } from '../../src/onnx/run.js';
 import { fuseOnnx } from '../../src/onnx/fuse.js';
-import { checkFused } from '../../src/onnx/check.js';
+import { checkFused, probeRun } from '../../src/onnx/check.js';
 import { workspaceBytes } from '../../src/tensor/workspace.js';
 import { ProtoMessage } from '../../src/io/protobuf.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
@@ -475,6 +475,23 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     const [k, bias] = r.model.nodes[0].inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data]);
     expect(k).toEqual([2 - 2 ** -6]);
     expect(bias).toEqual([0]);
+  });
+});
+
+describe('the probe\'s multiply-adds', () => {
+  it('count Conv, ConvTranspose, Gemm and MatMul: 864 + 384 + 640 + 15', () => {
+    const m = readOnnx(graph([
+      // (1,2,4,4) → 3×3 conv, 3 out, pad 1: 48 outputs × 2·9
+      { op: 'Conv', inputs: ['x', 'w'], outputs: ['a'], attrs: [intsAttr('pads', [1, 1, 1, 1])] },
+      // → 2×2 stride-2 transposed conv, 2 out: 48 inputs × 2·2·2 (each input meets its whole kernel slice)
+      { op: 'ConvTranspose', inputs: ['a', 'wt'], outputs: ['b'], attrs: [intsAttr('strides', [2, 2])] },
+      { op: 'Flatten', inputs: ['b'], outputs: ['f'] },
+      // (1, 128) · (128, 5): 5 outputs × 128; then (1, 5) · (5, 3): 3 × 5
+      { op: 'Gemm', inputs: ['f', 'g'], outputs: ['h'] },
+      { op: 'MatMul', inputs: ['h', 'mm'], outputs: ['y'] },
+    ], { inputs: [valueInfo('x', [1, 2, 4, 4])], outputs: ['y'], inits: [tensor('w', [3, 2, 3, 3], FLOAT, f32(...new Array(54).fill(0.5))), tensor('wt', [3, 2, 2, 2], FLOAT, f32(...new Array(24).fill(0.25))),
+      tensor('g', [128, 5], FLOAT, f32(...new Array(640).fill(0.125))), tensor('mm', [5, 3], FLOAT, f32(...new Array(15).fill(1)))] }));
+    expect(probeRun(m).macs).toBe(864 + 384 + 640 + 15);
   });
 });
 

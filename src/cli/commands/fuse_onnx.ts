@@ -54,7 +54,7 @@ export const fuseOnnxCommand: Command = {
     }
     for (const f of result.fused) io.out(`fused   ${showText(f.at, 48).padEnd(48)} ${f.pattern}`);
     for (const s of result.skipped) io.out(`kept    ${showText(s.at, 48).padEnd(48)} ${showText(s.why, 400)}`);
-    io.out(`${result.fused.length} pattern(s) fused: ${nodesBefore} → ${result.model.nodes.length} nodes, ${(check.macsBefore / 1e6).toFixed(2)} → ${(check.macsAfter / 1e6).toFixed(2)} M conv multiply-adds on a [${check.probeShape.join(', ')}] probe`);
+    io.out(`${result.fused.length} pattern(s) fused: ${nodesBefore} → ${result.model.nodes.length} nodes, ${(check.macsBefore / 1e6).toFixed(2)} → ${(check.macsAfter / 1e6).toFixed(2)} M multiply-adds on a [${check.probeShape.join(', ')}] probe`);
     io.out(`max |Δ| on the probe (float64) ${check.maxAbsDiff.toExponential(3)} (bound ${check.bound.toExponential(3)}, max |y| ${check.maxAbsOutput.toExponential(3)}); wrote ${dst} in ${seconds.toFixed(2)} s`);
     return 0;
   },
