@@ -513,6 +513,8 @@ const MUTANTS = [
   ['train', 'no conv judged able to split (a model whose convs split trains on one thread)', 'src/backend/threads.ts', 'return getThreads() > 1 && macs >= MIN_MACS_PER_PART[getBackend()];', 'return getThreads() > 1 && macs >= 2 ** 40;', ['test/train/train.test.ts']],
   ['check', "a transposed conv's multiply-adds counted from its output, as a conv's", 'src/onnx/check.ts', "case 'ConvTranspose': return a.data.length * numel(w.shape.slice(1));", "case 'ConvTranspose': return y.data.length * numel(w.shape.slice(1));", ['test/onnx/fuse.test.ts']],
   ['check', "a Gemm's multiply-adds left out of the count", 'src/onnx/check.ts', "case 'Gemm': return y.data.length * a.shape[attrInt(node, 'transA', 0) === 1 ? 0 : 1];", "case 'Gemm': return 0;", ['test/onnx/fuse.test.ts']],
+  ['fuse', 'MatMul → BN written back as a MatMul with a bias input (no such MatMul)', 'src/onnx/fuse.ts', "opType: matMul ? 'Gemm' : n.opType,", 'opType: n.opType,', ['test/onnx/fuse.test.ts']],
+  ['fuse', 'MatMul → BN folded on a 3-D input (BN normalizes another axis there)', 'src/onnx/fuse.ts', '      if (r !== 2) continue;', '      if (r !== 2 && r !== 3) continue;', ['test/onnx/fuse.test.ts']],
 ];
 
 const args = process.argv.slice(2);

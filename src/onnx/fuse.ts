@@ -67,6 +67,9 @@ const MAX_FACTORS = 16;
 type FileFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
 const fileFloat = (w: OnnxTensor): FileFloat => (w.dtype === 'float64' || w.dtype === 'float16' || w.dtype === 'bfloat16' ? w.dtype : 'float32');
 
+/** Ops whose output has their first input's shape (a rank read through them). */
+const SAME_SHAPE = new Set(['Identity', 'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Gelu', 'Elu', 'Selu', 'Softplus', 'Mish', 'Clip', 'Dropout', 'BatchNormalization', 'Erf', 'Neg', 'Abs']);
+
 /** The ops a scale stage may be (a Mul or Div by a constant, a Neg: scaleInput says whether this one is). */
 const isScale = (n: OnnxNode) => n.opType === 'Mul' || n.opType === 'Div' || n.opType === 'Neg';
 
@@ -269,22 +272,42 @@ function fusePass(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fract
     if (first !== null) skipped.push({ at: n.name, why: first });
   }
 
-  // ConvTranspose → BatchNormalization and Gemm → BatchNormalization: the BN folded into the weights and bias
+  // ConvTranspose → BatchNormalization, Gemm → BatchNormalization and MatMul → BatchNormalization (a
+  // bias-free Linear before BatchNorm1d): the BN folded into the weights and bias. A MatMul's BN scales
+  // its output columns only when its A is 2-D (BN normalizes axis 1): A from a Flatten or a Gemm, or
+  // declared so; it becomes a Gemm, which has the bias.
+  const rankOf = (t: string): number | undefined => {
+    for (let hops = 0; hops < 64; hops++) {
+      const declared = (model.valueInfo.get(t) ?? model.inputs.find((v) => v.name === t))?.dims?.length;
+      if (declared !== undefined) return declared;
+      const p = producer.get(t);
+      if (p?.opType === 'Flatten' || p?.opType === 'Gemm') return 2;
+      if (p === undefined || !SAME_SHAPE.has(p.opType)) return undefined;
+      t = p.inputs[0]; // an op whose output has its first input's shape
+    }
+    return undefined;
+  };
   for (const n of model.nodes) {
-    if ((n.opType !== 'ConvTranspose' && n.opType !== 'Gemm') || consumed.has(n)) continue;
+    if ((n.opType !== 'ConvTranspose' && n.opType !== 'Gemm' && n.opType !== 'MatMul') || consumed.has(n)) continue;
     const bn = readers.get(n.outputs[0]);
     if (bn?.length !== 1 || !private1(n.outputs[0]) || bn[0].opType !== 'BatchNormalization' || !linearStage(bn[0]) || bn[0].inputs[0] !== n.outputs[0] || consumed.has(bn[0])) continue;
+    const matMul = n.opType === 'MatMul';
+    if (matMul) {
+      const r = rankOf(n.inputs[0]);
+      if (r === undefined) skipped.push({ at: bn[0].name, why: `${showText(n.name)}: its A's rank is not stated (no Flatten or Gemm before it, no declared shape): the BN scales the MatMul's output columns only for a 2-D A` });
+      if (r !== 2) continue;
+    }
     try {
-      const { weight, bias, attributes, folded } = n.opType === 'Gemm' ? foldGemmBN(n, bn[0], constant) : { ...foldTransposedBN(n, bn[0], constant), attributes: n.attributes };
-      if (fused.length === 0) opts.trace?.({ at: showText(bn[0].name), what: `fold the BN into the ${n.opType}'s output channels (${n.opType === 'Gemm' ? "B's columns" : "W's second axis"}, shown as a conv's rows): K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)`, kb: folded });
+      const { weight, bias, attributes, folded } = n.opType === 'ConvTranspose' ? { ...foldTransposedBN(n, bn[0], constant), attributes: n.attributes } : foldGemmBN(n, bn[0], constant);
+      if (fused.length === 0) opts.trace?.({ at: showText(bn[0].name), what: `fold the BN into the ${n.opType}'s output channels (${n.opType !== 'ConvTranspose' ? "B's columns" : "W's second axis"}, shown as a conv's rows): K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)`, kb: folded });
       const wName = uniqueName(`${bn[0].name}.fused.weight`), bName = uniqueName(`${bn[0].name}.fused.bias`);
       newInits.set(wName, { ...weight, name: wName });
       newInits.set(bName, { ...bias, name: bName });
       for (const m of [n, bn[0]]) consumed.add(m);
       replace.set(n, null);
-      replace.set(bn[0], { ...n, name: bn[0].name, inputs: [n.inputs[0], wName, bName], outputs: [bn[0].outputs[0]], attributes, at: -1 });
-      const k = n.opType === 'Gemm' ? '' : ` ${weight.dims.slice(2).join('×')}`;
-      fused.push({ at: bn[0].name, pattern: `${n.opType}${k}+BN ⇒ ${n.opType}${k}`, nodesBefore: 2 });
+      replace.set(bn[0], { ...n, opType: matMul ? 'Gemm' : n.opType, name: bn[0].name, inputs: [n.inputs[0], wName, bName], outputs: [bn[0].outputs[0]], attributes, at: -1 });
+      const k = n.opType === 'ConvTranspose' ? ` ${weight.dims.slice(2).join('×')}` : '';
+      fused.push({ at: bn[0].name, pattern: `${n.opType}${k}+BN ⇒ ${matMul ? 'Gemm' : n.opType}${k}`, nodesBefore: 2 });
     } catch (e) {
       skipped.push({ at: bn[0].name, why: (e as Error).message });
     }

@@ -307,6 +307,28 @@ describe('fuseOnnx: stages beyond Conv and BN, on small graphs (closed forms)', 
     expect(perRow.fused).toEqual([]);
     expect(perRow.skipped).toEqual([{ at: 'bn', why: 'fc: a C of shape [2, 1] differs per row; only one value or one per output column folds' }]);
   });
+  it('MatMul → BatchNormalization (a bias-free Linear → BatchNorm1d) becomes a Gemm when A is 2-D (declared, or from a Flatten); of unstated rank it stays, with the reason', () => {
+    const matMulBn = (nodes: NodeSpec[], x: ReturnType<typeof valueInfo>) => readOnnx(graph([...nodes,
+      { op: 'MatMul', inputs: ['a', 'B'], outputs: ['m'], name: 'fc' },
+      { op: 'BatchNormalization', inputs: ['m', 'gamma', 'beta', 'mu', 'var'], outputs: ['y'], name: 'bn', attrs: [floatAttr('epsilon', 1)] },
+    ], { inits: [tensor('B', [3, 2], FLOAT, f32(1, -0.5, 0.25, 2, 0.75, -1)), tensor('gamma', [2], FLOAT, f32(1.5, 0.5)), tensor('beta', [2], FLOAT, f32(0.25, -1)),
+      tensor('mu', [2], FLOAT, f32(0.5, 0)), tensor('var', [2], FLOAT, f32(3, 0))], inputs: [x] }));
+    for (const m of [matMulBn([{ op: 'Relu', inputs: ['x'], outputs: ['a'] }], valueInfo('x', [2, 3])), matMulBn([{ op: 'Flatten', inputs: ['x'], outputs: ['a'] }], valueInfo('x', [2, 3, 1, 1]))]) {
+      const r = fuseOnnx(m);
+      expect(r.fused.map((p) => p.pattern)).toEqual(['MatMul+BN ⇒ Gemm']);
+      const g = r.model.nodes.at(-1)!;
+      expect(g.opType).toBe('Gemm');
+      // s = γ/√(σ² + ε) = [0.75, 0.5] per column of B (3×2); bias s·(0 − μ) + β = [−0.125, −1]; dyadic, so exact
+      expect(g.inputs.slice(1).map((t) => [...r.model.initializers.get(t)!.data])).toEqual([[0.75, -0.25, 0.1875, 1, 0.5625, -0.5], [-0.125, -1]]);
+      const check = checkFused(m, r);
+      expect(check.maxAbsDiff).toBeLessThanOrEqual(check.bound);
+    }
+    const unstated = fuseOnnx(matMulBn([{ op: 'Identity', inputs: ['x'], outputs: ['a'] }], valueInfo('x', null)));
+    expect(unstated.fused).toEqual([]);
+    expect(unstated.skipped).toEqual([{ at: 'bn', why: "fc: its A's rank is not stated (no Flatten or Gemm before it, no declared shape): the BN scales the MatMul's output columns only for a 2-D A" }]);
+    const threeD = fuseOnnx(matMulBn([{ op: 'Identity', inputs: ['x'], outputs: ['a'] }], valueInfo('x', [2, 4, 3]))); // BN's axis 1 is the 4, not B's columns
+    expect([threeD.fused, threeD.skipped]).toEqual([[], []]);
+  });
   it('a Sub subtracts a branch and a constant Mul of a sum scales each of its terms (FastViT\'s RepMixer): s·(conv(x) − x) becomes one conv, s·(W − I) and s·b', () => {
     const scaledDiff = (outputs: string[]) => readOnnx(graph([
       { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['a'], name: 'conv' },
