@@ -515,6 +515,7 @@ const MUTANTS = [
   ['check', "a Gemm's multiply-adds left out of the count", 'src/onnx/check.ts', "case 'Gemm': return y.data.length * a.shape[attrInt(node, 'transA', 0) === 1 ? 0 : 1];", "case 'Gemm': return 0;", ['test/onnx/fuse.test.ts']],
   ['fuse', 'MatMul → BN written back as a MatMul with a bias input (no such MatMul)', 'src/onnx/fuse.ts', "opType: matMul ? 'Gemm' : n.opType,", 'opType: n.opType,', ['test/onnx/fuse.test.ts']],
   ['fuse', 'MatMul → BN folded on a 3-D input (BN normalizes another axis there)', 'src/onnx/fuse.ts', '      if (r !== 2) continue;', '      if (r !== 2 && r !== 3) continue;', ['test/onnx/fuse.test.ts']],
+  ['onnx', "Swish's alpha ignored (SiLU whatever it says)", 'src/onnx/ops_math.ts', "return (x) => x * sigmoid(a * x); }),", "return (x) => x * sigmoid(x); }),", ['test/onnx/ops.test.ts']],
 ];
 
 const args = process.argv.slice(2);

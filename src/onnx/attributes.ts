@@ -77,6 +77,7 @@ const SPEC: Readonly<Record<string, Readonly<Record<string, Rule>>>> = {
   SpaceToDepth: { blocksize: 'read' },
   Split: { axis: 'read', split: 'read', num_outputs: 'read' },
   Squeeze: { axes: 'read' },
+  Swish: { alpha: 'read' },
   Transpose: { perm: 'read' },
   Unsqueeze: { axes: 'read' },
 };
@@ -99,7 +100,7 @@ const INPUTS: Readonly<Record<string, number | ((opset: number) => number)>> = {
   ReduceSum: from(13, 1, 2), ReduceSumSquare: from(18, 1, 2), Relu: 1, Reshape: 2, Resize: 4, Round: 1,
   ScatterND: 3, Selu: 1, Shape: 1, Sigmoid: 1, Sign: 1, Sin: 1, Slice: 5, Softmax: 1, Softplus: 1,
   Softsign: 1, SpaceToDepth: 1, Split: from(13, 1, 2), Sqrt: 1, Squeeze: from(13, 1, 2), Sub: 2,
-  Sum: Infinity, Tanh: 1, Tile: 2, Transpose: 1, Unsqueeze: from(13, 1, 2), Where: 3, Xor: 2,
+  Sum: Infinity, Swish: 1, Tanh: 1, Tile: 2, Transpose: 1, Unsqueeze: from(13, 1, 2), Where: 3, Xor: 2,
 };
 
 /** The most inputs `op` takes at `opset` (undefined: an op the evaluator does not run). */

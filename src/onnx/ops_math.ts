@@ -297,6 +297,8 @@ export const MATH_OPS: Record<string, Op> = {
   }),
   Softplus: unary(() => softplus),
   Softsign: unary(() => (x) => x / (1 + Math.abs(x))),
+  // Swish (opset 24): x·σ(αx), SiLU at α = 1
+  Swish: unary((_, node) => { const a = attrFloat(node, 'alpha', 1); return (x) => x * sigmoid(a * x); }),
   // Mish (opset 18): x·tanh(softplus(x))
   Mish: unary(() => (x) => x * Math.tanh(softplus(x))),
   // α(eˣ − 1) below zero (expm1: no cancellation near 0)

@@ -278,6 +278,17 @@ describe('attributes the evaluator does not honour are refused up front', () => 
     expect(Array.from(cast([]).data)).toEqual([-2, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
   });
 
+  it('Swish (opset 24) is x·σ(αx): α from its attribute, 1 (SiLU) without it; float64 against x/(1 + e^(−αx)) summed here', () => {
+    const xs = [0, 1, -2, 3, -0.5, 8, -30, 0.25];
+    const swish = (attrs: ReturnType<typeof floatAttr>[]) => runOnnx(readOnnx(model([{ op: 'Swish', inputs: ['x'], outputs: ['y'], attrs }], { inputs: [valueInfo('x', [8])], opset: 24, ir: 12 })),
+      { x: new Tensor(Float64Array.from(xs), [8]) }, { dtype: 'float64' }).get('y')!;
+    for (const [attrs, a] of [[[], 1], [[floatAttr('alpha', 0.5)], 0.5]] as const) {
+      const y = swish([...attrs]);
+      // one rounding of a float64 result against the same formula: within a few ulp of float64
+      xs.forEach((v, i) => expect(Math.abs(y.data[i] - v / (1 + Math.exp(-a * v)))).toBeLessThanOrEqual(4 * 2 ** -52 * Math.max(1, Math.abs(v))));
+    }
+  });
+
   it('a node with more inputs than its op takes at the graph\'s opset is refused (a later version\'s input would be skipped)', () => {
     const relu = () => run1(model([{ op: 'Relu', inputs: ['x', 'x'], outputs: ['y'], name: 'r' }], { inputs: [valueInfo('x', [1, 1, 4, 4])] }), x, 'y');
     expect(relu).toThrow(/node 'r' \(Relu\) has 2 inputs; Relu takes at most 1 at opset 17/);
