@@ -413,10 +413,10 @@ export function partsFor(macs: number, units: number): number {
   return Math.max(1, Math.min(t, units, Math.floor(macs / MIN_MACS_PER_PART[getBackend()])));
 }
 
-/** Whether a conv of `macs` multiply-adds may be cut into parts on the threads set: its backward
- * (which passes twice its multiply-adds to partsFor) splits from one threshold's worth. */
+/** Whether a conv of `macs` multiply-adds may be cut into parts on the threads set: its backward,
+ * which passes partsFor twice its multiply-adds, is the first of its kernels to split. */
 export function convCouldSplit(macs: number): boolean {
-  return getThreads() > 1 && macs >= MIN_MACS_PER_PART[getBackend()];
+  return partsFor(2 * macs, Infinity) > 1;
 }
 
 /** Scratch that every part can write (shared when parts > 1; the caller's own workspace otherwise). */

@@ -68,9 +68,12 @@ export function bfloat16Bits(v: number): number {
   return smallFloatBits(v, 7, 8);
 }
 
+/** The float types a file stores weights in. */
+export type StoredFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
+
 /** Values rounded once to a file's float type, held as a float32 one holds them (float16 and
  * bfloat16 widened exactly) or as float64: what the file will hold, before it is written. */
-export function storedFloats(dtype: 'float64' | 'float32' | 'float16' | 'bfloat16', values: ArrayLike<number>, into?: Float32Array | Float64Array): Float32Array | Float64Array {
+export function storedFloats(dtype: StoredFloat, values: ArrayLike<number>, into?: Float32Array | Float64Array): Float32Array | Float64Array {
   const out = into ?? (dtype === 'float64' ? new Float64Array(values.length) : new Float32Array(values.length));
   if (dtype === 'float16') for (let i = 0; i < values.length; i++) out[i] = halfToFloat(halfBits(values[i]));
   else if (dtype === 'bfloat16') for (let i = 0; i < values.length; i++) out[i] = bfloat16ToFloat(bfloat16Bits(values[i]));

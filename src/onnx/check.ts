@@ -10,6 +10,7 @@ import { type Value, runOnnx } from './run.js';
 import { attrInt, numel } from './value.js';
 import type { FuseOnnxResult } from './fuse.js';
 import { showText } from '../tensor/untrusted.js';
+import type { StoredFloat } from '../io/dtypes.js';
 
 /** The probe's shape: the input's declared dims, a symbolic batch as 2 and other symbolic sizes as `size`. */
 export function probeShape(model: OnnxModel, size = 32): number[] {
@@ -109,8 +110,7 @@ export interface FuseCheck {
   macsAfter: number;
 }
 
-/** The float types a graph stores weights in, and their unit roundoff u (half a spacing at 1). */
-type StoredFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
+/** The unit roundoff u (half a spacing at 1) of each float type a graph stores weights in. */
 const UNIT_ROUNDOFF: Readonly<Record<StoredFloat, number>> = { float64: 2 ** -53, float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
 
 /**

@@ -24,7 +24,7 @@ import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
 import { type KernelBias, fuseConvBN, undilateKernel } from '../reparam/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
-import { storedFloats } from '../io/dtypes.js';
+import { type StoredFloat, storedFloats } from '../io/dtypes.js';
 import { showText } from '../tensor/untrusted.js';
 import { type Border, findBorders } from './borders.js';
 import { attrFloat, attrInt, attrInts, attrString, numel, readersOf } from './value.js';
@@ -64,8 +64,7 @@ type Factor = { negatedBy: OnnxNode } | { scaledBy: OnnxNode };
 const MAX_FACTORS = 16;
 
 /** A fused weight is stored in its conv's float type: float32, float64, or float16 and bfloat16 (held widened, rounded once as the file will hold them). */
-type FileFloat = 'float64' | 'float32' | 'float16' | 'bfloat16';
-const fileFloat = (w: OnnxTensor): FileFloat => (w.dtype === 'float64' || w.dtype === 'float16' || w.dtype === 'bfloat16' ? w.dtype : 'float32');
+const fileFloat = (w: OnnxTensor): StoredFloat => (w.dtype === 'float64' || w.dtype === 'float16' || w.dtype === 'bfloat16' ? w.dtype : 'float32');
 
 /** Ops whose output has their first input's shape (a rank read through them). */
 const SAME_SHAPE = new Set(['Identity', 'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Gelu', 'Elu', 'Selu', 'Softplus', 'Mish', 'Clip', 'Dropout', 'BatchNormalization', 'Erf', 'Neg', 'Abs']);
@@ -354,7 +353,7 @@ function fusePass(model: OnnxModel, opts: { trace?: FuseTrace; progress?: (fract
   }
 
   /** The fused kernel's array: a replaced conv weight's own storage when opts.reuseStorage allows, else new. */
-  function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: FileFloat, values: ArrayLike<number>): Float32Array | Float64Array {
+  function kernelStorage(convs: OnnxNode[], shape: readonly number[], dtype: StoredFloat, values: ArrayLike<number>): Float32Array | Float64Array {
     const own = opts.reuseStorage !== true ? undefined : convs.map((c) => model.initializers.get(c.inputs[1])).find((t) => t !== undefined && t.dtype === dtype &&
       t.dims.length === shape.length && t.dims.every((d, i) => d === shape[i]) && readers.get(t.name)?.length === 1 && !graphOutputs.has(t.name));
     return storedFloats(dtype, values, own?.data as Float32Array | Float64Array | undefined);

@@ -55,9 +55,12 @@ const sgdKernel = defineKernel('sgd.update', (a: SgdArgs, part: number, parts: n
 /** Elements below which a part is not worth a worker's message (~0.6 ms of memory-bound updates). */
 const MIN_ELEMENTS_PER_PART = 1 << 18;
 
+/** Parts an update of n shared parameters asks the pool for (it clamps them to the threads set). */
+const partsOf = (n: number) => Math.floor(n / MIN_ELEMENTS_PER_PART);
+
 /** Whether an update of n shared parameters may be cut into parts (on the threads set). */
 export function sgdCouldSplit(n: number): boolean {
-  return getThreads() > 1 && Math.floor(n / MIN_ELEMENTS_PER_PART) > 1;
+  return getThreads() > 1 && partsOf(n) > 1;
 }
 
 /**
@@ -75,5 +78,5 @@ export function sgdUpdate(arrays: SgdArrays[], lr: number, mu: number, wd: numbe
     } else local.push(a);
   }
   updateParts(local, lr, mu, wd, 0, 1);
-  if (shared.length > 0) parallel(sgdKernel, { arrays: shared, lr, mu, wd }, Math.floor(n / MIN_ELEMENTS_PER_PART));
+  if (shared.length > 0) parallel(sgdKernel, { arrays: shared, lr, mu, wd }, partsOf(n));
 }

@@ -106,7 +106,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   const order = Int32Array.from({ length: N }, (_, i) => i);
   const history: EpochStats[] = [];
   model.train();
-  let oneThread = false;
+  let oneThread: boolean | null = null; // decided after the run's first step
   const firstEpoch = Math.floor(step / stepsPerEpoch);
   for (let e = 0; e < firstEpoch; e++) rng.shuffle(order); // replay the shuffles a resumed run skipped
   for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
@@ -126,12 +126,13 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
         opt.step();
         return { logits, loss };
       };
-      const { logits, loss } = oneThread ? onOneThread(trainStep) : trainStep();
-      // After the first step (each conv has seen its input): where no kernel of the step can split,
-      // the rest run on this thread alone. Shared memory, which the pool needs, makes every copy into
-      // and out of the kernels ~3.6× slower than plain memory (docs/performance.md: the demo's step
-      // ran ~8% slower on two threads than on one); the same bits either way.
-      oneThread ||= getThreads() > 1 && !threadsPay(model, params);
+      const { logits, loss } = oneThread === true ? onOneThread(trainStep) : trainStep();
+      // After the run's first step (each conv has seen a whole batch): where no kernel of the step can
+      // split, the rest run on this thread alone. Shared memory, which the pool needs, makes every copy
+      // into and out of the kernels ~3.6× slower than plain memory (docs/performance.md: the demo's
+      // step ran ~8% slower on two threads than on one); the same bits either way. Decided once: an
+      // epoch's smaller last batch does not move later epochs to one thread.
+      oneThread ??= getThreads() > 1 && !threadsPay(model, params);
       lossSum += loss * (end - b);
       correct += countCorrect(logits, yb);
       seen += end - b;

@@ -116,6 +116,28 @@ describe('fit', () => {
     expect(small.weights).toEqual(one.weights);
     expect(split.weights).toEqual(one.weights);
   });
+
+  it('the switch is decided once, on a whole batch: an epoch\'s smaller last batch, under the threshold, leaves the next epoch on two threads', () => {
+    const N = 40, x = new Float32Array(N * 8 * 8), y = new Int32Array(N); // batches of 16, 16 and 8
+    for (let n = 0; n < N; n++) { y[n] = n % 2; for (let i = 0; i < 64; i++) x[n * 64 + i] = Math.sin(n * 5 + i); }
+    const config = { num_blocks: [1, 1, 1, 1], width_multiplier: [0.125, 0.125, 0.125, 0.125], num_classes: 2, in_channels: 1 };
+    // the threshold at the largest conv's multiply-adds on 16 images: that conv may split on a batch of 16, none on 8
+    const probe = RepVGG.fromConfig(config, { seed: 3 }).train();
+    probe.forward(new Tensor(x.slice(0, 16 * 64), [16, 1, 8, 8]));
+    const largest = Math.max(...probe.namedConvs().map(([, c]) => c.lastMacs()));
+    const before = getThreads(), old = setMinMacsPerPart('wasm', largest);
+    try {
+      setThreads(2);
+      const model = RepVGG.fromConfig(config, { seed: 3 });
+      const seen: number[] = [], forward = model.forward.bind(model);
+      model.forward = (t: Tensor) => { seen.push(getThreads()); return forward(t); };
+      fit(model, { x: new Tensor(x, [N, 1, 8, 8]), y }, { epochs: 2, batchSize: 16, lr: 0.05, seed: 1 });
+      expect(seen).toEqual([2, 2, 2, 2, 2, 2]);
+    } finally {
+      setMinMacsPerPart('wasm', old);
+      setThreads(before);
+    }
+  });
 });
 
 describe('IDX reader fuzz', () => {
