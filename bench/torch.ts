@@ -3,6 +3,9 @@
 // threads: RepVGG-A0 deploy at 224 (batch 1), a training step of the demo model (28×28, batch 32)
 // and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
 // Ours runs 'auto' past AUTO_AFTER calls (its steady state). Prints medians and ours/PyTorch speed.
+// The deploy case also runs in onnxruntime-node (native, MLAS), on the model's ONNX export, where it
+// was installed by hand (ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node; never a
+// dependency), in a process of its own (bench/ort_peer.ts).
 //
 // PyTorch runs twice per case. The ratio is against the run where glibc's malloc keeps freed memory
 // (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised, as PyTorch's CPU tuning guides advise
@@ -11,6 +14,7 @@
 // next, depending on where glibc's adaptive threshold settled. Ours allocates nothing per step.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RepVGG } from '../src/nn/repvgg.js';
@@ -18,6 +22,7 @@ import { type RepVGGConfig, zooConfig } from '../src/nn/config.js';
 import { convert } from '../src/reparam/repvgg.js';
 import { stateDict } from '../src/io/state_dict.js';
 import { entryOf, serializeSafetensors } from '../src/io/safetensors.js';
+import { toOnnx } from '../src/io/onnx.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
@@ -28,10 +33,18 @@ import { benchDir, medians, table } from './harness.js';
 const PY = '/usr/bin/python3';
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-if (!hasTorch) {
-  console.log('PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch); nothing to compare against');
-  process.exit(0);
-}
+const hasOrt = (() => {
+  try {
+    createRequire(import.meta.url).resolve('onnxruntime-node');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const ortPeer = fileURLToPath(new URL('./ort_peer.js', import.meta.url));
+if (!hasTorch) console.log('PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch)');
+if (!hasOrt) console.log('onnxruntime-node is not installed (ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node)');
+if (!hasTorch && !hasOrt) process.exit(0);
 const dir = benchDir('torch');
 const DEMO: RepVGGConfig = { num_blocks: [1, 2, 2, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10, in_channels: 1 };
 const CASES: { name: string; kind: 'deploy' | 'train-step'; config: RepVGGConfig; shape: number[] }[] = [
@@ -43,11 +56,12 @@ const CASES: { name: string; kind: 'deploy' | 'train-step'; config: RepVGGConfig
 /** glibc's malloc keeping what it frees (see the head of this file) */
 const KEEP_MEMORY = { MALLOC_MMAP_THRESHOLD_: String(1 << 30), MALLOC_TRIM_THRESHOLD_: String(2 ** 32 - 1) };
 
-function torchMedian(caseFile: string, env: NodeJS.ProcessEnv): { medianMs: number; torch: string } {
-  const r = spawnSync(PY, [peer, caseFile], { encoding: 'utf8', env });
-  if (r.status !== 0) throw new Error(`torch_peer.py failed: ${r.stderr.slice(-500)}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { medianMs: number; torch: string };
+function peerMedian(cmd: string, script: string, caseFile: string, env: NodeJS.ProcessEnv): { medianMs: number; torch?: string; ort?: string } {
+  const r = spawnSync(cmd, [script, caseFile], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr.slice(-500)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { medianMs: number; torch?: string; ort?: string };
 }
+const ratio = (theirs: number, ours: number) => `${(theirs / ours).toFixed(2)}×`;
 
 const rows: (string | number)[][] = [];
 for (const c of CASES) {
@@ -57,6 +71,11 @@ for (const c of CASES) {
   const weights = join(dir, `${rows.length}.safetensors`), input = join(dir, `${rows.length}_x.safetensors`);
   writeFileSync(weights, serializeSafetensors(stateDict(model)));
   writeFileSync(input, serializeSafetensors(new Map([['x', entryOf(x)]])));
+  const onnx = join(dir, `${rows.length}.onnx`), raw = join(dir, `${rows.length}_x.f32`);
+  if (c.kind === 'deploy' && hasOrt) {
+    writeFileSync(onnx, toOnnx(model));
+    writeFileSync(raw, new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
+  }
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
   const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
   const step = c.kind === 'deploy' ? () => { model.forward(x); } : () => {
@@ -70,11 +89,23 @@ for (const c of CASES) {
     for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls
     const [ours] = await medians([[c.name, step]], { time: 4000, iterations: 5 });
     const caseFile = join(dir, 'case.json');
-    writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, threads, seconds: 4 }));
-    const theirs = torchMedian(caseFile, { ...process.env, ...KEEP_MEMORY });
-    const byDefault = torchMedian(caseFile, process.env);
-    rows.push([c.name, String(threads), ours.medianMs, theirs.medianMs, byDefault.medianMs, `${(theirs.medianMs / ours.medianMs).toFixed(2)}×`]);
-    console.error(`${c.name}, ${threads} thread(s): ours ${ours.medianMs.toFixed(1)} ms, PyTorch ${theirs.torch} ${theirs.medianMs.toFixed(1)} ms (default malloc ${byDefault.medianMs.toFixed(1)} ms)`);
+    writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, onnx, shape: c.shape, threads, seconds: 4 }));
+    const row: (string | number)[] = [c.name, String(threads), ours.medianMs];
+    let said = `${c.name}, ${threads} thread(s): ours ${ours.medianMs.toFixed(1)} ms`;
+    if (hasTorch) {
+      const theirs = peerMedian(PY, peer, caseFile, { ...process.env, ...KEEP_MEMORY });
+      const byDefault = peerMedian(PY, peer, caseFile, process.env);
+      row.push(theirs.medianMs, byDefault.medianMs, ratio(theirs.medianMs, ours.medianMs));
+      said += `, PyTorch ${theirs.torch} ${theirs.medianMs.toFixed(1)} ms (default malloc ${byDefault.medianMs.toFixed(1)} ms)`;
+    } else row.push('—', '—', '—');
+    if (hasOrt && c.kind === 'deploy') {
+      writeFileSync(caseFile, JSON.stringify({ onnx, input: raw, shape: c.shape, threads, seconds: 4 }));
+      const ort = peerMedian(process.execPath, ortPeer, caseFile, process.env);
+      row.push(ort.medianMs, ratio(ort.medianMs, ours.medianMs));
+      said += `, onnxruntime-node ${ort.ort} ${ort.medianMs.toFixed(1)} ms`;
+    } else row.push('—', '—');
+    rows.push(row);
+    console.error(said);
   }
 }
-console.log(table(rows, ['case', 'threads', 'ours ms', 'PyTorch ms', 'PyTorch ms, default malloc', 'ours speed / PyTorch']));
+console.log(table(rows, ['case', 'threads', 'ours ms', 'PyTorch ms', 'PyTorch ms, default malloc', 'ours speed / PyTorch', 'onnxruntime-node ms', 'ours speed / onnxruntime-node']));
