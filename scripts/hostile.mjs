@@ -160,6 +160,10 @@ const moMobileOne = moWith('mobileone.safetensors', () => {});
 const { parseRawCheckpoint } = await import(join(root, 'dist', 'io', 'checkpoint.js'));
 const resnetEntries = parseRawCheckpoint(readFileSync(join(root, 'fixtures', 'blocks', 'resnet_dbb_acb.pth'))).entries;
 const resnetWith = (name, edit) => { const m = new Map(resnetEntries); edit(m); return f(name, serializeSafetensors(m)); };
+// a FastViT in apple's names (fixtures/make_fastvit_fixtures.py), then damaged copies
+const fastvitEntries = parseRawCheckpoint(readFileSync(join(root, 'fixtures', 'blocks', 'fastvit_apple.pth'))).entries;
+const fastvitWith = (name, edit) => { const m = new Map(fastvitEntries); edit(m); return f(name, serializeSafetensors(m)); };
+const reshaped = (m, key, shape, fill = 0) => { const e = m.get(key); m.set(key, { ...e, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(fill) }); };
 const moConfig = (cfg) => f(`mo_${Math.random().toString(36).slice(2)}.json`, JSON.stringify(cfg));
 
 const CASES = [
@@ -360,6 +364,12 @@ const CASES = [
   // convert --blocks on DBB / ACB (a ResNet-style state dict from fixtures/make_blocks_fixtures.py)
   ['blocks: a DBB with its idconv of the wrong width', () => run('convert', resnetWith('rn_id.safetensors', (m) => { const e = m.get('layer1.0.conv1.dbb_1x1_kxk.idconv1.weight'); m.set('layer1.0.conv1.dbb_1x1_kxk.idconv1.weight', { ...e, shape: [6, 8, 1, 1], data: new Float32Array(48) }); }), join(d, 'rn1.safetensors'), '--blocks')],
   ['blocks: a DBB conv2 reading 0 channels per group', () => run('convert', resnetWith('rn_g0.safetensors', (m) => { const e = m.get('dw.dbb_1x1_kxk.conv2.weight'); m.set('dw.dbb_1x1_kxk.conv2.weight', { ...e, shape: [16, 0, 3, 3], data: new Float32Array(0) }); }), join(d, 'rn2.safetensors'), '--blocks')],
+  ['blocks: a FastViT (valid)', okIf(() => run('convert', join(root, 'fixtures', 'blocks', 'fastvit_timm.pth'), join(d, 'fv.safetensors'), '--blocks'), (r) => (/15 block\(s\) fused, 280 → 100 keys/.test(r.stdout) ? [] : ['not fused as expected']))],
+  ['blocks: a RepMixer layer scale of the wrong shape', () => run('convert', fastvitWith('fv_ls.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.layer_scale', [8])), join(d, 'fv1.safetensors'), '--blocks')],
+  ['blocks: a RepMixer layer scale holding NaN', () => run('convert', fastvitWith('fv_nan.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.layer_scale', [8, 1, 1], NaN)), join(d, 'fv2.safetensors'), '--blocks')],
+  ['blocks: a RepMixer mixer that is not depthwise', () => run('convert', fastvitWith('fv_dw.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.mixer.rbr_conv.0.conv.weight', [8, 8, 3, 3])), join(d, 'fv3.safetensors'), '--blocks')],
+  ['blocks: a RepCPE pe 0×0', () => run('convert', fastvitWith('fv_pe0.safetensors', (m) => reshaped(m, 'network.6.pe.weight', [64, 1, 0, 0])), join(d, 'fv4.safetensors'), '--blocks')],
+  ['blocks: a large kernel whose small conv is larger', () => run('convert', fastvitWith('fv_lk.safetensors', (m) => reshaped(m, 'network.1.proj.0.small_conv.conv.weight', [16, 1, 9, 9])), join(d, 'fv5.safetensors'), '--blocks')],
   ['blocks: an ACB with a stray key (control characters)', () => run('convert', resnetWith('rn_acb.safetensors', (m) => { m.set('layer1.0.conv2.ver_conv.' + H, m.get('fc.bias')); }), join(d, 'rn3.safetensors'), '--blocks')],
   ['blocks: DBB and ACB (valid)', okIf(() => run('convert', join(root, 'fixtures', 'blocks', 'resnet_dbb_acb.pth'), join(d, 'rn4.safetensors'), '--blocks'), (r) => (/7 block\(s\) fused/.test(r.stdout) ? [] : ['not fused as expected']))],
   // MobileOne networks

@@ -26,7 +26,8 @@ export { RepVGG, RepVGGBlock, ConvBN, type AlgorithmPlanEntry } from './nn/repvg
 export { ZOO, zooConfig, planFromConfig, countPlan, type RepVGGConfig, type RepVGGPlan, type BlockSpec, type Counts } from './nn/config.js';
 export { DiracConv2d, VARIANTS, variantBlock, type VariantName, type VariantBlockOptions } from './nn/variants.js';
 export { BranchBlock, FusedBlock, type Activation, type LinearBranches, type BranchBlockOptions } from './nn/branch_block.js';
-export { FAMILIES, familyBlock, deployKey, mobileOneBlock, repConv, qaRepVGGBlock, dbbBlock, repvggSEBlock, acbBlock, type FamilyOptions, type FamilySpec } from './nn/families.js';
+export { FAMILIES, familyBlock, deployKey, mobileOneBlock, repConv, qaRepVGGBlock, dbbBlock, repvggSEBlock, acbBlock, largeKernelBlock, repMixerBlock, repCPEBlock, type FamilyOptions, type FamilySpec } from './nn/families.js';
+export { LayerScale } from './nn/layer_scale.js';
 export { SqueezeExcite } from './nn/squeeze_excite.js';
 export { BNAndPad, IdentityConv1x1 } from './nn/dbb_layers.js';
 export { VariantNet } from './nn/variant_net.js';
@@ -35,7 +36,7 @@ export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
 export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOneConfig, type MobileOnePlan, type MobileOneBlockSpec, type MobileOneOptions, type MobileOneCounts } from './nn/mobileone.js';
 
 // the fuser
-export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
+export { fuseConvBN, scaleChannels, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { fuseLinearBranches } from './reparam/fuse.js';
 export { convert, fuseRepVGGBlock, repvggFusionSteps, type RepVGGFusionSteps } from './reparam/repvgg.js';
 export { fuseBranchBlock, deployBlock, convertMobileOne } from './reparam/branches.js';

@@ -6,7 +6,7 @@
 
 import { type FloatArray, Tensor, addInto } from '../tensor/tensor.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
-import { Module } from './module.js';
+import { Module, type Parameter } from './module.js';
 import { KeptArrays } from './kept_arrays.js';
 import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
 import { batchNormSum, batchNormSumBackward } from '../ops/batchnorm.js';
@@ -42,6 +42,9 @@ export interface BranchBlockOptions {
   se?: SqueezeExcite | null;
   seName?: string;
   activation?: Activation;
+  /** parameters that stages of several branches read (RepMixer's layer scale γ), listed once as the
+   * block's own, under their state-dict names */
+  shared?: [string, Parameter][];
 }
 
 function activationModule(a: Activation): Module {
@@ -74,6 +77,7 @@ export class BranchBlock extends Module {
   private readonly postName: string;
   readonly seName: string;
   private readonly nonlinearity: Module;
+  private readonly shared: [string, Parameter][];
   /** its tail convs' outputs (each BN keeps its input for the backward of the same forward), its tail
    * BNs' input gradients, a later branch's input gradient before the sum */
   private readonly kept = new KeptArrays();
@@ -96,6 +100,11 @@ export class BranchBlock extends Module {
     this.postName = opts.postName ?? 'post_bn';
     this.seName = opts.seName ?? 'se';
     this.nonlinearity = activationModule(this.activation);
+    this.shared = opts.shared ?? [];
+  }
+
+  override ownParameters(): [string, Parameter][] {
+    return this.shared;
   }
 
   override children(): [string, Module][] {

@@ -7,6 +7,10 @@
 //                                              + BN(conv_k×k(BNpad(conv_1×1))))
 //   RepVGG with SE (RepVGG-D2se)           ReLU(SE(BN(conv_3×3) + BN(conv_1×1) + BN(x)))
 //   ACB (DingXiaoH/ACNet)                  BN(conv_k×k) + BN(conv_k×1) + BN(conv_1×k)
+//   large kernel (RepLKNet; FastViT)       BN(conv_k×k) + BN(conv_s×s), s < k
+//   RepMixer (FastViT)                     x + γ·(mixer(x) − norm(x)), mixer a linear MobileOne block and
+//                                              norm a BN, both depthwise: branches x, γ·mixer_i(x), −γ·BN(x)
+//   RepCPE (FastViT)                       x + conv_k×k(x) + b, depthwise
 // Each fuses through the one fuser into act(SE(conv_k×k(x) + b)) (src/reparam/fuse.ts; the deploy block: src/reparam/branches.ts deployBlock).
 
 import type { DType } from '../tensor/tensor.js';
@@ -17,6 +21,9 @@ import { type Activation, BranchBlock } from './branch_block.js';
 import { BNAndPad, IdentityConv1x1 } from './dbb_layers.js';
 import { SqueezeExcite } from './squeeze_excite.js';
 import { RepVGGBlock } from './repvgg.js';
+import { LayerScale } from './layer_scale.js';
+import { Parameter } from './module.js';
+import { full } from '../tensor/tensor.js';
 
 export interface FamilyOptions {
   kernelSize?: number;
@@ -40,6 +47,9 @@ export const FAMILIES = {
   dbb: { names: ['official'], deployKey: 'dbb_reparam' },
   repvgg: { names: ['official'], deployKey: 'rbr_reparam' },
   acb: { names: ['official'], deployKey: 'fused_conv' },
+  replk: { names: ['official', 'timm'], deployKey: { official: 'lkb_reparam', timm: 'reparam_conv' } },
+  repmixer: { names: ['official', 'timm'], deployKey: 'reparam_conv' },
+  repcpe: { names: ['official', 'timm'], deployKey: 'reparam_conv' },
 } as const;
 
 interface Parts {
@@ -79,10 +89,10 @@ function parts(cin: number, cout: number, o: FamilyOptions): Parts {
 }
 
 // branches as [name, stage] chains → BranchBlock
-function block(variant: string, p: Parts, chains: [string, Module][][], o: { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; seName?: string; activation: Activation }): BranchBlock {
+function block(variant: string, p: Parts, chains: [string, Module][][], o: { post?: [string, BatchNorm2d]; se?: SqueezeExcite | null; seName?: string; activation: Activation; shared?: [string, Parameter][] }): BranchBlock {
   return new BranchBlock(variant, p.cout, chains.map((c) => c.map(([, m]) => m)), o.post?.[1] ?? null, {
     inChannels: p.cin, stride: p.s, groups: p.g, kernelSize: p.k, padding: (p.k - 1) / 2,
-    names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, seName: o.seName, activation: o.activation,
+    names: chains.map((c) => c.map(([n]) => n)), postName: o.post?.[0], se: o.se ?? null, seName: o.seName, activation: o.activation, shared: o.shared,
   });
 }
 
@@ -213,6 +223,67 @@ export function acbBlock(cin: number, cout: number, o: FamilyOptions = {}): Bran
   return block('ACB', p, chains, { activation: o.activation ?? 'none' });
 }
 
+/**
+ * Large-kernel conv (RepLKNet, Ding et al., 2022; FastViT's ReparamLargeKernelConv): a k×k conv+BN beside
+ * a small s×s conv+BN on the same centre (s odd, s ≤ k; smallKernel null: the k×k alone), summed.
+ * kernelSize defaults to 7 and smallKernel to 3, FastViT's patch embedding. Names: 'official'
+ * (lkb_origin.conv/.bn, small_conv.conv/.bn → lkb_reparam; DingXiaoH/RepLKNet-pytorch and
+ * apple/ml-fastvit) or 'timm' (large_conv, small_conv → reparam_conv). Activation: none (FastViT's GELU
+ * and SE come after the sum).
+ */
+export function largeKernelBlock(cin: number, cout: number, o: FamilyOptions & { smallKernel?: number | null; names?: 'official' | 'timm' } = {}): BranchBlock {
+  const p = parts(cin, cout, { kernelSize: 7, ...o });
+  const large = (o.names ?? 'official') === 'timm' ? 'large_conv' : 'lkb_origin';
+  const chains: [string, Module][][] = [[[`${large}.conv`, p.conv(cin, cout, p.k)], [`${large}.bn`, p.bn(cout)]]];
+  const s = o.smallKernel === undefined ? 3 : o.smallKernel;
+  if (s !== null) {
+    if (!Number.isSafeInteger(s) || s < 1 || s % 2 !== 1 || s > p.k) throw new Error(`large kernel: smallKernel must be an odd integer from 1 to kernelSize ${p.k}, got ${s}`);
+    chains.push([['small_conv.conv', p.conv(cin, cout, s)], ['small_conv.bn', p.bn(cout)]]);
+  }
+  return block('large kernel', p, chains, { activation: o.activation ?? 'none' });
+}
+
+/**
+ * FastViT's RepMixer (Vasu et al., 2023): y = x + γ·(mixer(x) − norm(x)), depthwise (groups = dim), where
+ * mixer is a MobileOne block without activation (`branches` k×k conv+BN, a 1×1 conv+BN when k > 1, a BN
+ * of x) and norm a BN of x; γ the layer scale, (dim, 1, 1), initialised to 1e-5 (layerScale false: none,
+ * γ = 1). As branches: x, γ·mixer_i(x) for each of mixer's, −γ·BN_norm(x) (LayerScale stages reading one γ).
+ * Names: 'official' (norm.rbr_skip, mixer.rbr_conv.i, mixer.rbr_scale, mixer.rbr_skip, a bare parameter
+ * layer_scale; apple/ml-fastvit) or 'timm' (norm.identity, mixer.conv_kxk.i, mixer.conv_scale,
+ * mixer.identity, layer_scale.gamma). Deploy: reparam_conv.
+ */
+export function repMixerBlock(dim: number, o: FamilyOptions & { branches?: number; layerScale?: boolean; names?: 'official' | 'timm' } = {}): BranchBlock {
+  if (o.groups !== undefined && o.groups !== dim) throw new Error(`repmixer: depthwise, groups is the width ${dim}, got ${o.groups}`);
+  if ((o.stride ?? 1) !== 1) throw new Error(`repmixer: stride is 1, got ${o.stride}`);
+  const p = parts(dim, dim, { ...o, groups: dim });
+  const timm = (o.names ?? 'official') === 'timm';
+  const [skip, convs, scale] = timm ? ['identity', 'conv_kxk', 'conv_scale'] : ['rbr_skip', 'rbr_conv', 'rbr_scale'];
+  const gamma = o.layerScale === false ? null : new Parameter(full([dim, 1, 1], 1e-5, p.dtype));
+  const ls = (sign: 1 | -1): [string, Module] => ['layer_scale', new LayerScale(dim, gamma, sign)];
+  const chains: [string, Module][][] = [[]];
+  const scaled = (c: [string, Module][]) => chains.push(gamma === null ? c : [...c, ls(1)]);
+  if (p.k > 1) scaled([[`mixer.${scale}.conv`, p.conv(dim, dim, 1, 0)], [`mixer.${scale}.bn`, p.bn(dim)]]);
+  scaled([[`mixer.${skip}`, p.bn(dim)]]);
+  const k = o.branches ?? 1;
+  if (!Number.isSafeInteger(k) || k < 0) throw new Error(`repmixer: branches (mixer's k) must be an integer ≥ 0, got ${k}`);
+  for (let i = 0; i < k; i++) scaled([[`mixer.${convs}.${i}.conv`, p.conv(dim, dim, p.k)], [`mixer.${convs}.${i}.bn`, p.bn(dim)]]);
+  chains.push([[`norm.${skip}`, p.bn(dim)], ls(-1)]);
+  return block('RepMixer', p, chains, { activation: 'none', shared: gamma === null ? [] : [[timm ? 'layer_scale.gamma' : 'layer_scale', gamma]] });
+}
+
+/**
+ * FastViT's RepCPE (reparameterizable conditional positional encoding): y = x + conv_k×k(x) + b, the
+ * conv depthwise (groups = dim) with bias, kernelSize 7 by default. Names: 'official' (pe; apple/ml-fastvit)
+ * or 'timm' (pos_enc). Deploy: reparam_conv.
+ */
+export function repCPEBlock(dim: number, o: FamilyOptions & { names?: 'official' | 'timm' } = {}): BranchBlock {
+  if (o.groups !== undefined && o.groups !== dim) throw new Error(`repcpe: depthwise, groups is the width ${dim}, got ${o.groups}`);
+  if ((o.stride ?? 1) !== 1) throw new Error(`repcpe: stride is 1, got ${o.stride}`);
+  const p = parts(dim, dim, { kernelSize: 7, ...o, groups: dim });
+  const pe = new Conv2d(dim, dim, p.k, { padding: (p.k - 1) / 2, groups: dim, bias: true, dtype: p.dtype, rng: p.rng });
+  return block('RepCPE', p, [[], [[(o.names ?? 'official') === 'timm' ? 'pos_enc' : 'pe', pe]]], { activation: 'none' });
+}
+
 /** A family block by name, with the options as one record (the fixtures' and the CLI's form). */
 export interface FamilySpec extends Omit<FamilyOptions, 'rng'> {
   family: keyof typeof FAMILIES;
@@ -224,6 +295,10 @@ export interface FamilySpec extends Omit<FamilyOptions, 'rng'> {
   names?: string;
   /** RepConv: the BN of x (Ultralytics' bn=True; YOLOv7 and YOLOv6 have it whenever in = out, stride 1) */
   identity?: boolean;
+  /** large kernel: the small conv's size (null: none) */
+  smallKernel?: number | null;
+  /** RepMixer: a layer scale γ (timm's layer_scale_init_value not None) */
+  layerScale?: boolean;
 }
 
 export function familyBlock(spec: FamilySpec): BranchBlock {
@@ -238,11 +313,18 @@ export function familyBlock(spec: FamilySpec): BranchBlock {
     case 'dbb': return dbbBlock(cin, cout, spec);
     case 'repvgg': return repvggSEBlock(cin, cout, spec);
     case 'acb': return acbBlock(cin, cout, spec);
+    case 'replk': return largeKernelBlock(cin, cout, { ...spec, names: spec.names as 'official' | 'timm' | undefined });
+    case 'repmixer':
+    case 'repcpe': {
+      if (cin !== cout) throw new Error(`${family}: in (${cin}) and out (${cout}) must be equal (an identity term)`);
+      const o = { ...spec, names: spec.names as 'official' | 'timm' | undefined };
+      return family === 'repmixer' ? repMixerBlock(cin, o) : repCPEBlock(cin, o);
+    }
   }
 }
 
 /** The state-dict name of the fused conv in the family's deploy form. */
 export function deployKey(spec: Pick<FamilySpec, 'family' | 'names'>): string {
   const k = FAMILIES[spec.family].deployKey;
-  return typeof k === 'string' ? k : k[(spec.names ?? 'yolov7') as keyof typeof k];
+  return typeof k === 'string' ? k : k[(spec.names ?? FAMILIES[spec.family].names[0]) as keyof typeof k];
 }

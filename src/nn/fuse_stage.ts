@@ -4,6 +4,7 @@
 //   bn:        y = BN(x), with `pad` more pixels of border whose value is BN(0) (DBB's BNAndPad)
 //   avgpool:   y = AvgPool_k(x), each channel its own (the fuser makes its 1/k² kernel)
 //   border:    y = x with `pad` pixels of border holding per-channel `values` (ChannelPad2d)
+//   scale:     y_c = s_c·x_c, per channel (FastViT's layer scale; −γ on RepMixer's subtracted branch)
 //   nonlinear: no single conv represents it (ReLU, SiLU, SE): the fuser refuses it by name
 import type { Tensor } from '../tensor/tensor.js';
 import type { Padding, Pair } from '../ops/conv2d_geometry.js';
@@ -14,4 +15,5 @@ export type FuseStage =
   | { kind: 'bn'; bn: BatchNorm2d; pad: number; statsAt: string }
   | { kind: 'avgpool'; kernel: number; stride: number; padding: number }
   | { kind: 'border'; pad: readonly [number, number]; values: Float64Array }
+  | { kind: 'scale'; values: Float64Array }
   | { kind: 'nonlinear' };

@@ -11,6 +11,11 @@
 //   - groups: from the identity BN when there is one (in = out); without an identity branch the fused
 //     kernel is the same for any groups (each branch's kernel has the same (F, C/g, k, k) shape).
 //     DBB's 1×1→k×k branch merges within groups, so its groups come from that branch's shapes.
+//   - A block inside another's branches is the outer block's: FastViT's RepMixer holds a whole
+//     MobileOne block (mixer.), fused into the RepMixer's one conv, never on its own.
+//   - RepCPE is a depthwise conv with bias under a plain name (apple's pe, timm's pos_enc), so it is
+//     recognised only where FastViT puts it: apple's network.N., timm's …pos_emb.; anywhere else a
+//     'pe' conv is an ordinary layer and passes through.
 
 import type { SafeEntry } from '../io/safetensors.js';
 import { loadStateDict, stateDict } from '../io/state_dict.js';
@@ -32,8 +37,11 @@ interface Pattern {
   roots: string[];
   /** the BN eps upstream trains with, or null: ambiguous, must be given */
   eps: number | null;
-  /** decides the spec from the block's keys (relative) and their shapes, or says why not */
-  spec(has: (k: string) => boolean, shape: (k: string) => readonly number[]): Omit<FamilySpec, 'eps' | 'dtype'> | string;
+  /** key prefixes (relative) of blocks nested in this one's branches: found there, they are this block's */
+  inner?: string[];
+  /** decides the spec from the block's keys (relative), their shapes and the block's prefix, or says
+   * why not; null: the keys are not this pattern's block at all (they pass through) */
+  spec(has: (k: string) => boolean, shape: (k: string) => readonly number[], prefix: string): Omit<FamilySpec, 'eps' | 'dtype'> | string | null;
 }
 
 const bnOf = (has: (k: string) => boolean, p: string) => BN.every((s) => has(`${p}.${s}`));
@@ -132,6 +140,48 @@ const PATTERNS: Pattern[] = [
       },
     };
   }),
+  ...(['official', 'timm'] as const).flatMap((names): Pattern[] => {
+    const apple = names === 'official', who = apple ? 'apple' : 'timm';
+    const [skip, convs, scale] = apple ? ['rbr_skip', 'rbr_conv', 'rbr_scale'] : ['identity', 'conv_kxk', 'conv_scale'];
+    const [large, gamma, pe] = apple ? ['lkb_origin', 'layer_scale', 'pe'] : ['large_conv', 'layer_scale.gamma', 'pos_enc'];
+    return [{
+      // no identity: the fused kernel is the same for any groups (inAndGroups)
+      label: `large kernel (${apple ? 'RepLKNet / apple FastViT' : 'timm FastViT'})`, family: 'replk', names, anchor: `${large}.conv.weight`, roots: [`${large}.`, 'small_conv.'], eps: 1e-5,
+      spec(has, shape) {
+        if (!bnOf(has, `${large}.bn`)) return `no ${large}.bn`;
+        const [F, Cg, k, kw] = shape(`${large}.conv.weight`);
+        if (k !== kw || k % 2 !== 1) return `${large}.conv is ${k}×${kw}, not an odd square kernel`;
+        let smallKernel: number | null = null;
+        if (has('small_conv.conv.weight')) {
+          const [F2, Cg2, s, sw] = shape('small_conv.conv.weight');
+          if (F2 !== F || Cg2 !== Cg || s !== sw || s % 2 !== 1 || s > k) return `small_conv.conv is ${F2}×${Cg2}×${s}×${sw}, not an odd square kernel ≤ ${k} of the same channels`;
+          if (!bnOf(has, 'small_conv.bn')) return 'no small_conv.bn';
+          smallKernel = s;
+        }
+        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel, names };
+      },
+    }, {
+      label: `RepMixer (${who} FastViT)`, family: 'repmixer', names, anchor: `mixer.${convs}.0.conv.weight`, roots: ['mixer.', 'norm.', apple ? 'layer_scale' : 'layer_scale.'], eps: 1e-5, inner: ['mixer.'],
+      spec(has, shape) {
+        const [F, Cg, k, kw] = shape(`mixer.${convs}.0.conv.weight`);
+        if (Cg !== 1 || k !== kw) return `mixer.${convs}.0.conv is ${F}×${Cg}×${k}×${kw}, not a depthwise square kernel`;
+        if (!bnOf(has, `mixer.${skip}`) || !bnOf(has, `norm.${skip}`)) return `not both of mixer.${skip} and norm.${skip}`;
+        let branches = 0;
+        while (has(`mixer.${convs}.${branches}.conv.weight`)) branches++;
+        if (k > 1 && !has(`mixer.${scale}.conv.weight`)) return `no mixer.${scale}`;
+        return { family: 'repmixer', in: F, out: F, kernelSize: k, stride: 1, groups: F, branches, layerScale: has(gamma), names };
+      },
+    }, {
+      label: `RepCPE (${who} FastViT)`, family: 'repcpe', names, anchor: `${pe}.weight`, roots: [`${pe}.`], eps: 1e-5,
+      spec(has, shape, prefix) {
+        if (!(apple ? /(^|\.)network\.\d+\.$/ : /(^|\.)pos_emb\.$/).test(prefix)) return null;
+        const [F, Cg, k, kw] = shape(`${pe}.weight`);
+        if (!has(`${pe}.bias`)) return `no ${pe}.bias`;
+        if (Cg !== 1 || k !== kw || k % 2 !== 1) return `${pe} is ${F}×${Cg}×${k}×${kw}, not a depthwise odd square kernel`;
+        return { family: 'repcpe', in: F, out: F, kernelSize: k, stride: 1, groups: F, names };
+      },
+    }];
+  }),
 ];
 
 /** A block found and fused: where, what, and its shapes. */
@@ -172,6 +222,10 @@ export function fuseStateDictBlocks(entries: Map<string, SafeEntry>, opts: FuseB
       else l.push(p);
     }
   }
+  // a block inside another's branches (RepMixer's mixer.) is the outer block's
+  for (const [outer, ps] of [...found]) {
+    for (const r of ps.flatMap((p) => p.inner ?? [])) for (const q of [...found.keys()]) if (q.startsWith(outer + r)) found.delete(q);
+  }
   // each key under the prefixes found, by one walk over its dots (not a scan of every key per block)
   const under = new Map<string, string[]>();
   const add = (prefix: string, key: string) => { const l = under.get(prefix); if (l === undefined) under.set(prefix, [key]); else l.push(key); };
@@ -188,7 +242,8 @@ export function fuseStateDictBlocks(entries: Map<string, SafeEntry>, opts: FuseB
     const at = `block '${showText(prefix.replace(/\.$/, '') || '(top level)')}'`;
     const has = (k: string) => entries.has(prefix + k);
     const shape = (k: string) => entries.get(prefix + k)!.shape;
-    const specs = candidates.map((p) => ({ p, spec: p.spec(has, shape) }));
+    const specs = candidates.map((p) => ({ p, spec: p.spec(has, shape, prefix) })).filter((s) => s.spec !== null);
+    if (specs.length === 0) continue; // not a block (a RepCPE-named conv elsewhere): its keys pass through
     const ok = specs.filter((s) => typeof s.spec !== 'string');
     if (ok.length === 0) throw new Error(`${at}: has ${candidates[0].anchor} (${candidates.map((c) => c.label).join(' or ')}) but ${specs.map((s) => s.spec).join('; ')}; not fused`);
     if (ok.length > 1) throw new Error(`${at}: matches ${ok.map((s) => s.p.label).join(' and ')}; not fused`);

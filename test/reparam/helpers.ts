@@ -1,6 +1,7 @@
 // Shared by the fuser tests: random BN statistics over a wide range, and the error-model magnitude.
 import type { Module } from '../../src/nn/module.js';
 import { BatchNorm2d, Conv2d } from '../../src/nn/layers.js';
+import { LayerScale } from '../../src/nn/layer_scale.js';
 import { setConvAlgorithm } from '../../src/nn/conv_algorithm.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
@@ -97,6 +98,8 @@ export function familyMagnitude(spec: FamilySpec, block: BranchBlock, x: Tensor)
     abs.set(key, { ...e, dtype: e.dtype === 'I64' ? 'I64' : 'F64', data } as SafeEntry);
   }
   loadStateDict(m, abs);
+  // RepMixer's norm branch is subtracted (a LayerScale of sign −1): its magnitude adds
+  for (const chain of m.branches) for (const st of chain) if (st instanceof LayerScale) Object.assign(st, { sign: 1 });
   return m.eval().forward(new Tensor(Float64Array.from(x.data, Math.abs), x.shape));
 }
 

@@ -82,6 +82,66 @@ describe('convert --blocks writes what PyTorch loads strictly into the upstream 
   });
 });
 
+describe('convert --blocks: a whole FastViT (stem, RepMixer stages, patch embeddings, RepCPE, attention, SE), as reparameterize_model deploys it', () => {
+  // fixtures/make_fastvit_fixtures.py: a FastViT-SA-like network at reduced width with the real layout, in timm's
+  // and apple's namings; the deploy state dict is each module's own reparameterize() in float64, rounded once.
+  // Fused values: both sides float64 from the same float32 parameters, rounded once: ≤ 1 ulp (as above).
+  for (const names of ['timm', 'apple'] as const) {
+    it(`${names}: 15 blocks found, RepMixer's inner MobileOne taken with it; the deploy state dict key for key, fused ≤ 1 ulp, the rest bit for bit`, () => {
+      const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath(`blocks/fastvit_${names}.pth`)))).entries;
+      const want = parseSafetensors(new Uint8Array(readFileSync(fixturePath(`blocks/fastvit_${names}_deploy.safetensors`)))).tensors;
+      const { entries, blocks } = fuseStateDictBlocks(input);
+      const count = (label: RegExp) => blocks.filter((b) => label.test(b.family)).length;
+      // stem 3 + a 1×1 block per patch embedding (3) + the final block; a RepMixer per RepMixer block (1 + 1 + 2);
+      // a large-kernel conv per patch embedding; one RepCPE
+      expect([count(/^MobileOne/), count(/^RepMixer/), count(/^large kernel/), count(/^RepCPE/), blocks.length]).toEqual([7, 4, 3, 1, 15]);
+      expect(blocks.some((b) => /\.mixer\.$/.test(b.prefix))).toBe(false);
+      // in order, but for apple's final block: its SE (registered before the branches) comes first in PyTorch's
+      // state dict, and ours writes the fused conv first, as for every deploy block (load_state_dict reads by name)
+      const order = (keys: string[]) => names === 'apple' ? [...keys.filter((k) => !k.startsWith('conv_exp.reparam_conv.')), ...keys.filter((k) => k.startsWith('conv_exp.reparam_conv.'))] : keys;
+      expect(order([...entries.keys()])).toEqual(order([...want.keys()]));
+      let worst = 0;
+      for (const [k, w] of want) {
+        const got = entries.get(k)!;
+        expect(got.shape, k).toEqual(w.shape);
+        if (!/(reparam_conv|lkb_reparam)\./.test(k)) { expect(got.data, k).toEqual(input.get(k)!.data); continue; }
+        for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, ulpDistance(Number(got.data[i]), Number(w.data[i]), 'float32'));
+      }
+      expect(worst).toBeLessThanOrEqual(1);
+    });
+  }
+
+  it('PyTorch loads what convert writes strictly into the reparameterized network (fastvit_readback.json), byte for byte today\'s files', async () => {
+    // the two networks' eval outputs in float32 differ by the float32 roundings of ~30 layers: held to docs/oracle.md's
+    // whole-model bound 1e-4·max|y|, as the YOLO and ResNet readbacks
+    const readback = JSON.parse(readFileSync(fixturePath('blocks/fastvit_readback.json'), 'utf8')).files;
+    const dir = mkdtempSync(join(tmpdir(), 'repvgg-fastvit-'));
+    for (const names of ['timm', 'apple']) {
+      const r = readback[`fastvit_${names}_deploy.pth`];
+      expect(r.strict_load).toBe(true);
+      expect(r.max_abs_diff_vs_training_time).toBeLessThanOrEqual(1e-4 * r.max_abs_y);
+      const out = join(dir, `${names}.pth`);
+      const c = await cli('convert', fixturePath(`blocks/fastvit_${names}.pth`), out, '--blocks');
+      expect(c.code, c.err).toBe(0);
+      expect(readFileSync(out).equals(readFileSync(fixturePath(`blocks/ours/fastvit_${names}_deploy.pth`))), names).toBe(true);
+    }
+  });
+
+  it('a conv named pe outside network.N (apple) or pos_emb (timm) is an ordinary layer; a RepMixer or RepCPE in part is refused by prefix', () => {
+    const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/fastvit_apple.pth')))).entries;
+    const moved = new Map([...input].map(([k, e]) => [k.replace(/^network\.6\.pe\./, 'neck.pe.'), e]));
+    const { entries, blocks } = fuseStateDictBlocks(moved);
+    expect(blocks.filter((b) => /^RepCPE/.test(b.family))).toEqual([]);
+    expect(entries.get('neck.pe.weight')).toBe(moved.get('neck.pe.weight'));
+    expect(() => fuseStateDictBlocks(without(input, 'network.0.0.token_mixer.norm.rbr_skip.running_var'))).toThrow("block 'network.0.0.token_mixer': has mixer.rbr_conv.0.conv.weight (RepMixer (apple FastViT)) but not both of mixer.rbr_skip and norm.rbr_skip; not fused");
+    expect(() => fuseStateDictBlocks(without(input, 'network.6.pe.bias'))).toThrow("block 'network.6': has pe.weight (RepCPE (apple FastViT)) but no pe.bias; not fused");
+    const wide = new Map(input);
+    const w = input.get('network.6.pe.weight')!;
+    wide.set('network.6.pe.weight', { ...w, shape: [64, 2, 7, 7], data: new Float32Array(64 * 2 * 49) });
+    expect(() => fuseStateDictBlocks(wide)).toThrow("block 'network.6': has pe.weight (RepCPE (apple FastViT)) but pe is 64×2×7×7, not a depthwise odd square kernel; not fused");
+  });
+});
+
 describe('convert --blocks: every Rep-block of a YOLO-style state dict, as each upstream deploys it', () => {
   it('seven blocks found by their keys (one in the neck), fused, and the result is the upstream deploy state dict (keys in order; values ≤ 1 ulp, the rest bit for bit)', () => {
     const input = stack();

@@ -22,7 +22,8 @@ export const convert: Command = {
       '  Prints the largest |Δ logit| between the two models on a random probe batch (eval mode).\n' +
       '  --blocks: any network\'s state dict. Every Rep-block found by its keys at any prefix (RepVGG and YOLOv6\n' +
       '  RepVGGBlock, RepConv as YOLOv7 and Ultralytics name it, QARepVGG, MobileOne as apple and timm name it,\n' +
-      '  DBB and ACB as DingXiaoH\'s DiverseBranchBlock and ACNet name them)\n' +
+      '  DBB and ACB as DingXiaoH\'s DiverseBranchBlock and ACNet name them, RepLKNet\'s large-kernel conv, and\n' +
+      '  FastViT\'s RepMixer, RepCPE and patch-embedding convs as apple and timm name them: a whole FastViT)\n' +
       '  becomes its deploy keys; every other key is written as it was. --eps: the BN eps of blocks named like\n' +
       '  RepVGG (1e-5) and YOLOv6\'s RepVGGBlock (1e-3) alike; the others have their upstream\'s. --qarepvgg\n' +
       '  yolov6 keeps its post-sum bn apart (YOLOv6\'s deploy model, the default); folded puts it in the conv.',
