@@ -517,6 +517,16 @@ const MUTANTS = [
   ['fuse', 'MatMul → BN folded on a 3-D input (BN normalizes another axis there)', 'src/onnx/fuse.ts', '      if (r !== 2) continue;', '      if (r !== 2 && r !== 3) continue;', ['test/onnx/fuse.test.ts']],
   ['onnx', "Swish's alpha ignored (SiLU whatever it says)", 'src/onnx/ops_math.ts', "return (x) => x * sigmoid(a * x); }),", "return (x) => x * sigmoid(x); }),", ['test/onnx/ops.test.ts']],
   ['train', "the one-thread switch re-decided every step (an epoch's smaller last batch moves the next epochs to one thread)", 'src/train/fit.ts', 'oneThread ??= getThreads() > 1 && !threadsPay(model, params);', 'oneThread ||= getThreads() > 1 && !threadsPay(model, params);', ['test/train/train.test.ts']],
+  ['fuse', "a per-channel scale stage leaves the bias unscaled", 'src/reparam/kernels.ts', '    b[f] = b0[f] * s[f];', '    b[f] = b0[f];', ['test/nn/families.test.ts']],
+  ['fuse', "a per-channel scale stage passed over by the fuser", 'src/reparam/fuse.ts', "acc = { ...base, kb: scaleChannels(base.kb, st.values, 'float64', base.owned && trace === undefined), owned: true };", 'acc = base;', ['test/nn/families.test.ts']],
+  ['nn', "LayerScale without γ forgets its sign (RepMixer's norm added, not subtracted)", 'src/nn/layer_scale.ts', '    const s = new Float64Array(this.channels).fill(this.sign);', '    const s = new Float64Array(this.channels).fill(1);', ['test/nn/families.test.ts']],
+  ['nn', "LayerScale's dγ without the sign", 'src/nn/layer_scale.ts', '        g.data[c] = this.sign * acc;', '        g.data[c] = acc;', ['test/nn/families.test.ts']],
+  ['nn', "LayerScale's backward passes dy through unscaled", 'src/nn/layer_scale.ts', '    return scaleEach(dy, this.scales());', '    return dy;', ['test/nn/families.test.ts']],
+  ['nn', "RepMixer's norm branch added instead of subtracted", 'src/nn/families.ts', "  chains.push([[`norm.${skip}`, p.bn(dim)], ls(-1)]);", "  chains.push([[`norm.${skip}`, p.bn(dim)], ls(1)]);", ['test/nn/families.test.ts']],
+  ['nn', "a block's shared parameters (RepMixer's γ) left out of its state dict", 'src/nn/branch_block.ts', '    return this.shared;', '    return [];', ['test/nn/families.test.ts']],
+  ['blocks', "RepMixer's inner MobileOne block also fused on its own", 'src/reparam/state_dict_blocks.ts', 'if (q.startsWith(outer + r)) found.delete(q);', 'if (q.startsWith(outer + r + "never")) found.delete(q);', ['test/reparam/state_dict_blocks.test.ts']],
+  ['blocks', "a conv named pe anywhere taken for a RepCPE", 'src/reparam/state_dict_blocks.ts', "        if (!(apple ? /(^|\\.)network\\.\\d+\\.$/ : /(^|\\.)pos_emb\\.$/).test(prefix)) return null;", '', ['test/reparam/state_dict_blocks.test.ts']],
+  ['blocks', "the large-kernel conv's small branch dropped", 'src/reparam/state_dict_blocks.ts', "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel, names };", "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel: null, names };", ['test/reparam/state_dict_blocks.test.ts']],
 ];
 
 const args = process.argv.slice(2);

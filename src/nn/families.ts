@@ -264,9 +264,9 @@ export function repMixerBlock(dim: number, o: FamilyOptions & { branches?: numbe
   const scaled = (c: [string, Module][]) => chains.push(gamma === null ? c : [...c, ls(1)]);
   if (p.k > 1) scaled([[`mixer.${scale}.conv`, p.conv(dim, dim, 1, 0)], [`mixer.${scale}.bn`, p.bn(dim)]]);
   scaled([[`mixer.${skip}`, p.bn(dim)]]);
-  const k = o.branches ?? 1;
-  if (!Number.isSafeInteger(k) || k < 0) throw new Error(`repmixer: branches (mixer's k) must be an integer ≥ 0, got ${k}`);
-  for (let i = 0; i < k; i++) scaled([[`mixer.${convs}.${i}.conv`, p.conv(dim, dim, p.k)], [`mixer.${convs}.${i}.bn`, p.bn(dim)]]);
+  const branches = o.branches ?? 1;
+  if (!Number.isSafeInteger(branches) || branches < 0) throw new Error(`repmixer: branches (mixer's k) must be an integer ≥ 0, got ${branches}`);
+  for (let i = 0; i < branches; i++) scaled([[`mixer.${convs}.${i}.conv`, p.conv(dim, dim, p.k)], [`mixer.${convs}.${i}.bn`, p.bn(dim)]]);
   chains.push([[`norm.${skip}`, p.bn(dim)], ls(-1)]);
   return block('RepMixer', p, chains, { activation: 'none', shared: gamma === null ? [] : [[timm ? 'layer_scale.gamma' : 'layer_scale', gamma]] });
 }
