@@ -12,6 +12,7 @@ import type { Module } from '../../nn/module.js';
 import { BatchNorm2d, Conv2d } from '../../nn/layers.js';
 import { IdentityConv1x1 } from '../../nn/dbb_layers.js';
 import { type FamilySpec, deployKey, familyBlock } from '../../nn/families.js';
+import { BranchBlock } from '../../nn/branch_block.js';
 import { setConvAlgorithm } from '../../nn/conv_algorithm.js';
 import { fuseBranchBlock, deployBlock } from '../../reparam/branches.js';
 import { fuseLinearBranches } from '../../reparam/fuse.js';
@@ -47,7 +48,7 @@ function showBias(io: Io, title: string, b: Tensor): void {
   io.out(`  ${title}  [${Array.from(b.data, fmt).join('')} ]`);
 }
 
-const BLOCKS = ['repvgg', 'mobileone', 'repconv', 'qarepvgg', 'dbb'] as const;
+const BLOCKS = ['repvgg', 'mobileone', 'repconv', 'qarepvgg', 'dbb', 'repmixer'] as const;
 
 // The families' 2-channel examples and their training-time equations.
 const FAMILY_WALKS: Record<Exclude<(typeof BLOCKS)[number], 'repvgg'>, { spec: FamilySpec; title: string }> = {
@@ -63,6 +64,10 @@ const FAMILY_WALKS: Record<Exclude<(typeof BLOCKS)[number], 'repvgg'>, { spec: F
     spec: { family: 'qarepvgg', in: 2, out: 2 },
     title: 'QARepVGG block, 2 → 2 channels: y = ReLU( BN( BN(W₃ ⊛ x) + W₁ ⊛ x + x ) )',
   },
+  repmixer: {
+    spec: { family: 'repmixer', in: 2, out: 2, kernelSize: 3, names: 'timm' },
+    title: "FastViT's RepMixer, 2 channels, depthwise: y = x + γ·( BN(W₁ ⊛ x) + BN(x) + BN(W₃ ⊛ x) − BN_norm(x) ), γ per channel",
+  },
   dbb: {
     spec: { family: 'dbb', in: 2, out: 2, activation: 'relu' },
     title: 'Diverse Branch Block, 2 → 2 channels: y = ReLU( BN(W₃ ⊛ x) + BN(W₁ ⊛ x) + BN(avg₃(BNpad(W₁ᵃ ⊛ x))) + BN(W₃ᵇ ⊛ BNpad((Wᶦ + I) ⊛ x)) )',
@@ -76,6 +81,7 @@ function roundParameters(m: Module, rng: Rng): void {
     round(m.weight.data, 0.5, 1.5); round(m.bias.data, -0.5, 0.5); round(m.runningMean, -0.5, 0.5); round(m.runningVar, 0.5, 2);
   } else if (m instanceof Conv2d) round(m.weight.data, -1, 1);
   else if (m instanceof IdentityConv1x1) round(m.weight.data, -0.2, 0.2);
+  for (const [, p] of m instanceof BranchBlock ? m.ownParameters() : []) round(p.data, 0.5, 1.5); // RepMixer's γ
   for (const [, c] of m.children()) roundParameters(c, rng);
 }
 
