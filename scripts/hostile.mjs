@@ -368,6 +368,8 @@ const CASES = [
   ['blocks: a RepMixer layer scale of the wrong shape', () => run('convert', fastvitWith('fv_ls.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.layer_scale', [8])), join(d, 'fv1.safetensors'), '--blocks')],
   ['blocks: a RepMixer layer scale holding NaN', () => run('convert', fastvitWith('fv_nan.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.layer_scale', [8, 1, 1], NaN)), join(d, 'fv2.safetensors'), '--blocks')],
   ['blocks: a RepMixer mixer that is not depthwise', () => run('convert', fastvitWith('fv_dw.safetensors', (m) => reshaped(m, 'network.0.0.token_mixer.mixer.rbr_conv.0.conv.weight', [8, 8, 3, 3])), join(d, 'fv3.safetensors'), '--blocks')],
+  ['inspect: a FastViT whose RepMixer layer scale holds NaN (the block named)', () => run('inspect', fastvitWith('fv_inan.safetensors', (m) => reshaped(m, 'network.2.0.token_mixer.layer_scale', [16, 1, 1], NaN)))],
+  ['inspect: a FastViT (valid: its blocks by family)', okIf(() => run('inspect', join(root, 'fixtures', 'blocks', 'fastvit_apple.pth')), (r) => (/15 Rep-block\(s\)/.test(r.stdout) ? [] : ['blocks not listed']))],
   ['blocks: a RepCPE pe 0×0', () => run('convert', fastvitWith('fv_pe0.safetensors', (m) => reshaped(m, 'network.6.pe.weight', [64, 1, 0, 0])), join(d, 'fv4.safetensors'), '--blocks')],
   ['blocks: a large kernel whose small conv is larger', () => run('convert', fastvitWith('fv_lk.safetensors', (m) => reshaped(m, 'network.1.proj.0.small_conv.conv.weight', [16, 1, 9, 9])), join(d, 'fv5.safetensors'), '--blocks')],
   ['blocks: an ACB with a stray key (control characters)', () => run('convert', resnetWith('rn_acb.safetensors', (m) => { m.set('layer1.0.conv2.ver_conv.' + H, m.get('fc.bias')); }), join(d, 'rn3.safetensors'), '--blocks')],

@@ -193,6 +193,8 @@ export interface FusedStateDictBlock {
   kernelSize: number;
   groups: number;
   eps: number;
+  /** where eps came from: the naming's upstream default, or the caller (names that do not say it) */
+  epsFrom: 'upstream' | 'option';
   /** the keys written in place of the branches' */
   deployKeys: string[];
 }
@@ -274,7 +276,7 @@ export function fuseStateDictBlocks(entries: Map<string, SafeEntry>, opts: FuseB
     for (const k of deploy.keys()) if (sub.has(k)) deploy.set(k, sub.get(k)!); // what the deploy form keeps (SE, YOLOv6's bn): the file's own entries
     const prefixed = new Map([...deploy].map(([k, e]) => [prefix + k, e]));
     own.forEach((k, i) => replaced.set(k, i === 0 ? prefixed : null));
-    blocks.push({ prefix, family: p.label, in: spec.in, out: spec.out, kernelSize: spec.kernelSize ?? 3, groups: spec.groups ?? 1, eps, deployKeys: [...prefixed.keys()] });
+    blocks.push({ prefix, family: p.label, in: spec.in, out: spec.out, kernelSize: spec.kernelSize ?? 3, groups: spec.groups ?? 1, eps, epsFrom: p.eps === null ? 'option' : 'upstream', deployKeys: [...prefixed.keys()] });
   }
   const out = new Map<string, SafeEntry>();
   for (const [k, e] of entries) {

@@ -4,13 +4,13 @@
 // biases: both sides compute in float64 from the same float32 parameters and round once to float32,
 // so they can differ only where float64's different summation order (~1e-16 relative) straddles a
 // float32 rounding boundary: at most 1 ulp.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from '../cli/run.js';
 import { describe, expect, it } from 'vitest';
 import { parseRawCheckpoint } from '../../src/io/checkpoint.js';
-import { parseSafetensors } from '../../src/io/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import { ulpDistance } from '../../src/io/compare.js';
 import type { SafeEntry } from '../../src/io/safetensors.js';
 import { fuseStateDictBlocks } from '../../src/reparam/state_dict_blocks.js';
@@ -208,5 +208,23 @@ describe('repvgg convert --blocks', () => {
     const refused = await cli('convert', fixturePath('blocks/yolo_stack.pth'), `${out}2.safetensors`, '--eps', '1e-3');
     expect(refused.code).not.toBe(0);
     expect(refused.err).toMatch(/--eps goes with --blocks/);
+  });
+  it('inspect says what another network holds: its Rep-blocks by family, and where convert --blocks needs --eps; a file with none is refused as before', async () => {
+    const fv = await cli('inspect', fixturePath('blocks/fastvit_timm.pth'));
+    expect(fv.code, fv.err).toBe(0);
+    expect(fv.out).toContain('not a RepVGG or MobileOne network: 15 Rep-block(s) that `repvgg convert --blocks` fuses (280 → 100 tensors)');
+    expect(fv.out).toContain('MobileOne (timm) ×7, RepMixer (timm FastViT) ×4, large kernel (timm FastViT) ×3, RepCPE (timm FastViT) ×1');
+    expect(fv.out).not.toContain('--eps');
+    const yolo = await cli('inspect', fixturePath('blocks/yolo_stack.pth'), '--json');
+    const info = JSON.parse(yolo.out);
+    expect([info.kind, info.tensors, info.deployTensors, info.blocks.length]).toEqual(['blocks', 117, 31, 7]);
+    expect(info.blocks.filter((b: { epsFrom: string }) => b.epsFrom === 'option').map((b: { prefix: string }) => b.prefix)).toEqual(['model.3']);
+    expect((await cli('inspect', fixturePath('blocks/yolo_stack.pth'))).out).toContain('1 block(s) named like RepVGG (BN eps 1e-5) and YOLOv6\'s RepVGGBlock (1e-3) alike: convert --blocks needs --eps');
+    const dir = mkdtempSync(join(tmpdir(), 'blocks-inspect-'));
+    const none = join(dir, 'none.safetensors');
+    writeFileSync(none, serializeSafetensors(new Map([['fc.weight', { dtype: 'F32', shape: [2, 2], data: new Float32Array(4) } as SafeEntry]])));
+    const refused = await cli('inspect', none);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(/not a RepVGG state dict in any known naming/);
   });
 });
