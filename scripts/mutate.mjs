@@ -527,6 +527,8 @@ const MUTANTS = [
   ['blocks', "RepMixer's inner MobileOne block also fused on its own", 'src/reparam/state_dict_blocks.ts', 'if (q.startsWith(outer + r)) found.delete(q);', 'if (q.startsWith(outer + r + "never")) found.delete(q);', ['test/reparam/state_dict_blocks.test.ts']],
   ['blocks', "a conv named pe anywhere taken for a RepCPE", 'src/reparam/state_dict_blocks.ts', "        if (!(apple ? /(^|\\.)network\\.\\d+\\.$/ : /(^|\\.)pos_emb\\.$/).test(prefix)) return null;", '', ['test/reparam/state_dict_blocks.test.ts']],
   ['blocks', "the large-kernel conv's small branch dropped", 'src/reparam/state_dict_blocks.ts', "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel, names };", "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel: null, names };", ['test/reparam/state_dict_blocks.test.ts']],
+  ['cli', "inspect describes a network with no Rep-block instead of refusing it", 'src/cli/commands/inspect.ts', '      if (found.blocks.length === 0) throw e;', '      if (found.blocks.length < 0) throw e;', ['test/reparam/state_dict_blocks.test.ts'], 'build'],
+  ['blocks', "a block whose eps the caller gave reported as its upstream's", 'src/reparam/state_dict_blocks.ts', "epsFrom: p.eps === null ? 'option' : 'upstream'", "epsFrom: 'upstream'", ['test/reparam/state_dict_blocks.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);
