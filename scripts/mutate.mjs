@@ -529,6 +529,7 @@ const MUTANTS = [
   ['blocks', "the large-kernel conv's small branch dropped", 'src/reparam/state_dict_blocks.ts', "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel, names };", "        return { family: 'replk', in: Cg, out: F, kernelSize: k, stride: 1, groups: 1, smallKernel: null, names };", ['test/reparam/state_dict_blocks.test.ts']],
   ['cli', "inspect describes a network with no Rep-block instead of refusing it", 'src/cli/commands/inspect.ts', '      if (found.blocks.length === 0) throw e;', '      if (found.blocks.length < 0) throw e;', ['test/reparam/state_dict_blocks.test.ts'], 'build'],
   ['blocks', "a block whose eps the caller gave reported as its upstream's", 'src/reparam/state_dict_blocks.ts', "epsFrom: p.eps === null ? 'option' : 'upstream'", "epsFrom: 'upstream'", ['test/reparam/state_dict_blocks.test.ts'], 'build'],
+  ['house', "copyRows' one-piece copy of back-to-back rows one float short", 'src/tensor/tensor.ts', '    dst.set(src.subarray(srcOff, srcOff + rows * len), dstOff);', '    dst.set(src.subarray(srcOff, srcOff + rows * len - 1), dstOff);', ['test/backend/fma.test.ts', 'test/ops']],
 ];
 
 const args = process.argv.slice(2);

@@ -5,6 +5,7 @@
 // layer_scale_init_value=None), the stage multiplies by `sign` alone. The stages hold no parameters
 // of their own: the block lists γ once (BranchBlockOptions.shared).
 import { Tensor, allocLike } from '../tensor/tensor.js';
+import { fmtShape } from '../tensor/check.js';
 import type { FuseStage } from './fuse_stage.js';
 import { Module, type Parameter } from './module.js';
 
@@ -35,7 +36,7 @@ export class LayerScale extends Module {
 
   // x: (N, C, H, W) → y: (N, C, H, W), y[n, c] = sign·γ_c·x[n, c] (one rounding: sign·γ_c is exact)
   forward(x: Tensor): Tensor {
-    if (x.shape.length !== 4 || x.shape[1] !== this.channels) throw new Error(`LayerScale: input ${JSON.stringify(x.shape)} is not (N, ${this.channels}, H, W)`);
+    if (x.shape.length !== 4 || x.shape[1] !== this.channels) throw new Error(`LayerScale: input ${fmtShape(x.shape)} is not (N, ${this.channels}, H, W)`);
     this.x = x;
     return scaleEach(x, this.scales());
   }
