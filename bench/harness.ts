@@ -49,6 +49,18 @@ export async function alternate(contenders: [string, () => unknown][], ms: numbe
   return Object.fromEntries(contenders.map(([n], i) => [n, med(times[i])]));
 }
 
+/** f's median wall time in µs over `runs` synchronous calls, after `warmup` untimed ones. */
+export function medianMicros(f: () => void, warmup: number, runs: number): number {
+  for (let i = 0; i < warmup; i++) f();
+  const ts: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    f();
+    ts.push(performance.now() - t);
+  }
+  return ts.sort((a, b) => a - b)[runs >> 1] * 1000;
+}
+
 export function table(rows: (string | number)[][], head: string[]): string {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));

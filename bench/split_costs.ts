@@ -6,7 +6,7 @@ import { conv2d, conv2dBackward, convGeometry, convMacs } from '../src/ops/conv2
 import { setMinMacsPerPart, setThreads, workersReady } from '../src/backend/threads.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { Tensor, sharedArrayLike } from '../src/tensor/tensor.js';
-import { table } from './harness.js';
+import { medianMicros, table } from './harness.js';
 
 setThreads(2);
 await workersReady(1);
@@ -16,16 +16,7 @@ const shared = (t: Tensor) => {
   d.set(t.data);
   return new Tensor(d, t.shape);
 };
-const median = (f: () => void): number => {
-  for (let i = 0; i < 10; i++) f();
-  const ts: number[] = [];
-  for (let i = 0; i < 31; i++) {
-    const t = performance.now();
-    f();
-    ts.push(performance.now() - t);
-  }
-  return ts.sort((a, b) => a - b)[15] * 1000;
-};
+const median = (f: () => void): number => medianMicros(f, 10, 31);
 const SHAPES: [number, number, number, number][] = [ // channels, size, kernel, stride
   [16, 14, 3, 2], [32, 7, 3, 2], [32, 4, 3, 1], [64, 4, 3, 2], [64, 2, 3, 1], [128, 2, 3, 2], // the demo's
   [16, 14, 3, 1], [32, 7, 3, 1], [32, 14, 3, 1], [64, 7, 3, 1],

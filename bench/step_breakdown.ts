@@ -12,7 +12,7 @@ import { SGD } from '../src/train/sgd.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { conv2d, conv2dBackward, convGeometry, convMacs } from '../src/ops/conv2d.js';
 import { setThreads } from '../src/backend/threads.js';
-import { table } from './harness.js';
+import { medianMicros, table } from './harness.js';
 
 setThreads(1);
 const own = new Map<string, number>();
@@ -65,16 +65,7 @@ console.log(`demo training step: ${stepMs.toFixed(2)} ms (mean of ${STEPS}, one 
 console.log(table([...own].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / STEPS, (100 * v) / STEPS / stepMs]), ['part', 'ms / step', '% of step']));
 
 // each conv layer alone, as the step runs it (the stem's input gradient is never asked for)
-const median = (f: () => void): number => {
-  for (let i = 0; i < 50; i++) f();
-  const ts: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const t = performance.now();
-    f();
-    ts.push(performance.now() - t);
-  }
-  return ts.sort((a, b) => a - b)[100] * 1000;
-};
+const median = (f: () => void): number => medianMicros(f, 50, 200);
 // each conv's input shape, and whether it reads the image itself (the step, on backwardParameters,
 // does not compute the image's gradient: its dx shows as 0)
 const inputs = new Map<Conv2d, { shape: number[]; image: boolean }>();
