@@ -530,6 +530,9 @@ const MUTANTS = [
   ['cli', "inspect describes a network with no Rep-block instead of refusing it", 'src/cli/commands/inspect.ts', '      if (found.blocks.length === 0) throw e;', '      if (found.blocks.length < 0) throw e;', ['test/reparam/state_dict_blocks.test.ts'], 'build'],
   ['blocks', "a block whose eps the caller gave reported as its upstream's", 'src/reparam/state_dict_blocks.ts', "epsFrom: p.eps === null ? 'option' : 'upstream'", "epsFrom: 'upstream'", ['test/reparam/state_dict_blocks.test.ts'], 'build'],
   ['house', "copyRows' one-piece copy of back-to-back rows one float short", 'src/tensor/tensor.ts', '    dst.set(src.subarray(srcOff, srcOff + rows * len), dstOff);', '    dst.set(src.subarray(srcOff, srcOff + rows * len - 1), dstOff);', ['test/backend/fma.test.ts', 'test/ops']],
+  ['defaults', "the large-kernel conv's small kernel defaults to 5", 'src/nn/families.ts', '  const s = o.smallKernel === undefined ? 3 : o.smallKernel;', '  const s = o.smallKernel === undefined ? 5 : o.smallKernel;', ['test/nn/defaults.test.ts']],
+  ['defaults', "RepMixer's layer scale starts at 1e-6 (not FastViT's 1e-5)", 'src/nn/families.ts', 'new Parameter(full([dim, 1, 1], 1e-5, p.dtype))', 'new Parameter(full([dim, 1, 1], 1e-6, p.dtype))', ['test/nn/defaults.test.ts']],
+  ['defaults', "RepCPE's kernel defaults to 3", 'src/nn/families.ts', '  const p = parts(dim, dim, { kernelSize: 7, ...o, groups: dim });', '  const p = parts(dim, dim, { kernelSize: 3, ...o, groups: dim });', ['test/nn/defaults.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
 import type { BranchBlock } from '../../src/nn/branch_block.js';
-import { acbBlock, dbbBlock, mobileOneBlock, qaRepVGGBlock, repConv, repvggSEBlock } from '../../src/nn/families.js';
+import { acbBlock, dbbBlock, largeKernelBlock, mobileOneBlock, qaRepVGGBlock, repCPEBlock, repConv, repMixerBlock, repvggSEBlock } from '../../src/nn/families.js';
+import { LayerScale } from '../../src/nn/layer_scale.js';
 import { RepVGGBlock } from '../../src/nn/repvgg.js';
 import { planFromConfig } from '../../src/nn/config.js';
 import { mobileOnePlan } from '../../src/nn/mobileone.js';
@@ -146,6 +147,32 @@ describe('the families\' constructors, each option left out', () => {
     expect(bnSettings(b)).toEqual(new Set(['0.00001/0.1']));
     const convs = new Map(b.branches.map((c) => [(c[0] as Conv2d).weight.data.shape.slice(2).join('x'), (c[0] as Conv2d).padding]));
     expect(convs).toEqual(new Map([['3x3', [1, 1]], ['3x1', [1, 0]], ['1x3', [0, 1]]]));
+  });
+
+  it('large kernel (apple/ml-fastvit ReparamLargeKernelConv as PatchEmbed builds it; DingXiaoH/RepLKNet): kernel 7, small_kernel 3 on the same centre, apple/RepLKNet names, no activation, BN eps 1e-5 / momentum 0.1', () => {
+    const b = largeKernelBlock(8, 8);
+    expect(b.activation).toBe('none');
+    expect(bnSettings(b)).toEqual(new Set(['0.00001/0.1']));
+    expect(keys(b)).toEqual(['lkb_origin.conv.weight', 'lkb_origin.bn.weight', 'lkb_origin.bn.bias', 'small_conv.conv.weight', 'small_conv.bn.weight', 'small_conv.bn.bias']);
+    expect(b.branches.map((c) => [(c[0] as Conv2d).weight.data.shape[2], (c[0] as Conv2d).padding])).toEqual([[7, 3], [3, 1]]);
+  });
+
+  it('RepMixer (apple/ml-fastvit and timm fastvit.py): kernel_size 3, depthwise, layer_scale_init_value 1e-5, the mixer\'s num_conv_branches 1 with its scale branch, norm the BN of x alone, no activation; apple\'s names', () => {
+    const b = repMixerBlock(8);
+    expect([b.activation, b.kernelSize, b.groups]).toEqual(['none', 3, 8]);
+    expect(bnSettings(b)).toEqual(new Set(['0.00001/0.1']));
+    expect(keys(b)).toEqual(['layer_scale', 'mixer.rbr_scale.conv.weight', 'mixer.rbr_scale.bn.weight', 'mixer.rbr_scale.bn.bias', 'mixer.rbr_skip.weight', 'mixer.rbr_skip.bias',
+      'mixer.rbr_conv.0.conv.weight', 'mixer.rbr_conv.0.bn.weight', 'mixer.rbr_conv.0.bn.bias', 'norm.rbr_skip.weight', 'norm.rbr_skip.bias']);
+    expect(values(b.namedParameters()[0][1].data)).toEqual(new Array(8).fill(Math.fround(1e-5))); // (dim, 1, 1) of 1e-5 in float32
+    expect(b.branches.map((c) => c.filter((m) => m instanceof LayerScale).map((m) => (m as LayerScale).sign))).toEqual([[], [1], [1], [1], [-1]]);
+  });
+
+  it('RepCPE (apple/ml-fastvit RepCPE, timm RepConditionalPosEnc): spatial_shape (7, 7), padding 3, depthwise, bias, no activation; apple\'s pe', () => {
+    const b = repCPEBlock(8);
+    expect([b.activation, b.kernelSize, b.groups]).toEqual(['none', 7, 8]);
+    expect(keys(b)).toEqual(['pe.weight', 'pe.bias']);
+    expect(b.branches.map((c) => c.length)).toEqual([0, 1]);
+    expect((b.branches[1][0] as Conv2d).padding).toBe(3);
   });
 
   it('SqueezeExcite: both 1×1 convs with bias (nn.Conv2d\'s default), named down/up as RepVGG\'s SEBlock', () => {
