@@ -26,7 +26,9 @@ export const convert: Command = {
       '  FastViT\'s RepMixer, RepCPE and patch-embedding convs as apple and timm name them: a whole FastViT)\n' +
       '  becomes its deploy keys; every other key is written as it was. --eps: the BN eps of blocks named like\n' +
       '  RepVGG (1e-5) and YOLOv6\'s RepVGGBlock (1e-3) alike; the others have their upstream\'s. --qarepvgg\n' +
-      '  yolov6 keeps its post-sum bn apart (YOLOv6\'s deploy model, the default); folded puts it in the conv.',
+      '  yolov6 keeps its post-sum bn apart (YOLOv6\'s deploy model, the default); folded puts it in the conv.\n' +
+      '  The table\'s in is per group, and groups 1, where no identity branch says the groups (a state dict does\n' +
+      '  not record them; the fused kernel is the same either way).',
     flags: { threads: 'count', backend: 'string', 'probe-size': 'count', 'probe-batch': 'count', seed: 'seed', names: 'string', key: 'string', blocks: 'boolean', eps: 'positive', qarepvgg: 'string' },
     positionals: 2,
     files: [{ arg: 0, label: 'TRAIN', role: 'in' }, { arg: 1, label: 'DEPLOY', role: 'out' }],
@@ -73,10 +75,13 @@ function convertBlocks(a: ParsedArgs, io: Io): number {
   if (qa !== 'yolov6' && qa !== 'folded') throw new Error(`--qarepvgg must be yolov6 or folded, got '${qa}'`);
   const ck = readRawCheckpointFile(src, { key: str(a, 'key') });
   const { entries, blocks } = fuseStateDictBlocks(ck.entries, { eps: num(a, 'eps'), qarepvgg: qa });
-  if (blocks.length === 0) throw new Error(`'${src}': no Rep-block found by its keys (RepVGG/YOLOv6 rbr_dense.conv, YOLOv7 rbr_dense.0, Ultralytics conv1.conv + conv2.conv, QARepVGG, MobileOne rbr_conv / conv_kxk, DBB dbb_origin, ACB square_conv); nothing written`);
+  if (blocks.length === 0) throw new Error(`'${src}': no Rep-block found by its keys (RepVGG/YOLOv6 rbr_dense.conv, YOLOv7 rbr_dense.0, Ultralytics conv1.conv + conv2.conv, QARepVGG, MobileOne rbr_conv / conv_kxk, DBB dbb_origin, ACB square_conv, large kernel lkb_origin / large_conv, FastViT's RepMixer mixer.* and RepCPE pe / pos_enc); nothing written`);
   writeCheckpointFile(dst, entries, { names: 'official', metadata: { converted_from: src }, flag: 'DEPLOY' });
-  io.out(`${'block'.padEnd(24)} ${'family'.padEnd(28)} ${'in→out'.padEnd(9)} ${'kernel'.padEnd(6)} ${'groups'.padEnd(6)} eps`);
-  for (const b of blocks) io.out(`${showText(b.prefix.replace(/\.$/, '') || '(top)', 24).padEnd(24)} ${b.family.padEnd(28)} ${`${b.in}→${b.out}`.padEnd(9)} ${`${b.kernelSize}×${b.kernelSize}`.padEnd(6)} ${String(b.groups).padEnd(6)} ${b.eps.toExponential()}`);
+  // columns as wide as their longest entry, a prefix shown up to 48 characters (a summary past that)
+  const names = blocks.map((b) => showText(b.prefix.replace(/\.$/, '') || '(top)', 48));
+  const p = Math.max(5, ...names.map((n) => n.length)), w = Math.max(6, ...blocks.map((b) => b.family.length));
+  io.out(`${'block'.padEnd(p)} ${'family'.padEnd(w)} ${'in→out'.padEnd(9)} ${'kernel'.padEnd(6)} ${'groups'.padEnd(6)} eps`);
+  blocks.forEach((b, i) => io.out(`${names[i].padEnd(p)} ${b.family.padEnd(w)} ${`${b.in}→${b.out}`.padEnd(9)} ${`${b.kernelSize}×${b.kernelSize}`.padEnd(6)} ${String(b.groups).padEnd(6)} ${b.eps.toExponential()}`));
   io.out(`wrote ${dst}: ${blocks.length} block(s) fused, ${ck.entries.size} → ${entries.size} keys; every other key as it was`);
   return 0;
 }
