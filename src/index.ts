@@ -36,7 +36,7 @@ export { ResidualReorg, BasicBlock } from './nn/residual_reorg.js';
 export { MobileOne, MOBILEONE_ZOO, mobileOnePlan, countMobileOne, type MobileOneConfig, type MobileOnePlan, type MobileOneBlockSpec, type MobileOneOptions, type MobileOneCounts } from './nn/mobileone.js';
 
 // the fuser
-export { fuseConvBN, scaleChannels, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
+export { fuseConvBN, padKernel, identityKernel, sumBranches, mergeSequential1x1kxk, avgPoolKernel, withZeroBias, type KernelBias, type BNStats } from './reparam/kernels.js';
 export { fuseLinearBranches } from './reparam/fuse.js';
 export { convert, fuseRepVGGBlock, repvggFusionSteps, type RepVGGFusionSteps } from './reparam/repvgg.js';
 export { fuseBranchBlock, deployBlock, convertMobileOne } from './reparam/branches.js';

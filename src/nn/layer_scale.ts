@@ -3,11 +3,13 @@
 // of branches that is x + Σ_i γ·mixer_i(x) + (−γ)·norm(x), so each of those branches ends in a
 // LayerScale, all reading one γ (sign −1 on norm's). γ null: no layer scale (timm's
 // layer_scale_init_value=None), the stage multiplies by `sign` alone. The stages hold no parameters
-// of their own: the block lists γ once (BranchBlockOptions.shared).
+// of their own: the block lists γ once (BranchBlockOptions.shared). To the fuser a scale is a BN with
+// γ = sign·γ, β = μ = 0, σ² = 1, ε = 0 (affineAsBN, as fuse-onnx sees a Mul by a constant).
 import { Tensor, allocLike } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/check.js';
 import type { FuseStage } from './fuse_stage.js';
 import { Module, type Parameter } from './module.js';
+import { affineAsBN } from './layers.js';
 
 export class LayerScale extends Module {
   readonly gamma: Parameter | null;
@@ -31,7 +33,8 @@ export class LayerScale extends Module {
   }
 
   override fuseStage(): FuseStage {
-    return { kind: 'scale', values: this.scales() };
+    const what = `the ${this.sign < 0 ? 'negated ' : ''}layer scale as a BN (γ = ${this.sign < 0 ? '−' : ''}${this.gamma === null ? '1' : 'γ'}, β = μ = 0, σ² = 1, ε = 0), folded: K' = K·γ, b' = b·γ`;
+    return { kind: 'bn', bn: affineAsBN(this.scales(), new Float64Array(this.channels)), pad: 0, statsAt: '', what };
   }
 
   // x: (N, C, H, W) → y: (N, C, H, W), y[n, c] = sign·γ_c·x[n, c] (one rounding: sign·γ_c is exact)

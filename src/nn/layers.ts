@@ -165,6 +165,20 @@ export interface BatchNormModuleOptions {
   dtype?: DType;
 }
 
+/**
+ * x ↦ γ·x + β per channel as a BN with those γ and β, μ = 0, σ² = 1, ε = 0 (√(1 + 0) = 1: exactly that
+ * map), in eval mode and float64: how a scale or shift describes itself to the fuser, which folds it
+ * like any BN (fuse-onnx's Mul, Div, Neg, Add and Sub by constants; FastViT's layer scale).
+ */
+export function affineAsBN(gamma: Float64Array, beta: Float64Array): BatchNorm2d {
+  const bn = new BatchNorm2d(gamma.length, { dtype: 'float64', eps: 0 }).eval();
+  bn.weight.data.data.set(gamma);
+  bn.bias.data.data.set(beta);
+  bn.runningMean.data.fill(0);
+  bn.runningVar.data.fill(1);
+  return bn;
+}
+
 export class BatchNorm2d extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;

@@ -19,7 +19,7 @@
 import type { OnnxModel, OnnxNode, OnnxTensor } from '../io/onnx_read.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
-import { AvgPool2d, BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, affineAsBN } from '../nn/layers.js';
 import { ChannelPad2d } from '../nn/dbb_layers.js';
 import { type FuseTrace, bnStats, fuseLinearBranches } from '../reparam/fuse.js';
 import { type KernelBias, fuseConvBN, undilateKernel } from '../reparam/kernels.js';
@@ -447,16 +447,6 @@ function composedAffine(bns: BatchNorm2d[]): BatchNorm2d {
     }
   }
   return affineAsBN(a, c);
-}
-
-/** x ↦ γ·x + β per channel as a BN with those γ and β, μ = 0, σ² = 1, ε = 0 (√(1 + 0) = 1: exactly that map). */
-function affineAsBN(gamma: Float64Array, beta: Float64Array): BatchNorm2d {
-  const bn = new BatchNorm2d(gamma.length, { dtype: 'float64', eps: 0 }).eval();
-  bn.weight.data.data.set(gamma);
-  bn.bias.data.data.set(beta);
-  bn.runningMean.data.fill(0);
-  bn.runningVar.data.fill(1);
-  return bn;
 }
 
 /** A BatchNormalization node (inference, constant parameters) as a float64 BatchNorm2d of `channels` channels. */

@@ -4,7 +4,6 @@
 //     conv, pool  merge:  K' = K₂ ∘ K, b' = b₂ + Σ K₂·b  when K is 1×1, stride 1  (mergeSequential1x1kxk)
 //     padding     moves to the input, exact when what came before maps 0 to the border's value
 //                 (zeros: no bias before it; BNAndPad: BN(0); ChannelPad2d: v, the bias before it)
-//     scale       per channel:  K' = K·s, b' = b·s  (scaleChannels; FastViT's layer scale)
 //   dilation r  K'[r·i, r·j] = K[i, j], zeros between (dilateKernel)
 //   no stage: the identity kernel; AvgPool2d: 1/k² per tap; DiracConv2d: its Ŵ; IdentityConv1x1: W + I
 //   then Σ branches after centring each kernel in K×K (sumBranches), then the post-addition BN.
@@ -16,7 +15,7 @@ import type { FuseStage } from '../nn/fuse_stage.js';
 import type { LinearBranches } from '../nn/branch_block.js';
 import type { Module } from '../nn/module.js';
 import type { Pair, Padding } from '../ops/conv2d_geometry.js';
-import { type BNStats, type KernelBias, avgPoolKernel, castKernelBias, dilateKernel, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, scaleChannels, sumBranches, withZeroBias } from './kernels.js';
+import { type BNStats, type KernelBias, avgPoolKernel, castKernelBias, dilateKernel, fuseConvBN, identityKernel, mergeSequential1x1kxk, padKernel, sumBranches, withZeroBias } from './kernels.js';
 
 /** A BatchNorm's eval-mode statistics; a BN in training mode normalises by the batch, which no fixed conv can do. */
 export function bnStats(bn: BatchNorm2d, where: string): BNStats {
@@ -113,13 +112,7 @@ function fuseChain(stages: readonly [string, Module][], lb: LinearBranches, wher
       if (acc === null) trace?.({ at, what: 'no conv before this BN: start from the identity kernel I', kb: base.kb });
       if (padded !== base) trace?.({ at, what: `its border is BN(0) and what came before maps 0 to 0: move the padding ${padded.pad[0] - base.pad[0]} to the input`, kb: base.kb });
       acc = { ...padded, kb: fuseConvBN(padded.kb, bnStats(st.bn, at + st.statsAt), 'float64', padded.owned && trace === undefined), owned: true };
-      trace?.({ at, what: "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
-      continue;
-    }
-    if (st.kind === 'scale') {
-      const base: Affine = acc ?? identityAffine(channels, lb.groups);
-      acc = { ...base, kb: scaleChannels(base.kb, st.values, 'float64', base.owned && trace === undefined), owned: true };
-      trace?.({ at, what: "scale each channel: K' = K·s, b' = b·s", kb: acc.kb });
+      trace?.({ at, what: st.what ?? "fold the BN: K' = K·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε)", kb: acc.kb });
       continue;
     }
     if (st.kind === 'border') {

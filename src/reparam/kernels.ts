@@ -45,26 +45,6 @@ export function fuseConvBN(branch: KernelBias, bn: BNStats, dtype: DType = branc
   return { kernel: new Tensor(k, K.shape), bias: new Tensor(b, [F]) };
 }
 
-/**
- * A per-channel scale after a branch (FastViT's layer scale γ, or −γ on RepMixer's subtracted norm):
- *   s_f·(K_f ⊛ x + b_f) = (s_f·K_f) ⊛ x + s_f·b_f
- */
-export function scaleChannels(branch: KernelBias, s: Float64Array, dtype: DType = branch.kernel.dtype, inPlace = false): KernelBias {
-  const K = branch.kernel;
-  const F = K.shape[0];
-  if (s.length !== F) throw new Error(`scaleChannels: ${s.length} scales for the kernel ${fmtShape(K.shape)} with ${F} outputs`);
-  if (inPlace && (K.dtype !== dtype || branch.bias.dtype !== dtype)) throw new Error(`scaleChannels: in place needs the branch in ${dtype}`);
-  const per = K.size / F;
-  const k = inPlace ? K.data : allocArray(dtype, K.size);
-  const b = inPlace ? branch.bias.data : allocArray(dtype, F);
-  const kin = K.data, b0 = branch.bias.data;
-  for (let f = 0; f < F; f++) {
-    for (let i = f * per; i < (f + 1) * per; i++) k[i] = kin[i] * s[f];
-    b[f] = b0[f] * s[f];
-  }
-  return { kernel: new Tensor(k, K.shape), bias: new Tensor(b, [F]) };
-}
-
 /** A conv with no bias: b = 0. */
 export function withZeroBias(kernel: Tensor): KernelBias {
   return { kernel, bias: new Tensor(allocArray(kernel.dtype, kernel.shape[0]), [kernel.shape[0]]) };

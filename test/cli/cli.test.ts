@@ -216,7 +216,7 @@ describe('repvgg convert / explain', () => {
     ['repconv', ['rbr_dense.0 (Conv2d) → rbr_dense.1 (BatchNorm2d)', 'rbr_1x1: centre the branch in 3×3', "('rbr_reparam') + SiLU"]],
     ['qarepvgg', ['rbr_1x1 (Conv2d)', '(identity, no parameters)', 'the identity branch: the identity kernel I', 'bn: fold the BN after the sum', "('rbr_reparam') + ReLU"]],
     ['dbb', ['dbb_avg.avg: the average pool as a kernel (1/k² on each tap of its own channel), merged with the 1×1 map', 'dbb_1x1_kxk.bn1: its border is BN(0)', 'dbb_1x1_kxk.conv2: merge with the 1×1 map before it', "('dbb_reparam') + ReLU"]],
-    ['repmixer', ['norm.identity (BatchNorm2d) → layer_scale (LayerScale)', "layer_scale: scale each channel: K' = K·s, b' = b·s", "('reparam_conv') + nothing"]],
+    ['repmixer', ['norm.identity (BatchNorm2d) → layer_scale (LayerScale)', "layer_scale: the layer scale as a BN (γ = γ, β = μ = 0, σ² = 1, ε = 0), folded: K' = K·γ, b' = b·γ", "layer_scale: the negated layer scale as a BN (γ = −γ", "('reparam_conv') + nothing"]],
   ])('explain --block %s walks the family through the one fuser', async (block, expected) => {
     const r = await cli('explain', '--block', block);
     expect(r.code, r.err).toBe(0);
