@@ -532,7 +532,7 @@ const MUTANTS = [
   ['house', "copyRows' one-piece copy of back-to-back rows one float short", 'src/tensor/tensor.ts', '    dst.set(src.subarray(srcOff, srcOff + rows * len), dstOff);', '    dst.set(src.subarray(srcOff, srcOff + rows * len - 1), dstOff);', ['test/backend/fma.test.ts', 'test/ops']],
   ['defaults', "the large-kernel conv's small kernel defaults to 5", 'src/nn/families.ts', '  const s = o.smallKernel === undefined ? 3 : o.smallKernel;', '  const s = o.smallKernel === undefined ? 5 : o.smallKernel;', ['test/nn/defaults.test.ts']],
   ['defaults', "RepMixer's layer scale starts at 1e-6 (not FastViT's 1e-5)", 'src/nn/families.ts', 'new Parameter(full([dim, 1, 1], 1e-5, p.dtype))', 'new Parameter(full([dim, 1, 1], 1e-6, p.dtype))', ['test/nn/defaults.test.ts']],
-  ['defaults', "RepCPE's kernel defaults to 3", 'src/nn/families.ts', '  const p = parts(dim, dim, { kernelSize: 7, ...o, groups: dim });', '  const p = parts(dim, dim, { kernelSize: 3, ...o, groups: dim });', ['test/nn/defaults.test.ts']],
+  ['defaults', "RepCPE's kernel defaults to 3", 'src/nn/families.ts', "  const p = depthwiseIdentityParts('repcpe', dim, 7, o);", "  const p = depthwiseIdentityParts('repcpe', dim, 3, o);", ['test/nn/defaults.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -243,6 +243,14 @@ export function largeKernelBlock(cin: number, cout: number, o: FamilyOptions & {
   return block('large kernel', p, chains, { activation: o.activation ?? 'none' });
 }
 
+// FastViT's RepMixer and RepCPE: depthwise (groups = the width) with an identity term (stride 1);
+// kernelSize defaults to the block's own
+function depthwiseIdentityParts(family: string, dim: number, kernelSize: number, o: FamilyOptions): Parts {
+  if (o.groups !== undefined && o.groups !== dim) throw new Error(`${family}: depthwise, groups is the width ${dim}, got ${o.groups}`);
+  if ((o.stride ?? 1) !== 1) throw new Error(`${family}: stride is 1, got ${o.stride}`);
+  return parts(dim, dim, { kernelSize, ...o, groups: dim });
+}
+
 /**
  * FastViT's RepMixer (Vasu et al., 2023): y = x + γ·(mixer(x) − norm(x)), depthwise (groups = dim), where
  * mixer is a MobileOne block without activation (`branches` k×k conv+BN, a 1×1 conv+BN when k > 1, a BN
@@ -253,9 +261,7 @@ export function largeKernelBlock(cin: number, cout: number, o: FamilyOptions & {
  * mixer.identity, layer_scale.gamma). Deploy: reparam_conv.
  */
 export function repMixerBlock(dim: number, o: FamilyOptions & { branches?: number; layerScale?: boolean; names?: 'official' | 'timm' } = {}): BranchBlock {
-  if (o.groups !== undefined && o.groups !== dim) throw new Error(`repmixer: depthwise, groups is the width ${dim}, got ${o.groups}`);
-  if ((o.stride ?? 1) !== 1) throw new Error(`repmixer: stride is 1, got ${o.stride}`);
-  const p = parts(dim, dim, { ...o, groups: dim });
+  const p = depthwiseIdentityParts('repmixer', dim, 3, o);
   const timm = (o.names ?? 'official') === 'timm';
   const [skip, convs, scale] = timm ? ['identity', 'conv_kxk', 'conv_scale'] : ['rbr_skip', 'rbr_conv', 'rbr_scale'];
   const gamma = o.layerScale === false ? null : new Parameter(full([dim, 1, 1], 1e-5, p.dtype));
@@ -277,9 +283,7 @@ export function repMixerBlock(dim: number, o: FamilyOptions & { branches?: numbe
  * or 'timm' (pos_enc). Deploy: reparam_conv.
  */
 export function repCPEBlock(dim: number, o: FamilyOptions & { names?: 'official' | 'timm' } = {}): BranchBlock {
-  if (o.groups !== undefined && o.groups !== dim) throw new Error(`repcpe: depthwise, groups is the width ${dim}, got ${o.groups}`);
-  if ((o.stride ?? 1) !== 1) throw new Error(`repcpe: stride is 1, got ${o.stride}`);
-  const p = parts(dim, dim, { kernelSize: 7, ...o, groups: dim });
+  const p = depthwiseIdentityParts('repcpe', dim, 7, o);
   const pe = new Conv2d(dim, dim, p.k, { padding: (p.k - 1) / 2, groups: dim, bias: true, dtype: p.dtype, rng: p.rng });
   return block('RepCPE', p, [[], [[(o.names ?? 'official') === 'timm' ? 'pos_enc' : 'pe', pe]]], { activation: 'none' });
 }

@@ -53,8 +53,7 @@ export const inspect: Command = {
     io.out(`  names         ${ck.dialect}`);
     io.out(`  model         ${deploy ? 'deploy (one 3×3 conv per block)' : 'training-time (3×3, 1×1 and identity branches)'}`);
     io.out(`  architecture  ${arch ?? 'not a zoo model'}: blocks per stage ${blocks.join(', ')}, widths ${widths.join(', ')}, groups ${groups.join('/')}, ${plan.inChannels} input channels, ${plan.numClasses} classes`);
-    io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
-    io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
+    tallyLines(io, ck, dtypes, params);
     return 0;
   },
 };
@@ -68,6 +67,12 @@ function tally(ck: Checkpoint): { dtypes: Record<string, number>; params: number
     if (!k.endsWith('running_mean') && !k.endsWith('running_var') && !k.endsWith('num_batches_tracked')) params += e.data.length;
   }
   return { dtypes, params };
+}
+
+// the last two lines of every description: dtypes by count, parameters and tensors
+function tallyLines(io: Io, ck: Checkpoint, dtypes: Record<string, number>, params: number): void {
+  io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
+  io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
 }
 
 function fileLines(io: Io, ck: Checkpoint, path: string): void {
@@ -97,8 +102,7 @@ function inspectBlocks(a: ParsedArgs, io: Io, ck: Checkpoint, blocks: FusedState
   io.out(`  model         not a RepVGG or MobileOne network: ${blocks.length} Rep-block(s) that \`repvgg convert --blocks\` fuses (${ck.entries.size} → ${deployKeys} tensors)`);
   io.out(`  blocks        ${[...byFamily].map(([f, n]) => `${f} ×${n}`).join(', ')}`);
   if (needEps > 0) io.out(`  note          ${needEps} block(s) named like RepVGG (BN eps 1e-5) and YOLOv6's RepVGGBlock (1e-3) alike: convert --blocks needs --eps`);
-  io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
-  io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
+  tallyLines(io, ck, dtypes, params);
   return 0;
 }
 
@@ -124,7 +128,6 @@ function inspectMobileOne(a: ParsedArgs, io: Io, ck: Checkpoint): number {
   io.out(`  names         MobileOne, ${ck.dialect === 'timm' ? 'timm (byobnet: stem, stages.i.j, head.fc)' : 'apple (official: stage0, stageN.j, linear)'}`);
   io.out(`  model         ${deploy ? 'deploy (one conv per block: reparam_conv)' : `training-time (up to ${branches} k×k conv branch${branches === 1 ? '' : 'es'}, 1×1 scale and skip BN per block)`}`);
   io.out(`  architecture  ${arch ?? 'not a zoo model'}: depthwise+pointwise units per stage ${units.join(', ')}, widths ${widths.join(', ')}, ${se} SE block(s), ${plan.inChannels} input channels, ${plan.numClasses} classes`);
-  io.out(`  dtypes        ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(', ')}`);
-  io.out(`  parameters    ${params.toLocaleString('en-US')} in ${ck.entries.size} tensors`);
+  tallyLines(io, ck, dtypes, params);
   return 0;
 }
