@@ -20,6 +20,20 @@ const stack = () => parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('
 const upstream = parseSafetensors(new Uint8Array(readFileSync(fixturePath('blocks/yolo_stack_deploy.safetensors')))).tensors;
 const without = (m: Map<string, SafeEntry>, ...keys: string[]) => new Map([...m].filter(([k]) => !keys.includes(k)));
 
+// Our fused state dict against an upstream deploy one, key by key: each shape; a key the fused pattern
+// does not name passed through untouched (the input's values, and the upstream's); fused values ≤ 1 ulp.
+function expectUpstreamDeploy(entries: Map<string, SafeEntry>, want: Map<string, SafeEntry>, input: Map<string, SafeEntry>, fusedKey: RegExp): void {
+  let worst = 0;
+  for (const [k, w] of want) {
+    const got = entries.get(k)!;
+    expect(got.shape, k).toEqual(w.shape);
+    const fused = fusedKey.test(k);
+    if (!fused) expect(got.data, k).toEqual(input.get(k)!.data);
+    for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, fused ? ulpDistance(Number(got.data[i]), Number(w.data[i]), 'float32') : Number(got.data[i] !== w.data[i]) * Infinity || 0);
+  }
+  expect(worst).toBeLessThanOrEqual(1);
+}
+
 describe('convert --blocks: the DBB and ACB blocks of a ResNet-style state dict, as DingXiaoH\'s repositories deploy them', () => {
   it('four DBBs (idconv, groups 2 stride 2, depthwise) and three ACBs found by their keys; the result is the upstream deploy state dict (≤ 1 ulp, the rest bit for bit)', () => {
     const input = parseRawCheckpoint(new Uint8Array(readFileSync(fixturePath('blocks/resnet_dbb_acb.pth')))).entries;
@@ -30,14 +44,7 @@ describe('convert --blocks: the DBB and ACB blocks of a ResNet-style state dict,
       'layer2.0.conv1. DBB 8→16 g2', 'layer2.0.conv2. ACB (ACNet) 16→16 g1', 'dw. DBB 16→16 g16',
     ]);
     expect([...entries.keys()]).toEqual([...want.keys()]);
-    let worst = 0;
-    for (const [k, w] of want) {
-      const got = entries.get(k)!;
-      expect(got.shape, k).toEqual(w.shape);
-      if (!/(dbb_reparam|fused_conv)\./.test(k)) { expect(got.data, k).toEqual(input.get(k)!.data); continue; }
-      for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, ulpDistance(Number(got.data[i]), Number(w.data[i]), 'float32'));
-    }
-    expect(worst).toBeLessThanOrEqual(1);
+    expectUpstreamDeploy(entries, want, input, /(dbb_reparam|fused_conv)\./);
   });
 
   it('a DBB whose 1×1 branch contradicts its groups, and an ACB without its 1×k conv, are refused by prefix', () => {
@@ -100,14 +107,7 @@ describe('convert --blocks: a whole FastViT (stem, RepMixer stages, patch embedd
       // state dict, and ours writes the fused conv first, as for every deploy block (load_state_dict reads by name)
       const order = (keys: string[]) => names === 'apple' ? [...keys.filter((k) => !k.startsWith('conv_exp.reparam_conv.')), ...keys.filter((k) => k.startsWith('conv_exp.reparam_conv.'))] : keys;
       expect(order([...entries.keys()])).toEqual(order([...want.keys()]));
-      let worst = 0;
-      for (const [k, w] of want) {
-        const got = entries.get(k)!;
-        expect(got.shape, k).toEqual(w.shape);
-        if (!/(reparam_conv|lkb_reparam)\./.test(k)) { expect(got.data, k).toEqual(input.get(k)!.data); continue; }
-        for (let i = 0; i < w.data.length; i++) worst = Math.max(worst, ulpDistance(Number(got.data[i]), Number(w.data[i]), 'float32'));
-      }
-      expect(worst).toBeLessThanOrEqual(1);
+      expectUpstreamDeploy(entries, want, input, /(reparam_conv|lkb_reparam)\./);
     });
   }
 
@@ -152,15 +152,7 @@ describe('convert --blocks: every Rep-block of a YOLO-style state dict, as each 
       'model.9. RepConv (YOLOv7) 48→24 g1 0.001',
     ]);
     expect([...entries.keys()]).toEqual([...upstream.keys()]);
-    let worst = 0;
-    for (const [k, want] of upstream) {
-      const got = entries.get(k)!;
-      expect(got.shape, k).toEqual(want.shape);
-      const fused = /(rbr_reparam|reparam_conv|model\.1\.conv)\./.test(k);
-      if (!fused) expect(got.data, k).toEqual(input.get(k)!.data); // passed through untouched
-      for (let i = 0; i < want.data.length; i++) worst = Math.max(worst, fused ? ulpDistance(Number(got.data[i]), Number(want.data[i]), 'float32') : Number(got.data[i] !== want.data[i]) * Infinity || 0);
-    }
-    expect(worst).toBeLessThanOrEqual(1);
+    expectUpstreamDeploy(entries, upstream, input, /(rbr_reparam|reparam_conv|model\.1\.conv)\./);
   });
 
   it('a block at the top level beside other keys: only its branches are taken, the rest passes through', () => {
