@@ -50,8 +50,13 @@ export function forEachImage(qa: number, qb: number, P: number, f: (n: number, p
   }
 }
 
-/** What a gathered source's load gets to place H×W planes in rows Wp apart, planes planeStride apart (floats). */
+/** What a scatter target's store gets to take H×W planes out of rows Wp apart, planes planeStride apart (floats). */
 export type PlacePlanes = (dst: number, src: number, planes: number, H: number, W: number, Wp: number, planeStride: number) => void;
+
+/** What a gathered source's load gets to zero-pad `planes` H×W planes stored one after another at
+ * src (floats; the last planes·H·W floats of the region it loads) into the region from its start:
+ * pt rows above each plane, pb below, pl floats left of each row, pr right. */
+export type PadPlanes = (src: number, planes: number, H: number, W: number, pt: number, pb: number, pl: number, pr: number) => void;
 
 /**
  * A B operand a kernel gathers itself: `src` (size floats) is copied into its memory once per GEMM,
@@ -59,10 +64,8 @@ export type PlacePlanes = (dst: number, src: number, planes: number, H: number, 
  */
 export interface GatherSource {
   size: number;
-  /** floats of scratch that load may use */
-  staging: number;
-  /** writes src into mem at `at`; `stage` is the scratch, `place` moves planes staged there into rows */
-  load(mem: Float32Array, at: number, stage: number, place: PlacePlanes): void;
+  /** writes src into mem at [at, at + size): planes stored at the region's end, then padded into it by `pad` */
+  load(mem: Float32Array, at: number, pad: PadPlanes): void;
   /** the row offsets, K of them */
   taps: Int32Array;
   /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
@@ -87,21 +90,21 @@ export interface ScatterTarget {
 }
 
 /**
- * The size, staging and load of a zero-padded source: images n0 … n1 of x (N, C, H, W), channels
- * c0 … c0 + Cg, each plane Hp × Wp with the image at (pt, pl). The planes go in with one memcpy per
- * image, and `place` puts them in the padded rows.
+ * The size and load of a zero-padded source: images n0 … n1 of x (N, C, H, W), channels c0 … c0 +
+ * Cg, each plane Hp × Wp with the image at (pt, pl). The planes go in with one memcpy per image, to
+ * the region's end, and `pad` spreads them over it with their zeros in one pass (no other scratch,
+ * and no pass that zeroes the whole region first).
  */
 export function paddedPlanes(
   x: FloatArray, C: number, H: number, W: number, c0: number, Cg: number, n0: number, n1: number, Hp: number, Wp: number, pt: number, pl: number,
-): Pick<GatherSource, 'size' | 'staging' | 'load'> {
-  const planes = (n1 - n0 + 1) * Cg;
+): Pick<GatherSource, 'size' | 'load'> {
+  const planes = (n1 - n0 + 1) * Cg, size = planes * Hp * Wp;
   return {
-    size: planes * Hp * Wp,
-    staging: planes * H * W,
-    load(mem, at, stage, place) {
-      mem.fill(0, at, at + planes * Hp * Wp);
-      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), stage + (n - n0) * Cg * H * W);
-      place(at + pt * Wp + pl, stage, planes, H, W, Wp, Hp * Wp);
+    size,
+    load(mem, at, pad) {
+      const src = at + size - planes * H * W;
+      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), src + (n - n0) * Cg * H * W);
+      pad(src, planes, H, W, pt, Hp - H - pt, pl, Wp - W - pl);
     },
   };
 }
@@ -109,7 +112,6 @@ export function paddedPlanes(
 /** Where the tiles of a Winograd input transform come from, and where V goes (floats throughout). */
 export interface WinogradSource {
   size: number;
-  staging: number;
   load: GatherSource['load'];
   /** per pair of tiles: the offsets of its two corners in the source (the last pair may repeat a
    * tile) and of its place in V */

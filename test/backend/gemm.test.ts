@@ -193,7 +193,7 @@ describe('gemmScatter', () => {
         const c = new Float32Array(4);
         gemm(2, 2, 2, { data: a, offset: 0, ld: 2, trans: false }, {
           packB: () => { throw new Error('packB called'); },
-          gather: { size: 10, staging: 0, load: (mem, at) => mem.set(src, at), taps: Int32Array.from(taps), cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)) },
+          gather: { size: 10, load: (mem, at) => mem.set(src, at), taps: Int32Array.from(taps), cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)) },
         }, c, 0, 2, false);
         return Array.from(c);
       };

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
-import { setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
+import { floats, getInstance, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
+import { padder } from '../../src/backend/wasm/gather.js';
 import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
@@ -160,6 +161,40 @@ describe('the SIMD GEMM\'s memory', () => {
   });
 });
 
+describe('the SIMD plane padder', () => {
+  // The padded source im2col's gather and Winograd's input transform read: planes copied to the end
+  // of their region and spread over it in place with their zeros. Against a zero-padded copy written
+  // here, bit for bit (a copy does no arithmetic), for every padding from 0 to 2 on each side, rows
+  // of 1 to 9 floats (the vector loop's remainders) and 1 to 3 planes; the region's floats around it
+  // must stay as they were.
+  it('writes exactly the zero-padded planes, its source lying inside the region', () => {
+    const rng = new Rng(5);
+    const mem = floats(4096);
+    for (const [H, W] of [[1, 1], [2, 3], [3, 4], [5, 5], [4, 9], [7, 7]]) {
+      for (let code = 0; code < 81; code++) {
+        const [pt, pb, pl, pr] = [code % 3, Math.floor(code / 3) % 3, Math.floor(code / 9) % 3, Math.floor(code / 27) % 3];
+        const planes = 1 + (code % 3), Hp = H + pt + pb, Wp = W + pl + pr, size = planes * Hp * Wp, at = 40;
+        const x = Float32Array.from({ length: planes * H * W }, () => rng.next() * 2 - 1);
+        const want = new Float32Array(size);
+        for (let p = 0; p < planes; p++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) want[p * Hp * Wp + (pt + i) * Wp + pl + j] = x[(p * H + i) * W + j];
+        mem.fill(NaN, 0, at + size + 40);
+        const src = at + size - x.length;
+        mem.set(x, src);
+        padder(getInstance(), at, size, 'test')(src, planes, H, W, pt, pb, pl, pr);
+        expect(Array.from(mem.subarray(at, at + size)), `${planes}×${H}×${W}, pads ${pt} ${pb} ${pl} ${pr}`).toEqual(Array.from(want));
+        expect(mem.subarray(0, at).every(Number.isNaN) && mem.subarray(at + size, at + size + 40).every(Number.isNaN)).toBe(true);
+      }
+    }
+  });
+
+  it('refuses a source that would be written over before it is read, or planes that leave the region', () => {
+    const pad = padder(getInstance(), 0, 2 * 4 * 4, 'test'); // two 2×2 planes padded by 1: 4×4 each
+    expect(() => pad(32 - 8 - 1, 2, 2, 2, 1, 1, 1, 1)).toThrow(/test: padding 2 planes of 2×2 at 23 would leave the source of 32 floats at 0/);
+    expect(() => pad(32 - 7, 2, 2, 2, 1, 1, 1, 1)).toThrow(/would leave the source/);
+    expect(() => pad(32 - 8, 2, 2, 2, 1, 2, 1, 1)).toThrow(/would leave the source/);
+  });
+});
+
 describe('the SIMD Winograd filter transform', () => {
   // U = G g Gᵀ on the kernels does TypeScript's float64 operations in its order (zero coefficients
   // included) and rounds once: the same bits ('js' runs the TypeScript transform, 'wasm' the kernel),
@@ -201,11 +236,10 @@ describe('the SIMD Winograd input transform', () => {
       for (let p = 0; p < pairs; p++) tiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], place(2 * p, 0)], 3 * p);
       const V = new Float32Array(36 * channels * rowsOf);
       winogradInputSimd({
-        size, staging: size, tiles, channels, planeStride: Hp * Wp, rowStride: Wp,
+        size, tiles, channels, planeStride: Hp * Wp, rowStride: Wp,
         vFloats: V.length, kStride: channels * rowsOf, channelStride: packed ? 8 : rowsOf,
-        load(mem, at, stage, place) {
-          mem.set(source, stage);
-          place(at, stage, images * channels, Hp, Wp, Wp, Hp * Wp); // already padded: placed as is
+        load(mem, at) {
+          mem.set(source, at); // already padded
         },
       }, V, 0);
       const want = new Float32Array(36), d = new Float64Array(72);
@@ -273,11 +307,10 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
     const inTiles = new Int32Array(3 * pairs);
     for (let p = 0; p < pairs; p++) inTiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], (2 * p >> 3) * Cg * 8 + (2 * p & 7)], 3 * p);
     const src = {
-      size, staging: size, tiles: inTiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
+      size, tiles: inTiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
       vFloats: 36 * Cg * tbP, kStride: Cg * tbP, channelStride: 8,
-      load(mem: Float32Array, at: number, stage: number, place: (d: number, s: number, planes: number, H: number, W: number, Wp: number, ps: number) => void) {
-        mem.set(source, stage);
-        place(at, stage, images * Cg, Hp, Wp, Wp, Hp * Wp);
+      load(mem: Float32Array, at: number) {
+        mem.set(source, at); // already padded
       },
     };
     const U = Float32Array.from({ length: groups * 36 * F * Cg }, () => rng.next() * 2 - 1);

@@ -1,5 +1,5 @@
 // The WebAssembly module of the SIMD kernels, generated in code: the GEMM's block kernels (one per
-// epilogue), the im2col gather, the plane placer, packA/packB, and Winograd's F(4×4) transforms
+// epilogue), the im2col gather, the plane padder, packA/packB, and Winograd's F(4×4) transforms
 // (winograd_simd.ts). Built once; instance.ts compiles and instantiates it.
 
 import { Code, I32, V128, wasmModule } from './emit.js';
@@ -125,16 +125,86 @@ function gatherKernel(): Code {
   return x;
 }
 
-// placePlanes(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes stored one after
-// another at src into rows rowBytes apart and planes planeBytes apart from dst (the interior of a
-// zero-padded copy): JavaScript hands the planes over with one memcpy per image, and the rows short
-// enough that a copy per row from JavaScript would cost more than its floats are placed here, four
-// floats to a vector load (the two regions never overlap).
-// takePlanes(dst, src, …): the reverse, the interior at src into planes one after another at dst.
-function planesCode(take: boolean): Code {
+// padPlanes(dst, src, planes, H, W, top, mid, bottom): the zero-padded copy of `planes` H×W planes
+// stored one after another at src, written in one ascending pass from dst: per plane `top` zeros
+// (pt rows and the first row's pl), then each row's W floats followed by `mid` zeros (pr + pl) or,
+// after the last row, `bottom` (pr + pb rows). The planes may lie in the region itself: at its end
+// (the last planes·H·W floats of planes·Hp·Wp), every float is read before anything is written
+// over it, since the distance from a row's source to its place, (planes − p)(HpWp − HW) − pt·Wp −
+// pl − r(pl + pr) for row r of plane p, is at least pr + pb·Wp ≥ 0 (p = planes − 1, r = H − 1),
+// and a run of zeros ends where the next row goes. Sizes in floats, addresses in bytes; H, W ≥ 1.
+function padPlanesKernel(): Code {
+  const [dst, src, planes, H, W, top, mid, bottom] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [i, n] = [8, 9];
+  const x = new Code();
+  // n floats from src to dst (both advanced), four at a time while four are left; dst ≤ src, so
+  // each vector is loaded before a store can reach it
+  const copy = (count: number) => {
+    x.get(count).set(n);
+    x.block();
+    x.get(n).i32(4).i32LtU().brIf(0);
+    x.loop();
+    x.get(dst).get(src).v128Load(0).v128Store(0);
+    x.get(src).i32(16).i32Add().set(src);
+    x.get(dst).i32(16).i32Add().set(dst);
+    x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
+    x.end();
+    x.end();
+    x.block();
+    x.get(n).i32Eqz().brIf(0);
+    x.loop();
+    x.get(dst).get(src).f32Load(0).f32Store(0);
+    x.get(src).i32(4).i32Add().set(src);
+    x.get(dst).i32(4).i32Add().set(dst);
+    x.get(n).i32(1).i32Sub().tee(n).brIf(0);
+    x.end();
+    x.end();
+  };
+  // `count` zeros at dst (advanced), exactly: vectors while four are left, then single floats
+  const zeros = (count: number) => {
+    x.get(count).set(n);
+    x.block();
+    x.get(n).i32(4).i32LtU().brIf(0);
+    x.loop();
+    x.get(dst).v128Zero().v128Store(0);
+    x.get(dst).i32(16).i32Add().set(dst);
+    x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
+    x.end();
+    x.end();
+    x.block();
+    x.get(n).i32Eqz().brIf(0);
+    x.loop();
+    x.get(dst).v128Zero().v128Store32Lane(0, 0);
+    x.get(dst).i32(4).i32Add().set(dst);
+    x.get(n).i32(1).i32Sub().tee(n).brIf(0);
+    x.end();
+    x.end();
+  };
+  x.loop(); // over planes
+  zeros(top);
+  x.get(H).set(i);
+  x.block();
+  x.loop(); // over rows
+  copy(W);
+  x.get(i).i32(1).i32Sub().tee(i).i32Eqz().brIf(1);
+  zeros(mid);
+  x.br(0);
+  x.end();
+  x.end();
+  zeros(bottom);
+  x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
+  x.end();
+  return x;
+}
+
+// takePlanes(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes, the interior
+// of a zero-padded region at src (rows rowBytes apart, planes planeBytes apart), into planes stored
+// one after another at dst, four floats to a vector load (the two regions never overlap): JavaScript
+// then takes them with one memcpy per image, where a copy per short row would cost more than its floats.
+function takePlanesKernel(): Code {
   const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
   const [row, i, d, j] = [7, 8, 9, 10];
-  const [padded, flat] = take ? [src, dst] : [dst, src];
+  const [padded, flat] = [src, dst];
   const x = new Code();
   x.loop(); // over planes
   x.get(padded).set(row);
@@ -145,8 +215,7 @@ function planesCode(take: boolean): Code {
   x.block();
   x.get(j).i32(4).i32LtU().brIf(0);
   x.loop(); // over the row's floats, four at a time
-  if (take) x.get(flat).get(d).v128Load(0).v128Store(0);
-  else x.get(d).get(flat).v128Load(0).v128Store(0);
+  x.get(flat).get(d).v128Load(0).v128Store(0);
   x.get(flat).i32(16).i32Add().set(flat);
   x.get(d).i32(16).i32Add().set(d);
   x.get(j).i32(4).i32Sub().tee(j).i32(4).i32LtU().i32Eqz().brIf(0);
@@ -155,8 +224,7 @@ function planesCode(take: boolean): Code {
   x.block();
   x.get(j).i32Eqz().brIf(0);
   x.loop(); // the last W mod 4
-  if (take) x.get(flat).get(d).f32Load(0).f32Store(0);
-  else x.get(d).get(flat).f32Load(0).f32Store(0);
+  x.get(flat).get(d).f32Load(0).f32Store(0);
   x.get(flat).i32(4).i32Add().set(flat);
   x.get(d).i32(4).i32Add().set(d);
   x.get(j).i32(1).i32Sub().tee(j).brIf(0);
@@ -225,8 +293,9 @@ function packAKernel(): Code {
 
 // packB(out, src, ldBytes, strips, kc): B's 8-column strips from rows staged at src (row stride
 // ldBytes, whole strips) in the kernels' layout, out[(s·kc + k)·8 + c] = src[k·ld + 8s + c]: two
-// v128 copies per row of a strip.
-function packBKernel(): Code {
+// v128 copies per row of a strip. packAT, the same with 4 columns: a transposed A (stored K × M,
+// as dx = Wᵀ·dy reads W) staged that way is already its 4-row strips, one v128 copy per k.
+function stripsKernel(width: 4 | 8): Code {
   const [out, src, ld, strips, kc] = [0, 1, 2, 3, 4];
   const [r, k] = [5, 6];
   const x = new Code();
@@ -234,13 +303,12 @@ function packBKernel(): Code {
   x.get(src).set(r);
   x.get(kc).set(k);
   x.loop(); // over the strip's rows
-  x.get(out).get(r).v128Load(0).v128Store(0);
-  x.get(out).get(r).v128Load(16).v128Store(16);
-  x.get(out).i32(32).i32Add().set(out);
+  for (let v = 0; v < width / 4; v++) x.get(out).get(r).v128Load(16 * v).v128Store(16 * v);
+  x.get(out).i32(4 * width).i32Add().set(out);
   x.get(r).get(ld).i32Add().set(r);
   x.get(k).i32(1).i32Sub().tee(k).brIf(0);
   x.end();
-  x.get(src).i32(32).i32Add().set(src);
+  x.get(src).i32(4 * width).i32Add().set(src);
   x.get(strips).i32(1).i32Sub().tee(strips).brIf(0);
   x.end();
   return x;
@@ -263,8 +331,8 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(14).fill(I32), body: gatherKernel() },
-    { name: 'placePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(false) },
-    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: planesCode(true) },
+    { name: 'padPlanes', params: new Array<number>(8).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
+    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel() },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
@@ -281,7 +349,8 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     bnAccumulateDef(false, true),
     reluGradDef(),
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packAKernel() },
-    { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: packBKernel() },
+    { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: stripsKernel(8) },
+    { name: 'packAT', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: stripsKernel(4) },
     sgdDef('plain'),
     sgdDef('first'),
     sgdDef('momentum'),

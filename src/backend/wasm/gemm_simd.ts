@@ -8,7 +8,7 @@
 //    there from a padded copy of the input (the `gather` function);
 //  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel;
 //  - operands given as plain arrays are copied in a row at a time and interleaved into strips by
-//    small WebAssembly functions (packA, packB); padded sources are placed by `placePlanes`; Winograd's
+//    small WebAssembly functions (packA, packAT, packB); padded sources are padded by `padPlanes`; Winograd's
 //    F(4×4) transforms run here too (winograd_simd.ts), with the TypeScript transforms' bits.
 // Each output element still sees the same operations in the same order for any thread split.
 
@@ -17,7 +17,7 @@ import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, typ
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, scratchAbove, simdStats } from './instance.js';
-import { placer } from './gather.js';
+import { padder } from './gather.js';
 
 const MR = 4;
 /** columns of a B strip and rows of a KC block: the panel layout (gemm.ts bPanels) */
@@ -79,18 +79,25 @@ export function packedPanels(data: Float32Array, offset: number, rows: number): 
   };
 }
 
-// A's block (rows ic…, columns pc…) packed into the kernels' strips at aW. Stored row-major, its rows
-// go to WebAssembly memory one memcpy each and the packA function interleaves them there (a
-// JavaScript loop writing every fourth float costs ~2.5 ns a float); stored transposed (K × M), the
-// TypeScript packA.
+// A's block (rows ic…, columns pc…) packed into the kernels' strips at aW: its rows go to
+// WebAssembly memory one memcpy each and are interleaved there (a JavaScript loop writing every
+// fourth float costs ~2.5 ns a float). Stored row-major, packA takes a float from each of 4 rows;
+// stored transposed (K × M: A(i, k) = a[k·ld + i]), the kc rows staged 4·strips floats apart are
+// already the strips, which packAT copies a vector at a time. float64, the TypeScript packA.
 function packABlock(inst: Instance, A: MatRef, ic: number, pc: number, mc: number, kc: number, mem: Float32Array, aW: number, stage: number): void {
-  if (A.trans || !(A.data instanceof Float32Array)) {
+  if (!(A.data instanceof Float32Array)) {
     packA(A, ic, pc, mc, kc, mem, aW);
     return;
   }
-  const strips = Math.ceil(mc / MR);
+  const strips = Math.ceil(mc / MR), mcp = strips * MR;
+  if (A.trans) {
+    copyRows(A.data, A.offset + pc * A.ld + ic, A.ld, mem, stage, mcp, kc, mc);
+    if (mcp > mc) for (let k = 0; k < kc; k++) mem.fill(0, stage + k * mcp + mc, stage + (k + 1) * mcp); // the last strip's missing rows
+    inst.packAT(4 * aW, 4 * stage, 4 * mcp, strips, kc);
+    return;
+  }
   copyRows(A.data, A.offset + ic * A.ld + pc, A.ld, mem, stage, kc, mc, kc);
-  mem.fill(0, stage + mc * kc, stage + strips * MR * kc); // the last strip's missing rows
+  mem.fill(0, stage + mc * kc, stage + mcp * kc); // the last strip's missing rows
   inst.packA(4 * aW, 4 * stage, 4 * kc, strips, kc);
 }
 
@@ -173,21 +180,21 @@ export function gemmSimd(
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's bits of the block kernel index
-  // memory layout (floats), above the arena: [a gathered B's source | its staging | its row offsets |
-  // its column offsets] [a scatter target | its staging | its row offsets | its column offsets]
+  // memory layout (floats), above the arena: [a gathered B's source | its row offsets | its column
+  // offsets] [a scatter target | its staging | its row offsets | its column offsets]
   // C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows staged MC × KC |
   // [B's rows staged ncp × KC, when B is not gathered] [C's images as C holds them Mp × ncp, when
   // C is laid out per image]
   const g = 'packB' in B ? B.gather : undefined, t = scatter;
   const up4 = (n: number) => Math.ceil(n / 4) * 4;
-  const srcW = inst.arenaEnd, stageW = srcW + (g === undefined ? 0 : up4(g.size));
-  const tapsW = stageW + (g === undefined ? 0 : up4(g.staging)), colsW = tapsW + (g === undefined ? 0 : K);
+  const srcW = inst.arenaEnd;
+  const tapsW = srcW + (g === undefined ? 0 : up4(g.size)), colsW = tapsW + (g === undefined ? 0 : K);
   const tW = colsW + (g === undefined ? 0 : NC), tStageW = tW + (t === undefined ? 0 : up4(t.size));
   const tRowsW = tStageW + (t === undefined ? 0 : up4(t.staging)), tColsW = tRowsW + (t === undefined ? 0 : M);
   const cW = tColsW + (t === undefined ? 0 : NC), bW0 = cW;
   let mem = floats(cW), maxTap = 0, maxRow = 0;
   if (g !== undefined) {
-    g.load(mem, srcW, stageW, placer(inst, srcW, g.size, stageW, g.staging, 'gemm'));
+    g.load(mem, srcW, padder(inst, srcW, g.size, 'gemm'));
     simdStats.bytesCopied += 4 * g.size;
     maxTap = offsetsInBytes(g.taps, K, new Int32Array(mem.buffer), tapsW, 0, g.size, 0, 'gathered row', 'source');
   }

@@ -27,11 +27,12 @@ export interface Instance {
   /** the block kernels, indexed as BLOCK_KERNELS */
   blocks: BlockFn[];
   gather: GatherFn;
-  placePlanes: PlaceFn;
+  padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number) => void;
   takePlanes: PlaceFn;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
   packA: PackAFn;
   packB: PackAFn;
+  packAT: PackAFn;
   winogradInput: WinogradInputFn;
   /** without and with ReLU */
   winogradOutput: [WinogradOutputFn, WinogradOutputFn];
@@ -84,8 +85,8 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
-      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, placePlanes: inst.exports.placePlanes as PlaceFn, takePlanes: inst.exports.takePlanes as PlaceFn,
-      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn,
+      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], takePlanes: inst.exports.takePlanes as PlaceFn,
+      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],

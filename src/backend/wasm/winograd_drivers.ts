@@ -2,21 +2,21 @@
 // where the products come from and where the output tiles go; the kernels are in winograd_simd.ts.
 
 import { type Instance, type Panels, getInstance, resident, scratchAbove, simdStats } from './instance.js';
-import { placer } from './gather.js';
+import { padder } from './gather.js';
 import { KC, MC, NR } from './gemm_simd.js';
 import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gemm_contract.js';
 
 const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 
-// Floats of scratch the input transform takes above V (the padded source, its staging, the tiles) and
+// Floats of scratch the input transform takes above V (the padded source, the tiles) and
 // the output pass above M (the tiles, the bias, the output block).
-const inputScratch = (s: WinogradSource): number => up4(s.size) + up4(s.staging) + up4(s.tiles.length);
+const inputScratch = (s: WinogradSource): number => up4(s.size) + up4(s.tiles.length);
 const outputScratch = (o: WinogradOutputTiles): number => up4(o.tiles.length) + up4(o.channels) + up4(o.outFloats) + o.staging;
 
 // The input transform of s into V at vW (floats) of the kernel's memory, its scratch from `at` on
 // (the memory already holds both). Every tile's offsets are checked first: the kernel trusts them.
 function inputTransformAt(inst: Instance, s: WinogradSource, vW: number, at: number): void {
-  const srcW = at, stageW = srcW + up4(s.size), tilesW = stageW + up4(s.staging);
+  const srcW = at, tilesW = srcW + up4(s.size);
   const mem = inst.f32;
   const reach = (s.channels - 1) * s.planeStride + 5 * s.rowStride + 5; // the last float a tile's windows read
   const vReach = 35 * s.kStride + (s.channels - 1) * s.channelStride + 1; // and the last a pair writes
@@ -26,9 +26,9 @@ function inputTransformAt(inst: Instance, s: WinogradSource, vW: number, at: num
     if (!(o >= 0 && o + (place ? vReach : reach) < (place ? s.vFloats : s.size))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${o} lies outside its ${place ? 'output' : 'source'}`);
     ints[tilesW + i] = 4 * (place ? o : srcW + o);
   }
-  s.load(mem, srcW, stageW, placer(inst, srcW, s.size, stageW, s.staging, 'winograd'));
+  s.load(mem, srcW, padder(inst, srcW, s.size, 'winograd'));
   inst.winogradInput(4 * vW, 0, 4 * tilesW, s.tiles.length / 3, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
-  simdStats.bytesCopied += 4 * s.staging;
+  simdStats.bytesCopied += 4 * s.size;
 }
 
 // The output pass of o from M at mW (M_k `kFloats` apart, rows `rowLength` apart), its scratch from `at` on.
