@@ -535,10 +535,12 @@ const MUTANTS = [
   ['defaults', "RepCPE's kernel defaults to 3", 'src/nn/families.ts', "  const p = depthwiseIdentityParts('repcpe', dim, 7, o);", "  const p = depthwiseIdentityParts('repcpe', dim, 3, o);", ['test/nn/defaults.test.ts']],
   ['ops', 'SIMD packAT: a transposed A staged with its rows mc apart, not rounded up to whole strips', 'src/backend/wasm/gemm_simd.ts', '    inst.packAT(4 * aW, 4 * stage, 4 * mcp, strips, kc);', '    inst.packAT(4 * aW, 4 * stage, 4 * mc, strips, kc);', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD packAT: its strips 8 columns wide, as packB\'s', 'src/backend/wasm/gemm_code.ts', "body: stripsKernel(4) },", "body: stripsKernel(8) },", ['test/backend/gemm.test.ts']],
-  ['ops', 'SIMD plane padder: the last row\'s zeros without the bottom rows', 'src/backend/wasm/gather.ts', 'pl + pr, pr + pb * Wp);', 'pl + pr, pr);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD plane padder: the last row\'s zeros without the bottom rows', 'src/backend/wasm/gather.ts', 'pl + pr, pr + pb * Wp, zeroed);', 'pl + pr, pr, zeroed);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD plane padder: a single zero written one float on', 'src/backend/wasm/gemm_code.ts', '    x.get(dst).v128Zero().v128Store32Lane(0, 0);', '    x.get(dst).v128Zero().v128Store32Lane(0, 4);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD plane padder: a row\'s vector copy steps the source three floats', 'src/backend/wasm/gemm_code.ts', '    x.get(dst).get(src).v128Load(0).v128Store(0);\n    x.get(src).i32(16).i32Add().set(src);', '    x.get(dst).get(src).v128Load(0).v128Store(0);\n    x.get(src).i32(12).i32Add().set(src);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD plane padder: a source written over before it is read let through', 'src/backend/wasm/gather.ts', 'src >= at + padded - flat &&', 'src >= at &&', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD padded source in place: its planes one float before the region\'s end', 'src/backend/gemm_contract.ts', 'const src = inPlace ? at + padded - flat : at + padded;', 'const src = inPlace ? at + padded - flat - 1 : at + padded;', ['test/ops/conv2d.test.ts', 'test/backend']],
+  ['ops', 'SIMD plane padder: the planes before the source left unzeroed', 'src/backend/wasm/gather.ts', 'inst.f32.fill(0, at, at + zeroed * plane);', 'inst.f32.fill(0, at, at);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -69,11 +69,14 @@ export class Code {
   i32Sub(): this { return this.op(0x6b); }
   i32Mul(): this { return this.op(0x6c); }
   i32LtU(): this { return this.op(0x49); }
+  i32LeU(): this { return this.op(0x4d); }
   i32Eqz(): this { return this.op(0x45); }
   i32Eq(): this { return this.op(0x46); }
   i32And(): this { return this.op(0x71); }
   /** if with no result (closed by end) */
   if(): this { return this.op(0x04, 0x40); }
+  /** the other arm of an if */
+  else(): this { return this.op(0x05); }
   /** block with no result */
   block(): this { return this.op(0x02, 0x40); }
   /** loop with no result */

@@ -125,17 +125,19 @@ function gatherKernel(): Code {
   return x;
 }
 
-// padPlanes(dst, src, planes, H, W, top, mid, bottom): the zero-padded copy of `planes` H×W planes
-// stored one after another at src, written in one ascending pass from dst: per plane `top` zeros
-// (pt rows and the first row's pl), then each row's W floats followed by `mid` zeros (pr + pl) or,
-// after the last row, `bottom` (pr + pb rows). The planes may lie in the region itself: at its end
-// (the last planes·H·W floats of planes·Hp·Wp), every float is read before anything is written
+// padPlanes(dst, src, planes, H, W, top, mid, bottom, zeroed): the zero-padded copy of `planes` H×W
+// planes stored one after another at src, written in one ascending pass from dst: per plane `top`
+// zeros (pt rows and the first row's pl), then each row's W floats followed by `mid` zeros (pr + pl)
+// or, after the last row, `bottom` (pr + pb rows). The planes may lie in the region itself: at its
+// end (the last planes·H·W floats of planes·Hp·Wp), every float is read before anything is written
 // over it, since the distance from a row's source to its place, (planes − p)(HpWp − HW) − pt·Wp −
 // pl − r(pl + pr) for row r of plane p, is at least pr + pb·Wp ≥ 0 (p = planes − 1, r = H − 1),
-// and a run of zeros ends where the next row goes. Sizes in floats, addresses in bytes; H, W ≥ 1.
+// and a run of zeros ends where the next row goes. The first `zeroed` planes' places hold zeros
+// already (the caller's memset, where a place ends before its source begins): only their rows are
+// written. Sizes in floats, addresses in bytes; H, W ≥ 1.
 function padPlanesKernel(): Code {
-  const [dst, src, planes, H, W, top, mid, bottom] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [i, n] = [8, 9];
+  const [dst, src, planes, H, W, top, mid, bottom, zeroed] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [i, n] = [9, 10];
   const x = new Code();
   // n floats from src to dst (both advanced), four at a time while four are left; dst ≤ src, so
   // each vector is loaded before a store can reach it
@@ -180,9 +182,22 @@ function padPlanesKernel(): Code {
     x.end();
     x.end();
   };
+  // `count` floats skipped at dst (zero already)
+  const skip = (count: number) => x.get(dst).get(count).i32(4).i32Mul().i32Add().set(dst);
   x.loop(); // over planes
-  zeros(top);
   x.get(H).set(i);
+  x.get(zeroed).if(); // zero already: the rows alone
+  x.get(zeroed).i32(1).i32Sub().set(zeroed);
+  skip(top);
+  x.loop(); // over rows
+  copy(W);
+  skip(mid);
+  x.get(i).i32(1).i32Sub().tee(i).brIf(0);
+  x.end();
+  x.get(dst).get(mid).i32(4).i32Mul().i32Sub().set(dst); // the last row is followed by `bottom`
+  skip(bottom);
+  x.else(); // rows and zeros in turn
+  zeros(top);
   x.block();
   x.loop(); // over rows
   copy(W);
@@ -192,6 +207,7 @@ function padPlanesKernel(): Code {
   x.end();
   x.end();
   zeros(bottom);
+  x.end();
   x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
   x.end();
   return x;
@@ -331,7 +347,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(14).fill(I32), body: gatherKernel() },
-    { name: 'padPlanes', params: new Array<number>(8).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
+    { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
     { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel() },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     winogradInputF4Def(),

@@ -27,7 +27,7 @@ export interface Instance {
   /** the block kernels, indexed as BLOCK_KERNELS */
   blocks: BlockFn[];
   gather: GatherFn;
-  padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number) => void;
+  padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number, zeroed: number) => void;
   takePlanes: PlaceFn;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
   packA: PackAFn;
