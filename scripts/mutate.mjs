@@ -541,6 +541,8 @@ const MUTANTS = [
   ['ops', 'SIMD plane padder: a source written over before it is read let through', 'src/backend/wasm/gather.ts', 'src >= at + padded - flat &&', 'src >= at &&', ['test/backend/wasm.test.ts']],
   ['ops', 'SIMD padded source in place: its planes one float before the region\'s end', 'src/backend/gemm_contract.ts', 'const src = inPlace ? at + padded - flat : at + padded;', 'const src = inPlace ? at + padded - flat - 1 : at + padded;', ['test/ops/conv2d.test.ts', 'test/backend']],
   ['ops', 'SIMD plane padder: the planes before the source left unzeroed', 'src/backend/wasm/gather.ts', 'inst.f32.fill(0, at, at + zeroed * plane);', 'inst.f32.fill(0, at, at);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'im2col backward: dx left unzeroed whenever the kernel scatters, in several chunks too', 'src/ops/conv2d_im2col.ts', 'if (dxs !== null && !(cols === Q && scattersInKernel(dcol))) dxs.fill(0);', 'if (dxs !== null && !(cols <= Q && scattersInKernel(dcol))) dxs.fill(0);', ['test/ops', 'test/backend']],
+  ['ops', 'global average pool backward: a small map\'s gradient not divided by its size', 'src/ops/pool.ts', '    else for (let i = 0; i < P; i++) dx[o + i] = v;', '    else for (let i = 0; i < P; i++) dx[o + i] = g[nc];', ['test/ops', 'test/nn']],
 ];
 
 const args = process.argv.slice(2);

@@ -497,10 +497,12 @@ export function conv2dBackwardIm2col(
   if (readsInPlace(g, P)) {
     parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, dyb: x, dcol: x }, parts);
   } else {
-    if (dxs !== null) dxs.fill(0);
     const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
     const dyb = scratch('im2col.dy', Fg * cols, x, parts);
     const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
+    // dx is added into, chunk by chunk, from zero; where one chunk is the whole batch, the kernel's
+    // col2im stores it (col2imTarget's `whole`)
+    if (dxs !== null && !(cols === Q && scattersInKernel(dcol))) dxs.fill(0);
     for (let qa = 0; qa < Q;) {
       const qb = chunkEnd(qa, Q, K, P);
       const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
