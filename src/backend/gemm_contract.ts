@@ -84,8 +84,9 @@ export interface ScatterTarget {
   rows: Int32Array;
   /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
   cols(jc: number, n: number, out: Int32Array): void;
-  /** the region at `at` in mem; `stage`, `staging` floats of scratch; `take` moves planes out of rows into it */
-  store(mem: Float32Array, at: number, stage: number, take: PlacePlanes): void;
+  /** the region at `at` in mem; `stage`, `staging` floats of scratch; `take` moves planes out of rows
+   * into it, `takeAdd` adds them to what it holds there */
+  store(mem: Float32Array, at: number, stage: number, take: PlacePlanes, takeAdd: PlacePlanes): void;
   /** floats of scratch that store may use */
   staging: number;
 }

@@ -210,16 +210,20 @@ export class BranchBlock extends Module {
       let g = tail === null ? d : tail[b];
       const start = g; // the caller's (or the block's own, kept) array: never returned as dx
       const stages = chain.length - (tail === null ? 0 : 1); // those before the tail BN, if any
+      let added = false;
       for (let j = stages - 1; j >= 0; j--) {
         const m = chain[j];
-        // the first branch's conv writes its input gradient into dxInto, a later one's into a kept
-        // array, added into dx below
+        // the first branch's conv writes its input gradient into dxInto, a later one's adds its own
+        // into dx (dx[i] += its value, as below)
         if (j > 0) g = m.backward(g);
         else if (!inputGradient) m.backwardParameters(g);
-        else if (m instanceof Conv2d && this.inputShape.length === 4) g = m.backward(g, dx === null ? dxInto : this.kept.get(`dx${b}`, this.inputShape, g.dtype).data);
+        else if (m instanceof Conv2d && this.inputShape.length === 4 && dx !== null) {
+          m.backwardAdding(g, dx.data);
+          added = true;
+        } else if (m instanceof Conv2d && this.inputShape.length === 4) g = m.backward(g, dxInto);
         else g = m.backward(g);
       }
-      if (!inputGradient) return;
+      if (!inputGradient || added) return;
       // the first branch's gradient becomes dx: a copy where no stage made a new array
       if (dx === null) {
         if (g !== start) dx = g;

@@ -137,18 +137,24 @@ export class Conv2d extends Module {
     return this.backwardWith(dy, dxInto, true)!;
   }
 
+  // dy: (N, F, Ho, Wo) → dx added to what dxAdd (N·C·H·W) holds, dxAdd[i] += dx[i] (a later branch's
+  // input gradient onto the block's: inside the kernel's col2im where it can); accumulates dW, db
+  backwardAdding(dy: Tensor, dxAdd: FloatArray): Tensor {
+    return this.backwardWith(dy, undefined, true, dxAdd)!;
+  }
+
   // dy: (N, F, Ho, Wo): accumulates dW, db; dx not computed
   override backwardParameters(dy: Tensor): void {
     this.backwardWith(dy, undefined, false);
   }
 
-  private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean): Tensor | null {
+  private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean, dxAdd?: FloatArray): Tensor | null {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
     // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
     const into = this.weight.takeClearedGrad();
     let g: Conv2dGrads;
     try {
-      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { dx: inputGradient, db: this.bias !== null, dwInto: into ?? undefined, dxInto });
+      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { dx: inputGradient, db: this.bias !== null, dwInto: into ?? undefined, dxInto, dxAdd });
     } catch (e) {
       if (into !== null) this.weight.clearGrad(); // nothing was written in full: the gradient is still zero
       throw e;

@@ -1,7 +1,7 @@
 // conv2d with torch.nn.functional.conv2d semantics (cross-correlation, NCHW, groups), three
 // algorithms, and its backward. The output's array type follows the input's.
 
-import { Tensor, allocLike, type FloatArray } from '../tensor/tensor.js';
+import { Tensor, addInto, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
@@ -266,10 +266,12 @@ export interface Conv2dGrads {
 
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W), dw: (F, C/g, kH, kW), db: (F)
 // want.dwInto: write dw there (every element; a parameter's cleared gradient) instead of a new array;
-// want.dxInto: likewise dx (every element is written, whatever it held)
+// want.dxInto: likewise dx (every element is written, whatever it held); want.dxAdd: dx added to what
+// that array holds (dxAdd[i] += dx[i], one f32 add an element: a later branch's dx onto a block's),
+// in im2col's col2im where it can, else through a workspace
 export function conv2dBackward(
   dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions = {},
-  want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray; dxInto?: FloatArray } = {},
+  want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray; dxInto?: FloatArray; dxAdd?: FloatArray } = {},
 ): Conv2dGrads {
   const g = convGeometry(x.shape, w.shape, opts);
   expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
@@ -283,21 +285,38 @@ export function conv2dBackward(
     }
     return a;
   };
-  const dx = want.dx === false ? null : into(want.dxInto, x.size, 'dxInto') ?? allocLike(x.data, x.size);
+  if (want.dxInto !== undefined && want.dxAdd !== undefined) throw new Error('conv2d backward: dxInto and dxAdd are two places for one dx');
+  const dx = want.dx === false ? null : into(want.dxAdd ?? want.dxInto, x.size, want.dxAdd === undefined ? 'dxInto' : 'dxAdd') ?? allocLike(x.data, x.size);
+  const adds = dx !== null && want.dxAdd !== undefined;
   into(want.dwInto, w.size, 'dwInto');
   const dW = want.dw === false ? null : want.dwInto ?? allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';
+  // dx made whole where it goes, then added (the paths that store it rather than scatter it)
+  const added = (f: (into: FloatArray) => void): void => {
+    const own = workspaceLike('conv.dxAdded', dx!.length, dx!).subarray(0, dx!.length);
+    f(own);
+    addInto(dx!, own);
+  };
   if (algo === 'direct') {
-    conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
+    if (adds) {
+      added((own) => conv2dBackwardDirect(g, x.data, w.data, dy.data, own, null, null));
+      conv2dBackwardDirect(g, x.data, w.data, dy.data, null, dW, db);
+    } else {
+      conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
+    }
   } else if (algo === 'im2col' || algo === 'auto' || algo === 'winograd') {
     if (algo === 'winograd' && !winogradApplies(g)) throw new Error(`conv2d backward: Winograd dx needs a ${winogradRule}, got ${describeGeometry(g)}`);
     const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype, opts.weightsChange === true) : undefined; // what forward ran: Winograd's dx only after it
     const winoDx = dx !== null && (algo === 'winograd' || m?.algorithm === 'winograd');
     const flipDx = dx !== null && !winoDx && flippedConvApplies(g);
-    if (winoDx) conv2dInputGradWinograd(g, w, dy, dx, opts.winogradTile ?? m?.winogradTile ?? 4);
-    else if (flipDx) conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, dx);
-    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx || flipDx ? null : dx, dW, db);
+    const wino = (into: FloatArray) => conv2dInputGradWinograd(g, w, dy, into, opts.winogradTile ?? m?.winogradTile ?? 4);
+    const flip = (into: FloatArray) => conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, into);
+    if (winoDx || flipDx) {
+      if (adds) added(winoDx ? wino : flip);
+      else (winoDx ? wino : flip)(dx!);
+    }
+    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx || flipDx ? null : dx, dW, db, adds);
   } else {
     throw new Error(`conv2d backward: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);
   }

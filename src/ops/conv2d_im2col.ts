@@ -10,7 +10,7 @@
 // output channels); backward splits dW by output channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import { type FloatArray, copyRows } from '../tensor/tensor.js';
+import { type FloatArray, addInto, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
@@ -222,11 +222,12 @@ class Im2colPanels implements PanelSource {
 // images (n0 … n1, the part's channels), row (c, i, j) and position (n, oh, ow) meeting at
 //   (n − n0)·S + (c − c0)·Hp·Wp + (oh·sh + i·dh)·Wp + ow·sw + j·dw
 // (a row offset plus a column offset, as the gather reads x), then the planes' interiors go to dx:
-// stored when the chunk is the whole batch (`whole`), else added (dx starts at 0). An image takes
+// stored when the chunk is the whole batch and dx holds nothing to keep (`store`), else added to
+// what dx holds (in kernel memory: takePlanesAdd, the f32 adds of dx[k] += v). An image takes
 // S = (c1 − c0)·Hp·Wp + 16 floats: on 1×1 maps a row of the product adds into one element per image,
 // and at a stride of a power of two (4 KiB for 64 planes of 4×4) those all fall in one set of the
 // L1 cache, ~10 ns an addition; a cache line more per image spreads them (4× faster there).
-function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: number, c1: number, dx: FloatArray, whole: boolean): ScatterTarget {
+function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: number, c1: number, dx: FloatArray, store: boolean): ScatterTarget {
   const { C, H, W, KH, KW, Cg, sh, sw, dh, dw, pt, pb, pl, pr, Ho, Wo } = g;
   const P = Ho * Wo, Hp = H + pt + pb, Wp = W + pl + pr, cs = c1 - c0, S = cs * Hp * Wp + 16;
   const n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
@@ -239,12 +240,13 @@ function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: n
     cols(jc, n, out) {
       positionOffsets(qa + jc, n, Ho, Wo, n0, S, sh * Wp, sw, out);
     },
-    store(mem, at, stage, take) {
-      for (let n = n0; n <= n1; n++) {
-        take(stage, at + (n - n0) * S + pt * Wp + pl, cs, H, W, Wp, Hp * Wp);
-        const d = (n * C + gi * Cg + c0) * H * W;
-        if (whole) dx.set(mem.subarray(stage, stage + cs * H * W), d);
-        else for (let k = 0; k < cs * H * W; k++) dx[d + k] += mem[stage + k];
+    store(mem, at, stage, take, takeAdd) {
+      const n = cs * H * W;
+      for (let i = n0; i <= n1; i++) {
+        const d = (i * C + gi * Cg + c0) * H * W, interior = at + (i - n0) * S + pt * Wp + pl;
+        if (!store) mem.set(dx.subarray(d, d + n), stage);
+        (store ? take : takeAdd)(stage, interior, cs, H, W, Wp, Hp * Wp);
+        dx.set(mem.subarray(stage, stage + n), d);
       }
     },
   };
@@ -407,6 +409,8 @@ interface BackwardArgs {
   dx: FloatArray | null; dW: FloatArray | null;
   /** the chunk [qa, qb) of output positions and the group */
   qa: number; qb: number; gi: number;
+  /** col2im stores dx (one chunk, the whole batch, nothing in dx to add to), else adds into it */
+  storesDx: boolean;
   dyb: FloatArray; dcol: FloatArray;
 }
 
@@ -445,7 +449,7 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
     const [c0, c1] = partRange(Cg, part, parts);
     const wT = { data: w, offset: gi * Fg * K + c0 * KK, ld: K, trans: true };
     if (scattersInKernel(dcol)) {
-      gemmScatter((c1 - c0) * KK, L, Fg, wT, dyRef(0), col2imTarget(g, qa, qb, gi, c0, c1, dx, qa === 0 && qb === g.N * P));
+      gemmScatter((c1 - c0) * KK, L, Fg, wT, dyRef(0), col2imTarget(g, qa, qb, gi, c0, c1, dx, a.storesDx));
     } else {
       gemm((c1 - c0) * KK, L, Fg, wT, dyRef(0), dcol, c0 * KK * L, L, false);
       forEachImage(qa, qb, P, (n, p0, p1, off) => col2im(g, dcol, off, L, n, gi, p0, p1, c0, c1, dx));
@@ -477,32 +481,41 @@ const backwardPointwise = defineKernel('im2col.backward.pointwise', (a: Backward
 
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W) = col2im(W_gᵀ·dy_g), dw: (F, C/g, kH, kW) = Σ dy_g·colᵀ, db: (F)
 // dW sums over output positions chunk by chunk; the chunks do not depend on the thread count.
+// addDx: dx is added to what dx holds (dx[i] += its value, one f32 add an element: a branch's dx onto
+// the block's), in the kernel's col2im where one chunk is the whole batch, else through a workspace.
 export function conv2dBackwardIm2col(
   g: ConvGeometry, x: FloatArray, w: FloatArray, dy: FloatArray,
-  dx: FloatArray | null, dW: FloatArray | null, db: FloatArray | null,
+  dx: FloatArray | null, dW: FloatArray | null, db: FloatArray | null, addDx = false,
 ): void {
   const { N, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW;
   const P = Ho * Wo, Q = N * P;
   if (db !== null) biasGradient(g, dy, db);
   if (dx === null && dW === null) return;
+  const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
+  // col2im in the kernel on one chunk stores dx whole (or adds it where asked); anything else adds
+  // into a dx that starts at 0
+  const oneScatter = !readsInPlace(g, P) && cols === Q && scattersInKernel(x);
+  if (addDx && dx !== null && !oneScatter) {
+    const own = workspaceLike('im2col.dxAdded', dx.length, dx).subarray(0, dx.length);
+    conv2dBackwardIm2col(g, x, w, dy, own, dW, null);
+    addInto(dx, own);
+    return;
+  }
   const parts = partsFor(2 * Q * F * K, Math.max(Fg, Cg));
   const share = parts > 1;
   const xs = share ? shareInput('conv.x', x) : x;
   const ws = share ? shareInput('conv.w', w) : w;
   const dys = share ? shareInput('conv.dy', dy) : dy;
-  const dxs = dx !== null && share ? shareOutput('conv.dx', dx) : dx;
+  const dxs = dx !== null && share ? (addDx ? shareInput('conv.dx', dx) : shareOutput('conv.dx', dx)) : dx;
   const dWs = dW !== null && share ? shareOutput('conv.dW', dW) : dW;
-  const base = { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs };
+  const base = { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, storesDx: oneScatter && !addDx };
   if (readsInPlace(g, P)) {
     parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, dyb: x, dcol: x }, parts);
   } else {
-    const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
     const dyb = scratch('im2col.dy', Fg * cols, x, parts);
     const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
-    // dx is added into, chunk by chunk, from zero; where one chunk is the whole batch, the kernel's
-    // col2im stores it (col2imTarget's `whole`)
-    if (dxs !== null && !(cols === Q && scattersInKernel(dcol))) dxs.fill(0);
+    if (dxs !== null && !oneScatter) dxs.fill(0);
     for (let qa = 0; qa < Q;) {
       const qb = chunkEnd(qa, Q, K, P);
       const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);

@@ -76,6 +76,11 @@ describe('the same bits on 1, 2 and 3 threads', () => {
       const before = poolStats.workerParts;
       const y = conv2d(x, w, b, opts);
       const g = conv2dBackward(y, x, w, opts);
+      // dx added onto an array (a block's later branch): one add of the same dx an element
+      const held = rand(xs, new Rng(8), f64).data, added = held.slice();
+      conv2dBackward(y, x, w, opts, { dxAdd: added });
+      const sum = held.map((v, i) => (f64 ? v + g.dx!.data[i] : Math.fround(v + g.dx!.data[i])));
+      expectSameBits(new Tensor(added, xs), new Tensor(sum, xs), 'dx added');
       runs.push({ y, g, onWorkers: poolStats.workerParts - before });
     }
     expect(runs[0].onWorkers).toBe(0);

@@ -379,6 +379,42 @@ describe('conv2d backward', () => {
     expect(maxAbsDiff(conv2d(x, w, null, { ...opts, algorithm: 'im2col' }), conv2d(x, w, null, { ...opts, algorithm: 'direct' }))).toBeLessThanOrEqual(1e-15);
   });
 
+  // dxAdd (a block's later branch adding its input gradient onto the first's) must leave exactly
+  // what the separate dx and one float32 add per element give: a[i] + dx[i] rounded once, the
+  // addInto it replaces. On every path: im2col's col2im inside the kernel (one chunk), over two
+  // chunks, on the reference GEMM, the flipped stride-1 conv, Winograd, direct, a 1×1 read in place;
+  // dw and db as without it.
+  const ADD_CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; backend?: Backend }[] = [
+    { name: '3×3 stride 2, one chunk, col2im in the kernel', x: [4, 8, 9, 10], w: [6, 8, 3, 3], opts: { padding: 1, stride: 2, algorithm: 'im2col' } },
+    { name: '1×1 stride 2, groups 2', x: [4, 8, 9, 9], w: [6, 4, 1, 1], opts: { stride: 2, groups: 2, algorithm: 'im2col' } },
+    { name: '3×3 stride 2, two chunks', x: [1, 256, 64, 64], w: [4, 256, 3, 3], opts: { padding: 1, stride: 2, algorithm: 'im2col' } },
+    { name: '3×3 stride 2 on the reference GEMM', x: [4, 8, 9, 10], w: [6, 8, 3, 3], opts: { padding: 1, stride: 2, algorithm: 'im2col' }, backend: 'js' },
+    { name: '3×3 stride 1, the flipped conv', x: [2, 8, 9, 10], w: [6, 8, 3, 3], opts: { padding: 1, algorithm: 'im2col' } },
+    { name: 'Winograd', x: [2, 8, 9, 10], w: [6, 8, 3, 3], opts: { padding: 1, algorithm: 'winograd' } },
+    { name: 'direct', x: [2, 8, 9, 10], w: [6, 8, 3, 3], opts: { padding: 1, stride: 2, algorithm: 'direct' } },
+    { name: '1×1 read in place', x: [2, 8, 16, 16], w: [6, 8, 1, 1], opts: { algorithm: 'im2col' } },
+  ];
+  it.each(ADD_CASES)('dxAdd adds dx onto what the array holds, one rounding an element: $name', ({ x: xs, w: ws, opts, backend }) => {
+    setBackend(backend ?? 'wasm');
+    const rng = new Rng(21);
+    const x = uniform(xs, rng, -1, 1), w = uniform(ws, rng, -1, 1);
+    const dy = uniform(conv2d(x, w, null, opts).shape, rng, -1, 1);
+    const plain = conv2dBackward(dy, x, w, opts);
+    const held = uniform(xs, rng, -1, 1).data;
+    const added = held.slice();
+    const got = conv2dBackward(dy, x, w, opts, { dxAdd: added });
+    expect(got.dx!.data).toBe(added);
+    // the first element whose bits differ (a loop: toEqual's diff of a million elements takes minutes)
+    const want = new Int32Array(held.map((v, i) => Math.fround(v + plain.dx!.data[i])).buffer), bits = new Int32Array(added.buffer);
+    let first = -1;
+    for (let i = 0; i < bits.length && first < 0; i++) if (bits[i] !== want[i]) first = i;
+    expect(first).toBe(-1);
+    expect(got.dw!.data).toEqual(plain.dw!.data);
+    expect(got.db!.data).toEqual(plain.db!.data);
+    expect(() => conv2dBackward(dy, x, w, opts, { dxAdd: added, dxInto: added.slice() })).toThrow(/dxInto and dxAdd are two places for one dx/);
+    setBackend('wasm');
+  });
+
   it('dW sums over every chunk of output positions: a map too large for one im2col chunk (float64)', () => {
     // K = 256·9 = 2304 rows of col: a chunk holds 2²¹/2304 = 910 positions, so 2 images of 24×24
     // (1152 positions, and a chunk boundary inside the second image) take two chunks, and the second

@@ -217,7 +217,9 @@ function padPlanesKernel(): Code {
 // of a zero-padded region at src (rows rowBytes apart, planes planeBytes apart), into planes stored
 // one after another at dst, four floats to a vector load (the two regions never overlap): JavaScript
 // then takes them with one memcpy per image, where a copy per short row would cost more than its floats.
-function takePlanesKernel(): Code {
+// takePlanesAdd: the same, each float added to what dst holds (f32 adds: JavaScript's
+// dst[k] += v on a Float32Array, bit for bit), so that col2im adds into a dx without a loop of its own.
+function takePlanesKernel(add: boolean): Code {
   const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
   const [row, i, d, j] = [7, 8, 9, 10];
   const [padded, flat] = [src, dst];
@@ -231,7 +233,8 @@ function takePlanesKernel(): Code {
   x.block();
   x.get(j).i32(4).i32LtU().brIf(0);
   x.loop(); // over the row's floats, four at a time
-  x.get(flat).get(d).v128Load(0).v128Store(0);
+  if (add) x.get(flat).get(flat).v128Load(0).get(d).v128Load(0).f32x4Add().v128Store(0);
+  else x.get(flat).get(d).v128Load(0).v128Store(0);
   x.get(flat).i32(16).i32Add().set(flat);
   x.get(d).i32(16).i32Add().set(d);
   x.get(j).i32(4).i32Sub().tee(j).i32(4).i32LtU().i32Eqz().brIf(0);
@@ -240,7 +243,8 @@ function takePlanesKernel(): Code {
   x.block();
   x.get(j).i32Eqz().brIf(0);
   x.loop(); // the last W mod 4
-  x.get(flat).get(d).f32Load(0).f32Store(0);
+  if (add) x.get(flat).get(flat).f32Load(0).get(d).f32Load(0).f32Add().f32Store(0);
+  else x.get(flat).get(d).f32Load(0).f32Store(0);
   x.get(flat).i32(4).i32Add().set(flat);
   x.get(d).i32(4).i32Add().set(d);
   x.get(j).i32(1).i32Sub().tee(j).brIf(0);
@@ -348,7 +352,8 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(14).fill(I32), body: gatherKernel() },
     { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
-    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel() },
+    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(false) },
+    { name: 'takePlanesAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(true) },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),

@@ -13,7 +13,7 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 
-import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
+import { type ImageColumns, type MatRef, type PanelSource, type PlacePlanes, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, scratchAbove, simdStats } from './instance.js';
@@ -246,11 +246,12 @@ export function gemmSimd(
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
   if (t !== undefined) {
-    t.store(mem, tW, tStageW, (dst, src, planes, H, W, Wp, planeStride) => {
+    const taker = (kernel: Instance['takePlanes']): PlacePlanes => (dst, src, planes, H, W, Wp, planeStride) => {
       if (!(src >= tW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= tW + t.size && dst >= tStageW && dst + planes * H * W <= tStageW + t.staging)) {
         throw new Error(`gemm: taking ${planes} planes of ${H}×${W} would leave the scatter target of ${t.size} floats`);
       }
-      inst.takePlanes(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
-    });
+      kernel(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+    };
+    t.store(mem, tW, tStageW, taker(inst.takePlanes), taker(inst.takePlanesAdd));
   }
 }

@@ -29,6 +29,7 @@ export interface Instance {
   gather: GatherFn;
   padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number, zeroed: number) => void;
   takePlanes: PlaceFn;
+  takePlanesAdd: PlaceFn;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
   packA: PackAFn;
   packB: PackAFn;
@@ -85,7 +86,7 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
-      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], takePlanes: inst.exports.takePlanes as PlaceFn,
+      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], takePlanes: inst.exports.takePlanes as PlaceFn, takePlanesAdd: inst.exports.takePlanesAdd as PlaceFn,
       scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
