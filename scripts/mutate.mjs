@@ -548,6 +548,8 @@ const MUTANTS = [
   ['ops', 'im2col backward asked to add dx: stores it over what dx held', 'src/ops/conv2d_im2col.ts', 'storesDx: oneScatter && !addDx };', 'storesDx: oneScatter };', ['test/ops/conv2d.test.ts', 'test/backend']],
   ['ops', 'im2col backward: col2im stores dx whole over several chunks', 'src/ops/conv2d_im2col.ts', 'const oneScatter = !readsInPlace(g, P) && cols === Q && scattersInKernel(x);', 'const oneScatter = !readsInPlace(g, P) && scattersInKernel(x);', ['test/ops/conv2d.test.ts', 'test/backend']],
   ['nn', 'RepVGG block backward: a later branch\'s conv writes its dx over the block\'s', 'src/nn/branch_block.ts', '          m.backwardAdding(g, dx.data);', '          m.backward(g, dx.data);', ['test/nn', 'test/train']],
+  ['ops', 'SIMD GEMM, A copied whole: a block packed from the row, not the column, it starts at', 'src/backend/wasm/gemm_simd.ts', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc))', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld))', ['test/backend/gemm.test.ts']],
+  ['ops', 'SIMD GEMM, A copied whole: a transposed block packed from its first column of rows', 'src/backend/wasm/gemm_simd.ts', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc))', '4 * (aSrcW + (A.trans ? ic : ic * A.ld + pc))', ['test/backend/gemm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -99,6 +99,29 @@ describe('gemm', () => {
     }));
   }
 
+  // A is copied into kernel memory whole when its rows lie close together (its span at most twice
+  // M·K), else block by block, a row at a time: a view of every fifth column block of a wider matrix
+  // takes the second way, transposed or not, past a 4-row strip's edge (M = 69) and a KC panel (K =
+  // 261). Reference and bound as above.
+  it('packs an A whose rows lie far apart block by block (ld = 5·width), transposed or not (float32, wasm)', () => withBackend('wasm', () => {
+    const M = 69, N = 40, K = 261, rng = new Rng(3);
+    for (const trans of [false, true]) {
+      const ld = 5 * (trans ? M : K), a = Float32Array.from({ length: (trans ? K : M) * ld }, () => rng.next() * 2 - 1);
+      const b = Float32Array.from({ length: K * N }, () => rng.next() * 2 - 1);
+      const c = new Float32Array(M * N);
+      gemm(M, N, K, { data: a, offset: 3, ld, trans }, { data: b, offset: 0, ld: N, trans: false }, c, 0, N, false);
+      let worst = 0;
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < N; j++) {
+          let s = 0, S = 0;
+          for (let k = 0; k < K; k++) { const p = a[3 + (trans ? k * ld + i : i * ld + k)] * b[k * N + j]; s += p; S += Math.abs(p); }
+          worst = Math.max(worst, Math.abs(c[i * N + j] - s) / float32Bound('wasm', K, S));
+        }
+      }
+      expect(worst, `trans ${trans}`).toBeLessThanOrEqual(1);
+    }
+  }));
+
   // The epilogue (a conv's output pass: + bias per row, then ReLU) must give exactly the bits of the
   // same GEMM followed by a separate float32 pass written here, across KC = 256 panels (it belongs
   // after the last one), with and without accumulation, bias and ReLU; NaN and −0 kept as ReLU

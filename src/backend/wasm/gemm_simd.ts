@@ -79,6 +79,19 @@ export function packedPanels(data: Float32Array, offset: number, rows: number): 
   };
 }
 
+// Floats of kernel memory that hold A whole (its rows, and zeros for what the last 4-row strip reads
+// past them) when it is copied in once per call and every block packed from there: a float32 A that
+// no packed copy stands for, at most A_WHOLE floats, whose rows lie close together (its span at most
+// twice M·K). Else 0: each block's rows are copied in one set each (packABlock), ~50–80 ns a row
+// however short, and a block is packed again for every column block of C.
+const A_WHOLE = 1 << 20;
+function wholeA(M: number, K: number, A: MatRef): number {
+  if (!(A.data instanceof Float32Array) || M === 0 || K === 0) return 0;
+  const Mp = Math.ceil(M / MR) * MR;
+  const reach = A.trans ? (K - 1) * A.ld + Mp : (Mp - 1) * A.ld + K;
+  return reach <= A_WHOLE && reach <= 2 * Mp * K + 4 * A.ld ? reach : 0;
+}
+
 // A's block (rows ic…, columns pc…) packed into the kernels' strips at aW: its rows go to
 // WebAssembly memory one memcpy each and are interleaved there (a JavaScript loop writing every
 // fourth float costs ~2.5 ns a float). Stored row-major, packA takes a float from each of 4 rows;
@@ -181,7 +194,7 @@ export function gemmSimd(
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's bits of the block kernel index
   // memory layout (floats), above the arena: [a gathered B's source | its row offsets | its column
-  // offsets] [a scatter target | its staging | its row offsets | its column offsets]
+  // offsets] [a scatter target | its staging | its row offsets | its column offsets] [A whole]
   // C block Mp × ncp | B panel ncp × KC | A block MC × KC | bias Mp | A's rows staged MC × KC |
   // [B's rows staged ncp × KC, when B is not gathered] [C's images as C holds them Mp × ncp, when
   // C is laid out per image]
@@ -191,8 +204,15 @@ export function gemmSimd(
   const tapsW = srcW + (g === undefined ? 0 : up4(g.size)), colsW = tapsW + (g === undefined ? 0 : K);
   const tW = colsW + (g === undefined ? 0 : NC), tStageW = tW + (t === undefined ? 0 : up4(t.size));
   const tRowsW = tStageW + (t === undefined ? 0 : up4(t.staging)), tColsW = tRowsW + (t === undefined ? 0 : M);
-  const cW = tColsW + (t === undefined ? 0 : NC), bW0 = cW;
+  const aSrcW = tColsW + (t === undefined ? 0 : NC), aWhole = packed === undefined ? wholeA(M, K, A) : 0;
+  const cW = aSrcW + up4(aWhole), bW0 = cW;
   let mem = floats(cW), maxTap = 0, maxRow = 0;
+  if (aWhole > 0) {
+    const span = A.trans ? (K - 1) * A.ld + M : (M - 1) * A.ld + K;
+    mem.set(A.data.subarray(A.offset, A.offset + span), aSrcW);
+    mem.fill(0, aSrcW + span, aSrcW + aWhole); // what the last strip reads past A's last row
+    simdStats.bytesCopied += 4 * span;
+  }
   if (g !== undefined) {
     g.load(mem, srcW, padder(inst, srcW, g.size, 'gemm'));
     simdStats.bytesCopied += 4 * g.size;
@@ -233,7 +253,8 @@ export function gemmSimd(
         // the strips of rows row0 + ic … of block pc, where the packed operand keeps them
         const src = packed === undefined ? 0 : packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
         let a = aW;
-        if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
+        if (aWhole > 0) (A.trans ? inst.packAT : inst.packA)(4 * aW, 4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc)), 4 * A.ld, Math.ceil(mc / MR), kc);
+        else if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
         else if (at >= 0) a = at + src;
         else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
         block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
@@ -242,8 +263,8 @@ export function gemmSimd(
     if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
     else if (images === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
     else storeImageColumns(inst, mem, cW, ncp, C, cOff, ldc, M, jc, nc, images, outW);
-    // C in (when accumulating) and out; each panel of B and block of A in; the bias
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
+    // C in (when accumulating) and out; each panel of B and block of A in (A whole: above); the bias
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 || aWhole > 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
   if (t !== undefined) {
     const taker = (kernel: Instance['takePlanes']): PlacePlanes => (dst, src, planes, H, W, Wp, planeStride) => {
