@@ -20,13 +20,14 @@ const open: number[] = []; // time spent in children of each open call
 let timing = false;
 
 // wraps a method of a class so that its calls add their own time (minus nested wrapped calls) to `label`
-function timed(proto: Module, method: 'forward' | 'backward', label: string): void {
-  const f = proto[method] as (this: Module, x: never) => unknown;
-  (proto as unknown as Record<string, unknown>)[method] = function (this: Module, x: never): unknown {
-    if (!timing) return f.call(this, x);
+// (every argument passed on: a conv's backward takes the array its dx goes into)
+function timed(proto: Module, method: 'forward' | 'backward' | 'backwardAdding' | 'backwardParameters', label: string): void {
+  const f = (proto as unknown as Record<string, (this: Module, ...a: never[]) => unknown>)[method];
+  (proto as unknown as Record<string, unknown>)[method] = function (this: Module, ...a: never[]): unknown {
+    if (!timing) return f.apply(this, a);
     const t = performance.now();
     open.push(0);
-    const r = f.call(this, x);
+    const r = f.apply(this, a);
     const dt = performance.now() - t, children = open.pop()!;
     if (open.length > 0) open[open.length - 1] += dt;
     own.set(label, (own.get(label) ?? 0) + dt - children);
@@ -38,6 +39,10 @@ for (const [proto, name] of kinds) {
   timed(proto, 'forward', `${name} forward`);
   timed(proto, 'backward', `${name} backward`);
 }
+// a block's later branch (its dx added into the block's), and the stem, whose input needs no gradient
+timed(Conv2d.prototype, 'backwardAdding', 'conv backward');
+timed(Conv2d.prototype, 'backwardParameters', 'conv backward');
+timed(BranchBlock.prototype, 'backwardParameters', 'branch sums backward');
 
 const model = RepVGG.fromConfig(DEMO_CONFIG, { seed: 1 }).setAlgorithm('im2col').train();
 const x = uniform([32, 1, 28, 28], new Rng(2), -1, 1);
