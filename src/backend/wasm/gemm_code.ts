@@ -125,6 +125,34 @@ function gatherKernel(): Code {
   return x;
 }
 
+// Emits the copy of `count` floats (a local) from the address in local `from` to the one in `to`,
+// both advanced past them, four at a time while four are left, then one at a time (`n`: the local
+// it counts in); add: each float added to what `to` holds (f32 adds, JavaScript's t[k] += f[k] on
+// a Float32Array bit for bit).
+function copyRun(x: Code, to: number, from: number, count: number, n: number, add: boolean): void {
+  x.get(count).set(n);
+  x.block();
+  x.get(n).i32(4).i32LtU().brIf(0);
+  x.loop(); // four floats at a time
+  if (add) x.get(to).get(to).v128Load(0).get(from).v128Load(0).f32x4Add().v128Store(0);
+  else x.get(to).get(from).v128Load(0).v128Store(0);
+  x.get(from).i32(16).i32Add().set(from);
+  x.get(to).i32(16).i32Add().set(to);
+  x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
+  x.end();
+  x.end();
+  x.block();
+  x.get(n).i32Eqz().brIf(0);
+  x.loop(); // the last count mod 4
+  if (add) x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);
+  else x.get(to).get(from).f32Load(0).f32Store(0);
+  x.get(from).i32(4).i32Add().set(from);
+  x.get(to).i32(4).i32Add().set(to);
+  x.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  x.end();
+  x.end();
+}
+
 // padPlanes(dst, src, planes, H, W, top, mid, bottom, zeroed): the zero-padded copy of `planes` H×W
 // planes stored one after another at src, written in one ascending pass from dst: per plane `top`
 // zeros (pt rows and the first row's pl), then each row's W floats followed by `mid` zeros (pr + pl)
@@ -139,29 +167,8 @@ function padPlanesKernel(): Code {
   const [dst, src, planes, H, W, top, mid, bottom, zeroed] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const [i, n] = [9, 10];
   const x = new Code();
-  // n floats from src to dst (both advanced), four at a time while four are left; dst ≤ src, so
-  // each vector is loaded before a store can reach it
-  const copy = (count: number) => {
-    x.get(count).set(n);
-    x.block();
-    x.get(n).i32(4).i32LtU().brIf(0);
-    x.loop();
-    x.get(dst).get(src).v128Load(0).v128Store(0);
-    x.get(src).i32(16).i32Add().set(src);
-    x.get(dst).i32(16).i32Add().set(dst);
-    x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
-    x.end();
-    x.end();
-    x.block();
-    x.get(n).i32Eqz().brIf(0);
-    x.loop();
-    x.get(dst).get(src).f32Load(0).f32Store(0);
-    x.get(src).i32(4).i32Add().set(src);
-    x.get(dst).i32(4).i32Add().set(dst);
-    x.get(n).i32(1).i32Sub().tee(n).brIf(0);
-    x.end();
-    x.end();
-  };
+  // a row from src to dst; dst ≤ src, so each vector is loaded before a store can reach it
+  const copy = (count: number) => copyRun(x, dst, src, count, n, false);
   // `count` zeros at dst (advanced), exactly: vectors while four are left, then single floats
   const zeros = (count: number) => {
     x.get(count).set(n);
@@ -229,27 +236,7 @@ function takePlanesKernel(add: boolean): Code {
   x.get(H).set(i);
   x.loop(); // over rows
   x.get(row).set(d);
-  x.get(W).set(j);
-  x.block();
-  x.get(j).i32(4).i32LtU().brIf(0);
-  x.loop(); // over the row's floats, four at a time
-  if (add) x.get(flat).get(flat).v128Load(0).get(d).v128Load(0).f32x4Add().v128Store(0);
-  else x.get(flat).get(d).v128Load(0).v128Store(0);
-  x.get(flat).i32(16).i32Add().set(flat);
-  x.get(d).i32(16).i32Add().set(d);
-  x.get(j).i32(4).i32Sub().tee(j).i32(4).i32LtU().i32Eqz().brIf(0);
-  x.end();
-  x.end();
-  x.block();
-  x.get(j).i32Eqz().brIf(0);
-  x.loop(); // the last W mod 4
-  if (add) x.get(flat).get(flat).f32Load(0).get(d).f32Load(0).f32Add().f32Store(0);
-  else x.get(flat).get(d).f32Load(0).f32Store(0);
-  x.get(flat).i32(4).i32Add().set(flat);
-  x.get(d).i32(4).i32Add().set(d);
-  x.get(j).i32(1).i32Sub().tee(j).brIf(0);
-  x.end();
-  x.end();
+  copyRun(x, flat, d, W, j, add);
   x.get(row).get(rowBytes).i32Add().set(row);
   x.get(i).i32(1).i32Sub().tee(i).brIf(0);
   x.end();
