@@ -8,7 +8,7 @@ import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGe
 import { getBackend } from '../backend/backend.js';
 import { defineKernel, getThreads, isShared, onOneThread, parallel, partRange } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
-import { conv2dBackwardIm2col, conv2dIm2col } from './conv2d_im2col.js';
+import { conv2dBackwardIm2col, conv2dIm2col, im2colAddsDx } from './conv2d_im2col.js';
 import { type WinogradTile, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
 import { PreparedConv } from './conv2d_prepared.js';
 
@@ -292,7 +292,7 @@ export function conv2dBackward(
   const dW = want.dw === false ? null : want.dwInto ?? allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';
-  // dx made whole where it goes, then added (the paths that store it rather than scatter it)
+  // dx made whole in a workspace, then added (the paths that store dx rather than add it in a kernel)
   const added = (f: (into: FloatArray) => void): void => {
     const own = workspaceLike('conv.dxAdded', dx!.length, dx!).subarray(0, dx!.length);
     f(own);
@@ -310,13 +310,15 @@ export function conv2dBackward(
     const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype, opts.weightsChange === true) : undefined; // what forward ran: Winograd's dx only after it
     const winoDx = dx !== null && (algo === 'winograd' || m?.algorithm === 'winograd');
     const flipDx = dx !== null && !winoDx && flippedConvApplies(g);
-    const wino = (into: FloatArray) => conv2dInputGradWinograd(g, w, dy, into, opts.winogradTile ?? m?.winogradTile ?? 4);
-    const flip = (into: FloatArray) => conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, into);
-    if (winoDx || flipDx) {
-      if (adds) added(winoDx ? wino : flip);
-      else (winoDx ? wino : flip)(dx!);
-    }
-    conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx || flipDx ? null : dx, dW, db, adds);
+    // dx from Winograd or the flipped conv (stored whole), else from col2im within im2col's backward,
+    // which also makes dW and db
+    const grads = (into: FloatArray | null, add: boolean) => {
+      if (winoDx) conv2dInputGradWinograd(g, w, dy, into!, opts.winogradTile ?? m?.winogradTile ?? 4);
+      else if (flipDx) conv2dIm2col(flippedGeometry(g, dy.shape), dy.data, flippedKernel(g, w.data), null, into!);
+      conv2dBackwardIm2col(g, x.data, w.data, dy.data, winoDx || flipDx ? null : into, dW, db, add);
+    };
+    if (adds && (winoDx || flipDx || !im2colAddsDx(g, x.data))) added((own) => grads(own, false));
+    else grads(dx, adds);
   } else {
     throw new Error(`conv2d backward: unknown algorithm '${String(algo)}' (expected auto, direct, im2col or winograd)`);
   }

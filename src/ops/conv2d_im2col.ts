@@ -10,7 +10,7 @@
 // output channels); backward splits dW by output channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import { type FloatArray, addInto, copyRows } from '../tensor/tensor.js';
+import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
@@ -479,10 +479,19 @@ const backwardPointwise = defineKernel('im2col.backward.pointwise', (a: Backward
   }
 });
 
+// The positions of one chunk of the backward (at most COL_LIMIT/K of them, at least 64).
+const backwardChunk = (g: ConvGeometry): number => Math.min(g.N * g.Ho * g.Wo, Math.max(64, Math.floor(COL_LIMIT / (g.Cg * g.KH * g.KW))));
+
+/** Whether im2col's backward can add dx to what dx holds in the kernel's col2im (conv2dBackwardIm2col's
+ * addDx): the SIMD kernel, one chunk for the whole batch, not a 1×1 read in place. */
+export function im2colAddsDx(g: ConvGeometry, x: FloatArray): boolean {
+  return !readsInPlace(g, g.Ho * g.Wo) && backwardChunk(g) === g.N * g.Ho * g.Wo && scattersInKernel(x);
+}
+
 // dy: (N, F, Ho, Wo) → dx: (N, C, H, W) = col2im(W_gᵀ·dy_g), dw: (F, C/g, kH, kW) = Σ dy_g·colᵀ, db: (F)
 // dW sums over output positions chunk by chunk; the chunks do not depend on the thread count.
 // addDx: dx is added to what dx holds (dx[i] += its value, one f32 add an element: a branch's dx onto
-// the block's), in the kernel's col2im where one chunk is the whole batch, else through a workspace.
+// the block's) by the kernel's col2im, where im2colAddsDx.
 export function conv2dBackwardIm2col(
   g: ConvGeometry, x: FloatArray, w: FloatArray, dy: FloatArray,
   dx: FloatArray | null, dW: FloatArray | null, db: FloatArray | null, addDx = false,
@@ -492,16 +501,11 @@ export function conv2dBackwardIm2col(
   const P = Ho * Wo, Q = N * P;
   if (db !== null) biasGradient(g, dy, db);
   if (dx === null && dW === null) return;
-  const cols = Math.min(Q, Math.max(64, Math.floor(COL_LIMIT / K)));
+  const cols = backwardChunk(g);
   // col2im in the kernel on one chunk stores dx whole (or adds it where asked); anything else adds
   // into a dx that starts at 0
-  const oneScatter = !readsInPlace(g, P) && cols === Q && scattersInKernel(x);
-  if (addDx && dx !== null && !oneScatter) {
-    const own = workspaceLike('im2col.dxAdded', dx.length, dx).subarray(0, dx.length);
-    conv2dBackwardIm2col(g, x, w, dy, own, dW, null);
-    addInto(dx, own);
-    return;
-  }
+  const oneScatter = im2colAddsDx(g, x);
+  if (addDx && dx !== null && !oneScatter) throw new Error('conv2d backward: im2col adds dx only in its kernel\'s col2im over one chunk');
   const parts = partsFor(2 * Q * F * K, Math.max(Fg, Cg));
   const share = parts > 1;
   const xs = share ? shareInput('conv.x', x) : x;
