@@ -7,8 +7,9 @@
 //    a module's filters stay there between calls (the arena), and im2col's B panels are gathered
 //    there from a padded copy of the input (the `gather` function);
 //  - the bias and ReLU of a conv's output pass run in the kernel, on the last panel;
-//  - operands given as plain arrays are copied in a row at a time and interleaved into strips by
-//    small WebAssembly functions (packA, packAT, packB); padded sources are padded by `padPlanes`; Winograd's
+//  - operands given as plain arrays are copied in (A whole where its rows lie close together, else a
+//    row at a time) and interleaved into strips by small WebAssembly functions (packA, packAT,
+//    packB); padded sources are padded by `padPlanes`; Winograd's
 //    F(4×4) transforms run here too (winograd_simd.ts), with the TypeScript transforms' bits.
 // Each output element still sees the same operations in the same order for any thread split.
 
