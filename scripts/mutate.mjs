@@ -551,6 +551,7 @@ const MUTANTS = [
   ['ops', 'SIMD GEMM, A copied whole: a block packed from the row, not the column, it starts at', 'src/backend/wasm/gemm_simd.ts', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc))', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld))', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD GEMM, A copied whole: a transposed block packed from its first column of rows', 'src/backend/wasm/gemm_simd.ts', '4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc))', '4 * (aSrcW + (A.trans ? ic : ic * A.ld + pc))', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD copy run adding: the last floats of a row stored, not added', 'src/backend/wasm/gemm_code.ts', '  if (add) x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);', '  if (add) x.get(to).get(from).f32Load(0).f32Store(0);', ['test/ops/conv2d.test.ts', 'test/backend']],
+  ['ops', 'SIMD padded source of whole images: the last image left out', 'src/backend/gemm_contract.ts', 'if (Cg === C) mem.set(x.subarray(n0 * C * H * W, (n1 + 1) * C * H * W), src);', 'if (Cg === C) mem.set(x.subarray(n0 * C * H * W, n1 * C * H * W), src);', ['test/ops/conv2d.test.ts', 'test/backend']],
 ];
 
 const args = process.argv.slice(2);

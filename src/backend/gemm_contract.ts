@@ -111,7 +111,9 @@ export function paddedPlanes(
     size: inPlace ? padded : padded + flat,
     load(mem, at, pad) {
       const src = inPlace ? at + padded - flat : at + padded;
-      for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), src + (n - n0) * Cg * H * W);
+      // every channel: the images lie back to back, one set; else a set per image
+      if (Cg === C) mem.set(x.subarray(n0 * C * H * W, (n1 + 1) * C * H * W), src);
+      else for (let n = n0; n <= n1; n++) mem.set(x.subarray((n * C + c0) * H * W, (n * C + c0 + Cg) * H * W), src + (n - n0) * Cg * H * W);
       pad(src, planes, H, W, pt, Hp - H - pt, pl, Wp - W - pl);
     },
   };
