@@ -125,29 +125,34 @@ function gatherKernel(): Code {
   return x;
 }
 
-// Emits the copy of `count` floats (a local) from the address in local `from` to the one in `to`,
-// both advanced past them, four at a time while four are left, then one at a time (`n`: the local
-// it counts in); add: each float added to what `to` holds (f32 adds, JavaScript's t[k] += f[k] on
-// a Float32Array bit for bit).
-function copyRun(x: Code, to: number, from: number, count: number, n: number, add: boolean): void {
+// Emits a run of `count` floats (a local) written at the address in local `to`, four at a time while
+// four are left, then one at a time (`n`: the local it counts in), `to` advanced past them: 'copy'
+// takes them from the address in local `from` (advanced too), 'add' adds them to what `to` holds
+// (f32 adds, JavaScript's t[k] += f[k] on a Float32Array bit for bit), 'zero' writes zeros.
+type RunKind = 'copy' | 'add' | 'zero';
+function floatRun(x: Code, kind: RunKind, to: number, from: number, count: number, n: number): void {
+  const step = (bytes: number) => {
+    if (kind !== 'zero') x.get(from).i32(bytes).i32Add().set(from);
+    x.get(to).i32(bytes).i32Add().set(to);
+  };
   x.get(count).set(n);
   x.block();
   x.get(n).i32(4).i32LtU().brIf(0);
   x.loop(); // four floats at a time
-  if (add) x.get(to).get(to).v128Load(0).get(from).v128Load(0).f32x4Add().v128Store(0);
-  else x.get(to).get(from).v128Load(0).v128Store(0);
-  x.get(from).i32(16).i32Add().set(from);
-  x.get(to).i32(16).i32Add().set(to);
+  if (kind === 'add') x.get(to).get(to).v128Load(0).get(from).v128Load(0).f32x4Add().v128Store(0);
+  else if (kind === 'copy') x.get(to).get(from).v128Load(0).v128Store(0);
+  else x.get(to).v128Zero().v128Store(0);
+  step(16);
   x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
   x.end();
   x.end();
   x.block();
   x.get(n).i32Eqz().brIf(0);
   x.loop(); // the last count mod 4
-  if (add) x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);
-  else x.get(to).get(from).f32Load(0).f32Store(0);
-  x.get(from).i32(4).i32Add().set(from);
-  x.get(to).i32(4).i32Add().set(to);
+  if (kind === 'add') x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);
+  else if (kind === 'copy') x.get(to).get(from).f32Load(0).f32Store(0);
+  else x.get(to).v128Zero().v128Store32Lane(0, 0);
+  step(4);
   x.get(n).i32(1).i32Sub().tee(n).brIf(0);
   x.end();
   x.end();
@@ -161,59 +166,33 @@ function copyRun(x: Code, to: number, from: number, count: number, n: number, ad
 // over it, since the distance from a row's source to its place, (planes − p)(HpWp − HW) − pt·Wp −
 // pl − r(pl + pr) for row r of plane p, is at least pr + pb·Wp ≥ 0 (p = planes − 1, r = H − 1),
 // and a run of zeros ends where the next row goes. The first `zeroed` planes' places hold zeros
-// already (the caller's memset, where a place ends before its source begins): only their rows are
-// written. Sizes in floats, addresses in bytes; H, W ≥ 1.
+// already (the caller's memset, where a place ends before its source begins): their zeros are
+// skipped, only their rows written. Sizes in floats, addresses in bytes; H, W ≥ 1.
 function padPlanesKernel(): Code {
   const [dst, src, planes, H, W, top, mid, bottom, zeroed] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const [i, n] = [9, 10];
   const x = new Code();
-  // a row from src to dst; dst ≤ src, so each vector is loaded before a store can reach it
-  const copy = (count: number) => copyRun(x, dst, src, count, n, false);
-  // `count` zeros at dst (advanced), exactly: vectors while four are left, then single floats
-  const zeros = (count: number) => {
-    x.get(count).set(n);
+  // one plane, its zeros written (gap: `count` zeros) or stepped over (gap: dst moved past them); a
+  // row goes from src to dst, and dst ≤ src, so each vector is loaded before a store can reach it
+  const plane = (gap: (count: number) => void) => {
+    gap(top);
+    x.get(H).set(i);
     x.block();
-    x.get(n).i32(4).i32LtU().brIf(0);
-    x.loop();
-    x.get(dst).v128Zero().v128Store(0);
-    x.get(dst).i32(16).i32Add().set(dst);
-    x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
+    x.loop(); // over rows
+    floatRun(x, 'copy', dst, src, W, n);
+    x.get(i).i32(1).i32Sub().tee(i).i32Eqz().brIf(1);
+    gap(mid);
+    x.br(0);
     x.end();
     x.end();
-    x.block();
-    x.get(n).i32Eqz().brIf(0);
-    x.loop();
-    x.get(dst).v128Zero().v128Store32Lane(0, 0);
-    x.get(dst).i32(4).i32Add().set(dst);
-    x.get(n).i32(1).i32Sub().tee(n).brIf(0);
-    x.end();
-    x.end();
+    gap(bottom);
   };
-  // `count` floats skipped at dst (zero already)
-  const skip = (count: number) => x.get(dst).get(count).i32(4).i32Mul().i32Add().set(dst);
   x.loop(); // over planes
-  x.get(H).set(i);
   x.get(zeroed).if(); // zero already: the rows alone
   x.get(zeroed).i32(1).i32Sub().set(zeroed);
-  skip(top);
-  x.loop(); // over rows
-  copy(W);
-  skip(mid);
-  x.get(i).i32(1).i32Sub().tee(i).brIf(0);
-  x.end();
-  x.get(dst).get(mid).i32(4).i32Mul().i32Sub().set(dst); // the last row is followed by `bottom`
-  skip(bottom);
+  plane((count) => x.get(dst).get(count).i32(4).i32Mul().i32Add().set(dst));
   x.else(); // rows and zeros in turn
-  zeros(top);
-  x.block();
-  x.loop(); // over rows
-  copy(W);
-  x.get(i).i32(1).i32Sub().tee(i).i32Eqz().brIf(1);
-  zeros(mid);
-  x.br(0);
-  x.end();
-  x.end();
-  zeros(bottom);
+  plane((count) => floatRun(x, 'zero', dst, src, count, n));
   x.end();
   x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
   x.end();
@@ -227,16 +206,15 @@ function padPlanesKernel(): Code {
 // takePlanesAdd: the same, each float added to what dst holds (f32 adds: JavaScript's
 // dst[k] += v on a Float32Array, bit for bit), so that col2im adds into a dx without a loop of its own.
 function takePlanesKernel(add: boolean): Code {
-  const [dst, src, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
+  const [flat, padded, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
   const [row, i, d, j] = [7, 8, 9, 10];
-  const [padded, flat] = [src, dst];
   const x = new Code();
   x.loop(); // over planes
   x.get(padded).set(row);
   x.get(H).set(i);
   x.loop(); // over rows
   x.get(row).set(d);
-  copyRun(x, flat, d, W, j, add);
+  floatRun(x, add ? 'add' : 'copy', flat, d, W, j);
   x.get(row).get(rowBytes).i32Add().set(row);
   x.get(i).i32(1).i32Sub().tee(i).brIf(0);
   x.end();
