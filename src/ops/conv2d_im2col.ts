@@ -274,11 +274,13 @@ function positionOffsets(q0: number, count: number, Ho: number, Wo: number, n0: 
 
 /** Elements of the col matrix per chunk (8 MiB as float32). */
 const COL_LIMIT = 1 << 21;
+// Columns of col a chunk holds for K rows: at most COL_LIMIT/K, at least 64.
+const chunkPositions = (K: number): number => Math.max(64, Math.floor(COL_LIMIT / K));
 
-// A chunk of output positions starting at qa: at most COL_LIMIT/K columns (at least 64), and
+// A chunk of output positions starting at qa: at most chunkPositions(K) of them, and
 // a chunk that would end inside a later image ends at that image's start instead.
 function chunkEnd(qa: number, q1: number, K: number, P: number): number {
-  const qb = Math.min(q1, qa + Math.max(64, Math.floor(COL_LIMIT / K)));
+  const qb = Math.min(q1, qa + chunkPositions(K));
   const boundary = Math.floor(qb / P) * P;
   return boundary > qa && boundary < qb ? boundary : qb;
 }
@@ -479,8 +481,8 @@ const backwardPointwise = defineKernel('im2col.backward.pointwise', (a: Backward
   }
 });
 
-// The positions of one chunk of the backward (at most COL_LIMIT/K of them, at least 64).
-const backwardChunk = (g: ConvGeometry): number => Math.min(g.N * g.Ho * g.Wo, Math.max(64, Math.floor(COL_LIMIT / (g.Cg * g.KH * g.KW))));
+// The positions of the backward's first chunk (chunkEnd's, from 0): one chunk is the batch when this is all of it.
+const backwardChunk = (g: ConvGeometry): number => Math.min(g.N * g.Ho * g.Wo, chunkPositions(g.Cg * g.KH * g.KW));
 
 /** Whether im2col's backward can add dx to what dx holds in the kernel's col2im (conv2dBackwardIm2col's
  * addDx): the SIMD kernel, one chunk for the whole batch, not a 1×1 read in place. */
