@@ -299,12 +299,8 @@ export function conv2dBackward(
     addInto(dx!, own);
   };
   if (algo === 'direct') {
-    if (adds) {
-      added((own) => conv2dBackwardDirect(g, x.data, w.data, dy.data, own, null, null));
-      conv2dBackwardDirect(g, x.data, w.data, dy.data, null, dW, db);
-    } else {
-      conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
-    }
+    if (adds) added((own) => conv2dBackwardDirect(g, x.data, w.data, dy.data, own, dW, db));
+    else conv2dBackwardDirect(g, x.data, w.data, dy.data, dx, dW, db);
   } else if (algo === 'im2col' || algo === 'auto' || algo === 'winograd') {
     if (algo === 'winograd' && !winogradApplies(g)) throw new Error(`conv2d backward: Winograd dx needs a ${winogradRule}, got ${describeGeometry(g)}`);
     const m = algo === 'auto' ? measuredAlgorithm(g, x.dtype, opts.weightsChange === true) : undefined; // what forward ran: Winograd's dx only after it
