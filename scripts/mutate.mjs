@@ -4,7 +4,7 @@
 //   node scripts/mutate.mjs            all mutants, each against the test files listed with it
 //   node scripts/mutate.mjs --full     each against the whole suite (slower)
 //   node scripts/mutate.mjs 3 7        only mutants 3 and 7
-// The source is restored after every mutant (and on Ctrl-C). Not part of `npm test`.
+// The source is restored after every mutant (and on Ctrl-C, SIGTERM, SIGHUP). Not part of `npm test`.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -559,15 +559,20 @@ const args = process.argv.slice(2);
 const full = args.includes('--full');
 const only = args.filter((a) => /^\d+$/.test(a)).map(Number);
 let restore = null;
-process.on('SIGINT', () => { restore?.(); process.exit(130); });
+// Ctrl-C, kill (SIGTERM) or a closed terminal (SIGHUP): the mutated file is put back first. The
+// handler runs once the tests in flight end (spawnSync holds the event loop until then; the loop
+// below yields between mutants so that it runs there); Node's default for SIGTERM and SIGHUP,
+// exiting at once, left the mutant in the source.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) process.on(signal, () => { restore?.(); process.exit(code); });
 
 const results = [];
 const build = () => spawnSync('npm', ['run', 'build', '--silent'], { encoding: 'utf8' });
-MUTANTS.forEach(([area, what, file, from, to, tests, rebuild], i) => {
-  if (only.length > 0 && !only.includes(i + 1)) return;
+for (const [i, [area, what, file, from, to, tests, rebuild]] of MUTANTS.entries()) {
+  await new Promise((r) => setImmediate(r)); // a signal that came during the last mutant is handled here
+  if (only.length > 0 && !only.includes(i + 1)) continue;
   const src = readFileSync(file, 'utf8');
   const n = src.split(from).length - 1;
-  if (n !== 1) { results.push([i + 1, area, what, `STALE (text found ${n} times)`]); return; }
+  if (n !== 1) { results.push([i + 1, area, what, `STALE (text found ${n} times)`]); continue; }
   restore = () => { writeFileSync(file, src); if (rebuild) build(); };
   writeFileSync(file, src.replace(from, to));
   if (rebuild) build();
@@ -580,7 +585,7 @@ MUTANTS.forEach(([area, what, file, from, to, tests, rebuild], i) => {
   const verdict = r.status === 0 ? 'SURVIVED' : 'caught';
   results.push([i + 1, area, what, `${verdict} (${((Date.now() - t0) / 1000).toFixed(0)} s)`]);
   console.log(`${String(i + 1).padStart(2)} ${area.padEnd(5)} ${what.padEnd(48)} ${results.at(-1)[3]}`);
-});
+}
 const caught = results.filter((r) => r[3].startsWith('caught')).length;
 console.log(`\n${caught} of ${results.length} mutants caught`);
 for (const r of results.filter((r) => !r[3].startsWith('caught'))) console.log(`  ${r[3].split(' ')[0]}: #${r[0]} ${r[1]} — ${r[2]}`);
