@@ -180,6 +180,23 @@ describe('conv2d algorithms agree with the direct reference', () => {
     setBackend('wasm');
   });
 
+  // Maps 4 wide (the demo's 4×4 layers): a strip of 8 output positions is two rows of 4, each half
+  // read as one vector (stride 1) or two (stride 2) from rows of the padded copy that are not
+  // adjacent; and 6 wide, where a strip's second half crosses a row and goes element by element.
+  it.each(['js', 'wasm'] as const)('im2col on %s on maps 4 and 6 wide, stride 1 and 2', (backend) => {
+    setBackend(backend);
+    for (const [H, stride] of [[4, 1], [7, 2], [6, 1], [11, 2]] as const) {
+      const rng = new Rng(H * stride);
+      const x = uniform([3, 5, H, H], rng, -1, 1), w = uniform([7, 5, 3, 3], rng, -1, 1), b = uniform([7], rng, -1, 1);
+      const opts: Conv2dOptions = { stride, padding: 1 };
+      const ref = conv2d(x, w, b, { ...opts, algorithm: 'direct' });
+      const y = conv2d(x, w, b, { ...opts, algorithm: 'im2col' });
+      expect([4, 6], 'the output\'s width').toContain(ref.shape[3]);
+      expect(firstViolation(y, ref, im2colBound(x, w, b, opts, ref, U32)), `${H}×${H}, stride ${stride}`).toBeNull();
+    }
+    setBackend('wasm');
+  });
+
   const winoGeometry = fc.record({
     N: fc.integer({ min: 1, max: 2 }),
     groups: fc.integer({ min: 1, max: 3 }),

@@ -68,16 +68,19 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
 // through two offset tables, B(k, j) = f32 at src + cols[j] + taps[k] (bytes): im2col's col matrix
 // from a zero-padded copy of the input, cols the positions' corners and taps the kernel's offsets,
 // so the matrix is never stored and no bounds are checked. The strips of 8 columns are written as
-// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8]. A strip whose 8 columns lie in one output row
-// reads its row of the panel as 8 consecutive floats (stride 1: two vector loads) or every second
-// of 16 (stride 2: four loads, two shuffles; the 16th float, one past the strip's last, is read and
-// dropped), instead of 8 scalar loads; any other strip (one crossing a row, the last strip's
-// padding) element by element.
+// packB writes them: out[(j/8)·kc·8 + k·8 + j mod 8]. A strip whose two halves (4 columns each) each
+// lie in one output row reads each half's row of the panel as 4 consecutive floats (stride 1: one
+// vector load) or every second of 8 (stride 2: two loads, a shuffle; the 8th float, one past the
+// half's last, is read and dropped), instead of 8 scalar loads: a strip within a row, and on maps
+// 4 wide (the demo's 4×4) a strip of two rows; any other strip (one whose half crosses a row, the
+// last strip's padding) element by element.
 function gatherKernel(): Code {
   const [out, src, cols, taps, kc, strips] = [0, 1, 2, 3, 4, 5];
   const [s, k, tp, t] = [6, 7, 8, 9];
   const base = (r: number) => 10 + r; // the strip's 8 column offsets, + src
-  const [d, even] = [18, 19]; // d: the step from the strip's first column to its second; even: 1 when every column is d from the one before
+  // d: the step from a half's first column to its second; even: 1 when in both halves every column
+  // is d from the one before; half: from the first half's first column to the second half's
+  const [d, even, half] = [18, 19, 20];
   const x = new Code();
   // the panel's rows of one strip, `row` emitting one row's loads and stores (t: its tap, + base(0) when atBase)
   const rows = (atBase: boolean, row: () => void) => {
@@ -97,21 +100,23 @@ function gatherKernel(): Code {
   x.get(taps).set(tp);
   x.get(kc).set(k);
   x.get(base(1)).get(base(0)).i32Sub().set(d);
-  x.i32(1);
-  for (let r = 2; r < 8; r++) x.get(base(r)).get(base(0)).get(d).i32(r).i32Mul().i32Add().i32Eq().i32And();
+  x.get(base(4)).get(base(0)).i32Sub().set(half);
+  x.get(base(5)).get(base(4)).i32Sub().get(d).i32Eq();
+  for (const h of [0, 4]) for (let r = 2; r < 4; r++) x.get(base(h + r)).get(base(h)).get(d).i32(r).i32Mul().i32Add().i32Eq().i32And();
   x.set(even);
   x.block(); // the strip's rows, by one of three loops
-  x.get(even).get(d).i32(4).i32Eq().i32And().if(); // consecutive floats
+  x.get(even).get(d).i32(4).i32Eq().i32And().if(); // consecutive floats in each half
   rows(true, () => {
     x.get(out).get(t).v128Load(0).v128Store(0);
-    x.get(out).get(t).v128Load(16).v128Store(16);
+    x.get(out).get(t).get(half).i32Add().v128Load(0).v128Store(16);
   });
   x.br(1);
   x.end();
-  x.get(even).get(d).i32(8).i32Eq().i32And().if(); // every second float
+  x.get(even).get(d).i32(8).i32Eq().i32And().if(); // every second float in each half
   rows(true, () => {
     x.get(out).get(t).v128Load(0).get(t).v128Load(16).f32x4Evens().v128Store(0);
-    x.get(out).get(t).v128Load(32).get(t).v128Load(48).f32x4Evens().v128Store(16);
+    x.get(t).get(half).i32Add().set(t);
+    x.get(out).get(t).v128Load(0).get(t).v128Load(16).f32x4Evens().v128Store(16);
   });
   x.br(1);
   x.end();
@@ -315,7 +320,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
       body: blockKernel(v.load, v.bias, v.relu, fused),
     })),
-    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(14).fill(I32), body: gatherKernel() },
+    { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(15).fill(I32), body: gatherKernel() },
     { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
     { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(false) },
     { name: 'takePlanesAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(true) },
