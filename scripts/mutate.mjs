@@ -555,6 +555,11 @@ const MUTANTS = [
   ['ops', 'SIMD plane padder: a zeroed plane\'s zeros not stepped over', 'src/backend/wasm/gemm_code.ts', '  plane((count) => x.get(dst).get(count).i32(4).i32Mul().i32Add().set(dst));', '  plane((count) => x.get(dst).get(count).i32(2).i32Mul().i32Add().set(dst));', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD gather: a strip\'s second half read right after its first, not where its row puts it', 'src/backend/wasm/gemm_code.ts', '  x.get(base(4)).get(base(0)).i32Sub().set(half);', '  x.get(base(0)).get(base(1)).i32Sub().i32(-4).i32Mul().set(half);', ['test/ops/conv2d.test.ts']],
   ['ops', 'SIMD gather: a strip\'s second half not checked for one step between its columns', 'src/backend/wasm/gemm_code.ts', '  for (const h of [0, 4]) for (let r = 2; r < 4; r++)', '  for (const h of [0]) for (let r = 2; r < 4; r++)', ['test/ops/conv2d.test.ts']],
+  ['threads', 'background dW: every branch\'s conv given the first branch\'s dy', 'src/nn/branch_block.ts', 'chain[0].backwardWeightsInBackground(tail![b])', 'chain[0].backwardWeightsInBackground(tail![0])', ['test/backend/threads.test.ts']],
+  ['threads', 'background dW: operands copied to shared memory once, not once per scope', 'src/ops/conv2d.ts', 'if (fill && c.scope !== backgroundScopeId()) {', 'if (fill && c.scope === -1) {', ['test/backend/threads.test.ts'], 'build'],
+  ['threads', 'background scope: the jobs\' then (plain gradients copied back) never run', 'src/backend/threads.ts', '    if (failure === null) for (const f of then) f();', '    if (failure !== null) for (const f of then) f();', ['test/backend/threads.test.ts']],
+  ['threads', 'a conv whose dW was not queued leaves its cleared gradient taken', 'src/nn/layers.ts', '      if (!posted) this.weight.clearGrad(); // still zero: nothing was written', '      // (the cleared gradient stays taken)', ['test/nn/repvgg.test.ts']],
+  ['threads', 'a worker runs background jobs the caller already took', 'src/backend/threads.ts', '        if (claim(taken!, job)) runKernel(', '        if (claim(taken!, job) || job.slot >= 0) runKernel(', ['test/backend/threads.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

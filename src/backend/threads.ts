@@ -103,8 +103,11 @@ let requested = Math.max(1, Math.min(DEFAULT_MAX_THREADS, hardwareThreads()));
 let warned = false;
 let broken: string | null = null;
 let workers: { terminate(): void; post(m: unknown): void }[] = [];
-// ctrl[0]: parts still running on workers; ctrl[1]: 1 when a part failed
+// ctrl[0]: parts still running on workers; ctrl[1]: 1 when a part failed; ctrl[2]: background jobs
+// not yet done; ctrl[3]: 1 when one failed (its message in errText's second half)
 let ctrl: Int32Array | null = null;
+// claims[slot]: the id of the last scope whose background job in that slot a thread took (see claim)
+let claims: Int32Array | null = null;
 // ready[i] = 1 once worker i serves kernels (workers start in the background: until they are
 // ready, kernels run on fewer threads, which changes no bits)
 let ready: Int32Array | null = null;
@@ -137,6 +140,8 @@ function stopWorkers(): void {
 
 // Whether Atomics.wait may block here (not on a browser's main thread, where the caller spins).
 let canBlock: boolean | null = null;
+// Waits until the count of work left at a[i] is 0 (or below: work counted down twice, which the
+// caller reports, rather than waiting forever).
 function waitForZero(a: Int32Array, i: number): void {
   if (canBlock === null) {
     try {
@@ -146,7 +151,7 @@ function waitForZero(a: Int32Array, i: number): void {
       canBlock = false;
     }
   }
-  for (let v = Atomics.load(a, i); v !== 0; v = Atomics.load(a, i)) {
+  for (let v = Atomics.load(a, i); v > 0; v = Atomics.load(a, i)) {
     if (canBlock) Atomics.wait(a, i, v);
   }
 }
@@ -199,9 +204,10 @@ function failed(why: string): void {
 // Starts workers up to `count` in the background.
 function spawnWorkers(count: number): void {
   if (ctrl === null) {
-    ctrl = new Int32Array(new SharedArrayBuffer(8));
+    ctrl = new Int32Array(new SharedArrayBuffer(16));
+    claims = new Int32Array(new SharedArrayBuffer(4 * JOB_SLOTS));
     ready = new Int32Array(new SharedArrayBuffer(4 * MAX_THREADS));
-    errText = new Uint8Array(new SharedArrayBuffer(ERR_BYTES));
+    errText = new Uint8Array(new SharedArrayBuffer(2 * ERR_BYTES));
   }
   const url = workerUrl();
   const wt = workerThreads();
@@ -224,7 +230,7 @@ function spawnWorkers(count: number): void {
       bw.onerror = (e: { message?: string }) => failed(`a worker failed: ${e.message ?? 'could not load it'}`);
       w = { post: (m) => bw.postMessage(m), terminate: () => bw.terminate() };
     }
-    w.post({ type: 'init', ctrl, errText, ready, index: i });
+    w.post({ type: 'init', ctrl, claims, errText, ready, index: i });
     workers.push(w);
   }
 }
@@ -254,14 +260,20 @@ export function startWorkers(): void {
   if (getThreads() > 1) spawnWorkers(getThreads() - 1);
 }
 
-/** f() with every kernel on this thread ('auto' times its candidates so: see conv2d.ts). */
+// The thread count onOneThread set aside (1 outside it): background jobs may still use its workers.
+let setAside = 1;
+
+/** f() with every kernel on this thread and nothing in shared memory for them ('auto' times its
+ * candidates so: see conv2d.ts); background jobs (runInBackground) still go to the workers. */
 export function onOneThread<T>(f: () => T): T {
-  const saved = requested;
+  const saved = requested, savedAside = setAside;
+  setAside = Math.max(setAside, requested);
   requested = 1;
   try {
     return f();
   } finally {
     requested = saved;
+    setAside = savedAside;
   }
 }
 
@@ -287,6 +299,7 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
     return;
   }
   poolStats.workerParts += parts - 1;
+  flushBackground(); // ahead of the parts in the workers' queues, as they were asked for first
   const c = ctrl!;
   Atomics.store(c, 0, parts - 1);
   Atomics.store(c, 1, 0);
@@ -301,18 +314,142 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
   }
   waitForZero(c, 0);
   if (failure !== null) throw failure;
-  if (Atomics.load(c, 1) !== 0) {
-    const bytes = errText!.slice();
-    const end = bytes.indexOf(0);
-    throw new Error(`worker: ${new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end))}`);
+  if (Atomics.load(c, 1) !== 0) throw workerError(0);
+}
+
+// The message a worker left in errText's half `half` (0: a part's, 1: a background job's).
+function workerError(half: 0 | 1): Error {
+  const bytes = errText!.slice(half * ERR_BYTES, (half + 1) * ERR_BYTES);
+  const end = bytes.indexOf(0);
+  return new Error(`worker: ${new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.length : end))}`);
+}
+
+// ---- background jobs ------------------------------------------------------------------------------
+// Work whose result nobody reads until later (a conv's dW, read by the optimizer after the backward
+// pass) runs whole on a worker while this thread goes on (the next layer's dx): two threads then
+// share a training step whose kernels are each too small to split. Only inside backgroundScope,
+// which returns once every job is done, so no caller ever sees a result still being written. A job
+// is the same kernel a single part runs here: the same bits wherever it runs. Jobs wait in a queue
+// until flushBackground (or a parallel kernel, or the scope's end) posts them, one message per
+// worker: a post costs ~7 µs alone and 20–30 in a training step, the size of a small conv's dW. At
+// the scope's end this thread runs the jobs no worker has started (each is claimed in `claims`
+// first, by whichever thread gets to it), the last queued first, instead of waiting for them.
+
+/** slot: the job's place in `claims` (−1: none, it runs where it was posted); scope: its scope's id */
+interface Job { kernel: string; args: unknown; slot: number; scope: number }
+/** jobs a scope can have claimable (more run wherever they were posted) */
+const JOB_SLOTS = 1024;
+let scopeDepth = 0;
+let scopesOpened = 0;
+let jobsPosted = 0;
+let queued: Job[] = [];
+// the scope's jobs so far
+let scopeJobs: Job[] = [];
+
+// Whether this thread takes `job`: claims[slot] holds the id of the last scope whose job in that slot
+// was taken, and ids only grow, so exactly one thread moves it to the job's id, and a worker still
+// going through an older message after its scope ended finds a newer id and leaves the job.
+function claim(c: Int32Array, job: Job): boolean {
+  if (job.slot < 0) return true;
+  for (;;) {
+    const old = Atomics.load(c, job.slot);
+    if (old >= job.scope) return false;
+    if (Atomics.compareExchange(c, job.slot, old, job.scope) === old) return true;
   }
+}
+// what runs here once the jobs are done (their `then`), in the order they were queued
+let afterJobs: (() => void)[] = [];
+
+/** Whether runInBackground may take a job now (a scope open, threads set, the pool able to run):
+ * a caller checks it before copying operands into shared memory for one. */
+export function backgroundPossible(): boolean {
+  return scopeDepth > 0 && Math.max(requested, setAside) > 1 && unavailableReason() === null;
+}
+
+/** The outermost background scope's number (it changes with each): what was copied for one is
+ * current within it. */
+export function backgroundScopeId(): number {
+  return scopesOpened;
+}
+
+/**
+ * f(), during which kernels may run in the background (runInBackground); returns (or throws) only
+ * when all of them are done. Scopes nest: the outermost waits.
+ */
+export function backgroundScope<T>(f: () => T): T {
+  if (scopeDepth++ === 0) scopesOpened++;
+  let failure: unknown = null, result: T | undefined;
+  try {
+    result = f();
+  } catch (e) {
+    failure = e;
+  } finally {
+    scopeDepth--;
+  }
+  if (scopeDepth === 0 && ctrl !== null) {
+    flushBackground();
+    const jobs = scopeJobs;
+    scopeJobs = [];
+    for (let i = jobs.length - 1; i >= 0; i--) {
+      const job = jobs[i];
+      if (job.slot < 0 || !claim(claims!, job)) continue;
+      try {
+        (kernels.get(job.kernel) as KernelFn<unknown>)(job.args, 0, 1);
+      } catch (e) {
+        failure ??= e;
+      }
+      Atomics.sub(ctrl, 2, 1);
+    }
+    waitForZero(ctrl, 2);
+    // below zero: a job ran twice (two threads took it), and the count no longer says what is running
+    if (Atomics.load(ctrl, 2) < 0) failure = new Error('pool: a background job ran on two threads');
+    if (failure === null && Atomics.load(ctrl, 3) !== 0) failure = workerError(1);
+    Atomics.store(ctrl, 3, 0);
+    const then = afterJobs;
+    afterJobs = [];
+    if (failure === null) for (const f of then) f();
+  }
+  if (failure !== null) throw failure;
+  return result!;
+}
+
+/**
+ * Queues kernel(args, 0, 1) for a worker and returns true, inside a backgroundScope with a worker
+ * ready; else false (the caller runs it itself). `args`: what the workers read and write in shared
+ * memory, left untouched by everyone else until the scope ends. `then` runs on this thread once all
+ * jobs are done, before the scope returns.
+ */
+export function runInBackground<A>(kernel: Kernel<A>, args: A, then?: () => void): boolean {
+  if (!backgroundPossible()) return false;
+  spawnWorkers(Math.max(requested, setAside) - 1);
+  if (readyWorkers() === 0) return false;
+  Atomics.add(ctrl!, 2, 1);
+  poolStats.backgroundJobs++;
+  const job = { kernel: kernel.name, args, slot: scopeJobs.length < JOB_SLOTS ? scopeJobs.length : -1, scope: scopesOpened };
+  queued.push(job);
+  scopeJobs.push(job);
+  if (then !== undefined) afterJobs.push(then);
+  return true;
+}
+
+/** Posts the queued background jobs: the ready workers take them in turn, one message each. */
+export function flushBackground(): void {
+  if (queued.length === 0) return;
+  const jobs = queued, n = readyWorkers(); // ≥ 1 unless the pool failed since: then the scope's end runs them here
+  queued = [];
+  if (n === 0) return;
+  const backend = getBackend(), fused = backend === 'wasm' && getFusedMultiplyAdd();
+  const share: Job[][] = Array.from({ length: Math.min(n, jobs.length) }, () => []);
+  for (const job of jobs) share[jobsPosted++ % share.length].push(job);
+  share.forEach((js, i) => workers[i].post({ type: 'jobs', jobs: js, backend, fused }));
 }
 
 // ---- worker side ------------------------------------------------------------------------------------
 
 interface WorkerMessage {
-  type: 'init' | 'run';
+  type: 'init' | 'run' | 'jobs';
   ctrl?: Int32Array;
+  claims?: Int32Array;
   errText?: Uint8Array;
   ready?: Int32Array;
   index?: number;
@@ -322,34 +459,51 @@ interface WorkerMessage {
   parts?: number;
   backend?: Backend;
   fused?: boolean;
+  /** background jobs (runInBackground), each counted in ctrl[2], a failure in ctrl[3]; one taken
+   * by the caller (its claims slot set) is skipped */
+  jobs?: Job[];
 }
 
 /** The worker's message loop (called by worker.ts after it has imported every kernel's module). */
 export function serveWorker(): void {
   let c: Int32Array | null = null;
+  let taken: Int32Array | null = null;
   let text: Uint8Array | null = null;
   const onMessage = (m: WorkerMessage): void => {
     if (m.type === 'init') {
       c = m.ctrl!;
+      taken = m.claims!;
       text = m.errText!;
       Atomics.store(m.ready!, m.index!, 1);
       return;
     }
+    if (m.type === 'jobs') {
+      for (const job of m.jobs!) {
+        if (claim(taken!, job)) runKernel(job.kernel, job.args, 0, 1, m, 2);
+      }
+      return;
+    }
+    runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
+  };
+  // runs a kernel the caller posted with its backend; `count`: the ctrl slot that counts it down (a
+  // failure flagged in the one after it, the message in errText's half for it)
+  const runKernel = (name: string, args: unknown, part: number, parts: number, m: WorkerMessage, count: 0 | 2): void => {
+    const half = count / 2;
     try {
-      const run = kernels.get(m.kernel!);
-      if (run === undefined) throw new Error(`unknown kernel '${m.kernel!}'`);
+      const run = kernels.get(name);
+      if (run === undefined) throw new Error(`unknown kernel '${name}'`);
       setBackend(m.backend!);
       if (m.backend === 'wasm') setFusedMultiplyAdd(m.fused!);
-      run(m.args as never, m.part!, m.parts!);
+      run(args as never, part, parts);
     } catch (e) {
-      if (Atomics.compareExchange(c!, 1, 0, 1) === 0) {
+      if (Atomics.compareExchange(c!, count + 1, 0, 1) === 0) {
         const msg = new TextEncoder().encode(e instanceof Error ? e.message : String(e)).subarray(0, ERR_BYTES - 1);
-        text!.fill(0);
-        text!.set(msg);
+        text!.fill(0, half * ERR_BYTES, (half + 1) * ERR_BYTES);
+        text!.set(msg, half * ERR_BYTES);
       }
     } finally {
-      Atomics.sub(c!, 0, 1);
-      Atomics.notify(c!, 0);
+      Atomics.sub(c!, count, 1);
+      Atomics.notify(c!, count);
     }
   };
   const port = isNode ? workerThreads()?.parentPort ?? null : null;
@@ -360,7 +514,7 @@ export function serveWorker(): void {
 // ---- shared memory --------------------------------------------------------------------------------
 
 /** Parts run on workers, and bytes copied into and out of shared memory, so far (tests and bench). */
-export const poolStats = { workerParts: 0, copiedBytes: 0 };
+export const poolStats = { workerParts: 0, copiedBytes: 0, backgroundJobs: 0 };
 
 export function isShared(a: Float32Array | Float64Array): boolean {
   return typeof SharedArrayBuffer === 'function' && a.buffer instanceof SharedArrayBuffer;

@@ -8,6 +8,7 @@ import { type FloatArray, Tensor, addInto } from '../tensor/tensor.js';
 import { convGeometry } from '../ops/conv2d_geometry.js';
 import { Module, type Parameter } from './module.js';
 import { KeptArrays } from './kept_arrays.js';
+import { flushBackground } from '../backend/threads.js';
 import { BatchNorm2d, Conv2d, Identity, ReLU, SiLU } from './layers.js';
 import { batchNormSum, batchNormSumBackward } from '../ops/batchnorm.js';
 import type { SqueezeExcite } from './squeeze_excite.js';
@@ -200,6 +201,19 @@ export class BranchBlock extends Module {
       const into = records.map((r, b) => this.kept.get(`grad${b}`, r.x.shape, r.x.dtype).data);
       const grads = batchNormSumBackward(dy, y, records.map((r) => r.x), bns.map((bn) => bn.weight.data), records, records.map((r) => r.training), into);
       tail = grads.map((g, b) => bns[b].acceptGrads(g));
+      // Inside a backgroundScope (a network's: PooledClassifier), the dW of each branch's conv that
+      // reads the block's input goes to a worker, in one message, while this thread computes their
+      // dx below (Conv2d.backwardWeightsInBackground): its input and its dy, the tail's gradient
+      // this block keeps, stay as they are until the scope ends (a backward writes no forward
+      // activation, and the block writes its kept arrays only in its next backward). Not where no
+      // dx is wanted (a network's first block): this thread would only wait, so it makes those dW
+      // itself while the worker finishes the later blocks'.
+      if (inputGradient) {
+        this.branches.forEach((chain, b) => {
+          if (chain.length === 2 && chain[0] instanceof Conv2d) chain[0].backwardWeightsInBackground(tail![b]);
+        });
+        flushBackground();
+      }
     } else {
       d = this.nonlinearity.backward(dy);
       if (this.se !== null) d = this.se.backward(d);

@@ -4,11 +4,18 @@ import type { DType, Tensor } from '../tensor/tensor.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
-import type { Linear } from './layers.js';
+import { Conv2d, type Linear } from './layers.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
 import { setConvAlgorithm } from './conv_algorithm.js';
 import { BranchBlock } from './branch_block.js';
 import { KeptArrays } from './kept_arrays.js';
+import { backgroundScope, convCouldSplit } from '../backend/threads.js';
+
+// Whether a conv under m could split among the threads (by its last forward's multiply-adds).
+function anyConvSplits(m: Module): boolean {
+  if (m instanceof Conv2d) return convCouldSplit(m.lastMacs());
+  return m.children().some(([, c]) => anyConvSplits(c));
+}
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;
@@ -73,7 +80,16 @@ export abstract class PooledClassifier extends Module {
     this.backwardWith(dy, false);
   }
 
+  // Where no conv of the network splits among the threads, the pass is one backgroundScope: a
+  // block's convs leave their dW to a worker (BranchBlock) while this thread goes on through the
+  // blocks before it (the demo's step on two threads 1.10–1.14× against one, same bits). Where one
+  // splits, its parts would wait behind the worker's queue: no scope, every kernel as before.
   private backwardWith(dy: Tensor, inputGradient: boolean): Tensor | null {
+    const splits = this.features().some(anyConvSplits);
+    return splits ? this.featuresBackward(dy, inputGradient) : backgroundScope(() => this.featuresBackward(dy, inputGradient));
+  }
+
+  private featuresBackward(dy: Tensor, inputGradient: boolean): Tensor | null {
     if (this.featShape === null) throw new Error(`${this.constructor.name}.backward: call forward first`);
     let d = globalAvgPoolBackward(this.linear.backward(dy), this.featShape);
     const f = this.features();

@@ -2,7 +2,7 @@
 
 import { Tensor, full, sharedArrayLike, zeros, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, conv2dWeightGradInBackground, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, convMacs, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
 import { PreparedConv } from '../ops/conv2d_prepared.js';
@@ -45,6 +45,8 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   /** the weights prepared for inference (Winograd's U, im2col's filters, the workers' copy), per weight version */
   private readonly prepared = new PreparedConv(true);
+  /** dW queued for a worker for the next backward (backwardWeightsInBackground) */
+  private weightsAway = false;
 
   // weight: (out, in/groups, k, k)
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dModuleOptions = {}) {
@@ -148,18 +150,45 @@ export class Conv2d extends Module {
     this.backwardWith(dy, undefined, false);
   }
 
+  /**
+   * dy: (N, F, Ho, Wo): dW for the last forward's input queued for a worker (inside a
+   * backgroundScope, src/backend/threads.ts, that ends before anyone reads the gradient;
+   * conv2dWeightGradInBackground), and the next backward, with the same dy, computes dx and db
+   * alone. Taken where the gradient holds zero (dW is then written into it, not added). Returns
+   * whether it was. For the blocks of a network (BranchBlock), not a public API.
+   * @internal
+   */
+  backwardWeightsInBackground(dy: Tensor): boolean {
+    if (this.x === null) throw new Error('Conv2d.backward: call forward first');
+    if (this.weightsAway || !this.weight.gradIsCleared()) return false;
+    let posted = false;
+    try {
+      posted = conv2dWeightGradInBackground(dy, this.x, this.poolWeight(), this.backwardOptions(), this.weight.takeClearedGrad()!);
+    } finally {
+      if (!posted) this.weight.clearGrad(); // still zero: nothing was written
+    }
+    this.weightsAway = posted;
+    return posted;
+  }
+
+  private backwardOptions() {
+    return { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training };
+  }
+
   private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean, dxAdd?: FloatArray): Tensor | null {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
+    const away = this.weightsAway; // dW queued for a worker by backwardWeightsInBackground
+    this.weightsAway = false;
     // dW straight into the gradient when it holds zero (after zeroGrad): no second array, no pass to add it
-    const into = this.weight.takeClearedGrad();
+    const into = away ? null : this.weight.takeClearedGrad();
     let g: Conv2dGrads;
     try {
-      g = conv2dBackward(dy, this.x, this.poolWeight(), { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training }, { dx: inputGradient, db: this.bias !== null, dwInto: into ?? undefined, dxInto, dxAdd });
+      g = conv2dBackward(dy, this.x, this.poolWeight(), this.backwardOptions(), { dx: inputGradient, dw: !away, db: this.bias !== null, dwInto: into ?? undefined, dxInto, dxAdd });
     } catch (e) {
       if (into !== null) this.weight.clearGrad(); // nothing was written in full: the gradient is still zero
       throw e;
     }
-    if (into === null) this.weight.accumulate(g.dw!);
+    if (into === null && !away) this.weight.accumulate(g.dw!);
     if (this.bias !== null) this.bias.accumulate(g.db!);
     return g.dx;
   }

@@ -46,6 +46,11 @@ export class Parameter {
     return this.g.data;
   }
 
+  /** Whether the gradient holds zero (takeClearedGrad would return the buffer). */
+  gradIsCleared(): boolean {
+    return this.g === null || this.cleared;
+  }
+
   // zeros, in shared memory beside shared values (a conv's workers write dW there in place)
   private newGrad(): Tensor {
     const n = this.data.size, dtype = this.data.dtype;

@@ -1,12 +1,12 @@
 // conv2d with torch.nn.functional.conv2d semantics (cross-correlation, NCHW, groups), three
 // algorithms, and its backward. The output's array type follows the input's.
 
-import { Tensor, addInto, allocLike, type FloatArray } from '../tensor/tensor.js';
+import { Tensor, addInto, allocLike, sharedArrayLike, type FloatArray } from '../tensor/tensor.js';
 import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
-import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry, convMacs } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import { defineKernel, getThreads, isShared, onOneThread, parallel, partRange } from '../backend/threads.js';
+import { backgroundPossible, backgroundScopeId, convCouldSplit, defineKernel, getThreads, isShared, onOneThread, parallel, partRange, runInBackground } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colAddsDx } from './conv2d_im2col.js';
 import { type WinogradTile, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -273,18 +273,8 @@ export function conv2dBackward(
   dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions = {},
   want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray; dxInto?: FloatArray; dxAdd?: FloatArray } = {},
 ): Conv2dGrads {
-  const g = convGeometry(x.shape, w.shape, opts);
-  expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
-  expectSameDtype(x, dy, 'conv2d input', 'conv2d grad_output');
-  if (dy.shape.length !== 4 || dy.shape[0] !== g.N || dy.shape[1] !== g.F || dy.shape[2] !== g.Ho || dy.shape[3] !== g.Wo) {
-    throw new Error(`conv2d backward: grad_output shape ${fmtShape(dy.shape)} does not match output shape ${fmtShape([g.N, g.F, g.Ho, g.Wo])}`);
-  }
-  const into = (a: FloatArray | undefined, n: number, name: string): FloatArray | undefined => {
-    if (a !== undefined && (a.length !== n || (a instanceof Float64Array) !== (x.data instanceof Float64Array))) {
-      throw new Error(`conv2d backward: ${name} holds ${a.length} ${a instanceof Float64Array ? 'float64' : 'float32'} values, expected ${n} ${x.dtype}`);
-    }
-    return a;
-  };
+  const g = backwardGeometry(dy, x, w, opts);
+  const into = (a: FloatArray | undefined, n: number, name: string): FloatArray | undefined => intoChecked(a, n, name, x);
   if (want.dxInto !== undefined && want.dxAdd !== undefined) throw new Error('conv2d backward: dxInto and dxAdd are two places for one dx');
   const dx = want.dx === false ? null : into(want.dxAdd ?? want.dxInto, x.size, want.dxAdd === undefined ? 'dxInto' : 'dxAdd') ?? allocLike(x.data, x.size);
   const adds = dx !== null && want.dxAdd !== undefined;
@@ -323,6 +313,65 @@ export function conv2dBackward(
     dw: dW === null ? null : new Tensor(dW, w.shape),
     db: db === null ? null : new Tensor(db, [g.F]),
   };
+}
+
+// The geometry of conv2dBackward's operands, checked: dtypes alike, dy shaped as the output.
+function backwardGeometry(dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions): ConvGeometry {
+  const g = convGeometry(x.shape, w.shape, opts);
+  expectSameDtype(x, w, 'conv2d input', 'conv2d weight');
+  expectSameDtype(x, dy, 'conv2d input', 'conv2d grad_output');
+  if (dy.shape.length !== 4 || dy.shape[0] !== g.N || dy.shape[1] !== g.F || dy.shape[2] !== g.Ho || dy.shape[3] !== g.Wo) {
+    throw new Error(`conv2d backward: grad_output shape ${fmtShape(dy.shape)} does not match output shape ${fmtShape([g.N, g.F, g.Ho, g.Wo])}`);
+  }
+  return g;
+}
+
+// `a` (a caller's array for a gradient named `name`), checked to hold n values of x's dtype
+function intoChecked(a: FloatArray | undefined, n: number, name: string, x: Tensor): FloatArray | undefined {
+  if (a !== undefined && (a.length !== n || (a instanceof Float64Array) !== (x.data instanceof Float64Array))) {
+    throw new Error(`conv2d backward: ${name} holds ${a.length} ${a instanceof Float64Array ? 'float64' : 'float32'} values, expected ${n} ${x.dtype}`);
+  }
+  return a;
+}
+
+interface WeightGradArgs { g: ConvGeometry; x: FloatArray; dy: FloatArray; dW: FloatArray }
+
+// conv2dBackward's dW alone (im2col's, as every algorithm but direct computes it; W is not read),
+// whole on this thread: its chunks and GEMMs are the ones conv2dBackward runs, so the same bits.
+const weightGradKernel = defineKernel('conv.backward.weights', (a: WeightGradArgs) => {
+  onOneThread(() => conv2dBackwardIm2col(a.g, a.x, a.x, a.dy, null, a.dW, null));
+});
+
+// Arrays the workers must see but that are not in shared memory, copied once per background scope
+// (the scope's callers leave them as they are meanwhile: a block's input, read by both its convs'
+// dW, is copied once), each copy kept with the array it copies.
+const sharedCopies = new WeakMap<FloatArray, { copy: FloatArray; scope: number }>();
+function sharedCopy(a: FloatArray, fill: boolean): FloatArray {
+  if (isShared(a)) return a;
+  let c = sharedCopies.get(a);
+  if (c === undefined) sharedCopies.set(a, c = { copy: sharedArrayLike(a.length, a), scope: -1 });
+  if (fill && c.scope !== backgroundScopeId()) {
+    c.copy.set(a);
+    c.scope = backgroundScopeId();
+  }
+  return c.copy;
+}
+
+/**
+ * dw of conv2dBackward(dy, x, w, opts) written into dwInto (every element) by a worker while this
+ * thread goes on, where it can: inside a backgroundScope (threads.ts), a backward too small to split
+ * among the threads, not 'direct'. The caller leaves dy and x as they are until the scope ends (what
+ * is not in shared memory is copied there once per scope); dwInto is written by the time the scope
+ * returns. Returns whether it was queued (else nothing was done, and the caller computes dw itself).
+ */
+export function conv2dWeightGradInBackground(dy: Tensor, x: Tensor, w: Tensor, opts: Conv2dOptions, dwInto: FloatArray): boolean {
+  if (!backgroundPossible() || opts.algorithm === 'direct' || x.shape.length !== 4) return false;
+  const g = backwardGeometry(dy, x, w, opts);
+  intoChecked(dwInto, w.size, 'dwInto', x);
+  if (convCouldSplit(convMacs(g))) return false;
+  const dW = sharedCopy(dwInto, false);
+  const args = { g, x: sharedCopy(x.data, true), dy: sharedCopy(dy.data, true), dW };
+  return runInBackground(weightGradKernel, args, dW === dwInto ? undefined : () => dwInto.set(dW));
 }
 
 // dx of a stride-1 conv is itself one: dx = dy ⊛ W', W'[c, f] = W[f, c] rotated 180° (within each

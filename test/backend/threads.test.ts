@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
-import { defineKernel, getThreads, isShared, parallel, poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+import { backgroundScope, defineKernel, getThreads, isShared, onOneThread, parallel, poolStats, runInBackground, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
 import { Conv2d } from '../../src/nn/layers.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
@@ -200,6 +200,69 @@ describe('the pool', () => {
     const k = defineKernel('test.only-here', () => {});
     expect(() => parallel(k, {}, 2)).toThrow(/worker: unknown kernel 'test.only-here'/);
     expect(() => parallel(k, {}, 2)).toThrow(/unknown kernel/); // and the pool still works after it
+  });
+
+  it('a background job\'s failure reaches the scope\'s caller with its message, and the next scope runs', async () => {
+    setThreads(2);
+    await workersReady();
+    // unknown to the workers, and failing here too (the scope's end runs what no worker has started)
+    const k = defineKernel('test.fails-anywhere', () => { throw new Error('failed here'); });
+    expect(runInBackground(k, {}), 'outside a scope').toBe(false);
+    expect(() => backgroundScope(() => { expect(runInBackground(k, {})).toBe(true); })).toThrow(/^(worker: unknown kernel 'test\.fails-anywhere'|failed here)$/);
+    expect(backgroundScope(() => 7), 'the failure is not raised again').toBe(7);
+  });
+
+  // the demo's shape of network: no conv splits at the default threshold, so a training step's
+  // backward is one background scope and the blocks' dW go to the worker
+  it('dW in the background: a conv\'s, and a RepVGG training step\'s (its arrays plain, as fit runs it, or shared), the bits of one thread', async () => {
+    // two steps on different inputs: every kept array, and each shared copy of one, written again
+    const xs = [rand([8, 3, 16, 16], new Rng(21)), rand([8, 3, 16, 16], new Rng(25))];
+    const dys = [rand([8, 10], new Rng(22)), rand([8, 10], new Rng(26))];
+    const cfg = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 10 };
+    const step = (plain: boolean) => {
+      const run = <T>(f: () => T): T => plain ? onOneThread(f) : f();
+      const model = run(() => RepVGG.fromConfig(cfg, { seed: 9 }).setAlgorithm('im2col').train());
+      const out: { y: Tensor; dx: Tensor; grads: Tensor[] }[] = [];
+      for (let i = 0; i < 2; i++) {
+        model.zeroGrad();
+        const y = run(() => model.forward(xs[i])), dx = run(() => model.backward(dys[i]));
+        out.push({ y: y.clone(), dx: dx.clone(), grads: model.namedParameters().map(([, p]) => p.grad.clone()) });
+      }
+      return out;
+    };
+    setThreads(1);
+    const one = step(false);
+    setThreads(2);
+    await workersReady();
+    for (const plain of [true, false]) {
+      const jobs = poolStats.backgroundJobs;
+      const two = step(plain);
+      expect(poolStats.backgroundJobs - jobs, 'dW left to the worker').toBeGreaterThanOrEqual(2 * 8); // 2 steps × 4 blocks' 2 convs (the first block's stay here)
+      two.forEach((r, i) => {
+        expectSameBits(r.y, one[i].y, `step ${i}: output`);
+        expectSameBits(r.dx, one[i].dx, `step ${i}: input gradient`);
+        r.grads.forEach((g, k) => expectSameBits(g, one[i].grads[k], `step ${i}: parameter gradient ${k}${plain ? ' (plain arrays)' : ''}`));
+      });
+    }
+    // a conv alone: dW queued only inside a scope, written when the scope returns
+    const xc = rand([4, 16, 8, 8], new Rng(23)), dyc = rand([4, 32, 8, 8], new Rng(24));
+    const conv = () => { const c = onOneThread(() => new Conv2d(16, 32, 3, { padding: 1, bias: false, rng: new Rng(8) })).train(); c.algorithm = 'im2col'; return c; };
+    setThreads(1);
+    const ref = conv();
+    ref.forward(xc);
+    const dxRef = ref.backward(dyc);
+    setThreads(2);
+    const c = conv();
+    c.forward(xc);
+    expect(c.backwardWeightsInBackground(dyc), 'outside a scope').toBe(false);
+    let dx: Tensor | null = null;
+    backgroundScope(() => {
+      expect(c.backwardWeightsInBackground(dyc)).toBe(true);
+      expect(c.backwardWeightsInBackground(dyc), 'queued already').toBe(false);
+      dx = c.backward(dyc);
+    });
+    expectSameBits(dx, dxRef, 'conv dx');
+    expectSameBits(c.weight.grad, ref.weight.grad, 'conv dW (plain: through a shared copy)');
   });
 
   it('setThreads takes a positive integer up to 256', () => {
