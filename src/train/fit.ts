@@ -128,10 +128,12 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
       };
       const { logits, loss } = oneThread === true ? onOneThread(trainStep) : trainStep();
       // After the run's first step (each conv has seen a whole batch): where no kernel of the step can
-      // split, the rest run on this thread alone. Shared memory, which the pool needs, makes every copy
-      // into and out of the kernels ~3.6× slower than plain memory (docs/performance.md: the demo's
-      // step ran ~8% slower on two threads than on one); the same bits either way. Decided once: an
-      // epoch's smaller last batch does not move later epochs to one thread.
+      // split, the rest run their kernels on this thread, with the arrays in plain memory, and only
+      // the blocks' dW go to the workers (background jobs: see PooledClassifier). Shared memory,
+      // which the pool's split kernels need, makes every copy into and out of the kernels ~3.6×
+      // slower than plain memory (docs/performance.md: the demo's step ran ~8% slower on two
+      // threads than on one); the same bits either way. Decided once: an epoch's smaller last batch
+      // does not move later epochs to one thread.
       oneThread ??= getThreads() > 1 && !threadsPay(model, params);
       lossSum += loss * (end - b);
       correct += countCorrect(logits, yb);
@@ -147,8 +149,9 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
 }
 
 /** Whether any kernel of a training step may split among the threads: a conv (by its last forward's
- * multiply-adds) or SGD's update (by the parameter count). */
-function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
+ * multiply-adds) or SGD's update (by the parameter count). (Exported for bench/torch.ts, which runs
+ * a step as fit does.) */
+export function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
   const convs = model instanceof Conv2d ? [model] : namedConvsOf(model).map(([, c]) => c);
   return convs.some((c) => convCouldSplit(c.lastMacs())) || sgdCouldSplit(params.reduce((n, p) => n + p.data.size, 0));
 }
