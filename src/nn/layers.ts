@@ -11,7 +11,7 @@ import { relu, reluBackward } from '../ops/relu.js';
 import { silu, siluBackward } from '../ops/sigmoid.js';
 import { type AvgPoolOptions, avgPool2d, avgPool2dBackward } from '../ops/pool.js';
 import { linear, linearBackward, linearPrepared, linearTakesW } from '../ops/linear.js';
-import { getThreads } from '../backend/threads.js';
+import { backgroundPossible, getThreads } from '../backend/threads.js';
 import { type StateBuffer, Module, Parameter, defaultInitBound, newWeight } from './module.js';
 import type { FuseStage } from './fuse_stage.js';
 
@@ -160,7 +160,7 @@ export class Conv2d extends Module {
    */
   backwardWeightsInBackground(dy: Tensor): boolean {
     if (this.x === null) throw new Error('Conv2d.backward: call forward first');
-    if (this.weightsAway || !this.weight.gradIsCleared()) return false;
+    if (this.weightsAway || !this.weight.gradIsCleared() || !backgroundPossible()) return false;
     let posted = false;
     try {
       posted = conv2dWeightGradInBackground(dy, this.x, this.poolWeight(), this.backwardOptions(), this.weight.takeClearedGrad()!);

@@ -21,8 +21,8 @@ function pair(v: Pair | undefined, dflt: number, what: string, min: number): [nu
   if (typeof v === 'object' && v !== null && (v as readonly number[]).length !== 2) {
     throw new Error(`conv2d: ${what} must be a number or an [h, w] pair`);
   }
-  for (const q of p) {
-    if (!Number.isInteger(q) || q < min) throw new Error(`conv2d: ${what} must be integers ≥ ${min}, got ${String(v)}`);
+  for (let i = 0; i < 2; i++) { // (indexed: called for every conv call, and for-of allocates an iterator)
+    if (!Number.isInteger(p[i]) || p[i] < min) throw new Error(`conv2d: ${what} must be integers ≥ ${min}, got ${String(v)}`);
   }
   return p;
 }
