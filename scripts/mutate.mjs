@@ -560,6 +560,9 @@ const MUTANTS = [
   ['threads', 'background scope: the jobs\' then (plain gradients copied back) never run', 'src/backend/threads.ts', '    if (failure === null) for (const f of then) f();', '    if (failure !== null) for (const f of then) f();', ['test/backend/threads.test.ts']],
   ['threads', 'a conv whose dW was not queued leaves its cleared gradient taken', 'src/nn/layers.ts', '      if (!posted) this.weight.clearGrad(); // still zero: nothing was written', '      // (the cleared gradient stays taken)', ['test/nn/repvgg.test.ts']],
   ['threads', 'a worker runs background jobs the caller already took', 'src/backend/threads.ts', '        if (claim(taken!, job)) runKernel(', '        if (claim(taken!, job) || job.slot >= 0) runKernel(', ['test/backend/threads.test.ts'], 'build'],
+  ['ops', 'SIMD copyRows: the destination\'s rows stepped by the source\'s stride', 'src/backend/wasm/gemm_code.ts', '  x.get(dst).get(dstRow).i32Add().set(dst);\n  x.get(src).get(srcRow).i32Add().set(src);', '  x.get(dst).get(srcRow).i32Add().set(dst);\n  x.get(src).get(srcRow).i32Add().set(src);', ['test/backend/wasm.test.ts']],
+  ['ops', 'gatherImageRows (SIMD): every image\'s rows read from the first image', 'src/backend/wasm/gather.ts', '4 * (raw + (n - n0) * imageStride + p0)', '4 * (raw + p0)', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'gatherImageRows (SIMD): rows copied out L apart into a destination whose rows are longer', 'src/backend/wasm/gather.ts', 'dstOff + r * ldDst);', 'dstOff + r * L);', ['test/backend/wasm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

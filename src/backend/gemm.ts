@@ -5,13 +5,14 @@
 // contract (gemm_contract.ts); nothing outside src/backend imports an implementation
 // (test/layering.test.ts).
 
-import type { FloatArray } from '../tensor/tensor.js';
-import type { ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
+import { type FloatArray, copyRows } from '../tensor/tensor.js';
+import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
+import { gatherImageRowsSimd } from './wasm/gather.js';
 
 export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 export { forEachImage, paddedPlanes } from './gemm_contract.js';
@@ -92,6 +93,22 @@ export function filterRows(p: PreparedFilters, block: number, row0 = 0): Prepare
 /** Gives back what p holds in this thread's kernel memory (release in the reverse order of first use to get all of it back). */
 export function releaseFilters(p: PreparedFilters): void {
   releasePanels(p.panels);
+}
+
+/**
+ * Rows of a batch's images laid side by side: for the positions [qa, qb) of images of P positions,
+ * dst[dstOff + r·ldDst + j] = image n's row r at position p, where qa + j = n·P + p (image n's rows
+ * at srcOff + n·imageStride, ld apart). dy gathered for dW (F/g × positions); on the SIMD backend in
+ * kernel memory (gatherImageRowsSimd), else a copy of each image's share of each row.
+ */
+export function gatherImageRows(src: FloatArray, srcOff: number, imageStride: number, ld: number, rows: number, P: number,
+  qa: number, qb: number, dst: FloatArray, dstOff: number, ldDst: number): void {
+  if (qb <= qa || rows === 0) return;
+  if (simd(dst) && src instanceof Float32Array) {
+    gatherImageRowsSimd(src, srcOff, imageStride, ld, rows, P, qa, qb, dst as Float32Array, dstOff, ldDst);
+    return;
+  }
+  forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(src, srcOff + n * imageStride + p0, ld, dst, dstOff + off, ldDst, rows, p1 - p0));
 }
 
 /** Whether the selected kernel for arrays like `a` stores C's columns laid out per image itself (gemm's `images`). */

@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gatherImageRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 
@@ -423,7 +423,7 @@ const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, 
   const { F, Fg, Ho, Wo } = g;
   const P = Ho * Wo, L = qb - qa;
   const [s0, s1] = partRange(L, part, parts);
-  forEachImage(qa + s0, qa + s1, P, (n, p0, p1, off) => copyRows(dy, (n * F + gi * Fg) * P + p0, P, dyb, off + s0, L, Fg, p1 - p0));
+  gatherImageRows(dy, gi * Fg * P, F * P, P, Fg, P, qa + s0, qa + s1, dyb, s0, L);
 });
 
 // Phase 2: dW's columns of this part (+)= dy_g · colᵀ, colᵀ gathered from x straight into the GEMM's

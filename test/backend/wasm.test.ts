@@ -11,7 +11,7 @@ import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/threads.js';
-import { bPanels, filterRows, gemm, prepareFilters } from '../../src/backend/gemm.js';
+import { bPanels, filterRows, gatherImageRows, gemm, prepareFilters } from '../../src/backend/gemm.js';
 import { packPanels } from '../../src/backend/wasm/gemm_simd.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { Conv2d } from '../../src/nn/layers.js';
@@ -193,6 +193,33 @@ describe('the SIMD plane padder', () => {
     expect(() => pad(32 - 8 - 1, 2, 2, 2, 1, 1, 1, 1)).toThrow(/test: padding 2 planes of 2×2 at 23 would leave the source of 32 floats at 0/);
     expect(() => pad(32 - 7, 2, 2, 2, 1, 1, 1, 1)).toThrow(/would leave the source/);
     expect(() => pad(32 - 8, 2, 2, 2, 1, 2, 1, 1)).toThrow(/would leave the source/);
+  });
+});
+
+describe('rows of images laid side by side (gatherImageRows: dy gathered for dW)', () => {
+  // A copy: bit for bit, on both backends, against the element-wise definition, for position ranges
+  // that start and end inside images, a group's rows (srcOff) of images with more rows, rows of 1 to
+  // 9 positions (the copy's vector loop and its remainder), a destination with longer rows; the
+  // destination's other floats stay as they were.
+  it('writes each image\'s share of each row where its positions go, nothing else', () => {
+    const rng = new Rng(8);
+    for (const backend of ['js', 'wasm'] as const) {
+      setBackend(backend);
+      for (const [N, F, Fg, gi, P, qa, qb, extra] of [[3, 4, 4, 0, 49, 0, 147, 0], [5, 6, 2, 1, 7, 3, 31, 5], [2, 8, 8, 0, 1, 0, 2, 0], [4, 3, 3, 0, 9, 10, 11, 2], [32, 16, 16, 0, 4, 0, 128, 0]] as const) {
+        const src = Float32Array.from({ length: N * F * P }, () => rng.next() * 2 - 1);
+        const L = qb - qa, ld = L + extra, dstOff = 3;
+        const dst = new Float32Array(dstOff + Fg * ld + 4).fill(NaN);
+        gatherImageRows(src, gi * Fg * P, F * P, P, Fg, P, qa, qb, dst, dstOff, ld);
+        const want = new Float32Array(dst.length).fill(NaN);
+        for (let r = 0; r < Fg; r++) for (let j = 0; j < L; j++) {
+          const n = Math.floor((qa + j) / P), p = qa + j - n * P;
+          want[dstOff + r * ld + j] = src[(n * F + gi * Fg + r) * P + p];
+        }
+        expect(Array.from(dst), `${backend}: ${Fg} rows of ${F}, positions ${qa}…${qb} of images of ${P}`).toEqual(Array.from(want));
+      }
+    }
+    setBackend('wasm');
+    expect(() => gatherImageRows(new Float32Array(10), 0, 5, 5, 2, 5, 0, 3, new Float32Array(6), 1, 3)).toThrow(/gatherImageRows: 2 rows of positions 0…3 \(images of 5\) would leave the source \(10\) or the destination \(6\)/);
   });
 });
 

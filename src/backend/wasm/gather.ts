@@ -3,8 +3,8 @@
 // spread over the region with their zeros by the padPlanes kernel, from which im2col's gather and
 // Winograd's input transform read their panels and tiles without a col matrix.
 
-import type { PadPlanes } from '../gemm_contract.js';
-import type { Instance } from './instance.js';
+import { type PadPlanes, forEachImage } from '../gemm_contract.js';
+import { type Instance, getInstance, scratchAbove } from './instance.js';
 
 // The pad function a source's load gets for its region [at, at + size) (floats): the planes at src
 // padded into the region from at by the padPlanes kernel, once checked that the padded planes fit
@@ -26,4 +26,25 @@ export function padder(inst: Instance, at: number, size: number, who: string): P
     inst.f32.fill(0, at, at + zeroed * plane);
     inst.padPlanes(4 * at, 4 * src, planes, H, W, pt * Wp + pl, pl + pr, pr + pb * Wp, zeroed);
   };
+}
+
+/**
+ * gatherImageRows (gemm.ts) in kernel memory: the images' blocks copied in with one set, each
+ * image's share of its rows placed side by side by the copyRows kernel, and the rows copied out with
+ * one set (or one a row where dst's rows are longer than the positions). Copies only: the same values.
+ */
+export function gatherImageRowsSimd(src: Float32Array, srcOff: number, imageStride: number, ld: number, rows: number, P: number,
+  qa: number, qb: number, dst: Float32Array, dstOff: number, ldDst: number): void {
+  const L = qb - qa, n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
+  const start = srcOff + n0 * imageStride, span = (n1 - n0) * imageStride + (rows - 1) * ld + P;
+  if (!(rows >= 1 && L >= 1 && start >= 0 && start + span <= src.length && ldDst >= L && dstOff + (rows - 1) * ldDst + L <= dst.length)) {
+    throw new Error(`gatherImageRows: ${rows} rows of positions ${qa}…${qb} (images of ${P}) would leave the source (${src.length}) or the destination (${dst.length})`);
+  }
+  const inst = getInstance();
+  const raw = inst.arenaEnd, laid = raw + Math.ceil(span / 4) * 4;
+  const mem = scratchAbove(laid + rows * L - raw);
+  mem.set(src.subarray(start, start + span), raw);
+  forEachImage(qa, qb, P, (n, p0, p1, off) => inst.copyRows(4 * (laid + off), 4 * (raw + (n - n0) * imageStride + p0), rows, p1 - p0, 4 * L, 4 * ld));
+  if (ldDst === L) dst.set(mem.subarray(laid, laid + rows * L), dstOff);
+  else for (let r = 0; r < rows; r++) dst.set(mem.subarray(laid + r * L, laid + (r + 1) * L), dstOff + r * ldDst);
 }

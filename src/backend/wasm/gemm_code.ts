@@ -229,6 +229,25 @@ function takePlanesKernel(add: boolean): Code {
   return x;
 }
 
+// copyRows(dst, src, rows, len, dstRowBytes, srcRowBytes): `rows` rows of `len` floats (both ≥ 1)
+// from src (rows srcRowBytes apart) to dst (rows dstRowBytes apart), the two regions apart: a batch's
+// per-image rows laid side by side (dy gathered for dW) with one call per image instead of a
+// TypedArray.set per row.
+function copyRowsKernel(): Code {
+  const [dst, src, rows, len, dstRow, srcRow] = [0, 1, 2, 3, 4, 5];
+  const [to, from, n] = [6, 7, 8];
+  const x = new Code();
+  x.loop(); // over rows
+  x.get(dst).set(to);
+  x.get(src).set(from);
+  floatRun(x, 'copy', to, from, len, n);
+  x.get(dst).get(dstRow).i32Add().set(dst);
+  x.get(src).get(srcRow).i32Add().set(src);
+  x.get(rows).i32(1).i32Sub().tee(rows).brIf(0);
+  x.end();
+  return x;
+}
+
 // scatterAdd(target, c, rows, cols, M, nc, ldcBytes): the transpose of gather, col2im's scatter:
 // for each row i < M of the C block at c (rows ldcBytes apart) and column j < nc,
 // target[rows[i] + cols[j]] += C(i, j) (offsets in bytes), rows in order, columns in order.
@@ -325,6 +344,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(false) },
     { name: 'takePlanesAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(true) },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
+    { name: 'copyRows', params: new Array<number>(6).fill(I32), locals: new Array<number>(3).fill(I32), body: copyRowsKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),
