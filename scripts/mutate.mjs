@@ -563,6 +563,7 @@ const MUTANTS = [
   ['ops', 'SIMD copyRows: the destination\'s rows stepped by the source\'s stride', 'src/backend/wasm/gemm_code.ts', '  x.get(dst).get(dstRow).i32Add().set(dst);\n  x.get(src).get(srcRow).i32Add().set(src);', '  x.get(dst).get(srcRow).i32Add().set(dst);\n  x.get(src).get(srcRow).i32Add().set(src);', ['test/backend/wasm.test.ts']],
   ['ops', 'gatherImageRows (SIMD): every image\'s rows read from the first image', 'src/backend/wasm/gather.ts', '4 * (raw + (n - n0) * imageStride + p0)', '4 * (raw + p0)', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'gatherImageRows (SIMD): rows copied out L apart into a destination whose rows are longer', 'src/backend/wasm/gather.ts', 'dstOff + r * ldDst);', 'dstOff + r * L);', ['test/backend/wasm.test.ts']],
+  ['ops', 'col2im\'s store, whole images: every image taken into the first one\'s place', 'src/ops/conv2d_im2col.ts', 'for (let i = n0; i <= n1; i++) place(i, stage + (i - n0) * n);', 'for (let i = n0; i <= n1; i++) place(i, stage);', ['test/ops/conv2d.test.ts']],
 ];
 
 const args = process.argv.slice(2);

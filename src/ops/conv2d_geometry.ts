@@ -32,9 +32,9 @@ export type KernelGeometry = Pick<ConvGeometry, 'KH' | 'KW' | 'sh' | 'sw' | 'dh'
 
 // w: (F, C/g, kH, kW) → the input-independent part of the geometry
 export function kernelGeometry(wShape: readonly number[], opts: { stride?: Pair; padding?: Padding; dilation?: Pair }): KernelGeometry {
-  const [, , KH, KW] = wShape;
-  const [sh, sw] = pair(opts.stride, 1, 'stride', 1);
-  const [dh, dw] = pair(opts.dilation, 1, 'dilation', 1);
+  const KH = wShape[2], KW = wShape[3]; // (indexed: see convGeometry)
+  const stride = pair(opts.stride, 1, 'stride', 1), dilation = pair(opts.dilation, 1, 'dilation', 1);
+  const sh = stride[0], sw = stride[1], dh = dilation[0], dw = dilation[1];
   let pt: number, pb: number, pl: number, pr: number;
   const pad = opts.padding ?? 0;
   if (pad === 'valid') {
@@ -61,8 +61,10 @@ export function convGeometry(
 ): ConvGeometry {
   if (xShape.length !== 4) throw new Error(`conv2d: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape ${fmtShape(xShape)}`);
   if (wShape.length !== 4) throw new Error(`conv2d: weight must be 4-D (F, C/groups, kH, kW), got shape ${fmtShape(wShape)}`);
-  const [N, C, H, W] = xShape;
-  const [F, Cw, KH, KW] = wShape;
+  // (shapes are frozen arrays, whose destructuring V8 runs through an iterator: indexed, as this runs
+  // for every conv call)
+  const N = xShape[0], C = xShape[1], H = xShape[2], W = xShape[3];
+  const F = wShape[0], Cw = wShape[1], KH = wShape[2], KW = wShape[3];
   const groups = opts.groups ?? 1;
   if (!Number.isInteger(groups) || groups < 1) throw new Error(`conv2d: groups must be a positive integer, got ${groups}`);
   if (C % groups !== 0) throw new Error(`conv2d: input channels ${C} are not divisible by groups ${groups}`);

@@ -233,19 +233,29 @@ function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: n
   const n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
   const rows = workspaceInt32('col2im.rows', cs * KH * KW);
   for (let c = 0, r = 0; c < cs; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++, r++) rows[r] = (c * Hp + i * dh) * Wp + j * dw;
+  // every channel of each image (one group, not split): the images' dx lie back to back, so they go
+  // in (to be added to) and out with one set for the chunk, not one per image
+  const n = cs * H * W, whole = cs === C, images = n1 - n0 + 1;
   return {
-    size: (n1 - n0 + 1) * S,
+    size: images * S,
     rows,
-    staging: cs * H * W,
-    cols(jc, n, out) {
-      positionOffsets(qa + jc, n, Ho, Wo, n0, S, sh * Wp, sw, out);
+    staging: whole ? images * n : n,
+    cols(jc, count, out) {
+      positionOffsets(qa + jc, count, Ho, Wo, n0, S, sh * Wp, sw, out);
     },
     store(mem, at, stage, take, takeAdd) {
-      const n = cs * H * W;
+      const place = (i: number, to: number) => (store ? take : takeAdd)(to, at + (i - n0) * S + pt * Wp + pl, cs, H, W, Wp, Hp * Wp);
+      if (whole) {
+        const d = n0 * n;
+        if (!store) mem.set(dx.subarray(d, d + images * n), stage);
+        for (let i = n0; i <= n1; i++) place(i, stage + (i - n0) * n);
+        dx.set(mem.subarray(stage, stage + images * n), d);
+        return;
+      }
       for (let i = n0; i <= n1; i++) {
-        const d = (i * C + gi * Cg + c0) * H * W, interior = at + (i - n0) * S + pt * Wp + pl;
+        const d = (i * C + gi * Cg + c0) * H * W;
         if (!store) mem.set(dx.subarray(d, d + n), stage);
-        (store ? take : takeAdd)(stage, interior, cs, H, W, Wp, Hp * Wp);
+        place(i, stage);
         dx.set(mem.subarray(stage, stage + n), d);
       }
     },
