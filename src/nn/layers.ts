@@ -2,7 +2,7 @@
 
 import { Tensor, full, sharedArrayLike, zeros, type DType, type FloatArray } from '../tensor/tensor.js';
 import { Rng } from '../tensor/rng.js';
-import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, conv2dWeightGradInBackground, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
+import { type AlgorithmChoice, type ConvAlgorithm, type Conv2dGrads, type Conv2dOptions, type Padding, type Pair, algorithmFor, autoAlgorithm, conv2d, conv2dBackward, conv2dWeightGradInBackground, measuredAlgorithm, winogradApplies } from '../ops/conv2d.js';
 import { convGeometry, convMacs, kernelGeometry } from '../ops/conv2d_geometry.js';
 import type { WinogradTile } from '../ops/conv2d_winograd.js';
 import { PreparedConv } from '../ops/conv2d_prepared.js';
@@ -118,18 +118,25 @@ export class Conv2d extends Module {
     }
     const algorithm = this.runAlgorithm();
     if (algorithm === 'auto') this.autoCalls++;
-    const opts = { ...this.convOptions(), algorithm, winogradTile: this.winogradTile, out, relu, weightsChange: this.training, autoCalls: this.autoCalls };
     // 'auto': what it runs now (im2col until the shape is timed), or undefined: conv2d times it now
     const choice = algorithm === 'auto' ? autoAlgorithm(g, x.dtype, this.training, this.autoCalls) : algorithm === 'direct' ? undefined : { algorithm, winogradTile: this.winogradTile };
     this.used = algorithm === 'direct' ? { algorithm, winogradTile: this.winogradTile } : choice ?? null;
+    // conv2d's options, one literal of one shape (an object spread here was ~70% of this method's own
+    // time in a training step: V8 builds such objects slowly)
+    const run = choice === undefined || algorithm === 'direct' ? { algorithm, winogradTile: this.winogradTile } : choice;
+    const opts: Conv2dOptions = {
+      stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, algorithm: run.algorithm, winogradTile: run.winogradTile,
+      out, relu, weightsChange: this.training, autoCalls: this.autoCalls, prepared: undefined,
+    };
     if (!this.training && choice !== undefined) {
       // Inference: the filters transformed or prepared once, reused while the weights are unchanged.
       const w = this.weight;
-      return conv2d(x, w.data, b, { ...opts, algorithm: choice.algorithm, winogradTile: choice.winogradTile, prepared: this.prepared.for(w.data, w.version) });
+      opts.prepared = this.prepared.for(w.data, w.version);
+      return conv2d(x, w.data, b, opts);
     }
     // training or direct: conv2d runs the choice ('auto' resolved as above, or timed now when choice
     // is undefined)
-    const y = conv2d(x, this.poolWeight(), b, choice === undefined || algorithm === 'direct' ? opts : { ...opts, algorithm: choice.algorithm, winogradTile: choice.winogradTile });
+    const y = conv2d(x, this.poolWeight(), b, opts);
     if (this.used === null) this.used = measuredAlgorithm(g, x.dtype, this.training) ?? null; // 'auto' measured just now
     return y;
   }
@@ -172,7 +179,7 @@ export class Conv2d extends Module {
   }
 
   private backwardOptions() {
-    return { ...this.convOptions(), algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training };
+    return { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, algorithm: this.runAlgorithm(), winogradTile: this.winogradTile, weightsChange: this.training };
   }
 
   private backwardWith(dy: Tensor, dxInto: FloatArray | undefined, inputGradient: boolean, dxAdd?: FloatArray): Tensor | null {

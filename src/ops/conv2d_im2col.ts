@@ -205,7 +205,8 @@ class Im2colPanels implements PanelSource {
       const col0 = this.col0;
       cols = (jc, n, out) => out.set(tapOffsets.subarray(col0 + jc, col0 + jc + n));
     }
-    return { ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), taps: rows, cols };
+    const planes = paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl);
+    return { size: planes.size, load: planes.load, taps: rows, cols };
   }
 
   // per-column scratch (three rows of a workspace) and per-strip flags
@@ -525,9 +526,11 @@ export function conv2dBackwardIm2col(
   const dys = share ? shareInput('conv.dy', dy) : dy;
   const dxs = dx !== null && share ? (addDx ? shareInput('conv.dx', dx) : shareOutput('conv.dx', dx)) : dx;
   const dWs = dW !== null && share ? shareOutput('conv.dW', dW) : dW;
-  const base = { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, storesDx: oneScatter && !addDx };
+  // the kernels' arguments, each one literal of one shape (object spreads are slow to build in V8)
+  const args = (qa: number, qb: number, gi: number, dyb: FloatArray, dcol: FloatArray): BackwardArgs => (
+    { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, storesDx: oneScatter && !addDx, qa, qb, gi, dyb, dcol });
   if (readsInPlace(g, P)) {
-    parallel(backwardPointwise, { ...base, qa: 0, qb: Q, gi: 0, dyb: x, dcol: x }, parts);
+    parallel(backwardPointwise, args(0, Q, 0, x, x), parts);
   } else {
     const dyb = scratch('im2col.dy', Fg * cols, x, parts);
     const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
@@ -536,9 +539,9 @@ export function conv2dBackwardIm2col(
       const qb = chunkEnd(qa, Q, K, P);
       const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
       for (let gi = 0; gi < groups; gi++) {
-        const args = { ...base, qa, qb, gi, dyb, dcol };
-        if (multi) parallel(backwardGather, args, parts);
-        parallel(backwardProducts, args, parts);
+        const a = args(qa, qb, gi, dyb, dcol);
+        if (multi) parallel(backwardGather, a, parts);
+        parallel(backwardProducts, a, parts);
       }
       qa = qb;
     }
