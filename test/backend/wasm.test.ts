@@ -223,6 +223,35 @@ describe('rows of images laid side by side (gatherImageRows: dy gathered for dW)
   });
 });
 
+describe('the SIMD offset check (offsetBytes: a gather\'s and a scatter\'s offsets, floats to bytes)', () => {
+  // The largest offset, or −1 with nothing written where one is negative or not below the limit;
+  // else each ×4 in place. Tables of 1 to 13 offsets and 1,001 (the four-at-a-time pass and the rest),
+  // an offender at every position, at −1, at the limit and far past it (2³⁰: ×4 would overflow).
+  it('returns the largest and writes bytes, or refuses a table with an offender untouched', () => {
+    const rng = new Rng(17);
+    const inst = getInstance();
+    const mem = floats(4096), ints = new Int32Array(mem.buffer), at = 100;
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 13, 1001]) {
+      const src = Int32Array.from({ length: n }, () => Math.floor(rng.next() * 1000));
+      const limit = 1000;
+      ints.set(src, at);
+      ints[at + n] = 12345; // past the table: never touched
+      expect(inst.offsetBytes(4 * at, 4 * at, n, limit), `n ${n}`).toBe(Math.max(...src));
+      expect(Array.from(ints.subarray(at, at + n))).toEqual(Array.from(src, (o) => 4 * o));
+      expect(ints[at + n]).toBe(12345);
+      for (let i = 0; i < Math.min(n, 13); i++) {
+        for (const bad of [-1, limit, 1 << 30]) {
+          const t = src.slice();
+          t[i] = bad;
+          ints.set(t, at);
+          expect(inst.offsetBytes(4 * at, 4 * at, n, limit), `n ${n}, ${bad} at ${i}`).toBe(-1);
+          expect(Array.from(ints.subarray(at, at + n)), 'left as it was').toEqual(Array.from(t));
+        }
+      }
+    }
+  });
+});
+
 describe('the SIMD Winograd filter transform', () => {
   // U = G g Gᵀ on the kernels does TypeScript's float64 operations in its order (zero coefficients
   // included) and rounds once: the same bits ('js' runs the TypeScript transform, 'wasm' the kernel),

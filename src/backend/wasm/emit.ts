@@ -73,6 +73,14 @@ export class Code {
   i32Eqz(): this { return this.op(0x45); }
   i32Eq(): this { return this.op(0x46); }
   i32And(): this { return this.op(0x71); }
+  i32Shl(): this { return this.op(0x74); }
+  i32Or(): this { return this.op(0x72); }
+  /** return from the function, its results on the stack */
+  return(): this { return this.op(0x0f); }
+  i32LtS(): this { return this.op(0x48); }
+  i32GtS(): this { return this.op(0x4a); }
+  /** [a, b, c] → c ? a : b */
+  select(): this { return this.op(0x1b); }
   /** if with no result (closed by end) */
   if(): this { return this.op(0x04, 0x40); }
   /** the other arm of an if */
@@ -85,6 +93,7 @@ export class Code {
   br(depth: number): this { return this.opU(0x0c, depth); }
   brIf(depth: number): this { return this.opU(0x0d, depth); }
   i32Load(offset = 0): this { return this.op(0x28, ...this.mem(2, offset)); }
+  i32Store(offset = 0): this { return this.op(0x36, ...this.mem(2, offset)); }
   f32Add(): this { return this.op(0x92); }
   f32Load(offset = 0): this { return this.op(0x2a, ...this.mem(2, offset)); }
   f32Store(offset = 0): this { return this.op(0x38, ...this.mem(2, offset)); }
@@ -132,6 +141,12 @@ export class Code {
   /** the two f64 lanes rounded to f32 (to nearest) in lanes 0 and 1, lanes 2 and 3 zero */
   f32x4DemoteF64x2Zero(): this { return this.simd(0x5e); }
   f32x4Add(): this { return this.simd(0xe4); }
+  i32x4Splat(): this { return this.simd(0x11); }
+  i32x4ExtractLane(lane: number): this { return this.simd(0x1b, lane); }
+  /** [v, n] → each lane shifted left by n */
+  i32x4Shl(): this { return this.simd(0xab); }
+  i32x4MinS(): this { return this.simd(0xb6); }
+  i32x4MaxS(): this { return this.simd(0xb8); }
   /** lanes a ≤ b as all ones, else 0 (false for NaN) */
   f32x4Le(): this { return this.simd(0x45); }
   /** [a, b] → a & ~b */
@@ -147,14 +162,16 @@ export class Code {
 export interface FunctionDef {
   name: string;
   params: number[];
+  /** what it returns (none: a kernel writes its results to memory) */
+  results?: number[];
   /** types of the extra locals, in order after the parameters */
   locals: number[];
   body: Code;
 }
 
-/** A module importing its memory as env.memory and exporting the functions (no results). */
+/** A module importing its memory as env.memory and exporting the functions. */
 export function wasmModule(funcs: FunctionDef[]): Uint8Array {
-  const types = section(1, vec(funcs.map((f) => cat([[0x60], vec(f.params.map((t) => [t])), uleb(0)]))));
+  const types = section(1, vec(funcs.map((f) => cat([[0x60], vec(f.params.map((t) => [t])), vec((f.results ?? []).map((t) => [t]))]))));
   const imports = section(2, vec([cat([name('env'), name('memory'), [0x02, 0x00], uleb(1)])])); // memory, min 1 page
   const functions = section(3, vec(funcs.map((_, i) => uleb(i))));
   const exports = section(7, vec(funcs.map((f, i) => cat([name(f.name), [0x00], uleb(i)]))));

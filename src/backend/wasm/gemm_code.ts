@@ -248,6 +248,70 @@ function copyRowsKernel(): Code {
   return x;
 }
 
+// offsetBytes(dst, src, n, limit) → the largest of n ≥ 1 int32 offsets at src (floats), or −1 when
+// one is negative or not below limit (then nothing is written); else dst[i] = 4·src[i] (bytes; dst
+// may be src). Two passes, four offsets at a time while four are left: the caller checks a whole
+// table against its region at once, and names the offender itself where the check fails.
+function offsetBytesKernel(): Code {
+  const [dst, src, n, limit] = [0, 1, 2, 3];
+  const [lo, hi, v, o, a, b, p, k] = [4, 5, 6, 7, 8, 9, 10, 11]; // lo, hi, v: v128; the rest i32
+  const x = new Code();
+  // runs `four` over the quads at p (k counting down), then `one` over the rest
+  const passes = (four: () => void, one: () => void) => {
+    x.get(src).set(p);
+    x.get(n).set(k);
+    x.block();
+    x.get(k).i32(4).i32LtU().brIf(0);
+    x.loop();
+    four();
+    x.get(p).i32(16).i32Add().set(p);
+    x.get(k).i32(4).i32Sub().tee(k).i32(4).i32LtU().i32Eqz().brIf(0);
+    x.end();
+    x.end();
+    x.block();
+    x.get(k).i32Eqz().brIf(0);
+    x.loop();
+    one();
+    x.get(p).i32(4).i32Add().set(p);
+    x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+    x.end();
+    x.end();
+  };
+  const min = (l: number) => x.tee(o).get(l).get(o).get(l).i32LtS().select().set(l);
+  const max = (l: number) => x.tee(o).get(l).get(o).get(l).i32GtS().select().set(l);
+  // pass 1: the extremes (a, b start at 0, as the largest is taken at least 0), the quads' lanes at the end
+  x.get(src).i32Load(0).i32x4Splat().tee(lo).set(hi);
+  passes(() => {
+    x.get(p).v128Load(0).set(v);
+    x.get(lo).get(v).i32x4MinS().set(lo);
+    x.get(hi).get(v).i32x4MaxS().set(hi);
+  }, () => {
+    x.get(p).i32Load(0);
+    min(a);
+    x.get(p).i32Load(0);
+    max(b);
+  });
+  for (let l = 0; l < 4; l++) {
+    x.get(lo).i32x4ExtractLane(l);
+    min(a);
+    x.get(hi).i32x4ExtractLane(l);
+    max(b);
+  }
+  x.block();
+  x.get(a).i32(0).i32LtS().get(b).get(limit).i32LtS().i32Eqz().i32Or().i32Eqz().brIf(0);
+  x.i32(-1).return();
+  x.end();
+  // pass 2: to bytes (dst keeps pace with p)
+  x.get(dst).get(src).i32Sub().set(o);
+  passes(() => {
+    x.get(p).get(o).i32Add().get(p).v128Load(0).i32(2).i32x4Shl().v128Store(0);
+  }, () => {
+    x.get(p).get(o).i32Add().get(p).i32Load(0).i32(2).i32Shl().i32Store(0);
+  });
+  x.get(b);
+  return x;
+}
+
 // scatterAdd(target, c, rows, cols, M, nc, ldcBytes): the transpose of gather, col2im's scatter:
 // for each row i < M of the C block at c (rows ldcBytes apart) and column j < nc,
 // target[rows[i] + cols[j]] += C(i, j) (offsets in bytes), rows in order, columns in order.
@@ -345,6 +409,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     { name: 'takePlanesAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(true) },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     { name: 'copyRows', params: new Array<number>(6).fill(I32), locals: new Array<number>(3).fill(I32), body: copyRowsKernel() },
+    { name: 'offsetBytes', params: [I32, I32, I32, I32], results: [I32], locals: [V128, V128, V128, I32, I32, I32, I32, I32], body: offsetBytesKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),
     winogradOutputF4Def(true),

@@ -163,21 +163,23 @@ function storeImageColumns(inst: Instance, mem: Float32Array, cW: number, ncp: n
   storeRun();
 }
 
-// n offsets (floats) from `from` into ints[at …] as bytes (from may be ints itself, at 0), each
-// checked so that it and `reach` floats past it lie in a region of `size` floats: every element a
-// kernel reads or writes must, since an offset past it would touch other data (or trap at the end of
-// memory) without a word. Returns the largest. A function of its own so that the loop reads typed
-// arrays: written inline in gemmSimd, it read them through property loads of operand objects of many
-// shapes, ~20 ns an offset (the stem's dW, 6272 positions a call: 0.13 ms of 0.5).
-function offsetsInBytes(from: Int32Array, n: number, ints: Int32Array, at: number, reach: number, size: number, first: number, what: string, region: string): number {
-  let max = 0;
+// n ≥ 1 offsets (floats) at int index `at` of kernel memory turned into bytes there (`from`: where
+// they are now, copied there first; null: there already), once checked that each, and `reach`
+// floats past it, lies in a region of `size` floats: every element a kernel reads or writes must,
+// since an offset past it would touch other data (or trap at the end of memory) without a word.
+// Returns the largest (at least 0). The offsetBytes kernel checks and converts them (~0.3 ns an
+// offset; a JavaScript loop took ~2.5, 0.13 ms of the demo's step); where the check fails, the
+// offsets, left as they were, are searched here for the first that leaves the region, to name it.
+function offsetsInBytes(inst: Instance, from: Int32Array | null, n: number, at: number, reach: number, size: number, first: number, what: string, region: string): number {
+  if (from !== null) new Int32Array(inst.memory.buffer, 4 * at, n).set(from.subarray(0, n));
+  const max = inst.offsetBytes(4 * at, 4 * at, n, size - reach);
+  if (max >= 0) return max;
+  const ints = new Int32Array(inst.memory.buffer, 4 * at, n);
   for (let i = 0; i < n; i++) {
-    const o = from[i];
+    const o = ints[i];
     if (!(o >= 0 && o + reach < size)) throw new Error(`gemm: ${what} ${first + i} at offset ${o} lies outside its ${region} of ${size} floats`);
-    ints[at + i] = 4 * o;
-    if (o > max) max = o;
   }
-  return max;
+  throw new Error(`gemm: the offset kernel refused ${n} ${what}s that lie inside their ${region}`);
 }
 
 /** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
@@ -217,12 +219,12 @@ export function gemmSimd(
   if (g !== undefined) {
     g.load(mem, srcW, padder(inst, srcW, g.size, 'gemm'));
     simdStats.bytesCopied += 4 * g.size;
-    maxTap = offsetsInBytes(g.taps, K, new Int32Array(mem.buffer), tapsW, 0, g.size, 0, 'gathered row', 'source');
+    maxTap = offsetsInBytes(inst, g.taps, K, tapsW, 0, g.size, 0, 'gathered row', 'source');
   }
   if (t !== undefined) {
     if (accumulate) throw new Error('gemm: a scatter target takes the product, not a sum onto C');
     mem.fill(0, tW, tW + t.size);
-    maxRow = offsetsInBytes(t.rows, M, new Int32Array(mem.buffer), tRowsW, 0, t.size, 0, 'scattered row', 'target');
+    maxRow = offsetsInBytes(inst, t.rows, M, tRowsW, 0, t.size, 0, 'scattered row', 'target');
   }
   for (let jc = 0; jc < N; jc += NC) {
     const nc = Math.min(NC, N - jc);
@@ -234,12 +236,12 @@ export function gemmSimd(
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
       g.cols(jc, nc, ints);
       ints.fill(ints[nc - 1], nc, ncp); // the padding columns read a real one (their results are dropped)
-      offsetsInBytes(ints, ncp, ints, 0, maxTap, g.size, jc, 'gathered column', 'source');
+      offsetsInBytes(inst, null, ncp, colsW, maxTap, g.size, jc, 'gathered column', 'source');
     }
     if (t !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * tColsW, nc);
       t.cols(jc, nc, ints);
-      offsetsInBytes(ints, nc, ints, 0, maxRow, t.size, jc, 'scattered column', 'target');
+      offsetsInBytes(inst, null, nc, tColsW, maxRow, t.size, jc, 'scattered column', 'target');
     }
     // rows of C in (when accumulating; otherwise the first panel stores)
     if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);

@@ -32,6 +32,7 @@ export interface Instance {
   takePlanesAdd: PlaceFn;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
   copyRows: (dst: number, src: number, rows: number, len: number, dstRowBytes: number, srcRowBytes: number) => void;
+  offsetBytes: (dst: number, src: number, n: number, limit: number) => number;
   packA: PackAFn;
   packB: PackAFn;
   packAT: PackAFn;
@@ -88,7 +89,7 @@ export function getInstance(): Instance {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
       fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], takePlanes: inst.exports.takePlanes as PlaceFn, takePlanesAdd: inst.exports.takePlanesAdd as PlaceFn,
-      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], copyRows: inst.exports.copyRows as Instance['copyRows'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
+      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], copyRows: inst.exports.copyRows as Instance['copyRows'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
