@@ -335,9 +335,9 @@ function workerError(half: 0 | 1): Error {
 // the scope's end this thread runs the jobs no worker has started (each is claimed in `claims`
 // first, by whichever thread gets to it), the last queued first, instead of waiting for them.
 
-/** slot: the job's place in `claims` (−1: none, it runs where it was posted); scope: its scope's id */
+/** slot: the job's place in `claims`; scope: its scope's id */
 interface Job { kernel: string; args: unknown; slot: number; scope: number }
-/** jobs a scope can have claimable (more run wherever they were posted) */
+/** jobs a scope can hold (past them, runInBackground declines: the caller runs the work itself) */
 const JOB_SLOTS = 1024;
 let scopeDepth = 0;
 let scopesOpened = 0;
@@ -350,7 +350,6 @@ let scopeJobs: Job[] = [];
 // was taken, and ids only grow, so exactly one thread moves it to the job's id, and a worker still
 // going through an older message after its scope ended finds a newer id and leaves the job.
 function claim(c: Int32Array, job: Job): boolean {
-  if (job.slot < 0) return true;
   for (;;) {
     const old = Atomics.load(c, job.slot);
     if (old >= job.scope) return false;
@@ -392,7 +391,7 @@ export function backgroundScope<T>(f: () => T): T {
     scopeJobs = [];
     for (let i = jobs.length - 1; i >= 0; i--) {
       const job = jobs[i];
-      if (job.slot < 0 || !claim(claims!, job)) continue;
+      if (!claim(claims!, job)) continue;
       try {
         (kernels.get(job.kernel) as KernelFn<unknown>)(job.args, 0, 1);
       } catch (e) {
@@ -415,17 +414,17 @@ export function backgroundScope<T>(f: () => T): T {
 
 /**
  * Queues kernel(args, 0, 1) for a worker and returns true, inside a backgroundScope with a worker
- * ready; else false (the caller runs it itself). `args`: what the workers read and write in shared
+ * ready and fewer than JOB_SLOTS jobs in it; else false (the caller runs it itself). `args`: what the workers read and write in shared
  * memory, left untouched by everyone else until the scope ends. `then` runs on this thread once all
  * jobs are done, before the scope returns.
  */
 export function runInBackground<A>(kernel: Kernel<A>, args: A, then?: () => void): boolean {
-  if (!backgroundPossible()) return false;
+  if (!backgroundPossible() || scopeJobs.length === JOB_SLOTS) return false;
   spawnWorkers(Math.max(requested, setAside) - 1);
   if (readyWorkers() === 0) return false;
   Atomics.add(ctrl!, 2, 1);
   poolStats.backgroundJobs++;
-  const job = { kernel: kernel.name, args, slot: scopeJobs.length < JOB_SLOTS ? scopeJobs.length : -1, scope: scopesOpened };
+  const job = { kernel: kernel.name, args, slot: scopeJobs.length, scope: scopesOpened };
   queued.push(job);
   scopeJobs.push(job);
   if (then !== undefined) afterJobs.push(then);

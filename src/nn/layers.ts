@@ -111,6 +111,7 @@ export class Conv2d extends Module {
   forward(x: Tensor, out?: Tensor, relu = false): Tensor {
     if (relu && this.training) throw new Error('Conv2d.forward: a fused ReLU is for inference (call eval() first)');
     this.x = x;
+    this.weightsAway = false; // a dW queued for the last forward's backward that never came (it threw) is not this one's
     const b = this.bias === null ? null : this.bias.data;
     const g = convGeometry(x.shape.length === 3 ? [1, ...x.shape] : x.shape, this.weight.data.shape, this.convOptions());
     if (out === undefined && x.shape.length === 4 && getThreads() > 1) {

@@ -263,6 +263,14 @@ describe('the pool', () => {
     });
     expectSameBits(dx, dxRef, 'conv dx');
     expectSameBits(c.weight.grad, ref.weight.grad, 'conv dW (plain: through a shared copy)');
+    // a pass that threw after queueing dW: the next step's backward makes its own dW
+    c.zeroGrad();
+    c.forward(xc);
+    expect(() => backgroundScope(() => { c.backwardWeightsInBackground(dyc); throw new Error('a later layer failed'); })).toThrow('a later layer failed');
+    c.zeroGrad();
+    c.forward(xc);
+    c.backward(dyc);
+    expectSameBits(c.weight.grad, ref.weight.grad, 'conv dW after a failed pass');
   });
 
   it('setThreads takes a positive integer up to 256', () => {
