@@ -30,7 +30,7 @@ import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/los
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { onOneThread, setThreads } from '../src/backend/threads.js';
 import { threadsPay } from '../src/train/fit.js';
-import { benchDir, medians, table } from './harness.js';
+import { alternate, benchDir, medians, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
@@ -116,3 +116,38 @@ for (const c of CASES) {
   }
 }
 console.log(table(rows, ['case', 'threads', 'ours ms', 'PyTorch ms', 'PyTorch ms, default malloc', 'ours speed / PyTorch', 'onnxruntime-node ms', 'ours speed / onnxruntime-node']));
+
+// Ours on two threads against one, each training case's steps taking turns in this process (the
+// table's rows run minutes apart, and the machine's phase moves them by up to 1.5×): a model per
+// thread count, the two-thread one run as fit runs it.
+const pairs: (string | number)[][] = [];
+for (const c of CASES.filter((k) => k.kind === 'train-step')) {
+  const x = uniform(c.shape, new Rng(2), -1, 1);
+  const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
+  const stepOf = () => {
+    const model = RepVGG.fromConfig(c.config, { seed: 1 }).train();
+    const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+    const step = () => {
+      model.zeroGrad();
+      const { probs } = softmaxCrossEntropy(model.forward(x), labels);
+      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
+      opt.step();
+    };
+    return { model, step };
+  };
+  setThreads(1);
+  const one = stepOf();
+  for (let i = 0; i <= AUTO_AFTER + 1; i++) one.step();
+  setThreads(2);
+  const two = stepOf();
+  for (let i = 0; i <= AUTO_AFTER + 1; i++) two.step();
+  const asFit = !threadsPay(two.model, two.model.namedParameters().map(([, p]) => p));
+  const steps = c.shape[0] >= 32 ? 20 : 2; // a turn of ~0.1–0.4 s
+  const t = await alternate([
+    ['one', () => { setThreads(1); for (let i = 0; i < steps; i++) one.step(); }],
+    ['two', () => { setThreads(2); for (let i = 0; i < steps; i++) (asFit ? onOneThread(two.step) : two.step()); }],
+  ], 10000, 8);
+  pairs.push([c.name, (t.one / steps), (t.two / steps), `${(t.one / t.two).toFixed(2)}×`]);
+}
+console.log('\nours on two threads against one, steps taking turns in one process (medians):');
+console.log(table(pairs, ['case', 'one thread ms', 'two threads ms', 'two / one speed']));
