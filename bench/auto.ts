@@ -7,12 +7,10 @@ import { AUTO_AFTER, measuredAlgorithm, type ConvAlgorithm } from '../src/ops/co
 import { convGeometry } from '../src/ops/conv2d_geometry.js';
 import { Conv2d } from '../src/nn/layers.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { alternate, table } from './harness.js';
+import { alternate, sgdStep, table } from './harness.js';
 import { setThreads } from '../src/backend/threads.js';
 import { RepVGG } from '../src/nn/repvgg.js';
 import { type RepVGGConfig, zooConfig } from '../src/nn/config.js';
-import { SGD } from '../src/train/sgd.js';
-import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 
 // argv: [--threads N] (default: the library's default) [--training] (only the training steps below)
 const ti = process.argv.indexOf('--threads');
@@ -80,13 +78,7 @@ for (const [name, config, shape] of STEPS) {
       model.setAlgorithm(algorithm);
       for (const [, c] of model.namedConvs()) c.winogradTile = tile;
     }
-    const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-    const step = () => {
-      model.zeroGrad();
-      const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
-      opt.step();
-    };
+    const step = sgdStep(model, x, labels);
     for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls, and timed
     return [label, step];
   });

@@ -3,6 +3,22 @@ import { Bench } from 'tinybench';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Module } from '../src/nn/module.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { SGD } from '../src/train/sgd.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
+
+/** A training step of `model` on (x, labels): softmax cross-entropy, backward, SGD (lr 0.01, momentum
+ * 0.9, weight decay 10⁻⁴, as the PyTorch peer's). */
+export function sgdStep(model: Module, x: Tensor, labels: number[]): () => void {
+  const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+  return () => {
+    model.zeroGrad();
+    const { probs } = softmaxCrossEntropy(model.forward(x), labels);
+    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
+    opt.step();
+  };
+}
 
 /** A new temporary folder, removed when this process exits (a bench's models can be gigabytes). */
 export function benchDir(name: string): string {

@@ -25,12 +25,10 @@ import { stateDict } from '../src/io/state_dict.js';
 import { entryOf, serializeSafetensors } from '../src/io/safetensors.js';
 import { toOnnx } from '../src/io/onnx.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { SGD } from '../src/train/sgd.js';
-import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { onOneThread, setThreads } from '../src/backend/threads.js';
 import { threadsPay } from '../src/train/fit.js';
-import { alternate, benchDir, medians, table } from './harness.js';
+import { alternate, benchDir, medians, sgdStep, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
@@ -79,13 +77,7 @@ for (const c of CASES) {
     writeFileSync(raw, new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
   }
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
-  const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-  const step = c.kind === 'deploy' ? () => { model.forward(x); } : () => {
-    model.zeroGrad();
-    const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
-    opt.step();
-  };
+  const step = c.kind === 'deploy' ? () => { model.forward(x); } : sgdStep(model, x, labels);
   for (const threads of [1, 2]) {
     setThreads(threads);
     for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls
@@ -126,14 +118,7 @@ for (const c of CASES.filter((k) => k.kind === 'train-step')) {
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
   const stepOf = () => {
     const model = RepVGG.fromConfig(c.config, { seed: 1 }).train();
-    const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-    const step = () => {
-      model.zeroGrad();
-      const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
-      opt.step();
-    };
-    return { model, step };
+    return { model, step: sgdStep(model, x, labels) };
   };
   setThreads(1);
   const one = stepOf();
