@@ -8,6 +8,7 @@
 // that are not summed over). So results are bitwise identical for every thread count.
 
 import { checkNumber } from '../tensor/check.js';
+import { sharedArrayLike } from '../tensor/tensor.js';
 import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { type Backend, getBackend, getFusedMultiplyAdd, setBackend, setFusedMultiplyAdd } from './backend.js';
 
@@ -365,12 +366,6 @@ export function backgroundPossible(): boolean {
   return scopeDepth > 0 && Math.max(requested, setAside) > 1 && unavailableReason() === null;
 }
 
-/** The outermost background scope's number (it changes with each): what was copied for one is
- * current within it. */
-export function backgroundScopeId(): number {
-  return scopesOpened;
-}
-
 /**
  * f(), during which kernels may run in the background (runInBackground); returns (or throws) only
  * when all of them are done. Scopes nest: the outermost waits.
@@ -526,6 +521,29 @@ export function shareInput<T extends Float32Array | Float64Array>(name: string, 
   s.set(a);
   poolStats.copiedBytes += a.byteLength;
   return s;
+}
+
+// Background jobs' operands that lie outside shared memory: each array's copy, kept with the array,
+// and the outermost scope it was last filled for.
+const backgroundCopies = new WeakMap<Float32Array | Float64Array, { copy: Float32Array | Float64Array; scope: number }>();
+
+/**
+ * For a background job (runInBackground): `a` itself if workers can see it, else its copy in shared
+ * memory, kept with `a` (a workspace, as shareInput uses, would be written over by the next call
+ * while the job still reads it) and, with `fill`, filled once per outermost scope: the scope's
+ * callers leave `a` as it is meanwhile, so a block's input, read by both its convs' dW, is copied once.
+ * Without `fill`, a place for a job's output (the caller copies it back when the scope ends).
+ */
+export function shareForBackground<T extends Float32Array | Float64Array>(a: T, fill: boolean): T {
+  if (isShared(a)) return a;
+  let c = backgroundCopies.get(a);
+  if (c === undefined) backgroundCopies.set(a, c = { copy: sharedArrayLike(a.length, a), scope: -1 });
+  if (fill && c.scope !== scopesOpened) {
+    c.copy.set(a);
+    c.scope = scopesOpened;
+    poolStats.copiedBytes += a.byteLength;
+  }
+  return c.copy as T;
 }
 
 /** Where workers can write an output of a's length: `a` itself if shared, else a named workspace. */

@@ -1,12 +1,12 @@
 // conv2d with torch.nn.functional.conv2d semantics (cross-correlation, NCHW, groups), three
 // algorithms, and its backward. The output's array type follows the input's.
 
-import { Tensor, addInto, allocLike, sharedArrayLike, type FloatArray } from '../tensor/tensor.js';
+import { Tensor, addInto, allocLike, type FloatArray } from '../tensor/tensor.js';
 import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry, convMacs } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
-import { backgroundPossible, backgroundScopeId, convCouldSplit, defineKernel, getThreads, isShared, onOneThread, parallel, partRange, runInBackground } from '../backend/threads.js';
+import { backgroundPossible, convCouldSplit, defineKernel, getThreads, isShared, onOneThread, parallel, partRange, runInBackground, shareForBackground } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colAddsDx } from './conv2d_im2col.js';
 import { type WinogradTile, conv2dWinograd, winogradWeights } from './conv2d_winograd.js';
@@ -274,11 +274,10 @@ export function conv2dBackward(
   want: { dx?: boolean; dw?: boolean; db?: boolean; dwInto?: FloatArray; dxInto?: FloatArray; dxAdd?: FloatArray } = {},
 ): Conv2dGrads {
   const g = backwardGeometry(dy, x, w, opts);
-  const into = (a: FloatArray | undefined, n: number, name: string): FloatArray | undefined => intoChecked(a, n, name, x);
   if (want.dxInto !== undefined && want.dxAdd !== undefined) throw new Error('conv2d backward: dxInto and dxAdd are two places for one dx');
-  const dx = want.dx === false ? null : into(want.dxAdd ?? want.dxInto, x.size, want.dxAdd === undefined ? 'dxInto' : 'dxAdd') ?? allocLike(x.data, x.size);
+  const dx = want.dx === false ? null : intoChecked(want.dxAdd ?? want.dxInto, x.size, want.dxAdd === undefined ? 'dxInto' : 'dxAdd', x) ?? allocLike(x.data, x.size);
   const adds = dx !== null && want.dxAdd !== undefined;
-  into(want.dwInto, w.size, 'dwInto');
+  intoChecked(want.dwInto, w.size, 'dwInto', x);
   const dW = want.dw === false ? null : want.dwInto ?? allocLike(x.data, w.size);
   const db = want.db === false ? null : allocLike(x.data, g.F);
   const algo = opts.algorithm ?? 'auto';
@@ -342,21 +341,6 @@ const weightGradKernel = defineKernel('conv.backward.weights', (a: WeightGradArg
   onOneThread(() => conv2dBackwardIm2col(a.g, a.x, a.x, a.dy, null, a.dW, null));
 });
 
-// Arrays the workers must see but that are not in shared memory, copied once per background scope
-// (the scope's callers leave them as they are meanwhile: a block's input, read by both its convs'
-// dW, is copied once), each copy kept with the array it copies.
-const sharedCopies = new WeakMap<FloatArray, { copy: FloatArray; scope: number }>();
-function sharedCopy(a: FloatArray, fill: boolean): FloatArray {
-  if (isShared(a)) return a;
-  let c = sharedCopies.get(a);
-  if (c === undefined) sharedCopies.set(a, c = { copy: sharedArrayLike(a.length, a), scope: -1 });
-  if (fill && c.scope !== backgroundScopeId()) {
-    c.copy.set(a);
-    c.scope = backgroundScopeId();
-  }
-  return c.copy;
-}
-
 /**
  * dw of conv2dBackward(dy, x, w, opts) written into dwInto (every element) by a worker while this
  * thread goes on, where it can: inside a backgroundScope (threads.ts), a backward too small to split
@@ -369,8 +353,8 @@ export function conv2dWeightGradInBackground(dy: Tensor, x: Tensor, w: Tensor, o
   const g = backwardGeometry(dy, x, w, opts);
   intoChecked(dwInto, w.size, 'dwInto', x);
   if (convCouldSplit(convMacs(g))) return false;
-  const dW = sharedCopy(dwInto, false);
-  const args = { g, x: sharedCopy(x.data, true), dy: sharedCopy(dy.data, true), dW };
+  const dW = shareForBackground(dwInto, false);
+  const args = { g, x: shareForBackground(x.data, true), dy: shareForBackground(dy.data, true), dW };
   return runInBackground(weightGradKernel, args, dW === dwInto ? undefined : () => dwInto.set(dW));
 }
 

@@ -130,6 +130,25 @@ function gatherKernel(): Code {
   return x;
 }
 
+// Emits a loop over the count in local `n` (counted down to 0): `four` while four are left, then
+// `one` for each of the rest (each moves its own addresses on).
+function byQuads(x: Code, n: number, four: () => void, one: () => void): void {
+  x.block();
+  x.get(n).i32(4).i32LtU().brIf(0);
+  x.loop();
+  four();
+  x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
+  x.end();
+  x.end();
+  x.block();
+  x.get(n).i32Eqz().brIf(0);
+  x.loop();
+  one();
+  x.get(n).i32(1).i32Sub().tee(n).brIf(0);
+  x.end();
+  x.end();
+}
+
 // Emits a run of `count` floats (a local) written at the address in local `to`, four at a time while
 // four are left, then one at a time (`n`: the local it counts in), `to` advanced past them: 'copy'
 // takes them from the address in local `from` (advanced too), 'add' adds them to what `to` holds
@@ -141,26 +160,17 @@ function floatRun(x: Code, kind: RunKind, to: number, from: number, count: numbe
     x.get(to).i32(bytes).i32Add().set(to);
   };
   x.get(count).set(n);
-  x.block();
-  x.get(n).i32(4).i32LtU().brIf(0);
-  x.loop(); // four floats at a time
-  if (kind === 'add') x.get(to).get(to).v128Load(0).get(from).v128Load(0).f32x4Add().v128Store(0);
-  else if (kind === 'copy') x.get(to).get(from).v128Load(0).v128Store(0);
-  else x.get(to).v128Zero().v128Store(0);
-  step(16);
-  x.get(n).i32(4).i32Sub().tee(n).i32(4).i32LtU().i32Eqz().brIf(0);
-  x.end();
-  x.end();
-  x.block();
-  x.get(n).i32Eqz().brIf(0);
-  x.loop(); // the last count mod 4
-  if (kind === 'add') x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);
-  else if (kind === 'copy') x.get(to).get(from).f32Load(0).f32Store(0);
-  else x.get(to).v128Zero().v128Store32Lane(0, 0);
-  step(4);
-  x.get(n).i32(1).i32Sub().tee(n).brIf(0);
-  x.end();
-  x.end();
+  byQuads(x, n, () => {
+    if (kind === 'add') x.get(to).get(to).v128Load(0).get(from).v128Load(0).f32x4Add().v128Store(0);
+    else if (kind === 'copy') x.get(to).get(from).v128Load(0).v128Store(0);
+    else x.get(to).v128Zero().v128Store(0);
+    step(16);
+  }, () => {
+    if (kind === 'add') x.get(to).get(to).f32Load(0).get(from).f32Load(0).f32Add().f32Store(0);
+    else if (kind === 'copy') x.get(to).get(from).f32Load(0).f32Store(0);
+    else x.get(to).v128Zero().v128Store32Lane(0, 0);
+    step(4);
+  });
 }
 
 // padPlanes(dst, src, planes, H, W, top, mid, bottom, zeroed): the zero-padded copy of `planes` H×W
@@ -256,26 +266,17 @@ function offsetBytesKernel(): Code {
   const [dst, src, n, limit] = [0, 1, 2, 3];
   const [lo, hi, v, o, a, b, p, k] = [4, 5, 6, 7, 8, 9, 10, 11]; // lo, hi, v: v128; the rest i32
   const x = new Code();
-  // runs `four` over the quads at p (k counting down), then `one` over the rest
+  // runs `four` over the quads at p, then `one` over the rest (k counting)
   const passes = (four: () => void, one: () => void) => {
     x.get(src).set(p);
     x.get(n).set(k);
-    x.block();
-    x.get(k).i32(4).i32LtU().brIf(0);
-    x.loop();
-    four();
-    x.get(p).i32(16).i32Add().set(p);
-    x.get(k).i32(4).i32Sub().tee(k).i32(4).i32LtU().i32Eqz().brIf(0);
-    x.end();
-    x.end();
-    x.block();
-    x.get(k).i32Eqz().brIf(0);
-    x.loop();
-    one();
-    x.get(p).i32(4).i32Add().set(p);
-    x.get(k).i32(1).i32Sub().tee(k).brIf(0);
-    x.end();
-    x.end();
+    byQuads(x, k, () => {
+      four();
+      x.get(p).i32(16).i32Add().set(p);
+    }, () => {
+      one();
+      x.get(p).i32(4).i32Add().set(p);
+    });
   };
   const min = (l: number) => x.tee(o).get(l).get(o).get(l).i32LtS().select().set(l);
   const max = (l: number) => x.tee(o).get(l).get(o).get(l).i32GtS().select().set(l);
