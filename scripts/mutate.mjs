@@ -568,6 +568,10 @@ const MUTANTS = [
   ['ops', 'SIMD offset check: a quad\'s last lane left out of the largest', 'src/backend/wasm/gemm_code.ts', '  for (let l = 0; l < 4; l++) {\n    x.get(lo).i32x4ExtractLane(l);', '  for (let l = 0; l < 3; l++) {\n    x.get(lo).i32x4ExtractLane(l);', ['test/backend/wasm.test.ts']],
   ['ops', 'SIMD offset check: quads turned into bytes ×2', 'src/backend/wasm/gemm_code.ts', '.get(p).v128Load(0).i32(2).i32x4Shl().v128Store(0);', '.get(p).v128Load(0).i32(1).i32x4Shl().v128Store(0);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['threads', 'a conv\'s forward keeps a dW queued for a pass that threw: the next backward skips its own', 'src/nn/layers.ts', "    this.weightsAway = false; // a dW queued", "    // this.weightsAway = false; // a dW queued", ['test/backend/threads.test.ts']],
+  ['ops', 'BatchNorm2d passes no arrays of its own: each forward allocates its statistics', 'src/nn/layers.ts', 'eps: this.eps, stats: this.stats };', 'eps: this.eps };', ['test/nn/layers.test.ts']],
+  ['ops', 'batch_norm ignores the stats arrays it is given', 'src/ops/batchnorm.ts', 'const mean = stats?.mean ?? new Float64Array(C);', 'const mean = new Float64Array(C);', ['test/ops/ops.test.ts']],
+  ['ops', 'batch_norm\'s scratch factors: shift over scale', 'src/ops/batchnorm.ts', 'shift = factors.subarray(C, 2 * C);', 'shift = factors.subarray(0, C);', ['test/ops/ops.test.ts']],
+  ['ops', 'batch_norm backward\'s scratch: b over a', 'src/ops/batchnorm.ts', 'b = t.subarray(4 * C, 5 * C);', 'b = t.subarray(3 * C, 4 * C);', ['test/ops/ops.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -231,6 +231,8 @@ export class BatchNorm2d extends Module {
   readonly eps: number;
   readonly momentum: number;
   private cache: { x: Tensor; mean: Float64Array; invStd: Float64Array; training: boolean } | null = null;
+  // the statistics each forward writes (its cache holds only the last forward's)
+  private readonly stats: { mean: Float64Array; invStd: Float64Array };
 
   constructor(numFeatures: number, opts: BatchNormModuleOptions = {}) {
     super();
@@ -241,6 +243,7 @@ export class BatchNorm2d extends Module {
     this.bias = new Parameter(zeros([numFeatures], dtype));
     this.runningMean = zeros([numFeatures], dtype);
     this.runningVar = full([numFeatures], 1, dtype);
+    this.stats = { mean: new Float64Array(numFeatures), invStd: new Float64Array(numFeatures) };
   }
 
   override ownParameters(): [string, Parameter][] {
@@ -265,7 +268,7 @@ export class BatchNorm2d extends Module {
   }
 
   opOptions(): BatchNormOptions {
-    return { training: this.training, momentum: this.momentum, eps: this.eps };
+    return { training: this.training, momentum: this.momentum, eps: this.eps, stats: this.stats };
   }
 
   /** What backward needs of a forward pass, whoever ran it (forward, or a block's batchNormSum). */

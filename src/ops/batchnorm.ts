@@ -5,6 +5,7 @@
 // eval: μ, σ² are the running statistics. Statistics are computed in float64.
 
 import { type FloatArray, Tensor, addInto, allocLike } from '../tensor/tensor.js';
+import { workspace64 } from '../tensor/workspace.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type BatchNormPasses, batchNormPasses, batchNormSumGradPasses, batchNormSumPasses } from '../backend/batchnorm.js';
 import { relu as reluOp, reluBackward } from './relu.js';
@@ -24,6 +25,9 @@ export interface BatchNormOptions {
   training: boolean;
   momentum?: number;
   eps?: number;
+  /** where μ and 1/√(σ² + ε) go (C each; a module's own, written at every forward), else new arrays:
+   * a Float64Array of more than 8 elements costs ~2.5 µs to allocate (its memory lies outside V8's heap) */
+  stats?: { mean: Float64Array; invStd: Float64Array };
 }
 
 export interface BatchNormResult {
@@ -116,7 +120,8 @@ interface Normalization {
 }
 
 // μ and 1/√(σ² + ε) per channel (training: the batch's, and the running statistics move; eval: the
-// running ones), and the factors of y = x·scale + shift. `simd` holds x when the passes run there.
+// running ones), and the factors of y = x·scale + shift (scratch, valid until the next BN). `simd`
+// holds x when the passes run there.
 function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, simd: BatchNormPasses | null): Normalization {
   const C = checkBN(x, p);
   const [N, , H, W] = x.shape;
@@ -125,8 +130,12 @@ function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, si
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
   const xd = x.data;
-  const mean = new Float64Array(C);
-  const invStd = new Float64Array(C);
+  const stats = opts.stats;
+  if (stats !== undefined && (stats.mean.length !== C || stats.invStd.length !== C)) {
+    throw new Error(`batch_norm: stats hold ${stats.mean.length} and ${stats.invStd.length} values, expected ${C} (the input's channels)`);
+  }
+  const mean = stats?.mean ?? new Float64Array(C);
+  const invStd = stats?.invStd ?? new Float64Array(C);
   if (opts.training) {
     if (M <= 1) throw new Error(`batch_norm: expected more than 1 value per channel when training, got input shape ${fmtShape(x.shape)}`);
     const rm = p.runningMean.data, rv = p.runningVar.data;
@@ -148,7 +157,8 @@ function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, si
       invStd[c] = 1 / Math.sqrt(p.runningVar.data[c] + eps);
     }
   }
-  const scale = new Float64Array(C), shift = new Float64Array(C);
+  const factors = workspace64('bn.factors', 2 * C);
+  const scale = factors.subarray(0, C), shift = factors.subarray(C, 2 * C);
   for (let c = 0; c < C; c++) {
     scale[c] = (p.weight === null ? 1 : p.weight.data[c]) * invStd[c];
     shift[c] = (p.bias === null ? 0 : p.bias.data[c]) - mean[c] * scale[c];
@@ -317,11 +327,11 @@ function backwardWith(
   const dx = dxInto ?? allocLike(xd, xd.length);
   const dweight = allocLike(xd, C);
   const dbias = allocLike(xd, C);
-  const sumDy = new Float64Array(C), sumDyXhat = new Float64Array(C);
+  // per channel: Σdy, Σdy·x̂, and k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M (scratch: used before this returns)
+  const t = workspace64('bn.backward', 5 * C);
+  const sumDy = t.subarray(0, C), sumDyXhat = t.subarray(C, 2 * C), k = t.subarray(2 * C, 3 * C), a = t.subarray(3 * C, 4 * C), b = t.subarray(4 * C, 5 * C);
   if (simd !== null) simd.gradSums(saved.mean, saved.invStd, sumDy, sumDyXhat);
   else gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
-  // per channel: k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M
-  const k = new Float64Array(C), a = new Float64Array(C), b = new Float64Array(C);
   for (let c = 0; c < C; c++) {
     dbias[c] = sumDy[c];
     dweight[c] = sumDyXhat[c];

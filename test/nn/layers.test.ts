@@ -1,7 +1,8 @@
 // Module state that must follow the weights: the eval-mode caches of transformed or packed filters
 // (Winograd's U, im2col's weights and Linear's packed for the SIMD GEMM).
 import { describe, expect, it } from 'vitest';
-import { Conv2d, Linear } from '../../src/nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
+import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
 import { conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { SGD } from '../../src/train/sgd.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
@@ -172,5 +173,26 @@ describe('Conv2d gradients: written after zeroGrad, added to otherwise', () => {
     conv.forward(x1);
     expect(() => conv.backward(uniform([2, 4, 4, 4], rng, -1, 1))).toThrow('grad_output shape');
     expect(conv.weight.grad.data.every((v) => v === 0)).toBe(true);
+  });
+});
+
+describe('BatchNorm2d keeps its statistics in two arrays of its own', () => {
+  it('each forward writes them (no new arrays a step), and backward uses the last forward\'s: the bits of the op on fresh arrays', () => {
+    const rng = new Rng(5);
+    const bn = new BatchNorm2d(12).train(); // 12 channels: float64 arrays past V8's 64-byte in-heap limit
+    const x1 = uniform([2, 12, 3, 3], rng, -2, 2), x2 = uniform([2, 12, 3, 3], rng, -1, 3), dy = uniform([2, 12, 3, 3], rng, -1, 1);
+    bn.forward(x1);
+    const first = bn.forwardRecord().mean;
+    // the reference: the op on the running statistics after x1, into new arrays
+    const p = { weight: bn.weight.data, bias: bn.bias.data, runningMean: bn.runningMean.clone(), runningVar: bn.runningVar.clone() };
+    const ref = batchNorm2d(x2, p, { training: true });
+    const y = bn.forward(x2);
+    expect(bn.forwardRecord().mean).toBe(first);
+    expect(Array.from(bn.forwardRecord().mean)).toEqual(Array.from(ref.mean));
+    expect(Array.from(y.data)).toEqual(Array.from(ref.y.data));
+    const dx = bn.backward(dy);
+    const g = batchNorm2dBackward(dy, x2, bn.weight.data, ref, true);
+    expect(Array.from(dx.data)).toEqual(Array.from(g.dx.data));
+    expect(Array.from(bn.weight.grad.data)).toEqual(Array.from(g.dweight!.data));
   });
 });

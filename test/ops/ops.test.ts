@@ -68,6 +68,16 @@ describe('batch_norm sums each channel in (n, i) order', () => {
         expect(g.dweight).toBeNull();
         expect(g.dx.data[at(1, 2)]).toBe(is * (dy.data[at(1, 2)] - sb / (N * P) - (x.data[at(1, 2)] - mu) * is * (sg / (N * P))));
       }
+      // statistics written into the caller's arrays (a module's, reused each forward): those arrays
+      // are the result's, holding the same bits, and y is unchanged
+      const stats = { mean: new Float64Array(C).fill(NaN), invStd: new Float64Array(C).fill(NaN) };
+      const p2 = { ...p, runningMean: new Tensor(new Float64Array(C), [C]), runningVar: new Tensor(new Float64Array(C).fill(1), [C]) };
+      const into = batchNorm2d(x, p2, { training: true, stats });
+      expect(into.mean).toBe(stats.mean);
+      expect(into.invStd).toBe(stats.invStd);
+      expect(Array.from(stats.mean)).toEqual(Array.from(out.mean));
+      expect(Array.from(stats.invStd)).toEqual(Array.from(out.invStd));
+      expect(Array.from(into.y.data)).toEqual(Array.from(out.y.data));
     }
   });
 });
@@ -233,6 +243,8 @@ describe('global average pooling, linear and cross-entropy match PyTorch', () =>
     const one = new Tensor(new Float32Array(2), [1, 2, 1, 1]);
     const q = { weight: null, bias: null, runningMean: new Tensor(new Float32Array(2), [2]), runningVar: new Tensor(new Float32Array(2), [2]) };
     expect(() => batchNorm2d(one, q, { training: true })).toThrow('expected more than 1 value per channel');
+    const stats = { mean: new Float64Array(3), invStd: new Float64Array(2) };
+    expect(() => batchNorm2d(one, q, { training: false, stats })).toThrow('batch_norm: stats hold 3 and 2 values, expected 2 (the input\'s channels)');
     expect(() => linear(new Tensor(new Float32Array(6), [2, 3]), new Tensor(new Float32Array(8), [2, 4]), null)).toThrow('input shape [2, 3] does not match weight shape [2, 4]');
     expect(() => softmaxCrossEntropy(new Tensor(new Float32Array(4), [2, 2]), [0, 2])).toThrow('label 2 at index 1 is outside [0, 2)');
   });
