@@ -384,7 +384,7 @@ const MUTANTS = [
   ['speed', 'prepared filters resident from a conv\'s first call (a one-shot run grows kernel memory)', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = this.kept;', ['test/backend/wasm.test.ts']],
   ['speed', 'prepared filters never resident', 'src/ops/conv2d_prepared.ts', 'const resident = this.kept && this.calls >= 2;', 'const resident = false;', ['test/backend/wasm.test.ts']],
   ['speed', 'Winograd filters prepared at a conv\'s first call never become resident', 'src/ops/conv2d_prepared.ts', 'if (resident) for (const p of this.filters()) p.panels.kept = true;', '', ['test/backend/wasm.test.ts']],
-  ['speed', 'a failed backward leaves stale values in a cleared gradient', 'src/nn/layers.ts', '      if (into !== null) this.weight.clearGrad(); // nothing', '      // nothing', ['test/nn/layers.test.ts']],
+  ['speed', 'a failed backward leaves stale values in a cleared gradient', 'src/nn/layers.ts', '      if (into !== null) this.weight.clearGrad(); // nothing was written in full', '      // nothing was written in full', ['test/nn/layers.test.ts']],
   // Winograd's filter transform on the kernels
   ['speed', 'SIMD filter transform: Gᵀ\'s row read backwards', 'src/backend/wasm/winograd_simd.ts', "const t = (i: number): Expr => ['mul', G4[eta][i], gg[3 * xi + i]];", "const t = (i: number): Expr => ['mul', G4[eta][2 - i], gg[3 * xi + i]];", ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD filter transform: an odd last channel steps a pair', 'src/backend/wasm/winograd_simd.ts', '  x.get(pw).i32(36).i32Add().set(pw);', '  x.get(pw).i32(72).i32Add().set(pw);', ['test/backend/wasm.test.ts']],
@@ -572,6 +572,9 @@ const MUTANTS = [
   ['ops', 'batch_norm ignores the stats arrays it is given', 'src/ops/batchnorm.ts', 'const mean = stats?.mean ?? new Float64Array(C);', 'const mean = new Float64Array(C);', ['test/ops/ops.test.ts']],
   ['ops', 'batch_norm\'s scratch factors: shift over scale', 'src/ops/batchnorm.ts', 'shift = factors.subarray(C, 2 * C);', 'shift = factors.subarray(0, C);', ['test/ops/ops.test.ts']],
   ['ops', 'batch_norm backward\'s scratch: b over a', 'src/ops/batchnorm.ts', 'b = t.subarray(4 * C, 5 * C);', 'b = t.subarray(3 * C, 4 * C);', ['test/ops/ops.test.ts']],
+  ['ops', 'Linear adds dW twice: written into the cleared gradient, then accumulated on it', 'src/nn/layers.ts', '    if (into === null) this.weight.accumulate(g.dw);', '    this.weight.accumulate(g.dw);', ['test/nn/layers.test.ts']],
+  ['ops', 'Linear: a failed backward leaves the claimed gradient as the last step left it', 'src/nn/layers.ts', "      if (into !== null) this.weight.clearGrad(); // nothing was written: the gradient is still zero", "      // nothing was written", ['test/nn/layers.test.ts']],
+  ['ops', 'linear backward ignores dwInto', 'src/ops/linear.ts', 'const dw = dwInto ?? allocLike(x.data, O * I);', 'const dw = allocLike(x.data, O * I);', ['test/nn/layers.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -1,6 +1,6 @@
 // Linear, as torch.nn.functional.linear: y = x·Wᵀ + b.
 
-import { Tensor, allocLike } from '../tensor/tensor.js';
+import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type PreparedFilters, filterRows, gemm } from '../backend/gemm.js';
 import { workspaceLike } from '../tensor/workspace.js';
@@ -45,14 +45,18 @@ export function linearPrepared(x: Tensor, w: Tensor, b: Tensor | null, prepared?
 }
 
 // dy: (N, out) → dx: (N, in) = dy·W, dw: (out, in) = dyᵀ·x, db: (out) = Σ_n dy
-export function linearBackward(dy: Tensor, x: Tensor, w: Tensor): { dx: Tensor; dw: Tensor; db: Tensor } {
+// dwInto: where dw is written (out·in of x's type; a cleared gradient), else a new array
+export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, dwInto?: FloatArray): { dx: Tensor; dw: Tensor; db: Tensor } {
   const [N, I] = x.shape;
   const O = w.shape[0];
   if (dy.shape.length !== 2 || dy.shape[0] !== N || dy.shape[1] !== O) {
     throw new Error(`linear backward: grad_output shape ${fmtShape(dy.shape)} does not match ${fmtShape([N, O])}`);
   }
+  if (dwInto !== undefined && (dwInto.length !== O * I || (dwInto instanceof Float64Array) !== (x.data instanceof Float64Array))) {
+    throw new Error(`linear backward: dwInto holds ${dwInto.length} values, expected ${O * I} ${x.dtype}`);
+  }
   const dx = allocLike(x.data, N * I);
-  const dw = allocLike(x.data, O * I);
+  const dw = dwInto ?? allocLike(x.data, O * I);
   const db = allocLike(x.data, O);
   gemm(N, I, O, { data: dy.data, offset: 0, ld: O, trans: false }, { data: w.data, offset: 0, ld: I, trans: false }, dx, 0, I, false);
   gemm(O, I, N, { data: dy.data, offset: 0, ld: O, trans: true }, { data: x.data, offset: 0, ld: I, trans: false }, dw, 0, I, false);

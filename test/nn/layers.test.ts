@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
 import { batchNorm2d, batchNorm2dBackward } from '../../src/ops/batchnorm.js';
+import { linearBackward } from '../../src/ops/linear.js';
 import { conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { SGD } from '../../src/train/sgd.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
@@ -194,5 +195,28 @@ describe('BatchNorm2d keeps its statistics in two arrays of its own', () => {
     const g = batchNorm2dBackward(dy, x2, bn.weight.data, ref, true);
     expect(Array.from(dx.data)).toEqual(Array.from(g.dx.data));
     expect(Array.from(bn.weight.grad.data)).toEqual(Array.from(g.dweight!.data));
+  });
+});
+
+describe('Linear gradients: written after zeroGrad, added to otherwise', () => {
+  it('a first backward writes dW into the cleared gradient, a second adds; a failed one leaves it zero', () => {
+    const rng = new Rng(8);
+    const lin = new Linear(6, 4, { rng });
+    const x1 = uniform([3, 6], rng, -1, 1), x2 = uniform([3, 6], rng, -1, 1);
+    const dy1 = uniform([3, 4], rng, -1, 1), dy2 = uniform([3, 4], rng, -1, 1);
+    const dW1 = linearBackward(dy1, x1, lin.weight.data).dw.data, dW2 = linearBackward(dy2, x2, lin.weight.data).dw.data;
+    const step = (x: typeof x1, dy: typeof dy1) => { lin.forward(x); lin.backward(dy); };
+    step(x1, dy1);
+    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(dW1));
+    step(x2, dy2);
+    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(Float32Array.from(dW1, (v, i) => v + dW2[i])));
+    lin.zeroGrad();
+    step(x2, dy2);
+    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(dW2));
+    lin.zeroGrad();
+    lin.forward(x1);
+    expect(() => lin.backward(uniform([3, 5], rng, -1, 1))).toThrow('grad_output shape');
+    expect(lin.weight.grad.data.every((v) => v === 0)).toBe(true);
+    expect(() => linearBackward(dy1, x1, lin.weight.data, new Float32Array(23))).toThrow('linear backward: dwInto holds 23 values, expected 24 float32');
   });
 });
