@@ -224,7 +224,7 @@ class Im2colPanels implements PanelSource {
 //   (n − n0)·S + (c − c0)·Hp·Wp + (oh·sh + i·dh)·Wp + ow·sw + j·dw
 // (a row offset plus a column offset, as the gather reads x), then the planes' interiors go to dx:
 // stored when the chunk is the whole batch and dx holds nothing to keep (`store`), else added to
-// what dx holds (in kernel memory: takePlanesAdd, the f32 adds of dx[k] += v). An image takes
+// what dx holds (in kernel memory: copyPlanesAdd, the f32 adds of dx[k] += v). An image takes
 // S = (c1 − c0)·Hp·Wp + 16 floats: on 1×1 maps a row of the product adds into one element per image,
 // and at a stride of a power of two (4 KiB for 64 planes of 4×4) those all fall in one set of the
 // L1 cache, ~10 ns an addition; a cache line more per image spreads them (4× faster there).

@@ -30,7 +30,7 @@ export function padder(inst: Instance, at: number, size: number, who: string): P
 
 /**
  * gatherImageRows (gemm.ts) in kernel memory: the images' blocks copied in with one set, each
- * image's share of its rows placed side by side by the copyRows kernel, and the rows copied out with
+ * image's share of its rows placed side by side by the copyPlanes kernel, and the rows copied out with
  * one set (or one a row where dst's rows are longer than the positions). Copies only: the same values.
  */
 export function gatherImageRowsSimd(src: Float32Array, srcOff: number, imageStride: number, ld: number, rows: number, P: number,
@@ -44,7 +44,7 @@ export function gatherImageRowsSimd(src: Float32Array, srcOff: number, imageStri
   const raw = inst.arenaEnd, laid = raw + Math.ceil(span / 4) * 4;
   const mem = scratchAbove(laid + rows * L - raw);
   mem.set(src.subarray(start, start + span), raw);
-  forEachImage(qa, qb, P, (n, p0, p1, off) => inst.copyRows(4 * (laid + off), 4 * (raw + (n - n0) * imageStride + p0), rows, p1 - p0, 4 * L, 4 * ld));
+  forEachImage(qa, qb, P, (n, p0, p1, off) => inst.copyPlanes(4 * (laid + off), 4 * (raw + (n - n0) * imageStride + p0), 1, rows, p1 - p0, 4 * L, 4 * ld, 0));
   if (ldDst === L) dst.set(mem.subarray(laid, laid + rows * L), dstOff);
   else for (let r = 0; r < rows; r++) dst.set(mem.subarray(laid + r * L, laid + (r + 1) * L), dstOff + r * ldDst);
 }

@@ -214,46 +214,32 @@ function padPlanesKernel(): Code {
   return x;
 }
 
-// takePlanes(dst, src, planes, H, W, rowBytes, planeBytes): copies `planes` H×W planes, the interior
-// of a zero-padded region at src (rows rowBytes apart, planes planeBytes apart), into planes stored
-// one after another at dst, four floats to a vector load (the two regions never overlap): JavaScript
-// then takes them with one memcpy per image, where a copy per short row would cost more than its floats.
-// takePlanesAdd: the same, each float added to what dst holds (f32 adds: JavaScript's
-// dst[k] += v on a Float32Array, bit for bit), so that col2im adds into a dx without a loop of its own.
-function takePlanesKernel(add: boolean): Code {
-  const [flat, padded, planes, H, W, rowBytes, planeBytes] = [0, 1, 2, 3, 4, 5, 6];
-  const [row, i, d, j] = [7, 8, 9, 10];
+// copyPlanes(dst, src, planes, H, W, dstRowBytes, srcRowBytes, srcPlaneBytes): `planes` planes of H
+// rows of W floats (H, W ≥ 1), from src (rows srcRowBytes apart, planes srcPlaneBytes apart) to dst
+// (rows dstRowBytes apart, each plane's rows after the last one's), four floats to a vector load; the
+// two regions never overlap. Its callers: the interior of zero-padded planes laid out back to back
+// (dstRowBytes = 4W), which JavaScript then takes with one memcpy per image where a copy per short row
+// would cost more than its floats; C's images as y holds them; a batch's per-image rows side by side
+// (one plane, dy gathered for dW). copyPlanesAdd: the same, each float added to what dst holds (f32
+// adds: JavaScript's dst[k] += v on a Float32Array, bit for bit), so that col2im adds into a dx
+// without a loop of its own.
+function copyPlanesKernel(kind: 'copy' | 'add'): Code {
+  const [dst, src, planes, H, W, dstRow, srcRow, srcPlane] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [row, i, to, from, n] = [8, 9, 10, 11, 12];
   const x = new Code();
   x.loop(); // over planes
-  x.get(padded).set(row);
+  x.get(src).set(row);
   x.get(H).set(i);
   x.loop(); // over rows
-  x.get(row).set(d);
-  floatRun(x, add ? 'add' : 'copy', flat, d, W, j);
-  x.get(row).get(rowBytes).i32Add().set(row);
+  x.get(dst).set(to);
+  x.get(row).set(from);
+  floatRun(x, kind, to, from, W, n);
+  x.get(dst).get(dstRow).i32Add().set(dst);
+  x.get(row).get(srcRow).i32Add().set(row);
   x.get(i).i32(1).i32Sub().tee(i).brIf(0);
   x.end();
-  x.get(padded).get(planeBytes).i32Add().set(padded);
+  x.get(src).get(srcPlane).i32Add().set(src);
   x.get(planes).i32(1).i32Sub().tee(planes).brIf(0);
-  x.end();
-  return x;
-}
-
-// copyRows(dst, src, rows, len, dstRowBytes, srcRowBytes): `rows` rows of `len` floats (both ≥ 1)
-// from src (rows srcRowBytes apart) to dst (rows dstRowBytes apart), the two regions apart: a batch's
-// per-image rows laid side by side (dy gathered for dW) with one call per image instead of a
-// TypedArray.set per row.
-function copyRowsKernel(): Code {
-  const [dst, src, rows, len, dstRow, srcRow] = [0, 1, 2, 3, 4, 5];
-  const [to, from, n] = [6, 7, 8];
-  const x = new Code();
-  x.loop(); // over rows
-  x.get(dst).set(to);
-  x.get(src).set(from);
-  floatRun(x, 'copy', to, from, len, n);
-  x.get(dst).get(dstRow).i32Add().set(dst);
-  x.get(src).get(srcRow).i32Add().set(src);
-  x.get(rows).i32(1).i32Sub().tee(rows).brIf(0);
   x.end();
   return x;
 }
@@ -406,10 +392,9 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(15).fill(I32), body: gatherKernel() },
     { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
-    { name: 'takePlanes', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(false) },
-    { name: 'takePlanesAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(4).fill(I32), body: takePlanesKernel(true) },
+    { name: 'copyPlanes', params: new Array<number>(8).fill(I32), locals: new Array<number>(5).fill(I32), body: copyPlanesKernel('copy') },
+    { name: 'copyPlanesAdd', params: new Array<number>(8).fill(I32), locals: new Array<number>(5).fill(I32), body: copyPlanesKernel('add') },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
-    { name: 'copyRows', params: new Array<number>(6).fill(I32), locals: new Array<number>(3).fill(I32), body: copyRowsKernel() },
     { name: 'offsetBytes', params: [I32, I32, I32, I32], results: [I32], locals: [V128, V128, V128, I32, I32, I32, I32, I32], body: offsetBytesKernel() },
     winogradInputF4Def(),
     winogradOutputF4Def(false),

@@ -133,7 +133,7 @@ function packBBlock(inst: Instance, B: MatRef | PanelSource, pc: number, jc: num
 
 // C's columns jc … jc + nc − 1 out of the kernel's block (rows ncp apart at cW) into C laid out per
 // image. A run of whole images (rows P apart in C) is first laid out at outW as C holds it, each
-// image's M rows of P one after another (takePlanes), then copied with one set per image, or one for
+// image's M rows of P one after another (copyPlanes), then copied with one set per image, or one for
 // the run where the images lie back to back (M·P = imageStride): a set per row cost ~40 ns however
 // short, and small maps have many rows (the demo's 7×7: 32 images × 16 rows a layer). What is left
 // of an image at either end of the columns: one copy of M rows.
@@ -143,7 +143,7 @@ function storeImageColumns(inst: Instance, mem: Float32Array, cW: number, ncp: n
   let first = 0, count = 0, firstOff = 0;
   const storeRun = () => {
     if (count === 0) return;
-    inst.takePlanes(4 * outW, 4 * (cW + firstOff), count, M, P, 4 * ncp, 4 * P);
+    inst.copyPlanes(4 * outW, 4 * (cW + firstOff), count, M, P, 4 * P, 4 * ncp, 4 * P);
     if (block === imageStride) C.set(mem.subarray(outW, outW + count * block), cOff + first * imageStride);
     else for (let i = 0; i < count; i++) C.set(mem.subarray(outW + i * block, outW + (i + 1) * block), cOff + (first + i) * imageStride);
     count = 0;
@@ -270,12 +270,12 @@ export function gemmSimd(
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 || aWhole > 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
   if (t !== undefined) {
-    const taker = (kernel: Instance['takePlanes']): PlacePlanes => (dst, src, planes, H, W, Wp, planeStride) => {
+    const taker = (kernel: Instance['copyPlanes']): PlacePlanes => (dst, src, planes, H, W, Wp, planeStride) => {
       if (!(src >= tW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= tW + t.size && dst >= tStageW && dst + planes * H * W <= tStageW + t.staging)) {
         throw new Error(`gemm: taking ${planes} planes of ${H}×${W} would leave the scatter target of ${t.size} floats`);
       }
-      kernel(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+      kernel(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);
     };
-    t.store(mem, tW, tStageW, taker(inst.takePlanes), taker(inst.takePlanesAdd));
+    t.store(mem, tW, tStageW, taker(inst.copyPlanes), taker(inst.copyPlanesAdd));
   }
 }

@@ -11,7 +11,7 @@ type GatherFn = (out: number, src: number, cols: number, taps: number, kc: numbe
 
 type PackAFn = (out: number, src: number, ldBytes: number, strips: number, kc: number) => void;
 
-type PlaceFn = (dst: number, src: number, planes: number, H: number, W: number, rowBytes: number, planeBytes: number) => void;
+type CopyPlanesFn = (dst: number, src: number, planes: number, H: number, W: number, dstRowBytes: number, srcRowBytes: number, srcPlaneBytes: number) => void;
 
 type WinogradOutputFn = (m: number, tiles: number, pairs: number, channels: number, kBytes: number, mRowBytes: number, bias: number, y: number, yChannelBytes: number, yRowBytes: number) => void;
 
@@ -28,10 +28,10 @@ export interface Instance {
   blocks: BlockFn[];
   gather: GatherFn;
   padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number, zeroed: number) => void;
-  takePlanes: PlaceFn;
-  takePlanesAdd: PlaceFn;
+  /** copyPlanes and copyPlanesAdd (gemm_code.ts) */
+  copyPlanes: CopyPlanesFn;
+  copyPlanesAdd: CopyPlanesFn;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
-  copyRows: (dst: number, src: number, rows: number, len: number, dstRowBytes: number, srcRowBytes: number) => void;
   offsetBytes: (dst: number, src: number, n: number, limit: number) => number;
   packA: PackAFn;
   packB: PackAFn;
@@ -88,8 +88,8 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
-      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], takePlanes: inst.exports.takePlanes as PlaceFn, takePlanesAdd: inst.exports.takePlanesAdd as PlaceFn,
-      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], copyRows: inst.exports.copyRows as Instance['copyRows'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
+      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], copyPlanes: inst.exports.copyPlanes as CopyPlanesFn, copyPlanesAdd: inst.exports.copyPlanesAdd as CopyPlanesFn,
+      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],

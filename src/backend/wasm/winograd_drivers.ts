@@ -49,7 +49,7 @@ function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloat
     if (!(src >= outW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= outW + o.outFloats && dst >= stageW && dst + planes * H * W <= stageW + o.staging)) {
       throw new Error(`winograd: taking ${planes} planes of ${H}×${W} would leave the output block of ${o.outFloats} floats`);
     }
-    inst.takePlanes(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * planeStride);
+    inst.copyPlanes(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);
   });
   simdStats.bytesCopied += 4 * o.outFloats;
 }
