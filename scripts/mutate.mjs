@@ -575,6 +575,7 @@ const MUTANTS = [
   ['ops', 'Linear adds dW twice: written into the cleared gradient, then accumulated on it', 'src/nn/layers.ts', '    if (into === null) this.weight.accumulate(g.dw);', '    this.weight.accumulate(g.dw);', ['test/nn/layers.test.ts']],
   ['ops', 'Linear: a failed backward leaves the claimed gradient as the last step left it', 'src/nn/layers.ts', "      if (into !== null) this.weight.clearGrad(); // nothing was written: the gradient is still zero", "      // nothing was written", ['test/nn/layers.test.ts']],
   ['ops', 'linear backward ignores dwInto', 'src/ops/linear.ts', 'const dw = dwInto ?? allocLike(x.data, O * I);', 'const dw = allocLike(x.data, O * I);', ['test/nn/layers.test.ts']],
+  ['threads', 'Winograd\'s multiply-adds counted as im2col\'s toward the split threshold', 'src/ops/conv2d_winograd.ts', 'const WINOGRAD_MAC_COST = 1.5;', 'const WINOGRAD_MAC_COST = 1;', ['test/backend/threads.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -112,13 +112,19 @@ function tileCount(g: ConvGeometry, m: number): number {
 /** Below this many tiles per part, parts split the output channels instead of the tiles. */
 const MIN_TILES_PER_PART = 64;
 
+/** The time of a multiply-add counted below against an im2col one, which the pool's threshold is
+ * counted in: A0's Winograd layers at batch 1 (96@28, 192@14, 48@56; α² GEMMs only C/g deep and a
+ * few strips wide, the transforms in float64) ran at 60–68 ns per thousand on one thread, im2col's at
+ * ~40 (96@28: 16.6M of them, 1.0 ms, kept on one thread; split, 0.76 ms on two). */
+const WINOGRAD_MAC_COST = 1.5;
+
 // x: (N, C, H, W), U from winogradWeights, b: (F) | null → y: (N, F, Ho, Wo)
 // relu: ReLU in the output transform's store (the deploy epilogue), with a separate pass's bits
 export function conv2dWinograd(g: ConvGeometry, x: FloatArray, U: WinogradWeights, b: FloatArray | null, y: FloatArray, relu = false): void {
   const T = tileCount(g, U.tile);
   const alpha = U.tile + 2;
-  // multiply-adds: the α² GEMMs, plus the transforms (~ α² per channel and tile, each way)
-  const macs = T * alpha * alpha * (g.F * g.Cg + g.C + g.F);
+  // multiply-adds: the α² GEMMs, plus the transforms (~ α² per channel and tile, each way), in im2col's
+  const macs = WINOGRAD_MAC_COST * T * alpha * alpha * (g.F * g.Cg + g.C + g.F);
   const byChannels = T < MIN_TILES_PER_PART * partsFor(macs, Math.max(T, g.Fg));
   const parts = partsFor(macs, byChannels ? Math.ceil(g.Fg / 4) : T);
   if (takesPreparedFilters(x)) prepareWinogradFilters(U);

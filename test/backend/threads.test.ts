@@ -193,6 +193,23 @@ describe('the pool', () => {
     expectSameBits(conv.weight.grad, dw1, 'dW');
   });
 
+  it('a Winograd conv counts its multiply-adds at 1.5× an im2col one toward the threshold: A0\'s 96@28 at batch 1 (16.6M, under two parts\' 2²³ each in its own count) splits', async () => {
+    setThreads(2);
+    await workersReady();
+    const saved = setMinMacsPerPart('wasm', 1 << 23); // the default, not this file's 2²⁰
+    try {
+      const x = rand([1, 96, 28, 28], new Rng(7)), w = rand([96, 96, 3, 3], new Rng(8));
+      const opts = { padding: 1, algorithm: 'winograd' as const, relu: true };
+      const before = poolStats.workerParts;
+      const y = conv2d(x, w, null, opts);
+      expect(poolStats.workerParts - before, 'parts on a worker').toBe(1);
+      const y1 = onOneThread(() => conv2d(x, w, null, opts));
+      expectSameBits(y, y1, 'y');
+    } finally {
+      setMinMacsPerPart('wasm', saved);
+    }
+  });
+
   it('raises a worker\'s error on the caller, with its message', async () => {
     setThreads(2);
     await workersReady();
