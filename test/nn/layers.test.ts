@@ -8,7 +8,8 @@ import { conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
 import { SGD } from '../../src/train/sgd.js';
 import { loadStateDict, stateDict } from '../../src/io/state_dict.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
-import { type DType } from '../../src/tensor/tensor.js';
+import { type DType, type FloatArray, Tensor } from '../../src/tensor/tensor.js';
+import type { Parameter } from '../../src/nn/module.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { absConv, maxAbsDiff } from '../helpers.js';
 
@@ -139,41 +140,53 @@ describe("Conv2d with algorithm 'winograd' where Winograd does not apply", () =>
   });
 });
 
-// Gradients accumulate as in PyTorch: grad += dW per backward, zero after zeroGrad. A conv writes
-// dW straight into a gradient that holds zero (no second array, no pass adding it to zeros), so the
-// checks are against the functional op's dW, computed on its own: after zeroGrad the gradient is
-// that dW bit for bit; a second backward adds in float32 (fl(dW₁ + dW₂)); a value written into the
-// gradient after zeroGrad is added to; reading it after zeroGrad gives zeros.
-describe('Conv2d gradients: written after zeroGrad, added to otherwise', () => {
-  it.each(['im2col', 'direct'] as const)('%s: dW₁, then fl(dW₁ + dW₂), zero again after zeroGrad, a written value kept', (algorithm) => {
+// Gradients accumulate as in PyTorch: grad += dW per backward, zero after zeroGrad. A conv and a
+// linear layer write dW straight into a gradient that holds zero (no second array, no pass adding it
+// to zeros), so the checks are against the functional op's dW, computed on its own: after zeroGrad
+// the gradient is that dW bit for bit; a second backward adds in float32 (fl(dW₁ + dW₂)); a value
+// written into the gradient after zeroGrad is added to; reading it after zeroGrad gives zeros; a
+// backward that fails (a grad_output of the wrong shape) leaves a cleared gradient zero.
+interface WeightLayer { weight: Parameter; forward(x: Tensor): Tensor; backward(dy: Tensor): Tensor; zeroGrad(): void }
+function checkGradientWrites(layer: WeightLayer, x: [Tensor, Tensor], dy: [Tensor, Tensor], dW: (x: Tensor, dy: Tensor) => FloatArray, badDy: Tensor): void {
+  const dW1 = dW(x[0], dy[0]), dW2 = dW(x[1], dy[1]);
+  const grad = () => layer.weight.grad.data;
+  const step = (i: 0 | 1) => { layer.forward(x[i]); layer.backward(dy[i]); };
+  step(0);
+  expect(Array.from(grad())).toEqual(Array.from(dW1));
+  step(1);
+  expect(Array.from(grad())).toEqual(Array.from(Float32Array.from(dW1, (v, i) => v + dW2[i])));
+  layer.zeroGrad();
+  expect(grad().every((v) => v === 0)).toBe(true);
+  layer.zeroGrad();
+  step(1);
+  expect(Array.from(grad())).toEqual(Array.from(dW2));
+  layer.zeroGrad();
+  grad()[0] = 5; // written after zeroGrad: the next backward adds to it
+  step(0);
+  expect(grad()[0]).toBe(Math.fround(5 + dW1[0]));
+  expect(Array.from(grad().subarray(1))).toEqual(Array.from(dW1.subarray(1), (v) => 0 + v));
+  layer.zeroGrad();
+  layer.forward(x[0]);
+  expect(() => layer.backward(badDy)).toThrow('grad_output shape');
+  expect(grad().every((v) => v === 0)).toBe(true);
+}
+
+describe('weight gradients: written after zeroGrad, added to otherwise', () => {
+  it.each(['im2col', 'direct'] as const)('Conv2d (%s): dW₁, then fl(dW₁ + dW₂), zero again after zeroGrad, a written value kept', (algorithm) => {
     const rng = new Rng(21);
     const conv = new Conv2d(3, 4, 3, { padding: 1, rng });
     conv.algorithm = algorithm;
-    const x1 = uniform([2, 3, 5, 5], rng, -1, 1), x2 = uniform([2, 3, 5, 5], rng, -1, 1);
-    const dy1 = uniform([2, 4, 5, 5], rng, -1, 1), dy2 = uniform([2, 4, 5, 5], rng, -1, 1);
     const opts = { padding: 1, algorithm };
-    const dW1 = conv2dBackward(dy1, x1, conv.weight.data, opts, { dx: false, db: false }).dw!.data;
-    const dW2 = conv2dBackward(dy2, x2, conv.weight.data, opts, { dx: false, db: false }).dw!.data;
-    const step = (x: typeof x1, dy: typeof dy1) => { conv.forward(x); conv.backward(dy); };
-    step(x1, dy1);
-    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(dW1));
-    step(x2, dy2);
-    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(Float32Array.from(dW1, (v, i) => v + dW2[i])));
-    conv.zeroGrad();
-    expect(conv.weight.grad.data.every((v) => v === 0)).toBe(true);
-    conv.zeroGrad();
-    step(x2, dy2);
-    expect(Array.from(conv.weight.grad.data)).toEqual(Array.from(dW2));
-    conv.zeroGrad();
-    conv.weight.grad.data[0] = 5; // written after zeroGrad: the next backward adds to it
-    step(x1, dy1);
-    expect(conv.weight.grad.data[0]).toBe(Math.fround(5 + dW1[0]));
-    expect(Array.from(conv.weight.grad.data.subarray(1))).toEqual(Array.from(dW1.subarray(1), (v) => 0 + v));
-    // a backward that fails (a grad_output of the wrong shape) leaves a cleared gradient zero
-    conv.zeroGrad();
-    conv.forward(x1);
-    expect(() => conv.backward(uniform([2, 4, 4, 4], rng, -1, 1))).toThrow('grad_output shape');
-    expect(conv.weight.grad.data.every((v) => v === 0)).toBe(true);
+    checkGradientWrites(conv, [uniform([2, 3, 5, 5], rng, -1, 1), uniform([2, 3, 5, 5], rng, -1, 1)], [uniform([2, 4, 5, 5], rng, -1, 1), uniform([2, 4, 5, 5], rng, -1, 1)],
+      (x, dy) => conv2dBackward(dy, x, conv.weight.data, opts, { dx: false, db: false }).dw!.data, uniform([2, 4, 4, 4], rng, -1, 1));
+  });
+
+  it('Linear: the same', () => {
+    const rng = new Rng(8);
+    const lin = new Linear(6, 4, { rng });
+    checkGradientWrites(lin, [uniform([3, 6], rng, -1, 1), uniform([3, 6], rng, -1, 1)], [uniform([3, 4], rng, -1, 1), uniform([3, 4], rng, -1, 1)],
+      (x, dy) => linearBackward(dy, x, lin.weight.data).dw.data, uniform([3, 5], rng, -1, 1));
+    expect(() => linearBackward(uniform([3, 4], rng, -1, 1), uniform([3, 6], rng, -1, 1), lin.weight.data, new Float32Array(23))).toThrow('linear backward: dwInto holds 23 values, expected 24 float32');
   });
 });
 
@@ -195,28 +208,5 @@ describe('BatchNorm2d keeps its statistics in two arrays of its own', () => {
     const g = batchNorm2dBackward(dy, x2, bn.weight.data, ref, true);
     expect(Array.from(dx.data)).toEqual(Array.from(g.dx.data));
     expect(Array.from(bn.weight.grad.data)).toEqual(Array.from(g.dweight!.data));
-  });
-});
-
-describe('Linear gradients: written after zeroGrad, added to otherwise', () => {
-  it('a first backward writes dW into the cleared gradient, a second adds; a failed one leaves it zero', () => {
-    const rng = new Rng(8);
-    const lin = new Linear(6, 4, { rng });
-    const x1 = uniform([3, 6], rng, -1, 1), x2 = uniform([3, 6], rng, -1, 1);
-    const dy1 = uniform([3, 4], rng, -1, 1), dy2 = uniform([3, 4], rng, -1, 1);
-    const dW1 = linearBackward(dy1, x1, lin.weight.data).dw.data, dW2 = linearBackward(dy2, x2, lin.weight.data).dw.data;
-    const step = (x: typeof x1, dy: typeof dy1) => { lin.forward(x); lin.backward(dy); };
-    step(x1, dy1);
-    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(dW1));
-    step(x2, dy2);
-    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(Float32Array.from(dW1, (v, i) => v + dW2[i])));
-    lin.zeroGrad();
-    step(x2, dy2);
-    expect(Array.from(lin.weight.grad.data)).toEqual(Array.from(dW2));
-    lin.zeroGrad();
-    lin.forward(x1);
-    expect(() => lin.backward(uniform([3, 5], rng, -1, 1))).toThrow('grad_output shape');
-    expect(lin.weight.grad.data.every((v) => v === 0)).toBe(true);
-    expect(() => linearBackward(dy1, x1, lin.weight.data, new Float32Array(23))).toThrow('linear backward: dwInto holds 23 values, expected 24 float32');
   });
 });
