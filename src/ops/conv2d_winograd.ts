@@ -113,7 +113,7 @@ function tileCount(g: ConvGeometry, m: number): number {
 const MIN_TILES_PER_PART = 64;
 
 /** The time of a multiply-add counted below against an im2col one, which the pool's threshold is
- * counted in: A0's Winograd layers at batch 1 (96@28, 192@14, 48@56; α² GEMMs only C/g deep and a
+ * counted in: A0's F(4×4) layers at batch 1 (96@28, 192@14, 48@56; α² GEMMs only C/g deep and a
  * few strips wide, the transforms in float64) ran at 60–68 ns per thousand on one thread, im2col's at
  * ~40 (96@28: 16.6M of them, 1.0 ms, kept on one thread; split, 0.76 ms on two). */
 const WINOGRAD_MAC_COST = 1.5;

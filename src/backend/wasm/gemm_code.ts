@@ -215,7 +215,7 @@ function padPlanesKernel(): Code {
 }
 
 // copyPlanes(dst, src, planes, H, W, dstRowBytes, srcRowBytes, srcPlaneBytes): `planes` planes of H
-// rows of W floats (H, W ≥ 1), from src (rows srcRowBytes apart, planes srcPlaneBytes apart) to dst
+// rows of W floats (planes, H, W ≥ 1), from src (rows srcRowBytes apart, planes srcPlaneBytes apart) to dst
 // (rows dstRowBytes apart, each plane's rows after the last one's), four floats to a vector load; the
 // two regions never overlap. Its callers: the interior of zero-padded planes laid out back to back
 // (dstRowBytes = 4W), which JavaScript then takes with one memcpy per image where a copy per short row
