@@ -3,7 +3,10 @@
 // threads: RepVGG-A0 deploy at 224 (batch 1), a training step of the demo model (28×28, batch 32)
 // and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
 // Ours runs 'auto' past AUTO_AFTER calls (its steady state), and a training step on two threads as
-// `repvgg train` does (fit: see asFit below). Prints medians and ours/PyTorch speed.
+// `repvgg train` does (fit: see asFit below). Each case takes turns: ours, PyTorch, onnxruntime-node,
+// ROUNDS times (3 by default, ~1.3 s each), and each one's figure is the median of its rounds' medians:
+// one after the other, a phase of the machine that moved one side's time by 1.5× moved the ratio with
+// it. Prints those medians and ours/PyTorch speed.
 // The deploy case also runs in onnxruntime-node (native, MLAS), on the model's ONNX export, where it
 // was installed by hand (ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node; never a
 // dependency), in a process of its own (bench/ort_peer.ts).
@@ -31,6 +34,8 @@ import { threadsPay } from '../src/train/fit.js';
 import { alternate, benchDir, medians, sgdStep, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const median = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 const hasOrt = (() => {
@@ -86,22 +91,37 @@ for (const c of CASES) {
     const asFit = c.kind === 'train-step' && threads > 1 && !threadsPay(model, model.namedParameters().map(([, p]) => p));
     const run = asFit ? () => onOneThread(step) : step;
     if (asFit) for (let i = 0; i < 3; i++) run(); // its arrays in plain memory
-    const [ours] = await medians([[c.name, run]], { time: 4000, iterations: 5 });
-    const caseFile = join(dir, 'case.json');
-    writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, onnx, shape: c.shape, threads, seconds: 4 }));
-    const row: (string | number)[] = [c.name, String(threads), ours.medianMs];
-    let said = `${c.name}, ${threads} thread(s): ours ${ours.medianMs.toFixed(1)} ms`;
+    const caseFile = join(dir, 'case.json'), ortFile = join(dir, 'ort.json');
+    const seconds = 4 / ROUNDS;
+    writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, onnx, shape: c.shape, threads, seconds }));
+    writeFileSync(ortFile, JSON.stringify({ onnx, input: raw, shape: c.shape, threads, seconds }));
+    const withOrt = hasOrt && c.kind === 'deploy';
+    const ours: number[] = [], theirs: number[] = [], ort: number[] = [];
+    let torchVersion = '', ortVersion = '';
+    for (let r = 0; r < ROUNDS; r++) {
+      const [t] = await medians([[c.name, run]], { time: 4000 / ROUNDS, iterations: 5 });
+      ours.push(t.medianMs);
+      if (hasTorch) {
+        const p = peerMedian(PY, peer, caseFile, { ...process.env, ...KEEP_MEMORY });
+        theirs.push(p.medianMs);
+        torchVersion = p.torch ?? '';
+      }
+      if (withOrt) {
+        const o = peerMedian(process.execPath, ortPeer, ortFile, process.env);
+        ort.push(o.medianMs);
+        ortVersion = o.ort ?? '';
+      }
+    }
+    const row: (string | number)[] = [c.name, String(threads), median(ours)];
+    let said = `${c.name}, ${threads} thread(s): ours ${median(ours).toFixed(1)} ms (rounds ${ours.map((v) => v.toFixed(1)).join(', ')})`;
     if (hasTorch) {
-      const theirs = peerMedian(PY, peer, caseFile, { ...process.env, ...KEEP_MEMORY });
-      const byDefault = peerMedian(PY, peer, caseFile, process.env);
-      row.push(theirs.medianMs, byDefault.medianMs, ratio(theirs.medianMs, ours.medianMs));
-      said += `, PyTorch ${theirs.torch} ${theirs.medianMs.toFixed(1)} ms (default malloc ${byDefault.medianMs.toFixed(1)} ms)`;
+      const byDefault = peerMedian(PY, peer, caseFile, process.env); // once: it is not what the ratio is against
+      row.push(median(theirs), byDefault.medianMs, ratio(median(theirs), median(ours)));
+      said += `, PyTorch ${torchVersion} ${median(theirs).toFixed(1)} ms (rounds ${theirs.map((v) => v.toFixed(1)).join(', ')}; default malloc ${byDefault.medianMs.toFixed(1)} ms)`;
     } else row.push('—', '—', '—');
-    if (hasOrt && c.kind === 'deploy') {
-      writeFileSync(caseFile, JSON.stringify({ onnx, input: raw, shape: c.shape, threads, seconds: 4 }));
-      const ort = peerMedian(process.execPath, ortPeer, caseFile, process.env);
-      row.push(ort.medianMs, ratio(ort.medianMs, ours.medianMs));
-      said += `, onnxruntime-node ${ort.ort} ${ort.medianMs.toFixed(1)} ms`;
+    if (withOrt) {
+      row.push(median(ort), ratio(median(ort), median(ours)));
+      said += `, onnxruntime-node ${ortVersion} ${median(ort).toFixed(1)} ms (rounds ${ort.map((v) => v.toFixed(1)).join(', ')})`;
     } else row.push('—', '—');
     rows.push(row);
     console.error(said);
