@@ -70,21 +70,29 @@ const ratio = (theirs: number, ours: number) => `${(theirs / ours).toFixed(2)}×
 
 const rows: (string | number)[][] = [];
 for (const c of CASES) {
-  const train = RepVGG.fromConfig(c.config, { seed: 1 });
-  const model = c.kind === 'deploy' ? convert(train.eval()) : train.train();
+  // a model per thread count, built with it set, as a user's would be: built on one thread its arrays
+  // are plain memory, with more they are shared (the workers read them in place), and a copy into
+  // or out of kernel memory from shared memory runs ~3.6× slower (a model built on two threads and
+  // run on one made the demo's one-thread step 1.18–1.31× slower). The same weights for every count.
+  const build = () => {
+    const train = RepVGG.fromConfig(c.config, { seed: 1 });
+    return c.kind === 'deploy' ? convert(train.eval()) : train.train();
+  };
+  const model0 = build();
   const x = uniform(c.shape, new Rng(2), -1, 1);
   const weights = join(dir, `${rows.length}.safetensors`), input = join(dir, `${rows.length}_x.safetensors`);
-  writeFileSync(weights, serializeSafetensors(stateDict(model)));
+  writeFileSync(weights, serializeSafetensors(stateDict(model0)));
   writeFileSync(input, serializeSafetensors(new Map([['x', entryOf(x)]])));
   const onnx = join(dir, `${rows.length}.onnx`), raw = join(dir, `${rows.length}_x.f32`);
   if (c.kind === 'deploy' && hasOrt) {
-    writeFileSync(onnx, toOnnx(model));
+    writeFileSync(onnx, toOnnx(model0));
     writeFileSync(raw, new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength));
   }
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
-  const step = c.kind === 'deploy' ? () => { model.forward(x); } : sgdStep(model, x, labels);
   for (const threads of [1, 2]) {
     setThreads(threads);
+    const model = build();
+    const step = c.kind === 'deploy' ? () => { model.forward(x); } : sgdStep(model, x, labels);
     for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls
     // a training step as `repvgg train` runs it (fit): where no kernel splits among the threads,
     // the kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
