@@ -576,6 +576,7 @@ const MUTANTS = [
   ['ops', 'Linear: a failed backward leaves the claimed gradient as the last step left it', 'src/nn/layers.ts', "      if (into !== null) this.weight.clearGrad(); // nothing was written: the gradient is still zero", "      // nothing was written", ['test/nn/layers.test.ts']],
   ['ops', 'linear backward ignores dwInto', 'src/ops/linear.ts', 'const dw = dwInto ?? allocLike(x.data, O * I);', 'const dw = allocLike(x.data, O * I);', ['test/nn/layers.test.ts']],
   ['threads', 'Winograd\'s multiply-adds counted as im2col\'s toward the split threshold', 'src/ops/conv2d_winograd.ts', 'const WINOGRAD_MAC_COST = 1.5;', 'const WINOGRAD_MAC_COST = 1;', ['test/backend/threads.test.ts']],
+  ['house', 'a tensor shares its caller\'s unfrozen shape array', 'src/tensor/tensor.ts', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape);', ['test/tensor/tensor.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -25,7 +25,9 @@ export class Tensor {
       throw new Error(`Tensor: shape [${shape.join(', ')}] holds ${size} elements but data has ${data.length}`);
     }
     this.data = data;
-    this.shape = Object.freeze(shape.slice());
+    // a frozen shape (another tensor's) is shared as it is: nobody can change it; ~300 tensors a
+    // training step of the demo are made from another's shape
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());
   }
 
   get dtype(): DType {

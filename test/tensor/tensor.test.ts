@@ -10,6 +10,16 @@ describe('Tensor', () => {
     expect(new Tensor(new Float64Array(0), [0, 4]).dtype).toBe('float64');
     expect(new Tensor(new Float32Array(1), []).rank).toBe(0);
   });
+  it('keeps its shape frozen: a caller\'s array is copied (changing it later changes nothing), a frozen one shared', () => {
+    const mine = [2, 3];
+    const t = new Tensor(new Float32Array(6), mine);
+    mine[0] = 3;
+    expect(t.shape).toEqual([2, 3]);
+    expect(Object.isFrozen(t.shape)).toBe(true);
+    expect(() => (t.shape as number[]).push(1)).toThrow();
+    expect(new Tensor(new Float32Array(6), t.shape).shape).toBe(t.shape);
+    expect(t.reshape([3, 2]).shape).toEqual([3, 2]);
+  });
   it('rejects a shape that disagrees with the data, or is not made of non-negative integers', () => {
     expect(() => new Tensor(new Float32Array(5), [2, 3])).toThrow('shape [2, 3] holds 6 elements but data has 5');
     expect(() => new Tensor(new Float32Array(2), [-1, -2])).toThrow('invalid dimension -1 at index 0');
