@@ -4,7 +4,7 @@
 // and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
 // Ours runs 'auto' past AUTO_AFTER calls (its steady state), and a training step on two threads as
 // `repvgg train` does (fit: see asFit below). Each case takes turns: ours, PyTorch, onnxruntime-node,
-// ROUNDS times (3 by default, ~1.3 s each), and each one's figure is the median of its rounds' medians:
+// ROUNDS times (5 by default, ~0.8 s each), and each one's figure is the median of its rounds' medians:
 // one after the other, a phase of the machine that moved one side's time by 1.5× moved the ratio with
 // it. Prints those medians and ours/PyTorch speed.
 // The deploy case also runs in onnxruntime-node (native, MLAS), on the model's ONNX export, where it
@@ -34,7 +34,7 @@ import { threadsPay } from '../src/train/fit.js';
 import { alternate, benchDir, medians, sgdStep, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const median = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
