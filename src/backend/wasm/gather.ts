@@ -1,9 +1,10 @@
 // Sources the kernels read in place (gemm_contract.ts GatherSource, WinogradSource): a zero-padded
 // copy of the input in WebAssembly memory, its planes copied in with one memcpy per image and
 // spread over the region with their zeros by the padPlanes kernel, from which im2col's gather and
-// Winograd's input transform read their panels and tiles without a col matrix.
+// Winograd's input transform read their panels and tiles without a col matrix; and the way back,
+// planes taken out of a padded region (col2im's scatter target, Winograd's output block).
 
-import { type PadPlanes, forEachImage } from '../gemm_contract.js';
+import { type PadPlanes, type PlacePlanes, forEachImage } from '../gemm_contract.js';
 import { type Instance, getInstance, scratchAbove } from './instance.js';
 
 // The pad function a source's load gets for its region [at, at + size) (floats): the planes at src
@@ -25,6 +26,19 @@ export function padder(inst: Instance, at: number, size: number, who: string): P
     const plane = padded / planes, zeroed = Math.min(planes, Math.floor((src - at) / plane));
     inst.f32.fill(0, at, at + zeroed * plane);
     inst.padPlanes(4 * at, 4 * src, planes, H, W, pt * Wp + pl, pl + pr, pr + pb * Wp, zeroed);
+  };
+}
+
+// The take function a target's store gets (PlacePlanes): planes' interiors from the region [at, at +
+// size) (floats; rows Wp apart, planes planeStride apart) to the staging area [stage, stage + staging),
+// laid out back to back, by `kernel` (copyPlanes, or copyPlanesAdd to add them), once checked that
+// both lie inside (an offset past either would touch other data without a word).
+export function taker(kernel: Instance['copyPlanes'], at: number, size: number, stage: number, staging: number, who: string, region: string): PlacePlanes {
+  return (dst, src, planes, H, W, Wp, planeStride) => {
+    if (!(src >= at && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= at + size && dst >= stage && dst + planes * H * W <= stage + staging)) {
+      throw new Error(`${who}: taking ${planes} planes of ${H}×${W} would leave the ${region} of ${size} floats`);
+    }
+    kernel(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);
   };
 }
 

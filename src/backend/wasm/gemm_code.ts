@@ -215,12 +215,12 @@ function padPlanesKernel(): Code {
 }
 
 // copyPlanes(dst, src, planes, H, W, dstRowBytes, srcRowBytes, srcPlaneBytes): `planes` planes of H
-// rows of W floats (planes, H, W ≥ 1), from src (rows srcRowBytes apart, planes srcPlaneBytes apart) to dst
-// (rows dstRowBytes apart, each plane's rows after the last one's), four floats to a vector load; the
-// two regions never overlap. Its callers: the interior of zero-padded planes laid out back to back
-// (dstRowBytes = 4W), which JavaScript then takes with one memcpy per image where a copy per short row
-// would cost more than its floats; C's images as y holds them; a batch's per-image rows side by side
-// (one plane, dy gathered for dW). copyPlanesAdd: the same, each float added to what dst holds (f32
+// rows of W floats (planes, H, W ≥ 1), from src (rows srcRowBytes apart, planes srcPlaneBytes
+// apart) to dst (rows dstRowBytes apart, each plane's rows after the last one's), four floats to a
+// vector load; the two regions never overlap. Its callers: the interior of zero-padded planes laid
+// out back to back (dstRowBytes = 4W; gather.ts's taker), which JavaScript then takes with one
+// memcpy per image where a copy per short row would cost more than its floats; C's images as y holds
+// them; a batch's per-image rows side by side (one plane, dy gathered for dW). copyPlanesAdd: the same, each float added to what dst holds (f32
 // adds: JavaScript's dst[k] += v on a Float32Array, bit for bit), so that col2im adds into a dx
 // without a loop of its own.
 function copyPlanesKernel(kind: 'copy' | 'add'): Code {

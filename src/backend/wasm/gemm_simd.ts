@@ -14,11 +14,11 @@
 // Each output element still sees the same operations in the same order for any thread split.
 
 
-import { type ImageColumns, type MatRef, type PanelSource, type PlacePlanes, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
+import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, forEachImage } from '../gemm_contract.js';
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, scratchAbove, simdStats } from './instance.js';
-import { padder } from './gather.js';
+import { padder, taker } from './gather.js';
 
 const MR = 4;
 /** columns of a B strip and rows of a KC block: the panel layout (gemm.ts bPanels) */
@@ -270,12 +270,7 @@ export function gemmSimd(
     simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 || aWhole > 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
   if (t !== undefined) {
-    const taker = (kernel: Instance['copyPlanes']): PlacePlanes => (dst, src, planes, H, W, Wp, planeStride) => {
-      if (!(src >= tW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= tW + t.size && dst >= tStageW && dst + planes * H * W <= tStageW + t.staging)) {
-        throw new Error(`gemm: taking ${planes} planes of ${H}×${W} would leave the scatter target of ${t.size} floats`);
-      }
-      kernel(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);
-    };
-    t.store(mem, tW, tStageW, taker(inst.copyPlanes), taker(inst.copyPlanesAdd));
+    const take = (kernel: Instance['copyPlanes']) => taker(kernel, tW, t.size, tStageW, t.staging, 'gemm', 'scatter target');
+    t.store(mem, tW, tStageW, take(inst.copyPlanes), take(inst.copyPlanesAdd));
   }
 }

@@ -2,7 +2,7 @@
 // where the products come from and where the output tiles go; the kernels are in winograd_simd.ts.
 
 import { type Instance, type Panels, getInstance, resident, scratchAbove, simdStats } from './instance.js';
-import { padder } from './gather.js';
+import { padder, taker } from './gather.js';
 import { KC, MC, NR } from './gemm_simd.js';
 import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gemm_contract.js';
 
@@ -45,12 +45,7 @@ function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloat
   if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
   else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
   inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, o.tiles.length / 3, o.channels, 4 * kFloats, 4 * rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
-  o.store(mem, outW, stageW, (dst, src, planes, H, W, Wp, planeStride) => {
-    if (!(src >= outW && src + (planes - 1) * planeStride + (H - 1) * Wp + W <= outW + o.outFloats && dst >= stageW && dst + planes * H * W <= stageW + o.staging)) {
-      throw new Error(`winograd: taking ${planes} planes of ${H}×${W} would leave the output block of ${o.outFloats} floats`);
-    }
-    inst.copyPlanes(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);
-  });
+  o.store(mem, outW, stageW, taker(inst.copyPlanes, outW, o.outFloats, stageW, o.staging, 'winograd', 'output block'));
   simdStats.bytesCopied += 4 * o.outFloats;
 }
 
