@@ -4,18 +4,12 @@ import type { DType, Tensor } from '../tensor/tensor.js';
 import { globalAvgPool, globalAvgPoolBackward } from '../ops/pool.js';
 import { fmtShape } from '../tensor/check.js';
 import { Module } from './module.js';
-import { Conv2d, type Linear } from './layers.js';
+import type { Linear } from './layers.js';
 import type { ConvAlgorithm } from '../ops/conv2d.js';
-import { setConvAlgorithm } from './conv_algorithm.js';
+import { anyConvSplits, setConvAlgorithm } from './conv_algorithm.js';
 import { BranchBlock } from './branch_block.js';
 import { KeptArrays } from './kept_arrays.js';
-import { backgroundScope, convCouldSplit } from '../backend/threads.js';
-
-// Whether a conv under m could split among the threads (by its last forward's multiply-adds).
-function anyConvSplits(m: Module): boolean {
-  if (m instanceof Conv2d) return convCouldSplit(m.lastMacs());
-  return m.children().some(([, c]) => anyConvSplits(c));
-}
+import { backgroundScope } from '../backend/threads.js';
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;

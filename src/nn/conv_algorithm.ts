@@ -3,6 +3,7 @@
 import { type ConvAlgorithm, winogradRule } from '../ops/conv2d.js';
 import type { Module } from './module.js';
 import { Conv2d } from './layers.js';
+import { convCouldSplit } from '../backend/threads.js';
 import { describeValue, showText } from '../tensor/untrusted.js';
 
 // Every layer that runs a conv keeps its algorithm in an `algorithm` field (Conv2d, DiracConv2d,
@@ -67,6 +68,13 @@ export function pinAlgorithmPlan(named: readonly [string, Conv2d][], plan: reado
     c.algorithm = e.algorithm;
     if (e.algorithm === 'winograd') c.winogradTile = e.winogradTile!;
   }
+}
+
+/** Whether `m`, or a Conv2d under it, could split among the pool's threads (by its last forward's
+ * multiply-adds: see convCouldSplit). */
+export function anyConvSplits(m: Module): boolean {
+  if (m instanceof Conv2d) return convCouldSplit(m.lastMacs());
+  return m.children().some(([, c]) => anyConvSplits(c));
 }
 
 /** Every Conv2d below `root` with its state-dict prefix, in children order (forward order for a chain). */

@@ -8,9 +8,8 @@ import { Rng } from '../tensor/rng.js';
 import type { Module } from '../nn/module.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
 import { SGD, cosineLR } from './sgd.js';
-import { Conv2d } from '../nn/layers.js';
-import { namedConvsOf } from '../nn/conv_algorithm.js';
-import { convCouldSplit, getThreads, onOneThread } from '../backend/threads.js';
+import { anyConvSplits } from '../nn/conv_algorithm.js';
+import { getThreads, onOneThread } from '../backend/threads.js';
 import { sgdCouldSplit } from '../ops/sgd.js';
 
 export interface Dataset {
@@ -152,8 +151,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
  * multiply-adds) or SGD's update (by the parameter count). (Exported for bench/torch.ts, which runs
  * a step as fit does.) */
 export function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
-  const convs = model instanceof Conv2d ? [model] : namedConvsOf(model).map(([, c]) => c);
-  return convs.some((c) => convCouldSplit(c.lastMacs())) || sgdCouldSplit(params.reduce((n, p) => n + p.data.size, 0));
+  return anyConvSplits(model) || sgdCouldSplit(params.reduce((n, p) => n + p.data.size, 0));
 }
 
 /**
