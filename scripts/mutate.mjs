@@ -577,6 +577,8 @@ const MUTANTS = [
   ['ops', 'linear backward ignores dwInto', 'src/ops/linear.ts', 'const dw = dwInto ?? allocLike(x.data, O * I);', 'const dw = allocLike(x.data, O * I);', ['test/nn/layers.test.ts']],
   ['threads', 'Winograd\'s multiply-adds counted as im2col\'s toward the split threshold', 'src/ops/conv2d_winograd.ts', 'const WINOGRAD_MAC_COST = 1.5;', 'const WINOGRAD_MAC_COST = 1;', ['test/backend/threads.test.ts']],
   ['house', 'a tensor shares its caller\'s unfrozen shape array', 'src/tensor/tensor.ts', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape);', ['test/tensor/tensor.test.ts']],
+  ['ops', 'planes taken out of a padded region laid out with its row stride, not back to back (taker: col2im and Winograd)', 'src/backend/wasm/gather.ts', 'kernel(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);', 'kernel(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * Wp, 4 * planeStride);', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
+  ['train', 'no conv counts as splitting (fit and the classifier\'s background scope see every network as the demo\'s)', 'src/nn/conv_algorithm.ts', '  if (m instanceof Conv2d) return convCouldSplit(m.lastMacs());', '  if (m instanceof Conv2d) return false;', ['test/train/train.test.ts', 'test/backend/threads.test.ts']],
 ];
 
 const args = process.argv.slice(2);
