@@ -20,6 +20,11 @@ export function sgdStep(model: Module, x: Tensor, labels: number[]): () => void 
   };
 }
 
+/** The median of the values (the upper one of an even count's two middle ones). */
+export function median(a: number[]): number {
+  return a.slice().sort((p, q) => p - q)[a.length >> 1];
+}
+
 /** A new temporary folder, removed when this process exits (a bench's models can be gigabytes). */
 export function benchDir(name: string): string {
   const dir = mkdtempSync(join(tmpdir(), `repvgg-bench-${name}-`));
@@ -61,8 +66,7 @@ export async function alternate(contenders: [string, () => unknown][], ms: numbe
       times[i].push(performance.now() - t);
     }
   }
-  const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-  return Object.fromEntries(contenders.map(([n], i) => [n, med(times[i])]));
+  return Object.fromEntries(contenders.map(([n], i) => [n, median(times[i])]));
 }
 
 /** f's median wall time in µs over `runs` synchronous calls, after `warmup` untimed ones. */
@@ -74,7 +78,7 @@ export function medianMicros(f: () => void, warmup: number, runs: number): numbe
     f();
     ts.push(performance.now() - t);
   }
-  return ts.sort((a, b) => a - b)[runs >> 1] * 1000;
+  return median(ts) * 1000;
 }
 
 export function table(rows: (string | number)[][], head: string[]): string {

@@ -6,9 +6,7 @@ import { convert } from '../src/reparam/repvgg.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { allocatedBytes } from '../src/tensor/tensor.js';
 import { workspaceBytes } from '../src/tensor/workspace.js';
-import { SGD } from '../src/train/sgd.js';
-import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
-import { medians } from './harness.js';
+import { median, medians, sgdStep } from './harness.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { setThreads, workersReady } from '../src/backend/threads.js';
 
@@ -36,20 +34,13 @@ if (kind === 'compare') {
       runs[i].push(performance.now() - t);
     }
   }
-  const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
-  process.stdout.write(JSON.stringify({ arch, batch, kind, size, threads, trainEvalMs: med(runs[0]), deployMs: med(runs[1]), samples: runs[0].length, ratio: med(runs[0]) / med(runs[1]) }) + '\n');
+  process.stdout.write(JSON.stringify({ arch, batch, kind, size, threads, trainEvalMs: median(runs[0]), deployMs: median(runs[1]), samples: runs[0].length, ratio: median(runs[0]) / median(runs[1]) }) + '\n');
   process.exit(0);
 }
 if (kind === 'train-step') {
   const labels = Array.from({ length: batch }, (_, i) => i % (cfg.num_classes ?? 1000));
-  const opt = new SGD(model.namedParameters().map(([, p]) => p), { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
   model.train();
-  fn = () => {
-    model.zeroGrad();
-    const { probs } = softmaxCrossEntropy(model.forward(x), labels);
-    model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
-    opt.step();
-  };
+  fn = sgdStep(model, x, labels);
 } else {
   model.eval();
   const m = kind === 'deploy' ? convert(model) : model;

@@ -19,7 +19,7 @@ import { serializeSafetensors } from '../src/io/safetensors.js';
 import { serializeNpy } from '../src/io/npy.js';
 import { toOnnx } from '../src/io/onnx.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
-import { benchDir, table } from './harness.js';
+import { benchDir, median, table } from './harness.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -70,9 +70,8 @@ function call(args: string[], env?: Record<string, string>): { ms: number; rssMi
 for (const [, args, env] of CASES) call(args, env); // the files into the page cache, once
 const runs = CASES.map(() => [] as { ms: number; rssMiB: number | null }[]);
 for (let r = 0; r < ROUNDS; r++) CASES.forEach(([, args, env], i) => runs[i].push(call(args, env)));
-const med = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
 console.log(table(CASES.map(([name], i) => {
   const ms = runs[i].map((x) => x.ms), rss = runs[i].map((x) => x.rssMiB).filter((x): x is number => x !== null);
-  return [name, med(ms) / 1000, `${(Math.min(...ms) / 1000).toFixed(2)}–${(Math.max(...ms) / 1000).toFixed(2)}`, rss.length === 0 ? '—' : Math.max(...rss).toFixed(0)];
+  return [name, median(ms) / 1000, `${(Math.min(...ms) / 1000).toFixed(2)}–${(Math.max(...ms) / 1000).toFixed(2)}`, rss.length === 0 ? '—' : Math.max(...rss).toFixed(0)];
 }), ['whole process', 'median s', 'range s', 'peak RSS MiB']));
 console.log(`\n${ROUNDS} rounds, calls alternating; targets (issue Speed III): repvgg forward ≤ 0.6 s; 10 forwards ≤ 250 MiB`);

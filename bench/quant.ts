@@ -12,6 +12,7 @@ import { quantizeOnnx } from '../src/onnx/quantize.js';
 import { quantReport } from '../src/onnx/quant_report.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { setThreads } from '../src/backend/threads.js';
+import { median } from './harness.js';
 import { onnxProtoOf } from '../src/io/onnx.js';
 import { runOnnx } from '../src/onnx/run.js';
 import * as ort from 'onnxruntime-web';
@@ -19,7 +20,6 @@ import * as ort from 'onnxruntime-web';
 setThreads(1);
 const train = RepVGG.fromConfig(zooConfig('A0'), { seed: 1 }).eval();
 const calib = uniform([8, 3, 64, 64], new Rng(1), -1, 1);
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const q: number[] = [], r: number[] = [];
 for (let k = 0; k < 3; k++) {
   let t = performance.now();

@@ -1,5 +1,5 @@
 // npm run bench:torch — the engine beside PyTorch CPU (Debian's python3-torch, when /usr/bin/python3
-// has it) on the same models, weights and inputs, one after the other in one run, on 1 and 2
+// has it) on the same models, weights and inputs, in one run, taking turns (below), on 1 and 2
 // threads: RepVGG-A0 deploy at 224 (batch 1), a training step of the demo model (28×28, batch 32)
 // and of RepVGG-A0 (64×64, batch 8), with SGD (momentum 0.9, weight decay 1e-4) on both sides.
 // Ours runs 'auto' past AUTO_AFTER calls (its steady state), and a training step on two threads as
@@ -31,11 +31,10 @@ import { Rng, uniform } from '../src/tensor/rng.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { onOneThread, setThreads } from '../src/backend/threads.js';
 import { threadsPay } from '../src/train/fit.js';
-import { alternate, benchDir, medians, sgdStep, table } from './harness.js';
+import { alternate, benchDir, median, medians, sgdStep, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
-const median = (a: number[]) => a.slice().sort((p, q) => p - q)[a.length >> 1];
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 const hasOrt = (() => {
