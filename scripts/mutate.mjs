@@ -579,6 +579,9 @@ const MUTANTS = [
   ['house', 'a tensor shares its caller\'s unfrozen shape array', 'src/tensor/tensor.ts', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());', 'this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape);', ['test/tensor/tensor.test.ts']],
   ['ops', 'planes taken out of a padded region laid out with its row stride, not back to back (taker: col2im and Winograd)', 'src/backend/wasm/gather.ts', 'kernel(4 * dst, 4 * src, planes, H, W, 4 * W, 4 * Wp, 4 * planeStride);', 'kernel(4 * dst, 4 * src, planes, H, W, 4 * Wp, 4 * Wp, 4 * planeStride);', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
   ['train', 'no conv counts as splitting (fit and the classifier\'s background scope see every network as the demo\'s)', 'src/nn/conv_algorithm.ts', '  if (m instanceof Conv2d) return convCouldSplit(m.lastMacs());', '  if (m instanceof Conv2d) return false;', ['test/train/train.test.ts', 'test/backend/threads.test.ts']],
+  ['ops', 'SIMD column kernel: the four strips of a group all read the first strip\'s rows', 'src/backend/wasm/gemm_code.ts', 'x.get(a).get(ir).i32(s).i32Add().get(kc).i32Mul()', 'x.get(a).get(ir).i32(0).i32Add().get(kc).i32Mul()', ['test/backend/fma.test.ts']],
+  ['ops', 'SIMD column kernel: the bias of each strip read four rows on from its first, not sixteen bytes', 'src/backend/wasm/gemm_code.ts', 'get(ir).i32(s).i32Add().i32(16).i32Mul().i32Add().v128Load(0).f32x4Add()', 'get(ir).i32(s).i32Add().i32(4).i32Mul().i32Add().v128Load(0).f32x4Add()', ['test/backend/fma.test.ts']],
+  ['ops', 'SIMD column kernel: accumulating, every lane adds C\'s first row', 'src/backend/wasm/gemm_code.ts', 'x.get(p).get(ldc).i32(r).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', 'x.get(p).get(ldc).i32(0).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', ['test/backend/fma.test.ts']],
 ];
 
 const args = process.argv.slice(2);

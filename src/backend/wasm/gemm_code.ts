@@ -64,6 +64,70 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
   return x;
 }
 
+// column(a, b, c, mStrips, nStrips, kc, ldc, bias): the block kernel's contract for a B panel of one
+// real column (nStrips = 1; its strip's other 7 columns are padding, whose products the block kernel
+// computes and drops: 8× the multiply-adds a matrix-vector product needs). Each f32x4 holds four rows
+// of that column, acc[r] + a[k][r]·b[k][0] for k in order, the block kernel's operations on the
+// values it keeps (a·b = b·a exactly, fused or not), so C's column 0 gets the same bits; four strips
+// at a time for four independent chains of adds. C's other columns are not written.
+function columnKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean): Code {
+  const [a, b, c, mStrips, , kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [ir, k, pb, p] = [8, 9, 10, 11];
+  const pa = (s: number) => 12 + s;
+  const acc = (s: number) => 16 + s;
+  const [xs, v] = [20, 21];
+  const x = new Code();
+  // strips ir … ir + n − 1
+  const strips = (n: number) => {
+    for (let s = 0; s < n; s++) {
+      x.get(a).get(ir).i32(s).i32Add().get(kc).i32Mul().i32(16).i32Mul().i32Add().set(pa(s));
+      x.v128Zero().set(acc(s));
+    }
+    x.get(b).set(pb);
+    x.get(kc).set(k);
+    x.loop(); // over k: acc[s] += a_s[k] · b[k][0]
+    x.get(pb).v128Load32Splat(0).set(xs);
+    for (let s = 0; s < n; s++) {
+      if (fused) x.get(pa(s)).v128Load(0).get(xs).get(acc(s)).f32x4RelaxedMadd().set(acc(s));
+      else x.get(acc(s)).get(pa(s)).v128Load(0).get(xs).f32x4Mul().f32x4Add().set(acc(s));
+      x.get(pa(s)).i32(16).i32Add().set(pa(s));
+    }
+    x.get(pb).i32(32).i32Add().set(pb);
+    x.get(k).i32(1).i32Sub().tee(k).brIf(0);
+    x.end();
+    // C's column 0, rows 4·strip …: (C +) acc (+ bias) (ReLU), lane r at p + r·ldc
+    for (let s = 0; s < n; s++) {
+      x.get(c).get(ir).i32(s).i32Add().i32(4).i32Mul().get(ldc).i32Mul().i32Add().set(p);
+      if (load) {
+        x.v128Zero().set(v);
+        for (let r = 0; r < 4; r++) x.get(p).get(ldc).i32(r).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);
+        x.get(v).get(acc(s)).f32x4Add().set(v);
+      } else x.get(acc(s)).set(v);
+      if (bias) x.get(v).get(biasP).get(ir).i32(s).i32Add().i32(16).i32Mul().i32Add().v128Load(0).f32x4Add().set(v);
+      if (relu) x.get(v).v128Zero().f32x4Pmax().set(v);
+      for (let r = 0; r < 4; r++) x.get(p).get(ldc).i32(r).i32Mul().i32Add().get(v).v128Store32Lane(r);
+    }
+  };
+  x.i32(0).set(ir);
+  x.block(); // four strips at a time while four are left
+  x.loop();
+  x.get(ir).i32(4).i32Add().get(mStrips).i32LeU().i32Eqz().brIf(1);
+  strips(4);
+  x.get(ir).i32(4).i32Add().set(ir);
+  x.br(0);
+  x.end();
+  x.end();
+  x.block(); // then one at a time
+  x.loop();
+  x.get(ir).get(mStrips).i32LtU().i32Eqz().brIf(1);
+  strips(1);
+  x.get(ir).i32(1).i32Add().set(ir);
+  x.br(0);
+  x.end();
+  x.end();
+  return x;
+}
+
 // gather(out, src, cols, taps, kc, strips): packs a B panel whose elements are read from memory
 // through two offset tables, B(k, j) = f32 at src + cols[j] + taps[k] (bytes): im2col's col matrix
 // from a zero-padded copy of the input, cols the positions' corners and taps the kernel's offsets,
@@ -389,6 +453,12 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       params: [I32, I32, I32, I32, I32, I32, I32, I32],
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
       body: blockKernel(v.load, v.bias, v.relu, fused),
+    })),
+    ...BLOCK_KERNELS.map((v, i) => ({
+      name: `column${i}`,
+      params: [I32, I32, I32, I32, I32, I32, I32, I32],
+      locals: [I32, I32, I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128],
+      body: columnKernel(v.load, v.bias, v.relu, fused),
     })),
     { name: 'gather', params: [I32, I32, I32, I32, I32, I32], locals: new Array<number>(15).fill(I32), body: gatherKernel() },
     { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },

@@ -248,7 +248,9 @@ export function gemmSimd(
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
-      const block = blocks[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
+      // a panel of one column (a batch of one through a Linear): the column kernel, the same bits
+      // without the 7 padding columns' products
+      const block = (nc === 1 ? inst.columns : blocks)[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
       if (g === undefined) packBBlock(inst, B, pc, jc, kc, nc, mem, bW, stageB);
       else inst.gather(4 * bW, 4 * srcW, 4 * colsW, 4 * (tapsW + pc), kc, ncp / NR);
       for (let ic = 0; ic < M; ic += MC) {
