@@ -582,6 +582,8 @@ const MUTANTS = [
   ['ops', 'SIMD column kernel: the four strips of a group all read the first strip\'s rows', 'src/backend/wasm/gemm_code.ts', 'x.get(a).get(ir).i32(s).i32Add().get(kc).i32Mul()', 'x.get(a).get(ir).i32(0).i32Add().get(kc).i32Mul()', ['test/backend/fma.test.ts']],
   ['ops', 'SIMD column kernel: the bias of each strip read four rows on from its first, not sixteen bytes', 'src/backend/wasm/gemm_code.ts', 'get(ir).i32(s).i32Add().i32(16).i32Mul().i32Add().v128Load(0).f32x4Add()', 'get(ir).i32(s).i32Add().i32(4).i32Mul().i32Add().v128Load(0).f32x4Add()', ['test/backend/fma.test.ts']],
   ['ops', 'SIMD column kernel: accumulating, every lane adds C\'s first row', 'src/backend/wasm/gemm_code.ts', 'x.get(p).get(ldc).i32(r).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', 'x.get(p).get(ldc).i32(0).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', ['test/backend/fma.test.ts']],
+  ['ops', 'SIMD flipped filters: the next filter\'s taps read from the end of this one\'s', 'src/backend/wasm/gemm_code.ts', 'x.get(from).get(fBytes).i32Add().get(tBytes).i32Add().set(from);', 'x.get(from).get(fBytes).i32Add().set(from);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD flipped filters: each chunk of rows copied out to the group\'s first row', 'src/backend/wasm/gather.ts', 'wT.set(mem.subarray(dstW, dstW + n * Fg * T), (gi * Cg + c) * Fg * T);', 'wT.set(mem.subarray(dstW, dstW + n * Fg * T), (gi * Cg + c0) * Fg * T);', ['test/backend/wasm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

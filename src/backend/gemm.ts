@@ -12,7 +12,7 @@ import { biasRelu, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
-import { gatherImageRowsSimd } from './wasm/gather.js';
+import { flippedFiltersSimd, gatherImageRowsSimd } from './wasm/gather.js';
 
 export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 export { forEachImage, paddedPlanes } from './gemm_contract.js';
@@ -109,6 +109,17 @@ export function gatherImageRows(src: FloatArray, srcOff: number, imageStride: nu
     return;
   }
   forEachImage(qa, qb, P, (n, p0, p1, off) => copyRows(src, srcOff + n * imageStride + p0, ld, dst, dstOff + off, ldDst, rows, p1 - p0));
+}
+
+/**
+ * Rows r0 … r1 − 1 of a stride-1 conv's flipped filters (flipRows in src/ops/conv2d.ts) on the SIMD
+ * kernel where it takes float32 arrays (flippedFiltersSimd): true when done, false where the caller
+ * runs its TypeScript loop.
+ */
+export function flippedFiltersOnKernel(w: FloatArray, wT: FloatArray, Cg: number, Fg: number, T: number, r0: number, r1: number): boolean {
+  if (!simd(wT) || !(w instanceof Float32Array)) return false;
+  if (r1 > r0) flippedFiltersSimd(w, wT as Float32Array, Cg, Fg, T, r0, r1);
+  return true;
 }
 
 /** Whether the selected kernel for arrays like `a` stores C's columns laid out per image itself (gemm's `images`). */

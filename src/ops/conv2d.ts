@@ -6,6 +6,7 @@ import { sharedWorkspaceLike, workspaceLike } from '../tensor/workspace.js';
 import { expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type ConvGeometry, type KernelGeometry, type Padding, type Pair, convGeometry, convMacs } from './conv2d_geometry.js';
 import { getBackend } from '../backend/backend.js';
+import { flippedFiltersOnKernel } from '../backend/gemm.js';
 import { backgroundPossible, convCouldSplit, defineKernel, getThreads, isShared, onOneThread, parallel, partRange, runInBackground, shareForBackground } from '../backend/threads.js';
 import { conv2dBackwardDirect, conv2dDirect } from './conv2d_direct.js';
 import { conv2dBackwardIm2col, conv2dIm2col, im2colAddsDx } from './conv2d_im2col.js';
@@ -384,10 +385,11 @@ const MIN_FLIPPED_PER_PART = 1 << 16;
 
 interface FlipArgs { g: ConvGeometry; w: FloatArray; wT: FloatArray }
 
-// rows r = gi·C/g + c of W' for r in [r0, r1)
+// rows r = gi·C/g + c of W' for r in [r0, r1) (float32 on 'wasm': the same moves on the SIMD kernel)
 function flipRows({ g, w, wT }: FlipArgs, r0: number, r1: number): void {
   const { Cg, Fg, KH, KW } = g;
   const T = KH * KW;
+  if (flippedFiltersOnKernel(w, wT, Cg, Fg, T, r0, r1)) return;
   for (let r = r0; r < r1; r++) {
     const gi = Math.floor(r / Cg), c = r - gi * Cg;
     for (let fl = 0; fl < Fg; fl++) {

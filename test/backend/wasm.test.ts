@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
 import { floats, getInstance, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
-import { padder } from '../../src/backend/wasm/gather.js';
+import { flippedFiltersSimd, padder } from '../../src/backend/wasm/gather.js';
 import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
@@ -501,5 +501,40 @@ describe('the SIMD BatchNorm passes', () => {
     setBackend('wasm');
     expect(compared).toBeGreaterThan(8000);
     expect(mismatches).toBe(0);
+  });
+});
+
+// The dx of a stride-1 conv runs as a conv with W'[gi·C/g + c, f, k] = W[gi·F/g + f, c, T − 1 − k]
+// (src/ops/conv2d.ts): the kernel only moves floats, so W' is checked element by element against
+// that definition, written out here. 1000 filters of 9 taps take the copy out in chunks of 29 rows.
+describe('the flipped filters on the SIMD kernel', () => {
+  it.each([
+    ['3×3, one group', 1, 5, 7, 9, 0, 5],
+    ['3×3, three groups, rows from the middle of one to the middle of another', 3, 4, 2, 9, 2, 11],
+    ['5×5, two groups', 2, 3, 3, 25, 0, 6],
+    ['1×2 taps', 1, 6, 4, 2, 1, 6],
+    ['1000 filters: several chunks', 1, 64, 1000, 9, 0, 64],
+  ] as const)('%s: every float of W\' where its definition puts it', (_, groups, Cg, Fg, T, r0, r1) => {
+    const w = Float32Array.from({ length: groups * Fg * Cg * T }, (_, i) => i + 0.5);
+    const wT = new Float32Array(groups * Cg * Fg * T).fill(-1);
+    flippedFiltersSimd(w, wT, Cg, Fg, T, r0, r1);
+    for (let r = 0; r < groups * Cg; r++) {
+      const gi = Math.floor(r / Cg), c = r % Cg;
+      for (let f = 0; f < Fg; f++) {
+        for (let k = 0; k < T; k++) {
+          const got = wT[(r * Fg + f) * T + k];
+          if (r >= r0 && r < r1) {
+            if (got !== w[((gi * Fg + f) * Cg + c) * T + T - 1 - k]) expect.fail(`W'[${r}, ${f}, ${k}] = ${got}`);
+          } else if (got !== -1) expect.fail(`row ${r} outside ${r0}…${r1} was written`);
+        }
+      }
+    }
+  });
+
+  it('refuses rows past W or W\' before the kernel runs', () => {
+    const w = new Float32Array(2 * 3 * 9), wT = new Float32Array(2 * 3 * 9);
+    expect(() => flippedFiltersSimd(w, wT, 2, 3, 9, 0, 3)).toThrow("flipped filters: rows 0…3 of 2-channel groups of 3 filters of 9 taps would leave W (54) or W' (54)");
+    expect(() => flippedFiltersSimd(w, wT.subarray(1), 2, 3, 9, 0, 2)).toThrow(/would leave W \(54\) or W' \(53\)/);
+    expect(() => flippedFiltersSimd(w, wT, 2, 3, 9, 0, 2)).not.toThrow();
   });
 });

@@ -62,3 +62,32 @@ export function gatherImageRowsSimd(src: Float32Array, srcOff: number, imageStri
   if (ldDst === L) dst.set(mem.subarray(laid, laid + rows * L), dstOff);
   else for (let r = 0; r < rows; r++) dst.set(mem.subarray(laid + r * L, laid + (r + 1) * L), dstOff + r * ldDst);
 }
+
+/** Floats of flipped rows per copy out (bounds the scratch above a group's filters). */
+const FLIP_CHUNK_FLOATS = 1 << 18;
+
+/**
+ * Rows r0 … r1 − 1 (r = gi·Cg + c) of a stride-1 conv's flipped filters W' (groups·Cg, Fg, T) from W
+ * (groups·Fg, Cg, T), as flipRows in src/ops/conv2d.ts writes them: W'[r, f, k] = W[gi·Fg + f, c,
+ * T − 1 − k], by the flipTaps kernel (a group's W copied in with one set, the rows out a chunk at a
+ * time). Copies only: the same values.
+ */
+export function flippedFiltersSimd(w: Float32Array, wT: Float32Array, Cg: number, Fg: number, T: number, r0: number, r1: number): void {
+  const group = Fg * Cg * T, groups = Math.ceil(r1 / Cg);
+  if (!(r0 >= 0 && r0 <= r1 && T >= 1 && w.length >= groups * group && wT.length >= r1 * Fg * T)) {
+    throw new Error(`flipped filters: rows ${r0}…${r1} of ${Cg}-channel groups of ${Fg} filters of ${T} taps would leave W (${w.length}) or W' (${wT.length})`);
+  }
+  const inst = getInstance();
+  const rowsPerChunk = Math.max(1, Math.floor(FLIP_CHUNK_FLOATS / (Fg * T)));
+  for (let gi = Math.floor(r0 / Cg); gi * Cg < r1; gi++) {
+    const c0 = Math.max(r0, gi * Cg) - gi * Cg, c1 = Math.min(r1, (gi + 1) * Cg) - gi * Cg;
+    const srcW = inst.arenaEnd, dstW = srcW + Math.ceil(group / 4) * 4;
+    const mem = scratchAbove(dstW - srcW + Math.min(c1 - c0, rowsPerChunk) * Fg * T);
+    mem.set(w.subarray(gi * group, (gi + 1) * group), srcW);
+    for (let c = c0; c < c1; c += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, c1 - c);
+      inst.flipTaps(4 * dstW, 4 * (srcW + c * T), n, Fg, 4 * T, 4 * Cg * T);
+      wT.set(mem.subarray(dstW, dstW + n * Fg * T), (gi * Cg + c) * Fg * T);
+    }
+  }
+}

@@ -308,6 +308,34 @@ function copyPlanesKernel(kind: 'copy' | 'add'): Code {
   return x;
 }
 
+// flipTaps(dst, src, rows, Fg, tBytes, fBytes): rows of a stride-1 conv's flipped filters W' from W
+// (flipRows in src/ops/conv2d.ts): for each of `rows` input channels c (from src, their taps tBytes
+// apart in a filter) and each of Fg filters f (fBytes apart), the filter's T = tBytes / 4 taps in
+// reverse order, dst's rows one after another (row c: Fg·T floats). Copies only.
+function flipTapsKernel(): Code {
+  const [dst, src, rows, Fg, tBytes, fBytes] = [0, 1, 2, 3, 4, 5];
+  const [f, from, k] = [6, 7, 8];
+  const x = new Code();
+  x.loop(); // over rows (input channels)
+  x.get(src).get(tBytes).i32Add().set(from); // one past the channel's taps in filter 0
+  x.get(Fg).set(f);
+  x.loop(); // over filters
+  x.get(tBytes).set(k);
+  x.loop(); // over taps, last first
+  x.get(from).i32(4).i32Sub().set(from);
+  x.get(dst).get(from).f32Load(0).f32Store(0);
+  x.get(dst).i32(4).i32Add().set(dst);
+  x.get(k).i32(4).i32Sub().tee(k).brIf(0);
+  x.end();
+  x.get(from).get(fBytes).i32Add().get(tBytes).i32Add().set(from); // the next filter's, one past its taps
+  x.get(f).i32(1).i32Sub().tee(f).brIf(0);
+  x.end();
+  x.get(src).get(tBytes).i32Add().set(src);
+  x.get(rows).i32(1).i32Sub().tee(rows).brIf(0);
+  x.end();
+  return x;
+}
+
 // offsetBytes(dst, src, n, limit) → the largest of n ≥ 1 int32 offsets at src (floats), or −1 when
 // one is negative or not below limit (then nothing is written); else dst[i] = 4·src[i] (bytes; dst
 // may be src). Two passes, four offsets at a time while four are left: the caller checks a whole
@@ -464,6 +492,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     { name: 'padPlanes', params: new Array<number>(9).fill(I32), locals: [I32, I32], body: padPlanesKernel() },
     { name: 'copyPlanes', params: new Array<number>(8).fill(I32), locals: new Array<number>(5).fill(I32), body: copyPlanesKernel('copy') },
     { name: 'copyPlanesAdd', params: new Array<number>(8).fill(I32), locals: new Array<number>(5).fill(I32), body: copyPlanesKernel('add') },
+    { name: 'flipTaps', params: new Array<number>(6).fill(I32), locals: new Array<number>(3).fill(I32), body: flipTapsKernel() },
     { name: 'scatterAdd', params: new Array<number>(7).fill(I32), locals: new Array<number>(5).fill(I32), body: scatterAddKernel() },
     { name: 'offsetBytes', params: [I32, I32, I32, I32], results: [I32], locals: [V128, V128, V128, I32, I32, I32, I32, I32], body: offsetBytesKernel() },
     winogradInputF4Def(),

@@ -33,6 +33,7 @@ export interface Instance {
   /** copyPlanes and copyPlanesAdd (gemm_code.ts) */
   copyPlanes: CopyPlanesFn;
   copyPlanesAdd: CopyPlanesFn;
+  flipTaps: (dst: number, src: number, rows: number, Fg: number, tBytes: number, fBytes: number) => void;
   scatterAdd: (target: number, c: number, rows: number, cols: number, M: number, nc: number, ldcBytes: number) => void;
   offsetBytes: (dst: number, src: number, n: number, limit: number) => number;
   packA: PackAFn;
@@ -91,7 +92,7 @@ export function getInstance(): Instance {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
       fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), columns: BLOCK_KERNELS.map((_, i) => inst.exports[`column${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], copyPlanes: inst.exports.copyPlanes as CopyPlanesFn, copyPlanesAdd: inst.exports.copyPlanesAdd as CopyPlanesFn,
-      scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
+      flipTaps: inst.exports.flipTaps as Instance['flipTaps'], scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
