@@ -84,8 +84,10 @@ export function packedPanels(data: Float32Array, offset: number, rows: number): 
 // past them) when it is copied in once per call and every block packed from there: a float32 A that
 // no packed copy stands for, at most A_WHOLE floats, whose rows lie close together (its span at most
 // twice M·K). Else 0: each block's rows are copied in one set each (packABlock), ~50–80 ns a row
-// however short, and a block is packed again for every column block of C.
-const A_WHOLE = 1 << 20;
+// however short, and a block is packed again for every column block of C. 4M floats (16 MiB) holds
+// A0's largest training A, the 1280 × 1728 filters of its last layer (transposed for col2im's dx:
+// 256 rows of a block's few dozen floats each, 34K sets a step at 1M): A0's step at 64×64 1.03–1.04×.
+const A_WHOLE = 1 << 22;
 function wholeA(M: number, K: number, A: MatRef): number {
   if (!(A.data instanceof Float32Array) || M === 0 || K === 0) return 0;
   const Mp = Math.ceil(M / MR) * MR;
