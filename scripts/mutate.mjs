@@ -584,6 +584,9 @@ const MUTANTS = [
   ['ops', 'SIMD column kernel: accumulating, every lane adds C\'s first row', 'src/backend/wasm/gemm_code.ts', 'x.get(p).get(ldc).i32(r).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', 'x.get(p).get(ldc).i32(0).i32Mul().i32Add().get(v).v128Load32Lane(r).set(v);', ['test/backend/fma.test.ts']],
   ['ops', 'SIMD flipped filters: the next filter\'s taps read from the end of this one\'s', 'src/backend/wasm/gemm_code.ts', 'x.get(from).get(fBytes).i32Add().get(tBytes).i32Add().set(from);', 'x.get(from).get(fBytes).i32Add().set(from);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD flipped filters: each chunk of rows copied out to the group\'s first row', 'src/backend/wasm/gather.ts', 'wT.set(mem.subarray(dstW, dstW + n * Fg * T), (gi * Cg + c) * Fg * T);', 'wT.set(mem.subarray(dstW, dstW + n * Fg * T), (gi * Cg + c0) * Fg * T);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD GEMM: the last strip\'s kernel reads B one strip\'s width short of its panel', 'src/backend/wasm/gemm_simd.ts', '4 * (bW + whole * kc * NR)', '4 * (bW + whole * kc)', ['test/backend/fma.test.ts']],
+  ['ops', 'SIMD GEMM: a last strip of five columns goes to the half kernel', 'src/backend/wasm/gemm_simd.ts', 'tail = rem >= 1 && rem <= 4 ? rem : 0', 'tail = rem >= 1 && rem <= 5 ? rem : 0', ['test/backend/fma.test.ts']],
+  ['ops', 'SIMD half kernel: row 2 multiplies the wrong row of A', 'src/backend/wasm/gemm_code.ts', '    x.get(pa).v128Load32Splat(4 * r).set(s);\n    for (let h = 0; h < halves; h++) {', '    x.get(pa).v128Load32Splat(4 * (halves === 1 && r === 2 ? 1 : r)).set(s);\n    for (let h = 0; h < halves; h++) {', ['test/backend/fma.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -96,28 +96,31 @@ describe('fused multiply-add in the SIMD GEMM', () => {
       }), { numRuns: 40 }));
   });
 
-  // A B of one column (a Linear at batch 1) runs on the column kernel, not the block kernel with 7
-  // padding columns: the same contract, then + bias and ReLU (v < 0 ? 0 : v, NaN and −0 kept) as the
-  // epilogue test of test/backend/gemm.test.ts has them. M = 1 … 23 takes the four-strip groups and
-  // the single strips after them; K = 300 two panels (the second adds onto the first).
-  it.each([true, false])('fused %s: a one-column B gives the emulated bits, with bias, ReLU and accumulate', (fused) => {
+  // A last strip of B with one real column (a Linear at batch 1, a 7×7 map's 49th position) runs on
+  // the column kernel and one of two to four on the half kernel, not the block kernel with padding
+  // columns: the same contract, then + bias and ReLU (v < 0 ? 0 : v, NaN and −0 kept) as the epilogue
+  // test of test/backend/gemm.test.ts has them. M = 1 … 23 takes the column kernel's four-strip groups
+  // and the single strips after them; N = 9 … 12 a whole strip before the tail, 13 a tail of five (the block kernel); K = 300 two panels.
+  it.each([true, false])('fused %s: a B whose last strip holds one to four columns gives the emulated bits, with bias, ReLU and accumulate', (fused) => {
     withFused(fused, () => {
       const rng = new Rng(11);
       const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-      for (let M = 1; M <= 23; M++) {
-        for (const K of [1, 7, 300]) {
-          for (const [accumulate, withBias, relu] of [[false, false, false], [true, false, false], [false, true, true], [true, true, true], [false, false, true]]) {
-            const a = rand(M * K), b = rand(K), c0 = rand(M), bias = rand(M + 2);
-            a[(M - 1) * K] = NaN; // the last row is NaN
-            if (M > 1) c0[0] = -0;
-            const c = c0.slice();
-            gemm(M, 1, K, { data: a, offset: 0, ld: K, trans: false }, { data: b, offset: 0, ld: 1, trans: false }, c, 0, 1, accumulate, undefined, { bias: withBias ? bias : null, biasOff: 2, relu });
-            const want = emulate(M, 1, K, a, b, c0, accumulate, fused).map((v, i) => {
-              const w = withBias ? Math.fround(v + bias[2 + i]) : v;
-              return relu && w < 0 ? 0 : w;
-            });
-            const show = (v: number) => (Object.is(v, -0) ? '-0' : v);
-            expect(Array.from(c, show), `M ${M}, K ${K}, accumulate ${accumulate}, bias ${withBias}, ReLU ${relu}`).toEqual(Array.from(want, show));
+      for (const N of [1, 2, 3, 4, 9, 12, 13]) {
+        for (let M = 1; M <= 23; M += N === 1 ? 1 : 5) {
+          for (const K of [1, 7, 300]) {
+            for (const [accumulate, withBias, relu] of [[false, false, false], [true, false, false], [false, true, true], [true, true, true], [false, false, true]]) {
+              const a = rand(M * K), b = rand(K * N), c0 = rand(M * N), bias = rand(M + 2);
+              a[(M - 1) * K] = NaN; // the last row is NaN
+              if (M > 1) c0[0] = -0;
+              const c = c0.slice();
+              gemm(M, N, K, { data: a, offset: 0, ld: K, trans: false }, { data: b, offset: 0, ld: N, trans: false }, c, 0, N, accumulate, undefined, { bias: withBias ? bias : null, biasOff: 2, relu });
+              const want = emulate(M, N, K, a, b, c0, accumulate, fused).map((v, i) => {
+                const w = withBias ? Math.fround(v + bias[2 + Math.floor(i / N)]) : v;
+                return relu && w < 0 ? 0 : w;
+              });
+              const show = (v: number) => (Object.is(v, -0) ? '-0' : v);
+              expect(Array.from(c, show), `M ${M}, N ${N}, K ${K}, accumulate ${accumulate}, bias ${withBias}, ReLU ${relu}`).toEqual(Array.from(want, show));
+            }
           }
         }
       }

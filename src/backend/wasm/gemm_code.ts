@@ -14,7 +14,9 @@ import { sgdDef } from './sgd_simd.js';
 // conv's output pass done while the tile is in registers. Each option is a separate function, so
 // the loop carries no branches. fused: each acc + a·b is one relaxed_madd (one rounding where the
 // hardware fuses it) instead of a multiply and an add (two roundings).
-function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean): Code {
+// halves = 1: the half kernel, the same for strips of which only the first four columns are read
+// (C's last four columns of each tile are not written): a last strip of two to four real columns.
+function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean, halves: 1 | 2 = 2): Code {
   const [a, b, c, mStrips, nStrips, kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [jr, ir, k, pa, pb, p] = [8, 9, 10, 11, 12, 13];
   const acc = (i: number) => 14 + i; // 8 accumulators: row r, half h at 2r + h
@@ -31,10 +33,10 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
   x.get(kc).set(k);
   x.loop(); // over k: acc[r][h] += a[k][r] · b[k][4h..4h+3]
   x.get(pb).v128Load(0).set(b0);
-  x.get(pb).v128Load(16).set(b1);
+  if (halves === 2) x.get(pb).v128Load(16).set(b1);
   for (let r = 0; r < 4; r++) {
     x.get(pa).v128Load32Splat(4 * r).set(s);
-    for (let h = 0; h < 2; h++) {
+    for (let h = 0; h < halves; h++) {
       if (fused) x.get(s).get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd().set(acc(2 * r + h));
       else x.get(acc(2 * r + h)).get(s).get(h === 0 ? b0 : b1).f32x4Mul().f32x4Add().set(acc(2 * r + h));
     }
@@ -47,7 +49,7 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
   x.get(c).get(ir).i32(4).i32Mul().get(ldc).i32Mul().i32Add().get(jr).i32(32).i32Mul().i32Add().set(p);
   for (let r = 0; r < 4; r++) {
     if (bias) x.get(biasP).get(ir).i32(16).i32Mul().i32Add().v128Load32Splat(4 * r).set(bv);
-    for (let h = 0; h < 2; h++) {
+    for (let h = 0; h < halves; h++) {
       x.get(p);
       if (load) x.get(p).v128Load(16 * h).get(acc(2 * r + h)).f32x4Add();
       else x.get(acc(2 * r + h));
@@ -481,6 +483,12 @@ export function gemmModuleBytes(fused = false): Uint8Array {
       params: [I32, I32, I32, I32, I32, I32, I32, I32],
       locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
       body: blockKernel(v.load, v.bias, v.relu, fused),
+    })),
+    ...BLOCK_KERNELS.map((v, i) => ({
+      name: `half${i}`,
+      params: [I32, I32, I32, I32, I32, I32, I32, I32],
+      locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+      body: blockKernel(v.load, v.bias, v.relu, fused, 1),
     })),
     ...BLOCK_KERNELS.map((v, i) => ({
       name: `column${i}`,

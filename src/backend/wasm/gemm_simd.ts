@@ -248,11 +248,14 @@ export function gemmSimd(
     // rows of C in (when accumulating; otherwise the first panel stores)
     if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
+    // whole strips on the block kernel; a last strip of one real column (a batch of one through a
+    // Linear, a 7×7 map's 49th position) on the column kernel, of two to four on the half kernel:
+    // the same bits, without the padding columns' products
+    const rem = nc % NR, tail = rem >= 1 && rem <= 4 ? rem : 0, whole = ncp / NR - (tail > 0 ? 1 : 0);
+    const tailKernels = tail === 1 ? inst.columns : inst.halves;
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
-      // a panel of one column (a batch of one through a Linear): the column kernel, the same bits
-      // without the 7 padding columns' products
-      const block = (nc === 1 ? inst.columns : blocks)[(accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0)];
+      const variant = (accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0);
       if (g === undefined) packBBlock(inst, B, pc, jc, kc, nc, mem, bW, stageB);
       else inst.gather(4 * bW, 4 * srcW, 4 * colsW, 4 * (tapsW + pc), kc, ncp / NR);
       for (let ic = 0; ic < M; ic += MC) {
@@ -264,7 +267,9 @@ export function gemmSimd(
         else if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
         else if (at >= 0) a = at + src;
         else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
-        block(4 * a, 4 * bW, 4 * (cW + ic * ncp), Math.ceil(mc / MR), ncp / NR, kc, 4 * ncp, 4 * (biasW + ic));
+        const strips = Math.ceil(mc / MR);
+        if (whole > 0) blocks[variant](4 * a, 4 * bW, 4 * (cW + ic * ncp), strips, whole, kc, 4 * ncp, 4 * (biasW + ic));
+        if (tail > 0) tailKernels[variant](4 * a, 4 * (bW + whole * kc * NR), 4 * (cW + ic * ncp + whole * NR), strips, 1, kc, 4 * ncp, 4 * (biasW + ic));
       }
     }
     if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);

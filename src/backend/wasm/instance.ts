@@ -26,7 +26,8 @@ export interface Instance {
   memory: WebAssembly.Memory;
   /** the block kernels, indexed as BLOCK_KERNELS */
   blocks: BlockFn[];
-  /** the same for a B panel of one column (columnKernel in gemm_code.ts), indexed as BLOCK_KERNELS */
+  /** the same for a last strip of two to four real columns (the half kernel) and of one (columnKernel), in gemm_code.ts */
+  halves: BlockFn[];
   columns: BlockFn[];
   gather: GatherFn;
   padPlanes: (dst: number, src: number, planes: number, H: number, W: number, top: number, mid: number, bottom: number, zeroed: number) => void;
@@ -91,7 +92,7 @@ export function getInstance(): Instance {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
-      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), columns: BLOCK_KERNELS.map((_, i) => inst.exports[`column${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], copyPlanes: inst.exports.copyPlanes as CopyPlanesFn, copyPlanesAdd: inst.exports.copyPlanesAdd as CopyPlanesFn,
+      fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), halves: BLOCK_KERNELS.map((_, i) => inst.exports[`half${i}`] as BlockFn), columns: BLOCK_KERNELS.map((_, i) => inst.exports[`column${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], copyPlanes: inst.exports.copyPlanes as CopyPlanesFn, copyPlanesAdd: inst.exports.copyPlanesAdd as CopyPlanesFn,
       flipTaps: inst.exports.flipTaps as Instance['flipTaps'], scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
