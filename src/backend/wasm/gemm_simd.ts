@@ -184,6 +184,19 @@ function offsetsInBytes(inst: Instance, from: Int32Array | null, n: number, at: 
   throw new Error(`gemm: the offset kernel refused ${n} ${what}s that lie inside their ${region}`);
 }
 
+/**
+ * C (+)= A·B for a packed A block of `strips` 4-row strips at a and a B panel of nc real columns (its
+ * strips of NR at b, kc rows each), C's rows ldc floats apart from c (offsets in floats; `variant`:
+ * the BLOCK_KERNELS index). Whole strips run on the block kernel; a last strip of one real column
+ * (a batch of one through a Linear, a 7×7 map's 49th position) on the column kernel, of two to four on
+ * the half kernel: the same bits, without the padding columns' products.
+ */
+export function products(inst: Instance, variant: number, a: number, b: number, c: number, strips: number, nc: number, kc: number, ldc: number, bias: number): void {
+  const rem = nc % NR, tail = rem >= 1 && rem <= 4 ? rem : 0, whole = Math.ceil(nc / NR) - (tail > 0 ? 1 : 0);
+  if (whole > 0) inst.blocks[variant](4 * a, 4 * b, 4 * c, strips, whole, kc, 4 * ldc, 4 * bias);
+  if (tail > 0) (tail === 1 ? inst.columns : inst.halves)[variant](4 * a, 4 * (b + whole * kc * NR), 4 * (c + whole * NR), strips, 1, kc, 4 * ldc, 4 * bias);
+}
+
 /** Same contract as gemm() in ../gemm.ts, for float32 operands; `packed`, when given, is A
  * already packed (then A itself is not read); `epi`, a bias per row and/or ReLU applied to the result;
  * `scatter`, where the product goes instead of C (then C is not written and accumulate is false);
@@ -194,7 +207,7 @@ export function gemmSimd(
   images?: ImageColumns,
 ): void {
   const Mp = Math.ceil(M / MR) * MR;
-  const inst = getInstance(), blocks = inst.blocks;
+  const inst = getInstance();
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
   const bias = epi?.bias ?? null, relu = epi?.relu ?? false;
   const last = (bias !== null ? 2 : 0) + (relu ? 1 : 0); // the epilogue's bits of the block kernel index
@@ -248,11 +261,6 @@ export function gemmSimd(
     // rows of C in (when accumulating; otherwise the first panel stores)
     if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
-    // whole strips on the block kernel; a last strip of one real column (a batch of one through a
-    // Linear, a 7×7 map's 49th position) on the column kernel, of two to four on the half kernel:
-    // the same bits, without the padding columns' products
-    const rem = nc % NR, tail = rem >= 1 && rem <= 4 ? rem : 0, whole = ncp / NR - (tail > 0 ? 1 : 0);
-    const tailKernels = tail === 1 ? inst.columns : inst.halves;
     for (let pc = 0; pc < K; pc += KC) {
       const kc = Math.min(KC, K - pc);
       const variant = (accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0);
@@ -267,9 +275,7 @@ export function gemmSimd(
         else if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
         else if (at >= 0) a = at + src;
         else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
-        const strips = Math.ceil(mc / MR);
-        if (whole > 0) blocks[variant](4 * a, 4 * bW, 4 * (cW + ic * ncp), strips, whole, kc, 4 * ncp, 4 * (biasW + ic));
-        if (tail > 0) tailKernels[variant](4 * a, 4 * (bW + whole * kc * NR), 4 * (cW + ic * ncp + whole * NR), strips, 1, kc, 4 * ncp, 4 * (biasW + ic));
+        products(inst, variant, a, bW, cW + ic * ncp, Math.ceil(mc / MR), nc, kc, ncp, biasW + ic);
       }
     }
     if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);

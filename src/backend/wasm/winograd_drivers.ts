@@ -3,7 +3,7 @@
 
 import { type Instance, type Panels, getInstance, resident, scratchAbove, simdStats } from './instance.js';
 import { padder, taker } from './gather.js';
-import { KC, MC, NR } from './gemm_simd.js';
+import { KC, MC, NR, products } from './gemm_simd.js';
 import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gemm_contract.js';
 
 const up4 = (n: number): number => Math.ceil(n / 4) * 4;
@@ -92,7 +92,8 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
   const scratchW = aW + (at >= 0 ? 0 : Mp * Cg);
   scratchAbove(scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
   inputTransformAt(inst, s, vW, scratchW);
-  const mem = inst.f32, block = inst.blocks[0]; // a product stored, no epilogue
+  const mem = inst.f32;
+  const used = s.tiles.length / 3 * 2; // V's columns the output pass reads (the pairs' tiles)
   for (let k = 0; k < 36; k++) {
     const src = (firstBlock + k) * filters.rowsPadded * Cg + row0 * Cg; // rows row0 … of block k (one KC block: Cg ≤ KC)
     if (!(src >= 0 && src + Mp * Cg <= filters.panels.data.length)) throw new Error(`winograd: filter rows ${row0}…${row0 + Fp - 1} of block ${firstBlock + k} lie outside the prepared filters`);
@@ -103,7 +104,8 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
       a = aW;
     }
     for (let ic = 0; ic < Fp; ic += MC) {
-      block(4 * (a + ic * Cg), 4 * (vW + k * s.kStride), 4 * (mW + (k * Mp + ic) * cols), Math.ceil(Math.min(MC, Fp - ic) / 4), cols / NR, Cg, 4 * cols, 0);
+      // a product stored, no epilogue (variant 0)
+      products(inst, 0, a + ic * Cg, vW + k * s.kStride, mW + (k * Mp + ic) * cols, Math.ceil(Math.min(MC, Fp - ic) / 4), used, Cg, cols, 0);
     }
   }
   outputPassAt(inst, o, mW, Mp * cols, cols, scratchW);
