@@ -47,9 +47,11 @@ const CASES: { name: string; x: number[]; w: number[]; opts: Conv2dOptions; f64?
   // of 4 (111 and 600 are not multiples of 4), over a chunk that spans images, and read in place
   { name: 'im2col 3×3 on 3×3 maps, groups 2, ReLU (channels split)', x: [3, 128, 3, 3], w: [222, 64, 3, 3], opts: { padding: 1, groups: 2, algorithm: 'im2col', relu: true } },
   { name: 'im2col 1×1 read in place (channels split)', x: [1, 64, 16, 16], w: [602, 64, 1, 1], opts: { algorithm: 'im2col' } },
-  // ≥ 64 tiles per part: parts split the tiles; fewer: they split the output channels
+  // ≥ 64 tiles per part, or images that divide among the parts: parts split the tiles; else they
+  // split the output channels
   { name: 'Winograd F(4×4), ragged tiles, ReLU (tiles split)', x: [6, 16, 31, 29], w: [16, 16, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
   { name: 'Winograd F(4×4), 16 tiles (channels split)', x: [1, 64, 14, 14], w: [96, 64, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
+  { name: 'Winograd F(4×4), two images of 16 tiles (tiles split on 2 threads, channels on 3)', x: [2, 64, 14, 14], w: [96, 64, 3, 3], opts: { padding: 1, algorithm: 'winograd', relu: true } },
   { name: 'Winograd F(2×2), groups 4', x: [3, 32, 18, 17], w: [32, 8, 3, 3], opts: { padding: 1, groups: 4, algorithm: 'winograd', winogradTile: 2 } },
   { name: 'Winograd F(4×4), float64', x: [2, 24, 40, 40], w: [32, 24, 3, 3], opts: { padding: 1, algorithm: 'winograd' }, f64: true },
 ];
