@@ -391,9 +391,9 @@ const MUTANTS = [
   ['speed', 'SIMD filter transform: G·g summed in another order', 'src/backend/wasm/winograd_simd.ts', "['add', ['add', ['mul', k[0], v[0]], ['mul', k[1], v[1]]], ['mul', k[2], v[2]]]", "['add', ['mul', k[0], v[0]], ['add', ['mul', k[1], v[1]], ['mul', k[2], v[2]]]]", ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD filter transform: a later chunk written over the first', 'src/backend/wasm/winograd_drivers.ts', '((gi * 36 + k) * Fg + f0) * Cg);', '((gi * 36 + k) * Fg) * Cg);', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD Winograd tiles: U\'s rows from the first filter, not the part\'s first', 'src/backend/wasm/winograd_drivers.ts', 'filters.rowsPadded * Cg + row0 * Cg;', 'filters.rowsPadded * Cg;', ['test/backend/wasm.test.ts']],
-  ['speed', 'SIMD Winograd tiles: the second 64-row block of M written over the first', 'src/backend/wasm/winograd_drivers.ts', 'mW + (k * Mp + ic) * cols, Math.ceil', 'mW + k * Mp * cols, Math.ceil', ['test/backend/wasm.test.ts']],
+  ['speed', 'SIMD Winograd tiles: the second 64-row block of M written over the first', 'src/backend/wasm/winograd_drivers.ts', 'mW + k * mK + ic * cols, Math.ceil', 'mW + k * mK, Math.ceil', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD Winograd tiles: the second 64-row block of U read from the first', 'src/backend/wasm/winograd_drivers.ts', 'products(inst, 0, a + ic * Cg,', 'products(inst, 0, a,', ['test/backend/wasm.test.ts']],
-  ['speed', 'SIMD Winograd tiles: the output pass steps through M_k by the channels, not the padded rows', 'src/backend/wasm/winograd_drivers.ts', 'outputPassAt(inst, o, mW, Mp * cols, cols, scratchW);', 'outputPassAt(inst, o, mW, Fp * cols, cols, scratchW);', ['test/backend/wasm.test.ts']],
+  ['speed', 'SIMD Winograd tiles: the output pass steps through M_k by their size, not their skewed distance', 'src/backend/wasm/winograd_drivers.ts', 'outputPassAt(inst, o, mW, mK, cols, scratchW);', 'outputPassAt(inst, o, mW, Mp * cols, cols, scratchW);', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD Winograd tiles: resident filters read from the arena\'s start', 'src/backend/wasm/winograd_drivers.ts', '    let a = at + src;', '    let a = at;', ['test/backend/wasm.test.ts']],
   ['speed', 'SIMD Winograd tiles: V written where the input scratch starts', 'src/backend/wasm/winograd_drivers.ts', 'inputTransformAt(inst, s, vW, scratchW);', 'inputTransformAt(inst, s, scratchW, scratchW);', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['pool', 'Winograd kept in the kernel: every part multiplies by the first channels\' filters', 'src/ops/conv2d_winograd.ts', 'U.panels, gi * A2, f0,', 'U.panels, gi * A2, 0,', ['test/backend'], 'build'],
@@ -588,6 +588,8 @@ const MUTANTS = [
   ['ops', 'SIMD GEMM: a last strip of five columns goes to the half kernel', 'src/backend/wasm/gemm_simd.ts', 'tail = rem >= 1 && rem <= 4 ? rem : 0', 'tail = rem >= 1 && rem <= 5 ? rem : 0', ['test/backend/fma.test.ts']],
   ['ops', 'SIMD half kernel: row 2 multiplies the wrong row of A', 'src/backend/wasm/gemm_code.ts', '    x.get(pa).v128Load32Splat(4 * r).set(s);\n    for (let h = 0; h < halves; h++) {', '    x.get(pa).v128Load32Splat(4 * (halves === 1 && r === 2 ? 1 : r)).set(s);\n    for (let h = 0; h < halves; h++) {', ['test/backend/fma.test.ts']],
   ['ops', 'SIMD Winograd: the products of only half the tiles\' columns', 'src/backend/wasm/winograd_drivers.ts', 'const used = s.tiles.length / 3 * 2;', 'const used = s.tiles.length / 3;', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
+  ['ops', 'SIMD Winograd tiles: M\'s rows as long as the tiles used, not whole strips', 'src/backend/wasm/winograd_drivers.ts', 'cols = Math.ceil(used / NR) * NR,', 'cols = used,', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
+  ['ops', 'SIMD Winograd tiles: V_k read one skew short of where the transform wrote them', 'src/backend/wasm/winograd_drivers.ts', 'products(inst, 0, a + ic * Cg, vW + k * s.kStride,', 'products(inst, 0, a + ic * Cg, vW + k * (s.kStride - 16),', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

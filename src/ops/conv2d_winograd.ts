@@ -172,7 +172,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
     for (let t0 = tLo; t0 < tHi; t0 += TB) {
       const tb = Math.min(TB, tHi - t0);
       for (let gi = 0; gi < groups; gi++) {
-        winogradTilesF4(winogradSource(g, x as Float32Array, gi, t0, tb, th, tw, true), U.panels, gi * A2, f0,
+        winogradTilesF4(winogradSource(g, x as Float32Array, gi, t0, tb, th, tw, true, V_SKEW), U.panels, gi * A2, f0,
           winogradOutputTiles(g, y as Float32Array, b as Float32Array | null, relu, gi, f0, f1, t0, tb, th, tw));
       }
     }
@@ -256,7 +256,14 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
 // tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
 // plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the GEMM's panels (bPanels:
 // V_k[t/S][c][t mod S], strips of S = PANEL_STRIP tiles, C/g rows).
-function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean): WinogradSource {
+/** Floats between V_k kept in kernel memory beyond their size: the input transform writes a pair's 36
+ * values at one offset in each, and V_k a multiple of 4 KiB long (192 channels of 16 tiles: 12 KiB)
+ * would put all 36 in one set of the L1 cache (as M_k's, winogradTilesSimd). */
+const V_SKEW = 16;
+
+// skew: floats added to the distance between V_k (V_SKEW where the kernels keep V, 0 where it goes to
+// a workspace laid out without it)
+function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean, skew = 0): WinogradSource {
   const { C, H, W, Cg, pt, pl } = g;
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
   const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per);
@@ -276,7 +283,7 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
   const rowsOf = packed ? tbP : tbE;
   return {
     ...paddedPlanes(x, C, H, W, gi * Cg, Cg, n0, n1, Hp, Wp, pt, pl), tiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
-    vFloats: 36 * Cg * rowsOf, kStride: Cg * rowsOf, channelStride: packed ? S : tbE,
+    vFloats: 36 * (Cg * rowsOf + skew), kStride: Cg * rowsOf + skew, channelStride: packed ? S : tbE,
   };
 }
 

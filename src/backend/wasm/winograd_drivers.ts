@@ -77,7 +77,7 @@ export function winogradOutputSimd(o: WinogradOutput): void {
 
 /**
  * One block of F(4×4, 3×3) tiles with V and M kept in the kernel's memory: V = Bᵀ d B (s, V in the
- * GEMM's panels: s.kStride / s.channels columns, whole strips), M_k = U_k · V_k for k < 36 (U: the
+ * GEMM's panels: the pairs' tiles as columns in whole strips, V_k s.kStride apart), M_k = U_k · V_k for k < 36 (U: the
  * prepared blocks firstBlock … firstBlock + 35 of `filters`, from row row0, o.channels rows), then
  * Y = Aᵀ M A + bias (o). The same kernels on the same values as winogradInputSimd, 36 GEMMs and
  * winogradOutputSimd, so the same bits, without V and M crossing into JavaScript arrays and back
@@ -86,14 +86,18 @@ export function winogradOutputSimd(o: WinogradOutput): void {
 export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; rowsPadded: number }, firstBlock: number, row0: number, o: WinogradOutputTiles): void {
   const inst = getInstance();
   const at = filters.panels.kept ? resident(filters.panels) : -1; // before the layout: it may move the arena's end
-  const Cg = s.channels, cols = s.kStride / Cg, Fp = o.channels, Mp = up4(Fp);
-  if (!(Number.isInteger(cols) && cols % NR === 0 && Cg <= KC && s.channelStride === NR)) throw new Error(`winograd: V of ${Cg} channels and ${cols} columns is not in the GEMM's panels`);
-  const vW = inst.arenaEnd, mW = vW + up4(s.vFloats), aW = mW + 36 * Mp * cols;
+  const used = s.tiles.length / 3 * 2; // V's columns the output pass reads (the pairs' tiles)
+  const Cg = s.channels, cols = Math.ceil(used / NR) * NR, Fp = o.channels, Mp = up4(Fp);
+  if (!(s.kStride >= Cg * cols && Cg <= KC && s.channelStride === NR)) throw new Error(`winograd: V of ${Cg} channels and ${cols} columns (V_k ${s.kStride} floats apart) is not in the GEMM's panels`);
+  // M_k one cache line further apart than their size: the output pass reads a pair's 36 values at
+  // one offset in each, and at a multiple of 4 KiB apart (192 rows of 16 columns: 12 KiB) they all
+  // fall in one set of the L1 cache
+  const mK = Mp * cols + 16;
+  const vW = inst.arenaEnd, mW = vW + up4(s.vFloats), aW = mW + 36 * mK;
   const scratchW = aW + (at >= 0 ? 0 : Mp * Cg);
   scratchAbove(scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
   inputTransformAt(inst, s, vW, scratchW);
   const mem = inst.f32;
-  const used = s.tiles.length / 3 * 2; // V's columns the output pass reads (the pairs' tiles)
   for (let k = 0; k < 36; k++) {
     const src = (firstBlock + k) * filters.rowsPadded * Cg + row0 * Cg; // rows row0 … of block k (one KC block: Cg ≤ KC)
     if (!(src >= 0 && src + Mp * Cg <= filters.panels.data.length)) throw new Error(`winograd: filter rows ${row0}…${row0 + Fp - 1} of block ${firstBlock + k} lie outside the prepared filters`);
@@ -105,10 +109,10 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
     }
     for (let ic = 0; ic < Fp; ic += MC) {
       // a product stored, no epilogue (variant 0)
-      products(inst, 0, a + ic * Cg, vW + k * s.kStride, mW + (k * Mp + ic) * cols, Math.ceil(Math.min(MC, Fp - ic) / 4), used, Cg, cols, 0);
+      products(inst, 0, a + ic * Cg, vW + k * s.kStride, mW + k * mK + ic * cols, Math.ceil(Math.min(MC, Fp - ic) / 4), used, Cg, cols, 0);
     }
   }
-  outputPassAt(inst, o, mW, Mp * cols, cols, scratchW);
+  outputPassAt(inst, o, mW, mK, cols, scratchW);
 }
 
 /** Floats of kernel scratch a chunk of filters may take (w in, U out): bounds what the transform grows memory by. */
