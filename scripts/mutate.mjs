@@ -89,7 +89,7 @@ const MUTANTS = [
   ['ops', 'SIMD packA: the strip\'s rows read one row apart too few', 'src/backend/wasm/gemm_code.ts', '    for (let i = 0; i < r; i++) x.get(ld).i32Add();', '    for (let i = 1; i < r; i++) x.get(ld).i32Add();', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD packB: a strip\'s second half copied from the first', 'src/backend/wasm/gemm_code.ts', '  for (let v = 0; v < width / 4; v++) x.get(out).get(r).v128Load(16 * v).v128Store(16 * v);', '  for (let v = 0; v < width / 4; v++) x.get(out).get(r).v128Load(0).v128Store(16 * v);', ['test/backend/gemm.test.ts']],
   ['ops', 'SIMD Winograd output pass: every channel gets the first channel\'s bias', 'src/backend/wasm/winograd_simd.ts', '  x.get(bp).i32(4).i32Add().set(bp);', '', ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
-  ['ops', 'SIMD Winograd output pass: the second tile of a pair stored over the first', 'src/backend/wasm/winograd_simd.ts', "      for (const [lane, d] of [[0, d0], [1, d1]] as const) {", "      for (const [lane, d] of [[0, d0], [1, d0]] as const) {", ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
+  ['ops', 'SIMD Winograd output pass: the second tile of a pair stored over the first', 'src/backend/wasm/winograd_simd.ts', "for (const [lane, r] of [[0, r0], [1, r1]] as const)", "for (const [lane, r] of [[0, r0], [1, r0]] as const)", ['test/backend/wasm.test.ts', 'test/ops/conv2d.test.ts']],
   ['ops', 'SIMD BN sums: the second pair of a quad read from the first pair\'s planes', 'src/backend/wasm/batchnorm_simd.ts', '  accumulate(a23, m23, b2, b3);', '  accumulate(a23, m23, b0, b1);', ['test/backend/wasm.test.ts']],
   ['ops', 'SIMD BN squares: the second pair around the first pair\'s means', 'src/backend/wasm/batchnorm_simd.ts', '  accumulate(a23, m23, b2, b3);', '  accumulate(a23, m01, b2, b3);', ['test/backend/wasm.test.ts']],
   ['ops', 'SIMD BN element-wise passes and block tail skip the last P mod 4 elements of a plane', 'src/backend/wasm/batchnorm_simd.ts', '  c.get(p).get(end).i32LtU().i32Eqz().brIf(1);\n  one();', '  c.br(1);\n  one();', ['test/backend/wasm.test.ts', 'test/ops/ops.test.ts']],
@@ -590,6 +590,8 @@ const MUTANTS = [
   ['ops', 'SIMD Winograd: the products of only half the tiles\' columns', 'src/backend/wasm/winograd_drivers.ts', 'const used = s.tiles.length / 3 * 2;', 'const used = s.tiles.length / 3;', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
   ['ops', 'SIMD Winograd tiles: M\'s rows as long as the tiles used, not whole strips', 'src/backend/wasm/winograd_drivers.ts', 'cols = Math.ceil(used / NR) * NR,', 'cols = used,', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
   ['ops', 'SIMD Winograd tiles: V_k read one skew short of where the transform wrote them', 'src/backend/wasm/winograd_drivers.ts', 'products(inst, 0, a + ic * Cg, vW + k * s.kStride,', 'products(inst, 0, a + ic * Cg, vW + k * (s.kStride - 16),', ['test/ops/conv2d.test.ts', 'test/backend/wasm.test.ts']],
+  ['ops', 'SIMD Winograd output pass: the pair\'s m_k stepped one k short', 'src/backend/wasm/winograd_simd.ts', '    if (k < 35) x.get(q).get(kBytes).i32Add().set(q);', '    if (k < 34) x.get(q).get(kBytes).i32Add().set(q);', ['test/backend/wasm.test.ts']],
+  ['ops', 'SIMD Winograd output pass: the second tile\'s rows not stepped on', 'src/backend/wasm/winograd_simd.ts', 'x.get(r0).get(yRowBytes).i32Add().set(r0).get(r1).get(yRowBytes).i32Add().set(r1);', 'x.get(r0).get(yRowBytes).i32Add().set(r0);', ['test/backend/wasm.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -116,7 +116,7 @@ const AT = (m: number[], sums: [number, number, number, number]): Expr[] => {
 export function winogradOutputF4Def(relu: boolean): FunctionDef {
   const [m, tiles, pairs, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   let n = 10;
-  const [p, f, mp, d0, d1, bp] = [n++, n++, n++, n++, n++, n++];
+  const [p, f, mp, d0, d1, bp, q, r0, r1] = [n++, n++, n++, n++, n++, n++, n++, n++, n++];
   const nI32 = n - 10;
   const konst = new Map([2, 4, 8].map((k) => [k, n++]));
   const mv = Array.from({ length: 36 }, () => n++);
@@ -142,7 +142,12 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
   x.get(bias).set(bp);
   x.i32(0).set(f);
   x.loop(); // over output channels
-  for (let k = 0; k < 36; k++) x.get(mp).get(kBytes).i32(k).i32Mul().i32Add().v128Load64Zero().f64x2PromoteLowF32x4().set(mv[k]);
+  // m_k at mp + k·kBytes, stepped to rather than multiplied out
+  x.get(mp).set(q);
+  for (let k = 0; k < 36; k++) {
+    x.get(q).v128Load64Zero().f64x2PromoteLowF32x4().set(mv[k]);
+    if (k < 35) x.get(q).get(kBytes).i32Add().set(q);
+  }
   x.get(bp).f32Load(0).f64PromoteF32().f64x2Splat().set(vb);
   // columns: t = Aᵀ m (4×6)
   for (let j = 0; j < 6; j++) {
@@ -151,6 +156,8 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
     AT(col, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
   }
   // rows: Y = t A (4×4), + bias, rounded, (ReLU), stored for each tile of the pair
+  // (row i of each tile at r0, r1: its start, stepped on by yRowBytes)
+  x.get(d0).set(r0).get(d1).set(r1);
   for (let i = 0; i < 4; i++) {
     const row = t.slice(6 * i, 6 * i + 6);
     sums(row);
@@ -159,10 +166,9 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
       x.get(vb).f64x2Add().f32x4DemoteF64x2Zero();
       if (relu) x.get(zero).f32x4Pmax();
       x.set(mv[0]); // reuse a dead register for the rounded pair
-      for (const [lane, d] of [[0, d0], [1, d1]] as const) {
-        x.get(d).get(yRowBytes).i32(i).i32Mul().i32Add().get(mv[0]).v128Store32Lane(lane, 4 * j);
-      }
+      for (const [lane, r] of [[0, r0], [1, r1]] as const) x.get(r).get(mv[0]).v128Store32Lane(lane, 4 * j);
     });
+    if (i < 3) x.get(r0).get(yRowBytes).i32Add().set(r0).get(r1).get(yRowBytes).i32Add().set(r1);
   }
   x.get(mp).get(mRowBytes).i32Add().set(mp);
   x.get(d0).get(yChannelBytes).i32Add().set(d0);
