@@ -251,18 +251,17 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   }
 }
 
-// The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
-// group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
-// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
-// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the GEMM's panels (bPanels:
-// V_k[t/S][c][t mod S], strips of S = PANEL_STRIP tiles, C/g rows).
 /** Floats between V_k kept in kernel memory beyond their size: the input transform writes a pair's 36
  * values at one offset in each, and V_k a multiple of 4 KiB long (192 channels of 16 tiles: 12 KiB)
  * would put all 36 in one set of the L1 cache (as M_k's, winogradTilesSimd). */
 const V_SKEW = 16;
 
-// skew: floats added to the distance between V_k (V_SKEW where the kernels keep V, 0 where it goes to
-// a workspace laid out without it)
+// The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
+// group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
+// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
+// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the GEMM's panels (bPanels:
+// V_k[t/S][c][t mod S], strips of S = PANEL_STRIP tiles, C/g rows), V_k `skew` floats further apart
+// than their size (V_SKEW where the kernels keep V; 0 in a workspace laid out without it).
 function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean, skew = 0): WinogradSource {
   const { C, H, W, Cg, pt, pl } = g;
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;

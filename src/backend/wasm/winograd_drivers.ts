@@ -77,11 +77,12 @@ export function winogradOutputSimd(o: WinogradOutput): void {
 
 /**
  * One block of F(4×4, 3×3) tiles with V and M kept in the kernel's memory: V = Bᵀ d B (s, V in the
- * GEMM's panels: the pairs' tiles as columns in whole strips, V_k s.kStride apart), M_k = U_k · V_k for k < 36 (U: the
- * prepared blocks firstBlock … firstBlock + 35 of `filters`, from row row0, o.channels rows), then
- * Y = Aᵀ M A + bias (o). The same kernels on the same values as winogradInputSimd, 36 GEMMs and
- * winogradOutputSimd, so the same bits, without V and M crossing into JavaScript arrays and back
- * (4 copies of each; at batch 1 A0's 192→192 layers spent ~15% of their time in them).
+ * GEMM's panels: the pairs' tiles as columns in whole strips, V_k s.kStride apart), M_k = U_k · V_k
+ * for k < 36 (U: the prepared blocks firstBlock … firstBlock + 35 of `filters`, from row row0,
+ * o.channels rows), then Y = Aᵀ M A + bias (o). The same kernels on the same values as
+ * winogradInputSimd, 36 GEMMs and winogradOutputSimd, so the same bits, without V and M crossing
+ * into JavaScript arrays and back (4 copies of each; at batch 1 A0's 192→192 layers spent ~15% of
+ * their time in them).
  */
 export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; rowsPadded: number }, firstBlock: number, row0: number, o: WinogradOutputTiles): void {
   const inst = getInstance();
