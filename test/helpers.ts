@@ -217,6 +217,11 @@ function absoluteBlock(b: RepVGGBlock): { A: Tensor; B: Tensor } {
   return { A: new Tensor(A, [F, Cg, 3, 3]), B: new Tensor(B, [F]) };
 }
 
+/** The values with −0 shown as '-0', so that an equality check tells it from 0 (NaN equals NaN there). */
+export function signedZeros(a: ArrayLike<number>): (number | string)[] {
+  return Array.from(a, (v) => (Object.is(v, -0) ? '-0' : v));
+}
+
 const bits64 = new DataView(new ArrayBuffer(8));
 
 /**

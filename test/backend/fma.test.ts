@@ -11,7 +11,7 @@ import { gemm } from '../../src/backend/gemm.js';
 import { poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
-import { fmaF32 } from '../helpers.js';
+import { fmaF32, signedZeros } from '../helpers.js';
 
 if (!WebAssembly.validate(maddProbeBytes() as BufferSource)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 
@@ -118,8 +118,7 @@ describe('fused multiply-add in the SIMD GEMM', () => {
                 const w = withBias ? Math.fround(v + bias[2 + Math.floor(i / N)]) : v;
                 return relu && w < 0 ? 0 : w;
               });
-              const show = (v: number) => (Object.is(v, -0) ? '-0' : v);
-              expect(Array.from(c, show), `M ${M}, N ${N}, K ${K}, accumulate ${accumulate}, bias ${withBias}, ReLU ${relu}`).toEqual(Array.from(want, show));
+              expect(signedZeros(c), `M ${M}, N ${N}, K ${K}, accumulate ${accumulate}, bias ${withBias}, ReLU ${relu}`).toEqual(signedZeros(want));
             }
           }
         }

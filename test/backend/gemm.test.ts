@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { gemm, gemmScatter } from '../../src/backend/gemm.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Backend, getBackend, setBackend } from '../../src/backend/backend.js';
+import { signedZeros } from '../helpers.js';
 
 const U32 = 2 ** -24;
 const gamma = (n: number) => (n * U32) / (1 - n * U32);
@@ -147,8 +148,7 @@ describe('gemm', () => {
           }
         }
         gemm(M, N, K, { data: a, offset: 0, ld: K, trans: false }, { data: b, offset: 0, ld: N, trans: false }, fused, 0, N, acc, undefined, epi);
-        const show = (v: number) => (Object.is(v, -0) ? '-0' : v);
-        expect(Array.from(fused, show)).toEqual(Array.from(sep, show));
+        expect(signedZeros(fused)).toEqual(signedZeros(sep));
       }), { numRuns: 60 }));
   });
 

@@ -4,7 +4,7 @@ import { conv2d, conv2dBackward, type Conv2dOptions } from '../../src/ops/conv2d
 import { WINOGRAD_F2, WINOGRAD_F4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { U32, absConv, absTensor, firstViolation, fmaF32, loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { U32, absConv, absTensor, firstViolation, fmaF32, loadTorchFixture, maxAbs, maxAbsDiff, signedZeros } from '../helpers.js';
 import { type Backend, getFusedMultiplyAdd, setBackend } from '../../src/backend/backend.js';
 
 // Error model. Every algorithm computes y = Σ x·w + b in some order. A sum of K products computed
@@ -333,7 +333,7 @@ describe('conv2d rejects bad arguments with clear errors', () => {
       for (const a of algos) for (const bias of [b, null]) {
         const sep = conv2d(x, w, bias, { ...o, ...a }).data.map((v) => (v < 0 ? 0 : v));
         const fused = conv2d(x, w, bias, { ...o, ...a, relu: true }).data;
-        expect(Array.from(fused, (v) => Object.is(v, -0) ? '-0' : v), `${what} ${a.algorithm} ${a.winogradTile ?? ''} bias ${bias !== null}`).toEqual(Array.from(sep, (v) => Object.is(v, -0) ? '-0' : v));
+        expect(signedZeros(fused), `${what} ${a.algorithm} ${a.winogradTile ?? ''} bias ${bias !== null}`).toEqual(signedZeros(sep));
         expect(fused.some(Number.isNaN)).toBe(true);
       }
     }

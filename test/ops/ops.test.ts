@@ -8,7 +8,7 @@ import { globalAvgPool, globalAvgPoolBackward } from '../../src/ops/pool.js';
 import { linear, linearBackward } from '../../src/ops/linear.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../../src/ops/loss.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
+import { loadTorchFixture, maxAbs, maxAbsDiff, signedZeros } from '../helpers.js';
 
 // Tolerances: these ops are short sums (≤ 72 terms per channel here) of O(1) values; two float32
 // implementations summing in different orders differ by at most ~n·u·Σ|terms| ≤ 72·6e-8·(Σ|·| ≤ 300)
@@ -228,12 +228,12 @@ describe('global average pooling, linear and cross-entropy match PyTorch', () =>
     const y = new Float32Array([2, 0, -0, -1, NaN, -Infinity, Infinity, 1e-45]);
     const dy = new Float32Array([NaN, NaN, Infinity, -3, -5, 7, -0, 9]);
     const dx = reluBackward(new Tensor(dy, [8]), new Tensor(y, [8])).data;
-    expect(Array.from(dx, (v) => (Object.is(v, -0) ? '-0' : v))).toEqual([NaN, 0, 0, 0, -5, 0, '-0', 9]);
+    expect(signedZeros(dx)).toEqual([NaN, 0, 0, 0, -5, 0, '-0', 9]);
   });
   it('relu keeps NaN and −0 (float32 and float64)', () => {
     for (const Arr of [Float32Array, Float64Array]) {
       const y = relu(new Tensor(new Arr([-1, -0, NaN, 2, -Infinity, Infinity]), [6])).data;
-      expect(Array.from(y, (v) => (Object.is(v, -0) ? '-0' : v))).toEqual([0, '-0', NaN, 2, 0, Infinity]);
+      expect(signedZeros(y)).toEqual([0, '-0', NaN, 2, 0, Infinity]);
     }
   });
   it('errors name the shape at fault', () => {
