@@ -2,7 +2,9 @@
 // copy of the input in WebAssembly memory, its planes copied in with one memcpy per image and
 // spread over the region with their zeros by the padPlanes kernel, from which im2col's gather and
 // Winograd's input transform read their panels and tiles without a col matrix; and the way back,
-// planes taken out of a padded region (col2im's scatter target, Winograd's output block).
+// planes taken out of a padded region (col2im's scatter target, Winograd's output block). Beside
+// them, two moves of the GEMMs' operands that only copy: a batch's rows laid side by side
+// (gatherImageRowsSimd) and a stride-1 conv's flipped filters (flippedFiltersSimd).
 
 import { type PadPlanes, type PlacePlanes, forEachImage } from '../gemm_contract.js';
 import { type Instance, getInstance, scratchAbove } from './instance.js';
