@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Module } from '../src/nn/module.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { SGD } from '../src/train/sgd.js';
+import { TrainingSteps } from '../src/train/fit.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 
 /** A training step of `model` on (x, labels): softmax cross-entropy, backward, SGD (lr 0.01, momentum
@@ -18,6 +19,15 @@ export function sgdStep(model: Module, x: Tensor, labels: number[]): () => void 
     model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
     opt.step();
   };
+}
+
+/** The same step as fit runs it (TrainingSteps: after the first, by halves of the batch on two
+ * threads where that applies, else as sgdStep with plain arrays where no kernel splits). */
+export function fitStep(model: Module, x: Tensor, labels: number[]): () => void {
+  const params = model.namedParameters().map(([, p]) => p);
+  const opt = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
+  const steps = new TrainingSteps(model, params);
+  return () => void steps.run(x, labels, () => opt.step());
 }
 
 /** The median of the values (the upper one of an even count's two middle ones). */

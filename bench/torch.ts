@@ -29,9 +29,8 @@ import { entryOf, serializeSafetensors } from '../src/io/safetensors.js';
 import { toOnnx } from '../src/io/onnx.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
-import { onOneThread, setThreads } from '../src/backend/threads.js';
-import { threadsPay } from '../src/train/fit.js';
-import { alternate, benchDir, median, medians, sgdStep, table } from './harness.js';
+import { setThreads } from '../src/backend/threads.js';
+import { alternate, benchDir, fitStep, median, medians, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -73,9 +72,10 @@ for (const c of CASES) {
   // are plain memory, with more they are shared (the workers read them in place), and a copy into
   // or out of kernel memory from shared memory runs ~3.6× slower (a model built on two threads and
   // run on one made the demo's one-thread step 1.18–1.31× slower). The same weights for every count.
+  // (training as `repvgg train` and the demo train: every conv pinned to im2col)
   const build = () => {
     const train = RepVGG.fromConfig(c.config, { seed: 1 });
-    return c.kind === 'deploy' ? convert(train.eval()) : train.train();
+    return c.kind === 'deploy' ? convert(train.eval()) : train.setAlgorithm('im2col').train();
   };
   const model0 = build();
   const x = uniform(c.shape, new Rng(2), -1, 1);
@@ -91,13 +91,10 @@ for (const c of CASES) {
   for (const threads of [1, 2]) {
     setThreads(threads);
     const model = build();
-    const step = c.kind === 'deploy' ? () => { model.forward(x); } : sgdStep(model, x, labels);
-    for (let i = 0; i <= AUTO_AFTER + 1; i++) step(); // 'auto' past its untimed calls
-    // a training step as `repvgg train` runs it (fit): where no kernel splits among the threads,
-    // the kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
-    const asFit = c.kind === 'train-step' && threads > 1 && !threadsPay(model, model.namedParameters().map(([, p]) => p));
-    const run = asFit ? () => onOneThread(step) : step;
-    if (asFit) for (let i = 0; i < 3; i++) run(); // its arrays in plain memory
+    // a training step as `repvgg train` runs it (fit's TrainingSteps: on two threads, by halves of
+    // the batch where no kernel splits, as the demo's)
+    const run = c.kind === 'deploy' ? () => { model.forward(x); } : fitStep(model, x, labels);
+    for (let i = 0; i <= AUTO_AFTER + 4; i++) run(); // 'auto' past its untimed calls; a step's arrays settled
     const caseFile = join(dir, 'case.json'), ortFile = join(dir, 'ort.json');
     const seconds = 4 / ROUNDS;
     writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, onnx, shape: c.shape, threads, seconds }));
@@ -143,21 +140,17 @@ const pairs: (string | number)[][] = [];
 for (const c of CASES.filter((k) => k.kind === 'train-step')) {
   const x = uniform(c.shape, new Rng(2), -1, 1);
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
-  const stepOf = () => {
-    const model = RepVGG.fromConfig(c.config, { seed: 1 }).train();
-    return { model, step: sgdStep(model, x, labels) };
-  };
+  const stepOf = () => fitStep(RepVGG.fromConfig(c.config, { seed: 1 }).setAlgorithm('im2col').train(), x, labels);
   setThreads(1);
   const one = stepOf();
-  for (let i = 0; i <= AUTO_AFTER + 1; i++) one.step();
+  for (let i = 0; i <= AUTO_AFTER + 4; i++) one();
   setThreads(2);
   const two = stepOf();
-  for (let i = 0; i <= AUTO_AFTER + 1; i++) two.step();
-  const asFit = !threadsPay(two.model, two.model.namedParameters().map(([, p]) => p));
+  for (let i = 0; i <= AUTO_AFTER + 4; i++) two();
   const steps = c.shape[0] >= 32 ? 20 : 2; // a turn of ~0.1–0.4 s
   const t = await alternate([
-    ['one', () => { setThreads(1); for (let i = 0; i < steps; i++) one.step(); }],
-    ['two', () => { setThreads(2); for (let i = 0; i < steps; i++) (asFit ? onOneThread(two.step) : two.step()); }],
+    ['one', () => { setThreads(1); for (let i = 0; i < steps; i++) one(); }],
+    ['two', () => { setThreads(2); for (let i = 0; i < steps; i++) two(); }],
   ], 10000, 8);
   pairs.push([c.name, (t.one / steps), (t.two / steps), `${(t.one / t.two).toFixed(2)}×`]);
 }

@@ -6,6 +6,7 @@
 // (test/layering.test.ts).
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
+import { workspaceLike } from '../tensor/workspace.js';
 import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmJs } from './gemm_ref.js';
@@ -28,29 +29,56 @@ export type PreparedRows = PackedA;
  * A(i,k) = trans ? a[off + k·ld + i] : a[off + i·ld + k], likewise B. `prepared`: A's rows already
  * prepared (filterRows; A must hold the same values), used where the selected kernel takes them.
  * `images`: C's columns laid out per image (ImageColumns; not accumulating), where storesImageColumns.
+ * accumulate: false stores the product, true adds each term onto C (C's value starts the sum),
+ * 'plus' computes the product as false does and then adds it to C, one add in C's type an element
+ * (a sum's second half onto its first: src/ops/batch_shards.ts). splitK (0 < splitK < K): the
+ * terms k ≥ splitK are summed on their own, from zero, and that sum added to the first terms' (the
+ * batch's halves in one call). Neither takes an epilogue.
  */
 export function gemm(
   M: number, N: number, K: number,
   A: MatRef, B: MatRef | PanelSource,
   C: FloatArray, cOff: number, ldc: number,
-  accumulate: boolean,
+  accumulate: boolean | 'plus',
   prepared?: PreparedRows,
   epi?: RowEpilogue,
   images?: ImageColumns,
+  splitK = 0,
 ): void {
   if (M === 0 || N === 0) return;
-  if (images !== undefined && (accumulate || K === 0 || !storesImageColumns(C))) throw new Error('gemm: columns laid out per image need the SIMD kernel, K > 0 and a stored (not accumulated) product');
+  if (splitK > 0 && splitK < K && !simd(C)) {
+    gemm(M, N, splitK, A, B, C, cOff, ldc, accumulate, prepared, epi, images);
+    gemm(M, N, K - splitK, termsFrom(A, splitK, true), termsFrom(B, splitK, false), C, cOff, ldc, 'plus');
+    return;
+  }
+  if (images !== undefined && (accumulate !== false || K === 0 || !storesImageColumns(C))) throw new Error('gemm: columns laid out per image need the SIMD kernel, K > 0 and a stored (not accumulated) product');
+  if (accumulate === 'plus' && epi !== undefined) throw new Error('gemm: a product added afterwards takes no epilogue');
   if (K === 0) {
-    if (!accumulate) for (let i = 0; i < M; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+    for (let i = 0; i < M; i++) {
+      if (accumulate === false) C.fill(0, cOff + i * ldc, cOff + i * ldc + N);
+      else if (accumulate === 'plus') for (let j = cOff + i * ldc, e = j + N; j < e; j++) C[j] += 0;
+    }
     if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
     return;
   }
   if (simd(C)) {
-    gemmSimd(M, N, K, A, B, C as Float32Array, cOff, ldc, accumulate, prepared, epi, undefined, images);
+    gemmSimd(M, N, K, A, B, C as Float32Array, cOff, ldc, accumulate, prepared, epi, undefined, images, splitK);
+    return;
+  }
+  if (accumulate === 'plus') {
+    const t = workspaceLike('gemm.plus', M * N, C);
+    gemmJs(M, N, K, A, B, t, 0, N, false);
+    for (let i = 0; i < M; i++) for (let j = 0, c = cOff + i * ldc, r = i * N; j < N; j++) C[c + j] += t[r + j];
     return;
   }
   gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
   if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
+}
+
+// An operand from its term k0 on: A's columns (isA) or B's rows from k0.
+function termsFrom<T extends MatRef | PanelSource>(X: T, k0: number, isA: boolean): T {
+  if ('packB' in X) return { packB: (pc, jc, kc, nc, out, w, NR) => X.packB(pc + k0, jc, kc, nc, out, w, NR) } as T;
+  return { ...X, offset: X.offset + (X.trans === isA ? k0 * X.ld : k0) };
 }
 
 /**

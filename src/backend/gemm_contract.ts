@@ -84,6 +84,10 @@ export interface ScatterTarget {
   rows: Int32Array;
   /** the offsets of columns jc … jc + n − 1 into out[0 … n − 1] */
   cols(jc: number, n: number, out: Int32Array): void;
+  /** where the kernel's block of columns from jc ends, `most` of them at most: at an image's start
+   * where a block would end inside a later image (an element's terms are added block by block, so
+   * each image's sums then do not depend on its place among the columns) */
+  blockEnd(jc: number, most: number): number;
   /** the region at `at` in mem; `stage`, `staging` floats of scratch; `take` moves planes out of rows
    * into it, `takeAdd` adds them to what it holds there */
   store(mem: Float32Array, at: number, stage: number, take: PlacePlanes, takeAdd: PlacePlanes): void;

@@ -314,9 +314,20 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
     failure = e;
   }
   waitForZero(c, 0);
-  if (failure !== null) throw failure;
+  if (failure !== null && !(failure instanceof AnotherPartFailed)) throw failure;
   if (Atomics.load(c, 1) !== 0) throw workerError(0);
+  if (failure !== null) throw failure;
 }
+
+/** Whether a part of the parallel kernel running now has failed on a worker (for a part that waits
+ * on another: it stops waiting). */
+export function workerPartFailed(): boolean {
+  return ctrl !== null && Atomics.load(ctrl, 1) !== 0;
+}
+
+/** What a part throws when it stops because another part failed: parallel() then reports that
+ * part's error, which says why, instead of this one. */
+export class AnotherPartFailed extends Error {}
 
 // The message a worker left in errText's half `half` (0: a part's, 1: a background job's).
 function workerError(half: 0 | 1): Error {

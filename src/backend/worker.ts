@@ -1,10 +1,12 @@
 // A pool worker: imports every module that defines a kernel (defineKernel registers it by name),
 // then serves the pool's messages. Started by src/backend/threads.ts; not part of the public API. These
-// four imports are the one place src/backend reaches up into src/ops (test/layering.test.ts allows it).
+// five imports are the one place src/backend reaches up into src/ops and src/train
+// (test/layering.test.ts allows it): the worker is an entry point, as a program's main module is.
 import '../ops/conv2d.js';
 import '../ops/conv2d_im2col.js';
 import '../ops/conv2d_winograd.js';
 import '../ops/sgd.js';
+import '../train/data_parallel.js';
 import { serveWorker } from './threads.js';
 import { wasmAvailable } from './backend.js';
 import { getInstance } from './wasm/instance.js';

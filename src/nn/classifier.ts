@@ -10,6 +10,7 @@ import { anyConvSplits, setConvAlgorithm } from './conv_algorithm.js';
 import { BranchBlock } from './branch_block.js';
 import { KeptArrays } from './kept_arrays.js';
 import { backgroundScope } from '../backend/threads.js';
+import { batchShard } from '../ops/batch_shards.js';
 
 export abstract class PooledClassifier extends Module {
   abstract readonly linear: Linear;
@@ -79,8 +80,9 @@ export abstract class PooledClassifier extends Module {
   // blocks before it (the demo's step on two threads 1.10–1.14× against one, same bits). Where one
   // splits, its parts would wait behind the worker's queue: no scope, every kernel as before.
   private backwardWith(dy: Tensor, inputGradient: boolean): Tensor | null {
+    // (a thread holding half of the batch, data parallel, has no worker to give anything to)
     const splits = this.features().some(anyConvSplits);
-    return splits ? this.featuresBackward(dy, inputGradient) : backgroundScope(() => this.featuresBackward(dy, inputGradient));
+    return splits || batchShard() !== null ? this.featuresBackward(dy, inputGradient) : backgroundScope(() => this.featuresBackward(dy, inputGradient));
   }
 
   private featuresBackward(dy: Tensor, inputGradient: boolean): Tensor | null {

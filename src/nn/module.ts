@@ -57,6 +57,17 @@ export class Parameter {
     return new Tensor(isShared(this.data.data) ? sharedArray(dtype, n) : allocArray(dtype, n), this.data.shape);
   }
 
+  /** Keeps the gradient in `buffer` from here (data's size and type: e.g. shared memory another
+   * thread adds to), holding what the gradient holds now. */
+  keepGradIn(buffer: FloatArray): void {
+    if (buffer.length !== this.data.size || (buffer instanceof Float64Array) !== (this.data.data instanceof Float64Array)) {
+      throw new Error(`Parameter.keepGradIn: ${buffer.length} values of ${buffer instanceof Float64Array ? 'float64' : 'float32'}, expected ${this.data.size} ${this.data.dtype}`);
+    }
+    if (this.g !== null && !this.cleared) buffer.set(this.g.data);
+    else this.cleared = true; // zero, as a new gradient is: the buffer's values are not read
+    this.g = new Tensor(buffer, this.data.shape);
+  }
+
   get hasGrad(): boolean {
     return this.g !== null;
   }

@@ -9,6 +9,7 @@ import { workspace64 } from '../tensor/workspace.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type BatchNormPasses, batchNormPasses, batchNormSumGradPasses, batchNormSumPasses } from '../backend/batchnorm.js';
 import { relu as reluOp, reluBackward } from './relu.js';
+import { batchImages, batchSums, gradientOfHalves } from './batch_shards.js';
 
 export interface BatchNormParams {
   /** γ: (C) or null for affine=False */
@@ -51,15 +52,15 @@ function checkBN(x: Tensor, p: BatchNormParams): number {
   return C;
 }
 
-// Per channel, in float64: Σ x and Σ (x − μ)², x: (N, C, P). Each channel's terms are added in (n, i)
-// order, one after another; four channels go through the loop together, so that four chains of
+// Per channel, in float64: Σ x and Σ (x − μ)² over the images [n0, n1) of x: (N, C, P). Each
+// channel's terms are added in (n, i) order, one after another; four channels go through the loop together, so that four chains of
 // dependent additions overlap (one chain waits a float64 add's latency per term) and the sums are the
 // ones a loop over one channel gives, bit for bit.
-function channelSums(xd: FloatArray, N: number, C: number, P: number, sum: Float64Array): void {
+function channelSums(xd: FloatArray, n0: number, n1: number, C: number, P: number, sum: Float64Array): void {
   let c = 0;
   for (; c + 4 <= C; c += 4) {
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const o0 = (n * C + c) * P, o1 = o0 + P, o2 = o1 + P, o3 = o2 + P;
       for (let i = 0; i < P; i++) {
         s0 += xd[o0 + i];
@@ -72,7 +73,7 @@ function channelSums(xd: FloatArray, N: number, C: number, P: number, sum: Float
   }
   for (; c < C; c++) {
     let s = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const off = (n * C + c) * P;
       for (let i = 0; i < P; i++) s += xd[off + i];
     }
@@ -80,12 +81,12 @@ function channelSums(xd: FloatArray, N: number, C: number, P: number, sum: Float
   }
 }
 
-function channelSquares(xd: FloatArray, N: number, C: number, P: number, mean: Float64Array, ss: Float64Array): void {
+function channelSquares(xd: FloatArray, n0: number, n1: number, C: number, P: number, mean: Float64Array, ss: Float64Array): void {
   let c = 0;
   for (; c + 4 <= C; c += 4) {
     const m0 = mean[c], m1 = mean[c + 1], m2 = mean[c + 2], m3 = mean[c + 3];
     let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const o0 = (n * C + c) * P, o1 = o0 + P, o2 = o1 + P, o3 = o2 + P;
       for (let i = 0; i < P; i++) {
         const d0 = xd[o0 + i] - m0, d1 = xd[o1 + i] - m1, d2 = xd[o2 + i] - m2, d3 = xd[o3 + i] - m3;
@@ -100,7 +101,7 @@ function channelSquares(xd: FloatArray, N: number, C: number, P: number, mean: F
   for (; c < C; c++) {
     const mu = mean[c];
     let s = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const off = (n * C + c) * P;
       for (let i = 0; i < P; i++) {
         const d = xd[off + i] - mu;
@@ -126,7 +127,7 @@ function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, si
   const C = checkBN(x, p);
   const [N, , H, W] = x.shape;
   const P = H * W;
-  const M = N * P;
+  const M = batchImages(N) * P; // the whole batch's values per channel, where this thread holds half of it
   const eps = opts.eps ?? 1e-5;
   const momentum = opts.momentum ?? 0.1;
   const xd = x.data;
@@ -139,12 +140,11 @@ function normalization(x: Tensor, p: BatchNormParams, opts: BatchNormOptions, si
   if (opts.training) {
     if (M <= 1) throw new Error(`batch_norm: expected more than 1 value per channel when training, got input shape ${fmtShape(x.shape)}`);
     const rm = p.runningMean.data, rv = p.runningVar.data;
-    if (simd !== null) simd.sums(mean);
-    else channelSums(xd, N, C, P, mean);
+    // each sum by the batch's halves (batch_shards.ts)
+    batchSums(N, mean, (n0, n1, out) => simd !== null ? simd.sums(out, undefined, n0, n1) : channelSums(xd, n0, n1, C, P, out));
     for (let c = 0; c < C; c++) mean[c] /= M;
     const ss = invStd;
-    if (simd !== null) simd.sums(ss, mean);
-    else channelSquares(xd, N, C, P, mean, ss);
+    batchSums(N, ss, (n0, n1, out) => simd !== null ? simd.sums(out, mean, n0, n1) : channelSquares(xd, n0, n1, C, P, mean, out));
     for (let c = 0; c < C; c++) {
       const mu = mean[c], variance = ss[c] / M;
       rm[c] = (1 - momentum) * rm[c] + momentum * mu;
@@ -239,17 +239,17 @@ export interface BatchNormGrads {
   dbias: Tensor | null;
 }
 
-// Per channel: Σ dy and Σ dy·x̂, each channel's terms in (n, i) order; two channels at a time (four
+// Per channel: Σ dy and Σ dy·x̂ over the images [n0, n1), each channel's terms in (n, i) order; two channels at a time (four
 // chains of dependent additions), as channelSums.
 function gradSums(
-  g: FloatArray, xd: FloatArray, N: number, C: number, P: number, mean: Float64Array, invStd: Float64Array,
+  g: FloatArray, xd: FloatArray, n0: number, n1: number, C: number, P: number, mean: Float64Array, invStd: Float64Array,
   sumDy: Float64Array, sumDyXhat: Float64Array,
 ): void {
   let c = 0;
   for (; c + 2 <= C; c += 2) {
     const m0 = mean[c], m1 = mean[c + 1], is0 = invStd[c], is1 = invStd[c + 1];
     let b0 = 0, b1 = 0, s0 = 0, s1 = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const o0 = (n * C + c) * P, o1 = o0 + P;
       for (let i = 0; i < P; i++) {
         const d0 = g[o0 + i], d1 = g[o1 + i];
@@ -264,7 +264,7 @@ function gradSums(
   for (; c < C; c++) {
     const mu = mean[c], is = invStd[c];
     let sb = 0, sg = 0;
-    for (let n = 0; n < N; n++) {
+    for (let n = n0; n < n1; n++) {
       const off = (n * C + c) * P;
       for (let i = 0; i < P; i++) {
         const d = g[off + i];
@@ -319,7 +319,7 @@ function backwardWith(
 ): BatchNormGrads {
   const [N, C, H, W] = x.shape;
   const P = H * W;
-  const M = N * P;
+  const M = batchImages(N) * P;
   const xd = x.data;
   if (dxInto !== undefined && (dxInto.length !== xd.length || (dxInto instanceof Float64Array) !== (xd instanceof Float64Array))) {
     throw new Error(`batch_norm backward: dxInto holds ${dxInto.length} values, expected ${xd.length} ${x.dtype}`);
@@ -330,11 +330,18 @@ function backwardWith(
   // per channel: Σdy, Σdy·x̂, and k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M (scratch: used before this returns)
   const t = workspace64('bn.backward', 5 * C);
   const sumDy = t.subarray(0, C), sumDyXhat = t.subarray(C, 2 * C), k = t.subarray(2 * C, 3 * C), a = t.subarray(3 * C, 4 * C), b = t.subarray(4 * C, 5 * C);
-  if (simd !== null) simd.gradSums(saved.mean, saved.invStd, sumDy, sumDyXhat);
-  else gradSums(g, xd, N, C, P, saved.mean, saved.invStd, sumDy, sumDyXhat);
+  // by the batch's halves (batch_shards.ts): dβ and dγ are each half's sums rounded, then added, as
+  // two threads holding a half each get them; dx reads the whole batch's float64 sums
+  const sumOver = (n0: number, n1: number, out: Float64Array): void => {
+    const oDy = out.subarray(0, C), oDyXhat = out.subarray(C, 2 * C);
+    if (simd !== null) simd.gradSums(saved.mean, saved.invStd, oDy, oDyXhat, n0, n1);
+    else gradSums(g, xd, n0, n1, C, P, saved.mean, saved.invStd, oDy, oDyXhat);
+  };
+  batchSums(N, t.subarray(0, 2 * C), sumOver, (first, second) => {
+    gradientOfHalves(dbias, first.subarray(0, C), second === null ? null : second.subarray(0, C));
+    gradientOfHalves(dweight, first.subarray(C, 2 * C), second === null ? null : second.subarray(C, 2 * C));
+  });
   for (let c = 0; c < C; c++) {
-    dbias[c] = sumDy[c];
-    dweight[c] = sumDyXhat[c];
     k[c] = (weight === null ? 1 : weight.data[c]) * saved.invStd[c];
     a[c] = sumDy[c] / M;
     b[c] = sumDyXhat[c] / M;

@@ -2,6 +2,7 @@
 
 import type { FloatArray } from '../tensor/tensor.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
+import { gradientByHalves, gradientOfHalves, halfStart } from './batch_shards.js';
 
 // x: (N, C, H, W), w: (F, C/g, kH, kW), b: (F) | null → y: (N, F, Ho, Wo)
 export function conv2dDirect(g: ConvGeometry, x: FloatArray, w: FloatArray, b: FloatArray | null, y: FloatArray): void {
@@ -44,7 +45,14 @@ export function conv2dBackwardDirect(
   const { N, C, H, W, F, KH, KW, Cg, Fg, sh, sw, dh, dw, pt, pl, Ho, Wo } = g;
   const dxAcc = dx === null ? null : new Float64Array(dx.length);
   const dwAcc = dW === null ? null : new Float64Array(dW.length);
+  // dW by the batch's halves (batch_shards.ts): the first half's sums kept apart at image h
+  const h = halfStart(N);
+  let dwFirst: Float64Array | null = null;
   for (let n = 0; n < N; n++) {
+    if (n === h && dwAcc !== null) {
+      dwFirst = dwAcc.slice();
+      dwAcc.fill(0);
+    }
     for (let f = 0; f < F; f++) {
       const c0 = Math.floor(f / Fg) * Cg;
       const wf = f * Cg * KH * KW;
@@ -71,20 +79,22 @@ export function conv2dBackwardDirect(
     }
   }
   if (dx !== null && dxAcc !== null) dx.set(dxAcc);
-  if (dW !== null && dwAcc !== null) dW.set(dwAcc);
+  if (dW !== null && dwAcc !== null) gradientOfHalves(dW, dwFirst ?? dwAcc, dwFirst === null ? null : dwAcc);
   if (db !== null) biasGradient(g, dy, db);
 }
 
-// db[f] = Σ_{n,oh,ow} dy[n, f, oh, ow]
+// db[f] = Σ_{n,oh,ow} dy[n, f, oh, ow], by the batch's halves
 export function biasGradient(g: ConvGeometry, dy: FloatArray, db: FloatArray): void {
   const { N, F, Ho, Wo } = g;
   const P = Ho * Wo;
-  for (let f = 0; f < F; f++) {
-    let s = 0;
-    for (let n = 0; n < N; n++) {
-      const off = (n * F + f) * P;
-      for (let p = 0; p < P; p++) s += dy[off + p];
+  gradientByHalves(N, db, (n0, n1, out) => {
+    for (let f = 0; f < F; f++) {
+      let s = 0;
+      for (let n = n0; n < n1; n++) {
+        const off = (n * F + f) * P;
+        for (let p = 0; p < P; p++) s += dy[off + p];
+      }
+      out[f] = s;
     }
-    db[f] = s;
-  }
+  });
 }

@@ -10,12 +10,14 @@
 // output channels); backward splits dW by output channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import { type FloatArray, copyRows } from '../tensor/tensor.js';
+import { type FloatArray, addInto, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gatherImageRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
+import { halfStart } from './batch_shards.js';
+import { addFloat32Into } from '../backend/add.js';
 
 function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
@@ -244,6 +246,10 @@ function col2imTarget(g: ConvGeometry, qa: number, qb: number, gi: number, c0: n
     cols(jc, count, out) {
       positionOffsets(qa + jc, count, Ho, Wo, n0, S, sh * Wp, sw, out);
     },
+    blockEnd(jc, most) {
+      const end = Math.min(qb, qa + jc + most), start = Math.floor(end / P) * P;
+      return (start > qa + jc && start < end ? start : end) - qa;
+    },
     store(mem, at, stage, take, takeAdd) {
       const place = (i: number, to: number) => (store ? take : takeAdd)(to, at + (i - n0) * S + pt * Wp + pl, cs, H, W, Wp, Hp * Wp);
       if (whole) {
@@ -294,6 +300,13 @@ function chunkEnd(qa: number, q1: number, K: number, P: number): number {
   const qb = Math.min(q1, qa + chunkPositions(K));
   const boundary = Math.floor(qb / P) * P;
   return boundary > qa && boundary < qb ? boundary : qb;
+}
+
+// The start of the backward's chunk (chunkEnd's, from 0) that holds position q < q1.
+function chunkStartOf(q: number, q1: number, K: number, P: number): number {
+  let qa = 0;
+  for (let qb = chunkEnd(qa, q1, K, P); qb <= q; qb = chunkEnd(qa, q1, K, P)) qa = qb;
+  return qa;
 }
 
 // The forward's chunks: where one image's map is wide enough to fill the GEMM's column blocks, a
@@ -420,6 +433,8 @@ export function im2colFilters(g: ConvGeometry, w: Float32Array, kept: boolean): 
 interface BackwardArgs {
   g: ConvGeometry; x: FloatArray; w: FloatArray; dy: FloatArray;
   dx: FloatArray | null; dW: FloatArray | null;
+  /** the second half of the batch's dW (its positions from hQ on), added to dW at the end (batch_shards.ts) */
+  dW1: FloatArray | null; hQ: number;
   /** the chunk [qa, qb) of output positions and the group */
   qa: number; qb: number; gi: number;
   /** col2im stores dx (one chunk, the whole batch, nothing in dx to add to), else adds into it */
@@ -456,7 +471,24 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
   if (dW !== null) {
     const [s0, s1] = partRange(Math.ceil(K / PANEL_STRIP), part, parts); // whole strips of the GEMM's panels
     const k0 = Math.min(K, s0 * PANEL_STRIP), k1 = Math.min(K, s1 * PANEL_STRIP);
-    if (k1 > k0) gemm(Fg, k1 - k0, L, dyRef(0), new Im2colPanels(g, x, gi, qa, qb, true, k0), dW, gi * Fg * K + k0, K, qa > 0);
+    // the batch's halves sum on their own (batch_shards.ts): positions before hQ into dW; from hQ on,
+    // where this chunk holds all of them (dW1 null), in the same GEMM, whose sum of them it adds to
+    // the first half's as it stores dW (splitK, or 'plus' where the chunk starts at hQ); else into dW1
+    const { hQ } = a, off = gi * Fg * K + k0;
+    if (k1 > k0 && a.dW1 === null) {
+      const acc = qa === hQ ? 'plus' : qa > 0;
+      gemm(Fg, k1 - k0, qb - qa, dyRef(0), new Im2colPanels(g, x, gi, qa, qb, true, k0), dW, off, K, acc, undefined, undefined, undefined, qa < hQ ? hQ - qa : 0);
+    } else if (k1 > k0) {
+      if (qa < hQ) {
+        const qe = Math.min(qb, hQ);
+        gemm(Fg, k1 - k0, qe - qa, dyRef(0), new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, qa > 0);
+      }
+      if (qb > hQ) {
+        const qs = Math.max(qa, hQ), A = dyRef(0);
+        A.offset += qs - qa;
+        gemm(Fg, k1 - k0, qb - qs, A, new Im2colPanels(g, x, gi, qs, qb, true, k0), a.dW1!, off, K, qs > hQ);
+      }
+    }
   }
   if (dx !== null) {
     const [c0, c1] = partRange(Cg, part, parts);
@@ -474,15 +506,16 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
 const backwardPointwise = defineKernel('im2col.backward.pointwise', (a: BackwardArgs, part: number, parts: number) => {
   const { g, x, w, dy, dx, dW } = a;
   const { N, C, H, W, F, groups, Cg, Fg, Ho, Wo } = g;
-  const P = Ho * Wo, K = Cg;
+  const P = Ho * Wo, K = Cg, h = a.hQ / P;
   const [f0, f1] = partRange(Fg, part, parts);
   const [c0, c1] = partRange(Cg, part, parts);
   for (let n = 0; n < N; n++) {
     for (let gi = 0; gi < groups; gi++) {
       const xOff = (n * C + gi * Cg) * H * W;
-      if (dW !== null) {
+      if (dW !== null) { // the second half of the batch into dW1 (batch_shards.ts)
+        const acc = n < h ? n > 0 : a.dW1 === null ? 'plus' : n > h; // dW1 null: the second half is one image
         gemm(f1 - f0, K, P, { data: dy, offset: (n * F + gi * Fg + f0) * P, ld: P, trans: false },
-          { data: x, offset: xOff, ld: P, trans: true }, dW, (gi * Fg + f0) * K, K, n > 0);
+          { data: x, offset: xOff, ld: P, trans: true }, n < h ? dW : a.dW1 ?? dW, (gi * Fg + f0) * K, K, acc);
       }
       if (dx !== null) {
         gemm(c1 - c0, P, Fg, { data: w, offset: gi * Fg * K + c0, ld: K, trans: true },
@@ -526,9 +559,14 @@ export function conv2dBackwardIm2col(
   const dys = share ? shareInput('conv.dy', dy) : dy;
   const dxs = dx !== null && share ? (addDx ? shareInput('conv.dx', dx) : shareOutput('conv.dx', dx)) : dx;
   const dWs = dW !== null && share ? shareOutput('conv.dW', dW) : dW;
+  // dW by the batch's halves (batch_shards.ts): the positions from hQ on sum on their own, added onto
+  // the first half's by the GEMM where one GEMM holds them all, else into dW1, added at the end
+  const hQ = halfStart(N) * P;
+  const secondWhole = hQ < Q && (readsInPlace(g, P) ? N - hQ / P === 1 : chunkEnd(chunkStartOf(hQ, Q, K, P), Q, K, P) === Q);
+  const dW1 = dW !== null && hQ < Q && !secondWhole ? scratch('im2col.dW1', dW.length, dW, parts).subarray(0, dW.length) : null;
   // the kernels' arguments, each one literal of one shape (object spreads are slow to build in V8)
   const args = (qa: number, qb: number, gi: number, dyb: FloatArray, dcol: FloatArray): BackwardArgs => (
-    { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, storesDx: oneScatter && !addDx, qa, qb, gi, dyb, dcol });
+    { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, dW1, hQ, storesDx: oneScatter && !addDx, qa, qb, gi, dyb, dcol });
   if (readsInPlace(g, P)) {
     parallel(backwardPointwise, args(0, Q, 0, x, x), parts);
   } else {
@@ -547,5 +585,11 @@ export function conv2dBackwardIm2col(
     }
   }
   if (dx !== null) collectOutput(dxs!, dx);
-  if (dW !== null) collectOutput(dWs!, dW);
+  if (dW !== null) {
+    if (dW1 !== null) {
+      if (dWs instanceof Float32Array && dW1 instanceof Float32Array) addFloat32Into(dWs, dW1);
+      else addInto(dWs!, dW1);
+    }
+    collectOutput(dWs!, dW);
+  }
 }

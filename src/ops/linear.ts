@@ -4,6 +4,7 @@ import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { expectRank, expectSameDtype, fmtShape } from '../tensor/check.js';
 import { type PreparedFilters, filterRows, gemm } from '../backend/gemm.js';
 import { workspaceLike } from '../tensor/workspace.js';
+import { gradientByHalves, halfStart } from './batch_shards.js';
 
 /** Whether linear() multiplies by W as the GEMM's A operand (where prepared filters serve), for a batch of N and O out_features. */
 export function linearTakesW(N: number, O: number): boolean {
@@ -59,11 +60,14 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, dwInto?: FloatA
   const dw = dwInto ?? allocLike(x.data, O * I);
   const db = allocLike(x.data, O);
   gemm(N, I, O, { data: dy.data, offset: 0, ld: O, trans: false }, { data: w.data, offset: 0, ld: I, trans: false }, dx, 0, I, false);
-  gemm(O, I, N, { data: dy.data, offset: 0, ld: O, trans: true }, { data: x.data, offset: 0, ld: I, trans: false }, dw, 0, I, false);
-  for (let o = 0; o < O; o++) {
-    let s = 0;
-    for (let n = 0; n < N; n++) s += dy.data[n * O + o];
-    db[o] = s;
-  }
+  // dw and db by the batch's halves (batch_shards.ts): images [0, h) and [h, N) each summed, then added
+  gemm(O, I, N, { data: dy.data, offset: 0, ld: O, trans: true }, { data: x.data, offset: 0, ld: I, trans: false }, dw, 0, I, false, undefined, undefined, undefined, halfStart(N));
+  gradientByHalves(N, db, (n0, n1, out) => {
+    for (let o = 0; o < O; o++) {
+      let s = 0;
+      for (let n = n0; n < n1; n++) s += dy.data[n * O + o];
+      out[o] = s;
+    }
+  });
   return { dx: new Tensor(dx, [N, I]), dw: new Tensor(dw, [O, I]), db: new Tensor(db, [O]) };
 }

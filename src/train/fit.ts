@@ -5,12 +5,13 @@ import { checkNumber, fmtShape } from '../tensor/check.js';
 import { RepVGG } from '../nn/repvgg.js';
 import { MobileOne } from '../nn/mobileone.js';
 import { Rng } from '../tensor/rng.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
 import { SGD, cosineLR } from './sgd.js';
 import { anyConvSplits } from '../nn/conv_algorithm.js';
 import { getThreads, onOneThread } from '../backend/threads.js';
 import { sgdCouldSplit } from '../ops/sgd.js';
+import { HalvesTrainer } from './data_parallel.js';
 
 export interface Dataset {
   /** (N, C, H, W) */
@@ -105,7 +106,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   const order = Int32Array.from({ length: N }, (_, i) => i);
   const history: EpochStats[] = [];
   model.train();
-  let oneThread: boolean | null = null; // decided after the run's first step
+  const steps = new TrainingSteps(model, params);
   const firstEpoch = Math.floor(step / stepsPerEpoch);
   for (let e = 0; e < firstEpoch; e++) rng.shuffle(order); // replay the shuffles a resumed run skipped
   for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
@@ -116,24 +117,10 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
       const xb = gatherRows(data.x, order, b, end);
       opts.augment?.(xb, rng);
       const yb = Array.from(order.subarray(b, end), (i) => data.y[i]);
-      const trainStep = () => {
-        model.zeroGrad();
-        const logits = model.forward(xb);
-        const { loss, probs } = softmaxCrossEntropy(logits, yb);
-        model.backwardParameters(softmaxCrossEntropyBackward(probs, yb));
+      const { logits, loss } = steps.run(xb, yb, () => {
         opt.lr = cosineLR(opts.lr, step, totalSteps);
         opt.step();
-        return { logits, loss };
-      };
-      const { logits, loss } = oneThread === true ? onOneThread(trainStep) : trainStep();
-      // After the run's first step (each conv has seen a whole batch): where no kernel of the step can
-      // split, the rest run their kernels on this thread, with the arrays in plain memory, and only
-      // the blocks' dW go to the workers (background jobs: see PooledClassifier). Shared memory,
-      // which the pool's split kernels need, makes every copy into and out of the kernels ~3.6×
-      // slower than plain memory (docs/performance.md: the demo's step ran ~8% slower on two
-      // threads than on one); the same bits either way. Decided once: an epoch's smaller last batch
-      // does not move later epochs to one thread.
-      oneThread ??= getThreads() > 1 && !threadsPay(model, params);
+      });
       lossSum += loss * (end - b);
       correct += countCorrect(logits, yb);
       seen += end - b;
@@ -147,10 +134,52 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   return history;
 }
 
+/**
+ * Training steps as fit runs them: zeroGrad, forward, cross-entropy, backward, then `update` (the
+ * optimizer). After the first step (each conv has seen a whole batch), where no kernel of the step
+ * can split among the threads, the rest go one of two ways, the same bits either way:
+ * - a RepVGG whose step can go by halves of the batch (HalvesTrainer.applies): this thread and a
+ *   worker each take one half (src/train/data_parallel.ts);
+ * - any other model: its kernels on this thread with the arrays in plain memory, the blocks' dW on
+ *   the workers (background jobs: see PooledClassifier). Shared memory, which the pool's split
+ *   kernels need, makes every copy into and out of the kernels ~3.6× slower than plain memory.
+ * Decided once: an epoch's smaller last batch does not move later epochs. (Exported for
+ * bench/torch.ts, which runs a step as fit does.)
+ */
+export class TrainingSteps {
+  private oneThread: boolean | null = null;
+  private halves: HalvesTrainer | null = null;
+
+  constructor(private readonly model: Module, private readonly params: readonly Parameter[]) {}
+
+  // x: (N, C, H, W), N labels → logits: (N, classes) and the mean loss
+  run(x: Tensor, labels: number[], update: () => void): { logits: Tensor; loss: number } {
+    const model = this.model;
+    if (this.halves !== null && HalvesTrainer.applies(model, x.shape[0])) {
+      const r = this.halves.step(x, labels);
+      onOneThread(update);
+      return r;
+    }
+    const trainStep = () => {
+      model.zeroGrad();
+      const logits = model.forward(x);
+      const { loss, probs } = softmaxCrossEntropy(logits, labels);
+      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
+      update();
+      return { logits, loss };
+    };
+    const r = this.oneThread === true ? onOneThread(trainStep) : trainStep();
+    if (this.oneThread === null) {
+      this.oneThread = getThreads() > 1 && !threadsPay(model, this.params);
+      if (this.oneThread && HalvesTrainer.applies(model, x.shape[0])) this.halves = new HalvesTrainer(model);
+    }
+    return r;
+  }
+}
+
 /** Whether any kernel of a training step may split among the threads: a conv (by its last forward's
- * multiply-adds) or SGD's update (by the parameter count). (Exported for bench/torch.ts, which runs
- * a step as fit does.) */
-export function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
+ * multiply-adds) or SGD's update (by the parameter count). */
+function threadsPay(model: Module, params: readonly { data: Tensor }[]): boolean {
   return anyConvSplits(model) || sgdCouldSplit(params.reduce((n, p) => n + p.data.size, 0));
 }
 

@@ -166,8 +166,8 @@ describe('gemm', () => {
 describe('gemmScatter', () => {
   it('adds each product into its target element within the float32 bound, with colliding offsets and several column blocks', () => {
     withBackend('wasm', () => fc.assert(fc.property(
-      fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 2300 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 60 }), fc.boolean(), fc.integer(),
-      (M, N, K, size, ta, seed) => {
+      fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 2300 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 60 }), fc.boolean(), fc.integer(), fc.integer({ min: 1, max: 1500 }),
+      (M, N, K, size, ta, seed, P) => {
         const rng = new Rng(seed);
         const rand = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
         const a = rand(M * K), b = rand(K * N);
@@ -177,6 +177,8 @@ describe('gemmScatter', () => {
         gemmScatter(M, N, K, { data: a, offset: 0, ld: ta ? M : K, trans: ta }, { data: b, offset: 0, ld: N, trans: false }, {
           size, rows: rowOff, staging: 0,
           cols: (jc, n, out) => out.set(colOff.subarray(jc, jc + n)),
+          // blocks end where "images" of P columns start, as col2im's do
+          blockEnd: (jc, most) => { const end = Math.min(N, jc + most), start = Math.floor(end / P) * P; return start > jc && start < end ? start : end; },
           store: (mem, at) => { got = mem.slice(at, at + size); },
         });
         const want = new Float64Array(size), S = new Float64Array(size), m = new Float64Array(size);
@@ -200,7 +202,7 @@ describe('gemmScatter', () => {
     withBackend('wasm', () => {
       const a = new Float32Array(4), b = new Float32Array(4);
       const run = (rows: number[], cols: number[]) => () => gemmScatter(2, 2, 1, { data: a, offset: 0, ld: 1, trans: false }, { data: b, offset: 0, ld: 2, trans: false }, {
-        size: 10, rows: Int32Array.from(rows), staging: 0, cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)), store: () => undefined,
+        size: 10, rows: Int32Array.from(rows), staging: 0, cols: (jc, n, out) => out.set(cols.slice(jc, jc + n)), blockEnd: (jc, most) => Math.min(2, jc + most), store: () => undefined,
       });
       expect(run([0, 10], [0, 1])).toThrow(/scattered row 1 at offset 10 lies outside its target of 10 floats/);
       expect(run([0, 6], [0, 4])).toThrow(/scattered column 1 at offset 4 lies outside its target of 10 floats/);

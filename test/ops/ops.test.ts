@@ -42,15 +42,18 @@ describe.each(['train', 'eval'])('batch_norm (%s) matches PyTorch', (mode) => {
   }
 });
 
-// The statistics are float64 sums in (n, i) order per channel, whatever the channel count (channels go
-// through the loop four or two at a time): the same bits as the one-channel loop written here, so
-// training results do not depend on a layer's other channels. Float64 inputs, so that another order
-// would round differently (float32 terms often sum exactly in float64).
-describe('batch_norm sums each channel in (n, i) order', () => {
-  it('mean, 1/√(σ² + ε), Σ dy and Σ dy·x̂ equal a one-channel sequential loop, bit for bit, for C = 1 … 9', () => {
+// The statistics are float64 sums in (n, i) order per channel over each half of the batch (images
+// [0, ⌈N/2⌉) and the rest), the two halves then added (src/ops/batch_shards.ts), whatever the channel
+// count (channels go through the loop four or two at a time): the same bits as the one-channel loops
+// written here, so training results depend neither on a layer's other channels nor on how many
+// threads share the batch. Float64 inputs, so that another order would round differently (float32
+// terms often sum exactly in float64). N = 3: halves of 2 and 1 images.
+describe('batch_norm sums each channel in (n, i) order, by the batch\'s halves', () => {
+  it('mean, 1/√(σ² + ε), Σ dy and Σ dy·x̂ equal one-channel sequential loops over each half, added, bit for bit, for C = 1 … 9', () => {
     const rng = new Rng(11);
     for (let C = 1; C <= 9; C++) {
       const [N, P] = [3, 5];
+      const halves = [[0, 2], [2, 3]];
       const x = new Tensor(Float64Array.from({ length: N * C * P }, () => rng.next() * 8 - 3), [N, C, 1, P]);
       const dy = new Tensor(Float64Array.from({ length: N * C * P }, () => rng.next() * 2 - 1), [N, C, 1, P]);
       const p = { weight: null, bias: null, runningMean: new Tensor(new Float64Array(C), [C]), runningVar: new Tensor(new Float64Array(C).fill(1), [C]) };
@@ -58,12 +61,13 @@ describe('batch_norm sums each channel in (n, i) order', () => {
       const g = batchNorm2dBackward(dy, x, null, out, true);
       for (let c = 0; c < C; c++) {
         const at = (n: number, i: number) => (n * C + c) * P + i;
-        let s = 0, ss = 0, sb = 0, sg = 0;
-        for (let n = 0; n < N; n++) for (let i = 0; i < P; i++) s += x.data[at(n, i)];
-        const mu = s / (N * P);
-        for (let n = 0; n < N; n++) for (let i = 0; i < P; i++) { const d = x.data[at(n, i)] - mu; ss += d * d; }
-        const is = 1 / Math.sqrt(ss / (N * P) + 1e-5);
-        for (let n = 0; n < N; n++) for (let i = 0; i < P; i++) { sb += dy.data[at(n, i)]; sg += dy.data[at(n, i)] * (x.data[at(n, i)] - mu) * is; }
+        const s = [0, 0], ss = [0, 0], sbh = [0, 0], sgh = [0, 0];
+        halves.forEach(([n0, n1], k) => { for (let n = n0; n < n1; n++) for (let i = 0; i < P; i++) s[k] += x.data[at(n, i)]; });
+        const mu = (s[0] + s[1]) / (N * P);
+        halves.forEach(([n0, n1], k) => { for (let n = n0; n < n1; n++) for (let i = 0; i < P; i++) { const d = x.data[at(n, i)] - mu; ss[k] += d * d; } });
+        const is = 1 / Math.sqrt((ss[0] + ss[1]) / (N * P) + 1e-5);
+        halves.forEach(([n0, n1], k) => { for (let n = n0; n < n1; n++) for (let i = 0; i < P; i++) { sbh[k] += dy.data[at(n, i)]; sgh[k] += dy.data[at(n, i)] * (x.data[at(n, i)] - mu) * is; } });
+        const sb = sbh[0] + sbh[1], sg = sgh[0] + sgh[1];
         expect([out.mean[c], out.invStd[c], g.dbias!.data[c]]).toEqual([mu, is, sb]);
         expect(g.dweight).toBeNull();
         expect(g.dx.data[at(1, 2)]).toBe(is * (dy.data[at(1, 2)] - sb / (N * P) - (x.data[at(1, 2)] - mu) * is * (sg / (N * P))));

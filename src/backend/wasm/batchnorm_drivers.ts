@@ -43,11 +43,11 @@ export class BatchNormSimd {
     return new Float64Array(this.inst.f32.buffer, 4 * at, n);
   }
 
-  /** sum[c] = Σ x over (n, i), or with `mean`, Σ (x − mean[c])² (input 0) */
-  sums(out: Float64Array, mean?: Float64Array): void {
-    const { N, C, P, quads } = this;
+  /** sum[c] = Σ x over (n, i), or with `mean`, Σ (x − mean[c])² (input 0), over images [n0, n1) */
+  sums(out: Float64Array, mean: Float64Array | undefined, n0: number, n1: number): void {
+    const { C, P, quads } = this;
     if (mean !== undefined) this.f64(this.tableW, C).set(mean);
-    (mean === undefined ? this.inst.bn.sums : this.inst.bn.squares)(4 * this.at[0], quads, N, 4 * P, 4 * C * P, 4 * P, 4 * this.outW, 4 * this.tableW);
+    (mean === undefined ? this.inst.bn.sums : this.inst.bn.squares)(4 * (this.at[0] + n0 * C * P), quads, n1 - n0, 4 * P, 4 * C * P, 4 * P, 4 * this.outW, 4 * this.tableW);
     out.set(this.f64(this.outW, C));
   }
 
@@ -77,16 +77,17 @@ export class BatchNormSimd {
     this.inst.bn.accumulate[(first ? 2 : 0) + (relu ? 1 : 0)](4 * this.at[0], 4 * sum.out, N, C, 4 * P, 4 * this.tableW);
   }
 
-  /** Σ dy and Σ dy·(x − μ)·invStd per channel (inputs dy, x) */
-  gradSums(mean: Float64Array, invStd: Float64Array, sumDy: Float64Array, sumDyXhat: Float64Array): void {
-    const { N, C, P, quads } = this;
+  /** Σ dy and Σ dy·(x − μ)·invStd per channel (inputs dy, x), over images [n0, n1) */
+  gradSums(mean: Float64Array, invStd: Float64Array, sumDy: Float64Array, sumDyXhat: Float64Array, n0: number, n1: number): void {
+    const { C, P, quads } = this;
     const t = this.f64(this.tableW, 8 * quads);
     for (let c = 0; c < C; c++) {
       const q = c >> 2, k = c & 3;
       t[8 * q + k] = mean[c];
       t[8 * q + 4 + k] = invStd[c];
     }
-    this.inst.bn.gradSums(4 * this.at[0], 4 * this.at[1], quads, N, 4 * P, 4 * C * P, 4 * P, 4 * this.tableW, 4 * this.outW);
+    const skip = 4 * n0 * C * P;
+    this.inst.bn.gradSums(4 * this.at[0] + skip, 4 * this.at[1] + skip, quads, n1 - n0, 4 * P, 4 * C * P, 4 * P, 4 * this.tableW, 4 * this.outW);
     const o = this.f64(this.outW, 8 * quads);
     for (let c = 0; c < C; c++) {
       const q = c >> 2, k = c & 3;

@@ -203,9 +203,14 @@ export function products(inst: Instance, variant: number, a: number, b: number, 
  * `images`, C's columns laid out per image (not accumulating). */
 export function gemmSimd(
   M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource,
-  C: Float32Array, cOff: number, ldc: number, accumulate: boolean, packed?: PackedA, epi?: RowEpilogue, scatter?: ScatterTarget,
-  images?: ImageColumns,
+  C: Float32Array, cOff: number, ldc: number, accumulate: boolean | 'plus', packed?: PackedA, epi?: RowEpilogue, scatter?: ScatterTarget,
+  images?: ImageColumns, splitK = 0,
 ): void {
+  // 'plus': the product computed as if not accumulating, C's old block kept beside it and added at
+  // the end; splitK: the terms from splitK on summed from zero (a panel starts there), the sum so
+  // far kept beside it and added at the end
+  const plus = accumulate === 'plus', load = accumulate === true, split = splitK > 0 && splitK < K ? splitK : 0;
+  if (split > 0 && (plus || packed !== undefined || epi !== undefined || scatter !== undefined || images !== undefined)) throw new Error('gemm: a sum split at a term takes no prepared A, epilogue, scatter or image columns');
   const Mp = Math.ceil(M / MR) * MR;
   const inst = getInstance();
   const at = packed === undefined || !packed.panels.kept ? -1 : resident(packed.panels); // before the scratch layout: it may move the arena's end
@@ -237,15 +242,15 @@ export function gemmSimd(
     maxTap = offsetsInBytes(inst, g.taps, K, tapsW, 0, g.size, 0, 'gathered row', 'source');
   }
   if (t !== undefined) {
-    if (accumulate) throw new Error('gemm: a scatter target takes the product, not a sum onto C');
+    if (accumulate !== false) throw new Error('gemm: a scatter target takes the product, not a sum onto C');
     mem.fill(0, tW, tW + t.size);
     maxRow = offsetsInBytes(inst, t.rows, M, tRowsW, 0, t.size, 0, 'scattered row', 'target');
   }
-  for (let jc = 0; jc < N; jc += NC) {
-    const nc = Math.min(NC, N - jc);
+  for (let jc = 0, nc = 0; jc < N; jc += nc) {
+    nc = t === undefined ? Math.min(NC, N - jc) : t.blockEnd(jc, NC) - jc;
     const ncp = Math.ceil(nc / NR) * NR;
     const bW = bW0 + Mp * ncp, aW = bW + ncp * KC, biasW = aW + MC * KC, stageA = biasW + Mp, stageB = stageA + MC * KC;
-    const outW = stageB + (g === undefined ? ncp * KC : 0), end = outW + (images === undefined ? 0 : Mp * ncp);
+    const outW = stageB + (g === undefined ? ncp * KC : 0), oldW = outW + (images === undefined ? 0 : Mp * ncp), end = oldW + (plus || split > 0 ? Mp * ncp : 0);
     mem = scratchAbove(end - srcW); // srcW: the arena's end
     if (g !== undefined) {
       const ints = new Int32Array(mem.buffer, 4 * colsW, ncp);
@@ -259,11 +264,14 @@ export function gemmSimd(
       offsetsInBytes(inst, null, nc, tColsW, maxRow, t.size, jc, 'scattered column', 'target');
     }
     // rows of C in (when accumulating; otherwise the first panel stores)
-    if (accumulate) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
+    if (load) copyRows(C, cOff + jc, ldc, mem, cW, ncp, M, nc);
+    if (plus) copyRows(C, cOff + jc, ldc, mem, oldW, ncp, M, nc);
     if (bias !== null) mem.set(bias.subarray(epi!.biasOff, epi!.biasOff + M), biasW);
-    for (let pc = 0; pc < K; pc += KC) {
-      const kc = Math.min(KC, K - pc);
-      const variant = (accumulate || pc > 0 ? 4 : 0) + (pc + KC >= K ? last : 0);
+    for (let pc = 0, kc = 0; pc < K; pc += kc) {
+      kc = Math.min(KC, K - pc, pc < split ? split - pc : KC);
+      if (pc === split && split > 0) inst.copyPlanes(4 * oldW, 4 * cW, 1, 1, M * ncp, 0, 0, 0); // the first sum aside
+      const fresh = pc === 0 ? !load : pc === split;
+      const variant = (fresh ? 0 : 4) + (pc + kc >= K ? last : 0);
       if (g === undefined) packBBlock(inst, B, pc, jc, kc, nc, mem, bW, stageB);
       else inst.gather(4 * bW, 4 * srcW, 4 * colsW, 4 * (tapsW + pc), kc, ncp / NR);
       for (let ic = 0; ic < M; ic += MC) {
@@ -278,11 +286,12 @@ export function gemmSimd(
         products(inst, variant, a, bW, cW + ic * ncp, Math.ceil(mc / MR), nc, kc, ncp, biasW + ic);
       }
     }
+    if (plus || split > 0) inst.copyPlanesAdd(4 * cW, 4 * oldW, 1, 1, M * ncp, 0, 0, 0); // the padding columns' sums are dropped
     if (t !== undefined) inst.scatterAdd(4 * tW, 4 * cW, 4 * tRowsW, 4 * tColsW, M, nc, 4 * ncp);
     else if (images === undefined) copyRows(mem, cW, ncp, C, cOff + jc, ldc, M, nc);
     else storeImageColumns(inst, mem, cW, ncp, C, cOff, ldc, M, jc, nc, images, outW);
     // C in (when accumulating) and out; each panel of B and block of A in (A whole: above); the bias
-    simdStats.bytesCopied += 4 * (M * nc * (accumulate ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 || aWhole > 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
+    simdStats.bytesCopied += 4 * (M * nc * (accumulate !== false ? 2 : t === undefined ? 1 : 0) + (g === undefined ? ncp * K : 0) + (at >= 0 || aWhole > 0 ? 0 : Mp * K) + (bias === null ? 0 : M));
   }
   if (t !== undefined) {
     const take = (kernel: Instance['copyPlanes']) => taker(kernel, tW, t.size, tStageW, t.staging, 'gemm', 'scatter target');

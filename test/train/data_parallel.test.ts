@@ -1,0 +1,89 @@
+// Training by halves of the batch (src/train/data_parallel.ts): on two threads each half of a batch
+// goes through its own copy of the network, the halves meeting at every BatchNorm; on one thread the
+// same sums are taken by halves (src/ops/batch_shards.ts). The test is the contract itself: whole
+// runs of fit give the same bits on one thread and on two, for even and odd batches.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { getThreads, setThreads, workersReady } from '../../src/backend/threads.js';
+import { RepVGG } from '../../src/nn/repvgg.js';
+import { fit } from '../../src/train/fit.js';
+import { HalvesTrainer, halvesStats } from '../../src/train/data_parallel.js';
+
+const CONFIG = { num_blocks: [1, 2, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 3, in_channels: 1 };
+
+function dataset(N: number, size: number): { x: Tensor; y: Int32Array } {
+  const x = new Float32Array(N * size * size), y = new Int32Array(N);
+  for (let n = 0; n < N; n++) {
+    y[n] = n % 3;
+    for (let i = 0; i < size * size; i++) x[n * size * size + i] = Math.sin(n * 7 + i * (1 + y[n])) + 0.1 * y[n];
+  }
+  return { x: new Tensor(x, [N, 1, size, size]), y };
+}
+
+// A run of fit on `threads`: the weights, running statistics and per-epoch losses after it.
+function run(threads: number, batchSize: number, data: { x: Tensor; y: Int32Array }) {
+  setThreads(threads);
+  const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col');
+  const before = halvesStats.steps;
+  const hist = fit(model, data, { epochs: 2, batchSize, lr: 0.05, seed: 2 });
+  return {
+    halves: halvesStats.steps - before,
+    losses: hist.map((h) => h.loss),
+    accuracy: hist.map((h) => h.accuracy),
+    weights: model.namedParameters().map(([n, p]) => [n, Array.from(p.data.data)]),
+    buffers: model.namedBuffers().map(([n, b]) => [n, b.kind === 'tensor' ? Array.from(b.value.data) : b.value]),
+  };
+}
+
+describe('training by halves of the batch', () => {
+  let threads = 1;
+  beforeAll(async () => {
+    threads = getThreads();
+    setThreads(2);
+    await workersReady(1);
+  });
+  afterAll(() => setThreads(threads));
+
+  // 30 images of 12×12: batches of 8 (halves 4 + 4) and a last one of 6 (3 + 3); of 7 (4 + 3) and a
+  // last one of 2 (1 + 1). Every step after the first runs by halves on two threads.
+  for (const batchSize of [8, 7]) {
+    it(`fit gives the same weights, running statistics, losses and accuracies on two threads (halves) as on one, bit for bit: batches of ${batchSize}`, () => {
+      const data = dataset(30, 12);
+      const two = run(2, batchSize, data), one = run(1, batchSize, data);
+      expect(two.halves).toBe(2 * Math.ceil(30 / batchSize) - 1); // every step but the run's first
+      expect(one.halves).toBe(0);
+      expect(two.losses).toEqual(one.losses);
+      expect(two.accuracy).toEqual(one.accuracy);
+      expect(two.weights).toEqual(one.weights);
+      expect(two.buffers).toEqual(one.buffers);
+    });
+  }
+
+  it('a step whose second half fails throws that half\'s error, leaves no thread waiting, and the next step runs', () => {
+    setThreads(2);
+    const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col').train();
+    const { x, y } = dataset(6, 12);
+    const labels = Array.from(y);
+    const trainer = new HalvesTrainer((model.forward(x), model));
+    const bad = labels.slice();
+    bad[5] = 7; // in the worker's half only: this thread's half finds nothing wrong with its own
+    expect(() => trainer.step(x, bad)).toThrow(/worker: cross_entropy: label 7 at index 2 is outside \[0, 3\)/);
+    const before = halvesStats.steps;
+    const r = trainer.step(x, labels);
+    expect(halvesStats.steps).toBe(before + 1);
+    expect(r.logits.shape).toEqual([6, 3]);
+    expect(Number.isFinite(r.loss)).toBe(true);
+  });
+
+  it('applies to a RepVGG in float32 training, every conv pinned, on two threads and a batch of two or more', () => {
+    setThreads(2);
+    const pinned = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col').train();
+    expect(HalvesTrainer.applies(pinned, 2)).toBe(true);
+    expect(HalvesTrainer.applies(pinned, 1)).toBe(false);
+    expect(HalvesTrainer.applies(RepVGG.fromConfig(CONFIG, { seed: 5 }).train(), 8)).toBe(false); // 'auto'
+    expect(HalvesTrainer.applies(RepVGG.fromConfig(CONFIG, { seed: 5, dtype: 'float64' }).setAlgorithm('im2col').train(), 8)).toBe(false);
+    expect(HalvesTrainer.applies(pinned.eval(), 8)).toBe(false);
+    setThreads(1);
+    expect(HalvesTrainer.applies(pinned.train(), 8)).toBe(false);
+  });
+});
