@@ -605,6 +605,8 @@ const MUTANTS = [
   ['halves', 'SIMD gemm \'plus\': C not added', 'src/backend/wasm/gemm_simd.ts', '    if (plus || split > 0) inst.copyPlanesAdd(', '    if (split > 0) inst.copyPlanesAdd(', ['test/ops/batch_shards.test.ts']],
   ['halves', 'col2im\'s column blocks cut inside an image', 'src/ops/conv2d_im2col.ts', '      return (start > qa + jc && start < end ? start : end) - qa;', '      return end - qa;', ['test/ops/batch_shards.test.ts', 'test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'linear dW summed over the batch in one run', 'src/ops/linear.ts', 'dw, 0, I, false, undefined, undefined, undefined, halfStart(N));', 'dw, 0, I, false);', ['test/ops/batch_shards.test.ts', 'test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'im2col backward: a half of many chunks forgets the chunks before', 'src/ops/conv2d_im2col.ts', 'new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, qa > 0);', 'new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, false);', ['test/ops/conv2d.test.ts']],
+  ['halves', 'im2col backward: the second half of many chunks added onto the first half\'s sum, not summed apart', 'src/ops/conv2d_im2col.ts', '    if (dW1 !== null) {\n      if (dWs instanceof Float32Array && dW1 instanceof Float32Array) addFloat32Into(dWs, dW1);\n      else addInto(dWs!, dW1);\n    }', '', ['test/ops/conv2d.test.ts']],
 ];
 
 const args = process.argv.slice(2);

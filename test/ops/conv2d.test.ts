@@ -432,19 +432,21 @@ describe('conv2d backward', () => {
     setBackend('wasm');
   });
 
-  it('dW sums over every chunk of output positions: a map too large for one im2col chunk (float64)', () => {
-    // K = 256·9 = 2304 rows of col: a chunk holds 2²¹/2304 = 910 positions, so 2 images of 24×24
-    // (1152 positions, and a chunk boundary inside the second image) take two chunks, and the second
-    // must add to the first. float64: summation order only, ≤ 1e-12·Σ|dy·x|.
+  // K = 256·9 = 2304 rows of col: a chunk holds 2²¹/2304 = 910 positions. 2 images of 24×24 (576
+  // positions each: one chunk per image, one per half of the batch); 1 image of 40×40 (1600
+  // positions: two chunks in one half); 2 images of 32×32 (1024 each: each half two chunks). Each
+  // chunk must add to the ones before it in its half, and the second half to the first. float64:
+  // summation order only, ≤ 1e-12·Σ|dy·x|.
+  it.each([[2, 24], [1, 40], [2, 32]])('dW sums over every chunk of output positions: %i image(s) of %i² too large for one im2col chunk (float64)', (N, S) => {
     const rng = new Rng(9);
-    const x = uniform([2, 256, 24, 24], rng, -1, 1, 'float64');
+    const x = uniform([N, 256, S, S], rng, -1, 1, 'float64');
     const w = uniform([4, 256, 3, 3], rng, -1, 1, 'float64');
     const opts: Conv2dOptions = { padding: 1 };
-    const dy = uniform([2, 4, 24, 24], rng, -1, 1, 'float64');
+    const dy = uniform([N, 4, S, S], rng, -1, 1, 'float64');
     const ref = conv2dBackward(dy, x, w, { ...opts, algorithm: 'direct' }, { dx: false });
     const got = conv2dBackward(dy, x, w, { ...opts, algorithm: 'im2col' }, { dx: false });
-    expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * 2 * 24 * 24);
-    expect(maxAbs(ref.dw!)).toBeGreaterThan(1); // a real sum of ~1152 terms, not a vacuous zero
+    expect(maxAbsDiff(got.dw!, ref.dw!)).toBeLessThanOrEqual(1e-12 * N * S * S);
+    expect(maxAbs(ref.dw!)).toBeGreaterThan(1); // a real sum of N·S² terms, not a vacuous zero
   });
 
   // dx of a strided conv goes by col2im (inside the SIMD kernel on 'wasm'), chunk by chunk: K = 256·9
