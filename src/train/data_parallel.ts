@@ -5,9 +5,10 @@
 // once for the loss, and the halves' parameter gradients are added at the end. Every sum over the
 // batch is by halves on one thread too, so the step gives the same bits on one thread or two.
 //
-// Where it runs: fit, on two or more threads, for a RepVGG in float32 whose convs are pinned to an
-// algorithm ('auto' would time each half's layers on its own) and none of whose kernels would split
-// among the threads (those models keep the pool's split kernels: A0 at 64×64).
+// Where it runs: fit, on two or more threads, for a RepVGG in float32 none of whose kernels would
+// split among the threads (those models keep the pool's split kernels: A0 at 64×64). Each conv runs
+// what it ran on the whole batch ('auto' decided there, past its untimed calls, and reported by
+// algorithmPlan): on a half's batch 'auto' would time anew.
 
 import { Tensor } from '../tensor/tensor.js';
 import { AnotherPartFailed, defineKernel, getThreads, onOneThread, parallel, workerPartFailed } from '../backend/threads.js';
@@ -16,6 +17,7 @@ import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js
 import { addFloat32Into } from '../backend/add.js';
 import { RepVGG } from '../nn/repvgg.js';
 import type { AlgorithmPlanEntry } from '../nn/conv_algorithm.js';
+import type { Conv2d } from '../nn/layers.js';
 import type { Parameter } from '../nn/module.js';
 import type { RepVGGPlan } from '../nn/config.js';
 
@@ -196,6 +198,7 @@ export const halvesStats = { steps: 0 };
 export class HalvesTrainer {
   private readonly id = nextId++;
   private readonly algorithms: AlgorithmPlanEntry[];
+  private readonly convs: Conv2d[];
   private readonly params: Parameter[];
   private readonly weights: Float32Array;
   private readonly grads: Float32Array;
@@ -208,13 +211,14 @@ export class HalvesTrainer {
   /** Whether a step of `model` on a batch of `images` can run this way (see the file's head). */
   static applies(model: unknown, images: number): model is RepVGG {
     if (!(model instanceof RepVGG) || images < 2 || getThreads() < 2) return false;
-    if (model.deploy || !model.training || model.dtype !== 'float32') return false;
-    return model.namedConvs().every(([, c]) => c.algorithm !== 'auto');
+    return !model.deploy && model.training && model.dtype === 'float32';
   }
 
-  // model: after a step (its convs' choices known)
+  // model: after a step on a whole batch ('auto' past its untimed calls): each conv's choice then is
+  // what both halves run, pinned for the step (on a half's batch 'auto' would time anew)
   constructor(private readonly model: RepVGG) {
     this.algorithms = model.algorithmPlan();
+    this.convs = model.namedConvs().map(([, c]) => c);
     const n = model.parameterCount();
     this.weights = new Float32Array(new SharedArrayBuffer(4 * n));
     this.grads = new Float32Array(new SharedArrayBuffer(4 * n));
@@ -246,10 +250,17 @@ export class HalvesTrainer {
       x: b.x.subarray(0, (N - h) * size), xShape: [N - h, C, H, W], labels: b.labels.subarray(0, N - h), logits: b.logits.subarray(0, (N - h) * K),
       images: N, sync: this.sync, slots: this.slots, slot: this.slot,
     };
+    const kept = this.convs.map((c) => [c.algorithm, c.winogradTile] as const);
+    this.convs.forEach((c, i) => {
+      const e = this.algorithms[i];
+      c.algorithm = e.algorithm;
+      if (e.winogradTile !== undefined) c.winogradTile = e.winogradTile;
+    });
     try {
       parallel(stepKernel, args, 2);
     } finally {
       locals.delete(this.id);
+      this.convs.forEach((c, i) => { [c.algorithm, c.winogradTile] = kept[i]; });
     }
     const r = local.result!;
     if (r.logits.shape[0] === N) return r; // both halves ran here

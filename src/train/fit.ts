@@ -11,6 +11,7 @@ import { SGD, cosineLR } from './sgd.js';
 import { anyConvSplits } from '../nn/conv_algorithm.js';
 import { getThreads, onOneThread } from '../backend/threads.js';
 import { sgdCouldSplit } from '../ops/sgd.js';
+import { AUTO_AFTER } from '../ops/conv2d.js';
 import { HalvesTrainer } from './data_parallel.js';
 
 export interface Dataset {
@@ -149,6 +150,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
 export class TrainingSteps {
   private oneThread: boolean | null = null;
   private halves: HalvesTrainer | null = null;
+  private steps = 0;
 
   constructor(private readonly model: Module, private readonly params: readonly Parameter[]) {}
 
@@ -169,9 +171,12 @@ export class TrainingSteps {
       return { logits, loss };
     };
     const r = this.oneThread === true ? onOneThread(trainStep) : trainStep();
-    if (this.oneThread === null) {
-      this.oneThread = getThreads() > 1 && !threadsPay(model, this.params);
-      if (this.oneThread && HalvesTrainer.applies(model, x.shape[0])) this.halves = new HalvesTrainer(model);
+    this.steps++;
+    this.oneThread ??= getThreads() > 1 && !threadsPay(model, this.params);
+    // by halves once every conv has its algorithm: after the first step, or where a conv is on
+    // 'auto', once it has timed its candidates (its untimed calls past)
+    if (this.oneThread && this.halves === null && HalvesTrainer.applies(model, x.shape[0]) && (this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))) {
+      this.halves = new HalvesTrainer(model);
     }
     return r;
   }
