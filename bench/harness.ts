@@ -21,12 +21,13 @@ export function sgdStep(model: Module, x: Tensor, labels: number[]): () => void 
   };
 }
 
-/** The same step as fit runs it (TrainingSteps: after the first, by halves of the batch on two
- * threads where that applies, else as sgdStep with plain arrays where no kernel splits). */
-export function fitStep(model: Module, x: Tensor, labels: number[]): () => void {
+/** The same step as fit runs it (TrainingSteps: after the first, where no kernel splits, on two
+ * threads by halves of the batch or on this thread with plain arrays, as its trial finds faster;
+ * `halves` pins that choice). */
+export function fitStep(model: Module, x: Tensor, labels: number[], halves?: boolean): () => void {
   const params = model.namedParameters().map(([, p]) => p);
   const opt = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-  const steps = new TrainingSteps(model, params);
+  const steps = new TrainingSteps(model, params, halves);
   return () => void steps.run(x, labels, () => opt.step());
 }
 

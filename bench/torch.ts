@@ -140,19 +140,18 @@ const pairs: (string | number)[][] = [];
 for (const c of CASES.filter((k) => k.kind === 'train-step')) {
   const x = uniform(c.shape, new Rng(2), -1, 1);
   const labels = Array.from({ length: c.shape[0] }, (_, i) => i % (c.config.num_classes ?? 1000));
-  const stepOf = () => fitStep(RepVGG.fromConfig(c.config, { seed: 1 }).setAlgorithm('im2col').train(), x, labels);
+  // two threads as fit runs them (its trial's choice), and each of its two ways pinned
+  const stepOf = (halves?: boolean) => fitStep(RepVGG.fromConfig(c.config, { seed: 1 }).setAlgorithm('im2col').train(), x, labels, halves);
   setThreads(1);
   const one = stepOf();
   for (let i = 0; i <= AUTO_AFTER + 4; i++) one();
   setThreads(2);
-  const two = stepOf();
-  for (let i = 0; i <= AUTO_AFTER + 4; i++) two();
+  const twos = [stepOf(), stepOf(true), stepOf(false)];
+  for (const two of twos) for (let i = 0; i <= AUTO_AFTER + 4; i++) two();
   const steps = c.shape[0] >= 32 ? 20 : 2; // a turn of ~0.1–0.4 s
-  const t = await alternate([
-    ['one', () => { setThreads(1); for (let i = 0; i < steps; i++) one(); }],
-    ['two', () => { setThreads(2); for (let i = 0; i < steps; i++) two(); }],
-  ], 10000, 8);
-  pairs.push([c.name, (t.one / steps), (t.two / steps), `${(t.one / t.two).toFixed(2)}×`]);
+  const turn = (threads: number, f: () => void) => () => { setThreads(threads); for (let i = 0; i < steps; i++) f(); };
+  const t = await alternate([['one', turn(1, one)], ['two', turn(2, twos[0])], ['halves', turn(2, twos[1])], ['other', turn(2, twos[2])]], 16000, 8);
+  pairs.push([c.name, t.one / steps, t.two / steps, `${(t.one / t.two).toFixed(2)}×`, t.halves / steps, t.other / steps]);
 }
-console.log('\nours on two threads against one, steps taking turns in one process (medians):');
-console.log(table(pairs, ['case', 'one thread ms', 'two threads ms', 'two / one speed']));
+console.log('\nours on two threads against one, steps taking turns in one process (medians; two threads as fit runs them, and each of its two ways):');
+console.log(table(pairs, ['case', 'one thread ms', 'two threads ms', 'two / one speed', 'by halves ms', 'this thread + dW ms']));

@@ -24,7 +24,7 @@ export interface TrainResult {
 export async function trainWithProgress(model: Module, data: Dataset, opts: FitOptions, io: Io, label = 'train'): Promise<TrainResult> {
   const stepLosses: [number, number][] = [];
   const t0 = performance.now();
-  let images = 0, lastDraw = 0, smooth = NaN;
+  let images = 0, lastDraw = 0, smooth = NaN, trialSaid = false;
   // Ctrl-C or SIGTERM between batches: remove temporary files and locks, keep the last complete
   // checkpoint, exit 130/143 (fitAsync returns to the event loop often enough for this to run).
   const onSignal = (sig: NodeJS.Signals) => {
@@ -40,6 +40,12 @@ export async function trainWithProgress(model: Module, data: Dataset, opts: FitO
       onStep: (s) => {
         images += s.images;
         stepLosses.push([s.step, s.loss]);
+        if (s.halves !== null && !trialSaid) { // the two threads' trial, once (the same bits either way)
+          trialSaid = true;
+          io.progress('');
+          const how = s.halves.byHalves ? 'by halves of the batch, one on each thread' : 'on this thread, the blocks\' dW on the other';
+          io.err(`${label}: two threads: steps ${how} (a step ${s.halves.halvesMs.toFixed(1)} ms by halves, ${s.halves.otherMs.toFixed(1)} ms the other way; the same bits either way)`);
+        }
         smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
         const now = performance.now();
         if (now - lastDraw > 150 || s.step === s.totalSteps) {

@@ -5,8 +5,9 @@
 // once for the loss, and the halves' parameter gradients are added at the end. Every sum over the
 // batch is by halves on one thread too, so the step gives the same bits on one thread or two.
 //
-// Where it runs: fit, on two or more threads, for a RepVGG in float32 none of whose kernels would
-// split among the threads (those models keep the pool's split kernels: A0 at 64×64). Each conv runs
+// Where it runs: fit (TrainingSteps, which times a trial of it against the other way and keeps the
+// faster), on two or more threads, for a RepVGG in float32 none of whose kernels would split among
+// the threads (those models keep the pool's split kernels: A0 at 64×64). Each conv runs
 // what it ran on the whole batch ('auto' decided there, past its untimed calls, and reported by
 // algorithmPlan): on a half's batch 'auto' would time anew.
 

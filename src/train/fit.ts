@@ -35,6 +35,9 @@ export interface FitOptions {
   augment?: (x: Tensor, rng: Rng) => void;
   /** after each epoch, e.g. to write a resumable checkpoint */
   onEpoch?: (e: EpochStats, step: number) => void;
+  /** on two threads, a RepVGG's steps by halves of the batch: true wherever they apply, false never;
+   * by default a trial of both ways keeps the faster (the same bits every way: TrainingSteps) */
+  halves?: boolean;
 }
 
 export interface StepInfo {
@@ -45,6 +48,8 @@ export interface StepInfo {
   lr: number;
   /** images processed in this step */
   images: number;
+  /** what the trial of halves measured, once it has (then on every step) */
+  halves: HalvesTrial | null;
 }
 
 export interface EpochStats {
@@ -107,7 +112,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   const order = Int32Array.from({ length: N }, (_, i) => i);
   const history: EpochStats[] = [];
   model.train();
-  const steps = new TrainingSteps(model, params);
+  const steps = new TrainingSteps(model, params, opts.halves);
   const firstEpoch = Math.floor(step / stepsPerEpoch);
   for (let e = 0; e < firstEpoch; e++) rng.shuffle(order); // replay the shuffles a resumed run skipped
   for (let epoch = firstEpoch; epoch < opts.epochs; epoch++) {
@@ -126,7 +131,7 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
       correct += countCorrect(logits, yb);
       seen += end - b;
       step++;
-      opts.onStep?.({ epoch, step, totalSteps, loss, lr: opt.lr, images: end - b });
+      opts.onStep?.({ epoch, step, totalSteps, loss, lr: opt.lr, images: end - b, halves: steps.trial });
       yield;
     }
     history.push({ epoch, loss: lossSum / Math.max(1, seen), accuracy: correct / Math.max(1, seen) });
@@ -135,33 +140,79 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
   return history;
 }
 
+/** How a run's steps were split between two threads, once measured (StepInfo, TrainingSteps). */
+export interface HalvesTrial {
+  /** whether the steps go by halves of the batch from here */
+  byHalves: boolean;
+  /** mean ms of a step by halves and of one as before, over the trial's steps */
+  halvesMs: number;
+  otherMs: number;
+}
+
+/** Steps of each kind a trial times (full batches only). */
+const TRIAL_STEPS = 12;
+
 /**
  * Training steps as fit runs them: zeroGrad, forward, cross-entropy, backward, then `update` (the
  * optimizer). After the first step (each conv has seen a whole batch), where no kernel of the step
- * can split among the threads, the rest go one of two ways, the same bits either way:
- * - a RepVGG whose step can go by halves of the batch (HalvesTrainer.applies): this thread and a
- *   worker each take one half (src/train/data_parallel.ts);
- * - any other model: its kernels on this thread with the arrays in plain memory, the blocks' dW on
- *   the workers (background jobs: see PooledClassifier). Shared memory, which the pool's split
- *   kernels need, makes every copy into and out of the kernels ~3.6× slower than plain memory.
- * Decided once: an epoch's smaller last batch does not move later epochs. (Exported for
+ * can split among the threads, the rest run one of two ways, the same bits either way:
+ * - a RepVGG (HalvesTrainer.applies): this thread and a worker each take one half of the batch
+ *   (src/train/data_parallel.ts);
+ * - its kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
+ *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
+ *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
+ * Where both can run, a trial times TRIAL_STEPS of each and keeps the faster by its mean (two
+ * threads whose halves meet at every BatchNorm lose to any stall of either: on a busy 2-vCPU VM the
+ * halves' median step was 1.5× faster and their mean no faster). `halves` pins the choice (true:
+ * by halves wherever they apply, false: never); `trial` says what was measured. The one-thread
+ * switch is decided once: an epoch's smaller last batch does not move later epochs. (Exported for
  * bench/torch.ts, which runs a step as fit does.)
  */
 export class TrainingSteps {
   private oneThread: boolean | null = null;
   private halves: HalvesTrainer | null = null;
   private steps = 0;
+  /** the trial's times so far (ms, full batches), then its outcome */
+  private timed = { halves: [] as number[], other: [] as number[] };
+  trial: HalvesTrial | null = null;
+  private warm = false;
 
-  constructor(private readonly model: Module, private readonly params: readonly Parameter[]) {}
+  constructor(private readonly model: Module, private readonly params: readonly Parameter[], private readonly pinned?: boolean) {}
+
+  /** Whether the next step of a batch of `images` runs by halves. */
+  private byHalves(images: number): boolean {
+    if (this.halves === null || !HalvesTrainer.applies(this.model, images) || this.pinned === false) return false;
+    if (this.pinned === true || this.trial !== null) return this.pinned === true || this.trial!.byHalves;
+    return this.timed.halves.length < TRIAL_STEPS; // the trial: halves first, then the other way
+  }
 
   // x: (N, C, H, W), N labels → logits: (N, classes) and the mean loss
   run(x: Tensor, labels: number[], update: () => void): { logits: Tensor; loss: number } {
-    const model = this.model;
-    if (this.halves !== null && HalvesTrainer.applies(model, x.shape[0])) {
-      const r = this.halves.step(x, labels);
-      onOneThread(update);
-      return r;
+    const model = this.model, halves = this.byHalves(x.shape[0]);
+    const timed = this.halves !== null && this.trial === null && this.pinned === undefined && HalvesTrainer.applies(model, x.shape[0]);
+    const t0 = performance.now();
+    const r = halves ? this.halvesStep(x, labels, update) : this.step(x, labels, update);
+    if (timed) {
+      // (the first by halves not counted: the worker builds its replica then)
+      if (!halves || this.warm) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
+      this.warm ||= halves;
+      if (this.timed.other.length === TRIAL_STEPS) {
+        const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+        const halvesMs = mean(this.timed.halves), otherMs = mean(this.timed.other);
+        this.trial = { byHalves: halvesMs < otherMs, halvesMs, otherMs };
+      }
     }
+    return r;
+  }
+
+  private halvesStep(x: Tensor, labels: number[], update: () => void): { logits: Tensor; loss: number } {
+    const r = this.halves!.step(x, labels);
+    onOneThread(update);
+    return r;
+  }
+
+  private step(x: Tensor, labels: number[], update: () => void): { logits: Tensor; loss: number } {
+    const model = this.model;
     const trainStep = () => {
       model.zeroGrad();
       const logits = model.forward(x);
@@ -175,7 +226,7 @@ export class TrainingSteps {
     this.oneThread ??= getThreads() > 1 && !threadsPay(model, this.params);
     // by halves once every conv has its algorithm: after the first step, or where a conv is on
     // 'auto', once it has timed its candidates (its untimed calls past)
-    if (this.oneThread && this.halves === null && HalvesTrainer.applies(model, x.shape[0]) && (this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))) {
+    if (this.oneThread && this.halves === null && this.pinned !== false && HalvesTrainer.applies(model, x.shape[0]) && (this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))) {
       this.halves = new HalvesTrainer(model);
     }
     return r;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { getThreads, setThreads, workersReady } from '../../src/backend/threads.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
-import { fit } from '../../src/train/fit.js';
+import { type StepInfo, fit } from '../../src/train/fit.js';
 import { HalvesTrainer, halvesStats } from '../../src/train/data_parallel.js';
 import { AUTO_AFTER } from '../../src/ops/conv2d.js';
 
@@ -22,11 +22,11 @@ function dataset(N: number, size: number): { x: Tensor; y: Int32Array } {
 }
 
 // A run of fit on `threads`: the weights, running statistics and per-epoch losses after it.
-function run(threads: number, batchSize: number, data: { x: Tensor; y: Int32Array }) {
+function run(threads: number, batchSize: number, data: { x: Tensor; y: Int32Array }, halves?: boolean) {
   setThreads(threads);
   const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col');
   const before = halvesStats.steps;
-  const hist = fit(model, data, { epochs: 2, batchSize, lr: 0.05, seed: 2 });
+  const hist = fit(model, data, { epochs: 2, batchSize, lr: 0.05, seed: 2, halves });
   return {
     halves: halvesStats.steps - before,
     losses: hist.map((h) => h.loss),
@@ -50,7 +50,7 @@ describe('training by halves of the batch', () => {
   for (const batchSize of [8, 7]) {
     it(`fit gives the same weights, running statistics, losses and accuracies on two threads (halves) as on one, bit for bit: batches of ${batchSize}`, () => {
       const data = dataset(30, 12);
-      const two = run(2, batchSize, data), one = run(1, batchSize, data);
+      const two = run(2, batchSize, data, true), one = run(1, batchSize, data);
       expect(two.halves).toBe(2 * Math.ceil(30 / batchSize) - 1); // every step but the run's first
       expect(one.halves).toBe(0);
       expect(two.losses).toEqual(one.losses);
@@ -68,9 +68,36 @@ describe('training by halves of the batch', () => {
     setThreads(2);
     const model = RepVGG.fromConfig(CONFIG, { seed: 5 });
     const before = halvesStats.steps;
-    fit(model, data, { epochs: 1, batchSize: 2, lr: 0.05, seed: 2 }); // 48 steps
+    fit(model, data, { epochs: 1, batchSize: 2, lr: 0.05, seed: 2, halves: true }); // 48 steps
     expect(halvesStats.steps - before).toBe(48 - (AUTO_AFTER + 2));
     expect(model.namedConvs().every(([, c]) => c.algorithm === 'auto')).toBe(true);
+  });
+
+  // Unpinned, fit times TRIAL_STEPS (12) steps each way, by halves (after one that builds the
+  // worker's replica) and the other, keeps the faster by its mean, and says so in each step's info;
+  // the same bits whichever it keeps. Pinned false, no step goes by halves.
+  it('unpinned, a trial of both ways keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
+    const data = dataset(96, 12);
+    const trained = (threads: number, halves?: boolean) => {
+      setThreads(threads);
+      const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col');
+      const before = halvesStats.steps;
+      const infos: (StepInfo['halves'])[] = [];
+      fit(model, data, { epochs: 2, batchSize: 3, lr: 0.05, seed: 2, halves, onStep: (i) => infos.push(i.halves) }); // 64 steps
+      return { halves: halvesStats.steps - before, infos, weights: model.namedParameters().map(([, p]) => Array.from(p.data.data)) };
+    };
+    const trial = trained(2), never = trained(2, false), one = trained(1);
+    const decided = trial.infos.findIndex((i) => i !== null);
+    expect(decided).toBe(1 + 13 + 12 - 1); // the first step, 13 by halves, 12 the other way
+    const t = trial.infos[decided]!;
+    expect(t.halvesMs > 0 && t.otherMs > 0).toBe(true);
+    expect(t.byHalves).toBe(t.halvesMs < t.otherMs);
+    expect(trial.infos.slice(decided).every((i) => i === t)).toBe(true);
+    expect(trial.halves).toBe(13 + (t.byHalves ? 64 - decided - 1 : 0));
+    expect(never.halves).toBe(0);
+    expect(never.infos.every((i) => i === null)).toBe(true);
+    expect(trial.weights).toEqual(one.weights);
+    expect(never.weights).toEqual(one.weights);
   });
 
   it('a step whose second half fails throws that half\'s error, leaves no thread waiting, and the next step runs', () => {
