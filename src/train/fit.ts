@@ -181,7 +181,7 @@ export class TrainingSteps {
 
   /** Whether the next step of a batch of `images` runs by halves. */
   private byHalves(images: number): boolean {
-    if (this.halves === null || !HalvesTrainer.applies(this.model, images) || this.pinned === false) return false;
+    if (this.halves === null || !HalvesTrainer.applies(this.model, images)) return false;
     if (this.pinned === true || this.trial !== null) return this.pinned === true || this.trial!.byHalves;
     return this.timed.halves.length < TRIAL_STEPS; // the trial: halves first, then the other way
   }

@@ -68,8 +68,12 @@ describe('training by halves of the batch', () => {
     setThreads(2);
     const model = RepVGG.fromConfig(CONFIG, { seed: 5 });
     const before = halvesStats.steps;
+    const [, conv] = model.namedConvs()[3], forward = conv.forward.bind(conv), seen: string[] = [];
+    conv.forward = (...a: Parameters<typeof conv.forward>) => { seen.push(conv.algorithm); return forward(...a); };
     fit(model, data, { epochs: 1, batchSize: 2, lr: 0.05, seed: 2, halves: true }); // 48 steps
     expect(halvesStats.steps - before).toBe(48 - (AUTO_AFTER + 2));
+    expect(seen.slice(0, AUTO_AFTER + 2).every((a) => a === 'auto')).toBe(true);
+    expect(seen.slice(AUTO_AFTER + 2).every((a) => a === model.algorithmPlan()[3].algorithm)).toBe(true); // pinned in every half
     expect(model.namedConvs().every(([, c]) => c.algorithm === 'auto')).toBe(true);
   });
 
