@@ -149,8 +149,11 @@ export interface HalvesTrial {
   otherMs: number;
 }
 
-/** Steps of each kind a trial times (full batches only). */
+/** Steps of each kind a trial times (full batches only), after HALVES_WARMUP by halves untimed: the
+ * worker's replica is built in the first, and its code compiled by V8 over the next ones (the demo's
+ * step by halves took 20–60 ms over its first ~20, then 5–7). */
 const TRIAL_STEPS = 12;
+const HALVES_WARMUP = 20;
 
 /**
  * Training steps as fit runs them: zeroGrad, forward, cross-entropy, backward, then `update` (the
@@ -161,7 +164,7 @@ const TRIAL_STEPS = 12;
  * - its kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
  *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
  *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
- * Where both can run, a trial times TRIAL_STEPS of each and keeps the faster by its mean (two
+ * Where both can run, a trial times TRIAL_STEPS of each (after HALVES_WARMUP by halves) and keeps the faster by its mean (two
  * threads whose halves meet at every BatchNorm lose to any stall of either: on a busy 2-vCPU VM the
  * halves' median step was 1.5× faster and their mean no faster). `halves` pins the choice (true:
  * by halves wherever they apply, false: never); `trial` says what was measured. The one-thread
@@ -175,7 +178,8 @@ export class TrainingSteps {
   /** the trial's times so far (ms, full batches), then its outcome */
   private timed = { halves: [] as number[], other: [] as number[] };
   trial: HalvesTrial | null = null;
-  private warm = false;
+  /** steps by halves run untimed so far (HALVES_WARMUP) */
+  private warm = 0;
 
   constructor(private readonly model: Module, private readonly params: readonly Parameter[], private readonly pinned?: boolean) {}
 
@@ -183,7 +187,7 @@ export class TrainingSteps {
   private byHalves(images: number): boolean {
     if (this.halves === null || !HalvesTrainer.applies(this.model, images)) return false;
     if (this.pinned === true || this.trial !== null) return this.pinned === true || this.trial!.byHalves;
-    return this.timed.halves.length < TRIAL_STEPS; // the trial: halves first, then the other way
+    return this.timed.halves.length < TRIAL_STEPS; // the trial: by halves first (warm-up included), then the other way
   }
 
   // x: (N, C, H, W), N labels → logits: (N, classes) and the mean loss
@@ -193,9 +197,8 @@ export class TrainingSteps {
     const t0 = performance.now();
     const r = halves ? this.halvesStep(x, labels, update) : this.step(x, labels, update);
     if (timed) {
-      // (the first by halves not counted: the worker builds its replica then)
-      if (!halves || this.warm) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
-      this.warm ||= halves;
+      if (!halves || this.warm === HALVES_WARMUP) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
+      else this.warm++;
       if (this.timed.other.length === TRIAL_STEPS) {
         const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
         const halvesMs = mean(this.timed.halves), otherMs = mean(this.timed.other);

@@ -77,9 +77,9 @@ describe('training by halves of the batch', () => {
     expect(model.namedConvs().every(([, c]) => c.algorithm === 'auto')).toBe(true);
   });
 
-  // Unpinned, fit times TRIAL_STEPS (12) steps each way, by halves (after one that builds the
-  // worker's replica) and the other, keeps the faster by its mean, and says so in each step's info;
-  // the same bits whichever it keeps. Pinned false, no step goes by halves.
+  // Unpinned, fit times 12 steps each way, by halves (after 20 untimed: the worker builds its replica
+  // and compiles its code) and the other, keeps the faster by its mean, and says so in each step's
+  // info; the same bits whichever it keeps. Pinned false, no step goes by halves.
   it('unpinned, a trial of both ways keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
     const data = dataset(96, 12);
     const trained = (threads: number, halves?: boolean) => {
@@ -92,12 +92,12 @@ describe('training by halves of the batch', () => {
     };
     const trial = trained(2), never = trained(2, false), one = trained(1);
     const decided = trial.infos.findIndex((i) => i !== null);
-    expect(decided).toBe(1 + 13 + 12 - 1); // the first step, 13 by halves, 12 the other way
+    expect(decided).toBe(1 + 32 + 12 - 1); // the first step, 32 by halves, 12 the other way
     const t = trial.infos[decided]!;
     expect(t.halvesMs > 0 && t.otherMs > 0).toBe(true);
     expect(t.byHalves).toBe(t.halvesMs < t.otherMs);
     expect(trial.infos.slice(decided).every((i) => i === t)).toBe(true);
-    expect(trial.halves).toBe(13 + (t.byHalves ? 64 - decided - 1 : 0));
+    expect(trial.halves).toBe(32 + (t.byHalves ? 64 - decided - 1 : 0));
     expect(never.halves).toBe(0);
     expect(never.infos.every((i) => i === null)).toBe(true);
     expect(trial.weights).toEqual(one.weights);
