@@ -7,6 +7,7 @@ import type { Module } from '../src/nn/module.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { SGD } from '../src/train/sgd.js';
 import { TrainingSteps } from '../src/train/fit.js';
+import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
 
 /** A training step of `model` on (x, labels): softmax cross-entropy, backward, SGD (lr 0.01, momentum
@@ -23,12 +24,15 @@ export function sgdStep(model: Module, x: Tensor, labels: number[]): () => void 
 
 /** The same step as fit runs it (TrainingSteps: after the first, where no kernel splits, on two
  * threads by halves of the batch or on this thread with plain arrays, as its trial finds faster;
- * `halves` pins that choice). */
+ * `halves` pins that choice), warmed up first (its steps from here all run one way). */
 export function fitStep(model: Module, x: Tensor, labels: number[], halves?: boolean): () => void {
   const params = model.namedParameters().map(([, p]) => p);
   const opt = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
   const steps = new TrainingSteps(model, params, halves);
-  return () => void steps.run(x, labels, () => opt.step());
+  const step = () => void steps.run(x, labels, () => opt.step());
+  // warm: 'auto' past its untimed calls, and fit's trial of its two ways on two threads over
+  for (let i = 0; i <= AUTO_AFTER + 4 || !steps.settled; i++) step();
+  return step;
 }
 
 /** The median of the values (the upper one of an even count's two middle ones). */

@@ -33,9 +33,6 @@ import { setThreads } from '../src/backend/threads.js';
 import { alternate, benchDir, fitStep, median, medians, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
-/** steps before a training case is timed: past 'auto''s untimed calls and fit's trial of its two ways
- * on two threads (the first step, 20 + 12 by halves, 12 the other way: TrainingSteps) */
-const WARM_STEPS = Math.max(AUTO_AFTER + 4, 48);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const peer = fileURLToPath(new URL('../../bench/torch_peer.py', import.meta.url));
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -96,8 +93,8 @@ for (const c of CASES) {
     const model = build();
     // a training step as `repvgg train` runs it (fit's TrainingSteps: on two threads, by halves of
     // the batch where no kernel splits, as the demo's)
-    const run = c.kind === 'deploy' ? () => { model.forward(x); } : fitStep(model, x, labels);
-    for (let i = 0; i < WARM_STEPS; i++) run(); // 'auto' past its untimed calls; fit's trial of two threads' ways done
+    const run = c.kind === 'deploy' ? () => { model.forward(x); } : fitStep(model, x, labels); // (fitStep warms itself)
+    if (c.kind === 'deploy') for (let i = 0; i <= AUTO_AFTER + 1; i++) run(); // 'auto' past its untimed calls
     const caseFile = join(dir, 'case.json'), ortFile = join(dir, 'ort.json');
     const seconds = 4 / ROUNDS;
     writeFileSync(caseFile, JSON.stringify({ kind: c.kind, config: { num_classes: 1000, in_channels: 3, ...c.config }, weights, input, onnx, shape: c.shape, threads, seconds }));
@@ -147,10 +144,8 @@ for (const c of CASES.filter((k) => k.kind === 'train-step')) {
   const stepOf = (halves?: boolean) => fitStep(RepVGG.fromConfig(c.config, { seed: 1 }).setAlgorithm('im2col').train(), x, labels, halves);
   setThreads(1);
   const one = stepOf();
-  for (let i = 0; i < WARM_STEPS; i++) one();
   setThreads(2);
   const twos = [stepOf(), stepOf(true), stepOf(false)];
-  for (const two of twos) for (let i = 0; i < WARM_STEPS; i++) two();
   const steps = c.shape[0] >= 32 ? 20 : 2; // a turn of ~0.1–0.4 s
   const turn = (threads: number, f: () => void) => () => { setThreads(threads); for (let i = 0; i < steps; i++) f(); };
   const t = await alternate([['one', turn(1, one)], ['two', turn(2, twos[0])], ['halves', turn(2, twos[1])], ['other', turn(2, twos[2])]], 16000, 8);

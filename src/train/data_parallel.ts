@@ -19,7 +19,7 @@ import { addFloat32Into } from '../backend/add.js';
 import { RepVGG } from '../nn/repvgg.js';
 import type { AlgorithmPlanEntry } from '../nn/conv_algorithm.js';
 import type { Conv2d } from '../nn/layers.js';
-import type { Parameter } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import type { RepVGGPlan } from '../nn/config.js';
 
 /** One step's result, as the whole batch gives it. */
@@ -52,12 +52,14 @@ interface StepArgs {
 // which the worker gets as a structured clone).
 interface Local { model: RepVGG; params: Parameter[]; x: Tensor; labels: ArrayLike<number>; result: HalvesStep | null }
 const locals = new Map<number, Local>();
-// the worker's replicas, by id
+// the worker's replicas, by id: the last few trainers' (a process that trains model after model,
+// as ablate does, would otherwise keep every one of them on the worker)
 const replicas = new Map<number, { model: RepVGG; params: Parameter[] }>();
+const REPLICAS_KEPT = 4;
 
 // Blocks until sync[0] ≥ target or the other half fails. Spins first: the halves do the same work
-// and meet after each BatchNorm, so a wait is short and a sleeping thread's wake-up (0.1–0.3 ms on
-// this project's machine) would cost more than the wait.
+// and meet after each BatchNorm, so a wait is short, and a wake-up from Atomics.wait costs more than
+// most (sleeping at every meeting made the demo's step 7.3 ms against 4.9, medians).
 let canSleep: boolean | null = null;
 function waitForArrivals(sync: Int32Array, target: number): void {
   for (let spins = 0; ; spins++) {
@@ -158,6 +160,7 @@ function replicaOf(a: StepArgs): { model: RepVGG; params: Parameter[] } {
     model.setAlgorithmPlan(a.algorithms).train();
     r = { model, params: model.namedParameters().map(([, p]) => p) };
     viewsOf(r.params, a.weights, a.grads1, false);
+    if (replicas.size === REPLICAS_KEPT) replicas.delete(replicas.keys().next().value!);
     replicas.set(a.id, r);
   }
   for (const p of r.params) p.version++;
@@ -177,8 +180,10 @@ function viewsOf(params: Parameter[], weights: Float32Array, grads: Float32Array
   }
 }
 
-// zeroGrad, forward, cross-entropy, backward: the whole batch's, or (inside onBatchShard) a half's.
-function wholeStep(model: RepVGG, x: Tensor, labels: ArrayLike<number>): HalvesStep {
+/** zeroGrad, forward, cross-entropy, backward (every parameter's gradient; the input's not
+ * computed): the whole batch's, or (inside onBatchShard) a half's. fit's steps are this and the
+ * optimizer's update. */
+export function wholeStep(model: Module, x: Tensor, labels: ArrayLike<number>): HalvesStep {
   model.zeroGrad();
   const logits = model.forward(x);
   const { loss, probs } = softmaxCrossEntropy(logits, labels);

@@ -6,13 +6,12 @@ import { RepVGG } from '../nn/repvgg.js';
 import { MobileOne } from '../nn/mobileone.js';
 import { Rng } from '../tensor/rng.js';
 import type { Module, Parameter } from '../nn/module.js';
-import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
 import { SGD, cosineLR } from './sgd.js';
 import { anyConvSplits } from '../nn/conv_algorithm.js';
 import { getThreads, onOneThread } from '../backend/threads.js';
 import { sgdCouldSplit } from '../ops/sgd.js';
 import { AUTO_AFTER } from '../ops/conv2d.js';
-import { HalvesTrainer } from './data_parallel.js';
+import { HalvesTrainer, wholeStep } from './data_parallel.js';
 
 export interface Dataset {
   /** (N, C, H, W) */
@@ -151,8 +150,10 @@ export interface HalvesTrial {
 
 /** Steps of each kind a trial times (full batches only), after HALVES_WARMUP by halves untimed: the
  * worker's replica is built in the first, and its code compiled by V8 over the next ones (the demo's
- * step by halves took 20–60 ms over its first ~20, then 5–7). */
-const TRIAL_STEPS = 12;
+ * step by halves took 20–60 ms over its first ~20, then 5–7). 32 a way: on this project's VM ~12% of
+ * the steps by halves took over 10 ms (Threads in docs/performance.md), and 12 a way kept the
+ * slower way in runs whose steps by halves were the faster over hundreds. */
+const TRIAL_STEPS = 32;
 const HALVES_WARMUP = 20;
 
 /**
@@ -182,6 +183,11 @@ export class TrainingSteps {
   private warm = 0;
 
   constructor(private readonly model: Module, private readonly params: readonly Parameter[], private readonly pinned?: boolean) {}
+
+  /** Whether the steps from here run one way: the first step done, and any trial of halves over. */
+  get settled(): boolean {
+    return this.oneThread !== null && (this.halves === null || this.pinned !== undefined || this.trial !== null);
+  }
 
   /** Whether the next step of a batch of `images` runs by halves. */
   private byHalves(images: number): boolean {
@@ -217,12 +223,9 @@ export class TrainingSteps {
   private step(x: Tensor, labels: number[], update: () => void): { logits: Tensor; loss: number } {
     const model = this.model;
     const trainStep = () => {
-      model.zeroGrad();
-      const logits = model.forward(x);
-      const { loss, probs } = softmaxCrossEntropy(logits, labels);
-      model.backwardParameters(softmaxCrossEntropyBackward(probs, labels));
+      const r = wholeStep(model, x, labels);
       update();
-      return { logits, loss };
+      return r;
     };
     const r = this.oneThread === true ? onOneThread(trainStep) : trainStep();
     this.steps++;

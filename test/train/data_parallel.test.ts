@@ -77,7 +77,7 @@ describe('training by halves of the batch', () => {
     expect(model.namedConvs().every(([, c]) => c.algorithm === 'auto')).toBe(true);
   });
 
-  // Unpinned, fit times 12 steps each way, by halves (after 20 untimed: the worker builds its replica
+  // Unpinned, fit times 32 steps each way, by halves (after 20 untimed: the worker builds its replica
   // and compiles its code) and the other, keeps the faster by its mean, and says so in each step's
   // info; the same bits whichever it keeps. Pinned false, no step goes by halves.
   it('unpinned, a trial of both ways keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
@@ -87,17 +87,17 @@ describe('training by halves of the batch', () => {
       const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col');
       const before = halvesStats.steps;
       const infos: (StepInfo['halves'])[] = [];
-      fit(model, data, { epochs: 2, batchSize: 3, lr: 0.05, seed: 2, halves, onStep: (i) => infos.push(i.halves) }); // 64 steps
+      fit(model, data, { epochs: 3, batchSize: 3, lr: 0.05, seed: 2, halves, onStep: (i) => infos.push(i.halves) }); // 96 steps
       return { halves: halvesStats.steps - before, infos, weights: model.namedParameters().map(([, p]) => Array.from(p.data.data)) };
     };
     const trial = trained(2), never = trained(2, false), one = trained(1);
     const decided = trial.infos.findIndex((i) => i !== null);
-    expect(decided).toBe(1 + 32 + 12 - 1); // the first step, 32 by halves, 12 the other way
+    expect(decided).toBe(1 + 52 + 32 - 1); // the first step, 52 by halves, 32 the other way
     const t = trial.infos[decided]!;
     expect(t.halvesMs > 0 && t.otherMs > 0).toBe(true);
     expect(t.byHalves).toBe(t.halvesMs < t.otherMs);
     expect(trial.infos.slice(decided).every((i) => i === t)).toBe(true);
-    expect(trial.halves).toBe(32 + (t.byHalves ? 64 - decided - 1 : 0));
+    expect(trial.halves).toBe(52 + (t.byHalves ? 96 - decided - 1 : 0));
     expect(never.halves).toBe(0);
     expect(never.infos.every((i) => i === null)).toBe(true);
     expect(trial.weights).toEqual(one.weights);
