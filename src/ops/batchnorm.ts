@@ -1,6 +1,7 @@
 // BatchNorm2d, as torch.nn.functional.batch_norm over NCHW: per channel c,
 //   y = γ·(x − μ)/√(σ² + ε) + β
-// training: μ, σ² are the batch statistics over (N, H, W) (σ² biased), and the running statistics
+// training: μ, σ² are the batch statistics over (N, H, W) (σ² biased; each sum by the batch's halves,
+// src/ops/batch_shards.ts), and the running statistics
 // move by momentum: r ← (1 − m)·r + m·stat, with the unbiased σ²·M/(M − 1) for running_var;
 // eval: μ, σ² are the running statistics. Statistics are computed in float64.
 
@@ -52,10 +53,11 @@ function checkBN(x: Tensor, p: BatchNormParams): number {
   return C;
 }
 
-// Per channel, in float64: Σ x and Σ (x − μ)² over the images [n0, n1) of x: (N, C, P). Each
-// channel's terms are added in (n, i) order, one after another; four channels go through the loop together, so that four chains of
-// dependent additions overlap (one chain waits a float64 add's latency per term) and the sums are the
-// ones a loop over one channel gives, bit for bit.
+// Per channel, in float64: Σ x and Σ (x − μ)² over the images [n0, n1) of x: (N, C, P) (a half
+// of the batch: batch_shards.ts). Each channel's terms are added in (n, i) order, one after another;
+// four channels go through the loop together, so that four chains of dependent additions overlap
+// (one chain waits a float64 add's latency per term) and the sums are the ones a loop over one
+// channel gives, bit for bit.
 function channelSums(xd: FloatArray, n0: number, n1: number, C: number, P: number, sum: Float64Array): void {
   let c = 0;
   for (; c + 4 <= C; c += 4) {
@@ -239,8 +241,8 @@ export interface BatchNormGrads {
   dbias: Tensor | null;
 }
 
-// Per channel: Σ dy and Σ dy·x̂ over the images [n0, n1), each channel's terms in (n, i) order; two channels at a time (four
-// chains of dependent additions), as channelSums.
+// Per channel: Σ dy and Σ dy·x̂ over the images [n0, n1), each channel's terms in (n, i) order;
+// two channels at a time (four chains of dependent additions), as channelSums.
 function gradSums(
   g: FloatArray, xd: FloatArray, n0: number, n1: number, C: number, P: number, mean: Float64Array, invStd: Float64Array,
   sumDy: Float64Array, sumDyXhat: Float64Array,
