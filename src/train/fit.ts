@@ -165,12 +165,12 @@ const HALVES_WARMUP = 20;
  * - its kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
  *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
  *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
- * Where both can run, a trial times TRIAL_STEPS of each (after HALVES_WARMUP by halves) and keeps the faster by its mean (two
- * threads whose halves meet at every BatchNorm lose to any stall of either: on a busy 2-vCPU VM the
- * halves' median step was 1.5× faster and their mean no faster). `halves` pins the choice (true:
- * by halves wherever they apply, false: never); `trial` says what was measured. The one-thread
- * switch is decided once: an epoch's smaller last batch does not move later epochs. (Exported for
- * bench/torch.ts, which runs a step as fit does.)
+ * Where both can run, a trial times TRIAL_STEPS of each (after HALVES_WARMUP by halves) and keeps
+ * the faster by its mean (two threads whose halves meet at every BatchNorm lose to any stall of
+ * either: on a busy 2-vCPU VM the halves' median step was 1.5× faster and their mean no faster).
+ * `halves` pins the choice (true: by halves wherever they apply, false: never); `trial` says what
+ * was measured. The one-thread switch is decided once: an epoch's smaller last batch does not move
+ * later epochs. (Exported for bench/torch.ts, which runs a step as fit does.)
  */
 export class TrainingSteps {
   private oneThread: boolean | null = null;
@@ -192,7 +192,8 @@ export class TrainingSteps {
   /** Whether the next step of a batch of `images` runs by halves. */
   private byHalves(images: number): boolean {
     if (this.halves === null || !HalvesTrainer.applies(this.model, images)) return false;
-    if (this.pinned === true || this.trial !== null) return this.pinned === true || this.trial!.byHalves;
+    if (this.pinned === true) return true;
+    if (this.trial !== null) return this.trial.byHalves;
     return this.timed.halves.length < TRIAL_STEPS; // the trial: by halves first (warm-up included), then the other way
   }
 
