@@ -1,5 +1,6 @@
 // Softmax cross-entropy with mean reduction, as torch.nn.functional.cross_entropy:
 //   loss = (1/N) Σ_n [ logsumexp(z_n) − z_n[y_n] ],   dz = (softmax(z) − onehot(y)) / N
+// (Σ_n by the batch's halves, and N the whole batch's where this thread holds half of it: batch_shards.ts)
 
 import { type FloatArray, Tensor, allocLike } from '../tensor/tensor.js';
 import { workspace64 } from '../tensor/workspace.js';
