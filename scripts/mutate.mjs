@@ -612,6 +612,7 @@ const MUTANTS = [
   ['halves', 'the warm-up by halves counted in the trial', 'src/train/fit.ts', 'if (!halves || this.warm === HALVES_WARMUP) (halves ? this.timed.halves : this.timed.other)', 'if (true) (halves ? this.timed.halves : this.timed.other)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'under \'auto\', halves before every conv has timed its candidates', 'src/train/fit.ts', "(this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))", '(this.steps > 1)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the halves\' convs not pinned to the whole batch\'s choices', 'src/train/data_parallel.ts', '      c.algorithm = e.algorithm;\n', '', ['test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'the worker never imports the training kernels', 'src/backend/worker.ts', "(name.startsWith('train.') ? import('../train/data_parallel.js') : null)", '(name.startsWith(\'train.\') ? null : null)', ['test/train/data_parallel.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

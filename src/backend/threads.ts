@@ -469,8 +469,10 @@ interface WorkerMessage {
   jobs?: Job[];
 }
 
-/** The worker's message loop (called by worker.ts after it has imported every kernel's module). */
-export function serveWorker(): void {
+/** The worker's message loop (called by worker.ts after it has imported the kernels' modules);
+ * `loadKernels(name)`: the import that defines a kernel not defined yet, or null (a part of it then
+ * runs once the import is done: its caller waits for the part either way). */
+export function serveWorker(loadKernels?: (name: string) => Promise<unknown> | null): void {
   let c: Int32Array | null = null;
   let taken: Int32Array | null = null;
   let text: Uint8Array | null = null;
@@ -488,7 +490,10 @@ export function serveWorker(): void {
       }
       return;
     }
-    runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
+    const loading = kernels.has(m.kernel!) ? null : loadKernels?.(m.kernel!) ?? null;
+    // (an import that fails leaves the kernel undefined, which the part then reports)
+    if (loading !== null) void loading.then(() => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0), () => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0));
+    else runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
   };
   // runs a kernel the caller posted with its backend; `count`: the ctrl slot that counts it down (a
   // failure flagged in the one after it, the message in errText's half for it)
