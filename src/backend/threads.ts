@@ -490,10 +490,11 @@ export function serveWorker(loadKernels?: (name: string) => Promise<unknown> | n
       }
       return;
     }
+    const run = () => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
     const loading = kernels.has(m.kernel!) ? null : loadKernels?.(m.kernel!) ?? null;
     // (an import that fails leaves the kernel undefined, which the part then reports)
-    if (loading !== null) void loading.then(() => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0), () => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0));
-    else runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
+    if (loading !== null) void loading.then(run, run);
+    else run();
   };
   // runs a kernel the caller posted with its backend; `count`: the ctrl slot that counts it down (a
   // failure flagged in the one after it, the message in errText's half for it)

@@ -55,14 +55,8 @@ export function halfStart(N: number): number {
  * sums first: own(first, second), second null where this thread holds one half (the other half's
  * are added in the other thread), e.g. to round a parameter's gradient per half.
  */
-export function batchSums(N: number, out: Float64Array, sumOver: (n0: number, n1: number, out: Float64Array) => void, own?: (first: Float64Array, second: Float64Array | null) => void): void {
-  const h = halfStart(N);
-  sumOver(0, h, out);
-  let second: Float64Array | null = null;
-  if (h < N) {
-    second = workspace64('halves.second', out.length).subarray(0, out.length);
-    sumOver(h, N, second);
-  }
+export function batchSums(N: number, out: Float64Array, sumOver: SumOver, own?: (first: Float64Array, second: Float64Array | null) => void): void {
+  const second = halvesSums(N, out, sumOver);
   own?.(out, second);
   if (second !== null) for (let i = 0; i < out.length; i++) out[i] += second[i];
   else current?.combine(out);
@@ -71,16 +65,23 @@ export function batchSums(N: number, out: Float64Array, sumOver: (n0: number, n1
 /** A parameter gradient of per-element sums over the batch, by halves: sumOver(n0, n1, out) as in
  * batchSums; dst ← each half's sums rounded to dst's type, then added (gradientOfHalves). No other
  * thread is asked: each half's gradient is its own until the halves' gradients meet. */
-export function gradientByHalves(N: number, dst: FloatArray, sumOver: (n0: number, n1: number, out: Float64Array) => void): void {
-  const h = halfStart(N);
+export function gradientByHalves(N: number, dst: FloatArray, sumOver: SumOver): void {
   const first = workspace64('halves.first', dst.length).subarray(0, dst.length);
+  gradientOfHalves(dst, first, halvesSums(N, first, sumOver));
+}
+
+/** sums over the images [n0, n1) this thread holds, into out (every element) */
+type SumOver = (n0: number, n1: number, out: Float64Array) => void;
+
+// Each half's own sums: the first half's (or the one this thread holds) into `first`, and the second
+// half's returned, or null where this thread holds one half (or N = 1).
+function halvesSums(N: number, first: Float64Array, sumOver: SumOver): Float64Array | null {
+  const h = halfStart(N);
   sumOver(0, h, first);
-  let second: Float64Array | null = null;
-  if (h < N) {
-    second = workspace64('halves.second', dst.length).subarray(0, dst.length);
-    sumOver(h, N, second);
-  }
-  gradientOfHalves(dst, first, second);
+  if (h === N) return null;
+  const second = workspace64('halves.second', first.length).subarray(0, first.length);
+  sumOver(h, N, second);
+  return second;
 }
 
 /** A parameter gradient's value from its halves' float64 sums, rounded per half as the halves'

@@ -10,14 +10,14 @@
 // output channels); backward splits dW by output channel and dx by input channel. Neither split touches a sum, so every thread count gives the
 // same bits.
 
-import { type FloatArray, addInto, copyRows } from '../tensor/tensor.js';
+import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
 import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gatherImageRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { halfStart } from './batch_shards.js';
-import { addFloat32Into } from '../backend/add.js';
+import { addOnto } from '../backend/add.js';
 
 function isPointwise(g: ConvGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
@@ -586,10 +586,7 @@ export function conv2dBackwardIm2col(
   }
   if (dx !== null) collectOutput(dxs!, dx);
   if (dW !== null) {
-    if (dW1 !== null) {
-      if (dWs instanceof Float32Array && dW1 instanceof Float32Array) addFloat32Into(dWs, dW1);
-      else addInto(dWs!, dW1);
-    }
+    if (dW1 !== null) addOnto(dWs!, dW1);
     collectOutput(dWs!, dW);
   }
 }

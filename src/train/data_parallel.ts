@@ -15,7 +15,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { AnotherPartFailed, defineKernel, getThreads, onOneThread, parallel, workerPartFailed } from '../backend/threads.js';
 import { type BatchShard, onBatchShard } from '../ops/batch_shards.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../ops/loss.js';
-import { addFloat32Into } from '../backend/add.js';
+import { addOnto } from '../backend/add.js';
 import { RepVGG } from '../nn/repvgg.js';
 import type { AlgorithmPlanEntry } from '../nn/conv_algorithm.js';
 import type { Conv2d } from '../nn/layers.js';
@@ -117,8 +117,8 @@ function halfStep(model: RepVGG, params: Parameter[], x: Tensor, labels: ArrayLi
   for (const p of params) if (p.gradIsCleared()) void p.grad; // a gradient no backward wrote: its zeros, written
   meetings.arrive();
   const n = a.grads.length, mid = Math.floor(n / 8) * 4;
-  if (half === 0) addFloat32Into(a.grads.subarray(0, mid), a.grads1.subarray(0, mid));
-  else addFloat32Into(a.grads.subarray(mid, n), a.grads1.subarray(mid, n));
+  if (half === 0) addOnto(a.grads.subarray(0, mid), a.grads1.subarray(0, mid));
+  else addOnto(a.grads.subarray(mid, n), a.grads1.subarray(mid, n));
   return r;
 }
 

@@ -8,7 +8,7 @@ import { conv2dBackward } from '../../src/ops/conv2d.js';
 import { linearBackward } from '../../src/ops/linear.js';
 import { batchSums, gradientByHalves, onBatchShard } from '../../src/ops/batch_shards.js';
 import { gemm } from '../../src/backend/gemm.js';
-import { addFloat32Into } from '../../src/backend/add.js';
+import { addOnto } from '../../src/backend/add.js';
 import { type Backend, setBackend } from '../../src/backend/backend.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -119,7 +119,7 @@ describe('what the halves need of the kernels', () => {
     });
   });
 
-  it('addFloat32Into adds as a float32 loop does, bit for bit: NaN, ±0, ±∞, lengths past a chunk and not a multiple of four', () => {
+  it('addOnto adds as a float32 loop does, bit for bit: NaN, ±0, ±∞, lengths past a chunk and not a multiple of four', () => {
     for (const backend of ['wasm', 'js'] as const) withBackend(backend, () => {
       const rng = new Rng(9);
       const specials = [NaN, 0, -0, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45];
@@ -128,7 +128,7 @@ describe('what the halves need of the kernels', () => {
         const b = Float32Array.from({ length: n }, (_, i) => (i % 13 === 0 ? specials[(i + 3) % 8] : rng.next() * 4 - 2));
         const want = a.slice();
         for (let i = 0; i < n; i++) want[i] += b[i];
-        addFloat32Into(a, b);
+        addOnto(a, b);
         expect(signedZeros(a)).toEqual(signedZeros(want));
       }
     });
