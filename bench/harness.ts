@@ -9,6 +9,14 @@ import { SGD } from '../src/train/sgd.js';
 import { TrainingSteps } from '../src/train/fit.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from '../src/ops/loss.js';
+import { setFusedMultiplyAdd } from '../src/backend/backend.js';
+import { allowRelaxedSimd } from '../src/cli/relaxed_simd.js';
+
+// The benches run the kernels `repvgg` runs: relaxed SIMD turned on where Node 20 has it behind V8's
+// flag, so the GEMM fuses its multiply-adds where the CPU does; UNFUSED=1 pins multiply then add (what
+// Node 20 runs without the flag, and the library in a user's process there).
+allowRelaxedSimd();
+if (process.env.UNFUSED === '1') setFusedMultiplyAdd(false);
 
 /** A training step of `model` on (x, labels): softmax cross-entropy, backward, SGD (lr 0.01, momentum
  * 0.9, weight decay 10⁻⁴, as the PyTorch peer's). */

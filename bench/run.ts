@@ -86,7 +86,7 @@ console.log(table(peers.layers.map((l) => [l.shape, ...PEERS.slice(0, 4).map((p)
 const threadSpeedup = Object.fromEntries(peers.models.map((m) => [`${m.arch} batch ${m.batch}`, m.ms[W1] / m.ms[W2]]));
 
 const gemmRows = await benchGemm();
-console.log(`GEMM, float32, one thread (median ms, GFLOP/s, × the scalar V8 ceiling); wasm ${getFusedMultiplyAdd() ? 'fuses its multiply-adds (relaxed SIMD)' : 'multiplies then adds (for the fused kernel on Node 20: node --experimental-wasm-relaxed-simd build/bench/run.js)'}`);
+console.log(`GEMM, float32, one thread (median ms, GFLOP/s, × the scalar V8 ceiling); wasm ${getFusedMultiplyAdd() ? 'fuses its multiply-adds (relaxed SIMD)' : 'multiplies then adds (the engine or the CPU cannot fuse, or UNFUSED=1)'}`);
 console.log(table(gemmRows.map((r) => [r.shape, r.backend, r.ms, r.gflops, `${(r.gflops / ceiling).toFixed(2)}×`]), ['M×N×K', 'backend', 'ms', 'GFLOP/s', '× ceiling']) + '\n');
 
 console.log('targets (ratios from this run):');

@@ -613,6 +613,8 @@ const MUTANTS = [
   ['halves', 'under \'auto\', halves before every conv has timed its candidates', 'src/train/fit.ts', "(this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))", '(this.steps > 1)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the halves\' convs not pinned to the whole batch\'s choices', 'src/train/data_parallel.ts', '      c.algorithm = e.algorithm;\n', '', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the worker never imports the training kernels', 'src/backend/worker.ts', "(name.startsWith('train.') ? import('../train/data_parallel.js') : null)", '(name.startsWith(\'train.\') ? null : null)', ['test/train/data_parallel.test.ts'], 'build'],
+  ['fma', 'the binary leaves Node 20\'s relaxed SIMD off', 'src/cli/relaxed_simd.ts', "  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');\n", '', ['test/cli/cli.test.ts', 'test/backend/fma.test.ts'], 'build'],
+  ['fma', 'the binary never asks for relaxed SIMD', 'src/cli/main.ts', '  allowRelaxedSimd();\n', '  void allowRelaxedSimd;\n', ['test/cli/cli.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

@@ -35,6 +35,16 @@ export function getBackend(): Backend {
   return current;
 }
 
+/** Whether this engine validates relaxed SIMD now (not remembered: a process of ours may turn on the
+ * V8 flag that Node 20 keeps it behind, src/cli/relaxed_simd.ts). */
+export function relaxedSimdValidates(): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(maddProbeBytes() as BufferSource);
+  } catch {
+    return false;
+  }
+}
+
 let fmaHere: boolean | null = null;
 
 /** Whether the GEMM can fuse its multiply-adds here: the engine has relaxed SIMD (Chromium, Node ≥ 22;
@@ -45,7 +55,7 @@ export function fusedMultiplyAddAvailable(): boolean {
     fmaHere = false;
     try {
       const bytes = maddProbeBytes();
-      if (wasmAvailable() && WebAssembly.validate(bytes as BufferSource)) {
+      if (wasmAvailable() && relaxedSimdValidates()) {
         const memory = new WebAssembly.Memory({ initial: 1 });
         const probe = new WebAssembly.Instance(new WebAssembly.Module(bytes as BufferSource), { env: { memory } }).exports.maddProbe as (p: number) => void;
         const f = new Float32Array(memory.buffer, 0, 12);

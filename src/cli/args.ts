@@ -95,8 +95,9 @@ export function helpText(spec: CommandSpec): string {
   const threads = spec.flags.threads === undefined ? ''
     : '\n--threads N: threads for the convolutions and SGD\'s update (default: the cores, at most 8); results are the same bits for every N\n' +
       '--backend js|wasm|wasm-fused|wasm-unfused: the float32 GEMM kernels (default wasm: WebAssembly SIMD, its\n' +
-      '  multiply-adds fused where the engine has relaxed SIMD and the CPU fuses, else multiply then add; the\n' +
-      '  two suffixes pin either, for the same bits across engines; js: the TypeScript reference)\n';
+      '  multiply-adds fused where the engine has relaxed SIMD, which repvgg turns on in Node 20, and the CPU\n' +
+      '  fuses, else multiply then add; the two suffixes pin either, for the same bits across engines and the\n' +
+      '  library, which keeps the engine\'s defaults; js: the TypeScript reference)\n';
   return `repvgg ${spec.name}: ${spec.summary}\n\nusage: ${spec.usage}\n${threads}`;
 }
 

@@ -9,6 +9,7 @@ import { COMMANDS, loadCommands } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { MAX_THREADS, setThreads } from '../backend/threads.js';
 import { FUSED_MISSING, fusedMultiplyAddAvailable, setBackend, setFusedMultiplyAdd } from '../backend/backend.js';
+import { allowRelaxedSimd } from './relaxed_simd.js';
 
 async function usage(): Promise<string> {
   const commands = await loadCommands();
@@ -65,6 +66,9 @@ export async function runCli(argv: string[], rawIo: Io): Promise<number> {
 
 const isMain = process.argv[1] !== undefined && /[\\/](main\.js|repvgg)$/.test(process.argv[1]);
 if (isMain) {
+  // this process is ours: the fused kernel where the CPU fuses, on Node 20 too (--backend
+  // wasm-unfused pins the other)
+  allowRelaxedSimd();
   // A closed pipe (`repvgg explain | head`) ends the program quietly, not with a stack trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); });
   const tty = process.stderr.isTTY === true;

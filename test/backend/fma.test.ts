@@ -1,11 +1,12 @@
 // The GEMM's two kinds of block kernel on 'wasm': multiply then add (two roundings per term), and
 // relaxed SIMD's fused multiply-add (one), the default where the engine has relaxed SIMD and the
 // machine fuses. Node 20 has relaxed SIMD behind a V8 flag, which this file sets for its own process
-// (vitest runs each file in a process of its own), so that both kinds are tested on every Node ≥ 20.
-import v8 from 'node:v8';
+// (vitest runs each file in a process of its own) as the CLI does, so that both kinds are tested on
+// every Node ≥ 20.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { maddProbeBytes } from '../../src/backend/wasm/gemm_code.js';
+import { allowRelaxedSimd } from '../../src/cli/relaxed_simd.js';
 import { fusedMultiplyAddAvailable, getFusedMultiplyAdd, setFusedMultiplyAdd } from '../../src/backend/backend.js';
 import { gemm } from '../../src/backend/gemm.js';
 import { poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
@@ -13,7 +14,7 @@ import { conv2d } from '../../src/ops/conv2d.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { fmaF32, signedZeros } from '../helpers.js';
 
-if (!WebAssembly.validate(maddProbeBytes() as BufferSource)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+const relaxed = allowRelaxedSimd();
 
 const U32 = 2 ** -24;
 const gamma = (n: number) => (n * U32) / (1 - n * U32);
@@ -49,7 +50,8 @@ function emulate(M: number, N: number, K: number, a: Float32Array, b: Float32Arr
 }
 
 describe('fused multiply-add in the SIMD GEMM', () => {
-  it('is found here (relaxed SIMD, and a CPU that fuses) and is the default', () => {
+  it('is found here (relaxed SIMD, turned on as the CLI does, and a CPU that fuses) and is the default', () => {
+    expect(relaxed, 'this Node has no relaxed SIMD, by default or behind V8\'s flag').toBe(true);
     expect(fusedMultiplyAddAvailable(), 'this engine or CPU has no fused relaxed_madd: the fused kernel cannot be tested here').toBe(true);
     expect(getFusedMultiplyAdd()).toBe(true);
     expect(() => setFusedMultiplyAdd('yes' as unknown as boolean)).toThrow('setFusedMultiplyAdd: expected true or false, got "yes"');

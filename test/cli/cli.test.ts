@@ -10,6 +10,7 @@ import { parseNpy, serializeNpy } from '../../src/io/npy.js';
 import { parseSafetensors, serializeSafetensors, tensorOf, type SafeEntry } from '../../src/io/safetensors.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
 import { stateDict } from '../../src/io/state_dict.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import { loadTorchFixture, maxAbs, maxAbsDiff } from '../helpers.js';
 import type { RepVGGConfig } from '../../src/nn/config.js';
 
@@ -166,6 +167,29 @@ describe('bad input: one line on stderr, non-zero exit, no clobbered output', ()
     const h = spawnSync(process.execPath, [bin, 'forward', '--help'], { encoding: 'utf8' });
     expect(h.status).toBe(0);
     expect(h.stdout).toContain('usage: repvgg forward CKPT ');
+  });
+
+  // Node 20 has relaxed SIMD behind V8's flag; the binary, its own process, turns it on, so it fuses
+  // where a process started with the flag (or a Node that has it by default) finds that the CPU fuses.
+  // The library (this process, run through `cli`) keeps the engine's defaults.
+  it('the binary fuses its multiply-adds wherever relaxed SIMD and the CPU can, Node 20 included; wasm-unfused pins the other', () => {
+    const bin = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+    const backend = fileURLToPath(new URL('../../dist/backend/backend.js', import.meta.url));
+    const probe = `import { fusedMultiplyAddAvailable } from ${JSON.stringify(backend)}; console.log(fusedMultiplyAddAvailable())`;
+    let p = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--input-type=module', '-e', probe], { encoding: 'utf8' });
+    if (p.status !== 0) p = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' }); // a Node whose V8 dropped the flag
+    expect(p.status, p.stderr).toBe(0);
+    const fuses = p.stdout.trim() === 'true';
+    const dir = tmp();
+    writeFileSync(join(dir, 'm.safetensors'), serializeSafetensors(stateDict(RepVGG.fromConfig({ num_blocks: [1, 1, 1, 1], width_multiplier: [0.25, 0.25, 0.25, 0.25], num_classes: 3 }, { seed: 2 }).eval())));
+    writeFileSync(join(dir, 'x.npy'), serializeNpy(new Tensor(Float32Array.from({ length: 768 }, (_, i) => Math.sin(i)), [1, 3, 16, 16])));
+    const kernels = (...extra: string[]) => {
+      const r = spawnSync(process.execPath, [bin, 'forward', join(dir, 'm.safetensors'), '--input', join(dir, 'x.npy'), '--out', join(dir, 'y.npy'), '--verbose', ...extra], { encoding: 'utf8' });
+      return r.status === 0 ? /kernels: (.*)$/m.exec(r.stderr)![1] : r.stderr.trim();
+    };
+    expect(kernels()).toBe(fuses ? 'wasm (SIMD, fused multiply-add)' : 'wasm (SIMD, multiply then add)');
+    expect(kernels('--backend', 'wasm-unfused')).toBe('wasm (SIMD, multiply then add)');
+    expect(kernels('--backend', 'wasm-fused')).toMatch(fuses ? /^wasm \(SIMD, fused multiply-add\)$/ : /^repvgg: forward: --backend wasm-fused: this engine has no fused multiply-add/);
   });
 });
 
