@@ -40,6 +40,8 @@ const { PickleWriter } = await import(join(root, 'dist', 'io', 'pickle.js'));
 const { writeZip, readZip } = await import(join(root, 'dist', 'io', 'zip.js'));
 const { serializePth } = await import(join(root, 'dist', 'io', 'pth.js'));
 const { fusedMultiplyAddAvailable } = await import(join(root, 'dist', 'backend', 'backend.js'));
+// the binary turns on Node 20's relaxed SIMD in its process: this one does the same before asking
+(await import(join(root, 'dist', 'cli', 'relaxed_simd.js'))).allowRelaxedSimd();
 const { serializeSafetensors, parseSafetensors } = await import(join(root, 'dist', 'io', 'safetensors.js'));
 const H = 'k\u001b]0;owned\u0007\r\u009b2J\u202e\nINJECTED';
 const HG = H.replace('\n', ''); // a pickled global's name cannot hold a newline
@@ -173,7 +175,8 @@ const CASES = [
   ['--threads 100000', () => run('explain', '--threads', '100000')],
   ['--backend gpu', () => run('explain', '--backend', 'gpu')],
   ['--backend with no value', () => run('explain', '--backend')],
-  // where the engine cannot fuse (plain Node 20), the fused kernel is refused in one line
+  // where the engine cannot fuse (no relaxed SIMD even behind Node 20's flag, or a CPU that does not
+  // fuse), the fused kernel is refused in one line
   ...(fusedMultiplyAddAvailable() ? [] : [['--backend wasm-fused where the engine cannot fuse', () => run('explain', '--backend', 'wasm-fused')]]),
   ['--backend WASM (case matters)', () => run('explain', '--backend', 'WASM')],
   ['explain --block yolo', () => run('explain', '--block', 'yolo')],
