@@ -615,6 +615,7 @@ const MUTANTS = [
   ['halves', 'the worker never imports the training kernels', 'src/backend/worker.ts', "(name.startsWith('train.') ? import('../train/data_parallel.js') : null)", '(name.startsWith(\'train.\') ? null : null)', ['test/train/data_parallel.test.ts'], 'build'],
   ['fma', 'the binary leaves Node 20\'s relaxed SIMD off', 'src/cli/relaxed_simd.ts', "  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');\n", '', ['test/cli/cli.test.ts', 'test/backend/fma.test.ts'], 'build'],
   ['fma', 'the binary never asks for relaxed SIMD', 'src/cli/main.ts', '  allowRelaxedSimd();\n', '  void allowRelaxedSimd;\n', ['test/cli/cli.test.ts'], 'build'],
+  ['memory', 'fit keeps each step\'s logits', 'src/train/fit.ts', '      correct += countCorrect(logits, yb);\n', '      correct += countCorrect(logits, yb);\n      ((globalThis as unknown as { kept?: unknown[] }).kept ??= []).push(logits);\n', ['test/train/train.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);
