@@ -616,6 +616,12 @@ const MUTANTS = [
   ['fma', 'the binary leaves Node 20\'s relaxed SIMD off', 'src/cli/relaxed_simd.ts', "  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');\n", '', ['test/cli/cli.test.ts', 'test/backend/fma.test.ts'], 'build'],
   ['fma', 'the binary never asks for relaxed SIMD', 'src/cli/main.ts', '  allowRelaxedSimd();\n', '  void allowRelaxedSimd;\n', ['test/cli/cli.test.ts'], 'build'],
   ['memory', 'fit keeps each step\'s logits', 'src/train/fit.ts', '      correct += countCorrect(logits, yb);\n', '      correct += countCorrect(logits, yb);\n      ((globalThis as unknown as { kept?: unknown[] }).kept ??= []).push(logits);\n', ['test/train/train.test.ts'], 'build'],
+  ['int8', 'the integer kernel drops the second k of each pair for row 3', 'src/backend/wasm/gemm_int_simd.ts', '    x.get(pa).v128Load32Splat(4 * r).set(s); // row r\'s pair in every 32-bit lane\n', '    x.get(pa).v128Load32Splat(4 * r).set(s); // row r\'s pair in every 32-bit lane\n    if (r === 3) x.get(s).i32x4Splat().set(s);\n', ['test/ops/conv2d_integer.test.ts'], 'build'],
+  ['int8', 'B\'s pairs interleaved from the wrong halves', 'src/backend/wasm/gemm_int_simd.ts', "  x.get(dst).get(lo).get(hi).i16x8Interleave(true).v128Store(16);\n", "  x.get(dst).get(hi).get(lo).i16x8Interleave(true).v128Store(16);\n", ['test/ops/conv2d_integer.test.ts'], 'build'],
+  ['int8', 'im2col\'s first column inside the image off by one', 'src/ops/conv2d_integer.ts', 'Math.max(0, Math.ceil(-dx / sw))', 'Math.max(0, Math.ceil(-dx / sw) + 1)', ['test/ops/conv2d_integer.test.ts']],
+  ['int8', 'sums allowed one term past int32', 'src/backend/gemm.ts', 'export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255));', 'export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255)) + 1;', ['test/ops/conv2d_integer.test.ts']],
+  ['int8', 'a zero point outside its type taken as 16-bit', 'src/onnx/ops_quant.ts', '  if (!zp.every((z) => Number.isInteger(z) && z >= lo && z <= hi)) return null;\n', '', ['test/onnx/quant.test.ts']],
+  ['int8', 'A\'s padding lanes left as they were', 'src/backend/wasm/gemm_int_driver.ts', '  const out = new Int16Array(up(M, 4) * kp * 2);\n', '  const out = new Int16Array(up(M, 4) * kp * 2).fill(7);\n', ['test/ops/conv2d_integer.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

@@ -7,15 +7,16 @@
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
-import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
+import { type ImageColumns, type Int16Rows, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
-import { biasRelu, gemmJs } from './gemm_ref.js';
+import { biasRelu, gemmInt16Js, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
 import { flippedFiltersSimd, gatherImageRowsSimd } from './wasm/gather.js';
+import { gemmInt16Simd } from './wasm/gemm_int_driver.js';
 
-export type { GatherSource, ImageColumns, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
+export type { GatherSource, ImageColumns, Int16Rows, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 export { forEachImage, paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
@@ -164,6 +165,23 @@ export function scattersInKernel(a: FloatArray): boolean {
 export function gemmScatter(M: number, N: number, K: number, A: MatRef, B: MatRef | PanelSource, target: ScatterTarget): void {
   if (M === 0 || N === 0) return;
   gemmSimd(M, N, K, A, B, new Float32Array(0), 0, 0, false, undefined, undefined, target);
+}
+
+/** The most terms an integer GEMM sums: each |a|, |b| ≤ 255 (an INT8 operand less its zero point),
+ * so a sum stays within int32, which the SIMD kernel accumulates in: K·255² < 2³¹. */
+export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255));
+
+/**
+ * C[cOff + i·ldc + j] = Σ_k A(i, k)·B[bOff + k·ldb + j] for i < A.M, j < N, exactly (integer sums, so
+ * every order gives the same values): the integer convolutions of INT8 graphs. Every |A|, |B| ≤ 255
+ * and A.K ≤ INT16_GEMM_MAX_K (the caller's to keep: it knows its operands' ranges). On 'wasm', 16-bit
+ * lanes and 32-bit sums (i32x4.dot_i16x8_s), A packed once and kept on it; on 'js', float64 sums.
+ */
+export function gemmInt16(A: Int16Rows, N: number, B: Int16Array, bOff: number, ldb: number, C: Float64Array, cOff: number, ldc: number): void {
+  if (A.K > INT16_GEMM_MAX_K) throw new Error(`gemmInt16: ${A.K} terms could overflow a 32-bit sum (at most ${INT16_GEMM_MAX_K})`);
+  if (A.M === 0 || N === 0) return;
+  if (A.K > 0 && getBackend() === 'wasm') gemmInt16Simd(A, N, B, bOff, ldb, C, cOff, ldc);
+  else gemmInt16Js(A.M, N, A.K, A.data, A.offset, A.K, B, bOff, ldb, C, cOff, ldc);
 }
 
 /** Whether Winograd F(4×4)'s transforms run on the selected kernels for arrays like x (else the TypeScript transforms in src/ops). */

@@ -166,3 +166,13 @@ export interface WinogradOutputTiles {
   /** floats of scratch that store may use */
   staging: number;
 }
+
+/** A of the integer GEMM (gemmInt16): M rows of K 16-bit values, row-major from `offset` of `data`;
+ * the SIMD kernel's packing of it is made on first use and kept here (`data` must not change after). */
+export interface Int16Rows {
+  readonly data: Int16Array;
+  readonly offset: number;
+  readonly M: number;
+  readonly K: number;
+  packed?: Int16Array;
+}

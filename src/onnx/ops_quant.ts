@@ -13,7 +13,8 @@
 // rte: round half to even; sat: clamp to the output type's range; NaN quantizes to the zero point.
 
 import type { OnnxDType, OnnxNode } from '../io/onnx_read.js';
-import { conv2d } from '../ops/conv2d.js';
+import { conv2d, convGeometry } from '../ops/conv2d.js';
+import { conv2dInteger, conv2dIntegerApplies } from '../ops/conv2d_integer.js';
 import { Tensor } from '../tensor/tensor.js';
 import { expect4d, oneD, window2d } from './ops_nn.js';
 import { MATH_OPS } from './ops_math.js';
@@ -110,7 +111,21 @@ function shifted(ctx: OpContext, v: Value, zp: Float64Array, runs: AxisRuns): Fl
   return out;
 }
 
-/** Σ (x − x_zp)(w − w_zp[f]) over each window: int32 accumulators, exact. */
+/** x − zp as 16-bit integers, zp per run of elements, where every zero point is a value of v's type
+ * (then |x − zp| ≤ 255); null where one is not (a malformed zero point: the float64 path takes it). */
+function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | null {
+  const [lo, hi] = RANGE[v.dtype];
+  if (!zp.every((z) => Number.isInteger(z) && z >= lo && z <= hi)) return null;
+  const out = new Int16Array(v.data.length), x = v.data;
+  forRuns(out.length, zp.length === 1 ? PER_TENSOR : runs, (start, end, c) => {
+    const z0 = zp[zp.length === 1 ? 0 : c];
+    for (let i = start; i < end; i++) out[i] = x[i] - z0;
+  });
+  return out;
+}
+
+/** Σ (x − x_zp)(w − w_zp[f]) over each window: exact (the integer GEMM's 32-bit sums, or float64's
+ * where a sum could leave int32 or a zero point is not of its operand's type). */
 function integerConv(ctx: OpContext, node: OnnxNode, x: Value, w: Value, xzp: Float64Array, wzp: Float64Array): Value {
   expect4d(node, x, 'x');
   expect4d(node, w, 'w');
@@ -119,6 +134,17 @@ function integerConv(ctx: OpContext, node: OnnxNode, x: Value, w: Value, xzp: Fl
   if (wzp.length !== 1 && wzp.length !== F) throw nodeError(node, `w_zero_point has ${wzp.length} values for ${F} output channels`);
   const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
   const groups = attrInt(node, 'group', 1);
+  const x16 = conv2dIntegerApplies(w.shape) ? shifted16(x, xzp, PER_TENSOR) : null, w16 = x16 === null ? null : shifted16(w, wzp, { n: F, inner: per });
+  if (x16 !== null && w16 !== null) {
+    try {
+      const g = convGeometry(x.shape, w.shape, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups });
+      const shape = [g.N, g.F, g.Ho, g.Wo];
+      const y = conv2dInteger(x16, x.shape, w16, w.shape, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups }, ctx.alloc(shape, 'int') as Float64Array);
+      return { dtype: 'int32', shape: y.shape, data: y.data };
+    } catch (e) {
+      throw nodeError(node, (e as Error).message);
+    }
+  }
   const xs = new Tensor(shifted(ctx, x, xzp, PER_TENSOR), x.shape);
   const ws = new Tensor(shifted(ctx, w, wzp, { n: F, inner: per }), w.shape);
   try {

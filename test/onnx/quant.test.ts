@@ -107,6 +107,17 @@ describe('bit for bit against onnxruntime-web', () => {
     expect(ours[1].some((v) => Math.abs(v) > 255)).toBe(true); // int32 accumulators, not bytes
   });
 
+  // The integer convolution takes operands less zero points of their own type (|x − zp| ≤ 255) on its
+  // 16-bit kernel; a zero point of another type (int32 40000 for uint8 x, which onnxruntime refuses)
+  // still gives the exact sums, on float64: (1 − 40000)·3 = −119997, where 16 bits would wrap.
+  it('ConvInteger with a zero point outside its operand\'s type: the exact sums (closed form), not 16-bit ones', () => {
+    const bytes = model([{ op: 'ConvInteger', inputs: ['xq', 'w', 'xz'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 1])] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
+      inits: [tensor('w', [1, 1, 1, 1], INT8, bytesOf([3], Int8Array)), tensor('xz', [], INT32, bytesOf([40000], Int32Array)), tensor('xq', [1, 1, 1, 2], UINT8, bytesOf([1, 2], Uint8Array))],
+      inputs: [valueInfo('x', [1])], outputInfos: [valueInfo('y', [1, 1, 1, 2], INT32), valueInfo('xo', [1])], opset: 13,
+    });
+    expect(Array.from(runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) }).get('y')!.data)).toEqual([-119997, -119994]);
+  });
+
   it('the requantization multiplier is rounded to float32 as onnxruntime computes it: 43·248 lands on 199, where the exact multiplier gives 200', async () => {
     // scales found by search so that fl(fl(s_a·s_b)/s_y) and (s_a·s_b)/s_y round fl(10664·M) to different integers
     const bytes = model([{ op: 'QLinearMatMul', inputs: ['a', 'as', 'z', 'b', 'bs', 'z', 'ys', 'z'], outputs: ['qy'] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {

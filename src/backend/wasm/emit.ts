@@ -152,6 +152,18 @@ export class Code {
   /** [a, b] → a & ~b */
   v128AndNot(): this { return this.simd(0x4f); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  /** i32x4.dot_i16x8_s: lane j of the result is a[2j]·b[2j] + a[2j+1]·b[2j+1] (signed 16-bit, exact in 32) */
+  i32x4DotI16x8S(): this { return this.simd(0xba); }
+  i32x4Add(): this { return this.simd(0xae); }
+  /** i16x8 lanes 0–3 of a and b interleaved: a0 b0 a1 b1 a2 b2 a3 b3 (lanes 4–7 with `high`) */
+  i16x8Interleave(high: boolean): this {
+    const lanes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const l = 2 * (i + (high ? 4 : 0));
+      lanes.push(l, l + 1, 16 + l, 17 + l);
+    }
+    return this.simd(0x0d, ...lanes);
+  }
   /** relaxed SIMD's f32x4.relaxed_madd: [a, b, c] → a·b + c, rounded once where the hardware fuses
    * the multiply and the add, twice where it does not (the engine's choice, fixed for a machine) */
   f32x4RelaxedMadd(): this { return this.simd(0x105); }

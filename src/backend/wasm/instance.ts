@@ -46,6 +46,9 @@ export interface Instance {
   winogradFilters: (w: number, u: number, count: number, channels: number, kBytes: number) => void;
   /** SGD's update (sgd_simd.ts): without velocity, the first step, with momentum */
   sgd: [SgdFn, SgdFn, SgdFn];
+  /** the integer GEMM's block kernel (gemm_int_simd.ts) */
+  gemmInt16: (a: number, b: number, c: number, mStrips: number, nStrips: number, kp: number, ldc: number) => void;
+  packInt16B: (dst: number, src: number, rowBytes: number, kp: number, nStrips: number) => void;
   /** BatchNorm's passes (batchnorm_simd.ts) */
   bn: {
     sums: (x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, out: number, mean: number) => void;
@@ -98,6 +101,7 @@ export function getInstance(): Instance {
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
       sgd: [inst.exports.sgdPlain as SgdFn, inst.exports.sgdFirst as SgdFn, inst.exports.sgdMomentum as SgdFn],
+      gemmInt16: inst.exports.gemmInt16 as Instance['gemmInt16'], packInt16B: inst.exports.packInt16B as Instance['packInt16B'],
       bn: {
         sums: inst.exports.bnSums as Instance['bn']['sums'], squares: inst.exports.bnSquares as Instance['bn']['squares'],
         normalize: inst.exports.bnNormalize as Instance['bn']['normalize'], gradSums: inst.exports.bnGradSums as Instance['bn']['gradSums'],

@@ -1,0 +1,73 @@
+// The integer convolution of INT8 graphs (QLinearConv, ConvInteger): y[n, f, o] = Σ_{c,k}
+// x[n, c, o·s − p + k·d]·w[f, c, k], each operand an 8-bit value less its zero point (so |x|, |w| ≤
+// 255), every sum exact. By im2col onto the integer GEMM (gemmInt16: 32-bit sums on the SIMD kernel,
+// float64 on the reference), one image, group and block of output positions at a time.
+import { INT16_GEMM_MAX_K, type Int16Rows, gemmInt16 } from '../backend/gemm.js';
+import { type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+
+/** Whether conv2dInteger takes weights of this shape (F, C/groups, kH, kW): its sums stay within int32. */
+export function conv2dIntegerApplies(wShape: readonly number[]): boolean {
+  return wShape[1] * wShape[2] * wShape[3] <= INT16_GEMM_MAX_K;
+}
+
+/** im2col's block: at most this many 16-bit values (8 MiB), in whole strips of 8 positions. */
+const BLOCK_VALUES = 2 ** 22;
+
+// x: (N, C, H, W), w: (F, C/groups, kH, kW), both within ±255 → y: (N, F, Ho, Wo), the exact sums,
+// into `out` (N·F·Ho·Wo values) when given
+export function conv2dInteger(
+  x: Int16Array, xShape: readonly number[], w: Int16Array, wShape: readonly number[],
+  opts: { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number }, out?: Float64Array,
+): { data: Float64Array; shape: number[] } {
+  const g = convGeometry(xShape, wShape, opts);
+  const { N, C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
+  const K = Cg * KH * KW, P = Ho * Wo;
+  if (K > INT16_GEMM_MAX_K) throw new Error(`conv2d: sums of ${K} terms could overflow 32 bits (at most ${INT16_GEMM_MAX_K})`);
+  if (x.length !== N * C * H * W || w.length !== F * K) throw new Error('conv2d: the integer operands do not match their shapes');
+  const y = out ?? new Float64Array(N * F * P);
+  if (y.length !== N * F * P) throw new Error(`conv2d: out holds ${y.length} values for an output of ${N * F * P}`);
+  const block = Math.min(P, Math.max(8, Math.floor(BLOCK_VALUES / Math.max(1, K) / 8) * 8));
+  const cols = new Int16Array(K * block);
+  const rows: Int16Rows[] = Array.from({ length: groups }, (_, gi) => ({ data: w, offset: gi * Fg * K, M: Fg, K })); // each group's filters, packed once
+  for (let n = 0; n < N; n++) {
+    for (let gi = 0; gi < groups; gi++) {
+      for (let p0 = 0; p0 < P; p0 += block) {
+        const p1 = Math.min(P, p0 + block);
+        im2colInteger(x, (n * C + gi * Cg) * H * W, g, p0, p1, cols);
+        gemmInt16(rows[gi], p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
+      }
+    }
+  }
+  return { data: y, shape: [N, F, Ho, Wo] };
+}
+
+// cols[(c·KH + ky)·KW + kx, p − p0] = x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw] for the output
+// positions p = oy·Wo + ox in [p0, p1), 0 outside the image (the padding)
+function im2colInteger(x: Int16Array, x0: number, g: ReturnType<typeof convGeometry>, p0: number, p1: number, cols: Int16Array): void {
+  const { H, W, Cg, KH, KW, sh, sw, dh, dw, pt, pl, Wo } = g;
+  const L = p1 - p0;
+  for (let c = 0; c < Cg; c++) {
+    for (let ky = 0; ky < KH; ky++) {
+      for (let kx = 0; kx < KW; kx++) {
+        const row = ((c * KH + ky) * KW + kx) * L, dx = kx * dw - pl;
+        // the output columns whose input column lies inside the image: ox0 ≤ ox < ox1
+        const ox0 = Math.min(Wo, Math.max(0, Math.ceil(-dx / sw))), ox1 = Math.max(ox0, Math.min(Wo, Math.floor((W - 1 - dx) / sw) + 1));
+        for (let p = p0; p < p1;) {
+          const oy = Math.floor(p / Wo), a = p - oy * Wo, b = Math.min(Wo, a + p1 - p); // this row's columns a … b − 1
+          const r = row + p - p0 - a, iy = oy * sh - pt + ky * dh;
+          if (iy < 0 || iy >= H) cols.fill(0, r + a, r + b);
+          else {
+            const src = x0 + (c * H + iy) * W + dx, lo = Math.max(a, ox0), hi = Math.min(b, ox1);
+            if (lo >= hi) cols.fill(0, r + a, r + b);
+            else {
+              cols.fill(0, r + a, r + lo);
+              for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
+              cols.fill(0, r + hi, r + b);
+            }
+          }
+          p += b - a;
+        }
+      }
+    }
+  }
+}

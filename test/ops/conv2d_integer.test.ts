@@ -1,0 +1,76 @@
+// The integer convolution of INT8 graphs: exact sums, so every path must give the direct float64
+// reference's values to the bit (integers far below 2⁵³), on the SIMD kernel (32-bit sums) and the
+// TypeScript one. End to end against onnxruntime: test/onnx/quant.test.ts.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { conv2dInteger, conv2dIntegerApplies } from '../../src/ops/conv2d_integer.js';
+import { conv2d } from '../../src/ops/conv2d.js';
+import { INT16_GEMM_MAX_K } from '../../src/backend/gemm.js';
+import { type Backend, setBackend } from '../../src/backend/backend.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Rng } from '../../src/tensor/rng.js';
+
+const ints = (rng: Rng, n: number, lo: number, hi: number) => Int16Array.from({ length: n }, () => lo + Math.floor(rng.next() * (hi - lo + 1)));
+
+function withBackend<T>(b: Backend, f: () => T): T {
+  setBackend(b);
+  try {
+    return f();
+  } finally {
+    setBackend('wasm');
+  }
+}
+
+describe('conv2dInteger', () => {
+  const geometry = fc.record({
+    N: fc.integer({ min: 1, max: 2 }), groups: fc.integer({ min: 1, max: 3 }), cg: fc.integer({ min: 1, max: 5 }), fg: fc.integer({ min: 1, max: 9 }),
+    H: fc.integer({ min: 1, max: 11 }), W: fc.integer({ min: 1, max: 13 }), KH: fc.integer({ min: 1, max: 3 }), KW: fc.integer({ min: 1, max: 4 }),
+    sh: fc.integer({ min: 1, max: 3 }), sw: fc.integer({ min: 1, max: 2 }), dh: fc.integer({ min: 1, max: 2 }), dw: fc.integer({ min: 1, max: 2 }),
+    pads: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }), seed: fc.integer({ min: 1, max: 1e6 }), extreme: fc.boolean(),
+  }).filter((g) => g.H + g.pads[0] + g.pads[1] >= (g.KH - 1) * g.dh + 1 && g.W + g.pads[2] + g.pads[3] >= (g.KW - 1) * g.dw + 1);
+
+  it('equals the direct float64 reference to the bit: strides, dilations, uneven padding, groups, values at ±255 (wasm and js)', () => {
+    fc.assert(fc.property(geometry, (g) => {
+      const rng = new Rng(g.seed), C = g.cg * g.groups, F = g.fg * g.groups;
+      const lo = g.extreme ? 255 : -255;
+      const xs = ints(rng, g.N * C * g.H * g.W, -255, 255), ws = ints(rng, F * g.cg * g.KH * g.KW, -255, 255);
+      if (g.extreme) { xs.fill(-255); ws.fill(lo); } // every product −255·255, the largest magnitude
+      const opts = { stride: [g.sh, g.sw] as [number, number], dilation: [g.dh, g.dw] as [number, number], padding: [[g.pads[0], g.pads[1]], [g.pads[2], g.pads[3]]] as [[number, number], [number, number]], groups: g.groups };
+      const ref = conv2d(new Tensor(Float64Array.from(xs), [g.N, C, g.H, g.W]), new Tensor(Float64Array.from(ws), [F, g.cg, g.KH, g.KW]), null, { ...opts, algorithm: 'direct' });
+      for (const b of ['wasm', 'js'] as const) {
+        const y = withBackend(b, () => conv2dInteger(xs, [g.N, C, g.H, g.W], ws, [F, g.cg, g.KH, g.KW], opts));
+        expect(y.shape, b).toEqual(ref.shape);
+        expect(Array.from(y.data), b).toEqual(Array.from(ref.data));
+      }
+    }), { numRuns: 150 });
+  });
+
+  it('sums up to INT16_GEMM_MAX_K terms of ±255² without wrapping: a 1×1 conv over 33,025 channels gives ±2,147,450,625 (closed form)', () => {
+    const K = INT16_GEMM_MAX_K;
+    expect(K).toBe(33025);
+    expect(K * 255 * 255).toBeLessThan(2 ** 31);
+    const x = new Int16Array(K * 3).fill(255), w = new Int16Array(2 * K).fill(-255);
+    w.fill(255, K); // filter 1: +255
+    for (let i = 0; i < K; i++) x[i * 3 + 2] = -255; // position 2: −255
+    for (const b of ['wasm', 'js'] as const) {
+      const y = withBackend(b, () => conv2dInteger(x, [1, K, 1, 3], w, [2, K, 1, 1], {}));
+      expect(Array.from(y.data), b).toEqual([-2147450625, -2147450625, 2147450625, 2147450625, 2147450625, -2147450625]);
+    }
+  });
+
+  it('takes sums within int32 only: one more term is refused, and conv2dIntegerApplies says so first', () => {
+    expect(conv2dIntegerApplies([4, 33025, 1, 1])).toBe(true);
+    expect(conv2dIntegerApplies([4, 3669, 3, 3])).toBe(true); // 33,021 terms
+    expect(conv2dIntegerApplies([4, 3670, 3, 3])).toBe(false); // 33,030
+    expect(conv2dIntegerApplies([4, 33026, 1, 1])).toBe(false);
+    expect(() => conv2dInteger(new Int16Array(33026), [1, 33026, 1, 1], new Int16Array(33026), [1, 33026, 1, 1], {})).toThrow('conv2d: sums of 33026 terms could overflow 32 bits (at most 33025)');
+  });
+
+  it('a large map runs in blocks of positions: 3×3 over 40×300 at 129 channels (blocks of 3,608 positions, the last 1,176) equals the reference', () => {
+    const rng = new Rng(3), C = 129, H = 40, W = 300, F = 5;
+    const xs = ints(rng, C * H * W, -255, 255), ws = ints(rng, F * C * 9, -255, 255);
+    const ref = conv2d(new Tensor(Float64Array.from(xs), [1, C, H, W]), new Tensor(Float64Array.from(ws), [F, C, 3, 3]), null, { padding: 1, algorithm: 'im2col' });
+    const y = conv2dInteger(xs, [1, C, H, W], ws, [F, C, 3, 3], { padding: 1 });
+    expect(Array.from(y.data)).toEqual(Array.from(ref.data));
+  });
+});
