@@ -55,16 +55,13 @@ function im2colInteger(x: Int16Array, x0: number, g: ReturnType<typeof convGeome
         for (let p = p0; p < p1;) {
           const oy = Math.floor(p / Wo), a = p - oy * Wo, b = Math.min(Wo, a + p1 - p); // this row's columns a … b − 1
           const r = row + p - p0 - a, iy = oy * sh - pt + ky * dh;
-          if (iy < 0 || iy >= H) cols.fill(0, r + a, r + b);
-          else {
-            const src = x0 + (c * H + iy) * W + dx, lo = Math.max(a, ox0), hi = Math.min(b, ox1);
-            if (lo >= hi) cols.fill(0, r + a, r + b);
-            else {
-              cols.fill(0, r + a, r + lo);
-              for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
-              cols.fill(0, r + hi, r + b);
-            }
-          }
+          // (loops, not fill: a row here is often a few dozen values, its padding one or two, and a
+          // fill call costs more than that)
+          const inside = iy >= 0 && iy < H, lo = inside ? Math.min(b, Math.max(a, ox0)) : b, hi = inside ? Math.max(lo, Math.min(b, ox1)) : b;
+          for (let i = r + a; i < r + lo; i++) cols[i] = 0;
+          const src = x0 + (c * H + iy) * W + dx;
+          for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
+          for (let i = r + hi; i < r + b; i++) cols[i] = 0;
           p += b - a;
         }
       }
