@@ -622,6 +622,9 @@ const MUTANTS = [
   ['int8', 'sums allowed one term past int32', 'src/backend/gemm.ts', 'export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255));', 'export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255)) + 1;', ['test/ops/conv2d_integer.test.ts']],
   ['int8', 'a zero point outside its type taken as 16-bit', 'src/onnx/ops_quant.ts', '  if (!zp.every((z) => Number.isInteger(z) && z >= lo && z <= hi)) return null;\n', '', ['test/onnx/quant.test.ts']],
   ['int8', 'A\'s padding lanes left as they were', 'src/backend/wasm/gemm_int_driver.ts', '  const out = new Int16Array(up(M, 4) * kp * 2);\n', '  const out = new Int16Array(up(M, 4) * kp * 2).fill(7);\n', ['test/ops/conv2d_integer.test.ts'], 'build'],
+  ['int8', 'roundHalfEven takes [2⁵¹, 2⁵²) for integers', 'src/onnx/value.ts', '  if (!(Math.abs(v) < 2 ** 52)) return v;', '  if (!(Math.abs(v) < 2 ** 51)) return v;', ['test/onnx/quant.test.ts']],
+  ['int8', 'roundHalfEven\'s magic number 2⁵² (its sums of negatives keep halves)', 'src/onnx/value.ts', 'v + 6755399441055744 - 6755399441055744', 'v + 4503599627370496 - 4503599627370496', ['test/onnx/quant.test.ts']],
+  ['int8', 'requantization lets an accumulator past int32 through', 'src/onnx/ops_quant.ts', '    if (v < -(2 ** 31) || v > 2 ** 31 - 1) return i;\n', '', ['test/onnx/quant.test.ts']],
 ];
 
 const args = process.argv.slice(2);

@@ -37,7 +37,12 @@ export interface OpContext {
 
 /** Round half to even (the default rounding of IEEE and of x86/WebAssembly conversions). */
 export function roundHalfEven(v: number): number {
-  const f = Math.floor(v), d = v - f; // exact: the fractional part of a double is a double
+  // |v| < 2⁵¹: v + 1.5·2⁵² lies in (2⁵², 2⁵³), where doubles are the integers, so the addition itself
+  // rounds v to an integer, ties to even (1.5·2⁵² is even), and the subtraction is exact. Twice as
+  // fast in requantization as the floor and a look at the fraction (A0's INT8 run: 320 → 160 ms).
+  if (Math.abs(v) < 2 ** 51) return v === 0 ? v : v + 6755399441055744 - 6755399441055744; // (±0 kept)
+  if (!(Math.abs(v) < 2 ** 52)) return v; // an integer already (or ±∞, NaN)
+  const f = Math.floor(v), d = v - f; // [2⁵¹, 2⁵²): halves still exist; exact: the fraction of a double is a double
   return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
 }
 

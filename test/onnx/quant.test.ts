@@ -25,6 +25,35 @@ async function both(bytes: Uint8Array, x: Tensor, outs: Out[]): Promise<{ ours: 
   return { ours: outs.map((o) => Array.from(got.get(o.name)!.data)), theirs: outs.map((o) => Array.from(r[o.name].data as ArrayLike<number>)) };
 }
 
+describe('roundHalfEven', () => {
+  // the definition: the floor, then the fraction decides, a tie going to the even neighbour
+  const byDefinition = (v: number) => {
+    if (!Number.isFinite(v) || Object.is(v, -0)) return v;
+    const f = Math.floor(v), d = v - f;
+    return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+  };
+  it('is the nearest integer, ties to even, for every double: random ones, ties, ±0, ±∞, NaN and the ends of 2⁵¹ and 2⁵³', () => {
+    const rng = new Rng(9);
+    const cases = [0, -0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994, 2 ** 51 - 0.5, -(2 ** 51) + 0.5, 2 ** 51, 2 ** 51 + 0.5, 2 ** 51 + 1.5, -(2 ** 51) - 0.5, -(2 ** 51) - 1.5, 2 ** 52 - 0.5, 2 ** 51 + 1, 2 ** 52 + 1, 2 ** 53 + 2, -(2 ** 53), Infinity, -Infinity, NaN, 1e300, -1e-300];
+    for (let i = 0; i < 4000; i++) {
+      const e = Math.floor(rng.next() * 62) - 8, v = (rng.next() - 0.5) * 2 ** e;
+      cases.push(v, Math.round(v) + 0.5, -Math.round(v) - 0.5);
+    }
+    for (const v of cases) expect(Object.is(roundHalfEven(v), byDefinition(v)), `roundHalfEven(${v})`).toBe(true);
+  });
+});
+
+describe('QLinearConv\'s accumulator', () => {
+  it('past int32 (an int32 bias at its top plus a positive sum) is refused in one line naming the value', () => {
+    const bytes = model([{ op: 'QLinearConv', inputs: ['q', 's', 'z', 'w', 's', 'z', 's', 'z', 'B'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 1])] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
+      inits: [tensor('q', [1, 1, 1, 1], UINT8, bytesOf([3], Uint8Array)), tensor('w', [1, 1, 1, 1], UINT8, bytesOf([1], Uint8Array)), tensor('s', [], FLOAT, f32(1)),
+        tensor('z', [], UINT8, bytesOf([0], Uint8Array)), tensor('B', [1], INT32, bytesOf([2 ** 31 - 1], Int32Array))],
+      inputs: [valueInfo('x', [1])], outputInfos: [valueInfo('y', [1, 1, 1, 1], UINT8), valueInfo('xo', [1])],
+    });
+    expect(() => runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) })).toThrow(/^onnx: node '.*' \(QLinearConv\): an accumulator reached 2147483650, outside int32$/);
+  });
+});
+
 describe('QuantizeLinear and DequantizeLinear (closed forms)', () => {
   it('round half to even, then the zero point, then saturation; dequantize is (q − zp)·s', () => {
     expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, -2.5001].map(roundHalfEven)).toEqual([0, 2, 2, 0, -2, -2, 2, -3]);
