@@ -5,6 +5,7 @@
 import '../ops/conv2d.js';
 import '../ops/conv2d_im2col.js';
 import '../ops/conv2d_winograd.js';
+import '../ops/conv2d_integer.js';
 import '../ops/sgd.js';
 import { serveWorker } from './threads.js';
 import { wasmAvailable } from './backend.js';

@@ -3,7 +3,8 @@
 // 255), every sum exact. By im2col onto the integer GEMM (gemmInt16: 32-bit sums on the SIMD kernel,
 // float64 on the reference), one image, group and block of output positions at a time.
 import { INT16_GEMM_MAX_K, type Int16Rows, gemmInt16 } from '../backend/gemm.js';
-import { type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
+import { collectOutput, defineKernel, getThreads, parallel, partRange, partsFor, shareOutput } from '../backend/threads.js';
 
 /** Whether conv2dInteger takes weights of this shape (F, C/groups, kH, kW): its sums stay within int32. */
 export function conv2dIntegerApplies(wShape: readonly number[]): boolean {
@@ -13,37 +14,77 @@ export function conv2dIntegerApplies(wShape: readonly number[]): boolean {
 /** im2col's block: at most this many 16-bit values (8 MiB), in whole strips of 8 positions. */
 const BLOCK_VALUES = 2 ** 22;
 
+interface IntegerConvArgs {
+  g: ConvGeometry;
+  x: Int16Array;
+  w: Int16Array;
+  y: Float64Array;
+  /** output positions per block */
+  block: number;
+}
+
+// The items n·groups·blocks + gi·blocks + b in [i0, i1): image n, group gi, block b of positions,
+// each an im2col block onto the integer GEMM
+function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
+  const { g, x, w, y, block } = a;
+  const { C, H, W, F, KH, KW, Cg, Fg, Ho, Wo } = g;
+  const K = Cg * KH * KW, P = Ho * Wo, blocks = Math.ceil(P / block);
+  const rows = new Map<number, Int16Rows>(); // each group's filters, packed once per part
+  const cols = new Int16Array(K * block);
+  for (let i = i0; i < i1; i++) {
+    const n = Math.floor(i / (g.groups * blocks)), gi = Math.floor(i / blocks) % g.groups, p0 = (i % blocks) * block, p1 = Math.min(P, p0 + block);
+    let r = rows.get(gi);
+    if (r === undefined) rows.set(gi, r = { data: w, offset: gi * Fg * K, M: Fg, K });
+    im2colInteger(x, (n * C + gi * Cg) * H * W, g, p0, p1, cols);
+    gemmInt16(r, p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
+  }
+}
+
+const integerKernel = defineKernel('integer.conv', (a: IntegerConvArgs, part: number, parts: number) => {
+  const [i0, i1] = partRange(a.g.N * a.g.groups * Math.ceil(a.g.Ho * a.g.Wo / a.block), part, parts);
+  integerItems(a, i0, i1);
+});
+
+// 16-bit operands where the pool's workers see them
+function sharedInt16(a: Int16Array): Int16Array {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  const s = new Int16Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
+}
+
 // x: (N, C, H, W), w: (F, C/groups, kH, kW), both within ±255 → y: (N, F, Ho, Wo), the exact sums,
-// into `out` (N·F·Ho·Wo values) when given
+// into `out` (N·F·Ho·Wo values) when given. Threads take whole blocks of positions (the same values
+// whoever sums them: integer sums are exact).
 export function conv2dInteger(
   x: Int16Array, xShape: readonly number[], w: Int16Array, wShape: readonly number[],
   opts: { stride?: Pair; padding?: Padding; dilation?: Pair; groups?: number }, out?: Float64Array,
 ): { data: Float64Array; shape: number[] } {
   const g = convGeometry(xShape, wShape, opts);
-  const { N, C, H, W, F, KH, KW, groups, Cg, Fg, Ho, Wo } = g;
+  const { N, C, H, W, F, KH, KW, groups, Cg, Ho, Wo } = g;
   const K = Cg * KH * KW, P = Ho * Wo;
   if (K > INT16_GEMM_MAX_K) throw new Error(`conv2d: sums of ${K} terms could overflow 32 bits (at most ${INT16_GEMM_MAX_K})`);
   if (x.length !== N * C * H * W || w.length !== F * K) throw new Error('conv2d: the integer operands do not match their shapes');
   const y = out ?? new Float64Array(N * F * P);
   if (y.length !== N * F * P) throw new Error(`conv2d: out holds ${y.length} values for an output of ${N * F * P}`);
-  const block = Math.min(P, Math.max(8, Math.floor(BLOCK_VALUES / Math.max(1, K) / 8) * 8));
-  const cols = new Int16Array(K * block);
-  const rows: Int16Rows[] = Array.from({ length: groups }, (_, gi) => ({ data: w, offset: gi * Fg * K, M: Fg, K })); // each group's filters, packed once
-  for (let n = 0; n < N; n++) {
-    for (let gi = 0; gi < groups; gi++) {
-      for (let p0 = 0; p0 < P; p0 += block) {
-        const p1 = Math.min(P, p0 + block);
-        im2colInteger(x, (n * C + gi * Cg) * H * W, g, p0, p1, cols);
-        gemmInt16(rows[gi], p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
-      }
-    }
+  const macs = N * F * P * K, threads = getThreads();
+  let block = Math.min(P, Math.max(8, Math.floor(BLOCK_VALUES / Math.max(1, K) / 8) * 8));
+  // enough blocks for every thread even at one image of one group
+  if (threads > 1 && N * groups < threads) block = Math.min(block, Math.max(8, Math.ceil(P / threads / 8) * 8));
+  const items = N * groups * Math.ceil(P / block), parts = partsFor(macs, items);
+  if (parts === 1) {
+    integerItems({ g, x, w, y, block }, 0, items);
+    return { data: y, shape: [N, F, Ho, Wo] };
   }
+  const ys = shareOutput('conv.integer.y', y);
+  parallel(integerKernel, { g, x: sharedInt16(x), w: sharedInt16(w), y: ys, block }, parts);
+  collectOutput(ys, y);
   return { data: y, shape: [N, F, Ho, Wo] };
 }
 
 // cols[(c·KH + ky)·KW + kx, p − p0] = x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw] for the output
 // positions p = oy·Wo + ox in [p0, p1), 0 outside the image (the padding)
-function im2colInteger(x: Int16Array, x0: number, g: ReturnType<typeof convGeometry>, p0: number, p1: number, cols: Int16Array): void {
+function im2colInteger(x: Int16Array, x0: number, g: ConvGeometry, p0: number, p1: number, cols: Int16Array): void {
   const { H, W, Cg, KH, KW, sh, sw, dh, dw, pt, pl, Wo } = g;
   const L = p1 - p0;
   for (let c = 0; c < Cg; c++) {

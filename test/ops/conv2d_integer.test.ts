@@ -9,6 +9,7 @@ import { INT16_GEMM_MAX_K } from '../../src/backend/gemm.js';
 import { type Backend, setBackend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
+import { poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
 
 const ints = (rng: Rng, n: number, lo: number, hi: number) => Int16Array.from({ length: n }, () => lo + Math.floor(rng.next() * (hi - lo + 1)));
 
@@ -64,6 +65,30 @@ describe('conv2dInteger', () => {
     expect(conv2dIntegerApplies([4, 3670, 3, 3])).toBe(false); // 33,030
     expect(conv2dIntegerApplies([4, 33026, 1, 1])).toBe(false);
     expect(() => conv2dInteger(new Int16Array(33026), [1, 33026, 1, 1], new Int16Array(33026), [1, 33026, 1, 1], {})).toThrow('conv2d: sums of 33026 terms could overflow 32 bits (at most 33025)');
+  });
+
+  it('on two threads, each taking blocks of positions (one image of one group cut for both too), the same values as the reference (wasm and js)', async () => {
+    setThreads(2);
+    await workersReady();
+    const saved = [setMinMacsPerPart('wasm', 1 << 10), setMinMacsPerPart('js', 1 << 10)];
+    try {
+      const rng = new Rng(8);
+      for (const [N, C, F, H, W, groups] of [[1, 6, 10, 13, 17, 1], [3, 8, 6, 9, 7, 2]]) {
+        const xs = ints(rng, N * C * H * W, -255, 255), ws = ints(rng, F * (C / groups) * 9, -255, 255);
+        const opts = { padding: 1, stride: [2, 1] as [number, number], groups };
+        const ref = conv2d(new Tensor(Float64Array.from(xs), [N, C, H, W]), new Tensor(Float64Array.from(ws), [F, C / groups, 3, 3]), null, { ...opts, algorithm: 'direct' });
+        for (const b of ['wasm', 'js'] as const) {
+          const before = poolStats.workerParts;
+          const y = withBackend(b, () => conv2dInteger(xs, [N, C, H, W], ws, [F, C / groups, 3, 3], opts));
+          expect(poolStats.workerParts, `${b}: a part ran on the worker`).toBeGreaterThan(before);
+          expect(Array.from(y.data), `${b} N ${N}`).toEqual(Array.from(ref.data));
+        }
+      }
+    } finally {
+      setMinMacsPerPart('wasm', saved[0]);
+      setMinMacsPerPart('js', saved[1]);
+      setThreads(1);
+    }
   });
 
   it('a large map runs in blocks of positions: 3×3 over 40×300 at 129 channels (blocks of 3,608 positions, the last 1,176) equals the reference', () => {
