@@ -186,6 +186,21 @@ const CASES = [
   ['web --host that does not resolve', () => run('web', '--port', '0', '--host', '256.1.1.1')],
   // files that are not what they claim
   ['a 3 GiB sparse .npy input (refused from its size)', () => { const p = f('big.npy', ''); truncateSync(p, 3 * 2 ** 30); return run('forward', join(d, 'ok.safetensors'), '--input', p, '--out', join(d, 'big_y.npy')); }],
+  // INT8 graphs run as integers: an accumulator past int32 (an int32 bias at its top), and a
+  // w_zero_point with neither one value nor one per output channel
+  ...(() => {
+    const ks = PM().string(1, 'kernel_shape').varint(8, 1).varint(8, 1).varint(20, 7);
+    const u8 = (name, v) => onnxTensor(name, [], Uint8Array.of(v), 2);
+    const inits = (bias, wz) => [onnxTensor('s', [], new Uint8Array(Float32Array.of(1).buffer)), u8('z', 0), onnxTensor('w', [1, 1, 1, 1], Uint8Array.of(1), 2),
+      onnxTensor('wz', [wz], new Uint8Array(wz), 2), onnxTensor('B', [1], new Uint8Array(Int32Array.of(bias).buffer), 6)];
+    const graph = (bias, wz) => onnxModel([['QuantizeLinear', ['x', 's', 'z'], ['q'], 'quant', []], ['QLinearConv', ['q', 's', 'z', 'w', 's', 'wz', 's', 'z', 'B'], ['qy'], 'qconv', [ks]],
+      ['DequantizeLinear', ['qy', 's', 'z'], ['y'], 'dequant', []]], inits(bias, wz), 'y', null, 13, [1, 1, 1, 1]);
+    const xq = f('int8_x.npy', (() => { const b = npy([1, 1, 1, 1]); new DataView(b.buffer, b.byteOffset, b.length).setFloat32(b.length - 4, 3, true); return b; })());
+    return [
+      ['run: an INT8 accumulator past int32', () => run('run', f('int8_acc.onnx', graph(2 ** 31 - 1, 1)), '--input', xq, '--out', join(d, 'int8_y1.npy'))],
+      ['run: an INT8 w_zero_point of 2 values for 1 channel', () => run('run', f('int8_wz.onnx', graph(0, 2)), '--input', xq, '--out', join(d, 'int8_y2.npy'))],
+    ];
+  })(),
   ['a 3 GiB sparse .onnx model (refused from its size)', () => { const p = f('big.onnx', ''); truncateSync(p, 3 * 2 ** 30); return run('run', p, '--input', x, '--out', join(d, 'big_y.npy')); }],
   ['empty checkpoint', () => run('inspect', f('empty.pth', Buffer.alloc(0)))],
   ['text as checkpoint', () => run('inspect', f('t.pth', 'hello world, not a checkpoint'))],
