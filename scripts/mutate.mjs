@@ -626,6 +626,7 @@ const MUTANTS = [
   ['int8', 'roundHalfEven\'s magic number 2⁵² (its sums of negatives keep halves)', 'src/onnx/value.ts', 'v + 6755399441055744 - 6755399441055744', 'v + 4503599627370496 - 4503599627370496', ['test/onnx/quant.test.ts']],
   ['int8', 'requantization lets an accumulator past int32 through', 'src/onnx/ops_quant.ts', '    if (v < -(2 ** 31) || v > 2 ** 31 - 1) return i;\n', '', ['test/onnx/quant.test.ts']],
   ['int8', 'the threads\' parts skip the last block', 'src/ops/conv2d_integer.ts', '  const [i0, i1] = partRange(a.g.N * a.g.groups * Math.ceil(a.g.Ho * a.g.Wo / a.block), part, parts);', '  const [i0, i1] = partRange(a.g.N * a.g.groups * Math.ceil(a.g.Ho * a.g.Wo / a.block) - 1, part, parts);', ['test/ops/conv2d_integer.test.ts'], 'build'],
+  ['int8', 'a pointwise conv reads x from its block\'s start', 'src/ops/conv2d_integer.ts', '    if (cols === null) gemmInt16(r, p1 - p0, x, x0 + p0, P, y, (n * F + gi * Fg) * P + p0, P);', '    if (cols === null) gemmInt16(r, p1 - p0, x, x0, P, y, (n * F + gi * Fg) * P + p0, P);', ['test/ops/conv2d_integer.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

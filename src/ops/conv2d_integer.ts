@@ -30,13 +30,19 @@ function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
   const { C, H, W, F, KH, KW, Cg, Fg, Ho, Wo } = g;
   const K = Cg * KH * KW, P = Ho * Wo, blocks = Math.ceil(P / block);
   const rows = new Map<number, Int16Rows>(); // each group's filters, packed once per part
-  const cols = new Int16Array(K * block);
+  // a 1×1 conv of stride 1 without padding reads x as it lies: its columns are x's positions
+  const pointwise = KH === 1 && KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
+  const cols = pointwise ? null : new Int16Array(K * block);
   for (let i = i0; i < i1; i++) {
     const n = Math.floor(i / (g.groups * blocks)), gi = Math.floor(i / blocks) % g.groups, p0 = (i % blocks) * block, p1 = Math.min(P, p0 + block);
     let r = rows.get(gi);
     if (r === undefined) rows.set(gi, r = { data: w, offset: gi * Fg * K, M: Fg, K });
-    im2colInteger(x, (n * C + gi * Cg) * H * W, g, p0, p1, cols);
-    gemmInt16(r, p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
+    const x0 = (n * C + gi * Cg) * H * W;
+    if (cols === null) gemmInt16(r, p1 - p0, x, x0 + p0, P, y, (n * F + gi * Fg) * P + p0, P);
+    else {
+      im2colInteger(x, x0, g, p0, p1, cols);
+      gemmInt16(r, p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
+    }
   }
 }
 

@@ -67,19 +67,20 @@ describe('conv2dInteger', () => {
     expect(() => conv2dInteger(new Int16Array(33026), [1, 33026, 1, 1], new Int16Array(33026), [1, 33026, 1, 1], {})).toThrow('conv2d: sums of 33026 terms could overflow 32 bits (at most 33025)');
   });
 
-  it('on two threads, each taking blocks of positions (one image of one group cut for both too), the same values as the reference (wasm and js)', async () => {
+  it('on two threads, each taking blocks of positions (one image of one group cut for both too; a 1×1 conv reading x in place), the same values as the reference (wasm and js)', async () => {
     setThreads(2);
     await workersReady();
     const saved = [setMinMacsPerPart('wasm', 1 << 10), setMinMacsPerPart('js', 1 << 10)];
     try {
       const rng = new Rng(8);
-      for (const [N, C, F, H, W, groups] of [[1, 6, 10, 13, 17, 1], [3, 8, 6, 9, 7, 2]]) {
-        const xs = ints(rng, N * C * H * W, -255, 255), ws = ints(rng, F * (C / groups) * 9, -255, 255);
-        const opts = { padding: 1, stride: [2, 1] as [number, number], groups };
-        const ref = conv2d(new Tensor(Float64Array.from(xs), [N, C, H, W]), new Tensor(Float64Array.from(ws), [F, C / groups, 3, 3]), null, { ...opts, algorithm: 'direct' });
+      // (the last: a 1×1 conv of stride 1, whose columns are x's own positions, in two blocks)
+      for (const [N, C, F, H, W, groups, k] of [[1, 6, 10, 13, 17, 1, 3], [3, 8, 6, 9, 7, 2, 3], [1, 6, 10, 13, 17, 1, 1]]) {
+        const xs = ints(rng, N * C * H * W, -255, 255), ws = ints(rng, F * (C / groups) * k * k, -255, 255);
+        const opts = k === 3 ? { padding: 1, stride: [2, 1] as [number, number], groups } : { groups };
+        const ref = conv2d(new Tensor(Float64Array.from(xs), [N, C, H, W]), new Tensor(Float64Array.from(ws), [F, C / groups, k, k]), null, { ...opts, algorithm: 'direct' });
         for (const b of ['wasm', 'js'] as const) {
           const before = poolStats.workerParts;
-          const y = withBackend(b, () => conv2dInteger(xs, [N, C, H, W], ws, [F, C / groups, 3, 3], opts));
+          const y = withBackend(b, () => conv2dInteger(xs, [N, C, H, W], ws, [F, C / groups, k, k], opts));
           expect(poolStats.workerParts, `${b}: a part ran on the worker`).toBeGreaterThan(before);
           expect(Array.from(y.data), `${b} N ${N}`).toEqual(Array.from(ref.data));
         }
