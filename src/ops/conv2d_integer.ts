@@ -89,27 +89,26 @@ export function conv2dInteger(
 }
 
 // cols[(c·KH + ky)·KW + kx, p − p0] = x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw] for the output
-// positions p = oy·Wo + ox in [p0, p1), 0 outside the image (the padding)
+// positions p = oy·Wo + ox in [p0, p1), 0 outside the image (the padding). (Loops, not fill: a row
+// here is often a few dozen values, its padding one or two, and a fill call costs more than that.)
 function im2colInteger(x: Int16Array, x0: number, g: ConvGeometry, p0: number, p1: number, cols: Int16Array): void {
   const { H, W, Cg, KH, KW, sh, sw, dh, dw, pt, pl, Wo } = g;
-  const L = p1 - p0;
+  const L = p1 - p0, oyA = Math.floor(p0 / Wo), oyB = Math.floor((p1 - 1) / Wo); // the output rows the block touches
   for (let c = 0; c < Cg; c++) {
     for (let ky = 0; ky < KH; ky++) {
       for (let kx = 0; kx < KW; kx++) {
-        const row = ((c * KH + ky) * KW + kx) * L, dx = kx * dw - pl;
+        const row = ((c * KH + ky) * KW + kx) * L - p0, dx = kx * dw - pl;
         // the output columns whose input column lies inside the image: ox0 ≤ ox < ox1
         const ox0 = Math.min(Wo, Math.max(0, Math.ceil(-dx / sw))), ox1 = Math.max(ox0, Math.min(Wo, Math.floor((W - 1 - dx) / sw) + 1));
-        for (let p = p0; p < p1;) {
-          const oy = Math.floor(p / Wo), a = p - oy * Wo, b = Math.min(Wo, a + p1 - p); // this row's columns a … b − 1
-          const r = row + p - p0 - a, iy = oy * sh - pt + ky * dh;
-          // (loops, not fill: a row here is often a few dozen values, its padding one or two, and a
-          // fill call costs more than that)
-          const inside = iy >= 0 && iy < H, lo = inside ? Math.min(b, Math.max(a, ox0)) : b, hi = inside ? Math.max(lo, Math.min(b, ox1)) : b;
+        for (let oy = oyA; oy <= oyB; oy++) {
+          const a = oy === oyA ? p0 - oy * Wo : 0, b = oy === oyB ? p1 - oy * Wo : Wo; // this row's columns a … b − 1
+          const r = row + oy * Wo, iy = oy * sh - pt + ky * dh, inside = iy >= 0 && iy < H;
+          const lo = inside ? Math.min(b, Math.max(a, ox0)) : b, hi = inside ? Math.max(lo, Math.min(b, ox1)) : b;
           for (let i = r + a; i < r + lo; i++) cols[i] = 0;
           const src = x0 + (c * H + iy) * W + dx;
-          for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
+          if (sw === 1) for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox];
+          else for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
           for (let i = r + hi; i < r + b; i++) cols[i] = 0;
-          p += b - a;
         }
       }
     }
