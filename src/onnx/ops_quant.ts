@@ -124,8 +124,8 @@ function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | nul
   return out;
 }
 
-// out[i] = x[i] − z for i in [start, end) (the hot loops of an INT8 run are plain functions of their
-// own, not callbacks: V8 then optimises each for the arrays it sees)
+// out[i] = x[i] − z for i in [start, end) (the hot loops of an INT8 run: plain functions of their own
+// rather than a closure per run)
 function shiftRun(x: ArrayLike<number>, out: Int16Array, start: number, end: number, z: number): void {
   for (let i = start; i < end; i++) out[i] = x[i] - z;
 }
@@ -145,12 +145,12 @@ function integerConv(ctx: OpContext, node: OnnxNode, x: Value, w: Value, xzp: Fl
   if (wzp.length !== 1 && wzp.length !== F) throw nodeError(node, `w_zero_point has ${wzp.length} values for ${F} output channels`);
   const win = window2d(node, x.shape[2], x.shape[3], w.shape.slice(2));
   const groups = attrInt(node, 'group', 1);
+  const opts = { stride: [win.sh, win.sw] as const, dilation: [win.dh, win.dw] as const, padding: [[win.pt, win.pb], [win.pl, win.pr]] as const, groups };
   const x16 = conv2dIntegerApplies(w.shape) ? shifted16(x, xzp, PER_TENSOR) : null, w16 = x16 === null ? null : shifted16(w, wzp, { n: F, inner: per });
   if (x16 !== null && w16 !== null) {
     try {
-      const g = convGeometry(x.shape, w.shape, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups });
-      const shape = [g.N, g.F, g.Ho, g.Wo];
-      const y = conv2dInteger(x16, x.shape, w16, w.shape, { stride: [win.sh, win.sw], dilation: [win.dh, win.dw], padding: [[win.pt, win.pb], [win.pl, win.pr]], groups }, ctx.alloc(shape, 'int') as Float64Array);
+      const g = convGeometry(x.shape, w.shape, opts); // the output's shape, for the run's checked allocator
+      const y = conv2dInteger(x16, x.shape, w16, w.shape, opts, ctx.alloc([g.N, g.F, g.Ho, g.Wo], 'int') as Float64Array);
       return { dtype: 'int32', shape: y.shape, data: y.data };
     } catch (e) {
       throw nodeError(node, (e as Error).message);
@@ -194,8 +194,7 @@ function requantize(ctx: OpContext, node: OnnxNode, acc: Value, sa: number, sb: 
 }
 
 // y[i] = sat(rte(fl(fl(a[i])·m)) + zy) for i in [start, end); the index of an accumulator outside
-// int32, or −1 (a function of its own: V8 optimises it for the arrays it sees, 1.9× faster than the
-// loop inside requantize)
+// int32, or −1
 function requantizeRun(a: FloatArray, y: FloatArray, start: number, end: number, m: number, lo: number, hi: number, zy: number): number {
   for (let i = start; i < end; i++) {
     const v = a[i];
