@@ -7,16 +7,16 @@
 
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
-import { type ImageColumns, type Int16Rows, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
+import { type ImageColumns, type Int16Gather, type Int16Rows, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
-import { biasRelu, gemmInt16Js, gemmJs } from './gemm_ref.js';
+import { biasRelu, gemmInt16GatherJs, gemmInt16Js, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
 import { flippedFiltersSimd, gatherImageRowsSimd } from './wasm/gather.js';
 import { gemmInt16Simd } from './wasm/gemm_int_driver.js';
 
-export type { GatherSource, ImageColumns, Int16Rows, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
+export type { GatherSource, ImageColumns, Int16Gather, Int16Rows, MatRef, PanelSource, RowEpilogue, ScatterTarget, WinogradOutput, WinogradOutputTiles, WinogradSource } from './gemm_contract.js';
 export { forEachImage, paddedPlanes } from './gemm_contract.js';
 
 // float32 runs on the SIMD kernels when the backend is 'wasm'; float64 always on the reference
@@ -172,16 +172,28 @@ export function gemmScatter(M: number, N: number, K: number, A: MatRef, B: MatRe
 export const INT16_GEMM_MAX_K = Math.floor((2 ** 31 - 1) / (255 * 255));
 
 /**
- * C[cOff + i·ldc + j] = Σ_k A(i, k)·B[bOff + k·ldb + j] for i < A.M, j < N, exactly (integer sums, so
- * every order gives the same values): the integer convolutions of INT8 graphs. Every |A|, |B| ≤ 255
- * and A.K ≤ INT16_GEMM_MAX_K (the caller's to keep: it knows its operands' ranges). On 'wasm', 16-bit
- * lanes and 32-bit sums (i32x4.dot_i16x8_s), A packed once and kept on it; on 'js', float64 sums.
+ * C[cOff + i·ldc + j] = Σ_k A(i, k)·B(k, j) for i < A.M, j < N, exactly (integer sums, so every order
+ * gives the same values): the integer convolutions of INT8 graphs. B is B[bOff + k·ldb + j], or
+ * gathered (Int16Gather: bOff and ldb unused). Every |A|, |B| ≤ 255 and A.K ≤ INT16_GEMM_MAX_K (the
+ * caller's to keep: it knows its operands' ranges). On 'wasm', 16-bit lanes and 32-bit sums
+ * (i32x4.dot_i16x8_s), A packed once and kept on it; on 'js', float64 sums.
  */
-export function gemmInt16(A: Int16Rows, N: number, B: Int16Array, bOff: number, ldb: number, C: Float64Array, cOff: number, ldc: number): void {
+export function gemmInt16(A: Int16Rows, N: number, B: Int16Array | Int16Gather, bOff: number, ldb: number, C: Float64Array, cOff: number, ldc: number): void {
   if (A.K > INT16_GEMM_MAX_K) throw new Error(`gemmInt16: ${A.K} terms could overflow a 32-bit sum (at most ${INT16_GEMM_MAX_K})`);
   if (A.M === 0 || N === 0) return;
+  if (!(B instanceof Int16Array)) checkGather(B, A.K, N);
   if (A.K > 0 && getBackend() === 'wasm') gemmInt16Simd(A, N, B, bOff, ldb, C, cOff, ldc);
-  else gemmInt16Js(A.M, N, A.K, A.data, A.offset, A.K, B, bOff, ldb, C, cOff, ldc);
+  else if (B instanceof Int16Array) gemmInt16Js(A.M, N, A.K, A.data, A.offset, A.K, B, bOff, ldb, C, cOff, ldc);
+  else gemmInt16GatherJs(A.M, N, A.K, A.data, A.offset, B, C, cOff, ldc);
+}
+
+// every sum of a tap and a column offset inside the planes: one past them would read other memory
+// (the SIMD kernel's) or undefined (the reference's)
+function checkGather(B: Int16Gather, K: number, N: number): void {
+  let tMin = Infinity, tMax = -Infinity, cMin = Infinity, cMax = -Infinity;
+  for (let k = 0; k < K; k++) { tMin = Math.min(tMin, B.taps[k]); tMax = Math.max(tMax, B.taps[k]); }
+  for (let j = 0; j < N; j++) { cMin = Math.min(cMin, B.cols[j]); cMax = Math.max(cMax, B.cols[j]); }
+  if (!(tMin + cMin >= 0 && tMax + cMax < B.src.length)) throw new Error(`gemmInt16: a gathered offset (taps ${tMin} … ${tMax}, columns ${cMin} … ${cMax}) leaves its ${B.src.length} values`);
 }
 
 /** Whether Winograd F(4×4)'s transforms run on the selected kernels for arrays like x (else the TypeScript transforms in src/ops). */

@@ -176,3 +176,11 @@ export interface Int16Rows {
   readonly K: number;
   packed?: Int16Array;
 }
+
+/** B of the integer GEMM gathered instead of written out (im2col without its matrix): B(k, j) =
+ * src[taps[k] + cols[j]], offsets in elements of src (zero-padded planes: every sum lands inside it). */
+export interface Int16Gather {
+  readonly src: Int16Array;
+  readonly taps: Int32Array;
+  readonly cols: Int32Array;
+}

@@ -6,7 +6,7 @@
 
 import type { FloatArray } from '../tensor/tensor.js';
 import { packA, packB } from './gemm_pack.js';
-import type { MatRef, PanelSource, RowEpilogue } from './gemm_contract.js';
+import type { Int16Gather, MatRef, PanelSource, RowEpilogue } from './gemm_contract.js';
 import { workspace64 } from '../tensor/workspace.js';
 
 const MR = 4;
@@ -131,6 +131,20 @@ export function gemmInt16Js(M: number, N: number, K: number, A: Int16Array, aOff
       const a = A[aOff + i * lda + k], bk = bOff + k * ldb;
       if (a === 0) continue;
       for (let j = 0; j < N; j++) C[ci + j] += a * B[bk + j];
+    }
+  }
+}
+
+/** The same over a gathered B (Int16Gather): C = A·B with B(k, j) = src[taps[k] + cols[j]]. */
+export function gemmInt16GatherJs(M: number, N: number, K: number, A: Int16Array, aOff: number, B: Int16Gather, C: Float64Array, cOff: number, ldc: number): void {
+  const { src, taps, cols } = B;
+  for (let i = 0; i < M; i++) {
+    const ci = cOff + i * ldc;
+    C.fill(0, ci, ci + N);
+    for (let k = 0; k < K; k++) {
+      const a = A[aOff + i * K + k], t = taps[k];
+      if (a === 0) continue;
+      for (let j = 0; j < N; j++) C[ci + j] += a * src[t + cols[j]];
     }
   }
 }

@@ -1,7 +1,8 @@
 // The integer convolution of INT8 graphs (QLinearConv, ConvInteger): y[n, f, o] = Σ_{c,k}
 // x[n, c, o·s − p + k·d]·w[f, c, k], each operand an 8-bit value less its zero point (so |x|, |w| ≤
-// 255), every sum exact. By im2col onto the integer GEMM (gemmInt16: 32-bit sums on the SIMD kernel,
-// float64 on the reference), one image, group and block of output positions at a time.
+// 255), every sum exact. As im2col onto the integer GEMM (gemmInt16: 32-bit sums on the SIMD kernel,
+// float64 on the reference), the matrix gathered from zero-padded planes by offsets, one image, group
+// and block of output positions at a time.
 import { INT16_GEMM_MAX_K, type Int16Rows, gemmInt16 } from '../backend/gemm.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { collectOutput, defineKernel, getThreads, parallel, partRange, partsFor, shareOutput } from '../backend/threads.js';
@@ -11,7 +12,8 @@ export function conv2dIntegerApplies(wShape: readonly number[]): boolean {
   return wShape[1] * wShape[2] * wShape[3] <= INT16_GEMM_MAX_K;
 }
 
-/** im2col's block: at most this many 16-bit values (8 MiB), in whole strips of 8 positions. */
+/** A block's im2col matrix: at most this many 16-bit values (8 MiB, never written out: the GEMM packs
+ * it as it gathers), in whole strips of 8 positions. */
 const BLOCK_VALUES = 2 ** 22;
 
 interface IntegerConvArgs {
@@ -24,24 +26,51 @@ interface IntegerConvArgs {
 }
 
 // The items n·groups·blocks + gi·blocks + b in [i0, i1): image n, group gi, block b of positions,
-// each an im2col block onto the integer GEMM
+// each a GEMM of the group's filters by the im2col matrix of the block, gathered from the image's
+// zero-padded planes (never written out), or x itself for a 1×1 conv of stride 1 without padding
 function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
   const { g, x, w, y, block } = a;
-  const { C, H, W, F, KH, KW, Cg, Fg, Ho, Wo } = g;
+  const { C, H, W, F, KH, KW, Cg, Fg, Ho, Wo, sh, sw, dh, dw, pt, pb, pl, pr } = g;
   const K = Cg * KH * KW, P = Ho * Wo, blocks = Math.ceil(P / block);
   const rows = new Map<number, Int16Rows>(); // each group's filters, packed once per part
-  // a 1×1 conv of stride 1 without padding reads x as it lies: its columns are x's positions
-  const pointwise = KH === 1 && KW === 1 && g.sh === 1 && g.sw === 1 && g.pt === 0 && g.pb === 0 && g.pl === 0 && g.pr === 0;
-  const cols = pointwise ? null : new Int16Array(K * block);
+  const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt === 0 && pb === 0 && pl === 0 && pr === 0;
+  // planes Hp × Wp: every tap of every output position lies inside (the conv's output size says so)
+  const Hp = H + pt + pb, Wp = W + pl + pr;
+  const planes = pointwise ? null : new Int16Array(Cg * Hp * Wp);
+  const taps = Int32Array.from({ length: K }, (_, k) => {
+    const c = Math.floor(k / (KH * KW)), ky = Math.floor(k / KW) % KH, kx = k % KW;
+    return (c * Hp + ky * dh) * Wp + kx * dw;
+  });
+  const cols = new Int32Array(block);
+  let loaded = -1; // the (image, group) whose planes are in `planes`
   for (let i = i0; i < i1; i++) {
     const n = Math.floor(i / (g.groups * blocks)), gi = Math.floor(i / blocks) % g.groups, p0 = (i % blocks) * block, p1 = Math.min(P, p0 + block);
     let r = rows.get(gi);
     if (r === undefined) rows.set(gi, r = { data: w, offset: gi * Fg * K, M: Fg, K });
-    const x0 = (n * C + gi * Cg) * H * W;
-    if (cols === null) gemmInt16(r, p1 - p0, x, x0 + p0, P, y, (n * F + gi * Fg) * P + p0, P);
-    else {
-      im2colInteger(x, x0, g, p0, p1, cols);
-      gemmInt16(r, p1 - p0, cols, 0, p1 - p0, y, (n * F + gi * Fg) * P + p0, P);
+    const x0 = (n * C + gi * Cg) * H * W, yAt = (n * F + gi * Fg) * P + p0;
+    if (planes === null) {
+      gemmInt16(r, p1 - p0, x, x0 + p0, P, y, yAt, P);
+      continue;
+    }
+    if (loaded !== n * g.groups + gi) {
+      padPlanesInteger(x, x0, Cg, H, W, planes, pt, pl, Hp, Wp);
+      loaded = n * g.groups + gi;
+    }
+    for (let p = p0; p < p1; p++) {
+      const oy = Math.floor(p / Wo);
+      cols[p - p0] = oy * sh * Wp + (p - oy * Wo) * sw;
+    }
+    gemmInt16(r, p1 - p0, { src: planes, taps, cols }, 0, 0, y, yAt, P);
+  }
+}
+
+// planes[c, pt + iy, pl + ix] = x[x0 + (c·H + iy)·W + ix]; the border stays as it was made (zeros)
+function padPlanesInteger(x: Int16Array, x0: number, Cg: number, H: number, W: number, planes: Int16Array, pt: number, pl: number, Hp: number, Wp: number): void {
+  for (let c = 0; c < Cg; c++) {
+    for (let iy = 0; iy < H; iy++) {
+      const src = x0 + (c * H + iy) * W, dst = (c * Hp + pt + iy) * Wp + pl;
+      if (W >= 32) planes.set(x.subarray(src, src + W), dst);
+      else for (let ix = 0; ix < W; ix++) planes[dst + ix] = x[src + ix];
     }
   }
 }
@@ -86,31 +115,4 @@ export function conv2dInteger(
   parallel(integerKernel, { g, x: sharedInt16(x), w: sharedInt16(w), y: ys, block }, parts);
   collectOutput(ys, y);
   return { data: y, shape: [N, F, Ho, Wo] };
-}
-
-// cols[(c·KH + ky)·KW + kx, p − p0] = x[c, oy·sh − pt + ky·dh, ox·sw − pl + kx·dw] for the output
-// positions p = oy·Wo + ox in [p0, p1), 0 outside the image (the padding). (Loops, not fill: a row
-// here is often a few dozen values, its padding one or two, and a fill call costs more than that.)
-function im2colInteger(x: Int16Array, x0: number, g: ConvGeometry, p0: number, p1: number, cols: Int16Array): void {
-  const { H, W, Cg, KH, KW, sh, sw, dh, dw, pt, pl, Wo } = g;
-  const L = p1 - p0, oyA = Math.floor(p0 / Wo), oyB = Math.floor((p1 - 1) / Wo); // the output rows the block touches
-  for (let c = 0; c < Cg; c++) {
-    for (let ky = 0; ky < KH; ky++) {
-      for (let kx = 0; kx < KW; kx++) {
-        const row = ((c * KH + ky) * KW + kx) * L - p0, dx = kx * dw - pl;
-        // the output columns whose input column lies inside the image: ox0 ≤ ox < ox1
-        const ox0 = Math.min(Wo, Math.max(0, Math.ceil(-dx / sw))), ox1 = Math.max(ox0, Math.min(Wo, Math.floor((W - 1 - dx) / sw) + 1));
-        for (let oy = oyA; oy <= oyB; oy++) {
-          const a = oy === oyA ? p0 - oy * Wo : 0, b = oy === oyB ? p1 - oy * Wo : Wo; // this row's columns a … b − 1
-          const r = row + oy * Wo, iy = oy * sh - pt + ky * dh, inside = iy >= 0 && iy < H;
-          const lo = inside ? Math.min(b, Math.max(a, ox0)) : b, hi = inside ? Math.max(lo, Math.min(b, ox1)) : b;
-          for (let i = r + a; i < r + lo; i++) cols[i] = 0;
-          const src = x0 + (c * H + iy) * W + dx;
-          if (sw === 1) for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox];
-          else for (let ox = lo; ox < hi; ox++) cols[r + ox] = x[src + ox * sw];
-          for (let i = r + hi; i < r + b; i++) cols[i] = 0;
-        }
-      }
-    }
-  }
 }

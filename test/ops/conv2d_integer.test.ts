@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { conv2dInteger, conv2dIntegerApplies } from '../../src/ops/conv2d_integer.js';
 import { conv2d } from '../../src/ops/conv2d.js';
-import { INT16_GEMM_MAX_K } from '../../src/backend/gemm.js';
+import { INT16_GEMM_MAX_K, gemmInt16 } from '../../src/backend/gemm.js';
 import { type Backend, setBackend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -56,6 +56,16 @@ describe('conv2dInteger', () => {
     for (const b of ['wasm', 'js'] as const) {
       const y = withBackend(b, () => conv2dInteger(x, [1, K, 1, 3], w, [2, K, 1, 1], {}));
       expect(Array.from(y.data), b).toEqual([-2147450625, -2147450625, 2147450625, 2147450625, 2147450625, -2147450625]);
+    }
+  });
+
+  it('the integer GEMM refuses a gathered B whose offsets leave its planes (an offset past them would read other memory)', () => {
+    const src = new Int16Array(10), A = { data: new Int16Array(2), offset: 0, M: 1, K: 2 };
+    const run = (taps: number[], cols: number[]) => () => gemmInt16(A, cols.length, { src, taps: Int32Array.from(taps), cols: Int32Array.from(cols) }, 0, 0, new Float64Array(cols.length), 0, cols.length);
+    for (const b of ['wasm', 'js'] as const) {
+      expect(() => withBackend(b, run([0, 5], [0, 4])), b).not.toThrow(); // 5 + 4 = 9: the last value
+      expect(() => withBackend(b, run([0, 5], [0, 5])), b).toThrow('gemmInt16: a gathered offset (taps 0 … 5, columns 0 … 5) leaves its 10 values');
+      expect(() => withBackend(b, run([-1, 5], [0, 1])), b).toThrow(/leaves its 10 values/);
     }
   });
 

@@ -94,6 +94,8 @@ export class Code {
   brIf(depth: number): this { return this.opU(0x0d, depth); }
   i32Load(offset = 0): this { return this.op(0x28, ...this.mem(2, offset)); }
   i32Store(offset = 0): this { return this.op(0x36, ...this.mem(2, offset)); }
+  i32Load16S(offset = 0): this { return this.op(0x2e, ...this.mem(1, offset)); }
+  i32Store16(offset = 0): this { return this.op(0x3b, ...this.mem(1, offset)); }
   f32Add(): this { return this.op(0x92); }
   f32Load(offset = 0): this { return this.op(0x2a, ...this.mem(2, offset)); }
   f32Store(offset = 0): this { return this.op(0x38, ...this.mem(2, offset)); }

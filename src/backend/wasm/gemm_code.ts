@@ -6,7 +6,7 @@ import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradFiltersF4Def, winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 import { bnAccumulateDef, bnGradInputDef, bnGradSumsDef, bnNormalizeDef, bnSumsDef, reluGradDef } from './batchnorm_simd.js';
 import { sgdDef } from './sgd_simd.js';
-import { gemmInt16Def, packInt16BDef } from './gemm_int_simd.js';
+import { gatherInt16BDef, gemmInt16Def, packInt16BDef } from './gemm_int_simd.js';
 
 // block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
 // at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
@@ -526,6 +526,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     sgdDef('momentum'),
     gemmInt16Def(),
     packInt16BDef(),
+    gatherInt16BDef(),
   ]);
 }
 

@@ -78,3 +78,33 @@ export function packInt16BDef(): FunctionDef {
   x.end();
   return { name: 'packInt16B', params: new Array<number>(5).fill(I32), locals: [I32, I32, I32, V128, V128], body: x };
 }
+
+// gatherInt16B(dst, src, taps, cols, kp, nStrips): B's layout above gathered from 16-bit values at src:
+// b[k][j] = the value at src + taps[k] + cols[j] (byte offsets, 32-bit, at taps and cols: 2·kp of the
+// one, 8·nStrips of the other), so that im2col's matrix is never written (the caller's offsets address
+// zero-padded planes, and repeat a real tap or column where K or N runs short)
+export function gatherInt16BDef(): FunctionDef {
+  const [dst, src, taps, cols, kp, nStrips] = [0, 1, 2, 3, 4, 5];
+  const [s, p, t0, t1, pt] = [6, 7, 8, 9, 10];
+  const c = (j: number) => 11 + j; // the strip's columns, src + cols[8s + j]
+  const x = new Code();
+  x.i32(0).set(s);
+  x.loop(); // over strips
+  for (let j = 0; j < 8; j++) x.get(src).get(cols).get(s).i32(32).i32Mul().i32Add().i32Load(4 * j).i32Add().set(c(j));
+  x.get(taps).set(pt);
+  x.get(kp).set(p);
+  x.loop(); // over pair-steps
+  x.get(pt).i32Load(0).set(t0);
+  x.get(pt).i32Load(4).set(t1);
+  for (let j = 0; j < 8; j++) {
+    x.get(dst).get(c(j)).get(t0).i32Add().i32Load16S(0).i32Store16(4 * j);
+    x.get(dst).get(c(j)).get(t1).i32Add().i32Load16S(0).i32Store16(4 * j + 2);
+  }
+  x.get(dst).i32(32).i32Add().set(dst);
+  x.get(pt).i32(8).i32Add().set(pt);
+  x.get(p).i32(1).i32Sub().tee(p).brIf(0);
+  x.end();
+  x.get(s).i32(1).i32Add().tee(s).get(nStrips).i32LtU().brIf(0);
+  x.end();
+  return { name: 'gatherInt16B', params: new Array<number>(6).fill(I32), locals: new Array<number>(13).fill(I32), body: x };
+}

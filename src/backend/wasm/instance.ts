@@ -49,6 +49,7 @@ export interface Instance {
   /** the integer GEMM's block kernel (gemm_int_simd.ts) */
   gemmInt16: (a: number, b: number, c: number, mStrips: number, nStrips: number, kp: number, ldc: number) => void;
   packInt16B: (dst: number, src: number, rowBytes: number, kp: number, nStrips: number) => void;
+  gatherInt16B: (dst: number, src: number, taps: number, cols: number, kp: number, nStrips: number) => void;
   /** BatchNorm's passes (batchnorm_simd.ts) */
   bn: {
     sums: (x: number, quads: number, N: number, pBytes: number, imageBytes: number, planeBytes: number, out: number, mean: number) => void;
@@ -101,7 +102,7 @@ export function getInstance(): Instance {
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
       sgd: [inst.exports.sgdPlain as SgdFn, inst.exports.sgdFirst as SgdFn, inst.exports.sgdMomentum as SgdFn],
-      gemmInt16: inst.exports.gemmInt16 as Instance['gemmInt16'], packInt16B: inst.exports.packInt16B as Instance['packInt16B'],
+      gemmInt16: inst.exports.gemmInt16 as Instance['gemmInt16'], packInt16B: inst.exports.packInt16B as Instance['packInt16B'], gatherInt16B: inst.exports.gatherInt16B as Instance['gatherInt16B'],
       bn: {
         sums: inst.exports.bnSums as Instance['bn']['sums'], squares: inst.exports.bnSquares as Instance['bn']['squares'],
         normalize: inst.exports.bnNormalize as Instance['bn']['normalize'], gradSums: inst.exports.bnGradSums as Instance['bn']['gradSums'],
