@@ -10,6 +10,7 @@ import { convert } from '../src/reparam/repvgg.js';
 import type { RepVGG, RepVGGBlock } from '../src/nn/repvgg.js';
 import type { BatchNorm2d } from '../src/nn/layers.js';
 import type { Module } from '../src/nn/module.js';
+import { type Backend, setBackend } from '../src/backend/backend.js';
 
 /** Unit roundoff of float32. */
 export const U32 = 2 ** -24;
@@ -245,4 +246,14 @@ export function fmaF32(a: number, b: number, c: number): number {
   bits64.setUint32(0, Number(wide >> 32n));
   bits64.setUint32(4, Number(wide & 0xffffffffn));
   return Math.fround(bits64.getFloat64(0));
+}
+
+/** f() with the GEMM kernels on backend b, then back on the default 'wasm' (also when f throws). */
+export function withBackend<T>(b: Backend, f: () => T): T {
+  setBackend(b);
+  try {
+    return f();
+  } finally {
+    setBackend('wasm');
+  }
 }

@@ -102,13 +102,7 @@ const DequantizeLinear: Op = (ctx, node, xs) => {
 
 /** x − zp as a float64 tensor (exact), zp per run of elements. */
 function shifted(ctx: OpContext, v: Value, zp: Float64Array, runs: AxisRuns): Float64Array {
-  const out = ctx.alloc(v.shape, 'int') as Float64Array, x = v.data;
-  const { n, inner } = zp.length === 1 ? PER_TENSOR : runs;
-  for (let start = 0, c = 0; start < out.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
-    const z0 = zp[zp.length === 1 ? 0 : c], end = Math.min(out.length, start + inner);
-    for (let i = start; i < end; i++) out[i] = x[i] - z0;
-  }
-  return out;
+  return shiftInto(v, zp, runs, ctx.alloc(v.shape, 'int') as Float64Array);
 }
 
 /** x − zp as 16-bit integers, zp per run of elements, where every zero point is a value of v's type
@@ -116,7 +110,11 @@ function shifted(ctx: OpContext, v: Value, zp: Float64Array, runs: AxisRuns): Fl
 function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | null {
   const [lo, hi] = RANGE[v.dtype];
   if (!zp.every((z) => Number.isInteger(z) && z >= lo && z <= hi)) return null;
-  const out = new Int16Array(v.data.length);
+  return shiftInto(v, zp, runs, new Int16Array(v.data.length));
+}
+
+// out[i] = x[i] − zp of i's run
+function shiftInto<T extends Float64Array | Int16Array>(v: Value, zp: Float64Array, runs: AxisRuns, out: T): T {
   const { n, inner } = zp.length === 1 ? PER_TENSOR : runs;
   for (let start = 0, c = 0; start < out.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
     shiftRun(v.data, out, start, Math.min(out.length, start + inner), zp[zp.length === 1 ? 0 : c]);
@@ -126,7 +124,7 @@ function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | nul
 
 // out[i] = x[i] − z for i in [start, end) (the hot loops of an INT8 run: plain functions of their own
 // rather than a closure per run)
-function shiftRun(x: ArrayLike<number>, out: Int16Array, start: number, end: number, z: number): void {
+function shiftRun(x: ArrayLike<number>, out: Float64Array | Int16Array, start: number, end: number, z: number): void {
   for (let i = start; i < end; i++) out[i] = x[i] - z;
 }
 

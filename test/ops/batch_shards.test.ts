@@ -9,19 +9,9 @@ import { linearBackward } from '../../src/ops/linear.js';
 import { batchSums, gradientByHalves, onBatchShard } from '../../src/ops/batch_shards.js';
 import { gemm } from '../../src/backend/gemm.js';
 import { addOnto } from '../../src/backend/add.js';
-import { type Backend, setBackend } from '../../src/backend/backend.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { signedZeros } from '../helpers.js';
-
-function withBackend<T>(b: Backend, f: () => T): T {
-  setBackend(b);
-  try {
-    return f();
-  } finally {
-    setBackend('wasm');
-  }
-}
+import { signedZeros, withBackend } from '../helpers.js';
 
 const image = (t: Tensor, n: number) => new Tensor(t.data.slice(n * (t.size / t.shape[0]), (n + 1) * (t.size / t.shape[0])), [1, ...t.shape.slice(1)]);
 // a + b elementwise, rounded to a's type once

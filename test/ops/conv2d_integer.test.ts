@@ -6,21 +6,12 @@ import fc from 'fast-check';
 import { conv2dInteger, conv2dIntegerApplies } from '../../src/ops/conv2d_integer.js';
 import { conv2d } from '../../src/ops/conv2d.js';
 import { INT16_GEMM_MAX_K, gemmInt16 } from '../../src/backend/gemm.js';
-import { type Backend, setBackend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
+import { withBackend } from '../helpers.js';
 import { poolStats, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
 
 const ints = (rng: Rng, n: number, lo: number, hi: number) => Int16Array.from({ length: n }, () => lo + Math.floor(rng.next() * (hi - lo + 1)));
-
-function withBackend<T>(b: Backend, f: () => T): T {
-  setBackend(b);
-  try {
-    return f();
-  } finally {
-    setBackend('wasm');
-  }
-}
 
 describe('conv2dInteger', () => {
   const geometry = fc.record({

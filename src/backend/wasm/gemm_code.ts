@@ -6,18 +6,21 @@ import { Code, I32, V128, wasmModule } from './emit.js';
 import { winogradFiltersF4Def, winogradInputF4Def, winogradOutputF4Def } from './winograd_simd.js';
 import { bnAccumulateDef, bnGradInputDef, bnGradSumsDef, bnNormalizeDef, bnSumsDef, reluGradDef } from './batchnorm_simd.js';
 import { sgdDef } from './sgd_simd.js';
-import { gatherInt16BDef, gemmInt16Def, packInt16BDef } from './gemm_int_simd.js';
+import { gatherInt16BDef, packInt16BDef } from './gemm_int_simd.js';
 
 // block(a, b, c, mStrips, nStrips, kc, ldcBytes, bias): for every 4-row strip of the packed A block
 // at a and 8-column strip of the packed B panel at b, the C tile (at c, row stride ldcBytes) gets
 // A strip · B strip: added to it (load) or stored (the first panel, so C needs no zeroing); on the
 // last panel, then + bias[row] (bias: the block's row 0) and ReLU, in that order, the epilogue of a
 // conv's output pass done while the tile is in registers. Each option is a separate function, so
-// the loop carries no branches. fused: each acc + a·b is one relaxed_madd (one rounding where the
-// hardware fuses it) instead of a multiply and an add (two roundings).
+// the loop carries no branches. step: what each k does to acc, float32 'multiply-add' (two roundings)
+// or 'fused' (one relaxed_madd: one rounding where the hardware fuses it), or 'int16': the integer
+// GEMM's (gemm_int_simd.ts), whose panels hold 16-bit pairs of consecutive k where the float ones
+// hold a float32 each (the same bytes a step), acc + i32x4.dot_i16x8_s(a pair, b pairs), exact.
 // halves = 1: the half kernel, the same for strips of which only the first four columns are read
 // (C's last four columns of each tile are not written): a last strip of two to four real columns.
-function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean, halves: 1 | 2 = 2): Code {
+type BlockStep = 'multiply-add' | 'fused' | 'int16';
+function blockKernel(load: boolean, bias: boolean, relu: boolean, step: BlockStep, halves: 1 | 2 = 2): Code {
   const [a, b, c, mStrips, nStrips, kc, ldc, biasP] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [jr, ir, k, pa, pb, p] = [8, 9, 10, 11, 12, 13];
   const acc = (i: number) => 14 + i; // 8 accumulators: row r, half h at 2r + h
@@ -38,7 +41,8 @@ function blockKernel(load: boolean, bias: boolean, relu: boolean, fused: boolean
   for (let r = 0; r < 4; r++) {
     x.get(pa).v128Load32Splat(4 * r).set(s);
     for (let h = 0; h < halves; h++) {
-      if (fused) x.get(s).get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd().set(acc(2 * r + h));
+      if (step === 'fused') x.get(s).get(h === 0 ? b0 : b1).get(acc(2 * r + h)).f32x4RelaxedMadd().set(acc(2 * r + h));
+      else if (step === 'int16') x.get(acc(2 * r + h)).get(s).get(h === 0 ? b0 : b1).i32x4DotI16x8S().i32x4Add().set(acc(2 * r + h));
       else x.get(acc(2 * r + h)).get(s).get(h === 0 ? b0 : b1).f32x4Mul().f32x4Add().set(acc(2 * r + h));
     }
   }
@@ -475,21 +479,26 @@ export const BLOCK_KERNELS = [0, 1, 2, 3, 4, 5, 6, 7].map((v) => ({ load: (v & 4
 
 const moduleBytes: (Uint8Array | null)[] = [null, null];
 
+// the block kernel's parameters (a, b, c, mStrips, nStrips, kc, ldc, bias) and locals (jr, ir, k, pa,
+// pb, p; 8 accumulators, b0, b1, s, bv)
+const BLOCK_PARAMS = new Array<number>(8).fill(I32);
+const BLOCK_LOCALS = [...new Array<number>(6).fill(I32), ...new Array<number>(12).fill(V128)];
+
 /** The module's bytes, built once per kind of block kernel: separate multiply and add (what
  * `wasmAvailable` validates: WebAssembly SIMD), or relaxed SIMD's fused multiply-add. */
 export function gemmModuleBytes(fused = false): Uint8Array {
   return moduleBytes[fused ? 1 : 0] ??= wasmModule([
     ...BLOCK_KERNELS.map((v, i) => ({
       name: `block${i}`,
-      params: [I32, I32, I32, I32, I32, I32, I32, I32],
-      locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-      body: blockKernel(v.load, v.bias, v.relu, fused),
+      params: BLOCK_PARAMS,
+      locals: BLOCK_LOCALS,
+      body: blockKernel(v.load, v.bias, v.relu, fused ? 'fused' : 'multiply-add'),
     })),
     ...BLOCK_KERNELS.map((v, i) => ({
       name: `half${i}`,
-      params: [I32, I32, I32, I32, I32, I32, I32, I32],
-      locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-      body: blockKernel(v.load, v.bias, v.relu, fused, 1),
+      params: BLOCK_PARAMS,
+      locals: BLOCK_LOCALS,
+      body: blockKernel(v.load, v.bias, v.relu, fused ? 'fused' : 'multiply-add', 1),
     })),
     ...BLOCK_KERNELS.map((v, i) => ({
       name: `column${i}`,
@@ -524,7 +533,8 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     sgdDef('plain'),
     sgdDef('first'),
     sgdDef('momentum'),
-    gemmInt16Def(),
+    // the integer GEMM's block kernel: the float one's loops and panel geometry, C stored as int32
+    { name: 'gemmInt16', params: BLOCK_PARAMS, locals: BLOCK_LOCALS, body: blockKernel(false, false, false, 'int16') },
     packInt16BDef(),
     gatherInt16BDef(),
   ]);

@@ -41,7 +41,7 @@ export function gemmInt16Simd(A: Int16Rows, N: number, B: Int16Array | Int16Gath
     else for (let k = 0; k < K; k++) mem16.set(B.subarray(bOff + k * ldb, bOff + k * ldb + N), stage + k * ncp);
     inst.packInt16B(bAt, srcAt, 2 * ncp, kp, nStrips);
   }
-  inst.gemmInt16(aAt, bAt, cAt, mStrips, nStrips, kp, 4 * ncp);
+  inst.gemmInt16(aAt, bAt, cAt, mStrips, nStrips, kp, 4 * ncp, 0);
   const c = new Int32Array(inst.memory.buffer, cAt, 4 * mStrips * ncp);
   for (let i = 0; i < M; i++) C.set(c.subarray(i * ncp, i * ncp + N), cOff + i * ldc);
 }

@@ -1,5 +1,7 @@
-// The integer GEMM's block kernel: C = A·B exactly, for 16-bit signed operands and 32-bit sums (the
-// integer convolutions of INT8 graphs: (x − x_zp)·(w − w_zp), each factor within ±255).
+// The integer GEMM's kernels: C = A·B exactly, for 16-bit signed operands and 32-bit sums (the
+// integer convolutions of INT8 graphs: (x − x_zp)·(w − w_zp), each factor within ±255). Its block
+// kernel is the float GEMM's, with an integer step (gemm_code.ts, blockKernel's 'int16'); here, the
+// packing and the gather of B.
 //
 // i32x4.dot_i16x8_s multiplies eight pairs of 16-bit lanes and adds each two neighbours into a
 // 32-bit lane: with the two operands laid out as pairs of consecutive k, one instruction does two
@@ -11,47 +13,6 @@
 //   B: strips of 8 columns; per pair-step, 32 bytes: b[2p][j], b[2p+1][j] for j = 0 … 7
 //   C: int32, rows ldc bytes apart, each strip's 8 columns written (padding columns included).
 import { Code, type FunctionDef, I32, V128 } from './emit.js';
-
-// gemmInt16(a, b, c, mStrips, nStrips, kp, ldc): byte offsets and counts as above
-export function gemmInt16Def(): FunctionDef {
-  const [a, b, c, mStrips, nStrips, kp, ldc] = [0, 1, 2, 3, 4, 5, 6];
-  const [jr, ir, k, pa, pb, p] = [7, 8, 9, 10, 11, 12];
-  const acc = (i: number) => 13 + i; // row r, columns 4h … 4h + 3 at 2r + h
-  const [b0, b1, s] = [21, 22, 23];
-  const x = new Code();
-  x.i32(0).set(jr);
-  x.loop(); // over 8-column strips
-  x.i32(0).set(ir);
-  x.loop(); // over 4-row strips
-  for (let i = 0; i < 8; i++) x.v128Zero().set(acc(i));
-  x.get(a).get(ir).get(kp).i32Mul().i32(16).i32Mul().i32Add().set(pa);
-  x.get(b).get(jr).get(kp).i32Mul().i32(32).i32Mul().i32Add().set(pb);
-  x.get(kp).set(k);
-  x.loop(); // over pair-steps: acc[r][h] += a[r][2p]·b[2p][j] + a[r][2p+1]·b[2p+1][j]
-  x.get(pb).v128Load(0).set(b0);
-  x.get(pb).v128Load(16).set(b1);
-  for (let r = 0; r < 4; r++) {
-    x.get(pa).v128Load32Splat(4 * r).set(s); // row r's pair in every 32-bit lane
-    x.get(acc(2 * r)).get(s).get(b0).i32x4DotI16x8S().i32x4Add().set(acc(2 * r));
-    x.get(acc(2 * r + 1)).get(s).get(b1).i32x4DotI16x8S().i32x4Add().set(acc(2 * r + 1));
-  }
-  x.get(pa).i32(16).i32Add().set(pa);
-  x.get(pb).i32(32).i32Add().set(pb);
-  x.get(k).i32(1).i32Sub().tee(k).brIf(0);
-  x.end();
-  // p = c + ir·4·ldc + jr·32
-  x.get(c).get(ir).i32(4).i32Mul().get(ldc).i32Mul().i32Add().get(jr).i32(32).i32Mul().i32Add().set(p);
-  for (let r = 0; r < 4; r++) {
-    x.get(p).get(acc(2 * r)).v128Store(0);
-    x.get(p).get(acc(2 * r + 1)).v128Store(16);
-    if (r < 3) x.get(p).get(ldc).i32Add().set(p);
-  }
-  x.get(ir).i32(1).i32Add().tee(ir).get(mStrips).i32LtU().brIf(0);
-  x.end();
-  x.get(jr).i32(1).i32Add().tee(jr).get(nStrips).i32LtU().brIf(0);
-  x.end();
-  return { name: 'gemmInt16', params: new Array<number>(7).fill(I32), locals: [...new Array<number>(6).fill(I32), ...new Array<number>(11).fill(V128)], body: x };
-}
 
 // packInt16B(dst, src, rowBytes, kp, nStrips): B's layout above from 2·kp rows of 16-bit values
 // rowBytes apart at src, each at least 8·nStrips long (a missing row or column zero there): per strip

@@ -46,8 +46,8 @@ export interface Instance {
   winogradFilters: (w: number, u: number, count: number, channels: number, kBytes: number) => void;
   /** SGD's update (sgd_simd.ts): without velocity, the first step, with momentum */
   sgd: [SgdFn, SgdFn, SgdFn];
-  /** the integer GEMM's block kernel (gemm_int_simd.ts) */
-  gemmInt16: (a: number, b: number, c: number, mStrips: number, nStrips: number, kp: number, ldc: number) => void;
+  /** the integer GEMM's block kernel (blockKernel's 'int16' step; its kc counts pairs of k, its bias is unused) */
+  gemmInt16: BlockFn;
   packInt16B: (dst: number, src: number, rowBytes: number, kp: number, nStrips: number) => void;
   gatherInt16B: (dst: number, src: number, taps: number, cols: number, kp: number, nStrips: number) => void;
   /** BatchNorm's passes (batchnorm_simd.ts) */
