@@ -630,6 +630,7 @@ const MUTANTS = [
   ['int8', 'the gather reads each pair\'s second tap at the first', 'src/backend/wasm/gemm_int_simd.ts', '    x.get(dst).get(c(j)).get(t1).i32Add().i32Load16S(0).i32Store16(4 * j + 2);', '    x.get(dst).get(c(j)).get(t0).i32Add().i32Load16S(0).i32Store16(4 * j + 2);', ['test/ops/conv2d_integer.test.ts'], 'build'],
   ['int8', 'a gathered offset past its planes goes unchecked', 'src/backend/gemm.ts', '  if (!(tMin + cMin >= 0 && tMax + cMax < B.src.length))', '  if (false)', ['test/ops/conv2d_integer.test.ts']],
   ['int8', 'planes padded from the wrong row', 'src/ops/conv2d_integer.ts', '      const src = x0 + (c * H + iy) * W, dst = (c * Hp + pt + iy) * Wp + pl;', '      const src = x0 + (c * H + iy) * W, dst = (c * Hp + iy) * Wp + pl;', ['test/ops/conv2d_integer.test.ts']],
+  ['int8', 'every run shifted by the first zero point', 'src/onnx/ops_quant.ts', '    shiftRun(v.data, out, start, Math.min(out.length, start + inner), zp[zp.length === 1 ? 0 : c]);', '    shiftRun(v.data, out, start, Math.min(out.length, start + inner), zp[0]);', ['test/onnx/quant.test.ts']],
 ];
 
 const args = process.argv.slice(2);
