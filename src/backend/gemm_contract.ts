@@ -127,8 +127,8 @@ export function paddedPlanes(
 export interface WinogradSource {
   size: number;
   load: GatherSource['load'];
-  /** per pair of tiles: the offsets of its two corners in the source (the last pair may repeat a
-   * tile) and of its place in V */
+  /** per quad of tiles: the offsets of its four corners in the source (the last quad may repeat a
+   * tile) and of its place in V (the four side by side) */
   tiles: Int32Array;
   channels: number;
   /** between channel planes and between rows of the source */
@@ -142,7 +142,7 @@ export interface WinogradSource {
 
 /** Where Winograd's products come from and where the output tiles go (floats throughout). */
 export interface WinogradOutput extends WinogradOutputTiles {
-  /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 2·pairs) floats, k-major */
+  /** M_k (k < 36) of `channels` rows of `rowLength` (≥ 4·quads) floats, k-major */
   M: Float32Array;
   mOffset: number;
   rowLength: number;
@@ -151,7 +151,7 @@ export interface WinogradOutput extends WinogradOutputTiles {
 /** Where Winograd's output tiles go, from products the kernel keeps itself (winogradTilesF4). */
 export interface WinogradOutputTiles {
   channels: number;
-  /** per pair of tiles: its offset in a row of M and the offsets of its two tiles' corners in the output block */
+  /** per quad of tiles: its offset in a row of M and the offsets of its four tiles' corners in the output block */
   tiles: Int32Array;
   /** the output block: `channels` planes of planeStride floats, rows rowStride apart */
   outFloats: number;

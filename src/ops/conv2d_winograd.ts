@@ -84,6 +84,7 @@ export function winogradWeights(w: FloatArray, F: number, Cg: number, groups: nu
 }
 
 const TILE_BLOCK = 256;
+const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 
 interface WinogradArgs {
   g: ConvGeometry; x: FloatArray; U: WinogradWeights; b: FloatArray | null; y: FloatArray; relu: boolean;
@@ -178,15 +179,17 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
     }
     return;
   }
-  const V = workspaceLike('winograd.V', A2 * Cg * (TB + PANEL_STRIP - 1), x); // rows of tb rounded up to even (or, packed, to whole strips)
-  const M = workspaceLike('winograd.M', A2 * Fp * (TB + 1), x); // rows of tb rounded up to even
+  const V = workspaceLike('winograd.V', A2 * Cg * (TB + PANEL_STRIP - 1), x); // rows of tb rounded up to a multiple of 4 (or, packed, to whole strips)
+  const M = workspaceLike('winograd.M', A2 * Fp * (TB + 3), x); // rows of tb rounded up to a multiple of 4
   const d = workspace64('winograd.d', 2 * A2);
-  const inputTransform = m === 4 ? inputTransformF4 : inputTransformF2;
+  // F(4×4) on float32 data in float32 arithmetic (the kernels' lanes), F(2×2) and float64 data in float64
+  const round = m === 4 && x instanceof Float32Array ? float32 : exact;
+  const inputTransform: typeof inputTransformF4 = m === 4 ? inputTransformF4 : inputTransformF2;
   const yi = relu && y instanceof Float32Array ? new Int32Array(y.buffer, y.byteOffset, y.length) : null;
-  const outputTransform = m === 4 ? outputTransformF4 : outputTransformF2;
+  const outputTransform: typeof outputTransformF4 = m === 4 ? outputTransformF4 : outputTransformF2;
   for (let t0 = tLo; t0 < tHi; t0 += TB) {
     const tb = Math.min(TB, tHi - t0);
-    const tbE = tb + (tb & 1); // V's row length: even, for the SIMD transform's pairs of tiles
+    const tbE = up4(tb); // V's row length: a multiple of 4, for the SIMD transforms' quads of tiles
     const tbP = Math.ceil(tb / PANEL_STRIP) * PANEL_STRIP; // packed: whole strips
     for (let gi = 0; gi < groups; gi++) {
       // V[ξη][c][t] = (Bᵀ d_{c,t} B)_ξη
@@ -201,7 +204,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
             const ty = Math.floor(r / tw);
             const y0 = ty * m - pt, x0 = (r - ty * tw) * m - pl;
             gatherTile(x, (n * C + gi * Cg + c) * H * W, H, W, y0, x0, alpha, d);
-            inputTransform(d, V, c * tbE + t, Cg * tbE);
+            inputTransform(d, V, c * tbE + t, Cg * tbE, round);
           }
         }
       }
@@ -227,7 +230,7 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
           const r = tile - n * tilesPerImage;
           const ty = Math.floor(r / tw);
           const oy = ty * m, ox = (r - ty * tw) * m;
-          outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d);
+          outputTransform(M, (fl - f0) * tbE + t, Fp * tbE, d, round);
           const yOff = (n * F + f) * Ho * Wo;
           const mh = Math.min(m, Ho - oy), mw = Math.min(m, Wo - ox);
           for (let i = 0; i < mh; i++) {
@@ -251,15 +254,15 @@ function winogradTiles(a: WinogradArgs, tLo: number, tHi: number, f0: number, f1
   }
 }
 
-/** Floats between V_k kept in kernel memory beyond their size: the input transform writes a pair's 36
+/** Floats between V_k kept in kernel memory beyond their size: the input transform writes a quad's 36
  * values at one offset in each, and V_k a multiple of 4 KiB long (192 channels of 16 tiles: 12 KiB)
  * would put all 36 in one set of the L1 cache (as M_k's, winogradTilesSimd). */
 const V_SKEW = 16;
 
 // The tiles [t0, t0 + tb) of group gi for the SIMD input transform: the images they lie in, this
 // group's channels, zero-padded so that every 6×6 window of F(4×4) lies inside (th·4 + 2 rows of
-// tw·4 + 2, the image at (pt, pl)); tiles in pairs, an odd last one paired with itself. V's layout:
-// plain rows (V[k][c][t], rows of tb rounded up to even) or, packed, the GEMM's panels (bPanels:
+// tw·4 + 2, the image at (pt, pl)); tiles in quads, the last filled up with its last tile. V's layout:
+// plain rows (V[k][c][t], rows of tb rounded up to a multiple of 4) or, packed, the GEMM's panels (bPanels:
 // V_k[t/S][c][t mod S], strips of S = PANEL_STRIP tiles, C/g rows), V_k `skew` floats further apart
 // than their size (V_SKEW where the kernels keep V; 0 in a workspace laid out without it).
 function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number, tb: number, th: number, tw: number, packed: boolean, skew = 0): WinogradSource {
@@ -267,17 +270,16 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
   const Hp = th * 4 + 2, Wp = tw * 4 + 2, per = th * tw;
   const n0 = Math.floor(t0 / per), n1 = Math.floor((t0 + tb - 1) / per);
   const S = PANEL_STRIP;
-  const tbE = tb + (tb & 1), tbP = Math.ceil(tb / S) * S, pairs = tbE / 2;
-  const tiles = workspaceInt32('winograd.tiles', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
+  const tbE = up4(tb), tbP = Math.ceil(tb / S) * S, quads = tbE / 4;
+  const tiles = workspaceInt32('winograd.tiles', 5 * quads).subarray(0, 5 * quads); // a workspace may be longer
   const corner = (t: number) => {
     const tile = t0 + Math.min(t, tb - 1);
     const n = Math.floor(tile / per), r = tile - n * per, ty = Math.floor(r / tw);
     return (n - n0) * Cg * Hp * Wp + ty * 4 * Wp + (r - ty * tw) * 4;
   };
-  for (let p = 0; p < pairs; p++) {
-    tiles[3 * p] = corner(2 * p);
-    tiles[3 * p + 1] = corner(2 * p + 1);
-    tiles[3 * p + 2] = packed ? Math.floor(2 * p / S) * Cg * S + (2 * p % S) : 2 * p;
+  for (let q = 0; q < quads; q++) {
+    for (let i = 0; i < 4; i++) tiles[5 * q + i] = corner(4 * q + i);
+    tiles[5 * q + 4] = packed ? Math.floor(4 * q / S) * Cg * S + (4 * q % S) : 4 * q;
   }
   const rowsOf = packed ? tbP : tbE;
   return {
@@ -288,7 +290,7 @@ function winogradSource(g: ConvGeometry, x: Float32Array, gi: number, t0: number
 
 // The output pass of tiles [t0, t0 + tb), channels f0 … f1 of group gi, for the SIMD output transform:
 // a block of the tile rows R0 … R1 they span (R = n·th + ty), each channel a plane of 4 rows per tile
-// row and tw·4 + 4 columns (the last 4 take the odd count's phantom tile), copied into y's rows after:
+// row and tw·4 + 4 columns (the last 4 take the last quad's phantom tiles), copied into y's rows after:
 // an image whose tiles all lie in the block is first laid out as y holds it (take) and copied with one
 // set (a set per row cost ~40 ns however short, a loop below 16 floats ~2.5 ns a float: 192 channels
 // of 14 rows a layer on A0's 14×14 maps), the rows of the rest one by one.
@@ -297,16 +299,16 @@ function winogradOutputTiles(
   gi: number, f0: number, f1: number, t0: number, tb: number, th: number, tw: number,
 ): WinogradOutputTiles {
   const { F, Fg, Ho, Wo } = g;
-  const tbE = tb + (tb & 1), pairs = tbE / 2, Fp = f1 - f0;
+  const quads = up4(tb) / 4, Fp = f1 - f0;
   const R0 = Math.floor(t0 / tw), R1 = Math.floor((t0 + tb - 1) / tw);
   const cols = tw * 4 + 4, planeStride = (R1 - R0 + 1) * 4 * cols;
-  const tiles = workspaceInt32('winograd.out', 3 * pairs).subarray(0, 3 * pairs); // a workspace may be longer
+  const tiles = workspaceInt32('winograd.out', 5 * quads).subarray(0, 5 * quads); // a workspace may be longer
   const corner = (t: number) => {
     if (t >= tb) return tw * 4; // the phantom: its own spare column
     const tile = t0 + t, R = Math.floor(tile / tw);
     return (R - R0) * 4 * cols + (tile - R * tw) * 4;
   };
-  for (let p = 0; p < pairs; p++) tiles.set([2 * p, corner(2 * p), corner(2 * p + 1)], 3 * p);
+  for (let q = 0; q < quads; q++) tiles.set([4 * q, corner(4 * q), corner(4 * q + 1), corner(4 * q + 2), corner(4 * q + 3)], 5 * q);
   const per = th * tw, whole = (n: number) => n * per >= t0 && (n + 1) * per <= t0 + tb;
   return {
     channels: Fp, tiles, outFloats: Fp * planeStride, planeStride, rowStride: cols,
@@ -351,54 +353,54 @@ function gatherTile(x: FloatArray, xc: number, H: number, W: number, y0: number,
   }
 }
 
+/** How the F(4×4) transforms round: after every operation to float32 where the data is float32 (what
+ * the SIMD kernels' f32x4 lanes compute, in this order), not at all in float64. */
+export type Rounding = (v: number) => number;
+const exact: Rounding = (v) => v;
+export const float32: Rounding = Math.fround;
+
+// Bᵀ v for F(4, 3) on one column of a tile (or one row of Bᵀ d), into out[o + k·s]
+function bt4(v0: number, v1: number, v2: number, v3: number, v4: number, v5: number, out: FloatArray, o: number, s: number, r: Rounding): void {
+  out[o] = r(r(r(4 * v0) - r(5 * v2)) + v4); //             4·v0 − 5·v2 + v4
+  out[o + s] = r(r(r(-4 * r(v1 + v2)) + v3) + v4); //     −4·(v1 + v2) + v3 + v4
+  out[o + 2 * s] = r(r(r(4 * r(v1 - v2)) - v3) + v4); //  4·(v1 − v2) − v3 + v4
+  out[o + 3 * s] = r(r(r(-2 * r(v1 - v3)) - v2) + v4); // −2·(v1 − v3) − v2 + v4
+  out[o + 4 * s] = r(r(r(2 * r(v1 - v3)) - v2) + v4); //  2·(v1 − v3) − v2 + v4
+  out[o + 5 * s] = r(r(r(4 * v1) - r(5 * v3)) + v5); //    4·v1 − 5·v3 + v5
+}
+
 // V[off + k·stride] = (Bᵀ d B)_k for F(4×4, 3×3); d is 6×6 row-major, d[36..71] scratch.
-export function inputTransformF4(d: Float64Array, V: FloatArray, off: number, stride: number): void {
-  // columns: t = Bᵀ d
-  for (let j = 0; j < 6; j++) {
-    const d0 = d[j], d1 = d[6 + j], d2 = d[12 + j], d3 = d[18 + j], d4 = d[24 + j], d5 = d[30 + j];
-    d[36 + j] = 4 * d0 - 5 * d2 + d4;
-    d[42 + j] = -4 * (d1 + d2) + d3 + d4;
-    d[48 + j] = 4 * (d1 - d2) - d3 + d4;
-    d[54 + j] = -2 * (d1 - d3) - d2 + d4;
-    d[60 + j] = 2 * (d1 - d3) - d2 + d4;
-    d[66 + j] = 4 * d1 - 5 * d3 + d5;
-  }
+export function inputTransformF4(d: Float64Array, V: FloatArray, off: number, stride: number, r: Rounding = exact): void {
+  // columns: t = Bᵀ d (t[k][j] at d[36 + 6k + j])
+  for (let j = 0; j < 6; j++) bt4(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j], d, 36 + j, 6, r);
   // rows: V = t B
   for (let i = 0; i < 6; i++) {
     const s = 36 + i * 6;
-    const r0 = d[s], r1 = d[s + 1], r2 = d[s + 2], r3 = d[s + 3], r4 = d[s + 4], r5 = d[s + 5];
-    const o = off + i * 6 * stride;
-    V[o] = 4 * r0 - 5 * r2 + r4;
-    V[o + stride] = -4 * (r1 + r2) + r3 + r4;
-    V[o + 2 * stride] = 4 * (r1 - r2) - r3 + r4;
-    V[o + 3 * stride] = -2 * (r1 - r3) - r2 + r4;
-    V[o + 4 * stride] = 2 * (r1 - r3) - r2 + r4;
-    V[o + 5 * stride] = 4 * r1 - 5 * r3 + r5;
+    bt4(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], V, off + i * 6 * stride, stride, r);
   }
 }
 
+// Aᵀ v for F(4, 3) on one column of m (or one row of Aᵀ m), into out[o + i·s], with the shared sums
+// a = v1 + v2, s = v1 − v2, p = v3 + v4, q = v3 − v4
+function at4(v0: number, v1: number, v2: number, v3: number, v4: number, v5: number, out: Float64Array, o: number, s: number, r: Rounding): void {
+  const a = r(v1 + v2), d = r(v1 - v2), p = r(v3 + v4), q = r(v3 - v4);
+  out[o] = r(r(v0 + a) + p); //              v0 + a + p
+  out[o + s] = r(d + r(2 * q)); //           s + 2q
+  out[o + 2 * s] = r(a + r(4 * p)); //       a + 4p
+  out[o + 3 * s] = r(r(d + r(8 * q)) + v5); // s + 8q + v5
+}
+
 // out[0..15] = (Aᵀ m A) for F(4×4, 3×3), m_k = M[off + k·stride]; out[16..39] scratch.
-export function outputTransformF4(M: FloatArray, off: number, stride: number, out: Float64Array): void {
-  // columns: t = Aᵀ m (4×6)
+export function outputTransformF4(M: FloatArray, off: number, stride: number, out: Float64Array, r: Rounding = exact): void {
+  // columns: t = Aᵀ m (4×6, t[i][j] at out[16 + 6i + j])
   for (let j = 0; j < 6; j++) {
     const o = off + j * stride;
-    const m0 = M[o], m1 = M[o + 6 * stride], m2 = M[o + 12 * stride];
-    const m3 = M[o + 18 * stride], m4 = M[o + 24 * stride], m5 = M[o + 30 * stride];
-    const a = m1 + m2, s = m1 - m2, p = m3 + m4, q = m3 - m4;
-    out[16 + j] = m0 + a + p;
-    out[22 + j] = s + 2 * q;
-    out[28 + j] = a + 4 * p;
-    out[34 + j] = s + 8 * q + m5;
+    at4(M[o], M[o + 6 * stride], M[o + 12 * stride], M[o + 18 * stride], M[o + 24 * stride], M[o + 30 * stride], out, 16 + j, 6, r);
   }
   // rows: Y = t A (4×4)
   for (let i = 0; i < 4; i++) {
     const b = 16 + i * 6;
-    const t0 = out[b], t1 = out[b + 1], t2 = out[b + 2], t3 = out[b + 3], t4 = out[b + 4], t5 = out[b + 5];
-    const a = t1 + t2, s = t1 - t2, p = t3 + t4, q = t3 - t4;
-    out[i * 4] = t0 + a + p;
-    out[i * 4 + 1] = s + 2 * q;
-    out[i * 4 + 2] = a + 4 * p;
-    out[i * 4 + 3] = s + 8 * q + t5;
+    at4(out[b], out[b + 1], out[b + 2], out[b + 3], out[b + 4], out[b + 5], out, i * 4, 1, r);
   }
 }
 

@@ -6,7 +6,7 @@ import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
 import { floats, getInstance, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
 import { flippedFiltersSimd, padder } from '../../src/backend/wasm/gather.js';
 import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
-import { inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
+import { float32, inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
@@ -276,21 +276,21 @@ describe('the SIMD Winograd filter transform', () => {
 });
 
 describe('the SIMD Winograd input transform', () => {
-  // It does the TypeScript transform's float64 operations in the same order, two tiles per f64x2,
-  // and rounds once: V must be the same bits, for tiles anywhere in a padded multi-image source,
-  // an odd count (the last paired with itself) and several channels.
+  // It does the TypeScript transform's float32 operations in the same order, four tiles in the lanes
+  // of an f32x4: V must be the same bits, for tiles anywhere in a padded multi-image source, a count
+  // not a multiple of four (the last quad filled with the last tile) and several channels.
   it.each(['plain rows', 'GEMM panels'] as const)('writes bit for bit the values of the TypeScript transform (V = Bᵀ d B, F(4×4)), laid out as %s', (layout) => {
     const rng = new Rng(3);
     for (const [images, channels, Hp, Wp, count] of [[1, 1, 6, 6, 1], [2, 3, 10, 14, 7], [3, 2, 18, 10, 19]] as const) {
       const size = images * channels * Hp * Wp;
       const source = Float32Array.from({ length: size }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 6 - 3));
-      const pairs = Math.ceil(count / 2), packed = layout === 'GEMM panels';
-      const rowsOf = packed ? Math.ceil(count / 8) * 8 : 2 * pairs;
+      const quads = Math.ceil(count / 4), packed = layout === 'GEMM panels';
+      const rowsOf = packed ? Math.ceil(count / 8) * 8 : 4 * quads;
       const corners = Array.from({ length: count }, (_, t) => t % images * channels * Hp * Wp + Math.floor(rng.next() * (Hp - 5)) * Wp + Math.floor(rng.next() * (Wp - 5)));
       // where tile t's value of channel c lands in V_k (the reference layout the GEMM reads)
       const place = (t: number, c: number) => (packed ? (t >> 3) * channels * 8 + c * 8 + (t & 7) : c * rowsOf + t);
-      const tiles = new Int32Array(3 * pairs);
-      for (let p = 0; p < pairs; p++) tiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], place(2 * p, 0)], 3 * p);
+      const tiles = new Int32Array(5 * quads);
+      for (let q = 0; q < quads; q++) tiles.set([0, 1, 2, 3].map((i) => corners[Math.min(4 * q + i, count - 1)]).concat(place(4 * q, 0)), 5 * q);
       const V = new Float32Array(36 * channels * rowsOf);
       winogradInputSimd({
         size, tiles, channels, planeStride: Hp * Wp, rowStride: Wp,
@@ -304,7 +304,7 @@ describe('the SIMD Winograd input transform', () => {
       for (let c = 0; c < channels; c++) {
         for (let t = 0; t < count; t++) {
           for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) d[i * 6 + j] = source[corners[t] + c * Hp * Wp + i * Wp + j];
-          inputTransformF4(d, want, 0, 1);
+          inputTransformF4(d, want, 0, 1, float32);
           for (let k = 0; k < 36; k++) expect(bits[k * channels * rowsOf + place(t, c)], `k ${k}, channel ${c}, tile ${t}`).toBe(wantBits[k]);
         }
       }
@@ -313,18 +313,19 @@ describe('the SIMD Winograd input transform', () => {
 });
 
 describe('the SIMD Winograd output pass', () => {
-  // Y = Aᵀ M A in float64, + bias, one rounding, ReLU on the float32 (NaN and −0 kept): what the
-  // TypeScript output pass stores, bit for bit, for an odd tile count (the phantom tile writes only
-  // its spare column) with and without bias and ReLU.
+  // Y = Aᵀ M A in float32, + bias, ReLU on the float32 (NaN and −0 kept): what the TypeScript output
+  // pass stores, bit for bit, for a tile count not a multiple of four (the phantom tiles write only
+  // their spare column) with and without bias and ReLU.
   it.each([[false, false], [true, false], [false, true], [true, true]] as const)('writes bit for bit what the TypeScript pass stores (bias %s, ReLU %s)', (withBias, relu) => {
     const rng = new Rng(withBias ? 5 : 6);
-    const channels = 3, count = 5, rowLength = 6, pairs = 3, cols = 4 * count + 4, planeStride = 4 * cols;
+    const channels = 3, count = 5, rowLength = 8, quads = 2, cols = 4 * count + 4, planeStride = 4 * cols;
     const M = Float32Array.from({ length: 36 * channels * rowLength }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 4 - 2));
-    M[7] = NaN;
+    M[9] = NaN; // m_0 of channel 1's tile 1: that tile's 16 outputs NaN, kept by ReLU
     M[0] = -0;
     const bias = withBias ? Float32Array.from({ length: channels + 2 }, () => rng.next() - 0.5) : null;
-    const tiles = new Int32Array(3 * pairs);
-    for (let p = 0; p < pairs; p++) tiles.set([2 * p, 8 * p, 2 * p + 1 < count ? 8 * p + 4 : 4 * count], 3 * p);
+    const corner = (t: number) => (t < count ? 4 * t : 4 * count);
+    const tiles = new Int32Array(5 * quads);
+    for (let q = 0; q < quads; q++) tiles.set([4 * q, corner(4 * q), corner(4 * q + 1), corner(4 * q + 2), corner(4 * q + 3)], 5 * q);
     const out = new Float32Array(channels * planeStride);
     winogradOutputSimd({
       M, mOffset: 0, channels, rowLength, tiles, outFloats: out.length, planeStride, rowStride: cols,
@@ -333,7 +334,7 @@ describe('the SIMD Winograd output pass', () => {
     const bits = new Int32Array(out.buffer), d = new Float64Array(40), one = new Float32Array(1), oneBits = new Int32Array(one.buffer);
     for (let f = 0; f < channels; f++) {
       for (let t = 0; t < count; t++) {
-        outputTransformF4(M, f * rowLength + t, channels * rowLength, d);
+        outputTransformF4(M, f * rowLength + t, channels * rowLength, d, float32);
         for (let i = 0; i < 4; i++) {
           for (let j = 0; j < 4; j++) {
             one[0] = d[i * 4 + j] + (bias === null ? 0 : bias[2 + f]);
@@ -343,6 +344,7 @@ describe('the SIMD Winograd output pass', () => {
         }
       }
     }
+    expect(out.some(Number.isNaN), 'a NaN came through').toBe(true);
   });
 });
 
@@ -358,11 +360,11 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
     setThreads(1);
     const rng = new Rng(kept ? 31 : 32);
     const images = 2, Cg = 5, Hp = 10, Wp = 14, count = 11, F = 74, row0 = 4, Fp = 69, groups = 2, gi = 1;
-    const size = images * Cg * Hp * Wp, pairs = Math.ceil(count / 2), tbP = 16, tbE = 2 * pairs;
+    const size = images * Cg * Hp * Wp, quads = Math.ceil(count / 4), tbP = 16, tbE = 4 * quads;
     const source = Float32Array.from({ length: size }, () => rng.next() * 2 - 1);
     const corners = Array.from({ length: count }, (_, t) => t % images * Cg * Hp * Wp + Math.floor(rng.next() * (Hp - 5)) * Wp + Math.floor(rng.next() * (Wp - 5)));
-    const inTiles = new Int32Array(3 * pairs);
-    for (let p = 0; p < pairs; p++) inTiles.set([corners[2 * p], corners[Math.min(2 * p + 1, count - 1)], (2 * p >> 3) * Cg * 8 + (2 * p & 7)], 3 * p);
+    const inTiles = new Int32Array(5 * quads);
+    for (let q = 0; q < quads; q++) inTiles.set([0, 1, 2, 3].map((i) => corners[Math.min(4 * q + i, count - 1)]).concat((4 * q >> 3) * Cg * 8 + (4 * q & 7)), 5 * q);
     const src = {
       size, tiles: inTiles, channels: Cg, planeStride: Hp * Wp, rowStride: Wp,
       vFloats: 36 * Cg * tbP, kStride: Cg * tbP, channelStride: 8,
@@ -373,8 +375,9 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
     const U = Float32Array.from({ length: groups * 36 * F * Cg }, () => rng.next() * 2 - 1);
     const prepared = prepareFilters(U, groups * 36, F, Cg, kept);
     const cols = 4 * count + 4, planeStride = 4 * cols;
-    const outTiles = new Int32Array(3 * pairs);
-    for (let p = 0; p < pairs; p++) outTiles.set([2 * p, 8 * p, 2 * p + 1 < count ? 8 * p + 4 : 4 * count], 3 * p);
+    const corner = (t: number) => (t < count ? 4 * t : 4 * count);
+    const outTiles = new Int32Array(5 * quads);
+    for (let q = 0; q < quads; q++) outTiles.set([4 * q, corner(4 * q), corner(4 * q + 1), corner(4 * q + 2), corner(4 * q + 3)], 5 * q);
     const bias = Float32Array.from({ length: F + 3 }, () => rng.next() - 0.5);
     const output = (into: Float32Array) => ({
       channels: Fp, tiles: outTiles, outFloats: Fp * planeStride, planeStride, rowStride: cols, bias, biasOffset: 3 + row0, relu: true,

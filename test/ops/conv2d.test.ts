@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { conv2d, conv2dBackward, type Conv2dOptions } from '../../src/ops/conv2d.js';
-import { WINOGRAD_F2, WINOGRAD_F4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
+import { WINOGRAD_F2, WINOGRAD_F4, float32, inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { Rng, uniform } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { U32, absConv, absTensor, firstViolation, fmaF32, loadTorchFixture, maxAbs, maxAbsDiff, signedZeros } from '../helpers.js';
@@ -21,15 +21,23 @@ function im2colBound(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions
 
 /**
  * The Winograd bound for the algorithm as run (src/ops/conv2d_winograd.ts), per output pixel.
- * In float32 the code rounds in exactly these places; everything else is float64 on float32 data:
+ * F(2×2) in float32 rounds in exactly these places; everything else is float64 on float32 data:
  *   Û = fl(G g Gᵀ) (filters transformed in float64, stored once), V̂ = fl(Bᵀ d B) (tile transformed
  *   in float64 scratch, stored once), M̂ = fl(Σ_c Û_c ⊙ V̂_c) (the GEMM accumulates in float64 and
  *   stores once per 256-deep block of C/g), ŷ = fl(Aᵀ M̂ A + b) (output transform and bias in float64).
  * So |M̂ − M| ≤ (3 + nb)·u·P with P = Σ_c |U_c|⊙|V_c| and nb = ⌈(C/g)/256⌉ − 1 extra block roundings,
  * and |ŷ − ref| ≤ 2u·|ref| (ŷ's and the reference's final roundings) + (3 + nb)·u·Q, Q = |Aᵀ| P |A|,
  * + 1e-13·(Q + S) for the float64 arithmetic (≤ 256 + 36 terms at 2⁻⁵³). U, V and Q are recomputed
- * here in float64 from the matrices. A transform with a float32 intermediate would add roundings
- * of |Bᵀ||d||B|-sized values, which this bound does not allow.
+ * here in float64 from the matrices.
+ * F(4×4) on float32 data transforms in float32 arithmetic (the kernels' f32x4 lanes), rounding after
+ * every operation: a row of Bᵀ takes at most 4 roundings along any path from an input (−4·(d1 + d2)
+ * + d3 + d4), so V̂ = Bᵀ d B through two passes is within γ₈·W of V, W = |Bᵀ||d||B| ≥ |V|; a row of Aᵀ
+ * takes at most 4 too (s + 8q + m5), so the output's two passes and the bias add are within
+ * γ₉·(|Aᵀ||M̂||A| + |b|), with |M̂| ≤ (1 + 10⁻⁴)·P_W (P_W, Q_W: P and Q with W for |V|; the GEMM's and
+ * the transform's relative errors, γ₂₅₉ and γ₈, are far below 10⁻⁴). The bound adds γ₈·Q_W and
+ * γ₉·(1.0001·Q_W + |b|), and takes Q_W for Q in the terms above. Its emulation runs the reference's
+ * float32 transforms (exact where float32 is, tested below on integers; the kernels bit for bit
+ * against them in wasm.test.ts) around the GEMM's rounding contract.
  * On the 'wasm' backend the GEMM accumulates in float32 (M̂ = fl(fl(Σ…) + …) term by term, each
  * product rounded too): |M̂ − M| gains γ_{kc+1}·P, kc = min(C/g, 256), and the emulation rounds
  * every product and every partial sum.
@@ -60,18 +68,28 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
   }
   const bound = new Float64Array(ref.size), emulated = new Float64Array(ref.size);
   const fused = backend === 'wasm' && getFusedMultiplyAdd();
+  const f32 = tile === 4; // F(4×4)'s transforms in float32 arithmetic
+  const gamma = (n: number) => (n * u) / (1 - n * u);
   const absV = new Float64Array(Cg * a * a), V32 = new Float64Array(Cg * a * a), M32 = new Float64Array(a * a);
+  const patch = new Float64Array(2 * a * a), Vt = new Float32Array(a * a), Mt = new Float32Array(a * a), Yt = new Float64Array(40);
   for (let n = 0; n < N; n++) for (let gi = 0; gi < groups; gi++) for (let ty = 0; ty * m < Ho; ty++) for (let tx = 0; tx * m < Wo; tx++) {
     // V[c] = Bᵀ d B for this tile's zero-padded α×α input patch
-    for (let c = 0; c < Cg; c++) for (let xi = 0; xi < a; xi++) for (let e = 0; e < a; e++) {
-      let v = 0;
+    for (let c = 0; c < Cg; c++) {
       for (let i = 0; i < a; i++) for (let j = 0; j < a; j++) {
         const yy = ty * m - pt + i, xx = tx * m - pl + j;
-        if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
-        v += M.BT[xi][i] * x.data[((n * C + gi * Cg + c) * H + yy) * W + xx] * M.BT[e][j];
+        patch[i * a + j] = yy < 0 || yy >= H || xx < 0 || xx >= W ? 0 : x.data[((n * C + gi * Cg + c) * H + yy) * W + xx];
       }
-      absV[(c * a + xi) * a + e] = Math.abs(v);
-      V32[(c * a + xi) * a + e] = Math.fround(v);
+      if (f32) inputTransformF4(patch, Vt, 0, 1, float32);
+      for (let xi = 0; xi < a; xi++) for (let e = 0; e < a; e++) {
+        // V exact (float64, ≤ 36 terms of float32 products by small integers), or W = |Bᵀ||d||B|
+        let v = 0, wv = 0;
+        for (let i = 0; i < a; i++) for (let j = 0; j < a; j++) {
+          v += M.BT[xi][i] * patch[i * a + j] * M.BT[e][j];
+          wv += Math.abs(M.BT[xi][i] * patch[i * a + j] * M.BT[e][j]);
+        }
+        absV[(c * a + xi) * a + e] = f32 ? wv : Math.abs(v);
+        V32[(c * a + xi) * a + e] = f32 ? Vt[xi * a + e] : Math.fround(v);
+      }
     }
     for (let fl = 0; fl < Fg; fl++) {
       const f = gi * Fg + fl;
@@ -90,17 +108,22 @@ function winogradModel(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptio
         }
         M32[k] = acc;
       }
+      if (f32) {
+        Mt.set(M32);
+        outputTransformF4(Mt, 0, 1, Yt, float32);
+      }
       for (let i = 0; i < m && ty * m + i < Ho; i++) for (let j = 0; j < m && tx * m + j < Wo; j++) {
-        let Q = 0, t = 0;
+        let Q = 0, t = f32 ? Yt[i * m + j] : 0;
         for (let xi = 0; xi < a; xi++) for (let e = 0; e < a; e++) {
-          t += M.AT[i][xi] * M32[xi * a + e] * M.AT[j][e];
+          if (!f32) t += M.AT[i][xi] * M32[xi * a + e] * M.AT[j][e];
           let P = 0;
           for (let c = 0; c < Cg; c++) P += absU[((f * Cg + c) * a + xi) * a + e] * absV[(c * a + xi) * a + e];
           Q += Math.abs(M.AT[i][xi]) * P * Math.abs(M.AT[j][e]);
         }
         const o = ((n * F + f) * Ho + ty * m + i) * Wo + tx * m + j;
         const kc = Math.min(Cg, 256), inPanel = backend === 'wasm' ? ((kc + 1) * u / (1 - (kc + 1) * u)) * Q : 0;
-        bound[o] = 2 * u * (1 + u) * Math.abs(ref.data[o]) + (3 + nb) * u * (1 + 4 * u) * Q + inPanel + 1e-13 * (Q + S.data[o]);
+        const transforms = f32 ? gamma(8) * (1 + u) * Q + gamma(9) * (1.0001 * Q + (b === null ? 0 : Math.abs(b.data[f]))) : 0;
+        bound[o] = 2 * u * (1 + u) * Math.abs(ref.data[o]) + (3 + nb) * u * (1 + 4 * u) * Q + inPanel + transforms + 1e-13 * (Q + S.data[o]);
         emulated[o] = Math.fround(t + (b === null ? 0 : b.data[f]));
       }
     }
@@ -253,6 +276,34 @@ describe('conv2d algorithms agree with the direct reference', () => {
     const y = conv2d(x, w, b, { ...opts, algorithm: 'winograd', winogradTile: 4 });
     // the same derived bound as above: an image stored in another's place or a row left out is far outside it
     expect(firstViolation(y, ref, winogradModel(x, w, b, opts, 4, ref, U32, 'wasm').bound)).toBeNull();
+  });
+
+  it('F(4×4)\'s float32 transforms are Bᵀ d B and Aᵀ m A exactly where float32 is exact (integer tiles)', () => {
+    // |d| ≤ 1000: every intermediate of Bᵀ d B is an integer of magnitude ≤ 10²·1000 < 2²⁴ (a row of
+    // Bᵀ sums to at most 10 in magnitude), so each float32 operation is exact and V must equal the
+    // matrix product computed here in float64; the same for Aᵀ m A with |m| ≤ 1000 (rows of Aᵀ at
+    // most 19: ≤ 19²·1000). A wrong coefficient or term shows; the roundings themselves are the
+    // bound's business (above).
+    const rng = new Rng(11);
+    const { BT, AT } = WINOGRAD_F4;
+    for (let trial = 0; trial < 20; trial++) {
+      const d = new Float64Array(72), V = new Float32Array(36);
+      for (let i = 0; i < 36; i++) d[i] = Math.round((rng.next() * 2 - 1) * 1000);
+      const dIn = d.slice(0, 36);
+      inputTransformF4(d, V, 0, 1, float32);
+      for (let xi = 0; xi < 6; xi++) for (let e = 0; e < 6; e++) {
+        let v = 0;
+        for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) v += BT[xi][i] * dIn[i * 6 + j] * BT[e][j];
+        expect(V[xi * 6 + e], `V(${xi}, ${e})`).toBe(v);
+      }
+      const M = Float32Array.from({ length: 36 }, () => Math.round((rng.next() * 2 - 1) * 1000)), Y = new Float64Array(40);
+      outputTransformF4(M, 0, 1, Y, float32);
+      for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) {
+        let y = 0;
+        for (let xi = 0; xi < 6; xi++) for (let e = 0; e < 6; e++) y += AT[i][xi] * M[xi * 6 + e] * AT[j][e];
+        expect(Y[i * 4 + j], `Y(${i}, ${j})`).toBe(y);
+      }
+    }
   });
 
   it('the Winograd matrices compute a 3-tap correlation exactly (1-D identity on integers)', () => {

@@ -154,6 +154,19 @@ export class Code {
   /** [a, b] → a & ~b */
   v128AndNot(): this { return this.simd(0x4f); }
   f32x4Mul(): this { return this.simd(0xe6); }
+  f32x4Sub(): this { return this.simd(0xe5); }
+  f32x4Splat(): this { return this.simd(0x13); }
+  f32Const(v: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    return this.op(0x43, ...b);
+  }
+  /** load one f32 into lane 0, zeros above */
+  v128Load32Zero(offset = 0): this { return this.simd(0x5c, ...this.mem(2, offset)); }
+  /** i8x16.shuffle by f32 lanes: [a, b] → (c₀, c₁, c₂, c₃), lane l taken from a's lanes 0–3 or b's 4–7 */
+  f32x4Shuffle(lanes: readonly [number, number, number, number]): this {
+    return this.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+  }
   /** i32x4.dot_i16x8_s: lane j of the result is a[2j]·b[2j] + a[2j+1]·b[2j+1] (signed 16-bit, exact in 32) */
   i32x4DotI16x8S(): this { return this.simd(0xba); }
   i32x4Add(): this { return this.simd(0xae); }

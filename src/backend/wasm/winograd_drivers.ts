@@ -19,15 +19,15 @@ function inputTransformAt(inst: Instance, s: WinogradSource, vW: number, at: num
   const srcW = at, tilesW = srcW + up4(s.size);
   const mem = inst.f32;
   const reach = (s.channels - 1) * s.planeStride + 5 * s.rowStride + 5; // the last float a tile's windows read
-  const vReach = 35 * s.kStride + (s.channels - 1) * s.channelStride + 1; // and the last a pair writes
+  const vReach = 35 * s.kStride + (s.channels - 1) * s.channelStride + 3; // and the last a quad writes
   const ints = new Int32Array(mem.buffer);
   for (let i = 0; i < s.tiles.length; i++) {
-    const o = s.tiles[i], place = i % 3 === 2;
-    if (!(o >= 0 && o + (place ? vReach : reach) < (place ? s.vFloats : s.size))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${o} lies outside its ${place ? 'output' : 'source'}`);
+    const o = s.tiles[i], place = i % 5 === 4;
+    if (!(o >= 0 && o + (place ? vReach : reach) < (place ? s.vFloats : s.size))) throw new Error(`winograd: tile quad ${Math.floor(i / 5)} at offset ${o} lies outside its ${place ? 'output' : 'source'}`);
     ints[tilesW + i] = 4 * (place ? o : srcW + o);
   }
   s.load(mem, srcW, padder(inst, srcW, s.size, 'winograd'));
-  inst.winogradInput(4 * vW, 0, 4 * tilesW, s.tiles.length / 3, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
+  inst.winogradInput(4 * vW, 0, 4 * tilesW, s.tiles.length / 5, s.channels, 4 * s.planeStride, 4 * s.rowStride, 4 * s.kStride, 4 * s.channelStride);
   simdStats.bytesCopied += 4 * s.size;
 }
 
@@ -38,19 +38,19 @@ function outputPassAt(inst: Instance, o: WinogradOutputTiles, mW: number, kFloat
   const ints = new Int32Array(mem.buffer);
   const reach = (o.channels - 1) * o.planeStride + 3 * o.rowStride + 3; // the last float a tile writes
   for (let i = 0; i < o.tiles.length; i++) {
-    const v = o.tiles[i], inM = i % 3 === 0;
-    if (!(v >= 0 && (inM ? v + 1 < rowLength : v + reach < o.outFloats))) throw new Error(`winograd: tile pair ${Math.floor(i / 3)} at offset ${v} lies outside its ${inM ? 'products' : 'output'}`);
+    const v = o.tiles[i], inM = i % 5 === 0;
+    if (!(v >= 0 && (inM ? v + 3 < rowLength : v + reach < o.outFloats))) throw new Error(`winograd: tile quad ${Math.floor(i / 5)} at offset ${v} lies outside its ${inM ? 'products' : 'output'}`);
     ints[tilesW + i] = 4 * v;
   }
   if (o.bias === null) mem.fill(0, biasW, biasW + o.channels);
   else mem.set(o.bias.subarray(o.biasOffset, o.biasOffset + o.channels), biasW);
-  inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, o.tiles.length / 3, o.channels, 4 * kFloats, 4 * rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
+  inst.winogradOutput[o.relu ? 1 : 0](4 * mW, 4 * tilesW, o.tiles.length / 5, o.channels, 4 * kFloats, 4 * rowLength, 4 * biasW, 4 * outW, 4 * o.planeStride, 4 * o.rowStride);
   o.store(mem, outW, stageW, taker(inst.copyPlanes, outW, o.outFloats, stageW, o.staging, 'winograd', 'output block'));
   simdStats.bytesCopied += 4 * o.outFloats;
 }
 
 /**
- * F(4×4, 3×3)'s V = Bᵀ d B for every tile pair and channel (winograd_simd.ts) into V at vOff (float32),
+ * F(4×4, 3×3)'s V = Bᵀ d B for every quad of tiles and channel (winograd_simd.ts) into V at vOff (float32),
  * laid out as `s` says: bit for bit the TypeScript transform's values.
  */
 export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: number): void {
@@ -63,7 +63,7 @@ export function winogradInputSimd(s: WinogradSource, V: Float32Array, vOff: numb
 }
 
 /**
- * F(4×4, 3×3)'s Y = Aᵀ M A + bias (and ReLU) for every tile pair and channel (winograd_simd.ts):
+ * F(4×4, 3×3)'s Y = Aᵀ M A + bias (and ReLU) for every quad of tiles and channel (winograd_simd.ts):
  * bit for bit what the TypeScript output pass stores.
  */
 export function winogradOutputSimd(o: WinogradOutput): void {
@@ -77,7 +77,7 @@ export function winogradOutputSimd(o: WinogradOutput): void {
 
 /**
  * One block of F(4×4, 3×3) tiles with V and M kept in the kernel's memory: V = Bᵀ d B (s, V in the
- * GEMM's panels: the pairs' tiles as columns in whole strips, V_k s.kStride apart), M_k = U_k · V_k
+ * GEMM's panels: the quads' tiles as columns in whole strips, V_k s.kStride apart), M_k = U_k · V_k
  * for k < 36 (U: the prepared blocks firstBlock … firstBlock + 35 of `filters`, from row row0,
  * o.channels rows), then Y = Aᵀ M A + bias (o). The same kernels on the same values as
  * winogradInputSimd, 36 GEMMs and winogradOutputSimd, so the same bits, without V and M crossing
@@ -87,10 +87,10 @@ export function winogradOutputSimd(o: WinogradOutput): void {
 export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; rowsPadded: number }, firstBlock: number, row0: number, o: WinogradOutputTiles): void {
   const inst = getInstance();
   const at = filters.panels.kept ? resident(filters.panels) : -1; // before the layout: it may move the arena's end
-  const used = s.tiles.length / 3 * 2; // V's columns the output pass reads (the pairs' tiles)
+  const used = s.tiles.length / 5 * 4; // V's columns the output pass reads (the quads' tiles)
   const Cg = s.channels, cols = Math.ceil(used / NR) * NR, Fp = o.channels, Mp = up4(Fp);
   if (!(s.kStride >= Cg * cols && Cg <= KC && s.channelStride === NR)) throw new Error(`winograd: V of ${Cg} channels and ${cols} columns (V_k ${s.kStride} floats apart) is not in the GEMM's panels`);
-  // M_k one cache line further apart than their size: the output pass reads a pair's 36 values at
+  // M_k one cache line further apart than their size: the output pass reads a quad's 36 values at
   // one offset in each, and at a multiple of 4 KiB apart (192 rows of 16 columns: 12 KiB) they all
   // fall in one set of the L1 cache
   const mK = Mp * cols + 16;

@@ -1,12 +1,15 @@
-// Winograd F(4×4, 3×3)'s input transform on WebAssembly SIMD, two tiles at a time in f64x2 lanes:
-// the same float64 operations in the same order as inputTransformF4 in src/ops/conv2d_winograd.ts,
-// then one rounding to float32 per value, so V is bit for bit what the TypeScript transform writes.
+// Winograd F(4×4, 3×3)'s input transform and output pass on WebAssembly SIMD, four tiles at a time in
+// the lanes of an f32x4: the float32 operations of inputTransformF4 / outputTransformF4 in
+// src/ops/conv2d_winograd.ts (their `float32` rounding) in the same order, so V and Y are bit for bit
+// what the TypeScript writes. (Float32 lanes, not float64 ones rounded once: half the arithmetic and
+// a whole vector per store; A0's deploy forward 1.04× on one thread, the transforms' share of it 10.7
+// → 6.1%.)
 //
-// winogradInputF4(v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes, channelBytes):
-//   for each pair of tiles (three i32 per pair at `tiles`: the byte offsets of the two corners in src
-//   and of the pair's place in V) and each channel c (planes planeBytes apart): d = the 6×6 window
-//   (rows rowBytes apart), then V = Bᵀ d B, V_k (k = 6·i + j) stored at
-//   v + place + k·kBytes + c·channelBytes, the pair's two values side by side (one 8-byte store).
+// winogradInputF4(v, src, tiles, quads, channels, planeBytes, rowBytes, kBytes, channelBytes):
+//   for each quad of tiles (five i32 per quad at `tiles`: the byte offsets of the four corners in src
+//   and of the quad's place in V) and each channel c (planes planeBytes apart): d = the 6×6 window of
+//   each tile (rows rowBytes apart), then V = Bᵀ d B, V_k (k = 6·i + j) stored at
+//   v + place + k·kBytes + c·channelBytes, the quad's four values side by side (one 16-byte store).
 //   The caller's places lay V out as plain rows or as the SIMD GEMM's packed B panels.
 
 import { Code, I32, V128, type FunctionDef } from './emit.js';
@@ -25,69 +28,68 @@ const BT: (d: number[]) => Expr[] = ([d0, d1, d2, d3, d4, d5]) => [
 ];
 const CONSTANTS: readonly number[] = [4, 5, -4, -2, 2];
 
-// An expression tree on f64x2 values held in locals, in its order of operations; 'mul' multiplies by
-// a constant splatted once into its own local (konst: constant → local).
-function emitter(x: Code, konst: Map<number, number>): (e: Expr) => void {
+// An expression tree on f32x4 (or f64x2) values held in locals, in its order of operations; 'mul'
+// multiplies by a constant splatted once into its own local (konst: constant → local).
+function emitter(x: Code, konst: Map<number, number>, f32 = false): (e: Expr) => void {
   const emit = (e: Expr): void => {
     if (typeof e === 'number') x.get(e);
-    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); x.f64x2Mul(); }
-    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') x.f64x2Add(); else x.f64x2Sub(); }
+    else if (e[0] === 'mul') { x.get(konst.get(e[1])!); emit(e[2]); if (f32) x.f32x4Mul(); else x.f64x2Mul(); }
+    else { emit(e[1]); emit(e[2]); if (e[0] === 'add') { if (f32) x.f32x4Add(); else x.f64x2Add(); } else if (f32) x.f32x4Sub(); else x.f64x2Sub(); }
   };
   return emit;
 }
 
-function splatConstants(x: Code, konst: Map<number, number>): void {
-  for (const [k, local] of konst) x.f64Const(k).f64x2Splat().set(local);
+function splatConstants(x: Code, konst: Map<number, number>, f32 = false): void {
+  for (const [k, local] of konst) {
+    if (f32) x.f32Const(k).f32x4Splat().set(local);
+    else x.f64Const(k).f64x2Splat().set(local);
+  }
 }
 
 export function winogradInputF4Def(): FunctionDef {
-  const [v, src, tiles, pairs, channels, planeBytes, rowBytes, kBytes, channelBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [v, src, tiles, quads, channels, planeBytes, rowBytes, kBytes, channelBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   let n = 9;
-  const [p, c, a0, a1, vOut] = [n++, n++, n++, n++, n++];
-  const r0 = Array.from({ length: 6 }, () => n++), r1 = Array.from({ length: 6 }, () => n++); // row addresses
+  const [p, c, vOut, q] = [n++, n++, n++, n++];
+  const a = Array.from({ length: 4 }, () => n++);
+  const r = Array.from({ length: 24 }, () => n++); // r[6t + i]: row i of tile t
   const nI32 = n - 9;
   const konst = new Map(CONSTANTS.map((k) => [k, n++]));
   const col = Array.from({ length: 6 }, () => n++);
-  const t = Array.from({ length: 36 }, () => n++); // t[6k + j]
-  const tmp = n++;
+  const t = Array.from({ length: 36 }, () => n++);
   const nV128 = n - 9 - nI32;
   const x = new Code();
-  const emit = emitter(x, konst);
-  splatConstants(x, konst);
+  const emit = emitter(x, konst, true);
+  splatConstants(x, konst, true);
   x.i32(0).set(p);
-  x.loop(); // over pairs of tiles
-  x.get(tiles).i32Load(0).get(src).i32Add().set(a0);
-  x.get(tiles).i32Load(4).get(src).i32Add().set(a1);
-  x.get(tiles).i32Load(8).get(v).i32Add().set(vOut);
+  x.loop(); // over quads of tiles
+  for (let i = 0; i < 4; i++) x.get(tiles).i32Load(4 * i).get(src).i32Add().set(a[i]);
+  x.get(tiles).i32Load(16).get(v).i32Add().set(vOut);
   x.get(channels).set(c);
   x.loop(); // over channels
-  for (let i = 0; i < 6; i++) {
-    x.get(a0).get(rowBytes).i32(i).i32Mul().i32Add().set(r0[i]);
-    x.get(a1).get(rowBytes).i32(i).i32Mul().i32Add().set(r1[i]);
-  }
-  // columns: t = Bᵀ d
+  for (let tt = 0; tt < 4; tt++) for (let i = 0; i < 6; i++) x.get(a[tt]).get(rowBytes).i32(i).i32Mul().i32Add().set(r[6 * tt + i]);
   for (let j = 0; j < 6; j++) {
     for (let i = 0; i < 6; i++) {
-      x.get(r0[i]).v128Zero().v128Load32Lane(0, 4 * j).set(tmp);
-      x.get(r1[i]).get(tmp).v128Load32Lane(1, 4 * j).f64x2PromoteLowF32x4().set(col[i]);
+      x.get(r[i]).v128Load32Zero(4 * j);
+      for (let tt = 1; tt < 4; tt++) { x.set(col[i]); x.get(r[6 * tt + i]).get(col[i]).v128Load32Lane(tt, 4 * j); }
+      x.set(col[i]);
     }
     BT(col).forEach((e, k) => { emit(e); x.set(t[6 * k + j]); });
   }
-  // rows: V = t B, each value rounded once to float32; the pair's two values in one 8-byte store
+  x.get(vOut).set(q);
   for (let i = 0; i < 6; i++) {
     BT(t.slice(6 * i, 6 * i + 6)).forEach((e, l) => {
-      x.get(vOut).get(kBytes).i32(6 * i + l).i32Mul().i32Add();
+      x.get(q);
       emit(e);
-      x.f32x4DemoteF64x2Zero().v128Store64Lane(0);
+      x.v128Store(0);
+      if (6 * i + l < 35) x.get(q).get(kBytes).i32Add().set(q);
     });
   }
-  x.get(a0).get(planeBytes).i32Add().set(a0);
-  x.get(a1).get(planeBytes).i32Add().set(a1);
+  for (let i = 0; i < 4; i++) x.get(a[i]).get(planeBytes).i32Add().set(a[i]);
   x.get(vOut).get(channelBytes).i32Add().set(vOut);
   x.get(c).i32(1).i32Sub().tee(c).brIf(0);
   x.end();
-  x.get(tiles).i32(12).i32Add().set(tiles);
-  x.get(p).i32(1).i32Add().tee(p).get(pairs).i32LtU().brIf(0);
+  x.get(tiles).i32(20).i32Add().set(tiles);
+  x.get(p).i32(1).i32Add().tee(p).get(quads).i32LtU().brIf(0);
   x.end();
   return {
     name: 'winogradInputF4', params: new Array<number>(9).fill(I32),
@@ -95,12 +97,13 @@ export function winogradInputF4Def(): FunctionDef {
   };
 }
 
-// winogradOutputF{4,4Relu}(m, tiles, pairs, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes):
-//   for each pair of tiles (three i32 per pair at `tiles`: the pair's byte offset in a row of M and
-//   the byte offsets of the two tiles' corners in y) and each output channel f (rows of M mRowBytes
+// winogradOutputF{4,4Relu}(m, tiles, quads, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes):
+//   for each quad of tiles (five i32 per quad at `tiles`: the quad's byte offset in a row of M and
+//   the byte offsets of the four tiles' corners in y) and each output channel f (rows of M mRowBytes
 //   apart, planes of y yChannelBytes apart): m_k (k = 6·i + j) at m + k·kBytes, Y = Aᵀ m A (4×4),
-//   then Y + bias[f] rounded once to float32 (and ReLU as f32x4.pmax(v, 0), which keeps NaN and
-//   −0): outputTransformF4 and the store of conv2dWinograd, operation for operation.
+//   then Y + bias[f] (and ReLU as f32x4.pmax(v, 0), which keeps NaN and −0), each row of the four
+//   tiles turned from lanes of tiles into each tile's four values (a 4×4 transpose) and stored:
+//   outputTransformF4 and the store of conv2dWinograd, operation for operation.
 
 // t = Aᵀ m on a column m0..m5 (and Y = t A on a row), with the shared sums as the TypeScript has them
 const AT = (m: number[], sums: [number, number, number, number]): Expr[] => {
@@ -114,70 +117,75 @@ const AT = (m: number[], sums: [number, number, number, number]): Expr[] => {
 };
 
 export function winogradOutputF4Def(relu: boolean): FunctionDef {
-  const [m, tiles, pairs, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [m, tiles, quads, channels, kBytes, mRowBytes, bias, y, yChannelBytes, yRowBytes] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   let n = 10;
-  const [p, f, mp, d0, d1, bp, q, r0, r1] = [n++, n++, n++, n++, n++, n++, n++, n++, n++];
+  const [p, f, mp, bp, q] = [n++, n++, n++, n++, n++];
+  const d = Array.from({ length: 4 }, () => n++);
+  const r = Array.from({ length: 4 }, () => n++);
   const nI32 = n - 10;
   const konst = new Map([2, 4, 8].map((k) => [k, n++]));
   const mv = Array.from({ length: 36 }, () => n++);
-  const t = Array.from({ length: 24 }, () => n++); // t[6i + j], i < 4
+  const t = Array.from({ length: 24 }, () => n++);
   const [sa, ss, sp, sq, vb, zero] = [n++, n++, n++, n++, n++, n++];
+  const yv = Array.from({ length: 4 }, () => n++);
+  const [u0, u1] = [n++, n++];
   const nV128 = n - 10 - nI32;
   const x = new Code();
-  const emit = emitter(x, konst);
-  // a = v1 + v2, s = v1 − v2, p = v3 + v4, q = v3 − v4
-  const sums = (v: number[]) => {
-    x.get(v[1]).get(v[2]).f64x2Add().set(sa);
-    x.get(v[1]).get(v[2]).f64x2Sub().set(ss);
-    x.get(v[3]).get(v[4]).f64x2Add().set(sp);
-    x.get(v[3]).get(v[4]).f64x2Sub().set(sq);
+  const emit = emitter(x, konst, true);
+  const sums = (vv: number[]) => {
+    x.get(vv[1]).get(vv[2]).f32x4Add().set(sa);
+    x.get(vv[1]).get(vv[2]).f32x4Sub().set(ss);
+    x.get(vv[3]).get(vv[4]).f32x4Add().set(sp);
+    x.get(vv[3]).get(vv[4]).f32x4Sub().set(sq);
   };
-  splatConstants(x, konst);
+  splatConstants(x, konst, true);
   x.v128Zero().set(zero);
   x.i32(0).set(p);
-  x.loop(); // over pairs of tiles
+  x.loop();
   x.get(tiles).i32Load(0).get(m).i32Add().set(mp);
-  x.get(tiles).i32Load(4).get(y).i32Add().set(d0);
-  x.get(tiles).i32Load(8).get(y).i32Add().set(d1);
+  for (let i = 0; i < 4; i++) x.get(tiles).i32Load(4 + 4 * i).get(y).i32Add().set(d[i]);
   x.get(bias).set(bp);
   x.i32(0).set(f);
-  x.loop(); // over output channels
-  // m_k at mp + k·kBytes, stepped to rather than multiplied out
+  x.loop();
   x.get(mp).set(q);
   for (let k = 0; k < 36; k++) {
-    x.get(q).v128Load64Zero().f64x2PromoteLowF32x4().set(mv[k]);
+    x.get(q).v128Load(0).set(mv[k]);
     if (k < 35) x.get(q).get(kBytes).i32Add().set(q);
   }
-  x.get(bp).f32Load(0).f64PromoteF32().f64x2Splat().set(vb);
-  // columns: t = Aᵀ m (4×6)
+  x.get(bp).v128Load32Splat(0).set(vb);
   for (let j = 0; j < 6; j++) {
-    const col = [0, 1, 2, 3, 4, 5].map((i) => mv[6 * i + j]);
-    sums(col);
-    AT(col, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
+    const colv = [0, 1, 2, 3, 4, 5].map((i) => mv[6 * i + j]);
+    sums(colv);
+    AT(colv, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
   }
-  // rows: Y = t A (4×4), + bias, rounded, (ReLU), stored for each tile of the pair
-  // (row i of each tile at r0, r1: its start, stepped on by yRowBytes)
-  x.get(d0).set(r0).get(d1).set(r1);
+  for (let i = 0; i < 4; i++) x.get(d[i]).set(r[i]);
   for (let i = 0; i < 4; i++) {
     const row = t.slice(6 * i, 6 * i + 6);
     sums(row);
     AT(row, [sa, ss, sp, sq]).forEach((e, j) => {
       emit(e);
-      x.get(vb).f64x2Add().f32x4DemoteF64x2Zero();
+      x.get(vb).f32x4Add();
       if (relu) x.get(zero).f32x4Pmax();
-      x.set(mv[0]); // reuse a dead register for the rounded pair
-      for (const [lane, r] of [[0, r0], [1, r1]] as const) x.get(r).get(mv[0]).v128Store32Lane(lane, 4 * j);
+      x.set(yv[j]);
     });
-    if (i < 3) x.get(r0).get(yRowBytes).i32Add().set(r0).get(r1).get(yRowBytes).i32Add().set(r1);
+    // transpose: lanes are tiles → each tile's row of 4
+    x.get(yv[0]).get(yv[1]).f32x4Shuffle([0, 4, 1, 5]).set(u0);
+    x.get(yv[2]).get(yv[3]).f32x4Shuffle([0, 4, 1, 5]).set(u1);
+    x.get(r[0]).get(u0).get(u1).f32x4Shuffle([0, 1, 4, 5]).v128Store(0);
+    x.get(r[1]).get(u0).get(u1).f32x4Shuffle([2, 3, 6, 7]).v128Store(0);
+    x.get(yv[0]).get(yv[1]).f32x4Shuffle([2, 6, 3, 7]).set(u0);
+    x.get(yv[2]).get(yv[3]).f32x4Shuffle([2, 6, 3, 7]).set(u1);
+    x.get(r[2]).get(u0).get(u1).f32x4Shuffle([0, 1, 4, 5]).v128Store(0);
+    x.get(r[3]).get(u0).get(u1).f32x4Shuffle([2, 3, 6, 7]).v128Store(0);
+    if (i < 3) for (let tt = 0; tt < 4; tt++) x.get(r[tt]).get(yRowBytes).i32Add().set(r[tt]);
   }
   x.get(mp).get(mRowBytes).i32Add().set(mp);
-  x.get(d0).get(yChannelBytes).i32Add().set(d0);
-  x.get(d1).get(yChannelBytes).i32Add().set(d1);
+  for (let i = 0; i < 4; i++) x.get(d[i]).get(yChannelBytes).i32Add().set(d[i]);
   x.get(bp).i32(4).i32Add().set(bp);
   x.get(f).i32(1).i32Add().tee(f).get(channels).i32LtU().brIf(0);
   x.end();
-  x.get(tiles).i32(12).i32Add().set(tiles);
-  x.get(p).i32(1).i32Add().tee(p).get(pairs).i32LtU().brIf(0);
+  x.get(tiles).i32(20).i32Add().set(tiles);
+  x.get(p).i32(1).i32Add().tee(p).get(quads).i32LtU().brIf(0);
   x.end();
   return {
     name: relu ? 'winogradOutputF4Relu' : 'winogradOutputF4', params: new Array<number>(10).fill(I32),
