@@ -2,8 +2,8 @@
 // the lanes of an f32x4: the float32 operations of inputTransformF4 / outputTransformF4 in
 // src/ops/conv2d_winograd.ts (their `float32` rounding) in the same order, so V and Y are bit for bit
 // what the TypeScript writes. (Float32 lanes, not float64 ones rounded once: half the arithmetic and
-// a whole vector per store; A0's deploy forward 1.04× on one thread, the transforms' share of it 10.7
-// → 6.1%.)
+// a whole vector per store; the transforms' share of A0's deploy forward 10.7 → 6.8%, the forward
+// 1.04–1.06× on one thread.)
 //
 // winogradInputF4(v, src, tiles, quads, channels, planeBytes, rowBytes, kBytes, channelBytes):
 //   for each quad of tiles (five i32 per quad at `tiles`: the byte offsets of the four corners in src
