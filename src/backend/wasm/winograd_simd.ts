@@ -55,7 +55,7 @@ export function winogradInputF4Def(): FunctionDef {
   const nI32 = n - 9;
   const konst = new Map(CONSTANTS.map((k) => [k, n++]));
   const col = Array.from({ length: 6 }, () => n++);
-  const t = Array.from({ length: 36 }, () => n++);
+  const t = Array.from({ length: 36 }, () => n++); // t[6k + j]
   const nV128 = n - 9 - nI32;
   const x = new Code();
   const emit = emitter(x, konst, true);
@@ -67,14 +67,15 @@ export function winogradInputF4Def(): FunctionDef {
   x.get(channels).set(c);
   x.loop(); // over channels
   for (let tt = 0; tt < 4; tt++) for (let i = 0; i < 6; i++) x.get(a[tt]).get(rowBytes).i32(i).i32Mul().i32Add().set(r[6 * tt + i]);
+  // columns: t = Bᵀ d, d_ij of the four tiles gathered into the lanes
   for (let j = 0; j < 6; j++) {
     for (let i = 0; i < 6; i++) {
-      x.get(r[i]).v128Load32Zero(4 * j);
-      for (let tt = 1; tt < 4; tt++) { x.set(col[i]); x.get(r[6 * tt + i]).get(col[i]).v128Load32Lane(tt, 4 * j); }
-      x.set(col[i]);
+      x.get(r[i]).v128Load32Zero(4 * j).set(col[i]);
+      for (let tt = 1; tt < 4; tt++) x.get(r[6 * tt + i]).get(col[i]).v128Load32Lane(tt, 4 * j).set(col[i]);
     }
     BT(col).forEach((e, k) => { emit(e); x.set(t[6 * k + j]); });
   }
+  // rows: V = t B; the quad's four values of each V_k in one 16-byte store, V_k stepped to in order
   x.get(vOut).set(q);
   for (let i = 0; i < 6; i++) {
     BT(t.slice(6 * i, 6 * i + 6)).forEach((e, l) => {
@@ -125,39 +126,44 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
   const nI32 = n - 10;
   const konst = new Map([2, 4, 8].map((k) => [k, n++]));
   const mv = Array.from({ length: 36 }, () => n++);
-  const t = Array.from({ length: 24 }, () => n++);
+  const t = Array.from({ length: 24 }, () => n++); // t[6i + j], i < 4
   const [sa, ss, sp, sq, vb, zero] = [n++, n++, n++, n++, n++, n++];
-  const yv = Array.from({ length: 4 }, () => n++);
+  const yv = Array.from({ length: 4 }, () => n++); // a row of Y, Y_ij of the four tiles in the lanes
   const [u0, u1] = [n++, n++];
   const nV128 = n - 10 - nI32;
   const x = new Code();
   const emit = emitter(x, konst, true);
-  const sums = (vv: number[]) => {
-    x.get(vv[1]).get(vv[2]).f32x4Add().set(sa);
-    x.get(vv[1]).get(vv[2]).f32x4Sub().set(ss);
-    x.get(vv[3]).get(vv[4]).f32x4Add().set(sp);
-    x.get(vv[3]).get(vv[4]).f32x4Sub().set(sq);
+  // a = v1 + v2, s = v1 − v2, p = v3 + v4, q = v3 − v4
+  const sums = (v: number[]) => {
+    x.get(v[1]).get(v[2]).f32x4Add().set(sa);
+    x.get(v[1]).get(v[2]).f32x4Sub().set(ss);
+    x.get(v[3]).get(v[4]).f32x4Add().set(sp);
+    x.get(v[3]).get(v[4]).f32x4Sub().set(sq);
   };
   splatConstants(x, konst, true);
   x.v128Zero().set(zero);
   x.i32(0).set(p);
-  x.loop();
+  x.loop(); // over quads of tiles
   x.get(tiles).i32Load(0).get(m).i32Add().set(mp);
   for (let i = 0; i < 4; i++) x.get(tiles).i32Load(4 + 4 * i).get(y).i32Add().set(d[i]);
   x.get(bias).set(bp);
   x.i32(0).set(f);
-  x.loop();
+  x.loop(); // over output channels
+  // m_k at mp + k·kBytes, stepped to rather than multiplied out
   x.get(mp).set(q);
   for (let k = 0; k < 36; k++) {
     x.get(q).v128Load(0).set(mv[k]);
     if (k < 35) x.get(q).get(kBytes).i32Add().set(q);
   }
   x.get(bp).v128Load32Splat(0).set(vb);
+  // columns: t = Aᵀ m (4×6)
   for (let j = 0; j < 6; j++) {
-    const colv = [0, 1, 2, 3, 4, 5].map((i) => mv[6 * i + j]);
-    sums(colv);
-    AT(colv, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
+    const col = [0, 1, 2, 3, 4, 5].map((i) => mv[6 * i + j]);
+    sums(col);
+    AT(col, [sa, ss, sp, sq]).forEach((e, i) => { emit(e); x.set(t[6 * i + j]); });
   }
+  // rows: Y = t A (4×4), + bias, (ReLU), each row stored for the four tiles (row i of tile t at
+  // r[t]: its start, stepped on by yRowBytes)
   for (let i = 0; i < 4; i++) x.get(d[i]).set(r[i]);
   for (let i = 0; i < 4; i++) {
     const row = t.slice(6 * i, 6 * i + 6);
@@ -168,7 +174,7 @@ export function winogradOutputF4Def(relu: boolean): FunctionDef {
       if (relu) x.get(zero).f32x4Pmax();
       x.set(yv[j]);
     });
-    // transpose: lanes are tiles → each tile's row of 4
+    // the 4×4 transpose: from Y_ij in tile lanes (yv[j]) to each tile's row (Y_i0 … Y_i3)
     x.get(yv[0]).get(yv[1]).f32x4Shuffle([0, 4, 1, 5]).set(u0);
     x.get(yv[2]).get(yv[3]).f32x4Shuffle([0, 4, 1, 5]).set(u1);
     x.get(r[0]).get(u0).get(u1).f32x4Shuffle([0, 1, 4, 5]).v128Store(0);
