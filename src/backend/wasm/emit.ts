@@ -129,12 +129,16 @@ export class Code {
   f32DemoteF64(): this { return this.op(0xb6); }
   /** load one f64 and splat it to both lanes */
   v128Load64Splat(offset = 0): this { return this.simd(0x0a, ...this.mem(3, offset)); }
+  /** i8x16.shuffle by f32 lanes: [a, b] → (c₀, c₁, c₂, c₃), lane l taken from a's lanes 0–3 or b's 4–7 */
+  f32x4Shuffle(lanes: readonly [number, number, number, number]): this {
+    return this.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+  }
   /** i8x16.shuffle: [a, b] → lanes 2 and 3 of the f32x4 a in lanes 0 and 1 (and 2 and 3; b unused) */
-  f32x4HighToLow(): this { return this.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); }
+  f32x4HighToLow(): this { return this.f32x4Shuffle([2, 3, 2, 3]); }
   /** i8x16.shuffle: [a, b] → (a₀, a₁, b₀, b₁) as f32x4 lanes */
-  f32x4JoinLow(): this { return this.simd(0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); }
+  f32x4JoinLow(): this { return this.f32x4Shuffle([0, 1, 4, 5]); }
   /** i8x16.shuffle: [a, b] → (a₀, a₂, b₀, b₂) as f32x4 lanes: every second float of the eight */
-  f32x4Evens(): this { return this.simd(0x0d, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27); }
+  f32x4Evens(): this { return this.f32x4Shuffle([0, 2, 4, 6]); }
   f64x2Add(): this { return this.simd(0xf0); }
   f64x2Sub(): this { return this.simd(0xf1); }
   f64x2Mul(): this { return this.simd(0xf2); }
@@ -163,10 +167,6 @@ export class Code {
   }
   /** load one f32 into lane 0, zeros above */
   v128Load32Zero(offset = 0): this { return this.simd(0x5c, ...this.mem(2, offset)); }
-  /** i8x16.shuffle by f32 lanes: [a, b] → (c₀, c₁, c₂, c₃), lane l taken from a's lanes 0–3 or b's 4–7 */
-  f32x4Shuffle(lanes: readonly [number, number, number, number]): this {
-    return this.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
-  }
   /** i32x4.dot_i16x8_s: lane j of the result is a[2j]·b[2j] + a[2j+1]·b[2j+1] (signed 16-bit, exact in 32) */
   i32x4DotI16x8S(): this { return this.simd(0xba); }
   i32x4Add(): this { return this.simd(0xae); }
