@@ -115,15 +115,12 @@ function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | nul
 
 // out[i] = x[i] − zp of i's run
 function shiftInto<T extends Float64Array | Int16Array>(v: Value, zp: Float64Array, runs: AxisRuns, out: T): T {
-  const { n, inner } = zp.length === 1 ? PER_TENSOR : runs;
-  for (let start = 0, c = 0; start < out.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
-    shiftRun(v.data, out, start, Math.min(out.length, start + inner), zp[zp.length === 1 ? 0 : c]);
-  }
+  forRuns(out.length, zp.length === 1 ? PER_TENSOR : runs, (start, end, c) => shiftRun(v.data, out, start, end, zp[zp.length === 1 ? 0 : c]));
   return out;
 }
 
-// out[i] = x[i] − z for i in [start, end) (the hot loops of an INT8 run: plain functions of their own
-// rather than a closure per run)
+// out[i] = x[i] − z for i in [start, end) (the hot loops of an INT8 run are plain functions of their
+// own, which forRuns' callback calls once a run, rather than loops inside the callback)
 function shiftRun(x: ArrayLike<number>, out: Float64Array | Int16Array, start: number, end: number, z: number): void {
   for (let i = start; i < end; i++) out[i] = x[i] - z;
 }
@@ -181,13 +178,10 @@ function requantize(ctx: OpContext, node: OnnxNode, acc: Value, sa: number, sb: 
   const [lo, hi] = RANGE[type];
   const M = Float64Array.from(sb, (s) => fl(fl(sa * s) / sy));
   const y = ctx.alloc(acc.shape, 'int'), a = acc.data;
-  // a plain loop over the runs, no callback: this is the hottest loop of an INT8 run
-  const { n, inner } = M.length === 1 ? PER_TENSOR : runs;
-  for (let start = 0, c = 0; start < y.length; start += inner, c = c + 1 === n ? 0 : c + 1) {
-    const end = Math.min(y.length, start + inner);
+  forRuns(y.length, M.length === 1 ? PER_TENSOR : runs, (start, end, c) => {
     const bad = requantizeRun(a, y, start, end, M[M.length === 1 ? 0 : c], lo, hi, zy);
     if (bad >= 0) throw nodeError(node, `an accumulator reached ${a[bad]}, outside int32`);
-  }
+  });
   return { dtype: type, shape: acc.shape, data: y };
 }
 
@@ -232,7 +226,7 @@ export const QUANT_OPS: Record<string, Op> = {
     if (B !== null) {
       integerInput(node, B, 'B', ['int32']);
       if (numel(B.shape) !== F) throw nodeError(node, `B has ${numel(B.shape)} values for ${F} output channels`);
-      for (let start = 0, f = 0; start < acc.data.length; start += HW, f = f + 1 === F ? 0 : f + 1) addRun(acc.data, start, start + HW, B.data[f]);
+      forRuns(acc.data.length, { n: F, inner: HW }, (start, end, f) => addRun(acc.data, start, end, B.data[f]));
     }
     const yzp = input(node, xs, 7, 'y_zero_point');
     return [requantize(ctx, node, acc, scalarOf(node, input(node, xs, 1, 'x_scale'), 'x_scale'), perAxis(node, input(node, xs, 4, 'w_scale'), F, 'w_scale', 1),
