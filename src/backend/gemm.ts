@@ -9,7 +9,7 @@ import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceLike } from '../tensor/workspace.js';
 import { type ImageColumns, type Int16Gather, type Int16Rows, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
-import { biasRelu, gemmInt16GatherJs, gemmInt16Js, gemmJs } from './gemm_ref.js';
+import { biasRelu, gemmInt16Js, gemmJs } from './gemm_ref.js';
 import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
@@ -183,8 +183,10 @@ export function gemmInt16(A: Int16Rows, N: number, B: Int16Array | Int16Gather, 
   if (A.M === 0 || N === 0) return;
   if (!(B instanceof Int16Array)) checkGather(B, A.K, N);
   if (A.K > 0 && getBackend() === 'wasm') gemmInt16Simd(A, N, B, bOff, ldb, C, cOff, ldc);
-  else if (B instanceof Int16Array) gemmInt16Js(A.M, N, A.K, A.data, A.offset, A.K, B, bOff, ldb, C, cOff, ldc);
-  else gemmInt16GatherJs(A.M, N, A.K, A.data, A.offset, B, C, cOff, ldc);
+  else {
+    const gathered = B instanceof Int16Array ? { src: B, taps: Int32Array.from({ length: A.K }, (_, k) => bOff + k * ldb), cols: Int32Array.from({ length: N }, (_, j) => j) } : B;
+    gemmInt16Js(A.M, N, A.K, A.data, A.offset, gathered, C, cOff, ldc);
+  }
 }
 
 // every sum of a tap and a column offset inside the planes: one past them would read other memory

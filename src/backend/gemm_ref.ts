@@ -121,22 +121,10 @@ function storeEdge(
   }
 }
 
-/** The integer GEMM's reference (gemmInt16 in gemm.ts): C = A·B, each sum in float64, exact for
+/** The integer GEMM's reference (gemmInt16 in gemm.ts): C = A·B with B(k, j) = src[taps[k] + cols[j]]
+ * (a stored B is the gather with taps bOff + k·ldb and columns j), each sum in float64, exact for
  * 16-bit operands while K·2¹⁵·2¹⁵ < 2⁵³. */
-export function gemmInt16Js(M: number, N: number, K: number, A: Int16Array, aOff: number, lda: number, B: Int16Array, bOff: number, ldb: number, C: Float64Array, cOff: number, ldc: number): void {
-  for (let i = 0; i < M; i++) {
-    const ci = cOff + i * ldc;
-    C.fill(0, ci, ci + N);
-    for (let k = 0; k < K; k++) {
-      const a = A[aOff + i * lda + k], bk = bOff + k * ldb;
-      if (a === 0) continue;
-      for (let j = 0; j < N; j++) C[ci + j] += a * B[bk + j];
-    }
-  }
-}
-
-/** The same over a gathered B (Int16Gather): C = A·B with B(k, j) = src[taps[k] + cols[j]]. */
-export function gemmInt16GatherJs(M: number, N: number, K: number, A: Int16Array, aOff: number, B: Int16Gather, C: Float64Array, cOff: number, ldc: number): void {
+export function gemmInt16Js(M: number, N: number, K: number, A: Int16Array, aOff: number, B: Int16Gather, C: Float64Array, cOff: number, ldc: number): void {
   const { src, taps, cols } = B;
   for (let i = 0; i < M; i++) {
     const ci = cOff + i * ldc;

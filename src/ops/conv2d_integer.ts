@@ -3,7 +3,7 @@
 // 255), every sum exact. As im2col onto the integer GEMM (gemmInt16: 32-bit sums on the SIMD kernel,
 // float64 on the reference), the matrix gathered from zero-padded planes by offsets, one image, group
 // and block of output positions at a time.
-import { INT16_GEMM_MAX_K, type Int16Rows, gemmInt16 } from '../backend/gemm.js';
+import { INT16_GEMM_MAX_K, type Int16Gather, type Int16Rows, gemmInt16 } from '../backend/gemm.js';
 import { type ConvGeometry, type Padding, type Pair, convGeometry } from './conv2d_geometry.js';
 import { collectOutput, defineKernel, getThreads, parallel, partRange, partsFor, shareOutput } from '../backend/threads.js';
 
@@ -34,33 +34,36 @@ function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
   const K = Cg * KH * KW, P = Ho * Wo, blocks = Math.ceil(P / block);
   const rows = new Map<number, Int16Rows>(); // each group's filters, packed once per part
   const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt === 0 && pb === 0 && pl === 0 && pr === 0;
-  // planes Hp × Wp: every tap of every output position lies inside (the conv's output size says so)
+  // B gathered from planes Hp × Wp (every tap of every output position lies inside: the conv's output
+  // size says so) by the taps' offsets and each block's columns; none for a 1×1 conv that reads x
   const Hp = H + pt + pb, Wp = W + pl + pr;
-  const planes = pointwise ? null : new Int16Array(Cg * Hp * Wp);
-  const taps = Int32Array.from({ length: K }, (_, k) => {
-    const c = Math.floor(k / (KH * KW)), ky = Math.floor(k / KW) % KH, kx = k % KW;
-    return (c * Hp + ky * dh) * Wp + kx * dw;
-  });
-  const cols = new Int32Array(block);
-  let loaded = -1; // the (image, group) whose planes are in `planes`
+  const B: Int16Gather | null = pointwise ? null : {
+    src: new Int16Array(Cg * Hp * Wp),
+    taps: Int32Array.from({ length: K }, (_, k) => {
+      const c = Math.floor(k / (KH * KW)), ky = Math.floor(k / KW) % KH, kx = k % KW;
+      return (c * Hp + ky * dh) * Wp + kx * dw;
+    }),
+    cols: new Int32Array(block),
+  };
+  let loaded = -1; // the (image, group) whose planes are in B.src
   for (let i = i0; i < i1; i++) {
     const n = Math.floor(i / (g.groups * blocks)), gi = Math.floor(i / blocks) % g.groups, p0 = (i % blocks) * block, p1 = Math.min(P, p0 + block);
     let r = rows.get(gi);
     if (r === undefined) rows.set(gi, r = { data: w, offset: gi * Fg * K, M: Fg, K });
     const x0 = (n * C + gi * Cg) * H * W, yAt = (n * F + gi * Fg) * P + p0;
-    if (planes === null) {
+    if (B === null) {
       gemmInt16(r, p1 - p0, x, x0 + p0, P, y, yAt, P);
       continue;
     }
     if (loaded !== n * g.groups + gi) {
-      padPlanesInteger(x, x0, Cg, H, W, planes, pt, pl, Hp, Wp);
+      padPlanesInteger(x, x0, Cg, H, W, B.src, pt, pl, Hp, Wp);
       loaded = n * g.groups + gi;
     }
     for (let p = p0; p < p1; p++) {
       const oy = Math.floor(p / Wo);
-      cols[p - p0] = oy * sh * Wp + (p - oy * Wo) * sw;
+      B.cols[p - p0] = oy * sh * Wp + (p - oy * Wo) * sw;
     }
-    gemmInt16(r, p1 - p0, { src: planes, taps, cols }, 0, 0, y, yAt, P);
+    gemmInt16(r, p1 - p0, B, 0, 0, y, yAt, P);
   }
 }
 
