@@ -636,6 +636,8 @@ const MUTANTS = [
   ['ops', 'Winograd TypeScript F(4×4) transform: a float32 rounding left out (no longer the kernels\' bits)', 'src/ops/conv2d_winograd.ts', 'out[o + s] = r(r(r(-4 * r(v1 + v2)) + v3) + v4);', 'out[o + s] = r(r(-4 * (v1 + v2) + v3) + v4);', ['test/backend/wasm.test.ts']],
   ['ops', 'Winograd quads: each quad\'s third tile is its first', 'src/ops/conv2d_winograd.ts', 'for (let i = 0; i < 4; i++) tiles[5 * q + i] = corner(4 * q + i);', 'for (let i = 0; i < 4; i++) tiles[5 * q + i] = corner(4 * q + (i === 2 ? 0 : i));', ['test/ops/conv2d.test.ts']],
   ['ops', 'Winograd quads: the output pass stores a quad\'s last two tiles at each other\'s corners', 'src/ops/conv2d_winograd.ts', 'corner(4 * q + 2), corner(4 * q + 3)], 5 * q);', 'corner(4 * q + 3), corner(4 * q + 2)], 5 * q);', ['test/ops/conv2d.test.ts']],
+  ['int8', 'the integer GEMM\'s reference reads a stored B from its start, not bOff', 'src/backend/gemm.ts', '(_, k) => bOff + k * ldb)', '(_, k) => k * ldb)', ['test/ops/conv2d_integer.test.ts']],
+  ['int8', 'the integer GEMM\'s kernel stages a stored B from its start, not bOff', 'src/backend/wasm/gemm_int_driver.ts', 'mem16.set(B.subarray(bOff, bOff + K * N), stage)', 'mem16.set(B.subarray(0, K * N), stage)', ['test/ops/conv2d_integer.test.ts']],
 ];
 
 const args = process.argv.slice(2);

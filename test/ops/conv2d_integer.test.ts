@@ -37,6 +37,20 @@ describe('conv2dInteger', () => {
     }), { numRuns: 150 });
   });
 
+  it('a 1×1 conv of stride 1 reads x in place: two images of two groups, each from its own offset, equal the reference (wasm and js)', () => {
+    // (the property above almost never draws this geometry: 1×1, stride 1 and no padding on every side;
+    // 2×4 maps are whole strips of 8 positions, which the kernel stages in one copy, 3×5 row by row)
+    const rng = new Rng(12), N = 2, C = 6, F = 4, groups = 2;
+    for (const [H, W] of [[3, 5], [2, 4]]) {
+      const xs = ints(rng, N * C * H * W, -255, 255), ws = ints(rng, F * (C / groups), -255, 255);
+      const ref = conv2d(new Tensor(Float64Array.from(xs), [N, C, H, W]), new Tensor(Float64Array.from(ws), [F, C / groups, 1, 1]), null, { groups, algorithm: 'direct' });
+      for (const b of ['wasm', 'js'] as const) {
+        const y = withBackend(b, () => conv2dInteger(xs, [N, C, H, W], ws, [F, C / groups, 1, 1], { groups }));
+        expect(Array.from(y.data), `${b} ${H}×${W}`).toEqual(Array.from(ref.data));
+      }
+    }
+  });
+
   it('sums up to INT16_GEMM_MAX_K terms of ±255² without wrapping: a 1×1 conv over 33,025 channels gives ±2,147,450,625 (closed form)', () => {
     const K = INT16_GEMM_MAX_K;
     expect(K).toBe(33025);
