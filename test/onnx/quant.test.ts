@@ -136,9 +136,6 @@ describe('bit for bit against onnxruntime-web', () => {
     expect(ours[1].some((v) => Math.abs(v) > 255)).toBe(true); // int32 accumulators, not bytes
   });
 
-  // The integer convolution takes operands less zero points of their own type (|x − zp| ≤ 255) on its
-  // 16-bit kernel; a zero point of another type (int32 40000 for uint8 x, which onnxruntime refuses)
-  // still gives the exact sums, on float64: (1 − 40000)·3 = −119997, where 16 bits would wrap.
   // w_zero_point may be one value per output channel (ONNX ConvInteger): each filter less its own
   it('ConvInteger with a w_zero_point per output channel: each filter less its own (closed form)', () => {
     const bytes = model([{ op: 'ConvInteger', inputs: ['xq', 'w', 'xz', 'wz'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 1])] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
@@ -150,6 +147,9 @@ describe('bit for bit against onnxruntime-web', () => {
     expect(Array.from(runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) }).get('y')!.data)).toEqual([28, 68, 21, 51]);
   });
 
+  // The integer convolution takes operands less zero points of their own type (|x − zp| ≤ 255) on its
+  // 16-bit kernel; a zero point of another type (int32 40000 for uint8 x, which onnxruntime refuses)
+  // still gives the exact sums, on float64: (1 − 40000)·3 = −119997, where 16 bits would wrap.
   it('ConvInteger with a zero point outside its operand\'s type: the exact sums (closed form), not 16-bit ones', () => {
     const bytes = model([{ op: 'ConvInteger', inputs: ['xq', 'w', 'xz'], outputs: ['y'], attrs: [intsAttr('kernel_shape', [1, 1])] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
       inits: [tensor('w', [1, 1, 1, 1], INT8, bytesOf([3], Int8Array)), tensor('xz', [], INT32, bytesOf([40000], Int32Array)), tensor('xq', [1, 1, 1, 2], UINT8, bytesOf([1, 2], Uint8Array))],
