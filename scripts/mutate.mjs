@@ -608,7 +608,7 @@ const MUTANTS = [
   ['halves', 'im2col backward: the second half of many chunks added onto the first half\'s sum, not summed apart', 'src/ops/conv2d_im2col.ts', '    if (dW1 !== null) addOnto(dWs!, dW1);', '', ['test/ops/conv2d.test.ts']],
   ['halves', 'the trial keeps the slower way', 'src/train/fit.ts', 'this.trial = { byHalves: halvesMs < otherMs, halvesMs, otherMs };', 'this.trial = { byHalves: halvesMs > otherMs, halvesMs, otherMs };', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'halves pinned off still go by halves', 'src/train/fit.ts', 'if (this.oneThread && this.halves === null && this.pinned !== false && HalvesTrainer', 'if (this.oneThread && this.halves === null && HalvesTrainer', ['test/train/data_parallel.test.ts'], 'build'],
-  ['halves', 'the warm-up by halves counted in the trial', 'src/train/fit.ts', 'if (!halves || this.warm === HALVES_WARMUP) (halves ? this.timed.halves : this.timed.other)', 'if (true) (halves ? this.timed.halves : this.timed.other)', ['test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'the warm-up by halves counted in the trial', 'src/train/fit.ts', 'if (!halves || this.warm === halvesWarmup) (halves ? this.timed.halves : this.timed.other)', 'if (true) (halves ? this.timed.halves : this.timed.other)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'under \'auto\', halves before every conv has timed its candidates', 'src/train/fit.ts', "(this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))", '(this.steps > 1)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the halves\' convs not pinned to the whole batch\'s choices', 'src/train/data_parallel.ts', '      c.algorithm = e.algorithm;\n', '', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the worker never imports the training kernels', 'src/backend/worker.ts', "(name.startsWith('train.') ? import('../train/data_parallel.js') : null)", '(name.startsWith(\'train.\') ? null : null)', ['test/train/data_parallel.test.ts'], 'build'],
@@ -638,6 +638,9 @@ const MUTANTS = [
   ['ops', 'Winograd quads: the output pass stores a quad\'s last two tiles at each other\'s corners', 'src/ops/conv2d_winograd.ts', 'corner(4 * q + 2), corner(4 * q + 3)], 5 * q);', 'corner(4 * q + 3), corner(4 * q + 2)], 5 * q);', ['test/ops/conv2d.test.ts']],
   ['int8', 'the integer GEMM\'s reference reads a stored B from its start, not bOff', 'src/backend/gemm.ts', '(_, k) => bOff + k * ldb)', '(_, k) => k * ldb)', ['test/ops/conv2d_integer.test.ts']],
   ['int8', 'the integer GEMM\'s kernel stages a stored B from its start, not bOff', 'src/backend/wasm/gemm_int_driver.ts', 'mem16.set(B.subarray(bOff, bOff + K * N), stage)', 'mem16.set(B.subarray(0, K * N), stage)', ['test/ops/conv2d_integer.test.ts']],
+  ['halves', 'the trial runs all its steps by halves first, then the other way (no turns)', 'src/train/fit.ts', 'return Math.floor((this.timed.halves.length + this.timed.other.length) / TRIAL_BLOCK) % 2 === 0;', 'return this.timed.halves.length < TRIAL_STEPS;', ['test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'the trial\'s turns eight steps long', 'src/train/fit.ts', 'const TRIAL_BLOCK = 4;', 'const TRIAL_BLOCK = 8;', ['test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'the trial starts after 20 steps by halves, as before', 'src/train/fit.ts', 'let halvesWarmup = 300;', 'let halvesWarmup = 20;', ['test/train/data_parallel.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

@@ -148,13 +148,27 @@ export interface HalvesTrial {
   otherMs: number;
 }
 
-/** Steps of each kind a trial times (full batches only), after HALVES_WARMUP by halves untimed: the
- * worker's replica is built in the first, and its code compiled by V8 over the next ones (the demo's
- * step by halves took 20–60 ms over its first ~20, then 5–7). 32 a way: on this project's VM ~12% of
- * the steps by halves took over 10 ms (Threads in docs/performance.md), and 12 a way kept the
- * slower way in runs whose steps by halves were the faster over hundreds. */
+/** Steps of each kind a trial times, after halvesWarmup by halves untimed, the two ways taking
+ * turns TRIAL_BLOCK steps at a time. The warm-up: the worker's replica is built in its first step,
+ * and V8 compiles both halves' code over hundreds (on a 2-vCPU VM, the demo's step by halves took
+ * ~20 ms a step over the first 25, 8–11 ms to the 100th, and stalled now and then past the 300th:
+ * while a thread compiles, the other waits at the next meeting). With 20 steps of warm-up and the
+ * halves timed before the other way, the trial kept the other way in every run on a VM where the
+ * halves were 1.4× faster from the 300th step on. 32 a way: ~12% of the steps by halves took over
+ * 10 ms on a busy VM (Threads in docs/performance.md), and 12 a way kept the slower way in runs
+ * whose steps by halves were the faster over hundreds. */
 const TRIAL_STEPS = 32;
-const HALVES_WARMUP = 20;
+const TRIAL_BLOCK = 4;
+let halvesWarmup = 300;
+
+/** Sets the steps by halves run untimed before the trial and returns the count before (for the tests:
+ * the trial's schedule at a warm-up a test can afford; the default is 300). */
+export function setHalvesWarmup(steps: number): number {
+  if (!Number.isInteger(steps) || steps < 0) throw new Error(`setHalvesWarmup: expected a count of steps, got ${steps}`);
+  const before = halvesWarmup;
+  halvesWarmup = steps;
+  return before;
+}
 
 /**
  * Training steps as fit runs them: zeroGrad, forward, cross-entropy, backward, then `update` (the
@@ -165,7 +179,7 @@ const HALVES_WARMUP = 20;
  * - its kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
  *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
  *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
- * Where both can run, a trial times TRIAL_STEPS of each (after HALVES_WARMUP by halves) and keeps
+ * Where both can run, a trial times TRIAL_STEPS of each (after halvesWarmup by halves) and keeps
  * the faster by its mean (two threads whose halves meet at every BatchNorm lose to any stall of
  * either: on a busy 2-vCPU VM the halves' median step was 1.5× faster and their mean no faster).
  * `halves` pins the choice (true: by halves wherever they apply, false: never); `trial` says what
@@ -179,7 +193,7 @@ export class TrainingSteps {
   /** the trial's times so far (ms, full batches), then its outcome */
   private timed = { halves: [] as number[], other: [] as number[] };
   trial: HalvesTrial | null = null;
-  /** steps by halves run untimed so far (HALVES_WARMUP) */
+  /** steps by halves run untimed so far (halvesWarmup) */
   private warm = 0;
 
   constructor(private readonly model: Module, private readonly params: readonly Parameter[], private readonly pinned?: boolean) {}
@@ -194,7 +208,10 @@ export class TrainingSteps {
     if (this.halves === null || !HalvesTrainer.applies(this.model, images)) return false;
     if (this.pinned === true) return true;
     if (this.trial !== null) return this.trial.byHalves;
-    return this.timed.halves.length < TRIAL_STEPS; // the trial: by halves first (warm-up included), then the other way
+    if (this.warm < halvesWarmup) return true;
+    // the trial: the two ways take turns, TRIAL_BLOCK steps at a time, so that both meet the same
+    // phases of a shared machine, whose speed drifts over seconds
+    return Math.floor((this.timed.halves.length + this.timed.other.length) / TRIAL_BLOCK) % 2 === 0;
   }
 
   // x: (N, C, H, W), N labels → logits: (N, classes) and the mean loss
@@ -204,9 +221,9 @@ export class TrainingSteps {
     const t0 = performance.now();
     const r = halves ? this.halvesStep(x, labels, update) : this.step(x, labels, update);
     if (timed) {
-      if (!halves || this.warm === HALVES_WARMUP) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
+      if (!halves || this.warm === halvesWarmup) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
       else this.warm++;
-      if (this.timed.other.length === TRIAL_STEPS) {
+      if (this.timed.other.length === TRIAL_STEPS && this.timed.halves.length === TRIAL_STEPS) {
         const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
         const halvesMs = mean(this.timed.halves), otherMs = mean(this.timed.other);
         this.trial = { byHalves: halvesMs < otherMs, halvesMs, otherMs };

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { getThreads, setThreads, workersReady } from '../../src/backend/threads.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
-import { type StepInfo, fit } from '../../src/train/fit.js';
+import { type StepInfo, fit, setHalvesWarmup } from '../../src/train/fit.js';
 import { HalvesTrainer, halvesStats } from '../../src/train/data_parallel.js';
 import { AUTO_AFTER } from '../../src/ops/conv2d.js';
 
@@ -77,31 +77,40 @@ describe('training by halves of the batch', () => {
     expect(model.namedConvs().every(([, c]) => c.algorithm === 'auto')).toBe(true);
   });
 
-  // Unpinned, fit times 32 steps each way, by halves (after 20 untimed: the worker builds its replica
-  // and compiles its code) and the other, keeps the faster by its mean, and says so in each step's
-  // info; the same bits whichever it keeps. Pinned false, no step goes by halves.
-  it('unpinned, a trial of both ways keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
+  // Unpinned, fit runs steps by halves untimed (300 by default: the worker builds its replica, and V8
+  // compiles both halves' code over hundreds of steps; 20 here), then times 32 steps each way, the
+  // two ways taking turns four steps at a time, keeps the faster by its mean, and says so in each
+  // step's info; the same bits whichever it keeps. Pinned false, no step goes by halves.
+  it('unpinned, a trial of both ways taking turns keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
     const data = dataset(96, 12);
     const trained = (threads: number, halves?: boolean) => {
       setThreads(threads);
       const model = RepVGG.fromConfig(CONFIG, { seed: 5 }).setAlgorithm('im2col');
-      const before = halvesStats.steps;
-      const infos: (StepInfo['halves'])[] = [];
-      fit(model, data, { epochs: 3, batchSize: 3, lr: 0.05, seed: 2, halves, onStep: (i) => infos.push(i.halves) }); // 96 steps
-      return { halves: halvesStats.steps - before, infos, weights: model.namedParameters().map(([, p]) => Array.from(p.data.data)) };
+      const infos: (StepInfo['halves'])[] = [], byHalves: boolean[] = [];
+      let before = halvesStats.steps;
+      fit(model, data, { epochs: 3, batchSize: 3, lr: 0.05, seed: 2, halves, onStep: (i) => { infos.push(i.halves); byHalves.push(halvesStats.steps > before); before = halvesStats.steps; } }); // 96 steps
+      return { byHalves, infos, weights: model.namedParameters().map(([, p]) => Array.from(p.data.data)) };
     };
-    const trial = trained(2), never = trained(2, false), one = trained(1);
-    const decided = trial.infos.findIndex((i) => i !== null);
-    expect(decided).toBe(1 + 52 + 32 - 1); // the first step, 52 by halves, 32 the other way
-    const t = trial.infos[decided]!;
-    expect(t.halvesMs > 0 && t.otherMs > 0).toBe(true);
-    expect(t.byHalves).toBe(t.halvesMs < t.otherMs);
-    expect(trial.infos.slice(decided).every((i) => i === t)).toBe(true);
-    expect(trial.halves).toBe(52 + (t.byHalves ? 96 - decided - 1 : 0));
-    expect(never.halves).toBe(0);
-    expect(never.infos.every((i) => i === null)).toBe(true);
-    expect(trial.weights).toEqual(one.weights);
-    expect(never.weights).toEqual(one.weights);
+    const warmup = setHalvesWarmup(20);
+    try {
+      expect(warmup).toBe(300);
+      const trial = trained(2), never = trained(2, false), one = trained(1);
+      const decided = trial.infos.findIndex((i) => i !== null);
+      expect(decided).toBe(1 + 20 + 64 - 1); // the first step, 20 by halves, 64 taking turns
+      const t = trial.infos[decided]!;
+      expect(t.halvesMs > 0 && t.otherMs > 0).toBe(true);
+      expect(t.byHalves).toBe(t.halvesMs < t.otherMs);
+      expect(trial.infos.slice(decided).every((i) => i === t)).toBe(true);
+      // step 0 on the whole batch, 1–20 by halves, then four by halves and four the other way, then the choice
+      const expected = trial.byHalves.map((_, s) => s === 0 ? false : s <= 20 ? true : s <= decided ? Math.floor((s - 21) / 4) % 2 === 0 : t.byHalves);
+      expect(trial.byHalves).toEqual(expected);
+      expect(never.byHalves.every((h) => !h)).toBe(true);
+      expect(never.infos.every((i) => i === null)).toBe(true);
+      expect(trial.weights).toEqual(one.weights);
+      expect(never.weights).toEqual(one.weights);
+    } finally {
+      setHalvesWarmup(warmup);
+    }
   });
 
   it('a step whose second half fails throws that half\'s error, leaves no thread waiting, and the next step runs', () => {
