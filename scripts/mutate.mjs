@@ -641,6 +641,8 @@ const MUTANTS = [
   ['halves', 'the trial runs all its steps by halves first, then the other way (no turns)', 'src/train/fit.ts', 'return Math.floor((this.timed.halves.length + this.timed.other.length) / TRIAL_BLOCK) % 2 === 0;', 'return this.timed.halves.length < TRIAL_STEPS;', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the trial\'s turns eight steps long', 'src/train/fit.ts', 'const TRIAL_BLOCK = 4;', 'const TRIAL_BLOCK = 8;', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the trial starts after 20 steps by halves, as before', 'src/train/fit.ts', 'let halvesWarmup = 300;', 'let halvesWarmup = 20;', ['test/train/data_parallel.test.ts'], 'build'],
+  ['threads', 'a post does not ring the doorbell (a polling worker never sees it)', 'src/backend/threads.ts', '  workers[i].post(m);\n  Atomics.add(ctrl!, 4, 1);', '  workers[i].post(m);', ['test/backend/threads.test.ts'], 'build'],
+  ['threads', 'a worker never polls for its next message', 'src/backend/threads.ts', "if (onMessage(m as WorkerMessage) && typeof wt!.receiveMessageOnPort === 'function') poll();", 'if (onMessage(m as WorkerMessage) && Number.isNaN(0)) poll();', ['test/backend/threads.test.ts'], 'build'],
 ];
 
 const args = process.argv.slice(2);

@@ -52,6 +52,7 @@ interface WorkerThreadsModule {
   Worker: new (url: URL, opts?: object) => NodeWorker;
   isMainThread: boolean;
   parentPort: { on(ev: 'message', f: (m: unknown) => void): void } | null;
+  receiveMessageOnPort(port: unknown): { message: unknown } | undefined;
 }
 
 // Node's getBuiltinModule (Node ≥ 20.16) loads node:worker_threads synchronously, without a
@@ -105,7 +106,9 @@ let warned = false;
 let broken: string | null = null;
 let workers: { terminate(): void; post(m: unknown): void }[] = [];
 // ctrl[0]: parts still running on workers; ctrl[1]: 1 when a part failed; ctrl[2]: background jobs
-// not yet done; ctrl[3]: 1 when one failed (its message in errText's second half)
+// not yet done; ctrl[3]: 1 when one failed (its message in errText's second half); ctrl[4]: messages
+// posted to the workers so far (the doorbell a polling worker watches: serveWorker); ctrl[5]:
+// messages the workers took while polling (workerMessages)
 let ctrl: Int32Array | null = null;
 // claims[slot]: the id of the last scope whose background job in that slot a thread took (see claim)
 let claims: Int32Array | null = null;
@@ -141,9 +144,18 @@ function stopWorkers(): void {
 
 // Whether Atomics.wait may block here (not on a browser's main thread, where the caller spins).
 let canBlock: boolean | null = null;
+/** ms a caller spins for its parts before it sleeps in Atomics.wait: the parts of a kernel end close
+ * together, and a thread woken from Atomics.wait resumes only some 25–30 µs later on a VM (a
+ * pool's round trip with nothing to do was 64 µs with both sides sleeping, 20 with one polling and
+ * 6 with both: A0's deploy forward at batch 1 on two threads makes 21 of them). */
+const CALLER_SPIN_MS = 0.2;
 // Waits until the count of work left at a[i] is 0 (or below: work counted down twice, which the
 // caller reports, rather than waiting forever).
 function waitForZero(a: Int32Array, i: number): void {
+  const t0 = performance.now();
+  for (let s = 1; Atomics.load(a, i) > 0; s++) {
+    if ((s & 255) === 0 && performance.now() - t0 > CALLER_SPIN_MS) break;
+  }
   if (canBlock === null) {
     try {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
@@ -205,7 +217,7 @@ function failed(why: string): void {
 // Starts workers up to `count` in the background.
 function spawnWorkers(count: number): void {
   if (ctrl === null) {
-    ctrl = new Int32Array(new SharedArrayBuffer(16));
+    ctrl = new Int32Array(new SharedArrayBuffer(24));
     claims = new Int32Array(new SharedArrayBuffer(4 * JOB_SLOTS));
     ready = new Int32Array(new SharedArrayBuffer(4 * MAX_THREADS));
     errText = new Uint8Array(new SharedArrayBuffer(2 * ERR_BYTES));
@@ -306,7 +318,7 @@ export function parallel<A>(kernel: Kernel<A>, args: A, parts: number): void {
   Atomics.store(c, 1, 0);
   // the caller's backend and kind of GEMM travel with the work, so that every part runs the same kernels
   const backend = getBackend(), fused = backend === 'wasm' && getFusedMultiplyAdd();
-  for (let p = 1; p < parts; p++) workers[p - 1].post({ type: 'run', kernel: kernel.name, args, part: p, parts, backend, fused });
+  for (let p = 1; p < parts; p++) postToWorker(p - 1, { type: 'run', kernel: kernel.name, args, part: p, parts, backend, fused });
   let failure: unknown = null;
   try {
     kernel.run(args, 0, parts);
@@ -446,7 +458,20 @@ export function flushBackground(): void {
   const backend = getBackend(), fused = backend === 'wasm' && getFusedMultiplyAdd();
   const share: Job[][] = Array.from({ length: Math.min(n, jobs.length) }, () => []);
   for (const job of jobs) share[jobsPosted++ % share.length].push(job);
-  share.forEach((js, i) => workers[i].post({ type: 'jobs', jobs: js, backend, fused }));
+  share.forEach((js, i) => postToWorker(i, { type: 'jobs', jobs: js, backend, fused }));
+}
+
+// Posts m to worker i and rings the doorbell (after the post: a worker that sees the ring finds the
+// message on its port).
+function postToWorker(i: number, m: WorkerMessage): void {
+  workers[i].post(m);
+  Atomics.add(ctrl!, 4, 1);
+}
+
+/** Messages posted to the workers so far (doorbell rings), and those the workers took while polling
+ * for them rather than from their event loops (tests). */
+export function workerMessages(): { posted: number; polled: number } {
+  return ctrl === null ? { posted: 0, polled: 0 } : { posted: Atomics.load(ctrl, 4), polled: Atomics.load(ctrl, 5) };
 }
 
 // ---- worker side ------------------------------------------------------------------------------------
@@ -476,25 +501,30 @@ export function serveWorker(loadKernels?: (name: string) => Promise<unknown> | n
   let c: Int32Array | null = null;
   let taken: Int32Array | null = null;
   let text: Uint8Array | null = null;
-  const onMessage = (m: WorkerMessage): void => {
+  // handles m; false when a part waits for its kernel's import (its run is then the event loop's)
+  const onMessage = (m: WorkerMessage): boolean => {
     if (m.type === 'init') {
       c = m.ctrl!;
       taken = m.claims!;
       text = m.errText!;
       Atomics.store(m.ready!, m.index!, 1);
-      return;
+      return true;
     }
     if (m.type === 'jobs') {
       for (const job of m.jobs!) {
         if (claim(taken!, job)) runKernel(job.kernel, job.args, 0, 1, m, 2);
       }
-      return;
+      return true;
     }
     const run = () => runKernel(m.kernel!, m.args, m.part!, m.parts!, m, 0);
     const loading = kernels.has(m.kernel!) ? null : loadKernels?.(m.kernel!) ?? null;
     // (an import that fails leaves the kernel undefined, which the part then reports)
-    if (loading !== null) void loading.then(run, run);
-    else run();
+    if (loading !== null) {
+      void loading.then(run, run);
+      return false;
+    }
+    run();
+    return true;
   };
   // runs a kernel the caller posted with its backend; `count`: the ctrl slot that counts it down (a
   // failure flagged in the one after it, the message in errText's half for it)
@@ -517,10 +547,34 @@ export function serveWorker(loadKernels?: (name: string) => Promise<unknown> | n
       Atomics.notify(c!, count);
     }
   };
-  const port = isNode ? workerThreads()?.parentPort ?? null : null;
-  if (port !== null) port.on('message', (m) => onMessage(m as WorkerMessage));
-  else (globalThis as unknown as { onmessage: (e: { data: WorkerMessage }) => void }).onmessage = (e) => onMessage(e.data);
+  const wt = isNode ? workerThreads() : null, port = wt?.parentPort ?? null;
+  // After a message, a Node worker polls for the next one for up to WORKER_POLL_MS instead of going
+  // back to its event loop, whose wake-up costs as much as a small part (CALLER_SPIN_MS): it watches
+  // the doorbell (ctrl[4]) and takes what a ring brings with receiveMessageOnPort, in order. The first
+  // look takes what came before it started watching. Browsers have no synchronous receive.
+  const poll = (): void => {
+    const ctl = c!;
+    let seen = Atomics.load(ctl, 4) - 1, t0 = performance.now();
+    for (let s = 1; ; s++) {
+      const ring = Atomics.load(ctl, 4);
+      if (ring !== seen) {
+        seen = ring;
+        for (let r = wt!.receiveMessageOnPort(port); r !== undefined; r = wt!.receiveMessageOnPort(port)) {
+          Atomics.add(ctl, 5, 1);
+          if (!onMessage(r.message as WorkerMessage)) return;
+        }
+        t0 = performance.now();
+      } else if ((s & 255) === 0 && performance.now() - t0 > WORKER_POLL_MS) return;
+    }
+  };
+  if (port !== null) port.on('message', (m) => { if (onMessage(m as WorkerMessage) && typeof wt!.receiveMessageOnPort === 'function') poll(); });
+  else (globalThis as unknown as { onmessage: (e: { data: WorkerMessage }) => void }).onmessage = (e) => void onMessage(e.data);
 }
+
+/** ms a worker polls for its next message after one (serveWorker): the caller's work between two
+ * parallel kernels (a layer's serial parts, A0's stem on one thread: ~1.3 ms) mostly fits; past it
+ * the worker sleeps in its event loop. */
+const WORKER_POLL_MS = 2;
 
 // ---- shared memory --------------------------------------------------------------------------------
 

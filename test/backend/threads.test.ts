@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { type Conv2dOptions, conv2d, conv2dBackward } from '../../src/ops/conv2d.js';
-import { backgroundScope, defineKernel, getThreads, isShared, onOneThread, parallel, poolStats, runInBackground, setMinMacsPerPart, setThreads, workersReady } from '../../src/backend/threads.js';
+import { backgroundScope, defineKernel, getThreads, isShared, onOneThread, parallel, poolStats, runInBackground, setMinMacsPerPart, setThreads, workerMessages, workersReady } from '../../src/backend/threads.js';
 import { Conv2d } from '../../src/nn/layers.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
@@ -210,6 +210,25 @@ describe('the pool', () => {
     } finally {
       setMinMacsPerPart('wasm', saved);
     }
+  });
+
+  // After a message a worker polls the doorbell (rung once a post) for its next one, so that kernels
+  // called back to back do not wait for its event loop to wake (~25–30 µs each way on a VM). Timing
+  // is not asserted: that each post rings once, that the workers take messages while polling (here
+  // nearly all 40; at least one, on however busy a machine), and the bits.
+  it('a worker polls for its next message: each post rings the doorbell once, kernels called back to back are taken while polling, and give one thread\'s bits', async () => {
+    setThreads(2);
+    await workersReady();
+    // A0's 96@28 at batch 1: two parts at the default threshold (the test above)
+    const x = rand([1, 96, 28, 28], new Rng(11)), w = rand([96, 96, 3, 3], new Rng(12));
+    const opts = { padding: 1, algorithm: 'winograd' as const, relu: true };
+    const y1 = onOneThread(() => conv2d(x, w, null, opts));
+    const before = workerMessages(), parts = poolStats.workerParts;
+    for (let i = 0; i < 40; i++) expectSameBits(conv2d(x, w, null, opts), y1, `call ${i}`);
+    const after = workerMessages(), posted = poolStats.workerParts - parts;
+    expect(posted, 'parts on a worker').toBeGreaterThanOrEqual(40);
+    expect(after.posted - before.posted).toBe(posted);
+    expect(after.polled - before.polled).toBeGreaterThanOrEqual(1);
   });
 
   it('raises a worker\'s error on the caller, with its message', async () => {
