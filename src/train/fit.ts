@@ -190,7 +190,7 @@ export class TrainingSteps {
   private oneThread: boolean | null = null;
   private halves: HalvesTrainer | null = null;
   private steps = 0;
-  /** the trial's times so far (ms, full batches), then its outcome */
+  /** the trial's times so far (ms), then its outcome */
   private timed = { halves: [] as number[], other: [] as number[] };
   trial: HalvesTrial | null = null;
   /** steps by halves run untimed so far (halvesWarmup) */
