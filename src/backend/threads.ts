@@ -222,6 +222,7 @@ function spawnWorkers(count: number): void {
     ready = new Int32Array(new SharedArrayBuffer(4 * MAX_THREADS));
     errText = new Uint8Array(new SharedArrayBuffer(2 * ERR_BYTES));
   }
+  if (workers.length >= count) return; // (every parallel call comes here: the URL and the module only when a worker starts)
   const url = workerUrl();
   const wt = workerThreads();
   for (let i = workers.length; i < count; i++) {
