@@ -163,27 +163,32 @@ describe('the SIMD GEMM\'s memory', () => {
 
 describe('the SIMD plane padder', () => {
   // The padded source im2col's gather and Winograd's input transform read: planes copied to the end
-  // of their region and spread over it in place with their zeros. Against a zero-padded copy written
-  // here, bit for bit (a copy does no arithmetic), for every padding from 0 to 2 on each side, rows
-  // of 1 to 9 floats (the vector loop's remainders) and 1 to 4 planes (the first ones far enough from
-  // their source to be zeroed whole first, the last not); the region's floats around it
-  // must stay as they were.
+  // of their region and spread over it in place with their zeros, or copied just past the padded
+  // planes (staged: the region holds both) and their rows copied out of the way. Against a
+  // zero-padded copy written here, bit for bit (a copy does no arithmetic), for every padding from 0
+  // to 2 on each side (none: the planes stay or move to the region's start), rows of 1 to 9 floats
+  // (the copies' vectors and remainders) and 1 to 4 planes (in place, the first ones far enough from
+  // their source to be zeroed whole first, the last not); the floats around the region must stay as
+  // they were.
   it('writes exactly the zero-padded planes, its source lying inside the region', () => {
     const rng = new Rng(5);
     const mem = floats(4096);
-    for (const [H, W] of [[1, 1], [2, 3], [3, 4], [5, 5], [4, 9], [7, 7]]) {
-      for (let code = 0; code < 81; code++) {
-        const [pt, pb, pl, pr] = [code % 3, Math.floor(code / 3) % 3, Math.floor(code / 9) % 3, Math.floor(code / 27) % 3];
-        const planes = 1 + (code % 4), Hp = H + pt + pb, Wp = W + pl + pr, size = planes * Hp * Wp, at = 40;
-        const x = Float32Array.from({ length: planes * H * W }, () => rng.next() * 2 - 1);
-        const want = new Float32Array(size);
-        for (let p = 0; p < planes; p++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) want[p * Hp * Wp + (pt + i) * Wp + pl + j] = x[(p * H + i) * W + j];
-        mem.fill(NaN, 0, at + size + 40);
-        const src = at + size - x.length;
-        mem.set(x, src);
-        padder(getInstance(), at, size, 'test')(src, planes, H, W, pt, pb, pl, pr);
-        expect(Array.from(mem.subarray(at, at + size)), `${planes}×${H}×${W}, pads ${pt} ${pb} ${pl} ${pr}`).toEqual(Array.from(want));
-        expect(mem.subarray(0, at).every(Number.isNaN) && mem.subarray(at + size, at + size + 40).every(Number.isNaN)).toBe(true);
+    for (const staged of [false, true]) {
+      for (const [H, W] of [[1, 1], [1, 2], [2, 3], [3, 4], [5, 5], [4, 9], [7, 7], [2, 8]]) {
+        for (let code = 0; code < 81; code++) {
+          const [pt, pb, pl, pr] = [code % 3, Math.floor(code / 3) % 3, Math.floor(code / 9) % 3, Math.floor(code / 27) % 3];
+          const planes = 1 + (code % 4), Hp = H + pt + pb, Wp = W + pl + pr, padded = planes * Hp * Wp, at = 40;
+          const x = Float32Array.from({ length: planes * H * W }, () => rng.next() * 2 - 1);
+          const size = staged ? padded + x.length : padded;
+          const want = new Float32Array(padded);
+          for (let p = 0; p < planes; p++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) want[p * Hp * Wp + (pt + i) * Wp + pl + j] = x[(p * H + i) * W + j];
+          mem.fill(NaN, 0, at + size + 40);
+          const src = at + size - x.length;
+          mem.set(x, src);
+          padder(getInstance(), at, size, 'test')(src, planes, H, W, pt, pb, pl, pr);
+          expect(Array.from(mem.subarray(at, at + padded)), `${staged ? 'staged' : 'in place'}, ${planes}×${H}×${W}, pads ${pt} ${pb} ${pl} ${pr}`).toEqual(Array.from(want));
+          expect(mem.subarray(0, at).every(Number.isNaN) && mem.subarray(at + size, at + size + 40).every(Number.isNaN)).toBe(true);
+        }
       }
     }
   });

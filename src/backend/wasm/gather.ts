@@ -25,6 +25,10 @@ export function padder(inst: Instance, at: number, size: number, who: string): P
       inst.f32.fill(0, at, at + padded);
       return;
     }
+    if (padded === flat) { // no padding: the planes moved to the region's start, if not there already
+      if (src !== at) inst.f32.copyWithin(at, src, src + flat);
+      return;
+    }
     const plane = padded / planes, zeroed = Math.min(planes, Math.floor((src - at) / plane));
     inst.f32.fill(0, at, at + zeroed * plane);
     inst.padPlanes(4 * at, 4 * src, planes, H, W, pt * Wp + pl, pl + pr, pr + pb * Wp, zeroed);
