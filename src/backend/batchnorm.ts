@@ -1,5 +1,6 @@
 // BatchNorm's passes on the selected backend: the WebAssembly SIMD kernels for float32 on 'wasm'
-// (wasm/batchnorm_simd.ts, the same bits as the TypeScript passes in src/ops/batchnorm.ts); null
+// (wasm/batchnorm_simd.ts: the statistics the TypeScript passes' of src/ops/batchnorm.ts bit for bit,
+// the element-wise passes in float32, as PyTorch computes them); null
 // where the caller runs those TypeScript passes itself (float64, 'js').
 import type { FloatArray } from '../tensor/tensor.js';
 import { getBackend } from './backend.js';

@@ -1,6 +1,6 @@
 // SGD's update on the selected backend: the WebAssembly SIMD kernel for float32 arrays on 'wasm'
-// (wasm/sgd_simd.ts, the same bits as the TypeScript loop in src/ops/sgd.ts); false where the caller
-// runs that loop itself (float64, 'js').
+// (wasm/sgd_simd.ts: the TypeScript loop of src/ops/sgd.ts in float32, as PyTorch computes it); false
+// where the caller runs that loop itself (float64, 'js').
 import type { FloatArray } from '../tensor/tensor.js';
 import { getBackend } from './backend.js';
 import { sgdUpdateSimd } from './wasm/sgd_driver.js';

@@ -3,7 +3,8 @@
 // training: μ, σ² are the batch statistics over (N, H, W) (σ² biased; each sum by the batch's halves,
 // src/ops/batch_shards.ts), and the running statistics
 // move by momentum: r ← (1 − m)·r + m·stat, with the unbiased σ²·M/(M − 1) for running_var;
-// eval: μ, σ² are the running statistics. Statistics are computed in float64.
+// eval: μ, σ² are the running statistics. Statistics are computed in float64; outputs and input
+// gradients here in float64, rounded once (the reference), on 'wasm' in float32 (backend/batchnorm.ts).
 
 import { type FloatArray, Tensor, addInto, allocLike } from '../tensor/tensor.js';
 import { workspace64 } from '../tensor/workspace.js';

@@ -1,9 +1,10 @@
 // SGD's update, element by element, as torch.optim.SGD (dampening 0, not Nesterov):
 //   d = ∇ + λ·θ;   v ← μ·v + d (v = d on the first step);   θ ← θ − η·v
-// computed in float64 and rounded once per store. Threads: parts split each array's elements; an
-// element's update reads only its own θ, ∇ and v, so every thread count gives the same bits. float32
-// on 'wasm' runs the SIMD kernel (backend/sgd.ts: the same bits; the scalar loop below, ~2.4 ns an
-// element in V8, is compute-bound, not memory-bound: A0's 7.8M parameters 1.08–1.11× a step).
+// computed in float64 and rounded once per store (the reference). Threads: parts split each array's
+// elements; an element's update reads only its own θ, ∇ and v, so every thread count gives the same
+// bits. float32 on 'wasm' runs the SIMD kernel (backend/sgd.ts: these operations in float32, as
+// PyTorch does them; the scalar loop below, ~2.4 ns an element in V8, is compute-bound, not
+// memory-bound: A0's 7.8M parameters 1.08–1.11× a step).
 
 import type { FloatArray } from '../tensor/tensor.js';
 import { defineKernel, getThreads, isShared, parallel, partRange } from '../backend/threads.js';

@@ -435,20 +435,37 @@ describe('packing filters for the SIMD GEMM', () => {
 });
 
 describe('the SIMD SGD update', () => {
-  // It does the TypeScript loop's float64 operations in its order (d = [μ·v +] (∇ + λ·θ), θ − η·d) and
-  // rounds once per store: θ and v must be the same bits on 'wasm' as on 'js', in each of the three
-  // cases, for arrays of 1 to 9001 elements (the four-at-a-time loop, the one-at-a-time rest, chunks
-  // of 4096 through kernel memory), a range that starts and ends mid-array (a pool part), values over
-  // 12 orders of magnitude with ±0, ±∞, NaN and a subnormal among them; nothing outside the range touched.
-  it('stores bit for bit what the TypeScript loop stores', () => {
+  // It does the TypeScript loop's operations in its order (d = [μ·v +] (∇ + λ·θ), θ − η·d) in float32,
+  // as torch.optim.SGD does, where the loop computes in float64 and rounds once per store. With
+  // u = 2⁻²⁴ (float32's unit roundoff) and Z = |μ·v| + |∇| + |λ·θ|, to first order:
+  //  - v = d: the roundings of μ and λ, of the two products and of the two sums each err by u of at
+  //    most Z, the reference's store by u of |d| ≤ Z: 7u·Z; 8u.
+  //  - θ: η's rounding and the product's each u of |η·d|, d's own error η·6u·Z, the store's and the
+  //    reference's u of |θ| + |η·d|: 2u·|θ| + 10u·|η|·Z; 3u and 11u.
+  //  - 2⁻¹⁴⁶ covers subnormal results (2⁻¹⁵⁰ a rounding).
+  // In each of the three cases, for arrays of 1 to 9001 elements (the four-at-a-time loop, the
+  // one-at-a-time rest, chunks of 4096 through kernel memory), a range that starts and ends mid-array
+  // (a pool part), values over 12 orders of magnitude with ±0, ±∞, NaN and a subnormal among them
+  // (non-finite values must be the loop's); nothing outside the range touched.
+  it('stores what the TypeScript loop stores, within the bound of float32\'s roundings', () => {
     const rng = new Rng(41);
+    const u = 2 ** -24, tiny = 2 ** -146, [lr, mu, wd] = [0.1, 0.9, 1e-3];
     const values = (n: number) => {
       const a = Float32Array.from({ length: n }, () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 12 - 6));
       const special = [-0, Infinity, NaN, 0, -Infinity, 1e-42].slice(0, n);
       a.set(special, Math.floor((n - special.length) / 2));
       return a;
     };
-    let compared = 0;
+    let compared = 0, rounded = 0;
+    const within = (want: number, have: number, bound: number, what: string) => {
+      compared++;
+      if (!Number.isFinite(want) || !Number.isFinite(bound)) {
+        if (!Object.is(want, have)) expect.fail(`${what}: ${have} against ${want}`);
+        return;
+      }
+      if (have !== want) rounded++;
+      if (!(Math.abs(have - want) <= bound)) expect.fail(`${what}: ${have} against ${want}, bound ${bound}`);
+    };
     for (const n of [1, 3, 4, 7, 4096, 4099, 9001]) {
       for (const [withV, first] of [[false, false], [true, true], [true, false]]) {
         const theta = values(n), grad = values(n), vel = withV ? values(n) : null;
@@ -458,35 +475,51 @@ describe('the SIMD SGD update', () => {
         setBackend('js');
         const want = copies();
         const part = (a: Float32Array | null) => (a === null ? null : a.subarray(lo, hi));
-        sgdUpdate([{ theta: part(want.theta)!, grad: part(want.grad)!, velocity: part(want.velocity), first }], 0.1, 0.9, 1e-3);
+        sgdUpdate([{ theta: part(want.theta)!, grad: part(want.grad)!, velocity: part(want.velocity), first }], lr, mu, wd);
         // the kernel over the same range, as a pool's part calls it
         setBackend('wasm');
         const got = copies();
-        expect(sgdOnKernel(got.theta, got.grad, got.velocity, first, lo, hi, 0.1, 0.9, 1e-3)).toBe(true);
-        expect(new Int32Array(got.theta.buffer), `θ, n ${n}, v ${withV}, first ${first}`).toEqual(new Int32Array(want.theta.buffer));
-        if (vel !== null) expect(new Int32Array(got.velocity!.buffer), `v, n ${n}, first ${first}`).toEqual(new Int32Array(want.velocity!.buffer));
-        compared += n;
+        expect(sgdOnKernel(got.theta, got.grad, got.velocity, first, lo, hi, lr, mu, wd)).toBe(true);
+        for (let i = 0; i < n; i++) {
+          const inside = i >= lo && i < hi;
+          const Z = (vel !== null && !first ? Math.abs(mu * vel[i]) : 0) + Math.abs(grad[i]) + Math.abs(wd * theta[i]);
+          within(want.theta[i], got.theta[i], inside ? 3 * u * Math.abs(theta[i]) + 11 * u * lr * Z + tiny : 0, `θ[${i}], n ${n}, v ${withV}, first ${first}`);
+          if (vel !== null) within(want.velocity![i], got.velocity![i], inside ? 8 * u * Z + tiny : 0, `v[${i}], n ${n}, first ${first}`);
+        }
       }
     }
-    expect(compared).toBeGreaterThan(50000);
+    expect(compared).toBeGreaterThan(80000);
+    expect(rounded).toBeGreaterThan(1000); // the float32 update does round differently: the bound is what is tested
     setBackend('wasm');
   });
 });
 
 describe('the SIMD BatchNorm passes', () => {
-  // They do the TypeScript passes' float64 operations in the same order (each channel's sums in
-  // (n, i) order, four channels per loop in f64x2 lanes; x·scale + shift, and the input gradient's
-  // expression, per element) and round once: statistics, outputs and gradients must be the same
-  // bits on 'wasm' as on 'js', in training and eval mode. Channel counts around multiples of four
-  // (the last quad reads past the last channel), planes of 1 to 49 floats (four at a time, then one
-  // at a time), one image; values over 16 orders of magnitude, so that float64 sums of the float32
-  // inputs round and another order of terms would show; ±0, ±∞ and NaN in one channel.
-  it('write bit for bit the values of the TypeScript passes', () => {
+  // The statistics do the TypeScript passes' float64 operations in the same order (each channel's
+  // sums in (n, i) order, four channels per loop in f64x2 lanes): mean, invStd, the running
+  // statistics, dγ and dβ must be the same bits on 'wasm' as on 'js', in training and eval mode. The
+  // element-wise passes run in float32 (PyTorch's precision) where the TypeScript ones compute in
+  // float64 and round once; u = 2⁻²⁴, float32's unit roundoff, each float32 rounding's relative error:
+  //  - y = (x·S) + T with S = fl(s), T = fl(t) (s = γ·invStd, t = β − μ·s): the roundings of S, T,
+  //    the product and the sum each err by u of at most |x·s| + |t| (to first order), the
+  //    reference's one by u of |y| ≤ |x·s| + |t|: 5u·(|x·s| + |t|); 6u leaves room for the
+  //    second-order terms and float64's own roundings (2⁻⁵³ each).
+  //  - dx = K·((dy − A) − (x − Mu)·B) with K, A, Mu, B the float32 roundings of k = γ·invStd,
+  //    a = Σdy/M, μ, β = invStd·(Σdy·x̂/M): ten roundings (four constants, five operations, the
+  //    reference's), each by u of at most |k|·Z, Z = |dy| + |a| + |β|·(|x| + |μ|): 10u·|k|·Z; 11u.
+  //  - 2⁻¹⁴⁶ covers the absolute error of subnormal results (2⁻¹⁵⁰ a rounding).
+  // Non-finite reference values (a channel with ±∞ or NaN) must be the same values. Channel counts
+  // around multiples of four (the last quad reads past the last channel), planes of 1 to 49 floats
+  // (four at a time, then one at a time), one image; values over 16 orders of magnitude, so that
+  // float64 sums of the float32 inputs round and another order of terms would show; ±0, ±∞ and
+  // NaN in one channel.
+  it('write the TypeScript passes\' statistics bit for bit, and their outputs within the bound of float32\'s roundings', () => {
     const rng = new Rng(21);
+    const u = 2 ** -24, tiny = 2 ** -146;
     const wide = () => (rng.next() * 2 - 1) * 10 ** Math.floor(rng.next() * 16 - 8);
-    let compared = 0, mismatches = 0;
+    let compared = 0, mismatches = 0, bounded = 0, rounded = 0;
     for (const [N, C, H, W] of [[1, 1, 1, 2], [3, 5, 1, 3], [2, 4, 2, 2], [4, 9, 7, 7], [2, 7, 5, 1], [5, 12, 1, 1], [2, 3, 3, 5]] as const) {
-      const size = N * C * H * W;
+      const size = N * C * H * W, P = H * W, M = N * P;
       const x = new Tensor(Float32Array.from({ length: size }, wide), [N, C, H, W]);
       const dy = new Tensor(Float32Array.from({ length: size }, wide), [N, C, H, W]);
       if (C >= 3) x.data.set([-0, Infinity, NaN], 2 * H * W); // channel 2 of image 0
@@ -500,15 +533,39 @@ describe('the SIMD BatchNorm passes', () => {
           const p = params();
           const out = batchNorm2d(x, p, { training });
           const g = batchNorm2dBackward(dy, x, p.weight, out, training);
-          return [out.y.data, out.mean, out.invStd, p.runningMean.data, p.runningVar.data, g.dx.data, g.dweight!.data, g.dbias!.data];
+          return { y: out.y.data, dx: g.dx.data, mean: out.mean, invStd: out.invStd, stats: [out.mean, out.invStd, p.runningMean.data, p.runningVar.data, g.dweight!.data, g.dbias!.data] };
         };
         const ref = run('js'), got = run('wasm');
-        ref.forEach((r, k) => { for (let i = 0; i < r.length; i++, compared++) if (!Object.is(got[k][i], r[i])) mismatches++; });
+        ref.stats.forEach((r, k) => { for (let i = 0; i < r.length; i++, compared++) if (!Object.is(got.stats[k][i], r[i])) mismatches++; });
+        const within = (want: number, have: number, bound: number) => {
+          bounded++;
+          if (!Number.isFinite(want) || !Number.isFinite(bound)) return Object.is(want, have);
+          if (have !== want) rounded++;
+          return Math.abs(have - want) <= bound;
+        };
+        const w = params().weight.data, b = params().bias.data;
+        for (let c = 0; c < C; c++) {
+          const mu = ref.mean[c], is = ref.invStd[c], sc = w[c] * is, sh = b[c] - mu * sc;
+          let sumDy = 0, sumDyXhat = 0;
+          for (let n = 0; n < N; n++) for (let i = (n * C + c) * P; i < (n * C + c + 1) * P; i++) {
+            sumDy += dy.data[i];
+            sumDyXhat += dy.data[i] * (x.data[i] - mu) * is;
+          }
+          const k = sc, a = sumDy / M, beta = is * (sumDyXhat / M);
+          for (let n = 0; n < N; n++) for (let i = (n * C + c) * P; i < (n * C + c + 1) * P; i++) {
+            const xi = x.data[i];
+            if (!within(ref.y[i], got.y[i], 6 * u * (Math.abs(xi * sc) + Math.abs(sh)) + tiny)) expect.fail(`y[${i}] (${N}×${C}×${H}×${W}, training ${training}): ${got.y[i]} against ${ref.y[i]}`);
+            const dxBound = training ? 11 * u * Math.abs(k) * (Math.abs(dy.data[i]) + Math.abs(a) + Math.abs(beta) * (Math.abs(xi) + Math.abs(mu))) + tiny : 0; // eval: the TypeScript pass on both
+            if (!within(ref.dx[i], got.dx[i], dxBound)) expect.fail(`dx[${i}] (${N}×${C}×${H}×${W}, training ${training}): ${got.dx[i]} against ${ref.dx[i]}`);
+          }
+        }
       }
     }
     setBackend('wasm');
-    expect(compared).toBeGreaterThan(8000);
+    expect(compared).toBeGreaterThan(300);
     expect(mismatches).toBe(0);
+    expect(bounded).toBeGreaterThan(5000);
+    expect(rounded).toBeGreaterThan(100); // the float32 passes do round differently: the bound is what is tested
   });
 });
 

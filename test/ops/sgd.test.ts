@@ -31,7 +31,10 @@ describe('SGD on the pool\'s threads', () => {
     expect(isShared(ps[0].grad.data)).toBe(true); // a shared parameter's gradient is shared too
     const opt = new SGD(ps, { lr, momentum: mu, weightDecay: wd });
     // the recurrence, element by element: d = g + λθ (first step), else μv + (g + λθ); v = d; θ = θ − ηd,
-    // the arithmetic in float64 and each store rounded to float32 (Math.fround)
+    // in float32 as torch.optim.SGD computes it on float32 parameters (the engine's 'wasm' update):
+    // η, μ, λ rounded, each operation rounded (Math.fround of a float64 sum or product of two
+    // float32 values is the float32 operation's result)
+    const f = Math.fround, [E, Mu, L] = [f(lr), f(mu), f(wd)];
     const theta = [Array.from(big), Array.from(small)], vel = [new Float64Array(n), new Float64Array(m)];
     for (let step = 0; step < 3; step++) {
       const grads = [values(n, 10 + step), values(m, 20 + step)];
@@ -42,9 +45,10 @@ describe('SGD on the pool\'s threads', () => {
       for (let k = 0; k < 2; k++) {
         const th = theta[k], v = vel[k], g = grads[k];
         for (let i = 0; i < th.length; i++) {
-          const d = step === 0 ? g[i] + wd * th[i] : mu * v[i] + (g[i] + wd * th[i]);
-          v[i] = Math.fround(d);
-          th[i] = Math.fround(th[i] - lr * d);
+          const gd = f(g[i] + f(L * th[i]));
+          const d = step === 0 ? gd : f(f(Mu * v[i]) + gd);
+          v[i] = d;
+          th[i] = f(th[i] - f(E * d));
         }
         const got = ps[k].data.data;
         let bad = -1;

@@ -1,6 +1,7 @@
 // BatchNorm2d's passes on the SIMD kernels (batchnorm_simd.ts): the float32 arrays of one call are
-// copied into kernel memory once, above the arena, and each pass reads them there; what the passes
-// return is bit for bit what the TypeScript passes in src/ops/batchnorm.ts compute.
+// copied into kernel memory once, above the arena, and each pass reads them there; the statistics
+// are bit for bit what the TypeScript passes in src/ops/batchnorm.ts compute, the outputs and input
+// gradients their float32 counterparts (batchnorm_simd.ts).
 
 import { getInstance, scratchAbove, simdStats, type Instance } from './instance.js';
 

@@ -1,13 +1,16 @@
-// BatchNorm2d's passes over float32 (N, C, P) data on WebAssembly SIMD: the same float64 operations
-// in the same order as the TypeScript passes in src/ops/batchnorm.ts, so every value is bit for bit
-// what they compute (a float64 sum per channel; one rounding to float32 per stored value).
+// BatchNorm2d's passes over float32 (N, C, P) data on WebAssembly SIMD. The statistics are the
+// TypeScript passes' in src/ops/batchnorm.ts bit for bit: the same float64 operations in the same
+// order (a float64 sum per channel). The element-wise passes (normalize, the branch sum, the input
+// gradient) run in float32, as PyTorch's CPU kernels do: their constants rounded once per channel
+// from the float64 ones, each operation rounded; within a derived bound of the TypeScript passes'
+// float64 values, rounded once (test/backend/wasm.test.ts).
 //
 // Sums run four channels per loop in the two lanes of two f64x2 accumulators, each lane adding its
-// channel's terms in (n, i) order; element-wise passes run four elements of one channel per loop,
-// promoted to f64x2 in two halves, and the last P mod 4 elements of a plane one at a time.
+// channel's terms in (n, i) order; element-wise passes run four elements of one channel per loop and
+// the last P mod 4 elements of a plane one at a time.
 // Addresses are bytes; float64 tables are 16-byte aligned.
 
-import { Code, F64, I32, V128, type FunctionDef } from './emit.js';
+import { Code, I32, V128, type FunctionDef } from './emit.js';
 
 // [a, b] on the stack → an f64x2 of the f32 at a (lane 0) and at b (lane 1), both promoted exactly.
 function loadPair(x: Code, a: () => void, b: () => void): void {
@@ -103,91 +106,85 @@ export function bnSumsDef(squares: boolean): FunctionDef {
   return { name: squares ? 'bnSquares' : 'bnSums', params: new Array<number>(8).fill(I32), locals: [I32, I32, I32, I32, I32, I32, V128, V128, V128, V128, V128], body: c };
 }
 
-// An element-wise pass over the planes of (N, C, P) data: per channel c, constants loaded from
-// table + c·tableStride (once per plane), then every element of the plane, four at a time in two
-// f64x2 halves (`half`: the promoted values on the stack → the float64 result) and the rest one at a
-// time (`one`, in f64). `inputs` are the planes read, at base + p (p the element's byte offset).
+// An element-wise pass over the planes of (N, C, P) float32 data, in float32 arithmetic as PyTorch's
+// CPU kernels do it: per channel, constants computed from the float64 table at t and rounded once
+// to float32 (once per plane), then four elements of the plane per loop and each of the last P mod 4
+// in lane 0 of a vector, every lane through the same operations (an element's value does not depend
+// on where it lies). `inputs` are the planes read, at base + p (p the element's byte offset). A pass
+// in float64 promoted each half of a vector, did twice the vector operations and demoted the result
+// (the demo's input gradients: 260 → 115 µs a step).
 interface ElementwisePass {
   name: string;
   inputs: number;
-  /** float64 constants per channel, splatted (f64x2) and scalar */
-  constants: number;
   tableStride: number;
-  /** v: f64x2 locals holding the inputs' halves, k: the splatted constants → an f64x2 on the stack */
-  half: (c: Code, v: number[], k: number[]) => void;
-  /** v: f64 locals holding the inputs, k: the constants → an f64 on the stack */
-  one: (c: Code, v: number[], k: number[]) => void;
+  /** per channel, each pushes one constant as an f64 (from the table at local t) */
+  constants: ((c: Code, t: number) => void)[];
+  /** v: f32x4 locals holding the inputs, k: the constants splatted → an f32x4 on the stack */
+  four: (c: Code, v: number[], k: number[]) => void;
 }
 
 // params: inputs' bases…, out, N, C, pBytes, table
 function elementwiseDef(pass: ElementwisePass): FunctionDef {
-  const I = pass.inputs, K = pass.constants;
+  const I = pass.inputs, K = pass.constants.length;
   const inputs = Array.from({ length: I }, (_, j) => j);
   const [out, N, C, pBytes, table] = [I, I + 1, I + 2, I + 3, I + 4];
   let l = I + 5;
   const [n, ch, p, end, t] = [l++, l++, l++, l++, l++];
-  const kv = Array.from({ length: K }, () => l++); // v128
-  const lo = Array.from({ length: I }, () => l++), hi = Array.from({ length: I }, () => l++), v4 = Array.from({ length: I }, () => l++); // v128
-  const ks = Array.from({ length: K }, () => l++), vs = Array.from({ length: I }, () => l++); // f64
+  const kv = Array.from({ length: K }, () => l++), v = Array.from({ length: I }, () => l++); // v128
   const c = new Code();
   planeSweep(c, { N, C, pBytes, table, tableStride: pass.tableStride, n, ch, p, end, t }, () => {
-    for (let k = 0; k < K; k++) c.get(t).v128Load64Splat(8 * k).set(kv[k]).get(t).f64Load(8 * k).set(ks[k]);
+    pass.constants.forEach((constant, k) => {
+      constant(c, t);
+      c.f32DemoteF64().f32x4Splat().set(kv[k]);
+    });
   }, () => {
-    for (let j = 0; j < I; j++) {
-      c.get(inputs[j]).get(p).i32Add().v128Load(0).tee(v4[j]).f64x2PromoteLowF32x4().set(lo[j]);
-      c.get(v4[j]).get(v4[j]).f32x4HighToLow().f64x2PromoteLowF32x4().set(hi[j]);
-    }
     c.get(out).get(p).i32Add();
-    pass.half(c, lo, kv);
-    c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 0);
-    c.get(out).get(p).i32Add();
-    pass.half(c, hi, kv);
-    c.f32x4DemoteF64x2Zero().v128Store64Lane(0, 8);
+    for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().v128Load(0).set(v[j]);
+    pass.four(c, v, kv);
+    c.v128Store(0);
   }, () => {
-    for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().f32Load(0).f64PromoteF32().set(vs[j]);
     c.get(out).get(p).i32Add();
-    pass.one(c, vs, ks);
-    c.f32DemoteF64().f32Store(0);
+    for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().v128Load32Zero(0).set(v[j]);
+    pass.four(c, v, kv);
+    c.v128Store32Lane(0);
   });
   return {
     name: pass.name, params: new Array<number>(I + 5).fill(I32),
-    locals: [I32, I32, I32, I32, I32, ...new Array<number>(K + 3 * I).fill(V128), ...new Array<number>(K + I).fill(F64)],
+    locals: [I32, I32, I32, I32, I32, ...new Array<number>(K + I).fill(V128)],
     body: c,
   };
 }
 
-/** bnNormalize(x, y, N, C, pBytes, table): y = x·scale + shift, (scale, shift) = table[2c], table[2c + 1]. */
+// y = x·S + T in float32, (S, T) = scale and shift rounded (table[2c], table[2c + 1]): PyTorch's
+// x·α + β of its CPU batch_norm
+const scaleShift = [(c: Code, t: number) => void c.get(t).f64Load(0), (c: Code, t: number) => void c.get(t).f64Load(8)];
+const normalizeFour = (c: Code, x: number, [S, T]: number[]): void => { c.get(x).get(S).f32x4Mul().get(T).f32x4Add(); };
+
+/** bnNormalize(x, y, N, C, pBytes, table): y = x·S + T in float32, (S, T) = (scale, shift) = table[2c], table[2c + 1] rounded. */
 export function bnNormalizeDef(): FunctionDef {
-  return elementwiseDef({
-    name: 'bnNormalize', inputs: 1, constants: 2, tableStride: 16,
-    half: (c, [x], [scale, shift]) => { c.get(x).get(scale).f64x2Mul().get(shift).f64x2Add(); },
-    one: (c, [x], [scale, shift]) => { c.get(x).get(scale).f64Mul().get(shift).f64Add(); },
-  });
+  return elementwiseDef({ name: 'bnNormalize', inputs: 1, tableStride: 16, constants: scaleShift, four: (c, [x], k) => normalizeFour(c, x, k) });
 }
 
 /**
- * bnGradInput(dy, x, dx, N, C, pBytes, table): training-mode BN backward's input gradient,
- * dx = k·((dy − a) − ((x − μ)·invStd)·b) with (k, a, μ, invStd, b) = table[8c … 8c + 4]
- * (k = γ·invStd, a = Σdy/M, b = Σdy·x̂/M): the TypeScript expression's order of operations.
+ * bnGradInput(dy, x, dx, N, C, pBytes, table): training-mode BN backward's input gradient in float32,
+ * dx = K·((dy − A) − (x − Mu)·B), the TypeScript expression's order of operations with (K, A, Mu)
+ * = (k, a, μ) and B = invStd·b (float64) rounded, (k, a, μ, invStd, b) = table[8c … 8c + 4] (k =
+ * γ·invStd, a = Σdy/M, b = Σdy·x̂/M): as PyTorch's CPU kernel, (dy − mean_dy − (x − mean)·k')·w.
  */
 export function bnGradInputDef(): FunctionDef {
-  const expr = (c: Code, [dy, x]: number[], [k, a, mu, is, b]: number[], simd: boolean): void => {
-    const sub = () => (simd ? c.f64x2Sub() : c.f64Sub()), mul = () => (simd ? c.f64x2Mul() : c.f64Mul());
-    c.get(k).get(dy).get(a);
-    sub();
-    c.get(x).get(mu);
-    sub();
-    c.get(is);
-    mul();
-    c.get(b);
-    mul();
-    sub();
-    mul();
-  };
   return elementwiseDef({
-    name: 'bnGradInput', inputs: 2, constants: 5, tableStride: 64,
-    half: (c, v, k) => expr(c, v, k, true),
-    one: (c, v, k) => expr(c, v, k, false),
+    name: 'bnGradInput', inputs: 2, tableStride: 64,
+    constants: [
+      (c, t) => void c.get(t).f64Load(0),
+      (c, t) => void c.get(t).f64Load(8),
+      (c, t) => void c.get(t).f64Load(16),
+      (c, t) => void c.get(t).f64Load(24).get(t).f64Load(32).f64Mul(),
+    ],
+    four: (c, [dy, x], [K, A, Mu, B]) => {
+      c.get(K).get(dy).get(A).f32x4Sub();
+      c.get(x).get(Mu).f32x4Sub().get(B).f32x4Mul();
+      c.f32x4Sub().f32x4Mul();
+    },
   });
 }
 
@@ -231,38 +228,36 @@ export function bnGradSumsDef(): FunctionDef {
 
 /**
  * bnAccumulate(x, out, N, C, pBytes, table): the branch sum of a block whose branches end in BNs,
- * one branch at a time: y = x·scale + shift (float64, rounded once, as bnNormalize), then
- * out = y (`first`) or out + y (float32), and `relu`: out = out < 0 ? 0 : out (f32x4.pmax keeps NaN
- * and −0) after the last branch. The same bits as the BN outputs summed in branch order, then ReLU.
+ * one branch at a time: y = x·S + T (float32, as bnNormalize), then out = y (`first`) or out + y,
+ * and `relu`: out = out < 0 ? 0 : out (f32x4.pmax keeps NaN and −0) after the last branch. The
+ * same bits as the BN outputs bnNormalize writes, summed in branch order, then ReLU.
  */
 export function bnAccumulateDef(first: boolean, relu: boolean): FunctionDef {
   const [x, out, N, C, pBytes, table] = [0, 1, 2, 3, 4, 5];
   const [n, ch, p, end, t] = [6, 7, 8, 9, 10];
-  const [scale, shift, v, zero] = [11, 12, 13, 14];
+  const [S, T, v, zero] = [11, 12, 13, 14];
   const c = new Code();
-  // the f32x4 on the stack → (+ out at p) → ReLU, then stored by `store`
+  // y of the x in v, (+ out at p) → ReLU, then stored by `store`
   const finish = (store: () => void, load: () => void): void => {
+    normalizeFour(c, v, [S, T]);
     if (!first) { load(); c.f32x4Add(); }
     if (relu) c.get(zero).f32x4Pmax();
     store();
   };
-  const normalize = (): void => { c.get(scale).f64x2Mul().get(shift).f64x2Add().f32x4DemoteF64x2Zero(); };
   c.v128Zero().set(zero);
   planeSweep(c, { N, C, pBytes, table, tableStride: 16, n, ch, p, end, t }, () => {
-    c.get(t).v128Load64Splat(0).set(scale).get(t).v128Load64Splat(8).set(shift);
+    scaleShift.forEach((constant, k) => {
+      constant(c, t);
+      c.f32DemoteF64().f32x4Splat().set(k === 0 ? S : T);
+    });
   }, () => {
     c.get(out).get(p).i32Add(); // the store's address
-    c.get(x).get(p).i32Add().v128Load(0).tee(v).f64x2PromoteLowF32x4();
-    normalize();
-    c.get(v).get(v).f32x4HighToLow().f64x2PromoteLowF32x4();
-    normalize();
-    c.f32x4JoinLow();
+    c.get(x).get(p).i32Add().v128Load(0).set(v);
     finish(() => c.v128Store(0), () => c.get(out).get(p).i32Add().v128Load(0));
   }, () => { // in lane 0
     c.get(out).get(p).i32Add();
-    c.get(x).get(p).i32Add().v128Zero().v128Load32Lane(0).f64x2PromoteLowF32x4();
-    normalize();
-    finish(() => c.v128Store32Lane(0), () => c.get(out).get(p).i32Add().v128Zero().v128Load32Lane(0));
+    c.get(x).get(p).i32Add().v128Load32Zero(0).set(v);
+    finish(() => c.v128Store32Lane(0), () => c.get(out).get(p).i32Add().v128Load32Zero(0));
   });
   return { name: `bnAccumulate${first ? 'First' : ''}${relu ? 'Relu' : ''}`, params: new Array<number>(6).fill(I32), locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128], body: c };
 }

@@ -1,5 +1,5 @@
 // SGD's update on the SIMD kernel (sgd_simd.ts): a parameter's arrays go through kernel memory a
-// chunk at a time (copied in, updated, θ and v copied back), bit for bit the TypeScript loop's values.
+// chunk at a time (copied in, updated, θ and v copied back), in float32 (sgd_simd.ts).
 
 import { getInstance, scratchAbove } from './instance.js';
 
