@@ -664,6 +664,8 @@ const MUTANTS = [
   ["ops", "SIMD BN sums (vectors of four): odd elements not moved down", "src/backend/wasm/batchnorm_simd.ts", "      if (e & 1) c.get(v[input][2 * k + (e >> 1)]).f32x4HighToLow();", "      if (e & 4) c.get(v[input][2 * k + (e >> 1)]).f32x4HighToLow();", ["test/backend/wasm.test.ts"]],
   ["ops", "SIMD BN sums: vectors of four while three elements are left", "src/backend/wasm/batchnorm_simd.ts", "  c.get(r.pBytes).get(i).i32(16).i32Add().i32LtU().brIf(1);", "  c.get(r.pBytes).get(i).i32(12).i32Add().i32LtU().brIf(1);", ["test/backend/wasm.test.ts"]],
   ["ops", "SIMD BN gradient sums: x's vectors loaded from dy", "src/backend/wasm/batchnorm_simd.ts", "    const shift = shifts[input];", "    const shift = shifts[0];", ["test/backend/wasm.test.ts"]],
+  ["ops", "SIMD gather, strips element by element: the fourth float of a half into the third lane", "src/backend/wasm/gemm_code.ts", "        x.get(base(h + r)).get(t).i32Add().get(vec).v128Load32Lane(r);", "        x.get(base(h + r)).get(t).i32Add().get(vec).v128Load32Lane(r === 3 ? 2 : r);", ["test/ops/conv2d.test.ts", "test/backend/gemm.test.ts"]],
+  ["ops", "SIMD gather, strips element by element: the second half stored over the first", "src/backend/wasm/gemm_code.ts", "      x.v128Store(4 * h);", "      x.v128Store(0);", ["test/ops/conv2d.test.ts", "test/backend/gemm.test.ts"]],
 ];
 
 const args = process.argv.slice(2);
