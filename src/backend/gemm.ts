@@ -10,7 +10,7 @@ import { workspaceLike } from '../tensor/workspace.js';
 import { type ImageColumns, type Int16Gather, type Int16Rows, type MatRef, type PanelSource, type RowEpilogue, type ScatterTarget, type WinogradOutput, type WinogradOutputTiles, type WinogradSource, forEachImage } from './gemm_contract.js';
 import { getBackend } from './backend.js';
 import { biasRelu, gemmInt16Js, gemmJs } from './gemm_ref.js';
-import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels } from './wasm/gemm_simd.js';
+import { KC, NR, type PackedA, gemmSimd, packPanels, packedPanels, takesImageRows } from './wasm/gemm_simd.js';
 import { type Panels, newPanels, releasePanels } from './wasm/instance.js';
 import { winogradFiltersSimd, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from './wasm/winograd_drivers.js';
 import { flippedFiltersSimd, gatherImageRowsSimd } from './wasm/gather.js';
@@ -34,7 +34,8 @@ export type PreparedRows = PackedA;
  * 'plus' computes the product as false does and then adds it to C, one add in C's type an element
  * (a sum's second half onto its first: src/ops/batch_shards.ts). splitK (0 < splitK < K): the
  * terms k ≥ splitK are summed on their own, from zero, and that sum added to the first terms' (the
- * batch's halves in one call). Neither takes an epilogue.
+ * batch's halves in one call). Neither takes an epilogue. An A whose columns lie per image
+ * (A.images) is read in place by the SIMD kernel where it takes it whole, else gathered first.
  */
 export function gemm(
   M: number, N: number, K: number,
@@ -47,6 +48,7 @@ export function gemm(
   splitK = 0,
 ): void {
   if (M === 0 || N === 0) return;
+  if (A.images !== undefined && !(simd(C) && takesImageRows(M, K, A))) A = imageRowsGathered(M, K, A, C);
   if (splitK > 0 && splitK < K && !simd(C)) {
     gemm(M, N, splitK, A, B, C, cOff, ldc, accumulate, prepared, epi, images);
     gemm(M, N, K - splitK, termsFrom(A, splitK, true), termsFrom(B, splitK, false), C, cOff, ldc, 'plus');
@@ -74,6 +76,14 @@ export function gemm(
   }
   gemmJs(M, N, K, A, B, C, cOff, ldc, accumulate);
   if (epi !== undefined) biasRelu(C, cOff, ldc, N, M, epi);
+}
+
+// A (M × K) whose columns lie per image, its rows laid side by side in a workspace like C (gatherImageRows)
+function imageRowsGathered(M: number, K: number, A: MatRef, C: FloatArray): MatRef {
+  const { P, q0, imageStride } = A.images!;
+  const t = workspaceLike('gemm.imageRows', M * K, C);
+  gatherImageRows(A.data, A.offset, imageStride, A.ld, M, P, q0, q0 + K, t, 0, K);
+  return { data: t, offset: 0, ld: K, trans: false };
 }
 
 // An operand from its term k0 on: A's columns (isA) or B's rows from k0.
@@ -127,8 +137,9 @@ export function releaseFilters(p: PreparedFilters): void {
 /**
  * Rows of a batch's images laid side by side: for the positions [qa, qb) of images of P positions,
  * dst[dstOff + r·ldDst + j] = image n's row r at position p, where qa + j = n·P + p (image n's rows
- * at srcOff + n·imageStride, ld apart). dy gathered for dW (F/g × positions); on the SIMD backend in
- * kernel memory (gatherImageRowsSimd), else a copy of each image's share of each row.
+ * at srcOff + n·imageStride, ld apart). dy gathered for dx and dW (F/g × positions), and an A laid out
+ * per image that the kernel does not take in place; on the SIMD backend in kernel memory
+ * (gatherImageRowsSimd), else a copy of each image's share of each row.
  */
 export function gatherImageRows(src: FloatArray, srcOff: number, imageStride: number, ld: number, rows: number, P: number,
   qa: number, qb: number, dst: FloatArray, dstOff: number, ldDst: number): void {

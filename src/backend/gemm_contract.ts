@@ -12,6 +12,10 @@ export interface MatRef {
   /** Row stride of the stored (untransposed) matrix. */
   ld: number;
   trans: boolean;
+  /** A's columns laid out per image (an A operand, not transposed): A(i, k) = data[offset +
+   * n·imageStride + i·ld + p] for the position q0 + k = n·P + p (a batch's dy rows for dW, read where
+   * they lie instead of gathered first) */
+  images?: ImageColumns;
 }
 
 /** A B operand never stored whole: it packs its own panels, as packB would pack the matrix (im2col's). */

@@ -13,7 +13,7 @@
 import { type FloatArray, copyRows } from '../tensor/tensor.js';
 import { workspaceInt32, workspaceLike } from '../tensor/workspace.js';
 import { collectOutput, defineKernel, isShared, parallel, partRange, partsFor, scratch, shareInput, shareOutput, stripRange } from '../backend/threads.js';
-import { type GatherSource, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gatherImageRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
+import { type GatherSource, type MatRef, type PanelSource, type PreparedFilters, type ScatterTarget, PANEL_STRIP, filterRows, forEachImage, gatherImageRows, gemm, gemmScatter, paddedPlanes, prepareFilters, scattersInKernel, storesImageColumns, takesPreparedFilters } from '../backend/gemm.js';
 import type { ConvGeometry } from './conv2d_geometry.js';
 import { biasGradient } from './conv2d_direct.js';
 import { halfStart } from './batch_shards.js';
@@ -439,11 +439,14 @@ interface BackwardArgs {
   qa: number; qb: number; gi: number;
   /** col2im stores dx (one chunk, the whole batch, nothing in dx to add to), else adds into it */
   storesDx: boolean;
+  /** dyb holds the chunk's dy gathered (it spans images and dx is wanted); else dW reads dy in place */
+  gathered: boolean;
   dyb: FloatArray; dcol: FloatArray;
 }
 
-// Phase 1 of a chunk that spans images: dyb (F/g × L) = dy gathered from them; each part takes a
-// run of positions.
+// Phase 1 of a chunk that spans images, where dx is wanted: dyb (F/g × L) = dy gathered from them,
+// read by dx's GEMM and dW's (without dx, dW's GEMM reads dy across the images itself); each part
+// takes a run of positions.
 const backwardGather = defineKernel('im2col.backward.gather', (a: BackwardArgs, part: number, parts: number) => {
   const { g, dy, qa, qb, gi, dyb } = a;
   const { F, Fg, Ho, Wo } = g;
@@ -464,10 +467,12 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
   const P = Ho * Wo, L = qb - qa, KK = KH * KW, K = Cg * KK;
   const n0 = Math.floor(qa / P);
   const multi = Math.floor((qb - 1) / P) !== n0;
-  // dy_g for the chunk: in place (one image, row stride P) or gathered (row stride L)
-  const dyRef = (f0: number) => multi
-    ? { data: dyb, offset: f0 * L, ld: L, trans: false }
-    : { data: dy, offset: (n0 * F + gi * Fg + f0) * P + qa - n0 * P, ld: P, trans: false };
+  // dy_g for the chunk's positions from q on: in place (one image, row stride P), gathered (row stride
+  // L) or, for dW where nothing gathered it, in place across images (the GEMM lays its rows out)
+  const dyRef = (f0: number, q = qa): MatRef => !multi
+    ? { data: dy, offset: (n0 * F + gi * Fg + f0) * P + q - n0 * P, ld: P, trans: false }
+    : a.gathered ? { data: dyb, offset: f0 * L + q - qa, ld: L, trans: false }
+    : { data: dy, offset: (gi * Fg + f0) * P, ld: P, trans: false, images: { P, q0: q, imageStride: F * P } };
   if (dW !== null) {
     const [s0, s1] = partRange(Math.ceil(K / PANEL_STRIP), part, parts); // whole strips of the GEMM's panels
     const k0 = Math.min(K, s0 * PANEL_STRIP), k1 = Math.min(K, s1 * PANEL_STRIP);
@@ -484,9 +489,8 @@ const backwardProducts = defineKernel('im2col.backward.products', (a: BackwardAr
         gemm(Fg, k1 - k0, qe - qa, dyRef(0), new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, qa > 0);
       }
       if (qb > hQ) {
-        const qs = Math.max(qa, hQ), A = dyRef(0);
-        A.offset += qs - qa;
-        gemm(Fg, k1 - k0, qb - qs, A, new Im2colPanels(g, x, gi, qs, qb, true, k0), a.dW1!, off, K, qs > hQ);
+        const qs = Math.max(qa, hQ);
+        gemm(Fg, k1 - k0, qb - qs, dyRef(0, qs), new Im2colPanels(g, x, gi, qs, qb, true, k0), a.dW1!, off, K, qs > hQ);
       }
     }
   }
@@ -565,10 +569,10 @@ export function conv2dBackwardIm2col(
   const secondWhole = hQ < Q && (readsInPlace(g, P) ? N - hQ / P === 1 : chunkEnd(chunkStartOf(hQ, Q, K, P), Q, K, P) === Q);
   const dW1 = dW !== null && hQ < Q && !secondWhole ? scratch('im2col.dW1', dW.length, dW, parts).subarray(0, dW.length) : null;
   // the kernels' arguments, each one literal of one shape (object spreads are slow to build in V8)
-  const args = (qa: number, qb: number, gi: number, dyb: FloatArray, dcol: FloatArray): BackwardArgs => (
-    { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, dW1, hQ, storesDx: oneScatter && !addDx, qa, qb, gi, dyb, dcol });
+  const args = (qa: number, qb: number, gi: number, dyb: FloatArray, dcol: FloatArray, gathered: boolean): BackwardArgs => (
+    { g, x: xs, w: ws, dy: dys, dx: dxs, dW: dWs, dW1, hQ, storesDx: oneScatter && !addDx, qa, qb, gi, gathered, dyb, dcol });
   if (readsInPlace(g, P)) {
-    parallel(backwardPointwise, args(0, Q, 0, x, x), parts);
+    parallel(backwardPointwise, args(0, Q, 0, x, x, false), parts);
   } else {
     const dyb = scratch('im2col.dy', Fg * cols, x, parts);
     const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
@@ -576,9 +580,11 @@ export function conv2dBackwardIm2col(
     for (let qa = 0; qa < Q;) {
       const qb = chunkEnd(qa, Q, K, P);
       const multi = Math.floor((qb - 1) / P) !== Math.floor(qa / P);
+      // dy gathered where dx's GEMM takes it (dW reads it in place otherwise)
+      const gathered = multi && dx !== null;
       for (let gi = 0; gi < groups; gi++) {
-        const a = args(qa, qb, gi, dyb, dcol);
-        if (multi) parallel(backwardGather, a, parts);
+        const a = args(qa, qb, gi, dyb, dcol, gathered);
+        if (gathered) parallel(backwardGather, a, parts);
         parallel(backwardProducts, a, parts);
       }
       qa = qb;

@@ -152,6 +152,41 @@ describe('gemm', () => {
       }), { numRuns: 60 }));
   });
 
+  // An A whose columns lie per image (dW's dy rows: A(i, k) at offset + n·imageStride + i·ld + p for
+  // the position q0 + k = n·P + p) is the A its definition writes out, gathered here element by
+  // element: the same bits as gemm on that A, on both backends (the SIMD kernel lays the rows out in
+  // its memory, the reference gathers them first; copies either way), stored, accumulated, 'plus'
+  // and split at a term as the halves of a batch are; positions that start and end inside images,
+  // rows around multiples of 4, several images and several of the kernel's panels (K > 256).
+  it('reads an A laid out per image as the A it stands for', () => {
+    const rng = new Rng(17);
+    let runs = 0;
+    for (const backend of ['wasm', 'js'] as const) {
+      withBackend(backend, () => {
+        for (const [M, N, P, images, q0, K, F, f0] of [[5, 9, 7, 3, 3, 15, 8, 2], [4, 20, 49, 8, 40, 300, 4, 0], [16, 33, 1, 40, 5, 30, 16, 0], [3, 2, 4, 70, 2, 275, 6, 3]] as const) {
+          const ld = P, imageStride = F * P, offset = f0 * P;
+          const dy = Float32Array.from({ length: images * imageStride }, () => rng.next() * 2 - 1);
+          const written = new Float32Array(M * K);
+          for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) {
+            const n = Math.floor((q0 + k) / P), p = q0 + k - n * P;
+            written[i * K + k] = dy[offset + n * imageStride + i * ld + p];
+          }
+          const b = Float32Array.from({ length: K * N }, () => rng.next() * 2 - 1);
+          const B = { data: b, offset: 0, ld: N, trans: false };
+          for (const [acc, split] of [[false, 0], [true, 0], ['plus', 0], [false, Math.floor(K / 2)]] as const) {
+            const c0 = Float32Array.from({ length: M * N }, () => rng.next() * 2 - 1);
+            const want = c0.slice(), got = c0.slice();
+            gemm(M, N, K, { data: written, offset: 0, ld: K, trans: false }, B, want, 0, N, acc, undefined, undefined, undefined, split);
+            gemm(M, N, K, { data: dy, offset, ld, trans: false, images: { P, q0, imageStride } }, B, got, 0, N, acc, undefined, undefined, undefined, split);
+            expect(new Int32Array(got.buffer), `${backend}, ${M}×${K} from ${q0} (images of ${P}), accumulate ${acc}, split ${split}`).toEqual(new Int32Array(want.buffer));
+            runs++;
+          }
+        }
+      });
+    }
+    expect(runs).toBe(32);
+  });
+
   it('setBackend takes js or wasm', () => {
     expect(() => setBackend('gpu' as Backend)).toThrow(/expected 'js' or 'wasm'/);
     expect(getBackend()).toBe('wasm'); // the default where WebAssembly SIMD exists (Node ≥ 20 has it)

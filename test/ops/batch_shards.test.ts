@@ -82,6 +82,39 @@ describe('what the halves need of the kernels', () => {
     }
   });
 
+  // im2col's backward sums dW over chunks of at most 2²¹/K positions that end where images start; a
+  // chunk that holds the second half's start sums its two halves apart, and where the second half
+  // spans more chunks its sums go into a dW of their own (dW1), the chunk's second part read from the
+  // half's first position. 2,427 channels of 3×3 taps (K = 21,843) make chunks of 96 positions, 24
+  // images of 2×2; 64 images put the half's start (image 32) inside the second chunk, and the second
+  // half across two. With dx not asked for, dW reads dy across images in place; with dx, from dy
+  // gathered for both: the same bits either way. Against the float64 definition, each element a
+  // float32 sum of 256 products (γ₂₅₆ of S = Σ|dy·x|) stored at most four times between chunks and
+  // halves (4u·S).
+  it('dW where the second half starts inside a backward chunk and spans two: the same bits with and without dx, and the definition', () => withBackend('wasm', () => {
+    const rng = new Rng(9);
+    const [N, C, F] = [64, 2427, 2];
+    const x = uniform([N, C, 2, 2], rng, -1, 1), w = uniform([F, C, 3, 3], rng, -1, 1), dy = uniform([N, F, 2, 2], rng, -1, 1);
+    const opts = { stride: 1, padding: 1, algorithm: 'im2col' as const };
+    const inPlace = conv2dBackward(dy, x, w, opts, { dx: false, db: false }).dw!.data;
+    const gathered = conv2dBackward(dy, x, w, opts, { db: false }).dw!.data;
+    expect(new Int32Array(inPlace.buffer, inPlace.byteOffset, inPlace.length)).toEqual(new Int32Array(gathered.buffer, gathered.byteOffset, gathered.length));
+    const U = 2 ** -24, bound = (256 * U) / (1 - 256 * U) + 4 * U;
+    let worst = 0;
+    for (let f = 0; f < F; f++) for (let c = 0; c < C; c++) for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) {
+      let sum = 0, S = 0;
+      for (let n = 0; n < N; n++) for (let oh = 0; oh < 2; oh++) for (let ow = 0; ow < 2; ow++) {
+        const ih = oh + kh - 1, iw = ow + kw - 1;
+        if (ih < 0 || ih >= 2 || iw < 0 || iw >= 2) continue;
+        const p = dy.data[((n * F + f) * 2 + oh) * 2 + ow] * x.data[((n * C + c) * 2 + ih) * 2 + iw];
+        sum += p;
+        S += Math.abs(p);
+      }
+      worst = Math.max(worst, Math.abs(inPlace[((f * C + c) * 3 + kh) * 3 + kw] - sum) / (bound * S));
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+  }));
+
   // splitK: the terms from splitK on summed from zero, then added to the first ones' sum (which
   // starts from C when accumulating); 'plus': C + the product. Against the two GEMMs run apart
   // and added in float32. Sizes past a panel (256 terms) and a column block (1,024).

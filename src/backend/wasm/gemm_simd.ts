@@ -98,8 +98,31 @@ const A_WHOLE = 1 << 22;
 function wholeA(M: number, K: number, A: MatRef): number {
   if (!(A.data instanceof Float32Array) || M === 0 || K === 0) return 0;
   const Mp = Math.ceil(M / MR) * MR;
+  if (A.images !== undefined) return !A.trans && Mp * K <= A_WHOLE ? Mp * K : 0;
   const reach = A.trans ? (K - 1) * A.ld + Mp : (Mp - 1) * A.ld + K;
   return reach <= A_WHOLE && reach <= 2 * Mp * K + 4 * A.ld ? reach : 0;
+}
+
+/** Whether gemmSimd reads an A whose columns lie per image (A.images) where they lie: it takes it
+ * whole, its rows laid side by side in kernel memory (else gemm gathers them first). */
+export function takesImageRows(M: number, K: number, A: MatRef): boolean {
+  return wholeA(M, K, A) > 0;
+}
+
+// A (M × K) whose columns lie per image into kernel memory at aW, its rows K floats apart, then the
+// rows of the last strip past M zeroed: the images' span copied in with one set at raw (scratch that
+// is free until the products start), each image's share of the rows laid out by copyPlanes. dW's dy
+// rows gathered this way skip the round trip through a JavaScript array (out, then in again).
+function imageRowsIn(inst: Instance, A: MatRef, M: number, K: number, aW: number, raw: number): void {
+  const { P, q0, imageStride } = A.images!;
+  const n0 = Math.floor(q0 / P), n1 = Math.floor((q0 + K - 1) / P);
+  const start = A.offset + n0 * imageStride, span = (n1 - n0) * imageStride + (M - 1) * A.ld + P;
+  if (!(start >= 0 && start + span <= A.data.length)) throw new Error(`gemm: ${M} rows of positions ${q0}…${q0 + K} (images of ${P}) would leave A (${A.data.length})`);
+  const mem = floats(raw + span);
+  mem.set(A.data.subarray(start, start + span), raw);
+  forEachImage(q0, q0 + K, P, (n, p0, p1, off) => inst.copyPlanes(4 * (aW + off), 4 * (raw + (n - n0) * imageStride + p0), 1, M, p1 - p0, 4 * K, 4 * A.ld, 0));
+  mem.fill(0, aW + M * K, aW + Math.ceil(M / MR) * MR * K); // the last strip's rows past M: their products are dropped
+  simdStats.bytesCopied += 4 * span;
 }
 
 // A's block (rows ic…, columns pc…) packed into the kernels' strips at aW: its rows go to
@@ -237,7 +260,12 @@ export function gemmSimd(
   const aSrcW = tColsW + (t === undefined ? 0 : NC), aWhole = packed === undefined ? wholeA(M, K, A) : 0;
   const cW = aSrcW + up4(aWhole), bW0 = cW;
   let mem = floats(cW), maxTap = 0, maxRow = 0;
-  if (aWhole > 0) {
+  if (A.images !== undefined && (aWhole === 0 || packed !== undefined)) throw new Error('gemm: an A laid out per image is taken whole or not at all (takesImageRows)');
+  const ald = A.images !== undefined ? K : A.ld; // A whole's row stride in kernel memory
+  if (A.images !== undefined) {
+    imageRowsIn(inst, A, M, K, aSrcW, cW);
+    mem = inst.f32;
+  } else if (aWhole > 0) {
     const span = A.trans ? (K - 1) * A.ld + M : (M - 1) * A.ld + K;
     mem.set(A.data.subarray(A.offset, A.offset + span), aSrcW);
     mem.fill(0, aSrcW + span, aSrcW + aWhole); // what the last strip reads past A's last row
@@ -286,7 +314,7 @@ export function gemmSimd(
         // the strips of rows row0 + ic … of block pc, where the packed operand keeps them
         const src = packed === undefined ? 0 : packed.offset + pc * packed.rowsPadded + (packed.row0 + ic) * kc;
         let a = aW;
-        if (aWhole > 0) (A.trans ? inst.packAT : inst.packA)(4 * aW, 4 * (aSrcW + (A.trans ? pc * A.ld + ic : ic * A.ld + pc)), 4 * A.ld, Math.ceil(mc / MR), kc);
+        if (aWhole > 0) (A.trans ? inst.packAT : inst.packA)(4 * aW, 4 * (aSrcW + (A.trans ? pc * ald + ic : ic * ald + pc)), 4 * ald, Math.ceil(mc / MR), kc);
         else if (packed === undefined) packABlock(inst, A, ic, pc, mc, kc, mem, aW, stageA);
         else if (at >= 0) a = at + src;
         else mem.set(packed.panels.data.subarray(src, src + Math.ceil(mc / MR) * MR * kc), aW);
