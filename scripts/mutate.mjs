@@ -671,6 +671,9 @@ const MUTANTS = [
   ["ops", "gemm: an A laid out per image handed to the reference as if it were not", "src/backend/gemm.ts", "  if (A.images !== undefined && !(simd(C) && takesImageRows(M, K, A))) A = imageRowsGathered(M, K, A, C);", "  if (A.images !== undefined && simd(C) && !takesImageRows(M, K, A)) A = imageRowsGathered(M, K, A, C);", ["test/backend/gemm.test.ts"]],
   ["ops", "im2col backward: dx read from a dy nobody gathered", "src/ops/conv2d_im2col.ts", "      const gathered = multi && dx !== null;", "      const gathered = multi && dx === null;", ["test/ops/conv2d.test.ts"]],
   ["halves", "im2col backward: the second half's dW reads dy in place from the chunk's start", "src/ops/conv2d_im2col.ts", "    : { data: dy, offset: (gi * Fg + f0) * P, ld: P, trans: false, images: { P, q0: q, imageStride: F * P } };", "    : { data: dy, offset: (gi * Fg + f0) * P, ld: P, trans: false, images: { P, q0: qa, imageStride: F * P } };", ["test/ops/batch_shards.test.ts", "test/ops/conv2d.test.ts"]],
+  ["ops", "SIMD packA, four k at a time: the first two rows' interleaves swapped", "src/backend/wasm/gemm_code.ts", ".f32x4Shuffle([2, 6, 3, 7]).set(v[1]).set(v[0]);", ".f32x4Shuffle([2, 6, 3, 7]).set(v[0]).set(v[1]);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
+  ["ops", "SIMD packA, four k at a time: the second k of each pair gets the first's halves", "src/backend/wasm/gemm_code.ts", "f32x4Shuffle([2, 3, 6, 7]).v128Store(at + 16);", "f32x4Shuffle([0, 1, 4, 5]).v128Store(at + 16);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
+  ["ops", "SIMD packA, four k at a time: the rows stepped three floats", "src/backend/wasm/gemm_code.ts", "  x.get(r0).i32(16).i32Add().set(r0);", "  x.get(r0).i32(12).i32Add().set(r0);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
 ];
 
 const args = process.argv.slice(2);
