@@ -118,7 +118,7 @@ function imageRowsIn(inst: Instance, A: MatRef, M: number, K: number, aW: number
   const n0 = Math.floor(q0 / P), n1 = Math.floor((q0 + K - 1) / P);
   const start = A.offset + n0 * imageStride, span = (n1 - n0) * imageStride + (M - 1) * A.ld + P;
   if (!(start >= 0 && start + span <= A.data.length)) throw new Error(`gemm: ${M} rows of positions ${q0}…${q0 + K} (images of ${P}) would leave A (${A.data.length})`);
-  const mem = floats(raw + span);
+  const mem = scratchAbove(raw + span - inst.arenaEnd);
   mem.set(A.data.subarray(start, start + span), raw);
   forEachImage(q0, q0 + K, P, (n, p0, p1, off) => inst.copyPlanes(4 * (aW + off), 4 * (raw + (n - n0) * imageStride + p0), 1, M, p1 - p0, 4 * K, 4 * A.ld, 0));
   mem.fill(0, aW + M * K, aW + Math.ceil(M / MR) * MR * K); // the last strip's rows past M: their products are dropped
