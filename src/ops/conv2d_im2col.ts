@@ -574,8 +574,9 @@ export function conv2dBackwardIm2col(
   if (readsInPlace(g, P)) {
     parallel(backwardPointwise, args(0, Q, 0, x, x, false), parts);
   } else {
-    const dyb = scratch('im2col.dy', Fg * cols, x, parts);
-    const dcol = dx === null ? dyb : scratch('im2col.dcol', K * cols, x, parts);
+    // without dx, nothing gathers dy (dW reads it in place) and there is no dcol: x stands in for both
+    const dyb = dx === null ? xs : scratch('im2col.dy', Fg * cols, x, parts);
+    const dcol = dx === null ? xs : scratch('im2col.dcol', K * cols, x, parts);
     if (dxs !== null && !oneScatter) dxs.fill(0);
     for (let qa = 0; qa < Q;) {
       const qb = chunkEnd(qa, Q, K, P);
