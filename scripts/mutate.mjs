@@ -674,6 +674,8 @@ const MUTANTS = [
   ["ops", "SIMD packA, four k at a time: the first two rows' interleaves swapped", "src/backend/wasm/gemm_code.ts", ".f32x4Shuffle([2, 6, 3, 7]).set(v[1]).set(v[0]);", ".f32x4Shuffle([2, 6, 3, 7]).set(v[0]).set(v[1]);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
   ["ops", "SIMD packA, four k at a time: the second k of each pair gets the first's halves", "src/backend/wasm/gemm_code.ts", "f32x4Shuffle([2, 3, 6, 7]).v128Store(at + 16);", "f32x4Shuffle([0, 1, 4, 5]).v128Store(at + 16);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
   ["ops", "SIMD packA, four k at a time: the rows stepped three floats", "src/backend/wasm/gemm_code.ts", "  x.get(r0).i32(16).i32Add().set(r0);", "  x.get(r0).i32(12).i32Add().set(r0);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
+  ["speed", "touchLines steps two lines at a time", "src/backend/wasm/gemm_code.ts", "  x.get(p).i32(64).i32Add().set(p);", "  x.get(p).i32(128).i32Add().set(p);", ["test/backend/wasm.test.ts"]],
+  ["speed", "touchLines reads the second word of each line", "src/backend/wasm/gemm_code.ts", "  x.get(acc).get(addr).get(p).i32Add().i32Load(0).i32Xor().set(acc);", "  x.get(acc).get(addr).get(p).i32Add().i32Load(4).i32Xor().set(acc);", ["test/backend/wasm.test.ts"]],
 ];
 
 const args = process.argv.slice(2);

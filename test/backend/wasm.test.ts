@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
-import { floats, getInstance, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
+import { floats, getInstance, scratchAbove, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
 import { flippedFiltersSimd, padder } from '../../src/backend/wasm/gather.js';
 import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { float32, inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
@@ -158,6 +158,25 @@ describe('the SIMD GEMM\'s memory', () => {
     let s = 0;
     for (let k = 0; k < 8; k++) s += a[k] * b[k * 4];
     expect(c[0]).toBe(s);
+  });
+});
+
+describe('touchLines (the next block of kept filters started on its way in)', () => {
+  // It only reads: one word from each 64-byte line of the region, their bits xored into what it
+  // returns (so that no load is dead). Against that xor written out, for regions of 0 to 5 lines
+  // and a partial line; the memory it reads is left as it was.
+  it('reads the first word of every line of the region and returns their xor, writing nothing', () => {
+    const inst = getInstance();
+    const at = inst.arenaEnd, mem = scratchAbove(6 * 16 + 64);
+    const words = new Int32Array(mem.buffer, 4 * at, 6 * 16 + 16);
+    for (let i = 0; i < words.length; i++) words[i] = (i * 2654435761) | 0;
+    const before = words.slice();
+    for (const bytes of [0, 4, 64, 65, 128, 320, 384]) {
+      let want = 0;
+      for (let p = 0; p < bytes; p += 64) want ^= words[p / 4];
+      expect(inst.touchLines(4 * at, bytes), `${bytes} bytes`).toBe(want);
+    }
+    expect(Array.from(words)).toEqual(Array.from(before));
   });
 });
 

@@ -75,6 +75,7 @@ export class Code {
   i32And(): this { return this.op(0x71); }
   i32Shl(): this { return this.op(0x74); }
   i32Or(): this { return this.op(0x72); }
+  i32Xor(): this { return this.op(0x73); }
   /** return from the function, its results on the stack */
   return(): this { return this.op(0x0f); }
   i32LtS(): this { return this.op(0x48); }

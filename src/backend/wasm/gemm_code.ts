@@ -477,6 +477,26 @@ function scatterAddKernel(): Code {
   return x;
 }
 
+// touchLines(addr, bytes) → i32: one 4-byte load from each 64-byte line of [addr, addr + bytes),
+// their bits xored into what it returns (so that no load is dead). Run on the next A block
+// before the products of this one, where A streams from memory (a large model's prepared filters at
+// batch 1): its loads are independent and many are in flight at once, where the block kernel reads
+// A a line at a time between its multiply-adds. Stage 3 of A0 (64 × 16 × 192 products, 48 KiB of A
+// each, streamed): 15.1 → 10.8 µs a block.
+function touchLinesKernel(): Code {
+  const [addr, bytes, p, acc] = [0, 1, 2, 3];
+  const x = new Code();
+  x.i32(0).set(acc).i32(0).set(p);
+  x.block().loop();
+  x.get(p).get(bytes).i32LtU().i32Eqz().brIf(1);
+  x.get(acc).get(addr).get(p).i32Add().i32Load(0).i32Xor().set(acc);
+  x.get(p).i32(64).i32Add().set(p);
+  x.br(0);
+  x.end().end();
+  x.get(acc);
+  return x;
+}
+
 // packA(out, src, ldBytes, strips, kc): the A operand's 4-row strips from rows staged at src (row
 // stride ldBytes, the rows past the block's end zeroed by the caller) in the kernels' layout,
 // out[(s·kc + k)·4 + r] = src[(4s + r)·ld + k]: the same floats packA in gemm_pack.ts writes.
@@ -609,6 +629,7 @@ export function gemmModuleBytes(fused = false): Uint8Array {
     bnAccumulateDef(false, true),
     reluGradDef(),
     { name: 'packA', params: new Array<number>(5).fill(I32), locals: [I32, I32, V128, V128, V128, V128], body: packAKernel() },
+    { name: 'touchLines', params: [I32, I32], results: [I32], locals: [I32, I32], body: touchLinesKernel() },
     { name: 'packB', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: stripsKernel(8) },
     { name: 'packAT', params: new Array<number>(5).fill(I32), locals: [I32, I32], body: stripsKernel(4) },
     sgdDef('plain'),

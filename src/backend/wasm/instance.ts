@@ -40,6 +40,8 @@ export interface Instance {
   packA: PackAFn;
   packB: PackAFn;
   packAT: PackAFn;
+  /** touchLines (gemm_code.ts): a load from each cache line of a region, to start it streaming in */
+  touchLines: (addr: number, bytes: number) => number;
   winogradInput: WinogradInputFn;
   /** without and with ReLU */
   winogradOutput: [WinogradOutputFn, WinogradOutputFn];
@@ -97,7 +99,7 @@ export function getInstance(): Instance {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModuleBytes(fused) as BufferSource), { env: { memory } });
     instance = {
       fused, memory, blocks: BLOCK_KERNELS.map((_, i) => inst.exports[`block${i}`] as BlockFn), halves: BLOCK_KERNELS.map((_, i) => inst.exports[`half${i}`] as BlockFn), columns: BLOCK_KERNELS.map((_, i) => inst.exports[`column${i}`] as BlockFn), gather: inst.exports.gather as GatherFn, padPlanes: inst.exports.padPlanes as Instance['padPlanes'], copyPlanes: inst.exports.copyPlanes as CopyPlanesFn, copyPlanesAdd: inst.exports.copyPlanesAdd as CopyPlanesFn,
-      flipTaps: inst.exports.flipTaps as Instance['flipTaps'], scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn,
+      flipTaps: inst.exports.flipTaps as Instance['flipTaps'], scatterAdd: inst.exports.scatterAdd as Instance['scatterAdd'], offsetBytes: inst.exports.offsetBytes as Instance['offsetBytes'], packA: inst.exports.packA as PackAFn, packB: inst.exports.packB as PackAFn, packAT: inst.exports.packAT as PackAFn, touchLines: inst.exports.touchLines as Instance['touchLines'],
       winogradInput: inst.exports.winogradInputF4 as WinogradInputFn,
       winogradOutput: [inst.exports.winogradOutputF4 as WinogradOutputFn, inst.exports.winogradOutputF4Relu as WinogradOutputFn],
       winogradFilters: inst.exports.winogradFiltersF4 as Instance['winogradFilters'],
