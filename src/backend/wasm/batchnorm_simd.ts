@@ -157,6 +157,14 @@ interface ElementwisePass {
   four: (c: Code, v: number[], k: number[]) => void;
 }
 
+// Each constant (an f64 from the table at local t) rounded to float32 and splatted into its local
+function splatConstants(c: Code, t: number, constants: ((c: Code, t: number) => void)[], into: number[]): void {
+  constants.forEach((constant, k) => {
+    constant(c, t);
+    c.f32DemoteF64().f32x4Splat().set(into[k]);
+  });
+}
+
 // params: inputs' bases…, out, N, C, pBytes, table
 function elementwiseDef(pass: ElementwisePass): FunctionDef {
   const I = pass.inputs, K = pass.constants.length;
@@ -166,12 +174,7 @@ function elementwiseDef(pass: ElementwisePass): FunctionDef {
   const [n, ch, p, end, t] = [l++, l++, l++, l++, l++];
   const kv = Array.from({ length: K }, () => l++), v = Array.from({ length: I }, () => l++); // v128
   const c = new Code();
-  planeSweep(c, { N, C, pBytes, table, tableStride: pass.tableStride, n, ch, p, end, t }, () => {
-    pass.constants.forEach((constant, k) => {
-      constant(c, t);
-      c.f32DemoteF64().f32x4Splat().set(kv[k]);
-    });
-  }, () => {
+  planeSweep(c, { N, C, pBytes, table, tableStride: pass.tableStride, n, ch, p, end, t }, () => splatConstants(c, t, pass.constants, kv), () => {
     c.get(out).get(p).i32Add();
     for (let j = 0; j < I; j++) c.get(inputs[j]).get(p).i32Add().v128Load(0).set(v[j]);
     pass.four(c, v, kv);
@@ -277,12 +280,7 @@ export function bnAccumulateDef(first: boolean, relu: boolean): FunctionDef {
     store();
   };
   c.v128Zero().set(zero);
-  planeSweep(c, { N, C, pBytes, table, tableStride: 16, n, ch, p, end, t }, () => {
-    scaleShift.forEach((constant, k) => {
-      constant(c, t);
-      c.f32DemoteF64().f32x4Splat().set(k === 0 ? S : T);
-    });
-  }, () => {
+  planeSweep(c, { N, C, pBytes, table, tableStride: 16, n, ch, p, end, t }, () => splatConstants(c, t, scaleShift, [S, T]), () => {
     c.get(out).get(p).i32Add(); // the store's address
     c.get(x).get(p).i32Add().v128Load(0).set(v);
     finish(() => c.v128Store(0), () => c.get(out).get(p).i32Add().v128Load(0));

@@ -48,6 +48,23 @@ export function taker(kernel: Instance['copyPlanes'], at: number, size: number, 
   };
 }
 
+/** Where src holds the rows of the positions [qa, qb) of images of P positions (image n's rows at
+ * srcOff + n·imageStride, ld apart): the first image n0, and the span from its rows' start that
+ * holds them all (floats). */
+export function imageRowSpan(srcOff: number, imageStride: number, ld: number, rows: number, P: number, qa: number, qb: number): { n0: number; start: number; span: number } {
+  const n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
+  return { n0, start: srcOff + n0 * imageStride, span: (n1 - n0) * imageStride + (rows - 1) * ld + P };
+}
+
+/** Those rows laid side by side at `laid` in kernel memory, qb − qa floats apart: the span (checked
+ * against src by the caller) copied in with one set at `raw`, each image's share of the rows placed by
+ * the copyPlanes kernel. Both regions are scratch the caller holds, apart (floats). */
+export function layImageRows(inst: Instance, src: Float32Array, s: { n0: number; start: number; span: number }, imageStride: number, ld: number, rows: number, P: number,
+  qa: number, qb: number, laid: number, raw: number): void {
+  inst.f32.set(src.subarray(s.start, s.start + s.span), raw);
+  forEachImage(qa, qb, P, (n, p0, p1, off) => inst.copyPlanes(4 * (laid + off), 4 * (raw + (n - s.n0) * imageStride + p0), 1, rows, p1 - p0, 4 * (qb - qa), 4 * ld, 0));
+}
+
 /**
  * gatherImageRows (gemm.ts) in kernel memory: the images' blocks copied in with one set, each
  * image's share of its rows placed side by side by the copyPlanes kernel, and the rows copied out with
@@ -55,16 +72,14 @@ export function taker(kernel: Instance['copyPlanes'], at: number, size: number, 
  */
 export function gatherImageRowsSimd(src: Float32Array, srcOff: number, imageStride: number, ld: number, rows: number, P: number,
   qa: number, qb: number, dst: Float32Array, dstOff: number, ldDst: number): void {
-  const L = qb - qa, n0 = Math.floor(qa / P), n1 = Math.floor((qb - 1) / P);
-  const start = srcOff + n0 * imageStride, span = (n1 - n0) * imageStride + (rows - 1) * ld + P;
-  if (!(rows >= 1 && L >= 1 && start >= 0 && start + span <= src.length && ldDst >= L && dstOff + (rows - 1) * ldDst + L <= dst.length)) {
+  const L = qb - qa, s = imageRowSpan(srcOff, imageStride, ld, rows, P, qa, qb);
+  if (!(rows >= 1 && L >= 1 && s.start >= 0 && s.start + s.span <= src.length && ldDst >= L && dstOff + (rows - 1) * ldDst + L <= dst.length)) {
     throw new Error(`gatherImageRows: ${rows} rows of positions ${qa}…${qb} (images of ${P}) would leave the source (${src.length}) or the destination (${dst.length})`);
   }
   const inst = getInstance();
-  const raw = inst.arenaEnd, laid = raw + Math.ceil(span / 4) * 4;
+  const raw = inst.arenaEnd, laid = raw + Math.ceil(s.span / 4) * 4;
   const mem = scratchAbove(laid + rows * L - raw);
-  mem.set(src.subarray(start, start + span), raw);
-  forEachImage(qa, qb, P, (n, p0, p1, off) => inst.copyPlanes(4 * (laid + off), 4 * (raw + (n - n0) * imageStride + p0), 1, rows, p1 - p0, 4 * L, 4 * ld, 0));
+  layImageRows(inst, src, s, imageStride, ld, rows, P, qa, qb, laid, raw);
   if (ldDst === L) dst.set(mem.subarray(laid, laid + rows * L), dstOff);
   else for (let r = 0; r < rows; r++) dst.set(mem.subarray(laid + r * L, laid + (r + 1) * L), dstOff + r * ldDst);
 }

@@ -18,7 +18,7 @@ import { type ImageColumns, type MatRef, type PanelSource, type RowEpilogue, typ
 import { packA, packB } from '../gemm_pack.js';
 import { type FloatArray, copyRows } from '../../tensor/tensor.js';
 import { type Instance, type Panels, floats, getInstance, resident, scratchAbove, simdStats } from './instance.js';
-import { padder, taker } from './gather.js';
+import { imageRowSpan, layImageRows, padder, taker } from './gather.js';
 
 const MR = 4;
 /** columns of a B strip and rows of a KC block: the panel layout (gemm.ts bPanels) */
@@ -115,14 +115,12 @@ export function takesImageRows(M: number, K: number, A: MatRef): boolean {
 // rows gathered this way skip the round trip through a JavaScript array (out, then in again).
 function imageRowsIn(inst: Instance, A: MatRef, M: number, K: number, aW: number, raw: number): void {
   const { P, q0, imageStride } = A.images!;
-  const n0 = Math.floor(q0 / P), n1 = Math.floor((q0 + K - 1) / P);
-  const start = A.offset + n0 * imageStride, span = (n1 - n0) * imageStride + (M - 1) * A.ld + P;
-  if (!(start >= 0 && start + span <= A.data.length)) throw new Error(`gemm: ${M} rows of positions ${q0}…${q0 + K} (images of ${P}) would leave A (${A.data.length})`);
-  const mem = scratchAbove(raw + span - inst.arenaEnd);
-  mem.set(A.data.subarray(start, start + span), raw);
-  forEachImage(q0, q0 + K, P, (n, p0, p1, off) => inst.copyPlanes(4 * (aW + off), 4 * (raw + (n - n0) * imageStride + p0), 1, M, p1 - p0, 4 * K, 4 * A.ld, 0));
+  const s = imageRowSpan(A.offset, imageStride, A.ld, M, P, q0, q0 + K);
+  if (!(s.start >= 0 && s.start + s.span <= A.data.length)) throw new Error(`gemm: ${M} rows of positions ${q0}…${q0 + K} (images of ${P}) would leave A (${A.data.length})`);
+  const mem = scratchAbove(raw + s.span - inst.arenaEnd);
+  layImageRows(inst, A.data as Float32Array, s, imageStride, A.ld, M, P, q0, q0 + K, aW, raw);
   mem.fill(0, aW + M * K, aW + Math.ceil(M / MR) * MR * K); // the last strip's rows past M: their products are dropped
-  simdStats.bytesCopied += 4 * span;
+  simdStats.bytesCopied += 4 * s.span;
 }
 
 // A's block (rows ic…, columns pc…) packed into the kernels' strips at aW: its rows go to
