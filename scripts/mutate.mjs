@@ -676,6 +676,13 @@ const MUTANTS = [
   ["ops", "SIMD packA, four k at a time: the rows stepped three floats", "src/backend/wasm/gemm_code.ts", "  x.get(r0).i32(16).i32Add().set(r0);", "  x.get(r0).i32(12).i32Add().set(r0);", ["test/backend/gemm.test.ts", "test/ops/conv2d.test.ts"]],
   ["speed", "touchLines steps two lines at a time", "src/backend/wasm/gemm_code.ts", "  x.get(p).i32(64).i32Add().set(p);", "  x.get(p).i32(128).i32Add().set(p);", ["test/backend/wasm.test.ts"]],
   ["speed", "touchLines reads the second word of each line", "src/backend/wasm/gemm_code.ts", "  x.get(acc).get(addr).get(p).i32Add().i32Load(0).i32Xor().set(acc);", "  x.get(acc).get(addr).get(p).i32Add().i32Load(4).i32Xor().set(acc);", ["test/backend/wasm.test.ts"]],
+  ["speed", "the touch trial starts with touching", "src/backend/wasm/winograd_drivers.ts", "    touch = trial.calls % 2 === 1;", "    touch = trial.calls % 2 === 0;", ["test/backend/wasm.test.ts"]],
+  ["speed", "the touch trial counts loops no longer kept", "src/backend/wasm/winograd_drivers.ts", "    const kept = [...touchTrials.values()].filter((t) => inst.arena.has(t.panels.id));", "    const kept = [...touchTrials.values()];", ["test/backend/wasm.test.ts"]],
+  ["speed", "the touch trial decides one call early", "src/backend/wasm/winograd_drivers.ts", "    if (calls >= 2 * TOUCH_TRIAL_CALLS + kept.length) {", "    if (calls >= 2 * TOUCH_TRIAL_CALLS + kept.length - 1) {", ["test/backend/wasm.test.ts"]],
+  ["speed", "a tie touches", "src/backend/wasm/winograd_drivers.ts", "  return withTouch < without;", "  return withTouch <= without;", ["test/backend/wasm.test.ts"]],
+  ["speed", "the verdict sums loops timed one way only", "src/backend/wasm/winograd_drivers.ts", "  for (const [a, b] of fastest) if (a < Infinity && b < Infinity) { without += a; withTouch += b; }", "  for (const [a, b] of fastest) { without += a; withTouch += b; }", ["test/backend/wasm.test.ts"]],
+  ["speed", "product loops touch whatever the choice", "src/backend/wasm/winograd_drivers.ts", "      if (touch && at >= 0) {", "      if (at >= 0) {", ["test/backend/wasm.test.ts"]],
+  ["speed", "the trial times a way it did not run", "src/backend/wasm/winograd_drivers.ts", "    const way = touch ? 1 : 0;", "    const way = touch ? 0 : 1;", ["test/backend/wasm.test.ts"]],
 ];
 
 const args = process.argv.slice(2);

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { sleb, uleb } from '../../src/backend/wasm/emit.js';
 import { gemmModuleBytes } from '../../src/backend/wasm/gemm_code.js';
-import { floats, getInstance, scratchAbove, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
+import { floats, getInstance, releasePanels, scratchAbove, setArenaBytes, simdStats, wasmArenaBytes, wasmMemoryBytes } from '../../src/backend/wasm/instance.js';
 import { flippedFiltersSimd, padder } from '../../src/backend/wasm/gather.js';
-import { winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
+import { setTouchAhead, touchAhead, touchTrialTimes, touchWins, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { float32, inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
 import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
@@ -379,10 +379,10 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
   // winogradOutputSimd. 69 of 74 filters (two 64-row blocks of the kernel, not a multiple of 4) from row 4
   // of the second group's blocks, an odd tile count (the phantom), with U resident in the arena and
   // copied per product, bias and ReLU.
-  it.each([true, false])('stores what the passes through arrays store (filters kept resident: %s)', (kept) => {
-    setBackend('wasm');
-    setThreads(1);
-    const rng = new Rng(kept ? 31 : 32);
+  // 69 of 74 filters from row 4 of the second group's blocks, 11 tiles of two images (Cg = 5): the
+  // passes through arrays (want) and a call of winogradTilesSimd (run)
+  const tilesCase = (seed: number, kept: boolean) => {
+    const rng = new Rng(seed);
     const images = 2, Cg = 5, Hp = 10, Wp = 14, count = 11, F = 74, row0 = 4, Fp = 69, groups = 2, gi = 1;
     const size = images * Cg * Hp * Wp, quads = Math.ceil(count / 4), tbP = 16, tbE = 4 * quads;
     const source = Float32Array.from({ length: size }, () => rng.next() * 2 - 1);
@@ -415,16 +415,76 @@ describe('the SIMD Winograd tiles with V and M kept in the kernel\'s memory', ()
         M, k * Fp * tbE, tbE, false, filterRows(prepared, gi * 36 + k, row0));
     }
     winogradOutputSimd({ ...output(want), M, mOffset: 0, rowLength: tbE });
-    // in the kernel's memory, twice (a second call finds kept filters resident)
-    for (let call = 0; call < 2; call++) {
+    // every real tile's outputs (the phantom's spare columns, 4·count on, are never stored into y)
+    const real = (a: Float32Array) => Array.from(new Int32Array(a.buffer)).filter((_, i) => i % cols < 4 * count);
+    const run = () => {
       const got = new Float32Array(want.length).fill(7);
       winogradTilesSimd(src, filterRows(prepared, 0), gi * 36, row0, output(got));
-      // every real tile's outputs (the phantom's spare columns, 4·count on, are never stored into y)
-      const real = (a: Float32Array) => Array.from(new Int32Array(a.buffer)).filter((_, i) => i % cols < 4 * count);
-      expect(real(got), `call ${call}`).toEqual(real(want));
-    }
-    expect(want.some((v) => v > 0) && want.some((v) => v === 0)).toBe(true); // ReLU had both sides to work on
+      return real(got);
+    };
+    return { want, real: real(want), run, prepared };
+  };
+
+  it.each([true, false])('stores what the passes through arrays store (filters kept resident: %s)', (kept) => {
+    setBackend('wasm');
+    setThreads(1);
+    const c = tilesCase(kept ? 31 : 32, kept);
+    // in the kernel's memory, twice (a second call finds kept filters resident)
+    for (let call = 0; call < 2; call++) expect(c.run(), `call ${call}`).toEqual(c.real);
+    expect(c.want.some((v) => v > 0) && c.want.some((v) => v === 0)).toBe(true); // ReLU had both sides to work on
     setThreads(2);
+  });
+
+  // touchLines before each next block of kept filters (69 rows: two blocks of MC = 64 for each of the 36
+  // k, every one but the first touched ahead: 71 touches a call) where pinned on, never where pinned off;
+  // in the trial, every other call of a loop, from its second; the trial decides once the loops still
+  // kept have run 2·48 calls and one per loop (a loop whose filters were released counts for nothing).
+  // The same bits every way.
+  it('touches ahead where pinned or on the trial\'s turns, decides once the kept loops have run, stores the same bits', () => {
+    setBackend('wasm');
+    setThreads(1);
+    const inst = getInstance(), touch = inst.touchLines;
+    let touched = 0;
+    inst.touchLines = (a, b) => { touched++; return touch(a, b); };
+    const touches = (c: ReturnType<typeof tilesCase>) => {
+      touched = 0;
+      expect(c.run()).toEqual(c.real);
+      return touched;
+    };
+    try {
+      const c = tilesCase(33, true), other = tilesCase(34, true);
+      setTouchAhead(true);
+      expect([touches(c), touches(c)]).toEqual([71, 71]);
+      setTouchAhead(false);
+      expect([touches(c), touches(c)]).toEqual([0, 0]);
+      setTouchAhead('auto');
+      touches(other); // timed without
+      const [[without, withTouch]] = touchTrialTimes();
+      expect(without > 0 && without < Infinity && withTouch === Infinity).toBe(true);
+      touches(other); // and with
+      expect(touchTrialTimes()[0].every((t) => t > 0 && t < Infinity)).toBe(true);
+      for (let i = 2; i < 60; i++) expect(touches(other), `other loop's call ${i}`).toBe(i % 2 === 1 ? 71 : 0);
+      releasePanels(other.prepared.panels);
+      for (let i = 0; i < 96; i++) expect(touches(c), `call ${i}`).toBe(i % 2 === 1 ? 71 : 0);
+      expect(touchAhead()).toBeUndefined();
+      touches(c); // the 97th: 2·48 + 1
+      const chosen = touchAhead();
+      expect(typeof chosen).toBe('boolean');
+      expect([touches(c), touches(c)]).toEqual(chosen === true ? [71, 71] : [0, 0]);
+    } finally {
+      inst.touchLines = touch;
+      setTouchAhead('auto');
+      setThreads(2);
+    }
+  });
+
+  // The verdict: the sums of each way's fastest calls over the loops timed both ways; a tie does not touch.
+  it('touches when the loops timed both ways sum lower with it', () => {
+    expect(touchWins([[1, 2], [3, 1]])).toBe(true); // 4 against 3
+    expect(touchWins([[1, 2], [2, 1]])).toBe(false); // a tie
+    expect(touchWins([[1, Infinity], [3, 2]])).toBe(true); // the first never timed with it: 3 against 2
+    expect(touchWins([[Infinity, 1], [2, 3]])).toBe(false); // the first never timed without: 2 against 3
+    expect(touchWins([])).toBe(false);
   });
 });
 

@@ -8,6 +8,46 @@ import type { WinogradOutput, WinogradOutputTiles, WinogradSource } from '../gem
 
 const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 
+// touchLines before each block of kept filters (one load from each of its cache lines) pays where a
+// core's hardware prefetchers fall behind the filters' stream and costs where they keep up. A0's
+// forward at batch 1 on one thread: 39.4–40.4 → 34.6–34.9 ms with it on an Intel Xeon VM (~7 GB/s read
+// by a core), 4.5–5.7% slower with it on an AMD EPYC VM (~24 GB/s; forwards alternating in a process).
+// So each thread finds out from its own calls, the bits being the same either way (it only loads):
+// the first calls of each product loop (its filters and shape) alternate without and with, each timed;
+// once the loops whose filters are in the arena have run TOUCH_TRIAL_CALLS each way, the way whose
+// fastest calls sum lower over them is kept from then on (filters released from the arena were
+// 'auto''s candidates, timed call after call on warm caches, where touching only costs).
+// setTouchAhead pins it.
+const TOUCH_TRIAL_CALLS = 48;
+interface TouchTrial { panels: Panels; calls: number; fastest: [number, number] } // fastest ms, [without, with]
+/** per product loop (its filters and shape) */
+const touchTrials = new Map<string, TouchTrial>();
+let touchChoice: boolean | undefined;
+
+/** Pins whether this thread's Winograd product loops touch their next block of kept filters (true,
+ * false), or lets the trial above decide ('auto': it starts over). */
+export function setTouchAhead(mode: boolean | 'auto'): void {
+  touchChoice = mode === 'auto' ? undefined : mode;
+  touchTrials.clear();
+}
+
+/** What this thread's product loops do: touch or not, or undefined while the trial runs. */
+export function touchAhead(): boolean | undefined {
+  return touchChoice;
+}
+
+/** The trial so far: each loop's fastest calls without and with (ms; Infinity before its first that way). */
+export function touchTrialTimes(): [number, number][] {
+  return [...touchTrials.values()].map((t) => [t.fastest[0], t.fastest[1]]);
+}
+
+/** The trial's verdict: touch when, over the loops timed both ways, the fastest calls with it sum lower. */
+export function touchWins(fastest: readonly (readonly [number, number])[]): boolean {
+  let without = 0, withTouch = 0;
+  for (const [a, b] of fastest) if (a < Infinity && b < Infinity) { without += a; withTouch += b; }
+  return withTouch < without;
+}
+
 // Floats of scratch the input transform takes above V (the padded source, the tiles) and
 // the output pass above M (the tiles, the bias, the output block).
 const inputScratch = (s: WinogradSource): number => up4(s.size) + up4(s.tiles.length);
@@ -99,6 +139,15 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
   scratchAbove(scratchW - vW + Math.max(inputScratch(s), outputScratch(o)));
   inputTransformAt(inst, s, vW, scratchW);
   const mem = inst.f32;
+  // touch or not (see touchWins): the trial's turn for this loop, until it has decided
+  let trial: TouchTrial | undefined, touch = touchChoice ?? false;
+  if (at >= 0 && touchChoice === undefined) {
+    const key = `${filters.panels.id},${firstBlock},${row0},${Fp},${used}`;
+    trial = touchTrials.get(key);
+    if (trial === undefined) touchTrials.set(key, trial = { panels: filters.panels, calls: 0, fastest: [Infinity, Infinity] });
+    touch = trial.calls % 2 === 1;
+  }
+  const t0 = trial === undefined ? 0 : performance.now();
   for (let k = 0; k < 36; k++) {
     const src = (firstBlock + k) * filters.rowsPadded * Cg + row0 * Cg; // rows row0 … of block k (one KC block: Cg ≤ KC)
     if (!(src >= 0 && src + Mp * Cg <= filters.panels.data.length)) throw new Error(`winograd: filter rows ${row0}…${row0 + Fp - 1} of block ${firstBlock + k} lie outside the prepared filters`);
@@ -109,15 +158,30 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
       a = aW;
     }
     for (let ic = 0; ic < Fp; ic += MC) {
-      // the next block of U started on its way in first (touchLines): kept filters stream from memory
-      // in a large model's forward at batch 1 (A0's: 39.4–40.4 → 34.6–34.9 ms on one thread)
-      if (at >= 0) {
+      // the next block of U started on its way in first, where that pays (touchWins): kept filters
+      // stream from memory in a large model's forward at batch 1
+      if (touch && at >= 0) {
         const nextIc = ic + MC < Fp ? ic + MC : 0, nextK = ic + MC < Fp ? k : k + 1;
         const next = (firstBlock + nextK) * filters.rowsPadded * Cg + (row0 + nextIc) * Cg, bytes = 4 * Math.min(MC, Mp - nextIc) * Cg;
         if (nextK < 36 && next + bytes / 4 <= filters.panels.data.length) inst.touchLines(4 * (at + next), bytes);
       }
       // a product stored, no epilogue (variant 0)
       products(inst, 0, a + ic * Cg, vW + k * s.kStride, mW + k * mK + ic * cols, Math.ceil(Math.min(MC, Fp - ic) / 4), used, Cg, cols, 0);
+    }
+  }
+  if (trial !== undefined) {
+    const way = touch ? 1 : 0;
+    trial.fastest[way] = Math.min(trial.fastest[way], performance.now() - t0);
+    trial.calls++;
+    // the loops whose filters are in the arena now: not 'auto''s candidates (released after their
+    // timing), and those of a model larger than the arena once their turn to be resident comes again
+    const kept = [...touchTrials.values()].filter((t) => inst.arena.has(t.panels.id));
+    let calls = 0;
+    for (const t of kept) calls += t.calls;
+    // calls / 2 each way, give or take one per loop
+    if (calls >= 2 * TOUCH_TRIAL_CALLS + kept.length) {
+      touchChoice = touchWins(kept.map((t) => t.fastest));
+      touchTrials.clear();
     }
   }
   outputPassAt(inst, o, mW, mK, cols, scratchW);
