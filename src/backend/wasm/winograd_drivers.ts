@@ -13,7 +13,8 @@ const up4 = (n: number): number => Math.ceil(n / 4) * 4;
 // forward at batch 1 on one thread: 39.4–40.4 → 34.6–34.9 ms with it on an Intel Xeon VM (~7 GB/s read
 // by a core), 4.5–5.7% slower with it on an AMD EPYC VM (~24 GB/s; forwards alternating in a process).
 // So each thread finds out from its own calls, the bits being the same either way (it only loads):
-// the first calls of each product loop (its filters and shape) alternate without and with, each timed;
+// the first calls of each product loop (its filters and shape) alternate without and with, each timed
+// but the first (it follows the filters' copy into the arena, which leaves them warm in the cache);
 // once the loops whose filters are in the arena have run TOUCH_TRIAL_CALLS each way, the way whose
 // fastest calls sum lower over them is kept from then on (filters released from the arena were
 // 'auto''s candidates, timed call after call on warm caches, where touching only costs).
@@ -171,7 +172,7 @@ export function winogradTilesSimd(s: WinogradSource, filters: { panels: Panels; 
   }
   if (trial !== undefined) {
     const way = touch ? 1 : 0;
-    trial.fastest[way] = Math.min(trial.fastest[way], performance.now() - t0);
+    if (trial.calls > 0) trial.fastest[way] = Math.min(trial.fastest[way], performance.now() - t0);
     trial.calls++;
     // the loops whose filters are in the arena now: not 'auto''s candidates (released after their
     // timing), and those of a model larger than the arena once their turn to be resident comes again
