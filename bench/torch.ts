@@ -31,6 +31,7 @@ import { Rng, uniform } from '../src/tensor/rng.js';
 import { AUTO_AFTER } from '../src/ops/conv2d.js';
 import { setThreads } from '../src/backend/threads.js';
 import { getFusedMultiplyAdd, setFusedMultiplyAdd } from '../src/backend/backend.js';
+import { touchAhead } from '../src/backend/wasm/winograd_drivers.js';
 import { alternate, benchDir, fitStep, median, medians, table } from './harness.js';
 
 const PY = '/usr/bin/python3';
@@ -123,7 +124,7 @@ for (const c of CASES) {
       }
     }
     const row: (string | number)[] = [c.name, String(threads), median(ours)];
-    let said = `${c.name}, ${threads} thread(s): ours ${median(ours).toFixed(1)} ms (rounds ${ours.map((v) => v.toFixed(1)).join(', ')})`;
+    let said = `${c.name}, ${threads} thread(s): ours ${median(ours).toFixed(1)} ms (rounds ${ours.map((v) => v.toFixed(1)).join(', ')}${c.kind === 'deploy' ? `; this thread's Winograd loops touch ahead: ${String(touchAhead() ?? 'still on trial')}` : ''})`;
     if (hasTorch) {
       const byDefault = peerMedian(PY, peer, caseFile, process.env); // once: it is not what the ratio is against
       row.push(median(theirs), byDefault.medianMs, ratio(median(theirs), median(ours)));
