@@ -606,7 +606,7 @@ const MUTANTS = [
   ['halves', 'linear dW summed over the batch in one run', 'src/ops/linear.ts', 'dw, 0, I, false, undefined, undefined, undefined, halfStart(N));', 'dw, 0, I, false);', ['test/ops/batch_shards.test.ts', 'test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'im2col backward: a half of many chunks forgets the chunks before', 'src/ops/conv2d_im2col.ts', 'new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, qa > 0);', 'new Im2colPanels(g, x, gi, qa, qe, true, k0), dW, off, K, false);', ['test/ops/conv2d.test.ts']],
   ['halves', 'im2col backward: the second half of many chunks added onto the first half\'s sum, not summed apart', 'src/ops/conv2d_im2col.ts', '    if (dW1 !== null) addOnto(dWs!, dW1);', '', ['test/ops/conv2d.test.ts']],
-  ['halves', 'the trial keeps the slower way', 'src/train/fit.ts', 'this.trial = { byHalves: halvesMs < otherMs, halvesMs, otherMs };', 'this.trial = { byHalves: halvesMs > otherMs, halvesMs, otherMs };', ['test/train/data_parallel.test.ts'], 'build'],
+  ['halves', 'the trial keeps the slower way', 'src/train/fit.ts', 'return { byHalves: halvesMs < otherMs, halvesMs, otherMs };', 'return { byHalves: halvesMs > otherMs, halvesMs, otherMs };', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'halves pinned off still go by halves', 'src/train/fit.ts', 'if (this.oneThread && this.halves === null && this.pinned !== false && HalvesTrainer', 'if (this.oneThread && this.halves === null && HalvesTrainer', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'the warm-up by halves counted in the trial', 'src/train/fit.ts', 'if (!halves || this.warm === halvesWarmup) (halves ? this.timed.halves : this.timed.other)', 'if (true) (halves ? this.timed.halves : this.timed.other)', ['test/train/data_parallel.test.ts'], 'build'],
   ['halves', 'under \'auto\', halves before every conv has timed its candidates', 'src/train/fit.ts', "(this.steps > AUTO_AFTER + 1 || model.namedConvs().every(([, c]) => c.algorithm !== 'auto'))", '(this.steps > 1)', ['test/train/data_parallel.test.ts'], 'build'],
@@ -685,6 +685,9 @@ const MUTANTS = [
   ["speed", "the trial times a way it did not run", "src/backend/wasm/winograd_drivers.ts", "    const way = touch ? 1 : 0;", "    const way = touch ? 0 : 1;", ["test/backend/wasm.test.ts"]],
   ["threads", "a polling worker's first look misses a message posted before it watched", "src/backend/threads.ts", "    let seen = Atomics.load(ctl, 4) - 1, t0 = performance.now();", "    let seen = Atomics.load(ctl, 4), t0 = performance.now();", ["test/backend/threads.test.ts"], "build"],
   ["speed", "the touch trial times a loop's first call, on filters just copied in", "src/backend/wasm/winograd_drivers.ts", "    if (trial.calls > 0) trial.fastest[way] = Math.min(trial.fastest[way], performance.now() - t0);", "    trial.fastest[way] = Math.min(trial.fastest[way], performance.now() - t0);", ["test/backend/wasm.test.ts"]],
+  ["train", "fit's trial of halves judged by its mean step", "src/train/fit.ts", "const halvesMs = medianOf(halves), otherMs = medianOf(other);", "const halvesMs = halves.reduce((s, v) => s + v, 0) / halves.length, otherMs = other.reduce((s, v) => s + v, 0) / other.length;", ["test/train/data_parallel.test.ts"]],
+  ["train", "fit's trial keeps the halves on a tie", "src/train/fit.ts", "return { byHalves: halvesMs < otherMs, halvesMs, otherMs };", "return { byHalves: halvesMs <= otherMs, halvesMs, otherMs };", ["test/train/data_parallel.test.ts"]],
+  ["train", "the trial's median of an even count is its upper middle value", "src/train/fit.ts", "return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;", "return s[m];", ["test/train/data_parallel.test.ts"]],
 ];
 
 const args = process.argv.slice(2);

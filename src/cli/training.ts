@@ -44,7 +44,7 @@ export async function trainWithProgress(model: Module, data: Dataset, opts: FitO
           trialSaid = true;
           io.progress('');
           const how = s.halves.byHalves ? 'by halves of the batch, one on each thread' : 'on this thread, the blocks\' dW on the other';
-          io.err(`${label}: two threads: steps ${how} (a step ${s.halves.halvesMs.toFixed(1)} ms by halves, ${s.halves.otherMs.toFixed(1)} ms the other way; the same bits either way)`);
+          io.err(`${label}: two threads: steps ${how} (a median step of the trial ${s.halves.halvesMs.toFixed(1)} ms by halves, ${s.halves.otherMs.toFixed(1)} ms the other way; the same bits either way)`);
         }
         smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
         const now = performance.now();

@@ -143,9 +143,28 @@ function* fitSteps(model: Module, data: Dataset, opts: FitOptions): Generator<vo
 export interface HalvesTrial {
   /** whether the steps go by halves of the batch from here */
   byHalves: boolean;
-  /** mean ms of a step by halves and of one as before, over the trial's steps */
+  /** median ms of a step by halves and of one as before, over the trial's steps */
   halvesMs: number;
   otherMs: number;
+}
+
+/**
+ * The trial's outcome from each way's timed steps (ms): the faster by its median step. Steps 300–364
+ * of a run still have V8 compiling now and then on either thread (a step of 20–45 ms among steps of
+ * 5–8) and the first step after each switch of way is slow, and those tails decided a trial by means
+ * at random: on the AMD VM (docs/performance.md, nineteenth session) six trials by means kept the way
+ * that ran slower over the next 600 steps of each way three times (by 8–11%); their medians kept the
+ * faster one in all six. On a tie the other way is kept.
+ */
+export function trialOutcome(halves: readonly number[], other: readonly number[]): HalvesTrial {
+  const halvesMs = medianOf(halves), otherMs = medianOf(other);
+  return { byHalves: halvesMs < otherMs, halvesMs, otherMs };
+}
+
+// the middle value, or the mean of the two middle values of an even count
+function medianOf(a: readonly number[]): number {
+  const s = [...a].sort((p, q) => p - q), m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Steps of each kind a trial times, after halvesWarmup by halves untimed, the two ways taking
@@ -180,8 +199,7 @@ export function setHalvesWarmup(steps: number): number {
  *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
  *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
  * Where both can run, a trial times TRIAL_STEPS of each (after halvesWarmup by halves) and keeps
- * the faster by its mean (two threads whose halves meet at every BatchNorm lose to any stall of
- * either: on a busy 2-vCPU VM the halves' median step was 1.5× faster and their mean no faster).
+ * the faster by its median step (trialOutcome).
  * `halves` pins the choice (true: by halves wherever they apply, false: never); `trial` says what
  * was measured. The one-thread switch is decided once: an epoch's smaller last batch does not move
  * later epochs. (Exported for bench/torch.ts, which runs a step as fit does.)
@@ -223,11 +241,7 @@ export class TrainingSteps {
     if (timed) {
       if (!halves || this.warm === halvesWarmup) (halves ? this.timed.halves : this.timed.other).push(performance.now() - t0);
       else this.warm++;
-      if (this.timed.other.length === TRIAL_STEPS && this.timed.halves.length === TRIAL_STEPS) {
-        const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
-        const halvesMs = mean(this.timed.halves), otherMs = mean(this.timed.other);
-        this.trial = { byHalves: halvesMs < otherMs, halvesMs, otherMs };
-      }
+      if (this.timed.other.length === TRIAL_STEPS && this.timed.halves.length === TRIAL_STEPS) this.trial = trialOutcome(this.timed.halves, this.timed.other);
     }
     return r;
   }

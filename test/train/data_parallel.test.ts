@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { getThreads, setThreads, workersReady } from '../../src/backend/threads.js';
 import { RepVGG } from '../../src/nn/repvgg.js';
-import { type StepInfo, fit, setHalvesWarmup } from '../../src/train/fit.js';
+import { type StepInfo, fit, setHalvesWarmup, trialOutcome } from '../../src/train/fit.js';
 import { HalvesTrainer, halvesStats } from '../../src/train/data_parallel.js';
 import { AUTO_AFTER } from '../../src/ops/conv2d.js';
 
@@ -79,8 +79,8 @@ describe('training by halves of the batch', () => {
 
   // Unpinned, fit runs steps by halves untimed (300 by default: the worker builds its replica, and V8
   // compiles both halves' code over hundreds of steps; 20 here), then times 32 steps each way, the
-  // two ways taking turns four steps at a time, keeps the faster by its mean, and says so in each
-  // step's info; the same bits whichever it keeps. Pinned false, no step goes by halves.
+  // two ways taking turns four steps at a time, keeps the faster by its median step, and says so in
+  // each step's info; the same bits whichever it keeps. Pinned false, no step goes by halves.
   it('unpinned, a trial of both ways taking turns keeps the faster and reports it; pinned false, none by halves; the same bits every way', () => {
     const data = dataset(96, 12);
     const trained = (threads: number, halves?: boolean) => {
@@ -111,6 +111,16 @@ describe('training by halves of the batch', () => {
     } finally {
       setHalvesWarmup(warmup);
     }
+  });
+
+  it("the trial keeps the way whose median step is faster, whatever a few slow steps do to the mean", () => {
+    // the shape of a trial on a busy VM: steps by halves at 5 ms with two compilation stalls of 40 ms
+    // (mean 7.1875), the other way at 6 ms throughout; medians 5 and 6
+    const halves = [...new Array(30).fill(5), 40, 40], other = new Array(32).fill(6);
+    expect(trialOutcome(halves, other)).toEqual({ byHalves: true, halvesMs: 5, otherMs: 6 });
+    // an even count's median is the mean of its two middle values; a tie keeps the other way
+    expect(trialOutcome([1, 4, 6, 9], [4, 6, 7, 2])).toEqual({ byHalves: false, halvesMs: 5, otherMs: 5 });
+    expect(trialOutcome([3, 1, 2], [2, 9, 9])).toEqual({ byHalves: true, halvesMs: 2, otherMs: 9 });
   });
 
   it('a step whose second half fails throws that half\'s error, leaves no thread waiting, and the next step runs', () => {
