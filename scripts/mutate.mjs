@@ -688,6 +688,7 @@ const MUTANTS = [
   ["train", "fit's trial of halves judged by its mean step", "src/train/fit.ts", "const halvesMs = medianOf(halves), otherMs = medianOf(other);", "const halvesMs = halves.reduce((s, v) => s + v, 0) / halves.length, otherMs = other.reduce((s, v) => s + v, 0) / other.length;", ["test/train/data_parallel.test.ts"]],
   ["train", "fit's trial keeps the halves on a tie", "src/train/fit.ts", "return { byHalves: halvesMs < otherMs, halvesMs, otherMs };", "return { byHalves: halvesMs <= otherMs, halvesMs, otherMs };", ["test/train/data_parallel.test.ts"]],
   ["train", "the trial's median of an even count is its upper middle value", "src/train/fit.ts", "return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;", "return s[m];", ["test/train/data_parallel.test.ts"]],
+  ["wasm", "the GEMM's C block after an odd count of gathered rows' offsets (shared-memory copies byte by byte)", "src/backend/wasm/gemm_simd.ts", "colsW = tapsW + (g === undefined ? 0 : up4(K));", "colsW = tapsW + (g === undefined ? 0 : K);", ["test/backend/wasm.test.ts"]],
 ];
 
 const args = process.argv.slice(2);

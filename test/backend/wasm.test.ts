@@ -61,6 +61,32 @@ describe('the SIMD GEMM\'s memory', () => {
     setThreads(2);
   });
 
+  // V8 copies to or from a SharedArrayBuffer with relaxed atomics: word by word where both sides lie
+  // at the same offset modulo 8 bytes, byte by byte otherwise (~3× slower). A stem's im2col has
+  // K = 3·3·3 = 27 gathered rows, whose offset table sat just below C's block and left it at an odd
+  // float: each of its output rows went out byte by byte into the shared activations of two threads.
+  it('copies between its memory and shared memory at the same offset modulo 8 bytes on both sides', () => {
+    setBackend('wasm');
+    setThreads(1);
+    const x = uniform([1, 3, 40, 40], new Rng(3), -1, 1), w = uniform([8, 3, 3, 3], new Rng(4), -1, 1);
+    const out = new Tensor(new Float32Array(new SharedArrayBuffer(4 * 8 * 20 * 20)), [1, 8, 20, 20]);
+    const set = Object.getPrototypeOf(Float32Array.prototype) as { set: (this: Float32Array, src: ArrayLike<number>, at?: number) => void };
+    const original = set.set;
+    const offsets: [number, number][] = []; // (destination, source) byte offsets of each copy that touches shared memory
+    set.set = function (src, at = 0) {
+      if (ArrayBuffer.isView(src) && (this.buffer instanceof SharedArrayBuffer || src.buffer instanceof SharedArrayBuffer)) offsets.push([this.byteOffset + 4 * at, src.byteOffset]);
+      original.call(this, src, at);
+    };
+    try {
+      conv2d(x, w, null, { stride: 2, padding: 1, algorithm: 'im2col', out });
+    } finally {
+      set.set = original;
+    }
+    expect(offsets.length).toBeGreaterThan(0); // the output did leave the kernel's memory this way
+    expect(offsets.filter(([d, s]) => (d - s) % 8 !== 0)).toEqual([]);
+    setThreads(2);
+  });
+
   // A module's packed filters stay in WebAssembly memory (the arena) up to a limit; past it the arena
   // starts over, and filters larger than it are copied block by block. All three must compute the
   // same bits (the same kernel on the same values), and keeping them must save the copies.
