@@ -197,7 +197,8 @@ export function setHalvesWarmup(steps: number): number {
  *   (src/train/data_parallel.ts);
  * - its kernels on this thread with the arrays in plain memory, the blocks' dW on the workers
  *   (background jobs: see PooledClassifier). Shared memory, which the pool's split kernels need,
- *   makes every copy into and out of the kernels ~3.6× slower than plain memory.
+ *   makes every copy into and out of the kernels slower than plain memory: V8 copies it with relaxed
+ *   atomics, 1.4–3.6× plain memory's time for 400 KB in cache on the VMs measured.
  * Where both can run, a trial times TRIAL_STEPS of each (after halvesWarmup by halves) and keeps
  * the faster by its median step (trialOutcome).
  * `halves` pins the choice (true: by halves wherever they apply, false: never); `trial` says what
