@@ -689,6 +689,7 @@ const MUTANTS = [
   ["train", "fit's trial keeps the halves on a tie", "src/train/fit.ts", "return { byHalves: halvesMs < otherMs, halvesMs, otherMs };", "return { byHalves: halvesMs <= otherMs, halvesMs, otherMs };", ["test/train/data_parallel.test.ts"]],
   ["train", "the trial's median of an even count is its upper middle value", "src/train/fit.ts", "return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;", "return s[m];", ["test/train/data_parallel.test.ts"]],
   ["wasm", "the GEMM's C block after an odd count of gathered rows' offsets (shared-memory copies byte by byte)", "src/backend/wasm/gemm_simd.ts", "colsW = tapsW + (g === undefined ? 0 : up4(K));", "colsW = tapsW + (g === undefined ? 0 : K);", ["test/backend/wasm.test.ts"]],
+  ["wasm", "the GEMM's A after an odd count of a scatter's row offsets (shared-memory copies byte by byte)", "src/backend/wasm/gemm_simd.ts", "tColsW = tRowsW + (t === undefined ? 0 : up4(M));", "tColsW = tRowsW + (t === undefined ? 0 : M);", ["test/backend/wasm.test.ts"]],
 ];
 
 const args = process.argv.slice(2);

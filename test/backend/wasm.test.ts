@@ -7,7 +7,7 @@ import { floats, getInstance, releasePanels, scratchAbove, setArenaBytes, simdSt
 import { flippedFiltersSimd, padder } from '../../src/backend/wasm/gather.js';
 import { setTouchAhead, touchAhead, touchTrialTimes, touchWins, winogradInputSimd, winogradOutputSimd, winogradTilesSimd } from '../../src/backend/wasm/winograd_drivers.js';
 import { float32, inputTransformF4, outputTransformF4, winogradWeights } from '../../src/ops/conv2d_winograd.js';
-import { AUTO_AFTER, conv2d, measuredAlgorithm } from '../../src/ops/conv2d.js';
+import { AUTO_AFTER, conv2d, conv2dBackward, measuredAlgorithm } from '../../src/ops/conv2d.js';
 import { convGeometry } from '../../src/ops/conv2d_geometry.js';
 import { setBackend } from '../../src/backend/backend.js';
 import { setThreads } from '../../src/backend/threads.js';
@@ -65,6 +65,7 @@ describe('the SIMD GEMM\'s memory', () => {
   // at the same offset modulo 8 bytes, byte by byte otherwise (~3× slower). A stem's im2col has
   // K = 3·3·3 = 27 gathered rows, whose offset table sat just below C's block and left it at an odd
   // float: each of its output rows went out byte by byte into the shared activations of two threads.
+  // (A scatter's M row offsets sit below A's place the same way.)
   it('copies between its memory and shared memory at the same offset modulo 8 bytes on both sides', () => {
     setBackend('wasm');
     setThreads(1);
@@ -77,8 +78,13 @@ describe('the SIMD GEMM\'s memory', () => {
       if (ArrayBuffer.isView(src) && (this.buffer instanceof SharedArrayBuffer || src.buffer instanceof SharedArrayBuffer)) offsets.push([this.byteOffset + 4 * at, src.byteOffset]);
       original.call(this, src, at);
     };
+    // and dx, scattered by col2im: W_gᵀ (M = 27 rows, below its place in kernel memory) read whole from shared memory
+    const wShared = new Tensor(new Float32Array(new SharedArrayBuffer(4 * w.size)), w.shape);
+    wShared.data.set(w.data);
+    const dy = uniform([1, 8, 20, 20], new Rng(5), -1, 1);
     try {
       conv2d(x, w, null, { stride: 2, padding: 1, algorithm: 'im2col', out });
+      conv2dBackward(dy, x, wShared, { stride: 2, padding: 1, algorithm: 'im2col' }, { dw: false, db: false });
     } finally {
       set.set = original;
     }
