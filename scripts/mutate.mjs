@@ -690,6 +690,16 @@ const MUTANTS = [
   ["train", "the trial's median of an even count is its upper middle value", "src/train/fit.ts", "return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;", "return s[m];", ["test/train/data_parallel.test.ts"]],
   ["wasm", "the GEMM's C block after an odd count of gathered rows' offsets (shared-memory copies byte by byte)", "src/backend/wasm/gemm_simd.ts", "colsW = tapsW + (g === undefined ? 0 : up4(K));", "colsW = tapsW + (g === undefined ? 0 : K);", ["test/backend/wasm.test.ts"]],
   ["wasm", "the GEMM's A after an odd count of a scatter's row offsets (shared-memory copies byte by byte)", "src/backend/wasm/gemm_simd.ts", "tColsW = tRowsW + (t === undefined ? 0 : up4(M));", "tColsW = tRowsW + (t === undefined ? 0 : M);", ["test/backend/wasm.test.ts"]],
+  ['int8', 'kept conv weights not keyed on their array', 'src/onnx/ops_quant.ts', 'hit.w === w.data && hit.zp.length', 'hit.zp.length', ['test/onnx/quant.test.ts']],
+  ['int8', 'kept conv weights not keyed on their zero points', 'src/onnx/ops_quant.ts', 'hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.w16;', 'true) return hit.w16;', ['test/onnx/quant.test.ts']],
+  ['int8', 'kept matmul weights not keyed on their array', 'src/onnx/ops_quant.ts', 'hit.b === b.data && hit.zp.length', 'hit.zp.length', ['test/onnx/quant.test.ts']],
+  ['int8', 'kept matmul weights not keyed on their zero points', 'src/onnx/ops_quant.ts', 'hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.rows;', 'true) return hit.rows;', ['test/onnx/quant.test.ts']],
+  ['int8', 'a matmul on the integer GEMM not transposed back', 'src/onnx/ops_quant.ts', 'y[r * N + n] = yT[n * R + r]', 'y[r * N + n] = yT[r * N + n]', ['test/onnx/quant.test.ts']],
+  ['int8', 'a kept packing reused for another shape of the same filters', 'src/ops/conv2d_integer.ts', 'if (r === undefined || r.M !== Fg || r.K !== K)', 'if (r === undefined)', ['test/ops/conv2d_integer.test.ts']],
+  ['int8', 'requantize saturates past 2^30 by the wrong sign', 'src/onnx/ops_quant.ts', 'y[i] = p < 0 ? lo : hi;', 'y[i] = p < 0 ? hi : lo;', ['test/onnx/quant.test.ts']],
+  ['int8', 'requantize clamps only below', 'src/onnx/ops_quant.ts', '    q += (hi - q) & ((hi - q) >> 31);\n', '', ['test/onnx/quant.test.ts']],
+  ['int8', 'requantize clamps only above', 'src/onnx/ops_quant.ts', '    q -= (q - lo) & ((q - lo) >> 31);\n', '', ['test/onnx/quant.test.ts']],
+  ['int8', 'requantize wraps past 2^31 instead of saturating', 'src/onnx/ops_quant.ts', 'if (!(Math.abs(p) < 2 ** 30)) {', 'if (!(Math.abs(p) < 2 ** 40)) {', ['test/onnx/quant.test.ts']],
 ];
 
 const args = process.argv.slice(2);

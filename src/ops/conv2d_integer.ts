@@ -25,6 +25,18 @@ interface IntegerConvArgs {
   block: number;
 }
 
+/** Each group's filters as the GEMM's A (by offset in w), kept with w: the SIMD kernel packs A on first
+ * use and keeps the packing on it, so filters that come back (an INT8 graph's, run after run) are
+ * packed once. A w changed after a call would keep its old packing: callers pass weights they never
+ * change (ops_quant keeps its shifted copy of a graph's weights). */
+const FILTER_ROWS = new WeakMap<Int16Array, Map<number, Int16Rows>>();
+
+function filterRows(w: Int16Array): Map<number, Int16Rows> {
+  let rows = FILTER_ROWS.get(w);
+  if (rows === undefined) FILTER_ROWS.set(w, rows = new Map());
+  return rows;
+}
+
 // The items n·groups·blocks + gi·blocks + b in [i0, i1): image n, group gi, block b of positions,
 // each a GEMM of the group's filters by the im2col matrix of the block, gathered from the image's
 // zero-padded planes (never written out), or x itself for a 1×1 conv of stride 1 without padding
@@ -32,7 +44,7 @@ function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
   const { g, x, w, y, block } = a;
   const { C, H, W, F, KH, KW, Cg, Fg, Ho, Wo, sh, sw, dh, dw, pt, pb, pl, pr } = g;
   const K = Cg * KH * KW, P = Ho * Wo, blocks = Math.ceil(P / block);
-  const rows = new Map<number, Int16Rows>(); // each group's filters, packed once per part
+  const rows = filterRows(w);
   const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt === 0 && pb === 0 && pl === 0 && pr === 0;
   // B gathered from planes Hp × Wp (every tap of every output position lies inside: the conv's output
   // size says so) by the taps' offsets and each block's columns; none for a 1×1 conv that reads x
@@ -48,8 +60,8 @@ function integerItems(a: IntegerConvArgs, i0: number, i1: number): void {
   let loaded = -1; // the (image, group) whose planes are in B.src
   for (let i = i0; i < i1; i++) {
     const n = Math.floor(i / (g.groups * blocks)), gi = Math.floor(i / blocks) % g.groups, p0 = (i % blocks) * block, p1 = Math.min(P, p0 + block);
-    let r = rows.get(gi);
-    if (r === undefined) rows.set(gi, r = { data: w, offset: gi * Fg * K, M: Fg, K });
+    let r = rows.get(gi * Fg * K);
+    if (r === undefined || r.M !== Fg || r.K !== K) rows.set(gi * Fg * K, r = { data: w, offset: gi * Fg * K, M: Fg, K });
     const x0 = (n * C + gi * Cg) * H * W, yAt = (n * F + gi * Fg) * P + p0;
     if (B === null) {
       gemmInt16(r, p1 - p0, x, x0 + p0, P, y, yAt, P);

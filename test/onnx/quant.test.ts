@@ -158,6 +158,59 @@ describe('bit for bit against onnxruntime-web', () => {
     expect(Array.from(runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) }).get('y')!.data)).toEqual([-119997, -119994]);
   });
 
+  // A 2-D B runs on the integer GEMM as yᵀ = (B − b_zp)ᵀ·(A − a_zp)ᵀ (ops_quant.ts): a vector A keeps
+  // its rank (the output is [N]), and each column has its own zero point
+  it('MatMulInteger of a vector by a 2-D B with a zero point per column: the exact sums (closed form), shape [N]', () => {
+    const bytes = model([{ op: 'MatMulInteger', inputs: ['a', 'b', 'az', 'bz'], outputs: ['y'] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
+      inits: [tensor('a', [3], UINT8, bytesOf([10, 255, 0], Uint8Array)), tensor('b', [3, 2], INT8, bytesOf([1, -128, 2, 127, 3, 0], Int8Array)),
+        tensor('az', [], UINT8, bytesOf([5], Uint8Array)), tensor('bz', [2], INT8, bytesOf([1, -2], Int8Array))],
+      inputs: [valueInfo('x', [1])], outputInfos: [valueInfo('y', [2], INT32), valueInfo('xo', [1])], opset: 13,
+    });
+    const y = runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) }).get('y')!;
+    // a − 5 = (5, 250, −5); column 0 less 1: (0, 1, 2) → 250 − 10 = 240; column 1 less −2: (−126, 129, 2) → −630 + 32250 − 10 = 31610
+    expect(y.shape).toEqual([2]);
+    expect(Array.from(y.data)).toEqual([240, 31610]);
+  });
+
+  // requantize takes rte(p) + zp in 32-bit integers only where |p| < 2³⁰; past it the result lies
+  // beyond either bound and saturates by p's sign: p = ±65025·2²⁰ (M = 1·1/2⁻²⁰) gives 127 and −128
+  it('QLinearMatMul whose scaled accumulators lie past 2³¹ saturates them by their sign (closed form)', () => {
+    const bytes = model([{ op: 'QLinearMatMul', inputs: ['a', 's', 'az', 'b', 's', 'bz', 'ys', 'yz'], outputs: ['qy'] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {
+      inits: [tensor('a', [1, 1], UINT8, bytesOf([255], Uint8Array)), tensor('b', [1, 2], UINT8, bytesOf([255, 0], Uint8Array)), tensor('az', [], UINT8, bytesOf([0], Uint8Array)),
+        tensor('bz', [2], UINT8, bytesOf([0, 255], Uint8Array)), tensor('s', [], FLOAT, f32(1)), tensor('ys', [], FLOAT, f32(2 ** -20)), tensor('yz', [], INT8, bytesOf([0], Int8Array))],
+      inputs: [valueInfo('x', [1])], outputInfos: [valueInfo('qy', [1, 2], INT8), valueInfo('xo', [1])],
+    });
+    expect(Array.from(runOnnx(readOnnx(bytes), { x: new Tensor(Float32Array.of(0), [1]) }).get('qy')!.data)).toEqual([127, -128]);
+  });
+
+  // The weights less their zero points, and their packing, are kept per node between runs: they
+  // must follow the weights' array and the zero points, not the node alone
+  it('kept weights follow the node\'s weights and zero points: a model sharing nodes with another, and a zero point computed at each run, against onnxruntime-web', async () => {
+    const rng = new Rng(21);
+    const make = (b: number[]) => model([
+      { op: 'QuantizeLinear', inputs: ['x', 'xs', 'xz'], outputs: ['q'] },
+      { op: 'Cast', inputs: ['zin'], outputs: ['bz'], attrs: [intAttr('to', UINT8)] },
+      { op: 'Unsqueeze', inputs: ['q', 'axes'], outputs: ['q4'] },
+      { op: 'MatMulInteger', inputs: ['q', 'b', 'xz', 'bz'], outputs: ['acc'] },
+      { op: 'ConvInteger', inputs: ['q4', 'wc', 'xz', 'bz'], outputs: ['cacc'], attrs: [intsAttr('kernel_shape', [1, 1])] },
+    ], {
+      inits: [tensor('xs', [], FLOAT, f32(0.02)), tensor('xz', [], UINT8, bytesOf([50], Uint8Array)), tensor('b', [5, 4], UINT8, bytesOf(b, Uint8Array)),
+        tensor('wc', [4, 5, 1, 1], UINT8, bytesOf(b, Uint8Array)), tensor('axes', [2], 7, new Uint8Array(BigInt64Array.of(2n, 3n).buffer))],
+      inputs: [valueInfo('x', [3, 5]), valueInfo('zin', [])], opset: 13,
+      outputInfos: [valueInfo('acc', [3, 4], INT32), valueInfo('cacc', [3, 4, 1, 1], INT32)],
+    });
+    const bytes1 = make(ints(rng, 20, 0, 255)), bytes2 = make(ints(rng, 20, 0, 255));
+    const m1 = readOnnx(bytes1), m2 = { ...readOnnx(bytes2), nodes: m1.nodes }; // m2: m1's nodes, its own weights
+    const x = new Tensor(Float32Array.from({ length: 15 }, () => rng.next() * 4 - 1), [3, 5]);
+    for (const [m, bytes, zin] of [[m1, bytes1, 120], [m2, bytes2, 120], [m2, bytes2, 7], [m1, bytes1, 7]] as const) {
+      const ours = runOnnx(m, { x, zin: new Tensor(Float32Array.of(zin), []) });
+      const session = await ort.InferenceSession.create(bytes);
+      const r = await session.run({ x: new ort.Tensor('float32', x.data as Float32Array, [3, 5]), zin: new ort.Tensor('float32', Float32Array.of(zin), []) });
+      await session.release();
+      for (const name of ['acc', 'cacc']) expect(Array.from(ours.get(name)!.data), `${name}, zero point ${zin}`).toEqual(Array.from(r[name].data as ArrayLike<number>));
+    }
+  });
+
   it('the requantization multiplier is rounded to float32 as onnxruntime computes it: 43·248 lands on 199, where the exact multiplier gives 200', async () => {
     // scales found by search so that fl(fl(s_a·s_b)/s_y) and (s_a·s_b)/s_y round fl(10664·M) to different integers
     const bytes = model([{ op: 'QLinearMatMul', inputs: ['a', 'as', 'z', 'b', 'bs', 'z', 'ys', 'z'], outputs: ['qy'] }, { op: 'Identity', inputs: ['x'], outputs: ['xo'] }], {

@@ -36,6 +36,20 @@ describe('conv2dInteger', () => {
     }), { numRuns: 150 });
   });
 
+  // a w's packing is kept with it between calls (conv2d_integer.ts): the same array read as another
+  // shape (4 filters of 6, then 6 of 4 in two groups of 3) must be packed again, not given the first packing
+  it('weights kept between calls are packed again where the same array comes with another shape (wasm and js)', () => {
+    const rng = new Rng(31), ws = ints(rng, 24, -255, 255);
+    for (const [wShape, C, groups] of [[[4, 6, 1, 1], 6, 1], [[6, 4, 1, 1], 8, 2], [[4, 6, 1, 1], 6, 1]] as const) {
+      const xs = ints(rng, C * 2 * 3, -255, 255);
+      const ref = conv2d(new Tensor(Float64Array.from(xs), [1, C, 2, 3]), new Tensor(Float64Array.from(ws), [...wShape]), null, { groups, algorithm: 'direct' });
+      for (const b of ['wasm', 'js'] as const) {
+        const y = withBackend(b, () => conv2dInteger(xs, [1, C, 2, 3], ws, wShape, { groups }));
+        expect(Array.from(y.data), `${b} ${wShape.join('×')}`).toEqual(Array.from(ref.data));
+      }
+    }
+  });
+
   it('a 1×1 conv of stride 1 reads x in place: two images of two groups, each from its own offset, equal the reference (wasm and js)', () => {
     // (the property above almost never draws this geometry: 1×1, stride 1 and no padding on every side;
     // 2×4 maps are whole strips of 8 positions, which the kernel stages in one copy, 3×5 row by row)
