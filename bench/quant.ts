@@ -2,6 +2,7 @@
 // onnxruntime on RepVGG-A0 at 64×64): quantizeOnnx of a deploy A0 and quantReport of the training-time
 // one, on an 8×3×64×64 calibration batch, median of 3, one thread; then every quantized activation of
 // the QDQ file run here and in onnxruntime-web (per channel and per tensor, uint8 and int8), counted.
+// Then the INT8 run's pace at 224 against the float graph and onnxruntime-web.
 //   npm run build && tsc -p tsconfig.bench.json && node build/bench/quant.js
 import { RepVGG } from '../src/nn/repvgg.js';
 import { zooConfig } from '../src/nn/config.js';
@@ -12,7 +13,7 @@ import { quantizeOnnx } from '../src/onnx/quantize.js';
 import { quantReport } from '../src/onnx/quant_report.js';
 import { Rng, uniform } from '../src/tensor/rng.js';
 import { setThreads } from '../src/backend/threads.js';
-import { median } from './harness.js';
+import { alternate, median } from './harness.js';
 import { onnxProtoOf } from '../src/io/onnx.js';
 import { runOnnx } from '../src/onnx/run.js';
 import * as ort from 'onnxruntime-web';
@@ -48,4 +49,21 @@ for (const perChannel of [true, false]) for (const activations of ['uint8', 'int
     for (let i = 0; i < o.length; i++) if (o[i] !== t[i]) differing++;
   }
   console.log(`RepVGG-A0 at 64×64, ${perChannel ? 'per channel' : 'per tensor'}, ${activations}: ${differing} of ${codes} activation codes differ from onnxruntime-web's (${acts.length} quantized tensors; target 0)`);
+}
+
+// The INT8 reference's pace: the QDQ A0 (per channel, uint8) at 224, batch 1, run here as onnxruntime
+// runs it (its integer kernels), beside the float graph through the same evaluator, and
+// onnxruntime-web (one thread) on the same QDQ bytes; alternating, medians
+{
+  const calib224 = uniform([4, 3, 224, 224], new Rng(3), -1, 1), x224 = uniform([1, 3, 224, 224], new Rng(4), -1, 1);
+  const { model: qm } = quantizeOnnx(a0, calib224);
+  const bytes = onnxProtoOf(qm).encode();
+  const session = await ort.InferenceSession.create(bytes);
+  const feed = { input: new ort.Tensor('float32', x224.data as Float32Array, [...x224.shape]) };
+  const t = await alternate([
+    ['int8', () => runOnnx(qm, { input: x224 })],
+    ['float', () => runOnnx(a0, { input: x224 })],
+    ['ort', () => session.run(feed)],
+  ], 20_000, 5, 30);
+  console.log(`RepVGG-A0 INT8 (QDQ, per channel, uint8) at 224, batch 1, one thread: runOnnx ${t.int8.toFixed(1)} ms, the float graph ${t.float.toFixed(1)} ms (${(t.int8 / t.float).toFixed(2)}×), onnxruntime-web ${t.ort.toFixed(1)} ms (${(t.int8 / t.ort).toFixed(2)}×)`);
 }
