@@ -212,7 +212,7 @@ function integerMatMul(ctx: Ctx, node: OnnxNode, a: Value, b: Value, azp: Float6
     const rows = transposedWeights(ctx, node, b, bzp), a16 = rows === null ? null : shifted16(a, azp, PER_TENSOR);
     if (rows !== null && a16 !== null) {
       const R = a16.length / K, shape = [...a.shape.slice(0, -1), N];
-      const yT = new Float64Array(N * R), y = ctx.alloc(shape, 'int');
+      const yT = ctx.alloc([N, R], 'int') as Float64Array, y = ctx.alloc(shape, 'int');
       // B(k, r) = a16[r·K + k]: a's row r as column r
       gemmInt16(rows, R, { src: a16, taps: Int32Array.from({ length: K }, (_, k) => k), cols: Int32Array.from({ length: R }, (_, r) => r * K) }, 0, 0, yT, 0, R);
       for (let n = 0; n < N; n++) for (let r = 0; r < R; r++) y[r * N + n] = yT[n * R + r];
