@@ -111,10 +111,11 @@ function shifted(ctx: OpContext, v: Value, zp: Float64Array, runs: AxisRuns): Fl
 
 /** x − zp as 16-bit integers, zp per run of elements, where every zero point is a value of v's type
  * (then |x − zp| ≤ 255); null where one is not (a malformed zero point: the float64 path takes it). */
-function shifted16(v: Value, zp: Float64Array, runs: AxisRuns): Int16Array | null {
+function shifted16(v: Value, zp: Float64Array, runs: AxisRuns, shared = false): Int16Array | null {
   const [lo, hi] = RANGE[v.dtype];
   if (!zp.every((z) => Number.isInteger(z) && z >= lo && z <= hi)) return null;
-  return shiftInto(v, zp, runs, new Int16Array(v.data.length));
+  const n = v.data.length;
+  return shiftInto(v, zp, runs, shared && typeof SharedArrayBuffer === 'function' ? new Int16Array(new SharedArrayBuffer(2 * n)) : new Int16Array(n));
 }
 
 /** The weights less their zero points in 16 bits (shifted16), kept per node with the weight array and
@@ -127,7 +128,9 @@ const SHIFTED_WEIGHTS = new WeakMap<OnnxNode, { w: Value['data']; zp: Float64Arr
 function shiftedWeights(ctx: Ctx, node: OnnxNode, w: Value, zp: Float64Array, runs: AxisRuns): Int16Array | null {
   const hit = SHIFTED_WEIGHTS.get(node);
   if (hit !== undefined && hit.w === w.data && hit.zp.length === zp.length && hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.w16;
-  const w16 = shifted16(w, zp, runs);
+  // in shared memory where it exists: conv2dInteger hands an unshared one to the pool as a new shared
+  // copy at every call, whose packing would not be kept
+  const w16 = shifted16(w, zp, runs, ctx.cacheConvs !== false);
   if (ctx.cacheConvs !== false) SHIFTED_WEIGHTS.set(node, { w: w.data, zp, w16 });
   return w16;
 }
