@@ -118,21 +118,27 @@ function shifted16(v: Value, zp: Float64Array, runs: AxisRuns, shared = false): 
   return shiftInto(v, zp, runs, shared && typeof SharedArrayBuffer === 'function' ? new Int16Array(new SharedArrayBuffer(2 * n)) : new Int16Array(n));
 }
 
-/** The weights less their zero points in 16 bits (shifted16), kept per node with the weight array and
- * zero points they came from: an initializer's value is the same array every run and never changes,
- * and conv2dInteger keeps its packing with the array it is given. Shifting and packing RepVGG-A0's
- * 7.8 M weights at every forward took ~35 ms of its 130 ms INT8 run. A run that frees its weights after
- * use (cacheConvs false) keeps nothing. */
-const SHIFTED_WEIGHTS = new WeakMap<OnnxNode, { w: Value['data']; zp: Float64Array; w16: Int16Array | null }>();
+/** What a node derives from its weights, kept per node with the weight array and zero points it came
+ * from: an initializer's value is the same array every run and never changes. Shifting and packing
+ * RepVGG-A0's 7.8 M weights at every forward took ~35 ms of its 130 ms INT8 run. A run that frees its
+ * weights after use (cacheConvs false) keeps nothing. */
+type KeptPerNode<T> = WeakMap<OnnxNode, { w: Value['data']; zp: Float64Array; value: T }>;
+
+function keptPerNode<T>(kept: KeptPerNode<T>, ctx: Ctx, node: OnnxNode, w: Value, zp: Float64Array, make: () => T): T {
+  const hit = kept.get(node);
+  if (hit !== undefined && hit.w === w.data && hit.zp.length === zp.length && hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.value;
+  const value = make();
+  if (ctx.cacheConvs !== false) kept.set(node, { w: w.data, zp, value });
+  return value;
+}
+
+/** A conv's weights less their zero points in 16 bits (shifted16); conv2dInteger keeps its packing
+ * with the array it is given. In shared memory where it exists when kept: conv2dInteger hands an
+ * unshared one to the pool as a new shared copy at every call, whose packing would not be kept. */
+const SHIFTED_WEIGHTS: KeptPerNode<Int16Array | null> = new WeakMap();
 
 function shiftedWeights(ctx: Ctx, node: OnnxNode, w: Value, zp: Float64Array, runs: AxisRuns): Int16Array | null {
-  const hit = SHIFTED_WEIGHTS.get(node);
-  if (hit !== undefined && hit.w === w.data && hit.zp.length === zp.length && hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.w16;
-  // in shared memory where it exists: conv2dInteger hands an unshared one to the pool as a new shared
-  // copy at every call, whose packing would not be kept
-  const w16 = shifted16(w, zp, runs, ctx.cacheConvs !== false);
-  if (ctx.cacheConvs !== false) SHIFTED_WEIGHTS.set(node, { w: w.data, zp, w16 });
-  return w16;
+  return keptPerNode(SHIFTED_WEIGHTS, ctx, node, w, zp, () => shifted16(w, zp, runs, ctx.cacheConvs !== false));
 }
 
 // out[i] = x[i] − zp of i's run
@@ -183,23 +189,19 @@ function integerConv(ctx: Ctx, node: OnnxNode, x: Value, w: Value, xzp: Float64A
   }
 }
 
-/** (b − b_zp)ᵀ in 16 bits as the integer GEMM's A (N rows of K), kept per node like the conv weights
- * (SHIFTED_WEIGHTS), its packing with it; null where a zero point is not of b's type. */
-const TRANSPOSED_WEIGHTS = new WeakMap<OnnxNode, { b: Value['data']; zp: Float64Array; rows: Int16Rows | null }>();
+/** (b − b_zp)ᵀ in 16 bits as the integer GEMM's A (N rows of K), kept per node (keptPerNode), its
+ * packing with it; null where a zero point is not of b's type. */
+const TRANSPOSED_WEIGHTS: KeptPerNode<Int16Rows | null> = new WeakMap();
 
 function transposedWeights(ctx: Ctx, node: OnnxNode, b: Value, zp: Float64Array): Int16Rows | null {
-  const hit = TRANSPOSED_WEIGHTS.get(node);
-  if (hit !== undefined && hit.b === b.data && hit.zp.length === zp.length && hit.zp.every((z, i) => Object.is(z, zp[i]))) return hit.rows;
-  const [K, N] = b.shape;
-  const b16 = shifted16(b, zp, { n: N, inner: 1 });
-  let rows: Int16Rows | null = null;
-  if (b16 !== null) {
+  return keptPerNode(TRANSPOSED_WEIGHTS, ctx, node, b, zp, () => {
+    const [K, N] = b.shape;
+    const b16 = shifted16(b, zp, { n: N, inner: 1 });
+    if (b16 === null) return null;
     const t = new Int16Array(N * K);
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) t[n * K + k] = b16[k * N + n];
-    rows = { data: t, offset: 0, M: N, K };
-  }
-  if (ctx.cacheConvs !== false) TRANSPOSED_WEIGHTS.set(node, { b: b.data, zp, rows });
-  return rows;
+    return { data: t, offset: 0, M: N, K };
+  });
 }
 
 /** Σ_k (a − a_zp)(b − b_zp[n]) with NumPy matmul broadcasting: exact. A 2-D b (a layer's weights)
